@@ -1,0 +1,165 @@
+import type { EffectiveSetting } from '../config/settings.js';
+import type { DeliveryOutcome } from '../commands/deliver-pending.js';
+import type { RetryResult } from '../commands/deliveries.js';
+import type { ImportResult } from '../commands/licenses.js';
+import type { ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { SendTestEventResult } from '../commands/send-test-event.js';
+import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
+import type { LicenseRow } from '../storage/licenses.repository.js';
+import { type Output, table } from './output.js';
+
+const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
+
+function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
+  const status =
+    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
+  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : (outcome.lastError ?? '');
+  return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
+}
+
+export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
+  const counts = result.dueCounts;
+  const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
+  out.info(`process-expirations at ${result.now}${mode}`);
+  out.info(`  database: ${databaseFile}`);
+  out.info(
+    `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
+  );
+  if (result.dryRun || !result.webhooksEnabled) {
+    for (const event of result.due) {
+      const days = event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`;
+      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${event.licenseCode} (id ${event.licenseId}): ${event.date}${days}`);
+    }
+  }
+  if (!result.webhooksEnabled) {
+    out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
+  }
+  if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
+  if (!result.dryRun && result.webhooksEnabled) {
+    out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
+    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
+    for (const outcome of result.deliveries) if (outcome.status !== 'delivered') out.info(outcomeLine(out, outcome));
+  }
+}
+
+export function printAbandonedToStderr(out: Output, outcomes: DeliveryOutcome[]): void {
+  const abandoned = outcomes.filter((outcome) => outcome.status === 'abandoned');
+  if (abandoned.length === 0) return;
+  out.warn(`${plural(abandoned.length, 'delivery')} abandoned (see "license-manager deliveries list --status abandoned"; re-send with "deliveries retry --abandoned"):`);
+  for (const outcome of abandoned) out.io.stderr.write(`${outcomeLine(out, outcome)}\n`);
+}
+
+export function printSettings(out: Output, settings: EffectiveSetting[]): void {
+  out.info(
+    table([
+      ['KEY', 'VALUE', 'SOURCE'],
+      ...settings.map((setting) => [
+        setting.key,
+        setting.value ?? out.paint.dim('(not set)'),
+        setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
+      ]),
+    ]),
+  );
+}
+
+export function printLicenses(out: Output, rows: LicenseRow[]): void {
+  if (rows.length === 0) {
+    out.info('No licenses match. Load some with "license-manager licenses import <file>".');
+    return;
+  }
+  out.info(
+    table([
+      ['ID', 'CODE', 'STATUS', 'EXPIRES', 'UPDATES UNTIL', 'PRODUCT', 'EMAIL'],
+      ...rows.map((row) => [
+        String(row.id),
+        row.license_code,
+        row.status,
+        row.expires_at ?? 'lifetime',
+        row.updates_until ?? '-',
+        row.product_name ?? row.product_id ?? '-',
+        row.email ?? '-',
+      ]),
+    ]),
+  );
+}
+
+export function printImport(out: Output, result: ImportResult): void {
+  out.info(`Imported ${plural(result.rows, 'license')} from ${result.file} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
+}
+
+export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
+  if (rows.length === 0) {
+    out.info('No deliveries match.');
+    return;
+  }
+  out.info(
+    table([
+      ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'],
+      ...rows.map((row) => [
+        String(row.id),
+        row.event_type,
+        row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
+        row.status,
+        String(row.attempts),
+        row.last_status_code === null ? '-' : String(row.last_status_code),
+        row.created_at,
+        row.last_error ?? '',
+      ]),
+    ]),
+  );
+}
+
+export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
+  const { delivery, attempts } = found;
+  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${delivery.license_code ?? `license id ${delivery.license_id}`}`);
+  out.info(`  event id:   ${delivery.event_id}`);
+  out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
+  out.info(`  recorded:   ${delivery.created_at}`);
+  out.info(`  body:       ${delivery.body}`);
+  if (attempts.length === 0) {
+    out.info('  no attempts yet');
+    return;
+  }
+  out.info(
+    table([
+      ['  #', 'STARTED', 'MS', 'STATUS', 'ERROR'],
+      ...attempts.map((attempt) => [
+        `  ${attempt.attempt}`,
+        attempt.started_at,
+        String(attempt.duration_ms),
+        attempt.status_code === null ? '-' : String(attempt.status_code),
+        attempt.error ?? '',
+      ]),
+    ]),
+  );
+}
+
+export function printRetry(out: Output, result: RetryResult): void {
+  if (result.selected.length === 0) {
+    out.info('Nothing to re-send: no abandoned deliveries match.');
+    return;
+  }
+  if (result.dryRun) {
+    out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
+    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${item.licenseCode ?? ''}`);
+    return;
+  }
+  out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
+  for (const outcome of result.outcomes) out.info(outcomeLine(out, outcome));
+}
+
+export function printTestEvent(out: Output, result: SendTestEventResult): void {
+  out.info(`POST ${result.url}`);
+  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${value}`);
+  if (!result.signed) out.info(out.paint.dim('(no secret set: no X-Webhook-Signature header)'));
+  out.info('');
+  out.info(result.body);
+  out.info('');
+  for (const attempt of result.delivery.attempts) {
+    const status = attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`;
+    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`);
+    if (attempt.responsePrefix) out.info(`  response: ${attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim()}`);
+  }
+  const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
+  out.info(`${verdict} after ${plural(result.delivery.attempts.length, 'attempt')}`);
+}

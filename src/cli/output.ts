@@ -1,0 +1,68 @@
+import { Chalk, type ChalkInstance } from 'chalk';
+
+/** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
+export interface Io {
+  stdout: { write(text: string): unknown; isTTY?: boolean };
+  stderr: { write(text: string): unknown; isTTY?: boolean };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+export interface OutputOptions {
+  json: boolean;
+  quiet: boolean;
+  color: boolean;
+  verbose: boolean;
+}
+
+export class Output {
+  readonly paint: ChalkInstance;
+  readonly errPaint: ChalkInstance;
+
+  constructor(
+    readonly io: Io,
+    readonly options: OutputOptions,
+  ) {
+    const allowed = options.color && io.env.NO_COLOR === undefined;
+    this.paint = new Chalk({ level: allowed && io.stdout.isTTY ? 1 : 0 });
+    this.errPaint = new Chalk({ level: allowed && io.stderr.isTTY ? 1 : 0 });
+  }
+
+  /** Human output; silent under --quiet and --json. */
+  info(text: string): void {
+    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${text}\n`);
+  }
+
+  /** The one JSON document of a --json run. */
+  json(value: unknown): void {
+    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** Warnings go to stderr, even under --quiet: they are trouble cron should mail. */
+  warn(text: string): void {
+    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${text}\n`);
+  }
+
+  error(text: string): void {
+    this.io.stderr.write(`${this.errPaint.red('error:')} ${text}\n`);
+  }
+
+  /** Output that is the answer itself (settings get): printed even under --quiet. */
+  result(text: string): void {
+    if (!this.options.json) this.io.stdout.write(`${text}\n`);
+  }
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, visibleLength(cell))));
+  return rows
+    .map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell + ' '.repeat(widths[index]! - visibleLength(cell)))).join('  '))
+    .join('\n');
+}
+
+function visibleLength(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+}

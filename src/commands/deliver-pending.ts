@@ -1,0 +1,141 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { $Fetch } from 'ofetch';
+import { systemClock, type Clock } from '../clock.js';
+import type { Database } from '../storage/database.table.js';
+import {
+  claimDeliveries,
+  finishDelivery,
+  recordAttempt,
+  renewLeases,
+  type DeliveryRow,
+} from '../storage/deliveries.repository.js';
+import { formatUtc } from '../time.js';
+import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { Slots } from '../webhooks/slots.js';
+
+export const DEFAULT_LEASE_MS = 60_000;
+
+/** Identifies one run in `claimed_by`: host and pid let a later run on the same host see that it died. */
+export function newRunId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}
+
+export interface DeliverPendingOptions {
+  runId: string;
+  policy: DeliveryPolicy;
+  concurrency: number;
+  /** Real time, for leases and attempt times (never the `--now` of the expiry rules). */
+  clock?: Clock;
+  stop?: AbortSignal;
+  leaseMs?: number;
+  /** Only these deliveries (`deliveries retry`); otherwise every pending or lapsed one. */
+  ids?: readonly number[];
+  fetch?: $Fetch;
+  onResult?: (row: DeliveryRow, result: DeliveryResult) => void;
+}
+
+export interface DeliveryOutcome {
+  id: number;
+  eventId: string;
+  eventType: string;
+  status: DeliveryResult['status'];
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+}
+
+export interface DeliverPendingResult {
+  delivered: number;
+  abandoned: number;
+  /** Handed back as pending because the run was stopped between retries. */
+  released: number;
+  outcomes: DeliveryOutcome[];
+}
+
+/**
+ * Claims pending deliveries a window at a time and sends them concurrently: `concurrency` bounds the HTTP
+ * attempts in flight, while a delivery waiting for its retry holds no slot. Every attempt is logged as it
+ * ends; a run that dies leaves its claims to lapse and be taken over.
+ */
+export async function deliverPending(db: Kysely<Database>, options: DeliverPendingOptions): Promise<DeliverPendingResult> {
+  const clock = options.clock ?? systemClock;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const slots = new Slots(options.concurrency);
+  const windowSize = Math.max(options.concurrency * 4, 32);
+  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, outcomes: [] };
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+
+  const heartbeat = setInterval(() => {
+    renewLeases(db, options.runId, clock.now().getTime() + leaseMs).catch(() => undefined);
+  }, Math.max(1000, Math.floor(leaseMs / 3)));
+  heartbeat.unref();
+
+  const run = async (row: DeliveryRow) => {
+    const previousAttempts = row.attempts;
+    const outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
+      clock,
+      slots,
+      stop: options.stop,
+      fetch: options.fetch,
+      onAttempt: (attempt) =>
+        recordAttempt(db, row.id, {
+          attempt: previousAttempts + attempt.attempt,
+          started_at: formatUtc(attempt.startedAt),
+          duration_ms: attempt.durationMs,
+          status_code: attempt.statusCode,
+          error: attempt.error,
+        }),
+    });
+    const final = outcome.status === 'released' ? 'pending' : outcome.status;
+    await finishDelivery(db, row.id, options.runId, final, final === 'pending' ? null : formatUtc(clock.now()));
+    result[outcome.status] += 1;
+    result.outcomes.push({
+      id: row.id,
+      eventId: row.event_id,
+      eventType: row.event_type,
+      status: outcome.status,
+      attempts: previousAttempts + outcome.attempts.length,
+      lastStatusCode: outcome.lastStatusCode,
+      lastError: outcome.lastError,
+    });
+    options.onResult?.(row, outcome);
+  };
+
+  try {
+    for (;;) {
+      if (options.stop?.aborted || failure) break;
+      let claimedAny = false;
+      // Claim when half the window is free: one UPDATE per batch, not per event.
+      if (windowSize - inFlight.size >= windowSize / 2) {
+        const nowMs = clock.now().getTime();
+        const claimed = await claimDeliveries(db, {
+          runId: options.runId,
+          limit: windowSize - inFlight.size,
+          leaseUntil: nowMs + leaseMs,
+          nowMs,
+          ids: options.ids,
+        });
+        claimedAny = claimed.length > 0;
+        for (const row of claimed) {
+          const task: Promise<void> = run(row)
+            .catch((error: unknown) => {
+              failure ??= error;
+            })
+            .finally(() => inFlight.delete(task));
+          inFlight.add(task);
+        }
+      }
+      if (inFlight.size === 0 && !claimedAny) break;
+      if (inFlight.size > 0) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  } finally {
+    clearInterval(heartbeat);
+  }
+  if (failure) throw failure;
+  result.outcomes.sort((a, b) => a.id - b.id);
+  return result;
+}

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import { usageError } from '../errors.js';
+import {
+  LICENSE_STATUSES,
+  listLicenses as queryLicenses,
+  upsertLicenses,
+  type LicenseInput,
+  type LicenseRow,
+  type LicenseStatus,
+} from '../storage/licenses.repository.js';
+import { DAY_MS, formatUtc, parseUtc } from '../time.js';
+import type { CommandContext } from './context.js';
+import { readImportFile, type ImportFormat, type ImportRecord } from './import-file.js';
+
+const COLUMNS = ['id', 'license_code', 'product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until', 'created_at', 'updated_at'];
+
+const optionalText = z
+  .union([z.string(), z.number()])
+  .nullable()
+  .optional()
+  .transform((value) => (value === undefined || value === null ? value : String(value).trim() || null));
+
+const dateField = z
+  .string()
+  .nullable()
+  .optional()
+  .transform((value, ctx) => {
+    if (value === undefined || value === null) return value;
+    const date = parseUtc(value);
+    if (!date) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not an ISO-8601 date or date-time (e.g. 2025-01-31 or 2025-01-31T12:00:00Z)` });
+      return z.NEVER;
+    }
+    return formatUtc(date);
+  });
+
+const licenseRecordSchema = z
+  .object({
+    id: z.union([z.int().positive(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)]).nullable().optional(),
+    license_code: z.union([z.string(), z.number()], 'is required').transform((value) => String(value).trim()).pipe(z.string().min(1, 'is required')),
+    product_id: optionalText,
+    product_name: optionalText,
+    customer_id: optionalText,
+    email: optionalText,
+    status: z.enum(LICENSE_STATUSES, `must be one of ${LICENSE_STATUSES.join(', ')}`).optional(),
+    expires_at: dateField,
+    updates_until: dateField,
+    // Timestamps of the source system are accepted and ignored: ours record when this database changed.
+    created_at: z.unknown().optional(),
+    updated_at: z.unknown().optional(),
+  })
+  .strict();
+
+function toInput(record: ImportRecord, file: string): LicenseInput {
+  const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
+  const where = `${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}`;
+  if (unknownColumn) throw usageError(`${where}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
+  const parsed = licenseRecordSchema.safeParse(record.fields);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || 'record';
+    throw usageError(`${where}: field ${field} ${issue.message}. Nothing was imported.`);
+  }
+  const { created_at: _created, updated_at: _updated, id, ...rest } = parsed.data;
+  const input: LicenseInput = { ...rest } as LicenseInput;
+  if (id !== undefined && id !== null) input.id = id;
+  for (const key of Object.keys(input) as Array<keyof LicenseInput>) if (input[key] === undefined) delete input[key];
+  return input;
+}
+
+export interface ImportResult {
+  file: string;
+  format: ImportFormat;
+  rows: number;
+  inserted: number;
+  updated: number;
+}
+
+/** `licenses import <file>`: validate every row first, then upsert all of them in one transaction. */
+export async function importLicenses(context: CommandContext, file: string, now: Date): Promise<ImportResult> {
+  const { format, records } = await readImportFile(file);
+  const inputs = records.map((record) => toInput(record, file));
+  const seen = new Map<string, number>();
+  for (const [index, input] of inputs.entries()) {
+    const earlier = seen.get(input.license_code);
+    if (earlier !== undefined) {
+      throw usageError(`${file}: row ${records[index]!.row}: field license_code "${input.license_code}" repeats row ${earlier}. Nothing was imported.`);
+    }
+    seen.set(input.license_code, records[index]!.row);
+  }
+  try {
+    const { inserted, updated } = await upsertLicenses(context.db, inputs, formatUtc(now));
+    return { file, format, rows: inputs.length, inserted, updated };
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? '';
+    if (code.startsWith('SQLITE_CONSTRAINT')) {
+      throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+export interface ListLicensesOptions {
+  status?: string;
+  expiringWithinDays?: string;
+  limit?: string;
+  now: Date;
+}
+
+export async function listLicenses(context: CommandContext, options: ListLicensesOptions): Promise<LicenseRow[]> {
+  let status: LicenseStatus | undefined;
+  if (options.status !== undefined) {
+    if (!(LICENSE_STATUSES as readonly string[]).includes(options.status)) {
+      throw usageError(`--status must be one of ${LICENSE_STATUSES.join(', ')}, not "${options.status}".`);
+    }
+    status = options.status as LicenseStatus;
+  }
+  let expiring: { expiringAfter: string; expiringBefore: string } | undefined;
+  if (options.expiringWithinDays !== undefined) {
+    const days = wholeNumber('--expiring-within', options.expiringWithinDays);
+    expiring = { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + days * DAY_MS)) };
+  }
+  const limit = options.limit === undefined ? undefined : wholeNumber('--limit', options.limit);
+  return queryLicenses(context.db, { status, ...expiring, limit });
+}
+
+export function wholeNumber(option: string, text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw usageError(`${option} takes a whole number, not "${text}".`);
+  return Number(text);
+}

@@ -1,0 +1,174 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { $Fetch } from 'ofetch';
+import { systemClock, type Clock } from '../clock.js';
+import { usageError } from '../errors.js';
+import { dueEvents, dueWindows, type DueEvent, type EventType, type ExpirationPolicy } from '../expirations/rules.js';
+import type { Database } from '../storage/database.table.js';
+import { existingEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
+import { findDueCandidates, type LicenseRow } from '../storage/licenses.repository.js';
+import { formatUtc, parseUtc } from '../time.js';
+import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
+import type { CommandContext } from './context.js';
+import { deliverPending, newRunId, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
+
+export interface ProcessExpirationsOptions {
+  /** The instant the rules are applied at; defaults to the clock's. */
+  now?: Date;
+  dryRun?: boolean;
+  /** Real time for leases and attempts. */
+  clock?: Clock;
+  stop?: AbortSignal;
+  fetch?: $Fetch;
+  onWarning?: (message: string) => void;
+}
+
+export interface DueEventReport {
+  type: EventType;
+  licenseId: number;
+  licenseCode: string;
+  date: string;
+  daysUntilExpiry?: number;
+}
+
+export interface ProcessExpirationsResult {
+  now: string;
+  dryRun: boolean;
+  webhooksEnabled: boolean;
+  /** Events due at `now` that no earlier run recorded. */
+  due: DueEventReport[];
+  dueCounts: Record<EventType, number>;
+  /** Rows this run added to webhook_deliveries. */
+  recorded: number;
+  /** Licenses whose status this run set to `expired`. */
+  markedExpired: number;
+  /** Rows skipped for bad data (unparsable dates). */
+  skipped: number;
+  delivered: number;
+  abandoned: number;
+  released: number;
+  deliveries: DeliveryOutcome[];
+}
+
+/** A license row as the rules see it, or a reason it cannot be read. */
+function readDates(row: LicenseRow): { expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } {
+  const expiresAt = row.expires_at === null ? null : parseUtc(row.expires_at);
+  if (expiresAt === undefined) return { problem: `expires_at "${row.expires_at}" is not a date` };
+  const updatesUntil = row.updates_until === null ? null : parseUtc(row.updates_until);
+  if (updatesUntil === undefined) return { problem: `updates_until "${row.updates_until}" is not a date` };
+  return { expiresAt, updatesUntil };
+}
+
+export function eventSubject(row: LicenseRow): EventSubject {
+  return {
+    license_id: row.id,
+    license_code: row.license_code,
+    product_id: row.product_id,
+    product_reference_id: row.product_name,
+    customer_id: row.customer_id,
+    email: row.email,
+  };
+}
+
+export function eventDetails(event: DueEvent): EventDetails {
+  switch (event.type) {
+    case 'license.expiring':
+      return { type: event.type, expiresAt: event.date, daysUntilExpiry: event.daysUntilExpiry ?? 0 };
+    case 'license.expired':
+      return { type: event.type, expiresAt: event.date };
+    case 'license.update_support_expired':
+      return { type: event.type, updatesUntil: event.date };
+  }
+}
+
+/** Reads the due window, decides which events are new, and returns them with their licenses. */
+async function findNewEvents(
+  db: Kysely<Database>,
+  now: Date,
+  policy: ExpirationPolicy,
+  onWarning: (message: string) => void,
+): Promise<{ events: Array<{ event: DueEvent; license: LicenseRow }>; skipped: number }> {
+  const windows = dueWindows(now, policy);
+  const candidates = await findDueCandidates(db, {
+    oldest: formatUtc(windows.oldest),
+    expiresBefore: formatUtc(windows.expiresBefore),
+    now: formatUtc(now),
+  });
+  const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
+  let skipped = 0;
+  for (const license of candidates) {
+    const dates = readDates(license);
+    if ('problem' in dates) {
+      skipped += 1;
+      onWarning(`Skipped license id ${license.id} (${license.license_code}): ${dates.problem}.`);
+      continue;
+    }
+    for (const event of dueEvents({ id: license.id, status: license.status, ...dates }, now, policy)) due.push({ event, license });
+  }
+  const existing = await existingEventKeys(db, due.map(({ event }) => event.key));
+  return { events: due.filter(({ event }) => !existing.has(event.key)), skipped };
+}
+
+/** The cron job: record every due event once, then deliver everything pending. */
+export async function processExpirations(context: CommandContext, options: ProcessExpirationsOptions = {}): Promise<ProcessExpirationsResult> {
+  const { db, config } = context;
+  const clock = options.clock ?? systemClock;
+  const now = options.now ?? clock.now();
+  const webhooks = config.webhooks;
+  if (webhooks.enabled && !webhooks.url && !options.dryRun) {
+    throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
+  }
+  const policy: ExpirationPolicy = { warningDays: config.expirations.warningDays, lookbackDays: config.expirations.lookbackDays };
+  const { events, skipped } = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
+
+  const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
+  for (const { event } of events) dueCounts[event.type] += 1;
+  const result: ProcessExpirationsResult = {
+    now: formatUtc(now),
+    dryRun: Boolean(options.dryRun),
+    webhooksEnabled: webhooks.enabled,
+    due: events.map(({ event, license }) => ({
+      type: event.type,
+      licenseId: license.id,
+      licenseCode: license.license_code,
+      date: formatUtc(event.date),
+      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry }),
+    })),
+    dueCounts,
+    recorded: 0,
+    markedExpired: 0,
+    skipped,
+    delivered: 0,
+    abandoned: 0,
+    released: 0,
+    deliveries: [],
+  };
+  // Disabled webhooks: report only. Nothing is recorded, so enabling them later still announces what is due.
+  if (options.dryRun || !webhooks.enabled || !webhooks.url) return result;
+
+  const recordedAt = formatUtc(now);
+  const deliveries: NewDelivery[] = events.map(({ event, license }) => ({
+    event_id: randomUUID(),
+    event_key: event.key,
+    event_type: event.type,
+    license_id: license.id,
+    body: buildEventBody(eventDetails(event), eventSubject(license), now),
+  }));
+  const expiredIds = events.filter(({ event }) => event.type === 'license.expired').map(({ license }) => license.id);
+  result.recorded = await recordEvents(db, deliveries, expiredIds, recordedAt);
+  result.markedExpired = expiredIds.length;
+
+  const sent: DeliverPendingResult = await deliverPending(db, {
+    runId: newRunId(),
+    policy: { url: webhooks.url, secret: webhooks.secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+    concurrency: webhooks.concurrency,
+    clock,
+    stop: options.stop,
+    fetch: options.fetch,
+  });
+  result.delivered = sent.delivered;
+  result.abandoned = sent.abandoned;
+  result.released = sent.released;
+  result.deliveries = sent.outcomes;
+  return result;
+}

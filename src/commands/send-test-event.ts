@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import type { $Fetch } from 'ofetch';
+import { systemClock, type Clock } from '../clock.js';
+import { webhookUrlProblem } from '../config/schema.js';
+import { usageError } from '../errors.js';
+import { EVENT_TYPES, type EventType } from '../expirations/rules.js';
+import { findLicenseByCode } from '../storage/licenses.repository.js';
+import { DAY_MS, parseUtc } from '../time.js';
+import { deliver, type DeliveryResult } from '../webhooks/deliver.js';
+import { webhookHeaders } from '../webhooks/headers.js';
+import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
+import type { CommandContext } from './context.js';
+import { eventSubject } from './process-expirations.js';
+
+export interface SendTestEventOptions {
+  url?: string;
+  secret?: string;
+  event?: string;
+  license?: string;
+  clock?: Clock;
+  fetch?: $Fetch;
+}
+
+export interface SendTestEventResult {
+  url: string;
+  eventId: string;
+  eventType: EventType;
+  signed: boolean;
+  /** Headers as sent; the signature is shown because it is derived, never the secret itself. */
+  headers: Record<string, string>;
+  body: string;
+  delivery: DeliveryResult;
+}
+
+/** The reference's own sample: a license that expires in seven days. */
+const SAMPLE_SUBJECT: EventSubject = {
+  license_id: 123,
+  license_code: 'LIC-ABC-123',
+  product_id: 'PROD-001',
+  product_reference_id: 'My Product',
+  customer_id: 'CUST-001',
+  email: 'customer@example.com',
+};
+
+function sampleDetails(type: EventType, now: Date): EventDetails {
+  switch (type) {
+    case 'license.expiring':
+      return { type, expiresAt: new Date(now.getTime() + 7 * DAY_MS), daysUntilExpiry: 7 };
+    case 'license.expired':
+      return { type, expiresAt: now };
+    case 'license.update_support_expired':
+      return { type, updatesUntil: now };
+  }
+}
+
+/** Sends one event now, through the same signing and retry path as the cron job, and reports every attempt. */
+export async function sendTestEvent(context: CommandContext, options: SendTestEventOptions): Promise<SendTestEventResult> {
+  const clock = options.clock ?? systemClock;
+  const webhooks = context.config.webhooks;
+  const url = options.url ?? webhooks.url;
+  if (!url) throw usageError('No webhook URL: pass --url <url>, or run "license-manager settings set webhook-url <url>".');
+  const urlProblem = webhookUrlProblem(url);
+  if (urlProblem) throw usageError(`--url "${url}" ${urlProblem}.`);
+  if (options.secret !== undefined && options.secret.length === 0) throw usageError('--secret must not be empty.');
+  const secret = options.secret ?? webhooks.secret;
+
+  const eventType = (options.event ?? 'license.expiring') as EventType;
+  if (!EVENT_TYPES.includes(eventType)) throw usageError(`--event must be one of ${EVENT_TYPES.join(', ')}, not "${options.event}".`);
+
+  const now = clock.now();
+  let subject = SAMPLE_SUBJECT;
+  let details = sampleDetails(eventType, now);
+  if (options.license !== undefined) {
+    const license = await findLicenseByCode(context.db, options.license);
+    if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
+    subject = eventSubject(license);
+    details = licenseDetails(eventType, now, license.expires_at, license.updates_until, options.license);
+  }
+  const body = buildEventBody(details, subject, now);
+  const event = { eventId: randomUUID(), eventType, body };
+  const delivery = await deliver(
+    event,
+    { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+    { clock, fetch: options.fetch },
+  );
+  return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers: webhookHeaders(event, secret), body, delivery };
+}
+
+function licenseDetails(type: EventType, now: Date, expiresText: string | null, updatesText: string | null, code: string): EventDetails {
+  if (type === 'license.update_support_expired') {
+    const updatesUntil = updatesText ? parseUtc(updatesText) : undefined;
+    if (!updatesUntil) throw usageError(`License ${code} has no updates_until date, so it has no ${type} event.`);
+    return { type, updatesUntil };
+  }
+  const expiresAt = expiresText ? parseUtc(expiresText) : undefined;
+  if (!expiresAt) throw usageError(`License ${code} is a lifetime license (no expires_at), so it has no ${type} event.`);
+  if (type === 'license.expired') return { type, expiresAt };
+  return { type, expiresAt, daysUntilExpiry: Math.max(0, Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS)) };
+}

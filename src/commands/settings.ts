@@ -1,0 +1,44 @@
+import { assertSettingKey, parseSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
+import { usageError } from '../errors.js';
+import { deleteSetting, writeSetting } from '../storage/settings.repository.js';
+import { formatUtc } from '../time.js';
+import type { CommandContext } from './context.js';
+
+export function settingsList(context: CommandContext): EffectiveSetting[] {
+  return context.settings;
+}
+
+export function settingsGet(context: CommandContext, key: string): EffectiveSetting {
+  const known = assertSettingKey(key);
+  return context.settings.find((setting) => setting.key === known)!;
+}
+
+export interface SettingChange {
+  key: string;
+  /** What is stored now (masked for the secret), or null after unset. */
+  stored: string | null;
+  /** Set when an environment variable overrides the stored value, so the change has no effect yet. */
+  shadowedBy?: string;
+  removed?: boolean;
+}
+
+function shadow(context: CommandContext, key: string): string | undefined {
+  const current = context.settings.find((setting) => setting.key === key);
+  return current?.source === 'env' ? current.origin : undefined;
+}
+
+/** `settings set`: validates first; a bad value is exit 2 and the old value stays. */
+export async function settingsSet(context: CommandContext, key: string, value: string, now: Date): Promise<SettingChange> {
+  const known = assertSettingKey(key);
+  const text = parseSetting(known, value);
+  await writeSetting(context.db, known, text, formatUtc(now));
+  const stored = SETTINGS[known].secret ? '********' : text;
+  return { key: known, stored, shadowedBy: shadow(context, known) };
+}
+
+export async function settingsUnset(context: CommandContext, key: string): Promise<SettingChange> {
+  const known = assertSettingKey(key);
+  const removed = await deleteSetting(context.db, known);
+  if (!removed && !context.settings.some((setting) => setting.key === known)) throw usageError(`Unknown setting "${key}".`);
+  return { key: known, stored: null, removed, shadowedBy: shadow(context, known) };
+}

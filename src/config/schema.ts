@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+// The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
+export const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_WARNING_DAYS = [7, 1];
+export const DEFAULT_LOOKBACK_DAYS = 7;
+export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+
+/** An absolute http: or https: URL; returns a reason when it is not one. */
+export function webhookUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'is not an absolute URL (expected something like https://example.com/webhooks/licenses)';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `must use http: or https:, not ${url.protocol}`;
+  }
+  if (!url.hostname) return 'has no host name';
+  return undefined;
+}
+
+export const webhookUrlSchema = z.string().superRefine((value, ctx) => {
+  const problem = webhookUrlProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export const warningDaysSchema = z
+  .array(z.int().min(0, 'a warning day cannot be negative').max(3650, 'a warning day is at most 3650'))
+  .min(1, 'give at least one warning day')
+  .refine((days) => new Set(days).size === days.length, 'each warning day may appear only once');
+
+export const configSchema = z.strictObject({
+  database: z
+    .strictObject({
+      filename: z
+        .string()
+        .min(1)
+        .default(DEFAULT_DATABASE_FILENAME)
+        .describe('SQLite file; a relative path is relative to the config file'),
+    })
+    .prefault({}),
+  webhooks: z
+    .strictObject({
+      enabled: z.boolean().default(false).describe('send webhooks at all'),
+      url: webhookUrlSchema.nullable().default(null).describe('where events are POSTed'),
+      secret: z.string().min(1, 'an empty secret signs nothing: use null').nullable().default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
+      timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS).describe('per-attempt timeout'),
+      retryDelaysMs: z
+        .array(z.int().min(0).max(3_600_000))
+        .max(20)
+        .default(DEFAULT_RETRY_DELAYS_MS)
+        .describe('waits before each retry; its length is the number of retries'),
+      concurrency: z.int().min(1).max(256).default(DEFAULT_CONCURRENCY).describe('HTTP attempts in flight at once'),
+    })
+    .prefault({}),
+  expirations: z
+    .strictObject({
+      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring'),
+      lookbackDays: z.int().min(0).max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how old an expiry may be and still be announced'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+
+/** "webhooks.timeoutMs: Too small: expected number to be >=1", one line per problem. */
+export function describeZodError(error: z.ZodError): string[] {
+  return error.issues.map((issue) => {
+    const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    return `${key}: ${issue.message}`;
+  });
+}

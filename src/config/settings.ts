@@ -1,0 +1,160 @@
+import { usageError } from '../errors.js';
+import type { LoadedConfig } from './load-config.js';
+import type { Config } from './schema.js';
+import { warningDaysSchema, webhookUrlProblem } from './schema.js';
+
+/** The operator settings of the contract, stored as text in the `settings` table. */
+export const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+export type SettingSource = 'env' | 'settings' | 'config' | 'default';
+
+interface SettingDefinition<T> {
+  configKey: string;
+  envVar?: string;
+  description: string;
+  /** Turns the stored or typed text into a value, or says what is wrong with it. */
+  parse(text: string): { value: T } | { problem: string };
+  format(value: T): string;
+  fromConfig(config: Config): T;
+  apply(config: Config, value: T): Config;
+  secret?: boolean;
+}
+
+const booleanSetting: SettingDefinition<boolean> = {
+  configKey: 'webhooks.enabled',
+  description: 'send webhooks at all (true/false)',
+  parse: (text) => {
+    const value = text.trim().toLowerCase();
+    if (value === 'true') return { value: true };
+    if (value === 'false') return { value: false };
+    return { problem: `must be true or false, not "${text}"` };
+  },
+  format: (value) => String(value),
+  fromConfig: (config) => config.webhooks.enabled,
+  apply: (config, enabled) => ({ ...config, webhooks: { ...config.webhooks, enabled } }),
+};
+
+const urlSetting: SettingDefinition<string | null> = {
+  configKey: 'webhooks.url',
+  envVar: 'LICENSE_MANAGER_WEBHOOK_URL',
+  description: 'absolute http: or https: URL that receives the events',
+  parse: (text) => {
+    const problem = webhookUrlProblem(text.trim());
+    return problem ? { problem: `"${text}" ${problem}` } : { value: text.trim() };
+  },
+  format: (value) => value ?? '',
+  fromConfig: (config) => config.webhooks.url,
+  apply: (config, url) => ({ ...config, webhooks: { ...config.webhooks, url } }),
+};
+
+const secretSetting: SettingDefinition<string | null> = {
+  configKey: 'webhooks.secret',
+  envVar: 'LICENSE_MANAGER_WEBHOOK_SECRET',
+  description: 'HMAC-SHA256 key; when set, every request carries X-Webhook-Signature',
+  parse: (text) => (text.length === 0 ? { problem: 'must not be empty (use "settings unset webhook-secret")' } : { value: text }),
+  format: (value) => value ?? '',
+  fromConfig: (config) => config.webhooks.secret,
+  apply: (config, secret) => ({ ...config, webhooks: { ...config.webhooks, secret } }),
+  secret: true,
+};
+
+const warningDaysSetting: SettingDefinition<number[]> = {
+  configKey: 'expirations.warningDays',
+  description: 'comma-separated whole days before expiry to send license.expiring, e.g. 7,1',
+  parse: (text) => {
+    const parts = text.split(',').map((part) => part.trim());
+    const days: number[] = [];
+    for (const part of parts) {
+      if (!/^\d+$/.test(part)) return { problem: `"${text}" is not a comma-separated list of whole days (e.g. 7,1): "${part}" is not a whole number` };
+      days.push(Number(part));
+    }
+    const parsed = warningDaysSchema.safeParse(days);
+    if (!parsed.success) return { problem: `"${text}": ${parsed.error.issues.map((issue) => issue.message).join('; ')}` };
+    return { value: [...parsed.data].sort((a, b) => b - a) };
+  },
+  format: (value) => value.join(','),
+  fromConfig: (config) => config.expirations.warningDays,
+  apply: (config, warningDays) => ({ ...config, expirations: { ...config.expirations, warningDays } }),
+};
+
+export const SETTINGS: Record<SettingKey, SettingDefinition<any>> = {
+  'webhooks-enabled': booleanSetting,
+  'webhook-url': urlSetting,
+  'webhook-secret': secretSetting,
+  'warning-days': warningDaysSetting,
+};
+
+export function assertSettingKey(key: string): SettingKey {
+  if ((SETTING_KEYS as readonly string[]).includes(key)) return key as SettingKey;
+  throw usageError(`Unknown setting "${key}". Known settings: ${SETTING_KEYS.join(', ')}.`);
+}
+
+/** Validates a value for `settings set`; throws exit 2 naming the key and the problem. */
+export function parseSetting(key: SettingKey, text: string): string {
+  const result = SETTINGS[key].parse(text);
+  if ('problem' in result) throw usageError(`Invalid value for setting ${key}: ${result.problem}`);
+  return SETTINGS[key].format(result.value);
+}
+
+export interface EffectiveSetting {
+  key: SettingKey;
+  /** The value as text; the secret is masked unless asked for. */
+  value: string | null;
+  source: SettingSource;
+  /** Where: the env var, the config file path; undefined for the table and defaults. */
+  origin?: string;
+  description: string;
+}
+
+export interface ResolvedConfig {
+  config: Config;
+  settings: EffectiveSetting[];
+}
+
+/** Stored settings are validated when read too: a bad row is named rather than silently used. */
+export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): ResolvedConfig {
+  let config = loaded.config;
+  const settings: EffectiveSetting[] = [];
+  for (const key of SETTING_KEYS) {
+    const definition = SETTINGS[key];
+    const envValue = definition.envVar ? env[definition.envVar] : undefined;
+    const storedValue = stored.get(key);
+    let source: SettingSource;
+    let origin: string | undefined;
+    if (envValue !== undefined && envValue !== '') {
+      const parsed = definition.parse(envValue);
+      if ('problem' in parsed) throw usageError(`Invalid environment variable ${definition.envVar}: ${parsed.problem}`);
+      config = definition.apply(config, parsed.value);
+      source = 'env';
+      origin = definition.envVar;
+    } else if (storedValue !== undefined) {
+      const parsed = definition.parse(storedValue);
+      if ('problem' in parsed) {
+        throw usageError(`Invalid stored setting ${key}: ${parsed.problem}. Fix it with "license-manager settings set ${key} <value>".`);
+      }
+      config = definition.apply(config, parsed.value);
+      source = 'settings';
+    } else if (loaded.filepath && loaded.explicitKeys.has(definition.configKey)) {
+      source = 'config';
+      origin = loaded.filepath;
+    } else {
+      source = 'default';
+    }
+    const value = definition.fromConfig(config);
+    const text = value === null ? null : definition.format(value);
+    settings.push({
+      key,
+      value: definition.secret && text !== null ? maskSecret(text) : text,
+      source,
+      origin,
+      description: definition.description,
+    });
+  }
+  return { config, settings };
+}
+
+/** A secret is never shown, not even in part. */
+export function maskSecret(secret: string): string {
+  return secret.length === 0 ? '' : '********';
+}

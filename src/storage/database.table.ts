@@ -1,0 +1,60 @@
+import type { Generated } from 'kysely';
+
+/** Row types of the tables `migrations/` creates. Times are UTC ISO-8601 text (`YYYY-MM-DDTHH:MM:SSZ`). */
+export interface LicensesTable {
+  id: Generated<number>;
+  license_code: string;
+  product_id: string | null;
+  product_name: string | null;
+  customer_id: string | null;
+  email: string | null;
+  status: Generated<string>;
+  expires_at: string | null;
+  updates_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+  updated_at: string;
+}
+
+export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'abandoned';
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  event_id: string;
+  /** What makes an event happen once: type, license, threshold and the date it is about. */
+  event_key: string;
+  event_type: string;
+  license_id: number | null;
+  body: string;
+  status: DeliveryStatus;
+  attempts: Generated<number>;
+  last_status_code: number | null;
+  last_error: string | null;
+  /** Which run holds the delivery while it is `delivering`, and until when (epoch ms). */
+  claimed_by: string | null;
+  lease_until: number | null;
+  created_at: string;
+  completed_at: string | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: number;
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+}
+
+export interface Database {
+  licenses: LicensesTable;
+  settings: SettingsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+}

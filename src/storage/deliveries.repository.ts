@@ -1,0 +1,207 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
+
+export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
+export type AttemptRow = Selectable<WebhookAttemptsTable>;
+
+export interface NewDelivery {
+  event_id: string;
+  event_key: string;
+  event_type: string;
+  license_id: number | null;
+  body: string;
+}
+
+// SQLite allows 32766 bound parameters; stay well below it.
+const CHUNK = 500;
+
+/** Which of these event keys already have a delivery row (sent, pending or abandoned). */
+export async function existingEventKeys(db: Kysely<Database>, keys: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let index = 0; index < keys.length; index += CHUNK) {
+    const rows = await db
+      .selectFrom('webhook_deliveries')
+      .select('event_key')
+      .where('event_key', 'in', keys.slice(index, index + CHUNK))
+      .execute();
+    for (const row of rows) found.add(row.event_key);
+  }
+  return found;
+}
+
+/**
+ * Records events as `pending` and marks licenses `expired`, in one transaction. An event another run
+ * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
+ * Returns the number of rows this call inserted.
+ */
+export async function recordEvents(
+  db: Kysely<Database>,
+  deliveries: readonly NewDelivery[],
+  expiredLicenseIds: readonly number[],
+  now: string,
+): Promise<number> {
+  if (deliveries.length === 0 && expiredLicenseIds.length === 0) return 0;
+  return db.transaction().execute(async (trx) => {
+    let inserted = 0;
+    for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
+      const rows = deliveries.slice(index, index + CHUNK / 10).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
+      const result = await trx
+        .insertInto('webhook_deliveries')
+        .values(rows)
+        .onConflict((conflict) => conflict.column('event_key').doNothing())
+        .executeTakeFirst();
+      inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    for (let index = 0; index < expiredLicenseIds.length; index += CHUNK) {
+      await trx
+        .updateTable('licenses')
+        .set({ status: 'expired', updated_at: now })
+        .where('id', 'in', expiredLicenseIds.slice(index, index + CHUNK))
+        .where('status', '=', 'active')
+        .execute();
+    }
+    return inserted;
+  });
+}
+
+export interface ClaimOptions {
+  runId: string;
+  limit: number;
+  /** Epoch ms; the lease of a claim runs out then unless renewed. */
+  leaseUntil: number;
+  nowMs: number;
+  /** Claim only these ids (for `deliveries retry`); otherwise every pending or lapsed one. */
+  ids?: readonly number[];
+}
+
+/**
+ * Takes up to `limit` deliveries that are pending, or whose claim lapsed (its run died), in one statement:
+ * SQLite's write lock makes it atomic, so two runs never hold the same delivery.
+ */
+export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
+  let candidates = db
+    .selectFrom('webhook_deliveries')
+    .select('id')
+    .where((eb) =>
+      eb.or([
+        eb('status', '=', 'pending'),
+        eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', options.nowMs)]),
+      ]),
+    )
+    .orderBy('id')
+    .limit(options.limit);
+  if (options.ids) candidates = candidates.where('id', 'in', options.ids.length > 0 ? [...options.ids] : [-1]);
+  return db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'delivering', claimed_by: options.runId, lease_until: options.leaseUntil })
+    .where('id', 'in', candidates)
+    .returningAll()
+    .execute();
+}
+
+/** Keeps a live run's claims from lapsing while it works through them. */
+export async function renewLeases(db: Kysely<Database>, runId: string, leaseUntil: number): Promise<void> {
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: leaseUntil })
+    .where('claimed_by', '=', runId)
+    .where('status', '=', 'delivering')
+    .execute();
+}
+
+export interface AttemptInput {
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+}
+
+/** Appends an attempt and keeps the delivery's summary columns in step with it. */
+export async function recordAttempt(db: Kysely<Database>, deliveryId: number, attempt: AttemptInput): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto('webhook_attempts').values({ delivery_id: deliveryId, ...attempt }).execute();
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({ attempts: attempt.attempt, last_status_code: attempt.status_code, last_error: attempt.error })
+      .where('id', '=', deliveryId)
+      .execute();
+  });
+}
+
+/** Ends a claim: delivered or abandoned with a completion time, or released back to pending. */
+export async function finishDelivery(
+  db: Kysely<Database>,
+  deliveryId: number,
+  runId: string,
+  status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'pending'>,
+  completedAt: string | null,
+): Promise<void> {
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ status, completed_at: completedAt, claimed_by: null, lease_until: null })
+    .where('id', '=', deliveryId)
+    .where('claimed_by', '=', runId)
+    .execute();
+}
+
+export interface DeliveryFilter {
+  status?: DeliveryStatus;
+  eventType?: string;
+  licenseCode?: string;
+  since?: string;
+  limit?: number;
+}
+
+export interface DeliveryListItem extends DeliveryRow {
+  license_code: string | null;
+}
+
+export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<DeliveryListItem[]> {
+  let query = db
+    .selectFrom('webhook_deliveries as d')
+    .leftJoin('licenses as l', 'l.id', 'd.license_id')
+    .selectAll('d')
+    .select('l.license_code');
+  if (filter.status) query = query.where('d.status', '=', filter.status);
+  if (filter.eventType) query = query.where('d.event_type', '=', filter.eventType);
+  if (filter.licenseCode) query = query.where('l.license_code', '=', filter.licenseCode);
+  if (filter.since) query = query.where('d.created_at', '>=', filter.since);
+  return query.orderBy('d.id', 'desc').limit(filter.limit ?? 50).execute();
+}
+
+export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] } | undefined> {
+  const delivery = await db
+    .selectFrom('webhook_deliveries as d')
+    .leftJoin('licenses as l', 'l.id', 'd.license_id')
+    .selectAll('d')
+    .select('l.license_code')
+    .where('d.id', '=', id)
+    .executeTakeFirst();
+  if (!delivery) return undefined;
+  const attempts = await db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', id).orderBy('attempt').execute();
+  return { delivery, attempts };
+}
+
+/** Puts abandoned deliveries back to pending so the normal claim path re-sends them with the same event_id and body. */
+export async function requeueDeliveries(db: Kysely<Database>, ids: readonly number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'pending', completed_at: null })
+    .where('id', 'in', [...ids])
+    .where('status', '=', 'abandoned')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function countDeliveriesByStatus(db: Kysely<Database>): Promise<Record<DeliveryStatus, number>> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select(['status', sql<number>`count(*)`.as('count')])
+    .groupBy('status')
+    .execute();
+  const counts: Record<DeliveryStatus, number> = { pending: 0, delivering: 0, delivered: 0, abandoned: 0 };
+  for (const row of rows) counts[row.status] = Number(row.count);
+  return counts;
+}

@@ -1,0 +1,106 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { Database, LicensesTable } from './database.table.js';
+
+export type LicenseRow = Selectable<LicensesTable>;
+
+export const LICENSE_STATUSES = ['active', 'suspended', 'revoked', 'expired'] as const;
+export type LicenseStatus = (typeof LICENSE_STATUSES)[number];
+
+/** A validated import row: `license_code` always, other columns only when the file has them. */
+export interface LicenseInput {
+  id?: number;
+  license_code: string;
+  product_id?: string | null;
+  product_name?: string | null;
+  customer_id?: string | null;
+  email?: string | null;
+  status?: LicenseStatus;
+  expires_at?: string | null;
+  updates_until?: string | null;
+}
+
+export interface UpsertResult {
+  inserted: number;
+  updated: number;
+}
+
+const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
+
+/**
+ * Inserts or updates by `license_code`, all rows or none. A column the input leaves out keeps its stored
+ * value, so a file with only `license_code,expires_at` renews without touching the rest.
+ */
+export async function upsertLicenses(db: Kysely<Database>, inputs: readonly LicenseInput[], now: string): Promise<UpsertResult> {
+  return db.transaction().execute(async (trx) => {
+    let inserted = 0;
+    let updated = 0;
+    for (const input of inputs) {
+      const existing = await trx
+        .selectFrom('licenses')
+        .select(['id'])
+        .where('license_code', '=', input.license_code)
+        .executeTakeFirst();
+      if (existing) {
+        const changes: Partial<LicenseInput> = {};
+        for (const column of UPDATABLE) if (input[column] !== undefined) Object.assign(changes, { [column]: input[column] });
+        await trx.updateTable('licenses').set({ ...changes, updated_at: now }).where('id', '=', existing.id).execute();
+        updated += 1;
+      } else {
+        await trx
+          .insertInto('licenses')
+          .values({ ...input, created_at: now, updated_at: now })
+          .execute();
+        inserted += 1;
+      }
+    }
+    return { inserted, updated };
+  });
+}
+
+export interface LicenseFilter {
+  status?: LicenseStatus;
+  /** Only licenses whose expires_at lies in [now, now + days]. */
+  expiringBefore?: string;
+  expiringAfter?: string;
+  limit?: number;
+}
+
+export async function listLicenses(db: Kysely<Database>, filter: LicenseFilter = {}): Promise<LicenseRow[]> {
+  let query = db.selectFrom('licenses').selectAll();
+  if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.expiringAfter) query = query.where('expires_at', '>=', filter.expiringAfter);
+  if (filter.expiringBefore) query = query.where('expires_at', '<=', filter.expiringBefore);
+  query = filter.expiringBefore ? query.orderBy('expires_at').orderBy('id') : query.orderBy('id');
+  if (filter.limit) query = query.limit(filter.limit);
+  return query.execute();
+}
+
+export async function findLicenseByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined> {
+  return db.selectFrom('licenses').selectAll().where('license_code', '=', code).executeTakeFirst();
+}
+
+/**
+ * Licenses that may have an event due: active ones whose expires_at lies in [oldest, expiresBefore), and
+ * active or expired ones whose updates_until lies in [oldest, now]. Both are range scans of an index.
+ */
+export async function findDueCandidates(
+  db: Kysely<Database>,
+  window: { oldest: string; expiresBefore: string; now: string },
+): Promise<LicenseRow[]> {
+  const expiring = await db
+    .selectFrom('licenses')
+    .selectAll()
+    .where('status', '=', 'active')
+    .where('expires_at', '>=', window.oldest)
+    .where('expires_at', '<', window.expiresBefore)
+    .execute();
+  const support = await db
+    .selectFrom('licenses')
+    .selectAll()
+    .where('status', 'in', ['active', 'expired'])
+    .where('updates_until', '>=', window.oldest)
+    .where('updates_until', '<=', window.now)
+    .execute();
+  const seen = new Set(expiring.map((row) => row.id));
+  return [...expiring, ...support.filter((row) => !seen.has(row.id))].sort((a, b) => a.id - b.id);
+}

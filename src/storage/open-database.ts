@@ -1,0 +1,91 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type MigrationProvider } from 'kysely';
+import { migrations } from '../../migrations/index.js';
+import { ExitError, EXIT, usageError } from '../errors.js';
+import type { Database } from './database.table.js';
+
+export const BUSY_TIMEOUT_MS = 5000;
+
+export interface OpenDatabaseOptions {
+  /** Apply pending migrations before returning (every command does; `migrate` reports them). */
+  migrate?: boolean;
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+/**
+ * Opens (creating when missing) the SQLite file and brings its schema up to date.
+ * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
+ */
+export async function openDatabase(filename: string, options: OpenDatabaseOptions = {}): Promise<Kysely<Database>> {
+  const directory = path.dirname(filename);
+  if (!fs.existsSync(directory)) {
+    throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
+  }
+  if (!fs.existsSync(filename)) {
+    try {
+      fs.closeSync(fs.openSync(filename, 'a', 0o600));
+    } catch (error) {
+      throw usageError(`Cannot create database file ${filename}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  let sqlite: SQLite.Database;
+  try {
+    sqlite = new SQLite(filename, { timeout: BUSY_TIMEOUT_MS });
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+  } catch (error) {
+    throw databaseError(filename, error);
+  }
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  if (options.migrate !== false) {
+    try {
+      await migrateToLatest(db);
+    } catch (error) {
+      await db.destroy();
+      throw databaseError(filename, error);
+    }
+  }
+  return db;
+}
+
+export interface MigrationReport {
+  applied: string[];
+}
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error;
+  return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
+}
+
+/** Opens the database, runs `fn`, and always closes it. */
+export async function usingDatabase<T>(filename: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  const db = await openDatabase(filename);
+  try {
+    return await fn(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Turns SQLite's codes into a message that names the file and says what to do. */
+export function databaseError(filename: string, error: unknown): ExitError {
+  if (error instanceof ExitError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  const detail = error instanceof Error ? error.message : String(error);
+  if (code === 'SQLITE_NOTADB') {
+    return usageError(`${filename} is not a SQLite database. Point database.filename or LICENSE_MANAGER_DB at a license-manager database.`, { cause: error });
+  }
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN')) {
+    return usageError(`Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, { cause: error });
+  }
+  if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
+    return new ExitError(EXIT.failure, `Database ${filename} stayed locked by another process for more than ${BUSY_TIMEOUT_MS / 1000} s. Try again when the other run has finished.`, { cause: error });
+  }
+  return new ExitError(EXIT.failure, `Database ${filename}: ${detail}`, { cause: error });
+}

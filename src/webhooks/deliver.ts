@@ -1,0 +1,126 @@
+import type { $Fetch } from 'ofetch';
+import type { Clock } from '../clock.js';
+import { webhookHeaders, type OutgoingEvent } from './headers.js';
+import { postOnce, type PostOutcome } from './post.js';
+import type { Slots } from './slots.js';
+
+export interface DeliveryPolicy {
+  url: string;
+  secret: string | null;
+  timeoutMs: number;
+  /** Waits before each retry: [1000, 2000, 4000] is the reference's 4 attempts. */
+  retryDelaysMs: readonly number[];
+}
+
+export interface AttemptRecord {
+  /** 1-based within this delivery round. */
+  attempt: number;
+  startedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responsePrefix: string;
+  headers: Record<string, string>;
+}
+
+export type DeliveryStatus = 'delivered' | 'abandoned' | 'released';
+
+export interface DeliveryResult {
+  /** `released`: the run was asked to stop before the next retry; the event goes back to pending. */
+  status: DeliveryStatus;
+  attempts: AttemptRecord[];
+  lastStatusCode: number | null;
+  lastError: string | null;
+}
+
+export interface DeliverOptions {
+  clock: Clock;
+  /** Bounds attempts in flight across deliveries; a retry's wait holds no slot. */
+  slots?: Slots;
+  /** Called after every attempt, before the next wait, so the log is written as it happens. */
+  onAttempt?: (attempt: AttemptRecord) => Promise<void> | void;
+  /** Aborted when the run should stop: no new attempt starts after it. */
+  stop?: AbortSignal;
+  fetch?: $Fetch;
+}
+
+type Verdict = 'delivered' | 'final' | 'retry';
+
+/** The reference's "Expected Response", plus the contract: 3xx is final since redirects are not followed. */
+export function classify(outcome: Pick<PostOutcome, 'statusCode'>): Verdict {
+  const status = outcome.statusCode;
+  if (status === null) return 'retry';
+  if (status >= 200 && status <= 299) return 'delivered';
+  if (status >= 300 && status <= 499) return 'final';
+  return 'retry';
+}
+
+export function describeOutcome(outcome: PostOutcome): string | null {
+  if (outcome.transportError) return outcome.transportError;
+  const status = outcome.statusCode;
+  if (status === null || (status >= 200 && status <= 299)) return null;
+  if (status >= 300 && status <= 399) {
+    return `HTTP ${status} redirect${outcome.location ? ` to ${outcome.location}` : ''} (redirects are not followed: set the final URL)`;
+  }
+  const snippet = outcome.responsePrefix.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return snippet ? `HTTP ${status}: ${snippet}` : `HTTP ${status}`;
+}
+
+/** Sends one event with the retry policy and returns what happened; an abandoned event is a result, not an exception. */
+export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, options: DeliverOptions): Promise<DeliveryResult> {
+  const headers = webhookHeaders(event, policy.secret);
+  const attempts: AttemptRecord[] = [];
+  const maxAttempts = policy.retryDelaysMs.length + 1;
+  for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
+    if (attempt > 1) {
+      const waited = await wait(policy.retryDelaysMs[attempt - 2] ?? 0, options.stop);
+      if (!waited) return finish('released', attempts);
+    }
+    if (options.stop?.aborted) return finish('released', attempts);
+    const release = options.slots ? await options.slots.acquire() : undefined;
+    let record: AttemptRecord;
+    try {
+      const startedAt = options.clock.now();
+      const started = performance.now();
+      const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });
+      record = {
+        attempt,
+        startedAt,
+        durationMs: Math.round(performance.now() - started),
+        statusCode: outcome.statusCode,
+        error: describeOutcome(outcome),
+        responsePrefix: outcome.responsePrefix,
+        headers,
+      };
+      attempts.push(record);
+      await options.onAttempt?.(record);
+      const verdict = classify(outcome);
+      if (verdict === 'delivered') return finish('delivered', attempts);
+      if (verdict === 'final') return finish('abandoned', attempts);
+    } finally {
+      release?.();
+    }
+  }
+  return finish('abandoned', attempts);
+}
+
+function finish(status: DeliveryStatus, attempts: AttemptRecord[]): DeliveryResult {
+  const last = attempts[attempts.length - 1];
+  return { status, attempts, lastStatusCode: last?.statusCode ?? null, lastError: last?.error ?? null };
+}
+
+/** Resolves true after `ms`, or false as soon as `stop` aborts. */
+function wait(ms: number, stop?: AbortSignal): Promise<boolean> {
+  if (stop?.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      stop?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    stop?.addEventListener('abort', onAbort, { once: true });
+  });
+}

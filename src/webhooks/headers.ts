@@ -1,0 +1,22 @@
+import { signBody } from './sign.js';
+
+export const USER_AGENT = 'LicenseManager-Webhook/1.0';
+
+export interface OutgoingEvent {
+  eventId: string;
+  eventType: string;
+  /** The exact bytes to send and to sign. */
+  body: string;
+}
+
+/** The reference's headers, plus X-Webhook-Id so receivers can drop duplicates. */
+export function webhookHeaders(event: OutgoingEvent, secret: string | null): Record<string, string> {
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'X-Webhook-Event': event.eventType,
+    'X-Webhook-Id': event.eventId,
+    'User-Agent': USER_AGENT,
+  };
+  if (secret) headers['X-Webhook-Signature'] = signBody(event.body, secret);
+  return headers;
+}

@@ -1,0 +1,105 @@
+import { ofetch, type $Fetch } from 'ofetch';
+
+/** How much of a response body is kept for the log: receivers may answer with megabytes. */
+export const RESPONSE_PREFIX_BYTES = 2048;
+
+export interface PostOptions {
+  timeoutMs: number;
+  /** The ofetch instance; a parameter so a faster transport can be plugged in. */
+  fetch?: $Fetch;
+}
+
+export interface PostOutcome {
+  /** null when no HTTP response came back (timeout, refused, reset, not HTTP). */
+  statusCode: number | null;
+  /** Response headers worth showing: Location on a redirect, for one. */
+  location: string | null;
+  /** The first RESPONSE_PREFIX_BYTES of the body, decoded as UTF-8. */
+  responsePrefix: string;
+  /** Why the attempt did not succeed at the transport level; null when a response was read. */
+  transportError: string | null;
+}
+
+class AttemptTimeout extends Error {
+  constructor(timeoutMs: number) {
+    super(`timed out after ${timeoutMs} ms`);
+    this.name = 'AttemptTimeout';
+  }
+}
+
+/**
+ * One POST of the exact body bytes. The timeout covers the whole exchange, headers and body prefix:
+ * ofetch's own `timeout` stops at the headers, so a receiver that stalls the body would hang us.
+ * Redirects are not followed (`redirect: 'manual'`): a 3xx comes back as a status.
+ */
+export async function postOnce(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostOutcome> {
+  const fetcher = options.fetch ?? ofetch;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
+  try {
+    const response = await fetcher.raw(url, {
+      method: 'POST',
+      body,
+      headers,
+      retry: 0,
+      redirect: 'manual',
+      ignoreResponseError: true,
+      responseType: 'stream',
+      signal: controller.signal,
+    });
+    const responsePrefix = await readPrefix(response._data as ReadableStream<Uint8Array> | undefined, RESPONSE_PREFIX_BYTES);
+    return {
+      statusCode: response.status,
+      location: response.headers.get('location'),
+      responsePrefix,
+      transportError: null,
+    };
+  } catch (error) {
+    const reason = controller.signal.aborted && controller.signal.reason instanceof AttemptTimeout
+      ? controller.signal.reason.message
+      : describeTransportError(error);
+    return { statusCode: null, location: null, responsePrefix: '', transportError: reason };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readPrefix(stream: ReadableStream<Uint8Array> | undefined, limit: number): Promise<string> {
+  if (!stream) return '';
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    // Drop the rest without reading it; the connection is not reused when a body is abandoned.
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/** fetch hides the real reason in a chain of causes: "fetch failed" ← "connect ECONNREFUSED 127.0.0.1:9". */
+export function describeTransportError(error: unknown): string {
+  const messages: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 6; depth += 1) {
+    if (current instanceof Error) {
+      const code = (current as NodeJS.ErrnoException).code;
+      const message = current.message.replace(/^\[POST\] "[^"]*": /, '').replace(/^<no response> /, '');
+      const text = code && !message.includes(code) ? `${message} (${code})` : message;
+      if (text && !messages.includes(text)) messages.push(text);
+      current = current.cause;
+    } else {
+      messages.push(String(current));
+      break;
+    }
+  }
+  // The innermost cause is the most useful: "connect ECONNREFUSED 127.0.0.1:9".
+  const useful = messages.filter((message) => !/^fetch failed$/i.test(message));
+  return (useful.length > 0 ? useful[useful.length - 1] : messages[0]) ?? 'network error';
+}

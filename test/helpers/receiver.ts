@@ -1,0 +1,114 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  /** The raw bytes, exactly as they arrived. */
+  body: Buffer;
+  at: number;
+}
+
+/** How the receiver answers one request. */
+export type Reply =
+  | number
+  | { status: number; body?: string; headers?: Record<string, string> }
+  | { delayMs: number; status: number }
+  | 'hang'
+  | 'drop'
+  | 'stall-body'
+  | 'huge-body'
+  | 'malformed';
+
+export interface Receiver {
+  url: string;
+  port: number;
+  requests: ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real HTTP server on 127.0.0.1, random port. `reply` decides each answer from the request and its
+ * 0-based index; the default is 200 OK.
+ */
+export async function startReceiver(reply: (request: ReceivedRequest, index: number) => Reply = () => 200): Promise<Receiver> {
+  const requests: ReceivedRequest[] = [];
+  const sockets = new Set<net.Socket>();
+  const timers = new Set<NodeJS.Timeout>();
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const request: ReceivedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks), at: Date.now() };
+      const index = requests.length;
+      requests.push(request);
+      answer(reply(request, index), req, res, timers);
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/webhook`,
+    port,
+    requests,
+    close: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function answer(reply: Reply, req: http.IncomingMessage, res: http.ServerResponse, timers: Set<NodeJS.Timeout>): void {
+  const later = (ms: number, fn: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timers.add(timer);
+  };
+  if (typeof reply === 'number') {
+    res.writeHead(reply, { 'content-type': 'text/plain' }).end(reply < 300 ? 'OK' : `status ${reply}`);
+  } else if (reply === 'hang') {
+    // Accept and never answer.
+  } else if (reply === 'drop') {
+    req.socket.destroy();
+  } else if (reply === 'stall-body') {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+    res.write('partial');
+  } else if (reply === 'huge-body') {
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    const chunk = 'x'.repeat(64 * 1024);
+    for (let index = 0; index < 80; index += 1) res.write(chunk); // 5 MiB
+    res.end();
+  } else if (reply === 'malformed') {
+    req.socket.end('HTTP/1.1 banana\r\n\r\n');
+  } else if ('delayMs' in reply) {
+    later(reply.delayMs, () => res.writeHead(reply.status).end('late'));
+  } else {
+    res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers }).end(reply.body ?? '');
+  }
+}
+
+/** A TCP port that speaks no HTTP: it accepts, writes garbage and closes. */
+export async function startGarbageServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = net.createServer((socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/webhook`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** A port nothing listens on: bind, read the number, close. */
+export async function closedPortUrl(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}/webhook`;
+}
