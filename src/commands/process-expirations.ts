@@ -7,7 +7,7 @@ import { dueEvents, dueWindows, type DueEvent, type EventType, type ExpirationPo
 import type { Database } from '../storage/database.table.js';
 import { existingEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
 import { findDueCandidates, type LicenseRow } from '../storage/licenses.repository.js';
-import { formatUtc, parseUtc } from '../time.js';
+import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, newRunId, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
@@ -89,10 +89,12 @@ async function findNewEvents(
   onWarning: (message: string) => void,
 ): Promise<{ events: Array<{ event: DueEvent; license: LicenseRow }>; skipped: number }> {
   const windows = dueWindows(now, policy);
+  // A day of margin each side covers offsets up to ±14 h in dates written by other systems.
+  const day = (date: Date, shiftDays: number) => formatUtc(new Date(date.getTime() + shiftDays * DAY_MS)).slice(0, 10);
   const candidates = await findDueCandidates(db, {
-    oldest: formatUtc(windows.oldest),
-    expiresBefore: formatUtc(windows.expiresBefore),
-    now: formatUtc(now),
+    fromDay: day(windows.oldest, -1),
+    expiresBeforeDay: day(windows.expiresBefore, 2),
+    supportBeforeDay: day(now, 2),
   });
   const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
   let skipped = 0;

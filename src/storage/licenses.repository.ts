@@ -80,26 +80,27 @@ export async function findLicenseByCode(db: Kysely<Database>, code: string): Pro
 }
 
 /**
- * Licenses that may have an event due: active ones whose expires_at lies in [oldest, expiresBefore), and
- * active or expired ones whose updates_until lies in [oldest, now]. Both are range scans of an index.
+ * Licenses that may have an event due, by two range scans of the (status, date) indexes. The bounds are
+ * whole-day prefixes (`2024-01-08` sorts before every time on that day, whatever its format), so a date
+ * written as `2024-01-08 10:30:00` or with an offset is still found; the caller applies the exact rules.
  */
 export async function findDueCandidates(
   db: Kysely<Database>,
-  window: { oldest: string; expiresBefore: string; now: string },
+  window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
 ): Promise<LicenseRow[]> {
   const expiring = await db
     .selectFrom('licenses')
     .selectAll()
     .where('status', '=', 'active')
-    .where('expires_at', '>=', window.oldest)
-    .where('expires_at', '<', window.expiresBefore)
+    .where('expires_at', '>=', window.fromDay)
+    .where('expires_at', '<', window.expiresBeforeDay)
     .execute();
   const support = await db
     .selectFrom('licenses')
     .selectAll()
     .where('status', 'in', ['active', 'expired'])
-    .where('updates_until', '>=', window.oldest)
-    .where('updates_until', '<=', window.now)
+    .where('updates_until', '>=', window.fromDay)
+    .where('updates_until', '<', window.supportBeforeDay)
     .execute();
   const seen = new Set(expiring.map((row) => row.id));
   return [...expiring, ...support.filter((row) => !seen.has(row.id))].sort((a, b) => a.id - b.id);

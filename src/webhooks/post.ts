@@ -88,12 +88,13 @@ export function describeTransportError(error: unknown): string {
   const messages: string[] = [];
   let current: unknown = error;
   for (let depth = 0; current && depth < 6; depth += 1) {
-    if (current instanceof Error) {
-      const code = (current as NodeJS.ErrnoException).code;
-      const message = current.message.replace(/^\[POST\] "[^"]*": /, '').replace(/^<no response> /, '');
-      const text = code && !message.includes(code) ? `${message} (${code})` : message;
+    // Duck-typed: errors from Node's internals may come from another realm (vm contexts), failing instanceof.
+    if (typeof current === 'object' && 'message' in current) {
+      const { code, message: raw } = current as { code?: unknown; message: unknown };
+      const message = String(raw).replace(/^\[POST\] "[^"]*": /, '').replace(/^<no response> /, '');
+      const text = typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
       if (text && !messages.includes(text)) messages.push(text);
-      current = current.cause;
+      current = (current as { cause?: unknown }).cause;
     } else {
       messages.push(String(current));
       break;

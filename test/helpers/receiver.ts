@@ -98,10 +98,22 @@ function answer(reply: Reply, req: http.IncomingMessage, res: http.ServerRespons
 
 /** A TCP port that speaks no HTTP: it accepts, writes garbage and closes. */
 export async function startGarbageServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const server = net.createServer((socket) => socket.end('SSH-2.0-OpenSSH_9.2\r\n'));
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.end('SSH-2.0-OpenSSH_9.2\r\n');
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/webhook`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}/webhook`,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** A port nothing listens on: bind, read the number, close. */

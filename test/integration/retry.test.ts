@@ -1,0 +1,156 @@
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { systemClock } from '../../src/clock.js';
+import { processExpirations } from '../../src/commands/process-expirations.js';
+import { deliver } from '../../src/webhooks/deliver.js';
+import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { aLicense, workspace } from '../helpers/workspace.js';
+
+const now = new Date('2024-01-15T10:30:00Z');
+const event = { eventId: 'evt-retry', eventType: 'license.expired', body: '{"event_type":"license.expired"}' };
+const FAST = { secret: 'retry-secret', timeoutMs: 1000, retryDelaysMs: [10, 20, 40] };
+
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+});
+
+async function deliverAgainst(replies: Reply[], policy: Partial<typeof FAST> = {}) {
+  receiver = await startReceiver((_request, index) => replies[Math.min(index, replies.length - 1)]!);
+  return deliver(event, { url: receiver.url, ...FAST, ...policy }, { clock: systemClock });
+}
+
+describe('retry policy', () => {
+  test('500 four times: 4 attempts, then abandoned with the last status', async () => {
+    const result = await deliverAgainst([500]);
+    expect(result.status).toBe('abandoned');
+    expect(result.attempts.map((attempt) => attempt.statusCode)).toEqual([500, 500, 500, 500]);
+    expect(result.lastError).toBe('HTTP 500: status 500');
+    expect(receiver!.requests).toHaveLength(4);
+    // every retry carries the same id and the same bytes
+    expect(new Set(receiver!.requests.map((request) => request.headers['x-webhook-id']))).toEqual(new Set(['evt-retry']));
+    expect(new Set(receiver!.requests.map((request) => request.body.toString()))).toEqual(new Set([event.body]));
+  });
+
+  test('500, 500, 200: delivered on the 3rd attempt', async () => {
+    const result = await deliverAgainst([500, 500, 200]);
+    expect(result.status).toBe('delivered');
+    expect(result.attempts.map((attempt) => attempt.statusCode)).toEqual([500, 500, 200]);
+  });
+
+  test('404: one attempt, abandoned at once', async () => {
+    const result = await deliverAgainst([404]);
+    expect(result).toMatchObject({ status: 'abandoned', lastStatusCode: 404 });
+    expect(receiver!.requests).toHaveLength(1);
+  });
+
+  test('301 with a Location: one attempt, the redirect is not followed', async () => {
+    const result = await deliverAgainst([{ status: 301, headers: { location: '/elsewhere' } }]);
+    expect(result).toMatchObject({ status: 'abandoned', lastStatusCode: 301 });
+    expect(result.lastError).toContain('redirect to /elsewhere');
+    expect(receiver!.requests.map((request) => request.url)).toEqual(['/webhook']);
+  });
+
+  test('a receiver that never answers: each attempt times out and is retried', async () => {
+    const result = await deliverAgainst(['hang'], { timeoutMs: 200 });
+    expect(result.status).toBe('abandoned');
+    expect(result.attempts).toHaveLength(4);
+    for (const attempt of result.attempts) {
+      expect(attempt).toMatchObject({ statusCode: null, error: 'timed out after 200 ms' });
+      expect(attempt.durationMs).toBeGreaterThanOrEqual(190);
+    }
+    expect(receiver!.requests).toHaveLength(4); // the retries reached the server, not a stale aborted signal
+  });
+
+  test('hang then 200: the timeout is retried and delivered', async () => {
+    const result = await deliverAgainst(['hang', 200], { timeoutMs: 200 });
+    expect(result.status).toBe('delivered');
+    expect(result.attempts.map((attempt) => attempt.statusCode)).toEqual([null, 200]);
+  });
+
+  test('connection refused: retried, then abandoned with the reason', async () => {
+    const url = await closedPortUrl();
+    const result = await deliver(event, { url, ...FAST }, { clock: systemClock });
+    expect(result.status).toBe('abandoned');
+    expect(result.attempts).toHaveLength(4);
+    expect(result.lastError).toMatch(/ECONNREFUSED/);
+  });
+
+  test('a dropped connection is retried', async () => {
+    const result = await deliverAgainst(['drop', 'drop', 204]);
+    expect(result.status).toBe('delivered');
+    expect(result.attempts[0]!.error).toMatch(/socket|closed|reset|terminated/i);
+  });
+
+  test('headers then a stalled body: the timeout covers the body too', async () => {
+    const result = await deliverAgainst(['stall-body'], { timeoutMs: 300, retryDelaysMs: [] });
+    expect(result.status).toBe('abandoned');
+    expect(result.lastError).toBe('timed out after 300 ms');
+  });
+
+  test('a multi-megabyte error body is cut to a short prefix', async () => {
+    const result = await deliverAgainst(['huge-body'], { retryDelaysMs: [] });
+    expect(result.lastStatusCode).toBe(500);
+    expect(result.attempts[0]!.responsePrefix.length).toBeLessThanOrEqual(2048);
+    expect(result.lastError!.length).toBeLessThan(300);
+  });
+
+  test('malformed HTTP and a non-HTTP port end as clear errors', async () => {
+    const malformed = await deliverAgainst(['malformed'], { retryDelaysMs: [] });
+    expect(malformed).toMatchObject({ status: 'abandoned', lastStatusCode: null });
+    expect(malformed.lastError).toBeTruthy();
+    const garbage = await startGarbageServer();
+    try {
+      const result = await deliver(event, { url: garbage.url, ...FAST, retryDelaysMs: [] }, { clock: systemClock });
+      expect(result).toMatchObject({ status: 'abandoned', lastStatusCode: null });
+      expect(result.lastError).toMatch(/parse|invalid|HPE|expected/i);
+    } finally {
+      await garbage.close();
+    }
+  });
+
+  test('the real default schedule: retries 1 s, 2 s and 4 s apart', async () => {
+    const result = await deliverAgainst([503], { retryDelaysMs: [1000, 2000, 4000] });
+    expect(result.attempts).toHaveLength(4);
+    const times = receiver!.requests.map((request) => request.at);
+    const gaps = times.slice(1).map((time, index) => time - times[index]!);
+    [1000, 2000, 4000].forEach((expected, index) => {
+      expect(gaps[index]).toBeGreaterThanOrEqual(expected - 5);
+      expect(gaps[index]).toBeLessThan(expected + 500);
+    });
+  }, 20_000);
+});
+
+describe('the delivery log', () => {
+  test('an abandoned delivery keeps attempts, last status and error, and every attempt row', async () => {
+    receiver = await startReceiver((_request, index) => (index < 4 ? 502 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url } });
+    await ws.seed([aLicense({ expires_at: '2024-01-14T00:00:00Z' })]);
+    const result = await ws.run((context) => processExpirations(context, { now }));
+    expect(result).toMatchObject({ delivered: 0, abandoned: 1 });
+    const { delivery, attempts } = await ws.run(async (context) => ({
+      delivery: await context.db.selectFrom('webhook_deliveries').selectAll().executeTakeFirstOrThrow(),
+      attempts: await context.db.selectFrom('webhook_attempts').selectAll().orderBy('attempt').execute(),
+    }));
+    expect(delivery).toMatchObject({ status: 'abandoned', attempts: 4, last_status_code: 502, last_error: 'HTTP 502: status 502', claimed_by: null });
+    expect(delivery.completed_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    expect(attempts.map((attempt) => [attempt.attempt, attempt.status_code])).toEqual([
+      [1, 502],
+      [2, 502],
+      [3, 502],
+      [4, 502],
+    ]);
+    expect(attempts.every((attempt) => attempt.duration_ms >= 0 && attempt.error === 'HTTP 502: status 502')).toBe(true);
+  });
+
+  test('concurrency: a slow event does not hold up the others', async () => {
+    receiver = await startReceiver((request) => (request.body.toString().includes('SLOW') ? { delayMs: 1500, status: 200 } : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 4 } });
+    await ws.seed([aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' }), ...Array.from({ length: 20 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' }))]);
+    const started = Date.now();
+    const result = await ws.run((context) => processExpirations(context, { now }));
+    expect(result.delivered).toBe(21);
+    const fastOnes = receiver.requests.filter((request) => !request.body.toString().includes('SLOW'));
+    expect(Math.max(...fastOnes.map((request) => request.at)) - started).toBeLessThan(1500);
+  });
+});
