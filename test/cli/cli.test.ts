@@ -1,0 +1,173 @@
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { runCli } from '../helpers/cli.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
+const NOW = '2025-01-15T08:00:00Z';
+const SECRET = 'cli-secret-value';
+
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+});
+
+/** A directory with a config that uses fast retries, as an operator's would with its own values. */
+function project(extra: object = {}): string {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...extra }));
+  return dir;
+}
+
+describe('the built CLI', () => {
+  test('walkthrough: import, settings, dry run, real run, idempotent rerun, delivery log', async () => {
+    receiver = await startReceiver();
+    const cwd = project();
+    const cli = (...args: string[]) => runCli(args, { cwd });
+
+    const imported = await cli('licenses', 'import', SAMPLE);
+    expect(imported).toMatchObject({ code: 0, stderr: '' });
+    expect(imported.stdout).toContain('Imported 10 licenses');
+
+    expect((await cli('settings', 'set', 'webhook-url', receiver.url)).code).toBe(0);
+    expect((await cli('settings', 'set', 'webhook-secret', SECRET)).code).toBe(0);
+    expect((await cli('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
+
+    const dry = await cli('process-expirations', '--now', NOW, '--dry-run', '--json');
+    expect(dry.code).toBe(0);
+    const plan = JSON.parse(dry.stdout);
+    expect(plan.dueCounts).toEqual({ 'license.expiring': 2, 'license.expired': 1, 'license.update_support_expired': 2 });
+    expect(receiver.requests).toHaveLength(0);
+
+    const run = await cli('process-expirations', '--now', NOW, '--json');
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.stdout);
+    expect(summary).toMatchObject({ recorded: 5, delivered: 5, abandoned: 0, now: NOW });
+    expect(receiver.requests).toHaveLength(5);
+    for (const request of receiver.requests) {
+      expect(request.headers['x-webhook-signature']).toBe(createHmac('sha256', SECRET).update(request.body).digest('hex'));
+    }
+
+    const again = await cli('process-expirations', '--now', NOW);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('due: 0 expiring, 0 expired, 0 update support ended');
+    expect(receiver.requests).toHaveLength(5);
+
+    const log = await cli('deliveries', 'list', '--json');
+    const rows = JSON.parse(log.stdout);
+    expect(rows).toHaveLength(5);
+    expect(rows.every((row: { status: string }) => row.status === 'delivered')).toBe(true);
+
+    const show = await cli('deliveries', 'show', String(rows[0].id));
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain(rows[0].event_id);
+    expect(show.stdout).toMatch(/1\s+\d{4}-\d{2}-\d{2}T\S+Z\s+\d+\s+200/);
+
+    const list = await cli('settings', 'list');
+    expect(list.stdout).toMatch(/webhook-secret\s+\*{8}\s+settings/);
+    expect(list.stdout + list.stderr).not.toContain(SECRET);
+  }, 60_000);
+
+  test('an abandoned delivery is exit 3 and visible, and deliveries retry re-sends it with the same id and body', async () => {
+    let failing = true;
+    receiver = await startReceiver(() => (failing ? 500 : 200));
+    const cwd = project({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/unused', retryDelaysMs: [10], timeoutMs: 2000 } });
+    const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url };
+    const cli = (...args: string[]) => runCli(args, { cwd, env });
+    await cli('licenses', 'import', SAMPLE);
+    const run = await cli('process-expirations', '--now', NOW, '--quiet');
+    expect(run.code).toBe(3);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('5 deliveries abandoned');
+    const abandoned = JSON.parse((await cli('deliveries', 'list', '--status', 'abandoned', '--json')).stdout);
+    expect(abandoned).toHaveLength(5);
+    expect(abandoned[0]).toMatchObject({ attempts: 2, last_status_code: 500 });
+
+    failing = false;
+    const firstBodies = receiver.requests.map((request) => `${request.headers['x-webhook-id']} ${request.body.toString()}`);
+    const retried = await cli('deliveries', 'retry', '--abandoned', '--json');
+    expect(retried.code).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
+    const resent = receiver.requests.slice(-5).map((request) => `${request.headers['x-webhook-id']} ${request.body.toString()}`);
+    expect(new Set(resent)).toEqual(new Set(firstBodies));
+    const shown = JSON.parse((await cli('deliveries', 'show', String(abandoned[0].id), '--json')).stdout);
+    expect(shown.delivery).toMatchObject({ status: 'delivered', attempts: 3 });
+    expect(shown.attempts.map((attempt: { attempt: number; status_code: number }) => [attempt.attempt, attempt.status_code])).toEqual([
+      [1, 500],
+      [2, 500],
+      [3, 200],
+    ]);
+  }, 60_000);
+
+  test('send-test-event: prints headers, body, status and time; exit 0 on 2xx, 3 otherwise, 2 without a URL', async () => {
+    receiver = await startReceiver((request) => (request.url.includes('fail') ? 400 : 200));
+    const cwd = project();
+    const ok = await runCli(['send-test-event', '--url', receiver.url, '--secret', SECRET, '--event', 'license.expired'], { cwd });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('X-Webhook-Event: license.expired');
+    expect(ok.stdout).toMatch(/attempt 1: HTTP 200 in \d+ ms/);
+    const request = receiver.requests[0]!;
+    expect(ok.stdout).toContain(request.body.toString());
+    expect(request.headers['x-webhook-signature']).toBe(createHmac('sha256', SECRET).update(request.body).digest('hex'));
+    expect(JSON.parse(request.body.toString()).payload).toHaveProperty('expired_at');
+
+    const failed = await runCli(['send-test-event', '--url', `${receiver.url}?fail=1`], { cwd });
+    expect(failed.code).toBe(3);
+    expect(failed.stdout).toContain('no X-Webhook-Signature');
+    const missing = await runCli(['send-test-event'], { cwd });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('No webhook URL: pass --url <url>');
+  });
+
+  test.each([
+    [['settings', 'set', 'colour', 'blue'], /Unknown setting "colour"/],
+    [['settings', 'set', 'webhook-url', 'example.com/hook'], /not an absolute URL/],
+    [['settings', 'set', 'warning-days', 'seven'], /not a whole number/],
+    [['process-expirations', '--now', 'yesterday'], /--now takes an ISO-8601 date-time/],
+    [['licenses', 'import', 'missing.csv'], /Cannot read import file missing\.csv/],
+    [['deliveries', 'show', 'abc'], /A delivery id is a positive whole number/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['send-test-event', '--event', 'license.renewed', '--url', 'http://127.0.0.1:1/'], /Allowed choices are license\.expiring/],
+  ])('bad input %j: exit 2, a message naming the problem, no stack trace', async (args, pattern) => {
+    const result = await runCli(args, { cwd: project() });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(pattern);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('an invalid config file is exit 2 with the path, and no database is written', async () => {
+    const cwd = tempDir();
+    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), '{"webhooks":{"concurrency":0}}');
+    const result = await runCli(['process-expirations'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`Invalid config file ${path.join(cwd, 'license-manager.config.json')}`);
+    expect(result.stderr).toContain('webhooks.concurrency');
+    expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
+  });
+
+  test('enabled without a URL: exit 2 and nothing recorded', async () => {
+    const cwd = project({ webhooks: { enabled: true } });
+    await runCli(['licenses', 'import', SAMPLE], { cwd });
+    const result = await runCli(['process-expirations', '--now', NOW], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('no webhook URL is set');
+    const log = await runCli(['deliveries', 'list', '--json'], { cwd });
+    expect(JSON.parse(log.stdout)).toEqual([]);
+  });
+
+  test('--help teaches with examples; --version prints the version', async () => {
+    const cwd = tempDir();
+    const help = await runCli(['process-expirations', '--help'], { cwd });
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--dry-run');
+    expect(help.stdout).toContain('Examples:');
+    const version = await runCli(['--version'], { cwd });
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(fs.readdirSync(cwd)).toEqual([]); // help touches no database
+  });
+});

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import { withContext } from '../../src/commands/context.js';
+import { processExpirations } from '../../src/commands/process-expirations.js';
+import { settingsList, settingsSet, settingsUnset } from '../../src/commands/settings.js';
+import { loadConfig } from '../../src/config/load-config.js';
+import { ExitError } from '../../src/errors.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { workspace } from '../helpers/workspace.js';
+
+async function expectUsageError(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(ExitError);
+  expect((error as ExitError).code).toBe(2);
+  expect((error as ExitError).message).toMatch(pattern);
+}
+
+describe('config discovery and validation', () => {
+  test('no config file: defaults, database in the current directory', async () => {
+    const dir = tempDir();
+    const loaded = await loadConfig({ cwd: dir });
+    expect(loaded.filepath).toBeUndefined();
+    expect(loaded.config).toEqual({
+      database: { filename: './license-manager.sqlite' },
+      webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
+      expirations: { warningDays: [7, 1], lookbackDays: 7 },
+    });
+  });
+
+  test.each([
+    ['license-manager.config.json', '{"webhooks":{"concurrency":3}}'],
+    ['.license-managerrc', '{"webhooks":{"concurrency":3}}'],
+    ['.license-managerrc.json', '{"webhooks":{"concurrency":3}}'],
+    ['.license-managerrc.yaml', 'webhooks:\n  concurrency: 3\n'],
+    ['package.json', '{"name":"x","license-manager":{"webhooks":{"concurrency":3}}}'],
+  ])('finds %s', async (file, content) => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, file), content);
+    const loaded = await loadConfig({ cwd: dir });
+    expect(loaded.filepath).toBe(path.join(dir, file));
+    expect(loaded.config.webhooks.concurrency).toBe(3);
+  });
+
+  test('an invalid file is exit 2 naming the file, the key and the reason', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(file, JSON.stringify({ webhooks: { timeoutMs: -5, url: 'ftp://x' }, expirations: { warningDays: [7, 7] } }));
+    const error = (await loadConfig({ cwd: dir }).catch((caught: unknown) => caught)) as ExitError;
+    expect(error.code).toBe(2);
+    const lines = error.message.split('\n').map((line) => line.trim());
+    expect(lines[0]).toBe(`Invalid config file ${file}:`);
+    expect(lines.slice(1).sort()).toEqual([
+      'expirations.warningDays: each warning day may appear only once',
+      'webhooks.timeoutMs: Too small: expected number to be >=1',
+      'webhooks.url: must use http: or https:, not ftp:',
+    ]);
+  });
+
+  test('unknown keys (typos) and broken JSON are rejected', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"webhook":{"url":"https://x.test"}}');
+    await expectUsageError(loadConfig({ cwd: dir }), /Unrecognized key: "webhook"/);
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"webhooks": ');
+    await expectUsageError(loadConfig({ cwd: dir }), /Could not read config file/);
+  });
+
+  test('-c with a missing file says so', async () => {
+    await expectUsageError(loadConfig({ cwd: tempDir(), file: 'nope.json' }), /nope\.json does not exist/);
+  });
+
+  test('a relative database.filename is relative to the config file, not the working directory', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'etc'));
+    const file = path.join(dir, 'etc', 'lm.json');
+    fs.writeFileSync(file, '{"database":{"filename":"data.sqlite"}}');
+    const databaseFile = await withContext({ config: file, cwd: tempDir(), env: {} }, async (context) => context.databaseFile);
+    expect(databaseFile).toBe(path.join(dir, 'etc', 'data.sqlite'));
+    expect(fs.statSync(databaseFile).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('settings', () => {
+  test('precedence: env > settings table > config file > default, with the source shown and the secret masked', async () => {
+    const ws = workspace({ webhooks: { url: 'https://file.example/hook', secret: 'file-secret' } });
+    await ws.run((context) => settingsSet(context, 'webhook-url', 'https://table.example/hook', new Date()));
+    await ws.run((context) => settingsSet(context, 'warning-days', '1,14,3', new Date()));
+    const env = { LICENSE_MANAGER_WEBHOOK_SECRET: 'env-secret' };
+    const list = await withContext({ config: ws.configFile, cwd: ws.dir, env }, async (context) => {
+      expect(context.config.webhooks).toMatchObject({ url: 'https://table.example/hook', secret: 'env-secret', enabled: false });
+      expect(context.config.expirations.warningDays).toEqual([14, 3, 1]);
+      return settingsList(context);
+    });
+    expect(list.map(({ key, value, source, origin }) => ({ key, value, source, origin }))).toEqual([
+      { key: 'webhooks-enabled', value: 'false', source: 'default', origin: undefined },
+      { key: 'webhook-url', value: 'https://table.example/hook', source: 'settings', origin: undefined },
+      { key: 'webhook-secret', value: '********', source: 'env', origin: 'LICENSE_MANAGER_WEBHOOK_SECRET' },
+      { key: 'warning-days', value: '14,3,1', source: 'settings', origin: undefined },
+    ]);
+    await ws.run((context) => settingsUnset(context, 'webhook-url'));
+    const url = await ws.run(async (context) => settingsList(context).find((setting) => setting.key === 'webhook-url'));
+    expect(url).toMatchObject({ value: 'https://file.example/hook', source: 'config', origin: ws.configFile });
+  });
+
+  test.each([
+    ['colour', 'blue', /Unknown setting "colour"\. Known settings: webhooks-enabled, webhook-url, webhook-secret, warning-days/],
+    ['webhook-url', 'not a url', /Invalid value for setting webhook-url: "not a url" is not an absolute URL/],
+    ['webhook-url', 'ftp://files.example/x', /must use http: or https:, not ftp:/],
+    ['warning-days', '7,x', /"x" is not a whole number/],
+    ['warning-days', '7,-1', /not a whole number/],
+    ['warning-days', '7,7', /each warning day may appear only once/],
+    ['warning-days', '', /not a whole number/],
+    ['webhooks-enabled', 'yes', /must be true or false/],
+    ['webhook-secret', '', /must not be empty/],
+  ])('settings set %s %j is exit 2 and keeps the old value', async (key, value, pattern) => {
+    const ws = workspace();
+    await ws.run((context) => settingsSet(context, 'warning-days', '3', new Date()));
+    await ws.run((context) => settingsSet(context, 'webhook-url', 'https://old.example/', new Date()));
+    await expectUsageError(ws.run((context) => settingsSet(context, key, value, new Date())), pattern);
+    const rows = await ws.run((context) => context.db.selectFrom('settings').select(['key', 'value']).orderBy('key').execute());
+    expect(rows).toEqual([
+      { key: 'warning-days', value: '3' },
+      { key: 'webhook-url', value: 'https://old.example/' },
+    ]);
+  });
+
+  test('a bad environment variable is exit 2 naming it', async () => {
+    const ws = workspace({}, { LICENSE_MANAGER_WEBHOOK_URL: 'localhost:8000' });
+    await expectUsageError(ws.run(async () => undefined), /LICENSE_MANAGER_WEBHOOK_URL/);
+  });
+
+  test('webhooks enabled without a URL: exit 2 and nothing written', async () => {
+    const ws = workspace({ webhooks: { enabled: true } });
+    await ws.seed([{ license_code: 'X', expires_at: '2024-01-14T00:00:00Z' }]);
+    await expectUsageError(ws.run((context) => processExpirations(context, { now: new Date('2024-01-15T00:00:00Z') })), /no webhook URL is set/);
+    const state = await ws.run(async (context) => ({
+      deliveries: await context.db.selectFrom('webhook_deliveries').selectAll().execute(),
+      status: (await context.db.selectFrom('licenses').select('status').executeTakeFirstOrThrow()).status,
+    }));
+    expect(state).toEqual({ deliveries: [], status: 'active' });
+  });
+});

@@ -1,0 +1,80 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from '@jest/globals';
+import { importLicenses, listLicenses } from '../../src/commands/licenses.js';
+import { ExitError } from '../../src/errors.js';
+import { workspace } from '../helpers/workspace.js';
+
+const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
+const now = new Date('2025-01-15T08:00:00Z');
+
+function write(dir: string, name: string, content: string): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+describe('licenses import', () => {
+  test('the shipped sample CSV imports, quoted commas and empty cells included', async () => {
+    const ws = workspace();
+    const result = await ws.run((context) => importLicenses(context, SAMPLE, now));
+    expect(result).toMatchObject({ format: 'csv', rows: 10, inserted: 10, updated: 0 });
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows.find((row) => row.license_code === 'LIC-0005')).toMatchObject({ product_name: 'Plugin, Lifetime', expires_at: null, updates_until: '2025-01-10T00:00:00Z' });
+  });
+
+  test('JSON array and NDJSON, dates normalised to UTC seconds; upsert by license_code keeps columns the file leaves out', async () => {
+    const ws = workspace();
+    const json = write(ws.dir, 'a.json', JSON.stringify([{ id: 7, license_code: 'A', email: 'a@example.com', expires_at: '2025-01-20T10:00:00.123+02:00' }, { license_code: 'B' }]));
+    expect(await ws.run((context) => importLicenses(context, json, now))).toMatchObject({ format: 'json', inserted: 2, updated: 0 });
+    const ndjson = write(ws.dir, 'b.ndjson', '{"license_code":"A","expires_at":"2026-01-20"}\n\n{"license_code":"C","status":"suspended"}\n');
+    expect(await ws.run((context) => importLicenses(context, ndjson, now))).toMatchObject({ format: 'ndjson', inserted: 1, updated: 1 });
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows.map(({ id, license_code, email, status, expires_at }) => ({ id, license_code, email, status, expires_at }))).toEqual([
+      { id: 7, license_code: 'A', email: 'a@example.com', status: 'active', expires_at: '2026-01-20T00:00:00Z' },
+      { id: 8, license_code: 'B', email: null, status: 'active', expires_at: null },
+      { id: 9, license_code: 'C', email: null, status: 'suspended', expires_at: null },
+    ]);
+  });
+
+  test.each([
+    ['bad-date.csv', 'license_code,expires_at\nOK-1,2025-01-01\nBAD-1,31/12/2025\n', /row 2 \(line 3\): field expires_at "31\/12\/2025" is not an ISO-8601 date/],
+    ['no-code.json', '[{"license_code":"OK"},{"email":"x@example.com"}]', /row 2: field license_code is required/],
+    ['status.ndjson', '{"license_code":"OK"}\n{"license_code":"S","status":"paused"}\n', /row 2 \(line 2\): field status must be one of active, suspended, revoked, expired/],
+    ['unknown.csv', 'license_code,colour\nA,blue\n', /row 1 \(line 2\): unknown field "colour"/],
+    ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
+    ['broken.json', '[{"license_code":', /is not valid JSON/],
+    ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 fields, the header has 2/],
+  ])('%s: exit 2 naming the row and field, nothing imported', async (name, content, pattern) => {
+    const ws = workspace();
+    const file = write(ws.dir, name, content);
+    const error = await ws.run((context) => importLicenses(context, file, now)).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ExitError);
+    expect((error as ExitError).code).toBe(2);
+    expect((error as ExitError).message).toMatch(pattern);
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows).toEqual([]);
+  });
+
+  test('an id that belongs to another license_code rolls the whole file back', async () => {
+    const ws = workspace();
+    await ws.run((context) => importLicenses(context, write(ws.dir, 'one.json', '[{"id":1,"license_code":"FIRST"}]'), now));
+    const file = write(ws.dir, 'two.json', '[{"license_code":"NEW-1"},{"id":1,"license_code":"SECOND"}]');
+    const error = (await ws.run((context) => importLicenses(context, file, now)).catch((caught: unknown) => caught)) as ExitError;
+    expect(error.code).toBe(2);
+    expect(error.message).toMatch(/Nothing was imported/);
+    const codes = (await ws.run((context) => listLicenses(context, { now }))).map((row) => row.license_code);
+    expect(codes).toEqual(['FIRST']);
+  });
+
+  test('list filters by status and by --expiring-within', async () => {
+    const ws = workspace();
+    await ws.run((context) => importLicenses(context, SAMPLE, now));
+    const expiring = await ws.run((context) => listLicenses(context, { now, expiringWithinDays: '7' }));
+    expect(expiring.map((row) => row.license_code)).toEqual(['LIC-0002', 'LIC-0006', 'LIC-0001']);
+    const suspended = await ws.run((context) => listLicenses(context, { now, status: 'suspended' }));
+    expect(suspended.map((row) => row.license_code)).toEqual(['LIC-0006']);
+    await expect(ws.run((context) => listLicenses(context, { now, status: 'paused' }))).rejects.toThrow(/--status must be one of/);
+  });
+});
