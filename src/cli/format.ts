@@ -8,7 +8,7 @@ import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.reposit
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { type Output, table } from './output.js';
 
-const plural = (count: number, word: string) => `${count} ${count === 1 ? word : word.endsWith('y') ? `${word.slice(0, -1)}ies` : `${word}s`}`;
+const plural = (count: number, word: string) => `${count} ${count === 1 ? word : /[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`}`;
 
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
