@@ -113,7 +113,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         const result = await processExpirations(context, { now, dryRun: options.dryRun, stop: stop.signal, onWarning: (text) => out.warn(text) });
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
-        if (result.abandoned > 0) {
+        if (stop.signal.aborted) {
+          out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
+          exitCode = EXIT.failure;
+        } else if (result.abandoned > 0) {
           if (out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.deliveries);
           exitCode = EXIT.abandoned;
         }

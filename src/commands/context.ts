@@ -33,6 +33,10 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
     });
     const { config, settings } = resolveConfig(loaded, stored, globals.env);
     return await fn({ db, config, settings, databaseFile, configFile: loaded.filepath });
+  } catch (error) {
+    // A read-only file, a lock held too long, a full disk: say which file, not just SQLite's words.
+    const code = (error as { code?: unknown }).code;
+    throw typeof code === 'string' && code.startsWith('SQLITE_') ? databaseError(databaseFile, error) : error;
   } finally {
     await db.destroy();
   }

@@ -5,7 +5,9 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
 import {
+  activeClaimants,
   claimDeliveries,
+  expireClaims,
   finishDelivery,
   recordAttempt,
   renewLeases,
@@ -20,6 +22,32 @@ export const DEFAULT_LEASE_MS = 60_000;
 /** Identifies one run in `claimed_by`: host and pid let a later run on the same host see that it died. */
 export function newRunId(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}
+
+/** Whether a process with this pid exists here (EPERM: it exists, but belongs to someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims of runs on this host whose process is gone (killed, OOM, reboot) are freed at once rather than
+ * after their lease. Runs on other hosts are left to their lease: we cannot see their processes.
+ */
+export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number): Promise<number> {
+  let freed = 0;
+  const host = hostname();
+  for (const claimant of await activeClaimants(db, nowMs)) {
+    const [claimHost, pidText] = claimant.split(':');
+    const pid = Number(pidText);
+    if (claimHost !== host || !Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    freed += await expireClaims(db, claimant);
+  }
+  return freed;
 }
 
 export interface DeliverPendingOptions {
@@ -104,6 +132,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
     options.onResult?.(row, outcome);
   };
 
+  await freeClaimsOfDeadRuns(db, clock.now().getTime());
   try {
     for (;;) {
       if (options.stop?.aborted || failure) break;

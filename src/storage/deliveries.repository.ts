@@ -99,6 +99,29 @@ export async function claimDeliveries(db: Kysely<Database>, options: ClaimOption
     .execute();
 }
 
+/** The runs holding unexpired claims: a later run checks whether they are still alive. */
+export async function activeClaimants(db: Kysely<Database>, nowMs: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select('claimed_by')
+    .distinct()
+    .where('status', '=', 'delivering')
+    .where('lease_until', '>=', nowMs)
+    .execute();
+  return rows.map((row) => row.claimed_by).filter((claimant): claimant is string => claimant !== null);
+}
+
+/** Ends the leases of a run known to be dead, so its deliveries are claimed at once instead of after the lease. */
+export async function expireClaims(db: Kysely<Database>, runId: string): Promise<number> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: 0 })
+    .where('claimed_by', '=', runId)
+    .where('status', '=', 'delivering')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 /** Keeps a live run's claims from lapsing while it works through them. */
 export async function renewLeases(db: Kysely<Database>, runId: string, leaseUntil: number): Promise<void> {
   await db

@@ -76,10 +76,11 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       const waited = await wait(policy.retryDelaysMs[attempt - 2] ?? 0, options.stop);
       if (!waited) return finish('released', attempts);
     }
-    if (options.stop?.aborted) return finish('released', attempts);
     const release = options.slots ? await options.slots.acquire() : undefined;
     let record: AttemptRecord;
     try {
+      // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
+      if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
       const started = performance.now();
       const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });

@@ -1,0 +1,243 @@
+import { spawn, spawnSync as runSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { BIN, runCli } from '../helpers/cli.js';
+import { query } from '../helpers/inspect.js';
+import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const NOW = '2025-01-15T08:00:00Z';
+const receivers: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const receiver of receivers.splice(0)) await receiver.close();
+});
+
+async function receiverFor(reply: (request: { body: Buffer; headers: Record<string, unknown> }, index: number) => Reply): Promise<Receiver> {
+  const receiver = await startReceiver(reply);
+  receivers.push(receiver);
+  return receiver;
+}
+
+/** A project with `count` licenses that expired yesterday: one license.expired event each. */
+async function projectWithEvents(count: number, webhooks: object): Promise<{ cwd: string; db: string }> {
+  const cwd = tempDir();
+  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, ...webhooks } }));
+  const rows = Array.from({ length: count }, (_, index) => ({ license_code: `K-${String(index).padStart(3, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
+  fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
+  const imported = await runCli(['licenses', 'import', 'licenses.json'], { cwd });
+  expect(imported.code).toBe(0);
+  return { cwd, db: path.join(cwd, 'license-manager.sqlite') };
+}
+
+function start(args: string[], cwd: string) {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const licenseOf = (request: { body: Buffer }) => (JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code;
+
+describe('crash safety', () => {
+  test.each([
+    ['mid-attempt (receiver holding the request)', 'hang-first', 1],
+    ['between retries (waiting 3 s after a 500)', 'fail-first', 4],
+    ['after some deliveries, the rest recorded but unsent', 'slow', 6],
+  ])('SIGKILL %s, then a rerun delivers every event; duplicates only for what was in flight', async (_label, mode, killAfter) => {
+    const total = 12;
+    const receiver = await receiverFor((_request, index) => {
+      if (mode === 'hang-first') return index === 0 ? 'hang' : 200;
+      if (mode === 'fail-first') return index < 2 ? 500 : 200;
+      return { delayMs: 100, status: 200 };
+    });
+    const { cwd, db } = await projectWithEvents(total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
+    const run = start(['process-expirations', '--now', NOW], cwd);
+    await until(() => receiver.requests.length >= killAfter);
+    run.child.kill('SIGKILL');
+    const killed = await run.done;
+    expect(killed.signal).toBe('SIGKILL');
+    const inFlightAtKill = query<{ n: number }>(db, "select count(*) n from webhook_deliveries where status = 'delivering'")[0]!.n;
+
+    const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(rerun.code).toBe(0);
+    const counts = new Map<string, number>();
+    for (const request of receiver.requests) counts.set(licenseOf(request), (counts.get(licenseOf(request)) ?? 0) + 1);
+    expect(counts.size).toBe(total); // every event arrived at least once
+    const delivered = query<{ status: string; n: number }>(db, 'select status, count(*) n from webhook_deliveries group by status');
+    expect(delivered).toEqual([{ status: 'delivered', n: total }]);
+    // A duplicate is only possible for a delivery claimed and mid-flight at the kill (at most `concurrency`).
+    const duplicates = [...counts.values()].reduce((sum, n) => sum + n - 1, 0) - (mode === 'fail-first' ? 2 : 0);
+    expect(duplicates).toBeLessThanOrEqual(Math.min(2, inFlightAtKill));
+    // eslint-disable-next-line no-console
+    console.log(`kill ${mode}: ${receiver.requests.length} requests for ${total} events, ${duplicates} duplicate(s), ${inFlightAtKill} in flight at the kill`);
+  }, 40_000);
+
+  test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
+    const receiver = await receiverFor(() => ({ delayMs: 150, status: 200 }));
+    const { cwd, db } = await projectWithEvents(30, { url: receiver.url, concurrency: 4 });
+    const [first, second] = await Promise.all([start(['process-expirations', '--now', NOW, '--json'], cwd).done, start(['process-expirations', '--now', NOW, '--json'], cwd).done]);
+    expect([first.code, second.code]).toEqual([0, 0]);
+    const ids = receiver.requests.map((request) => request.headers['x-webhook-id']);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+    const [a, b] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
+    expect(a.recorded + b.recorded).toBe(30);
+    expect(a.delivered + b.delivered).toBe(30);
+    expect(query(db, "select count(*) n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 30 }]);
+  }, 40_000);
+
+  test('SIGTERM: stops claiming, records the attempts in flight, leaves waiting retries pending, exits promptly', async () => {
+    const receiver = await receiverFor(() => 500);
+    const { cwd, db } = await projectWithEvents(6, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
+    const run = start(['process-expirations', '--now', NOW], cwd);
+    await until(() => receiver.requests.length >= 6);
+    const signalled = Date.now();
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    expect(Date.now() - signalled).toBeLessThan(5000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('SIGTERM received');
+    expect(result.stderr).toMatch(/left 6 deliveries pending/);
+    expect(query(db, 'select status, attempts, claimed_by from webhook_deliveries group by status')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
+    expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 6 }]);
+  }, 30_000);
+});
+
+describe('hostile receivers through the CLI', () => {
+  test.each([
+    ['never answers', 'hang' as Reply, /timed out after 300 ms/],
+    ['stalls the body', 'stall-body' as Reply, /timed out after 300 ms/],
+    ['resets the connection', 'drop' as Reply, /socket|closed|reset|terminated/i],
+    ['sends 5 MiB', 'huge-body' as Reply, /^HTTP 500: x+$/],
+    ['redirects', { status: 302, headers: { location: 'https://elsewhere.example/' } } as Reply, /HTTP 302 redirect to https:\/\/elsewhere\.example\/ \(redirects are not followed/],
+    ['speaks broken HTTP', 'malformed' as Reply, /.+/],
+  ])('a receiver that %s ends as a clear last_error, and the run exits 3', async (_label, reply, pattern) => {
+    const receiver = await receiverFor(() => reply);
+    const { cwd, db } = await projectWithEvents(1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
+    const started = Date.now();
+    const result = await runCli(['process-expirations', '--now', NOW], { cwd });
+    expect(result.code).toBe(3);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const [row] = query<{ status: string; last_error: string }>(db, 'select status, last_error from webhook_deliveries');
+    expect(row!.status).toBe('abandoned');
+    expect(row!.last_error).toMatch(pattern);
+    expect(row!.last_error.length).toBeLessThan(400);
+  }, 20_000);
+
+  test('a port that does not speak HTTP', async () => {
+    const garbage = await startGarbageServer();
+    receivers.push(garbage);
+    const { cwd, db } = await projectWithEvents(1, { url: garbage.url, timeoutMs: 1000, retryDelaysMs: [] });
+    const result = await runCli(['process-expirations', '--now', NOW], { cwd });
+    expect(result.code).toBe(3);
+    const [row] = query<{ last_error: string }>(db, 'select last_error from webhook_deliveries');
+    expect(row!.last_error).toBeTruthy();
+  });
+});
+
+describe('secret hygiene', () => {
+  test('the secret appears in no output of any command, and the database file is owner-only', async () => {
+    const canary = 'CANARY-s3cr3t-7f1e2d';
+    const receiver = await receiverFor((_request, index) => (index === 0 ? 500 : 200));
+    const { cwd, db } = await projectWithEvents(2, { url: receiver.url, retryDelaysMs: [] });
+    const outputs: string[] = [];
+    const run = async (...args: string[]) => {
+      const result = await runCli(args, { cwd });
+      outputs.push(result.stdout, result.stderr);
+      return result;
+    };
+    await run('settings', 'set', 'webhook-secret', canary);
+    for (const json of [[], ['--json']]) {
+      await run('settings', 'list', ...json);
+      await run('settings', 'get', 'webhook-secret', ...json);
+      await run('process-expirations', '--now', NOW, ...json);
+      await run('deliveries', 'list', ...json);
+      await run('deliveries', 'show', '1', ...json);
+      await run('deliveries', 'retry', '--abandoned', ...json);
+      await run('send-test-event', ...json);
+      await run('send-test-event', '--url', 'not-a-url', ...json);
+      await run('process-expirations', '--now', NOW, '--verbose', ...json);
+    }
+    expect(outputs.join('\n')).toContain('********');
+    expect(outputs.join('\n')).not.toContain(canary);
+    expect(receiver.requests.length).toBeGreaterThan(0);
+    expect(fs.statSync(db).mode & 0o777).toBe(0o600);
+  }, 60_000);
+});
+
+describe('a database the tool cannot use', () => {
+  const cwd = () => tempDir();
+
+  test('missing directory: exit 2 naming it', async () => {
+    const result = await runCli(['settings', 'list'], { cwd: cwd(), env: { LICENSE_MANAGER_DB: '/nonexistent-dir/lm.sqlite' } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('Database directory /nonexistent-dir does not exist');
+  });
+
+  test('a file that is not SQLite: exit 2 naming it', async () => {
+    const dir = cwd();
+    fs.writeFileSync(path.join(dir, 'notes.sqlite'), 'these are my notes, not a database '.repeat(10));
+    const result = await runCli(['process-expirations'], { cwd: dir, env: { LICENSE_MANAGER_DB: 'notes.sqlite' } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${path.join(dir, 'notes.sqlite')} is not a SQLite database`);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('a read-only file: reading works, writing is exit 2 naming the file', async () => {
+    const dir = cwd();
+    const file = path.join(dir, 'lm.sqlite');
+    expect((await runCli(['migrate'], { cwd: dir, env: { LICENSE_MANAGER_DB: file } })).code).toBe(0);
+    const asRoot = process.getuid?.() === 0;
+    // root ignores file modes; an immutable file is read-only even for root.
+    const lock = () => (asRoot ? spawnSync('chattr', ['+i', file]) : fs.chmodSync(file, 0o400));
+    const unlock = () => (asRoot ? spawnSync('chattr', ['-i', file]) : fs.chmodSync(file, 0o600));
+    lock();
+    try {
+      const read = await runCli(['settings', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: file } });
+      expect(read.code).toBe(0);
+      const write = await runCli(['settings', 'set', 'webhook-url', 'https://example.com/'], { cwd: dir, env: { LICENSE_MANAGER_DB: file } });
+      expect(write.code).toBe(2);
+      expect(write.stderr).toContain(`Cannot write database ${file}`);
+    } finally {
+      unlock();
+    }
+  });
+
+  test('locked by another writer past the busy timeout: exit 1 saying so', async () => {
+    const dir = cwd();
+    const file = path.join(dir, 'lm.sqlite');
+    expect((await runCli(['migrate'], { cwd: dir, env: { LICENSE_MANAGER_DB: file } })).code).toBe(0);
+    const holder = new SQLite(file);
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      const result = await runCli(['settings', 'set', 'warning-days', '3'], { cwd: dir, env: { LICENSE_MANAGER_DB: file } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(`Database ${file} stayed locked by another process`);
+    } finally {
+      holder.exec('ROLLBACK');
+      holder.close();
+    }
+  }, 20_000);
+});
+
+function spawnSync(command: string, args: string[]): void {
+  const result = runSync(command, args);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}`);
+}
