@@ -1,0 +1,224 @@
+/**
+ * `npm run bench`: builds a SQLite database of N licenses (about 1% due), starts a receiver on 127.0.0.1,
+ * runs the built CLI's process-expirations against it, and compares with a bare ofetch loop posting the
+ * same bodies at the same concurrency to the same receiver. Not a test: it asserts nothing, it measures.
+ *
+ *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import SQLite from 'better-sqlite3';
+import { ofetch } from 'ofetch';
+import { openDatabase } from '../storage/open-database.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const bin = path.join(root, 'bin', 'license-manager.js');
+const NOW = new Date('2025-01-15T08:00:00Z');
+const DAY = 24 * 3600 * 1000;
+// Every loop here is bounded: by the row count, and each child process by this time limit.
+const CHILD_TIME_LIMIT_MS = 10 * 60 * 1000;
+
+const { values } = parseArgs({
+  options: {
+    licenses: { type: 'string', default: '1000000' },
+    'due-percent': { type: 'string', default: '1' },
+    'latency-ms': { type: 'string', default: '0' },
+    concurrency: { type: 'string', default: '8' },
+    out: { type: 'string', default: 'bench-results.json' },
+  },
+});
+const licenses = Number(values.licenses);
+const duePercent = Number(values['due-percent']);
+const latencyMs = Number(values['latency-ms']);
+const concurrency = Number(values.concurrency);
+for (const [name, value] of Object.entries({ licenses, duePercent, latencyMs, concurrency })) {
+  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number`);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** N licenses: `duePercent` of them with one event due at NOW (a third each kind), the rest not due. */
+async function buildDatabase(file: string): Promise<number> {
+  const db = await openDatabase(file);
+  await db.destroy();
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  const insert = sqlite.prepare(
+    `insert into licenses (license_code, product_id, product_name, customer_id, email, status, expires_at, updates_until, created_at, updated_at)
+     values (?, 'PROD-001', 'My Product', ?, ?, 'active', ?, ?, '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')`,
+  );
+  const dueEvery = duePercent > 0 ? Math.max(1, Math.round(100 / duePercent)) : Number.POSITIVE_INFINITY;
+  let due = 0;
+  const fill = sqlite.transaction((from: number, to: number) => {
+    for (let index = from; index < to; index += 1) {
+      let expires: number | null;
+      let updates: number | null = null;
+      if (index % dueEvery === 0) {
+        const kind = due % 3;
+        due += 1;
+        expires = kind === 0 ? NOW.getTime() + 3 * DAY : kind === 1 ? NOW.getTime() - DAY : NOW.getTime() + 200 * DAY;
+        if (kind === 2) updates = NOW.getTime() - DAY;
+      } else {
+        // Spread over the next 3 years, outside the due windows; every tenth one is a lifetime license.
+        expires = index % 10 === 0 ? null : NOW.getTime() + (30 + (index % 1000)) * DAY;
+      }
+      insert.run(`LIC-${index}`, `CUST-${index}`, `customer${index}@example.com`, expires === null ? null : iso(expires), updates === null ? null : iso(updates));
+    }
+  });
+  for (let from = 0; from < licenses; from += 50_000) fill(from, Math.min(licenses, from + 50_000));
+  sqlite.close();
+  return due;
+}
+
+function startReceiver(): Promise<{ url: string; count: () => number; close(): void }> {
+  let received = 0;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received += 1;
+      if (latencyMs > 0) setTimeout(() => res.end('OK'), latencyMs);
+      else res.end('OK');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhook`,
+        count: () => received,
+        close: () => {
+          server.closeAllConnections();
+          server.close();
+        },
+      }),
+    ),
+  );
+}
+
+interface Timed {
+  wallMs: number;
+  peakRssMb: number | null;
+  code: number | null;
+  stdout: string;
+}
+
+/** Runs the CLI; peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
+function timeCli(args: string[], cwd: string): Promise<Timed> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    let peakKb: number | null = null;
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    const sample = () => {
+      try {
+        const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        const match = /VmHWM:\s+(\d+) kB/.exec(status);
+        if (match) peakKb = Math.max(peakKb ?? 0, Number(match[1]));
+      } catch {
+        // exited between samples, or no /proc here
+      }
+    };
+    const sampler = setInterval(sample, 20);
+    const limit = setTimeout(() => child.kill('SIGKILL'), CHILD_TIME_LIMIT_MS);
+    child.on('error', reject);
+    child.on('exit', () => sample());
+    child.on('close', (code) => {
+      clearInterval(sampler);
+      clearTimeout(limit);
+      resolve({ wallMs: performance.now() - started, peakRssMb: peakKb === null ? null : Math.round(peakKb / 1024), code, stdout });
+    });
+  });
+}
+
+/** The same bodies and headers, posted by a bare ofetch loop at the same concurrency: what the transport allows. */
+async function bareOfetch(url: string, bodies: string[]): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < bodies.length) {
+      const body = bodies[next]!;
+      next += 1;
+      await ofetch.raw(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json' }, retry: 0, redirect: 'manual', responseType: 'text' });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return performance.now() - started;
+}
+
+async function main(): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'license-manager-bench-'));
+  const file = path.join(dir, 'bench.sqlite');
+  const receiver = await startReceiver();
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'license-manager.config.json'),
+      JSON.stringify({ database: { filename: './bench.sqlite' }, webhooks: { enabled: true, url: receiver.url, concurrency } }),
+    );
+    console.error(`building ${licenses.toLocaleString('en')} licenses in ${file} ...`);
+    const buildStarted = performance.now();
+    const due = await buildDatabase(file);
+    const buildMs = performance.now() - buildStarted;
+
+    const help = await timeCli(['--help'], dir);
+    const nothingDue = await timeCli(['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'], dir);
+    const run = await timeCli(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
+    const summary = JSON.parse(run.stdout) as { delivered: number; abandoned: number };
+    const rerun = await timeCli(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
+
+    const sqlite = new SQLite(file, { readonly: true });
+    const bodies = (sqlite.prepare('select body from webhook_deliveries order by id').all() as Array<{ body: string }>).map((row) => row.body);
+    sqlite.close();
+    const bareMs = bodies.length > 0 ? await bareOfetch(receiver.url, bodies) : 0;
+
+    const eventsPerSecond = summary.delivered / (run.wallMs / 1000);
+    const bareEventsPerSecond = bodies.length > 0 ? bodies.length / (bareMs / 1000) : 0;
+    const idealMs = latencyMs > 0 ? (summary.delivered * latencyMs) / concurrency : null;
+    const results = {
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, node: process.version },
+      params: { licenses, duePercent, latencyMs, concurrency },
+      buildSeconds: +(buildMs / 1000).toFixed(2),
+      due,
+      delivered: summary.delivered,
+      abandoned: summary.abandoned,
+      receiverGot: receiver.count(),
+      run: { wallSeconds: +(run.wallMs / 1000).toFixed(2), eventsPerSecond: Math.round(eventsPerSecond), peakRssMb: run.peakRssMb },
+      bareOfetch: { wallSeconds: +(bareMs / 1000).toFixed(2), eventsPerSecond: Math.round(bareEventsPerSecond) },
+      ratioToBareOfetch: bareEventsPerSecond > 0 ? +(eventsPerSecond / bareEventsPerSecond).toFixed(2) : null,
+      ratioToIdealLatency: idealMs ? +(idealMs / run.wallMs).toFixed(2) : null,
+      nothingDue: { wallSeconds: +(nothingDue.wallMs / 1000).toFixed(2), peakRssMb: nothingDue.peakRssMb },
+      rerunNothingNew: { wallSeconds: +(rerun.wallMs / 1000).toFixed(2) },
+      help: { wallMs: Math.round(help.wallMs) },
+    };
+    const rows: Array<[string, string]> = [
+      ['licenses', licenses.toLocaleString('en')],
+      ['events due / delivered', `${due} / ${summary.delivered}`],
+      ['process-expirations wall time', `${results.run.wallSeconds} s`],
+      ['events/s (whole run)', String(results.run.eventsPerSecond)],
+      ['bare ofetch loop events/s', String(results.bareOfetch.eventsPerSecond)],
+      ['ratio to bare ofetch', String(results.ratioToBareOfetch)],
+      ...(idealMs ? ([['ratio to ideal N x latency / concurrency', String(results.ratioToIdealLatency)]] as Array<[string, string]>) : []),
+      ['peak RSS', `${results.run.peakRssMb} MB`],
+      ['nothing due', `${results.nothingDue.wallSeconds} s`],
+      ['rerun, nothing new', `${results.rerunNothingNew.wallSeconds} s`],
+      ['--help', `${results.help.wallMs} ms`],
+    ];
+    const width = Math.max(...rows.map(([label]) => label.length));
+    console.log(rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));
+    fs.writeFileSync(path.resolve(values.out!), `${JSON.stringify(results, null, 2)}\n`);
+    console.log(`\nresults written to ${path.resolve(values.out!)}`);
+    if (run.code !== 0 || summary.delivered !== due) process.exitCode = 1;
+  } finally {
+    receiver.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
