@@ -8,14 +8,14 @@ import {
   activeClaimants,
   claimDeliveries,
   expireClaims,
-  finishDelivery,
-  recordAttempt,
+  releaseDelivery,
   renewLeases,
   type DeliveryRow,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { Slots } from '../webhooks/slots.js';
+import { AttemptWriter } from './attempt-writer.js';
 
 export const DEFAULT_LEASE_MS = 60_000;
 
@@ -101,6 +101,9 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   }, Math.max(1000, Math.floor(leaseMs / 3)));
   heartbeat.unref();
 
+  const writer = new AttemptWriter(db, options.runId);
+  const maxAttempts = options.policy.retryDelaysMs.length + 1;
+
   const run = async (row: DeliveryRow) => {
     const previousAttempts = row.attempts;
     const outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
@@ -108,17 +111,29 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       slots,
       stop: options.stop,
       fetch: options.fetch,
-      onAttempt: (attempt) =>
-        recordAttempt(db, row.id, {
-          attempt: previousAttempts + attempt.attempt,
-          started_at: formatUtc(attempt.startedAt),
-          duration_ms: attempt.durationMs,
-          status_code: attempt.statusCode,
-          error: attempt.error,
+      onAttempt: (attempt, verdict) =>
+        writer.write({
+          deliveryId: row.id,
+          attempt: {
+            attempt: previousAttempts + attempt.attempt,
+            started_at: formatUtc(attempt.startedAt),
+            duration_ms: attempt.durationMs,
+            status_code: attempt.statusCode,
+            error: attempt.error,
+          },
+          // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
+          final:
+            verdict === 'delivered'
+              ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
+              : verdict === 'final' || attempt.attempt === maxAttempts
+                ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
+                : options.stop?.aborted
+                  ? { status: 'pending', completedAt: null }
+                  : undefined,
         }),
     });
-    const final = outcome.status === 'released' ? 'pending' : outcome.status;
-    await finishDelivery(db, row.id, options.runId, final, final === 'pending' ? null : formatUtc(clock.now()));
+    // Handed back before an attempt, or stopped after a retryable failure: back to pending.
+    if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
     result.outcomes.push({
       id: row.id,

@@ -140,29 +140,53 @@ export interface AttemptInput {
   error: string | null;
 }
 
-/** Appends an attempt and keeps the delivery's summary columns in step with it. */
-export async function recordAttempt(db: Kysely<Database>, deliveryId: number, attempt: AttemptInput): Promise<void> {
+/** One attempt of one delivery, and, on its last attempt, how the delivery ends. */
+export interface AttemptWrite {
+  deliveryId: number;
+  attempt: AttemptInput;
+  /** delivered/abandoned with a completion time, or pending (handed back by a stopping run). */
+  final?: { status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'pending'>; completedAt: string | null };
+}
+
+/**
+ * Writes a batch of attempts in one transaction: the attempt rows, then each delivery's summary columns
+ * (`attempts`, `last_status_code`, `last_error`) and, for final attempts, its status. A final status is
+ * written only while this run still holds the claim.
+ */
+export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
+  if (writes.length === 0) return;
   await db.transaction().execute(async (trx) => {
-    await trx.insertInto('webhook_attempts').values({ delivery_id: deliveryId, ...attempt }).execute();
-    await trx
-      .updateTable('webhook_deliveries')
-      .set({ attempts: attempt.attempt, last_status_code: attempt.status_code, last_error: attempt.error })
-      .where('id', '=', deliveryId)
-      .execute();
+    for (let index = 0; index < writes.length; index += 100) {
+      const chunk = writes.slice(index, index + 100);
+      await trx
+        .insertInto('webhook_attempts')
+        .values(chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })))
+        .execute();
+      const rows = chunk.map(
+        (write) =>
+          sql`(${write.deliveryId}, ${write.attempt.attempt}, ${write.attempt.status_code}, ${write.attempt.error}, ${write.final?.status ?? null}, ${write.final?.completedAt ?? null})`,
+      );
+      // UPDATE … FROM (VALUES …): one statement for the chunk instead of one per delivery.
+      await sql`
+        update webhook_deliveries as d set
+          attempts = v.column2,
+          last_status_code = v.column3,
+          last_error = v.column4,
+          status = case when v.column5 is not null and d.claimed_by = ${runId} then v.column5 else d.status end,
+          completed_at = case when v.column5 is not null and d.claimed_by = ${runId} then v.column6 else d.completed_at end,
+          lease_until = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.lease_until end,
+          claimed_by = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.claimed_by end
+        from (values ${sql.join(rows)}) as v
+        where d.id = v.column1`.execute(trx);
+    }
   });
 }
 
-/** Ends a claim: delivered or abandoned with a completion time, or released back to pending. */
-export async function finishDelivery(
-  db: Kysely<Database>,
-  deliveryId: number,
-  runId: string,
-  status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'pending'>,
-  completedAt: string | null,
-): Promise<void> {
+/** Ends a claim without an attempt (a stopping run hands back a delivery it never tried). */
+export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
   await db
     .updateTable('webhook_deliveries')
-    .set({ status, completed_at: completedAt, claimed_by: null, lease_until: null })
+    .set({ status: 'pending', claimed_by: null, lease_until: null })
     .where('id', '=', deliveryId)
     .where('claimed_by', '=', runId)
     .execute();

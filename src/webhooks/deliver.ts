@@ -38,13 +38,13 @@ export interface DeliverOptions {
   /** Bounds attempts in flight across deliveries; a retry's wait holds no slot. */
   slots?: Slots;
   /** Called after every attempt, before the next wait, so the log is written as it happens. */
-  onAttempt?: (attempt: AttemptRecord) => Promise<void> | void;
+  onAttempt?: (attempt: AttemptRecord, verdict: Verdict) => Promise<void> | void;
   /** Aborted when the run should stop: no new attempt starts after it. */
   stop?: AbortSignal;
   fetch?: $Fetch;
 }
 
-type Verdict = 'delivered' | 'final' | 'retry';
+export type Verdict = 'delivered' | 'final' | 'retry';
 
 /** The reference's "Expected Response", plus the contract: 3xx is final since redirects are not followed. */
 export function classify(outcome: Pick<PostOutcome, 'statusCode'>): Verdict {
@@ -78,6 +78,7 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
     }
     const release = options.slots ? await options.slots.acquire() : undefined;
     let record: AttemptRecord;
+    let verdict: Verdict;
     try {
       // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
       if (options.stop?.aborted) return finish('released', attempts);
@@ -93,14 +94,15 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
         responsePrefix: outcome.responsePrefix,
         headers,
       };
-      attempts.push(record);
-      await options.onAttempt?.(record);
-      const verdict = classify(outcome);
-      if (verdict === 'delivered') return finish('delivered', attempts);
-      if (verdict === 'final') return finish('abandoned', attempts);
+      verdict = classify(outcome);
     } finally {
       release?.();
     }
+    attempts.push(record);
+    // Recorded before the next wait, and outside the slot: logging never holds up another event's attempt.
+    await options.onAttempt?.(record, verdict);
+    if (verdict === 'delivered') return finish('delivered', attempts);
+    if (verdict === 'final') return finish('abandoned', attempts);
   }
   return finish('abandoned', attempts);
 }
