@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -79,17 +79,20 @@ export interface ClaimOptions {
  * SQLite's write lock makes it atomic, so two runs never hold the same delivery.
  */
 export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
-  let candidates = db
-    .selectFrom('webhook_deliveries')
-    .select('id')
-    .where((eb) =>
-      eb.or([
-        eb('status', '=', 'pending'),
-        eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', options.nowMs)]),
-      ]),
-    )
-    .orderBy('id')
-    .limit(options.limit);
+  // Two index range scans on (status, id) rather than one OR, which would scan the whole table per claim.
+  const lapsed = await claimWhere(db, options, options.limit, (eb) => eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', options.nowMs)]));
+  const room = options.limit - lapsed.length;
+  const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb('status', '=', 'pending')) : [];
+  return [...lapsed, ...pending];
+}
+
+async function claimWhere(
+  db: Kysely<Database>,
+  options: ClaimOptions,
+  limit: number,
+  filter: (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>,
+): Promise<DeliveryRow[]> {
+  let candidates = db.selectFrom('webhook_deliveries').select('id').where(filter).orderBy('id').limit(limit);
   if (options.ids) candidates = candidates.where('id', 'in', options.ids.length > 0 ? [...options.ids] : [-1]);
   return db
     .updateTable('webhook_deliveries')
