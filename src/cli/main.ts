@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import type { GlobalOptions, CommandContext } from '../commands/context.js';
 import { EXIT, ExitError, usageError, type ExitCode } from '../errors.js';
-import { parseUtc } from '../time.js';
+import { dateOption } from '../commands/options.js';
 import { Output, type Io } from './output.js';
 
 /** From src/cli (tests) or dist/src/cli (built), package.json is two or three folders up. */
@@ -27,12 +27,6 @@ interface GlobalFlags {
   verbose?: boolean;
 }
 
-function nowOption(text: string | undefined): Date | undefined {
-  if (text === undefined) return undefined;
-  const date = parseUtc(text);
-  if (!date) throw usageError(`--now takes an ISO-8601 date-time such as 2025-01-15T08:00:00Z, not "${text}".`);
-  return date;
-}
 
 const EXAMPLES = {
   process: `
@@ -106,7 +100,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--dry-run', 'print the events that would be sent; change nothing')
     .addHelpText('after', EXAMPLES.process)
     .action(async (options: { now?: string; dryRun?: boolean }, command: Command) => {
-      const now = nowOption(options.now);
+      const now = dateOption('--now', options.now);
       await run(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
@@ -214,7 +208,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--limit <n>', 'at most this many')
     .option('--now <iso>', 'measure --expiring-within from this instant')
     .action(async (options: { status?: string; expiringWithin?: string; limit?: string; now?: string }, command: Command) => {
-      const now = nowOption(options.now) ?? new Date();
+      const now = dateOption('--now', options.now) ?? new Date();
       await run(command, async (context, out) => {
         const { listLicenses } = await import('../commands/licenses.js');
         const { printLicenses } = await import('./format.js');

@@ -10,10 +10,10 @@ import {
   type AttemptRow,
   type DeliveryListItem,
 } from '../storage/deliveries.repository.js';
-import { formatUtc, parseUtc } from '../time.js';
+import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, newRunId, type DeliverPendingResult } from './deliver-pending.js';
-import { wholeNumber } from './licenses.js';
+import { dateOption, wholeNumber } from './options.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
 
@@ -26,10 +26,8 @@ export interface ListDeliveriesOptions {
 }
 
 function sinceOption(text: string | undefined): string | undefined {
-  if (text === undefined) return undefined;
-  const date = parseUtc(text);
-  if (!date) throw usageError(`--since takes an ISO-8601 date or date-time (e.g. 2025-01-31), not "${text}".`);
-  return formatUtc(date);
+  const date = dateOption('--since', text);
+  return date && formatUtc(date);
 }
 
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveryListItem[]> {

@@ -10,6 +10,7 @@ import {
 } from '../storage/licenses.repository.js';
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';
+import { wholeNumber } from './options.js';
 import { readImportFile, type ImportFormat, type ImportRecord } from './import-file.js';
 
 const COLUMNS = ['id', 'license_code', 'product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until', 'created_at', 'updated_at'];
@@ -122,9 +123,4 @@ export async function listLicenses(context: CommandContext, options: ListLicense
   }
   const limit = options.limit === undefined ? undefined : wholeNumber('--limit', options.limit);
   return queryLicenses(context.db, { status, ...expiring, limit });
-}
-
-export function wholeNumber(option: string, text: string): number {
-  if (!/^\d+$/.test(text.trim())) throw usageError(`${option} takes a whole number, not "${text}".`);
-  return Number(text);
 }

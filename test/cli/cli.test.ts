@@ -128,7 +128,7 @@ describe('the built CLI', () => {
     [['settings', 'set', 'colour', 'blue'], /Unknown setting "colour"/],
     [['settings', 'set', 'webhook-url', 'example.com/hook'], /not an absolute URL/],
     [['settings', 'set', 'warning-days', 'seven'], /not a whole number/],
-    [['process-expirations', '--now', 'yesterday'], /--now takes an ISO-8601 date-time/],
+    [['process-expirations', '--now', 'yesterday'], /--now takes an ISO-8601 date or date-time/],
     [['licenses', 'import', 'missing.csv'], /Cannot read import file missing\.csv/],
     [['deliveries', 'show', 'abc'], /A delivery id is a positive whole number/],
     [['frobnicate'], /unknown command 'frobnicate'/],
