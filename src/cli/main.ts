@@ -56,6 +56,10 @@ Examples:
 Examples:
   $ license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV
   $ license-manager licenses list --expiring-within 30`,
+  verify: `
+Examples:
+  $ license-manager verify --secret s3cret --signature 5d41402a... --file body.json
+  $ pbpaste | license-manager verify --secret s3cret --signature 5d41402a...`,
   deliveries: `
 Examples:
   $ license-manager deliveries list --status abandoned
@@ -269,6 +273,25 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
 
   program
+    .command('verify')
+    .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
+    .option('--secret <secret>', 'the webhook secret')
+    .option('--signature <hex>', 'the X-Webhook-Signature value the receiver got')
+    .option('--file <body>', 'the raw body as received (default: standard input)')
+    .addHelpText('after', EXAMPLES.verify)
+    .action(async (options: { secret?: string; signature?: string; file?: string }, command: Command) => {
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
+      const { verifyCommand } = await import('../commands/verify.js');
+      const result = await verifyCommand(options, () => readStream(io.stdin ?? process.stdin));
+      if (out.options.json) out.json(result);
+      else if (result.valid) out.info(out.paint.green('valid'));
+      else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
+      // Like grep: 1 means "checked, and it does not match".
+      if (!result.valid) exitCode = EXIT.failure;
+    });
+
+  program
     .command('migrate')
     .description('bring the database schema up to date (other commands do this on their own)')
     .action(async (_options: unknown, command: Command) => {
@@ -296,6 +319,12 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks);
 }
 
 function reportError(out: Output, error: unknown): ExitCode {

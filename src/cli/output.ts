@@ -6,6 +6,7 @@ export interface Io {
   stderr: { write(text: string): unknown; isTTY?: boolean };
   env: NodeJS.ProcessEnv;
   cwd: string;
+  stdin?: NodeJS.ReadableStream;
 }
 
 export interface OutputOptions {

@@ -170,4 +170,23 @@ describe('the built CLI', () => {
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(fs.readdirSync(cwd)).toEqual([]); // help touches no database
   });
+
+  test('verify: exit 0 when valid, 1 with the reason when not, 2 without a secret; touches no database', async () => {
+    const cwd = tempDir();
+    const body = '{"event_type":"license.expired","timestamp":"2024-01-15T10:30:00Z","payload":{"license_id":1}}';
+    fs.writeFileSync(path.join(cwd, 'body.json'), body);
+    const signature = createHmac('sha256', SECRET).update(body).digest('hex');
+    const valid = await runCli(['verify', '--secret', SECRET, '--signature', signature, '--file', 'body.json'], { cwd });
+    expect(valid).toMatchObject({ code: 0, stdout: 'valid\n' });
+    const prefixed = await runCli(['verify', '--secret', SECRET, '--signature', `sha256=${signature}`, '--file', 'body.json', '--json'], { cwd });
+    expect(prefixed.code).toBe(1);
+    expect(JSON.parse(prefixed.stdout)).toMatchObject({ valid: false, verdict: 'sha256-prefix' });
+    fs.writeFileSync(path.join(cwd, 'pretty.json'), JSON.stringify(JSON.parse(body), null, 2));
+    const pretty = await runCli(['verify', '--secret', SECRET, '--signature', signature, '--file', 'pretty.json'], { cwd });
+    expect(pretty.code).toBe(1);
+    expect(pretty.stderr).toContain('re-serialised');
+    const noSecret = await runCli(['verify', '--signature', signature, '--file', 'body.json'], { cwd });
+    expect(noSecret.code).toBe(2);
+    expect(fs.readdirSync(cwd).sort()).toEqual(['body.json', 'pretty.json']);
+  });
 });

@@ -1,0 +1,73 @@
+import { timingSafeEqual } from 'node:crypto';
+import { signBody } from './sign.js';
+
+export type VerifyVerdict =
+  | 'valid'
+  | 'empty-secret'
+  | 'missing-signature'
+  | 'sha256-prefix'
+  | 'uppercase-hex'
+  | 'trailing-newline'
+  | 're-serialised'
+  | 'wrong-secret-or-body';
+
+export interface VerifyResult {
+  valid: boolean;
+  verdict: VerifyVerdict;
+  /** What most likely went wrong and what to do, for a person. */
+  explanation: string;
+  /** The signature this body and secret give. */
+  expected: string;
+}
+
+const REFERENCE_ORDER = ['event_type', 'timestamp', 'payload'];
+const PAYLOAD_ORDER = ['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expires_at', 'days_until_expiry', 'expired_at', 'updates_until'];
+
+function same(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+function ordered(value: Record<string, unknown>, order: string[]): Record<string, unknown> {
+  const keys = [...order.filter((key) => key in value), ...Object.keys(value).filter((key) => !order.includes(key))];
+  return Object.fromEntries(keys.map((key) => [key, value[key]]));
+}
+
+/** The compact serialisations the tool could have sent for a body that a receiver re-serialised. */
+function reserialisations(body: Buffer): string[] {
+  let data: unknown;
+  try {
+    data = JSON.parse(body.toString('utf8'));
+  } catch {
+    return [];
+  }
+  const forms = [JSON.stringify(data)];
+  if (data && typeof data === 'object' && !Array.isArray(data)) {
+    const event = ordered(data as Record<string, unknown>, REFERENCE_ORDER);
+    if (event.payload && typeof event.payload === 'object') event.payload = ordered(event.payload as Record<string, unknown>, PAYLOAD_ORDER);
+    forms.push(JSON.stringify(event));
+  }
+  return forms;
+}
+
+/** Checks a signature the way a receiver should, and when it fails says the most likely reason. */
+export function verifySignature(body: Buffer, signature: string, secret: string): VerifyResult {
+  const expected = secret ? signBody(body, secret) : '';
+  const result = (verdict: VerifyVerdict, explanation: string): VerifyResult => ({ valid: verdict === 'valid', verdict, explanation, expected });
+  if (!secret) return result('empty-secret', 'The secret is empty. Use the value of "license-manager settings" webhook-secret (or LICENSE_MANAGER_WEBHOOK_SECRET).');
+  const given = signature.trim();
+  if (!given) return result('missing-signature', 'No signature: the request had no X-Webhook-Signature header (is a secret set on the sending side?).');
+  if (same(given, expected)) return result('valid', 'The signature is valid.');
+  if (/^sha256=/i.test(given) && same(given.slice(7).toLowerCase(), expected)) {
+    return result('sha256-prefix', 'The signature carries a "sha256=" prefix; X-Webhook-Signature is the bare hex digest. Compare without the prefix.');
+  }
+  if (same(given.toLowerCase(), expected)) return result('uppercase-hex', 'The signature is upper-case hex; the tool sends lower-case. Compare lower-case hex.');
+  const text = body.toString('utf8');
+  const trimmed = text.replace(/\r?\n+$/, '');
+  if (trimmed !== text && same(given, signBody(trimmed, secret))) {
+    return result('trailing-newline', 'The body has a trailing newline the tool did not send (an editor or echo added it). Sign the raw request bytes.');
+  }
+  if (reserialisations(body).some((form) => same(given, signBody(form, secret)))) {
+    return result('re-serialised', 'The body was re-serialised (whitespace or key order changed, e.g. JSON.parse then JSON.stringify, or a framework body parser). Verify the raw request bytes before parsing.');
+  }
+  return result('wrong-secret-or-body', 'No match: most likely the wrong secret, or the body was changed in a way that cannot be undone. Check the secret on both sides.');
+}
