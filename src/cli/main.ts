@@ -56,6 +56,12 @@ Examples:
 Examples:
   $ license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV
   $ license-manager licenses list --expiring-within 30`,
+  listen: `
+Examples:
+  $ license-manager listen --secret s3cret                  # then, in another terminal:
+  $ license-manager send-test-event --url http://127.0.0.1:8000/ --secret s3cret
+  $ ngrok http 8000                                         # to receive from another machine
+  $ license-manager listen --respond 503                    # rehearse retries`,
   verify: `
 Examples:
   $ license-manager verify --secret s3cret --signature 5d41402a... --file body.json
@@ -72,6 +78,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   let out = new Output(io, { json: false, quiet: false, color: true, verbose: false });
   let exitCode: ExitCode = EXIT.ok;
   const stop = new AbortController();
+  // Ctrl-C is how `listen` is meant to end: no warning then.
+  let listening = false;
 
   const program = new Command('license-manager')
     .description('Sends signed webhooks for expiring, expired and past-update-support licenses.')
@@ -273,6 +281,46 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
 
   program
+    .command('listen')
+    .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', '8000')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
+    .option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries', '200')
+    .addHelpText('after', EXAMPLES.listen)
+    .action(async (options: { port: string; host: string; secret?: string; respond: string }, command: Command) => {
+      await run(command, async (context, out) => {
+        const { listen } = await import('../commands/listen.js');
+        const secret = options.secret ?? context.config.webhooks.secret;
+        const listener = await listen({ ...options, secret }, (request) => {
+          if (out.options.json) {
+            io.stdout.write(`${JSON.stringify({ event: request.headers['x-webhook-event'] ?? null, id: request.headers['x-webhook-id'] ?? null, headers: request.headers, body: request.body.toString('utf8'), signature: request.verification?.verdict ?? 'not checked', status: request.status })}\n`);
+            return;
+          }
+          const event = String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)');
+          const verdict = !request.verification
+            ? out.paint.yellow('signature not checked (no secret: pass --secret)')
+            : request.verification.valid
+              ? out.paint.green('signature valid')
+              : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
+          io.stdout.write(`\n${out.paint.bold(`${request.method} ${request.url}`)}  ${event}  id ${String(request.headers['x-webhook-id'] ?? '-')}  answered ${request.status}\n`);
+          for (const [name, value] of Object.entries(request.headers)) io.stdout.write(`  ${name}: ${String(value)}\n`);
+          let pretty = request.body.toString('utf8');
+          try {
+            pretty = JSON.stringify(JSON.parse(pretty), null, 2);
+          } catch {
+            // not JSON: show it as it came
+          }
+          io.stdout.write(`${pretty}\n${verdict}\n`);
+        });
+        listening = true;
+        out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
+        await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+        await listener.close();
+      });
+    });
+
+  program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
     .option('--secret <secret>', 'the webhook secret')
@@ -304,6 +352,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   // Ctrl-C / SIGTERM: stop claiming, let attempts in flight end and be recorded; a second signal exits at once.
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) process.exit(130);
+    if (listening) {
+      stop.abort();
+      return;
+    }
     out.warn(`${signal} received: finishing the attempts in flight, then stopping (send it again to quit at once).`);
     stop.abort();
   };

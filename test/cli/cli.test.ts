@@ -1,9 +1,10 @@
 import { createHmac } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { runCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -188,5 +189,30 @@ describe('the built CLI', () => {
     const noSecret = await runCli(['verify', '--signature', signature, '--file', 'body.json'], { cwd });
     expect(noSecret.code).toBe(2);
     expect(fs.readdirSync(cwd).sort()).toEqual(['body.json', 'pretty.json']);
+  });
+
+  test('listen receives send-test-event and says whether the signature verifies; Ctrl-C stops it cleanly', async () => {
+    const cwd = project();
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', '--secret', SECRET], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
+      const good = await runCli(['send-test-event', '--url', url, '--secret', SECRET], { cwd });
+      expect(good.code).toBe(0);
+      const bad = await runCli(['send-test-event', '--url', url, '--secret', 'not-the-secret', '--event', 'license.expired'], { cwd });
+      expect(bad.code).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(stdout).toMatch(/license\.expiring[\s\S]*"days_until_expiry": 7[\s\S]*signature valid/);
+      expect(stdout).toMatch(/license\.expired[\s\S]*signature INVALID: No match: most likely the wrong secret/);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
   });
 });
