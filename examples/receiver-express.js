@@ -1,0 +1,48 @@
+// The reference's Express handler, for license-manager: raw body, verify, dispatch by event type.
+//   npm install express && WEBHOOK_SECRET=... PORT=8000 node examples/receiver-express.js
+// Each handled event is printed as one JSON line.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import express from 'express';
+
+const secret = process.env.WEBHOOK_SECRET;
+if (!secret) {
+  console.error('Set WEBHOOK_SECRET to the value of "license-manager settings get webhook-secret".');
+  process.exit(2);
+}
+
+const app = express();
+
+// Capture the raw body: the signature is over these exact bytes, not over a re-serialised object.
+app.use('/webhook', express.raw({ type: 'application/json' }));
+
+app.post('/webhook', (req, res) => {
+  const signature = String(req.headers['x-webhook-signature'] ?? '');
+  const expected = createHmac('sha256', secret).update(req.body).digest('hex');
+  if (signature.length !== expected.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(signature))) {
+    return res.status(401).send('Invalid signature');
+  }
+  const { event_type, payload } = JSON.parse(req.body.toString('utf8'));
+  switch (event_type) {
+    case 'license.expiring':
+      handle(req, event_type, payload, { action: 'remind', days: payload.days_until_expiry });
+      break;
+    case 'license.expired':
+      handle(req, event_type, payload, { action: 'deactivate', at: payload.expired_at });
+      break;
+    case 'license.update_support_expired':
+      handle(req, event_type, payload, { action: 'offer-renewal', at: payload.updates_until });
+      break;
+  }
+  res.status(200).send('OK');
+});
+
+function handle(req, eventType, payload, result) {
+  // Send a notification, update the CRM, ... (idempotently: the same X-Webhook-Id may arrive twice)
+  console.log(JSON.stringify({ id: req.headers['x-webhook-id'], event_type: eventType, license_code: payload.license_code, ...result }));
+}
+
+const server = app.listen(Number(process.env.PORT ?? 8000), '127.0.0.1', () => {
+  console.error(`listening on http://127.0.0.1:${server.address().port}/webhook`);
+});
+process.on('SIGTERM', () => server.close());
+process.on('SIGINT', () => server.close());

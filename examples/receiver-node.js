@@ -1,0 +1,52 @@
+// A webhook receiver in plain Node.js (no dependencies), written against license-manager's webhooks.
+//   WEBHOOK_SECRET=... PORT=8000 node examples/receiver-node.js
+// It verifies X-Webhook-Signature over the raw bytes, drops duplicates by X-Webhook-Id, dispatches by
+// event type, and answers 200 quickly. Each handled event is printed as one JSON line.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import http from 'node:http';
+
+const secret = process.env.WEBHOOK_SECRET;
+if (!secret) {
+  console.error('Set WEBHOOK_SECRET to the value of "license-manager settings get webhook-secret".');
+  process.exit(2);
+}
+const seen = new Set(); // use a table with a unique key in a real application
+
+function verify(rawBody, signature) {
+  const expected = Buffer.from(createHmac('sha256', secret).update(rawBody).digest('hex'));
+  const given = Buffer.from(String(signature ?? ''));
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+const handlers = {
+  'license.expiring': (payload) => ({ action: 'remind', days: payload.days_until_expiry }),
+  'license.expired': (payload) => ({ action: 'deactivate', at: payload.expired_at }),
+  'license.update_support_expired': (payload) => ({ action: 'offer-renewal', at: payload.updates_until }),
+};
+
+const server = http.createServer((req, res) => {
+  if (req.method !== 'POST') return res.writeHead(405).end();
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    const rawBody = Buffer.concat(chunks); // verify these exact bytes: never re-serialise first
+    if (!verify(rawBody, req.headers['x-webhook-signature'])) return res.writeHead(401).end('Invalid signature');
+    const id = req.headers['x-webhook-id'];
+    const { event_type, payload } = JSON.parse(rawBody.toString('utf8'));
+    if (seen.has(id)) {
+      console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, duplicate: true }));
+      return res.writeHead(200).end('OK');
+    }
+    seen.add(id);
+    const handler = handlers[event_type];
+    const result = handler ? handler(payload) : { action: 'ignored' };
+    console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, ...result }));
+    res.writeHead(200).end('OK');
+  });
+});
+
+server.listen(Number(process.env.PORT ?? 8000), '127.0.0.1', () => {
+  console.error(`listening on http://127.0.0.1:${server.address().port}/webhook`);
+});
+process.on('SIGTERM', () => server.close());
+process.on('SIGINT', () => server.close());

@@ -1,0 +1,98 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { runCli } from '../helpers/cli.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SAMPLE = path.join(ROOT, 'examples', 'licenses.csv');
+const SECRET = 'example-receiver-secret';
+const NOW = '2025-01-15T08:00:00Z';
+
+const running: Array<{ kill(): void }> = [];
+afterEach(() => {
+  for (const child of running.splice(0)) child.kill();
+});
+
+/** Starts an example receiver on a free port; resolves with its URL and the JSON lines it prints. */
+async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>> }> {
+  const env = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
+  delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const started = Date.now();
+  while (!/listening on (\S+)/.test(stderr)) {
+    if (Date.now() - started > 10_000) throw new Error(`${file} did not start: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {
+    url: /listening on (\S+)/.exec(stderr)![1]!,
+    lines: () => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file) => {
+  test('receives the real events from process-expirations, verified and dispatched; rejects a wrong secret', async () => {
+    const receiver = await startExample(file);
+    const cwd = tempDir();
+    const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url, LICENSE_MANAGER_WEBHOOK_SECRET: SECRET };
+    await runCli(['licenses', 'import', SAMPLE], { cwd, env });
+    await runCli(['settings', 'set', 'webhooks-enabled', 'true'], { cwd, env });
+    const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd, env });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
+    const handled = receiver.lines().map((line) => [line.event_type, line.license_code, line.action]);
+    expect(handled.sort()).toEqual([
+      ['license.expired', 'LIC-0003', 'deactivate'],
+      ['license.expiring', 'LIC-0001', 'remind'],
+      ['license.expiring', 'LIC-0002', 'remind'],
+      ['license.update_support_expired', 'LIC-0004', 'offer-renewal'],
+      ['license.update_support_expired', 'LIC-0005', 'offer-renewal'],
+    ]);
+
+    const wrong = await runCli(['send-test-event', '--url', receiver.url, '--secret', 'wrong-secret'], { cwd });
+    expect(wrong.code).toBe(3);
+    expect(wrong.stdout).toMatch(/attempt 1: HTTP 401/);
+    const unsigned = await runCli(['send-test-event', '--url', receiver.url], { cwd });
+    expect(unsigned.code).toBe(3);
+    expect(receiver.lines()).toHaveLength(5);
+  }, 30_000);
+});
+
+describe('the reference PHP verifier', () => {
+  const php = spawnSync('php', ['--version']).status === 0;
+  const phpTest = php ? test : test.skip;
+  if (!php) {
+    // eslint-disable-next-line no-console
+    console.log('php is not on PATH: the PHP verifier check is skipped (apt-get install php-cli to run it)');
+  }
+
+  phpTest("accepts the tool's signature over the exact body, and rejects a changed body", async () => {
+    const cwd = tempDir();
+    const receiver = await startReceiver();
+    running.push({ kill: () => void receiver.close() });
+    const send = await runCli(['send-test-event', '--url', receiver.url, '--secret', SECRET, '--json'], { cwd });
+    expect(send.code).toBe(0);
+    expect(receiver.requests[0]!.body.toString()).toBe(JSON.parse(send.stdout).body);
+    const { body, headers } = JSON.parse(send.stdout) as { body: string; headers: Record<string, string> };
+    expect(headers['X-Webhook-Signature']).toBe(createHmac('sha256', SECRET).update(body).digest('hex'));
+    fs.writeFileSync(path.join(cwd, 'body.json'), body);
+    // The reference's verifyWebhookSignature, verbatim.
+    const script = `function verifyWebhookSignature($payload, $signature, $secret): bool { $expected = hash_hmac('sha256', $payload, $secret); return hash_equals($expected, $signature); }
+      $payload = file_get_contents($argv[1]);
+      echo verifyWebhookSignature($payload, $argv[2], $argv[3]) ? "valid" : "invalid";`;
+    const valid = spawnSync('php', ['-r', script, path.join(cwd, 'body.json'), headers['X-Webhook-Signature']!, SECRET], { encoding: 'utf8' });
+    expect(valid.stdout).toBe('valid');
+    fs.writeFileSync(path.join(cwd, 'body.json'), `${body}\n`);
+    const changed = spawnSync('php', ['-r', script, path.join(cwd, 'body.json'), headers['X-Webhook-Signature']!, SECRET], { encoding: 'utf8' });
+    expect(changed.stdout).toBe('invalid');
+  });
+});
