@@ -116,7 +116,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       await run(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
-        const result = await processExpirations(context, { now, dryRun: options.dryRun, stop: stop.signal, onWarning: (text) => out.warn(text) });
+        const progress = out.progress('delivering');
+        const result = await processExpirations(context, {
+          now,
+          dryRun: options.dryRun,
+          stop: stop.signal,
+          onWarning: (text) => out.warn(text),
+          onProgress: ({ done, total, abandoned }) => progress.update(done, total, abandoned ? `(${abandoned} abandoned)` : ''),
+        }).finally(() => progress.end());
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
         if (stop.signal.aborted) {
@@ -155,6 +162,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   settings
     .command('list')
     .description("each setting's effective value and where it came from")
+    .addHelpText('after', '\nExamples:\n  $ license-manager settings list\n  $ license-manager settings list --json\n'.trimEnd())
     .action(async (_options: unknown, command: Command) => {
       await run(command, async (context, out) => {
         const { settingsList } = await import('../commands/settings.js');
@@ -166,6 +174,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   settings
     .command('get <key>')
+    .addHelpText('after', '\nExamples:\n  $ license-manager settings get webhook-url\n  $ license-manager settings get warning-days\n'.trimEnd())
     .description('print one setting\'s effective value')
     .action(async (key: string, _options: unknown, command: Command) => {
       await run(command, async (context, out) => {
@@ -177,6 +186,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   settings
     .command('set <key> <value>')
+    .addHelpText('after', '\nExamples:\n  $ license-manager settings set webhook-url https://example.com/webhooks/licenses\n  $ license-manager settings set warning-days 14,7,1\n'.trimEnd())
     .description('validate and store a setting')
     .action(async (key: string, value: string, _options: unknown, command: Command) => {
       await run(command, async (context, out) => {
@@ -189,6 +199,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   settings
     .command('unset <key>')
+    .addHelpText('after', '\nExample:\n  $ license-manager settings unset webhook-url\n'.trimEnd())
     .description('remove a stored setting (the config file or default applies again)')
     .action(async (key: string, _options: unknown, command: Command) => {
       await run(command, async (context, out) => {
@@ -202,6 +213,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   const licenses = program.command('licenses').description('load or view licenses').addHelpText('after', EXAMPLES.licenses);
   licenses
     .command('import <file>')
+    .addHelpText('after', '\nExamples:\n  $ license-manager licenses import examples/licenses.csv\n  $ license-manager licenses import export.ndjson\n'.trimEnd())
     .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none')
     .action(async (file: string, _options: unknown, command: Command) => {
       await run(command, async (context, out) => {
@@ -215,6 +227,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   licenses
     .command('list')
     .description('list licenses')
+    .addHelpText('after', '\nExamples:\n  $ license-manager licenses list --status active\n  $ license-manager licenses list --expiring-within 30 --json\n'.trimEnd())
     .option('--status <status>', 'only this status: active, suspended, revoked or expired')
     .option('--expiring-within <days>', 'only licenses expiring between now and this many days from now')
     .option('--limit <n>', 'at most this many')
@@ -234,6 +247,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   deliveries
     .command('list')
     .description('deliveries, newest first')
+    .addHelpText('after', '\nExamples:\n  $ license-manager deliveries list --status abandoned\n  $ license-manager deliveries list --license LIC-0003 --since 2025-01-01\n'.trimEnd())
     .option('--status <status>', 'pending, delivering, delivered or abandoned')
     .option('--event <type>', 'license.expiring, license.expired or license.update_support_expired')
     .option('--license <code>', 'only this license')
@@ -250,6 +264,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   deliveries
     .command('show <id>')
+    .addHelpText('after', '\nExample:\n  $ license-manager deliveries show 42\n'.trimEnd())
     .description('the body sent and every attempt of one delivery')
     .action(async (id: string, _options: unknown, command: Command) => {
       await run(command, async (context, out) => {
@@ -262,6 +277,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
   deliveries
     .command('retry [ids...]')
+    .addHelpText('after', '\nExamples:\n  $ license-manager deliveries retry 41 42\n  $ license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run\n'.trimEnd())
     .description('re-send abandoned deliveries (same event id and body, current URL and secret, full retry policy)')
     .option('--abandoned', 'every abandoned delivery')
     .option('--since <iso>', 'with --abandoned: only those recorded at or after this time')
@@ -270,7 +286,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       await run(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
         const { printRetry, printAbandonedToStderr } = await import('./format.js');
-        const result = await deliveriesRetry(context, { ids, ...options, stop: stop.signal });
+        const progress = out.progress('re-sending');
+        const result = await deliveriesRetry(context, {
+          ids,
+          ...options,
+          stop: stop.signal,
+          onProgress: ({ done, total, abandoned }) => progress.update(done, total, abandoned ? `(${abandoned} abandoned)` : ''),
+        }).finally(() => progress.end());
         if (out.options.json) out.json(result);
         else printRetry(out, result);
         if (result.abandoned > 0) {
@@ -341,6 +363,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   program
     .command('migrate')
+    .addHelpText('after', '\nExamples:\n  $ license-manager migrate\n  $ LICENSE_MANAGER_DB=/var/lib/license-manager/db.sqlite license-manager migrate\n'.trimEnd())
     .description('bring the database schema up to date (other commands do this on their own)')
     .action(async (_options: unknown, command: Command) => {
       await run(command, async (context, out) => {

@@ -48,6 +48,31 @@ export class Output {
     this.io.stderr.write(`${this.errPaint.red('error:')} ${text}\n`);
   }
 
+  /**
+   * A progress line on stderr, redrawn in place; only on a terminal, never under --quiet or --json.
+   * Returns the update function (throttled) and a function that clears the line.
+   */
+  progress(label: string): { update(done: number, total: number, note?: string): void; end(): void } {
+    const enabled = Boolean(this.io.stderr.isTTY) && !this.options.quiet && !this.options.json;
+    let last = 0;
+    let drawn = false;
+    const width = 24;
+    return {
+      update: (done, total, note = '') => {
+        const now = Date.now();
+        if (!enabled || (now - last < 100 && done < total)) return;
+        last = now;
+        drawn = true;
+        const filled = total > 0 ? Math.round((done / total) * width) : 0;
+        const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
+        this.io.stderr.write(`\r\u001b[2K${label} [${bar}] ${done}/${total}${note ? ` ${note}` : ''}`);
+      },
+      end: () => {
+        if (drawn) this.io.stderr.write('\r\u001b[2K');
+      },
+    };
+  }
+
   /** Output that is the answer itself (settings get): printed even under --quiet. */
   result(text: string): void {
     if (!this.options.json) this.io.stdout.write(`${text}\n`);

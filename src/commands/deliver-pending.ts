@@ -7,6 +7,7 @@ import type { Database } from '../storage/database.table.js';
 import {
   activeClaimants,
   claimDeliveries,
+  countClaimable,
   expireClaims,
   releaseDelivery,
   renewLeases,
@@ -62,6 +63,15 @@ export interface DeliverPendingOptions {
   ids?: readonly number[];
   fetch?: $Fetch;
   onResult?: (row: DeliveryRow, result: DeliveryResult) => void;
+  /** Called as deliveries finish; `total` is what was claimable when the run began. */
+  onProgress?: (progress: DeliveryProgress) => void;
+}
+
+export interface DeliveryProgress {
+  done: number;
+  total: number;
+  delivered: number;
+  abandoned: number;
 }
 
 export interface DeliveryOutcome {
@@ -145,9 +155,11 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       lastError: outcome.lastError,
     });
     options.onResult?.(row, outcome);
+    options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
   };
 
   await freeClaimsOfDeadRuns(db, clock.now().getTime());
+  const total = options.onProgress ? await countClaimable(db, clock.now().getTime(), options.ids) : 0;
   try {
     for (;;) {
       if (options.stop?.aborted || failure) break;

@@ -12,7 +12,7 @@ import {
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, newRunId, type DeliverPendingResult } from './deliver-pending.js';
+import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult } from './deliver-pending.js';
 import { dateOption, wholeNumber } from './options.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
@@ -68,6 +68,7 @@ export interface RetryOptions {
   clock?: Clock;
   stop?: AbortSignal;
   fetch?: $Fetch;
+  onProgress?: DeliverPendingOptions['onProgress'];
 }
 
 export interface RetryResult extends DeliverPendingResult {
@@ -112,6 +113,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     clock: options.clock,
     stop: options.stop,
     fetch: options.fetch,
+    onProgress: options.onProgress,
     ids,
   });
   return { ...empty, ...sent };

@@ -10,7 +10,7 @@ import { findDueCandidates, type LicenseRow } from '../storage/licenses.reposito
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, newRunId, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
+import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -21,6 +21,7 @@ export interface ProcessExpirationsOptions {
   stop?: AbortSignal;
   fetch?: $Fetch;
   onWarning?: (message: string) => void;
+  onProgress?: DeliverPendingOptions['onProgress'];
 }
 
 export interface DueEventReport {
@@ -167,6 +168,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     clock,
     stop: options.stop,
     fetch: options.fetch,
+    onProgress: options.onProgress,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;

@@ -102,6 +102,16 @@ async function claimWhere(
     .execute();
 }
 
+/** How many deliveries a run would claim now: pending ones and lapsed claims (for progress). */
+export async function countClaimable(db: Kysely<Database>, nowMs: number, ids?: readonly number[]): Promise<number> {
+  let query = db
+    .selectFrom('webhook_deliveries')
+    .select(sql<number>`count(*)`.as('count'))
+    .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]));
+  if (ids) query = query.where('id', 'in', ids.length > 0 ? [...ids] : [-1]);
+  return Number((await query.executeTakeFirstOrThrow()).count);
+}
+
 /** The runs holding unexpired claims: a later run checks whether they are still alive. */
 export async function activeClaimants(db: Kysely<Database>, nowMs: number): Promise<string[]> {
   const rows = await db

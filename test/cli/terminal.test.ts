@@ -1,0 +1,105 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { BIN, runCli } from '../helpers/cli.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const ESC = '\u001b';
+const hasScript = spawnSync('script', ['--version']).status === 0;
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+});
+
+/** Runs the CLI under a pseudo-terminal (util-linux `script`), as a person at a terminal would. */
+function runInTerminal(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const command = [process.execPath, BIN, ...args].map((part) => `'${part.replace(/'/g, `'\\''`)}'`).join(' ');
+  const childEnv = { ...process.env, ...env };
+  delete childEnv.NODE_OPTIONS;
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk));
+    child.on('close', () => resolve(output));
+  });
+}
+
+async function projectWithDueEvents(count: number): Promise<string> {
+  receiver = await startReceiver(() => ({ delayMs: 40, status: 200 }));
+  const cwd = tempDir();
+  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2 } }));
+  fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: count }, (_, i) => ({ license_code: `T-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
+  expect((await runCli(['licenses', 'import', 'l.json'], { cwd })).code).toBe(0);
+  return cwd;
+}
+
+describe('terminal and pipe output', () => {
+  test('through a pipe: no escape codes anywhere, and --quiet prints nothing on success', async () => {
+    const cwd = await projectWithDueEvents(20);
+    const outputs: string[] = [];
+    for (const args of [['settings', 'list'], ['licenses', 'list'], ['process-expirations', '--now', '2025-01-15T00:00:00Z'], ['deliveries', 'list'], ['--help']]) {
+      const result = await runCli(args, { cwd });
+      expect(result.code).toBe(0);
+      outputs.push(result.stdout, result.stderr);
+    }
+    expect(outputs.join('')).not.toContain(ESC);
+    expect(receiver!.requests).toHaveLength(20);
+    const quiet = await runCli(['process-expirations', '--quiet'], { cwd });
+    expect(quiet).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  }, 30_000);
+
+  (hasScript ? test : test.skip)('on a terminal: colour, and a progress bar on stderr while delivering', async () => {
+    const cwd = await projectWithDueEvents(30);
+    const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z'], cwd);
+    expect(run).toMatch(/\r\u001b\[2Kdelivering \[[#-]{24}\] \d+\/30/);
+    expect(run).toContain('delivered 30, abandoned 0');
+    const list = await runInTerminal(['settings', 'list'], cwd);
+    expect(list).toContain(`${ESC}[2m(not set)`);
+  }, 30_000);
+
+  (hasScript ? test : test.skip)('on a terminal, NO_COLOR and --no-color turn colour off', async () => {
+    const cwd = tempDir();
+    expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '1' })).not.toContain(ESC);
+    expect(await runInTerminal(['settings', 'list', '--no-color'], cwd)).not.toContain(ESC);
+  });
+
+  test('--json of every command parses', async () => {
+    const cwd = await projectWithDueEvents(2);
+    const commands = [
+      ['settings', 'list'],
+      ['settings', 'get', 'warning-days'],
+      ['settings', 'set', 'warning-days', '7,1'],
+      ['settings', 'unset', 'warning-days'],
+      ['licenses', 'list'],
+      ['licenses', 'import', 'l.json'],
+      ['process-expirations', '--now', '2025-01-15T00:00:00Z', '--dry-run'],
+      ['process-expirations', '--now', '2025-01-15T00:00:00Z'],
+      ['deliveries', 'list'],
+      ['deliveries', 'show', '1'],
+      ['deliveries', 'retry', '--abandoned', '--dry-run'],
+      ['send-test-event', '--url', receiver!.url],
+      ['migrate'],
+    ];
+    for (const args of commands) {
+      const result = await runCli([...args, '--json'], { cwd });
+      expect({ args, code: result.code }).toEqual({ args, code: 0 });
+      expect(() => JSON.parse(result.stdout)).not.toThrow();
+    }
+  }, 60_000);
+
+  test('every command has help with an example', async () => {
+    const cwd = tempDir();
+    const commands = [
+      ['process-expirations'], ['send-test-event'], ['settings'], ['settings', 'list'], ['settings', 'get'], ['settings', 'set'], ['settings', 'unset'],
+      ['licenses'], ['licenses', 'import'], ['licenses', 'list'], ['deliveries'], ['deliveries', 'list'], ['deliveries', 'show'], ['deliveries', 'retry'],
+      ['listen'], ['verify'], ['migrate'],
+    ];
+    for (const args of commands) {
+      const help = await runCli([...args, '--help'], { cwd });
+      expect({ args, code: help.code, hasExample: /Examples?:\n\s+\$ license-manager|Examples?:\n\s+\$ \S+=\S+ license-manager|Examples?:\n\s+\$ pbpaste/.test(help.stdout) }).toEqual({ args, code: 0, hasExample: true });
+    }
+  }, 60_000);
+});
