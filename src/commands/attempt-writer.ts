@@ -3,6 +3,8 @@ import type { Database } from '../storage/database.table.js';
 import { recordAttempts, type AttemptWrite } from '../storage/deliveries.repository.js';
 
 const MAX_BATCH = 500;
+// Long enough to gather the attempts of many deliveries into one commit, short next to any HTTP exchange.
+const FLUSH_DELAY_MS = 2;
 
 /**
  * Coalesces the attempt writes of one event-loop turn into one transaction. Each `write` resolves once its
@@ -25,7 +27,7 @@ export class AttemptWriter {
       if (this.queue.length >= MAX_BATCH) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        setTimeout(() => this.flush(), FLUSH_DELAY_MS);
       }
     });
   }

@@ -16,6 +16,7 @@ import {
 import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { Slots } from '../webhooks/slots.js';
+import { createTransport } from '../webhooks/transport.js';
 import { AttemptWriter } from './attempt-writer.js';
 
 export const DEFAULT_LEASE_MS = 60_000;
@@ -101,7 +102,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   const clock = options.clock ?? systemClock;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const slots = new Slots(options.concurrency);
-  const windowSize = Math.max(options.concurrency * 4, 32);
+  const windowSize = Math.max(options.concurrency * 16, 64);
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, outcomes: [] };
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
@@ -112,6 +113,8 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   heartbeat.unref();
 
   const writer = new AttemptWriter(db, options.runId);
+  const transport = options.fetch ? undefined : createTransport();
+  const fetch = options.fetch ?? transport!.fetch;
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
 
   const run = async (row: DeliveryRow) => {
@@ -120,7 +123,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       clock,
       slots,
       stop: options.stop,
-      fetch: options.fetch,
+      fetch,
       onAttempt: (attempt, verdict) =>
         writer.write({
           deliveryId: row.id,
@@ -190,6 +193,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
     await Promise.all(inFlight);
   } finally {
     clearInterval(heartbeat);
+    await transport?.close();
   }
   if (failure) throw failure;
   result.outcomes.sort((a, b) => a.id - b.id);

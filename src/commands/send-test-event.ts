@@ -8,6 +8,7 @@ import { findLicenseByCode } from '../storage/licenses.repository.js';
 import { DAY_MS, parseUtc } from '../time.js';
 import { deliver, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
+import { createTransport } from '../webhooks/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
 import { eventSubject } from './process-expirations.js';
@@ -78,11 +79,17 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   }
   const body = buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body };
-  const delivery = await deliver(
-    event,
-    { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
-    { clock, fetch: options.fetch },
-  );
+  const transport = options.fetch ? undefined : createTransport();
+  let delivery: DeliveryResult;
+  try {
+    delivery = await deliver(
+      event,
+      { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+      { clock, fetch: options.fetch ?? transport!.fetch },
+    );
+  } finally {
+    await transport?.close();
+  }
   return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers: webhookHeaders(event, secret), body, delivery };
 }
 

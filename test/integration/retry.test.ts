@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { systemClock } from '../../src/clock.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
-import { deliver } from '../../src/webhooks/deliver.js';
+import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } from '../../src/webhooks/deliver.js';
+import { createTransport, type Transport } from '../../src/webhooks/transport.js';
 import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { aLicense, workspace } from '../helpers/workspace.js';
 
@@ -15,12 +16,22 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-async function deliverAgainst(replies: Reply[], policy: Partial<typeof FAST> = {}) {
-  receiver = await startReceiver((_request, index) => replies[Math.min(index, replies.length - 1)]!);
-  return deliver(event, { url: receiver.url, ...FAST, ...policy }, { clock: systemClock });
-}
 
-describe('retry policy', () => {
+// Every case runs on both HTTP clients: ofetch over the global fetch, and ofetch over undici's request (what runs use).
+describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client) => {
+  let transport: Transport | undefined;
+  beforeEach(() => {
+    transport = client === 'undici transport' ? createTransport() : undefined;
+  });
+  afterEach(async () => {
+    await transport?.close();
+  });
+  const deliver = (e: typeof event, policy: DeliveryPolicy, options: DeliverOptions) => deliverEvent(e, policy, { ...options, fetch: transport?.fetch });
+  async function deliverAgainst(replies: Reply[], policy: Partial<typeof FAST> = {}) {
+    receiver = await startReceiver((_request, index) => replies[Math.min(index, replies.length - 1)]!);
+    return deliver(event, { url: receiver.url, ...FAST, ...policy }, { clock: systemClock });
+  }
+
   test('500 four times: 4 attempts, then abandoned with the last status', async () => {
     const result = await deliverAgainst([500]);
     expect(result.status).toBe('abandoned');
