@@ -6,7 +6,7 @@ import { usageError } from '../errors.js';
 import { dueEvents, dueWindows, type DueEvent, type EventType, type ExpirationPolicy } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { existingEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { findDueCandidates, type LicenseRow } from '../storage/licenses.repository.js';
+import { findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
@@ -53,6 +53,8 @@ export interface ProcessExpirationsResult {
 
 /** A license row as the rules see it, or a reason it cannot be read. */
 function readDates(row: LicenseRow): { expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } {
+  // Rows written by other systems: an event without a license code would reach receivers unusable.
+  if (row.license_code.trim() === '') return { problem: 'license_code is empty' };
   const expiresAt = row.expires_at === null ? null : parseUtc(row.expires_at);
   if (expiresAt === undefined) return { problem: `expires_at "${row.expires_at}" is not a date` };
   const updatesUntil = row.updates_until === null ? null : parseUtc(row.updates_until);
@@ -103,10 +105,18 @@ async function findNewEvents(
     const dates = readDates(license);
     if ('problem' in dates) {
       skipped += 1;
-      onWarning(`Skipped license id ${license.id} (${license.license_code}): ${dates.problem}.`);
+      onWarning(`Skipped license id ${license.id}${license.license_code ? ` (${license.license_code})` : ''}: ${dates.problem}.`);
       continue;
     }
     for (const event of dueEvents({ id: license.id, status: license.status, ...dates }, now, policy)) due.push({ event, license });
+  }
+  // Dates that do not look like dates sit outside every window; name them so they can be fixed.
+  const warned = new Set(candidates.map((license) => license.id));
+  for (const bad of await findUnreadableDates(db, 100)) {
+    if (warned.has(bad.id)) continue;
+    warned.add(bad.id);
+    skipped += 1;
+    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
   }
   const existing = await existingEventKeys(db, due.map(({ event }) => event.key));
   return { events: due.filter(({ event }) => !existing.has(event.key)), skipped };

@@ -105,3 +105,33 @@ export async function findDueCandidates(
   const seen = new Set(expiring.map((row) => row.id));
   return [...expiring, ...support.filter((row) => !seen.has(row.id))].sort((a, b) => a.id - b.id);
 }
+
+export interface UnreadableDate {
+  id: number;
+  license_code: string;
+  column: 'expires_at' | 'updates_until';
+  value: string;
+}
+
+/**
+ * Licenses that could have events but whose dates do not start with a digit ("soon", "N/A", ""): the
+ * due-window scans never see them, so they are reported here. Two range seeks per column on the
+ * (status, date) indexes: below '0' and from ':' (the character after '9') on. A value that starts with a
+ * digit but is not a date (12/31/2025) is only caught when it falls in a due window.
+ */
+export async function findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]> {
+  const found: UnreadableDate[] = [];
+  for (const column of ['expires_at', 'updates_until'] as const) {
+    for (const [operator, bound] of [['<', '0'], ['>=', ':']] as const) {
+      const rows = await db
+        .selectFrom('licenses')
+        .select(['id', 'license_code', column])
+        .where('status', 'in', column === 'expires_at' ? ['active'] : ['active', 'expired'])
+        .where(column, operator, bound)
+        .limit(limit)
+        .execute();
+      for (const row of rows) found.push({ id: row.id, license_code: row.license_code, column, value: String(row[column]) });
+    }
+  }
+  return found;
+}

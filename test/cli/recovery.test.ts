@@ -158,6 +158,26 @@ describe('hostile receivers through the CLI', () => {
   });
 });
 
+describe('bad data in the database', () => {
+  test('rows with an unreadable date or an empty code are skipped with a warning naming their id; the rest is sent', async () => {
+    const receiver = await receiverFor(() => 200);
+    const { cwd, db } = await projectWithEvents(3, { url: receiver.url });
+    const writer = new SQLite(db);
+    writer.prepare("update licenses set expires_at = 'soon-ish' where license_code = 'K-000'").run();
+    writer.prepare("update licenses set license_code = '' where license_code = 'K-001'").run();
+    const ids = writer.prepare("select id from licenses where license_code in ('', 'K-000') order by id").all() as Array<{ id: number }>;
+    writer.close();
+    fs.writeFileSync(path.join(cwd, 'extra.json'), JSON.stringify([{ license_code: 'K-OK', expires_at: '2025-01-14T09:00:00Z' }]));
+    await runCli(['licenses', 'import', 'extra.json'], { cwd });
+    const result = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ skipped: 2, delivered: 2 });
+    expect(result.stderr).toContain(`warning: Skipped license id ${ids[1]!.id}: license_code is empty.`);
+    expect(result.stderr).toContain(`warning: Skipped license id ${ids[0]!.id} (K-000): expires_at "soon-ish" is not a date.`);
+    expect(receiver.requests.map(licenseOf).sort()).toEqual(['K-002', 'K-OK']);
+  });
+});
+
 describe('secret hygiene', () => {
   test('the secret appears in no output of any command, and the database file is owner-only', async () => {
     const canary = 'CANARY-s3cr3t-7f1e2d';

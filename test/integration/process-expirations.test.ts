@@ -179,6 +179,7 @@ describe('process-expirations end to end', () => {
       aLicense({ license_code: 'SPACE', expires_at: '2024-01-16 09:00:00' }),
       aLicense({ license_code: 'OFFSET', expires_at: '2024-01-15T01:00:00-05:00' }),
       aLicense({ license_code: 'BROKEN', expires_at: '2024-01-15 lunchtime' }),
+      aLicense({ license_code: '  ', expires_at: '2024-01-14T00:00:00Z' }),
     ]);
     const warnings: string[] = [];
     const result = await ws.run((context) => processExpirations(context, { now, onWarning: (text) => warnings.push(text) }));
@@ -186,8 +187,11 @@ describe('process-expirations end to end', () => {
       ['SPACE', 'license.expiring'],
       ['OFFSET', 'license.expired'],
     ]);
-    expect(result.skipped).toBe(1);
-    expect(warnings).toEqual([expect.stringMatching(/license id \d+ \(BROKEN\): expires_at "2024-01-15 lunchtime" is not a date/)]);
+    expect(result.skipped).toBe(2);
+    expect(warnings).toEqual([
+      expect.stringMatching(/license id \d+ \(BROKEN\): expires_at "2024-01-15 lunchtime" is not a date/),
+      expect.stringMatching(/license id \d+ \(  \): license_code is empty/),
+    ]);
     expect(receiver.requests).toHaveLength(2);
   });
 });

@@ -164,4 +164,17 @@ describe('the delivery log', () => {
     const fastOnes = receiver.requests.filter((request) => !request.body.toString().includes('SLOW'));
     expect(Math.max(...fastOnes.map((request) => request.at)) - started).toBeLessThan(1500);
   });
+
+  test('an event waiting for its retry holds no concurrency slot', async () => {
+    receiver = await startReceiver((request) => (request.body.toString().includes('FLAKY') ? 500 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 1, retryDelaysMs: [400, 400, 400] } });
+    await ws.seed([aLicense({ license_code: 'FLAKY', expires_at: '2024-01-14T00:00:00Z' }), ...Array.from({ length: 5 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' }))]);
+    const result = await ws.run((context) => processExpirations(context, { now }));
+    expect(result).toMatchObject({ delivered: 5, abandoned: 1 });
+    const flaky = receiver.requests.filter((request) => request.body.toString().includes('FLAKY'));
+    const others = receiver.requests.filter((request) => !request.body.toString().includes('FLAKY'));
+    expect(flaky).toHaveLength(4);
+    // With one slot, the other five went out while FLAKY waited for its first retry, not after its last.
+    expect(Math.max(...others.map((request) => request.at))).toBeLessThan(flaky[1]!.at);
+  });
 });
