@@ -20,7 +20,7 @@ afterEach(() => {
 
 /** Starts an example receiver on a free port; resolves with its URL and the JSON lines it prints. */
 async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>> }> {
-  const env = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
   delete env.NODE_OPTIONS;
   const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
