@@ -97,9 +97,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
 
   /** Reads the global flags, opens the context, runs the command; keeps the exit code it asks for. */
-  const run = async <T>(command: Command, fn: (context: CommandContext, out: Output) => Promise<T>): Promise<T> => {
+  const outputFor = (command: Command): GlobalFlags => {
     const flags = command.optsWithGlobals<GlobalFlags>();
     out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
+    return flags;
+  };
+
+  const run = async <T>(command: Command, fn: (context: CommandContext, out: Output) => Promise<T>): Promise<T> => {
+    const flags = outputFor(command);
     const { withContext } = await import('../commands/context.js');
     const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
     return withContext(globals, (context) => fn(context, out));
@@ -350,8 +355,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--file <body>', 'the raw body as received (default: standard input)')
     .addHelpText('after', EXAMPLES.verify)
     .action(async (options: { secret?: string; signature?: string; file?: string }, command: Command) => {
-      const flags = command.optsWithGlobals<GlobalFlags>();
-      out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
+      outputFor(command);
       const { verifyCommand } = await import('../commands/verify.js');
       const result = await verifyCommand(options, () => readStream(io.stdin ?? process.stdin));
       if (out.options.json) out.json(result);

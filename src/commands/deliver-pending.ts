@@ -63,7 +63,6 @@ export interface DeliverPendingOptions {
   /** Only these deliveries (`deliveries retry`); otherwise every pending or lapsed one. */
   ids?: readonly number[];
   fetch?: $Fetch;
-  onResult?: (row: DeliveryRow, result: DeliveryResult) => void;
   /** Called as deliveries finish; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
 }
@@ -157,7 +156,6 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       lastStatusCode: outcome.lastStatusCode,
       lastError: outcome.lastError,
     });
-    options.onResult?.(row, outcome);
     options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
   };
 
