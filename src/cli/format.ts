@@ -10,6 +10,16 @@ import { type Output, table } from './output.js';
 
 const plural = (count: number, word: string) => `${count} ${count === 1 ? word : /[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`}`;
 
+// A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
+const LISTED_OUTCOMES = 20;
+
+/** Up to LISTED_OUTCOMES lines, then "… and N more" pointing at the delivery log. */
+function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
+  const lines = outcomes.slice(0, LISTED_OUTCOMES).map((outcome) => outcomeLine(out, outcome));
+  if (outcomes.length > LISTED_OUTCOMES) lines.push(`  ... and ${outcomes.length - LISTED_OUTCOMES} more (license-manager deliveries list)`);
+  return lines;
+}
+
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
     outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
@@ -38,7 +48,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
-    for (const outcome of result.deliveries) if (outcome.status !== 'delivered') out.info(outcomeLine(out, outcome));
+    for (const line of outcomeLines(out, result.deliveries.filter((outcome) => outcome.status !== 'delivered'))) out.info(line);
   }
 }
 
@@ -46,7 +56,7 @@ export function printAbandonedToStderr(out: Output, outcomes: DeliveryOutcome[])
   const abandoned = outcomes.filter((outcome) => outcome.status === 'abandoned');
   if (abandoned.length === 0) return;
   out.warn(`${plural(abandoned.length, 'delivery')} abandoned (see "license-manager deliveries list --status abandoned"; re-send with "deliveries retry --abandoned"):`);
-  for (const outcome of abandoned) out.io.stderr.write(`${outcomeLine(out, outcome)}\n`);
+  for (const line of outcomeLines(out, abandoned)) out.io.stderr.write(`${line}\n`);
 }
 
 export function printSettings(out: Output, settings: EffectiveSetting[]): void {
@@ -145,7 +155,7 @@ export function printRetry(out: Output, result: RetryResult): void {
     return;
   }
   out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
-  for (const outcome of result.outcomes) out.info(outcomeLine(out, outcome));
+  for (const line of outcomeLines(out, result.outcomes)) out.info(line);
 }
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {

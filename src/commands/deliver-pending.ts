@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -101,6 +102,8 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   const clock = options.clock ?? systemClock;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const slots = new Slots(options.concurrency);
+  // Every delivery waiting for a retry listens for the stop signal: many listeners are expected here.
+  if (options.stop) setMaxListeners(0, options.stop);
   const windowSize = Math.max(options.concurrency * 16, 64);
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, outcomes: [] };
   const inFlight = new Set<Promise<void>>();

@@ -37,6 +37,8 @@ export async function openDatabase(filename: string, options: OpenDatabaseOption
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
+    // 4 MB of page cache (the build's default is 16 MB): the scans are index ranges, and RSS matters at 1M rows.
+    sqlite.pragma('cache_size = -4000');
   } catch (error) {
     throw databaseError(filename, error);
   }

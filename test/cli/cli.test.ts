@@ -215,4 +215,19 @@ describe('the built CLI', () => {
     }
     expect(await closed).toBe(0);
   });
+
+  test('many abandoned deliveries: --quiet lists 20 on stderr and counts the rest', async () => {
+    receiver = await startReceiver(() => 410);
+    const cwd = project({ webhooks: { enabled: true, url: receiver.url } });
+    fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
+    await runCli(['licenses', 'import', 'l.json'], { cwd });
+    const result = await runCli(['process-expirations', '--now', NOW, '--quiet'], { cwd });
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.trim().split('\n');
+    expect(lines[0]).toContain('warning: 25 deliveries abandoned');
+    expect(lines.filter((line) => /^ {2}#\d+ license\.expired abandoned after 1 attempt: HTTP 410/.test(line))).toHaveLength(20);
+    expect(lines.at(-1)).toBe('  ... and 5 more (license-manager deliveries list)');
+    expect(result.stderr).not.toContain('MaxListenersExceededWarning');
+  });
 });

@@ -111,18 +111,20 @@ describe('crash safety', () => {
 
   test('SIGTERM: stops claiming, records the attempts in flight, leaves waiting retries pending, exits promptly', async () => {
     const receiver = await receiverFor(() => 500);
-    const { cwd, db } = await projectWithEvents(6, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
+    const { cwd, db } = await projectWithEvents(12, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
     const run = start(['process-expirations', '--now', NOW], cwd);
-    await until(() => receiver.requests.length >= 6);
+    // Every first attempt recorded: all 12 deliveries are now waiting for their retry.
+    await until(() => query<{ n: number }>(db, 'select count(*) n from webhook_attempts')[0]!.n >= 12);
     const signalled = Date.now();
     run.child.kill('SIGTERM');
     const result = await run.done;
     expect(Date.now() - signalled).toBeLessThan(5000);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('SIGTERM received');
-    expect(result.stderr).toMatch(/left 6 deliveries pending/);
+    expect(result.stderr).not.toContain('MaxListenersExceededWarning'); // 12 deliveries waited on one stop signal
+    expect(result.stderr).toMatch(/left 12 deliveries pending/);
     expect(query(db, 'select status, attempts, claimed_by from webhook_deliveries group by status')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
-    expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 6 }]);
+    expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
   }, 30_000);
 });
 
