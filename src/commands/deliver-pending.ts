@@ -109,14 +109,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
 
-  const heartbeat = setInterval(() => {
-    renewLeases(db, options.runId, clock.now().getTime() + leaseMs).catch(() => undefined);
-  }, Math.max(1000, Math.floor(leaseMs / 3)));
-  heartbeat.unref();
-
   const writer = new AttemptWriter(db, options.runId);
-  const transport = options.fetch ? undefined : createTransport();
-  const fetch = options.fetch ?? transport!.fetch;
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
 
   const run = async (row: DeliveryRow) => {
@@ -125,7 +118,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       clock,
       slots,
       stop: options.stop,
-      fetch,
+      fetch: options.fetch ?? transport!.fetch,
       onAttempt: (attempt, verdict) =>
         writer.write({
           deliveryId: row.id,
@@ -164,6 +157,12 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
 
   await freeClaimsOfDeadRuns(db, clock.now().getTime());
   const total = options.onProgress ? await countClaimable(db, clock.now().getTime(), options.ids) : 0;
+  // Owned from here on, and released in the finally below whatever happens.
+  const transport = options.fetch ? undefined : createTransport();
+  const heartbeat = setInterval(() => {
+    renewLeases(db, options.runId, clock.now().getTime() + leaseMs).catch(() => undefined);
+  }, Math.max(1000, Math.floor(leaseMs / 3)));
+  heartbeat.unref();
   try {
     for (;;) {
       if (options.stop?.aborted || failure) break;
