@@ -58,11 +58,20 @@ export interface MigrationReport {
   applied: string[];
 }
 
+/**
+ * Two commands started at once on a new database both see the migration pending; the one that loses
+ * fails inside its own (rolled back) transaction. Trying again then finds the schema up to date.
+ */
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
   const migrator = new Migrator({ db, provider });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error;
-  return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
+  for (let attempt = 1; ; attempt += 1) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
+    const code = String((error as { code?: unknown }).code ?? '');
+    const lostTheRace = code.startsWith('SQLITE_BUSY') || /already exists/.test(String((error as Error).message));
+    if (!lostTheRace || attempt === 5) throw error;
+    await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+  }
 }
 
 /** Opens the database, runs `fn`, and always closes it. */

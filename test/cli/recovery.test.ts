@@ -109,6 +109,18 @@ describe('crash safety', () => {
     expect(query(db, "select count(*) n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 30 }]);
   }, 40_000);
 
+  test('two commands started together on a brand-new database both create and use it', async () => {
+    for (let round = 0; round < 4; round += 1) {
+      const cwd = tempDir();
+      const env = { LICENSE_MANAGER_DB: path.join(cwd, 'new.sqlite') };
+      const results = await Promise.all([runCli(['settings', 'list', '--json'], { cwd, env }), runCli(['licenses', 'list', '--json'], { cwd, env })]);
+      expect(results.map((result) => [result.code, result.stderr])).toEqual([
+        [0, ''],
+        [0, ''],
+      ]);
+    }
+  }, 30_000);
+
   test('SIGTERM: stops claiming, records the attempts in flight, leaves waiting retries pending, exits promptly', async () => {
     const receiver = await receiverFor(() => 500);
     const { cwd, db } = await projectWithEvents(12, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
