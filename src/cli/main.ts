@@ -121,13 +121,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       await run(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
-        const progress = out.progress('delivering');
+        const progress = deliveryProgress(out, 'delivering');
         const result = await processExpirations(context, {
           now,
           dryRun: options.dryRun,
           stop: stop.signal,
           onWarning: (text) => out.warn(text),
-          onProgress: ({ done, total, abandoned }) => progress.update(done, total, abandoned ? `(${abandoned} abandoned)` : ''),
+          onProgress: progress.onProgress,
         }).finally(() => progress.end());
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
@@ -291,12 +291,12 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       await run(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
         const { printRetry, printAbandonedToStderr } = await import('./format.js');
-        const progress = out.progress('re-sending');
+        const progress = deliveryProgress(out, 're-sending');
         const result = await deliveriesRetry(context, {
           ids,
           ...options,
           stop: stop.signal,
-          onProgress: ({ done, total, abandoned }) => progress.update(done, total, abandoned ? `(${abandoned} abandoned)` : ''),
+          onProgress: progress.onProgress,
         }).finally(() => progress.end());
         if (out.options.json) out.json(result);
         else printRetry(out, result);
@@ -398,6 +398,15 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The progress bar for a delivery run; no callback at all off a terminal (counting what is claimable costs a query). */
+function deliveryProgress(out: Output, label: string) {
+  const bar = out.progress(label);
+  const onProgress = bar.enabled
+    ? ({ done, total, abandoned }: { done: number; total: number; abandoned: number }) => bar.update(done, total, abandoned ? `(${abandoned} abandoned)` : '')
+    : undefined;
+  return { onProgress, end: bar.end };
 }
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {

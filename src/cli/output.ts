@@ -52,12 +52,13 @@ export class Output {
    * A progress line on stderr, redrawn in place; only on a terminal, never under --quiet or --json.
    * Returns the update function (throttled) and a function that clears the line.
    */
-  progress(label: string): { update(done: number, total: number, note?: string): void; end(): void } {
+  progress(label: string): { enabled: boolean; update(done: number, total: number, note?: string): void; end(): void } {
     const enabled = Boolean(this.io.stderr.isTTY) && !this.options.quiet && !this.options.json;
     let last = 0;
     let drawn = false;
     const width = 24;
     return {
+      enabled,
       update: (done, total, note = '') => {
         const now = Date.now();
         if (!enabled || (now - last < 100 && done < total)) return;
