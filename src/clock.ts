@@ -1,11 +1,6 @@
-/** Where the current time comes from: the system in production, a fixed instant in tests. */
+/** Where the current time comes from; attempt and lease times use it, the expiry rules get `now` as a value. */
 export interface Clock {
   now(): Date;
 }
 
 export const systemClock: Clock = { now: () => new Date() };
-
-export function fixedClock(at: Date | string): Clock {
-  const instant = new Date(at);
-  return { now: () => new Date(instant) };
-}

@@ -135,12 +135,10 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
               ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
               : verdict === 'final' || attempt.attempt === maxAttempts
                 ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
-                : options.stop?.aborted
-                  ? { status: 'pending', completedAt: null }
-                  : undefined,
+                : undefined,
         }),
     });
-    // Handed back before an attempt, or stopped after a retryable failure: back to pending.
+    // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
     result.outcomes.push({

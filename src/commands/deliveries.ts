@@ -11,6 +11,7 @@ import {
   type DeliveryListItem,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
+import { deliveryPolicy } from '../webhooks/deliver.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult } from './deliver-pending.js';
 import { dateOption, wholeNumber } from './options.js';
@@ -108,7 +109,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   await requeueDeliveries(context.db, ids);
   const sent = await deliverPending(context.db, {
     runId: newRunId(),
-    policy: { url: webhooks.url, secret: webhooks.secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+    policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
     clock: options.clock,
     stop: options.stop,

@@ -8,6 +8,7 @@ import type { Database } from '../storage/database.table.js';
 import { existingEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
 import { findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
+import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
@@ -168,12 +169,13 @@ export async function processExpirations(context: CommandContext, options: Proce
     body: buildEventBody(eventDetails(event), eventSubject(license), now),
   }));
   const expiredIds = events.filter(({ event }) => event.type === 'license.expired').map(({ license }) => license.id);
-  result.recorded = await recordEvents(db, deliveries, expiredIds, recordedAt);
-  result.markedExpired = expiredIds.length;
+  const recorded = await recordEvents(db, deliveries, expiredIds, recordedAt);
+  result.recorded = recorded.inserted;
+  result.markedExpired = recorded.expired;
 
   const sent: DeliverPendingResult = await deliverPending(db, {
     runId: newRunId(),
-    policy: { url: webhooks.url, secret: webhooks.secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+    policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
     clock,
     stop: options.stop,

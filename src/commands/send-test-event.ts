@@ -3,10 +3,10 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { webhookUrlProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
-import { EVENT_TYPES, type EventType } from '../expirations/rules.js';
+import { daysUntilExpiry, EVENT_TYPES, type EventType } from '../expirations/rules.js';
 import { findLicenseByCode } from '../storage/licenses.repository.js';
 import { DAY_MS, parseUtc } from '../time.js';
-import { deliver, type DeliveryResult } from '../webhooks/deliver.js';
+import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
 import { createTransport } from '../webhooks/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
@@ -84,7 +84,7 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   try {
     delivery = await deliver(
       event,
-      { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs },
+      deliveryPolicy(webhooks, url, secret),
       { clock, fetch: options.fetch ?? transport!.fetch },
     );
   } finally {
@@ -102,5 +102,5 @@ function licenseDetails(type: EventType, now: Date, expiresText: string | null, 
   const expiresAt = expiresText ? parseUtc(expiresText) : undefined;
   if (!expiresAt) throw usageError(`License ${code} is a lifetime license (no expires_at), so it has no ${type} event.`);
   if (type === 'license.expired') return { type, expiresAt };
-  return { type, expiresAt, daysUntilExpiry: Math.max(0, Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS)) };
+  return { type, expiresAt, daysUntilExpiry: Math.max(0, daysUntilExpiry(expiresAt, now)) };
 }

@@ -1,4 +1,4 @@
-import { assertSettingKey, parseSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
+import { assertSettingKey, maskSecret, parseSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
 import { usageError } from '../errors.js';
 import { deleteSetting, writeSetting } from '../storage/settings.repository.js';
 import { formatUtc } from '../time.js';
@@ -32,7 +32,7 @@ export async function settingsSet(context: CommandContext, key: string, value: s
   const known = assertSettingKey(key);
   const text = parseSetting(known, value);
   await writeSetting(context.db, known, text, formatUtc(now));
-  const stored = SETTINGS[known].secret ? '********' : text;
+  const stored = SETTINGS[known].secret ? maskSecret(text) : text;
   return { key: known, stored, shadowedBy: shadow(context, known) };
 }
 

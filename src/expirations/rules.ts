@@ -36,6 +36,11 @@ export function eventKey(type: EventType, licenseId: number, date: Date, thresho
   return threshold === undefined ? base : `${base}:${threshold}d`;
 }
 
+/** The contract's `floor((expires_at - now) / 1 day)`. */
+export function daysUntilExpiry(expiresAt: Date, now: Date): number {
+  return Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS);
+}
+
 /** The smallest warning threshold that `daysUntilExpiry` has reached, if any. */
 export function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
   const reached = warningDays.filter((days) => daysUntilExpiry <= days);
@@ -51,15 +56,15 @@ export function dueEvents(license: LicenseDates, now: Date, policy: ExpirationPo
   if (license.status === 'active' && expiresAt) {
     const expiresMs = expiresAt.getTime();
     if (expiresMs > nowMs) {
-      const daysUntilExpiry = Math.floor((expiresMs - nowMs) / DAY_MS);
-      const threshold = warningThreshold(daysUntilExpiry, policy.warningDays);
+      const days = daysUntilExpiry(expiresAt, now);
+      const threshold = warningThreshold(days, policy.warningDays);
       if (threshold !== undefined) {
         events.push({
           type: 'license.expiring',
           licenseId: license.id,
           key: eventKey('license.expiring', license.id, expiresAt, threshold),
           date: expiresAt,
-          daysUntilExpiry,
+          daysUntilExpiry: days,
           threshold,
         });
       }

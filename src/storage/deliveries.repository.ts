@@ -32,17 +32,18 @@ export async function existingEventKeys(db: Kysely<Database>, keys: readonly str
 /**
  * Records events as `pending` and marks licenses `expired`, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
- * Returns the number of rows this call inserted.
+ * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
  */
 export async function recordEvents(
   db: Kysely<Database>,
   deliveries: readonly NewDelivery[],
   expiredLicenseIds: readonly number[],
   now: string,
-): Promise<number> {
-  if (deliveries.length === 0 && expiredLicenseIds.length === 0) return 0;
+): Promise<{ inserted: number; expired: number }> {
+  if (deliveries.length === 0 && expiredLicenseIds.length === 0) return { inserted: 0, expired: 0 };
   return db.transaction().execute(async (trx) => {
     let inserted = 0;
+    let expired = 0;
     for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
       const rows = deliveries.slice(index, index + CHUNK / 10).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
       const result = await trx
@@ -53,14 +54,15 @@ export async function recordEvents(
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
     for (let index = 0; index < expiredLicenseIds.length; index += CHUNK) {
-      await trx
+      const result = await trx
         .updateTable('licenses')
         .set({ status: 'expired', updated_at: now })
         .where('id', 'in', expiredLicenseIds.slice(index, index + CHUNK))
         .where('status', '=', 'active')
-        .execute();
+        .executeTakeFirst();
+      expired += Number(result.numUpdatedRows);
     }
-    return inserted;
+    return { inserted, expired };
   });
 }
 
@@ -157,8 +159,8 @@ export interface AttemptInput {
 export interface AttemptWrite {
   deliveryId: number;
   attempt: AttemptInput;
-  /** delivered/abandoned with a completion time, or pending (handed back by a stopping run). */
-  final?: { status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'pending'>; completedAt: string | null };
+  /** How the delivery ended, when this was its last attempt. */
+  final?: { status: Extract<DeliveryStatus, 'delivered' | 'abandoned'>; completedAt: string };
 }
 
 /**
@@ -195,7 +197,7 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
   });
 }
 
-/** Ends a claim without an attempt (a stopping run hands back a delivery it never tried). */
+/** Hands a claim back as pending: the run is stopping before this delivery's next attempt. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
   await db
     .updateTable('webhook_deliveries')
@@ -253,15 +255,4 @@ export async function requeueDeliveries(db: Kysely<Database>, ids: readonly numb
     .where('status', '=', 'abandoned')
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
-}
-
-export async function countDeliveriesByStatus(db: Kysely<Database>): Promise<Record<DeliveryStatus, number>> {
-  const rows = await db
-    .selectFrom('webhook_deliveries')
-    .select(['status', sql<number>`count(*)`.as('count')])
-    .groupBy('status')
-    .execute();
-  const counts: Record<DeliveryStatus, number> = { pending: 0, delivering: 0, delivered: 0, abandoned: 0 };
-  for (const row of rows) counts[row.status] = Number(row.count);
-  return counts;
 }

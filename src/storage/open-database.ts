@@ -8,18 +8,13 @@ import type { Database } from './database.table.js';
 
 export const BUSY_TIMEOUT_MS = 5000;
 
-export interface OpenDatabaseOptions {
-  /** Apply pending migrations before returning (every command does; `migrate` reports them). */
-  migrate?: boolean;
-}
-
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /**
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
-export async function openDatabase(filename: string, options: OpenDatabaseOptions = {}): Promise<Kysely<Database>> {
+export async function openDatabase(filename: string): Promise<Kysely<Database>> {
   const directory = path.dirname(filename);
   if (!fs.existsSync(directory)) {
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
@@ -43,13 +38,11 @@ export async function openDatabase(filename: string, options: OpenDatabaseOption
     throw databaseError(filename, error);
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  if (options.migrate !== false) {
-    try {
-      await migrateToLatest(db);
-    } catch (error) {
-      await db.destroy();
-      throw databaseError(filename, error);
-    }
+  try {
+    await migrateToLatest(db);
+  } catch (error) {
+    await db.destroy();
+    throw databaseError(filename, error);
   }
   return db;
 }
@@ -71,16 +64,6 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
     const lostTheRace = code.startsWith('SQLITE_BUSY') || /already exists/.test(String((error as Error).message));
     if (!lostTheRace || attempt === 5) throw error;
     await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
-  }
-}
-
-/** Opens the database, runs `fn`, and always closes it. */
-export async function usingDatabase<T>(filename: string, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-  const db = await openDatabase(filename);
-  try {
-    return await fn(db);
-  } finally {
-    await db.destroy();
   }
 }
 

@@ -12,6 +12,15 @@ export interface DeliveryPolicy {
   retryDelaysMs: readonly number[];
 }
 
+/** The policy the `webhooks` config describes, sending to `url` (the configured one, or an override). */
+export function deliveryPolicy(
+  webhooks: { secret: string | null; timeoutMs: number; retryDelaysMs: readonly number[] },
+  url: string,
+  secret: string | null = webhooks.secret,
+): DeliveryPolicy {
+  return { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs };
+}
+
 export interface AttemptRecord {
   /** 1-based within this delivery round. */
   attempt: number;

@@ -57,6 +57,7 @@ describe('process-expirations end to end', () => {
     const first = await ws.run((context) => processExpirations(context, { now }));
     expect(first.dueCounts).toEqual({ 'license.expiring': 1, 'license.expired': 1, 'license.update_support_expired': 1 });
     expect(first.delivered).toBe(3);
+    expect(first.markedExpired).toBe(1);
     const byType = Object.fromEntries(bodies(receiver).map((body) => [body.event_type, body.payload.license_code]));
     expect(byType).toEqual({ 'license.expiring': 'SOON', 'license.expired': 'GONE', 'license.update_support_expired': 'NO-UPDATES' });
 
@@ -69,7 +70,7 @@ describe('process-expirations end to end', () => {
     ]);
 
     const second = await ws.run((context) => processExpirations(context, { now }));
-    expect(second).toMatchObject({ recorded: 0, delivered: 0, due: [] });
+    expect(second).toMatchObject({ recorded: 0, markedExpired: 0, delivered: 0, due: [] });
     expect(receiver.requests).toHaveLength(3);
 
     const rows = await ws.run((context) => context.db.selectFrom('webhook_deliveries').selectAll().execute());
