@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { spawn, spawnSync as runSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -90,7 +91,6 @@ describe('crash safety', () => {
     expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
     const okBeforeKill = receiver.requests.slice(0, requestsBeforeRerun).filter((_request, index) => !(mode === 'fail-first' && index < 2)).map(licenseOf);
     const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
-    expect(duplicates).toBeLessThanOrEqual(total - doneAtKill.size);
     // eslint-disable-next-line no-console
     console.log(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
   }, 40_000);
@@ -147,7 +147,7 @@ describe('hostile receivers through the CLI', () => {
     ['resets the connection', 'drop' as Reply, /socket|closed|reset|terminated/i],
     ['sends 5 MiB', 'huge-body' as Reply, /^HTTP 500: x+$/],
     ['redirects', { status: 302, headers: { location: 'https://elsewhere.example/' } } as Reply, /HTTP 302 redirect to https:\/\/elsewhere\.example\/ \(redirects are not followed/],
-    ['speaks broken HTTP', 'malformed' as Reply, /.+/],
+    ['speaks broken HTTP', 'malformed' as Reply, /^Response does not match the HTTP\/1\.1 protocol \(Invalid status code\)$/],
   ])('a receiver that %s ends as a clear last_error, and the run exits 3', async (_label, reply, pattern) => {
     const receiver = await receiverFor(() => reply);
     const { cwd, db } = await projectWithEvents(1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
@@ -168,7 +168,7 @@ describe('hostile receivers through the CLI', () => {
     const result = await runCli(['process-expirations', '--now', NOW], { cwd });
     expect(result.code).toBe(3);
     const [row] = query<{ last_error: string }>(db, 'select last_error from webhook_deliveries');
-    expect(row!.last_error).toBeTruthy();
+    expect(row!.last_error).toMatch(/^Response does not match the HTTP\/1\.1 protocol \(Expected HTTP\//);
   });
 });
 
@@ -217,7 +217,11 @@ describe('secret hygiene', () => {
     }
     expect(outputs.join('\n')).toContain('********');
     expect(outputs.join('\n')).not.toContain(canary);
+    // The canary really signed what was sent, so it was in use while it stayed out of every output.
     expect(receiver.requests.length).toBeGreaterThan(0);
+    for (const request of receiver.requests) {
+      expect(request.headers['x-webhook-signature']).toBe(createHmac('sha256', canary).update(request.body).digest('hex'));
+    }
     expect(fs.statSync(db).mode & 0o777).toBe(0o600);
   }, 60_000);
 });
