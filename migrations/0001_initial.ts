@@ -1,23 +1,28 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { columnTypes } from './column-types.js';
 
 // Migrations take Kysely<any> so they never depend on today's row types.
+// On SQLite this creates exactly what the first release created (types 'integer' and 'text').
 export const initial: Migration = {
   async up(db: Kysely<any>) {
-    await db.schema
-      .createTable('licenses')
-      .addColumn('id', 'integer', (col) => col.primaryKey())
-      .addColumn('license_code', 'text', (col) => col.notNull().unique())
-      .addColumn('product_id', 'text')
-      .addColumn('product_name', 'text')
-      .addColumn('customer_id', 'text')
-      .addColumn('email', 'text')
-      .addColumn('status', 'text', (col) =>
+    const t = columnTypes(db);
+    // An ISO-8601 time or date as stored: `2025-01-31T12:00:00Z`, or what another system wrote.
+    const time = t.key(40);
+    await t
+      .table(db.schema.createTable('licenses'))
+      .addColumn('id', t.idType, t.id)
+      .addColumn('license_code', t.key(255), (col) => col.notNull().unique())
+      .addColumn('product_id', t.text)
+      .addColumn('product_name', t.text)
+      .addColumn('customer_id', t.text)
+      .addColumn('email', t.text)
+      .addColumn('status', t.key(16), (col) =>
         col.notNull().defaultTo('active').check(sql`status in ('active', 'suspended', 'revoked', 'expired')`),
       )
-      .addColumn('expires_at', 'text')
-      .addColumn('updates_until', 'text')
-      .addColumn('created_at', 'text', (col) => col.notNull())
-      .addColumn('updated_at', 'text', (col) => col.notNull())
+      .addColumn('expires_at', time)
+      .addColumn('updates_until', time)
+      .addColumn('created_at', time, (col) => col.notNull())
+      .addColumn('updated_at', time, (col) => col.notNull())
       .execute();
     // The due-window queries: a status equality plus a range on the date.
     await db.schema.createIndex('licenses_status_expires_at').on('licenses').columns(['status', 'expires_at']).execute();
@@ -27,44 +32,44 @@ export const initial: Migration = {
       .columns(['status', 'updates_until'])
       .execute();
 
-    await db.schema
-      .createTable('settings')
-      .addColumn('key', 'text', (col) => col.primaryKey())
-      .addColumn('value', 'text', (col) => col.notNull())
-      .addColumn('updated_at', 'text', (col) => col.notNull())
+    await t
+      .table(db.schema.createTable('settings'))
+      .addColumn('key', t.key(100), (col) => col.primaryKey())
+      .addColumn('value', t.text, (col) => col.notNull())
+      .addColumn('updated_at', time, (col) => col.notNull())
       .execute();
 
-    await db.schema
-      .createTable('webhook_deliveries')
-      .addColumn('id', 'integer', (col) => col.primaryKey())
-      .addColumn('event_id', 'text', (col) => col.notNull().unique())
-      .addColumn('event_key', 'text', (col) => col.notNull().unique())
-      .addColumn('event_type', 'text', (col) => col.notNull())
+    await t
+      .table(db.schema.createTable('webhook_deliveries'))
+      .addColumn('id', t.idType, t.id)
+      .addColumn('event_id', t.key(64), (col) => col.notNull().unique())
+      .addColumn('event_key', t.key(255), (col) => col.notNull().unique())
+      .addColumn('event_type', t.key(64), (col) => col.notNull())
       .addColumn('license_id', 'integer')
-      .addColumn('body', 'text', (col) => col.notNull())
-      .addColumn('status', 'text', (col) =>
+      .addColumn('body', t.text, (col) => col.notNull())
+      .addColumn('status', t.key(16), (col) =>
         col.notNull().check(sql`status in ('pending', 'delivering', 'delivered', 'abandoned')`),
       )
       .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
       .addColumn('last_status_code', 'integer')
-      .addColumn('last_error', 'text')
-      .addColumn('claimed_by', 'text')
-      .addColumn('lease_until', 'integer')
-      .addColumn('created_at', 'text', (col) => col.notNull())
-      .addColumn('completed_at', 'text')
+      .addColumn('last_error', t.text)
+      .addColumn('claimed_by', t.key(255))
+      .addColumn('lease_until', t.epochMs)
+      .addColumn('created_at', time, (col) => col.notNull())
+      .addColumn('completed_at', time)
       .execute();
     await db.schema.createIndex('webhook_deliveries_status').on('webhook_deliveries').columns(['status', 'id']).execute();
     await db.schema.createIndex('webhook_deliveries_license_id').on('webhook_deliveries').column('license_id').execute();
 
-    await db.schema
-      .createTable('webhook_attempts')
-      .addColumn('id', 'integer', (col) => col.primaryKey())
+    await t
+      .table(db.schema.createTable('webhook_attempts'))
+      .addColumn('id', t.idType, t.id)
       .addColumn('delivery_id', 'integer', (col) => col.notNull().references('webhook_deliveries.id'))
       .addColumn('attempt', 'integer', (col) => col.notNull())
-      .addColumn('started_at', 'text', (col) => col.notNull())
+      .addColumn('started_at', time, (col) => col.notNull())
       .addColumn('duration_ms', 'integer', (col) => col.notNull())
       .addColumn('status_code', 'integer')
-      .addColumn('error', 'text')
+      .addColumn('error', t.text)
       .execute();
     await db.schema
       .createIndex('webhook_attempts_delivery_id')

@@ -45,7 +45,7 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 /** N licenses: `duePercent` of them with one event due at NOW (a third each kind), the rest not due. */
 async function buildDatabase(file: string): Promise<number> {
-  const db = await openDatabase(file);
+  const db = await openDatabase({ dialect: 'sqlite', filename: file, tablePrefix: '', label: file });
   await db.destroy();
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');

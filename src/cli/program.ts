@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { CommandContext, GlobalOptions } from '../commands/context.js';
+import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
@@ -59,11 +59,11 @@ export function buildProgram(session: Session): Command {
   };
 
   /** An action that needs the config and the database. */
-  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>) =>
+  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>, options: ContextOptions = {}) =>
     act(command, async (out, flags) => {
       const { withContext } = await import('../commands/context.js');
       const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
-      return withContext(globals, (context) => fn(context, out));
+      return withContext(globals, (context) => fn(context, out), options);
     });
 
   /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
@@ -371,12 +371,23 @@ export function buildProgram(session: Session): Command {
   program
     .command('migrate')
     .description('bring the database schema up to date (other commands do this on their own)')
-    .addHelpText('after', examples('license-manager migrate', 'LICENSE_MANAGER_DB=/var/lib/license-manager/db.sqlite license-manager migrate'))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager migrate',
+        'LICENSE_MANAGER_DB=/var/lib/license-manager/db.sqlite license-manager migrate',
+        "LICENSE_MANAGER_DB='postgres://app:secret@db:5432/licenses' license-manager migrate   # creates the tables on a server",
+      ),
+    )
     .action((_options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        if (out.options.json) out.json({ database: context.databaseFile, upToDate: true });
-        else out.info(`Database ${context.databaseFile} is up to date.`);
-      }),
+      withDatabase(
+        command,
+        async (context, out) => {
+          if (out.options.json) out.json({ database: context.databaseFile, upToDate: true });
+          else out.info(`Database ${context.databaseFile} is up to date.`);
+        },
+        { migrate: true },
+      ),
     );
 
   return program;

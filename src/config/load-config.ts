@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
 import { usageError } from '../errors.js';
-import { configSchema, describeZodError, type Config } from './schema.js';
+import { looksLikeUrl, parseDatabaseUrl, type DatabaseTarget } from '../storage/database-target.js';
+import { configSchema, DEFAULT_DATABASE_FILENAME, describeZodError, type Config } from './schema.js';
 
 const MODULE_NAME = 'license-manager';
 
@@ -52,12 +53,27 @@ export async function loadConfig(options: { file?: string; cwd: string }): Promi
   return { config: parsed.data, filepath: result.filepath, explicitKeys: leafKeys(raw) };
 }
 
-/** The database file: LICENSE_MANAGER_DB, else `database.filename` relative to the config file (or `cwd`). */
-export function databasePath(loaded: LoadedConfig, env: NodeJS.ProcessEnv, cwd: string): string {
+/**
+ * Where the database is: LICENSE_MANAGER_DB (a path or a URL), else `database.url`, else `database.filename`
+ * relative to the config file (or `cwd`). A bad URL is exit 2 naming where it came from, password masked.
+ */
+export function databaseTarget(loaded: LoadedConfig, env: NodeJS.ProcessEnv, cwd: string): DatabaseTarget {
+  const { database } = loaded.config;
+  const tablePrefix = database.tablePrefix;
+  const sqlite = (filename: string, base: string): DatabaseTarget => {
+    const resolved = path.resolve(base, filename);
+    return { dialect: 'sqlite', filename: resolved, tablePrefix, label: resolved };
+  };
+  const fromUrl = (value: string, where: string, base: string): DatabaseTarget => {
+    const parsed = parseDatabaseUrl(value, tablePrefix);
+    if ('problem' in parsed) throw usageError(`${where}: ${parsed.problem}.`);
+    return 'sqlitePath' in parsed ? sqlite(parsed.sqlitePath, base) : parsed;
+  };
+  const configDir = loaded.filepath ? path.dirname(loaded.filepath) : cwd;
   const fromEnv = env.LICENSE_MANAGER_DB;
-  if (fromEnv) return path.resolve(cwd, fromEnv);
-  const base = loaded.filepath ? path.dirname(loaded.filepath) : cwd;
-  return path.resolve(base, loaded.config.database.filename);
+  if (fromEnv) return looksLikeUrl(fromEnv) ? fromUrl(fromEnv, 'LICENSE_MANAGER_DB', cwd) : sqlite(fromEnv, cwd);
+  if (database.url) return fromUrl(database.url, `${loaded.filepath ?? 'config'}: database.url`, configDir);
+  return sqlite(database.filename ?? DEFAULT_DATABASE_FILENAME, configDir);
 }
 
 function leafKeys(raw: unknown): Set<string> {

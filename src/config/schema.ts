@@ -1,5 +1,6 @@
 // src/config: the zod schema, config-file discovery and the env > settings > file > default precedence; imports nothing above storage.
 import { z } from 'zod';
+import { parseDatabaseUrl } from '../storage/database-target.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 // The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
@@ -7,7 +8,7 @@ const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
-const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
 export function webhookUrlProblem(value: string): string | undefined {
@@ -37,11 +38,25 @@ export const warningDaysSchema = z
 export const configSchema = z.strictObject({
   database: z
     .strictObject({
-      filename: z
+      filename: z.string().min(1).optional().describe(`SQLite file; a relative path is relative to the config file (default ${DEFAULT_DATABASE_FILENAME})`),
+      url: z
         .string()
         .min(1)
-        .default(DEFAULT_DATABASE_FILENAME)
-        .describe('SQLite file; a relative path is relative to the config file'),
+        .superRefine((value, ctx) => {
+          const parsed = parseDatabaseUrl(value, '');
+          if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+        })
+        .optional()
+        .describe('postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db or sqlite:<file>'),
+      tablePrefix: z
+        .string()
+        .max(32, 'a table prefix is at most 32 characters')
+        .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")')
+        .default('')
+        .describe("put in front of this tool's table names, so they can share another application's database"),
+    })
+    .refine((database) => database.filename === undefined || database.url === undefined, {
+      message: 'give database.filename (a SQLite file) or database.url (a server), not both',
     })
     .prefault({}),
   webhooks: z

@@ -1,20 +1,106 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
+import { createPool as createMysqlPool } from 'mysql2';
+import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
+import { describeTarget, type DatabaseTarget } from './database-target.js';
+import { TablePrefixPlugin } from './dialect.js';
 
 const BUSY_TIMEOUT_MS = 5000;
+// A server that does not answer is reported after this long rather than hanging a cron job.
+const CONNECT_TIMEOUT_MS = 10_000;
+// Connections per process: the delivery loop, the attempt writer and the lease heartbeat run side by side.
+const POOL_SIZE = 4;
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export interface OpenOptions {
+  /**
+   * Bring a server database's schema up to date (the `migrate` command). Without it a server database with
+   * pending migrations is refused; SQLite always migrates itself.
+   */
+  migrate?: boolean;
+}
+
+/** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */
+export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Kysely<Database>> {
+  if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix);
+  const db = new Kysely<Database>({ dialect: serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
+  try {
+    // Connect now, so a wrong password or host is reported as such before any work starts.
+    await sql`select 1`.execute(db);
+    const migrator = newMigrator(db, target.tablePrefix);
+    if (options.migrate) {
+      const { error } = await migrator.migrateToLatest();
+      if (error) throw error;
+    } else {
+      const pending = (await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined);
+      if (pending.length > 0) {
+        throw usageError(
+          `The schema of ${describeTarget(target)} is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB).`,
+        );
+      }
+    }
+  } catch (error) {
+    await db.destroy().catch(() => undefined);
+    throw databaseError(target, error);
+  }
+  return db;
+}
+
+function prefixPlugins(tablePrefix: string) {
+  return tablePrefix ? [new TablePrefixPlugin(tablePrefix)] : [];
+}
+
+function newMigrator(db: Kysely<Database>, tablePrefix: string): Migrator {
+  return new Migrator({
+    db,
+    provider,
+    // Kysely's own bookkeeping tables carry the prefix too, so two installations can share one database.
+    migrationTableName: `${tablePrefix}kysely_migration`,
+    migrationLockTableName: `${tablePrefix}kysely_migration_lock`,
+  });
+}
+
+/** DATE (1082) stays the `YYYY-MM-DD` text it is: pg would make it local midnight, a day off west of UTC. */
+const PG_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === 1082) return (value: string) => value;
+    // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
+    if (oid === 20) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format as 'text');
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Dialect {
+  if (target.dialect === 'postgres') {
+    const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, types: PG_TYPES });
+    // An idle connection the server closes must not crash the process; the next query reports it.
+    pool.on('error', () => undefined);
+    return new PostgresDialect({ pool });
+  }
+  const pool = createMysqlPool({
+    uri: target.url,
+    connectionLimit: POOL_SIZE,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    // DATE and DATETIME as the text the server holds, never a Date at local midnight.
+    dateStrings: true,
+    supportBigNumbers: true,
+    charset: 'utf8mb4',
+  });
+  return new MysqlDialect({ pool });
+}
 
 /**
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
-export async function openDatabase(filename: string): Promise<Kysely<Database>> {
+async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely<Database>> {
+  const target: DatabaseTarget = { dialect: 'sqlite', filename, tablePrefix, label: filename };
   const directory = path.dirname(filename);
   if (!fs.existsSync(directory)) {
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
@@ -35,14 +121,14 @@ export async function openDatabase(filename: string): Promise<Kysely<Database>> 
     // 4 MB of page cache (the build's default is 16 MB): the scans are index ranges, and RSS matters at 1M rows.
     sqlite.pragma('cache_size = -4000');
   } catch (error) {
-    throw databaseError(filename, error);
+    throw databaseError(target, error);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: prefixPlugins(tablePrefix) });
   try {
-    await migrateToLatest(db);
+    await migrateToLatest(db, tablePrefix);
   } catch (error) {
     await db.destroy();
-    throw databaseError(filename, error);
+    throw databaseError(target, error);
   }
   return db;
 }
@@ -55,8 +141,8 @@ interface MigrationReport {
  * Two commands started at once on a new database both see the migration pending; the one that loses
  * fails inside its own (rolled back) transaction. Trying again then finds the schema up to date.
  */
-async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
-  const migrator = new Migrator({ db, provider });
+async function migrateToLatest(db: Kysely<Database>, tablePrefix: string): Promise<MigrationReport> {
+  const migrator = newMigrator(db, tablePrefix);
   for (let attempt = 1; ; attempt += 1) {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
@@ -67,9 +153,51 @@ async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
   }
 }
 
-/** Turns SQLite's codes into a message that names the file and says what to do. */
-export function databaseError(filename: string, error: unknown): ExitError {
+// PostgreSQL SQLSTATEs and MySQL/MariaDB error names, grouped by what the operator has to do.
+const LOGIN_FAILED = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
+const NO_DATABASE = new Set(['3D000', 'ER_BAD_DB_ERROR']);
+const NO_PRIVILEGE = new Set(['42501', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
+const NO_TABLE = new Set(['42P01', '42703', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const CONNECTION_LOST = new Set([
+  '57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'EPIPE',
+  'PROTOCOL_CONNECTION_LOST', 'ER_CONNECTION_KILLED', 'ER_SERVER_SHUTDOWN', 'ER_QUERY_INTERRUPTED',
+]);
+
+/** Whether an error came from the database (its driver or server) rather than from our own code. */
+export function isDatabaseError(error: unknown): boolean {
+  if (error instanceof ExitError || !(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code))) return true;
+  // pg reports a socket closed under it without a code.
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(error.message);
+}
+
+/** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
+export function databaseError(target: DatabaseTarget, error: unknown): ExitError {
   if (error instanceof ExitError) return error;
+  if (target.dialect === 'sqlite') return sqliteError(target.filename, error);
+  const where = describeTarget(target);
+  const code = String((error as { code?: unknown }).code ?? '');
+  // Drivers may echo the connection string; never let a password through.
+  const detail = (error instanceof Error ? error.message : String(error)).replaceAll(target.url, target.label);
+  const fix = 'Check database.url or LICENSE_MANAGER_DB.';
+  if (LOGIN_FAILED.has(code)) return usageError(`Cannot log in to ${where}: ${detail}. Check the user name and password in the URL. ${fix}`, { cause: error });
+  if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
+  if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
+  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "license-manager migrate".`, { cause: error });
+  if (code === 'ENOTFOUND') return usageError(`Cannot find host ${target.host} of ${where}: ${detail}. ${fix}`, { cause: error });
+  if (UNREACHABLE.has(code) || /timeout/i.test(detail)) {
+    return new ExitError(EXIT.failure, `Cannot reach ${where}: ${detail || code}. Is the server running and reachable from here? ${fix}`, { cause: error });
+  }
+  if (CONNECTION_LOST.has(code) || /Connection terminated|connection error/i.test(detail)) {
+    return new ExitError(EXIT.failure, `Lost the connection to ${where}: ${detail || code}. Nothing is lost: deliveries in flight are taken over by the next run. Run the command again.`, { cause: error });
+  }
+  return new ExitError(EXIT.failure, `${where}: ${detail || code}`, { cause: error });
+}
+
+/** Turns SQLite's codes into a message that names the file and says what to do. */
+function sqliteError(filename: string, error: unknown): ExitError {
   const code = (error as { code?: string }).code ?? '';
   const detail = error instanceof Error ? error.message : String(error);
   if (code === 'SQLITE_NOTADB') {

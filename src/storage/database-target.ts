@@ -1,0 +1,64 @@
+import type { SqlDialect } from './dialect.js';
+
+/** Where the database is: a SQLite file, or a PostgreSQL / MySQL server given by URL. */
+export type DatabaseTarget =
+  | { dialect: 'sqlite'; filename: string; tablePrefix: string; label: string }
+  | { dialect: Exclude<SqlDialect, 'sqlite'>; url: string; host: string; port: number; database: string; tablePrefix: string; label: string };
+
+const SERVER_PROTOCOLS: Record<string, Exclude<SqlDialect, 'sqlite'>> = {
+  'postgres:': 'postgres',
+  'postgresql:': 'postgres',
+  'mysql:': 'mysql',
+  'mariadb:': 'mysql',
+};
+
+const DEFAULT_PORTS = { postgres: 5432, mysql: 3306 } as const;
+
+/** Whether a `database.url` / LICENSE_MANAGER_DB value is a URL (`scheme:`) rather than a file path. */
+export function looksLikeUrl(value: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(value) && !/^[a-z]:[\\/]/i.test(value);
+}
+
+/** The URL with its password replaced by `****`: safe for every message and `--json`. */
+export function maskDatabaseUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '****';
+    return url.toString();
+  } catch {
+    // Not parseable: mask whatever sits between "user:" and "@".
+    return value.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1****@');
+  }
+}
+
+/**
+ * Reads a database URL. Returns the target, or a reason naming what is wrong (without the password).
+ * `sqlite:` URLs (`sqlite:./db.sqlite`, `sqlite:///abs/path.sqlite`) give back the path for the caller to resolve.
+ */
+export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTarget | { sqlitePath: string } | { problem: string } {
+  const scheme = value.slice(0, value.indexOf(':') + 1).toLowerCase();
+  if (scheme === 'sqlite:') {
+    const rest = value.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    return rest ? { sqlitePath: decodeURIComponent(rest) } : { problem: `${value} names no file (expected sqlite:./license-manager.sqlite)` };
+  }
+  const dialect = SERVER_PROTOCOLS[scheme];
+  if (!dialect) return { problem: `${maskDatabaseUrl(value)} has an unknown scheme "${scheme}" (use postgres://, mysql://, or a SQLite file path)` };
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { problem: `${maskDatabaseUrl(value)} is not a valid URL (expected ${dialect}://user:password@host:port/database)` };
+  }
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (!url.hostname) return { problem: `${maskDatabaseUrl(value)} has no host name` };
+  if (!database || database.includes('/')) return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:password@${url.host}/database)` };
+  const label = maskDatabaseUrl(value);
+  return { dialect, url: value, host: url.hostname, port: url.port ? Number(url.port) : DEFAULT_PORTS[dialect], database, tablePrefix, label };
+}
+
+/** "PostgreSQL database licenses on db.example:5432": how messages name a server database. */
+export function describeTarget(target: DatabaseTarget): string {
+  if (target.dialect === 'sqlite') return `database ${target.filename}`;
+  const kind = target.dialect === 'postgres' ? 'PostgreSQL' : 'MySQL';
+  return `${kind} database "${target.database}" on ${target.host}:${target.port} (${target.label})`;
+}
