@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { usageError } from '../errors.js';
+import { isConstraintViolation } from '../storage/dialect.js';
 import {
   LICENSE_STATUSES,
   listLicenses as queryLicenses,
@@ -92,8 +93,7 @@ export async function importLicenses(context: CommandContext, file: string, now:
     const { inserted, updated } = await upsertLicenses(context.db, inputs, formatUtc(now));
     return { file, format, rows: inputs.length, inserted, updated };
   } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    if (code.startsWith('SQLITE_CONSTRAINT')) {
+    if (isConstraintViolation(error)) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
     }
     throw error;

@@ -1,5 +1,6 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
+import { dialectOf, type SqlDialect } from './dialect.js';
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
@@ -41,16 +42,15 @@ export async function recordEvents(
   now: string,
 ): Promise<{ inserted: number; expired: number }> {
   if (deliveries.length === 0 && expiredLicenseIds.length === 0) return { inserted: 0, expired: 0 };
+  const dialect = dialectOf(db);
   return db.transaction().execute(async (trx) => {
     let inserted = 0;
     let expired = 0;
     for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
       const rows = deliveries.slice(index, index + CHUNK / 10).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
-      const result = await trx
-        .insertInto('webhook_deliveries')
-        .values(rows)
-        .onConflict((conflict) => conflict.column('event_key').doNothing())
-        .executeTakeFirst();
+      const insert = trx.insertInto('webhook_deliveries').values(rows);
+      // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
+      const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
     for (let index = 0; index < expiredLicenseIds.length; index += CHUNK) {
@@ -94,14 +94,26 @@ async function claimWhere(
   limit: number,
   filter: (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>,
 ): Promise<DeliveryRow[]> {
-  let candidates = db.selectFrom('webhook_deliveries').select('id').where(filter).orderBy('id').limit(limit);
-  if (options.ids) candidates = candidates.where('id', 'in', options.ids.length > 0 ? [...options.ids] : [-1]);
-  return db
-    .updateTable('webhook_deliveries')
-    .set({ status: 'delivering', claimed_by: options.runId, lease_until: options.leaseUntil })
-    .where('id', 'in', candidates)
-    .returningAll()
-    .execute();
+  const candidates = (on: Kysely<Database>) => {
+    const query = on.selectFrom('webhook_deliveries').select('id').where(filter).orderBy('id').limit(limit);
+    return options.ids ? query.where('id', 'in', options.ids.length > 0 ? [...options.ids] : [-1]) : query;
+  };
+  const claim = { status: 'delivering' as const, claimed_by: options.runId, lease_until: options.leaseUntil };
+  const dialect = dialectOf(db);
+  if (dialect === 'sqlite') {
+    return db.updateTable('webhook_deliveries').set(claim).where('id', 'in', candidates(db)).returningAll().execute();
+  }
+  // Servers: lock the candidates and pass over rows another worker holds locked at this moment.
+  if (dialect === 'postgres') {
+    return db.updateTable('webhook_deliveries').set(claim).where('id', 'in', candidates(db).forUpdate().skipLocked()).returningAll().execute();
+  }
+  // MySQL has no UPDATE … RETURNING and cannot update a table its own subquery reads: lock, update, read back.
+  return db.transaction().execute(async (trx) => {
+    const ids = (await candidates(trx).forUpdate().skipLocked().execute()).map((row) => row.id);
+    if (ids.length === 0) return [];
+    await trx.updateTable('webhook_deliveries').set(claim).where('id', 'in', ids).execute();
+    return trx.selectFrom('webhook_deliveries').selectAll().where('id', 'in', ids).orderBy('id').execute();
+  });
 }
 
 /** How many deliveries a run would claim now: pending ones and lapsed claims (for progress). */
@@ -170,6 +182,7 @@ export interface AttemptWrite {
  */
 export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
   if (writes.length === 0) return;
+  const dialect = dialectOf(db);
   await db.transaction().execute(async (trx) => {
     for (let index = 0; index < writes.length; index += 100) {
       const chunk = writes.slice(index, index + 100);
@@ -177,25 +190,70 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
         .insertInto('webhook_attempts')
         .values(chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })))
         .execute();
-      const rows = chunk.map(
-        (write) =>
-          sql`(${write.deliveryId}, ${write.attempt.attempt}, ${write.attempt.status_code}, ${write.attempt.error}, ${write.final?.status ?? null}, ${write.final?.completedAt ?? null})`,
-      );
-      // UPDATE … FROM (VALUES …): one statement for the chunk instead of one per delivery.
-      await sql`
-        update webhook_deliveries as d set
-          attempts = v.column2,
-          last_status_code = v.column3,
-          last_error = v.column4,
-          status = case when v.column5 is not null and d.claimed_by = ${runId} then v.column5 else d.status end,
-          completed_at = case when v.column5 is not null and d.claimed_by = ${runId} then v.column6 else d.completed_at end,
-          lease_until = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.lease_until end,
-          claimed_by = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.claimed_by end
-        from (values ${sql.join(rows)}) as v
-        where d.id = v.column1`.execute(trx);
+      await UPDATE_ATTEMPT_SUMMARIES[dialect](trx, runId, chunk);
     }
   });
 }
+
+// One statement per chunk of deliveries, in each dialect's form of "update from a list of values".
+const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId: string, chunk: readonly AttemptWrite[]) => Promise<void>> = {
+  async sqlite(trx, runId, chunk) {
+    const rows = chunk.map(
+      (write) =>
+        sql`(${write.deliveryId}, ${write.attempt.attempt}, ${write.attempt.status_code}, ${write.attempt.error}, ${write.final?.status ?? null}, ${write.final?.completedAt ?? null})`,
+    );
+    // UPDATE … FROM (VALUES …): one statement for the chunk instead of one per delivery.
+    await sql`
+      update ${sql.table('webhook_deliveries')} as d set
+        attempts = v.column2,
+        last_status_code = v.column3,
+        last_error = v.column4,
+        status = case when v.column5 is not null and d.claimed_by = ${runId} then v.column5 else d.status end,
+        completed_at = case when v.column5 is not null and d.claimed_by = ${runId} then v.column6 else d.completed_at end,
+        lease_until = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.lease_until end,
+        claimed_by = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.claimed_by end
+      from (values ${sql.join(rows)}) as v
+      where d.id = v.column1`.execute(trx);
+  },
+  async postgres(trx, runId, chunk) {
+    // Parameters in VALUES arrive as text: the first row carries the casts that type each column.
+    const rows = chunk.map((write, row) => {
+      const cast = (value: unknown, type: string) => (row === 0 ? sql`cast(${value} as ${sql.raw(type)})` : sql`${value}`);
+      return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')})`;
+    });
+    // Every right-hand side reads the row as it was before the statement, so the claim test is the same for each column.
+    await sql`
+      update ${sql.table('webhook_deliveries')} as d set
+        attempts = v.attempts,
+        last_status_code = v.status_code,
+        last_error = v.error,
+        status = case when v.final is not null and d.claimed_by = ${runId} then v.final else d.status end,
+        completed_at = case when v.final is not null and d.claimed_by = ${runId} then v.completed_at else d.completed_at end,
+        lease_until = case when v.final is not null and d.claimed_by = ${runId} then null else d.lease_until end,
+        claimed_by = case when v.final is not null and d.claimed_by = ${runId} then null else d.claimed_by end
+      from (values ${sql.join(rows)}) as v (id, attempts, status_code, error, final, completed_at)
+      where d.id = v.id`.execute(trx);
+  },
+  async mysql(trx, runId, chunk) {
+    // MySQL has no UPDATE … FROM and may apply a multi-table SET in any order: the summary columns and the
+    // final status (which clears claimed_by, the column its own condition reads) are two statements.
+    const derived = sql.join(
+      chunk.map(
+        (write) =>
+          sql`select ${write.deliveryId} as id, ${write.attempt.attempt} as attempts, ${write.attempt.status_code} as status_code, ${write.attempt.error} as error, ${write.final?.status ?? null} as final, ${write.final?.completedAt ?? null} as completed_at`,
+      ),
+      sql` union all `,
+    );
+    await sql`
+      update ${sql.table('webhook_deliveries')} as d join (${derived}) as v on d.id = v.id set
+        d.attempts = v.attempts, d.last_status_code = v.status_code, d.last_error = v.error`.execute(trx);
+    if (!chunk.some((write) => write.final)) return;
+    await sql`
+      update ${sql.table('webhook_deliveries')} as d join (${derived}) as v on d.id = v.id set
+        d.status = v.final, d.completed_at = v.completed_at, d.lease_until = null, d.claimed_by = null
+      where v.final is not null and d.claimed_by = ${runId}`.execute(trx);
+  },
+};
 
 /** Hands a claim back as pending: the run is stopping before this delivery's next attempt. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {

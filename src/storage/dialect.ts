@@ -83,3 +83,9 @@ export function tablePrefixOf(db: Kysely<any>): string {
   const plugin = db.getExecutor().plugins.find((candidate): candidate is TablePrefixPlugin => candidate instanceof TablePrefixPlugin);
   return plugin?.prefix ?? '';
 }
+
+/** A unique, check or foreign-key constraint refused the write, in any dialect's words. */
+export function isConstraintViolation(error: unknown): boolean {
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  return code.startsWith('SQLITE_CONSTRAINT') || /^23[0-9A-Z]{3}$/.test(code) || ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code);
+}

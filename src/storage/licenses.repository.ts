@@ -1,5 +1,6 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
+import { dialectOf, tablePrefixOf } from './dialect.js';
 
 export type LicenseRow = Selectable<LicensesTable>;
 
@@ -51,6 +52,10 @@ export async function upsertLicenses(db: Kysely<Database>, inputs: readonly Lice
           .values({ ...input, created_at: now, updated_at: now })
           .execute();
         inserted += 1;
+        // PostgreSQL's serial does not move past an id given explicitly: move it, as SQLite and MySQL do on their own.
+        if (input.id !== undefined && dialectOf(trx) === 'postgres') {
+          await sql`select setval(pg_get_serial_sequence(${`${tablePrefixOf(trx)}licenses`}, 'id'), (select max(id) from ${sql.table('licenses')}))`.execute(trx);
+        }
       }
     }
     return { inserted, updated };

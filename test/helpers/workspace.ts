@@ -1,34 +1,80 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { afterAll, beforeAll, describe } from '@jest/globals';
 import { withContext, type CommandContext } from '../../src/commands/context.js';
 import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.repository.js';
+import { createServerDatabase, testDialects, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
 export interface Workspace {
   dir: string;
   configFile: string;
+  /** The SQLite file, or the server URL for a server dialect. */
   databaseFile: string;
+  dialect: TestDialect;
   env: NodeJS.ProcessEnv;
-  /** Opens the real context (config file, migrated SQLite file) for one call, as a command does. */
+  /** Opens the real context (config file, migrated database) for one call, as a command does. */
   run<T>(fn: (context: CommandContext) => Promise<T>): Promise<T>;
   seed(licenses: LicenseInput[]): Promise<void>;
+  /** Creates the tables (on a server database, as `license-manager migrate` does), before CLI runs. */
+  ready(): Promise<void>;
 }
 
-/** A temp dir with a config file (fast retries unless overridden) and its SQLite database. */
-export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Workspace {
+/** Where a workspace keeps its data: a SQLite file of its own, or its own table prefix in a test's server database. */
+export interface DialectUnderTest {
+  dialect: TestDialect;
+  workspace(config?: Record<string, unknown>, env?: NodeJS.ProcessEnv): Workspace;
+  /** The server database of this suite (undefined on SQLite), available inside tests. */
+  server(): ServerDatabase | undefined;
+}
+
+let prefixes = 0;
+
+/** A temp dir with a config file (fast retries unless overridden) and its database: SQLite unless a server is given. */
+export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, server?: ServerDatabase): Workspace {
   const dir = tempDir();
   const configFile = path.join(dir, 'license-manager.config.json');
   const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...(config.webhooks as object | undefined) };
-  fs.writeFileSync(configFile, JSON.stringify({ ...config, database: { filename: './test.sqlite' }, webhooks }, null, 2));
+  prefixes += 1;
+  // Each workspace gets its own tables in the suite's server database: tests never see each other's rows.
+  const database = server ? { url: server.url, tablePrefix: `w${prefixes}_` } : { filename: './test.sqlite' };
+  fs.writeFileSync(configFile, JSON.stringify({ ...config, database: { ...database, ...(config.database as object | undefined) }, webhooks }, null, 2));
+  let migrated = !server;
   const ws: Workspace = {
     dir,
     configFile,
-    databaseFile: path.join(dir, 'test.sqlite'),
+    databaseFile: server ? server.url : path.join(dir, 'test.sqlite'),
+    dialect: server?.dialect ?? 'sqlite',
     env,
-    run: (fn) => withContext({ config: configFile, cwd: dir, env }, fn),
+    run: async (fn) => {
+      const migrate = !migrated;
+      const result = await withContext({ config: configFile, cwd: dir, env }, fn, { migrate });
+      migrated = true;
+      return result;
+    },
     seed: (licenses) => ws.run(async (context) => void (await upsertLicenses(context.db, licenses, '2024-01-01T00:00:00Z'))),
+    ready: () => ws.run(async () => undefined),
   };
   return ws;
+}
+
+/**
+ * Runs a behaviour suite once per dialect that answers: SQLite always, PostgreSQL and MariaDB/MySQL when
+ * their servers do (see test/helpers/global-setup.ts). Each server run gets one database for the suite.
+ */
+export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void): void {
+  describe.each(testDialects())(`${name} [%s]`, (dialect) => {
+    let server: ServerDatabase | undefined;
+    if (dialect !== 'sqlite') {
+      beforeAll(async () => {
+        server = await createServerDatabase(dialect);
+      });
+      afterAll(async () => {
+        await server?.drop();
+      });
+    }
+    fn({ dialect, workspace: (config, env) => workspace(config, env, server), server: () => server });
+  });
 }
 
 let counter = 0;

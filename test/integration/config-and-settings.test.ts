@@ -4,10 +4,10 @@ import { describe, expect, test } from '@jest/globals';
 import { withContext } from '../../src/commands/context.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { settingsList, settingsSet, settingsUnset } from '../../src/commands/settings.js';
-import { loadConfig } from '../../src/config/load-config.js';
+import { databaseTarget, loadConfig } from '../../src/config/load-config.js';
 import { ExitError } from '../../src/errors.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { workspace } from '../helpers/workspace.js';
+import { forEachDialect } from '../helpers/workspace.js';
 
 async function expectUsageError(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
   const error = await promise.then(
@@ -25,10 +25,45 @@ describe('config discovery and validation', () => {
     const loaded = await loadConfig({ cwd: dir });
     expect(loaded.filepath).toBeUndefined();
     expect(loaded.config).toEqual({
-      database: { filename: './license-manager.sqlite' },
+      database: { tablePrefix: '' },
       webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
       expirations: { warningDays: [7, 1], lookbackDays: 7 },
     });
+    expect(databaseTarget(loaded, {}, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'license-manager.sqlite') });
+  });
+
+  test('database.url or LICENSE_MANAGER_DB picks the dialect; the password never shows', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"database":{"url":"postgres://app:s3cret@db.example/licenses","tablePrefix":"lm_"}}');
+    const loaded = await loadConfig({ cwd: dir });
+    expect(databaseTarget(loaded, {}, dir)).toEqual({
+      dialect: 'postgres',
+      url: 'postgres://app:s3cret@db.example/licenses',
+      host: 'db.example',
+      port: 5432,
+      database: 'licenses',
+      tablePrefix: 'lm_',
+      label: 'postgres://app:****@db.example/licenses',
+    });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'mariadb://root:pw@127.0.0.1:3307/app' }, dir)).toMatchObject({ dialect: 'mysql', port: 3307, database: 'app', label: 'mariadb://root:****@127.0.0.1:3307/app' });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'sqlite:./here.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'here.sqlite') });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'there.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'there.sqlite') });
+    expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres://app:s3cret@db.example/' }, dir)).toThrow(/^LICENSE_MANAGER_DB: postgres:\/\/app:\*\*\*\*@db\.example\/ names no database/);
+    expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'oracle://app:s3cret@db.example/x' }, dir)).toThrow(/unknown scheme "oracle:"/);
+  });
+
+  test.each([
+    ['{"database":{"filename":"a.sqlite","url":"postgres://h/db"}}', /database: give database.filename \(a SQLite file\) or database.url \(a server\), not both/],
+    ['{"database":{"url":"mysql://root:hunter2@h"}}', /database.url: mysql:\/\/root:\*\*\*\*@h names no database/],
+    ['{"database":{"url":"postgres://h/db","tablePrefix":"lm-"}}', /database.tablePrefix: a table prefix may use only letters, digits and _/],
+  ])('a bad database section %s is exit 2 naming the key, password masked', async (content, pattern) => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), content);
+    const error = await loadConfig({ cwd: dir }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(ExitError);
+    expect((error as ExitError).code).toBe(2);
+    expect((error as ExitError).message).toMatch(pattern);
+    expect((error as ExitError).message).not.toMatch(/hunter2/);
   });
 
   test.each([
@@ -83,7 +118,7 @@ describe('config discovery and validation', () => {
   });
 });
 
-describe('settings', () => {
+forEachDialect('settings', ({ workspace }) => {
   test('precedence: env > settings table > config file > default, with the source shown and the secret masked', async () => {
     const ws = workspace({ webhooks: { url: 'https://file.example/hook', secret: 'file-secret' } });
     await ws.run((context) => settingsSet(context, 'webhook-url', 'https://table.example/hook', new Date()));

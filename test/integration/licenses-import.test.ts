@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import { importLicenses, listLicenses } from '../../src/commands/licenses.js';
 import { ExitError } from '../../src/errors.js';
-import { workspace } from '../helpers/workspace.js';
+import { forEachDialect } from '../helpers/workspace.js';
 
 const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
 const now = new Date('2025-01-15T08:00:00Z');
@@ -15,7 +15,7 @@ function write(dir: string, name: string, content: string): string {
   return file;
 }
 
-describe('licenses import', () => {
+forEachDialect('licenses import', ({ workspace }) => {
   test('the shipped sample CSV imports, quoted commas and empty cells included', async () => {
     const ws = workspace();
     const result = await ws.run((context) => importLicenses(context, SAMPLE, now));

@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { afterEach, expect, test } from '@jest/globals';
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { aLicense, workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
 const SECRET = 'test-secret-123';
 const now = new Date('2024-01-15T10:30:00Z');
@@ -15,15 +15,15 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-async function setup(reply?: Parameters<typeof startReceiver>[0], expirations?: object) {
-  receiver = await startReceiver(reply);
-  const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: SECRET }, ...(expirations ? { expirations } : {}) });
-  return { ws, receiver };
-}
-
 const bodies = (r: Receiver) => r.requests.map((request) => JSON.parse(request.body.toString('utf8')));
 
-describe('process-expirations end to end', () => {
+forEachDialect('process-expirations end to end', ({ workspace }) => {
+  async function setup(reply?: Parameters<typeof startReceiver>[0], expirations?: object) {
+    receiver = await startReceiver(reply);
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: SECRET }, ...(expirations ? { expirations } : {}) });
+    return { ws, receiver };
+  }
+
   test('the reference fixture arrives byte for byte, signed over the raw bytes, with its headers', async () => {
     const { ws, receiver } = await setup();
     await ws.seed([

@@ -4,7 +4,7 @@ import { processExpirations } from '../../src/commands/process-expirations.js';
 import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } from '../../src/webhooks/deliver.js';
 import { createTransport, type Transport } from '../../src/delivery/transport.js';
 import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
-import { aLicense, workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
 const now = new Date('2024-01-15T10:30:00Z');
 const event = { eventId: 'evt-retry', eventType: 'license.expired', body: '{"event_type":"license.expired"}' };
@@ -132,7 +132,7 @@ describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client
   }, 20_000);
 });
 
-describe('the delivery log', () => {
+forEachDialect('the delivery log', ({ workspace }) => {
   test('an abandoned delivery keeps attempts, last status and error, and every attempt row', async () => {
     receiver = await startReceiver((_request, index) => (index < 4 ? 502 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url } });
