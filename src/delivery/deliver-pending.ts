@@ -95,6 +95,10 @@ async function workThrough(
   total: number,
 ): Promise<DeliverPendingResult> {
   const { clock, fetch } = options;
+  // After a failure (the database connection lost, say) no new attempt starts: what was not sent stays claimable.
+  const halt = new AbortController();
+  const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
+  setMaxListeners(0, stop);
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
@@ -109,7 +113,7 @@ async function workThrough(
     const outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
       clock,
       slots,
-      stop: options.stop,
+      stop,
       fetch,
       onAttempt: (attempt, verdict) =>
         writer.write({
@@ -163,6 +167,7 @@ async function workThrough(
         const task: Promise<void> = run(row)
           .catch((error: unknown) => {
             failure ??= error;
+            halt.abort(error);
           })
           .finally(() => inFlight.delete(task));
         inFlight.add(task);

@@ -79,8 +79,10 @@ const PG_TYPES: pg.CustomTypesConfig = {
 function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Dialect {
   if (target.dialect === 'postgres') {
     const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, types: PG_TYPES });
-    // An idle connection the server closes must not crash the process; the next query reports it.
+    // A connection the server closes (idle in the pool, or checked out between queries) must not crash the
+    // process with an unhandled 'error' event: the query that uses it reports the loss instead.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return new PostgresDialect({ pool });
   }
   const pool = createMysqlPool({
@@ -154,7 +156,7 @@ async function migrateToLatest(db: Kysely<Database>, tablePrefix: string): Promi
 }
 
 // PostgreSQL SQLSTATEs and MySQL/MariaDB error names, grouped by what the operator has to do.
-const LOGIN_FAILED = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
+const LOGIN_FAILED = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
 const NO_DATABASE = new Set(['3D000', 'ER_BAD_DB_ERROR']);
 const NO_PRIVILEGE = new Set(['42501', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
 const NO_TABLE = new Set(['42P01', '42703', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR']);
@@ -164,13 +166,15 @@ const CONNECTION_LOST = new Set([
   'PROTOCOL_CONNECTION_LOST', 'ER_CONNECTION_KILLED', 'ER_SERVER_SHUTDOWN', 'ER_QUERY_INTERRUPTED',
 ]);
 
+// How pg and mysql2 report a socket closed under them when they give no code.
+const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost/i;
+
 /** Whether an error came from the database (its driver or server) rather than from our own code. */
 export function isDatabaseError(error: unknown): boolean {
   if (error instanceof ExitError || !(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code))) return true;
-  // pg reports a socket closed under it without a code.
-  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(error.message);
+  return LOST_WITHOUT_CODE.test(error.message);
 }
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
@@ -190,7 +194,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (UNREACHABLE.has(code) || /timeout/i.test(detail)) {
     return new ExitError(EXIT.failure, `Cannot reach ${where}: ${detail || code}. Is the server running and reachable from here? ${fix}`, { cause: error });
   }
-  if (CONNECTION_LOST.has(code) || /Connection terminated|connection error/i.test(detail)) {
+  if (CONNECTION_LOST.has(code) || LOST_WITHOUT_CODE.test(detail)) {
     return new ExitError(EXIT.failure, `Lost the connection to ${where}: ${detail || code}. Nothing is lost: deliveries in flight are taken over by the next run. Run the command again.`, { cause: error });
   }
   return new ExitError(EXIT.failure, `${where}: ${detail || code}`, { cause: error });

@@ -1,0 +1,207 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { runCli } from '../helpers/cli.js';
+import { startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { adminQuery, createServerDatabase, testDialects, urlFor, type ServerDatabase, type ServerDialect } from '../helpers/servers.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const NOW = '2025-01-15T08:00:00Z';
+const servers = testDialects().filter((dialect): dialect is ServerDialect => dialect !== 'sqlite');
+
+const receivers: Receiver[] = [];
+afterEach(async () => {
+  for (const receiver of receivers.splice(0)) await receiver.close();
+});
+
+async function receiverFor(reply?: (request: { body: Buffer }, index: number) => Reply): Promise<Receiver> {
+  const receiver = await startReceiver(reply);
+  receivers.push(receiver);
+  return receiver;
+}
+
+/** A project directory whose config points at `url`, with `count` licenses that expired the day before NOW. */
+function project(url: string, options: { tablePrefix?: string; webhooks?: object; count?: number } = {}): string {
+  const cwd = tempDir();
+  const database = { url, ...(options.tablePrefix ? { tablePrefix: options.tablePrefix } : {}) };
+  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...options.webhooks } }));
+  const rows = Array.from({ length: options.count ?? 3 }, (_, index) => ({ license_code: `K-${String(index).padStart(4, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
+  fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
+  return cwd;
+}
+
+const withPassword = (url: string, user: string, password: string) => {
+  const parsed = new URL(url);
+  parsed.username = user;
+  parsed.password = password;
+  return parsed.toString();
+};
+
+if (servers.length === 0) test.skip('server databases (no server answered; see the line printed at the start)', () => undefined);
+
+describe.each(servers)('server database [%s]', (dialect) => {
+  let server: ServerDatabase;
+  // A login with a password of its own, to prove the password is masked (PostgreSQL here trusts any password).
+  const user = `lm_user_${process.pid}`;
+  const password = 'hunter2-not-shown';
+  beforeAll(async () => {
+    server = await createServerDatabase(dialect);
+    if (dialect === 'mysql') {
+      await adminQuery(dialect, `create user if not exists '${user}'@'%' identified by '${password}'`);
+      await adminQuery(dialect, `grant all on ${server.name}.* to '${user}'@'%'`);
+      // So that a missing database is reported as missing, not as a database this user may not see.
+      await adminQuery(dialect, `grant all on lm_test_no_such_db.* to '${user}'@'%'`);
+    }
+  });
+  afterAll(async () => {
+    if (dialect === 'mysql') await adminQuery(dialect, `drop user if exists '${user}'@'%'`);
+    await server.drop();
+  });
+  const url = () => (dialect === 'mysql' ? withPassword(server.url, user, password) : withPassword(server.url, new URL(server.url).username, password));
+
+  test('migrate creates the tables; before it every other command refuses with exit 2 and says to run migrate', async () => {
+    const cwd = project(url(), { tablePrefix: 'first_' });
+    const refused = await runCli(['licenses', 'list'], { cwd });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/is not up to date \(1 migration to apply: 0001_initial\)\. Run "license-manager migrate" first/);
+    expect(refused.stderr).toContain(`"${server.name}" on 127.0.0.1`);
+    expect(refused.stderr).not.toContain(password);
+
+    const migrated = await runCli(['migrate', '--json'], { cwd });
+    expect(migrated.code).toBe(0);
+    expect(JSON.parse(migrated.stdout)).toEqual({ database: expect.stringContaining(':****@127.0.0.1'), upToDate: true });
+    expect(migrated.stdout).not.toContain(password);
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    const imported = await runCli(['licenses', 'import', 'licenses.json'], { cwd });
+    expect(imported.code).toBe(0);
+    const listed = await runCli(['licenses', 'list', '--json'], { cwd });
+    expect(JSON.parse(listed.stdout).map((row: { license_code: string }) => row.license_code)).toEqual(['K-0000', 'K-0001', 'K-0002']);
+  });
+
+  test('the whole job through the CLI, with our tables under a prefix beside another application\'s tables of the same names', async () => {
+    // Another application's own "licenses" and "settings" tables, which must stay as they are.
+    await adminQuery(dialect, 'create table licenses (id integer primary key, license_code varchar(50))', server.name);
+    await adminQuery(dialect, "insert into licenses values (1, 'THEIRS')", server.name);
+    const receiver = await receiverFor();
+    const cwd = project(url(), { tablePrefix: 'lm_', webhooks: { enabled: true, url: receiver.url, secret: 's3cret' } });
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
+    const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 3, delivered: 3, markedExpired: 3 });
+    expect(run.stdout).not.toContain(password);
+    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code).sort()).toEqual(['K-0000', 'K-0001', 'K-0002']);
+    const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
+
+    const list = await runCli(['deliveries', 'list', '--json'], { cwd });
+    const deliveries = JSON.parse(list.stdout) as Array<{ id: number; license_code: string; status: string }>;
+    expect(deliveries.map((delivery) => [delivery.license_code, delivery.status])).toEqual([
+      ['K-0002', 'delivered'],
+      ['K-0001', 'delivered'],
+      ['K-0000', 'delivered'],
+    ]);
+    const show = await runCli(['deliveries', 'show', String(deliveries[0]!.id), '--json'], { cwd });
+    expect(JSON.parse(show.stdout)).toMatchObject({ delivery: { license_code: 'K-0002', attempts: 1 }, attempts: [{ attempt: 1, status_code: 200 }] });
+    expect((await runCli(['settings', 'set', 'warning-days', '14,3'], { cwd })).code).toBe(0);
+    expect(JSON.parse((await runCli(['settings', 'get', 'warning-days', '--json'], { cwd })).stdout)).toMatchObject({ value: '14,3', source: 'settings' });
+
+    expect(await adminQuery(dialect, 'select id, license_code from licenses', server.name)).toEqual([{ id: 1, license_code: 'THEIRS' }]);
+    const tables = (await adminQuery(
+      dialect,
+      dialect === 'postgres' ? "select tablename as name from pg_tables where schemaname = 'public' order by 1" : 'select table_name as name from information_schema.tables where table_schema = database() order by 1',
+      server.name,
+    )) as Array<{ name: string }>;
+    expect(tables.map((table) => table.name).filter((name) => name.startsWith('lm_'))).toEqual([
+      'lm_kysely_migration',
+      'lm_kysely_migration_lock',
+      'lm_licenses',
+      'lm_settings',
+      'lm_webhook_attempts',
+      'lm_webhook_deliveries',
+    ]);
+  });
+
+  test('a missing database, an unknown user and an unreachable server: clear messages naming host and database, password masked', async () => {
+    const missing = await runCli(['migrate'], { cwd: project(urlFor(url(), 'lm_test_no_such_db')) });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/database "lm_test_no_such_db" on 127\.0\.0\.1:\d+ .* does not exist/);
+    expect(missing.stderr).toMatch(/CREATE DATABASE lm_test_no_such_db/);
+
+    const wrongLogin = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, 'lm_nobody', password)) });
+    expect([wrongLogin.code, wrongLogin.stderr]).toEqual([2, expect.stringMatching(new RegExp(`Cannot log in to .*"${server.name}" on 127\\.0\\.0\\.1.*Check the user name and password`))]);
+
+    if (dialect === 'mysql') {
+      const wrongPassword = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, user, 'not-the-password')) });
+      expect(wrongPassword.code).toBe(2);
+      expect(wrongPassword.stderr).toMatch(/Cannot log in to/);
+      expect(wrongPassword.stderr).not.toContain('not-the-password');
+    }
+
+    const closed = new URL(url());
+    closed.port = '1';
+    const unreachable = await runCli(['licenses', 'list'], { cwd: project(closed.toString()) });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/Cannot reach .* on 127\.0\.0\.1:1 .*Is the server running/);
+    for (const result of [missing, wrongLogin, unreachable]) {
+      expect(result.stderr).not.toContain(password);
+      expect(result.stderr).toContain(':****@');
+    }
+  });
+
+  test('a user without the privilege to create tables: exit 2 naming the database', async () => {
+    const reader = `lm_reader_${process.pid}`;
+    if (dialect === 'mysql') {
+      await adminQuery(dialect, `create user if not exists '${reader}'@'%' identified by '${password}'`);
+      await adminQuery(dialect, `grant select on ${server.name}.* to '${reader}'@'%'`);
+    } else {
+      await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`);
+      await adminQuery(dialect, `revoke create on schema public from public`, server.name);
+    }
+    try {
+      const result = await runCli(['migrate'], { cwd: project(withPassword(server.url, reader, password), { tablePrefix: 'denied_' }) });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`The database user lacks a privilege on .*"${server.name}" on 127\\.0\\.0\\.1`));
+      expect(result.stderr).not.toContain(password);
+    } finally {
+      if (dialect === 'mysql') await adminQuery(dialect, `drop user if exists '${reader}'@'%'`);
+      else await adminQuery(dialect, `drop owned by ${reader}; drop role if exists ${reader}`, server.name).catch(() => undefined);
+    }
+  });
+
+  test('connections killed mid-run: exit 1 naming the database, and the next run finishes the job with nothing lost', async () => {
+    const receiver = await receiverFor(() => ({ delayMs: 40, status: 200 }));
+    const cwd = project(url(), { tablePrefix: 'killed_', count: 60, webhooks: { enabled: true, url: receiver.url, concurrency: 2 } });
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
+    const running = runCli(['process-expirations', '--now', NOW], { cwd, timeoutMs: 30_000 });
+    let finished = false;
+    void running.then(() => (finished = true));
+    // Kill every session on the database, over and over, until the run ends (bounded in count).
+    const kill =
+      dialect === 'postgres'
+        ? `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${server.name}' and pid <> pg_backend_pid()`
+        : `select id from information_schema.processlist where db = '${server.name}' and id <> connection_id()`;
+    for (let round = 0; round < 300 && !finished; round += 1) {
+      if (receiver.requests.length >= 4) {
+        if (dialect === 'postgres') await adminQuery(dialect, kill);
+        else for (const row of (await adminQuery(dialect, kill)) as Array<{ id: number }>) await adminQuery(dialect, `kill ${row.id}`).catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const result = await running;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`Lost the connection to .*"${server.name}" on 127\\.0\\.0\\.1.*Nothing is lost`));
+    expect(result.stderr).not.toContain(password);
+
+    const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(rerun.code).toBe(0);
+    const codes = receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string);
+    // Every event arrived; a repeat is possible only for a request in flight when its connection died.
+    expect(new Set(codes).size).toBe(60);
+    expect(codes.length - 60).toBeLessThanOrEqual(2);
+    const log = JSON.parse((await runCli(['deliveries', 'list', '--limit', '100', '--json'], { cwd })).stdout) as Array<{ status: string }>;
+    expect(log).toHaveLength(60);
+    expect(log.every((delivery) => delivery.status === 'delivered')).toBe(true);
+  });
+});
