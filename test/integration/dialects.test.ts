@@ -1,0 +1,67 @@
+import SQLite from 'better-sqlite3';
+import { Kysely, sql, SqliteDialect } from 'kysely';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { TablePrefixPlugin } from '../../src/storage/dialect.js';
+import type { Database } from '../../src/storage/database.table.js';
+import { recordEvents } from '../../src/storage/deliveries.repository.js';
+import { forEachDialect } from '../helpers/workspace.js';
+
+describe('the table prefix plugin', () => {
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }), plugins: [new TablePrefixPlugin('lm_')] });
+
+  test('renames our tables wherever they appear, and leaves aliases and other tables alone', () => {
+    const joined = db
+      .selectFrom('webhook_deliveries as d')
+      .leftJoin('licenses as l', 'l.id', 'd.license_id')
+      .selectAll('d')
+      .select('l.license_code')
+      .where('d.id', 'in', db.selectFrom('webhook_attempts').select('webhook_attempts.delivery_id'))
+      .compile().sql;
+    expect(joined).toBe(
+      'select "d".*, "l"."license_code" from "lm_webhook_deliveries" as "d" left join "lm_licenses" as "l" on "l"."id" = "d"."license_id" where "d"."id" in (select "lm_webhook_attempts"."delivery_id" from "lm_webhook_attempts")',
+    );
+    const raw = sql`update ${sql.table('settings')} set value = 1`.compile(db).sql;
+    expect(raw).toBe('update "lm_settings" set value = 1');
+    const other = (db as unknown as Kysely<Record<string, { id: number }>>).selectFrom('lm_licenses').select('id').compile().sql;
+    expect(other).toBe('select "id" from "lm_licenses"');
+    expect(db.schema.createIndex('licenses_status').on('licenses').column('status').compile().sql).toBe('create index "lm_licenses_status" on "lm_licenses" ("status")');
+  });
+});
+
+forEachDialect('storage', ({ workspace, dialect }) => {
+  const zone = process.env.TZ;
+  afterEach(() => {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+  });
+
+  test.each(['America/Los_Angeles', 'Asia/Ho_Chi_Minh'])('a DATE column reads back as the YYYY-MM-DD it holds with TZ=%s', async (timeZone) => {
+    process.env.TZ = timeZone;
+    const ws = workspace();
+    // Not one of our tables: a stand-in for a DATE column of another application's (Botble's expires_at).
+    const table = sql.table(`dates_${timeZone.replace('/', '_').toLowerCase()}`);
+    const values = await ws.run(async ({ db }) => {
+      await sql`create table ${table} (d date)`.execute(db);
+      await sql`insert into ${table} (d) values ('2025-01-30'), ('2024-12-31')`.execute(db);
+      return (await sql<{ d: unknown }>`select d from ${table} order by d`.execute(db)).rows.map((row) => row.d);
+    });
+    expect(values).toEqual(['2024-12-31', '2025-01-30']);
+  });
+
+  test('an event recorded twice, by two runs at once, is one row (insert unless the event key exists)', async () => {
+    const ws = workspace();
+    await ws.seed([{ license_code: 'TWICE' }]);
+    const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
+    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, [delivery('a')], [], 'T'), recordEvents(db, [delivery('b')], [], 'T')]));
+    expect(results.map((result) => result.inserted).sort()).toEqual([0, 1]);
+    const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
+    expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
+  });
+
+  test(`license codes are compared byte for byte on ${dialect}: "abc" and "ABC" are two licenses`, async () => {
+    const ws = workspace();
+    await ws.seed([{ license_code: 'abc' }, { license_code: 'ABC' }]);
+    const codes = await ws.run(({ db }) => db.selectFrom('licenses').select('license_code').orderBy('license_code').execute());
+    expect(codes.map((row) => row.license_code)).toEqual(['ABC', 'abc']);
+  });
+});
