@@ -1,6 +1,6 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
-import { dialectOf, type SqlDialect } from './dialect.js';
+import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
@@ -43,7 +43,7 @@ export async function recordEvents(
 ): Promise<{ inserted: number; expired: number }> {
   if (deliveries.length === 0 && expiredLicenseIds.length === 0) return { inserted: 0, expired: 0 };
   const dialect = dialectOf(db);
-  return db.transaction().execute(async (trx) => {
+  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     let inserted = 0;
     let expired = 0;
     for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
@@ -63,7 +63,7 @@ export async function recordEvents(
       expired += Number(result.numUpdatedRows);
     }
     return { inserted, expired };
-  });
+  }));
 }
 
 export interface ClaimOptions {
@@ -108,12 +108,12 @@ async function claimWhere(
     return db.updateTable('webhook_deliveries').set(claim).where('id', 'in', candidates(db).forUpdate().skipLocked()).returningAll().execute();
   }
   // MySQL has no UPDATE … RETURNING and cannot update a table its own subquery reads: lock, update, read back.
-  return db.transaction().execute(async (trx) => {
+  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     const ids = (await candidates(trx).forUpdate().skipLocked().execute()).map((row) => row.id);
     if (ids.length === 0) return [];
     await trx.updateTable('webhook_deliveries').set(claim).where('id', 'in', ids).execute();
     return trx.selectFrom('webhook_deliveries').selectAll().where('id', 'in', ids).orderBy('id').execute();
-  });
+  }));
 }
 
 /** How many deliveries a run would claim now: pending ones and lapsed claims (for progress). */
@@ -183,7 +183,7 @@ export interface AttemptWrite {
 export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
   if (writes.length === 0) return;
   const dialect = dialectOf(db);
-  await db.transaction().execute(async (trx) => {
+  await retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     for (let index = 0; index < writes.length; index += 100) {
       const chunk = writes.slice(index, index + 100);
       await trx
@@ -192,7 +192,7 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
         .execute();
       await UPDATE_ATTEMPT_SUMMARIES[dialect](trx, runId, chunk);
     }
-  });
+  }));
 }
 
 // One statement per chunk of deliveries, in each dialect's form of "update from a list of values".
@@ -235,23 +235,34 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
       where d.id = v.id`.execute(trx);
   },
   async mysql(trx, runId, chunk) {
-    // MySQL has no UPDATE … FROM and may apply a multi-table SET in any order: the summary columns and the
-    // final status (which clears claimed_by, the column its own condition reads) are two statements.
-    const derived = sql.join(
-      chunk.map(
-        (write) =>
-          sql`select ${write.deliveryId} as id, ${write.attempt.attempt} as attempts, ${write.attempt.status_code} as status_code, ${write.attempt.error} as error, ${write.final?.status ?? null} as final, ${write.final?.completedAt ?? null} as completed_at`,
-      ),
-      sql` union all `,
-    );
-    await sql`
-      update ${sql.table('webhook_deliveries')} as d join (${derived}) as v on d.id = v.id set
-        d.attempts = v.attempts, d.last_status_code = v.status_code, d.last_error = v.error`.execute(trx);
-    if (!chunk.some((write) => write.final)) return;
-    await sql`
-      update ${sql.table('webhook_deliveries')} as d join (${derived}) as v on d.id = v.id set
-        d.status = v.final, d.completed_at = v.completed_at, d.lease_until = null, d.claimed_by = null
-      where v.final is not null and d.claimed_by = ${runId}`.execute(trx);
+    // MySQL has no UPDATE … FROM, and an UPDATE … JOIN on a derived table scans (and locks) rows of other
+    // workers' claims: CASE over the ids, with `id in (…)` so only these rows are locked, in id order.
+    // The final status clears claimed_by, which its own condition reads, so it is a second statement.
+    const sorted = [...chunk].sort((a, b) => a.deliveryId - b.deliveryId);
+    const caseOf = <T>(writes: readonly AttemptWrite[], value: (write: AttemptWrite) => T) =>
+      sql<T>`case id ${sql.join(writes.map((write) => sql`when ${write.deliveryId} then ${value(write)}`), sql` `)} end`;
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({
+        attempts: caseOf(sorted, (write) => write.attempt.attempt),
+        last_status_code: caseOf(sorted, (write) => write.attempt.status_code),
+        last_error: caseOf(sorted, (write) => write.attempt.error),
+      })
+      .where('id', 'in', sorted.map((write) => write.deliveryId))
+      .execute();
+    const finals = sorted.filter((write) => write.final);
+    if (finals.length === 0) return;
+    await trx
+      .updateTable('webhook_deliveries')
+      .set({
+        status: caseOf<DeliveryStatus>(finals, (write) => write.final!.status),
+        completed_at: caseOf(finals, (write) => write.final!.completedAt),
+        lease_until: null,
+        claimed_by: null,
+      })
+      .where('id', 'in', finals.map((write) => write.deliveryId))
+      .where('claimed_by', '=', runId)
+      .execute();
   },
 };
 

@@ -89,3 +89,23 @@ export function isConstraintViolation(error: unknown): boolean {
   const code = String((error as { code?: unknown } | null)?.code ?? '');
   return code.startsWith('SQLITE_CONSTRAINT') || /^23[0-9A-Z]{3}$/.test(code) || ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code);
 }
+
+// InnoDB picks a victim when concurrent INSERT IGNOREs meet on the same unique keys; PostgreSQL may too.
+const DEADLOCK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', '40P01', '40001']);
+const DEADLOCK_RETRIES = 5;
+
+/**
+ * Runs a transaction again when the server chose it as a deadlock victim (its work was rolled back, so a
+ * second try is safe). Several workers recording the same events at once is the expected case.
+ */
+export async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (error) {
+      const code = String((error as { code?: unknown } | null)?.code ?? '');
+      if (!DEADLOCK_CODES.has(code) || attempt >= DEADLOCK_RETRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20 * attempt));
+    }
+  }
+}

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
 import { createPool as createMysqlPool } from 'mysql2';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
@@ -94,7 +94,14 @@ function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | '
     supportBigNumbers: true,
     charset: 'utf8mb4',
   });
-  return new MysqlDialect({ pool });
+  return new MysqlDialect({
+    pool,
+    // READ COMMITTED, as on PostgreSQL: no gap locks, and an UPDATE passes over rows it does not change
+    // instead of waiting on them, so workers claiming and finishing deliveries side by side do not deadlock.
+    onCreateConnection: async (connection) => {
+      await connection.executeQuery(CompiledQuery.raw('set session transaction isolation level read committed'));
+    },
+  });
 }
 
 /**
