@@ -120,13 +120,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const now = dateOption('--now', options.now);
       await run(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
-        const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
+        const { printProcessExpirations, printAbandonedToStderr, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const result = await processExpirations(context, {
           now,
           dryRun: options.dryRun,
           stop: stop.signal,
           onWarning: (text) => out.warn(text),
+          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
           onProgress: progress.onProgress,
         }).finally(() => progress.end());
         if (out.options.json) out.json({ database: context.databaseFile, ...result });

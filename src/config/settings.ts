@@ -1,10 +1,10 @@
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
-export const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
+export const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
 export type SettingSource = 'env' | 'settings' | 'config' | 'default';
@@ -61,8 +61,9 @@ const secretSetting: SettingDefinition<string | null> = {
 
 const warningDaysSetting: SettingDefinition<number[]> = {
   configKey: 'expirations.warningDays',
-  description: 'comma-separated whole days before expiry to send license.expiring, e.g. 7,1',
+  description: 'comma-separated whole days before expiry to send license.expiring, e.g. 7,1; none turns it off',
   parse: (text) => {
+    if (text.trim().toLowerCase() === 'none') return { value: [] };
     const parts = text.split(',').map((part) => part.trim());
     const days: number[] = [];
     for (const part of parts) {
@@ -73,9 +74,21 @@ const warningDaysSetting: SettingDefinition<number[]> = {
     if (!parsed.success) return { problem: `"${text}": ${parsed.error.issues.map((issue) => issue.message).join('; ')}` };
     return { value: [...parsed.data].sort((a, b) => b - a) };
   },
-  format: (value) => value.join(','),
+  format: (value) => (value.length === 0 ? 'none' : value.join(',')),
   fromConfig: (config) => config.expirations.warningDays,
   apply: (config, warningDays) => ({ ...config, expirations: { ...config.expirations, warningDays } }),
+};
+
+const timeZoneSetting: SettingDefinition<string> = {
+  configKey: 'expirations.timeZone',
+  description: 'IANA time zone whose calendar days count, e.g. Europe/Berlin (Laravel app.timezone)',
+  parse: (text) => {
+    const problem = timeZoneProblem(text.trim());
+    return problem ? { problem } : { value: text.trim() };
+  },
+  format: (value) => value,
+  fromConfig: (config) => config.expirations.timeZone,
+  apply: (config, timeZone) => ({ ...config, expirations: { ...config.expirations, timeZone } }),
 };
 
 export const SETTINGS: Record<SettingKey, SettingDefinition<any>> = {
@@ -83,6 +96,7 @@ export const SETTINGS: Record<SettingKey, SettingDefinition<any>> = {
   'webhook-url': urlSetting,
   'webhook-secret': secretSetting,
   'warning-days': warningDaysSetting,
+  'time-zone': timeZoneSetting,
 };
 
 export function assertSettingKey(key: string): SettingKey {
