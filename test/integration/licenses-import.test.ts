@@ -24,7 +24,7 @@ describe('licenses import', () => {
     expect(rows.find((row) => row.license_code === 'LIC-0005')).toMatchObject({ product_name: 'Plugin, Lifetime', expires_at: null, updates_until: '2025-01-10T00:00:00Z' });
   });
 
-  test('JSON array and NDJSON, dates normalised to UTC seconds; upsert by license_code keeps columns the file leaves out', async () => {
+  test('JSON array and NDJSON, offsets normalised to UTC seconds, a date alone kept as a date; upsert by license_code keeps columns the file leaves out', async () => {
     const ws = workspace();
     const json = write(ws.dir, 'a.json', JSON.stringify([{ id: 7, license_code: 'A', email: 'a@example.com', expires_at: '2025-01-20T10:00:00.123+02:00' }, { license_code: 'B' }]));
     expect(await ws.run((context) => importLicenses(context, json, now))).toMatchObject({ format: 'json', inserted: 2, updated: 0 });
@@ -32,7 +32,7 @@ describe('licenses import', () => {
     expect(await ws.run((context) => importLicenses(context, ndjson, now))).toMatchObject({ format: 'ndjson', inserted: 1, updated: 1 });
     const rows = await ws.run((context) => listLicenses(context, { now }));
     expect(rows.map(({ id, license_code, email, status, expires_at }) => ({ id, license_code, email, status, expires_at }))).toEqual([
-      { id: 7, license_code: 'A', email: 'a@example.com', status: 'active', expires_at: '2026-01-20T00:00:00Z' },
+      { id: 7, license_code: 'A', email: 'a@example.com', status: 'active', expires_at: '2026-01-20' },
       { id: 8, license_code: 'B', email: null, status: 'active', expires_at: null },
       { id: 9, license_code: 'C', email: null, status: 'suspended', expires_at: null },
     ]);
