@@ -57,6 +57,39 @@ describe('licenses import', () => {
     expect(rows).toEqual([]);
   });
 
+  test("Botble's columns and the business zone: support_until checked and not stored, is_valid 0 suspends, a time without offset read in the zone", async () => {
+    const ws = workspace({ expirations: { timeZone: 'America/Los_Angeles' } });
+    const file = write(
+      ws.dir,
+      'botble.csv',
+      'license_code,expires_at,support_until,is_valid\nV,2025-07-01T10:00:00,2026-01-01,1\nW,2025-07-01,,0\nX,2025-07-01T10:00:00+02:00,,true\n',
+    );
+    await ws.seed([{ license_code: 'X', status: 'revoked' }]);
+    expect(await ws.run((context) => importLicenses(context, file, now))).toMatchObject({ inserted: 2, updated: 1 });
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    // is_valid true leaves the stored status alone (X stays revoked).
+    expect(rows.map(({ license_code, status, expires_at }) => ({ license_code, status, expires_at }))).toEqual([
+      { license_code: 'X', status: 'revoked', expires_at: '2025-07-01T08:00:00Z' },
+      { license_code: 'V', status: 'active', expires_at: '2025-07-01T17:00:00Z' },
+      { license_code: 'W', status: 'suspended', expires_at: '2025-07-01' },
+    ]);
+    const bad = write(ws.dir, 'bad.csv', 'license_code,support_until\nY,someday\n');
+    await expect(ws.run((context) => importLicenses(context, bad, now))).rejects.toMatchObject({ code: 2, message: expect.stringMatching(/row 1.*field support_until "someday" is not an ISO-8601 date/) });
+  });
+
+  test('a file that moves expires_at into the future and names no status renews an expired license; a past date or a status does not', async () => {
+    const ws = workspace();
+    await ws.seed(['R', 'P', 'S'].map((license_code) => ({ license_code, status: 'expired' as const, expires_at: '2025-01-10' })));
+    const file = write(ws.dir, 'renew.json', JSON.stringify([
+      { license_code: 'R', expires_at: '2025-02-10' },
+      { license_code: 'P', expires_at: '2025-01-12' },
+      { license_code: 'S', expires_at: '2025-02-10', status: 'suspended' },
+    ]));
+    await ws.run((context) => importLicenses(context, file, now));
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows.map(({ license_code, status }) => `${license_code}:${status}`)).toEqual(['R:active', 'P:expired', 'S:suspended']);
+  });
+
   test('an id that belongs to another license_code rolls the whole file back', async () => {
     const ws = workspace();
     await ws.run((context) => importLicenses(context, write(ws.dir, 'one.json', '[{"id":1,"license_code":"FIRST"}]'), now));
