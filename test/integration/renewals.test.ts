@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { importLicenses } from '../../src/commands/licenses.js';
 import { processExpirations, type PlanLine } from '../../src/commands/process-expirations.js';
+import { sendTestEvent } from '../../src/commands/send-test-event.js';
 import { settingsSet } from '../../src/commands/settings.js';
 import { plusDays } from '../helpers/calendar-oracle.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
@@ -235,4 +236,13 @@ describe('lookback and --now', () => {
     expect((await ws.run((context) => processExpirations(context, { now: at('2025-01-10'), clock }))).recorded).toBe(0);
     expect(receiver.requests).toHaveLength(1);
   });
+});
+
+test('send-test-event --license counts days the same way: calendar days in the business zone', async () => {
+  const { ws, receiver } = await setup({ timeZone: 'Europe/Berlin' });
+  await importCsv(ws, 'a.csv', 'license_code,expires_at\nT,2025-04-02\n', at('2025-01-01'));
+  // 00:30 on 2025-03-30 in Berlin; the expiry is 00:00 on 04-02 there (2.9 periods of 24 hours, 3 calendar days).
+  const clock = { now: () => new Date('2025-03-29T23:30:00Z') };
+  const result = await ws.run((context) => sendTestEvent(context, { license: 'T', clock, url: receiver.url }));
+  expect(JSON.parse(result.body).payload).toMatchObject({ license_code: 'T', expires_at: '2025-04-01T22:00:00Z', days_until_expiry: 3 });
 });
