@@ -30,7 +30,7 @@ function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
 /** Before anything is sent: how many notices of each kind, so a settings change that produces thousands is seen. */
 export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean): void {
   if (out.options.json || out.options.quiet || plan.length === 0) return;
-  const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${line.threshold} days`}: ${line.count}`);
+  const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
   out.info(`${dryRun ? 'would send' : 'about to send'}: ${lines.join(', ')}`);
 }
 
@@ -52,7 +52,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
   }
   if (result.expiredWithoutEvent > 0) {
-    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : 'were'} marked expired with no event`);
+    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);
   }
   if (result.reactivated > 0) out.info(`  ${plural(result.reactivated, 'renewed license')} set back to active`);
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);

@@ -56,7 +56,7 @@ describe('calendar days through the built CLI', () => {
       expect(real).toMatchObject({ code: 0, stderr: '' });
       expect(real.stdout.indexOf('about to send: license.expiring at 7 days: 1')).toBeGreaterThan(-1);
       expect(real.stdout.indexOf('about to send')).toBeLessThan(real.stdout.indexOf('delivered 1'));
-      expect(real.stdout).toContain('1 license expired longer ago than lookbackDays and were marked expired with no event');
+      expect(real.stdout).toContain('1 license expired longer ago than lookbackDays and was marked expired with no event');
       expect(rows(cwd, 'select license_code, status from licenses order by id')).toEqual([
         { license_code: 'BERLIN-7', status: 'active' },
         { license_code: 'OLD', status: 'expired' },
