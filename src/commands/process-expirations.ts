@@ -5,13 +5,13 @@ import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
 import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
 import {
-  alreadyRecorded,
   decide,
   parseEventKey,
   scanBounds,
   type DueEvent,
   type EventType,
   type ExpirationPolicy,
+  RecordedEvents,
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
@@ -124,7 +124,8 @@ async function findNewEvents(db: Kysely<Database>, now: Date, policy: Expiration
     const parsed = parseEventKey(key, policy.timeZone);
     if (parsed) recorded.push(parsed);
   }
-  findings.events = due.filter(({ event }) => !alreadyRecorded(event, recorded));
+  const earlier = new RecordedEvents(recorded);
+  findings.events = due.filter(({ event }) => !earlier.covers(event));
   return findings;
 }
 

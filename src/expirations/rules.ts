@@ -136,17 +136,28 @@ export function parseEventKey(key: string, timeZone: string): RecordedEvent | un
   return { type: match[1]!, licenseId: Number(match[2]), day, ...(match[5] === undefined ? {} : { threshold: Number(match[5]) }) };
 }
 
-/**
- * Whether an earlier record already covers this event: the same type, license and date, and for a warning a
- * threshold at most as large (a smaller notice sent earlier makes a larger one pointless, and changing the
- * warning days never re-notifies).
- */
-export function alreadyRecorded(event: DueEvent, recorded: readonly RecordedEvent[]): boolean {
-  return recorded.some(
-    (earlier) =>
-      earlier.type === event.type &&
-      earlier.licenseId === event.licenseId &&
-      earlier.day === event.day &&
-      (event.threshold === undefined || (earlier.threshold !== undefined && earlier.threshold <= event.threshold)),
-  );
+/** Earlier records grouped by type, license and date, for a lookup per event instead of a scan. */
+export class RecordedEvents {
+  private readonly byDate = new Map<string, Array<number | undefined>>();
+
+  constructor(recorded: Iterable<RecordedEvent>) {
+    for (const event of recorded) {
+      const key = `${event.type}:${event.licenseId}:${event.day}`;
+      const thresholds = this.byDate.get(key) ?? [];
+      thresholds.push(event.threshold);
+      this.byDate.set(key, thresholds);
+    }
+  }
+
+  /**
+   * Whether an earlier record covers this event: the same type, license and date, and for a warning a
+   * threshold at most as large (a smaller notice sent earlier makes a larger one pointless, and changing the
+   * warning days never re-notifies).
+   */
+  covers(event: DueEvent): boolean {
+    const thresholds = this.byDate.get(`${event.type}:${event.licenseId}:${event.day}`);
+    if (!thresholds) return false;
+    if (event.threshold === undefined) return true;
+    return thresholds.some((threshold) => threshold !== undefined && threshold <= event.threshold!);
+  }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { addDays, dateInZone, daysBetween, parseInZone, startOfDayInZone } from '../../src/expirations/calendar.js';
-import { alreadyRecorded, decide, parseEventKey, scanBounds, type ExpirationPolicy, type LicenseDates } from '../../src/expirations/rules.js';
+import { decide, RecordedEvents, parseEventKey, scanBounds, type ExpirationPolicy, type LicenseDates } from '../../src/expirations/rules.js';
 
 const now = new Date('2024-01-15T10:30:00Z');
 const policy: ExpirationPolicy = { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC' };
@@ -90,9 +90,10 @@ describe('license.expiring thresholds', () => {
   test('a recorded notice at a threshold at most as large suppresses; a larger one does not', () => {
     const [event] = expiring(utc('2024-01-17T10:30:00Z'), now, { ...policy, warningDays: [3] });
     const one = { type: 'license.expiring', licenseId: 1, day: '2024-01-17', threshold: 1 };
-    expect(alreadyRecorded(event!, [one])).toBe(true);
-    expect(alreadyRecorded(event!, [{ ...one, threshold: 7 }])).toBe(false);
-    expect(alreadyRecorded(event!, [{ ...one, day: '2024-01-18' }])).toBe(false);
+    expect(new RecordedEvents([one]).covers(event!)).toBe(true);
+    expect(new RecordedEvents([{ ...one, threshold: 3 }]).covers(event!)).toBe(true);
+    expect(new RecordedEvents([{ ...one, threshold: 7 }]).covers(event!)).toBe(false);
+    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { ...one, type: 'license.expired', threshold: undefined }]).covers(event!)).toBe(false);
   });
 });
 
