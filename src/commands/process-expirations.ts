@@ -194,7 +194,8 @@ export async function processExpirations(context: CommandContext, options: Proce
   const recordedAt = formatUtc(now);
   result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, write));
   if (!write) {
-    options.onPlan?.(plan);
+    // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
+    if (options.dryRun) options.onPlan?.(plan);
     return result;
   }
 

@@ -79,6 +79,11 @@ describe('calendar days through the built CLI', () => {
     const cli = (...args: string[]) => runCli(args, { cwd });
     expect((await cli('licenses', 'import', 'licenses.csv')).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-url', receiver.url)).code).toBe(0);
+    // Webhooks still disabled: the run reports what is due but announces no sending.
+    const disabled = await cli('process-expirations', '--now', '2025-03-30T08:00:00Z');
+    expect(disabled.code).toBe(0);
+    expect(disabled.stdout).toContain('due license.expiring for BERLIN-7');
+    expect(disabled.stdout).not.toContain('about to send');
     expect((await cli('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
     const tomorrow = new Date(Date.now() + 24 * 3600 * 1000).toISOString();
     const refused = await cli('process-expirations', '--now', tomorrow);
