@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
@@ -24,9 +25,8 @@ export class Output {
     readonly io: Io,
     readonly options: OutputOptions,
   ) {
-    const allowed = options.color && io.env.NO_COLOR === undefined;
-    this.paint = new Chalk({ level: allowed && io.stdout.isTTY ? 1 : 0 });
-    this.errPaint = new Chalk({ level: allowed && io.stderr.isTTY ? 1 : 0 });
+    this.paint = new Chalk({ level: colorLevel(options.color, io.env, io.stdout) });
+    this.errPaint = new Chalk({ level: colorLevel(options.color, io.env, io.stderr) });
   }
 
   /** Human output; silent under --quiet and --json. */
@@ -80,6 +80,17 @@ export class Output {
   }
 }
 
+/**
+ * Colour on a terminal unless --no-color or a non-empty NO_COLOR (no-color.org: an empty value does not
+ * count); FORCE_COLOR (non-empty, not 0/false, as chalk reads it) turns it on off a terminal too.
+ */
+function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, stream: { isTTY?: boolean }): 0 | 1 {
+  if (!flag || (env.NO_COLOR ?? '') !== '') return 0;
+  const force = env.FORCE_COLOR ?? '';
+  if (force !== '') return force === '0' || force === 'false' ? 0 : 1;
+  return stream.isTTY ? 1 : 0;
+}
+
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(rows: string[][]): string {
   const widths: number[] = [];
@@ -90,6 +101,5 @@ export function table(rows: string[][]): string {
 }
 
 function visibleLength(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+  return stripVTControlCharacters(text).length;
 }

@@ -1,3 +1,4 @@
+// src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
 import type { Kysely } from 'kysely';
 import { databasePath, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';

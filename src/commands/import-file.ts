@@ -13,7 +13,7 @@ export interface ImportRecord {
 
 export type ImportFormat = 'json' | 'ndjson' | 'csv';
 
-export function detectFormat(file: string, text: string): ImportFormat {
+function detectFormat(file: string, text: string): ImportFormat {
   const extension = path.extname(file).toLowerCase();
   if (extension === '.csv') return 'csv';
   if (extension === '.ndjson' || extension === '.jsonl') return 'ndjson';

@@ -21,10 +21,10 @@ import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
+import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
-export const FUTURE_NOW_TOLERANCE_MS = 60_000;
+const FUTURE_NOW_TOLERANCE_MS = 60_000;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -47,7 +47,7 @@ export interface PlanLine {
   count: number;
 }
 
-export interface DueEventReport {
+interface DueEventReport {
   type: EventType;
   licenseId: number;
   licenseCode: string;
@@ -190,10 +190,10 @@ export async function processExpirations(context: CommandContext, options: Proce
     deliveries: [],
   };
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
-  const write = !options.dryRun && webhooks.enabled && Boolean(webhooks.url);
+  const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   const recordedAt = formatUtc(now);
-  result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, write));
-  if (!write) {
+  result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
+  if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(plan);
     return result;
@@ -213,8 +213,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   options.onPlan?.(plan);
 
   const sent: DeliverPendingResult = await deliverPending(db, {
-    runId: newRunId(),
-    policy: deliveryPolicy(webhooks, webhooks.url!),
+    policy: deliveryPolicy(webhooks, url),
     concurrency: webhooks.concurrency,
     clock,
     stop: options.stop,

@@ -1,14 +1,14 @@
+// src/config: the zod schema, config-file discovery and the env > settings > file > default precedence; imports nothing above storage.
 import { z } from 'zod';
-import { isTimeZone } from '../expirations/calendar.js';
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
 // The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
-export const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
-export const DEFAULT_CONCURRENCY = 8;
-export const DEFAULT_WARNING_DAYS = [7, 1];
-export const DEFAULT_LOOKBACK_DAYS = 7;
-export const DEFAULT_TIME_ZONE = 'UTC';
-export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_WARNING_DAYS = [7, 1];
+const DEFAULT_LOOKBACK_DAYS = 7;
+const DEFAULT_TIME_ZONE = 'UTC';
+const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
 export function webhookUrlProblem(value: string): string | undefined {
@@ -25,7 +25,7 @@ export function webhookUrlProblem(value: string): string | undefined {
   return undefined;
 }
 
-export const webhookUrlSchema = z.string().superRefine((value, ctx) => {
+const webhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
@@ -36,7 +36,14 @@ export const warningDaysSchema = z
 
 /** An IANA zone name Intl knows, e.g. Europe/Berlin; returns a reason when it is not one. */
 export function timeZoneProblem(value: string): string | undefined {
-  return isTimeZone(value) ? undefined : `"${value}" is not an IANA time zone (e.g. UTC, Europe/Berlin, America/Los_Angeles)`;
+  const problem = `"${value}" is not an IANA time zone (e.g. UTC, Europe/Berlin, America/Los_Angeles)`;
+  if (value.trim() === '') return problem;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return undefined;
+  } catch {
+    return problem;
+  }
 }
 
 export const timeZoneSchema = z.string().superRefine((value, ctx) => {

@@ -27,17 +27,6 @@ function formatter(zone: string): Intl.DateTimeFormat {
   return found;
 }
 
-/** Whether Intl knows this IANA zone name. */
-export function isTimeZone(zone: string): boolean {
-  if (zone.trim() === '') return false;
-  try {
-    formatter(zone);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The wall-clock time in `zone` at `instant`, as if it were UTC (epoch ms). */
 function wallMs(instant: number, zone: string): number {
   const parts: Record<string, number> = {};

@@ -1,3 +1,4 @@
+// src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts (and types).
 import { addDays, dateInZone, daysBetween } from './calendar.js';
 
 /** The rules of `process-expirations` (docs/contract.md): pure, no I/O, `now` passed in. */
@@ -44,7 +45,7 @@ export interface LicenseDecision {
   beyondLookback: boolean;
 }
 
-export function eventKey(type: EventType, licenseId: number, day: string, threshold?: number): string {
+function eventKey(type: EventType, licenseId: number, day: string, threshold?: number): string {
   const base = `${type}:${licenseId}:${day}`;
   return threshold === undefined ? base : `${base}:${threshold}d`;
 }
@@ -55,7 +56,7 @@ export function daysUntilExpiry(expiresAt: Date, now: Date, timeZone: string): n
 }
 
 /** The smallest warning day at least `daysUntilExpiry`, if any. */
-export function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
+function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
   const reached = warningDays.filter((days) => daysUntilExpiry <= days);
   return reached.length === 0 ? undefined : Math.min(...reached);
 }
