@@ -48,7 +48,7 @@ export function dateInZone(instant: Date, zone: string): string {
  * overlap it is the first of the two; in a spring-forward gap it is the moment the clocks jump
  * (so the start of a day that begins in a gap is its first real instant).
  */
-export function wallTimeToInstant(wall: number, zone: string): Date {
+function wallTimeToInstant(wall: number, zone: string): Date {
   const offsetBefore = wallMs(wall - DAY_MS, zone) - (wall - DAY_MS);
   const offsetAfter = wallMs(wall + DAY_MS, zone) - (wall + DAY_MS);
   const candidates = [wall - offsetBefore, wall - offsetAfter].filter((instant) => wallMs(instant, zone) === wall);
@@ -75,7 +75,7 @@ const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
 
 /** The kind of stored value: a date alone, a wall time with no offset, or an instant. */
-export type ValueKind = 'date' | 'local' | 'instant';
+type ValueKind = 'date' | 'local' | 'instant';
 
 /**
  * Reads a stored or imported date the contract's way: a date alone is 00:00 of that date in `zone`, a time

@@ -37,7 +37,7 @@ export interface DueEvent {
 }
 
 /** What the rules decide for one license. */
-export interface LicenseDecision {
+interface LicenseDecision {
   events: DueEvent[];
   /** The status the license should have: `expired` once it has passed, `active` again after a renewal. */
   status?: 'active' | 'expired';

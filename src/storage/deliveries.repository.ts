@@ -31,7 +31,7 @@ export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readon
 }
 
 /** Status changes the rules decided, written with the events so a run that dies leaves neither. */
-export interface StatusChanges {
+interface StatusChanges {
   /** Licenses that passed their expiry: `active` -> `expired`. */
   expired: readonly number[];
   /** Renewed licenses: `expired` -> `active`. */
