@@ -46,7 +46,7 @@ export function timeZoneProblem(value: string): string | undefined {
   }
 }
 
-export const timeZoneSchema = z.string().superRefine((value, ctx) => {
+const timeZoneSchema = z.string().superRefine((value, ctx) => {
   const problem = timeZoneProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });

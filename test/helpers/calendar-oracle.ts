@@ -15,14 +15,14 @@ const ZONES: Record<string, { standard: number; summer: number; from: number; un
   'America/Los_Angeles': { standard: -8 * HOUR, summer: -7 * HOUR, from: Date.UTC(2025, 2, 9, 10), until: Date.UTC(2025, 10, 2, 9) },
 };
 
-export function offsetAt(zone: string, instant: number): number {
+function offsetAt(zone: string, instant: number): number {
   const rules = ZONES[zone];
   if (!rules) throw new Error(`no 2025 table for ${zone}`);
   return instant >= rules.from && instant < rules.until ? rules.summer : rules.standard;
 }
 
 /** 'YYYY-MM-DD' of an instant in the zone. */
-export function localDate(zone: string, instant: number): string {
+function localDate(zone: string, instant: number): string {
   return new Date(instant + offsetAt(zone, instant)).toISOString().slice(0, 10);
 }
 
@@ -30,12 +30,12 @@ export function plusDays(date: string, days: number): string {
   return new Date(Date.parse(`${date}T00:00:00Z`) + days * DAY).toISOString().slice(0, 10);
 }
 
-export function dayDiff(from: string, to: string): number {
+function dayDiff(from: string, to: string): number {
   return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY);
 }
 
 /** 00:00 of a date in the zone (no 2025 transition of these zones happens at midnight). */
-export function midnight(zone: string, date: string): number {
+function midnight(zone: string, date: string): number {
   const wall = Date.parse(`${date}T00:00:00Z`);
   return wall - offsetAt(zone, wall - 12 * HOUR);
 }
