@@ -219,6 +219,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    onWarning: options.onWarning,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;
