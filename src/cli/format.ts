@@ -2,7 +2,7 @@ import type { EffectiveSetting } from '../config/settings.js';
 import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { RetryResult } from '../commands/deliveries.js';
 import type { ImportResult } from '../commands/licenses.js';
-import type { ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
@@ -30,10 +30,17 @@ function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
 }
 
+/** Before anything is sent: how many notices of each kind, so a settings change that produces thousands is seen. */
+export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean): void {
+  if (out.options.json || out.options.quiet || plan.length === 0) return;
+  const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
+  out.info(`${dryRun ? 'would send' : 'about to send'}: ${lines.join(', ')}`);
+}
+
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
-  out.info(`process-expirations at ${result.now}${mode}`);
+  out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
   out.info(`  database: ${databaseFile}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
@@ -47,6 +54,10 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (!result.webhooksEnabled) {
     out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
   }
+  if (result.expiredWithoutEvent > 0) {
+    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);
+  }
+  if (result.reactivated > 0) out.info(`  ${plural(result.reactivated, 'renewed license')} set back to active`);
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);

@@ -104,7 +104,7 @@ export function buildProgram(session: Session): Command {
     .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
-        const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
+        const { printProcessExpirations, printAbandonedToStderr, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -112,6 +112,7 @@ export function buildProgram(session: Session): Command {
           dryRun: options.dryRun,
           stop,
           onWarning: (text) => out.warn(text),
+          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
           onProgress: progress.onProgress,
         }).finally(() => {
           progress.end();

@@ -8,6 +8,7 @@ const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
+const DEFAULT_TIME_ZONE = 'UTC';
 export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
@@ -32,8 +33,24 @@ const webhookUrlSchema = z.string().superRefine((value, ctx) => {
 
 export const warningDaysSchema = z
   .array(z.int().min(0, 'a warning day cannot be negative').max(3650, 'a warning day is at most 3650'))
-  .min(1, 'give at least one warning day')
   .refine((days) => new Set(days).size === days.length, 'each warning day may appear only once');
+
+/** An IANA zone name Intl knows, e.g. Europe/Berlin; returns a reason when it is not one. */
+export function timeZoneProblem(value: string): string | undefined {
+  const problem = `"${value}" is not an IANA time zone (e.g. UTC, Europe/Berlin, America/Los_Angeles)`;
+  if (value.trim() === '') return problem;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return undefined;
+  } catch {
+    return problem;
+  }
+}
+
+const timeZoneSchema = z.string().superRefine((value, ctx) => {
+  const problem = timeZoneProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const configSchema = z.strictObject({
   database: z
@@ -75,8 +92,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
   expirations: z
     .strictObject({
-      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring'),
-      lookbackDays: z.int().min(0).max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how old an expiry may be and still be announced'),
+      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring; [] turns it off'),
+      lookbackDays: z.int().min(1, 'must be at least 1 (an expiry of today must still be announced)').max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how many calendar days old an expiry may be and still be announced'),
+      timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
     })
     .prefault({}),
 });

@@ -29,21 +29,28 @@ const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status
 
 /**
  * Inserts or updates by `license_code`, all rows or none. A column the input leaves out keeps its stored
- * value, so a file with only `license_code,expires_at` renews without touching the rest.
+ * value, so a file with only `license_code,expires_at` renews without touching the rest; for the codes in
+ * `renewedCodes` a stored `expired` becomes `active` (`expired` is derived, never sticky).
  */
-export async function upsertLicenses(db: Kysely<Database>, inputs: readonly LicenseInput[], now: string): Promise<UpsertResult> {
+export async function upsertLicenses(
+  db: Kysely<Database>,
+  inputs: readonly LicenseInput[],
+  now: string,
+  renewedCodes: ReadonlySet<string> = new Set(),
+): Promise<UpsertResult> {
   return db.transaction().execute(async (trx) => {
     let inserted = 0;
     let updated = 0;
     for (const input of inputs) {
       const existing = await trx
         .selectFrom('licenses')
-        .select(['id'])
+        .select(['id', 'status'])
         .where('license_code', '=', input.license_code)
         .executeTakeFirst();
       if (existing) {
         const changes: Partial<LicenseInput> = {};
         for (const column of UPDATABLE) if (input[column] !== undefined) Object.assign(changes, { [column]: input[column] });
+        if (existing.status === 'expired' && renewedCodes.has(input.license_code)) changes.status = 'active';
         await trx.updateTable('licenses').set({ ...changes, updated_at: now }).where('id', '=', existing.id).execute();
         updated += 1;
       } else {
@@ -85,9 +92,10 @@ export async function findLicenseByCode(db: Kysely<Database>, code: string): Pro
 }
 
 /**
- * Licenses that may have an event due, by two range scans of the (status, date) indexes. The bounds are
- * whole-day prefixes (`2024-01-08` sorts before every time on that day, whatever its format), so a date
- * written as `2024-01-08 10:30:00` or with an offset is still found; the caller applies the exact rules.
+ * Licenses that may have an event due or a status to change, by range scans of the (status, date) indexes.
+ * The bounds are whole-day prefixes (`2024-01-08` sorts before every time on that day, whatever its format),
+ * so a date written as `2024-01-08 10:30:00` or with an offset is still found; the caller applies the exact
+ * rules. `expired` licenses from `fromDay` on are read too: a renewal makes them active again.
  */
 export async function findDueCandidates(
   db: Kysely<Database>,
@@ -100,6 +108,12 @@ export async function findDueCandidates(
     .where('expires_at', '>=', window.fromDay)
     .where('expires_at', '<', window.expiresBeforeDay)
     .execute();
+  const expiredOrRenewed = await db
+    .selectFrom('licenses')
+    .selectAll()
+    .where('status', '=', 'expired')
+    .where('expires_at', '>=', window.fromDay)
+    .execute();
   const support = await db
     .selectFrom('licenses')
     .selectAll()
@@ -107,8 +121,37 @@ export async function findDueCandidates(
     .where('updates_until', '>=', window.fromDay)
     .where('updates_until', '<', window.supportBeforeDay)
     .execute();
-  const seen = new Set(expiring.map((row) => row.id));
-  return [...expiring, ...support.filter((row) => !seen.has(row.id))].sort((a, b) => a.id - b.id);
+  const byId = new Map<number, LicenseRow>();
+  for (const row of [...expiring, ...expiredOrRenewed, ...support]) byId.set(row.id, row);
+  return [...byId.values()].sort((a, b) => a.id - b.id);
+}
+
+/**
+ * Active licenses whose expiry lies wholly before `beforeDay` (text that starts with a date, so "N/A" is
+ * never taken for an old date): expired longer ago than the lookback. Marks them `expired` in one UPDATE by
+ * range, or only counts them when `write` is false.
+ */
+export async function expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean): Promise<number> {
+  if (!write) {
+    const row = await db
+      .selectFrom('licenses')
+      .select((eb) => eb.fn.countAll<number>().as('count'))
+      .where('status', '=', 'active')
+      .where('expires_at', '>=', '0')
+      .where('expires_at', '<', beforeDay)
+      .where('expires_at', 'like', '____-__-__%')
+      .executeTakeFirstOrThrow();
+    return Number(row.count);
+  }
+  const result = await db
+    .updateTable('licenses')
+    .set({ status: 'expired', updated_at: now })
+    .where('status', '=', 'active')
+    .where('expires_at', '>=', '0')
+    .where('expires_at', '<', beforeDay)
+    .where('expires_at', 'like', '____-__-__%')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export interface UnreadableDate {
