@@ -8,7 +8,7 @@ import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
-import { TablePrefixPlugin } from './dialect.js';
+import { errorCode, TablePrefixPlugin } from './dialect.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 // A server that does not answer is reported after this long rather than hanging a cron job.
@@ -189,7 +189,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (error instanceof ExitError) return error;
   if (target.dialect === 'sqlite') return sqliteError(target.filename, error);
   const where = describeTarget(target);
-  const code = String((error as { code?: unknown }).code ?? '');
+  const code = errorCode(error);
   // Drivers may echo the connection string; never let a password through.
   const detail = (error instanceof Error ? error.message : String(error)).replaceAll(target.url, target.label);
   const fix = 'Check database.url or LICENSE_MANAGER_DB.';

@@ -90,7 +90,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 3, delivered: 3, markedExpired: 3 });
     expect(run.stdout).not.toContain(password);
-    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code).sort()).toEqual(['K-0000', 'K-0001', 'K-0002']);
+    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string).sort((a, b) => a.localeCompare(b))).toEqual(['K-0000', 'K-0001', 'K-0002']);
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
 

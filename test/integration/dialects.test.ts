@@ -53,7 +53,7 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     await ws.seed([{ license_code: 'TWICE' }]);
     const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
     const results = await ws.run(({ db }) => Promise.all([recordEvents(db, [delivery('a')], { expired: [], reactivated: [] }, 'T'), recordEvents(db, [delivery('b')], { expired: [], reactivated: [] }, 'T')]));
-    expect(results.map((result) => result.inserted).sort()).toEqual([0, 1]);
+    expect(results.map((result) => result.inserted).sort((a, b) => a - b)).toEqual([0, 1]);
     const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
     expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
   });
