@@ -1,6 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
+import { writeStatusChanges, type StatusChanges } from './licenses.repository.js';
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
@@ -31,14 +32,6 @@ export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readon
   return keys;
 }
 
-/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
-interface StatusChanges {
-  /** Licenses that passed their expiry: `active` -> `expired`. */
-  expired: readonly number[];
-  /** Renewed licenses: `expired` -> `active`. */
-  reactivated: readonly number[];
-}
-
 /**
  * Records events as `pending` and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
@@ -61,21 +54,8 @@ export async function recordEvents(
       const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
-    const setStatus = async (ids: readonly number[], from: string, to: string) => {
-      let changed = 0;
-      for (let index = 0; index < ids.length; index += CHUNK) {
-        const result = await trx
-          .updateTable('licenses')
-          .set({ status: to, updated_at: now })
-          .where('id', 'in', ids.slice(index, index + CHUNK))
-          .where('status', '=', from)
-          .executeTakeFirst();
-        changed += Number(result.numUpdatedRows);
-      }
-      return changed;
-    };
-    const expired = await setStatus(changes.expired, 'active', 'expired');
-    const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
+    // Through the licenses repository: where a license's status lives is its business, not the event log's.
+    const { expired, reactivated } = await writeStatusChanges(trx, changes, now);
     return { inserted, expired, reactivated };
   }));
 }

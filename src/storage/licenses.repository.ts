@@ -69,6 +69,38 @@ export async function upsertLicenses(
   });
 }
 
+/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
+export interface StatusChanges {
+  /** Licenses that passed their expiry: `active` -> `expired`. */
+  expired: readonly number[];
+  /** Renewed licenses: `expired` -> `active`. */
+  reactivated: readonly number[];
+}
+
+// Ids per UPDATE: far below every dialect's limit on bound parameters.
+const STATUS_CHUNK = 500;
+
+/**
+ * Writes the derived status changes (inside the caller's transaction, with the events they go with).
+ * Only a row still in the expected status changes, so two runs at once change each license once.
+ */
+export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<{ expired: number; reactivated: number }> {
+  const setStatus = async (ids: readonly number[], from: LicenseStatus, to: LicenseStatus) => {
+    let changed = 0;
+    for (let index = 0; index < ids.length; index += STATUS_CHUNK) {
+      const result = await trx
+        .updateTable('licenses')
+        .set({ status: to, updated_at: now })
+        .where('id', 'in', ids.slice(index, index + STATUS_CHUNK))
+        .where('status', '=', from)
+        .executeTakeFirst();
+      changed += Number(result.numUpdatedRows);
+    }
+    return changed;
+  };
+  return { expired: await setStatus(changes.expired, 'active', 'expired'), reactivated: await setStatus(changes.reactivated, 'expired', 'active') };
+}
+
 export interface LicenseFilter {
   status?: LicenseStatus;
   /** Only licenses whose expires_at lies in [now, now + days]. */
