@@ -2,8 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
-import { createPool as createMysqlPool } from 'mysql2';
-import pg from 'pg';
+import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
@@ -29,7 +28,7 @@ export interface OpenOptions {
 /** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Kysely<Database>> {
   if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix);
-  const db = new Kysely<Database>({ dialect: serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
+  const db = new Kysely<Database>({ dialect: await serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
   try {
     // Connect now, so a wrong password or host is reported as such before any work starts.
     await sql`select 1`.execute(db);
@@ -67,17 +66,22 @@ function newMigrator(db: Kysely<Database>, tablePrefix: string): Migrator {
 }
 
 /** DATE (1082) stays the `YYYY-MM-DD` text it is: pg would make it local midnight, a day off west of UTC. */
-const PG_TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (oid === 1082) return (value: string) => value;
-    // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
-    if (oid === 20) return (value: string) => Number(value);
-    return pg.types.getTypeParser(oid, format as 'text');
-  }) as pg.CustomTypesConfig['getTypeParser'],
-};
+function pgTypes(types: typeof pg.types): pg.CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+      if (oid === 1082) return (value: string) => value;
+      // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
+      if (oid === 20) return (value: string) => Number(value);
+      return types.getTypeParser(oid, format as 'text');
+    }) as pg.CustomTypesConfig['getTypeParser'],
+  };
+}
 
-function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Dialect {
+// The drivers load only when a server is used: SQLite runs (and --help) do not pay for them.
+async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Promise<Dialect> {
   if (target.dialect === 'postgres') {
+    const { default: pg } = await import('pg');
+    const PG_TYPES = pgTypes(pg.types);
     const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, types: PG_TYPES });
     // A connection the server closes (idle in the pool, or checked out between queries) must not crash the
     // process with an unhandled 'error' event: the query that uses it reports the loss instead.
@@ -85,6 +89,7 @@ function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | '
     pool.on('connect', (client) => client.on('error', () => undefined));
     return new PostgresDialect({ pool });
   }
+  const { createPool: createMysqlPool } = await import('mysql2');
   const pool = createMysqlPool({
     uri: target.url,
     connectionLimit: POOL_SIZE,
