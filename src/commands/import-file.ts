@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../errors.js';
+import { NOT_UTF8, Utf8LineCheck } from '../import/utf8.js';
 
 /** One record of an import file, with where it stood so errors can point at it. */
 export interface ImportRecord {
@@ -25,22 +26,31 @@ export function detectFormat(file: string, text: string): ImportFormat {
 }
 
 export async function readImportFile(file: string): Promise<{ format: ImportFormat; records: ImportRecord[] }> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await fs.readFile(file, 'utf8');
+    bytes = await fs.readFile(file);
   } catch (error) {
     throw usageError(`Cannot read import file ${file}: ${(error as Error).message}`, { cause: error });
   }
-  text = text.replace(/^\uFEFF/, '');
+  const check = new Utf8LineCheck();
+  check.push(bytes);
+  check.end();
+  const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
   const format = detectFormat(file, text);
-  switch (format) {
-    case 'json':
-      return { format, records: parseJsonArray(file, text) };
-    case 'ndjson':
-      return { format, records: parseNdjson(file, text) };
-    case 'csv':
-      return { format, records: parseCsv(file, text) };
-  }
+  const records = format === 'json' ? parseJsonArray(file, text) : format === 'ndjson' ? parseNdjson(file, text) : parseCsv(file, text);
+  if (check.firstBadLine !== undefined) throw notUtf8(file, records, check.firstBadLine);
+  return { format, records };
+}
+
+/** Names the row and field that hold the first bytes that are not UTF-8 (they decoded to U+FFFD). */
+function notUtf8(file: string, records: ImportRecord[], line: number) {
+  // CSV and NDJSON rows know their line: the last one starting at or before it; a JSON array's do not.
+  const candidates = records.filter((record) => record.line === undefined || record.line <= line);
+  if (candidates.some((record) => record.line !== undefined)) candidates.reverse();
+  const record = candidates.find((one) => Object.values(one.fields).some((value) => typeof value === 'string' && value.includes('\uFFFD')));
+  const field = record && Object.keys(record.fields).find((key) => String(record.fields[key]).includes('\uFFFD'));
+  if (!record || !field) return usageError(`${file}: line ${line} ${NOT_UTF8}. Nothing was imported.`);
+  return usageError(`${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}: field ${field} ${NOT_UTF8}. Nothing was imported.`);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
