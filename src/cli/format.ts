@@ -6,7 +6,7 @@ import type { ProcessExpirationsResult } from '../commands/process-expirations.j
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
-import { type Output, table } from './output.js';
+import { clean, type Output, table } from './output.js';
 
 const plural = (count: number, word: string) => `${count} ${count === 1 ? word : /[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`}`;
 
@@ -23,7 +23,7 @@ function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
     outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
-  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : (outcome.lastError ?? '');
+  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : clean(outcome.lastError ?? '');
   return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
 }
 
@@ -38,7 +38,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {
       const days = event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`;
-      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${event.licenseCode} (id ${event.licenseId}): ${event.date}${days}`);
+      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
     }
   }
   if (!result.webhooksEnabled) {
@@ -65,7 +65,7 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
       ['KEY', 'VALUE', 'SOURCE'],
       ...settings.map((setting) => [
         setting.key,
-        setting.value ?? out.paint.dim('(not set)'),
+        setting.value === null ? out.paint.dim('(not set)') : clean(setting.value),
         setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
       ]),
     ]),
@@ -80,21 +80,17 @@ export function printLicenses(out: Output, rows: LicenseRow[]): void {
   out.info(
     table([
       ['ID', 'CODE', 'STATUS', 'EXPIRES', 'UPDATES UNTIL', 'PRODUCT', 'EMAIL'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.license_code,
-        row.status,
-        row.expires_at ?? 'lifetime',
-        row.updates_until ?? '-',
-        row.product_name ?? row.product_id ?? '-',
-        row.email ?? '-',
-      ]),
+      ...rows.map((row) =>
+        [String(row.id), row.license_code, row.status, row.expires_at ?? 'lifetime', row.updates_until ?? '-', row.product_name ?? row.product_id ?? '-', row.email ?? '-'].map(
+          (cell) => clean(cell),
+        ),
+      ),
     ]),
   );
 }
 
 export function printImport(out: Output, result: ImportResult): void {
-  out.info(`Imported ${plural(result.rows, 'license')} from ${result.file} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
+  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 
 export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
@@ -105,27 +101,29 @@ export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
   out.info(
     table([
       ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.event_type,
-        row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
-        row.status,
-        String(row.attempts),
-        row.last_status_code === null ? '-' : String(row.last_status_code),
-        row.created_at,
-        row.last_error ?? '',
-      ]),
+      ...rows.map((row) =>
+        [
+          String(row.id),
+          row.event_type,
+          row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
+          row.status,
+          String(row.attempts),
+          row.last_status_code === null ? '-' : String(row.last_status_code),
+          row.created_at,
+          row.last_error ?? '',
+        ].map((cell) => clean(cell)),
+      ),
     ]),
   );
 }
 
 export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
   const { delivery, attempts } = found;
-  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${delivery.license_code ?? `license id ${delivery.license_id}`}`);
+  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
   out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
   out.info(`  recorded:   ${delivery.created_at}`);
-  out.info(`  body:       ${delivery.body}`);
+  out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
     out.info('  no attempts yet');
     return;
@@ -138,7 +136,7 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
         attempt.started_at,
         String(attempt.duration_ms),
         attempt.status_code === null ? '-' : String(attempt.status_code),
-        attempt.error ?? '',
+        clean(attempt.error ?? ''),
       ]),
     ]),
   );
@@ -151,7 +149,7 @@ export function printRetry(out: Output, result: RetryResult): void {
   }
   if (result.dryRun) {
     out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
-    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${item.licenseCode ?? ''}`);
+    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
     return;
   }
   out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
@@ -160,15 +158,15 @@ export function printRetry(out: Output, result: RetryResult): void {
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(`POST ${result.url}`);
-  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${value}`);
+  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${clean(value)}`);
   if (!result.signed) out.info(out.paint.dim('(no secret set: no X-Webhook-Signature header)'));
   out.info('');
-  out.info(result.body);
+  out.info(clean(result.body));
   out.info('');
   for (const attempt of result.delivery.attempts) {
     const status = attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`;
-    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`);
-    if (attempt.responsePrefix) out.info(`  response: ${attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim()}`);
+    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${clean(attempt.error)})` : ''}`);
+    if (attempt.responsePrefix) out.info(`  response: ${clean(attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim())}`);
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
   out.info(`${verdict} after ${plural(result.delivery.attempts.length, 'attempt')}`);

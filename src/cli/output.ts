@@ -1,4 +1,5 @@
 import { Chalk, type ChalkInstance } from 'chalk';
+import { maskUrlCredentials } from '../webhooks/url.js';
 
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
 export interface Io {
@@ -31,21 +32,21 @@ export class Output {
 
   /** Human output; silent under --quiet and --json. */
   info(text: string): void {
-    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${text}\n`);
+    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${maskUrlCredentials(text)}\n`);
   }
 
   /** The one JSON document of a --json run. */
   json(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    this.io.stdout.write(`${maskUrlCredentials(JSON.stringify(value, null, 2))}\n`);
   }
 
   /** Warnings go to stderr, even under --quiet: they are trouble cron should mail. */
   warn(text: string): void {
-    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${text}\n`);
+    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${clean(maskUrlCredentials(text), true)}\n`);
   }
 
   error(text: string): void {
-    this.io.stderr.write(`${this.errPaint.red('error:')} ${text}\n`);
+    this.io.stderr.write(`${this.errPaint.red('error:')} ${clean(maskUrlCredentials(text), true)}\n`);
   }
 
   /**
@@ -76,8 +77,20 @@ export class Output {
 
   /** Output that is the answer itself (settings get): printed even under --quiet. */
   result(text: string): void {
-    if (!this.options.json) this.io.stdout.write(`${text}\n`);
+    if (!this.options.json) this.io.stdout.write(`${clean(maskUrlCredentials(text))}\n`);
   }
+}
+
+// C0 and C1 control characters and DEL: an escape sequence in a license code could rewrite the terminal.
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+const CONTROL_OR_NEWLINE = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Data shown to a person (license codes, e-mails, receiver answers, errors): control characters become
+ * visible `\x1b`-style text; `keepNewlines` keeps tabs and line breaks (multi-line messages).
+ */
+export function clean(text: string, keepNewlines = false): string {
+  return text.replace(keepNewlines ? CONTROL : CONTROL_OR_NEWLINE, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */

@@ -1,4 +1,5 @@
 import { ofetch, type $Fetch } from 'ofetch';
+import { splitUrlCredentials } from './url.js';
 
 /** How much of a response body is kept for the log: receivers may answer with megabytes. */
 export const RESPONSE_PREFIX_BYTES = 2048;
@@ -36,11 +37,12 @@ export async function postOnce(url: string, body: string, headers: Record<string
   const fetcher = options.fetch ?? ofetch;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
+  const target = splitUrlCredentials(url);
   try {
-    const response = await fetcher.raw(url, {
+    const response = await fetcher.raw(target.url, {
       method: 'POST',
       body,
-      headers,
+      headers: target.authorization ? { ...headers, Authorization: target.authorization } : headers,
       retry: 0,
       redirect: 'manual',
       ignoreResponseError: true,

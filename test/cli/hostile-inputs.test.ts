@@ -43,3 +43,46 @@ describe('import files that are not what they claim', () => {
     expect(await codes(cli)).toEqual(['LIC-café']);
   });
 });
+
+describe('credentials in the webhook URL', () => {
+  test('are sent as Authorization: Basic, never in the URL, and no output shows the password', async () => {
+    receiver = await startReceiver((request) => (request.headers.authorization === `Basic ${Buffer.from('alice:hunter2').toString('base64')}` ? 200 : 401));
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, 'due.csv'), 'license_code,expires_at\nLIC-1,2025-01-10\n');
+    const secretUrl = receiver.url.replace('http://', 'http://alice:hunter2@');
+    const outputs: string[] = [];
+    const run = async (...args: string[]) => {
+      const result = await cli(...args);
+      outputs.push(result.stdout, result.stderr);
+      return result;
+    };
+    expect((await run('licenses', 'import', 'due.csv')).code).toBe(0);
+    expect((await run('settings', 'set', 'webhook-url', secretUrl)).stdout).toContain('http://alice:****@127.0.0.1');
+    expect((await run('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
+    expect((await run('settings', 'list')).stdout).toContain(`http://alice:****@127.0.0.1:${receiver.port}/webhook`);
+    expect((await run('settings', 'list', '--json')).stdout).toContain('alice:****@');
+    expect((await run('settings', 'get', 'webhook-url')).stdout).toContain('alice:****@');
+    expect((await run('settings', 'get', 'webhook-url', '--json')).stdout).toContain('alice:****@');
+    const test = await run('send-test-event');
+    expect(test.code).toBe(0);
+    expect(test.stdout).toContain(`POST http://alice:****@127.0.0.1:${receiver.port}/webhook`);
+    expect((await run('send-test-event', '--json')).code).toBe(0);
+    const processed = await run('process-expirations', '--now', '2025-01-15T08:00:00Z', '--json');
+    expect(JSON.parse(processed.stdout)).toMatchObject({ delivered: 1, abandoned: 0 });
+    expect((await run('deliveries', 'list')).code).toBe(0);
+    // A URL that is refused is quoted in the error, masked too.
+    const refused = await run('settings', 'set', 'webhook-url', 'ftp://alice:hunter2@example.com/');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('ftp://alice:****@example.com/');
+    const unreachable = await run('send-test-event', '--url', 'http://alice:hunter2@127.0.0.1:9/');
+    expect(unreachable.stdout).toContain('alice:****@');
+
+    expect(receiver.requests).toHaveLength(3);
+    for (const request of receiver.requests) {
+      expect(request.url).toBe('/webhook');
+      expect(request.headers.authorization).toBe(`Basic ${Buffer.from('alice:hunter2').toString('base64')}`);
+    }
+    for (const text of outputs) expect(text).not.toContain('hunter2');
+    expect(outputs.join('')).not.toContain(Buffer.from('alice:hunter2').toString('base64'));
+  });
+});
