@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { GlobalOptions, CommandContext } from '../commands/context.js';
 import { EXIT, ExitError, usageError, type ExitCode } from '../errors.js';
 import { dateOption } from '../commands/options.js';
-import { Output, type Io } from './output.js';
+import { clean, Output, type Io } from './output.js';
 
 /** From src/cli (tests) or dist/src/cli (built), package.json is two or three folders up. */
 function packageVersion(): string {
@@ -313,10 +313,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .option('--port <port>', 'port to listen on (0 picks a free one)', '8000')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
-    .option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries', '200')
+    .option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)', '200')
+    .option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)')
     .addHelpText('after', EXAMPLES.listen)
-    .action(async (options: { port: string; host: string; secret?: string; respond: string }, command: Command) => {
-      await run(command, async (context, out) => {
+    .action(async (options: { port: string; host: string; secret?: string; respond: string; maxBody?: string }, command: Command) => {
+      const flags = outputFor(command);
+      // Reads the config and an existing database read-only: a receiver creates no files.
+      const { readConfigOnly } = await import('../commands/context.js');
+      await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env }).then(async (context) => {
         const { listen } = await import('../commands/listen.js');
         const secret = options.secret ?? context.config.webhooks.secret;
         const listener = await listen({ ...options, secret }, (request) => {
@@ -324,21 +328,23 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
             io.stdout.write(`${JSON.stringify({ event: request.headers['x-webhook-event'] ?? null, id: request.headers['x-webhook-id'] ?? null, headers: request.headers, body: request.body.toString('utf8'), signature: request.verification?.verdict ?? 'not checked', status: request.status })}\n`);
             return;
           }
-          const event = String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)');
-          const verdict = !request.verification
+          const event = clean(String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)'));
+          const verdict = request.refused
+            ? out.paint.red(`refused: ${request.refused}`)
+            : !request.verification
             ? out.paint.yellow('signature not checked (no secret: pass --secret)')
             : request.verification.valid
               ? out.paint.green('signature valid')
               : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
-          io.stdout.write(`\n${out.paint.bold(`${request.method} ${request.url}`)}  ${event}  id ${String(request.headers['x-webhook-id'] ?? '-')}  answered ${request.status}\n`);
-          for (const [name, value] of Object.entries(request.headers)) io.stdout.write(`  ${name}: ${String(value)}\n`);
+          io.stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+          for (const [name, value] of Object.entries(request.headers)) io.stdout.write(`  ${name}: ${clean(String(value))}\n`);
           let pretty = request.body.toString('utf8');
           try {
             pretty = JSON.stringify(JSON.parse(pretty), null, 2);
           } catch {
             // not JSON: show it as it came
           }
-          io.stdout.write(`${pretty}\n${verdict}\n`);
+          io.stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
         });
         listening = true;
         out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);

@@ -1,4 +1,6 @@
-import type { Kysely } from 'kysely';
+import fs from 'node:fs';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { databasePath, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { resolveConfig, type EffectiveSetting } from '../config/settings.js';
@@ -40,4 +42,29 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * The effective configuration without creating, migrating or writing any file: for `listen`, which only
+ * needs the secret. A database that exists is opened read-only for its stored settings; one without a
+ * settings table (not migrated yet) has none.
+ */
+export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile'>> {
+  const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
+  const databaseFile = databasePath(loaded, globals.env, globals.cwd);
+  let stored = new Map<string, string>();
+  if (fs.existsSync(databaseFile)) {
+    let db: Kysely<Database> | undefined;
+    try {
+      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(databaseFile, { readonly: true, fileMustExist: true }) }) });
+      const tables = await db.introspection.getTables();
+      if (tables.some((table) => table.name === 'settings')) stored = await readSettings(db);
+    } catch (error) {
+      throw databaseError(databaseFile, error);
+    } finally {
+      await db?.destroy();
+    }
+  }
+  const { config, settings } = resolveConfig(loaded, stored, globals.env);
+  return { config, settings, databaseFile, configFile: loaded.filepath };
 }

@@ -1,7 +1,11 @@
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { runCli } from '../helpers/cli.js';
+import { BIN, runCli } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -84,5 +88,110 @@ describe('credentials in the webhook URL', () => {
     }
     for (const text of outputs) expect(text).not.toContain('hunter2');
     expect(outputs.join('')).not.toContain(Buffer.from('alice:hunter2').toString('base64'));
+  });
+});
+
+/** One POST with raw control over headers; resolves with the status (or the error code when the socket fails). */
+function post(url: string, body: Buffer | string, headers: Record<string, string>): Promise<number | string> {
+  return new Promise((resolve) => {
+    const request = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+    request.end(body);
+  });
+}
+
+function rawRequest(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(bytes));
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => resolve(answer));
+    socket.setTimeout(5000, () => socket.destroy());
+  });
+}
+
+describe('listen facing hostile requests', () => {
+  test('a non-ASCII signature, a missing one, an oversized body and garbage are answered; it keeps running and creates no file', async () => {
+    const dir = tempDir();
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', '--secret', 's3cret', '--max-body', '2000'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
+      const port = Number(new URL(url).port);
+      const body = '{"event_type":"license.expired"}';
+      // 64 characters, but 65 bytes once the é is UTF-8: timingSafeEqual threw on the byte lengths.
+      expect(await post(url, body, { 'x-webhook-signature': `\u00e9${'a'.repeat(63)}` })).toBe(401);
+      expect(await post(url, body, {})).toBe(401);
+      expect(await post(url, body, { 'x-webhook-signature': 'f'.repeat(64) })).toBe(401);
+      expect(await post(url, 'x'.repeat(5000), { 'x-webhook-signature': 'f'.repeat(64) })).toBe(413);
+      // No Content-Length: the body streams in chunks and is cut off past the limit.
+      const chunked = await new Promise<number | string>((resolve) => {
+        const request = http.request(url, { method: 'POST' }, (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+        for (let index = 0; index < 10; index += 1) request.write('y'.repeat(1000));
+        request.end();
+      });
+      expect([413, 'ECONNRESET', 'EPIPE']).toContain(chunked);
+      expect(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+      const signature = createHmac('sha256', 's3cret').update(body).digest('hex');
+      expect(await post(url, body, { 'x-webhook-signature': signature })).toBe(200);
+      expect(child.exitCode).toBeNull();
+      const printed = Date.now();
+      while (!stdout.includes('signature valid') && Date.now() - printed < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(stdout).toMatch(/answered 413[\s\S]*refused: body of 5000 bytes is over the limit of 2000/);
+      expect(stdout).toContain('signature valid');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
+    expect(stderr).not.toMatch(/unexpected|TypeError|RangeError/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test('listen reads a configured secret from an existing database without changing it, and answers 401 without a signature', async () => {
+    const { dir, cli } = project();
+    expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).code).toBe(0);
+    const database = path.join(dir, 'license-manager.sqlite');
+    const before = fs.readFileSync(database);
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
+      expect(await post(url, '{}', {})).toBe(401);
+      expect(await post(url, '{}', { 'x-webhook-signature': createHmac('sha256', 'stored-secret').update('{}').digest('hex') })).toBe(200);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
+    expect(fs.readFileSync(database).equals(before)).toBe(true);
+  });
+
+  test('verify calls a non-ASCII signature invalid (exit 1), not an unexpected failure', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'body.json'), '{}');
+    const result = await runCli(['verify', '--secret', 's3cret', '--signature', `\u00e9${'a'.repeat(63)}`, '--file', 'body.json'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^invalid: No match/);
   });
 });
