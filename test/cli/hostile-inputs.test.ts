@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
+import SQLite from 'better-sqlite3';
 import { BIN, runCli } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -193,5 +194,39 @@ describe('listen facing hostile requests', () => {
     const result = await runCli(['verify', '--secret', 's3cret', '--signature', `\u00e9${'a'.repeat(63)}`, '--file', 'body.json'], { cwd: dir });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^invalid: No match/);
+  });
+});
+
+describe('databases that are not ours', () => {
+  test('a SQLite file of another application is refused, naming it, and left byte for byte unchanged', async () => {
+    const { dir, cli } = project();
+    const foreign = path.join(dir, 'shop.sqlite');
+    const shop = new SQLite(foreign);
+    shop.exec("create table customers (id integer primary key, name text); insert into customers (name) values ('Ann');");
+    shop.close();
+    const before = fs.readFileSync(foreign);
+    for (const args of [['licenses', 'list'], ['migrate'], ['settings', 'set', 'warning-days', '3']]) {
+      const result = await runCli(args, { cwd: dir, env: { LICENSE_MANAGER_DB: foreign } });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`Database ${foreign} belongs to something else: it has tables (customers)`);
+    }
+    expect(fs.readFileSync(foreign).equals(before)).toBe(true);
+    expect(fs.readdirSync(dir).sort()).toEqual(['license-manager.config.json', 'shop.sqlite']);
+
+    // Our own: a new file, then the same file again once migrated.
+    expect((await cli('licenses', 'list')).code).toBe(0);
+    expect((await cli('licenses', 'list')).code).toBe(0);
+    // An empty file someone created for us is fine too.
+    fs.writeFileSync(path.join(dir, 'empty.sqlite'), '');
+    expect((await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: path.join(dir, 'empty.sqlite') } })).code).toBe(0);
+  });
+
+  test('a database path that is not a regular file is exit 2', async () => {
+    const { dir } = project();
+    for (const target of ['/dev/null', dir]) {
+      const result = await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: target } });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`Database ${target} is not a regular file`);
+    }
   });
 });
