@@ -107,7 +107,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     const flags = outputFor(command);
     const { withContext } = await import('../commands/context.js');
     const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
-    return withContext(globals, (context) => fn(context, out));
+    return withContext(globals, (context) => {
+      for (const warning of context.warnings) out.warn(warning);
+      return fn(context, out);
+    });
   };
 
   program
@@ -321,6 +324,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       // Reads the config and an existing database read-only: a receiver creates no files.
       const { readConfigOnly } = await import('../commands/context.js');
       await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env }).then(async (context) => {
+        for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const secret = options.secret ?? context.config.webhooks.secret;
         const listener = await listen({ ...options, secret }, (request) => {

@@ -50,7 +50,7 @@ export async function deliveriesList(context: CommandContext, options: ListDeliv
 }
 
 export function deliveryId(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw usageError(`A delivery id is a positive whole number, not "${text}". See "license-manager deliveries list".`);
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw usageError(`A delivery id is a positive whole number, not "${text}". See "license-manager deliveries list".`);
   return Number(text);
 }
 

@@ -37,13 +37,17 @@ const dateField = z
 
 const licenseRecordSchema = z
   .object({
-    id: z.union([z.int().positive(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)]).nullable().optional(),
+    id: z
+      .union([z.number(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)])
+      .pipe(z.number().refine((id) => Number.isSafeInteger(id) && id > 0, `must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}`))
+      .nullable()
+      .optional(),
     license_code: z.union([z.string(), z.number()], 'is required').transform((value) => String(value).trim()).pipe(z.string().min(1, 'is required')),
     product_id: optionalText,
     product_name: optionalText,
     customer_id: optionalText,
     email: optionalText,
-    status: z.enum(LICENSE_STATUSES, `must be one of ${LICENSE_STATUSES.join(', ')}`).optional(),
+    status: z.enum(LICENSE_STATUSES, { error: (issue) => `must be one of ${LICENSE_STATUSES.join(', ')}, not ${JSON.stringify(issue.input)}` }).optional(),
     expires_at: dateField,
     updates_until: dateField,
     // Timestamps of the source system are accepted and ignored: ours record when this database changed.
@@ -118,7 +122,8 @@ export async function listLicenses(context: CommandContext, options: ListLicense
   }
   let expiring: { expiringAfter: string; expiringBefore: string } | undefined;
   if (options.expiringWithinDays !== undefined) {
-    const days = wholeNumber('--expiring-within', options.expiringWithinDays);
+    // 100,000 days (about 270 years) keeps now + days a valid date.
+    const days = wholeNumber('--expiring-within', options.expiringWithinDays, 100_000);
     expiring = { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + days * DAY_MS)) };
   }
   const limit = options.limit === undefined ? undefined : wholeNumber('--limit', options.limit);

@@ -9,7 +9,10 @@ export function dateOption(option: string, text: string | undefined): Date | und
   return date;
 }
 
-export function wholeNumber(option: string, text: string): number {
+/** A whole number from 0 to `max` (by default the largest integer a number holds exactly), or exit 2. */
+export function wholeNumber(option: string, text: string, max = Number.MAX_SAFE_INTEGER): number {
   if (!/^\d+$/.test(text.trim())) throw usageError(`${option} takes a whole number, not "${text}".`);
-  return Number(text);
+  const value = Number(text);
+  if (value > max) throw usageError(`${option} is at most ${max}, not ${text.trim()}.`);
+  return value;
 }

@@ -1,7 +1,7 @@
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { secretProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
 export const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
@@ -41,7 +41,9 @@ const urlSetting: SettingDefinition<string | null> = {
   description: 'absolute http: or https: URL that receives the events',
   parse: (text) => {
     const problem = webhookUrlProblem(text.trim());
-    return problem ? { problem: `"${text}" ${problem}` } : { value: text.trim() };
+    // A 200 MB value is not worth quoting back.
+    const shown = text.length > 200 ? `${text.slice(0, 200)}...` : text;
+    return problem ? { problem: `"${shown}" ${problem}` } : { value: text.trim() };
   },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.url,
@@ -52,7 +54,11 @@ const secretSetting: SettingDefinition<string | null> = {
   configKey: 'webhooks.secret',
   envVar: 'LICENSE_MANAGER_WEBHOOK_SECRET',
   description: 'HMAC-SHA256 key; when set, every request carries X-Webhook-Signature',
-  parse: (text) => (text.length === 0 ? { problem: 'must not be empty (use "settings unset webhook-secret")' } : { value: text }),
+  parse: (text) => {
+    const problem = secretProblem(text);
+    if (!problem) return { value: text };
+    return { problem: text.length === 0 ? 'must not be empty (use "settings unset webhook-secret")' : problem };
+  },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.secret,
   apply: (config, secret) => ({ ...config, webhooks: { ...config.webhooks, secret } }),

@@ -104,5 +104,6 @@ export function describeTransportError(error: unknown): string {
   }
   // The innermost cause is the most useful: "connect ECONNREFUSED 127.0.0.1:9".
   const useful = messages.filter((message) => !/^fetch failed$/i.test(message));
-  return (useful.length > 0 ? useful[useful.length - 1] : messages[0]) ?? 'network error';
+  // One line: TLS errors carry OpenSSL's multi-line text, and last_error is shown in tables.
+  return ((useful.length > 0 ? useful[useful.length - 1] : messages[0]) ?? 'network error').replace(/\s+/g, ' ').trim();
 }

@@ -230,3 +230,89 @@ describe('databases that are not ours', () => {
     }
   });
 });
+
+describe('small hostile inputs', () => {
+  test('numbers too large for a number, a huge config string and a whitespace-only secret are exit 2 with a clear message', async () => {
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, 'ids.json'), '[{"license_code":"OK"},{"id":9007199254740993,"license_code":"BIG"}]');
+    const bigId = await cli('licenses', 'import', 'ids.json');
+    expect(bigId.code).toBe(2);
+    expect(bigId.stderr).toContain('row 2: field id must be a positive whole number up to 9007199254740991');
+    fs.writeFileSync(path.join(dir, 'ids.csv'), 'id,license_code\n99999999999999999999,BIG\n');
+    expect((await cli('licenses', 'import', 'ids.csv')).stderr).toContain('row 1 (line 2): field id must be a positive whole number up to');
+    expect(await codes(cli)).toEqual([]);
+
+    const cases: Array<[string[], RegExp]> = [
+      [['licenses', 'list', '--limit', '99999999999999999999'], /--limit is at most 9007199254740991, not 99999999999999999999/],
+      [['licenses', 'list', '--expiring-within', '99999999999'], /--expiring-within is at most 100000, not 99999999999/],
+      [['deliveries', 'list', '--limit', '99999999999999999999'], /--limit is at most/],
+      [['deliveries', 'show', '99999999999999999999'], /A delivery id is a positive whole number/],
+      [['settings', 'set', 'webhook-secret', '   '], /webhook-secret: must not be only whitespace/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(...args);
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toMatch(message);
+    }
+    const fromEnv = await runCli(['settings', 'list'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_SECRET: ' \t ' } });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('LICENSE_MANAGER_WEBHOOK_SECRET: must not be only whitespace');
+
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { secret: '   ' } }));
+    const blank = await cli('settings', 'list');
+    expect(blank.code).toBe(2);
+    expect(blank.stderr).toContain('webhooks.secret: must not be only whitespace');
+    // A valid but absurd URL (a few MB) used to be carried into every printer; 200 MB ended in "Invalid string length".
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { url: `https://example.com/${'x'.repeat(3_000_000)}` } }));
+    const huge = await cli('settings', 'list');
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toMatch(/webhooks\.url: is 3000020 characters long; a webhook URL may have at most 8192/);
+    expect(huge.stderr.length).toBeLessThan(1000);
+  });
+
+  test('escape sequences in license data are shown as text in human output, kept as data in --json', async () => {
+    const { dir, cli } = project();
+    const code = 'LIC-\u001b[2J\u001b]0;owned\u0007-1';
+    fs.writeFileSync(path.join(dir, 'evil.json'), JSON.stringify([{ license_code: code, email: 'a\rb@example.com', status: 'active' }]));
+    expect((await cli('licenses', 'import', 'evil.json')).code).toBe(0);
+    const listed = await cli('licenses', 'list');
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    expect(listed.stdout).toContain('LIC-\\x1b[2J\\x1b]0;owned\\x07-1');
+    expect(listed.stdout).toContain('a\\x0db@example.com');
+    const json = await cli('licenses', 'list', '--json');
+    expect(JSON.parse(json.stdout)[0].license_code).toBe(code);
+    const missing = await cli('send-test-event', '--url', 'http://127.0.0.1:9/', '--license', code);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).not.toContain('\u001b');
+  });
+
+  test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {
+    const { dir, cli } = project();
+    const config = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: 'file-secret' } }));
+    fs.chmodSync(config, 0o644);
+    const loose = await cli('settings', 'list');
+    expect(loose.code).toBe(0);
+    expect(loose.stderr.match(/warning:/g)).toHaveLength(1);
+    expect(loose.stderr).toContain(`${config} holds the webhook secret and other users can read it (mode 644): run "chmod 600 ${config}"`);
+    fs.chmodSync(config, 0o600);
+    expect((await cli('settings', 'list')).stderr).toBe('');
+
+    fs.writeFileSync(config, '{}');
+    expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).stderr).toBe('');
+    const database = path.join(dir, 'license-manager.sqlite');
+    fs.chmodSync(database, 0o640);
+    expect((await cli('licenses', 'list')).stderr).toContain(`${database} holds the webhook secret and other users can read it (mode 640)`);
+  });
+
+  test("a TLS error's last_error is one line", async () => {
+    receiver = await startReceiver();
+    const { cli } = project();
+    const result = await cli('send-test-event', '--url', receiver.url.replace('http:', 'https:'), '--json');
+    expect(result.code).toBe(3);
+    const { delivery } = JSON.parse(result.stdout) as { delivery: { lastError: string } };
+    expect(delivery.lastError).toMatch(/SSL|TLS|ssl/);
+    expect(delivery.lastError).not.toMatch(/\n/);
+  });
+});
