@@ -90,6 +90,8 @@ export function printLicenses(out: Output, rows: LicenseRow[]): void {
 }
 
 export function printImport(out: Output, result: ImportResult): void {
+  // An empty export is usually a mistake upstream: cron should mail it.
+  if (result.rows === 0) out.warn(`${result.file} holds no license rows (an empty file, or a header only): nothing was imported.`);
   out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 

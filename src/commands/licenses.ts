@@ -11,7 +11,7 @@ import {
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';
 import { wholeNumber } from './options.js';
-import { readImportFile, type ImportFormat, type ImportRecord } from './import-file.js';
+import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
 const COLUMNS = ['id', 'license_code', 'product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until', 'created_at', 'updated_at'];
 
@@ -58,13 +58,12 @@ const licenseRecordSchema = z
 
 function toInput(record: ImportRecord, file: string): LicenseInput {
   const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
-  const where = `${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}`;
-  if (unknownColumn) throw usageError(`${where}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
+  if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
   const parsed = licenseRecordSchema.safeParse(record.fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'record';
-    throw usageError(`${where}: field ${field} ${issue.message}. Nothing was imported.`);
+    throw usageError(`${where(file, record)}: field ${field} ${issue.message}. Nothing was imported.`);
   }
   const { created_at: _created, updated_at: _updated, id, ...rest } = parsed.data;
   const input: LicenseInput = { ...rest } as LicenseInput;
@@ -81,24 +80,31 @@ export interface ImportResult {
   updated: number;
 }
 
-/** `licenses import <file>`: validate every row first, then upsert all of them in one transaction. */
+/**
+ * `licenses import <file>`: rows are read, validated and upserted as the file streams, all inside one
+ * transaction, so a bad row anywhere (or a repeated license_code) leaves the database as it was.
+ */
 export async function importLicenses(context: CommandContext, file: string, now: Date): Promise<ImportResult> {
-  const { format, records } = await readImportFile(file);
-  const inputs = records.map((record) => toInput(record, file));
+  const { format, records } = await openImportFile(file);
+  // license_code -> row: a repeat in one file is an error, not a silent overwrite.
   const seen = new Map<string, number>();
-  for (const [index, input] of inputs.entries()) {
-    const earlier = seen.get(input.license_code);
-    if (earlier !== undefined) {
-      throw usageError(`${file}: row ${records[index]!.row}: field license_code "${input.license_code}" repeats row ${earlier}. Nothing was imported.`);
+  async function* inputs(): AsyncGenerator<LicenseInput> {
+    for await (const record of records) {
+      const input = toInput(record, file);
+      const earlier = seen.get(input.license_code);
+      if (earlier !== undefined) {
+        throw usageError(`${where(file, record)}: field license_code "${input.license_code}" repeats row ${earlier}. Nothing was imported.`);
+      }
+      seen.set(input.license_code, record.row);
+      yield input;
     }
-    seen.set(input.license_code, records[index]!.row);
   }
   try {
-    const { inserted, updated } = await upsertLicenses(context.db, inputs, formatUtc(now));
-    return { file, format, rows: inputs.length, inserted, updated };
+    const { inserted, updated } = await upsertLicenses(context.db, inputs(), formatUtc(now));
+    return { file, format, rows: seen.size, inserted, updated };
   } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    if (code.startsWith('SQLITE_CONSTRAINT')) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
     }
     throw error;

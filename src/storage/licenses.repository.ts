@@ -26,34 +26,49 @@ export interface UpsertResult {
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
 
+// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 bound parameters.
+const BATCH_ROWS = 500;
+
 /**
- * Inserts or updates by `license_code`, all rows or none. A column the input leaves out keeps its stored
- * value, so a file with only `license_code,expires_at` renews without touching the rest.
+ * Inserts or updates by `license_code`, all rows or none (one transaction), in batched
+ * `insert ... on conflict (license_code) do update`. A column the input leaves out keeps its stored
+ * value, so a file with only `license_code,expires_at` renews without touching the rest: rows are batched
+ * by the set of columns they carry. Inputs may be a stream; `license_code` must not repeat in them.
  */
-export async function upsertLicenses(db: Kysely<Database>, inputs: readonly LicenseInput[], now: string): Promise<UpsertResult> {
+export async function upsertLicenses(
+  db: Kysely<Database>,
+  inputs: Iterable<LicenseInput> | AsyncIterable<LicenseInput>,
+  now: string,
+): Promise<UpsertResult> {
   return db.transaction().execute(async (trx) => {
-    let inserted = 0;
-    let updated = 0;
-    for (const input of inputs) {
-      const existing = await trx
-        .selectFrom('licenses')
-        .select(['id'])
-        .where('license_code', '=', input.license_code)
-        .executeTakeFirst();
-      if (existing) {
-        const changes: Partial<LicenseInput> = {};
-        for (const column of UPDATABLE) if (input[column] !== undefined) Object.assign(changes, { [column]: input[column] });
-        await trx.updateTable('licenses').set({ ...changes, updated_at: now }).where('id', '=', existing.id).execute();
-        updated += 1;
-      } else {
-        await trx
-          .insertInto('licenses')
-          .values({ ...input, created_at: now, updated_at: now })
-          .execute();
-        inserted += 1;
-      }
+    const totals = { inserted: 0, updated: 0 };
+    const batches = new Map<string, LicenseInput[]>();
+    const flush = async (batch: LicenseInput[]) => {
+      const codes = batch.map((input) => input.license_code);
+      const { existing } = await trx.selectFrom('licenses').select((eb) => eb.fn.countAll<number>().as('existing')).where('license_code', 'in', codes).executeTakeFirstOrThrow();
+      const columns = UPDATABLE.filter((column) => batch[0]![column] !== undefined);
+      await trx
+        .insertInto('licenses')
+        .values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })))
+        .onConflict((conflict) =>
+          conflict.column('license_code').doUpdateSet((eb) => ({
+            ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
+            updated_at: now,
+          })),
+        )
+        .execute();
+      totals.updated += Number(existing);
+      totals.inserted += batch.length - Number(existing);
+    };
+    for await (const input of inputs) {
+      const shape = Object.keys(input).filter((key) => input[key as keyof LicenseInput] !== undefined).sort().join(',');
+      const batch = batches.get(shape) ?? [];
+      batches.set(shape, batch);
+      batch.push(input);
+      if (batch.length >= BATCH_ROWS) await flush(batches.get(shape)!.splice(0));
     }
-    return { inserted, updated };
+    for (const batch of batches.values()) if (batch.length > 0) await flush(batch);
+    return totals;
   });
 }
 

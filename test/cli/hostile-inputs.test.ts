@@ -316,3 +316,61 @@ describe('small hostile inputs', () => {
     expect(delivery.lastError).not.toMatch(/\n/);
   });
 });
+
+describe('streamed import', () => {
+  test.each([
+    ['closing.csv', 'license_code,email\nOK,a@example.com\n"LIC-1"x,b@example.com\n', /closing\.csv: row 2 \(line 3\): field license_code: Invalid Closing Quote: got "x".* in "\\"LIC-1\\"x,b@example.com"/],
+    ['opening.csv', 'license_code,email\nOK,a@example.com\nLIC-2,  "spaced"  \n', /opening\.csv: row 2 \(line 3\): field email: Invalid Opening Quote.* in "LIC-2,  \\"spaced\\"  "/],
+    ['semicolon.csv', 'license_code;email\nA;a@example.com\n', /semicolon\.csv: the header \(line 1\) "license_code;email" is separated by ";"; CSV files must be comma-separated/],
+    ['status.csv', 'license_code,status\nA,active\nB,paused\n', /row 2 \(line 3\): field status must be one of active, suspended, revoked, expired, not "paused"/],
+    ['trailing.json', '[{"license_code":"A"},]', /trailing\.json is not valid JSON: unexpected "\]" on line 1/],
+    ['numbers.json', '[{"license_code":"A"}, 7]', /numbers\.json: row 2 is not an object/],
+    ['cut.json', '[{"license_code":"A"}, {"license_code"', /cut\.json is not valid JSON: the file ends inside the array \(after row 1\)/],
+  ])('%s: exit 2 naming where, nothing imported', async (name, content, message) => {
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, name), content);
+    const result = await cli('licenses', 'import', name);
+    expect(result.stderr).toMatch(message);
+    expect(result.code).toBe(2);
+    expect(await codes(cli)).toEqual([]);
+  });
+
+  test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
+    const { dir, cli } = project();
+    for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']]) {
+      fs.writeFileSync(path.join(dir, name), content);
+      const result = await cli('licenses', 'import', name);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('Imported 0 licenses');
+      expect(result.stderr).toContain(`warning: ${name} holds no license rows`);
+    }
+  });
+
+  test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
+    const { dir, cli } = project();
+    const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: 'Theme' }));
+    fs.writeFileSync(path.join(dir, 'first.json'), JSON.stringify(first, null, 1));
+    expect((await cli('licenses', 'import', 'first.json')).stdout).toContain('1200 new, 0 updated');
+    // Second file: every other row renews only expires_at, the rest change the e-mail; 300 new ones; strings with brackets and quotes.
+    const second = Array.from({ length: 1500 }, (_, index) =>
+      index % 2 === 0 ? { license_code: `B-${index}`, expires_at: '2030-01-01' } : { license_code: `B-${index}`, email: `new}{"${index}@example.com` },
+    );
+    fs.writeFileSync(path.join(dir, 'second.json'), JSON.stringify(second));
+    const renewed = await cli('licenses', 'import', 'second.json');
+    expect(renewed.stdout).toContain('1500 licenses from second.json (json): 300 new, 1200 updated');
+    const rows = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; email: string | null; product_name: string | null; expires_at: string | null }>;
+    expect(rows).toHaveLength(1500);
+    const byCode = new Map(rows.map((row) => [row.license_code, row]));
+    expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: 'Theme', expires_at: '2030-01-01T00:00:00Z' });
+    expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: 'Theme', expires_at: null });
+    expect(byCode.get('B-1301')).toMatchObject({ email: 'new}{"1301@example.com', product_name: null });
+
+    const lines = Array.from({ length: 2000 }, (_, index) => JSON.stringify({ license_code: `N-${index}` }));
+    lines.push(JSON.stringify({ license_code: 'N-0' }));
+    fs.writeFileSync(path.join(dir, 'late-dupe.ndjson'), `${lines.join('\n')}\n`);
+    const dupe = await cli('licenses', 'import', 'late-dupe.ndjson');
+    expect(dupe.code).toBe(2);
+    expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001 (line 2001): field license_code "N-0" repeats row 1. Nothing was imported.');
+    expect(JSON.parse((await cli('licenses', 'list', '--json')).stdout)).toHaveLength(1500);
+  });
+});
