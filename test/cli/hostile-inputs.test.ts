@@ -337,7 +337,7 @@ describe('streamed import', () => {
 
   test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
     const { dir, cli } = project();
-    for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']]) {
+    for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']] as const) {
       fs.writeFileSync(path.join(dir, name), content);
       const result = await cli('licenses', 'import', name);
       expect(result.code).toBe(0);
