@@ -50,7 +50,8 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
 /** One warning when the file the secret is read from can be read by the group or others. */
 export function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, databaseFile: string): string | undefined {
   const secret = settings.find((setting) => setting.key === 'webhook-secret');
-  const file = secret?.source === 'config' ? configFile : secret?.source === 'settings' ? databaseFile : undefined;
+  if (!secret || secret.value === null) return undefined;
+  const file = secret.source === 'config' ? configFile : secret.source === 'settings' ? databaseFile : undefined;
   if (!file || process.platform === 'win32') return undefined;
   let mode: number;
   try {

@@ -370,7 +370,7 @@ describe('streamed import', () => {
     fs.writeFileSync(path.join(dir, 'late-dupe.ndjson'), `${lines.join('\n')}\n`);
     const dupe = await cli('licenses', 'import', 'late-dupe.ndjson');
     expect(dupe.code).toBe(2);
-    expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001 (line 2001): field license_code "N-0" repeats row 1. Nothing was imported.');
+    expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001: field license_code "N-0" repeats row 1. Nothing was imported.');
     expect(JSON.parse((await cli('licenses', 'list', '--json')).stdout)).toHaveLength(1500);
   });
 });

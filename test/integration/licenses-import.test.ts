@@ -43,7 +43,7 @@ describe('licenses import', () => {
     ['no-code.json', '[{"license_code":"OK"},{"email":"x@example.com"}]', /row 2: field license_code is required/],
     ['status.ndjson', '{"license_code":"OK"}\n{"license_code":"S","status":"paused"}\n', /row 2 \(line 2\): field status must be one of active, suspended, revoked, expired/],
     ['unknown.csv', 'license_code,colour\nA,blue\n', /row 1 \(line 2\): unknown field "colour"/],
-    ['dupe.csv', 'license_code\nA\nA\n', /row 2 \(line 3\): field license_code "A" repeats row 1/],
+    ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
     ['broken.json', '[{"license_code":', /is not valid JSON/],
     ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 fields, the header has 2/],
   ])('%s: exit 2 naming the row and field, nothing imported', async (name, content, pattern) => {
