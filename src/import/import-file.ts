@@ -161,7 +161,8 @@ async function* jsonArrayRecords(file: string, check: Utf8LineCheck): AsyncGener
   let line = 1;
   let elementLine = 1;
   for await (const text of decodedText(file, check)) {
-    let start = -1;
+    // Where the current element's text starts in this chunk: at 0 when it began in an earlier one.
+    let start = depth > 0 ? 0 : -1;
     for (let index = 0; index < text.length; index += 1) {
       const char = text[index]!;
       if (depth > 0) {

@@ -348,7 +348,8 @@ describe('streamed import', () => {
 
   test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
     const { dir, cli } = project();
-    const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: 'Theme' }));
+    // Over 256 KiB, so elements straddle the chunks the file is read in.
+    const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: `Theme ${'x'.repeat(300)}` }));
     fs.writeFileSync(path.join(dir, 'first.json'), JSON.stringify(first, null, 1));
     expect((await cli('licenses', 'import', 'first.json')).stdout).toContain('1200 new, 0 updated');
     // Second file: every other row renews only expires_at, the rest change the e-mail; 300 new ones; strings with brackets and quotes.
@@ -361,8 +362,9 @@ describe('streamed import', () => {
     const rows = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; email: string | null; product_name: string | null; expires_at: string | null }>;
     expect(rows).toHaveLength(1500);
     const byCode = new Map(rows.map((row) => [row.license_code, row]));
-    expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: 'Theme', expires_at: '2030-01-01T00:00:00Z' });
-    expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: 'Theme', expires_at: null });
+    expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: '2030-01-01T00:00:00Z' });
+    expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: null });
+    expect(rows.filter((row) => row.product_name === `Theme ${'x'.repeat(300)}`)).toHaveLength(1200);
     expect(byCode.get('B-1301')).toMatchObject({ email: 'new}{"1301@example.com', product_name: null });
 
     const lines = Array.from({ length: 2000 }, (_, index) => JSON.stringify({ license_code: `N-${index}` }));
