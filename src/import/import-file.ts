@@ -27,6 +27,9 @@ export interface ImportFile {
 }
 
 const CHUNK_BYTES = 256 * 1024;
+// A license row is a few hundred bytes; a "row" of megabytes is a broken file, and holding it is unbounded memory.
+const MAX_RECORD_CHARS = 1024 * 1024;
+const tooLong = (file: string, at: string) => usageError(`${file}: ${at} is longer than ${MAX_RECORD_CHARS} characters: not a license row (is this the right file?). Nothing was imported.`);
 
 /** `file: row 3 (line 4)`: the prefix of every message about one record. */
 export function where(file: string, record: { row: number; line?: number }): string {
@@ -132,6 +135,7 @@ async function* ndjsonRecords(file: string, check: Utf8LineCheck): AsyncGenerato
   };
   for await (const text of decodedText(file, check)) {
     pending += text;
+    if (pending.length > MAX_RECORD_CHARS && pending.lastIndexOf('\n', MAX_RECORD_CHARS) === -1) throw tooLong(file, `row ${row + 1} (line ${lineNumber + 1})`);
     let newline = pending.indexOf('\n');
     let start = 0;
     while (newline !== -1) {
@@ -177,6 +181,7 @@ async function* jsonArrayRecords(file: string, check: Utf8LineCheck): AsyncGener
           if (depth === 0) {
             element += text.slice(start, index + 1);
             start = -1;
+            if (element.length > MAX_RECORD_CHARS) throw tooLong(file, `row ${row + 1} (line ${elementLine})`);
             row += 1;
             let fields: unknown;
             try {
@@ -216,6 +221,7 @@ async function* jsonArrayRecords(file: string, check: Utf8LineCheck): AsyncGener
       }
     }
     if (start !== -1) element += text.slice(start);
+    if (element.length > MAX_RECORD_CHARS) throw tooLong(file, `row ${row + 1} (line ${elementLine})`);
   }
   if (state !== 'done') throw invalid(depth > 0 || state !== 'before-array' ? `the file ends inside the array (after row ${row})` : 'the file is empty');
 }
@@ -223,7 +229,7 @@ async function* jsonArrayRecords(file: string, check: Utf8LineCheck): AsyncGener
 /** RFC 4180 via csv-parse: quoted fields may hold commas, doubled quotes and line breaks. An empty cell is null. */
 async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<ImportRecord> {
   // No `trim`: it would accept `  "spaced"  `; unquoted cells are trimmed below instead.
-  const parser = parseCsv({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true });
+  const parser = parseCsv({ bom: true, info: true, skip_empty_lines: true, relax_column_count: true, max_record_size: MAX_RECORD_CHARS });
   const feeding = pipeline(Readable.from(checkedChunks(file, check)), parser);
   feeding.catch(() => undefined); // the same error reaches the loop below
   let columns: string[] | undefined;
@@ -260,7 +266,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
     const at = before > 0 ? `row ${before} (line ${csv.lines})` : `the header (line ${csv.lines})`;
     const text = csv.lines === undefined ? undefined : await lineOf(file, csv.lines);
     throw usageError(
-      `${file}: ${at}${field ? `: field ${field}` : ''}: ${csv.message.replace(/ at line \d+.*$/, '')}${text === undefined ? '' : ` in ${JSON.stringify(text)}`}. A quote may only open a cell and close it (write a quote inside a quoted cell as ""). Nothing was imported.`,
+      `${file}: ${at}${field ? `: field ${field}` : ''}: ${csv.message.replace(/ at line \d+.*$/, '')}${text === undefined ? '' : ` in ${JSON.stringify(text)}`}.${code.includes('QUOTE') ? ' A quote may only open a cell and close it (write a quote inside a quoted cell as "").' : ''} Nothing was imported.`,
       { cause: error },
     );
   }

@@ -298,6 +298,10 @@ describe('small hostile inputs', () => {
     expect(loose.stderr).toContain(`${config} holds the webhook secret and other users can read it (mode 644): run "chmod 600 ${config}"`);
     fs.chmodSync(config, 0o600);
     expect((await cli('settings', 'list')).stderr).toBe('');
+    // A file that names the key but holds no secret is fine.
+    fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: null } }));
+    fs.chmodSync(config, 0o644);
+    expect((await cli('settings', 'list')).stderr).toBe('');
 
     fs.writeFileSync(config, '{}');
     expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).stderr).toBe('');
@@ -326,6 +330,10 @@ describe('streamed import', () => {
     ['trailing.json', '[{"license_code":"A"},]', /trailing\.json is not valid JSON: unexpected "\]" on line 1/],
     ['numbers.json', '[{"license_code":"A"}, 7]', /numbers\.json: row 2 is not an object/],
     ['cut.json', '[{"license_code":"A"}, {"license_code"', /cut\.json is not valid JSON: the file ends inside the array \(after row 1\)/],
+    // A row of megabytes is refused as soon as it passes 1 MiB: memory stays bounded whatever the file holds.
+    ['long.ndjson', `{"license_code":"A"}\n{"license_code":"${'x'.repeat(1_100_000)}"}\n`, /long\.ndjson: row 2 \(line 2\) is longer than 1048576 characters/],
+    ['long.json', `[{"license_code":"A"},\n{"license_code":"${'x'.repeat(1_100_000)}"}]`, /long\.json: row 2 \(line 2\) is longer than 1048576 characters/],
+    ['long.csv', `license_code,email\nA,${'x'.repeat(1_100_000)}\n`, /long\.csv: row 1 \(line 2\): field email: Max Record Size/],
   ])('%s: exit 2 naming where, nothing imported', async (name, content, message) => {
     const { dir, cli } = project();
     fs.writeFileSync(path.join(dir, name), content);
