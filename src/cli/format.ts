@@ -1,14 +1,17 @@
 import type { EffectiveSetting } from '../config/settings.js';
-import type { DeliveryOutcome } from '../commands/deliver-pending.js';
+import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { RetryResult } from '../commands/deliveries.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { clean, type Output, table } from './output.js';
 
-const plural = (count: number, word: string) => `${count} ${count === 1 ? word : /[^aeiou]y$/.test(word) ? `${word.slice(0, -1)}ies` : `${word}s`}`;
+// The plural forms this file prints; a word not listed here takes an "s".
+const PLURALS: Record<string, string> = { delivery: 'deliveries' };
+const plural = (count: number, word: string) => `${count} ${count === 1 ? word : (PLURALS[word] ?? `${word}s`)}`;
 
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;
@@ -172,4 +175,38 @@ export function printTestEvent(out: Output, result: SendTestEventResult): void {
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
   out.info(`${verdict} after ${plural(result.delivery.attempts.length, 'attempt')}`);
+}
+
+/** One request that `listen` received: a JSON line under --json, else the request, headers, body and verdict. */
+export function printReceivedWebhook(out: Output, request: ReceivedWebhook): void {
+  const { stdout } = out.io;
+  if (out.options.json) {
+    const line = {
+      event: request.headers['x-webhook-event'] ?? null,
+      id: request.headers['x-webhook-id'] ?? null,
+      headers: request.headers,
+      body: request.body.toString('utf8'),
+      signature: request.verification?.verdict ?? 'not checked',
+      status: request.status,
+    };
+    stdout.write(`${JSON.stringify(line)}\n`);
+    return;
+  }
+  const event = clean(String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)'));
+  const verdict = request.refused
+    ? out.paint.red(`refused: ${request.refused}`)
+    : !request.verification
+    ? out.paint.yellow('signature not checked (no secret: pass --secret)')
+    : request.verification.valid
+      ? out.paint.green('signature valid')
+      : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
+  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+  for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
+  let pretty = request.body.toString('utf8');
+  try {
+    pretty = JSON.stringify(JSON.parse(pretty), null, 2);
+  } catch {
+    // not JSON: show it as it came
+  }
+  stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
 }

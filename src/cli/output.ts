@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { maskUrlCredentials } from '../webhooks/url.js';
 
@@ -25,9 +26,8 @@ export class Output {
     readonly io: Io,
     readonly options: OutputOptions,
   ) {
-    const allowed = options.color && io.env.NO_COLOR === undefined;
-    this.paint = new Chalk({ level: allowed && io.stdout.isTTY ? 1 : 0 });
-    this.errPaint = new Chalk({ level: allowed && io.stderr.isTTY ? 1 : 0 });
+    this.paint = new Chalk({ level: colorLevel(options.color, io.env, io.stdout) });
+    this.errPaint = new Chalk({ level: colorLevel(options.color, io.env, io.stderr) });
   }
 
   /** Human output; silent under --quiet and --json. */
@@ -81,16 +81,30 @@ export class Output {
   }
 }
 
-// C0 and C1 control characters and DEL: an escape sequence in a license code could rewrite the terminal.
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
-const CONTROL_OR_NEWLINE = /[\u0000-\u001f\u007f-\u009f]/g;
-
 /**
- * Data shown to a person (license codes, e-mails, receiver answers, errors): control characters become
- * visible `\x1b`-style text; `keepNewlines` keeps tabs and line breaks (multi-line messages).
+ * Data shown to a person (license codes, e-mails, receiver answers, errors): C0 and C1 control characters
+ * and DEL become visible `\x1b`-style text, so an escape sequence in a license code cannot rewrite the
+ * terminal; `keepNewlines` keeps tabs and line breaks (multi-line messages).
  */
 export function clean(text: string, keepNewlines = false): string {
-  return text.replace(keepNewlines ? CONTROL : CONTROL_OR_NEWLINE, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  let shown = '';
+  for (const char of text) {
+    const code = char.charCodeAt(0);
+    const control = code < 0x20 || (code >= 0x7f && code <= 0x9f);
+    shown += control && !(keepNewlines && (code === 0x09 || code === 0x0a)) ? `\\x${code.toString(16).padStart(2, '0')}` : char;
+  }
+  return shown;
+}
+
+/**
+ * Colour on a terminal unless --no-color or a non-empty NO_COLOR (no-color.org: an empty value does not
+ * count); FORCE_COLOR (non-empty, not 0/false, as chalk reads it) turns it on off a terminal too.
+ */
+function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, stream: { isTTY?: boolean }): 0 | 1 {
+  if (!flag || (env.NO_COLOR ?? '') !== '') return 0;
+  const force = env.FORCE_COLOR ?? '';
+  if (force !== '') return force === '0' || force === 'false' ? 0 : 1;
+  return stream.isTTY ? 1 : 0;
 }
 
 /** Columns padded to their widest cell; the last column is not padded. */
@@ -103,6 +117,5 @@ export function table(rows: string[][]): string {
 }
 
 function visibleLength(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001b\[[0-9;]*m/g, '').length;
+  return stripVTControlCharacters(text).length;
 }

@@ -1,3 +1,4 @@
+// src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
 import fs from 'node:fs';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
@@ -48,7 +49,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
 }
 
 /** One warning when the file the secret is read from can be read by the group or others. */
-export function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, databaseFile: string): string | undefined {
+function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, databaseFile: string): string | undefined {
   const secret = settings.find((setting) => setting.key === 'webhook-secret');
   if (!secret || secret.value === null) return undefined;
   const file = secret.source === 'config' ? configFile : secret.source === 'settings' ? databaseFile : undefined;

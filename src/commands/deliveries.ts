@@ -1,7 +1,7 @@
 import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
 import { usageError } from '../errors.js';
-import { EVENT_TYPES } from '../expirations/rules.js';
+import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
   findDelivery,
@@ -13,63 +13,36 @@ import {
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult } from './deliver-pending.js';
-import { dateOption, wholeNumber } from './options.js';
-
-const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
+import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
 export interface ListDeliveriesOptions {
-  status?: string;
-  event?: string;
-  license?: string;
-  since?: string;
-  limit?: string;
-}
-
-function sinceOption(text: string | undefined): string | undefined {
-  const date = dateOption('--since', text);
-  return date && formatUtc(date);
+  status?: DeliveryStatus;
+  eventType?: EventType;
+  licenseCode?: string;
+  since?: Date;
+  limit: number;
 }
 
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveryListItem[]> {
-  if (options.status !== undefined && !DELIVERY_STATUSES.includes(options.status as DeliveryStatus)) {
-    throw usageError(`--status must be one of ${DELIVERY_STATUSES.join(', ')}, not "${options.status}".`);
-  }
-  if (options.event !== undefined && !(EVENT_TYPES as readonly string[]).includes(options.event)) {
-    throw usageError(`--event must be one of ${EVENT_TYPES.join(', ')}, not "${options.event}".`);
-  }
-  const limit = options.limit === undefined ? 50 : wholeNumber('--limit', options.limit);
-  if (limit < 1) throw usageError('--limit must be at least 1.');
-  return listDeliveries(context.db, {
-    status: options.status as DeliveryStatus | undefined,
-    eventType: options.event,
-    licenseCode: options.license,
-    since: sinceOption(options.since),
-    limit,
-  });
+  return listDeliveries(context.db, { ...options, since: options.since && formatUtc(options.since) });
 }
 
-export function deliveryId(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw usageError(`A delivery id is a positive whole number, not "${text}". See "license-manager deliveries list".`);
-  return Number(text);
-}
-
-export async function deliveriesShow(context: CommandContext, idText: string): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
-  const id = deliveryId(idText);
+export async function deliveriesShow(context: CommandContext, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
   const found = await findDelivery(context.db, id);
   if (!found) throw usageError(`No delivery with id ${id}. See "license-manager deliveries list".`);
   return found;
 }
 
 export interface RetryOptions {
-  ids: string[];
+  ids: readonly number[];
   abandoned?: boolean;
-  since?: string;
+  since?: Date;
   dryRun?: boolean;
   clock?: Clock;
   stop?: AbortSignal;
   fetch?: $Fetch;
   onProgress?: DeliverPendingOptions['onProgress'];
+  onWarning?: (message: string) => void;
 }
 
 export interface RetryResult extends DeliverPendingResult {
@@ -88,11 +61,11 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
   let selected: DeliveryListItem[];
   if (options.abandoned) {
-    selected = await listDeliveries(context.db, { status: 'abandoned', since: sinceOption(options.since), limit: Number.MAX_SAFE_INTEGER });
+    selected = await listDeliveries(context.db, { status: 'abandoned', since: options.since && formatUtc(options.since) });
   } else {
     selected = [];
-    for (const text of options.ids) {
-      const { delivery } = await deliveriesShow(context, text);
+    for (const id of options.ids) {
+      const { delivery } = await deliveriesShow(context, id);
       if (delivery.status !== 'abandoned') {
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
       }
@@ -108,13 +81,13 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const ids = selected.map((row) => row.id);
   await requeueDeliveries(context.db, ids);
   const sent = await deliverPending(context.db, {
-    runId: newRunId(),
     policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
     clock: options.clock,
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    onWarning: options.onWarning,
     ids,
   });
   return { ...empty, ...sent };

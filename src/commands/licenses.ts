@@ -11,7 +11,6 @@ import {
 } from '../storage/licenses.repository.js';
 import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';
-import { wholeNumber } from './options.js';
 import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
 const COLUMNS = ['id', 'license_code', 'product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until', 'created_at', 'updated_at'];
@@ -111,26 +110,17 @@ export async function importLicenses(context: CommandContext, file: string, now:
 }
 
 export interface ListLicensesOptions {
-  status?: string;
-  expiringWithinDays?: string;
-  limit?: string;
+  status?: LicenseStatus;
+  /** Only licenses expiring between `now` and this many days later. */
+  expiringWithinDays?: number;
+  limit?: number;
   now: Date;
 }
 
 export async function listLicenses(context: CommandContext, options: ListLicensesOptions): Promise<LicenseRow[]> {
-  let status: LicenseStatus | undefined;
-  if (options.status !== undefined) {
-    if (!(LICENSE_STATUSES as readonly string[]).includes(options.status)) {
-      throw usageError(`--status must be one of ${LICENSE_STATUSES.join(', ')}, not "${options.status}".`);
-    }
-    status = options.status as LicenseStatus;
-  }
-  let expiring: { expiringAfter: string; expiringBefore: string } | undefined;
-  if (options.expiringWithinDays !== undefined) {
-    // 100,000 days (about 270 years) keeps now + days a valid date.
-    const days = wholeNumber('--expiring-within', options.expiringWithinDays, 100_000);
-    expiring = { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + days * DAY_MS)) };
-  }
-  const limit = options.limit === undefined ? undefined : wholeNumber('--limit', options.limit);
-  return queryLicenses(context.db, { status, ...expiring, limit });
+  const expiring =
+    options.expiringWithinDays === undefined
+      ? undefined
+      : { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + options.expiringWithinDays * DAY_MS)) };
+  return queryLicenses(context.db, { status: options.status, ...expiring, limit: options.limit });
 }

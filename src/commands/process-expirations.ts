@@ -11,7 +11,7 @@ import { DAY_MS, formatUtc, parseUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, newRunId, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from './deliver-pending.js';
+import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -25,7 +25,7 @@ export interface ProcessExpirationsOptions {
   onProgress?: DeliverPendingOptions['onProgress'];
 }
 
-export interface DueEventReport {
+interface DueEventReport {
   type: EventType;
   licenseId: number;
   licenseCode: string;
@@ -74,7 +74,7 @@ export function eventSubject(row: LicenseRow): EventSubject {
   };
 }
 
-export function eventDetails(event: DueEvent): EventDetails {
+function eventDetails(event: DueEvent): EventDetails {
   switch (event.type) {
     case 'license.expiring':
       return { type: event.type, expiresAt: event.date, daysUntilExpiry: event.daysUntilExpiry ?? 0 };
@@ -174,7 +174,6 @@ export async function processExpirations(context: CommandContext, options: Proce
   result.markedExpired = recorded.expired;
 
   const sent: DeliverPendingResult = await deliverPending(db, {
-    runId: newRunId(),
     policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
     clock,

@@ -3,12 +3,12 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { secretProblem, webhookUrlProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
-import { daysUntilExpiry, EVENT_TYPES, type EventType } from '../expirations/rules.js';
+import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
 import { findLicenseByCode } from '../storage/licenses.repository.js';
 import { DAY_MS, parseUtc } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
-import { createTransport } from '../webhooks/transport.js';
+import { withTransport } from '../delivery/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
 import { eventSubject } from './process-expirations.js';
@@ -16,7 +16,7 @@ import { eventSubject } from './process-expirations.js';
 export interface SendTestEventOptions {
   url?: string;
   secret?: string;
-  event?: string;
+  event?: EventType;
   license?: string;
   clock?: Clock;
   fetch?: $Fetch;
@@ -66,8 +66,7 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   if (given) throw usageError(`--secret ${given}.`);
   const secret = options.secret ?? webhooks.secret;
 
-  const eventType = (options.event ?? 'license.expiring') as EventType;
-  if (!EVENT_TYPES.includes(eventType)) throw usageError(`--event must be one of ${EVENT_TYPES.join(', ')}, not "${options.event}".`);
+  const eventType = options.event ?? 'license.expiring';
 
   const now = clock.now();
   let subject = SAMPLE_SUBJECT;
@@ -80,17 +79,7 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   }
   const body = buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body };
-  const transport = options.fetch ? undefined : createTransport();
-  let delivery: DeliveryResult;
-  try {
-    delivery = await deliver(
-      event,
-      deliveryPolicy(webhooks, url, secret),
-      { clock, fetch: options.fetch ?? transport!.fetch },
-    );
-  } finally {
-    await transport?.close();
-  }
+  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
   return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers: webhookHeaders(event, secret), body, delivery };
 }
 

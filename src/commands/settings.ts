@@ -1,5 +1,4 @@
 import { assertSettingKey, maskSecret, parseSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
-import { usageError } from '../errors.js';
 import { deleteSetting, writeSetting } from '../storage/settings.repository.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
@@ -39,6 +38,5 @@ export async function settingsSet(context: CommandContext, key: string, value: s
 export async function settingsUnset(context: CommandContext, key: string): Promise<SettingChange> {
   const known = assertSettingKey(key);
   const removed = await deleteSetting(context.db, known);
-  if (!removed && !context.settings.some((setting) => setting.key === known)) throw usageError(`Unknown setting "${key}".`);
   return { key: known, stored: null, removed, shadowedBy: shadow(context, known) };
 }

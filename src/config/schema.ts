@@ -1,16 +1,17 @@
+// src/config: the zod schema, config-file discovery and the env > settings > file > default precedence; imports nothing above storage.
 import { z } from 'zod';
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
 // The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
-export const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
-export const DEFAULT_CONCURRENCY = 8;
-export const DEFAULT_WARNING_DAYS = [7, 1];
-export const DEFAULT_LOOKBACK_DAYS = 7;
-export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
+const DEFAULT_CONCURRENCY = 8;
+const DEFAULT_WARNING_DAYS = [7, 1];
+const DEFAULT_LOOKBACK_DAYS = 7;
+const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 
 // Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
-export const MAX_URL_LENGTH = 8192;
-export const MAX_SECRET_LENGTH = 1024;
+const MAX_URL_LENGTH = 8192;
+const MAX_SECRET_LENGTH = 1024;
 const MAX_PATH_LENGTH = 4096;
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
@@ -37,7 +38,7 @@ export function secretProblem(value: string): string | undefined {
   return undefined;
 }
 
-export const webhookUrlSchema = z.string().superRefine((value, ctx) => {
+const webhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });

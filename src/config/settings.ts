@@ -1,13 +1,14 @@
+import { z } from 'zod';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
 import { secretProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
-export const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
+const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
-export type SettingSource = 'env' | 'settings' | 'config' | 'default';
+type SettingSource = 'env' | 'settings' | 'config' | 'default';
 
 interface SettingDefinition<T> {
   configKey: string;
@@ -21,14 +22,14 @@ interface SettingDefinition<T> {
   secret?: boolean;
 }
 
+const booleanText = z.stringbool({ truthy: ['true'], falsy: ['false'], case: 'insensitive' });
+
 const booleanSetting: SettingDefinition<boolean> = {
   configKey: 'webhooks.enabled',
   description: 'send webhooks at all (true/false)',
   parse: (text) => {
-    const value = text.trim().toLowerCase();
-    if (value === 'true') return { value: true };
-    if (value === 'false') return { value: false };
-    return { problem: `must be true or false, not "${text}"` };
+    const parsed = booleanText.safeParse(text.trim());
+    return parsed.success ? { value: parsed.data } : { problem: `must be true or false, not "${text}"` };
   },
   format: (value) => String(value),
   fromConfig: (config) => config.webhooks.enabled,
@@ -84,11 +85,37 @@ const warningDaysSetting: SettingDefinition<number[]> = {
   apply: (config, warningDays) => ({ ...config, expirations: { ...config.expirations, warningDays } }),
 };
 
-export const SETTINGS: Record<SettingKey, SettingDefinition<any>> = {
-  'webhooks-enabled': booleanSetting,
-  'webhook-url': urlSetting,
-  'webhook-secret': secretSetting,
-  'warning-days': warningDaysSetting,
+/** A definition with its value type sealed inside: parsing and applying happen in one step, so no caller needs `any`. */
+interface Setting extends Pick<SettingDefinition<unknown>, 'configKey' | 'envVar' | 'description' | 'secret'> {
+  read(text: string): { text: string; apply(config: Config): Config } | { problem: string };
+  /** The effective value as text, or null when unset. */
+  current(config: Config): string | null;
+}
+
+function seal<T>(definition: SettingDefinition<T>): Setting {
+  const { configKey, envVar, description, secret } = definition;
+  return {
+    configKey,
+    envVar,
+    description,
+    secret,
+    read: (text) => {
+      const parsed = definition.parse(text);
+      if ('problem' in parsed) return parsed;
+      return { text: definition.format(parsed.value), apply: (config) => definition.apply(config, parsed.value) };
+    },
+    current: (config) => {
+      const value = definition.fromConfig(config);
+      return value === null ? null : definition.format(value);
+    },
+  };
+}
+
+export const SETTINGS: Record<SettingKey, Setting> = {
+  'webhooks-enabled': seal(booleanSetting),
+  'webhook-url': seal(urlSetting),
+  'webhook-secret': seal(secretSetting),
+  'warning-days': seal(warningDaysSetting),
 };
 
 export function assertSettingKey(key: string): SettingKey {
@@ -98,9 +125,9 @@ export function assertSettingKey(key: string): SettingKey {
 
 /** Validates a value for `settings set`; throws exit 2 naming the key and the problem. */
 export function parseSetting(key: SettingKey, text: string): string {
-  const result = SETTINGS[key].parse(text);
+  const result = SETTINGS[key].read(text);
   if ('problem' in result) throw usageError(`Invalid value for setting ${key}: ${result.problem}`);
-  return SETTINGS[key].format(result.value);
+  return result.text;
 }
 
 export interface EffectiveSetting {
@@ -129,17 +156,17 @@ export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, 
     let source: SettingSource;
     let origin: string | undefined;
     if (envValue !== undefined && envValue !== '') {
-      const parsed = definition.parse(envValue);
+      const parsed = definition.read(envValue);
       if ('problem' in parsed) throw usageError(`Invalid environment variable ${definition.envVar}: ${parsed.problem}`);
-      config = definition.apply(config, parsed.value);
+      config = parsed.apply(config);
       source = 'env';
       origin = definition.envVar;
     } else if (storedValue !== undefined) {
-      const parsed = definition.parse(storedValue);
+      const parsed = definition.read(storedValue);
       if ('problem' in parsed) {
         throw usageError(`Invalid stored setting ${key}: ${parsed.problem}. Fix it with "license-manager settings set ${key} <value>".`);
       }
-      config = definition.apply(config, parsed.value);
+      config = parsed.apply(config);
       source = 'settings';
     } else if (loaded.filepath && loaded.explicitKeys.has(definition.configKey)) {
       source = 'config';
@@ -147,8 +174,7 @@ export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, 
     } else {
       source = 'default';
     }
-    const value = definition.fromConfig(config);
-    const text = value === null ? null : definition.format(value);
+    const text = definition.current(config);
     settings.push({
       key,
       value: definition.secret && text !== null ? maskSecret(text) : text,

@@ -1,3 +1,4 @@
+// src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts.
 import { DAY_MS, formatUtc } from '../time.js';
 
 /** The rules of `process-expirations` (docs/contract.md): pure, no I/O, `now` passed in. */
@@ -31,7 +32,7 @@ export interface DueEvent {
   threshold?: number;
 }
 
-export function eventKey(type: EventType, licenseId: number, date: Date, threshold?: number): string {
+function eventKey(type: EventType, licenseId: number, date: Date, threshold?: number): string {
   const base = `${type}:${licenseId}:${formatUtc(date)}`;
   return threshold === undefined ? base : `${base}:${threshold}d`;
 }
@@ -42,7 +43,7 @@ export function daysUntilExpiry(expiresAt: Date, now: Date): number {
 }
 
 /** The smallest warning threshold that `daysUntilExpiry` has reached, if any. */
-export function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
+function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
   const reached = warningDays.filter((days) => daysUntilExpiry <= days);
   return reached.length === 0 ? undefined : Math.min(...reached);
 }

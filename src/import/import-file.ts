@@ -36,7 +36,7 @@ export function where(file: string, record: { row: number; line?: number }): str
   return `${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}`;
 }
 
-export function detectFormat(file: string, start: string): ImportFormat {
+function detectFormat(file: string, start: string): ImportFormat {
   const extension = path.extname(file).toLowerCase();
   if (extension === '.csv') return 'csv';
   if (extension === '.ndjson' || extension === '.jsonl') return 'ndjson';

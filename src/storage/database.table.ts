@@ -1,3 +1,4 @@
+// src/storage: Kysely row types, repositories and migrations runner; knows rows, imported by commands and delivery, imports no other src folder.
 import type { Generated } from 'kysely';
 
 /** Row types of the tables `migrations/` creates. Times are UTC ISO-8601 text (`YYYY-MM-DDTHH:MM:SSZ`). */
@@ -15,7 +16,7 @@ export interface LicensesTable {
   updated_at: string;
 }
 
-export interface SettingsTable {
+interface SettingsTable {
   key: string;
   value: string;
   updated_at: string;

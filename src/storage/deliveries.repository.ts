@@ -147,7 +147,7 @@ export async function renewLeases(db: Kysely<Database>, runId: string, leaseUnti
     .execute();
 }
 
-export interface AttemptInput {
+interface AttemptInput {
   attempt: number;
   started_at: string;
   duration_ms: number;
@@ -229,7 +229,8 @@ export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilte
   if (filter.eventType) query = query.where('d.event_type', '=', filter.eventType);
   if (filter.licenseCode) query = query.where('l.license_code', '=', filter.licenseCode);
   if (filter.since) query = query.where('d.created_at', '>=', filter.since);
-  return query.orderBy('d.id', 'desc').limit(filter.limit ?? 50).execute();
+  query = query.orderBy('d.id', 'desc');
+  return (filter.limit === undefined ? query : query.limit(filter.limit)).execute();
 }
 
 export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] } | undefined> {

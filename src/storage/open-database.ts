@@ -6,7 +6,7 @@ import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 
-export const BUSY_TIMEOUT_MS = 5000;
+const BUSY_TIMEOUT_MS = 5000;
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
@@ -67,7 +67,7 @@ function refuseForeignDatabase(sqlite: SQLite.Database, filename: string): void 
   );
 }
 
-export interface MigrationReport {
+interface MigrationReport {
   applied: string[];
 }
 
@@ -75,13 +75,13 @@ export interface MigrationReport {
  * Two commands started at once on a new database both see the migration pending; the one that loses
  * fails inside its own (rolled back) transaction. Trying again then finds the schema up to date.
  */
-export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
+async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
   const migrator = new Migrator({ db, provider });
   for (let attempt = 1; ; attempt += 1) {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
-    const code = String((error as { code?: unknown }).code ?? '');
-    const lostTheRace = code.startsWith('SQLITE_BUSY') || /already exists/.test(String((error as Error).message));
+    const { code } = error as { code?: unknown };
+    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists/.test(String((error as Error).message));
     if (!lostTheRace || attempt === 5) throw error;
     await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
   }

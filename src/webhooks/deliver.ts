@@ -1,3 +1,5 @@
+// src/webhooks: one event on the wire — payload bytes, signature, headers, the retrying POST; knows events, not licenses or tables.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
 import { webhookHeaders, type OutgoingEvent } from './headers.js';
@@ -21,7 +23,7 @@ export function deliveryPolicy(
   return { url, secret, timeoutMs: webhooks.timeoutMs, retryDelaysMs: webhooks.retryDelaysMs };
 }
 
-export interface AttemptRecord {
+interface AttemptRecord {
   /** 1-based within this delivery round. */
   attempt: number;
   startedAt: Date;
@@ -32,7 +34,7 @@ export interface AttemptRecord {
   headers: Record<string, string>;
 }
 
-export type DeliveryStatus = 'delivered' | 'abandoned' | 'released';
+type DeliveryStatus = 'delivered' | 'abandoned' | 'released';
 
 export interface DeliveryResult {
   /** `released`: the run was asked to stop before the next retry; the event goes back to pending. */
@@ -53,10 +55,10 @@ export interface DeliverOptions {
   fetch?: $Fetch;
 }
 
-export type Verdict = 'delivered' | 'final' | 'retry';
+type Verdict = 'delivered' | 'final' | 'retry';
 
 /** The reference's "Expected Response", plus the contract: 3xx is final since redirects are not followed. */
-export function classify(outcome: Pick<PostOutcome, 'statusCode'>): Verdict {
+function classify(outcome: Pick<PostOutcome, 'statusCode'>): Verdict {
   const status = outcome.statusCode;
   if (status === null) return 'retry';
   if (status >= 200 && status <= 299) return 'delivered';
@@ -64,7 +66,7 @@ export function classify(outcome: Pick<PostOutcome, 'statusCode'>): Verdict {
   return 'retry';
 }
 
-export function describeOutcome(outcome: PostOutcome): string | null {
+function describeOutcome(outcome: PostOutcome): string | null {
   if (outcome.transportError) return outcome.transportError;
   const status = outcome.statusCode;
   if (status === null || (status >= 200 && status <= 299)) return null;
@@ -122,17 +124,11 @@ function finish(status: DeliveryStatus, attempts: AttemptRecord[]): DeliveryResu
 }
 
 /** Resolves true after `ms`, or false as soon as `stop` aborts. */
-function wait(ms: number, stop?: AbortSignal): Promise<boolean> {
-  if (stop?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      stop?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    stop?.addEventListener('abort', onAbort, { once: true });
-  });
+async function wait(ms: number, stop?: AbortSignal): Promise<boolean> {
+  try {
+    await sleep(ms, undefined, { signal: stop });
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,6 +1,6 @@
 import { signBody } from './sign.js';
 
-export const USER_AGENT = 'LicenseManager-Webhook/1.0';
+const USER_AGENT = 'LicenseManager-Webhook/1.0';
 
 export interface OutgoingEvent {
   eventId: string;

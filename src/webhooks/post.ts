@@ -2,7 +2,7 @@ import { ofetch, type $Fetch } from 'ofetch';
 import { splitUrlCredentials } from './url.js';
 
 /** How much of a response body is kept for the log: receivers may answer with megabytes. */
-export const RESPONSE_PREFIX_BYTES = 2048;
+const RESPONSE_PREFIX_BYTES = 2048;
 
 export interface PostOptions {
   timeoutMs: number;
@@ -86,7 +86,7 @@ async function readPrefix(stream: ReadableStream<Uint8Array> | undefined, limit:
 }
 
 /** fetch hides the real reason in a chain of causes: "fetch failed" ← "connect ECONNREFUSED 127.0.0.1:9". */
-export function describeTransportError(error: unknown): string {
+function describeTransportError(error: unknown): string {
   const messages: string[] = [];
   let current: unknown = error;
   for (let depth = 0; current && depth < 6; depth += 1) {
@@ -98,7 +98,7 @@ export function describeTransportError(error: unknown): string {
       if (text && !messages.includes(text)) messages.push(text);
       current = (current as { cause?: unknown }).cause;
     } else {
-      messages.push(String(current));
+      messages.push(typeof current === 'string' ? current : 'network error');
       break;
     }
   }

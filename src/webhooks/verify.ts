@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { signBody } from './sign.js';
 
-export type VerifyVerdict =
+type VerifyVerdict =
   | 'valid'
   | 'empty-secret'
   | 'missing-signature'

@@ -26,6 +26,27 @@ function project(extra: object = {}): string {
 }
 
 describe('the built CLI', () => {
+  test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {
+    const cwd = project();
+    const cases: Array<[string[], RegExp]> = [
+      [['licenses', 'list', '--status', 'paused'], /'--status <status>' argument 'paused' is invalid\. Allowed choices are active, suspended, revoked, expired/],
+      [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid/],
+      [['deliveries', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid/],
+      [['deliveries', 'list', '--event', 'license.renewed'], /Allowed choices are license\.expiring, license\.expired, license\.update_support_expired/],
+      [['deliveries', 'show', 'x'], /value 'x' is invalid for argument 'id'\. A delivery id is a positive whole number/],
+      [['deliveries', 'retry', '0'], /value '0' is invalid for argument 'ids'/],
+      [['process-expirations', '--now', 'yesterday'], /'--now <iso>' argument 'yesterday' is invalid\. Expected an ISO-8601 date/],
+      [['listen', '--port', '70000'], /'--port <port>' argument '70000' is invalid/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, { cwd });
+      expect({ args, code: result.code, stdout: result.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(result.stderr).toMatch(message);
+    }
+    // Refused before the database was opened: nothing was created.
+    expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
+  }, 60_000);
+
   test('walkthrough: import, settings, dry run, real run, idempotent rerun, delivery log', async () => {
     receiver = await startReceiver();
     const cwd = project();
@@ -90,11 +111,11 @@ describe('the built CLI', () => {
     expect(abandoned[0]).toMatchObject({ attempts: 2, last_status_code: 500 });
 
     failing = false;
-    const firstBodies = receiver.requests.map((request) => `${request.headers['x-webhook-id']} ${request.body.toString()}`);
+    const firstBodies = receiver.requests.map((request) => `${String(request.headers['x-webhook-id'])} ${request.body.toString()}`);
     const retried = await cli('deliveries', 'retry', '--abandoned', '--json');
     expect(retried.code).toBe(0);
     expect(JSON.parse(retried.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
-    const resent = receiver.requests.slice(-5).map((request) => `${request.headers['x-webhook-id']} ${request.body.toString()}`);
+    const resent = receiver.requests.slice(-5).map((request) => `${String(request.headers['x-webhook-id'])} ${request.body.toString()}`);
     expect(new Set(resent)).toEqual(new Set(firstBodies));
     const shown = JSON.parse((await cli('deliveries', 'show', String(abandoned[0].id), '--json')).stdout);
     expect(shown.delivery).toMatchObject({ status: 'delivered', attempts: 3 });
@@ -129,7 +150,7 @@ describe('the built CLI', () => {
     [['settings', 'set', 'colour', 'blue'], /Unknown setting "colour"/],
     [['settings', 'set', 'webhook-url', 'example.com/hook'], /not an absolute URL/],
     [['settings', 'set', 'warning-days', 'seven'], /not a whole number/],
-    [['process-expirations', '--now', 'yesterday'], /--now takes an ISO-8601 date or date-time/],
+    [['process-expirations', '--now', 'yesterday'], /'--now <iso>' argument 'yesterday' is invalid\. Expected an ISO-8601 date or date-time/],
     [['licenses', 'import', 'missing.csv'], /Cannot read import file missing\.csv/],
     [['deliveries', 'show', 'abc'], /A delivery id is a positive whole number/],
     [['frobnicate'], /unknown command 'frobnicate'/],

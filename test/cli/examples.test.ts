@@ -50,7 +50,7 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file)
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
     const handled = receiver.lines().map((line) => [line.event_type, line.license_code, line.action]);
-    expect(handled.sort()).toEqual([
+    expect(handled.sort((a, b) => a.join(' ').localeCompare(b.join(' ')))).toEqual([
       ['license.expired', 'LIC-0003', 'deactivate'],
       ['license.expiring', 'LIC-0001', 'remind'],
       ['license.expiring', 'LIC-0002', 'remind'],

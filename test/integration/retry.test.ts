@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { systemClock } from '../../src/clock.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } from '../../src/webhooks/deliver.js';
-import { createTransport, type Transport } from '../../src/webhooks/transport.js';
+import { createTransport, type Transport } from '../../src/delivery/transport.js';
 import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { aLicense, workspace } from '../helpers/workspace.js';
 

@@ -45,3 +45,14 @@ export function createTransport(): Transport {
     close: () => agent.close(),
   };
 }
+
+/** Runs `fn` with the given fetch (tests), or with a fresh transport that is closed when `fn` ends. */
+export async function withTransport<T>(fetch: $Fetch | undefined, fn: (fetch: $Fetch) => Promise<T>): Promise<T> {
+  if (fetch) return fn(fetch);
+  const transport = createTransport();
+  try {
+    return await fn(transport.fetch);
+  } finally {
+    await transport.close();
+  }
+}

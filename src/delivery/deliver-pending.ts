@@ -1,60 +1,20 @@
+// src/delivery: the delivery engine — claims, leases, the concurrent work loop, attempt logging, the HTTP transport; used by commands.
 import { setMaxListeners } from 'node:events';
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
-import {
-  activeClaimants,
-  claimDeliveries,
-  countClaimable,
-  expireClaims,
-  releaseDelivery,
-  renewLeases,
-  type DeliveryRow,
-} from '../storage/deliveries.repository.js';
+import { claimDeliveries, countClaimable, releaseDelivery, type DeliveryRow } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { Slots } from '../webhooks/slots.js';
-import { createTransport } from '../webhooks/transport.js';
 import { AttemptWriter } from './attempt-writer.js';
-
-export const DEFAULT_LEASE_MS = 60_000;
-
-/** Identifies one run in `claimed_by`: host and pid let a later run on the same host see that it died. */
-export function newRunId(): string {
-  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-}
-
-/** Whether a process with this pid exists here (EPERM: it exists, but belongs to someone else). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Claims of runs on this host whose process is gone (killed, OOM, reboot) are freed at once rather than
- * after their lease. Runs on other hosts are left to their lease: we cannot see their processes.
- */
-export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number): Promise<number> {
-  let freed = 0;
-  const host = hostname();
-  for (const claimant of await activeClaimants(db, nowMs)) {
-    const [claimHost, pidText] = claimant.split(':');
-    const pid = Number(pidText);
-    if (claimHost !== host || !Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
-    freed += await expireClaims(db, claimant);
-  }
-  return freed;
-}
+import { DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
+import { withTransport } from './transport.js';
 
 export interface DeliverPendingOptions {
-  runId: string;
+  /** Who holds the claims; a fresh id per run unless a test needs to know it. */
+  runId?: string;
   policy: DeliveryPolicy;
   concurrency: number;
   /** Real time, for leases and attempt times (never the `--now` of the expiry rules). */
@@ -64,11 +24,13 @@ export interface DeliverPendingOptions {
   /** Only these deliveries (`deliveries retry`); otherwise every pending or lapsed one. */
   ids?: readonly number[];
   fetch?: $Fetch;
+  /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
+  onWarning?: (message: string) => void;
   /** Called as deliveries finish; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
 }
 
-export interface DeliveryProgress {
+interface DeliveryProgress {
   done: number;
   total: number;
   delivered: number;
@@ -101,14 +63,44 @@ export interface DeliverPendingResult {
 export async function deliverPending(db: Kysely<Database>, options: DeliverPendingOptions): Promise<DeliverPendingResult> {
   const clock = options.clock ?? systemClock;
   const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  const slots = new Slots(options.concurrency);
+  const runId = options.runId ?? newRunId();
   // Every delivery waiting for a retry listens for the stop signal: many listeners are expected here.
   if (options.stop) setMaxListeners(0, options.stop);
+
+  await freeClaimsOfDeadRuns(db, clock.now().getTime());
+  const total = options.onProgress ? await countClaimable(db, clock.now().getTime(), options.ids) : 0;
+  let heartbeatFailed = false;
+  const stopHeartbeat = startHeartbeat(db, {
+    runId,
+    leaseMs,
+    clock,
+    onError: (error) => {
+      if (heartbeatFailed) return;
+      heartbeatFailed = true;
+      // A lease that lapses lets another run take these deliveries over: a duplicate becomes possible.
+      options.onWarning?.(`could not renew this run's delivery leases (${error instanceof Error ? error.message : String(error)}); if it stays lapsed, another run may send the same events again.`);
+    },
+  });
+  try {
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, fetch }, total));
+  } finally {
+    stopHeartbeat();
+  }
+}
+
+/** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
+async function workThrough(
+  db: Kysely<Database>,
+  options: DeliverPendingOptions & { runId: string; clock: Clock; fetch: $Fetch },
+  total: number,
+): Promise<DeliverPendingResult> {
+  const { clock, fetch } = options;
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, outcomes: [] };
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
-
   const writer = new AttemptWriter(db, options.runId);
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
 
@@ -118,7 +110,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       clock,
       slots,
       stop: options.stop,
-      fetch: options.fetch ?? transport!.fetch,
+      fetch,
       onAttempt: (attempt, verdict) =>
         writer.write({
           deliveryId: row.id,
@@ -153,46 +145,33 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
     options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
   };
 
-  await freeClaimsOfDeadRuns(db, clock.now().getTime());
-  const total = options.onProgress ? await countClaimable(db, clock.now().getTime(), options.ids) : 0;
-  // Owned from here on, and released in the finally below whatever happens.
-  const transport = options.fetch ? undefined : createTransport();
-  const heartbeat = setInterval(() => {
-    renewLeases(db, options.runId, clock.now().getTime() + leaseMs).catch(() => undefined);
-  }, Math.max(1000, Math.floor(leaseMs / 3)));
-  heartbeat.unref();
-  try {
-    for (;;) {
-      if (options.stop?.aborted || failure) break;
-      let claimedAny = false;
-      // Claim when half the window is free: one UPDATE per batch, not per event.
-      if (windowSize - inFlight.size >= windowSize / 2) {
-        const nowMs = clock.now().getTime();
-        const claimed = await claimDeliveries(db, {
-          runId: options.runId,
-          limit: windowSize - inFlight.size,
-          leaseUntil: nowMs + leaseMs,
-          nowMs,
-          ids: options.ids,
-        });
-        claimedAny = claimed.length > 0;
-        for (const row of claimed) {
-          const task: Promise<void> = run(row)
-            .catch((error: unknown) => {
-              failure ??= error;
-            })
-            .finally(() => inFlight.delete(task));
-          inFlight.add(task);
-        }
+  for (;;) {
+    if (options.stop?.aborted || failure) break;
+    let claimedAny = false;
+    // Claim when half the window is free: one UPDATE per batch, not per event.
+    if (windowSize - inFlight.size >= windowSize / 2) {
+      const nowMs = clock.now().getTime();
+      const claimed = await claimDeliveries(db, {
+        runId: options.runId,
+        limit: windowSize - inFlight.size,
+        leaseUntil: nowMs + leaseMs,
+        nowMs,
+        ids: options.ids,
+      });
+      claimedAny = claimed.length > 0;
+      for (const row of claimed) {
+        const task: Promise<void> = run(row)
+          .catch((error: unknown) => {
+            failure ??= error;
+          })
+          .finally(() => inFlight.delete(task));
+        inFlight.add(task);
       }
-      if (inFlight.size === 0 && !claimedAny) break;
-      if (inFlight.size > 0) await Promise.race(inFlight);
     }
-    await Promise.all(inFlight);
-  } finally {
-    clearInterval(heartbeat);
-    await transport?.close();
+    if (inFlight.size === 0 && !claimedAny) break;
+    if (inFlight.size > 0) await Promise.race(inFlight);
   }
+  await Promise.all(inFlight);
   if (failure) throw failure;
   result.outcomes.sort((a, b) => a.id - b.id);
   return result;

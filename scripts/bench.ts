@@ -15,9 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { ofetch } from 'ofetch';
-import { openDatabase } from '../storage/open-database.js';
+import { openDatabase } from '../src/storage/open-database.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'license-manager.js');
 const NOW = new Date('2025-01-15T08:00:00Z');
 const DAY = 24 * 3600 * 1000;

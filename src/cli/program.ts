@@ -1,0 +1,404 @@
+import { Command, Option } from 'commander';
+import type { CommandContext, GlobalOptions } from '../commands/context.js';
+import { EXIT, type ExitCode } from '../errors.js';
+import { EVENT_TYPES } from '../expirations/rules.js';
+import type { DeliveryStatus } from '../storage/database.table.js';
+import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
+import { examples, SETTINGS_HELP } from './help.js';
+import { reportError } from './report-error.js';
+import { deliveryIds, isoDate, wholeNumber } from './options.js';
+import { Output, type Io } from './output.js';
+import { packageVersion } from './version.js';
+
+const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
+// Rows shown by `deliveries list` when no --limit is given.
+const DEFAULT_LIST_LIMIT = 50;
+const MAX_LIMIT = 1_000_000_000;
+const MAX_DAYS = 36_500;
+
+interface GlobalFlags {
+  config?: string;
+  json?: boolean;
+  quiet?: boolean;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+/** What the program needs from its caller, and where an action leaves the exit code it decided on. */
+export interface Session {
+  io: Io;
+  /** Aborted by bin/ on SIGINT/SIGTERM. */
+  stop: AbortSignal;
+  invocation: { exitCode: ExitCode };
+}
+
+/** The contract's rule for any run that sends: stopped early is 1, anything abandoned is 3. */
+function deliveryExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
+  if (outcome.stopped) return EXIT.failure;
+  return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
+}
+
+function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags } {
+  const flags = command.optsWithGlobals<GlobalFlags>();
+  const out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
+  return { out, flags };
+}
+
+/** The commander program: flags and help only; each action calls one command function and one printer. */
+export function buildProgram(session: Session): Command {
+  const { io, stop } = session;
+
+  /** Runs one action with its own Output; its errors are reported with that Output's --json/--quiet. */
+  const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
+    const { out, flags } = outputFor(io, command);
+    try {
+      session.invocation.exitCode = (await fn(out, flags)) ?? EXIT.ok;
+    } catch (error) {
+      session.invocation.exitCode = reportError(out, error);
+    }
+  };
+
+  /** An action that needs the config and the database. */
+  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>) =>
+    act(command, async (out, flags) => {
+      const { withContext } = await import('../commands/context.js');
+      const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
+      return withContext(globals, (context) => {
+        for (const warning of context.warnings) out.warn(warning);
+        return fn(context, out);
+      });
+    });
+
+  /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
+  const announceStop = (out: Output) => {
+    const onAbort = () => out.warn(`${String(stop.reason ?? 'signal')} received: finishing the attempts in flight, then stopping (send it again to quit at once).`);
+    stop.addEventListener('abort', onAbort, { once: true });
+    return () => stop.removeEventListener('abort', onAbort);
+  };
+
+  const program = new Command('license-manager')
+    .description('Sends signed webhooks for expiring, expired and past-update-support licenses.')
+    .version(packageVersion(), '-V, --version')
+    .option('-c, --config <file>', 'use this config file instead of looking for one in the current directory')
+    .option('--json', 'machine-readable output on stdout, and nothing else there')
+    .option('-q, --quiet', 'print nothing on success (problems still go to stderr)')
+    .option('--no-color', 'no colour (NO_COLOR is honoured too)')
+    .option('--verbose', 'show stack traces of unexpected errors')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    });
+
+  program
+    .command('process-expirations')
+    .description('find expiring, expired and past-update-support licenses and send their webhooks (the cron job)')
+    .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(isoDate))
+    .option('--dry-run', 'print the events that would be sent; change nothing')
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager process-expirations                 # the daily cron job',
+        'license-manager process-expirations --dry-run       # what would be sent, changing nothing',
+        'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
+      ),
+    )
+    .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { processExpirations } = await import('../commands/process-expirations.js');
+        const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
+        const progress = deliveryProgress(out, 'delivering');
+        const stopAnnounced = announceStop(out);
+        const result = await processExpirations(context, {
+          now: options.now,
+          dryRun: options.dryRun,
+          stop,
+          onWarning: (text) => out.warn(text),
+          onProgress: progress.onProgress,
+        }).finally(() => {
+          progress.end();
+          stopAnnounced();
+        });
+        if (out.options.json) out.json({ database: context.databaseFile, ...result });
+        else printProcessExpirations(out, result, context.databaseFile);
+        if (stop.aborted) out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
+        else if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.deliveries);
+        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+      }),
+    );
+
+  program
+    .command('send-test-event')
+    .description('send one sample event now and show what was sent and what came back')
+    .option('--url <url>', 'send here instead of the configured webhook URL')
+    .option('--secret <secret>', 'sign with this secret instead of the configured one')
+    .addOption(new Option('--event <type>', 'event type').choices(EVENT_TYPES).default('license.expiring'))
+    .option('--license <code>', 'use this license from the database instead of the sample payload')
+    .addHelpText(
+      'after',
+      examples('license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret s3cret', 'license-manager send-test-event --event license.expired --license LIC-0001'),
+    )
+    .action((options: { url?: string; secret?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { sendTestEvent } = await import('../commands/send-test-event.js');
+        const { printTestEvent } = await import('./format.js');
+        const result = await sendTestEvent(context, options);
+        if (out.options.json) out.json(result);
+        else printTestEvent(out, result);
+        const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
+        if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
+        return deliveryExitCode({ abandoned });
+      }),
+    );
+
+  const settings = program.command('settings').description('view and change operator settings (stored in the database)').addHelpText('after', SETTINGS_HELP);
+  settings
+    .command('list')
+    .description("each setting's effective value and where it came from")
+    .addHelpText('after', examples('license-manager settings list', 'license-manager settings list --json'))
+    .action((_options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { settingsList } = await import('../commands/settings.js');
+        const { printSettings } = await import('./format.js');
+        const list = settingsList(context);
+        if (out.options.json) out.json(list);
+        else printSettings(out, list);
+      }),
+    );
+  settings
+    .command('get <key>')
+    .description("print one setting's effective value")
+    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days'))
+    .action((key: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { settingsGet } = await import('../commands/settings.js');
+        const setting = settingsGet(context, key);
+        if (out.options.json) out.json(setting);
+        else out.result(setting.value ?? '');
+      }),
+    );
+  settings
+    .command('set <key> <value>')
+    .description('validate and store a setting')
+    .addHelpText('after', examples('license-manager settings set webhook-url https://example.com/webhooks/licenses', 'license-manager settings set warning-days 14,7,1'))
+    .action((key: string, value: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { settingsSet } = await import('../commands/settings.js');
+        const change = await settingsSet(context, key, value, new Date());
+        if (out.options.json) out.json(change);
+        else out.info(`${change.key} = ${change.stored}`);
+        if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
+      }),
+    );
+  settings
+    .command('unset <key>')
+    .description('remove a stored setting (the config file or default applies again)')
+    .addHelpText('after', examples('license-manager settings unset webhook-url'))
+    .action((key: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { settingsUnset } = await import('../commands/settings.js');
+        const change = await settingsUnset(context, key);
+        if (out.options.json) out.json(change);
+        else out.info(change.removed ? `${change.key} unset` : `${change.key} was not set in the database; nothing changed`);
+      }),
+    );
+
+  const licenses = program
+    .command('licenses')
+    .description('load or view licenses')
+    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV', 'license-manager licenses list --expiring-within 30'));
+  licenses
+    .command('import <file>')
+    .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none')
+    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson'))
+    .action((file: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { importLicenses } = await import('../commands/licenses.js');
+        const { printImport } = await import('./format.js');
+        const result = await importLicenses(context, file, new Date());
+        if (out.options.json) out.json(result);
+        else printImport(out, result);
+      }),
+    );
+  licenses
+    .command('list')
+    .description('list licenses')
+    .addHelpText('after', examples('license-manager licenses list --status active', 'license-manager licenses list --expiring-within 30 --json'))
+    .addOption(new Option('--status <status>', 'only this status').choices(LICENSE_STATUSES))
+    .addOption(new Option('--expiring-within <days>', 'only licenses expiring between now and this many days from now').argParser(wholeNumber(0, MAX_DAYS)))
+    .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant').argParser(isoDate))
+    .action((options: { status?: (typeof LICENSE_STATUSES)[number]; expiringWithin?: number; limit?: number; now?: Date }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { listLicenses } = await import('../commands/licenses.js');
+        const { printLicenses } = await import('./format.js');
+        const rows = await listLicenses(context, { status: options.status, expiringWithinDays: options.expiringWithin, limit: options.limit, now: options.now ?? new Date() });
+        if (out.options.json) out.json(rows);
+        else printLicenses(out, rows);
+      }),
+    );
+
+  const deliveries = program
+    .command('deliveries')
+    .description('the delivery log, and re-sending')
+    .addHelpText(
+      'after',
+      examples('license-manager deliveries list --status abandoned', 'license-manager deliveries show 42', 'license-manager deliveries retry --abandoned --dry-run'),
+    );
+  deliveries
+    .command('list')
+    .description('deliveries, newest first')
+    .addHelpText('after', examples('license-manager deliveries list --status abandoned', 'license-manager deliveries list --license LIC-0003 --since 2025-01-01'))
+    .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
+    .addOption(new Option('--event <type>', 'only this event type').choices(EVENT_TYPES))
+    .option('--license <code>', 'only this license')
+    .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
+    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT})`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .action(
+      (
+        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number },
+        command: Command,
+      ) =>
+        withDatabase(command, async (context, out) => {
+          const { deliveriesList } = await import('../commands/deliveries.js');
+          const { printDeliveries } = await import('./format.js');
+          const rows = await deliveriesList(context, {
+            status: options.status,
+            eventType: options.event,
+            licenseCode: options.license,
+            since: options.since,
+            limit: options.limit ?? DEFAULT_LIST_LIMIT,
+          });
+          if (out.options.json) out.json(rows);
+          else printDeliveries(out, rows);
+        }),
+    );
+  deliveries
+    .command('show')
+    .description('the body sent and every attempt of one delivery')
+    .argument('<id>', 'delivery id', (text: string) => deliveryIds(text)[0]!)
+    .addHelpText('after', examples('license-manager deliveries show 42'))
+    .action((id: number, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { deliveriesShow } = await import('../commands/deliveries.js');
+        const { printDelivery } = await import('./format.js');
+        const found = await deliveriesShow(context, id);
+        if (out.options.json) out.json(found);
+        else printDelivery(out, found);
+      }),
+    );
+  deliveries
+    .command('retry')
+    .description('re-send abandoned deliveries (same event id and body, current URL and secret, full retry policy)')
+    .argument('[ids...]', 'delivery ids', deliveryIds)
+    .option('--abandoned', 'every abandoned delivery')
+    .addOption(new Option('--since <iso>', 'with --abandoned: only those recorded at or after this time').argParser(isoDate))
+    .option('--dry-run', 'show what would be re-sent')
+    .addHelpText('after', examples('license-manager deliveries retry 41 42', 'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run'))
+    .action((ids: number[] | undefined, options: { abandoned?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { deliveriesRetry } = await import('../commands/deliveries.js');
+        const { printRetry, printAbandonedToStderr } = await import('./format.js');
+        const progress = deliveryProgress(out, 're-sending');
+        const stopAnnounced = announceStop(out);
+        const result = await deliveriesRetry(context, {
+          ids: ids ?? [],
+          ...options,
+          stop,
+          onProgress: progress.onProgress,
+          onWarning: (text) => out.warn(text),
+        }).finally(() => {
+          progress.end();
+          stopAnnounced();
+        });
+        if (out.options.json) out.json(result);
+        else printRetry(out, result);
+        if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.outcomes);
+        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+      }),
+    );
+
+  program
+    .command('listen')
+    .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
+    .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
+    .addOption(
+      new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
+        .argParser(wholeNumber(200, 599))
+        .default(200),
+    )
+    .addOption(new Option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager listen --secret s3cret                  # then, in another terminal:',
+        'license-manager send-test-event --url http://127.0.0.1:8000/ --secret s3cret',
+        'ngrok http 8000                                         # to receive from another machine',
+        'license-manager listen --respond 503                    # rehearse retries',
+      ),
+    )
+    .action((options: { port: number; host: string; secret?: string; respond: number; maxBody?: number }, command: Command) =>
+      act(command, async (out, flags) => {
+        // The config, and an existing database read-only: a receiver creates no files.
+        const { readConfigOnly } = await import('../commands/context.js');
+        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+        for (const warning of context.warnings) out.warn(warning);
+        const { listen } = await import('../commands/listen.js');
+        const { printReceivedWebhook } = await import('./format.js');
+        const secret = options.secret ?? context.config.webhooks.secret;
+        const listener = await listen({ ...options, secret }, (request) => printReceivedWebhook(out, request));
+        out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
+        // Ctrl-C is how `listen` is meant to end: exit 0, no warning.
+        await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
+        await listener.close();
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
+    .option('--secret <secret>', 'the webhook secret')
+    .option('--signature <hex>', 'the X-Webhook-Signature value the receiver got')
+    .option('--file <body>', 'the raw body as received (default: standard input)')
+    .addHelpText(
+      'after',
+      examples('license-manager verify --secret s3cret --signature 5d41402a... --file body.json', 'pbpaste | license-manager verify --secret s3cret --signature 5d41402a...'),
+    )
+    .action((options: { secret?: string; signature?: string; file?: string }, command: Command) =>
+      act(command, async (out) => {
+        const { verifyCommand } = await import('../commands/verify.js');
+        const { buffer } = await import('node:stream/consumers');
+        const result = await verifyCommand(options, () => buffer(io.stdin ?? process.stdin));
+        if (out.options.json) out.json(result);
+        else if (result.valid) out.info(out.paint.green('valid'));
+        else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
+        // Like grep: 1 means "checked, and it does not match".
+        return result.valid ? EXIT.ok : EXIT.failure;
+      }),
+    );
+
+  program
+    .command('migrate')
+    .description('bring the database schema up to date (other commands do this on their own)')
+    .addHelpText('after', examples('license-manager migrate', 'LICENSE_MANAGER_DB=/var/lib/license-manager/db.sqlite license-manager migrate'))
+    .action((_options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        if (out.options.json) out.json({ database: context.databaseFile, upToDate: true });
+        else out.info(`Database ${context.databaseFile} is up to date.`);
+      }),
+    );
+
+  return program;
+}
+
+/** The progress bar for a delivery run; no callback at all off a terminal (counting what is claimable costs a query). */
+function deliveryProgress(out: Output, label: string) {
+  const bar = out.progress(label);
+  const onProgress = bar.enabled
+    ? ({ done, total, abandoned }: { done: number; total: number; abandoned: number }) => bar.update(done, total, abandoned ? `(${abandoned} abandoned)` : '')
+    : undefined;
+  return { onProgress, end: () => bar.end() };
+}

@@ -1,0 +1,39 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from '@jest/globals';
+import { childEnv } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function run(command: string, args: string[], cwd: string): string {
+  return execFileSync(command, args, { cwd, env: childEnv(), encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+describe('the published package', () => {
+  test('npm pack ships the CLI and nothing else; installed into an empty folder it runs', () => {
+    const out = tempDir();
+    const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], ROOT)) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = packed!.files.map((file) => file.path);
+    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/license-manager.js', 'dist/src/cli/main.js', 'dist/migrations/index.js']));
+    // No bench or demo scripts, no source maps, no TypeScript sources, no tests.
+    expect(files.filter((file) => /^(scripts|src|test)\/|\.map$|^dist\/scripts\//.test(file))).toEqual([]);
+
+    const app = tempDir();
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+    // Dependencies come from the registry (or npm's cache); the native SQLite binding is compiled once per
+    // machine, so it is copied from this checkout instead of compiled again (about 2 minutes).
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', path.join(out, packed!.filename)], app);
+    fs.cpSync(path.join(ROOT, 'node_modules/better-sqlite3/build'), path.join(app, 'node_modules/better-sqlite3/build'), { recursive: true });
+
+    const bin = path.join(app, 'node_modules/.bin/license-manager');
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(run(bin, ['--version'], app).trim()).toBe(manifest.version);
+    fs.writeFileSync(path.join(app, 'licenses.csv'), 'license_code,expires_at\nPKG-1,2025-01-20T00:00:00Z\n');
+    run(bin, ['licenses', 'import', 'licenses.csv'], app);
+    const dryRun = JSON.parse(run(bin, ['process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as { dueCounts: Record<string, number> };
+    expect(dryRun.dueCounts['license.expiring']).toBe(1);
+  }, 180_000);
+});
