@@ -145,12 +145,15 @@ export async function expireClaims(db: Kysely<Database>, runId: string): Promise
 
 /** Keeps a live run's claims from lapsing while it works through them. */
 export async function renewLeases(db: Kysely<Database>, runId: string, leaseUntil: number): Promise<void> {
-  await db
-    .updateTable('webhook_deliveries')
-    .set({ lease_until: leaseUntil })
-    .where('claimed_by', '=', runId)
-    .where('status', '=', 'delivering')
-    .execute();
+  // It scans the delivering rows while other workers finish theirs: on a server it can be a deadlock victim.
+  await retryOnDeadlock(() =>
+    db
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: leaseUntil })
+      .where('claimed_by', '=', runId)
+      .where('status', '=', 'delivering')
+      .execute(),
+  );
 }
 
 interface AttemptInput {
