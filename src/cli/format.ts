@@ -25,7 +25,7 @@ function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
 
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
-    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
+    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow(outcome.status);
   const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : (outcome.lastError ?? '');
   return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
 }
@@ -50,7 +50,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
-    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
+    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
     for (const line of outcomeLines(out, result.deliveries.filter((outcome) => outcome.status !== 'delivered'))) out.info(line);
   }
 }

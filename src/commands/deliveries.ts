@@ -5,8 +5,8 @@ import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
   findDelivery,
+  listAbandoned,
   listDeliveries,
-  requeueDeliveries,
   type AttemptRow,
   type DeliveryListItem,
 } from '../storage/deliveries.repository.js';
@@ -43,6 +43,8 @@ export interface RetryOptions {
   fetch?: $Fetch;
   onProgress?: DeliverPendingOptions['onProgress'];
   onWarning?: (message: string) => void;
+  /** See DeliverPendingOptions.leaseMs. */
+  leaseMs?: number;
 }
 
 export interface RetryResult extends DeliverPendingResult {
@@ -59,9 +61,10 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const { webhooks } = context.config;
   if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
   if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
-  let selected: DeliveryListItem[];
+  const since = options.since && formatUtc(options.since);
+  let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
   if (options.abandoned) {
-    selected = await listDeliveries(context.db, { status: 'abandoned', since: options.since && formatUtc(options.since) });
+    selected = await listAbandoned(context.db, { since });
   } else {
     selected = [];
     for (const id of options.ids) {
@@ -74,12 +77,10 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   }
   selected.sort((a, b) => a.id - b.id);
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, outcomes: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [] };
   if (options.dryRun || selected.length === 0) return empty;
   if (!webhooks.url) throw usageError('No webhook URL is set: run "license-manager settings set webhook-url <url>" first.');
 
-  const ids = selected.map((row) => row.id);
-  await requeueDeliveries(context.db, ids);
   const sent = await deliverPending(context.db, {
     policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
@@ -88,7 +89,9 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     fetch: options.fetch,
     onProgress: options.onProgress,
     onWarning: options.onWarning,
-    ids,
+    leaseMs: options.leaseMs,
+    // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
+    resend: options.abandoned ? { since } : { ids: selected.map((row) => row.id) },
   });
   return { ...empty, ...sent };
 }

@@ -23,6 +23,8 @@ export interface ProcessExpirationsOptions {
   fetch?: $Fetch;
   onWarning?: (message: string) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
+  /** See DeliverPendingOptions.leaseMs. */
+  leaseMs?: number;
 }
 
 interface DueEventReport {
@@ -49,6 +51,10 @@ export interface ProcessExpirationsResult {
   delivered: number;
   abandoned: number;
   released: number;
+  /** Taken over by another run while this one was paused. */
+  dropped: number;
+  /** When stopped early: deliveries still to send (released ones and those never claimed). */
+  left: number;
   deliveries: DeliveryOutcome[];
 }
 
@@ -155,6 +161,8 @@ export async function processExpirations(context: CommandContext, options: Proce
     delivered: 0,
     abandoned: 0,
     released: 0,
+    dropped: 0,
+    left: 0,
     deliveries: [],
   };
   // Disabled webhooks: report only. Nothing is recorded, so enabling them later still announces what is due.
@@ -180,10 +188,13 @@ export async function processExpirations(context: CommandContext, options: Proce
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    leaseMs: options.leaseMs,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;
   result.released = sent.released;
+  result.dropped = sent.dropped;
+  result.left = sent.left;
   result.deliveries = sent.outcomes;
   return result;
 }
