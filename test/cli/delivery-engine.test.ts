@@ -103,8 +103,9 @@ const unshareWorks = process.platform === 'linux' && spawnSync('unshare', ['--pi
 
 describe('runs in different PID namespaces', () => {
   (unshareWorks ? test : test.skip)('B, in another PID namespace, cannot see A\'s pid: it waits out A\'s lease instead of taking A\'s live claims', async () => {
-    const receiver = await receiverFor(() => ({ delayMs: 100, status: 200 }));
-    const total = 20;
+    // Slow enough that A still holds most of its claims when B starts (about 4 s of work).
+    const receiver = await receiverFor(() => ({ delayMs: 250, status: 200 }));
+    const total = 30;
     const { cwd } = await projectWithEvents(total, { url: receiver.url, concurrency: 2 });
     const a = startCli(['process-expirations', '--now', NOW, '--json'], cwd);
     await until(() => receiver.requests.length >= 2);
