@@ -6,12 +6,12 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
 import { query } from '../helpers/inspect.js';
 import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { startContinueServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 // A short lease (test-only variable) so a paused run's claims lapse in about a second.
 const SHORT_LEASE = { LICENSE_MANAGER_LEASE_MS: '1000' };
-const receivers: Receiver[] = [];
+const receivers: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
   for (const receiver of receivers.splice(0)) await receiver.close();
 });
@@ -158,4 +158,18 @@ describe('signals and the retry budget', () => {
     expect(query(db, 'select status, attempts from webhook_deliveries')).toEqual([{ status: 'abandoned', attempts: 4 }]);
     expect(query(db, 'select attempt from webhook_attempts order by id').map((row) => (row as { attempt: number }).attempt)).toEqual([1, 2, 3, 4]);
   }, 40_000);
+});
+
+describe('an unsolicited 100 Continue', () => {
+  test('before the real response: delivered on the real status, one request per event', async () => {
+    const server = await startContinueServer();
+    receivers.push(server);
+    const { cwd, db } = await projectWithEvents(5, { url: server.url, concurrency: 2 });
+    const result = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
+    expect(server.ids).toHaveLength(5);
+    expect(new Set(server.ids).size).toBe(5);
+    expect(query(db, 'select status, attempts, last_status_code from webhook_deliveries group by status')).toEqual([{ status: 'delivered', attempts: 1, last_status_code: 200 }]);
+  });
 });
