@@ -55,7 +55,9 @@ export interface ProcessExpirationsResult {
   dropped: number;
   /** When stopped early: deliveries still to send (released ones and those never claimed). */
   left: number;
+  /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
+  unlisted: number;
 }
 
 /** A license row as the rules see it, or a reason it cannot be read. */
@@ -164,6 +166,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     dropped: 0,
     left: 0,
     deliveries: [],
+    unlisted: 0,
   };
   // Disabled webhooks: report only. Nothing is recorded, so enabling them later still announces what is due.
   if (options.dryRun || !webhooks.enabled || !webhooks.url) return result;
@@ -196,5 +199,6 @@ export async function processExpirations(context: CommandContext, options: Proce
   result.dropped = sent.dropped;
   result.left = sent.left;
   result.deliveries = sent.outcomes;
+  result.unlisted = sent.unlisted;
   return result;
 }

@@ -24,6 +24,8 @@ import { withTransport } from './transport.js';
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
 // delivery wait out its whole schedule, and each held delivery keeps its body in memory.
 const MAX_HELD = 10_000;
+// Outcomes listed in a result: a run (or a re-send) of any size keeps bounded memory; the counts stay exact.
+export const MAX_LISTED = 10_000;
 
 export interface DeliverPendingOptions {
   /** Who holds the claims; a fresh id per run unless a test needs to know it. */
@@ -70,7 +72,9 @@ export interface DeliverPendingResult {
   dropped: number;
   /** When stopped early: every delivery of the run's scope still to send (released, and never claimed). */
   left: number;
+  /** The first MAX_LISTED deliveries to end, by id; `unlisted` counts the rest. */
   outcomes: DeliveryOutcome[];
+  unlisted: number;
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -150,7 +154,8 @@ async function workThrough(
   const { clock, fetch, leaseMs } = options;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [] };
+  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
+  let ended = 0;
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
   let failure: unknown;
@@ -212,7 +217,9 @@ async function workThrough(
     // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
-    result.outcomes.push({
+    ended += 1;
+    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
+    else result.outcomes.push({
       id: row.id,
       eventId: row.event_id,
       eventType: row.event_type,
@@ -221,7 +228,7 @@ async function workThrough(
       lastStatusCode: outcome.attempts.length > 0 ? outcome.lastStatusCode : row.last_status_code,
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
     });
-    options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
+    options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned });
   };
 
   // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).

@@ -152,10 +152,11 @@ export async function claimAbandoned(
     .execute();
 }
 
-/** The abandoned deliveries a re-send selects, without their bodies (a re-send of any size lists them). */
+/** The first `limit` abandoned deliveries a re-send selects, by id, without their bodies. */
 export async function listAbandoned(
   db: Kysely<Database>,
   selection: ResendSelection,
+  limit: number,
 ): Promise<Array<{ id: number; event_id: string; event_type: string; license_code: string | null }>> {
   let query = db
     .selectFrom('webhook_deliveries as d')
@@ -163,7 +164,7 @@ export async function listAbandoned(
     .select(['d.id', 'd.event_id', 'd.event_type', 'l.license_code'])
     .where('d.status', '=', 'abandoned');
   if (selection.since !== undefined) query = query.where('d.created_at', '>=', selection.since);
-  return query.orderBy('d.id').execute();
+  return query.orderBy('d.id').limit(limit).execute();
 }
 
 /** How many abandoned deliveries a re-send would still take after `afterId` (for progress, and what a stop leaves). */

@@ -66,9 +66,9 @@ describe('a full disk', () => {
 describe('retries overlap the rest of the work', () => {
   test('with more events than one claim window, every first attempt goes out before the first event has used its retries', async () => {
     receiver = await startReceiver(() => 503);
-    // concurrency 8: a claim window of 128, so 600 events need five windows; sending them all takes far less than a schedule.
-    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 8, retryDelaysMs: [1000, 1000, 1000] } });
-    const total = 600;
+    // concurrency 8: a claim window of 128, so 400 events need four windows; sending them all takes far less than a schedule.
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 8, retryDelaysMs: [1500, 1500, 1500] } });
+    const total = 400;
     await ws.seed(Array.from({ length: total }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })));
     const result = await ws.run((context) => processExpirations(context, { now }));
     expect(result.abandoned).toBe(total);
