@@ -28,7 +28,7 @@ function readOrEmpty(read: () => string): string {
 }
 
 /** This process's place; the boot id and PID namespace tell containers that share a hostname apart. */
-export function currentPlace(): ProcessPlace {
+function currentPlace(): ProcessPlace {
   return {
     host: hostname(),
     bootId: readOrEmpty(() => fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
