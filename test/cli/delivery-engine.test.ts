@@ -160,6 +160,56 @@ describe('signals and the retry budget', () => {
   }, 40_000);
 });
 
+// A real full disk: a small tmpfs holding the database (needs root and a kernel that lets us mount).
+function mountSmallTmpfs(dir: string): boolean {
+  return process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', dir]).status === 0;
+}
+
+describe('a full disk through the CLI', () => {
+  test('the disk fills while re-sending: exit 1 "Disk full" naming the database, then the next run sends the rest', async () => {
+    let healthy = false;
+    // 20 ms per answer: at most a few attempts end between two writes, so the run's own bound shows.
+    const receiver = await receiverFor(() => (healthy ? { delayMs: 20, status: 200 } : 503));
+    const total = 400;
+    const { cwd } = await projectWithEvents(total, { url: receiver.url, concurrency: 4, retryDelaysMs: [] });
+    const disk = path.join(cwd, 'disk');
+    fs.mkdirSync(disk);
+    if (!mountSmallTmpfs(disk)) {
+      console.warn('cannot mount a tmpfs here (not root, or no permission): the CLI full-disk test is skipped; the integration test covers SQLITE_FULL');
+      return;
+    }
+    try {
+      const env = { LICENSE_MANAGER_DB: path.join(disk, 'lm.sqlite') };
+      expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd, env })).code).toBe(0);
+      expect((await runCli(['process-expirations', '--now', NOW], { cwd, env })).code).toBe(3);
+      healthy = true;
+      const sentBefore = receiver.requests.length;
+      // Leave a few pages of room: enough to claim, not enough to log every attempt.
+      const { bavail, bsize } = fs.statfsSync(disk);
+      fs.writeFileSync(path.join(disk, 'filler'), Buffer.alloc(Math.max(0, bavail * bsize - 600 * 1024)));
+      const full = await runCli(['deliveries', 'retry', '--abandoned'], { cwd, env });
+      expect(full.code).toBe(1);
+      expect(full.stderr).toContain(`Disk full: cannot write database ${env.LICENSE_MANAGER_DB}`);
+      expect(full.stderr).not.toContain('cannot rollback');
+      const firstRound = idsOf(receiver, sentBefore);
+      expect(firstRound.length).toBeLessThan(total);
+
+      fs.rmSync(path.join(disk, 'filler'));
+      // The failed run has exited: its claims are taken over at once (same host, boot and PID namespace).
+      const recovery = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd, env });
+      expect(recovery.code).toBe(0);
+      const delivered = query<{ n: number }>(env.LICENSE_MANAGER_DB, "select count(*) n from webhook_deliveries where status = 'delivered'")[0]!.n;
+      const abandoned = query<{ n: number }>(env.LICENSE_MANAGER_DB, "select count(*) n from webhook_deliveries where status = 'abandoned'")[0]!.n;
+      expect(delivered + abandoned).toBe(total); // abandoned: never claimed by the stopped re-send, re-sendable
+      const resent = idsOf(receiver, sentBefore + firstRound.length);
+      // Duplicates only for attempts on the wire, or waiting for their write, when the write failed (concurrency 4).
+      expect(resent.filter((id) => firstRound.includes(id)).length).toBeLessThanOrEqual(8);
+    } finally {
+      spawnSync('umount', [disk]);
+    }
+  }, 60_000);
+});
+
 describe('an unsolicited 100 Continue', () => {
   test('before the real response: delivered on the real status, one request per event', async () => {
     const server = await startContinueServer();

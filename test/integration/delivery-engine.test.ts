@@ -18,7 +18,8 @@ const licenseOf = (body: Buffer) => (JSON.parse(body.toString()) as { payload: {
 describe('a full disk', () => {
   test('SQLITE_FULL mid-run: "disk full" with the database path, no attempt starts after the failed write, nothing lost', async () => {
     let healthy = false;
-    receiver = await startReceiver(() => (healthy ? 200 : 503));
+    // 20 ms per answer: at most a few attempts end between two writes, so the run's own bound shows.
+    receiver = await startReceiver(() => (healthy ? { delayMs: 20, status: 200 } : 503));
     const concurrency = 4;
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency, retryDelaysMs: [] } });
     const total = 300;
@@ -45,8 +46,9 @@ describe('a full disk', () => {
 
     const recorded = query<{ n: number }>(ws.databaseFile, 'select count(*) n from webhook_attempts')[0]!.n - total;
     const sent = receiver.requests.length - sentBefore;
-    // Attempts that were on the wire when the write failed may be unrecorded; no attempt started after it.
-    expect(sent - recorded).toBeLessThanOrEqual(concurrency);
+    // Attempts on the wire, or waiting for their write, when the write failed may be unrecorded; no
+    // attempt started after it (a run that went on would send the rest of its 64-delivery window).
+    expect(sent - recorded).toBeLessThanOrEqual(2 * concurrency);
     expect(sent).toBeLessThan(total);
 
     // Space again: the next run (after the lease, here a clock two minutes on) sends everything not recorded as sent.
@@ -59,7 +61,7 @@ describe('a full disk', () => {
     // Duplicates: only events whose request went out but whose attempt was never written.
     const firstRound = receiver.requests.slice(sentBefore, beforeRecovery).map((request) => licenseOf(request.body));
     const resent = receiver.requests.slice(beforeRecovery).map((request) => licenseOf(request.body));
-    expect(resent.filter((code) => firstRound.includes(code)).length).toBeLessThanOrEqual(concurrency);
+    expect(resent.filter((code) => firstRound.includes(code)).length).toBeLessThanOrEqual(2 * concurrency);
   }, 30_000);
 });
 
