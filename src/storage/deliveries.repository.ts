@@ -23,35 +23,43 @@ const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 7);
 // Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
 const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 6);
 
-/** Which of these event keys already have a delivery row (sent, pending or abandoned). */
-export async function existingEventKeys(db: Kysely<Database>, keys: readonly string[]): Promise<Set<string>> {
-  const found = new Set<string>();
-  for (let index = 0; index < keys.length; index += IDS_PER_STATEMENT) {
+/** The event keys already recorded for these licenses (sent, pending or abandoned), by the license_id index. */
+export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<string[]> {
+  const keys: string[] = [];
+  const ids = [...new Set(licenseIds)];
+  for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
     const rows = await db
       .selectFrom('webhook_deliveries')
       .select('event_key')
-      .where('event_key', 'in', keys.slice(index, index + IDS_PER_STATEMENT))
+      .where('license_id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
       .execute();
-    for (const row of rows) found.add(row.event_key);
+    for (const row of rows) keys.push(row.event_key);
   }
-  return found;
+  return keys;
+}
+
+/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
+interface StatusChanges {
+  /** Licenses that passed their expiry: `active` -> `expired`. */
+  expired: readonly number[];
+  /** Renewed licenses: `expired` -> `active`. */
+  reactivated: readonly number[];
 }
 
 /**
- * Records events as `pending` and marks licenses `expired`, in one transaction. An event another run
+ * Records events as `pending` and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
  * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
  */
 export async function recordEvents(
   db: Kysely<Database>,
   deliveries: readonly NewDelivery[],
-  expiredLicenseIds: readonly number[],
+  changes: StatusChanges,
   now: string,
-): Promise<{ inserted: number; expired: number }> {
-  if (deliveries.length === 0 && expiredLicenseIds.length === 0) return { inserted: 0, expired: 0 };
+): Promise<{ inserted: number; expired: number; reactivated: number }> {
+  if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   return inTransaction(db, async (trx) => {
     let inserted = 0;
-    let expired = 0;
     for (let index = 0; index < deliveries.length; index += DELIVERY_ROWS_PER_INSERT) {
       const rows = deliveries.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
       const result = await trx
@@ -61,16 +69,22 @@ export async function recordEvents(
         .executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
-    for (let index = 0; index < expiredLicenseIds.length; index += IDS_PER_STATEMENT) {
-      const result = await trx
-        .updateTable('licenses')
-        .set({ status: 'expired', updated_at: now })
-        .where('id', 'in', expiredLicenseIds.slice(index, index + IDS_PER_STATEMENT))
-        .where('status', '=', 'active')
-        .executeTakeFirst();
-      expired += Number(result.numUpdatedRows);
-    }
-    return { inserted, expired };
+    const setStatus = async (ids: readonly number[], from: string, to: string) => {
+      let changed = 0;
+      for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
+        const result = await trx
+          .updateTable('licenses')
+          .set({ status: to, updated_at: now })
+          .where('id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
+          .where('status', '=', from)
+          .executeTakeFirst();
+        changed += Number(result.numUpdatedRows);
+      }
+      return changed;
+    };
+    const expired = await setStatus(changes.expired, 'active', 'expired');
+    const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
+    return { inserted, expired, reactivated };
   });
 }
 
