@@ -38,6 +38,8 @@ export interface ProcessExpirationsOptions {
   /** Called once the new events are known (recorded, unless a dry run) and before any is sent. */
   onPlan?: (plan: PlanLine[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
+  /** See DeliverPendingOptions.leaseMs. */
+  leaseMs?: number;
 }
 
 /** How many new events of one type (and, for warnings, one threshold) this run sends. */
@@ -81,7 +83,13 @@ export interface ProcessExpirationsResult {
   delivered: number;
   abandoned: number;
   released: number;
+  /** Taken over by another run while this one was paused. */
+  dropped: number;
+  /** When stopped early: deliveries still to send (released ones and those never claimed). */
+  left: number;
+  /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
+  unlisted: number;
 }
 
 interface Findings {
@@ -187,7 +195,10 @@ export async function processExpirations(context: CommandContext, options: Proce
     delivered: 0,
     abandoned: 0,
     released: 0,
+    dropped: 0,
+    left: 0,
     deliveries: [],
+    unlisted: 0,
   };
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
@@ -219,11 +230,15 @@ export async function processExpirations(context: CommandContext, options: Proce
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    leaseMs: options.leaseMs,
     onWarning: options.onWarning,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;
   result.released = sent.released;
+  result.dropped = sent.dropped;
+  result.left = sent.left;
   result.deliveries = sent.outcomes;
+  result.unlisted = sent.unlisted;
   return result;
 }
