@@ -90,6 +90,12 @@ export function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : '';
 }
 
+/** The error's message, also for errors made in another realm (which fail `instanceof Error`). */
+export function messageOf(error: unknown): string {
+  const message = (error as { message?: unknown } | null)?.message;
+  return typeof message === 'string' ? message : String(error);
+}
+
 /** A unique, check or foreign-key constraint refused the write, in any dialect's words. */
 export function isConstraintViolation(error: unknown): boolean {
   const code = errorCode(error);

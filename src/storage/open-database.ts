@@ -7,7 +7,7 @@ import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
-import { errorCode, TablePrefixPlugin } from './dialect.js';
+import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 // A server that does not answer is reported after this long rather than hanging a cron job.
@@ -206,10 +206,12 @@ const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connec
 
 /** Whether an error came from the database (its driver or server) rather than from our own code. */
 export function isDatabaseError(error: unknown): boolean {
-  if (error instanceof ExitError || !(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code))) return true;
-  return LOST_WITHOUT_CODE.test(error.message);
+  // Duck-typed, not instanceof Error: a native driver's errors may come from another realm (jest's VM contexts).
+  if (error instanceof ExitError || typeof error !== 'object' || error === null) return false;
+  const code = errorCode(error);
+  if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code)) return true;
+  const { message } = error as { message?: unknown };
+  return typeof message === 'string' && LOST_WITHOUT_CODE.test(message);
 }
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
@@ -219,7 +221,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   const where = describeTarget(target);
   const code = errorCode(error);
   // Drivers may echo the connection string; never let a password through.
-  const detail = (error instanceof Error ? error.message : String(error)).replaceAll(target.url, target.label);
+  const detail = messageOf(error).replaceAll(target.url, target.label);
   const fix = 'Check database.url or LICENSE_MANAGER_DB.';
   if (LOGIN_FAILED.has(code)) return usageError(`Cannot log in to ${where}: ${detail}. Check the user name and password in the URL. ${fix}`, { cause: error });
   if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
@@ -238,7 +240,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
 /** Turns SQLite's codes into a message that names the file and says what to do. */
 function sqliteError(filename: string, error: unknown): ExitError {
   const code = (error as { code?: string }).code ?? '';
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = messageOf(error);
   if (code === 'SQLITE_NOTADB') {
     return usageError(`${filename} is not a SQLite database. Point database.filename or LICENSE_MANAGER_DB at a license-manager database.`, { cause: error });
   }
