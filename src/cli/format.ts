@@ -1,6 +1,8 @@
 import type { EffectiveSetting } from '../config/settings.js';
-import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
-import type { RetryResult } from '../commands/deliveries.js';
+import type { AbandonedDelivery } from '../commands/abandoned.js';
+import type { WebhookTarget } from '../commands/context.js';
+import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
+import type { StatusResult } from '../commands/status.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
@@ -16,25 +18,41 @@ const plural = (count: number, word: string) => `${count} ${count === 1 ? word :
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;
 
-/** Up to LISTED_OUTCOMES lines, then "… and N more" pointing at the delivery log. */
-function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
-  const lines = outcomes.slice(0, LISTED_OUTCOMES).map((outcome) => outcomeLine(out, outcome));
-  if (outcomes.length > LISTED_OUTCOMES) lines.push(`  ... and ${outcomes.length - LISTED_OUTCOMES} more (license-manager deliveries list)`);
-  return lines;
+/** `https://host/path (from settings)`: the target and the layer that chose it. */
+function targetText(target: WebhookTarget): string {
+  return `${target.url ?? '(no URL set)'} (from ${target.urlSource})`;
 }
 
-function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
-  const status =
-    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
-  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : (outcome.lastError ?? '');
-  return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
-}
-
-/** Before anything is sent: how many notices of each kind, so a settings change that produces thousands is seen. */
-export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean): void {
+/**
+ * Before anything is sent: how many notices of each kind and where they go, so a settings change that produces
+ * thousands, or a URL left over from a test, is seen before the first request.
+ */
+export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target: WebhookTarget): void {
   if (out.options.json || out.options.quiet || plan.length === 0) return;
+  const total = plan.reduce((sum, line) => sum + line.count, 0);
   const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
-  out.info(`${dryRun ? 'would send' : 'about to send'}: ${lines.join(', ')}`);
+  out.info(`${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} to ${targetText(target)}: ${lines.join(', ')}`);
+}
+
+/** Webhooks off while events are due: on stderr even under --quiet and --json, so cron mails it. */
+export function printDisabledButDue(out: Output, result: ProcessExpirationsResult): void {
+  if (result.dryRun || result.webhooksEnabled || result.due.length === 0) return;
+  out.warn(
+    `webhooks are disabled (webhooks-enabled is false, from ${result.target.enabledSource}) and ${plural(result.due.length, 'event')} ${result.due.length === 1 ? 'is' : 'are'} due: nothing was recorded or sent. ` +
+      'Enable them with "license-manager settings set webhooks-enabled true" (see "license-manager status").',
+  );
+}
+
+/** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
+export function printAbandoned(out: Output, abandoned: AbandonedDelivery[]): void {
+  if (abandoned.length === 0) return;
+  out.warn(`${plural(abandoned.length, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
+  const lines = abandoned.slice(0, LISTED_OUTCOMES).map((item) => {
+    const why = item.lastError ?? (item.lastStatusCode === null ? 'no response' : `HTTP ${item.lastStatusCode}`);
+    return `  #${item.id} ${item.licenseCode ?? '(license deleted)'} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${why}`;
+  });
+  if (abandoned.length > LISTED_OUTCOMES) lines.push(`  ... and ${abandoned.length - LISTED_OUTCOMES} more (license-manager deliveries list --status abandoned)`);
+  for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
@@ -42,6 +60,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
   out.info(`  database: ${databaseFile}`);
+  out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}), sending to ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
   );
@@ -51,7 +70,8 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
       out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${event.licenseCode} (id ${event.licenseId}): ${event.date}${days}`);
     }
   }
-  if (!result.webhooksEnabled) {
+  // With events due the warning on stderr says it (printDisabledButDue); this line is for the quiet days.
+  if (!result.webhooksEnabled && result.due.length === 0) {
     out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
   }
   if (result.expiredWithoutEvent > 0) {
@@ -62,15 +82,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
-    for (const line of outcomeLines(out, result.deliveries.filter((outcome) => outcome.status !== 'delivered'))) out.info(line);
   }
-}
-
-export function printAbandonedToStderr(out: Output, outcomes: DeliveryOutcome[]): void {
-  const abandoned = outcomes.filter((outcome) => outcome.status === 'abandoned');
-  if (abandoned.length === 0) return;
-  out.warn(`${plural(abandoned.length, 'delivery')} abandoned (see "license-manager deliveries list --status abandoned"; re-send with "deliveries retry --abandoned"):`);
-  for (const line of outcomeLines(out, abandoned)) out.io.stderr.write(`${line}\n`);
 }
 
 export function printSettings(out: Output, settings: EffectiveSetting[]): void {
@@ -80,10 +92,27 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
       ...settings.map((setting) => [
         setting.key,
         setting.value ?? out.paint.dim('(not set)'),
-        setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
+        [
+          setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
+          setting.invalid ? out.paint.red(`INVALID, not used: ${setting.invalid}`) : '',
+          setting.overrides ? out.paint.yellow(`overrides ${setting.overrides}`) : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
       ]),
     ]),
   );
+  for (const setting of settings.filter((candidate) => candidate.invalid)) {
+    out.info(`Fix ${setting.key} with "license-manager settings set ${setting.key} <value>" or "license-manager settings unset ${setting.key}".`);
+  }
+}
+
+/** A setting for --json with its value as a JSON type: true, [7, 1], not "true", "7,1". */
+export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 'value'> & { value: unknown } {
+  if (setting.value === null || setting.invalid) return setting;
+  if (setting.key === 'webhooks-enabled') return { ...setting, value: setting.value === 'true' };
+  if (setting.key === 'warning-days') return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  return setting;
 }
 
 export function printLicenses(out: Output, rows: LicenseRow[]): void {
@@ -111,7 +140,8 @@ export function printImport(out: Output, result: ImportResult): void {
   out.info(`Imported ${plural(result.rows, 'license')} from ${result.file} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 
-export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
+export function printDeliveries(out: Output, list: DeliveriesListResult): void {
+  const { rows, total } = list;
   if (rows.length === 0) {
     out.info('No deliveries match.');
     return;
@@ -131,6 +161,7 @@ export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
       ]),
     ]),
   );
+  if (total > rows.length) out.info(`showing ${rows.length} of ${total} (--limit <n> for more, --all for every one)`);
 }
 
 export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
@@ -168,8 +199,7 @@ export function printRetry(out: Output, result: RetryResult): void {
     for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${item.licenseCode ?? ''}`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
-  for (const line of outcomeLines(out, result.outcomes)) out.info(line);
+  out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
 }
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
@@ -218,4 +248,46 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     // not JSON: show it as it came
   }
   stdout.write(`${pretty}\n${verdict}\n`);
+}
+
+/** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
+export function printStatus(out: Output, result: StatusResult): void {
+  const counts = (byStatus: Record<string, number>, total: number) =>
+    total === 0 ? 'none' : `${total} (${Object.entries(byStatus).map(([status, count]) => `${status} ${count}`).join(', ')})`;
+  const { webhooks } = result;
+  out.info(
+    table([
+      ['config file', result.configFile ?? '(none found: defaults)'],
+      ['database', result.database],
+      ['webhooks', `${webhooks.enabled ? out.paint.green('enabled') : out.paint.yellow('disabled')} (from ${webhooks.enabledSource})`],
+      ['webhook URL', `${webhooks.url ?? '(not set)'} (from ${webhooks.urlSource})`],
+      ['time zone', `${result.timeZone.value} (from ${result.timeZone.source})`],
+      ['licenses', counts(result.licenses.byStatus, result.licenses.total)],
+      ['deliveries', counts(result.deliveries.byStatus, result.deliveries.total)],
+    ]),
+  );
+  for (const problem of result.settingProblems) out.info(out.paint.red(`stored setting ${problem.key} is invalid: ${problem.problem}`));
+  out.info('');
+  if (result.runs.length === 0) out.info('last runs of process-expirations: none yet');
+  else {
+    out.info('last runs of process-expirations (newest first):');
+    out.info(
+      table([
+        ['  STARTED', 'FINISHED', 'RESULT', 'EXIT', 'RECORDED', 'DELIVERED', 'ABANDONED'],
+        ...result.runs.map((run) => [
+          `  ${run.startedAt}`,
+          run.finishedAt ?? '-',
+          run.status,
+          run.exitCode === null ? '-' : String(run.exitCode),
+          String(run.recorded),
+          String(run.delivered),
+          String(run.abandoned),
+        ]),
+      ]),
+    );
+  }
+  out.info('');
+  const { health } = result;
+  const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
+  out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
 }

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import type { CommandContext, GlobalOptions } from '../commands/context.js';
-import { EXIT, type ExitCode } from '../errors.js';
+import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
+import { EXIT, runExitCode, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
@@ -32,12 +32,6 @@ export interface Session {
   invocation: { exitCode: ExitCode };
 }
 
-/** The contract's rule for any run that sends: stopped early is 1, anything abandoned is 3. */
-function deliveryExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
-  if (outcome.stopped) return EXIT.failure;
-  return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
-}
-
 function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags } {
   const flags = command.optsWithGlobals<GlobalFlags>();
   const out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
@@ -59,12 +53,14 @@ export function buildProgram(session: Session): Command {
   };
 
   /** An action that needs the config and the database. */
-  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>) =>
+  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>, contextOptions: ContextOptions = {}) =>
     act(command, async (out, flags) => {
       const { withContext } = await import('../commands/context.js');
       const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
-      return withContext(globals, (context) => fn(context, out));
+      return withContext(globals, (context) => fn(context, out), contextOptions);
     });
+  // The settings commands (and status) must work whatever is stored: they are how a bad row is seen and fixed.
+  const tolerant: ContextOptions = { tolerateInvalidSettings: true };
 
   /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
   const announceStop = (out: Output) => {
@@ -104,7 +100,8 @@ export function buildProgram(session: Session): Command {
     .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
-        const { printProcessExpirations, printAbandonedToStderr, printPlan } = await import('./format.js');
+        const { webhookTarget } = await import('../commands/context.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -112,7 +109,7 @@ export function buildProgram(session: Session): Command {
           dryRun: options.dryRun,
           stop,
           onWarning: (text) => out.warn(text),
-          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
+          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
           onProgress: progress.onProgress,
         }).finally(() => {
           progress.end();
@@ -120,9 +117,10 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
+        printDisabledButDue(out, result);
+        printAbandoned(out, result.abandonedDeliveries);
         if (stop.aborted) out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
-        else if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.deliveries);
-        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
 
@@ -146,7 +144,7 @@ export function buildProgram(session: Session): Command {
         else printTestEvent(out, result);
         const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
         if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
-        return deliveryExitCode({ abandoned });
+        return runExitCode({ abandoned });
       }),
     );
 
@@ -158,23 +156,26 @@ export function buildProgram(session: Session): Command {
     .action((_options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { settingsList } = await import('../commands/settings.js');
-        const { printSettings } = await import('./format.js');
+        const { printSettings, typedSetting } = await import('./format.js');
         const list = settingsList(context);
-        if (out.options.json) out.json(list);
+        if (out.options.json) out.json(list.map(typedSetting));
         else printSettings(out, list);
-      }),
+      }, tolerant),
     );
   settings
     .command('get <key>')
     .description("print one setting's effective value")
-    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days'))
-    .action((key: string, _options: unknown, command: Command) =>
+    .option('--reveal', 'print the webhook secret itself instead of ******** (to copy it into your receiver)')
+    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days', 'license-manager settings get webhook-secret --reveal'))
+    .action((key: string, options: { reveal?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { settingsGet } = await import('../commands/settings.js');
-        const setting = settingsGet(context, key);
-        if (out.options.json) out.json(setting);
+        const { typedSetting } = await import('./format.js');
+        const setting = settingsGet(context, key, options);
+        if (out.options.json) out.json(typedSetting(setting));
         else out.result(setting.value ?? '');
-      }),
+        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "license-manager settings set ${setting.key} <value>".`);
+      }, tolerant),
     );
   settings
     .command('set <key> <value>')
@@ -187,7 +188,7 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(change);
         else out.info(`${change.key} = ${change.stored}`);
         if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
-      }),
+      }, tolerant),
     );
   settings
     .command('unset <key>')
@@ -199,7 +200,7 @@ export function buildProgram(session: Session): Command {
         const change = await settingsUnset(context, key);
         if (out.options.json) out.json(change);
         else out.info(change.removed ? `${change.key} unset` : `${change.key} was not set in the database; nothing changed`);
-      }),
+      }, tolerant),
     );
 
   const licenses = program
@@ -252,24 +253,27 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--event <type>', 'only this event type').choices(EVENT_TYPES))
     .option('--license <code>', 'only this license')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
-    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT})`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number },
+        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {
           const { deliveriesList } = await import('../commands/deliveries.js');
           const { printDeliveries } = await import('./format.js');
-          const rows = await deliveriesList(context, {
+          // A script reading --json gets every row unless it asks for fewer; a terminal gets a screenful and is told so.
+          const limit = options.all ? undefined : (options.limit ?? (out.options.json ? undefined : DEFAULT_LIST_LIMIT));
+          const list = await deliveriesList(context, {
             status: options.status,
             eventType: options.event,
             licenseCode: options.license,
             since: options.since,
-            limit: options.limit ?? DEFAULT_LIST_LIMIT,
+            limit,
           });
-          if (out.options.json) out.json(rows);
-          else printDeliveries(out, rows);
+          if (out.options.json) out.json(list.rows);
+          else printDeliveries(out, list);
         }),
     );
   deliveries
@@ -297,7 +301,7 @@ export function buildProgram(session: Session): Command {
     .action((ids: number[] | undefined, options: { abandoned?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
-        const { printRetry, printAbandonedToStderr } = await import('./format.js');
+        const { printRetry, printAbandoned } = await import('./format.js');
         const progress = deliveryProgress(out, 're-sending');
         const stopAnnounced = announceStop(out);
         const result = await deliveriesRetry(context, {
@@ -312,8 +316,8 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json(result);
         else printRetry(out, result);
-        if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.outcomes);
-        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        printAbandoned(out, result.abandonedDeliveries);
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
 
@@ -370,13 +374,43 @@ export function buildProgram(session: Session): Command {
     );
 
   program
+    .command('status')
+    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped')
+    .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(isoDate))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager -c /etc/license-manager/config.json status',
+        'license-manager status --json',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned',
+      ),
+    )
+    .action((options: { now?: Date }, command: Command) =>
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { status } = await import('../commands/status.js');
+          const { printStatus } = await import('./format.js');
+          const result = await status(context, { now: options.now ?? new Date() });
+          if (out.options.json) out.json(result);
+          else printStatus(out, result);
+          if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
+          return result.health.exitCode;
+        },
+        tolerant,
+      ),
+    );
+
+  program
     .command('migrate')
     .description('bring the database schema up to date (other commands do this on their own)')
     .addHelpText('after', examples('license-manager migrate', 'LICENSE_MANAGER_DB=/var/lib/license-manager/db.sqlite license-manager migrate'))
     .action((_options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
-        if (out.options.json) out.json({ database: context.databaseFile, upToDate: true });
-        else out.info(`Database ${context.databaseFile} is up to date.`);
+        const applied = context.migrationsApplied;
+        if (out.options.json) out.json({ database: context.databaseFile, applied, upToDate: true });
+        else if (applied.length === 0) out.info(`Database ${context.databaseFile} was already up to date.`);
+        else out.info(`Database ${context.databaseFile}: applied ${applied.join(', ')}; it is up to date.`);
       }),
     );
 
@@ -387,7 +421,8 @@ export function buildProgram(session: Session): Command {
 function deliveryProgress(out: Output, label: string) {
   const bar = out.progress(label);
   const onProgress = bar.enabled
-    ? ({ done, total, abandoned }: { done: number; total: number; abandoned: number }) => bar.update(done, total, abandoned ? `(${abandoned} abandoned)` : '')
+    ? ({ done, total, delivered, waiting, abandoned }: { done: number; total: number; delivered: number; waiting: number; abandoned: number }) =>
+        bar.update(done, total, `delivered ${delivered}, waiting to retry ${waiting}, abandoned ${abandoned}`)
     : undefined;
   return { onProgress, end: () => bar.end() };
 }

@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
+  countDeliveries,
   findDelivery,
   listDeliveries,
   requeueDeliveries,
@@ -12,6 +13,7 @@ import {
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
+import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
@@ -20,11 +22,21 @@ export interface ListDeliveriesOptions {
   eventType?: EventType;
   licenseCode?: string;
   since?: Date;
-  limit: number;
+  /** At most this many rows; undefined for all of them. */
+  limit?: number;
 }
 
-export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveryListItem[]> {
-  return listDeliveries(context.db, { ...options, since: options.since && formatUtc(options.since) });
+export interface DeliveriesListResult {
+  rows: DeliveryListItem[];
+  /** How many match, whatever the limit: more than rows.length means the list was cut. */
+  total: number;
+}
+
+export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
+  const filter = { ...options, since: options.since && formatUtc(options.since) };
+  const rows = await listDeliveries(context.db, filter);
+  const total = options.limit !== undefined && rows.length === options.limit ? await countDeliveries(context.db, filter) : rows.length;
+  return { rows, total };
 }
 
 export async function deliveriesShow(context: CommandContext, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
@@ -49,6 +61,8 @@ export interface RetryResult extends DeliverPendingResult {
   dryRun: boolean;
   /** The deliveries chosen for re-sending. */
   selected: Array<{ id: number; eventId: string; eventType: string; licenseCode: string | null }>;
+  /** The ones abandoned again, with license codes. */
+  abandonedDeliveries: AbandonedDelivery[];
 }
 
 /**
@@ -74,7 +88,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   }
   selected.sort((a, b) => a.id - b.id);
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, outcomes: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, outcomes: [], abandonedDeliveries: [] };
   if (options.dryRun || selected.length === 0) return empty;
   if (!webhooks.url) throw usageError('No webhook URL is set: run "license-manager settings set webhook-url <url>" first.');
 
@@ -90,5 +104,5 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onWarning: options.onWarning,
     ids,
   });
-  return { ...empty, ...sent };
+  return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, sent.outcomes) };
 }

@@ -26,7 +26,7 @@ export interface DeliverPendingOptions {
   fetch?: $Fetch;
   /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
   onWarning?: (message: string) => void;
-  /** Called as deliveries finish; `total` is what was claimable when the run began. */
+  /** Called as deliveries finish and as attempts fail into a retry wait; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
 }
 
@@ -35,6 +35,8 @@ interface DeliveryProgress {
   total: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries whose last attempt failed and that wait for (or are making) their next one. */
+  waiting: number;
 }
 
 export interface DeliveryOutcome {
@@ -103,6 +105,9 @@ async function workThrough(
   let failure: unknown;
   const writer = new AttemptWriter(db, options.runId);
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
+  const waiting = new Set<number>();
+  const report = () =>
+    options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned, waiting: waiting.size });
 
   const run = async (row: DeliveryRow) => {
     const previousAttempts = row.attempts;
@@ -111,8 +116,13 @@ async function workThrough(
       slots,
       stop: options.stop,
       fetch,
-      onAttempt: (attempt, verdict) =>
-        writer.write({
+      onAttempt: (attempt, verdict) => {
+        // A failed attempt with a retry to come: the bar shows it now, not seconds later when the delivery ends.
+        if (verdict === 'retry' && attempt.attempt < maxAttempts && !waiting.has(row.id)) {
+          waiting.add(row.id);
+          report();
+        }
+        return writer.write({
           deliveryId: row.id,
           attempt: {
             attempt: previousAttempts + attempt.attempt,
@@ -128,7 +138,8 @@ async function workThrough(
               : verdict === 'final' || attempt.attempt === maxAttempts
                 ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
                 : undefined,
-        }),
+        });
+      },
     });
     // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
@@ -142,7 +153,8 @@ async function workThrough(
       lastStatusCode: outcome.lastStatusCode,
       lastError: outcome.lastError,
     });
-    options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
+    waiting.delete(row.id);
+    report();
   };
 
   for (;;) {

@@ -14,7 +14,7 @@ const provider: MigrationProvider = { getMigrations: async () => migrations };
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
-export async function openDatabase(filename: string): Promise<Kysely<Database>> {
+export async function openDatabase(filename: string, onMigrated?: (applied: string[]) => void): Promise<Kysely<Database>> {
   const directory = path.dirname(filename);
   if (!fs.existsSync(directory)) {
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
@@ -39,7 +39,8 @@ export async function openDatabase(filename: string): Promise<Kysely<Database>> 
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
-    await migrateToLatest(db);
+    const report = await migrateToLatest(db);
+    onMigrated?.(report.applied);
   } catch (error) {
     await db.destroy();
     throw databaseError(filename, error);
