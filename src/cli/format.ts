@@ -20,7 +20,7 @@ const LISTED_OUTCOMES = 20;
 
 /** `https://host/path (from settings)`: the target and the layer that chose it. */
 function targetText(target: WebhookTarget): string {
-  return `${target.url ?? '(no URL set)'} (from ${target.urlSource})`;
+  return target.url === null ? 'no webhook URL set' : `${target.url} (from ${target.urlSource})`;
 }
 
 /**
@@ -60,7 +60,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
   out.info(`  database: ${databaseFile}`);
-  out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}), sending to ${targetText(result.target)}`);
+  out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
   );

@@ -332,7 +332,7 @@ export function buildProgram(session: Session): Command {
       'after',
       examples(
         'license-manager listen --secret s3cret                  # then, in another terminal:',
-        'license-manager send-test-event --url http://127.0.0.1:8000/ --secret s3cret',
+        'license-manager send-test-event --url http://127.0.0.1:8000/webhook --secret s3cret',
         'ngrok http 8000                                         # to receive from another machine',
         'license-manager listen --respond 503                    # rehearse retries',
       ),
