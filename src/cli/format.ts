@@ -202,6 +202,17 @@ export function printRetry(out: Output, result: RetryResult): void {
   out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
 }
 
+/** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */
+function attemptText(attempt: { statusCode: number | null; durationMs: number; error: string | null }): string {
+  if (attempt.statusCode !== null) {
+    const redirect = attempt.statusCode >= 300 && attempt.statusCode <= 399 && attempt.error ? ` (${attempt.error})` : '';
+    return `HTTP ${attempt.statusCode} in ${attempt.durationMs} ms${redirect}`;
+  }
+  const refused = /ECONNREFUSED\s*(\S*)/.exec(attempt.error ?? '');
+  if (refused) return `connection refused${refused[1] ? ` by ${refused[1]}` : ''}: nothing is listening there (is the receiver running, on this port?)`;
+  return `no response after ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`;
+}
+
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(`POST ${result.url}`);
   for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${value}`);
@@ -210,8 +221,7 @@ export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(result.body);
   out.info('');
   for (const attempt of result.delivery.attempts) {
-    const status = attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`;
-    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`);
+    out.info(`attempt ${attempt.attempt}: ${attemptText(attempt)}`);
     if (attempt.responsePrefix) out.info(`  response: ${attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim()}`);
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);

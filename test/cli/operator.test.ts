@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { runCli } from '../helpers/cli.js';
+import { childEnv, runCli } from '../helpers/cli.js';
+import { ROOT } from '../helpers/readme.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { workspace } from '../helpers/workspace.js';
 import { finishRun, startRun } from '../../src/storage/runs.repository.js';
@@ -250,4 +252,37 @@ describe('deliveries list and migrate', () => {
     expect((await runCli(['migrate'], { cwd: ws.dir })).stdout).toBe(`Database ${ws.databaseFile} was already up to date.\n`);
     expect(fs.readdirSync(path.dirname(ws.databaseFile)).filter((name) => name.endsWith('.sqlite'))).toEqual(['test.sqlite']);
   });
+});
+
+describe('small things an operator trips over', () => {
+  test('send-test-event: a refused connection says so, and a response body is printed once', async () => {
+    receiver = await startReceiver(() => ({ status: 422, body: '{"error":"unknown license"}' }));
+    const ws = workspace();
+    const answered = await runCli(['send-test-event', '--url', receiver.url], { cwd: ws.dir });
+    expect(answered.code).toBe(3);
+    expect(answered.stdout.split('unknown license')).toHaveLength(2);
+    expect(answered.stdout).toMatch(/^attempt 1: HTTP 422 in \d+ ms\n {2}response: \{"error":"unknown license"\}\nabandoned after 1 attempt$/m);
+    const port = receiver.port;
+    await receiver.close();
+    receiver = undefined;
+    const refused = await runCli(['send-test-event', '--url', `http://127.0.0.1:${port}/webhook`], { cwd: ws.dir });
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toContain(`attempt 1: connection refused by 127.0.0.1:${port}: nothing is listening there (is the receiver running, on this port?)`);
+    expect(refused.stdout).not.toContain('no response');
+  });
+
+  test('--version --json prints a JSON document', async () => {
+    const version = await runCli(['--version', '--json'], { cwd: workspace().dir });
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(version).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(version.stdout)).toEqual({ version: manifest.version });
+  });
+
+  test('the demo removes its temp folder unless --keep is given', async () => {
+    const demo = spawnSync(process.execPath, [path.join(ROOT, 'dist/scripts/demo.js')], { cwd: ROOT, env: childEnv(), encoding: 'utf8', timeout: 60_000 });
+    expect(demo.status).toBe(0);
+    const database = /^Demo database: (\S+)$/m.exec(demo.stdout)![1]!;
+    expect(demo.stdout).toContain('Demo finished');
+    expect(fs.existsSync(path.dirname(database))).toBe(false);
+  }, 70_000);
 });
