@@ -5,6 +5,7 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { BIN, runCli } from '../helpers/cli.js';
+import { measure } from '../helpers/measure.js';
 import { query } from '../helpers/inspect.js';
 import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -91,8 +92,7 @@ describe('crash safety', () => {
     expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
     const okBeforeKill = receiver.requests.slice(0, requestsBeforeRerun).filter((_request, index) => !(mode === 'fail-first' && index < 2)).map(licenseOf);
     const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
-    // eslint-disable-next-line no-console
-    console.log(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
+    measure(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
   }, 40_000);
 
   test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
