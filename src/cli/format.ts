@@ -43,6 +43,12 @@ export function printDisabledButDue(out: Output, result: ProcessExpirationsResul
   );
 }
 
+/** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
+export function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
+  if (result.hasLicenses) return;
+  out.warn(`the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`);
+}
+
 /** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
 export function printAbandoned(out: Output, abandoned: AbandonedDelivery[]): void {
   if (abandoned.length === 0) return;

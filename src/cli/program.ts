@@ -101,7 +101,7 @@ export function buildProgram(session: Session): Command {
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printPlan } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -117,6 +117,7 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
+        printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
         printAbandoned(out, result.abandonedDeliveries);
         if (stop.aborted) out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
@@ -422,7 +423,7 @@ function deliveryProgress(out: Output, label: string) {
   const bar = out.progress(label);
   const onProgress = bar.enabled
     ? ({ done, total, delivered, waiting, abandoned }: { done: number; total: number; delivered: number; waiting: number; abandoned: number }) =>
-        bar.update(done, total, `delivered ${delivered}, waiting to retry ${waiting}, abandoned ${abandoned}`)
+        bar.update(done, total, `${delivered} delivered, ${waiting} waiting to retry, ${abandoned} abandoned`)
     : undefined;
   return { onProgress, end: () => bar.end() };
 }

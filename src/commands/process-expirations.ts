@@ -16,7 +16,7 @@ import {
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { expireLongPast, findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
+import { expireLongPast, findDueCandidates, findUnreadableDates, hasLicenses, type LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
@@ -68,6 +68,8 @@ export interface ProcessExpirationsResult {
   webhooksEnabled: boolean;
   /** Where this run sends (credentials masked) and which layer set the URL and the switch. */
   target: WebhookTarget;
+  /** False when the licenses table is empty: a scheduled job pointed at the wrong database looks like this. */
+  hasLicenses: boolean;
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
   dueCounts: Record<EventType, number>;
@@ -218,6 +220,7 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
     dryRun: Boolean(options.dryRun),
     webhooksEnabled: webhooks.enabled,
     target: webhookTarget(context),
+    hasLicenses: events.length > 0 || (await hasLicenses(db)),
     due: events.map(({ event, license }) => ({
       type: event.type,
       licenseId: license.id,

@@ -63,7 +63,7 @@ export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undef
     const last = lastFinished?.finishedAt ? `the last one finished at ${lastFinished.finishedAt}` : 'none has ever finished';
     return { exitCode: EXIT.failure, reason: `no process-expirations run finished in the last ${STALE_AFTER_HOURS} hours (${last}): check the cron job or timer` };
   }
-  if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses yet, and no run so far' };
+  if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
   if (lastFinished.exitCode === EXIT.abandoned) {
     return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${lastFinished.abandoned}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
   }

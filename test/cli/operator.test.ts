@@ -40,9 +40,16 @@ describe('process-expirations for the operator', () => {
     const list = await runCli(['deliveries', 'list', '--json'], { cwd: ws.dir });
     expect(JSON.parse(list.stdout)).toEqual([]);
     // Nothing due: nothing to say.
-    const quiet = workspace();
-    const none = await runCli(['process-expirations', '--quiet'], { cwd: quiet.dir });
-    expect(none).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    const lifetime = workspace();
+    await lifetime.seed([{ license_code: 'FOREVER', product_id: null, product_name: null, customer_id: null, email: null, status: 'active', expires_at: null, updates_until: null }]);
+    expect(await runCli(['process-expirations', '--quiet'], { cwd: lifetime.dir })).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // No licenses at all (the job pointed at a new, empty database): that is said too.
+    const empty = workspace();
+    const none = await runCli(['process-expirations', '--quiet'], { cwd: empty.dir });
+    expect(none).toMatchObject({ code: 0, stdout: '' });
+    expect(none.stderr).toBe(
+      `warning: the database ${empty.databaseFile} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.\n`,
+    );
   });
 
   test('every run names its target, masked, and the layer that set it, in text and --json', async () => {
