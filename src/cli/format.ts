@@ -9,7 +9,7 @@ import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
-import { type Output, table } from './output.js';
+import { clean, type Output, table } from './output.js';
 
 // The plural forms this file prints; a word not listed here takes an "s".
 const PLURALS: Record<string, string> = { delivery: 'deliveries' };
@@ -55,7 +55,7 @@ export function printAbandoned(out: Output, abandoned: AbandonedDelivery[]): voi
   out.warn(`${plural(abandoned.length, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
   const lines = abandoned.slice(0, LISTED_OUTCOMES).map((item) => {
     const why = item.lastError ?? (item.lastStatusCode === null ? 'no response' : `HTTP ${item.lastStatusCode}`);
-    return `  #${item.id} ${item.licenseCode ?? '(license deleted)'} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${why}`;
+    return `  #${item.id} ${clean(item.licenseCode ?? '(license deleted)')} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${clean(why)}`;
   });
   if (abandoned.length > LISTED_OUTCOMES) lines.push(`  ... and ${abandoned.length - LISTED_OUTCOMES} more (license-manager deliveries list --status abandoned)`);
   for (const line of lines) out.io.stderr.write(`${line}\n`);
@@ -73,7 +73,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {
       const days = event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`;
-      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${event.licenseCode} (id ${event.licenseId}): ${event.date}${days}`);
+      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
     }
   }
   // With events due the warning on stderr says it (printDisabledButDue); this line is for the quiet days.
@@ -97,7 +97,7 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
       ['KEY', 'VALUE', 'SOURCE'],
       ...settings.map((setting) => [
         setting.key,
-        setting.value ?? out.paint.dim('(not set)'),
+        setting.value === null ? out.paint.dim('(not set)') : clean(setting.value),
         [
           setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
           setting.invalid ? out.paint.red(`INVALID, not used: ${setting.invalid}`) : '',
@@ -129,21 +129,19 @@ export function printLicenses(out: Output, rows: LicenseRow[]): void {
   out.info(
     table([
       ['ID', 'CODE', 'STATUS', 'EXPIRES', 'UPDATES UNTIL', 'PRODUCT', 'EMAIL'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.license_code,
-        row.status,
-        row.expires_at ?? 'lifetime',
-        row.updates_until ?? '-',
-        row.product_name ?? row.product_id ?? '-',
-        row.email ?? '-',
-      ]),
+      ...rows.map((row) =>
+        [String(row.id), row.license_code, row.status, row.expires_at ?? 'lifetime', row.updates_until ?? '-', row.product_name ?? row.product_id ?? '-', row.email ?? '-'].map(
+          (cell) => clean(cell),
+        ),
+      ),
     ]),
   );
 }
 
 export function printImport(out: Output, result: ImportResult): void {
-  out.info(`Imported ${plural(result.rows, 'license')} from ${result.file} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
+  // An empty export is usually a mistake upstream: cron should mail it.
+  if (result.rows === 0) out.warn(`${result.file} holds no license rows (an empty file, or a header only): nothing was imported.`);
+  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 
 export function printDeliveries(out: Output, list: DeliveriesListResult): void {
@@ -155,16 +153,18 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   out.info(
     table([
       ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.event_type,
-        row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
-        row.status,
-        String(row.attempts),
-        row.last_status_code === null ? '-' : String(row.last_status_code),
-        row.created_at,
-        row.last_error ?? '',
-      ]),
+      ...rows.map((row) =>
+        [
+          String(row.id),
+          row.event_type,
+          row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
+          row.status,
+          String(row.attempts),
+          row.last_status_code === null ? '-' : String(row.last_status_code),
+          row.created_at,
+          row.last_error ?? '',
+        ].map((cell) => clean(cell)),
+      ),
     ]),
   );
   if (total > rows.length) out.info(`showing ${rows.length} of ${total} (--limit <n> for more, --all for every one)`);
@@ -172,11 +172,11 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
 
 export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
   const { delivery, attempts } = found;
-  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${delivery.license_code ?? `license id ${delivery.license_id}`}`);
+  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
   out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
   out.info(`  recorded:   ${delivery.created_at}`);
-  out.info(`  body:       ${delivery.body}`);
+  out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
     out.info('  no attempts yet');
     return;
@@ -189,7 +189,7 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
         attempt.started_at,
         String(attempt.duration_ms),
         attempt.status_code === null ? '-' : String(attempt.status_code),
-        attempt.error ?? '',
+        clean(attempt.error ?? ''),
       ]),
     ]),
   );
@@ -202,7 +202,7 @@ export function printRetry(out: Output, result: RetryResult): void {
   }
   if (result.dryRun) {
     out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
-    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${item.licenseCode ?? ''}`);
+    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
     return;
   }
   out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
@@ -211,24 +211,24 @@ export function printRetry(out: Output, result: RetryResult): void {
 /** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */
 function attemptText(attempt: { statusCode: number | null; durationMs: number; error: string | null }): string {
   if (attempt.statusCode !== null) {
-    const redirect = attempt.statusCode >= 300 && attempt.statusCode <= 399 && attempt.error ? ` (${attempt.error})` : '';
+    const redirect = attempt.statusCode >= 300 && attempt.statusCode <= 399 && attempt.error ? ` (${clean(attempt.error)})` : '';
     return `HTTP ${attempt.statusCode} in ${attempt.durationMs} ms${redirect}`;
   }
   const refused = /ECONNREFUSED\s*(\S*)/.exec(attempt.error ?? '');
   if (refused) return `connection refused${refused[1] ? ` by ${refused[1]}` : ''}: nothing is listening there (is the receiver running, on this port?)`;
-  return `no response after ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`;
+  return `no response after ${attempt.durationMs} ms${attempt.error ? ` (${clean(attempt.error)})` : ''}`;
 }
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(`POST ${result.url}`);
-  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${value}`);
+  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${clean(value)}`);
   if (!result.signed) out.info(out.paint.dim('(no secret set: no X-Webhook-Signature header)'));
   out.info('');
-  out.info(result.body);
+  out.info(clean(result.body));
   out.info('');
   for (const attempt of result.delivery.attempts) {
     out.info(`attempt ${attempt.attempt}: ${attemptText(attempt)}`);
-    if (attempt.responsePrefix) out.info(`  response: ${attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim()}`);
+    if (attempt.responsePrefix) out.info(`  response: ${clean(attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim())}`);
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
   out.info(`${verdict} after ${plural(result.delivery.attempts.length, 'attempt')}`);
@@ -249,21 +249,23 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     stdout.write(`${JSON.stringify(line)}\n`);
     return;
   }
-  const event = String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)');
-  const verdict = !request.verification
+  const event = clean(String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)'));
+  const verdict = request.refused
+    ? out.paint.red(`refused: ${request.refused}`)
+    : !request.verification
     ? out.paint.yellow('signature not checked (no secret: pass --secret)')
     : request.verification.valid
       ? out.paint.green('signature valid')
       : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
-  stdout.write(`\n${out.paint.bold(`${request.method} ${request.url}`)}  ${event}  id ${String(request.headers['x-webhook-id'] ?? '-')}  answered ${request.status}\n`);
-  for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${String(value)}\n`);
+  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+  for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
   let pretty = request.body.toString('utf8');
   try {
     pretty = JSON.stringify(JSON.parse(pretty), null, 2);
   } catch {
     // not JSON: show it as it came
   }
-  stdout.write(`${pretty}\n${verdict}\n`);
+  stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
 }
 
 /** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */

@@ -57,7 +57,14 @@ export function buildProgram(session: Session): Command {
     act(command, async (out, flags) => {
       const { withContext } = await import('../commands/context.js');
       const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
-      return withContext(globals, (context) => fn(context, out), contextOptions);
+      return withContext(
+        globals,
+        (context) => {
+          for (const warning of context.warnings) out.warn(warning);
+          return fn(context, out);
+        },
+        contextOptions,
+      );
     });
   // The settings commands (and status) must work whatever is stored: they are how a bad row is seen and fixed.
   const tolerant: ContextOptions = { tolerateInvalidSettings: true };
@@ -328,7 +335,12 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
-    .addOption(new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries').argParser(wholeNumber(200, 599)).default(200))
+    .addOption(
+      new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
+        .argParser(wholeNumber(200, 599))
+        .default(200),
+    )
+    .addOption(new Option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addHelpText(
       'after',
       examples(
@@ -338,8 +350,12 @@ export function buildProgram(session: Session): Command {
         'license-manager listen --respond 503                    # rehearse retries',
       ),
     )
-    .action((options: { port: number; host: string; secret?: string; respond: number }, command: Command) =>
-      withDatabase(command, async (context, out) => {
+    .action((options: { port: number; host: string; secret?: string; respond: number; maxBody?: number }, command: Command) =>
+      act(command, async (out, flags) => {
+        // The config, and an existing database read-only: a receiver creates no files.
+        const { readConfigOnly } = await import('../commands/context.js');
+        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+        for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
         const secret = options.secret ?? context.config.webhooks.secret;

@@ -1,5 +1,7 @@
 // src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
-import type { Kysely } from 'kysely';
+import fs from 'node:fs';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { databasePath, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
@@ -27,6 +29,8 @@ export interface CommandContext {
   problems: SettingProblem[];
   /** Migrations this command applied when it opened the database (empty when the schema was up to date). */
   migrationsApplied: string[];
+  /** Things the operator should fix that do not stop the command (printed once on stderr). */
+  warnings: string[];
 }
 
 export interface ContextOptions {
@@ -46,7 +50,8 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
     });
     const { config, settings, problems } = resolveConfig(loaded, stored, globals.env);
     if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
-    return await fn({ db, config, settings, databaseFile, configFile: loaded.filepath, problems, migrationsApplied });
+    const exposed = exposedSecretWarning(settings, loaded.filepath, databaseFile);
+    return await fn({ db, config, settings, databaseFile, configFile: loaded.filepath, problems, migrationsApplied, warnings: exposed ? [exposed] : [] });
   } catch (error) {
     // A read-only file, a lock held too long, a full disk: say which file, not just SQLite's words.
     const code = (error as { code?: unknown }).code;
@@ -54,6 +59,48 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   } finally {
     await db.destroy();
   }
+}
+
+/** One warning when the file the secret is read from can be read by the group or others. */
+function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, databaseFile: string): string | undefined {
+  const secret = settings.find((setting) => setting.key === 'webhook-secret');
+  if (!secret || secret.value === null) return undefined;
+  const file = secret.source === 'config' ? configFile : secret.source === 'settings' ? databaseFile : undefined;
+  if (!file || process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return `${file} holds the webhook secret and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`;
+}
+
+/**
+ * The effective configuration without creating, migrating or writing any file: for `listen`, which only
+ * needs the secret. A database that exists is opened read-only for its stored settings; one without a
+ * settings table (not migrated yet) has none.
+ */
+export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
+  const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
+  const databaseFile = databasePath(loaded, globals.env, globals.cwd);
+  let stored = new Map<string, string>();
+  if (fs.existsSync(databaseFile)) {
+    let db: Kysely<Database> | undefined;
+    try {
+      db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(databaseFile, { readonly: true, fileMustExist: true }) }) });
+      const tables = await db.introspection.getTables();
+      if (tables.some((table) => table.name === 'settings')) stored = await readSettings(db);
+    } catch (error) {
+      throw databaseError(databaseFile, error);
+    } finally {
+      await db?.destroy();
+    }
+  }
+  const { config, settings } = resolveConfig(loaded, stored, globals.env);
+  const exposed = exposedSecretWarning(settings, loaded.filepath, databaseFile);
+  return { config, settings, databaseFile, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */

@@ -3,6 +3,7 @@ import { usageError } from '../errors.js';
 import {
   LICENSE_STATUSES,
   listLicenses as queryLicenses,
+  RepeatedLicenseCode,
   upsertLicenses,
   type LicenseInput,
   type LicenseRow,
@@ -11,7 +12,7 @@ import {
 import { parseInZone } from '../expirations/calendar.js';
 import { DAY_MS, formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
-import { readImportFile, type ImportFormat, type ImportRecord } from './import-file.js';
+import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
 const COLUMNS = ['id', 'license_code', 'product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until', 'created_at', 'updated_at', 'support_until', 'is_valid'];
 
@@ -50,13 +51,17 @@ const validFlag = z
 const licenseRecordSchema = (timeZone: string) =>
   z
     .object({
-      id: z.union([z.int().positive(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)]).nullable().optional(),
+      id: z
+        .union([z.number(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)])
+        .pipe(z.number().refine((id) => Number.isSafeInteger(id) && id > 0, `must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}`))
+        .nullable()
+        .optional(),
       license_code: z.union([z.string(), z.number()], 'is required').transform((value) => String(value).trim()).pipe(z.string().min(1, 'is required')),
       product_id: optionalText,
       product_name: optionalText,
       customer_id: optionalText,
       email: optionalText,
-      status: z.enum(LICENSE_STATUSES, `must be one of ${LICENSE_STATUSES.join(', ')}`).optional(),
+      status: z.enum(LICENSE_STATUSES, { error: (issue) => `must be one of ${LICENSE_STATUSES.join(', ')}, not ${JSON.stringify(issue.input)}` }).optional(),
       expires_at: dateField(timeZone),
       updates_until: dateField(timeZone),
       // Botble's support_until is checked to be a date and not stored: no event is about it.
@@ -70,13 +75,12 @@ const licenseRecordSchema = (timeZone: string) =>
 
 function toInput(record: ImportRecord, file: string, timeZone: string): LicenseInput {
   const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
-  const where = `${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}`;
-  if (unknownColumn) throw usageError(`${where}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
+  if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
   const parsed = licenseRecordSchema(timeZone).safeParse(record.fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'record';
-    throw usageError(`${where}: field ${field} ${issue.message}. Nothing was imported.`);
+    throw usageError(`${where(file, record)}: field ${field} ${issue.message}. Nothing was imported.`);
   }
   const { created_at: _created, updated_at: _updated, support_until: _support, is_valid: valid, id, ...rest } = parsed.data;
   const input: LicenseInput = { ...rest } as LicenseInput;
@@ -94,31 +98,33 @@ export interface ImportResult {
   updated: number;
 }
 
-/** `licenses import <file>`: validate every row first, then upsert all of them in one transaction. */
+/**
+ * `licenses import <file>`: rows are read, validated and upserted as the file streams, all inside one
+ * transaction, so a bad row anywhere (or a repeated license_code) leaves the database as it was.
+ */
 export async function importLicenses(context: CommandContext, file: string, now: Date): Promise<ImportResult> {
-  const { format, records } = await readImportFile(file);
+  const { format, records } = await openImportFile(file);
   const timeZone = context.config.expirations.timeZone;
-  const inputs = records.map((record) => toInput(record, file, timeZone));
-  const seen = new Map<string, number>();
-  for (const [index, input] of inputs.entries()) {
-    const earlier = seen.get(input.license_code);
-    if (earlier !== undefined) {
-      throw usageError(`${file}: row ${records[index]!.row}: field license_code "${input.license_code}" repeats row ${earlier}. Nothing was imported.`);
+  let rows = 0;
+  async function* inputs(): AsyncGenerator<LicenseInput> {
+    for await (const record of records) {
+      rows += 1;
+      yield toInput(record, file, timeZone);
     }
-    seen.set(input.license_code, records[index]!.row);
   }
   try {
-    // A file that moves expires_at into the future and names no status renews: a stored `expired` becomes `active`.
-    const renewed = new Set(
-      inputs
-        .filter((input) => input.status === undefined && input.expires_at && parseInZone(input.expires_at, timeZone)!.instant.getTime() > now.getTime())
-        .map((input) => input.license_code),
-    );
-    const { inserted, updated } = await upsertLicenses(context.db, inputs, formatUtc(now), renewed);
-    return { file, format, rows: inputs.length, inserted, updated };
+    // A row that moves expires_at into the future and names no status renews: a stored `expired` becomes `active`.
+    const renews = (input: LicenseInput) =>
+      input.status === undefined && Boolean(input.expires_at) && parseInZone(input.expires_at!, timeZone)!.instant.getTime() > now.getTime();
+    const { inserted, updated } = await upsertLicenses(context.db, inputs(), formatUtc(now), renews);
+    return { file, format, rows, inserted, updated };
   } catch (error) {
-    const code = (error as { code?: string }).code ?? '';
-    if (code.startsWith('SQLITE_CONSTRAINT')) {
+    // Every reader numbers its records 1, 2, 3... in order, so a position in the inputs is the row.
+    if (error instanceof RepeatedLicenseCode) {
+      throw usageError(`${file}: row ${error.repeat}: field license_code "${error.licenseCode}" repeats row ${error.first}. Nothing was imported.`, { cause: error });
+    }
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
     }
     throw error;

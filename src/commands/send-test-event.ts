@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
@@ -61,8 +61,9 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   const url = options.url ?? webhooks.url;
   if (!url) throw usageError('No webhook URL: pass --url <url>, or run "license-manager settings set webhook-url <url>".');
   const urlProblem = webhookUrlProblem(url);
-  if (urlProblem) throw usageError(`--url "${url}" ${urlProblem}.`);
-  if (options.secret !== undefined && options.secret.length === 0) throw usageError('--secret must not be empty.');
+  if (urlProblem) throw usageError(`--url "${url.slice(0, 200)}" ${urlProblem}.`);
+  const given = options.secret === undefined ? undefined : secretProblem(options.secret);
+  if (given) throw usageError(`--secret ${given}.`);
   const secret = options.secret ?? webhooks.secret;
 
   const eventType = options.event ?? 'license.expiring';

@@ -10,8 +10,14 @@ const DEFAULT_LOOKBACK_DAYS = 7;
 const DEFAULT_TIME_ZONE = 'UTC';
 const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 
+// Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
+const MAX_URL_LENGTH = 8192;
+const MAX_SECRET_LENGTH = 1024;
+const MAX_PATH_LENGTH = 4096;
+
 /** An absolute http: or https: URL; returns a reason when it is not one. */
 export function webhookUrlProblem(value: string): string | undefined {
+  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; a webhook URL may have at most ${MAX_URL_LENGTH}`;
   let url: URL;
   try {
     url = new URL(value);
@@ -22,6 +28,14 @@ export function webhookUrlProblem(value: string): string | undefined {
     return `must use http: or https:, not ${url.protocol}`;
   }
   if (!url.hostname) return 'has no host name';
+  return undefined;
+}
+
+/** A secret that signs: not empty, not only spaces (a copy-paste slip), not absurdly long; a reason when it fails. */
+export function secretProblem(value: string): string | undefined {
+  if (value.length === 0) return 'must not be empty';
+  if (value.trim().length === 0) return 'must not be only whitespace';
+  if (value.length > MAX_SECRET_LENGTH) return `is ${value.length} characters long; at most ${MAX_SECRET_LENGTH} are accepted`;
   return undefined;
 }
 
@@ -57,6 +71,7 @@ export const configSchema = z.strictObject({
       filename: z
         .string()
         .min(1)
+        .max(MAX_PATH_LENGTH)
         .default(DEFAULT_DATABASE_FILENAME)
         .describe('SQLite file; a relative path is relative to the config file'),
     })
@@ -65,7 +80,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false).describe('send webhooks at all'),
       url: webhookUrlSchema.nullable().default(null).describe('where events are POSTed'),
-      secret: z.string().min(1, 'an empty secret signs nothing: use null').nullable().default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
+      secret: z
+        .string()
+        .superRefine((value, ctx) => {
+          const problem = secretProblem(value);
+          if (problem) ctx.addIssue({ code: 'custom', message: value.length === 0 ? 'an empty secret signs nothing: use null' : problem });
+        })
+        .nullable()
+        .default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
       timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS).describe('per-attempt timeout'),
       retryDelaysMs: z
         .array(z.int().min(0).max(3_600_000))

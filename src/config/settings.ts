@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
 const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
@@ -42,7 +42,9 @@ const urlSetting: SettingDefinition<string | null> = {
   description: 'absolute http: or https: URL that receives the events',
   parse: (text) => {
     const problem = webhookUrlProblem(text.trim());
-    return problem ? { problem: `"${text}" ${problem}` } : { value: text.trim() };
+    // A 200 MB value is not worth quoting back.
+    const shown = text.length > 200 ? `${text.slice(0, 200)}...` : text;
+    return problem ? { problem: `"${shown}" ${problem}` } : { value: text.trim() };
   },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.url,
@@ -53,7 +55,11 @@ const secretSetting: SettingDefinition<string | null> = {
   configKey: 'webhooks.secret',
   envVar: 'LICENSE_MANAGER_WEBHOOK_SECRET',
   description: 'HMAC-SHA256 key; when set, every request carries X-Webhook-Signature',
-  parse: (text) => (text.length === 0 ? { problem: 'must not be empty (use "settings unset webhook-secret")' } : { value: text }),
+  parse: (text) => {
+    const problem = secretProblem(text);
+    if (!problem) return { value: text };
+    return { problem: text.length === 0 ? 'must not be empty (use "settings unset webhook-secret")' : problem };
+  },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.secret,
   apply: (config, secret) => ({ ...config, webhooks: { ...config.webhooks, secret } }),

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
 
 export type LicenseRow = Selectable<LicensesTable>;
@@ -26,41 +26,88 @@ export interface UpsertResult {
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
 
+// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 bound parameters.
+const BATCH_ROWS = 500;
+
+/** The same license_code twice in one import: `first` and `repeat` are 1-based positions in the inputs. */
+export class RepeatedLicenseCode extends Error {
+  constructor(
+    readonly licenseCode: string,
+    readonly first: number,
+    readonly repeat: number,
+  ) {
+    super(`license_code "${licenseCode}" at position ${repeat} repeats position ${first}`);
+    this.name = 'RepeatedLicenseCode';
+  }
+}
+
+// Codes already written by this import, kept by SQLite (a temp table spills to disk) rather than in a
+// Map: a million codes in the heap made the process's memory double the file's size.
+type ImportCodes = { import_codes: { license_code: string; position: number } };
+
 /**
- * Inserts or updates by `license_code`, all rows or none. A column the input leaves out keeps its stored
- * value, so a file with only `license_code,expires_at` renews without touching the rest; for the codes in
- * `renewedCodes` a stored `expired` becomes `active` (`expired` is derived, never sticky).
+ * Inserts or updates by `license_code`, all rows or none (one transaction), in batched
+ * `insert ... on conflict (license_code) do update`. A column the input leaves out keeps its stored
+ * value, so a file with only `license_code,expires_at` renews without touching the rest: rows are batched
+ * by the set of columns they carry. Inputs may be a stream; a repeated `license_code` throws
+ * RepeatedLicenseCode (and nothing is written). For rows where `renews` holds, a stored `expired` becomes
+ * `active` (`expired` is derived, never sticky).
  */
 export async function upsertLicenses(
   db: Kysely<Database>,
-  inputs: readonly LicenseInput[],
+  inputs: Iterable<LicenseInput> | AsyncIterable<LicenseInput>,
   now: string,
-  renewedCodes: ReadonlySet<string> = new Set(),
+  renews: (input: LicenseInput) => boolean = () => false,
 ): Promise<UpsertResult> {
   return db.transaction().execute(async (trx) => {
-    let inserted = 0;
-    let updated = 0;
-    for (const input of inputs) {
-      const existing = await trx
-        .selectFrom('licenses')
-        .select(['id', 'status'])
-        .where('license_code', '=', input.license_code)
-        .executeTakeFirst();
-      if (existing) {
-        const changes: Partial<LicenseInput> = {};
-        for (const column of UPDATABLE) if (input[column] !== undefined) Object.assign(changes, { [column]: input[column] });
-        if (existing.status === 'expired' && renewedCodes.has(input.license_code)) changes.status = 'active';
-        await trx.updateTable('licenses').set({ ...changes, updated_at: now }).where('id', '=', existing.id).execute();
-        updated += 1;
-      } else {
-        await trx
-          .insertInto('licenses')
-          .values({ ...input, created_at: now, updated_at: now })
-          .execute();
-        inserted += 1;
-      }
+    const totals = { inserted: 0, updated: 0 };
+    const batches = new Map<string, LicenseInput[]>();
+    // Codes waiting in a batch -> position; once a batch is written they move to the temp table.
+    const pending = new Map<string, number>();
+    const codesTable = trx.withTables<ImportCodes>();
+    await sql`create temp table if not exists import_codes (license_code text primary key, position integer not null)`.execute(trx);
+    await codesTable.deleteFrom('import_codes').execute();
+    const flush = async (batch: LicenseInput[], renewing: boolean) => {
+      const codes = batch.map((input) => input.license_code);
+      const earlier = await codesTable.selectFrom('import_codes').select(['license_code', 'position']).where('license_code', 'in', codes).executeTakeFirst();
+      if (earlier) throw new RepeatedLicenseCode(earlier.license_code, earlier.position, pending.get(earlier.license_code)!);
+      await codesTable
+        .insertInto('import_codes')
+        .values(codes.map((code) => ({ license_code: code, position: pending.get(code)! })))
+        .execute();
+      for (const code of codes) pending.delete(code);
+      const { existing } = await trx.selectFrom('licenses').select((eb) => eb.fn.countAll<number>().as('existing')).where('license_code', 'in', codes).executeTakeFirstOrThrow();
+      const columns = UPDATABLE.filter((column) => batch[0]![column] !== undefined);
+      await trx
+        .insertInto('licenses')
+        .values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })))
+        .onConflict((conflict) =>
+          conflict.column('license_code').doUpdateSet((eb) => ({
+            ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
+            ...(renewing ? { status: sql<string>`case when licenses.status = 'expired' then 'active' else licenses.status end` } : {}),
+            updated_at: now,
+          })),
+        )
+        .execute();
+      totals.updated += Number(existing);
+      totals.inserted += batch.length - Number(existing);
+    };
+    let position = 0;
+    for await (const input of inputs) {
+      position += 1;
+      const first = pending.get(input.license_code);
+      if (first !== undefined) throw new RepeatedLicenseCode(input.license_code, first, position);
+      pending.set(input.license_code, position);
+      const renewing = renews(input);
+      const shape = `${Object.keys(input).filter((key) => input[key as keyof LicenseInput] !== undefined).sort().join(',')}${renewing ? ':renews' : ''}`;
+      const batch = batches.get(shape) ?? [];
+      batches.set(shape, batch);
+      batch.push(input);
+      if (batch.length >= BATCH_ROWS) await flush(batches.get(shape)!.splice(0), renewing);
     }
-    return { inserted, updated };
+    for (const [shape, batch] of batches) if (batch.length > 0) await flush(batch, shape.endsWith(':renews'));
+    await codesTable.deleteFrom('import_codes').execute();
+    return totals;
   });
 }
 
