@@ -173,7 +173,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     const stopped = Boolean(options.stop?.aborted);
     const exitCode = result ? runExitCode({ abandoned: result.abandoned, stopped }) : failure instanceof ExitError ? failure.code : EXIT.failure;
     const status: Exclude<RunStatus, 'running'> = !result ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
-    const message = failure === undefined ? null : failure instanceof Error ? failure.message : String(failure);
+    const message = failure === undefined ? null : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
     await finishRun(context.db, runId, {
       finishedAt: formatUtc(clock.now()),

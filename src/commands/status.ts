@@ -8,7 +8,7 @@ import { maskUrlCredentials } from '../webhooks/url.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 
 /** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
-export const STALE_AFTER_HOURS = 26;
+const STALE_AFTER_HOURS = 26;
 const SHOWN_RUNS = 5;
 
 export interface RunSummary {
@@ -65,7 +65,7 @@ export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undef
   }
   if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
   if (lastFinished.exitCode === EXIT.abandoned) {
-    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${lastFinished.abandoned}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
+    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${lastFinished.abandoned} ${lastFinished.abandoned === 1 ? 'delivery' : 'deliveries'}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
   }
   if (lastFinished.exitCode !== EXIT.ok) {
     return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };

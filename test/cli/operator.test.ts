@@ -137,7 +137,7 @@ describe('status', () => {
     expect(JSON.parse(abandoned.stdout).runs[0]).toMatchObject({ status: 'abandoned', exitCode: 3, recorded: 1, delivered: 0, abandoned: 1 });
     const text = await runCli(['status'], { cwd: ws.dir });
     expect(text.code).toBe(3);
-    expect(text.stdout).toMatch(/ATTENTION: the last run \(\S+\) abandoned 1: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned" \(exit 3\)/);
+    expect(text.stdout).toMatch(/ATTENTION: the last run \(\S+\) abandoned 1 delivery: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned" \(exit 3\)/);
 
     // A run that failed after it started (the database gone from under it, say), as the runs table keeps it.
     const later = iso(Date.now() + 1000);
