@@ -80,9 +80,15 @@ describe('crash safety', () => {
       query<{ code: string }>(db, "select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'").map((row) => row.code),
     );
     const requestsBeforeRerun = receiver.requests.length;
+    // The killed run never finished: its row says so, and it is not taken for a finished run.
+    expect(query(db, 'select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
 
     const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(rerun.code).toBe(0);
+    expect(query(db, 'select status, exit_code from runs order by status')).toEqual([
+      { status: 'running', exit_code: null },
+      { status: 'succeeded', exit_code: 0 },
+    ]);
     const received = new Set(receiver.requests.map(licenseOf));
     expect(received.size).toBe(total); // every event arrived at least once
     expect(query(db, 'select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
@@ -137,6 +143,11 @@ describe('crash safety', () => {
     expect(result.stderr).toMatch(/left 12 deliveries pending/);
     expect(query(db, 'select status, attempts, claimed_by from webhook_deliveries group by status')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
     expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
+    // The run is recorded as stopped (its row finished in a finally), and status exits 1 on it.
+    expect(query(db, 'select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([{ status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 }]);
+    const status = await runCli(['status', '--quiet'], { cwd });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/^warning: the last run \(\S+\) was stopped with exit code 1\n$/);
   }, 30_000);
 });
 
