@@ -414,7 +414,7 @@ export function buildProgram(session: Session): Command {
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           return result.health.exitCode;
         },
-        tolerant,
+        { ...tolerant, databaseMustExist: true },
       ),
     );
 

@@ -5,7 +5,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { databasePath, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
-import { usageError } from '../errors.js';
+import { EXIT, ExitError, usageError } from '../errors.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
 import type { Database } from '../storage/database.table.js';
 import { databaseError, openDatabase } from '../storage/open-database.js';
@@ -36,6 +36,8 @@ export interface CommandContext {
 export interface ContextOptions {
   /** Go on with stored settings that fail validation (they are not used): the commands that show and fix them. */
   tolerateInvalidSettings?: boolean;
+  /** Refuse (exit 1) instead of creating a missing database file: `status` must not make an empty database look healthy. */
+  databaseMustExist?: boolean;
 }
 
 /** Loads the config, opens and migrates the database, applies stored settings; always closes the database. */
@@ -43,6 +45,12 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const databaseFile = databasePath(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
+  if (options.databaseMustExist && !/^[a-z][a-z0-9+.-]*:\/\//i.test(databaseFile) && !fs.existsSync(databaseFile)) {
+    throw new ExitError(
+      EXIT.failure,
+      `Database ${databaseFile} does not exist, so nothing has ever run against it. Check database.filename in ${loaded.filepath ?? 'the config (none found: defaults apply)'} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.`,
+    );
+  }
   const db = await openDatabase(databaseFile, (applied) => migrationsApplied.push(...applied));
   try {
     const stored = await readSettings(db).catch((error: unknown) => {

@@ -125,7 +125,17 @@ describe('status', () => {
     expect(stale.stdout).toBe('');
     expect(stale.stderr).toMatch(/^warning: no process-expirations run finished in the last 26 hours \(the last one finished at \S+Z\): check the cron job or timer\n$/);
     // No licenses, no runs: a new installation is not failing.
-    expect((await runCli(['status'], { cwd: workspace().dir })).code).toBe(0);
+    const fresh = workspace();
+    await runCli(['migrate'], { cwd: fresh.dir });
+    expect((await runCli(['status'], { cwd: fresh.dir })).code).toBe(0);
+    // No database at all (a config pointing elsewhere): exit 1, and status creates none.
+    const nowhere = workspace();
+    const missing = await runCli(['status'], { cwd: nowhere.dir });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      `error: Database ${nowhere.databaseFile} does not exist, so nothing has ever run against it. Check database.filename in ${nowhere.configFile} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.\n`,
+    );
+    expect(fs.existsSync(nowhere.databaseFile)).toBe(false);
   });
 
   test('exit 3 when the last run abandoned deliveries, 1 when it failed', async () => {
