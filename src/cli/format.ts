@@ -50,14 +50,15 @@ export function printNoLicenses(out: Output, result: ProcessExpirationsResult, d
 }
 
 /** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
-export function printAbandoned(out: Output, abandoned: AbandonedDelivery[]): void {
-  if (abandoned.length === 0) return;
-  out.warn(`${plural(abandoned.length, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
+export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], total = abandoned.length): void {
+  if (total === 0) return;
+  out.warn(`${plural(total, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
   const lines = abandoned.slice(0, LISTED_OUTCOMES).map((item) => {
     const why = item.lastError ?? (item.lastStatusCode === null ? 'no response' : `HTTP ${item.lastStatusCode}`);
     return `  #${item.id} ${clean(item.licenseCode ?? '(license deleted)')} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${clean(why)}`;
   });
-  if (abandoned.length > LISTED_OUTCOMES) lines.push(`  ... and ${abandoned.length - LISTED_OUTCOMES} more (license-manager deliveries list --status abandoned)`);
+  // Results list a bounded number of outcomes: the rest are counted in `total`.
+  if (total > lines.length) lines.push(`  ... and ${total - lines.length} more (license-manager deliveries list --status abandoned)`);
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
@@ -87,7 +88,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
-    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
+    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
   }
 }
 
@@ -196,16 +197,17 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
 }
 
 export function printRetry(out: Output, result: RetryResult): void {
-  if (result.selected.length === 0) {
+  if (result.selectedCount === 0) {
     out.info('Nothing to re-send: no abandoned deliveries match.');
     return;
   }
   if (result.dryRun) {
-    out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
+    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}:`);
     for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
+    if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
+  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
 }
 
 /** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
-import { EXIT, runExitCode, type ExitCode } from '../errors.js';
+import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
@@ -30,6 +30,19 @@ export interface Session {
   /** Aborted by bin/ on SIGINT/SIGTERM. */
   stop: AbortSignal;
   invocation: { exitCode: ExitCode };
+}
+
+/**
+ * LICENSE_MANAGER_LEASE_MS shortens the delivery lease for tests that pause or kill a run and must see its
+ * claims lapse in seconds; it is not meant for production, where the 60 s default applies.
+ */
+function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.LICENSE_MANAGER_LEASE_MS;
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 300 || Number(text) > 3_600_000) {
+    throw usageError(`LICENSE_MANAGER_LEASE_MS is "${text}": expected a whole number of milliseconds from 300 to 3600000 (or leave it unset).`);
+  }
+  return Number(text);
 }
 
 function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags } {
@@ -114,6 +127,7 @@ export function buildProgram(session: Session): Command {
         const result = await processExpirations(context, {
           now: options.now,
           dryRun: options.dryRun,
+          leaseMs: leaseFromEnv(io.env),
           stop,
           onWarning: (text) => out.warn(text),
           onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
@@ -126,8 +140,8 @@ export function buildProgram(session: Session): Command {
         else printProcessExpirations(out, result, context.databaseFile);
         printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
-        printAbandoned(out, result.abandonedDeliveries);
-        if (stop.aborted) out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
+        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
@@ -315,6 +329,7 @@ export function buildProgram(session: Session): Command {
         const result = await deliveriesRetry(context, {
           ids: ids ?? [],
           ...options,
+          leaseMs: leaseFromEnv(io.env),
           stop,
           onProgress: progress.onProgress,
           onWarning: (text) => out.warn(text),
@@ -324,7 +339,8 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json(result);
         else printRetry(out, result);
-        printAbandoned(out, result.abandonedDeliveries);
+        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries to re-send (run the same retry again; released ones go out with the next process-expirations).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
