@@ -82,7 +82,7 @@ async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
     const { code } = error as { code?: unknown };
-    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists/.test(String((error as Error).message));
+    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists|duplicate column name/.test(String((error as Error).message));
     if (!lostTheRace || attempt === 5) throw error;
     await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
   }
