@@ -6,7 +6,7 @@ import express from 'express';
 
 const secret = process.env.WEBHOOK_SECRET;
 if (!secret) {
-  console.error('Set WEBHOOK_SECRET to the value of "license-manager settings get webhook-secret".');
+  console.error('Set WEBHOOK_SECRET to the secret printed by "license-manager settings get webhook-secret --reveal".');
   process.exit(2);
 }
 

@@ -7,7 +7,7 @@ import http from 'node:http';
 
 const secret = process.env.WEBHOOK_SECRET;
 if (!secret) {
-  console.error('Set WEBHOOK_SECRET to the value of "license-manager settings get webhook-secret".');
+  console.error('Set WEBHOOK_SECRET to the secret printed by "license-manager settings get webhook-secret --reveal".');
   process.exit(2);
 }
 const seen = new Set(); // use a table with a unique key in a real application
@@ -25,6 +25,8 @@ const handlers = {
 };
 
 const server = http.createServer((req, res) => {
+  // The same path as receiver-express.js and the README: point the tool at http://127.0.0.1:8000/webhook.
+  if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/webhook') return res.writeHead(404).end('Not found: POST to /webhook');
   if (req.method !== 'POST') return res.writeHead(405).end();
   const chunks = [];
   req.on('data', (chunk) => chunks.push(chunk));

@@ -29,6 +29,8 @@ interface Arrival {
 }
 
 async function main(): Promise<void> {
+  // Each run used to leave its folder in the temp dir; it is removed unless asked to stay.
+  const keep = process.argv.slice(2).includes('--keep');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'license-manager-demo-'));
   const env = { ...process.env, LICENSE_MANAGER_DB: path.join(dir, 'demo.sqlite'), NO_COLOR: '1' };
   const arrivals: Arrival[] = [];
@@ -81,10 +83,12 @@ async function main(): Promise<void> {
 
     const allValid = arrivals.length > 0 && arrivals.every((arrival) => arrival.signatureValid);
     console.log(`\nDemo ${code === 0 && allValid ? 'finished' : 'FAILED'}: ${arrivals.length} requests, all signatures ${allValid ? 'valid' : 'NOT valid'}, exit code ${code}.`);
-    console.log(`The database stays at ${env.LICENSE_MANAGER_DB}; try: LICENSE_MANAGER_DB=${env.LICENSE_MANAGER_DB} npx license-manager deliveries show 1`);
+    if (keep) console.log(`The database stays at ${env.LICENSE_MANAGER_DB}; try: LICENSE_MANAGER_DB=${env.LICENSE_MANAGER_DB} npx license-manager deliveries show 1`);
+    else console.log('The demo database was removed; "npm run demo -- --keep" keeps it to look around.');
     process.exitCode = code === 0 && allValid ? 0 : 1;
   } finally {
     server.close();
+    if (!keep) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

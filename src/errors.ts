@@ -23,3 +23,9 @@ export class ExitError extends Error {
 export function usageError(message: string, options?: { cause?: unknown }): ExitError {
   return new ExitError(EXIT.usage, message, options);
 }
+
+/** The contract's rule for any run that sends: stopped early is 1, anything abandoned is 3. */
+export function runExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
+  if (outcome.stopped) return EXIT.failure;
+  return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
+}

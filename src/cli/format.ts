@@ -1,6 +1,8 @@
 import type { EffectiveSetting } from '../config/settings.js';
-import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
-import type { RetryResult } from '../commands/deliveries.js';
+import type { AbandonedDelivery } from '../commands/abandoned.js';
+import type { WebhookTarget } from '../commands/context.js';
+import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
+import type { StatusResult } from '../commands/status.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
@@ -16,26 +18,48 @@ const plural = (count: number, word: string) => `${count} ${count === 1 ? word :
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;
 
-/** Up to LISTED_OUTCOMES lines, then "… and N more" pointing at the delivery log. */
-function outcomeLines(out: Output, outcomes: DeliveryOutcome[], unlisted = 0): string[] {
-  const lines = outcomes.slice(0, LISTED_OUTCOMES).map((outcome) => outcomeLine(out, outcome));
-  const more = Math.max(0, outcomes.length - LISTED_OUTCOMES) + unlisted;
-  if (more > 0) lines.push(`  ... and ${more} more (license-manager deliveries list)`);
-  return lines;
+/** `https://host/path (from settings)`: the target and the layer that chose it. */
+function targetText(target: WebhookTarget): string {
+  return target.url === null ? 'no webhook URL set' : `${target.url} (from ${target.urlSource})`;
 }
 
-function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
-  const status =
-    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow(outcome.status);
-  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : clean(outcome.lastError ?? '');
-  return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
-}
-
-/** Before anything is sent: how many notices of each kind, so a settings change that produces thousands is seen. */
-export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean): void {
+/**
+ * Before anything is sent: how many notices of each kind and where they go, so a settings change that produces
+ * thousands, or a URL left over from a test, is seen before the first request.
+ */
+export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target: WebhookTarget): void {
   if (out.options.json || out.options.quiet || plan.length === 0) return;
+  const total = plan.reduce((sum, line) => sum + line.count, 0);
   const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
-  out.info(`${dryRun ? 'would send' : 'about to send'}: ${lines.join(', ')}`);
+  out.info(`${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} to ${targetText(target)}: ${lines.join(', ')}`);
+}
+
+/** Webhooks off while events are due: on stderr even under --quiet and --json, so cron mails it. */
+export function printDisabledButDue(out: Output, result: ProcessExpirationsResult): void {
+  if (result.dryRun || result.webhooksEnabled || result.due.length === 0) return;
+  out.warn(
+    `webhooks are disabled (webhooks-enabled is false, from ${result.target.enabledSource}) and ${plural(result.due.length, 'event')} ${result.due.length === 1 ? 'is' : 'are'} due: nothing was recorded or sent. ` +
+      'Enable them with "license-manager settings set webhooks-enabled true" (see "license-manager status").',
+  );
+}
+
+/** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
+export function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
+  if (result.hasLicenses) return;
+  out.warn(`the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`);
+}
+
+/** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
+export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], total = abandoned.length): void {
+  if (total === 0) return;
+  out.warn(`${plural(total, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
+  const lines = abandoned.slice(0, LISTED_OUTCOMES).map((item) => {
+    const why = item.lastError ?? (item.lastStatusCode === null ? 'no response' : `HTTP ${item.lastStatusCode}`);
+    return `  #${item.id} ${clean(item.licenseCode ?? '(license deleted)')} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${clean(why)}`;
+  });
+  // Results list a bounded number of outcomes: the rest are counted in `total`.
+  if (total > lines.length) lines.push(`  ... and ${total - lines.length} more (license-manager deliveries list --status abandoned)`);
+  for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
@@ -43,6 +67,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
   out.info(`  database: ${databaseFile}`);
+  out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
   );
@@ -52,7 +77,8 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
       out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
     }
   }
-  if (!result.webhooksEnabled) {
+  // With events due the warning on stderr says it (printDisabledButDue); this line is for the quiet days.
+  if (!result.webhooksEnabled && result.due.length === 0) {
     out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
   }
   if (result.expiredWithoutEvent > 0) {
@@ -63,15 +89,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
-    for (const line of outcomeLines(out, result.deliveries.filter((outcome) => outcome.status !== 'delivered'))) out.info(line);
   }
-}
-
-export function printAbandonedToStderr(out: Output, outcomes: DeliveryOutcome[]): void {
-  const abandoned = outcomes.filter((outcome) => outcome.status === 'abandoned');
-  if (abandoned.length === 0) return;
-  out.warn(`${plural(abandoned.length, 'delivery')} abandoned (see "license-manager deliveries list --status abandoned"; re-send with "deliveries retry --abandoned"):`);
-  for (const line of outcomeLines(out, abandoned)) out.io.stderr.write(`${line}\n`);
 }
 
 export function printSettings(out: Output, settings: EffectiveSetting[]): void {
@@ -81,10 +99,27 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
       ...settings.map((setting) => [
         setting.key,
         setting.value === null ? out.paint.dim('(not set)') : clean(setting.value),
-        setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
+        [
+          setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
+          setting.invalid ? out.paint.red(`INVALID, not used: ${setting.invalid}`) : '',
+          setting.overrides ? out.paint.yellow(`overrides ${setting.overrides}`) : '',
+        ]
+          .filter(Boolean)
+          .join('; '),
       ]),
     ]),
   );
+  for (const setting of settings.filter((candidate) => candidate.invalid)) {
+    out.info(`Fix ${setting.key} with "license-manager settings set ${setting.key} <value>" or "license-manager settings unset ${setting.key}".`);
+  }
+}
+
+/** A setting for --json with its value as a JSON type: true, [7, 1], not "true", "7,1". */
+export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 'value'> & { value: unknown } {
+  if (setting.value === null || setting.invalid) return setting;
+  if (setting.key === 'webhooks-enabled') return { ...setting, value: setting.value === 'true' };
+  if (setting.key === 'warning-days') return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  return setting;
 }
 
 export function printLicenses(out: Output, rows: LicenseRow[]): void {
@@ -110,7 +145,8 @@ export function printImport(out: Output, result: ImportResult): void {
   out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 
-export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
+export function printDeliveries(out: Output, list: DeliveriesListResult): void {
+  const { rows, total } = list;
   if (rows.length === 0) {
     out.info('No deliveries match.');
     return;
@@ -132,6 +168,7 @@ export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
       ),
     ]),
   );
+  if (total > rows.length) out.info(`showing ${rows.length} of ${total} (--limit <n> for more, --all for every one)`);
 }
 
 export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
@@ -170,8 +207,18 @@ export function printRetry(out: Output, result: RetryResult): void {
     if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
-  for (const line of outcomeLines(out, result.outcomes, result.unlisted)) out.info(line);
+  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
+}
+
+/** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */
+function attemptText(attempt: { statusCode: number | null; durationMs: number; error: string | null }): string {
+  if (attempt.statusCode !== null) {
+    const redirect = attempt.statusCode >= 300 && attempt.statusCode <= 399 && attempt.error ? ` (${clean(attempt.error)})` : '';
+    return `HTTP ${attempt.statusCode} in ${attempt.durationMs} ms${redirect}`;
+  }
+  const refused = /ECONNREFUSED\s*(\S*)/.exec(attempt.error ?? '');
+  if (refused) return `connection refused${refused[1] ? ` by ${refused[1]}` : ''}: nothing is listening there (is the receiver running, on this port?)`;
+  return `no response after ${attempt.durationMs} ms${attempt.error ? ` (${clean(attempt.error)})` : ''}`;
 }
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
@@ -182,8 +229,7 @@ export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(clean(result.body));
   out.info('');
   for (const attempt of result.delivery.attempts) {
-    const status = attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`;
-    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${clean(attempt.error)})` : ''}`);
+    out.info(`attempt ${attempt.attempt}: ${attemptText(attempt)}`);
     if (attempt.responsePrefix) out.info(`  response: ${clean(attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim())}`);
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
@@ -222,4 +268,46 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     // not JSON: show it as it came
   }
   stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
+}
+
+/** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
+export function printStatus(out: Output, result: StatusResult): void {
+  const counts = (byStatus: Record<string, number>, total: number) =>
+    total === 0 ? 'none' : `${total} (${Object.entries(byStatus).map(([status, count]) => `${status} ${count}`).join(', ')})`;
+  const { webhooks } = result;
+  out.info(
+    table([
+      ['config file', result.configFile ?? '(none found: defaults)'],
+      ['database', result.database],
+      ['webhooks', `${webhooks.enabled ? out.paint.green('enabled') : out.paint.yellow('disabled')} (from ${webhooks.enabledSource})`],
+      ['webhook URL', `${webhooks.url ?? '(not set)'} (from ${webhooks.urlSource})`],
+      ['time zone', `${result.timeZone.value} (from ${result.timeZone.source})`],
+      ['licenses', counts(result.licenses.byStatus, result.licenses.total)],
+      ['deliveries', counts(result.deliveries.byStatus, result.deliveries.total)],
+    ]),
+  );
+  for (const problem of result.settingProblems) out.info(out.paint.red(`stored setting ${problem.key} is invalid: ${problem.problem}`));
+  out.info('');
+  if (result.runs.length === 0) out.info('last runs of process-expirations: none yet');
+  else {
+    out.info('last runs of process-expirations (newest first):');
+    out.info(
+      table([
+        ['  STARTED', 'FINISHED', 'RESULT', 'EXIT', 'RECORDED', 'DELIVERED', 'ABANDONED'],
+        ...result.runs.map((run) => [
+          `  ${run.startedAt}`,
+          run.finishedAt ?? '-',
+          run.status,
+          run.exitCode === null ? '-' : String(run.exitCode),
+          String(run.recorded),
+          String(run.delivered),
+          String(run.abandoned),
+        ]),
+      ]),
+    );
+  }
+  out.info('');
+  const { health } = result;
+  const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
+  out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
 }

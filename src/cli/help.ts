@@ -7,7 +7,7 @@ export const SETTINGS_HELP = `
 Settings:
   webhooks-enabled   true / false
   webhook-url        absolute http: or https: URL
-  webhook-secret     HMAC-SHA256 key (always shown masked)
+  webhook-secret     HMAC-SHA256 key (shown masked; settings get webhook-secret --reveal prints it)
   warning-days       comma-separated whole days, e.g. 7,1; none turns license.expiring off
   time-zone          IANA zone whose calendar days count, e.g. Europe/Berlin (default UTC)
 

@@ -3,6 +3,7 @@ import { EXIT, type ExitCode } from '../errors.js';
 import { Output, type Io, type OutputOptions } from './output.js';
 import { buildProgram } from './program.js';
 import { reportError } from './report-error.js';
+import { packageVersion } from './version.js';
 
 const DEFAULT_OUTPUT: OutputOptions = { json: false, quiet: false, color: true, verbose: false };
 
@@ -16,6 +17,12 @@ export async function main(
   stop: AbortSignal = new AbortController().signal,
 ): Promise<ExitCode> {
   const invocation = { exitCode: EXIT.ok as ExitCode };
+  // commander prints the version as plain text; a script asking for --json gets a JSON document instead.
+  const args = argv.slice(2);
+  if (args.includes('--json') && (args.includes('--version') || args.includes('-V'))) {
+    io.stdout.write(`${JSON.stringify({ version: packageVersion() })}\n`);
+    return EXIT.ok;
+  }
   const program = buildProgram({ io, stop, invocation });
   try {
     await program.parseAsync(argv);

@@ -5,7 +5,7 @@ import { maskUrlCredentials } from '../webhooks/url.js';
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
 export interface Io {
   stdout: { write(text: string): unknown; isTTY?: boolean };
-  stderr: { write(text: string): unknown; isTTY?: boolean };
+  stderr: { write(text: string): unknown; isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
   cwd: string;
   stdin?: NodeJS.ReadableStream;
@@ -67,7 +67,10 @@ export class Output {
         drawn = true;
         const filled = total > 0 ? Math.round((done / total) * width) : 0;
         const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
-        this.io.stderr.write(`\r\u001b[2K${label} [${bar}] ${done}/${total}${note ? ` ${note}` : ''}`);
+        const line = `${label} [${bar}] ${done}/${total}${note ? ` ${note}` : ''}`;
+        // A line wider than the terminal wraps, and \r then redraws only its last part: cut it to fit.
+        const columns = this.io.stderr.columns;
+        this.io.stderr.write(`\r\u001b[2K${columns && line.length >= columns ? line.slice(0, columns - 1) : line}`);
       },
       end: () => {
         if (drawn) this.io.stderr.write('\r\u001b[2K');

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
-import { EXIT, usageError, type ExitCode } from '../errors.js';
+import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
@@ -30,12 +30,6 @@ export interface Session {
   /** Aborted by bin/ on SIGINT/SIGTERM. */
   stop: AbortSignal;
   invocation: { exitCode: ExitCode };
-}
-
-/** The contract's rule for any run that sends: stopped early is 1, anything abandoned is 3. */
-function deliveryExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
-  if (outcome.stopped) return EXIT.failure;
-  return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
 }
 
 /**
@@ -72,7 +66,7 @@ export function buildProgram(session: Session): Command {
   };
 
   /** An action that needs the config and the database. */
-  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>, options: ContextOptions = {}) =>
+  const withDatabase = (command: Command, fn: (context: CommandContext, out: Output) => Promise<ExitCode | void>, contextOptions: ContextOptions = {}) =>
     act(command, async (out, flags) => {
       const { withContext } = await import('../commands/context.js');
       const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
@@ -82,9 +76,11 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return fn(context, out);
         },
-        options,
+        contextOptions,
       );
     });
+  // The settings commands (and status) must work whatever is stored: they are how a bad row is seen and fixed.
+  const tolerant: ContextOptions = { tolerateInvalidSettings: true };
 
   /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
   const announceStop = (out: Output) => {
@@ -124,7 +120,8 @@ export function buildProgram(session: Session): Command {
     .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
-        const { printProcessExpirations, printAbandonedToStderr, printPlan } = await import('./format.js');
+        const { webhookTarget } = await import('../commands/context.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -133,7 +130,7 @@ export function buildProgram(session: Session): Command {
           leaseMs: leaseFromEnv(io.env),
           stop,
           onWarning: (text) => out.warn(text),
-          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
+          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
           onProgress: progress.onProgress,
         }).finally(() => {
           progress.end();
@@ -141,9 +138,11 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
+        printNoLicenses(out, result, context.databaseFile);
+        printDisabledButDue(out, result);
+        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
-        else if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.deliveries);
-        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
 
@@ -167,7 +166,7 @@ export function buildProgram(session: Session): Command {
         else printTestEvent(out, result);
         const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
         if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
-        return deliveryExitCode({ abandoned });
+        return runExitCode({ abandoned });
       }),
     );
 
@@ -179,23 +178,26 @@ export function buildProgram(session: Session): Command {
     .action((_options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { settingsList } = await import('../commands/settings.js');
-        const { printSettings } = await import('./format.js');
+        const { printSettings, typedSetting } = await import('./format.js');
         const list = settingsList(context);
-        if (out.options.json) out.json(list);
+        if (out.options.json) out.json(list.map(typedSetting));
         else printSettings(out, list);
-      }),
+      }, tolerant),
     );
   settings
     .command('get <key>')
     .description("print one setting's effective value")
-    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days'))
-    .action((key: string, _options: unknown, command: Command) =>
+    .option('--reveal', 'print the webhook secret itself instead of ******** (to copy it into your receiver)')
+    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days', 'license-manager settings get webhook-secret --reveal'))
+    .action((key: string, options: { reveal?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { settingsGet } = await import('../commands/settings.js');
-        const setting = settingsGet(context, key);
-        if (out.options.json) out.json(setting);
+        const { typedSetting } = await import('./format.js');
+        const setting = settingsGet(context, key, options);
+        if (out.options.json) out.json(typedSetting(setting));
         else out.result(setting.value ?? '');
-      }),
+        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "license-manager settings set ${setting.key} <value>".`);
+      }, tolerant),
     );
   settings
     .command('set <key> <value>')
@@ -208,7 +210,7 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(change);
         else out.info(`${change.key} = ${change.stored}`);
         if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
-      }),
+      }, tolerant),
     );
   settings
     .command('unset <key>')
@@ -220,7 +222,7 @@ export function buildProgram(session: Session): Command {
         const change = await settingsUnset(context, key);
         if (out.options.json) out.json(change);
         else out.info(change.removed ? `${change.key} unset` : `${change.key} was not set in the database; nothing changed`);
-      }),
+      }, tolerant),
     );
 
   const licenses = program
@@ -273,24 +275,27 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--event <type>', 'only this event type').choices(EVENT_TYPES))
     .option('--license <code>', 'only this license')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
-    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT})`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number },
+        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {
           const { deliveriesList } = await import('../commands/deliveries.js');
           const { printDeliveries } = await import('./format.js');
-          const rows = await deliveriesList(context, {
+          // A script reading --json gets every row unless it asks for fewer; a terminal gets a screenful and is told so.
+          const limit = options.all ? undefined : (options.limit ?? (out.options.json ? undefined : DEFAULT_LIST_LIMIT));
+          const list = await deliveriesList(context, {
             status: options.status,
             eventType: options.event,
             licenseCode: options.license,
             since: options.since,
-            limit: options.limit ?? DEFAULT_LIST_LIMIT,
+            limit,
           });
-          if (out.options.json) out.json(rows);
-          else printDeliveries(out, rows);
+          if (out.options.json) out.json(list.rows);
+          else printDeliveries(out, list);
         }),
     );
   deliveries
@@ -318,7 +323,7 @@ export function buildProgram(session: Session): Command {
     .action((ids: number[] | undefined, options: { abandoned?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
-        const { printRetry, printAbandonedToStderr } = await import('./format.js');
+        const { printRetry, printAbandoned } = await import('./format.js');
         const progress = deliveryProgress(out, 're-sending');
         const stopAnnounced = announceStop(out);
         const result = await deliveriesRetry(context, {
@@ -334,9 +339,9 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json(result);
         else printRetry(out, result);
+        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries to re-send (run the same retry again; released ones go out with the next process-expirations).`);
-        if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.outcomes);
-        return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
 
@@ -356,7 +361,7 @@ export function buildProgram(session: Session): Command {
       'after',
       examples(
         'license-manager listen --secret s3cret                  # then, in another terminal:',
-        'license-manager send-test-event --url http://127.0.0.1:8000/ --secret s3cret',
+        'license-manager send-test-event --url http://127.0.0.1:8000/webhook --secret s3cret',
         'ngrok http 8000                                         # to receive from another machine',
         'license-manager listen --respond 503                    # rehearse retries',
       ),
@@ -402,6 +407,34 @@ export function buildProgram(session: Session): Command {
     );
 
   program
+    .command('status')
+    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped')
+    .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(isoDate))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager -c /etc/license-manager/config.json status',
+        'license-manager status --json',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned',
+      ),
+    )
+    .action((options: { now?: Date }, command: Command) =>
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { status } = await import('../commands/status.js');
+          const { printStatus } = await import('./format.js');
+          const result = await status(context, { now: options.now ?? new Date() });
+          if (out.options.json) out.json(result);
+          else printStatus(out, result);
+          if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
+          return result.health.exitCode;
+        },
+        { ...tolerant, databaseMustExist: true },
+      ),
+    );
+
+  program
     .command('migrate')
     .description('bring the database schema up to date (other commands do this on their own)')
     .addHelpText(
@@ -416,8 +449,10 @@ export function buildProgram(session: Session): Command {
       withDatabase(
         command,
         async (context, out) => {
-          if (out.options.json) out.json({ database: context.databaseFile, upToDate: true });
-          else out.info(`Database ${context.databaseFile} is up to date.`);
+          const applied = context.migrationsApplied;
+          if (out.options.json) out.json({ database: context.databaseFile, applied, upToDate: true });
+          else if (applied.length === 0) out.info(`Database ${context.databaseFile} was already up to date.`);
+          else out.info(`Database ${context.databaseFile}: applied ${applied.join(', ')}; it is up to date.`);
         },
         { migrate: true },
       ),
@@ -430,7 +465,8 @@ export function buildProgram(session: Session): Command {
 function deliveryProgress(out: Output, label: string) {
   const bar = out.progress(label);
   const onProgress = bar.enabled
-    ? ({ done, total, abandoned }: { done: number; total: number; abandoned: number }) => bar.update(done, total, abandoned ? `(${abandoned} abandoned)` : '')
+    ? ({ done, total, delivered, waiting, abandoned }: { done: number; total: number; delivered: number; waiting: number; abandoned: number }) =>
+        bar.update(done, total, `${delivered} delivered, ${waiting} waiting to retry, ${abandoned} abandoned`)
     : undefined;
   return { onProgress, end: () => bar.end() };
 }

@@ -4,7 +4,9 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import { resolveConfig, type EffectiveSetting } from '../config/settings.js';
+import { resolveConfig, settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
+import { EXIT, ExitError, usageError } from '../errors.js';
+import { maskUrlCredentials } from '../webhooks/url.js';
 import type { DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
@@ -28,6 +30,10 @@ export interface CommandContext {
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
   databaseFile: string;
   configFile: string | undefined;
+  /** Stored settings that fail validation (only seen by commands that tolerate them: `settings`, `status`). */
+  problems: SettingProblem[];
+  /** Migrations this command applied when it opened the database (empty when the schema was up to date). */
+  migrationsApplied: string[];
   /** Things the operator should fix that do not stop the command (printed once on stderr). */
   warnings: string[];
 }
@@ -35,18 +41,40 @@ export interface CommandContext {
 export interface ContextOptions {
   /** Bring a server database's schema up to date first (the `migrate` command); SQLite always does. */
   migrate?: boolean;
+  /** Go on with stored settings that fail validation (they are not used): the commands that show and fix them. */
+  tolerateInvalidSettings?: boolean;
+  /** Refuse (exit 1) instead of creating a missing database file: `status` must not make an empty database look healthy. */
+  databaseMustExist?: boolean;
 }
 
 /** Loads the config, opens (and on SQLite migrates) the database, applies stored settings; always closes the database. */
 export async function withContext<T>(globals: GlobalOptions, fn: (context: CommandContext) => Promise<T>, options: ContextOptions = {}): Promise<T> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
-  const db = await openDatabase(database, { migrate: options.migrate });
+  const migrationsApplied: string[] = [];
+  if (options.databaseMustExist && database.dialect === 'sqlite' && !fs.existsSync(database.filename)) {
+    throw new ExitError(
+      EXIT.failure,
+      `Database ${database.filename} does not exist, so nothing has ever run against it. Check database.filename in ${loaded.filepath ?? 'the config (none found: defaults apply)'} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.`,
+    );
+  }
+  const db = await openDatabase(database, { migrate: options.migrate, onMigrated: (applied) => migrationsApplied.push(...applied) });
   try {
     const stored = await readSettings(db);
-    const { config, settings } = resolveConfig(loaded, stored, globals.env);
+    const { config, settings, problems } = resolveConfig(loaded, stored, globals.env);
+    if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
     const exposed = exposedSecretWarning(settings, loaded.filepath, database);
-    return await fn({ db, config, settings, database, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] });
+    return await fn({
+      db,
+      config,
+      settings,
+      database,
+      databaseFile: database.label,
+      configFile: loaded.filepath,
+      problems,
+      migrationsApplied,
+      warnings: exposed ? [exposed] : [],
+    });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
     throw isDatabaseError(error) ? databaseError(database, error) : error;
@@ -102,4 +130,24 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
   const { config, settings } = resolveConfig(loaded, stored, globals.env);
   const exposed = exposedSecretWarning(settings, loaded.filepath, database);
   return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
+}
+
+/** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */
+export interface WebhookTarget {
+  /** Credentials in the URL are masked. */
+  url: string | null;
+  urlSource: string;
+  enabled: boolean;
+  enabledSource: string;
+}
+
+/** A setting's layer as one phrase: `settings`, `env LICENSE_MANAGER_WEBHOOK_URL`, `config /etc/license-manager/config.json`. */
+export function layerOf(setting: EffectiveSetting): string {
+  return setting.origin ? `${setting.source} ${setting.origin}` : setting.source;
+}
+
+export function webhookTarget(context: Pick<CommandContext, 'config' | 'settings'>): WebhookTarget {
+  const setting = (key: string) => context.settings.find((candidate) => candidate.key === key)!;
+  const { url, enabled } = context.config.webhooks;
+  return { url: url === null ? null : maskUrlCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
 }

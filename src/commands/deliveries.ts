@@ -5,6 +5,7 @@ import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
   countAbandoned,
+  countDeliveries,
   findDelivery,
   listAbandoned,
   listDeliveries,
@@ -13,6 +14,7 @@ import {
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
+import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
@@ -21,11 +23,21 @@ export interface ListDeliveriesOptions {
   eventType?: EventType;
   licenseCode?: string;
   since?: Date;
-  limit: number;
+  /** At most this many rows; undefined for all of them. */
+  limit?: number;
 }
 
-export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveryListItem[]> {
-  return listDeliveries(context.db, { ...options, since: options.since && formatUtc(options.since) });
+export interface DeliveriesListResult {
+  rows: DeliveryListItem[];
+  /** How many match, whatever the limit: more than rows.length means the list was cut. */
+  total: number;
+}
+
+export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
+  const filter = { ...options, since: options.since && formatUtc(options.since) };
+  const rows = await listDeliveries(context.db, filter);
+  const total = options.limit !== undefined && rows.length === options.limit ? await countDeliveries(context.db, filter) : rows.length;
+  return { rows, total };
 }
 
 export async function deliveriesShow(context: CommandContext, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
@@ -53,6 +65,8 @@ export interface RetryResult extends DeliverPendingResult {
   /** The deliveries chosen for re-sending: the first MAX_LISTED by id; `selectedCount` counts them all. */
   selected: Array<{ id: number; eventId: string; eventType: string; licenseCode: string | null }>;
   selectedCount: number;
+  /** The ones abandoned again (of those listed in outcomes), with license codes. */
+  abandonedDeliveries: AbandonedDelivery[];
 }
 
 /**
@@ -83,7 +97,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError('No webhook URL is set: run "license-manager settings set webhook-url <url>" first.');
 
@@ -99,5 +113,5 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since } : { ids: options.ids },
   });
-  return { ...empty, ...sent };
+  return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, sent.outcomes) };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { usageError } from '../errors.js';
+import { EXIT, ExitError, runExitCode, usageError } from '../errors.js';
 import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
 import {
   decide,
@@ -16,11 +16,14 @@ import {
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { expireLongPast, findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
+import { expireLongPast, findDueCandidates, findUnreadableDates, hasLicenses, type LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
-import type { CommandContext } from './context.js';
+import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
+import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
+import { finishRun, startRun } from '../storage/runs.repository.js';
+import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
@@ -65,6 +68,10 @@ export interface ProcessExpirationsResult {
   today: string;
   dryRun: boolean;
   webhooksEnabled: boolean;
+  /** Where this run sends (credentials masked) and which layer set the URL and the switch. */
+  target: WebhookTarget;
+  /** False when the licenses table is empty: a scheduled job pointed at the wrong database looks like this. */
+  hasLicenses: boolean;
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
   dueCounts: Record<EventType, number>;
@@ -90,6 +97,8 @@ export interface ProcessExpirationsResult {
   /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
   unlisted: number;
+  /** The abandoned ones, with license codes: what the operator must look at. */
+  abandonedDeliveries: AbandonedDelivery[];
 }
 
 interface Findings {
@@ -149,13 +158,48 @@ function planOf(events: readonly DueEvent[]): PlanLine[] {
   return [...lines.values()].sort((a, b) => a.type.localeCompare(b.type) || (b.threshold ?? 0) - (a.threshold ?? 0));
 }
 
-/** The cron job: record every due event once, then deliver everything pending. */
+/**
+ * The cron job: record every due event once, then deliver everything pending. A real run (not a dry run) is
+ * written to `runs` when it starts and finished however it ends, so `status` can tell a stopped job from a quiet one.
+ */
 export async function processExpirations(context: CommandContext, options: ProcessExpirationsOptions = {}): Promise<ProcessExpirationsResult> {
-  const { db, config } = context;
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
-  const webhooks = config.webhooks;
-  const realNow = clock.now();
+  checkRun(context, now, clock.now(), options);
+  if (options.dryRun) return findAndDeliver(context, now, clock, options);
+  const runId = randomUUID();
+  await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()) });
+  let result: ProcessExpirationsResult | undefined;
+  let failure: unknown;
+  try {
+    result = await findAndDeliver(context, now, clock, options);
+    return result;
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    const stopped = Boolean(options.stop?.aborted);
+    const exitCode = result ? runExitCode({ abandoned: result.abandoned, stopped }) : failure instanceof ExitError ? failure.code : EXIT.failure;
+    const status: Exclude<RunStatus, 'running'> = !result ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
+    const message = failure === undefined ? null : failure instanceof Error ? failure.message : JSON.stringify(failure);
+    // A run whose database has gone away cannot record its end; the original failure is what matters then.
+    await finishRun(context.db, runId, {
+      finishedAt: formatUtc(clock.now()),
+      status,
+      exitCode,
+      recorded: result?.recorded ?? 0,
+      delivered: result?.delivered ?? 0,
+      abandoned: result?.abandoned ?? 0,
+      error: message,
+    }).catch((error: unknown) => {
+      if (failure === undefined) throw error;
+    });
+  }
+}
+
+/** Refusals that come before anything is written (exit 2, no run recorded). */
+function checkRun(context: CommandContext, now: Date, realNow: Date, options: ProcessExpirationsOptions): void {
+  const webhooks = context.config.webhooks;
   if (!options.dryRun && now.getTime() > realNow.getTime() + FUTURE_NOW_TOLERANCE_MS) {
     throw usageError(
       `--now ${formatUtc(now)} is ahead of the clock (${formatUtc(realNow)}): a real run in the future would announce expiries that have not happened. Add --dry-run to preview it, or give a past instant to catch up.`,
@@ -164,6 +208,11 @@ export async function processExpirations(context: CommandContext, options: Proce
   if (webhooks.enabled && !webhooks.url && !options.dryRun) {
     throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
   }
+}
+
+async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+  const { db, config } = context;
+  const webhooks = config.webhooks;
   const policy: ExpirationPolicy = { ...config.expirations };
   const findings = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
   const { events } = findings;
@@ -178,6 +227,8 @@ export async function processExpirations(context: CommandContext, options: Proce
     today: bounds.today,
     dryRun: Boolean(options.dryRun),
     webhooksEnabled: webhooks.enabled,
+    target: webhookTarget(context),
+    hasLicenses: events.length > 0 || (await hasLicenses(db)),
     due: events.map(({ event, license }) => ({
       type: event.type,
       licenseId: license.id,
@@ -199,6 +250,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     left: 0,
     deliveries: [],
     unlisted: 0,
+    abandonedDeliveries: [],
   };
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
@@ -240,5 +292,6 @@ export async function processExpirations(context: CommandContext, options: Proce
   result.left = sent.left;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
+  result.abandonedDeliveries = await abandonedDeliveries(db, sent.outcomes);
   return result;
 }

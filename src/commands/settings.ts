@@ -1,4 +1,4 @@
-import { assertSettingKey, maskSecret, parseSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
+import { assertSettingKey, maskSecret, parseSetting, revealSetting, SETTINGS, type EffectiveSetting } from '../config/settings.js';
 import { deleteSetting, writeSetting } from '../storage/settings.repository.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
@@ -7,9 +7,12 @@ export function settingsList(context: CommandContext): EffectiveSetting[] {
   return context.settings;
 }
 
-export function settingsGet(context: CommandContext, key: string): EffectiveSetting {
+/** One setting; `reveal` gives the secret itself (the only way to read it back: never in `list`, never logged). */
+export function settingsGet(context: CommandContext, key: string, options: { reveal?: boolean } = {}): EffectiveSetting {
   const known = assertSettingKey(key);
-  return context.settings.find((setting) => setting.key === known)!;
+  const setting = context.settings.find((candidate) => candidate.key === known)!;
+  if (!options.reveal || !SETTINGS[known].secret || setting.invalid) return setting;
+  return { ...setting, value: revealSetting(known, context.config) };
 }
 
 export interface SettingChange {

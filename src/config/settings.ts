@@ -146,43 +146,74 @@ export function parseSetting(key: SettingKey, text: string): string {
 
 export interface EffectiveSetting {
   key: SettingKey;
-  /** The value as text; the secret is masked unless asked for. */
+  /** The value as text; the secret is masked unless asked for. A stored value that fails validation is shown as stored. */
   value: string | null;
   source: SettingSource;
   /** Where: the env var, the config file path; undefined for the table and defaults. */
   origin?: string;
+  /** What this value hides: a config-file value (or a stored one, under an env var) that has no effect while it is set. */
+  overrides?: string;
+  /** Why the stored value is not used (the next layer applies until it is fixed). */
+  invalid?: string;
   description: string;
+}
+
+/** A stored row that fails validation: named, with the fix, by every command that needs the value. */
+export interface SettingProblem {
+  key: SettingKey;
+  problem: string;
 }
 
 export interface ResolvedConfig {
   config: Config;
   settings: EffectiveSetting[];
+  problems: SettingProblem[];
 }
 
-/** Stored settings are validated when read too: a bad row is named rather than silently used. */
+/** The message for a stored setting that fails validation: the key, why, and the command that fixes it. */
+export function settingProblemMessage({ key, problem }: SettingProblem): string {
+  return `Invalid stored setting ${key}: ${problem}. Fix it with "license-manager settings set ${key} <value>" or remove it with "license-manager settings unset ${key}".`;
+}
+
+/**
+ * Stored settings are validated when read too: a bad row is not used, and is reported in `problems` so the
+ * settings commands can still show and fix it while every other command refuses to run on it.
+ */
 export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): ResolvedConfig {
   let config = loaded.config;
   const settings: EffectiveSetting[] = [];
+  const problems: SettingProblem[] = [];
   for (const key of SETTING_KEYS) {
     const definition = SETTINGS[key];
     const envValue = definition.envVar ? env[definition.envVar] : undefined;
     const storedValue = stored.get(key);
+    const inFile = loaded.filepath !== undefined && loaded.explicitKeys.has(definition.configKey);
+    const fileNote = inFile ? `${definition.configKey} in ${loaded.filepath}` : undefined;
+    const mask = (text: string) => (definition.secret ? maskSecret(text) : text);
     let source: SettingSource;
     let origin: string | undefined;
+    let overrides: string | undefined;
+    let invalid: string | undefined;
+    let shown: string | null | undefined;
     if (envValue !== undefined && envValue !== '') {
       const parsed = definition.read(envValue);
       if ('problem' in parsed) throw usageError(`Invalid environment variable ${definition.envVar}: ${parsed.problem}`);
       config = parsed.apply(config);
       source = 'env';
       origin = definition.envVar;
+      overrides = storedValue !== undefined ? `the stored setting ${key}` : fileNote;
     } else if (storedValue !== undefined) {
       const parsed = definition.read(storedValue);
-      if ('problem' in parsed) {
-        throw usageError(`Invalid stored setting ${key}: ${parsed.problem}. Fix it with "license-manager settings set ${key} <value>".`);
-      }
-      config = parsed.apply(config);
       source = 'settings';
-    } else if (loaded.filepath && loaded.explicitKeys.has(definition.configKey)) {
+      if ('problem' in parsed) {
+        invalid = parsed.problem;
+        shown = mask(storedValue);
+        problems.push({ key, problem: parsed.problem });
+      } else {
+        config = parsed.apply(config);
+        overrides = fileNote;
+      }
+    } else if (inFile) {
       source = 'config';
       origin = loaded.filepath;
     } else {
@@ -191,13 +222,20 @@ export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, 
     const text = definition.current(config);
     settings.push({
       key,
-      value: definition.secret && text !== null ? maskSecret(text) : text,
+      value: shown !== undefined ? shown : text === null ? null : mask(text),
       source,
-      origin,
+      ...(origin === undefined ? {} : { origin }),
+      ...(overrides === undefined ? {} : { overrides }),
+      ...(invalid === undefined ? {} : { invalid }),
       description: definition.description,
     });
   }
-  return { config, settings };
+  return { config, settings, problems };
+}
+
+/** The effective value of one setting in full: only for `settings get --reveal`, never listed or logged. */
+export function revealSetting(key: SettingKey, config: Config): string | null {
+  return SETTINGS[key].current(config);
 }
 
 /** A secret is never shown, not even in part. */

@@ -42,7 +42,7 @@ export interface DeliverPendingOptions {
   fetch?: $Fetch;
   /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
   onWarning?: (message: string) => void;
-  /** Called as deliveries finish; `total` is what was claimable when the run began. */
+  /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
 }
 
@@ -51,6 +51,8 @@ interface DeliveryProgress {
   total: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries waiting for their next attempt. */
+  waiting: number;
 }
 
 export interface DeliveryOutcome {
@@ -158,6 +160,7 @@ async function workThrough(
   let ended = 0;
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
+  const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
   let failure: unknown;
   // A failed write (a full disk) halts the run: no attempt starts whose outcome could not be recorded.
   const halt = new AbortController();
@@ -193,6 +196,8 @@ async function workThrough(
         onWaiting: (isWaiting) => {
           waiting += isWaiting ? 1 : -1;
           nudge();
+          // The bar shows a wait as it begins, not seconds later when the delivery ends.
+          report();
         },
         onAttempt: (attempt, verdict) =>
           writer.write({
@@ -228,7 +233,7 @@ async function workThrough(
       lastStatusCode: outcome.attempts.length > 0 ? outcome.lastStatusCode : row.last_status_code,
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
     });
-    options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned });
+    report();
   };
 
   // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).

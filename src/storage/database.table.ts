@@ -55,9 +55,26 @@ export interface WebhookAttemptsTable {
   error: string | null;
 }
 
+export type RunStatus = 'running' | 'succeeded' | 'abandoned' | 'failed' | 'stopped';
+
+/** One process-expirations run: written when it starts, finished when it ends (whatever way it ends). */
+export interface RunsTable {
+  id: string;
+  command: string;
+  started_at: string;
+  finished_at: string | null;
+  status: RunStatus;
+  exit_code: number | null;
+  recorded: Generated<number>;
+  delivered: Generated<number>;
+  abandoned: Generated<number>;
+  error: string | null;
+}
+
 export interface Database {
   licenses: LicensesTable;
   settings: SettingsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  runs: RunsTable;
 }

@@ -413,18 +413,40 @@ export interface DeliveryListItem extends DeliveryRow {
   license_code: string | null;
 }
 
-export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<DeliveryListItem[]> {
-  let query = db
-    .selectFrom('webhook_deliveries as d')
-    .leftJoin('licenses as l', 'l.id', 'd.license_id')
-    .selectAll('d')
-    .select('l.license_code');
+function filteredDeliveries(db: Kysely<Database>, filter: DeliveryFilter) {
+  let query = db.selectFrom('webhook_deliveries as d').leftJoin('licenses as l', 'l.id', 'd.license_id');
   if (filter.status) query = query.where('d.status', '=', filter.status);
   if (filter.eventType) query = query.where('d.event_type', '=', filter.eventType);
   if (filter.licenseCode) query = query.where('l.license_code', '=', filter.licenseCode);
   if (filter.since) query = query.where('d.created_at', '>=', filter.since);
-  query = query.orderBy('d.id', 'desc');
+  return query;
+}
+
+export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<DeliveryListItem[]> {
+  const query = filteredDeliveries(db, filter).selectAll('d').select('l.license_code').orderBy('d.id', 'desc');
   return (filter.limit === undefined ? query : query.limit(filter.limit)).execute();
+}
+
+/** How many deliveries match the filter, whatever the limit (so a cut-off list can say it is one). */
+export async function countDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<number> {
+  const row = await filteredDeliveries(db, filter).select(db.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** The license code of each delivery id (deliveries of deleted licenses are absent). */
+export async function licenseCodesOfDeliveries(db: Kysely<Database>, ids: readonly number[]): Promise<Map<number, string>> {
+  const codes = new Map<number, string>();
+  // Bounded IN lists: SQLite and the server databases all cap bound parameters.
+  for (let start = 0; start < ids.length; start += 500) {
+    const rows = await db
+      .selectFrom('webhook_deliveries as d')
+      .innerJoin('licenses as l', 'l.id', 'd.license_id')
+      .select(['d.id', 'l.license_code'])
+      .where('d.id', 'in', ids.slice(start, start + 500))
+      .execute();
+    for (const row of rows) codes.set(row.id, row.license_code);
+  }
+  return codes;
 }
 
 export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] } | undefined> {
@@ -438,4 +460,10 @@ export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ 
   if (!delivery) return undefined;
   const attempts = await db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', id).orderBy('attempt').execute();
   return { delivery, attempts };
+}
+
+/** Row counts per status. */
+export async function deliveryCounts(db: Kysely<Database>): Promise<Partial<Record<DeliveryStatus, number>>> {
+  const rows = await db.selectFrom('webhook_deliveries').select(['status', db.fn.countAll<number>().as('count')]).groupBy('status').execute();
+  return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
 }

@@ -287,3 +287,14 @@ export async function findUnreadableDates(db: Kysely<Database>, limit: number): 
   }
   return found;
 }
+
+/** Row counts per status, e.g. `{ active: 3, expired: 1 }`. */
+export async function licenseCounts(db: Kysely<Database>): Promise<Record<string, number>> {
+  const rows = await db.selectFrom('licenses').select(['status', db.fn.countAll<number>().as('count')]).groupBy('status').execute();
+  return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
+}
+
+/** Whether the table holds any license at all (a job pointed at the wrong, empty database has none). */
+export async function hasLicenses(db: Kysely<Database>): Promise<boolean> {
+  return (await db.selectFrom('licenses').select('id').limit(1).executeTakeFirst()) !== undefined;
+}

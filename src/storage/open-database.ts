@@ -25,19 +25,22 @@ export interface OpenOptions {
   migrate?: boolean;
   /** Leave the schema unchecked: for a read of what is there (`listen` reading stored settings). */
   schemaCheck?: boolean;
+  /** Told which migrations were applied (none when the schema was up to date). */
+  onMigrated?: (applied: string[]) => void;
 }
 
 /** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Kysely<Database>> {
-  if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix);
+  if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix, options.onMigrated);
   const db = new Kysely<Database>({ dialect: await serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
   try {
     // Connect now, so a wrong password or host is reported as such before any work starts.
     await sql`select 1`.execute(db);
     const migrator = newMigrator(db, target.tablePrefix);
     if (options.migrate) {
-      const { error } = await migrator.migrateToLatest();
+      const { error, results } = await migrator.migrateToLatest();
       if (error) throw error;
+      options.onMigrated?.((results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName));
     } else if (options.schemaCheck !== false) {
       const pending = (await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined);
       if (pending.length > 0) {
@@ -115,7 +118,7 @@ async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgre
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
-async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely<Database>> {
+async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (applied: string[]) => void): Promise<Kysely<Database>> {
   const target: DatabaseTarget = { dialect: 'sqlite', filename, tablePrefix, label: filename };
   const directory = path.dirname(filename);
   if (!fs.existsSync(directory)) {
@@ -147,7 +150,8 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
   }
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
   try {
-    await migrateToLatest(db, tablePrefix);
+    const report = await migrateToLatest(db, tablePrefix);
+    onMigrated?.(report.applied);
   } catch (error) {
     await db.destroy();
     throw databaseError(target, error);
@@ -184,7 +188,7 @@ async function migrateToLatest(db: Kysely<Database>, tablePrefix: string): Promi
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
     const { code } = error as { code?: unknown };
-    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists/.test(String((error as Error).message));
+    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists|duplicate column name/.test(String((error as Error).message));
     if (!lostTheRace || attempt === 5) throw error;
     await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
   }

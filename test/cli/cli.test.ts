@@ -239,7 +239,7 @@ describe('the built CLI', () => {
     expect(await closed).toBe(0);
   });
 
-  test('many abandoned deliveries: --quiet lists 20 on stderr and counts the rest', async () => {
+  test('many abandoned deliveries: listed the same way with and without --quiet, 20 on stderr with license codes, the rest counted', async () => {
     receiver = await startReceiver(() => 410);
     const cwd = project({ webhooks: { enabled: true, url: receiver.url } });
     fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
@@ -248,9 +248,14 @@ describe('the built CLI', () => {
     expect(result.code).toBe(3);
     expect(result.stdout).toBe('');
     const lines = result.stderr.trim().split('\n');
-    expect(lines[0]).toContain('warning: 25 deliveries abandoned');
-    expect(lines.filter((line) => /^ {2}#\d+ license\.expired abandoned after 1 attempt: HTTP 410/.test(line))).toHaveLength(20);
-    expect(lines.at(-1)).toBe('  ... and 5 more (license-manager deliveries list)');
+    expect(lines[0]).toBe('warning: 25 deliveries abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:');
+    expect(lines.filter((line) => /^ {2}#\d+ G-\d+ license\.expired after 1 attempt: HTTP 410/.test(line))).toHaveLength(20);
+    expect(lines.at(-1)).toBe('  ... and 5 more (license-manager deliveries list --status abandoned)');
     expect(result.stderr).not.toContain('MaxListenersExceededWarning');
+    // Without --quiet: the same block on stderr (stdout has the summary only), so cron and a terminal read alike.
+    const loud = await runCli(['deliveries', 'retry', '--abandoned'], { cwd });
+    expect(loud.code).toBe(3);
+    expect(loud.stdout).toBe('Re-sent 25 deliveries: delivered 0, abandoned 25.\n');
+    expect(loud.stderr.trim().split('\n')).toEqual(lines.map((line) => line.replace(/after 1 attempt:/, 'after 2 attempts:')));
   });
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
 import { startReceiver } from '../helpers/receiver.js';
+import { measure } from '../helpers/measure.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -71,8 +72,7 @@ describe('the reference PHP verifier', () => {
   const php = spawnSync('php', ['--version']).status === 0;
   const phpTest = php ? test : test.skip;
   if (!php) {
-    // eslint-disable-next-line no-console
-    console.log('php is not on PATH: the PHP verifier check is skipped (apt-get install php-cli to run it)');
+    measure('php is not on PATH: the PHP verifier check is skipped (apt-get install php-cli to run it)');
   }
 
   phpTest("accepts the tool's signature over the exact body, and rejects a changed body", async () => {

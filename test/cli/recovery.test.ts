@@ -5,6 +5,7 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
+import { measure } from '../helpers/measure.js';
 import { projectWithEvents, startCli, until } from '../helpers/project.js';
 import { query } from '../helpers/inspect.js';
 import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
@@ -49,9 +50,15 @@ describe('crash safety', () => {
       query<{ code: string }>(db, "select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'").map((row) => row.code),
     );
     const requestsBeforeRerun = receiver.requests.length;
+    // The killed run never finished: its row says so, and it is not taken for a finished run.
+    expect(query(db, 'select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
 
     const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(rerun.code).toBe(0);
+    expect(query(db, 'select status, exit_code from runs order by status')).toEqual([
+      { status: 'running', exit_code: null },
+      { status: 'succeeded', exit_code: 0 },
+    ]);
     const received = new Set(receiver.requests.map(licenseOf));
     expect(received.size).toBe(total); // every event arrived at least once
     expect(query(db, 'select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
@@ -61,8 +68,7 @@ describe('crash safety', () => {
     expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
     const okBeforeKill = receiver.requests.slice(0, requestsBeforeRerun).filter((_request, index) => !(mode === 'fail-first' && index < 2)).map(licenseOf);
     const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
-    // eslint-disable-next-line no-console
-    console.log(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
+    measure(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
   }, 40_000);
 
   test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
@@ -107,6 +113,11 @@ describe('crash safety', () => {
     expect(result.stderr).toMatch(/left 12 deliveries pending/);
     expect(query(db, 'select status, attempts, claimed_by from webhook_deliveries group by status')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
     expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
+    // The run is recorded as stopped (its row finished in a finally), and status exits 1 on it.
+    expect(query(db, 'select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([{ status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 }]);
+    const status = await runCli(['status', '--quiet'], { cwd });
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/^warning: the last run \(\S+\) was stopped with exit code 1\n$/);
   }, 30_000);
 });
 

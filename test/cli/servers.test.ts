@@ -24,7 +24,8 @@ async function receiverFor(reply?: (request: { body: Buffer }, index: number) =>
 function project(url: string, options: { tablePrefix?: string; webhooks?: object; count?: number } = {}): string {
   const cwd = tempDir();
   const database = { url, ...(options.tablePrefix ? { tablePrefix: options.tablePrefix } : {}) };
-  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...options.webhooks } }));
+  // Owner-only, as a config file holding a password should be.
+  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...options.webhooks } }), { mode: 0o600 });
   const rows = Array.from({ length: options.count ?? 3 }, (_, index) => ({ license_code: `K-${String(index).padStart(4, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
   fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
   return cwd;
@@ -69,7 +70,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
 
     const migrated = await runCli(['migrate', '--json'], { cwd });
     expect(migrated.code).toBe(0);
-    expect(JSON.parse(migrated.stdout)).toEqual({ database: expect.stringContaining(':****@127.0.0.1'), upToDate: true });
+    expect(JSON.parse(migrated.stdout)).toEqual({ database: expect.stringContaining(':****@127.0.0.1'), applied: expect.arrayContaining(['0001_initial']), upToDate: true });
     expect(migrated.stdout).not.toContain(password);
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     const imported = await runCli(['licenses', 'import', 'licenses.json'], { cwd });
@@ -82,11 +83,12 @@ describe.each(servers)('server database [%s]', (dialect) => {
     const cwd = project(url(), { tablePrefix: 'older_' });
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
-    // As a database last migrated by the release before 0002 looks.
-    await adminQuery(dialect, "delete from older_kysely_migration where name = '0002_delivery_schedule'", server.name);
+    // As a database last migrated by the first release (0001 only) looks.
+    await adminQuery(dialect, "delete from older_kysely_migration where name <> '0001_initial'", server.name);
+    await adminQuery(dialect, 'drop table older_runs', server.name);
     await adminQuery(dialect, 'alter table older_webhook_deliveries drop column schedule_base', server.name);
     const refused = await runCli(['process-expirations', '--now', NOW], { cwd });
-    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(1 migration to apply: 0002_delivery_schedule\)\. Run "license-manager migrate"/)]);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(\d+ migrations? to apply: 0002_delivery_schedule[,)].*Run "license-manager migrate"/)]);
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['licenses', 'list', '--json'], { cwd })).code).toBe(0);
   });
@@ -106,6 +108,11 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string).sort((a, b) => a.localeCompare(b))).toEqual(['K-0000', 'K-0001', 'K-0002']);
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
+    // status reads the runs table on the server: the last run succeeded, the password stays masked.
+    const status = await runCli(['status', '--json'], { cwd });
+    expect([status.code, status.stderr]).toEqual([0, '']);
+    expect(status.stdout).toContain(':****@127.0.0.1');
+    expect(status.stdout).not.toContain(password);
 
     const list = await runCli(['deliveries', 'list', '--json'], { cwd });
     const deliveries = JSON.parse(list.stdout) as Array<{ id: number; license_code: string; status: string }>;
@@ -117,7 +124,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     const show = await runCli(['deliveries', 'show', String(deliveries[0]!.id), '--json'], { cwd });
     expect(JSON.parse(show.stdout)).toMatchObject({ delivery: { license_code: 'K-0002', attempts: 1 }, attempts: [{ attempt: 1, status_code: 200 }] });
     expect((await runCli(['settings', 'set', 'warning-days', '14,3'], { cwd })).code).toBe(0);
-    expect(JSON.parse((await runCli(['settings', 'get', 'warning-days', '--json'], { cwd })).stdout)).toMatchObject({ value: '14,3', source: 'settings' });
+    expect(JSON.parse((await runCli(['settings', 'get', 'warning-days', '--json'], { cwd })).stdout)).toMatchObject({ value: [14, 3], source: 'settings' });
 
     expect(await adminQuery(dialect, 'select id, license_code from licenses', server.name)).toEqual([{ id: 1, license_code: 'THEIRS' }]);
     const tables = (await adminQuery(
@@ -129,6 +136,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
       'lm_kysely_migration',
       'lm_kysely_migration_lock',
       'lm_licenses',
+      'lm_runs',
       'lm_settings',
       'lm_webhook_attempts',
       'lm_webhook_deliveries',

@@ -58,6 +58,27 @@ describe('terminal and pipe output', () => {
     expect(list).toContain(`${ESC}[2m(not set)`);
   }, 30_000);
 
+  (hasScript ? test : test.skip)('on a terminal: the plan first, then a bar that shows deliveries waiting to retry while they wait', async () => {
+    const seen = new Set<string>();
+    // Every event fails its first attempt, then is delivered after a 300 ms wait.
+    receiver = await startReceiver((request) => {
+      const id = String(request.headers['x-webhook-id']);
+      if (seen.has(id)) return 200;
+      seen.add(id);
+      return 503;
+    });
+    const cwd = tempDir();
+    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2, retryDelaysMs: [300] } }));
+    fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 6 }, (_, i) => ({ license_code: `W-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
+    await runCli(['licenses', 'import', 'l.json'], { cwd });
+    const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z', '--no-color'], cwd);
+    expect(run.indexOf(`sending 6 events to ${receiver.url} (from config `)).toBe(0);
+    // Drawn while nothing had finished yet: the waits are visible, not only the end of each delivery.
+    expect(run).toMatch(/delivering \[-{24}\] 0\/6 0 delivered, [1-6] waiting to retry, 0 abandoned/);
+    expect(run).toMatch(/delivering \[#{24}\] 6\/6 6 delivered, 0 waiting to retry, 0 abandoned/);
+    expect(run).toContain('delivered 6, abandoned 0');
+  }, 30_000);
+
   (hasScript ? test : test.skip)('on a terminal, NO_COLOR and --no-color turn colour off', async () => {
     const cwd = tempDir();
     expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '1' })).not.toContain(ESC);
@@ -92,6 +113,8 @@ describe('terminal and pipe output', () => {
       ['deliveries', 'retry', '--abandoned', '--dry-run'],
       ['send-test-event', '--url', receiver!.url],
       ['migrate'],
+      ['status'],
+      ['--version'],
     ];
     for (const args of commands) {
       const result = await runCli([...args, '--json'], { cwd });
@@ -105,7 +128,7 @@ describe('terminal and pipe output', () => {
     const commands = [
       ['process-expirations'], ['send-test-event'], ['settings'], ['settings', 'list'], ['settings', 'get'], ['settings', 'set'], ['settings', 'unset'],
       ['licenses'], ['licenses', 'import'], ['licenses', 'list'], ['deliveries'], ['deliveries', 'list'], ['deliveries', 'show'], ['deliveries', 'retry'],
-      ['listen'], ['verify'], ['migrate'],
+      ['listen'], ['verify'], ['status'], ['migrate'],
     ];
     for (const args of commands) {
       const help = await runCli([...args, '--help'], { cwd });

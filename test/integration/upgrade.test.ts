@@ -30,7 +30,7 @@ test('after the upgrade, events recorded under the first release keys are never 
   const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'old-secret' }, expirations: { warningDays: [7, 1], lookbackDays: 7 } });
   await ws.run(async (context) => {
     const migrations = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(context.db);
-    // The release's migrations come first; later ones (0002_delivery_schedule) only add columns with defaults.
+    // The release's migrations come first; later ones (0002_delivery_schedule, 0003_runs) only add columns with defaults and tables.
     expect(migrations.rows.map((row) => row.name).slice(0, FIXTURE.migrations.length)).toEqual(FIXTURE.migrations);
     await context.db.insertInto('licenses').values(FIXTURE.licenses as never).execute();
     await context.db.insertInto('webhook_deliveries').values(FIXTURE.webhook_deliveries as never).execute();

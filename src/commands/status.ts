@@ -1,0 +1,95 @@
+import { settingProblemMessage, type SettingProblem } from '../config/settings.js';
+import { EXIT, type ExitCode } from '../errors.js';
+import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { licenseCounts } from '../storage/licenses.repository.js';
+import { lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
+import { formatUtc, parseUtc } from '../time.js';
+import { maskUrlCredentials } from '../webhooks/url.js';
+import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
+
+/** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
+const STALE_AFTER_HOURS = 26;
+const SHOWN_RUNS = 5;
+
+export interface RunSummary {
+  startedAt: string;
+  finishedAt: string | null;
+  status: RunRow['status'];
+  exitCode: number | null;
+  recorded: number;
+  delivered: number;
+  abandoned: number;
+  error: string | null;
+}
+
+export interface StatusResult {
+  now: string;
+  configFile: string | null;
+  database: string;
+  webhooks: WebhookTarget;
+  timeZone: { value: string; source: string };
+  settingProblems: SettingProblem[];
+  licenses: { total: number; byStatus: Record<string, number> };
+  deliveries: { total: number; byStatus: Record<string, number> };
+  /** Newest first. */
+  runs: RunSummary[];
+  /** The exit code a monitoring check acts on, and why. */
+  health: { exitCode: ExitCode; reason: string };
+}
+
+function summary(row: RunRow): RunSummary {
+  return {
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+    status: row.status,
+    exitCode: row.exit_code,
+    recorded: Number(row.recorded),
+    delivered: Number(row.delivered),
+    abandoned: Number(row.abandoned),
+    error: row.error,
+  };
+}
+
+/**
+ * The verdict (pure): 1 when the job has stopped or its last run failed, or the next run cannot start; 3 when
+ * the last run abandoned deliveries; else 0.
+ */
+export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undefined; licenses: number; settingProblems: readonly SettingProblem[] }): StatusResult['health'] {
+  const { now, lastFinished, licenses, settingProblems } = input;
+  if (settingProblems.length > 0) return { exitCode: EXIT.failure, reason: `the next run will refuse to start: ${settingProblems.map(settingProblemMessage).join(' ')}` };
+  const finishedAt = lastFinished?.finishedAt ? parseUtc(lastFinished.finishedAt) : undefined;
+  const stale = !finishedAt || now.getTime() - finishedAt.getTime() > STALE_AFTER_HOURS * 3_600_000;
+  if (licenses > 0 && stale) {
+    const last = lastFinished?.finishedAt ? `the last one finished at ${lastFinished.finishedAt}` : 'none has ever finished';
+    return { exitCode: EXIT.failure, reason: `no process-expirations run finished in the last ${STALE_AFTER_HOURS} hours (${last}): check the cron job or timer` };
+  }
+  if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
+  if (lastFinished.exitCode === EXIT.abandoned) {
+    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${lastFinished.abandoned} ${lastFinished.abandoned === 1 ? 'delivery' : 'deliveries'}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
+  }
+  if (lastFinished.exitCode !== EXIT.ok) {
+    return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
+  }
+  return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} and succeeded` };
+}
+
+/** `status`: where this installation stands, read-only. */
+export async function status(context: CommandContext, options: { now: Date }): Promise<StatusResult> {
+  const { db } = context;
+  const [licenses, deliveries, runs, lastFinished] = await Promise.all([licenseCounts(db), deliveryCounts(db), lastRuns(db, SHOWN_RUNS), lastFinishedRun(db)]);
+  const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, count) => total + count, 0);
+  const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
+  const licenseTotal = sum(licenses);
+  return {
+    now: formatUtc(options.now),
+    configFile: context.configFile ?? null,
+    database: maskUrlCredentials(context.databaseFile),
+    webhooks: webhookTarget(context),
+    timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
+    settingProblems: context.problems,
+    licenses: { total: licenseTotal, byStatus: licenses },
+    deliveries: { total: sum(deliveries), byStatus: deliveries },
+    runs: runs.map(summary),
+    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
+  };
+}

@@ -1,0 +1,37 @@
+import { describe, expect, test } from '@jest/globals';
+import { judgeHealth, type RunSummary } from '../../src/commands/status.js';
+
+const NOW = new Date('2025-01-15T08:30:00Z');
+
+function aRun(overrides: Partial<RunSummary> = {}): RunSummary {
+  return { startedAt: '2025-01-15T08:00:00Z', finishedAt: '2025-01-15T08:00:05Z', status: 'succeeded', exitCode: 0, recorded: 1, delivered: 1, abandoned: 0, error: null, ...overrides };
+}
+
+describe('status: the exit code a monitor acts on', () => {
+  test('0 after a good run; 3 after abandoned deliveries; 1 after a failed or stopped run', () => {
+    expect(judgeHealth({ now: NOW, lastFinished: aRun(), licenses: 5, settingProblems: [] }).exitCode).toBe(0);
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 2 }), licenses: 5, settingProblems: [] })).toEqual({
+      exitCode: 3,
+      reason: expect.stringContaining('abandoned 2 deliveries'),
+    });
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1, error: 'boom' }), licenses: 5, settingProblems: [] }).reason).toBe(
+      'the last run (2025-01-15T08:00:05Z) failed with exit code 1: boom',
+    );
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'stopped', exitCode: 1 }), licenses: 5, settingProblems: [] }).reason).toContain('was stopped');
+  });
+
+  test('1 when no run finished in the last 26 hours while licenses exist; exactly 26 hours is still fine', () => {
+    const at26h = new Date(Date.parse('2025-01-15T08:00:05Z') + 26 * 3_600_000);
+    expect(judgeHealth({ now: at26h, lastFinished: aRun(), licenses: 1, settingProblems: [] }).exitCode).toBe(0);
+    expect(judgeHealth({ now: new Date(at26h.getTime() + 1000), lastFinished: aRun(), licenses: 1, settingProblems: [] }).exitCode).toBe(1);
+    expect(judgeHealth({ now: NOW, lastFinished: undefined, licenses: 1, settingProblems: [] }).exitCode).toBe(1);
+    // Nothing to watch yet: no licenses, no run.
+    expect(judgeHealth({ now: NOW, lastFinished: undefined, licenses: 0, settingProblems: [] }).exitCode).toBe(0);
+  });
+
+  test('1 when a stored setting is invalid, even after a good run: the next run will refuse to start', () => {
+    const health = judgeHealth({ now: NOW, lastFinished: aRun(), licenses: 1, settingProblems: [{ key: 'time-zone', problem: 'not a zone' }] });
+    expect(health.exitCode).toBe(1);
+    expect(health.reason).toContain('settings set time-zone <value>');
+  });
+});
