@@ -2,12 +2,12 @@ import type { EffectiveSetting } from '../config/settings.js';
 import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { RetryResult } from '../commands/deliveries.js';
 import type { ImportResult } from '../commands/licenses.js';
-import type { ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
-import { type Output, table } from './output.js';
+import { clean, type Output, table } from './output.js';
 
 // The plural forms this file prints; a word not listed here takes an "s".
 const PLURALS: Record<string, string> = { delivery: 'deliveries' };
@@ -26,14 +26,21 @@ function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
     outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
-  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : (outcome.lastError ?? '');
+  const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : clean(outcome.lastError ?? '');
   return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
+}
+
+/** Before anything is sent: how many notices of each kind, so a settings change that produces thousands is seen. */
+export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean): void {
+  if (out.options.json || out.options.quiet || plan.length === 0) return;
+  const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
+  out.info(`${dryRun ? 'would send' : 'about to send'}: ${lines.join(', ')}`);
 }
 
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
-  out.info(`process-expirations at ${result.now}${mode}`);
+  out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
   out.info(`  database: ${databaseFile}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
@@ -41,12 +48,16 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {
       const days = event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`;
-      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${event.licenseCode} (id ${event.licenseId}): ${event.date}${days}`);
+      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
     }
   }
   if (!result.webhooksEnabled) {
     out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
   }
+  if (result.expiredWithoutEvent > 0) {
+    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);
+  }
+  if (result.reactivated > 0) out.info(`  ${plural(result.reactivated, 'renewed license')} set back to active`);
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
@@ -68,7 +79,7 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
       ['KEY', 'VALUE', 'SOURCE'],
       ...settings.map((setting) => [
         setting.key,
-        setting.value ?? out.paint.dim('(not set)'),
+        setting.value === null ? out.paint.dim('(not set)') : clean(setting.value),
         setting.origin ? `${setting.source} (${setting.origin})` : setting.source,
       ]),
     ]),
@@ -83,21 +94,19 @@ export function printLicenses(out: Output, rows: LicenseRow[]): void {
   out.info(
     table([
       ['ID', 'CODE', 'STATUS', 'EXPIRES', 'UPDATES UNTIL', 'PRODUCT', 'EMAIL'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.license_code,
-        row.status,
-        row.expires_at ?? 'lifetime',
-        row.updates_until ?? '-',
-        row.product_name ?? row.product_id ?? '-',
-        row.email ?? '-',
-      ]),
+      ...rows.map((row) =>
+        [String(row.id), row.license_code, row.status, row.expires_at ?? 'lifetime', row.updates_until ?? '-', row.product_name ?? row.product_id ?? '-', row.email ?? '-'].map(
+          (cell) => clean(cell),
+        ),
+      ),
     ]),
   );
 }
 
 export function printImport(out: Output, result: ImportResult): void {
-  out.info(`Imported ${plural(result.rows, 'license')} from ${result.file} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
+  // An empty export is usually a mistake upstream: cron should mail it.
+  if (result.rows === 0) out.warn(`${result.file} holds no license rows (an empty file, or a header only): nothing was imported.`);
+  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
 }
 
 export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
@@ -108,27 +117,29 @@ export function printDeliveries(out: Output, rows: DeliveryListItem[]): void {
   out.info(
     table([
       ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'],
-      ...rows.map((row) => [
-        String(row.id),
-        row.event_type,
-        row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
-        row.status,
-        String(row.attempts),
-        row.last_status_code === null ? '-' : String(row.last_status_code),
-        row.created_at,
-        row.last_error ?? '',
-      ]),
+      ...rows.map((row) =>
+        [
+          String(row.id),
+          row.event_type,
+          row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
+          row.status,
+          String(row.attempts),
+          row.last_status_code === null ? '-' : String(row.last_status_code),
+          row.created_at,
+          row.last_error ?? '',
+        ].map((cell) => clean(cell)),
+      ),
     ]),
   );
 }
 
 export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
   const { delivery, attempts } = found;
-  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${delivery.license_code ?? `license id ${delivery.license_id}`}`);
+  out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
   out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
   out.info(`  recorded:   ${delivery.created_at}`);
-  out.info(`  body:       ${delivery.body}`);
+  out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
     out.info('  no attempts yet');
     return;
@@ -141,7 +152,7 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
         attempt.started_at,
         String(attempt.duration_ms),
         attempt.status_code === null ? '-' : String(attempt.status_code),
-        attempt.error ?? '',
+        clean(attempt.error ?? ''),
       ]),
     ]),
   );
@@ -154,7 +165,7 @@ export function printRetry(out: Output, result: RetryResult): void {
   }
   if (result.dryRun) {
     out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
-    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${item.licenseCode ?? ''}`);
+    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
     return;
   }
   out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
@@ -163,15 +174,15 @@ export function printRetry(out: Output, result: RetryResult): void {
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {
   out.info(`POST ${result.url}`);
-  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${value}`);
+  for (const [name, value] of Object.entries(result.headers)) out.info(`${name}: ${clean(value)}`);
   if (!result.signed) out.info(out.paint.dim('(no secret set: no X-Webhook-Signature header)'));
   out.info('');
-  out.info(result.body);
+  out.info(clean(result.body));
   out.info('');
   for (const attempt of result.delivery.attempts) {
     const status = attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`;
-    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${attempt.error})` : ''}`);
-    if (attempt.responsePrefix) out.info(`  response: ${attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim()}`);
+    out.info(`attempt ${attempt.attempt}: ${status} in ${attempt.durationMs} ms${attempt.error ? ` (${clean(attempt.error)})` : ''}`);
+    if (attempt.responsePrefix) out.info(`  response: ${clean(attempt.responsePrefix.slice(0, 300).replace(/\s+/g, ' ').trim())}`);
   }
   const verdict = result.delivery.status === 'delivered' ? out.paint.green('delivered') : out.paint.red(result.delivery.status);
   out.info(`${verdict} after ${plural(result.delivery.attempts.length, 'attempt')}`);
@@ -192,19 +203,21 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     stdout.write(`${JSON.stringify(line)}\n`);
     return;
   }
-  const event = String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)');
-  const verdict = !request.verification
+  const event = clean(String(request.headers['x-webhook-event'] ?? '(no X-Webhook-Event)'));
+  const verdict = request.refused
+    ? out.paint.red(`refused: ${request.refused}`)
+    : !request.verification
     ? out.paint.yellow('signature not checked (no secret: pass --secret)')
     : request.verification.valid
       ? out.paint.green('signature valid')
       : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
-  stdout.write(`\n${out.paint.bold(`${request.method} ${request.url}`)}  ${event}  id ${String(request.headers['x-webhook-id'] ?? '-')}  answered ${request.status}\n`);
-  for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${String(value)}\n`);
+  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+  for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
   let pretty = request.body.toString('utf8');
   try {
     pretty = JSON.stringify(JSON.parse(pretty), null, 2);
   } catch {
     // not JSON: show it as it came
   }
-  stdout.write(`${pretty}\n${verdict}\n`);
+  stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
 }

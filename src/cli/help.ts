@@ -8,7 +8,8 @@ Settings:
   webhooks-enabled   true / false
   webhook-url        absolute http: or https: URL
   webhook-secret     HMAC-SHA256 key (always shown masked)
-  warning-days       comma-separated whole days, e.g. 7,1
+  warning-days       comma-separated whole days, e.g. 7,1; none turns license.expiring off
+  time-zone          IANA zone whose calendar days count, e.g. Europe/Berlin (default UTC)
 
 Precedence, highest first: environment variable, settings table, config file, default.
 ${examples(

@@ -1,5 +1,6 @@
 import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
+import { maskUrlCredentials } from '../webhooks/url.js';
 
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
 export interface Io {
@@ -31,21 +32,21 @@ export class Output {
 
   /** Human output; silent under --quiet and --json. */
   info(text: string): void {
-    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${text}\n`);
+    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${maskUrlCredentials(text)}\n`);
   }
 
   /** The one JSON document of a --json run. */
   json(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    this.io.stdout.write(`${maskUrlCredentials(JSON.stringify(value, null, 2))}\n`);
   }
 
   /** Warnings go to stderr, even under --quiet: they are trouble cron should mail. */
   warn(text: string): void {
-    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${text}\n`);
+    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${clean(maskUrlCredentials(text), true)}\n`);
   }
 
   error(text: string): void {
-    this.io.stderr.write(`${this.errPaint.red('error:')} ${text}\n`);
+    this.io.stderr.write(`${this.errPaint.red('error:')} ${clean(maskUrlCredentials(text), true)}\n`);
   }
 
   /**
@@ -76,8 +77,23 @@ export class Output {
 
   /** Output that is the answer itself (settings get): printed even under --quiet. */
   result(text: string): void {
-    if (!this.options.json) this.io.stdout.write(`${text}\n`);
+    if (!this.options.json) this.io.stdout.write(`${clean(maskUrlCredentials(text))}\n`);
   }
+}
+
+/**
+ * Data shown to a person (license codes, e-mails, receiver answers, errors): C0 and C1 control characters
+ * and DEL become visible `\x1b`-style text, so an escape sequence in a license code cannot rewrite the
+ * terminal; `keepNewlines` keeps tabs and line breaks (multi-line messages).
+ */
+export function clean(text: string, keepNewlines = false): string {
+  let shown = '';
+  for (const char of text) {
+    const code = char.charCodeAt(0);
+    const control = code < 0x20 || (code >= 0x7f && code <= 0x9f);
+    shown += control && !(keepNewlines && (code === 0x09 || code === 0x0a)) ? `\\x${code.toString(16).padStart(2, '0')}` : char;
+  }
+  return shown;
 }
 
 /**

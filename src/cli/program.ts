@@ -63,7 +63,14 @@ export function buildProgram(session: Session): Command {
     act(command, async (out, flags) => {
       const { withContext } = await import('../commands/context.js');
       const globals: GlobalOptions = { config: flags.config, cwd: io.cwd, env: io.env };
-      return withContext(globals, (context) => fn(context, out), options);
+      return withContext(
+        globals,
+        (context) => {
+          for (const warning of context.warnings) out.warn(warning);
+          return fn(context, out);
+        },
+        options,
+      );
     });
 
   /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
@@ -104,7 +111,7 @@ export function buildProgram(session: Session): Command {
     .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
-        const { printProcessExpirations, printAbandonedToStderr } = await import('./format.js');
+        const { printProcessExpirations, printAbandonedToStderr, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -112,6 +119,7 @@ export function buildProgram(session: Session): Command {
           dryRun: options.dryRun,
           stop,
           onWarning: (text) => out.warn(text),
+          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
           onProgress: progress.onProgress,
         }).finally(() => {
           progress.end();
@@ -322,7 +330,12 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
-    .addOption(new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries').argParser(wholeNumber(200, 599)).default(200))
+    .addOption(
+      new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
+        .argParser(wholeNumber(200, 599))
+        .default(200),
+    )
+    .addOption(new Option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addHelpText(
       'after',
       examples(
@@ -332,8 +345,12 @@ export function buildProgram(session: Session): Command {
         'license-manager listen --respond 503                    # rehearse retries',
       ),
     )
-    .action((options: { port: number; host: string; secret?: string; respond: number }, command: Command) =>
-      withDatabase(command, async (context, out) => {
+    .action((options: { port: number; host: string; secret?: string; respond: number; maxBody?: number }, command: Command) =>
+      act(command, async (out, flags) => {
+        // The config, and an existing database read-only: a receiver creates no files.
+        const { readConfigOnly } = await import('../commands/context.js');
+        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+        for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
         const secret = options.secret ?? context.config.webhooks.secret;

@@ -1,10 +1,13 @@
 // src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
-import type { Kysely } from 'kysely';
+import fs from 'node:fs';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { resolveConfig, type EffectiveSetting } from '../config/settings.js';
 import type { DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
+import { TablePrefixPlugin } from '../storage/dialect.js';
 import { databaseError, isDatabaseError, openDatabase } from '../storage/open-database.js';
 import { readSettings } from '../storage/settings.repository.js';
 
@@ -25,6 +28,8 @@ export interface CommandContext {
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
   databaseFile: string;
   configFile: string | undefined;
+  /** Things the operator should fix that do not stop the command (printed once on stderr). */
+  warnings: string[];
 }
 
 export interface ContextOptions {
@@ -40,11 +45,62 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   try {
     const stored = await readSettings(db);
     const { config, settings } = resolveConfig(loaded, stored, globals.env);
-    return await fn({ db, config, settings, database, databaseFile: database.label, configFile: loaded.filepath });
+    const exposed = exposedSecretWarning(settings, loaded.filepath, database);
+    return await fn({ db, config, settings, database, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
     throw isDatabaseError(error) ? databaseError(database, error) : error;
   } finally {
     await db.destroy().catch(() => undefined);
   }
+}
+
+/** One warning when the file the secret is read from can be read by the group or others. */
+function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, database: DatabaseTarget): string | undefined {
+  const secret = settings.find((setting) => setting.key === 'webhook-secret');
+  if (!secret || secret.value === null) return undefined;
+  // A server database's secret is guarded by the server's own access rules, not by a file mode.
+  const databaseFile = database.dialect === 'sqlite' ? database.filename : undefined;
+  const file = secret.source === 'config' ? configFile : secret.source === 'settings' ? databaseFile : undefined;
+  if (!file || process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return `${file} holds the webhook secret and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`;
+}
+
+/**
+ * The effective configuration without creating, migrating or writing any file: for `listen`, which only
+ * needs the secret. A SQLite file that exists is opened read-only for its stored settings; one without a
+ * settings table (not migrated yet) has none. A server database is only read.
+ */
+export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
+  const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
+  const database = databaseTarget(loaded, globals.env, globals.cwd);
+  let stored = new Map<string, string>();
+  if (database.dialect !== 'sqlite' || fs.existsSync(database.filename)) {
+    let db: Kysely<Database> | undefined;
+    try {
+      if (database.dialect === 'sqlite') {
+        const plugins = database.tablePrefix ? [new TablePrefixPlugin(database.tablePrefix)] : [];
+        db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(database.filename, { readonly: true, fileMustExist: true }) }), plugins });
+        const tables = await db.introspection.getTables();
+        if (tables.some((table) => table.name === `${database.tablePrefix}settings`)) stored = await readSettings(db);
+      } else {
+        db = await openDatabase(database);
+        stored = await readSettings(db);
+      }
+    } catch (error) {
+      throw databaseError(database, error);
+    } finally {
+      await db?.destroy().catch(() => undefined);
+    }
+  }
+  const { config, settings } = resolveConfig(loaded, stored, globals.env);
+  const exposed = exposedSecretWarning(settings, loaded.filepath, database);
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
 }

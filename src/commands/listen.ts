@@ -3,13 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { usageError } from '../errors.js';
 import { verifySignature, type VerifyResult } from '../webhooks/verify.js';
 
+/** Bodies beyond this are answered 413 unread: an event is well under 1 KiB, and `listen` may face the internet. */
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
 export interface ListenOptions {
   /** 0 picks a free port. */
   port: number;
   host: string;
   secret: string | null;
-  /** The HTTP status every request is answered with. */
+  /** The HTTP status every request with an acceptable signature is answered with. */
   respond: number;
+  /** Bodies larger than this many bytes get 413; default DEFAULT_MAX_BODY_BYTES. */
+  maxBody?: number;
 }
 
 export interface ReceivedWebhook {
@@ -20,6 +25,8 @@ export interface ReceivedWebhook {
   /** null when no secret was given to check against. */
   verification: VerifyResult | null;
   status: number;
+  /** Why the request was refused before its signature could be checked (413), if it was. */
+  refused?: string;
 }
 
 export interface Listener {
@@ -27,19 +34,62 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** A local receiver for developing against: records nothing, reports each request, answers `respond`. */
+/**
+ * A local receiver for developing against: records nothing, reports each request. With a secret it answers
+ * 401 to a missing or invalid signature, as a real receiver must; otherwise `respond`. A malformed request
+ * gets a 4xx answer and never ends the process.
+ */
 export async function listen(options: ListenOptions, onRequest: (request: ReceivedWebhook) => void): Promise<Listener> {
-  const status = options.respond;
+  const maxBody = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
+  const respond = options.respond;
   const server = http.createServer((req, res) => {
+    const report = (request: Omit<ReceivedWebhook, 'method' | 'url' | 'headers'>) => {
+      try {
+        onRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ...request });
+      } catch {
+        // Printing one request must not stop the receiver.
+      }
+    };
+    const refuse = (status: number, reason: string) => {
+      res.writeHead(status, { 'content-type': 'text/plain', connection: 'close' }).end(`${reason}\n`);
+      report({ body: Buffer.alloc(0), verification: null, status, refused: reason });
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBody) {
+      refuse(413, `body of ${declared} bytes is over the limit of ${maxBody} (--max-body)`);
+      req.resume();
+      return;
+    }
     const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let size = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > maxBody) {
+        refused = true;
+        chunks.length = 0;
+        refuse(413, `body over the limit of ${maxBody} bytes (--max-body)`);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => req.destroy());
     req.on('end', () => {
+      if (refused) return;
       const body = Buffer.concat(chunks);
       const signature = String(req.headers['x-webhook-signature'] ?? '');
       const verification = options.secret ? verifySignature(body, signature, options.secret) : null;
-      res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'OK' : `answering ${status} as asked (--respond)`);
-      onRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, verification, status });
+      const status = verification && !verification.valid ? 401 : respond;
+      const text = status === 401 ? 'invalid or missing X-Webhook-Signature' : status < 300 ? 'OK' : `answering ${status} as asked (--respond)`;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(text);
+      report({ body, verification, status });
     });
+  });
+  // Bytes that are not HTTP, oversized headers, a reset: answer 400 when the socket still can, and go on.
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>

@@ -3,26 +3,48 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
-import { dueEvents, dueWindows, type DueEvent, type EventType, type ExpirationPolicy } from '../expirations/rules.js';
+import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
+import {
+  decide,
+  parseEventKey,
+  scanBounds,
+  type DueEvent,
+  type EventType,
+  type ExpirationPolicy,
+  RecordedEvents,
+  type RecordedEvent,
+} from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { existingEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
-import { DAY_MS, formatUtc, parseUtc } from '../time.js';
+import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
+import { expireLongPast, findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
+import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
-import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
+import { buildEventBody } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
+
+/** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
+const FUTURE_NOW_TOLERANCE_MS = 60_000;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
   now?: Date;
   dryRun?: boolean;
-  /** Real time for leases and attempts. */
+  /** Real time for leases and attempts, and the limit for `now`. */
   clock?: Clock;
   stop?: AbortSignal;
   fetch?: $Fetch;
   onWarning?: (message: string) => void;
+  /** Called once the new events are known (recorded, unless a dry run) and before any is sent. */
+  onPlan?: (plan: PlanLine[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
+}
+
+/** How many new events of one type (and, for warnings, one threshold) this run sends. */
+export interface PlanLine {
+  type: EventType;
+  threshold?: number;
+  count: number;
 }
 
 interface DueEventReport {
@@ -31,19 +53,29 @@ interface DueEventReport {
   licenseCode: string;
   date: string;
   daysUntilExpiry?: number;
+  threshold?: number;
 }
 
 export interface ProcessExpirationsResult {
   now: string;
+  /** The business time zone and the date of `now` there. */
+  timeZone: string;
+  today: string;
   dryRun: boolean;
   webhooksEnabled: boolean;
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
   dueCounts: Record<EventType, number>;
+  /** The same events counted by type and threshold (what `onPlan` got). */
+  plan: PlanLine[];
   /** Rows this run added to webhook_deliveries. */
   recorded: number;
-  /** Licenses whose status this run set to `expired`. */
+  /** Licenses whose status this run set to `expired` (with or without an event). */
   markedExpired: number;
+  /** Licenses that expired longer ago than lookbackDays, never announced: `expired` with no event (counted, not written, on a dry run). */
+  expiredWithoutEvent: number;
+  /** Renewed licenses this run set back from `expired` to `active`. */
+  reactivated: number;
   /** Rows skipped for bad data (unparsable dates). */
   skipped: number;
   delivered: number;
@@ -52,75 +84,61 @@ export interface ProcessExpirationsResult {
   deliveries: DeliveryOutcome[];
 }
 
-/** A license row as the rules see it, or a reason it cannot be read. */
-function readDates(row: LicenseRow): { expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } {
-  // Rows written by other systems: an event without a license code would reach receivers unusable.
-  if (row.license_code.trim() === '') return { problem: 'license_code is empty' };
-  const expiresAt = row.expires_at === null ? null : parseUtc(row.expires_at);
-  if (expiresAt === undefined) return { problem: `expires_at "${row.expires_at}" is not a date` };
-  const updatesUntil = row.updates_until === null ? null : parseUtc(row.updates_until);
-  if (updatesUntil === undefined) return { problem: `updates_until "${row.updates_until}" is not a date` };
-  return { expiresAt, updatesUntil };
+interface Findings {
+  events: Array<{ event: DueEvent; license: LicenseRow }>;
+  expire: number[];
+  reactivate: number[];
+  beyondLookback: number[];
+  skipped: number;
 }
 
-export function eventSubject(row: LicenseRow): EventSubject {
-  return {
-    license_id: row.id,
-    license_code: row.license_code,
-    product_id: row.product_id,
-    product_reference_id: row.product_name,
-    customer_id: row.customer_id,
-    email: row.email,
-  };
-}
-
-function eventDetails(event: DueEvent): EventDetails {
-  switch (event.type) {
-    case 'license.expiring':
-      return { type: event.type, expiresAt: event.date, daysUntilExpiry: event.daysUntilExpiry ?? 0 };
-    case 'license.expired':
-      return { type: event.type, expiresAt: event.date };
-    case 'license.update_support_expired':
-      return { type: event.type, updatesUntil: event.date };
-  }
-}
-
-/** Reads the due window, decides which events are new, and returns them with their licenses. */
-async function findNewEvents(
-  db: Kysely<Database>,
-  now: Date,
-  policy: ExpirationPolicy,
-  onWarning: (message: string) => void,
-): Promise<{ events: Array<{ event: DueEvent; license: LicenseRow }>; skipped: number }> {
-  const windows = dueWindows(now, policy);
-  // A day of margin each side covers offsets up to ±14 h in dates written by other systems.
-  const day = (date: Date, shiftDays: number) => formatUtc(new Date(date.getTime() + shiftDays * DAY_MS)).slice(0, 10);
-  const candidates = await findDueCandidates(db, {
-    fromDay: day(windows.oldest, -1),
-    expiresBeforeDay: day(windows.expiresBefore, 2),
-    supportBeforeDay: day(now, 2),
-  });
+/** Reads the candidates, applies the rules, and keeps only events no earlier record covers. */
+async function findNewEvents(db: Kysely<Database>, now: Date, policy: ExpirationPolicy, onWarning: (message: string) => void): Promise<Findings> {
+  const candidates = await findDueCandidates(db, scanBounds(now, policy));
   const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
-  let skipped = 0;
+  const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
-    const dates = readDates(license);
+    const dates = readDates(license, policy.timeZone);
     if ('problem' in dates) {
-      skipped += 1;
+      findings.skipped += 1;
       onWarning(`Skipped license id ${license.id}${license.license_code ? ` (${license.license_code})` : ''}: ${dates.problem}.`);
       continue;
     }
-    for (const event of dueEvents({ id: license.id, status: license.status, ...dates }, now, policy)) due.push({ event, license });
+    const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy);
+    for (const event of decision.events) due.push({ event, license });
+    if (decision.status === 'expired') findings.expire.push(license.id);
+    if (decision.status === 'active') findings.reactivate.push(license.id);
+    if (decision.beyondLookback) findings.beyondLookback.push(license.id);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
   const warned = new Set(candidates.map((license) => license.id));
   for (const bad of await findUnreadableDates(db, 100)) {
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
-    skipped += 1;
+    findings.skipped += 1;
     onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
   }
-  const existing = await existingEventKeys(db, due.map(({ event }) => event.key));
-  return { events: due.filter(({ event }) => !existing.has(event.key)), skipped };
+  // Earlier records of these licenses, under today's keys or the first release's.
+  const recorded: RecordedEvent[] = [];
+  for (const key of await recordedEventKeys(db, due.map(({ license }) => license.id))) {
+    const parsed = parseEventKey(key, policy.timeZone);
+    if (parsed) recorded.push(parsed);
+  }
+  const earlier = new RecordedEvents(recorded);
+  findings.events = due.filter(({ event }) => !earlier.covers(event));
+  return findings;
+}
+
+/** Counts by type and threshold, largest threshold first. */
+function planOf(events: readonly DueEvent[]): PlanLine[] {
+  const lines = new Map<string, PlanLine>();
+  for (const event of events) {
+    const key = `${event.type}:${event.threshold ?? ''}`;
+    const line = lines.get(key) ?? { type: event.type, ...(event.threshold === undefined ? {} : { threshold: event.threshold }), count: 0 };
+    line.count += 1;
+    lines.set(key, line);
+  }
+  return [...lines.values()].sort((a, b) => a.type.localeCompare(b.type) || (b.threshold ?? 0) - (a.threshold ?? 0));
 }
 
 /** The cron job: record every due event once, then deliver everything pending. */
@@ -129,16 +147,27 @@ export async function processExpirations(context: CommandContext, options: Proce
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
   const webhooks = config.webhooks;
+  const realNow = clock.now();
+  if (!options.dryRun && now.getTime() > realNow.getTime() + FUTURE_NOW_TOLERANCE_MS) {
+    throw usageError(
+      `--now ${formatUtc(now)} is ahead of the clock (${formatUtc(realNow)}): a real run in the future would announce expiries that have not happened. Add --dry-run to preview it, or give a past instant to catch up.`,
+    );
+  }
   if (webhooks.enabled && !webhooks.url && !options.dryRun) {
     throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
   }
-  const policy: ExpirationPolicy = { warningDays: config.expirations.warningDays, lookbackDays: config.expirations.lookbackDays };
-  const { events, skipped } = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
+  const policy: ExpirationPolicy = { ...config.expirations };
+  const findings = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
+  const { events } = findings;
 
   const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
   for (const { event } of events) dueCounts[event.type] += 1;
+  const plan = planOf(events.map(({ event }) => event));
+  const bounds = scanBounds(now, policy);
   const result: ProcessExpirationsResult = {
     now: formatUtc(now),
+    timeZone: policy.timeZone,
+    today: bounds.today,
     dryRun: Boolean(options.dryRun),
     webhooksEnabled: webhooks.enabled,
     due: events.map(({ event, license }) => ({
@@ -146,21 +175,30 @@ export async function processExpirations(context: CommandContext, options: Proce
       licenseId: license.id,
       licenseCode: license.license_code,
       date: formatUtc(event.date),
-      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry }),
+      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
     })),
     dueCounts,
+    plan,
     recorded: 0,
     markedExpired: 0,
-    skipped,
+    expiredWithoutEvent: 0,
+    reactivated: 0,
+    skipped: findings.skipped,
     delivered: 0,
     abandoned: 0,
     released: 0,
     deliveries: [],
   };
-  // Disabled webhooks: report only. Nothing is recorded, so enabling them later still announces what is due.
-  if (options.dryRun || !webhooks.enabled || !webhooks.url) return result;
-
+  // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
+  const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   const recordedAt = formatUtc(now);
+  result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
+  if (url === null) {
+    // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
+    if (options.dryRun) options.onPlan?.(plan);
+    return result;
+  }
+
   const deliveries: NewDelivery[] = events.map(({ event, license }) => ({
     event_id: randomUUID(),
     event_key: event.key,
@@ -168,18 +206,20 @@ export async function processExpirations(context: CommandContext, options: Proce
     license_id: license.id,
     body: buildEventBody(eventDetails(event), eventSubject(license), now),
   }));
-  const expiredIds = events.filter(({ event }) => event.type === 'license.expired').map(({ license }) => license.id);
-  const recorded = await recordEvents(db, deliveries, expiredIds, recordedAt);
+  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt);
   result.recorded = recorded.inserted;
-  result.markedExpired = recorded.expired;
+  result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
+  result.reactivated = recorded.reactivated;
+  options.onPlan?.(plan);
 
   const sent: DeliverPendingResult = await deliverPending(db, {
-    policy: deliveryPolicy(webhooks, webhooks.url),
+    policy: deliveryPolicy(webhooks, url),
     concurrency: webhooks.concurrency,
     clock,
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    onWarning: options.onWarning,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;

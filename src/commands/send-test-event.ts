@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
+import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
 import { findLicenseByCode } from '../storage/licenses.repository.js';
-import { DAY_MS, parseUtc } from '../time.js';
+import { DAY_MS } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
 import { withTransport } from '../delivery/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
-import { eventSubject } from './process-expirations.js';
 
 export interface SendTestEventOptions {
   url?: string;
@@ -61,8 +61,9 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   const url = options.url ?? webhooks.url;
   if (!url) throw usageError('No webhook URL: pass --url <url>, or run "license-manager settings set webhook-url <url>".');
   const urlProblem = webhookUrlProblem(url);
-  if (urlProblem) throw usageError(`--url "${url}" ${urlProblem}.`);
-  if (options.secret !== undefined && options.secret.length === 0) throw usageError('--secret must not be empty.');
+  if (urlProblem) throw usageError(`--url "${url.slice(0, 200)}" ${urlProblem}.`);
+  const given = options.secret === undefined ? undefined : secretProblem(options.secret);
+  if (given) throw usageError(`--secret ${given}.`);
   const secret = options.secret ?? webhooks.secret;
 
   const eventType = options.event ?? 'license.expiring';
@@ -74,7 +75,9 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
     const license = await findLicenseByCode(context.db, options.license);
     if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
     subject = eventSubject(license);
-    details = licenseDetails(eventType, now, license.expires_at, license.updates_until, options.license);
+    const dates = readDates(license, context.config.expirations.timeZone);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it with "license-manager licenses import".`);
+    details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body };
@@ -82,14 +85,13 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers: webhookHeaders(event, secret), body, delivery };
 }
 
-function licenseDetails(type: EventType, now: Date, expiresText: string | null, updatesText: string | null, code: string): EventDetails {
+function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | null; updatesUntil: Date | null }, code: string, timeZone: string): EventDetails {
   if (type === 'license.update_support_expired') {
-    const updatesUntil = updatesText ? parseUtc(updatesText) : undefined;
-    if (!updatesUntil) throw usageError(`License ${code} has no updates_until date, so it has no ${type} event.`);
-    return { type, updatesUntil };
+    if (!dates.updatesUntil) throw usageError(`License ${code} has no updates_until date, so it has no ${type} event.`);
+    return { type, updatesUntil: dates.updatesUntil };
   }
-  const expiresAt = expiresText ? parseUtc(expiresText) : undefined;
+  const { expiresAt } = dates;
   if (!expiresAt) throw usageError(`License ${code} is a lifetime license (no expires_at), so it has no ${type} event.`);
   if (type === 'license.expired') return { type, expiresAt };
-  return { type, expiresAt, daysUntilExpiry: Math.max(0, daysUntilExpiry(expiresAt, now)) };
+  return { type, expiresAt, daysUntilExpiry: Math.max(0, daysUntilExpiry(expiresAt, now, timeZone)) };
 }

@@ -8,10 +8,17 @@ const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
 const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
+const DEFAULT_TIME_ZONE = 'UTC';
 export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+
+// Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
+const MAX_URL_LENGTH = 8192;
+const MAX_SECRET_LENGTH = 1024;
+const MAX_PATH_LENGTH = 4096;
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
 export function webhookUrlProblem(value: string): string | undefined {
+  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; a webhook URL may have at most ${MAX_URL_LENGTH}`;
   let url: URL;
   try {
     url = new URL(value);
@@ -25,6 +32,14 @@ export function webhookUrlProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** A secret that signs: not empty, not only spaces (a copy-paste slip), not absurdly long; a reason when it fails. */
+export function secretProblem(value: string): string | undefined {
+  if (value.length === 0) return 'must not be empty';
+  if (value.trim().length === 0) return 'must not be only whitespace';
+  if (value.length > MAX_SECRET_LENGTH) return `is ${value.length} characters long; at most ${MAX_SECRET_LENGTH} are accepted`;
+  return undefined;
+}
+
 const webhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
@@ -32,26 +47,45 @@ const webhookUrlSchema = z.string().superRefine((value, ctx) => {
 
 export const warningDaysSchema = z
   .array(z.int().min(0, 'a warning day cannot be negative').max(3650, 'a warning day is at most 3650'))
-  .min(1, 'give at least one warning day')
   .refine((days) => new Set(days).size === days.length, 'each warning day may appear only once');
+
+/** An IANA zone name Intl knows, e.g. Europe/Berlin; returns a reason when it is not one. */
+export function timeZoneProblem(value: string): string | undefined {
+  const problem = `"${value}" is not an IANA time zone (e.g. UTC, Europe/Berlin, America/Los_Angeles)`;
+  if (value.trim() === '') return problem;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return undefined;
+  } catch {
+    return problem;
+  }
+}
+
+const timeZoneSchema = z.string().superRefine((value, ctx) => {
+  const problem = timeZoneProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const tablePrefixSchema = z
+  .string()
+  .max(32, 'a table prefix is at most 32 characters')
+  .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")');
 
 export const configSchema = z.strictObject({
   database: z
     .strictObject({
-      filename: z.string().min(1).optional().describe(`SQLite file; a relative path is relative to the config file (default ${DEFAULT_DATABASE_FILENAME})`),
+      filename: z.string().min(1).max(MAX_PATH_LENGTH).optional().describe(`SQLite file; a relative path is relative to the config file (default ${DEFAULT_DATABASE_FILENAME})`),
       url: z
         .string()
         .min(1)
+        .max(MAX_URL_LENGTH)
         .superRefine((value, ctx) => {
           const parsed = parseDatabaseUrl(value, '');
           if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
         })
         .optional()
         .describe('postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db or sqlite:<file>'),
-      tablePrefix: z
-        .string()
-        .max(32, 'a table prefix is at most 32 characters')
-        .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")')
+      tablePrefix: tablePrefixSchema
         .default('')
         .describe("put in front of this tool's table names, so they can share another application's database"),
     })
@@ -63,7 +97,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false).describe('send webhooks at all'),
       url: webhookUrlSchema.nullable().default(null).describe('where events are POSTed'),
-      secret: z.string().min(1, 'an empty secret signs nothing: use null').nullable().default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
+      secret: z
+        .string()
+        .superRefine((value, ctx) => {
+          const problem = secretProblem(value);
+          if (problem) ctx.addIssue({ code: 'custom', message: value.length === 0 ? 'an empty secret signs nothing: use null' : problem });
+        })
+        .nullable()
+        .default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
       timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS).describe('per-attempt timeout'),
       retryDelaysMs: z
         .array(z.int().min(0).max(3_600_000))
@@ -75,8 +116,9 @@ export const configSchema = z.strictObject({
     .prefault({}),
   expirations: z
     .strictObject({
-      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring'),
-      lookbackDays: z.int().min(0).max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how old an expiry may be and still be announced'),
+      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring; [] turns it off'),
+      lookbackDays: z.int().min(1, 'must be at least 1 (an expiry of today must still be announced)').max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how many calendar days old an expiry may be and still be announced'),
+      timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
     })
     .prefault({}),
 });

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
-const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days'] as const;
+const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
 type SettingSource = 'env' | 'settings' | 'config' | 'default';
@@ -42,7 +42,9 @@ const urlSetting: SettingDefinition<string | null> = {
   description: 'absolute http: or https: URL that receives the events',
   parse: (text) => {
     const problem = webhookUrlProblem(text.trim());
-    return problem ? { problem: `"${text}" ${problem}` } : { value: text.trim() };
+    // A 200 MB value is not worth quoting back.
+    const shown = text.length > 200 ? `${text.slice(0, 200)}...` : text;
+    return problem ? { problem: `"${shown}" ${problem}` } : { value: text.trim() };
   },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.url,
@@ -53,7 +55,11 @@ const secretSetting: SettingDefinition<string | null> = {
   configKey: 'webhooks.secret',
   envVar: 'LICENSE_MANAGER_WEBHOOK_SECRET',
   description: 'HMAC-SHA256 key; when set, every request carries X-Webhook-Signature',
-  parse: (text) => (text.length === 0 ? { problem: 'must not be empty (use "settings unset webhook-secret")' } : { value: text }),
+  parse: (text) => {
+    const problem = secretProblem(text);
+    if (!problem) return { value: text };
+    return { problem: text.length === 0 ? 'must not be empty (use "settings unset webhook-secret")' : problem };
+  },
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.secret,
   apply: (config, secret) => ({ ...config, webhooks: { ...config.webhooks, secret } }),
@@ -62,8 +68,9 @@ const secretSetting: SettingDefinition<string | null> = {
 
 const warningDaysSetting: SettingDefinition<number[]> = {
   configKey: 'expirations.warningDays',
-  description: 'comma-separated whole days before expiry to send license.expiring, e.g. 7,1',
+  description: 'comma-separated whole days before expiry to send license.expiring, e.g. 7,1; none turns it off',
   parse: (text) => {
+    if (text.trim().toLowerCase() === 'none') return { value: [] };
     const parts = text.split(',').map((part) => part.trim());
     const days: number[] = [];
     for (const part of parts) {
@@ -74,9 +81,21 @@ const warningDaysSetting: SettingDefinition<number[]> = {
     if (!parsed.success) return { problem: `"${text}": ${parsed.error.issues.map((issue) => issue.message).join('; ')}` };
     return { value: [...parsed.data].sort((a, b) => b - a) };
   },
-  format: (value) => value.join(','),
+  format: (value) => (value.length === 0 ? 'none' : value.join(',')),
   fromConfig: (config) => config.expirations.warningDays,
   apply: (config, warningDays) => ({ ...config, expirations: { ...config.expirations, warningDays } }),
+};
+
+const timeZoneSetting: SettingDefinition<string> = {
+  configKey: 'expirations.timeZone',
+  description: 'IANA time zone whose calendar days count, e.g. Europe/Berlin (Laravel app.timezone)',
+  parse: (text) => {
+    const problem = timeZoneProblem(text.trim());
+    return problem ? { problem } : { value: text.trim() };
+  },
+  format: (value) => value,
+  fromConfig: (config) => config.expirations.timeZone,
+  apply: (config, timeZone) => ({ ...config, expirations: { ...config.expirations, timeZone } }),
 };
 
 /** A definition with its value type sealed inside: parsing and applying happen in one step, so no caller needs `any`. */
@@ -110,6 +129,7 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   'webhook-url': seal(urlSetting),
   'webhook-secret': seal(secretSetting),
   'warning-days': seal(warningDaysSetting),
+  'time-zone': seal(timeZoneSetting),
 };
 
 export function assertSettingKey(key: string): SettingKey {

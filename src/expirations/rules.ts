@@ -1,5 +1,5 @@
-// src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts.
-import { DAY_MS, formatUtc } from '../time.js';
+// src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts (and types).
+import { addDays, dateInZone, daysBetween } from './calendar.js';
 
 /** The rules of `process-expirations` (docs/contract.md): pure, no I/O, `now` passed in. */
 
@@ -14,92 +14,151 @@ export interface LicenseDates {
 }
 
 export interface ExpirationPolicy {
-  /** Whole days before expiry at which `license.expiring` is sent, e.g. [7, 1]. */
+  /** Whole days before expiry at which `license.expiring` is sent, e.g. [7, 1]; empty turns it off. */
   warningDays: readonly number[];
-  /** How far back an expiry may lie and still be announced (bounded catch-up after missed runs). */
+  /** How many calendar days back an expiry may lie and still be announced (at least 1). */
   lookbackDays: number;
+  /** The IANA zone whose calendar days count. */
+  timeZone: string;
 }
 
 export interface DueEvent {
   type: EventType;
   licenseId: number;
-  /** What makes the event once-only: type, license, the date it is about and, for warnings, the threshold. */
+  /** What makes the event once-only: type, license, the date in the business zone and, for warnings, the threshold. */
   key: string;
-  /** `expires_at` for expiring/expired, `updates_until` for update support. */
+  /** `expires_at` for expiring/expired, `updates_until` for update support: the instant. */
   date: Date;
+  /** That instant's calendar date in the business zone. */
+  day: string;
   /** Only for `license.expiring`. */
   daysUntilExpiry?: number;
   threshold?: number;
 }
 
-function eventKey(type: EventType, licenseId: number, date: Date, threshold?: number): string {
-  const base = `${type}:${licenseId}:${formatUtc(date)}`;
+/** What the rules decide for one license. */
+interface LicenseDecision {
+  events: DueEvent[];
+  /** The status the license should have: `expired` once it has passed, `active` again after a renewal. */
+  status?: 'active' | 'expired';
+  /** Expired longer ago than lookbackDays: it becomes `expired` with no event. */
+  beyondLookback: boolean;
+}
+
+function eventKey(type: EventType, licenseId: number, day: string, threshold?: number): string {
+  const base = `${type}:${licenseId}:${day}`;
   return threshold === undefined ? base : `${base}:${threshold}d`;
 }
 
-/** The contract's `floor((expires_at - now) / 1 day)`. */
-export function daysUntilExpiry(expiresAt: Date, now: Date): number {
-  return Math.floor((expiresAt.getTime() - now.getTime()) / DAY_MS);
+/** `expiry date - today` in whole calendar days of the business zone. */
+export function daysUntilExpiry(expiresAt: Date, now: Date, timeZone: string): number {
+  return daysBetween(dateInZone(now, timeZone), dateInZone(expiresAt, timeZone));
 }
 
-/** The smallest warning threshold that `daysUntilExpiry` has reached, if any. */
+/** The smallest warning day at least `daysUntilExpiry`, if any. */
 function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[]): number | undefined {
   const reached = warningDays.filter((days) => daysUntilExpiry <= days);
   return reached.length === 0 ? undefined : Math.min(...reached);
 }
 
-export function dueEvents(license: LicenseDates, now: Date, policy: ExpirationPolicy): DueEvent[] {
-  const events: DueEvent[] = [];
-  const nowMs = now.getTime();
-  const oldestMs = nowMs - policy.lookbackDays * DAY_MS;
+/** `expired` is derived: a license whose expiry is still ahead is active whatever was stored. */
+function effectiveStatus(license: LicenseDates, now: Date): string {
+  if (license.status === 'expired' && license.expiresAt && license.expiresAt.getTime() > now.getTime()) return 'active';
+  return license.status;
+}
+
+export function decide(license: LicenseDates, now: Date, policy: ExpirationPolicy): LicenseDecision {
+  const decision: LicenseDecision = { events: [], beyondLookback: false };
+  const today = dateInZone(now, policy.timeZone);
+  const status = effectiveStatus(license, now);
+  if (status !== license.status) decision.status = 'active';
   const { expiresAt, updatesUntil } = license;
 
-  if (license.status === 'active' && expiresAt) {
-    const expiresMs = expiresAt.getTime();
-    if (expiresMs > nowMs) {
-      const days = daysUntilExpiry(expiresAt, now);
+  if ((status === 'active' || status === 'expired') && expiresAt) {
+    const day = dateInZone(expiresAt, policy.timeZone);
+    if (expiresAt.getTime() > now.getTime()) {
+      const days = daysBetween(today, day);
       const threshold = warningThreshold(days, policy.warningDays);
       if (threshold !== undefined) {
-        events.push({
-          type: 'license.expiring',
-          licenseId: license.id,
-          key: eventKey('license.expiring', license.id, expiresAt, threshold),
-          date: expiresAt,
-          daysUntilExpiry: days,
-          threshold,
-        });
+        decision.events.push({ type: 'license.expiring', licenseId: license.id, key: eventKey('license.expiring', license.id, day, threshold), date: expiresAt, day, daysUntilExpiry: days, threshold });
       }
-    } else if (expiresMs >= oldestMs) {
-      events.push({
-        type: 'license.expired',
-        licenseId: license.id,
-        key: eventKey('license.expired', license.id, expiresAt),
-        date: expiresAt,
-      });
+    } else {
+      if (status === 'active') decision.status = 'expired';
+      if (daysBetween(day, today) <= policy.lookbackDays) {
+        decision.events.push({ type: 'license.expired', licenseId: license.id, key: eventKey('license.expired', license.id, day), date: expiresAt, day });
+      } else if (status === 'active') {
+        decision.beyondLookback = true;
+      }
     }
   }
 
   // A lifetime license can still have its update support end: that notice is about updates, not expiry.
-  if ((license.status === 'active' || license.status === 'expired') && updatesUntil) {
-    const untilMs = updatesUntil.getTime();
-    if (untilMs <= nowMs && untilMs >= oldestMs) {
-      events.push({
-        type: 'license.update_support_expired',
-        licenseId: license.id,
-        key: eventKey('license.update_support_expired', license.id, updatesUntil),
-        date: updatesUntil,
-      });
+  if ((status === 'active' || status === 'expired') && updatesUntil && updatesUntil.getTime() <= now.getTime()) {
+    const day = dateInZone(updatesUntil, policy.timeZone);
+    if (daysBetween(day, today) <= policy.lookbackDays) {
+      decision.events.push({ type: 'license.update_support_expired', licenseId: license.id, key: eventKey('license.update_support_expired', license.id, day), date: updatesUntil, day });
     }
   }
-  return events;
+  return decision;
 }
 
-/** The date ranges a license must fall in to have any event due: the index-backed scan uses them. */
-export function dueWindows(now: Date, policy: ExpirationPolicy): { oldest: Date; expiresBefore: Date } {
-  const largestWarning = policy.warningDays.length === 0 ? -1 : Math.max(...policy.warningDays);
+/**
+ * Text bounds ('YYYY-MM-DD' prefixes) for the index range scans. A stored value's text date and its date in
+ * the business zone differ by at most two days (offsets up to ±14 h each way), so the bounds are three days
+ * wider than the rules and the rules decide exactly. Everything below `fromDay` expired beyond the lookback.
+ */
+export function scanBounds(now: Date, policy: ExpirationPolicy): { today: string; fromDay: string; expiresBeforeDay: string; supportBeforeDay: string } {
+  const today = dateInZone(now, policy.timeZone);
+  const largestWarning = policy.warningDays.length === 0 ? 0 : Math.max(...policy.warningDays);
   return {
-    oldest: new Date(now.getTime() - policy.lookbackDays * DAY_MS),
-    // floor((expires - now) / day) <= largest  <=>  expires < now + (largest + 1) days
-    expiresBefore: new Date(now.getTime() + (largestWarning + 1) * DAY_MS),
+    today,
+    fromDay: addDays(today, -policy.lookbackDays - 3),
+    expiresBeforeDay: addDays(today, largestWarning + 3),
+    supportBeforeDay: addDays(today, 3),
   };
+}
+
+/** An event as recorded under any key format: today's (`…:2025-01-30:7d`) or the first release's (`…:2025-01-30T10:30:00Z:7d`). */
+export interface RecordedEvent {
+  type: string;
+  licenseId: number;
+  /** The date in the business zone the event was about. */
+  day: string;
+  threshold?: number;
+}
+
+const KEY = /^(license\.[a-z_]+):(\d+):(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2}Z)?(?::(\d+)d)?$/;
+
+/** Reads an event key of either format; the first release keyed on the UTC instant, which is mapped to its zone date. */
+export function parseEventKey(key: string, timeZone: string): RecordedEvent | undefined {
+  const match = KEY.exec(key);
+  if (!match) return undefined;
+  const day = match[4] ? dateInZone(new Date(`${match[3]}${match[4]}`), timeZone) : match[3]!;
+  return { type: match[1]!, licenseId: Number(match[2]), day, ...(match[5] === undefined ? {} : { threshold: Number(match[5]) }) };
+}
+
+/** Earlier records grouped by type, license and date, for a lookup per event instead of a scan. */
+export class RecordedEvents {
+  private readonly byDate = new Map<string, Array<number | undefined>>();
+
+  constructor(recorded: Iterable<RecordedEvent>) {
+    for (const event of recorded) {
+      const key = `${event.type}:${event.licenseId}:${event.day}`;
+      const thresholds = this.byDate.get(key) ?? [];
+      thresholds.push(event.threshold);
+      this.byDate.set(key, thresholds);
+    }
+  }
+
+  /**
+   * Whether an earlier record covers this event: the same type, license and date, and for a warning a
+   * threshold at most as large (a smaller notice sent earlier makes a larger one pointless, and changing the
+   * warning days never re-notifies).
+   */
+  covers(event: DueEvent): boolean {
+    const thresholds = this.byDate.get(`${event.type}:${event.licenseId}:${event.day}`);
+    if (!thresholds) return false;
+    if (event.threshold === undefined) return true;
+    return thresholds.some((threshold) => threshold !== undefined && threshold <= event.threshold!);
+  }
 }

@@ -2,6 +2,15 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selecta
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
 
+/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
+interface StatusChanges {
+  /** Licenses that passed their expiry: `active` -> `expired`. */
+  expired: readonly number[];
+  /** Renewed licenses: `expired` -> `active`. */
+  reactivated: readonly number[];
+}
+
+
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
 
@@ -16,36 +25,36 @@ export interface NewDelivery {
 // SQLite allows 32766 bound parameters; stay well below it.
 const CHUNK = 500;
 
-/** Which of these event keys already have a delivery row (sent, pending or abandoned). */
-export async function existingEventKeys(db: Kysely<Database>, keys: readonly string[]): Promise<Set<string>> {
-  const found = new Set<string>();
-  for (let index = 0; index < keys.length; index += CHUNK) {
+/** The event keys already recorded for these licenses (sent, pending or abandoned), by the license_id index. */
+export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<string[]> {
+  const keys: string[] = [];
+  const ids = [...new Set(licenseIds)];
+  for (let index = 0; index < ids.length; index += CHUNK) {
     const rows = await db
       .selectFrom('webhook_deliveries')
       .select('event_key')
-      .where('event_key', 'in', keys.slice(index, index + CHUNK))
+      .where('license_id', 'in', ids.slice(index, index + CHUNK))
       .execute();
-    for (const row of rows) found.add(row.event_key);
+    for (const row of rows) keys.push(row.event_key);
   }
-  return found;
+  return keys;
 }
 
 /**
- * Records events as `pending` and marks licenses `expired`, in one transaction. An event another run
+ * Records events as `pending` and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
  * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
  */
 export async function recordEvents(
   db: Kysely<Database>,
   deliveries: readonly NewDelivery[],
-  expiredLicenseIds: readonly number[],
+  changes: StatusChanges,
   now: string,
-): Promise<{ inserted: number; expired: number }> {
-  if (deliveries.length === 0 && expiredLicenseIds.length === 0) return { inserted: 0, expired: 0 };
+): Promise<{ inserted: number; expired: number; reactivated: number }> {
+  if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
   return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
     let inserted = 0;
-    let expired = 0;
     for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
       const rows = deliveries.slice(index, index + CHUNK / 10).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
       const insert = trx.insertInto('webhook_deliveries').values(rows);
@@ -53,16 +62,22 @@ export async function recordEvents(
       const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
-    for (let index = 0; index < expiredLicenseIds.length; index += CHUNK) {
-      const result = await trx
-        .updateTable('licenses')
-        .set({ status: 'expired', updated_at: now })
-        .where('id', 'in', expiredLicenseIds.slice(index, index + CHUNK))
-        .where('status', '=', 'active')
-        .executeTakeFirst();
-      expired += Number(result.numUpdatedRows);
-    }
-    return { inserted, expired };
+    const setStatus = async (ids: readonly number[], from: string, to: string) => {
+      let changed = 0;
+      for (let index = 0; index < ids.length; index += CHUNK) {
+        const result = await trx
+          .updateTable('licenses')
+          .set({ status: to, updated_at: now })
+          .where('id', 'in', ids.slice(index, index + CHUNK))
+          .where('status', '=', from)
+          .executeTakeFirst();
+        changed += Number(result.numUpdatedRows);
+      }
+      return changed;
+    };
+    const expired = await setStatus(changes.expired, 'active', 'expired');
+    const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
+    return { inserted, expired, reactivated };
   }));
 }
 

@@ -114,6 +114,9 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
   if (!fs.existsSync(directory)) {
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
   }
+  if (fs.existsSync(filename) && !fs.statSync(filename).isFile()) {
+    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (it is created when missing).`);
+  }
   if (!fs.existsSync(filename)) {
     try {
       fs.closeSync(fs.openSync(filename, 'a', 0o600));
@@ -121,18 +124,20 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
       throw usageError(`Cannot create database file ${filename}: ${(error as Error).message}`, { cause: error });
     }
   }
-  let sqlite: SQLite.Database;
+  let sqlite: SQLite.Database | undefined;
   try {
     sqlite = new SQLite(filename, { timeout: BUSY_TIMEOUT_MS });
+    refuseForeignDatabase(sqlite, filename, tablePrefix);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     // 4 MB of page cache (the build's default is 16 MB): the scans are index ranges, and RSS matters at 1M rows.
     sqlite.pragma('cache_size = -4000');
   } catch (error) {
+    sqlite?.close();
     throw databaseError(target, error);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: prefixPlugins(tablePrefix) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
   try {
     await migrateToLatest(db, tablePrefix);
   } catch (error) {
@@ -140,6 +145,23 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
     throw databaseError(target, error);
   }
   return db;
+}
+
+/**
+ * Another application's database must not get our tables: a file with tables but without our migration
+ * log is refused before anything (even the journal mode) is written. Empty files and ours are fine, and so
+ * is a shared file when a table prefix says which tables are ours.
+ */
+function refuseForeignDatabase(sqlite: SQLite.Database, filename: string, tablePrefix: string): void {
+  if (tablePrefix) return;
+  const names = (sqlite.prepare("select name from sqlite_master where type in ('table', 'view') and name not like 'sqlite_%'").all() as Array<{ name: string }>).map(
+    (row) => row.name,
+  );
+  if (names.length === 0 || names.includes('kysely_migration')) return;
+  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length} in all)` : '');
+  throw usageError(
+    `Database ${filename} belongs to something else: it has tables (${shown}) but no license-manager schema, and was left unchanged. Point database.filename or LICENSE_MANAGER_DB at a new or license-manager file (or set database.tablePrefix to share it).`,
+  );
 }
 
 interface MigrationReport {

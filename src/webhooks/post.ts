@@ -1,4 +1,5 @@
 import { ofetch, type $Fetch } from 'ofetch';
+import { splitUrlCredentials } from './url.js';
 
 /** How much of a response body is kept for the log: receivers may answer with megabytes. */
 const RESPONSE_PREFIX_BYTES = 2048;
@@ -36,11 +37,12 @@ export async function postOnce(url: string, body: string, headers: Record<string
   const fetcher = options.fetch ?? ofetch;
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
+  const target = splitUrlCredentials(url);
   try {
-    const response = await fetcher.raw(url, {
+    const response = await fetcher.raw(target.url, {
       method: 'POST',
       body,
-      headers,
+      headers: target.authorization ? { ...headers, Authorization: target.authorization } : headers,
       retry: 0,
       redirect: 'manual',
       ignoreResponseError: true,
@@ -102,5 +104,6 @@ function describeTransportError(error: unknown): string {
   }
   // The innermost cause is the most useful: "connect ECONNREFUSED 127.0.0.1:9".
   const useful = messages.filter((message) => !/^fetch failed$/i.test(message));
-  return (useful.length > 0 ? useful[useful.length - 1] : messages[0]) ?? 'network error';
+  // One line: TLS errors carry OpenSSL's multi-line text, and last_error is shown in tables.
+  return ((useful.length > 0 ? useful[useful.length - 1] : messages[0]) ?? 'network error').replace(/\s+/g, ' ').trim();
 }

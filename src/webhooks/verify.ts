@@ -23,8 +23,11 @@ export interface VerifyResult {
 const REFERENCE_ORDER = ['event_type', 'timestamp', 'payload'];
 const PAYLOAD_ORDER = ['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expires_at', 'days_until_expiry', 'expired_at', 'updates_until'];
 
+/** Constant-time; the lengths compared are in bytes, as timingSafeEqual's are (a non-ASCII header differs). */
 function same(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 function ordered(value: Record<string, unknown>, order: string[]): Record<string, unknown> {

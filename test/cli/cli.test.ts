@@ -227,7 +227,9 @@ describe('the built CLI', () => {
       const good = await runCli(['send-test-event', '--url', url, '--secret', SECRET], { cwd });
       expect(good.code).toBe(0);
       const bad = await runCli(['send-test-event', '--url', url, '--secret', 'not-the-secret', '--event', 'license.expired'], { cwd });
-      expect(bad.code).toBe(0);
+      // A receiver refuses a bad signature with 401, so the sender sees it fail (abandoned, exit 3).
+      expect(bad.code).toBe(3);
+      expect(bad.stdout).toContain('HTTP 401');
       await new Promise((resolve) => setTimeout(resolve, 100));
       expect(stdout).toMatch(/license\.expiring[\s\S]*"days_until_expiry": 7[\s\S]*signature valid/);
       expect(stdout).toMatch(/license\.expired[\s\S]*signature INVALID: No match: most likely the wrong secret/);

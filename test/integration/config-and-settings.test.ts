@@ -27,7 +27,7 @@ describe('config discovery and validation', () => {
     expect(loaded.config).toEqual({
       database: { tablePrefix: '' },
       webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
-      expirations: { warningDays: [7, 1], lookbackDays: 7 },
+      expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC' },
     });
     expect(databaseTarget(loaded, {}, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'license-manager.sqlite') });
   });
@@ -134,6 +134,7 @@ forEachDialect('settings', ({ workspace }) => {
       { key: 'webhook-url', value: 'https://table.example/hook', source: 'settings', origin: undefined },
       { key: 'webhook-secret', value: '********', source: 'env', origin: 'LICENSE_MANAGER_WEBHOOK_SECRET' },
       { key: 'warning-days', value: '14,3,1', source: 'settings', origin: undefined },
+      { key: 'time-zone', value: 'UTC', source: 'default', origin: undefined },
     ]);
     await ws.run((context) => settingsUnset(context, 'webhook-url'));
     const url = await ws.run(async (context) => settingsList(context).find((setting) => setting.key === 'webhook-url'));
@@ -150,6 +151,9 @@ forEachDialect('settings', ({ workspace }) => {
     ['warning-days', '', /not a whole number/],
     ['webhooks-enabled', 'yes', /must be true or false/],
     ['webhook-secret', '', /must not be empty/],
+    ['time-zone', 'Europe/Berlinn', /Invalid value for setting time-zone: "Europe\/Berlinn" is not an IANA time zone/],
+    ['time-zone', '', /is not an IANA time zone/],
+    ['warning-days', 'nothing', /"nothing" is not a whole number/],
   ])('settings set %s %j is exit 2 and keeps the old value', async (key, value, pattern) => {
     const ws = workspace();
     await ws.run((context) => settingsSet(context, 'warning-days', '3', new Date()));
@@ -160,6 +164,29 @@ forEachDialect('settings', ({ workspace }) => {
       { key: 'warning-days', value: '3' },
       { key: 'webhook-url', value: 'https://old.example/' },
     ]);
+  });
+
+  test('time-zone and warning-days none: set, read back, and what the run uses', async () => {
+    const ws = workspace({ expirations: { timeZone: 'America/Los_Angeles', warningDays: [] } });
+    const fromFile = await ws.run(async (context) => ({ zone: context.config.expirations.timeZone, days: context.config.expirations.warningDays, list: settingsList(context) }));
+    expect(fromFile.zone).toBe('America/Los_Angeles');
+    expect(fromFile.days).toEqual([]);
+    expect(fromFile.list.filter((setting) => setting.key === 'time-zone' || setting.key === 'warning-days').map(({ key, value, source }) => ({ key, value, source }))).toEqual([
+      { key: 'warning-days', value: 'none', source: 'config' },
+      { key: 'time-zone', value: 'America/Los_Angeles', source: 'config' },
+    ]);
+    await ws.run((context) => settingsSet(context, 'time-zone', 'Europe/Berlin', new Date()));
+    await ws.run((context) => settingsSet(context, 'warning-days', 'none', new Date()));
+    const fromTable = await ws.run(async (context) => context.config.expirations);
+    expect(fromTable).toMatchObject({ timeZone: 'Europe/Berlin', warningDays: [] });
+  });
+
+  test.each([
+    [{ timeZone: 'Mars/Olympus' }, /expirations\.timeZone: "Mars\/Olympus" is not an IANA time zone/],
+    [{ lookbackDays: 0 }, /expirations\.lookbackDays: must be at least 1/],
+  ])('config expirations %j is exit 2 naming the key', async (expirations, pattern) => {
+    const ws = workspace({ expirations });
+    await expectUsageError(ws.run(async () => undefined), pattern);
   });
 
   test('a bad environment variable is exit 2 naming it', async () => {

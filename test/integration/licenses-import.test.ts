@@ -24,7 +24,7 @@ forEachDialect('licenses import', ({ workspace }) => {
     expect(rows.find((row) => row.license_code === 'LIC-0005')).toMatchObject({ product_name: 'Plugin, Lifetime', expires_at: null, updates_until: '2025-01-10T00:00:00Z' });
   });
 
-  test('JSON array and NDJSON, dates normalised to UTC seconds; upsert by license_code keeps columns the file leaves out', async () => {
+  test('JSON array and NDJSON, offsets normalised to UTC seconds, a date alone kept as a date; upsert by license_code keeps columns the file leaves out', async () => {
     const ws = workspace();
     const json = write(ws.dir, 'a.json', JSON.stringify([{ id: 7, license_code: 'A', email: 'a@example.com', expires_at: '2025-01-20T10:00:00.123+02:00' }, { license_code: 'B' }]));
     expect(await ws.run((context) => importLicenses(context, json, now))).toMatchObject({ format: 'json', inserted: 2, updated: 0 });
@@ -32,7 +32,7 @@ forEachDialect('licenses import', ({ workspace }) => {
     expect(await ws.run((context) => importLicenses(context, ndjson, now))).toMatchObject({ format: 'ndjson', inserted: 1, updated: 1 });
     const rows = await ws.run((context) => listLicenses(context, { now }));
     expect(rows.map(({ id, license_code, email, status, expires_at }) => ({ id, license_code, email, status, expires_at }))).toEqual([
-      { id: 7, license_code: 'A', email: 'a@example.com', status: 'active', expires_at: '2026-01-20T00:00:00Z' },
+      { id: 7, license_code: 'A', email: 'a@example.com', status: 'active', expires_at: '2026-01-20' },
       { id: 8, license_code: 'B', email: null, status: 'active', expires_at: null },
       { id: 9, license_code: 'C', email: null, status: 'suspended', expires_at: null },
     ]);
@@ -55,6 +55,39 @@ forEachDialect('licenses import', ({ workspace }) => {
     expect((error as ExitError).message).toMatch(pattern);
     const rows = await ws.run((context) => listLicenses(context, { now }));
     expect(rows).toEqual([]);
+  });
+
+  test("Botble's columns and the business zone: support_until checked and not stored, is_valid 0 suspends, a time without offset read in the zone", async () => {
+    const ws = workspace({ expirations: { timeZone: 'America/Los_Angeles' } });
+    const file = write(
+      ws.dir,
+      'botble.csv',
+      'license_code,expires_at,support_until,is_valid\nV,2025-07-01T10:00:00,2026-01-01,1\nW,2025-07-01,,0\nX,2025-07-01T10:00:00+02:00,,true\n',
+    );
+    await ws.seed([{ license_code: 'X', status: 'revoked' }]);
+    expect(await ws.run((context) => importLicenses(context, file, now))).toMatchObject({ inserted: 2, updated: 1 });
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    // is_valid true leaves the stored status alone (X stays revoked).
+    expect(rows.map(({ license_code, status, expires_at }) => ({ license_code, status, expires_at }))).toEqual([
+      { license_code: 'X', status: 'revoked', expires_at: '2025-07-01T08:00:00Z' },
+      { license_code: 'V', status: 'active', expires_at: '2025-07-01T17:00:00Z' },
+      { license_code: 'W', status: 'suspended', expires_at: '2025-07-01' },
+    ]);
+    const bad = write(ws.dir, 'bad.csv', 'license_code,support_until\nY,someday\n');
+    await expect(ws.run((context) => importLicenses(context, bad, now))).rejects.toMatchObject({ code: 2, message: expect.stringMatching(/row 1.*field support_until "someday" is not an ISO-8601 date/) });
+  });
+
+  test('a file that moves expires_at into the future and names no status renews an expired license; a past date or a status does not', async () => {
+    const ws = workspace();
+    await ws.seed(['R', 'P', 'S'].map((license_code) => ({ license_code, status: 'expired' as const, expires_at: '2025-01-10' })));
+    const file = write(ws.dir, 'renew.json', JSON.stringify([
+      { license_code: 'R', expires_at: '2025-02-10' },
+      { license_code: 'P', expires_at: '2025-01-12' },
+      { license_code: 'S', expires_at: '2025-02-10', status: 'suspended' },
+    ]));
+    await ws.run((context) => importLicenses(context, file, now));
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows.map(({ license_code, status }) => `${license_code}:${status}`)).toEqual(['R:active', 'P:expired', 'S:suspended']);
   });
 
   test('an id that belongs to another license_code rolls the whole file back', async () => {

@@ -100,9 +100,10 @@ forEachDialect('process-expirations end to end', ({ workspace }) => {
 
   test('missed runs: only the smallest threshold that applies is sent', async () => {
     const { ws, receiver } = await setup();
+    // 20 hours ahead is tomorrow's date: 1 calendar day, past the 7-day threshold too.
     await ws.seed([aLicense({ expires_at: at(20 * 3600 * 1000) })]);
     await ws.run((context) => processExpirations(context, { now }));
-    expect(bodies(receiver).map((body) => body.payload.days_until_expiry)).toEqual([0]);
+    expect(bodies(receiver).map((body) => body.payload.days_until_expiry)).toEqual([1]);
     const keys = await ws.run((context) => context.db.selectFrom('webhook_deliveries').select('event_key').execute());
     expect(keys[0]!.event_key).toMatch(/:1d$/);
   });

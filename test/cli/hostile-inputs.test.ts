@@ -1,0 +1,387 @@
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import SQLite from 'better-sqlite3';
+import { BIN, runCli } from '../helpers/cli.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+});
+
+/** A folder with a config (fast retries) and its database file beside it. */
+function project(extra: object = {}): { dir: string; cli: (...args: string[]) => ReturnType<typeof runCli> } {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...extra }));
+  return { dir, cli: (...args: string[]) => runCli(args, { cwd: dir }) };
+}
+
+async function codes(cli: (...args: string[]) => ReturnType<typeof runCli>): Promise<string[]> {
+  const listed = await cli('licenses', 'list', '--json');
+  expect(listed.code).toBe(0);
+  return (JSON.parse(listed.stdout) as Array<{ license_code: string }>).map((row) => row.license_code);
+}
+
+describe('import files that are not what they claim', () => {
+  test('bytes that are not UTF-8 are refused naming row and field; no replacement character reaches the database', async () => {
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, 'utf8.csv'), 'license_code,email\nLIC-café,a@example.com\n');
+    expect((await cli('licenses', 'import', 'utf8.csv')).code).toBe(0);
+    // The same code written in Latin-1: é is the single byte 0xE9.
+    fs.writeFileSync(path.join(dir, 'latin1.csv'), Buffer.concat([Buffer.from('license_code,email\nLIC-1,b@example.com\nLIC-caf'), Buffer.from([0xe8]), Buffer.from(',c@example.com\n')]));
+    const result = await cli('licenses', 'import', 'latin1.csv');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/latin1\.csv: row 2 \(line 3\): field license_code is not valid UTF-8/);
+    expect(await codes(cli)).toEqual(['LIC-café']);
+
+    fs.writeFileSync(path.join(dir, 'latin1.ndjson'), Buffer.concat([Buffer.from('{"license_code":"OK"}\n{"license_code":"X","email":"caf'), Buffer.from([0xe9]), Buffer.from('@example.com"}\n')]));
+    const ndjson = await cli('licenses', 'import', 'latin1.ndjson');
+    expect(ndjson.code).toBe(2);
+    expect(ndjson.stderr).toMatch(/row 2 \(line 2\): field email is not valid UTF-8/);
+    expect(await codes(cli)).toEqual(['LIC-café']);
+  });
+});
+
+describe('credentials in the webhook URL', () => {
+  test('are sent as Authorization: Basic, never in the URL, and no output shows the password', async () => {
+    receiver = await startReceiver((request) => (request.headers.authorization === `Basic ${Buffer.from('alice:hunter2').toString('base64')}` ? 200 : 401));
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, 'due.csv'), 'license_code,expires_at\nLIC-1,2025-01-10\n');
+    const secretUrl = receiver.url.replace('http://', 'http://alice:hunter2@');
+    const outputs: string[] = [];
+    const run = async (...args: string[]) => {
+      const result = await cli(...args);
+      outputs.push(result.stdout, result.stderr);
+      return result;
+    };
+    expect((await run('licenses', 'import', 'due.csv')).code).toBe(0);
+    expect((await run('settings', 'set', 'webhook-url', secretUrl)).stdout).toContain('http://alice:****@127.0.0.1');
+    expect((await run('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
+    expect((await run('settings', 'list')).stdout).toContain(`http://alice:****@127.0.0.1:${receiver.port}/webhook`);
+    expect((await run('settings', 'list', '--json')).stdout).toContain('alice:****@');
+    expect((await run('settings', 'get', 'webhook-url')).stdout).toContain('alice:****@');
+    expect((await run('settings', 'get', 'webhook-url', '--json')).stdout).toContain('alice:****@');
+    const test = await run('send-test-event');
+    expect(test.code).toBe(0);
+    expect(test.stdout).toContain(`POST http://alice:****@127.0.0.1:${receiver.port}/webhook`);
+    expect((await run('send-test-event', '--json')).code).toBe(0);
+    const processed = await run('process-expirations', '--now', '2025-01-15T08:00:00Z', '--json');
+    expect(JSON.parse(processed.stdout)).toMatchObject({ delivered: 1, abandoned: 0 });
+    expect((await run('deliveries', 'list')).code).toBe(0);
+    // A URL that is refused is quoted in the error, masked too.
+    const refused = await run('settings', 'set', 'webhook-url', 'ftp://alice:hunter2@example.com/');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('ftp://alice:****@example.com/');
+    const unreachable = await run('send-test-event', '--url', 'http://alice:hunter2@127.0.0.1:9/');
+    expect(unreachable.stdout).toContain('alice:****@');
+
+    expect(receiver.requests).toHaveLength(3);
+    for (const request of receiver.requests) {
+      expect(request.url).toBe('/webhook');
+      expect(request.headers.authorization).toBe(`Basic ${Buffer.from('alice:hunter2').toString('base64')}`);
+    }
+    for (const text of outputs) expect(text).not.toContain('hunter2');
+    expect(outputs.join('')).not.toContain(Buffer.from('alice:hunter2').toString('base64'));
+  });
+});
+
+/** One POST with raw control over headers; resolves with the status (or the error code when the socket fails). */
+function post(url: string, body: Buffer | string, headers: Record<string, string>): Promise<number | string> {
+  return new Promise((resolve) => {
+    const request = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+    request.end(body);
+  });
+}
+
+function rawRequest(port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(bytes));
+    let answer = '';
+    socket.on('data', (chunk) => (answer += chunk.toString('latin1')));
+    socket.on('close', () => resolve(answer));
+    socket.on('error', () => resolve(answer));
+    socket.setTimeout(5000, () => socket.destroy());
+  });
+}
+
+describe('listen facing hostile requests', () => {
+  test('a non-ASCII signature, a missing one, an oversized body and garbage are answered; it keeps running and creates no file', async () => {
+    const dir = tempDir();
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', '--secret', 's3cret', '--max-body', '2000'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
+      const port = Number(new URL(url).port);
+      const body = '{"event_type":"license.expired"}';
+      // 64 characters, but 65 bytes once the é is UTF-8: timingSafeEqual threw on the byte lengths.
+      expect(await post(url, body, { 'x-webhook-signature': `\u00e9${'a'.repeat(63)}` })).toBe(401);
+      expect(await post(url, body, {})).toBe(401);
+      expect(await post(url, body, { 'x-webhook-signature': 'f'.repeat(64) })).toBe(401);
+      expect(await post(url, 'x'.repeat(5000), { 'x-webhook-signature': 'f'.repeat(64) })).toBe(413);
+      // No Content-Length: the body streams in chunks and is cut off past the limit.
+      const chunked = await new Promise<number | string>((resolve) => {
+        const request = http.request(url, { method: 'POST' }, (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        request.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
+        for (let index = 0; index < 10; index += 1) request.write('y'.repeat(1000));
+        request.end();
+      });
+      expect([413, 'ECONNRESET', 'EPIPE']).toContain(chunked);
+      expect(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+      const signature = createHmac('sha256', 's3cret').update(body).digest('hex');
+      expect(await post(url, body, { 'x-webhook-signature': signature })).toBe(200);
+      expect(child.exitCode).toBeNull();
+      const printed = Date.now();
+      while (!stdout.includes('signature valid') && Date.now() - printed < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(stdout).toMatch(/answered 413[\s\S]*refused: body of 5000 bytes is over the limit of 2000/);
+      expect(stdout).toContain('signature valid');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
+    expect(stderr).not.toMatch(/unexpected|TypeError|RangeError/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+
+  test('listen reads a configured secret from an existing database without changing it, and answers 401 without a signature', async () => {
+    const { dir, cli } = project();
+    expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).code).toBe(0);
+    const database = path.join(dir, 'license-manager.sqlite');
+    const before = fs.readFileSync(database);
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const started = Date.now();
+      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
+      expect(await post(url, '{}', {})).toBe(401);
+      expect(await post(url, '{}', { 'x-webhook-signature': createHmac('sha256', 'stored-secret').update('{}').digest('hex') })).toBe(200);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await closed).toBe(0);
+    expect(fs.readFileSync(database).equals(before)).toBe(true);
+  });
+
+  test('verify calls a non-ASCII signature invalid (exit 1), not an unexpected failure', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'body.json'), '{}');
+    const result = await runCli(['verify', '--secret', 's3cret', '--signature', `\u00e9${'a'.repeat(63)}`, '--file', 'body.json'], { cwd: dir });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^invalid: No match/);
+  });
+});
+
+describe('databases that are not ours', () => {
+  test('a SQLite file of another application is refused, naming it, and left byte for byte unchanged', async () => {
+    const { dir, cli } = project();
+    const foreign = path.join(dir, 'shop.sqlite');
+    const shop = new SQLite(foreign);
+    shop.exec("create table customers (id integer primary key, name text); insert into customers (name) values ('Ann');");
+    shop.close();
+    const before = fs.readFileSync(foreign);
+    for (const args of [['licenses', 'list'], ['migrate'], ['settings', 'set', 'warning-days', '3']]) {
+      const result = await runCli(args, { cwd: dir, env: { LICENSE_MANAGER_DB: foreign } });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`Database ${foreign} belongs to something else: it has tables (customers)`);
+    }
+    expect(fs.readFileSync(foreign).equals(before)).toBe(true);
+    expect(fs.readdirSync(dir).sort()).toEqual(['license-manager.config.json', 'shop.sqlite']);
+
+    // Our own: a new file, then the same file again once migrated.
+    expect((await cli('licenses', 'list')).code).toBe(0);
+    expect((await cli('licenses', 'list')).code).toBe(0);
+    // An empty file someone created for us is fine too.
+    fs.writeFileSync(path.join(dir, 'empty.sqlite'), '');
+    expect((await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: path.join(dir, 'empty.sqlite') } })).code).toBe(0);
+  });
+
+  test('a database path that is not a regular file is exit 2', async () => {
+    const { dir } = project();
+    for (const target of ['/dev/null', dir]) {
+      const result = await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: target } });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`Database ${target} is not a regular file`);
+    }
+  });
+});
+
+describe('small hostile inputs', () => {
+  test('numbers too large for a number, a huge config string and a whitespace-only secret are exit 2 with a clear message', async () => {
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, 'ids.json'), '[{"license_code":"OK"},{"id":9007199254740993,"license_code":"BIG"}]');
+    const bigId = await cli('licenses', 'import', 'ids.json');
+    expect(bigId.code).toBe(2);
+    expect(bigId.stderr).toContain('row 2: field id must be a positive whole number up to 9007199254740991');
+    fs.writeFileSync(path.join(dir, 'ids.csv'), 'id,license_code\n99999999999999999999,BIG\n');
+    expect((await cli('licenses', 'import', 'ids.csv')).stderr).toContain('row 1 (line 2): field id must be a positive whole number up to');
+    expect(await codes(cli)).toEqual([]);
+
+    const cases: Array<[string[], RegExp]> = [
+      [['licenses', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid. Expected a whole number from 1 to/],
+      [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid. Expected a whole number from 0 to/],
+      [['deliveries', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid/],
+      [['deliveries', 'show', '99999999999999999999'], /A delivery id is a positive whole number/],
+      [['settings', 'set', 'webhook-secret', '   '], /webhook-secret: must not be only whitespace/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await cli(...args);
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toMatch(message);
+    }
+    const fromEnv = await runCli(['settings', 'list'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_SECRET: ' \t ' } });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toContain('LICENSE_MANAGER_WEBHOOK_SECRET: must not be only whitespace');
+
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { secret: '   ' } }));
+    const blank = await cli('settings', 'list');
+    expect(blank.code).toBe(2);
+    expect(blank.stderr).toContain('webhooks.secret: must not be only whitespace');
+    // A valid but absurd URL (a few MB) used to be carried into every printer; 200 MB ended in "Invalid string length".
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { url: `https://example.com/${'x'.repeat(3_000_000)}` } }));
+    const huge = await cli('settings', 'list');
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toMatch(/webhooks\.url: is 3000020 characters long; a webhook URL may have at most 8192/);
+    expect(huge.stderr.length).toBeLessThan(1000);
+  });
+
+  test('escape sequences in license data are shown as text in human output, kept as data in --json', async () => {
+    const { dir, cli } = project();
+    const code = 'LIC-\u001b[2J\u001b]0;owned\u0007-1';
+    fs.writeFileSync(path.join(dir, 'evil.json'), JSON.stringify([{ license_code: code, email: 'a\rb@example.com', status: 'active' }]));
+    expect((await cli('licenses', 'import', 'evil.json')).code).toBe(0);
+    const listed = await cli('licenses', 'list');
+    expect(listed.code).toBe(0);
+    const controls = Array.from({ length: listed.stdout.length }, (_, index) => listed.stdout.charCodeAt(index)).filter((code) => code !== 0x0a && (code < 0x20 || code === 0x7f));
+    expect(controls).toEqual([]);
+    expect(listed.stdout).toContain('LIC-\\x1b[2J\\x1b]0;owned\\x07-1');
+    expect(listed.stdout).toContain('a\\x0db@example.com');
+    const json = await cli('licenses', 'list', '--json');
+    expect(JSON.parse(json.stdout)[0].license_code).toBe(code);
+    const missing = await cli('send-test-event', '--url', 'http://127.0.0.1:9/', '--license', code);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).not.toContain('\u001b');
+  });
+
+  test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {
+    const { dir, cli } = project();
+    const config = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: 'file-secret' } }));
+    fs.chmodSync(config, 0o644);
+    const loose = await cli('settings', 'list');
+    expect(loose.code).toBe(0);
+    expect(loose.stderr.match(/warning:/g)).toHaveLength(1);
+    expect(loose.stderr).toContain(`${config} holds the webhook secret and other users can read it (mode 644): run "chmod 600 ${config}"`);
+    fs.chmodSync(config, 0o600);
+    expect((await cli('settings', 'list')).stderr).toBe('');
+    // A file that names the key but holds no secret is fine.
+    fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: null } }));
+    fs.chmodSync(config, 0o644);
+    expect((await cli('settings', 'list')).stderr).toBe('');
+
+    fs.writeFileSync(config, '{}');
+    expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).stderr).toBe('');
+    const database = path.join(dir, 'license-manager.sqlite');
+    fs.chmodSync(database, 0o640);
+    expect((await cli('licenses', 'list')).stderr).toContain(`${database} holds the webhook secret and other users can read it (mode 640)`);
+  });
+
+  test("a TLS error's last_error is one line", async () => {
+    receiver = await startReceiver();
+    const { cli } = project();
+    const result = await cli('send-test-event', '--url', receiver.url.replace('http:', 'https:'), '--json');
+    expect(result.code).toBe(3);
+    const { delivery } = JSON.parse(result.stdout) as { delivery: { lastError: string } };
+    expect(delivery.lastError).toMatch(/SSL|TLS|ssl/);
+    expect(delivery.lastError).not.toMatch(/\n/);
+  });
+});
+
+describe('streamed import', () => {
+  test.each([
+    ['closing.csv', 'license_code,email\nOK,a@example.com\n"LIC-1"x,b@example.com\n', /closing\.csv: row 2 \(line 3\): field license_code: Invalid Closing Quote: got "x".* in "\\"LIC-1\\"x,b@example.com"/],
+    ['opening.csv', 'license_code,email\nOK,a@example.com\nLIC-2,  "spaced"  \n', /opening\.csv: row 2 \(line 3\): field email: Invalid Opening Quote.* in "LIC-2,  \\"spaced\\"  "/],
+    ['semicolon.csv', 'license_code;email\nA;a@example.com\n', /semicolon\.csv: the header \(line 1\) "license_code;email" is separated by ";"; CSV files must be comma-separated/],
+    ['status.csv', 'license_code,status\nA,active\nB,paused\n', /row 2 \(line 3\): field status must be one of active, suspended, revoked, expired, not "paused"/],
+    ['trailing.json', '[{"license_code":"A"},]', /trailing\.json is not valid JSON: unexpected "\]" on line 1/],
+    ['numbers.json', '[{"license_code":"A"}, 7]', /numbers\.json: row 2 is not an object/],
+    ['cut.json', '[{"license_code":"A"}, {"license_code"', /cut\.json is not valid JSON: the file ends inside the array \(after row 1\)/],
+    // A row of megabytes is refused as soon as it passes 1 MiB: memory stays bounded whatever the file holds.
+    ['long.ndjson', `{"license_code":"A"}\n{"license_code":"${'x'.repeat(1_100_000)}"}\n`, /long\.ndjson: row 2 \(line 2\) is longer than 1048576 characters/],
+    ['long.json', `[{"license_code":"A"},\n{"license_code":"${'x'.repeat(1_100_000)}"}]`, /long\.json: row 2 \(line 2\) is longer than 1048576 characters/],
+    ['long.csv', `license_code,email\nA,${'x'.repeat(1_100_000)}\n`, /long\.csv: row 1 \(line 2\): field email: Max Record Size/],
+  ])('%s: exit 2 naming where, nothing imported', async (name, content, message) => {
+    const { dir, cli } = project();
+    fs.writeFileSync(path.join(dir, name), content);
+    const result = await cli('licenses', 'import', name);
+    expect(result.stderr).toMatch(message);
+    expect(result.code).toBe(2);
+    expect(await codes(cli)).toEqual([]);
+  });
+
+  test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
+    const { dir, cli } = project();
+    for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']] as const) {
+      fs.writeFileSync(path.join(dir, name), content);
+      const result = await cli('licenses', 'import', name);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain('Imported 0 licenses');
+      expect(result.stderr).toContain(`warning: ${name} holds no license rows`);
+    }
+  });
+
+  test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
+    const { dir, cli } = project();
+    // Over 256 KiB, so elements straddle the chunks the file is read in.
+    const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: `Theme ${'x'.repeat(300)}` }));
+    fs.writeFileSync(path.join(dir, 'first.json'), JSON.stringify(first, null, 1));
+    expect((await cli('licenses', 'import', 'first.json')).stdout).toContain('1200 new, 0 updated');
+    // Second file: every other row renews only expires_at, the rest change the e-mail; 300 new ones; strings with brackets and quotes.
+    const second = Array.from({ length: 1500 }, (_, index) =>
+      index % 2 === 0 ? { license_code: `B-${index}`, expires_at: '2030-01-01' } : { license_code: `B-${index}`, email: `new}{"${index}@example.com` },
+    );
+    fs.writeFileSync(path.join(dir, 'second.json'), JSON.stringify(second));
+    const renewed = await cli('licenses', 'import', 'second.json');
+    expect(renewed.stdout).toContain('1500 licenses from second.json (json): 300 new, 1200 updated');
+    const rows = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; email: string | null; product_name: string | null; expires_at: string | null }>;
+    expect(rows).toHaveLength(1500);
+    const byCode = new Map(rows.map((row) => [row.license_code, row]));
+    expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: '2030-01-01' });
+    expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: null });
+    expect(rows.filter((row) => row.product_name === `Theme ${'x'.repeat(300)}`)).toHaveLength(1200);
+    expect(byCode.get('B-1301')).toMatchObject({ email: 'new}{"1301@example.com', product_name: null });
+
+    const lines = Array.from({ length: 2000 }, (_, index) => JSON.stringify({ license_code: `N-${index}` }));
+    lines.push(JSON.stringify({ license_code: 'N-0' }));
+    fs.writeFileSync(path.join(dir, 'late-dupe.ndjson'), `${lines.join('\n')}\n`);
+    const dupe = await cli('licenses', 'import', 'late-dupe.ndjson');
+    expect(dupe.code).toBe(2);
+    expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001: field license_code "N-0" repeats row 1. Nothing was imported.');
+    expect(JSON.parse((await cli('licenses', 'list', '--json')).stdout)).toHaveLength(1500);
+  });
+});

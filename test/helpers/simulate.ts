@@ -1,0 +1,48 @@
+import { processExpirations } from '../../src/commands/process-expirations.js';
+import type { SimEvent, SimLicense } from './calendar-oracle.js';
+import { startReceiver } from './receiver.js';
+import { workspace } from './workspace.js';
+
+export interface Simulation {
+  events: SimEvent[];
+  abandoned: number;
+}
+
+/**
+ * Seeds the licenses into a real SQLite file and runs the cron job once per instant, with the clock at that
+ * instant, delivering to a real receiver. Returns what the receiver got, as the oracle states it, sorted.
+ */
+export async function simulate(zone: string, licenses: readonly SimLicense[], runs: readonly number[], warningDays: number[], lookbackDays = 7): Promise<Simulation> {
+  const receiver = await startReceiver();
+  try {
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zone } });
+    await ws.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil })));
+    let abandoned = 0;
+    await ws.run(async (context) => {
+      for (const instant of runs) {
+        const now = new Date(instant);
+        const result = await processExpirations(context, { now, clock: { now: () => now } });
+        abandoned += result.abandoned;
+      }
+    });
+    const events = receiver.requests.map((request) => {
+      const body = JSON.parse(request.body.toString('utf8'));
+      const payload = body.payload;
+      return {
+        at: body.timestamp,
+        code: payload.license_code,
+        type: body.event_type,
+        date: payload.expires_at ?? payload.expired_at ?? payload.updates_until,
+        ...(payload.days_until_expiry === undefined ? {} : { days: payload.days_until_expiry }),
+      } as SimEvent;
+    });
+    return { events: sortEvents(events), abandoned };
+  } finally {
+    await receiver.close();
+  }
+}
+
+export function sortEvents(events: readonly SimEvent[]): SimEvent[] {
+  const key = (event: SimEvent) => `${event.at} ${event.code} ${event.type}`;
+  return [...events].sort((a, b) => key(a).localeCompare(key(b)));
+}

@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, test } from '@jest/globals';
+import { everyHours, expectedEvents, schedule, simLicenses, type SimEvent } from '../helpers/calendar-oracle.js';
+import { simulate, sortEvents } from '../helpers/simulate.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+/**
+ * The day-by-day simulation in Europe/Berlin and America/Los_Angeles across both 2025 DST changes. The
+ * machine's TZ must never change an answer, and jest cannot change TZ in-process, so the parent spawns this
+ * same file under three machine TZ values; each child checks the oracle and writes what it saw.
+ */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const RESULTS = process.env.CALENDAR_SIM_RESULTS;
+
+interface Case {
+  name: string;
+  zone: string;
+  firstDay: string;
+  runs: number[];
+  warningDays: number[];
+}
+
+const CASES: Case[] = [];
+for (const zone of ['Europe/Berlin', 'America/Los_Angeles']) {
+  // 45 days each side of both changes: Berlin 03-30 / 10-26, Los Angeles 03-09 / 11-02.
+  for (const firstDay of ['2025-03-01', '2025-10-15']) {
+    // 07:30 UTC is 23:30 the day before in Los Angeles in winter and 00:30 the same day in summer.
+    CASES.push({ name: `${zone} from ${firstDay}, daily 07:30 UTC, 7,1`, zone, firstDay, runs: schedule(firstDay, 45, ['07:30']), warningDays: [7, 1] });
+    CASES.push({ name: `${zone} from ${firstDay}, every 11 hours, 30,14,7,3,1`, zone, firstDay, runs: everyHours(firstDay, 45, 11, 2), warningDays: [30, 14, 7, 3, 1] });
+  }
+}
+const expected = (c: Case) => sortEvents(expectedEvents(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays, 7));
+
+// Machine zones far from the business zones and from each other: +14:00, -03:30 with DST, +05:45.
+const MACHINE_ZONES: Array<[string, number]> = [
+  ['Pacific/Kiritimati', -840],
+  ['America/St_Johns', 210],
+  ['Asia/Kathmandu', -345],
+];
+
+if (RESULTS) {
+  describe(`calendar days in a business zone (machine TZ ${process.env.TZ})`, () => {
+    const seen: Record<string, SimEvent[]> = {};
+    for (const c of CASES) {
+      test(c.name, async () => {
+        const { events, abandoned } = await simulate(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays);
+        expect(abandoned).toBe(0);
+        expect(events).toEqual(expected(c));
+        seen[c.name] = events;
+        fs.writeFileSync(RESULTS, JSON.stringify({ offset: new Date(2025, 0, 1).getTimezoneOffset(), seen }));
+      }, 60_000);
+    }
+  });
+} else {
+  describe('calendar days in Europe/Berlin and America/Los_Angeles across both DST changes', () => {
+    test('identical, as the contract states them, under three machine TZ values', async () => {
+      const outputs: Array<Record<string, SimEvent[]>> = [];
+      for (const [machineZone, offset] of MACHINE_ZONES) {
+        const file = path.join(tempDir(), 'results.json');
+        const env = { ...process.env, TZ: machineZone, CALENDAR_SIM_RESULTS: file, NODE_OPTIONS: '--experimental-vm-modules' };
+        const child = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+          const run = spawn(process.execPath, [path.join(ROOT, 'node_modules/jest/bin/jest.js'), '--runTestsByPath', fileURLToPath(import.meta.url)], {
+            cwd: ROOT,
+            env,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          let output = '';
+          run.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+          run.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+          const timer = setTimeout(() => run.kill('SIGKILL'), 170_000);
+          run.on('error', reject);
+          run.on('close', (code) => {
+            clearTimeout(timer);
+            resolve({ code, output });
+          });
+        });
+        expect({ machineZone, code: child.code, output: child.code === 0 ? '' : child.output }).toEqual({ machineZone, code: 0, output: '' });
+        const written = JSON.parse(fs.readFileSync(file, 'utf8')) as { offset: number; seen: Record<string, SimEvent[]> };
+        // The child really ran in that machine zone.
+        expect(written.offset).toBe(offset);
+        outputs.push(written.seen);
+      }
+      const byName = Object.fromEntries(CASES.map((c) => [c.name, expected(c)]));
+      for (const output of outputs) expect(output).toEqual(byName);
+    }, 600_000);
+  });
+}
