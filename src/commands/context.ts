@@ -4,7 +4,11 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import { resolveConfig, type EffectiveSetting } from '../config/settings.js';
+import { botbleSettingsLayer, BOTBLE_SETTINGS } from '../config/botble-settings.js';
+import type { LoadedConfig } from '../config/load-config.js';
+import { resolveConfig, type EffectiveSetting, type ResolvedConfig } from '../config/settings.js';
+import { readBotbleSettings } from '../storage/botble.repository.js';
+import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import type { DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
@@ -20,9 +24,11 @@ export interface GlobalOptions {
 
 export interface CommandContext {
   db: Kysely<Database>;
-  /** The effective configuration: env > settings table > config file > defaults. */
+  /** The effective configuration: env > settings table (Botble's, in Botble mode) > config file > defaults. */
   config: Config;
   settings: EffectiveSetting[];
+  /** Where licenses are read from: our licenses table, or a Botble database (`licenses.source`). */
+  licenses: LicenseSource;
   /** Where the database is. */
   database: DatabaseTarget;
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
@@ -43,16 +49,27 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const db = await openDatabase(database, { migrate: options.migrate });
   try {
-    const stored = await readSettings(db);
-    const { config, settings } = resolveConfig(loaded, stored, globals.env);
+    const { config, settings } = await resolveFromDatabase(db, loaded, globals.env);
     const exposed = exposedSecretWarning(settings, loaded.filepath, database);
-    return await fn({ db, config, settings, database, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] });
+    const licenses = licenseSourceFor(config);
+    return await fn({ db, config, settings, licenses, database, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
     throw isDatabaseError(error) ? databaseError(database, error) : error;
   } finally {
     await db.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * The settings layers of the database: our settings table, and in Botble mode Botble's License Manager
+ * rows in its `settings` table, which take the place of ours for the keys Botble has.
+ */
+async function resolveFromDatabase(db: Kysely<Database>, loaded: LoadedConfig, env: NodeJS.ProcessEnv, stored?: Map<string, string>): Promise<ResolvedConfig> {
+  const own = stored ?? (await readSettings(db));
+  if (loaded.config.licenses.source !== 'botble') return resolveConfig(loaded, own, env);
+  for (const key of Object.values(BOTBLE_SETTINGS)) own.delete(key);
+  return resolveConfig(loaded, own, env, botbleSettingsLayer(await readBotbleSettings(db)));
 }
 
 /** One warning when the file the secret is read from can be read by the group or others. */
@@ -81,7 +98,7 @@ function exposedSecretWarning(settings: EffectiveSetting[], configFile: string |
 export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
-  let stored = new Map<string, string>();
+  let resolved: ResolvedConfig | undefined;
   if (database.dialect !== 'sqlite' || fs.existsSync(database.filename)) {
     let db: Kysely<Database> | undefined;
     try {
@@ -89,10 +106,11 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
         const plugins = database.tablePrefix ? [new TablePrefixPlugin(database.tablePrefix)] : [];
         db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(database.filename, { readonly: true, fileMustExist: true }) }), plugins });
         const tables = await db.introspection.getTables();
-        if (tables.some((table) => table.name === `${database.tablePrefix}settings`)) stored = await readSettings(db);
+        const migrated = tables.some((table) => table.name === `${database.tablePrefix}settings`);
+        resolved = await resolveFromDatabase(db, loaded, globals.env, migrated ? undefined : new Map());
       } else {
         db = await openDatabase(database);
-        stored = await readSettings(db);
+        resolved = await resolveFromDatabase(db, loaded, globals.env);
       }
     } catch (error) {
       throw databaseError(database, error);
@@ -100,7 +118,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
       await db?.destroy().catch(() => undefined);
     }
   }
-  const { config, settings } = resolveConfig(loaded, stored, globals.env);
+  const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
   const exposed = exposedSecretWarning(settings, loaded.filepath, database);
   return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
 }

@@ -16,7 +16,8 @@ import {
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { expireLongPast, findDueCandidates, findUnreadableDates, type LicenseRow } from '../storage/licenses.repository.js';
+import type { LicenseSource } from '../storage/license-source.js';
+import type { LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
@@ -86,15 +87,21 @@ export interface ProcessExpirationsResult {
 
 interface Findings {
   events: Array<{ event: DueEvent; license: LicenseRow }>;
-  expire: number[];
+  expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
   reactivate: number[];
   beyondLookback: number[];
   skipped: number;
 }
 
 /** Reads the candidates, applies the rules, and keeps only events no earlier record covers. */
-async function findNewEvents(db: Kysely<Database>, now: Date, policy: ExpirationPolicy, onWarning: (message: string) => void): Promise<Findings> {
-  const candidates = await findDueCandidates(db, scanBounds(now, policy));
+async function findNewEvents(
+  db: Kysely<Database>,
+  licenses: LicenseSource,
+  now: Date,
+  policy: ExpirationPolicy,
+  onWarning: (message: string) => void,
+): Promise<Findings> {
+  const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
   const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
@@ -106,13 +113,13 @@ async function findNewEvents(db: Kysely<Database>, now: Date, policy: Expiration
     }
     const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy);
     for (const event of decision.events) due.push({ event, license });
-    if (decision.status === 'expired') findings.expire.push(license.id);
+    if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
     if (decision.status === 'active') findings.reactivate.push(license.id);
     if (decision.beyondLookback) findings.beyondLookback.push(license.id);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
   const warned = new Set(candidates.map((license) => license.id));
-  for (const bad of await findUnreadableDates(db, 100)) {
+  for (const bad of await licenses.findUnreadableDates(db, 100)) {
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
     findings.skipped += 1;
@@ -157,7 +164,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
   }
   const policy: ExpirationPolicy = { ...config.expirations };
-  const findings = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
+  const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
   const { events } = findings;
 
   const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
@@ -192,7 +199,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   const recordedAt = formatUtc(now);
-  result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
+  result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(plan);
@@ -206,7 +213,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     license_id: license.id,
     body: buildEventBody(eventDetails(event), eventSubject(license), now),
   }));
-  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt);
+  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
   result.reactivated = recorded.reactivated;

@@ -5,7 +5,6 @@ import { secretProblem, webhookUrlProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
-import { findLicenseByCode } from '../storage/licenses.repository.js';
 import { DAY_MS } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
@@ -72,11 +71,11 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   let subject = SAMPLE_SUBJECT;
   let details = sampleDetails(eventType, now);
   if (options.license !== undefined) {
-    const license = await findLicenseByCode(context.db, options.license);
+    const license = await context.licenses.findByCode(context.db, options.license);
     if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it with "license-manager licenses import".`);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.licenses.kind === 'botble' ? 'in the Botble admin' : 'with "license-manager licenses import"'}.`);
     details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = buildEventBody(details, subject, now);

@@ -1,15 +1,10 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
+import { setLicenseStatuses, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
 
-/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
-interface StatusChanges {
-  /** Licenses that passed their expiry: `active` -> `expired`. */
-  expired: readonly number[];
-  /** Renewed licenses: `expired` -> `active`. */
-  reactivated: readonly number[];
-}
-
+/** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
+export type StatusWriter = (trx: Kysely<Database>, changes: StatusChanges, now: string) => Promise<StatusChangeCounts>;
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
@@ -50,6 +45,7 @@ export async function recordEvents(
   deliveries: readonly NewDelivery[],
   changes: StatusChanges,
   now: string,
+  setStatuses: StatusWriter = setLicenseStatuses,
 ): Promise<{ inserted: number; expired: number; reactivated: number }> {
   if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
@@ -62,21 +58,7 @@ export async function recordEvents(
       const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
       inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
-    const setStatus = async (ids: readonly number[], from: string, to: string) => {
-      let changed = 0;
-      for (let index = 0; index < ids.length; index += CHUNK) {
-        const result = await trx
-          .updateTable('licenses')
-          .set({ status: to, updated_at: now })
-          .where('id', 'in', ids.slice(index, index + CHUNK))
-          .where('status', '=', from)
-          .executeTakeFirst();
-        changed += Number(result.numUpdatedRows);
-      }
-      return changed;
-    };
-    const expired = await setStatus(changes.expired, 'active', 'expired');
-    const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
+    const { expired, reactivated } = await setStatuses(trx, changes, now);
     return { inserted, expired, reactivated };
   }));
 }

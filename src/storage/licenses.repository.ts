@@ -153,6 +153,42 @@ async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInpu
   }
 }
 
+/** Status changes the rules decided, written with the events so a run that dies leaves neither. */
+export interface StatusChanges {
+  /** Licenses that passed their expiry: `active` -> `expired` (with the expiry they passed). */
+  expired: ReadonlyArray<Pick<LicenseRow, 'id' | 'expires_at'>>;
+  /** Renewed licenses: `expired` -> `active`. */
+  reactivated: readonly number[];
+}
+
+export interface StatusChangeCounts {
+  expired: number;
+  reactivated: number;
+}
+
+// SQLite allows 32766 bound parameters; stay well below it.
+const CHUNK = 500;
+
+/** Writes the status changes to our `licenses` table, in the caller's transaction; returns how many rows changed. */
+export async function setLicenseStatuses(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
+  const setStatus = async (ids: readonly number[], from: string, to: string) => {
+    let changed = 0;
+    for (let index = 0; index < ids.length; index += CHUNK) {
+      const result = await trx
+        .updateTable('licenses')
+        .set({ status: to, updated_at: now })
+        .where('id', 'in', ids.slice(index, index + CHUNK))
+        .where('status', '=', from)
+        .executeTakeFirst();
+      changed += Number(result.numUpdatedRows);
+    }
+    return changed;
+  };
+  const expired = await setStatus(changes.expired.map((license) => license.id), 'active', 'expired');
+  const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
+  return { expired, reactivated };
+}
+
 export interface LicenseFilter {
   status?: LicenseStatus;
   /** Only licenses whose expires_at lies in [now, now + days]. */
