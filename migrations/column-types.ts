@@ -14,11 +14,11 @@ export interface ColumnTypes {
   /** Free text that is never indexed or range-compared (bodies, errors, e-mail). */
   text: DataTypeExpression;
   /** Indexed or range-compared text of at most `length` characters: codes, keys, statuses, ISO times. */
-  key(length: number): DataTypeExpression;
+  key: (length: number) => DataTypeExpression;
   /** Epoch milliseconds: beyond 32 bits. */
   epochMs: DataTypeExpression;
   /** `id` as an auto-increment integer primary key. */
-  id(column: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  id: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
   idType: DataTypeExpression;
   /** Table options: on MySQL InnoDB with utf8mb4 and a binary collation (case-sensitive codes, byte order). */
   table<T extends string, C extends string>(builder: CreateTableBuilder<T, C>): CreateTableBuilder<T, C>;

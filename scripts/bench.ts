@@ -4,6 +4,10 @@
  * same bodies at the same concurrency to the same receiver. Not a test: it asserts nothing, it measures.
  *
  *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
+ *                    [--db postgres://…|mysql://…] [--workers 1]
+ *
+ * `--db` runs it on a server database (which must exist) under a fresh table prefix, dropped afterwards;
+ * `--workers N` starts N `process-expirations` processes at once for the timed run.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -13,8 +17,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
 import SQLite from 'better-sqlite3';
+import { sql, type Kysely } from 'kysely';
 import { ofetch } from 'ofetch';
+import { parseDatabaseUrl, type DatabaseTarget } from '../src/storage/database-target.js';
+import type { Database } from '../src/storage/database.table.js';
 import { openDatabase } from '../src/storage/open-database.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,8 +39,11 @@ const { values } = parseArgs({
     'latency-ms': { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '8' },
     out: { type: 'string', default: 'bench-results.json' },
+    db: { type: 'string' },
+    workers: { type: 'string', default: '1' },
   },
 });
+const workers = Math.max(1, Math.floor(Number(values.workers)));
 const licenses = Number(values.licenses);
 const duePercent = Number(values['due-percent']);
 const latencyMs = Number(values['latency-ms']);
@@ -43,37 +54,100 @@ for (const [name, value] of Object.entries({ licenses, duePercent, latencyMs, co
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+type BenchRow = [code: string, customer: string, email: string, expiresAt: string | null, updatesUntil: string | null];
+
 /** N licenses: `duePercent` of them with one event due at NOW (a third each kind), the rest not due. */
-async function buildDatabase(file: string): Promise<number> {
-  const db = await openDatabase({ dialect: 'sqlite', filename: file, tablePrefix: '', label: file });
+function* licenseRows(counter: { due: number }): Generator<BenchRow> {
+  const dueEvery = duePercent > 0 ? Math.max(1, Math.round(100 / duePercent)) : Number.POSITIVE_INFINITY;
+  for (let index = 0; index < licenses; index += 1) {
+    let expires: number | null;
+    let updates: number | null = null;
+    if (index % dueEvery === 0) {
+      const kind = counter.due % 3;
+      counter.due += 1;
+      expires = kind === 0 ? NOW.getTime() + 3 * DAY : kind === 1 ? NOW.getTime() - DAY : NOW.getTime() + 200 * DAY;
+      if (kind === 2) updates = NOW.getTime() - DAY;
+    } else {
+      // Spread over the next 3 years, outside the due windows; every tenth one is a lifetime license.
+      expires = index % 10 === 0 ? null : NOW.getTime() + (30 + (index % 1000)) * DAY;
+    }
+    yield [`LIC-${index}`, `CUST-${index}`, `customer${index}@example.com`, expires === null ? null : iso(expires), updates === null ? null : iso(updates)];
+  }
+}
+
+/** Creates the schema and fills it; returns how many licenses have an event due. */
+async function buildDatabase(target: DatabaseTarget): Promise<number> {
+  const counter = { due: 0 };
+  const db = await openDatabase(target, { migrate: true });
+  if (target.dialect !== 'sqlite') {
+    try {
+      // Multi-row inserts of 1,000 (10 parameters each): far below the servers' 65,535 bound parameters.
+      let batch: BenchRow[] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        await db
+          .insertInto('licenses')
+          .values(
+            batch.map(([license_code, customer_id, email, expires_at, updates_until]) => ({
+              license_code,
+              product_id: 'PROD-001',
+              product_name: 'My Product',
+              customer_id,
+              email,
+              status: 'active',
+              expires_at,
+              updates_until,
+              created_at: '2024-01-01T00:00:00Z',
+              updated_at: '2024-01-01T00:00:00Z',
+            })),
+          )
+          .execute();
+        batch = [];
+      };
+      for (const row of licenseRows(counter)) {
+        batch.push(row);
+        if (batch.length === 1000) await flush();
+      }
+      await flush();
+      // Fresh statistics, as a production table has: the planner then uses the (status, date) indexes.
+      await sql`analyze ${sql.raw(target.dialect === 'mysql' ? 'table ' : '')}${sql.table('licenses')}`.execute(db);
+    } finally {
+      await db.destroy();
+    }
+    return counter.due;
+  }
   await db.destroy();
-  const sqlite = new SQLite(file);
+  const sqlite = new SQLite(target.filename);
   sqlite.pragma('journal_mode = WAL');
   const insert = sqlite.prepare(
     `insert into licenses (license_code, product_id, product_name, customer_id, email, status, expires_at, updates_until, created_at, updated_at)
      values (?, 'PROD-001', 'My Product', ?, ?, 'active', ?, ?, '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')`,
   );
-  const dueEvery = duePercent > 0 ? Math.max(1, Math.round(100 / duePercent)) : Number.POSITIVE_INFINITY;
-  let due = 0;
-  const fill = sqlite.transaction((from: number, to: number) => {
-    for (let index = from; index < to; index += 1) {
-      let expires: number | null;
-      let updates: number | null = null;
-      if (index % dueEvery === 0) {
-        const kind = due % 3;
-        due += 1;
-        expires = kind === 0 ? NOW.getTime() + 3 * DAY : kind === 1 ? NOW.getTime() - DAY : NOW.getTime() + 200 * DAY;
-        if (kind === 2) updates = NOW.getTime() - DAY;
-      } else {
-        // Spread over the next 3 years, outside the due windows; every tenth one is a lifetime license.
-        expires = index % 10 === 0 ? null : NOW.getTime() + (30 + (index % 1000)) * DAY;
-      }
-      insert.run(`LIC-${index}`, `CUST-${index}`, `customer${index}@example.com`, expires === null ? null : iso(expires), updates === null ? null : iso(updates));
+  const rows = licenseRows(counter);
+  const fill = sqlite.transaction((count: number) => {
+    for (let index = 0; index < count; index += 1) {
+      const next = rows.next();
+      if (next.done) return false;
+      insert.run(...next.value);
     }
+    return true;
   });
-  for (let from = 0; from < licenses; from += 50_000) fill(from, Math.min(licenses, from + 50_000));
+  while (fill(50_000));
   sqlite.close();
-  return due;
+  return counter.due;
+}
+
+/** Drops the tables a server bench created under its own prefix. */
+async function dropServerTables(target: DatabaseTarget): Promise<void> {
+  if (target.dialect === 'sqlite') return;
+  const db = await openDatabase(target, { migrate: true });
+  try {
+    for (const table of ['webhook_attempts', 'webhook_deliveries', 'settings', 'licenses', 'kysely_migration', 'kysely_migration_lock']) {
+      await sql`drop table if exists ${sql.id(target.tablePrefix + table)}`.execute(db);
+    }
+  } finally {
+    await db.destroy();
+  }
 }
 
 function startReceiver(): Promise<{ url: string; count: () => number; close(): void }> {
@@ -154,29 +228,52 @@ async function bareOfetch(url: string, bodies: string[]): Promise<number> {
   return performance.now() - started;
 }
 
+/** The bench's database: a SQLite file in `dir`, or the --db server under a fresh table prefix. */
+function benchTarget(dir: string): DatabaseTarget {
+  const file = path.join(dir, 'bench.sqlite');
+  if (!values.db) return { dialect: 'sqlite', filename: file, tablePrefix: '', label: file };
+  const parsed = parseDatabaseUrl(values.db, `bench_${randomBytes(3).toString('hex')}_`);
+  if ('problem' in parsed) throw new Error(`--db: ${parsed.problem}`);
+  if ('sqlitePath' in parsed) return { dialect: 'sqlite', filename: path.resolve(parsed.sqlitePath), tablePrefix: '', label: parsed.sqlitePath };
+  return parsed;
+}
+
+/** N workers at once; the run's wall time is the slowest one's, its peak RSS the largest. */
+async function timeWorkers(args: string[], cwd: string): Promise<Timed & { delivered: number; abandoned: number }> {
+  const started = performance.now();
+  const runs = await Promise.all(Array.from({ length: workers }, () => timeCli(args, cwd)));
+  const summaries = runs.map((run) => JSON.parse(run.stdout) as { delivered: number; abandoned: number });
+  return {
+    wallMs: performance.now() - started,
+    peakRssMb: Math.max(...runs.map((run) => run.peakRssMb ?? 0)),
+    code: runs.find((run) => run.code !== 0)?.code ?? 0,
+    stdout: runs[0]!.stdout,
+    delivered: summaries.reduce((sum, summary) => sum + summary.delivered, 0),
+    abandoned: summaries.reduce((sum, summary) => sum + summary.abandoned, 0),
+  };
+}
+
 async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'license-manager-bench-'));
-  const file = path.join(dir, 'bench.sqlite');
+  const target = benchTarget(dir);
   const receiver = await startReceiver();
   try {
-    fs.writeFileSync(
-      path.join(dir, 'license-manager.config.json'),
-      JSON.stringify({ database: { filename: './bench.sqlite' }, webhooks: { enabled: true, url: receiver.url, concurrency } }),
-    );
-    console.error(`building ${licenses.toLocaleString('en')} licenses in ${file} ...`);
+    const database = target.dialect === 'sqlite' ? { filename: target.filename } : { url: target.url, tablePrefix: target.tablePrefix };
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { enabled: true, url: receiver.url, concurrency } }));
+    console.error(`building ${licenses.toLocaleString('en')} licenses in ${target.label}${target.tablePrefix ? ` (tables ${target.tablePrefix}*)` : ''} ...`);
     const buildStarted = performance.now();
-    const due = await buildDatabase(file);
+    const due = await buildDatabase(target);
     const buildMs = performance.now() - buildStarted;
 
     const help = await timeCli(['--help'], dir);
     const nothingDue = await timeCli(['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'], dir);
-    const run = await timeCli(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
-    const summary = JSON.parse(run.stdout) as { delivered: number; abandoned: number };
+    const run = await timeWorkers(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
+    const summary = { delivered: run.delivered, abandoned: run.abandoned };
     const rerun = await timeCli(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
 
-    const sqlite = new SQLite(file, { readonly: true });
-    const bodies = (sqlite.prepare('select body from webhook_deliveries order by id').all() as Array<{ body: string }>).map((row) => row.body);
-    sqlite.close();
+    const db: Kysely<Database> = await openDatabase(target);
+    const bodies = (await db.selectFrom('webhook_deliveries').select('body').orderBy('id').execute()).map((row) => row.body);
+    await db.destroy();
     const bareMs = bodies.length > 0 ? await bareOfetch(receiver.url, bodies) : 0;
 
     const eventsPerSecond = summary.delivered / (run.wallMs / 1000);
@@ -185,7 +282,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version },
-      params: { licenses, duePercent, latencyMs, concurrency },
+      params: { licenses, duePercent, latencyMs, concurrency, workers, database: target.dialect },
       buildSeconds: +(buildMs / 1000).toFixed(2),
       due,
       delivered: summary.delivered,
@@ -200,6 +297,7 @@ async function main(): Promise<void> {
       help: { wallMs: Math.round(help.wallMs) },
     };
     const rows: Array<[string, string]> = [
+      ['database', `${target.dialect}${workers > 1 ? `, ${workers} workers` : ''}`],
       ['licenses', licenses.toLocaleString('en')],
       ['events due / delivered', `${due} / ${summary.delivered}`],
       ['process-expirations wall time', `${results.run.wallSeconds} s`],
@@ -219,6 +317,7 @@ async function main(): Promise<void> {
     if (run.code !== 0 || summary.delivered !== due) process.exitCode = 1;
   } finally {
     receiver.close();
+    await dropServerTables(target).catch((error: unknown) => console.error(`could not drop the bench tables ${target.tablePrefix}*: ${String(error)}`));
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -76,9 +76,8 @@ async function resolveFromDatabase(db: Kysely<Database>, loaded: LoadedConfig, e
 function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, database: DatabaseTarget): string | undefined {
   const secret = settings.find((setting) => setting.key === 'webhook-secret');
   if (!secret || secret.value === null) return undefined;
-  // A server database's secret is guarded by the server's own access rules, not by a file mode.
-  const databaseFile = database.dialect === 'sqlite' ? database.filename : undefined;
-  const file = secret.source === 'config' ? configFile : secret.source === 'settings' ? databaseFile : undefined;
+  // A server database's permissions are the server's business: only files are checked.
+  const file = secret.source === 'config' ? configFile : secret.source === 'settings' && database.dialect === 'sqlite' ? database.filename : undefined;
   if (!file || process.platform === 'win32') return undefined;
   let mode: number;
   try {
@@ -102,16 +101,16 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
   if (database.dialect !== 'sqlite' || fs.existsSync(database.filename)) {
     let db: Kysely<Database> | undefined;
     try {
-      if (database.dialect === 'sqlite') {
-        const plugins = database.tablePrefix ? [new TablePrefixPlugin(database.tablePrefix)] : [];
-        db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(database.filename, { readonly: true, fileMustExist: true }) }), plugins });
-        const tables = await db.introspection.getTables();
-        const migrated = tables.some((table) => table.name === `${database.tablePrefix}settings`);
-        resolved = await resolveFromDatabase(db, loaded, globals.env, migrated ? undefined : new Map());
-      } else {
-        db = await openDatabase(database);
-        resolved = await resolveFromDatabase(db, loaded, globals.env);
-      }
+      db =
+        database.dialect === 'sqlite'
+          ? new Kysely<Database>({
+              dialect: new SqliteDialect({ database: new SQLite(database.filename, { readonly: true, fileMustExist: true }) }),
+              plugins: database.tablePrefix ? [new TablePrefixPlugin(database.tablePrefix)] : [],
+            })
+          : await openDatabase(database, { migrate: false, schemaCheck: false });
+      const tables = await db.introspection.getTables();
+      const migrated = tables.some((table) => table.name === `${database.tablePrefix}settings`);
+      resolved = await resolveFromDatabase(db, loaded, globals.env, migrated ? undefined : new Map());
     } catch (error) {
       throw databaseError(database, error);
     } finally {

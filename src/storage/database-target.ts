@@ -20,7 +20,7 @@ export function looksLikeUrl(value: string): boolean {
 }
 
 /** The URL with its password replaced by `****`: safe for every message and `--json`. */
-export function maskDatabaseUrl(value: string): string {
+function maskDatabaseUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password) url.password = '****';

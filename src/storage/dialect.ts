@@ -26,7 +26,7 @@ export function dialectOf(db: Kysely<any>): SqlDialect {
 }
 
 /** The tables the migrations create: only these are renamed, so another application's tables and our aliases are left alone. */
-export const OWN_TABLES: ReadonlySet<string> = new Set(['licenses', 'settings', 'webhook_deliveries', 'webhook_attempts', 'runs', 'botble_license_states']);
+const OWN_TABLES: ReadonlySet<string> = new Set(['licenses', 'settings', 'webhook_deliveries', 'webhook_attempts', 'runs', 'botble_license_states']);
 
 class PrefixTransformer extends OperationNodeTransformer {
   constructor(private readonly prefix: string) {
@@ -84,9 +84,15 @@ export function tablePrefixOf(db: Kysely<any>): string {
   return plugin?.prefix ?? '';
 }
 
+/** The driver's error code (`SQLITE_BUSY`, `23505`, `ER_DUP_ENTRY`, `ECONNRESET`), or '' when there is none. */
+export function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}
+
 /** A unique, check or foreign-key constraint refused the write, in any dialect's words. */
 export function isConstraintViolation(error: unknown): boolean {
-  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  const code = errorCode(error);
   return code.startsWith('SQLITE_CONSTRAINT') || /^23[0-9A-Z]{3}$/.test(code) || ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code);
 }
 
@@ -103,7 +109,7 @@ export async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
-      const code = String((error as { code?: unknown } | null)?.code ?? '');
+      const code = errorCode(error);
       if (!DEADLOCK_CODES.has(code) || attempt >= DEADLOCK_RETRIES) throw error;
       await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20 * attempt));
     }

@@ -14,7 +14,7 @@ import {
   findLicenseByCode,
   findUnreadableDates,
   listLicenses,
-  setLicenseStatuses,
+  writeStatusChanges,
   type LicenseFilter,
   type LicenseRow,
   type UnreadableDate,
@@ -44,7 +44,7 @@ export const ownLicenses: LicenseSource = {
   findDueCandidates,
   findUnreadableDates,
   expireLongPast,
-  setStatuses: setLicenseStatuses,
+  setStatuses: writeStatusChanges,
   list: listLicenses,
   findByCode: findLicenseByCode,
 };

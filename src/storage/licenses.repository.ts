@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
 import { dialectOf, tablePrefixOf, type SqlDialect } from './dialect.js';
 
@@ -46,6 +46,13 @@ export class RepeatedLicenseCode extends Error {
 // Map: a million codes in the heap made the process's memory double the file's size.
 type ImportCodes = { import_codes: { license_code: string; position: number } };
 
+// A temporary table per session; codes compare byte for byte, as license_code does in each dialect.
+const IMPORT_CODES_TABLE: Record<SqlDialect, RawBuilder<unknown>> = {
+  sqlite: sql`create temp table if not exists import_codes (license_code text primary key, position integer not null)`,
+  postgres: sql`create temp table if not exists import_codes (license_code text collate "C" primary key, position integer not null)`,
+  mysql: sql`create temporary table if not exists import_codes (license_code varchar(255) character set utf8mb4 collate utf8mb4_bin primary key, position integer not null)`,
+};
+
 /**
  * Inserts or updates by `license_code`, all rows or none (one transaction), in batched
  * `insert ... on conflict (license_code) do update`. A column the input leaves out keeps its stored
@@ -67,7 +74,7 @@ export async function upsertLicenses(
     const pending = new Map<string, number>();
     const codesTable = trx.withTables<ImportCodes>();
     const dialect = dialectOf(trx);
-    await createImportCodesTable(trx, dialect);
+    await IMPORT_CODES_TABLE[dialect].execute(trx);
     await codesTable.deleteFrom('import_codes').execute();
     const flush = async (batch: LicenseInput[], renewing: boolean) => {
       const codes = batch.map((input) => input.license_code);
@@ -78,41 +85,29 @@ export async function upsertLicenses(
         .values(codes.map((code) => ({ license_code: code, position: pending.get(code)! })))
         .execute();
       for (const code of codes) pending.delete(code);
-      const existing = await trx.selectFrom('licenses').select(['id', 'license_code']).where('license_code', 'in', codes).execute();
-      const storedIds = new Map(existing.map((row) => [row.license_code, row.id]));
-      const columns = UPDATABLE.filter((column) => batch[0]![column] !== undefined);
-      // MySQL's ON DUPLICATE KEY fires on the primary key too: an id that belongs to another code must fail, not overwrite that row.
+      const { existing } = await trx.selectFrom('licenses').select((eb) => eb.fn.countAll<number>().as('existing')).where('license_code', 'in', codes).executeTakeFirstOrThrow();
       if (dialect === 'mysql' && batch[0]!.id !== undefined) await refuseTakenIds(trx, batch);
-      const stored = sql.ref<string>('licenses.status');
-      const renewed = sql<string>`case when ${stored} = 'expired' then 'active' else ${stored} end`;
-      const write = async (rows: LicenseInput[]) => {
-        if (rows.length === 0) return;
-        const insert = trx.insertInto('licenses').values(rows.map((input) => ({ ...input, created_at: now, updated_at: now })));
-        await (dialect === 'mysql'
-          ? insert.onDuplicateKeyUpdate({
-              ...Object.fromEntries(columns.map((column) => [column, sql`values(${sql.ref(column)})`])),
-              ...(renewing ? { status: renewed } : {}),
+      const columns = UPDATABLE.filter((column) => batch[0]![column] !== undefined);
+      // sql.ref, not the bare name: the table prefix applies to it.
+      const renewed = renewing ? { status: sql<string>`case when ${sql.ref('licenses.status')} = 'expired' then 'active' else ${sql.ref('licenses.status')} end` } : {};
+      const insert = trx.insertInto('licenses').values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })));
+      await (dialect === 'mysql'
+        ? // MySQL has no ON CONFLICT; VALUES(column) is the row that was refused (MariaDB and MySQL 8).
+          insert.onDuplicateKeyUpdate({ ...Object.fromEntries(columns.map((column) => [column, sql`values(${sql.ref(column)})`])), ...renewed, updated_at: now })
+        : insert.onConflict((conflict) =>
+            conflict.column('license_code').doUpdateSet((eb) => ({
+              ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
+              ...renewed,
               updated_at: now,
-            })
-          : insert.onConflict((conflict) =>
-              conflict.column('license_code').doUpdateSet((eb) => ({
-                ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
-                ...(renewing ? { status: renewed } : {}),
-                updated_at: now,
-              })),
-            )
-        ).execute();
-      };
-      // A row that updates carries its stored id: the servers would otherwise draw (and waste) a new one for it.
-      const withId = batch.map((input) => (input.id === undefined && storedIds.has(input.license_code) ? { ...input, id: storedIds.get(input.license_code)! } : input));
-      await write(withId.filter((input) => input.id !== undefined));
-      await write(withId.filter((input) => input.id === undefined));
-      // PostgreSQL's serial does not move past an id given explicitly: move it, as SQLite and MySQL do on their own.
+            })),
+          )
+      ).execute();
+      // PostgreSQL's serial does not move past ids given explicitly: move it, as SQLite and MySQL do on their own.
       if (dialect === 'postgres' && batch[0]!.id !== undefined) {
         await sql`select setval(pg_get_serial_sequence(${`${tablePrefixOf(trx)}licenses`}, 'id'), (select max(id) from ${sql.table('licenses')}))`.execute(trx);
       }
-      totals.updated += existing.length;
-      totals.inserted += batch.length - existing.length;
+      totals.updated += Number(existing);
+      totals.inserted += batch.length - Number(existing);
     };
     let position = 0;
     for await (const input of inputs) {
@@ -133,23 +128,16 @@ export async function upsertLicenses(
   });
 }
 
-/** A session-local table of the codes one import has written (dropped with the connection). */
-async function createImportCodesTable(trx: Kysely<Database>, dialect: SqlDialect): Promise<void> {
-  if (dialect === 'mysql') {
-    await sql`create temporary table if not exists import_codes (license_code varchar(255) not null primary key, position integer not null) default charset = utf8mb4 collate = utf8mb4_bin`.execute(trx);
-  } else {
-    await sql`create temp table if not exists import_codes (license_code text primary key, position integer not null)`.execute(trx);
-  }
-}
-
-/** Throws a duplicate-key error (as the other dialects do) when an input's id belongs to a license with another code. */
+/**
+ * MySQL's ON DUPLICATE KEY UPDATE fires on any unique key, the primary key included: an id that belongs to
+ * another license_code would silently update that license. Refuse it as the other dialects do.
+ */
 async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInput[]): Promise<void> {
-  const ids = batch.map((input) => input.id!);
-  const taken = await trx.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', ids).execute();
-  const codeOf = new Map(batch.map((input) => [input.id!, input.license_code]));
-  const clash = taken.find((row) => codeOf.get(row.id) !== row.license_code);
+  const wanted = new Map(batch.map((input) => [input.id!, input.license_code]));
+  const taken = await trx.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', [...wanted.keys()]).execute();
+  const clash = taken.find((row) => wanted.get(row.id) !== row.license_code);
   if (clash) {
-    throw Object.assign(new Error(`id ${clash.id} already belongs to license_code "${clash.license_code}", not "${codeOf.get(clash.id)}"`), { code: 'ER_DUP_ENTRY' });
+    throw Object.assign(new Error(`id ${clash.id} belongs to license_code "${clash.license_code}", not "${wanted.get(clash.id)}"`), { code: 'ER_DUP_ENTRY' });
   }
 }
 
@@ -166,27 +154,28 @@ export interface StatusChangeCounts {
   reactivated: number;
 }
 
-// SQLite allows 32766 bound parameters; stay well below it.
-const CHUNK = 500;
+// Ids per UPDATE: far below every dialect's limit on bound parameters.
+const STATUS_CHUNK = 500;
 
-/** Writes the status changes to our `licenses` table, in the caller's transaction; returns how many rows changed. */
-export async function setLicenseStatuses(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
-  const setStatus = async (ids: readonly number[], from: string, to: string) => {
+/**
+ * Writes the derived status changes (inside the caller's transaction, with the events they go with).
+ * Only a row still in the expected status changes, so two runs at once change each license once.
+ */
+export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
+  const setStatus = async (ids: readonly number[], from: LicenseStatus, to: LicenseStatus) => {
     let changed = 0;
-    for (let index = 0; index < ids.length; index += CHUNK) {
+    for (let index = 0; index < ids.length; index += STATUS_CHUNK) {
       const result = await trx
         .updateTable('licenses')
         .set({ status: to, updated_at: now })
-        .where('id', 'in', ids.slice(index, index + CHUNK))
+        .where('id', 'in', ids.slice(index, index + STATUS_CHUNK))
         .where('status', '=', from)
         .executeTakeFirst();
       changed += Number(result.numUpdatedRows);
     }
     return changed;
   };
-  const expired = await setStatus(changes.expired.map((license) => license.id), 'active', 'expired');
-  const reactivated = await setStatus(changes.reactivated, 'expired', 'active');
-  return { expired, reactivated };
+  return { expired: await setStatus(changes.expired.map((license) => license.id), 'active', 'expired'), reactivated: await setStatus(changes.reactivated, 'expired', 'active') };
 }
 
 export interface LicenseFilter {

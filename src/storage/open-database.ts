@@ -2,13 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
-import { createPool as createMysqlPool } from 'mysql2';
-import pg from 'pg';
+import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
-import { TablePrefixPlugin } from './dialect.js';
+import { errorCode, TablePrefixPlugin } from './dialect.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 // A server that does not answer is reported after this long rather than hanging a cron job.
@@ -24,12 +23,14 @@ export interface OpenOptions {
    * pending migrations is refused; SQLite always migrates itself.
    */
   migrate?: boolean;
+  /** Leave the schema unchecked: for a read of what is there (`listen` reading stored settings). */
+  schemaCheck?: boolean;
 }
 
 /** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Kysely<Database>> {
   if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix);
-  const db = new Kysely<Database>({ dialect: serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
+  const db = new Kysely<Database>({ dialect: await serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
   try {
     // Connect now, so a wrong password or host is reported as such before any work starts.
     await sql`select 1`.execute(db);
@@ -37,7 +38,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     if (options.migrate) {
       const { error } = await migrator.migrateToLatest();
       if (error) throw error;
-    } else {
+    } else if (options.schemaCheck !== false) {
       const pending = (await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined);
       if (pending.length > 0) {
         throw usageError(
@@ -67,17 +68,22 @@ function newMigrator(db: Kysely<Database>, tablePrefix: string): Migrator {
 }
 
 /** DATE (1082) stays the `YYYY-MM-DD` text it is: pg would make it local midnight, a day off west of UTC. */
-const PG_TYPES: pg.CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (oid === 1082) return (value: string) => value;
-    // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
-    if (oid === 20) return (value: string) => Number(value);
-    return pg.types.getTypeParser(oid, format as 'text');
-  }) as pg.CustomTypesConfig['getTypeParser'],
-};
+function pgTypes(types: typeof pg.types): pg.CustomTypesConfig {
+  return {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+      if (oid === 1082) return (value: string) => value;
+      // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
+      if (oid === 20) return (value: string) => Number(value);
+      return types.getTypeParser(oid, format as 'text');
+    }) as pg.CustomTypesConfig['getTypeParser'],
+  };
+}
 
-function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Dialect {
+// The drivers load only when a server is used: SQLite runs (and --help) do not pay for them.
+async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Promise<Dialect> {
   if (target.dialect === 'postgres') {
+    const { default: pg } = await import('pg');
+    const PG_TYPES = pgTypes(pg.types);
     const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, types: PG_TYPES });
     // A connection the server closes (idle in the pool, or checked out between queries) must not crash the
     // process with an unhandled 'error' event: the query that uses it reports the loss instead.
@@ -85,6 +91,7 @@ function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | '
     pool.on('connect', (client) => client.on('error', () => undefined));
     return new PostgresDialect({ pool });
   }
+  const { createPool: createMysqlPool } = await import('mysql2');
   const pool = createMysqlPool({
     uri: target.url,
     connectionLimit: POOL_SIZE,
@@ -127,7 +134,8 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
   let sqlite: SQLite.Database | undefined;
   try {
     sqlite = new SQLite(filename, { timeout: BUSY_TIMEOUT_MS });
-    refuseForeignDatabase(sqlite, filename, tablePrefix);
+    // With a table prefix the file is meant to be shared with another application's tables.
+    if (!tablePrefix) refuseForeignDatabase(sqlite, filename);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
@@ -149,18 +157,16 @@ async function openSqlite(filename: string, tablePrefix: string): Promise<Kysely
 
 /**
  * Another application's database must not get our tables: a file with tables but without our migration
- * log is refused before anything (even the journal mode) is written. Empty files and ours are fine, and so
- * is a shared file when a table prefix says which tables are ours.
+ * log is refused before anything (even the journal mode) is written. Empty files and ours are fine.
  */
-function refuseForeignDatabase(sqlite: SQLite.Database, filename: string, tablePrefix: string): void {
-  if (tablePrefix) return;
+function refuseForeignDatabase(sqlite: SQLite.Database, filename: string): void {
   const names = (sqlite.prepare("select name from sqlite_master where type in ('table', 'view') and name not like 'sqlite_%'").all() as Array<{ name: string }>).map(
     (row) => row.name,
   );
   if (names.length === 0 || names.includes('kysely_migration')) return;
   const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length} in all)` : '');
   throw usageError(
-    `Database ${filename} belongs to something else: it has tables (${shown}) but no license-manager schema, and was left unchanged. Point database.filename or LICENSE_MANAGER_DB at a new or license-manager file (or set database.tablePrefix to share it).`,
+    `Database ${filename} belongs to something else: it has tables (${shown}) but no license-manager schema, and was left unchanged. Point database.filename or LICENSE_MANAGER_DB at a new or license-manager file.`,
   );
 }
 
@@ -211,7 +217,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (error instanceof ExitError) return error;
   if (target.dialect === 'sqlite') return sqliteError(target.filename, error);
   const where = describeTarget(target);
-  const code = String((error as { code?: unknown }).code ?? '');
+  const code = errorCode(error);
   // Drivers may echo the connection string; never let a password through.
   const detail = (error instanceof Error ? error.message : String(error)).replaceAll(target.url, target.label);
   const fix = 'Check database.url or LICENSE_MANAGER_DB.';

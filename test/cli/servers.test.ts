@@ -90,7 +90,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 3, delivered: 3, markedExpired: 3 });
     expect(run.stdout).not.toContain(password);
-    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code).sort()).toEqual(['K-0000', 'K-0001', 'K-0002']);
+    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string).sort((a, b) => a.localeCompare(b))).toEqual(['K-0000', 'K-0001', 'K-0002']);
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
 
@@ -120,6 +120,26 @@ describe.each(servers)('server database [%s]', (dialect) => {
       'lm_webhook_attempts',
       'lm_webhook_deliveries',
     ]);
+  });
+
+  test('an abandoned delivery is exit 3; deliveries retry re-sends it with the same id and body', async () => {
+    let failing = true;
+    const receiver = await receiverFor(() => (failing ? 410 : 200));
+    const cwd = project(url(), { tablePrefix: 'retry_', count: 2, webhooks: { enabled: true, url: receiver.url } });
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
+    const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    expect([run.code, JSON.parse(run.stdout).abandoned]).toEqual([3, 2]);
+    failing = false;
+    const retried = await runCli(['deliveries', 'retry', '--abandoned', '--json'], { cwd });
+    expect(retried.code).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ delivered: 2, abandoned: 0 });
+    const [first, second, third, fourth] = receiver.requests;
+    expect(receiver.requests).toHaveLength(4);
+    expect(new Set([first, second].map((request) => request!.headers['x-webhook-id']))).toEqual(new Set([third, fourth].map((request) => request!.headers['x-webhook-id'])));
+    expect(new Set([first, second].map((request) => request!.body.toString()))).toEqual(new Set([third, fourth].map((request) => request!.body.toString())));
+    const shown = JSON.parse((await runCli(['deliveries', 'list', '--status', 'delivered', '--json'], { cwd })).stdout) as Array<{ attempts: number }>;
+    expect(shown.map((delivery) => delivery.attempts)).toEqual([2, 2]);
   });
 
   test('a missing database, an unknown user and an unreachable server: clear messages naming host and database, password masked', async () => {

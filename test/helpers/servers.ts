@@ -7,7 +7,7 @@ export type TestDialect = 'sqlite' | 'postgres' | 'mysql';
 export type ServerDialect = Exclude<TestDialect, 'sqlite'>;
 
 /** Admin URLs of the servers the tests create their databases on (defaults are set in global-setup.cjs). */
-export function adminUrl(dialect: ServerDialect): string {
+function adminUrl(dialect: ServerDialect): string {
   const variable = dialect === 'postgres' ? 'LICENSE_MANAGER_TEST_PG_URL' : 'LICENSE_MANAGER_TEST_MYSQL_URL';
   const url = process.env[variable];
   if (!url) throw new Error(`${variable} is not set: run the tests through jest, whose global setup sets it.`);

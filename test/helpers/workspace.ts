@@ -23,9 +23,9 @@ export interface Workspace {
 /** Where a workspace keeps its data: a SQLite file of its own, or its own table prefix in a test's server database. */
 export interface DialectUnderTest {
   dialect: TestDialect;
-  workspace(config?: Record<string, unknown>, env?: NodeJS.ProcessEnv): Workspace;
+  workspace: (config?: Record<string, unknown>, env?: NodeJS.ProcessEnv) => Workspace;
   /** The server database of this suite (undefined on SQLite), available inside tests. */
-  server(): ServerDatabase | undefined;
+  server: () => ServerDatabase | undefined;
 }
 
 let prefixes = 0;

@@ -48,14 +48,12 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     expect(values).toEqual(['2024-12-31', '2025-01-30']);
   });
 
-  const NO_CHANGES = { expired: [], reactivated: [] };
-
   test('an event recorded twice, by two runs at once, is one row (insert unless the event key exists)', async () => {
     const ws = workspace();
     await ws.seed([{ license_code: 'TWICE' }]);
     const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
-    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, [delivery('a')], NO_CHANGES, 'T'), recordEvents(db, [delivery('b')], NO_CHANGES, 'T')]));
-    expect(results.map((result) => result.inserted).sort()).toEqual([0, 1]);
+    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, [delivery('a')], { expired: [], reactivated: [] }, 'T'), recordEvents(db, [delivery('b')], { expired: [], reactivated: [] }, 'T')]));
+    expect(results.map((result) => result.inserted).sort((a, b) => a - b)).toEqual([0, 1]);
     const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
     expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
   });
