@@ -24,6 +24,32 @@ function tablesOf(db: Kysely<Database>, botblePrefix: string): { raw: Kysely<any
   };
 }
 
+/** A scalar as a driver returns it for a VARCHAR, DATE, TIMESTAMP, TINYINT or BOOLEAN column. */
+type Scalar = string | number | bigint | boolean | Date | null;
+
+/** One row of selectLicenses: Botble's columns as the drivers return them, and our derived state. */
+interface BotbleLicenseRow {
+  id: number | string | bigint;
+  license_code: string | null;
+  product_reference_id: string | null;
+  product_name: string | null;
+  customer_id: Scalar;
+  email: string | null;
+  expires_at: Scalar;
+  updates_until: Scalar;
+  is_valid: Scalar;
+  created_at: Scalar;
+  updated_at: Scalar;
+  derived_status: string | null;
+  derived_expires_at: string | null;
+}
+
+/** The text of a column that may come back as a number (a customer id stored as INT on an older install). */
+function text(value: Scalar | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value.toISOString() : String(value);
+}
+
 /** The columns the reference lists (extra columns are never read), plus our derived state. */
 function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
   return raw
@@ -48,34 +74,33 @@ function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
 }
 
 /** A DATE as the 'YYYY-MM-DD' text it holds: the drivers are set up to return text (a Date here would be a day off west of UTC). */
-function dateText(value: unknown, column: string): string | null {
+function dateText(value: Scalar, column: string): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value;
   throw new Error(`${column} came back as ${value instanceof Date ? 'a Date' : typeof value}, not as the text of a date: the driver is not set to return DATE as text`);
 }
 
 /** A timestamp as text: Botble's created_at/updated_at only show in listings. */
-function timeText(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  return value instanceof Date ? value.toISOString().replace(/\.\d{3}Z$/, 'Z') : String(value);
+function timeText(value: Scalar): string {
+  return text(value)?.replace(/\.\d{3}Z$/, 'Z') ?? '';
 }
 
 /** `is_valid = 0` is a license an admin blocked: our `suspended`. */
-function isBlocked(value: unknown): boolean {
+function isBlocked(value: Scalar): boolean {
   return value === false || (value !== null && value !== undefined && Number(value) === 0);
 }
 
 /** One Botble row as the license row every command reads; `expired` holds while Botble's date is the one it was derived from. */
-function toLicenseRow(row: Record<string, unknown>): LicenseRow {
+function toLicenseRow(row: BotbleLicenseRow): LicenseRow {
   const expiresAt = dateText(row.expires_at, 'expires_at');
   const derivedExpired = row.derived_status === 'expired' && expiresAt !== null && row.derived_expires_at === expiresAt;
   return {
     id: Number(row.id),
-    license_code: String(row.license_code ?? ''),
-    product_id: row.product_reference_id === null || row.product_reference_id === undefined ? null : String(row.product_reference_id),
-    product_name: row.product_name === null || row.product_name === undefined ? null : String(row.product_name),
-    customer_id: row.customer_id === null || row.customer_id === undefined ? null : String(row.customer_id),
-    email: row.email === null || row.email === undefined ? null : String(row.email),
+    license_code: row.license_code ?? '',
+    product_id: row.product_reference_id,
+    product_name: row.product_name,
+    customer_id: text(row.customer_id),
+    email: row.email,
     status: isBlocked(row.is_valid) ? 'suspended' : derivedExpired ? 'expired' : 'active',
     expires_at: expiresAt,
     updates_until: dateText(row.updates_until, 'updates_until'),
@@ -94,8 +119,8 @@ export async function findBotbleDueCandidates(
   window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
 ): Promise<LicenseRow[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const expiring = await selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute();
-  const support = await selectLicenses(raw, tables).where('l.updates_until', '>=', window.fromDay).where('l.updates_until', '<', window.supportBeforeDay).execute();
+  const expiring: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute();
+  const support: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.updates_until', '>=', window.fromDay).where('l.updates_until', '<', window.supportBeforeDay).execute();
   const byId = new Map<number, LicenseRow>();
   for (const row of [...expiring, ...support]) {
     const license = toLicenseRow(row);
@@ -115,14 +140,14 @@ export async function listBotbleLicenses(db: Kysely<Database>, botblePrefix: str
   query = filter.expiringBefore ? query.orderBy('l.expires_at').orderBy('l.id') : query.orderBy('l.id');
   // The derived status is decided per row, so a status filter is applied after reading (and the limit with it).
   if (filter.limit && !filter.status) query = query.limit(filter.limit);
-  let rows = (await query.execute()).map(toLicenseRow);
+  let rows = ((await query.execute()) as BotbleLicenseRow[]).map(toLicenseRow);
   if (filter.status) rows = rows.filter((row) => row.status === filter.status);
   return filter.limit ? rows.slice(0, filter.limit) : rows;
 }
 
 export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<LicenseRow | undefined> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const row = await selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst();
+  const row: BotbleLicenseRow | undefined = await selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst();
   return row ? toLicenseRow(row) : undefined;
 }
 
@@ -208,12 +233,12 @@ export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusCh
 }
 
 /** Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent. */
-export const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days'] as const;
+const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days'] as const;
 export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
 
 /** Reads the License Manager rows of Botble's `settings` table (no prefix; a null value reads as empty). */
 export async function readBotbleSettings(db: Kysely<Database>): Promise<Map<BotbleSettingKey, string>> {
   const raw = db.withoutPlugins() as unknown as Kysely<any>;
-  const rows: Array<{ key: string; value: unknown }> = await raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute();
-  return new Map(rows.map((row) => [row.key as BotbleSettingKey, row.value === null || row.value === undefined ? '' : String(row.value)]));
+  const rows: Array<{ key: string; value: string | null }> = await raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute();
+  return new Map(rows.map((row) => [row.key as BotbleSettingKey, row.value ?? '']));
 }

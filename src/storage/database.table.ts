@@ -54,7 +54,7 @@ export interface WebhookAttemptsTable {
 }
 
 /** The status derived for a Botble license (Botble's own tables are never written). */
-export interface BotbleLicenseStatesTable {
+interface BotbleLicenseStatesTable {
   license_id: number;
   status: string;
   /** Botble's expires_at ('YYYY-MM-DD') the status was derived from: it holds while Botble's date is still this one. */

@@ -38,7 +38,7 @@ export interface LicenseSource {
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
 }
 
-export const ownLicenses: LicenseSource = {
+const ownLicenses: LicenseSource = {
   kind: 'own',
   description: 'the licenses table',
   findDueCandidates,
@@ -49,7 +49,7 @@ export const ownLicenses: LicenseSource = {
   findByCode: findLicenseByCode,
 };
 
-export function botbleLicenses(tablePrefix: string): LicenseSource {
+function botbleLicenses(tablePrefix: string): LicenseSource {
   return {
     kind: 'botble',
     description: `Botble's ${tablePrefix}licenses`,
