@@ -1,3 +1,4 @@
+import { settingAdvice } from '../config/botble-settings.js';
 import type { EffectiveSetting } from '../config/settings.js';
 import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { RetryResult } from '../commands/deliveries.js';
@@ -52,7 +53,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     }
   }
   if (!result.webhooksEnabled) {
-    out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
+    out.info(`  webhooks are disabled: nothing was recorded or sent. To enable them, ${settingAdvice(result.licenseSource, 'webhooks-enabled', 'true')}.`);
   }
   if (result.expiredWithoutEvent > 0) {
     out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);

@@ -1,5 +1,6 @@
 import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
@@ -76,7 +77,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
   const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, outcomes: [] };
   if (options.dryRun || selected.length === 0) return empty;
-  if (!webhooks.url) throw usageError('No webhook URL is set: run "license-manager settings set webhook-url <url>" first.');
+  if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
   const ids = selected.map((row) => row.id);
   await requeueDeliveries(context.db, ids);

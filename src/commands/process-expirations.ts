@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
 import {
@@ -64,6 +65,8 @@ export interface ProcessExpirationsResult {
   today: string;
   dryRun: boolean;
   webhooksEnabled: boolean;
+  /** Where the licenses and webhook settings were read: our own tables, or a Botble database. */
+  licenseSource: 'own' | 'botble';
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
   dueCounts: Record<EventType, number>;
@@ -161,7 +164,10 @@ export async function processExpirations(context: CommandContext, options: Proce
     );
   }
   if (webhooks.enabled && !webhooks.url && !options.dryRun) {
-    throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
+    const source = context.licenses.kind;
+    throw usageError(
+      `Webhooks are enabled but no webhook URL is set: ${settingAdvice(source, 'webhook-url', '<url>')} (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them (${settingAdvice(source, 'webhooks-enabled', 'false')}).`,
+    );
   }
   const policy: ExpirationPolicy = { ...config.expirations };
   const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
@@ -177,6 +183,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     today: bounds.today,
     dryRun: Boolean(options.dryRun),
     webhooksEnabled: webhooks.enabled,
+    licenseSource: context.licenses.kind,
     due: events.map(({ event, license }) => ({
       type: event.type,
       licenseId: license.id,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
@@ -58,7 +59,7 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   const clock = options.clock ?? systemClock;
   const webhooks = context.config.webhooks;
   const url = options.url ?? webhooks.url;
-  if (!url) throw usageError('No webhook URL: pass --url <url>, or run "license-manager settings set webhook-url <url>".');
+  if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')}.`);
   const urlProblem = webhookUrlProblem(url);
   if (urlProblem) throw usageError(`--url "${url.slice(0, 200)}" ${urlProblem}.`);
   const given = options.secret === undefined ? undefined : secretProblem(options.secret);

@@ -7,6 +7,12 @@ export const BOTBLE_ADMIN_PAGE = 'License Manager → Settings → General';
 
 const FIX = `Change it in the Botble admin, ${BOTBLE_ADMIN_PAGE}.`;
 
+/** How to change a setting: with `settings set`, or in Botble's admin when Botble owns it. */
+export function settingAdvice(source: 'own' | 'botble', key: SettingKey, value: string): string {
+  if (source === 'botble' && botbleKeyOf(key)) return `set ${key} in the Botble admin (${BOTBLE_ADMIN_PAGE})`;
+  return `run "license-manager settings set ${key} ${value}"`;
+}
+
 /** Which of our settings each Botble key is. */
 export const BOTBLE_SETTINGS: Record<BotbleSettingKey, SettingKey> = {
   lm_enable_webhooks: 'webhooks-enabled',

@@ -148,7 +148,7 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     expect(await botble.checksum()).toBe(before);
   });
 
-  test("settings come from Botble's settings table, set/unset and licenses import refuse, a renewal in Botble reads as active", async () => {
+  test("settings come from Botble's settings table (an empty secret or URL is none), set/unset and licenses import refuse, a renewal in Botble reads as active", async () => {
     const dir = botbleDir('lmy_', { webhooks: { url: 'https://config.example/hooks', secret: 'from-config' } });
     expect(await runCli(['migrate'], { cwd: dir })).toMatchObject({ code: 0, stderr: '' });
     const settings = json<Array<{ key: string; value: string | null; source: string; origin?: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir }));
@@ -196,6 +196,17 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     expect(await status()).toBe('expired');
     await botble.exec("update lm_licenses set expires_at = '2026-01-23' where license_code = 'L-EXP'");
     expect(await status()).toBe('active');
+
+    // An admin who empties the secret sends unsigned requests, whatever the config file says.
+    await botble.exec("update settings set value = '' where " + (dialect === 'mysql' ? '`key`' : '"key"') + " = 'lm_webhook_secret'");
+    const unsignedFrom = receiver.requests.length;
+    expect((await runCli(['send-test-event'], { cwd: dir })).code).toBe(0);
+    expect(receiver.requests[unsignedFrom]!.headers['x-webhook-signature']).toBeUndefined();
+    // An emptied URL with webhooks on is a configuration to fix in Botble's admin.
+    await botble.exec("update settings set value = '' where " + (dialect === 'mysql' ? '`key`' : '"key"') + " = 'lm_webhook_url'");
+    const noUrl = await runCli(['process-expirations', '--now', NOW], { cwd: dir });
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain('set webhook-url in the Botble admin (License Manager → Settings → General)');
   });
 });
 
