@@ -1,9 +1,11 @@
 import type { Migration } from 'kysely';
 import { initial } from './0001_initial.js';
+import { deliverySchedule } from './0002_delivery_schedule.js';
 import { botbleLicenseStates } from './0004_botble_license_states.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
+  '0002_delivery_schedule': deliverySchedule,
   '0004_botble_license_states': botbleLicenseStates,
 };

@@ -18,15 +18,16 @@ const plural = (count: number, word: string) => `${count} ${count === 1 ? word :
 const LISTED_OUTCOMES = 20;
 
 /** Up to LISTED_OUTCOMES lines, then "… and N more" pointing at the delivery log. */
-function outcomeLines(out: Output, outcomes: DeliveryOutcome[]): string[] {
+function outcomeLines(out: Output, outcomes: DeliveryOutcome[], unlisted = 0): string[] {
   const lines = outcomes.slice(0, LISTED_OUTCOMES).map((outcome) => outcomeLine(out, outcome));
-  if (outcomes.length > LISTED_OUTCOMES) lines.push(`  ... and ${outcomes.length - LISTED_OUTCOMES} more (license-manager deliveries list)`);
+  const more = Math.max(0, outcomes.length - LISTED_OUTCOMES) + unlisted;
+  if (more > 0) lines.push(`  ... and ${more} more (license-manager deliveries list)`);
   return lines;
 }
 
 function outcomeLine(out: Output, outcome: DeliveryOutcome): string {
   const status =
-    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow('released');
+    outcome.status === 'delivered' ? out.paint.green('delivered') : outcome.status === 'abandoned' ? out.paint.red('abandoned') : out.paint.yellow(outcome.status);
   const why = outcome.status === 'delivered' ? `HTTP ${outcome.lastStatusCode}` : clean(outcome.lastError ?? '');
   return `  #${outcome.id} ${outcome.eventType} ${status} after ${plural(outcome.attempts, 'attempt')}${why ? `: ${why}` : ''}`;
 }
@@ -62,7 +63,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (!result.dryRun && result.webhooksEnabled) {
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
-    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}`);
+    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
     for (const line of outcomeLines(out, result.deliveries.filter((outcome) => outcome.status !== 'delivered'))) out.info(line);
   }
 }
@@ -160,17 +161,18 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
 }
 
 export function printRetry(out: Output, result: RetryResult): void {
-  if (result.selected.length === 0) {
+  if (result.selectedCount === 0) {
     out.info('Nothing to re-send: no abandoned deliveries match.');
     return;
   }
   if (result.dryRun) {
-    out.info(`Would re-send ${plural(result.selected.length, 'delivery')}:`);
+    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}:`);
     for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
+    if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selected.length, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
-  for (const line of outcomeLines(out, result.outcomes)) out.info(line);
+  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}.`);
+  for (const line of outcomeLines(out, result.outcomes, result.unlisted)) out.info(line);
 }
 
 export function printTestEvent(out: Output, result: SendTestEventResult): void {

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
-import { EXIT, type ExitCode } from '../errors.js';
+import { EXIT, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
@@ -36,6 +36,19 @@ export interface Session {
 function deliveryExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
   if (outcome.stopped) return EXIT.failure;
   return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
+}
+
+/**
+ * LICENSE_MANAGER_LEASE_MS shortens the delivery lease for tests that pause or kill a run and must see its
+ * claims lapse in seconds; it is not meant for production, where the 60 s default applies.
+ */
+function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const text = env.LICENSE_MANAGER_LEASE_MS;
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < 300 || Number(text) > 3_600_000) {
+    throw usageError(`LICENSE_MANAGER_LEASE_MS is "${text}": expected a whole number of milliseconds from 300 to 3600000 (or leave it unset).`);
+  }
+  return Number(text);
 }
 
 function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags } {
@@ -117,6 +130,7 @@ export function buildProgram(session: Session): Command {
         const result = await processExpirations(context, {
           now: options.now,
           dryRun: options.dryRun,
+          leaseMs: leaseFromEnv(io.env),
           stop,
           onWarning: (text) => out.warn(text),
           onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun)),
@@ -127,7 +141,7 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json({ database: context.databaseFile, ...result });
         else printProcessExpirations(out, result, context.databaseFile);
-        if (stop.aborted) out.warn(`stopped early: left ${result.released} deliveries pending for the next run (nothing is lost).`);
+        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
         else if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.deliveries);
         return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
@@ -310,6 +324,7 @@ export function buildProgram(session: Session): Command {
         const result = await deliveriesRetry(context, {
           ids: ids ?? [],
           ...options,
+          leaseMs: leaseFromEnv(io.env),
           stop,
           onProgress: progress.onProgress,
           onWarning: (text) => out.warn(text),
@@ -319,6 +334,7 @@ export function buildProgram(session: Session): Command {
         });
         if (out.options.json) out.json(result);
         else printRetry(out, result);
+        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries to re-send (run the same retry again; released ones go out with the next process-expirations).`);
         if (result.abandoned > 0 && out.options.quiet && !out.options.json) printAbandonedToStderr(out, result.outcomes);
         return deliveryExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),

@@ -5,16 +5,17 @@ import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
+  countAbandoned,
   findDelivery,
+  listAbandoned,
   listDeliveries,
-  requeueDeliveries,
   type AttemptRow,
   type DeliveryListItem,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import type { CommandContext } from './context.js';
-import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
+import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
 export interface ListDeliveriesOptions {
   status?: DeliveryStatus;
@@ -44,12 +45,15 @@ export interface RetryOptions {
   fetch?: $Fetch;
   onProgress?: DeliverPendingOptions['onProgress'];
   onWarning?: (message: string) => void;
+  /** See DeliverPendingOptions.leaseMs. */
+  leaseMs?: number;
 }
 
 export interface RetryResult extends DeliverPendingResult {
   dryRun: boolean;
-  /** The deliveries chosen for re-sending. */
+  /** The deliveries chosen for re-sending: the first MAX_LISTED by id; `selectedCount` counts them all. */
   selected: Array<{ id: number; eventId: string; eventType: string; licenseCode: string | null }>;
+  selectedCount: number;
 }
 
 /**
@@ -60,9 +64,13 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const { webhooks } = context.config;
   if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
   if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
-  let selected: DeliveryListItem[];
+  const since = options.since && formatUtc(options.since);
+  let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
+  let selectedCount: number;
   if (options.abandoned) {
-    selected = await listDeliveries(context.db, { status: 'abandoned', since: options.since && formatUtc(options.since) });
+    // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
+    selected = await listAbandoned(context.db, { since }, MAX_LISTED);
+    selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since });
   } else {
     selected = [];
     for (const id of options.ids) {
@@ -74,13 +82,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     }
   }
   selected.sort((a, b) => a.id - b.id);
+  selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, delivered: 0, abandoned: 0, released: 0, outcomes: [] };
-  if (options.dryRun || selected.length === 0) return empty;
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
+  if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
-  const ids = selected.map((row) => row.id);
-  await requeueDeliveries(context.db, ids);
   const sent = await deliverPending(context.db, {
     policy: deliveryPolicy(webhooks, webhooks.url),
     concurrency: webhooks.concurrency,
@@ -89,7 +96,9 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     fetch: options.fetch,
     onProgress: options.onProgress,
     onWarning: options.onWarning,
-    ids,
+    leaseMs: options.leaseMs,
+    // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
+    resend: options.abandoned ? { since } : { ids: options.ids },
   });
   return { ...empty, ...sent };
 }

@@ -40,6 +40,8 @@ export interface ProcessExpirationsOptions {
   /** Called once the new events are known (recorded, unless a dry run) and before any is sent. */
   onPlan?: (plan: PlanLine[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
+  /** See DeliverPendingOptions.leaseMs. */
+  leaseMs?: number;
 }
 
 /** How many new events of one type (and, for warnings, one threshold) this run sends. */
@@ -85,7 +87,13 @@ export interface ProcessExpirationsResult {
   delivered: number;
   abandoned: number;
   released: number;
+  /** Taken over by another run while this one was paused. */
+  dropped: number;
+  /** When stopped early: deliveries still to send (released ones and those never claimed). */
+  left: number;
+  /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
+  unlisted: number;
 }
 
 interface Findings {
@@ -201,7 +209,10 @@ export async function processExpirations(context: CommandContext, options: Proce
     delivered: 0,
     abandoned: 0,
     released: 0,
+    dropped: 0,
+    left: 0,
     deliveries: [],
+    unlisted: 0,
   };
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
@@ -233,11 +244,15 @@ export async function processExpirations(context: CommandContext, options: Proce
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    leaseMs: options.leaseMs,
     onWarning: options.onWarning,
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;
   result.released = sent.released;
+  result.dropped = sent.dropped;
+  result.left = sent.left;
   result.deliveries = sent.outcomes;
+  result.unlisted = sent.unlisted;
   return result;
 }

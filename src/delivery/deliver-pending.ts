@@ -4,13 +4,28 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
-import { claimDeliveries, countClaimable, releaseDelivery, type DeliveryRow } from '../storage/deliveries.repository.js';
+import {
+  abandonSpent,
+  claimAbandoned,
+  claimDeliveries,
+  countAbandoned,
+  countClaimable,
+  releaseDelivery,
+  type DeliveryRow,
+  type ResendSelection,
+} from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { Slots } from '../webhooks/slots.js';
 import { AttemptWriter } from './attempt-writer.js';
-import { DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
+import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
 import { withTransport } from './transport.js';
+
+// Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
+// delivery wait out its whole schedule, and each held delivery keeps its body in memory.
+const MAX_HELD = 10_000;
+// Outcomes listed in a result: a run (or a re-send) of any size keeps bounded memory; the counts stay exact.
+export const MAX_LISTED = 10_000;
 
 export interface DeliverPendingOptions {
   /** Who holds the claims; a fresh id per run unless a test needs to know it. */
@@ -20,9 +35,10 @@ export interface DeliverPendingOptions {
   /** Real time, for leases and attempt times (never the `--now` of the expiry rules). */
   clock?: Clock;
   stop?: AbortSignal;
+  /** How long a claim holds without renewal (tests shorten it); DEFAULT_LEASE_MS otherwise. */
   leaseMs?: number;
-  /** Only these deliveries (`deliveries retry`); otherwise every pending or lapsed one. */
-  ids?: readonly number[];
+  /** Re-send these abandoned deliveries (`deliveries retry`), each with a new schedule; otherwise every pending or lapsed one. */
+  resend?: ResendSelection;
   fetch?: $Fetch;
   /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
   onWarning?: (message: string) => void;
@@ -50,15 +66,54 @@ export interface DeliveryOutcome {
 export interface DeliverPendingResult {
   delivered: number;
   abandoned: number;
-  /** Handed back as pending because the run was stopped between retries. */
+  /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
+  /** Not sent by this run because another run took them over (this one was paused past its lease). */
+  dropped: number;
+  /** When stopped early: every delivery of the run's scope still to send (released, and never claimed). */
+  left: number;
+  /** The first MAX_LISTED deliveries to end, by id; `unlisted` counts the rest. */
   outcomes: DeliveryOutcome[];
+  unlisted: number;
+}
+
+/** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
+interface ClaimSource {
+  next(limit: number, nowMs: number, leaseUntil: number): Promise<DeliveryRow[]>;
+  remaining(nowMs: number): Promise<number>;
+}
+
+function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelection | undefined): ClaimSource {
+  if (!resend) {
+    return {
+      next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil }),
+      remaining: (nowMs) => countClaimable(db, nowMs),
+    };
+  }
+  // A re-send walks the ids upwards: each claim is a range scan after the last id taken, whatever the count.
+  let afterId = 0;
+  const ids = resend.ids && [...new Set(resend.ids)].sort((a, b) => a - b);
+  return {
+    async next(limit, nowMs, leaseUntil) {
+      for (;;) {
+        const batch = ids?.filter((id) => id > afterId).slice(0, limit);
+        if (batch?.length === 0) return [];
+        const rows = await claimAbandoned(db, { runId, limit, nowMs, leaseUntil, selection: resend, afterId, ids: batch });
+        afterId = Math.max(afterId, ...(batch ?? []), ...rows.map((row) => row.id));
+        // Given ids that are no longer abandoned claim nothing: go on to the next ones.
+        if (rows.length > 0 || !batch) return rows.sort((a, b) => a.id - b.id);
+      }
+    },
+    remaining: () => countAbandoned(db, resend, afterId),
+  };
 }
 
 /**
  * Claims pending deliveries a window at a time and sends them concurrently: `concurrency` bounds the HTTP
- * attempts in flight, while a delivery waiting for its retry holds no slot. Every attempt is logged as it
- * ends; a run that dies leaves its claims to lapse and be taken over.
+ * attempts in flight, while a delivery waiting for its retry holds no slot and no room in the window, so
+ * claiming goes on while retries wait (up to MAX_HELD held at once). Every attempt is logged as it ends;
+ * before each attempt the claim is confirmed and its lease renewed. A run that dies leaves its claims to
+ * lapse and be taken over. The first failed database write stops every further attempt.
  */
 export async function deliverPending(db: Kysely<Database>, options: DeliverPendingOptions): Promise<DeliverPendingResult> {
   const clock = options.clock ?? systemClock;
@@ -68,7 +123,8 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   if (options.stop) setMaxListeners(0, options.stop);
 
   await freeClaimsOfDeadRuns(db, clock.now().getTime());
-  const total = options.onProgress ? await countClaimable(db, clock.now().getTime(), options.ids) : 0;
+  const source = claimSource(db, runId, options.resend);
+  const total = options.onProgress ? await source.remaining(clock.now().getTime()) : 0;
   let heartbeatFailed = false;
   const stopHeartbeat = startHeartbeat(db, {
     runId,
@@ -82,7 +138,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
     },
   });
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, fetch }, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch }, source, total));
   } finally {
     stopHeartbeat();
   }
@@ -91,93 +147,127 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; fetch: $Fetch },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch },
+  source: ClaimSource,
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, fetch } = options;
-  // After a failure (the database connection lost, say) no new attempt starts: what was not sent stays claimable.
-  const halt = new AbortController();
-  const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
-  setMaxListeners(0, stop);
-  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const { clock, fetch, leaseMs } = options;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, outcomes: [] };
+  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
+  let ended = 0;
   const inFlight = new Set<Promise<void>>();
+  let waiting = 0;
   let failure: unknown;
+  // A failed write (a full disk) halts the run: no attempt starts whose outcome could not be recorded.
+  const halt = new AbortController();
+  setMaxListeners(0, halt.signal);
+  const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
+  setMaxListeners(0, stop);
   const writer = new AttemptWriter(db, options.runId);
+  const keeper = new ClaimKeeper(db, { runId: options.runId, leaseMs, clock });
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
+  // The loop sleeps until a delivery ends or starts/stops waiting for a retry.
+  let changed = false;
+  let wake: () => void = () => undefined;
+  const nudge = () => {
+    changed = true;
+    wake();
+  };
 
   const run = async (row: DeliveryRow) => {
-    const previousAttempts = row.attempts;
-    const outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
-      clock,
-      slots,
-      stop,
-      fetch,
-      onAttempt: (attempt, verdict) =>
-        writer.write({
-          deliveryId: row.id,
-          attempt: {
-            attempt: previousAttempts + attempt.attempt,
-            started_at: formatUtc(attempt.startedAt),
-            duration_ms: attempt.durationMs,
-            status_code: attempt.statusCode,
-            error: attempt.error,
-          },
-          // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
-          final:
-            verdict === 'delivered'
-              ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
-              : verdict === 'final' || attempt.attempt === maxAttempts
-                ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
-                : undefined,
-        }),
-    });
+    const spent = row.attempts - row.schedule_base;
+    let outcome: Pick<DeliveryResult, 'status' | 'lastStatusCode' | 'lastError'> & { attempts: unknown[] };
+    if (spent >= maxAttempts) {
+      // The schedule ended without a final status being written (retryDelaysMs was shortened since).
+      await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
+      outcome = { status: 'abandoned', attempts: [], lastStatusCode: row.last_status_code, lastError: row.last_error };
+    } else {
+      outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
+        clock,
+        slots,
+        stop,
+        fetch,
+        spent,
+        beforeAttempt: () => keeper.confirm(row.id),
+        onWaiting: (isWaiting) => {
+          waiting += isWaiting ? 1 : -1;
+          nudge();
+        },
+        onAttempt: (attempt, verdict) =>
+          writer.write({
+            deliveryId: row.id,
+            attempt: {
+              attempt: row.schedule_base + attempt.attempt,
+              started_at: formatUtc(attempt.startedAt),
+              duration_ms: attempt.durationMs,
+              status_code: attempt.statusCode,
+              error: attempt.error,
+            },
+            // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
+            final:
+              verdict === 'delivered'
+                ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
+                : verdict === 'final' || attempt.attempt === maxAttempts
+                  ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
+                  : undefined,
+          }),
+      });
+    }
     // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
-    result.outcomes.push({
+    ended += 1;
+    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
+    else result.outcomes.push({
       id: row.id,
       eventId: row.event_id,
       eventType: row.event_type,
       status: outcome.status,
-      attempts: previousAttempts + outcome.attempts.length,
-      lastStatusCode: outcome.lastStatusCode,
-      lastError: outcome.lastError,
+      attempts: row.attempts + outcome.attempts.length,
+      lastStatusCode: outcome.attempts.length > 0 ? outcome.lastStatusCode : row.last_status_code,
+      lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
     });
-    options.onProgress?.({ done: result.outcomes.length, total: Math.max(total, result.outcomes.length), delivered: result.delivered, abandoned: result.abandoned });
+    options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned });
   };
 
+  // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).
+  let drained = false;
   for (;;) {
-    if (options.stop?.aborted || failure) break;
-    let claimedAny = false;
+    changed = false;
+    if (stop.aborted) break;
+    const active = inFlight.size - waiting;
     // Claim when half the window is free: one UPDATE per batch, not per event.
-    if (windowSize - inFlight.size >= windowSize / 2) {
+    if (!drained && active <= windowSize / 2 && inFlight.size < MAX_HELD) {
       const nowMs = clock.now().getTime();
-      const claimed = await claimDeliveries(db, {
-        runId: options.runId,
-        limit: windowSize - inFlight.size,
-        leaseUntil: nowMs + leaseMs,
-        nowMs,
-        ids: options.ids,
-      });
-      claimedAny = claimed.length > 0;
+      const claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+      drained = claimed.length === 0;
       for (const row of claimed) {
         const task: Promise<void> = run(row)
           .catch((error: unknown) => {
             failure ??= error;
-            halt.abort(error);
+            halt.abort();
           })
-          .finally(() => inFlight.delete(task));
+          .finally(() => {
+            inFlight.delete(task);
+            drained = false;
+            nudge();
+          });
         inFlight.add(task);
       }
+      if (claimed.length > 0) continue;
     }
-    if (inFlight.size === 0 && !claimedAny) break;
-    if (inFlight.size > 0) await Promise.race(inFlight);
+    if (inFlight.size === 0) break;
+    if (!changed) await new Promise<void>((resolve) => (wake = resolve));
   }
   await Promise.all(inFlight);
   if (failure) throw failure;
+  if (stop.aborted) {
+    // What the next run (or the next re-send) has to do: released deliveries are pending again, so the due
+    // count already holds them; a re-send's released ones are no longer abandoned.
+    const remaining = await source.remaining(clock.now().getTime());
+    result.left = options.resend ? result.released + remaining : remaining;
+  }
   result.outcomes.sort((a, b) => a.id - b.id);
   return result;
 }

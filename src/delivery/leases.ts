@@ -1,16 +1,56 @@
+import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
-import { activeClaimants, expireClaims, renewLeases } from '../storage/deliveries.repository.js';
+import { activeClaimants, confirmClaims, expireClaims, renewLeases } from '../storage/deliveries.repository.js';
 
-/** How long a claim holds without renewal; a run that dies on another host is taken over after it. */
+/** How long a claim holds without renewal; a run that may still be alive elsewhere is taken over after it. */
 export const DEFAULT_LEASE_MS = 60_000;
 
-/** Identifies one run in `claimed_by`: host and pid let a later run on the same host see that it died. */
-export function newRunId(): string {
-  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+/** Where a process runs, as far as "is that pid still alive?" can be answered: one kernel boot, one PID namespace. */
+export interface ProcessPlace {
+  host: string;
+  /** /proc/sys/kernel/random/boot_id; '' when unknown (not Linux). */
+  bootId: string;
+  /** The inode of /proc/self/ns/pid; '' when unknown. */
+  pidNamespace: string;
+  pid: number;
+}
+
+function readOrEmpty(read: () => string): string {
+  try {
+    return read().trim();
+  } catch {
+    return '';
+  }
+}
+
+/** This process's place; the boot id and PID namespace tell containers that share a hostname apart. */
+function currentPlace(): ProcessPlace {
+  return {
+    host: hostname(),
+    bootId: readOrEmpty(() => fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+    pidNamespace: readOrEmpty(() => String(fs.statSync('/proc/self/ns/pid').ino)),
+    pid: process.pid,
+  };
+}
+
+/** Identifies one run in `claimed_by`: `host:pid:boot-id:pid-namespace:random`, so a later run can tell whether it died. */
+export function newRunId(place: ProcessPlace = currentPlace()): string {
+  return `${place.host}:${place.pid}:${place.bootId}:${place.pidNamespace}:${randomUUID().slice(0, 8)}`;
+}
+
+/** The place a run id names; undefined for ids without one (older versions, other tools). */
+export function placeOfRun(runId: string): ProcessPlace | undefined {
+  const parts = runId.split(':');
+  if (parts.length < 5) return undefined;
+  // From the right: the host name is the only part that could ever hold a colon.
+  const [pidText, bootId, pidNamespace] = parts.slice(-4, -1) as [string, string, string];
+  const pid = Number(pidText);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  return { host: parts.slice(0, -4).join(':'), pid, bootId, pidNamespace };
 }
 
 /** Whether a process with this pid exists here (EPERM: it exists, but belongs to someone else). */
@@ -24,17 +64,22 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Claims of runs on this host whose process is gone (killed, OOM, reboot) are freed at once rather than
- * after their lease. Runs on other hosts are left to their lease: we cannot see their processes.
+ * Whether the run that holds a claim is provably dead: it ran on this very kernel boot and in this PID
+ * namespace (so its pid means the same process here), and no process has that pid. Anything else — another
+ * host, a container sharing our hostname, a reboot, an id without a place — is not proof: wait out the lease.
  */
-export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number): Promise<number> {
+export function runProvablyDead(runId: string, here: ProcessPlace, alive: (pid: number) => boolean = processAlive): boolean {
+  const owner = placeOfRun(runId);
+  if (!owner || here.bootId === '' || here.pidNamespace === '') return false;
+  if (owner.host !== here.host || owner.bootId !== here.bootId || owner.pidNamespace !== here.pidNamespace) return false;
+  return owner.pid !== here.pid && !alive(owner.pid);
+}
+
+/** Claims of runs that provably died (killed, OOM) are freed at once rather than after their lease. */
+export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number, here: ProcessPlace = currentPlace()): Promise<number> {
   let freed = 0;
-  const host = hostname();
   for (const claimant of await activeClaimants(db, nowMs)) {
-    const [claimHost, pidText] = claimant.split(':');
-    const pid = Number(pidText);
-    if (claimHost !== host || !Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
-    freed += await expireClaims(db, claimant);
+    if (runProvablyDead(claimant, here)) freed += await expireClaims(db, claimant);
   }
   return freed;
 }
@@ -46,10 +91,43 @@ export function startHeartbeat(
 ): () => void {
   const timer = setInterval(
     () => {
-      renewLeases(db, options.runId, options.clock.now().getTime() + options.leaseMs).catch((error: unknown) => options.onError?.(error));
+      const nowMs = options.clock.now().getTime();
+      renewLeases(db, options.runId, nowMs, nowMs + options.leaseMs).catch((error: unknown) => options.onError?.(error));
     },
-    Math.max(1000, Math.floor(options.leaseMs / 3)),
+    Math.max(100, Math.floor(options.leaseMs / 3)),
   );
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/**
+ * Confirms, just before each attempt, that this run still holds the delivery with a running lease, and
+ * renews that lease: a run that was paused past its lease (SIGSTOP, a frozen VM) finds the deliveries
+ * another run took over and does not send them again. The checks of one event-loop turn share one UPDATE.
+ */
+export class ClaimKeeper {
+  private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly options: { runId: string; leaseMs: number; clock: Clock },
+  ) {}
+
+  confirm(deliveryId: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.queue.length === 0) setImmediate(() => void this.flush());
+      this.queue.push({ id: deliveryId, resolve, reject });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.queue.splice(0);
+    const nowMs = this.options.clock.now().getTime();
+    try {
+      const held = await confirmClaims(this.db, this.options.runId, batch.map((item) => item.id), nowMs, nowMs + this.options.leaseMs);
+      for (const item of batch) item.resolve(held.has(item.id));
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+    }
+  }
 }

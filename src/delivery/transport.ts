@@ -1,11 +1,58 @@
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { createFetch, type $Fetch } from 'ofetch';
-import { Agent, request } from 'undici';
+import { Agent, buildConnector, request } from 'undici';
 
 /** ofetch, and the connection pool under it; close it when the run is done so no socket keeps the process alive. */
 export interface Transport {
   fetch: $Fetch;
   close(): Promise<void>;
+}
+
+// An interim `100 Continue` (RFC 9110 §15.2: a client must accept one even when it did not ask) and its
+// header lines. undici treats one as a broken response and drops the connection, so it is removed here.
+const INTERIM_CONTINUE = /^HTTP\/1\.[01] 100[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n/;
+const STATUS_LINES = ['HTTP/1.1 100', 'HTTP/1.0 100'];
+// An interim response longer than this is not one we wait for: the bytes go to undici as they are.
+const MAX_INTERIM_BYTES = 8192;
+
+/**
+ * Lets undici read a socket as if the receiver never sent `100 Continue`. undici sends one request per
+ * connection at a time and writes it whole, so the first bytes read after a write start the response:
+ * only there is an interim response looked for (and held back until complete).
+ */
+function skipInterimContinue(socket: Socket): void {
+  const read = socket.read.bind(socket);
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let atResponseStart = false;
+  let held: Buffer | null = null;
+  socket.write = ((...args: unknown[]) => {
+    atResponseStart = true;
+    return write(...args);
+  }) as Socket['write'];
+  socket.read = ((size?: number) => {
+    const chunk = read(size) as Buffer | null;
+    if (!atResponseStart) return chunk;
+    if (chunk === null) return null;
+    let data: Buffer = held ? Buffer.concat([held, chunk]) : chunk;
+    held = null;
+    for (;;) {
+      const head = data.subarray(0, MAX_INTERIM_BYTES).toString('latin1');
+      const interim = INTERIM_CONTINUE.exec(head);
+      if (interim) {
+        data = data.subarray(interim[0].length);
+        if (data.length === 0) return null;
+        continue;
+      }
+      const couldBeInterim = STATUS_LINES.some((line) => head.startsWith(line) || line.startsWith(head));
+      if (couldBeInterim && !head.includes('\r\n\r\n') && data.length < MAX_INTERIM_BYTES) {
+        held = data; // wait for the rest of it; the next 'readable' brings it
+        return null;
+      }
+      atResponseStart = false;
+      return data;
+    }
+  }) as Socket['read'];
 }
 
 // Responses that may not carry a body (Fetch standard, "null body status").
@@ -18,7 +65,16 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
  * what the contract wants.
  */
 export function createTransport(): Transport {
-  const agent = new Agent({ keepAliveTimeout: 10_000 });
+  const connect = buildConnector({});
+  const agent = new Agent({
+    keepAliveTimeout: 10_000,
+    connect: (options, callback) =>
+      connect(options, (error, socket) => {
+        if (error || !socket) return callback(error ?? new Error('no socket'), null);
+        skipInterimContinue(socket);
+        return callback(null, socket);
+      }),
+  });
   const fetch = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     const url = typeof input === 'string' || input instanceof URL ? String(input) : input.url;
     const headers: Record<string, string> = {};

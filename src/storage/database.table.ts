@@ -34,6 +34,8 @@ export interface WebhookDeliveriesTable {
   body: string;
   status: DeliveryStatus;
   attempts: Generated<number>;
+  /** `attempts` when the current retry schedule began: a re-send (`deliveries retry`) starts a new one. */
+  schedule_base: Generated<number>;
   last_status_code: number | null;
   last_error: string | null;
   /** Which run holds the delivery while it is `delivering`, and until when (epoch ms). */

@@ -1,4 +1,5 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
 import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
@@ -17,18 +18,25 @@ export interface NewDelivery {
   body: string;
 }
 
-// SQLite allows 32766 bound parameters; stay well below it.
-const CHUNK = 500;
+// Bound parameters per statement stay under 999, SQLite's limit before 3.32 and far below PostgreSQL's and
+// MySQL's 65,535: any list longer than that goes in chunks.
+const MAX_PARAMETERS = 999;
+// Ids or keys in one `IN (…)` list.
+const IDS_PER_STATEMENT = 500;
+// webhook_deliveries rows in one multi-row INSERT: 7 bound columns each.
+const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 7);
+// Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
+const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 6);
 
 /** The event keys already recorded for these licenses (sent, pending or abandoned), by the license_id index. */
 export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<string[]> {
   const keys: string[] = [];
   const ids = [...new Set(licenseIds)];
-  for (let index = 0; index < ids.length; index += CHUNK) {
+  for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
     const rows = await db
       .selectFrom('webhook_deliveries')
       .select('event_key')
-      .where('license_id', 'in', ids.slice(index, index + CHUNK))
+      .where('license_id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
       .execute();
     for (const row of rows) keys.push(row.event_key);
   }
@@ -49,19 +57,21 @@ export async function recordEvents(
 ): Promise<{ inserted: number; expired: number; reactivated: number }> {
   if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    let inserted = 0;
-    for (let index = 0; index < deliveries.length; index += CHUNK / 10) {
-      const rows = deliveries.slice(index, index + CHUNK / 10).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
-      const insert = trx.insertInto('webhook_deliveries').values(rows);
-      // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
-      const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
-      inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
-    }
-    // Through the license source: where a license's status lives is its business, not the event log's.
-    const { expired, reactivated } = await setStatuses(trx, changes, now);
-    return { inserted, expired, reactivated };
-  }));
+  return retryOnDeadlock(() =>
+    inTransaction(db, async (trx) => {
+      let inserted = 0;
+      for (let index = 0; index < deliveries.length; index += DELIVERY_ROWS_PER_INSERT) {
+        const rows = deliveries.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
+        const insert = trx.insertInto('webhook_deliveries').values(rows);
+        // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
+        const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
+        inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+      }
+      // Through the license source: where a license's status lives is its business, not the event log's.
+      const { expired, reactivated } = await setStatuses(trx, changes, now);
+      return { inserted, expired, reactivated };
+    }),
+  );
 }
 
 export interface ClaimOptions {
@@ -70,9 +80,9 @@ export interface ClaimOptions {
   /** Epoch ms; the lease of a claim runs out then unless renewed. */
   leaseUntil: number;
   nowMs: number;
-  /** Claim only these ids (for `deliveries retry`); otherwise every pending or lapsed one. */
-  ids?: readonly number[];
 }
+
+type RowFilter = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>;
 
 /**
  * Takes up to `limit` deliveries that are pending, or whose claim lapsed (its run died), in one statement:
@@ -86,41 +96,115 @@ export async function claimDeliveries(db: Kysely<Database>, options: ClaimOption
   return [...lapsed, ...pending];
 }
 
-async function claimWhere(
-  db: Kysely<Database>,
-  options: ClaimOptions,
-  limit: number,
-  filter: (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>,
-): Promise<DeliveryRow[]> {
-  const candidates = (on: Kysely<Database>) => {
-    const query = on.selectFrom('webhook_deliveries').select('id').where(filter).orderBy('id').limit(limit);
-    return options.ids ? query.where('id', 'in', options.ids.length > 0 ? [...options.ids] : [-1]) : query;
-  };
-  const claim = { status: 'delivering' as const, claimed_by: options.runId, lease_until: options.leaseUntil };
+async function claimWhere(db: Kysely<Database>, options: ClaimOptions, limit: number, filter: RowFilter): Promise<DeliveryRow[]> {
+  return claimRows(db, limit, filter, () => ({ status: 'delivering', claimed_by: options.runId, lease_until: options.leaseUntil }));
+}
+
+type ClaimChanges = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => {
+  status: 'delivering';
+  claimed_by: string;
+  lease_until: number;
+  completed_at?: null;
+  schedule_base?: Expression<number>;
+};
+
+/**
+ * Sets `changes` on the first `limit` rows matching `filter`, in id order, and returns them. SQLite's write
+ * lock makes one UPDATE … RETURNING atomic; on a server the candidates are locked with FOR UPDATE SKIP
+ * LOCKED, so a worker passes over rows another worker is claiming at that moment instead of waiting.
+ */
+async function claimRows(db: Kysely<Database>, limit: number, filter: RowFilter, changes: ClaimChanges): Promise<DeliveryRow[]> {
+  const candidates = (on: Kysely<Database>) => on.selectFrom('webhook_deliveries').select('id').where(filter).orderBy('id').limit(limit);
   const dialect = dialectOf(db);
-  if (dialect === 'sqlite') {
-    return db.updateTable('webhook_deliveries').set(claim).where('id', 'in', candidates(db)).returningAll().execute();
-  }
-  // Servers: lock the candidates and pass over rows another worker holds locked at this moment.
+  if (dialect === 'sqlite') return db.updateTable('webhook_deliveries').set(changes).where('id', 'in', candidates(db)).returningAll().execute();
   if (dialect === 'postgres') {
-    return db.updateTable('webhook_deliveries').set(claim).where('id', 'in', candidates(db).forUpdate().skipLocked()).returningAll().execute();
+    return db.updateTable('webhook_deliveries').set(changes).where('id', 'in', candidates(db).forUpdate().skipLocked()).returningAll().execute();
   }
   // MySQL has no UPDATE … RETURNING and cannot update a table its own subquery reads: lock, update, read back.
-  return retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    const ids = (await candidates(trx).forUpdate().skipLocked().execute()).map((row) => row.id);
-    if (ids.length === 0) return [];
-    await trx.updateTable('webhook_deliveries').set(claim).where('id', 'in', ids).execute();
-    return trx.selectFrom('webhook_deliveries').selectAll().where('id', 'in', ids).orderBy('id').execute();
+  return retryOnDeadlock(() =>
+    inTransaction(db, async (trx) => {
+      const ids = (await candidates(trx).forUpdate().skipLocked().execute()).map((row) => row.id);
+      if (ids.length === 0) return [];
+      await trx.updateTable('webhook_deliveries').set(changes).where('id', 'in', ids).execute();
+      return trx.selectFrom('webhook_deliveries').selectAll().where('id', 'in', ids).orderBy('id').execute();
+    }),
+  );
+}
+
+/** Which abandoned deliveries `deliveries retry` re-sends: all (optionally recorded since a time), or these ids. */
+export interface ResendSelection {
+  since?: string;
+  ids?: readonly number[];
+}
+
+function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
+  return (eb) =>
+    eb.and([
+      eb('status', '=', 'abandoned'),
+      eb('id', '>', afterId),
+      ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
+      ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),
+    ]);
+}
+
+/**
+ * Claims the next abandoned deliveries of a re-send, in id order after `afterId`: a range scan, so any
+ * number of them is re-sent a window at a time. Each starts a new retry schedule after the attempts it has.
+ * With `selection.ids`, pass the next ids to try (at most `limit`) as `ids`.
+ */
+export async function claimAbandoned(
+  db: Kysely<Database>,
+  options: ClaimOptions & { selection: ResendSelection; afterId: number; ids?: readonly number[] },
+): Promise<DeliveryRow[]> {
+  if (options.ids?.length === 0) return [];
+  return claimRows(db, options.limit, abandonedIn(options.selection, options.afterId, options.ids), (eb) => ({
+    status: 'delivering',
+    claimed_by: options.runId,
+    lease_until: options.leaseUntil,
+    completed_at: null,
+    schedule_base: eb.ref('attempts'),
   }));
 }
 
-/** How many deliveries a run would claim now: pending ones and lapsed claims (for progress). */
-export async function countClaimable(db: Kysely<Database>, nowMs: number, ids?: readonly number[]): Promise<number> {
+/** The first `limit` abandoned deliveries a re-send selects, by id, without their bodies. */
+export async function listAbandoned(
+  db: Kysely<Database>,
+  selection: ResendSelection,
+  limit: number,
+): Promise<Array<{ id: number; event_id: string; event_type: string; license_code: string | null }>> {
   let query = db
+    .selectFrom('webhook_deliveries as d')
+    .leftJoin('licenses as l', 'l.id', 'd.license_id')
+    .select(['d.id', 'd.event_id', 'd.event_type', 'l.license_code'])
+    .where('d.status', '=', 'abandoned');
+  if (selection.since !== undefined) query = query.where('d.created_at', '>=', selection.since);
+  return query.orderBy('d.id').limit(limit).execute();
+}
+
+/** How many abandoned deliveries a re-send would still take after `afterId` (for progress, and what a stop leaves). */
+export async function countAbandoned(db: Kysely<Database>, selection: ResendSelection, afterId = 0): Promise<number> {
+  const count = async (ids?: readonly number[]) =>
+    Number(
+      (
+        await db
+          .selectFrom('webhook_deliveries')
+          .select(sql<number>`count(*)`.as('count'))
+          .where(abandonedIn(selection, afterId, ids))
+          .executeTakeFirstOrThrow()
+      ).count,
+    );
+  if (!selection.ids) return count();
+  let total = 0;
+  for (let index = 0; index < selection.ids.length; index += IDS_PER_STATEMENT) total += await count(selection.ids.slice(index, index + IDS_PER_STATEMENT));
+  return total;
+}
+
+/** How many deliveries a run would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
+export async function countClaimable(db: Kysely<Database>, nowMs: number): Promise<number> {
+  const query = db
     .selectFrom('webhook_deliveries')
     .select(sql<number>`count(*)`.as('count'))
     .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]));
-  if (ids) query = query.where('id', 'in', ids.length > 0 ? [...ids] : [-1]);
   return Number((await query.executeTakeFirstOrThrow()).count);
 }
 
@@ -147,14 +231,57 @@ export async function expireClaims(db: Kysely<Database>, runId: string): Promise
   return Number(result.numUpdatedRows);
 }
 
-/** Keeps a live run's claims from lapsing while it works through them. */
-export async function renewLeases(db: Kysely<Database>, runId: string, leaseUntil: number): Promise<void> {
-  await db
-    .updateTable('webhook_deliveries')
-    .set({ lease_until: leaseUntil })
-    .where('claimed_by', '=', runId)
-    .where('status', '=', 'delivering')
-    .execute();
+/**
+ * Keeps a live run's claims from lapsing while it works through them. A lease that already ran out stays
+ * out: another run may have seen it lapse, and the run that held it must not act as if it never had.
+ */
+export async function renewLeases(db: Kysely<Database>, runId: string, nowMs: number, leaseUntil: number): Promise<void> {
+  // It scans the delivering rows while other workers finish theirs: on a server it can be a deadlock victim.
+  await retryOnDeadlock(() =>
+    db
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: leaseUntil })
+      .where('claimed_by', '=', runId)
+      .where('status', '=', 'delivering')
+      .where('lease_until', '>=', nowMs)
+      .execute(),
+  );
+}
+
+/**
+ * Before attempts: which of these deliveries this run still holds with a running lease, renewing those
+ * leases in the same statement. A delivery not returned was taken over (or its lease ran out while the
+ * run was paused) and must not be sent by this run.
+ */
+export async function confirmClaims(db: Kysely<Database>, runId: string, ids: readonly number[], nowMs: number, leaseUntil: number): Promise<Set<number>> {
+  const held = new Set<number>();
+  const mine = (on: Kysely<Database>, chunk: readonly number[]) =>
+    on.updateTable('webhook_deliveries').set({ lease_until: leaseUntil }).where('id', 'in', chunk).where('claimed_by', '=', runId).where('status', '=', 'delivering').where('lease_until', '>=', nowMs);
+  for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
+    const chunk = ids.slice(index, index + IDS_PER_STATEMENT);
+    if (dialectOf(db) !== 'mysql') {
+      for (const row of await mine(db, chunk).returning('id').execute()) held.add(row.id);
+      continue;
+    }
+    // No UPDATE … RETURNING on MySQL: lock the rows this run still holds, then renew exactly those.
+    const rows = await retryOnDeadlock(() =>
+      inTransaction(db, async (trx) => {
+        const locked = await trx
+          .selectFrom('webhook_deliveries')
+          .select('id')
+          .where('id', 'in', chunk)
+          .where('claimed_by', '=', runId)
+          .where('status', '=', 'delivering')
+          .where('lease_until', '>=', nowMs)
+          .forUpdate()
+          .execute();
+        if (locked.length > 0) await mine(trx, locked.map((row) => row.id)).execute();
+        return locked;
+      }),
+    );
+    for (const row of rows) held.add(row.id);
+  }
+  return held;
 }
 
 interface AttemptInput {
@@ -174,23 +301,25 @@ export interface AttemptWrite {
 }
 
 /**
- * Writes a batch of attempts in one transaction: the attempt rows, then each delivery's summary columns
- * (`attempts`, `last_status_code`, `last_error`) and, for final attempts, its status. A final status is
- * written only while this run still holds the claim.
+ * Writes a batch of attempts in one transaction: the attempt rows (every request that went out is history),
+ * then each delivery's summary columns (`attempts`, `last_status_code`, `last_error`) and, for final
+ * attempts, its status. The summary and status are written only while this run still holds the claim.
  */
 export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
   if (writes.length === 0) return;
   const dialect = dialectOf(db);
-  await retryOnDeadlock(() => db.transaction().execute(async (trx) => {
-    for (let index = 0; index < writes.length; index += 100) {
-      const chunk = writes.slice(index, index + 100);
-      await trx
-        .insertInto('webhook_attempts')
-        .values(chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })))
-        .execute();
-      await UPDATE_ATTEMPT_SUMMARIES[dialect](trx, runId, chunk);
-    }
-  }));
+  await retryOnDeadlock(() =>
+    inTransaction(db, async (trx) => {
+      for (let index = 0; index < writes.length; index += ATTEMPTS_PER_STATEMENT) {
+        const chunk = writes.slice(index, index + ATTEMPTS_PER_STATEMENT);
+        await trx
+          .insertInto('webhook_attempts')
+          .values(chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })))
+          .execute();
+        await UPDATE_ATTEMPT_SUMMARIES[dialect](trx, runId, chunk);
+      }
+    }),
+  );
 }
 
 // One statement per chunk of deliveries, in each dialect's form of "update from a list of values".
@@ -206,12 +335,12 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
         attempts = v.column2,
         last_status_code = v.column3,
         last_error = v.column4,
-        status = case when v.column5 is not null and d.claimed_by = ${runId} then v.column5 else d.status end,
-        completed_at = case when v.column5 is not null and d.claimed_by = ${runId} then v.column6 else d.completed_at end,
-        lease_until = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.lease_until end,
-        claimed_by = case when v.column5 is not null and d.claimed_by = ${runId} then null else d.claimed_by end
+        status = coalesce(v.column5, d.status),
+        completed_at = coalesce(v.column6, d.completed_at),
+        lease_until = case when v.column5 is not null then null else d.lease_until end,
+        claimed_by = case when v.column5 is not null then null else d.claimed_by end
       from (values ${sql.join(rows)}) as v
-      where d.id = v.column1`.execute(trx);
+      where d.id = v.column1 and d.claimed_by = ${runId}`.execute(trx);
   },
   async postgres(trx, runId, chunk) {
     // Parameters in VALUES arrive as text: the first row carries the casts that type each column.
@@ -219,50 +348,52 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
       const cast = (value: unknown, type: string) => (row === 0 ? sql`cast(${value} as ${sql.raw(type)})` : sql`${value}`);
       return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')})`;
     });
-    // Every right-hand side reads the row as it was before the statement, so the claim test is the same for each column.
     await sql`
       update ${sql.table('webhook_deliveries')} as d set
         attempts = v.attempts,
         last_status_code = v.status_code,
         last_error = v.error,
-        status = case when v.final is not null and d.claimed_by = ${runId} then v.final else d.status end,
-        completed_at = case when v.final is not null and d.claimed_by = ${runId} then v.completed_at else d.completed_at end,
-        lease_until = case when v.final is not null and d.claimed_by = ${runId} then null else d.lease_until end,
-        claimed_by = case when v.final is not null and d.claimed_by = ${runId} then null else d.claimed_by end
+        status = coalesce(v.final, d.status),
+        completed_at = coalesce(v.completed_at, d.completed_at),
+        lease_until = case when v.final is not null then null else d.lease_until end,
+        claimed_by = case when v.final is not null then null else d.claimed_by end
       from (values ${sql.join(rows)}) as v (id, attempts, status_code, error, final, completed_at)
-      where d.id = v.id`.execute(trx);
+      where d.id = v.id and d.claimed_by = ${runId}`.execute(trx);
   },
   async mysql(trx, runId, chunk) {
     // MySQL has no UPDATE … FROM, and an UPDATE … JOIN on a derived table scans (and locks) rows of other
-    // workers' claims: CASE over the ids, with `id in (…)` so only these rows are locked, in id order.
-    // The final status clears claimed_by, which its own condition reads, so it is a second statement.
+    // workers' claims: CASE over the ids, with `id in (…)` so only these rows are locked, in id order. Each
+    // right-hand side reads only its own column or a constant, so MySQL's left-to-right SET is safe.
     const sorted = [...chunk].sort((a, b) => a.deliveryId - b.deliveryId);
-    const caseOf = <T>(writes: readonly AttemptWrite[], value: (write: AttemptWrite) => T) =>
-      sql<T>`case id ${sql.join(writes.map((write) => sql`when ${write.deliveryId} then ${value(write)}`), sql` `)} end`;
+    const caseOf = <T>(value: (write: AttemptWrite) => T) =>
+      sql<T>`case id ${sql.join(sorted.map((write) => sql`when ${write.deliveryId} then ${value(write)}`), sql` `)} end`;
+    const final = caseOf((write) => write.final?.status ?? null);
     await trx
       .updateTable('webhook_deliveries')
       .set({
-        attempts: caseOf(sorted, (write) => write.attempt.attempt),
-        last_status_code: caseOf(sorted, (write) => write.attempt.status_code),
-        last_error: caseOf(sorted, (write) => write.attempt.error),
+        attempts: caseOf((write) => write.attempt.attempt),
+        last_status_code: caseOf((write) => write.attempt.status_code),
+        last_error: caseOf((write) => write.attempt.error),
+        status: sql<DeliveryStatus>`coalesce(${final}, status)`,
+        completed_at: sql<string | null>`coalesce(${caseOf((write) => write.final?.completedAt ?? null)}, completed_at)`,
+        lease_until: sql<number | null>`case when ${final} is not null then null else lease_until end`,
+        claimed_by: sql<string | null>`case when ${final} is not null then null else claimed_by end`,
       })
       .where('id', 'in', sorted.map((write) => write.deliveryId))
-      .execute();
-    const finals = sorted.filter((write) => write.final);
-    if (finals.length === 0) return;
-    await trx
-      .updateTable('webhook_deliveries')
-      .set({
-        status: caseOf<DeliveryStatus>(finals, (write) => write.final!.status),
-        completed_at: caseOf(finals, (write) => write.final!.completedAt),
-        lease_until: null,
-        claimed_by: null,
-      })
-      .where('id', 'in', finals.map((write) => write.deliveryId))
       .where('claimed_by', '=', runId)
       .execute();
   },
 };
+
+/** Ends a delivery that has no attempt left in its schedule (a shorter `retryDelaysMs` since it began). */
+export async function abandonSpent(db: Kysely<Database>, deliveryId: number, runId: string, completedAt: string): Promise<void> {
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'abandoned', completed_at: completedAt, claimed_by: null, lease_until: null })
+    .where('id', '=', deliveryId)
+    .where('claimed_by', '=', runId)
+    .execute();
+}
 
 /** Hands a claim back as pending: the run is stopping before this delivery's next attempt. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
@@ -311,16 +442,4 @@ export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ 
   if (!delivery) return undefined;
   const attempts = await db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', id).orderBy('attempt').execute();
   return { delivery, attempts };
-}
-
-/** Puts abandoned deliveries back to pending so the normal claim path re-sends them with the same event_id and body. */
-export async function requeueDeliveries(db: Kysely<Database>, ids: readonly number[]): Promise<number> {
-  if (ids.length === 0) return 0;
-  const result = await db
-    .updateTable('webhook_deliveries')
-    .set({ status: 'pending', completed_at: null })
-    .where('id', 'in', [...ids])
-    .where('status', '=', 'abandoned')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
 }

@@ -245,6 +245,13 @@ function sqliteError(filename: string, error: unknown): ExitError {
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN')) {
     return usageError(`Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, { cause: error });
   }
+  if (code === 'SQLITE_FULL') {
+    return new ExitError(
+      EXIT.failure,
+      `Disk full: cannot write database ${filename} (${detail}). Free space on its disk, then run the command again: whatever was not recorded as sent is still pending and goes out with the next run.`,
+      { cause: error },
+    );
+  }
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
     return new ExitError(EXIT.failure, `Database ${filename} stayed locked by another process for more than ${BUSY_TIMEOUT_MS / 1000} s. Try again when the other run has finished.`, { cause: error });
   }

@@ -24,7 +24,7 @@ export function deliveryPolicy(
 }
 
 interface AttemptRecord {
-  /** 1-based within this delivery round. */
+  /** 1-based within the retry schedule (a delivery continued from an earlier run starts past 1). */
   attempt: number;
   startedAt: Date;
   durationMs: number;
@@ -34,10 +34,13 @@ interface AttemptRecord {
   headers: Record<string, string>;
 }
 
-type DeliveryStatus = 'delivered' | 'abandoned' | 'released';
+type DeliveryStatus = 'delivered' | 'abandoned' | 'released' | 'dropped';
 
 export interface DeliveryResult {
-  /** `released`: the run was asked to stop before the next retry; the event goes back to pending. */
+  /**
+   * `released`: the run was asked to stop before the next attempt; the event goes back to pending.
+   * `dropped`: `beforeAttempt` said the delivery is no longer ours to send.
+   */
   status: DeliveryStatus;
   attempts: AttemptRecord[];
   lastStatusCode: number | null;
@@ -53,6 +56,12 @@ export interface DeliverOptions {
   /** Aborted when the run should stop: no new attempt starts after it. */
   stop?: AbortSignal;
   fetch?: $Fetch;
+  /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
+  spent?: number;
+  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send. */
+  beforeAttempt?: () => Promise<boolean>;
+  /** Told when the event starts (true) and stops (false) waiting for a retry. */
+  onWaiting?: (waiting: boolean) => void;
 }
 
 type Verdict = 'delivered' | 'final' | 'retry';
@@ -82,9 +91,12 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
   const headers = webhookHeaders(event, policy.secret);
   const attempts: AttemptRecord[] = [];
   const maxAttempts = policy.retryDelaysMs.length + 1;
-  for (let attempt = 1; attempt <= maxAttempts; attempt += 1) {
-    if (attempt > 1) {
+  const first = (options.spent ?? 0) + 1;
+  for (let attempt = first; attempt <= maxAttempts; attempt += 1) {
+    if (attempt > first) {
+      options.onWaiting?.(true);
       const waited = await wait(policy.retryDelaysMs[attempt - 2] ?? 0, options.stop);
+      options.onWaiting?.(false);
       if (!waited) return finish('released', attempts);
     }
     const release = options.slots ? await options.slots.acquire() : undefined;
@@ -92,6 +104,8 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
     let verdict: Verdict;
     try {
       // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
+      if (options.stop?.aborted) return finish('released', attempts);
+      if (options.beforeAttempt && !(await options.beforeAttempt())) return finish('dropped', attempts);
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
       const started = performance.now();

@@ -1,10 +1,11 @@
 import { createHmac } from 'node:crypto';
-import { spawn, spawnSync as runSync } from 'node:child_process';
+import { spawnSync as runSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { projectWithEvents, startCli, until } from '../helpers/project.js';
 import { query } from '../helpers/inspect.js';
 import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -21,38 +22,7 @@ async function receiverFor(reply: (request: { body: Buffer; headers: Record<stri
   return receiver;
 }
 
-/** A project with `count` licenses that expired yesterday: one license.expired event each. */
-async function projectWithEvents(count: number, webhooks: object): Promise<{ cwd: string; db: string }> {
-  const cwd = tempDir();
-  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, ...webhooks } }));
-  const rows = Array.from({ length: count }, (_, index) => ({ license_code: `K-${String(index).padStart(3, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
-  fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
-  const imported = await runCli(['licenses', 'import', 'licenses.json'], { cwd });
-  expect(imported.code).toBe(0);
-  return { cwd, db: path.join(cwd, 'license-manager.sqlite') };
-}
-
-function start(args: string[], cwd: string) {
-  const env = { ...process.env };
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
-}
-
-async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+const start = (args: string[], cwd: string) => startCli(args, cwd);
 
 const licenseOf = (request: { body: Buffer }) => (JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code;
 

@@ -63,7 +63,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     const cwd = project(url(), { tablePrefix: 'first_' });
     const refused = await runCli(['licenses', 'list'], { cwd });
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/is not up to date \(1 migration to apply: 0001_initial\)\. Run "license-manager migrate" first/);
+    expect(refused.stderr).toMatch(/is not up to date \(\d+ migrations? to apply: 0001_initial[,)].*Run "license-manager migrate" first/);
     expect(refused.stderr).toContain(`"${server.name}" on 127.0.0.1`);
     expect(refused.stderr).not.toContain(password);
 
@@ -76,6 +76,19 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(imported.code).toBe(0);
     const listed = await runCli(['licenses', 'list', '--json'], { cwd });
     expect(JSON.parse(listed.stdout).map((row: { license_code: string }) => row.license_code)).toEqual(['K-0000', 'K-0001', 'K-0002']);
+  });
+
+  test('a schema older than the code (a later migration not applied): exit 2 naming it, and migrate brings it up', async () => {
+    const cwd = project(url(), { tablePrefix: 'older_' });
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
+    // As a database last migrated by the release before 0002 looks.
+    await adminQuery(dialect, "delete from older_kysely_migration where name = '0002_delivery_schedule'", server.name);
+    await adminQuery(dialect, 'alter table older_webhook_deliveries drop column schedule_base', server.name);
+    const refused = await runCli(['process-expirations', '--now', NOW], { cwd });
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(1 migration to apply: 0002_delivery_schedule\)\. Run "license-manager migrate"/)]);
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'list', '--json'], { cwd })).code).toBe(0);
   });
 
   test('the whole job through the CLI, with our tables under a prefix beside another application\'s tables of the same names', async () => {

@@ -1,0 +1,85 @@
+import { sql } from 'kysely';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { deliveriesRetry } from '../../src/commands/deliveries.js';
+import { processExpirations } from '../../src/commands/process-expirations.js';
+import { query } from '../helpers/inspect.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { aLicense, workspace } from '../helpers/workspace.js';
+
+const now = new Date('2024-01-15T10:30:00Z');
+let receiver: Receiver | undefined;
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+});
+
+const licenseOf = (body: Buffer) => (JSON.parse(body.toString()) as { payload: { license_code: string } }).payload.license_code;
+
+describe('a full disk', () => {
+  test('SQLITE_FULL mid-run: "disk full" with the database path, no attempt starts after the failed write, nothing lost', async () => {
+    let healthy = false;
+    // 20 ms per answer: at most a few attempts end between two writes, so the run's own bound shows.
+    receiver = await startReceiver(() => (healthy ? { delayMs: 20, status: 200 } : 503));
+    const concurrency = 4;
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency, retryDelaysMs: [] } });
+    const total = 300;
+    await ws.seed(Array.from({ length: total }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })));
+    // Every event recorded and abandoned once (the receiver was down), so the re-send below writes only attempts.
+    expect(await ws.run((context) => processExpirations(context, { now }))).toMatchObject({ abandoned: total });
+    healthy = true;
+    const sentBefore = receiver.requests.length;
+
+    // The database may not grow by one page: SQLite itself answers SQLITE_FULL once the attempt rows need one.
+    const failure = await ws
+      .run(async (context) => {
+        await sql`vacuum`.execute(context.db);
+        const [{ page_count: pages }] = (await sql<{ page_count: number }>`pragma page_count`.execute(context.db)).rows as [{ page_count: number }];
+        await sql.raw(`pragma max_page_count = ${pages}`).execute(context.db);
+        return deliveriesRetry(context, { ids: [], abandoned: true });
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      );
+    expect(failure?.message).toContain(`Disk full: cannot write database ${ws.databaseFile}`);
+    expect(failure?.message).not.toContain('cannot rollback');
+
+    const recorded = query<{ n: number }>(ws.databaseFile, 'select count(*) n from webhook_attempts')[0]!.n - total;
+    const sent = receiver.requests.length - sentBefore;
+    // Attempts on the wire, or waiting for their write, when the write failed may be unrecorded; no
+    // attempt started after it (a run that went on would send the rest of its 64-delivery window).
+    expect(sent - recorded).toBeLessThanOrEqual(2 * concurrency);
+    expect(sent).toBeLessThan(total);
+
+    // Space again: the next run (after the lease, here a clock two minutes on) sends everything not recorded as sent.
+    const later = { now: () => new Date(Date.now() + 120_000) };
+    const beforeRecovery = receiver.requests.length;
+    const recovery = await ws.run((context) => processExpirations(context, { now, clock: later }));
+    expect(recovery.abandoned).toBe(0);
+    const stillAbandoned = query<{ n: number }>(ws.databaseFile, "select count(*) n from webhook_deliveries where status = 'abandoned'")[0]!.n;
+    expect(stillAbandoned + query<{ n: number }>(ws.databaseFile, "select count(*) n from webhook_deliveries where status = 'delivered'")[0]!.n).toBe(total);
+    // Duplicates: only events whose request went out but whose attempt was never written.
+    const firstRound = receiver.requests.slice(sentBefore, beforeRecovery).map((request) => licenseOf(request.body));
+    const resent = receiver.requests.slice(beforeRecovery).map((request) => licenseOf(request.body));
+    expect(resent.filter((code) => firstRound.includes(code)).length).toBeLessThanOrEqual(2 * concurrency);
+  }, 30_000);
+});
+
+describe('retries overlap the rest of the work', () => {
+  test('with more events than one claim window, every first attempt goes out before the first event has used its retries', async () => {
+    receiver = await startReceiver(() => 503);
+    // concurrency 8: a claim window of 128, so 400 events need four windows; sending them all takes far less than a schedule.
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 8, retryDelaysMs: [1500, 1500, 1500] } });
+    const total = 400;
+    await ws.seed(Array.from({ length: total }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })));
+    const result = await ws.run((context) => processExpirations(context, { now }));
+    expect(result.abandoned).toBe(total);
+    expect(receiver.requests).toHaveLength(total * 4);
+    const byLicense = new Map<string, number[]>();
+    for (const request of receiver.requests) byLicense.set(licenseOf(request.body), [...(byLicense.get(licenseOf(request.body)) ?? []), request.at]);
+    const lastFirstAttempt = Math.max(...[...byLicense.values()].map((times) => times[0]!));
+    const earliestLastAttempt = Math.min(...[...byLicense.values()].map((times) => times[3]!));
+    // A batch that waited out its retries before the next was claimed would put some first attempts after that.
+    expect(lastFirstAttempt).toBeLessThan(earliestLastAttempt);
+  }, 30_000);
+});
