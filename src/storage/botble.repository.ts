@@ -1,4 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { dialectOf, tablePrefixOf } from './dialect.js';
 import type { LicenseFilter, LicenseRow, StatusChangeCounts, StatusChanges } from './licenses.repository.js';
@@ -22,6 +23,23 @@ function tablesOf(db: Kysely<Database>, botblePrefix: string): { raw: Kysely<any
     raw: db.withoutPlugins() as unknown as Kysely<any>,
     tables: { licenses: `${botblePrefix}licenses`, products: `${botblePrefix}products`, states: `${tablePrefixOf(db)}botble_license_states` },
   };
+}
+
+// "No such table" in each dialect's words: a wrong botble.tablePrefix, or not a Botble database.
+const NO_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE']);
+
+/** Runs a read of Botble's tables; a missing table is a configuration to fix (exit 2), not a schema to migrate. */
+async function readBotble<T>(names: readonly string[], read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    const code = String((error as { code?: unknown } | null)?.code ?? '');
+    if (!NO_TABLE_CODES.has(code) && !/no such table/i.test(String((error as Error | null)?.message))) throw error;
+    throw usageError(
+      `Botble mode reads the tables ${names.join(', ')}, and this database lacks one (${(error as Error).message}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
+      { cause: error },
+    );
+  }
 }
 
 /** A scalar as a driver returns it for a VARCHAR, DATE, TIMESTAMP, TINYINT or BOOLEAN column. */
@@ -119,7 +137,9 @@ export async function findBotbleDueCandidates(
   window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
 ): Promise<LicenseRow[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const expiring: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute();
+  const expiring: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
+    selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute(),
+  );
   const support: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.updates_until', '>=', window.fromDay).where('l.updates_until', '<', window.supportBeforeDay).execute();
   const byId = new Map<number, LicenseRow>();
   for (const row of [...expiring, ...support]) {
@@ -140,14 +160,14 @@ export async function listBotbleLicenses(db: Kysely<Database>, botblePrefix: str
   query = filter.expiringBefore ? query.orderBy('l.expires_at').orderBy('l.id') : query.orderBy('l.id');
   // The derived status is decided per row, so a status filter is applied after reading (and the limit with it).
   if (filter.limit && !filter.status) query = query.limit(filter.limit);
-  let rows = ((await query.execute()) as BotbleLicenseRow[]).map(toLicenseRow);
+  let rows = ((await readBotble([tables.licenses, tables.products], () => query.execute())) as BotbleLicenseRow[]).map(toLicenseRow);
   if (filter.status) rows = rows.filter((row) => row.status === filter.status);
   return filter.limit ? rows.slice(0, filter.limit) : rows;
 }
 
 export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<LicenseRow | undefined> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const row: BotbleLicenseRow | undefined = await selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst();
+  const row: BotbleLicenseRow | undefined = await readBotble([tables.licenses, tables.products], () => selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst());
   return row ? toLicenseRow(row) : undefined;
 }
 
@@ -239,6 +259,8 @@ export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
 /** Reads the License Manager rows of Botble's `settings` table (no prefix; a null value reads as empty). */
 export async function readBotbleSettings(db: Kysely<Database>): Promise<Map<BotbleSettingKey, string>> {
   const raw = db.withoutPlugins() as unknown as Kysely<any>;
-  const rows: Array<{ key: string; value: string | null }> = await raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute();
+  const rows: Array<{ key: string; value: string | null }> = await readBotble(['settings'], () =>
+    raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute(),
+  );
   return new Map(rows.map((row) => [row.key as BotbleSettingKey, row.value ?? '']));
 }

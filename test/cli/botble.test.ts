@@ -211,7 +211,7 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
 });
 
 describe('Botble mode configuration', () => {
-  test('licenses.source "botble" without a table prefix of our own, or an unknown source, is exit 2 naming the key', async () => {
+  test('licenses.source "botble" without a table prefix of our own, an unknown source, or a database without Botble\'s tables is exit 2 naming what to fix', async () => {
     const dir = tempDir();
     const config = path.join(dir, 'license-manager.config.json');
     fs.writeFileSync(config, JSON.stringify({ licenses: { source: 'botble' } }));
@@ -227,5 +227,11 @@ describe('Botble mode configuration', () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/licenses\.source/);
     expect(fs.readdirSync(dir)).toEqual(['license-manager.config.json']);
+
+    // A database without Botble's tables (the wrong database, or the wrong botble.tablePrefix) is named as such.
+    fs.writeFileSync(config, JSON.stringify({ database: { tablePrefix: 'lmw_' }, licenses: { source: 'botble' } }));
+    const notBotble = await runCli(['licenses', 'list'], { cwd: dir });
+    expect(notBotble.code).toBe(2);
+    expect(notBotble.stderr).toMatch(/Botble mode reads the tables settings.*botble\.tablePrefix/s);
   });
 });
