@@ -33,7 +33,7 @@ async function readBotble<T>(names: readonly string[], read: () => Promise<T>): 
   try {
     return await read();
   } catch (error) {
-    const code = String((error as { code?: unknown } | null)?.code ?? '');
+    const code = (error as { code?: string } | null)?.code ?? '';
     if (!NO_TABLE_CODES.has(code) && !/no such table/i.test(String((error as Error | null)?.message))) throw error;
     throw usageError(
       `Botble mode reads the tables ${names.join(', ')}, and this database lacks one (${(error as Error).message}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
