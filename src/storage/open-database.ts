@@ -208,10 +208,11 @@ const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connec
 
 /** Whether an error came from the database (its driver or server) rather than from our own code. */
 export function isDatabaseError(error: unknown): boolean {
-  if (error instanceof ExitError || !(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
+  // Duck-typed, not `instanceof Error`: a driver's error may come from another realm (a native module, a test VM).
+  if (error instanceof ExitError || typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === 'string' && (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code))) return true;
-  return LOST_WITHOUT_CODE.test(error.message);
+  return typeof message === 'string' && LOST_WITHOUT_CODE.test(message);
 }
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
