@@ -2,10 +2,12 @@ import type { Migration } from 'kysely';
 import { initial } from './0001_initial.js';
 import { deliverySchedule } from './0002_delivery_schedule.js';
 import { runs } from './0003_runs.js';
+import { botbleLicenseStates } from './0004_botble_license_states.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
   '0001_initial': initial,
   '0002_delivery_schedule': deliverySchedule,
   '0003_runs': runs,
+  '0004_botble_license_states': botbleLicenseStates,
 };

@@ -1,3 +1,4 @@
+import { settingAdvice } from '../config/botble-settings.js';
 import type { EffectiveSetting } from '../config/settings.js';
 import type { AbandonedDelivery } from '../commands/abandoned.js';
 import type { WebhookTarget } from '../commands/context.js';
@@ -79,7 +80,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   }
   // With events due the warning on stderr says it (printDisabledButDue); this line is for the quiet days.
   if (!result.webhooksEnabled && result.due.length === 0) {
-    out.info(`  webhooks are disabled: nothing was recorded or sent. Enable them with "license-manager settings set webhooks-enabled true".`);
+    out.info(`  webhooks are disabled: nothing was recorded or sent. To enable them, ${settingAdvice(result.licenseSource, 'webhooks-enabled', 'true')}.`);
   }
   if (result.expiredWithoutEvent > 0) {
     out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);

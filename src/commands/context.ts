@@ -4,8 +4,12 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import { resolveConfig, settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
+import { botbleSettingsLayer, BOTBLE_SETTINGS } from '../config/botble-settings.js';
+import type { LoadedConfig } from '../config/load-config.js';
+import { resolveConfig, settingProblemMessage, type EffectiveSetting, type ResolvedConfig, type SettingProblem } from '../config/settings.js';
 import { EXIT, ExitError, usageError } from '../errors.js';
+import { readBotbleSettings } from '../storage/botble.repository.js';
+import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
 import type { DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
@@ -22,9 +26,11 @@ export interface GlobalOptions {
 
 export interface CommandContext {
   db: Kysely<Database>;
-  /** The effective configuration: env > settings table > config file > defaults. */
+  /** The effective configuration: env > settings table (Botble's, in Botble mode) > config file > defaults. */
   config: Config;
   settings: EffectiveSetting[];
+  /** Where licenses are read from: our licenses table, or a Botble database (`licenses.source`). */
+  licenses: LicenseSource;
   /** Where the database is. */
   database: DatabaseTarget;
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
@@ -60,14 +66,14 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   }
   const db = await openDatabase(database, { migrate: options.migrate, onMigrated: (applied) => migrationsApplied.push(...applied) });
   try {
-    const stored = await readSettings(db);
-    const { config, settings, problems } = resolveConfig(loaded, stored, globals.env);
+    const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
     if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
     const exposed = exposedSecretWarning(settings, loaded.filepath, database);
     return await fn({
       db,
       config,
       settings,
+      licenses: licenseSourceFor(config),
       database,
       databaseFile: database.label,
       configFile: loaded.filepath,
@@ -81,6 +87,17 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   } finally {
     await db.destroy().catch(() => undefined);
   }
+}
+
+/**
+ * The settings layers of the database: our settings table, and in Botble mode Botble's License Manager
+ * rows in its `settings` table, which take the place of ours for the keys Botble has.
+ */
+async function resolveFromDatabase(db: Kysely<Database>, loaded: LoadedConfig, env: NodeJS.ProcessEnv, stored?: Map<string, string>): Promise<ResolvedConfig> {
+  const own = stored ?? (await readSettings(db));
+  if (loaded.config.licenses.source !== 'botble') return resolveConfig(loaded, own, env);
+  for (const key of Object.values(BOTBLE_SETTINGS)) own.delete(key);
+  return resolveConfig(loaded, own, env, botbleSettingsLayer(await readBotbleSettings(db)));
 }
 
 /** One warning when the file the secret is read from can be read by the group or others. */
@@ -102,13 +119,13 @@ function exposedSecretWarning(settings: EffectiveSetting[], configFile: string |
 
 /**
  * The effective configuration without creating, migrating or writing any file: for `listen`, which only
- * needs the secret. A database that exists is opened read-only for its stored settings; one without a
- * settings table (not migrated yet) has none.
+ * needs the secret. A SQLite file that exists is opened read-only for its stored settings; one without a
+ * settings table (not migrated yet) has none. A server database is only read.
  */
 export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
-  let stored = new Map<string, string>();
+  let resolved: ResolvedConfig | undefined;
   if (database.dialect !== 'sqlite' || fs.existsSync(database.filename)) {
     let db: Kysely<Database> | undefined;
     try {
@@ -120,14 +137,15 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
             })
           : await openDatabase(database, { migrate: false, schemaCheck: false });
       const tables = await db.introspection.getTables();
-      if (tables.some((table) => table.name === `${database.tablePrefix}settings`)) stored = await readSettings(db);
+      const migrated = tables.some((table) => table.name === `${database.tablePrefix}settings`);
+      resolved = await resolveFromDatabase(db, loaded, globals.env, migrated ? undefined : new Map());
     } catch (error) {
       throw databaseError(database, error);
     } finally {
-      await db?.destroy();
+      await db?.destroy().catch(() => undefined);
     }
   }
-  const { config, settings } = resolveConfig(loaded, stored, globals.env);
+  const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
   const exposed = exposedSecretWarning(settings, loaded.filepath, database);
   return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
 }

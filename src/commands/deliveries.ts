@@ -1,5 +1,6 @@
 import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
@@ -99,7 +100,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
   const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
-  if (!webhooks.url) throw usageError('No webhook URL is set: run "license-manager settings set webhook-url <url>" first.');
+  if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
   const sent = await deliverPending(context.db, {
     policy: deliveryPolicy(webhooks, webhooks.url),

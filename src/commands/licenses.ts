@@ -3,7 +3,6 @@ import { usageError } from '../errors.js';
 import { isConstraintViolation } from '../storage/dialect.js';
 import {
   LICENSE_STATUSES,
-  listLicenses as queryLicenses,
   RepeatedLicenseCode,
   upsertLicenses,
   type LicenseInput,
@@ -106,6 +105,11 @@ export interface ImportResult {
  * transaction, so a bad row anywhere (or a repeated license_code) leaves the database as it was.
  */
 export async function importLicenses(context: CommandContext, file: string, now: Date): Promise<ImportResult> {
+  if (context.licenses.kind === 'botble') {
+    throw usageError(
+      `licenses import does nothing in Botble mode (licenses.source "botble"): the licenses live in ${context.licenses.description} and are read from there as they are. Change them in the Botble admin; nothing was imported.`,
+    );
+  }
   const { format, records } = await openImportFile(file);
   const timeZone = context.config.expirations.timeZone;
   let rows = 0;
@@ -146,5 +150,5 @@ export async function listLicenses(context: CommandContext, options: ListLicense
     options.expiringWithinDays === undefined
       ? undefined
       : { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + options.expiringWithinDays * DAY_MS)) };
-  return queryLicenses(context.db, { status: options.status, ...expiring, limit: options.limit });
+  return context.licenses.list(context.db, { status: options.status, ...expiring, limit: options.limit });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { EXIT, ExitError, runExitCode, usageError } from '../errors.js';
 import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
 import {
@@ -16,7 +17,8 @@ import {
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
-import { expireLongPast, findDueCandidates, findUnreadableDates, hasLicenses, type LicenseRow } from '../storage/licenses.repository.js';
+import type { LicenseSource } from '../storage/license-source.js';
+import type { LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
@@ -72,6 +74,8 @@ export interface ProcessExpirationsResult {
   target: WebhookTarget;
   /** False when the licenses table is empty: a scheduled job pointed at the wrong database looks like this. */
   hasLicenses: boolean;
+  /** Where the licenses and webhook settings were read: our own tables, or a Botble database. */
+  licenseSource: 'own' | 'botble';
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
   dueCounts: Record<EventType, number>;
@@ -103,15 +107,21 @@ export interface ProcessExpirationsResult {
 
 interface Findings {
   events: Array<{ event: DueEvent; license: LicenseRow }>;
-  expire: number[];
+  expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
   reactivate: number[];
   beyondLookback: number[];
   skipped: number;
 }
 
 /** Reads the candidates, applies the rules, and keeps only events no earlier record covers. */
-async function findNewEvents(db: Kysely<Database>, now: Date, policy: ExpirationPolicy, onWarning: (message: string) => void): Promise<Findings> {
-  const candidates = await findDueCandidates(db, scanBounds(now, policy));
+async function findNewEvents(
+  db: Kysely<Database>,
+  licenses: LicenseSource,
+  now: Date,
+  policy: ExpirationPolicy,
+  onWarning: (message: string) => void,
+): Promise<Findings> {
+  const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
   const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
@@ -123,13 +133,13 @@ async function findNewEvents(db: Kysely<Database>, now: Date, policy: Expiration
     }
     const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy);
     for (const event of decision.events) due.push({ event, license });
-    if (decision.status === 'expired') findings.expire.push(license.id);
+    if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
     if (decision.status === 'active') findings.reactivate.push(license.id);
     if (decision.beyondLookback) findings.beyondLookback.push(license.id);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
   const warned = new Set(candidates.map((license) => license.id));
-  for (const bad of await findUnreadableDates(db, 100)) {
+  for (const bad of await licenses.findUnreadableDates(db, 100)) {
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
     findings.skipped += 1;
@@ -206,7 +216,10 @@ function checkRun(context: CommandContext, now: Date, realNow: Date, options: Pr
     );
   }
   if (webhooks.enabled && !webhooks.url && !options.dryRun) {
-    throw usageError('Webhooks are enabled but no webhook URL is set. Run "license-manager settings set webhook-url <url>" (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them with "settings set webhooks-enabled false".');
+    const source = context.licenses.kind;
+    throw usageError(
+      `Webhooks are enabled but no webhook URL is set: ${settingAdvice(source, 'webhook-url', '<url>')} (or set LICENSE_MANAGER_WEBHOOK_URL), or disable them (${settingAdvice(source, 'webhooks-enabled', 'false')}).`,
+    );
   }
 }
 
@@ -214,7 +227,7 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
   const { db, config } = context;
   const webhooks = config.webhooks;
   const policy: ExpirationPolicy = { ...config.expirations };
-  const findings = await findNewEvents(db, now, policy, options.onWarning ?? (() => undefined));
+  const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
   const { events } = findings;
 
   const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
@@ -228,7 +241,8 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
     dryRun: Boolean(options.dryRun),
     webhooksEnabled: webhooks.enabled,
     target: webhookTarget(context),
-    hasLicenses: events.length > 0 || (await hasLicenses(db)),
+    hasLicenses: events.length > 0 || (await context.licenses.hasAny(db)),
+    licenseSource: context.licenses.kind,
     due: events.map(({ event, license }) => ({
       type: event.type,
       licenseId: license.id,
@@ -255,7 +269,7 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   const recordedAt = formatUtc(now);
-  result.expiredWithoutEvent = findings.beyondLookback.length + (await expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
+  result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(plan);
@@ -269,7 +283,7 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
     license_id: license.id,
     body: buildEventBody(eventDetails(event), eventSubject(license), now),
   }));
-  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt);
+  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
   result.reactivated = recorded.reactivated;

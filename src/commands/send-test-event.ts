@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
-import { findLicenseByCode } from '../storage/licenses.repository.js';
 import { DAY_MS } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
@@ -59,7 +59,7 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   const clock = options.clock ?? systemClock;
   const webhooks = context.config.webhooks;
   const url = options.url ?? webhooks.url;
-  if (!url) throw usageError('No webhook URL: pass --url <url>, or run "license-manager settings set webhook-url <url>".');
+  if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')}.`);
   const urlProblem = webhookUrlProblem(url);
   if (urlProblem) throw usageError(`--url "${url.slice(0, 200)}" ${urlProblem}.`);
   const given = options.secret === undefined ? undefined : secretProblem(options.secret);
@@ -72,11 +72,11 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   let subject = SAMPLE_SUBJECT;
   let details = sampleDetails(eventType, now);
   if (options.license !== undefined) {
-    const license = await findLicenseByCode(context.db, options.license);
+    const license = await context.licenses.findByCode(context.db, options.license);
     if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it with "license-manager licenses import".`);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.licenses.kind === 'botble' ? 'in the Botble admin' : 'with "license-manager licenses import"'}.`);
     details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = buildEventBody(details, subject, now);

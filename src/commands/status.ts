@@ -1,7 +1,6 @@
 import { settingProblemMessage, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
-import { licenseCounts } from '../storage/licenses.repository.js';
 import { lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
@@ -76,7 +75,7 @@ export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undef
 /** `status`: where this installation stands, read-only. */
 export async function status(context: CommandContext, options: { now: Date }): Promise<StatusResult> {
   const { db } = context;
-  const [licenses, deliveries, runs, lastFinished] = await Promise.all([licenseCounts(db), deliveryCounts(db), lastRuns(db, SHOWN_RUNS), lastFinishedRun(db)]);
+  const [licenses, deliveries, runs, lastFinished] = await Promise.all([context.licenses.counts(db), deliveryCounts(db), lastRuns(db, SHOWN_RUNS), lastFinishedRun(db)]);
   const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, count) => total + count, 0);
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);

@@ -10,6 +10,7 @@ const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
 const DEFAULT_TIME_ZONE = 'UTC';
 export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
+const DEFAULT_BOTBLE_TABLE_PREFIX = 'lm_';
 
 // Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
 const MAX_URL_LENGTH = 8192;
@@ -66,6 +67,11 @@ const timeZoneSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+const tablePrefixSchema = z
+  .string()
+  .max(32, 'a table prefix is at most 32 characters')
+  .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")');
+
 export const configSchema = z.strictObject({
   database: z
     .strictObject({
@@ -80,10 +86,7 @@ export const configSchema = z.strictObject({
         })
         .optional()
         .describe('postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db or sqlite:<file>'),
-      tablePrefix: z
-        .string()
-        .max(32, 'a table prefix is at most 32 characters')
-        .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")')
+      tablePrefix: tablePrefixSchema
         .default('')
         .describe("put in front of this tool's table names, so they can share another application's database"),
     })
@@ -119,6 +122,30 @@ export const configSchema = z.strictObject({
       timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
     })
     .prefault({}),
+  licenses: z
+    .strictObject({
+      source: z
+        .enum(['own', 'botble'], { error: 'must be "own" (licenses imported into this tool) or "botble" (read a Botble License Manager database)' })
+        .default('own')
+        .describe('where licenses and webhook settings are read: our own tables, or a Botble License Manager database as it is'),
+    })
+    .prefault({}),
+  botble: z
+    .strictObject({
+      tablePrefix: tablePrefixSchema.default(DEFAULT_BOTBLE_TABLE_PREFIX).describe("the prefix of Botble's License Manager tables (lm_licenses, lm_products)"),
+    })
+    .prefault({}),
+}).superRefine((config, ctx) => {
+  if (config.licenses.source !== 'botble') return;
+  // Botble's `settings` has no prefix and its tables use botble.tablePrefix: ours need a prefix of their own.
+  const prefix = config.database.tablePrefix;
+  if (prefix === '' || prefix === config.botble.tablePrefix) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['database', 'tablePrefix'],
+      message: `licenses.source "botble" keeps this tool's tables (settings, webhook_deliveries, ...) in Botble's database: give them a prefix of their own, e.g. "lmw_"${prefix ? `, not botble.tablePrefix "${prefix}"` : ''}`,
+    });
+  }
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -8,7 +8,7 @@ import { secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } 
 const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
-type SettingSource = 'env' | 'settings' | 'config' | 'default';
+type SettingSource = 'env' | 'settings' | 'botble' | 'config' | 'default';
 
 interface SettingDefinition<T> {
   configKey: string;
@@ -20,6 +20,8 @@ interface SettingDefinition<T> {
   fromConfig(config: Config): T;
   apply(config: Config, value: T): Config;
   secret?: boolean;
+  /** The value "none" a layer may set explicitly (Botble's empty URL or secret); absent when the key always has a value. */
+  none?: T;
 }
 
 const booleanText = z.stringbool({ truthy: ['true'], falsy: ['false'], case: 'insensitive' });
@@ -49,6 +51,7 @@ const urlSetting: SettingDefinition<string | null> = {
   format: (value) => value ?? '',
   fromConfig: (config) => config.webhooks.url,
   apply: (config, url) => ({ ...config, webhooks: { ...config.webhooks, url } }),
+  none: null,
 };
 
 const secretSetting: SettingDefinition<string | null> = {
@@ -64,6 +67,7 @@ const secretSetting: SettingDefinition<string | null> = {
   fromConfig: (config) => config.webhooks.secret,
   apply: (config, secret) => ({ ...config, webhooks: { ...config.webhooks, secret } }),
   secret: true,
+  none: null,
 };
 
 const warningDaysSetting: SettingDefinition<number[]> = {
@@ -103,6 +107,8 @@ interface Setting extends Pick<SettingDefinition<unknown>, 'configKey' | 'envVar
   read(text: string): { text: string; apply(config: Config): Config } | { problem: string };
   /** The effective value as text, or null when unset. */
   current(config: Config): string | null;
+  /** Sets the key to "none", when it may be none. */
+  clear?(config: Config): Config;
 }
 
 function seal<T>(definition: SettingDefinition<T>): Setting {
@@ -121,6 +127,7 @@ function seal<T>(definition: SettingDefinition<T>): Setting {
       const value = definition.fromConfig(config);
       return value === null ? null : definition.format(value);
     },
+    ...('none' in definition ? { clear: (config: Config) => definition.apply(config, definition.none as T) } : {}),
   };
 }
 
@@ -175,11 +182,27 @@ export function settingProblemMessage({ key, problem }: SettingProblem): string 
   return `Invalid stored setting ${key}: ${problem}. Fix it with "license-manager settings set ${key} <value>" or remove it with "license-manager settings unset ${key}".`;
 }
 
+/** A value from another application's settings (Botble's), ranked where our settings table ranks. */
+export interface ForeignSetting {
+  /** The value as our setting reads it, or null for an explicit "none" (an empty URL or secret). */
+  text: string | null;
+  /** Where it is, e.g. `settings.lm_webhook_url`. */
+  origin: string;
+  /** What to do when the value is bad, e.g. where to change it. */
+  fix: string;
+}
+
 /**
  * Stored settings are validated when read too: a bad row is not used, and is reported in `problems` so the
- * settings commands can still show and fix it while every other command refuses to run on it.
+ * settings commands can still show and fix it while every other command refuses to run on it. `foreign`
+ * values (Botble mode) take the place of our settings table for their keys.
  */
-export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): ResolvedConfig {
+export function resolveConfig(
+  loaded: LoadedConfig,
+  stored: ReadonlyMap<string, string>,
+  env: NodeJS.ProcessEnv,
+  foreign: ReadonlyMap<SettingKey, ForeignSetting> = new Map(),
+): ResolvedConfig {
   let config = loaded.config;
   const settings: EffectiveSetting[] = [];
   const problems: SettingProblem[] = [];
@@ -190,6 +213,7 @@ export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, 
     const inFile = loaded.filepath !== undefined && loaded.explicitKeys.has(definition.configKey);
     const fileNote = inFile ? `${definition.configKey} in ${loaded.filepath}` : undefined;
     const mask = (text: string) => (definition.secret ? maskSecret(text) : text);
+    const foreignValue = foreign.get(key);
     let source: SettingSource;
     let origin: string | undefined;
     let overrides: string | undefined;
@@ -202,6 +226,17 @@ export function resolveConfig(loaded: LoadedConfig, stored: ReadonlyMap<string, 
       source = 'env';
       origin = definition.envVar;
       overrides = storedValue !== undefined ? `the stored setting ${key}` : fileNote;
+    } else if (foreignValue !== undefined) {
+      if (foreignValue.text === null && definition.clear) {
+        config = definition.clear(config);
+      } else {
+        const parsed = definition.read(foreignValue.text ?? '');
+        if ('problem' in parsed) throw usageError(`Invalid ${foreignValue.origin} (${key}): ${parsed.problem}. ${foreignValue.fix}`);
+        config = parsed.apply(config);
+      }
+      source = 'botble';
+      origin = foreignValue.origin;
+      overrides = fileNote;
     } else if (storedValue !== undefined) {
       const parsed = definition.read(storedValue);
       source = 'settings';

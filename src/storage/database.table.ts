@@ -71,10 +71,20 @@ export interface RunsTable {
   error: string | null;
 }
 
+/** The status derived for a Botble license (Botble's own tables are never written). */
+interface BotbleLicenseStatesTable {
+  license_id: number;
+  status: string;
+  /** Botble's expires_at ('YYYY-MM-DD') the status was derived from: it holds while Botble's date is still this one. */
+  expires_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   licenses: LicensesTable;
   settings: SettingsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
   runs: RunsTable;
+  botble_license_states: BotbleLicenseStatesTable;
 }

@@ -2,7 +2,10 @@ import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selecta
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
-import { writeStatusChanges, type StatusChanges } from './licenses.repository.js';
+import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
+
+/** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
+export type StatusWriter = (trx: Kysely<Database>, changes: StatusChanges, now: string) => Promise<StatusChangeCounts>;
 
 export type DeliveryRow = Selectable<WebhookDeliveriesTable>;
 export type AttemptRow = Selectable<WebhookAttemptsTable>;
@@ -50,6 +53,7 @@ export async function recordEvents(
   deliveries: readonly NewDelivery[],
   changes: StatusChanges,
   now: string,
+  setStatuses: StatusWriter = writeStatusChanges,
 ): Promise<{ inserted: number; expired: number; reactivated: number }> {
   if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
@@ -63,8 +67,8 @@ export async function recordEvents(
         const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
         inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
       }
-      // Through the licenses repository: where a license's status lives is its business, not the event log's.
-      const { expired, reactivated } = await writeStatusChanges(trx, changes, now);
+      // Through the license source: where a license's status lives is its business, not the event log's.
+      const { expired, reactivated } = await setStatuses(trx, changes, now);
       return { inserted, expired, reactivated };
     }),
   );

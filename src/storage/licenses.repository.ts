@@ -27,7 +27,7 @@ export interface UpsertResult {
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
 
-// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 bound parameters.
+// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 and the servers' 65,535 bound parameters.
 const BATCH_ROWS = 500;
 
 /** The same license_code twice in one import: `first` and `repeat` are 1-based positions in the inputs. */
@@ -42,7 +42,7 @@ export class RepeatedLicenseCode extends Error {
   }
 }
 
-// Codes already written by this import, kept by SQLite (a temp table spills to disk) rather than in a
+// Codes already written by this import, kept by the database (a temp table spills to disk) rather than in a
 // Map: a million codes in the heap made the process's memory double the file's size.
 type ImportCodes = { import_codes: { license_code: string; position: number } };
 
@@ -143,10 +143,15 @@ async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInpu
 
 /** Status changes the rules decided, written with the events so a run that dies leaves neither. */
 export interface StatusChanges {
-  /** Licenses that passed their expiry: `active` -> `expired`. */
-  expired: readonly number[];
+  /** Licenses that passed their expiry: `active` -> `expired` (with the expiry they passed). */
+  expired: ReadonlyArray<Pick<LicenseRow, 'id' | 'expires_at'>>;
   /** Renewed licenses: `expired` -> `active`. */
   reactivated: readonly number[];
+}
+
+export interface StatusChangeCounts {
+  expired: number;
+  reactivated: number;
 }
 
 // Ids per UPDATE: far below every dialect's limit on bound parameters.
@@ -156,7 +161,7 @@ const STATUS_CHUNK = 500;
  * Writes the derived status changes (inside the caller's transaction, with the events they go with).
  * Only a row still in the expected status changes, so two runs at once change each license once.
  */
-export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<{ expired: number; reactivated: number }> {
+export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
   const setStatus = async (ids: readonly number[], from: LicenseStatus, to: LicenseStatus) => {
     let changed = 0;
     for (let index = 0; index < ids.length; index += STATUS_CHUNK) {
@@ -170,7 +175,7 @@ export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusC
     }
     return changed;
   };
-  return { expired: await setStatus(changes.expired, 'active', 'expired'), reactivated: await setStatus(changes.reactivated, 'expired', 'active') };
+  return { expired: await setStatus(changes.expired.map((license) => license.id), 'active', 'expired'), reactivated: await setStatus(changes.reactivated, 'expired', 'active') };
 }
 
 export interface LicenseFilter {

@@ -67,6 +67,8 @@ function newMigrator(db: Kysely<Database>, tablePrefix: string): Migrator {
     // Kysely's own bookkeeping tables carry the prefix too, so two installations can share one database.
     migrationTableName: `${tablePrefix}kysely_migration`,
     migrationLockTableName: `${tablePrefix}kysely_migration_lock`,
+    // Migrations touch separate tables and are numbered as they are written: one numbered below an applied one still applies.
+    allowUnorderedMigrations: true,
   });
 }
 

@@ -133,6 +133,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
       server.name,
     )) as Array<{ name: string }>;
     expect(tables.map((table) => table.name).filter((name) => name.startsWith('lm_'))).toEqual([
+      'lm_botble_license_states',
       'lm_kysely_migration',
       'lm_kysely_migration_lock',
       'lm_licenses',

@@ -28,6 +28,8 @@ describe('config discovery and validation', () => {
       database: { tablePrefix: '' },
       webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
       expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC' },
+      licenses: { source: 'own' },
+      botble: { tablePrefix: 'lm_' },
     });
     expect(databaseTarget(loaded, {}, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'license-manager.sqlite') });
   });

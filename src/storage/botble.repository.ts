@@ -1,0 +1,287 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { usageError } from '../errors.js';
+import type { Database } from './database.table.js';
+import { dialectOf, tablePrefixOf } from './dialect.js';
+import type { LicenseFilter, LicenseRow, StatusChangeCounts, StatusChanges } from './licenses.repository.js';
+
+/**
+ * A Botble License Manager database, read as it is (see shared/reference/botble-schema.md): licenses from
+ * `<prefix>licenses` joined to `<prefix>products`, settings from Botble's `settings`. Nothing here writes a
+ * Botble table; the one table written, `botble_license_states`, is ours (under our own prefix).
+ */
+
+/** Table names of one Botble install, and of our derived-state table beside it. */
+interface BotbleTables {
+  licenses: string;
+  products: string;
+  states: string;
+}
+
+// Our prefix plugin renames only our own table names; Botble's are queried without it, by their full names.
+function tablesOf(db: Kysely<Database>, botblePrefix: string): { raw: Kysely<any>; tables: BotbleTables } {
+  return {
+    raw: db.withoutPlugins() as unknown as Kysely<any>,
+    tables: { licenses: `${botblePrefix}licenses`, products: `${botblePrefix}products`, states: `${tablePrefixOf(db)}botble_license_states` },
+  };
+}
+
+// "No such table" in each dialect's words: a wrong botble.tablePrefix, or not a Botble database.
+const NO_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE']);
+
+/** Runs a read of Botble's tables; a missing table is a configuration to fix (exit 2), not a schema to migrate. */
+async function readBotble<T>(names: readonly string[], read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    const code = (error as { code?: string } | null)?.code ?? '';
+    if (!NO_TABLE_CODES.has(code) && !/no such table/i.test(String((error as Error | null)?.message))) throw error;
+    throw usageError(
+      `Botble mode reads the tables ${names.join(', ')}, and this database lacks one (${(error as Error).message}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
+      { cause: error },
+    );
+  }
+}
+
+/** A scalar as a driver returns it for a VARCHAR, DATE, TIMESTAMP, TINYINT or BOOLEAN column. */
+type Scalar = string | number | bigint | boolean | Date | null;
+
+/** One row of selectLicenses: Botble's columns as the drivers return them, and our derived state. */
+interface BotbleLicenseRow {
+  id: number | string | bigint;
+  license_code: string | null;
+  product_reference_id: string | null;
+  product_name: string | null;
+  customer_id: Scalar;
+  email: string | null;
+  expires_at: Scalar;
+  updates_until: Scalar;
+  is_valid: Scalar;
+  created_at: Scalar;
+  updated_at: Scalar;
+  derived_status: string | null;
+  derived_expires_at: string | null;
+}
+
+/** The text of a column that may come back as a number (a customer id stored as INT on an older install). */
+function text(value: Scalar | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return value instanceof Date ? value.toISOString() : String(value);
+}
+
+/** The columns the reference lists (extra columns are never read), plus our derived state. */
+function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
+  return raw
+    .selectFrom(`${tables.licenses} as l`)
+    .leftJoin(`${tables.products} as p`, 'p.reference_id', 'l.product_reference_id')
+    .leftJoin(`${tables.states} as s`, 's.license_id', 'l.id')
+    .select([
+      'l.id',
+      'l.license_code',
+      'l.product_reference_id',
+      'p.name as product_name',
+      'l.customer_id',
+      'l.email',
+      'l.expires_at',
+      'l.updates_until',
+      'l.is_valid',
+      'l.created_at',
+      'l.updated_at',
+      's.status as derived_status',
+      's.expires_at as derived_expires_at',
+    ]);
+}
+
+/** A DATE as the 'YYYY-MM-DD' text it holds: the drivers are set up to return text (a Date here would be a day off west of UTC). */
+function dateText(value: Scalar, column: string): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  throw new Error(`${column} came back as ${value instanceof Date ? 'a Date' : typeof value}, not as the text of a date: the driver is not set to return DATE as text`);
+}
+
+/** A timestamp as text: Botble's created_at/updated_at only show in listings. */
+function timeText(value: Scalar): string {
+  return text(value)?.replace(/\.\d{3}Z$/, 'Z') ?? '';
+}
+
+/** `is_valid = 0` is a license an admin blocked: our `suspended`. */
+function isBlocked(value: Scalar): boolean {
+  return value === false || (value !== null && value !== undefined && Number(value) === 0);
+}
+
+/** One Botble row as the license row every command reads; `expired` holds while Botble's date is the one it was derived from. */
+function toLicenseRow(row: BotbleLicenseRow): LicenseRow {
+  const expiresAt = dateText(row.expires_at, 'expires_at');
+  const derivedExpired = row.derived_status === 'expired' && expiresAt !== null && row.derived_expires_at === expiresAt;
+  return {
+    id: Number(row.id),
+    license_code: row.license_code ?? '',
+    product_id: row.product_reference_id,
+    product_name: row.product_name,
+    customer_id: text(row.customer_id),
+    email: row.email,
+    status: isBlocked(row.is_valid) ? 'suspended' : derivedExpired ? 'expired' : 'active',
+    expires_at: expiresAt,
+    updates_until: dateText(row.updates_until, 'updates_until'),
+    created_at: timeText(row.created_at),
+    updated_at: timeText(row.updated_at),
+  };
+}
+
+/**
+ * Licenses that may have an event due: two range scans, on expires_at and on updates_until (index range
+ * scans once the operator adds the indexes the README gives; Botble has none on these columns).
+ */
+export async function findBotbleDueCandidates(
+  db: Kysely<Database>,
+  botblePrefix: string,
+  window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
+): Promise<LicenseRow[]> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const expiring: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
+    selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute(),
+  );
+  const support: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.updates_until', '>=', window.fromDay).where('l.updates_until', '<', window.supportBeforeDay).execute();
+  const byId = new Map<number, LicenseRow>();
+  for (const row of [...expiring, ...support]) {
+    const license = toLicenseRow(row);
+    byId.set(license.id, license);
+  }
+  return [...byId.values()].sort((a, b) => a.id - b.id);
+}
+
+export async function listBotbleLicenses(db: Kysely<Database>, botblePrefix: string, filter: LicenseFilter = {}): Promise<LicenseRow[]> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  let query = selectLicenses(raw, tables);
+  // Botble stores dates alone: compare with the day part of the bounds.
+  if (filter.expiringAfter) query = query.where('l.expires_at', '>=', filter.expiringAfter.slice(0, 10));
+  if (filter.expiringBefore) query = query.where('l.expires_at', '<=', filter.expiringBefore.slice(0, 10));
+  if (filter.status === 'suspended') query = query.where(validity(db), '=', 0);
+  if (filter.status === 'expired') query = query.where('s.status', '=', 'expired');
+  query = filter.expiringBefore ? query.orderBy('l.expires_at').orderBy('l.id') : query.orderBy('l.id');
+  // The derived status is decided per row, so a status filter is applied after reading (and the limit with it).
+  if (filter.limit && !filter.status) query = query.limit(filter.limit);
+  let rows = ((await readBotble([tables.licenses, tables.products], () => query.execute())) as BotbleLicenseRow[]).map(toLicenseRow);
+  if (filter.status) rows = rows.filter((row) => row.status === filter.status);
+  return filter.limit ? rows.slice(0, filter.limit) : rows;
+}
+
+export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<LicenseRow | undefined> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const row: BotbleLicenseRow | undefined = await readBotble([tables.licenses, tables.products], () => selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst());
+  return row ? toLicenseRow(row) : undefined;
+}
+
+/** `is_valid` as 0 or 1 (null as 1): Laravel's boolean is tinyint(1) on MySQL and boolean on PostgreSQL. */
+function validity(db: Kysely<Database>): RawBuilder<number> {
+  return sql<number>`coalesce(cast(l.is_valid as ${sql.raw(dialectOf(db) === 'mysql' ? 'signed' : 'integer')}), 1)`;
+}
+
+/** Our stored date text against Botble's DATE column, as each server compares them. */
+function sameDate(db: Kysely<Database>): RawBuilder<boolean> {
+  switch (dialectOf(db)) {
+    case 'postgres':
+      return sql<boolean>`cast(s.expires_at as date) = l.expires_at`;
+    default:
+      return sql<boolean>`s.expires_at = l.expires_at`;
+  }
+}
+
+/** Botble's DATE as text in an INSERT ... SELECT. */
+function dateAsText(db: Kysely<Database>): RawBuilder<string> {
+  return dialectOf(db) === 'sqlite' ? sql<string>`l.expires_at` : sql<string>`cast(l.expires_at as ${sql.raw(dialectOf(db) === 'mysql' ? 'char(10)' : 'text')})`;
+}
+
+/**
+ * Licenses an admin has not blocked whose expiry lies wholly before `beforeDay` and that are not yet
+ * `expired` for that date: expired longer ago than the lookback. Records them as `expired` in our table
+ * (Botble's rows are not touched), or only counts them when `write` is false.
+ */
+export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: string, beforeDay: string, now: string, write: boolean): Promise<number> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const dialect = dialectOf(db);
+  const licenses = sql.table(tables.licenses);
+  const states = sql.table(tables.states);
+  // Text dates (a Botble schema copied into SQLite) that are not dates, such as '', must not count as long past.
+  const isDate = dialect === 'sqlite' ? sql`and l.expires_at >= '0'` : sql``;
+  const from = sql`from ${licenses} l left join ${states} s on s.license_id = l.id
+    where l.expires_at < ${beforeDay} ${isDate} and ${validity(db)} <> 0
+    and (s.license_id is null or s.status <> 'expired' or not (${sameDate(db)}))`;
+  const { rows } = await sql<{ count: number | string }>`select count(*) as count ${from}`.execute(raw);
+  const count = Number(rows[0]?.count ?? 0);
+  if (!write || count === 0) return count;
+  const select = sql`select l.id, 'expired', ${dateAsText(db)}, ${now} ${from}`;
+  const columns = sql`(license_id, status, expires_at, updated_at)`;
+  if (dialect === 'mysql') {
+    await sql`insert into ${states} ${columns} ${select} on duplicate key update status = values(status), expires_at = values(expires_at), updated_at = values(updated_at)`.execute(raw);
+  } else {
+    await sql`insert into ${states} ${columns} ${select} on conflict (license_id) do update set status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`.execute(raw);
+  }
+  return count;
+}
+
+// Rows per statement, far below every server's bound-parameter limit.
+const CHUNK = 500;
+
+/**
+ * Writes the statuses a run decided into our table, in the caller's transaction: `expired` for the date
+ * Botble holds now, and a renewal removes the row. Returns how many licenses changed.
+ */
+export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
+  const dialect = dialectOf(trx);
+  let expired = 0;
+  for (let index = 0; index < changes.expired.length; index += CHUNK) {
+    const chunk = changes.expired.slice(index, index + CHUNK).filter((license) => license.expires_at !== null);
+    if (chunk.length === 0) continue;
+    const ids = chunk.map((license) => license.id);
+    const current = await trx.selectFrom('botble_license_states').select(['license_id', 'status', 'expires_at']).where('license_id', 'in', ids).execute();
+    const already = new Set(current.filter((state) => state.status === 'expired' && chunk.some((license) => license.id === Number(state.license_id) && license.expires_at === state.expires_at)).map((state) => Number(state.license_id)));
+    const rows = chunk.filter((license) => !already.has(license.id)).map((license) => ({ license_id: license.id, status: 'expired', expires_at: license.expires_at!, updated_at: now }));
+    if (rows.length === 0) continue;
+    const insert = trx.insertInto('botble_license_states').values(rows);
+    await (dialect === 'mysql'
+      ? insert.onDuplicateKeyUpdate({ status: sql`values(status)`, expires_at: sql`values(expires_at)`, updated_at: now })
+      : insert.onConflict((conflict) => conflict.column('license_id').doUpdateSet((eb) => ({ status: eb.ref('excluded.status'), expires_at: eb.ref('excluded.expires_at'), updated_at: now })))
+    ).execute();
+    expired += rows.length;
+  }
+  let reactivated = 0;
+  for (let index = 0; index < changes.reactivated.length; index += CHUNK) {
+    const result = await trx.deleteFrom('botble_license_states').where('license_id', 'in', changes.reactivated.slice(index, index + CHUNK)).executeTakeFirst();
+    reactivated += Number(result.numDeletedRows);
+  }
+  return { expired, reactivated };
+}
+
+/** Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent. */
+const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days'] as const;
+export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
+
+/** Reads the License Manager rows of Botble's `settings` table (no prefix; a null value reads as empty). */
+export async function readBotbleSettings(db: Kysely<Database>): Promise<Map<BotbleSettingKey, string>> {
+  const raw = db.withoutPlugins() as unknown as Kysely<any>;
+  const rows: Array<{ key: string; value: string | null }> = await readBotble(['settings'], () =>
+    raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute(),
+  );
+  return new Map(rows.map((row) => [row.key as BotbleSettingKey, row.value ?? '']));
+}
+
+/** Licenses per derived status (`active`, `expired`, `suspended`), counted by the database: for `status`. */
+export async function countBotbleLicenses(db: Kysely<Database>, botblePrefix: string): Promise<Record<string, number>> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const status = sql<string>`case when ${validity(db)} = 0 then 'suspended' when s.status = 'expired' and ${sameDate(db)} then 'expired' else 'active' end`;
+  const rows = await readBotble([tables.licenses], () =>
+    raw
+      .selectFrom(`${tables.licenses} as l`)
+      .leftJoin(`${tables.states} as s`, 's.license_id', 'l.id')
+      .select([status.as('status'), sql<number>`count(*)`.as('count')])
+      .groupBy(status)
+      .execute(),
+  );
+  return Object.fromEntries(rows.map((row: { status: string; count: number | string }) => [row.status, Number(row.count)]));
+}
+
+/** Whether Botble holds any license at all. */
+export async function hasBotbleLicenses(db: Kysely<Database>, botblePrefix: string): Promise<boolean> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  return (await readBotble([tables.licenses], () => raw.selectFrom(`${tables.licenses} as l`).select('l.id').limit(1).executeTakeFirst())) !== undefined;
+}
