@@ -145,6 +145,14 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     const expired = json<Array<{ license_code: string }>>(await runCli(['licenses', 'list', '--status', 'expired', '--json'], { cwd: west }));
     expect(expired.map((row) => row.license_code)).toEqual(['L-EXP', 'L-OLD']);
 
+    // status counts Botble's licenses by their derived status, as licenses list shows them.
+    const listed = json<Array<{ status: string }>>(await runCli(['licenses', 'list', '--json'], { cwd: west }));
+    const byStatus: Record<string, number> = {};
+    for (const row of listed) byStatus[row.status] = (byStatus[row.status] ?? 0) + 1;
+    const health = await runCli(['status', '--json', '--now', NOW], { cwd: west });
+    expect(json<{ licenses: { total: number; byStatus: Record<string, number> } }>(health).licenses).toEqual({ total: listed.length, byStatus });
+    expect(byStatus.expired).toBe(2);
+
     expect(await botble.checksum()).toBe(before);
   });
 
