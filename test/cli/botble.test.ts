@@ -159,13 +159,13 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
   test("settings come from Botble's settings table (an empty secret or URL is none), set/unset and licenses import refuse, a renewal in Botble reads as active", async () => {
     const dir = botbleDir('lmy_', { webhooks: { url: 'https://config.example/hooks', secret: 'from-config' } });
     expect(await runCli(['migrate'], { cwd: dir })).toMatchObject({ code: 0, stderr: '' });
-    const settings = json<Array<{ key: string; value: string | null; source: string; origin?: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir }));
+    const settings = json<Array<{ key: string; value: unknown; source: string; origin?: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir }));
     const byKey = new Map(settings.map((setting) => [setting.key, setting]));
-    expect(byKey.get('webhooks-enabled')).toMatchObject({ value: 'true', source: 'botble', origin: 'Botble setting lm_enable_webhooks' });
+    expect(byKey.get('webhooks-enabled')).toMatchObject({ value: true, source: 'botble', origin: 'Botble setting lm_enable_webhooks' });
     // Botble's row outranks the config file.
     expect(byKey.get('webhook-url')).toMatchObject({ value: receiver.url, source: 'botble' });
     expect(byKey.get('webhook-secret')).toMatchObject({ value: '********', source: 'botble' });
-    expect(byKey.get('warning-days')).toMatchObject({ value: '7,1', source: 'botble' });
+    expect(byKey.get('warning-days')).toMatchObject({ value: [7, 1], source: 'botble' });
     expect(byKey.get('time-zone')).toMatchObject({ source: 'default' });
     // The environment still outranks Botble.
     const env = json<Array<{ key: string; source: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_URL: 'https://env.example/hooks' } }));

@@ -86,6 +86,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     // As a database last migrated by the first release (0001 only) looks.
     await adminQuery(dialect, "delete from older_kysely_migration where name <> '0001_initial'", server.name);
     await adminQuery(dialect, 'drop table older_runs', server.name);
+    await adminQuery(dialect, 'drop table older_botble_license_states', server.name);
     await adminQuery(dialect, 'alter table older_webhook_deliveries drop column schedule_base', server.name);
     const refused = await runCli(['process-expirations', '--now', NOW], { cwd });
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(\d+ migrations? to apply: 0002_delivery_schedule[,)].*Run "license-manager migrate"/)]);
