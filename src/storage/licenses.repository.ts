@@ -1,4 +1,4 @@
-import { sql, type Kysely, type RawBuilder, type Selectable } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
 import { dialectOf, tablePrefixOf, type SqlDialect } from './dialect.js';
 
@@ -241,25 +241,17 @@ export async function findDueCandidates(
  * range, or only counts them when `write` is false.
  */
 export async function expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean): Promise<number> {
+  const longPast = (eb: ExpressionBuilder<Database, 'licenses'>) =>
+    eb.and([eb('status', '=', 'active'), eb('expires_at', '>=', '0'), eb('expires_at', '<', beforeDay), eb('expires_at', 'like', '____-__-__%')]);
   if (!write) {
     const row = await db
       .selectFrom('licenses')
       .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('status', '=', 'active')
-      .where('expires_at', '>=', '0')
-      .where('expires_at', '<', beforeDay)
-      .where('expires_at', 'like', '____-__-__%')
+      .where(longPast)
       .executeTakeFirstOrThrow();
     return Number(row.count);
   }
-  const result = await db
-    .updateTable('licenses')
-    .set({ status: 'expired', updated_at: now })
-    .where('status', '=', 'active')
-    .where('expires_at', '>=', '0')
-    .where('expires_at', '<', beforeDay)
-    .where('expires_at', 'like', '____-__-__%')
-    .executeTakeFirst();
+  const result = await db.updateTable('licenses').set({ status: 'expired', updated_at: now }).where(longPast).executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
 

@@ -1,10 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli, startListen } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -214,16 +213,9 @@ describe('the built CLI', () => {
 
   test('listen receives send-test-event and says whether the signature verifies; Ctrl-C stops it cleanly', async () => {
     const cwd = project();
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', '--secret', SECRET], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const listener = await startListen(['--secret', SECRET], cwd);
+    const { url } = listener;
     try {
-      const started = Date.now();
-      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
-      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
       const good = await runCli(['send-test-event', '--url', url, '--secret', SECRET], { cwd });
       expect(good.code).toBe(0);
       const bad = await runCli(['send-test-event', '--url', url, '--secret', 'not-the-secret', '--event', 'license.expired'], { cwd });
@@ -231,12 +223,11 @@ describe('the built CLI', () => {
       expect(bad.code).toBe(3);
       expect(bad.stdout).toContain('HTTP 401');
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(stdout).toMatch(/license\.expiring[\s\S]*"days_until_expiry": 7[\s\S]*signature valid/);
-      expect(stdout).toMatch(/license\.expired[\s\S]*signature INVALID: No match: most likely the wrong secret/);
+      expect(listener.stdout()).toMatch(/license\.expiring[\s\S]*"days_until_expiry": 7[\s\S]*signature valid/);
+      expect(listener.stdout()).toMatch(/license\.expired[\s\S]*signature INVALID: No match: most likely the wrong secret/);
     } finally {
-      child.kill('SIGINT');
+      expect(await listener.stop()).toBe(0);
     }
-    expect(await closed).toBe(0);
   });
 
   test('many abandoned deliveries: listed the same way with and without --quiet, 20 on stderr with license codes, the rest counted', async () => {

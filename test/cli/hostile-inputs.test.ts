@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -6,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import SQLite from 'better-sqlite3';
-import { BIN, runCli } from '../helpers/cli.js';
+import { runCli, startListen } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -118,18 +117,9 @@ function rawRequest(port: number, bytes: string): Promise<string> {
 describe('listen facing hostile requests', () => {
   test('a non-ASCII signature, a missing one, an oversized body and garbage are answered; it keeps running and creates no file', async () => {
     const dir = tempDir();
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', '--secret', 's3cret', '--max-body', '2000'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const listener = await startListen(['--secret', 's3cret', '--max-body', '2000'], dir);
+    const { url } = listener;
     try {
-      const started = Date.now();
-      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
-      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
       const port = Number(new URL(url).port);
       const body = '{"event_type":"license.expired"}';
       // 64 characters, but 65 bytes once the é is UTF-8: timingSafeEqual threw on the byte lengths.
@@ -151,16 +141,15 @@ describe('listen facing hostile requests', () => {
       expect(await rawRequest(port, 'NOT HTTP AT ALL\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
       const signature = createHmac('sha256', 's3cret').update(body).digest('hex');
       expect(await post(url, body, { 'x-webhook-signature': signature })).toBe(200);
-      expect(child.exitCode).toBeNull();
+      expect(listener.running()).toBe(true);
       const printed = Date.now();
-      while (!stdout.includes('signature valid') && Date.now() - printed < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(stdout).toMatch(/answered 413[\s\S]*refused: body of 5000 bytes is over the limit of 2000/);
-      expect(stdout).toContain('signature valid');
+      while (!listener.stdout().includes('signature valid') && Date.now() - printed < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(listener.stdout()).toMatch(/answered 413[\s\S]*refused: body of 5000 bytes is over the limit of 2000/);
+      expect(listener.stdout()).toContain('signature valid');
     } finally {
-      child.kill('SIGINT');
+      expect(await listener.stop()).toBe(0);
     }
-    expect(await closed).toBe(0);
-    expect(stderr).not.toMatch(/unexpected|TypeError|RangeError/);
+    expect(listener.stderr()).not.toMatch(/unexpected|TypeError|RangeError/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
@@ -169,22 +158,13 @@ describe('listen facing hostile requests', () => {
     expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).code).toBe(0);
     const database = path.join(dir, 'license-manager.sqlite');
     const before = fs.readFileSync(database);
-    const env = { ...process.env };
-    delete env.NODE_OPTIONS;
-    const child = spawn(process.execPath, [BIN, 'listen', '--port', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const listener = await startListen([], dir);
     try {
-      const started = Date.now();
-      while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
-      const url = /listening on (http:\S+)/.exec(stdout)![1]!;
-      expect(await post(url, '{}', {})).toBe(401);
-      expect(await post(url, '{}', { 'x-webhook-signature': createHmac('sha256', 'stored-secret').update('{}').digest('hex') })).toBe(200);
+      expect(await post(listener.url, '{}', {})).toBe(401);
+      expect(await post(listener.url, '{}', { 'x-webhook-signature': createHmac('sha256', 'stored-secret').update('{}').digest('hex') })).toBe(200);
     } finally {
-      child.kill('SIGINT');
+      expect(await listener.stop()).toBe(0);
     }
-    expect(await closed).toBe(0);
     expect(fs.readFileSync(database).equals(before)).toBe(true);
   });
 

@@ -37,3 +37,41 @@ export function runCli(args: string[], options: { cwd: string; env?: NodeJS.Proc
     });
   });
 }
+
+/** A `license-manager listen` child process that has said where it listens. */
+export interface Listening {
+  url: string;
+  stdout(): string;
+  stderr(): string;
+  /** Still running (it must survive whatever a test sends it). */
+  running(): boolean;
+  /** Ctrl-C, then its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `license-manager listen --port 0 …args` as a user would, and waits until it prints its URL. */
+export async function startListen(args: string[], cwd: string): Promise<Listening> {
+  const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', ...args], { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const started = Date.now();
+  while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
+  const url = /listening on (http:\S+)/.exec(stdout)?.[1];
+  if (!url) {
+    child.kill('SIGKILL');
+    throw new Error(`listen did not start within 10 s: ${stderr}`);
+  }
+  return {
+    url,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    running: () => child.exitCode === null,
+    stop: () => {
+      child.kill('SIGINT');
+      return closed;
+    },
+  };
+}
