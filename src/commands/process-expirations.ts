@@ -254,7 +254,7 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
   result.left = sent.left;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
-  result.abandonedDeliveries = await abandonedDeliveries(db, sent.outcomes);
+  result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
   return result;
 }
 
