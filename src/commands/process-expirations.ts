@@ -16,7 +16,7 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { recordedEventKeys, recordEvents, type NewDelivery } from '../storage/deliveries.repository.js';
+import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries.repository.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc } from '../time.js';
@@ -304,13 +304,18 @@ async function findAndRecord(context: CommandContext, now: Date, record: boolean
   result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record));
   if (!record) return result;
 
-  const deliveries: NewDelivery[] = events.map(({ event, license }) => ({
-    event_id: randomUUID(),
-    event_key: event.key,
-    event_type: event.type,
-    license_id: license.id,
-    body: buildEventBody(eventDetails(event), eventSubject(license), now),
-  }));
+  // Bodies are built a slice at a time, as they are inserted.
+  const deliveries: NewDeliveries = {
+    count: events.length,
+    slice: (start, end) =>
+      events.slice(start, end).map(({ event, license }) => ({
+        event_id: randomUUID(),
+        event_key: event.key,
+        event_type: event.type,
+        license_id: license.id,
+        body: buildEventBody(eventDetails(event), eventSubject(license), now),
+      })),
+  };
   const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);

@@ -44,23 +44,37 @@ export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readon
 }
 
 /**
+ * New deliveries, made a slice at a time as they are inserted: a large run never holds all its bodies at
+ * once. A slice may be asked for again (a transaction retried after a deadlock).
+ */
+export interface NewDeliveries {
+  count: number;
+  slice(start: number, end: number): NewDelivery[];
+}
+
+/** Deliveries already in memory, as NewDeliveries. */
+export function deliveriesOf(deliveries: readonly NewDelivery[]): NewDeliveries {
+  return { count: deliveries.length, slice: (start, end) => deliveries.slice(start, end) };
+}
+
+/**
  * Records events as `pending` and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
  * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
  */
 export async function recordEvents(
   db: Kysely<Database>,
-  deliveries: readonly NewDelivery[],
+  deliveries: NewDeliveries,
   changes: StatusChanges,
   now: string,
   setStatuses: StatusWriter = writeStatusChanges,
 ): Promise<{ inserted: number; expired: number; reactivated: number }> {
-  if (deliveries.length === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
+  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
       let inserted = 0;
-      for (let index = 0; index < deliveries.length; index += DELIVERY_ROWS_PER_INSERT) {
+      for (let index = 0; index < deliveries.count; index += DELIVERY_ROWS_PER_INSERT) {
         const rows = deliveries.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
         const insert = trx.insertInto('webhook_deliveries').values(rows);
         // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.

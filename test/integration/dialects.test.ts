@@ -3,7 +3,7 @@ import { Kysely, sql, SqliteDialect } from 'kysely';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { TablePrefixPlugin } from '../../src/storage/dialect.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { recordEvents } from '../../src/storage/deliveries.repository.js';
+import { deliveriesOf, recordEvents } from '../../src/storage/deliveries.repository.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 describe('the table prefix plugin', () => {
@@ -52,7 +52,7 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     const ws = workspace();
     await ws.seed([{ license_code: 'TWICE' }]);
     const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
-    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, [delivery('a')], { expired: [], reactivated: [] }, 'T'), recordEvents(db, [delivery('b')], { expired: [], reactivated: [] }, 'T')]));
+    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, deliveriesOf([delivery('a')]), { expired: [], reactivated: [] }, 'T'), recordEvents(db, deliveriesOf([delivery('b')]), { expired: [], reactivated: [] }, 'T')]));
     expect(results.map((result) => result.inserted).sort((a, b) => a - b)).toEqual([0, 1]);
     const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
     expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
