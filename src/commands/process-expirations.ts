@@ -106,7 +106,7 @@ export interface ProcessExpirationsResult {
 }
 
 interface Findings {
-  events: Array<{ event: DueEvent; license: LicenseRow }>;
+  events: LicenseEvent[];
   expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
   reactivate: number[];
   beyondLookback: number[];
@@ -122,7 +122,7 @@ async function findNewEvents(
   onWarning: (message: string) => void,
 ): Promise<Findings> {
   const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
-  const due: Array<{ event: DueEvent; license: LicenseRow }> = [];
+  const due: LicenseEvent[] = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
     const dates = readDates(license, policy.timeZone);
@@ -145,15 +145,38 @@ async function findNewEvents(
     findings.skipped += 1;
     onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
   }
-  // Earlier records of these licenses, under today's keys or the first release's.
+  findings.events = await notYetRecorded(db, due, policy.timeZone);
+  return findings;
+}
+
+type LicenseEvent = { event: DueEvent; license: LicenseRow };
+
+/** The events no earlier record covers: records of these licenses under today's keys or the first release's. */
+async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
   const recorded: RecordedEvent[] = [];
-  for (const key of await recordedEventKeys(db, due.map(({ license }) => license.id))) {
-    const parsed = parseEventKey(key, policy.timeZone);
+  for (const key of await recordedEventKeys(db, events.map(({ license }) => license.id))) {
+    const parsed = parseEventKey(key, timeZone);
     if (parsed) recorded.push(parsed);
   }
   const earlier = new RecordedEvents(recorded);
-  findings.events = due.filter(({ event }) => !earlier.covers(event));
-  return findings;
+  return events.filter(({ event }) => !earlier.covers(event));
+}
+
+/** The deliveries of these events, their bodies built a slice at a time as they are inserted. */
+function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string): NewDeliveries {
+  return {
+    count: events.length,
+    slice: (start, end) =>
+      events.slice(start, end).map(({ event, license }) => ({
+        event_id: randomUUID(),
+        event_key: event.key,
+        event_type: event.type,
+        license_id: license.id,
+        body: buildEventBody(eventDetails(event), eventSubject(license), now),
+      })),
+    // Another run recorded while this one waited its turn: most of these events are likely recorded now.
+    stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone),
+  };
 }
 
 /** Counts by type and threshold, largest threshold first. */
@@ -304,19 +327,7 @@ async function findAndRecord(context: CommandContext, now: Date, record: boolean
   result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record));
   if (!record) return result;
 
-  // Bodies are built a slice at a time, as they are inserted.
-  const deliveries: NewDeliveries = {
-    count: events.length,
-    slice: (start, end) =>
-      events.slice(start, end).map(({ event, license }) => ({
-        event_id: randomUUID(),
-        event_key: event.key,
-        event_type: event.type,
-        license_id: license.id,
-        body: buildEventBody(eventDetails(event), eventSubject(license), now),
-      })),
-  };
-  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
+  const recorded = await recordEvents(db, deliveriesFor(events, now, policy.timeZone), { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
   result.reactivated = recorded.reactivated;

@@ -1,7 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
-import { dialectOf, retryOnDeadlock, type SqlDialect } from './dialect.js';
+import { dialectOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
 import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
 
 /** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
@@ -50,6 +50,8 @@ export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readon
 export interface NewDeliveries {
   count: number;
   slice(start: number, end: number): NewDelivery[];
+  /** Those of them still not recorded, asked after this run waited for another to record (see waitForRecordingTurn). */
+  stillNew?(trx: Kysely<Database>): Promise<NewDeliveries>;
 }
 
 /** Deliveries already in memory, as NewDeliveries. */
@@ -73,9 +75,11 @@ export async function recordEvents(
   const dialect = dialectOf(db);
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
+      const waited = await waitForRecordingTurn(trx);
+      const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
-      for (let index = 0; index < deliveries.count; index += DELIVERY_ROWS_PER_INSERT) {
-        const rows = deliveries.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
+      for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
+        const rows = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
         const insert = trx.insertInto('webhook_deliveries').values(rows);
         // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
         const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
@@ -86,6 +90,22 @@ export async function recordEvents(
       return { inserted, expired, reactivated };
     }),
   );
+}
+
+/**
+ * On PostgreSQL, runs that share the database record their new events one at a time, under a
+ * transaction-scoped advisory lock named after our table prefix. True when this run had to wait: the run
+ * before it may have recorded the same events, so they are looked up again instead of built and sent to
+ * the server only to be skipped. A saving, not a guarantee: the unique event key alone keeps each event
+ * recorded once, on every dialect.
+ */
+async function waitForRecordingTurn(trx: Kysely<Database>): Promise<boolean> {
+  if (dialectOf(trx) !== 'postgres') return false;
+  const key = sql`hashtext(${`license-manager:record:${tablePrefixOf(trx)}`})`;
+  const { rows } = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${key}) as got`.execute(trx);
+  if (rows[0]?.got) return false;
+  await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
+  return true;
 }
 
 export interface ClaimOptions {

@@ -1,10 +1,12 @@
 import SQLite from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
-import { afterEach, describe, expect, test } from '@jest/globals';
-import { TablePrefixPlugin } from '../../src/storage/dialect.js';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { TablePrefixPlugin, tablePrefixOf } from '../../src/storage/dialect.js';
 import type { Database } from '../../src/storage/database.table.js';
 import { deliveriesOf, recordEvents } from '../../src/storage/deliveries.repository.js';
-import { forEachDialect } from '../helpers/workspace.js';
+import { createServerDatabase, testDialects, type ServerDatabase } from '../helpers/servers.js';
+import { aLicense, forEachDialect, workspace } from '../helpers/workspace.js';
 
 describe('the table prefix plugin', () => {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }), plugins: [new TablePrefixPlugin('lm_')] });
@@ -63,5 +65,55 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     await ws.seed([{ license_code: 'abc' }, { license_code: 'ABC' }]);
     const codes = await ws.run(({ db }) => db.selectFrom('licenses').select('license_code').orderBy('license_code').execute());
     expect(codes.map((row) => row.license_code)).toEqual(['ABC', 'abc']);
+  });
+});
+
+// PostgreSQL only: there, runs that record at once take turns under an advisory lock (see waitForRecordingTurn).
+(testDialects().includes('postgres') ? describe : describe.skip)('recording on PostgreSQL', () => {
+  let server: ServerDatabase | undefined;
+  beforeAll(async () => {
+    server = await createServerDatabase('postgres');
+  });
+  afterAll(async () => {
+    await server?.drop();
+  });
+
+  test('a run that had to wait for another to record looks its events up again before inserting them', async () => {
+    const ws = workspace({}, {}, server);
+    await ws.seed([aLicense({ license_code: 'TURN' })]);
+    const delivery = (id: string, key: string) => ({ event_id: id, event_key: key, event_type: 'license.expired', license_id: 1, body: '{}' });
+    let lookedUp = 0;
+    const withLookup = (key: string) => ({
+      ...deliveriesOf([delivery(key, key)]),
+      stillNew: async () => {
+        lookedUp += 1;
+        return deliveriesOf([]);
+      },
+    });
+    const none = { expired: [], reactivated: [] };
+
+    // Nobody else recording: no wait, no second look.
+    expect(await ws.run(({ db }) => recordEvents(db, withLookup('first'), none, 'T'))).toMatchObject({ inserted: 1 });
+    expect(lookedUp).toBe(0);
+
+    // Another session holds the turn (as a run recording at that moment does): the run waits, then looks again.
+    const holder = new pg.Client({ connectionString: server!.url });
+    await holder.connect();
+    try {
+      const prefix = await ws.run(async ({ db }) => tablePrefixOf(db));
+      await holder.query('begin');
+      await holder.query('select pg_advisory_xact_lock(hashtext($1))', [`license-manager:record:${prefix}`]);
+      let settled = false;
+      const recording = ws.run(({ db }) => recordEvents(db, withLookup('second'), none, 'T')).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(settled).toBe(false);
+      await holder.query('commit');
+      expect(await recording).toMatchObject({ inserted: 0 });
+      expect(lookedUp).toBe(1);
+    } finally {
+      await holder.end();
+    }
+    const keys = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select('event_key').execute());
+    expect(keys).toEqual([{ event_key: 'first' }]);
   });
 });
