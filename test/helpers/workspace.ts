@@ -84,10 +84,10 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
 
 /**
  * Runs a behaviour suite once per dialect that answers: SQLite always, PostgreSQL and MariaDB/MySQL when
- * their servers do (see test/helpers/global-setup.ts). Each server run gets one database for the suite.
+ * their servers do (see test/helpers/global-setup.ts), or only `dialects`. Each server run gets one database for the suite.
  */
-export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void): void {
-  describe.each(testDialects())(`${name} [%s]`, (dialect) => {
+export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void, dialects: TestDialect[] = testDialects()): void {
+  describe.each(dialects)(`${name} [%s]`, (dialect) => {
     let server: ServerDatabase | undefined;
     if (dialect !== 'sqlite') {
       beforeAll(async () => {
