@@ -11,7 +11,7 @@ import { EXIT, ExitError, usageError } from '../errors.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
-import type { DatabaseTarget } from '../storage/database-target.js';
+import { looksLikeUrl, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
 import { databaseError, isDatabaseError, openDatabase } from '../storage/open-database.js';
@@ -68,7 +68,6 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
     if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
-    const exposed = exposedSecretWarning(settings, loaded.filepath, database);
     return await fn({
       db,
       config,
@@ -79,7 +78,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
-      warnings: exposed ? [exposed] : [],
+      warnings: exposedSecretWarnings(settings, loaded, database),
     });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
@@ -100,21 +99,44 @@ async function resolveFromDatabase(db: Kysely<Database>, loaded: LoadedConfig, e
   return resolveConfig(loaded, own, env, botbleSettingsLayer(await readBotbleSettings(db)));
 }
 
-/** One warning when the file the secret is read from can be read by the group or others. */
-function exposedSecretWarning(settings: EffectiveSetting[], configFile: string | undefined, database: DatabaseTarget): string | undefined {
-  const secret = settings.find((setting) => setting.key === 'webhook-secret');
-  if (!secret || secret.value === null) return undefined;
-  // A server database's permissions are the server's business: only files are checked.
-  const file = secret.source === 'config' ? configFile : secret.source === 'settings' && database.dialect === 'sqlite' ? database.filename : undefined;
-  if (!file || process.platform === 'win32') return undefined;
-  let mode: number;
+/** Whether a `database.url` carries a password (`postgres://user:password@host/db`); a SQLite path or URL has none. */
+function urlHasPassword(value: string | null | undefined): boolean {
+  if (!value || !looksLikeUrl(value)) return false;
   try {
-    mode = fs.statSync(file).mode;
+    return new URL(value).password !== '';
   } catch {
-    return undefined;
+    // Not parseable: "user:something@" after the scheme still holds a password.
+    return /\/\/[^:/@]*:[^@/]+@/.test(value);
   }
-  if ((mode & 0o077) === 0) return undefined;
-  return `${file} holds the webhook secret and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`;
+}
+
+/**
+ * One warning per file that holds a secret (the webhook secret, the password in `database.url`) and that
+ * the group or others can read.
+ */
+function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfig, database: DatabaseTarget): string[] {
+  if (process.platform === 'win32') return [];
+  const held = new Map<string, string[]>();
+  const hold = (file: string | undefined, what: string) => {
+    if (file) held.set(file, [...(held.get(file) ?? []), what]);
+  };
+  const secret = settings.find((setting) => setting.key === 'webhook-secret');
+  if (secret && secret.value !== null) {
+    // A server database's permissions are the server's business: only files are checked.
+    hold(secret.source === 'config' ? loaded.filepath : secret.source === 'settings' && database.dialect === 'sqlite' ? database.filename : undefined, 'the webhook secret');
+  }
+  // The file holds the password even when LICENSE_MANAGER_DB points the run elsewhere.
+  if (urlHasPassword(loaded.config.database.url)) hold(loaded.filepath, 'the database password (database.url)');
+  return [...held].flatMap(([file, what]) => {
+    let mode: number;
+    try {
+      mode = fs.statSync(file).mode;
+    } catch {
+      return [];
+    }
+    if ((mode & 0o077) === 0) return [];
+    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`];
+  });
 }
 
 /**
@@ -146,8 +168,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  const exposed = exposedSecretWarning(settings, loaded.filepath, database);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposed ? [exposed] : [] };
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposedSecretWarnings(settings, loaded, database) };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */

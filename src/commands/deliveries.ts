@@ -13,6 +13,7 @@ import {
   type AttemptRow,
   type DeliveryListItem,
 } from '../storage/deliveries.repository.js';
+import { withLicenseCodes } from '../storage/license-source.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
@@ -35,16 +36,22 @@ export interface DeliveriesListResult {
 }
 
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
-  const filter = { ...options, since: options.since && formatUtc(options.since) };
-  const rows = await listDeliveries(context.db, filter);
-  const total = options.limit !== undefined && rows.length === options.limit ? await countDeliveries(context.db, filter) : rows.length;
+  const { db, licenses } = context;
+  const { licenseCode, ...rest } = options;
+  // A code is looked up where the licenses are (ours or Botble's); one that names no license matches no delivery.
+  const licenseIds = licenseCode === undefined ? undefined : await licenses.idsOfCode(db, licenseCode);
+  if (licenseIds?.length === 0) return { rows: [], total: 0 };
+  const filter = { ...rest, licenseIds, since: options.since && formatUtc(options.since) };
+  const rows = await withLicenseCodes(licenses, db, await listDeliveries(db, filter));
+  const total = options.limit !== undefined && rows.length === options.limit ? await countDeliveries(db, filter) : rows.length;
   return { rows, total };
 }
 
 export async function deliveriesShow(context: CommandContext, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
   const found = await findDelivery(context.db, id);
   if (!found) throw usageError(`No delivery with id ${id}. See "license-manager deliveries list".`);
-  return found;
+  const [delivery] = await withLicenseCodes(context.licenses, context.db, [found.delivery]);
+  return { delivery: delivery!, attempts: found.attempts };
 }
 
 export interface RetryOptions {
@@ -83,7 +90,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   let selectedCount: number;
   if (options.abandoned) {
     // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
-    selected = await listAbandoned(context.db, { since }, MAX_LISTED);
+    selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since }, MAX_LISTED));
     selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since });
   } else {
     selected = [];
@@ -114,5 +121,5 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since } : { ids: options.ids },
   });
-  return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, sent.outcomes) };
+  return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, context.licenses, sent.outcomes) };
 }

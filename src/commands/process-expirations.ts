@@ -226,68 +226,16 @@ function checkRun(context: CommandContext, now: Date, realNow: Date, options: Pr
 async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const webhooks = config.webhooks;
-  const policy: ExpirationPolicy = { ...config.expirations };
-  const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
-  const { events } = findings;
-
-  const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
-  for (const { event } of events) dueCounts[event.type] += 1;
-  const plan = planOf(events.map(({ event }) => event));
-  const bounds = scanBounds(now, policy);
-  const result: ProcessExpirationsResult = {
-    now: formatUtc(now),
-    timeZone: policy.timeZone,
-    today: bounds.today,
-    dryRun: Boolean(options.dryRun),
-    webhooksEnabled: webhooks.enabled,
-    target: webhookTarget(context),
-    hasLicenses: events.length > 0 || (await context.licenses.hasAny(db)),
-    licenseSource: context.licenses.kind,
-    due: events.map(({ event, license }) => ({
-      type: event.type,
-      licenseId: license.id,
-      licenseCode: license.license_code,
-      date: formatUtc(event.date),
-      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
-    })),
-    dueCounts,
-    plan,
-    recorded: 0,
-    markedExpired: 0,
-    expiredWithoutEvent: 0,
-    reactivated: 0,
-    skipped: findings.skipped,
-    delivered: 0,
-    abandoned: 0,
-    released: 0,
-    dropped: 0,
-    left: 0,
-    deliveries: [],
-    unlisted: 0,
-    abandonedDeliveries: [],
-  };
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
-  const recordedAt = formatUtc(now);
-  result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, url !== null));
+  // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
+  const result = await findAndRecord(context, now, url !== null, options);
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
-    if (options.dryRun) options.onPlan?.(plan);
+    if (options.dryRun) options.onPlan?.(result.plan);
     return result;
   }
-
-  const deliveries: NewDelivery[] = events.map(({ event, license }) => ({
-    event_id: randomUUID(),
-    event_key: event.key,
-    event_type: event.type,
-    license_id: license.id,
-    body: buildEventBody(eventDetails(event), eventSubject(license), now),
-  }));
-  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
-  result.recorded = recorded.inserted;
-  result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
-  result.reactivated = recorded.reactivated;
-  options.onPlan?.(plan);
+  options.onPlan?.(result.plan);
 
   const sent: DeliverPendingResult = await deliverPending(db, {
     policy: deliveryPolicy(webhooks, url),
@@ -306,6 +254,66 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
   result.left = sent.left;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
-  result.abandonedDeliveries = await abandonedDeliveries(db, sent.outcomes);
+  result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
+  return result;
+}
+
+/** Finds the new events and, when `record` is set (webhooks on, not a dry run), records them and the status changes. */
+async function findAndRecord(context: CommandContext, now: Date, record: boolean, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+  const { db, config } = context;
+  const policy: ExpirationPolicy = { ...config.expirations };
+  const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
+  const { events } = findings;
+
+  const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
+  for (const { event } of events) dueCounts[event.type] += 1;
+  const bounds = scanBounds(now, policy);
+  const result: ProcessExpirationsResult = {
+    now: formatUtc(now),
+    timeZone: policy.timeZone,
+    today: bounds.today,
+    dryRun: Boolean(options.dryRun),
+    webhooksEnabled: config.webhooks.enabled,
+    target: webhookTarget(context),
+    hasLicenses: events.length > 0 || (await context.licenses.hasAny(db)),
+    licenseSource: context.licenses.kind,
+    due: events.map(({ event, license }) => ({
+      type: event.type,
+      licenseId: license.id,
+      licenseCode: license.license_code,
+      date: formatUtc(event.date),
+      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
+    })),
+    dueCounts,
+    plan: planOf(events.map(({ event }) => event)),
+    recorded: 0,
+    markedExpired: 0,
+    expiredWithoutEvent: 0,
+    reactivated: 0,
+    skipped: findings.skipped,
+    delivered: 0,
+    abandoned: 0,
+    released: 0,
+    dropped: 0,
+    left: 0,
+    deliveries: [],
+    unlisted: 0,
+    abandonedDeliveries: [],
+  };
+  const recordedAt = formatUtc(now);
+  result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record));
+  if (!record) return result;
+
+  const deliveries: NewDelivery[] = events.map(({ event, license }) => ({
+    event_id: randomUUID(),
+    event_key: event.key,
+    event_type: event.type,
+    license_id: license.id,
+    body: buildEventBody(eventDetails(event), eventSubject(license), now),
+  }));
+  const recorded = await recordEvents(db, deliveries, { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
+  result.recorded = recorded.inserted;
+  result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
+  result.reactivated = recorded.reactivated;
   return result;
 }

@@ -114,7 +114,7 @@ function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelectio
  * Claims pending deliveries a window at a time and sends them concurrently: `concurrency` bounds the HTTP
  * attempts in flight, while a delivery waiting for its retry holds no slot and no room in the window, so
  * claiming goes on while retries wait (up to MAX_HELD held at once). Every attempt is logged as it ends;
- * before each attempt the claim is confirmed and its lease renewed. A run that dies leaves its claims to
+ * before each attempt the claim is confirmed (see ClaimKeeper) and leases are renewed. A run that dies leaves its claims to
  * lapse and be taken over. The first failed database write stops every further attempt.
  */
 export async function deliverPending(db: Kysely<Database>, options: DeliverPendingOptions): Promise<DeliverPendingResult> {
@@ -128,10 +128,12 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   const source = claimSource(db, runId, options.resend);
   const total = options.onProgress ? await source.remaining(clock.now().getTime()) : 0;
   let heartbeatFailed = false;
+  const keeper = new ClaimKeeper(db, { runId, leaseMs, clock });
   const stopHeartbeat = startHeartbeat(db, {
     runId,
     leaseMs,
     clock,
+    onRenewed: (fromMs, untilMs) => keeper.renewed(fromMs, untilMs),
     onError: (error) => {
       if (heartbeatFailed) return;
       heartbeatFailed = true;
@@ -140,7 +142,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
     },
   });
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch }, source, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch, keeper }, source, total));
   } finally {
     stopHeartbeat();
   }
@@ -149,11 +151,11 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper },
   source: ClaimSource,
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, fetch, leaseMs } = options;
+  const { clock, fetch, leaseMs, keeper } = options;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
@@ -168,7 +170,6 @@ async function workThrough(
   const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
   setMaxListeners(0, stop);
   const writer = new AttemptWriter(db, options.runId);
-  const keeper = new ClaimKeeper(db, { runId: options.runId, leaseMs, clock });
   const maxAttempts = options.policy.retryDelaysMs.length + 1;
   // The loop sleeps until a delivery ends or starts/stops waiting for a retry.
   let changed = false;
@@ -248,12 +249,14 @@ async function workThrough(
       const claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
       drained = claimed.length === 0;
       for (const row of claimed) {
+        keeper.claimed(row.id, nowMs + leaseMs);
         const task: Promise<void> = run(row)
           .catch((error: unknown) => {
             failure ??= error;
             halt.abort();
           })
           .finally(() => {
+            keeper.forget(row.id);
             inFlight.delete(task);
             drained = false;
             nudge();

@@ -84,15 +84,22 @@ export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number, 
   return freed;
 }
 
-/** Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed. */
+/**
+ * Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed.
+ * `onRenewed(fromMs, untilMs)`: every lease of the run still running at `fromMs` now runs until `untilMs`.
+ */
 export function startHeartbeat(
   db: Kysely<Database>,
-  options: { runId: string; leaseMs: number; clock: Clock; onError?: (error: unknown) => void },
+  options: { runId: string; leaseMs: number; clock: Clock; onError?: (error: unknown) => void; onRenewed?: (fromMs: number, untilMs: number) => void },
 ): () => void {
   const timer = setInterval(
     () => {
       const nowMs = options.clock.now().getTime();
-      renewLeases(db, options.runId, nowMs, nowMs + options.leaseMs).catch((error: unknown) => options.onError?.(error));
+      const untilMs = nowMs + options.leaseMs;
+      renewLeases(db, options.runId, nowMs, untilMs).then(
+        () => options.onRenewed?.(nowMs, untilMs),
+        (error: unknown) => options.onError?.(error),
+      );
     },
     Math.max(100, Math.floor(options.leaseMs / 3)),
   );
@@ -101,19 +108,44 @@ export function startHeartbeat(
 }
 
 /**
- * Confirms, just before each attempt, that this run still holds the delivery with a running lease, and
- * renews that lease: a run that was paused past its lease (SIGSTOP, a frozen VM) finds the deliveries
- * another run took over and does not send them again. The checks of one event-loop turn share one UPDATE.
+ * Confirms, just before each attempt, that this run still holds the delivery with a running lease: a run
+ * that was paused past its lease (SIGSTOP, a frozen VM) finds the deliveries another run took over and does
+ * not send them again.
+ *
+ * The keeper knows the lease each held delivery was last given (by its claim, a confirmation or a
+ * heartbeat). While at least half of that lease is left by this run's clock, nobody can have taken the
+ * delivery over, so the attempt goes ahead without asking the database: with the heartbeat renewing every
+ * third of the lease, that is every attempt of a run that is not paused. Otherwise the claim is checked
+ * and renewed in the database; the checks of one event-loop turn share one UPDATE.
  */
 export class ClaimKeeper {
   private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];
+  /** Delivery id → the end of the lease it is known to have in the database (epoch ms). */
+  private readonly leases = new Map<number, number>();
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly options: { runId: string; leaseMs: number; clock: Clock },
   ) {}
 
+  /** A delivery this run just claimed, with the lease its claim wrote. */
+  claimed(deliveryId: number, untilMs: number): void {
+    this.leases.set(deliveryId, untilMs);
+  }
+
+  /** The heartbeat renewed, to `untilMs`, every lease still running at `fromMs`. */
+  renewed(fromMs: number, untilMs: number): void {
+    for (const [id, until] of this.leases) if (until >= fromMs && until < untilMs) this.leases.set(id, untilMs);
+  }
+
+  /** The delivery ended (or went back): nothing more to know about its lease. */
+  forget(deliveryId: number): void {
+    this.leases.delete(deliveryId);
+  }
+
   confirm(deliveryId: number): Promise<boolean> {
+    const until = this.leases.get(deliveryId);
+    if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.leaseMs / 2) return Promise.resolve(true);
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(() => void this.flush());
       this.queue.push({ id: deliveryId, resolve, reject });
@@ -123,9 +155,14 @@ export class ClaimKeeper {
   private async flush(): Promise<void> {
     const batch = this.queue.splice(0);
     const nowMs = this.options.clock.now().getTime();
+    const untilMs = nowMs + this.options.leaseMs;
     try {
-      const held = await confirmClaims(this.db, this.options.runId, batch.map((item) => item.id), nowMs, nowMs + this.options.leaseMs);
-      for (const item of batch) item.resolve(held.has(item.id));
+      const held = await confirmClaims(this.db, this.options.runId, batch.map((item) => item.id), nowMs, untilMs);
+      for (const item of batch) {
+        if (held.has(item.id)) this.leases.set(item.id, untilMs);
+        else this.leases.delete(item.id);
+        item.resolve(held.has(item.id));
+      }
     } catch (error) {
       for (const item of batch) item.reject(error);
     }

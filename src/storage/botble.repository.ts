@@ -171,6 +171,22 @@ export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix
   return row ? toLicenseRow(row) : undefined;
 }
 
+/** The id and code of these Botble licenses (at most a bounded IN list of ids; ids with no license are absent). */
+export async function botbleLicenseCodesOf(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<Array<{ id: number; license_code: string | null }>> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const rows: Array<{ id: number | string | bigint; license_code: string | null }> = await readBotble([tables.licenses], () =>
+    raw.selectFrom(tables.licenses).select(['id', 'license_code']).where('id', 'in', [...ids]).execute(),
+  );
+  return rows.map((row) => ({ id: Number(row.id), license_code: row.license_code }));
+}
+
+/** The ids of the Botble licenses with this code: none or one (Botble's license_code is unique). */
+export async function botbleLicenseIdsOfCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<number[]> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const rows: Array<{ id: number | string | bigint }> = await readBotble([tables.licenses], () => raw.selectFrom(tables.licenses).select('id').where('license_code', '=', code).execute());
+  return rows.map((row) => Number(row.id));
+}
+
 /** `is_valid` as 0 or 1 (null as 1): Laravel's boolean is tinyint(1) on MySQL and boolean on PostgreSQL. */
 function validity(db: Kysely<Database>): RawBuilder<number> {
   return sql<number>`coalesce(cast(l.is_valid as ${sql.raw(dialectOf(db) === 'mysql' ? 'signed' : 'integer')}), 1)`;

@@ -171,14 +171,10 @@ export async function listAbandoned(
   db: Kysely<Database>,
   selection: ResendSelection,
   limit: number,
-): Promise<Array<{ id: number; event_id: string; event_type: string; license_code: string | null }>> {
-  let query = db
-    .selectFrom('webhook_deliveries as d')
-    .leftJoin('licenses as l', 'l.id', 'd.license_id')
-    .select(['d.id', 'd.event_id', 'd.event_type', 'l.license_code'])
-    .where('d.status', '=', 'abandoned');
-  if (selection.since !== undefined) query = query.where('d.created_at', '>=', selection.since);
-  return query.orderBy('d.id').limit(limit).execute();
+): Promise<Array<{ id: number; event_id: string; event_type: string; license_id: number | null }>> {
+  let query = db.selectFrom('webhook_deliveries').select(['id', 'event_id', 'event_type', 'license_id']).where('status', '=', 'abandoned');
+  if (selection.since !== undefined) query = query.where('created_at', '>=', selection.since);
+  return query.orderBy('id').limit(limit).execute();
 }
 
 /** How many abandoned deliveries a re-send would still take after `afterId` (for progress, and what a stop leaves). */
@@ -408,26 +404,29 @@ export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, 
 export interface DeliveryFilter {
   status?: DeliveryStatus;
   eventType?: string;
-  licenseCode?: string;
+  /** Only deliveries for these licenses (the ids of one code, as the license source gives them); never empty. */
+  licenseIds?: readonly number[];
   since?: string;
   limit?: number;
 }
 
+/** A delivery with the code of its license, which the license source gives (our licenses table, or Botble's). */
 export interface DeliveryListItem extends DeliveryRow {
   license_code: string | null;
 }
 
+// The log names licenses by id only: their codes live where the license source reads them, not always in our tables.
 function filteredDeliveries(db: Kysely<Database>, filter: DeliveryFilter) {
-  let query = db.selectFrom('webhook_deliveries as d').leftJoin('licenses as l', 'l.id', 'd.license_id');
-  if (filter.status) query = query.where('d.status', '=', filter.status);
-  if (filter.eventType) query = query.where('d.event_type', '=', filter.eventType);
-  if (filter.licenseCode) query = query.where('l.license_code', '=', filter.licenseCode);
-  if (filter.since) query = query.where('d.created_at', '>=', filter.since);
+  let query = db.selectFrom('webhook_deliveries');
+  if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.eventType) query = query.where('event_type', '=', filter.eventType);
+  if (filter.licenseIds) query = query.where('license_id', 'in', [...filter.licenseIds]);
+  if (filter.since) query = query.where('created_at', '>=', filter.since);
   return query;
 }
 
-export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<DeliveryListItem[]> {
-  const query = filteredDeliveries(db, filter).selectAll('d').select('l.license_code').orderBy('d.id', 'desc');
+export async function listDeliveries(db: Kysely<Database>, filter: DeliveryFilter = {}): Promise<DeliveryRow[]> {
+  const query = filteredDeliveries(db, filter).selectAll().orderBy('id', 'desc');
   return (filter.limit === undefined ? query : query.limit(filter.limit)).execute();
 }
 
@@ -437,30 +436,23 @@ export async function countDeliveries(db: Kysely<Database>, filter: DeliveryFilt
   return Number(row.count);
 }
 
-/** The license code of each delivery id (deliveries of deleted licenses are absent). */
-export async function licenseCodesOfDeliveries(db: Kysely<Database>, ids: readonly number[]): Promise<Map<number, string>> {
-  const codes = new Map<number, string>();
-  // Bounded IN lists: SQLite and the server databases all cap bound parameters.
-  for (let start = 0; start < ids.length; start += 500) {
+/** The license id of each of these deliveries (deliveries for no license are absent). */
+export async function licenseIdsOfDeliveries(db: Kysely<Database>, ids: readonly number[]): Promise<Map<number, number>> {
+  const licenseIds = new Map<number, number>();
+  for (let start = 0; start < ids.length; start += IDS_PER_STATEMENT) {
     const rows = await db
-      .selectFrom('webhook_deliveries as d')
-      .innerJoin('licenses as l', 'l.id', 'd.license_id')
-      .select(['d.id', 'l.license_code'])
-      .where('d.id', 'in', ids.slice(start, start + 500))
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'license_id'])
+      .where('id', 'in', ids.slice(start, start + IDS_PER_STATEMENT))
+      .where('license_id', 'is not', null)
       .execute();
-    for (const row of rows) codes.set(row.id, row.license_code);
+    for (const row of rows) licenseIds.set(row.id, row.license_id!);
   }
-  return codes;
+  return licenseIds;
 }
 
-export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] } | undefined> {
-  const delivery = await db
-    .selectFrom('webhook_deliveries as d')
-    .leftJoin('licenses as l', 'l.id', 'd.license_id')
-    .selectAll('d')
-    .select('l.license_code')
-    .where('d.id', '=', id)
-    .executeTakeFirst();
+export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ delivery: DeliveryRow; attempts: AttemptRow[] } | undefined> {
+  const delivery = await db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
   if (!delivery) return undefined;
   const attempts = await db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', id).orderBy('attempt').execute();
   return { delivery, attempts };

@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import {
+  botbleLicenseCodesOf,
+  botbleLicenseIdsOfCode,
   countBotbleLicenses,
   expireBotbleLongPast,
   findBotbleDueCandidates,
@@ -16,7 +18,9 @@ import {
   findLicenseByCode,
   findUnreadableDates,
   hasLicenses,
+  licenseCodesOf,
   licenseCounts,
+  licenseIdsOfCode,
   listLicenses,
   writeStatusChanges,
   type LicenseFilter,
@@ -40,6 +44,10 @@ export interface LicenseSource {
   setStatuses: StatusWriter;
   list(db: Kysely<Database>, filter?: LicenseFilter): Promise<LicenseRow[]>;
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
+  /** The ids of the licenses with this code (none or one): how the delivery log filters by a code. */
+  idsOfCode(db: Kysely<Database>, code: string): Promise<number[]>;
+  /** Id and code of at most IDS_PER_READ of these licenses (absent ones are left out): how the delivery log names licenses. */
+  codesOf(db: Kysely<Database>, ids: readonly number[]): Promise<Array<{ id: number; license_code: string | null }>>;
   /** Licenses per status, for `status`. */
   counts(db: Kysely<Database>): Promise<Record<string, number>>;
   /** Whether there is any license at all (a job pointed at an empty database has none). */
@@ -55,6 +63,8 @@ const ownLicenses: LicenseSource = {
   setStatuses: writeStatusChanges,
   list: listLicenses,
   findByCode: findLicenseByCode,
+  idsOfCode: licenseIdsOfCode,
+  codesOf: licenseCodesOf,
   counts: licenseCounts,
   hasAny: hasLicenses,
 };
@@ -69,6 +79,8 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
     setStatuses: setBotbleStatuses,
     list: (db, filter) => listBotbleLicenses(db, tablePrefix, filter),
     findByCode: (db, code) => findBotbleLicenseByCode(db, tablePrefix, code),
+    idsOfCode: (db, code) => botbleLicenseIdsOfCode(db, tablePrefix, code),
+    codesOf: (db, ids) => botbleLicenseCodesOf(db, tablePrefix, ids),
     counts: (db) => countBotbleLicenses(db, tablePrefix),
     hasAny: (db) => hasBotbleLicenses(db, tablePrefix),
   };
@@ -77,4 +89,27 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
 /** The source the config names (`licenses.source`, `botble.tablePrefix`). */
 export function licenseSourceFor(config: { licenses: { source: 'own' | 'botble' }; botble: { tablePrefix: string } }): LicenseSource {
   return config.licenses.source === 'botble' ? botbleLicenses(config.botble.tablePrefix) : ownLicenses;
+}
+
+// Ids in one `IN (…)` list: every server caps bound parameters (SQLite at 999 before 3.32).
+const IDS_PER_READ = 500;
+
+/** The code of each license these ids name, asked of the source a bounded list at a time (absent: no such license, or no code). */
+export async function licenseCodes(source: LicenseSource, db: Kysely<Database>, licenseIds: Iterable<number | null>): Promise<Map<number, string>> {
+  const ids = [...new Set([...licenseIds].filter((id): id is number => id !== null))];
+  const codes = new Map<number, string>();
+  for (let start = 0; start < ids.length; start += IDS_PER_READ) {
+    for (const row of await source.codesOf(db, ids.slice(start, start + IDS_PER_READ))) if (row.license_code !== null) codes.set(row.id, row.license_code);
+  }
+  return codes;
+}
+
+/** Rows of the delivery log with the code of the license each names (null: no license, or one since deleted). */
+export async function withLicenseCodes<T extends { license_id: number | null }>(source: LicenseSource, db: Kysely<Database>, rows: readonly T[]): Promise<Array<T & { license_code: string | null }>> {
+  const codes = await licenseCodes(
+    source,
+    db,
+    rows.map((row) => row.license_id),
+  );
+  return rows.map((row) => ({ ...row, license_code: row.license_id === null ? null : (codes.get(row.license_id) ?? null) }));
 }

@@ -216,6 +216,16 @@ export async function findLicenseByCode(db: Kysely<Database>, code: string): Pro
   return db.selectFrom('licenses').selectAll().where('license_code', '=', code).executeTakeFirst();
 }
 
+/** The id and code of these licenses (at most a bounded IN list of ids; ids with no license are absent). */
+export async function licenseCodesOf(db: Kysely<Database>, ids: readonly number[]): Promise<Array<{ id: number; license_code: string }>> {
+  return db.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', [...ids]).execute();
+}
+
+/** The ids of the licenses with this code: none or one (license_code is unique). */
+export async function licenseIdsOfCode(db: Kysely<Database>, code: string): Promise<number[]> {
+  return (await db.selectFrom('licenses').select('id').where('license_code', '=', code).execute()).map((row) => row.id);
+}
+
 /**
  * Licenses that may have an event due or a status to change, by range scans of the (status, date) indexes.
  * The bounds are whole-day prefixes (`2024-01-08` sorts before every time on that day, whatever its format),

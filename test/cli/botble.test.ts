@@ -156,6 +156,76 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     expect(await botble.checksum()).toBe(before);
   });
 
+  test('the delivery log names Botble licenses by code: deliveries list and --license (text and --json), show, retry and the abandoned list of a run', async () => {
+    // L-7's receiver keeps failing, so its delivery is abandoned; every other license's is delivered.
+    const failing = await startReceiver((request) => ((JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code === 'L-7' ? 500 : 200));
+    try {
+      const dir = botbleDir('lmz_');
+      const env = { LICENSE_MANAGER_WEBHOOK_URL: failing.url };
+      expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
+      const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir, env });
+      expect(run.code).toBe(3);
+      const summary = JSON.parse(run.stdout) as { recorded: number; abandonedDeliveries: Array<{ id: number; licenseCode: string | null; eventType: string }> };
+      expect(summary.recorded).toBe(5);
+      expect(summary.abandonedDeliveries).toEqual([expect.objectContaining({ licenseCode: 'L-7', eventType: 'license.expiring' })]);
+      const abandonedId = summary.abandonedDeliveries[0]!.id;
+      expect(run.stderr).toContain(`#${abandonedId} L-7 license.expiring after 2 attempts: HTTP 500`);
+
+      // Every delivery of the run, each with its Botble license's code.
+      const all = json<Array<{ id: number; license_id: number; license_code: string | null; status: string }>>(await runCli(['deliveries', 'list', '--json'], { cwd: dir }));
+      expect(all.map((row) => [row.license_id, row.license_code]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+        [11, 'L-7'],
+        [12, 'L-1'],
+        [13, 'L-EXP'],
+        [15, 'L-UPD'],
+        [17, 'L-GONE'],
+      ]);
+      const text = await runCli(['deliveries', 'list'], { cwd: dir });
+      expect(text.code).toBe(0);
+      for (const code of ['L-7', 'L-1', 'L-EXP', 'L-UPD', 'L-GONE']) expect(text.stdout).toMatch(new RegExp(`\\s${code}\\s`));
+      expect(text.stdout).not.toMatch(/\bid \d/);
+
+      // --license filters by the Botble code, in text and in --json.
+      const l7 = json<Array<{ id: number; license_code: string; status: string }>>(await runCli(['deliveries', 'list', '--license', 'L-7', '--json'], { cwd: dir }));
+      expect(l7).toEqual([expect.objectContaining({ id: abandonedId, license_id: 11, license_code: 'L-7', status: 'abandoned' })]);
+      const l1Text = await runCli(['deliveries', 'list', '--license', 'L-1'], { cwd: dir });
+      expect(l1Text.code).toBe(0);
+      expect(l1Text.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^ID\s+EVENT\s+LICENSE/), expect.stringMatching(/^\d+\s+license\.expiring\s+L-1\s+delivered\s/)]);
+      const l1Abandoned = json<unknown[]>(await runCli(['deliveries', 'list', '--license', 'L-1', '--status', 'abandoned', '--json'], { cwd: dir }));
+      expect(l1Abandoned).toEqual([]);
+
+      // A code that names no license matches nothing, exactly as with our own licenses table.
+      const own = tempDir();
+      for (const cwd of [dir, own]) {
+        expect(await runCli(['deliveries', 'list', '--license', 'NO-SUCH'], { cwd })).toMatchObject({ code: 0, stdout: 'No deliveries match.\n', stderr: '' });
+        expect(await runCli(['deliveries', 'list', '--license', 'NO-SUCH', '--json'], { cwd })).toMatchObject({ code: 0, stdout: '[]\n', stderr: '' });
+      }
+
+      // show, in text and --json.
+      const shown = await runCli(['deliveries', 'show', String(abandonedId)], { cwd: dir });
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toContain(`Delivery ${abandonedId}: license.expiring for L-7\n`);
+      const shownJson = json<{ delivery: { license_code: string; license_id: number }; attempts: unknown[] }>(await runCli(['deliveries', 'show', String(abandonedId), '--json'], { cwd: dir }));
+      expect(shownJson.delivery).toMatchObject({ license_id: 11, license_code: 'L-7' });
+      expect(shownJson.attempts).toHaveLength(2);
+
+      // retry names it too: what a dry run would re-send, and the abandoned list when it fails again.
+      const dryRun = await runCli(['deliveries', 'retry', '--abandoned', '--dry-run'], { cwd: dir, env });
+      expect(dryRun.code).toBe(0);
+      expect(dryRun.stdout).toContain(`#${abandonedId} license.expiring L-7\n`);
+      const retried = await runCli(['deliveries', 'retry', '--abandoned', '--json'], { cwd: dir, env });
+      expect(retried.code).toBe(3);
+      const again = JSON.parse(retried.stdout) as { selected: Array<{ licenseCode: string }>; abandonedDeliveries: Array<{ licenseCode: string }> };
+      expect(again.selected).toEqual([expect.objectContaining({ id: abandonedId, licenseCode: 'L-7' })]);
+      expect(again.abandonedDeliveries).toEqual([expect.objectContaining({ id: abandonedId, licenseCode: 'L-7' })]);
+      expect(retried.stderr).toContain(`#${abandonedId} L-7 license.expiring after 4 attempts: HTTP 500`);
+
+      expect(await botble.checksum()).toBe(before);
+    } finally {
+      await failing.close();
+    }
+  });
+
   test("settings come from Botble's settings table (an empty secret or URL is none), set/unset and licenses import refuse, a renewal in Botble reads as active", async () => {
     const dir = botbleDir('lmy_', { webhooks: { url: 'https://config.example/hooks', secret: 'from-config' } });
     expect(await runCli(['migrate'], { cwd: dir })).toMatchObject({ code: 0, stderr: '' });

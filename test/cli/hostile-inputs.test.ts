@@ -378,6 +378,37 @@ describe('small hostile inputs about files', () => {
     expect((await cli('licenses', 'list')).stderr).toContain(`${database} holds the webhook secret and other users can read it (mode 640)`);
   });
 
+  test('a database.url with a password in a file others can read gets one warning; without a password, none', async () => {
+    const dir = tempDir();
+    const config = path.join(dir, 'license-manager.config.json');
+    // The run itself uses a SQLite file (LICENSE_MANAGER_DB outranks database.url): the file still holds the password.
+    const cli = (...args: string[]) => runCli(args, { cwd: dir, env: { LICENSE_MANAGER_DB: path.join(dir, 'run.sqlite') } });
+    const write = (database: object, webhooks: object = {}) => {
+      fs.writeFileSync(config, JSON.stringify({ database, webhooks }));
+      fs.chmodSync(config, 0o644);
+    };
+    write({ url: 'mysql://license_manager:db-pa55@db.internal:3306/botble' });
+    const loose = await cli('licenses', 'list');
+    expect(loose.code).toBe(0);
+    expect(loose.stderr.match(/warning:/g)).toHaveLength(1);
+    expect(loose.stderr).toContain(`${config} holds the database password (database.url) and other users can read it (mode 644): run "chmod 600 ${config}"`);
+    expect(loose.stderr).not.toContain('db-pa55');
+    fs.chmodSync(config, 0o600);
+    expect((await cli('licenses', 'list')).stderr).toBe('');
+
+    // The secret and the password in one file: still one warning, naming both.
+    write({ url: 'postgres://lm:pw@db.internal/licenses' }, { secret: 'file-secret' });
+    const both = await cli('settings', 'list');
+    expect(both.stderr.match(/warning:/g)).toHaveLength(1);
+    expect(both.stderr).toContain(`${config} holds the webhook secret and the database password (database.url) and other users can read it (mode 644)`);
+
+    // No password in the URL (a user alone, an empty password, a SQLite URL): nothing to warn about.
+    for (const url of ['postgres://lm@db.internal/licenses', 'mysql://lm:@db.internal/botble', 'sqlite:./license-manager.sqlite']) {
+      write({ url });
+      expect((await cli('licenses', 'list')).stderr).toBe('');
+    }
+  });
+
   test("a TLS error's last_error is one line", async () => {
     receiver = await startReceiver();
     const { cli } = project();
