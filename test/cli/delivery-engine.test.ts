@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { query } from '../helpers/inspect.js';
+import { measure } from '../helpers/measure.js';
 import { projectWithEvents, startCli, until } from '../helpers/project.js';
 import { startContinueServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { forEachDialect, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -101,9 +102,12 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
       expect(receiver.requests.length).toBe(afterB);
       const ids = idsOf(receiver);
       expect(new Set(ids).size).toBe(total);
-      // A duplicate is possible only for a request A had on the wire at the pause (concurrency 2), never one A had recorded.
+      // A duplicate is possible only for a request A had in flight at the pause, never one A had recorded: on the
+      // wire, or answered with its attempt not yet written (a server's write takes longer than SQLite's), so at
+      // most twice concurrency 2.
       const duplicates = duplicatesIn(ids);
-      expect(duplicates.length).toBeLessThanOrEqual(2);
+      measure(`pause past lease [${dialect}]: ${duplicates.length} duplicate(s) of ${total} events`);
+      expect(duplicates.length).toBeLessThanOrEqual(4);
       const beforePause = idsOf(receiver, 0, pausedAt);
       for (const id of duplicates) {
         expect(beforePause).toContain(id);

@@ -1,4 +1,4 @@
-import { describe, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import { ClaimKeeper } from '../../src/delivery/leases.js';
 import type { Database } from '../../src/storage/database.table.js';
