@@ -2,9 +2,11 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import { isConstraintViolation } from '../storage/dialect.js';
 import {
+  LICENSE_COLUMN_LIMITS,
   LICENSE_STATUSES,
   RepeatedLicenseCode,
   upsertLicenses,
+  type LicenseColumnLimits,
   type LicenseInput,
   type LicenseRow,
   type LicenseStatus,
@@ -15,11 +17,20 @@ import type { CommandContext } from './context.js';
 import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
 
-const optionalText = z
-  .union([z.string(), z.number()])
-  .nullable()
-  .optional()
-  .transform((value) => (value === undefined || value === null ? value : String(value).trim() || null));
+// A value the database would refuse (or cut) is a bad input, named with its row and field like any other.
+const optionalText = (maxBytes?: number) =>
+  z
+    .union([z.string(), z.number()])
+    .nullable()
+    .optional()
+    .transform((value, ctx) => {
+      const text = value === undefined || value === null ? value : String(value).trim() || null;
+      if (maxBytes !== undefined && text && Buffer.byteLength(text, 'utf8') > maxBytes) {
+        ctx.addIssue({ code: 'custom', message: `is ${Buffer.byteLength(text, 'utf8')} bytes long; the database's column holds at most ${maxBytes}` });
+        return z.NEVER;
+      }
+      return text;
+    });
 
 /**
  * A date stays a date ('YYYY-MM-DD': a day in the business zone, as Botble's DATE columns); a value with an
@@ -47,19 +58,29 @@ const validFlag = z
   .optional()
   .transform((value) => (value === undefined || value === null ? undefined : value === true || value === 1 || String(value).toLowerCase() === 'true' || value === '1'));
 
-const licenseRecordSchema = (timeZone: string) =>
+const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = LICENSE_COLUMN_LIMITS.sqlite) =>
   z
     .object({
       id: z
         .union([z.number(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)])
-        .pipe(z.number().refine((id) => Number.isSafeInteger(id) && id > 0, `must be a positive whole number up to ${Number.MAX_SAFE_INTEGER}`))
+        .pipe(z.number().refine((id) => Number.isSafeInteger(id) && id > 0 && id <= limits.maxId, `must be a positive whole number up to ${limits.maxId}`))
         .nullable()
         .optional(),
-      license_code: z.union([z.string(), z.number()], 'is required').transform((value) => String(value).trim()).pipe(z.string().min(1, 'is required')),
-      product_id: optionalText,
-      product_name: optionalText,
-      customer_id: optionalText,
-      email: optionalText,
+      license_code: z
+        .union([z.string(), z.number()], 'is required')
+        .transform((value) => String(value).trim())
+        .pipe(z.string().min(1, 'is required'))
+        .superRefine((code, ctx) => {
+          // MySQL counts code points: a surrogate pair is one character there.
+          const characters = code.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '_').length;
+          if (limits.maxCodeCharacters !== undefined && characters > limits.maxCodeCharacters) {
+            ctx.addIssue({ code: 'custom', message: `is ${characters} characters long; the database's column holds at most ${limits.maxCodeCharacters}` });
+          }
+        }),
+      product_id: optionalText(limits.maxTextBytes),
+      product_name: optionalText(limits.maxTextBytes),
+      customer_id: optionalText(limits.maxTextBytes),
+      email: optionalText(limits.maxTextBytes),
       status: z.enum(LICENSE_STATUSES, { error: (issue) => `must be one of ${LICENSE_STATUSES.join(', ')}, not ${JSON.stringify(issue.input)}` }).optional(),
       expires_at: dateField(timeZone),
       updates_until: dateField(timeZone),
@@ -75,10 +96,10 @@ const licenseRecordSchema = (timeZone: string) =>
 // The columns an import file may have: the row schema's own keys, so the two never disagree.
 const COLUMNS = Object.keys(licenseRecordSchema('UTC').shape);
 
-function toInput(record: ImportRecord, file: string, timeZone: string): LicenseInput {
+function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof licenseRecordSchema>): LicenseInput {
   const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
   if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
-  const parsed = licenseRecordSchema(timeZone).safeParse(record.fields);
+  const parsed = schema.safeParse(record.fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.join('.') || 'record';
@@ -112,11 +133,12 @@ export async function importLicenses(context: CommandContext, file: string, now:
   }
   const { format, records } = await openImportFile(file);
   const timeZone = context.config.expirations.timeZone;
+  const schema = licenseRecordSchema(timeZone, LICENSE_COLUMN_LIMITS[context.database.dialect]);
   let rows = 0;
   async function* inputs(): AsyncGenerator<LicenseInput> {
     for await (const record of records) {
       rows += 1;
-      yield toInput(record, file, timeZone);
+      yield toInput(record, file, schema);
     }
   }
   try {

@@ -20,6 +20,22 @@ export interface LicenseInput {
   updates_until?: string | null;
 }
 
+/** What a value must fit in our licenses table on each dialect (the types migrations/column-types.ts chose). */
+export interface LicenseColumnLimits {
+  /** Largest id: `serial` / signed `integer` on the servers, SQLite's 64-bit integer (as far as a JS number is exact). */
+  maxId: number;
+  /** license_code: VARCHAR(255) on MySQL, counted in characters. */
+  maxCodeCharacters?: number;
+  /** product_id, product_name, customer_id, email: MySQL's TEXT holds 65,535 bytes. */
+  maxTextBytes?: number;
+}
+
+export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
+  sqlite: { maxId: Number.MAX_SAFE_INTEGER },
+  postgres: { maxId: 2_147_483_647 },
+  mysql: { maxId: 2_147_483_647, maxCodeCharacters: 255, maxTextBytes: 65_535 },
+};
+
 export interface UpsertResult {
   inserted: number;
   updated: number;

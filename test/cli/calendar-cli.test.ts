@@ -1,10 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, test } from '@jest/globals';
-import Database from 'better-sqlite3';
-import { runCli } from '../helpers/cli.js';
+import { afterEach, expect, test } from '@jest/globals';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { tempDir } from '../helpers/temp-dir.js';
+import { forEachDialect, type Workspace } from '../helpers/workspace.js';
 
 let receiver: Receiver | undefined;
 afterEach(async () => {
@@ -12,33 +10,23 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-function project(): string {
-  const dir = tempDir();
-  fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10], timeoutMs: 2000 } }));
-  fs.writeFileSync(
-    path.join(dir, 'licenses.csv'),
-    'license_code,expires_at,support_until,is_valid\nBERLIN-7,2025-04-06,2025-12-31,1\nOLD,2024-01-01,,\nPAUSED,2025-04-01,,0\n',
-  );
-  return dir;
-}
-
-const rows = (dir: string, query: string) => {
-  const db = new Database(path.join(dir, 'license-manager.sqlite'), { readonly: true });
-  try {
-    return db.prepare(query).all();
-  } finally {
-    db.close();
+// The right day on every dialect: dates go into the database as text and must come back as they went in.
+forEachDialect('calendar days through the built CLI', ({ workspace }) => {
+  async function project(): Promise<Workspace> {
+    const ws = workspace({ webhooks: { retryDelaysMs: [10], timeoutMs: 2000 } });
+    await ws.ready();
+    fs.writeFileSync(
+      path.join(ws.dir, 'licenses.csv'),
+      'license_code,expires_at,support_until,is_valid\nBERLIN-7,2025-04-06,2025-12-31,1\nOLD,2024-01-01,,\nPAUSED,2025-04-01,,0\n',
+    );
+    return ws;
   }
-};
 
-describe('calendar days through the built CLI', () => {
   test('Berlin midnight on the DST day: 7 days, the plan before sending, --json counts; any machine TZ', async () => {
     receiver = await startReceiver();
-    const dir = project();
     for (const machineZone of ['Pacific/Kiritimati', 'America/St_Johns']) {
-      const cwd = fs.mkdtempSync(path.join(dir, 'run-'));
-      for (const file of ['license-manager.config.json', 'licenses.csv']) fs.copyFileSync(path.join(dir, file), path.join(cwd, file));
-      const cli = (...args: string[]) => runCli(args, { cwd, env: { TZ: machineZone } });
+      const ws = await project();
+      const cli = (...args: string[]) => ws.cli(args, { env: { TZ: machineZone } });
       expect(await cli('licenses', 'import', 'licenses.csv')).toMatchObject({ code: 0, stderr: '' });
       for (const [key, value] of [['webhook-url', receiver.url], ['webhooks-enabled', 'true'], ['time-zone', 'Europe/Berlin']]) {
         expect((await cli('settings', 'set', key!, value!)).code).toBe(0);
@@ -57,7 +45,7 @@ describe('calendar days through the built CLI', () => {
       expect(real.stdout).toMatch(/^sending 1 event to http:\/\/127\.0\.0\.1:\d+\/webhook \(from settings\): license\.expiring at 7 days: 1$/m);
       expect(real.stdout.indexOf('sending 1 event')).toBeLessThan(real.stdout.indexOf('delivered 1'));
       expect(real.stdout).toContain('1 license expired longer ago than lookbackDays and was marked expired with no event');
-      expect(rows(cwd, 'select license_code, status from licenses order by id')).toEqual([
+      expect(await ws.rows('select license_code, status from licenses order by id')).toEqual([
         { license_code: 'BERLIN-7', status: 'active' },
         { license_code: 'OLD', status: 'expired' },
         { license_code: 'PAUSED', status: 'suspended' },
@@ -75,8 +63,8 @@ describe('calendar days through the built CLI', () => {
 
   test('--now a day ahead without --dry-run: exit 2, nothing written', async () => {
     receiver = await startReceiver();
-    const cwd = project();
-    const cli = (...args: string[]) => runCli(args, { cwd });
+    const ws = await project();
+    const cli = (...args: string[]) => ws.cli(args);
     expect((await cli('licenses', 'import', 'licenses.csv')).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-url', receiver.url)).code).toBe(0);
     // Webhooks still disabled: the run reports what is due but announces no sending.
@@ -90,26 +78,26 @@ describe('calendar days through the built CLI', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--now \S+ is ahead of the clock .*Add --dry-run to preview it/);
     expect(refused.stdout).toBe('');
-    expect(rows(cwd, 'select count(*) as n from webhook_deliveries')).toEqual([{ n: 0 }]);
-    expect(rows(cwd, "select count(*) as n from licenses where status = 'expired'")).toEqual([{ n: 0 }]);
+    expect(await ws.rows('select count(*) as n from webhook_deliveries')).toEqual([{ n: 0 }]);
+    expect(await ws.rows("select count(*) as n from licenses where status = 'expired'")).toEqual([{ n: 0 }]);
     expect((await cli('process-expirations', '--now', tomorrow, '--dry-run')).code).toBe(0);
     expect(receiver.requests).toEqual([]);
   });
 
   test('bad time-zone: setting, config file and is_valid are exit 2 naming what is wrong', async () => {
-    const cwd = project();
-    const setting = await runCli(['settings', 'set', 'time-zone', 'Berlin'], { cwd });
+    const ws = await project();
+    const setting = await ws.cli(['settings', 'set', 'time-zone', 'Berlin']);
     expect(setting.code).toBe(2);
     expect(setting.stderr).toContain('Invalid value for setting time-zone: "Berlin" is not an IANA time zone');
-    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ expirations: { timeZone: 'CEST' } }));
-    const config = await runCli(['process-expirations', '--dry-run'], { cwd });
+    ws.configure({ expirations: { timeZone: 'CEST' } });
+    const config = await ws.cli(['process-expirations', '--dry-run']);
     expect(config.code).toBe(2);
     expect(config.stderr).toContain('expirations.timeZone: "CEST" is not an IANA time zone');
-    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), '{}');
-    fs.writeFileSync(path.join(cwd, 'bad.csv'), 'license_code,is_valid\nA,1\nB,maybe\n');
-    const bad = await runCli(['licenses', 'import', 'bad.csv'], { cwd });
+    ws.configure({});
+    fs.writeFileSync(path.join(ws.dir, 'bad.csv'), 'license_code,is_valid\nA,1\nB,maybe\n');
+    const bad = await ws.cli(['licenses', 'import', 'bad.csv']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/bad\.csv: row 2.*field is_valid must be true, false, 1 or 0/);
-    expect(rows(cwd, 'select count(*) as n from licenses')).toEqual([{ n: 0 }]);
+    expect(await ws.rows('select count(*) as n from licenses')).toEqual([{ n: 0 }]);
   });
 });

@@ -8,6 +8,7 @@ import SQLite from 'better-sqlite3';
 import { runCli, startListen } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { forEachDialect, type Workspace } from '../helpers/workspace.js';
 
 let receiver: Receiver | undefined;
 afterEach(async () => {
@@ -28,23 +29,164 @@ async function codes(cli: (...args: string[]) => ReturnType<typeof runCli>): Pro
   return (JSON.parse(listed.stdout) as Array<{ license_code: string }>).map((row) => row.license_code);
 }
 
-describe('import files that are not what they claim', () => {
-  test('bytes that are not UTF-8 are refused naming row and field; no replacement character reaches the database', async () => {
-    const { dir, cli } = project();
-    fs.writeFileSync(path.join(dir, 'utf8.csv'), 'license_code,email\nLIC-café,a@example.com\n');
-    expect((await cli('licenses', 'import', 'utf8.csv')).code).toBe(0);
-    // The same code written in Latin-1: é is the single byte 0xE9.
-    fs.writeFileSync(path.join(dir, 'latin1.csv'), Buffer.concat([Buffer.from('license_code,email\nLIC-1,b@example.com\nLIC-caf'), Buffer.from([0xe8]), Buffer.from(',c@example.com\n')]));
-    const result = await cli('licenses', 'import', 'latin1.csv');
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/latin1\.csv: row 2 \(line 3\): field license_code is not valid UTF-8/);
-    expect(await codes(cli)).toEqual(['LIC-café']);
+// Bad inputs on every dialect: refused with a clear message, and nothing half-written in the database.
+forEachDialect('bad inputs', ({ workspace, dialect }) => {
+  // The largest id the licenses table takes: SQLite's 64-bit integer as far as a number is exact, the servers' 32-bit serial/integer.
+  const maxId = dialect === 'sqlite' ? Number.MAX_SAFE_INTEGER : 2_147_483_647;
+  /** A workspace on the dialect's database, migrated, with `cli` run in it. */
+  async function onDialect(): Promise<{ dir: string; ws: Workspace; cli: (...args: string[]) => ReturnType<typeof runCli> }> {
+    const ws = workspace({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    await ws.ready();
+    return { dir: ws.dir, ws, cli: (...args: string[]) => ws.cli(args) };
+  }
 
-    fs.writeFileSync(path.join(dir, 'latin1.ndjson'), Buffer.concat([Buffer.from('{"license_code":"OK"}\n{"license_code":"X","email":"caf'), Buffer.from([0xe9]), Buffer.from('@example.com"}\n')]));
-    const ndjson = await cli('licenses', 'import', 'latin1.ndjson');
-    expect(ndjson.code).toBe(2);
-    expect(ndjson.stderr).toMatch(/row 2 \(line 2\): field email is not valid UTF-8/);
-    expect(await codes(cli)).toEqual(['LIC-café']);
+  describe('import files that are not what they claim', () => {
+    test('bytes that are not UTF-8 are refused naming row and field; no replacement character reaches the database', async () => {
+      const { dir, cli } = await onDialect();
+      fs.writeFileSync(path.join(dir, 'utf8.csv'), 'license_code,email\nLIC-café,a@example.com\n');
+      expect((await cli('licenses', 'import', 'utf8.csv')).code).toBe(0);
+      // The same code written in Latin-1: é is the single byte 0xE9.
+      fs.writeFileSync(path.join(dir, 'latin1.csv'), Buffer.concat([Buffer.from('license_code,email\nLIC-1,b@example.com\nLIC-caf'), Buffer.from([0xe8]), Buffer.from(',c@example.com\n')]));
+      const result = await cli('licenses', 'import', 'latin1.csv');
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/latin1\.csv: row 2 \(line 3\): field license_code is not valid UTF-8/);
+      expect(await codes(cli)).toEqual(['LIC-café']);
+
+      fs.writeFileSync(path.join(dir, 'latin1.ndjson'), Buffer.concat([Buffer.from('{"license_code":"OK"}\n{"license_code":"X","email":"caf'), Buffer.from([0xe9]), Buffer.from('@example.com"}\n')]));
+      const ndjson = await cli('licenses', 'import', 'latin1.ndjson');
+      expect(ndjson.code).toBe(2);
+      expect(ndjson.stderr).toMatch(/row 2 \(line 2\): field email is not valid UTF-8/);
+      expect(await codes(cli)).toEqual(['LIC-café']);
+    });
+  });
+
+  describe('small hostile inputs', () => {
+    test('numbers too large for a number, a huge config string and a whitespace-only secret are exit 2 with a clear message', async () => {
+      const { dir, ws, cli } = await onDialect();
+      fs.writeFileSync(path.join(dir, 'ids.json'), '[{"license_code":"OK"},{"id":9007199254740993,"license_code":"BIG"}]');
+      const bigId = await cli('licenses', 'import', 'ids.json');
+      expect(bigId.code).toBe(2);
+      expect(bigId.stderr).toContain(`row 2: field id must be a positive whole number up to ${maxId}`);
+      fs.writeFileSync(path.join(dir, 'ids.csv'), 'id,license_code\n99999999999999999999,BIG\n');
+      expect((await cli('licenses', 'import', 'ids.csv')).stderr).toContain('row 1 (line 2): field id must be a positive whole number up to');
+      expect(await codes(cli)).toEqual([]);
+
+      const cases: Array<[string[], RegExp]> = [
+        [['licenses', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid. Expected a whole number from 1 to/],
+        [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid. Expected a whole number from 0 to/],
+        [['deliveries', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid/],
+        [['deliveries', 'show', '99999999999999999999'], /A delivery id is a positive whole number/],
+        [['settings', 'set', 'webhook-secret', '   '], /webhook-secret: must not be only whitespace/],
+      ];
+      for (const [args, message] of cases) {
+        const result = await cli(...args);
+        expect({ args, code: result.code }).toEqual({ args, code: 2 });
+        expect(result.stderr).toMatch(message);
+      }
+      const fromEnv = await ws.cli(['settings', 'list'], { env: { LICENSE_MANAGER_WEBHOOK_SECRET: ' \t ' } });
+      expect(fromEnv.code).toBe(2);
+      expect(fromEnv.stderr).toContain('LICENSE_MANAGER_WEBHOOK_SECRET: must not be only whitespace');
+
+      ws.configure({ webhooks: { secret: '   ' } });
+      const blank = await cli('settings', 'list');
+      expect(blank.code).toBe(2);
+      expect(blank.stderr).toContain('webhooks.secret: must not be only whitespace');
+      // A valid but absurd URL (a few MB) used to be carried into every printer; 200 MB ended in "Invalid string length".
+      ws.configure({ webhooks: { url: `https://example.com/${'x'.repeat(3_000_000)}` } });
+      const huge = await cli('settings', 'list');
+      expect(huge.code).toBe(2);
+      expect(huge.stderr).toMatch(/webhooks\.url: is 3000020 characters long; a webhook URL may have at most 8192/);
+      expect(huge.stderr.length).toBeLessThan(1000);
+    });
+
+    test('the widest values the columns hold are imported as they are; one wider is exit 2 naming row and field, nothing imported', async () => {
+      const { dir, cli } = await onDialect();
+      // On MySQL license_code is VARCHAR(255) (characters) and the other text columns TEXT (65,535 bytes).
+      const codeCharacters = dialect === 'mysql' ? 255 : undefined;
+      const textBytes = dialect === 'mysql' ? 65_535 : undefined;
+      // "é" is one character and two bytes in UTF-8.
+      const widest = { id: maxId, license_code: 'é'.repeat(codeCharacters ?? 1000), email: `${'é'.repeat(Math.floor((textBytes ?? 200_001) / 2))}x` };
+      fs.writeFileSync(path.join(dir, 'widest.json'), JSON.stringify([widest]));
+      expect((await cli('licenses', 'import', 'widest.json')).code).toBe(0);
+      const stored = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ id: number; license_code: string; email: string }>;
+      // Compared as lengths and equality, not printed: a failure must not print 64 KiB.
+      expect(stored.map((row) => [row.id, row.license_code.length, row.email.length, row.license_code === widest.license_code, row.email === widest.email])).toEqual([
+        [maxId, widest.license_code.length, widest.email.length, true, true],
+      ]);
+
+      const wider: Array<[string, object]> = [['id', { id: maxId + 1, license_code: 'WIDE' }]];
+      if (codeCharacters !== undefined) wider.push(['license_code', { license_code: 'é'.repeat(codeCharacters + 1) }]);
+      if (textBytes !== undefined) wider.push(['email', { license_code: 'WIDE', email: 'x'.repeat(textBytes + 1) }]);
+      for (const [field, row] of wider) {
+        fs.writeFileSync(path.join(dir, 'wider.json'), JSON.stringify([{ license_code: 'FITS' }, row]));
+        const result = await cli('licenses', 'import', 'wider.json');
+        expect({ field, code: result.code }).toEqual({ field, code: 2 });
+        expect(result.stderr).toContain(`wider.json: row 2: field ${field} `);
+        expect(result.stderr).toContain('Nothing was imported.');
+      }
+      expect(await codes(cli)).toEqual([widest.license_code]);
+    });
+
+    test('escape sequences in license data are shown as text in human output, kept as data in --json', async () => {
+      const { dir, cli } = await onDialect();
+      const code = 'LIC-\u001b[2J\u001b]0;owned\u0007-1';
+      fs.writeFileSync(path.join(dir, 'evil.json'), JSON.stringify([{ license_code: code, email: 'a\rb@example.com', status: 'active' }]));
+      expect((await cli('licenses', 'import', 'evil.json')).code).toBe(0);
+      const listed = await cli('licenses', 'list');
+      expect(listed.code).toBe(0);
+      const controls = Array.from({ length: listed.stdout.length }, (_, index) => listed.stdout.charCodeAt(index)).filter((code) => code !== 0x0a && (code < 0x20 || code === 0x7f));
+      expect(controls).toEqual([]);
+      expect(listed.stdout).toContain('LIC-\\x1b[2J\\x1b]0;owned\\x07-1');
+      expect(listed.stdout).toContain('a\\x0db@example.com');
+      const json = await cli('licenses', 'list', '--json');
+      expect(JSON.parse(json.stdout)[0].license_code).toBe(code);
+      const missing = await cli('send-test-event', '--url', 'http://127.0.0.1:9/', '--license', code);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).not.toContain('\u001b');
+    });
+  });
+
+  describe('streamed import', () => {
+    test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
+      const { dir, cli } = await onDialect();
+      for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']] as const) {
+        fs.writeFileSync(path.join(dir, name), content);
+        const result = await cli('licenses', 'import', name);
+        expect(result.code).toBe(0);
+        expect(result.stdout).toContain('Imported 0 licenses');
+        expect(result.stderr).toContain(`warning: ${name} holds no license rows`);
+      }
+    });
+
+    test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
+      const { dir, cli } = await onDialect();
+      // Over 256 KiB, so elements straddle the chunks the file is read in.
+      const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: `Theme ${'x'.repeat(300)}` }));
+      fs.writeFileSync(path.join(dir, 'first.json'), JSON.stringify(first, null, 1));
+      expect((await cli('licenses', 'import', 'first.json')).stdout).toContain('1200 new, 0 updated');
+      // Second file: every other row renews only expires_at, the rest change the e-mail; 300 new ones; strings with brackets and quotes.
+      const second = Array.from({ length: 1500 }, (_, index) =>
+        index % 2 === 0 ? { license_code: `B-${index}`, expires_at: '2030-01-01' } : { license_code: `B-${index}`, email: `new}{"${index}@example.com` },
+      );
+      fs.writeFileSync(path.join(dir, 'second.json'), JSON.stringify(second));
+      const renewed = await cli('licenses', 'import', 'second.json');
+      expect(renewed.stdout).toContain('1500 licenses from second.json (json): 300 new, 1200 updated');
+      const rows = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; email: string | null; product_name: string | null; expires_at: string | null }>;
+      expect(rows).toHaveLength(1500);
+      const byCode = new Map(rows.map((row) => [row.license_code, row]));
+      expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: '2030-01-01' });
+      expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: null });
+      expect(rows.filter((row) => row.product_name === `Theme ${'x'.repeat(300)}`)).toHaveLength(1200);
+      expect(byCode.get('B-1301')).toMatchObject({ email: 'new}{"1301@example.com', product_name: null });
+
+      const lines = Array.from({ length: 2000 }, (_, index) => JSON.stringify({ license_code: `N-${index}` }));
+      lines.push(JSON.stringify({ license_code: 'N-0' }));
+      fs.writeFileSync(path.join(dir, 'late-dupe.ndjson'), `${lines.join('\n')}\n`);
+      const dupe = await cli('licenses', 'import', 'late-dupe.ndjson');
+      expect(dupe.code).toBe(2);
+      expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001: field license_code "N-0" repeats row 1. Nothing was imported.');
+      expect(JSON.parse((await cli('licenses', 'list', '--json')).stdout)).toHaveLength(1500);
+    });
   });
 });
 
@@ -211,63 +353,8 @@ describe('databases that are not ours', () => {
   });
 });
 
-describe('small hostile inputs', () => {
-  test('numbers too large for a number, a huge config string and a whitespace-only secret are exit 2 with a clear message', async () => {
-    const { dir, cli } = project();
-    fs.writeFileSync(path.join(dir, 'ids.json'), '[{"license_code":"OK"},{"id":9007199254740993,"license_code":"BIG"}]');
-    const bigId = await cli('licenses', 'import', 'ids.json');
-    expect(bigId.code).toBe(2);
-    expect(bigId.stderr).toContain('row 2: field id must be a positive whole number up to 9007199254740991');
-    fs.writeFileSync(path.join(dir, 'ids.csv'), 'id,license_code\n99999999999999999999,BIG\n');
-    expect((await cli('licenses', 'import', 'ids.csv')).stderr).toContain('row 1 (line 2): field id must be a positive whole number up to');
-    expect(await codes(cli)).toEqual([]);
-
-    const cases: Array<[string[], RegExp]> = [
-      [['licenses', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid. Expected a whole number from 1 to/],
-      [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid. Expected a whole number from 0 to/],
-      [['deliveries', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid/],
-      [['deliveries', 'show', '99999999999999999999'], /A delivery id is a positive whole number/],
-      [['settings', 'set', 'webhook-secret', '   '], /webhook-secret: must not be only whitespace/],
-    ];
-    for (const [args, message] of cases) {
-      const result = await cli(...args);
-      expect({ args, code: result.code }).toEqual({ args, code: 2 });
-      expect(result.stderr).toMatch(message);
-    }
-    const fromEnv = await runCli(['settings', 'list'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_SECRET: ' \t ' } });
-    expect(fromEnv.code).toBe(2);
-    expect(fromEnv.stderr).toContain('LICENSE_MANAGER_WEBHOOK_SECRET: must not be only whitespace');
-
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { secret: '   ' } }));
-    const blank = await cli('settings', 'list');
-    expect(blank.code).toBe(2);
-    expect(blank.stderr).toContain('webhooks.secret: must not be only whitespace');
-    // A valid but absurd URL (a few MB) used to be carried into every printer; 200 MB ended in "Invalid string length".
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { url: `https://example.com/${'x'.repeat(3_000_000)}` } }));
-    const huge = await cli('settings', 'list');
-    expect(huge.code).toBe(2);
-    expect(huge.stderr).toMatch(/webhooks\.url: is 3000020 characters long; a webhook URL may have at most 8192/);
-    expect(huge.stderr.length).toBeLessThan(1000);
-  });
-
-  test('escape sequences in license data are shown as text in human output, kept as data in --json', async () => {
-    const { dir, cli } = project();
-    const code = 'LIC-\u001b[2J\u001b]0;owned\u0007-1';
-    fs.writeFileSync(path.join(dir, 'evil.json'), JSON.stringify([{ license_code: code, email: 'a\rb@example.com', status: 'active' }]));
-    expect((await cli('licenses', 'import', 'evil.json')).code).toBe(0);
-    const listed = await cli('licenses', 'list');
-    expect(listed.code).toBe(0);
-    const controls = Array.from({ length: listed.stdout.length }, (_, index) => listed.stdout.charCodeAt(index)).filter((code) => code !== 0x0a && (code < 0x20 || code === 0x7f));
-    expect(controls).toEqual([]);
-    expect(listed.stdout).toContain('LIC-\\x1b[2J\\x1b]0;owned\\x07-1');
-    expect(listed.stdout).toContain('a\\x0db@example.com');
-    const json = await cli('licenses', 'list', '--json');
-    expect(JSON.parse(json.stdout)[0].license_code).toBe(code);
-    const missing = await cli('send-test-event', '--url', 'http://127.0.0.1:9/', '--license', code);
-    expect(missing.code).toBe(2);
-    expect(missing.stderr).not.toContain('\u001b');
-  });
-
+// About files and output, not what the database holds: SQLite only.
+describe('small hostile inputs about files', () => {
   test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {
     const { dir, cli } = project();
     const config = path.join(dir, 'license-manager.config.json');
@@ -333,7 +420,9 @@ describe('small hostile inputs', () => {
   });
 });
 
-describe('streamed import', () => {
+// Refused while the file is parsed, before its first batch of rows reaches the database (where a bad row
+// late in a file rolls back what was written, the test runs on every dialect, above): SQLite only.
+describe('streamed import of files that break off', () => {
   test.each([
     ['closing.csv', 'license_code,email\nOK,a@example.com\n"LIC-1"x,b@example.com\n', /closing\.csv: row 2 \(line 3\): field license_code: Invalid Closing Quote: got "x".* in "\\"LIC-1\\"x,b@example.com"/],
     ['opening.csv', 'license_code,email\nOK,a@example.com\nLIC-2,  "spaced"  \n', /opening\.csv: row 2 \(line 3\): field email: Invalid Opening Quote.* in "LIC-2,  \\"spaced\\"  "/],
@@ -353,46 +442,5 @@ describe('streamed import', () => {
     expect(result.stderr).toMatch(message);
     expect(result.code).toBe(2);
     expect(await codes(cli)).toEqual([]);
-  });
-
-  test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
-    const { dir, cli } = project();
-    for (const [name, content] of [['empty.csv', ''], ['header.csv', 'license_code,email\n'], ['empty.json', '[ ]']] as const) {
-      fs.writeFileSync(path.join(dir, name), content);
-      const result = await cli('licenses', 'import', name);
-      expect(result.code).toBe(0);
-      expect(result.stdout).toContain('Imported 0 licenses');
-      expect(result.stderr).toContain(`warning: ${name} holds no license rows`);
-    }
-  });
-
-  test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
-    const { dir, cli } = project();
-    // Over 256 KiB, so elements straddle the chunks the file is read in.
-    const first = Array.from({ length: 1200 }, (_, index) => ({ license_code: `B-${index}`, email: `b${index}@example.com`, product_name: `Theme ${'x'.repeat(300)}` }));
-    fs.writeFileSync(path.join(dir, 'first.json'), JSON.stringify(first, null, 1));
-    expect((await cli('licenses', 'import', 'first.json')).stdout).toContain('1200 new, 0 updated');
-    // Second file: every other row renews only expires_at, the rest change the e-mail; 300 new ones; strings with brackets and quotes.
-    const second = Array.from({ length: 1500 }, (_, index) =>
-      index % 2 === 0 ? { license_code: `B-${index}`, expires_at: '2030-01-01' } : { license_code: `B-${index}`, email: `new}{"${index}@example.com` },
-    );
-    fs.writeFileSync(path.join(dir, 'second.json'), JSON.stringify(second));
-    const renewed = await cli('licenses', 'import', 'second.json');
-    expect(renewed.stdout).toContain('1500 licenses from second.json (json): 300 new, 1200 updated');
-    const rows = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; email: string | null; product_name: string | null; expires_at: string | null }>;
-    expect(rows).toHaveLength(1500);
-    const byCode = new Map(rows.map((row) => [row.license_code, row]));
-    expect(byCode.get('B-10')).toMatchObject({ email: 'b10@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: '2030-01-01' });
-    expect(byCode.get('B-11')).toMatchObject({ email: 'new}{"11@example.com', product_name: `Theme ${'x'.repeat(300)}`, expires_at: null });
-    expect(rows.filter((row) => row.product_name === `Theme ${'x'.repeat(300)}`)).toHaveLength(1200);
-    expect(byCode.get('B-1301')).toMatchObject({ email: 'new}{"1301@example.com', product_name: null });
-
-    const lines = Array.from({ length: 2000 }, (_, index) => JSON.stringify({ license_code: `N-${index}` }));
-    lines.push(JSON.stringify({ license_code: 'N-0' }));
-    fs.writeFileSync(path.join(dir, 'late-dupe.ndjson'), `${lines.join('\n')}\n`);
-    const dupe = await cli('licenses', 'import', 'late-dupe.ndjson');
-    expect(dupe.code).toBe(2);
-    expect(dupe.stderr).toContain('late-dupe.ndjson: row 2001: field license_code "N-0" repeats row 1. Nothing was imported.');
-    expect(JSON.parse((await cli('licenses', 'list', '--json')).stdout)).toHaveLength(1500);
   });
 });

@@ -7,9 +7,9 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
 import { measure } from '../helpers/measure.js';
 import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { query } from '../helpers/inspect.js';
 import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { forEachDialect, workspace as sqliteWorkspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 const receivers: Array<{ close(): Promise<void> }> = [];
@@ -27,7 +27,8 @@ const start = (args: string[], cwd: string) => startCli(args, cwd);
 
 const licenseOf = (request: { body: Buffer }) => (JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code;
 
-describe('crash safety', () => {
+// Crashes, overlapping runs and stops leave the database consistent on every dialect.
+forEachDialect('crash safety', ({ workspace, dialect }) => {
   test.each([
     ['mid-attempt (receiver holding the request)', 'hang-first', 1],
     ['between retries (waiting 3 s after a 500)', 'fail-first', 4],
@@ -39,42 +40,42 @@ describe('crash safety', () => {
       if (mode === 'fail-first') return index < 2 ? 500 : 200;
       return { delayMs: 100, status: 200 };
     });
-    const { cwd, db } = await projectWithEvents(total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
-    const run = start(['process-expirations', '--now', NOW], cwd);
+    const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
+    const run = start(['process-expirations', '--now', NOW], ws.dir);
     await until(() => receiver.requests.length >= killAfter);
     run.child.kill('SIGKILL');
     const killed = await run.done;
     expect(killed.signal).toBe('SIGKILL');
     // What the database said was done at the moment of the kill.
     const doneAtKill = new Set(
-      query<{ code: string }>(db, "select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'").map((row) => row.code),
+      (await ws.rows<{ code: string }>("select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'")).map((row) => row.code),
     );
     const requestsBeforeRerun = receiver.requests.length;
     // The killed run never finished: its row says so, and it is not taken for a finished run.
-    expect(query(db, 'select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
+    expect(await ws.rows('select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
 
-    const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    const rerun = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     expect(rerun.code).toBe(0);
-    expect(query(db, 'select status, exit_code from runs order by status')).toEqual([
+    expect(await ws.rows('select status, exit_code from runs order by status')).toEqual([
       { status: 'running', exit_code: null },
       { status: 'succeeded', exit_code: 0 },
     ]);
     const received = new Set(receiver.requests.map(licenseOf));
     expect(received.size).toBe(total); // every event arrived at least once
-    expect(query(db, 'select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
+    expect(await ws.rows('select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
     // Nothing recorded as delivered is sent again: a second copy is only possible for an event whose
     // request was out (or answered but not yet written down) when the process died.
     const resent = receiver.requests.slice(requestsBeforeRerun).map(licenseOf);
     expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
     const okBeforeKill = receiver.requests.slice(0, requestsBeforeRerun).filter((_request, index) => !(mode === 'fail-first' && index < 2)).map(licenseOf);
     const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
-    measure(`kill ${mode}: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
+    measure(`kill ${mode} [${dialect}]: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
   }, 40_000);
 
   test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
     const receiver = await receiverFor(() => ({ delayMs: 150, status: 200 }));
-    const { cwd, db } = await projectWithEvents(30, { url: receiver.url, concurrency: 4 });
-    const [first, second] = await Promise.all([start(['process-expirations', '--now', NOW, '--json'], cwd).done, start(['process-expirations', '--now', NOW, '--json'], cwd).done]);
+    const ws = await projectWithEvents(workspace, 30, { url: receiver.url, concurrency: 4 });
+    const [first, second] = await Promise.all([start(['process-expirations', '--now', NOW, '--json'], ws.dir).done, start(['process-expirations', '--now', NOW, '--json'], ws.dir).done]);
     expect([first.code, second.code]).toEqual([0, 0]);
     const ids = receiver.requests.map((request) => request.headers['x-webhook-id']);
     expect(ids).toHaveLength(30);
@@ -82,27 +83,29 @@ describe('crash safety', () => {
     const [a, b] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
     expect(a.recorded + b.recorded).toBe(30);
     expect(a.delivered + b.delivered).toBe(30);
-    expect(query(db, "select count(*) n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 30 }]);
+    expect(await ws.rows("select count(*) n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 30 }]);
   }, 40_000);
 
   test('two commands started together on a brand-new database both create and use it', async () => {
+    // Any command creates a SQLite file's tables; on a server only migrate does (the others refuse before it).
+    const commands = dialect === 'sqlite' ? [['settings', 'list', '--json'], ['licenses', 'list', '--json']] : [['migrate', '--json'], ['migrate', '--json']];
     for (let round = 0; round < 4; round += 1) {
-      const cwd = tempDir();
-      const env = { LICENSE_MANAGER_DB: path.join(cwd, 'new.sqlite') };
-      const results = await Promise.all([runCli(['settings', 'list', '--json'], { cwd, env }), runCli(['licenses', 'list', '--json'], { cwd, env })]);
+      const ws = workspace();
+      const results = await Promise.all(commands.map((args) => ws.cli(args)));
       expect(results.map((result) => [result.code, result.stderr])).toEqual([
         [0, ''],
         [0, ''],
       ]);
+      expect((await ws.cli(['licenses', 'list', '--json'])).code).toBe(0);
     }
   }, 30_000);
 
   test('SIGTERM: stops claiming, records the attempts in flight, leaves waiting retries pending, exits promptly', async () => {
     const receiver = await receiverFor(() => 500);
-    const { cwd, db } = await projectWithEvents(12, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
-    const run = start(['process-expirations', '--now', NOW], cwd);
+    const ws = await projectWithEvents(workspace, 12, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
+    const run = start(['process-expirations', '--now', NOW], ws.dir);
     // Every first attempt recorded: all 12 deliveries are now waiting for their retry.
-    await until(() => query<{ n: number }>(db, 'select count(*) n from webhook_attempts')[0]!.n >= 12);
+    await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 12);
     const signalled = Date.now();
     run.child.kill('SIGTERM');
     const result = await run.done;
@@ -111,16 +114,17 @@ describe('crash safety', () => {
     expect(result.stderr).toContain('SIGTERM received');
     expect(result.stderr).not.toContain('MaxListenersExceededWarning'); // 12 deliveries waited on one stop signal
     expect(result.stderr).toMatch(/left 12 deliveries pending/);
-    expect(query(db, 'select status, attempts, claimed_by from webhook_deliveries group by status')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
-    expect(query(db, 'select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
+    expect(await ws.rows('select distinct status, attempts, claimed_by from webhook_deliveries')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
+    expect(await ws.rows('select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
     // The run is recorded as stopped (its row finished in a finally), and status exits 1 on it.
-    expect(query(db, 'select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([{ status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 }]);
-    const status = await runCli(['status', '--quiet'], { cwd });
+    expect(await ws.rows('select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([{ status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 }]);
+    const status = await ws.cli(['status', '--quiet']);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/^warning: the last run \(\S+\) was stopped with exit code 1\n$/);
   }, 30_000);
 });
 
+// About the HTTP client: the last_error they end in is one text column, written on every dialect by retry.test.ts.
 describe('hostile receivers through the CLI', () => {
   test.each([
     ['never answers', 'hang' as Reply, /timed out after 300 ms/],
@@ -131,12 +135,12 @@ describe('hostile receivers through the CLI', () => {
     ['speaks broken HTTP', 'malformed' as Reply, /^Response does not match the HTTP\/1\.1 protocol \(Invalid status code\)$/],
   ])('a receiver that %s ends as a clear last_error, and the run exits 3', async (_label, reply, pattern) => {
     const receiver = await receiverFor(() => reply);
-    const { cwd, db } = await projectWithEvents(1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
+    const ws = await projectWithEvents(sqliteWorkspace, 1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
     const started = Date.now();
-    const result = await runCli(['process-expirations', '--now', NOW], { cwd });
+    const result = await ws.cli(['process-expirations', '--now', NOW]);
     expect(result.code).toBe(3);
     expect(Date.now() - started).toBeLessThan(10_000);
-    const [row] = query<{ status: string; last_error: string }>(db, 'select status, last_error from webhook_deliveries');
+    const [row] = await ws.rows<{ status: string; last_error: string }>('select status, last_error from webhook_deliveries');
     expect(row!.status).toBe('abandoned');
     expect(row!.last_error).toMatch(pattern);
     expect(row!.last_error.length).toBeLessThan(400);
@@ -145,42 +149,39 @@ describe('hostile receivers through the CLI', () => {
   test('a port that does not speak HTTP', async () => {
     const garbage = await startGarbageServer();
     receivers.push(garbage);
-    const { cwd, db } = await projectWithEvents(1, { url: garbage.url, timeoutMs: 1000, retryDelaysMs: [] });
-    const result = await runCli(['process-expirations', '--now', NOW], { cwd });
+    const ws = await projectWithEvents(sqliteWorkspace, 1, { url: garbage.url, timeoutMs: 1000, retryDelaysMs: [] });
+    const result = await ws.cli(['process-expirations', '--now', NOW]);
     expect(result.code).toBe(3);
-    const [row] = query<{ last_error: string }>(db, 'select last_error from webhook_deliveries');
+    const [row] = await ws.rows<{ last_error: string }>('select last_error from webhook_deliveries');
     expect(row!.last_error).toMatch(/^Response does not match the HTTP\/1\.1 protocol \(Expected HTTP\//);
   });
 });
 
-describe('bad data in the database', () => {
+forEachDialect('what the database holds', ({ workspace, dialect }) => {
   test('rows with an unreadable date or an empty code are skipped with a warning naming their id; the rest is sent', async () => {
     const receiver = await receiverFor(() => 200);
-    const { cwd, db } = await projectWithEvents(3, { url: receiver.url });
-    const writer = new SQLite(db);
-    writer.prepare("update licenses set expires_at = 'soon-ish' where license_code = 'K-000'").run();
-    writer.prepare("update licenses set license_code = '' where license_code = 'K-001'").run();
-    const ids = writer.prepare("select id from licenses where license_code in ('', 'K-000') order by id").all() as Array<{ id: number }>;
-    writer.close();
-    fs.writeFileSync(path.join(cwd, 'extra.json'), JSON.stringify([{ license_code: 'K-OK', expires_at: '2025-01-14T09:00:00Z' }]));
-    await runCli(['licenses', 'import', 'extra.json'], { cwd });
-    const result = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
+    const ws = await projectWithEvents(workspace, 3, { url: receiver.url });
+    // As another program (or a hand-made UPDATE) may leave them.
+    await ws.rows("update licenses set expires_at = 'soon-ish' where license_code = 'K-000'");
+    await ws.rows("update licenses set license_code = '' where license_code = 'K-001'");
+    const ids = await ws.rows<{ id: number }>("select id from licenses where license_code in ('', 'K-000') order by id");
+    fs.writeFileSync(path.join(ws.dir, 'extra.json'), JSON.stringify([{ license_code: 'K-OK', expires_at: '2025-01-14T09:00:00Z' }]));
+    await ws.cli(['licenses', 'import', 'extra.json']);
+    const result = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ skipped: 2, delivered: 2 });
     expect(result.stderr).toContain(`warning: Skipped license id ${ids[1]!.id}: license_code is empty.`);
     expect(result.stderr).toContain(`warning: Skipped license id ${ids[0]!.id} (K-000): expires_at "soon-ish" is not a date.`);
     expect(receiver.requests.map(licenseOf).sort()).toEqual(['K-002', 'K-OK']);
   });
-});
 
-describe('secret hygiene', () => {
-  test('the secret appears in no output of any command, and the database file is owner-only', async () => {
+  test('the secret appears in no output of any command, and a SQLite database file is owner-only', async () => {
     const canary = 'CANARY-s3cr3t-7f1e2d';
     const receiver = await receiverFor((_request, index) => (index === 0 ? 500 : 200));
-    const { cwd, db } = await projectWithEvents(2, { url: receiver.url, retryDelaysMs: [] });
+    const ws = await projectWithEvents(workspace, 2, { url: receiver.url, retryDelaysMs: [] });
     const outputs: string[] = [];
     const run = async (...args: string[]) => {
-      const result = await runCli(args, { cwd });
+      const result = await ws.cli(args);
       outputs.push(result.stdout, result.stderr);
       return result;
     };
@@ -203,10 +204,12 @@ describe('secret hygiene', () => {
     for (const request of receiver.requests) {
       expect(request.headers['x-webhook-signature']).toBe(createHmac('sha256', canary).update(request.body).digest('hex'));
     }
-    expect(fs.statSync(db).mode & 0o777).toBe(0o600);
+    // A server database's permissions are the server's business.
+    if (dialect === 'sqlite') expect(fs.statSync(ws.databaseFile).mode & 0o777).toBe(0o600);
   }, 60_000);
 });
 
+// Files the SQLite driver cannot use; a server's own errors are in servers.test.ts.
 describe('a database the tool cannot use', () => {
   const cwd = () => tempDir();
 

@@ -1,7 +1,7 @@
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import type { SimEvent, SimLicense } from './calendar-oracle.js';
 import { startReceiver } from './receiver.js';
-import { workspace } from './workspace.js';
+import { workspace as sqliteWorkspace, type Workspace } from './workspace.js';
 
 export interface Simulation {
   events: SimEvent[];
@@ -9,10 +9,17 @@ export interface Simulation {
 }
 
 /**
- * Seeds the licenses into a real SQLite file and runs the cron job once per instant, with the clock at that
+ * Seeds the licenses into a real database (a SQLite file unless `workspace` comes from `forEachDialect`) and runs the cron job once per instant, with the clock at that
  * instant, delivering to a real receiver. Returns what the receiver got, as the oracle states it, sorted.
  */
-export async function simulate(zone: string, licenses: readonly SimLicense[], runs: readonly number[], warningDays: number[], lookbackDays = 7): Promise<Simulation> {
+export async function simulate(
+  zone: string,
+  licenses: readonly SimLicense[],
+  runs: readonly number[],
+  warningDays: number[],
+  lookbackDays = 7,
+  workspace: (config: Record<string, unknown>) => Workspace = sqliteWorkspace,
+): Promise<Simulation> {
   const receiver = await startReceiver();
   try {
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zone } });

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe } from '@jest/globals';
+import { sql } from 'kysely';
 import { withContext, type CommandContext } from '../../src/commands/context.js';
 import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.repository.js';
+import { runCli, type CliResult } from './cli.js';
 import { createServerDatabase, testDialects, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
@@ -12,13 +14,26 @@ export interface Workspace {
   /** The SQLite file, or the server URL for a server dialect. */
   databaseFile: string;
   dialect: TestDialect;
+  /** Our tables' prefix: '' on SQLite, the workspace's own on a server database. */
+  tablePrefix: string;
   env: NodeJS.ProcessEnv;
   /** Opens the real context (config file, migrated database) for one call, as a command does. */
   run<T>(fn: (context: CommandContext) => Promise<T>): Promise<T>;
   seed(licenses: LicenseInput[]): Promise<void>;
   /** Creates the tables (on a server database, as `license-manager migrate` does), before CLI runs. */
   ready(): Promise<void>;
+  /** Runs the built CLI in the workspace's directory (after `ready()` on a server database). */
+  cli(args: string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult>;
+  /**
+   * Rows of one raw SQL statement, as an operator would read them: our table names after `from`, `join`,
+   * `into` and `update` get the workspace's prefix. Write SQL all three dialects accept (order groups).
+   */
+  rows<T = Record<string, unknown>>(statement: string): Promise<T[]>;
+  /** Rewrites the config file with `config`, keeping the database it points at. */
+  configure(config: Record<string, unknown>): void;
 }
+
+const OWN_TABLES = /\b(from|join|into|update)\s+(licenses|settings|webhook_deliveries|webhook_attempts|runs)\b/gi;
 
 /** Where a workspace keeps its data: a SQLite file of its own, or its own table prefix in a test's server database. */
 export interface DialectUnderTest {
@@ -34,17 +49,22 @@ let prefixes = 0;
 export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, server?: ServerDatabase): Workspace {
   const dir = tempDir();
   const configFile = path.join(dir, 'license-manager.config.json');
-  const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...(config.webhooks as object | undefined) };
   prefixes += 1;
   // Each workspace gets its own tables in the suite's server database: tests never see each other's rows.
-  const database = server ? { url: server.url, tablePrefix: `w${prefixes}_` } : { filename: './test.sqlite' };
-  fs.writeFileSync(configFile, JSON.stringify({ ...config, database: { ...database, ...(config.database as object | undefined) }, webhooks }, null, 2));
+  const tablePrefix = server ? `w${prefixes}_` : '';
+  const database = server ? { url: server.url, tablePrefix } : { filename: './test.sqlite' };
+  const writeConfig = (settings: Record<string, unknown>) => {
+    const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...(settings.webhooks as object | undefined) };
+    fs.writeFileSync(configFile, JSON.stringify({ ...settings, database: { ...database, ...(settings.database as object | undefined) }, webhooks }, null, 2));
+  };
+  writeConfig(config);
   let migrated = !server;
   const ws: Workspace = {
     dir,
     configFile,
     databaseFile: server ? server.url : path.join(dir, 'test.sqlite'),
     dialect: server?.dialect ?? 'sqlite',
+    tablePrefix,
     env,
     run: async (fn) => {
       const migrate = !migrated;
@@ -54,16 +74,20 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
     },
     seed: (licenses) => ws.run(async (context) => void (await upsertLicenses(context.db, licenses, '2024-01-01T00:00:00Z'))),
     ready: () => ws.run(async () => undefined),
+    cli: (args, options = {}) => runCli(args, { cwd: dir, ...options, env: { ...env, ...options.env } }),
+    rows: <T>(statement: string) =>
+      ws.run(async ({ db }) => (await sql.raw<T>(statement.replace(OWN_TABLES, (_match, keyword: string, table: string) => `${keyword} ${tablePrefix}${table}`)).execute(db)).rows),
+    configure: writeConfig,
   };
   return ws;
 }
 
 /**
  * Runs a behaviour suite once per dialect that answers: SQLite always, PostgreSQL and MariaDB/MySQL when
- * their servers do (see test/helpers/global-setup.ts). Each server run gets one database for the suite.
+ * their servers do (see test/helpers/global-setup.ts), or only `dialects`. Each server run gets one database for the suite.
  */
-export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void): void {
-  describe.each(testDialects())(`${name} [%s]`, (dialect) => {
+export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void, dialects: TestDialect[] = testDialects()): void {
+  describe.each(dialects)(`${name} [%s]`, (dialect) => {
     let server: ServerDatabase | undefined;
     if (dialect !== 'sqlite') {
       beforeAll(async () => {

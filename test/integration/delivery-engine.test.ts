@@ -4,7 +4,7 @@ import { deliveriesRetry } from '../../src/commands/deliveries.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { query } from '../helpers/inspect.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { aLicense, workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect, workspace } from '../helpers/workspace.js';
 
 const now = new Date('2024-01-15T10:30:00Z');
 let receiver: Receiver | undefined;
@@ -15,6 +15,7 @@ afterEach(async () => {
 
 const licenseOf = (body: Buffer) => (JSON.parse(body.toString()) as { payload: { license_code: string } }).payload.license_code;
 
+// SQLITE_FULL is SQLite's own: a server's disk is the server's (its errors are covered in servers.test.ts).
 describe('a full disk', () => {
   test('SQLITE_FULL mid-run: "disk full" with the database path, no attempt starts after the failed write, nothing lost', async () => {
     let healthy = false;
@@ -65,7 +66,8 @@ describe('a full disk', () => {
   }, 30_000);
 });
 
-describe('retries overlap the rest of the work', () => {
+// Claim windows are the engine's SQL, which differs per dialect.
+forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
   test('with more events than one claim window, every first attempt goes out before the first event has used its retries', async () => {
     receiver = await startReceiver(() => 503);
     // concurrency 8: a claim window of 128, so 400 events need four windows; sending them all takes far less than a schedule.

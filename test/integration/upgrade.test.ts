@@ -13,7 +13,7 @@ import { workspace } from '../helpers/workspace.js';
  * test/fixtures/release-0.1.0-database.json holds its rows exactly as that release wrote them (its CLI run on
  * test/fixtures/release-0.1.0-licenses.csv). Later migrations only add columns with defaults, so the rows go
  * into a file migrated by this code; then this code runs at the same instants and day by day after: nothing is
- * sent twice.
+ * sent twice. SQLite only, by nature: 0.1.0 only ever had SQLite, so no server database was ever written by it.
  */
 const FIXTURE = JSON.parse(
   fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/release-0.1.0-database.json'), 'utf8'),
