@@ -25,10 +25,12 @@ describe('the calendar oracle', () => {
   });
 });
 
-// Dates and times go into the database as text and come back for each run: every dialect.
-forEachDialect('day by day, UTC: each notice on the Botble day, nothing twice, nothing missed within lookbackDays', ({ workspace }) => {
+// Dates and times go into the database as text and come back for each run: every dialect. The whole grid
+// runs on SQLite; on the servers, where only the storage differs, the schedule with missed days and an
+// outage (the one that leans on the recorded events most) runs for each set of warning days.
+forEachDialect('day by day, UTC: each notice on the Botble day, nothing twice, nothing missed within lookbackDays', ({ workspace, dialect }) => {
   for (const warningDays of [[7, 1], [30, 14, 7, 3, 1]]) {
-    for (const [name, runs] of SCHEDULES) {
+    for (const [name, runs] of dialect === 'sqlite' ? SCHEDULES : SCHEDULES.slice(1, 2)) {
       test(`warning days ${warningDays.join(',')}, ${name}`, async () => {
         const expected = sortEvents(expectedEvents('UTC', licenses, runs, warningDays, 7));
         // Every license is announced (123 expired, 11 update support, at least one notice each) unless the outage hid it.
