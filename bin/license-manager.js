@@ -1,6 +1,18 @@
 #!/usr/bin/env node
-// The process's edge: signals and the exit status live here, everything else in dist/src/cli.
-import { main } from '../dist/src/cli/main.js';
+// The process's edge: signals, the exit status and the heap policy live here, everything else in dist/src/cli.
+import v8 from 'node:v8';
+
+// V8 lets the old generation grow to up to four times what survived the last full collection before it
+// collects again, so a run's garbage piled up: a 10,000-event run peaked at 200 to 210 MB. Growing by half
+// at most keeps that near 170 MB, for about 5% more time against an instant receiver. V8 reads the flag
+// at each full collection, so setting it here, before any work, applies to the whole run. An operator's
+// own choice in NODE_OPTIONS or on the node command line wins.
+const heapFlag = /^--heap[-_]growing[-_]percent\b/;
+if (![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => heapFlag.test(arg))) {
+  v8.setFlagsFromString('--heap-growing-percent=50');
+}
+
+const { main } = await import('../dist/src/cli/main.js');
 
 const stop = new AbortController();
 // First SIGINT/SIGTERM: stop claiming, let attempts in flight end and be recorded. A second one quits at
