@@ -105,6 +105,8 @@ export interface ProcessExpirationsResult {
   abandonedDeliveries: AbandonedDelivery[];
 }
 
+type LicenseEvent = { event: DueEvent; license: LicenseRow };
+
 interface Findings {
   events: LicenseEvent[];
   expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
@@ -148,8 +150,6 @@ async function findNewEvents(
   findings.events = await notYetRecorded(db, due, policy.timeZone);
   return findings;
 }
-
-type LicenseEvent = { event: DueEvent; license: LicenseRow };
 
 /** The events no earlier record covers: records of these licenses under today's keys or the first release's. */
 async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {

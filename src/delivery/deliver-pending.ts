@@ -128,12 +128,12 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   const source = claimSource(db, runId, options.resend);
   const total = options.onProgress ? await source.remaining(clock.now().getTime()) : 0;
   let heartbeatFailed = false;
-  const keeper = new ClaimKeeper(db, { runId, leaseMs, clock });
+  // Half the lease, or more when an attempt may take longer: an attempt starts with at least that much left.
+  const keeper = new ClaimKeeper(db, { runId, leaseMs, clock, minLeftMs: Math.max(leaseMs / 2, options.policy.timeoutMs) });
   const stopHeartbeat = startHeartbeat(db, {
     runId,
     leaseMs,
     clock,
-    onRenewed: (fromMs, untilMs) => keeper.renewed(fromMs, untilMs),
     onError: (error) => {
       if (heartbeatFailed) return;
       heartbeatFailed = true;

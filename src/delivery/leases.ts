@@ -84,22 +84,15 @@ export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number, 
   return freed;
 }
 
-/**
- * Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed.
- * `onRenewed(fromMs, untilMs)`: every lease of the run still running at `fromMs` now runs until `untilMs`.
- */
+/** Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed. */
 export function startHeartbeat(
   db: Kysely<Database>,
-  options: { runId: string; leaseMs: number; clock: Clock; onError?: (error: unknown) => void; onRenewed?: (fromMs: number, untilMs: number) => void },
+  options: { runId: string; leaseMs: number; clock: Clock; onError?: (error: unknown) => void },
 ): () => void {
   const timer = setInterval(
     () => {
       const nowMs = options.clock.now().getTime();
-      const untilMs = nowMs + options.leaseMs;
-      renewLeases(db, options.runId, nowMs, untilMs).then(
-        () => options.onRenewed?.(nowMs, untilMs),
-        (error: unknown) => options.onError?.(error),
-      );
+      renewLeases(db, options.runId, nowMs, nowMs + options.leaseMs).catch((error: unknown) => options.onError?.(error));
     },
     Math.max(100, Math.floor(options.leaseMs / 3)),
   );
@@ -112,30 +105,26 @@ export function startHeartbeat(
  * that was paused past its lease (SIGSTOP, a frozen VM) finds the deliveries another run took over and does
  * not send them again.
  *
- * The keeper knows the lease each held delivery was last given (by its claim, a confirmation or a
- * heartbeat). While at least half of that lease is left by this run's clock, nobody can have taken the
- * delivery over, so the attempt goes ahead without asking the database: with the heartbeat renewing every
- * third of the lease, that is every attempt of a run that is not paused. Otherwise the claim is checked
- * and renewed in the database; the checks of one event-loop turn share one UPDATE.
+ * The keeper remembers the lease it wrote itself, with the run's id checked, for each held delivery: at the
+ * claim and at each confirmation in the database. While at least `minLeftMs` of that lease is left by this
+ * run's clock, no run whose clock agrees with ours can have taken the delivery over, so the attempt goes
+ * ahead without asking the database. Otherwise (the run was paused, or has held the delivery for a while)
+ * the claim is checked and renewed in the database; the checks of one event-loop turn share one UPDATE.
+ * Heartbeat renewals are not trusted here: they do not say which rows they renewed.
  */
 export class ClaimKeeper {
   private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];
-  /** Delivery id → the end of the lease it is known to have in the database (epoch ms). */
+  /** Delivery id → the end of the lease this run last wrote for it, with its claim checked (epoch ms). */
   private readonly leases = new Map<number, number>();
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly options: { runId: string; leaseMs: number; clock: Clock },
+    private readonly options: { runId: string; leaseMs: number; clock: Clock; minLeftMs: number },
   ) {}
 
   /** A delivery this run just claimed, with the lease its claim wrote. */
   claimed(deliveryId: number, untilMs: number): void {
     this.leases.set(deliveryId, untilMs);
-  }
-
-  /** The heartbeat renewed, to `untilMs`, every lease still running at `fromMs`. */
-  renewed(fromMs: number, untilMs: number): void {
-    for (const [id, until] of this.leases) if (until >= fromMs && until < untilMs) this.leases.set(id, untilMs);
   }
 
   /** The delivery ended (or went back): nothing more to know about its lease. */
@@ -145,7 +134,7 @@ export class ClaimKeeper {
 
   confirm(deliveryId: number): Promise<boolean> {
     const until = this.leases.get(deliveryId);
-    if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.leaseMs / 2) return Promise.resolve(true);
+    if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.minLeftMs) return Promise.resolve(true);
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(() => void this.flush());
       this.queue.push({ id: deliveryId, resolve, reject });

@@ -54,11 +54,6 @@ export interface NewDeliveries {
   stillNew?(trx: Kysely<Database>): Promise<NewDeliveries>;
 }
 
-/** Deliveries already in memory, as NewDeliveries. */
-export function deliveriesOf(deliveries: readonly NewDelivery[]): NewDeliveries {
-  return { count: deliveries.length, slice: (start, end) => deliveries.slice(start, end) };
-}
-
 /**
  * Records events as `pending` and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
@@ -92,20 +87,27 @@ export async function recordEvents(
   );
 }
 
+// How long a run waits for its turn to record before it goes ahead without it (the holder may be paused).
+export const RECORDING_TURN_WAIT_MS = 5_000;
+
 /**
  * On PostgreSQL, runs that share the database record their new events one at a time, under a
  * transaction-scoped advisory lock named after our table prefix. True when this run had to wait: the run
  * before it may have recorded the same events, so they are looked up again instead of built and sent to
  * the server only to be skipped. A saving, not a guarantee: the unique event key alone keeps each event
- * recorded once, on every dialect.
+ * recorded once, on every dialect. So the wait is bounded: a turn held by a run that was paused, or cut
+ * off without the server noticing, does not stop the others; after RECORDING_TURN_WAIT_MS they go ahead.
  */
 async function waitForRecordingTurn(trx: Kysely<Database>): Promise<boolean> {
   if (dialectOf(trx) !== 'postgres') return false;
   const key = sql`hashtext(${`license-manager:record:${tablePrefixOf(trx)}`})`;
-  const { rows } = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${key}) as got`.execute(trx);
-  if (rows[0]?.got) return false;
-  await sql`select pg_advisory_xact_lock(${key})`.execute(trx);
-  return true;
+  const deadline = Date.now() + RECORDING_TURN_WAIT_MS;
+  for (let tries = 0; ; tries += 1) {
+    const { rows } = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${key}) as got`.execute(trx);
+    if (rows[0]?.got) return tries > 0;
+    if (Date.now() >= deadline) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 export interface ClaimOptions {
@@ -263,7 +265,8 @@ export async function expireClaims(db: Kysely<Database>, runId: string): Promise
 
 /**
  * Keeps a live run's claims from lapsing while it works through them. A lease that already ran out stays
- * out: another run may have seen it lapse, and the run that held it must not act as if it never had.
+ * out: another run may have seen it lapse, and the run that held it must not act as if it never had. A
+ * renewal that reaches the database late never shortens a lease a later confirmation wrote.
  */
 export async function renewLeases(db: Kysely<Database>, runId: string, nowMs: number, leaseUntil: number): Promise<void> {
   // It scans the delivering rows while other workers finish theirs: on a server it can be a deadlock victim.
@@ -274,6 +277,7 @@ export async function renewLeases(db: Kysely<Database>, runId: string, nowMs: nu
       .where('claimed_by', '=', runId)
       .where('status', '=', 'delivering')
       .where('lease_until', '>=', nowMs)
+      .where('lease_until', '<', leaseUntil)
       .execute(),
   );
 }

@@ -2,7 +2,7 @@ import { expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import { ClaimKeeper } from '../../src/delivery/leases.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { claimDeliveries } from '../../src/storage/deliveries.repository.js';
+import { claimDeliveries, renewLeases } from '../../src/storage/deliveries.repository.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 const LEASE_MS = 60_000;
@@ -26,59 +26,80 @@ async function takeOver(db: Kysely<Database>, untilMs: number): Promise<void> {
   await db.updateTable('webhook_deliveries').set({ claimed_by: 'run-b', lease_until: untilMs }).execute();
 }
 
+/** One delivery, claimed by run A at T0 with a lease of LEASE_MS, and run A's keeper on a hand clock. */
+async function claimedByRunA(db: Kysely<Database>, minLeftMs: number) {
+  await onePendingDelivery(db);
+  const clock = handClock(T0);
+  const keeper = new ClaimKeeper(db, { runId: 'run-a', leaseMs: LEASE_MS, clock, minLeftMs });
+  const [row] = await claimDeliveries(db, { runId: 'run-a', limit: 10, nowMs: T0, leaseUntil: T0 + LEASE_MS });
+  keeper.claimed(row!.id, T0 + LEASE_MS);
+  return { clock, keeper, row: row! };
+}
+
+/**
+ * Taken over behind the keeper's back (no run does that within a lease; here it shows what the keeper
+ * relies on): at `trustedAtMs` it still answers "held" from the lease it knows of, at `checkedAtMs` it asks
+ * the database and sees the take-over.
+ */
+async function expectTrustedThenChecked(
+  db: Kysely<Database>,
+  { clock, keeper, row }: Awaited<ReturnType<typeof claimedByRunA>>,
+  trustedAtMs: number,
+  checkedAtMs: number,
+): Promise<void> {
+  await takeOver(db, T0 + 1_000_000);
+  clock.set(trustedAtMs);
+  await expect(keeper.confirm(row.id)).resolves.toBe(true);
+  clock.set(checkedAtMs);
+  await expect(keeper.confirm(row.id)).resolves.toBe(false);
+}
+
 forEachDialect('the claim keeper', ({ workspace }) => {
   test('with half its lease left a claim is trusted without asking the database; past that it is checked, and a take-over is seen', async () => {
     const ws = workspace();
     await ws.run(async ({ db }) => {
-      await onePendingDelivery(db);
-      const clock = handClock(T0);
-      const keeper = new ClaimKeeper(db, { runId: 'run-a', leaseMs: LEASE_MS, clock });
-      const [row] = await claimDeliveries(db, { runId: 'run-a', limit: 10, nowMs: T0, leaseUntil: T0 + LEASE_MS });
-      keeper.claimed(row!.id, T0 + LEASE_MS);
-
-      // Taken over behind the keeper's back within the lease (no run does that): 29 s in, the keeper still
-      // trusts the 31 s of lease it knows of, which is what proves no run could have taken it over.
-      await takeOver(db, T0 + 2 * LEASE_MS);
-      clock.set(T0 + 29_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(true);
-
-      // With less than half the lease left (a pause, a heartbeat that failed) it asks the database.
-      clock.set(T0 + 31_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(false);
+      const claim = await claimedByRunA(db, LEASE_MS / 2);
+      const { clock, keeper, row } = claim;
+      // 29 s in, the keeper trusts the 31 s of lease it knows of; at 31 s (less than half left: a pause, or
+      // a delivery held for a while) it asks the database.
+      await expectTrustedThenChecked(db, claim, T0 + 29_000, T0 + 31_000);
       // What the database said is kept: the delivery is no longer this run's.
       clock.set(T0 + 1_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(false);
+      await expect(keeper.confirm(row.id)).resolves.toBe(false);
     });
   });
 
-  test('a confirmation in the database renews the lease it knows of, and so does the heartbeat', async () => {
+  test('a confirmation in the database renews the lease it knows of; a heartbeat that arrives late shortens no lease', async () => {
     const ws = workspace();
     await ws.run(async ({ db }) => {
-      await onePendingDelivery(db);
-      const clock = handClock(T0);
-      const keeper = new ClaimKeeper(db, { runId: 'run-a', leaseMs: LEASE_MS, clock });
-      const [row] = await claimDeliveries(db, { runId: 'run-a', limit: 10, nowMs: T0, leaseUntil: T0 + LEASE_MS });
-      keeper.claimed(row!.id, T0 + LEASE_MS);
+      const claim = await claimedByRunA(db, LEASE_MS / 2);
+      const { clock, keeper, row } = claim;
+      const leaseInDatabase = async () => Number((await db.selectFrom('webhook_deliveries').select('lease_until').executeTakeFirstOrThrow()).lease_until);
 
       // 40 s in: checked in the database, still ours, and renewed to 100 s.
       clock.set(T0 + 40_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(true);
-      const [{ lease_until: renewed }] = (await db.selectFrom('webhook_deliveries').select('lease_until').execute()) as [{ lease_until: number }];
-      expect(Number(renewed)).toBe(T0 + 100_000);
+      await expect(keeper.confirm(row.id)).resolves.toBe(true);
+      expect(await leaseInDatabase()).toBe(T0 + 100_000);
 
-      // Behind its back again: at 65 s the keeper knows of 35 s left, trusts it, and does not see the change.
-      await takeOver(db, T0 + 200_000);
-      clock.set(T0 + 65_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(true);
+      // A heartbeat started at 35 s that reaches the database only now would set 95 s: it leaves 100 s.
+      await renewLeases(db, 'run-a', T0 + 35_000, T0 + 95_000);
+      expect(await leaseInDatabase()).toBe(T0 + 100_000);
+      // A timely one extends it.
+      await renewLeases(db, 'run-a', T0 + 50_000, T0 + 110_000);
+      expect(await leaseInDatabase()).toBe(T0 + 110_000);
 
-      // A heartbeat at 90 s renewed the run's running leases to 150 s: at 110 s the keeper still trusts 40 s.
-      keeper.renewed(T0 + 90_000, T0 + 150_000);
-      clock.set(T0 + 110_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(true);
-      // A heartbeat does not bring back a lease that had already run out before it.
-      keeper.renewed(T0 + 160_000, T0 + 220_000);
-      clock.set(T0 + 161_000);
-      await expect(keeper.confirm(row!.id)).resolves.toBe(false);
+      // The keeper trusts what it wrote itself (100 s), not the heartbeat's 110 s: at 65 s it trusts the 35 s
+      // left; at 71 s it asks the database.
+      await expectTrustedThenChecked(db, claim, T0 + 65_000, T0 + 71_000);
+    });
+  });
+
+  test('an attempt that may outlast half the lease starts only with its timeout left, or after asking the database', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      // A 50 s attempt timeout: the keeper wants 50 s of lease left, not 30.
+      // 9 s in, 51 s are left: trusted; at 11 s, 49 s are left: asked.
+      await expectTrustedThenChecked(db, await claimedByRunA(db, 50_000), T0 + 9_000, T0 + 11_000);
     });
   });
 });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { TablePrefixPlugin, tablePrefixOf } from '../../src/storage/dialect.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { deliveriesOf, recordEvents } from '../../src/storage/deliveries.repository.js';
+import { RECORDING_TURN_WAIT_MS, recordEvents, type NewDelivery, type NewDeliveries } from '../../src/storage/deliveries.repository.js';
 import { createServerDatabase, testDialects, type ServerDatabase } from '../helpers/servers.js';
 import { aLicense, forEachDialect, workspace } from '../helpers/workspace.js';
 
@@ -30,6 +30,11 @@ describe('the table prefix plugin', () => {
   });
 });
 
+/** Deliveries already in memory, as recordEvents takes them. */
+function newDeliveries(deliveries: NewDelivery[]): NewDeliveries {
+  return { count: deliveries.length, slice: (start, end) => deliveries.slice(start, end) };
+}
+
 forEachDialect('storage', ({ workspace, dialect }) => {
   const zone = process.env.TZ;
   afterEach(() => {
@@ -54,7 +59,7 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     const ws = workspace();
     await ws.seed([{ license_code: 'TWICE' }]);
     const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
-    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, deliveriesOf([delivery('a')]), { expired: [], reactivated: [] }, 'T'), recordEvents(db, deliveriesOf([delivery('b')]), { expired: [], reactivated: [] }, 'T')]));
+    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, newDeliveries([delivery('a')]), { expired: [], reactivated: [] }, 'T'), recordEvents(db, newDeliveries([delivery('b')]), { expired: [], reactivated: [] }, 'T')]));
     expect(results.map((result) => result.inserted).sort((a, b) => a - b)).toEqual([0, 1]);
     const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
     expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
@@ -84,10 +89,10 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     const delivery = (id: string, key: string) => ({ event_id: id, event_key: key, event_type: 'license.expired', license_id: 1, body: '{}' });
     let lookedUp = 0;
     const withLookup = (key: string) => ({
-      ...deliveriesOf([delivery(key, key)]),
+      ...newDeliveries([delivery(key, key)]),
       stillNew: async () => {
         lookedUp += 1;
-        return deliveriesOf([]);
+        return newDeliveries([]);
       },
     });
     const none = { expired: [], reactivated: [] };
@@ -116,4 +121,24 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     const keys = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select('event_key').execute());
     expect(keys).toEqual([{ event_key: 'first' }]);
   });
+
+  test('a turn held for longer than RECORDING_TURN_WAIT_MS (a paused run) does not stop the others: they record without it', async () => {
+    const ws = workspace({}, {}, server);
+    await ws.seed([aLicense({ license_code: 'HELD' })]);
+    const prefix = await ws.run(async ({ db }) => tablePrefixOf(db));
+    const holder = new pg.Client({ connectionString: server!.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select pg_advisory_xact_lock(hashtext($1))', [`license-manager:record:${prefix}`]);
+      const started = Date.now();
+      const delivery = { event_id: 'held', event_key: 'held', event_type: 'license.expired', license_id: 1, body: '{}' };
+      const result = await ws.run(({ db }) => recordEvents(db, newDeliveries([delivery]), { expired: [], reactivated: [] }, 'T'));
+      expect(result.inserted).toBe(1);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(RECORDING_TURN_WAIT_MS);
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+  }, 20_000);
 });
