@@ -18,15 +18,23 @@ import { openImportFile, where, type ImportFormat, type ImportRecord } from '../
 
 
 // A value the database would refuse (or cut) is a bad input, named with its row and field like any other.
-const optionalText = (maxBytes?: number) =>
+const NUL_PROBLEM = "holds the NUL character (U+0000), which the database's text columns cannot store";
+
+const optionalText = (limits: LicenseColumnLimits) =>
   z
     .union([z.string(), z.number()])
     .nullable()
     .optional()
     .transform((value, ctx) => {
       const text = value === undefined || value === null ? value : String(value).trim() || null;
-      if (maxBytes !== undefined && text && Buffer.byteLength(text, 'utf8') > maxBytes) {
-        ctx.addIssue({ code: 'custom', message: `is ${Buffer.byteLength(text, 'utf8')} bytes long; the database's column holds at most ${maxBytes}` });
+      if (!text) return text;
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (limits.maxTextBytes !== undefined && bytes > limits.maxTextBytes) {
+        ctx.addIssue({ code: 'custom', message: `is ${bytes} bytes long; the database's column holds at most ${limits.maxTextBytes}` });
+        return z.NEVER;
+      }
+      if (limits.noNul && text.includes('\u0000')) {
+        ctx.addIssue({ code: 'custom', message: NUL_PROBLEM });
         return z.NEVER;
       }
       return text;
@@ -76,11 +84,12 @@ const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = LIC
           if (limits.maxCodeCharacters !== undefined && characters > limits.maxCodeCharacters) {
             ctx.addIssue({ code: 'custom', message: `is ${characters} characters long; the database's column holds at most ${limits.maxCodeCharacters}` });
           }
+          if (limits.noNul && code.includes('\u0000')) ctx.addIssue({ code: 'custom', message: NUL_PROBLEM });
         }),
-      product_id: optionalText(limits.maxTextBytes),
-      product_name: optionalText(limits.maxTextBytes),
-      customer_id: optionalText(limits.maxTextBytes),
-      email: optionalText(limits.maxTextBytes),
+      product_id: optionalText(limits),
+      product_name: optionalText(limits),
+      customer_id: optionalText(limits),
+      email: optionalText(limits),
       status: z.enum(LICENSE_STATUSES, { error: (issue) => `must be one of ${LICENSE_STATUSES.join(', ')}, not ${JSON.stringify(issue.input)}` }).optional(),
       expires_at: dateField(timeZone),
       updates_until: dateField(timeZone),

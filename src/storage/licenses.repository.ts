@@ -28,11 +28,13 @@ export interface LicenseColumnLimits {
   maxCodeCharacters?: number;
   /** product_id, product_name, customer_id, email: MySQL's TEXT holds 65,535 bytes. */
   maxTextBytes?: number;
+  /** PostgreSQL's text cannot hold the NUL character (U+0000). */
+  noNul?: boolean;
 }
 
 export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
   sqlite: { maxId: Number.MAX_SAFE_INTEGER },
-  postgres: { maxId: 2_147_483_647 },
+  postgres: { maxId: 2_147_483_647, noNul: true },
   mysql: { maxId: 2_147_483_647, maxCodeCharacters: 255, maxTextBytes: 65_535 },
 };
 

@@ -117,11 +117,14 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
       const wider: Array<[string, object]> = [['id', { id: maxId + 1, license_code: 'WIDE' }]];
       if (codeCharacters !== undefined) wider.push(['license_code', { license_code: 'é'.repeat(codeCharacters + 1) }]);
       if (textBytes !== undefined) wider.push(['email', { license_code: 'WIDE', email: 'x'.repeat(textBytes + 1) }]);
+      // PostgreSQL's text cannot hold U+0000 at all (the others store it as it is).
+      if (dialect === 'postgres') wider.push(['product_name', { license_code: 'NUL', product_name: 'x\u0000y' }], ['license_code', { license_code: 'N\u0000L' }]);
       for (const [field, row] of wider) {
         fs.writeFileSync(path.join(dir, 'wider.json'), JSON.stringify([{ license_code: 'FITS' }, row]));
         const result = await cli('licenses', 'import', 'wider.json');
         expect({ field, code: result.code }).toEqual({ field, code: 2 });
         expect(result.stderr).toContain(`wider.json: row 2: field ${field} `);
+        if (JSON.stringify(row).includes('\\u0000')) expect(result.stderr).toContain('holds the NUL character (U+0000)');
         expect(result.stderr).toContain('Nothing was imported.');
       }
       expect(await codes(cli)).toEqual([widest.license_code]);
