@@ -6,9 +6,9 @@ import v8 from 'node:v8';
 // collects again, so a run's garbage piled up: a 10,000-event run peaked at 200 to 210 MB. Growing by half
 // at most keeps that near 170 MB, for about 5% more time against an instant receiver. V8 reads the flag
 // at each full collection, so setting it here, before any work, applies to the whole run. An operator's
-// own choice in NODE_OPTIONS or on the node command line wins.
-const heapFlag = /^--heap[-_]growing[-_]percent\b/;
-if (![...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((arg) => heapFlag.test(arg))) {
+// own choice on the node command line (`node --heap-growing-percent=N license-manager …`) wins; Node does
+// not take this flag in NODE_OPTIONS.
+if (!process.execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg))) {
   v8.setFlagsFromString('--heap-growing-percent=50');
 }
 
