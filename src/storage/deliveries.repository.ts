@@ -22,7 +22,7 @@ export interface NewDelivery {
 // MySQL's 65,535: any list longer than that goes in chunks.
 const MAX_PARAMETERS = 999;
 // Ids or keys in one `IN (…)` list.
-const IDS_PER_STATEMENT = 500;
+export const IDS_PER_STATEMENT = 500;
 // webhook_deliveries rows in one multi-row INSERT: 7 bound columns each.
 const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 7);
 // Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.

@@ -11,7 +11,7 @@ import {
   setBotbleStatuses,
 } from './botble.repository.js';
 import type { Database } from './database.table.js';
-import type { StatusWriter } from './deliveries.repository.js';
+import { IDS_PER_STATEMENT, type StatusWriter } from './deliveries.repository.js';
 import {
   expireLongPast,
   findDueCandidates,
@@ -46,7 +46,7 @@ export interface LicenseSource {
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
   /** The ids of the licenses with this code (none or one): how the delivery log filters by a code. */
   idsOfCode(db: Kysely<Database>, code: string): Promise<number[]>;
-  /** Id and code of at most IDS_PER_READ of these licenses (absent ones are left out): how the delivery log names licenses. */
+  /** Id and code of at most IDS_PER_STATEMENT of these licenses (absent ones are left out): how the delivery log names licenses. */
   codesOf(db: Kysely<Database>, ids: readonly number[]): Promise<Array<{ id: number; license_code: string | null }>>;
   /** Licenses per status, for `status`. */
   counts(db: Kysely<Database>): Promise<Record<string, number>>;
@@ -91,15 +91,12 @@ export function licenseSourceFor(config: { licenses: { source: 'own' | 'botble' 
   return config.licenses.source === 'botble' ? botbleLicenses(config.botble.tablePrefix) : ownLicenses;
 }
 
-// Ids in one `IN (…)` list: every server caps bound parameters (SQLite at 999 before 3.32).
-const IDS_PER_READ = 500;
-
 /** The code of each license these ids name, asked of the source a bounded list at a time (absent: no such license, or no code). */
 export async function licenseCodes(source: LicenseSource, db: Kysely<Database>, licenseIds: Iterable<number | null>): Promise<Map<number, string>> {
   const ids = [...new Set([...licenseIds].filter((id): id is number => id !== null))];
   const codes = new Map<number, string>();
-  for (let start = 0; start < ids.length; start += IDS_PER_READ) {
-    for (const row of await source.codesOf(db, ids.slice(start, start + IDS_PER_READ))) if (row.license_code !== null) codes.set(row.id, row.license_code);
+  for (let start = 0; start < ids.length; start += IDS_PER_STATEMENT) {
+    for (const row of await source.codesOf(db, ids.slice(start, start + IDS_PER_STATEMENT))) if (row.license_code !== null) codes.set(row.id, row.license_code);
   }
   return codes;
 }
