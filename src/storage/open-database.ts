@@ -42,10 +42,19 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
       if (error) throw error;
       options.onMigrated?.((results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName));
     } else if (options.schemaCheck !== false) {
-      const pending = (await migrator.getMigrations()).filter((migration) => migration.executedAt === undefined);
+      const migrations = await migrator.getMigrations();
+      const pending = migrations.filter((migration) => migration.executedAt === undefined);
       if (pending.length > 0) {
+        // MySQL hides a table the user may not read, so "nothing applied" may be a missing privilege: ask the
+        // bookkeeping table itself, and let a refusal be reported as what it is.
+        if (pending.length === migrations.length) {
+          await sql`select 1 from ${sql.table(`${target.tablePrefix}kysely_migration`)} limit 1`.execute(db).catch((error: unknown) => {
+            if (!NO_TABLE.has(errorCode(error))) throw error;
+          });
+        }
+        const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
         throw usageError(
-          `The schema of ${describeTarget(target)} is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB).`,
+          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
         );
       }
     }

@@ -212,6 +212,28 @@ describe.each(servers)('server database [%s]', (dialect) => {
     }
   });
 
+  test('a user who may not read our bookkeeping table is told about the privilege, not sent to migrate', async () => {
+    const reader = `lm_hidden_${process.pid}`;
+    const admin = project(url(), { tablePrefix: 'hidden_' });
+    expect((await runCli(['migrate'], { cwd: admin })).code).toBe(0);
+    // MySQL shows a user only the tables it may read: with none of ours, the schema looked unmigrated.
+    if (dialect === 'mysql') {
+      await adminQuery(dialect, `create user if not exists '${reader}'@'%' identified by '${password}'`);
+      await adminQuery(dialect, `grant select on ${server.name}.hidden_licenses to '${reader}'@'%'`);
+    } else {
+      await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`);
+    }
+    try {
+      const result = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, reader, password), { tablePrefix: 'hidden_' }) });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`The database user lacks a privilege on .*"${server.name}" on 127\\.0\\.0\\.1.*hidden_kysely_migration`));
+      expect(result.stderr).not.toContain('migrate');
+    } finally {
+      if (dialect === 'mysql') await adminQuery(dialect, `drop user if exists '${reader}'@'%'`);
+      else await adminQuery(dialect, `drop owned by ${reader}; drop role if exists ${reader}`, server.name).catch(() => undefined);
+    }
+  });
+
   test('connections killed mid-run: exit 1 naming the database, and the next run finishes the job with nothing lost', async () => {
     const receiver = await receiverFor(() => ({ delayMs: 40, status: 200 }));
     const cwd = project(url(), { tablePrefix: 'killed_', count: 60, webhooks: { enabled: true, url: receiver.url, concurrency: 2 } });
