@@ -436,7 +436,7 @@ export function buildProgram(session: Session): Command {
 
   program
     .command('migrate')
-    .description('bring the database schema up to date (other commands do this on their own)')
+    .description('bring the database schema up to date (on SQLite other commands do this on their own; on PostgreSQL or MySQL only migrate does)')
     .addHelpText(
       'after',
       examples(

@@ -182,7 +182,9 @@ export interface WebhookTarget {
 
 /** A setting's layer as one phrase: `settings`, `env LICENSE_MANAGER_WEBHOOK_URL`, `config /etc/license-manager/config.json`. */
 export function layerOf(setting: EffectiveSetting): string {
-  return setting.origin ? `${setting.source} ${setting.origin}` : setting.source;
+  if (!setting.origin) return setting.source;
+  // "Botble setting lm_webhook_url" already names its layer: not "botble Botble setting …".
+  return setting.origin.toLowerCase().startsWith(setting.source.toLowerCase()) ? setting.origin : `${setting.source} ${setting.origin}`;
 }
 
 export function webhookTarget(context: Pick<CommandContext, 'config' | 'settings'>): WebhookTarget {

@@ -237,6 +237,9 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     expect(byKey.get('webhook-secret')).toMatchObject({ value: '********', source: 'botble' });
     expect(byKey.get('warning-days')).toMatchObject({ value: [7, 1], source: 'botble' });
     expect(byKey.get('time-zone')).toMatchObject({ source: 'default' });
+    // Said once, in human output: the layer and the row it came from.
+    const dryRun = await runCli(['process-expirations', '--dry-run', '--now', NOW], { cwd: dir });
+    expect(dryRun.stdout).toContain(`target: ${receiver.url} (from Botble setting lm_webhook_url)`);
     // The environment still outranks Botble.
     const env = json<Array<{ key: string; source: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_URL: 'https://env.example/hooks' } }));
     expect(env.find((setting) => setting.key === 'webhook-url')).toMatchObject({ source: 'env' });
