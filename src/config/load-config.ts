@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
 import { usageError } from '../errors.js';
-import { looksLikeUrl, parseDatabaseUrl, type DatabaseTarget } from '../storage/database-target.js';
+import { brokenUrlProblem, looksLikeUrl, parseDatabaseUrl, type DatabaseTarget } from '../storage/database-target.js';
 import { configSchema, DEFAULT_DATABASE_FILENAME, describeZodError, type Config } from './schema.js';
 
 const MODULE_NAME = 'license-manager';
@@ -71,7 +71,12 @@ export function databaseTarget(loaded: LoadedConfig, env: NodeJS.ProcessEnv, cwd
   };
   const configDir = loaded.filepath ? path.dirname(loaded.filepath) : cwd;
   const fromEnv = env.LICENSE_MANAGER_DB;
-  if (fromEnv) return looksLikeUrl(fromEnv) ? fromUrl(fromEnv, 'LICENSE_MANAGER_DB', cwd) : sqlite(fromEnv, cwd);
+  if (fromEnv) {
+    if (looksLikeUrl(fromEnv)) return fromUrl(fromEnv, 'LICENSE_MANAGER_DB', cwd);
+    const broken = brokenUrlProblem(fromEnv);
+    if (broken) throw usageError(`LICENSE_MANAGER_DB: ${broken}.`);
+    return sqlite(fromEnv, cwd);
+  }
   if (database.url) return fromUrl(database.url, `${loaded.filepath ?? 'config'}: database.url`, configDir);
   return sqlite(database.filename ?? DEFAULT_DATABASE_FILENAME, configDir);
 }

@@ -19,6 +19,16 @@ export function looksLikeUrl(value: string): boolean {
   return /^[a-z][a-z0-9+.-]*:/i.test(value) && !/^[a-z]:[\\/]/i.test(value);
 }
 
+/**
+ * Why a LICENSE_MANAGER_DB value that is not a URL is not a file path either: a server URL missing the ":"
+ * after its scheme (`postgres//app@db/licenses`) would otherwise be taken for a relative SQLite path.
+ */
+export function brokenUrlProblem(value: string): string | undefined {
+  const scheme = /^(postgres|postgresql|mysql|mariadb|sqlite)\/\//i.exec(value)?.[1];
+  if (!scheme) return undefined;
+  return `${maskDatabaseUrl(value)} looks like a database URL without the ":" after "${scheme}" (expected ${scheme}://user:password@host:port/database); a SQLite file path does not start with "${scheme}//"`;
+}
+
 /** The URL with its password replaced by `****`: safe for every message and `--json`. */
 function maskDatabaseUrl(value: string): string {
   try {

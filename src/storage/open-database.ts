@@ -35,7 +35,9 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
   const db = new Kysely<Database>({ dialect: await serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
   try {
     // Connect now, so a wrong password or host is reported as such before any work starts.
-    await sql`select 1`.execute(db);
+    await sql`select 1`.execute(db).catch((error: unknown) => {
+      throw firstConnectionError(target, error);
+    });
     const migrator = newMigrator(db, target.tablePrefix);
     if (options.migrate) {
       const { error, results } = await migrator.migrateToLatest();
@@ -227,6 +229,22 @@ export function isDatabaseError(error: unknown): boolean {
   if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code)) return true;
   const { message } = error as { message?: unknown };
   return typeof message === 'string' && LOST_WITHOUT_CODE.test(message);
+}
+
+/**
+ * A first connection that failed in a way that is no known refusal (a wrong password, a missing database):
+ * nothing was ever connected, so it was not "lost". A port where another kind of server answers, or that
+ * closes at once, ends here.
+ */
+function firstConnectionError(target: Exclude<DatabaseTarget, { dialect: 'sqlite' }>, error: unknown): unknown {
+  const mapped = databaseError(target, error);
+  if (mapped.code !== EXIT.failure || UNREACHABLE.has(errorCode(error))) return mapped;
+  const kind = target.dialect === 'postgres' ? 'PostgreSQL' : 'MySQL or MariaDB';
+  return new ExitError(
+    EXIT.failure,
+    `Cannot connect to ${describeTarget(target)}: ${messageOf(error).replaceAll(target.url, target.label) || errorCode(error)}. Is a ${kind} server listening at ${target.host}:${target.port}? Check database.url or LICENSE_MANAGER_DB.`,
+    { cause: error },
+  );
 }
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */

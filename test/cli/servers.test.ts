@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
@@ -209,6 +210,20 @@ describe.each(servers)('server database [%s]', (dialect) => {
     } finally {
       if (dialect === 'mysql') await adminQuery(dialect, `drop user if exists '${reader}'@'%'`);
       else await adminQuery(dialect, `drop owned by ${reader}; drop role if exists ${reader}`, server.name).catch(() => undefined);
+    }
+  });
+
+  test('a port that closes every connection at once: exit 1, "Cannot connect", not a connection "lost"', async () => {
+    const closer = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (closer.address() as net.AddressInfo).port;
+      const result = await runCli(['status'], { cwd: project(`${dialect}://someone@127.0.0.1:${port}/licenses`) });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(new RegExp(`Cannot connect to .*"licenses" on 127\\.0\\.0\\.1:${port}.* Is a (PostgreSQL|MySQL or MariaDB) server listening at 127\\.0\\.0\\.1:${port}\\?`));
+      expect(result.stderr).not.toContain('Lost the connection');
+    } finally {
+      closer.close();
     }
   });
 

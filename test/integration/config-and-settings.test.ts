@@ -52,6 +52,11 @@ describe('config discovery and validation', () => {
     expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'there.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'there.sqlite') });
     expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres://app:s3cret@db.example/' }, dir)).toThrow(/^LICENSE_MANAGER_DB: postgres:\/\/app:\*\*\*\*@db\.example\/ names no database/);
     expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'oracle://app:s3cret@db.example/x' }, dir)).toThrow(/unknown scheme "oracle:"/);
+    // A URL missing its ":" is not read as a relative SQLite path.
+    expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres//app:s3cret@db.example/licenses' }, dir)).toThrow(
+      /^LICENSE_MANAGER_DB: postgres\/\/app:\*\*\*\*@db\.example\/licenses looks like a database URL without the ":" after "postgres"/,
+    );
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres-data/db.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'postgres-data/db.sqlite') });
   });
 
   test.each([
