@@ -32,7 +32,16 @@ export function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target
   if (out.options.json || out.options.quiet || plan.length === 0) return;
   const total = plan.reduce((sum, line) => sum + line.count, 0);
   const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
-  out.info(`${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} to ${targetText(target)}: ${lines.join(', ')}`);
+  out.info(`${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} ${dryRun ? wouldSendTo(target) : `to ${targetText(target)}`}: ${lines.join(', ')}`);
+}
+
+/** Where a dry run's events would go, and what a real run still lacks to send them. */
+function wouldSendTo(target: WebhookTarget): string {
+  if (!target.enabled) {
+    const disabled = `if webhooks were enabled (webhooks-enabled is false, from ${target.enabledSource})`;
+    return target.url === null ? `${disabled} and a webhook URL were set` : `to ${targetText(target)} ${disabled}`;
+  }
+  return target.url === null ? 'once a webhook URL is set' : `to ${targetText(target)}`;
 }
 
 /** Webhooks off while events are due: on stderr even under --quiet and --json, so cron mails it. */

@@ -55,8 +55,13 @@ describe('the built CLI', () => {
     expect(imported).toMatchObject({ code: 0, stderr: '' });
     expect(imported.stdout).toContain('Imported 10 licenses');
 
+    // Before any setting: the dry run says what a real run would still lack.
+    const unset = await cli('process-expirations', '--now', NOW, '--dry-run');
+    expect(unset.stdout).toMatch(/^would send 5 events if webhooks were enabled \(webhooks-enabled is false, from default\) and a webhook URL were set: /m);
     expect((await cli('settings', 'set', 'webhook-url', receiver.url)).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-secret', SECRET)).code).toBe(0);
+    const disabled = await cli('process-expirations', '--now', NOW, '--dry-run');
+    expect(disabled.stdout).toContain(`would send 5 events to ${receiver.url} (from settings) if webhooks were enabled (webhooks-enabled is false, from default): `);
     expect((await cli('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
 
     const dry = await cli('process-expirations', '--now', NOW, '--dry-run', '--json');
