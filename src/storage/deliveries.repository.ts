@@ -356,44 +356,34 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
   );
 }
 
+/**
+ * SQLite and PostgreSQL: one `UPDATE … FROM` a named list of values per chunk, instead of one statement per
+ * delivery. PostgreSQL receives the parameters in VALUES as text: the first row's casts type each column
+ * (SQLite takes the same casts as no-ops).
+ */
+async function updateFromValues(trx: Kysely<Database>, runId: string, chunk: readonly AttemptWrite[]): Promise<void> {
+  const rows = chunk.map((write, row) => {
+    const cast = (value: unknown, type: string) => (row === 0 ? sql`cast(${value} as ${sql.raw(type)})` : sql`${value}`);
+    return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')})`;
+  });
+  await sql`
+    with v (id, attempts, status_code, error, final, completed_at) as (values ${sql.join(rows)})
+    update ${sql.table('webhook_deliveries')} as d set
+      attempts = v.attempts,
+      last_status_code = v.status_code,
+      last_error = v.error,
+      status = coalesce(v.final, d.status),
+      completed_at = coalesce(v.completed_at, d.completed_at),
+      lease_until = case when v.final is not null then null else d.lease_until end,
+      claimed_by = case when v.final is not null then null else d.claimed_by end
+    from v
+    where d.id = v.id and d.claimed_by = ${runId}`.execute(trx);
+}
+
 // One statement per chunk of deliveries, in each dialect's form of "update from a list of values".
 const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId: string, chunk: readonly AttemptWrite[]) => Promise<void>> = {
-  async sqlite(trx, runId, chunk) {
-    const rows = chunk.map(
-      (write) =>
-        sql`(${write.deliveryId}, ${write.attempt.attempt}, ${write.attempt.status_code}, ${write.attempt.error}, ${write.final?.status ?? null}, ${write.final?.completedAt ?? null})`,
-    );
-    // UPDATE … FROM (VALUES …): one statement for the chunk instead of one per delivery.
-    await sql`
-      update ${sql.table('webhook_deliveries')} as d set
-        attempts = v.column2,
-        last_status_code = v.column3,
-        last_error = v.column4,
-        status = coalesce(v.column5, d.status),
-        completed_at = coalesce(v.column6, d.completed_at),
-        lease_until = case when v.column5 is not null then null else d.lease_until end,
-        claimed_by = case when v.column5 is not null then null else d.claimed_by end
-      from (values ${sql.join(rows)}) as v
-      where d.id = v.column1 and d.claimed_by = ${runId}`.execute(trx);
-  },
-  async postgres(trx, runId, chunk) {
-    // Parameters in VALUES arrive as text: the first row carries the casts that type each column.
-    const rows = chunk.map((write, row) => {
-      const cast = (value: unknown, type: string) => (row === 0 ? sql`cast(${value} as ${sql.raw(type)})` : sql`${value}`);
-      return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')})`;
-    });
-    await sql`
-      update ${sql.table('webhook_deliveries')} as d set
-        attempts = v.attempts,
-        last_status_code = v.status_code,
-        last_error = v.error,
-        status = coalesce(v.final, d.status),
-        completed_at = coalesce(v.completed_at, d.completed_at),
-        lease_until = case when v.final is not null then null else d.lease_until end,
-        claimed_by = case when v.final is not null then null else d.claimed_by end
-      from (values ${sql.join(rows)}) as v (id, attempts, status_code, error, final, completed_at)
-      where d.id = v.id and d.claimed_by = ${runId}`.execute(trx);
-  },
+  sqlite: updateFromValues,
+  postgres: updateFromValues,
   async mysql(trx, runId, chunk) {
     // MySQL has no UPDATE … FROM, and an UPDATE … JOIN on a derived table scans (and locks) rows of other
     // workers' claims: CASE over the ids, with `id in (…)` so only these rows are locked, in id order. Each
