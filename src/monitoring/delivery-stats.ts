@@ -1,0 +1,238 @@
+// The pure part of `deliveries stats`: per endpoint the success rate, response-time percentiles, error classes, last success and failure streak, from attempt rows streamed out of the database.
+import { formatUtc, parseUtc } from '../time.js';
+
+/**
+ * What one attempt came to. The error classes are read from the texts the sender stores in
+ * `webhook_attempts.error` (postOnce's transport errors, "timed out after N ms") and from the status code.
+ */
+export type AttemptClass =
+  | 'success'
+  | 'http_3xx'
+  | 'http_4xx'
+  | 'http_429'
+  | 'http_5xx'
+  | 'timeout'
+  | 'connection_refused'
+  | 'dns'
+  | 'tls'
+  | 'connection_closed'
+  | 'unreachable'
+  | 'protocol'
+  | 'other';
+
+export type ErrorClass = Exclude<AttemptClass, 'success'>;
+
+/** Every error class, in the order `deliveries stats` shows them. */
+export const ERROR_CLASSES: readonly ErrorClass[] = [
+  'connection_refused',
+  'dns',
+  'timeout',
+  'tls',
+  'connection_closed',
+  'unreachable',
+  'protocol',
+  'http_3xx',
+  'http_4xx',
+  'http_429',
+  'http_5xx',
+  'other',
+];
+
+// Checked in this order: our own timeout text first, TLS before "closed" (a reset handshake names TLS), protocol last.
+const TRANSPORT_CLASSES: ReadonlyArray<[ErrorClass, RegExp]> = [
+  // postOnce's own "timed out after N ms"; a TCP connect timeout (ETIMEDOUT); undici's connect/headers/body timeouts.
+  ['timeout', /^timed out after \d+ ms$|\bETIMEDOUT\b|UND_ERR_(?:CONNECT|HEADERS|BODY)_TIMEOUT|timeout/i],
+  // "getaddrinfo ENOTFOUND host", "getaddrinfo EAI_AGAIN host" (the resolver did not answer).
+  ['dns', /\bgetaddrinfo\b|\bENOTFOUND\b|\bEAI_(?:AGAIN|FAIL|NONAME|NODATA)\b/],
+  ['connection_refused', /\bECONNREFUSED\b/],
+  // OpenSSL's "SSL routines:…", ERR_SSL_*, ERR_TLS_*, certificate problems (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, …).
+  ['tls', /\bSSL\b|\bTLS\b|ERR_SSL_|ERR_TLS_|\bEPROTO\b|certificate|CERT_|_SIGNATURE\b/i],
+  ['unreachable', /\bE(?:HOST|NET)(?:UNREACH|DOWN)\b|\bEADDRNOTAVAIL\b/],
+  // llhttp's parse errors: "Response does not match the HTTP/1.1 protocol (…)", HPE_* codes.
+  ['protocol', /does not match the HTTP|\bHPE_[A-Z_]+\b/],
+  // "other side closed (UND_ERR_SOCKET)", "read ECONNRESET", "socket hang up", "terminated", EPIPE.
+  ['connection_closed', /other side closed|\bECONNRESET\b|socket hang up|UND_ERR_SOCKET|\bEPIPE\b|\bterminated\b|\bclosed\b/i],
+];
+
+/** The class of one attempt: by its status code when it has one, by its error text when no response came back. */
+export function classifyAttempt(attempt: { statusCode: number | null; error: string | null }): AttemptClass {
+  const status = attempt.statusCode;
+  if (status !== null) {
+    if (status >= 200 && status <= 299) return 'success';
+    if (status === 429) return 'http_429';
+    if (status >= 300 && status <= 399) return 'http_3xx';
+    if (status >= 400 && status <= 499) return 'http_4xx';
+    if (status >= 500 && status <= 599) return 'http_5xx';
+    return 'other';
+  }
+  const text = attempt.error ?? '';
+  for (const [name, pattern] of TRANSPORT_CLASSES) if (pattern.test(text)) return name;
+  return 'other';
+}
+
+/** One row of `webhook_attempts` joined to its delivery's endpoint. */
+export interface AttemptRow {
+  endpoint: string;
+  /** `started_at`: a Date, or the stored UTC text. */
+  startedAt: Date | string;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+}
+
+/** Per-delivery counts of one endpoint, by status: one `GROUP BY endpoint, status` and one `MIN(created_at)` in the database. */
+export interface EndpointDeliveryCounts {
+  endpoint: string;
+  delivered?: number;
+  pending?: number;
+  deferred?: number;
+  parked?: number;
+  abandoned?: number;
+  superseded?: number;
+  /** When the oldest delivery not yet delivered, superseded or abandoned was recorded (pending, delivering, deferred, parked). */
+  oldestUndeliveredAt?: Date | string | null;
+}
+
+export interface EndpointStats {
+  endpoint: string;
+  attempts: number;
+  succeeded: number;
+  /** succeeded / attempts, from 0 to 1; null when there was no attempt. */
+  successRate: number | null;
+  /**
+   * Nearest-rank percentiles of the duration of attempts that got an HTTP response (a timeout or a refused
+   * connection says nothing about how fast the receiver answers; they are counted in `errors`). Whole ms.
+   */
+  responseMs: { median: number | null; p95: number | null };
+  /** Attempts that failed, by class; every class is present (0 when none). */
+  errors: Record<ErrorClass, number>;
+  /** When the newest successful attempt started (UTC, `YYYY-MM-DDTHH:MM:SSZ`); null when none succeeded. */
+  lastSuccessAt: string | null;
+  lastAttemptAt: string | null;
+  /** Failed attempts since the newest success (all of them when none succeeded). */
+  consecutiveFailures: number;
+  deliveries: { delivered: number; pending: number; deferred: number; parked: number; abandoned: number; superseded: number };
+  /** How long the oldest delivery still to be delivered has waited, in whole seconds; null when nothing waits. */
+  oldestUndeliveredAgeSeconds: number | null;
+}
+
+interface Running {
+  attempts: number;
+  succeeded: number;
+  /** Duration in whole ms → how many responses took that long: exact percentiles in memory bounded by the timeout, not by the row count. */
+  durations: Map<number, number>;
+  responses: number;
+  errors: Record<ErrorClass, number>;
+  lastSuccessAt: number | null;
+  lastAttemptAt: number | null;
+  consecutiveFailures: number;
+  counts: EndpointDeliveryCounts | null;
+}
+
+function toTime(value: Date | string, what: string): number {
+  const time = value instanceof Date ? value.getTime() : (parseUtc(value)?.getTime() ?? Number.NaN);
+  if (Number.isNaN(time)) throw new RangeError(`${what} is not a time: ${String(value)}`);
+  return time;
+}
+
+function emptyErrors(): Record<ErrorClass, number> {
+  return Object.fromEntries(ERROR_CLASSES.map((name) => [name, 0])) as Record<ErrorClass, number>;
+}
+
+/** The nearest-rank percentile (the smallest value with at least `p` of all values at or below it), from a value → count map. */
+function percentile(durations: Map<number, number>, total: number, p: number): number | null {
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil(p * total));
+  let seen = 0;
+  for (const value of [...durations.keys()].sort((a, b) => a - b)) {
+    seen += durations.get(value)!;
+    if (seen >= rank) return value;
+  }
+  return null;
+}
+
+/**
+ * Accumulates attempt rows one at a time, so a query can stream a million of them without holding them:
+ * each endpoint keeps counters and a histogram of whole-millisecond durations (as many entries as there are
+ * distinct durations, at most the timeout in ms), which gives exact percentiles. Rows of one endpoint must
+ * come in `started_at` order (`ORDER BY started_at, id`), which the failure streak needs; the endpoints may
+ * be interleaved. The database does the rest: filtering by time and endpoint, and the per-delivery counts.
+ */
+export class DeliveryStatsAccumulator {
+  private readonly endpoints = new Map<string, Running>();
+
+  private entry(endpoint: string): Running {
+    let running = this.endpoints.get(endpoint);
+    if (!running) {
+      running = { attempts: 0, succeeded: 0, durations: new Map(), responses: 0, errors: emptyErrors(), lastSuccessAt: null, lastAttemptAt: null, consecutiveFailures: 0, counts: null };
+      this.endpoints.set(endpoint, running);
+    }
+    return running;
+  }
+
+  addAttempt(row: AttemptRow): void {
+    const running = this.entry(row.endpoint);
+    const startedAt = toTime(row.startedAt, `started_at of an attempt to endpoint "${row.endpoint}"`);
+    if (running.lastAttemptAt !== null && startedAt < running.lastAttemptAt) {
+      throw new RangeError(`attempts to endpoint "${row.endpoint}" must come in started_at order: ${formatUtc(new Date(startedAt))} came after ${formatUtc(new Date(running.lastAttemptAt))}`);
+    }
+    running.lastAttemptAt = startedAt;
+    running.attempts += 1;
+    const kind = classifyAttempt(row);
+    if (row.statusCode !== null) {
+      const ms = Math.max(0, Math.round(row.durationMs));
+      running.durations.set(ms, (running.durations.get(ms) ?? 0) + 1);
+      running.responses += 1;
+    }
+    if (kind === 'success') {
+      running.succeeded += 1;
+      running.lastSuccessAt = startedAt;
+      running.consecutiveFailures = 0;
+    } else {
+      running.errors[kind] += 1;
+      running.consecutiveFailures += 1;
+    }
+  }
+
+  addCounts(counts: EndpointDeliveryCounts): void {
+    this.entry(counts.endpoint).counts = counts;
+  }
+
+  /** Per endpoint, by name; ages are counted to `now`. */
+  result(now: Date): EndpointStats[] {
+    return [...this.endpoints.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([endpoint, running]) => {
+        const counts = running.counts;
+        const oldest = counts?.oldestUndeliveredAt ? toTime(counts.oldestUndeliveredAt, `the oldest undelivered time of endpoint "${endpoint}"`) : null;
+        return {
+          endpoint,
+          attempts: running.attempts,
+          succeeded: running.succeeded,
+          successRate: running.attempts === 0 ? null : running.succeeded / running.attempts,
+          responseMs: { median: percentile(running.durations, running.responses, 0.5), p95: percentile(running.durations, running.responses, 0.95) },
+          errors: { ...running.errors },
+          lastSuccessAt: running.lastSuccessAt === null ? null : formatUtc(new Date(running.lastSuccessAt)),
+          lastAttemptAt: running.lastAttemptAt === null ? null : formatUtc(new Date(running.lastAttemptAt)),
+          consecutiveFailures: running.consecutiveFailures,
+          deliveries: {
+            delivered: counts?.delivered ?? 0,
+            pending: counts?.pending ?? 0,
+            deferred: counts?.deferred ?? 0,
+            parked: counts?.parked ?? 0,
+            abandoned: counts?.abandoned ?? 0,
+            superseded: counts?.superseded ?? 0,
+          },
+          oldestUndeliveredAgeSeconds: oldest === null ? null : Math.max(0, Math.floor((now.getTime() - oldest) / 1000)),
+        };
+      });
+  }
+}
+
+/** The statistics of `rows` (in started_at order per endpoint) and `counts`, at `now`. */
+export function deliveryStats(rows: Iterable<AttemptRow>, counts: Iterable<EndpointDeliveryCounts>, now: Date): EndpointStats[] {
+  const accumulator = new DeliveryStatsAccumulator();
+  for (const row of rows) accumulator.addAttempt(row);
+  for (const count of counts) accumulator.addCounts(count);
+  return accumulator.result(now);
+}
