@@ -1,0 +1,279 @@
+// The Prometheus textfile (monitoring.textfile, `status --format prometheus`): metrics rendered in the text exposition format from a plain snapshot, and written atomically for node_exporter.
+import { randomBytes } from 'node:crypto';
+import { access, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * One endpoint's state, from the deliveries and circuit of that endpoint.
+ * Each field says where the database has it.
+ */
+export interface EndpointMetrics {
+  /** The endpoint's name (`default` for webhooks.url). */
+  name: string;
+  /** Deliveries waiting for a later run: `COUNT(*) WHERE status = 'deferred'`. */
+  deferred: number;
+  /** Deliveries held while the endpoint is disabled: `COUNT(*) WHERE status = 'parked'`. */
+  parked: number;
+  /** Deliveries given up on and not re-sent since: `COUNT(*) WHERE status = 'abandoned'`. */
+  abandoned: number;
+  /** Failed attempts to it since its last success (its circuit's count, or deliveries stats' streak). */
+  consecutiveFailures: number;
+  /** When the oldest delivery still to be delivered (pending, delivering, deferred, parked) was recorded: `MIN(created_at)`; null when none. */
+  oldestUndeliveredAt: Date | null;
+  /** Whether its circuit is open (runs start no attempt to it); left out of the file when unknown. */
+  circuitOpen?: boolean;
+}
+
+/** Everything the textfile shows: filled from the database after a run (or by `status`), never from one run's memory alone. */
+export interface MetricsSnapshot {
+  /** This tool's version (package.json), for `license_manager_build_info`. */
+  version: string;
+  /**
+   * When the newest run that exited 0 finished: `MAX(finished_at) FROM runs WHERE exit_code = 0`. Read from the
+   * table, so a failed run never moves it; null before the first success (shown as 0, which alerts).
+   */
+  lastSuccessAt: Date | null;
+  /** The newest finished run, whatever its exit code: `runs` ordered by `finished_at` desc, limit 1; null before the first. */
+  lastRun: { startedAt: Date; finishedAt: Date; exitCode: number } | null;
+  /** Events recorded since the database began, by type: `COUNT(*) … GROUP BY event_type` (one row per event, however many endpoints take it). */
+  eventsRecorded: ReadonlyArray<{ eventType: string; count: number }>;
+  /** Deliveries by event type and current status: `COUNT(*) FROM webhook_deliveries GROUP BY event_type, status`. */
+  deliveries: ReadonlyArray<{ eventType: string; status: string; count: number }>;
+  endpoints: ReadonlyArray<EndpointMetrics>;
+}
+
+type MetricType = 'gauge' | 'counter';
+
+interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
+interface Family {
+  name: string;
+  type: MetricType;
+  help: string;
+  samples: Sample[];
+}
+
+/** Label values: backslash, double quote and line feed are escaped; everything else is UTF-8 as it is (exposition format). */
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** HELP text: backslash and line feed are escaped. */
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** Go's ParseFloat reads every form String(number) gives; infinities and NaN have names of their own. */
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+function seconds(date: Date): number {
+  return date.getTime() / 1000;
+}
+
+function labelsText(labels: Record<string, string>): string {
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return '';
+  return `{${entries.map(([name, value]) => `${name}="${escapeLabelValue(value)}"`).join(',')}}`;
+}
+
+/** Samples with the same labels are added up (two rows for one key are one series), then sorted, so the file is the same for the same state. */
+function merged(samples: Sample[]): Sample[] {
+  const byKey = new Map<string, Sample>();
+  for (const sample of samples) {
+    const key = labelsText(sample.labels);
+    const existing = byKey.get(key);
+    if (existing) existing.value += sample.value;
+    else byKey.set(key, { labels: sample.labels, value: sample.value });
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, sample]) => sample);
+}
+
+/**
+ * The metrics in the Prometheus text exposition format (https://prometheus.io/docs/instrumenting/exposition_formats/),
+ * each family with HELP and TYPE, no timestamps (node_exporter's textfile collector refuses them). `now` gives the ages.
+ */
+export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
+  const names = new Set<string>();
+  for (const endpoint of snapshot.endpoints) {
+    if (names.has(endpoint.name)) throw new RangeError(`endpoint "${endpoint.name}" appears twice in the metrics snapshot`);
+    names.add(endpoint.name);
+  }
+  const endpoints = [...snapshot.endpoints].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const run = snapshot.lastRun;
+  const families: Family[] = [
+    {
+      name: 'license_manager_build_info',
+      type: 'gauge',
+      help: 'Always 1; the version label says which license-manager wrote this file.',
+      samples: [{ labels: { version: snapshot.version }, value: 1 }],
+    },
+    {
+      name: 'license_manager_last_success_timestamp_seconds',
+      type: 'gauge',
+      help: 'When the last process-expirations run that exited 0 finished, in Unix seconds; 0 before the first. Alert on time() minus this.',
+      samples: [{ labels: {}, value: snapshot.lastSuccessAt ? seconds(snapshot.lastSuccessAt) : 0 }],
+    },
+    {
+      name: 'license_manager_last_run_timestamp_seconds',
+      type: 'gauge',
+      help: 'When the last process-expirations run finished, whatever its exit status, in Unix seconds.',
+      samples: run ? [{ labels: {}, value: seconds(run.finishedAt) }] : [],
+    },
+    {
+      name: 'license_manager_last_run_duration_seconds',
+      type: 'gauge',
+      help: 'How long the last process-expirations run took.',
+      samples: run ? [{ labels: {}, value: Math.max(0, seconds(run.finishedAt) - seconds(run.startedAt)) }] : [],
+    },
+    {
+      name: 'license_manager_last_run_exit_code',
+      type: 'gauge',
+      help: 'The exit status of the last process-expirations run: 0 done, 1 failed, 2 bad usage or configuration, 3 deliveries abandoned, 4 deliveries waiting on a failing receiver.',
+      samples: run ? [{ labels: {}, value: run.exitCode }] : [],
+    },
+    {
+      name: 'license_manager_events_recorded_total',
+      type: 'counter',
+      help: 'Events recorded for delivery since the database began, by event type.',
+      samples: merged(snapshot.eventsRecorded.map((row) => ({ labels: { event_type: row.eventType }, value: row.count }))),
+    },
+    {
+      name: 'license_manager_deliveries',
+      type: 'gauge',
+      help: 'Deliveries (one per event and endpoint) by event type and current status.',
+      samples: merged(snapshot.deliveries.map((row) => ({ labels: { event_type: row.eventType, status: row.status }, value: row.count }))),
+    },
+    {
+      name: 'license_manager_endpoint_deliveries',
+      type: 'gauge',
+      help: 'Deliveries to an endpoint that are deferred to a later run, parked while it is disabled, or abandoned.',
+      samples: endpoints.flatMap((endpoint) =>
+        (['abandoned', 'deferred', 'parked'] as const).map((status) => ({ labels: { endpoint: endpoint.name, status }, value: endpoint[status] })),
+      ),
+    },
+    {
+      name: 'license_manager_endpoint_consecutive_failures',
+      type: 'gauge',
+      help: 'Failed delivery attempts to an endpoint since its last success.',
+      samples: endpoints.map((endpoint) => ({ labels: { endpoint: endpoint.name }, value: endpoint.consecutiveFailures })),
+    },
+    {
+      name: 'license_manager_endpoint_oldest_undelivered_age_seconds',
+      type: 'gauge',
+      help: 'How long the oldest delivery to an endpoint that is not delivered yet has waited since it was recorded; 0 when none waits.',
+      samples: endpoints.map((endpoint) => ({
+        labels: { endpoint: endpoint.name },
+        value: endpoint.oldestUndeliveredAt ? Math.max(0, Math.floor((now.getTime() - endpoint.oldestUndeliveredAt.getTime()) / 1000)) : 0,
+      })),
+    },
+    {
+      name: 'license_manager_endpoint_circuit_open',
+      type: 'gauge',
+      help: '1 while the circuit of an endpoint is open (runs start no attempt to it until a probe succeeds), else 0.',
+      samples: endpoints.flatMap((endpoint) => (endpoint.circuitOpen === undefined ? [] : [{ labels: { endpoint: endpoint.name }, value: endpoint.circuitOpen ? 1 : 0 }])),
+    },
+  ];
+  const lines: string[] = [];
+  for (const family of families) {
+    if (family.samples.length === 0) continue;
+    lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
+    for (const sample of family.samples) lines.push(`${family.name}${labelsText(sample.labels)} ${formatValue(sample.value)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export type TextfileWriteResult = { ok: true; path: string } | { ok: false; path: string; error: string };
+
+function describeWriteError(error: unknown, target: string, folder: string): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const where = `Cannot write the metrics file ${target}`;
+  switch (code) {
+    case 'ENOENT':
+      return `${where}: the folder ${folder} does not exist. Create it, or set monitoring.textfile to a file in node_exporter's --collector.textfile.directory.`;
+    case 'ENOTDIR':
+      return `${where}: ${folder} is not a folder.`;
+    case 'EACCES':
+    case 'EPERM':
+      return `${where}: no permission to create files in ${folder} (the file is written beside the target, then renamed over it). Let this user write there.`;
+    case 'EROFS':
+      return `${where}: ${folder} is on a read-only file system.`;
+    case 'EISDIR':
+      return `${where}: it is a folder; give the path of a file, such as ${path.join(target, 'license_manager.prom')}.`;
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return `${where}: no space left on the device (or the quota is used up).`;
+    default:
+      return `${where}: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/**
+ * Writes `text` to `target` so that a reader (node_exporter scraping at any moment) sees the old file or the new one,
+ * never half of one: a temporary file in the same folder (hidden, not ending in .prom, so the collector skips it),
+ * fsync, rename over the target, then fsync of the folder so the rename survives a crash. Never throws: a missing or
+ * unwritable folder is a result naming the path, and the temporary file is removed.
+ */
+export async function writeTextfileAtomically(target: string, text: string): Promise<TextfileWriteResult> {
+  const absolute = path.resolve(target);
+  const folder = path.dirname(absolute);
+  const temporary = path.join(folder, `.${path.basename(absolute)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temporary, 'wx', 0o644);
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, absolute);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await rm(temporary, { force: true }).catch(() => undefined);
+    return { ok: false, path: absolute, error: describeWriteError(error, absolute, folder) };
+  }
+  // Best effort: some file systems refuse to fsync a folder, and the file is complete either way.
+  try {
+    const directory = await open(folder, 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  } catch {
+    // The rename is done; only its durability across a power cut is left to the file system.
+  }
+  return { ok: true, path: absolute };
+}
+
+/**
+ * Why `target` cannot take the textfile, checked before a run (a config problem is exit 2): its folder must exist
+ * and be writable, and the target must not be a folder. Undefined when it can. Root passes the permission check
+ * whatever the modes; writeTextfileAtomically still reports what the file system refuses.
+ */
+export async function textfileProblem(target: string): Promise<string | undefined> {
+  const absolute = path.resolve(target);
+  const folder = path.dirname(absolute);
+  try {
+    if (!(await stat(folder)).isDirectory()) return `${folder} is not a folder`;
+  } catch {
+    return `its folder ${folder} does not exist`;
+  }
+  try {
+    await access(folder, constants.W_OK);
+  } catch {
+    return `this user may not create files in ${folder}`;
+  }
+  try {
+    if ((await stat(absolute)).isDirectory()) return `${absolute} is a folder; give the path of a file, such as ${path.join(absolute, 'license_manager.prom')}`;
+  } catch {
+    // No file yet: the first run creates it.
+  }
+  return undefined;
+}
