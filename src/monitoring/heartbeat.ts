@@ -79,7 +79,11 @@ function withPathAndQuery(target: string, segment: string | null, params: Record
   return url.toString();
 }
 
-/** The start ping: Healthchecks `/start?rid=`, Cronitor `state=run&series=`, Sentry `status=in_progress&check_in_id=`. */
+/**
+ * The start ping: Healthchecks `/start?rid=`, Cronitor `state=run&series=`, Sentry `status=in_progress&check_in_id=`.
+ * Sentry's ingest endpoint hands out no check-in id any more ("generate it client-side"); without one, the end ping
+ * would close whichever check-in is in progress, so overlapping runs would be paired wrongly. The run id is that id.
+ */
 export function startPing(target: PingTarget, runId: string): PingRequest {
   checkRunId(runId);
   switch (target.kind) {
