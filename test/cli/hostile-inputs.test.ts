@@ -558,8 +558,8 @@ function connectSocket(port: number, first?: string): Promise<net.Socket> {
 }
 
 describe('listen facing a flood of connections (a development tool, but one that may face the internet)', () => {
-  const prlimitTest = prlimit ? test : test.skip;
-  prlimitTest('idle and slow clients past the connection cap and the open-files limit do not lock a real request out', async () => {
+  const floodName = 'idle and slow clients past the connection cap and the open-files limit do not lock a real request out';
+  (prlimit ? test : test.skip)(prlimit ? floodName : `${floodName}: skipped, util-linux's prlimit is not installed`, async () => {
     const dir = tempDir();
     // 64 open files: what a flood of a thousand exhausts at the usual 1,024, in a test-sized count.
     const listener = await startListen(['--secret', 's3cret', '--max-connections', '16'], dir, { openFiles: 64 });
