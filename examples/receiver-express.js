@@ -10,18 +10,35 @@ if (!secret) {
   process.exit(2);
 }
 
+const seen = new Set(); // use a table with a unique key in a real application
+
 const app = express();
 
 // Capture the raw body: the signature is over these exact bytes, not over a re-serialised object.
 app.use('/webhook', express.raw({ type: 'application/json' }));
 
 app.post('/webhook', (req, res) => {
+  // express.raw leaves req.body an empty object for another Content-Type: there are no bytes to verify.
+  if (!Buffer.isBuffer(req.body)) return res.status(415).send('Send Content-Type: application/json');
   const signature = String(req.headers['x-webhook-signature'] ?? '');
   const expected = createHmac('sha256', secret).update(req.body).digest('hex');
   if (signature.length !== expected.length || !timingSafeEqual(Buffer.from(expected), Buffer.from(signature))) {
     return res.status(401).send('Invalid signature');
   }
-  const { event_type, payload } = JSON.parse(req.body.toString('utf8'));
+  let event;
+  try {
+    event = JSON.parse(req.body.toString('utf8'));
+  } catch {
+    return res.status(415).send('The body is not JSON');
+  }
+  const { event_type, payload } = event;
+  // The same event may arrive twice (a retry after a lost answer): answer 200 again, act once.
+  const id = req.headers['x-webhook-id'];
+  if (id !== undefined && seen.has(id)) {
+    console.log(JSON.stringify({ id, event_type, license_code: payload?.license_code, duplicate: true }));
+    return res.status(200).send('OK');
+  }
+  if (id !== undefined) seen.add(id); // a sender without X-Webhook-Id (the reference) is never taken for a duplicate
   switch (event_type) {
     case 'license.expiring':
       handle(req, event_type, payload, { action: 'remind', days: payload.days_until_expiry });
@@ -37,7 +54,7 @@ app.post('/webhook', (req, res) => {
 });
 
 function handle(req, eventType, payload, result) {
-  // Send a notification, update the CRM, ... (idempotently: the same X-Webhook-Id may arrive twice)
+  // Send a notification, update the CRM, ...
   console.log(JSON.stringify({ id: req.headers['x-webhook-id'], event_type: eventType, license_code: payload.license_code, ...result }));
 }
 

@@ -28,18 +28,25 @@ const server = http.createServer((req, res) => {
   // The same path as receiver-express.js and the README: point the tool at http://127.0.0.1:8000/webhook.
   if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/webhook') return res.writeHead(404).end('Not found: POST to /webhook');
   if (req.method !== 'POST') return res.writeHead(405).end();
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return res.writeHead(415).end('Send Content-Type: application/json');
   const chunks = [];
   req.on('data', (chunk) => chunks.push(chunk));
   req.on('end', () => {
     const rawBody = Buffer.concat(chunks); // verify these exact bytes: never re-serialise first
     if (!verify(rawBody, req.headers['x-webhook-signature'])) return res.writeHead(401).end('Invalid signature');
     const id = req.headers['x-webhook-id'];
-    const { event_type, payload } = JSON.parse(rawBody.toString('utf8'));
-    if (seen.has(id)) {
+    let event;
+    try {
+      event = JSON.parse(rawBody.toString('utf8'));
+    } catch {
+      return res.writeHead(415).end('The body is not JSON');
+    }
+    const { event_type, payload } = event;
+    if (id !== undefined && seen.has(id)) {
       console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, duplicate: true }));
       return res.writeHead(200).end('OK');
     }
-    seen.add(id);
+    if (id !== undefined) seen.add(id); // a sender without X-Webhook-Id (the reference) is never taken for a duplicate
     const handler = handlers[event_type];
     const result = handler ? handler(payload) : { action: 'ignored' };
     console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, ...result }));

@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import { secretProblem } from '../config/schema.js';
+import { usageError } from '../errors.js';
 import { parseUtc } from '../time.js';
 
 /**
@@ -30,4 +32,18 @@ export function deliveryIds(text: string, previous: number[] = []): number[] {
     throw new InvalidArgumentError('A delivery id is a positive whole number (see "license-manager deliveries list").');
   }
   return [...previous, Number(trimmed)];
+}
+
+/**
+ * `--secret <s>` or `--secret-env <name>`: the second keeps the secret out of the arguments every user
+ * sees in `ps`. Undefined when neither is given (the configured secret applies).
+ */
+export function givenSecret(options: { secret?: string; secretEnv?: string }, env: NodeJS.ProcessEnv): string | undefined {
+  const name = options.secretEnv;
+  if (name === undefined) return options.secret;
+  const value = env[name];
+  if (value === undefined || value === '') throw usageError(`--secret-env ${name}: the environment variable ${name} is not set or empty. Export it first, or leave out --secret-env.`);
+  const problem = secretProblem(value);
+  if (problem) throw usageError(`--secret-env ${name}: the secret in ${name} ${problem}.`);
+  return value;
 }

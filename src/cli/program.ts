@@ -6,7 +6,7 @@ import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
-import { deliveryIds, isoDate, wholeNumber } from './options.js';
+import { deliveryIds, givenSecret, isoDate, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
@@ -151,17 +151,22 @@ export function buildProgram(session: Session): Command {
     .description('send one sample event now and show what was sent and what came back')
     .option('--url <url>', 'send here instead of the configured webhook URL')
     .option('--secret <secret>', 'sign with this secret instead of the configured one')
+    .addOption(secretEnvOption('sign with the secret in this environment variable instead'))
     .addOption(new Option('--event <type>', 'event type').choices(EVENT_TYPES).default('license.expiring'))
     .option('--license <code>', 'use this license from the database instead of the sample payload')
     .addHelpText(
       'after',
-      examples('license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret s3cret', 'license-manager send-test-event --event license.expired --license LIC-0001'),
+      examples(
+        'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret s3cret',
+        'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret-env RECEIVER_SECRET   # not visible in ps',
+        'license-manager send-test-event --event license.expired --license LIC-0001',
+      ),
     )
-    .action((options: { url?: string; secret?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
-        const result = await sendTestEvent(context, options);
+        const result = await sendTestEvent(context, { ...options, secret: givenSecret(options, io.env) });
         if (out.options.json) out.json(result);
         else printTestEvent(out, result);
         const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
@@ -201,12 +206,20 @@ export function buildProgram(session: Session): Command {
     );
   settings
     .command('set <key> <value>')
-    .description('validate and store a setting')
-    .addHelpText('after', examples('license-manager settings set webhook-url https://example.com/webhooks/licenses', 'license-manager settings set warning-days 14,7,1'))
+    .description('validate and store a setting; a value of - is read from standard input (keeps the secret out of ps and the shell history)')
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager settings set webhook-url https://example.com/webhooks/licenses',
+        'license-manager settings set warning-days 14,7,1',
+        'openssl rand -hex 32 | license-manager settings set webhook-secret -',
+      ),
+    )
     .action((key: string, value: string, _options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { settingsSet } = await import('../commands/settings.js');
-        const change = await settingsSet(context, key, value, new Date());
+        const given = value === '-' ? await valueFromStdin(io, key, stop) : value;
+        const change = await settingsSet(context, key, given, new Date());
         if (out.options.json) out.json(change);
         else out.info(`${change.key} = ${change.stored}`);
         if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
@@ -351,22 +364,28 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
+    .addOption(secretEnvOption('check signatures with the secret in this environment variable'))
     .addOption(
       new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
         .argParser(wholeNumber(200, 599))
         .default(200),
     )
     .addOption(new Option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
+    .addOption(
+      new Option('--max-connections <n>', 'open connections at most; at the limit the oldest is closed for each new one (default 100)').argParser(wholeNumber(1, 10_000)),
+    )
     .addHelpText(
       'after',
-      examples(
+      `${examples(
         'license-manager listen --secret s3cret                  # then, in another terminal:',
         'license-manager send-test-event --url http://127.0.0.1:8000/webhook --secret s3cret',
+        'RECEIVER_SECRET=s3cret license-manager listen --secret-env RECEIVER_SECRET   # not visible in ps',
         'ngrok http 8000                                         # to receive from another machine',
         'license-manager listen --respond 503                    # rehearse retries',
-      ),
+        'license-manager listen --port 0 --json                  # first line: {"listening":"http://127.0.0.1:<port>/",...}',
+      )}\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
     )
-    .action((options: { port: number; host: string; secret?: string; respond: number; maxBody?: number }, command: Command) =>
+    .action((options: { port: number; host: string; secret?: string; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
       act(command, async (out, flags) => {
         // The config, and an existing database read-only: a receiver creates no files.
         const { readConfigOnly } = await import('../commands/context.js');
@@ -374,9 +393,11 @@ export function buildProgram(session: Session): Command {
         for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
-        const secret = options.secret ?? context.config.webhooks.secret;
-        const listener = await listen({ ...options, secret }, (request) => printReceivedWebhook(out, request));
-        out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
+        const secret = givenSecret(options, io.env) ?? context.config.webhooks.secret;
+        const listener = await listen({ ...options, secret, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request));
+        // A script learns the address (with --port 0, the port) from the first line, before any request.
+        if (out.options.json) io.stdout.write(`${JSON.stringify({ listening: listener.url, signaturesChecked: Boolean(secret) })}\n`);
+        else out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
         // Ctrl-C is how `listen` is meant to end: exit 0, no warning.
         await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
         await listener.close();
@@ -386,18 +407,30 @@ export function buildProgram(session: Session): Command {
   program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
-    .option('--secret <secret>', 'the webhook secret')
+    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses)')
+    .addOption(secretEnvOption('the webhook secret is in this environment variable'))
     .option('--signature <hex>', 'the X-Webhook-Signature value the receiver got')
-    .option('--file <body>', 'the raw body as received (default: standard input)')
+    .option('--file <body>', 'the raw body as received, a regular file (default: standard input)')
+    .addOption(new Option('--max-body <bytes>', 'refuse bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addHelpText(
       'after',
-      examples('license-manager verify --secret s3cret --signature 5d41402a... --file body.json', 'pbpaste | license-manager verify --secret s3cret --signature 5d41402a...'),
+      examples(
+        'license-manager verify --secret s3cret --signature 5d41402a... --file body.json',
+        'pbpaste | license-manager verify --secret s3cret --signature 5d41402a...',
+        'license-manager -c /etc/license-manager/config.json verify --signature 5d41402a... --file body.json   # the configured secret',
+      ),
     )
-    .action((options: { secret?: string; signature?: string; file?: string }, command: Command) =>
-      act(command, async (out) => {
+    .action((options: { secret?: string; secretEnv?: string; signature?: string; file?: string; maxBody?: number }, command: Command) =>
+      act(command, async (out, flags) => {
         const { verifyCommand } = await import('../commands/verify.js');
-        const { buffer } = await import('node:stream/consumers');
-        const result = await verifyCommand(options, () => buffer(io.stdin ?? process.stdin));
+        const configuredSecret = async () => {
+          // The secret listen would use: env, settings (an existing database, read-only), config file.
+          const { readConfigOnly } = await import('../commands/context.js');
+          const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+          for (const warning of context.warnings) out.warn(warning);
+          return context.config.webhooks.secret;
+        };
+        const result = await verifyCommand({ ...options, secret: givenSecret(options, io.env) }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop });
         if (out.options.json) out.json(result);
         else if (result.valid) out.info(out.paint.green('valid'));
         else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
@@ -469,4 +502,18 @@ function deliveryProgress(out: Output, label: string) {
         bar.update(done, total, `${delivered} delivered, ${waiting} waiting to retry, ${abandoned} abandoned`)
     : undefined;
   return { onProgress, end: () => bar.end() };
+}
+
+/** `--secret-env <name>`: the secret from the environment, so it is not in the arguments every `ps` shows. */
+function secretEnvOption(description: string): Option {
+  return new Option('--secret-env <name>', `${description} (keeps it out of ps)`).conflicts('secret');
+}
+
+/** `settings set <key> -`: the value from standard input, one trailing line break dropped (echo, a here-string). */
+async function valueFromStdin(io: Io, key: string, stop: AbortSignal): Promise<string> {
+  const { readCapped } = await import('../read-input.js');
+  const stdin = io.stdin ?? process.stdin;
+  if ((stdin as { isTTY?: boolean }).isTTY) io.stderr.write(`Type the value of ${key}, then Enter and Ctrl-D:\n`);
+  const bytes = await readCapped(stdin, { maxBytes: 64 * 1024, what: `the value of ${key} on standard input`, tooLarge: 'a setting is one short line.', stop });
+  return bytes.toString('utf8').replace(/\r?\n$/, '');
 }

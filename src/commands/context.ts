@@ -8,6 +8,7 @@ import { botbleSettingsLayer, BOTBLE_SETTINGS } from '../config/botble-settings.
 import type { LoadedConfig } from '../config/load-config.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type ResolvedConfig, type SettingProblem } from '../config/settings.js';
 import { EXIT, ExitError, usageError } from '../errors.js';
+import { notRegularFile } from '../file-kind.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
@@ -147,6 +148,9 @@ function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfi
 export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
+  // Opening a FIFO would block the main thread for good: what a migrating command refuses, refuse unopened here too.
+  const kind = database.dialect === 'sqlite' ? notRegularFile(database.filename) : undefined;
+  if (kind) throw usageError(`Database ${database.label} is ${kind}, not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file.`);
   let resolved: ResolvedConfig | undefined;
   if (database.dialect !== 'sqlite' || fs.existsSync(database.filename)) {
     let db: Kysely<Database> | undefined;

@@ -1,10 +1,13 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { usageError } from '../errors.js';
-import { verifySignature, type VerifyResult } from '../webhooks/verify.js';
+import { DEFAULT_MAX_BODY_BYTES, verifySignature, type VerifyResult } from '../webhooks/verify.js';
 
-/** Bodies beyond this are answered 413 unread: an event is well under 1 KiB, and `listen` may face the internet. */
-const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Well under the usual limit of 1,024 open files, so idle clients never exhaust the process's descriptors. */
+const DEFAULT_MAX_CONNECTIONS = 100;
+/** The tool sends its headers and body at once and gives up after 10 s; slower clients are holding a slot. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface ListenOptions {
   /** 0 picks a free port. */
@@ -15,6 +18,10 @@ export interface ListenOptions {
   respond: number;
   /** Bodies larger than this many bytes get 413; default DEFAULT_MAX_BODY_BYTES. */
   maxBody?: number;
+  /** Open connections at most; at the limit the oldest is closed for each new one. Default DEFAULT_MAX_CONNECTIONS. */
+  maxConnections?: number;
+  /** Said once, the first time the connection limit closes a connection. */
+  onNotice?: (text: string) => void;
 }
 
 export interface ReceivedWebhook {
@@ -35,14 +42,16 @@ export interface Listener {
 }
 
 /**
- * A local receiver for developing against: records nothing, reports each request. With a secret it answers
+ * A local receiver for developing against (not a production server): records nothing, reports each request. With a secret it answers
  * 401 to a missing or invalid signature, as a real receiver must; otherwise `respond`. A malformed request
  * gets a 4xx answer and never ends the process.
  */
 export async function listen(options: ListenOptions, onRequest: (request: ReceivedWebhook) => void): Promise<Listener> {
   const maxBody = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
   const respond = options.respond;
-  const server = http.createServer((req, res) => {
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const serverOptions: http.ServerOptions = { headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 };
+  const server = http.createServer(serverOptions, (req, res) => {
     const report = (request: Omit<ReceivedWebhook, 'method' | 'url' | 'headers'>) => {
       try {
         onRequest({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, ...request });
@@ -86,10 +95,26 @@ export async function listen(options: ListenOptions, onRequest: (request: Receiv
       report({ body, verification, status });
     });
   });
-  // Bytes that are not HTTP, oversized headers, a reset: answer 400 when the socket still can, and go on.
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  // Bytes that are not HTTP, oversized headers, a reset: answer 400 (408 to a client too slow) when the socket still can, and go on.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
+  });
+  // Oldest first: at the limit the oldest connection gives way, so idle or slow clients holding every slot
+  // cannot lock a new request out, and never more than the limit hold a file descriptor.
+  const open = new Set<Socket>();
+  let noticed = false;
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= maxConnections) {
+      const oldest = open.values().next().value!;
+      open.delete(oldest);
+      oldest.destroy();
+      if (!noticed) options.onNotice?.(`${maxConnections} connections are open (--max-connections): closing the oldest for each new one.`);
+      noticed = true;
+    }
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>

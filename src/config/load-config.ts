@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
 import { usageError } from '../errors.js';
+import { notRegularFile } from '../file-kind.js';
 import { brokenUrlProblem, looksLikeUrl, parseDatabaseUrl, type DatabaseTarget } from '../storage/database-target.js';
 import { configSchema, DEFAULT_DATABASE_FILENAME, describeZodError, type Config } from './schema.js';
 
@@ -33,6 +34,7 @@ export async function loadConfig(options: { file?: string; cwd: string }): Promi
   const explorer = cosmiconfig(MODULE_NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none' });
   let result: { config: unknown; filepath: string; isEmpty?: boolean } | null;
   const target = options.file ? path.resolve(options.cwd, options.file) : undefined;
+  assertConfigFilesRegular(target, options.cwd);
   try {
     result = target ? await explorer.load(target) : await explorer.search(options.cwd);
   } catch (error) {
@@ -51,6 +53,21 @@ export async function loadConfig(options: { file?: string; cwd: string }): Promi
     throw usageError(`Invalid config file ${result.filepath}:\n${problems.join('\n')}`);
   }
   return { config: parsed.data, filepath: result.filepath, explicitKeys: leafKeys(raw) };
+}
+
+/** A FIFO or device as the config would hang the command in open(), past SIGINT and SIGTERM: refuse it unopened. */
+function assertConfigFilesRegular(target: string | undefined, cwd: string): void {
+  if (target) {
+    const kind = notRegularFile(target);
+    if (kind) throw usageError(`Config file ${target} is ${kind}, not a regular file. Point --config at a JSON, YAML or JS file.`);
+    return;
+  }
+  for (const place of SEARCH_PLACES) {
+    const file = path.join(cwd, place);
+    const kind = notRegularFile(file);
+    // A directory by that name is passed over by the search, as before.
+    if (kind && kind !== 'a directory') throw usageError(`${file} is ${kind}, not a regular file. Remove or rename it, or name the config file with --config.`);
+  }
 }
 
 /**

@@ -1,6 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { signBody } from './sign.js';
 
+/** Bodies beyond this are refused unread by `listen` and `verify`: an event is well under 1 KiB, and `listen` may face the internet. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
 type VerifyVerdict =
   | 'valid'
   | 'empty-secret'

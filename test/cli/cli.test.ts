@@ -213,6 +213,7 @@ describe('the built CLI', () => {
     expect(pretty.stderr).toContain('re-serialised');
     const noSecret = await runCli(['verify', '--signature', signature, '--file', 'body.json'], { cwd });
     expect(noSecret.code).toBe(2);
+    expect(noSecret.stderr).toContain('verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one');
     expect(fs.readdirSync(cwd).sort()).toEqual(['body.json', 'pretty.json']);
   });
 
@@ -233,6 +234,83 @@ describe('the built CLI', () => {
     } finally {
       expect(await listener.stop()).toBe(0);
     }
+  });
+
+  test('listen --json prints its address as its first line, before any request, then one line per request', async () => {
+    const cwd = project();
+    const listener = await startListen(['--json', '--secret', SECRET], cwd);
+    try {
+      const lines = () => listener.stdout().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(lines()).toEqual([{ listening: listener.url, signaturesChecked: true }]);
+      expect(listener.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      expect((await runCli(['send-test-event', '--url', listener.url, '--secret', SECRET], { cwd })).code).toBe(0);
+      const started = Date.now();
+      while (lines().length < 2 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(lines()[1]).toMatchObject({ event: 'license.expiring', signature: 'valid', status: 200 });
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
+
+  test('secrets kept out of ps: --secret-env for listen, verify and send-test-event, settings set webhook-secret - from stdin', async () => {
+    const cwd = project();
+    const env = { RECEIVER_SECRET: SECRET };
+    const listener = await startListen(['--secret-env', 'RECEIVER_SECRET'], cwd, { env });
+    try {
+      // Neither listen's arguments nor send-test-event's hold the secret; the signature still verifies.
+      expect(fs.readFileSync(`/proc/${listener.pid}/cmdline`, 'utf8')).not.toContain(SECRET);
+      const sent = await runCli(['send-test-event', '--url', listener.url, '--secret-env', 'RECEIVER_SECRET', '--json'], { cwd, env });
+      expect(sent.code).toBe(0);
+      const { body, headers } = JSON.parse(sent.stdout) as { body: string; headers: Record<string, string> };
+      expect(headers['X-Webhook-Signature']).toBe(createHmac('sha256', SECRET).update(body).digest('hex'));
+      fs.writeFileSync(path.join(cwd, 'body.json'), body);
+      const verified = await runCli(['verify', '--secret-env', 'RECEIVER_SECRET', '--signature', headers['X-Webhook-Signature']!, '--file', 'body.json'], { cwd, env });
+      expect(verified).toMatchObject({ code: 0, stdout: 'valid\n' });
+      const wrong = await runCli(['send-test-event', '--url', listener.url, '--secret-env', 'OTHER'], { cwd, env: { OTHER: 'not-the-secret' } });
+      expect(wrong.code).toBe(3);
+      expect(wrong.stdout).toContain('HTTP 401');
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+    // A variable that is not set, or both forms at once: exit 2, naming it.
+    for (const command of [['listen', '--port', '0'], ['verify', '--signature', 'ab', '--file', 'body.json'], ['send-test-event', '--url', 'http://127.0.0.1:9/']]) {
+      const missing = await runCli([...command, '--secret-env', 'NOT_SET_ANYWHERE'], { cwd });
+      expect({ command, code: missing.code }).toEqual({ command, code: 2 });
+      expect(missing.stderr).toContain('--secret-env NOT_SET_ANYWHERE: the environment variable NOT_SET_ANYWHERE is not set or empty');
+      const both = await runCli([...command, '--secret', SECRET, '--secret-env', 'RECEIVER_SECRET'], { cwd, env });
+      expect({ command, code: both.code }).toEqual({ command, code: 2 });
+      expect(both.stderr).toContain("option '--secret-env <name>' cannot be used with option '--secret <secret>'");
+    }
+
+    // settings set <key> -: the value from stdin, its one trailing line break dropped.
+    const stored = await runCli(['settings', 'set', 'webhook-secret', '-'], { cwd, input: `${SECRET}\n` });
+    expect(stored).toMatchObject({ code: 0, stdout: 'webhook-secret = ********\n' });
+    expect((await runCli(['settings', 'get', 'webhook-secret', '--reveal'], { cwd })).stdout).toBe(`${SECRET}\n`);
+    const url = await runCli(['settings', 'set', 'webhook-url', '-'], { cwd, input: 'https://example.com/hook\r\n' });
+    expect(url.stdout).toBe('webhook-url = https://example.com/hook\n');
+    const empty = await runCli(['settings', 'set', 'webhook-secret', '-'], { cwd, input: '' });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('Invalid value for setting webhook-secret: must not be empty');
+    expect((await runCli(['settings', 'get', 'webhook-secret', '--reveal'], { cwd })).stdout).toBe(`${SECRET}\n`);
+    for (const command of ['listen', 'verify', 'send-test-event']) expect((await runCli([command, '--help'], { cwd })).stdout).toContain('--secret-env <name>');
+    expect((await runCli(['settings', 'set', '--help'], { cwd })).stdout).toContain('a value of - is read from standard input');
+  }, 90_000);
+
+  test('verify falls back to the configured secret as listen does: env, then settings, then the config file', async () => {
+    const cwd = project({ webhooks: { secret: 'file-secret', retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    fs.chmodSync(path.join(cwd, 'license-manager.config.json'), 0o600);
+    const body = '{"event_type":"license.expired"}';
+    fs.writeFileSync(path.join(cwd, 'body.json'), body);
+    const check = (secret: string, env: NodeJS.ProcessEnv = {}) =>
+      runCli(['verify', '--signature', createHmac('sha256', secret).update(body).digest('hex'), '--file', 'body.json'], { cwd, env });
+    expect(await check('file-secret')).toMatchObject({ code: 0, stdout: 'valid\n', stderr: '' });
+    expect((await runCli(['settings', 'set', 'webhook-secret', 'stored-secret'], { cwd })).code).toBe(0);
+    const database = fs.readFileSync(path.join(cwd, 'license-manager.sqlite'));
+    expect(await check('stored-secret')).toMatchObject({ code: 0, stdout: 'valid\n' });
+    expect((await check('file-secret')).code).toBe(1);
+    expect(await check('env-secret', { LICENSE_MANAGER_WEBHOOK_SECRET: 'env-secret' })).toMatchObject({ code: 0, stdout: 'valid\n' });
+    // Read-only: the database is as it was.
+    expect(fs.readFileSync(path.join(cwd, 'license-manager.sqlite')).equals(database)).toBe(true);
   });
 
   test('many abandoned deliveries: listed the same way with and without --quiet, 20 on stderr with license codes, the rest counted', async () => {

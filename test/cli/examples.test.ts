@@ -20,7 +20,7 @@ afterEach(() => {
 });
 
 /** Starts an example receiver on a free port; resolves with its URL and the JSON lines it prints. */
-async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>> }> {
+async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>>; stderr: () => string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
   delete env.NODE_OPTIONS;
   const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -37,6 +37,7 @@ async function startExample(file: string): Promise<{ url: string; lines: () => A
   return {
     url: /listening on (\S+)/.exec(stderr)![1]!,
     lines: () => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
+    stderr: () => stderr,
   };
 }
 
@@ -65,6 +66,49 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file)
     const unsigned = await runCli(['send-test-event', '--url', receiver.url], { cwd });
     expect(unsigned.code).toBe(3);
     expect(receiver.lines()).toHaveLength(5);
+  }, 30_000);
+});
+
+/** Waits (5 s at most) until the receiver has printed `count` lines: its stdout arrives after its answers. */
+async function printed(receiver: { lines: () => unknown[] }, count: number): Promise<void> {
+  const started = Date.now();
+  while (receiver.lines().length < count && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+/** POSTs `body` to an example receiver, signed with SECRET unless `signature` is given; resolves with the status. */
+async function postTo(url: string, body: string, headers: Record<string, string>, signature = createHmac('sha256', SECRET).update(body).digest('hex')): Promise<number> {
+  const response = await fetch(url, { method: 'POST', body, headers: { 'x-webhook-signature': signature, ...headers } });
+  await response.text();
+  return response.status;
+}
+
+describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s facing what a real sender may do', (file) => {
+  test('a repeated X-Webhook-Id is answered 200 and not acted on again; a body that is not JSON gets 415, not a 500 or a crash', async () => {
+    const receiver = await startExample(file);
+    const json = { 'content-type': 'application/json' };
+    const body = JSON.stringify({ event_type: 'license.expired', timestamp: '2025-01-15T08:00:00Z', payload: { license_code: 'LIC-9', expired_at: '2025-01-15' } });
+    const id = { ...json, 'x-webhook-id': '7d4a53b4-0d3a-4e4f-9bb4-3f2d0a1c9e11' };
+    expect(await postTo(receiver.url, body, id)).toBe(200);
+    // The sender's retry after a lost answer: same id, same body.
+    expect(await postTo(receiver.url, body, id)).toBe(200);
+    await printed(receiver, 2);
+    expect(receiver.lines().map((line) => [line.license_code, line.action ?? null, line.duplicate ?? false])).toEqual([
+      ['LIC-9', 'deactivate', false],
+      ['LIC-9', null, true],
+    ]);
+    // Without X-Webhook-Id (the reference sends none) an event is never taken for a duplicate.
+    expect(await postTo(receiver.url, body, json)).toBe(200);
+    expect(await postTo(receiver.url, body, json)).toBe(200);
+    await printed(receiver, 4);
+    expect(receiver.lines().filter((line) => line.action === 'deactivate')).toHaveLength(3);
+
+    // Another content type, and a signed body that is not JSON: 415 with a reason, and the receiver lives on.
+    expect(await postTo(receiver.url, 'license_code=LIC-9', { 'content-type': 'application/x-www-form-urlencoded' })).toBe(415);
+    expect(await postTo(receiver.url, 'not json {', json)).toBe(415);
+    expect(await postTo(receiver.url, body, { ...json, 'x-webhook-id': 'another-id' })).toBe(200);
+    await printed(receiver, 5);
+    expect(receiver.stderr()).not.toMatch(/TypeError|SyntaxError|    at /);
+    expect(receiver.lines().filter((line) => line.action === 'deactivate')).toHaveLength(4);
   }, 30_000);
 });
 

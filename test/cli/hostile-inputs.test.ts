@@ -1,3 +1,4 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -5,7 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import SQLite from 'better-sqlite3';
-import { runCli, startListen } from '../helpers/cli.js';
+import { BIN, childEnv, runCli, runCommand, startListen } from '../helpers/cli.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { forEachDialect, type Workspace } from '../helpers/workspace.js';
@@ -446,4 +447,172 @@ describe('streamed import of files that break off', () => {
     expect(result.code).toBe(2);
     expect(await codes(cli)).toEqual([]);
   });
+});
+
+/**
+ * A child's stdin kept open by the test: what it was sent, and no end (an endless pipe, without the memory).
+ * `written` resolves once the pipe took it all: past the pipe's 64 KiB, that is once the child is reading.
+ */
+function withOpenStdin(args: string[], cwd: string, sent: Buffer | string) {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: childEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => undefined);
+  const written = new Promise<void>((resolve) => child.stdin.write(sent, () => resolve()));
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(killer);
+      child.stdin.destroy();
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  return { child, closed, written, stderr: () => stderr };
+}
+
+// Where a regression would read /dev/zero into memory without end, the child's address space is capped (util-linux's prlimit).
+const prlimit = spawnSync('prlimit', ['--version']).status === 0;
+const capped = (args: string[], cwd: string) =>
+  prlimit ? runCommand('prlimit', ['--as=3000000000', process.execPath, BIN, ...args], { cwd, timeoutMs: 20_000 }) : runCli(args, { cwd, timeoutMs: 20_000 });
+
+describe('inputs that hang or eat memory', () => {
+  test('a config file that is a FIFO, a device or a folder is exit 2 at once, never opened (open() on a FIFO blocks past every signal)', async () => {
+    const dir = tempDir();
+    execFileSync('mkfifo', [path.join(dir, 'config.json')]);
+    const cases: Array<[string[], string]> = [
+      [['-c', 'config.json', 'status'], `Config file ${path.join(dir, 'config.json')} is a named pipe (FIFO), not a regular file. Point --config at a JSON, YAML or JS file.`],
+      [['-c', 'config.json', 'listen', '--port', '0'], 'is a named pipe (FIFO), not a regular file'],
+      [['-c', 'config.json', 'verify', '--signature', 'ab'], 'is a named pipe (FIFO), not a regular file'],
+      [['-c', '/dev/zero', 'settings', 'list'], 'Config file /dev/zero is a character device, not a regular file'],
+      [['-c', dir, 'licenses', 'list'], `Config file ${dir} is a directory, not a regular file`],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, { cwd: dir, timeoutMs: 20_000 });
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 2, stderr: expect.stringContaining(message) });
+    }
+    // Found by the search in the current folder rather than named: the same.
+    const found = tempDir();
+    execFileSync('mkfifo', [path.join(found, 'license-manager.config.json')]);
+    const searched = await runCli(['status'], { cwd: found, timeoutMs: 20_000 });
+    expect(searched.code).toBe(2);
+    expect(searched.stderr).toContain(`${path.join(found, 'license-manager.config.json')} is a named pipe (FIFO), not a regular file. Remove or rename it, or name the config file with --config.`);
+    // listen opens an existing SQLite database read-only: a FIFO there is refused unopened too.
+    const database = await runCli(['listen', '--port', '0'], { cwd: dir, env: { LICENSE_MANAGER_DB: path.join(dir, 'config.json') }, timeoutMs: 20_000 });
+    expect(database.code).toBe(2);
+    expect(database.stderr).toContain('is a named pipe (FIFO), not a regular file');
+    expect(fs.readdirSync(dir)).toEqual(['config.json']);
+  }, 120_000);
+
+  test('verify reads at most --max-body: a FIFO or /dev/zero as --file is refused unopened, a larger file by its size, an endless stdin at the limit', async () => {
+    const dir = tempDir();
+    execFileSync('mkfifo', [path.join(dir, 'body.fifo')]);
+    const sign = ['verify', '--secret', 's3cret', '--signature', 'f'.repeat(64)];
+    const fifo = await capped([...sign, '--file', 'body.fifo'], dir);
+    expect(fifo.code).toBe(2);
+    expect(fifo.stderr).toContain('Body file body.fifo is a named pipe (FIFO), not a regular file. Pipe it to standard input instead');
+    const zero = await capped([...sign, '--file', '/dev/zero'], dir);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('Body file /dev/zero is a character device, not a regular file');
+
+    fs.writeFileSync(path.join(dir, 'large.json'), 'x'.repeat(2000));
+    const large = await runCli([...sign, '--file', 'large.json', '--max-body', '1000'], { cwd: dir });
+    expect(large.code).toBe(2);
+    expect(large.stderr).toContain('Body file large.json is 2000 bytes, over the limit of 1000 bytes: a webhook body is well under 1 KiB');
+    // At the limit it is read and checked: exit 1, the signature does not match.
+    expect((await runCli([...sign, '--file', 'large.json', '--max-body', '2000'], { cwd: dir })).code).toBe(1);
+
+    // 3 MiB sent and the pipe left open: refused once past the default 1 MiB, without waiting for an end.
+    const endless = withOpenStdin(sign, dir, Buffer.alloc(3 * 1024 * 1024, 'y'));
+    const ended = await endless.closed;
+    expect({ code: ended.code, stderr: endless.stderr() }).toEqual({
+      code: 2,
+      stderr: expect.stringContaining('the body on standard input is over the limit of 1048576 bytes'),
+    });
+  }, 120_000);
+
+  test('verify stops on the first SIGTERM while standard input never ends: exit 1, saying nothing was checked', async () => {
+    const dir = tempDir();
+    // 256 KiB, under the limit: once the pipe has taken it, the child is reading, its signal handlers in place.
+    const waiting = withOpenStdin(['verify', '--secret', 's3cret', '--signature', 'f'.repeat(64)], dir, `{"event_type":"${' '.repeat(256 * 1024)}`);
+    await waiting.written;
+    const sent = Date.now();
+    waiting.child.kill('SIGTERM');
+    const ended = await waiting.closed;
+    expect({ code: ended.code, signal: ended.signal }).toEqual({ code: 1, signal: null });
+    expect(ended.at - sent).toBeLessThan(10_000);
+    expect(waiting.stderr()).toContain('Stopped by SIGTERM before the body on standard input ended: nothing was done.');
+  }, 60_000);
+});
+
+/** Connects and resolves once connected or refused, whichever comes first (a flooded server may close at once). */
+function connectSocket(port: number, first?: string): Promise<net.Socket> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => resolve(socket));
+    socket.on('close', () => resolve(socket));
+    socket.on('connect', () => {
+      if (first) socket.write(first);
+      resolve(socket);
+    });
+  });
+}
+
+describe('listen facing a flood of connections (a development tool, but one that may face the internet)', () => {
+  const floodName = 'idle and slow clients past the connection cap and the open-files limit do not lock a real request out';
+  (prlimit ? test : test.skip)(prlimit ? floodName : `${floodName}: skipped, util-linux's prlimit is not installed`, async () => {
+    const dir = tempDir();
+    // 64 open files: what a flood of a thousand exhausts at the usual 1,024, in a test-sized count.
+    const listener = await startListen(['--secret', 's3cret', '--max-connections', '16'], dir, { openFiles: 64 });
+    const port = Number(new URL(listener.url).port);
+    const flood: net.Socket[] = [];
+    try {
+      for (let index = 0; index < 100; index += 1) {
+        // Three in four send nothing; every fourth starts its headers and never ends them.
+        flood.push(await connectSocket(port, index % 4 === 0 ? 'POST /webhook HTTP/1.1\r\nHost: x\r\n' : undefined));
+      }
+      const body = '{"event_type":"license.expired"}';
+      const started = Date.now();
+      expect(await post(listener.url, body, { 'x-webhook-signature': createHmac('sha256', 's3cret').update(body).digest('hex') })).toBe(200);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(listener.running()).toBe(true);
+      // Never more than the cap held open: the flood's own sockets were closed from the far end, oldest first.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(flood.filter((socket) => !socket.destroyed && socket.readyState === 'open').length).toBeLessThanOrEqual(16);
+      expect(listener.stderr()).toContain('warning: 16 connections are open (--max-connections): closing the oldest for each new one.');
+    } finally {
+      for (const socket of flood) socket.destroy();
+      expect(await listener.stop()).toBe(0);
+    }
+  }, 90_000);
+
+  test('clients too slow to send their headers are answered 408 after 10 s, and a body that never ends after 30 s', async () => {
+    const dir = tempDir();
+    const listener = await startListen([], dir);
+    const port = Number(new URL(listener.url).port);
+    const started = Date.now();
+    const watch = (socket: net.Socket) =>
+      new Promise<{ answer: string; afterMs: number }>((resolve) => {
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+        socket.on('close', () => resolve({ answer: answer.split('\r\n')[0]!, afterMs: Date.now() - started }));
+      });
+    const idle = await connectSocket(port);
+    // Headers one line at a time, each well inside any idle timeout, never finished.
+    const drip = await connectSocket(port, 'POST /webhook HTTP/1.1\r\n');
+    const dripping = setInterval(() => drip.writable && drip.write(`X-Slow-${Date.now()}: 1\r\n`), 1000);
+    const body = await connectSocket(port, 'POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"event');
+    try {
+      const [idleEnd, dripEnd, bodyEnd] = await Promise.all([watch(idle), watch(drip), watch(body)]);
+      expect([idleEnd.answer, dripEnd.answer, bodyEnd.answer]).toEqual(['HTTP/1.1 408 Request Timeout', 'HTTP/1.1 408 Request Timeout', 'HTTP/1.1 408 Request Timeout']);
+      for (const end of [idleEnd, dripEnd]) expect(end.afterMs).toBeGreaterThan(9000);
+      for (const end of [idleEnd, dripEnd]) expect(end.afterMs).toBeLessThan(16_000);
+      expect(bodyEnd.afterMs).toBeGreaterThan(29_000);
+      expect(bodyEnd.afterMs).toBeLessThan(40_000);
+      expect(listener.running()).toBe(true);
+    } finally {
+      clearInterval(dripping);
+      for (const socket of [idle, drip, body]) socket.destroy();
+      expect(await listener.stop()).toBe(0);
+    }
+  }, 90_000);
 });

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from '@jest/globals';
-import { BIN } from '../helpers/cli.js';
+import { BIN, runCli, runCommand } from '../helpers/cli.js';
 import { readmeBlocks, ROOT, runScript, scriptOf, type Skip } from '../helpers/readme.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -33,7 +34,7 @@ afterEach(async () => {
 });
 
 function dropSudo(line: string): string {
-  return line.replace(/^sudo (-u \S+ )?/, '').replace(/ && sudo /g, ' && ');
+  return line.replace(/^sudo (-u \S+ )?/, '').replace(/ && sudo /g, ' && ').replace(/ \| sudo (-u \S+ )?/g, ' | ');
 }
 
 describe('README.md', () => {
@@ -116,4 +117,159 @@ describe('README.md', () => {
     expect(receiver.requests.length).toBeGreaterThan(5);
     expect(new Set(receiver.requests.map((request) => request.url))).toEqual(new Set(['/webhook']));
   }, 150_000);
+});
+
+/** The production section's systemd units, by the file name the README gives each. */
+function systemdUnits(): Map<string, string[]> {
+  const blocks = readmeBlocks().filter((block) => block.section === 'Production set-up' && block.language === 'ini');
+  const service = blocks.find((block) => block.lines.includes('[Service]') && block.lines.some((line) => line.startsWith('OnFailure=')));
+  const timer = blocks.find((block) => block.lines.includes('[Timer]'));
+  const onFailure = service?.lines.find((line) => line.startsWith('OnFailure='))?.slice('OnFailure='.length);
+  const failed = blocks.find((block) => block !== service && block.lines.includes('[Service]'));
+  expect({ service: Boolean(service), timer: Boolean(timer), onFailure, failed: Boolean(failed) }).toEqual({ service: true, timer: true, onFailure: expect.stringMatching(/\.service$/), failed: true });
+  const units = new Map([
+    ['license-manager.service', service!.lines],
+    ['license-manager.timer', timer!.lines],
+    [onFailure!, failed!.lines],
+  ]);
+  // The README names where each goes.
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  for (const name of units.keys()) expect(readme).toContain(`/etc/systemd/system/${name}`);
+  return units;
+}
+
+/** `Key=value` lines of a unit, the last one winning as in systemd (comments and sections left out). */
+function directives(lines: string[]): Map<string, string> {
+  return new Map(lines.filter((line) => /^[A-Za-z]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as [string, string]));
+}
+
+/** The JSON of the config file that "Production set-up" writes with tee. */
+function productionConfig(): { database: { filename: string } } {
+  const lines = readmeBlocks().find((block) => block.section === 'Production set-up' && block.lines.some((line) => line.includes('tee /etc/license-manager/config.json')))!.lines;
+  const start = lines.findIndex((line) => line.includes("<<'EOF'"));
+  return JSON.parse(lines.slice(start + 1, lines.indexOf('EOF', start)).join('\n')) as { database: { filename: string } };
+}
+
+describe('README.md "Production set-up": the systemd units and the container', () => {
+  const analyze = spawnSync('systemd-analyze', ['--version']).status === 0;
+  const verifyName = 'systemd-analyze verify accepts the three units with no warning (every directive exists, the calendar and zone parse)';
+  (analyze ? test : test.skip)(analyze ? verifyName : `${verifyName}: skipped, systemd-analyze is not installed (apt-get install systemd)`, async () => {
+    const dir = tempDir();
+    const files = [...systemdUnits()].map(([name, lines]) => {
+      const file = path.join(dir, name);
+      // systemd checks that ExecStart's program exists: on a machine whose node is elsewhere, use that one.
+      const text = lines.join('\n').replaceAll('/usr/bin/node ', fs.existsSync('/usr/bin/node') ? '/usr/bin/node ' : `${process.execPath} `);
+      fs.writeFileSync(file, `${text}\n`);
+      return file;
+    });
+    const verified = await runCommand('systemd-analyze', ['verify', '--man=no', ...files], { cwd: dir });
+    expect({ code: verified.code, stderr: verified.stderr, stdout: verified.stdout }).toEqual({ code: 0, stderr: '', stdout: '' });
+  });
+
+  test('the unit is hardened, bounded in time, has OnFailure=, writes only the database folder; the timer names a zone, explained', () => {
+    const units = systemdUnits();
+    const service = directives(units.get('license-manager.service')!);
+    expect(Object.fromEntries(['NoNewPrivileges', 'ProtectSystem', 'PrivateTmp', 'ProtectHome', 'Type'].map((key) => [key, service.get(key)]))).toEqual({
+      NoNewPrivileges: 'yes',
+      ProtectSystem: 'strict',
+      PrivateTmp: 'yes',
+      ProtectHome: 'yes',
+      Type: 'oneshot',
+    });
+    expect(service.get('TimeoutStartSec')).toMatch(/^\d+(h|min)$/);
+    expect(service.get('OnFailure')).toBeDefined();
+    // What the job needs: its database folder writable, TCP to the receiver and a server, and a JIT.
+    const databaseFolder = path.dirname(productionConfig().database.filename);
+    expect(service.get('ReadWritePaths')?.split(/\s+/)).toContain(databaseFolder);
+    expect(service.get('RestrictAddressFamilies')?.split(/\s+/)).toEqual(expect.arrayContaining(['AF_INET', 'AF_INET6', 'AF_UNIX']));
+    expect(service.has('MemoryDenyWriteExecute')).toBe(false);
+    const timer = directives(units.get('license-manager.timer')!);
+    const calendar = /^\*-\*-\* (\d\d:\d\d:\d\d) (\S+)$/.exec(timer.get('OnCalendar') ?? '');
+    expect(calendar?.[1]).toBe('08:00:00');
+    expect(() => new Intl.DateTimeFormat('en', { timeZone: calendar![2]! })).not.toThrow();
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('The zone at the end of `OnCalendar=`');
+    expect(readme).toContain('Leave out `MemoryDenyWriteExecute=`');
+  });
+
+  const unshare = process.platform === 'linux' && spawnSync('unshare', ['--mount', '--propagation', 'private', 'mount', '--bind', '/', '/']).status === 0;
+  const confinedName = "the unit's job runs with only its ReadWritePaths writable (ProtectSystem=strict, emulated with a mount namespace)";
+  (unshare ? test : test.skip)(unshare ? confinedName : `${confinedName}: skipped, making a mount namespace needs root here`, async () => {
+    const receiver = await startReceiver();
+    servers.push(receiver);
+    const root = tempDir();
+    fs.mkdirSync(path.join(root, 'opt'));
+    fs.symlinkSync(ROOT, path.join(root, 'opt', 'license-manager'));
+    const under = (text: string) => text.replace(/(^|[\s"'=:])\/(opt|etc|var)\//g, `$1${root}/$2/`);
+    const service = directives(systemdUnits().get('license-manager.service')!);
+    const writable = service.get('ReadWritePaths')!.split(/\s+/).map(under);
+    for (const folder of [...writable, `${root}/etc/license-manager`, path.dirname(under(productionConfig().database.filename))]) fs.mkdirSync(folder, { recursive: true });
+    const config = `${root}/etc/license-manager/config.json`;
+    fs.writeFileSync(config, under(JSON.stringify(productionConfig())));
+    const expiresAt = new Date(Date.now() + 30 * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    fs.writeFileSync(path.join(root, 'licenses.csv'), `license_code,expires_at\nUNIT-0001,${expiresAt}\n`);
+    for (const args of [['licenses', 'import', 'licenses.csv'], ['settings', 'set', 'webhook-url', receiver.url], ['settings', 'set', 'webhooks-enabled', 'true']]) {
+      expect((await runCli(['-c', config, ...args], { cwd: root })).code).toBe(0);
+    }
+    // Everything the job reads read-only (its release folder, its config), the ReadWritePaths writable; run from /, as systemd does.
+    const confine = [
+      'set -e',
+      ...writable.map((folder) => `mount --bind '${folder}' '${folder}'`),
+      `mount --rbind '${root}' '${root}' && mount -o remount,bind,ro '${root}'`,
+      `mount --rbind '${ROOT}' '${ROOT}' && mount -o remount,bind,ro '${ROOT}'`,
+      `touch '${root}/etc/license-manager/probe' 2>/dev/null && { echo 'the config folder is writable: the emulation failed' >&2; exit 99; }`,
+      `exec ${under(service.get('ExecStart')!)}`,
+    ].join('\n');
+    const run = await runCommand('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', confine], { cwd: '/', timeoutMs: 60_000 });
+    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code)).toEqual(['UNIT-0001']);
+  }, 90_000);
+
+  test('the container recipe builds its native module in the image, its COPY list builds the tool, and 127.0.0.1 is explained (docker itself cannot run here)', async () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'examples', 'Dockerfile'), 'utf8').split('\n');
+    const index = (pattern: RegExp) => dockerfile.findIndex((line) => pattern.test(line));
+    // npm ci inside the image, after the lockfile and before the sources; the same Debian Node image in both stages.
+    expect(index(/^COPY package\.json package-lock\.json \.\/$/)).toBeGreaterThan(-1);
+    expect(index(/^RUN npm ci$/)).toBeGreaterThan(index(/^COPY package\.json package-lock\.json/));
+    expect(index(/^RUN npm ci$/)).toBeLessThan(index(/^COPY src /));
+    expect(new Set(dockerfile.filter((line) => line.startsWith('FROM ')).map((line) => line.split(/\s+/)[1]))).toEqual(new Set(['node:20-bookworm-slim']));
+    // Nothing from the host's node_modules: no COPY of the whole folder.
+    const copies = dockerfile.filter((line) => line.startsWith('COPY ') && !line.startsWith('COPY --from'));
+    expect(copies.filter((line) => /^COPY \.\s/.test(line) || line.includes('node_modules'))).toEqual([]);
+
+    // What the build stage copies is enough to build: the same files in a fresh folder, this project's node_modules linked in.
+    const dir = tempDir();
+    for (const line of copies) {
+      const parts = line.split(/\s+/).slice(1);
+      const target = path.join(dir, parts.pop()!);
+      for (const source of parts) {
+        fs.cpSync(path.join(ROOT, source), parts.length > 1 || target.endsWith('/') ? path.join(target, source) : target, { recursive: true });
+      }
+    }
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+    const build = await runCommand('npm', ['run', 'build'], { cwd: dir, timeoutMs: 120_000 });
+    expect({ code: build.code, stderr: build.stderr }).toEqual({ code: 0, stderr: '' });
+    // The final stage keeps package.json, node_modules, bin and dist: the tool runs from those.
+    const kept = dockerfile.filter((line) => line.startsWith('COPY --from=build')).map((line) => line.split(/\s+/)[2]!.replace('/app/', ''));
+    expect(new Set(kept)).toEqual(new Set(['package.json', 'node_modules', 'bin', 'dist']));
+    for (const entry of fs.readdirSync(dir)) if (!kept.includes(entry)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+    const version = await runCommand(process.execPath, [path.join(dir, 'bin', 'license-manager.js'), '--version'], { cwd: dir });
+    expect(version.stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+
+    // The README's commands build that image and never mount the release folder into a container.
+    const docker = readmeBlocks().filter((block) => block.section === 'Production set-up').flatMap((block) => block.lines.filter((line) => line.startsWith('docker ')));
+    expect(docker[0]).toBe('docker build -f /opt/license-manager/examples/Dockerfile -t license-manager /opt/license-manager');
+    expect(docker.filter((line) => line.includes('-v /opt/license-manager'))).toEqual([]);
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('Inside a container, `127.0.0.1` is the\ncontainer itself, not the host');
+    expect(readme).toContain('--add-host=host.docker.internal:host-gateway');
+  }, 150_000);
+
+  test('the README calls listen a development tool and documents --secret-env, settings set <key> - and listen --json', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('`listen` is a development tool, not a production receiver');
+    expect(readme).toMatch(/`--secret-env NAME` takes the secret from the\s+environment variable NAME/);
+    expect(readme).toContain('| sudo -u license-manager /opt/license-manager/bin/license-manager.js -c /etc/license-manager/config.json settings set webhook-secret -');
+    expect(readme).toContain('{"listening":"http://127.0.0.1:8000/","signaturesChecked":true}');
+  });
 });

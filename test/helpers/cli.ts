@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,14 +21,16 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /** Runs the built CLI as a child process, as a user or cron would. */
-export function runCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+export function runCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<CliResult> {
   return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 20_000, ...options });
 }
 
-/** Runs any command with the test's child environment, collecting its output; killed after `timeoutMs`. */
-export function runCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+/** Runs any command with the test's child environment, collecting its output; killed after `timeoutMs`. `input` is its stdin. */
+export function runCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    // Without input, an empty stdin that ends at once (as 'ignore' gave before).
+    child.stdin.on('error', () => undefined).end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     // Decoded by the stream: a character split between two chunks stays one character.
@@ -46,6 +48,7 @@ export function runCommand(command: string, args: string[], options: { cwd: stri
 /** A `license-manager listen` child process that has said where it listens. */
 export interface Listening {
   url: string;
+  pid: number;
   stdout(): string;
   stderr(): string;
   /** Still running (it must survive whatever a test sends it). */
@@ -54,23 +57,36 @@ export interface Listening {
   stop(): Promise<number | null>;
 }
 
-/** Starts `license-manager listen --port 0 …args` as a user would, and waits until it prints its URL. */
-export async function startListen(args: string[], cwd: string): Promise<Listening> {
-  const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', ...args], { cwd, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `license-manager listen --port 0 …args` as a user would, and waits until it prints its URL (in words, or
+ * as the first JSON line with --json). `openFiles` lowers its limit of open files once it listens (with
+ * util-linux's prlimit: a low `ulimit -n` from the start fails loading the modules).
+ */
+export async function startListen(args: string[], cwd: string, options: { env?: NodeJS.ProcessEnv; openFiles?: number } = {}): Promise<Listening> {
+  const child = spawn(process.execPath, [BIN, 'listen', '--port', '0', ...args], { cwd, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const closed = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const started = Date.now();
-  while (!/listening on (http:\S+)/.test(stdout) && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 20));
-  const url = /listening on (http:\S+)/.exec(stdout)?.[1];
+  const address = () => /listening on (http:\S+)/.exec(stdout)?.[1] ?? /^\{"listening":"(http:[^"]+)"/.exec(stdout)?.[1];
+  while (!address() && child.exitCode === null && Date.now() - started < 20_000) await new Promise((resolve) => setTimeout(resolve, 20));
+  const url = address();
   if (!url) {
     child.kill('SIGKILL');
-    throw new Error(`listen did not start within 10 s: ${stderr}`);
+    throw new Error(`listen did not start within 20 s: ${stderr}`);
+  }
+  if (options.openFiles !== undefined) {
+    const limited = spawnSync('prlimit', ['--pid', String(child.pid), `--nofile=${options.openFiles}:${options.openFiles}`]);
+    if (limited.status !== 0) {
+      child.kill('SIGKILL');
+      throw new Error(`prlimit failed: ${limited.error?.message ?? limited.stderr.toString()}`);
+    }
   }
   return {
     url,
+    pid: child.pid!,
     stdout: () => stdout,
     stderr: () => stderr,
     running: () => child.exitCode === null,
