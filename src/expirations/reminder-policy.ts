@@ -78,7 +78,10 @@ export function productIdProblem(id: string): string | undefined {
   if (id.length > MAX_PRODUCT_ID_LENGTH) return `the product id "${id.slice(0, 40)}..." is ${id.length} characters long; at most ${MAX_PRODUCT_ID_LENGTH} are accepted`;
   if (id.trim() !== id) return `the product id "${id}" starts or ends with a space: product ids are matched exactly`;
   // C0/C1 controls: an id that rewrites the terminal when printed, or holds a pasted line break.
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(id)) return `the product id ${JSON.stringify(id)} contains a control character`;
+  for (const char of id) {
+    const code = char.charCodeAt(0);
+    if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) return `the product id ${JSON.stringify(id)} contains a control character`;
+  }
   return undefined;
 }
 
