@@ -140,12 +140,12 @@ async function findNewEvents(
     if (decision.beyondLookback) findings.beyondLookback.push(license.id);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
-  const warned = new Set(candidates.map((license) => license.id));
+  const warned = new Set<number | string>(candidates.map((license) => license.id));
   for (const bad of await licenses.findUnreadableDates(db, 100)) {
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
     findings.skipped += 1;
-    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
+    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`);
   }
   findings.events = await notYetRecorded(db, due, policy.timeZone);
   return findings;
