@@ -122,6 +122,15 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
   for (const setting of settings.filter((candidate) => candidate.invalid)) {
     out.info(`Fix ${setting.key} with "license-manager settings set ${setting.key} <value>" or "license-manager settings unset ${setting.key}".`);
   }
+  printSettingNotes(out, settings);
+}
+
+/** Under `settings list` and `status`: what was made of a value used in part, and what a value does here. */
+function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSetting, 'key' | 'warning' | 'note'>>): void {
+  for (const setting of settings) {
+    if (setting.warning) out.info(out.paint.yellow(`${setting.key}: ${clean(setting.warning)}`));
+    if (setting.note) out.info(`${setting.key}: ${clean(setting.note)}`);
+  }
 }
 
 /** A setting for --json with its value as a JSON type: true, [7, 1], not "true", "7,1". */
@@ -297,6 +306,7 @@ export function printStatus(out: Output, result: StatusResult): void {
     ]),
   );
   for (const problem of result.settingProblems) out.info(out.paint.red(`stored setting ${problem.key} is invalid: ${problem.problem}`));
+  printSettingNotes(out, result.settingNotes);
   out.info('');
   if (result.runs.length === 0) out.info('last runs of process-expirations: none yet');
   else {

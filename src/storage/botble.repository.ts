@@ -290,8 +290,11 @@ export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusCh
   return { expired, reactivated };
 }
 
-/** Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent. */
-const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days'] as const;
+/**
+ * Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent.
+ * `lm_send_expiration_warnings` is read only to show what Botble's own cron job does with it.
+ */
+const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days', 'lm_send_expiration_warnings'] as const;
 export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
 
 /** Reads the License Manager rows of Botble's `settings` table (no prefix; a null value reads as empty). */
