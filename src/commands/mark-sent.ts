@@ -28,7 +28,7 @@ export interface MarkSentOptions {
 }
 
 /** An event due now that is left for the next run, and why Botble's job had not sent it. */
-export interface LeftEvent extends DueEventReport {
+interface LeftEvent extends DueEventReport {
   reason: string;
 }
 

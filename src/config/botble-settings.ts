@@ -66,7 +66,7 @@ function clip(value: string, length = 60): string {
  * not a positive day (up to MAX_WARNING_DAY) is dropped, an item with more after its number is read as the
  * number, and the warning names each. Nothing left means no license.expiring, as in Botble.
  */
-export function botbleWarningDays(value: string, origin: string): { text: string; warning?: string } {
+function botbleWarningDays(value: string, origin: string): { text: string; warning?: string } {
   const days = new Set<number>();
   const remarks: string[] = [];
   for (const item of value.split(',')) {

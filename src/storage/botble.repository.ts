@@ -315,6 +315,8 @@ export async function countBotbleLicenses(db: Kysely<Database>, botblePrefix: st
       .selectFrom(`${tables.licenses} as l`)
       .leftJoin(`${tables.states} as s`, 's.license_id', 'l.id')
       .select([status.as('status'), sql<number>`count(*)`.as('count')])
+      // As licenses list shows them: without ids a number cannot carry (each run names those).
+      .where('l.id', '<=', MAX_EXACT_ID)
       .groupBy(status)
       .execute(),
   );

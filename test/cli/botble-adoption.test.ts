@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { botbleInserts, botbleSettingInserts, createBotbleDatabase, type BotbleDatabase, type BotbleLicense } from '../helpers/botble.js';
+import { describe, expect, test } from '@jest/globals';
+import { botbleInserts, botbleSettingInserts, botbleSuite, type BotbleLicense } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import type { Receiver } from '../helpers/receiver.js';
 import { testDialects } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -42,41 +42,20 @@ function sent(receiver: Receiver, from: number): string[] {
 }
 
 describe.each(testDialects())("process-expirations --mark-sent-through: what Botble's own job sent is recorded, not sent again [%s]", (dialect) => {
-  let botble: BotbleDatabase;
-  let receiver: Receiver;
-  let prefixes = 0;
-  const keyColumn = dialect === 'mysql' ? '`key`' : '"key"';
-
-  beforeAll(async () => {
-    receiver = await startReceiver();
-    botble = await createBotbleDatabase(dialect);
-    await botble.exec(
-      ...botbleInserts(dialect, [{ reference: 'P', name: 'Product' }], LICENSES),
-      ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: receiver.url, lm_send_expiration_warnings: '1', lm_expiration_warning_days: '7,1' }),
-    );
-  });
-  afterAll(async () => {
-    await receiver.close();
-    await botble.drop();
-  });
-
-  async function setBotble(key: string, value: string): Promise<void> {
-    await botble.exec(`update settings set value = '${value}' where ${keyColumn} = '${key}'`);
-  }
+  const suite = botbleSuite(dialect, (url) => [
+    ...botbleInserts(dialect, [{ reference: 'P', name: 'Product' }], LICENSES),
+    ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: url, lm_send_expiration_warnings: '1', lm_expiration_warning_days: '7,1' }),
+  ]);
 
   async function freshDir(): Promise<{ cli: (...args: string[]) => ReturnType<typeof runCli> }> {
-    prefixes += 1;
-    const dir = tempDir();
-    const database = { ...botble.database, tablePrefix: `lma${prefixes}_` };
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
-    expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
+    const dir = await suite.freshDir();
     return { cli: (...args) => runCli(args, { cwd: dir }) };
   }
 
   test('a dry run shows it; the real one sends nothing and leaves the marked events in the log; the first run sends only the rest', async () => {
-    const before = await botble.checksum();
+    const before = await suite.botble().checksum();
     const { cli } = await freshDir();
-    const from = receiver.requests.length;
+    const from = suite.receiver().requests.length;
 
     const preview = await cli('process-expirations', '--now', NOW, '--mark-sent-through', LAST_BOTBLE_RUN, '--dry-run', '--json');
     expect(preview).toMatchObject({ code: 0, stderr: '' });
@@ -93,7 +72,7 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
     expect(text.stdout).toContain(`marked as sent 3 events Botble's own cron job sent by ${LAST_BOTBLE_RUN}:`);
     expect(text.stdout).toContain('license.expiring for SEVEN-SENT (id 2): 2025-01-27T00:00:00Z (4 days left)');
     expect(text.stdout).toContain('left for the next run, which sends them: 5 events');
-    expect(receiver.requests.length).toBe(from);
+    expect(suite.receiver().requests.length).toBe(from);
 
     // In the log as delivered, with no attempt, saying who sent them; EXPIRED-SENT reads as expired.
     const log = JSON.parse((await cli('deliveries', 'list', '--json')).stdout) as Array<{ event_type: string; license_code: string; status: string; attempts: number; last_error: string }>;
@@ -113,8 +92,8 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
     // The first real run sends only what Botble's job had not.
     const run = await cli('process-expirations', '--now', NOW, '--json');
     expect(run.code).toBe(0);
-    expect(sent(receiver, from)).toEqual(LEFT);
-    expect(await botble.checksum()).toBe(before);
+    expect(sent(suite.receiver(), from)).toEqual(LEFT);
+    expect(await suite.botble().checksum()).toBe(before);
   }, 240_000);
 
   test('refused, with nothing written, for a day still to come, a date that is none, and when Botble sent nothing (switch or webhooks off)', async () => {
@@ -130,21 +109,21 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
       expect(refused.stderr).toMatch(message);
       expect(refused.stdout).toBe('');
     }
-    await setBotble('lm_send_expiration_warnings', '0');
+    await suite.setSetting('lm_send_expiration_warnings', '0');
     try {
       const off = await cli('process-expirations', '--now', NOW, '--mark-sent-through', LAST_BOTBLE_RUN);
       expect(off.code).toBe(2);
       expect(off.stderr).toMatch(/Nothing to mark: Botble's switch lm_send_expiration_warnings is off, so Botble's own cron job sent no e-mail and no webhook/);
     } finally {
-      await setBotble('lm_send_expiration_warnings', '1');
+      await suite.setSetting('lm_send_expiration_warnings', '1');
     }
-    await setBotble('lm_enable_webhooks', '0');
+    await suite.setSetting('lm_enable_webhooks', '0');
     try {
       const noWebhooks = await cli('process-expirations', '--now', NOW, '--mark-sent-through', LAST_BOTBLE_RUN);
       expect(noWebhooks.code).toBe(2);
       expect(noWebhooks.stderr).toMatch(/Nothing to mark: Botble's lm_enable_webhooks is off/);
     } finally {
-      await setBotble('lm_enable_webhooks', '1');
+      await suite.setSetting('lm_enable_webhooks', '1');
     }
     expect(JSON.parse((await cli('deliveries', 'list', '--json')).stdout)).toEqual([]);
   }, 240_000);

@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { botbleInserts, botbleSettingInserts, createBotbleDatabase, type BotbleDatabase } from '../helpers/botble.js';
+import { describe, expect, test } from '@jest/globals';
+import { botbleInserts, botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { testDialects } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -18,46 +17,19 @@ interface Setting {
 }
 
 describe.each(testDialects())("Botble's own settings as Botble reads them [%s]", (dialect) => {
-  let botble: BotbleDatabase;
-  let receiver: Receiver;
-  let prefixes = 0;
-  const keyColumn = dialect === 'mysql' ? '`key`' : '"key"';
-
-  beforeAll(async () => {
-    receiver = await startReceiver();
-    botble = await createBotbleDatabase(dialect);
-    await botble.exec(
-      ...botbleInserts(
-        dialect,
-        [{ reference: 'PROD-001', name: 'Product' }],
-        [
-          { id: 1, product: 'PROD-001', code: 'L-7', customer: null, email: 'a@example.com', expires: '2025-01-30', updates: null },
-          { id: 2, product: 'PROD-001', code: 'L-1', customer: null, email: 'b@example.com', expires: '2025-01-24', updates: null },
-          { id: 3, product: 'PROD-001', code: 'L-EXP', customer: null, email: 'c@example.com', expires: '2025-01-23', updates: null },
-        ],
-      ),
-      ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: receiver.url }),
-    );
-  });
-  afterAll(async () => {
-    await receiver.close();
-    await botble.drop();
-  });
-
-  async function setBotble(key: string, value: string | undefined): Promise<void> {
-    await botble.exec(`delete from settings where ${keyColumn} = '${key}'`, ...(value === undefined ? [] : botbleSettingInserts(dialect, { [key]: value })));
-  }
-
-  /** A migrated directory whose tables (our own prefix) have seen no run yet. */
-  async function freshDir(): Promise<string> {
-    prefixes += 1;
-    const dir = tempDir();
-    const database = { ...botble.database, tablePrefix: `lms${prefixes}_` };
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
-    const migrated = await runCli(['migrate'], { cwd: dir });
-    expect(migrated.code).toBe(0);
-    return dir;
-  }
+  const suite = botbleSuite(dialect, (url) => [
+    ...botbleInserts(
+      dialect,
+      [{ reference: 'PROD-001', name: 'Product' }],
+      [
+        { id: 1, product: 'PROD-001', code: 'L-7', customer: null, email: 'a@example.com', expires: '2025-01-30', updates: null },
+        { id: 2, product: 'PROD-001', code: 'L-1', customer: null, email: 'b@example.com', expires: '2025-01-24', updates: null },
+        { id: 3, product: 'PROD-001', code: 'L-EXP', customer: null, email: 'c@example.com', expires: '2025-01-23', updates: null },
+      ],
+    ),
+    ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: url }),
+  ]);
+  const { setSetting: setBotble, freshDir } = suite;
 
   // Values Botble's admin accepts (a free text field): the job, status, settings and migrate go on, and say what they made of it.
   test.each([
@@ -87,11 +59,11 @@ describe.each(testDialects())("Botble's own settings as Botble reads them [%s]",
     const listedText = await runCli(['settings', 'list'], { cwd: dir });
     if (warning !== undefined) expect(listedText.stdout).toContain(`warning-days: Botble setting lm_expiration_warning_days is ${JSON.stringify(stored)}: ${warning}`);
 
-    const from = receiver.requests.length;
+    const from = suite.receiver().requests.length;
     const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
     expect(run.code).toBe(0);
     expectWarning(run.stderr);
-    const sent = receiver.requests.slice(from).map((request) => {
+    const sent = suite.receiver().requests.slice(from).map((request) => {
       const { event_type: type, payload } = JSON.parse(request.body.toString('utf8')) as { event_type: string; payload: { license_code: string; days_until_expiry?: number } };
       return [type, payload.license_code, payload.days_until_expiry].filter((part) => part !== undefined).join(' ');
     });
@@ -121,10 +93,10 @@ describe.each(testDialects())("Botble's own settings as Botble reads them [%s]",
       expect(listedText.stdout).toContain(`webhooks-enabled: ${note}`);
 
       // Whatever the switch says, enabled webhooks go out.
-      const from = receiver.requests.length;
+      const from = suite.receiver().requests.length;
       const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
       expect(run).toMatchObject({ code: 0, stderr: '' });
-      expect(receiver.requests.length - from).toBe(3);
+      expect(suite.receiver().requests.length - from).toBe(3);
 
       const status = await runCli(['status', '--json', '--now', NOW], { cwd: dir });
       expect((JSON.parse(status.stdout) as { settingNotes: Array<{ key: string; note?: string }> }).settingNotes).toContainEqual({ key: 'webhooks-enabled', note: expect.stringContaining(note) });

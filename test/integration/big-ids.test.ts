@@ -76,7 +76,7 @@ forEachDialect('license ids above 2,147,483,647 (own licenses table)', ({ worksp
     expect((await ws.cli(['licenses', 'import', 'next.csv'])).code).toBe(0);
     const listed = JSON.parse((await ws.cli(['licenses', 'list', '--json'])).stdout) as Array<{ id: number; license_code: string }>;
     expect(listed.find((row) => row.license_code === 'NEXT')!.id).toBeGreaterThan(BIGGER);
-  });
+  }, 180_000);
 });
 
 describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%s]', (dialect) => {
@@ -121,7 +121,7 @@ describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
     expect(receiver.requests.length - from).toBe(4);
-  });
+  }, 180_000);
 
   test('an id beyond 2^53 (what a JS number carries exactly) is skipped and named, never rounded into another id', async () => {
     const beyond = '9007199254740993';
@@ -141,10 +141,13 @@ describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%
       expect(sentEvents(receiver, from).filter((line) => line.includes('L-HUGE') || line.includes('9007199254740992'))).toEqual([]);
       const listed = JSON.parse((await runCli(['licenses', 'list', '--json'], { cwd: dir })).stdout) as Array<{ license_code: string }>;
       expect(listed.map((row) => row.license_code)).not.toContain('L-HUGE');
+      // status counts what licenses list shows.
+      const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir })).stdout) as { licenses: { total: number } };
+      expect(status.licenses.total).toBe(listed.length);
     } finally {
       await botble.exec(`delete from lm_licenses where license_code = 'L-HUGE'`);
     }
-  });
+  }, 180_000);
 });
 
 // The migrations before 0006: a database an earlier release created.
@@ -199,5 +202,5 @@ forEachDialect('upgrading to 64-bit license ids (migration 0006)', ({ workspace 
     expect(run.code).toBe(0);
     // OLD's warning is still recorded: only BIG's goes out.
     expect(sentEvents(receiver, from)).toEqual([`license.expiring ${BIG} BIG`]);
-  });
+  }, 180_000);
 });
