@@ -5,6 +5,7 @@ import type { WebhookTarget } from '../commands/context.js';
 import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
 import type { StatusResult } from '../commands/status.js';
 import type { ImportResult } from '../commands/licenses.js';
+import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
@@ -102,6 +103,26 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   }
 }
 
+/** `process-expirations --mark-sent-through`: what was recorded as sent (nothing was sent), and what the next run sends. */
+export function printMarkSent(out: Output, result: MarkSentResult): void {
+  const verb = result.dryRun ? 'would mark' : 'marked';
+  out.info(`process-expirations --mark-sent-through ${result.through} at ${result.now} (today is ${result.today} in ${result.timeZone})${result.dryRun ? ' (dry run: nothing recorded)' : ''}: nothing is sent`);
+  out.info(`  ${verb} as sent ${plural(result.marked.length, 'event')} Botble's own cron job sent by ${result.through}:`);
+  const line = (event: MarkSentResult['marked'][number]) =>
+    `${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${event.date}${event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`}`;
+  for (const event of result.marked.slice(0, LISTED_OUTCOMES)) out.info(`    ${line(event)}`);
+  if (result.marked.length > LISTED_OUTCOMES) out.info(`    ... and ${result.marked.length - LISTED_OUTCOMES} more (--json lists every one)`);
+  if (result.left.length > 0) {
+    out.info(`  left for the next run, which sends them: ${plural(result.left.length, 'event')} Botble's job had not sent:`);
+    for (const event of result.left.slice(0, LISTED_OUTCOMES)) out.info(`    ${line(event)}: ${event.reason}`);
+    if (result.left.length > LISTED_OUTCOMES) out.info(`    ... and ${result.left.length - LISTED_OUTCOMES} more (--json lists every one)`);
+  }
+  if (!result.dryRun) {
+    out.info(`  recorded ${plural(result.recorded, 'event')} as delivered; marked ${plural(result.markedExpired, 'license')} expired`);
+    out.info('  see them with "license-manager deliveries list --status delivered" (ERROR column: "not sent by this tool: marked as sent ...")');
+  }
+}
+
 export function printSettings(out: Output, settings: EffectiveSetting[]): void {
   out.info(
     table([
@@ -121,6 +142,15 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
   );
   for (const setting of settings.filter((candidate) => candidate.invalid)) {
     out.info(`Fix ${setting.key} with "license-manager settings set ${setting.key} <value>" or "license-manager settings unset ${setting.key}".`);
+  }
+  printSettingNotes(out, settings);
+}
+
+/** Under `settings list` and `status`: what was made of a value used in part, and what a value does here. */
+function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSetting, 'key' | 'warning' | 'note'>>): void {
+  for (const setting of settings) {
+    if (setting.warning) out.info(out.paint.yellow(`${setting.key}: ${clean(setting.warning)}`));
+    if (setting.note) out.info(`${setting.key}: ${clean(setting.note)}`);
   }
 }
 
@@ -189,7 +219,8 @@ export function printDelivery(out: Output, found: { delivery: DeliveryListItem; 
   out.info(`  recorded:   ${delivery.created_at}`);
   out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
-    out.info('  no attempts yet');
+    // A delivery marked as sent by Botble's job (--mark-sent-through) says so instead.
+    out.info(delivery.status === 'delivered' && delivery.last_error ? `  ${clean(delivery.last_error)}` : '  no attempts yet');
     return;
   }
   out.info(
@@ -297,6 +328,7 @@ export function printStatus(out: Output, result: StatusResult): void {
     ]),
   );
   for (const problem of result.settingProblems) out.info(out.paint.red(`stored setting ${problem.key} is invalid: ${problem.problem}`));
+  printSettingNotes(out, result.settingNotes);
   out.info('');
   if (result.runs.length === 0) out.info('last runs of process-expirations: none yet');
   else {

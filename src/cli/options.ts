@@ -47,3 +47,11 @@ export function givenSecret(options: { secret?: string; secretEnv?: string }, en
   if (problem) throw usageError(`--secret-env ${name}: the secret in ${name} ${problem}.`);
   return value;
 }
+
+/** `--mark-sent-through`: a calendar date, 'YYYY-MM-DD', that exists. */
+export function calendarDate(text: string): string {
+  const trimmed = text.trim();
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00Z`) : undefined;
+  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed) throw new InvalidArgumentError('Expected a calendar date such as 2025-01-22.');
+  return trimmed;
+}

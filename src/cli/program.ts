@@ -6,7 +6,7 @@ import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
-import { deliveryIds, givenSecret, isoDate, wholeNumber } from './options.js';
+import { calendarDate, deliveryIds, givenSecret, isoDate, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
@@ -109,16 +109,28 @@ export function buildProgram(session: Session): Command {
     .description('find expiring, expired and past-update-support licenses and send their webhooks (the cron job)')
     .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(isoDate))
     .option('--dry-run', 'print the events that would be sent; change nothing')
+    .addOption(
+      new Option('--mark-sent-through <date>', "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)").argParser(calendarDate),
+    )
     .addHelpText(
       'after',
       examples(
         'license-manager process-expirations                 # the daily cron job',
         'license-manager process-expirations --dry-run       # what would be sent, changing nothing',
         'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
+        "license-manager process-expirations --mark-sent-through 2025-01-14 --dry-run   # Botble's job last ran on the 14th",
       ),
     )
-    .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
+    .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
+        if (options.markSentThrough !== undefined) {
+          const { markSent } = await import('../commands/mark-sent.js');
+          const { printMarkSent } = await import('./format.js');
+          const result = await markSent(context, { through: options.markSentThrough, now: options.now, dryRun: options.dryRun, onWarning: (text) => out.warn(text) });
+          if (out.options.json) out.json({ database: context.databaseFile, ...result });
+          else printMarkSent(out, result);
+          return EXIT.ok;
+        }
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
         const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');

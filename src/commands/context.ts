@@ -4,7 +4,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
-import { botbleSettingsLayer, BOTBLE_SETTINGS } from '../config/botble-settings.js';
+import { botbleSettingsLayer, botbleSwitchNote, BOTBLE_SETTINGS } from '../config/botble-settings.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type ResolvedConfig, type SettingProblem } from '../config/settings.js';
 import { EXIT, ExitError, usageError } from '../errors.js';
@@ -79,7 +79,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
-      warnings: exposedSecretWarnings(settings, loaded, database),
+      warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)],
     });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
@@ -97,7 +97,16 @@ async function resolveFromDatabase(db: Kysely<Database>, loaded: LoadedConfig, e
   const own = stored ?? (await readSettings(db));
   if (loaded.config.licenses.source !== 'botble') return resolveConfig(loaded, own, env);
   for (const key of Object.values(BOTBLE_SETTINGS)) own.delete(key);
-  return resolveConfig(loaded, own, env, botbleSettingsLayer(await readBotbleSettings(db)));
+  const rows = await readBotbleSettings(db);
+  const resolved = resolveConfig(loaded, own, env, botbleSettingsLayer(rows));
+  // Botble's switch for its own cron job is shown beside the setting that decides here.
+  const note = botbleSwitchNote(rows.get('lm_send_expiration_warnings'));
+  return { ...resolved, settings: resolved.settings.map((setting) => (setting.key === 'webhooks-enabled' ? { ...setting, note } : setting)) };
+}
+
+/** What was made of a stored value that is only used in part: said by every command, so the cron mail carries it. */
+function settingWarnings(settings: EffectiveSetting[]): string[] {
+  return settings.flatMap((setting) => (setting.warning === undefined ? [] : [setting.warning]));
 }
 
 /** Whether a `database.url` carries a password (`postgres://user:password@host/db`); a SQLite path or URL has none. */
@@ -172,7 +181,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: exposedSecretWarnings(settings, loaded, database) };
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)] };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */

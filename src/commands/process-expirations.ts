@@ -29,7 +29,7 @@ import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
-const FUTURE_NOW_TOLERANCE_MS = 60_000;
+export const FUTURE_NOW_TOLERANCE_MS = 60_000;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -54,7 +54,7 @@ export interface PlanLine {
   count: number;
 }
 
-interface DueEventReport {
+export interface DueEventReport {
   type: EventType;
   licenseId: number;
   licenseCode: string;
@@ -105,7 +105,7 @@ export interface ProcessExpirationsResult {
   abandonedDeliveries: AbandonedDelivery[];
 }
 
-type LicenseEvent = { event: DueEvent; license: LicenseRow };
+export type LicenseEvent = { event: DueEvent; license: LicenseRow };
 
 interface Findings {
   events: LicenseEvent[];
@@ -116,7 +116,7 @@ interface Findings {
 }
 
 /** Reads the candidates, applies the rules, and keeps only events no earlier record covers. */
-async function findNewEvents(
+export async function findNewEvents(
   db: Kysely<Database>,
   licenses: LicenseSource,
   now: Date,
@@ -140,12 +140,12 @@ async function findNewEvents(
     if (decision.beyondLookback) findings.beyondLookback.push(license.id);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
-  const warned = new Set(candidates.map((license) => license.id));
+  const warned = new Set<number | string>(candidates.map((license) => license.id));
   for (const bad of await licenses.findUnreadableDates(db, 100)) {
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
     findings.skipped += 1;
-    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
+    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`);
   }
   findings.events = await notYetRecorded(db, due, policy.timeZone);
   return findings;
@@ -163,7 +163,7 @@ async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], time
 }
 
 /** The deliveries of these events, their bodies built a slice at a time as they are inserted. */
-function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string): NewDeliveries {
+export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string): NewDeliveries {
   return {
     count: events.length,
     slice: (start, end) =>
@@ -176,6 +176,17 @@ function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string): New
       })),
     // Another run recorded while this one waited its turn: most of these events are likely recorded now.
     stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone),
+  };
+}
+
+/** One due event as a run reports it. */
+export function dueEventReport({ event, license }: LicenseEvent): DueEventReport {
+  return {
+    type: event.type,
+    licenseId: license.id,
+    licenseCode: license.license_code,
+    date: formatUtc(event.date),
+    ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
   };
 }
 
@@ -300,13 +311,7 @@ async function findAndRecord(context: CommandContext, now: Date, record: boolean
     target: webhookTarget(context),
     hasLicenses: events.length > 0 || (await context.licenses.hasAny(db)),
     licenseSource: context.licenses.kind,
-    due: events.map(({ event, license }) => ({
-      type: event.type,
-      licenseId: license.id,
-      licenseCode: license.license_code,
-      date: formatUtc(event.date),
-      ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
-    })),
+    due: events.map(dueEventReport),
     dueCounts,
     plan: planOf(events.map(({ event }) => event)),
     recorded: 0,

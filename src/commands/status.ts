@@ -1,4 +1,4 @@
-import { settingProblemMessage, type SettingProblem } from '../config/settings.js';
+import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
 import { lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
@@ -28,6 +28,8 @@ export interface StatusResult {
   webhooks: WebhookTarget;
   timeZone: { value: string; source: string };
   settingProblems: SettingProblem[];
+  /** Settings used in part (with what was dropped) or that need a word on what they do here (Botble mode). */
+  settingNotes: Array<Pick<EffectiveSetting, 'key' | 'warning' | 'note'>>;
   licenses: { total: number; byStatus: Record<string, number> };
   deliveries: { total: number; byStatus: Record<string, number> };
   /** Newest first. */
@@ -86,6 +88,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     webhooks: webhookTarget(context),
     timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
     settingProblems: context.problems,
+    settingNotes: context.settings.filter((setting) => setting.warning || setting.note).map(({ key, warning, note }) => ({ key, ...(warning ? { warning } : {}), ...(note ? { note } : {}) })),
     licenses: { total: licenseTotal, byStatus: licenses },
     deliveries: { total: sum(deliveries), byStatus: deliveries },
     runs: runs.map(summary),

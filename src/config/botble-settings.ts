@@ -1,5 +1,6 @@
 import { usageError } from '../errors.js';
 import type { BotbleSettingKey } from '../storage/botble.repository.js';
+import { MAX_WARNING_DAY } from './schema.js';
 import type { ForeignSetting, SettingKey } from './settings.js';
 
 /** Where a Botble operator changes the webhook settings. */
@@ -13,8 +14,11 @@ export function settingAdvice(source: 'own' | 'botble', key: SettingKey, value: 
   return `run "license-manager settings set ${key} ${value}"`;
 }
 
+/** The Botble keys that are one of our settings (lm_send_expiration_warnings is none: see botbleSwitchNote). */
+type OwnedBotbleKey = Exclude<BotbleSettingKey, 'lm_send_expiration_warnings'>;
+
 /** Which of our settings each Botble key is. */
-export const BOTBLE_SETTINGS: Record<BotbleSettingKey, SettingKey> = {
+export const BOTBLE_SETTINGS: Record<OwnedBotbleKey, SettingKey> = {
   lm_enable_webhooks: 'webhooks-enabled',
   lm_webhook_url: 'webhook-url',
   lm_webhook_secret: 'webhook-secret',
@@ -22,8 +26,8 @@ export const BOTBLE_SETTINGS: Record<BotbleSettingKey, SettingKey> = {
 };
 
 /** The Botble key behind one of our settings, when Botble owns it. */
-export function botbleKeyOf(key: SettingKey): BotbleSettingKey | undefined {
-  return (Object.keys(BOTBLE_SETTINGS) as BotbleSettingKey[]).find((botbleKey) => BOTBLE_SETTINGS[botbleKey] === key);
+export function botbleKeyOf(key: SettingKey): OwnedBotbleKey | undefined {
+  return (Object.keys(BOTBLE_SETTINGS) as OwnedBotbleKey[]).find((botbleKey) => BOTBLE_SETTINGS[botbleKey] === key);
 }
 
 // PHP's loose truthiness for a checkbox stored as text, limited to what an admin form writes.
@@ -37,14 +41,82 @@ const FALSE_TEXT = new Set(['0', '', 'false', 'off', 'no']);
 export function botbleSettingsLayer(rows: ReadonlyMap<BotbleSettingKey, string>): Map<SettingKey, ForeignSetting> {
   const layer = new Map<SettingKey, ForeignSetting>();
   for (const [botbleKey, value] of rows) {
+    if (botbleKey === 'lm_send_expiration_warnings') continue;
     const key = BOTBLE_SETTINGS[botbleKey];
     const origin = `Botble setting ${botbleKey}`;
-    layer.set(key, { text: botbleText(botbleKey, value, origin), origin, fix: FIX });
+    if (botbleKey === 'lm_expiration_warning_days') {
+      const { text, warning } = botbleWarningDays(value, origin);
+      layer.set(key, { text, origin, fix: FIX, ...(warning === undefined ? {} : { warning }) });
+    } else {
+      layer.set(key, { text: botbleText(botbleKey, value, origin), origin, fix: FIX });
+    }
   }
   return layer;
 }
 
-function botbleText(key: BotbleSettingKey, value: string, origin: string): string | null {
+/** At most `length` characters of a stored value, for a message. */
+function clip(value: string, length = 60): string {
+  return value.length > length ? `${value.slice(0, length)}...` : value;
+}
+
+/**
+ * lm_expiration_warning_days as Botble's cron job reads it (`array_map('intval', array_filter(explode(',', …)))`):
+ * split on commas, each item's leading whole number; empty items and 0 are dropped without a word, as Botble
+ * drops them, and a repeated day counts once. What Botble's admin accepts never stops a run: an item that is
+ * not a positive day (up to MAX_WARNING_DAY) is dropped, an item with more after its number is read as the
+ * number, and the warning names each. Nothing left means no license.expiring, as in Botble.
+ */
+function botbleWarningDays(value: string, origin: string): { text: string; warning?: string } {
+  const days = new Set<number>();
+  const remarks: string[] = [];
+  for (const item of value.split(',')) {
+    const trimmed = item.trim();
+    if (trimmed === '' || /^0+$/.test(trimmed)) continue;
+    const shown = JSON.stringify(clip(trimmed, 40));
+    // PHP's intval(): the leading whole number, 0 when there is none.
+    const leading = /^[+-]?\d+/.exec(trimmed)?.[0];
+    const day = leading === undefined ? 0 : Number(leading);
+    if (day <= 0) remarks.push(`dropped ${shown} (${leading === undefined ? 'not a number' : 'not a positive number of days'})`);
+    else if (day > MAX_WARNING_DAY) remarks.push(`dropped ${shown} (more than ${MAX_WARNING_DAY} days)`);
+    else {
+      days.add(day);
+      if (leading !== trimmed) remarks.push(`read ${shown} as ${day}`);
+    }
+  }
+  const text = days.size === 0 ? 'none' : [...days].sort((a, b) => b - a).join(',');
+  if (remarks.length === 0) return { text };
+  const outcome =
+    days.size === 0
+      ? 'no day is left, so no license.expiring is sent (license.expired and license.update_support_expired still are)'
+      : `the warning days are ${text}`;
+  return {
+    text,
+    warning: `${origin} is ${JSON.stringify(clip(value))}: ${remarks.join(', ')}; ${outcome}. Change it in the Botble admin (${BOTBLE_ADMIN_PAGE}) to whole days separated by commas, e.g. 7,1.`,
+  };
+}
+
+/** Botble's job runs only when lm_send_expiration_warnings is '1' (`setting(…) != '1'` returns at once). */
+export function botbleSwitchOn(value: string | undefined): boolean {
+  return value?.trim() === '1';
+}
+
+/**
+ * What Botble's switch lm_send_expiration_warnings means to someone who moves from Botble's cron job to this
+ * tool. Botble's job (cms:license-manager:process-expirations) returns at once unless it is '1', webhooks
+ * included, though Botble's docs describe it as the e-mail switch; its default is off. This tool does not
+ * use it: an install that enabled webhooks but never this switch got no webhook from Botble, and expects
+ * them once it moves here.
+ */
+export function botbleSwitchNote(value: string | undefined): string {
+  const on = botbleSwitchOn(value);
+  const state = value === undefined ? "is not set (Botble's default: off)" : on ? "is on ('1')" : `is off (${JSON.stringify(clip(value, 20))})`;
+  const botble = on
+    ? "Botble's own cron job (cms:license-manager:process-expirations) sends its e-mails and webhooks while it is scheduled: unschedule it or turn this off, or each event goes out twice"
+    : "Botble's own cron job sends nothing while it is off, neither e-mails nor webhooks";
+  return `Botble's switch lm_send_expiration_warnings ${state}: ${botble}. This tool does not use it: webhooks go out whenever webhooks-enabled is true.`;
+}
+
+function botbleText(key: Exclude<OwnedBotbleKey, 'lm_expiration_warning_days'>, value: string, origin: string): string | null {
   switch (key) {
     case 'lm_enable_webhooks': {
       const text = value.trim().toLowerCase();
@@ -56,13 +128,5 @@ function botbleText(key: BotbleSettingKey, value: string, origin: string): strin
       return value.trim() === '' ? null : value;
     case 'lm_webhook_secret':
       return value === '' ? null : value;
-    case 'lm_expiration_warning_days': {
-      // As Botble reads it: empty items and 0 are dropped; nothing left means no warnings.
-      const days = value
-        .split(',')
-        .map((item) => item.trim())
-        .filter((item) => item !== '' && !/^0+$/.test(item));
-      return days.length === 0 ? 'none' : days.join(',');
-    }
   }
 }

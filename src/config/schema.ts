@@ -46,8 +46,11 @@ const webhookUrlSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/** Ten years: a larger warning day is a typo. */
+export const MAX_WARNING_DAY = 3650;
+
 export const warningDaysSchema = z
-  .array(z.int().min(0, 'a warning day cannot be negative').max(3650, 'a warning day is at most 3650'))
+  .array(z.int().min(0, 'a warning day cannot be negative').max(MAX_WARNING_DAY, `a warning day is at most ${MAX_WARNING_DAY}`))
   .refine((days) => new Set(days).size === days.length, 'each warning day may appear only once');
 
 /** An IANA zone name Intl knows, e.g. Europe/Berlin; returns a reason when it is not one. */

@@ -162,6 +162,10 @@ export interface EffectiveSetting {
   overrides?: string;
   /** Why the stored value is not used (the next layer applies until it is fixed). */
   invalid?: string;
+  /** What was made of a stored value that is used only in part (Botble's warning days with items dropped): the fix. */
+  warning?: string;
+  /** What the value does here that its name does not say (in Botble mode: Botble's own switch for its cron job). */
+  note?: string;
   description: string;
 }
 
@@ -190,6 +194,8 @@ export interface ForeignSetting {
   origin: string;
   /** What to do when the value is bad, e.g. where to change it. */
   fix: string;
+  /** Said by every command while this value is the one used: what was dropped from it, and where to fix it. */
+  warning?: string;
 }
 
 /**
@@ -218,6 +224,7 @@ export function resolveConfig(
     let origin: string | undefined;
     let overrides: string | undefined;
     let invalid: string | undefined;
+    let warning: string | undefined;
     let shown: string | null | undefined;
     if (envValue !== undefined && envValue !== '') {
       const parsed = definition.read(envValue);
@@ -237,6 +244,7 @@ export function resolveConfig(
       source = 'botble';
       origin = foreignValue.origin;
       overrides = fileNote;
+      warning = foreignValue.warning;
     } else if (storedValue !== undefined) {
       const parsed = definition.read(storedValue);
       source = 'settings';
@@ -262,6 +270,7 @@ export function resolveConfig(
       ...(origin === undefined ? {} : { origin }),
       ...(overrides === undefined ? {} : { overrides }),
       ...(invalid === undefined ? {} : { invalid }),
+      ...(warning === undefined ? {} : { warning }),
       description: definition.description,
     });
   }

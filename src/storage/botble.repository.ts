@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { dialectOf, tablePrefixOf } from './dialect.js';
-import type { LicenseFilter, LicenseRow, StatusChangeCounts, StatusChanges } from './licenses.repository.js';
+import type { LicenseFilter, LicenseRow, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
 
 /**
  * A Botble License Manager database, read as it is (see shared/reference/botble-schema.md): licenses from
@@ -68,6 +68,10 @@ function text(value: Scalar | undefined): string | null {
   return value instanceof Date ? value.toISOString() : String(value);
 }
 
+// Botble's id is BIGINT UNSIGNED: beyond 2^53 a JS number would round it into another license's id. Such a
+// license is left out of every read and named by findBotbleUnreadable instead.
+const MAX_EXACT_ID = Number.MAX_SAFE_INTEGER;
+
 /** The columns the reference lists (extra columns are never read), plus our derived state. */
 function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
   return raw
@@ -88,7 +92,8 @@ function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
       'l.updated_at',
       's.status as derived_status',
       's.expires_at as derived_expires_at',
-    ]);
+    ])
+    .where('l.id', '<=', MAX_EXACT_ID);
 }
 
 /** A DATE as the 'YYYY-MM-DD' text it holds: the drivers are set up to return text (a Date here would be a day off west of UTC). */
@@ -171,6 +176,21 @@ export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix
   return row ? toLicenseRow(row) : undefined;
 }
 
+/** Botble licenses whose id is beyond what this tool carries exactly: each run names them (they get no events). */
+export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: string, limit: number): Promise<UnreadableDate[]> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const rows: Array<{ id: number | string | bigint; license_code: string | null }> = await readBotble([tables.licenses], () =>
+    raw.selectFrom(tables.licenses).select(['id', 'license_code']).where('id', '>', MAX_EXACT_ID).orderBy('id').limit(limit).execute(),
+  );
+  return rows.map((row) => ({
+    id: String(row.id),
+    license_code: row.license_code ?? '',
+    column: 'id',
+    value: String(row.id),
+    problem: `its id is larger than ${MAX_EXACT_ID}, the largest this tool carries exactly, so it gets no events (give it a smaller id in Botble)`,
+  }));
+}
+
 /** The id and code of these Botble licenses (at most a bounded IN list of ids; ids with no license are absent). */
 export async function botbleLicenseCodesOf(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<Array<{ id: number; license_code: string | null }>> {
   const { raw, tables } = tablesOf(db, botblePrefix);
@@ -183,7 +203,9 @@ export async function botbleLicenseCodesOf(db: Kysely<Database>, botblePrefix: s
 /** The ids of the Botble licenses with this code: none or one (Botble's license_code is unique). */
 export async function botbleLicenseIdsOfCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<number[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const rows: Array<{ id: number | string | bigint }> = await readBotble([tables.licenses], () => raw.selectFrom(tables.licenses).select('id').where('license_code', '=', code).execute());
+  const rows: Array<{ id: number | string | bigint }> = await readBotble([tables.licenses], () =>
+    raw.selectFrom(tables.licenses).select('id').where('license_code', '=', code).where('id', '<=', MAX_EXACT_ID).execute(),
+  );
   return rows.map((row) => Number(row.id));
 }
 
@@ -268,8 +290,11 @@ export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusCh
   return { expired, reactivated };
 }
 
-/** Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent. */
-const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days'] as const;
+/**
+ * Botble's License Manager settings (License Manager → Settings → General), by key; a missing row is absent.
+ * `lm_send_expiration_warnings` is read only to show what Botble's own cron job does with it.
+ */
+const BOTBLE_SETTING_KEYS = ['lm_enable_webhooks', 'lm_webhook_url', 'lm_webhook_secret', 'lm_expiration_warning_days', 'lm_send_expiration_warnings'] as const;
 export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
 
 /** Reads the License Manager rows of Botble's `settings` table (no prefix; a null value reads as empty). */
@@ -290,6 +315,8 @@ export async function countBotbleLicenses(db: Kysely<Database>, botblePrefix: st
       .selectFrom(`${tables.licenses} as l`)
       .leftJoin(`${tables.states} as s`, 's.license_id', 'l.id')
       .select([status.as('status'), sql<number>`count(*)`.as('count')])
+      // As licenses list shows them: without ids a number cannot carry (each run names those).
+      .where('l.id', '<=', MAX_EXACT_ID)
       .groupBy(status)
       .execute(),
   );

@@ -16,6 +16,10 @@ export interface NewDelivery {
   event_type: string;
   license_id: number | null;
   body: string;
+  /** Recorded as already `delivered` by another sender (`--mark-sent-through`), with why in last_error; pending otherwise. */
+  status?: Extract<DeliveryStatus, 'delivered'>;
+  completed_at?: string;
+  last_error?: string;
 }
 
 // Bound parameters per statement stay under 999, SQLite's limit before 3.32 and far below PostgreSQL's and
@@ -23,8 +27,8 @@ export interface NewDelivery {
 const MAX_PARAMETERS = 999;
 // Ids or keys in one `IN (…)` list.
 export const IDS_PER_STATEMENT = 500;
-// webhook_deliveries rows in one multi-row INSERT: 7 bound columns each.
-const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 7);
+// webhook_deliveries rows in one multi-row INSERT: at most 10 bound columns each (9 for a delivery marked sent).
+const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 10);
 // Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
 const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 6);
 
@@ -55,7 +59,7 @@ export interface NewDeliveries {
 }
 
 /**
- * Records events as `pending` and writes the status changes, in one transaction. An event another run
+ * Records events as `pending` (or as `delivered` by another sender, when marked so) and writes the status changes, in one transaction. An event another run
  * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
  * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
  */
@@ -74,7 +78,7 @@ export async function recordEvents(
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
       for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
-        const rows = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ ...delivery, status: 'pending' as const, created_at: now }));
+        const rows = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
         const insert = trx.insertInto('webhook_deliveries').values(rows);
         // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
         const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();

@@ -6,6 +6,7 @@ import {
   expireBotbleLongPast,
   findBotbleDueCandidates,
   findBotbleLicenseByCode,
+  findBotbleUnreadable,
   hasBotbleLicenses,
   listBotbleLicenses,
   setBotbleStatuses,
@@ -38,7 +39,7 @@ export interface LicenseSource {
   /** How messages name where the licenses are: "the licenses table", "Botble's lm_licenses". */
   description: string;
   findDueCandidates(db: Kysely<Database>, window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string }): Promise<LicenseRow[]>;
-  /** Rows whose dates are text that is not a date (a DATE column holds none). */
+  /** Rows whose dates are text that is not a date (a DATE column holds none), or whose id a number cannot hold. */
   findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]>;
   expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean): Promise<number>;
   setStatuses: StatusWriter;
@@ -74,7 +75,7 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
     kind: 'botble',
     description: `Botble's ${tablePrefix}licenses`,
     findDueCandidates: (db, window) => findBotbleDueCandidates(db, tablePrefix, window),
-    findUnreadableDates: async () => [],
+    findUnreadableDates: (db, limit) => findBotbleUnreadable(db, tablePrefix, limit),
     expireLongPast: (db, beforeDay, now, write) => expireBotbleLongPast(db, tablePrefix, beforeDay, now, write),
     setStatuses: setBotbleStatuses,
     list: (db, filter) => listBotbleLicenses(db, tablePrefix, filter),

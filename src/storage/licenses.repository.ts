@@ -22,7 +22,7 @@ export interface LicenseInput {
 
 /** What a value must fit in our licenses table on each dialect (the types migrations/column-types.ts chose). */
 export interface LicenseColumnLimits {
-  /** Largest id: `serial` / signed `integer` on the servers, SQLite's 64-bit integer (as far as a JS number is exact). */
+  /** Largest id: a 64-bit integer everywhere (migration 0006), as far as a JS number is exact. */
   maxId: number;
   /** license_code: VARCHAR(255) on MySQL, counted in characters. */
   maxCodeCharacters?: number;
@@ -34,8 +34,8 @@ export interface LicenseColumnLimits {
 
 export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
   sqlite: { maxId: Number.MAX_SAFE_INTEGER },
-  postgres: { maxId: 2_147_483_647, noNul: true },
-  mysql: { maxId: 2_147_483_647, maxCodeCharacters: 255, maxTextBytes: 65_535 },
+  postgres: { maxId: Number.MAX_SAFE_INTEGER, noNul: true },
+  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255, maxTextBytes: 65_535 },
 };
 
 export interface UpsertResult {
@@ -284,10 +284,13 @@ export async function expireLongPast(db: Kysely<Database>, beforeDay: string, no
 }
 
 export interface UnreadableDate {
-  id: number;
+  /** Text when the id itself is the problem (too large for a number). */
+  id: number | string;
   license_code: string;
-  column: 'expires_at' | 'updates_until';
+  column: 'expires_at' | 'updates_until' | 'id';
   value: string;
+  /** Why the row is skipped, when it is not a date that is unreadable. */
+  problem?: string;
 }
 
 /**

@@ -88,8 +88,9 @@ function pgTypes(types: typeof pg.types): pg.CustomTypesConfig {
   return {
     getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
       if (oid === 1082) return (value: string) => value;
-      // bigint (epoch-ms leases, count(*)) as a number: every value we store is far below 2^53.
-      if (oid === 20) return (value: string) => Number(value);
+      // bigint (epoch-ms leases, count(*), license ids) as a number while it is exact; beyond 2^53 the digits
+      // stay text, so an id is never silently rounded into another license's.
+      if (oid === 20) return (value: string) => (Number.isSafeInteger(Number(value)) ? Number(value) : value);
       return types.getTypeParser(oid, format as 'text');
     }) as pg.CustomTypesConfig['getTypeParser'],
   };

@@ -32,8 +32,8 @@ async function codes(cli: (...args: string[]) => ReturnType<typeof runCli>): Pro
 
 // Bad inputs on every dialect: refused with a clear message, and nothing half-written in the database.
 forEachDialect('bad inputs', ({ workspace, dialect }) => {
-  // The largest id the licenses table takes: SQLite's 64-bit integer as far as a number is exact, the servers' 32-bit serial/integer.
-  const maxId = dialect === 'sqlite' ? Number.MAX_SAFE_INTEGER : 2_147_483_647;
+  // The largest id the licenses table takes: a 64-bit integer on every dialect, as far as a number is exact.
+  const maxId = Number.MAX_SAFE_INTEGER;
   /** A workspace on the dialect's database, migrated, with `cli` run in it. */
   async function onDialect(): Promise<{ dir: string; ws: Workspace; cli: (...args: string[]) => ReturnType<typeof runCli> }> {
     const ws = workspace({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });

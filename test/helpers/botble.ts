@@ -3,7 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
+import { afterAll, beforeAll, expect } from '@jest/globals';
+import { runCli } from './cli.js';
+import { startReceiver, type Receiver } from './receiver.js';
 import { adminQuery, createServerDatabase, type ServerDatabase, type TestDialect } from './servers.js';
+import { tempDir } from './temp-dir.js';
 
 /** A Botble License Manager database built from shared/reference/botble-schema.md, with a few extra columns Botble may have. */
 export interface BotbleDatabase {
@@ -122,4 +126,44 @@ export function botbleInserts(dialect: TestDialect, products: Array<{ reference:
 export function botbleSettingInserts(dialect: TestDialect, settings: Record<string, string | null>): string[] {
   const key = dialect === 'mysql' ? '`key`' : '"key"';
   return Object.entries(settings).map(([name, value]) => `insert into settings (${key}, value) values (${literal(name)}, ${literal(value)})`);
+}
+
+/** One Botble database and one receiver for a suite on one dialect, and directories of our own tables beside it. */
+export interface BotbleSuite {
+  botble: () => BotbleDatabase;
+  receiver: () => Receiver;
+  /** Sets one of Botble's settings rows, or removes it (undefined), as the admin page would. */
+  setSetting: (key: string, value: string | undefined) => Promise<void>;
+  /** A migrated directory whose config reads the Botble database, with our tables under a prefix no other directory has. */
+  freshDir: () => Promise<string>;
+}
+
+/** Registers the suite's beforeAll/afterAll: `seed` gives the INSERTs, knowing the receiver's URL. */
+export function botbleSuite(dialect: TestDialect, seed: (receiverUrl: string) => string[]): BotbleSuite {
+  let botble: BotbleDatabase;
+  let receiver: Receiver;
+  let prefixes = 0;
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    botble = await createBotbleDatabase(dialect);
+    await botble.exec(...seed(receiver.url));
+  });
+  afterAll(async () => {
+    await receiver.close();
+    await botble.drop();
+  });
+  const key = dialect === 'mysql' ? '`key`' : '"key"';
+  return {
+    botble: () => botble,
+    receiver: () => receiver,
+    setSetting: (name, value) => botble.exec(`delete from settings where ${key} = ${literal(name)}`, ...(value === undefined ? [] : botbleSettingInserts(dialect, { [name]: value }))),
+    freshDir: async () => {
+      prefixes += 1;
+      const dir = tempDir();
+      const database = { ...botble.database, tablePrefix: `lmt${prefixes}_` };
+      fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
+      expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
+      return dir;
+    },
+  };
 }
