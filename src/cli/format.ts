@@ -10,11 +10,8 @@ import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
+import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
-
-// The plural forms this file prints; a word not listed here takes an "s".
-const PLURALS: Record<string, string> = { delivery: 'deliveries' };
-const plural = (count: number, word: string) => `${count} ${count === 1 ? word : (PLURALS[word] ?? `${word}s`)}`;
 
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;

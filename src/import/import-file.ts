@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse as parseCsv, type CsvError } from 'csv-parse';
 import { usageError } from '../errors.js';
+import { plural } from '../plural.js';
 import { NOT_UTF8, Utf8LineCheck } from './utf8.js';
 
 /** One record of an import file, with where it stood so errors can point at it. */
@@ -245,7 +246,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
       }
       row += 1;
       if (record.length !== columns.length) {
-        throw usageError(`${file}: row ${row} (line ${line}) has ${record.length} fields, the header has ${columns.length}.`);
+        throw usageError(`${file}: row ${row} (line ${line}) has ${plural(record.length, 'field')}, the header has ${columns.length}.`);
       }
       const fields: Record<string, unknown> = {};
       columns.forEach((column, position) => {

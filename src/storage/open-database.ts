@@ -5,6 +5,7 @@ import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, Sq
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
+import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
 import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
@@ -56,7 +57,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
         }
         const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
         throw usageError(
-          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
+          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
         );
       }
     }
