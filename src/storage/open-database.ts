@@ -307,13 +307,19 @@ function permissionProblem(filename: string): string | undefined {
   } catch {
     return undefined;
   }
-  const user = accountName(process.getuid?.() ?? -1);
+  const uid = process.getuid?.() ?? -1;
+  const user = accountName(uid);
   const owner = accountName(stat.uid);
   const facts = `(owner ${owner}, mode ${(stat.mode & 0o777).toString(8)})`;
-  const asOwner = `Run the command as ${owner}, who owns it (sudo -u ${owner} license-manager ...), or change the permissions.`;
-  if (!may(filename, fs.constants.R_OK)) return `User ${user} may not read database ${filename} ${facts}. ${asOwner}`;
-  if (!may(filename, fs.constants.W_OK)) return `User ${user} may not write database ${filename} ${facts}, and SQLite needs to, even for a command that only reads (status): it keeps a shared-memory file beside the database. ${asOwner}`;
-  if (!may(directory, fs.constants.W_OK)) return `User ${user} may not write in ${directory}, where SQLite keeps its journal files beside database ${filename} ${facts}. ${asOwner}`;
+  const fix =
+    stat.uid === uid
+      ? `Check the permissions of the file and of ${directory} (chmod, chattr, a read-only mount).`
+      : `Run the command as ${owner}, who owns it (sudo -u ${owner} license-manager ...), or change the permissions.`;
+  if (!may(filename, fs.constants.R_OK)) return `Cannot read database ${filename}: user ${user} may not ${facts}. ${fix}`;
+  if (!may(filename, fs.constants.W_OK)) {
+    return `Cannot write database ${filename}: user ${user} may not ${facts}, and SQLite must, even for a command that only reads such as status (it keeps a shared-memory file beside the database). ${fix}`;
+  }
+  if (!may(directory, fs.constants.W_OK)) return `Cannot write database ${filename}: user ${user} may not write in ${directory}, where SQLite keeps its journal files ${facts}. ${fix}`;
   return undefined;
 }
 
