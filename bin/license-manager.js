@@ -27,3 +27,10 @@ process.on('SIGTERM', onSignal);
 process.exitCode = await main(process.argv, undefined, stop.signal);
 process.off('SIGINT', onSignal);
 process.off('SIGTERM', onSignal);
+// The command is done: whatever it could not close (the timer or socket of a JS config that never settled)
+// must not keep a cron job alive. Unref'd, so a process that ends on its own ends at once; output still
+// being written to a slow pipe is let through first.
+setTimeout(function exitWhenFlushed() {
+  if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) setTimeout(exitWhenFlushed, 100).unref();
+  else process.exit();
+}, 1000).unref();

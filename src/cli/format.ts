@@ -11,11 +11,8 @@ import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
+import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
-
-// The plural forms this file prints; a word not listed here takes an "s".
-const PLURALS: Record<string, string> = { delivery: 'deliveries' };
-const plural = (count: number, word: string) => `${count} ${count === 1 ? word : (PLURALS[word] ?? `${word}s`)}`;
 
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;
@@ -162,9 +159,10 @@ export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 
   return setting;
 }
 
-export function printLicenses(out: Output, rows: LicenseRow[]): void {
+/** `whenNone`: what to say when no row matches (the filters left none, or there are no licenses at all). */
+export function printLicenses(out: Output, rows: LicenseRow[], whenNone: string): void {
   if (rows.length === 0) {
-    out.info('No licenses match. Load some with "license-manager licenses import <file>".');
+    out.info(whenNone);
     return;
   }
   out.info(
@@ -242,13 +240,15 @@ export function printRetry(out: Output, result: RetryResult): void {
     out.info('Nothing to re-send: no abandoned deliveries match.');
     return;
   }
+  // Sent again although delivered: say so, since the receiver gets an event it already acknowledged.
+  const forced = result.forced > 0 ? ` (${result.forced} already delivered, sent again because of --force)` : '';
   if (result.dryRun) {
-    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}:`);
+    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}${forced}:`);
     for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
     if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
+  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}${forced}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
 }
 
 /** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { InvalidArgumentError } from 'commander';
 import { secretProblem } from '../config/schema.js';
 import { usageError } from '../errors.js';
@@ -13,6 +14,30 @@ export function isoDate(text: string): Date {
   const date = parseUtc(text);
   if (!date) throw new InvalidArgumentError('Expected an ISO-8601 date or date-time such as 2025-01-15T08:00:00Z.');
   return date;
+}
+
+// The instants a run's `--now` may name: calendar arithmetic and the YYYY-MM-DD format hold well inside them.
+const EARLIEST_NOW = Date.UTC(1970, 0, 1);
+const LATEST_NOW = Date.UTC(3000, 0, 1);
+
+/** `--now`: an ISO-8601 instant a run could be at; year 1 or 9999 is a typo, not a catch-up run. */
+export function runInstant(text: string): Date {
+  const date = isoDate(text);
+  if (date.getTime() < EARLIEST_NOW || date.getTime() >= LATEST_NOW) {
+    throw new InvalidArgumentError('Expected an instant from 1970-01-01 to 2999-12-31 (a catch-up run goes back days or months, not centuries).');
+  }
+  return date;
+}
+
+/** `--host`: an IP address or a host name; `256.1.1.1` looks like an address and is none. */
+export function listenHost(text: string): string {
+  const host = text.trim();
+  if (net.isIP(host)) return host;
+  if (/^[\d.]+$/.test(host)) throw new InvalidArgumentError('Not an IPv4 address: four numbers from 0 to 255, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).');
+  if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host) || host.length > 253) {
+    throw new InvalidArgumentError('Expected an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name of this machine (localhost).');
+  }
+  return host;
 }
 
 /** A whole number from `min` up to `max`; anything larger is refused rather than rounded by a float. */

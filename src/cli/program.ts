@@ -3,10 +3,11 @@ import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
+import { plural } from '../plural.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
-import { calendarDate, deliveryIds, givenSecret, isoDate, wholeNumber } from './options.js';
+import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
@@ -107,7 +108,7 @@ export function buildProgram(session: Session): Command {
   program
     .command('process-expirations')
     .description('find expiring, expired and past-update-support licenses and send their webhooks (the cron job)')
-    .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(isoDate))
+    .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(runInstant))
     .option('--dry-run', 'print the events that would be sent; change nothing')
     .addOption(
       new Option('--mark-sent-through <date>', "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)").argParser(calendarDate),
@@ -153,7 +154,7 @@ export function buildProgram(session: Session): Command {
         printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
-        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
+        if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
@@ -274,14 +275,21 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--status <status>', 'only this status').choices(LICENSE_STATUSES))
     .addOption(new Option('--expiring-within <days>', 'only licenses expiring between now and this many days from now').argParser(wholeNumber(0, MAX_DAYS)))
     .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(1, MAX_LIMIT)))
-    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant').argParser(isoDate))
+    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant').argParser(runInstant))
     .action((options: { status?: (typeof LICENSE_STATUSES)[number]; expiringWithin?: number; limit?: number; now?: Date }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { listLicenses } = await import('../commands/licenses.js');
         const { printLicenses } = await import('./format.js');
         const rows = await listLicenses(context, { status: options.status, expiringWithinDays: options.expiringWithin, limit: options.limit, now: options.now ?? new Date() });
-        if (out.options.json) out.json(rows);
-        else printLicenses(out, rows);
+        if (out.options.json) return out.json(rows);
+        // Importing is the advice only when there is nothing at all, and only where licenses are imported.
+        const empty = rows.length === 0 && !(await context.licenses.hasAny(context.db));
+        const none = !empty
+          ? 'No licenses match.'
+          : context.licenses.kind === 'botble'
+            ? `No licenses in ${context.licenses.description}.`
+            : `No licenses in ${context.databaseFile} yet. Load some with "license-manager licenses import <file>".`;
+        printLicenses(out, rows, none);
       }),
     );
 
@@ -339,13 +347,17 @@ export function buildProgram(session: Session): Command {
     );
   deliveries
     .command('retry')
-    .description('re-send abandoned deliveries (same event id and body, current URL and secret, full retry policy)')
+    .description('re-send abandoned deliveries, or delivered ones with --force (same event id and body, current URL and secret, full retry policy)')
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
+    .option('--force', 'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event)')
     .addOption(new Option('--since <iso>', 'with --abandoned: only those recorded at or after this time').argParser(isoDate))
     .option('--dry-run', 'show what would be re-sent')
-    .addHelpText('after', examples('license-manager deliveries retry 41 42', 'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run'))
-    .action((ids: number[] | undefined, options: { abandoned?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
+    .addHelpText(
+      'after',
+      examples('license-manager deliveries retry 41 42', 'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run', 'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver'),
+    )
+    .action((ids: number[] | undefined, options: { abandoned?: boolean; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
         const { printRetry, printAbandoned } = await import('./format.js');
@@ -365,7 +377,7 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(result);
         else printRetry(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
-        if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries to re-send (run the same retry again; released ones go out with the next process-expirations).`);
+        if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
       }),
     );
@@ -374,7 +386,7 @@ export function buildProgram(session: Session): Command {
     .command('listen')
     .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .addOption(new Option('--host <host>', 'address to listen on').argParser(listenHost).default('127.0.0.1'))
     .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
     .addOption(secretEnvOption('check signatures with the secret in this environment variable'))
     .addOption(
@@ -406,7 +418,9 @@ export function buildProgram(session: Session): Command {
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
         const secret = givenSecret(options, io.env) ?? context.config.webhooks.secret;
-        const listener = await listen({ ...options, secret, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request));
+        const listener = await listen({ ...options, secret, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
+          throw unusableHost(options.host, error);
+        });
         // A script learns the address (with --port 0, the port) from the first line, before any request.
         if (out.options.json) io.stdout.write(`${JSON.stringify({ listening: listener.url, signaturesChecked: Boolean(secret) })}\n`);
         else out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
@@ -453,14 +467,14 @@ export function buildProgram(session: Session): Command {
 
   program
     .command('status')
-    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped')
-    .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(isoDate))
+    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used')
+    .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addHelpText(
       'after',
       examples(
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
-        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned, 2 when the config or database is unusable',
       ),
     )
     .action((options: { now?: Date }, command: Command) =>
@@ -504,6 +518,14 @@ export function buildProgram(session: Session): Command {
     );
 
   return program;
+}
+
+/** A --host that names no address of this machine is bad usage (exit 2), not an unexpected failure. */
+function unusableHost(host: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return usageError(`--host ${host}: no such host name. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of this machine's addresses.`, { cause: error });
+  if (code === 'EADDRNOTAVAIL') return usageError(`--host ${host} is not an address of this machine. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of its own addresses.`, { cause: error });
+  return error;
 }
 
 /** The progress bar for a delivery run; no callback at all off a terminal (counting what is claimable costs a query). */

@@ -57,6 +57,8 @@ export async function deliveriesShow(context: CommandContext, id: number): Promi
 export interface RetryOptions {
   ids: readonly number[];
   abandoned?: boolean;
+  /** Re-send delivered ones among `ids` too. */
+  force?: boolean;
   since?: Date;
   dryRun?: boolean;
   clock?: Clock;
@@ -73,6 +75,8 @@ export interface RetryResult extends DeliverPendingResult {
   /** The deliveries chosen for re-sending: the first MAX_LISTED by id; `selectedCount` counts them all. */
   selected: Array<{ id: number; eventId: string; eventType: string; licenseCode: string | null }>;
   selectedCount: number;
+  /** How many of the selected had been delivered and are sent again (`--force`). */
+  forced: number;
   /** The ones abandoned again (of those listed in outcomes), with license codes. */
   abandonedDeliveries: AbandonedDelivery[];
 }
@@ -85,9 +89,11 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const { webhooks } = context.config;
   if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
   if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
+  if (options.force && options.abandoned) throw usageError('--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").');
   const since = options.since && formatUtc(options.since);
   let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
   let selectedCount: number;
+  let forced = 0;
   if (options.abandoned) {
     // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
     selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since }, MAX_LISTED));
@@ -96,16 +102,22 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     selected = [];
     for (const id of options.ids) {
       const { delivery } = await deliveriesShow(context, id);
-      if (delivery.status !== 'abandoned') {
+      if (delivery.status === 'delivered' && !options.force) {
+        throw usageError(
+          `Delivery ${delivery.id} was delivered${delivery.completed_at ? ` at ${delivery.completed_at}` : ''} (HTTP ${delivery.last_status_code ?? '2xx'}), so it is not re-sent. If the receiver acknowledged it and then lost it, send it again with "license-manager deliveries retry ${delivery.id} --force" (the same event id and body, a new retry schedule).`,
+        );
+      }
+      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered') {
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
       }
+      if (delivery.status === 'delivered') forced += 1;
       selected.push(delivery);
     }
   }
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
@@ -119,7 +131,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
-    resend: options.abandoned ? { since } : { ids: options.ids },
+    resend: options.abandoned ? { since } : { ids: options.ids, delivered: options.force },
   });
   return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, context.licenses, sent.outcomes) };
 }

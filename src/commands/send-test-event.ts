@@ -9,6 +9,7 @@ import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
 import { DAY_MS } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
+import { splitUrlCredentials } from '../webhooks/url.js';
 import { withTransport } from '../delivery/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
@@ -27,7 +28,7 @@ export interface SendTestEventResult {
   eventId: string;
   eventType: EventType;
   signed: boolean;
-  /** Headers as sent; the signature is shown because it is derived, never the secret itself. */
+  /** Headers as sent; the signature is shown because it is derived, never the secret itself (nor URL credentials). */
   headers: Record<string, string>;
   body: string;
   delivery: DeliveryResult;
@@ -82,7 +83,10 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   const body = buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body };
   const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
-  return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers: webhookHeaders(event, secret), body, delivery };
+  // Credentials in the URL go out as Authorization: shown, never their value.
+  const headers = webhookHeaders(event, secret);
+  if (splitUrlCredentials(url).authorization) headers.Authorization = 'Basic ****';
+  return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers, body, delivery };
 }
 
 function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | null; updatesUntil: Date | null }, code: string, timeZone: string): EventDetails {

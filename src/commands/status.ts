@@ -1,5 +1,6 @@
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
+import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
 import { lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
@@ -66,7 +67,7 @@ export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undef
   }
   if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
   if (lastFinished.exitCode === EXIT.abandoned) {
-    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${lastFinished.abandoned} ${lastFinished.abandoned === 1 ? 'delivery' : 'deliveries'}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
+    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${plural(lastFinished.abandoned, 'delivery')}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
   }
   if (lastFinished.exitCode !== EXIT.ok) {
     return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };

@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
-import { usageError } from '../errors.js';
+import { stripVTControlCharacters } from 'node:util';
+import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
+import { ExitError, usageError } from '../errors.js';
 import { notRegularFile } from '../file-kind.js';
 import { brokenUrlProblem, looksLikeUrl, parseDatabaseUrl, type DatabaseTarget } from '../storage/database-target.js';
 import { configSchema, DEFAULT_DATABASE_FILENAME, describeZodError, type Config } from './schema.js';
@@ -18,6 +19,30 @@ const SEARCH_PLACES = [
   `${MODULE_NAME}.config.js`,
 ];
 
+// A config file loads in milliseconds; a JS one whose export never settles would hang the cron job in silence.
+const LOAD_TIME_LIMIT_MS = 10_000;
+
+/**
+ * cosmiconfig's loaders, with two fixes: a UTF-8 byte-order mark (Windows editors save one) is dropped before
+ * parsing, since JSON.parse refuses it; and a file that takes longer than LOAD_TIME_LIMIT_MS is named and refused.
+ */
+const LOADERS = Object.fromEntries(
+  Object.entries(defaultLoaders).map(([extension, loader]): [string, Loader] => [
+    extension,
+    (filepath, content) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(usageError(`Config file ${filepath} did not finish loading within ${LOAD_TIME_LIMIT_MS / 1000} s (a JS config whose export never resolves?). Make its export a plain object, or a promise that settles.`)),
+          LOAD_TIME_LIMIT_MS,
+        );
+        Promise.resolve()
+          .then(() => loader(filepath, content.replace(/^\uFEFF/, '')))
+          .then(resolve, reject)
+          .finally(() => clearTimeout(timer));
+      }),
+  ]),
+);
+
 export interface LoadedConfig {
   config: Config;
   /** The file the config came from, or undefined when none was found and defaults apply. */
@@ -31,17 +56,20 @@ export interface LoadedConfig {
  * Throws an exit-2 error naming the file, the key and the reason.
  */
 export async function loadConfig(options: { file?: string; cwd: string }): Promise<LoadedConfig> {
-  const explorer = cosmiconfig(MODULE_NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none' });
+  const explorer = cosmiconfig(MODULE_NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', loaders: LOADERS });
   let result: { config: unknown; filepath: string; isEmpty?: boolean } | null;
   const target = options.file ? path.resolve(options.cwd, options.file) : undefined;
   assertConfigFilesRegular(target, options.cwd);
   try {
     result = target ? await explorer.load(target) : await explorer.search(options.cwd);
   } catch (error) {
+    if (error instanceof ExitError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     if (target && (error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw usageError(`Config file ${target} does not exist. Check the path given to --config.`, { cause: error });
     }
+    const json = jsonErrorText(error);
+    if (json) throw usageError(`Config file ${(error as { filepath?: string }).filepath ?? target ?? options.cwd} is not valid JSON: ${json}`, { cause: error });
     throw usageError(`Could not read config file ${target ?? `in ${options.cwd}`}: ${reason}`, { cause: error });
   }
   if (!result) return { config: configSchema.parse({}), filepath: undefined, explicitKeys: new Set() };
@@ -96,6 +124,22 @@ export function databaseTarget(loaded: LoadedConfig, env: NodeJS.ProcessEnv, cwd
   }
   if (database.url) return fromUrl(database.url, `${loaded.filepath ?? 'config'}: database.url`, configDir);
   return sqlite(database.filename ?? DEFAULT_DATABASE_FILENAME, configDir);
+}
+
+/**
+ * parse-json's error puts its code frame in the message twice, and quotes the file's text after "while
+ * parsing": the reason once, then the frame once.
+ */
+function jsonErrorText(error: unknown): string | undefined {
+  if (!(error instanceof Error) || error.name !== 'JSONError') return undefined;
+  const frame = (error as { codeFrame?: unknown }).codeFrame;
+  let reason = error.message;
+  if (typeof frame === 'string' && frame) reason = reason.replaceAll(frame, '');
+  reason = reason
+    .replace(/^JSON Error in [^\n]*?:\s*/, '')
+    .replace(/\s*while parsing [\s\S]*$/, '')
+    .trim();
+  return typeof frame === 'string' && frame ? `${reason}\n${stripVTControlCharacters(frame)}` : reason;
 }
 
 function leafKeys(raw: unknown): Set<string> {

@@ -65,10 +65,22 @@ export function timeZoneProblem(value: string): string | undefined {
   }
 }
 
-const timeZoneSchema = z.string().superRefine((value, ctx) => {
-  const problem = timeZoneProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+/**
+ * A valid zone as IANA spells it: `europe/berlin` is stored and shown as `Europe/Berlin`. An alias keeps
+ * its own name (`Asia/Kolkata` stays, though ICU would call it `Asia/Calcutta`).
+ */
+export function canonicalTimeZone(value: string): string {
+  const resolved = new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone;
+  return resolved.toLowerCase() === value.toLowerCase() ? resolved : value;
+}
+
+const timeZoneSchema = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = timeZoneProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((value) => canonicalTimeZone(value.trim()));
 
 const tablePrefixSchema = z
   .string()
@@ -153,10 +165,67 @@ export const configSchema = z.strictObject({
 
 export type Config = z.output<typeof configSchema>;
 
-/** "webhooks.timeoutMs: Too small: expected number to be >=1", one line per problem. */
+/**
+ * "webhooks.timeoutMs: Too small: expected number to be >=1", one line per problem; an unknown key (a typo)
+ * gets a line of its own naming the nearest known key.
+ */
 export function describeZodError(error: z.ZodError): string[] {
-  return error.issues.map((issue) => {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKeyLine(issue.path, key));
     const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-    return `${key}: ${issue.message}`;
+    return [`${key}: ${issue.message}`];
   });
+}
+
+/** `webhook: unknown key; did you mean "webhooks"?`, or the keys that are known there. */
+function unknownKeyLine(path: readonly PropertyKey[], key: string): string {
+  const dotted = (name: string) => [...path.map(String), name].join('.');
+  const known = knownKeys(path);
+  const nearest = closest(key, known);
+  // A key at the top level that belongs to a section: "timeZone" is expirations.timeZone.
+  const misplaced = path.length === 0 ? known.flatMap((section) => knownKeys([section]).filter((name) => name.toLowerCase() === key.toLowerCase()).map((name) => `${section}.${name}`)) : [];
+  const suggestion = nearest ? dotted(nearest) : misplaced[0];
+  if (suggestion) return `${dotted(key)}: unknown key; did you mean "${suggestion}"?`;
+  return `${dotted(key)}: unknown key (known ${path.length === 0 ? 'sections' : `keys of ${path.map(String).join('.')}`}: ${known.join(', ')})`;
+}
+
+/** The keys the config schema has at `path`: the sections for [], a section's keys for ['webhooks']. */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  let schema: unknown = configSchema;
+  for (const segment of path) schema = objectSchema(schema)?.shape[String(segment)];
+  return Object.keys(objectSchema(schema)?.shape ?? {});
+}
+
+function objectSchema(schema: unknown): z.ZodObject | undefined {
+  let current = schema;
+  // Sections are wrapped (prefault, default, optional): look inside.
+  while (current !== undefined && !(current instanceof z.ZodObject) && typeof (current as { unwrap?: unknown }).unwrap === 'function') {
+    current = (current as { unwrap(): unknown }).unwrap();
+  }
+  return current instanceof z.ZodObject ? current : undefined;
+}
+
+/** The known name a typo most likely meant: ignoring case, at most one edit in three characters (a swap is one). */
+function closest(typed: string, known: readonly string[]): string | undefined {
+  const limit = Math.max(1, Math.floor(typed.length / 3));
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(typed.toLowerCase(), name.toLowerCase());
+    if (distance <= limit && (!best || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours. */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i += 1) {
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let value = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) value = Math.min(value, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = value;
+    }
+  }
+  return rows[a.length]![b.length]!;
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { canonicalTimeZone, secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
 const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
@@ -95,7 +95,7 @@ const timeZoneSetting: SettingDefinition<string> = {
   description: 'IANA time zone whose calendar days count, e.g. Europe/Berlin (Laravel app.timezone)',
   parse: (text) => {
     const problem = timeZoneProblem(text.trim());
-    return problem ? { problem } : { value: text.trim() };
+    return problem ? { problem } : { value: canonicalTimeZone(text.trim()) };
   },
   format: (value) => value,
   fromConfig: (config) => config.expirations.timeZone,
@@ -217,7 +217,8 @@ export function resolveConfig(
     const envValue = definition.envVar ? env[definition.envVar] : undefined;
     const storedValue = stored.get(key);
     const inFile = loaded.filepath !== undefined && loaded.explicitKeys.has(definition.configKey);
-    const fileNote = inFile ? `${definition.configKey} in ${loaded.filepath}` : undefined;
+    // A file value of null sets nothing, so nothing above it "overrides" it.
+    const fileNote = inFile && definition.current(loaded.config) !== null ? `${definition.configKey} in ${loaded.filepath}` : undefined;
     const mask = (text: string) => (definition.secret ? maskSecret(text) : text);
     const foreignValue = foreign.get(key);
     let source: SettingSource;

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse as parseCsv, type CsvError } from 'csv-parse';
 import { usageError } from '../errors.js';
+import { plural } from '../plural.js';
 import { NOT_UTF8, Utf8LineCheck } from './utf8.js';
 
 /** One record of an import file, with where it stood so errors can point at it. */
@@ -245,7 +246,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
       }
       row += 1;
       if (record.length !== columns.length) {
-        throw usageError(`${file}: row ${row} (line ${line}) has ${record.length} fields, the header has ${columns.length}.`);
+        throw usageError(`${file}: row ${row} (line ${line}) has ${plural(record.length, 'field')}, the header has ${columns.length}.`);
       }
       const fields: Record<string, unknown> = {};
       columns.forEach((column, position) => {
@@ -260,6 +261,8 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
     // The parser fails on a whole chunk at once, before the records before it reach this loop: its error
     // says how many records (the header included) came before, and the header is read again.
     const csv = error as CsvError & { lines?: number; index?: number; records?: number };
+    // An Excel export separated by ";" with a quoted cell fails here, before its header was seen: say why.
+    if (!columns) await refuseOtherSeparator(file, csv.lines ?? 1);
     const before = csv.records ?? 0;
     const names = columns ?? (before > 0 ? await csvHeader(file) : undefined);
     const field = names && csv.index !== undefined ? names[csv.index] : undefined;
@@ -288,12 +291,26 @@ async function csvHeader(file: string): Promise<string[] | undefined> {
 /** The header row: names trimmed; one column holding `;` or a tab means another separator was used. */
 function header(file: string, cells: string[], line: number): string[] {
   const columns = cells.map((name) => name.trim());
-  const separator = columns.length === 1 ? [';', '\t', '|'].find((candidate) => columns[0]!.includes(candidate)) : undefined;
-  if (separator) {
-    const shown = separator === '\t' ? 'tabs' : `"${separator}"`;
-    throw usageError(`${file}: the header (line ${line}) "${columns[0]!.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`);
-  }
+  if (columns.length === 1) throwIfOtherSeparator(file, columns[0]!, line);
   return columns;
+}
+
+/** The same refusal for a header line read as text: quotes ("license_code";"email") are not separators. */
+async function refuseOtherSeparator(file: string, lastLine: number): Promise<void> {
+  for (let line = 1; line <= Math.min(lastLine, 10); line += 1) {
+    const text = (await lineOf(file, line))?.replace(/^\uFEFF/, '');
+    if (text === undefined) return;
+    if (text.trim() === '') continue;
+    if (!text.replace(/"(?:[^"]|"")*"/g, '').includes(',')) throwIfOtherSeparator(file, text.trim(), line);
+    return;
+  }
+}
+
+function throwIfOtherSeparator(file: string, header: string, line: number): void {
+  const separator = [';', '\t', '|'].find((candidate) => header.includes(candidate));
+  if (!separator) return;
+  const shown = separator === '\t' ? 'tabs' : `"${separator}"`;
+  throw usageError(`${file}: the header (line ${line}) "${header.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`);
 }
 
 /** One line of the file, for an error message (cut at 200 characters). */

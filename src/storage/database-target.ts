@@ -41,6 +41,17 @@ function maskDatabaseUrl(value: string): string {
   }
 }
 
+const BAD_ESCAPE = 'has a malformed %-escape (a "%" must start %XX, two hex digits of UTF-8): write a "%" itself as %25, "@" as %40 and "/" as %2F';
+
+/** A URL part with its %-escapes decoded, or undefined when one is malformed. */
+function decoded(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Reads a database URL. Returns the target, or a reason naming what is wrong (without the password).
  * `sqlite:` URLs (`sqlite:./db.sqlite`, `sqlite:///abs/path.sqlite`) give back the path for the caller to resolve.
@@ -49,7 +60,9 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   const scheme = value.slice(0, value.indexOf(':') + 1).toLowerCase();
   if (scheme === 'sqlite:') {
     const rest = value.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    return rest ? { sqlitePath: decodeURIComponent(rest) } : { problem: `${value} names no file (expected sqlite:./license-manager.sqlite)` };
+    if (!rest) return { problem: `${value} names no file (expected sqlite:./license-manager.sqlite)` };
+    const sqlitePath = decoded(rest);
+    return sqlitePath === undefined ? { problem: `${value}: the file path ${BAD_ESCAPE}` } : { sqlitePath };
   }
   const dialect = SERVER_PROTOCOLS[scheme];
   if (!dialect) return { problem: `${maskDatabaseUrl(value)} has an unknown scheme "${scheme}" (use postgres://, mysql://, or a SQLite file path)` };
@@ -59,6 +72,9 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   } catch {
     return { problem: `${maskDatabaseUrl(value)} is not a valid URL (expected ${dialect}://user:password@host:port/database)` };
   }
+  // Drivers decode the user, password and name too: a bad escape there is this URL's fault, said before connecting.
+  const badPart = ([['user name', url.username], ['password', url.password], ['database name', url.pathname]] as const).find(([, part]) => decoded(part) === undefined)?.[0];
+  if (badPart) return { problem: `${maskDatabaseUrl(value)}: the ${badPart} ${BAD_ESCAPE}` };
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!url.hostname) return { problem: `${maskDatabaseUrl(value)} has no host name` };
   if (!database || database.includes('/')) return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:password@${url.host}/database)` };

@@ -175,12 +175,14 @@ async function claimRows(db: Kysely<Database>, limit: number, filter: RowFilter,
 export interface ResendSelection {
   since?: string;
   ids?: readonly number[];
+  /** Delivered ones too (`--force`, with ids): for a receiver that answered 2xx and lost the event. */
+  delivered?: boolean;
 }
 
 function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
   return (eb) =>
     eb.and([
-      eb('status', '=', 'abandoned'),
+      selection.delivered ? eb('status', 'in', ['abandoned', 'delivered']) : eb('status', '=', 'abandoned'),
       eb('id', '>', afterId),
       ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
       ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),

@@ -93,7 +93,8 @@ export function errorCode(error: unknown): string {
 /** The error's message, also for errors made in another realm (which fail `instanceof Error`). */
 export function messageOf(error: unknown): string {
   const message = (error as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? message : String(error);
+  // Our messages add their own full stop: "… from backend.. Is a server listening" reads as a typo.
+  return (typeof message === 'string' ? message : String(error)).replace(/\.+\s*$/, '');
 }
 
 /** A unique, check or foreign-key constraint refused the write, in any dialect's words. */

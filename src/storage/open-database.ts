@@ -5,6 +5,7 @@ import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, Sq
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
+import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
 import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
@@ -56,7 +57,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
         }
         const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
         throw usageError(
-          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${pending.length} migration${pending.length === 1 ? '' : 's'} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
+          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
         );
       }
     }
@@ -222,10 +223,21 @@ const CONNECTION_LOST = new Set([
 // How pg and mysql2 report a socket closed under them when they give no code.
 const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost/i;
 
+/**
+ * The server cancelled a statement for running too long: PostgreSQL's statement_timeout (57014 "due to statement
+ * timeout", not a cancel by hand), MariaDB's max_statement_time (errno 1969, which mysql2 names no code) or MySQL's max_execution_time.
+ */
+function isStatementTimeout(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === '57014') return /statement timeout/i.test(messageOf(error));
+  return code === 'ER_QUERY_TIMEOUT' || (error as { errno?: unknown } | null)?.errno === 1969;
+}
+
 /** Whether an error came from the database (its driver or server) rather than from our own code. */
 export function isDatabaseError(error: unknown): boolean {
   // Duck-typed, not instanceof Error: a native driver's errors may come from another realm (jest's VM contexts).
   if (error instanceof ExitError || typeof error !== 'object' || error === null) return false;
+  if (isStatementTimeout(error)) return true;
   const code = errorCode(error);
   if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code)) return true;
   const { message } = error as { message?: unknown };
@@ -262,6 +274,10 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
   if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "license-manager migrate".`, { cause: error });
   if (code === 'ENOTFOUND') return usageError(`Cannot find host ${target.host} of ${where}: ${detail}. ${fix}`, { cause: error });
+  if (isStatementTimeout(error)) {
+    const setting = target.dialect === 'postgres' ? 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)' : 'max_statement_time (MariaDB) or max_execution_time (MySQL)';
+    return new ExitError(EXIT.failure, `A query on ${where} ran longer than the server's statement time limit and was cancelled (${detail}). The server answers; raise ${setting} for this user or database, then run the command again.`, { cause: error });
+  }
   if (UNREACHABLE.has(code) || /timeout/i.test(detail)) {
     return new ExitError(EXIT.failure, `Cannot reach ${where}: ${detail || code}. Is the server running and reachable from here? ${fix}`, { cause: error });
   }
@@ -269,6 +285,54 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
     return new ExitError(EXIT.failure, `Lost the connection to ${where}: ${detail || code}. Nothing is lost: deliveries in flight are taken over by the next run. Run the command again.`, { cause: error });
   }
   return new ExitError(EXIT.failure, `${where}: ${detail || code}`, { cause: error });
+}
+
+/**
+ * What this user may not do with the database file, in words that are true for every command (`status`
+ * only reads, but SQLite writes a shared-memory file beside a WAL database even to read it), and whose
+ * account can: undefined when the file and its directory are open to this user.
+ */
+function permissionProblem(filename: string): string | undefined {
+  const directory = path.dirname(filename);
+  const may = (file: string, mode: number) => {
+    try {
+      fs.accessSync(file, mode);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(filename);
+  } catch {
+    return undefined;
+  }
+  const uid = process.getuid?.() ?? -1;
+  const user = accountName(uid);
+  const owner = accountName(stat.uid);
+  const facts = `(owner ${owner}, mode ${(stat.mode & 0o777).toString(8)})`;
+  const fix =
+    stat.uid === uid
+      ? `Check the permissions of the file and of ${directory} (chmod, chattr, a read-only mount).`
+      : `Run the command as ${owner}, who owns it (sudo -u ${owner} license-manager ...), or change the permissions.`;
+  if (!may(filename, fs.constants.R_OK)) return `Cannot read database ${filename}: user ${user} may not ${facts}. ${fix}`;
+  if (!may(filename, fs.constants.W_OK)) {
+    return `Cannot write database ${filename}: user ${user} may not ${facts}, and SQLite must, even for a command that only reads such as status (it keeps a shared-memory file beside the database). ${fix}`;
+  }
+  if (!may(directory, fs.constants.W_OK)) return `Cannot write database ${filename}: user ${user} may not write in ${directory}, where SQLite keeps its journal files ${facts}. ${fix}`;
+  return undefined;
+}
+
+/** A user's name from /etc/passwd, or `uid N` when it has none. */
+function accountName(uid: number): string {
+  try {
+    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.split(':')[2] === String(uid));
+    if (line) return line.split(':')[0]!;
+  } catch {
+    // no passwd file (a container, Windows): the number says it
+  }
+  return `uid ${uid}`;
 }
 
 /** Turns SQLite's codes into a message that names the file and says what to do. */
@@ -279,7 +343,7 @@ function sqliteError(filename: string, error: unknown): ExitError {
     return usageError(`${filename} is not a SQLite database. Point database.filename or LICENSE_MANAGER_DB at a license-manager database.`, { cause: error });
   }
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN')) {
-    return usageError(`Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, { cause: error });
+    return usageError(permissionProblem(filename) ?? `Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, { cause: error });
   }
   if (code === 'SQLITE_FULL') {
     return new ExitError(

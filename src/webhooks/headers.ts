@@ -9,10 +9,14 @@ export interface OutgoingEvent {
   body: string;
 }
 
-/** The reference's headers, plus X-Webhook-Id so receivers can drop duplicates. */
+/**
+ * The reference's headers, plus X-Webhook-Id so receivers can drop duplicates, and the Accept that ofetch
+ * sends with a JSON body anyway (named here so that send-test-event prints every header that goes out).
+ */
 export function webhookHeaders(event: OutgoingEvent, secret: string | null): Record<string, string> {
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
+    Accept: 'application/json',
     'X-Webhook-Event': event.eventType,
     'X-Webhook-Id': event.eventId,
     'User-Agent': USER_AGENT,

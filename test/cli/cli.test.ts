@@ -4,8 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli, startListen } from '../helpers/cli.js';
+import { projectWithEvents, startCli, until } from '../helpers/project.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { workspace } from '../helpers/workspace.js';
 
 const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
 const NOW = '2025-01-15T08:00:00Z';
@@ -36,6 +38,9 @@ describe('the built CLI', () => {
       [['deliveries', 'retry', '0'], /value '0' is invalid for argument 'ids'/],
       [['process-expirations', '--now', 'yesterday'], /'--now <iso>' argument 'yesterday' is invalid\. Expected an ISO-8601 date/],
       [['listen', '--port', '70000'], /'--port <port>' argument '70000' is invalid/],
+      [['listen', '--host', '256.1.1.1'], /'--host <host>' argument '256\.1\.1\.1' is invalid\. Not an IPv4 address/],
+      [['process-expirations', '--now', '0001-01-01', '--dry-run'], /'--now <iso>' argument '0001-01-01' is invalid\. Expected an instant from 1970-01-01 to 2999-12-31/],
+      [['status', '--now', '9999-12-31'], /'--now <iso>' argument '9999-12-31' is invalid/],
     ];
     for (const [args, message] of cases) {
       const result = await runCli(args, { cwd });
@@ -331,5 +336,98 @@ describe('the built CLI', () => {
     expect(loud.code).toBe(3);
     expect(loud.stdout).toBe('Re-sent 25 deliveries: delivered 0, abandoned 25.\n');
     expect(loud.stderr.trim().split('\n')).toEqual(lines.map((line) => line.replace(/after 1 attempt:/, 'after 2 attempts:')));
+  });
+
+  test('listen on a host name or address that is not this machine: exit 2 naming --host, not an unexpected failure', async () => {
+    const cwd = project();
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine.
+    const result = await runCli(['listen', '--port', '0', '--host', '192.0.2.1'], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^error: --host 192\.0\.2\.1 is not an address of this machine/);
+  });
+
+  test('counts read as English: a run stopped with one delivery left says "left 1 delivery"', async () => {
+    const receiver500 = await startReceiver(() => 500);
+    try {
+      const ws = await projectWithEvents(workspace, 1, { url: receiver500.url, retryDelaysMs: [10_000, 10_000, 10_000] });
+      const run = startCli(['process-expirations', '--now', NOW], ws.dir);
+      // The first attempt is answered and written; the delivery then waits 10 s for its retry.
+      await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 1);
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('stopped early: left 1 delivery pending for the next run');
+      expect(result.stderr).not.toMatch(/\b1 deliveries\b/);
+    } finally {
+      await receiver500.close();
+    }
+  }, 60_000);
+
+  test('send-test-event prints every header it sends, Accept included, and credentials masked', async () => {
+    receiver = await startReceiver();
+    const cwd = project();
+    const url = receiver.url.replace('http://', 'http://alice:hunter2@');
+    const result = await runCli(['send-test-event', '--url', url, '--secret', SECRET, '--json'], { cwd });
+    expect(result.code).toBe(0);
+    const printed = (JSON.parse(result.stdout) as { headers: Record<string, string> }).headers;
+    const received = receiver.requests[0]!.headers;
+    // What HTTP itself adds is not the sender's choice: everything else that arrived was printed, with its value.
+    const sent = Object.keys(received).filter((name) => !['host', 'connection', 'content-length'].includes(name));
+    expect(Object.keys(printed).map((name) => name.toLowerCase()).sort()).toEqual(sent.sort());
+    for (const [name, value] of Object.entries(printed)) {
+      if (name === 'Authorization') expect(value).toBe('Basic ****');
+      else expect([name, value]).toEqual([name, received[name.toLowerCase()]]);
+    }
+    expect(printed.Accept).toBe('application/json');
+    const text = await runCli(['send-test-event', '--url', url], { cwd });
+    expect(text.stdout).toContain('\nAccept: application/json\n');
+    expect(text.stdout).toContain('\nAuthorization: Basic ****\n');
+    expect(text.stdout + text.stderr).not.toContain('hunter2');
+  }, 60_000);
+
+  test('licenses list: importing is suggested only when there are no licenses at all', async () => {
+    const cwd = project();
+    const empty = await runCli(['licenses', 'list'], { cwd });
+    expect(empty).toMatchObject({ code: 0, stdout: `No licenses in ${path.join(cwd, 'license-manager.sqlite')} yet. Load some with "license-manager licenses import <file>".\n` });
+    await runCli(['licenses', 'import', SAMPLE], { cwd });
+    const none = await runCli(['licenses', 'list', '--status', 'expired'], { cwd });
+    expect(none).toMatchObject({ code: 0, stdout: 'No licenses match.\n' });
+    expect(JSON.parse((await runCli(['licenses', 'list', '--status', 'expired', '--json'], { cwd })).stdout)).toEqual([]);
+  }, 60_000);
+
+  test('deliveries retry refuses a delivered event and says why; --force re-sends it: same id and body, a new schedule', async () => {
+    receiver = await startReceiver((_request, index) => (index === 1 ? 503 : 200));
+    const cwd = project({ webhooks: { enabled: true, url: receiver.url, retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    fs.writeFileSync(path.join(cwd, 'one.json'), JSON.stringify([{ license_code: 'LOST-1', expires_at: '2025-01-14T08:00:00Z' }]));
+    await runCli(['licenses', 'import', 'one.json'], { cwd });
+    expect((await runCli(['process-expirations', '--now', NOW], { cwd })).code).toBe(0);
+    expect(receiver.requests).toHaveLength(1);
+
+    const refused = await runCli(['deliveries', 'retry', '1'], { cwd });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^error: Delivery 1 was delivered at \S+ \(HTTP 200\), so it is not re-sent\. .*"license-manager deliveries retry 1 --force"/);
+    expect(receiver.requests).toHaveLength(1);
+    const withAbandoned = await runCli(['deliveries', 'retry', '--abandoned', '--force'], { cwd });
+    expect(withAbandoned.code).toBe(2);
+    expect(withAbandoned.stderr).toContain('--force re-sends delivered deliveries named by id');
+
+    const dryRun = await runCli(['deliveries', 'retry', '1', '--force', '--dry-run'], { cwd });
+    expect(dryRun.stdout).toBe('Would re-send 1 delivery (1 already delivered, sent again because of --force):\n  #1 license.expired LOST-1\n');
+    const forced = await runCli(['deliveries', 'retry', '1', '--force'], { cwd });
+    expect(forced).toMatchObject({ code: 0, stdout: 'Re-sent 1 delivery (1 already delivered, sent again because of --force): delivered 1, abandoned 0.\n' });
+    // The 503 then the 200: a full new schedule, not the spent one.
+    expect(receiver.requests).toHaveLength(3);
+    const [first, , last] = receiver.requests;
+    expect(last!.headers['x-webhook-id']).toBe(first!.headers['x-webhook-id']);
+    expect(last!.body.equals(first!.body)).toBe(true);
+    const shown = JSON.parse((await runCli(['deliveries', 'show', '1', '--json'], { cwd })).stdout);
+    expect(shown.delivery).toMatchObject({ status: 'delivered', attempts: 3 });
+    expect(shown.attempts.map((attempt: { status_code: number }) => attempt.status_code)).toEqual([200, 503, 200]);
+    expect(JSON.parse((await runCli(['deliveries', 'retry', '1', '--force', '--json'], { cwd })).stdout)).toMatchObject({ forced: 1, delivered: 1 });
+  }, 120_000);
+
+  test('status --help lists every exit code, 2 included', async () => {
+    const help = await runCli(['status', '--help'], { cwd: tempDir() });
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used/);
   });
 });

@@ -357,6 +357,80 @@ describe('databases that are not ours', () => {
   });
 });
 
+const canSwitchUser = process.getuid?.() === 0 && fs.existsSync('/usr/sbin/runuser');
+
+describe('exit codes and messages that say what is wrong', () => {
+  test.each([
+    ['postgres://app:pa%zzss@db.example:5432/licenses', 'password', 'postgres://app:****@db.example:5432/licenses'],
+    ['mysql://app:hunter%2@db.example:3306/shop', 'password', 'mysql://app:****@db.example:3306/shop'],
+    ['postgres://app:hunter2@db.example:5432/lic%enses', 'database name', 'postgres://app:****@db.example:5432/lic%enses'],
+    ['mariadb://a%pp:hunter2@db.example/shop', 'user name', 'mariadb://a%pp:****@db.example/shop'],
+  ])('a bad %%-escape in %s is exit 2 naming the %s, password masked', async (url, part, masked) => {
+    const { dir } = project();
+    const fromEnv = await runCli(['status'], { cwd: dir, env: { LICENSE_MANAGER_DB: url } });
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database: { url } }), { mode: 0o600 });
+    const fromFile = await runCli(['licenses', 'list'], { cwd: dir });
+    for (const result of [fromEnv, fromFile]) {
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`${masked}: the ${part} has a malformed %-escape`);
+      expect(result.stderr).not.toMatch(/hunter|pa%zzss|URI malformed|unexpected failure/);
+    }
+  }, 60_000);
+
+  test('a driver message that ends in a full stop gets no second one ("backend.. Is")', async () => {
+    // Something that answers a PostgreSQL client with a message it does not expect there (CopyData).
+    const impostor = net.createServer((socket) => socket.once('data', () => socket.write(Buffer.from([0x64, 0, 0, 0, 4]))));
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = impostor.address() as net.AddressInfo;
+      const result = await runCli(['status'], { cwd: project().dir, env: { LICENSE_MANAGER_DB: `postgres://someone@127.0.0.1:${port}/licenses` } });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/Received unexpected copyData message from backend\. Is a PostgreSQL server listening at 127\.0\.0\.1:\d+\?/);
+      expect(result.stderr).not.toMatch(/[^.]\.\.(?!\.)/);
+    } finally {
+      impostor.close();
+    }
+  }, 60_000);
+
+  test('a JS config whose export never settles (and keeps a timer) ends with exit 2 naming the file', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'license-manager.config.js'), 'export default await new Promise((resolve) => setTimeout(resolve, 1e9));\n');
+    const started = Date.now();
+    const result = await runCli(['process-expirations', '--dry-run'], { cwd: dir, timeoutMs: 40_000 });
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`Config file ${path.join(dir, 'license-manager.config.js')} did not finish loading within 10 s`);
+    expect(Date.now() - started).toBeLessThan(25_000);
+  }, 45_000);
+
+  (canSwitchUser ? test : test.skip)(
+    'status run by a user who may not use the database file says so, and whose it is (test.skip when not root: needs runuser)',
+    async () => {
+      const { dir, cli } = project();
+      expect((await cli('migrate')).code).toBe(0);
+      fs.chmodSync(dir, 0o755);
+      const file = path.join(dir, 'license-manager.sqlite');
+      const asNobody = () => runAs('nobody', ['status'], dir);
+      fs.chmodSync(file, 0o600);
+      const unreadable = await asNobody();
+      expect(unreadable.code).toBe(2);
+      expect(unreadable.stderr).toBe(`error: Cannot read database ${file}: user nobody may not (owner root, mode 600). Run the command as root, who owns it (sudo -u root license-manager ...), or change the permissions.\n`);
+      fs.chmodSync(file, 0o644);
+      const readOnly = await asNobody();
+      expect(readOnly.code).toBe(2);
+      expect(readOnly.stderr).toMatch(/^error: Cannot write database .*: user nobody may not \(owner root, mode 644\), and SQLite must, even for a command that only reads such as status .* Run the command as root/);
+      // Nothing was left beside it for the job's user to trip over.
+      expect(fs.readdirSync(dir).sort()).toEqual(['license-manager.config.json', 'license-manager.sqlite']);
+    },
+    60_000,
+  );
+});
+
+/** The built CLI run as another user, as `sudo -u <user>` would. */
+function runAs(user: string, args: string[], cwd: string): ReturnType<typeof runCli> {
+  return runCommand('/usr/sbin/runuser', ['-u', user, '--', process.execPath, BIN, ...args], { cwd, timeoutMs: 20_000 });
+}
+
 // About files and output, not what the database holds: SQLite only.
 describe('small hostile inputs about files', () => {
   test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {

@@ -36,4 +36,32 @@ describe('the published package', () => {
     const dryRun = JSON.parse(run(bin, ['process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as { dueCounts: Record<string, number> };
     expect(dryRun.dueCounts['license.expiring']).toBe(1);
   }, 180_000);
+
+  test('the production install of README step 1 (npm ci, build, then prune) keeps no development package and runs', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const prune = /sudo npm run build && sudo (npm prune [^\n`]*)/.exec(readme)?.[1];
+    expect(prune).toBeDefined();
+    // The release folder after `npm ci && npm run build`: this checkout, its build, and its node_modules
+    // (hard links: pruning the copy unlinks files there and leaves this checkout's alone).
+    const release = tempDir();
+    fs.cpSync(ROOT, release, { recursive: true, filter: (source) => !/\/(node_modules|\.git)$/.test(source) });
+    run('cp', ['-al', path.join(ROOT, 'node_modules'), path.join(release, 'node_modules')], ROOT);
+    run('sh', ['-c', `${prune!} --no-audit --no-fund --offline`], release);
+
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
+    // What a runtime dependency needs stays (mysql2 depends on @types/node); every tool of the build goes.
+    const runtime = new Set(run('npm', ['ls', '--omit=dev', '--all', '--parseable'], ROOT).split('\n').map((line) => line.split('/node_modules/').pop()!));
+    const left = Object.keys(manifest.devDependencies).filter((name) => fs.existsSync(path.join(release, 'node_modules', name)) && !runtime.has(name));
+    expect(left).toEqual([]);
+    for (const tool of ['typescript', 'jest', 'oxlint', 'knip', '@swc/core']) expect([tool, fs.existsSync(path.join(release, 'node_modules', tool))]).toEqual([tool, false]);
+    expect(fs.existsSync(path.join(ROOT, 'node_modules/typescript/package.json'))).toBe(true);
+
+    const bin = path.join(release, 'bin/license-manager.js');
+    expect(run(process.execPath, [bin, '--version'], release).trim()).toBe(manifest.version);
+    const app = tempDir();
+    fs.writeFileSync(path.join(app, 'licenses.csv'), 'license_code,expires_at\nPKG-1,2025-01-20T00:00:00Z\n');
+    run(process.execPath, [bin, 'licenses', 'import', 'licenses.csv'], app);
+    const dryRun = JSON.parse(run(process.execPath, [bin, 'process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as { dueCounts: Record<string, number> };
+    expect(dryRun.dueCounts['license.expiring']).toBe(1);
+  }, 180_000);
 });

@@ -117,6 +117,34 @@ describe('README.md', () => {
     expect(receiver.requests.length).toBeGreaterThan(5);
     expect(new Set(receiver.requests.map((request) => request.url))).toEqual(new Set(['/webhook']));
   }, 150_000);
+
+  test('what an operator must know before running things is said where they run them', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    // A second `listen` on the same port fails with EADDRINUSE: the line that starts it says to stop the first.
+    for (const section of new Set(blocks.map((block) => block.section))) {
+      const listens = blocks
+        .filter((block) => block.section === section && block.language === 'sh')
+        .flatMap((block) => block.lines)
+        .filter((line) => /license-manager listen( |$)/.test(line.replace(/(^|\s+)#.*$/, '')));
+      const port = (line: string) => /--port (\d+)/.exec(line)?.[1] ?? '8000';
+      listens.forEach((line, index) => {
+        if (listens.slice(0, index).some((earlier) => port(earlier) === port(line))) expect(line).toMatch(/#.*stop the first/);
+      });
+    }
+    // `npm test`: how long, what it creates on local servers, and how to point it elsewhere.
+    const setUp = readme.slice(readme.indexOf('## Set-up'), readme.indexOf('## Five-minute walkthrough'));
+    expect(setUp).toMatch(/npm test .*about \d+ minutes/);
+    expect(setUp).toMatch(/creates\s+databases `lm_test_<random>` and a few users/);
+    const variables = [...fs.readFileSync(path.join(ROOT, 'test/helpers/global-setup.cjs'), 'utf8').matchAll(/variable: '(\w+)'/g)].map((match) => match[1]!);
+    expect(variables.length).toBeGreaterThan(1);
+    for (const variable of variables) expect(setUp).toContain(variable);
+    // `status` exits 0, 1, 2 and 3; the Monitoring table has a row for each.
+    const monitoring = readme.slice(readme.indexOf('### Monitoring'), readme.indexOf('## Commands'));
+    expect([...monitoring.matchAll(/^\| (\d) \|/gm)].map((match) => Number(match[1])).sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
+    // Production step 1 ends without the development tools.
+    const install = blocks.find((block) => block.section === 'Production set-up' && block.lines.some((line) => line.includes('npm ci')))!;
+    expect(install.lines.find((line) => line.includes('npm ci'))).toMatch(/npm run build && sudo npm prune --omit=dev --omit=optional$/);
+  });
 });
 
 /** The production section's systemd units, by the file name the README gives each. */

@@ -79,12 +79,15 @@ describe('config discovery and validation', () => {
     ['.license-managerrc.json', '{"webhooks":{"concurrency":3}}'],
     ['.license-managerrc.yaml', 'webhooks:\n  concurrency: 3\n'],
     ['package.json', '{"name":"x","license-manager":{"webhooks":{"concurrency":3}}}'],
-  ])('finds %s', async (file, content) => {
+  ])('finds %s, also when saved with a UTF-8 byte-order mark', async (file, content) => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, file), content);
     const loaded = await loadConfig({ cwd: dir });
     expect(loaded.filepath).toBe(path.join(dir, file));
     expect(loaded.config.webhooks.concurrency).toBe(3);
+    // Editors on Windows save one; JSON.parse alone refuses it.
+    fs.writeFileSync(path.join(dir, file), `\uFEFF${content}`);
+    expect((await loadConfig({ cwd: dir })).config.webhooks.concurrency).toBe(3);
   });
 
   test('an invalid file is exit 2 naming the file, the key and the reason', async () => {
@@ -105,9 +108,55 @@ describe('config discovery and validation', () => {
   test('unknown keys (typos) and broken JSON are rejected', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"webhook":{"url":"https://x.test"}}');
-    await expectUsageError(loadConfig({ cwd: dir }), /Unrecognized key: "webhook"/);
+    await expectUsageError(loadConfig({ cwd: dir }), /webhook: unknown key/);
     fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"webhooks": ');
-    await expectUsageError(loadConfig({ cwd: dir }), /Could not read config file/);
+    await expectUsageError(loadConfig({ cwd: dir }), /license-manager\.config\.json is not valid JSON: Unexpected end of JSON input/);
+  });
+
+  test('an unknown key, at the top or in a section, names the nearest known key (or the known ones)', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(file, JSON.stringify({ webhook: {}, timeZone: 'UTC', webhooks: { enabeld: true, urll: null, colour: 'blue' }, expirations: { timezone: 'UTC' } }));
+    const error = (await loadConfig({ cwd: dir }).catch((caught: unknown) => caught)) as ExitError;
+    expect(error.code).toBe(2);
+    expect(error.message.split('\n').slice(1).map((line) => line.trim()).sort()).toEqual([
+      'expirations.timezone: unknown key; did you mean "expirations.timeZone"?',
+      'timeZone: unknown key; did you mean "expirations.timeZone"?',
+      'webhook: unknown key; did you mean "webhooks"?',
+      'webhooks.colour: unknown key (known keys of webhooks: enabled, url, secret, timeoutMs, retryDelaysMs, concurrency)',
+      'webhooks.enabeld: unknown key; did you mean "webhooks.enabled"?',
+      'webhooks.urll: unknown key; did you mean "webhooks.url"?',
+    ]);
+  });
+
+  test('a JSON syntax error names the file and the reason, with its code frame once (not the file quoted again)', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(file, '{\n  "webhooks": { "enabled": true,, "secret": "do-not-echo" }\n}\n');
+    const error = (await loadConfig({ cwd: dir }).catch((caught: unknown) => caught)) as ExitError;
+    expect(error.code).toBe(2);
+    expect(error.message.split('\n')[0]).toMatch(new RegExp(`^Config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not valid JSON: .*position 34`));
+    expect(error.message.match(/> 2 \|/g)).toHaveLength(1);
+    expect(error.message).not.toMatch(/while parsing|JSON Error in/);
+    expect(error.message).not.toContain('\u001b[');
+  });
+
+  test('a JS config whose export never resolves is refused after the time limit, naming the file', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'license-manager.config.js');
+    fs.writeFileSync(file, 'export default new Promise(() => {});\n');
+    const started = Date.now();
+    await expectUsageError(loadConfig({ cwd: dir }), new RegExp(`Config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} did not finish loading within 10 s`));
+    expect(Date.now() - started).toBeLessThan(20_000);
+  }, 30_000);
+
+  test('a time zone in any case is stored as IANA spells it, from the config file too', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"expirations":{"timeZone":"europe/berlin"}}');
+    expect((await loadConfig({ cwd: dir })).config.expirations.timeZone).toBe('Europe/Berlin');
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{"expirations":{"timeZone":"Asia/Kolkata"}}');
+    // An alias keeps the name it was given (ICU would say Asia/Calcutta).
+    expect((await loadConfig({ cwd: dir })).config.expirations.timeZone).toBe('Asia/Kolkata');
   });
 
   test('-c with a missing file says so', async () => {
@@ -171,6 +220,26 @@ forEachDialect('settings', ({ workspace }) => {
       { key: 'warning-days', value: '3' },
       { key: 'webhook-url', value: 'https://old.example/' },
     ]);
+  });
+
+  test('settings set time-zone europe/berlin stores and shows Europe/Berlin', async () => {
+    const ws = workspace();
+    expect(await ws.run((context) => settingsSet(context, 'time-zone', 'europe/berlin', new Date()))).toMatchObject({ stored: 'Europe/Berlin' });
+    const stored = await ws.run(({ db }) => db.selectFrom('settings').select('value').where('key', '=', 'time-zone').execute());
+    expect(stored).toEqual([{ value: 'Europe/Berlin' }]);
+    // A row stored in another case (by an earlier version, or by hand) reads canonically as well.
+    await ws.run(({ db }) => db.updateTable('settings').set({ value: 'america/new_york' }).where('key', '=', 'time-zone').execute());
+    const shown = await ws.run(async (context) => ({ zone: context.config.expirations.timeZone, setting: settingsList(context).find((setting) => setting.key === 'time-zone')?.value }));
+    expect(shown).toEqual({ zone: 'America/New_York', setting: 'America/New_York' });
+  });
+
+  test("a setting does not claim to override the file's value when that value is null", async () => {
+    const ws = workspace({ webhooks: { url: null, secret: 'file-secret' } });
+    await ws.run((context) => settingsSet(context, 'webhook-url', 'https://table.example/hook', new Date()));
+    await ws.run((context) => settingsSet(context, 'webhook-secret', 'table-secret', new Date()));
+    const list = await ws.run(async (context) => settingsList(context));
+    expect(list.find((setting) => setting.key === 'webhook-url')).not.toHaveProperty('overrides');
+    expect(list.find((setting) => setting.key === 'webhook-secret')).toMatchObject({ overrides: `webhooks.secret in ${ws.configFile}` });
   });
 
   test('time-zone and warning-days none: set, read back, and what the run uses', async () => {

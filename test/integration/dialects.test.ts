@@ -2,6 +2,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { ExitError } from '../../src/errors.js';
 import { TablePrefixPlugin, tablePrefixOf } from '../../src/storage/dialect.js';
 import type { Database } from '../../src/storage/database.table.js';
 import { RECORDING_TURN_WAIT_MS, recordEvents, type NewDelivery, type NewDeliveries } from '../../src/storage/deliveries.repository.js';
@@ -142,3 +143,31 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     }
   }, 20_000);
 });
+
+const serverDialects = testDialects().filter((dialect) => dialect !== 'sqlite');
+if (serverDialects.length === 0) test.skip('a statement cancelled by the server (no server answered; see the line printed at the start)', () => undefined);
+
+forEachDialect(
+  'errors a server gives',
+  ({ workspace, dialect }) => {
+    test("a statement cancelled by the server's time limit is named as such, not as an unreachable server", async () => {
+      const ws = workspace();
+      // One connection, so the session setting and the slow statement meet.
+      const slow = (db: Kysely<Database>) =>
+        db.connection().execute(async (connection) => {
+          if (dialect === 'postgres') {
+            await sql`set statement_timeout = 50`.execute(connection);
+            await sql`select pg_sleep(2)`.execute(connection);
+          } else {
+            await sql`set statement max_statement_time = 0.05 for select sleep(2)`.execute(connection);
+          }
+        });
+      const error = (await ws.run(({ db }) => slow(db)).catch((caught: unknown) => caught)) as ExitError;
+      expect(error).toBeInstanceOf(ExitError);
+      expect(error.code).toBe(1);
+      expect(error.message).toMatch(/^A query on (PostgreSQL|MySQL) database "lm_test_\w+" on 127\.0\.0\.1:\d+ \(.*\) ran longer than the server's statement time limit and was cancelled \(.*\)\. The server answers; raise (statement_timeout|max_statement_time)/);
+      expect(error.message).not.toMatch(/Cannot reach|Lost the connection/);
+    });
+  },
+  serverDialects,
+);

@@ -52,7 +52,10 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     ['unknown.csv', 'license_code,colour\nA,blue\n', /row 1 \(line 2\): unknown field "colour"/],
     ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
     ['broken.json', '[{"license_code":', /is not valid JSON/],
-    ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 fields, the header has 2/],
+    ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 field, the header has 2\./],
+    // An Excel export with ";": a quoted cell must not turn the clear message into a quote error.
+    ['excel.csv', 'license_code;expires_at;product_name\nLIC-1;2025-01-30;"Big; Pro"\n', /excel\.csv: the header \(line 1\) "license_code;expires_at;product_name" is separated by ";"; CSV files must be comma-separated/],
+    ['excel-quoted.csv', '\uFEFF"license_code";"email"\n"LIC-1";"a@example.com"\n', /excel-quoted\.csv: the header \(line 1\) ""license_code";"email"" is separated by ";"/],
   ])('%s: exit 2 naming the row and field, nothing imported', async (name, content, pattern) => {
     const ws = workspace();
     const file = write(ws.dir, name, content);

@@ -56,10 +56,11 @@ describe('signature', () => {
     expect(signBody(`${body} `, 'your-webhook-secret')).not.toBe(signBody(body, 'your-webhook-secret'));
   });
 
-  test('headers: the reference four plus X-Webhook-Id; no signature header without a secret', () => {
+  test("headers: the reference four plus X-Webhook-Id and the HTTP client's Accept; no signature header without a secret", () => {
     const event = { eventId: 'evt-1', eventType: 'license.expiring', body };
     expect(webhookHeaders(event, 'your-webhook-secret')).toEqual({
       'Content-Type': 'application/json',
+      Accept: 'application/json',
       'X-Webhook-Event': 'license.expiring',
       'X-Webhook-Id': 'evt-1',
       'User-Agent': 'LicenseManager-Webhook/1.0',
