@@ -237,7 +237,7 @@ export function buildProgram(session: Session): Command {
       withDatabase(command, async (context, out) => {
         const { importLicenses } = await import('../commands/licenses.js');
         const { printImport } = await import('./format.js');
-        const result = await importLicenses(context, file, new Date());
+        const result = await importLicenses(context, file, new Date(), io.cwd);
         if (out.options.json) out.json(result);
         else printImport(out, result);
       }),
@@ -397,7 +397,7 @@ export function buildProgram(session: Session): Command {
       act(command, async (out) => {
         const { verifyCommand } = await import('../commands/verify.js');
         const { buffer } = await import('node:stream/consumers');
-        const result = await verifyCommand(options, () => buffer(io.stdin ?? process.stdin));
+        const result = await verifyCommand(options, () => buffer(io.stdin ?? process.stdin), io.cwd);
         if (out.options.json) out.json(result);
         else if (result.valid) out.info(out.paint.green('valid'));
         else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);

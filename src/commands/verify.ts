@@ -1,3 +1,4 @@
+import path from 'node:path';
 import fs from 'node:fs/promises';
 import { usageError } from '../errors.js';
 import { verifySignature, type VerifyResult } from '../webhooks/verify.js';
@@ -9,13 +10,13 @@ export interface VerifyOptions {
 }
 
 /** `verify`: needs no database; reads the body from --file or from standard input. */
-export async function verifyCommand(options: VerifyOptions, stdin: () => Promise<Buffer>): Promise<VerifyResult> {
+export async function verifyCommand(options: VerifyOptions, stdin: () => Promise<Buffer>, cwd: string): Promise<VerifyResult> {
   if (options.secret === undefined) throw usageError('verify needs --secret <secret> (the webhook secret the receiver uses).');
   if (options.signature === undefined) throw usageError('verify needs --signature <hex> (the X-Webhook-Signature header the receiver got).');
   let body: Buffer;
   if (options.file !== undefined) {
     try {
-      body = await fs.readFile(options.file);
+      body = await fs.readFile(path.resolve(cwd, options.file));
     } catch (error) {
       throw usageError(`Cannot read body file ${options.file}: ${(error as Error).message}`, { cause: error });
     }
