@@ -263,7 +263,7 @@ export function buildProgram(session: Session): Command {
       withDatabase(command, async (context, out) => {
         const { importLicenses } = await import('../commands/licenses.js');
         const { printImport } = await import('./format.js');
-        const result = await importLicenses(context, file, new Date());
+        const result = await importLicenses(context, file, new Date(), io.cwd);
         if (out.options.json) out.json(result);
         else printImport(out, result);
       }),
@@ -456,7 +456,7 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return context.config.webhooks.secret;
         };
-        const result = await verifyCommand({ ...options, secret: givenSecret(options, io.env) }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop });
+        const result = await verifyCommand({ ...options, secret: givenSecret(options, io.env) }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
         if (out.options.json) out.json(result);
         else if (result.valid) out.info(out.paint.green('valid'));
         else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { usageError } from '../errors.js';
 import { isConstraintViolation } from '../storage/dialect.js';
@@ -134,20 +135,22 @@ export interface ImportResult {
  * `licenses import <file>`: rows are read, validated and upserted as the file streams, all inside one
  * transaction, so a bad row anywhere (or a repeated license_code) leaves the database as it was.
  */
-export async function importLicenses(context: CommandContext, file: string, now: Date): Promise<ImportResult> {
+export async function importLicenses(context: CommandContext, file: string, now: Date, cwd = process.cwd()): Promise<ImportResult> {
   if (context.licenses.kind === 'botble') {
     throw usageError(
       `licenses import does nothing in Botble mode (licenses.source "botble"): the licenses live in ${context.licenses.description} and are read from there as they are. Change them in the Botble admin; nothing was imported.`,
     );
   }
-  const { format, records } = await openImportFile(file);
+  // Relative to the caller's directory (main() takes it as a parameter); messages name the file where it was looked for.
+  const at = path.resolve(cwd, file);
+  const { format, records } = await openImportFile(at);
   const timeZone = context.config.expirations.timeZone;
   const schema = licenseRecordSchema(timeZone, LICENSE_COLUMN_LIMITS[context.database.dialect]);
   let rows = 0;
   async function* inputs(): AsyncGenerator<LicenseInput> {
     for await (const record of records) {
       rows += 1;
-      yield toInput(record, file, schema);
+      yield toInput(record, at, schema);
     }
   }
   try {

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import { usageError } from '../errors.js';
 import { notRegularFile } from '../file-kind.js';
 import { readCapped } from '../read-input.js';
@@ -18,6 +19,8 @@ export interface VerifyInput {
   /** The secret `listen` would use (env, settings, config file), read only when none is given. */
   configuredSecret: () => Promise<string | null>;
   stop?: AbortSignal;
+  /** A relative --file is relative to this directory (main() takes it as a parameter). */
+  cwd: string;
 }
 
 /** `verify`: reads the body from --file or from standard input, never more than --max-body, and stops on a signal. */
@@ -31,11 +34,12 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   const tooLarge = 'a webhook body is well under 1 KiB; is this the request body? (--max-body raises the limit)';
   let body: Buffer;
   if (options.file !== undefined) {
-    const kind = notRegularFile(options.file);
+    const file = path.resolve(input.cwd, options.file);
+    const kind = notRegularFile(file);
     if (kind) throw usageError(`Body file ${options.file} is ${kind}, not a regular file. Pipe it to standard input instead: ... | license-manager verify --signature <hex>`);
-    const size = fs.statSync(options.file, { throwIfNoEntry: false })?.size ?? 0;
+    const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
     if (size > maxBytes) throw usageError(`Body file ${options.file} is ${size} bytes, over the limit of ${maxBytes} bytes: ${tooLarge}`);
-    body = await readCapped(fs.createReadStream(options.file), { maxBytes, what: `body file ${options.file}`, tooLarge, stop: input.stop });
+    body = await readCapped(fs.createReadStream(file), { maxBytes, what: `body file ${options.file}`, tooLarge, stop: input.stop });
   } else {
     body = await readCapped(input.stdin(), { maxBytes, what: 'the body on standard input', tooLarge, stop: input.stop });
   }

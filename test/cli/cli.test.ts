@@ -160,7 +160,7 @@ describe('the built CLI', () => {
     [['settings', 'set', 'webhook-url', 'example.com/hook'], /not an absolute URL/],
     [['settings', 'set', 'warning-days', 'seven'], /not a whole number/],
     [['process-expirations', '--now', 'yesterday'], /'--now <iso>' argument 'yesterday' is invalid\. Expected an ISO-8601 date or date-time/],
-    [['licenses', 'import', 'missing.csv'], /Cannot read import file missing\.csv/],
+    [['licenses', 'import', 'missing.csv'], /Cannot read import file \/\S+\/missing\.csv/],
     [['deliveries', 'show', 'abc'], /A delivery id is a positive whole number/],
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['send-test-event', '--event', 'license.renewed', '--url', 'http://127.0.0.1:1/'], /Allowed choices are license\.expiring/],

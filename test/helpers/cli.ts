@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,9 +21,53 @@ export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** Runs the built CLI as a child process, as a user or cron would. */
-export function runCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<CliResult> {
-  return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 20_000, ...options });
+export interface CliOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** What the command reads on standard input (`verify`, `settings set … -`); empty when not given. */
+  input?: string;
+  /** Run the built CLI as a child process: for what only a process shows (its exit, TZ, signals, the bin script). */
+  process?: boolean;
+}
+
+// Variables that act on the process itself (the zone of its clock, preloaded libraries): only a child honours them.
+const PROCESS_ONLY_ENV = ['TZ', 'LD_PRELOAD', 'FAKETIME', 'NODE_OPTIONS'];
+
+/**
+ * Runs the CLI as a user or cron would: in this process through `main(argv, io)` (the same function
+ * bin/ calls, with the same environment and working directory, in milliseconds), or as a child process
+ * of the built CLI when asked or when the environment holds what only a process honours.
+ */
+export async function runCli(args: string[], options: CliOptions): Promise<CliResult> {
+  const inChild = options.process || PROCESS_ONLY_ENV.some((name) => options.env?.[name] !== undefined);
+  if (inChild) return runCommand(process.execPath, [BIN, ...args], { timeoutMs: 20_000, ...options });
+  return runInProcess(args, options);
+}
+
+/** `main()` in this process, with captured streams; a run that outlives `timeoutMs` fails the test instead of hanging it. */
+async function runInProcess(args: string[], options: CliOptions): Promise<CliResult> {
+  const { main } = await import('../../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const io = {
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+    env: childEnv(options.env),
+    cwd: options.cwd,
+    stdin: Readable.from(options.input === undefined ? [] : [Buffer.from(options.input)]),
+  };
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`license-manager ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${stderr}`)), timeoutMs);
+  });
+  try {
+    const code = await Promise.race([main(['node', 'license-manager', ...args], io), timedOut]);
+    return { code, signal: null, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs any command with the test's child environment, collecting its output; killed after `timeoutMs`. `input` is its stdin. */
@@ -34,8 +79,8 @@ export function runCommand(command: string, args: string[], options: { cwd: stri
     let stdout = '';
     let stderr = '';
     // Decoded by the stream: a character split between two chunks stays one character.
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {

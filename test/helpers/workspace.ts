@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe } from '@jest/globals';
 import { sql } from 'kysely';
 import { withContext, type CommandContext } from '../../src/commands/context.js';
 import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.repository.js';
-import { runCli, type CliResult } from './cli.js';
+import { runCli, type CliOptions, type CliResult } from './cli.js';
 import { createServerDatabase, testDialects, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
@@ -22,8 +22,8 @@ export interface Workspace {
   seed(licenses: LicenseInput[]): Promise<void>;
   /** Creates the tables (on a server database, as `license-manager migrate` does), before CLI runs. */
   ready(): Promise<void>;
-  /** Runs the built CLI in the workspace's directory (after `ready()` on a server database). */
-  cli(args: string[], options?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult>;
+  /** Runs the CLI in the workspace's directory (after `ready()` on a server database); see runCli. */
+  cli(args: string[], options?: Omit<CliOptions, 'cwd'>): Promise<CliResult>;
   /**
    * Rows of one raw SQL statement, as an operator would read them: our table names after `from`, `join`,
    * `into` and `update` get the workspace's prefix. Write SQL all three dialects accept (order groups).
