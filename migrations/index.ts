@@ -3,6 +3,7 @@ import { initial } from './0001_initial.js';
 import { deliverySchedule } from './0002_delivery_schedule.js';
 import { runs } from './0003_runs.js';
 import { botbleLicenseStates } from './0004_botble_license_states.js';
+import { eventInstants } from './0005_event_instants.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
@@ -10,4 +11,5 @@ export const migrations: Record<string, Migration> = {
   '0002_delivery_schedule': deliverySchedule,
   '0003_runs': runs,
   '0004_botble_license_states': botbleLicenseStates,
+  '0005_event_instants': eventInstants,
 };

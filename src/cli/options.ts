@@ -13,6 +13,14 @@ export function isoDate(text: string): Date {
   return date;
 }
 
+/** `--announce-since`: a calendar date alone, YYYY-MM-DD (a day in the business time zone). */
+export function calendarDate(text: string): string {
+  const trimmed = text.trim();
+  const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? parseUtc(trimmed) : undefined;
+  if (!date) throw new InvalidArgumentError('Expected a date such as 2025-01-08 (YYYY-MM-DD, a day in the business time zone).');
+  return trimmed;
+}
+
 /** A whole number from `min` up to `max`; anything larger is refused rather than rounded by a float. */
 export function wholeNumber(min: number, max: number): (text: string) => number {
   return (text) => {

@@ -6,7 +6,7 @@ import type { DeliveryStatus } from '../storage/database.table.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
-import { deliveryIds, isoDate, wholeNumber } from './options.js';
+import { calendarDate, deliveryIds, isoDate, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
@@ -109,24 +109,32 @@ export function buildProgram(session: Session): Command {
     .description('find expiring, expired and past-update-support licenses and send their webhooks (the cron job)')
     .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(isoDate))
     .option('--dry-run', 'print the events that would be sent; change nothing')
+    .addOption(
+      new Option(
+        '--announce-since <date>',
+        'this run only: announce expiries (and update-support ends) from this date on, even those older than lookbackDays, that were never announced (after an outage longer than lookbackDays)',
+      ).argParser(calendarDate),
+    )
     .addHelpText(
       'after',
       examples(
         'license-manager process-expirations                 # the daily cron job',
         'license-manager process-expirations --dry-run       # what would be sent, changing nothing',
         'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
+        'license-manager process-expirations --announce-since 2025-01-02 --dry-run   # expiries a long outage left unannounced',
       ),
     )
-    .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
+    .action((options: { now?: Date; dryRun?: boolean; announceSince?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
           now: options.now,
           dryRun: options.dryRun,
+          announceSince: options.announceSince,
           leaseMs: leaseFromEnv(io.env),
           stop,
           onWarning: (text) => out.warn(text),
@@ -140,6 +148,7 @@ export function buildProgram(session: Session): Command {
         else printProcessExpirations(out, result, context.databaseFile);
         printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
+        printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
@@ -423,11 +432,13 @@ export function buildProgram(session: Session): Command {
         command,
         async (context, out) => {
           const { status } = await import('../commands/status.js');
-          const { printStatus } = await import('./format.js');
+          const { expiredWithoutEventText, printStatus } = await import('./format.js');
           const result = await status(context, { now: options.now ?? new Date() });
           if (out.options.json) out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
+          // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
+          if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
           return result.health.exitCode;
         },
         { ...tolerant, databaseMustExist: true },
