@@ -256,9 +256,13 @@ export function buildProgram(session: Session): Command {
     .description('list licenses')
     .addHelpText('after', examples('license-manager licenses list --status active', 'license-manager licenses list --expiring-within 30 --json'))
     .addOption(new Option('--status <status>', 'only this status').choices(LICENSE_STATUSES))
-    .addOption(new Option('--expiring-within <days>', 'only licenses expiring between now and this many days from now').argParser(wholeNumber(0, MAX_DAYS)))
+    .addOption(
+      new Option('--expiring-within <days>', 'only licenses whose expiry is still ahead and at most this many calendar days after today in the business time zone, as process-expirations counts them (0: later today)').argParser(
+        wholeNumber(0, MAX_DAYS),
+      ),
+    )
     .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(1, MAX_LIMIT)))
-    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant').argParser(isoDate))
+    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant (and its date in the business time zone)').argParser(isoDate))
     .action((options: { status?: (typeof LICENSE_STATUSES)[number]; expiringWithin?: number; limit?: number; now?: Date }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { listLicenses } = await import('../commands/licenses.js');
