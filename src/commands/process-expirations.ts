@@ -139,6 +139,7 @@ async function findNewEvents(
 ): Promise<Findings> {
   const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
   const due: LicenseEvent[] = [];
+  const reactivating: Array<{ id: number; expiresAt: Date | null }> = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
     const dates = readDates(license, policy.timeZone);
@@ -150,7 +151,7 @@ async function findNewEvents(
     const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy, latestRun);
     for (const event of decision.events) due.push({ event, license });
     if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
-    if (decision.status === 'active') findings.reactivate.push(license.id);
+    if (decision.status === 'active') reactivating.push({ id: license.id, expiresAt: dates.expiresAt });
     if (decision.beyondLookback) findings.beyondLookback.push(license);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
@@ -161,18 +162,26 @@ async function findNewEvents(
     findings.skipped += 1;
     onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.column} "${bad.value}" is not a date.`);
   }
-  findings.events = await notYetRecorded(db, due, policy.timeZone);
+  const earlier = await recordedEvents(db, [...due.map(({ license }) => license.id), ...reactivating.map(({ id }) => id)], policy.timeZone);
+  findings.events = due.filter(({ event }) => !earlier.covers(event));
+  // An expiry announced as expired stays passed whatever --now a later run gives: only another date (or none) renews.
+  findings.reactivate = reactivating.filter(({ id, expiresAt }) => expiresAt === null || !earlier.announcedExpired(id, expiresAt, policy.timeZone)).map(({ id }) => id);
   return findings;
 }
 
-/** The events no earlier record covers: records of these licenses under today's keys or the first release's. */
-async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
+/** The earlier records of these licenses, under today's keys or the first release's. */
+async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<RecordedEvents> {
   const recorded: RecordedEvent[] = [];
-  for (const row of await recordedEventKeys(db, events.map(({ license }) => license.id))) {
+  for (const row of await recordedEventKeys(db, licenseIds)) {
     const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
     if (parsed) recorded.push(parsed);
   }
-  const earlier = new RecordedEvents(recorded);
+  return new RecordedEvents(recorded);
+}
+
+/** The events no earlier record covers. */
+async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
+  const earlier = await recordedEvents(db, events.map(({ license }) => license.id), timeZone);
   return events.filter(({ event }) => !earlier.covers(event));
 }
 

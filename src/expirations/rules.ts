@@ -176,7 +176,7 @@ export class RecordedEvents {
   }
 
   /** Thresholds recorded for this type, license and expiry: the same date, or the same instant (recorded in another zone). */
-  private thresholds(type: string, event: DueEvent): Array<number | undefined> {
+  private thresholds(type: string, event: Pick<DueEvent, 'licenseId' | 'day' | 'date'>): Array<number | undefined> {
     return [...(this.byDate.get(`${type}:${event.licenseId}:${event.day}`) ?? []), ...(this.byInstant.get(`${type}:${event.licenseId}:${formatUtc(event.date)}`) ?? [])];
   }
 
@@ -186,6 +186,11 @@ export class RecordedEvents {
    * warning days never re-notifies). A warning is covered by the `expired` of the same expiry too: it would
    * contradict it.
    */
+  /** Whether the license.expired of this license and expiry (its date in `timeZone`, or its instant) is recorded. */
+  announcedExpired(licenseId: number, expiresAt: Date, timeZone: string): boolean {
+    return this.thresholds('license.expired', { licenseId, day: dateInZone(expiresAt, timeZone), date: expiresAt }).length > 0;
+  }
+
   covers(event: DueEvent): boolean {
     if (event.type === 'license.expiring' && this.thresholds('license.expired', event).length > 0) return true;
     const thresholds = this.thresholds(event.type, event);

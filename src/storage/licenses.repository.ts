@@ -266,8 +266,10 @@ export async function findDueCandidates(
     .selectFrom('licenses')
     .selectAll()
     .where('status', '=', 'expired')
-    .where((eb) => eb.or([eb('expires_at', '>=', window.fromDay), eb('expires_at', 'is', null)]))
+    .where('expires_at', '>=', window.fromDay)
     .execute();
+  // Its own seek on the same index: an OR with the range could scan every expired license.
+  const madeLifetime = await db.selectFrom('licenses').selectAll().where('status', '=', 'expired').where('expires_at', 'is', null).execute();
   const support = await db
     .selectFrom('licenses')
     .selectAll()
@@ -276,7 +278,7 @@ export async function findDueCandidates(
     .where('updates_until', '<', window.supportBeforeDay)
     .execute();
   const byId = new Map<number, LicenseRow>();
-  for (const row of [...expiring, ...expiredOrRenewed, ...support]) byId.set(row.id, row);
+  for (const row of [...expiring, ...expiredOrRenewed, ...madeLifetime, ...support]) byId.set(row.id, row);
   return [...byId.values()].sort((a, b) => a.id - b.id);
 }
 
@@ -295,9 +297,10 @@ export interface LongPastExpiries {
 export async function expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean, list = 0): Promise<LongPastExpiries> {
   const longPast = (eb: ExpressionBuilder<Database, 'licenses'>) =>
     eb.and([eb('status', '=', 'active'), eb('expires_at', '>=', '0'), eb('expires_at', '<', beforeDay), eb('expires_at', 'like', '____-__-__%')]);
-  const named =
-    list === 0 ? [] : await db.selectFrom('licenses').select(['id', 'license_code', 'expires_at']).where(longPast).orderBy('expires_at').orderBy('id').limit(list).execute();
-  const licenses = named.map((row) => ({ id: row.id, license_code: row.license_code, expires_at: row.expires_at! }));
+  // The first few by expiry, at least one: none found (every day but the first after an outage) is the only query.
+  const named = await db.selectFrom('licenses').select(['id', 'license_code', 'expires_at']).where(longPast).orderBy('expires_at').orderBy('id').limit(Math.max(list, 1)).execute();
+  if (named.length === 0) return { count: 0, licenses: [] };
+  const licenses = named.slice(0, list).map((row) => ({ id: row.id, license_code: row.license_code, expires_at: row.expires_at! }));
   if (!write) {
     const row = await db
       .selectFrom('licenses')

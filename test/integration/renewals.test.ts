@@ -182,15 +182,17 @@ forEachDialect('renewals and notices', ({ workspace }) => {
       ]);
     });
 
-    test('a license.expired already recorded stops warnings about that expiry even when the status says active', async () => {
+    test('a license.expired already recorded stops warnings about that expiry even when the status says active, and any "renewal" to it', async () => {
       const { ws, receiver } = await setup();
-      await importCsv(ws, 'a.csv', 'license_code,expires_at\nA,2025-01-30\n', at('2025-01-01'));
+      await importCsv(ws, 'a.csv', 'license_code,expires_at\nA,2025-01-30\nB,2025-01-30\n', at('2025-01-01'));
       await daily(ws, '2025-01-30', '2025-01-30');
-      // Set back to active by hand with the same date, then a catch-up of the week before from a fresh database's point of view.
+      // A set back to active by hand with the same date; B left expired. The runs' history is gone (no latest now to compare with).
       await importCsv(ws, 'undo.csv', 'license_code,status,expires_at\nA,active,2025-01-30\n', at('2025-01-30', '12:00'));
       await ws.rows('delete from runs');
-      await daily(ws, '2025-01-23', '2025-01-29');
-      expect(sent(receiver)).toEqual(['2025-01-30 A license.expired - 2025-01-30T00:00:00Z']);
+      const catchUp = await daily(ws, '2025-01-23', '2025-01-29');
+      expect(catchUp.map((result) => result.reactivated)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      expect(await statusOf(ws, 'B')).toBe('expired');
+      expect(sent(receiver)).toEqual(['2025-01-30 A license.expired - 2025-01-30T00:00:00Z', '2025-01-30 B license.expired - 2025-01-30T00:00:00Z']);
     });
 
     test('changing time-zone between runs, both ways, never re-sends a notice for the same expiry instant', async () => {
