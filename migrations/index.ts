@@ -3,6 +3,7 @@ import { initial } from './0001_initial.js';
 import { deliverySchedule } from './0002_delivery_schedule.js';
 import { runs } from './0003_runs.js';
 import { botbleLicenseStates } from './0004_botble_license_states.js';
+import { eventInstants } from './0005_event_instants.js';
 import { bigLicenseIds } from './0006_big_license_ids.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
@@ -11,5 +12,6 @@ export const migrations: Record<string, Migration> = {
   '0002_delivery_schedule': deliverySchedule,
   '0003_runs': runs,
   '0004_botble_license_states': botbleLicenseStates,
+  '0005_event_instants': eventInstants,
   '0006_big_license_ids': bigLicenseIds,
 };

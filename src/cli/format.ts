@@ -3,7 +3,7 @@ import type { EffectiveSetting } from '../config/settings.js';
 import type { AbandonedDelivery } from '../commands/abandoned.js';
 import type { WebhookTarget } from '../commands/context.js';
 import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
-import type { StatusResult } from '../commands/status.js';
+import type { ExpiredWithoutEvent, StatusResult } from '../commands/status.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
@@ -51,6 +51,23 @@ export function printDisabledButDue(out: Output, result: ProcessExpirationsResul
   );
 }
 
+/**
+ * Licenses a run marked expired with no event although an earlier run existed: their customers lost a notice
+ * (the job stopped for longer than lookbackDays). On stderr even under --quiet and --json, so cron mails it.
+ */
+export function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult): void {
+  const count = result.expiredWithoutEvent;
+  if (result.dryRun || !result.webhooksEnabled || count === 0 || result.lastRunNow === null) return;
+  out.warn(
+    `${plural(count, 'license')} expired longer ago than lookbackDays and ${count === 1 ? 'was' : 'were'} marked expired with no license.expired event: ` +
+      `${count === 1 ? 'its customer was' : 'their customers were'} never told (did the job stop for longer than lookbackDays?):`,
+  );
+  const lines = result.expiredWithoutEventLicenses.map((license) => `  ${clean(license.licenseCode)} (id ${license.licenseId}) expired ${license.expiresAt}`);
+  if (count > lines.length) lines.push(`  ... and ${count - lines.length} more`);
+  if (result.announceSince) lines.push(`  To announce them after all: license-manager process-expirations --announce-since ${result.announceSince} (add --dry-run first to see what it sends).`);
+  for (const line of lines) out.io.stderr.write(`${line}\n`);
+}
+
 /** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
 export function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   if (result.hasLicenses) return;
@@ -89,13 +106,18 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (!result.webhooksEnabled && result.due.length === 0) {
     out.info(`  webhooks are disabled: nothing was recorded or sent. To enable them, ${settingAdvice(result.licenseSource, 'webhooks-enabled', 'true')}.`);
   }
-  if (result.expiredWithoutEvent > 0) {
-    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and ${result.dryRun || !result.webhooksEnabled ? 'would be' : result.expiredWithoutEvent === 1 ? 'was' : 'were'} marked expired with no event`);
-  }
+  const recorded = !result.dryRun && result.webhooksEnabled;
+  if (result.expiredWithoutEvent > 0 && !recorded) out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and would be marked expired with no event`);
   if (result.reactivated > 0) out.info(`  ${plural(result.reactivated, 'renewed license')} set back to active`);
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
-  if (!result.dryRun && result.webhooksEnabled) {
-    out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired`);
+  if (recorded) {
+    // One count of licenses marked expired, and how many of those got no event: never two counts that read as a sum.
+    const silent = result.expiredWithoutEvent > 0 ? ` (${result.expiredWithoutEvent} of them with no event: expired longer ago than lookbackDays)` : '';
+    out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired${silent}`);
+    // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
+    if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
+      out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since ${result.announceSince} --dry-run`);
+    }
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
   }
 }
@@ -180,7 +202,7 @@ export function printLicenses(out: Output, rows: LicenseRow[], whenNone: string)
 export function printImport(out: Output, result: ImportResult): void {
   // An empty export is usually a mistake upstream: cron should mail it.
   if (result.rows === 0) out.warn(`${result.file} holds no license rows (an empty file, or a header only): nothing was imported.`);
-  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated.`);
+  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged.`);
 }
 
 export function printDeliveries(out: Output, list: DeliveriesListResult): void {
@@ -348,8 +370,21 @@ export function printStatus(out: Output, result: StatusResult): void {
       ]),
     );
   }
+  if (result.expiredWithoutEvent) {
+    out.info('');
+    out.info(out.paint.yellow(`NOTICES LOST: ${expiredWithoutEventText(result.expiredWithoutEvent)}`));
+  }
   out.info('');
   const { health } = result;
   const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
+}
+
+/** What `status` says about licenses expired with no event (a warning: the exit code stays the job's). */
+export function expiredWithoutEventText(lost: ExpiredWithoutEvent): string {
+  const announce = lost.announceSince ? `license-manager process-expirations --announce-since ${lost.announceSince}` : 'license-manager process-expirations --announce-since <date>';
+  return (
+    `the last run (started ${lost.runStartedAt}) marked ${plural(lost.licenses, 'license')} expired with no license.expired event (expired longer ago than lookbackDays): ` +
+    `${lost.licenses === 1 ? 'its customer was' : 'their customers were'} never told. Announce them after all with "${announce}" (try it with --dry-run first).`
+  );
 }

@@ -73,7 +73,7 @@ export function givenSecret(options: { secret?: string; secretEnv?: string }, en
   return value;
 }
 
-/** `--mark-sent-through`: a calendar date, 'YYYY-MM-DD', that exists. */
+/** `--mark-sent-through`, `--announce-since`: a calendar date, 'YYYY-MM-DD', that exists (a day in the business time zone). */
 export function calendarDate(text: string): string {
   const trimmed = text.trim();
   const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00Z`) : undefined;

@@ -111,7 +111,15 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(runInstant))
     .option('--dry-run', 'print the events that would be sent; change nothing')
     .addOption(
-      new Option('--mark-sent-through <date>', "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)").argParser(calendarDate),
+      new Option('--mark-sent-through <date>', "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)")
+        .argParser(calendarDate)
+        .conflicts('announceSince'),
+    )
+    .addOption(
+      new Option(
+        '--announce-since <date>',
+        'this run only: announce expiries (and update-support ends) from this date on, even those older than lookbackDays, that were never announced (after an outage longer than lookbackDays)',
+      ).argParser(calendarDate),
     )
     .addHelpText(
       'after',
@@ -120,9 +128,10 @@ export function buildProgram(session: Session): Command {
         'license-manager process-expirations --dry-run       # what would be sent, changing nothing',
         'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
         "license-manager process-expirations --mark-sent-through 2025-01-14 --dry-run   # Botble's job last ran on the 14th",
+        'license-manager process-expirations --announce-since 2025-01-02 --dry-run   # expiries a long outage left unannounced',
       ),
     )
-    .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string }, command: Command) =>
+    .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string; announceSince?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
         if (options.markSentThrough !== undefined) {
           const { markSent } = await import('../commands/mark-sent.js');
@@ -134,12 +143,13 @@ export function buildProgram(session: Session): Command {
         }
         const { processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
           now: options.now,
           dryRun: options.dryRun,
+          announceSince: options.announceSince,
           leaseMs: leaseFromEnv(io.env),
           stop,
           onWarning: (text) => out.warn(text),
@@ -153,6 +163,7 @@ export function buildProgram(session: Session): Command {
         else printProcessExpirations(out, result, context.databaseFile);
         printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
+        printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
@@ -273,9 +284,13 @@ export function buildProgram(session: Session): Command {
     .description('list licenses')
     .addHelpText('after', examples('license-manager licenses list --status active', 'license-manager licenses list --expiring-within 30 --json'))
     .addOption(new Option('--status <status>', 'only this status').choices(LICENSE_STATUSES))
-    .addOption(new Option('--expiring-within <days>', 'only licenses expiring between now and this many days from now').argParser(wholeNumber(0, MAX_DAYS)))
+    .addOption(
+      new Option('--expiring-within <days>', 'only licenses whose expiry is still ahead and at most this many calendar days after today in the business time zone, as process-expirations counts them (0: later today)').argParser(
+        wholeNumber(0, MAX_DAYS),
+      ),
+    )
     .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(1, MAX_LIMIT)))
-    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant').argParser(runInstant))
+    .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant (and its date in the business time zone)').argParser(runInstant))
     .action((options: { status?: (typeof LICENSE_STATUSES)[number]; expiringWithin?: number; limit?: number; now?: Date }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { listLicenses } = await import('../commands/licenses.js');
@@ -482,11 +497,13 @@ export function buildProgram(session: Session): Command {
         command,
         async (context, out) => {
           const { status } = await import('../commands/status.js');
-          const { printStatus } = await import('./format.js');
+          const { expiredWithoutEventText, printStatus } = await import('./format.js');
           const result = await status(context, { now: options.now ?? new Date() });
           if (out.options.json) out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
+          // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
+          if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
           return result.health.exitCode;
         },
         { ...tolerant, databaseMustExist: true },

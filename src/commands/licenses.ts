@@ -12,8 +12,8 @@ import {
   type LicenseRow,
   type LicenseStatus,
 } from '../storage/licenses.repository.js';
-import { parseInZone } from '../expirations/calendar.js';
-import { DAY_MS, formatUtc } from '../time.js';
+import { addDays, dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
+import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
 import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
@@ -106,7 +106,8 @@ const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = LIC
 // The columns an import file may have: the row schema's own keys, so the two never disagree.
 const COLUMNS = Object.keys(licenseRecordSchema('UTC').shape);
 
-function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof licenseRecordSchema>): LicenseInput {
+/** One validated row, and whether it carried `is_valid` true (Botble's "not blocked"). */
+function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof licenseRecordSchema>): { input: LicenseInput; valid: boolean } {
   const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
   if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
   const parsed = schema.safeParse(record.fields);
@@ -120,7 +121,7 @@ function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof l
   if (valid === false) input.status = 'suspended';
   if (id !== undefined && id !== null) input.id = id;
   for (const key of Object.keys(input) as Array<keyof LicenseInput>) if (input[key] === undefined) delete input[key];
-  return input;
+  return { input, valid: valid === true };
 }
 
 export interface ImportResult {
@@ -129,6 +130,8 @@ export interface ImportResult {
   rows: number;
   inserted: number;
   updated: number;
+  /** Rows that matched the stored license: nothing written. */
+  unchanged: number;
 }
 
 /**
@@ -147,18 +150,18 @@ export async function importLicenses(context: CommandContext, file: string, now:
   const timeZone = context.config.expirations.timeZone;
   const schema = licenseRecordSchema(timeZone, LICENSE_COLUMN_LIMITS[context.database.dialect]);
   let rows = 0;
+  const unblocked = new WeakSet<LicenseInput>();
   async function* inputs(): AsyncGenerator<LicenseInput> {
     for await (const record of records) {
       rows += 1;
-      yield toInput(record, at, schema);
+      const { input, valid } = toInput(record, at, schema);
+      if (valid) unblocked.add(input);
+      yield input;
     }
   }
   try {
-    // A row that moves expires_at into the future and names no status renews: a stored `expired` becomes `active`.
-    const renews = (input: LicenseInput) =>
-      input.status === undefined && Boolean(input.expires_at) && parseInZone(input.expires_at!, timeZone)!.instant.getTime() > now.getTime();
-    const { inserted, updated } = await upsertLicenses(context.db, inputs(), formatUtc(now), renews);
-    return { file, format, rows, inserted, updated };
+    const { inserted, updated, unchanged } = await upsertLicenses(context.db, inputs(), formatUtc(now), (input) => activatedFrom(input, unblocked.has(input), timeZone, now));
+    return { file, format, rows, inserted, updated, unchanged };
   } catch (error) {
     // Every reader numbers its records 1, 2, 3... in order, so a position in the inputs is the row.
     if (error instanceof RepeatedLicenseCode) {
@@ -171,18 +174,43 @@ export async function importLicenses(context: CommandContext, file: string, now:
   }
 }
 
+/**
+ * The stored statuses a row that names no status makes `active`: `expired` when it moves expires_at into the
+ * future or empties it (lifetime), since `expired` is derived; `suspended` when it says is_valid 1, as Botble
+ * mode reads the same row.
+ */
+function activatedFrom(input: LicenseInput, valid: boolean, timeZone: string, now: Date): LicenseStatus[] {
+  if (input.status !== undefined) return [];
+  const from: LicenseStatus[] = [];
+  if (input.expires_at === null || (input.expires_at !== undefined && parseInZone(input.expires_at, timeZone)!.instant.getTime() > now.getTime())) from.push('expired');
+  if (valid) from.push('suspended');
+  return from;
+}
+
 export interface ListLicensesOptions {
   status?: LicenseStatus;
-  /** Only licenses expiring between `now` and this many days later. */
+  /**
+   * Only licenses whose expiry is still ahead of `now` and at most this many calendar days after today in the
+   * business zone (0: later today): `days_until_expiry` as process-expirations counts it.
+   */
   expiringWithinDays?: number;
   limit?: number;
   now: Date;
 }
 
 export async function listLicenses(context: CommandContext, options: ListLicensesOptions): Promise<LicenseRow[]> {
-  const expiring =
-    options.expiringWithinDays === undefined
-      ? undefined
-      : { expiringAfter: formatUtc(options.now), expiringBefore: formatUtc(new Date(options.now.getTime() + options.expiringWithinDays * DAY_MS)) };
-  return context.licenses.list(context.db, { status: options.status, ...expiring, limit: options.limit });
+  const { status, limit, now, expiringWithinDays: days } = options;
+  if (days === undefined) return context.licenses.list(context.db, { status, limit });
+  const timeZone = context.config.expirations.timeZone;
+  const today = dateInZone(now, timeZone);
+  // Text bounds three days wider than the rule (as the job's scans: a stored text date and its date in the zone
+  // differ by at most two), then the rule itself, the same for our table and Botble's.
+  const rows = await context.licenses.list(context.db, { status, expiringAfter: addDays(today, -3), expiringBefore: addDays(today, days + 3) });
+  const expiring = rows.flatMap((row) => {
+    const expiresAt = row.expires_at === null ? undefined : parseInZone(row.expires_at, timeZone)?.instant;
+    if (!expiresAt || expiresAt.getTime() <= now.getTime() || daysBetween(today, dateInZone(expiresAt, timeZone)) > days) return [];
+    return [{ row, at: expiresAt.getTime() }];
+  });
+  const sorted = expiring.sort((a, b) => a.at - b.at || a.row.id - b.row.id).map((entry) => entry.row);
+  return limit === undefined ? sorted : sorted.slice(0, limit);
 }

@@ -5,7 +5,8 @@ import { addDays, dateInZone } from '../expirations/calendar.js';
 import type { ExpirationPolicy } from '../expirations/rules.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { recordEvents, type NewDeliveries } from '../storage/deliveries.repository.js';
-import { formatUtc } from '../time.js';
+import { latestRunNow } from '../storage/runs.repository.js';
+import { formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';
 import { deliveriesFor, dueEventReport, findNewEvents, FUTURE_NOW_TOLERANCE_MS, type DueEventReport, type LicenseEvent } from './process-expirations.js';
 
@@ -98,7 +99,9 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
   }
   await refuseWhereBotbleSentNothing(context);
 
-  const findings = await findNewEvents(context.db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
+  // The same rules as a run: an expiry a later run saw pass is not warned about again.
+  const latest = await latestRunNow(context.db);
+  const findings = await findNewEvents(context.db, context.licenses, now, policy, latest === undefined ? undefined : parseUtc(latest), options.onWarning ?? (() => undefined));
   const marked: LicenseEvent[] = [];
   const left: LeftEvent[] = [];
   for (const due of findings.events) {

@@ -19,17 +19,22 @@ import type { Database } from '../storage/database.table.js';
 import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries.repository.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
-import { formatUtc } from '../time.js';
+import { formatUtc, parseUtc } from '../time.js';
+import { dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
-import { finishRun, startRun } from '../storage/runs.repository.js';
+import { finishRun, latestRunNow, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
+/** How far behind the latest earlier run a run may apply the rules before it is told it is a catch-up after the fact (workers' clock skew). */
+const EARLIER_NOW_TOLERANCE_MS = 60_000;
+/** Licenses marked expired with no event that a run names (the rest are counted). */
+const LISTED_WITHOUT_EVENT = 20;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -45,6 +50,8 @@ export interface ProcessExpirationsOptions {
   onProgress?: DeliverPendingOptions['onProgress'];
   /** See DeliverPendingOptions.leaseMs. */
   leaseMs?: number;
+  /** 'YYYY-MM-DD': this run announces expiries (and update-support ends) from this date on, if that reaches further back than lookbackDays. */
+  announceSince?: string;
 }
 
 /** How many new events of one type (and, for warnings, one threshold) this run sends. */
@@ -85,8 +92,14 @@ export interface ProcessExpirationsResult {
   recorded: number;
   /** Licenses whose status this run set to `expired` (with or without an event). */
   markedExpired: number;
-  /** Licenses that expired longer ago than lookbackDays, never announced: `expired` with no event (counted, not written, on a dry run). */
+  /** Licenses that expired longer ago than lookbackDays, never announced: `expired` with no event (counted, not written, on a dry run). Part of markedExpired. */
   expiredWithoutEvent: number;
+  /** The first of them by expiry (LISTED_WITHOUT_EVENT): their customers got no license.expired. */
+  expiredWithoutEventLicenses: Array<{ licenseId: number; licenseCode: string; expiresAt: string }>;
+  /** The date to give `--announce-since` to announce them after all (the oldest one's expiry date); null when there are none. */
+  announceSince: string | null;
+  /** The latest instant an earlier real run applied the rules at (null: this is the first run). */
+  lastRunNow: string | null;
   /** Renewed licenses this run set back from `expired` to `active`. */
   reactivated: number;
   /** Rows skipped for bad data (unparsable dates). */
@@ -111,7 +124,7 @@ interface Findings {
   events: LicenseEvent[];
   expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
   reactivate: number[];
-  beyondLookback: number[];
+  beyondLookback: LicenseRow[];
   skipped: number;
 }
 
@@ -121,10 +134,12 @@ export async function findNewEvents(
   licenses: LicenseSource,
   now: Date,
   policy: ExpirationPolicy,
+  latestRun: Date | undefined,
   onWarning: (message: string) => void,
 ): Promise<Findings> {
   const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
   const due: LicenseEvent[] = [];
+  const reactivating: Array<{ id: number; expiresAt: Date | null }> = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
   for (const license of candidates) {
     const dates = readDates(license, policy.timeZone);
@@ -133,11 +148,11 @@ export async function findNewEvents(
       onWarning(`Skipped license id ${license.id}${license.license_code ? ` (${license.license_code})` : ''}: ${dates.problem}.`);
       continue;
     }
-    const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy);
+    const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy, latestRun);
     for (const event of decision.events) due.push({ event, license });
     if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
-    if (decision.status === 'active') findings.reactivate.push(license.id);
-    if (decision.beyondLookback) findings.beyondLookback.push(license.id);
+    if (decision.status === 'active') reactivating.push({ id: license.id, expiresAt: dates.expiresAt });
+    if (decision.beyondLookback) findings.beyondLookback.push(license);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
   const warned = new Set<number | string>(candidates.map((license) => license.id));
@@ -147,18 +162,26 @@ export async function findNewEvents(
     findings.skipped += 1;
     onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`);
   }
-  findings.events = await notYetRecorded(db, due, policy.timeZone);
+  const earlier = await recordedEvents(db, [...due.map(({ license }) => license.id), ...reactivating.map(({ id }) => id)], policy.timeZone);
+  findings.events = due.filter(({ event }) => !earlier.covers(event));
+  // An expiry announced as expired stays passed whatever --now a later run gives: only another date (or none) renews.
+  findings.reactivate = reactivating.filter(({ id, expiresAt }) => expiresAt === null || !earlier.announcedExpired(id, expiresAt, policy.timeZone)).map(({ id }) => id);
   return findings;
 }
 
-/** The events no earlier record covers: records of these licenses under today's keys or the first release's. */
-async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
+/** The earlier records of these licenses, under today's keys or the first release's. */
+async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<RecordedEvents> {
   const recorded: RecordedEvent[] = [];
-  for (const key of await recordedEventKeys(db, events.map(({ license }) => license.id))) {
-    const parsed = parseEventKey(key, timeZone);
+  for (const row of await recordedEventKeys(db, licenseIds)) {
+    const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
     if (parsed) recorded.push(parsed);
   }
-  const earlier = new RecordedEvents(recorded);
+  return new RecordedEvents(recorded);
+}
+
+/** The events no earlier record covers. */
+async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
+  const earlier = await recordedEvents(db, events.map(({ license }) => license.id), timeZone);
   return events.filter(({ event }) => !earlier.covers(event));
 }
 
@@ -172,6 +195,7 @@ export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: strin
         event_key: event.key,
         event_type: event.type,
         license_id: license.id,
+        event_instant: formatUtc(event.date),
         body: buildEventBody(eventDetails(event), eventSubject(license), now),
       })),
     // Another run recorded while this one waited its turn: most of these events are likely recorded now.
@@ -210,13 +234,22 @@ export async function processExpirations(context: CommandContext, options: Proce
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
   checkRun(context, now, clock.now(), options);
-  if (options.dryRun) return findAndDeliver(context, now, clock, options);
+  const latest = await latestRunNow(context.db);
+  const latestRun = latest === undefined ? undefined : parseUtc(latest);
+  if (latestRun && now.getTime() < latestRun.getTime() - EARLIER_NOW_TOLERANCE_MS) {
+    const which = options.now ? `--now ${formatUtc(now)}` : `The clock (${formatUtc(now)})`;
+    options.onWarning?.(
+      `${which} is earlier than the instant an earlier run applied the rules at (${latest}): a catch-up after the fact. ` +
+        'Expiries that run saw pass get no warning and are not taken for renewals; events it recorded are not sent again.',
+    );
+  }
+  if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
   const runId = randomUUID();
-  await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()) });
+  await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;
   try {
-    result = await findAndDeliver(context, now, clock, options);
+    result = await findAndDeliver(context, now, latestRun, clock, options);
     return result;
   } catch (error) {
     failure = error;
@@ -234,6 +267,8 @@ export async function processExpirations(context: CommandContext, options: Proce
       recorded: result?.recorded ?? 0,
       delivered: result?.delivered ?? 0,
       abandoned: result?.abandoned ?? 0,
+      expiredWithoutEvent: result?.webhooksEnabled ? result.expiredWithoutEvent : 0,
+      announceSince: result?.webhooksEnabled ? result.announceSince : null,
       error: message,
     }).catch((error: unknown) => {
       if (failure === undefined) throw error;
@@ -257,13 +292,13 @@ function checkRun(context: CommandContext, now: Date, realNow: Date, options: Pr
   }
 }
 
-async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+async function findAndDeliver(context: CommandContext, now: Date, latestRun: Date | undefined, clock: Clock, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const webhooks = config.webhooks;
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
-  const result = await findAndRecord(context, now, url !== null, options);
+  const result = await findAndRecord(context, now, latestRun, url !== null, options);
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(result.plan);
@@ -293,10 +328,12 @@ async function findAndDeliver(context: CommandContext, now: Date, clock: Clock, 
 }
 
 /** Finds the new events and, when `record` is set (webhooks on, not a dry run), records them and the status changes. */
-async function findAndRecord(context: CommandContext, now: Date, record: boolean, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+async function findAndRecord(context: CommandContext, now: Date, latestRun: Date | undefined, record: boolean, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const policy: ExpirationPolicy = { ...config.expirations };
-  const findings = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
+  // --announce-since reaches back further than lookbackDays for this run only (never less far).
+  if (options.announceSince) policy.lookbackDays = Math.max(policy.lookbackDays, daysBetween(options.announceSince, dateInZone(now, policy.timeZone)));
+  const findings = await findNewEvents(db, context.licenses, now, policy, latestRun, options.onWarning ?? (() => undefined));
   const { events } = findings;
 
   const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
@@ -317,6 +354,9 @@ async function findAndRecord(context: CommandContext, now: Date, record: boolean
     recorded: 0,
     markedExpired: 0,
     expiredWithoutEvent: 0,
+    expiredWithoutEventLicenses: [],
+    announceSince: null,
+    lastRunNow: latestRun ? formatUtc(latestRun) : null,
     reactivated: 0,
     skipped: findings.skipped,
     delivered: 0,
@@ -329,12 +369,27 @@ async function findAndRecord(context: CommandContext, now: Date, record: boolean
     abandonedDeliveries: [],
   };
   const recordedAt = formatUtc(now);
-  result.expiredWithoutEvent = findings.beyondLookback.length + (await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record));
+  const longPast = await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record, LISTED_WITHOUT_EVENT);
+  result.expiredWithoutEvent = findings.beyondLookback.length + longPast.count;
+  Object.assign(result, withoutEvent([...findings.beyondLookback, ...longPast.licenses], policy.timeZone));
   if (!record) return result;
 
   const recorded = await recordEvents(db, deliveriesFor(events, now, policy.timeZone), { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
-  result.markedExpired = recorded.expired + (result.expiredWithoutEvent - findings.beyondLookback.length);
+  result.markedExpired = recorded.expired + longPast.count;
   result.reactivated = recorded.reactivated;
   return result;
+}
+
+/** The licenses expired with no event that a run names, oldest expiry first, and the --announce-since date that would announce them. */
+function withoutEvent(licenses: ReadonlyArray<{ id: number; license_code: string; expires_at: string | null }>, timeZone: string): Pick<ProcessExpirationsResult, 'expiredWithoutEventLicenses' | 'announceSince'> {
+  const named = licenses.flatMap((license) => {
+    const instant = license.expires_at === null ? undefined : parseInZone(license.expires_at, timeZone)?.instant;
+    return instant ? [{ licenseId: license.id, licenseCode: license.license_code, instant }] : [];
+  });
+  named.sort((a, b) => a.instant.getTime() - b.instant.getTime() || a.licenseId - b.licenseId);
+  return {
+    expiredWithoutEventLicenses: named.slice(0, LISTED_WITHOUT_EVENT).map(({ licenseId, licenseCode, instant }) => ({ licenseId, licenseCode, expiresAt: formatUtc(instant) })),
+    announceSince: named.length === 0 ? null : dateInZone(named[0]!.instant, timeZone),
+  };
 }

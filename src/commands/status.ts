@@ -2,7 +2,7 @@ import { settingProblemMessage, type EffectiveSetting, type SettingProblem } fro
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
-import { lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
+import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
@@ -19,7 +19,18 @@ export interface RunSummary {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** Licenses the run marked expired with no event (expired longer ago than lookbackDays). */
+  expiredWithoutEvent?: number;
   error: string | null;
+}
+
+/** Notices customers lost: licenses the last finished run marked expired with no event, though it was not the first run. */
+export interface ExpiredWithoutEvent {
+  licenses: number;
+  /** When that run started. */
+  runStartedAt: string;
+  /** The `process-expirations --announce-since` date that announces them after all. */
+  announceSince: string | null;
 }
 
 export interface StatusResult {
@@ -37,6 +48,8 @@ export interface StatusResult {
   runs: RunSummary[];
   /** The exit code a monitoring check acts on, and why. */
   health: { exitCode: ExitCode; reason: string };
+  /** A warning that does not change the exit code: the job works, but customers lost a notice. */
+  expiredWithoutEvent: ExpiredWithoutEvent | null;
 }
 
 function summary(row: RunRow): RunSummary {
@@ -48,8 +61,16 @@ function summary(row: RunRow): RunSummary {
     recorded: Number(row.recorded),
     delivered: Number(row.delivered),
     abandoned: Number(row.abandoned),
+    expiredWithoutEvent: Number(row.expired_without_event ?? 0),
     error: row.error,
   };
+}
+
+/** The last finished run's licenses expired with no event; none on the first run, whose history before it is expected to be silent. */
+async function expiredWithoutEvent(context: CommandContext, last: RunRow | undefined): Promise<ExpiredWithoutEvent | null> {
+  const licenses = Number(last?.expired_without_event ?? 0);
+  if (!last || licenses === 0 || !(await anyRunBefore(context.db, last.started_at))) return null;
+  return { licenses, runStartedAt: last.started_at, announceSince: last.announce_since };
 }
 
 /**
@@ -94,5 +115,6 @@ export async function status(context: CommandContext, options: { now: Date }): P
     deliveries: { total: sum(deliveries), byStatus: deliveries },
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
+    expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
   };
 }

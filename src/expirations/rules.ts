@@ -1,4 +1,5 @@
 // src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts (and types).
+import { formatUtc } from '../time.js';
 import { addDays, dateInZone, daysBetween } from './calendar.js';
 
 /** The rules of `process-expirations` (docs/contract.md): pure, no I/O, `now` passed in. */
@@ -61,28 +62,39 @@ function warningThreshold(daysUntilExpiry: number, warningDays: readonly number[
   return reached.length === 0 ? undefined : Math.min(...reached);
 }
 
-/** `expired` is derived: a license whose expiry is still ahead is active whatever was stored. */
-function effectiveStatus(license: LicenseDates, now: Date): string {
-  if (license.status === 'expired' && license.expiresAt && license.expiresAt.getTime() > now.getTime()) return 'active';
-  return license.status;
+/**
+ * `expired` is derived: a license whose expiry is gone (made lifetime) or still ahead is active whatever was
+ * stored. "Ahead" is of `seen`, the latest instant any run applied the rules at: a catch-up run with an earlier
+ * --now does not renew a license a later run saw expire.
+ */
+function effectiveStatus(license: LicenseDates, seen: Date): string {
+  if (license.status !== 'expired') return license.status;
+  return license.expiresAt === null || license.expiresAt.getTime() > seen.getTime() ? 'active' : 'expired';
 }
 
-export function decide(license: LicenseDates, now: Date, policy: ExpirationPolicy): LicenseDecision {
+/**
+ * The events due for one license at `now`, and the status it should have. `latestRun` is the latest instant an
+ * earlier real run applied the rules at: when it is later than `now` (a catch-up run after the fact), an expiry
+ * that run already saw pass is neither warned about nor taken for a renewal.
+ */
+export function decide(license: LicenseDates, now: Date, policy: ExpirationPolicy, latestRun?: Date): LicenseDecision {
   const decision: LicenseDecision = { events: [], beyondLookback: false };
   const today = dateInZone(now, policy.timeZone);
-  const status = effectiveStatus(license, now);
+  const seen = latestRun && latestRun.getTime() > now.getTime() ? latestRun : now;
+  const status = effectiveStatus(license, seen);
   if (status !== license.status) decision.status = 'active';
   const { expiresAt, updatesUntil } = license;
 
   if ((status === 'active' || status === 'expired') && expiresAt) {
     const day = dateInZone(expiresAt, policy.timeZone);
-    if (expiresAt.getTime() > now.getTime()) {
+    // An expiry between this run's now and a later run's is left alone: that run saw it pass.
+    if (expiresAt.getTime() > seen.getTime()) {
       const days = daysBetween(today, day);
       const threshold = warningThreshold(days, policy.warningDays);
       if (threshold !== undefined) {
         decision.events.push({ type: 'license.expiring', licenseId: license.id, key: eventKey('license.expiring', license.id, day, threshold), date: expiresAt, day, daysUntilExpiry: days, threshold });
       }
-    } else {
+    } else if (expiresAt.getTime() <= now.getTime()) {
       if (status === 'active') decision.status = 'expired';
       if (daysBetween(day, today) <= policy.lookbackDays) {
         decision.events.push({ type: 'license.expired', licenseId: license.id, key: eventKey('license.expired', license.id, day), date: expiresAt, day });
@@ -122,42 +134,67 @@ export function scanBounds(now: Date, policy: ExpirationPolicy): { today: string
 export interface RecordedEvent {
   type: string;
   licenseId: number;
-  /** The date in the business zone the event was about. */
+  /** The date in the business zone (of the run that recorded it) the event was about. */
   day: string;
   threshold?: number;
+  /** The instant it was about (`YYYY-MM-DDTHH:MM:SSZ`), when known: the same expiry whatever zone recorded it. */
+  instant?: string;
 }
 
 const KEY = /^(license\.[a-z_]+):(\d+):(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2}Z)?(?::(\d+)d)?$/;
 
-/** Reads an event key of either format; the first release keyed on the UTC instant, which is mapped to its zone date. */
-export function parseEventKey(key: string, timeZone: string): RecordedEvent | undefined {
+/**
+ * Reads an event key of either format, with the instant recorded beside it (if any); the first release keyed
+ * on the UTC instant, which is mapped to its zone date.
+ */
+export function parseEventKey(key: string, timeZone: string, instant?: string | null): RecordedEvent | undefined {
   const match = KEY.exec(key);
   if (!match) return undefined;
-  const day = match[4] ? dateInZone(new Date(`${match[3]}${match[4]}`), timeZone) : match[3]!;
-  return { type: match[1]!, licenseId: Number(match[2]), day, ...(match[5] === undefined ? {} : { threshold: Number(match[5]) }) };
+  const keyInstant = match[4] ? `${match[3]}${match[4]}` : undefined;
+  const day = keyInstant ? dateInZone(new Date(keyInstant), timeZone) : match[3]!;
+  const about = instant ?? keyInstant;
+  return {
+    type: match[1]!,
+    licenseId: Number(match[2]),
+    day,
+    ...(match[5] === undefined ? {} : { threshold: Number(match[5]) }),
+    ...(about ? { instant: about } : {}),
+  };
 }
 
-/** Earlier records grouped by type, license and date, for a lookup per event instead of a scan. */
+/** Earlier records grouped by type, license and date (and by instant), for a lookup per event instead of a scan. */
 export class RecordedEvents {
   private readonly byDate = new Map<string, Array<number | undefined>>();
+  private readonly byInstant = new Map<string, Array<number | undefined>>();
 
   constructor(recorded: Iterable<RecordedEvent>) {
+    const add = (map: Map<string, Array<number | undefined>>, key: string, threshold: number | undefined) => map.set(key, [...(map.get(key) ?? []), threshold]);
     for (const event of recorded) {
-      const key = `${event.type}:${event.licenseId}:${event.day}`;
-      const thresholds = this.byDate.get(key) ?? [];
-      thresholds.push(event.threshold);
-      this.byDate.set(key, thresholds);
+      add(this.byDate, `${event.type}:${event.licenseId}:${event.day}`, event.threshold);
+      if (event.instant) add(this.byInstant, `${event.type}:${event.licenseId}:${event.instant}`, event.threshold);
     }
   }
 
+  /** Thresholds recorded for this type, license and expiry: the same date, or the same instant (recorded in another zone). */
+  private thresholds(type: string, event: Pick<DueEvent, 'licenseId' | 'day' | 'date'>): Array<number | undefined> {
+    return [...(this.byDate.get(`${type}:${event.licenseId}:${event.day}`) ?? []), ...(this.byInstant.get(`${type}:${event.licenseId}:${formatUtc(event.date)}`) ?? [])];
+  }
+
   /**
-   * Whether an earlier record covers this event: the same type, license and date, and for a warning a
+   * Whether an earlier record covers this event: the same type, license and expiry, and for a warning a
    * threshold at most as large (a smaller notice sent earlier makes a larger one pointless, and changing the
-   * warning days never re-notifies).
+   * warning days never re-notifies). A warning is covered by the `expired` of the same expiry too: it would
+   * contradict it.
    */
+  /** Whether the license.expired of this license and expiry (its date in `timeZone`, or its instant) is recorded. */
+  announcedExpired(licenseId: number, expiresAt: Date, timeZone: string): boolean {
+    return this.thresholds('license.expired', { licenseId, day: dateInZone(expiresAt, timeZone), date: expiresAt }).length > 0;
+  }
+
   covers(event: DueEvent): boolean {
-    const thresholds = this.byDate.get(`${event.type}:${event.licenseId}:${event.day}`);
-    if (!thresholds) return false;
+    if (event.type === 'license.expiring' && this.thresholds('license.expired', event).length > 0) return true;
+    const thresholds = this.thresholds(event.type, event);
+    if (thresholds.length === 0) return false;
     if (event.threshold === undefined) return true;
     return thresholds.some((threshold) => threshold !== undefined && threshold <= event.threshold!);
   }

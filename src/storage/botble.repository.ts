@@ -2,7 +2,7 @@ import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { usageError } from '../errors.js';
 import type { Database } from './database.table.js';
 import { dialectOf, tablePrefixOf } from './dialect.js';
-import type { LicenseFilter, LicenseRow, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
+import type { LicenseFilter, LicenseRow, LongPastExpiries, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
 
 /**
  * A Botble License Manager database, read as it is (see shared/reference/botble-schema.md): licenses from
@@ -232,9 +232,9 @@ function dateAsText(db: Kysely<Database>): RawBuilder<string> {
 /**
  * Licenses an admin has not blocked whose expiry lies wholly before `beforeDay` and that are not yet
  * `expired` for that date: expired longer ago than the lookback. Records them as `expired` in our table
- * (Botble's rows are not touched), or only counts them when `write` is false.
+ * (Botble's rows are not touched), or only counts them when `write` is false; the first `list` are named.
  */
-export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: string, beforeDay: string, now: string, write: boolean): Promise<number> {
+export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: string, beforeDay: string, now: string, write: boolean, list = 0): Promise<LongPastExpiries> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const dialect = dialectOf(db);
   const licenses = sql.table(tables.licenses);
@@ -246,7 +246,12 @@ export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: s
     and (s.license_id is null or s.status <> 'expired' or not (${sameDate(db)}))`;
   const { rows } = await sql<{ count: number | string }>`select count(*) as count ${from}`.execute(raw);
   const count = Number(rows[0]?.count ?? 0);
-  if (!write || count === 0) return count;
+  const named =
+    list === 0 || count === 0
+      ? []
+      : (await sql<{ id: number | string; license_code: string | null; expires_at: string }>`select l.id, l.license_code, ${dateAsText(db)} as expires_at ${from} order by l.expires_at, l.id limit ${sql.lit(list)}`.execute(raw)).rows;
+  const listed = named.map((row) => ({ id: Number(row.id), license_code: row.license_code ?? '', expires_at: row.expires_at }));
+  if (!write || count === 0) return { count, licenses: listed };
   const select = sql`select l.id, 'expired', ${dateAsText(db)}, ${now} ${from}`;
   const columns = sql`(license_id, status, expires_at, updated_at)`;
   if (dialect === 'mysql') {
@@ -254,7 +259,7 @@ export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: s
   } else {
     await sql`insert into ${states} ${columns} ${select} on conflict (license_id) do update set status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`.execute(raw);
   }
-  return count;
+  return { count, licenses: listed };
 }
 
 // Rows per statement, far below every server's bound-parameter limit.

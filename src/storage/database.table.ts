@@ -1,5 +1,5 @@
 // src/storage: Kysely row types, repositories and migrations runner; knows rows, imported by commands and delivery, imports no other src folder.
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /** Row types of the tables `migrations/` creates. Times are UTC ISO-8601 text (`YYYY-MM-DDTHH:MM:SSZ`). */
 export interface LicensesTable {
@@ -31,6 +31,8 @@ export interface WebhookDeliveriesTable {
   event_key: string;
   event_type: string;
   license_id: number | null;
+  /** The instant the event is about (`expires_at`/`expired_at`/`updates_until` of its body); null on rows of other writers. */
+  event_instant: ColumnType<string | null, string | null | undefined, string | null>;
   body: string;
   status: DeliveryStatus;
   attempts: Generated<number>;
@@ -62,12 +64,18 @@ export interface RunsTable {
   id: string;
   command: string;
   started_at: string;
+  /** The instant the run applied the rules at: its --now, or the clock. */
+  now_at: ColumnType<string | null, string | null | undefined, string | null>;
   finished_at: string | null;
   status: RunStatus;
   exit_code: number | null;
   recorded: Generated<number>;
   delivered: Generated<number>;
   abandoned: Generated<number>;
+  /** Licenses the run marked `expired` with no event (expired longer ago than the lookback). */
+  expired_without_event: Generated<number>;
+  /** The `--announce-since` date that would announce those (the oldest one's expiry date). */
+  announce_since: ColumnType<string | null, string | null | undefined, string | null>;
   error: string | null;
 }
 

@@ -15,6 +15,8 @@ export interface NewDelivery {
   event_key: string;
   event_type: string;
   license_id: number | null;
+  /** The instant the event is about (see WebhookDeliveriesTable). */
+  event_instant?: string | null;
   body: string;
   /** Recorded as already `delivered` by another sender (`--mark-sent-through`), with why in last_error; pending otherwise. */
   status?: Extract<DeliveryStatus, 'delivered'>;
@@ -27,22 +29,22 @@ export interface NewDelivery {
 const MAX_PARAMETERS = 999;
 // Ids or keys in one `IN (…)` list.
 export const IDS_PER_STATEMENT = 500;
-// webhook_deliveries rows in one multi-row INSERT: at most 10 bound columns each (9 for a delivery marked sent).
-const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 10);
+// webhook_deliveries rows in one multi-row INSERT: at most 11 bound columns each (10 for a pending delivery).
+const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 11);
 // Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
 const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 6);
 
-/** The event keys already recorded for these licenses (sent, pending or abandoned), by the license_id index. */
-export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<string[]> {
-  const keys: string[] = [];
+/** The event keys already recorded for these licenses (sent, pending or abandoned), with their instants, by the license_id index. */
+export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<Array<{ event_key: string; event_instant: string | null }>> {
+  const keys: Array<{ event_key: string; event_instant: string | null }> = [];
   const ids = [...new Set(licenseIds)];
   for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
     const rows = await db
       .selectFrom('webhook_deliveries')
-      .select('event_key')
+      .select(['event_key', 'event_instant'])
       .where('license_id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
       .execute();
-    for (const row of rows) keys.push(row.event_key);
+    keys.push(...rows);
   }
   return keys;
 }

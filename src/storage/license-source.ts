@@ -26,6 +26,7 @@ import {
   writeStatusChanges,
   type LicenseFilter,
   type LicenseRow,
+  type LongPastExpiries,
   type UnreadableDate,
 } from './licenses.repository.js';
 
@@ -41,7 +42,8 @@ export interface LicenseSource {
   findDueCandidates(db: Kysely<Database>, window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string }): Promise<LicenseRow[]>;
   /** Rows whose dates are text that is not a date (a DATE column holds none), or whose id a number cannot hold. */
   findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]>;
-  expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean): Promise<number>;
+  /** Marks (or counts, `write` false) active licenses expired before `beforeDay` as `expired`, naming the first `list`. */
+  expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean, list?: number): Promise<LongPastExpiries>;
   setStatuses: StatusWriter;
   list(db: Kysely<Database>, filter?: LicenseFilter): Promise<LicenseRow[]>;
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
@@ -76,7 +78,7 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
     description: `Botble's ${tablePrefix}licenses`,
     findDueCandidates: (db, window) => findBotbleDueCandidates(db, tablePrefix, window),
     findUnreadableDates: (db, limit) => findBotbleUnreadable(db, tablePrefix, limit),
-    expireLongPast: (db, beforeDay, now, write) => expireBotbleLongPast(db, tablePrefix, beforeDay, now, write),
+    expireLongPast: (db, beforeDay, now, write, list) => expireBotbleLongPast(db, tablePrefix, beforeDay, now, write, list),
     setStatuses: setBotbleStatuses,
     list: (db, filter) => listBotbleLicenses(db, tablePrefix, filter),
     findByCode: (db, code) => findBotbleLicenseByCode(db, tablePrefix, code),

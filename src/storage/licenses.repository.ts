@@ -41,6 +41,8 @@ export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
 export interface UpsertResult {
   inserted: number;
   updated: number;
+  /** Rows that matched the stored license in every column they carry: not written. */
+  unchanged: number;
 }
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
@@ -76,26 +78,27 @@ const IMPORT_CODES_TABLE: Record<SqlDialect, RawBuilder<unknown>> = {
  * `insert ... on conflict (license_code) do update`. A column the input leaves out keeps its stored
  * value, so a file with only `license_code,expires_at` renews without touching the rest: rows are batched
  * by the set of columns they carry. Inputs may be a stream; a repeated `license_code` throws
- * RepeatedLicenseCode (and nothing is written). For rows where `renews` holds, a stored `expired` becomes
- * `active` (`expired` is derived, never sticky).
+ * RepeatedLicenseCode (and nothing is written). For each row, a stored status that `activates` lists becomes
+ * `active` (`expired` is derived, never sticky; Botble's is_valid 1 lifts a suspension). A row that would
+ * change nothing is not written (its updated_at stays) and counts as unchanged.
  */
 export async function upsertLicenses(
   db: Kysely<Database>,
   inputs: Iterable<LicenseInput> | AsyncIterable<LicenseInput>,
   now: string,
-  renews: (input: LicenseInput) => boolean = () => false,
+  activates: (input: LicenseInput) => readonly LicenseStatus[] = () => [],
 ): Promise<UpsertResult> {
   return db.transaction().execute(async (trx) => {
-    const totals = { inserted: 0, updated: 0 };
-    const batches = new Map<string, LicenseInput[]>();
+    const totals = { inserted: 0, updated: 0, unchanged: 0 };
+    const batches = new Map<string, { inputs: LicenseInput[]; activating: readonly LicenseStatus[] }>();
     // Codes waiting in a batch -> position; once a batch is written they move to the temp table.
     const pending = new Map<string, number>();
     const codesTable = trx.withTables<ImportCodes>();
     const dialect = dialectOf(trx);
     await IMPORT_CODES_TABLE[dialect].execute(trx);
     await codesTable.deleteFrom('import_codes').execute();
-    const flush = async (batch: LicenseInput[], renewing: boolean) => {
-      const codes = batch.map((input) => input.license_code);
+    const flush = async (all: LicenseInput[], activating: readonly LicenseStatus[]) => {
+      const codes = all.map((input) => input.license_code);
       const earlier = await codesTable.selectFrom('import_codes').select(['license_code', 'position']).where('license_code', 'in', codes).executeTakeFirst();
       if (earlier) throw new RepeatedLicenseCode(earlier.license_code, earlier.position, pending.get(earlier.license_code)!);
       await codesTable
@@ -103,11 +106,18 @@ export async function upsertLicenses(
         .values(codes.map((code) => ({ license_code: code, position: pending.get(code)! })))
         .execute();
       for (const code of codes) pending.delete(code);
-      const { existing } = await trx.selectFrom('licenses').select((eb) => eb.fn.countAll<number>().as('existing')).where('license_code', 'in', codes).executeTakeFirstOrThrow();
+      const columns = UPDATABLE.filter((column) => all[0]![column] !== undefined);
+      const stored = new Map((await trx.selectFrom('licenses').selectAll().where('license_code', 'in', codes).execute()).map((row) => [row.license_code, row]));
+      const batch = all.filter((input) => !unchanged(input, stored.get(input.license_code), columns, activating));
+      const existing = batch.filter((input) => stored.has(input.license_code)).length;
+      totals.unchanged += all.length - batch.length;
+      totals.updated += existing;
+      totals.inserted += batch.length - existing;
+      if (batch.length === 0) return;
       if (dialect === 'mysql' && batch[0]!.id !== undefined) await refuseTakenIds(trx, batch);
-      const columns = UPDATABLE.filter((column) => batch[0]![column] !== undefined);
       // sql.ref, not the bare name: the table prefix applies to it.
-      const renewed = renewing ? { status: sql<string>`case when ${sql.ref('licenses.status')} = 'expired' then 'active' else ${sql.ref('licenses.status')} end` } : {};
+      const status = sql.ref('licenses.status');
+      const renewed = activating.length > 0 ? { status: sql<string>`case when ${status} in (${sql.join(activating)}) then 'active' else ${status} end` } : {};
       const insert = trx.insertInto('licenses').values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })));
       await (dialect === 'mysql'
         ? // MySQL has no ON CONFLICT; VALUES(column) is the row that was refused (MariaDB and MySQL 8).
@@ -124,8 +134,6 @@ export async function upsertLicenses(
       if (dialect === 'postgres' && batch[0]!.id !== undefined) {
         await sql`select setval(pg_get_serial_sequence(${`${tablePrefixOf(trx)}licenses`}, 'id'), (select max(id) from ${sql.table('licenses')}))`.execute(trx);
       }
-      totals.updated += Number(existing);
-      totals.inserted += batch.length - Number(existing);
     };
     let position = 0;
     for await (const input of inputs) {
@@ -133,17 +141,25 @@ export async function upsertLicenses(
       const first = pending.get(input.license_code);
       if (first !== undefined) throw new RepeatedLicenseCode(input.license_code, first, position);
       pending.set(input.license_code, position);
-      const renewing = renews(input);
-      const shape = `${Object.keys(input).filter((key) => input[key as keyof LicenseInput] !== undefined).sort().join(',')}${renewing ? ':renews' : ''}`;
-      const batch = batches.get(shape) ?? [];
+      const activating = activates(input);
+      const shape = `${Object.keys(input).filter((key) => input[key as keyof LicenseInput] !== undefined).sort().join(',')}:${activating.join(',')}`;
+      const batch = batches.get(shape) ?? { inputs: [], activating };
       batches.set(shape, batch);
-      batch.push(input);
-      if (batch.length >= BATCH_ROWS) await flush(batches.get(shape)!.splice(0), renewing);
+      batch.inputs.push(input);
+      if (batch.inputs.length >= BATCH_ROWS) await flush(batch.inputs.splice(0), activating);
     }
-    for (const [shape, batch] of batches) if (batch.length > 0) await flush(batch, shape.endsWith(':renews'));
+    for (const batch of batches.values()) if (batch.inputs.length > 0) await flush(batch.inputs, batch.activating);
     await codesTable.deleteFrom('import_codes').execute();
     return totals;
   });
+}
+
+/** Whether writing `input` over the stored row would change nothing (an id given must be the row's own). */
+function unchanged(input: LicenseInput, row: LicenseRow | undefined, columns: readonly (typeof UPDATABLE)[number][], activating: readonly LicenseStatus[]): boolean {
+  if (!row || (input.id !== undefined && input.id !== row.id)) return false;
+  if (columns.some((column) => column !== 'status' && (input[column] ?? null) !== row[column])) return false;
+  const status = input.status ?? (activating.includes(row.status as LicenseStatus) ? 'active' : row.status);
+  return status === row.status;
 }
 
 /**
@@ -198,7 +214,7 @@ export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusC
 
 export interface LicenseFilter {
   status?: LicenseStatus;
-  /** Only licenses whose expires_at lies in [now, now + days]. */
+  /** Only licenses whose expires_at text lies in [expiringAfter, expiringBefore] (text bounds; the caller applies the rules). */
   expiringBefore?: string;
   expiringAfter?: string;
   limit?: number;
@@ -232,7 +248,8 @@ export async function licenseIdsOfCode(db: Kysely<Database>, code: string): Prom
  * Licenses that may have an event due or a status to change, by range scans of the (status, date) indexes.
  * The bounds are whole-day prefixes (`2024-01-08` sorts before every time on that day, whatever its format),
  * so a date written as `2024-01-08 10:30:00` or with an offset is still found; the caller applies the exact
- * rules. `expired` licenses from `fromDay` on are read too: a renewal makes them active again.
+ * rules. `expired` licenses from `fromDay` on are read too: a renewal makes them active again, and so does an
+ * emptied expires_at (made lifetime).
  */
 export async function findDueCandidates(
   db: Kysely<Database>,
@@ -251,6 +268,8 @@ export async function findDueCandidates(
     .where('status', '=', 'expired')
     .where('expires_at', '>=', window.fromDay)
     .execute();
+  // Its own seek on the same index: an OR with the range could scan every expired license.
+  const madeLifetime = await db.selectFrom('licenses').selectAll().where('status', '=', 'expired').where('expires_at', 'is', null).execute();
   const support = await db
     .selectFrom('licenses')
     .selectAll()
@@ -259,28 +278,41 @@ export async function findDueCandidates(
     .where('updates_until', '<', window.supportBeforeDay)
     .execute();
   const byId = new Map<number, LicenseRow>();
-  for (const row of [...expiring, ...expiredOrRenewed, ...support]) byId.set(row.id, row);
+  for (const row of [...expiring, ...expiredOrRenewed, ...madeLifetime, ...support]) byId.set(row.id, row);
   return [...byId.values()].sort((a, b) => a.id - b.id);
+}
+
+/** Licenses marked (or, on a dry run, to be marked) `expired` with no event: how many, and the first few by expiry. */
+export interface LongPastExpiries {
+  count: number;
+  /** At most the `list` asked for, oldest expiry first. */
+  licenses: Array<Pick<LicenseRow, 'id' | 'license_code'> & { expires_at: string }>;
 }
 
 /**
  * Active licenses whose expiry lies wholly before `beforeDay` (text that starts with a date, so "N/A" is
  * never taken for an old date): expired longer ago than the lookback. Marks them `expired` in one UPDATE by
- * range, or only counts them when `write` is false.
+ * range, or only counts them when `write` is false; the first `list` of them are named (a customer lost a notice).
  */
-export async function expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean): Promise<number> {
+export async function expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean, list = 0): Promise<LongPastExpiries> {
   const longPast = (eb: ExpressionBuilder<Database, 'licenses'>) =>
     eb.and([eb('status', '=', 'active'), eb('expires_at', '>=', '0'), eb('expires_at', '<', beforeDay), eb('expires_at', 'like', '____-__-__%')]);
+  // The first few by expiry, at least one: none found (every day but the first after an outage) is the only query.
+  const named = await db.selectFrom('licenses').select(['id', 'license_code', 'expires_at']).where(longPast).orderBy('expires_at').orderBy('id').limit(Math.max(list, 1)).execute();
+  if (named.length === 0) return { count: 0, licenses: [] };
+  const licenses = named.slice(0, list).map((row) => ({ id: row.id, license_code: row.license_code, expires_at: row.expires_at! }));
   if (!write) {
     const row = await db
       .selectFrom('licenses')
       .select((eb) => eb.fn.countAll<number>().as('count'))
       .where(longPast)
       .executeTakeFirstOrThrow();
-    return Number(row.count);
+    return { count: Number(row.count), licenses };
   }
   const result = await db.updateTable('licenses').set({ status: 'expired', updated_at: now }).where(longPast).executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  const count = Number(result.numUpdatedRows);
+  // Another run marked them first: this one names none.
+  return { count, licenses: count === 0 ? [] : licenses };
 }
 
 export interface UnreadableDate {

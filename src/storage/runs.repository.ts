@@ -3,8 +3,9 @@ import type { Database, RunsTable, RunStatus } from './database.table.js';
 
 export type RunRow = Selectable<RunsTable>;
 
-export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string }): Promise<void> {
-  await db.insertInto('runs').values({ id: run.id, command: run.command, started_at: run.startedAt, status: 'running' }).execute();
+/** `nowAt`: the instant the run applies the rules at (its --now), when that is not its start. */
+export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt?: string }): Promise<void> {
+  await db.insertInto('runs').values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt ?? run.startedAt, status: 'running' }).execute();
 }
 
 export interface RunEnd {
@@ -14,6 +15,9 @@ export interface RunEnd {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** Licenses marked `expired` with no event, and the --announce-since date that would announce them. */
+  expiredWithoutEvent?: number;
+  announceSince?: string | null;
   error: string | null;
 }
 
@@ -27,6 +31,8 @@ export async function finishRun(db: Kysely<Database>, id: string, end: RunEnd): 
       recorded: end.recorded,
       delivered: end.delivered,
       abandoned: end.abandoned,
+      expired_without_event: end.expiredWithoutEvent ?? 0,
+      announce_since: end.announceSince ?? null,
       error: end.error,
     })
     .where('id', '=', id)
@@ -41,4 +47,23 @@ export async function lastRuns(db: Kysely<Database>, limit: number): Promise<Run
 /** The newest run that has finished (a run still going, or killed outright, has no finished_at). */
 export async function lastFinishedRun(db: Kysely<Database>): Promise<RunRow | undefined> {
   return db.selectFrom('runs').selectAll().where('finished_at', 'is not', null).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
+}
+
+/**
+ * The latest instant a real process-expirations run applied the rules at (its --now), if any: running ones
+ * count (they may have recorded), refused ones (exit 2: nothing written) do not.
+ */
+export async function latestRunNow(db: Kysely<Database>): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('runs')
+    .select((eb) => eb.fn.max('now_at').as('latest'))
+    .where('command', '=', 'process-expirations')
+    .where((eb) => eb.or([eb('exit_code', 'is', null), eb('exit_code', '<>', 2)]))
+    .executeTakeFirst();
+  return row?.latest ?? undefined;
+}
+
+/** Whether any run started before this instant (the first run of an installation has none). */
+export async function anyRunBefore(db: Kysely<Database>, startedAt: string): Promise<boolean> {
+  return (await db.selectFrom('runs').select('id').where('command', '=', 'process-expirations').where('started_at', '<', startedAt).limit(1).executeTakeFirst()) !== undefined;
 }

@@ -89,6 +89,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
     await adminQuery(dialect, 'drop table older_runs', server.name);
     await adminQuery(dialect, 'drop table older_botble_license_states', server.name);
     await adminQuery(dialect, 'alter table older_webhook_deliveries drop column schedule_base', server.name);
+    await adminQuery(dialect, 'alter table older_webhook_deliveries drop column event_instant', server.name);
     const refused = await runCli(['process-expirations', '--now', NOW], { cwd });
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(\d+ migrations? to apply: 0002_delivery_schedule[,)].*Run "license-manager migrate"/)]);
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);

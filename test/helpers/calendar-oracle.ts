@@ -82,19 +82,34 @@ export function simLicenses(zone: string, firstDay: string): SimLicense[] {
   return licenses;
 }
 
-/** What the contract says a series of runs sends, run by run, for active licenses that nobody edits. */
-export function expectedEvents(zone: string, licenses: readonly SimLicense[], runs: readonly number[], warningDays: readonly number[], lookbackDays: number): SimEvent[] {
+/**
+ * What the contract says a series of runs sends, run by run, for active licenses that nobody edits. `zone` may
+ * change between runs (the time-zone setting changed): a notice is about a license's expiry, whichever zone's
+ * date the run reads it in, so it is sent once. Runs may come out of order: a run whose now is earlier than a
+ * run already made (a catch-up after the fact) warns only about expiries after every earlier run's now, never
+ * after the expiry was announced. Date-alone licenses are read in the zone simLicenses was given.
+ */
+export function expectedEvents(
+  zone: string | ((now: number) => string),
+  licenses: readonly SimLicense[],
+  runs: readonly number[],
+  warningDays: readonly number[],
+  lookbackDays: number,
+): SimEvent[] {
   const sent: SimEvent[] = [];
   const thresholds = new Map<string, number[]>();
   const once = new Set<string>();
   const largest = Math.max(...warningDays);
+  let latest = -Infinity;
   for (const now of runs) {
-    const today = localDate(zone, now);
+    const runZone = typeof zone === 'string' ? zone : zone(now);
+    const today = localDate(runZone, now);
+    latest = Math.max(latest, now);
     for (const license of licenses) {
-      const expiryDate = localDate(zone, license.expiresInstant);
+      const expiryDate = localDate(runZone, license.expiresInstant);
       if (now < license.expiresInstant) {
         const days = dayDiff(today, expiryDate);
-        if (days <= largest) {
+        if (days <= largest && license.expiresInstant > latest && !once.has(`expired:${license.code}`)) {
           const threshold = Math.min(...warningDays.filter((n) => n >= days));
           const earlier = thresholds.get(license.code) ?? [];
           if (!earlier.some((n) => n <= threshold)) {
@@ -107,7 +122,7 @@ export function expectedEvents(zone: string, licenses: readonly SimLicense[], ru
         sent.push({ at: iso(now), code: license.code, type: 'license.expired', date: iso(license.expiresInstant) });
       }
       if (license.updatesInstant !== null && now >= license.updatesInstant) {
-        const supportDate = localDate(zone, license.updatesInstant);
+        const supportDate = localDate(runZone, license.updatesInstant);
         if (dayDiff(supportDate, today) <= lookbackDays && !once.has(`support:${license.code}`)) {
           once.add(`support:${license.code}`);
           sent.push({ at: iso(now), code: license.code, type: 'license.update_support_expired', date: iso(license.updatesInstant) });

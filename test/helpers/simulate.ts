@@ -1,4 +1,5 @@
 import { processExpirations } from '../../src/commands/process-expirations.js';
+import { settingsSet } from '../../src/commands/settings.js';
 import type { SimEvent, SimLicense } from './calendar-oracle.js';
 import { startReceiver } from './receiver.js';
 import { workspace as sqliteWorkspace, type Workspace } from './workspace.js';
@@ -10,10 +11,11 @@ export interface Simulation {
 
 /**
  * Seeds the licenses into a real database (a SQLite file unless `workspace` comes from `forEachDialect`) and runs the cron job once per instant, with the clock at that
- * instant, delivering to a real receiver. Returns what the receiver got, as the oracle states it, sorted.
+ * instant, delivering to a real receiver. Returns what the receiver got, as the oracle states it, sorted. A
+ * `zone` function is the time-zone setting at each run: the operator changes it (`settings set time-zone`) between runs.
  */
 export async function simulate(
-  zone: string,
+  zone: string | ((now: number) => string),
   licenses: readonly SimLicense[],
   runs: readonly number[],
   warningDays: number[],
@@ -22,16 +24,25 @@ export async function simulate(
 ): Promise<Simulation> {
   const receiver = await startReceiver();
   try {
-    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zone } });
+    const zoneAt = typeof zone === 'string' ? () => zone : zone;
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zoneAt(runs[0] ?? 0) } });
     await ws.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil })));
     let abandoned = 0;
-    await ws.run(async (context) => {
-      for (const instant of runs) {
-        const now = new Date(instant);
-        const result = await processExpirations(context, { now, clock: { now: () => now } });
-        abandoned += result.abandoned;
-      }
-    });
+    // Runs in stretches of one zone; a context reads its settings once, so each stretch gets its own.
+    for (let start = 0; start < runs.length; ) {
+      const runZone = zoneAt(runs[start]!);
+      let end = start;
+      while (end < runs.length && zoneAt(runs[end]!) === runZone) end += 1;
+      if (start > 0) await ws.run((context) => settingsSet(context, 'time-zone', runZone, new Date()));
+      await ws.run(async (context) => {
+        for (const instant of runs.slice(start, end)) {
+          const now = new Date(instant);
+          const result = await processExpirations(context, { now, clock: { now: () => now } });
+          abandoned += result.abandoned;
+        }
+      });
+      start = end;
+    }
     const events = receiver.requests.map((request) => {
       const body = JSON.parse(request.body.toString('utf8'));
       const payload = body.payload;

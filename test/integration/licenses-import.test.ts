@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { expect, test } from '@jest/globals';
 import { importLicenses, listLicenses } from '../../src/commands/licenses.js';
 import { ExitError } from '../../src/errors.js';
+import { botbleInserts, createBotbleDatabase, type BotbleLicense } from '../helpers/botble.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
@@ -110,6 +111,62 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     const codes = (await ws.run((context) => listLicenses(context, { now }))).map((row) => row.license_code);
     expect(codes).toEqual(['FIRST']);
   });
+
+  test('importing the same file again: every row unchanged and not written; a changed row is updated', async () => {
+    const ws = workspace();
+    expect(await ws.run((context) => importLicenses(context, SAMPLE, now))).toMatchObject({ rows: 10, inserted: 10, updated: 0, unchanged: 0 });
+    const stamps = async () => (await ws.run((context) => listLicenses(context, { now }))).map((row) => row.updated_at);
+    const first = await stamps();
+    const later = new Date('2025-01-16T08:00:00Z');
+    expect(await ws.run((context) => importLicenses(context, SAMPLE, later))).toEqual({ file: SAMPLE, format: 'csv', rows: 10, inserted: 0, updated: 0, unchanged: 10 });
+    expect(await stamps()).toEqual(first);
+    // One e-mail changed, one status left out (kept), one id given that is the row's own: one update.
+    const file = write(ws.dir, 'again.json', JSON.stringify([{ license_code: 'LIC-0001', email: 'new@example.com' }, { license_code: 'LIC-0002', expires_at: '2025-01-16T02:00:00Z' }, { id: 3, license_code: 'LIC-0003' }]));
+    expect(await ws.run((context) => importLicenses(context, file, later))).toMatchObject({ inserted: 0, updated: 1, unchanged: 2 });
+  });
+
+  test('--expiring-within counts calendar days in the business zone as the job does (0: later today), and Botble mode lists the same', async () => {
+    const timeZone = 'Europe/Berlin';
+    // 00:30 on 2025-03-30 in Berlin, the night the clocks go forward.
+    const at = new Date('2025-03-29T23:30:00Z');
+    const dates: BotbleLicense[] = [
+      { id: 1, product: 'P', code: 'GONE-YESTERDAY', customer: null, email: null, expires: '2025-03-29', updates: null },
+      { id: 2, product: 'P', code: 'GONE-TODAY', customer: null, email: null, expires: '2025-03-30', updates: null },
+      { id: 3, product: 'P', code: 'IN-1', customer: null, email: null, expires: '2025-03-31', updates: null },
+      { id: 4, product: 'P', code: 'BLOCKED-2', customer: null, email: null, expires: '2025-04-01', updates: null, valid: false },
+      { id: 5, product: 'P', code: 'IN-7', customer: null, email: null, expires: '2025-04-06', updates: null },
+      { id: 6, product: 'P', code: 'IN-8', customer: null, email: null, expires: '2025-04-07', updates: null },
+      { id: 7, product: 'P', code: 'LIFETIME', customer: null, email: null, expires: null, updates: null },
+    ];
+    const ws = workspace({ expirations: { timeZone } });
+    const own = [
+      ...dates.map((license) => ({ id: license.id, license_code: license.code, expires_at: license.expires, is_valid: license.valid ?? true })),
+      // Times only our own table can hold: later today (22:00 in Berlin), and 23:30 on the 7th day.
+      { id: 8, license_code: 'LATER-TODAY', expires_at: '2025-03-30T20:00:00Z' },
+      { id: 9, license_code: 'LATE-7', expires_at: '2025-04-06T21:30:00Z' },
+      { id: 10, license_code: 'MARKED-EXPIRED', status: 'expired', expires_at: '2025-03-25' },
+    ];
+    await ws.run((context) => importLicenses(context, write(ws.dir, 'own.json', JSON.stringify(own)), at));
+    const codes = (rows: Array<{ license_code: string }>) => rows.map((row) => row.license_code);
+    const list = (days: number, extra: { status?: 'suspended'; limit?: number } = {}) => ws.run(async (context) => codes(await listLicenses(context, { now: at, expiringWithinDays: days, ...extra })));
+    expect(await list(0)).toEqual(['LATER-TODAY']);
+    expect(await list(1)).toEqual(['LATER-TODAY', 'IN-1']);
+    expect(await list(6)).toEqual(['LATER-TODAY', 'IN-1', 'BLOCKED-2']);
+    expect(await list(7)).toEqual(['LATER-TODAY', 'IN-1', 'BLOCKED-2', 'IN-7', 'LATE-7']);
+    expect(await list(7, { status: 'suspended' })).toEqual(['BLOCKED-2']);
+    expect(await list(7, { limit: 2 })).toEqual(['LATER-TODAY', 'IN-1']);
+
+    const botble = await createBotbleDatabase(dialect);
+    try {
+      await botble.exec(...botbleInserts(dialect, [{ reference: 'P', name: 'Product' }], dates));
+      const inBotble = workspace({ database: { tablePrefix: 'lmw_', ...botble.database }, licenses: { source: 'botble' }, expirations: { timeZone } });
+      const botbleList = (days: number) => inBotble.run(async (context) => codes(await listLicenses(context, { now: at, expiringWithinDays: days })));
+      for (const days of [0, 1, 6, 7]) expect(await botbleList(days)).toEqual((await list(days)).filter((code) => dates.some((license) => license.code === code)));
+      expect(await botbleList(7)).toEqual(['IN-1', 'BLOCKED-2', 'IN-7']);
+    } finally {
+      await botble.drop();
+    }
+  }, 60_000);
 
   test('list filters by status and by --expiring-within', async () => {
     const ws = workspace();

@@ -20,7 +20,7 @@ afterEach(async () => {
 const at = (date: string, time = '08:00') => new Date(`${date}T${time}:00Z`);
 
 /** One run a day at 08:00 UTC from `first` to `last` inclusive, the clock at the run's instant. */
-async function daily(ws: Workspace, first: string, last: string, options: { onPlan?: (plan: PlanLine[]) => void } = {}) {
+async function daily(ws: Workspace, first: string, last: string, options: { onPlan?: (plan: PlanLine[]) => void; onWarning?: (text: string) => void } = {}) {
   const results = [];
   for (let date = first; date <= last; date = plusDays(date, 1)) {
     const now = at(date);
@@ -159,6 +159,95 @@ forEachDialect('renewals and notices', ({ workspace }) => {
         '2025-02-26 P license.expiring 7 2025-03-05T00:00:00Z',
         '2025-03-04 P license.expiring 1 2025-03-05T00:00:00Z',
         '2025-03-05 P license.expired - 2025-03-05T00:00:00Z',
+      ]);
+    });
+  });
+
+  describe('catch-up runs after the fact, time-zone changes, unblocking and lifetime', () => {
+    test('a catch-up --now earlier than a run already made: no warning after the expired, no "renewal", and a warning that says so', async () => {
+      const { ws, receiver } = await setup();
+      await importCsv(ws, 'a.csv', 'license_code,expires_at\nC,2025-01-30\nLATER,2025-02-06\n', at('2025-01-01'));
+      await daily(ws, '2025-01-31', '2025-01-31');
+      expect(await statusOf(ws, 'C')).toBe('expired');
+      const warnings: string[] = [];
+      const catchUp = await daily(ws, '2025-01-23', '2025-01-30', { onWarning: (text) => warnings.push(text) });
+      expect(catchUp.map((result) => result.reactivated)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+      expect(await statusOf(ws, 'C')).toBe('expired');
+      expect(warnings).toHaveLength(8);
+      expect(warnings[0]).toMatch(/^--now 2025-01-23T08:00:00Z is earlier than the instant an earlier run applied the rules at \(2025-01-31T08:00:00Z\): a catch-up after the fact/);
+      // LATER's expiry is after the run of 01-31: its warning was sent then, and the catch-up does not repeat it.
+      expect(sent(receiver)).toEqual([
+        '2025-01-31 C license.expired - 2025-01-30T00:00:00Z',
+        '2025-01-31 LATER license.expiring 6 2025-02-06T00:00:00Z',
+      ]);
+    });
+
+    test('a license.expired already recorded stops warnings about that expiry even when the status says active, and any "renewal" to it', async () => {
+      const { ws, receiver } = await setup();
+      await importCsv(ws, 'a.csv', 'license_code,expires_at\nA,2025-01-30\nB,2025-01-30\n', at('2025-01-01'));
+      await daily(ws, '2025-01-30', '2025-01-30');
+      // A set back to active by hand with the same date; B left expired. The runs' history is gone (no latest now to compare with).
+      await importCsv(ws, 'undo.csv', 'license_code,status,expires_at\nA,active,2025-01-30\n', at('2025-01-30', '12:00'));
+      await ws.rows('delete from runs');
+      const catchUp = await daily(ws, '2025-01-23', '2025-01-29');
+      expect(catchUp.map((result) => result.reactivated)).toEqual([0, 0, 0, 0, 0, 0, 0]);
+      expect(await statusOf(ws, 'B')).toBe('expired');
+      expect(sent(receiver)).toEqual(['2025-01-30 A license.expired - 2025-01-30T00:00:00Z', '2025-01-30 B license.expired - 2025-01-30T00:00:00Z']);
+    });
+
+    test('changing time-zone between runs, both ways, never re-sends a notice for the same expiry instant', async () => {
+      const { ws, receiver } = await setup();
+      // A: the 30th in UTC, the 31st in Berlin. B: the 4th of February in UTC, the 5th in Berlin.
+      await importCsv(ws, 'a.csv', 'license_code,expires_at\nA,2025-01-30T23:30:00Z\nB,2025-02-04T23:30:00Z\n', at('2025-01-01'));
+      await daily(ws, '2025-01-20', '2025-01-23');
+      await ws.run((context) => settingsSet(context, 'time-zone', 'Europe/Berlin', new Date()));
+      await daily(ws, '2025-01-24', '2025-01-31');
+      await ws.run((context) => settingsSet(context, 'time-zone', 'UTC', new Date()));
+      await daily(ws, '2025-02-01', '2025-02-06');
+      expect(sent(receiver)).toEqual([
+        '2025-01-23 A license.expiring 7 2025-01-30T23:30:00Z',
+        '2025-01-29 B license.expiring 7 2025-02-04T23:30:00Z',
+        '2025-01-30 A license.expiring 1 2025-01-30T23:30:00Z',
+        '2025-01-31 A license.expired - 2025-01-30T23:30:00Z',
+        '2025-02-03 B license.expiring 1 2025-02-04T23:30:00Z',
+        '2025-02-05 B license.expired - 2025-02-04T23:30:00Z',
+      ]);
+    });
+
+    test('is_valid 1 with no status column lifts a suspension (as Botble mode reads it); a status column or revoked stays', async () => {
+      const { ws, receiver } = await setup();
+      await importCsv(ws, 'a.csv', 'license_code,expires_at,is_valid\nU,2025-02-05,0\nK,2025-02-05,0\nR,2025-02-05,1\n', at('2025-01-01'));
+      await ws.seed([{ license_code: 'R', status: 'revoked' }]);
+      await daily(ws, '2025-01-29', '2025-01-30');
+      const unblock = await importCsv(ws, 'unblock.csv', 'license_code,expires_at,is_valid\nU,2025-02-05,1\nR,2025-02-05,1\n', at('2025-01-30', '12:00'));
+      await importCsv(ws, 'keep.csv', 'license_code,status,is_valid\nK,suspended,1\n', at('2025-01-30', '12:00'));
+      expect(unblock).toMatchObject({ updated: 1, unchanged: 1 });
+      expect([await statusOf(ws, 'U'), await statusOf(ws, 'K'), await statusOf(ws, 'R')]).toEqual(['active', 'suspended', 'revoked']);
+      await daily(ws, '2025-01-31', '2025-02-05');
+      // U missed its 7-day notice while blocked: it gets it with the true day count.
+      expect(sent(receiver)).toEqual([
+        '2025-01-31 U license.expiring 5 2025-02-05T00:00:00Z',
+        '2025-02-04 U license.expiring 1 2025-02-05T00:00:00Z',
+        '2025-02-05 U license.expired - 2025-02-05T00:00:00Z',
+      ]);
+    });
+
+    test('an expired license made lifetime (expires_at emptied) is active again, by an import or by a run', async () => {
+      const { ws, receiver } = await setup();
+      await importCsv(ws, 'a.csv', 'license_code,expires_at,updates_until\nL,2025-01-20,\nW,2025-01-20,2025-02-01\n', at('2025-01-01'));
+      await daily(ws, '2025-01-21', '2025-01-21');
+      expect([await statusOf(ws, 'L'), await statusOf(ws, 'W')]).toEqual(['expired', 'expired']);
+      await importCsv(ws, 'lifetime.csv', 'license_code,expires_at\nL,\n', at('2025-01-21', '12:00'));
+      expect(await statusOf(ws, 'L')).toBe('active');
+      // Another writer empties expires_at without touching the status: the run sets it back.
+      await ws.seed([{ license_code: 'W', expires_at: null }]);
+      const [run] = await daily(ws, '2025-01-22', '2025-02-02');
+      expect(run!.reactivated).toBe(1);
+      expect([await statusOf(ws, 'L'), await statusOf(ws, 'W')]).toEqual(['active', 'active']);
+      expect(sent(receiver)).toEqual([
+        '2025-01-21 L license.expired - 2025-01-20T00:00:00Z',
+        '2025-01-21 W license.expired - 2025-01-20T00:00:00Z',
+        '2025-02-01 W license.update_support_expired - 2025-02-01T00:00:00Z',
       ]);
     });
   });

@@ -93,7 +93,27 @@ describe('license.expiring thresholds', () => {
     expect(new RecordedEvents([one]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 3 }]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 7 }]).covers(event!)).toBe(false);
-    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { ...one, type: 'license.expired', threshold: undefined }]).covers(event!)).toBe(false);
+    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { ...one, type: 'license.update_support_expired', threshold: undefined }]).covers(event!)).toBe(false);
+  });
+
+  test('a recorded license.expired of the same license and expiry covers every warning about it (a warning after it would contradict it)', () => {
+    const [event] = expiring(utc('2024-01-22T10:30:00Z'));
+    const expired = { type: 'license.expired', licenseId: 1, day: '2024-01-22' };
+    expect(new RecordedEvents([expired]).covers(event!)).toBe(true);
+    expect(new RecordedEvents([{ ...expired, day: '2024-01-21', instant: '2024-01-22T10:30:00Z' }]).covers(event!)).toBe(true);
+    expect(new RecordedEvents([{ ...expired, day: '2024-01-21' }, { ...expired, licenseId: 2 }]).covers(event!)).toBe(false);
+  });
+
+  test('a record made in another time zone covers the same instant: a time-zone change never re-sends', () => {
+    // 2025-01-30T23:30:00Z is the 30th in UTC and the 31st in Berlin.
+    const berlin = { ...policy, timeZone: 'Europe/Berlin' };
+    const [warning] = expiring(utc('2025-01-30T23:30:00Z'), utc('2025-01-24T08:00:00Z'), berlin);
+    expect(warning).toMatchObject({ day: '2025-01-31', threshold: 7 });
+    const inUtc = { type: 'license.expiring', licenseId: 1, day: '2025-01-30', threshold: 7, instant: '2025-01-30T23:30:00Z' };
+    expect(new RecordedEvents([inUtc]).covers(warning!)).toBe(true);
+    expect(new RecordedEvents([{ ...inUtc, instant: '2025-01-30T23:30:01Z' }]).covers(warning!)).toBe(false);
+    const [expired] = events({ expiresAt: utc('2025-01-30T23:30:00Z') }, utc('2025-01-31T08:00:00Z'), berlin);
+    expect(new RecordedEvents([{ type: 'license.expired', licenseId: 1, day: '2025-01-30', instant: '2025-01-30T23:30:00Z' }]).covers(expired!)).toBe(true);
   });
 });
 
@@ -123,13 +143,35 @@ describe('license.expired and update support', () => {
     const decision = decide(license({ status: 'expired', expiresAt: utc('2024-01-20T00:00:00Z') }), now, policy);
     expect(decision).toMatchObject({ status: 'active', events: [{ type: 'license.expiring', daysUntilExpiry: 5 }] });
   });
+
+  test('an expired license made lifetime (no expires_at) is active again, and its update support still counts', () => {
+    expect(decide(license({ status: 'expired', expiresAt: null }), now, policy)).toEqual({ status: 'active', beyondLookback: false, events: [] });
+    expect(decide(license({ status: 'expired', expiresAt: null, updatesUntil: now }), now, policy).events.map((event) => event.type)).toEqual(['license.update_support_expired']);
+  });
+
+  test('a catch-up run earlier than the latest run: an expiry that run saw pass is neither warned about nor a renewal', () => {
+    const expiresAt = utc('2025-01-30T00:00:00Z');
+    const latestRun = utc('2025-01-31T08:00:00Z');
+    const catchUp = utc('2025-01-23T08:00:00Z');
+    // Without the later run it would be the 7-day warning and, for a stored `expired`, a renewal.
+    expect(decide(license({ status: 'expired', expiresAt }), catchUp, policy)).toMatchObject({ status: 'active', events: [{ type: 'license.expiring', daysUntilExpiry: 7 }] });
+    expect(decide(license({ status: 'expired', expiresAt }), catchUp, policy, latestRun)).toEqual({ events: [], beyondLookback: false });
+    expect(decide(license({ status: 'active', expiresAt }), catchUp, policy, latestRun)).toEqual({ events: [], beyondLookback: false });
+    // An expiry after the latest run is ahead of both: warned, and a real renewal.
+    expect(decide(license({ status: 'expired', expiresAt: utc('2025-02-01T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({ status: 'active', events: [] });
+    expect(decide(license({ status: 'active', expiresAt: utc('2025-01-31T12:00:00Z') }), utc('2025-01-30T08:00:00Z'), policy, latestRun)).toMatchObject({ events: [{ type: 'license.expiring', daysUntilExpiry: 1 }] });
+    // A latest run before now changes nothing; the catch-up still announces what had expired by its own now.
+    expect(decide(license({ status: 'expired', expiresAt }), latestRun, policy, catchUp)).toMatchObject({ events: [{ type: 'license.expired' }] });
+    expect(decide(license({ expiresAt: utc('2025-01-20T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({ status: 'expired', events: [{ type: 'license.expired' }] });
+  });
 });
 
 describe('event keys and scan bounds', () => {
   test('keys of the first release (UTC instants) map to the date in the zone', () => {
-    expect(parseEventKey('license.expiring:5:2025-01-30T10:30:00Z:7d', 'UTC')).toEqual({ type: 'license.expiring', licenseId: 5, day: '2025-01-30', threshold: 7 });
-    expect(parseEventKey('license.expired:5:2025-01-30T03:00:00Z', 'America/Los_Angeles')).toEqual({ type: 'license.expired', licenseId: 5, day: '2025-01-29' });
+    expect(parseEventKey('license.expiring:5:2025-01-30T10:30:00Z:7d', 'UTC')).toEqual({ type: 'license.expiring', licenseId: 5, day: '2025-01-30', threshold: 7, instant: '2025-01-30T10:30:00Z' });
+    expect(parseEventKey('license.expired:5:2025-01-30T03:00:00Z', 'America/Los_Angeles')).toEqual({ type: 'license.expired', licenseId: 5, day: '2025-01-29', instant: '2025-01-30T03:00:00Z' });
     expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin')).toEqual({ type: 'license.expiring', licenseId: 5, day: '2025-01-30', threshold: 1 });
+    expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin', '2025-01-29T23:00:00Z')).toMatchObject({ day: '2025-01-30', instant: '2025-01-29T23:00:00Z' });
     expect(parseEventKey('something else', 'UTC')).toBeUndefined();
   });
 

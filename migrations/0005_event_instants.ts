@@ -1,0 +1,44 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+import { columnTypes } from './column-types.js';
+
+// The field of each event's payload that holds the instant the event is about (the reference's names).
+const INSTANT_FIELDS = [
+  ['license.expiring', 'expires_at'],
+  ['license.expired', 'expired_at'],
+  ['license.update_support_expired', 'updates_until'],
+] as const;
+
+// An event key holds the date in the zone of the run that recorded it; the instant beside it lets a run in
+// another zone (time-zone changed) see the same expiry. A run's `now_at` (its --now, or the clock) lets a
+// later run tell a catch-up after the fact; `expired_without_event` and `announce_since` (the --announce-since
+// date that would announce them) are what `status` reports as lost notices.
+export const eventInstants: Migration = {
+  async up(db: Kysely<any>) {
+    const t = columnTypes(db);
+    await db.schema.alterTable('webhook_deliveries').addColumn('event_instant', t.key(40)).execute();
+    // Bodies are JSON.stringify output: `"expires_at":"` cannot occur inside a string value (its quotes would be
+    // escaped), so its first occurrence is the field, followed by the 20 characters `YYYY-MM-DDTHH:MM:SSZ`.
+    for (const [type, field] of INSTANT_FIELDS) {
+      const marker = `"${field}":"`;
+      const position = t.dialect === 'postgres' ? sql<number>`strpos(body, ${marker})` : sql<number>`instr(body, ${marker})`;
+      await db
+        .updateTable('webhook_deliveries')
+        .set({ event_instant: sql`substr(body, ${position} + ${sql.lit(marker.length)}, 20)` })
+        .where('event_type', '=', type)
+        .where(position, '>', 0)
+        .execute();
+    }
+    await db.schema.alterTable('runs').addColumn('now_at', t.key(40)).execute();
+    // Earlier runs did not keep their --now: the time they started stands in for it.
+    await db.updateTable('runs').set({ now_at: sql.ref('started_at') }).execute();
+    await db.schema.alterTable('runs').addColumn('expired_without_event', 'integer', (col) => col.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('runs').addColumn('announce_since', t.key(10)).execute();
+  },
+
+  async down(db: Kysely<any>) {
+    await db.schema.alterTable('runs').dropColumn('announce_since').execute();
+    await db.schema.alterTable('runs').dropColumn('expired_without_event').execute();
+    await db.schema.alterTable('runs').dropColumn('now_at').execute();
+    await db.schema.alterTable('webhook_deliveries').dropColumn('event_instant').execute();
+  },
+};
