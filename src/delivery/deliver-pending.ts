@@ -89,7 +89,7 @@ function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelectio
   if (!resend) {
     return {
       next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil }),
-      remaining: (nowMs) => countClaimable(db, nowMs),
+      remaining: (nowMs) => countClaimable(db, nowMs, runId),
     };
   }
   // A re-send walks the ids upwards: each claim is a range scan after the last id taken, whatever the count.

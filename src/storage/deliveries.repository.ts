@@ -120,13 +120,21 @@ export interface ClaimOptions {
 
 type RowFilter = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>;
 
+/** Claims whose lease ran out, of other runs: a run's own lapsed claims (it was paused, or its database froze) may still be in its hands. */
+function lapsedClaimOf(runId: string | undefined, nowMs: number): RowFilter {
+  return (eb) =>
+    eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs), ...(runId === undefined ? [] : [eb('claimed_by', '<>', runId)])]);
+}
+
 /**
  * Takes up to `limit` deliveries that are pending, or whose claim lapsed (its run died), in one statement:
- * SQLite's write lock makes it atomic, so two runs never hold the same delivery.
+ * SQLite's write lock makes it atomic, so two runs never hold the same delivery. A run never takes back its
+ * own lapsed claims: it may hold them still (waiting for a retry, or sent and not yet written), and would send
+ * them twice; it drops them when it confirms them, and the next run takes them over.
  */
 export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
   // Two index range scans on (status, id) rather than one OR, which would scan the whole table per claim.
-  const lapsed = await claimWhere(db, options, options.limit, (eb) => eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', options.nowMs)]));
+  const lapsed = await claimWhere(db, options, options.limit, lapsedClaimOf(options.runId, options.nowMs));
   const room = options.limit - lapsed.length;
   const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb('status', '=', 'pending')) : [];
   return [...lapsed, ...pending];
@@ -231,12 +239,12 @@ export async function countAbandoned(db: Kysely<Database>, selection: ResendSele
   return total;
 }
 
-/** How many deliveries a run would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
-export async function countClaimable(db: Kysely<Database>, nowMs: number): Promise<number> {
+/** How many deliveries a run (`runId`, when given) would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
+export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string): Promise<number> {
   const query = db
     .selectFrom('webhook_deliveries')
     .select(sql<number>`count(*)`.as('count'))
-    .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]));
+    .where((eb) => eb.or([eb('status', '=', 'pending'), lapsedClaimOf(runId, nowMs)(eb)]));
   return Number((await query.executeTakeFirstOrThrow()).count);
 }
 
