@@ -119,7 +119,7 @@ export function buildProgram(session: Session): Command {
     )
     .action((options: { now?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
-        const { processExpirations } = await import('../commands/process-expirations.js');
+        const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
         const { printProcessExpirations, printAbandoned, printDisabledButDue, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
@@ -142,7 +142,8 @@ export function buildProgram(session: Session): Command {
         printDisabledButDue(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${result.left} deliveries pending for the next run (nothing is lost).`);
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        if (result.locked > 0) out.warn(lockedMessage(result.locked));
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted, locked: result.locked });
       }),
     );
 

@@ -1,7 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
-import { dialectOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
+import { dialectOf, errorCode, messageOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
 import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
 
 /** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
@@ -324,6 +324,31 @@ export async function confirmClaims(db: Kysely<Database>, runId: string, ids: re
     for (const row of rows) held.add(row.id);
   }
   return held;
+}
+
+/**
+ * Makes sure the database user may write what a run must record after each request (the attempt rows, the
+ * deliveries' summaries and statuses), before the first request: a run that could send but not record would
+ * send the same events again on every run. Zero-row statements, which the server still checks the privileges
+ * of; SQLite has no privileges.
+ */
+export async function checkSendingPrivileges(db: Kysely<Database>): Promise<void> {
+  if (dialectOf(db) === 'sqlite') return;
+  const prefix = tablePrefixOf(db);
+  const deliveries = sql.table('webhook_deliveries');
+  const checks = [
+    {
+      needed: `INSERT on ${prefix}webhook_attempts, to record each attempt`,
+      statement: sql`insert into ${sql.table('webhook_attempts')} (delivery_id, attempt, started_at, duration_ms, status_code, error) select id, attempts, created_at, attempts, last_status_code, last_error from ${deliveries} where 1 = 0`,
+    },
+    { needed: `UPDATE on ${prefix}webhook_deliveries, to claim deliveries and record how they end`, statement: sql`update ${deliveries} set status = status where 1 = 0` },
+  ];
+  for (const { needed, statement } of checks) {
+    await statement.execute(db).catch((error: unknown) => {
+      // The driver's code decides how it is reported; the message says what the run needs it for.
+      throw Object.assign(new Error(`${messageOf(error)} (${needed}; nothing was sent)`, { cause: error }), { code: errorCode(error) });
+    });
+  }
 }
 
 interface AttemptInput {

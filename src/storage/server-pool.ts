@@ -4,12 +4,14 @@ import type { Pool as MysqlRawPool, PoolConnection as MysqlRawConnection } from 
 import { usageError } from '../errors.js';
 
 /** LICENSE_MANAGER_DB_TIMEOUT_MS unset: every wait on a server database is bounded by this, and the bounds below. */
-export const DEFAULT_DB_TIMEOUT_MS = 30_000;
-// A pooled connection unused for this long is asked a `select 1` before it is handed out: the server may have
+const DEFAULT_DB_TIMEOUT_MS = 30_000;
+// A pooled connection unused for this long (no longer part of a burst of statements) is asked a `select 1` before it is handed out: the server may have
 // restarted, or a failover moved its address, while it sat in the pool.
-const CHECK_AFTER_IDLE_MS = 1000;
+const CHECK_AFTER_IDLE_MS = 250;
 // Connections tried for one checkout: more than the pool holds, so every dead idle one can be replaced.
 const CHECKOUT_TRIES = 8;
+// Between two tries to connect again to a server that went away (a restart, a failover).
+const RECONNECT_PAUSE_MS = 200;
 // A pool whose connections do not close in this long (a link that no longer answers) has their sockets destroyed.
 const CLOSE_GRACE_MS = 2000;
 
@@ -70,6 +72,10 @@ function noAnswerError(ms: number): Error {
 export class ConnectionWatch {
   private silence: unknown;
   private readonly listeners = new Set<(error: unknown) => void>();
+  /** Set once a connection was made: only then is a server that refuses taken for one that is coming back. */
+  connected = false;
+  /** Set when the command closes the pool: nothing is tried again then. */
+  closing = false;
   /** Closes every connection of the pool at once (set by the pool). */
   closeAll: () => void = () => undefined;
 
@@ -121,6 +127,23 @@ export class ConnectionWatch {
         },
       );
     });
+  }
+
+  /**
+   * A connection from `take`; when none can be made (the server is restarting, a failover is under way) and
+   * this command has been connected before, tried again until `reconnectMs` have passed: no statement was
+   * sent, so waiting is safe, and a short outage costs nothing.
+   */
+  async connection<T>(take: () => Promise<T>, giveBack: (value: T) => void): Promise<T> {
+    const deadline = Date.now() + this.timeouts.reconnectMs;
+    for (;;) {
+      try {
+        return await this.unlessSilent(take, giveBack);
+      } catch (error) {
+        if (!this.connected || this.closing || this.silence !== undefined || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_PAUSE_MS));
+      }
+    }
   }
 
   /** `answer`, or an error after `answerMs`: then the connection is closed, with every other one of the pool. */
@@ -239,6 +262,7 @@ export function boundedPgPool(pool: pg.Pool, watch: ConnectionWatch): PostgresPo
     for (const client of clients) destroySocket(socketOf(client));
   };
   pool.on('connect', (client) => {
+    watch.connected = true;
     clients.add(client);
     // A connection the server closes (idle in the pool, or checked out between queries) must not crash the
     // process with an unhandled 'error' event: the query that uses it reports the loss, the watch hears of it.
@@ -264,7 +288,7 @@ export function boundedPgPool(pool: pg.Pool, watch: ConnectionWatch): PostgresPo
   return {
     async connect() {
       for (let tries = 1; ; tries += 1) {
-        const client = await watch.unlessSilent(() => pool.connect(), (late) => late.release(true));
+        const client = await watch.connection(() => pool.connect(), (late) => late.release(true));
         if (!idleTooLong(releasedAt, client)) return wrap(client);
         try {
           await ask(client, 'select 1');
@@ -276,7 +300,10 @@ export function boundedPgPool(pool: pg.Pool, watch: ConnectionWatch): PostgresPo
         }
       }
     },
-    end: () => endWithin(pool.end(), watch),
+    end: () => {
+      watch.closing = true;
+      return endWithin(pool.end(), watch);
+    },
   };
 }
 
@@ -295,6 +322,7 @@ export function boundedMysqlPool(pool: MysqlRawPool, watch: ConnectionWatch): My
     for (const connection of connections) destroySocket(socketOf(connection));
   };
   pool.on('connection', (connection) => {
+    watch.connected = true;
     connections.add(connection);
     connection.on('error', (error) => watch.lost(error));
     connection.on('end', () => connections.delete(connection));
@@ -346,7 +374,7 @@ export function boundedMysqlPool(pool: MysqlRawPool, watch: ConnectionWatch): My
     new Promise<MysqlRawConnection>((resolve, reject) => pool.getConnection((error, connection) => (error ? reject(error) : resolve(connection))));
   const acquire = async (): Promise<MysqlPoolConnection> => {
     for (let tries = 1; ; tries += 1) {
-      const connection = await watch.unlessSilent(take, (late) => late.destroy());
+      const connection = await watch.connection(take, (late) => late.destroy());
       try {
         if (idleTooLong(releasedAt, connection)) await ask(connection, 'select 1');
         await prepare(connection);
@@ -367,6 +395,7 @@ export function boundedMysqlPool(pool: MysqlRawPool, watch: ConnectionWatch): My
       );
     },
     end: (callback) => {
+      watch.closing = true;
       endWithin(new Promise<void>((resolve) => pool.end(() => resolve())), watch).then(() => callback(null), callback);
     },
   };

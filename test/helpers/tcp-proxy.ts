@@ -25,6 +25,8 @@ export interface TcpProxy {
   accept(): Promise<void>;
   /** Holds every chunk (and close) this long before passing it on, both ways: a distant or congested link. */
   delay(ms: number): void;
+  /** Resolves once no byte has passed either way for `ms` (nothing is in flight: a statement sent is answered). */
+  quiet(ms: number): Promise<void>;
   /** Connections open through the proxy now. */
   open(): number;
   close(): Promise<void>;
@@ -40,6 +42,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const pairs = new Set<Pair>();
   let paused = false;
   let latencyMs = 0;
+  let lastTraffic = Date.now();
   // Equal delays fire in the order they were set: the bytes keep their order.
   const later = (fn: () => void) => (latencyMs > 0 ? void setTimeout(fn, latencyMs) : fn());
   let listener: net.Server | undefined;
@@ -56,6 +59,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   };
   const forward = (pair: Pair, from: net.Socket, to: net.Socket) => {
     from.on('data', (chunk: Buffer) => {
+      lastTraffic = Date.now();
       if (!pair.severed) later(() => to.write(chunk));
       else if (from === pair.client) from.resetAndDestroy();
     });
@@ -115,7 +119,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       }
     },
     reset() {
-      for (const { client, server } of [...pairs]) {
+      for (const { client, server } of pairs) {
         client.resetAndDestroy();
         server.resetAndDestroy();
       }
@@ -126,6 +130,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         pair.severed = true;
         pair.server.destroy();
       }
+    },
+    async quiet(ms) {
+      while (Date.now() - lastTraffic < ms) await new Promise((resolve) => setTimeout(resolve, 10));
     },
     delay(ms) {
       latencyMs = ms;
