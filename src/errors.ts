@@ -24,8 +24,8 @@ export function usageError(message: string, options?: { cause?: unknown }): Exit
   return new ExitError(EXIT.usage, message, options);
 }
 
-/** The contract's rule for any run that sends: stopped early is 1, anything abandoned is 3. */
-export function runExitCode(outcome: { abandoned: number; stopped?: boolean }): ExitCode {
-  if (outcome.stopped) return EXIT.failure;
+/** The contract's rule for any run that sends: stopped early (or due deliveries left locked) is 1, anything abandoned is 3. */
+export function runExitCode(outcome: { abandoned: number; stopped?: boolean; locked?: number }): ExitCode {
+  if (outcome.stopped || (outcome.locked ?? 0) > 0) return EXIT.failure;
   return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
 }

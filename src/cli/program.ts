@@ -141,7 +141,7 @@ export function buildProgram(session: Session): Command {
           else printMarkSent(out, result);
           return EXIT.ok;
         }
-        const { processExpirations } = await import('../commands/process-expirations.js');
+        const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
         const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
@@ -166,7 +166,8 @@ export function buildProgram(session: Session): Command {
         printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        if (result.locked > 0) out.warn(lockedMessage(result.locked));
+        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted, locked: result.locked });
       }),
     );
 

@@ -17,6 +17,7 @@ import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
 import { databaseError, isDatabaseError, openDatabase } from '../storage/open-database.js';
 import { readSettings } from '../storage/settings.repository.js';
+import { dbTimeoutFromEnv } from '../storage/server-pool.js';
 
 /** What every command gets from the global options. */
 export interface GlobalOptions {
@@ -65,7 +66,11 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       `Database ${database.filename} does not exist, so nothing has ever run against it. Check database.filename in ${loaded.filepath ?? 'the config (none found: defaults apply)'} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.`,
     );
   }
-  const db = await openDatabase(database, { migrate: options.migrate, onMigrated: (applied) => migrationsApplied.push(...applied) });
+  const db = await openDatabase(database, {
+    migrate: options.migrate,
+    onMigrated: (applied) => migrationsApplied.push(...applied),
+    timeoutMs: dbTimeoutFromEnv(globals.env),
+  });
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
     if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
@@ -170,7 +175,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
               dialect: new SqliteDialect({ database: new SQLite(database.filename, { readonly: true, fileMustExist: true }) }),
               plugins: database.tablePrefix ? [new TablePrefixPlugin(database.tablePrefix)] : [],
             })
-          : await openDatabase(database, { migrate: false, schemaCheck: false });
+          : await openDatabase(database, { migrate: false, schemaCheck: false, timeoutMs: dbTimeoutFromEnv(globals.env) });
       const tables = await db.introspection.getTables();
       const migrated = tables.some((table) => table.name === `${database.tablePrefix}settings`);
       resolved = await resolveFromDatabase(db, loaded, globals.env, migrated ? undefined : new Map());

@@ -117,7 +117,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 

@@ -25,7 +25,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
-import { finishRun, latestRunNow, startRun } from '../storage/runs.repository.js';
+import { checkFinishRun, finishRun, latestRunNow, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
@@ -111,6 +111,8 @@ export interface ProcessExpirationsResult {
   dropped: number;
   /** When stopped early: deliveries still to send (released ones and those never claimed). */
   left: number;
+  /** Due deliveries another database session held row locks on: left pending (exit 1), the next run sends them. */
+  locked: number;
   /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
   unlisted: number;
@@ -249,6 +251,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;
   try {
+    await checkFinishRun(context.db);
     result = await findAndDeliver(context, now, latestRun, clock, options);
     return result;
   } catch (error) {
@@ -256,9 +259,9 @@ export async function processExpirations(context: CommandContext, options: Proce
     throw error;
   } finally {
     const stopped = Boolean(options.stop?.aborted);
-    const exitCode = result ? runExitCode({ abandoned: result.abandoned, stopped }) : failure instanceof ExitError ? failure.code : EXIT.failure;
-    const status: Exclude<RunStatus, 'running'> = !result ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
-    const message = failure === undefined ? null : failure instanceof Error ? failure.message : JSON.stringify(failure);
+    const exitCode = result ? runExitCode({ abandoned: result.abandoned, stopped, locked: result.locked }) : failure instanceof ExitError ? failure.code : EXIT.failure;
+    const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
+    const message = failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
     await finishRun(context.db, runId, {
       finishedAt: formatUtc(clock.now()),
@@ -274,6 +277,11 @@ export async function processExpirations(context: CommandContext, options: Proce
       if (failure === undefined) throw error;
     });
   }
+}
+
+/** What a run that passed over locked deliveries says, on stderr and in its `runs` row (which `status` shows). */
+export function lockedMessage(locked: number): string {
+  return `left ${locked} due ${locked === 1 ? 'delivery' : 'deliveries'} pending: another database session held row locks on ${locked === 1 ? 'it' : 'them'} (an open transaction, a report). The next run sends ${locked === 1 ? 'it' : 'them'}; if this repeats, find and end that session.`;
 }
 
 /** Refusals that come before anything is written (exit 2, no run recorded). */
@@ -321,6 +329,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   result.released = sent.released;
   result.dropped = sent.dropped;
   result.left = sent.left;
+  result.locked = sent.locked;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
   result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
@@ -364,6 +373,7 @@ async function findAndRecord(context: CommandContext, now: Date, latestRun: Date
     released: 0,
     dropped: 0,
     left: 0,
+    locked: 0,
     deliveries: [],
     unlisted: 0,
     abandonedDeliveries: [],

@@ -5,6 +5,11 @@ import { recordAttempts, type AttemptWrite } from '../storage/deliveries.reposit
 const MAX_BATCH = 500;
 // Long enough to gather the attempts of many deliveries into one commit, short next to any HTTP exchange.
 const FLUSH_DELAY_MS = 2;
+/**
+ * How old an answer may get while it waits for its write before new attempts wait for the writer: what a lost
+ * database costs in re-sends is the answers not yet written, so their age is kept in bounds.
+ */
+const MAX_WRITE_LAG_MS = 100;
 
 /**
  * Coalesces the attempt writes of one event-loop turn into one transaction. Each `write` resolves once its
@@ -15,6 +20,9 @@ export class AttemptWriter {
   private queue: Array<{ write: AttemptWrite; resolve: () => void; reject: (error: unknown) => void }> = [];
   private scheduled = false;
   private chain: Promise<void> = Promise.resolve();
+  /** When each write not yet committed was queued (performance.now()), oldest first: batches commit in order. */
+  private readonly unwritten: number[] = [];
+  private waiters: Array<() => void> = [];
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -24,11 +32,34 @@ export class AttemptWriter {
   write(write: AttemptWrite): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
+      this.unwritten.push(performance.now());
       if (this.queue.length >= MAX_BATCH) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         setTimeout(() => this.flush(), FLUSH_DELAY_MS);
       }
+    });
+  }
+
+  /** How long the oldest write not yet committed has waited (0 when none). */
+  lagMs(): number {
+    const oldest = this.unwritten[0];
+    return oldest === undefined ? 0 : performance.now() - oldest;
+  }
+
+  /**
+   * Resolves once no write has waited longer than `maxMs`, or fewer than `allowance` wait (at once when so): a
+   * database slower than `maxMs` per write still has that many answers gathered while it writes the last ones.
+   */
+  caughtUp(allowance: number, maxMs = MAX_WRITE_LAG_MS): Promise<void> {
+    const ready = () => this.unwritten.length < allowance || this.lagMs() <= maxMs;
+    if (ready()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (ready()) resolve();
+        else this.waiters.push(check);
+      };
+      this.waiters.push(check);
     });
   }
 
@@ -44,6 +75,10 @@ export class AttemptWriter {
       } catch (error) {
         for (const item of batch) item.reject(error);
       }
+      // Written or failed, these no longer wait (a failed write stops the run).
+      this.unwritten.splice(0, batch.length);
+      const waiters = this.waiters.splice(0);
+      for (const waiter of waiters) waiter();
     });
   }
 }

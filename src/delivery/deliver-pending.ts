@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
 import {
   abandonSpent,
+  checkSendingPrivileges,
   claimAbandoned,
   claimDeliveries,
   countAbandoned,
@@ -18,6 +19,7 @@ import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { Slots } from '../webhooks/slots.js';
 import { AttemptWriter } from './attempt-writer.js';
+import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
 import { withTransport } from './transport.js';
 
@@ -26,6 +28,10 @@ import { withTransport } from './transport.js';
 const MAX_HELD = 10_000;
 // Outcomes listed in a result: a run (or a re-send) of any size keeps bounded memory; the counts stay exact.
 export const MAX_LISTED = 10_000;
+// How often, and how far apart, a run that claims nothing while deliveries are due looks again before it
+// reports them as locked: another worker's claim holds its rows for milliseconds.
+const LOCK_CHECKS = 3;
+const LOCK_CHECK_MS = 200;
 
 export interface DeliverPendingOptions {
   /** Who holds the claims; a fresh id per run unless a test needs to know it. */
@@ -74,6 +80,11 @@ export interface DeliverPendingResult {
   dropped: number;
   /** When stopped early: every delivery of the run's scope still to send (released, and never claimed). */
   left: number;
+  /**
+   * Deliveries due that no claim could take, because another database session held row locks on them (an
+   * open transaction, a report): left pending for the next run.
+   */
+  locked: number;
   /** The first MAX_LISTED deliveries to end, by id; `unlisted` counts the rest. */
   outcomes: DeliveryOutcome[];
   unlisted: number;
@@ -89,7 +100,7 @@ function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelectio
   if (!resend) {
     return {
       next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil }),
-      remaining: (nowMs) => countClaimable(db, nowMs),
+      remaining: (nowMs) => countClaimable(db, nowMs, runId),
     };
   }
   // A re-send walks the ids upwards: each claim is a range scan after the last id taken, whatever the count.
@@ -124,6 +135,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   // Every delivery waiting for a retry listens for the stop signal: many listeners are expected here.
   if (options.stop) setMaxListeners(0, options.stop);
 
+  await checkSendingPrivileges(db);
   await freeClaimsOfDeadRuns(db, clock.now().getTime());
   const source = claimSource(db, runId, options.resend);
   const total = options.onProgress ? await source.remaining(clock.now().getTime()) : 0;
@@ -141,24 +153,26 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
       options.onWarning?.(`could not renew this run's delivery leases (${error instanceof Error ? error.message : String(error)}); if it stays lapsed, another run may send the same events again.`);
     },
   });
+  const gate = new DatabaseGate(db);
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch, keeper }, source, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch, keeper, gate }, source, total));
   } finally {
     stopHeartbeat();
+    gate.close();
   }
 }
 
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate },
   source: ClaimSource,
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, fetch, leaseMs, keeper } = options;
+  const { clock, fetch, leaseMs, keeper, gate } = options;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, outcomes: [], unlisted: 0 };
+  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
   let ended = 0;
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
@@ -193,7 +207,13 @@ async function workThrough(
         stop,
         fetch,
         spent,
-        beforeAttempt: () => keeper.confirm(row.id),
+        // No request starts while the database may be gone, nor while answers wait too long for their write:
+        // what a lost database costs in re-sends is the answers it could not record.
+        beforeAttempt: async () => {
+          await gate.open();
+          await writer.caughtUp(options.concurrency);
+          return keeper.confirm(row.id);
+        },
         onWaiting: (isWaiting) => {
           waiting += isWaiting ? 1 : -1;
           nudge();
@@ -239,6 +259,7 @@ async function workThrough(
 
   // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).
   let drained = false;
+  let lockChecks = 0;
   for (;;) {
     changed = false;
     if (stop.aborted) break;
@@ -246,7 +267,15 @@ async function workThrough(
     // Claim when half the window is free: one UPDATE per batch, not per event.
     if (!drained && active <= windowSize / 2 && inFlight.size < MAX_HELD) {
       const nowMs = clock.now().getTime();
-      const claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+      let claimed: DeliveryRow[];
+      try {
+        claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+      } catch (error) {
+        // The deliveries in hand end (none starts a new attempt) before the run reports the failure.
+        failure ??= error;
+        halt.abort();
+        break;
+      }
       drained = claimed.length === 0;
       for (const row of claimed) {
         keeper.claimed(row.id, nowMs + leaseMs);
@@ -265,7 +294,17 @@ async function workThrough(
       }
       if (claimed.length > 0) continue;
     }
-    if (inFlight.size === 0) break;
+    if (inFlight.size === 0) {
+      if (options.resend || stop.aborted) break;
+      // Due deliveries that no claim returned are row-locked by another session (SKIP LOCKED passed over
+      // them): another worker's claim for a moment, or an open transaction. Look again, then count them.
+      result.locked = await source.remaining(clock.now().getTime());
+      if (result.locked === 0 || lockChecks >= LOCK_CHECKS) break;
+      lockChecks += 1;
+      await new Promise((resolve) => setTimeout(resolve, LOCK_CHECK_MS));
+      drained = false;
+      continue;
+    }
     if (!changed) await new Promise<void>((resolve) => (wake = resolve));
   }
   await Promise.all(inFlight);

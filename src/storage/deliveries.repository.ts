@@ -1,7 +1,7 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
-import { dialectOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
+import { dialectOf, errorCode, messageOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
 import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from './licenses.repository.js';
 
 /** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
@@ -126,13 +126,21 @@ export interface ClaimOptions {
 
 type RowFilter = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>;
 
+/** Claims whose lease ran out, of other runs: a run's own lapsed claims (it was paused, or its database froze) may still be in its hands. */
+function lapsedClaimOf(runId: string | undefined, nowMs: number): RowFilter {
+  return (eb) =>
+    eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs), ...(runId === undefined ? [] : [eb('claimed_by', '<>', runId)])]);
+}
+
 /**
  * Takes up to `limit` deliveries that are pending, or whose claim lapsed (its run died), in one statement:
- * SQLite's write lock makes it atomic, so two runs never hold the same delivery.
+ * SQLite's write lock makes it atomic, so two runs never hold the same delivery. A run never takes back its
+ * own lapsed claims: it may hold them still (waiting for a retry, or sent and not yet written), and would send
+ * them twice; it drops them when it confirms them, and the next run takes them over.
  */
 export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
   // Two index range scans on (status, id) rather than one OR, which would scan the whole table per claim.
-  const lapsed = await claimWhere(db, options, options.limit, (eb) => eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', options.nowMs)]));
+  const lapsed = await claimWhere(db, options, options.limit, lapsedClaimOf(options.runId, options.nowMs));
   const room = options.limit - lapsed.length;
   const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb('status', '=', 'pending')) : [];
   return [...lapsed, ...pending];
@@ -239,12 +247,12 @@ export async function countAbandoned(db: Kysely<Database>, selection: ResendSele
   return total;
 }
 
-/** How many deliveries a run would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
-export async function countClaimable(db: Kysely<Database>, nowMs: number): Promise<number> {
+/** How many deliveries a run (`runId`, when given) would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
+export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string): Promise<number> {
   const query = db
     .selectFrom('webhook_deliveries')
     .select(sql<number>`count(*)`.as('count'))
-    .where((eb) => eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]));
+    .where((eb) => eb.or([eb('status', '=', 'pending'), lapsedClaimOf(runId, nowMs)(eb)]));
   return Number((await query.executeTakeFirstOrThrow()).count);
 }
 
@@ -324,6 +332,31 @@ export async function confirmClaims(db: Kysely<Database>, runId: string, ids: re
     for (const row of rows) held.add(row.id);
   }
   return held;
+}
+
+/**
+ * Makes sure the database user may write what a run must record after each request (the attempt rows, the
+ * deliveries' summaries and statuses), before the first request: a run that could send but not record would
+ * send the same events again on every run. Zero-row statements, which the server still checks the privileges
+ * of; SQLite has no privileges.
+ */
+export async function checkSendingPrivileges(db: Kysely<Database>): Promise<void> {
+  if (dialectOf(db) === 'sqlite') return;
+  const prefix = tablePrefixOf(db);
+  const deliveries = sql.table('webhook_deliveries');
+  const checks = [
+    {
+      needed: `INSERT on ${prefix}webhook_attempts, to record each attempt`,
+      statement: sql`insert into ${sql.table('webhook_attempts')} (delivery_id, attempt, started_at, duration_ms, status_code, error) select id, attempts, created_at, attempts, last_status_code, last_error from ${deliveries} where 1 = 0`,
+    },
+    { needed: `UPDATE on ${prefix}webhook_deliveries, to claim deliveries and record how they end`, statement: sql`update ${deliveries} set status = status where 1 = 0` },
+  ];
+  for (const { needed, statement } of checks) {
+    await statement.execute(db).catch((error: unknown) => {
+      // The driver's code decides how it is reported; the message says what the run needs it for.
+      throw Object.assign(new Error(`${messageOf(error)} (${needed}; nothing was sent)`, { cause: error }), { code: errorCode(error) });
+    });
+  }
 }
 
 interface AttemptInput {

@@ -103,8 +103,9 @@ export function isConstraintViolation(error: unknown): boolean {
   return code.startsWith('SQLITE_CONSTRAINT') || /^23[0-9A-Z]{3}$/.test(code) || ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code);
 }
 
-// InnoDB picks a victim when concurrent INSERT IGNOREs meet on the same unique keys; PostgreSQL may too.
-const DEADLOCK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', '40P01', '40001']);
+// InnoDB picks a victim when concurrent INSERT IGNOREs meet on the same unique keys; PostgreSQL may too. A lock
+// wait that timed out (lock_timeout, innodb_lock_wait_timeout) is tried again as well: its holder may be gone.
+const DEADLOCK_CODES = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT', '40P01', '40001', '55P03']);
 const DEADLOCK_RETRIES = 5;
 
 /**

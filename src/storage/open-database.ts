@@ -9,10 +9,18 @@ import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
 import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
+import {
+  boundedMysqlPool,
+  boundedPgPool,
+  ConnectionWatch,
+  databaseTimeouts,
+  mysqlTimeoutOptions,
+  NO_ANSWER,
+  pgTimeoutOptions,
+  watchDatabase,
+} from './server-pool.js';
 
 const BUSY_TIMEOUT_MS = 5000;
-// A server that does not answer is reported after this long rather than hanging a cron job.
-const CONNECT_TIMEOUT_MS = 10_000;
 // Connections per process: the delivery loop, the attempt writer and the lease heartbeat run side by side.
 const POOL_SIZE = 4;
 
@@ -28,12 +36,16 @@ export interface OpenOptions {
   schemaCheck?: boolean;
   /** Told which migrations were applied (none when the schema was up to date). */
   onMigrated?: (applied: string[]) => void;
+  /** Bounds every wait on a server database (LICENSE_MANAGER_DB_TIMEOUT_MS); DEFAULT_DB_TIMEOUT_MS otherwise. */
+  timeoutMs?: number;
 }
 
 /** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */
 export async function openDatabase(target: DatabaseTarget, options: OpenOptions = {}): Promise<Kysely<Database>> {
   if (target.dialect === 'sqlite') return openSqlite(target.filename, target.tablePrefix, options.onMigrated);
-  const db = new Kysely<Database>({ dialect: await serverDialect(target), plugins: prefixPlugins(target.tablePrefix) });
+  const watch = new ConnectionWatch(databaseTimeouts(options.timeoutMs, { migrate: options.migrate }));
+  const db = new Kysely<Database>({ dialect: await serverDialect(target, watch), plugins: prefixPlugins(target.tablePrefix) });
+  watchDatabase(db, watch);
   try {
     // Connect now, so a wrong password or host is reported as such before any work starts.
     await sql`select 1`.execute(db).catch((error: unknown) => {
@@ -98,29 +110,27 @@ function pgTypes(types: typeof pg.types): pg.CustomTypesConfig {
 }
 
 // The drivers load only when a server is used: SQLite runs (and --help) do not pay for them.
-async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>): Promise<Dialect> {
+// Every wait on the server is bounded (server-pool.ts): a frozen server or a lock held elsewhere ends a run
+// with a clear error instead of hanging it.
+async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgres' | 'mysql' }>, watch: ConnectionWatch): Promise<Dialect> {
   if (target.dialect === 'postgres') {
     const { default: pg } = await import('pg');
     const PG_TYPES = pgTypes(pg.types);
-    const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, types: PG_TYPES });
-    // A connection the server closes (idle in the pool, or checked out between queries) must not crash the
-    // process with an unhandled 'error' event: the query that uses it reports the loss instead.
-    pool.on('error', () => undefined);
-    pool.on('connect', (client) => client.on('error', () => undefined));
-    return new PostgresDialect({ pool });
+    const pool = new pg.Pool({ connectionString: target.url, max: POOL_SIZE, types: PG_TYPES, ...pgTimeoutOptions(watch.timeouts) });
+    return new PostgresDialect({ pool: boundedPgPool(pool, watch) });
   }
   const { createPool: createMysqlPool } = await import('mysql2');
   const pool = createMysqlPool({
     uri: target.url,
     connectionLimit: POOL_SIZE,
-    connectTimeout: CONNECT_TIMEOUT_MS,
+    ...mysqlTimeoutOptions(watch.timeouts),
     // DATE and DATETIME as the text the server holds, never a Date at local midnight.
     dateStrings: true,
     supportBigNumbers: true,
     charset: 'utf8mb4',
   });
   return new MysqlDialect({
-    pool,
+    pool: boundedMysqlPool(pool, watch),
     // READ COMMITTED, as on PostgreSQL: no gap locks, and an UPDATE passes over rows it does not change
     // instead of waiting on them, so workers claiming and finishing deliveries side by side do not deadlock.
     onCreateConnection: async (connection) => {
@@ -214,14 +224,16 @@ const LOGIN_FAILED = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_AC
 const NO_DATABASE = new Set(['3D000', 'ER_BAD_DB_ERROR']);
 const NO_PRIVILEGE = new Set(['42501', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
 const NO_TABLE = new Set(['42P01', '42703', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR']);
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', NO_ANSWER]);
+// A row lock another session held past the lock timeout (lock_timeout, innodb_lock_wait_timeout).
+const LOCK_NOT_RELEASED = new Set(['55P03', 'ER_LOCK_WAIT_TIMEOUT']);
 const CONNECTION_LOST = new Set([
   '57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'EPIPE',
   'PROTOCOL_CONNECTION_LOST', 'ER_CONNECTION_KILLED', 'ER_SERVER_SHUTDOWN', 'ER_QUERY_INTERRUPTED',
 ]);
 
 // How pg and mysql2 report a socket closed under them when they give no code.
-const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost/i;
+const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost|timeout exceeded when trying to connect/i;
 
 /**
  * The server cancelled a statement for running too long: PostgreSQL's statement_timeout (57014 "due to statement
@@ -239,7 +251,7 @@ export function isDatabaseError(error: unknown): boolean {
   if (error instanceof ExitError || typeof error !== 'object' || error === null) return false;
   if (isStatementTimeout(error)) return true;
   const code = errorCode(error);
-  if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code)) return true;
+  if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code) || code === NO_ANSWER) return true;
   const { message } = error as { message?: unknown };
   return typeof message === 'string' && LOST_WITHOUT_CODE.test(message);
 }
@@ -273,6 +285,13 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
   if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
   if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "license-manager migrate".`, { cause: error });
+  if (LOCK_NOT_RELEASED.has(code)) {
+    return new ExitError(
+      EXIT.failure,
+      `Another session held a lock on ${where} for too long (${detail}): an open transaction (an administrator's session, a report) or a stopped process holds rows this command must write. Find it (PostgreSQL: pg_stat_activity; MySQL: SHOW PROCESSLIST), end it, and run the command again.`,
+      { cause: error },
+    );
+  }
   if (code === 'ENOTFOUND') return usageError(`Cannot find host ${target.host} of ${where}: ${detail}. ${fix}`, { cause: error });
   if (isStatementTimeout(error)) {
     const setting = target.dialect === 'postgres' ? 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)' : 'max_statement_time (MariaDB) or max_execution_time (MySQL)';

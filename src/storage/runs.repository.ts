@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, RunsTable, RunStatus } from './database.table.js';
 
 export type RunRow = Selectable<RunsTable>;
@@ -6,6 +6,11 @@ export type RunRow = Selectable<RunsTable>;
 /** `nowAt`: the instant the run applies the rules at (its --now), when that is not its start. */
 export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt?: string }): Promise<void> {
   await db.insertInto('runs').values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt ?? run.startedAt, status: 'running' }).execute();
+}
+
+/** Fails (a privilege error) unless the run may record its end: checked at its start, before anything is sent. */
+export async function checkFinishRun(db: Kysely<Database>): Promise<void> {
+  await sql`update ${sql.table('runs')} set status = status where 1 = 0`.execute(db);
 }
 
 export interface RunEnd {

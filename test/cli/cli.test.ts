@@ -181,6 +181,14 @@ describe('the built CLI', () => {
     expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
   });
 
+  test.each(['soon', '100', '3600001'])('LICENSE_MANAGER_DB_TIMEOUT_MS=%s: exit 2 naming the variable and its range, no database written', async (value) => {
+    const cwd = tempDir();
+    const result = await runCli(['process-expirations'], { cwd, env: { LICENSE_MANAGER_DB_TIMEOUT_MS: value } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`LICENSE_MANAGER_DB_TIMEOUT_MS is "${value}": expected a whole number of milliseconds from 500 to 3600000`);
+    expect(fs.readdirSync(cwd)).toEqual([]);
+  });
+
   test('enabled without a URL: exit 2 and nothing recorded', async () => {
     const cwd = project({ webhooks: { enabled: true } });
     await runCli(['licenses', 'import', SAMPLE], { cwd });

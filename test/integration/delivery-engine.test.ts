@@ -85,3 +85,29 @@ forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
     expect(lastFirstAttempt).toBeLessThan(earliestLastAttempt);
   }, 30_000);
 });
+
+// The lapsed-claim filter is each dialect's SQL.
+forEachDialect('a run whose own leases lapsed (paused, or its database frozen, past the lease)', ({ workspace }) => {
+  test('it never claims its own lapsed deliveries back: what it holds is not sent twice, and the next run sends it', async () => {
+    const ws = workspace({ webhooks: { enabled: true, concurrency: 4, retryDelaysMs: [1500] } });
+    await ws.seed([aLicense({ license_code: 'WAITS', expires_at: '2024-01-14T00:00:00Z' }), aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' })]);
+    // WAITS fails once and waits 1.5 s for its retry; SLOW answers after 600 ms, and its end makes the run claim again.
+    receiver = await startReceiver((request, index) => (licenseOf(request.body) === 'SLOW' ? { delayMs: 600, status: 200 } : index < 2 ? 500 : 200));
+    ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 4, retryDelaysMs: [1500] } });
+    let skewMs = 0;
+    const clock = { now: () => new Date(Date.now() + skewMs) };
+    const running = ws.run((context) => processExpirations(context, { now, clock }));
+    while (receiver.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    // Two minutes pass in a moment for this run (as after a pause): every lease it holds has run out.
+    skewMs = 120_000;
+    const result = await running;
+    const sends = (code: string) => receiver!.requests.filter((request) => licenseOf(request.body) === code).length;
+    expect([sends('WAITS'), sends('SLOW')]).toEqual([1, 1]);
+    expect(result).toMatchObject({ delivered: 1, dropped: 1 });
+
+    // The next run (a minute later still) takes the lapsed claim over and sends it.
+    const later = { now: () => new Date(Date.now() + 180_000) };
+    expect(await ws.run((context) => processExpirations(context, { now, clock: later }))).toMatchObject({ delivered: 1 });
+    expect([sends('WAITS'), sends('SLOW')]).toEqual([2, 1]);
+  }, 30_000);
+});
