@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
@@ -10,6 +11,7 @@ import { reportError } from './report-error.js';
 import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
+import { commandLine, withInvocation } from '../command-line.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
 // Rows shown by `deliveries list` when no --limit is given.
@@ -60,7 +62,9 @@ export function buildProgram(session: Session): Command {
   const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
     const { out, flags } = outputFor(io, command);
     try {
-      session.invocation.exitCode = (await fn(out, flags)) ?? EXIT.ok;
+      // Hints this command prints carry its -c, so the command they suggest reaches the same database.
+      const configFile = flags.config === undefined ? undefined : path.resolve(io.cwd, flags.config);
+      session.invocation.exitCode = (await withInvocation({ configFile }, () => fn(out, flags))) ?? EXIT.ok;
     } catch (error) {
       session.invocation.exitCode = reportError(out, error);
     }
@@ -226,7 +230,7 @@ export function buildProgram(session: Session): Command {
         const setting = settingsGet(context, key, options);
         if (out.options.json) out.json(typedSetting(setting));
         else out.result(setting.value ?? '');
-        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "license-manager settings set ${setting.key} <value>".`);
+        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "${commandLine(`settings set ${setting.key} <value>`)}".`);
       }, tolerant),
     );
   settings
@@ -278,7 +282,7 @@ export function buildProgram(session: Session): Command {
         const result = await importLicenses(context, file, new Date(), io.cwd);
         if (out.options.json) out.json(result);
         else printImport(out, result);
-      }),
+      }, { createDatabase: true }),
     );
   licenses
     .command('list')
@@ -304,7 +308,7 @@ export function buildProgram(session: Session): Command {
           ? 'No licenses match.'
           : context.licenses.kind === 'botble'
             ? `No licenses in ${context.licenses.description}.`
-            : `No licenses in ${context.databaseFile} yet. Load some with "license-manager licenses import <file>".`;
+            : `No licenses in ${context.databaseFile} yet. Load some with "${commandLine('licenses import <file>')}".`;
         printLicenses(out, rows, none);
       }),
     );
@@ -507,7 +511,7 @@ export function buildProgram(session: Session): Command {
           if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
           return result.health.exitCode;
         },
-        { ...tolerant, databaseMustExist: true },
+        tolerant,
       ),
     );
 

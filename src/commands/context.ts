@@ -7,11 +7,12 @@ import type { Config } from '../config/schema.js';
 import { botbleSettingsLayer, botbleSwitchNote, BOTBLE_SETTINGS } from '../config/botble-settings.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type ResolvedConfig, type SettingProblem } from '../config/settings.js';
-import { EXIT, ExitError, usageError } from '../errors.js';
+import { ExitError, usageError } from '../errors.js';
+import { commandLine } from '../command-line.js';
 import { notRegularFile } from '../file-kind.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { hasCredentials, maskCredentials } from '../credentials.js';
 import { looksLikeUrl, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
@@ -51,8 +52,11 @@ export interface ContextOptions {
   migrate?: boolean;
   /** Go on with stored settings that fail validation (they are not used): the commands that show and fix them. */
   tolerateInvalidSettings?: boolean;
-  /** Refuse (exit 1) instead of creating a missing database file: `status` must not make an empty database look healthy. */
-  databaseMustExist?: boolean;
+  /**
+   * May create a missing SQLite file (`licenses import`; `migrate` always may). Every other command refuses one (exit 2,
+   * nothing created): typed in the wrong folder or without -c, it would otherwise work on a new, empty database.
+   */
+  createDatabase?: boolean;
 }
 
 /** Loads the config, opens (and on SQLite migrates) the database, applies stored settings; always closes the database. */
@@ -60,11 +64,8 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
-  if (options.databaseMustExist && database.dialect === 'sqlite' && !fs.existsSync(database.filename)) {
-    throw new ExitError(
-      EXIT.failure,
-      `Database ${database.filename} does not exist, so nothing has ever run against it. Check database.filename in ${loaded.filepath ?? 'the config (none found: defaults apply)'} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.`,
-    );
+  if (database.dialect === 'sqlite' && !options.migrate && !options.createDatabase && !fs.existsSync(database.filename)) {
+    throw missingDatabase(database.filename, loaded, globals.env);
   }
   const db = await openDatabase(database, {
     migrate: options.migrate,
@@ -94,6 +95,20 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   }
 }
 
+/** A SQLite file that is not there: which path was looked at, why there, and how to create it. Nothing is created. */
+function missingDatabase(filename: string, loaded: LoadedConfig, env: NodeJS.ProcessEnv): ExitError {
+  const why = env.LICENSE_MANAGER_DB
+    ? 'LICENSE_MANAGER_DB names it'
+    : loaded.config.database.filename
+      ? `database.filename in ${loaded.filepath ?? 'the config'} names it`
+      : loaded.filepath
+        ? `the default database file next to ${loaded.filepath}`
+        : 'no config file was found here, so the default database file in the current folder applies';
+  return usageError(
+    `Database ${filename} does not exist (${why}); nothing was created. Create it with "${commandLine('migrate')}" (or "${commandLine('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
+  );
+}
+
 /**
  * The settings layers of the database: our settings table, and in Botble mode Botble's License Manager
  * rows in its `settings` table, which take the place of ours for the keys Botble has.
@@ -114,15 +129,9 @@ function settingWarnings(settings: EffectiveSetting[]): string[] {
   return settings.flatMap((setting) => (setting.warning === undefined ? [] : [setting.warning]));
 }
 
-/** Whether a `database.url` carries a password (`postgres://user:password@host/db`); a SQLite path or URL has none. */
+/** Whether a `database.url` carries a password (`postgres://user:password@host/db`, `?password=`); a SQLite path has none. */
 function urlHasPassword(value: string | null | undefined): boolean {
-  if (!value || !looksLikeUrl(value)) return false;
-  try {
-    return new URL(value).password !== '';
-  } catch {
-    // Not parseable: "user:something@" after the scheme still holds a password.
-    return /\/\/[^:/@]*:[^@/]+@/.test(value);
-  }
+  return Boolean(value && looksLikeUrl(value) && hasCredentials(value));
 }
 
 /**
@@ -142,6 +151,8 @@ function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfi
   }
   // The file holds the password even when LICENSE_MANAGER_DB points the run elsewhere.
   if (urlHasPassword(loaded.config.database.url)) hold(loaded.filepath, 'the database password (database.url)');
+  const fileUrl = loaded.config.webhooks.url;
+  if (fileUrl && hasCredentials(fileUrl)) hold(loaded.filepath, 'credentials in webhooks.url');
   return [...held].flatMap(([file, what]) => {
     let mode: number;
     try {
@@ -149,8 +160,9 @@ function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfi
     } catch {
       return [];
     }
-    if ((mode & 0o077) === 0) return [];
-    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`];
+    // Readable by the group or by anyone: a warning, not a refusal (the run goes on).
+    if ((mode & 0o044) === 0) return [];
+    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}" (and chown it to the user the job runs as).`];
   });
 }
 
@@ -208,5 +220,5 @@ export function layerOf(setting: EffectiveSetting): string {
 export function webhookTarget(context: Pick<CommandContext, 'config' | 'settings'>): WebhookTarget {
   const setting = (key: string) => context.settings.find((candidate) => candidate.key === key)!;
   const { url, enabled } = context.config.webhooks;
-  return { url: url === null ? null : maskUrlCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
+  return { url: url === null ? null : maskCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
 }

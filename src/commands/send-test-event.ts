@@ -13,6 +13,7 @@ import { splitUrlCredentials } from '../webhooks/url.js';
 import { withTransport } from '../delivery/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
+import { commandLine } from '../command-line.js';
 
 export interface SendTestEventOptions {
   url?: string;
@@ -74,14 +75,14 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   let details = sampleDetails(eventType, now);
   if (options.license !== undefined) {
     const license = await context.licenses.findByCode(context.db, options.license);
-    if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
+    if (!license) throw usageError(`No license with code "${options.license}". See "${commandLine('licenses list')}".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.licenses.kind === 'botble' ? 'in the Botble admin' : 'with "license-manager licenses import"'}.`);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.licenses.kind === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
     details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = buildEventBody(details, subject, now);
-  const event = { eventId: randomUUID(), eventType, body };
+  const event = { eventId: randomUUID(), eventType, body, test: true };
   const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
   // Credentials in the URL go out as Authorization: shown, never their value.
   const headers = webhookHeaders(event, secret);

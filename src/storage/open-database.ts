@@ -19,6 +19,7 @@ import {
   pgTimeoutOptions,
   watchDatabase,
 } from './server-pool.js';
+import { commandLine } from '../command-line.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 // Connections per process: the delivery loop, the attempt writer and the lease heartbeat run side by side.
@@ -69,7 +70,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
         }
         const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
         throw usageError(
-          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
+          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "${commandLine('migrate')}" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
         );
       }
     }
@@ -284,7 +285,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (LOGIN_FAILED.has(code)) return usageError(`Cannot log in to ${where}: ${detail}. Check the user name and password in the URL. ${fix}`, { cause: error });
   if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
   if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
-  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "license-manager migrate".`, { cause: error });
+  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "${commandLine('migrate')}".`, { cause: error });
   if (LOCK_NOT_RELEASED.has(code)) {
     return new ExitError(
       EXIT.failure,
