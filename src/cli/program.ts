@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
+import type { TestEventContext } from '../commands/send-test-event.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
@@ -191,8 +192,8 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --event license.expired --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
-      withDatabase(command, async (context, out) => {
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) => {
+      const send = async (context: TestEventContext, out: Output) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
         const result = await sendTestEvent(context, { ...options, secret: givenSecret(options, io.env) });
@@ -201,8 +202,16 @@ export function buildProgram(session: Session): Command {
         const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
         if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
         return runExitCode({ abandoned });
-      }),
-    );
+      };
+      // The sample event to a given --url needs no database: none is created, an existing one is only read (its settings).
+      if (options.url === undefined || options.license !== undefined) return withDatabase(command, send);
+      return act(command, async (out, flags) => {
+        const { readConfigOnly } = await import('../commands/context.js');
+        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+        for (const warning of context.warnings) out.warn(warning);
+        return send(context, out);
+      });
+    });
 
   const settings = program.command('settings').description('view and change operator settings (stored in the database)').addHelpText('after', SETTINGS_HELP);
   settings

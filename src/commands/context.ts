@@ -64,13 +64,14 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
+  const timeoutMs = dbTimeoutFromEnv(globals.env);
   if (database.dialect === 'sqlite' && !options.migrate && !options.createDatabase && !fs.existsSync(database.filename)) {
     throw missingDatabase(database.filename, loaded, globals.env);
   }
   const db = await openDatabase(database, {
     migrate: options.migrate,
     onMigrated: (applied) => migrationsApplied.push(...applied),
-    timeoutMs: dbTimeoutFromEnv(globals.env),
+    timeoutMs,
   });
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
