@@ -7,7 +7,7 @@ import { EVENT_TYPES } from '../expirations/rules.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { plural } from '../plural.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
-import { examples, SETTINGS_HELP } from './help.js';
+import { examples, IMPORT_HELP, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
 import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
@@ -82,7 +82,7 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return fn(context, out);
         },
-        contextOptions,
+        { ...contextOptions, onWarning: (warning) => out.warn(warning) },
       );
     });
   // The settings commands (and status) must work whatever is stored: they are how a bad row is seen and fixed.
@@ -282,17 +282,28 @@ export function buildProgram(session: Session): Command {
     .addHelpText('after', examples('license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV', 'license-manager licenses list --expiring-within 30'));
   licenses
     .command('import <file>')
-    .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none')
-    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson'))
-    .action((file: string, _options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { importLicenses } = await import('../commands/licenses.js');
-        const { printImport } = await import('./format.js');
-        const result = await importLicenses(context, file, new Date(), io.cwd);
-        if (out.options.json) out.json(result);
-        else printImport(out, result);
-      }, { createDatabase: true }),
-    );
+    .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none (creates the SQLite database when missing)')
+    .addHelpText('after', `${examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson')}\n${IMPORT_HELP}`)
+    .action(async (file: string, _options: unknown, command: Command) => {
+      // An unreadable file is said before the database is opened, so a failed import creates no database.
+      const { checkImportFile } = await import('../import/import-file.js');
+      const checked = await checkImportFile(path.resolve(io.cwd, file), { given: file, cwd: io.cwd }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (checked !== undefined) return act(command, () => Promise.reject(checked));
+      return withDatabase(
+        command,
+        async (context, out) => {
+          const { importLicenses } = await import('../commands/licenses.js');
+          const { printImport } = await import('./format.js');
+          const result = await importLicenses(context, file, new Date(), io.cwd);
+          if (out.options.json) out.json(result);
+          else printImport(out, result);
+        },
+        { createDatabase: true },
+      );
+    });
   licenses
     .command('list')
     .description('list licenses')

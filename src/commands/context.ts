@@ -57,6 +57,8 @@ export interface ContextOptions {
    * nothing created): typed in the wrong folder or without -c, it would otherwise work on a new, empty database.
    */
   createDatabase?: boolean;
+  /** Told warnings that come before the database is opened (else they are in `warnings`). */
+  onWarning?: (message: string) => void;
 }
 
 /** Loads the config, opens (and on SQLite migrates) the database, applies stored settings; always closes the database. */
@@ -65,6 +67,9 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
   const timeoutMs = dbTimeoutFromEnv(globals.env);
+  // Said before the database is opened: a run that cannot connect still warns about the file holding its password.
+  const configWarnings = exposedSecretWarnings(configFileSecrets(loaded));
+  for (const warning of configWarnings) options.onWarning?.(warning);
   if (database.dialect === 'sqlite' && !options.migrate && !options.createDatabase && !fs.existsSync(database.filename)) {
     throw missingDatabase(database.filename, loaded, globals.env);
   }
@@ -86,7 +91,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
-      warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)],
+      warnings: [...settingWarnings(settings), ...(options.onWarning ? [] : configWarnings), ...exposedSecretWarnings(databaseFileSecrets(settings, database))],
     });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
@@ -135,25 +140,32 @@ function urlHasPassword(value: string | null | undefined): boolean {
   return Boolean(value && looksLikeUrl(value) && hasCredentials(value));
 }
 
+/** What the config file holds that others must not read: the webhook secret, the database password, webhook URL credentials. */
+function configFileSecrets(loaded: LoadedConfig): Array<[string | undefined, string]> {
+  const { webhooks, database } = loaded.config;
+  const held: Array<[string | undefined, string]> = [];
+  // The file holds them even when a setting or LICENSE_MANAGER_DB takes their place for the run.
+  if (webhooks.secret) held.push([loaded.filepath, 'the webhook secret']);
+  if (urlHasPassword(database.url)) held.push([loaded.filepath, 'the database password (database.url)']);
+  if (webhooks.url && hasCredentials(webhooks.url)) held.push([loaded.filepath, 'credentials in webhooks.url']);
+  return held;
+}
+
+/** The SQLite file holds the secret when it is stored there (`settings set webhook-secret`) and used. */
+function databaseFileSecrets(settings: EffectiveSetting[], database: DatabaseTarget): Array<[string | undefined, string]> {
+  const secret = settings.find((setting) => setting.key === 'webhook-secret');
+  // A server database's permissions are the server's business: only files are checked.
+  return secret && secret.value !== null && secret.source === 'settings' && database.dialect === 'sqlite' ? [[database.filename, 'the webhook secret']] : [];
+}
+
 /**
- * One warning per file that holds a secret (the webhook secret, the password in `database.url`) and that
- * the group or others can read.
+ * One warning per file that holds a secret and that the group or others can read (mode & 0o044): a warning, not a
+ * refusal, so a run goes on.
  */
-function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfig, database: DatabaseTarget): string[] {
+function exposedSecretWarnings(holds: Array<[string | undefined, string]>): string[] {
   if (process.platform === 'win32') return [];
   const held = new Map<string, string[]>();
-  const hold = (file: string | undefined, what: string) => {
-    if (file) held.set(file, [...(held.get(file) ?? []), what]);
-  };
-  const secret = settings.find((setting) => setting.key === 'webhook-secret');
-  if (secret && secret.value !== null) {
-    // A server database's permissions are the server's business: only files are checked.
-    hold(secret.source === 'config' ? loaded.filepath : secret.source === 'settings' && database.dialect === 'sqlite' ? database.filename : undefined, 'the webhook secret');
-  }
-  // The file holds the password even when LICENSE_MANAGER_DB points the run elsewhere.
-  if (urlHasPassword(loaded.config.database.url)) hold(loaded.filepath, 'the database password (database.url)');
-  const fileUrl = loaded.config.webhooks.url;
-  if (fileUrl && hasCredentials(fileUrl)) hold(loaded.filepath, 'credentials in webhooks.url');
+  for (const [file, what] of holds) if (file) held.set(file, [...(held.get(file) ?? []), what]);
   return [...held].flatMap(([file, what]) => {
     let mode: number;
     try {
@@ -161,7 +173,6 @@ function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfi
     } catch {
       return [];
     }
-    // Readable by the group or by anyone: a warning, not a refusal (the run goes on).
     if ((mode & 0o044) === 0) return [];
     return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}" (and chown it to the user the job runs as).`];
   });
@@ -199,7 +210,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)] };
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings([...configFileSecrets(loaded), ...databaseFileSecrets(settings, database)])] };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */
