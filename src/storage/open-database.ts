@@ -9,6 +9,7 @@ import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
 import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
+import { checkMigratePrivileges } from './mysql-privileges.js';
 import {
   boundedMysqlPool,
   boundedPgPool,
@@ -54,6 +55,11 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     });
     const migrator = newMigrator(db, target.tablePrefix);
     if (options.migrate) {
+      if (target.dialect === 'mysql') {
+        const known = await migrator.getMigrations();
+        const pending = known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name);
+        if (pending.length > 0) await checkMigratePrivileges(db, pending, pending.length === known.length);
+      }
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw error;
       options.onMigrated?.((results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName));
