@@ -29,7 +29,7 @@ export function hasCredentials(value: string): boolean {
 export function passwordProblem(value: string): string | undefined {
   const userinfo = /^[a-z][a-z0-9+.-]*:\/\/([^\s]*)@/i.exec(value)?.[1];
   const password = userinfo?.includes(':') ? userinfo.slice(userinfo.indexOf(':') + 1) : undefined;
-  const bad = password ? [...password].find((char) => '/?#@'.includes(char)) : undefined;
+  const bad = password?.match(/[/?#@]/)?.[0];
   if (!bad) return undefined;
   return `the password contains "${bad}", which ends the user and password part of a URL: write it as ${encodeURIComponent(bad)}`;
 }

@@ -60,7 +60,7 @@ export interface ImportFileOrigin {
  * path is relative to the current folder, and for a permission error which folder or file this user may not
  * read (a file in /root, read by the job's user).
  */
-export function unreadableImportFile(file: string, origin: ImportFileOrigin | undefined, error: unknown): ExitError {
+function unreadableImportFile(file: string, origin: ImportFileOrigin | undefined, error: unknown): ExitError {
   const code = (error as { code?: unknown } | null)?.code;
   const relative = origin && !path.isAbsolute(origin.given) ? ` ("${origin.given}": a relative path is relative to the current folder, ${origin.cwd})` : '';
   if (code === 'ENOENT') return usageError(`Cannot read import file ${file}: it does not exist${relative}. Check the path, or give an absolute one.`, { cause: error });

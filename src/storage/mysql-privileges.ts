@@ -20,7 +20,7 @@ const MIGRATION_PRIVILEGES: Record<string, readonly string[]> = {
 const BOOKKEEPING = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 
 /** The privileges these pending migrations need, each with the first migration that needs it. */
-export function privilegesFor(pending: readonly string[], firstMigrate: boolean): Map<string, string> {
+function privilegesFor(pending: readonly string[], firstMigrate: boolean): Map<string, string> {
   const needed = new Map<string, string>();
   if (firstMigrate) needed.set('CREATE', 'the migration bookkeeping tables');
   for (const privilege of BOOKKEEPING) needed.set(privilege, needed.get(privilege) ?? 'the migration bookkeeping tables');
@@ -29,7 +29,7 @@ export function privilegesFor(pending: readonly string[], firstMigrate: boolean)
 }
 
 /** The privileges the grants give on `database` (every one for ALL), or undefined when they cannot be read for sure. */
-export function grantedPrivileges(grants: readonly string[], database: string): Set<string> | undefined {
+function grantedPrivileges(grants: readonly string[], database: string): Set<string> | undefined {
   const granted = new Set<string>();
   for (const grant of grants) {
     const match = /^GRANT (.+?) ON (\S+) TO /i.exec(grant.trim());

@@ -12,7 +12,7 @@ export interface OutgoingEvent {
 }
 
 /** The header that marks a test event; the body stays the reference's, byte for byte. */
-export const TEST_EVENT_HEADER = 'X-Webhook-Test';
+const TEST_EVENT_HEADER = 'X-Webhook-Test';
 
 /**
  * The reference's headers, plus X-Webhook-Id so receivers can drop duplicates, and the Accept that ofetch

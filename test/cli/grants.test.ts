@@ -17,7 +17,7 @@ const suffix = `${process.pid}`;
 function readmeGrants(database: string, users: { job: string; migrate: string }): string[] {
   const block = readmeBlocks().find((candidate) => candidate.language === 'sql' && candidate.lines.some((line) => line.includes('license_manager_migrate')));
   if (!block) throw new Error('README.md has no sql block with the MySQL / MariaDB grants');
-  const start = block.lines.findIndex((line) => /^-- MySQL \/ MariaDB/.test(line));
+  const start = block.lines.findIndex((line) => line.startsWith('-- MySQL / MariaDB'));
   return block.lines
     .slice(start)
     .filter((line) => /^(CREATE USER|GRANT) /.test(line))

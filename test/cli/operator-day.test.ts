@@ -53,7 +53,7 @@ describe('hints name the database the run used (item 11)', () => {
     expect(status.code).toBe(3);
     expect(status.stderr).toContain(`re-send with "license-manager -c ${setup.config} deliveries retry --abandoned"`);
     // The hint, typed as printed in another folder, reaches the same database.
-    receiver.close();
+    await receiver.close();
     receiver = await startReceiver();
     await runCli(['-c', setup.config, 'settings', 'set', 'webhook-url', receiver.url], { cwd });
     const retry = await runCli(['-c', setup.config, 'deliveries', 'retry', '--abandoned', '--json'], { cwd: tempDir() });
