@@ -507,14 +507,14 @@ export function buildProgram(session: Session): Command {
 
   program
     .command('status')
-    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used')
+    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)')
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addHelpText(
       'after',
       examples(
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
-        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned, 2 when the config or database is unusable',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped or refused, 3 while deliveries are abandoned, 2 when the config or database is unusable',
       ),
     )
     .action((options: { now?: Date }, command: Command) =>

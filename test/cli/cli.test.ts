@@ -440,6 +440,6 @@ describe('the built CLI', () => {
 
   test('status --help lists every exit code, 2 included', async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
-    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used/);
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/);
   });
 });
