@@ -57,7 +57,7 @@ export interface ContextOptions {
    * nothing created): typed in the wrong folder or without -c, it would otherwise work on a new, empty database.
    */
   createDatabase?: boolean;
-  /** Told warnings that come before the database is opened (else they are in `warnings`). */
+  /** Told the warnings of a command that cannot open its database (the others are in `warnings`). */
   onWarning?: (message: string) => void;
 }
 
@@ -67,9 +67,6 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
   const timeoutMs = dbTimeoutFromEnv(globals.env);
-  // Said before the database is opened: a run that cannot connect still warns about the file holding its password.
-  const configWarnings = exposedSecretWarnings(configFileSecrets(loaded));
-  for (const warning of configWarnings) options.onWarning?.(warning);
   if (database.dialect === 'sqlite' && !options.migrate && !options.createDatabase && !fs.existsSync(database.filename)) {
     throw missingDatabase(database.filename, loaded, globals.env);
   }
@@ -77,6 +74,10 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
     migrate: options.migrate,
     onMigrated: (applied) => migrationsApplied.push(...applied),
     timeoutMs,
+  }).catch((error: unknown) => {
+    // A command that cannot connect still warns about the file that holds its password.
+    for (const warning of exposedSecretWarnings(fileSecrets(loaded, database))) options.onWarning?.(warning);
+    throw error;
   });
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
@@ -91,7 +92,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
-      warnings: [...settingWarnings(settings), ...(options.onWarning ? [] : configWarnings), ...exposedSecretWarnings(databaseFileSecrets(settings, database))],
+      warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))],
     });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
@@ -140,22 +141,26 @@ function urlHasPassword(value: string | null | undefined): boolean {
   return Boolean(value && looksLikeUrl(value) && hasCredentials(value));
 }
 
-/** What the config file holds that others must not read: the webhook secret, the database password, webhook URL credentials. */
-function configFileSecrets(loaded: LoadedConfig): Array<[string | undefined, string]> {
-  const { webhooks, database } = loaded.config;
+/**
+ * The files that hold a secret: the config file (the webhook secret and webhook URL credentials when they are
+ * the ones used, the password in `database.url` always: the file holds it even when LICENSE_MANAGER_DB points
+ * the run elsewhere), and the SQLite file when the secret is stored there. Without `settings` (the database
+ * could not be opened) what the config file holds.
+ */
+function fileSecrets(loaded: LoadedConfig, database: DatabaseTarget, settings?: EffectiveSetting[]): Array<[string | undefined, string]> {
   const held: Array<[string | undefined, string]> = [];
-  // The file holds them even when a setting or LICENSE_MANAGER_DB takes their place for the run.
-  if (webhooks.secret) held.push([loaded.filepath, 'the webhook secret']);
-  if (urlHasPassword(database.url)) held.push([loaded.filepath, 'the database password (database.url)']);
-  if (webhooks.url && hasCredentials(webhooks.url)) held.push([loaded.filepath, 'credentials in webhooks.url']);
+  const setting = (key: string) => settings?.find((candidate) => candidate.key === key);
+  const secret = setting('webhook-secret');
+  if (secret && secret.value !== null) {
+    // A server database's permissions are the server's business: only files are checked.
+    if (secret.source === 'config') held.push([loaded.filepath, 'the webhook secret']);
+    if (secret.source === 'settings' && database.dialect === 'sqlite') held.push([database.filename, 'the webhook secret']);
+  }
+  if (!settings && loaded.config.webhooks.secret) held.push([loaded.filepath, 'the webhook secret']);
+  if (urlHasPassword(loaded.config.database.url)) held.push([loaded.filepath, 'the database password (database.url)']);
+  const fileUrl = loaded.config.webhooks.url;
+  if (fileUrl && hasCredentials(fileUrl) && (!settings || setting('webhook-url')?.source === 'config')) held.push([loaded.filepath, 'credentials in webhooks.url']);
   return held;
-}
-
-/** The SQLite file holds the secret when it is stored there (`settings set webhook-secret`) and used. */
-function databaseFileSecrets(settings: EffectiveSetting[], database: DatabaseTarget): Array<[string | undefined, string]> {
-  const secret = settings.find((setting) => setting.key === 'webhook-secret');
-  // A server database's permissions are the server's business: only files are checked.
-  return secret && secret.value !== null && secret.source === 'settings' && database.dialect === 'sqlite' ? [[database.filename, 'the webhook secret']] : [];
 }
 
 /**
@@ -210,7 +215,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings([...configFileSecrets(loaded), ...databaseFileSecrets(settings, database)])] };
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))] };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */

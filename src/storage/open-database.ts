@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteAdapter, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
@@ -147,6 +147,23 @@ async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgre
 }
 
 /**
+ * SQLite's DDL is transactional, but Kysely's adapter says otherwise and runs each migration statement on its
+ * own: with this one, all pending migrations run in one transaction, so a migrate that fails half-way (a full
+ * disk, a killed process, a name taken) leaves the schema as it was, as on PostgreSQL.
+ */
+class TransactionalSqliteDialect extends SqliteDialect {
+  override createAdapter(): SqliteAdapter {
+    return new TransactionalSqliteAdapter();
+  }
+}
+
+class TransactionalSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+/**
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
@@ -180,7 +197,7 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     sqlite?.close();
     throw databaseError(target, error);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
+  const db = new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
   try {
     const report = await migrateToLatest(db, tablePrefix);
     onMigrated?.(report.applied);
