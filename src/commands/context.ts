@@ -1,5 +1,6 @@
 // src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
 import fs from 'node:fs';
+import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
@@ -111,8 +112,10 @@ function missingDatabase(filename: string, loaded: LoadedConfig, env: NodeJS.Pro
       : loaded.filepath
         ? `the default database file next to ${loaded.filepath}`
         : 'no config file was found here, so the default database file in the current folder applies';
+  const folder = path.dirname(filename);
+  const alsoFolder = fs.existsSync(folder) ? '' : `; its folder ${folder} does not exist either`;
   return usageError(
-    `Database ${filename} does not exist (${why}); nothing was created. Create it with "${commandLine('migrate')}" (or "${commandLine('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
+    `Database ${filename} does not exist (${why}${alsoFolder}); nothing was created. Create it with "${commandLine('migrate')}" (or "${commandLine('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
   );
 }
 
