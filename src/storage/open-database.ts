@@ -174,7 +174,7 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
   }
   if (fs.existsSync(filename) && !fs.statSync(filename).isFile()) {
-    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (it is created when missing).`);
+    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`);
   }
   if (!fs.existsSync(filename)) {
     try {

@@ -407,3 +407,28 @@ describe('import columns and files (item 12)', () => {
     expect(file.stderr).toContain('permission denied; the file is not readable by user nobody.');
   });
 });
+
+describe('a migrate is all or nothing where the database allows it (item 9)', () => {
+  test('SQLite: a migration that fails half-way (a table name taken) leaves none of the earlier ones behind', async () => {
+    const { default: SQLite } = await import('better-sqlite3');
+    const cwd = tempDir();
+    const file = path.join(cwd, 'shared.sqlite');
+    // Another application's file, shared through a prefix, already has a table by the name migration 0003 creates.
+    const other = new SQLite(file);
+    other.exec('create table lm_runs (id integer primary key, note text)');
+    other.close();
+    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { filename: './shared.sqlite', tablePrefix: 'lm_' } }), { mode: 0o600 });
+    const refused = await runCli(['migrate'], { cwd });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('lm_runs');
+    const check = new SQLite(file, { readonly: true });
+    try {
+      const tables = (check.prepare("select name from sqlite_master where type = 'table' order by name").all() as Array<{ name: string }>).map((row) => row.name);
+      // 0001 and 0002 ran before 0003 failed: rolled back with it. Only Kysely's bookkeeping (created before the transaction) stays, empty.
+      expect(tables.filter((name) => !name.startsWith('lm_kysely_'))).toEqual(['lm_runs']);
+      expect(tables.includes('lm_kysely_migration') ? check.prepare('select count(*) as n from lm_kysely_migration').get() : { n: 0 }).toEqual({ n: 0 });
+    } finally {
+      check.close();
+    }
+  });
+});
