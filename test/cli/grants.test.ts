@@ -122,6 +122,20 @@ run('the README grants on MariaDB', () => {
     }
   });
 
+  test('a job user without a privilege a command needs: exit 2 naming the privilege (ER_TABLEACCESS_DENIED_ERROR)', async () => {
+    await adminQuery('mysql', `revoke delete on ${server.name}.* from '${job}'@'%'`);
+    try {
+      const cwd = tempDir();
+      await runCli(['settings', 'set', 'webhook-url', 'https://example.com/hook'], { cwd, env: as(migrator) });
+      const refused = await runCli(['settings', 'unset', 'webhook-url'], { cwd, env: as(job) });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(new RegExp(`^error: The database user lacks a privilege on MySQL database "${server.name}" .*DELETE command denied to user '${job}'@'[^']+' for table .*settings`));
+      expect(refused.stderr).not.toContain(PASSWORD);
+    } finally {
+      await adminQuery('mysql', `grant delete on ${server.name}.* to '${job}'@'%'`);
+    }
+  });
+
   test('every migration is re-runnable: a migrate interrupted after its changes but before its record is run again', async () => {
     const cwd = tempDir();
     const env = as(migrator);
