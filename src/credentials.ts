@@ -7,7 +7,8 @@
 
 // scheme://user:password@ — the user name is kept (it tells targets apart). The password runs to the last "@"
 // of the word: a password with "/" or "@" in it is masked whole, never cut at its first "/".
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/?#@:"'<>]*):[^\s"'<>]+@/gi;
+// Also without the scheme's ":" (`postgres//app:secret@db`, a typo that must not print the password either).
+const USERINFO = /(\/\/[^\s/?#@:"'<>]*):[^\s"'<>]+@/g;
 
 // Query parameters whose value is a credential (a password, a token, a signature).
 const SECRET_PARAMETER = /([?&;](?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|apikey|api_key|api-key|auth|sig|signature|credential)[a-z0-9_.-]*|key)=)[^&#\s"'<>]*/gi;
