@@ -1,4 +1,5 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { EXIT, ExitError } from '../errors.js';
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, errorCode, messageOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
@@ -80,17 +81,91 @@ export async function recordEvents(
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
       for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
-        const rows = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
-        const insert = trx.insertInto('webhook_deliveries').values(rows);
-        // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
-        const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
-        inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+        const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
+        for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, dialect, rows);
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
       return { inserted, expired, reactivated };
     }),
   );
+}
+
+// Body bytes in one INSERT: far below the smallest max_allowed_packet in use (MySQL 5.7's 4 MiB), however long the bodies.
+const BODY_BYTES_PER_INSERT = 1024 * 1024;
+
+/** Rows cut into INSERTs of at most BODY_BYTES_PER_INSERT body bytes (a body longer than that goes alone). */
+function byBodyBytes<T extends { body: string }>(rows: T[]): T[][] {
+  const chunks: T[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = Buffer.byteLength(row.body);
+    const last = chunks[chunks.length - 1];
+    if (last && bytes + size <= BODY_BYTES_PER_INSERT) {
+      last.push(row);
+      bytes += size;
+    } else {
+      chunks.push([row]);
+      bytes = size;
+    }
+  }
+  return chunks;
+}
+
+/**
+ * Inserts the rows whose event_key is not recorded yet and returns how many it inserted. MySQL has no ON
+ * CONFLICT: ON DUPLICATE KEY UPDATE with a no-op assignment skips an existing key, and, unlike INSERT IGNORE,
+ * leaves every other error an error (a value too long for its column is refused, never cut). Its row count
+ * cannot tell an insert from a skip, so the event ids (new for every event) are counted back.
+ */
+async function insertNew(trx: Kysely<Database>, dialect: SqlDialect, rows: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  const insert = trx.insertInto('webhook_deliveries').values(rows);
+  try {
+    if (dialect !== 'mysql') {
+      const result = await insert.onConflict((conflict) => conflict.column('event_key').doNothing()).executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    await insert.onDuplicateKeyUpdate({ event_key: (eb) => eb.ref('event_key') }).execute();
+    const counted = await trx
+      .selectFrom('webhook_deliveries')
+      .select(sql<number>`count(*)`.as('count'))
+      .where('event_id', 'in', rows.map((row) => row.event_id))
+      .executeTakeFirstOrThrow();
+    return Number(counted.count);
+  } catch (error) {
+    throw tooLongToStore(trx, error, rows) ?? error;
+  }
+}
+
+// MySQL's "Data too long for column 'body' at row 2" (ER_DATA_TOO_LONG), with strict sessions; a statement over max_allowed_packet.
+const TOO_LONG = /^Data too long for column '([^']+)' at row (\d+)/;
+
+/** A clear refusal naming the license and field when a row did not fit its column; undefined for any other error. */
+function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArray<Omit<NewDelivery, 'status'>>): ExitError | undefined {
+  const code = errorCode(error);
+  if (code !== 'ER_DATA_TOO_LONG' && code !== 'ER_NET_PACKET_TOO_LARGE') return undefined;
+  const match = TOO_LONG.exec((error as { sqlMessage?: string }).sqlMessage ?? messageOf(error));
+  const field = match?.[1] ?? 'body';
+  const row = match ? rows[Number(match[2]) - 1] : rows.length === 1 ? rows[0] : undefined;
+  const what = row ? `The ${row.event_type} event of ${licenseNamed(row)}` : 'An event';
+  const size = row ? ` (${Buffer.byteLength(String((row as unknown as Record<string, unknown>)[field] ?? row.body)).toLocaleString('en-US')} bytes)` : '';
+  return new ExitError(
+    EXIT.failure,
+    `${what} cannot be stored: its ${field}${size} is longer than the column ${tablePrefixOf(trx)}webhook_deliveries.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${messageOf(error)}).`,
+    { cause: error },
+  );
+}
+
+/** "license 42 (LIC-0042)": the code as the event's body gives it, when it does. */
+function licenseNamed(row: Omit<NewDelivery, 'status'>): string {
+  const code = /"license_code":("(?:[^"\\]|\\.)*")/.exec(row.body.slice(0, 4096))?.[1];
+  let name = '';
+  try {
+    if (code) name = ` (${String(JSON.parse(code))})`;
+  } catch {
+    // Not JSON after all: the id alone.
+  }
+  return row.license_id === null ? `an event without a license${name}` : `license ${row.license_id}${name}`;
 }
 
 // How long a run waits for its turn to record before it goes ahead without it (the holder may be paused).
