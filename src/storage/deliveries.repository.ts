@@ -148,7 +148,8 @@ function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArr
   const field = match?.[1] ?? 'body';
   const row = match ? rows[Number(match[2]) - 1] : rows.length === 1 ? rows[0] : undefined;
   const what = row ? `The ${row.event_type} event of ${licenseNamed(row)}` : 'An event';
-  const size = row ? ` (${Buffer.byteLength(String((row as unknown as Record<string, unknown>)[field] ?? row.body)).toLocaleString('en-US')} bytes)` : '';
+  const value = row && (field === 'body' || field === 'event_key' || field === 'event_type') ? row[field] : undefined;
+  const size = value === undefined ? '' : ` (${Buffer.byteLength(value).toLocaleString('en-US')} bytes)`;
   return new ExitError(
     EXIT.failure,
     `${what} cannot be stored: its ${field}${size} is longer than the column ${tablePrefixOf(trx)}webhook_deliveries.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${messageOf(error)}).`,
