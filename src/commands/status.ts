@@ -1,3 +1,4 @@
+import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
@@ -50,6 +51,11 @@ export interface StatusResult {
   health: { exitCode: ExitCode; reason: string };
   /** A warning that does not change the exit code: the job works, but customers lost a notice. */
   expiredWithoutEvent: ExpiredWithoutEvent | null;
+  /**
+   * Deliveries claimed by a run that is gone (its lease lapsed, or its process died on this host): no worker
+   * was left to take them over, so they wait for the next run. A warning; the exit code stays the job's.
+   */
+  heldByGoneRuns: number;
 }
 
 function summary(row: RunRow): RunSummary {
@@ -116,5 +122,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
+    // Real time, not --now: leases are written in real time.
+    heldByGoneRuns: await heldByGoneRuns(db, Date.now()),
   };
 }

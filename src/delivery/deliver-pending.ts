@@ -20,7 +20,7 @@ import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/d
 import { Slots } from '../webhooks/slots.js';
 import { AttemptWriter } from './attempt-writer.js';
 import { DatabaseGate } from './database-gate.js';
-import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
+import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
 import { withTransport } from './transport.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
@@ -257,6 +257,7 @@ async function workThrough(
     report();
   };
 
+  const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock, stop });
   // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).
   let drained = false;
   let lockChecks = 0;
@@ -296,6 +297,12 @@ async function workThrough(
     }
     if (inFlight.size === 0) {
       if (options.resend || stop.aborted) break;
+      // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
+      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
+      if (await takeOver.next()) {
+        drained = false;
+        continue;
+      }
       // Due deliveries that no claim returned are row-locked by another session (SKIP LOCKED passed over
       // them): another worker's claim for a moment, or an open transaction. Look again, then count them.
       result.locked = await source.remaining(clock.now().getTime());

@@ -344,6 +344,32 @@ export async function activeClaimants(db: Kysely<Database>, nowMs: number): Prom
   return rows.map((row) => row.claimed_by).filter((claimant): claimant is string => claimant !== null);
 }
 
+/** The claims one run holds: how many, how many of them lapsed, and the latest lease among them (epoch ms). */
+export interface RunClaims {
+  runId: string;
+  held: number;
+  lapsed: number;
+  leaseUntil: number;
+}
+
+/** Every run holding deliveries now, with its claims: a finished worker waits for these, `status` reports the gone ones. */
+export async function claimsByRun(db: Kysely<Database>, nowMs: number): Promise<RunClaims[]> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => [
+      'claimed_by',
+      eb.fn.countAll<number>().as('held'),
+      eb.fn.sum<number>(eb.case().when('lease_until', '<', nowMs).then(1).else(0).end()).as('lapsed'),
+      eb.fn.max<number>('lease_until').as('lease_until'),
+    ])
+    .where('status', '=', 'delivering')
+    .groupBy('claimed_by')
+    .execute();
+  return rows
+    .filter((row) => row.claimed_by !== null)
+    .map((row) => ({ runId: row.claimed_by!, held: Number(row.held), lapsed: Number(row.lapsed ?? 0), leaseUntil: Number(row.lease_until ?? 0) }));
+}
+
 /** Ends the leases of a run known to be dead, so its deliveries are claimed at once instead of after the lease. */
 export async function expireClaims(db: Kysely<Database>, runId: string): Promise<number> {
   const result = await db
