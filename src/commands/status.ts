@@ -3,6 +3,7 @@ import { settingProblemMessage, type EffectiveSetting, type SettingProblem } fro
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
@@ -122,7 +123,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
-    // Real time, not --now: leases are written in real time.
-    heldByGoneRuns: await heldByGoneRuns(db, Date.now()),
+    // Real time, not --now: leases are written in real time (the database server's, on a server).
+    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
   };
 }
