@@ -9,8 +9,8 @@ import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
-import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
-import type { LicenseRow } from '../storage/licenses.repository.js';
+import type { DeliveryDetails } from '../commands/deliveries.js';
+import type { LicenseListItem } from '../commands/licenses.js';
 import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
 
@@ -182,7 +182,7 @@ export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 
 }
 
 /** `whenNone`: what to say when no row matches (the filters left none, or there are no licenses at all). */
-export function printLicenses(out: Output, rows: LicenseRow[], whenNone: string): void {
+export function printLicenses(out: Output, rows: LicenseListItem[], whenNone: string): void {
   if (rows.length === 0) {
     out.info(whenNone);
     return;
@@ -231,7 +231,7 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   if (total > rows.length) out.info(`showing ${rows.length} of ${total} (--limit <n> for more, --all for every one)`);
 }
 
-export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
+export function printDelivery(out: Output, found: DeliveryDetails): void {
   const { delivery, attempts } = found;
   out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);

@@ -1,10 +1,10 @@
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
-import { EVENT_TYPES } from '../expirations/rules.js';
-import type { DeliveryStatus } from '../storage/database.table.js';
+import type { DeliveryStatus } from '../commands/deliveries.js';
+import { LICENSE_STATUSES } from '../expirations/license-status.js';
+import { EVENT_TYPES } from '../webhooks/event-types.js';
 import { plural } from '../plural.js';
-import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
 import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
@@ -12,6 +12,7 @@ import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
+
 // Rows shown by `deliveries list` when no --limit is given.
 const DEFAULT_LIST_LIMIT = 50;
 const MAX_LIMIT = 1_000_000_000;

@@ -25,7 +25,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
-import { checkFinishRun, finishRun, latestRunNow, startRun } from '../storage/runs.repository.js';
+import { checkFinishRun, finishRun, latestRunNow, newRunId, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
@@ -246,7 +246,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     );
   }
   if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
-  const runId = randomUUID();
+  const runId = newRunId(clock.now().getTime());
   await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;

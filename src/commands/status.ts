@@ -76,7 +76,7 @@ function summary(row: RunRow): RunSummary {
 /** The last finished run's licenses expired with no event; none on the first run, whose history before it is expected to be silent. */
 async function expiredWithoutEvent(context: CommandContext, last: RunRow | undefined): Promise<ExpiredWithoutEvent | null> {
   const licenses = Number(last?.expired_without_event ?? 0);
-  if (!last || licenses === 0 || !(await anyRunBefore(context.db, last.started_at))) return null;
+  if (!last || licenses === 0 || !(await anyRunBefore(context.db, last))) return null;
   return { licenses, runStartedAt: last.started_at, announceSince: last.announce_since };
 }
 

@@ -1,11 +1,11 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
 import { dialectOf, tablePrefixOf, type SqlDialect } from './dialect.js';
+import type { LicenseStatus } from '../expirations/license-status.js';
 
 export type LicenseRow = Selectable<LicensesTable>;
 
-export const LICENSE_STATUSES = ['active', 'suspended', 'revoked', 'expired'] as const;
-export type LicenseStatus = (typeof LICENSE_STATUSES)[number];
+export { LICENSE_STATUSES, type LicenseStatus } from '../expirations/license-status.js';
 
 /** A validated import row: `license_code` always, other columns only when the file has them. */
 export interface LicenseInput {
