@@ -374,10 +374,19 @@ export function printStatus(out: Output, result: StatusResult): void {
     out.info('');
     out.info(out.paint.yellow(`NOTICES LOST: ${expiredWithoutEventText(result.expiredWithoutEvent)}`));
   }
+  if (result.heldByGoneRuns > 0) {
+    out.info('');
+    out.info(out.paint.yellow(`HELD BY A GONE RUN: ${heldByGoneRunsText(result.heldByGoneRuns)}`));
+  }
   out.info('');
   const { health } = result;
   const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
+}
+
+/** What `status` says about deliveries claimed by a run that is gone (a warning: the exit code stays the job's). */
+export function heldByGoneRunsText(held: number): string {
+  return `${plural(held, 'delivery')} ${held === 1 ? 'is' : 'are'} claimed by a run that is gone (killed, or its host lost: its lease lapsed) with no worker left to take ${held === 1 ? 'it' : 'them'} over; the next process-expirations run sends ${held === 1 ? 'it' : 'them'} (run it now to send ${held === 1 ? 'it' : 'them'} at once).`;
 }
 
 /** What `status` says about licenses expired with no event (a warning: the exit code stays the job's). */

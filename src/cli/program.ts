@@ -499,13 +499,14 @@ export function buildProgram(session: Session): Command {
         command,
         async (context, out) => {
           const { status } = await import('../commands/status.js');
-          const { expiredWithoutEventText, printStatus } = await import('./format.js');
+          const { expiredWithoutEventText, heldByGoneRunsText, printStatus } = await import('./format.js');
           const result = await status(context, { now: options.now ?? new Date() });
           if (out.options.json) out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
           if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
+          if (result.heldByGoneRuns > 0 && out.options.quiet) out.warn(heldByGoneRunsText(result.heldByGoneRuns));
           return result.health.exitCode;
         },
         { ...tolerant, databaseMustExist: true },

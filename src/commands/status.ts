@@ -1,7 +1,9 @@
+import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskUrlCredentials } from '../webhooks/url.js';
@@ -50,6 +52,11 @@ export interface StatusResult {
   health: { exitCode: ExitCode; reason: string };
   /** A warning that does not change the exit code: the job works, but customers lost a notice. */
   expiredWithoutEvent: ExpiredWithoutEvent | null;
+  /**
+   * Deliveries claimed by a run that is gone (its lease lapsed, or its process died on this host): no worker
+   * was left to take them over, so they wait for the next run. A warning; the exit code stays the job's.
+   */
+  heldByGoneRuns: number;
 }
 
 function summary(row: RunRow): RunSummary {
@@ -116,5 +123,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
+    // Real time, not --now: leases are written in real time (the database server's, on a server).
+    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
   };
 }

@@ -26,7 +26,7 @@ export interface LicenseColumnLimits {
   maxId: number;
   /** license_code: VARCHAR(255) on MySQL, counted in characters. */
   maxCodeCharacters?: number;
-  /** product_id, product_name, customer_id, email: MySQL's TEXT holds 65,535 bytes. */
+  /** product_id, product_name, customer_id, email: a byte limit, where a column has one (none since migration 0007 made MySQL's LONGTEXT). */
   maxTextBytes?: number;
   /** PostgreSQL's text cannot hold the NUL character (U+0000). */
   noNul?: boolean;
@@ -35,7 +35,7 @@ export interface LicenseColumnLimits {
 export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
   sqlite: { maxId: Number.MAX_SAFE_INTEGER },
   postgres: { maxId: Number.MAX_SAFE_INTEGER, noNul: true },
-  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255, maxTextBytes: 65_535 },
+  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255 },
 };
 
 export interface UpsertResult {
