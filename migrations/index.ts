@@ -5,6 +5,7 @@ import { runs } from './0003_runs.js';
 import { botbleLicenseStates } from './0004_botble_license_states.js';
 import { eventInstants } from './0005_event_instants.js';
 import { bigLicenseIds } from './0006_big_license_ids.js';
+import { longTexts } from './0007_long_texts.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_botble_license_states': botbleLicenseStates,
   '0005_event_instants': eventInstants,
   '0006_big_license_ids': bigLicenseIds,
+  '0007_long_texts': longTexts,
 };

@@ -9,8 +9,8 @@ import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
-import type { AttemptRow, DeliveryListItem } from '../storage/deliveries.repository.js';
-import type { LicenseRow } from '../storage/licenses.repository.js';
+import type { DeliveryDetails } from '../commands/deliveries.js';
+import type { LicenseListItem } from '../commands/licenses.js';
 import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
 import { commandLine } from '../command-line.js';
@@ -183,7 +183,7 @@ export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 
 }
 
 /** `whenNone`: what to say when no row matches (the filters left none, or there are no licenses at all). */
-export function printLicenses(out: Output, rows: LicenseRow[], whenNone: string): void {
+export function printLicenses(out: Output, rows: LicenseListItem[], whenNone: string): void {
   if (rows.length === 0) {
     out.info(whenNone);
     return;
@@ -232,7 +232,7 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   if (total > rows.length) out.info(`showing ${rows.length} of ${total} (--limit <n> for more, --all for every one)`);
 }
 
-export function printDelivery(out: Output, found: { delivery: DeliveryListItem; attempts: AttemptRow[] }): void {
+export function printDelivery(out: Output, found: DeliveryDetails): void {
   const { delivery, attempts } = found;
   out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
@@ -376,10 +376,19 @@ export function printStatus(out: Output, result: StatusResult): void {
     out.info('');
     out.info(out.paint.yellow(`NOTICES LOST: ${expiredWithoutEventText(result.expiredWithoutEvent)}`));
   }
+  if (result.heldByGoneRuns > 0) {
+    out.info('');
+    out.info(out.paint.yellow(`HELD BY A GONE RUN: ${heldByGoneRunsText(result.heldByGoneRuns)}`));
+  }
   out.info('');
   const { health } = result;
   const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
+}
+
+/** What `status` says about deliveries claimed by a run that is gone (a warning: the exit code stays the job's). */
+export function heldByGoneRunsText(held: number): string {
+  return `${plural(held, 'delivery')} ${held === 1 ? 'is' : 'are'} claimed by a run that is gone (killed, or its host lost: its lease lapsed) with no worker left to take ${held === 1 ? 'it' : 'them'} over; the next process-expirations run sends ${held === 1 ? 'it' : 'them'} (run it now to send ${held === 1 ? 'it' : 'them'} at once).`;
 }
 
 /** What `status` says about licenses expired with no event (a warning: the exit code stays the job's). */

@@ -77,6 +77,6 @@ export function givenSecret(options: { secret?: string; secretEnv?: string }, en
 export function calendarDate(text: string): string {
   const trimmed = text.trim();
   const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00Z`) : undefined;
-  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed) throw new InvalidArgumentError('Expected a calendar date such as 2025-01-22.');
+  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed) throw new InvalidArgumentError('Expected a date such as 2025-01-08 (YYYY-MM-DD, a day in the business time zone).');
   return trimmed;
 }

@@ -3,10 +3,10 @@ import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import type { TestEventContext } from '../commands/send-test-event.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
-import { EVENT_TYPES } from '../expirations/rules.js';
-import type { DeliveryStatus } from '../storage/database.table.js';
+import type { DeliveryStatus } from '../commands/deliveries.js';
+import { LICENSE_STATUSES } from '../expirations/license-status.js';
+import { EVENT_TYPES } from '../webhooks/event-types.js';
 import { plural } from '../plural.js';
-import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
 import { examples, IMPORT_HELP, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
 import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
@@ -15,6 +15,7 @@ import { packageVersion } from './version.js';
 import { commandLine, withInvocation } from '../command-line.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
+
 // Rows shown by `deliveries list` when no --limit is given.
 const DEFAULT_LIST_LIMIT = 50;
 const MAX_LIMIT = 1_000_000_000;
@@ -522,13 +523,14 @@ export function buildProgram(session: Session): Command {
         command,
         async (context, out) => {
           const { status } = await import('../commands/status.js');
-          const { expiredWithoutEventText, printStatus } = await import('./format.js');
+          const { expiredWithoutEventText, heldByGoneRunsText, printStatus } = await import('./format.js');
           const result = await status(context, { now: options.now ?? new Date() });
           if (out.options.json) out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
           if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
+          if (result.heldByGoneRuns > 0 && out.options.quiet) out.warn(heldByGoneRunsText(result.heldByGoneRuns));
           return result.health.exitCode;
         },
         tolerant,

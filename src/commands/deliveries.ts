@@ -48,7 +48,14 @@ export async function deliveriesList(context: CommandContext, options: ListDeliv
   return { rows, total };
 }
 
-export async function deliveriesShow(context: CommandContext, id: number): Promise<{ delivery: DeliveryListItem; attempts: AttemptRow[] }> {
+/** One delivery and its attempts as `deliveries show` prints them (its --json is this object). */
+export interface DeliveryDetails {
+  delivery: DeliveryListItem;
+  attempts: AttemptRow[];
+}
+export type { DeliveryStatus };
+
+export async function deliveriesShow(context: CommandContext, id: number): Promise<DeliveryDetails> {
   const found = await findDelivery(context.db, id);
   if (!found) throw usageError(`No delivery with id ${id}. See "${commandLine('deliveries list')}".`);
   const [delivery] = await withLicenseCodes(context.licenses, context.db, [found.delivery]);

@@ -198,7 +198,10 @@ export interface ListLicensesOptions {
   now: Date;
 }
 
-export async function listLicenses(context: CommandContext, options: ListLicensesOptions): Promise<LicenseRow[]> {
+/** A license as `licenses list` prints it and as its --json gives it: the stored row, dates as stored. */
+export type LicenseListItem = LicenseRow;
+
+export async function listLicenses(context: CommandContext, options: ListLicensesOptions): Promise<LicenseListItem[]> {
   const { status, limit, now, expiringWithinDays: days } = options;
   if (days === undefined) return context.licenses.list(context.db, { status, limit });
   const timeZone = context.config.expirations.timeZone;

@@ -25,7 +25,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
-import { checkFinishRun, finishRun, latestRunNow, recordRefusedRun, startRun } from '../storage/runs.repository.js';
+import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
@@ -241,7 +241,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   } catch (error) {
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
-    await recordRefusedRun(context.db, { id: randomUUID(), command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    await recordRefusedRun(context.db, { id: newRunId(clock.now().getTime()), command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
     throw error;
   }
   const latest = await latestRunNow(context.db);
@@ -254,7 +254,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     );
   }
   if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
-  const runId = randomUUID();
+  const runId = newRunId(clock.now().getTime());
   await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;

@@ -1,7 +1,9 @@
+import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskCredentials } from '../credentials.js';
@@ -51,6 +53,11 @@ export interface StatusResult {
   health: { exitCode: ExitCode; reason: string };
   /** A warning that does not change the exit code: the job works, but customers lost a notice. */
   expiredWithoutEvent: ExpiredWithoutEvent | null;
+  /**
+   * Deliveries claimed by a run that is gone (its lease lapsed, or its process died on this host): no worker
+   * was left to take them over, so they wait for the next run. A warning; the exit code stays the job's.
+   */
+  heldByGoneRuns: number;
 }
 
 function summary(row: RunRow): RunSummary {
@@ -70,7 +77,7 @@ function summary(row: RunRow): RunSummary {
 /** The last finished run's licenses expired with no event; none on the first run, whose history before it is expected to be silent. */
 async function expiredWithoutEvent(context: CommandContext, last: RunRow | undefined): Promise<ExpiredWithoutEvent | null> {
   const licenses = Number(last?.expired_without_event ?? 0);
-  if (!last || licenses === 0 || !(await anyRunBefore(context.db, last.started_at))) return null;
+  if (!last || licenses === 0 || !(await anyRunBefore(context.db, last))) return null;
   return { licenses, runStartedAt: last.started_at, announceSince: last.announce_since };
 }
 
@@ -136,5 +143,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: deliveries.abandoned ?? 0 }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
+    // Real time, not --now: leases are written in real time (the database server's, on a server).
+    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
   };
 }

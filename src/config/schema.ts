@@ -171,7 +171,9 @@ export type Config = z.output<typeof configSchema>;
  */
 export function describeZodError(error: z.ZodError): string[] {
   return error.issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKeyLine(issue.path, key));
+    // Keys under a record or a list (products.<id>, endpoints.<n>) are not found by walking the shapes:
+    // their schema's own message says what is known there.
+    if (issue.code === 'unrecognized_keys' && knownKeys(issue.path).length > 0) return issue.keys.map((key) => unknownKeyLine(issue.path, key));
     const key = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
     return [`${key}: ${issue.message}`];
   });

@@ -20,7 +20,8 @@ import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/d
 import { Slots } from '../webhooks/slots.js';
 import { AttemptWriter } from './attempt-writer.js';
 import { DatabaseGate } from './database-gate.js';
-import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat } from './leases.js';
+import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
+import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
 import { withTransport } from './transport.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
@@ -38,7 +39,10 @@ export interface DeliverPendingOptions {
   runId?: string;
   policy: DeliveryPolicy;
   concurrency: number;
-  /** Real time, for leases and attempt times (never the `--now` of the expiry rules). */
+  /**
+   * Real time, for attempt times and leases (never the `--now` of the expiry rules). With the system clock,
+   * leases on a server database are on the database server's clock (see databaseLeaseClock).
+   */
   clock?: Clock;
   stop?: AbortSignal;
   /** How long a claim holds without renewal (tests shorten it); DEFAULT_LEASE_MS otherwise. */
@@ -136,16 +140,34 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   if (options.stop) setMaxListeners(0, options.stop);
 
   await checkSendingPrivileges(db);
-  await freeClaimsOfDeadRuns(db, clock.now().getTime());
+  // A test's own clock is taken as it is; the real one defers to the database server's for leases.
+  const leaseClock = clock === systemClock ? await databaseLeaseClock(db, clock) : hostLeaseClock(clock);
+  const skew = skewWarning(leaseClock.skewMs);
+  if (skew) options.onWarning?.(skew);
+  try {
+    return await deliverWith(db, { ...options, runId, clock, leaseMs }, leaseClock);
+  } finally {
+    leaseClock.close();
+  }
+}
+
+/** The run once its lease clock is known: claims, heartbeat, the database gate and the transport around the loop. */
+async function deliverWith(
+  db: Kysely<Database>,
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number },
+  leaseClock: LeaseClock,
+): Promise<DeliverPendingResult> {
+  const { runId, leaseMs } = options;
+  await freeClaimsOfDeadRuns(db, leaseClock.now().getTime());
   const source = claimSource(db, runId, options.resend);
-  const total = options.onProgress ? await source.remaining(clock.now().getTime()) : 0;
+  const total = options.onProgress ? await source.remaining(leaseClock.now().getTime()) : 0;
   let heartbeatFailed = false;
   // Half the lease, or more when an attempt may take longer: an attempt starts with at least that much left.
-  const keeper = new ClaimKeeper(db, { runId, leaseMs, clock, minLeftMs: Math.max(leaseMs / 2, options.policy.timeoutMs) });
+  const keeper = new ClaimKeeper(db, { runId, leaseMs, clock: leaseClock, minLeftMs: Math.max(leaseMs / 2, options.policy.timeoutMs) });
   const stopHeartbeat = startHeartbeat(db, {
     runId,
     leaseMs,
-    clock,
+    clock: leaseClock,
     onError: (error) => {
       if (heartbeatFailed) return;
       heartbeatFailed = true;
@@ -155,7 +177,7 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
   });
   const gate = new DatabaseGate(db);
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, runId, clock, leaseMs, fetch, keeper, gate }, source, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate }, source, total));
   } finally {
     stopHeartbeat();
     gate.close();
@@ -165,11 +187,11 @@ export async function deliverPending(db: Kysely<Database>, options: DeliverPendi
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate },
   source: ClaimSource,
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, fetch, leaseMs, keeper, gate } = options;
+  const { clock, leaseClock, fetch, leaseMs, keeper, gate } = options;
   const slots = new Slots(options.concurrency);
   const windowSize = Math.max(options.concurrency * 16, 64);
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
@@ -257,6 +279,7 @@ async function workThrough(
     report();
   };
 
+  const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
   // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).
   let drained = false;
   let lockChecks = 0;
@@ -266,7 +289,7 @@ async function workThrough(
     const active = inFlight.size - waiting;
     // Claim when half the window is free: one UPDATE per batch, not per event.
     if (!drained && active <= windowSize / 2 && inFlight.size < MAX_HELD) {
-      const nowMs = clock.now().getTime();
+      const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
         claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
@@ -296,9 +319,15 @@ async function workThrough(
     }
     if (inFlight.size === 0) {
       if (options.resend || stop.aborted) break;
+      // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
+      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
+      if (await takeOver.next()) {
+        drained = false;
+        continue;
+      }
       // Due deliveries that no claim returned are row-locked by another session (SKIP LOCKED passed over
       // them): another worker's claim for a moment, or an open transaction. Look again, then count them.
-      result.locked = await source.remaining(clock.now().getTime());
+      result.locked = await source.remaining(leaseClock.now().getTime());
       if (result.locked === 0 || lockChecks >= LOCK_CHECKS) break;
       lockChecks += 1;
       await new Promise((resolve) => setTimeout(resolve, LOCK_CHECK_MS));
@@ -312,7 +341,7 @@ async function workThrough(
   if (stop.aborted) {
     // What the next run (or the next re-send) has to do: released deliveries are pending again, so the due
     // count already holds them; a re-send's released ones are no longer abandoned.
-    const remaining = await source.remaining(clock.now().getTime());
+    const remaining = await source.remaining(leaseClock.now().getTime());
     result.left = options.resend ? result.released + remaining : remaining;
   }
   result.outcomes.sort((a, b) => a.id - b.id);

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
-import { activeClaimants, confirmClaims, expireClaims, renewLeases } from '../storage/deliveries.repository.js';
+import { activeClaimants, claimsByRun, confirmClaims, expireClaims, renewLeases } from '../storage/deliveries.repository.js';
 
 /** How long a claim holds without renewal; a run that may still be alive elsewhere is taken over after it. */
 export const DEFAULT_LEASE_MS = 60_000;
@@ -82,6 +83,63 @@ export async function freeClaimsOfDeadRuns(db: Kysely<Database>, nowMs: number, 
     if (runProvablyDead(claimant, here)) freed += await expireClaims(db, claimant);
   }
   return freed;
+}
+
+/**
+ * Deliveries held by runs that are gone: claims whose lease lapsed, and every claim of a run that provably
+ * died here. `status` shows them; the next run, or a worker still running, takes them over.
+ */
+export async function heldByGoneRuns(db: Kysely<Database>, nowMs: number, here: ProcessPlace = currentPlace()): Promise<number> {
+  let held = 0;
+  for (const run of await claimsByRun(db, nowMs)) held += runProvablyDead(run.runId, here) ? run.held : run.lapsed;
+  return held;
+}
+
+// How often a run that has nothing left of its own looks again at the claims of other runs.
+const TAKE_OVER_POLL_MS = 500;
+
+/**
+ * What a run does before it exits while other runs hold deliveries: one of them may be gone (killed, its
+ * host lost) and its claims would otherwise wait for the next run, a day later. `next()` resolves true as
+ * soon as claims of another run are there to take over (their lease lapsed, or their run provably died
+ * here), false when no other run holds any. It waits at most the lease for runs that keep renewing their
+ * leases (they are alive and finish their own work); after that only for a run that stopped renewing,
+ * whose claims lapse within half a lease. So a run ends at most 1.5 leases after its own work.
+ */
+export class TakeOver {
+  private startedMs: number | undefined;
+  /** Said false once: nothing more to wait for in this run. */
+  private over = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly options: { runId: string; leaseMs: number; clock: Clock; stop: AbortSignal; here?: ProcessPlace },
+  ) {}
+
+  async next(): Promise<boolean> {
+    if (this.over) return false;
+    this.over = !(await this.look());
+    return !this.over;
+  }
+
+  private async look(): Promise<boolean> {
+    const { runId, leaseMs, clock, stop } = this.options;
+    const poll = Math.min(TAKE_OVER_POLL_MS, Math.max(50, Math.floor(leaseMs / 20)));
+    // The first look is at once; later ones (after a take-over, or while waiting) a poll apart.
+    for (let first = this.startedMs === undefined; ; first = false) {
+      if (!first && !(await sleep(poll, true, { signal: stop }).catch(() => false))) return false;
+      if (stop.aborted) return false;
+      const nowMs = clock.now().getTime();
+      this.startedMs ??= nowMs;
+      await freeClaimsOfDeadRuns(this.db, nowMs, this.options.here);
+      const others = (await claimsByRun(this.db, nowMs)).filter((run) => run.runId !== runId);
+      if (others.length === 0) return false;
+      if (others.some((run) => run.lapsed > 0)) return true;
+      // A live run renews every third of the lease: one whose newest lease has under half left has stopped.
+      const silent = others.some((run) => run.leaseUntil < nowMs + leaseMs / 2);
+      if (nowMs - this.startedMs >= leaseMs && !silent) return false;
+    }
+  }
 }
 
 /** Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed. */

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { createFetch, type $Fetch } from 'ofetch';
 import { Agent, buildConnector, request } from 'undici';
+import { UnusableStatus, unusableStatusLine } from '../webhooks/status.js';
 
 /** ofetch, and the connection pool under it; close it when the run is done so no socket keeps the process alive. */
 export interface Transport {
@@ -17,11 +18,13 @@ const STATUS_LINES = ['HTTP/1.1 100', 'HTTP/1.0 100'];
 const MAX_INTERIM_BYTES = 8192;
 
 /**
- * Lets undici read a socket as if the receiver never sent `100 Continue`. undici sends one request per
- * connection at a time and writes it whole, so the first bytes read after a write start the response:
- * only there is an interim response looked for (and held back until complete).
+ * Lets undici read a socket as if the receiver never sent `100 Continue`, and ends the exchange with an
+ * UnusableStatus when the status line's code is no HTTP status (999, 1000, 099: undici's parser would
+ * report an assertion or "does not match the HTTP/1.1 protocol"). undici sends one request per connection
+ * at a time and writes it whole, so the first bytes read after a write start the response: only there is
+ * an interim response looked for (and held back until complete).
  */
-function skipInterimContinue(socket: Socket): void {
+function watchResponseStart(socket: Socket): void {
   const read = socket.read.bind(socket);
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
   let atResponseStart = false;
@@ -38,6 +41,11 @@ function skipInterimContinue(socket: Socket): void {
     held = null;
     for (;;) {
       const head = data.subarray(0, MAX_INTERIM_BYTES).toString('latin1');
+      const unusable = unusableStatusLine(head);
+      if (unusable !== undefined) {
+        socket.destroy(new UnusableStatus(unusable));
+        return null;
+      }
       const interim = INTERIM_CONTINUE.exec(head);
       if (interim) {
         data = data.subarray(interim[0].length);
@@ -71,7 +79,7 @@ export function createTransport(): Transport {
     connect: (options, callback) =>
       connect(options, (error, socket) => {
         if (error || !socket) return callback(error ?? new Error('no socket'), null);
-        skipInterimContinue(socket);
+        watchResponseStart(socket);
         return callback(null, socket);
       }),
   });
@@ -89,6 +97,11 @@ export function createTransport(): Transport {
     const responseHeaders = new Headers();
     for (const [name, value] of Object.entries(response.headers)) {
       for (const one of Array.isArray(value) ? value : [value]) if (one !== undefined) responseHeaders.append(name, one);
+    }
+    // An interim status as the final answer (a Response cannot carry one, nor anything past 599).
+    if (response.statusCode < 200 || response.statusCode > 599) {
+      response.body.destroy();
+      throw new UnusableStatus(String(response.statusCode));
     }
     if (NULL_BODY_STATUS.has(response.statusCode)) {
       response.body.resume();

@@ -1,10 +1,21 @@
-import type { LicenseRow } from '../storage/licenses.repository.js';
 import type { EventDetails, EventSubject } from '../webhooks/payload.js';
 import { parseInZone } from './calendar.js';
 import type { DueEvent } from './rules.js';
 
+/** The fields of a stored license read here: own tables and the Botble adapter both give them. */
+export interface LicenseFields {
+  id: number;
+  license_code: string;
+  product_id: string | null;
+  product_name: string | null;
+  customer_id: string | null;
+  email: string | null;
+  expires_at: string | null;
+  updates_until: string | null;
+}
+
 /** A license row's dates as instants (read in the business zone), or a reason they cannot be read. */
-export function readDates(row: LicenseRow, timeZone: string): { expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } {
+export function readDates(row: LicenseFields, timeZone: string): { expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } {
   // Rows written by other systems: an event without a license code would reach receivers unusable.
   if (row.license_code.trim() === '') return { problem: 'license_code is empty' };
   const expiresAt = row.expires_at === null ? null : parseInZone(row.expires_at, timeZone)?.instant;
@@ -14,7 +25,7 @@ export function readDates(row: LicenseRow, timeZone: string): { expiresAt: Date 
   return { expiresAt, updatesUntil };
 }
 
-export function eventSubject(row: LicenseRow): EventSubject {
+export function eventSubject(row: LicenseFields): EventSubject {
   return {
     license_id: row.id,
     license_code: row.license_code,

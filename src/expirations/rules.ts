@@ -1,11 +1,11 @@
-// src/expirations: the pure expiry rules (no I/O); anything may import it, it imports only src/time.ts (and types).
+// src/expirations: the pure expiry rules (no I/O); it imports only src/time.ts and the wire vocabulary of src/webhooks.
 import { formatUtc } from '../time.js';
+import type { EventType } from '../webhooks/event-types.js';
 import { addDays, dateInZone, daysBetween } from './calendar.js';
 
 /** The rules of `process-expirations` (docs/contract.md): pure, no I/O, `now` passed in. */
 
-export const EVENT_TYPES = ['license.expiring', 'license.expired', 'license.update_support_expired'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+export type { EventType } from '../webhooks/event-types.js';
 
 export interface LicenseDates {
   id: number;

@@ -48,8 +48,8 @@ const TRANSPORT_CLASSES: ReadonlyArray<[ErrorClass, RegExp]> = [
   // OpenSSL's "SSL routines:…", ERR_SSL_*, ERR_TLS_*, certificate problems (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE, …).
   ['tls', /\bSSL\b|\bTLS\b|ERR_SSL_|ERR_TLS_|\bEPROTO\b|certificate|CERT_|_SIGNATURE\b/i],
   ['unreachable', /\bE(?:HOST|NET)(?:UNREACH|DOWN)\b|\bEADDRNOTAVAIL\b/],
-  // llhttp's parse errors: "Response does not match the HTTP/1.1 protocol (…)", HPE_* codes.
-  ['protocol', /does not match the HTTP|\bHPE_[A-Z_]+\b/],
+  // llhttp's parse errors: "Response does not match the HTTP/1.1 protocol (…)", HPE_* codes; a status code outside 100–599.
+  ['protocol', /does not match the HTTP|\bHPE_[A-Z_]+\b|which is not an HTTP status/],
   // "other side closed (UND_ERR_SOCKET)", "read ECONNRESET", "socket hang up", "terminated", EPIPE.
   ['connection_closed', /other side closed|\bECONNRESET\b|socket hang up|UND_ERR_SOCKET|\bEPIPE\b|\bterminated\b|\bclosed\b/i],
 ];

@@ -1,4 +1,5 @@
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type Selectable, type SqlBool } from 'kysely';
+import { EXIT, ExitError } from '../errors.js';
 import { inTransaction } from './transaction.js';
 import type { Database, DeliveryStatus, WebhookAttemptsTable, WebhookDeliveriesTable } from './database.table.js';
 import { dialectOf, errorCode, messageOf, retryOnDeadlock, tablePrefixOf, type SqlDialect } from './dialect.js';
@@ -80,17 +81,92 @@ export async function recordEvents(
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
       for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
-        const rows = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
-        const insert = trx.insertInto('webhook_deliveries').values(rows);
-        // MySQL has no ON CONFLICT: INSERT IGNORE skips the rows whose event_key exists.
-        const result = await (dialect === 'mysql' ? insert.ignore() : insert.onConflict((conflict) => conflict.column('event_key').doNothing())).executeTakeFirst();
-        inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+        const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
+        for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, dialect, rows);
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
       return { inserted, expired, reactivated };
     }),
   );
+}
+
+// Body bytes in one INSERT: far below the smallest max_allowed_packet in use (MySQL 5.7's 4 MiB), however long the bodies.
+const BODY_BYTES_PER_INSERT = 1024 * 1024;
+
+/** Rows cut into INSERTs of at most BODY_BYTES_PER_INSERT body bytes (a body longer than that goes alone). */
+function byBodyBytes<T extends { body: string }>(rows: T[]): T[][] {
+  const chunks: T[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = Buffer.byteLength(row.body);
+    const last = chunks[chunks.length - 1];
+    if (last && bytes + size <= BODY_BYTES_PER_INSERT) {
+      last.push(row);
+      bytes += size;
+    } else {
+      chunks.push([row]);
+      bytes = size;
+    }
+  }
+  return chunks;
+}
+
+/**
+ * Inserts the rows whose event_key is not recorded yet and returns how many it inserted. MySQL has no ON
+ * CONFLICT: ON DUPLICATE KEY UPDATE with a no-op assignment skips an existing key, and, unlike INSERT IGNORE,
+ * leaves every other error an error (a value too long for its column is refused, never cut). Its row count
+ * cannot tell an insert from a skip, so the event ids (new for every event) are counted back.
+ */
+async function insertNew(trx: Kysely<Database>, dialect: SqlDialect, rows: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  const insert = trx.insertInto('webhook_deliveries').values(rows);
+  try {
+    if (dialect !== 'mysql') {
+      const result = await insert.onConflict((conflict) => conflict.column('event_key').doNothing()).executeTakeFirst();
+      return Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    await insert.onDuplicateKeyUpdate({ event_key: (eb) => eb.ref('event_key') }).execute();
+    const counted = await trx
+      .selectFrom('webhook_deliveries')
+      .select(sql<number>`count(*)`.as('count'))
+      .where('event_id', 'in', rows.map((row) => row.event_id))
+      .executeTakeFirstOrThrow();
+    return Number(counted.count);
+  } catch (error) {
+    throw tooLongToStore(trx, error, rows) ?? error;
+  }
+}
+
+// MySQL's "Data too long for column 'body' at row 2" (ER_DATA_TOO_LONG), with strict sessions; a statement over max_allowed_packet.
+const TOO_LONG = /^Data too long for column '([^']+)' at row (\d+)/;
+
+/** A clear refusal naming the license and field when a row did not fit its column; undefined for any other error. */
+function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArray<Omit<NewDelivery, 'status'>>): ExitError | undefined {
+  const code = errorCode(error);
+  if (code !== 'ER_DATA_TOO_LONG' && code !== 'ER_NET_PACKET_TOO_LARGE') return undefined;
+  const match = TOO_LONG.exec((error as { sqlMessage?: string }).sqlMessage ?? messageOf(error));
+  const field = match?.[1] ?? 'body';
+  const row = match ? rows[Number(match[2]) - 1] : rows.length === 1 ? rows[0] : undefined;
+  const what = row ? `The ${row.event_type} event of ${licenseNamed(row)}` : 'An event';
+  const value = row && (field === 'body' || field === 'event_key' || field === 'event_type') ? row[field] : undefined;
+  const size = value === undefined ? '' : ` (${Buffer.byteLength(value).toLocaleString('en-US')} bytes)`;
+  return new ExitError(
+    EXIT.failure,
+    `${what} cannot be stored: its ${field}${size} is longer than the column ${tablePrefixOf(trx)}webhook_deliveries.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${messageOf(error)}).`,
+    { cause: error },
+  );
+}
+
+/** "license 42 (LIC-0042)": the code as the event's body gives it, when it does. */
+function licenseNamed(row: Omit<NewDelivery, 'status'>): string {
+  const code = /"license_code":("(?:[^"\\]|\\.)*")/.exec(row.body.slice(0, 4096))?.[1];
+  let name = '';
+  try {
+    if (code) name = ` (${String(JSON.parse(code))})`;
+  } catch {
+    // Not JSON after all: the id alone.
+  }
+  return row.license_id === null ? `an event without a license${name}` : `license ${row.license_id}${name}`;
 }
 
 // How long a run waits for its turn to record before it goes ahead without it (the holder may be paused).
@@ -266,6 +342,32 @@ export async function activeClaimants(db: Kysely<Database>, nowMs: number): Prom
     .where('lease_until', '>=', nowMs)
     .execute();
   return rows.map((row) => row.claimed_by).filter((claimant): claimant is string => claimant !== null);
+}
+
+/** The claims one run holds: how many, how many of them lapsed, and the latest lease among them (epoch ms). */
+export interface RunClaims {
+  runId: string;
+  held: number;
+  lapsed: number;
+  leaseUntil: number;
+}
+
+/** Every run holding deliveries now, with its claims: a finished worker waits for these, `status` reports the gone ones. */
+export async function claimsByRun(db: Kysely<Database>, nowMs: number): Promise<RunClaims[]> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => [
+      'claimed_by',
+      eb.fn.countAll<number>().as('held'),
+      eb.fn.sum<number>(eb.case().when('lease_until', '<', nowMs).then(1).else(0).end()).as('lapsed'),
+      eb.fn.max<number>('lease_until').as('lease_until'),
+    ])
+    .where('status', '=', 'delivering')
+    .groupBy('claimed_by')
+    .execute();
+  return rows
+    .filter((row) => row.claimed_by !== null)
+    .map((row) => ({ runId: row.claimed_by!, held: Number(row.held), lapsed: Number(row.lapsed ?? 0), leaseUntil: Number(row.lease_until ?? 0) }));
 }
 
 /** Ends the leases of a run known to be dead, so its deliveries are claimed at once instead of after the lease. */

@@ -1,12 +1,12 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
 import { dialectOf, errorCode, tablePrefixOf, type SqlDialect } from './dialect.js';
+import type { LicenseStatus } from '../expirations/license-status.js';
 import { temporaryTableRefused } from './mysql-privileges.js';
 
 export type LicenseRow = Selectable<LicensesTable>;
 
-export const LICENSE_STATUSES = ['active', 'suspended', 'revoked', 'expired'] as const;
-export type LicenseStatus = (typeof LICENSE_STATUSES)[number];
+export { LICENSE_STATUSES, type LicenseStatus } from '../expirations/license-status.js';
 
 /** A validated import row: `license_code` always, other columns only when the file has them. */
 export interface LicenseInput {
@@ -27,7 +27,7 @@ export interface LicenseColumnLimits {
   maxId: number;
   /** license_code: VARCHAR(255) on MySQL, counted in characters. */
   maxCodeCharacters?: number;
-  /** product_id, product_name, customer_id, email: MySQL's TEXT holds 65,535 bytes. */
+  /** product_id, product_name, customer_id, email: a byte limit, where a column has one (none since migration 0007 made MySQL's LONGTEXT). */
   maxTextBytes?: number;
   /** PostgreSQL's text cannot hold the NUL character (U+0000). */
   noNul?: boolean;
@@ -36,7 +36,7 @@ export interface LicenseColumnLimits {
 export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
   sqlite: { maxId: Number.MAX_SAFE_INTEGER },
   postgres: { maxId: Number.MAX_SAFE_INTEGER, noNul: true },
-  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255, maxTextBytes: 65_535 },
+  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255 },
 };
 
 export interface UpsertResult {

@@ -1,8 +1,30 @@
+import { randomBytes } from 'node:crypto';
 import { maskCredentials } from '../credentials.js';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, RunsTable, RunStatus } from './database.table.js';
 
 export type RunRow = Selectable<RunsTable>;
+
+let lastIdMs = 0;
+let sequence = 0;
+
+/**
+ * A run id that sorts by when it was made (the layout of a UUID version 7: 48 bits of milliseconds, then a
+ * counter and random bits): runs started within the same second, as tests and quick re-runs do, still
+ * have an order, and ids made in this process never sort before an earlier one.
+ */
+export function newRunId(nowMs = Date.now()): string {
+  if (nowMs > lastIdMs) {
+    lastIdMs = nowMs;
+    sequence = 0;
+  } else sequence += 1;
+  const time = lastIdMs.toString(16).padStart(12, '0');
+  const counter = (0x7000 | (sequence & 0xfff)).toString(16);
+  const random = randomBytes(8);
+  random[0] = (random[0]! & 0x3f) | 0x80; // the RFC 9562 variant
+  const tail = random.toString('hex');
+  return `${time.slice(0, 8)}-${time.slice(8)}-${counter}-${tail.slice(0, 4)}-${tail.slice(4)}`;
+}
 
 /** `nowAt`: the instant the run applies the rules at (its --now), when that is not its start. */
 export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt?: string }): Promise<void> {
@@ -61,7 +83,7 @@ export async function lastRuns(db: Kysely<Database>, limit: number): Promise<Run
 
 /** The newest run that has finished (a run still going, or killed outright, has no finished_at). */
 export async function lastFinishedRun(db: Kysely<Database>): Promise<RunRow | undefined> {
-  return db.selectFrom('runs').selectAll().where('finished_at', 'is not', null).orderBy('finished_at', 'desc').limit(1).executeTakeFirst();
+  return db.selectFrom('runs').selectAll().where('finished_at', 'is not', null).orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
 }
 
 /**
@@ -78,7 +100,17 @@ export async function latestRunNow(db: Kysely<Database>): Promise<string | undef
   return row?.latest ?? undefined;
 }
 
-/** Whether any run started before this instant (the first run of an installation has none). */
-export async function anyRunBefore(db: Kysely<Database>, startedAt: string): Promise<boolean> {
-  return (await db.selectFrom('runs').select('id').where('command', '=', 'process-expirations').where('started_at', '<', startedAt).limit(1).executeTakeFirst()) !== undefined;
+/**
+ * Whether any process-expirations run started before this one (the first run of an installation has none):
+ * started_at holds whole seconds, so runs of the same second are told apart by their time-ordered ids.
+ */
+export async function anyRunBefore(db: Kysely<Database>, run: Pick<RunRow, 'id' | 'started_at'>): Promise<boolean> {
+  const earlier = await db
+    .selectFrom('runs')
+    .select('id')
+    .where('command', '=', 'process-expirations')
+    .where((eb) => eb.or([eb('started_at', '<', run.started_at), eb.and([eb('started_at', '=', run.started_at), eb('id', '<', run.id)])]))
+    .limit(1)
+    .executeTakeFirst();
+  return earlier !== undefined;
 }

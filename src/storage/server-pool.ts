@@ -204,10 +204,14 @@ export function mysqlTimeoutOptions(timeouts: DatabaseTimeouts): { connectTimeou
   return { connectTimeout: timeouts.connectMs, enableKeepAlive: true, keepAliveInitialDelay: 10_000 };
 }
 
+// What MySQL 8 and MariaDB 10.2+ default to, set whatever the server's own default: a known mode for every
+// session (no ANSI_QUOTES or NO_BACKSLASH_ESCAPES that would change how our statements read).
+const STRICT_SQL_MODE = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_IN_DATE,NO_ZERO_DATE,NO_ENGINE_SUBSTITUTION';
+
 /**
- * The session variables for these bounds. MariaDB limits every statement and ends a session idle in its
- * transaction; MySQL 8 has neither (max_execution_time covers SELECT only), so there only lock waits and the
- * client-side answer bound apply.
+ * The session variables for these bounds, and a strict sql_mode. MariaDB limits every statement and ends a
+ * session idle in its transaction; MySQL 8 has neither (max_execution_time covers SELECT only), so there only
+ * lock waits and the client-side answer bound apply.
  */
 function mysqlSessionTimeouts(timeouts: DatabaseTimeouts, flavor: 'mariadb' | 'mysql'): string {
   const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
@@ -217,6 +221,8 @@ function mysqlSessionTimeouts(timeouts: DatabaseTimeouts, flavor: 'mariadb' | 'm
   } else if (timeouts.statementMs) {
     settings.push(`max_execution_time = ${timeouts.statementMs}`);
   }
+  // Strict: a value too long for its column is an error, never a silent cut (a server's default may be lax).
+  settings.push(`sql_mode = '${STRICT_SQL_MODE}'`);
   return `set session ${settings.join(', ')}`;
 }
 

@@ -1,7 +1,7 @@
 // What a valid endpoint definition is (name, URL, secret, events, headers, limits, signing): one set of rules for the config file's zod schema and the `endpoints` CLI.
 import { z } from 'zod';
 import { secretProblem, webhookUrlProblem } from '../config/schema.js';
-import { EVENT_TYPES } from '../expirations/rules.js';
+import { EVENT_TYPES } from './event-types.js';
 import { standardSecretProblem } from './standard-signature.js';
 
 /** The endpoint the configured `webhooks.url` / `webhooks.secret` (or Botble's settings) stand for; never defined by hand. */

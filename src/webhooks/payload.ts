@@ -1,4 +1,4 @@
-import type { EventType } from '../expirations/rules.js';
+import type { EventType } from './event-types.js';
 import { formatUtc } from '../time.js';
 
 /** Who an event is about, in the reference's field names and order. */

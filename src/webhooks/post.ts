@@ -1,8 +1,14 @@
 import { ofetch, type $Fetch } from 'ofetch';
+import { unusableStatusIn } from './status.js';
 import { splitUrlCredentials } from './url.js';
 
 /** How much of a response body is kept for the log: receivers may answer with megabytes. */
 const RESPONSE_PREFIX_BYTES = 2048;
+/**
+ * How long the body prefix may take once the status is in: the status decides the attempt, so a body that
+ * stalls, never ends or is cut off costs at most this, and never turns a 2xx into a failure.
+ */
+export const RESPONSE_BODY_MS = 1000;
 
 export interface PostOptions {
   timeoutMs: number;
@@ -29,14 +35,16 @@ class AttemptTimeout extends Error {
 }
 
 /**
- * One POST of the exact body bytes. The timeout covers the whole exchange, headers and body prefix:
- * ofetch's own `timeout` stops at the headers, so a receiver that stalls the body would hang us.
- * Redirects are not followed (`redirect: 'manual'`): a 3xx comes back as a status.
+ * One POST of the exact body bytes. The timeout covers the request up to the response's status and
+ * headers; then at most RESPONSE_PREFIX_BYTES of the body are read, within RESPONSE_BODY_MS of their own
+ * (ofetch's own `timeout` stops at the headers, so a receiver that stalls the body would hang us). What
+ * the body does after the status (ends early, stalls, never ends) does not change the outcome: the
+ * status does. Redirects are not followed (`redirect: 'manual'`): a 3xx comes back as a status.
  */
 export async function postOnce(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostOutcome> {
   const fetcher = options.fetch ?? ofetch;
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
+  let timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
   const target = splitUrlCredentials(url);
   try {
     const response = await fetcher.raw(target.url, {
@@ -49,6 +57,8 @@ export async function postOnce(url: string, body: string, headers: Record<string
       responseType: 'stream',
       signal: controller.signal,
     });
+    clearTimeout(timer);
+    timer = setTimeout(() => controller.abort(new AttemptTimeout(RESPONSE_BODY_MS)), RESPONSE_BODY_MS);
     const responsePrefix = await readPrefix(response._data as ReadableStream<Uint8Array> | undefined, RESPONSE_PREFIX_BYTES);
     return {
       statusCode: response.status,
@@ -57,9 +67,12 @@ export async function postOnce(url: string, body: string, headers: Record<string
       transportError: null,
     };
   } catch (error) {
-    const reason = controller.signal.aborted && controller.signal.reason instanceof AttemptTimeout
-      ? controller.signal.reason.message
-      : describeTransportError(error);
+    const unusable = unusableStatusIn(error);
+    const reason = unusable
+      ? unusable.message
+      : controller.signal.aborted && controller.signal.reason instanceof AttemptTimeout
+        ? controller.signal.reason.message
+        : describeTransportError(error);
     return { statusCode: null, location: null, responsePrefix: '', transportError: reason };
   } finally {
     clearTimeout(timer);
@@ -78,6 +91,8 @@ async function readPrefix(stream: ReadableStream<Uint8Array> | undefined, limit:
       chunks.push(value);
       size += value.byteLength;
     }
+  } catch {
+    // Cut off, or past RESPONSE_BODY_MS: the status already came, and what arrived of the body is kept.
   } finally {
     // Drop the rest without reading it; the connection is not reused when a body is abandoned.
     await reader.cancel().catch(() => undefined);

@@ -100,7 +100,7 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
     const { cli } = await freshDir();
     const refusals: Array<[string[], RegExp]> = [
       [['--mark-sent-through', '2025-01-24'], /--mark-sent-through 2025-01-24 is after today \(2025-01-23 in UTC\)/],
-      [['--mark-sent-through', '2025-02-30'], /argument '2025-02-30' is invalid\. Expected a calendar date such as 2025-01-22/],
+      [['--mark-sent-through', '2025-02-30'], /argument '2025-02-30' is invalid\. Expected a date such as 2025-01-08 \(YYYY-MM-DD, a day in the business time zone\)/],
       [['--mark-sent-through', 'yesterday'], /argument 'yesterday' is invalid/],
     ];
     for (const [args, message] of refusals) {

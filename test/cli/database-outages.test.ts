@@ -85,7 +85,7 @@ describe.each(servers)('%s that freezes, drops connections, or has another sessi
     const proxy = await proxyTo(server);
     const cwd = await project(proxy.via(server.url), 'frozen_', 40, { url: receiver.url, concurrency: 2 });
     const run = background(cwd, { LICENSE_MANAGER_DB_TIMEOUT_MS: '2000' });
-    await until(() => receiver.requests.length >= 6);
+    await until(() => receiver.requests.length >= 6, 25_000);
     proxy.pause();
     const frozenAt = Date.now();
     const result = await run.done;

@@ -96,8 +96,14 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
       }
       const afterB = receiver.requests.length;
       const resultA = await a.done;
-      expect(resultA.code).toBe(0);
-      expect(JSON.parse(resultA.stdout).dropped).toBeGreaterThan(0);
+      if (resultA.code === 0) {
+        expect(JSON.parse(resultA.stdout).dropped).toBeGreaterThan(0);
+      } else {
+        // Paused inside its attempt-writing transaction, A held row locks: a server ends such a session after
+        // its idle-in-transaction bound so that B is not held up. A then stops with exit 1, naming why.
+        expect(dialect).not.toBe('sqlite');
+        expect([resultA.code, resultA.stderr]).toEqual([1, expect.stringMatching(/idle|connection|Lost/i)]);
+      }
       // A, continued, started no new request: everything after its pause came from B.
       expect(receiver.requests.length).toBe(afterB);
       const ids = idsOf(receiver);

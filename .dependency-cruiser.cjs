@@ -1,0 +1,88 @@
+// The import boundaries of src/ and migrations/, checked by `npm run lint` (dependency-cruiser).
+// The direction, lowest first:
+//   src/*.ts (shared: time, clock, errors, …) ← webhooks (the wire) ← expirations (the license rules)
+//   ← storage ← config ← import, delivery, monitoring ← commands ← cli
+// A folder may import a folder to its left, never one to its right. ARCHITECTURE.md explains each folder.
+const folder = (name) => `^src/${name}/`;
+const anyOf = (...names) => `^src/(${names.join('|')})/`;
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    { name: 'no-cycles', severity: 'error', comment: 'A module cycle: two modules that cannot be read one without the other.', from: {}, to: { circular: true } },
+    {
+      name: 'shared-is-a-leaf',
+      severity: 'error',
+      comment: 'The shared modules at the top of src/ (time, clock, errors, plural, …) are used by every folder and use none.',
+      from: { path: '^src/[^/]+\\.ts$' },
+      to: { path: '^src/[^/]+/' },
+    },
+    {
+      name: 'wire-knows-no-rules',
+      severity: 'error',
+      comment: 'src/webhooks is the wire format (payloads, headers, signatures, event types): it knows nothing of licenses, storage or commands.',
+      from: { path: folder('webhooks') },
+      to: { path: anyOf('expirations', 'storage', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
+    },
+    {
+      name: 'rules-are-pure',
+      severity: 'error',
+      comment: 'src/expirations is the license domain: pure rules that read no database, config or command.',
+      from: { path: folder('expirations') },
+      to: { path: anyOf('storage', 'config', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
+    },
+    {
+      name: 'storage-serves',
+      severity: 'error',
+      comment: 'src/storage reads and writes tables for the layers above it and calls none of them.',
+      from: { path: folder('storage') },
+      to: { path: anyOf('config', 'import', 'delivery', 'monitoring', 'commands', 'cli', 'webhooks') },
+    },
+    {
+      name: 'config-below-commands',
+      severity: 'error',
+      from: { path: folder('config') },
+      to: { path: anyOf('import', 'delivery', 'monitoring', 'commands', 'cli') },
+    },
+    {
+      name: 'engines-below-commands',
+      severity: 'error',
+      comment: 'Importing, delivering and monitoring are used by commands; they never call a command or the CLI.',
+      from: { path: anyOf('import', 'delivery', 'monitoring') },
+      to: { path: anyOf('commands', 'cli') },
+    },
+    {
+      name: 'commands-below-cli',
+      severity: 'error',
+      comment: 'Commands return results; printing them and exit codes are the CLI edge.',
+      from: { path: folder('commands') },
+      to: { path: folder('cli') },
+    },
+    {
+      name: 'cli-through-commands',
+      severity: 'error',
+      comment: 'The CLI edge reaches the database only through commands: it imports no storage module.',
+      from: { path: folder('cli') },
+      to: { path: folder('storage') },
+    },
+    {
+      name: 'migrations-only-use-the-dialect',
+      severity: 'error',
+      comment:
+        'A migration may ask which dialect it runs on (src/storage/dialect.ts) and nothing else of src/: migrations are applied by storage, so anything more would be a cycle.',
+      from: { path: '^migrations/' },
+      to: { path: '^src/', pathNot: '^src/storage/dialect\\.ts$' },
+    },
+    {
+      name: 'no-tests-in-production',
+      severity: 'error',
+      from: { path: '^(src|migrations|bin)/' },
+      to: { path: '^(test|scripts)/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+  },
+};
