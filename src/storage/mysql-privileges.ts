@@ -16,15 +16,18 @@ const MIGRATION_PRIVILEGES: Record<string, readonly string[]> = {
   '0004_botble_license_states': ['CREATE'],
   '0005_event_instants': ['ALTER', 'UPDATE'],
   '0006_big_license_ids': ['ALTER'],
+  '0007_long_texts': ['ALTER'],
 };
 const BOOKKEEPING = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
+// A migration missing from the list above is assumed to change the schema every way.
+const UNLISTED = ['CREATE', 'ALTER', 'INDEX'];
 
 /** The privileges these pending migrations need, each with the first migration that needs it. */
 function privilegesFor(pending: readonly string[], firstMigrate: boolean): Map<string, string> {
   const needed = new Map<string, string>();
   if (firstMigrate) needed.set('CREATE', 'the migration bookkeeping tables');
   for (const privilege of BOOKKEEPING) needed.set(privilege, needed.get(privilege) ?? 'the migration bookkeeping tables');
-  for (const name of pending) for (const privilege of MIGRATION_PRIVILEGES[name] ?? []) if (!needed.has(privilege) || needed.get(privilege)!.startsWith('the ')) needed.set(privilege, `migration ${name}`);
+  for (const name of pending) for (const privilege of MIGRATION_PRIVILEGES[name] ?? UNLISTED) if (!needed.has(privilege) || needed.get(privilege)!.startsWith('the ')) needed.set(privilege, `migration ${name}`);
   return needed;
 }
 

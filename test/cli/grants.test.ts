@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
 import { readmeBlocks } from '../helpers/readme.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { migrations } from '../../migrations/index.js';
 import { adminQuery, createServerDatabase, testDialects, urlFor, type ServerDatabase } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -145,7 +146,7 @@ run('the README grants on MariaDB', () => {
     const again = await runCli(['migrate', '--json'], { cwd, env });
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
-    expect((JSON.parse(again.stdout) as { applied: string[] }).applied).toHaveLength(6);
+    expect((JSON.parse(again.stdout) as { applied: string[] }).applied).toEqual(Object.keys(migrations));
     // The data is still there, and the job goes on.
     expect((await runCli(['licenses', 'list', '--json'], { cwd, env: as(job) })).stdout).toContain('G-1');
   });
