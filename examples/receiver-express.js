@@ -11,6 +11,8 @@ if (!secret) {
 }
 
 const seen = new Set(); // use a table with a unique key in a real application
+// Your application knows its licenses; here KNOWN_LICENSES=LIC-1,LIC-2 stands in for that lookup (unset: all known).
+const known = process.env.KNOWN_LICENSES ? new Set(process.env.KNOWN_LICENSES.split(',').map((code) => code.trim())) : undefined;
 
 const app = express();
 
@@ -38,6 +40,13 @@ app.post('/webhook', (req, res) => {
     console.log(JSON.stringify({ id, event_type, license_code: payload?.license_code, duplicate: true }));
     return res.status(200).send('OK');
   }
+  // "license-manager send-test-event" marks its events: answer 2xx (the check passes) and act on nothing, even
+  // for a license this application does not know (the sample LIC-ABC-123).
+  if (req.headers['x-webhook-test'] === 'true') {
+    console.log(JSON.stringify({ id, event_type, license_code: payload?.license_code, test: true, action: 'none' }));
+    return res.status(200).send('OK (test event, not acted on)');
+  }
+  if (known && !known.has(payload?.license_code)) return res.status(422).send('Unknown license');
   if (id !== undefined) seen.add(id); // a sender without X-Webhook-Id (the reference) is never taken for a duplicate
   switch (event_type) {
     case 'license.expiring':

@@ -11,6 +11,8 @@ if (!secret) {
   process.exit(2);
 }
 const seen = new Set(); // use a table with a unique key in a real application
+// Your application knows its licenses; here KNOWN_LICENSES=LIC-1,LIC-2 stands in for that lookup (unset: all known).
+const known = process.env.KNOWN_LICENSES ? new Set(process.env.KNOWN_LICENSES.split(',').map((code) => code.trim())) : undefined;
 
 function verify(rawBody, signature) {
   const expected = Buffer.from(createHmac('sha256', secret).update(rawBody).digest('hex'));
@@ -46,6 +48,13 @@ const server = http.createServer((req, res) => {
       console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, duplicate: true }));
       return res.writeHead(200).end('OK');
     }
+    // "license-manager send-test-event" marks its events: answer 2xx (the check passes) and act on nothing, even
+    // for a license this application does not know (the sample LIC-ABC-123).
+    if (req.headers['x-webhook-test'] === 'true') {
+      console.log(JSON.stringify({ id, event_type, license_code: payload?.license_code, test: true, action: 'none' }));
+      return res.writeHead(200).end('OK (test event, not acted on)');
+    }
+    if (known && !known.has(payload?.license_code)) return res.writeHead(422).end('Unknown license');
     if (id !== undefined) seen.add(id); // a sender without X-Webhook-Id (the reference) is never taken for a duplicate
     const handler = handlers[event_type];
     const result = handler ? handler(payload) : { action: 'ignored' };

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { columnTypes } from './column-types.js';
+import { columnTypes, createIndex, createTable } from './column-types.js';
 
 // Migrations take Kysely<any> so they never depend on today's row types.
 // On SQLite this creates exactly what the first release created (types 'integer' and 'text').
@@ -9,7 +9,7 @@ export const initial: Migration = {
     // An ISO-8601 time or date as stored: `2025-01-31T12:00:00Z`, or what another system wrote.
     const time = t.key(40);
     await t
-      .table(db.schema.createTable('licenses'))
+      .table(createTable(db, 'licenses'))
       .addColumn('id', t.idType, t.id)
       .addColumn('license_code', t.key(255), (col) => col.notNull().unique())
       .addColumn('product_id', t.text)
@@ -25,22 +25,18 @@ export const initial: Migration = {
       .addColumn('updated_at', time, (col) => col.notNull())
       .execute();
     // The due-window queries: a status equality plus a range on the date.
-    await db.schema.createIndex('licenses_status_expires_at').on('licenses').columns(['status', 'expires_at']).execute();
-    await db.schema
-      .createIndex('licenses_status_updates_until')
-      .on('licenses')
-      .columns(['status', 'updates_until'])
-      .execute();
+    await createIndex(db, 'licenses_status_expires_at', 'licenses', ['status', 'expires_at']);
+    await createIndex(db, 'licenses_status_updates_until', 'licenses', ['status', 'updates_until']);
 
     await t
-      .table(db.schema.createTable('settings'))
+      .table(createTable(db, 'settings'))
       .addColumn('key', t.key(100), (col) => col.primaryKey())
       .addColumn('value', t.text, (col) => col.notNull())
       .addColumn('updated_at', time, (col) => col.notNull())
       .execute();
 
     await t
-      .table(db.schema.createTable('webhook_deliveries'))
+      .table(createTable(db, 'webhook_deliveries'))
       .addColumn('id', t.idType, t.id)
       .addColumn('event_id', t.key(64), (col) => col.notNull().unique())
       .addColumn('event_key', t.key(255), (col) => col.notNull().unique())
@@ -58,11 +54,11 @@ export const initial: Migration = {
       .addColumn('created_at', time, (col) => col.notNull())
       .addColumn('completed_at', time)
       .execute();
-    await db.schema.createIndex('webhook_deliveries_status').on('webhook_deliveries').columns(['status', 'id']).execute();
-    await db.schema.createIndex('webhook_deliveries_license_id').on('webhook_deliveries').column('license_id').execute();
+    await createIndex(db, 'webhook_deliveries_status', 'webhook_deliveries', ['status', 'id']);
+    await createIndex(db, 'webhook_deliveries_license_id', 'webhook_deliveries', ['license_id']);
 
     await t
-      .table(db.schema.createTable('webhook_attempts'))
+      .table(createTable(db, 'webhook_attempts'))
       .addColumn('id', t.idType, t.id)
       .addColumn('delivery_id', 'integer', (col) => col.notNull().references('webhook_deliveries.id'))
       .addColumn('attempt', 'integer', (col) => col.notNull())
@@ -71,11 +67,7 @@ export const initial: Migration = {
       .addColumn('status_code', 'integer')
       .addColumn('error', t.text)
       .execute();
-    await db.schema
-      .createIndex('webhook_attempts_delivery_id')
-      .on('webhook_attempts')
-      .columns(['delivery_id', 'attempt'])
-      .execute();
+    await createIndex(db, 'webhook_attempts_delivery_id', 'webhook_attempts', ['delivery_id', 'attempt']);
   },
 
   async down(db: Kysely<any>) {

@@ -1,5 +1,5 @@
 import type { Kysely, Migration } from 'kysely';
-import { columnTypes } from './column-types.js';
+import { columnTypes, createTable } from './column-types.js';
 
 // Botble mode never writes Botble's tables: the status this tool derives for a Botble license (`expired`)
 // lives here, keyed by Botble's license id, with the expiry date it was derived from. A renewal moves
@@ -8,7 +8,7 @@ export const botbleLicenseStates: Migration = {
   async up(db: Kysely<any>) {
     const t = columnTypes(db);
     await t
-      .table(db.schema.createTable('botble_license_states'))
+      .table(createTable(db, 'botble_license_states'))
       .addColumn('license_id', 'bigint', (col) => col.primaryKey())
       .addColumn('status', t.key(16), (col) => col.notNull())
       .addColumn('expires_at', t.key(40), (col) => col.notNull())

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { columnTypes } from './column-types.js';
+import { addColumn, columnTypes } from './column-types.js';
 
 // The field of each event's payload that holds the instant the event is about (the reference's names).
 const INSTANT_FIELDS = [
@@ -15,7 +15,7 @@ const INSTANT_FIELDS = [
 export const eventInstants: Migration = {
   async up(db: Kysely<any>) {
     const t = columnTypes(db);
-    await db.schema.alterTable('webhook_deliveries').addColumn('event_instant', t.key(40)).execute();
+    await addColumn(db, 'webhook_deliveries', 'event_instant', t.key(40));
     // Bodies are JSON.stringify output: `"expires_at":"` cannot occur inside a string value (its quotes would be
     // escaped), so its first occurrence is the field, followed by the 20 characters `YYYY-MM-DDTHH:MM:SSZ`.
     for (const [type, field] of INSTANT_FIELDS) {
@@ -28,11 +28,11 @@ export const eventInstants: Migration = {
         .where(position, '>', 0)
         .execute();
     }
-    await db.schema.alterTable('runs').addColumn('now_at', t.key(40)).execute();
+    await addColumn(db, 'runs', 'now_at', t.key(40));
     // Earlier runs did not keep their --now: the time they started stands in for it.
-    await db.updateTable('runs').set({ now_at: sql.ref('started_at') }).execute();
-    await db.schema.alterTable('runs').addColumn('expired_without_event', 'integer', (col) => col.notNull().defaultTo(0)).execute();
-    await db.schema.alterTable('runs').addColumn('announce_since', t.key(10)).execute();
+    await db.updateTable('runs').set({ now_at: sql.ref('started_at') }).where('now_at', 'is', null).execute();
+    await addColumn(db, 'runs', 'expired_without_event', 'integer', (col) => col.notNull().defaultTo(0));
+    await addColumn(db, 'runs', 'announce_since', t.key(10));
   },
 
   async down(db: Kysely<any>) {

@@ -1,5 +1,5 @@
 import { sql, type ColumnDataType, type ColumnDefinitionBuilder, type CreateTableBuilder, type Expression, type Kysely } from 'kysely';
-import { dialectOf, type SqlDialect } from '../src/storage/dialect.js';
+import { dialectOf, tablePrefixOf, type SqlDialect } from '../src/storage/dialect.js';
 
 /**
  * Column types per dialect, where they must differ. SQLite keeps exactly the types of the first release.
@@ -42,4 +42,50 @@ export function columnTypes(db: Kysely<any>): ColumnTypes {
         table: (builder) => builder.modifyEnd(sql`engine = InnoDB default charset = utf8mb4 collate = utf8mb4_bin`),
       };
   }
+}
+
+/*
+ * Re-runnable steps. SQLite and PostgreSQL run all pending migrations in one transaction (transactional DDL), so a
+ * refused or interrupted migrate leaves nothing behind. MySQL and MariaDB commit each schema change at once: a
+ * migrate stopped half-way leaves part of a migration applied and unrecorded. Every step therefore skips what
+ * is already there, so running migrate again finishes the job.
+ */
+
+/** Whether our table (under the prefix) has this column, asked of information_schema (MySQL only). */
+async function mysqlHas(db: Kysely<any>, table: string, what: { column: string } | { index: string }): Promise<boolean> {
+  const prefix = tablePrefixOf(db);
+  const query =
+    'column' in what
+      ? sql<{ found: number }>`select count(*) as found from information_schema.columns where table_schema = database() and table_name = ${prefix + table} and column_name = ${what.column}`
+      : sql<{ found: number }>`select count(*) as found from information_schema.statistics where table_schema = database() and table_name = ${prefix + table} and index_name in (${what.index}, ${prefix + what.index})`;
+  const { rows } = await query.execute(db);
+  return Number(rows[0]?.found ?? 0) > 0;
+}
+
+/** On MySQL CREATE TABLE IF NOT EXISTS: a table an interrupted migrate created is left as it is (elsewhere the DDL of the first release). */
+export function createTable(db: Kysely<any>, table: string): CreateTableBuilder<string, never> {
+  const builder = db.schema.createTable(table);
+  return dialectOf(db) === 'mysql' ? builder.ifNotExists() : builder;
+}
+
+/** Creates the index; on MySQL unless it exists (MySQL 8 has no CREATE INDEX IF NOT EXISTS: information_schema is asked). */
+export async function createIndex(db: Kysely<any>, name: string, table: string, columns: string[]): Promise<void> {
+  if (dialectOf(db) === 'mysql') {
+    if (await mysqlHas(db, table, { index: name })) return;
+    await db.schema.createIndex(name).on(table).columns(columns).execute();
+    return;
+  }
+  await db.schema.createIndex(name).on(table).columns(columns).execute();
+}
+
+/** Adds the column unless it exists (on MySQL, where an interrupted migrate may have added it already). */
+export async function addColumn(
+  db: Kysely<any>,
+  table: string,
+  column: string,
+  type: DataTypeExpression,
+  build: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder = (definition) => definition,
+): Promise<void> {
+  if (dialectOf(db) === 'mysql' && (await mysqlHas(db, table, { column }))) return;
+  await db.schema.alterTable(table).addColumn(column, type, build).execute();
 }

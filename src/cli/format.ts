@@ -13,6 +13,7 @@ import type { DeliveryDetails } from '../commands/deliveries.js';
 import type { LicenseListItem } from '../commands/licenses.js';
 import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
+import { commandLine } from '../command-line.js';
 
 // A receiver down for a day abandons every event: list a few, count the rest (cron mails stay readable).
 const LISTED_OUTCOMES = 20;
@@ -47,7 +48,7 @@ export function printDisabledButDue(out: Output, result: ProcessExpirationsResul
   if (result.dryRun || result.webhooksEnabled || result.due.length === 0) return;
   out.warn(
     `webhooks are disabled (webhooks-enabled is false, from ${result.target.enabledSource}) and ${plural(result.due.length, 'event')} ${result.due.length === 1 ? 'is' : 'are'} due: nothing was recorded or sent. ` +
-      'Enable them with "license-manager settings set webhooks-enabled true" (see "license-manager status").',
+      `Enable them with "${commandLine('settings set webhooks-enabled true')}" (see "${commandLine('status')}").`,
   );
 }
 
@@ -64,26 +65,26 @@ export function printExpiredWithoutEvent(out: Output, result: ProcessExpirations
   );
   const lines = result.expiredWithoutEventLicenses.map((license) => `  ${clean(license.licenseCode)} (id ${license.licenseId}) expired ${license.expiresAt}`);
   if (count > lines.length) lines.push(`  ... and ${count - lines.length} more`);
-  if (result.announceSince) lines.push(`  To announce them after all: license-manager process-expirations --announce-since ${result.announceSince} (add --dry-run first to see what it sends).`);
+  if (result.announceSince) lines.push(`  To announce them after all: ${commandLine(`process-expirations --announce-since ${result.announceSince}`)} (add --dry-run first to see what it sends).`);
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
 /** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
 export function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   if (result.hasLicenses) return;
-  out.warn(`the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`);
+  out.warn(`the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`);
 }
 
 /** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
 export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], total = abandoned.length): void {
   if (total === 0) return;
-  out.warn(`${plural(total, 'delivery')} abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:`);
+  out.warn(`${plural(total, 'delivery')} abandoned; re-send with "${commandLine('deliveries retry --abandoned')}" once the receiver is fixed:`);
   const lines = abandoned.slice(0, LISTED_OUTCOMES).map((item) => {
     const why = item.lastError ?? (item.lastStatusCode === null ? 'no response' : `HTTP ${item.lastStatusCode}`);
     return `  #${item.id} ${clean(item.licenseCode ?? '(license deleted)')} ${item.eventType} after ${plural(item.attempts, 'attempt')}: ${clean(why)}`;
   });
   // Results list a bounded number of outcomes: the rest are counted in `total`.
-  if (total > lines.length) lines.push(`  ... and ${total - lines.length} more (license-manager deliveries list --status abandoned)`);
+  if (total > lines.length) lines.push(`  ... and ${total - lines.length} more (${commandLine('deliveries list --status abandoned')})`);
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
@@ -116,7 +117,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired${silent}`);
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
-      out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since ${result.announceSince} --dry-run`);
+      out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
     }
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
   }
@@ -138,7 +139,7 @@ export function printMarkSent(out: Output, result: MarkSentResult): void {
   }
   if (!result.dryRun) {
     out.info(`  recorded ${plural(result.recorded, 'event')} as delivered; marked ${plural(result.markedExpired, 'license')} expired`);
-    out.info('  see them with "license-manager deliveries list --status delivered" (ERROR column: "not sent by this tool: marked as sent ...")');
+    out.info(`  see them with "${commandLine('deliveries list --status delivered')}" (ERROR column: "not sent by this tool: marked as sent ...")`);
   }
 }
 
@@ -160,7 +161,7 @@ export function printSettings(out: Output, settings: EffectiveSetting[]): void {
     ]),
   );
   for (const setting of settings.filter((candidate) => candidate.invalid)) {
-    out.info(`Fix ${setting.key} with "license-manager settings set ${setting.key} <value>" or "license-manager settings unset ${setting.key}".`);
+    out.info(`Fix ${setting.key} with "${commandLine(`settings set ${setting.key} <value>`)}" or "${commandLine(`settings unset ${setting.key}`)}".`);
   }
   printSettingNotes(out, settings);
 }
@@ -322,7 +323,8 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     : request.verification.valid
       ? out.paint.green('signature valid')
       : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
-  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+  const test = request.headers['x-webhook-test'] === 'true' ? '  (test event)' : '';
+  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
   for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
   let pretty = request.body.toString('utf8');
   try {
@@ -391,7 +393,7 @@ export function heldByGoneRunsText(held: number): string {
 
 /** What `status` says about licenses expired with no event (a warning: the exit code stays the job's). */
 export function expiredWithoutEventText(lost: ExpiredWithoutEvent): string {
-  const announce = lost.announceSince ? `license-manager process-expirations --announce-since ${lost.announceSince}` : 'license-manager process-expirations --announce-since <date>';
+  const announce = commandLine(`process-expirations --announce-since ${lost.announceSince ?? '<date>'}`);
   return (
     `the last run (started ${lost.runStartedAt}) marked ${plural(lost.licenses, 'license')} expired with no license.expired event (expired longer ago than lookbackDays): ` +
     `${lost.licenses === 1 ? 'its customer was' : 'their customers were'} never told. Announce them after all with "${announce}" (try it with --dry-run first).`

@@ -18,3 +18,24 @@ ${examples(
   'license-manager settings set webhooks-enabled true',
   'license-manager settings list',
 )}`;
+
+/** `licenses import --help`: the columns, as the README's "Importing licenses" section has them. */
+export const IMPORT_HELP = `
+Columns (CSV header names, JSON keys; lower case, exactly as written here):
+  license_code      required; the key rows are upserted by
+  email, customer_id, product_id, product_name
+                    optional text
+  status            active, suspended, revoked or expired (new licenses without it: active; an empty
+                    cell is an error)
+  expires_at        YYYY-MM-DD (a day in the business time zone) or an ISO date-time; empty: lifetime
+  updates_until     the same; empty: no update-support end
+  is_valid          Botble's flag: false/0 makes the license suspended; true/1 without a status column
+                    lifts a suspension
+  id                Botble's license id, a positive whole number (kept as the license id)
+  support_until     Botble's column: checked to be a date, not stored
+  created_at, updated_at
+                    accepted and ignored
+
+A column that is missing leaves the stored value as it is; an empty cell (or null in JSON) clears it.
+Any other column is an error naming the known ones. A relative <file> is relative to the current folder.
+`;

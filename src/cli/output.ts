@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { maskCredentials } from '../credentials.js';
 
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
 export interface Io {
@@ -32,21 +32,21 @@ export class Output {
 
   /** Human output; silent under --quiet and --json. */
   info(text: string): void {
-    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${maskUrlCredentials(text)}\n`);
+    if (!this.options.quiet && !this.options.json) this.io.stdout.write(`${maskCredentials(text)}\n`);
   }
 
   /** The one JSON document of a --json run. */
   json(value: unknown): void {
-    this.io.stdout.write(`${maskUrlCredentials(JSON.stringify(value, null, 2))}\n`);
+    this.io.stdout.write(`${maskCredentials(JSON.stringify(value, null, 2))}\n`);
   }
 
   /** Warnings go to stderr, even under --quiet: they are trouble cron should mail. */
   warn(text: string): void {
-    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${clean(maskUrlCredentials(text), true)}\n`);
+    this.io.stderr.write(`${this.errPaint.yellow('warning:')} ${clean(maskCredentials(text), true)}\n`);
   }
 
   error(text: string): void {
-    this.io.stderr.write(`${this.errPaint.red('error:')} ${clean(maskUrlCredentials(text), true)}\n`);
+    this.io.stderr.write(`${this.errPaint.red('error:')} ${clean(maskCredentials(text), true)}\n`);
   }
 
   /**
@@ -80,7 +80,7 @@ export class Output {
 
   /** Output that is the answer itself (settings get): printed even under --quiet. */
   result(text: string): void {
-    if (!this.options.json) this.io.stdout.write(`${clean(maskUrlCredentials(text))}\n`);
+    if (!this.options.json) this.io.stdout.write(`${clean(maskCredentials(text))}\n`);
   }
 }
 

@@ -1,15 +1,18 @@
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
+import type { TestEventContext } from '../commands/send-test-event.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import type { DeliveryStatus } from '../commands/deliveries.js';
 import { LICENSE_STATUSES } from '../expirations/license-status.js';
 import { EVENT_TYPES } from '../webhooks/event-types.js';
 import { plural } from '../plural.js';
-import { examples, SETTINGS_HELP } from './help.js';
+import { examples, IMPORT_HELP, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
 import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
+import { commandLine, withInvocation } from '../command-line.js';
 
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
 
@@ -61,7 +64,9 @@ export function buildProgram(session: Session): Command {
   const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
     const { out, flags } = outputFor(io, command);
     try {
-      session.invocation.exitCode = (await fn(out, flags)) ?? EXIT.ok;
+      // Hints this command prints carry its -c, so the command they suggest reaches the same database.
+      const configFile = flags.config === undefined ? undefined : path.resolve(io.cwd, flags.config);
+      session.invocation.exitCode = (await withInvocation({ configFile }, () => fn(out, flags))) ?? EXIT.ok;
     } catch (error) {
       session.invocation.exitCode = reportError(out, error);
     }
@@ -78,7 +83,7 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return fn(context, out);
         },
-        contextOptions,
+        { ...contextOptions, onWarning: (warning) => out.warn(warning) },
       );
     });
   // The settings commands (and status) must work whatever is stored: they are how a bad row is seen and fixed.
@@ -188,8 +193,8 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --event license.expired --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
-      withDatabase(command, async (context, out) => {
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) => {
+      const send = async (context: TestEventContext, out: Output) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
         const result = await sendTestEvent(context, { ...options, secret: givenSecret(options, io.env) });
@@ -198,8 +203,16 @@ export function buildProgram(session: Session): Command {
         const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
         if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
         return runExitCode({ abandoned });
-      }),
-    );
+      };
+      // The sample event to a given --url needs no database: none is created, an existing one is only read (its settings).
+      if (options.url === undefined || options.license !== undefined) return withDatabase(command, send);
+      return act(command, async (out, flags) => {
+        const { readConfigOnly } = await import('../commands/context.js');
+        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+        for (const warning of context.warnings) out.warn(warning);
+        return send(context, out);
+      });
+    });
 
   const settings = program.command('settings').description('view and change operator settings (stored in the database)').addHelpText('after', SETTINGS_HELP);
   settings
@@ -227,7 +240,7 @@ export function buildProgram(session: Session): Command {
         const setting = settingsGet(context, key, options);
         if (out.options.json) out.json(typedSetting(setting));
         else out.result(setting.value ?? '');
-        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "license-manager settings set ${setting.key} <value>".`);
+        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "${commandLine(`settings set ${setting.key} <value>`)}".`);
       }, tolerant),
     );
   settings
@@ -270,17 +283,28 @@ export function buildProgram(session: Session): Command {
     .addHelpText('after', examples('license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV', 'license-manager licenses list --expiring-within 30'));
   licenses
     .command('import <file>')
-    .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none')
-    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson'))
-    .action((file: string, _options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { importLicenses } = await import('../commands/licenses.js');
-        const { printImport } = await import('./format.js');
-        const result = await importLicenses(context, file, new Date(), io.cwd);
-        if (out.options.json) out.json(result);
-        else printImport(out, result);
-      }),
-    );
+    .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none (creates the SQLite database when missing)')
+    .addHelpText('after', `${examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson')}\n${IMPORT_HELP}`)
+    .action(async (file: string, _options: unknown, command: Command) => {
+      // An unreadable file is said before the database is opened, so a failed import creates no database.
+      const { checkImportFile } = await import('../import/import-file.js');
+      const checked = await checkImportFile(path.resolve(io.cwd, file), { given: file, cwd: io.cwd }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (checked !== undefined) return act(command, () => Promise.reject(checked));
+      return withDatabase(
+        command,
+        async (context, out) => {
+          const { importLicenses } = await import('../commands/licenses.js');
+          const { printImport } = await import('./format.js');
+          const result = await importLicenses(context, file, new Date(), io.cwd);
+          if (out.options.json) out.json(result);
+          else printImport(out, result);
+        },
+        { createDatabase: true },
+      );
+    });
   licenses
     .command('list')
     .description('list licenses')
@@ -305,7 +329,7 @@ export function buildProgram(session: Session): Command {
           ? 'No licenses match.'
           : context.licenses.kind === 'botble'
             ? `No licenses in ${context.licenses.description}.`
-            : `No licenses in ${context.databaseFile} yet. Load some with "license-manager licenses import <file>".`;
+            : `No licenses in ${context.databaseFile} yet. Load some with "${commandLine('licenses import <file>')}".`;
         printLicenses(out, rows, none);
       }),
     );
@@ -484,14 +508,14 @@ export function buildProgram(session: Session): Command {
 
   program
     .command('status')
-    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used')
+    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)')
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addHelpText(
       'after',
       examples(
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
-        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed or stopped, 3 when deliveries were abandoned, 2 when the config or database is unusable',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped or refused, 3 while deliveries are abandoned, 2 when the config or database is unusable',
       ),
     )
     .action((options: { now?: Date }, command: Command) =>
@@ -509,7 +533,7 @@ export function buildProgram(session: Session): Command {
           if (result.heldByGoneRuns > 0 && out.options.quiet) out.warn(heldByGoneRunsText(result.heldByGoneRuns));
           return result.health.exitCode;
         },
-        { ...tolerant, databaseMustExist: true },
+        tolerant,
       ),
     );
 

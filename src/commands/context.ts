@@ -1,5 +1,6 @@
 // src/commands: one function per command (read -> decide -> act -> return a value); imported only by src/cli.
 import fs from 'node:fs';
+import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { databaseTarget, loadConfig } from '../config/load-config.js';
@@ -7,11 +8,12 @@ import type { Config } from '../config/schema.js';
 import { botbleSettingsLayer, botbleSwitchNote, BOTBLE_SETTINGS } from '../config/botble-settings.js';
 import type { LoadedConfig } from '../config/load-config.js';
 import { resolveConfig, settingProblemMessage, type EffectiveSetting, type ResolvedConfig, type SettingProblem } from '../config/settings.js';
-import { EXIT, ExitError, usageError } from '../errors.js';
+import { ExitError, usageError } from '../errors.js';
+import { commandLine } from '../command-line.js';
 import { notRegularFile } from '../file-kind.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { hasCredentials, maskCredentials } from '../credentials.js';
 import { looksLikeUrl, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { TablePrefixPlugin } from '../storage/dialect.js';
@@ -51,8 +53,13 @@ export interface ContextOptions {
   migrate?: boolean;
   /** Go on with stored settings that fail validation (they are not used): the commands that show and fix them. */
   tolerateInvalidSettings?: boolean;
-  /** Refuse (exit 1) instead of creating a missing database file: `status` must not make an empty database look healthy. */
-  databaseMustExist?: boolean;
+  /**
+   * May create a missing SQLite file (`licenses import`; `migrate` always may). Every other command refuses one (exit 2,
+   * nothing created): typed in the wrong folder or without -c, it would otherwise work on a new, empty database.
+   */
+  createDatabase?: boolean;
+  /** Told the warnings of a command that cannot open its database (the others are in `warnings`). */
+  onWarning?: (message: string) => void;
 }
 
 /** Loads the config, opens (and on SQLite migrates) the database, applies stored settings; always closes the database. */
@@ -60,16 +67,18 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   const migrationsApplied: string[] = [];
-  if (options.databaseMustExist && database.dialect === 'sqlite' && !fs.existsSync(database.filename)) {
-    throw new ExitError(
-      EXIT.failure,
-      `Database ${database.filename} does not exist, so nothing has ever run against it. Check database.filename in ${loaded.filepath ?? 'the config (none found: defaults apply)'} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.`,
-    );
+  const timeoutMs = dbTimeoutFromEnv(globals.env);
+  if (database.dialect === 'sqlite' && !options.migrate && !options.createDatabase && !fs.existsSync(database.filename)) {
+    throw missingDatabase(database.filename, loaded, globals.env);
   }
   const db = await openDatabase(database, {
     migrate: options.migrate,
     onMigrated: (applied) => migrationsApplied.push(...applied),
-    timeoutMs: dbTimeoutFromEnv(globals.env),
+    timeoutMs,
+  }).catch((error: unknown) => {
+    // A command that cannot connect still warns about the file that holds its password.
+    for (const warning of exposedSecretWarnings(fileSecrets(loaded, database))) options.onWarning?.(warning);
+    throw error;
   });
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
@@ -84,7 +93,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
-      warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)],
+      warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))],
     });
   } catch (error) {
     // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
@@ -92,6 +101,22 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   } finally {
     await db.destroy().catch(() => undefined);
   }
+}
+
+/** A SQLite file that is not there: which path was looked at, why there, and how to create it. Nothing is created. */
+function missingDatabase(filename: string, loaded: LoadedConfig, env: NodeJS.ProcessEnv): ExitError {
+  const why = env.LICENSE_MANAGER_DB
+    ? 'LICENSE_MANAGER_DB names it'
+    : loaded.config.database.filename
+      ? `database.filename in ${loaded.filepath ?? 'the config'} names it`
+      : loaded.filepath
+        ? `the default database file next to ${loaded.filepath}`
+        : 'no config file was found here, so the default database file in the current folder applies';
+  const folder = path.dirname(filename);
+  const alsoFolder = fs.existsSync(folder) ? '' : `; its folder ${folder} does not exist either`;
+  return usageError(
+    `Database ${filename} does not exist (${why}${alsoFolder}); nothing was created. Create it with "${commandLine('migrate')}" (or "${commandLine('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
+  );
 }
 
 /**
@@ -114,34 +139,41 @@ function settingWarnings(settings: EffectiveSetting[]): string[] {
   return settings.flatMap((setting) => (setting.warning === undefined ? [] : [setting.warning]));
 }
 
-/** Whether a `database.url` carries a password (`postgres://user:password@host/db`); a SQLite path or URL has none. */
+/** Whether a `database.url` carries a password (`postgres://user:password@host/db`, `?password=`); a SQLite path has none. */
 function urlHasPassword(value: string | null | undefined): boolean {
-  if (!value || !looksLikeUrl(value)) return false;
-  try {
-    return new URL(value).password !== '';
-  } catch {
-    // Not parseable: "user:something@" after the scheme still holds a password.
-    return /\/\/[^:/@]*:[^@/]+@/.test(value);
-  }
+  return Boolean(value && looksLikeUrl(value) && hasCredentials(value));
 }
 
 /**
- * One warning per file that holds a secret (the webhook secret, the password in `database.url`) and that
- * the group or others can read.
+ * The files that hold a secret: the config file (the webhook secret and webhook URL credentials when they are
+ * the ones used, the password in `database.url` always: the file holds it even when LICENSE_MANAGER_DB points
+ * the run elsewhere), and the SQLite file when the secret is stored there. Without `settings` (the database
+ * could not be opened) what the config file holds.
  */
-function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfig, database: DatabaseTarget): string[] {
-  if (process.platform === 'win32') return [];
-  const held = new Map<string, string[]>();
-  const hold = (file: string | undefined, what: string) => {
-    if (file) held.set(file, [...(held.get(file) ?? []), what]);
-  };
-  const secret = settings.find((setting) => setting.key === 'webhook-secret');
+function fileSecrets(loaded: LoadedConfig, database: DatabaseTarget, settings?: EffectiveSetting[]): Array<[string | undefined, string]> {
+  const held: Array<[string | undefined, string]> = [];
+  const setting = (key: string) => settings?.find((candidate) => candidate.key === key);
+  const secret = setting('webhook-secret');
   if (secret && secret.value !== null) {
     // A server database's permissions are the server's business: only files are checked.
-    hold(secret.source === 'config' ? loaded.filepath : secret.source === 'settings' && database.dialect === 'sqlite' ? database.filename : undefined, 'the webhook secret');
+    if (secret.source === 'config') held.push([loaded.filepath, 'the webhook secret']);
+    if (secret.source === 'settings' && database.dialect === 'sqlite') held.push([database.filename, 'the webhook secret']);
   }
-  // The file holds the password even when LICENSE_MANAGER_DB points the run elsewhere.
-  if (urlHasPassword(loaded.config.database.url)) hold(loaded.filepath, 'the database password (database.url)');
+  if (!settings && loaded.config.webhooks.secret) held.push([loaded.filepath, 'the webhook secret']);
+  if (urlHasPassword(loaded.config.database.url)) held.push([loaded.filepath, 'the database password (database.url)']);
+  const fileUrl = loaded.config.webhooks.url;
+  if (fileUrl && hasCredentials(fileUrl) && (!settings || setting('webhook-url')?.source === 'config')) held.push([loaded.filepath, 'credentials in webhooks.url']);
+  return held;
+}
+
+/**
+ * One warning per file that holds a secret and that the group or others can read (mode & 0o044): a warning, not a
+ * refusal, so a run goes on.
+ */
+function exposedSecretWarnings(holds: Array<[string | undefined, string]>): string[] {
+  if (process.platform === 'win32') return [];
+  const held = new Map<string, string[]>();
+  for (const [file, what] of holds) if (file) held.set(file, [...(held.get(file) ?? []), what]);
   return [...held].flatMap(([file, what]) => {
     let mode: number;
     try {
@@ -149,8 +181,8 @@ function exposedSecretWarnings(settings: EffectiveSetting[], loaded: LoadedConfi
     } catch {
       return [];
     }
-    if ((mode & 0o077) === 0) return [];
-    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}".`];
+    if ((mode & 0o044) === 0) return [];
+    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}" (and chown it to the user the job runs as).`];
   });
 }
 
@@ -186,7 +218,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(settings, loaded, database)] };
+  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))] };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */
@@ -208,5 +240,5 @@ export function layerOf(setting: EffectiveSetting): string {
 export function webhookTarget(context: Pick<CommandContext, 'config' | 'settings'>): WebhookTarget {
   const setting = (key: string) => context.settings.find((candidate) => candidate.key === key)!;
   const { url, enabled } = context.config.webhooks;
-  return { url: url === null ? null : maskUrlCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
+  return { url: url === null ? null : maskCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
 }

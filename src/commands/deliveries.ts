@@ -19,6 +19,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
 import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
+import { commandLine } from '../command-line.js';
 
 export interface ListDeliveriesOptions {
   status?: DeliveryStatus;
@@ -56,7 +57,7 @@ export type { DeliveryStatus };
 
 export async function deliveriesShow(context: CommandContext, id: number): Promise<DeliveryDetails> {
   const found = await findDelivery(context.db, id);
-  if (!found) throw usageError(`No delivery with id ${id}. See "license-manager deliveries list".`);
+  if (!found) throw usageError(`No delivery with id ${id}. See "${commandLine('deliveries list')}".`);
   const [delivery] = await withLicenseCodes(context.licenses, context.db, [found.delivery]);
   return { delivery: delivery!, attempts: found.attempts };
 }
@@ -111,7 +112,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       const { delivery } = await deliveriesShow(context, id);
       if (delivery.status === 'delivered' && !options.force) {
         throw usageError(
-          `Delivery ${delivery.id} was delivered${delivery.completed_at ? ` at ${delivery.completed_at}` : ''} (HTTP ${delivery.last_status_code ?? '2xx'}), so it is not re-sent. If the receiver acknowledged it and then lost it, send it again with "license-manager deliveries retry ${delivery.id} --force" (the same event id and body, a new retry schedule).`,
+          `Delivery ${delivery.id} was delivered${delivery.completed_at ? ` at ${delivery.completed_at}` : ''} (HTTP ${delivery.last_status_code ?? '2xx'}), so it is not re-sent. If the receiver acknowledged it and then lost it, send it again with "${commandLine(`deliveries retry ${delivery.id} --force`)}" (the same event id and body, a new retry schedule).`,
         );
       }
       if (delivery.status !== 'abandoned' && delivery.status !== 'delivered') {

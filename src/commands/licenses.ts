@@ -146,7 +146,7 @@ export async function importLicenses(context: CommandContext, file: string, now:
   }
   // Relative to the caller's directory (main() takes it as a parameter); messages name the file where it was looked for.
   const at = path.resolve(cwd, file);
-  const { format, records } = await openImportFile(at);
+  const { format, records } = await openImportFile(at, { given: file, cwd });
   const timeZone = context.config.expirations.timeZone;
   const schema = licenseRecordSchema(timeZone, LICENSE_COLUMN_LIMITS[context.database.dialect]);
   let rows = 0;

@@ -25,7 +25,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
-import { checkFinishRun, finishRun, latestRunNow, newRunId, startRun } from '../storage/runs.repository.js';
+import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
@@ -235,7 +235,15 @@ function planOf(events: readonly DueEvent[]): PlanLine[] {
 export async function processExpirations(context: CommandContext, options: ProcessExpirationsOptions = {}): Promise<ProcessExpirationsResult> {
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
-  checkRun(context, now, clock.now(), options);
+  checkNow(now, clock.now(), options);
+  try {
+    checkTarget(context, options);
+  } catch (error) {
+    // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
+    const at = formatUtc(clock.now());
+    await recordRefusedRun(context.db, { id: newRunId(clock.now().getTime()), command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    throw error;
+  }
   const latest = await latestRunNow(context.db);
   const latestRun = latest === undefined ? undefined : parseUtc(latest);
   if (latestRun && now.getTime() < latestRun.getTime() - EARLIER_NOW_TOLERANCE_MS) {
@@ -284,14 +292,18 @@ export function lockedMessage(locked: number): string {
   return `left ${locked} due ${locked === 1 ? 'delivery' : 'deliveries'} pending: another database session held row locks on ${locked === 1 ? 'it' : 'them'} (an open transaction, a report). The next run sends ${locked === 1 ? 'it' : 'them'}; if this repeats, find and end that session.`;
 }
 
-/** Refusals that come before anything is written (exit 2, no run recorded). */
-function checkRun(context: CommandContext, now: Date, realNow: Date, options: ProcessExpirationsOptions): void {
-  const webhooks = context.config.webhooks;
+/** A --now in the future: a mistyped command, refused before anything is written (exit 2, no run recorded). */
+function checkNow(now: Date, realNow: Date, options: ProcessExpirationsOptions): void {
   if (!options.dryRun && now.getTime() > realNow.getTime() + FUTURE_NOW_TOLERANCE_MS) {
     throw usageError(
       `--now ${formatUtc(now)} is ahead of the clock (${formatUtc(realNow)}): a real run in the future would announce expiries that have not happened. Add --dry-run to preview it, or give a past instant to catch up.`,
     );
   }
+}
+
+/** A configuration that cannot send: refused before anything is sent (exit 2), and recorded as a refused run. */
+function checkTarget(context: CommandContext, options: ProcessExpirationsOptions): void {
+  const webhooks = context.config.webhooks;
   if (webhooks.enabled && !webhooks.url && !options.dryRun) {
     const source = context.licenses.kind;
     throw usageError(

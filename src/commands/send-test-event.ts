@@ -13,6 +13,7 @@ import { splitUrlCredentials } from '../webhooks/url.js';
 import { withTransport } from '../delivery/transport.js';
 import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
 import type { CommandContext } from './context.js';
+import { commandLine } from '../command-line.js';
 
 export interface SendTestEventOptions {
   url?: string;
@@ -56,11 +57,15 @@ function sampleDetails(type: EventType, now: Date): EventDetails {
 }
 
 /** Sends one event now, through the same signing and retry path as the cron job, and reports every attempt. */
-export async function sendTestEvent(context: CommandContext, options: SendTestEventOptions): Promise<SendTestEventResult> {
+/** What sending needs: the configuration, and the database only for --license. */
+export type TestEventContext = Pick<CommandContext, 'config'> & Partial<Pick<CommandContext, 'db' | 'licenses'>>;
+
+export async function sendTestEvent(context: TestEventContext, options: SendTestEventOptions): Promise<SendTestEventResult> {
   const clock = options.clock ?? systemClock;
   const webhooks = context.config.webhooks;
   const url = options.url ?? webhooks.url;
-  if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')}.`);
+  const kind = context.config.licenses.source;
+  if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(kind, 'webhook-url', '<url>')}.`);
   const urlProblem = webhookUrlProblem(url);
   if (urlProblem) throw usageError(`--url "${url.slice(0, 200)}" ${urlProblem}.`);
   const given = options.secret === undefined ? undefined : secretProblem(options.secret);
@@ -73,15 +78,16 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   let subject = SAMPLE_SUBJECT;
   let details = sampleDetails(eventType, now);
   if (options.license !== undefined) {
+    if (!context.db || !context.licenses) throw new Error('send-test-event --license needs the database');
     const license = await context.licenses.findByCode(context.db, options.license);
-    if (!license) throw usageError(`No license with code "${options.license}". See "license-manager licenses list".`);
+    if (!license) throw usageError(`No license with code "${options.license}". See "${commandLine('licenses list')}".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.licenses.kind === 'botble' ? 'in the Botble admin' : 'with "license-manager licenses import"'}.`);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${kind === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
     details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = buildEventBody(details, subject, now);
-  const event = { eventId: randomUUID(), eventType, body };
+  const event = { eventId: randomUUID(), eventType, body, test: true };
   const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
   // Credentials in the URL go out as Authorization: shown, never their value.
   const headers = webhookHeaders(event, secret);

@@ -6,8 +6,9 @@ import { deliveryCounts } from '../storage/deliveries.repository.js';
 import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { maskCredentials } from '../credentials.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
+import { commandLine } from '../command-line.js';
 
 /** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
 const STALE_AFTER_HOURS = 26;
@@ -84,8 +85,16 @@ async function expiredWithoutEvent(context: CommandContext, last: RunRow | undef
  * The verdict (pure): 1 when the job has stopped or its last run failed, or the next run cannot start; 3 when
  * the last run abandoned deliveries; else 0.
  */
-export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undefined; licenses: number; settingProblems: readonly SettingProblem[] }): StatusResult['health'] {
+export function judgeHealth(input: {
+  now: Date;
+  lastFinished: RunSummary | undefined;
+  licenses: number;
+  settingProblems: readonly SettingProblem[];
+  /** Deliveries abandoned now (any run's, not yet re-sent); the last run's own count when not given. */
+  abandonedNow?: number;
+}): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
+  const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
   if (settingProblems.length > 0) return { exitCode: EXIT.failure, reason: `the next run will refuse to start: ${settingProblems.map(settingProblemMessage).join(' ')}` };
   const finishedAt = lastFinished?.finishedAt ? parseUtc(lastFinished.finishedAt) : undefined;
   const stale = !finishedAt || now.getTime() - finishedAt.getTime() > STALE_AFTER_HOURS * 3_600_000;
@@ -94,11 +103,22 @@ export function judgeHealth(input: { now: Date; lastFinished: RunSummary | undef
     return { exitCode: EXIT.failure, reason: `no process-expirations run finished in the last ${STALE_AFTER_HOURS} hours (${last}): check the cron job or timer` };
   }
   if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
-  if (lastFinished.exitCode === EXIT.abandoned) {
-    return { exitCode: EXIT.abandoned, reason: `the last run (${lastFinished.finishedAt}) abandoned ${plural(lastFinished.abandoned, 'delivery')}: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned"` };
+  if (lastFinished.status === 'refused') {
+    return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) refused to start${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
   }
-  if (lastFinished.exitCode !== EXIT.ok) {
+  if (lastFinished.exitCode !== EXIT.ok && lastFinished.exitCode !== EXIT.abandoned) {
     return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
+  }
+  // What is undelivered now, not what the last run left: abandoned deliveries re-sent since are done with.
+  if (abandonedNow > 0) {
+    const which = lastFinished.exitCode === EXIT.abandoned ? ` (the last run, ${lastFinished.finishedAt}, abandoned ${plural(lastFinished.abandoned, 'delivery')})` : '';
+    return {
+      exitCode: EXIT.abandoned,
+      reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}", re-send with "${commandLine('deliveries retry --abandoned')}"`,
+    };
+  }
+  if (lastFinished.exitCode === EXIT.abandoned) {
+    return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt}; the ${plural(lastFinished.abandoned, 'delivery')} it abandoned ${lastFinished.abandoned === 1 ? 'has' : 'have'} been re-sent since` };
   }
   return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} and succeeded` };
 }
@@ -113,7 +133,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
   return {
     now: formatUtc(options.now),
     configFile: context.configFile ?? null,
-    database: maskUrlCredentials(context.databaseFile),
+    database: maskCredentials(context.databaseFile),
     webhooks: webhookTarget(context),
     timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
     settingProblems: context.problems,
@@ -121,7 +141,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     licenses: { total: licenseTotal, byStatus: licenses },
     deliveries: { total: sum(deliveries), byStatus: deliveries },
     runs: runs.map(summary),
-    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems }),
+    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: deliveries.abandoned ?? 0 }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's, on a server).
     heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),

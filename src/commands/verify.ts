@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import { notRegularFile } from '../file-kind.js';
 import { readCapped } from '../read-input.js';
 import { DEFAULT_MAX_BODY_BYTES, verifySignature, type VerifyResult } from '../webhooks/verify.js';
+import { commandLine } from '../command-line.js';
 
 export interface VerifyOptions {
   /** Given with --secret or --secret-env; otherwise `configuredSecret` is asked. */
@@ -28,7 +29,7 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   if (options.signature === undefined) throw usageError('verify needs --signature <hex> (the X-Webhook-Signature header the receiver got).');
   const secret = options.secret ?? (await input.configuredSecret());
   if (secret === null) {
-    throw usageError('verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("license-manager settings set webhook-secret -").');
+    throw usageError(`verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("${commandLine('settings set webhook-secret -')}").`);
   }
   const maxBytes = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
   const tooLarge = 'a webhook body is well under 1 KiB; is this the request body? (--max-body raises the limit)';

@@ -2,6 +2,7 @@ import { usageError } from '../errors.js';
 import type { BotbleSettingKey } from '../storage/botble.repository.js';
 import { MAX_WARNING_DAY } from './schema.js';
 import type { ForeignSetting, SettingKey } from './settings.js';
+import { commandLine } from '../command-line.js';
 
 /** Where a Botble operator changes the webhook settings. */
 export const BOTBLE_ADMIN_PAGE = 'License Manager → Settings → General';
@@ -11,7 +12,7 @@ const FIX = `Change it in the Botble admin, ${BOTBLE_ADMIN_PAGE}.`;
 /** How to change a setting: with `settings set`, or in Botble's admin when Botble owns it. */
 export function settingAdvice(source: 'own' | 'botble', key: SettingKey, value: string): string {
   if (source === 'botble' && botbleKeyOf(key)) return `set ${key} in the Botble admin (${BOTBLE_ADMIN_PAGE})`;
-  return `run "license-manager settings set ${key} ${value}"`;
+  return `run "${commandLine(`settings set ${key} ${value}`)}"`;
 }
 
 /** The Botble keys that are one of our settings (lm_send_expiration_warnings is none: see botbleSwitchNote). */

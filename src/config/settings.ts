@@ -3,6 +3,7 @@ import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
 import { canonicalTimeZone, secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { commandLine } from '../command-line.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
 const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
@@ -183,7 +184,7 @@ export interface ResolvedConfig {
 
 /** The message for a stored setting that fails validation: the key, why, and the command that fixes it. */
 export function settingProblemMessage({ key, problem }: SettingProblem): string {
-  return `Invalid stored setting ${key}: ${problem}. Fix it with "license-manager settings set ${key} <value>" or remove it with "license-manager settings unset ${key}".`;
+  return `Invalid stored setting ${key}: ${problem}. Fix it with "${commandLine(`settings set ${key} <value>`)}" or remove it with "${commandLine(`settings unset ${key}`)}".`;
 }
 
 /** A value from another application's settings (Botble's), ranked where our settings table ranks. */

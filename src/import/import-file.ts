@@ -3,11 +3,12 @@
  * of a million rows is never held whole. Parsing only; validation and storage belong to the caller.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parse as parseCsv, type CsvError } from 'csv-parse';
-import { usageError } from '../errors.js';
+import { usageError, type ExitError } from '../errors.js';
 import { plural } from '../plural.js';
 import { NOT_UTF8, Utf8LineCheck } from './utf8.js';
 
@@ -48,8 +49,75 @@ function detectFormat(file: string, start: string): ImportFormat {
   return 'csv';
 }
 
+/** How the file was named on the command line, and the folder a relative name is resolved against. */
+export interface ImportFileOrigin {
+  given: string;
+  cwd: string;
+}
+
+/**
+ * Why the file cannot be read, said so that the operator can fix it: the absolute path looked at, that a relative
+ * path is relative to the current folder, and for a permission error which folder or file this user may not
+ * read (a file in /root, read by the job's user).
+ */
+function unreadableImportFile(file: string, origin: ImportFileOrigin | undefined, error: unknown): ExitError {
+  const code = (error as { code?: unknown } | null)?.code;
+  const relative = origin && !path.isAbsolute(origin.given) ? ` ("${origin.given}": a relative path is relative to the current folder, ${origin.cwd})` : '';
+  if (code === 'ENOENT') return usageError(`Cannot read import file ${file}: it does not exist${relative}. Check the path, or give an absolute one.`, { cause: error });
+  if (code === 'EACCES' || code === 'EPERM') {
+    const user = currentUser();
+    const blocked = firstUnreadable(file);
+    const which = blocked && blocked !== file ? `the folder ${blocked} is not open to ${user}` : `the file is not readable by ${user}`;
+    return usageError(
+      `Cannot read import file ${file}: permission denied${relative}; ${which}. Run the import as a user who may read it, or copy the file where ${user} can read it (e.g. the database folder) and make it readable (chmod, chown): a file under /root or another user's home is not readable by the job's user.`,
+      { cause: error },
+    );
+  }
+  if (code === 'EISDIR') return usageError(`Cannot read import file ${file}: it is a folder, not a file${relative}.`, { cause: error });
+  return usageError(`Cannot read import file ${file}${relative}: ${(error as Error).message}`, { cause: error });
+}
+
+function currentUser(): string {
+  try {
+    return `user ${os.userInfo().username}`;
+  } catch {
+    return 'this user';
+  }
+}
+
+/** The first folder on the way to `file` (or the file itself) that this process may not enter or read. */
+function firstUnreadable(file: string): string | undefined {
+  const parts: string[] = [];
+  for (let at = path.dirname(file); ; at = path.dirname(at)) {
+    parts.unshift(at);
+    if (path.dirname(at) === at) break;
+  }
+  for (const folder of parts) {
+    try {
+      fs.accessSync(folder, fs.constants.X_OK);
+    } catch {
+      return folder;
+    }
+  }
+  return file;
+}
+
+/** Fails (exit 2, see unreadableImportFile) unless the file can be opened for reading: checked before the database is opened or created. */
+export async function checkImportFile(file: string, origin: ImportFileOrigin): Promise<void> {
+  try {
+    const handle = await fs.promises.open(file, 'r');
+    try {
+      await handle.read(Buffer.alloc(1), 0, 1, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw unreadableImportFile(file, origin, error);
+  }
+}
+
 /** Opens the file (exit 2 when it cannot be read) and returns its format and a one-pass stream of records. */
-export async function openImportFile(file: string): Promise<ImportFile> {
+export async function openImportFile(file: string, origin?: ImportFileOrigin): Promise<ImportFile> {
   let start: string;
   try {
     const handle = await fs.promises.open(file, 'r');
@@ -60,7 +128,7 @@ export async function openImportFile(file: string): Promise<ImportFile> {
       await handle.close();
     }
   } catch (error) {
-    throw usageError(`Cannot read import file ${file}: ${(error as Error).message}`, { cause: error });
+    throw unreadableImportFile(file, origin, error);
   }
   const format = detectFormat(file, start);
   const check = new Utf8LineCheck();

@@ -3,7 +3,7 @@ import type { $Fetch } from 'ofetch';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { postOnce } from '../webhooks/post.js';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { maskCredentials } from '../credentials.js';
 
 export const PING_KINDS = ['healthchecks', 'cronitor', 'sentry'] as const;
 export type PingKind = (typeof PING_KINDS)[number];
@@ -123,7 +123,7 @@ function truncateUtf8(text: string, limit: number): string {
  */
 export function endPing(target: PingTarget, end: RunEnd): PingRequest {
   checkRunId(end.runId);
-  const summary = maskUrlCredentials(end.summary);
+  const summary = maskCredentials(end.summary);
   const success = end.exitCode === 0;
   switch (target.kind) {
     case 'healthchecks': {
@@ -234,7 +234,7 @@ export async function sendPing(request: PingRequest, options: PingOptions): Prom
     at,
     attempts,
     statusCode,
-    error: error === null ? null : maskUrlCredentials(error),
+    error: error === null ? null : maskCredentials(error),
     durationMs: Math.round(performance.now() - started),
   });
   let statusCode: number | null = null;

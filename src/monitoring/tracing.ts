@@ -1,7 +1,7 @@
 // OpenTelemetry traces, off unless OTEL_* variables ask for them: the SDK is loaded with import() only then; a run span, child spans for recording and delivery attempts, TRACEPARENT as parent, and a bounded flush.
 import type { Context, Span, SpanContext, Tracer } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { maskUrlCredentials } from '../webhooks/url.js';
+import { maskCredentials } from '../credentials.js';
 import { classifyAttempt } from './delivery-stats.js';
 
 type Env = Record<string, string | undefined>;
@@ -76,7 +76,7 @@ function tracesEndpoint(env: Env, warnings: string[]): string | null {
   try {
     url = new URL(endpoint);
   } catch {
-    warnings.push(`${variable} "${maskUrlCredentials(signal ?? base ?? '')}" is not an absolute URL (e.g. http://localhost:4318): traces are not sent over OTLP.`);
+    warnings.push(`${variable} "${maskCredentials(signal ?? base ?? '')}" is not an absolute URL (e.g. http://localhost:4318): traces are not sent over OTLP.`);
     return null;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -168,7 +168,7 @@ export function redactUrl(target: string): string {
   try {
     url = new URL(target);
   } catch {
-    return maskUrlCredentials(target);
+    return maskCredentials(target);
   }
   if (url.username || url.password) {
     url.username = 'REDACTED';
@@ -287,7 +287,7 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
     const exporter: SpanExporter = {
       export: (spans, done) =>
         otlp.export(spans, (result) => {
-          if (result.code !== 0) failures.push(`traces could not be sent to ${maskUrlCredentials(endpoint)}: ${result.error?.message ?? 'export failed'}`);
+          if (result.code !== 0) failures.push(`traces could not be sent to ${maskCredentials(endpoint)}: ${result.error?.message ?? 'export failed'}`);
           done(result);
         }),
       shutdown: () => otlp.shutdown(),
@@ -337,7 +337,7 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
         return {
           end: (outcome) => {
             span.setAttribute(ATTR_EVENTS_RECORDED, outcome.recorded);
-            if (outcome.error) span.setStatus({ code: SpanStatusCode.ERROR, message: maskUrlCredentials(outcome.error) });
+            if (outcome.error) span.setStatus({ code: SpanStatusCode.ERROR, message: maskCredentials(outcome.error) });
             span.end();
           },
         };
@@ -369,7 +369,7 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
             if (kind !== 'success') {
               // HTTP semantic conventions: the status code as text for an HTTP failure, a low-cardinality class otherwise.
               span.setAttribute(semconv.ATTR_ERROR_TYPE, outcome.statusCode !== null ? String(outcome.statusCode) : kind);
-              span.setStatus({ code: SpanStatusCode.ERROR, message: maskUrlCredentials(outcome.error ?? `HTTP ${outcome.statusCode}`) });
+              span.setStatus({ code: SpanStatusCode.ERROR, message: maskCredentials(outcome.error ?? `HTTP ${outcome.statusCode}`) });
             }
             span.end();
           },
@@ -397,7 +397,7 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
       });
       try {
         const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]);
-        if (outcome === 'late') failures.push(`traces were not all sent to ${plan.endpoint ? maskUrlCredentials(plan.endpoint) : 'the console'} within ${bound} ms`);
+        if (outcome === 'late') failures.push(`traces were not all sent to ${plan.endpoint ? maskCredentials(plan.endpoint) : 'the console'} within ${bound} ms`);
       } catch (error) {
         // An export that failed has said why already; the flush rejects with the same reason.
         if (failures.length === 0) failures.push(`traces could not be flushed: ${error instanceof Error ? error.message : String(error)}`);

@@ -1,3 +1,4 @@
+import { maskCredentials, passwordProblem } from '../credentials.js';
 import type { SqlDialect } from './dialect.js';
 
 /** Where the database is: a SQLite file, or a PostgreSQL / MySQL server given by URL. */
@@ -26,19 +27,12 @@ export function looksLikeUrl(value: string): boolean {
 export function brokenUrlProblem(value: string): string | undefined {
   const scheme = /^(postgres|postgresql|mysql|mariadb|sqlite)\/\//i.exec(value)?.[1];
   if (!scheme) return undefined;
-  return `${maskDatabaseUrl(value)} looks like a database URL without the ":" after "${scheme}" (expected ${scheme}://user:password@host:port/database); a SQLite file path does not start with "${scheme}//"`;
+  return `${maskDatabaseUrl(value)} looks like a database URL without the ":" after "${scheme}" (expected ${scheme}://user:<password>@host:port/database); a SQLite file path does not start with "${scheme}//"`;
 }
 
-/** The URL with its password replaced by `****`: safe for every message and `--json`. */
+/** The URL with its password (and ?password=) replaced by `****`: safe for every message and `--json`. */
 function maskDatabaseUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password) url.password = '****';
-    return url.toString();
-  } catch {
-    // Not parseable: mask whatever sits between "user:" and "@".
-    return value.replace(/(\/\/[^:/@]*:)[^@/]*@/, '$1****@');
-  }
+  return maskCredentials(value);
 }
 
 const BAD_ESCAPE = 'has a malformed %-escape (a "%" must start %XX, two hex digits of UTF-8): write a "%" itself as %25, "@" as %40 and "/" as %2F';
@@ -70,14 +64,16 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   try {
     url = new URL(value);
   } catch {
-    return { problem: `${maskDatabaseUrl(value)} is not a valid URL (expected ${dialect}://user:password@host:port/database)` };
+    // Never quoted whole: the part that breaks it is named, the password masked.
+    const password = passwordProblem(value);
+    return { problem: `${maskDatabaseUrl(value)} is not a valid URL${password ? `: ${password}` : ''} (expected ${dialect}://user:<password>@host:port/database)` };
   }
   // Drivers decode the user, password and name too: a bad escape there is this URL's fault, said before connecting.
   const badPart = ([['user name', url.username], ['password', url.password], ['database name', url.pathname]] as const).find(([, part]) => decoded(part) === undefined)?.[0];
   if (badPart) return { problem: `${maskDatabaseUrl(value)}: the ${badPart} ${BAD_ESCAPE}` };
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!url.hostname) return { problem: `${maskDatabaseUrl(value)} has no host name` };
-  if (!database || database.includes('/')) return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:password@${url.host}/database)` };
+  if (!database || database.includes('/')) return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:<password>@${url.host}/database)` };
   const label = maskDatabaseUrl(value);
   return { dialect, url: value, host: url.hostname, port: url.port ? Number(url.port) : DEFAULT_PORTS[dialect], database, tablePrefix, label };
 }

@@ -57,7 +57,8 @@ export interface WebhookAttemptsTable {
   error: string | null;
 }
 
-export type RunStatus = 'running' | 'succeeded' | 'abandoned' | 'failed' | 'stopped';
+/** `refused`: the run would not start (exit 2: webhooks enabled with no URL); recorded so that `status` says so. */
+export type RunStatus = 'running' | 'succeeded' | 'abandoned' | 'failed' | 'stopped' | 'refused';
 
 /** One process-expirations run: written when it starts, finished when it ends (whatever way it ends). */
 export interface RunsTable {

@@ -1,7 +1,8 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
-import { dialectOf, tablePrefixOf, type SqlDialect } from './dialect.js';
+import { dialectOf, errorCode, tablePrefixOf, type SqlDialect } from './dialect.js';
 import type { LicenseStatus } from '../expirations/license-status.js';
+import { temporaryTableRefused } from './mysql-privileges.js';
 
 export type LicenseRow = Selectable<LicensesTable>;
 
@@ -67,6 +68,8 @@ export class RepeatedLicenseCode extends Error {
 type ImportCodes = { import_codes: { license_code: string; position: number } };
 
 // A temporary table per session; codes compare byte for byte, as license_code does in each dialect.
+const MYSQL_REFUSED = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
+
 const IMPORT_CODES_TABLE: Record<SqlDialect, RawBuilder<unknown>> = {
   sqlite: sql`create temp table if not exists import_codes (license_code text primary key, position integer not null)`,
   postgres: sql`create temp table if not exists import_codes (license_code text collate "C" primary key, position integer not null)`,
@@ -95,7 +98,11 @@ export async function upsertLicenses(
     const pending = new Map<string, number>();
     const codesTable = trx.withTables<ImportCodes>();
     const dialect = dialectOf(trx);
-    await IMPORT_CODES_TABLE[dialect].execute(trx);
+    await IMPORT_CODES_TABLE[dialect].execute(trx).catch(async (error: unknown) => {
+      // MySQL: "Access denied … to database" names no privilege; this one is CREATE TEMPORARY TABLES.
+      if (dialect === 'mysql' && MYSQL_REFUSED.has(errorCode(error))) throw await temporaryTableRefused(trx, error);
+      throw error;
+    });
     await codesTable.deleteFrom('import_codes').execute();
     const flush = async (all: LicenseInput[], activating: readonly LicenseStatus[]) => {
       const codes = all.map((input) => input.license_code);

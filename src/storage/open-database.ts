@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteAdapter, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
@@ -9,6 +9,7 @@ import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
 import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
+import { checkMigratePrivileges } from './mysql-privileges.js';
 import {
   boundedMysqlPool,
   boundedPgPool,
@@ -19,6 +20,7 @@ import {
   pgTimeoutOptions,
   watchDatabase,
 } from './server-pool.js';
+import { commandLine } from '../command-line.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 // Connections per process: the delivery loop, the attempt writer and the lease heartbeat run side by side.
@@ -53,6 +55,11 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
     });
     const migrator = newMigrator(db, target.tablePrefix);
     if (options.migrate) {
+      if (target.dialect === 'mysql') {
+        const known = await migrator.getMigrations();
+        const pending = known.filter((migration) => migration.executedAt === undefined).map((migration) => migration.name);
+        if (pending.length > 0) await checkMigratePrivileges(db, pending, pending.length === known.length);
+      }
       const { error, results } = await migrator.migrateToLatest();
       if (error) throw error;
       options.onMigrated?.((results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName));
@@ -69,7 +76,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
         }
         const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
         throw usageError(
-          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "license-manager migrate" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
+          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "${commandLine('migrate')}" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
         );
       }
     }
@@ -140,6 +147,23 @@ async function serverDialect(target: Extract<DatabaseTarget, { dialect: 'postgre
 }
 
 /**
+ * SQLite's DDL is transactional, but Kysely's adapter says otherwise and runs each migration statement on its
+ * own: with this one, all pending migrations run in one transaction, so a migrate that fails half-way (a full
+ * disk, a killed process, a name taken) leaves the schema as it was, as on PostgreSQL.
+ */
+class TransactionalSqliteDialect extends SqliteDialect {
+  override createAdapter(): SqliteAdapter {
+    return new TransactionalSqliteAdapter();
+  }
+}
+
+class TransactionalSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+/**
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
  */
@@ -150,7 +174,7 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
   }
   if (fs.existsSync(filename) && !fs.statSync(filename).isFile()) {
-    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (it is created when missing).`);
+    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`);
   }
   if (!fs.existsSync(filename)) {
     try {
@@ -173,7 +197,7 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     sqlite?.close();
     throw databaseError(target, error);
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
+  const db = new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
   try {
     const report = await migrateToLatest(db, tablePrefix);
     onMigrated?.(report.applied);
@@ -284,7 +308,7 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   if (LOGIN_FAILED.has(code)) return usageError(`Cannot log in to ${where}: ${detail}. Check the user name and password in the URL. ${fix}`, { cause: error });
   if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
   if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
-  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "license-manager migrate".`, { cause: error });
+  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "${commandLine('migrate')}".`, { cause: error });
   if (LOCK_NOT_RELEASED.has(code)) {
     return new ExitError(
       EXIT.failure,

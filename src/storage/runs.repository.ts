@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { maskCredentials } from '../credentials.js';
 import { sql, type Kysely, type Selectable } from 'kysely';
 import type { Database, RunsTable, RunStatus } from './database.table.js';
 
@@ -28,6 +29,14 @@ export function newRunId(nowMs = Date.now()): string {
 /** `nowAt`: the instant the run applies the rules at (its --now), when that is not its start. */
 export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt?: string }): Promise<void> {
   await db.insertInto('runs').values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt ?? run.startedAt, status: 'running' }).execute();
+}
+
+/** A run that refused to start (exit 2): started and finished at once, with the reason `status` shows. */
+export async function recordRefusedRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt: string }, reason: string): Promise<void> {
+  await db
+    .insertInto('runs')
+    .values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt, finished_at: run.startedAt, status: 'refused', exit_code: 2, error: maskCredentials(reason) })
+    .execute();
 }
 
 /** Fails (a privilege error) unless the run may record its end: checked at its start, before anything is sent. */
@@ -60,7 +69,8 @@ export async function finishRun(db: Kysely<Database>, id: string, end: RunEnd): 
       abandoned: end.abandoned,
       expired_without_event: end.expiredWithoutEvent ?? 0,
       announce_since: end.announceSince ?? null,
-      error: end.error,
+      // Read back by `status` and its --json: never a password.
+      error: end.error === null ? null : maskCredentials(end.error),
     })
     .where('id', '=', id)
     .execute();

@@ -7,7 +7,12 @@ export interface OutgoingEvent {
   eventType: string;
   /** The exact bytes to send and to sign. */
   body: string;
+  /** Sent by `send-test-event`: marked with X-Webhook-Test, so a receiver answers it without acting on it. */
+  test?: boolean;
 }
+
+/** The header that marks a test event; the body stays the reference's, byte for byte. */
+const TEST_EVENT_HEADER = 'X-Webhook-Test';
 
 /**
  * The reference's headers, plus X-Webhook-Id so receivers can drop duplicates, and the Accept that ofetch
@@ -21,6 +26,7 @@ export function webhookHeaders(event: OutgoingEvent, secret: string | null): Rec
     'X-Webhook-Id': event.eventId,
     'User-Agent': USER_AGENT,
   };
+  if (event.test) headers[TEST_EVENT_HEADER] = 'true';
   if (secret) headers['X-Webhook-Signature'] = signBody(event.body, secret);
   return headers;
 }

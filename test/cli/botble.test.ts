@@ -196,6 +196,7 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
 
       // A code that names no license matches nothing, exactly as with our own licenses table.
       const own = tempDir();
+      expect((await runCli(['migrate'], { cwd: own })).code).toBe(0);
       for (const cwd of [dir, own]) {
         expect(await runCli(['deliveries', 'list', '--license', 'NO-SUCH'], { cwd })).toMatchObject({ code: 0, stdout: 'No deliveries match.\n', stderr: '' });
         expect(await runCli(['deliveries', 'list', '--license', 'NO-SUCH', '--json'], { cwd })).toMatchObject({ code: 0, stdout: '[]\n', stderr: '' });
@@ -311,6 +312,7 @@ describe('Botble mode configuration', () => {
 
     // A database without Botble's tables (the wrong database, or the wrong botble.tablePrefix) is named as such.
     fs.writeFileSync(config, JSON.stringify({ database: { tablePrefix: 'lmw_' }, licenses: { source: 'botble' } }));
+    fs.writeFileSync(path.join(dir, 'license-manager.sqlite'), '', { mode: 0o600 });
     const notBotble = await runCli(['licenses', 'list'], { cwd: dir });
     expect(notBotble.code).toBe(2);
     expect(notBotble.stderr).toMatch(/Botble mode reads the tables settings.*botble\.tablePrefix/s);

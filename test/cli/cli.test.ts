@@ -19,16 +19,20 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-/** A directory with a config that uses fast retries, as an operator's would with its own values. */
-function project(extra: object = {}): string {
+/**
+ * A directory with a config that uses fast retries, as an operator's would with its own values, and an empty
+ * database file (as `license-manager migrate` would leave; other commands create none).
+ */
+function project(extra: object = {}, options: { database?: boolean } = {}): string {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...extra }));
+  if (options.database !== false) fs.writeFileSync(path.join(dir, 'license-manager.sqlite'), '', { mode: 0o600 });
   return dir;
 }
 
 describe('the built CLI', () => {
   test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {
-    const cwd = project();
+    const cwd = project({}, { database: false });
     const cases: Array<[string[], RegExp]> = [
       [['licenses', 'list', '--status', 'paused'], /'--status <status>' argument 'paused' is invalid\. Allowed choices are active, suspended, revoked, expired/],
       [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid/],
@@ -436,6 +440,6 @@ describe('the built CLI', () => {
 
   test('status --help lists every exit code, 2 included', async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
-    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 abandoned, 1 failed or stopped, 2 the config or database cannot be used/);
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/);
   });
 });

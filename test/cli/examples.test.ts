@@ -20,8 +20,8 @@ afterEach(() => {
 });
 
 /** Starts an example receiver on a free port; resolves with its URL and the JSON lines it prints. */
-async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>>; stderr: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
+async function startExample(file: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ url: string; lines: () => Array<Record<string, unknown>>; stderr: () => string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET, ...extraEnv };
   delete env.NODE_OPTIONS;
   const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
@@ -66,6 +66,38 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file)
     const unsigned = await runCli(['send-test-event', '--url', receiver.url], { cwd });
     expect(unsigned.code).toBe(3);
     expect(receiver.lines()).toHaveLength(5);
+  }, 30_000);
+});
+
+describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s and test events', (file) => {
+  test('a receiver that rejects unknown licenses answers a test event 2xx without acting; the production check passes', async () => {
+    const receiver = await startExample(file, { KNOWN_LICENSES: 'LIC-0001,LIC-0002' });
+    const cwd = tempDir();
+    const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url, LICENSE_MANAGER_WEBHOOK_SECRET: SECRET };
+    await runCli(['licenses', 'import', SAMPLE], { cwd, env });
+    // The README's production step 4: the sample license LIC-ABC-123 is unknown to the application.
+    const check = await runCli(['send-test-event'], { cwd, env });
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(/delivered/);
+    const known = await runCli(['send-test-event', '--event', 'license.expired', '--license', 'LIC-0001'], { cwd, env });
+    expect(known.code).toBe(0);
+    await printed(receiver, 2);
+    expect(receiver.lines()).toEqual([
+      expect.objectContaining({ event_type: 'license.expiring', license_code: 'LIC-ABC-123', test: true, action: 'none' }),
+      expect.objectContaining({ event_type: 'license.expired', license_code: 'LIC-0001', test: true, action: 'none' }),
+    ]);
+    // The same sample body without the header is a real event for an unknown license: refused, as the application would.
+    const body = (JSON.parse((await runCli(['send-test-event', '--json'], { cwd, env })).stdout) as { body: string }).body;
+    expect(await postTo(receiver.url, body, { 'content-type': 'application/json', 'x-webhook-id': 'real-1' })).toBe(422);
+    // Real events of known licenses are acted on, unknown ones refused (the run abandons them: exit 3).
+    await runCli(['settings', 'set', 'webhooks-enabled', 'true'], { cwd, env });
+    const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd, env: { ...env, LICENSE_MANAGER_LEASE_MS: '300' } });
+    expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 2, abandoned: 3 });
+    await printed(receiver, 5);
+    expect(receiver.lines().slice(3).map((line) => `${String(line.license_code)} ${String(line.action)}`).sort((a, b) => a.localeCompare(b))).toEqual([
+      'LIC-0001 remind',
+      'LIC-0002 remind',
+    ]);
   }, 30_000);
 });
 

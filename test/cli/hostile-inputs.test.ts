@@ -299,6 +299,7 @@ describe('listen facing hostile requests', () => {
 
   test('listen reads a configured secret from an existing database without changing it, and answers 401 without a signature', async () => {
     const { dir, cli } = project();
+    expect((await cli('migrate')).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).code).toBe(0);
     const database = path.join(dir, 'license-manager.sqlite');
     const before = fs.readFileSync(database);
@@ -337,8 +338,8 @@ describe('databases that are not ours', () => {
     expect(fs.readFileSync(foreign).equals(before)).toBe(true);
     expect(fs.readdirSync(dir).sort()).toEqual(['license-manager.config.json', 'shop.sqlite']);
 
-    // Our own: a new file, then the same file again once migrated.
-    expect((await cli('licenses', 'list')).code).toBe(0);
+    // Our own: a new file (migrate creates it), then the same file again once migrated.
+    expect((await cli('migrate')).code).toBe(0);
     expect((await cli('licenses', 'list')).code).toBe(0);
     // An empty file someone created for us is fine too.
     fs.writeFileSync(path.join(dir, 'empty.sqlite'), '');
@@ -434,6 +435,7 @@ describe('small hostile inputs about files', () => {
   test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {
     const { dir, cli } = project();
     const config = path.join(dir, 'license-manager.config.json');
+    expect((await cli('migrate')).code).toBe(0);
     fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: 'file-secret' } }));
     fs.chmodSync(config, 0o644);
     const loose = await cli('settings', 'list');
@@ -463,6 +465,7 @@ describe('small hostile inputs about files', () => {
       fs.writeFileSync(config, JSON.stringify({ database, webhooks }));
       fs.chmodSync(config, 0o644);
     };
+    expect((await cli('migrate')).code).toBe(0);
     write({ url: 'mysql://license_manager:db-pa55@db.internal:3306/botble' });
     const loose = await cli('licenses', 'list');
     expect(loose.code).toBe(0);

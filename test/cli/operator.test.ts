@@ -128,12 +128,13 @@ describe('status', () => {
     const fresh = workspace();
     await runCli(['migrate'], { cwd: fresh.dir });
     expect((await runCli(['status'], { cwd: fresh.dir })).code).toBe(0);
-    // No database at all (a config pointing elsewhere): exit 1, and status creates none.
+    // No database at all (a config pointing elsewhere): exit 2, and status creates none.
     const nowhere = workspace();
+    fs.rmSync(nowhere.databaseFile);
     const missing = await runCli(['status'], { cwd: nowhere.dir });
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toBe(
-      `error: Database ${nowhere.databaseFile} does not exist, so nothing has ever run against it. Check database.filename in ${nowhere.configFile} or LICENSE_MANAGER_DB, and the -c given to the scheduled job.\n`,
+      `error: Database ${nowhere.databaseFile} does not exist (database.filename in ${nowhere.configFile} names it); nothing was created. Create it with "license-manager migrate" (or "license-manager licenses import <file>"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.\n`,
     );
     expect(fs.existsSync(nowhere.databaseFile)).toBe(false);
   });
@@ -147,7 +148,9 @@ describe('status', () => {
     expect(JSON.parse(abandoned.stdout).runs[0]).toMatchObject({ status: 'abandoned', exitCode: 3, recorded: 1, delivered: 0, abandoned: 1 });
     const text = await runCli(['status'], { cwd: ws.dir });
     expect(text.code).toBe(3);
-    expect(text.stdout).toMatch(/ATTENTION: the last run \(\S+\) abandoned 1 delivery: see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned" \(exit 3\)/);
+    expect(text.stdout).toMatch(
+      /ATTENTION: 1 delivery abandoned and not re-sent \(the last run, \S+, abandoned 1 delivery\): see "license-manager deliveries list --status abandoned", re-send with "license-manager deliveries retry --abandoned" \(exit 3\)/,
+    );
 
     // A run that failed after it started (the database gone from under it, say), as the runs table keeps it.
     const later = iso(Date.now() + 1000);

@@ -213,9 +213,12 @@ describe('a database the tool cannot use', () => {
   const cwd = () => tempDir();
 
   test('missing directory: exit 2 naming it', async () => {
-    const result = await runCli(['settings', 'list'], { cwd: cwd(), env: { LICENSE_MANAGER_DB: '/nonexistent-dir/lm.sqlite' } });
+    const result = await runCli(['migrate'], { cwd: cwd(), env: { LICENSE_MANAGER_DB: '/nonexistent-dir/lm.sqlite' } });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('Database directory /nonexistent-dir does not exist');
+    const list = await runCli(['settings', 'list'], { cwd: cwd(), env: { LICENSE_MANAGER_DB: '/nonexistent-dir/lm.sqlite' } });
+    expect(list.code).toBe(2);
+    expect(list.stderr).toContain('Database /nonexistent-dir/lm.sqlite does not exist (LICENSE_MANAGER_DB names it; its folder /nonexistent-dir does not exist either); nothing was created.');
   });
 
   test('a file that is not SQLite: exit 2 naming it', async () => {

@@ -58,6 +58,8 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
     fs.writeFileSync(configFile, JSON.stringify({ ...settings, database: { ...database, ...(settings.database as object | undefined) }, webhooks }, null, 2));
   };
   writeConfig(config);
+  // An empty database file, as "license-manager migrate" would leave: only migrate and import create a missing one.
+  if (!server) fs.writeFileSync(path.join(dir, 'test.sqlite'), '', { mode: 0o600 });
   let migrated = !server;
   const ws: Workspace = {
     dir,
