@@ -177,7 +177,8 @@ function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSe
 export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 'value'> & { value: unknown } {
   if (setting.value === null || setting.invalid) return setting;
   if (setting.key === 'webhooks-enabled') return { ...setting, value: setting.value === 'true' };
-  if (setting.key === 'warning-days') return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  if (setting.key === 'warning-days' || setting.key.endsWith('days')) return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  if (setting.key.startsWith('product:') && setting.key.endsWith(':enabled')) return { ...setting, value: setting.value === 'true' };
   return setting;
 }
 

@@ -207,9 +207,10 @@ export function buildProgram(session: Session): Command {
     .addHelpText('after', examples('license-manager settings list', 'license-manager settings list --json'))
     .action((_options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
-        const { settingsList } = await import('../commands/settings.js');
+        const { settingsList, unknownProducts } = await import('../commands/settings.js');
         const { printSettings, typedSetting } = await import('./format.js');
         const list = settingsList(context);
+        for (const warning of await unknownProducts(context)) out.warn(warning);
         if (out.options.json) out.json(list.map(typedSetting));
         else printSettings(out, list);
       }, tolerant),
@@ -237,6 +238,9 @@ export function buildProgram(session: Session): Command {
       examples(
         'license-manager settings set webhook-url https://example.com/webhooks/licenses',
         'license-manager settings set warning-days 14,7,1',
+        'license-manager settings set after-expiry-days 3,14           # license.expired_reminder 3 and 14 days after the expiry date',
+        'license-manager settings set product:PROD-001:warning-days 30,7,1',
+        'license-manager settings set product:FREE-TIER:enabled false  # no notices for this product',
         'openssl rand -hex 32 | license-manager settings set webhook-secret -',
       ),
     )
@@ -248,6 +252,7 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(change);
         else out.info(`${change.key} = ${change.stored}`);
         if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
+        for (const warning of change.warnings ?? []) out.warn(warning);
       }, tolerant),
     );
   settings
