@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import { EVENT_TYPES } from '../expirations/rules.js';
+import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { plural } from '../plural.js';
 import { LICENSE_STATUSES } from '../storage/licenses.repository.js';
@@ -11,6 +12,8 @@ import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 
+// Botble's three events and the after-expiry reminder.
+const NOTICE_TYPES = [...EVENT_TYPES, EXPIRED_REMINDER] as const;
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
 // Rows shown by `deliveries list` when no --limit is given.
 const DEFAULT_LIST_LIMIT = 50;
@@ -177,7 +180,7 @@ export function buildProgram(session: Session): Command {
     .option('--url <url>', 'send here instead of the configured webhook URL')
     .option('--secret <secret>', 'sign with this secret instead of the configured one')
     .addOption(secretEnvOption('sign with the secret in this environment variable instead'))
-    .addOption(new Option('--event <type>', 'event type').choices(EVENT_TYPES).default('license.expiring'))
+    .addOption(new Option('--event <type>', 'event type').choices(NOTICE_TYPES).default('license.expiring'))
     .option('--license <code>', 'use this license from the database instead of the sample payload')
     .addHelpText(
       'after',
@@ -185,9 +188,10 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret s3cret',
         'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret-env RECEIVER_SECRET   # not visible in ps',
         'license-manager send-test-event --event license.expired --license LIC-0001',
+        'license-manager send-test-event --event license.expired_reminder --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) =>
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
@@ -326,14 +330,14 @@ export function buildProgram(session: Session): Command {
     .description('deliveries, newest first')
     .addHelpText('after', examples('license-manager deliveries list --status abandoned', 'license-manager deliveries list --license LIC-0003 --since 2025-01-01'))
     .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
-    .addOption(new Option('--event <type>', 'only this event type').choices(EVENT_TYPES))
+    .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
     .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
     .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
+        options: { status?: DeliveryStatus; event?: (typeof NOTICE_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {
