@@ -275,7 +275,15 @@ export function buildProgram(session: Session): Command {
   const licenses = program
     .command('licenses')
     .description('load or view licenses')
-    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV', 'license-manager licenses list --expiring-within 30'));
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV',
+        'license-manager licenses list --expiring-within 30',
+        'license-manager licenses show LIC-0001',
+        'license-manager licenses forecast --days 14',
+      ),
+    );
   licenses
     .command('import <file>')
     .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none')
@@ -315,6 +323,48 @@ export function buildProgram(session: Session): Command {
             ? `No licenses in ${context.licenses.description}.`
             : `No licenses in ${context.databaseFile} yet. Load some with "license-manager licenses import <file>".`;
         printLicenses(out, rows, none);
+      }),
+    );
+
+  licenses
+    .command('show <code>')
+    .description("one license: its dates, status, product schedule, the notices sent (when, outcome) and those still to come with their dates")
+    .addOption(new Option('--now <iso>', 'list the notices to come from this instant instead of the current time').argParser(runInstant))
+    .addHelpText('after', examples('license-manager licenses show LIC-0001', 'license-manager licenses show LIC-0001 --json'))
+    .action((code: string, options: { now?: Date }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { licensesShow } = await import('../commands/reminders.js');
+        const { printLicenseShow } = await import('./reminders-format.js');
+        const result = await licensesShow(context, code, options.now ?? new Date());
+        if (out.options.json) out.json(result);
+        else printLicenseShow(out, result);
+      }),
+    );
+  licenses
+    .command('forecast')
+    .description('how many notices of each type the daily runs would send on each coming day, as a bar chart (the same rules as process-expirations; changes nothing)')
+    .addOption(new Option('--days <n>', 'how many days (default 30)').argParser(wholeNumber(1, 366)))
+    .addOption(new Option('--from <date>', 'the first day, in the business time zone (default: today there)').argParser(calendarDate))
+    .option('--product <id>', "only this product's licenses (Botble mode: the product's reference id)")
+    .option('--warning-days <days>', 'forecast with these warning days instead of the warning-days setting, e.g. 30,7,1 (nothing is changed)')
+    .addOption(new Option('--now <iso>', 'forecast from the date of this instant in the business time zone').argParser(runInstant))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager licenses forecast                       # the next 30 days',
+        'license-manager licenses forecast --from 2025-03-01 --days 14 --product PROD-001',
+        'license-manager licenses forecast --warning-days 30,7,1   # what a warning-days change would do, changing nothing',
+        'license-manager licenses forecast --json                # { "days": [ { "date": "YYYY-MM-DD", "counts": { ... } } ] }',
+      ),
+    )
+    .action((options: { days?: number; from?: string; product?: string; warningDays?: string; now?: Date }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { licensesForecast } = await import('../commands/reminders.js');
+        const { printForecast } = await import('./reminders-format.js');
+        const result = await licensesForecast(context, { ...options, now: options.now ?? new Date() });
+        for (const warning of result.warnings) out.warn(warning);
+        if (out.options.json) out.json({ days: result.days });
+        else printForecast(out, result, options.warningDays);
       }),
     );
 

@@ -189,7 +189,7 @@ export async function findNewEvents(
 
 /** The per-product schedules of a run: the schedule of a license's product, and the widest of them all (for the scans). */
 export interface Schedules {
-  of(productId: string | null): ReminderSchedule;
+  of: (productId: string | null) => ReminderSchedule;
   /** The largest warning day and after-expiry day any enabled schedule has. */
   largestWarning: number;
   largestAfterExpiry: number;
@@ -198,7 +198,7 @@ export interface Schedules {
 }
 
 /** The schedules the config and settings give: expirations.products over the global values. */
-function schedulesOf(expirations: { warningDays: readonly number[]; afterExpiryDays: readonly number[]; products: Parameters<typeof policyFor>[2] }): Schedules {
+export function schedulesOf(expirations: { warningDays: readonly number[]; afterExpiryDays: readonly number[]; products: Parameters<typeof policyFor>[2] }): Schedules {
   const of = (productId: string | null) => policyFor(productId, expirations, expirations.products);
   const all = [of(null), ...Object.keys(expirations.products).map(of)].filter((schedule) => schedule.enabled);
   return {
@@ -220,13 +220,17 @@ function scanPolicy(policy: ExpirationPolicy, schedules: Schedules): ExpirationP
 
 /** Earlier records, with the reminders' own rule beside the rules' (an N at least as large covers a reminder). */
 class EarlierRecords {
-  constructor(
-    private readonly list: RecordedEvent[],
-    private readonly rules = new RecordedEvents(list),
-  ) {}
+  private readonly rules: RecordedEvents;
+  /** Reminders by license: reminderCovered scans what it is given, which must not be every record of a large run. */
+  private readonly reminders = new Map<number, RecordedEvent[]>();
+
+  constructor(list: RecordedEvent[]) {
+    this.rules = new RecordedEvents(list);
+    for (const event of list) if (event.type === EXPIRED_REMINDER) this.reminders.set(event.licenseId, [...(this.reminders.get(event.licenseId) ?? []), event]);
+  }
 
   covers(event: JobEvent): boolean {
-    return event.type === EXPIRED_REMINDER ? reminderCovered(event, this.list) : this.rules.covers(event);
+    return event.type === EXPIRED_REMINDER ? reminderCovered(event, this.reminders.get(event.licenseId) ?? []) : this.rules.covers(event);
   }
 
   announcedExpired(licenseId: number, expiresAt: Date, timeZone: string): boolean {

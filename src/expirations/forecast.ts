@@ -8,7 +8,7 @@ import { RecordedEvents, type DueEvent, type EventType, type ExpirationPolicy, t
 export const FORECAST_EVENT_TYPES = ['license.expiring', 'license.expired', EXPIRED_REMINDER, 'license.update_support_expired'] as const satisfies ReadonlyArray<
   EventType | typeof EXPIRED_REMINDER
 >;
-export type ForecastEventType = (typeof FORECAST_EVENT_TYPES)[number];
+type ForecastEventType = (typeof FORECAST_EVENT_TYPES)[number];
 export type ForecastEvent = DueEvent | DueReminder;
 
 /** A license as the forecast reads it: the rules' dates (instants, read in the business zone) and its product. */
@@ -18,7 +18,7 @@ export interface ForecastLicense extends LicenseDates {
 }
 
 /** The shape of the rules' `decide`: the forecast applies the same function the job applies. */
-export type DecideRule = (license: LicenseDates, now: Date, policy: ExpirationPolicy) => { events: readonly DueEvent[]; status?: 'active' | 'expired' };
+type DecideRule = (license: LicenseDates, now: Date, policy: ExpirationPolicy) => { events: readonly DueEvent[]; status?: 'active' | 'expired' };
 
 export interface ForecastOptions {
   /** The first day, 'YYYY-MM-DD' in the business zone (today, or `--from`). */
@@ -37,7 +37,7 @@ export interface ForecastOptions {
   decide: DecideRule;
 }
 
-export interface ForecastDay {
+interface ForecastDay {
   date: string;
   /** Every type of FORECAST_EVENT_TYPES, 0 included, so `--json` readers need no default. */
   counts: Record<ForecastEventType, number>;
