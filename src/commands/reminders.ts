@@ -1,14 +1,14 @@
 // `licenses forecast` and `licenses show`: what the job will send, from the current data and settings, by the same rules; read-only.
 import { usageError } from '../errors.js';
 import { reminderCovered } from '../expirations/after-expiry.js';
-import { addDays, dateInZone, daysBetween } from '../expirations/calendar.js';
+import { addDays, dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
 import { forecast, forecastOptionsProblem, type ForecastEvent, type ForecastLicense, type ForecastResult } from '../expirations/forecast.js';
 import { readDates } from '../expirations/license-events.js';
 import { lookbackOverlapWarnings, parseDayList, policyFor, unknownProductWarnings, type ReminderSchedule } from '../expirations/reminder-policy.js';
 import { decide, parseEventKey, RecordedEvents, type RecordedEvent } from '../expirations/rules.js';
 import { recordedEventKeys } from '../storage/deliveries.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
-import { productIdsInUse } from '../storage/product-ids.repository.js';
+import { forecastCandidates, productIdsInUse, type ForecastRow } from '../storage/reminders.repository.js';
 import type { CommandContext } from './context.js';
 import { deliveriesList } from './deliveries.js';
 import { schedulesOf } from './process-expirations.js';
@@ -49,10 +49,12 @@ function effectiveExpirations(context: CommandContext, warningDays: string | und
 /** The records that cover an event: the job's two checks (the rules' and the reminders'), over earlier records. */
 function coverage(recorded: RecordedEvent[]): (event: ForecastEvent) => boolean {
   const rules = new RecordedEvents(recorded);
+  // Most licenses have nothing recorded: one set lookup answers for them.
+  const licenses = new Set(recorded.map((event) => event.licenseId));
   // Reminders by license: reminderCovered scans what it is given, and at 1M licenses that must not be every record.
   const reminders = new Map<number, RecordedEvent[]>();
   for (const event of recorded) if (event.type === 'license.expired_reminder') reminders.set(event.licenseId, [...(reminders.get(event.licenseId) ?? []), event]);
-  return (event) => (event.type === 'license.expired_reminder' ? reminderCovered(event, reminders.get(event.licenseId) ?? []) : rules.covers(event));
+  return (event) => licenses.has(event.licenseId) && (event.type === 'license.expired_reminder' ? reminderCovered(event, reminders.get(event.licenseId) ?? []) : rules.covers(event));
 }
 
 async function recordedFor(context: CommandContext, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
@@ -64,9 +66,12 @@ async function recordedFor(context: CommandContext, licenseIds: number[], timeZo
   return recorded;
 }
 
-function forecastLicense(row: LicenseRow, timeZone: string): ForecastLicense | undefined {
-  const dates = readDates(row, timeZone);
-  return 'problem' in dates ? undefined : { id: row.id, productId: row.product_id, status: row.status, ...dates };
+/** A row's dates read in the zone; a row whose dates are not dates is left out (the job names it on every run). */
+function forecastLicense(row: ForecastRow, timeZone: string): ForecastLicense | undefined {
+  const expiresAt = row.expires_at === null ? null : parseInZone(row.expires_at, timeZone)?.instant;
+  const updatesUntil = row.updates_until === null ? null : parseInZone(row.updates_until, timeZone)?.instant;
+  if (expiresAt === undefined || updatesUntil === undefined) return undefined;
+  return { id: row.id, productId: row.product_id, status: row.status, expiresAt, updatesUntil };
 }
 
 /**
@@ -84,11 +89,13 @@ export async function licensesForecast(context: CommandContext, options: Forecas
   const schedules = schedulesOf(expirations);
   // The job's candidate scans, over the whole range: wide enough for the largest warning day and the latest reminder.
   // Text bounds three days wider than the rules, as the job's (a stored text date and its date in the zone differ by at most two).
-  const rows = await context.licenses.findDueCandidates(context.db, {
+  const window = {
     fromDay: addDays(from, -lookbackDays - schedules.largestAfterExpiry - 3),
     expiresBeforeDay: addDays(from, days + schedules.largestWarning + 3),
     supportBeforeDay: addDays(from, days + 3),
-  });
+  };
+  // Our own table is read column by column (a million rows); Botble's through its source, which derives the status.
+  const rows: ForecastRow[] = context.licenses.kind === 'own' ? await forecastCandidates(context.db, window) : await context.licenses.findDueCandidates(context.db, window);
   const licenses: ForecastLicense[] = [];
   for (const row of rows) {
     if (options.product !== undefined && row.product_id !== options.product) continue;

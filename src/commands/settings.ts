@@ -2,7 +2,7 @@ import { BOTBLE_ADMIN_PAGE, botbleKeyOf } from '../config/botble-settings.js';
 import { assertSettingKey, maskSecret, parseSetting, PRODUCT_DESCRIPTIONS, revealSetting, SETTINGS, type EffectiveSetting, type SettingKey } from '../config/settings.js';
 import { usageError } from '../errors.js';
 import { lookbackOverlapWarnings, parseProductSetting, readProductSettingKey, unknownProductWarnings } from '../expirations/reminder-policy.js';
-import { productIdsInUse } from '../storage/product-ids.repository.js';
+import { productIdsInUse } from '../storage/reminders.repository.js';
 import { deleteSetting, writeSetting } from '../storage/settings.repository.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
