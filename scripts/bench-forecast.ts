@@ -78,19 +78,37 @@ try {
   sqlite.close();
   console.log(`built ${licenses.toLocaleString('en')} licenses in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
+  // CPU time (user + system) beside wall time: on a shared machine the wall time also counts waiting for a core.
+  const timeBin = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  console.log(`load average before the timed runs: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')} on ${os.cpus().length} cores`);
   for (const days of ranges) {
     const times: number[] = [];
+    const cpu: number[] = [];
+    const memory: number[] = [];
     let total = 0;
     for (let run = 0; run < runs; run += 1) {
+      const args = [bin, 'licenses', 'forecast', '--now', NOW, '--days', String(days), '--json'];
       const before = process.hrtime.bigint();
-      const child = spawnSync(process.execPath, [bin, 'licenses', 'forecast', '--now', NOW, '--days', String(days), '--json'], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: CHILD_TIME_LIMIT_MS });
+      const child = timeBin
+        ? spawnSync(timeBin, ['-f', 'TIME %U %S %M', process.execPath, ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: CHILD_TIME_LIMIT_MS })
+        : spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: CHILD_TIME_LIMIT_MS });
       times.push(Number(process.hrtime.bigint() - before) / 1e6);
       if (child.status !== 0) throw new Error(`forecast failed (${child.status}): ${child.stderr}`);
+      const measured = /TIME ([\d.]+) ([\d.]+) (\d+)/.exec(child.stderr);
+      if (measured) {
+        cpu.push((Number(measured[1]) + Number(measured[2])) * 1000);
+        memory.push(Number(measured[3]) / 1024);
+      }
       const result = JSON.parse(child.stdout) as { days: Array<{ counts: Record<string, number> }> };
       total = result.days.reduce((sum, day) => sum + Object.values(day.counts).reduce((a, b) => a + b, 0), 0);
     }
     times.sort((a, b) => a - b);
-    console.log(`licenses forecast --days ${days}: ${total.toLocaleString('en')} notices; wall time per run (process start to exit) median ${(times[Math.floor(times.length / 2)]! / 1000).toFixed(2)} s, min ${(times[0]! / 1000).toFixed(2)} s, max ${(times.at(-1)! / 1000).toFixed(2)} s`);
+    console.log(
+      `licenses forecast --days ${days}: ${total.toLocaleString('en')} notices; wall time per run (process start to exit) median ${(median(times) / 1000).toFixed(2)} s, ` +
+        `min ${(times[0]! / 1000).toFixed(2)} s, max ${(times.at(-1)! / 1000).toFixed(2)} s` +
+        (cpu.length > 0 ? `; CPU time (user + system) median ${(median(cpu) / 1000).toFixed(2)} s, peak memory ${Math.round(median(memory))} MiB` : ''),
+    );
   }
 } finally {
   if (values.keep) console.log(`kept ${dir}`);
