@@ -85,9 +85,24 @@ export function startOfDayInZone(date: string, zone: string): Date {
   return wallTimeToInstant(Date.parse(`${date}T00:00:00Z`), zone);
 }
 
+// Day numbers of the dates seen, so a forecast over a million licenses parses each date once; bounded.
+const MAX_CACHED_DAYS = 100_000;
+const dayNumbers = new Map<string, number>();
+
+/** The day number of a calendar date (days since 1970-01-01). */
+function dayNumber(date: string): number {
+  let day = dayNumbers.get(date);
+  if (day === undefined) {
+    day = Math.round(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
+    if (dayNumbers.size >= MAX_CACHED_DAYS) dayNumbers.clear();
+    dayNumbers.set(date, day);
+  }
+  return day;
+}
+
 /** Whole calendar days from date `from` to date `to` (negative when `to` is earlier). */
 export function daysBetween(from: string, to: string): number {
-  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS);
+  return dayNumber(to) - dayNumber(from);
 }
 
 /** The calendar date `days` after `date`. */

@@ -155,16 +155,19 @@ export function forecast(licenses: Iterable<ForecastLicense>, options: ForecastO
 
     const simulated: LicenseDates = { id: license.id, status: license.status, expiresAt: license.expiresAt, updatesUntil: license.updatesUntil };
     const recorded: RecordedEvent[] = [];
+    // What this license's simulated runs recorded, indexed again only after something new was recorded.
+    let index: RecordedEvents | undefined;
     const record = (event: ForecastEvent, day: number) => {
       days[day]!.counts[event.type] += 1;
       recorded.push({ type: event.type, licenseId: event.licenseId, day: event.day, ...(event.threshold === undefined ? {} : { threshold: event.threshold }) });
+      index = undefined;
     };
     for (const moment of [...moments].sort((a, b) => a - b)) {
       const day = moment >> 1;
       const now = new Date(moment % 2 === 0 ? starts[day]! : starts[day + 1]! - 1);
       const decision = options.decide(simulated, now, bounds.policy);
       for (const event of decision.events) {
-        if (options.covers(event) || (recorded.length > 0 && new RecordedEvents(recorded).covers(event))) continue;
+        if (options.covers(event) || (recorded.length > 0 && (index ??= new RecordedEvents(recorded)).covers(event))) continue;
         record(event, day);
       }
       const reminder = dueReminder(simulated, now, bounds.reminders);
