@@ -41,20 +41,10 @@ export async function forecastCandidates(
 ): Promise<ForecastRow[]> {
   const columns = ['id', 'product_id', 'status', 'expires_at', 'updates_until'] as const;
   if (dialectOf(db) === 'sqlite') await sql`pragma mmap_size = ${sql.raw(String(FORECAST_MMAP_BYTES))}`.execute(db);
-  const byExpiry = await db
-    .selectFrom('licenses')
-    .select(columns)
-    .where('status', 'in', ['active', 'expired'])
-    .where('expires_at', '>=', window.fromDay)
-    .where('expires_at', '<', window.expiresBeforeDay)
-    .execute();
-  const bySupport = await db
-    .selectFrom('licenses')
-    .select(columns)
-    .where('status', 'in', ['active', 'expired'])
-    .where('updates_until', '>=', window.fromDay)
-    .where('updates_until', '<', window.supportBeforeDay)
-    .execute();
+  const scan = (column: 'expires_at' | 'updates_until', before: string) =>
+    db.selectFrom('licenses').select(columns).where('status', 'in', ['active', 'expired']).where(column, '>=', window.fromDay).where(column, '<', before).execute();
+  const byExpiry = await scan('expires_at', window.expiresBeforeDay);
+  const bySupport = await scan('updates_until', window.supportBeforeDay);
   if (bySupport.length === 0) return byExpiry;
   const seen = new Set(byExpiry.map((row) => row.id));
   return [...byExpiry, ...bySupport.filter((row) => !seen.has(row.id))];

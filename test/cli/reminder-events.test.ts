@@ -1,14 +1,12 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
+import { startExample } from '../helpers/example-receiver.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { signBody } from '../../src/webhooks/sign.js';
 import { verifySignature } from '../../src/webhooks/verify.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SECRET = 'reminder-secret';
 
 const running: Array<{ kill(): void }> = [];
@@ -18,24 +16,6 @@ afterEach(async () => {
   await receiver?.close();
   receiver = undefined;
 });
-
-/** An example receiver on a free port, and the JSON lines it prints. */
-async function startExample(file: string): Promise<{ url: string; lines: () => Array<Record<string, unknown>> }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET };
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const started = Date.now();
-  while (!/listening on (\S+)/.test(stderr)) {
-    if (Date.now() - started > 10_000) throw new Error(`${file} did not start: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return { url: /listening on (\S+)/.exec(stderr)![1]!, lines: () => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>) };
-}
 
 describe('license.expired_reminder outside the job', () => {
   test('send-test-event --event license.expired_reminder: the sample, and a license as the job would send it today', async () => {
@@ -82,7 +62,7 @@ describe('license.expired_reminder outside the job', () => {
   });
 
   test.each(['receiver-node.js', 'receiver-express.js'])('examples/%s dispatch the reminder as a win-back', async (file) => {
-    const example = await startExample(file);
+    const example = await startExample(file, SECRET, running);
     const cwd = tempDir();
     const sent = await runCli(['send-test-event', '--url', example.url, '--secret', SECRET, '--event', 'license.expired_reminder'], { cwd });
     expect(sent.code).toBe(0);
