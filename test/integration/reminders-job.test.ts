@@ -99,6 +99,19 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
     expect(keys.map((row) => row.event_key)).toEqual([expect.stringMatching(/^license\.expired_reminder:\d+:2025-01-10:3d$/)]);
   }, 60_000);
 
+  test("a product's schedule change is a warning-days change: never re-notifies, a smaller day not yet sent still goes out", async () => {
+    const ws = await setup({ products: { PRO: { warningDays: [7] } } });
+    await ws.seed([aLicense({ license_code: 'P', product_id: 'PRO', expires_at: '2025-01-30' }), aLicense({ license_code: 'Q', product_id: 'PRO', expires_at: '2025-02-20' })]);
+    await runDaily(ws, days('2025-01-23', '2025-01-23'));
+    // Now 14 and 3 for PRO, through the settings: P already had its 7-day notice, so no 14 (never re-notified), but 3.
+    await ws.run(async (context) => {
+      const { settingsSet } = await import('../../src/commands/settings.js');
+      await settingsSet(context, 'product:PRO:warning-days', '14,3', new Date());
+    });
+    await runDaily(ws, days('2025-01-24', '2025-02-10'));
+    expect(received()).toEqual(['2025-01-23 license.expiring P 7', '2025-01-27 license.expiring P 3', '2025-01-30 license.expired P', '2025-02-06 license.expiring Q 14']);
+  }, 60_000);
+
   test('without after-expiry days: the three events as before, and no reminder count in the result', async () => {
     const ws = await setup({});
     await ws.seed([aLicense({ license_code: 'PLAIN', expires_at: '2025-01-10' })]);
