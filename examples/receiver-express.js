@@ -55,6 +55,9 @@ app.post('/webhook', (req, res) => {
     case 'license.expired':
       handle(req, event_type, payload, { action: 'deactivate', at: payload.expired_at });
       break;
+    case 'license.expired_reminder': // only when after-expiry days are set: N days after the expiry date
+      handle(req, event_type, payload, { action: 'win-back', at: payload.expired_at, days: payload.days_since_expiry });
+      break;
     case 'license.update_support_expired':
       handle(req, event_type, payload, { action: 'offer-renewal', at: payload.updates_until });
       break;

@@ -23,6 +23,8 @@ function verify(rawBody, signature) {
 const handlers = {
   'license.expiring': (payload) => ({ action: 'remind', days: payload.days_until_expiry }),
   'license.expired': (payload) => ({ action: 'deactivate', at: payload.expired_at }),
+  // Sent only when after-expiry days are set: N days after the expiry date, a win-back reminder.
+  'license.expired_reminder': (payload) => ({ action: 'win-back', at: payload.expired_at, days: payload.days_since_expiry }),
   'license.update_support_expired': (payload) => ({ action: 'offer-renewal', at: payload.updates_until }),
 };
 

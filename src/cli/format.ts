@@ -95,11 +95,13 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   out.info(`  database: ${databaseFile}`);
   out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
-    `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended`,
+    `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended` +
+      (counts['license.expired_reminder'] === undefined ? '' : `, ${counts['license.expired_reminder']} after-expiry reminders`),
   );
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {
-      const days = event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`;
+      const days =
+        event.daysUntilExpiry !== undefined ? ` (${plural(event.daysUntilExpiry, 'day')} left)` : event.daysSinceExpiry !== undefined ? ` (${plural(event.daysSinceExpiry, 'day')} since the expiry date)` : '';
       out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
     }
   }
@@ -178,7 +180,8 @@ function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSe
 export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 'value'> & { value: unknown } {
   if (setting.value === null || setting.invalid) return setting;
   if (setting.key === 'webhooks-enabled') return { ...setting, value: setting.value === 'true' };
-  if (setting.key === 'warning-days') return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  if (setting.key === 'warning-days' || setting.key.endsWith('days')) return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  if (setting.key.startsWith('product:') && setting.key.endsWith(':enabled')) return { ...setting, value: setting.value === 'true' };
   return setting;
 }
 

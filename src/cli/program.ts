@@ -4,6 +4,7 @@ import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/
 import type { TestEventContext } from '../commands/send-test-event.js';
 import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
 import type { DeliveryStatus } from '../commands/deliveries.js';
+import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { LICENSE_STATUSES } from '../expirations/license-status.js';
 import { EVENT_TYPES } from '../webhooks/event-types.js';
 import { plural } from '../plural.js';
@@ -14,6 +15,8 @@ import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 import { commandLine, withInvocation } from '../command-line.js';
 
+// Botble's three events and the after-expiry reminder.
+const NOTICE_TYPES = [...EVENT_TYPES, EXPIRED_REMINDER] as const;
 const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
 
 // Rows shown by `deliveries list` when no --limit is given.
@@ -183,7 +186,7 @@ export function buildProgram(session: Session): Command {
     .option('--url <url>', 'send here instead of the configured webhook URL')
     .option('--secret <secret>', 'sign with this secret instead of the configured one')
     .addOption(secretEnvOption('sign with the secret in this environment variable instead'))
-    .addOption(new Option('--event <type>', 'event type').choices(EVENT_TYPES).default('license.expiring'))
+    .addOption(new Option('--event <type>', 'event type').choices(NOTICE_TYPES).default('license.expiring'))
     .option('--license <code>', 'use this license from the database instead of the sample payload')
     .addHelpText(
       'after',
@@ -191,9 +194,10 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret s3cret',
         'license-manager send-test-event --url https://abc123.ngrok.io/webhook --secret-env RECEIVER_SECRET   # not visible in ps',
         'license-manager send-test-event --event license.expired --license LIC-0001',
+        'license-manager send-test-event --event license.expired_reminder --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof EVENT_TYPES)[number]; license?: string }, command: Command) => {
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string }, command: Command) => {
       const send = async (context: TestEventContext, out: Output) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
@@ -221,9 +225,10 @@ export function buildProgram(session: Session): Command {
     .addHelpText('after', examples('license-manager settings list', 'license-manager settings list --json'))
     .action((_options: unknown, command: Command) =>
       withDatabase(command, async (context, out) => {
-        const { settingsList } = await import('../commands/settings.js');
+        const { settingsList, unknownProducts } = await import('../commands/settings.js');
         const { printSettings, typedSetting } = await import('./format.js');
         const list = settingsList(context);
+        for (const warning of await unknownProducts(context)) out.warn(warning);
         if (out.options.json) out.json(list.map(typedSetting));
         else printSettings(out, list);
       }, tolerant),
@@ -251,6 +256,9 @@ export function buildProgram(session: Session): Command {
       examples(
         'license-manager settings set webhook-url https://example.com/webhooks/licenses',
         'license-manager settings set warning-days 14,7,1',
+        'license-manager settings set after-expiry-days 3,14           # license.expired_reminder 3 and 14 days after the expiry date',
+        'license-manager settings set product:PROD-001:warning-days 30,7,1',
+        'license-manager settings set product:FREE-TIER:enabled false  # no notices for this product',
         'openssl rand -hex 32 | license-manager settings set webhook-secret -',
       ),
     )
@@ -262,6 +270,7 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(change);
         else out.info(`${change.key} = ${change.stored}`);
         if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
+        for (const warning of change.warnings ?? []) out.warn(warning);
       }, tolerant),
     );
   settings
@@ -280,7 +289,15 @@ export function buildProgram(session: Session): Command {
   const licenses = program
     .command('licenses')
     .description('load or view licenses')
-    .addHelpText('after', examples('license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV', 'license-manager licenses list --expiring-within 30'));
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager licenses import examples/licenses.csv     # JSON array, NDJSON or CSV',
+        'license-manager licenses list --expiring-within 30',
+        'license-manager licenses show LIC-0001',
+        'license-manager licenses forecast --days 14',
+      ),
+    );
   licenses
     .command('import <file>')
     .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none (creates the SQLite database when missing)')
@@ -334,6 +351,48 @@ export function buildProgram(session: Session): Command {
       }),
     );
 
+  licenses
+    .command('show <code>')
+    .description("one license: its dates, status, product schedule, the notices sent (when, outcome) and those still to come with their dates")
+    .addOption(new Option('--now <iso>', 'list the notices to come from this instant instead of the current time').argParser(runInstant))
+    .addHelpText('after', examples('license-manager licenses show LIC-0001', 'license-manager licenses show LIC-0001 --json'))
+    .action((code: string, options: { now?: Date }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { licensesShow } = await import('../commands/reminders.js');
+        const { printLicenseShow } = await import('./reminders-format.js');
+        const result = await licensesShow(context, code, options.now ?? new Date());
+        if (out.options.json) out.json(result);
+        else printLicenseShow(out, result);
+      }),
+    );
+  licenses
+    .command('forecast')
+    .description('how many notices of each type the daily runs would send on each coming day, as a bar chart (the same rules as process-expirations; changes nothing)')
+    .addOption(new Option('--days <n>', 'how many days (default 30)').argParser(wholeNumber(1, 366)))
+    .addOption(new Option('--from <date>', 'the first day, in the business time zone (default: today there)').argParser(calendarDate))
+    .option('--product <id>', "only this product's licenses (Botble mode: the product's reference id)")
+    .option('--warning-days <days>', 'forecast with these warning days instead of the warning-days setting, e.g. 30,7,1 (nothing is changed)')
+    .addOption(new Option('--now <iso>', 'forecast from the date of this instant in the business time zone').argParser(runInstant))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager licenses forecast                       # the next 30 days',
+        'license-manager licenses forecast --from 2025-03-01 --days 14 --product PROD-001',
+        'license-manager licenses forecast --warning-days 30,7,1   # what a warning-days change would do, changing nothing',
+        'license-manager licenses forecast --json                # { "days": [ { "date": "YYYY-MM-DD", "counts": { ... } } ] }',
+      ),
+    )
+    .action((options: { days?: number; from?: string; product?: string; warningDays?: string; now?: Date }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { licensesForecast } = await import('../commands/reminders.js');
+        const { printForecast } = await import('./reminders-format.js');
+        const result = await licensesForecast(context, { ...options, now: options.now ?? new Date() });
+        for (const warning of result.warnings) out.warn(warning);
+        if (out.options.json) out.json({ days: result.days });
+        else printForecast(out, result, options.warningDays);
+      }),
+    );
+
   const deliveries = program
     .command('deliveries')
     .description('the delivery log, and re-sending')
@@ -346,14 +405,14 @@ export function buildProgram(session: Session): Command {
     .description('deliveries, newest first')
     .addHelpText('after', examples('license-manager deliveries list --status abandoned', 'license-manager deliveries list --license LIC-0003 --since 2025-01-01'))
     .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
-    .addOption(new Option('--event <type>', 'only this event type').choices(EVENT_TYPES))
+    .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
     .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
     .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof EVENT_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
+        options: { status?: DeliveryStatus; event?: (typeof NOTICE_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {

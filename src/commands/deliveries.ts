@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
+import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import {
   countAbandoned,
@@ -23,7 +24,7 @@ import { commandLine } from '../command-line.js';
 
 export interface ListDeliveriesOptions {
   status?: DeliveryStatus;
-  eventType?: EventType;
+  eventType?: EventType | typeof EXPIRED_REMINDER;
   licenseCode?: string;
   since?: Date;
   /** At most this many rows; undefined for all of them. */

@@ -4,7 +4,9 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { EXIT, ExitError, runExitCode, usageError } from '../errors.js';
-import { eventDetails, eventSubject, readDates } from '../expirations/license-events.js';
+import { dueReminder, EXPIRED_REMINDER, reminderCovered, type DueReminder } from '../expirations/after-expiry.js';
+import { eventBody, eventSubject, readDates } from '../expirations/license-events.js';
+import { policyFor, type ReminderSchedule } from '../expirations/reminder-policy.js';
 import {
   decide,
   parseEventKey,
@@ -22,7 +24,6 @@ import type { LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
-import { buildEventBody } from '../webhooks/payload.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
@@ -54,19 +55,26 @@ export interface ProcessExpirationsOptions {
   announceSince?: string;
 }
 
-/** How many new events of one type (and, for warnings, one threshold) this run sends. */
+/** The rules' three event types and the after-expiry reminder. */
+type NoticeType = EventType | typeof EXPIRED_REMINDER;
+/** What a run may record: an event of the rules, or an after-expiry reminder. */
+type JobEvent = DueEvent | DueReminder;
+
+/** How many new events of one type (and, for warnings and reminders, one threshold) this run sends. */
 export interface PlanLine {
-  type: EventType;
+  type: NoticeType;
   threshold?: number;
   count: number;
 }
 
 export interface DueEventReport {
-  type: EventType;
+  type: NoticeType;
   licenseId: number;
   licenseCode: string;
   date: string;
   daysUntilExpiry?: number;
+  /** Only for license.expired_reminder: today - the expiry date. */
+  daysSinceExpiry?: number;
   threshold?: number;
 }
 
@@ -85,7 +93,8 @@ export interface ProcessExpirationsResult {
   licenseSource: 'own' | 'botble';
   /** Events due at `now` that no earlier run recorded. */
   due: DueEventReport[];
-  dueCounts: Record<EventType, number>;
+  /** By type: the three of the rules always; license.expired_reminder too when after-expiry days are set anywhere. */
+  dueCounts: Partial<Record<NoticeType, number>> & Record<EventType, number>;
   /** The same events counted by type and threshold (what `onPlan` got). */
   plan: PlanLine[];
   /** Rows this run added to webhook_deliveries. */
@@ -120,7 +129,7 @@ export interface ProcessExpirationsResult {
   abandonedDeliveries: AbandonedDelivery[];
 }
 
-export type LicenseEvent = { event: DueEvent; license: LicenseRow };
+export type LicenseEvent = { event: JobEvent; license: LicenseRow };
 
 interface Findings {
   events: LicenseEvent[];
@@ -138,8 +147,9 @@ export async function findNewEvents(
   policy: ExpirationPolicy,
   latestRun: Date | undefined,
   onWarning: (message: string) => void,
+  schedules: Schedules = globalSchedules(policy),
 ): Promise<Findings> {
-  const candidates = await licenses.findDueCandidates(db, scanBounds(now, policy));
+  const candidates = await licenses.findDueCandidates(db, scanBounds(now, scanPolicy(policy, schedules)));
   const due: LicenseEvent[] = [];
   const reactivating: Array<{ id: number; expiresAt: Date | null }> = [];
   const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
@@ -150,10 +160,16 @@ export async function findNewEvents(
       onWarning(`Skipped license id ${license.id}${license.license_code ? ` (${license.license_code})` : ''}: ${dates.problem}.`);
       continue;
     }
-    const decision = decide({ id: license.id, status: license.status, ...dates }, now, policy, latestRun);
-    for (const event of decision.events) due.push({ event, license });
+    const schedule = schedules.of(license.product_id);
+    const rules: ExpirationPolicy = { ...policy, warningDays: schedule.warningDays };
+    const decision = decide({ id: license.id, status: license.status, ...dates }, now, rules, latestRun);
     if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
     if (decision.status === 'active') reactivating.push({ id: license.id, expiresAt: dates.expiresAt });
+    // A product with enabled false gets no notice of any kind; its statuses still change.
+    if (!schedule.enabled) continue;
+    for (const event of decision.events) due.push({ event, license });
+    const reminder = dueReminder({ id: license.id, status: license.status, ...dates }, now, { afterExpiryDays: schedule.afterExpiryDays, lookbackDays: policy.lookbackDays, timeZone: policy.timeZone });
+    if (reminder) due.push({ event: reminder, license });
     if (decision.beyondLookback) findings.beyondLookback.push(license);
   }
   // Dates that do not look like dates sit outside every window; name them so they can be fixed.
@@ -171,14 +187,65 @@ export async function findNewEvents(
   return findings;
 }
 
+/** The per-product schedules of a run: the schedule of a license's product, and the widest of them all (for the scans). */
+export interface Schedules {
+  of: (productId: string | null) => ReminderSchedule;
+  /** The largest warning day and after-expiry day any enabled schedule has. */
+  largestWarning: number;
+  largestAfterExpiry: number;
+  /** Whether any enabled schedule has after-expiry days (license.expired_reminder can be due at all). */
+  reminders: boolean;
+}
+
+/** The schedules the config and settings give: expirations.products over the global values. */
+export function schedulesOf(expirations: { warningDays: readonly number[]; afterExpiryDays: readonly number[]; products: Parameters<typeof policyFor>[2] }): Schedules {
+  const of = (productId: string | null) => policyFor(productId, expirations, expirations.products);
+  const all = [of(null), ...Object.keys(expirations.products).map(of)].filter((schedule) => schedule.enabled);
+  return {
+    of,
+    largestWarning: Math.max(0, ...all.flatMap((schedule) => schedule.warningDays)),
+    largestAfterExpiry: Math.max(0, ...all.flatMap((schedule) => schedule.afterExpiryDays)),
+    reminders: all.some((schedule) => schedule.afterExpiryDays.length > 0),
+  };
+}
+
+function globalSchedules(policy: ExpirationPolicy): Schedules {
+  return schedulesOf({ warningDays: policy.warningDays, afterExpiryDays: [], products: {} });
+}
+
+/** The policy the candidate scans use: the largest warning day of any product, and far enough back for the latest reminder. */
+function scanPolicy(policy: ExpirationPolicy, schedules: Schedules): ExpirationPolicy {
+  return { ...policy, warningDays: [schedules.largestWarning], lookbackDays: policy.lookbackDays + schedules.largestAfterExpiry };
+}
+
+/** Earlier records, with the reminders' own rule beside the rules' (an N at least as large covers a reminder). */
+class EarlierRecords {
+  private readonly rules: RecordedEvents;
+  /** Reminders by license: reminderCovered scans what it is given, which must not be every record of a large run. */
+  private readonly reminders = new Map<number, RecordedEvent[]>();
+
+  constructor(list: RecordedEvent[]) {
+    this.rules = new RecordedEvents(list);
+    for (const event of list) if (event.type === EXPIRED_REMINDER) this.reminders.set(event.licenseId, [...(this.reminders.get(event.licenseId) ?? []), event]);
+  }
+
+  covers(event: JobEvent): boolean {
+    return event.type === EXPIRED_REMINDER ? reminderCovered(event, this.reminders.get(event.licenseId) ?? []) : this.rules.covers(event);
+  }
+
+  announcedExpired(licenseId: number, expiresAt: Date, timeZone: string): boolean {
+    return this.rules.announcedExpired(licenseId, expiresAt, timeZone);
+  }
+}
+
 /** The earlier records of these licenses, under today's keys or the first release's. */
-async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<RecordedEvents> {
+async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<EarlierRecords> {
   const recorded: RecordedEvent[] = [];
   for (const row of await recordedEventKeys(db, licenseIds)) {
     const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
     if (parsed) recorded.push(parsed);
   }
-  return new RecordedEvents(recorded);
+  return new EarlierRecords(recorded);
 }
 
 /** The events no earlier record covers. */
@@ -198,7 +265,7 @@ export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: strin
         event_type: event.type,
         license_id: license.id,
         event_instant: formatUtc(event.date),
-        body: buildEventBody(eventDetails(event), eventSubject(license), now),
+        body: eventBody(event, eventSubject(license), now),
       })),
     // Another run recorded while this one waited its turn: most of these events are likely recorded now.
     stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone),
@@ -212,12 +279,13 @@ export function dueEventReport({ event, license }: LicenseEvent): DueEventReport
     licenseId: license.id,
     licenseCode: license.license_code,
     date: formatUtc(event.date),
-    ...(event.daysUntilExpiry === undefined ? {} : { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold }),
+    ...(event.type === EXPIRED_REMINDER ? { daysSinceExpiry: event.daysSinceExpiry, threshold: event.threshold } : {}),
+    ...(event.type !== EXPIRED_REMINDER && event.daysUntilExpiry !== undefined ? { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold } : {}),
   };
 }
 
 /** Counts by type and threshold, largest threshold first. */
-function planOf(events: readonly DueEvent[]): PlanLine[] {
+function planOf(events: readonly JobEvent[]): PlanLine[] {
   const lines = new Map<string, PlanLine>();
   for (const event of events) {
     const key = `${event.type}:${event.threshold ?? ''}`;
@@ -354,12 +422,14 @@ async function findAndRecord(context: CommandContext, now: Date, latestRun: Date
   const policy: ExpirationPolicy = { ...config.expirations };
   // --announce-since reaches back further than lookbackDays for this run only (never less far).
   if (options.announceSince) policy.lookbackDays = Math.max(policy.lookbackDays, daysBetween(options.announceSince, dateInZone(now, policy.timeZone)));
-  const findings = await findNewEvents(db, context.licenses, now, policy, latestRun, options.onWarning ?? (() => undefined));
+  const schedules = schedulesOf(config.expirations);
+  const findings = await findNewEvents(db, context.licenses, now, policy, latestRun, options.onWarning ?? (() => undefined), schedules);
   const { events } = findings;
 
-  const dueCounts: Record<EventType, number> = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0 };
-  for (const { event } of events) dueCounts[event.type] += 1;
-  const bounds = scanBounds(now, policy);
+  // The reminder's count only where reminders are on: without after-expiry days the output is Botble's three events, as before.
+  const dueCounts: ProcessExpirationsResult['dueCounts'] = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0, ...(schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}) };
+  for (const { event } of events) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
+  const bounds = scanBounds(now, scanPolicy(policy, schedules));
   const result: ProcessExpirationsResult = {
     now: formatUtc(now),
     timeZone: policy.timeZone,

@@ -6,6 +6,9 @@ import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
+import { EXPIRED_REMINDER, expiredReminderPayload } from '../expirations/after-expiry.js';
+import { dateInZone, daysBetween } from '../expirations/calendar.js';
+import { policyFor } from '../expirations/reminder-policy.js';
 import { DAY_MS } from '../time.js';
 import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { webhookHeaders } from '../webhooks/headers.js';
@@ -18,7 +21,7 @@ import { commandLine } from '../command-line.js';
 export interface SendTestEventOptions {
   url?: string;
   secret?: string;
-  event?: EventType;
+  event?: EventType | typeof EXPIRED_REMINDER;
   license?: string;
   clock?: Clock;
   fetch?: $Fetch;
@@ -27,7 +30,7 @@ export interface SendTestEventOptions {
 export interface SendTestEventResult {
   url: string;
   eventId: string;
-  eventType: EventType;
+  eventType: EventType | typeof EXPIRED_REMINDER;
   signed: boolean;
   /** Headers as sent; the signature is shown because it is derived, never the secret itself (nor URL credentials). */
   headers: Record<string, string>;
@@ -76,7 +79,10 @@ export async function sendTestEvent(context: TestEventContext, options: SendTest
 
   const now = clock.now();
   let subject = SAMPLE_SUBJECT;
-  let details = sampleDetails(eventType, now);
+  let details = eventType === EXPIRED_REMINDER ? undefined : sampleDetails(eventType, now);
+  // The sample reminder: the first after-expiry day of the global schedule (1 when none is set), that many days ago.
+  const sampleDays = context.config.expirations.afterExpiryDays[0] ?? 1;
+  let reminder = { expiresAt: new Date(now.getTime() - sampleDays * DAY_MS), daysSinceExpiry: sampleDays };
   if (options.license !== undefined) {
     if (!context.db || !context.licenses) throw new Error('send-test-event --license needs the database');
     const license = await context.licenses.findByCode(context.db, options.license);
@@ -84,9 +90,10 @@ export async function sendTestEvent(context: TestEventContext, options: SendTest
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
     if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${kind === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
-    details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
+    if (eventType === EXPIRED_REMINDER) reminder = licenseReminder(now, dates, options.license, license.product_id, context.config.expirations);
+    else details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
-  const body = buildEventBody(details, subject, now);
+  const body = details === undefined ? expiredReminderPayload(subject, reminder.expiresAt, reminder.daysSinceExpiry, now) : buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body, test: true };
   const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
   // Credentials in the URL go out as Authorization: shown, never their value.
@@ -104,4 +111,18 @@ function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | n
   if (!expiresAt) throw usageError(`License ${code} is a lifetime license (no expires_at), so it has no ${type} event.`);
   if (type === 'license.expired') return { type, expiresAt };
   return { type, expiresAt, daysUntilExpiry: Math.max(0, daysUntilExpiry(expiresAt, now, timeZone)) };
+}
+
+/** A license's reminder as the job would send it today: its expiry, and the days since its expiry date (the product's first after-expiry day when it has not expired yet). */
+function licenseReminder(
+  now: Date,
+  dates: { expiresAt: Date | null },
+  code: string,
+  productId: string | null,
+  expirations: { timeZone: string; warningDays: readonly number[]; afterExpiryDays: readonly number[]; products: Parameters<typeof policyFor>[2] },
+): { expiresAt: Date; daysSinceExpiry: number } {
+  const { expiresAt } = dates;
+  if (!expiresAt) throw usageError(`License ${code} is a lifetime license (no expires_at), so it has no ${EXPIRED_REMINDER} event.`);
+  const since = daysBetween(dateInZone(expiresAt, expirations.timeZone), dateInZone(now, expirations.timeZone));
+  return { expiresAt, daysSinceExpiry: since >= 1 ? since : (policyFor(productId, expirations, expirations.products).afterExpiryDays[0] ?? 1) };
 }

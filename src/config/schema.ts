@@ -1,5 +1,6 @@
 // src/config: the zod schema, config-file discovery and the env > settings > file > default precedence; imports nothing above storage.
 import { z } from 'zod';
+import { reminderPolicyConfigShape } from '../expirations/reminder-policy.js';
 import { parseDatabaseUrl } from '../storage/database-target.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -135,6 +136,7 @@ export const configSchema = z.strictObject({
       warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring; [] turns it off'),
       lookbackDays: z.int().min(1, 'must be at least 1 (an expiry of today must still be announced)').max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how many calendar days old an expiry may be and still be announced'),
       timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
+      ...reminderPolicyConfigShape,
     })
     .prefault({}),
   licenses: z

@@ -1,12 +1,21 @@
 import { z } from 'zod';
 import { usageError } from '../errors.js';
+import {
+  AFTER_EXPIRY_DAYS_SETTING,
+  applyProductSettings,
+  formatDayList,
+  lookbackOverlapWarnings,
+  parseDayList,
+  productSettingKey,
+  type ProductSchedule,
+} from '../expirations/reminder-policy.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
 import { canonicalTimeZone, secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
 import { commandLine } from '../command-line.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
-const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;
+const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone', AFTER_EXPIRY_DAYS_SETTING] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
 type SettingSource = 'env' | 'settings' | 'botble' | 'config' | 'default';
@@ -103,6 +112,15 @@ const timeZoneSetting: SettingDefinition<string> = {
   apply: (config, timeZone) => ({ ...config, expirations: { ...config.expirations, timeZone } }),
 };
 
+const afterExpiryDaysSetting: SettingDefinition<number[]> = {
+  configKey: 'expirations.afterExpiryDays',
+  description: 'comma-separated whole days after the expiry date to send license.expired_reminder, e.g. 1,7; none (the default) sends none',
+  parse: (text) => parseDayList(text, 'after-expiry'),
+  format: (value) => formatDayList(value, 'after-expiry'),
+  fromConfig: (config) => config.expirations.afterExpiryDays,
+  apply: (config, afterExpiryDays) => ({ ...config, expirations: { ...config.expirations, afterExpiryDays } }),
+};
+
 /** A definition with its value type sealed inside: parsing and applying happen in one step, so no caller needs `any`. */
 interface Setting extends Pick<SettingDefinition<unknown>, 'configKey' | 'envVar' | 'description' | 'secret'> {
   read(text: string): { text: string; apply(config: Config): Config } | { problem: string };
@@ -138,11 +156,12 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   'webhook-secret': seal(secretSetting),
   'warning-days': seal(warningDaysSetting),
   'time-zone': seal(timeZoneSetting),
+  'after-expiry-days': seal(afterExpiryDaysSetting),
 };
 
 export function assertSettingKey(key: string): SettingKey {
   if ((SETTING_KEYS as readonly string[]).includes(key)) return key as SettingKey;
-  throw usageError(`Unknown setting "${key}". Known settings: ${SETTING_KEYS.join(', ')}.`);
+  throw usageError(`Unknown setting "${key}". Known settings: ${SETTING_KEYS.join(', ')}, and per product product:<product id>:warning-days|after-expiry-days|enabled.`);
 }
 
 /** Validates a value for `settings set`; throws exit 2 naming the key and the problem. */
@@ -153,7 +172,8 @@ export function parseSetting(key: SettingKey, text: string): string {
 }
 
 export interface EffectiveSetting {
-  key: SettingKey;
+  /** A SettingKey, or a product key `product:<id>:<field>`. */
+  key: string;
   /** The value as text; the secret is masked unless asked for. A stored value that fails validation is shown as stored. */
   value: string | null;
   source: SettingSource;
@@ -172,7 +192,8 @@ export interface EffectiveSetting {
 
 /** A stored row that fails validation: named, with the fix, by every command that needs the value. */
 export interface SettingProblem {
-  key: SettingKey;
+  /** A SettingKey, or a product key `product:<id>:<field>`. */
+  key: string;
   problem: string;
 }
 
@@ -276,8 +297,91 @@ export function resolveConfig(
       description: definition.description,
     });
   }
+  const products = resolveProducts(loaded, stored, config);
+  config = products.config;
+  if (products.globalNote !== undefined) {
+    const global = settings.find((setting) => setting.key === AFTER_EXPIRY_DAYS_SETTING)!;
+    global.note = products.globalNote;
+  }
+  settings.push(...products.settings);
+  problems.push(...products.problems);
   return { config, settings, problems };
 }
+
+const PRODUCT_FIELDS: Array<{ field: 'warning-days' | 'after-expiry-days' | 'enabled'; schedule: keyof ProductSchedule }> = [
+  { field: 'warning-days', schedule: 'warningDays' },
+  { field: 'after-expiry-days', schedule: 'afterExpiryDays' },
+  { field: 'enabled', schedule: 'enabled' },
+];
+
+function formatProductField(schedule: keyof ProductSchedule, value: ProductSchedule[keyof ProductSchedule]): string {
+  if (schedule === 'enabled') return String(value);
+  return formatDayList(value as number[], schedule === 'warningDays' ? 'warning' : 'after-expiry');
+}
+
+/**
+ * The per-product schedules: expirations.products of the config file with the stored `product:<id>:<field>`
+ * rows laid over them field by field (the settings table ranks above the file), one effective setting per
+ * field set anywhere, and the warnings about after-expiry days that share a run with license.expired as notes.
+ */
+function resolveProducts(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, config: Config): ResolvedConfig & { globalNote?: string } {
+  const rows = [...stored].filter(([key]) => key.startsWith('product:'));
+  const fromFile = loaded.config.expirations.products;
+  const merged = applyProductSettings(fromFile, rows);
+  const resolved: Config = { ...config, expirations: { ...config.expirations, products: merged.products } };
+  const problems: SettingProblem[] = merged.problems;
+  const notes = new Map<string, string>();
+  for (const warning of lookbackOverlapWarnings(resolved.expirations, merged.products, resolved.expirations.lookbackDays)) {
+    notes.set(warning.productId === undefined ? AFTER_EXPIRY_DAYS_SETTING : productSettingKey(warning.productId, 'after-expiry-days'), warning.message);
+  }
+  return { config: resolved, settings: productRows(loaded, stored, merged.products, problems, notes), problems, globalNote: notes.get(AFTER_EXPIRY_DAYS_SETTING) };
+}
+
+function productRows(
+  loaded: LoadedConfig,
+  stored: ReadonlyMap<string, string>,
+  products: Readonly<Record<string, ProductSchedule>>,
+  problems: readonly SettingProblem[],
+  notes: ReadonlyMap<string, string>,
+): EffectiveSetting[] {
+  const fromFile = loaded.config.expirations.products;
+  const rows: EffectiveSetting[] = [];
+  const invalid = new Map(problems.map((problem) => [problem.key, problem.problem]));
+  for (const productId of Object.keys(products).sort()) {
+    for (const { field, schedule } of PRODUCT_FIELDS) {
+      const key = productSettingKey(productId, field);
+      const value = products[productId]![schedule];
+      const storedText = stored.get(key);
+      const inFile = Object.hasOwn(fromFile, productId) && fromFile[productId]![schedule] !== undefined;
+      if (value === undefined && storedText === undefined) continue;
+      const problem = invalid.get(key);
+      const fileNote = inFile ? `expirations.products.${productId}.${schedule} in ${loaded.filepath}` : undefined;
+      const source: SettingSource = storedText !== undefined && problem === undefined ? 'settings' : inFile ? 'config' : 'settings';
+      rows.push({
+        key,
+        value: problem !== undefined ? storedText! : formatProductField(schedule, value!),
+        source,
+        ...(source === 'config' && loaded.filepath ? { origin: loaded.filepath } : {}),
+        ...(source === 'settings' && problem === undefined && fileNote ? { overrides: fileNote } : {}),
+        ...(problem === undefined ? {} : { invalid: problem }),
+        ...(notes.has(key) ? { note: notes.get(key)! } : {}),
+        description: PRODUCT_DESCRIPTIONS[field],
+      });
+    }
+  }
+  // Stored product rows that name no field or a bad id: listed so they can be seen and unset.
+  for (const problem of problems) {
+    if (rows.some((row) => row.key === problem.key)) continue;
+    rows.push({ key: problem.key, value: stored.get(problem.key) ?? null, source: 'settings', invalid: problem.problem, description: 'not a product setting' });
+  }
+  return rows;
+}
+
+export const PRODUCT_DESCRIPTIONS = {
+  'warning-days': "this product's days before expiry for license.expiring (none turns them off); unset: warning-days",
+  'after-expiry-days': "this product's days after the expiry date for license.expired_reminder; unset: after-expiry-days",
+  enabled: 'false: no notices of any kind for this product (its licenses still change status)',
+} as const;
 
 /** The effective value of one setting in full: only for `settings get --reveal`, never listed or logged. */
 export function revealSetting(key: SettingKey, config: Config): string | null {

@@ -27,8 +27,32 @@ function formatter(zone: string): Intl.DateTimeFormat {
   return found;
 }
 
+// Offsets are cached per quarter hour: every zone's transitions fall on a quarter hour, so an offset that is the
+// same at both ends of one holds all through it (checked, not assumed: otherwise Intl answers for the instant).
+const QUARTER_HOUR_MS = 15 * 60_000;
+// A bound on the cache: a year of quarter hours per zone is about 35,000 entries.
+const MAX_CACHED_OFFSETS = 200_000;
+const offsets = new Map<string, Map<number, number | null>>();
+
 /** The wall-clock time in `zone` at `instant`, as if it were UTC (epoch ms). */
 function wallMs(instant: number, zone: string): number {
+  const quarter = Math.floor(instant / QUARTER_HOUR_MS);
+  let cache = offsets.get(zone);
+  if (!cache) offsets.set(zone, (cache = new Map()));
+  let offset = cache.get(quarter);
+  if (offset === undefined) {
+    const start = quarter * QUARTER_HOUR_MS;
+    const before = intlWallMs(start, zone) - start;
+    const after = intlWallMs(start + QUARTER_HOUR_MS - 1, zone) - (start + QUARTER_HOUR_MS - 1);
+    offset = before === after ? before : null;
+    if (cache.size >= MAX_CACHED_OFFSETS) cache.clear();
+    cache.set(quarter, offset);
+  }
+  return offset === null ? intlWallMs(instant, zone) : instant + offset;
+}
+
+/** wallMs by Intl alone. */
+function intlWallMs(instant: number, zone: string): number {
   const parts: Record<string, number> = {};
   for (const part of formatter(zone).formatToParts(new Date(instant))) if (part.type !== 'literal') parts[part.type] = Number(part.value);
   const wholeSecond = Math.floor(instant / 1000) * 1000;
@@ -61,9 +85,24 @@ export function startOfDayInZone(date: string, zone: string): Date {
   return wallTimeToInstant(Date.parse(`${date}T00:00:00Z`), zone);
 }
 
+// Day numbers of the dates seen, so a forecast over a million licenses parses each date once; bounded.
+const MAX_CACHED_DAYS = 100_000;
+const dayNumbers = new Map<string, number>();
+
+/** The day number of a calendar date (days since 1970-01-01). */
+function dayNumber(date: string): number {
+  let day = dayNumbers.get(date);
+  if (day === undefined) {
+    day = Math.round(Date.parse(`${date}T00:00:00Z`) / DAY_MS);
+    if (dayNumbers.size >= MAX_CACHED_DAYS) dayNumbers.clear();
+    dayNumbers.set(date, day);
+  }
+  return day;
+}
+
 /** Whole calendar days from date `from` to date `to` (negative when `to` is earlier). */
 export function daysBetween(from: string, to: string): number {
-  return Math.round((Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / DAY_MS);
+  return dayNumber(to) - dayNumber(from);
 }
 
 /** The calendar date `days` after `date`. */

@@ -8,7 +8,7 @@ import { RecordedEvents, type DueEvent, type EventType, type ExpirationPolicy, t
 export const FORECAST_EVENT_TYPES = ['license.expiring', 'license.expired', EXPIRED_REMINDER, 'license.update_support_expired'] as const satisfies ReadonlyArray<
   EventType | typeof EXPIRED_REMINDER
 >;
-export type ForecastEventType = (typeof FORECAST_EVENT_TYPES)[number];
+type ForecastEventType = (typeof FORECAST_EVENT_TYPES)[number];
 export type ForecastEvent = DueEvent | DueReminder;
 
 /** A license as the forecast reads it: the rules' dates (instants, read in the business zone) and its product. */
@@ -18,7 +18,7 @@ export interface ForecastLicense extends LicenseDates {
 }
 
 /** The shape of the rules' `decide`: the forecast applies the same function the job applies. */
-export type DecideRule = (license: LicenseDates, now: Date, policy: ExpirationPolicy) => { events: readonly DueEvent[]; status?: 'active' | 'expired' };
+type DecideRule = (license: LicenseDates, now: Date, policy: ExpirationPolicy) => { events: readonly DueEvent[]; status?: 'active' | 'expired' };
 
 export interface ForecastOptions {
   /** The first day, 'YYYY-MM-DD' in the business zone (today, or `--from`). */
@@ -37,7 +37,7 @@ export interface ForecastOptions {
   decide: DecideRule;
 }
 
-export interface ForecastDay {
+interface ForecastDay {
   date: string;
   /** Every type of FORECAST_EVENT_TYPES, 0 included, so `--json` readers need no default. */
   counts: Record<ForecastEventType, number>;
@@ -155,16 +155,19 @@ export function forecast(licenses: Iterable<ForecastLicense>, options: ForecastO
 
     const simulated: LicenseDates = { id: license.id, status: license.status, expiresAt: license.expiresAt, updatesUntil: license.updatesUntil };
     const recorded: RecordedEvent[] = [];
+    // What this license's simulated runs recorded, indexed again only after something new was recorded.
+    let index: RecordedEvents | undefined;
     const record = (event: ForecastEvent, day: number) => {
       days[day]!.counts[event.type] += 1;
       recorded.push({ type: event.type, licenseId: event.licenseId, day: event.day, ...(event.threshold === undefined ? {} : { threshold: event.threshold }) });
+      index = undefined;
     };
     for (const moment of [...moments].sort((a, b) => a - b)) {
       const day = moment >> 1;
       const now = new Date(moment % 2 === 0 ? starts[day]! : starts[day + 1]! - 1);
       const decision = options.decide(simulated, now, bounds.policy);
       for (const event of decision.events) {
-        if (options.covers(event) || (recorded.length > 0 && new RecordedEvents(recorded).covers(event))) continue;
+        if (options.covers(event) || (recorded.length > 0 && (index ??= new RecordedEvents(recorded)).covers(event))) continue;
         record(event, day);
       }
       const reminder = dueReminder(simulated, now, bounds.reminders);

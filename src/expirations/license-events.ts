@@ -1,4 +1,5 @@
-import type { EventDetails, EventSubject } from '../webhooks/payload.js';
+import { buildEventBody, type EventDetails, type EventSubject } from '../webhooks/payload.js';
+import { EXPIRED_REMINDER, expiredReminderPayload, type DueReminder } from './after-expiry.js';
 import { parseInZone } from './calendar.js';
 import type { DueEvent } from './rules.js';
 
@@ -36,7 +37,7 @@ export function eventSubject(row: LicenseFields): EventSubject {
   };
 }
 
-export function eventDetails(event: Pick<DueEvent, 'type' | 'date' | 'daysUntilExpiry'>): EventDetails {
+function eventDetails(event: Pick<DueEvent, 'type' | 'date' | 'daysUntilExpiry'>): EventDetails {
   switch (event.type) {
     case 'license.expiring':
       return { type: event.type, expiresAt: event.date, daysUntilExpiry: event.daysUntilExpiry ?? 0 };
@@ -45,4 +46,10 @@ export function eventDetails(event: Pick<DueEvent, 'type' | 'date' | 'daysUntilE
     case 'license.update_support_expired':
       return { type: event.type, updatesUntil: event.date };
   }
+}
+
+/** The exact body bytes of a due event or reminder, recorded at `now`. */
+export function eventBody(event: DueEvent | DueReminder, subject: EventSubject, now: Date): string {
+  if (event.type === EXPIRED_REMINDER) return expiredReminderPayload(subject, event.date, event.daysSinceExpiry, now);
+  return buildEventBody(eventDetails(event), subject, now);
 }

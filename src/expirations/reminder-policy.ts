@@ -10,12 +10,12 @@ import { z } from 'zod';
 export type DayListKind = 'warning' | 'after-expiry';
 
 // A list longer than a year of daily notices is a mistake (a pasted range, a generated list gone wrong), not a schedule.
-export const MAX_DAY_LIST_LENGTH = 365;
+const MAX_DAY_LIST_LENGTH = 365;
 // Ten years, the same ceiling the global warningDays has: beyond it a day is a typo (30000 for 30).
-export const MAX_WARNING_DAY = 3650;
-export const MAX_AFTER_EXPIRY_DAY = 3650;
+const MAX_WARNING_DAY = 3650;
+const MAX_AFTER_EXPIRY_DAY = 3650;
 // Botble's lm_products.reference_id is varchar(50); 64 keeps `product:<id>:after-expiry-days` inside the 100-character settings key.
-export const MAX_PRODUCT_ID_LENGTH = 64;
+const MAX_PRODUCT_ID_LENGTH = 64;
 
 /** One thing wrong with a day list; `index` is the entry's position when one entry is at fault. */
 interface DayListProblem {
@@ -68,9 +68,9 @@ function dayListSchema(kind: DayListKind) {
 }
 
 /** Days before the expiry date for `license.expiring` ([] turns it off); the per-product form of expirations.warningDays. */
-export const warningDayListSchema = dayListSchema('warning');
+const warningDayListSchema = dayListSchema('warning');
 /** Days after the expiry date for `license.expired_reminder`, from 1 ([] turns it off). */
-export const afterExpiryDayListSchema = dayListSchema('after-expiry');
+const afterExpiryDayListSchema = dayListSchema('after-expiry');
 
 /** Why a product id cannot name a product schedule, or undefined when it can. */
 export function productIdProblem(id: string): string | undefined {
@@ -86,7 +86,7 @@ export function productIdProblem(id: string): string | undefined {
 }
 
 /** One product's schedule: whatever it leaves out comes from the global values. */
-export const productScheduleSchema = z.strictObject({
+const productScheduleSchema = z.strictObject({
   warningDays: warningDayListSchema.optional().describe('days before expiry to send license.expiring for this product; [] turns it off'),
   afterExpiryDays: afterExpiryDayListSchema.optional().describe('days after the expiry date to send license.expired_reminder for this product; [] turns it off'),
   enabled: z.boolean({ error: 'must be true or false' }).optional().describe('false: no notices of any kind for this product (its licenses still change status)'),
@@ -108,7 +108,7 @@ const productIdSchema = z.string().superRefine((id, ctx) => {
 });
 
 /** expirations.products, keyed by product id. */
-export const productSchedulesSchema = z
+const productSchedulesSchema = z
   .unknown()
   .superRefine((value, ctx) => {
     // JSON.parse keeps a "__proto__" key, which a record drops without a word: say so instead.

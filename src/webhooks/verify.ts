@@ -24,7 +24,7 @@ export interface VerifyResult {
 }
 
 const REFERENCE_ORDER = ['event_type', 'timestamp', 'payload'];
-const PAYLOAD_ORDER = ['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expires_at', 'days_until_expiry', 'expired_at', 'updates_until'];
+const PAYLOAD_ORDER = ['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expires_at', 'days_until_expiry', 'expired_at', 'days_since_expiry', 'updates_until'];
 
 /** Constant-time; the lengths compared are in bytes, as timingSafeEqual's are (a non-ASCII header differs). */
 function same(a: string, b: string): boolean {

@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
+import { startExample } from '../helpers/example-receiver.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { measure } from '../helpers/measure.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -19,31 +20,9 @@ afterEach(() => {
   for (const child of running.splice(0)) child.kill();
 });
 
-/** Starts an example receiver on a free port; resolves with its URL and the JSON lines it prints. */
-async function startExample(file: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<{ url: string; lines: () => Array<Record<string, unknown>>; stderr: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', WEBHOOK_SECRET: SECRET, ...extraEnv };
-  delete env.NODE_OPTIONS;
-  const child = spawn(process.execPath, [path.join(ROOT, 'examples', file)], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const started = Date.now();
-  while (!/listening on (\S+)/.test(stderr)) {
-    if (Date.now() - started > 10_000) throw new Error(`${file} did not start: ${stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    url: /listening on (\S+)/.exec(stderr)![1]!,
-    lines: () => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
-    stderr: () => stderr,
-  };
-}
-
 describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file) => {
   test('receives the real events from process-expirations, verified and dispatched; rejects a wrong secret', async () => {
-    const receiver = await startExample(file);
+    const receiver = await startExample(file, SECRET, running);
     const cwd = tempDir();
     const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url, LICENSE_MANAGER_WEBHOOK_SECRET: SECRET };
     await runCli(['licenses', 'import', SAMPLE], { cwd, env });
@@ -71,7 +50,7 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s', (file)
 
 describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s and test events', (file) => {
   test('a receiver that rejects unknown licenses answers a test event 2xx without acting; the production check passes', async () => {
-    const receiver = await startExample(file, { KNOWN_LICENSES: 'LIC-0001,LIC-0002' });
+    const receiver = await startExample(file, SECRET, running, { KNOWN_LICENSES: 'LIC-0001,LIC-0002' });
     const cwd = tempDir();
     const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url, LICENSE_MANAGER_WEBHOOK_SECRET: SECRET };
     await runCli(['licenses', 'import', SAMPLE], { cwd, env });
@@ -116,7 +95,7 @@ async function postTo(url: string, body: string, headers: Record<string, string>
 
 describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s facing what a real sender may do', (file) => {
   test('a repeated X-Webhook-Id is answered 200 and not acted on again; a body that is not JSON gets 415, not a 500 or a crash', async () => {
-    const receiver = await startExample(file);
+    const receiver = await startExample(file, SECRET, running);
     const json = { 'content-type': 'application/json' };
     const body = JSON.stringify({ event_type: 'license.expired', timestamp: '2025-01-15T08:00:00Z', payload: { license_code: 'LIC-9', expired_at: '2025-01-15' } });
     const id = { ...json, 'x-webhook-id': '7d4a53b4-0d3a-4e4f-9bb4-3f2d0a1c9e11' };

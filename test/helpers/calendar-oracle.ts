@@ -47,6 +47,17 @@ export interface SimLicense {
   expiresInstant: number;
   updatesUntil: string | null;
   updatesInstant: number | null;
+  /** The product id (its reference id); absent: none, the global schedule. */
+  product?: string;
+}
+
+/**
+ * The contract's "Reminder policy", stated for the oracle: each product its own warning days, after-expiry
+ * days and switch; a product not named, and a field a product leaves out, take the global values.
+ */
+export interface OraclePolicy {
+  afterExpiryDays: readonly number[];
+  products: Readonly<Record<string, { warningDays?: readonly number[]; afterExpiryDays?: readonly number[]; enabled?: boolean }>>;
 }
 
 export interface SimEvent {
@@ -56,6 +67,7 @@ export interface SimEvent {
   type: string;
   /** The payload's expires_at / updates_until. */
   date: string;
+  /** days_until_expiry of a warning, days_since_expiry of an after-expiry reminder. */
   days?: number;
 }
 
@@ -93,19 +105,26 @@ export function expectedEvents(
   zone: string | ((now: number) => string),
   licenses: readonly SimLicense[],
   runs: readonly number[],
-  warningDays: readonly number[],
+  globalWarningDays: readonly number[],
   lookbackDays: number,
+  policy: OraclePolicy = { afterExpiryDays: [], products: {} },
 ): SimEvent[] {
   const sent: SimEvent[] = [];
   const thresholds = new Map<string, number[]>();
+  const reminded = new Map<string, number[]>();
   const once = new Set<string>();
-  const largest = Math.max(...warningDays);
   let latest = -Infinity;
   for (const now of runs) {
     const runZone = typeof zone === 'string' ? zone : zone(now);
     const today = localDate(runZone, now);
     latest = Math.max(latest, now);
     for (const license of licenses) {
+      const own = license.product === undefined ? undefined : policy.products[license.product];
+      // A product switched off gets no notice of any kind.
+      if (own?.enabled === false) continue;
+      const warningDays = own?.warningDays ?? globalWarningDays;
+      const afterExpiryDays = own?.afterExpiryDays ?? policy.afterExpiryDays;
+      const largest = Math.max(...warningDays);
       const expiryDate = localDate(runZone, license.expiresInstant);
       if (now < license.expiresInstant) {
         const days = dayDiff(today, expiryDate);
@@ -117,9 +136,23 @@ export function expectedEvents(
             sent.push({ at: iso(now), code: license.code, type: 'license.expiring', date: iso(license.expiresInstant), days });
           }
         }
-      } else if (dayDiff(expiryDate, today) <= lookbackDays && !once.has(`expired:${license.code}`)) {
-        once.add(`expired:${license.code}`);
-        sent.push({ at: iso(now), code: license.code, type: 'license.expired', date: iso(license.expiresInstant) });
+      } else {
+        if (dayDiff(expiryDate, today) <= lookbackDays && !once.has(`expired:${license.code}`)) {
+          once.add(`expired:${license.code}`);
+          sent.push({ at: iso(now), code: license.code, type: 'license.expired', date: iso(license.expiresInstant) });
+        }
+        // license.expired_reminder: N calendar days after the expiry date, once per license, N and expiry date. A run
+        // after missed days sends the latest N still within lookbackDays of its day, and only if no N as large went out.
+        const since = dayDiff(expiryDate, today);
+        const due = afterExpiryDays.filter((n) => n >= 1 && since >= n && since - n <= lookbackDays);
+        if (due.length > 0) {
+          const n = Math.max(...due);
+          const earlier = reminded.get(license.code) ?? [];
+          if (!earlier.some((m) => m >= n)) {
+            reminded.set(license.code, [...earlier, n]);
+            sent.push({ at: iso(now), code: license.code, type: 'license.expired_reminder', date: iso(license.expiresInstant), days: since });
+          }
+        }
       }
       if (license.updatesInstant !== null && now >= license.updatesInstant) {
         const supportDate = localDate(runZone, license.updatesInstant);

@@ -1,6 +1,6 @@
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { settingsSet } from '../../src/commands/settings.js';
-import type { SimEvent, SimLicense } from './calendar-oracle.js';
+import type { OraclePolicy, SimEvent, SimLicense } from './calendar-oracle.js';
 import { startReceiver } from './receiver.js';
 import { workspace as sqliteWorkspace, type Workspace } from './workspace.js';
 
@@ -21,12 +21,13 @@ export async function simulate(
   warningDays: number[],
   lookbackDays = 7,
   workspace: (config: Record<string, unknown>) => Workspace = sqliteWorkspace,
+  policy?: OraclePolicy,
 ): Promise<Simulation> {
   const receiver = await startReceiver();
   try {
     const zoneAt = typeof zone === 'string' ? () => zone : zone;
-    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zoneAt(runs[0] ?? 0) } });
-    await ws.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil })));
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zoneAt(runs[0] ?? 0), ...policy } });
+    await ws.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil, ...(license.product === undefined ? {} : { product_id: license.product }) })));
     let abandoned = 0;
     // Runs in stretches of one zone; a context reads its settings once, so each stretch gets its own.
     for (let start = 0; start < runs.length; ) {
@@ -52,6 +53,7 @@ export async function simulate(
         type: body.event_type,
         date: payload.expires_at ?? payload.expired_at ?? payload.updates_until,
         ...(payload.days_until_expiry === undefined ? {} : { days: payload.days_until_expiry }),
+        ...(payload.days_since_expiry === undefined ? {} : { days: payload.days_since_expiry }),
       } as SimEvent;
     });
     return { events: sortEvents(events), abandoned };
