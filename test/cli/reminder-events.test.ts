@@ -48,6 +48,7 @@ describe('license.expired_reminder outside the job', () => {
 
   test('deliveries list --event license.expired_reminder is accepted; an unknown type names the choices', async () => {
     const cwd = tempDir();
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['deliveries', 'list', '--event', 'license.expired_reminder'], { cwd })).code).toBe(0);
     const bad = await runCli(['deliveries', 'list', '--event', 'license.reminder'], { cwd });
     expect(bad.code).toBe(2);
@@ -61,11 +62,22 @@ describe('license.expired_reminder outside the job', () => {
     expect(verifySignature(Buffer.from(shuffled), signBody(body, SECRET), SECRET).verdict).toBe('re-serialised');
   });
 
-  test.each(['receiver-node.js', 'receiver-express.js'])('examples/%s dispatch the reminder as a win-back', async (file) => {
+  test.each(['receiver-node.js', 'receiver-express.js'])('examples/%s dispatch the reminder as a win-back, and a test reminder not at all', async (file) => {
     const example = await startExample(file, SECRET, running);
     const cwd = tempDir();
+    // A reminder as the job sends it (send-test-event marks its events, which the examples answer without acting).
+    const body = '{"event_type":"license.expired_reminder","timestamp":"2025-01-11T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"P","product_reference_id":"Product","customer_id":"C","email":"c@example.com","expired_at":"2025-01-10T00:00:00Z","days_since_expiry":1}}';
+    const response = await fetch(example.url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Webhook-Event': 'license.expired_reminder', 'X-Webhook-Id': 'reminder-1', 'X-Webhook-Signature': signBody(body, SECRET) },
+      body,
+    });
+    expect(response.status).toBe(200);
     const sent = await runCli(['send-test-event', '--url', example.url, '--secret', SECRET, '--event', 'license.expired_reminder'], { cwd });
     expect(sent.code).toBe(0);
-    expect(example.lines()).toEqual([expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-ABC-123', action: 'win-back', days: 1 })]);
+    expect(example.lines()).toEqual([
+      expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-7', action: 'win-back', days: 1 }),
+      expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-ABC-123', test: true, action: 'none' }),
+    ]);
   }, 30_000);
 });
