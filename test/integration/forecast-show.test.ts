@@ -89,7 +89,7 @@ describe('licenses forecast', () => {
     [['--days', '0'], /--days.*Expected a whole number from 1 to 366/],
     [['--days', '400'], /--days.*Expected a whole number from 1 to 366/],
     [['--days', '2.5'], /--days.*Expected a whole number/],
-    [['--from', '2025-02-30'], /--from.*Expected a calendar date such as 2025-01-22/],
+    [['--from', '2025-02-30'], /--from.*Expected a date such as 2025-01-08 \(YYYY-MM-DD, a day in the business time zone\)/],
     [['--warning-days', '7,-1'], /--warning-days "7,-1": -1 is negative/],
     [['--warning-days', 'soon'], /--warning-days "soon": "soon" is not a number of days/],
   ])('bad input %j: exit 2, named', async (args, message) => {
