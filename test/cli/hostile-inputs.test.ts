@@ -378,7 +378,11 @@ describe('exit codes and messages that say what is wrong', () => {
 
   test('a driver message that ends in a full stop gets no second one ("backend.. Is")', async () => {
     // Something that answers a PostgreSQL client with a message it does not expect there (CopyData).
-    const impostor = net.createServer((socket) => socket.once('data', () => socket.write(Buffer.from([0x64, 0, 0, 0, 4]))));
+    const sockets: net.Socket[] = [];
+    const impostor = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.once('data', () => socket.write(Buffer.from([0x64, 0, 0, 0, 4])));
+    });
     await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = impostor.address() as net.AddressInfo;
@@ -387,6 +391,8 @@ describe('exit codes and messages that say what is wrong', () => {
       expect(result.stderr).toMatch(/Received unexpected copyData message from backend\. Is a PostgreSQL server listening at 127\.0\.0\.1:\d+\?/);
       expect(result.stderr).not.toMatch(/[^.]\.\.(?!\.)/);
     } finally {
+      // The client's end of a connection the server keeps open would outlive the test in this process.
+      for (const socket of sockets) socket.destroy();
       impostor.close();
     }
   }, 60_000);
@@ -395,7 +401,8 @@ describe('exit codes and messages that say what is wrong', () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'license-manager.config.js'), 'export default await new Promise((resolve) => setTimeout(resolve, 1e9));\n');
     const started = Date.now();
-    const result = await runCli(['process-expirations', '--dry-run'], { cwd: dir, timeoutMs: 40_000 });
+    // A child process: the point is that the process ends, and in this one the config's timer would stay behind.
+    const result = await runCli(['process-expirations', '--dry-run'], { cwd: dir, timeoutMs: 40_000, process: true });
     expect(result.signal).toBeNull();
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`Config file ${path.join(dir, 'license-manager.config.js')} did not finish loading within 10 s`);
