@@ -111,6 +111,7 @@ describe('own mode', () => {
   test('no Botble note: the switch belongs to Botble mode only', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'license-manager.config.json'), '{}');
+    expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
     const listed = JSON.parse((await runCli(['settings', 'list', '--json'], { cwd: dir })).stdout) as Setting[];
     expect(listed.every((setting) => setting.note === undefined && setting.warning === undefined)).toBe(true);
   });
