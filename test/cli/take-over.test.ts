@@ -77,7 +77,9 @@ describe.each(servers)('%s: a worker SIGKILLed while sending', (dialect) => {
     // recorded (at most `concurrency` answers wait for their write), each once more.
     const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
     expect(repeated).toContain(hungId);
-    expect(repeated.length).toBeLessThanOrEqual(2 * CONCURRENCY);
+    // In another PID namespace the SIGKILL reaches unshare; the worker itself dies a moment later by unshare's
+    // death signal (--kill-child), and on a busy machine may start one more window of requests in between.
+    expect(repeated.length).toBeLessThanOrEqual((variant.command ? 3 : 2) * CONCURRENCY);
     expect(new Set(repeated).size).toBe(repeated.length);
 
     // Take-over time: from the kill to the victim's hung event arriving again.

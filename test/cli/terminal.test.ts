@@ -81,6 +81,7 @@ describe('terminal and pipe output', () => {
 
   (hasScript ? test : test.skip)('on a terminal, NO_COLOR and --no-color turn colour off', async () => {
     const cwd = tempDir();
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '1' })).not.toContain(ESC);
     expect(await runInTerminal(['settings', 'list', '--no-color'], cwd)).not.toContain(ESC);
     // no-color.org: an empty NO_COLOR does not count.
@@ -89,6 +90,7 @@ describe('terminal and pipe output', () => {
 
   test('FORCE_COLOR colours a pipe; FORCE_COLOR=0, NO_COLOR and --no-color do not', async () => {
     const cwd = tempDir();
+    expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     const forced = await runCli(['settings', 'list'], { cwd, env: { FORCE_COLOR: '1' } });
     expect(forced.stdout).toContain(`${ESC}[2m(not set)`);
     for (const env of [{ FORCE_COLOR: '0' }, { FORCE_COLOR: '1', NO_COLOR: '1' }]) {
