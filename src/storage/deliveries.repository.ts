@@ -122,7 +122,7 @@ async function insertNew(trx: Kysely<Database>, dialect: SqlDialect, rows: Array
   const insert = trx.insertInto('webhook_deliveries').values(rows);
   try {
     if (dialect !== 'mysql') {
-      const result = await insert.onConflict((conflict) => conflict.column('event_key').doNothing()).executeTakeFirst();
+      const result = await insert.onConflict((conflict) => conflict.columns(['event_key', 'endpoint']).doNothing()).executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
     await insert.onDuplicateKeyUpdate({ event_key: (eb) => eb.ref('event_key') }).execute();
