@@ -15,6 +15,16 @@ const NEW_UNIQUE = [
   ['webhook_deliveries_event_key_endpoint', ['event_key', 'endpoint']],
 ] as const;
 
+const STATUS_ENDPOINT_INDEX = 'webhook_deliveries_status_endpoint';
+
+/** MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has); the prefix plugin prefixes index names. */
+async function mysqlIndexExists(db: Kysely<any>, name: string): Promise<boolean> {
+  const { rows } = await sql<{ found: number }>`
+    select 1 as found from information_schema.statistics
+    where table_schema = database() and table_name = ${`${tablePrefixOf(db)}${DELIVERIES}`} and index_name = ${`${tablePrefixOf(db)}${name}`} limit 1`.execute(db);
+  return rows.length > 0;
+}
+
 export const endpoints: Migration = {
   async up(db: Kysely<any>) {
     const t = columnTypes(db);
@@ -52,17 +62,26 @@ export const endpoints: Migration = {
       .execute();
     switch (dialectOf(db)) {
       case 'sqlite':
-        return rebuildSqlite(db);
+        await rebuildSqlite(db);
+        break;
       case 'postgres':
-        return upPostgres(db);
+        await upPostgres(db);
+        break;
       case 'mysql':
-        return upMysql(db);
+        await upMysql(db);
+        break;
     }
+    // Each endpoint is claimed on its own: pending rows of one endpoint in id order, past any parked ones.
+    const index = db.schema.createIndex(STATUS_ENDPOINT_INDEX).on(DELIVERIES).columns(['status', 'endpoint', 'id']);
+    if (dialectOf(db) !== 'mysql') await index.ifNotExists().execute();
+    else if (!(await mysqlIndexExists(db, STATUS_ENDPOINT_INDEX))) await index.execute();
   },
 
   async down(db: Kysely<any>) {
-    // Fails, changing nothing on the servers, while one event has deliveries to several endpoints.
+    // Deliveries to the other endpoints go: the schema before has no place for them.
     await db.deleteFrom(DELIVERIES).where('endpoint', '<>', 'default').execute();
+    const drop = db.schema.dropIndex(STATUS_ENDPOINT_INDEX);
+    await (dialectOf(db) === 'mysql' ? drop.on(DELIVERIES) : drop).execute();
     if (dialectOf(db) === 'sqlite') {
       await rebuildSqlite(db, 'down');
     } else {

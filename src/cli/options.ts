@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { InvalidArgumentError } from 'commander';
-import { secretProblem } from '../config/schema.js';
+import { secretProblem } from '../webhooks/target.js';
 import { usageError } from '../errors.js';
 import { parseUtc } from '../time.js';
 

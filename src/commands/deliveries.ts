@@ -18,6 +18,8 @@ import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import { engineEndpoints } from '../delivery/endpoint-policies.js';
 import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
 export interface ListDeliveriesOptions {
@@ -128,8 +130,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
+  const policy = deliveryPolicy(webhooks, webhooks.url);
+  // Each to its own endpoint's URL and secret; those of a disabled endpoint stay as they are.
+  const endpoints = await resolveEndpoints(context.db, webhooks, options.clock?.now() ?? new Date());
   const sent = await deliverPending(context.db, {
-    policy: deliveryPolicy(webhooks, webhooks.url),
+    policy,
+    endpoints: engineEndpoints(webhooks, endpoints, policy),
     concurrency: webhooks.concurrency,
     clock: options.clock,
     stop: options.stop,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { usageError } from '../errors.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { canonicalTimeZone, secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
+import { canonicalTimeZone, timeZoneProblem, warningDaysSchema } from './schema.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
 const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone'] as const;

@@ -1,6 +1,6 @@
 // What a valid endpoint definition is (name, URL, secret, events, headers, limits, signing): one set of rules for the config file's zod schema and the `endpoints` CLI.
 import { z } from 'zod';
-import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from './target.js';
 import { EVENT_TYPES } from './event-types.js';
 import { standardSecretProblem } from './standard-signature.js';
 

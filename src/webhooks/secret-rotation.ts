@@ -1,6 +1,6 @@
 // An endpoint's signing secrets over time: the current one plus earlier ones that stay valid for a window, so a receiver can switch without failed deliveries.
 import { randomBytes } from 'node:crypto';
-import { secretProblem } from '../config/schema.js';
+import { secretProblem } from './target.js';
 import { formatUtc } from '../time.js';
 import { STANDARD_SECRET_PREFIX, standardSecretProblem } from './standard-signature.js';
 

@@ -129,5 +129,5 @@ test('SQLite: after the rebuild, foreign keys are checked again and the indexes 
     const { rows } = await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'webhook_deliveries' and sql is not null order by name`.execute(context.db);
     return rows.map((index) => index.name);
   });
-  expect(indexes).toEqual(['webhook_deliveries_license_id', 'webhook_deliveries_status']);
+  expect(indexes).toEqual(['webhook_deliveries_license_id', 'webhook_deliveries_status', 'webhook_deliveries_status_endpoint']);
 });
