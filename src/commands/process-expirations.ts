@@ -118,6 +118,8 @@ export interface ProcessExpirationsResult {
   /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
   unlisted: number;
+  /** Delivered and abandoned per endpoint; only when an endpoint other than default took part. */
+  byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
   /** The abandoned ones, with license codes: what the operator must look at. */
   abandonedDeliveries: AbandonedDelivery[];
 }
@@ -342,6 +344,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   result.locked = sent.locked;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
+  if (sent.byEndpoint) result.byEndpoint = sent.byEndpoint;
   result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
   return result;
 }

@@ -7,7 +7,9 @@ import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
 import { DAY_MS } from '../time.js';
-import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { deliver, deliveryPolicy, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
+import { resolveEndpoints } from '../config/endpoints.js';
 import { webhookHeaders } from '../webhooks/headers.js';
 import { splitUrlCredentials } from '../webhooks/url.js';
 import { withTransport } from '../delivery/transport.js';
@@ -19,6 +21,8 @@ export interface SendTestEventOptions {
   secret?: string;
   event?: EventType;
   license?: string;
+  /** Send with this endpoint's URL, secrets, headers and signing. */
+  endpoint?: string;
   clock?: Clock;
   fetch?: $Fetch;
 }
@@ -59,6 +63,7 @@ function sampleDetails(type: EventType, now: Date): EventDetails {
 export async function sendTestEvent(context: CommandContext, options: SendTestEventOptions): Promise<SendTestEventResult> {
   const clock = options.clock ?? systemClock;
   const webhooks = context.config.webhooks;
+  if (options.endpoint !== undefined && options.endpoint !== DEFAULT_ENDPOINT_NAME) return sendToEndpoint(context, options.endpoint, { ...options, clock });
   const url = options.url ?? webhooks.url;
   if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')}.`);
   const urlProblem = webhookUrlProblem(url);
@@ -67,6 +72,36 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   if (given) throw usageError(`--secret ${given}.`);
   const secret = options.secret ?? webhooks.secret;
 
+  const { event, delivery } = await sendSample(context, options, clock, deliveryPolicy(webhooks, url, secret));
+  // Credentials in the URL go out as Authorization: shown, never their value.
+  const headers = webhookHeaders(event, secret);
+  if (splitUrlCredentials(url).authorization) headers.Authorization = 'Basic ****';
+  return { url, eventId: event.eventId, eventType: event.eventType, signed: Boolean(secret), headers, body: event.body, delivery };
+}
+
+/** `send-test-event --endpoint NAME`: the endpoint's URL, secrets, extra headers and signing, as a run sends to it. */
+async function sendToEndpoint(context: CommandContext, name: string, options: SendTestEventOptions & { clock: Clock }): Promise<SendTestEventResult> {
+  if (options.url !== undefined || options.secret !== undefined) throw usageError(`--endpoint sends with the URL and secret of "${name}": leave out --url and --secret.`);
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, options.clock.now());
+  const endpoint = endpoints.find((candidate) => candidate.name === name);
+  if (!endpoint?.url) throw usageError(`No endpoint named "${name}". See "license-manager endpoints list".`);
+  const [current = null, ...previous] = endpoint.secrets;
+  const policy = { ...deliveryPolicy(context.config.webhooks, endpoint.url, current), headers: endpoint.headers, signing: endpoint.signing, previousSecrets: previous };
+  const { event, delivery } = await sendSample(context, options, options.clock, policy);
+  // The headers of the last attempt as sent; extra header values are secrets as far as output goes.
+  const sent = { ...(delivery.attempts.at(-1)?.headers ?? webhookHeaders(event, endpoint.signing === 'standard' ? null : current)) };
+  for (const header of Object.keys(endpoint.headers)) sent[header] = '********';
+  if (splitUrlCredentials(endpoint.url).authorization) sent.Authorization = 'Basic ****';
+  return { url: endpoint.url, eventId: event.eventId, eventType: event.eventType, signed: current !== null, headers: sent, body: event.body, delivery };
+}
+
+/** Builds the sample (or a license's) event and sends it through the same path as the cron job. */
+async function sendSample(
+  context: CommandContext,
+  options: SendTestEventOptions,
+  clock: Clock,
+  policy: DeliveryPolicy,
+): Promise<{ event: { eventId: string; eventType: EventType; body: string }; delivery: DeliveryResult }> {
   const eventType = options.event ?? 'license.expiring';
 
   const now = clock.now();
@@ -82,11 +117,8 @@ export async function sendTestEvent(context: CommandContext, options: SendTestEv
   }
   const body = buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body };
-  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
-  // Credentials in the URL go out as Authorization: shown, never their value.
-  const headers = webhookHeaders(event, secret);
-  if (splitUrlCredentials(url).authorization) headers.Authorization = 'Basic ****';
-  return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers, body, delivery };
+  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, policy, { clock, fetch }));
+  return { event, delivery };
 }
 
 function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | null; updatesUntil: Date | null }, code: string, timeZone: string): EventDetails {

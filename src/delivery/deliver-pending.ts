@@ -106,6 +106,8 @@ export interface DeliverPendingResult {
   /** The first MAX_LISTED deliveries to end, by id; `unlisted` counts the rest. */
   outcomes: DeliveryOutcome[];
   unlisted: number;
+  /** Delivered and abandoned per endpoint; only when an endpoint other than default took part. */
+  byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -177,7 +179,9 @@ async function deliverWith(
   const { runId, leaseMs } = options;
   await freeClaimsOfDeadRuns(db, leaseClock.now().getTime());
   const names = options.endpoints?.map((endpoint) => endpoint.name);
-  const source = claimSource(db, runId, options.resend && { ...options.resend, ...(names ? { endpoints: names } : {}) });
+  // A re-send goes to enabled endpoints only (and to the one it names, `deliveries retry --endpoint`).
+  const resendTo = names && options.resend ? (options.resend.endpoints ?? names).filter((name) => names.includes(name)) : options.resend?.endpoints;
+  const source = claimSource(db, runId, options.resend && { ...options.resend, ...(resendTo ? { endpoints: resendTo } : {}) });
   const overall = options.resend || !names ? source : pendingSource(db, runId, names);
   // Each endpoint is claimed on its own, so one whose deliveries wait (a slow or failing receiver) never fills the
   // window the others are claimed into. A re-send walks its selection in id order, whatever the endpoint.
@@ -251,6 +255,7 @@ async function workThrough(
   const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
   let ended = 0;
+  const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
   const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
@@ -321,6 +326,10 @@ async function workThrough(
     // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
+    if (outcome.status === 'delivered' || outcome.status === 'abandoned') {
+      const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
+      counts[outcome.status] += 1;
+    }
     ended += 1;
     if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
     else result.outcomes.push({
@@ -412,5 +421,6 @@ async function workThrough(
     result.left = options.resend ? result.released + remaining : remaining;
   }
   result.outcomes.sort((a, b) => a.id - b.id);
+  if (Object.keys(perEndpoint).some((name) => name !== 'default')) result.byEndpoint = perEndpoint;
   return result;
 }

@@ -335,6 +335,7 @@ export async function listAbandoned(
 ): Promise<Array<{ id: number; event_id: string; event_type: string; license_id: number | null }>> {
   let query = db.selectFrom('webhook_deliveries').select(['id', 'event_id', 'event_type', 'license_id']).where('status', '=', 'abandoned');
   if (selection.since !== undefined) query = query.where('created_at', '>=', selection.since);
+  if (selection.endpoints !== undefined) query = query.where((eb) => eb.and(endpointIn(eb, selection.endpoints)));
   return query.orderBy('id').limit(limit).execute();
 }
 
@@ -607,6 +608,8 @@ export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, 
 
 export interface DeliveryFilter {
   status?: DeliveryStatus;
+  /** Only deliveries to this endpoint. */
+  endpoint?: string;
   eventType?: string;
   /** Only deliveries for these licenses (the ids of one code, as the license source gives them); never empty. */
   licenseIds?: readonly number[];
@@ -623,6 +626,7 @@ export interface DeliveryListItem extends DeliveryRow {
 function filteredDeliveries(db: Kysely<Database>, filter: DeliveryFilter) {
   let query = db.selectFrom('webhook_deliveries');
   if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.endpoint !== undefined) query = query.where('endpoint', '=', filter.endpoint);
   if (filter.eventType) query = query.where('event_type', '=', filter.eventType);
   if (filter.licenseIds) query = query.where('license_id', 'in', [...filter.licenseIds]);
   if (filter.since) query = query.where('created_at', '>=', filter.since);
