@@ -316,6 +316,9 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
       headers: request.headers,
       body: request.body.toString('utf8'),
       signature: request.verification?.verdict ?? 'not checked',
+      ...(request.verification?.valid && (request.secrets !== undefined || request.verification.scheme === 'standard')
+        ? { scheme: request.verification.scheme, secret: request.verification.secret }
+        : {}),
       status: request.status,
     };
     stdout.write(`${JSON.stringify(line)}\n`);
@@ -327,7 +330,11 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     : !request.verification
     ? out.paint.yellow('signature not checked (no secret: pass --secret)')
     : request.verification.valid
-      ? out.paint.green('signature valid')
+      ? out.paint.green(
+          request.secrets !== undefined || request.verification.scheme === 'standard'
+            ? `signature valid (${request.verification.scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${request.verification.secret})`
+            : 'signature valid',
+        )
       : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
   stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
   for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);

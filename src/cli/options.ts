@@ -120,3 +120,15 @@ export function keepPrevious(text: string): number {
   if ('problem' in parsed) throw new InvalidArgumentError(parsed.problem);
   return parsed.ms;
 }
+
+/** `--secret` given several times: each in order. */
+export function collectSecret(text: string, previous: string[] = []): string[] {
+  return [...previous, text];
+}
+
+/** Every `--secret` given, then the one of `--secret-env`; undefined when none is (the configured secret applies). */
+export function givenSecrets(options: { secret?: string[]; secretEnv?: string }, env: NodeJS.ProcessEnv): string[] | undefined {
+  const fromEnv = options.secretEnv === undefined ? [] : [givenSecret({ secretEnv: options.secretEnv }, env)!];
+  const all = [...(options.secret ?? []), ...fromEnv];
+  return all.length > 0 ? all : undefined;
+}

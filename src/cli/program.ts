@@ -14,7 +14,9 @@ import {
   endpointHeader,
   endpointMaxInFlight,
   endpointSigning,
+  collectSecret,
   givenSecret,
+  givenSecrets,
   isoDate,
   keepPrevious,
   listenHost,
@@ -583,7 +585,7 @@ export function buildProgram(session: Session): Command {
     .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .addOption(new Option('--host <host>', 'address to listen on').argParser(listenHost).default('127.0.0.1'))
-    .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
+    .option('--secret <secret>', 'check signatures with this secret (default: the configured one); repeat it to accept several (a rotation: new and old)', collectSecret)
     .addOption(secretEnvOption('check signatures with the secret in this environment variable'))
     .addOption(
       new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
@@ -605,7 +607,7 @@ export function buildProgram(session: Session): Command {
         'license-manager listen --port 0 --json                  # first line: {"listening":"http://127.0.0.1:<port>/",...}',
       )}\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
     )
-    .action((options: { port: number; host: string; secret?: string; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
+    .action((options: { port: number; host: string; secret?: string[]; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
       act(command, async (out, flags) => {
         // The config, and an existing database read-only: a receiver creates no files.
         const { readConfigOnly } = await import('../commands/context.js');
@@ -613,8 +615,8 @@ export function buildProgram(session: Session): Command {
         for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
-        const secret = givenSecret(options, io.env) ?? context.config.webhooks.secret;
-        const listener = await listen({ ...options, secret, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
+        const [secret = null, ...moreSecrets] = givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
+        const listener = await listen({ ...options, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
           throw unusableHost(options.host, error);
         });
         // A script learns the address (with --port 0, the port) from the first line, before any request.
@@ -629,9 +631,11 @@ export function buildProgram(session: Session): Command {
   program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
-    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses)')
+    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses); repeat it to try several (says which matched)', collectSecret)
     .addOption(secretEnvOption('the webhook secret is in this environment variable'))
-    .option('--signature <hex>', 'the X-Webhook-Signature value the receiver got')
+    .option('--signature <value>', 'the X-Webhook-Signature value the receiver got, or the webhook-signature one (v1,<base64>, with --id and --timestamp)')
+    .option('--id <webhook-id>', 'Standard Webhooks: the webhook-id header')
+    .option('--timestamp <seconds>', 'Standard Webhooks: the webhook-timestamp header')
     .option('--file <body>', 'the raw body as received, a regular file (default: standard input)')
     .addOption(new Option('--max-body <bytes>', 'refuse bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addHelpText(
@@ -642,7 +646,7 @@ export function buildProgram(session: Session): Command {
         'license-manager -c /etc/license-manager/config.json verify --signature 5d41402a... --file body.json   # the configured secret',
       ),
     )
-    .action((options: { secret?: string; secretEnv?: string; signature?: string; file?: string; maxBody?: number }, command: Command) =>
+    .action((options: { secret?: string[]; secretEnv?: string; signature?: string; id?: string; timestamp?: string; file?: string; maxBody?: number }, command: Command) =>
       act(command, async (out, flags) => {
         const { verifyCommand } = await import('../commands/verify.js');
         const configuredSecret = async () => {
@@ -652,9 +656,13 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return context.config.webhooks.secret;
         };
-        const result = await verifyCommand({ ...options, secret: givenSecret(options, io.env) }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
-        if (out.options.json) out.json(result);
-        else if (result.valid) out.info(out.paint.green('valid'));
+        const secrets = givenSecrets(options, io.env);
+        const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
+        // One secret and Botble's header: what verify always said; otherwise which scheme and which secret matched.
+        const named = (secrets?.length ?? 1) > 1 || result.scheme === 'standard';
+        const { scheme, secret, ...plain } = result;
+        if (out.options.json) out.json(named ? result : plain);
+        else if (result.valid) out.info(out.paint.green(named ? `valid (${scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${secret})` : 'valid'));
         else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
         // Like grep: 1 means "checked, and it does not match".
         return result.valid ? EXIT.ok : EXIT.failure;
