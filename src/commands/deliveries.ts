@@ -19,6 +19,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
 import { resolveEndpoints } from '../config/endpoints.js';
+import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 import { engineEndpoints } from '../delivery/endpoint-policies.js';
 import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 
@@ -134,6 +135,14 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       }
       if (delivery.status !== 'abandoned' && delivery.status !== 'delivered') {
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
+      }
+      if (delivery.endpoint !== DEFAULT_ENDPOINT_NAME) {
+        const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
+        if (!endpoint?.enabled) {
+          throw usageError(
+            `Delivery ${delivery.id} goes to the endpoint "${delivery.endpoint}", which is ${endpoint ? 'disabled' : 'no longer defined'}: ${endpoint ? `enable it first ("license-manager endpoints enable ${delivery.endpoint}")` : 'it has nowhere to go'}. Nothing was sent.`,
+          );
+        }
       }
       if (delivery.status === 'delivered') forced += 1;
       selected.push(delivery);

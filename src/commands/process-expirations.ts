@@ -315,7 +315,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
   // The endpoints as they are when the events are recorded: one added later receives the events recorded after it.
-  const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now());
+  const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
   const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints));
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.

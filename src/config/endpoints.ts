@@ -2,7 +2,8 @@
 // of the config file's webhooks.endpoints, and those stored in the database.
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/database.table.js';
-import { listStoredEndpoints } from '../storage/endpoints.repository.js';
+import { errorCode, messageOf, tablePrefixOf } from '../storage/dialect.js';
+import { listStoredEndpoints, type StoredEndpoint } from '../storage/endpoints.repository.js';
 import { DEFAULT_ENDPOINT_NAME, type EndpointEntry, type SigningScheme } from '../webhooks/endpoint-spec.js';
 import type { Config } from './schema.js';
 
@@ -29,7 +30,28 @@ const SCHEMES: readonly string[] = ['botble', 'standard', 'both'];
  * Every endpoint, `default` first. A name declared in the config file and stored in the database too is the
  * config file's (the file is what the operator deploys; `endpoints add` refuses such a name).
  */
-export async function resolveEndpoints(db: Kysely<Database>, webhooks: Config['webhooks'], now: Date): Promise<ResolvedEndpoint[]> {
+// PostgreSQL's insufficient_privilege; MySQL's table and column access denied.
+const NO_PRIVILEGE = new Set(['42501', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR']);
+
+/**
+ * The endpoints stored in the database. A run's user that may not read them (grants made table by table before
+ * endpoints existed) is told so through `onWarning` and sends to default and the config file's endpoints, as
+ * before; without `onWarning` the refusal stands.
+ */
+async function storedEndpoints(db: Kysely<Database>, onWarning?: (text: string) => void): Promise<StoredEndpoint[]> {
+  try {
+    return await listStoredEndpoints(db);
+  } catch (error) {
+    if (!onWarning || !NO_PRIVILEGE.has(errorCode(error))) throw error;
+    const prefix = tablePrefixOf(db);
+    onWarning(
+      `cannot read the endpoints stored in the database (${messageOf(error)}): only default and the config file's endpoints get this run's events. Grant SELECT on ${prefix}endpoints, ${prefix}endpoint_headers and ${prefix}endpoint_secrets to this user.`,
+    );
+    return [];
+  }
+}
+
+export async function resolveEndpoints(db: Kysely<Database>, webhooks: Config['webhooks'], now: Date, onWarning?: (text: string) => void): Promise<ResolvedEndpoint[]> {
   const fromConfig = (webhooks.endpoints ?? []).map((entry: EndpointEntry): ResolvedEndpoint => ({
     name: entry.name,
     url: entry.url,
@@ -42,7 +64,7 @@ export async function resolveEndpoints(db: Kysely<Database>, webhooks: Config['w
     source: 'config',
   }));
   const declared = new Set(fromConfig.map((endpoint) => endpoint.name));
-  const stored = (await listStoredEndpoints(db))
+  const stored = (await storedEndpoints(db, onWarning))
     .filter((endpoint) => !declared.has(endpoint.name))
     .map((endpoint): ResolvedEndpoint => ({
       name: endpoint.name,

@@ -117,6 +117,12 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     const dry = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'crm', '--dry-run', '--json']);
     expect(json(dry.stdout)).toMatchObject({ selectedCount: 1 });
     expect(json((await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'chat', '--json'])).stdout)).toMatchObject({ selectedCount: 0 });
+    const crmDelivery = json<Array<{ id: number }>>((await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json'])).stdout)[0]!.id;
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    const parked = await ws.cli(['deliveries', 'retry', String(crmDelivery)]);
+    expect([parked.code, parked.stderr]).toEqual([2, expect.stringContaining('goes to the endpoint "crm", which is disabled')]);
+    expect(crm.requests).toHaveLength(2);
+    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
     const retried = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'crm', '--json']);
     expect([retried.code, json(retried.stdout).delivered]).toEqual([0, 1]);
     expect(crm.requests).toHaveLength(3);
