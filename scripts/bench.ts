@@ -4,10 +4,11 @@
  * same bodies at the same concurrency to the same receiver. Not a test: it asserts nothing, it measures.
  *
  *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
- *                    [--db postgres://…|mysql://…] [--workers 1]
+ *                    [--db postgres://…|mysql://…] [--workers 1] [--endpoints 1]
  *
  * `--db` runs it on a server database (which must exist) under a fresh table prefix, dropped afterwards;
- * `--workers N` starts N `process-expirations` processes at once for the timed run.
+ * `--workers N` starts N `process-expirations` processes at once for the timed run. `--endpoints N` adds N - 1
+ * endpoints beside `default` (the same receiver, another path): every due event becomes N deliveries.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,9 +42,11 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench-results.json' },
     db: { type: 'string' },
     workers: { type: 'string', default: '1' },
+    endpoints: { type: 'string', default: '1' },
   },
 });
 const workers = Math.max(1, Math.floor(Number(values.workers)));
+const endpointCount = Math.max(1, Math.floor(Number(values.endpoints)));
 const licenses = Number(values.licenses);
 const duePercent = Number(values['due-percent']);
 const latencyMs = Number(values['latency-ms']);
@@ -265,7 +268,9 @@ async function main(): Promise<void> {
   const receiver = await startReceiver();
   try {
     const database = target.dialect === 'sqlite' ? { filename: target.filename } : { url: target.url, tablePrefix: target.tablePrefix };
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { enabled: true, url: receiver.url, concurrency } }));
+    const endpoints = Array.from({ length: endpointCount - 1 }, (_, index) => ({ name: `bench-${index + 2}`, url: `${receiver.url}-${index + 2}` }));
+    const webhooks = { enabled: true, url: receiver.url, concurrency, ...(endpoints.length > 0 ? { endpoints } : {}) };
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, webhooks }));
     console.error(`building ${licenses.toLocaleString('en')} licenses in ${target.label}${target.tablePrefix ? ` (tables ${target.tablePrefix}*)` : ''} ...`);
     const buildStarted = performance.now();
     const due = await buildDatabase(target);
@@ -291,7 +296,7 @@ async function main(): Promise<void> {
     const results = {
       date: new Date().toISOString(),
       machine: { cpus: os.cpus().length, node: process.version },
-      params: { licenses, duePercent, latencyMs, concurrency, workers, database: target.dialect },
+      params: { licenses, duePercent, latencyMs, concurrency, workers, endpoints: endpointCount, database: target.dialect },
       buildSeconds: +(buildMs / 1000).toFixed(2),
       due,
       delivered: summary.delivered,
@@ -307,7 +312,7 @@ async function main(): Promise<void> {
       help: { wallMs: Math.round(help.wallMs) },
     };
     const rows: Array<[string, string]> = [
-      ['database', `${target.dialect}${workers > 1 ? `, ${workers} workers` : ''}`],
+      ['database', `${target.dialect}${workers > 1 ? `, ${workers} workers` : ''}${endpointCount > 1 ? `, ${endpointCount} endpoints` : ''}`],
       ['licenses', licenses.toLocaleString('en')],
       ['events due / delivered', `${due} / ${summary.delivered}`],
       ['process-expirations wall time', `${results.run.wallSeconds} s`],
@@ -325,7 +330,7 @@ async function main(): Promise<void> {
     console.log(rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));
     fs.writeFileSync(path.resolve(values.out!), `${JSON.stringify(results, null, 2)}\n`);
     console.log(`\nresults written to ${path.resolve(values.out!)}`);
-    if (run.code !== 0 || summary.delivered !== due) process.exitCode = 1;
+    if (run.code !== 0 || summary.delivered !== due * endpointCount) process.exitCode = 1;
   } finally {
     receiver.close();
     await dropServerTables(target).catch((error: unknown) => console.error(`could not drop the bench tables ${target.tablePrefix}*: ${String(error)}`));

@@ -10,6 +10,7 @@ import type { PlanLine, ProcessExpirationsResult } from '../commands/process-exp
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { DeliveryDetails } from '../commands/deliveries.js';
+import type { EndpointView } from '../commands/endpoints.js';
 import type { LicenseListItem } from '../commands/licenses.js';
 import { plural } from '../plural.js';
 import { clean, type Output, table } from './output.js';
@@ -122,6 +123,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
       out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
     }
     out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
+    for (const [name, counts] of Object.entries(result.byEndpoint ?? {})) out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
   }
 }
 
@@ -215,13 +217,17 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
     out.info('No deliveries match.');
     return;
   }
+  // The endpoint column appears once a row goes elsewhere than default: an installation without endpoints sees the table of before.
+  const withEndpoint = rows.some((row) => row.endpoint !== 'default');
+  const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'];
   out.info(
     table([
-      ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'],
+      withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns,
       ...rows.map((row) =>
         [
           String(row.id),
           row.event_type,
+          ...(withEndpoint ? [row.endpoint] : []),
           row.license_code ?? (row.license_id === null ? '-' : `id ${row.license_id}`),
           row.status,
           String(row.attempts),
@@ -239,6 +245,7 @@ export function printDelivery(out: Output, found: DeliveryDetails): void {
   const { delivery, attempts } = found;
   out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
+  if (delivery.endpoint !== 'default') out.info(`  endpoint:   ${delivery.endpoint}`);
   out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
   out.info(`  recorded:   ${delivery.created_at}`);
   out.info(`  body:       ${clean(delivery.body)}`);
@@ -313,6 +320,9 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
       headers: request.headers,
       body: request.body.toString('utf8'),
       signature: request.verification?.verdict ?? 'not checked',
+      ...(request.verification?.valid && (request.secrets !== undefined || request.verification.scheme === 'standard')
+        ? { scheme: request.verification.scheme, secret: request.verification.secret }
+        : {}),
       status: request.status,
     };
     stdout.write(`${JSON.stringify(line)}\n`);
@@ -324,7 +334,11 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
     : !request.verification
     ? out.paint.yellow('signature not checked (no secret: pass --secret)')
     : request.verification.valid
-      ? out.paint.green('signature valid')
+      ? out.paint.green(
+          request.secrets !== undefined || request.verification.scheme === 'standard'
+            ? `signature valid (${request.verification.scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${request.verification.secret})`
+            : 'signature valid',
+        )
       : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
   const test = request.headers['x-webhook-test'] === 'true' ? '  (test event)' : '';
   stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
@@ -352,6 +366,10 @@ export function printStatus(out: Output, result: StatusResult): void {
       ['time zone', `${result.timeZone.value} (from ${result.timeZone.source})`],
       ['licenses', counts(result.licenses.byStatus, result.licenses.total)],
       ['deliveries', counts(result.deliveries.byStatus, result.deliveries.total)],
+      ...Object.entries(result.deliveries.byEndpoint ?? {}).map(([name, byStatus]): [string, string] => [
+        `  to ${name}`,
+        counts(byStatus, Object.values(byStatus).reduce((total, count) => total + count, 0)),
+      ]),
     ]),
   );
   for (const problem of result.settingProblems) out.info(out.paint.red(`stored setting ${problem.key} is invalid: ${problem.problem}`));
@@ -401,4 +419,49 @@ export function expiredWithoutEventText(lost: ExpiredWithoutEvent): string {
     `the last run (started ${lost.runStartedAt}) marked ${plural(lost.licenses, 'license')} expired with no license.expired event (expired longer ago than lookbackDays): ` +
     `${lost.licenses === 1 ? 'its customer was' : 'their customers were'} never told. Announce them after all with "${announce}" (try it with --dry-run first).`
   );
+}
+
+const SOURCE_NAMES: Record<EndpointView['source'], string> = { default: 'default (webhooks.url)', config: 'config file', database: 'database' };
+
+function deliveryCounts(counts: Record<string, number>): string {
+  const parts = Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([status, count]) => `${count} ${status}`);
+  return parts.length === 0 ? '-' : parts.join(', ');
+}
+
+/** `endpoints list`: one row each, where it came from, and its deliveries by status. */
+export function printEndpoints(out: Output, endpoints: readonly EndpointView[]): void {
+  out.info(
+    table([
+      ['NAME', 'URL', 'STATE', 'EVENTS', 'SIGNING', 'SOURCE', 'DELIVERIES'],
+      ...endpoints.map((endpoint) => [
+        endpoint.name,
+        endpoint.url === null ? out.paint.dim('(not set)') : clean(endpoint.url),
+        endpoint.enabled ? 'enabled' : out.paint.yellow('disabled'),
+        endpoint.events === null ? 'all' : endpoint.events.join(','),
+        endpoint.signing,
+        SOURCE_NAMES[endpoint.source],
+        deliveryCounts(endpoint.deliveries),
+      ]),
+    ]),
+  );
+}
+
+/** `endpoints show` and the result of `add` / `update`: every field, secrets and header values masked. */
+export function printEndpoint(out: Output, endpoint: EndpointView): void {
+  const lines: Array<[string, string]> = [
+    ['name', endpoint.name],
+    ['url', endpoint.url === null ? '(not set)' : clean(endpoint.url)],
+    ['state', endpoint.enabled ? 'enabled' : 'disabled (its deliveries are parked)'],
+    ['events', endpoint.events === null ? 'all' : endpoint.events.join(', ')],
+    ['signing', endpoint.signing],
+    ['secret', endpoint.secret ?? '(none: requests are unsigned)'],
+    ...endpoint.previousSecrets.map((entry): [string, string] => ['old secret', `******** valid until ${entry.validUntil}`]),
+    ...Object.entries(endpoint.headers).map(([name, value]): [string, string] => ['header', `${clean(name)}: ${value}`]),
+    ['max in flight', endpoint.maxInFlight === null ? '(the run\'s concurrency)' : String(endpoint.maxInFlight)],
+    ['source', SOURCE_NAMES[endpoint.source]],
+    ['deliveries', deliveryCounts(endpoint.deliveries)],
+  ];
+  for (const [label, value] of lines) out.info(`${`${label}:`.padEnd(15)}${value}`);
 }

@@ -1,6 +1,8 @@
 import net from 'node:net';
 import { InvalidArgumentError } from 'commander';
-import { secretProblem } from '../config/schema.js';
+import { secretProblem } from '../webhooks/target.js';
+import { parseEventsOption, parseHeaderOption, parseMaxInFlightOption, signingProblem } from '../webhooks/endpoint-spec.js';
+import { parseDuration } from '../webhooks/secret-rotation.js';
 import { usageError } from '../errors.js';
 import { parseUtc } from '../time.js';
 
@@ -79,4 +81,54 @@ export function calendarDate(text: string): string {
   const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00Z`) : undefined;
   if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed) throw new InvalidArgumentError('Expected a date such as 2025-01-08 (YYYY-MM-DD, a day in the business time zone).');
   return trimmed;
+}
+
+/** `--events a,b`: known event types, each once. */
+export function endpointEvents(text: string): string[] {
+  const parsed = parseEventsOption(text);
+  if ('problem' in parsed) throw new InvalidArgumentError(parsed.problem.replace(/^--events: /, ''));
+  return parsed.events;
+}
+
+/** `--header "Name: value"`, repeatable: collected in order; the same name twice is refused. */
+export function endpointHeader(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const parsed = parseHeaderOption(text);
+  if ('problem' in parsed) throw new InvalidArgumentError(parsed.problem.replace(/^--header: /, ''));
+  if (Object.keys(previous).some((name) => name.toLowerCase() === parsed.name.toLowerCase())) {
+    throw new InvalidArgumentError(`header "${parsed.name}" is given twice (header names ignore case)`);
+  }
+  return { ...previous, [parsed.name]: parsed.value };
+}
+
+/** `--max-in-flight <n>`. */
+export function endpointMaxInFlight(text: string): number {
+  const parsed = parseMaxInFlightOption(text);
+  if ('problem' in parsed) throw new InvalidArgumentError(parsed.problem.replace(/^--max-in-flight: /, ''));
+  return parsed.maxInFlight;
+}
+
+/** `--signing botble|standard|both`. */
+export function endpointSigning(text: string): string {
+  const problem = signingProblem(text);
+  if (problem) throw new InvalidArgumentError(problem);
+  return text;
+}
+
+/** `--keep-previous 24h` (0 revokes at once). */
+export function keepPrevious(text: string): number {
+  const parsed = parseDuration(text);
+  if ('problem' in parsed) throw new InvalidArgumentError(parsed.problem);
+  return parsed.ms;
+}
+
+/** `--secret` given several times: each in order. */
+export function collectSecret(text: string, previous: string[] = []): string[] {
+  return [...previous, text];
+}
+
+/** Every `--secret` given, then the one of `--secret-env`; undefined when none is (the configured secret applies). */
+export function givenSecrets(options: { secret?: string[]; secretEnv?: string }, env: NodeJS.ProcessEnv): string[] | undefined {
+  const fromEnv = options.secretEnv === undefined ? [] : [givenSecret({ secretEnv: options.secretEnv }, env)!];
+  const all = [...(options.secret ?? []), ...fromEnv];
+  return all.length > 0 ? all : undefined;
 }

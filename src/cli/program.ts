@@ -10,7 +10,22 @@ import { EVENT_TYPES } from '../webhooks/event-types.js';
 import { plural } from '../plural.js';
 import { examples, IMPORT_HELP, SETTINGS_HELP } from './help.js';
 import { reportError } from './report-error.js';
-import { calendarDate, deliveryIds, givenSecret, isoDate, listenHost, runInstant, wholeNumber } from './options.js';
+import {
+  calendarDate,
+  deliveryIds,
+  endpointEvents,
+  endpointHeader,
+  endpointMaxInFlight,
+  endpointSigning,
+  collectSecret,
+  givenSecret,
+  givenSecrets,
+  isoDate,
+  keepPrevious,
+  listenHost,
+  runInstant,
+  wholeNumber,
+} from './options.js';
 import { Output, type Io } from './output.js';
 import { packageVersion } from './version.js';
 import { commandLine, withInvocation } from '../command-line.js';
@@ -188,6 +203,7 @@ export function buildProgram(session: Session): Command {
     .addOption(secretEnvOption('sign with the secret in this environment variable instead'))
     .addOption(new Option('--event <type>', 'event type').choices(NOTICE_TYPES).default('license.expiring'))
     .option('--license <code>', 'use this license from the database instead of the sample payload')
+    .option('--endpoint <name>', "send to this endpoint, with its URL, secret, headers and signing (see \"endpoints list\")")
     .addHelpText(
       'after',
       examples(
@@ -197,7 +213,7 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --event license.expired_reminder --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string }, command: Command) => {
+    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string; endpoint?: string }, command: Command) => {
       const send = async (context: TestEventContext, out: Output) => {
         const { sendTestEvent } = await import('../commands/send-test-event.js');
         const { printTestEvent } = await import('./format.js');
@@ -209,7 +225,7 @@ export function buildProgram(session: Session): Command {
         return runExitCode({ abandoned });
       };
       // The sample event to a given --url needs no database: none is created, an existing one is only read (its settings).
-      if (options.url === undefined || options.license !== undefined) return withDatabase(command, send);
+      if (options.url === undefined || options.license !== undefined || options.endpoint !== undefined) return withDatabase(command, send);
       return act(command, async (out, flags) => {
         const { readConfigOnly } = await import('../commands/context.js');
         const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
@@ -393,6 +409,168 @@ export function buildProgram(session: Session): Command {
       }),
     );
 
+  const endpoints = program
+    .command('endpoints')
+    .description('the receivers beside default (webhooks.url/secret): list, add, change, enable, disable, remove, rotate their secret')
+    .addHelpText('after', examples('license-manager endpoints list', 'license-manager endpoints add crm --url https://crm.example.com/hooks --secret s3cret --events license.expired'));
+  endpoints
+    .command('list')
+    .description('every endpoint, where it is defined (default, config file or database) and its deliveries by status')
+    .addHelpText('after', examples('license-manager endpoints list', 'license-manager endpoints list --json'))
+    .action((_options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsList } = await import('../commands/endpoints.js');
+        const { printEndpoints } = await import('./format.js');
+        const list = await endpointsList(context, new Date());
+        if (out.options.json) out.json(list);
+        else printEndpoints(out, list);
+      }),
+    );
+  endpoints
+    .command('show <name>')
+    .description('one endpoint: every field (secrets and header values masked) and its deliveries by status')
+    .addHelpText('after', examples('license-manager endpoints show crm'))
+    .action((name: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsShow } = await import('../commands/endpoints.js');
+        const { printEndpoint } = await import('./format.js');
+        const endpoint = await endpointsShow(context, name, new Date());
+        if (out.options.json) out.json(endpoint);
+        else printEndpoint(out, endpoint);
+      }),
+    );
+  interface EndpointFlags {
+    url?: string;
+    secret?: string | false;
+    events?: string[];
+    allEvents?: boolean;
+    header?: Record<string, string>;
+    headers?: false;
+    maxInFlight?: number;
+    signing?: string;
+    disabled?: boolean;
+  }
+  const endpointInput = (flags: EndpointFlags) => ({
+    url: flags.url,
+    secret: flags.secret === false ? null : flags.secret,
+    events: flags.allEvents ? null : flags.events,
+    headers: flags.headers === false ? {} : flags.header,
+    maxInFlight: flags.maxInFlight,
+    signing: flags.signing,
+    ...(flags.disabled ? { enabled: false } : {}),
+  });
+  const endpointFields = (command: Command) =>
+    command
+      .option('--url <url>', 'where its events are POSTed (http: or https:)')
+      .option('--secret <secret>', 'its HMAC key; a whsec_<base64> secret is decoded for Standard Webhooks')
+      .addOption(new Option('--events <types>', `the event types it takes, comma-separated (${EVENT_TYPES.join(', ')}); every type when left out`).argParser(endpointEvents))
+      .addOption(new Option('--header <"Name: value">', 'an extra request header (repeatable), e.g. a gateway API key').argParser(endpointHeader))
+      .addOption(new Option('--max-in-flight <n>', "attempts in flight at once to it (the run's concurrency when left out)").argParser(endpointMaxInFlight))
+      .addOption(new Option('--signing <scheme>', 'botble (X-Webhook-Signature, default), standard (Standard Webhooks) or both').argParser(endpointSigning));
+  endpointFields(endpoints.command('add <name>').description('add an endpoint (stored in the database); it receives the events recorded from now on'))
+    .option('--disabled', 'add it disabled: its deliveries are parked until "endpoints enable"')
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager endpoints add crm --url https://crm.example.com/hooks --secret s3cret --events license.expired',
+        'license-manager endpoints add chat --url https://chat.example.com/in/abc --signing standard --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw --header "X-Api-Key: k-123"',
+      ),
+    )
+    .action((name: string, flags: EndpointFlags, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsAdd } = await import('../commands/endpoints.js');
+        const { printEndpoint } = await import('./format.js');
+        const change = await endpointsAdd(context, name, endpointInput(flags), new Date());
+        if (out.options.json) out.json(change.endpoint);
+        else {
+          out.info(`Added endpoint ${name}; it receives the events recorded from now on.`);
+          printEndpoint(out, change.endpoint);
+        }
+      }),
+    );
+  endpointFields(endpoints.command('update <name>').description('change a stored endpoint (the fields given; a new --secret replaces the old one at once, see rotate-secret)'))
+    .option('--no-secret', 'remove its secret (requests go unsigned)')
+    .option('--all-events', 'take every event type again')
+    .option('--no-headers', 'remove its extra headers (--header replaces them all)')
+    .addHelpText('after', examples('license-manager endpoints update crm --events license.expired,license.expiring', 'license-manager endpoints update crm --header "X-Api-Key: new-key"'))
+    .action((name: string, flags: EndpointFlags, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsUpdate } = await import('../commands/endpoints.js');
+        const { printEndpoint } = await import('./format.js');
+        if (flags.events && flags.allEvents) throw usageError('Give --events or --all-events, not both.');
+        if (flags.header && flags.headers === false) throw usageError('Give --header or --no-headers, not both.');
+        const change = await endpointsUpdate(context, name, endpointInput(flags), new Date());
+        if (out.options.json) out.json(change.endpoint);
+        else {
+          out.info(`Updated endpoint ${name}.`);
+          printEndpoint(out, change.endpoint);
+        }
+      }),
+    );
+  endpoints
+    .command('enable <name>')
+    .description('enable an endpoint: its parked deliveries go out with the next run')
+    .option('--discard-parked', 'drop its parked deliveries instead (says how many)')
+    .addHelpText('after', examples('license-manager endpoints enable crm', 'license-manager endpoints enable crm --discard-parked'))
+    .action((name: string, flags: { discardParked?: boolean }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsSetEnabled } = await import('../commands/endpoints.js');
+        const result = await endpointsSetEnabled(context, name, true, new Date(), flags);
+        if (out.options.json) out.json(result);
+        else {
+          out.info(`Enabled endpoint ${name}.`);
+          if (result.discarded > 0) out.info(`Dropped ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}.`);
+          if (result.parked > 0) out.info(`${result.parked} parked ${result.parked === 1 ? 'delivery' : 'deliveries'} go${result.parked === 1 ? 'es' : ''} out with the next process-expirations.`);
+        }
+      }),
+    );
+  endpoints
+    .command('disable <name>')
+    .description('disable an endpoint: its deliveries are parked (kept, not sent) until it is enabled again')
+    .addHelpText('after', examples('license-manager endpoints disable crm'))
+    .action((name: string, _options: unknown, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsSetEnabled } = await import('../commands/endpoints.js');
+        const result = await endpointsSetEnabled(context, name, false, new Date());
+        if (out.options.json) out.json(result);
+        else out.info(`Disabled endpoint ${name}${result.parked > 0 ? `; ${result.parked} undelivered ${result.parked === 1 ? 'delivery' : 'deliveries'} parked` : ''}.`);
+      }),
+    );
+  endpoints
+    .command('remove <name>')
+    .description('remove a stored endpoint; with undelivered deliveries only with --force (they are dropped; delivered ones stay in the log)')
+    .option('--force', 'remove it even though undelivered deliveries are dropped')
+    .addHelpText('after', examples('license-manager endpoints remove crm', 'license-manager endpoints remove crm --force'))
+    .action((name: string, flags: { force?: boolean }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsRemove } = await import('../commands/endpoints.js');
+        const result = await endpointsRemove(context, name, new Date(), flags);
+        if (out.options.json) out.json(result);
+        else out.info(`Removed endpoint ${name}${result.dropped > 0 ? `; dropped ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'}` : ''}.`);
+      }),
+    );
+  endpoints
+    .command('rotate-secret <name>')
+    .description('make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid for --keep-previous')
+    .option('--secret <secret>', 'the new secret (generated when left out)')
+    .addOption(new Option('--keep-previous <duration>', 'how long the old secret stays valid: 24h (default), 90m, 7d, 3600s; 0 revokes every earlier secret at once').argParser(keepPrevious))
+    .addHelpText('after', examples('license-manager endpoints rotate-secret crm', 'license-manager endpoints rotate-secret crm --keep-previous 0   # a leaked secret'))
+    .action((name: string, flags: { secret?: string; keepPrevious?: number }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { endpointsRotateSecret } = await import('../commands/endpoints.js');
+        const result = await endpointsRotateSecret(context, name, new Date(), { secret: flags.secret, keepPreviousMs: flags.keepPrevious });
+        if (out.options.json) out.json(result);
+        else {
+          out.result(result.secret);
+          out.info(
+            result.previousValidUntil
+              ? `This is the new secret of ${name}, shown once. The old one stays valid until ${result.previousValidUntil}: update the receiver before then.`
+              : `This is the new secret of ${name}, shown once. Every earlier secret is revoked now.`,
+          );
+        }
+      }),
+    );
+
   const deliveries = program
     .command('deliveries')
     .description('the delivery log, and re-sending')
@@ -407,12 +585,13 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
     .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
+    .option('--endpoint <name>', 'only deliveries to this endpoint (see "endpoints list")')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
     .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
     .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof NOTICE_TYPES)[number]; license?: string; since?: Date; limit?: number; all?: boolean },
+        options: { status?: DeliveryStatus; event?: (typeof NOTICE_TYPES)[number]; license?: string; endpoint?: string; since?: Date; limit?: number; all?: boolean },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {
@@ -424,6 +603,7 @@ export function buildProgram(session: Session): Command {
             status: options.status,
             eventType: options.event,
             licenseCode: options.license,
+            endpoint: options.endpoint,
             since: options.since,
             limit,
           });
@@ -450,6 +630,7 @@ export function buildProgram(session: Session): Command {
     .description('re-send abandoned deliveries, or delivered ones with --force (same event id and body, current URL and secret, full retry policy)')
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
+    .option('--endpoint <name>', 'with --abandoned: only those to this endpoint')
     .option('--force', 'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event)')
     .addOption(new Option('--since <iso>', 'with --abandoned: only those recorded at or after this time').argParser(isoDate))
     .option('--dry-run', 'show what would be re-sent')
@@ -457,7 +638,7 @@ export function buildProgram(session: Session): Command {
       'after',
       examples('license-manager deliveries retry 41 42', 'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run', 'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver'),
     )
-    .action((ids: number[] | undefined, options: { abandoned?: boolean; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
+    .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
         const { printRetry, printAbandoned } = await import('./format.js');
@@ -487,7 +668,7 @@ export function buildProgram(session: Session): Command {
     .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .addOption(new Option('--host <host>', 'address to listen on').argParser(listenHost).default('127.0.0.1'))
-    .option('--secret <secret>', 'check signatures with this secret (default: the configured one)')
+    .option('--secret <secret>', 'check signatures with this secret (default: the configured one); repeat it to accept several (a rotation: new and old)', collectSecret)
     .addOption(secretEnvOption('check signatures with the secret in this environment variable'))
     .addOption(
       new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
@@ -509,7 +690,7 @@ export function buildProgram(session: Session): Command {
         'license-manager listen --port 0 --json                  # first line: {"listening":"http://127.0.0.1:<port>/",...}',
       )}\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
     )
-    .action((options: { port: number; host: string; secret?: string; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
+    .action((options: { port: number; host: string; secret?: string[]; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
       act(command, async (out, flags) => {
         // The config, and an existing database read-only: a receiver creates no files.
         const { readConfigOnly } = await import('../commands/context.js');
@@ -517,8 +698,8 @@ export function buildProgram(session: Session): Command {
         for (const warning of context.warnings) out.warn(warning);
         const { listen } = await import('../commands/listen.js');
         const { printReceivedWebhook } = await import('./format.js');
-        const secret = givenSecret(options, io.env) ?? context.config.webhooks.secret;
-        const listener = await listen({ ...options, secret, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
+        const [secret = null, ...moreSecrets] = givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
+        const listener = await listen({ ...options, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
           throw unusableHost(options.host, error);
         });
         // A script learns the address (with --port 0, the port) from the first line, before any request.
@@ -533,9 +714,11 @@ export function buildProgram(session: Session): Command {
   program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
-    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses)')
+    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses); repeat it to try several (says which matched)', collectSecret)
     .addOption(secretEnvOption('the webhook secret is in this environment variable'))
-    .option('--signature <hex>', 'the X-Webhook-Signature value the receiver got')
+    .option('--signature <value>', 'the X-Webhook-Signature value the receiver got, or the webhook-signature one (v1,<base64>, with --id and --timestamp)')
+    .option('--id <webhook-id>', 'Standard Webhooks: the webhook-id header')
+    .option('--timestamp <seconds>', 'Standard Webhooks: the webhook-timestamp header')
     .option('--file <body>', 'the raw body as received, a regular file (default: standard input)')
     .addOption(new Option('--max-body <bytes>', 'refuse bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addHelpText(
@@ -546,7 +729,7 @@ export function buildProgram(session: Session): Command {
         'license-manager -c /etc/license-manager/config.json verify --signature 5d41402a... --file body.json   # the configured secret',
       ),
     )
-    .action((options: { secret?: string; secretEnv?: string; signature?: string; file?: string; maxBody?: number }, command: Command) =>
+    .action((options: { secret?: string[]; secretEnv?: string; signature?: string; id?: string; timestamp?: string; file?: string; maxBody?: number }, command: Command) =>
       act(command, async (out, flags) => {
         const { verifyCommand } = await import('../commands/verify.js');
         const configuredSecret = async () => {
@@ -556,9 +739,13 @@ export function buildProgram(session: Session): Command {
           for (const warning of context.warnings) out.warn(warning);
           return context.config.webhooks.secret;
         };
-        const result = await verifyCommand({ ...options, secret: givenSecret(options, io.env) }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
-        if (out.options.json) out.json(result);
-        else if (result.valid) out.info(out.paint.green('valid'));
+        const secrets = givenSecrets(options, io.env);
+        const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
+        // One secret and Botble's header: what verify always said; otherwise which scheme and which secret matched.
+        const named = (secrets?.length ?? 1) > 1 || result.scheme === 'standard';
+        const { scheme, secret, ...plain } = result;
+        if (out.options.json) out.json(named ? result : plain);
+        else if (result.valid) out.info(out.paint.green(named ? `valid (${scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${secret})` : 'valid'));
         else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
         // Like grep: 1 means "checked, and it does not match".
         return result.valid ? EXIT.ok : EXIT.failure;

@@ -19,6 +19,9 @@ import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
+import { engineEndpoints } from '../delivery/endpoint-policies.js';
 import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 import { commandLine } from '../command-line.js';
 
@@ -26,6 +29,8 @@ export interface ListDeliveriesOptions {
   status?: DeliveryStatus;
   eventType?: EventType | typeof EXPIRED_REMINDER;
   licenseCode?: string;
+  /** Only deliveries to this endpoint. */
+  endpoint?: string;
   since?: Date;
   /** At most this many rows; undefined for all of them. */
   limit?: number;
@@ -40,6 +45,7 @@ export interface DeliveriesListResult {
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
   const { db, licenses } = context;
   const { licenseCode, ...rest } = options;
+  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint);
   // A code is looked up where the licenses are (ours or Botble's); one that names no license matches no delivery.
   const licenseIds = licenseCode === undefined ? undefined : await licenses.idsOfCode(db, licenseCode);
   if (licenseIds?.length === 0) return { rows: [], total: 0 };
@@ -63,8 +69,18 @@ export async function deliveriesShow(context: CommandContext, id: number): Promi
   return { delivery: delivery!, attempts: found.attempts };
 }
 
+/** Refuses a name that is no endpoint (exit 2), so a typo in --endpoint never reads as "nothing to do". */
+async function knownEndpoint(context: CommandContext, name: string): Promise<void> {
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, new Date());
+  if (!endpoints.some((endpoint) => endpoint.name === name)) {
+    throw usageError(`No endpoint named "${name}" (known: ${endpoints.map((endpoint) => endpoint.name).join(', ')}). See "license-manager endpoints list".`);
+  }
+}
+
 export interface RetryOptions {
   ids: readonly number[];
+  /** With `abandoned`: only those of this endpoint. */
+  endpoint?: string;
   abandoned?: boolean;
   /** Re-send delivered ones among `ids` too. */
   force?: boolean;
@@ -98,15 +114,18 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const { webhooks } = context.config;
   if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
   if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
+  if (options.endpoint !== undefined && !options.abandoned) throw usageError('--endpoint goes with --abandoned: delivery ids name their deliveries already.');
+  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint);
   if (options.force && options.abandoned) throw usageError('--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").');
   const since = options.since && formatUtc(options.since);
+  const endpoints = options.endpoint === undefined ? undefined : [options.endpoint];
   let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
   let selectedCount: number;
   let forced = 0;
   if (options.abandoned) {
     // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
-    selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since }, MAX_LISTED));
-    selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since });
+    selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since, endpoints }, MAX_LISTED));
+    selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since, endpoints });
   } else {
     selected = [];
     for (const id of options.ids) {
@@ -119,6 +138,14 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       if (delivery.status !== 'abandoned' && delivery.status !== 'delivered') {
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
       }
+      if (delivery.endpoint !== DEFAULT_ENDPOINT_NAME) {
+        const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
+        if (!endpoint?.enabled) {
+          throw usageError(
+            `Delivery ${delivery.id} goes to the endpoint "${delivery.endpoint}", which is ${endpoint ? 'disabled' : 'no longer defined'}: ${endpoint ? `enable it first ("license-manager endpoints enable ${delivery.endpoint}")` : 'it has nowhere to go'}. Nothing was sent.`,
+          );
+        }
+      }
       if (delivery.status === 'delivered') forced += 1;
       selected.push(delivery);
     }
@@ -130,8 +157,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
+  const policy = deliveryPolicy(webhooks, webhooks.url);
+  // Each to its own endpoint's URL and secret; those of a disabled endpoint stay as they are.
+  const resolved = await resolveEndpoints(context.db, webhooks, options.clock?.now() ?? new Date());
   const sent = await deliverPending(context.db, {
-    policy: deliveryPolicy(webhooks, webhooks.url),
+    policy,
+    endpoints: engineEndpoints(webhooks, resolved, policy),
     concurrency: webhooks.concurrency,
     clock: options.clock,
     stop: options.stop,
@@ -140,7 +171,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
-    resend: options.abandoned ? { since } : { ids: options.ids, delivered: options.force },
+    resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids: options.ids, delivered: options.force },
   });
   return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, context.licenses, sent.outcomes) };
 }

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { usageError } from '../errors.js';
-import { DEFAULT_MAX_BODY_BYTES, verifySignature, type VerifyResult } from '../webhooks/verify.js';
+import { DEFAULT_MAX_BODY_BYTES, verifyRequest, type RequestVerifyResult } from '../webhooks/verify.js';
 
 /** Well under the usual limit of 1,024 open files, so idle clients never exhaust the process's descriptors. */
 const DEFAULT_MAX_CONNECTIONS = 100;
@@ -14,6 +14,8 @@ export interface ListenOptions {
   port: number;
   host: string;
   secret: string | null;
+  /** More secrets to accept (an endpoint's old and new during a rotation): each checked, the one that matched named. */
+  moreSecrets?: readonly string[];
   /** The HTTP status every request with an acceptable signature is answered with. */
   respond: number;
   /** Bodies larger than this many bytes get 413; default DEFAULT_MAX_BODY_BYTES. */
@@ -30,7 +32,9 @@ export interface ReceivedWebhook {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   /** null when no secret was given to check against. */
-  verification: VerifyResult | null;
+  verification: RequestVerifyResult | null;
+  /** How many secrets were checked (the result names the one that matched). */
+  secrets?: number;
   status: number;
   /** Why the request was refused before its signature could be checked (413), if it was. */
   refused?: string;
@@ -87,12 +91,13 @@ export async function listen(options: ListenOptions, onRequest: (request: Receiv
     req.on('end', () => {
       if (refused) return;
       const body = Buffer.concat(chunks);
-      const signature = String(req.headers['x-webhook-signature'] ?? '');
-      const verification = options.secret ? verifySignature(body, signature, options.secret) : null;
+      // X-Webhook-Signature, and the Standard Webhooks headers when the request has them, against every secret given.
+      const secrets = [...(options.secret ? [options.secret] : []), ...(options.moreSecrets ?? [])];
+      const verification = secrets.length > 0 ? verifyRequest(body, req.headers, secrets, Math.floor(Date.now() / 1000)) : null;
       const status = verification && !verification.valid ? 401 : respond;
       const text = status === 401 ? 'invalid or missing X-Webhook-Signature' : status < 300 ? 'OK' : `answering ${status} as asked (--respond)`;
       res.writeHead(status, { 'content-type': 'text/plain' }).end(text);
-      report({ body, verification, status });
+      report({ body, verification, status, ...(secrets.length > 1 ? { secrets: secrets.length } : {}) });
     });
   });
   // Bytes that are not HTTP, oversized headers, a reset: answer 400 (408 to a client too slow) when the socket still can, and go on.

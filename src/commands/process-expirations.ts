@@ -28,6 +28,8 @@ import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import type { RunStatus } from '../storage/database.table.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
@@ -125,6 +127,8 @@ export interface ProcessExpirationsResult {
   /** The first deliveries to end (see MAX_LISTED); `unlisted` counts the rest. */
   deliveries: DeliveryOutcome[];
   unlisted: number;
+  /** Delivered and abandoned per endpoint; only when an endpoint other than default took part. */
+  byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
   /** The abandoned ones, with license codes: what the operator must look at. */
   abandonedDeliveries: AbandonedDelivery[];
 }
@@ -255,20 +259,24 @@ async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], time
 }
 
 /** The deliveries of these events, their bodies built a slice at a time as they are inserted. */
-export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string): NewDeliveries {
+export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: string, fanOut: (type: string) => readonly string[] = () => []): NewDeliveries {
   return {
     count: events.length,
+    // One event, one id and one body: a row for `default`, then one for each other endpoint that takes its type.
     slice: (start, end) =>
-      events.slice(start, end).map(({ event, license }) => ({
-        event_id: randomUUID(),
-        event_key: event.key,
-        event_type: event.type,
-        license_id: license.id,
-        event_instant: formatUtc(event.date),
-        body: eventBody(event, eventSubject(license), now),
-      })),
+      events.slice(start, end).flatMap(({ event, license }) => {
+        const delivery = {
+          event_id: randomUUID(),
+          event_key: event.key,
+          event_type: event.type,
+          license_id: license.id,
+          event_instant: formatUtc(event.date),
+          body: eventBody(event, eventSubject(license), now),
+        };
+        return [delivery, ...fanOut(event.type).map((endpoint) => ({ ...delivery, endpoint }))];
+      }),
     // Another run recorded while this one waited its turn: most of these events are likely recorded now.
-    stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone),
+    stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone, fanOut),
   };
 }
 
@@ -386,7 +394,9 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
   const url = !options.dryRun && webhooks.enabled ? webhooks.url : null;
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
-  const result = await findAndRecord(context, now, latestRun, url !== null, options);
+  // The endpoints as they are when the events are recorded: one added later receives the events recorded after it.
+  const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
+  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints));
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(result.plan);
@@ -394,8 +404,10 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   }
   options.onPlan?.(result.plan);
 
+  const policy = deliveryPolicy(webhooks, url);
   const sent: DeliverPendingResult = await deliverPending(db, {
-    policy: deliveryPolicy(webhooks, url),
+    policy,
+    endpoints: engineEndpoints(webhooks, endpoints, policy),
     concurrency: webhooks.concurrency,
     clock,
     stop: options.stop,
@@ -412,12 +424,20 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   result.locked = sent.locked;
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
+  if (sent.byEndpoint) result.byEndpoint = sent.byEndpoint;
   result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
   return result;
 }
 
 /** Finds the new events and, when `record` is set (webhooks on, not a dry run), records them and the status changes. */
-async function findAndRecord(context: CommandContext, now: Date, latestRun: Date | undefined, record: boolean, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+async function findAndRecord(
+  context: CommandContext,
+  now: Date,
+  latestRun: Date | undefined,
+  record: boolean,
+  options: ProcessExpirationsOptions,
+  fanOut: (type: string) => readonly string[],
+): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const policy: ExpirationPolicy = { ...config.expirations };
   // --announce-since reaches back further than lookbackDays for this run only (never less far).
@@ -466,7 +486,7 @@ async function findAndRecord(context: CommandContext, now: Date, latestRun: Date
   Object.assign(result, withoutEvent([...findings.beyondLookback, ...longPast.licenses], policy.timeZone));
   if (!record) return result;
 
-  const recorded = await recordEvents(db, deliveriesFor(events, now, policy.timeZone), { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
+  const recorded = await recordEvents(db, deliveriesFor(events, now, policy.timeZone, fanOut), { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + longPast.count;
   result.reactivated = recorded.reactivated;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { eventSubject, readDates } from '../expirations/license-events.js';
@@ -10,7 +10,9 @@ import { EXPIRED_REMINDER, expiredReminderPayload } from '../expirations/after-e
 import { dateInZone, daysBetween } from '../expirations/calendar.js';
 import { policyFor } from '../expirations/reminder-policy.js';
 import { DAY_MS } from '../time.js';
-import { deliver, deliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { deliver, deliveryPolicy, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
+import { resolveEndpoints } from '../config/endpoints.js';
 import { webhookHeaders } from '../webhooks/headers.js';
 import { splitUrlCredentials } from '../webhooks/url.js';
 import { withTransport } from '../delivery/transport.js';
@@ -23,6 +25,8 @@ export interface SendTestEventOptions {
   secret?: string;
   event?: EventType | typeof EXPIRED_REMINDER;
   license?: string;
+  /** Send with this endpoint's URL, secrets, headers and signing. */
+  endpoint?: string;
   clock?: Clock;
   fetch?: $Fetch;
 }
@@ -66,6 +70,7 @@ export type TestEventContext = Pick<CommandContext, 'config'> & Partial<Pick<Com
 export async function sendTestEvent(context: TestEventContext, options: SendTestEventOptions): Promise<SendTestEventResult> {
   const clock = options.clock ?? systemClock;
   const webhooks = context.config.webhooks;
+  if (options.endpoint !== undefined && options.endpoint !== DEFAULT_ENDPOINT_NAME) return sendToEndpoint(context, options.endpoint, { ...options, clock });
   const url = options.url ?? webhooks.url;
   const kind = context.config.licenses.source;
   if (!url) throw usageError(`No webhook URL: pass --url <url>, or ${settingAdvice(kind, 'webhook-url', '<url>')}.`);
@@ -75,6 +80,37 @@ export async function sendTestEvent(context: TestEventContext, options: SendTest
   if (given) throw usageError(`--secret ${given}.`);
   const secret = options.secret ?? webhooks.secret;
 
+  const { event, delivery } = await sendSample(context, options, clock, deliveryPolicy(webhooks, url, secret));
+  // Credentials in the URL go out as Authorization: shown, never their value.
+  const headers = webhookHeaders(event, secret);
+  if (splitUrlCredentials(url).authorization) headers.Authorization = 'Basic ****';
+  return { url, eventId: event.eventId, eventType: event.eventType, signed: Boolean(secret), headers, body: event.body, delivery };
+}
+
+/** `send-test-event --endpoint NAME`: the endpoint's URL, secrets, extra headers and signing, as a run sends to it. */
+async function sendToEndpoint(context: TestEventContext, name: string, options: SendTestEventOptions & { clock: Clock }): Promise<SendTestEventResult> {
+  if (options.url !== undefined || options.secret !== undefined) throw usageError(`--endpoint sends with the URL and secret of "${name}": leave out --url and --secret.`);
+  if (!context.db) throw new Error('send-test-event --endpoint needs the database');
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, options.clock.now());
+  const endpoint = endpoints.find((candidate) => candidate.name === name);
+  if (!endpoint?.url) throw usageError(`No endpoint named "${name}". See "${commandLine('endpoints list')}".`);
+  const [current = null, ...previous] = endpoint.secrets;
+  const policy = { ...deliveryPolicy(context.config.webhooks, endpoint.url, current), headers: endpoint.headers, signing: endpoint.signing, previousSecrets: previous };
+  const { event, delivery } = await sendSample(context, options, options.clock, policy);
+  // The headers of the last attempt as sent; extra header values are secrets as far as output goes.
+  const sent = { ...(delivery.attempts.at(-1)?.headers ?? webhookHeaders(event, endpoint.signing === 'standard' ? null : current)) };
+  for (const header of Object.keys(endpoint.headers)) sent[header] = '********';
+  if (splitUrlCredentials(endpoint.url).authorization) sent.Authorization = 'Basic ****';
+  return { url: endpoint.url, eventId: event.eventId, eventType: event.eventType, signed: current !== null, headers: sent, body: event.body, delivery };
+}
+
+/** Builds the sample (or a license's) event and sends it through the same path as the cron job. */
+async function sendSample(
+  context: TestEventContext,
+  options: SendTestEventOptions,
+  clock: Clock,
+  policy: DeliveryPolicy,
+): Promise<{ event: { eventId: string; eventType: EventType | typeof EXPIRED_REMINDER; body: string; test: true }; delivery: DeliveryResult }> {
   const eventType = options.event ?? 'license.expiring';
 
   const now = clock.now();
@@ -89,17 +125,14 @@ export async function sendTestEvent(context: TestEventContext, options: SendTest
     if (!license) throw usageError(`No license with code "${options.license}". See "${commandLine('licenses list')}".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${kind === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
+    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.config.licenses.source === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
     if (eventType === EXPIRED_REMINDER) reminder = licenseReminder(now, dates, options.license, license.product_id, context.config.expirations);
     else details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
   const body = details === undefined ? expiredReminderPayload(subject, reminder.expiresAt, reminder.daysSinceExpiry, now) : buildEventBody(details, subject, now);
-  const event = { eventId: randomUUID(), eventType, body, test: true };
-  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, deliveryPolicy(webhooks, url, secret), { clock, fetch }));
-  // Credentials in the URL go out as Authorization: shown, never their value.
-  const headers = webhookHeaders(event, secret);
-  if (splitUrlCredentials(url).authorization) headers.Authorization = 'Basic ****';
-  return { url, eventId: event.eventId, eventType, signed: Boolean(secret), headers, body, delivery };
+  const event = { eventId: randomUUID(), eventType, body, test: true as const };
+  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, policy, { clock, fetch }));
+  return { event, delivery };
 }
 
 function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | null; updatesUntil: Date | null }, code: string, timeZone: string): EventDetails {

@@ -3,6 +3,7 @@ import { settingProblemMessage, type EffectiveSetting, type SettingProblem } fro
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
 import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';
 import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
@@ -46,7 +47,8 @@ export interface StatusResult {
   /** Settings used in part (with what was dropped) or that need a word on what they do here (Botble mode). */
   settingNotes: Array<Pick<EffectiveSetting, 'key' | 'warning' | 'note'>>;
   licenses: { total: number; byStatus: Record<string, number> };
-  deliveries: { total: number; byStatus: Record<string, number> };
+  /** `byEndpoint` only once a delivery goes to an endpoint other than default. */
+  deliveries: { total: number; byStatus: Record<string, number>; byEndpoint?: Record<string, Record<string, number>> };
   /** Newest first. */
   runs: RunSummary[];
   /** The exit code a monitoring check acts on, and why. */
@@ -127,6 +129,7 @@ export function judgeHealth(input: {
 export async function status(context: CommandContext, options: { now: Date }): Promise<StatusResult> {
   const { db } = context;
   const [licenses, deliveries, runs, lastFinished] = await Promise.all([context.licenses.counts(db), deliveryCounts(db), lastRuns(db, SHOWN_RUNS), lastFinishedRun(db)]);
+  const byEndpoint = await deliveryCountsByEndpoint(db);
   const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, count) => total + count, 0);
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
@@ -139,7 +142,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
     settingProblems: context.problems,
     settingNotes: context.settings.filter((setting) => setting.warning || setting.note).map(({ key, warning, note }) => ({ key, ...(warning ? { warning } : {}), ...(note ? { note } : {}) })),
     licenses: { total: licenseTotal, byStatus: licenses },
-    deliveries: { total: sum(deliveries), byStatus: deliveries },
+    deliveries: { total: sum(deliveries), byStatus: deliveries, ...(Object.keys(byEndpoint).some((name) => name !== 'default') ? { byEndpoint } : {}) },
     runs: runs.map(summary),
     health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: deliveries.abandoned ?? 0 }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),

@@ -3,13 +3,17 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { notRegularFile } from '../file-kind.js';
 import { readCapped } from '../read-input.js';
-import { DEFAULT_MAX_BODY_BYTES, verifySignature, type VerifyResult } from '../webhooks/verify.js';
+import { DEFAULT_MAX_BODY_BYTES, verifyRequest, type RequestVerifyResult } from '../webhooks/verify.js';
 import { commandLine } from '../command-line.js';
 
 export interface VerifyOptions {
-  /** Given with --secret or --secret-env; otherwise `configuredSecret` is asked. */
-  secret?: string;
+  /** Given with --secret (repeatable) or --secret-env; otherwise `configuredSecret` is asked. Each is tried; the result names the one that matched. */
+  secrets?: readonly string[];
+  /** X-Webhook-Signature's hex value, or webhook-signature's `v1,<base64>` list (then --id and --timestamp are needed). */
   signature?: string;
+  /** Standard Webhooks: the webhook-id and webhook-timestamp headers the receiver got. */
+  id?: string;
+  timestamp?: string;
   file?: string;
   /** Bodies larger than this are refused unread past it; default DEFAULT_MAX_BODY_BYTES, as `listen`. */
   maxBody?: number;
@@ -25,10 +29,18 @@ export interface VerifyInput {
 }
 
 /** `verify`: reads the body from --file or from standard input, never more than --max-body, and stops on a signal. */
-export async function verifyCommand(options: VerifyOptions, input: VerifyInput): Promise<VerifyResult> {
+export async function verifyCommand(options: VerifyOptions, input: VerifyInput): Promise<RequestVerifyResult> {
   if (options.signature === undefined) throw usageError('verify needs --signature <hex> (the X-Webhook-Signature header the receiver got).');
-  const secret = options.secret ?? (await input.configuredSecret());
-  if (secret === null) {
+  const standard = options.signature.includes('v1,');
+  if (standard && (options.id === undefined || options.timestamp === undefined)) {
+    throw usageError('A Standard Webhooks signature (v1,...) is checked with the webhook-id and webhook-timestamp headers the receiver got: add --id <webhook-id> --timestamp <seconds>.');
+  }
+  if (!standard && (options.id !== undefined || options.timestamp !== undefined)) {
+    throw usageError('--id and --timestamp go with a Standard Webhooks signature (the webhook-signature header, "v1,<base64>").');
+  }
+  const configured = options.secrets && options.secrets.length > 0 ? null : await input.configuredSecret();
+  const secrets = options.secrets && options.secrets.length > 0 ? options.secrets : configured === null ? [] : [configured];
+  if (secrets.length === 0) {
     throw usageError(`verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("${commandLine('settings set webhook-secret -')}").`);
   }
   const maxBytes = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
@@ -44,5 +56,8 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   } else {
     body = await readCapped(input.stdin(), { maxBytes, what: 'the body on standard input', tooLarge, stop: input.stop });
   }
-  return verifySignature(body, options.signature, secret);
+  const headers = standard
+    ? { 'webhook-id': options.id, 'webhook-timestamp': options.timestamp, 'webhook-signature': options.signature }
+    : { 'x-webhook-signature': options.signature };
+  return verifyRequest(body, headers, secrets, Math.floor(Date.now() / 1000));
 }

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { reminderPolicyConfigShape } from '../expirations/reminder-policy.js';
 import { parseDatabaseUrl } from '../storage/database-target.js';
+import { endpointsSchema } from '../webhooks/endpoint-spec.js';
+import { MAX_URL_LENGTH, secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 // The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
@@ -13,34 +15,8 @@ const DEFAULT_TIME_ZONE = 'UTC';
 export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 const DEFAULT_BOTBLE_TABLE_PREFIX = 'lm_';
 
-// Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
-const MAX_URL_LENGTH = 8192;
-const MAX_SECRET_LENGTH = 1024;
+// Path length cap: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
 const MAX_PATH_LENGTH = 4096;
-
-/** An absolute http: or https: URL; returns a reason when it is not one. */
-export function webhookUrlProblem(value: string): string | undefined {
-  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; a webhook URL may have at most ${MAX_URL_LENGTH}`;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'is not an absolute URL (expected something like https://example.com/webhooks/licenses)';
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return `must use http: or https:, not ${url.protocol}`;
-  }
-  if (!url.hostname) return 'has no host name';
-  return undefined;
-}
-
-/** A secret that signs: not empty, not only spaces (a copy-paste slip), not absurdly long; a reason when it fails. */
-export function secretProblem(value: string): string | undefined {
-  if (value.length === 0) return 'must not be empty';
-  if (value.trim().length === 0) return 'must not be only whitespace';
-  if (value.length > MAX_SECRET_LENGTH) return `is ${value.length} characters long; at most ${MAX_SECRET_LENGTH} are accepted`;
-  return undefined;
-}
 
 const webhookUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = webhookUrlProblem(value);
@@ -129,6 +105,7 @@ export const configSchema = z.strictObject({
         .default(DEFAULT_RETRY_DELAYS_MS)
         .describe('waits before each retry; its length is the number of retries'),
       concurrency: z.int().min(1).max(256).default(DEFAULT_CONCURRENCY).describe('HTTP attempts in flight at once'),
+      endpoints: endpointsSchema.optional().describe('more receivers beside url/secret (the endpoint "default"); see "Several receivers" in the README'),
     })
     .prefault({}),
   expirations: z

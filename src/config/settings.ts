@@ -11,7 +11,8 @@ import {
 } from '../expirations/reminder-policy.js';
 import type { LoadedConfig } from './load-config.js';
 import type { Config } from './schema.js';
-import { canonicalTimeZone, secretProblem, timeZoneProblem, warningDaysSchema, webhookUrlProblem } from './schema.js';
+import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
+import { canonicalTimeZone, timeZoneProblem, warningDaysSchema } from './schema.js';
 import { commandLine } from '../command-line.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */

@@ -17,8 +17,8 @@ import {
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
-import { Slots } from '../webhooks/slots.js';
 import { AttemptWriter } from './attempt-writer.js';
+import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
@@ -34,10 +34,24 @@ export const MAX_LISTED = 10_000;
 const LOCK_CHECKS = 3;
 const LOCK_CHECK_MS = 200;
 
+/** One receiver as the engine sees it: where and how its deliveries are sent, and its own limit of attempts in flight. */
+export interface EngineEndpoint {
+  name: string;
+  policy: DeliveryPolicy;
+  maxInFlight?: number;
+}
+
 export interface DeliverPendingOptions {
   /** Who holds the claims; a fresh id per run unless a test needs to know it. */
   runId?: string;
+  /** The policy of the endpoint `default` (timeouts and retries of every endpoint). */
   policy: DeliveryPolicy;
+  /**
+   * The enabled endpoints, `default` among them: each is claimed on its own and shares the slots fairly.
+   * Deliveries of any other endpoint (disabled, or removed from the config file) stay parked. When left
+   * out, every delivery goes by `policy`, as before endpoints existed.
+   */
+  endpoints?: readonly EngineEndpoint[];
   concurrency: number;
   /**
    * Real time, for attempt times and leases (never the `--now` of the expiry rules). With the system clock,
@@ -92,6 +106,8 @@ export interface DeliverPendingResult {
   /** The first MAX_LISTED deliveries to end, by id; `unlisted` counts the rest. */
   outcomes: DeliveryOutcome[];
   unlisted: number;
+  /** Delivered and abandoned per endpoint; only when an endpoint other than default took part. */
+  byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -100,13 +116,16 @@ interface ClaimSource {
   remaining(nowMs: number): Promise<number>;
 }
 
+/** Pending deliveries and lapsed claims of some endpoints (all when `endpoints` is left out). */
+function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined): ClaimSource {
+  return {
+    next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil, ...(endpoints ? { endpoints } : {}) }),
+    remaining: (nowMs) => countClaimable(db, nowMs, runId, endpoints),
+  };
+}
+
 function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelection | undefined): ClaimSource {
-  if (!resend) {
-    return {
-      next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil }),
-      remaining: (nowMs) => countClaimable(db, nowMs, runId),
-    };
-  }
+  if (!resend) return pendingSource(db, runId, undefined);
   // A re-send walks the ids upwards: each claim is a range scan after the last id taken, whatever the count.
   let afterId = 0;
   const ids = resend.ids && [...new Set(resend.ids)].sort((a, b) => a - b);
@@ -159,8 +178,18 @@ async function deliverWith(
 ): Promise<DeliverPendingResult> {
   const { runId, leaseMs } = options;
   await freeClaimsOfDeadRuns(db, leaseClock.now().getTime());
-  const source = claimSource(db, runId, options.resend);
-  const total = options.onProgress ? await source.remaining(leaseClock.now().getTime()) : 0;
+  const names = options.endpoints?.map((endpoint) => endpoint.name);
+  // A re-send goes to enabled endpoints only (and to the one it names, `deliveries retry --endpoint`).
+  const resendTo = names && options.resend ? (options.resend.endpoints ?? names).filter((name) => names.includes(name)) : options.resend?.endpoints;
+  const source = claimSource(db, runId, options.resend && { ...options.resend, ...(resendTo ? { endpoints: resendTo } : {}) });
+  const overall = options.resend || !names ? source : pendingSource(db, runId, names);
+  // Each endpoint is claimed on its own, so one whose deliveries wait (a slow or failing receiver) never fills the
+  // window the others are claimed into. A re-send walks its selection in id order, whatever the endpoint.
+  const streams: ClaimStream[] =
+    options.resend || !options.endpoints
+      ? [{ name: undefined, source, maxInFlight: undefined }]
+      : options.endpoints.map((endpoint) => ({ name: endpoint.name, source: pendingSource(db, runId, [endpoint.name]), maxInFlight: endpoint.maxInFlight }));
+  const total = options.onProgress ? await overall.remaining(leaseClock.now().getTime()) : 0;
   let heartbeatFailed = false;
   // Half the lease, or more when an attempt may take longer: an attempt starts with at least that much left.
   const keeper = new ClaimKeeper(db, { runId, leaseMs, clock: leaseClock, minLeftMs: Math.max(leaseMs / 2, options.policy.timeoutMs) });
@@ -177,11 +206,29 @@ async function deliverWith(
   });
   const gate = new DatabaseGate(db);
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate }, source, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate }, overall, streams, total));
   } finally {
     stopHeartbeat();
     gate.close();
   }
+}
+
+/** The deliveries of one endpoint (or of all, `name` undefined), claimed into a window of their own. */
+interface ClaimStream {
+  name: string | undefined;
+  source: ClaimSource;
+  maxInFlight: number | undefined;
+}
+
+interface StreamState {
+  stream: ClaimStream;
+  windowSize: number;
+  /** Claimed and not ended. */
+  held: number;
+  /** Of those, waiting for a retry (holding no slot). */
+  waiting: number;
+  /** Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since). */
+  drained: boolean;
 }
 
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
@@ -189,13 +236,26 @@ async function workThrough(
   db: Kysely<Database>,
   options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate },
   source: ClaimSource,
+  streams: readonly ClaimStream[],
   total: number,
 ): Promise<DeliverPendingResult> {
   const { clock, leaseClock, fetch, leaseMs, keeper, gate } = options;
-  const slots = new Slots(options.concurrency);
-  const windowSize = Math.max(options.concurrency * 16, 64);
+  const limits = Object.fromEntries(streams.map((stream) => [stream.name ?? '', stream.maxInFlight]));
+  const slots = new FairSlots(options.concurrency, limits);
+  const policies = new Map((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.policy]));
+  // One endpoint alone has the window a run always had; an endpoint with its own limit needs no larger one.
+  const states: StreamState[] = streams.map((stream) => ({
+    stream,
+    windowSize: Math.max(Math.min(stream.maxInFlight ?? options.concurrency, options.concurrency) * 16, 64),
+    held: 0,
+    waiting: 0,
+    drained: false,
+  }));
+  const stateOf = new Map(states.map((state) => [state.stream.name, state]));
+  const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
   const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
   let ended = 0;
+  const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
   const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
@@ -223,9 +283,9 @@ async function workThrough(
       await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
       outcome = { status: 'abandoned', attempts: [], lastStatusCode: row.last_status_code, lastError: row.last_error };
     } else {
-      outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, options.policy, {
+      outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, policies.get(row.endpoint) ?? options.policy, {
         clock,
-        slots,
+        slots: slots.forEndpoint(streamOf(row).stream.name ?? ''),
         stop,
         fetch,
         spent,
@@ -238,6 +298,7 @@ async function workThrough(
         },
         onWaiting: (isWaiting) => {
           waiting += isWaiting ? 1 : -1;
+          streamOf(row).waiting += isWaiting ? 1 : -1;
           nudge();
           // The bar shows a wait as it begins, not seconds later when the delivery ends.
           report();
@@ -265,6 +326,10 @@ async function workThrough(
     // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     result[outcome.status] += 1;
+    if (outcome.status === 'delivered' || outcome.status === 'abandoned') {
+      const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
+      counts[outcome.status] += 1;
+    }
     ended += 1;
     if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
     else result.outcomes.push({
@@ -280,28 +345,37 @@ async function workThrough(
   };
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
-  // Set when a claim found nothing; a delivery that ends clears it (another run's lease may have lapsed since).
-  let drained = false;
   let lockChecks = 0;
+  const drainedAll = () => states.every((state) => state.drained);
+  const undrain = () => {
+    for (const state of states) state.drained = false;
+  };
   for (;;) {
     changed = false;
     if (stop.aborted) break;
-    const active = inFlight.size - waiting;
-    // Claim when half the window is free: one UPDATE per batch, not per event.
-    if (!drained && active <= windowSize / 2 && inFlight.size < MAX_HELD) {
+    let claimedAny = false;
+    let claimFailed = false;
+    for (const state of states) {
+      const active = state.held - state.waiting;
+      // Claim when half the window is free: one UPDATE per batch, not per event.
+      if (state.drained || active > state.windowSize / 2 || inFlight.size >= MAX_HELD) continue;
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
-        claimed = await source.next(Math.min(windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        claimed = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
       } catch (error) {
         // The deliveries in hand end (none starts a new attempt) before the run reports the failure.
         failure ??= error;
         halt.abort();
+        claimFailed = true;
         break;
       }
-      drained = claimed.length === 0;
+      state.drained = claimed.length === 0;
+      claimedAny ||= claimed.length > 0;
       for (const row of claimed) {
         keeper.claimed(row.id, nowMs + leaseMs);
+        const owner = streamOf(row);
+        owner.held += 1;
         const task: Promise<void> = run(row)
           .catch((error: unknown) => {
             failure ??= error;
@@ -310,19 +384,21 @@ async function workThrough(
           .finally(() => {
             keeper.forget(row.id);
             inFlight.delete(task);
-            drained = false;
+            owner.held -= 1;
+            undrain();
             nudge();
           });
         inFlight.add(task);
       }
-      if (claimed.length > 0) continue;
     }
-    if (inFlight.size === 0) {
+    if (claimFailed) break;
+    if (claimedAny) continue;
+    if (inFlight.size === 0 && drainedAll()) {
       if (options.resend || stop.aborted) break;
       // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
       // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
       if (await takeOver.next()) {
-        drained = false;
+        undrain();
         continue;
       }
       // Due deliveries that no claim returned are row-locked by another session (SKIP LOCKED passed over
@@ -331,7 +407,7 @@ async function workThrough(
       if (result.locked === 0 || lockChecks >= LOCK_CHECKS) break;
       lockChecks += 1;
       await new Promise((resolve) => setTimeout(resolve, LOCK_CHECK_MS));
-      drained = false;
+      undrain();
       continue;
     }
     if (!changed) await new Promise<void>((resolve) => (wake = resolve));
@@ -345,5 +421,6 @@ async function workThrough(
     result.left = options.resend ? result.released + remaining : remaining;
   }
   result.outcomes.sort((a, b) => a.id - b.id);
+  if (Object.keys(perEndpoint).some((name) => name !== 'default')) result.byEndpoint = perEndpoint;
   return result;
 }

@@ -45,6 +45,8 @@ export interface WebhookDeliveriesTable {
   lease_until: number | null;
   created_at: string;
   completed_at: string | null;
+  /** The endpoint (its name) this delivery goes to: `default` for the configured webhooks.url, and for every row written before endpoints existed. */
+  endpoint: ColumnType<string, string | undefined, string>;
 }
 
 export interface WebhookAttemptsTable {
@@ -89,6 +91,37 @@ interface BotbleLicenseStatesTable {
   updated_at: string;
 }
 
+/** An endpoint an operator added (`default` is configuration, never a row). */
+interface EndpointsTable {
+  id: Generated<number>;
+  name: string;
+  url: string;
+  secret: string | null;
+  /** Comma-separated event types; null takes every type. */
+  events: string | null;
+  /** 1 or 0. */
+  enabled: Generated<number>;
+  max_in_flight: number | null;
+  signing: Generated<string>;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Earlier secrets of an endpoint, valid until a time (a rotation's overlap). */
+interface EndpointSecretsTable {
+  id: Generated<number>;
+  endpoint_id: number;
+  secret: string;
+  valid_until: string;
+}
+
+/** Extra request headers of an endpoint, one row each. */
+interface EndpointHeadersTable {
+  endpoint_id: number;
+  name: string;
+  value: string;
+}
+
 export interface Database {
   licenses: LicensesTable;
   settings: SettingsTable;
@@ -96,4 +129,7 @@ export interface Database {
   webhook_attempts: WebhookAttemptsTable;
   runs: RunsTable;
   botble_license_states: BotbleLicenseStatesTable;
+  endpoints: EndpointsTable;
+  endpoint_secrets: EndpointSecretsTable;
+  endpoint_headers: EndpointHeadersTable;
 }

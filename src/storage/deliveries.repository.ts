@@ -19,6 +19,8 @@ export interface NewDelivery {
   /** The instant the event is about (see WebhookDeliveriesTable). */
   event_instant?: string | null;
   body: string;
+  /** The endpoint it goes to; `default` when left out. */
+  endpoint?: string;
   /** Recorded as already `delivered` by another sender (`--mark-sent-through`), with why in last_error; pending otherwise. */
   status?: Extract<DeliveryStatus, 'delivered'>;
   completed_at?: string;
@@ -72,23 +74,35 @@ export async function recordEvents(
   changes: StatusChanges,
   now: string,
   setStatuses: StatusWriter = writeStatusChanges,
-): Promise<{ inserted: number; expired: number; reactivated: number }> {
-  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, expired: 0, reactivated: 0 };
+): Promise<{ inserted: number; fannedOut: number; expired: number; reactivated: number }> {
+  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, fannedOut: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
       const waited = await waitForRecordingTurn(trx);
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
+      let fannedOut = 0;
       for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
         const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
-        for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, dialect, rows);
+        // `default`'s rows (one per event: what a run reports as recorded) and the other endpoints' rows go in
+        // INSERTs of their own, each within the parameter limit.
+        inserted += await insertRows(trx, dialect, slice.filter((row) => row.endpoint === undefined));
+        fannedOut += await insertRows(trx, dialect, slice.filter((row) => row.endpoint !== undefined));
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
-      return { inserted, expired, reactivated };
+      return { inserted, fannedOut, expired, reactivated };
     }),
   );
+}
+
+async function insertRows(trx: Kysely<Database>, dialect: SqlDialect, slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  let inserted = 0;
+  for (let row = 0; row < slice.length; row += DELIVERY_ROWS_PER_INSERT) {
+    for (const rows of byBodyBytes(slice.slice(row, row + DELIVERY_ROWS_PER_INSERT))) inserted += await insertNew(trx, dialect, rows);
+  }
+  return inserted;
 }
 
 // Body bytes in one INSERT: far below the smallest max_allowed_packet in use (MySQL 5.7's 4 MiB), however long the bodies.
@@ -122,16 +136,18 @@ async function insertNew(trx: Kysely<Database>, dialect: SqlDialect, rows: Array
   const insert = trx.insertInto('webhook_deliveries').values(rows);
   try {
     if (dialect !== 'mysql') {
-      const result = await insert.onConflict((conflict) => conflict.column('event_key').doNothing()).executeTakeFirst();
+      const result = await insert.onConflict((conflict) => conflict.columns(['event_key', 'endpoint']).doNothing()).executeTakeFirst();
       return Number(result.numInsertedOrUpdatedRows ?? 0n);
     }
     await insert.onDuplicateKeyUpdate({ event_key: (eb) => eb.ref('event_key') }).execute();
-    const counted = await trx
+    // One event id has a row per endpoint, possibly in another INSERT of this run: its pairs are counted.
+    const mine = new Set(rows.map((row) => `${row.endpoint ?? 'default'} ${row.event_id}`));
+    const found = await trx
       .selectFrom('webhook_deliveries')
-      .select(sql<number>`count(*)`.as('count'))
-      .where('event_id', 'in', rows.map((row) => row.event_id))
-      .executeTakeFirstOrThrow();
-    return Number(counted.count);
+      .select(['event_id', 'endpoint'])
+      .where('event_id', 'in', [...new Set(rows.map((row) => row.event_id))])
+      .execute();
+    return found.filter((row) => mine.has(`${row.endpoint} ${row.event_id}`)).length;
   } catch (error) {
     throw tooLongToStore(trx, error, rows) ?? error;
   }
@@ -198,14 +214,28 @@ export interface ClaimOptions {
   /** Epoch ms; the lease of a claim runs out then unless renewed. */
   leaseUntil: number;
   nowMs: number;
+  /** Only deliveries to these endpoints (by name): the others are parked (disabled) or not this claim's. All when left out. */
+  endpoints?: readonly string[];
 }
 
 type RowFilter = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>;
 
 /** Claims whose lease ran out, of other runs: a run's own lapsed claims (it was paused, or its database froze) may still be in its hands. */
-function lapsedClaimOf(runId: string | undefined, nowMs: number): RowFilter {
+function lapsedClaimOf(runId: string | undefined, nowMs: number, endpoints?: readonly string[]): RowFilter {
   return (eb) =>
-    eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs), ...(runId === undefined ? [] : [eb('claimed_by', '<>', runId)])]);
+    eb.and([
+      eb('status', '=', 'delivering'),
+      eb('lease_until', '<', nowMs),
+      ...(runId === undefined ? [] : [eb('claimed_by', '<>', runId)]),
+      ...endpointIn(eb, endpoints),
+    ]);
+}
+
+/** `endpoint in (…)` when a list is given: nothing (every endpoint) otherwise, so a run without endpoints claims as before. */
+function endpointIn(eb: ExpressionBuilder<Database, 'webhook_deliveries'>, endpoints: readonly string[] | undefined): Array<Expression<SqlBool>> {
+  if (endpoints === undefined) return [];
+  // An empty list matches nothing (`in ()` is not SQL).
+  return [endpoints.length === 0 ? eb.val(false) : eb('endpoint', 'in', [...endpoints])];
 }
 
 /**
@@ -216,9 +246,9 @@ function lapsedClaimOf(runId: string | undefined, nowMs: number): RowFilter {
  */
 export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
   // Two index range scans on (status, id) rather than one OR, which would scan the whole table per claim.
-  const lapsed = await claimWhere(db, options, options.limit, lapsedClaimOf(options.runId, options.nowMs));
+  const lapsed = await claimWhere(db, options, options.limit, lapsedClaimOf(options.runId, options.nowMs, options.endpoints));
   const room = options.limit - lapsed.length;
-  const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb('status', '=', 'pending')) : [];
+  const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb.and([eb('status', '=', 'pending'), ...endpointIn(eb, options.endpoints)])) : [];
   return [...lapsed, ...pending];
 }
 
@@ -263,6 +293,8 @@ export interface ResendSelection {
   ids?: readonly number[];
   /** Delivered ones too (`--force`, with ids): for a receiver that answered 2xx and lost the event. */
   delivered?: boolean;
+  /** Only deliveries to these endpoints (the enabled ones); all when left out. */
+  endpoints?: readonly string[];
 }
 
 function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
@@ -272,6 +304,7 @@ function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly
       eb('id', '>', afterId),
       ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
       ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),
+      ...endpointIn(eb, selection.endpoints),
     ]);
 }
 
@@ -302,6 +335,7 @@ export async function listAbandoned(
 ): Promise<Array<{ id: number; event_id: string; event_type: string; license_id: number | null }>> {
   let query = db.selectFrom('webhook_deliveries').select(['id', 'event_id', 'event_type', 'license_id']).where('status', '=', 'abandoned');
   if (selection.since !== undefined) query = query.where('created_at', '>=', selection.since);
+  if (selection.endpoints !== undefined) query = query.where((eb) => eb.and(endpointIn(eb, selection.endpoints)));
   return query.orderBy('id').limit(limit).execute();
 }
 
@@ -324,11 +358,11 @@ export async function countAbandoned(db: Kysely<Database>, selection: ResendSele
 }
 
 /** How many deliveries a run (`runId`, when given) would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
-export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string): Promise<number> {
+export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string, endpoints?: readonly string[]): Promise<number> {
   const query = db
     .selectFrom('webhook_deliveries')
     .select(sql<number>`count(*)`.as('count'))
-    .where((eb) => eb.or([eb('status', '=', 'pending'), lapsedClaimOf(runId, nowMs)(eb)]));
+    .where((eb) => eb.or([eb.and([eb('status', '=', 'pending'), ...endpointIn(eb, endpoints)]), lapsedClaimOf(runId, nowMs, endpoints)(eb)]));
   return Number((await query.executeTakeFirstOrThrow()).count);
 }
 
@@ -574,6 +608,8 @@ export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, 
 
 export interface DeliveryFilter {
   status?: DeliveryStatus;
+  /** Only deliveries to this endpoint. */
+  endpoint?: string;
   eventType?: string;
   /** Only deliveries for these licenses (the ids of one code, as the license source gives them); never empty. */
   licenseIds?: readonly number[];
@@ -590,6 +626,7 @@ export interface DeliveryListItem extends DeliveryRow {
 function filteredDeliveries(db: Kysely<Database>, filter: DeliveryFilter) {
   let query = db.selectFrom('webhook_deliveries');
   if (filter.status) query = query.where('status', '=', filter.status);
+  if (filter.endpoint !== undefined) query = query.where('endpoint', '=', filter.endpoint);
   if (filter.eventType) query = query.where('event_type', '=', filter.eventType);
   if (filter.licenseIds) query = query.where('license_id', 'in', [...filter.licenseIds]);
   if (filter.since) query = query.where('created_at', '>=', filter.since);

@@ -4,11 +4,19 @@ import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
 import { webhookHeaders, type OutgoingEvent } from './headers.js';
 import { postOnce, type PostOutcome } from './post.js';
-import type { Slots } from './slots.js';
+import type { SlotSource } from './slots.js';
+import type { SigningScheme } from './endpoint-spec.js';
+import { standardHeaders } from './standard-signature.js';
 
 export interface DeliveryPolicy {
   url: string;
   secret: string | null;
+  /** An endpoint's extra request headers (never one of ours: endpoint-spec.ts refuses those). */
+  headers?: Readonly<Record<string, string>>;
+  /** `botble` (X-Webhook-Signature, as the reference) when left out; `standard` or `both` add Standard Webhooks headers. */
+  signing?: SigningScheme;
+  /** Earlier secrets still valid (a rotation's overlap): Standard Webhooks signatures are made with each, after the current one. */
+  previousSecrets?: readonly string[];
   timeoutMs: number;
   /** Waits before each retry: [1000, 2000, 4000] is the reference's 4 attempts. */
   retryDelaysMs: readonly number[];
@@ -50,7 +58,7 @@ export interface DeliveryResult {
 export interface DeliverOptions {
   clock: Clock;
   /** Bounds attempts in flight across deliveries; a retry's wait holds no slot. */
-  slots?: Slots;
+  slots?: SlotSource;
   /** Called after every attempt, before the next wait, so the log is written as it happens. */
   onAttempt?: (attempt: AttemptRecord, verdict: Verdict) => Promise<void> | void;
   /** Aborted when the run should stop: no new attempt starts after it. */
@@ -88,7 +96,12 @@ function describeOutcome(outcome: PostOutcome): string | null {
 
 /** Sends one event with the retry policy and returns what happened; an abandoned event is a result, not an exception. */
 export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, options: DeliverOptions): Promise<DeliveryResult> {
-  const headers = webhookHeaders(event, policy.secret);
+  const signing = policy.signing ?? 'botble';
+  const fixed = { ...webhookHeaders(event, signing === 'standard' ? null : policy.secret), ...policy.headers };
+  const secrets = policy.secret === null ? [] : [policy.secret, ...(policy.previousSecrets ?? [])];
+  // Standard Webhooks sign the attempt's time: those headers are made anew for each attempt.
+  const headersAt = (startedAt: Date): Record<string, string> =>
+    signing === 'botble' ? fixed : { ...fixed, ...standardHeaders(event, secrets, Math.floor(startedAt.getTime() / 1000)) };
   const attempts: AttemptRecord[] = [];
   const maxAttempts = policy.retryDelaysMs.length + 1;
   const first = (options.spent ?? 0) + 1;
@@ -108,6 +121,7 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       if (options.beforeAttempt && !(await options.beforeAttempt())) return finish('dropped', attempts);
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
+      const headers = headersAt(startedAt);
       const started = performance.now();
       const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });
       record = {

@@ -1,6 +1,6 @@
 // What a valid endpoint definition is (name, URL, secret, events, headers, limits, signing): one set of rules for the config file's zod schema and the `endpoints` CLI.
 import { z } from 'zod';
-import { secretProblem, webhookUrlProblem } from '../config/schema.js';
+import { secretProblem, webhookUrlProblem } from './target.js';
 import { EVENT_TYPES } from './event-types.js';
 import { standardSecretProblem } from './standard-signature.js';
 
@@ -8,16 +8,16 @@ import { standardSecretProblem } from './standard-signature.js';
 export const DEFAULT_ENDPOINT_NAME = 'default';
 const MAX_NAME_LENGTH = 64;
 /** The global `concurrency` has the same ceiling: an endpoint may not ask for more than the whole run has. */
-export const MAX_IN_FLIGHT = 256;
+const MAX_IN_FLIGHT = 256;
 // Generous for a gateway's API key or tenant id, small enough that a pasted file is caught.
 const MAX_HEADERS = 20;
 const MAX_HEADER_NAME_LENGTH = 256;
 const MAX_HEADER_VALUE_LENGTH = 4096;
 
 /** `license.expired_reminder` is being added to the rules; listed here so a filter may name it already. */
-export const ENDPOINT_EVENT_TYPES: readonly string[] = [...new Set<string>([...EVENT_TYPES, 'license.expired_reminder'])];
+const ENDPOINT_EVENT_TYPES: readonly string[] = [...new Set<string>([...EVENT_TYPES, 'license.expired_reminder'])];
 
-export const SIGNING_SCHEMES = ['botble', 'standard', 'both'] as const;
+const SIGNING_SCHEMES = ['botble', 'standard', 'both'] as const;
 export type SigningScheme = (typeof SIGNING_SCHEMES)[number];
 
 /**
@@ -109,7 +109,7 @@ export function headerNameProblem(name: string): string | undefined {
 }
 
 /** A header value an endpoint may send: printable ASCII (undici refuses most others), no line breaks (header injection), not empty. */
-export function headerValueProblem(name: string, value: string): string | undefined {
+function headerValueProblem(name: string, value: string): string | undefined {
   if (value.trim() === '') return `header "${name}" has an empty value (an unset shell variable?); give a value or leave the header out`;
   if (value.length > MAX_HEADER_VALUE_LENGTH) return `header "${name}" has a value of ${value.length} characters; at most ${MAX_HEADER_VALUE_LENGTH}`;
   if (/[\r\n\0]/.test(value)) return `header "${name}" has a line break or NUL in its value; a header value is one line`;

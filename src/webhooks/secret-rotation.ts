@@ -1,6 +1,6 @@
 // An endpoint's signing secrets over time: the current one plus earlier ones that stay valid for a window, so a receiver can switch without failed deliveries.
 import { randomBytes } from 'node:crypto';
-import { secretProblem } from '../config/schema.js';
+import { secretProblem } from './target.js';
 import { formatUtc } from '../time.js';
 import { STANDARD_SECRET_PREFIX, standardSecretProblem } from './standard-signature.js';
 
@@ -9,9 +9,9 @@ export const MAX_PREVIOUS_SECRETS = 10;
 /** How long the old secret stays valid when `--keep-previous` is not given: Stripe's and Svix's 24 hours. */
 export const DEFAULT_KEEP_PREVIOUS_MS = 24 * 60 * 60 * 1000;
 /** The longest overlap accepted: the ceiling the senders we compare with use (7 to 30 days); longer is a forgotten rotation. */
-export const MAX_KEEP_PREVIOUS_MS = 30 * 24 * 60 * 60 * 1000;
+const MAX_KEEP_PREVIOUS_MS = 30 * 24 * 60 * 60 * 1000;
 
-export interface PreviousSecret {
+interface PreviousSecret {
   secret: string;
   /** The first instant it is no longer valid, `YYYY-MM-DDTHH:MM:SSZ` (stored as text, like every time). */
   validUntil: string;

@@ -1,25 +1,5 @@
-/** A counting semaphore: at most `size` HTTP attempts in flight, handed out first come, first served. */
-export class Slots {
-  private free: number;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) {
-      this.free -= 1;
-    } else {
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free += 1;
-    };
-  }
+/** Where an attempt waits for its turn: at most so many HTTP attempts in flight (src/delivery/fair-slots.ts shares them between endpoints). */
+export interface SlotSource {
+  /** Resolves with the function that gives the slot back. */
+  acquire(): Promise<() => void>;
 }

@@ -8,7 +8,7 @@ export const STANDARD_SECRET_PREFIX = 'whsec_';
 const MIN_WHSEC_KEY_BYTES = 24;
 const MAX_WHSEC_KEY_BYTES = 64;
 /** The official libraries' default tolerance for webhook-timestamp: 5 minutes either way. */
-export const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
+const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
 export interface StandardHeaders {
   'webhook-id': string;

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { signBody } from './sign.js';
+import { verifyStandardSignature } from './standard-signature.js';
 
 /** Bodies beyond this are refused unread by `listen` and `verify`: an event is well under 1 KiB, and `listen` may face the internet. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -76,4 +77,43 @@ export function verifySignature(body: Buffer, signature: string, secret: string)
     return result('re-serialised', 'The body was re-serialised (whitespace or key order changed, e.g. JSON.parse then JSON.stringify, or a framework body parser). Verify the raw request bytes before parsing.');
   }
   return result('wrong-secret-or-body', 'No match: most likely the wrong secret, or the body was changed in a way that cannot be undone. Check the secret on both sides.');
+}
+
+/** A request checked against several secrets and both schemes: which secret (1-based) and which scheme matched. */
+export interface RequestVerifyResult extends VerifyResult {
+  /** The scheme whose result this is: the one that matched, or the first one the request carries. */
+  scheme: 'botble' | 'standard';
+  /** 1-based position of the secret that matched; null when none did. */
+  secret: number | null;
+}
+
+type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+function headerValue(headers: HeaderBag, name: string): string | undefined {
+  for (const [key, value] of Object.entries(headers)) {
+    if (key.toLowerCase() === name && value !== undefined) return typeof value === 'string' ? value : value.join(' ');
+  }
+  return undefined;
+}
+
+/**
+ * Checks a request as a receiver of a rotated endpoint would: X-Webhook-Signature against each secret, and the
+ * Standard Webhooks headers (when present) against all of them. Valid when either scheme matches with any
+ * secret; the result names the scheme and the secret. Without any signature header, Botble's "missing" verdict.
+ */
+export function verifyRequest(body: Buffer, headers: HeaderBag, secrets: readonly string[], nowSeconds: number): RequestVerifyResult {
+  const botble = headerValue(headers, 'x-webhook-signature');
+  const standard = headerValue(headers, 'webhook-signature');
+  const results: RequestVerifyResult[] = [];
+  if (botble !== undefined || standard === undefined) {
+    const each = secrets.map((secret) => verifySignature(body, botble ?? '', secret));
+    const matched = each.findIndex((result) => result.valid);
+    results.push({ ...(each[matched] ?? each[0] ?? verifySignature(body, botble ?? '', '')), scheme: 'botble', secret: matched === -1 ? null : matched + 1 });
+  }
+  if (standard !== undefined) {
+    const result = verifyStandardSignature(headers, body, secrets, nowSeconds);
+    const verdict = result.valid ? 'valid' : 'wrong-secret-or-body';
+    results.push({ valid: result.valid, verdict, explanation: result.explanation, expected: '', scheme: 'standard', secret: result.valid && result.matched !== undefined ? result.matched + 1 : null });
+  }
+  return results.find((result) => result.valid) ?? results[0]!;
 }

@@ -123,7 +123,7 @@ describe('config discovery and validation', () => {
       'expirations.timezone: unknown key; did you mean "expirations.timeZone"?',
       'timeZone: unknown key; did you mean "expirations.timeZone"?',
       'webhook: unknown key; did you mean "webhooks"?',
-      'webhooks.colour: unknown key (known keys of webhooks: enabled, url, secret, timeoutMs, retryDelaysMs, concurrency)',
+      'webhooks.colour: unknown key (known keys of webhooks: enabled, url, secret, timeoutMs, retryDelaysMs, concurrency, endpoints)',
       'webhooks.enabeld: unknown key; did you mean "webhooks.enabled"?',
       'webhooks.urll: unknown key; did you mean "webhooks.url"?',
     ]);

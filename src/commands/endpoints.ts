@@ -1,0 +1,254 @@
+// `endpoints list|show|add|update|enable|disable|remove|rotate-secret`: the receivers beside `default`, stored in the database.
+import { resolveEndpoints, type ResolvedEndpoint } from '../config/endpoints.js';
+import { maskSecret } from '../config/settings.js';
+import { usageError } from '../errors.js';
+import {
+  countUndelivered,
+  deleteEndpoint,
+  deliveryCountsByEndpoint,
+  insertEndpoint,
+  listStoredEndpoints,
+  setEndpointEnabled,
+  updateEndpoint,
+  type EndpointWrite,
+  type StoredEndpoint,
+} from '../storage/endpoints.repository.js';
+import { formatUtc } from '../time.js';
+import {
+  DEFAULT_ENDPOINT_NAME,
+  endpointEventsProblem,
+  endpointHeadersProblem,
+  endpointNameProblem,
+  endpointSecretProblem,
+  maxInFlightProblem,
+  signingProblem,
+  type SigningScheme,
+} from '../webhooks/endpoint-spec.js';
+import { DEFAULT_KEEP_PREVIOUS_MS, generateSecret, rotate } from '../webhooks/secret-rotation.js';
+import { webhookUrlProblem } from '../webhooks/target.js';
+import { maskCredentials } from '../credentials.js';
+import type { CommandContext } from './context.js';
+
+/** An endpoint as the commands show it: secrets and header values masked, never printed. */
+export interface EndpointView {
+  name: string;
+  url: string | null;
+  enabled: boolean;
+  /** null: every event type. */
+  events: readonly string[] | null;
+  signing: SigningScheme;
+  /** Where it is defined: `default` (webhooks.url/secret, settings, environment or Botble), `config` (webhooks.endpoints) or `database`. */
+  source: 'default' | 'config' | 'database';
+  secret: string | null;
+  /** Earlier secrets still valid, with the end of their validity. */
+  previousSecrets: Array<{ validUntil: string }>;
+  headers: Record<string, string>;
+  maxInFlight: number | null;
+  /** Delivery counts by status; `parked`: pending while the endpoint is disabled. */
+  deliveries: Record<string, number>;
+}
+
+function view(endpoint: ResolvedEndpoint, stored: StoredEndpoint | undefined, counts: Record<string, number> | undefined, now: Date): EndpointView {
+  const deliveries = { ...counts };
+  if (!endpoint.enabled && deliveries.pending) {
+    deliveries.parked = deliveries.pending;
+    delete deliveries.pending;
+  }
+  return {
+    name: endpoint.name,
+    url: endpoint.url === null ? null : maskCredentials(endpoint.url),
+    enabled: endpoint.enabled,
+    events: endpoint.events,
+    signing: endpoint.signing,
+    source: endpoint.source,
+    secret: endpoint.secrets[0] === undefined ? null : maskSecret(endpoint.secrets[0]),
+    previousSecrets: (stored?.previousSecrets ?? []).filter((entry) => Date.parse(entry.validUntil) > now.getTime()).map((entry) => ({ validUntil: entry.validUntil })),
+    headers: Object.fromEntries(Object.keys(endpoint.headers).map((name) => [name, maskSecret(endpoint.headers[name]!)])),
+    maxInFlight: endpoint.maxInFlight ?? null,
+    deliveries,
+  };
+}
+
+export async function endpointsList(context: CommandContext, now: Date): Promise<EndpointView[]> {
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, now);
+  const stored = await listStoredEndpoints(context.db);
+  const counts = await deliveryCountsByEndpoint(context.db);
+  return endpoints.map((endpoint) => view(endpoint, stored.find((entry) => entry.name === endpoint.name && endpoint.source === 'database'), counts[endpoint.name], now));
+}
+
+export async function endpointsShow(context: CommandContext, name: string, now: Date): Promise<EndpointView> {
+  const found = (await endpointsList(context, now)).find((endpoint) => endpoint.name === name);
+  if (!found) throw unknownEndpoint(name);
+  return found;
+}
+
+function unknownEndpoint(name: string): Error {
+  const problem = endpointNameProblem(name, { allowDefault: true });
+  return usageError(problem ? `${problem}.` : `No endpoint named "${name}". See "license-manager endpoints list".`);
+}
+
+/** What `add` and `update` are given; undefined leaves a field as it is (update) or at its default (add). */
+export interface EndpointInput {
+  url?: string;
+  /** null removes the secret. */
+  secret?: string | null;
+  /** null takes every type again. */
+  events?: readonly string[] | null;
+  headers?: Readonly<Record<string, string>>;
+  maxInFlight?: number | null;
+  signing?: string;
+  enabled?: boolean;
+}
+
+/**
+ * The stored endpoint `name`, refusing `default` and config-file endpoints (what the operator edits
+ * elsewhere) with the place to edit them.
+ */
+async function editable(context: CommandContext, name: string, now: Date): Promise<StoredEndpoint> {
+  if (name === DEFAULT_ENDPOINT_NAME) {
+    throw usageError(
+      context.licenses.kind === 'botble'
+        ? 'The endpoint "default" is the webhook URL and secret of Botble\'s own settings, which this tool never writes: change them in the Botble admin (Settings → License Manager), or add another endpoint.'
+        : 'The endpoint "default" is webhooks.url / webhooks.secret: change it with "license-manager settings set webhook-url <url>" and "settings set webhook-secret <secret>" (or the config file).',
+    );
+  }
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, now);
+  const found = endpoints.find((endpoint) => endpoint.name === name);
+  if (found?.source === 'config') {
+    throw usageError(`The endpoint "${name}" is declared in the config file (webhooks.endpoints): change it there.`);
+  }
+  const stored = (await listStoredEndpoints(context.db)).find((endpoint) => endpoint.name === name);
+  if (!stored) throw unknownEndpoint(name);
+  return stored;
+}
+
+/** Every field checked before anything is written: the first problem is exit 2, naming the field. */
+function checked(fields: EndpointWrite): EndpointWrite {
+  const problems = [
+    fields.url === '' ? '--url is required' : webhookUrlProblem(fields.url) && `--url ${webhookUrlProblem(fields.url)}`,
+    fields.secret === null ? undefined : endpointSecretProblem(fields.secret) && `--secret ${endpointSecretProblem(fields.secret)}`,
+    fields.events === null ? undefined : endpointEventsProblem(fields.events) && `--events: ${endpointEventsProblem(fields.events)}`,
+    endpointHeadersProblem(fields.headers) && `--header: ${endpointHeadersProblem(fields.headers)}`,
+    fields.maxInFlight === null ? undefined : maxInFlightProblem(fields.maxInFlight) && `--max-in-flight: ${maxInFlightProblem(fields.maxInFlight)}`,
+    signingProblem(fields.signing) && `--signing: ${signingProblem(fields.signing)}`,
+    fields.signing !== 'botble' && fields.secret === null ? `--signing ${fields.signing} needs a secret (--secret): Standard Webhooks receivers reject unsigned requests` : undefined,
+  ].filter((problem): problem is string => typeof problem === 'string' && problem !== '');
+  if (problems.length > 0) throw usageError(`${problems[0]}. Nothing was changed.`);
+  return fields;
+}
+
+export interface EndpointChange {
+  name: string;
+  endpoint: EndpointView;
+  /** Printed once when the tool generated the secret (`add` without --secret takes none). */
+  secret?: string;
+}
+
+export async function endpointsAdd(context: CommandContext, name: string, input: EndpointInput, now: Date): Promise<EndpointChange> {
+  const problem = endpointNameProblem(name);
+  if (problem) throw usageError(`${problem}. Nothing was changed.`);
+  const existing = (await resolveEndpoints(context.db, context.config.webhooks, now)).find((endpoint) => endpoint.name === name);
+  if (existing) {
+    throw usageError(
+      `An endpoint named "${name}" exists already (${existing.source === 'config' ? 'in the config file' : 'in the database'}): names are unique. Change it with "license-manager endpoints update ${name}", or choose another name.`,
+    );
+  }
+  const fields = checked({
+    url: input.url ?? '',
+    secret: input.secret ?? null,
+    events: input.events ?? null,
+    headers: input.headers ?? {},
+    maxInFlight: input.maxInFlight ?? null,
+    signing: input.signing ?? 'botble',
+    enabled: input.enabled ?? true,
+  });
+  try {
+    await insertEndpoint(context.db, name, fields, formatUtc(now));
+  } catch (error) {
+    // Another command added the same name in between: the unique name refused it, nothing was written.
+    if ((await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name)) throw usageError(`An endpoint named "${name}" was just added by another command: names are unique.`);
+    throw error;
+  }
+  return { name, endpoint: await endpointsShow(context, name, now) };
+}
+
+export async function endpointsUpdate(context: CommandContext, name: string, input: EndpointInput, now: Date): Promise<EndpointChange> {
+  const stored = await editable(context, name, now);
+  if (Object.values(input).every((value) => value === undefined)) {
+    throw usageError('Say what to change: --url, --secret, --no-secret, --events, --all-events, --header, --no-headers, --max-in-flight or --signing.');
+  }
+  const fields = checked({
+    url: input.url ?? stored.url,
+    secret: input.secret === undefined ? stored.secret : input.secret,
+    events: input.events === undefined ? stored.events : input.events,
+    headers: input.headers === undefined ? stored.headers : input.headers,
+    maxInFlight: input.maxInFlight === undefined ? stored.maxInFlight : input.maxInFlight,
+    signing: input.signing ?? stored.signing,
+    enabled: stored.enabled,
+  });
+  // A secret set by hand replaces the old one at once (no overlap): rotate-secret is the way with one.
+  const secretChanged = fields.secret !== stored.secret;
+  await updateEndpoint(context.db, name, fields, formatUtc(now), secretChanged ? [] : undefined);
+  return { name, endpoint: await endpointsShow(context, name, now) };
+}
+
+export interface EnableResult {
+  name: string;
+  enabled: boolean;
+  /** Undelivered deliveries that will now go out (enable) or wait (disable). */
+  parked: number;
+  /** Dropped by --discard-parked. */
+  discarded: number;
+}
+
+export async function endpointsSetEnabled(context: CommandContext, name: string, enabled: boolean, now: Date, options: { discardParked?: boolean } = {}): Promise<EnableResult> {
+  await editable(context, name, now);
+  if (options.discardParked && !enabled) throw usageError('--discard-parked goes with "endpoints enable": a disabled endpoint keeps its deliveries parked.');
+  const parked = await countUndelivered(context.db, name);
+  const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked);
+  return { name, enabled, parked: parked - discarded, discarded };
+}
+
+export interface RemoveResult {
+  name: string;
+  /** Undelivered deliveries dropped with it. */
+  dropped: number;
+}
+
+export async function endpointsRemove(context: CommandContext, name: string, now: Date, options: { force?: boolean } = {}): Promise<RemoveResult> {
+  await editable(context, name, now);
+  const undelivered = await countUndelivered(context.db, name);
+  if (undelivered > 0 && !options.force) {
+    throw usageError(
+      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("license-manager endpoints disable ${name}" keeps them parked). Nothing was changed.`,
+    );
+  }
+  return { name, dropped: await deleteEndpoint(context.db, name) };
+}
+
+export interface RotateSecretResult {
+  name: string;
+  /** The new secret, shown once. */
+  secret: string;
+  /** When the old secret stops being valid (null: revoked at once). */
+  previousValidUntil: string | null;
+  /** Earlier secrets no longer valid after this rotation. */
+  revoked: number;
+}
+
+export async function endpointsRotateSecret(context: CommandContext, name: string, now: Date, options: { secret?: string; keepPreviousMs?: number } = {}): Promise<RotateSecretResult> {
+  const stored = await editable(context, name, now);
+  if (stored.secret === null) {
+    throw usageError(`The endpoint "${name}" has no secret to rotate: give it one with "license-manager endpoints update ${name} --secret <secret>". Nothing was changed.`);
+  }
+  const newSecret = options.secret ?? generateSecret(stored.secret.startsWith('whsec_') ? 'whsec' : 'hex');
+  const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, options.keepPreviousMs ?? DEFAULT_KEEP_PREVIOUS_MS);
+  if ('problem' in rotated) throw usageError(`${rotated.problem} Nothing was changed.`);
+  await updateEndpoint(context.db, name, { ...stored, secret: rotated.state.current }, formatUtc(now), rotated.state.previous);
+  return {
+    name,
+    secret: rotated.state.current,
+    previousValidUntil: rotated.state.previous.find((entry) => entry.secret === stored.secret)?.validUntil ?? null,
+    revoked: rotated.revoked,
+  };
+}

@@ -1,0 +1,44 @@
+// From the resolved endpoints to what the engine sends with: the enabled ones, each with its URL, secrets, headers and signing.
+import type { ResolvedEndpoint } from '../config/endpoints.js';
+import { deliveryPolicy, type DeliveryPolicy } from '../webhooks/deliver.js';
+import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
+import type { EngineEndpoint } from './deliver-pending.js';
+
+type WebhookTimings = Parameters<typeof deliveryPolicy>[0];
+
+/**
+ * The endpoints a run sends to: `default` with `defaultPolicy` exactly as before endpoints existed, and every
+ * other enabled one with its own URL, secrets, headers and signing (timeouts and retries are the run's).
+ * Disabled endpoints are left out: their deliveries stay parked.
+ */
+export function engineEndpoints(webhooks: WebhookTimings, endpoints: readonly ResolvedEndpoint[], defaultPolicy: DeliveryPolicy): EngineEndpoint[] {
+  const engine: EngineEndpoint[] = [];
+  for (const endpoint of endpoints) {
+    if (endpoint.name === DEFAULT_ENDPOINT_NAME) {
+      engine.push({ name: endpoint.name, policy: defaultPolicy });
+      continue;
+    }
+    if (!endpoint.enabled || endpoint.url === null) continue;
+    const [current = null, ...previous] = endpoint.secrets;
+    engine.push({
+      name: endpoint.name,
+      policy: { ...deliveryPolicy(webhooks, endpoint.url, current), headers: endpoint.headers, signing: endpoint.signing, previousSecrets: previous },
+      ...(endpoint.maxInFlight === undefined ? {} : { maxInFlight: endpoint.maxInFlight }),
+    });
+  }
+  return engine;
+}
+
+/** The other endpoints that take events of a type (disabled ones too: theirs are parked until enabled). */
+export function fanOutOf(endpoints: readonly ResolvedEndpoint[]): (type: string) => string[] {
+  const others = endpoints.filter((endpoint) => endpoint.name !== DEFAULT_ENDPOINT_NAME);
+  const byType = new Map<string, string[]>();
+  return (type) => {
+    let names = byType.get(type);
+    if (!names) {
+      names = others.filter((endpoint) => endpoint.events === null || endpoint.events.includes(type)).map((endpoint) => endpoint.name);
+      byType.set(type, names);
+    }
+    return names;
+  };
+}

@@ -1,0 +1,154 @@
+import type { Kysely } from 'kysely';
+import type { Database } from './database.table.js';
+import { inTransaction } from './transaction.js';
+
+/** An endpoint as stored: its row, its extra headers and the earlier secrets still on record (valid or not). */
+export interface StoredEndpoint {
+  name: string;
+  url: string;
+  secret: string | null;
+  previousSecrets: Array<{ secret: string; validUntil: string }>;
+  /** null takes every type. */
+  events: string[] | null;
+  enabled: boolean;
+  headers: Record<string, string>;
+  maxInFlight: number | null;
+  signing: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Every endpoint in the database, by name. */
+export async function listStoredEndpoints(db: Kysely<Database>): Promise<StoredEndpoint[]> {
+  const rows = await db.selectFrom('endpoints').selectAll().orderBy('name').execute();
+  if (rows.length === 0) return [];
+  const headers = await db.selectFrom('endpoint_headers').selectAll().orderBy('name').execute();
+  const secrets = await db.selectFrom('endpoint_secrets').selectAll().orderBy('valid_until', 'desc').orderBy('id', 'desc').execute();
+  return rows.map((row) => ({
+    name: row.name,
+    url: row.url,
+    secret: row.secret,
+    previousSecrets: secrets.filter((entry) => entry.endpoint_id === row.id).map((entry) => ({ secret: entry.secret, validUntil: entry.valid_until })),
+    events: row.events === null ? null : row.events.split(','),
+    enabled: Number(row.enabled) === 1,
+    headers: Object.fromEntries(headers.filter((header) => header.endpoint_id === row.id).map((header) => [header.name, header.value])),
+    maxInFlight: row.max_in_flight,
+    signing: row.signing,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  }));
+}
+
+/** What `endpoints add` and `update` write: every field of the endpoint, validated by the caller. */
+export interface EndpointWrite {
+  url: string;
+  secret: string | null;
+  events: readonly string[] | null;
+  enabled: boolean;
+  headers: Readonly<Record<string, string>>;
+  maxInFlight: number | null;
+  signing: string;
+}
+
+async function idOf(db: Kysely<Database>, name: string): Promise<number | undefined> {
+  return (await db.selectFrom('endpoints').select('id').where('name', '=', name).executeTakeFirst())?.id;
+}
+
+async function writeHeaders(trx: Kysely<Database>, id: number, headers: Readonly<Record<string, string>>): Promise<void> {
+  await trx.deleteFrom('endpoint_headers').where('endpoint_id', '=', id).execute();
+  const rows = Object.entries(headers).map(([name, value]) => ({ endpoint_id: id, name, value }));
+  if (rows.length > 0) await trx.insertInto('endpoint_headers').values(rows).execute();
+}
+
+const rowOf = (endpoint: EndpointWrite) => ({
+  url: endpoint.url,
+  secret: endpoint.secret,
+  events: endpoint.events === null ? null : endpoint.events.join(','),
+  enabled: endpoint.enabled ? 1 : 0,
+  max_in_flight: endpoint.maxInFlight,
+  signing: endpoint.signing,
+});
+
+/** A new endpoint with its headers, in one transaction (the unique name refuses a second one). */
+export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string): Promise<void> {
+  await inTransaction(db, async (trx) => {
+    await trx.insertInto('endpoints').values({ name, ...rowOf(endpoint), created_at: now, updated_at: now }).execute();
+    await writeHeaders(trx, (await idOf(trx, name))!, endpoint.headers);
+  });
+}
+
+/** Replaces an endpoint's fields and headers; its earlier secrets are replaced when `previousSecrets` is given. */
+export async function updateEndpoint(
+  db: Kysely<Database>,
+  name: string,
+  endpoint: EndpointWrite,
+  now: string,
+  previousSecrets?: ReadonlyArray<{ secret: string; validUntil: string }>,
+): Promise<void> {
+  await inTransaction(db, async (trx) => {
+    const id = await idOf(trx, name);
+    if (id === undefined) throw new Error(`endpoint ${name} is gone`);
+    await trx.updateTable('endpoints').set({ ...rowOf(endpoint), updated_at: now }).where('id', '=', id).execute();
+    await writeHeaders(trx, id, endpoint.headers);
+    if (previousSecrets) {
+      await trx.deleteFrom('endpoint_secrets').where('endpoint_id', '=', id).execute();
+      if (previousSecrets.length > 0) {
+        await trx.insertInto('endpoint_secrets').values(previousSecrets.map((entry) => ({ endpoint_id: id, secret: entry.secret, valid_until: entry.validUntil }))).execute();
+      }
+    }
+  });
+}
+
+/** Deliveries of an endpoint not delivered yet: pending (parked while it is disabled) or being sent. */
+export async function countUndelivered(db: Kysely<Database>, name: string): Promise<number> {
+  const row = await db
+    .selectFrom('webhook_deliveries')
+    .select(db.fn.countAll<number>().as('count'))
+    .where('endpoint', '=', name)
+    .where('status', 'in', ['pending', 'delivering'])
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Drops an endpoint's undelivered deliveries (and their attempts); returns how many. */
+async function dropUndelivered(trx: Kysely<Database>, name: string): Promise<number> {
+  const undelivered = (eb: Kysely<Database>) => eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', ['pending', 'delivering']);
+  await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', undelivered(trx)).execute();
+  const result = await trx.deleteFrom('webhook_deliveries').where('endpoint', '=', name).where('status', 'in', ['pending', 'delivering']).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Enables or disables an endpoint; `discardParked` first drops its undelivered deliveries. Returns how many were dropped. */
+export async function setEndpointEnabled(db: Kysely<Database>, name: string, enabled: boolean, now: string, discardParked = false): Promise<number> {
+  return inTransaction(db, async (trx) => {
+    const dropped = discardParked ? await dropUndelivered(trx, name) : 0;
+    await trx.updateTable('endpoints').set({ enabled: enabled ? 1 : 0, updated_at: now }).where('name', '=', name).execute();
+    return dropped;
+  });
+}
+
+/** Removes an endpoint, its headers and earlier secrets, and its undelivered deliveries (the delivered ones stay as history). */
+export async function deleteEndpoint(db: Kysely<Database>, name: string): Promise<number> {
+  return inTransaction(db, async (trx) => {
+    const dropped = await dropUndelivered(trx, name);
+    const id = await idOf(trx, name);
+    if (id !== undefined) {
+      await trx.deleteFrom('endpoint_headers').where('endpoint_id', '=', id).execute();
+      await trx.deleteFrom('endpoint_secrets').where('endpoint_id', '=', id).execute();
+      await trx.deleteFrom('endpoints').where('id', '=', id).execute();
+    }
+    return dropped;
+  });
+}
+
+/** Delivery counts per endpoint and status. */
+export async function deliveryCountsByEndpoint(db: Kysely<Database>): Promise<Record<string, Record<string, number>>> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select(['endpoint', 'status', db.fn.countAll<number>().as('count')])
+    .groupBy(['endpoint', 'status'])
+    .execute();
+  const counts: Record<string, Record<string, number>> = {};
+  for (const row of rows) (counts[row.endpoint] ??= {})[row.status] = Number(row.count);
+  return counts;
+}

@@ -1,0 +1,29 @@
+// What a webhook target and a signing secret may be: one set of rules for the config file, the settings, the CLI and endpoints.
+
+// Length caps: a 200 MB string in a config file is a mistake to report, not to carry through every printer.
+export const MAX_URL_LENGTH = 8192;
+const MAX_SECRET_LENGTH = 1024;
+
+/** An absolute http: or https: URL; returns a reason when it is not one. */
+export function webhookUrlProblem(value: string): string | undefined {
+  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; a webhook URL may have at most ${MAX_URL_LENGTH}`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'is not an absolute URL (expected something like https://example.com/webhooks/licenses)';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `must use http: or https:, not ${url.protocol}`;
+  }
+  if (!url.hostname) return 'has no host name';
+  return undefined;
+}
+
+/** A secret that signs: not empty, not only spaces (a copy-paste slip), not absurdly long; a reason when it fails. */
+export function secretProblem(value: string): string | undefined {
+  if (value.length === 0) return 'must not be empty';
+  if (value.trim().length === 0) return 'must not be only whitespace';
+  if (value.length > MAX_SECRET_LENGTH) return `is ${value.length} characters long; at most ${MAX_SECRET_LENGTH} are accepted`;
+  return undefined;
+}

@@ -1,0 +1,278 @@
+import fs from 'node:fs';
+import { afterEach, describe, expect, test } from '@jest/globals';
+import { Webhook } from 'standardwebhooks';
+import { verifySignature } from '../../src/webhooks/verify.js';
+import { botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
+import { runCli } from '../helpers/cli.js';
+import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+
+// `endpoints …`, `deliveries … --endpoint`, `send-test-event --endpoint`: the receivers an operator adds and manages.
+const NOW = '2025-01-23T10:00:00Z';
+const SECRET = 'default-secret';
+
+const receivers: Receiver[] = [];
+async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
+  const started = await startReceiver(reply);
+  receivers.push(started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
+});
+
+async function ready(config: Record<string, unknown>): Promise<Workspace> {
+  const ws = workspace(config);
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  return ws;
+}
+
+const json = <T = Record<string, unknown>>(stdout: string) => JSON.parse(stdout) as T;
+
+describe('endpoints: add, list, show, update, disable, enable, remove', () => {
+  test('list says where each came from; secrets and header values never shown', async () => {
+    const main = await receiver();
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'from-file', url: 'https://file.example.com/hook' }] } });
+    const added = await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://crm.example.com/hook', '--secret', 'crm-secret-1', '--events', 'license.expired', '--header', 'X-Api-Key: key-123', '--max-in-flight', '2', '--json']);
+    expect([added.code, added.stderr]).toEqual([0, '']);
+    expect(json(added.stdout)).toMatchObject({ name: 'crm', source: 'database', secret: '********', headers: { 'X-Api-Key': '********' }, events: ['license.expired'], maxInFlight: 2, enabled: true, signing: 'botble' });
+    const list = await ws.cli(['endpoints', 'list', '--json']);
+    expect(list.code).toBe(0);
+    expect(json<Array<{ name: string; source: string }>>(list.stdout).map((endpoint) => [endpoint.name, endpoint.source])).toEqual([
+      ['default', 'default'],
+      ['from-file', 'config'],
+      ['crm', 'database'],
+    ]);
+    expect(list.stdout).not.toContain('crm-secret-1');
+    expect(list.stdout).not.toContain(SECRET);
+    expect(list.stdout).not.toContain('key-123');
+    const text = await ws.cli(['endpoints', 'list']);
+    expect(text.stdout).toContain('config file');
+    expect(text.stdout).toContain('database');
+    const show = await ws.cli(['endpoints', 'show', 'crm']);
+    expect(show.stdout).toContain('X-Api-Key: ********');
+    expect(show.stdout).not.toContain('key-123');
+
+    const updated = await ws.cli(['endpoints', 'update', 'crm', '--all-events', '--signing', 'both', '--json']);
+    expect([updated.code, updated.stderr]).toEqual([0, '']);
+    expect(json(updated.stdout)).toMatchObject({ events: null, signing: 'both', headers: { 'X-Api-Key': '********' } });
+    const cleared = await ws.cli(['endpoints', 'update', 'crm', '--no-headers', '--json']);
+    expect(json(cleared.stdout)).toMatchObject({ headers: {} });
+  });
+
+  test('a disabled endpoint parks; remove needs --force with undelivered ones and says how many; enable --discard-parked drops them', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--disabled'])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-22T11:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    expect([main.requests.length, crm.requests.length]).toEqual([2, 0]);
+    expect(json(( await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout)).toMatchObject({ enabled: false, deliveries: { parked: 2 } });
+    const parkedList = await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json']);
+    expect(json<Array<{ endpoint: string; status: string }>>(parkedList.stdout).map((row) => [row.endpoint, row.status])).toEqual([
+      ['crm', 'pending'],
+      ['crm', 'pending'],
+    ]);
+
+    const refused = await ws.cli(['endpoints', 'remove', 'crm']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('2 undelivered deliveries');
+    expect(refused.stderr).toContain('--force');
+    expect(await ws.rows("select name from endpoints")).toEqual([{ name: 'crm' }]);
+
+    const enabled = await ws.cli(['endpoints', 'enable', 'crm', '--discard-parked', '--json']);
+    expect(json(enabled.stdout)).toEqual({ name: 'crm', enabled: true, parked: 0, discarded: 2 });
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    expect(crm.requests).toHaveLength(0);
+
+    await ws.seed([aLicense({ expires_at: '2025-01-23T09:00:00Z' })]);
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).stdout).toBe('Disabled endpoint crm.\n');
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    const enable = await ws.cli(['endpoints', 'enable', 'crm']);
+    expect(enable.stdout).toContain('1 parked delivery goes out with the next process-expirations.');
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    expect(crm.requests).toHaveLength(1);
+
+    await ws.seed([aLicense({ expires_at: '2025-01-23T08:00:00Z' })]);
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
+    expect([removed.code, removed.stdout]).toEqual([0, 'Removed endpoint crm; dropped 1 undelivered delivery.\n']);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'delivered' }]);
+  });
+
+  test('deliveries retry --abandoned --endpoint re-sends only that endpoint\'s; send-test-event --endpoint uses its URL, headers and signing', async () => {
+    let up = false;
+    const main = await receiver();
+    const crm = await receiver(() => (up ? 200 : 503));
+    const chat = await receiver();
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [5] } });
+    const whsec = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'add', 'chat', '--url', chat.url, '--secret', whsec, '--signing', 'standard', '--header', 'X-Tenant: t-9'])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    up = true;
+    const dry = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'crm', '--dry-run', '--json']);
+    expect(json(dry.stdout)).toMatchObject({ selectedCount: 1 });
+    expect(json((await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'chat', '--json'])).stdout)).toMatchObject({ selectedCount: 0 });
+    const crmDelivery = json<Array<{ id: number }>>((await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json'])).stdout)[0]!.id;
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    const parked = await ws.cli(['deliveries', 'retry', String(crmDelivery)]);
+    expect([parked.code, parked.stderr]).toEqual([2, expect.stringContaining('goes to the endpoint "crm", which is disabled')]);
+    expect(crm.requests).toHaveLength(2);
+    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
+    const retried = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'crm', '--json']);
+    expect([retried.code, json(retried.stdout).delivered]).toEqual([0, 1]);
+    expect(crm.requests).toHaveLength(3);
+
+    const test = await ws.cli(['send-test-event', '--endpoint', 'chat', '--json']);
+    expect([test.code, test.stderr]).toEqual([0, '']);
+    const result = json<{ url: string; headers: Record<string, string> }>(test.stdout);
+    expect(result.url).toBe(chat.url);
+    expect(result.headers['X-Tenant']).toBe('********');
+    expect(result.headers['webhook-signature']).toMatch(/^v1,/);
+    const request = chat.requests.at(-1)!;
+    expect(request.headers['x-tenant']).toBe('t-9');
+    const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
+    expect(new Webhook(whsec).verify(request.body.toString('utf8'), headers)).toBeTruthy();
+  });
+});
+
+describe('counts per endpoint', () => {
+  test('the run summary and status count each endpoint; without endpoints they say what they said before', async () => {
+    const [main, crm] = [await receiver(), await receiver(() => 503)];
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [] } });
+    await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' })]);
+    const alone = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(json(alone.stdout)).not.toHaveProperty('byEndpoint');
+    expect(json<{ deliveries: object }>((await ws.cli(['status', '--json'])).stdout).deliveries).toEqual({ total: 1, byStatus: { delivered: 1 } });
+
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-23T09:00:00Z' })]);
+    const run = await ws.cli(['process-expirations', '--now', NOW]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toContain('    to default: delivered 1, abandoned 0\n    to crm: delivered 0, abandoned 1\n');
+    const status = json<{ deliveries: object }>((await ws.cli(['status', '--json'])).stdout);
+    expect(status.deliveries).toEqual({ total: 3, byStatus: { delivered: 2, abandoned: 1 }, byEndpoint: { default: { delivered: 2 }, crm: { abandoned: 1 } } });
+    expect((await ws.cli(['status'])).stdout).toContain('to crm');
+    const list = await ws.cli(['deliveries', 'list']);
+    expect(list.stdout).toContain('ENDPOINT');
+  });
+});
+
+describe('endpoints rotate-secret', () => {
+  test('the new secret is printed once; during the window webhook-signature carries both (new first), X-Webhook-Signature the new one only', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--secret', 'old-secret-value', '--signing', 'both'])).code).toBe(0);
+    const rotated = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--json']);
+    expect([rotated.code, rotated.stderr]).toEqual([0, '']);
+    const { secret, previousValidUntil } = json<{ secret: string; previousValidUntil: string }>(rotated.stdout);
+    expect(secret).toMatch(/^[0-9a-f]{64}$/);
+    expect(Date.parse(previousValidUntil) - Date.now()).toBeGreaterThan(23 * 3600 * 1000);
+    expect((await ws.cli(['endpoints', 'show', 'crm'])).stdout).not.toContain(secret);
+
+    expect((await ws.cli(['send-test-event', '--endpoint', 'crm'])).code).toBe(0);
+    const request = crm.requests.at(-1)!;
+    expect(String(request.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
+    for (const key of [secret, 'old-secret-value']) expect(new Webhook(key, { format: 'raw' }).verify(request.body.toString('utf8'), headers)).toBeTruthy();
+    expect(verifySignature(request.body, String(request.headers['x-webhook-signature']), secret).verdict).toBe('valid');
+    expect(verifySignature(request.body, String(request.headers['x-webhook-signature']), 'old-secret-value').verdict).not.toBe('valid');
+
+    const revoked = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 'third-secret-value', '--keep-previous', '0', '--json']);
+    expect(json(revoked.stdout)).toEqual({ name: 'crm', secret: 'third-secret-value', previousValidUntil: null, revoked: 2 });
+    expect((await ws.cli(['send-test-event', '--endpoint', 'crm'])).code).toBe(0);
+    expect(String(crm.requests.at(-1)!.headers['webhook-signature']).split(' ')).toHaveLength(1);
+  });
+});
+
+describe('bad input: exit 2 naming what is wrong, nothing written', () => {
+  const cases: Array<[string, string[], string]> = [
+    ['a malformed name', ['add', 'CRM_1', '--url', 'https://x.example.com/'], '"CRM_1" is not an endpoint name'],
+    ['the reserved name', ['add', 'default', '--url', 'https://x.example.com/'], '"default" is reserved'],
+    ['an unknown event type', ['add', 'crm', '--url', 'https://x.example.com/', '--events', 'license.expird'], '"license.expird" is not an event type'],
+    ['a non-http URL', ['add', 'crm', '--url', 'ftp://x.example.com/'], 'must use http: or https:, not ftp:'],
+    ['no URL', ['add', 'crm'], '--url is required'],
+    ['Content-Type', ['add', 'crm', '--url', 'https://x.example.com/', '--header', 'Content-Type: text/plain'], 'header "Content-Type" cannot be set'],
+    ['User-Agent', ['add', 'crm', '--url', 'https://x.example.com/', '--header', 'User-Agent: me'], 'header "User-Agent" cannot be set'],
+    ['X-Webhook-*', ['add', 'crm', '--url', 'https://x.example.com/', '--header', 'X-Webhook-Signature: x'], 'header "X-Webhook-Signature" cannot be set'],
+    ['webhook-*', ['add', 'crm', '--url', 'https://x.example.com/', '--header', 'webhook-id: x'], 'header "webhook-id" cannot be set'],
+    ['standard signing without a secret', ['add', 'crm', '--url', 'https://x.example.com/', '--signing', 'standard'], 'needs a secret'],
+    ['an unknown signing scheme', ['add', 'crm', '--url', 'https://x.example.com/', '--signing', 'svix'], 'signing "svix" is not a scheme'],
+    ['a bad max-in-flight', ['add', 'crm', '--url', 'https://x.example.com/', '--max-in-flight', '0'], 'maxInFlight must be a whole number from 1 to 256'],
+  ];
+  test.each(cases)('%s', async (_what, args, message) => {
+    const ws = await ready({});
+    const result = await ws.cli(['endpoints', ...args]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+    expect(await ws.rows('select name from endpoints')).toEqual([]);
+  });
+
+  test('a duplicate name (in the database, or in the config file)', async () => {
+    const ws = await ready({ webhooks: { endpoints: [{ name: 'from-file', url: 'https://file.example.com/' }] } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://a.example.com/'])).code).toBe(0);
+    const again = await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://b.example.com/']);
+    expect([again.code, again.stderr]).toEqual([2, expect.stringContaining('An endpoint named "crm" exists already (in the database)')]);
+    const file = await ws.cli(['endpoints', 'add', 'from-file', '--url', 'https://b.example.com/']);
+    expect([file.code, file.stderr]).toEqual([2, expect.stringContaining('exists already (in the config file)')]);
+    expect(await ws.rows('select url from endpoints')).toEqual([{ url: 'https://a.example.com/' }]);
+    const edit = await ws.cli(['endpoints', 'update', 'from-file', '--url', 'https://c.example.com/']);
+    expect([edit.code, edit.stderr]).toEqual([2, expect.stringContaining('declared in the config file')]);
+  });
+
+  test('a --keep-previous that is no duration, and rotating an endpoint without a secret', async () => {
+    const ws = await ready({});
+    expect((await ws.cli(['endpoints', 'add', 'plain', '--url', 'https://a.example.com/'])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'add', 'signed', '--url', 'https://a.example.com/', '--secret', 'signed-secret'])).code).toBe(0);
+    const duration = await ws.cli(['endpoints', 'rotate-secret', 'signed', '--keep-previous', '24']);
+    expect([duration.code, duration.stderr]).toEqual([2, expect.stringContaining('"24" has no unit')]);
+    const plain = await ws.cli(['endpoints', 'rotate-secret', 'plain']);
+    expect([plain.code, plain.stderr]).toEqual([2, expect.stringContaining('has no secret to rotate')]);
+    expect(await ws.rows("select secret from endpoints where name = 'signed'")).toEqual([{ secret: 'signed-secret' }]);
+    expect(await ws.rows('select secret from endpoint_secrets')).toEqual([]);
+    const unknown = await ws.cli(['endpoints', 'show', 'nope']);
+    expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringContaining('No endpoint named "nope"')]);
+    const retry = await ws.cli(['deliveries', 'list', '--endpoint', 'nope']);
+    expect([retry.code, retry.stderr]).toEqual([2, expect.stringContaining('No endpoint named "nope"')]);
+  });
+
+  test('editing default points to the settings', async () => {
+    const ws = await ready({});
+    const result = await ws.cli(['endpoints', 'update', 'default', '--url', 'https://a.example.com/']);
+    expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('settings set webhook-url')]);
+  });
+});
+
+describe('Botble mode', () => {
+  const suite = botbleSuite('sqlite', () => botbleSettingInserts('sqlite', {}));
+  test('default is Botble\'s and read-only; added endpoints live in our tables', async () => {
+    const cwd = await suite.freshDir();
+    for (const verb of [['update', 'default', '--url', 'https://a.example.com/'], ['disable', 'default'], ['remove', 'default'], ['rotate-secret', 'default']]) {
+      const result = await runCli(['endpoints', ...verb], { cwd });
+      expect([result.code, result.stderr]).toEqual([2, expect.stringContaining("Botble's own settings")]);
+    }
+    expect((await runCli(['endpoints', 'add', 'crm', '--url', 'https://crm.example.com/'], { cwd })).code).toBe(0);
+    const list = await runCli(['endpoints', 'list', '--json'], { cwd });
+    expect(json<Array<{ name: string; source: string }>>(list.stdout).map((endpoint) => endpoint.name)).toEqual(['default', 'crm']);
+  });
+});
+
+forEachDialect('endpoints commands on each database', ({ workspace: dialectWorkspace }) => {
+  test('add, rotate, disable, remove write and read back the same', async () => {
+    const ws = dialectWorkspace({});
+    await ws.ready();
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://crm.example.com/', '--secret', 's-1', '--header', 'X-A: 1', '--header', 'X-B: 2', '--events', 'license.expired,license.expiring'])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 's-2'])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    const shown = json(( await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout);
+    expect(shown).toMatchObject({ name: 'crm', enabled: false, events: ['license.expired', 'license.expiring'], headers: { 'X-A': '********', 'X-B': '********' }, previousSecrets: [{ validUntil: expect.any(String) }] });
+    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: 's-2' }]);
+    const removed = await ws.cli(['endpoints', 'remove', 'crm']);
+    expect(removed.code).toBe(0);
+    for (const table of ['endpoints', 'endpoint_headers', 'endpoint_secrets']) expect(await ws.rows(`select * from ${table}`)).toEqual([]);
+  });
+});

@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import { signBody } from '../../src/webhooks/sign.js';
+import { standardHeaders } from '../../src/webhooks/standard-signature.js';
+import { runCli, startListen } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { workspace } from '../helpers/workspace.js';
+
+// `verify` and `listen` take several --secret values (a rotation's old and new) and Standard Webhooks headers, and say which matched.
+const BODY = '{"event_type":"license.expiring","timestamp":"2025-01-23T10:00:00Z","payload":{"license_id":1}}';
+const OLD = 'old-secret-value';
+const NEW = 'new-secret-value';
+
+function bodyFile(): string {
+  const cwd = tempDir();
+  fs.writeFileSync(path.join(cwd, 'body.json'), BODY);
+  return cwd;
+}
+
+describe('verify with several secrets', () => {
+  test('X-Webhook-Signature made with the old secret: valid, and says it was the second secret', async () => {
+    const cwd = bodyFile();
+    const signature = signBody(BODY, OLD);
+    const text = await runCli(['verify', '--secret', NEW, '--secret', OLD, '--signature', signature, '--file', 'body.json'], { cwd });
+    expect([text.code, text.stdout]).toEqual([0, 'valid (X-Webhook-Signature, secret 2)\n']);
+    const json = await runCli(['verify', '--secret', NEW, '--secret', OLD, '--signature', signature, '--file', 'body.json', '--json'], { cwd });
+    expect(JSON.parse(json.stdout)).toMatchObject({ valid: true, scheme: 'botble', secret: 2 });
+    // One secret: the output of before, word for word.
+    const one = await runCli(['verify', '--secret', OLD, '--signature', signature, '--file', 'body.json', '--json'], { cwd });
+    expect(Object.keys(JSON.parse(one.stdout)).sort()).toEqual(['expected', 'explanation', 'valid', 'verdict']);
+    const none = await runCli(['verify', '--secret', NEW, '--secret', 'third-secret', '--signature', signature, '--file', 'body.json'], { cwd });
+    expect(none.code).toBe(1);
+  });
+
+  test('Standard Webhooks headers: the v1 list of a rotation verifies with either secret and names it', async () => {
+    const cwd = bodyFile();
+    const timestamp = Math.floor(Date.now() / 1000);
+    const headers = standardHeaders({ eventId: 'evt-1', body: BODY }, [NEW, OLD], timestamp);
+    const args = ['verify', '--signature', headers['webhook-signature']!, '--id', 'evt-1', '--timestamp', String(timestamp), '--file', 'body.json'];
+    const withOld = await runCli([...args, '--secret', OLD], { cwd });
+    expect([withOld.code, withOld.stdout]).toEqual([0, 'valid (Standard Webhooks, secret 1)\n']);
+    const both = await runCli([...args, '--secret', 'another-secret', '--secret', NEW, '--json'], { cwd });
+    expect(JSON.parse(both.stdout)).toMatchObject({ valid: true, scheme: 'standard', secret: 2 });
+    const wrong = await runCli([...args, '--secret', 'another-secret'], { cwd });
+    expect([wrong.code, wrong.stderr]).toEqual([1, expect.stringContaining('No signature in webhook-signature matches')]);
+  });
+
+  test('a v1 signature without --id or --timestamp, or --id with a hex signature: exit 2 saying what is needed', async () => {
+    const cwd = bodyFile();
+    const missing = await runCli(['verify', '--secret', OLD, '--signature', 'v1,abc=', '--file', 'body.json'], { cwd });
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringContaining('add --id <webhook-id> --timestamp <seconds>')]);
+    const extra = await runCli(['verify', '--secret', OLD, '--signature', signBody(BODY, OLD), '--id', 'x', '--file', 'body.json'], { cwd });
+    expect([extra.code, extra.stderr]).toEqual([2, expect.stringContaining('--id and --timestamp go with a Standard Webhooks signature')]);
+  });
+});
+
+describe('listen with several secrets', () => {
+  test('accepts either secret and Standard headers, and says which scheme and secret matched', async () => {
+    const ws = workspace({});
+    await ws.ready();
+    const listener = await startListen(['--json', '--secret', NEW, '--secret', OLD], ws.dir);
+    try {
+      const lines = () => listener.stdout().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect((await ws.cli(['send-test-event', '--url', listener.url, '--secret', OLD])).code).toBe(0);
+      const whsec = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
+      expect((await ws.cli(['endpoints', 'add', 'std', '--url', listener.url, '--secret', OLD, '--signing', 'standard'])).code).toBe(0);
+      expect((await ws.cli(['send-test-event', '--endpoint', 'std'])).code).toBe(0);
+      expect((await ws.cli(['endpoints', 'update', 'std', '--secret', whsec])).code).toBe(0);
+      // Neither secret: refused with 401, as a receiver must.
+      expect((await ws.cli(['send-test-event', '--endpoint', 'std'])).code).toBe(3);
+      const started = Date.now();
+      while (lines().length < 4 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(lines().slice(1).map((line) => [line.status, line.scheme, line.secret])).toEqual([
+        [200, 'botble', 2],
+        [200, 'standard', 2],
+        [401, undefined, undefined],
+      ]);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
+});

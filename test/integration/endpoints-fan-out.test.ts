@@ -1,0 +1,171 @@
+import fs from 'node:fs';
+import { afterEach, expect, test } from '@jest/globals';
+import { Webhook } from 'standardwebhooks';
+import { verifySignature } from '../../src/webhooks/verify.js';
+import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+
+// Fan-out: one event, recorded once, delivered once to each endpoint that takes its type.
+const NOW = '2025-01-23T10:00:00Z';
+const SECRET = 'default-secret';
+const CRM_SECRET = 'crm-secret-value';
+const CHAT_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+
+const receivers: Receiver[] = [];
+async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
+  const started = await startReceiver(reply);
+  receivers.push(started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
+});
+
+const idsOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-id']));
+const typesOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-event'])).sort();
+
+/** Licenses whose events are due at NOW: `expired` of them expired the day before, `expiring` expire in 7 days. */
+async function seeded(ws: Workspace, expired: number, expiring = 0): Promise<void> {
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed([
+    ...Array.from({ length: expired }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: '2025-01-22T10:00:00Z' })),
+    ...Array.from({ length: expiring }, (_, index) => aLicense({ license_code: `SOON-${index}`, expires_at: '2025-01-30T10:00:00Z' })),
+  ]);
+}
+
+forEachDialect('endpoints: fan-out', ({ workspace, dialect }) => {
+  test('each event goes once to each endpoint taking its type, with one id; signing, filters and headers per endpoint', async () => {
+    const [main, crm, chat] = [await receiver(), await receiver(), await receiver()];
+    const ws = workspace({
+      webhooks: {
+        enabled: true,
+        url: main.url,
+        secret: SECRET,
+        endpoints: [
+          { name: 'crm', url: crm.url, secret: CRM_SECRET, events: ['license.expired'], headers: { 'X-Api-Key': 'crm-key' } },
+          { name: 'chat', url: chat.url, secret: CHAT_SECRET, signing: 'standard' },
+        ],
+      },
+    });
+    await seeded(ws, 3, 2);
+    const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    // `recorded` counts events (5), `delivered` deliveries: 5 to default, 3 to crm, 5 to chat.
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 5, delivered: 13 });
+
+    expect(typesOf(main)).toEqual([...Array(3).fill('license.expired'), ...Array(2).fill('license.expiring')]);
+    expect(typesOf(crm)).toEqual(Array(3).fill('license.expired'));
+    expect(typesOf(chat)).toEqual(typesOf(main));
+    // One event, one id at every receiver; each once.
+    expect(new Set(idsOf(main)).size).toBe(5);
+    expect(new Set(idsOf(chat))).toEqual(new Set(idsOf(main)));
+    for (const id of idsOf(crm)) expect(idsOf(main)).toContain(id);
+
+    // default: exactly the headers of before; crm: Botble's signature with its own secret and its extra header.
+    for (const request of main.requests) {
+      expect(verifySignature(request.body, String(request.headers['x-webhook-signature']), SECRET).verdict).toBe('valid');
+      expect(request.headers['webhook-signature']).toBeUndefined();
+      expect(request.headers['x-api-key']).toBeUndefined();
+    }
+    for (const request of crm.requests) {
+      expect(verifySignature(request.body, String(request.headers['x-webhook-signature']), CRM_SECRET).verdict).toBe('valid');
+      expect(request.headers['x-api-key']).toBe('crm-key');
+    }
+    // chat: Standard Webhooks only, verified by the official library.
+    for (const request of chat.requests) {
+      expect(request.headers['x-webhook-signature']).toBeUndefined();
+      expect(request.headers['webhook-id']).toBe(request.headers['x-webhook-id']);
+      const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
+      expect(new Webhook(CHAT_SECRET).verify(request.body.toString('utf8'), headers)).toEqual(JSON.parse(request.body.toString('utf8')));
+    }
+    expect(await ws.rows('select endpoint, count(*) as n from webhook_deliveries where status = \'delivered\' group by endpoint order by endpoint')).toEqual([
+      { endpoint: 'chat', n: 5 },
+      { endpoint: 'crm', n: 3 },
+      { endpoint: 'default', n: 5 },
+    ].map((row) => (dialect === 'sqlite' ? row : { ...row, n: expect.anything() })));
+
+    // Nothing more on the next run.
+    const again = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
+    expect([main.requests.length, crm.requests.length, chat.requests.length]).toEqual([5, 3, 5]);
+  }, 60_000);
+
+  test('a disabled endpoint parks its deliveries (no lock warning, exit 0) and sends them once enabled; one removed stays parked', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const crmEntry = { name: 'crm', url: crm.url, secret: CRM_SECRET };
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ ...crmEntry, enabled: false }] } });
+    await seeded(ws, 4);
+    const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 4, delivered: 4, locked: 0 });
+    // Not counted as left over or locked: parked.
+    expect([main.requests.length, crm.requests.length]).toEqual([4, 0]);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual(Array(4).fill({ status: 'pending' }));
+
+    ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [crmEntry] } });
+    fs.chmodSync(ws.configFile, 0o600);
+    const enabled = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect([enabled.code, enabled.stderr]).toEqual([0, '']);
+    expect([main.requests.length, crm.requests.length]).toEqual([4, 4]);
+    expect(new Set(idsOf(crm))).toEqual(new Set(idsOf(main)));
+
+    // Removed from the config file: its deliveries are never sent to another endpoint's URL.
+    await ws.seed([aLicense({ license_code: 'LATER', expires_at: '2025-01-23T09:00:00Z' })]);
+    const withCrm = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(withCrm.code).toBe(0);
+    expect([main.requests.length, crm.requests.length]).toEqual([5, 5]);
+    await ws.rows("update webhook_deliveries set status = 'pending' where endpoint = 'crm'");
+    ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    fs.chmodSync(ws.configFile, 0o600);
+    const removed = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect([removed.code, removed.stderr]).toEqual([0, '']);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ delivered: 0, locked: 0 });
+    expect([main.requests.length, crm.requests.length]).toEqual([5, 5]);
+  }, 60_000);
+
+  test('an endpoint added later receives the events recorded after it was added, not the history', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    await seeded(ws, 2);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'crm', url: crm.url }] } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.seed([aLicense({ license_code: 'NEW', expires_at: '2025-01-23T09:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    expect(main.requests).toHaveLength(3);
+    expect(crm.requests.map((request) => JSON.parse(request.body.toString('utf8')).payload.license_code)).toEqual(['NEW']);
+    // Unsigned endpoint: no signature header at all, as for a default without a secret.
+    expect(crm.requests[0]!.headers['x-webhook-signature']).toBeUndefined();
+  }, 60_000);
+
+  test('a slow, failing endpoint does not hold up the others', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const slow = await receiver(() => ({ delayMs: 150, status: 503 }));
+    const ws = workspace({
+      webhooks: {
+        enabled: true,
+        url: main.url,
+        secret: SECRET,
+        concurrency: 4,
+        retryDelaysMs: [10],
+        endpoints: [
+          { name: 'crm', url: crm.url },
+          { name: 'slow', url: slow.url, maxInFlight: 1 },
+        ],
+      },
+    });
+    await seeded(ws, 20);
+    const started = Date.now();
+    const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    // The slow endpoint's deliveries are abandoned (503 twice each): exit 3, as for any abandoned delivery.
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 20, delivered: 40, abandoned: 20 });
+    expect([main.requests.length, crm.requests.length, slow.requests.length]).toEqual([20, 20, 40]);
+    // 40 attempts one at a time at 150 ms take 6 s; the others were all done within the first part of it.
+    const lastFast = Math.max(...[...main.requests, ...crm.requests].map((request) => request.at));
+    expect(lastFast - started).toBeLessThan(3000);
+    expect(Math.max(...slow.requests.map((request) => request.at)) - lastFast).toBeGreaterThan(2000);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'slow' and status <> 'abandoned'")).toEqual([]);
+  }, 60_000);
+});
