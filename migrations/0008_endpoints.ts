@@ -146,6 +146,9 @@ async function upMysql(db: Kysely<any>): Promise<void> {
  * rebuild is one transaction, and a second process that migrated first is seen inside it (nothing to do).
  */
 async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): Promise<void> {
+  // `migrate` runs every pending migration in one transaction (open-database.ts): foreign_keys cannot be
+  // switched off inside one, so the table is moved aside instead of having its references point elsewhere.
+  if (db.isTransaction) return rebuildSqliteInTransaction(db, direction);
   const table = `${tablePrefixOf(db)}${DELIVERIES}`;
   const replacement = `${table}_rebuilt`;
   await sql`pragma foreign_keys = off`.execute(db);
@@ -186,4 +189,40 @@ async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): 
   } finally {
     await sql`pragma foreign_keys = on`.execute(db);
   }
+}
+
+/**
+ * The rebuild inside the migration's transaction, where foreign_keys cannot be switched off: with
+ * defer_foreign_keys on, dropping the table leaves webhook_attempts' rows pointing at nothing until the new
+ * table of the same name gets the same rows back, all before the commit, where SQLite checks that nothing is
+ * left pointing at nothing (sqlite.org/foreignkeys.html, "deferred foreign key constraints"); foreign_key_check
+ * confirms it first.
+ */
+async function rebuildSqliteInTransaction(db: Kysely<any>, direction: 'up' | 'down'): Promise<void> {
+  const table = `${tablePrefixOf(db)}${DELIVERIES}`;
+  const copy = `${table}_rows_during_rebuild`;
+  const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(db);
+  const create = rows.find((row) => row.type === 'table')?.sql;
+  if (!create) throw new Error(`${table} has no CREATE statement in sqlite_master`);
+  if (/"endpoint"/.test(create) === (direction === 'up')) return;
+  const columns = (await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db)).rows.map((row) => row.name).filter((name) => name !== 'endpoint');
+  let definition = create;
+  if (direction === 'up') {
+    for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null) unique`), '$1');
+    definition = definition.replace(/\)\s*$/, `, "endpoint" text default 'default' not null, unique ("event_id", "endpoint"), unique ("event_key", "endpoint"))`);
+  } else {
+    for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null)`), '$1 unique');
+    definition = definition.replace(/, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/, ')');
+  }
+  const list = sql.join(columns.map((name) => sql.id(name)));
+  await sql`pragma defer_foreign_keys = on`.execute(db);
+  await sql`create temp table ${sql.id(copy)} as select ${list} from ${sql.id(table)}`.execute(db);
+  await sql`drop table ${sql.id(table)}`.execute(db);
+  await sql.raw(definition).execute(db);
+  await sql`insert into ${sql.id(table)} (${list}) select ${list} from ${sql.id(copy)}`.execute(db);
+  await sql`drop table ${sql.id(copy)}`.execute(db);
+  // Dropping the table dropped its indexes; the automatic ones (sql null) came back with the constraints.
+  for (const index of rows) if (index.type === 'index' && index.sql) await sql.raw(index.sql).execute(db);
+  const broken = await sql`pragma foreign_key_check`.execute(db);
+  if (broken.rows.length > 0) throw new Error(`rebuilding ${table} broke ${broken.rows.length} foreign key reference(s)`);
 }
