@@ -46,10 +46,11 @@ export function printLicenseShow(out: Output, result: LicenseShowResult): void {
     out.info('Notices sent:');
     out.info(
       table([
-        ['RECORDED', 'EVENT', 'OUTCOME', 'DELIVERY'],
+        ['RECORDED', 'EVENT', 'ENDPOINT', 'OUTCOME', 'DELIVERY'],
         ...result.sent.map((notice) => [
           notice.recordedAt,
           notice.type,
+          notice.endpoint,
           `${notice.status} after ${plural(notice.attempts, 'attempt')}${notice.lastStatusCode === null ? '' : `, HTTP ${notice.lastStatusCode}`}${notice.completedAt ? ` at ${notice.completedAt}` : ''}${notice.lastError ? `: ${clean(notice.lastError)}` : ''}`,
           String(notice.id),
         ]),

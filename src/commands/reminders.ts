@@ -125,7 +125,7 @@ export interface LicenseShowResult {
   expiryDate: string | null;
   updatesUntilDate: string | null;
   schedule: ReminderSchedule & { source: 'product' | 'global' };
-  sent: Array<{ id: number; type: string; status: string; recordedAt: string; completedAt: string | null; attempts: number; lastStatusCode: number | null; lastError: string | null }>;
+  sent: Array<{ id: number; type: string; endpoint: string; status: string; recordedAt: string; completedAt: string | null; attempts: number; lastStatusCode: number | null; lastError: string | null }>;
   toCome: NoticeToCome[];
 }
 
@@ -144,6 +144,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
     .map((delivery) => ({
       id: delivery.id,
       type: delivery.event_type,
+      endpoint: delivery.endpoint,
       status: delivery.status,
       recordedAt: delivery.created_at,
       completedAt: delivery.completed_at,
