@@ -141,64 +141,16 @@ async function upMysql(db: Kysely<any>): Promise<void> {
 
 /**
  * SQLite cannot drop a column's UNIQUE: the table is rebuilt (sqlite.org/lang_altertable.html, "other kinds
- * of table schema changes"), from its own CREATE statement so columns other migrations added are kept.
- * Foreign key checks are off while webhook_attempts' references point at the table being replaced; the
- * rebuild is one transaction, and a second process that migrated first is seen inside it (nothing to do).
+ * of table schema changes"), from its own CREATE statement so columns other migrations added are kept. It
+ * runs inside a transaction (`migrate` runs every pending migration in one, open-database.ts), where
+ * foreign_keys cannot be switched off: with defer_foreign_keys on, dropping the table leaves webhook_attempts'
+ * rows pointing at nothing until the new table of the same name gets the same rows back, all before the
+ * commit, where SQLite checks that nothing is left pointing at nothing (sqlite.org/foreignkeys.html, "deferred
+ * foreign key constraints"); foreign_key_check confirms it first. A second process that migrated first is
+ * seen inside the transaction: nothing to do.
  */
 async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): Promise<void> {
-  // `migrate` runs every pending migration in one transaction (open-database.ts): foreign_keys cannot be
-  // switched off inside one, so the table is moved aside instead of having its references point elsewhere.
-  if (db.isTransaction) return rebuildSqliteInTransaction(db, direction);
-  const table = `${tablePrefixOf(db)}${DELIVERIES}`;
-  const replacement = `${table}_rebuilt`;
-  await sql`pragma foreign_keys = off`.execute(db);
-  try {
-    await sql`begin immediate`.execute(db);
-    try {
-      const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(db);
-      const create = rows.find((row) => row.type === 'table')?.sql;
-      if (!create) throw new Error(`${table} has no CREATE statement in sqlite_master`);
-      const hasEndpoint = /"endpoint"/.test(create);
-      if (hasEndpoint === (direction === 'up')) {
-        await sql`commit`.execute(db);
-        return;
-      }
-      const columns = (await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db)).rows.map((row) => row.name).filter((name) => name !== 'endpoint');
-      let definition = create.replace(/^create table "[^"]+"/i, `create table "${replacement}"`);
-      if (direction === 'up') {
-        for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null) unique`), '$1');
-        definition = definition.replace(/\)\s*$/, `, "endpoint" text default 'default' not null, unique ("event_id", "endpoint"), unique ("event_key", "endpoint"))`);
-      } else {
-        for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null)`), '$1 unique');
-        definition = definition.replace(/, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/, ')');
-      }
-      await sql.raw(definition).execute(db);
-      const list = sql.join(columns.map((name) => sql.id(name)));
-      await sql`insert into ${sql.id(replacement)} (${list}) select ${list} from ${sql.id(table)}`.execute(db);
-      await sql`drop table ${sql.id(table)}`.execute(db);
-      await sql`alter table ${sql.id(replacement)} rename to ${sql.id(table)}`.execute(db);
-      // Dropping the table dropped its indexes; the automatic ones (sql null) came back with the constraints.
-      for (const index of rows) if (index.type === 'index' && index.sql) await sql.raw(index.sql).execute(db);
-      const broken = await sql`pragma foreign_key_check`.execute(db);
-      if (broken.rows.length > 0) throw new Error(`rebuilding ${table} broke ${broken.rows.length} foreign key reference(s)`);
-      await sql`commit`.execute(db);
-    } catch (error) {
-      await sql`rollback`.execute(db).catch(() => undefined);
-      throw error;
-    }
-  } finally {
-    await sql`pragma foreign_keys = on`.execute(db);
-  }
-}
-
-/**
- * The rebuild inside the migration's transaction, where foreign_keys cannot be switched off: with
- * defer_foreign_keys on, dropping the table leaves webhook_attempts' rows pointing at nothing until the new
- * table of the same name gets the same rows back, all before the commit, where SQLite checks that nothing is
- * left pointing at nothing (sqlite.org/foreignkeys.html, "deferred foreign key constraints"); foreign_key_check
- * confirms it first.
- */
-async function rebuildSqliteInTransaction(db: Kysely<any>, direction: 'up' | 'down'): Promise<void> {
+  if (!db.isTransaction) return db.transaction().execute((trx) => rebuildSqlite(trx, direction));
   const table = `${tablePrefixOf(db)}${DELIVERIES}`;
   const copy = `${table}_rows_during_rebuild`;
   const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(db);
