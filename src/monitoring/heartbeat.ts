@@ -3,6 +3,7 @@ import type { $Fetch } from 'ofetch';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import { postOnce } from '../webhooks/post.js';
+import { httpUrlProblem } from '../webhooks/target.js';
 import { maskCredentials } from '../credentials.js';
 
 export const PING_KINDS = ['healthchecks', 'cronitor', 'sentry'] as const;
@@ -27,16 +28,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Why `value` cannot be a ping URL, or undefined when it can. The URL itself is not repeated: its path is the check's key. */
 export function pingUrlProblem(value: string): string | undefined {
-  if (value.length > MAX_PING_URL_LENGTH) return `is ${value.length} characters long; a ping URL may have at most ${MAX_PING_URL_LENGTH}`;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'is not an absolute URL (expected something like https://hc-ping.com/<uuid>)';
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must use http: or https:, not ${url.protocol}`;
-  if (!url.hostname) return 'has no host name';
-  return undefined;
+  return httpUrlProblem(value, { what: 'a ping URL', maxLength: MAX_PING_URL_LENGTH, example: 'https://hc-ping.com/<uuid>' });
 }
 
 const pingUrlSchema = z.string({ error: 'must be the ping URL, a string such as "https://hc-ping.com/<uuid>"' }).superRefine((value, ctx) => {

@@ -6,16 +6,19 @@ const MAX_SECRET_LENGTH = 1024;
 
 /** An absolute http: or https: URL; returns a reason when it is not one. */
 export function webhookUrlProblem(value: string): string | undefined {
-  if (value.length > MAX_URL_LENGTH) return `is ${value.length} characters long; a webhook URL may have at most ${MAX_URL_LENGTH}`;
+  return httpUrlProblem(value, { what: 'a webhook URL', maxLength: MAX_URL_LENGTH, example: 'https://example.com/webhooks/licenses' });
+}
+
+/** Why `value` is not an absolute http(s) URL of at most `maxLength` characters ("is not an absolute URL (expected …)"). */
+export function httpUrlProblem(value: string, rules: { what: string; maxLength: number; example: string }): string | undefined {
+  if (value.length > rules.maxLength) return `is ${value.length} characters long; ${rules.what} may have at most ${rules.maxLength}`;
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return 'is not an absolute URL (expected something like https://example.com/webhooks/licenses)';
+    return `is not an absolute URL (expected something like ${rules.example})`;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return `must use http: or https:, not ${url.protocol}`;
-  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must use http: or https:, not ${url.protocol}`;
   if (!url.hostname) return 'has no host name';
   return undefined;
 }
