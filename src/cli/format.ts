@@ -6,7 +6,7 @@ import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.j
 import type { ExpiredWithoutEvent, StatusResult } from '../commands/status.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
-import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { PlanLine, ProcessExpirationsResult, WaitingDeliveries } from '../commands/process-expirations.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { DeliveryDetails } from '../commands/deliveries.js';
@@ -89,6 +89,23 @@ export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], tota
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
+/**
+ * Deliveries that wait on a failing receiver, on stderr even under --quiet (cron mails it): per endpoint the count
+ * deferred and parked, the last error and the next attempt; and each endpoint a 410 Gone disabled, loudly.
+ */
+export function printWaiting(out: Output, result: { waiting: readonly WaitingDeliveries[]; gone: ReadonlyArray<{ endpoint: string; reason: string }>; deferred: number; parked: number }): void {
+  for (const gone of result.gone) {
+    out.warn(`endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "license-manager endpoints enable ${gone.endpoint}".`);
+  }
+  for (const endpoint of result.waiting) {
+    const parts = [endpoint.deferred > 0 ? `${plural(endpoint.deferred, 'delivery')} deferred (next attempt ${endpoint.nextAttemptAt ?? 'with the next run'})` : '', endpoint.parked > 0 ? `${plural(endpoint.parked, 'delivery')} parked` : '']
+      .filter(Boolean)
+      .join(', ');
+    const why = endpoint.reason ?? endpoint.lastError;
+    out.warn(`endpoint ${endpoint.endpoint}: ${parts}${why ? `; last error: ${clean(why)}` : ''}. See "${commandLine(`deliveries list --endpoint ${endpoint.endpoint} --status ${endpoint.deferred > 0 ? 'deferred' : 'parked'}`)}".`);
+  }
+}
+
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
@@ -122,7 +139,9 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
       out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
     }
-    out.info(`  delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`);
+    out.info(
+      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
+    );
     for (const [name, counts] of Object.entries(result.byEndpoint ?? {})) out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
   }
 }
@@ -438,7 +457,7 @@ export function printEndpoints(out: Output, endpoints: readonly EndpointView[]):
       ...endpoints.map((endpoint) => [
         endpoint.name,
         endpoint.url === null ? out.paint.dim('(not set)') : clean(endpoint.url),
-        endpoint.enabled ? 'enabled' : out.paint.yellow('disabled'),
+        endpoint.enabled ? 'enabled' : out.paint.yellow(endpoint.gone ? 'disabled (410 Gone)' : 'disabled'),
         endpoint.events === null ? 'all' : endpoint.events.join(','),
         endpoint.signing,
         SOURCE_NAMES[endpoint.source],
@@ -453,7 +472,14 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
   const lines: Array<[string, string]> = [
     ['name', endpoint.name],
     ['url', endpoint.url === null ? '(not set)' : clean(endpoint.url)],
-    ['state', endpoint.enabled ? 'enabled' : 'disabled (its deliveries are parked)'],
+    [
+      'state',
+      endpoint.gone
+        ? `disabled: ${clean(endpoint.gone.reason)}; its deliveries are parked until "license-manager endpoints enable ${endpoint.name}"`
+        : endpoint.enabled
+          ? 'enabled'
+          : 'disabled (its deliveries are parked)',
+    ],
     ['events', endpoint.events === null ? 'all' : endpoint.events.join(', ')],
     ['signing', endpoint.signing],
     ['secret', endpoint.secret ?? '(none: requests are unsigned)'],

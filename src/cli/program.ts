@@ -32,7 +32,7 @@ import { commandLine, withInvocation } from '../command-line.js';
 
 // Botble's three events and the after-expiry reminder.
 const NOTICE_TYPES = [...EVENT_TYPES, EXPIRED_REMINDER] as const;
-const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'abandoned'];
+const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['pending', 'delivering', 'delivered', 'deferred', 'parked', 'superseded', 'abandoned'];
 
 // Rows shown by `deliveries list` when no --limit is given.
 const DEFAULT_LIST_LIMIT = 50;
@@ -165,9 +165,9 @@ export function buildProgram(session: Session): Command {
           else printMarkSent(out, result);
           return EXIT.ok;
         }
-        const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
+        const { lockedMessage, processExpirations, waitingCount } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan, printWaiting } = await import('./format.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
@@ -189,9 +189,10 @@ export function buildProgram(session: Session): Command {
         printDisabledButDue(out, result);
         printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        printWaiting(out, result);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
         if (result.locked > 0) out.warn(lockedMessage(result.locked));
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted, locked: result.locked });
+        return runExitCode({ abandoned: result.abandoned, waiting: waitingCount(result), stopped: stop.aborted, locked: result.locked });
       }),
     );
 
@@ -641,7 +642,7 @@ export function buildProgram(session: Session): Command {
     .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
-        const { printRetry, printAbandoned } = await import('./format.js');
+        const { printRetry, printAbandoned, printWaiting } = await import('./format.js');
         const progress = deliveryProgress(out, 're-sending');
         const stopAnnounced = announceStop(out);
         const result = await deliveriesRetry(context, {
@@ -658,8 +659,10 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(result);
         else printRetry(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        // What this re-send deferred or parked (its receiver still fails), said as a run says it.
+        if (result.deferred + result.parked > 0) printWaiting(out, result);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        return runExitCode({ abandoned: result.abandoned, waiting: result.deferred + result.parked, stopped: stop.aborted });
       }),
     );
 

@@ -135,8 +135,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
           `Delivery ${delivery.id} was delivered${delivery.completed_at ? ` at ${delivery.completed_at}` : ''} (HTTP ${delivery.last_status_code ?? '2xx'}), so it is not re-sent. If the receiver acknowledged it and then lost it, send it again with "${commandLine(`deliveries retry ${delivery.id} --force`)}" (the same event id and body, a new retry schedule).`,
         );
       }
-      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered') {
-        throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
+      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred') {
+        const why =
+          delivery.status === 'parked'
+            ? `its endpoint is disabled${delivery.status_reason ? ` (${delivery.status_reason})` : ''}: "license-manager endpoints enable ${delivery.endpoint}" sends it with the next process-expirations`
+            : 'pending ones go out with the next process-expirations';
+        throw usageError(`Delivery ${delivery.id} is ${delivery.status}: only abandoned and deferred deliveries are re-sent (${why}).`);
       }
       if (delivery.endpoint !== DEFAULT_ENDPOINT_NAME) {
         const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
@@ -153,7 +157,26 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
+  const empty: RetryResult = {
+    dryRun: Boolean(options.dryRun),
+    selected: summary,
+    selectedCount,
+    forced,
+    delivered: 0,
+    abandoned: 0,
+    released: 0,
+    dropped: 0,
+    left: 0,
+    locked: 0,
+    outcomes: [],
+    unlisted: 0,
+    abandonedDeliveries: [],
+    deferred: 0,
+    parked: 0,
+    waiting: [],
+    circuits: {},
+    gone: [],
+  };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
@@ -170,6 +193,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onProgress: options.onProgress,
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
+    retryWindowHours: webhooks.retryWindowHours,
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids: options.ids, delivered: options.force },
   });
