@@ -238,10 +238,13 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   }
   // The endpoint column appears once a row goes elsewhere than default: an installation without endpoints sees the table of before.
   const withEndpoint = rows.some((row) => row.endpoint !== 'default');
+  // Likewise the next attempt and the reason: shown once a row waits (deferred, parked) or says why it ended.
+  const withWait = rows.some((row) => row.next_attempt_at !== null || row.status_reason !== null);
   const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'];
+  const header = withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns;
   out.info(
     table([
-      withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns,
+      withWait ? [...header, 'NEXT ATTEMPT', 'REASON'] : header,
       ...rows.map((row) =>
         [
           String(row.id),
@@ -253,6 +256,7 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
           row.last_status_code === null ? '-' : String(row.last_status_code),
           row.created_at,
           row.last_error ?? '',
+          ...(withWait ? [row.next_attempt_at ?? '-', row.status_reason ?? ''] : []),
         ].map((cell) => clean(cell)),
       ),
     ]),
@@ -266,6 +270,8 @@ export function printDelivery(out: Output, found: DeliveryDetails): void {
   out.info(`  event id:   ${delivery.event_id}`);
   if (delivery.endpoint !== 'default') out.info(`  endpoint:   ${delivery.endpoint}`);
   out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
+  if (delivery.next_attempt_at) out.info(`  next attempt: ${delivery.next_attempt_at}`);
+  if (delivery.status_reason) out.info(`  reason:     ${clean(delivery.status_reason)}`);
   out.info(`  recorded:   ${delivery.created_at}`);
   out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
@@ -372,6 +378,14 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
 }
 
 /** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
+/** A wait in whole units: 45 s, 12 min, 5 h 3 min, 2 d 4 h. */
+function ageText(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  return `${Math.floor(seconds / 86_400)} d ${Math.floor((seconds % 86_400) / 3600)} h`;
+}
+
 export function printStatus(out: Output, result: StatusResult): void {
   const counts = (byStatus: Record<string, number>, total: number) =>
     total === 0 ? 'none' : `${total} (${Object.entries(byStatus).map(([status, count]) => `${status} ${count}`).join(', ')})`;
@@ -411,6 +425,26 @@ export function printStatus(out: Output, result: StatusResult): void {
         ]),
       ]),
     );
+  }
+  if (result.endpoints.length > 0) {
+    out.info('');
+    out.info('endpoints (what runs learned about each receiver):');
+    out.info(
+      table([
+        ['  ENDPOINT', 'CIRCUIT', 'LAST SUCCESS', 'FAILURES', 'DEFERRED', 'PARKED', 'OLDEST WAITING', 'NEXT ATTEMPT'],
+        ...result.endpoints.map((endpoint) => [
+          `  ${endpoint.name}`,
+          endpoint.disabled ? out.paint.red('disabled (410)') : endpoint.circuit === 'closed' ? endpoint.circuit : out.paint.yellow(endpoint.circuit),
+          endpoint.lastSuccessAt ?? '-',
+          String(endpoint.consecutiveFailures),
+          String(endpoint.deferred),
+          String(endpoint.parked),
+          endpoint.oldestUndeliveredAgeSeconds === null ? '-' : ageText(endpoint.oldestUndeliveredAgeSeconds),
+          endpoint.nextAttemptAt ?? '-',
+        ]),
+      ]),
+    );
+    for (const endpoint of result.endpoints) if (endpoint.lastError && (endpoint.consecutiveFailures > 0 || endpoint.deferred + endpoint.parked > 0)) out.info(`  ${endpoint.name}: last error ${clean(endpoint.lastError)}`);
   }
   if (result.expiredWithoutEvent) {
     out.info('');

@@ -153,7 +153,10 @@ export function buildProgram(session: Session): Command {
         'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
         "license-manager process-expirations --mark-sent-through 2025-01-14 --dry-run   # Botble's job last ran on the 14th",
         'license-manager process-expirations --announce-since 2025-01-02 --dry-run   # expiries a long outage left unannounced',
-      ),
+      ) +
+        '\n\nExit status: 0 all sent; 3 a delivery was abandoned; 4 nothing abandoned, but deliveries wait on a failing receiver' +
+        '\n(deferred to a later run until webhooks.retryWindowHours, or parked after a 410 Gone); 1 failed or stopped early.' +
+        '\nDeferred deliveries that are due go first, one attempt each per run (see "Retries across runs" in the README).',
     )
     .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string; announceSince?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
@@ -582,8 +585,15 @@ export function buildProgram(session: Session): Command {
   deliveries
     .command('list')
     .description('deliveries, newest first')
-    .addHelpText('after', examples('license-manager deliveries list --status abandoned', 'license-manager deliveries list --license LIC-0003 --since 2025-01-01'))
-    .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager deliveries list --status abandoned',
+        'license-manager deliveries list --status deferred   # waiting for a later run: next attempt and reason',
+        'license-manager deliveries list --license LIC-0003 --since 2025-01-01',
+      ),
+    )
+    .addOption(new Option('--status <status>', 'only this status (deferred: waits for a later run; parked: its endpoint is disabled)').choices(DELIVERY_STATUSES))
     .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
     .option('--endpoint <name>', 'only deliveries to this endpoint (see "endpoints list")')
@@ -628,7 +638,7 @@ export function buildProgram(session: Session): Command {
     );
   deliveries
     .command('retry')
-    .description('re-send abandoned deliveries, or delivered ones with --force (same event id and body, current URL and secret, full retry policy)')
+    .description('re-send abandoned deliveries, deferred ones now (by id), or delivered ones with --force (same event id and body, current URL and secret, full retry policy)')
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
     .option('--endpoint <name>', 'with --abandoned: only those to this endpoint')
@@ -637,7 +647,12 @@ export function buildProgram(session: Session): Command {
     .option('--dry-run', 'show what would be re-sent')
     .addHelpText(
       'after',
-      examples('license-manager deliveries retry 41 42', 'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run', 'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver'),
+      examples(
+        'license-manager deliveries retry 41 42',
+        'license-manager deliveries retry 57   # a deferred one: now, not at its next attempt time',
+        'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run',
+        'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver',
+      ),
     )
     .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
