@@ -17,10 +17,10 @@ import { commandLine } from '../command-line.js';
 const STALE_AFTER_HOURS = 26;
 const SHOWN_RUNS = 5;
 /** An endpoint whose deliveries have waited on it (deferred or parked) for longer than this makes `status` exit 4: a day of retries did not get through. */
-export const FAILING_ENDPOINT_HOURS = 24;
+const FAILING_ENDPOINT_HOURS = 24;
 
 /** Per endpoint, what the runs learned about its receiver and what waits on it. */
-export interface EndpointHealth {
+interface EndpointHealth {
   name: string;
   lastSuccessAt: string | null;
   consecutiveFailures: number;
@@ -48,8 +48,8 @@ export interface RunSummary {
   delivered: number;
   abandoned: number;
   /** Deliveries the run deferred to a later run, and parked (410 Gone). */
-  deferred: number;
-  parked: number;
+  deferred?: number;
+  parked?: number;
   /** Licenses the run marked expired with no event (expired longer ago than lookbackDays). */
   expiredWithoutEvent?: number;
   error: string | null;

@@ -14,7 +14,7 @@ const HOUR_MS = 60 * 60 * 1000;
  * The longest Retry-After of a 429 a run waits out before its next attempt to that endpoint. A longer one ends
  * the run's sending to it: its deliveries are deferred to that time, as an open circuit defers them.
  */
-export const MAX_IN_RUN_PAUSE_MS = 10_000;
+const MAX_IN_RUN_PAUSE_MS = 10_000;
 
 /** One attempt as the engine saw it (deliver.ts's AttemptRecord, the part that matters here). */
 export interface AttemptSeen {

@@ -301,7 +301,6 @@ async function workThrough(
   const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
   setMaxListeners(0, stop);
   const writer = new AttemptWriter(db, options.runId);
-  const maxAttempts = options.policy.retryDelaysMs.length + 1;
   crossRun?.attach({ setLimit: (endpoint, limit) => slots.setEndpointLimit(endpoint, limit === 'own' ? limits[endpoint] : limit), stop });
   // The loop sleeps until a delivery ends or starts/stops waiting for a retry.
   let changed = false;

@@ -4,7 +4,7 @@ const MINUTE_MS = 60 * 1000;
 const HOUR_MS = 60 * MINUTE_MS;
 /** Waits between runs' attempts of one delivery, then BACKOFF_REPEAT_MS for as long as the window lasts (close to the Standard Webhooks example schedule). */
 export const BACKOFF_MS: readonly number[] = [5 * MINUTE_MS, 30 * MINUTE_MS, 2 * HOUR_MS, 6 * HOUR_MS];
-export const BACKOFF_REPEAT_MS = 12 * HOUR_MS;
+const BACKOFF_REPEAT_MS = 12 * HOUR_MS;
 /** At most this share of a backoff is added at random, so deliveries deferred together do not all come back in the same second (spec, "Deliverability"). */
 export const JITTER_RATIO = 0.1;
 /** A Retry-After longer than this is treated as this: a receiver's typo (milliseconds for seconds) must not park a delivery for years. */
