@@ -188,4 +188,35 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(await runAt(reference, T0)).toMatchObject({ deferred: 0, abandoned: 1, waiting: [] });
     expect(target.requests.length - from).toBe(4);
   }, 60_000);
+
+  test('due deferred deliveries picked up by a run stopped half-way and then by two workers at once: each is sent once', async () => {
+    let phase: 'down' | 'slow' = 'down';
+    const stopFirst = new AbortController();
+    let slowAnswers = 0;
+    const target = await receiver(() => {
+      if (phase === 'down') return 503;
+      slowAnswers += 1;
+      if (slowAnswers === 5) stopFirst.abort();
+      return { delayMs: 20, status: 200 };
+    });
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 2 } });
+    await seeded(ws, 20);
+    expect(await runAt(ws, T0)).toMatchObject({ deferred: 20, abandoned: 0 });
+
+    phase = 'slow';
+    const from = target.requests.length;
+    const clock: Clock = { now: () => at(10 * MINUTE) };
+    const stopped = await ws.run((context) => processExpirations(context, { now: T0, clock, stop: stopFirst.signal }));
+    expect(stopped.delivered).toBeGreaterThanOrEqual(4);
+    expect(stopped.delivered).toBeLessThan(20);
+    // What the stopped run had claimed and not sent is deferred again, and still due.
+    expect(await ws.rows("select count(*) as n from webhook_deliveries where status in ('delivering', 'pending')")).toEqual([{ n: 0 }]);
+
+    const [one, two] = await Promise.all([runAt(ws, at(11 * MINUTE)), runAt(ws, at(11 * MINUTE))]);
+    expect(stopped.delivered + one.delivered + two.delivered).toBe(20);
+    const ids = target.requests.slice(from).map(ok);
+    expect(ids).toHaveLength(20);
+    expect(new Set(ids).size).toBe(20);
+    expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 20 }]);
+  }, 90_000);
 });
