@@ -239,7 +239,10 @@ export async function endpointsRemove(context: CommandContext, name: string, now
       `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("license-manager endpoints disable ${name}" keeps them parked). Nothing was changed.`,
     );
   }
-  return { name, dropped: await deleteEndpoint(context.db, name) };
+  const dropped = await deleteEndpoint(context.db, name);
+  // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
+  await clearEndpointState(context.db, name);
+  return { name, dropped };
 }
 
 export interface RotateSecretResult {
