@@ -216,11 +216,15 @@ export class CrossRunRetries {
     return this.waitFor(row, now, describe(attempt), retryAfterMs === undefined ? {} : { retryAfterMs, retryAfter: attempt.retryAfter });
   }
 
-  /** A delivery `beforeSlot` held back: parked (its endpoint is gone) or deferred without an attempt (open circuit, long Retry-After). */
-  held(row: DeliveryRow): DeliveryEnd {
+  /**
+   * A delivery `beforeSlot` held back: parked (its endpoint is gone) or deferred without an attempt (open circuit, long
+   * Retry-After). With `why`, one that has no attempt left in this run for that reason: deferred on its own backoff.
+   */
+  held(row: DeliveryRow, why?: string): DeliveryEnd {
     const now = this.options.clock.now();
     const endpoint = this.endpoint(row.endpoint);
     if (endpoint.gone) return { status: 'parked', completedAt: null, reason: this.goneReason(row.endpoint) };
+    if (why !== undefined) return this.waitFor(row, now, why, {});
     // Until the receiver asked (a long Retry-After), or the first backoff step: the next run's probe decides, at one attempt per run.
     const until = this.closedUntil.get(row.endpoint) ?? this.circuitRetryAt(now);
     return this.waitFor(row, now, this.closedReason(row.endpoint, endpoint), { until });

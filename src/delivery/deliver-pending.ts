@@ -326,7 +326,7 @@ async function workThrough(
     if (spent >= rowMax) {
       // The schedule ended without a final status being written (retryDelaysMs was shortened since, or a run died after its one attempt).
       if (crossRun) {
-        end = crossRun.held(row);
+        end = crossRun.held(row, `${row.last_error ?? 'no outcome recorded'} (its attempts in an earlier run were spent)`);
         await endClaimed(db, row.id, options.runId, end);
       } else await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
       outcome = { status: 'abandoned', attempts: [], lastStatusCode: row.last_status_code, lastError: row.last_error };
