@@ -22,7 +22,7 @@ import type { CommandContext } from './context.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 import { engineEndpoints } from '../delivery/endpoint-policies.js';
-import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
+import { deliverPending, MAX_LISTED, nothingSent, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 import { commandLine } from '../command-line.js';
 
 export interface ListDeliveriesOptions {
@@ -157,26 +157,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = {
-    dryRun: Boolean(options.dryRun),
-    selected: summary,
-    selectedCount,
-    forced,
-    delivered: 0,
-    abandoned: 0,
-    released: 0,
-    dropped: 0,
-    left: 0,
-    locked: 0,
-    outcomes: [],
-    unlisted: 0,
-    abandonedDeliveries: [],
-    deferred: 0,
-    parked: 0,
-    waiting: [],
-    circuits: {},
-    gone: [],
-  };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, ...nothingSent(), abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 

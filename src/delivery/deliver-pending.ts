@@ -134,6 +134,11 @@ export interface DeliverPendingResult {
   gone: Array<{ endpoint: string; reason: string }>;
 }
 
+/** The result of a run that sent nothing (yet). */
+export function nothingSent(): DeliverPendingResult {
+  return { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
+}
+
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
 interface ClaimSource {
   next(limit: number, nowMs: number, leaseUntil: number): Promise<DeliveryRow[]>;
@@ -288,7 +293,7 @@ async function workThrough(
   }));
   const stateOf = new Map(states.map((state) => [state.stream.name, state]));
   const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
+  const result = nothingSent();
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();

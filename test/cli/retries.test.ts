@@ -2,26 +2,15 @@
 // of deferred ones, status per endpoint, endpoints after a 410; and a whole bad night through the built CLI.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import { BIN, runCommand } from '../helpers/cli.js';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { aLicense, workspace, type Workspace } from '../helpers/workspace.js';
 
 const faketime = spawnSync('faketime', ['-f', '+60s', process.execPath, '-e', 'process.stdout.write(String(Date.now()))'], { encoding: 'utf8' });
 const faketimeWorks = faketime.status === 0 && Number(faketime.stdout) - Date.now() > 50_000;
 
-const receivers: Receiver[] = [];
-const proxies: TcpProxy[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  for (const proxy of proxies.splice(0)) await proxy.close();
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver, proxyFor } = receiversPerTest();
 
 const DAY = 86_400_000;
 /** Licenses that expired yesterday by the real clock: the CLI runs without --now (the backoff runs on the real clock). */
@@ -105,8 +94,7 @@ test('410 Gone: stderr says the endpoint is disabled, endpoints list and show sa
 const night = faketimeWorks ? test : test.skip;
 night('a bad night through the built CLI: receiver down for the 02:00 run, back at 03:00, hourly runs: each event delivered once, none abandoned', async () => {
   const behind = await receiver();
-  const proxy = await startTcpProxy({ host: '127.0.0.1', port: behind.port });
-  proxies.push(proxy);
+  const proxy = await proxyFor(behind);
   const ws = workspace({ webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, retryDelaysMs: [1000, 2000, 4000] }, expirations: { warningDays: [7, 1] } });
   fs.chmodSync(ws.configFile, 0o600);
   await ws.ready();

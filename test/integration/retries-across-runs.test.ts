@@ -1,9 +1,9 @@
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
 
 // Retries across runs (issue 19): deferred deliveries, Retry-After and 429, 410 Gone, a circuit per endpoint.
@@ -12,17 +12,7 @@ const at = (ms: number) => new Date(T0.getTime() + ms);
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-const receivers: Receiver[] = [];
-const proxies: TcpProxy[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  for (const proxy of proxies.splice(0)) await proxy.close();
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver, proxyFor } = receiversPerTest();
 
 /** Licenses that expired the day before T0: one license.expired each at T0. */
 async function seeded(ws: Workspace, count: number): Promise<void> {
@@ -144,8 +134,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
 
   test('a circuit per endpoint: a receiver that refuses connections costs a few attempts, its deliveries are deferred; the other endpoint goes on', async () => {
     const behind = await receiver();
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: behind.port });
-    proxies.push(proxy);
+    const proxy = await proxyFor(behind);
     await proxy.refuse();
     const healthy = await receiver();
     const ws = workspace({ webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, concurrency: 4, endpoints: [{ name: 'crm', url: healthy.url }] } });
