@@ -27,7 +27,10 @@ function dueCsv(dir: string): string {
   return file;
 }
 
-/** A release folder (where an operator types commands) and a config in etc/ naming a database in var/, fast retries. */
+/**
+ * A release folder (where an operator types commands) and a config in etc/ naming a database in var/, fast retries, and
+ * the reference's abandon-at-once (retryWindowHours 0): these tests follow abandoned deliveries and their hints.
+ */
 function installation(webhooks: Record<string, unknown> = {}) {
   const root = tempDir();
   fs.mkdirSync(path.join(root, 'etc'));
@@ -35,7 +38,7 @@ function installation(webhooks: Record<string, unknown> = {}) {
   fs.mkdirSync(path.join(root, 'release'));
   const config = path.join(root, 'etc', 'config.json');
   const database = path.join(root, 'var', 'db.sqlite');
-  fs.writeFileSync(config, JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, ...webhooks } }), { mode: 0o600 });
+  fs.writeFileSync(config, JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, retryWindowHours: 0, ...webhooks } }), { mode: 0o600 });
   return { root, config, database, release: path.join(root, 'release') };
 }
 
