@@ -65,7 +65,7 @@ describe('hints name the database the run used (item 11)', () => {
 
     // Without -c (the config found in the folder): short hints.
     const local = tempDir();
-    fs.writeFileSync(path.join(local, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500 } }));
+    fs.writeFileSync(path.join(local, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500, retryWindowHours: 0 } }));
     await runCli(['licenses', 'import', dueCsv(local)], { cwd: local });
     const short = await runCli(['process-expirations', '--quiet'], { cwd: local });
     expect(short.code).toBe(3);

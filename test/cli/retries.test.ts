@@ -91,6 +91,16 @@ test('410 Gone: stderr says the endpoint is disabled, endpoints list and show sa
   expect(await ws.rows("select count(*) as n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 2 }]);
 }, 60_000);
 
+test('webhooks.retryWindowHours that is no whole number of hours from 0 to 8760 is exit 2 naming the key; nothing is written', async () => {
+  for (const bad of [-1, 1.5, 8761, '72']) {
+    const ws = workspace({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryWindowHours: bad } });
+    const run = await ws.cli(['process-expirations']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/webhooks\.retryWindowHours/);
+    expect(fs.statSync(ws.databaseFile).size).toBe(0);
+  }
+});
+
 const night = faketimeWorks ? test : test.skip;
 night('a bad night through the built CLI: receiver down for the 02:00 run, back at 03:00, hourly runs: each event delivered once, none abandoned', async () => {
   const behind = await receiver();
