@@ -179,7 +179,7 @@ export class CrossRunRetries {
   afterAttempt(row: DeliveryRow, attempt: AttemptSeen, last: boolean): DeliveryEnd | undefined {
     const now = this.options.clock.now();
     const endpoint = this.endpoint(row.endpoint);
-    const outcome = { statusCode: attempt.statusCode, transportError: attempt.statusCode === null ? attempt.error : null };
+    const outcome = { statusCode: attempt.statusCode, transportError: attempt.statusCode === null && attempt.error !== null ? bounded(attempt.error, 1000) : null };
     const wasOpen = endpoint.circuit.state === 'open';
     endpoint.circuit = recordAttempt(endpoint.circuit, outcome, now);
     endpoint.touched = true;
@@ -243,7 +243,9 @@ export class CrossRunRetries {
   }
 
   /** The end of a delivery that waits on a failing receiver: deferred to the backoff (or Retry-After), or abandoned when its window has ended. */
-  private waitFor(row: DeliveryRow, now: Date, why: string, after: { retryAfterMs?: number; retryAfter?: string | null; until?: Date }): DeliveryEnd {
+  private waitFor(row: DeliveryRow, now: Date, cause: string, after: { retryAfterMs?: number; retryAfter?: string | null; until?: Date }): DeliveryEnd {
+    // The reason fits status_reason (2,048 characters) whatever the error text.
+    const why = bounded(cause, 1200);
     const recordedAt = parseUtc(row.created_at) ?? now;
     const retryAfterMs = after.until ? Math.max(0, after.until.getTime() - now.getTime()) : after.retryAfterMs;
     const next = nextAttemptAt({
@@ -255,7 +257,7 @@ export class CrossRunRetries {
       jitter: this.options.random(),
     });
     if ('abandon' in next) return { status: 'abandoned', completedAt: formatUtc(now), reason: `${why}; ${next.reason}` };
-    const asked = after.retryAfter ? `, Retry-After ${after.retryAfter.trim()}` : '';
+    const asked = after.retryAfter ? `, Retry-After ${bounded(after.retryAfter.trim(), 100)}` : '';
     return { status: 'deferred', completedAt: null, nextAttemptAt: formatUtc(next.at), reason: `${why}${asked}${next.last ? ' (the last attempt: its retry window ends then)' : ''}` };
   }
 
@@ -338,6 +340,11 @@ export class CrossRunRetries {
   }
 }
 
+/** What went wrong, at most 1,000 characters (a TLS error can be long): reasons and circuits are stored in bounded columns. */
 function describe(attempt: AttemptSeen): string {
-  return attempt.error ?? (attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`);
+  return bounded(attempt.error ?? (attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`), 1000);
+}
+
+function bounded(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
