@@ -4,6 +4,7 @@ import type { AbandonedDelivery } from '../commands/abandoned.js';
 import type { WebhookTarget } from '../commands/context.js';
 import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
 import type { ExpiredWithoutEvent, StatusResult } from '../commands/status.js';
+import type { LastPing } from '../commands/monitoring.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
@@ -401,10 +402,30 @@ export function printStatus(out: Output, result: StatusResult): void {
     out.info('');
     out.info(out.paint.yellow(`HELD BY A GONE RUN: ${heldByGoneRunsText(result.heldByGoneRuns)}`));
   }
+  printMonitoring(out, result.monitoring);
   out.info('');
   const { health } = result;
   const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
+}
+
+/** The heartbeat and the metrics file, when either is set or a ping was sent: what the last run's pings came to. */
+function printMonitoring(out: Output, monitoring: StatusResult['monitoring']): void {
+  const { ping, lastPing, textfile } = monitoring;
+  if (!ping && !lastPing && !textfile) return;
+  const described = (result: LastPing['start']) => {
+    if (!result) return '-';
+    const how = result.ok ? out.paint.green(`ok (HTTP ${result.statusCode})`) : out.paint.red(`failed: ${result.error ?? 'no answer'}`);
+    return `${how} at ${result.at}, ${result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`}, ${result.durationMs} ms`;
+  };
+  out.info('');
+  out.info(
+    table([
+      ['heartbeat', ping ? `${ping.target} (${ping.kind})` : '(not set)'],
+      ...(lastPing ? [['  last start ping', described(lastPing.start)] as [string, string], ['  last end ping', described(lastPing.end)] as [string, string]] : []),
+      ['metrics file', textfile ?? '(not set)'],
+    ]),
+  );
 }
 
 /** What `status` says about deliveries claimed by a run that is gone (a warning: the exit code stays the job's). */

@@ -168,9 +168,11 @@ export function buildProgram(session: Session): Command {
         const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
         const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
+        const { runMonitor } = await import('../commands/monitoring.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
+          monitor: runMonitor(context, { version: packageVersion(), onWarning: (text) => out.warn(text) }),
           now: options.now,
           dryRun: options.dryRun,
           announceSince: options.announceSince,

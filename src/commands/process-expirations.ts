@@ -31,6 +31,7 @@ import type { RunStatus } from '../storage/database.table.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
+import type { RunMonitor } from './monitoring.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
@@ -55,6 +56,8 @@ export interface ProcessExpirationsOptions {
   leaseMs?: number;
   /** 'YYYY-MM-DD': this run announces expiries (and update-support ends) from this date on, if that reaches further back than lookbackDays. */
   announceSince?: string;
+  /** Heartbeat pings and the metrics file of a real run (./monitoring.ts); a dry run uses none. */
+  monitor?: RunMonitor;
 }
 
 /** The rules' three event types and the after-expiry reminder. */
@@ -312,12 +315,16 @@ export async function processExpirations(context: CommandContext, options: Proce
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
   checkNow(now, clock.now(), options);
+  const monitor = options.dryRun ? undefined : options.monitor;
   try {
     checkTarget(context, options);
+    await monitor?.check();
   } catch (error) {
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
-    await recordRefusedRun(context.db, { id: newRunId(clock.now().getTime()), command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    const id = newRunId(clock.now().getTime());
+    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    await monitor?.finished({ runId: id, exitCode: error instanceof ExitError ? error.code : EXIT.usage, status: 'refused', recorded: 0, delivered: 0, abandoned: 0 });
     throw error;
   }
   const latest = await latestRunNow(context.db);
@@ -332,6 +339,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
   const runId = newRunId(clock.now().getTime());
   await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
+  monitor?.started(runId);
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;
   try {
@@ -347,7 +355,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
     const message = failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
-    await finishRun(context.db, runId, {
+    const finished = finishRun(context.db, runId, {
       finishedAt: formatUtc(clock.now()),
       status,
       exitCode,
@@ -360,6 +368,11 @@ export async function processExpirations(context: CommandContext, options: Proce
     }).catch((error: unknown) => {
       if (failure === undefined) throw error;
     });
+    try {
+      await finished;
+    } finally {
+      await monitor?.finished({ runId, exitCode, status, recorded: result?.recorded ?? 0, delivered: result?.delivered ?? 0, abandoned: result?.abandoned ?? 0 });
+    }
   }
 }
 
