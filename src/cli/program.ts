@@ -758,22 +758,35 @@ export function buildProgram(session: Session): Command {
     .command('status')
     .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)')
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
+    .addOption(
+      new Option('--format <format>', 'text (the default), json (as --json) or prometheus (the metrics monitoring.textfile holds, in the Prometheus text format)').choices(['text', 'json', 'prometheus']),
+    )
     .addHelpText(
       'after',
       examples(
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
+        'license-manager status --format prometheus   # the license_manager_* metrics on stdout; the exit status as ever',
         'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped or refused, 3 while deliveries are abandoned, 2 when the config or database is unusable',
       ),
     )
-    .action((options: { now?: Date }, command: Command) =>
+    .action((options: { now?: Date; format?: 'text' | 'json' | 'prometheus' }, command: Command) =>
       withDatabase(
         command,
         async (context, out) => {
+          if (options.format === 'prometheus' && out.options.json) throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
           const { status } = await import('../commands/status.js');
           const { expiredWithoutEventText, heldByGoneRunsText, printStatus } = await import('./format.js');
-          const result = await status(context, { now: options.now ?? new Date() });
-          if (out.options.json) out.json(result);
+          const now = options.now ?? new Date();
+          const result = await status(context, { now });
+          if (options.format === 'prometheus') {
+            const { metricsText } = await import('../commands/monitoring.js');
+            // The same text as the textfile; the reason for a non-zero exit still reaches stderr.
+            io.stdout.write(await metricsText(context, packageVersion(), now));
+            if (result.health.exitCode !== EXIT.ok) out.warn(result.health.reason);
+            return result.health.exitCode;
+          }
+          if (out.options.json || options.format === 'json') out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
