@@ -19,7 +19,7 @@ export interface RunMonitor {
   finished(end: MonitoredRunEnd): Promise<void>;
 }
 
-export interface MonitoredRunEnd {
+interface MonitoredRunEnd {
   runId: string;
   exitCode: number;
   /** The `runs` status: succeeded, abandoned, failed, stopped, refused. */
@@ -59,7 +59,7 @@ function toDate(value: string | Date | null): Date | null {
 }
 
 /** Everything the textfile shows, read from the database (never from one run's memory alone). */
-export async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
+async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
   const { db } = context;
   const [runs, totals, deliveries, streaks] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStreaks(db)]);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
@@ -99,7 +99,7 @@ export async function lastPing(context: Pick<CommandContext, 'db'>): Promise<Las
 }
 
 /** The one-line summary the end ping carries: counts and the outcome, never license data. */
-export function runSummary(end: MonitoredRunEnd, durationMs: number): string {
+function runSummary(end: MonitoredRunEnd, durationMs: number): string {
   return `license-manager process-expirations ${end.status} (exit ${end.exitCode}) in ${(durationMs / 1000).toFixed(1)} s: ${end.recorded} events recorded, ${end.delivered} delivered, ${end.abandoned} abandoned`;
 }
 

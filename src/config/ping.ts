@@ -2,8 +2,8 @@
 import { z } from 'zod';
 import { httpUrlProblem } from '../webhooks/target.js';
 
-export const PING_KINDS = ['healthchecks', 'cronitor', 'sentry'] as const;
-export type PingKind = (typeof PING_KINDS)[number];
+const PING_KINDS = ['healthchecks', 'cronitor', 'sentry'] as const;
+type PingKind = (typeof PING_KINDS)[number];
 
 /** A parsed `monitoring.ping`: a URL string is the Healthchecks form. */
 export interface PingTarget {
@@ -14,7 +14,7 @@ export interface PingTarget {
 const MAX_PING_URL_LENGTH = 2048;
 
 /** Why `value` cannot be a ping URL, or undefined when it can. The URL itself is not repeated: its path is the check's key. */
-export function pingUrlProblem(value: string): string | undefined {
+function pingUrlProblem(value: string): string | undefined {
   return httpUrlProblem(value, { what: 'a ping URL', maxLength: MAX_PING_URL_LENGTH, example: 'https://hc-ping.com/<uuid>' });
 }
 

@@ -6,7 +6,7 @@ import type { PingTarget } from '../config/ping.js';
 import { maskCredentials } from '../credentials.js';
 
 /** The whole ping, both attempts and the pause between them, ends within this (the job waits for the end ping). */
-export const DEFAULT_PING_TOTAL_MS = 5000;
+const DEFAULT_PING_TOTAL_MS = 5000;
 /** Before the one retry: long enough for a blip to pass, short enough to stay well inside the bound. */
 const RETRY_PAUSE_MS = 250;
 /** Healthchecks logs the first 100 kB of a ping's body (https://healthchecks.io/docs/attaching_logs/). */
