@@ -5,6 +5,7 @@ import type { WebhookTarget } from '../commands/context.js';
 import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
 import type { ExpiredWithoutEvent, StatusResult } from '../commands/status.js';
 import type { LastPing } from '../commands/monitoring.js';
+import type { DeliveriesStatsResult } from '../commands/deliveries-stats.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
@@ -485,4 +486,32 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
     ['deliveries', deliveryCounts(endpoint.deliveries)],
   ];
   for (const [label, value] of lines) out.info(`${`${label}:`.padEnd(15)}${value}`);
+}
+
+/** `deliveries stats`: one block per endpoint, the error classes that occurred, and what still waits. */
+export function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult): void {
+  out.info(`Deliveries by endpoint, attempts ${stats.since ? `since ${stats.since}` : 'of all time'} (state as of ${stats.now}):`);
+  if (stats.endpoints.length === 0) out.info('  no endpoint and no delivery yet');
+  const ms = (value: number | null) => (value === null ? '-' : `${value} ms`);
+  const age = (seconds: number | null) => (seconds === null ? 'none' : seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.floor(seconds / 60)} min` : seconds < 172_800 ? `${Math.floor(seconds / 3600)} h` : `${Math.floor(seconds / 86_400)} days`);
+  for (const endpoint of stats.endpoints) {
+    const errors = Object.entries(endpoint.errors)
+      .filter(([, count]) => count > 0)
+      .map(([name, count]) => `${name.replace(/_/g, ' ')} ${count}`);
+    const rate = endpoint.successRate === null ? '-' : `${(endpoint.successRate * 100).toFixed(1)}%`;
+    const failing = endpoint.consecutiveFailures > 0 ? out.paint.red(`${endpoint.consecutiveFailures} failed attempts since`) : 'no failure since';
+    const waiting = endpoint.deliveries;
+    out.info('');
+    out.info(
+      table([
+        [`  ${endpoint.endpoint}`, ''],
+        ['    attempts', `${endpoint.attempts} (${endpoint.succeeded} succeeded, ${rate})`],
+        ['    response time', `median ${ms(endpoint.responseMs.median)}, 95th percentile ${ms(endpoint.responseMs.p95)}`],
+        ['    errors', errors.length === 0 ? 'none' : errors.join(', ')],
+        ['    last success', endpoint.lastSuccessAt === null ? (endpoint.attempts > 0 || endpoint.consecutiveFailures > 0 ? out.paint.red('never') : 'never (no attempt yet)') : `${endpoint.lastSuccessAt}, ${failing}`],
+        ['    deliveries', `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned`],
+        ['    oldest waiting', age(endpoint.oldestUndeliveredAgeSeconds)],
+      ]),
+    );
+  }
 }

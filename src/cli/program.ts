@@ -23,6 +23,7 @@ import {
   isoDate,
   keepPrevious,
   listenHost,
+  pastDuration,
   runInstant,
   wholeNumber,
 } from './options.js';
@@ -662,6 +663,23 @@ export function buildProgram(session: Session): Command {
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+      }),
+    );
+
+  deliveries
+    .command('stats')
+    .description('per endpoint: success rate, attempts, median and 95th percentile response time, error classes, last success, consecutive failures, what still waits')
+    .addOption(new Option('--since <duration>', 'only attempts of the last 30m, 24h, 7d or 4w count towards rates, times and errors (default: all)').argParser(pastDuration))
+    .option('--endpoint <name>', 'only this endpoint (see "endpoints list")')
+    .addHelpText('after', examples('license-manager deliveries stats', 'license-manager deliveries stats --since 24h --endpoint crm', 'license-manager deliveries stats --since 7d --json'))
+    .action((options: { since?: number; endpoint?: string }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { deliveriesStats } = await import('../commands/deliveries-stats.js');
+        const { printDeliveriesStats } = await import('./format.js');
+        const now = new Date();
+        const stats = await deliveriesStats(context, { now, endpoint: options.endpoint, since: options.since === undefined ? undefined : new Date(now.getTime() - options.since) });
+        if (out.options.json) out.json(stats);
+        else printDeliveriesStats(out, stats);
       }),
     );
 

@@ -50,25 +50,30 @@ export async function runsForMetrics(db: Kysely<Database>): Promise<RunRowsForMe
   };
 }
 
-/** Events by type (one per event, however many endpoints take it) and deliveries by type and status. */
+/**
+ * Events by type and deliveries by type and status, from one grouped scan. Every event has a delivery to `default`
+ * (the others are its copies for further endpoints), so those rows count the events.
+ */
 export async function deliveryTotals(db: Kysely<Database>): Promise<{
   events: Array<{ eventType: string; count: number }>;
   deliveries: Array<{ eventType: string; status: string; count: number }>;
 }> {
-  const events = await db
+  const rows = await db
     .selectFrom('webhook_deliveries')
-    .select((eb) => ['event_type', eb.fn.count<number>('event_id').distinct().as('count')])
-    .groupBy('event_type')
+    .select((eb) => ['event_type', 'status', 'endpoint', eb.fn.countAll<number>().as('count')])
+    .groupBy(['event_type', 'status', 'endpoint'])
     .execute();
-  const deliveries = await db
-    .selectFrom('webhook_deliveries')
-    .select((eb) => ['event_type', 'status', eb.fn.countAll<number>().as('count')])
-    .groupBy(['event_type', 'status'])
-    .execute();
-  return {
-    events: events.map((row) => ({ eventType: row.event_type, count: Number(row.count) })),
-    deliveries: deliveries.map((row) => ({ eventType: row.event_type, status: row.status, count: Number(row.count) })),
-  };
+  const events = new Map<string, number>();
+  const deliveries = new Map<string, { eventType: string; status: string; count: number }>();
+  for (const row of rows) {
+    const count = Number(row.count);
+    if (row.endpoint === 'default') events.set(row.event_type, (events.get(row.event_type) ?? 0) + count);
+    const key = `${row.event_type}\u0000${row.status}`;
+    const entry = deliveries.get(key) ?? { eventType: row.event_type, status: row.status, count: 0 };
+    entry.count += count;
+    deliveries.set(key, entry);
+  }
+  return { events: [...events].map(([eventType, count]) => ({ eventType, count })), deliveries: [...deliveries.values()] };
 }
 
 export interface EndpointDeliveryRows {
@@ -111,36 +116,29 @@ export interface EndpointStreak {
 }
 
 /**
- * Per endpoint, over its whole history: the last success, the last attempt, and the failed attempts since
- * the last success, in the order the attempts were written (their ids).
+ * Per endpoint, over its whole history: the last success, the last attempt, and the failed attempts since the last
+ * success, in the order the attempts were written (their ids). Each is read backwards from the newest attempt and
+ * stops at the first match, so a healthy endpoint costs a few index reads however long its log.
  */
 export async function endpointStreaks(db: Kysely<Database>, endpoint?: string): Promise<EndpointStreak[]> {
-  const attempts = () => {
-    const joined = db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id');
-    return endpoint === undefined ? joined : joined.where('d.endpoint', '=', endpoint);
-  };
-  const latest = await attempts()
-    .select((eb) => ['d.endpoint as endpoint', eb.fn.max('a.started_at').as('last_at')])
-    .groupBy('d.endpoint')
-    .execute();
-  const successes = await attempts()
-    .select((eb) => ['d.endpoint as endpoint', eb.fn.max('a.id').as('last_id'), eb.fn.max('a.started_at').as('last_at')])
-    .where('a.status_code', '>=', 200)
-    .where('a.status_code', '<=', 299)
-    .groupBy('d.endpoint')
-    .execute();
-  const lastOk = new Map(successes.map((row) => [row.endpoint, { id: Number(row.last_id), at: row.last_at as TimeValue }]));
+  const names =
+    endpoint === undefined ? (await db.selectFrom('webhook_deliveries').select('endpoint').distinct().execute()).map((row) => row.endpoint) : [endpoint];
+  const attempts = (name: string) => db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
   const streaks: EndpointStreak[] = [];
-  for (const row of latest) {
-    const ok = lastOk.get(row.endpoint);
-    let failures = db
-      .selectFrom('webhook_attempts as a')
-      .innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('d.endpoint', '=', row.endpoint);
+  for (const name of names) {
+    const last = await attempts(name).select(['a.id as id', 'a.started_at as started_at']).orderBy('a.id', 'desc').limit(1).executeTakeFirst();
+    if (!last) continue;
+    const ok = await attempts(name)
+      .select(['a.id as id', 'a.started_at as started_at'])
+      .where('a.status_code', '>=', 200)
+      .where('a.status_code', '<=', 299)
+      .orderBy('a.id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let failures = attempts(name).select((eb) => eb.fn.countAll<number>().as('count'));
     if (ok) failures = failures.where('a.id', '>', ok.id);
     const counted = await failures.executeTakeFirstOrThrow();
-    streaks.push({ endpoint: row.endpoint, lastSuccessAt: ok?.at ?? null, lastAttemptAt: row.last_at as TimeValue, consecutiveFailures: Number(counted.count) });
+    streaks.push({ endpoint: name, lastSuccessAt: (ok?.started_at as TimeValue | undefined) ?? null, lastAttemptAt: last.started_at as TimeValue, consecutiveFailures: Number(counted.count) });
   }
   return streaks;
 }

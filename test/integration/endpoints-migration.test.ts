@@ -77,7 +77,7 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
 
     const migrated = await ws.cli(['migrate', '--json']);
     expect(migrated.stderr).toBe('');
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['0008_endpoints']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(['0008_endpoints', '0010_monitoring']);
     const before = await ws.rows('select id, event_id, status, endpoint from webhook_deliveries order by id');
     expect(before).toEqual([
       { id: sent.id, event_id: 'id-sent', status: 'delivered', endpoint: 'default' },
