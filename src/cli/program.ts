@@ -2,7 +2,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import type { TestEventContext } from '../commands/send-test-event.js';
-import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
+import { EXIT, ExitError, runExitCode, usageError, type ExitCode } from '../errors.js';
+import type { RunTracing } from '../commands/monitoring.js';
 import type { DeliveryStatus } from '../commands/deliveries.js';
 import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { LICENSE_STATUSES } from '../expirations/license-status.js';
@@ -79,15 +80,33 @@ function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags 
 export function buildProgram(session: Session): Command {
   const { io, stop } = session;
 
+  /** The running command's span (OpenTelemetry, when OTEL_* asks for it): process-expirations hangs its child spans on it. */
+  let tracing: RunTracing | undefined;
+
   /** Runs one action with its own Output; its errors are reported with that Output's --json/--quiet. */
   const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
     const { out, flags } = outputFor(io, command);
+    // Without OTEL_* this loads no OpenTelemetry module: planTracing decides from the environment alone.
+    const { startTracing } = await import('../monitoring/tracing.js');
+    const tracer = await startTracing(io.env, { version: packageVersion(), consoleStream: io.stderr });
+    // An exporter or protocol that cannot be served: one warning, and the command runs as ever.
+    for (const warning of tracer.warnings) out.warn(warning);
+    const names: string[] = [];
+    for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+    tracing = { enabled: tracer.enabled, run: tracer.startRun(names.join(' ')) };
+    let errorType: string | undefined;
     try {
       // Hints this command prints carry its -c, so the command they suggest reaches the same database.
       const configFile = flags.config === undefined ? undefined : path.resolve(io.cwd, flags.config);
       session.invocation.exitCode = (await withInvocation({ configFile }, () => fn(out, flags))) ?? EXIT.ok;
     } catch (error) {
+      errorType = errorTypeOf(error);
       session.invocation.exitCode = reportError(out, error);
+    } finally {
+      tracing.run.end(session.invocation.exitCode, errorType);
+      // Bounded (2 s): a collector that is down costs a warning, never the exit status.
+      const { warning } = await tracer.shutdown();
+      if (warning) out.warn(warning.replace(/^warning: /, ''));
     }
   };
 
@@ -174,6 +193,7 @@ export function buildProgram(session: Session): Command {
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
           monitor: runMonitor(context, { version: packageVersion(), onWarning: (text) => out.warn(text) }),
+          tracing,
           now: options.now,
           dryRun: options.dryRun,
           announceSince: options.announceSince,
@@ -841,6 +861,12 @@ export function buildProgram(session: Session): Command {
     );
 
   return program;
+}
+
+/** `error.type` of a command that failed by throwing: the exit code's name for ours (usage, failure), the class name otherwise. */
+function errorTypeOf(error: unknown): string | undefined {
+  if (error instanceof ExitError) return (Object.entries(EXIT).find(([, code]) => code === error.code)?.[0] ?? String(error.code));
+  return error instanceof Error ? error.name : typeof error;
 }
 
 /** A --host that names no address of this machine is bad usage (exit 2), not an unexpected failure. */

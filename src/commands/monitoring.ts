@@ -3,6 +3,10 @@ import path from 'node:path';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import type { TracedAttempt } from '../delivery/deliver-pending.js';
+import type { RunSpan } from '../monitoring/tracing.js';
+import type { AttemptTrace } from '../webhooks/deliver.js';
 import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../monitoring/heartbeat.js';
 import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
@@ -43,6 +47,31 @@ export interface RunMonitorOptions {
 export interface LastPing {
   start: PingResult | null;
   end: PingResult | null;
+}
+
+/** The command's span, and whether an SDK records it (without one, spans cost nothing and only TRACEPARENT passes on). */
+export interface RunTracing {
+  enabled: boolean;
+  run: RunSpan;
+}
+
+/**
+ * The per-attempt tracer of a run: a child span per attempt, and the traceparent header on the webhooks of the
+ * endpoints monitoring.traceparent names. Undefined when there is nothing to do, so an untraced run pays nothing.
+ */
+export function attemptTracer(tracing: RunTracing | undefined, traceparentEndpoints: readonly string[]): ((attempt: TracedAttempt) => AttemptTrace) | undefined {
+  if (!tracing || (!tracing.enabled && traceparentEndpoints.length === 0)) return undefined;
+  const carriers = new Set(traceparentEndpoints);
+  return (attempt) => {
+    const span = tracing.run.startAttempt(attempt);
+    let headers: Record<string, string> | undefined;
+    const traceparent = carriers.has(attempt.endpoint) ? span.traceparent() : undefined;
+    if (traceparent) {
+      const tracestate = span.tracestate();
+      headers = { traceparent, ...(tracestate ? { tracestate } : {}) };
+    }
+    return { ...(headers ? { headers } : {}), end: (outcome) => span.end(outcome) };
+  };
 }
 
 /** monitoring.textfile as an absolute path: a relative one is relative to the config file, like database.filename. */
@@ -117,6 +146,14 @@ export function runMonitor(context: CommandContext, options: RunMonitorOptions):
 
   return {
     check: async () => {
+      const carriers = context.config.monitoring.traceparent;
+      if (carriers.length > 0) {
+        const known = (await resolveEndpoints(context.db, context.config.webhooks, clock.now())).map((endpoint) => endpoint.name);
+        const unknown = carriers.filter((name) => !known.includes(name));
+        if (unknown.length > 0) {
+          throw usageError(`monitoring.traceparent names ${unknown.map((name) => `"${name}"`).join(', ')}, which ${unknown.length === 1 ? 'is no endpoint' : 'are no endpoints'} (known: ${known.join(', ')}).`);
+        }
+      }
       const problem = textfile === null ? undefined : await textfileProblem(textfile);
       if (problem) {
         textfileRefused = true;

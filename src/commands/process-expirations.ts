@@ -31,7 +31,7 @@ import type { RunStatus } from '../storage/database.table.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
-import type { RunMonitor } from './monitoring.js';
+import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
@@ -58,6 +58,8 @@ export interface ProcessExpirationsOptions {
   announceSince?: string;
   /** Heartbeat pings and the metrics file of a real run (./monitoring.ts); a dry run uses none. */
   monitor?: RunMonitor;
+  /** The command's span: recording and each attempt get a child span (./monitoring.ts). */
+  tracing?: RunTracing;
 }
 
 /** The rules' three event types and the after-expiry reminder. */
@@ -409,7 +411,12 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
   // The endpoints as they are when the events are recorded: one added later receives the events recorded after it.
   const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
-  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints));
+  const recording = options.tracing?.run.startRecording();
+  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
+    recording?.end({ recorded: 0, error: error instanceof Error ? error.message : String(error) });
+    throw error;
+  });
+  recording?.end({ recorded: result.recorded });
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(result.plan);
@@ -428,6 +435,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
     onProgress: options.onProgress,
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
+    traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;

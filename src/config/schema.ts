@@ -138,6 +138,12 @@ export const configSchema = z.strictObject({
         .nullable()
         .default(null)
         .describe("Prometheus textfile written after each run, e.g. in node_exporter's --collector.textfile.directory; a relative path is relative to the config file"),
+      traceparent: z
+        .array(z.string().min(1).max(64), { error: 'must be a list of endpoint names, e.g. ["default", "crm"]' })
+        .max(100)
+        .refine((names) => new Set(names).size === names.length, 'each endpoint may appear only once')
+        .default([])
+        .describe('endpoints ("default" for webhooks.url) whose webhooks carry a W3C traceparent header: the trace of the attempt, or TRACEPARENT passed on'),
     })
     .prefault({}),
   botble: z
