@@ -166,3 +166,17 @@ test('bad ping URLs: exit 2 naming monitoring.ping or the setting, nothing run o
   }
   expect(await ws.rows("select value from settings where key = 'ping'")).toEqual([]);
 });
+
+test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit 2 naming the variable', async () => {
+  const [hooks, pings] = [await receiver(), await receiver()];
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}from-file` } });
+  await seeded(ws);
+  expect((await ws.cli(['settings', 'set', 'ping', `${base(pings)}from-setting`])).code).toBe(0);
+  const run = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: `${base(pings)}from-env` } });
+  expect([run.code, run.stderr]).toEqual([0, '']);
+  expect(paths(pings)).toEqual(['/from-env/start', '/from-env']);
+  const bad = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: 'file:///tmp/x' } });
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('Invalid environment variable LICENSE_MANAGER_PING: the ping URL must use http: or https:, not file:');
+  expect(pings.requests).toHaveLength(2);
+});
