@@ -28,7 +28,7 @@ describe('config discovery and validation', () => {
       database: { tablePrefix: '' },
       webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
       expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC', afterExpiryDays: [], products: {} },
-      monitoring: { ping: null, textfile: null },
+      monitoring: { ping: null, textfile: null, traceparent: [] },
       licenses: { source: 'own' },
       botble: { tablePrefix: 'lm_' },
     });
