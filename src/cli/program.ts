@@ -596,10 +596,15 @@ export function buildProgram(session: Session): Command {
 
   const deliveries = program
     .command('deliveries')
-    .description('the delivery log, and re-sending')
+    .description('the delivery log, re-sending, and statistics per endpoint')
     .addHelpText(
       'after',
-      examples('license-manager deliveries list --status abandoned', 'license-manager deliveries show 42', 'license-manager deliveries retry --abandoned --dry-run'),
+      examples(
+        'license-manager deliveries list --status abandoned',
+        'license-manager deliveries show 42',
+        'license-manager deliveries retry --abandoned --dry-run',
+        'license-manager deliveries stats --since 24h',
+      ),
     );
   deliveries
     .command('list')
