@@ -1,7 +1,6 @@
 // Heartbeat pings (monitoring.ping): the start and end URLs Healthchecks, Cronitor and Sentry Crons understand, and a pinger that never fails or holds up the run.
 import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
-import { postOnce } from '../webhooks/post.js';
 import type { PingTarget } from '../config/ping.js';
 import { maskCredentials } from '../credentials.js';
 
@@ -196,6 +195,8 @@ export async function sendPing(request: PingRequest, options: PingOptions): Prom
   });
   let statusCode: number | null = null;
   let error: string | null = null;
+  // Loaded here, not at the top: status and a run without a ping never load the HTTP client for it.
+  const { postOnce } = await import('../webhooks/post.js');
   for (let attempt = 1; attempt <= 2; attempt += 1) {
     const remaining = totalMs - (performance.now() - started);
     const timeoutMs = Math.floor(attempt === 1 ? totalMs / 2 : remaining);
