@@ -12,6 +12,8 @@ import { formatUtc, parseUtc } from '../time.js';
 import { maskCredentials } from '../credentials.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { commandLine } from '../command-line.js';
+import { displayPingUrl } from '../monitoring/heartbeat.js';
+import { lastPing, textfilePath, type LastPing } from './monitoring.js';
 
 /** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
 const STALE_AFTER_HOURS = 26;
@@ -89,6 +91,8 @@ export interface StatusResult {
   heldByGoneRuns: number;
   /** Endpoints with a stored circuit, a 410 disablement, or deliveries waiting on them (by name). */
   endpoints: EndpointHealth[];
+  /** The heartbeat (the URL with its keys masked) and what became of the last run's pings; the metrics file. */
+  monitoring: { ping: { target: string; kind: string } | null; lastPing: LastPing | null; textfile: string | null };
 }
 
 function summary(row: RunRow): RunSummary {
@@ -196,6 +200,11 @@ export async function status(context: CommandContext, options: { now: Date }): P
     // Real time, not --now: leases are written in real time (the database server's, on a server).
     heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
     endpoints,
+    monitoring: {
+      ping: context.config.monitoring.ping && { target: displayPingUrl(context.config.monitoring.ping.url), kind: context.config.monitoring.ping.kind },
+      lastPing: await lastPing(context),
+      textfile: textfilePath(context),
+    },
   };
 }
 

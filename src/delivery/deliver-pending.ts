@@ -20,7 +20,7 @@ import {
   type WaitingDeliveries,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
-import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { CrossRunRetries } from './cross-run.js';
 import type { StoredCircuit } from './circuit.js';
 import { AttemptWriter } from './attempt-writer.js';
@@ -82,6 +82,22 @@ export interface DeliverPendingOptions {
   retryWindowHours?: number;
   /** 0 to 1: the jitter of cross-run backoffs (Math.random unless a test fixes it). */
   random?: () => number;
+  /** Tracing: told as each attempt starts (its span), with headers to add to the request; see AttemptTrace. */
+  traceAttempt?: (attempt: TracedAttempt) => AttemptTrace;
+}
+
+/** What a trace of one attempt may name: never the secret, the body or the license. */
+export interface TracedAttempt {
+  endpoint: string;
+  eventType: string;
+  /** Counted over the delivery's whole history (a re-send goes on from its earlier attempts). */
+  attempt: number;
+  url: string;
+}
+
+/** The per-attempt tracer of one delivery row. */
+function traceOf(trace: (attempt: TracedAttempt) => AttemptTrace, row: Pick<DeliveryRow, 'endpoint' | 'event_type' | 'schedule_base'>, policy: DeliveryPolicy): (attempt: number) => AttemptTrace {
+  return (attempt) => trace({ endpoint: row.endpoint, eventType: row.event_type, attempt: row.schedule_base + attempt, url: policy.url });
 }
 
 interface DeliveryProgress {
@@ -355,6 +371,7 @@ async function workThrough(
           await writer.caughtUp(options.concurrency);
           return keeper.confirm(row.id);
         },
+        ...(options.traceAttempt && { traceAttempt: traceOf(options.traceAttempt, row, policies.get(row.endpoint) ?? options.policy) }),
         onWaiting: (isWaiting) => {
           waiting += isWaiting ? 1 : -1;
           streamOf(row).waiting += isWaiting ? 1 : -1;

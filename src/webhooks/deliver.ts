@@ -77,6 +77,13 @@ export interface DeliverOptions {
   onOutcome?: (attempt: AttemptRecord) => void;
   /** Asked before each attempt, before a slot is taken (it may wait, holding none): `hold` sends no more attempts. */
   beforeSlot?: () => Promise<'go' | 'hold'>;
+  /** Told as each attempt starts (tracing): headers to add to its request (traceparent), and told its outcome. */
+  traceAttempt?: (attempt: number) => AttemptTrace;
+}
+
+export interface AttemptTrace {
+  headers?: Record<string, string>;
+  end(outcome: { statusCode: number | null; error: string | null }): void;
 }
 
 type Verdict = 'delivered' | 'final' | 'retry';
@@ -131,9 +138,11 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       if (!allowed) return finish('dropped', attempts);
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
-      const headers = headersAt(startedAt);
+      const trace = options.traceAttempt?.(attempt);
+      const headers = trace?.headers ? { ...headersAt(startedAt), ...trace.headers } : headersAt(startedAt);
       const started = performance.now();
       const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });
+      trace?.end({ statusCode: outcome.statusCode, error: describeOutcome(outcome) });
       record = {
         attempt,
         startedAt,
