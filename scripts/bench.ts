@@ -12,6 +12,7 @@
  * `--workers N` starts N `process-expirations` processes at once for the timed run. `--endpoints N` adds N - 1
  * endpoints beside `default` (the same receiver, another path): every due event becomes N deliveries.
  * `--startup-runs N` times `--help`, `--version` and a nothing-due run N times each and reports the medians.
+ * `--keep` leaves the SQLite database and its config in their directory (printed) for profiling runs by hand.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +51,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '1' },
     endpoints: { type: 'string', default: '1' },
     'startup-runs': { type: 'string', default: '10' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const startupRuns = Math.min(100, Math.max(1, Math.floor(Number(values['startup-runs']))));
@@ -407,7 +409,8 @@ async function main(): Promise<void> {
   } finally {
     receiver.close();
     await dropServerTables(target).catch((error: unknown) => console.error(`could not drop the bench tables ${target.tablePrefix}*: ${String(error)}`));
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (values.keep && target.dialect === 'sqlite') console.error(`kept ${dir}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
