@@ -66,8 +66,8 @@ export interface DeliverOptions {
   fetch?: $Fetch;
   /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
   spent?: number;
-  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send. */
-  beforeAttempt?: () => Promise<boolean>;
+  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send (a plain true when known at once). */
+  beforeAttempt?: () => boolean | Promise<boolean>;
   /** Told when the event starts (true) and stops (false) waiting for a retry. */
   onWaiting?: (waiting: boolean) => void;
 }
@@ -118,7 +118,10 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
     try {
       // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
       if (options.stop?.aborted) return finish('released', attempts);
-      if (options.beforeAttempt && !(await options.beforeAttempt())) return finish('dropped', attempts);
+      if (options.beforeAttempt) {
+        const ours = options.beforeAttempt();
+        if (ours !== true && !(await ours)) return finish('dropped', attempts);
+      }
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
       const headers = headersAt(startedAt);
