@@ -75,7 +75,7 @@ const OUTER_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
  * the class's validation and iteration cost more than the rest of a webhook POST. Values are checked where
  * they are sent (undici refuses a line break or NUL).
  */
-export class PlainHeaders {
+class PlainHeaders {
   readonly record: Record<string, string> = Object.create(null) as Record<string, string>;
 
   constructor(init?: RequestInit['headers'] | PlainHeaders | null) {

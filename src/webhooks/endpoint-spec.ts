@@ -1,5 +1,5 @@
 // What a valid endpoint definition is (name, URL, secret, events, headers, limits, signing): one set of rules for the config file's zod schema (endpoint-schema.ts) and the `endpoints` CLI. No zod here: the CLI's flag parsers load this module for every command, `--help` included.
-import { secretProblem, webhookUrlProblem } from './target.js';
+import { secretProblem } from './target.js';
 import { EVENT_TYPES } from './event-types.js';
 import { standardSecretProblem } from './standard-signature.js';
 
