@@ -150,14 +150,21 @@ async function buildDatabase(target: DatabaseTarget): Promise<number> {
   return counter.due;
 }
 
-/** Drops the tables a server bench created under its own prefix. */
+/** Drops every table a server bench created under its own prefix (those of later migrations too). */
 async function dropServerTables(target: DatabaseTarget): Promise<void> {
   if (target.dialect === 'sqlite') return;
   const db = await openDatabase(target, { migrate: true });
   try {
-    for (const table of ['webhook_attempts', 'webhook_deliveries', 'settings', 'licenses', 'kysely_migration', 'kysely_migration_lock']) {
-      await sql`drop table if exists ${sql.id(target.tablePrefix + table)}`.execute(db);
+    const schema = target.dialect === 'postgres' ? sql`current_schema()` : sql`database()`;
+    const listed = await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = ${schema}`.execute(db);
+    let left = listed.rows.map((row) => row.name).filter((name) => name.startsWith(target.tablePrefix));
+    // A table another one references goes after it: a few passes, each dropping what it can.
+    for (let pass = 0; pass < 5 && left.length > 0; pass += 1) {
+      const failed: string[] = [];
+      for (const table of left) await sql`drop table if exists ${sql.id(table)}`.execute(db).catch(() => failed.push(table));
+      left = failed;
     }
+    if (left.length > 0) throw new Error(`still there: ${left.join(', ')}`);
   } finally {
     await db.destroy();
   }
