@@ -32,7 +32,11 @@ export async function main(
     await program.parseAsync(argv);
     return invocation.exitCode;
   } catch (error) {
-    const [{ Output }, { reportError }] = await Promise.all([import('./output.js'), import('./report-error.js')]);
+    const { commanderExitCode, reportError } = await import('./report-error.js');
+    // `--help` ends here too (commander has printed it): no Output, so no chalk, for it.
+    const commanderCode = commanderExitCode(error);
+    if (commanderCode !== undefined) return commanderCode;
+    const { Output } = await import('./output.js');
     return reportError(new Output(io, DEFAULT_OUTPUT), error);
   }
 }
