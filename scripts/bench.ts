@@ -1,14 +1,18 @@
 /**
  * `npm run bench`: builds a SQLite database of N licenses (about 1% due), starts a receiver on 127.0.0.1,
- * runs the built CLI's process-expirations against it, and compares with a bare ofetch loop posting the
- * same bodies at the same concurrency to the same receiver. Not a test: it asserts nothing, it measures.
+ * runs the built CLI's process-expirations against it, and compares with two bare loops posting the same
+ * bodies, each signed with HMAC-SHA256, at the same concurrency to the same receiver: one through ofetch
+ * (the CLI's client) and one straight through an undici `Pool` (what the transport allows at best). Not a
+ * test: it asserts nothing, it measures.
  *
  *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
- *                    [--db postgres://…|mysql://…] [--workers 1] [--endpoints 1]
+ *                    [--db postgres://…|mysql://…] [--workers 1] [--endpoints 1] [--startup-runs 10]
  *
  * `--db` runs it on a server database (which must exist) under a fresh table prefix, dropped afterwards;
  * `--workers N` starts N `process-expirations` processes at once for the timed run. `--endpoints N` adds N - 1
  * endpoints beside `default` (the same receiver, another path): every due event becomes N deliveries.
+ * `--startup-runs N` times `--help`, `--version` and a nothing-due run N times each and reports the medians.
+ * `--keep` leaves the SQLite database and its config in their directory (printed) for profiling runs by hand.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,10 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import SQLite from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { ofetch } from 'ofetch';
+import { Pool } from 'undici';
 import { parseDatabaseUrl, type DatabaseTarget } from '../src/storage/database-target.js';
 import type { Database } from '../src/storage/database.table.js';
 import { openDatabase } from '../src/storage/open-database.js';
@@ -32,6 +37,8 @@ const NOW = new Date('2025-01-15T08:00:00Z');
 const DAY = 24 * 3600 * 1000;
 // Every loop here is bounded: by the row count, and each child process by this time limit.
 const CHILD_TIME_LIMIT_MS = 10 * 60 * 1000;
+// The CLI signs every body with it (X-Webhook-Signature), and so do both bare loops.
+const SECRET = 'bench-secret';
 
 const { values } = parseArgs({
   options: {
@@ -43,8 +50,11 @@ const { values } = parseArgs({
     db: { type: 'string' },
     workers: { type: 'string', default: '1' },
     endpoints: { type: 'string', default: '1' },
+    'startup-runs': { type: 'string', default: '10' },
+    keep: { type: 'boolean', default: false },
   },
 });
+const startupRuns = Math.min(100, Math.max(1, Math.floor(Number(values['startup-runs']))));
 const workers = Math.max(1, Math.floor(Number(values.workers)));
 const endpointCount = Math.max(1, Math.floor(Number(values.endpoints)));
 const licenses = Number(values.licenses);
@@ -140,14 +150,21 @@ async function buildDatabase(target: DatabaseTarget): Promise<number> {
   return counter.due;
 }
 
-/** Drops the tables a server bench created under its own prefix. */
+/** Drops every table a server bench created under its own prefix (those of later migrations too). */
 async function dropServerTables(target: DatabaseTarget): Promise<void> {
   if (target.dialect === 'sqlite') return;
   const db = await openDatabase(target, { migrate: true });
   try {
-    for (const table of ['webhook_attempts', 'webhook_deliveries', 'settings', 'licenses', 'kysely_migration', 'kysely_migration_lock']) {
-      await sql`drop table if exists ${sql.id(target.tablePrefix + table)}`.execute(db);
+    const schema = target.dialect === 'postgres' ? sql`current_schema()` : sql`database()`;
+    const listed = await sql<{ name: string }>`select table_name as name from information_schema.tables where table_schema = ${schema}`.execute(db);
+    let left = listed.rows.map((row) => row.name).filter((name) => name.startsWith(target.tablePrefix));
+    // A table another one references goes after it: a few passes, each dropping what it can.
+    for (let pass = 0; pass < 5 && left.length > 0; pass += 1) {
+      const failed: string[] = [];
+      for (const table of left) await sql`drop table if exists ${sql.id(table)}`.execute(db).catch(() => failed.push(table));
+      left = failed;
     }
+    if (left.length > 0) throw new Error(`still there: ${left.join(', ')}`);
   } finally {
     await db.destroy();
   }
@@ -222,19 +239,62 @@ function timeCli(args: string[], cwd: string): Promise<Timed> {
   });
 }
 
-/** The same bodies and headers, posted by a bare ofetch loop at the same concurrency: what the transport allows. */
-async function bareOfetch(url: string, bodies: string[]): Promise<number> {
+/** The headers the CLI sends with a body (botble signing): the bare loops send the same, signed per body. */
+function signedHeaders(body: string, index: number): Record<string, string> {
+  return {
+    'Content-Type': 'application/json',
+    Accept: 'application/json',
+    'X-Webhook-Event': 'license.expiring',
+    'X-Webhook-Id': `bench-${index}`,
+    'User-Agent': 'LicenseManager-Webhook/1.0',
+    'X-Webhook-Signature': createHmac('sha256', SECRET).update(body).digest('hex'),
+  };
+}
+
+/** `concurrency` workers taking the next body until none is left; the wall time of the whole loop. */
+async function loop(bodies: string[], post: (body: string, index: number) => Promise<void>): Promise<number> {
   let next = 0;
   const started = performance.now();
   const worker = async () => {
     while (next < bodies.length) {
-      const body = bodies[next]!;
+      const index = next;
       next += 1;
-      await ofetch.raw(url, { method: 'POST', body, headers: { 'Content-Type': 'application/json' }, retry: 0, redirect: 'manual', responseType: 'text' });
+      await post(bodies[index]!, index);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return performance.now() - started;
+}
+
+/** The same bodies and headers, posted by a bare ofetch loop at the same concurrency: what the CLI's client allows. */
+function bareOfetch(url: string, bodies: string[]): Promise<number> {
+  return loop(bodies, async (body, index) => {
+    await ofetch.raw(url, { method: 'POST', body, headers: signedHeaders(body, index), retry: 0, redirect: 'manual', responseType: 'text' });
+  });
+}
+
+/** The same bodies and headers through an undici Pool of `concurrency` connections: what the transport allows. */
+async function barePool(url: string, bodies: string[]): Promise<number> {
+  const target = new URL(url);
+  const pool = new Pool(target.origin, { connections: concurrency, keepAliveTimeout: 10_000 });
+  try {
+    return await loop(bodies, async (body, index) => {
+      const response = await pool.request({ path: target.pathname, method: 'POST', body, headers: signedHeaders(body, index) });
+      await response.body.text();
+    });
+  } finally {
+    await pool.close();
+  }
+}
+
+/** The median wall time of `startupRuns` runs of the CLI with these arguments, in ms. */
+async function medianCli(args: string[], cwd: string): Promise<{ medianMs: number; minMs: number; maxMs: number }> {
+  const times: number[] = [];
+  for (let run = 0; run < startupRuns; run += 1) times.push((await timeCli(args, cwd)).wallMs);
+  times.sort((a, b) => a - b);
+  const middle = Math.floor(times.length / 2);
+  const medianMs = times.length % 2 === 1 ? times[middle]! : (times[middle - 1]! + times[middle]!) / 2;
+  return { medianMs: Math.round(medianMs), minMs: Math.round(times[0]!), maxMs: Math.round(times[times.length - 1]!) };
 }
 
 /** The bench's database: a SQLite file in `dir`, or the --db server under a fresh table prefix. */
@@ -269,15 +329,19 @@ async function main(): Promise<void> {
   try {
     const database = target.dialect === 'sqlite' ? { filename: target.filename } : { url: target.url, tablePrefix: target.tablePrefix };
     const endpoints = Array.from({ length: endpointCount - 1 }, (_, index) => ({ name: `bench-${index + 2}`, url: `${receiver.url}-${index + 2}` }));
-    const webhooks = { enabled: true, url: receiver.url, concurrency, ...(endpoints.length > 0 ? { endpoints } : {}) };
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, webhooks }));
+    const webhooks = { enabled: true, url: receiver.url, secret: SECRET, concurrency, ...(endpoints.length > 0 ? { endpoints } : {}) };
+    // Private, as the CLI asks of a config file that holds a secret.
+    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, webhooks }), { mode: 0o600 });
     console.error(`building ${licenses.toLocaleString('en')} licenses in ${target.label}${target.tablePrefix ? ` (tables ${target.tablePrefix}*)` : ''} ...`);
     const buildStarted = performance.now();
     const due = await buildDatabase(target);
     const buildMs = performance.now() - buildStarted;
 
-    const help = await timeCli(['--help'], dir);
-    const nothingDue = await timeCli(['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'], dir);
+    const help = await medianCli(['--help'], dir);
+    const version = await medianCli(['--version'], dir);
+    const nothingDueArgs = ['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'];
+    const nothingDue = await timeCli(nothingDueArgs, dir);
+    const nothingDueMedian = await medianCli(nothingDueArgs, dir);
     const run = await timeWorkers(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
     const summary = { delivered: run.delivered, abandoned: run.abandoned };
     // The receiver's view of the timed run alone: from its first request to its last (start-up and finding the events excluded).
@@ -289,9 +353,13 @@ async function main(): Promise<void> {
     const bodies = (await db.selectFrom('webhook_deliveries').select('body').orderBy('id').execute()).map((row) => row.body);
     await db.destroy();
     const bareMs = bodies.length > 0 ? await bareOfetch(receiver.url, bodies) : 0;
+    const poolMs = bodies.length > 0 ? await barePool(receiver.url, bodies) : 0;
 
     const eventsPerSecond = summary.delivered / (run.wallMs / 1000);
+    const sendingEventsPerSecond = sendingMs > 0 ? summary.delivered / (sendingMs / 1000) : 0;
     const bareEventsPerSecond = bodies.length > 0 ? bodies.length / (bareMs / 1000) : 0;
+    const poolEventsPerSecond = bodies.length > 0 ? bodies.length / (poolMs / 1000) : 0;
+    const ratio = (value: number, to: number) => (to > 0 && value > 0 ? +(value / to).toFixed(2) : null);
     const idealMs = latencyMs > 0 ? (summary.delivered * latencyMs) / concurrency : null;
     const results = {
       date: new Date().toISOString(),
@@ -303,14 +371,23 @@ async function main(): Promise<void> {
       abandoned: summary.abandoned,
       receiverGot: receiver.count(),
       run: { wallSeconds: +(run.wallMs / 1000).toFixed(2), eventsPerSecond: Math.round(eventsPerSecond), peakRssMb: run.peakRssMb },
-      sending: { seconds: +(sendingMs / 1000).toFixed(2), eventsPerSecond: sendingMs > 0 ? Math.round(summary.delivered / (sendingMs / 1000)) : null },
+      sending: { seconds: +(sendingMs / 1000).toFixed(2), eventsPerSecond: sendingMs > 0 ? Math.round(sendingEventsPerSecond) : null },
       bareOfetch: { wallSeconds: +(bareMs / 1000).toFixed(2), eventsPerSecond: Math.round(bareEventsPerSecond) },
-      ratioToBareOfetch: bareEventsPerSecond > 0 ? +(eventsPerSecond / bareEventsPerSecond).toFixed(2) : null,
+      barePool: { wallSeconds: +(poolMs / 1000).toFixed(2), eventsPerSecond: Math.round(poolEventsPerSecond) },
+      ratioToBareOfetch: ratio(eventsPerSecond, bareEventsPerSecond),
+      sendingRatioToBareOfetch: ratio(sendingEventsPerSecond, bareEventsPerSecond),
+      ratioToBarePool: ratio(eventsPerSecond, poolEventsPerSecond),
+      sendingRatioToBarePool: ratio(sendingEventsPerSecond, poolEventsPerSecond),
       ratioToIdealLatency: idealMs ? +(idealMs / run.wallMs).toFixed(2) : null,
-      nothingDue: { wallSeconds: +(nothingDue.wallMs / 1000).toFixed(2), peakRssMb: nothingDue.peakRssMb },
+      nothingDue: { wallSeconds: +(nothingDue.wallMs / 1000).toFixed(2), peakRssMb: nothingDue.peakRssMb, ...nothingDueMedian },
       rerunNothingNew: { wallSeconds: +(rerun.wallMs / 1000).toFixed(2) },
-      help: { wallMs: Math.round(help.wallMs) },
+      startupRuns,
+      help,
+      version,
+      loadAverage: os.loadavg().map((load) => +load.toFixed(2)),
     };
+    const spread = (timed: { medianMs: number; minMs: number; maxMs: number }) =>
+      `${timed.medianMs} ms${startupRuns > 1 ? ` (median of ${startupRuns}, ${timed.minMs} to ${timed.maxMs})` : ''}`;
     const rows: Array<[string, string]> = [
       ['database', `${target.dialect}${workers > 1 ? `, ${workers} workers` : ''}${endpointCount > 1 ? `, ${endpointCount} endpoints` : ''}`],
       ['licenses', licenses.toLocaleString('en')],
@@ -319,12 +396,17 @@ async function main(): Promise<void> {
       ['events/s (whole run)', String(results.run.eventsPerSecond)],
       ['events/s (first to last request)', `${results.sending.eventsPerSecond} (${results.sending.seconds} s)`],
       ['bare ofetch loop events/s', String(results.bareOfetch.eventsPerSecond)],
-      ['ratio to bare ofetch', String(results.ratioToBareOfetch)],
+      ['bare undici Pool loop events/s', String(results.barePool.eventsPerSecond)],
+      ['whole run / bare ofetch, / bare Pool', `${results.ratioToBareOfetch}, ${results.ratioToBarePool}`],
+      ['send phase / bare ofetch, / bare Pool', `${results.sendingRatioToBareOfetch}, ${results.sendingRatioToBarePool}`],
       ...(idealMs ? ([['ratio to ideal N x latency / concurrency', String(results.ratioToIdealLatency)]] as Array<[string, string]>) : []),
       ['peak RSS', `${results.run.peakRssMb} MB`],
-      ['nothing due', `${results.nothingDue.wallSeconds} s`],
+      ['nothing due', spread(nothingDueMedian)],
+      ['nothing due, peak RSS', `${results.nothingDue.peakRssMb} MB`],
       ['rerun, nothing new', `${results.rerunNothingNew.wallSeconds} s`],
-      ['--help', `${results.help.wallMs} ms`],
+      ['--help', spread(help)],
+      ['--version', spread(version)],
+      ['load average (1, 5, 15 min)', results.loadAverage.join(', ')],
     ];
     const width = Math.max(...rows.map(([label]) => label.length));
     console.log(rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join('\n'));
@@ -334,7 +416,8 @@ async function main(): Promise<void> {
   } finally {
     receiver.close();
     await dropServerTables(target).catch((error: unknown) => console.error(`could not drop the bench tables ${target.tablePrefix}*: ${String(error)}`));
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (values.keep && target.dialect === 'sqlite') console.error(`kept ${dir}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

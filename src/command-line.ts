@@ -1,15 +1,25 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
-
 /** What a hint needs to know about the command line that is running: the config file it was given (-c), absolute. */
 interface Invocation {
   configFile?: string;
 }
 
-const current = new AsyncLocalStorage<Invocation>();
+/**
+ * The command running now. A plain variable, not an AsyncLocalStorage: one of those turns on async hooks for
+ * every promise of the process, and a delivery run makes several per event. A process runs one command
+ * (bin/ calls main() once; tests call it one command after another); a command started while another runs
+ * is the current one until it ends.
+ */
+let current: Invocation | undefined;
 
 /** Runs `fn` with hints that name this config file (an explicit -c), so a command they suggest reaches the same database. */
-export function withInvocation<T>(invocation: Invocation, fn: () => T): T {
-  return current.run(invocation, fn);
+export async function withInvocation<T>(invocation: Invocation, fn: () => Promise<T>): Promise<T> {
+  const before = current;
+  current = invocation;
+  try {
+    return await fn();
+  } finally {
+    if (current === invocation) current = before;
+  }
 }
 
 /**
@@ -18,7 +28,7 @@ export function withInvocation<T>(invocation: Invocation, fn: () => T): T {
  * database, or create an empty one.
  */
 export function commandLine(args: string): string {
-  const configFile = current.getStore()?.configFile;
+  const configFile = current?.configFile;
   return configFile ? `license-manager -c ${shellWord(configFile)} ${args}` : `license-manager ${args}`;
 }
 

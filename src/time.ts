@@ -2,8 +2,16 @@ export const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** The one time format of payloads and of stored times: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds. */
 export function formatUtc(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const second = Math.floor(date.getTime() / 1000);
+  // A delivery run formats the same second for thousands of attempts: the last one is kept.
+  if (second !== lastSecond) {
+    lastText = date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    lastSecond = second;
+  }
+  return lastText;
 }
+let lastSecond = Number.NaN;
+let lastText = '';
 
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
 const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i;

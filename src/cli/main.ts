@@ -1,8 +1,6 @@
 // src/cli: the commander program, flag parsing, printing and exit codes (the only place that prints); imported only by bin/.
 import { EXIT, type ExitCode } from '../errors.js';
-import { Output, type Io, type OutputOptions } from './output.js';
-import { buildProgram } from './program.js';
-import { reportError } from './report-error.js';
+import type { Io, OutputOptions } from './output.js';
 import { packageVersion } from './version.js';
 
 const DEFAULT_OUTPUT: OutputOptions = { json: false, quiet: false, color: true, verbose: false };
@@ -23,11 +21,22 @@ export async function main(
     io.stdout.write(`${JSON.stringify({ version: packageVersion() })}\n`);
     return EXIT.ok;
   }
-  const program = buildProgram({ io, stop, invocation });
+  // `--version` alone needs no program: commander, the commands and their flag parsers are not loaded for it.
+  if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+    io.stdout.write(`${packageVersion()}\n`);
+    return EXIT.ok;
+  }
   try {
+    const { buildProgram } = await import('./program.js');
+    const program = buildProgram({ io, stop, invocation });
     await program.parseAsync(argv);
     return invocation.exitCode;
   } catch (error) {
+    const { commanderExitCode, reportError } = await import('./report-error.js');
+    // `--help` ends here too (commander has printed it): no Output, so no chalk, for it.
+    const commanderCode = commanderExitCode(error);
+    if (commanderCode !== undefined) return commanderCode;
+    const { Output } = await import('./output.js');
     return reportError(new Output(io, DEFAULT_OUTPUT), error);
   }
 }

@@ -1,4 +1,4 @@
-import net from 'node:net';
+import { createRequire } from 'node:module';
 import { InvalidArgumentError } from 'commander';
 import { secretProblem } from '../webhooks/target.js';
 import { parseEventsOption, parseHeaderOption, parseMaxInFlightOption, signingProblem } from '../webhooks/endpoint-spec.js';
@@ -31,10 +31,13 @@ export function runInstant(text: string): Date {
   return date;
 }
 
+// node:net is loaded when `--host` is given, not for every command line (it brings in streams and sockets).
+const requireBuiltin = createRequire(import.meta.url);
+
 /** `--host`: an IP address or a host name; `256.1.1.1` looks like an address and is none. */
 export function listenHost(text: string): string {
   const host = text.trim();
-  if (net.isIP(host)) return host;
+  if ((requireBuiltin('node:net') as typeof import('node:net')).isIP(host)) return host;
   if (/^[\d.]+$/.test(host)) throw new InvalidArgumentError('Not an IPv4 address: four numbers from 0 to 255, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).');
   if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host) || host.length > 253) {
     throw new InvalidArgumentError('Expected an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name of this machine (localhost).');

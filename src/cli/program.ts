@@ -28,7 +28,7 @@ import {
   runInstant,
   wholeNumber,
 } from './options.js';
-import { Output, type Io } from './output.js';
+import type { Io, Output } from './output.js';
 import { packageVersion } from './version.js';
 import { commandLine, withInvocation } from '../command-line.js';
 
@@ -70,7 +70,9 @@ function leaseFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   return Number(text);
 }
 
-function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags } {
+/** The action's Output; loaded here, not at start-up: `--help` and `--version` never print through one (nor load chalk). */
+async function outputFor(io: Io, command: Command): Promise<{ out: Output; flags: GlobalFlags }> {
+  const { Output } = await import('./output.js');
   const flags = command.optsWithGlobals<GlobalFlags>();
   const out = new Output(io, { json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: flags.color !== false, verbose: Boolean(flags.verbose) });
   return { out, flags };
@@ -85,7 +87,7 @@ export function buildProgram(session: Session): Command {
 
   /** Runs one action with its own Output; its errors are reported with that Output's --json/--quiet. */
   const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
-    const { out, flags } = outputFor(io, command);
+    const { out, flags } = await outputFor(io, command);
     // Without OTEL_* this loads no OpenTelemetry module: planTracing decides from the environment alone.
     const { startTracing } = await import('../monitoring/tracing.js');
     const tracer = await startTracing(io.env, { version: packageVersion(), consoleStream: io.stderr });

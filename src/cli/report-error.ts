@@ -2,13 +2,18 @@ import { CommanderError } from 'commander';
 import { EXIT, ExitError, type ExitCode } from '../errors.js';
 import type { Output } from './output.js';
 
+/** The exit code of commander's own "errors" (help, version, usage), which commander has already printed; undefined for any other error. */
+export function commanderExitCode(error: unknown): ExitCode | undefined {
+  if (!(error instanceof CommanderError)) return undefined;
+  // Help and version are "errors" to commander; they have already printed.
+  if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok;
+  return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+}
+
 /** Errors that escape a command: usage errors from commander, or failures before a command's own output existed. */
 export function reportError(out: Output, error: unknown): ExitCode {
-  if (error instanceof CommanderError) {
-    // Help and version are "errors" to commander; they have already printed.
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return EXIT.ok;
-    return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  }
+  const commanderCode = commanderExitCode(error);
+  if (commanderCode !== undefined) return commanderCode;
   if (error instanceof ExitError) {
     out.error(error.message);
     if (out.options.verbose && error.cause instanceof Error && error.cause.stack) out.io.stderr.write(`${error.cause.stack}\n`);

@@ -4,7 +4,8 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../storage/database.table.js';
 import { errorCode, messageOf, tablePrefixOf } from '../storage/dialect.js';
 import { listStoredEndpoints, type StoredEndpoint } from '../storage/endpoints.repository.js';
-import { DEFAULT_ENDPOINT_NAME, type EndpointEntry, type SigningScheme } from '../webhooks/endpoint-spec.js';
+import type { EndpointEntry } from '../webhooks/endpoint-schema.js';
+import { DEFAULT_ENDPOINT_NAME, type SigningScheme } from '../webhooks/endpoint-spec.js';
 import type { Config } from './schema.js';
 
 type EndpointSource = 'default' | 'config' | 'database';

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { reminderPolicyConfigShape } from '../expirations/reminder-policy.js';
 import { parseDatabaseUrl } from '../storage/database-target.js';
-import { endpointsSchema } from '../webhooks/endpoint-spec.js';
+import { endpointsSchema } from '../webhooks/endpoint-schema.js';
 import { pingSchema } from './ping.js';
 import { MAX_URL_LENGTH, secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 

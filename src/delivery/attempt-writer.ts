@@ -52,7 +52,7 @@ export class AttemptWriter {
    * database slower than `maxMs` per write still has that many answers gathered while it writes the last ones.
    */
   caughtUp(allowance: number, maxMs = MAX_WRITE_LAG_MS): Promise<void> {
-    const ready = () => this.unwritten.length < allowance || this.lagMs() <= maxMs;
+    const ready = () => this.isCaughtUp(allowance, maxMs);
     if (ready()) return Promise.resolve();
     return new Promise((resolve) => {
       const check = () => {
@@ -61,6 +61,11 @@ export class AttemptWriter {
       };
       this.waiters.push(check);
     });
+  }
+
+  /** What caughtUp waits for, asked without waiting. */
+  isCaughtUp(allowance: number, maxMs = MAX_WRITE_LAG_MS): boolean {
+    return this.unwritten.length < allowance || this.lagMs() <= maxMs;
   }
 
   private flush(): void {

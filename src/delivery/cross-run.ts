@@ -235,10 +235,14 @@ export class CrossRunRetries {
     return new Date(now.getTime() + Math.round(BACKOFF_MS[0]! * (1 + JITTER_RATIO * this.options.random())));
   }
 
+  /** How long this delivery's endpoint is still paused by a 429 (ms; 0 or less: not paused). */
+  pauseMs(row: DeliveryRow): number {
+    return this.endpoint(row.endpoint).pausedUntil - performance.now();
+  }
+
   /** With the slot held, before the attempt: a 429 answered while this one waited for its slot pauses it too. */
   async waitOutPause(row: DeliveryRow): Promise<void> {
-    const endpoint = this.endpoint(row.endpoint);
-    const pause = endpoint.pausedUntil - performance.now();
+    const pause = this.pauseMs(row);
     if (pause > 0) await sleep(pause, undefined, { signal: this.hooks.stop }).catch(() => undefined);
   }
 

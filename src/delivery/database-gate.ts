@@ -23,6 +23,11 @@ export class DatabaseGate {
     this.unsubscribe = watch?.onLost(() => (this.suspect = true)) ?? (() => undefined);
   }
 
+  /** Whether attempts may start now without asking (nothing was lost). */
+  isOpen(): boolean {
+    return !this.suspect;
+  }
+
   /** Resolves at once while nothing was lost; otherwise when the database answers again (rejects past the bound). */
   open(): Promise<void> {
     if (!this.suspect) return Promise.resolve();

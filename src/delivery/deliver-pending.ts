@@ -28,7 +28,7 @@ import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
-import { withTransport } from './transport.js';
+import { LazyTransport } from './lazy-transport.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
 // delivery wait out its whole schedule, and each held delivery keeps its body in memory.
@@ -261,11 +261,14 @@ async function deliverWith(
     },
   });
   const gate = new DatabaseGate(db);
+  const transport = new LazyTransport(options.fetch);
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate, crossRun }, overall, streams, total));
+    return await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
   } finally {
-    stopHeartbeat();
-    gate.close();
+    await transport.close().finally(() => {
+      stopHeartbeat();
+      gate.close();
+    });
   }
 }
 
@@ -290,12 +293,14 @@ interface StreamState {
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate; crossRun: CrossRunRetries | undefined },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; transport: LazyTransport; keeper: ClaimKeeper; gate: DatabaseGate; crossRun: CrossRunRetries | undefined },
   source: ClaimSource,
   streams: readonly ClaimStream[],
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, leaseClock, fetch, leaseMs, keeper, gate, crossRun } = options;
+  const { clock, leaseClock, leaseMs, keeper, gate, crossRun } = options;
+  // Set when the first deliveries are claimed (see LazyTransport).
+  let fetch: $Fetch | undefined;
   const limits = Object.fromEntries(streams.map((stream) => [stream.name ?? '', stream.maxInFlight]));
   const slots = new FairSlots(options.concurrency, limits);
   const policies = new Map((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.policy]));
@@ -331,6 +336,17 @@ async function workThrough(
     wake();
   };
 
+  // Before each attempt: the database reachable, the writer caught up, the claim still this run's. Known at
+  // once (no promise) in the usual case, where all three hold without asking the database.
+  const readyToSend = (id: number): boolean | Promise<boolean> => {
+    if (gate.isOpen() && writer.isCaughtUp(options.concurrency) && keeper.heldLongEnough(id)) return true;
+    return (async () => {
+      await gate.open();
+      await writer.caughtUp(options.concurrency);
+      return keeper.confirm(id);
+    })();
+  };
+
   const run = async (row: DeliveryRow) => {
     const spent = row.attempts - row.schedule_base;
     // With retries across runs, a deferred delivery claimed when due gets one attempt in this run (next_attempt_at marks it).
@@ -361,15 +377,16 @@ async function workThrough(
         ...(crossRun ? { beforeSlot: () => crossRun.beforeSlot(row) } : {}),
         // No request starts while the database may be gone, nor while answers wait too long for their write:
         // what a lost database costs in re-sends is the answers it could not record.
-        beforeAttempt: async () => {
-          // The circuit may have opened while this one waited for its slot.
-          if (crossRun) {
-            await crossRun.waitOutPause(row);
-            if (!crossRun.stillAdmitted(row)) return 'hold';
+        beforeAttempt: () => {
+          // The circuit may have opened, or a 429 paused the endpoint, while this one waited for its slot.
+          if (crossRun && (crossRun.pauseMs(row) > 0 || !crossRun.stillAdmitted(row))) {
+            return (async () => {
+              await crossRun.waitOutPause(row);
+              if (!crossRun.stillAdmitted(row)) return 'hold' as const;
+              return readyToSend(row.id);
+            })();
           }
-          await gate.open();
-          await writer.caughtUp(options.concurrency);
-          return keeper.confirm(row.id);
+          return readyToSend(row.id);
         },
         ...(options.traceAttempt && { traceAttempt: traceOf(options.traceAttempt, row, policies.get(row.endpoint) ?? options.policy) }),
         onWaiting: (isWaiting) => {
@@ -454,6 +471,7 @@ async function workThrough(
       let claimed: DeliveryRow[];
       try {
         claimed = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        if (claimed.length > 0) fetch ??= await options.transport.fetch();
       } catch (error) {
         // The deliveries in hand end (none starts a new attempt) before the run reports the failure.
         failure ??= error;

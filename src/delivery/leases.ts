@@ -190,9 +190,14 @@ export class ClaimKeeper {
     this.leases.delete(deliveryId);
   }
 
-  confirm(deliveryId: number): Promise<boolean> {
+  /** Whether this run's own lease on the delivery has enough left that no database check is needed (see above). */
+  heldLongEnough(deliveryId: number): boolean {
     const until = this.leases.get(deliveryId);
-    if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.minLeftMs) return Promise.resolve(true);
+    return until !== undefined && until - this.options.clock.now().getTime() >= this.options.minLeftMs;
+  }
+
+  confirm(deliveryId: number): Promise<boolean> {
+    if (this.heldLongEnough(deliveryId)) return Promise.resolve(true);
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(() => void this.flush());
       this.queue.push({ id: deliveryId, resolve, reject });

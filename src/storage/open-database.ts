@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteAdapter, SqliteDialect, type Dialect, type MigrationProvider } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteAdapter, SqliteDialect, type Dialect, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
@@ -163,6 +163,31 @@ class TransactionalSqliteAdapter extends SqliteAdapter {
   }
 }
 
+// Statements kept per database; the oldest goes when a new one would pass this.
+const MAX_CACHED_STATEMENTS = 200;
+
+/**
+ * better-sqlite3 with its prepared statements kept by SQL text: Kysely prepares every query anew, and a
+ * delivery run repeats the same few statements (claims, attempt writes) thousands of times. A statement
+ * that is still being iterated (a streamed query) is busy: the same text then gets a fresh one.
+ */
+function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text) {
+      const cached = cache.get(text);
+      if (cached && !cached.busy) return cached;
+      const statement = sqlite.prepare(text);
+      if (!cached) {
+        if (cache.size >= MAX_CACHED_STATEMENTS) cache.delete(cache.keys().next().value!);
+        cache.set(text, statement);
+      }
+      return statement;
+    },
+  };
+}
+
 /**
  * Opens (creating when missing) the SQLite file and brings its schema up to date.
  * A file the tool creates is readable by its owner only: it holds customer e-mail addresses.
@@ -197,7 +222,7 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     sqlite?.close();
     throw databaseError(target, error);
   }
-  const db = new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: sqlite! }), plugins: prefixPlugins(tablePrefix) });
+  const db = new Kysely<Database>({ dialect: new TransactionalSqliteDialect({ database: withStatementCache(sqlite!) }), plugins: prefixPlugins(tablePrefix) });
   try {
     const report = await migrateToLatest(db, tablePrefix);
     onMigrated?.(report.applied);

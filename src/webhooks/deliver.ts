@@ -69,8 +69,8 @@ export interface DeliverOptions {
   fetch?: $Fetch;
   /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
   spent?: number;
-  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `hold` as for beforeSlot. */
-  beforeAttempt?: () => Promise<boolean | 'hold'>;
+  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `hold` as for beforeSlot (a plain true when known at once). */
+  beforeAttempt?: () => boolean | 'hold' | Promise<boolean | 'hold'>;
   /** Told when the event starts (true) and stops (false) waiting for a retry. */
   onWaiting?: (waiting: boolean) => void;
   /** Told each attempt's outcome as soon as it is known, before its slot is given back (so that a 429 can pause the next one). */
@@ -133,9 +133,12 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
     try {
       // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
       if (options.stop?.aborted) return finish('released', attempts);
-      const allowed = options.beforeAttempt ? await options.beforeAttempt() : true;
-      if (allowed === 'hold') return finish('held', attempts);
-      if (!allowed) return finish('dropped', attempts);
+      if (options.beforeAttempt) {
+        const check = options.beforeAttempt();
+        const allowed = check === true ? true : await check;
+        if (allowed === 'hold') return finish('held', attempts);
+        if (!allowed) return finish('dropped', attempts);
+      }
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
       const trace = options.traceAttempt?.(attempt);

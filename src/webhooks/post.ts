@@ -1,4 +1,5 @@
-import { ofetch, type $Fetch } from 'ofetch';
+import type { Readable } from 'node:stream';
+import type { $Fetch } from 'ofetch';
 import { unusableStatusIn } from './status.js';
 import { splitUrlCredentials } from './url.js';
 
@@ -44,7 +45,8 @@ class AttemptTimeout extends Error {
  * status does. Redirects are not followed (`redirect: 'manual'`): a 3xx comes back as a status.
  */
 export async function postOnce(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostOutcome> {
-  const fetcher = options.fetch ?? ofetch;
+  // Loaded when first needed: a command that sends nothing never loads ofetch.
+  const fetcher = options.fetch ?? (await import('ofetch')).ofetch;
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
   const target = splitUrlCredentials(url);
@@ -61,7 +63,7 @@ export async function postOnce(url: string, body: string, headers: Record<string
     });
     clearTimeout(timer);
     timer = setTimeout(() => controller.abort(new AttemptTimeout(RESPONSE_BODY_MS)), RESPONSE_BODY_MS);
-    const responsePrefix = await readPrefix(response._data as ReadableStream<Uint8Array> | undefined, RESPONSE_PREFIX_BYTES);
+    const responsePrefix = await readPrefix(response._data as ReadableStream<Uint8Array> | Readable | undefined, RESPONSE_PREFIX_BYTES);
     return {
       statusCode: response.status,
       location: response.headers.get('location'),
@@ -82,8 +84,9 @@ export async function postOnce(url: string, body: string, headers: Record<string
   }
 }
 
-async function readPrefix(stream: ReadableStream<Uint8Array> | undefined, limit: number): Promise<string> {
+async function readPrefix(stream: ReadableStream<Uint8Array> | Readable | undefined, limit: number): Promise<string> {
   if (!stream) return '';
+  if (!('getReader' in stream)) return readNodePrefix(stream, limit);
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -101,6 +104,37 @@ async function readPrefix(stream: ReadableStream<Uint8Array> | undefined, limit:
     await reader.cancel().catch(() => undefined);
   }
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+/**
+ * The same from a Node stream (the run's transport hands undici's body over as it is): chunks until `limit`
+ * bytes, the end, an error or the body timeout's abort, then the rest is dropped.
+ */
+function readNodePrefix(stream: Readable, limit: number): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      stream.off('data', onData);
+      stream.off('end', done);
+      stream.off('error', done);
+      stream.off('close', done);
+      // Drop the rest without reading it; the connection is not reused when a body is abandoned.
+      // undici reports that as an abort on the stream: nobody is listening for it any more.
+      if (!stream.readableEnded) stream.on('error', () => undefined).destroy();
+      resolve(Buffer.concat(chunks, size).subarray(0, limit).toString('utf8'));
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.byteLength;
+      if (size >= limit) done();
+    };
+    stream.on('data', onData);
+    stream.once('end', done);
+    // Cut off, or past RESPONSE_BODY_MS (the abort destroys the stream): what arrived of the body is kept.
+    stream.once('error', done);
+    stream.once('close', done);
+  });
 }
 
 /** fetch hides the real reason in a chain of causes: "fetch failed" ← "connect ECONNREFUSED 127.0.0.1:9". */

@@ -5,6 +5,8 @@
 
 /** The URL to request, without its credentials, and the `Authorization: Basic` value they make (or null). */
 export function splitUrlCredentials(target: string): { url: string; authorization: string | null } {
+  // No "@", no user info: nothing to parse (this runs before every attempt).
+  if (!target.includes('@')) return { url: target, authorization: null };
   let url: URL;
   try {
     url = new URL(target);

@@ -1,13 +1,12 @@
 import { describe, expect, test } from '@jest/globals';
 import { z } from 'zod';
 import { describeZodError } from '../../src/config/schema.js';
+import { endpointEntrySchema, endpointsSchema } from '../../src/webhooks/endpoint-schema.js';
 import {
-  endpointEntrySchema,
   endpointEventsProblem,
   endpointHeadersProblem,
   endpointNameProblem,
   endpointSecretProblem,
-  endpointsSchema,
   headerNameProblem,
   maxInFlightProblem,
   parseEventsOption,
