@@ -4,11 +4,13 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
 import { resolveEndpoints } from '../config/endpoints.js';
+import { parseStoredCircuit } from '../delivery/circuit.js';
 import type { TracedAttempt } from '../delivery/deliver-pending.js';
 import type { RunSpan } from '../monitoring/tracing.js';
 import type { AttemptTrace } from '../webhooks/deliver.js';
 import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../monitoring/heartbeat.js';
 import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
+import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';
@@ -90,8 +92,16 @@ function toDate(value: string | Date | null): Date | null {
 /** Everything the textfile shows, read from the database (never from one run's memory alone). */
 async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
   const { db } = context;
-  const [runs, totals, deliveries, streaks] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStreaks(db)]);
+  const [runs, totals, deliveries, streaks, states] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStreaks(db), endpointStates(db)]);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
+  // The circuit as the last run stored it: open (or half-open, waiting for the next run's probe) is 1, closed or none stored is 0,
+  // one that cannot be read is left out. A 410 disablement is not an open circuit: it shows in the parked deliveries.
+  const circuitOpen = (name: string): { circuitOpen?: boolean } => {
+    const stored = states.get(name)?.circuit;
+    if (stored === undefined) return { circuitOpen: false };
+    const circuit = parseStoredCircuit(stored);
+    return circuit === undefined ? {} : { circuitOpen: circuit.state !== 'closed' };
+  };
   const lastRun = runs.lastRun && toDate(runs.lastRun.startedAt) && toDate(runs.lastRun.finishedAt) ? { startedAt: toDate(runs.lastRun.startedAt)!, finishedAt: toDate(runs.lastRun.finishedAt)!, exitCode: runs.lastRun.exitCode } : null;
   return {
     version,
@@ -106,6 +116,7 @@ async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: str
       abandoned: row.byStatus.abandoned ?? 0,
       consecutiveFailures: streakOf.get(row.endpoint)?.consecutiveFailures ?? 0,
       oldestUndeliveredAt: toDate(row.oldestUndeliveredAt),
+      ...circuitOpen(row.endpoint),
     })),
   };
 }

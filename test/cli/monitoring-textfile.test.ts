@@ -96,6 +96,40 @@ forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWo
     expect(printed.code).toBe(3);
     expect(printed.stderr).toMatch(/^warning: 1 delivery abandoned/);
     expect(samples(printed.stdout)).toEqual(afterFailure);
+    // No run has opened the circuit: it is shown closed.
+    expect(afterFailure.get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(0);
+  });
+
+  test('a refusing receiver opens the circuit after 5 failures: the textfile shows it open, and closed again once a run delivers', async () => {
+    // Port 1 on 127.0.0.1 refuses every connection; one attempt per delivery, 6 deliveries: the fifth failure opens the circuit.
+    const refusing = { webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [], retryWindowHours: 72 }, monitoring: { textfile: 'license_manager.prom' } };
+    const ws = dialectWorkspace(refusing);
+    // Retries across runs count their window from when an event was recorded, by the real clock: no --now here.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19) + 'Z';
+    await seeded(ws, Array.from({ length: 6 }, (_, index) => aLicense({ license_code: `REFUSED-${index}`, expires_at: yesterday })));
+    const file = path.join(ws.dir, 'license_manager.prom');
+
+    const down = await ws.cli(['process-expirations']);
+    expect(down.code).toBe(4);
+    expect(down.stderr).toMatch(/endpoint default: 6 deliveries deferred/);
+    const open = samples(fs.readFileSync(file, 'utf8'));
+    checkWithPromtool(file);
+    expect(open.get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(1);
+    // Attempts already in flight when the fifth failure opened it still count: 5 or 6 (concurrency).
+    expect(open.get('license_manager_endpoint_consecutive_failures{endpoint="default"}')).toBeGreaterThanOrEqual(5);
+    expect(open.get('license_manager_endpoint_consecutive_failures{endpoint="default"}')).toBeLessThanOrEqual(6);
+    expect(open.get('license_manager_endpoint_deliveries{endpoint="default",status="deferred"}')).toBe(6);
+    expect(samples((await ws.cli(['status', '--format', 'prometheus'])).stdout).get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(1);
+
+    // The receiver is back: retry re-sends the deferred ones now (the probe succeeds) and the circuit closes.
+    const hooks = await receiver();
+    ws.configure({ ...refusing, webhooks: { ...refusing.webhooks, url: hooks.url } });
+    const ids = (await ws.rows<{ id: number }>("select id from webhook_deliveries where status = 'deferred' order by id")).map((row) => String(row.id));
+    const retried = await ws.cli(['deliveries', 'retry', ...ids]);
+    expect([retried.code, retried.stderr]).toEqual([0, '']);
+    expect(hooks.requests).toHaveLength(6);
+    const closedAgain = samples((await ws.cli(['status', '--format', 'prometheus'])).stdout);
+    expect(closedAgain.get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(0);
   });
 });
 
