@@ -14,7 +14,7 @@ import {
   type StoredEndpoint,
 } from '../storage/endpoints.repository.js';
 import { clearEndpointState, endpointStates, type EndpointState } from '../storage/endpoint-states.repository.js';
-import { unparkEndpoint } from '../storage/deliveries.repository.js';
+import { OPERATOR_DISABLED_REASON, parkEndpoint, unparkEndpoint } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import {
   DEFAULT_ENDPOINT_NAME,
@@ -222,6 +222,8 @@ export async function endpointsSetEnabled(context: CommandContext, name: string,
   }
   const parked = await countUndelivered(context.db, name);
   const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked);
+  // What waits for a disabled endpoint is parked now, so `deliveries list --status parked` shows it at once.
+  if (!enabled) await parkEndpoint(context.db, name, OPERATOR_DISABLED_REASON);
   return { name, enabled, parked: parked - discarded, discarded };
 }
 

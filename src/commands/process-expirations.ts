@@ -18,7 +18,8 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
+import { followEndpointSwitches, recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
+import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
@@ -444,6 +445,10 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   }
   options.onPlan?.(result.plan);
 
+  // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
+  // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
+  const gone = new Set([...(await endpointStates(db))].flatMap(([name, state]) => (state.disabledAt === null ? [] : [name])));
+  await followEndpointSwitches(db, endpoints, gone);
   const policy = deliveryPolicy(webhooks, url);
   const sent: DeliverPendingResult = await deliverPending(db, {
     policy,

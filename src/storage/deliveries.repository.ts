@@ -684,13 +684,49 @@ export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reaso
   return Number(result.numUpdatedRows);
 }
 
-/** Parked deliveries of an enabled endpoint go back to pending (`endpoints enable`): the next run sends them. */
+/**
+ * The status_reason of deliveries parked because the operator disabled their endpoint (`endpoints disable`, or
+ * `enabled: false` in the config file). Unlike those a 410 Gone parked, they wait on no failing receiver: exit 4
+ * and `status` health leave them out (waitingByEndpoint).
+ */
+export const OPERATOR_DISABLED_REASON = 'endpoint disabled';
+
+/**
+ * Makes the stored statuses follow each endpoint's switch: the pending and deferred deliveries of a disabled
+ * endpoint are parked (reason OPERATOR_DISABLED_REASON; a deferred one comes back pending on enable), and the
+ * parked deliveries of an enabled endpoint that no 410 disabled (`gone`) go back to pending. Claimed ones
+ * (delivering) are left to their run. Returns how many were parked and unparked.
+ */
+export async function followEndpointSwitches(
+  db: Kysely<Database>,
+  endpoints: ReadonlyArray<{ name: string; enabled: boolean }>,
+  gone: ReadonlySet<string>,
+): Promise<{ parked: number; unparked: number }> {
+  let parked = 0;
+  let unparked = 0;
+  for (const endpoint of endpoints) {
+    if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
+    else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
+  }
+  return { parked, unparked };
+}
+
+/**
+ * Parked deliveries of an enabled endpoint go back to pending (`endpoints enable`): the next run sends them, each
+ * with a full in-run schedule (schedule_base moves up to its attempts, as a re-send's), so one that was deferred
+ * before it was parked is not taken for spent.
+ */
 export async function unparkEndpoint(db: Kysely<Database>, endpoint: string): Promise<number> {
-  const result = await db.updateTable('webhook_deliveries').set({ status: 'pending', status_reason: null }).where('endpoint', '=', endpoint).where('status', '=', 'parked').executeTakeFirst();
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set((eb) => ({ status: 'pending', status_reason: null, next_attempt_at: null, schedule_base: eb.ref('attempts') }))
+    .where('endpoint', '=', endpoint)
+    .where('status', '=', 'parked')
+    .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
 
-/** Per endpoint, the deliveries that wait on a failing receiver: deferred and parked counts, the earliest next attempt, the oldest recorded, the latest error. */
+/** Per endpoint, the deliveries that wait on a failing receiver: deferred and parked (by a 410, not by the operator's switch) counts, the earliest next attempt, the oldest recorded, the latest error. */
 export interface WaitingDeliveries {
   endpoint: string;
   deferred: number;
@@ -706,6 +742,8 @@ export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDe
     .selectFrom('webhook_deliveries')
     .select((eb) => ['endpoint', 'status', eb.fn.countAll<number>().as('count'), eb.fn.min('next_attempt_at').as('next_at'), eb.fn.min('created_at').as('oldest'), eb.fn.max('id').as('latest')])
     .where('status', 'in', ['deferred', 'parked'])
+    // Parked by the operator's switch, not by a failing receiver: not waiting on one.
+    .where((eb) => eb.or([eb('status', '=', 'deferred'), eb('status_reason', 'is', null), eb('status_reason', '<>', OPERATOR_DISABLED_REASON)]))
     .groupBy(['endpoint', 'status'])
     .execute();
   const byEndpoint = new Map<string, WaitingDeliveries & { latest: number }>();

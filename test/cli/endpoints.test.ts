@@ -70,9 +70,9 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect([main.requests.length, crm.requests.length]).toEqual([2, 0]);
     expect(json(( await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout)).toMatchObject({ enabled: false, deliveries: { parked: 2 } });
     const parkedList = await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json']);
-    expect(json<Array<{ endpoint: string; status: string }>>(parkedList.stdout).map((row) => [row.endpoint, row.status])).toEqual([
-      ['crm', 'pending'],
-      ['crm', 'pending'],
+    expect(json<Array<{ endpoint: string; status: string; status_reason: string }>>(parkedList.stdout).map((row) => [row.endpoint, row.status, row.status_reason])).toEqual([
+      ['crm', 'parked', 'endpoint disabled'],
+      ['crm', 'parked', 'endpoint disabled'],
     ]);
 
     const refused = await ws.cli(['endpoints', 'remove', 'crm']);

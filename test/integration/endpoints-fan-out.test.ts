@@ -101,7 +101,7 @@ forEachDialect('endpoints: fan-out', ({ workspace, dialect }) => {
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 4, delivered: 4, locked: 0 });
     // Not counted as left over or locked: parked.
     expect([main.requests.length, crm.requests.length]).toEqual([4, 0]);
-    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual(Array(4).fill({ status: 'pending' }));
+    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual(Array(4).fill({ status: 'parked', status_reason: 'endpoint disabled' }));
 
     ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [crmEntry] } });
     fs.chmodSync(ws.configFile, 0o600);
@@ -122,6 +122,61 @@ forEachDialect('endpoints: fan-out', ({ workspace, dialect }) => {
     expect([removed.code, removed.stderr]).toEqual([0, '']);
     expect(JSON.parse(removed.stdout)).toMatchObject({ delivered: 0, locked: 0 });
     expect([main.requests.length, crm.requests.length]).toEqual([5, 5]);
+  }, 60_000);
+
+  test('endpoints disable parks pending and deferred deliveries with the reason; runs send none and exit 0; enable: the next run delivers each once', async () => {
+    let up = false;
+    const main = await receiver();
+    const crm = await receiver(() => (up ? 200 : 503));
+    // Retries across runs on: deferred and 410-parked deliveries make exit 4, the operator's parking must not.
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [], retryWindowHours: 72 } });
+    await seeded(ws, 0);
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    // Retries across runs count their window from when an event was recorded, by the real clock: no --now here.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19) + 'Z';
+    await ws.seed(Array.from({ length: 3 }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: yesterday })));
+    const crmRows = () => ws.rows<{ status: string; status_reason: string | null; next_attempt_at: string | null }>("select status, status_reason, next_attempt_at from webhook_deliveries where endpoint = 'crm' order by id");
+    const parkedByOperator = Array(3).fill({ status: 'parked', status_reason: 'endpoint disabled', next_attempt_at: null });
+
+    // Recorded while disabled: parked at once, nothing sent, exit 0 (no receiver failed).
+    const first = await ws.cli(['process-expirations']);
+    expect([first.code, first.stderr]).toEqual([0, '']);
+    expect([main.requests.length, crm.requests.length]).toEqual([3, 0]);
+    expect(await crmRows()).toEqual(parkedByOperator);
+    const listed = JSON.parse((await ws.cli(['deliveries', 'list', '--status', 'parked', '--json'])).stdout) as Array<Record<string, unknown>>;
+    expect(listed.map((row) => [row.endpoint, row.status, row.status_reason])).toEqual(Array(3).fill(['crm', 'parked', 'endpoint disabled']));
+    const status = await ws.cli(['status', '--json']);
+    const health = JSON.parse(status.stdout) as { health: { exitCode: number }; endpoints: Array<{ name: string; parked: number }> };
+    expect(health.health.exitCode).toBe(0);
+    expect(health.endpoints.filter((endpoint) => endpoint.parked > 0)).toEqual([]);
+
+    // Enabled while its receiver fails: deferred (exit 4); disabled again: the deferred ones are parked, and a run is exit 0 again.
+    const enabled = await ws.cli(['endpoints', 'enable', 'crm', '--json']);
+    expect(JSON.parse(enabled.stdout)).toMatchObject({ enabled: true, parked: 3 });
+    const failing = await ws.cli(['process-expirations']);
+    expect(failing.code).toBe(4);
+    expect(crm.requests).toHaveLength(3);
+    expect((await crmRows()).map((row) => row.status)).toEqual(Array(3).fill('deferred'));
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    expect(await crmRows()).toEqual(parkedByOperator);
+    const quiet = await ws.cli(['process-expirations']);
+    expect([quiet.code, quiet.stderr]).toEqual([0, '']);
+    expect(crm.requests).toHaveLength(3);
+    expect((await ws.rows<{ exit_code: number }>('select exit_code from runs order by id')).map((row) => Number(row.exit_code))).toEqual([0, 4, 0]);
+
+    // Back up and enabled: the next run delivers each once (back to pending, not deferred), the one after sends nothing.
+    up = true;
+    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
+    expect((await crmRows()).map((row) => [row.status, row.next_attempt_at])).toEqual(Array(3).fill(['pending', null]));
+    const delivered = await ws.cli(['process-expirations']);
+    expect([delivered.code, delivered.stderr]).toEqual([0, '']);
+    const sentNow = idsOf(crm).slice(3);
+    expect(sentNow).toHaveLength(3);
+    expect(new Set(sentNow)).toEqual(new Set(idsOf(main)));
+    expect((await crmRows()).map((row) => row.status)).toEqual(Array(3).fill('delivered'));
+    expect((await ws.cli(['process-expirations'])).code).toBe(0);
+    expect(crm.requests).toHaveLength(6);
   }, 60_000);
 
   test('an endpoint added later receives the events recorded after it was added, not the history', async () => {
