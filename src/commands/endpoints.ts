@@ -46,7 +46,7 @@ export interface EndpointView {
   previousSecrets: Array<{ validUntil: string }>;
   headers: Record<string, string>;
   maxInFlight: number | null;
-  /** Delivery counts by status; `parked`: pending while the endpoint is disabled, and those a 410 Gone parked. */
+  /** Delivery counts by status; `parked`: those parked while the endpoint is disabled (or still pending until the next run parks them), and those a 410 Gone parked. */
   deliveries: Record<string, number>;
   /** Set when its receiver answered 410 Gone: disabled (whatever `enabled` said) until `endpoints enable`. */
   gone: { at: string; reason: string } | null;
