@@ -12,6 +12,7 @@ import {
   countAbandoned,
   countClaimable,
   releaseDelivery,
+  supersedeDeliveries,
   type DeliveryRow,
   type ResendSelection,
 } from '../storage/deliveries.repository.js';
@@ -22,6 +23,7 @@ import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
+import type { StaleCheck } from './stale-notices.js';
 import { withTransport } from './transport.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
@@ -61,6 +63,11 @@ export interface DeliverPendingOptions {
   stop?: AbortSignal;
   /** How long a claim holds without renewal (tests shorten it); DEFAULT_LEASE_MS otherwise. */
   leaseMs?: number;
+  /**
+   * Asked about each claimed window before any of it is sent (see staleNoticeCheck): the deliveries it names
+   * are `superseded` with that reason and not sent. Left out, everything claimed is sent (`deliveries retry --force`).
+   */
+  recheck?: StaleCheck;
   /** Re-send these abandoned deliveries (`deliveries retry`), each with a new schedule; otherwise every pending or lapsed one. */
   resend?: ResendSelection;
   fetch?: $Fetch;
@@ -83,7 +90,9 @@ export interface DeliveryOutcome {
   id: number;
   eventId: string;
   eventType: string;
-  status: DeliveryResult['status'];
+  status: DeliveryResult['status'] | 'superseded';
+  /** Why it was superseded. */
+  reason?: string;
   attempts: number;
   lastStatusCode: number | null;
   lastError: string | null;
@@ -92,6 +101,8 @@ export interface DeliveryOutcome {
 export interface DeliverPendingResult {
   delivered: number;
   abandoned: number;
+  /** Not sent: what they said is no longer true of their license (see `recheck`). */
+  superseded: number;
   /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
   /** Not sent by this run because another run took them over (this one was paused past its lease). */
@@ -253,7 +264,7 @@ async function workThrough(
   }));
   const stateOf = new Map(states.map((state) => [state.stream.name, state]));
   const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
+  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
@@ -331,8 +342,7 @@ async function workThrough(
       counts[outcome.status] += 1;
     }
     ended += 1;
-    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
-    else result.outcomes.push({
+    list({
       id: row.id,
       eventId: row.event_id,
       eventType: row.event_type,
@@ -342,6 +352,27 @@ async function workThrough(
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
     });
     report();
+  };
+  const list = (outcome: DeliveryOutcome) => {
+    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
+    else result.outcomes.push(outcome);
+  };
+
+  // A delivery that waited is checked against its license before it is sent: one read per claimed window.
+  const supersedeStale = async (claimed: DeliveryRow[]): Promise<DeliveryRow[]> => {
+    if (!options.recheck || claimed.length === 0) return claimed;
+    const reasons = await options.recheck(claimed, clock.now());
+    if (reasons.size === 0) return claimed;
+    await supersedeDeliveries(db, options.runId, reasons, formatUtc(clock.now()));
+    for (const row of claimed) {
+      const reason = reasons.get(row.id);
+      if (reason === undefined) continue;
+      result.superseded += 1;
+      ended += 1;
+      list({ id: row.id, eventId: row.event_id, eventType: row.event_type, status: 'superseded', reason, attempts: row.attempts, lastStatusCode: row.last_status_code, lastError: row.last_error });
+    }
+    report();
+    return claimed.filter((row) => !reasons.has(row.id));
   };
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
@@ -362,7 +393,10 @@ async function workThrough(
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
-        claimed = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        const window = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        state.drained = window.length === 0;
+        claimedAny ||= window.length > 0;
+        claimed = await supersedeStale(window);
       } catch (error) {
         // The deliveries in hand end (none starts a new attempt) before the run reports the failure.
         failure ??= error;
@@ -370,8 +404,6 @@ async function workThrough(
         claimFailed = true;
         break;
       }
-      state.drained = claimed.length === 0;
-      claimedAny ||= claimed.length > 0;
       for (const row of claimed) {
         keeper.claimed(row.id, nowMs + leaseMs);
         const owner = streamOf(row);
