@@ -235,7 +235,7 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   }
   // The endpoint column appears once a row goes elsewhere than default: an installation without endpoints sees the table of before.
   const withEndpoint = rows.some((row) => row.endpoint !== 'default');
-  const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'];
+  const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'REASON / ERROR'];
   out.info(
     table([
       withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns,
@@ -249,7 +249,8 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
           String(row.attempts),
           row.last_status_code === null ? '-' : String(row.last_status_code),
           row.created_at,
-          row.last_error ?? '',
+          // Why it is superseded (or deferred, parked), then the last attempt's error.
+          [row.status_reason, row.last_error].filter((text) => text).join('; '),
         ].map((cell) => clean(cell)),
       ),
     ]),
@@ -262,7 +263,7 @@ export function printDelivery(out: Output, found: DeliveryDetails): void {
   out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
   if (delivery.endpoint !== 'default') out.info(`  endpoint:   ${delivery.endpoint}`);
-  out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
+  out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}${delivery.status_reason ? `: ${clean(delivery.status_reason)}` : ''}`);
   out.info(`  recorded:   ${delivery.created_at}`);
   out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
