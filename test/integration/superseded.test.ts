@@ -1,7 +1,11 @@
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
+import path from 'node:path';
+import { describe, expect, test } from '@jest/globals';
 import { addDays } from '../../src/expirations/calendar.js';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { botbleInserts, botbleSettingInserts, createBotbleDatabase } from '../helpers/botble.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { receiversClosedAfterEach, type Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
 
 // A delivery that waited is checked against its license just before it is sent (issue 19 part 5). The engine's
@@ -10,15 +14,7 @@ const TODAY = new Date().toISOString().slice(0, 10);
 const day = (offset: number) => addDays(TODAY, offset);
 const SECRET = 'default-secret';
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const receiver = receiversClosedAfterEach();
 
 /** What a receiver got: "event_type license_code", sorted. */
 const got = (r: Receiver) =>
@@ -34,6 +30,7 @@ function configure(ws: Workspace, main: Receiver, crm: Receiver, crmEnabled: boo
 
 interface Row {
   id: number;
+  license_id: number | null;
   event_type: string;
   license_code: string | null;
   status: string;
@@ -157,5 +154,53 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     // The text list shows the reason where an abandoned delivery shows its error.
     const list = await ws.cli(['deliveries', 'list', '--status', 'superseded']);
     expect(list.stdout).toMatch(/superseded .*license suspended/);
+  }, 60_000);
+});
+
+describe('superseded deliveries in Botble mode [sqlite]', () => {
+  test("Botble's own licenses are read again: renewed, blocked (is_valid = 0) and deleted rows supersede parked notices; Botble's tables stay unwritten", async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const botble = await createBotbleDatabase('sqlite');
+    try {
+      const soon = day(5);
+      await botble.exec(
+        ...botbleInserts('sqlite', [{ reference: 'PROD-001', name: 'Product' }], [
+          { id: 1, product: 'PROD-001', code: 'B-RENEWED', customer: '1', email: null, expires: soon, updates: null },
+          { id: 2, product: 'PROD-001', code: 'B-BLOCKED', customer: '2', email: null, expires: soon, updates: null },
+          { id: 3, product: 'PROD-001', code: 'B-DELETED', customer: '3', email: null, expires: soon, updates: null },
+          { id: 4, product: 'PROD-001', code: 'B-KEPT', customer: '4', email: null, expires: soon, updates: null },
+        ]),
+        ...botbleSettingInserts('sqlite', { lm_enable_webhooks: '1', lm_webhook_url: main.url, lm_webhook_secret: SECRET, lm_expiration_warning_days: '7,1' }),
+      );
+      const dir = tempDir();
+      const config = (crmEnabled: boolean) => {
+        const file = path.join(dir, 'license-manager.config.json');
+        fs.writeFileSync(file, JSON.stringify({ database: { ...botble.database, tablePrefix: 'lm_ours_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10], endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] } }));
+        fs.chmodSync(file, 0o600);
+      };
+      config(false);
+      const cli = (...args: string[]) => runCli(args, { cwd: dir });
+      expect((await cli('migrate')).code).toBe(0);
+      const first = await cli('process-expirations', '--json');
+      expect(first.stderr).toBe('');
+      expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 4, delivered: 4 });
+
+      await botble.exec(`update lm_licenses set expires_at = '${day(400)}' where id = 1`, 'update lm_licenses set is_valid = 0 where id = 2', 'delete from lm_licenses where id = 3');
+      const checksum = await botble.checksum();
+      config(true);
+      const second = await cli('process-expirations', '--json');
+      expect(second.stderr).toBe('');
+      expect(JSON.parse(second.stdout)).toMatchObject({ recorded: 0, delivered: 1, superseded: 3 });
+      expect(got(crm)).toEqual(['license.expiring B-KEPT']);
+      const rows = JSON.parse((await cli('deliveries', 'list', '--status', 'superseded', '--json')).stdout) as Row[];
+      expect(rows.map((row) => [row.license_id, row.status_reason]).sort()).toEqual([
+        [1, `license renewed: it now expires on ${day(400)} (this notice is about ${soon})`],
+        [2, 'license suspended'],
+        [3, 'license 3 no longer exists (deleted)'],
+      ]);
+      expect(await botble.checksum()).toBe(checksum);
+    } finally {
+      await botble.drop();
+    }
   }, 60_000);
 });
