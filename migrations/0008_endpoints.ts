@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
-import { columnTypes } from './column-types.js';
+import { columnTypes, createIndexIfMissing } from './column-types.js';
+import { rebuildSqliteTable } from './sqlite-rebuild.js';
 
 // Several receivers. `endpoints` holds the endpoints an operator adds (the configured webhooks.url/secret, or
 // Botble's settings, stay the endpoint `default` and are no row). Each delivery belongs to one endpoint: rows
@@ -16,14 +17,6 @@ const NEW_UNIQUE = [
 ] as const;
 
 const STATUS_ENDPOINT_INDEX = 'webhook_deliveries_status_endpoint';
-
-/** MySQL has no CREATE INDEX IF NOT EXISTS (MariaDB has); the prefix plugin prefixes index names. */
-async function mysqlIndexExists(db: Kysely<any>, name: string): Promise<boolean> {
-  const { rows } = await sql<{ found: number }>`
-    select 1 as found from information_schema.statistics
-    where table_schema = database() and table_name = ${`${tablePrefixOf(db)}${DELIVERIES}`} and index_name = ${`${tablePrefixOf(db)}${name}`} limit 1`.execute(db);
-  return rows.length > 0;
-}
 
 export const endpoints: Migration = {
   async up(db: Kysely<any>) {
@@ -72,9 +65,7 @@ export const endpoints: Migration = {
         break;
     }
     // Each endpoint is claimed on its own: pending rows of one endpoint in id order, past any parked ones.
-    const index = db.schema.createIndex(STATUS_ENDPOINT_INDEX).on(DELIVERIES).columns(['status', 'endpoint', 'id']);
-    if (dialectOf(db) !== 'mysql') await index.ifNotExists().execute();
-    else if (!(await mysqlIndexExists(db, STATUS_ENDPOINT_INDEX))) await index.execute();
+    await createIndexIfMissing(db, STATUS_ENDPOINT_INDEX, DELIVERIES, ['status', 'endpoint', 'id']);
   },
 
   async down(db: Kysely<any>) {
@@ -139,42 +130,19 @@ async function upMysql(db: Kysely<any>): Promise<void> {
   }
 }
 
-/**
- * SQLite cannot drop a column's UNIQUE: the table is rebuilt (sqlite.org/lang_altertable.html, "other kinds
- * of table schema changes"), from its own CREATE statement so columns other migrations added are kept. It
- * runs inside a transaction (`migrate` runs every pending migration in one, open-database.ts), where
- * foreign_keys cannot be switched off: with defer_foreign_keys on, dropping the table leaves webhook_attempts'
- * rows pointing at nothing until the new table of the same name gets the same rows back, all before the
- * commit, where SQLite checks that nothing is left pointing at nothing (sqlite.org/foreignkeys.html, "deferred
- * foreign key constraints"); foreign_key_check confirms it first. A second process that migrated first is
- * seen inside the transaction: nothing to do.
- */
+/** SQLite cannot drop a column's UNIQUE: the table is rebuilt (sqlite-rebuild.ts), with or without `endpoint`. */
 async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): Promise<void> {
-  if (!db.isTransaction) return db.transaction().execute((trx) => rebuildSqlite(trx, direction));
-  const table = `${tablePrefixOf(db)}${DELIVERIES}`;
-  const copy = `${table}_rows_during_rebuild`;
-  const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(db);
-  const create = rows.find((row) => row.type === 'table')?.sql;
-  if (!create) throw new Error(`${table} has no CREATE statement in sqlite_master`);
-  if (/"endpoint"/.test(create) === (direction === 'up')) return;
-  const columns = (await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db)).rows.map((row) => row.name).filter((name) => name !== 'endpoint');
-  let definition = create;
-  if (direction === 'up') {
-    for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null) unique`), '$1');
-    definition = definition.replace(/\)\s*$/, `, "endpoint" text default 'default' not null, unique ("event_id", "endpoint"), unique ("event_key", "endpoint"))`);
-  } else {
-    for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null)`), '$1 unique');
-    definition = definition.replace(/, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/, ')');
-  }
-  const list = sql.join(columns.map((name) => sql.id(name)));
-  await sql`pragma defer_foreign_keys = on`.execute(db);
-  await sql`create temp table ${sql.id(copy)} as select ${list} from ${sql.id(table)}`.execute(db);
-  await sql`drop table ${sql.id(table)}`.execute(db);
-  await sql.raw(definition).execute(db);
-  await sql`insert into ${sql.id(table)} (${list}) select ${list} from ${sql.id(copy)}`.execute(db);
-  await sql`drop table ${sql.id(copy)}`.execute(db);
-  // Dropping the table dropped its indexes; the automatic ones (sql null) came back with the constraints.
-  for (const index of rows) if (index.type === 'index' && index.sql) await sql.raw(index.sql).execute(db);
-  const broken = await sql`pragma foreign_key_check`.execute(db);
-  if (broken.rows.length > 0) throw new Error(`rebuilding ${table} broke ${broken.rows.length} foreign key reference(s)`);
+  await rebuildSqliteTable(db, DELIVERIES, {
+    dropColumns: ['endpoint'],
+    rewrite: (create) => {
+      if (/"endpoint"/.test(create) === (direction === 'up')) return undefined;
+      let definition = create;
+      if (direction === 'up') {
+        for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null) unique`), '$1');
+        return definition.replace(/\)\s*$/, `, "endpoint" text default 'default' not null, unique ("event_id", "endpoint"), unique ("event_key", "endpoint"))`);
+      }
+      for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null)`), '$1 unique');
+      return definition.replace(/, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/, ')');
+    },
+  });
 }

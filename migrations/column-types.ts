@@ -62,6 +62,30 @@ async function mysqlHas(db: Kysely<any>, table: string, what: { column: string }
   return Number(rows[0]?.found ?? 0) > 0;
 }
 
+/** Whether our table (under the prefix) has this column, on any dialect. */
+export async function hasColumn(db: Kysely<any>, table: string, column: string): Promise<boolean> {
+  const name = tablePrefixOf(db) + table;
+  switch (dialectOf(db)) {
+    case 'mysql':
+      return mysqlHas(db, table, { column });
+    case 'postgres': {
+      const { rows } = await sql<{ found: number }>`select 1 as found from information_schema.columns where table_schema = current_schema() and table_name = ${name} and column_name = ${column}`.execute(db);
+      return rows.length > 0;
+    }
+    case 'sqlite': {
+      const { rows } = await sql<{ found: number }>`select 1 as found from pragma_table_info(${name}) where name = ${column}`.execute(db);
+      return rows.length > 0;
+    }
+  }
+}
+
+/** Creates the index unless it exists, on any dialect (MySQL 8 has no CREATE INDEX IF NOT EXISTS: information_schema is asked). */
+export async function createIndexIfMissing(db: Kysely<any>, name: string, table: string, columns: string[]): Promise<void> {
+  const index = db.schema.createIndex(name).on(table).columns(columns);
+  if (dialectOf(db) !== 'mysql') await index.ifNotExists().execute();
+  else if (!(await mysqlHas(db, table, { index: name }))) await index.execute();
+}
+
 /** On MySQL CREATE TABLE IF NOT EXISTS: a table an interrupted migrate created is left as it is (elsewhere the DDL of the first release). */
 export function createTable(db: Kysely<any>, table: string): CreateTableBuilder<string, never> {
   const builder = db.schema.createTable(table);

@@ -7,6 +7,7 @@ import { eventInstants } from './0005_event_instants.js';
 import { bigLicenseIds } from './0006_big_license_ids.js';
 import { longTexts } from './0007_long_texts.js';
 import { endpoints } from './0008_endpoints.js';
+import { retries } from './0009_retries.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_big_license_ids': bigLicenseIds,
   '0007_long_texts': longTexts,
   '0008_endpoints': endpoints,
+  '0009_retries': retries,
 };

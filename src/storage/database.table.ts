@@ -22,7 +22,12 @@ interface SettingsTable {
   updated_at: string;
 }
 
-export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'abandoned';
+/**
+ * `deferred`: waits for `next_attempt_at` (a retryable failure after the in-run schedule, an open circuit, a Retry-After).
+ * `parked`: its endpoint is disabled (by an operator or a 410 Gone); sent once it is enabled. `superseded`: the license
+ * changed while it waited, so it is not sent. `status_reason` says why for these three and for `abandoned`.
+ */
+export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'deferred' | 'parked' | 'superseded' | 'abandoned';
 
 export interface WebhookDeliveriesTable {
   id: Generated<number>;
@@ -47,6 +52,10 @@ export interface WebhookDeliveriesTable {
   completed_at: string | null;
   /** The endpoint (its name) this delivery goes to: `default` for the configured webhooks.url, and for every row written before endpoints existed. */
   endpoint: ColumnType<string, string | undefined, string>;
+  /** When a `deferred` delivery is due (`YYYY-MM-DDTHH:MM:SSZ`); null otherwise. */
+  next_attempt_at: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Why it is deferred, parked, superseded or abandoned: "circuit open", "HTTP 503, Retry-After 120 s", "endpoint gone (410)". */
+  status_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface WebhookAttemptsTable {
@@ -79,6 +88,10 @@ export interface RunsTable {
   expired_without_event: Generated<number>;
   /** The `--announce-since` date that would announce those (the oldest one's expiry date). */
   announce_since: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Deliveries the run left deferred (they wait on a failing receiver), parked (endpoint disabled) and superseded. */
+  deferred: Generated<number>;
+  parked: Generated<number>;
+  superseded: Generated<number>;
   error: string | null;
 }
 
@@ -122,6 +135,20 @@ interface EndpointHeadersTable {
   value: string;
 }
 
+/**
+ * What runs learn about an endpoint, kept between runs, by endpoint name (also `default` and the config file's
+ * endpoints, which have no `endpoints` row): its circuit, and a 410 Gone that disabled it.
+ */
+interface EndpointStatesTable {
+  endpoint: string;
+  /** src/delivery/circuit.ts StoredCircuit as JSON; null when closed and never failed. */
+  circuit: string | null;
+  /** When and why a 410 Gone disabled the endpoint; null while it is not disabled that way. */
+  disabled_at: string | null;
+  disabled_reason: string | null;
+  updated_at: string;
+}
+
 export interface Database {
   licenses: LicensesTable;
   settings: SettingsTable;
@@ -132,4 +159,5 @@ export interface Database {
   endpoints: EndpointsTable;
   endpoint_secrets: EndpointSecretsTable;
   endpoint_headers: EndpointHeadersTable;
+  endpoint_states: EndpointStatesTable;
 }

@@ -26,7 +26,7 @@ export function dialectOf(db: Kysely<any>): SqlDialect {
 }
 
 /** The tables the migrations create: only these are renamed, so another application's tables and our aliases are left alone. */
-const OWN_TABLES: ReadonlySet<string> = new Set(['licenses', 'settings', 'webhook_deliveries', 'webhook_attempts', 'runs', 'botble_license_states', 'endpoints', 'endpoint_secrets', 'endpoint_headers']);
+const OWN_TABLES: ReadonlySet<string> = new Set(['licenses', 'settings', 'webhook_deliveries', 'webhook_attempts', 'runs', 'botble_license_states', 'endpoints', 'endpoint_secrets', 'endpoint_headers', 'endpoint_states']);
 
 class PrefixTransformer extends OperationNodeTransformer {
   constructor(private readonly prefix: string) {

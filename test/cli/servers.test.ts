@@ -140,6 +140,7 @@ describe.each(servers)('server database [%s]', (dialect) => {
       'lm_botble_license_states',
       'lm_endpoint_headers',
       'lm_endpoint_secrets',
+      'lm_endpoint_states',
       'lm_endpoints',
       'lm_kysely_migration',
       'lm_kysely_migration_lock',

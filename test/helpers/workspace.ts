@@ -33,7 +33,7 @@ export interface Workspace {
   configure(config: Record<string, unknown>): void;
 }
 
-const OWN_TABLES = /\b(from|join|into|update)\s+(licenses|settings|webhook_deliveries|webhook_attempts|runs|endpoints|endpoint_secrets|endpoint_headers)\b/gi;
+const OWN_TABLES = /\b(from|join|into|update)\s+(licenses|settings|webhook_deliveries|webhook_attempts|runs|endpoints|endpoint_secrets|endpoint_headers|endpoint_states)\b/gi;
 
 /** Where a workspace keeps its data: a SQLite file of its own, or its own table prefix in a test's server database. */
 export interface DialectUnderTest {

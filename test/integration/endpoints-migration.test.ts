@@ -1,18 +1,16 @@
 import fs from 'node:fs';
-import SQLite from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import { Kysely, Migrator, sql, SqliteDialect, type Migration } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { endpoints } from '../../migrations/0008_endpoints.js';
 import { migrations } from '../../migrations/index.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { parseDatabaseUrl, type DatabaseTarget } from '../../src/storage/database-target.js';
-import { openDatabase } from '../../src/storage/open-database.js';
+import { migrationsBefore, migratorFor, openAtOldSchema, refusal as failure } from '../helpers/old-schema.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { forEachDialect } from '../helpers/workspace.js';
 
 // Migration 0008: an `endpoints` table, and every delivery belongs to an endpoint; rows of before belong to `default`.
 const NOW = '2025-01-23T10:00:00Z';
-const BEFORE_ENDPOINTS: Record<string, Migration> = Object.fromEntries(Object.entries(migrations).filter(([name]) => name < '0008'));
+const BEFORE_ENDPOINTS = migrationsBefore('0008');
 
 let receiver: Receiver;
 beforeAll(async () => {
@@ -21,22 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await receiver.close();
 });
-
-async function openAtOldSchema(ws: Workspace): Promise<Kysely<Database>> {
-  if (ws.dialect === 'sqlite') return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(ws.databaseFile) }) });
-  return openDatabase(parseDatabaseUrl(ws.databaseFile, ws.tablePrefix) as DatabaseTarget, { migrate: false, schemaCheck: false });
-}
-
-/**
- * The message a database refusal ends with ('' when there is none). Read off the error, not with rejects.toThrow: a
- * native driver's errors come from the realm that first loaded it, which jest does not take for an Error.
- */
-async function failure(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => '',
-    (error: unknown) => String((error as { message?: unknown }).message ?? error),
-  );
-}
 
 const row = (event: string, status: 'delivered' | 'pending', licenseId: number) => ({
   event_id: `id-${event}`,
@@ -59,14 +41,7 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'migration-secret' } });
     fs.chmodSync(ws.configFile, 0o600);
     db = await openAtOldSchema(ws);
-    const migrator = new Migrator({
-      db,
-      provider: { getMigrations: async () => BEFORE_ENDPOINTS },
-      migrationTableName: `${ws.tablePrefix}kysely_migration`,
-      migrationLockTableName: `${ws.tablePrefix}kysely_migration_lock`,
-      allowUnorderedMigrations: true,
-    });
-    expect((await migrator.migrateToLatest()).error).toBeUndefined();
+    expect((await migratorFor(db, ws, BEFORE_ENDPOINTS).migrateToLatest()).error).toBeUndefined();
     await db.insertInto('licenses').values({ license_code: 'OLD', expires_at: '2025-06-30', created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' }).execute();
     const { id } = await db.selectFrom('licenses').select('id').executeTakeFirstOrThrow();
     await db.insertInto('webhook_deliveries').values([row('sent', 'delivered', id), row('waiting', 'pending', id)]).execute();
@@ -77,7 +52,7 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
 
     const migrated = await ws.cli(['migrate', '--json']);
     expect(migrated.stderr).toBe('');
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['0008_endpoints']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(Object.keys(migrations).filter((name) => name >= '0008'));
     const before = await ws.rows('select id, event_id, status, endpoint from webhook_deliveries order by id');
     expect(before).toEqual([
       { id: sent.id, event_id: 'id-sent', status: 'delivered', endpoint: 'default' },
@@ -140,5 +115,6 @@ test('SQLite: after the rebuild, foreign keys are checked again and the indexes 
     const { rows } = await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'webhook_deliveries' and sql is not null order by name`.execute(context.db);
     return rows.map((index) => index.name);
   });
-  expect(indexes).toEqual(['webhook_deliveries_license_id', 'webhook_deliveries_status', 'webhook_deliveries_status_endpoint']);
+  // 0009's rebuild (the status check) keeps them too, and adds the due-deferred one.
+  expect(indexes).toEqual(['webhook_deliveries_license_id', 'webhook_deliveries_status', 'webhook_deliveries_status_endpoint', 'webhook_deliveries_status_endpoint_next_attempt']);
 });
