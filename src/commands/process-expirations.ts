@@ -357,6 +357,7 @@ export async function processExpirations(context: CommandContext, options: Proce
       recorded: result?.recorded ?? 0,
       delivered: result?.delivered ?? 0,
       abandoned: result?.abandoned ?? 0,
+      superseded: result?.superseded ?? 0,
       expiredWithoutEvent: result?.webhooksEnabled ? result.expiredWithoutEvent : 0,
       announceSince: result?.webhooksEnabled ? result.announceSince : null,
       error: message,

@@ -51,6 +51,8 @@ export interface RunEnd {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries that waited and were not sent, their license having changed since. */
+  superseded?: number;
   /** Licenses marked `expired` with no event, and the --announce-since date that would announce them. */
   expiredWithoutEvent?: number;
   announceSince?: string | null;
@@ -67,6 +69,7 @@ export async function finishRun(db: Kysely<Database>, id: string, end: RunEnd): 
       recorded: end.recorded,
       delivered: end.delivered,
       abandoned: end.abandoned,
+      superseded: end.superseded ?? 0,
       expired_without_event: end.expiredWithoutEvent ?? 0,
       announce_since: end.announceSince ?? null,
       // Read back by `status` and its --json: never a password.
