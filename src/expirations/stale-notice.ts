@@ -29,7 +29,7 @@ export function recordedByThisRun(row: { id: number; attempts: number }, freshAf
 export type LicenseNow = { status: string; expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } | undefined;
 
 /** Why a notice is superseded; `reason` is what the delivery row and the operator are told. */
-export type SupersededCode = 'deleted' | 'unreadable' | 'suspended' | 'revoked' | 'renewed' | 'update-support-changed' | 'expiry-passed' | 'expired-recorded' | 'later-warning-recorded';
+type SupersededCode = 'deleted' | 'unreadable' | 'suspended' | 'revoked' | 'renewed' | 'update-support-changed' | 'expiry-passed' | 'expired-recorded' | 'later-warning-recorded';
 
 export type NoticeVerdict = { send: true } | { send: false; code: SupersededCode; reason: string };
 

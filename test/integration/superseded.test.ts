@@ -193,7 +193,7 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
       expect(JSON.parse(second.stdout)).toMatchObject({ recorded: 0, delivered: 1, superseded: 3 });
       expect(got(crm)).toEqual(['license.expiring B-KEPT']);
       const rows = JSON.parse((await cli('deliveries', 'list', '--status', 'superseded', '--json')).stdout) as Row[];
-      expect(rows.map((row) => [row.license_id, row.status_reason]).sort()).toEqual([
+      expect(rows.map((row) => [row.license_id, row.status_reason]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
         [1, `license renewed: it now expires on ${day(400)} (this notice is about ${soon})`],
         [2, 'license suspended'],
         [3, 'license 3 no longer exists (deleted)'],
