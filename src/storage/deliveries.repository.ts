@@ -261,6 +261,7 @@ type ClaimChanges = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => {
   claimed_by: string;
   lease_until: number;
   completed_at?: null;
+  status_reason?: null;
   schedule_base?: Expression<number>;
 };
 
@@ -323,6 +324,8 @@ export async function claimAbandoned(
     claimed_by: options.runId,
     lease_until: options.leaseUntil,
     completed_at: null,
+    // A superseded one sent with --force: the reason it was held back no longer describes it.
+    status_reason: null,
     schedule_base: eb.ref('attempts'),
   }));
 }

@@ -127,7 +127,7 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect([forced.code, forced.stderr]).toEqual([0, '']);
     expect(forced.stdout).toContain('1 superseded, sent anyway because of --force');
     expect(got(crm)).toContain('license.expiring RENEWED');
-    expect(await ws.rows(`select status from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([{ status: 'delivered' }]);
+    expect(await ws.rows(`select status, status_reason from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([{ status: 'delivered', status_reason: null }]);
   }, 90_000);
 
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
@@ -188,9 +188,13 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
       await botble.exec(`update lm_licenses set expires_at = '${day(400)}' where id = 1`, 'update lm_licenses set is_valid = 0 where id = 2', 'delete from lm_licenses where id = 3');
       const checksum = await botble.checksum();
       config(true);
-      const second = await cli('process-expirations', '--json');
-      expect(second.stderr).toBe('');
-      expect(JSON.parse(second.stdout)).toMatchObject({ recorded: 0, delivered: 1, superseded: 3 });
+      // The text summary counts them and says why for each.
+      const second = await cli('process-expirations');
+      expect([second.code, second.stderr]).toEqual([0, '']);
+      expect(second.stdout).toContain('  delivered 1, abandoned 0, superseded 3\n');
+      expect(second.stdout).toContain('  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):\n');
+      expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license suspended$/m);
+      expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license 3 no longer exists \(deleted\)$/m);
       expect(got(crm)).toEqual(['license.expiring B-KEPT']);
       const rows = JSON.parse((await cli('deliveries', 'list', '--status', 'superseded', '--json')).stdout) as Row[];
       expect(rows.map((row) => [row.license_id, row.status_reason]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
