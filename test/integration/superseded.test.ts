@@ -128,6 +128,13 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect(forced.stdout).toContain('1 superseded, sent anyway because of --force');
     expect(got(crm)).toContain('license.expiring RENEWED');
     expect(await ws.rows(`select status, status_reason from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([{ status: 'delivered', status_reason: null }]);
+
+    // send-test-event records nothing and is never checked: a suspended license's sample still goes out, marked as a test.
+    const sample = await ws.cli(['send-test-event', '--license', 'SUSPENDED']);
+    expect([sample.code, sample.stderr]).toEqual([0, '']);
+    expect(main.requests).toHaveLength(10);
+    expect(main.requests.at(-1)!.headers['x-webhook-test']).toBe('true');
+    expect(JSON.parse(main.requests.at(-1)!.body.toString('utf8')).payload.license_code).toBe('SUSPENDED');
   }, 90_000);
 
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
