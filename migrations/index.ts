@@ -8,6 +8,7 @@ import { bigLicenseIds } from './0006_big_license_ids.js';
 import { longTexts } from './0007_long_texts.js';
 import { endpoints } from './0008_endpoints.js';
 import { retries } from './0009_retries.js';
+import { monitoring } from './0010_monitoring.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_long_texts': longTexts,
   '0008_endpoints': endpoints,
   '0009_retries': retries,
+  '0010_monitoring': monitoring,
 };

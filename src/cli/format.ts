@@ -4,6 +4,8 @@ import type { AbandonedDelivery } from '../commands/abandoned.js';
 import type { WebhookTarget } from '../commands/context.js';
 import type { DeliveriesListResult, RetryResult } from '../commands/deliveries.js';
 import type { ExpiredWithoutEvent, StatusResult } from '../commands/status.js';
+import type { LastPing } from '../commands/monitoring.js';
+import type { DeliveriesStatsResult } from '../commands/deliveries-stats.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
@@ -423,10 +425,30 @@ export function printStatus(out: Output, result: StatusResult): void {
     out.info('');
     out.info(out.paint.yellow(`HELD BY A GONE RUN: ${heldByGoneRunsText(result.heldByGoneRuns)}`));
   }
+  printMonitoring(out, result.monitoring);
   out.info('');
   const { health } = result;
   const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
+}
+
+/** The heartbeat and the metrics file, when either is set or a ping was sent: what the last run's pings came to. */
+function printMonitoring(out: Output, monitoring: StatusResult['monitoring']): void {
+  const { ping, lastPing, textfile } = monitoring;
+  if (!ping && !lastPing && !textfile) return;
+  const described = (result: LastPing['start']) => {
+    if (!result) return '-';
+    const how = result.ok ? out.paint.green(`ok (HTTP ${result.statusCode})`) : out.paint.red(`failed: ${result.error ?? 'no answer'}`);
+    return `${how} at ${result.at}, ${result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`}, ${result.durationMs} ms`;
+  };
+  out.info('');
+  out.info(
+    table([
+      ['heartbeat', ping ? `${ping.target} (${ping.kind})` : '(not set)'],
+      ...(lastPing ? [['  last start ping', described(lastPing.start)] as [string, string], ['  last end ping', described(lastPing.end)] as [string, string]] : []),
+      ['metrics file', textfile ?? '(not set)'],
+    ]),
+  );
 }
 
 /** What `status` says about deliveries claimed by a run that is gone (a warning: the exit code stays the job's). */
@@ -486,4 +508,32 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
     ['deliveries', deliveryCounts(endpoint.deliveries)],
   ];
   for (const [label, value] of lines) out.info(`${`${label}:`.padEnd(15)}${value}`);
+}
+
+/** `deliveries stats`: one block per endpoint, the error classes that occurred, and what still waits. */
+export function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult): void {
+  out.info(`Deliveries by endpoint, attempts ${stats.since ? `since ${stats.since}` : 'of all time'} (state as of ${stats.now}):`);
+  if (stats.endpoints.length === 0) out.info('  no endpoint and no delivery yet');
+  const ms = (value: number | null) => (value === null ? '-' : `${value} ms`);
+  const age = (seconds: number | null) => (seconds === null ? 'none' : seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.floor(seconds / 60)} min` : seconds < 172_800 ? `${Math.floor(seconds / 3600)} h` : `${Math.floor(seconds / 86_400)} days`);
+  for (const endpoint of stats.endpoints) {
+    const errors = Object.entries(endpoint.errors)
+      .filter(([, count]) => count > 0)
+      .map(([name, count]) => `${name.replace(/_/g, ' ')} ${count}`);
+    const rate = endpoint.successRate === null ? '-' : `${(endpoint.successRate * 100).toFixed(1)}%`;
+    const failing = endpoint.consecutiveFailures > 0 ? out.paint.red(`${endpoint.consecutiveFailures} failed attempts since`) : 'no failure since';
+    const waiting = endpoint.deliveries;
+    out.info('');
+    out.info(
+      table([
+        [`  ${endpoint.endpoint}`, ''],
+        ['    attempts', `${endpoint.attempts} (${endpoint.succeeded} succeeded, ${rate})`],
+        ['    response time', `median ${ms(endpoint.responseMs.median)}, 95th percentile ${ms(endpoint.responseMs.p95)}`],
+        ['    errors', errors.length === 0 ? 'none' : errors.join(', ')],
+        ['    last success', endpoint.lastSuccessAt === null ? (endpoint.attempts > 0 || endpoint.consecutiveFailures > 0 ? out.paint.red('never') : 'never (no attempt yet)') : `${endpoint.lastSuccessAt}, ${failing}`],
+        ['    deliveries', `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned`],
+        ['    oldest waiting', age(endpoint.oldestUndeliveredAgeSeconds)],
+      ]),
+    );
+  }
 }

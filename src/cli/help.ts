@@ -12,6 +12,8 @@ Settings:
   time-zone          IANA zone whose calendar days count, e.g. Europe/Berlin (default UTC)
   after-expiry-days  comma-separated whole days after the expiry date to send license.expired_reminder,
                      e.g. 1,7; none (the default) sends none
+  ping               heartbeat pinged when a run starts and ends: <url> (Healthchecks), cronitor <url>
+                     or sentry <url>; none turns off the config file's monitoring.ping (shown masked)
   product:<id>:warning-days | product:<id>:after-expiry-days | product:<id>:enabled
                      one product's own schedule (Botble mode: the product's reference id); unset
                      fields take the global value; enabled false sends no notices for that product

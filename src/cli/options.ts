@@ -132,3 +132,13 @@ export function givenSecrets(options: { secret?: string[]; secretEnv?: string },
   const all = [...(options.secret ?? []), ...fromEnv];
   return all.length > 0 ? all : undefined;
 }
+
+const DURATION_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--since 24h`: a whole number of minutes, hours, days or weeks back from now, as milliseconds (at most ten years). */
+export function pastDuration(text: string): number {
+  const match = /^(\d{1,6})\s*([mhdw])$/i.exec(text.trim());
+  const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2]!.toLowerCase()]! : Number.NaN;
+  if (!match || ms <= 0 || ms > 3650 * DURATION_UNITS_MS.d!) throw new InvalidArgumentError('Expected a duration such as 30m, 24h, 7d or 4w (minutes, hours, days, weeks; more than 0, at most 10 years).');
+  return ms;
+}

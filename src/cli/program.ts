@@ -2,7 +2,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CommandContext, ContextOptions, GlobalOptions } from '../commands/context.js';
 import type { TestEventContext } from '../commands/send-test-event.js';
-import { EXIT, runExitCode, usageError, type ExitCode } from '../errors.js';
+import { EXIT, ExitError, runExitCode, usageError, type ExitCode } from '../errors.js';
+import type { RunTracing } from '../commands/monitoring.js';
 import type { DeliveryStatus } from '../commands/deliveries.js';
 import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { LICENSE_STATUSES } from '../expirations/license-status.js';
@@ -23,6 +24,7 @@ import {
   isoDate,
   keepPrevious,
   listenHost,
+  pastDuration,
   runInstant,
   wholeNumber,
 } from './options.js';
@@ -78,15 +80,33 @@ function outputFor(io: Io, command: Command): { out: Output; flags: GlobalFlags 
 export function buildProgram(session: Session): Command {
   const { io, stop } = session;
 
+  /** The running command's span (OpenTelemetry, when OTEL_* asks for it): process-expirations hangs its child spans on it. */
+  let tracing: RunTracing | undefined;
+
   /** Runs one action with its own Output; its errors are reported with that Output's --json/--quiet. */
   const act = async (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>): Promise<void> => {
     const { out, flags } = outputFor(io, command);
+    // Without OTEL_* this loads no OpenTelemetry module: planTracing decides from the environment alone.
+    const { startTracing } = await import('../monitoring/tracing.js');
+    const tracer = await startTracing(io.env, { version: packageVersion(), consoleStream: io.stderr });
+    // An exporter or protocol that cannot be served: one warning, and the command runs as ever.
+    for (const warning of tracer.warnings) out.warn(warning);
+    const names: string[] = [];
+    for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+    tracing = { enabled: tracer.enabled, run: tracer.startRun(names.join(' ')) };
+    let errorType: string | undefined;
     try {
       // Hints this command prints carry its -c, so the command they suggest reaches the same database.
       const configFile = flags.config === undefined ? undefined : path.resolve(io.cwd, flags.config);
       session.invocation.exitCode = (await withInvocation({ configFile }, () => fn(out, flags))) ?? EXIT.ok;
     } catch (error) {
+      errorType = errorTypeOf(error);
       session.invocation.exitCode = reportError(out, error);
+    } finally {
+      tracing.run.end(session.invocation.exitCode, errorType);
+      // Bounded (2 s): a collector that is down costs a warning, never the exit status.
+      const { warning } = await tracer.shutdown();
+      if (warning) out.warn(warning.replace(/^warning: /, ''));
     }
   };
 
@@ -168,9 +188,12 @@ export function buildProgram(session: Session): Command {
         const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
         const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
+        const { runMonitor } = await import('../commands/monitoring.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
+          monitor: runMonitor(context, { version: packageVersion(), onWarning: (text) => out.warn(text) }),
+          tracing,
           now: options.now,
           dryRun: options.dryRun,
           announceSince: options.announceSince,
@@ -573,10 +596,15 @@ export function buildProgram(session: Session): Command {
 
   const deliveries = program
     .command('deliveries')
-    .description('the delivery log, and re-sending')
+    .description('the delivery log, re-sending, and statistics per endpoint')
     .addHelpText(
       'after',
-      examples('license-manager deliveries list --status abandoned', 'license-manager deliveries show 42', 'license-manager deliveries retry --abandoned --dry-run'),
+      examples(
+        'license-manager deliveries list --status abandoned',
+        'license-manager deliveries show 42',
+        'license-manager deliveries retry --abandoned --dry-run',
+        'license-manager deliveries stats --since 24h',
+      ),
     );
   deliveries
     .command('list')
@@ -667,6 +695,23 @@ export function buildProgram(session: Session): Command {
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
         return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+      }),
+    );
+
+  deliveries
+    .command('stats')
+    .description('per endpoint: success rate, attempts, median and 95th percentile response time, error classes, last success, consecutive failures, what still waits')
+    .addOption(new Option('--since <duration>', 'only attempts of the last 30m, 24h, 7d or 4w count towards rates, times and errors (default: all)').argParser(pastDuration))
+    .option('--endpoint <name>', 'only this endpoint (see "endpoints list")')
+    .addHelpText('after', examples('license-manager deliveries stats', 'license-manager deliveries stats --since 24h --endpoint crm', 'license-manager deliveries stats --since 7d --json'))
+    .action((options: { since?: number; endpoint?: string }, command: Command) =>
+      withDatabase(command, async (context, out) => {
+        const { deliveriesStats } = await import('../commands/deliveries-stats.js');
+        const { printDeliveriesStats } = await import('./format.js');
+        const now = new Date();
+        const stats = await deliveriesStats(context, { now, endpoint: options.endpoint, since: options.since === undefined ? undefined : new Date(now.getTime() - options.since) });
+        if (out.options.json) out.json(stats);
+        else printDeliveriesStats(out, stats);
       }),
     );
 
@@ -763,22 +808,35 @@ export function buildProgram(session: Session): Command {
     .command('status')
     .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)')
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
+    .addOption(
+      new Option('--format <format>', 'text (the default), json (as --json) or prometheus (the metrics monitoring.textfile holds, in the Prometheus text format)').choices(['text', 'json', 'prometheus']),
+    )
     .addHelpText(
       'after',
       examples(
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
+        'license-manager status --format prometheus   # the license_manager_* metrics on stdout; the exit status as ever',
         'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped or refused, 3 while deliveries are abandoned, 2 when the config or database is unusable',
       ),
     )
-    .action((options: { now?: Date }, command: Command) =>
+    .action((options: { now?: Date; format?: 'text' | 'json' | 'prometheus' }, command: Command) =>
       withDatabase(
         command,
         async (context, out) => {
+          if (options.format === 'prometheus' && out.options.json) throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
           const { status } = await import('../commands/status.js');
           const { expiredWithoutEventText, heldByGoneRunsText, printStatus } = await import('./format.js');
-          const result = await status(context, { now: options.now ?? new Date() });
-          if (out.options.json) out.json(result);
+          const now = options.now ?? new Date();
+          const result = await status(context, { now });
+          if (options.format === 'prometheus') {
+            const { metricsText } = await import('../commands/monitoring.js');
+            // The same text as the textfile; the reason for a non-zero exit still reaches stderr.
+            io.stdout.write(await metricsText(context, packageVersion(), now));
+            if (result.health.exitCode !== EXIT.ok) out.warn(result.health.reason);
+            return result.health.exitCode;
+          }
+          if (out.options.json || options.format === 'json') out.json(result);
           else printStatus(out, result);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
@@ -815,6 +873,12 @@ export function buildProgram(session: Session): Command {
     );
 
   return program;
+}
+
+/** `error.type` of a command that failed by throwing: the exit code's name for ours (usage, failure), the class name otherwise. */
+function errorTypeOf(error: unknown): string | undefined {
+  if (error instanceof ExitError) return (Object.entries(EXIT).find(([, code]) => code === error.code)?.[0] ?? String(error.code));
+  return error instanceof Error ? error.name : typeof error;
 }
 
 /** A --host that names no address of this machine is bad usage (exit 2), not an unexpected failure. */

@@ -32,6 +32,7 @@ import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
+import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
@@ -56,6 +57,10 @@ export interface ProcessExpirationsOptions {
   leaseMs?: number;
   /** 'YYYY-MM-DD': this run announces expiries (and update-support ends) from this date on, if that reaches further back than lookbackDays. */
   announceSince?: string;
+  /** Heartbeat pings and the metrics file of a real run (./monitoring.ts); a dry run uses none. */
+  monitor?: RunMonitor;
+  /** The command's span: recording and each attempt get a child span (./monitoring.ts). */
+  tracing?: RunTracing;
 }
 
 /** The rules' three event types and the after-expiry reminder. */
@@ -315,12 +320,16 @@ export async function processExpirations(context: CommandContext, options: Proce
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
   checkNow(now, clock.now(), options);
+  const monitor = options.dryRun ? undefined : options.monitor;
   try {
     checkTarget(context, options);
+    await monitor?.check();
   } catch (error) {
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
-    await recordRefusedRun(context.db, { id: newRunId(clock.now().getTime()), command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    const id = newRunId(clock.now().getTime());
+    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
+    await monitor?.finished({ runId: id, exitCode: error instanceof ExitError ? error.code : EXIT.usage, status: 'refused', recorded: 0, delivered: 0, abandoned: 0 });
     throw error;
   }
   const latest = await latestRunNow(context.db);
@@ -335,6 +344,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
   const runId = newRunId(clock.now().getTime());
   await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
+  monitor?.started(runId);
   let result: ProcessExpirationsResult | undefined;
   let failure: unknown;
   try {
@@ -350,7 +360,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
     const message = failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
-    await finishRun(context.db, runId, {
+    const finished = finishRun(context.db, runId, {
       finishedAt: formatUtc(clock.now()),
       status,
       exitCode,
@@ -364,6 +374,11 @@ export async function processExpirations(context: CommandContext, options: Proce
     }).catch((error: unknown) => {
       if (failure === undefined) throw error;
     });
+    try {
+      await finished;
+    } finally {
+      await monitor?.finished({ runId, exitCode, status, recorded: result?.recorded ?? 0, delivered: result?.delivered ?? 0, abandoned: result?.abandoned ?? 0 });
+    }
   }
 }
 
@@ -402,7 +417,12 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
   // Deliveries recorded after this point come from the licenses this run reads now: the others waited, and are checked before they go.
   const freshAfterId = url === null ? 0 : await maxDeliveryId(db);
-  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints));
+  const recording = options.tracing?.run.startRecording();
+  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
+    recording?.end({ recorded: 0, error: error instanceof Error ? error.message : String(error) });
+    throw error;
+  });
+  recording?.end({ recorded: result.recorded });
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(result.plan);
@@ -422,6 +442,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
     recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId }),
+    traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;

@@ -10,6 +10,8 @@ import { formatUtc, parseUtc } from '../time.js';
 import { maskCredentials } from '../credentials.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { commandLine } from '../command-line.js';
+import { displayPingUrl } from '../monitoring/heartbeat.js';
+import { lastPing, textfilePath, type LastPing } from './monitoring.js';
 
 /** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
 const STALE_AFTER_HOURS = 26;
@@ -60,6 +62,8 @@ export interface StatusResult {
    * was left to take them over, so they wait for the next run. A warning; the exit code stays the job's.
    */
   heldByGoneRuns: number;
+  /** The heartbeat (the URL with its keys masked) and what became of the last run's pings; the metrics file. */
+  monitoring: { ping: { target: string; kind: string } | null; lastPing: LastPing | null; textfile: string | null };
 }
 
 function summary(row: RunRow): RunSummary {
@@ -148,5 +152,10 @@ export async function status(context: CommandContext, options: { now: Date }): P
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's, on a server).
     heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
+    monitoring: {
+      ping: context.config.monitoring.ping && { target: displayPingUrl(context.config.monitoring.ping.url), kind: context.config.monitoring.ping.kind },
+      lastPing: await lastPing(context),
+      textfile: textfilePath(context),
+    },
   };
 }

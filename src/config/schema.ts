@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { reminderPolicyConfigShape } from '../expirations/reminder-policy.js';
 import { parseDatabaseUrl } from '../storage/database-target.js';
 import { endpointsSchema } from '../webhooks/endpoint-spec.js';
+import { pingSchema } from './ping.js';
 import { MAX_URL_LENGTH, secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -122,6 +123,27 @@ export const configSchema = z.strictObject({
         .enum(['own', 'botble'], { error: 'must be "own" (licenses imported into this tool) or "botble" (read a Botble License Manager database)' })
         .default('own')
         .describe('where licenses and webhook settings are read: our own tables, or a Botble License Manager database as it is'),
+    })
+    .prefault({}),
+  monitoring: z
+    .strictObject({
+      ping: pingSchema
+        .nullable()
+        .default(null)
+        .describe('heartbeat URL pinged when a run starts and ends: "https://hc-ping.com/<uuid>" (Healthchecks) or { "url": …, "kind": "cronitor" | "sentry" }'),
+      textfile: z
+        .string()
+        .min(1)
+        .max(MAX_PATH_LENGTH)
+        .nullable()
+        .default(null)
+        .describe("Prometheus textfile written after each run, e.g. in node_exporter's --collector.textfile.directory; a relative path is relative to the config file"),
+      traceparent: z
+        .array(z.string().min(1).max(64), { error: 'must be a list of endpoint names, e.g. ["default", "crm"]' })
+        .max(100)
+        .refine((names) => new Set(names).size === names.length, 'each endpoint may appear only once')
+        .default([])
+        .describe('endpoints ("default" for webhooks.url) whose webhooks carry a W3C traceparent header: the trace of the attempt, or TRACEPARENT passed on'),
     })
     .prefault({}),
   botble: z

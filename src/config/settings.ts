@@ -14,9 +14,10 @@ import type { Config } from './schema.js';
 import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 import { canonicalTimeZone, timeZoneProblem, warningDaysSchema } from './schema.js';
 import { commandLine } from '../command-line.js';
+import { formatPingText, parsePingText, type PingTarget } from './ping.js';
 
 /** The operator settings of the contract, stored as text in the `settings` table. */
-const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone', AFTER_EXPIRY_DAYS_SETTING] as const;
+const SETTING_KEYS = ['webhooks-enabled', 'webhook-url', 'webhook-secret', 'warning-days', 'time-zone', AFTER_EXPIRY_DAYS_SETTING, 'ping'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
 type SettingSource = 'env' | 'settings' | 'botble' | 'config' | 'default';
@@ -122,6 +123,19 @@ const afterExpiryDaysSetting: SettingDefinition<number[]> = {
   apply: (config, afterExpiryDays) => ({ ...config, expirations: { ...config.expirations, afterExpiryDays } }),
 };
 
+const pingSetting: SettingDefinition<PingTarget | null> = {
+  configKey: 'monitoring.ping',
+  envVar: 'LICENSE_MANAGER_PING',
+  description: 'heartbeat pinged when a run starts and ends: <url> (Healthchecks), cronitor <url> or sentry <url>; none turns it off',
+  parse: parsePingText,
+  format: (value) => (value === null ? 'none' : formatPingText(value)),
+  fromConfig: (config) => config.monitoring.ping,
+  apply: (config, ping) => ({ ...config, monitoring: { ...config.monitoring, ping } }),
+  // Whoever holds the URL can report the job healthy: shown masked, like the webhook secret.
+  secret: true,
+  none: null,
+};
+
 /** A definition with its value type sealed inside: parsing and applying happen in one step, so no caller needs `any`. */
 interface Setting extends Pick<SettingDefinition<unknown>, 'configKey' | 'envVar' | 'description' | 'secret'> {
   read(text: string): { text: string; apply(config: Config): Config } | { problem: string };
@@ -158,6 +172,7 @@ export const SETTINGS: Record<SettingKey, Setting> = {
   'warning-days': seal(warningDaysSetting),
   'time-zone': seal(timeZoneSetting),
   'after-expiry-days': seal(afterExpiryDaysSetting),
+  ping: seal(pingSetting),
 };
 
 export function assertSettingKey(key: string): SettingKey {

@@ -17,7 +17,7 @@ import {
   type ResendSelection,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
-import { deliver, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { AttemptWriter } from './attempt-writer.js';
 import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
@@ -75,6 +75,22 @@ export interface DeliverPendingOptions {
   onWarning?: (message: string) => void;
   /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
+  /** Tracing: told as each attempt starts (its span), with headers to add to the request; see AttemptTrace. */
+  traceAttempt?: (attempt: TracedAttempt) => AttemptTrace;
+}
+
+/** What a trace of one attempt may name: never the secret, the body or the license. */
+export interface TracedAttempt {
+  endpoint: string;
+  eventType: string;
+  /** Counted over the delivery's whole history (a re-send goes on from its earlier attempts). */
+  attempt: number;
+  url: string;
+}
+
+/** The per-attempt tracer of one delivery row. */
+function traceOf(trace: (attempt: TracedAttempt) => AttemptTrace, row: Pick<DeliveryRow, 'endpoint' | 'event_type' | 'schedule_base'>, policy: DeliveryPolicy): (attempt: number) => AttemptTrace {
+  return (attempt) => trace({ endpoint: row.endpoint, eventType: row.event_type, attempt: row.schedule_base + attempt, url: policy.url });
 }
 
 interface DeliveryProgress {
@@ -307,6 +323,7 @@ async function workThrough(
           await writer.caughtUp(options.concurrency);
           return keeper.confirm(row.id);
         },
+        ...(options.traceAttempt && { traceAttempt: traceOf(options.traceAttempt, row, policies.get(row.endpoint) ?? options.policy) }),
         onWaiting: (isWaiting) => {
           waiting += isWaiting ? 1 : -1;
           streamOf(row).waiting += isWaiting ? 1 : -1;

@@ -194,6 +194,36 @@ export class DeliveryStatsAccumulator {
     }
   }
 
+  /**
+   * `count` attempts alike (one row of a GROUP BY endpoint, status code, duration / error in the database): they add
+   * to the counts, classes and histogram. The streak and last success come from setRecent, since a group has no order.
+   */
+  addAttemptGroup(group: { endpoint: string; statusCode: number | null; error: string | null; durationMs: number; count: number }): void {
+    const running = this.entry(group.endpoint);
+    const kind = classifyAttempt(group);
+    running.attempts += group.count;
+    if (group.statusCode !== null) {
+      const ms = Math.max(0, Math.round(group.durationMs));
+      running.durations.set(ms, (running.durations.get(ms) ?? 0) + group.count);
+      running.responses += group.count;
+    }
+    if (kind === 'success') running.succeeded += group.count;
+    else running.errors[kind] += group.count;
+  }
+
+  /** The endpoint's last success, last attempt and failures since, over its whole history (the database keeps them in order). */
+  setRecent(recent: { endpoint: string; lastSuccessAt: Date | string | null; lastAttemptAt: Date | string | null; consecutiveFailures: number }): void {
+    const running = this.entry(recent.endpoint);
+    running.lastSuccessAt = recent.lastSuccessAt === null ? null : toTime(recent.lastSuccessAt, `the last success of endpoint "${recent.endpoint}"`);
+    running.lastAttemptAt = recent.lastAttemptAt === null ? null : toTime(recent.lastAttemptAt, `the last attempt of endpoint "${recent.endpoint}"`);
+    running.consecutiveFailures = recent.consecutiveFailures;
+  }
+
+  /** An endpoint with no attempt and no delivery yet still gets its (empty) line. */
+  addEndpoint(endpoint: string): void {
+    this.entry(endpoint);
+  }
+
   addCounts(counts: EndpointDeliveryCounts): void {
     this.entry(counts.endpoint).counts = counts;
   }

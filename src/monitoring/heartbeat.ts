@@ -1,54 +1,18 @@
 // Heartbeat pings (monitoring.ping): the start and end URLs Healthchecks, Cronitor and Sentry Crons understand, and a pinger that never fails or holds up the run.
 import type { $Fetch } from 'ofetch';
-import { z } from 'zod';
 import type { Clock } from '../clock.js';
-import { postOnce } from '../webhooks/post.js';
-import { httpUrlProblem } from '../webhooks/target.js';
+import type { PingTarget } from '../config/ping.js';
 import { maskCredentials } from '../credentials.js';
 
-export const PING_KINDS = ['healthchecks', 'cronitor', 'sentry'] as const;
-export type PingKind = (typeof PING_KINDS)[number];
-
-/** A parsed `monitoring.ping`: a URL string is the Healthchecks form. */
-export interface PingTarget {
-  url: string;
-  kind: PingKind;
-}
-
 /** The whole ping, both attempts and the pause between them, ends within this (the job waits for the end ping). */
-export const DEFAULT_PING_TOTAL_MS = 5000;
+const DEFAULT_PING_TOTAL_MS = 5000;
 /** Before the one retry: long enough for a blip to pass, short enough to stay well inside the bound. */
 const RETRY_PAUSE_MS = 250;
 /** Healthchecks logs the first 100 kB of a ping's body (https://healthchecks.io/docs/attaching_logs/). */
 export const HEALTHCHECKS_BODY_LIMIT_BYTES = 100_000;
 /** Cronitor's `message` parameter holds at most 2000 characters (its telemetry API). */
 export const CRONITOR_MESSAGE_LIMIT = 2000;
-const MAX_PING_URL_LENGTH = 2048;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Why `value` cannot be a ping URL, or undefined when it can. The URL itself is not repeated: its path is the check's key. */
-export function pingUrlProblem(value: string): string | undefined {
-  return httpUrlProblem(value, { what: 'a ping URL', maxLength: MAX_PING_URL_LENGTH, example: 'https://hc-ping.com/<uuid>' });
-}
-
-const pingUrlSchema = z.string({ error: 'must be the ping URL, a string such as "https://hc-ping.com/<uuid>"' }).superRefine((value, ctx) => {
-  const problem = pingUrlProblem(value);
-  if (problem) ctx.addIssue({ code: 'custom', message: `the ping URL ${problem}` });
-});
-
-/** `monitoring.ping`: "https://hc-ping.com/<uuid>" or { "url": …, "kind": "healthchecks" | "cronitor" | "sentry" }. */
-export const pingSchema = z.preprocess(
-  (value) => (typeof value === 'string' ? { url: value } : value),
-  z.strictObject(
-    {
-      url: pingUrlSchema,
-      kind: z
-        .enum(PING_KINDS, { error: `must be one of ${PING_KINDS.join(', ')} (the service the URL belongs to)` })
-        .default('healthchecks'),
-    },
-    { error: (issue) => (issue.code === 'invalid_type' ? 'must be a URL string (Healthchecks) or { "url": "https://…", "kind": "healthchecks" | "cronitor" | "sentry" }' : undefined) },
-  ),
-);
 
 /** One ping to send: always a POST (all three services take one), with the summary as its body where the service keeps it. */
 export interface PingRequest {
@@ -231,6 +195,8 @@ export async function sendPing(request: PingRequest, options: PingOptions): Prom
   });
   let statusCode: number | null = null;
   let error: string | null = null;
+  // Loaded here, not at the top: status and a run without a ping never load the HTTP client for it.
+  const { postOnce } = await import('../webhooks/post.js');
   for (let attempt = 1; attempt <= 2; attempt += 1) {
     const remaining = totalMs - (performance.now() - started);
     const timeoutMs = Math.floor(attempt === 1 ? totalMs / 2 : remaining);

@@ -7,7 +7,7 @@ import path from 'node:path';
  * One endpoint's state, from the deliveries and circuit of that endpoint.
  * Each field says where the database has it.
  */
-export interface EndpointMetrics {
+interface EndpointMetrics {
   /** The endpoint's name (`default` for webhooks.url). */
   name: string;
   /** Deliveries waiting for a later run: `COUNT(*) WHERE status = 'deferred'`. */

@@ -7,7 +7,7 @@ import { classifyAttempt } from './delivery-stats.js';
 type Env = Record<string, string | undefined>;
 
 /** shutdown() returns within this, whatever the collector does (a one-shot CLI that never flushes loses every span). */
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 2000;
+const DEFAULT_SHUTDOWN_TIMEOUT_MS = 2000;
 /** The OTLP/HTTP default when no endpoint variable is set (the exporter specification's). */
 const DEFAULT_TRACES_ENDPOINT = 'http://localhost:4318/v1/traces';
 const EXPORTERS = ['otlp', 'console', 'none'] as const;
@@ -182,7 +182,7 @@ export function redactUrl(target: string): string {
   return url.toString();
 }
 
-export interface AttemptSpanInput {
+interface AttemptSpanInput {
   /** The endpoint's name (`default` for webhooks.url). */
   endpoint: string;
   eventType: string;
@@ -192,7 +192,7 @@ export interface AttemptSpanInput {
   url: string;
 }
 
-export interface AttemptSpan {
+interface AttemptSpan {
   /** The `traceparent` header value for this attempt's request (sent when the endpoint asks for it), or undefined. */
   traceparent(): string | undefined;
   /** The `tracestate` header value to send beside it, when there is one. */
@@ -200,7 +200,7 @@ export interface AttemptSpan {
   end(outcome: { statusCode: number | null; error: string | null }): void;
 }
 
-export interface RecordingSpan {
+interface RecordingSpan {
   end(outcome: { recorded: number; error?: string }): void;
 }
 
@@ -213,7 +213,7 @@ export interface RunSpan {
   end(exitCode: number, errorType?: string): void;
 }
 
-export interface TracingShutdown {
+interface TracingShutdown {
   /** Why spans may not have reached the collector (a warning for stderr), or null. */
   warning: string | null;
 }

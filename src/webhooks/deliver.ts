@@ -70,6 +70,13 @@ export interface DeliverOptions {
   beforeAttempt?: () => Promise<boolean>;
   /** Told when the event starts (true) and stops (false) waiting for a retry. */
   onWaiting?: (waiting: boolean) => void;
+  /** Told as each attempt starts (tracing): headers to add to its request (traceparent), and told its outcome. */
+  traceAttempt?: (attempt: number) => AttemptTrace;
+}
+
+export interface AttemptTrace {
+  headers?: Record<string, string>;
+  end(outcome: { statusCode: number | null; error: string | null }): void;
 }
 
 type Verdict = 'delivered' | 'final' | 'retry';
@@ -121,9 +128,11 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       if (options.beforeAttempt && !(await options.beforeAttempt())) return finish('dropped', attempts);
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
-      const headers = headersAt(startedAt);
+      const trace = options.traceAttempt?.(attempt);
+      const headers = trace?.headers ? { ...headersAt(startedAt), ...trace.headers } : headersAt(startedAt);
       const started = performance.now();
       const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });
+      trace?.end({ statusCode: outcome.statusCode, error: describeOutcome(outcome) });
       record = {
         attempt,
         startedAt,

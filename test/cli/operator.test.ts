@@ -266,7 +266,7 @@ describe('deliveries list and migrate', () => {
   test('migrate names the migrations it applied, then says the schema was already up to date', async () => {
     const ws = workspace();
     const first = await runCli(['migrate'], { cwd: ws.dir });
-    expect(first).toMatchObject({ code: 0, stdout: `Database ${ws.databaseFile}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries; it is up to date.\n` });
+    expect(first).toMatchObject({ code: 0, stdout: `Database ${ws.databaseFile}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n` });
     const again = await runCli(['migrate', '--json'], { cwd: ws.dir });
     expect(JSON.parse(again.stdout)).toEqual({ database: ws.databaseFile, applied: [], upToDate: true });
     expect((await runCli(['migrate'], { cwd: ws.dir })).stdout).toBe(`Database ${ws.databaseFile} was already up to date.\n`);

@@ -28,6 +28,7 @@ describe('config discovery and validation', () => {
       database: { tablePrefix: '' },
       webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
       expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC', afterExpiryDays: [], products: {} },
+      monitoring: { ping: null, textfile: null, traceparent: [] },
       licenses: { source: 'own' },
       botble: { tablePrefix: 'lm_' },
     });
@@ -192,6 +193,7 @@ forEachDialect('settings', ({ workspace }) => {
       { key: 'warning-days', value: '14,3,1', source: 'settings', origin: undefined },
       { key: 'time-zone', value: 'UTC', source: 'default', origin: undefined },
       { key: 'after-expiry-days', value: 'none', source: 'default', origin: undefined },
+      { key: 'ping', value: null, source: 'default', origin: undefined },
     ]);
     await ws.run((context) => settingsUnset(context, 'webhook-url'));
     const url = await ws.run(async (context) => settingsList(context).find((setting) => setting.key === 'webhook-url'));

@@ -5,12 +5,11 @@ import {
   displayPingUrl,
   endPing,
   HEALTHCHECKS_BODY_LIMIT_BYTES,
-  pingSchema,
   pingWarning,
   sendPing,
   startPing,
-  type PingTarget,
 } from '../../src/monitoring/heartbeat.js';
+import { pingSchema, type PingTarget } from '../../src/config/ping.js';
 import { closedPortUrl, startReceiver, type Receiver } from '../helpers/receiver.js';
 
 const RUN = '0b7c3d4e-1f20-4a3b-8c4d-5e6f7a8b9c0d';

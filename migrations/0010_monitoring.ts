@@ -1,0 +1,19 @@
+import type { Kysely, Migration } from 'kysely';
+import { dialectOf } from '../src/storage/dialect.js';
+import { createIndex } from './column-types.js';
+
+// `deliveries stats --since 24h` reads the attempts of a window, not the whole log: an index on when each attempt started.
+// (0009 is left to the retries work, which lands beside this one.)
+const INDEX = 'webhook_attempts_started_at';
+
+export const monitoring: Migration = {
+  async up(db: Kysely<any>) {
+    // A database put back to an older migration by hand may still have it: created unless it exists.
+    if (dialectOf(db) === 'mysql') await createIndex(db, INDEX, 'webhook_attempts', ['started_at']);
+    else await db.schema.createIndex(INDEX).ifNotExists().on('webhook_attempts').columns(['started_at']).execute();
+  },
+  async down(db: Kysely<any>) {
+    const drop = db.schema.dropIndex(INDEX);
+    await (dialectOf(db) === 'mysql' ? drop.on('webhook_attempts') : drop).execute();
+  },
+};

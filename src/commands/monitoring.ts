@@ -1,0 +1,189 @@
+// Monitoring of the cron job: the heartbeat pings around a real run, the Prometheus textfile after it, the snapshot `status --format prometheus` prints, and the last ping's result that `status` shows.
+import path from 'node:path';
+import type { $Fetch } from 'ofetch';
+import { systemClock, type Clock } from '../clock.js';
+import { usageError } from '../errors.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import type { TracedAttempt } from '../delivery/deliver-pending.js';
+import type { RunSpan } from '../monitoring/tracing.js';
+import type { AttemptTrace } from '../webhooks/deliver.js';
+import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../monitoring/heartbeat.js';
+import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
+import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
+import { formatUtc, parseUtc } from '../time.js';
+import type { CommandContext } from './context.js';
+
+/** What a real process-expirations run tells its monitor; a dry run has none. */
+export interface RunMonitor {
+  /** Before the run: a monitoring setting that cannot work is exit 2 naming its key (the run is recorded as refused). */
+  check(): Promise<void>;
+  /** The run is recorded: the start ping goes out beside it (the run does not wait for it). */
+  started(runId: string): void;
+  /** The run has ended however it ended (refused included): textfile, then end ping. Never throws. */
+  finished(end: MonitoredRunEnd): Promise<void>;
+}
+
+interface MonitoredRunEnd {
+  runId: string;
+  exitCode: number;
+  /** The `runs` status: succeeded, abandoned, failed, stopped, refused. */
+  status: string;
+  recorded: number;
+  delivered: number;
+  abandoned: number;
+}
+
+export interface RunMonitorOptions {
+  /** This tool's version: `license_manager_build_info` and the pings' User-Agent. */
+  version: string;
+  clock?: Clock;
+  fetch?: $Fetch;
+  onWarning?: (message: string) => void;
+  /** The bound of each ping (retry included); the default is heartbeat's 5 s. */
+  pingTotalMs?: number;
+}
+
+/** What `status` shows of the last run's pings. */
+export interface LastPing {
+  start: PingResult | null;
+  end: PingResult | null;
+}
+
+/** The command's span, and whether an SDK records it (without one, spans cost nothing and only TRACEPARENT passes on). */
+export interface RunTracing {
+  enabled: boolean;
+  run: RunSpan;
+}
+
+/**
+ * The per-attempt tracer of a run: a child span per attempt, and the traceparent header on the webhooks of the
+ * endpoints monitoring.traceparent names. Undefined when there is nothing to do, so an untraced run pays nothing.
+ */
+export function attemptTracer(tracing: RunTracing | undefined, traceparentEndpoints: readonly string[]): ((attempt: TracedAttempt) => AttemptTrace) | undefined {
+  if (!tracing || (!tracing.enabled && traceparentEndpoints.length === 0)) return undefined;
+  const carriers = new Set(traceparentEndpoints);
+  return (attempt) => {
+    const span = tracing.run.startAttempt(attempt);
+    let headers: Record<string, string> | undefined;
+    const traceparent = carriers.has(attempt.endpoint) ? span.traceparent() : undefined;
+    if (traceparent) {
+      const tracestate = span.tracestate();
+      headers = { traceparent, ...(tracestate ? { tracestate } : {}) };
+    }
+    return { ...(headers ? { headers } : {}), end: (outcome) => span.end(outcome) };
+  };
+}
+
+/** monitoring.textfile as an absolute path: a relative one is relative to the config file, like database.filename. */
+export function textfilePath(context: Pick<CommandContext, 'config' | 'configFile'>): string | null {
+  const file = context.config.monitoring.textfile;
+  if (file === null) return null;
+  return path.resolve(context.configFile ? path.dirname(context.configFile) : process.cwd(), file);
+}
+
+function toDate(value: string | Date | null): Date | null {
+  if (value === null) return null;
+  if (value instanceof Date) return value;
+  return parseUtc(value) ?? null;
+}
+
+/** Everything the textfile shows, read from the database (never from one run's memory alone). */
+async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
+  const { db } = context;
+  const [runs, totals, deliveries, streaks] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStreaks(db)]);
+  const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
+  const lastRun = runs.lastRun && toDate(runs.lastRun.startedAt) && toDate(runs.lastRun.finishedAt) ? { startedAt: toDate(runs.lastRun.startedAt)!, finishedAt: toDate(runs.lastRun.finishedAt)!, exitCode: runs.lastRun.exitCode } : null;
+  return {
+    version,
+    lastSuccessAt: toDate(runs.lastSuccessAt),
+    lastRun,
+    eventsRecorded: totals.events,
+    deliveries: totals.deliveries,
+    endpoints: deliveries.map((row) => ({
+      name: row.endpoint,
+      deferred: row.byStatus.deferred ?? 0,
+      parked: row.byStatus.parked ?? 0,
+      abandoned: row.byStatus.abandoned ?? 0,
+      consecutiveFailures: streakOf.get(row.endpoint)?.consecutiveFailures ?? 0,
+      oldestUndeliveredAt: toDate(row.oldestUndeliveredAt),
+    })),
+  };
+}
+
+/** The metrics text at `now`: what the textfile holds and `status --format prometheus` prints. */
+export async function metricsText(context: Pick<CommandContext, 'db'>, version: string, now: Date): Promise<string> {
+  return renderMetrics(await metricsSnapshot(context, version), now);
+}
+
+/** The last run's pings as stored; null before the first, or when what is stored cannot be read. */
+export async function lastPing(context: Pick<CommandContext, 'db'>): Promise<LastPing | null> {
+  const text = await readLastPing(context.db);
+  if (text === undefined) return null;
+  try {
+    const parsed = JSON.parse(text) as Partial<LastPing>;
+    return { start: parsed.start ?? null, end: parsed.end ?? null };
+  } catch {
+    return null;
+  }
+}
+
+/** The one-line summary the end ping carries: counts and the outcome, never license data. */
+function runSummary(end: MonitoredRunEnd, durationMs: number): string {
+  return `license-manager process-expirations ${end.status} (exit ${end.exitCode}) in ${(durationMs / 1000).toFixed(1)} s: ${end.recorded} events recorded, ${end.delivered} delivered, ${end.abandoned} abandoned`;
+}
+
+/** The monitor of one run, as the config and settings ask; a monitor that does nothing when neither ping nor textfile is set. */
+export function runMonitor(context: CommandContext, options: RunMonitorOptions): RunMonitor {
+  const clock = options.clock ?? systemClock;
+  const ping = context.config.monitoring.ping;
+  const textfile = textfilePath(context);
+  const warn = options.onWarning ?? (() => undefined);
+  const pingOptions = { clock, fetch: options.fetch, userAgent: `license-manager/${options.version}`, totalMs: options.pingTotalMs };
+  let startedAt = performance.now();
+  let startPinged: Promise<PingResult> | undefined;
+  // A textfile refused by check() is not tried again at the end: the refusal has named it already.
+  let textfileRefused = false;
+
+  return {
+    check: async () => {
+      const carriers = context.config.monitoring.traceparent;
+      if (carriers.length > 0) {
+        const known = (await resolveEndpoints(context.db, context.config.webhooks, clock.now())).map((endpoint) => endpoint.name);
+        const unknown = carriers.filter((name) => !known.includes(name));
+        if (unknown.length > 0) {
+          throw usageError(`monitoring.traceparent names ${unknown.map((name) => `"${name}"`).join(', ')}, which ${unknown.length === 1 ? 'is no endpoint' : 'are no endpoints'} (known: ${known.join(', ')}).`);
+        }
+      }
+      const problem = textfile === null ? undefined : await textfileProblem(textfile);
+      if (problem) {
+        textfileRefused = true;
+        throw usageError(
+          `monitoring.textfile ${textfile}: ${problem}. Create the folder (node_exporter's --collector.textfile.directory) and let this user write there, or remove monitoring.textfile${context.configFile ? ` from ${context.configFile}` : ''}.`,
+        );
+      }
+    },
+    started: (runId) => {
+      startedAt = performance.now();
+      if (ping) startPinged = sendPing(startPing(ping, runId), pingOptions);
+    },
+    finished: async (end) => {
+      const durationMs = Math.round(performance.now() - startedAt);
+      if (textfile !== null && !textfileRefused) {
+        try {
+          const written = await writeTextfileAtomically(textfile, await metricsText(context, options.version, clock.now()));
+          if (!written.ok) warn(`${written.error} The run's exit status does not change.`);
+        } catch (error) {
+          warn(`the metrics file ${textfile} was not written: ${error instanceof Error ? error.message : String(error)}. The run's exit status does not change.`);
+        }
+      }
+      if (!ping) return;
+      const start = startPinged ? await startPinged : null;
+      const finish = await sendPing(endPing(ping, { runId: end.runId, exitCode: end.exitCode, summary: runSummary(end, durationMs), durationMs }), pingOptions);
+      for (const result of [start, finish]) {
+        const warning = result && pingWarning(result);
+        if (warning) warn(warning.replace(/^warning: /, ''));
+      }
+      await saveLastPing(context.db, JSON.stringify({ start, end: finish } satisfies LastPing), formatUtc(clock.now())).catch(() => undefined);
+    },
+  };
+}

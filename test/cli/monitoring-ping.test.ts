@@ -1,0 +1,182 @@
+// The heartbeat wired into the cron job: start and end pings around a real run, the exit status in the URL, the summary as the body, bounded failures that change nothing, and `status` showing the last ping.
+import fs from 'node:fs';
+import { afterEach, expect, test } from '@jest/globals';
+import { closedPortUrl, startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+
+const NOW = '2025-01-23T10:00:00Z';
+const CHECK = '5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const receivers: Receiver[] = [];
+async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
+  const started = await startReceiver(reply);
+  receivers.push(started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
+});
+
+async function seeded(ws: Workspace): Promise<void> {
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed([aLicense({ license_code: 'EXP-SECRET-CODE', email: 'alice@example.com', expires_at: '2025-01-22T10:00:00Z' })]);
+}
+
+const base = (r: Receiver) => `${new URL(r.url).origin}/`;
+const paths = (r: Receiver) => r.requests.map((request) => new URL(request.url, 'http://x').pathname);
+const rids = (r: Receiver) => r.requests.map((request) => new URL(request.url, 'http://x').searchParams.get('rid'));
+
+forEachDialect('heartbeat pings around a run', ({ workspace: dialectWorkspace }) => {
+  test('Healthchecks: /start, then the URL itself on exit 0 with the same run id and the summary as the body; status shows it', async () => {
+    const [hooks, pings] = [await receiver(), await receiver()];
+    const ws = dialectWorkspace({ webhooks: { enabled: true, url: hooks.url, secret: 's3cret' }, monitoring: { ping: `${base(pings)}ping/${CHECK}` } });
+    await seeded(ws);
+    const run = await ws.cli(['process-expirations', '--now', NOW]);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(hooks.requests).toHaveLength(1);
+    expect(paths(pings)).toEqual([`/ping/${CHECK}/start`, `/ping/${CHECK}`]);
+    const [rid, endRid] = rids(pings);
+    expect(rid).toMatch(UUID);
+    expect(endRid).toBe(rid);
+    // The run id is the run's own, as `runs` has it.
+    expect((await ws.rows<{ id: string }>('select id from runs')).map((row) => row.id)).toEqual([rid]);
+    const body = pings.requests[1]!.body.toString('utf8');
+    expect(body).toMatch(/^license-manager process-expirations succeeded \(exit 0\) in \d+\.\d s: 1 events recorded, 1 delivered, 0 abandoned$/);
+    // No license data in any ping.
+    for (const request of pings.requests) expect(`${request.url} ${request.body.toString('utf8')}`).not.toMatch(/EXP-SECRET-CODE|alice@example\.com/);
+
+    const status = await ws.cli(['status', '--now', NOW, '--json']);
+    const shown = JSON.parse(status.stdout).monitoring;
+    expect(shown.ping).toEqual({ target: `${base(pings)}ping/****`, kind: 'healthchecks' });
+    expect(shown.lastPing.start).toMatchObject({ phase: 'start', ok: true, statusCode: 200, attempts: 1, error: null });
+    expect(shown.lastPing.end).toMatchObject({ phase: 'end', ok: true, statusCode: 200, attempts: 1, error: null });
+    const text = await ws.cli(['status', '--now', NOW]);
+    expect(text.stdout).toMatch(/heartbeat\s+http:\/\/127\.0\.0\.1:\d+\/ping\/\*\*\*\* \(healthchecks\)/);
+    expect(text.stdout).toMatch(/last end ping\s+ok \(HTTP 200\)/);
+    expect(text.stdout).not.toContain(CHECK);
+  });
+});
+
+test('an abandoned delivery: the end ping carries the exit status (/3); a refused run pings /2', async () => {
+  const [hooks, pings] = [await receiver(() => 500), await receiver()];
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] }, monitoring: { ping: `${base(pings)}${CHECK}` } });
+  await seeded(ws);
+  const run = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(run.code).toBe(3);
+  expect(paths(pings)).toEqual([`/${CHECK}/start`, `/${CHECK}/3`]);
+  expect(pings.requests[1]!.body.toString('utf8')).toContain('abandoned (exit 3)');
+
+  // Webhooks enabled with no URL: refused (exit 2), recorded, and the heartbeat hears of it.
+  ws.configure({ webhooks: { enabled: true }, monitoring: { ping: `${base(pings)}${CHECK}` } });
+  const refused = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(refused.code).toBe(2);
+  expect(paths(pings).slice(2)).toEqual([`/${CHECK}/2`]);
+  expect(pings.requests[2]!.body.toString('utf8')).toContain('refused (exit 2)');
+});
+
+test('a ping that fails is one warning per ping on stderr, retried once, and the exit status stands', async () => {
+  const hooks = await receiver();
+  const pings = await receiver(() => 503);
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}${CHECK}` } });
+  await seeded(ws);
+  const run = await ws.cli(['process-expirations', '--now', NOW, '--quiet']);
+  expect(run.code).toBe(0);
+  const warnings = run.stderr.trim().split('\n');
+  expect(warnings).toEqual([
+    expect.stringMatching(/^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start failed after 2 attempts \(HTTP 503: status 503\); the run's exit status does not change\. Check monitoring\.ping\.$/),
+    expect.stringMatching(/^warning: the end ping to .* failed after 2 attempts \(HTTP 503: status 503\)/),
+  ]);
+  expect(pings.requests).toHaveLength(4);
+  const status = JSON.parse((await ws.cli(['status', '--now', NOW, '--json'])).stdout).monitoring.lastPing;
+  expect(status.end).toMatchObject({ ok: false, statusCode: 503, attempts: 2, error: 'HTTP 503: status 503' });
+});
+
+test('a ping receiver that is down or hangs does not hold the run long (bounded), and nothing else changes', async () => {
+  const hooks = await receiver();
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${await closedPortUrl()}${CHECK}` } });
+  await seeded(ws);
+  const down = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(down.code).toBe(0);
+  expect(down.stderr.match(/^warning: the (start|end) ping/gm)).toHaveLength(2);
+  expect(down.stderr).toContain('ECONNREFUSED');
+
+  const hanging = await receiver(() => 'hang');
+  ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(hanging)}${CHECK}` } });
+  await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
+  const started = performance.now();
+  const slow = await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z']);
+  const elapsed = performance.now() - started;
+  expect(slow.code).toBe(0);
+  expect(slow.stderr).toMatch(/the end ping .* failed after 2 attempts \(timed out after \d+ ms\)/);
+  // Each ping ends within 5 s (the start one beside the run, the end one waits for it): at most 10 s in all.
+  expect(elapsed).toBeLessThan(12_000);
+  expect(hooks.requests).toHaveLength(2);
+}, 30_000);
+
+test('Cronitor and Sentry through the ping setting; none turns the file\'s ping off', async () => {
+  const [hooks, pings] = [await receiver(), await receiver()];
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}file-check` } });
+  await seeded(ws);
+  const set = await ws.cli(['settings', 'set', 'ping', `cronitor ${base(pings)}p/0123456789abcdef0123456789abcdef/license-job`]);
+  expect([set.code, set.stderr]).toEqual([0, '']);
+  // The setting is masked like the secret.
+  expect((await ws.cli(['settings', 'get', 'ping'])).stdout.trim()).toBe('********');
+  const run = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(run.code).toBe(0);
+  const params = pings.requests.map((request) => Object.fromEntries(new URL(request.url, 'http://x').searchParams));
+  expect(params).toEqual([
+    { state: 'run', series: expect.stringMatching(UUID) },
+    { state: 'complete', series: params[0]!.series, status_code: '0', message: expect.stringMatching(/succeeded \(exit 0\).*1 events recorded/) },
+  ]);
+
+  await ws.cli(['settings', 'set', 'ping', `sentry ${base(pings)}api/1/cron/license-job/examplePublicKey/`]);
+  await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
+  expect((await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z'])).code).toBe(0);
+  expect(pings.requests.slice(2).map((request) => new URL(request.url, 'http://x').searchParams.get('status'))).toEqual(['in_progress', 'ok']);
+
+  expect((await ws.cli(['settings', 'set', 'ping', 'none'])).code).toBe(0);
+  expect((await ws.cli(['process-expirations', '--now', '2025-01-23T13:00:00Z'])).code).toBe(0);
+  expect(pings.requests).toHaveLength(4);
+});
+
+test('bad ping URLs: exit 2 naming monitoring.ping or the setting, nothing run or stored', async () => {
+  const ws = workspace({});
+  await seeded(ws);
+  ws.configure({ monitoring: { ping: 'ftp://hc-ping.example/abc' } });
+  const run = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain('monitoring.ping.url: the ping URL must use http: or https:, not ftp:');
+
+  ws.configure({ monitoring: { ping: { url: 'https://hc-ping.com/abc', kind: 'pagerduty' } } });
+  const kind = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(kind.code).toBe(2);
+  expect(kind.stderr).toContain('monitoring.ping.kind: must be one of healthchecks, cronitor, sentry');
+
+  ws.configure({});
+  expect(await ws.rows('select id from runs')).toEqual([]);
+  for (const [value, message] of [
+    ['gopher://x.example/abc', 'Invalid value for setting ping: the ping URL must use http: or https:, not gopher:'],
+    ['pagerduty https://x.example/abc', 'Invalid value for setting ping: "pagerduty" is not a ping service'],
+    ['not a url', 'Invalid value for setting ping: "not a url" is not "<url>", "cronitor <url>", "sentry <url>" or none'],
+  ] as const) {
+    const set = await ws.cli(['settings', 'set', 'ping', value]);
+    expect([set.code, set.stderr]).toEqual([2, expect.stringContaining(message)]);
+  }
+  expect(await ws.rows("select value from settings where key = 'ping'")).toEqual([]);
+});
+
+test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit 2 naming the variable', async () => {
+  const [hooks, pings] = [await receiver(), await receiver()];
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}from-file` } });
+  await seeded(ws);
+  expect((await ws.cli(['settings', 'set', 'ping', `${base(pings)}from-setting`])).code).toBe(0);
+  const run = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: `${base(pings)}from-env` } });
+  expect([run.code, run.stderr]).toEqual([0, '']);
+  expect(paths(pings)).toEqual(['/from-env/start', '/from-env']);
+  const bad = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: 'file:///tmp/x' } });
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toContain('Invalid environment variable LICENSE_MANAGER_PING: the ping URL must use http: or https:, not file:');
+  expect(pings.requests).toHaveLength(2);
+});

@@ -1,0 +1,166 @@
+// The Prometheus textfile wired into the cron job: written atomically after every run (failed ones too), read back by a real parser (and promtool where installed), `status --format prometheus` printing the same, and a folder that cannot take it refused with exit 2.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, expect, test } from '@jest/globals';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+
+const NOW = '2025-01-23T10:00:00Z';
+const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
+
+const receivers: Receiver[] = [];
+async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
+  const started = await startReceiver(reply);
+  receivers.push(started);
+  return started;
+}
+afterEach(async () => {
+  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
+});
+
+/** name{labels} -> value, from the real parser. */
+function samples(text: string): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const family of parsePrometheusTextFormat(text)) {
+    expect(family.help).not.toBe('');
+    expect(['gauge', 'counter']).toContain(family.type.toLowerCase());
+    if (family.type.toLowerCase() === 'counter') expect(family.name).toMatch(/_total$/);
+    expect(family.name).toMatch(/^license_manager_[a-z_]+$/);
+    for (const metric of family.metrics) {
+      const labels = Object.entries(metric.labels ?? {})
+        .map(([name, value]) => `${name}="${value}"`)
+        .join(',');
+      found.set(labels ? `${family.name}{${labels}}` : family.name, Number(metric.value));
+    }
+  }
+  return found;
+}
+
+function checkWithPromtool(file: string): void {
+  if (!promtool) return;
+  const checked = spawnSync('promtool', ['check', 'metrics'], { input: fs.readFileSync(file), encoding: 'utf8' });
+  expect([checked.status, checked.stdout, checked.stderr]).toEqual([0, '', '']);
+}
+
+async function seeded(ws: Workspace, licenses = [aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-30T10:00:00Z' })]): Promise<void> {
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed(licenses);
+}
+
+forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWorkspace }) => {
+  test('written after a run, success then failure: the last success stays, the exit status and counts follow; status --format prometheus prints the same', async () => {
+    let failing = false;
+    const hooks = await receiver(() => (failing ? 500 : 200));
+    const ws = dialectWorkspace({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] }, monitoring: { textfile: 'metrics/license_manager.prom' } });
+    fs.mkdirSync(path.join(ws.dir, 'metrics'));
+    await seeded(ws);
+    const file = path.join(ws.dir, 'metrics', 'license_manager.prom');
+
+    const first = await ws.cli(['process-expirations', '--now', NOW]);
+    expect([first.code, first.stderr]).toEqual([0, '']);
+    const afterSuccess = samples(fs.readFileSync(file, 'utf8'));
+    checkWithPromtool(file);
+    const [run] = await ws.rows<{ finished_at: string; started_at: string }>('select started_at, finished_at from runs');
+    const finished = Date.parse(run!.finished_at) / 1000;
+    expect(afterSuccess.get('license_manager_last_success_timestamp_seconds')).toBe(finished);
+    expect(afterSuccess.get('license_manager_last_run_timestamp_seconds')).toBe(finished);
+    expect(afterSuccess.get('license_manager_last_run_exit_code')).toBe(0);
+    expect(afterSuccess.get('license_manager_last_run_duration_seconds')).toBeGreaterThanOrEqual(0);
+    expect(afterSuccess.get('license_manager_events_recorded_total{event_type="license.expired"}')).toBe(1);
+    expect(afterSuccess.get('license_manager_events_recorded_total{event_type="license.expiring"}')).toBe(1);
+    expect(afterSuccess.get('license_manager_deliveries{event_type="license.expired",status="delivered"}')).toBe(1);
+    expect(afterSuccess.get('license_manager_endpoint_consecutive_failures{endpoint="default"}')).toBe(0);
+    expect(afterSuccess.get('license_manager_endpoint_oldest_undelivered_age_seconds{endpoint="default"}')).toBe(0);
+    expect(afterSuccess.get('license_manager_build_info{version="0.1.0"}')).toBe(1);
+    // No temporary file left beside it (node_exporter reads every *.prom).
+    expect(fs.readdirSync(path.join(ws.dir, 'metrics'))).toEqual(['license_manager.prom']);
+
+    failing = true;
+    await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
+    const second = await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z']);
+    expect(second.code).toBe(3);
+    const afterFailure = samples(fs.readFileSync(file, 'utf8'));
+    checkWithPromtool(file);
+    expect(afterFailure.get('license_manager_last_success_timestamp_seconds')).toBe(finished);
+    expect(afterFailure.get('license_manager_last_run_exit_code')).toBe(3);
+    expect(afterFailure.get('license_manager_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(finished);
+    expect(afterFailure.get('license_manager_deliveries{event_type="license.expired",status="abandoned"}')).toBe(1);
+    expect(afterFailure.get('license_manager_endpoint_deliveries{endpoint="default",status="abandoned"}')).toBe(1);
+    expect(afterFailure.get('license_manager_endpoint_consecutive_failures{endpoint="default"}')).toBe(1);
+
+    const printed = await ws.cli(['status', '--format', 'prometheus', '--now', '2025-01-23T12:00:00Z']);
+    // status exits 3 while a delivery is abandoned, as ever; stdout is the metrics alone.
+    expect(printed.code).toBe(3);
+    expect(printed.stderr).toMatch(/^warning: 1 delivery abandoned/);
+    expect(samples(printed.stdout)).toEqual(afterFailure);
+  });
+});
+
+test('a run that fails outright writes the file too; a dry run writes nothing', async () => {
+  const ws = workspace({ monitoring: { textfile: 'license_manager.prom' } });
+  await seeded(ws);
+  const file = path.join(ws.dir, 'license_manager.prom');
+  const dry = await ws.cli(['process-expirations', '--now', NOW, '--dry-run']);
+  expect(dry.code).toBe(0);
+  expect(fs.existsSync(file)).toBe(false);
+  // Refused: webhooks enabled with no URL (exit 2); the metrics say so.
+  ws.configure({ webhooks: { enabled: true }, monitoring: { textfile: 'license_manager.prom' } });
+  const refused = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(refused.code).toBe(2);
+  const metrics = samples(fs.readFileSync(file, 'utf8'));
+  expect(metrics.get('license_manager_last_run_exit_code')).toBe(2);
+  expect(metrics.get('license_manager_last_success_timestamp_seconds')).toBe(0);
+});
+
+test('bad textfile paths: a missing folder, a folder for a file, and a folder this user may not write: exit 2 naming monitoring.textfile, nothing sent', async () => {
+  const hooks = await receiver();
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url } });
+  await seeded(ws);
+  ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'missing/license_manager.prom' } });
+  const missing = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain(`error: monitoring.textfile ${path.join(ws.dir, 'missing', 'license_manager.prom')}: its folder ${path.join(ws.dir, 'missing')} does not exist.`);
+  expect(hooks.requests).toEqual([]);
+  expect((await ws.rows<{ status: string }>('select status from runs')).map((row) => row.status)).toEqual(['refused']);
+
+  fs.mkdirSync(path.join(ws.dir, 'a-folder.prom'));
+  ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'a-folder.prom' } });
+  const folder = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(folder.code).toBe(2);
+  expect(folder.stderr).toContain('is a folder; give the path of a file');
+
+  const locked = path.join(ws.dir, 'locked');
+  fs.mkdirSync(locked);
+  const asRoot = process.getuid?.() === 0;
+  // Root writes through any mode: an immutable folder is what refuses it.
+  const made = asRoot ? spawnSync('chattr', ['+i', locked]).status === 0 : (fs.chmodSync(locked, 0o555), true);
+  if (!made) throw new Error(`cannot make ${locked} immutable (chattr +i failed): this file system does not support it`);
+  try {
+    ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'locked/license_manager.prom' } });
+    const run = await ws.cli(['process-expirations', '--now', NOW]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`error: monitoring.textfile ${path.join(locked, 'license_manager.prom')}: this user may not create files in ${locked}.`);
+  } finally {
+    if (asRoot) spawnSync('chattr', ['-i', locked]);
+    else fs.chmodSync(locked, 0o755);
+  }
+  expect(fs.readdirSync(locked)).toEqual([]);
+});
+
+test('status --format prometheus with --json is bad usage', async () => {
+  const ws = workspace();
+  await seeded(ws, []);
+  const run = await ws.cli(['status', '--format', 'prometheus', '--json']);
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain('Give --json or --format prometheus, not both');
+});
+
+(promtool ? test : test.skip)(`promtool check metrics on a run's textfile${promtool ? '' : ' (skipped: promtool is not installed here; parse-prometheus-text-format checks every file above)'}`, async () => {
+  const ws = workspace({ monitoring: { textfile: 'license_manager.prom' } });
+  await seeded(ws);
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+  checkWithPromtool(path.join(ws.dir, 'license_manager.prom'));
+});
