@@ -613,7 +613,7 @@ export async function supersedeDeliveries(db: Kysely<Database>, runId: string, r
         for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
           await trx
             .updateTable('webhook_deliveries')
-            .set({ status: 'superseded', status_reason: reason, completed_at: completedAt, claimed_by: null, lease_until: null })
+            .set({ status: 'superseded', status_reason: reason, completed_at: completedAt, next_attempt_at: null, claimed_by: null, lease_until: null })
             .where('id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
             .where('claimed_by', '=', runId)
             .where('status', '=', 'delivering')

@@ -1,7 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { afterEach } from '@jest/globals';
 
 export interface ReceivedRequest {
   method: string;
@@ -63,19 +62,6 @@ export async function startReceiver(reply: (request: ReceivedRequest, index: num
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
-  };
-}
-
-/** For a test file: starts receivers as startReceiver does, and closes every one of them after each test. */
-export function receiversClosedAfterEach(): (reply?: (request: ReceivedRequest, index: number) => Reply) => Promise<Receiver> {
-  const started: Receiver[] = [];
-  afterEach(async () => {
-    await Promise.all(started.splice(0).map((entry) => entry.close()));
-  });
-  return async (reply) => {
-    const receiver = await startReceiver(reply);
-    started.push(receiver);
-    return receiver;
   };
 }
 

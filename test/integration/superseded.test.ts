@@ -5,7 +5,8 @@ import { addDays } from '../../src/expirations/calendar.js';
 import { botbleInserts, botbleSettingInserts, createBotbleDatabase } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { receiversClosedAfterEach, type Receiver } from '../helpers/receiver.js';
+import type { Receiver } from '../helpers/receiver.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
 
 // A delivery that waited is checked against its license just before it is sent (issue 19 part 5). The engine's
@@ -14,7 +15,7 @@ const TODAY = new Date().toISOString().slice(0, 10);
 const day = (offset: number) => addDays(TODAY, offset);
 const SECRET = 'default-secret';
 
-const receiver = receiversClosedAfterEach();
+const { receiver } = receiversPerTest();
 
 /** What a receiver got: "event_type license_code", sorted. */
 const got = (r: Receiver) =>
