@@ -54,7 +54,8 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
   if (!ABOUT_EXPIRY.has(type) && type !== 'license.update_support_expired') return SEND;
 
   if (license === undefined) return superseded('deleted', `license ${notice.licenseId} no longer exists (deleted)`);
-  if ('problem' in license) return superseded('unreadable', `license ${notice.licenseId} can no longer be read: ${license.problem}`);
+  // The problem quotes the stored value: cut so the reason fits its column (status_reason holds 2,048 characters).
+  if ('problem' in license) return superseded('unreadable', `license ${notice.licenseId} can no longer be read: ${clip(license.problem, 500)}`);
   if (license.status === 'suspended' || license.status === 'revoked') return superseded(license.status, `license ${license.status}`);
 
   // The date the notice is about: its instant's date here when known (the same expiry whatever zone recorded it), else the key's.
@@ -79,6 +80,10 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
     return superseded('later-warning-recorded', `a later warning of the same expiry date (${nearest} ${nearest === 1 ? 'day' : 'days'} before it) is recorded already`);
   }
   return SEND;
+}
+
+function clip(text: string, length: number): string {
+  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 }
 
 function superseded(code: SupersededCode, reason: string): NoticeVerdict {

@@ -34,6 +34,10 @@ describe('superseded: each reason', () => {
 
   test('the license can no longer be read (its dates became garbage)', () => {
     expect(verdict(expired, { problem: 'expires_at "soon" is not a date' })).toEqual({ send: false, code: 'unreadable', reason: 'license 42 can no longer be read: expires_at "soon" is not a date' });
+    // A long stored value is cut: the reason fits status_reason.
+    const long = verdict(expired, { problem: `expires_at "${'x'.repeat(5000)}" is not a date` });
+    expect(long).toMatchObject({ send: false, code: 'unreadable' });
+    expect(long.send === false && long.reason.length).toBe('license 42 can no longer be read: '.length + 500);
   });
 
   test('suspended or revoked: no notice of any kind', () => {
