@@ -26,17 +26,18 @@ export const retries: Migration = {
     const t = columnTypes(db);
     // Times as every other time column: `YYYY-MM-DDTHH:MM:SSZ`, sorting as text.
     if (!(await hasColumn(db, DELIVERIES, 'next_attempt_at'))) await db.schema.alterTable(DELIVERIES).addColumn('next_attempt_at', t.key(40)).execute();
-    if (!(await hasColumn(db, DELIVERIES, 'status_reason'))) await db.schema.alterTable(DELIVERIES).addColumn('status_reason', t.text).execute();
+    // Bounded on every dialect, as 0008's columns (no TEXT on MySQL, whose TEXT is cut at 64 KiB): the engine keeps a reason under 2,000 characters.
+    if (!(await hasColumn(db, DELIVERIES, 'status_reason'))) await db.schema.alterTable(DELIVERIES).addColumn('status_reason', t.key(2048)).execute();
     await allowStatuses(db, STATUSES);
     await createIndexIfMissing(db, DUE_INDEX, DELIVERIES, ['status', 'endpoint', 'next_attempt_at', 'id']);
     await t
       .table(db.schema.createTable('endpoint_states').ifNotExists())
       .addColumn('endpoint', t.key(64), (col) => col.primaryKey())
       // src/delivery/circuit.ts StoredCircuit as JSON; null: closed and never failed.
-      .addColumn('circuit', t.text)
+      .addColumn('circuit', t.key(4096))
       // Set when a 410 Gone disabled the endpoint; `endpoints enable` clears both.
       .addColumn('disabled_at', t.key(40))
-      .addColumn('disabled_reason', t.text)
+      .addColumn('disabled_reason', t.key(1024))
       .addColumn('updated_at', t.key(40), (col) => col.notNull())
       .execute();
     for (const column of RUN_COUNTS) {

@@ -4,6 +4,8 @@ export const EXIT = {
   failure: 1,
   usage: 2,
   abandoned: 3,
+  /** Finished, nothing abandoned, but deliveries wait on a failing receiver (deferred or parked). */
+  waiting: 4,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -24,8 +26,12 @@ export function usageError(message: string, options?: { cause?: unknown }): Exit
   return new ExitError(EXIT.usage, message, options);
 }
 
-/** The contract's rule for any run that sends: stopped early (or due deliveries left locked) is 1, anything abandoned is 3. */
-export function runExitCode(outcome: { abandoned: number; stopped?: boolean; locked?: number }): ExitCode {
+/**
+ * The contract's rule for any run that sends: stopped early (or due deliveries left locked) is 1, anything
+ * abandoned is 3, deliveries waiting on a failing receiver (deferred or parked) 4; 3 wins over 4.
+ */
+export function runExitCode(outcome: { abandoned: number; waiting?: number; stopped?: boolean; locked?: number }): ExitCode {
   if (outcome.stopped || (outcome.locked ?? 0) > 0) return EXIT.failure;
-  return outcome.abandoned > 0 ? EXIT.abandoned : EXIT.ok;
+  if (outcome.abandoned > 0) return EXIT.abandoned;
+  return (outcome.waiting ?? 0) > 0 ? EXIT.waiting : EXIT.ok;
 }

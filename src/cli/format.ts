@@ -8,7 +8,7 @@ import type { LastPing } from '../commands/monitoring.js';
 import type { DeliveriesStatsResult } from '../commands/deliveries-stats.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
-import type { PlanLine, ProcessExpirationsResult } from '../commands/process-expirations.js';
+import type { PlanLine, ProcessExpirationsResult, WaitingDeliveries } from '../commands/process-expirations.js';
 import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
@@ -92,6 +92,23 @@ export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], tota
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
+/**
+ * Deliveries that wait on a failing receiver, on stderr even under --quiet (cron mails it): per endpoint the count
+ * deferred and parked, the last error and the next attempt; and each endpoint a 410 Gone disabled, loudly.
+ */
+export function printWaiting(out: Output, result: { waiting: readonly WaitingDeliveries[]; gone: ReadonlyArray<{ endpoint: string; reason: string }>; deferred: number; parked: number }): void {
+  for (const gone of result.gone) {
+    out.warn(`endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "license-manager endpoints enable ${gone.endpoint}".`);
+  }
+  for (const endpoint of result.waiting) {
+    const parts = [endpoint.deferred > 0 ? `${plural(endpoint.deferred, 'delivery')} deferred (next attempt ${endpoint.nextAttemptAt ?? 'with the next run'})` : '', endpoint.parked > 0 ? `${plural(endpoint.parked, 'delivery')} parked` : '']
+      .filter(Boolean)
+      .join(', ');
+    const why = endpoint.reason ?? endpoint.lastError;
+    out.warn(`endpoint ${endpoint.endpoint}: ${parts}${why ? `; last error: ${clean(why)}` : ''}. See "${commandLine(`deliveries list --endpoint ${endpoint.endpoint} --status ${endpoint.deferred > 0 ? 'deferred' : 'parked'}`)}".`);
+  }
+}
+
 export function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
@@ -126,7 +143,7 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
       out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
     }
     out.info(
-      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
+      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
     );
     for (const [name, counts] of Object.entries(result.byEndpoint ?? {})) out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
     printSuperseded(out, result.deliveries, result.superseded);
@@ -237,10 +254,13 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
   }
   // The endpoint column appears once a row goes elsewhere than default: an installation without endpoints sees the table of before.
   const withEndpoint = rows.some((row) => row.endpoint !== 'default');
-  const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'REASON / ERROR'];
+  // Likewise the next attempt and the reason: shown once a row waits (deferred, parked) or says why it ended.
+  const withWait = rows.some((row) => row.next_attempt_at !== null || row.status_reason !== null);
+  const columns = ['ID', 'EVENT', 'LICENSE', 'STATUS', 'ATTEMPTS', 'LAST', 'CREATED', 'ERROR'];
+  const header = withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns;
   out.info(
     table([
-      withEndpoint ? [...columns.slice(0, 2), 'ENDPOINT', ...columns.slice(2)] : columns,
+      withWait ? [...header, 'NEXT ATTEMPT', 'REASON'] : header,
       ...rows.map((row) =>
         [
           String(row.id),
@@ -251,8 +271,8 @@ export function printDeliveries(out: Output, list: DeliveriesListResult): void {
           String(row.attempts),
           row.last_status_code === null ? '-' : String(row.last_status_code),
           row.created_at,
-          // Why it is superseded (or deferred, parked), then the last attempt's error.
-          [row.status_reason, row.last_error].filter((text) => text).join('; '),
+          row.last_error ?? '',
+          ...(withWait ? [row.next_attempt_at ?? '-', row.status_reason ?? ''] : []),
         ].map((cell) => clean(cell)),
       ),
     ]),
@@ -265,7 +285,9 @@ export function printDelivery(out: Output, found: DeliveryDetails): void {
   out.info(`Delivery ${delivery.id}: ${delivery.event_type} for ${clean(delivery.license_code ?? `license id ${delivery.license_id}`)}`);
   out.info(`  event id:   ${delivery.event_id}`);
   if (delivery.endpoint !== 'default') out.info(`  endpoint:   ${delivery.endpoint}`);
-  out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}${delivery.status_reason ? `: ${clean(delivery.status_reason)}` : ''}`);
+  out.info(`  status:     ${delivery.status}${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}`);
+  if (delivery.next_attempt_at) out.info(`  next attempt: ${delivery.next_attempt_at}`);
+  if (delivery.status_reason) out.info(`  reason:     ${clean(delivery.status_reason)}`);
   out.info(`  recorded:   ${delivery.created_at}`);
   out.info(`  body:       ${clean(delivery.body)}`);
   if (attempts.length === 0) {
@@ -377,6 +399,14 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
 }
 
 /** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
+/** A wait in whole units: 45 s, 12 min, 5 h 3 min, 2 d 4 h. */
+function ageText(seconds: number): string {
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  return `${Math.floor(seconds / 86_400)} d ${Math.floor((seconds % 86_400) / 3600)} h`;
+}
+
 export function printStatus(out: Output, result: StatusResult): void {
   const counts = (byStatus: Record<string, number>, total: number) =>
     total === 0 ? 'none' : `${total} (${Object.entries(byStatus).map(([status, count]) => `${status} ${count}`).join(', ')})`;
@@ -416,6 +446,26 @@ export function printStatus(out: Output, result: StatusResult): void {
         ]),
       ]),
     );
+  }
+  if (result.endpoints.length > 0) {
+    out.info('');
+    out.info('endpoints (what runs learned about each receiver):');
+    out.info(
+      table([
+        ['  ENDPOINT', 'CIRCUIT', 'LAST SUCCESS', 'FAILURES', 'DEFERRED', 'PARKED', 'OLDEST WAITING', 'NEXT ATTEMPT'],
+        ...result.endpoints.map((endpoint) => [
+          `  ${endpoint.name}`,
+          endpoint.disabled ? out.paint.red('disabled (410)') : endpoint.circuit === 'closed' ? endpoint.circuit : out.paint.yellow(endpoint.circuit),
+          endpoint.lastSuccessAt ?? '-',
+          String(endpoint.consecutiveFailures),
+          String(endpoint.deferred),
+          String(endpoint.parked),
+          endpoint.oldestUndeliveredAgeSeconds === null ? '-' : ageText(endpoint.oldestUndeliveredAgeSeconds),
+          endpoint.nextAttemptAt ?? '-',
+        ]),
+      ]),
+    );
+    for (const endpoint of result.endpoints) if (endpoint.lastError && (endpoint.consecutiveFailures > 0 || endpoint.deferred + endpoint.parked > 0)) out.info(`  ${endpoint.name}: last error ${clean(endpoint.lastError)}`);
   }
   if (result.expiredWithoutEvent) {
     out.info('');
@@ -482,7 +532,7 @@ export function printEndpoints(out: Output, endpoints: readonly EndpointView[]):
       ...endpoints.map((endpoint) => [
         endpoint.name,
         endpoint.url === null ? out.paint.dim('(not set)') : clean(endpoint.url),
-        endpoint.enabled ? 'enabled' : out.paint.yellow('disabled'),
+        endpoint.enabled ? 'enabled' : out.paint.yellow(endpoint.gone ? 'disabled (410 Gone)' : 'disabled'),
         endpoint.events === null ? 'all' : endpoint.events.join(','),
         endpoint.signing,
         SOURCE_NAMES[endpoint.source],
@@ -497,7 +547,14 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
   const lines: Array<[string, string]> = [
     ['name', endpoint.name],
     ['url', endpoint.url === null ? '(not set)' : clean(endpoint.url)],
-    ['state', endpoint.enabled ? 'enabled' : 'disabled (its deliveries are parked)'],
+    [
+      'state',
+      endpoint.gone
+        ? `disabled: ${clean(endpoint.gone.reason)}; its deliveries are parked until "license-manager endpoints enable ${endpoint.name}"`
+        : endpoint.enabled
+          ? 'enabled'
+          : 'disabled (its deliveries are parked)',
+    ],
     ['events', endpoint.events === null ? 'all' : endpoint.events.join(', ')],
     ['signing', endpoint.signing],
     ['secret', endpoint.secret ?? '(none: requests are unsigned)'],

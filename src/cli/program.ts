@@ -173,7 +173,10 @@ export function buildProgram(session: Session): Command {
         'license-manager process-expirations --now 2025-01-15T08:00:00Z --json',
         "license-manager process-expirations --mark-sent-through 2025-01-14 --dry-run   # Botble's job last ran on the 14th",
         'license-manager process-expirations --announce-since 2025-01-02 --dry-run   # expiries a long outage left unannounced',
-      ),
+      ) +
+        '\n\nExit status: 0 all sent; 3 a delivery was abandoned; 4 nothing abandoned, but deliveries wait on a failing receiver' +
+        '\n(deferred to a later run until webhooks.retryWindowHours, or parked after a 410 Gone); 1 failed or stopped early.' +
+        '\nDeferred deliveries that are due go first, one attempt each per run (see "Retries across runs" in the README).',
     )
     .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string; announceSince?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
@@ -185,9 +188,9 @@ export function buildProgram(session: Session): Command {
           else printMarkSent(out, result);
           return EXIT.ok;
         }
-        const { lockedMessage, processExpirations } = await import('../commands/process-expirations.js');
+        const { lockedMessage, processExpirations, waitingCount } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan, printWaiting } = await import('./format.js');
         const { runMonitor } = await import('../commands/monitoring.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
@@ -212,9 +215,10 @@ export function buildProgram(session: Session): Command {
         printDisabledButDue(out, result);
         printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        printWaiting(out, result);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
         if (result.locked > 0) out.warn(lockedMessage(result.locked));
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted, locked: result.locked });
+        return runExitCode({ abandoned: result.abandoned, waiting: waitingCount(result), stopped: stop.aborted, locked: result.locked });
       }),
     );
 
@@ -609,8 +613,15 @@ export function buildProgram(session: Session): Command {
   deliveries
     .command('list')
     .description('deliveries, newest first')
-    .addHelpText('after', examples('license-manager deliveries list --status abandoned', 'license-manager deliveries list --license LIC-0003 --since 2025-01-01'))
-    .addOption(new Option('--status <status>', 'only this status').choices(DELIVERY_STATUSES))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager deliveries list --status abandoned',
+        'license-manager deliveries list --status deferred   # waiting for a later run: next attempt and reason',
+        'license-manager deliveries list --license LIC-0003 --since 2025-01-01',
+      ),
+    )
+    .addOption(new Option('--status <status>', 'only this status (deferred: waits for a later run; parked: its endpoint is disabled)').choices(DELIVERY_STATUSES))
     .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
     .option('--endpoint <name>', 'only deliveries to this endpoint (see "endpoints list")')
@@ -656,7 +667,7 @@ export function buildProgram(session: Session): Command {
   deliveries
     .command('retry')
     .description(
-      're-send abandoned deliveries, or delivered and superseded ones with --force (same event id and body, current URL and secret, full retry policy); each license is read again first, and a notice it contradicts now is superseded, not sent',
+      're-send abandoned deliveries, deferred ones now (by id), or delivered and superseded ones with --force (same event id and body, current URL and secret, full retry policy); each license is read again first, and a notice it contradicts now is superseded, not sent',
     )
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
@@ -668,6 +679,7 @@ export function buildProgram(session: Session): Command {
       'after',
       examples(
         'license-manager deliveries retry 41 42',
+        'license-manager deliveries retry 57   # a deferred one: now, not at its next attempt time',
         'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run',
         'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver',
         'license-manager deliveries retry 23 --force   # superseded (see "deliveries show 23"), to be sent anyway',
@@ -676,7 +688,7 @@ export function buildProgram(session: Session): Command {
     .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesRetry } = await import('../commands/deliveries.js');
-        const { printRetry, printAbandoned } = await import('./format.js');
+        const { printRetry, printAbandoned, printWaiting } = await import('./format.js');
         const progress = deliveryProgress(out, 're-sending');
         const stopAnnounced = announceStop(out);
         const result = await deliveriesRetry(context, {
@@ -693,8 +705,10 @@ export function buildProgram(session: Session): Command {
         if (out.options.json) out.json(result);
         else printRetry(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+        // What this re-send deferred or parked (its receiver still fails), said as a run says it.
+        if (result.deferred + result.parked > 0) printWaiting(out, result);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
-        return runExitCode({ abandoned: result.abandoned, stopped: stop.aborted });
+        return runExitCode({ abandoned: result.abandoned, waiting: result.deferred + result.parked, stopped: stop.aborted });
       }),
     );
 

@@ -22,7 +22,7 @@ import type { CommandContext } from './context.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 import { engineEndpoints } from '../delivery/endpoint-policies.js';
-import { deliverPending, MAX_LISTED, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
+import { deliverPending, MAX_LISTED, nothingSent, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { commandLine } from '../command-line.js';
 
@@ -144,8 +144,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
           `Delivery ${delivery.id} was superseded${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}: ${delivery.status_reason ?? 'its license changed since it was recorded'}. It is not re-sent, so the receiver never gets a notice its license contradicts. To send it anyway, exactly as recorded: "${commandLine(`deliveries retry ${delivery.id} --force`)}". Nothing was sent.`,
         );
       }
-      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'superseded') {
-        throw usageError(`Delivery ${delivery.id} is ${delivery.status}, not abandoned: only abandoned deliveries are re-sent (pending ones go out with the next process-expirations).`);
+      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred' && delivery.status !== 'superseded') {
+        const why =
+          delivery.status === 'parked'
+            ? `its endpoint is disabled${delivery.status_reason ? ` (${delivery.status_reason})` : ''}: "license-manager endpoints enable ${delivery.endpoint}" sends it with the next process-expirations`
+            : 'pending ones go out with the next process-expirations';
+        throw usageError(`Delivery ${delivery.id} is ${delivery.status}: only abandoned and deferred deliveries are re-sent (${why}).`);
       }
       if (delivery.endpoint !== DEFAULT_ENDPOINT_NAME) {
         const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
@@ -163,7 +167,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, forcedSuperseded, delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, abandonedDeliveries: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, forcedSuperseded, ...nothingSent(), abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
@@ -180,6 +184,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onProgress: options.onProgress,
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
+    retryWindowHours: webhooks.retryWindowHours,
     // A re-sent delivery waited: its license is read again first, unless --force says to send it as it is.
     ...(options.force ? {} : { recheck: staleNoticeCheck(context.db, { licenses: context.licenses, timeZone: context.config.expirations.timeZone }) }),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.

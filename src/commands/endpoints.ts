@@ -13,6 +13,8 @@ import {
   type EndpointWrite,
   type StoredEndpoint,
 } from '../storage/endpoints.repository.js';
+import { clearEndpointState, endpointStates, type EndpointState } from '../storage/endpoint-states.repository.js';
+import { unparkEndpoint } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import {
   DEFAULT_ENDPOINT_NAME,
@@ -44,20 +46,25 @@ export interface EndpointView {
   previousSecrets: Array<{ validUntil: string }>;
   headers: Record<string, string>;
   maxInFlight: number | null;
-  /** Delivery counts by status; `parked`: pending while the endpoint is disabled. */
+  /** Delivery counts by status; `parked`: pending while the endpoint is disabled, and those a 410 Gone parked. */
   deliveries: Record<string, number>;
+  /** Set when its receiver answered 410 Gone: disabled (whatever `enabled` said) until `endpoints enable`. */
+  gone: { at: string; reason: string } | null;
 }
 
-function view(endpoint: ResolvedEndpoint, stored: StoredEndpoint | undefined, counts: Record<string, number> | undefined, now: Date): EndpointView {
+function view(endpoint: ResolvedEndpoint, stored: StoredEndpoint | undefined, counts: Record<string, number> | undefined, state: EndpointState | undefined, now: Date): EndpointView {
   const deliveries = { ...counts };
-  if (!endpoint.enabled && deliveries.pending) {
-    deliveries.parked = deliveries.pending;
+  const gone = state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? 'endpoint gone (410)' } : null;
+  const enabled = endpoint.enabled && gone === null;
+  if (!enabled && deliveries.pending) {
+    deliveries.parked = (deliveries.parked ?? 0) + deliveries.pending;
     delete deliveries.pending;
   }
   return {
     name: endpoint.name,
     url: endpoint.url === null ? null : maskCredentials(endpoint.url),
-    enabled: endpoint.enabled,
+    enabled,
+    gone,
     events: endpoint.events,
     signing: endpoint.signing,
     source: endpoint.source,
@@ -73,7 +80,8 @@ export async function endpointsList(context: CommandContext, now: Date): Promise
   const endpoints = await resolveEndpoints(context.db, context.config.webhooks, now);
   const stored = await listStoredEndpoints(context.db);
   const counts = await deliveryCountsByEndpoint(context.db);
-  return endpoints.map((endpoint) => view(endpoint, stored.find((entry) => entry.name === endpoint.name && endpoint.source === 'database'), counts[endpoint.name], now));
+  const states = await endpointStates(context.db);
+  return endpoints.map((endpoint) => view(endpoint, stored.find((entry) => entry.name === endpoint.name && endpoint.source === 'database'), counts[endpoint.name], states.get(endpoint.name), now));
 }
 
 export async function endpointsShow(context: CommandContext, name: string, now: Date): Promise<EndpointView> {
@@ -202,8 +210,16 @@ export interface EnableResult {
 }
 
 export async function endpointsSetEnabled(context: CommandContext, name: string, enabled: boolean, now: Date, options: { discardParked?: boolean } = {}): Promise<EnableResult> {
-  await editable(context, name, now);
   if (options.discardParked && !enabled) throw usageError('--discard-parked goes with "endpoints enable": a disabled endpoint keeps its deliveries parked.');
+  const gone = (await endpointStates(context.db)).get(name)?.disabledAt != null;
+  // A 410 Gone disabled it: enabling clears that for any endpoint, `default` and the config file's included (their other fields are not ours to change).
+  if (enabled && gone) {
+    if (!(await resolveEndpoints(context.db, context.config.webhooks, now)).some((endpoint) => endpoint.name === name)) throw unknownEndpoint(name);
+  } else await editable(context, name, now);
+  if (enabled) {
+    await clearEndpointState(context.db, name);
+    await unparkEndpoint(context.db, name);
+  }
   const parked = await countUndelivered(context.db, name);
   const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked);
   return { name, enabled, parked: parked - discarded, discarded };
@@ -223,7 +239,10 @@ export async function endpointsRemove(context: CommandContext, name: string, now
       `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("license-manager endpoints disable ${name}" keeps them parked). Nothing was changed.`,
     );
   }
-  return { name, dropped: await deleteEndpoint(context.db, name) };
+  const dropped = await deleteEndpoint(context.db, name);
+  // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
+  await clearEndpointState(context.db, name);
+  return { name, dropped };
 }
 
 export interface RotateSecretResult {

@@ -18,7 +18,8 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { maxDeliveryId, recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries.repository.js';
+import { maxDeliveryId, recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
+import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
@@ -139,6 +140,22 @@ export interface ProcessExpirationsResult {
   byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
   /** The abandoned ones, with license codes: what the operator must look at. */
   abandonedDeliveries: AbandonedDelivery[];
+  /** Deferred to a later run by this run, and parked by it (410 Gone). */
+  deferred: number;
+  parked: number;
+  /** Per endpoint, what waits on a failing receiver once the run is over (deferred and parked, every run's): exit 4 when any and nothing abandoned. */
+  waiting: WaitingDeliveries[];
+  /** Endpoints this run disabled because they answered 410 Gone. */
+  gone: Array<{ endpoint: string; reason: string }>;
+  /** Each endpoint's circuit as the run leaves it (those it sent to). */
+  circuits: Record<string, StoredCircuit>;
+}
+
+export type { WaitingDeliveries };
+
+/** How many deliveries wait on a failing receiver (deferred or parked) after a run. */
+export function waitingCount(result: Pick<ProcessExpirationsResult, 'waiting'>): number {
+  return result.waiting.reduce((total, endpoint) => total + endpoint.deferred + endpoint.parked, 0);
 }
 
 export type LicenseEvent = { event: JobEvent; license: LicenseRow };
@@ -356,8 +373,9 @@ export async function processExpirations(context: CommandContext, options: Proce
     throw error;
   } finally {
     const stopped = Boolean(options.stop?.aborted);
-    const exitCode = result ? runExitCode({ abandoned: result.abandoned, stopped, locked: result.locked }) : failure instanceof ExitError ? failure.code : EXIT.failure;
-    const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : 'succeeded';
+    const waiting = result ? waitingCount(result) : 0;
+    const exitCode = result ? runExitCode({ abandoned: result.abandoned, waiting, stopped, locked: result.locked }) : failure instanceof ExitError ? failure.code : EXIT.failure;
+    const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : waiting > 0 ? 'waiting' : 'succeeded';
     const message = failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
     const finished = finishRun(context.db, runId, {
@@ -367,6 +385,8 @@ export async function processExpirations(context: CommandContext, options: Proce
       recorded: result?.recorded ?? 0,
       delivered: result?.delivered ?? 0,
       abandoned: result?.abandoned ?? 0,
+      deferred: result?.deferred ?? 0,
+      parked: result?.parked ?? 0,
       superseded: result?.superseded ?? 0,
       expiredWithoutEvent: result?.webhooksEnabled ? result.expiredWithoutEvent : 0,
       announceSince: result?.webhooksEnabled ? result.announceSince : null,
@@ -441,6 +461,7 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
     onProgress: options.onProgress,
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
+    retryWindowHours: webhooks.retryWindowHours,
     recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
@@ -454,6 +475,11 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   result.deliveries = sent.outcomes;
   result.unlisted = sent.unlisted;
   if (sent.byEndpoint) result.byEndpoint = sent.byEndpoint;
+  result.deferred = sent.deferred;
+  result.parked = sent.parked;
+  result.waiting = sent.waiting;
+  result.gone = sent.gone;
+  result.circuits = sent.circuits;
   result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
   return result;
 }
@@ -509,6 +535,11 @@ async function findAndRecord(
     deliveries: [],
     unlisted: 0,
     abandonedDeliveries: [],
+    deferred: 0,
+    parked: 0,
+    waiting: [],
+    gone: [],
+    circuits: {},
   };
   const recordedAt = formatUtc(now);
   const longPast = await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record, LISTED_WITHOUT_EVENT);

@@ -2,7 +2,9 @@ import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
-import { deliveryCounts } from '../storage/deliveries.repository.js';
+import { deliveryCounts, waitingByEndpoint } from '../storage/deliveries.repository.js';
+import { endpointStates } from '../storage/endpoint-states.repository.js';
+import { parseStoredCircuit } from '../delivery/circuit.js';
 import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';
 import { databaseTimeMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
@@ -16,6 +18,28 @@ import { lastPing, textfilePath, type LastPing } from './monitoring.js';
 /** A daily job that has not finished a run for this long has stopped (a day plus slack for a slow or late run). */
 const STALE_AFTER_HOURS = 26;
 const SHOWN_RUNS = 5;
+/** An endpoint whose deliveries have waited on it (deferred or parked) for longer than this makes `status` exit 4: a day of retries did not get through. */
+const FAILING_ENDPOINT_HOURS = 24;
+
+/** Per endpoint, what the runs learned about its receiver and what waits on it. */
+interface EndpointHealth {
+  name: string;
+  lastSuccessAt: string | null;
+  consecutiveFailures: number;
+  /** `closed`, `open` (the next run probes it with one attempt) or `half-open`. */
+  circuit: 'closed' | 'open' | 'half-open';
+  /** When its current run of failures began; null when it is not failing. */
+  failingSince: string | null;
+  lastError: string | null;
+  deferred: number;
+  parked: number;
+  /** The earliest next attempt of its deferred deliveries. */
+  nextAttemptAt: string | null;
+  /** How long its oldest deferred or parked delivery has waited since it was recorded, in whole seconds; null when none waits. */
+  oldestUndeliveredAgeSeconds: number | null;
+  /** Set when a 410 Gone disabled it (until `endpoints enable`). */
+  disabled: { at: string; reason: string } | null;
+}
 
 export interface RunSummary {
   startedAt: string;
@@ -25,6 +49,9 @@ export interface RunSummary {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries the run deferred to a later run, and parked (410 Gone). */
+  deferred?: number;
+  parked?: number;
   /** Licenses the run marked expired with no event (expired longer ago than lookbackDays). */
   expiredWithoutEvent?: number;
   error: string | null;
@@ -62,6 +89,8 @@ export interface StatusResult {
    * was left to take them over, so they wait for the next run. A warning; the exit code stays the job's.
    */
   heldByGoneRuns: number;
+  /** Endpoints with a stored circuit, a 410 disablement, or deliveries waiting on them (by name). */
+  endpoints: EndpointHealth[];
   /** The heartbeat (the URL with its keys masked) and what became of the last run's pings; the metrics file. */
   monitoring: { ping: { target: string; kind: string } | null; lastPing: LastPing | null; textfile: string | null };
 }
@@ -75,6 +104,8 @@ function summary(row: RunRow): RunSummary {
     recorded: Number(row.recorded),
     delivered: Number(row.delivered),
     abandoned: Number(row.abandoned),
+    deferred: Number(row.deferred ?? 0),
+    parked: Number(row.parked ?? 0),
     expiredWithoutEvent: Number(row.expired_without_event ?? 0),
     error: row.error,
   };
@@ -98,6 +129,8 @@ export function judgeHealth(input: {
   settingProblems: readonly SettingProblem[];
   /** Deliveries abandoned now (any run's, not yet re-sent); the last run's own count when not given. */
   abandonedNow?: number;
+  /** Per endpoint, since when deliveries have waited on it (deferred or parked): exit 4 past FAILING_ENDPOINT_HOURS. */
+  failing?: ReadonlyArray<{ name: string; since: string; waiting: number }>;
 }): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
   const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
@@ -112,7 +145,7 @@ export function judgeHealth(input: {
   if (lastFinished.status === 'refused') {
     return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) refused to start${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
   }
-  if (lastFinished.exitCode !== EXIT.ok && lastFinished.exitCode !== EXIT.abandoned) {
+  if (lastFinished.exitCode !== EXIT.ok && lastFinished.exitCode !== EXIT.abandoned && lastFinished.exitCode !== EXIT.waiting) {
     return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
   }
   // What is undelivered now, not what the last run left: abandoned deliveries re-sent since are done with.
@@ -121,6 +154,13 @@ export function judgeHealth(input: {
     return {
       exitCode: EXIT.abandoned,
       reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}", re-send with "${commandLine('deliveries retry --abandoned')}"`,
+    };
+  }
+  const overdue = (input.failing ?? []).filter((endpoint) => now.getTime() - (parseUtc(endpoint.since)?.getTime() ?? now.getTime()) > FAILING_ENDPOINT_HOURS * 3_600_000);
+  if (overdue.length > 0) {
+    return {
+      exitCode: EXIT.waiting,
+      reason: `${overdue.map((endpoint) => `endpoint ${endpoint.name} has been failing since ${endpoint.since} (${plural(endpoint.waiting, 'delivery')} deferred or parked)`).join('; ')}: more than ${FAILING_ENDPOINT_HOURS} hours. Check the receiver; see "${commandLine('deliveries list --status deferred')}"`,
     };
   }
   if (lastFinished.exitCode === EXIT.abandoned) {
@@ -137,6 +177,13 @@ export async function status(context: CommandContext, options: { now: Date }): P
   const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, count) => total + count, 0);
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
+  const endpoints = await endpointHealth(context, options.now);
+  const failing = endpoints.flatMap((endpoint) => {
+    const waiting = endpoint.deferred + endpoint.parked;
+    const oldest = endpoint.oldestUndeliveredAgeSeconds === null ? null : formatUtc(new Date(options.now.getTime() - endpoint.oldestUndeliveredAgeSeconds * 1000));
+    const since = [endpoint.failingSince, endpoint.disabled?.at ?? null, oldest].filter((value): value is string => value !== null).sort()[0];
+    return waiting > 0 && since ? [{ name: endpoint.name, since, waiting }] : [];
+  });
   return {
     now: formatUtc(options.now),
     configFile: context.configFile ?? null,
@@ -148,14 +195,41 @@ export async function status(context: CommandContext, options: { now: Date }): P
     licenses: { total: licenseTotal, byStatus: licenses },
     deliveries: { total: sum(deliveries), byStatus: deliveries, ...(Object.keys(byEndpoint).some((name) => name !== 'default') ? { byEndpoint } : {}) },
     runs: runs.map(summary),
-    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: deliveries.abandoned ?? 0 }),
+    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: deliveries.abandoned ?? 0, failing }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's, on a server).
     heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
+    endpoints,
     monitoring: {
       ping: context.config.monitoring.ping && { target: displayPingUrl(context.config.monitoring.ping.url), kind: context.config.monitoring.ping.kind },
       lastPing: await lastPing(context),
       textfile: textfilePath(context),
     },
   };
+}
+
+/** Each endpoint's stored circuit and 410 disablement beside what waits on it. */
+async function endpointHealth(context: CommandContext, now: Date): Promise<EndpointHealth[]> {
+  const states = await endpointStates(context.db);
+  const waiting = new Map((await waitingByEndpoint(context.db)).map((entry) => [entry.endpoint, entry]));
+  const names = [...new Set([...states.keys(), ...waiting.keys()])].sort();
+  return names.map((name) => {
+    const state = states.get(name);
+    const circuit = state?.circuit === undefined ? undefined : parseStoredCircuit(state.circuit);
+    const wait = waiting.get(name);
+    const oldest = wait?.oldestCreatedAt ? parseUtc(wait.oldestCreatedAt) : undefined;
+    return {
+      name,
+      lastSuccessAt: circuit?.lastSuccessAt ?? null,
+      consecutiveFailures: circuit?.consecutiveFailures ?? 0,
+      circuit: circuit?.state ?? 'closed',
+      failingSince: circuit?.failingSince ?? null,
+      lastError: circuit?.lastError ?? wait?.lastError ?? null,
+      deferred: wait?.deferred ?? 0,
+      parked: wait?.parked ?? 0,
+      nextAttemptAt: wait?.nextAttemptAt ?? null,
+      oldestUndeliveredAgeSeconds: oldest ? Math.max(0, Math.floor((now.getTime() - oldest.getTime()) / 1000)) : null,
+      disabled: state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? 'endpoint gone (410)' } : null,
+    };
+  });
 }

@@ -10,6 +10,8 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 // The reference's retry policy: attempt 1 at once, then after 1 s, 2 s and 4 s.
 const DEFAULT_RETRY_DELAYS_MS = [1000, 2000, 4000];
 const DEFAULT_CONCURRENCY = 8;
+// Retries across runs: a failing delivery is tried again for 3 days after its event was recorded (Stripe's window).
+const DEFAULT_RETRY_WINDOW_HOURS = 72;
 const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
 const DEFAULT_TIME_ZONE = 'UTC';
@@ -106,6 +108,12 @@ export const configSchema = z.strictObject({
         .default(DEFAULT_RETRY_DELAYS_MS)
         .describe('waits before each retry; its length is the number of retries'),
       concurrency: z.int().min(1).max(256).default(DEFAULT_CONCURRENCY).describe('HTTP attempts in flight at once'),
+      retryWindowHours: z
+        .int()
+        .min(0)
+        .max(8760)
+        .default(DEFAULT_RETRY_WINDOW_HOURS)
+        .describe('how long after an event was recorded a failing delivery is retried in later runs (deferred); 0: abandoned after the in-run retries, as the reference'),
       endpoints: endpointsSchema.optional().describe('more receivers beside url/secret (the endpoint "default"); see "Several receivers" in the README'),
     })
     .prefault({}),

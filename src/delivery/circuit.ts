@@ -37,7 +37,7 @@ export interface Circuit extends StoredCircuit {
  */
 export type Admission = 'attempt' | 'probe' | 'wait' | 'defer';
 
-export const storedCircuitSchema = z.strictObject({
+const storedCircuitSchema = z.strictObject({
   state: z.enum(POSITIONS),
   consecutiveFailures: z.int().min(0),
   failingSince: z.string().nullable(),
@@ -86,7 +86,7 @@ export function cancelAttempt(circuit: Circuit): Circuit {
  * `failure`: no answer or a 5xx, the receiver is down or broken. `success`: 2xx. `answered`: any other
  * status (a 4xx, 429, 3xx): the receiver is up, so the circuit has no reason to stay open.
  */
-export function circuitOutcome(outcome: Pick<AttemptOutcome, 'statusCode'>): 'success' | 'failure' | 'answered' {
+function circuitOutcome(outcome: Pick<AttemptOutcome, 'statusCode'>): 'success' | 'failure' | 'answered' {
   const status = outcome.statusCode;
   if (status === null || status >= 500) return 'failure';
   if (status >= 200 && status <= 299) return 'success';

@@ -11,13 +11,19 @@ import {
   claimDeliveries,
   countAbandoned,
   countClaimable,
+  endClaimed,
   releaseDelivery,
   supersedeDeliveries,
+  waitingByEndpoint,
+  type DeliveryEnd,
   type DeliveryRow,
   type ResendSelection,
+  type WaitingDeliveries,
 } from '../storage/deliveries.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
+import { CrossRunRetries } from './cross-run.js';
+import type { StoredCircuit } from './circuit.js';
 import { AttemptWriter } from './attempt-writer.js';
 import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
@@ -75,6 +81,14 @@ export interface DeliverPendingOptions {
   onWarning?: (message: string) => void;
   /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
   onProgress?: (progress: DeliveryProgress) => void;
+  /**
+   * `webhooks.retryWindowHours`: a delivery whose last outcome was retryable is deferred to a later run until this
+   * long after its event was recorded (Retry-After, 410 Gone and a circuit per endpoint with it). 0 (the default
+   * here) is the reference's behaviour exactly: abandoned once the in-run schedule is spent.
+   */
+  retryWindowHours?: number;
+  /** 0 to 1: the jitter of cross-run backoffs (Math.random unless a test fixes it). */
+  random?: () => number;
   /** Tracing: told as each attempt starts (its span), with headers to add to the request; see AttemptTrace. */
   traceAttempt?: (attempt: TracedAttempt) => AttemptTrace;
 }
@@ -106,7 +120,7 @@ export interface DeliveryOutcome {
   id: number;
   eventId: string;
   eventType: string;
-  status: DeliveryResult['status'] | 'superseded';
+  status: Exclude<DeliveryResult['status'], 'held'> | 'deferred' | 'parked' | 'superseded';
   /** Why it was superseded. */
   reason?: string;
   attempts: number;
@@ -135,6 +149,21 @@ export interface DeliverPendingResult {
   unlisted: number;
   /** Delivered and abandoned per endpoint; only when an endpoint other than default took part. */
   byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
+  /** Deferred to a later run by this run (after their in-run schedule, by Retry-After, or at once by an open circuit). */
+  deferred: number;
+  /** Parked by this run: their endpoint answered 410 Gone. */
+  parked: number;
+  /** With retries across runs: per endpoint, what waits on a failing receiver once the run is over (deferred and parked, all runs'). */
+  waiting: WaitingDeliveries[];
+  /** With retries across runs: each endpoint's circuit as this run leaves it, by name (those the run sent to). */
+  circuits: Record<string, StoredCircuit>;
+  /** Endpoints this run disabled because they answered 410 Gone. */
+  gone: Array<{ endpoint: string; reason: string }>;
+}
+
+/** The result of a run that sent nothing (yet). */
+export function nothingSent(): DeliverPendingResult {
+  return { delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -143,16 +172,16 @@ interface ClaimSource {
   remaining(nowMs: number): Promise<number>;
 }
 
-/** Pending deliveries and lapsed claims of some endpoints (all when `endpoints` is left out). */
-function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined): ClaimSource {
+/** Lapsed claims, due deferred deliveries (when `dueAt` is given: retries across runs) and pending ones of some endpoints (all when `endpoints` is left out). */
+function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined, dueAt?: () => string): ClaimSource {
   return {
-    next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil, ...(endpoints ? { endpoints } : {}) }),
-    remaining: (nowMs) => countClaimable(db, nowMs, runId, endpoints),
+    next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil, ...(endpoints ? { endpoints } : {}), ...(dueAt ? { dueAt: dueAt() } : {}) }),
+    remaining: (nowMs) => countClaimable(db, nowMs, runId, endpoints, dueAt?.()),
   };
 }
 
-function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelection | undefined): ClaimSource {
-  if (!resend) return pendingSource(db, runId, undefined);
+function claimSource(db: Kysely<Database>, runId: string, resend: ResendSelection | undefined, dueAt?: () => string): ClaimSource {
+  if (!resend) return pendingSource(db, runId, undefined, dueAt);
   // A re-send walks the ids upwards: each claim is a range scan after the last id taken, whatever the count.
   let afterId = 0;
   const ids = resend.ids && [...new Set(resend.ids)].sort((a, b) => a - b);
@@ -205,17 +234,28 @@ async function deliverWith(
 ): Promise<DeliverPendingResult> {
   const { runId, leaseMs } = options;
   await freeClaimsOfDeadRuns(db, leaseClock.now().getTime());
+  const windowHours = options.retryWindowHours ?? 0;
+  const crossRun =
+    windowHours > 0
+      ? await CrossRunRetries.load(db, { windowHours, clock: options.clock, random: options.random ?? Math.random, perEndpointClaims: !options.resend && options.endpoints !== undefined, onWarning: options.onWarning })
+      : undefined;
+  // Endpoints a 410 Gone disabled are sent nothing until `endpoints enable`: what waits for them is parked.
+  const disabled = crossRun?.disabled() ?? new Map<string, string>();
+  if (crossRun && options.endpoints) await crossRun.parkDisabled(options.endpoints.filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name));
+  const endpoints = options.endpoints?.filter((endpoint) => !disabled.has(endpoint.name));
+  options = { ...options, ...(endpoints ? { endpoints } : {}) };
+  const dueAt = crossRun ? () => formatUtc(options.clock.now()) : undefined;
   const names = options.endpoints?.map((endpoint) => endpoint.name);
   // A re-send goes to enabled endpoints only (and to the one it names, `deliveries retry --endpoint`).
   const resendTo = names && options.resend ? (options.resend.endpoints ?? names).filter((name) => names.includes(name)) : options.resend?.endpoints;
-  const source = claimSource(db, runId, options.resend && { ...options.resend, ...(resendTo ? { endpoints: resendTo } : {}) });
-  const overall = options.resend || !names ? source : pendingSource(db, runId, names);
+  const source = claimSource(db, runId, options.resend && { ...options.resend, ...(resendTo ? { endpoints: resendTo } : {}) }, dueAt);
+  const overall = options.resend || !names ? source : pendingSource(db, runId, names, dueAt);
   // Each endpoint is claimed on its own, so one whose deliveries wait (a slow or failing receiver) never fills the
   // window the others are claimed into. A re-send walks its selection in id order, whatever the endpoint.
   const streams: ClaimStream[] =
     options.resend || !options.endpoints
       ? [{ name: undefined, source, maxInFlight: undefined }]
-      : options.endpoints.map((endpoint) => ({ name: endpoint.name, source: pendingSource(db, runId, [endpoint.name]), maxInFlight: endpoint.maxInFlight }));
+      : options.endpoints.map((endpoint) => ({ name: endpoint.name, source: pendingSource(db, runId, [endpoint.name], dueAt), maxInFlight: endpoint.maxInFlight }));
   const total = options.onProgress ? await overall.remaining(leaseClock.now().getTime()) : 0;
   let heartbeatFailed = false;
   // Half the lease, or more when an attempt may take longer: an attempt starts with at least that much left.
@@ -233,7 +273,7 @@ async function deliverWith(
   });
   const gate = new DatabaseGate(db);
   try {
-    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate }, overall, streams, total));
+    return await withTransport(options.fetch, (fetch) => workThrough(db, { ...options, leaseClock, fetch, keeper, gate, crossRun }, overall, streams, total));
   } finally {
     stopHeartbeat();
     gate.close();
@@ -261,12 +301,12 @@ interface StreamState {
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate },
+  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; fetch: $Fetch; keeper: ClaimKeeper; gate: DatabaseGate; crossRun: CrossRunRetries | undefined },
   source: ClaimSource,
   streams: readonly ClaimStream[],
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, leaseClock, fetch, leaseMs, keeper, gate } = options;
+  const { clock, leaseClock, fetch, leaseMs, keeper, gate, crossRun } = options;
   const limits = Object.fromEntries(streams.map((stream) => [stream.name ?? '', stream.maxInFlight]));
   const slots = new FairSlots(options.concurrency, limits);
   const policies = new Map((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.policy]));
@@ -280,7 +320,7 @@ async function workThrough(
   }));
   const stateOf = new Map(states.map((state) => [state.stream.name, state]));
   const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
-  const result: DeliverPendingResult = { delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0 };
+  const result = nothingSent();
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
@@ -293,7 +333,7 @@ async function workThrough(
   const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
   setMaxListeners(0, stop);
   const writer = new AttemptWriter(db, options.runId);
-  const maxAttempts = options.policy.retryDelaysMs.length + 1;
+  crossRun?.attach({ setLimit: (endpoint, limit) => slots.setEndpointLimit(endpoint, limit === 'own' ? limits[endpoint] : limit), stop });
   // The loop sleeps until a delivery ends or starts/stops waiting for a retry.
   let changed = false;
   let wake: () => void = () => undefined;
@@ -304,21 +344,40 @@ async function workThrough(
 
   const run = async (row: DeliveryRow) => {
     const spent = row.attempts - row.schedule_base;
+    // With retries across runs, a deferred delivery claimed when due gets one attempt in this run (next_attempt_at marks it).
+    const oneShot = crossRun !== undefined && row.next_attempt_at !== null;
+    const basePolicy = policies.get(row.endpoint) ?? options.policy;
+    const policy = oneShot ? { ...basePolicy, retryDelaysMs: [] } : basePolicy;
+    const rowMax = policy.retryDelaysMs.length + 1;
     let outcome: Pick<DeliveryResult, 'status' | 'lastStatusCode' | 'lastError'> & { attempts: unknown[] };
-    if (spent >= maxAttempts) {
-      // The schedule ended without a final status being written (retryDelaysMs was shortened since).
-      await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
+    // How the delivery leaves this run, when the cross-run policy decided it (deferred, parked, or abandoned with a reason).
+    let end: DeliveryEnd | undefined;
+    // deliver()'s own rule: a 2xx, 3xx or 4xx ends the schedule; so does its last attempt.
+    const attemptIsLast = (attempt: { attempt: number; statusCode: number | null }) =>
+      attempt.attempt === rowMax || (attempt.statusCode !== null && attempt.statusCode >= 200 && attempt.statusCode <= 499);
+    if (spent >= rowMax) {
+      // The schedule ended without a final status being written (retryDelaysMs was shortened since, or a run died after its one attempt).
+      if (crossRun) {
+        end = crossRun.held(row, `${row.last_error ?? 'no outcome recorded'} (its attempts in an earlier run were spent)`);
+        await endClaimed(db, row.id, options.runId, end);
+      } else await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
       outcome = { status: 'abandoned', attempts: [], lastStatusCode: row.last_status_code, lastError: row.last_error };
     } else {
-      outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, policies.get(row.endpoint) ?? options.policy, {
+      outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, policy, {
         clock,
         slots: slots.forEndpoint(streamOf(row).stream.name ?? ''),
         stop,
         fetch,
         spent,
+        ...(crossRun ? { beforeSlot: () => crossRun.beforeSlot(row) } : {}),
         // No request starts while the database may be gone, nor while answers wait too long for their write:
         // what a lost database costs in re-sends is the answers it could not record.
         beforeAttempt: async () => {
+          // The circuit may have opened while this one waited for its slot.
+          if (crossRun) {
+            await crossRun.waitOutPause(row);
+            if (!crossRun.stillAdmitted(row)) return 'hold';
+          }
           await gate.open();
           await writer.caughtUp(options.concurrency);
           return keeper.confirm(row.id);
@@ -331,8 +390,13 @@ async function workThrough(
           // The bar shows a wait as it begins, not seconds later when the delivery ends.
           report();
         },
-        onAttempt: (attempt, verdict) =>
-          writer.write({
+        // The cross-run policy learns the outcome with the slot still held: a 429 pauses the next attempt that takes it.
+        onOutcome: (attempt) => {
+          if (crossRun) end = crossRun.afterAttempt(row, attempt, attemptIsLast(attempt));
+        },
+        onAttempt: (attempt, verdict) => {
+          const last = verdict !== 'retry' || attempt.attempt === rowMax;
+          return writer.write({
             deliveryId: row.id,
             attempt: {
               attempt: row.schedule_base + attempt.attempt,
@@ -342,28 +406,36 @@ async function workThrough(
               error: attempt.error,
             },
             // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
-            final:
-              verdict === 'delivered'
+            final: crossRun
+              ? end
+              : verdict === 'delivered'
                 ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
-                : verdict === 'final' || attempt.attempt === maxAttempts
+                : last
                   ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
                   : undefined,
-          }),
+          });
+        },
       });
+      if (outcome.status === 'held' && crossRun) {
+        // Kept back before an attempt (open circuit, gone endpoint, long Retry-After): deferred or parked without one.
+        end = crossRun.held(row);
+        await endClaimed(db, row.id, options.runId, end);
+      } else if (outcome.status === 'released' || outcome.status === 'dropped') crossRun?.notSent(row);
     }
-    // Stopped before an attempt or before a retry: the claim goes back to pending for the next run.
+    // Stopped before an attempt or before a retry: the claim goes back (pending, or deferred and due) for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
-    result[outcome.status] += 1;
-    if (outcome.status === 'delivered' || outcome.status === 'abandoned') {
+    const status: DeliveryOutcome['status'] = outcome.status === 'released' || outcome.status === 'dropped' ? outcome.status : (end?.status ?? (outcome.status === 'held' ? 'deferred' : outcome.status));
+    result[status] += 1;
+    if (status === 'delivered' || status === 'abandoned') {
       const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
-      counts[outcome.status] += 1;
+      counts[status] += 1;
     }
     ended += 1;
     list({
       id: row.id,
       eventId: row.event_id,
       eventType: row.event_type,
-      status: outcome.status,
+      status,
       attempts: row.attempts + outcome.attempts.length,
       lastStatusCode: outcome.attempts.length > 0 ? outcome.lastStatusCode : row.last_status_code,
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
@@ -394,7 +466,9 @@ async function workThrough(
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
   let lockChecks = 0;
-  const drainedAll = () => states.every((state) => state.drained);
+  // An endpoint the run sends no more to (open circuit, 410, a long Retry-After) claims nothing more: its deliveries were deferred or parked.
+  const closed = (state: StreamState) => state.stream.name !== undefined && (crossRun?.isClosed(state.stream.name) ?? false);
+  const drainedAll = () => states.every((state) => state.drained || closed(state));
   const undrain = () => {
     for (const state of states) state.drained = false;
   };
@@ -406,7 +480,7 @@ async function workThrough(
     for (const state of states) {
       const active = state.held - state.waiting;
       // Claim when half the window is free: one UPDATE per batch, not per event.
-      if (state.drained || active > state.windowSize / 2 || inFlight.size >= MAX_HELD) continue;
+      if (state.drained || closed(state) || active > state.windowSize / 2 || inFlight.size >= MAX_HELD) continue;
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
@@ -443,6 +517,13 @@ async function workThrough(
     if (claimFailed) break;
     if (claimedAny) continue;
     if (inFlight.size === 0 && drainedAll()) {
+      // What closing an endpoint deferred or parked is written before anything is counted as left or locked.
+      try {
+        await crossRun?.settle();
+      } catch (error) {
+        failure ??= error;
+        break;
+      }
       if (options.resend || stop.aborted) break;
       // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
       // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
@@ -462,6 +543,20 @@ async function workThrough(
     if (!changed) await new Promise<void>((resolve) => (wake = resolve));
   }
   await Promise.all(inFlight);
+  if (crossRun && !failure) {
+    try {
+      await crossRun.settle();
+      await crossRun.save();
+      result.deferred += crossRun.counts.deferred;
+      result.parked += crossRun.counts.parked;
+      result.abandoned += crossRun.counts.abandoned;
+      result.circuits = crossRun.circuits();
+      result.gone = [...crossRun.gone];
+      result.waiting = await waitingByEndpoint(db);
+    } catch (error) {
+      failure = error;
+    }
+  }
   if (failure) throw failure;
   if (stop.aborted) {
     // What the next run (or the next re-send) has to do: released deliveries are pending again, so the due

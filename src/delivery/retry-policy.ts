@@ -4,9 +4,7 @@ const MINUTE_MS = 60 * 1000;
 const HOUR_MS = 60 * MINUTE_MS;
 /** Waits between runs' attempts of one delivery, then BACKOFF_REPEAT_MS for as long as the window lasts (close to the Standard Webhooks example schedule). */
 export const BACKOFF_MS: readonly number[] = [5 * MINUTE_MS, 30 * MINUTE_MS, 2 * HOUR_MS, 6 * HOUR_MS];
-export const BACKOFF_REPEAT_MS = 12 * HOUR_MS;
-/** `webhooks.retryWindowHours` when not set: Stripe's 3 days. */
-export const DEFAULT_RETRY_WINDOW_HOURS = 72;
+const BACKOFF_REPEAT_MS = 12 * HOUR_MS;
 /** At most this share of a backoff is added at random, so deliveries deferred together do not all come back in the same second (spec, "Deliverability"). */
 export const JITTER_RATIO = 0.1;
 /** A Retry-After longer than this is treated as this: a receiver's typo (milliseconds for seconds) must not park a delivery for years. */
@@ -99,6 +97,23 @@ export function parseRetryAfter(headerValue: string | null | undefined, now: Dat
   const at = parseHttpDate(value, now);
   if (at === undefined) return undefined;
   return Math.min(Math.max(0, at - now.getTime()), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * How many backoff steps lie between when the event was recorded and `now`: the steps count from the recording,
+ * so a delivery's attempts fall near recorded + 5 min, + 35 min, + 2 h 35 min, + 8 h 35 min, then every 12 h,
+ * whichever run makes them, and no counter has to be kept. The next wait is BACKOFF_MS[this] (or the repeat).
+ */
+export function deferralsAt(recordedAt: Date, now: Date): number {
+  const elapsed = now.getTime() - recordedAt.getTime();
+  let offset = 0;
+  let steps = 0;
+  for (const backoff of BACKOFF_MS) {
+    offset += backoff;
+    if (elapsed < offset) return steps;
+    steps += 1;
+  }
+  return steps + Math.max(0, Math.floor((elapsed - offset) / BACKOFF_REPEAT_MS));
 }
 
 export interface NextAttemptInput {

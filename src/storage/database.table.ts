@@ -68,8 +68,8 @@ export interface WebhookAttemptsTable {
   error: string | null;
 }
 
-/** `refused`: the run would not start (exit 2: webhooks enabled with no URL); recorded so that `status` says so. */
-export type RunStatus = 'running' | 'succeeded' | 'abandoned' | 'failed' | 'stopped' | 'refused';
+/** `waiting`: finished with nothing abandoned, but deliveries wait on a failing receiver (exit 4). `refused`: the run would not start (exit 2: webhooks enabled with no URL); recorded so that `status` says so. */
+export type RunStatus = 'running' | 'succeeded' | 'abandoned' | 'waiting' | 'failed' | 'stopped' | 'refused';
 
 /** One process-expirations run: written when it starts, finished when it ends (whatever way it ends). */
 export interface RunsTable {

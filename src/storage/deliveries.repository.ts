@@ -35,7 +35,7 @@ export const IDS_PER_STATEMENT = 500;
 // webhook_deliveries rows in one multi-row INSERT: at most 11 bound columns each (10 for a pending delivery).
 const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 11);
 // Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
-const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 6);
+const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 8);
 
 /** The event keys already recorded for these licenses (sent, pending or abandoned), with their instants, by the license_id index. */
 export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<Array<{ event_key: string; event_instant: string | null }>> {
@@ -216,6 +216,8 @@ export interface ClaimOptions {
   nowMs: number;
   /** Only deliveries to these endpoints (by name): the others are parked (disabled) or not this claim's. All when left out. */
   endpoints?: readonly string[];
+  /** Deferred deliveries due at this time (`next_attempt_at` at or before it) are claimed first; none when left out. */
+  dueAt?: string;
 }
 
 type RowFilter = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => Expression<SqlBool>;
@@ -247,9 +249,25 @@ function endpointIn(eb: ExpressionBuilder<Database, 'webhook_deliveries'>, endpo
 export async function claimDeliveries(db: Kysely<Database>, options: ClaimOptions): Promise<DeliveryRow[]> {
   // Two index range scans on (status, id) rather than one OR, which would scan the whole table per claim.
   const lapsed = await claimWhere(db, options, options.limit, lapsedClaimOf(options.runId, options.nowMs, options.endpoints));
-  const room = options.limit - lapsed.length;
+  let room = options.limit - lapsed.length;
+  // Due deferred ones next, oldest first: each gets one attempt (schedule_base moves up to attempts; next_attempt_at stays, marking it).
+  const due =
+    room > 0 && options.dueAt !== undefined
+      ? await claimRows(db, room, dueDeferred(options.dueAt, options.endpoints), (eb) => ({
+          status: 'delivering',
+          claimed_by: options.runId,
+          lease_until: options.leaseUntil,
+          schedule_base: eb.ref('attempts'),
+        }))
+      : [];
+  room -= due.length;
   const pending = room > 0 ? await claimWhere(db, options, room, (eb) => eb.and([eb('status', '=', 'pending'), ...endpointIn(eb, options.endpoints)])) : [];
-  return [...lapsed, ...pending];
+  return [...lapsed, ...due, ...pending];
+}
+
+/** Deferred deliveries whose next attempt is due at `dueAt` (the index on status, endpoint, next_attempt_at, id). */
+function dueDeferred(dueAt: string, endpoints: readonly string[] | undefined): RowFilter {
+  return (eb) => eb.and([eb('status', '=', 'deferred'), eb('next_attempt_at', '<=', dueAt), ...endpointIn(eb, endpoints)]);
 }
 
 async function claimWhere(db: Kysely<Database>, options: ClaimOptions, limit: number, filter: RowFilter): Promise<DeliveryRow[]> {
@@ -263,6 +281,7 @@ type ClaimChanges = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => {
   completed_at?: null;
   status_reason?: null;
   schedule_base?: Expression<number>;
+  next_attempt_at?: null;
 };
 
 /**
@@ -301,7 +320,8 @@ export interface ResendSelection {
 function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
   return (eb) =>
     eb.and([
-      selection.delivered ? eb('status', 'in', ['abandoned', 'delivered', 'superseded']) : eb('status', '=', 'abandoned'),
+      // Named by id, a deferred one is sent now too (`deliveries retry <id>`); with --force a delivered or superseded one too.
+      ids !== undefined ? eb('status', 'in', selection.delivered ? ['abandoned', 'deferred', 'delivered', 'superseded'] : ['abandoned', 'deferred']) : eb('status', '=', 'abandoned'),
       eb('id', '>', afterId),
       ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
       ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),
@@ -327,6 +347,8 @@ export async function claimAbandoned(
     // A superseded one sent with --force: the reason it was held back no longer describes it.
     status_reason: null,
     schedule_base: eb.ref('attempts'),
+    // A full schedule now, not the one attempt of a deferred delivery claimed when due.
+    next_attempt_at: null,
   }));
 }
 
@@ -360,12 +382,18 @@ export async function countAbandoned(db: Kysely<Database>, selection: ResendSele
   return total;
 }
 
-/** How many deliveries a run (`runId`, when given) would claim now: pending ones and lapsed claims (for progress, and what a stop leaves). */
-export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string, endpoints?: readonly string[]): Promise<number> {
+/** How many deliveries a run (`runId`, when given) would claim now: pending ones, due deferred ones (at `dueAt`) and lapsed claims (for progress, and what a stop leaves). */
+export async function countClaimable(db: Kysely<Database>, nowMs: number, runId?: string, endpoints?: readonly string[], dueAt?: string): Promise<number> {
   const query = db
     .selectFrom('webhook_deliveries')
     .select(sql<number>`count(*)`.as('count'))
-    .where((eb) => eb.or([eb.and([eb('status', '=', 'pending'), ...endpointIn(eb, endpoints)]), lapsedClaimOf(runId, nowMs, endpoints)(eb)]));
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('status', '=', 'pending'), ...endpointIn(eb, endpoints)]),
+        lapsedClaimOf(runId, nowMs, endpoints)(eb),
+        ...(dueAt === undefined ? [] : [dueDeferred(dueAt, endpoints)(eb)]),
+      ]),
+    );
   return Number((await query.executeTakeFirstOrThrow()).count);
 }
 
@@ -510,8 +538,18 @@ interface AttemptInput {
 export interface AttemptWrite {
   deliveryId: number;
   attempt: AttemptInput;
-  /** How the delivery ended, when this was its last attempt. */
-  final?: { status: Extract<DeliveryStatus, 'delivered' | 'abandoned'>; completedAt: string };
+  /** How the delivery ended (or what it waits for), when this was its last attempt in this run. */
+  final?: DeliveryEnd;
+}
+
+/** How a claimed delivery leaves this run: delivered or abandoned (completed), or deferred to `nextAttemptAt`, or parked. */
+export interface DeliveryEnd {
+  status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'deferred' | 'parked'>;
+  /** Set for delivered and abandoned; null for the waiting states. */
+  completedAt: string | null;
+  /** For deferred ones. */
+  nextAttemptAt?: string | null;
+  reason?: string | null;
 }
 
 /**
@@ -544,16 +582,18 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
 async function updateFromValues(trx: Kysely<Database>, runId: string, chunk: readonly AttemptWrite[]): Promise<void> {
   const rows = chunk.map((write, row) => {
     const cast = (value: unknown, type: string) => (row === 0 ? sql`cast(${value} as ${sql.raw(type)})` : sql`${value}`);
-    return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')})`;
+    return sql`(${cast(write.deliveryId, 'integer')}, ${cast(write.attempt.attempt, 'integer')}, ${cast(write.attempt.status_code, 'integer')}, ${cast(write.attempt.error, 'text')}, ${cast(write.final?.status ?? null, 'text')}, ${cast(write.final?.completedAt ?? null, 'text')}, ${cast(write.final?.nextAttemptAt ?? null, 'text')}, ${cast(write.final?.reason ?? null, 'text')})`;
   });
   await sql`
-    with v (id, attempts, status_code, error, final, completed_at) as (values ${sql.join(rows)})
+    with v (id, attempts, status_code, error, final, completed_at, next_attempt_at, reason) as (values ${sql.join(rows)})
     update ${sql.table('webhook_deliveries')} as d set
       attempts = v.attempts,
       last_status_code = v.status_code,
       last_error = v.error,
       status = coalesce(v.final, d.status),
       completed_at = coalesce(v.completed_at, d.completed_at),
+      next_attempt_at = case when v.final is not null then v.next_attempt_at else d.next_attempt_at end,
+      status_reason = case when v.final is not null then v.reason else d.status_reason end,
       lease_until = case when v.final is not null then null else d.lease_until end,
       claimed_by = case when v.final is not null then null else d.claimed_by end
     from v
@@ -580,6 +620,8 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
         last_error: caseOf((write) => write.attempt.error),
         status: sql<DeliveryStatus>`coalesce(${final}, status)`,
         completed_at: sql<string | null>`coalesce(${caseOf((write) => write.final?.completedAt ?? null)}, completed_at)`,
+        next_attempt_at: sql<string | null>`case when ${final} is not null then ${caseOf((write) => write.final?.nextAttemptAt ?? null)} else next_attempt_at end`,
+        status_reason: sql<string | null>`case when ${final} is not null then ${caseOf((write) => write.final?.reason ?? null)} else status_reason end`,
         lease_until: sql<number | null>`case when ${final} is not null then null else lease_until end`,
         claimed_by: sql<string | null>`case when ${final} is not null then null else claimed_by end`,
       })
@@ -624,11 +666,100 @@ export async function supersedeDeliveries(db: Kysely<Database>, runId: string, r
   );
 }
 
-/** Hands a claim back as pending: the run is stopping before this delivery's next attempt. */
+/** Ends a claimed delivery that makes no (further) attempt in this run: deferred by an open circuit, parked for a gone endpoint, or abandoned. */
+export async function endClaimed(db: Kysely<Database>, deliveryId: number, runId: string, end: DeliveryEnd): Promise<void> {
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ status: end.status, completed_at: end.completedAt, next_attempt_at: end.nextAttemptAt ?? null, status_reason: end.reason ?? null, claimed_by: null, lease_until: null })
+    .where('id', '=', deliveryId)
+    .where('claimed_by', '=', runId)
+    .execute();
+}
+
+/**
+ * What an endpoint's circuit opening does to the deliveries no run holds: pending ones and due deferred ones
+ * (at `dueAt`) are deferred to `nextAttemptAt` without an attempt, except those recorded before `windowStart`,
+ * whose retry window has ended: they are abandoned. Returns how many of each.
+ */
+export async function deferEndpoint(
+  db: Kysely<Database>,
+  endpoint: string,
+  change: { dueAt: string; nextAttemptAt: string; reason: string; windowStart: string; completedAt: string; abandonReason: string },
+): Promise<{ deferred: number; abandoned: number }> {
+  const waiting = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) =>
+    eb.and([eb('endpoint', '=', endpoint), eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'deferred'), eb('next_attempt_at', '<=', change.dueAt)])])]);
+  const abandoned = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'abandoned', completed_at: change.completedAt, next_attempt_at: null, status_reason: change.abandonReason })
+    .where((eb) => eb.and([waiting(eb), eb('created_at', '<', change.windowStart)]))
+    .executeTakeFirst();
+  const deferred = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'deferred', next_attempt_at: change.nextAttemptAt, status_reason: change.reason })
+    .where(waiting)
+    .executeTakeFirst();
+  return { deferred: Number(deferred.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
+}
+
+/** Parks every delivery of an endpoint that no run holds and that waits (pending or deferred): the endpoint is gone (410) or disabled. */
+export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reason: string): Promise<number> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'parked', next_attempt_at: null, status_reason: reason })
+    .where('endpoint', '=', endpoint)
+    .where('status', 'in', ['pending', 'deferred'])
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Parked deliveries of an enabled endpoint go back to pending (`endpoints enable`): the next run sends them. */
+export async function unparkEndpoint(db: Kysely<Database>, endpoint: string): Promise<number> {
+  const result = await db.updateTable('webhook_deliveries').set({ status: 'pending', status_reason: null }).where('endpoint', '=', endpoint).where('status', '=', 'parked').executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Per endpoint, the deliveries that wait on a failing receiver: deferred and parked counts, the earliest next attempt, the oldest recorded, the latest error. */
+export interface WaitingDeliveries {
+  endpoint: string;
+  deferred: number;
+  parked: number;
+  nextAttemptAt: string | null;
+  oldestCreatedAt: string | null;
+  lastError: string | null;
+  reason: string | null;
+}
+
+export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDeliveries[]> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => ['endpoint', 'status', eb.fn.countAll<number>().as('count'), eb.fn.min('next_attempt_at').as('next_at'), eb.fn.min('created_at').as('oldest'), eb.fn.max('id').as('latest')])
+    .where('status', 'in', ['deferred', 'parked'])
+    .groupBy(['endpoint', 'status'])
+    .execute();
+  const byEndpoint = new Map<string, WaitingDeliveries & { latest: number }>();
+  for (const row of rows) {
+    const entry = byEndpoint.get(row.endpoint) ?? { endpoint: row.endpoint, deferred: 0, parked: 0, nextAttemptAt: null, oldestCreatedAt: null, lastError: null, reason: null, latest: 0 };
+    if (row.status === 'deferred') {
+      entry.deferred = Number(row.count);
+      entry.nextAttemptAt = row.next_at ?? null;
+    } else entry.parked = Number(row.count);
+    if (entry.oldestCreatedAt === null || (row.oldest !== null && row.oldest < entry.oldestCreatedAt)) entry.oldestCreatedAt = row.oldest;
+    entry.latest = Math.max(entry.latest, Number(row.latest));
+    byEndpoint.set(row.endpoint, entry);
+  }
+  const result: WaitingDeliveries[] = [];
+  for (const { latest, ...entry } of [...byEndpoint.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0))) {
+    const last = await db.selectFrom('webhook_deliveries').select(['last_error', 'status_reason']).where('id', '=', latest).executeTakeFirst();
+    result.push({ ...entry, lastError: last?.last_error ?? null, reason: last?.status_reason ?? null });
+  }
+  return result;
+}
+
+/** Hands a claim back: the run is stopping before this delivery's next attempt. A deferred one claimed when due goes back to deferred (still due), any other to pending. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
   await db
     .updateTable('webhook_deliveries')
-    .set({ status: 'pending', claimed_by: null, lease_until: null })
+    .set({ status: sql<DeliveryStatus>`case when next_attempt_at is null then 'pending' else 'deferred' end`, claimed_by: null, lease_until: null })
     .where('id', '=', deliveryId)
     .where('claimed_by', '=', runId)
     .execute();

@@ -99,22 +99,25 @@ export async function updateEndpoint(
   });
 }
 
-/** Deliveries of an endpoint not delivered yet: pending (parked while it is disabled) or being sent. */
+/** What an endpoint has not delivered yet: pending (also while it is disabled), being sent, deferred to a later run, or parked after a 410. */
+const UNDELIVERED = ['pending', 'delivering', 'deferred', 'parked'] as const;
+
+/** Deliveries of an endpoint not delivered yet (UNDELIVERED). */
 export async function countUndelivered(db: Kysely<Database>, name: string): Promise<number> {
   const row = await db
     .selectFrom('webhook_deliveries')
     .select(db.fn.countAll<number>().as('count'))
     .where('endpoint', '=', name)
-    .where('status', 'in', ['pending', 'delivering'])
+    .where('status', 'in', UNDELIVERED)
     .executeTakeFirstOrThrow();
   return Number(row.count);
 }
 
 /** Drops an endpoint's undelivered deliveries (and their attempts); returns how many. */
 async function dropUndelivered(trx: Kysely<Database>, name: string): Promise<number> {
-  const undelivered = (eb: Kysely<Database>) => eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', ['pending', 'delivering']);
+  const undelivered = (eb: Kysely<Database>) => eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', UNDELIVERED);
   await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', undelivered(trx)).execute();
-  const result = await trx.deleteFrom('webhook_deliveries').where('endpoint', '=', name).where('status', 'in', ['pending', 'delivering']).executeTakeFirst();
+  const result = await trx.deleteFrom('webhook_deliveries').where('endpoint', '=', name).where('status', 'in', UNDELIVERED).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
 

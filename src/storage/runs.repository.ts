@@ -51,6 +51,9 @@ export interface RunEnd {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries the run deferred to a later run, and parked (410 Gone). */
+  deferred?: number;
+  parked?: number;
   /** Deliveries that waited and were not sent, their license having changed since. */
   superseded?: number;
   /** Licenses marked `expired` with no event, and the --announce-since date that would announce them. */
@@ -69,6 +72,8 @@ export async function finishRun(db: Kysely<Database>, id: string, end: RunEnd): 
       recorded: end.recorded,
       delivered: end.delivered,
       abandoned: end.abandoned,
+      deferred: end.deferred ?? 0,
+      parked: end.parked ?? 0,
       superseded: end.superseded ?? 0,
       expired_without_event: end.expiredWithoutEvent ?? 0,
       announce_since: end.announceSince ?? null,

@@ -39,15 +39,18 @@ interface AttemptRecord {
   statusCode: number | null;
   error: string | null;
   responsePrefix: string;
+  /** The response's Retry-After header, as sent. */
+  retryAfter: string | null;
   headers: Record<string, string>;
 }
 
-type DeliveryStatus = 'delivered' | 'abandoned' | 'released' | 'dropped';
+type DeliveryStatus = 'delivered' | 'abandoned' | 'released' | 'dropped' | 'held';
 
 export interface DeliveryResult {
   /**
    * `released`: the run was asked to stop before the next attempt; the event goes back to pending.
    * `dropped`: `beforeAttempt` said the delivery is no longer ours to send.
+   * `held`: `beforeSlot` kept the next attempt back (the endpoint's circuit is open, or it is gone); the caller decides what becomes of it.
    */
   status: DeliveryStatus;
   attempts: AttemptRecord[];
@@ -66,10 +69,14 @@ export interface DeliverOptions {
   fetch?: $Fetch;
   /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
   spent?: number;
-  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send. */
-  beforeAttempt?: () => Promise<boolean>;
+  /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `hold` as for beforeSlot. */
+  beforeAttempt?: () => Promise<boolean | 'hold'>;
   /** Told when the event starts (true) and stops (false) waiting for a retry. */
   onWaiting?: (waiting: boolean) => void;
+  /** Told each attempt's outcome as soon as it is known, before its slot is given back (so that a 429 can pause the next one). */
+  onOutcome?: (attempt: AttemptRecord) => void;
+  /** Asked before each attempt, before a slot is taken (it may wait, holding none): `hold` sends no more attempts. */
+  beforeSlot?: () => Promise<'go' | 'hold'>;
   /** Told as each attempt starts (tracing): headers to add to its request (traceparent), and told its outcome. */
   traceAttempt?: (attempt: number) => AttemptTrace;
 }
@@ -119,13 +126,16 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       options.onWaiting?.(false);
       if (!waited) return finish('released', attempts);
     }
+    if (options.beforeSlot && (await options.beforeSlot()) === 'hold') return finish('held', attempts);
     const release = options.slots ? await options.slots.acquire() : undefined;
     let record: AttemptRecord;
     let verdict: Verdict;
     try {
       // Checked after the slot is ours: a run told to stop while this event queued starts no new attempt.
       if (options.stop?.aborted) return finish('released', attempts);
-      if (options.beforeAttempt && !(await options.beforeAttempt())) return finish('dropped', attempts);
+      const allowed = options.beforeAttempt ? await options.beforeAttempt() : true;
+      if (allowed === 'hold') return finish('held', attempts);
+      if (!allowed) return finish('dropped', attempts);
       if (options.stop?.aborted) return finish('released', attempts);
       const startedAt = options.clock.now();
       const trace = options.traceAttempt?.(attempt);
@@ -140,9 +150,11 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
         statusCode: outcome.statusCode,
         error: describeOutcome(outcome),
         responsePrefix: outcome.responsePrefix,
+        retryAfter: outcome.retryAfter,
         headers,
       };
       verdict = classify(outcome);
+      options.onOutcome?.(record);
     } finally {
       release?.();
     }

@@ -21,6 +21,8 @@ export interface PostOutcome {
   statusCode: number | null;
   /** Response headers worth showing: Location on a redirect, for one. */
   location: string | null;
+  /** The Retry-After header as sent (a 429 or 503 may carry one); null when absent or no response. */
+  retryAfter: string | null;
   /** The first RESPONSE_PREFIX_BYTES of the body, decoded as UTF-8. */
   responsePrefix: string;
   /** Why the attempt did not succeed at the transport level; null when a response was read. */
@@ -63,6 +65,7 @@ export async function postOnce(url: string, body: string, headers: Record<string
     return {
       statusCode: response.status,
       location: response.headers.get('location'),
+      retryAfter: response.headers.get('retry-after'),
       responsePrefix,
       transportError: null,
     };
@@ -73,7 +76,7 @@ export async function postOnce(url: string, body: string, headers: Record<string
       : controller.signal.aborted && controller.signal.reason instanceof AttemptTimeout
         ? controller.signal.reason.message
         : describeTransportError(error);
-    return { statusCode: null, location: null, responsePrefix: '', transportError: reason };
+    return { statusCode: null, location: null, retryAfter: null, responsePrefix: '', transportError: reason };
   } finally {
     clearTimeout(timer);
   }

@@ -111,7 +111,8 @@ describe('the built CLI', () => {
   test('an abandoned delivery is exit 3 and visible, and deliveries retry re-sends it with the same id and body', async () => {
     let failing = true;
     receiver = await startReceiver(() => (failing ? 500 : 200));
-    const cwd = project({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/unused', retryDelaysMs: [10], timeoutMs: 2000 } });
+    // The reference's behaviour (retryWindowHours 0): abandoned after the in-run retries, not deferred to a later run.
+    const cwd = project({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/unused', retryDelaysMs: [10], timeoutMs: 2000, retryWindowHours: 0 } });
     const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url };
     const cli = (...args: string[]) => runCli(args, { cwd, env });
     await cli('licenses', 'import', SAMPLE);
@@ -340,7 +341,8 @@ describe('the built CLI', () => {
 
   test('many abandoned deliveries: listed the same way with and without --quiet, 20 on stderr with license codes, the rest counted', async () => {
     receiver = await startReceiver(() => 410);
-    const cwd = project({ webhooks: { enabled: true, url: receiver.url } });
+    // retryWindowHours 0: a 410 is a 4xx like any other, abandoned at once (with retries across runs it disables the endpoint).
+    const cwd = project({ webhooks: { enabled: true, url: receiver.url, retryWindowHours: 0 } });
     fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
     await runCli(['licenses', 'import', 'l.json'], { cwd });
     const result = await runCli(['process-expirations', '--now', NOW, '--quiet'], { cwd });

@@ -27,7 +27,10 @@ function dueCsv(dir: string): string {
   return file;
 }
 
-/** A release folder (where an operator types commands) and a config in etc/ naming a database in var/, fast retries. */
+/**
+ * A release folder (where an operator types commands) and a config in etc/ naming a database in var/, fast retries, and
+ * the reference's abandon-at-once (retryWindowHours 0): these tests follow abandoned deliveries and their hints.
+ */
 function installation(webhooks: Record<string, unknown> = {}) {
   const root = tempDir();
   fs.mkdirSync(path.join(root, 'etc'));
@@ -35,7 +38,7 @@ function installation(webhooks: Record<string, unknown> = {}) {
   fs.mkdirSync(path.join(root, 'release'));
   const config = path.join(root, 'etc', 'config.json');
   const database = path.join(root, 'var', 'db.sqlite');
-  fs.writeFileSync(config, JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, ...webhooks } }), { mode: 0o600 });
+  fs.writeFileSync(config, JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, retryWindowHours: 0, ...webhooks } }), { mode: 0o600 });
   return { root, config, database, release: path.join(root, 'release') };
 }
 
@@ -62,7 +65,7 @@ describe('hints name the database the run used (item 11)', () => {
 
     // Without -c (the config found in the folder): short hints.
     const local = tempDir();
-    fs.writeFileSync(path.join(local, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500 } }));
+    fs.writeFileSync(path.join(local, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500, retryWindowHours: 0 } }));
     await runCli(['licenses', 'import', dueCsv(local)], { cwd: local });
     const short = await runCli(['process-expirations', '--quiet'], { cwd: local });
     expect(short.code).toBe(3);

@@ -138,9 +138,9 @@ describe('README.md', () => {
     const variables = [...fs.readFileSync(path.join(ROOT, 'test/helpers/global-setup.cjs'), 'utf8').matchAll(/variable: '(\w+)'/g)].map((match) => match[1]!);
     expect(variables.length).toBeGreaterThan(1);
     for (const variable of variables) expect(setUp).toContain(variable);
-    // `status` exits 0, 1, 2 and 3; the Monitoring table has a row for each.
+    // `status` exits 0, 1, 2, 3 and 4; the Monitoring table has a row for each.
     const monitoring = readme.slice(readme.indexOf('### Monitoring'), readme.indexOf('## Commands'));
-    expect([...monitoring.matchAll(/^\| (\d) \|/gm)].map((match) => Number(match[1])).sort((a, b) => a - b)).toEqual([0, 1, 2, 3]);
+    expect([...monitoring.matchAll(/^\| (\d) \|/gm)].map((match) => Number(match[1])).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4]);
     // Production step 1 ends without the development tools.
     const install = blocks.find((block) => block.section === 'Production set-up' && block.lines.some((line) => line.includes('npm ci')))!;
     expect(install.lines.find((line) => line.includes('npm ci'))).toMatch(/npm run build && sudo npm prune --omit=dev --omit=optional$/);

@@ -155,7 +155,8 @@ describe.each(servers)('server database [%s]', (dialect) => {
   test('an abandoned delivery is exit 3; deliveries retry re-sends it with the same id and body', async () => {
     let failing = true;
     const receiver = await receiverFor(() => (failing ? 410 : 200));
-    const cwd = project(url(), { tablePrefix: 'retry_', count: 2, webhooks: { enabled: true, url: receiver.url } });
+    // The reference's behaviour (retryWindowHours 0): a 4xx, 410 included, is abandoned at once; retries across runs are test/integration/retries-across-runs.test.ts.
+    const cwd = project(url(), { tablePrefix: 'retry_', count: 2, webhooks: { enabled: true, url: receiver.url, retryWindowHours: 0 } });
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
     const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });

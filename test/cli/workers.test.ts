@@ -18,10 +18,13 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-/** A project on the server database with EVENTS licenses that expired the day before NOW, migrated and imported. */
+/**
+ * A project on the server database with EVENTS licenses that expired the day before NOW, migrated and imported. With
+ * the reference's abandon-at-once (retryWindowHours 0): the failing endpoint's four attempts per event are counted.
+ */
 async function project(server: ServerDatabase, tablePrefix: string, url: string, endpoints: object[] = [], events = EVENTS): Promise<string> {
   const cwd = tempDir();
-  const config = { database: { url: server.url, tablePrefix }, webhooks: { enabled: true, url, concurrency: 8, retryDelaysMs: [10, 20, 40], endpoints } };
+  const config = { database: { url: server.url, tablePrefix }, webhooks: { enabled: true, url, concurrency: 8, retryDelaysMs: [10, 20, 40], retryWindowHours: 0, endpoints } };
   fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify(config));
   const rows = Array.from({ length: events }, (_, index) => ({ license_code: `W-${String(index).padStart(5, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
   fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));

@@ -45,7 +45,11 @@ export interface DialectUnderTest {
 
 let prefixes = 0;
 
-/** A temp dir with a config file (fast retries unless overridden) and its database: SQLite unless a server is given. */
+/**
+ * A temp dir with a config file (fast retries unless overridden) and its database: SQLite unless a server is given.
+ * `retryWindowHours` is 0 unless a test sets it: the reference's behaviour (abandoned after the in-run retries),
+ * which the tests written before retries across runs assert; the tests of deferral, 410 and the circuit set a window.
+ */
 export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, server?: ServerDatabase): Workspace {
   const dir = tempDir();
   const configFile = path.join(dir, 'license-manager.config.json');
@@ -54,7 +58,7 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   const tablePrefix = server ? `w${prefixes}_` : '';
   const database = server ? { url: server.url, tablePrefix } : { filename: './test.sqlite' };
   const writeConfig = (settings: Record<string, unknown>) => {
-    const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...(settings.webhooks as object | undefined) };
+    const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, retryWindowHours: 0, ...(settings.webhooks as object | undefined) };
     fs.writeFileSync(configFile, JSON.stringify({ ...settings, database: { ...database, ...(settings.database as object | undefined) }, webhooks }, null, 2));
   };
   writeConfig(config);

@@ -26,7 +26,7 @@ describe('config discovery and validation', () => {
     expect(loaded.filepath).toBeUndefined();
     expect(loaded.config).toEqual({
       database: { tablePrefix: '' },
-      webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8 },
+      webhooks: { enabled: false, url: null, secret: null, timeoutMs: 10000, retryDelaysMs: [1000, 2000, 4000], concurrency: 8, retryWindowHours: 72 },
       expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: 'UTC', afterExpiryDays: [], products: {} },
       monitoring: { ping: null, textfile: null, traceparent: [] },
       licenses: { source: 'own' },
@@ -124,7 +124,7 @@ describe('config discovery and validation', () => {
       'expirations.timezone: unknown key; did you mean "expirations.timeZone"?',
       'timeZone: unknown key; did you mean "expirations.timeZone"?',
       'webhook: unknown key; did you mean "webhooks"?',
-      'webhooks.colour: unknown key (known keys of webhooks: enabled, url, secret, timeoutMs, retryDelaysMs, concurrency, endpoints)',
+      'webhooks.colour: unknown key (known keys of webhooks: enabled, url, secret, timeoutMs, retryDelaysMs, concurrency, retryWindowHours, endpoints)',
       'webhooks.enabeld: unknown key; did you mean "webhooks.enabled"?',
       'webhooks.urll: unknown key; did you mean "webhooks.url"?',
     ]);

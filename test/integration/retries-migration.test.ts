@@ -1,6 +1,7 @@
 import { afterEach, expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import { retries } from '../../migrations/0009_retries.js';
+import { migrations } from '../../migrations/index.js';
 import type { Database } from '../../src/storage/database.table.js';
 import { migrationsBefore, migratorFor, openAtOldSchema, refusal as failure } from '../helpers/old-schema.js';
 import { forEachDialect } from '../helpers/workspace.js';
@@ -47,7 +48,7 @@ forEachDialect('migration 0009: retries across runs', ({ workspace }) => {
 
     const migrated = await ws.cli(['migrate', '--json']);
     expect(migrated.stderr).toBe('');
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['0009_retries']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(Object.keys(migrations).filter((name) => name >= '0009'));
     const before = await ws.rows(SELECT_DELIVERIES);
     expect(before).toEqual(
       OLD_STATUSES.map((status, index) => ({

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from '@jest/globals';
+import type { Clock } from '../../src/clock.js';
+import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
 import { addDays } from '../../src/expirations/calendar.js';
 import { botbleInserts, botbleSettingInserts, createBotbleDatabase } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
@@ -112,7 +114,7 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
 
     // show and its --json carry the reason; status counts superseded deliveries.
     const shown = await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id)]);
-    expect(shown.stdout).toMatch(/status: +superseded at \S+: license suspended/);
+    expect(shown.stdout).toMatch(/status: +superseded at \S+\n +reason: +license suspended\n/);
     expect(JSON.parse((await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id), '--json'])).stdout).delivery).toMatchObject({ status: 'superseded', status_reason: 'license suspended' });
     const status = JSON.parse((await ws.cli(['status', '--json'])).stdout);
     expect(status.deliveries.byStatus.superseded).toBe(6);
@@ -214,5 +216,47 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
     } finally {
       await botble.drop();
     }
+  }, 60_000);
+});
+// Deferred deliveries (a receiver down): the engine's clock is injected, as in retries-across-runs.test.ts.
+const T0 = new Date('2025-01-23T10:00:00Z');
+function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsResult> {
+  const clock: Clock = { now: () => when };
+  return ws.run((context) => processExpirations(context, { now: T0, clock }));
+}
+
+forEachDialect('superseded deferred deliveries', ({ workspace }) => {
+  test('deferred while the receiver was down; renewed, suspended or expired meanwhile: superseded when due, the rest delivered once', async () => {
+    let down = true;
+    const target = await receiver(() => (down ? 503 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, secret: SECRET, retryWindowHours: 72 } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    await ws.seed([
+      aLicense({ license_code: 'D-RENEWED', expires_at: '2025-01-30T10:00:00Z' }),
+      aLicense({ license_code: 'D-SUSPENDED', expires_at: '2025-01-30T10:00:00Z' }),
+      aLicense({ license_code: 'D-KEPT', expires_at: '2025-01-30T10:00:00Z' }),
+      // Expires five minutes after the run: warned about at T0, expired by the time the warning is due again.
+      aLicense({ license_code: 'D-PASSED', expires_at: '2025-01-23T10:05:00Z' }),
+    ]);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ recorded: 4, delivered: 0, abandoned: 0, superseded: 0, deferred: 4 });
+
+    await ws.rows(`update licenses set expires_at = '2026-01-30T10:00:00Z' where license_code = 'D-RENEWED'`);
+    await ws.rows(`update licenses set status = 'suspended' where license_code = 'D-SUSPENDED'`);
+    down = false;
+    const sentBefore = target.requests.length;
+    const back = await runAt(ws, new Date(T0.getTime() + 10 * 60_000));
+    expect(back).toMatchObject({ delivered: 1, abandoned: 0, deferred: 0, superseded: 3 });
+    expect(got({ ...target, requests: target.requests.slice(sentBefore) })).toEqual(['license.expiring D-KEPT']);
+    const rows = await ws.rows<{ license_code: string; status: string; status_reason: string | null; next_attempt_at: string | null }>(
+      'select l.license_code, d.status, d.status_reason, d.next_attempt_at from webhook_deliveries d join licenses l on l.id = d.license_id order by l.license_code',
+    );
+    expect(rows).toEqual([
+      { license_code: 'D-KEPT', status: 'delivered', status_reason: null, next_attempt_at: null },
+      { license_code: 'D-PASSED', status: 'superseded', status_reason: 'the license expired at 2025-01-23T10:05:00Z, before this warning could be sent', next_attempt_at: null },
+      { license_code: 'D-RENEWED', status: 'superseded', status_reason: 'license renewed: it now expires on 2026-01-30 (this notice is about 2025-01-30)', next_attempt_at: null },
+      { license_code: 'D-SUSPENDED', status: 'superseded', status_reason: 'license suspended', next_attempt_at: null },
+    ]);
   }, 60_000);
 });

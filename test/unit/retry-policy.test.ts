@@ -1,6 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import {
   classifyOutcome,
+  deferralsAt,
   isRetryable,
   MAX_RETRY_AFTER_MS,
   nextAttemptAt,
@@ -164,5 +165,29 @@ describe('nextAttemptAt', () => {
     expect(() => nextAttemptAt(input({ jitter: Number.NaN }))).toThrow(RangeError);
     expect(() => nextAttemptAt(input({ windowHours: -1 }))).toThrow(RangeError);
     expect(() => nextAttemptAt(input({ retryAfterMs: -5 }))).toThrow(RangeError);
+  });
+});
+
+describe('deferralsAt: the backoff steps count from when the event was recorded', () => {
+  const recordedAt = new Date('2025-01-23T02:00:00Z');
+  const after = (ms: number) => new Date(recordedAt.getTime() + ms);
+  test('steps passed at 5 min, 35 min, 2 h 35 min, 8 h 35 min, then every 12 h', () => {
+    expect([0, 5 * MINUTE - 1, 5 * MINUTE, 35 * MINUTE - 1, 35 * MINUTE, 155 * MINUTE, 515 * MINUTE - 1, 515 * MINUTE].map((ms) => deferralsAt(recordedAt, after(ms)))).toEqual([0, 0, 1, 1, 2, 3, 3, 4]);
+    expect(deferralsAt(recordedAt, after(515 * MINUTE + 12 * HOUR - 1))).toBe(4);
+    expect(deferralsAt(recordedAt, after(515 * MINUTE + 12 * HOUR))).toBe(5);
+    // A clock behind the recording (another host): no step passed.
+    expect(deferralsAt(recordedAt, after(-HOUR))).toBe(0);
+  });
+
+  test('with nextAttemptAt, a delivery failing at each due time goes near recorded + 5 min, 35 min, 2 h 35 min, 8 h 35 min, 20 h 35 min', () => {
+    let now = after(10_000);
+    const times: string[] = [];
+    for (let step = 0; step < 5; step += 1) {
+      const next = nextAttemptAt({ recordedAt, deferrals: deferralsAt(recordedAt, now), now, windowHours: 72, jitter: 0 });
+      if ('abandon' in next) throw new Error('abandoned early');
+      times.push(next.at.toISOString());
+      now = next.at;
+    }
+    expect(times).toEqual(['2025-01-23T02:05:10.000Z', '2025-01-23T02:35:10.000Z', '2025-01-23T04:35:10.000Z', '2025-01-23T10:35:10.000Z', '2025-01-23T22:35:10.000Z']);
   });
 });

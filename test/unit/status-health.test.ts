@@ -34,4 +34,18 @@ describe('status: the exit code a monitor acts on', () => {
     expect(health.exitCode).toBe(1);
     expect(health.reason).toContain('settings set time-zone <value>');
   });
+
+  test('4: an endpoint whose deliveries have waited (deferred or parked) more than 24 hours; a run that exited 4 is no failure; 1 and 3 win', () => {
+    const waiting = aRun({ status: 'waiting', exitCode: 4 });
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [] }).exitCode).toBe(0);
+    const failing = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3 }];
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing })).toEqual({
+      exitCode: 4,
+      reason: expect.stringContaining('endpoint crm has been failing since 2025-01-14T08:00:00Z (3 deliveries deferred or parked): more than 24 hours'),
+    });
+    // 23 hours is not yet a day of failing.
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ name: 'crm', since: '2025-01-14T09:30:00Z', waiting: 3 }] }).exitCode).toBe(0);
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(3);
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(1);
+  });
 });

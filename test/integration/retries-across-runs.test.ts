@@ -1,0 +1,211 @@
+import fs from 'node:fs';
+import { expect, test } from '@jest/globals';
+import type { Clock } from '../../src/clock.js';
+import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
+import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+
+// Retries across runs (issue 19): deferred deliveries, Retry-After and 429, 410 Gone, a circuit per endpoint.
+const T0 = new Date('2025-01-23T10:00:00Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+const { receiver, proxyFor } = receiversPerTest();
+
+/** Licenses that expired the day before T0: one license.expired each at T0. */
+async function seeded(ws: Workspace, count: number): Promise<void> {
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: '2025-01-22T10:00:00Z' })));
+}
+
+/** One process-expirations run with the rules at T0 and the engine's clock at `when` (the cross-run backoff reads it). */
+function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsResult> {
+  const clock: Clock = { now: () => when };
+  return ws.run((context) => processExpirations(context, { now: T0, clock }));
+}
+
+const ok = (request: ReceivedRequest) => String(request.headers['x-webhook-id']);
+/** Event ids the receiver acknowledged (2xx), each as often as it was. */
+function acknowledged(target: Receiver, answered: (index: number) => boolean): string[] {
+  return target.requests.filter((_request, index) => answered(index)).map(ok);
+}
+
+interface Row {
+  id: number;
+  status: string;
+  next_attempt_at: string | null;
+  status_reason: string | null;
+  attempts: number;
+  endpoint: string;
+}
+const rowsOf = (ws: Workspace, endpoint = 'default') =>
+  ws.rows<Row>(`select id, status, next_attempt_at, status_reason, attempts, endpoint from webhook_deliveries where endpoint = '${endpoint}' order by id`);
+
+forEachDialect('retries across runs', ({ workspace }) => {
+  test('a receiver down for the first run: deferred (none abandoned), not sent before its time, then delivered once when due', async () => {
+    let down = true;
+    const target = await receiver(() => (down ? 503 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
+    await seeded(ws, 3);
+
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ recorded: 3, delivered: 0, abandoned: 0, deferred: 3 });
+    expect(first.waiting).toEqual([expect.objectContaining({ endpoint: 'default', deferred: 3, parked: 0 })]);
+    const deferred = await rowsOf(ws);
+    for (const row of deferred) {
+      expect(row.status).toBe('deferred');
+      // The first backoff step, 5 min, plus at most 10 % jitter.
+      expect(row.next_attempt_at! >= '2025-01-23T10:05:00Z' && row.next_attempt_at! <= '2025-01-23T10:05:30Z').toBe(true);
+      expect(row.status_reason).toMatch(/HTTP 503|circuit open/);
+    }
+    // The circuit opened at 5 consecutive failures: the rest of the schedules were not spent.
+    expect(target.requests.length).toBeLessThan(12);
+    expect(first.circuits.default).toMatchObject({ state: 'open', consecutiveFailures: expect.any(Number) });
+
+    // Not due yet: nothing is sent.
+    const sentBefore = target.requests.length;
+    expect(await runAt(ws, at(2 * MINUTE))).toMatchObject({ delivered: 0, abandoned: 0, deferred: 0 });
+    expect(target.requests.length).toBe(sentBefore);
+
+    // Back, and due: one probe, then the rest; each event acknowledged exactly once.
+    down = false;
+    const back = await runAt(ws, at(10 * MINUTE));
+    expect(back).toMatchObject({ delivered: 3, abandoned: 0, deferred: 0, waiting: [] });
+    const ids = acknowledged(target, (index) => index >= sentBefore);
+    expect(ids).toHaveLength(3);
+    expect(new Set(ids).size).toBe(3);
+    expect((await rowsOf(ws)).map((row) => [row.status, row.next_attempt_at, row.status_reason])).toEqual(Array(3).fill(['delivered', null, null]));
+    expect(back.circuits.default).toMatchObject({ state: 'closed', consecutiveFailures: 0 });
+  }, 60_000);
+
+  test('429 with Retry-After: 2 defers that delivery to 2 s later and slows this run to the endpoint; a final 4xx is abandoned at once', async () => {
+    const target = await receiver((request, index) => {
+      if (index === 0) return { status: 429, headers: { 'retry-after': '2' } };
+      return request.body.toString('utf8').includes('EXP-2') ? 400 : 200;
+    });
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1 } });
+    await seeded(ws, 3);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ delivered: 1, abandoned: 1, deferred: 1 });
+    const rows = await rowsOf(ws);
+    const throttled = rows.find((row) => row.status === 'deferred')!;
+    expect(throttled).toMatchObject({ next_attempt_at: '2025-01-23T10:00:02Z', status_reason: 'HTTP 429, Retry-After 2' });
+    expect(rows.find((row) => row.status === 'abandoned')!.status_reason).toMatch(/^HTTP 400.*a final answer/);
+    // After the 429 nothing went to the endpoint for Retry-After (without the pause the next would have gone at once).
+    expect(target.requests[1]!.at - target.requests[0]!.at).toBeGreaterThanOrEqual(1900);
+
+    const second = await runAt(ws, at(3000));
+    expect(second).toMatchObject({ delivered: 1, abandoned: 0, deferred: 0 });
+    expect(target.requests).toHaveLength(4);
+  }, 60_000);
+
+  test('410 Gone disables the endpoint (a config-file one) and parks its deliveries; the others go on; enable sends them', async () => {
+    let gone = true;
+    const main = await receiver();
+    const crm = await receiver(() => (gone ? 410 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, retryWindowHours: 72, endpoints: [{ name: 'crm', url: crm.url }] } });
+    await seeded(ws, 3);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ delivered: 3, abandoned: 0, gone: [{ endpoint: 'crm', reason: expect.stringMatching(/410 Gone/) }] });
+    expect(first.parked).toBe(3);
+    expect(crm.requests.length).toBeLessThanOrEqual(3);
+    expect((await rowsOf(ws, 'crm')).map((row) => row.status)).toEqual(['parked', 'parked', 'parked']);
+    expect(await ws.rows('select endpoint, disabled_reason from endpoint_states where disabled_at is not null')).toEqual([{ endpoint: 'crm', disabled_reason: expect.stringMatching(/410 Gone/) }]);
+
+    // Disabled until enabled: a later run sends it nothing, and what was recorded for it since is parked too.
+    await ws.seed([aLicense({ license_code: 'LATE', expires_at: '2025-01-22T12:00:00Z' })]);
+    const sentToCrm = crm.requests.length;
+    const second = await runAt(ws, at(HOUR));
+    expect(second).toMatchObject({ delivered: 1, parked: 1 });
+    expect(crm.requests.length).toBe(sentToCrm);
+    expect(second.waiting).toEqual([expect.objectContaining({ endpoint: 'crm', parked: 4 })]);
+
+    gone = false;
+    const enabled = await ws.cli(['endpoints', 'enable', 'crm']);
+    expect(enabled.code).toBe(0);
+    expect(enabled.stdout).toMatch(/4 parked deliveries go out with the next process-expirations/);
+    const third = await runAt(ws, at(2 * HOUR));
+    expect(third).toMatchObject({ delivered: 4, parked: 0, waiting: [] });
+    expect(new Set(crm.requests.slice(sentToCrm).map(ok)).size).toBe(4);
+  }, 60_000);
+
+  test('a circuit per endpoint: a receiver that refuses connections costs a few attempts, its deliveries are deferred; the other endpoint goes on', async () => {
+    const behind = await receiver();
+    const proxy = await proxyFor(behind);
+    await proxy.refuse();
+    const healthy = await receiver();
+    const ws = workspace({ webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, concurrency: 4, endpoints: [{ name: 'crm', url: healthy.url }] } });
+    await seeded(ws, 40);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ delivered: 40, abandoned: 0, deferred: 40 });
+    expect(first.circuits.default).toMatchObject({ state: 'open', lastError: expect.stringMatching(/ECONNREFUSED/) });
+    const attempts = await ws.rows<{ n: number }>("select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'");
+    // The threshold (5) plus what was in flight when it opened (at most the concurrency), not 40 x 4.
+    expect(Number(attempts[0]!.n)).toBeLessThanOrEqual(5 + 4 * 4);
+    expect(healthy.requests).toHaveLength(40);
+
+    // Still refusing at the next due run: one probe, and everything deferred again at once.
+    const second = await runAt(ws, at(10 * MINUTE));
+    expect(second).toMatchObject({ delivered: 0, abandoned: 0, deferred: 40 });
+    const afterProbe = await ws.rows<{ n: number }>("select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'");
+    expect(Number(afterProbe[0]!.n)).toBe(Number(attempts[0]!.n) + 1);
+
+    await proxy.accept();
+    // Due by then: the circuit's deferrals at 10 min + 5, the failed probe on its own backoff at 10 min + 30.
+    const third = await runAt(ws, at(45 * MINUTE));
+    expect(third).toMatchObject({ delivered: 40, abandoned: 0, deferred: 0 });
+    const ids = behind.requests.map(ok);
+    expect(ids).toHaveLength(40);
+    expect(new Set(ids).size).toBe(40);
+  }, 90_000);
+
+  test('past its retry window a deferred delivery is abandoned with the reason; retryWindowHours 0 abandons after the in-run schedule', async () => {
+    const target = await receiver(() => 500);
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 1 } });
+    await seeded(ws, 1);
+    expect(await runAt(ws, T0)).toMatchObject({ deferred: 1, abandoned: 0 });
+    const late = await runAt(ws, at(HOUR + MINUTE));
+    expect(late).toMatchObject({ deferred: 0, abandoned: 1 });
+    expect((await rowsOf(ws))[0]!.status_reason).toMatch(/retry window ended/);
+
+    const reference = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 0 } });
+    await seeded(reference, 1);
+    const from = target.requests.length;
+    expect(await runAt(reference, T0)).toMatchObject({ deferred: 0, abandoned: 1, waiting: [] });
+    expect(target.requests.length - from).toBe(4);
+  }, 60_000);
+
+  test('due deferred deliveries picked up by a run stopped half-way and then by two workers at once: each is sent once', async () => {
+    let phase: 'down' | 'slow' = 'down';
+    const stopFirst = new AbortController();
+    let slowAnswers = 0;
+    const target = await receiver(() => {
+      if (phase === 'down') return 503;
+      slowAnswers += 1;
+      if (slowAnswers === 5) stopFirst.abort();
+      return { delayMs: 20, status: 200 };
+    });
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 2 } });
+    await seeded(ws, 20);
+    expect(await runAt(ws, T0)).toMatchObject({ deferred: 20, abandoned: 0 });
+
+    phase = 'slow';
+    const from = target.requests.length;
+    const clock: Clock = { now: () => at(10 * MINUTE) };
+    const stopped = await ws.run((context) => processExpirations(context, { now: T0, clock, stop: stopFirst.signal }));
+    expect(stopped.delivered).toBeGreaterThanOrEqual(4);
+    expect(stopped.delivered).toBeLessThan(20);
+    // What the stopped run had claimed and not sent is deferred again, and still due.
+    expect(await ws.rows("select count(*) as n from webhook_deliveries where status in ('delivering', 'pending')")).toEqual([{ n: 0 }]);
+
+    const [one, two] = await Promise.all([runAt(ws, at(11 * MINUTE)), runAt(ws, at(11 * MINUTE))]);
+    expect(stopped.delivered + one.delivered + two.delivered).toBe(20);
+    const ids = target.requests.slice(from).map(ok);
+    expect(ids).toHaveLength(20);
+    expect(new Set(ids).size).toBe(20);
+    expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 20 }]);
+  }, 90_000);
+});
