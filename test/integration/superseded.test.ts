@@ -97,6 +97,8 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     // The run's outcomes carry the reasons.
     const outcomes = (result.deliveries as Array<{ status: string; reason?: string }>).filter((outcome) => outcome.status === 'superseded');
     expect(outcomes).toHaveLength(6);
+    // The run records how many it superseded (runs.superseded).
+    expect((await ws.rows<{ superseded: number }>('select superseded from runs order by started_at')).map((row) => Number(row.superseded))).toEqual([0, 6]);
 
     const superseded = JSON.parse((await ws.cli(['deliveries', 'list', '--status', 'superseded', '--json'])).stdout) as Row[];
     const byCode = Object.fromEntries(superseded.map((row) => [row.license_code ?? `deleted ${row.event_type}`, row]));
