@@ -9,6 +9,7 @@ import type { DeliveriesStatsResult } from '../commands/deliveries-stats.js';
 import type { ImportResult } from '../commands/licenses.js';
 import type { MarkSentResult } from '../commands/mark-sent.js';
 import type { PlanLine, ProcessExpirationsResult, WaitingDeliveries } from '../commands/process-expirations.js';
+import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { ReceivedWebhook } from '../commands/listen.js';
 import type { SendTestEventResult } from '../commands/send-test-event.js';
 import type { DeliveryDetails } from '../commands/deliveries.js';
@@ -142,10 +143,23 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
       out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
     }
     out.info(
-      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
+      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
     );
     for (const [name, counts] of Object.entries(result.byEndpoint ?? {})) out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
+    printSuperseded(out, result.deliveries, result.superseded);
   }
+}
+
+/** The deliveries a run or a re-send did not send because their license changed since they were recorded, each with why. */
+function printSuperseded(out: Output, outcomes: readonly DeliveryOutcome[], total: number): void {
+  if (total === 0) return;
+  const lines = outcomes
+    .filter((outcome) => outcome.status === 'superseded')
+    .slice(0, LISTED_OUTCOMES)
+    .map((outcome) => `    #${outcome.id} ${outcome.eventType}: ${clean(outcome.reason ?? '')}`);
+  if (total > lines.length) lines.push(`    ... and ${total - lines.length} more (${commandLine('deliveries list --status superseded')})`);
+  out.info(`  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):`);
+  for (const line of lines) out.info(line);
 }
 
 /** `process-expirations --mark-sent-through`: what was recorded as sent (nothing was sent), and what the next run sends. */
@@ -301,14 +315,19 @@ export function printRetry(out: Output, result: RetryResult): void {
     return;
   }
   // Sent again although delivered: say so, since the receiver gets an event it already acknowledged.
-  const forced = result.forced > 0 ? ` (${result.forced} already delivered, sent again because of --force)` : '';
+  const forced =
+    (result.forced > 0 ? ` (${result.forced} already delivered, sent again because of --force)` : '') +
+    (result.forcedSuperseded > 0 ? ` (${result.forcedSuperseded} superseded, sent anyway because of --force)` : '');
   if (result.dryRun) {
     out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}${forced}:`);
     for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
     if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }
-  out.info(`Re-sent ${plural(result.selectedCount, 'delivery')}${forced}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.released ? `, left pending ${result.released}` : ''}.`);
+  out.info(
+    `Re-sent ${plural(result.selectedCount, 'delivery')}${forced}: delivered ${result.delivered}, abandoned ${result.abandoned}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}.`,
+  );
+  printSuperseded(out, result.outcomes, result.superseded);
 }
 
 /** One attempt in words: the status (the body is printed once, on its own line), or what kept a response from coming. */

@@ -668,11 +668,13 @@ export function buildProgram(session: Session): Command {
     );
   deliveries
     .command('retry')
-    .description('re-send abandoned deliveries, deferred ones now (by id), or delivered ones with --force (same event id and body, current URL and secret, full retry policy)')
+    .description(
+      're-send abandoned deliveries, deferred ones now (by id), or delivered and superseded ones with --force (same event id and body, current URL and secret, full retry policy); each license is read again first, and a notice it contradicts now is superseded, not sent',
+    )
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
     .option('--endpoint <name>', 'with --abandoned: only those to this endpoint')
-    .option('--force', 'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event)')
+    .option('--force', 'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event), and superseded ones, without reading their licenses again')
     .addOption(new Option('--since <iso>', 'with --abandoned: only those recorded at or after this time').argParser(isoDate))
     .option('--dry-run', 'show what would be re-sent')
     .addHelpText(
@@ -682,6 +684,7 @@ export function buildProgram(session: Session): Command {
         'license-manager deliveries retry 57   # a deferred one: now, not at its next attempt time',
         'license-manager deliveries retry --abandoned --since 2025-01-14 --dry-run',
         'license-manager deliveries retry 17 --force   # delivered, but lost by the receiver',
+        'license-manager deliveries retry 23 --force   # superseded (see "deliveries show 23"), to be sent anyway',
       ),
     )
     .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>

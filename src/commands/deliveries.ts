@@ -23,6 +23,7 @@ import { resolveEndpoints } from '../config/endpoints.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 import { engineEndpoints } from '../delivery/endpoint-policies.js';
 import { deliverPending, MAX_LISTED, nothingSent, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
+import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { commandLine } from '../command-line.js';
 
 export interface ListDeliveriesOptions {
@@ -82,7 +83,7 @@ export interface RetryOptions {
   /** With `abandoned`: only those of this endpoint. */
   endpoint?: string;
   abandoned?: boolean;
-  /** Re-send delivered ones among `ids` too. */
+  /** Re-send delivered and superseded ones among `ids` too, without checking their licenses again. */
   force?: boolean;
   since?: Date;
   dryRun?: boolean;
@@ -102,6 +103,8 @@ export interface RetryResult extends DeliverPendingResult {
   selectedCount: number;
   /** How many of the selected had been delivered and are sent again (`--force`). */
   forced: number;
+  /** How many of the selected had been superseded and are sent anyway (`--force`). */
+  forcedSuperseded: number;
   /** The ones abandoned again (of those listed in outcomes), with license codes. */
   abandonedDeliveries: AbandonedDelivery[];
 }
@@ -122,6 +125,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
   let selectedCount: number;
   let forced = 0;
+  let forcedSuperseded = 0;
   if (options.abandoned) {
     // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
     selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since, endpoints }, MAX_LISTED));
@@ -135,7 +139,12 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
           `Delivery ${delivery.id} was delivered${delivery.completed_at ? ` at ${delivery.completed_at}` : ''} (HTTP ${delivery.last_status_code ?? '2xx'}), so it is not re-sent. If the receiver acknowledged it and then lost it, send it again with "${commandLine(`deliveries retry ${delivery.id} --force`)}" (the same event id and body, a new retry schedule).`,
         );
       }
-      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred') {
+      if (delivery.status === 'superseded' && !options.force) {
+        throw usageError(
+          `Delivery ${delivery.id} was superseded${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}: ${delivery.status_reason ?? 'its license changed since it was recorded'}. It is not re-sent, so the receiver never gets a notice its license contradicts. To send it anyway, exactly as recorded: "${commandLine(`deliveries retry ${delivery.id} --force`)}". Nothing was sent.`,
+        );
+      }
+      if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred' && delivery.status !== 'superseded') {
         const why =
           delivery.status === 'parked'
             ? `its endpoint is disabled${delivery.status_reason ? ` (${delivery.status_reason})` : ''}: "license-manager endpoints enable ${delivery.endpoint}" sends it with the next process-expirations`
@@ -151,13 +160,14 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
         }
       }
       if (delivery.status === 'delivered') forced += 1;
+      if (delivery.status === 'superseded') forcedSuperseded += 1;
       selected.push(delivery);
     }
   }
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, ...nothingSent(), abandonedDeliveries: [] };
+  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, forcedSuperseded, ...nothingSent(), abandonedDeliveries: [] };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
@@ -175,6 +185,8 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
     retryWindowHours: webhooks.retryWindowHours,
+    // A re-sent delivery waited: its license is read again first, unless --force says to send it as it is.
+    ...(options.force ? {} : { recheck: staleNoticeCheck(context.db, { licenses: context.licenses, timeZone: context.config.expirations.timeZone }) }),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids: options.ids, delivered: options.force },
   });

@@ -18,7 +18,7 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { followEndpointSwitches, recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
+import { followEndpointSwitches, maxDeliveryId, recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
@@ -33,6 +33,7 @@ import type { RunStatus } from '../storage/database.table.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
+import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js';
 
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
@@ -124,6 +125,8 @@ export interface ProcessExpirationsResult {
   skipped: number;
   delivered: number;
   abandoned: number;
+  /** Deliveries that waited and were not sent: their license changed since (renewed, suspended, deleted, …); each outcome says why. */
+  superseded: number;
   released: number;
   /** Taken over by another run while this one was paused. */
   dropped: number;
@@ -385,6 +388,7 @@ export async function processExpirations(context: CommandContext, options: Proce
       abandoned: result?.abandoned ?? 0,
       deferred: result?.deferred ?? 0,
       parked: result?.parked ?? 0,
+      superseded: result?.superseded ?? 0,
       expiredWithoutEvent: result?.webhooksEnabled ? result.expiredWithoutEvent : 0,
       announceSince: result?.webhooksEnabled ? result.announceSince : null,
       error: message,
@@ -432,6 +436,8 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
   // The endpoints as they are when the events are recorded: one added later receives the events recorded after it.
   const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
+  // Deliveries recorded after this point come from the licenses this run reads now: the others waited, and are checked before they go.
+  const freshAfterId = url === null ? 0 : await maxDeliveryId(db);
   const recording = options.tracing?.run.startRecording();
   const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
     recording?.end({ recorded: 0, error: error instanceof Error ? error.message : String(error) });
@@ -461,10 +467,12 @@ async function findAndDeliver(context: CommandContext, now: Date, latestRun: Dat
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
     retryWindowHours: webhooks.retryWindowHours,
+    recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
   result.delivered = sent.delivered;
   result.abandoned = sent.abandoned;
+  result.superseded = sent.superseded;
   result.released = sent.released;
   result.dropped = sent.dropped;
   result.left = sent.left;
@@ -524,6 +532,7 @@ async function findAndRecord(
     skipped: findings.skipped,
     delivered: 0,
     abandoned: 0,
+    superseded: 0,
     released: 0,
     dropped: 0,
     left: 0,

@@ -13,6 +13,7 @@ import {
   countClaimable,
   endClaimed,
   releaseDelivery,
+  supersedeDeliveries,
   waitingByEndpoint,
   type DeliveryEnd,
   type DeliveryRow,
@@ -29,6 +30,7 @@ import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
 import { LazyTransport } from './lazy-transport.js';
+import type { StaleCheck } from './stale-notices.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
 // delivery wait out its whole schedule, and each held delivery keeps its body in memory.
@@ -67,6 +69,11 @@ export interface DeliverPendingOptions {
   stop?: AbortSignal;
   /** How long a claim holds without renewal (tests shorten it); DEFAULT_LEASE_MS otherwise. */
   leaseMs?: number;
+  /**
+   * Asked about each claimed window before any of it is sent (see staleNoticeCheck): the deliveries it names
+   * are `superseded` with that reason and not sent. Left out, everything claimed is sent (`deliveries retry --force`).
+   */
+  recheck?: StaleCheck;
   /** Re-send these abandoned deliveries (`deliveries retry`), each with a new schedule; otherwise every pending or lapsed one. */
   resend?: ResendSelection;
   fetch?: $Fetch;
@@ -113,7 +120,9 @@ export interface DeliveryOutcome {
   id: number;
   eventId: string;
   eventType: string;
-  status: Exclude<DeliveryResult['status'], 'held'> | 'deferred' | 'parked';
+  status: Exclude<DeliveryResult['status'], 'held'> | 'deferred' | 'parked' | 'superseded';
+  /** Why it was superseded. */
+  reason?: string;
   attempts: number;
   lastStatusCode: number | null;
   lastError: string | null;
@@ -122,6 +131,8 @@ export interface DeliveryOutcome {
 export interface DeliverPendingResult {
   delivered: number;
   abandoned: number;
+  /** Not sent: what they said is no longer true of their license (see `recheck`). */
+  superseded: number;
   /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
   /** Not sent by this run because another run took them over (this one was paused past its lease). */
@@ -152,7 +163,7 @@ export interface DeliverPendingResult {
 
 /** The result of a run that sent nothing (yet). */
 export function nothingSent(): DeliverPendingResult {
-  return { delivered: 0, abandoned: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
+  return { delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -437,8 +448,7 @@ async function workThrough(
       counts[status] += 1;
     }
     ended += 1;
-    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
-    else result.outcomes.push({
+    list({
       id: row.id,
       eventId: row.event_id,
       eventType: row.event_type,
@@ -448,6 +458,27 @@ async function workThrough(
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
     });
     report();
+  };
+  const list = (outcome: DeliveryOutcome) => {
+    if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
+    else result.outcomes.push(outcome);
+  };
+
+  // A delivery that waited is checked against its license before it is sent: one read per claimed window.
+  const supersedeStale = async (claimed: DeliveryRow[]): Promise<DeliveryRow[]> => {
+    if (!options.recheck || claimed.length === 0) return claimed;
+    const reasons = await options.recheck(claimed, clock.now());
+    if (reasons.size === 0) return claimed;
+    await supersedeDeliveries(db, options.runId, reasons, formatUtc(clock.now()));
+    for (const row of claimed) {
+      const reason = reasons.get(row.id);
+      if (reason === undefined) continue;
+      result.superseded += 1;
+      ended += 1;
+      list({ id: row.id, eventId: row.event_id, eventType: row.event_type, status: 'superseded', reason, attempts: row.attempts, lastStatusCode: row.last_status_code, lastError: row.last_error });
+    }
+    report();
+    return claimed.filter((row) => !reasons.has(row.id));
   };
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
@@ -470,7 +501,10 @@ async function workThrough(
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
-        claimed = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        const window = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        state.drained = window.length === 0;
+        claimedAny ||= window.length > 0;
+        claimed = await supersedeStale(window);
         if (claimed.length > 0) fetch ??= await options.transport.fetch();
       } catch (error) {
         // The deliveries in hand end (none starts a new attempt) before the run reports the failure.
@@ -479,8 +513,6 @@ async function workThrough(
         claimFailed = true;
         break;
       }
-      state.drained = claimed.length === 0;
-      claimedAny ||= claimed.length > 0;
       for (const row of claimed) {
         keeper.claimed(row.id, nowMs + leaseMs);
         const owner = streamOf(row);

@@ -176,6 +176,14 @@ export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix
   return row ? toLicenseRow(row) : undefined;
 }
 
+/** These Botble licenses, read as every command reads them (at most a bounded IN list of ids; ids with no license are absent). */
+export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<LicenseRow[]> {
+  if (ids.length === 0) return [];
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const rows: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () => selectLicenses(raw, tables).where('l.id', 'in', [...ids]).execute());
+  return rows.map(toLicenseRow);
+}
+
 /** Botble licenses whose id is beyond what this tool carries exactly: each run names them (they get no events). */
 export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: string, limit: number): Promise<UnreadableDate[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);

@@ -279,6 +279,7 @@ type ClaimChanges = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) => {
   claimed_by: string;
   lease_until: number;
   completed_at?: null;
+  status_reason?: null;
   schedule_base?: Expression<number>;
   next_attempt_at?: null;
 };
@@ -310,7 +311,7 @@ async function claimRows(db: Kysely<Database>, limit: number, filter: RowFilter,
 export interface ResendSelection {
   since?: string;
   ids?: readonly number[];
-  /** Delivered ones too (`--force`, with ids): for a receiver that answered 2xx and lost the event. */
+  /** Delivered and superseded ones too (`--force`, with ids): for a receiver that answered 2xx and lost the event, or a notice to send whatever its license says now. */
   delivered?: boolean;
   /** Only deliveries to these endpoints (the enabled ones); all when left out. */
   endpoints?: readonly string[];
@@ -319,8 +320,8 @@ export interface ResendSelection {
 function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
   return (eb) =>
     eb.and([
-      // Named by id, a deferred one is sent now too (`deliveries retry <id>`).
-      ids !== undefined ? eb('status', 'in', selection.delivered ? ['abandoned', 'deferred', 'delivered'] : ['abandoned', 'deferred']) : eb('status', '=', 'abandoned'),
+      // Named by id, a deferred one is sent now too (`deliveries retry <id>`); with --force a delivered or superseded one too.
+      ids !== undefined ? eb('status', 'in', selection.delivered ? ['abandoned', 'deferred', 'delivered', 'superseded'] : ['abandoned', 'deferred']) : eb('status', '=', 'abandoned'),
       eb('id', '>', afterId),
       ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
       ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),
@@ -343,6 +344,8 @@ export async function claimAbandoned(
     claimed_by: options.runId,
     lease_until: options.leaseUntil,
     completed_at: null,
+    // A superseded one sent with --force: the reason it was held back no longer describes it.
+    status_reason: null,
     schedule_base: eb.ref('attempts'),
     // A full schedule now, not the one attempt of a deferred delivery claimed when due.
     next_attempt_at: null,
@@ -638,6 +641,31 @@ export async function abandonSpent(db: Kysely<Database>, deliveryId: number, run
     .execute();
 }
 
+/**
+ * Ends deliveries this run claimed without sending them: what they say is no longer true of their license.
+ * One UPDATE per distinct reason (a window's reasons repeat: "license suspended"), in one transaction; a row
+ * another run has taken over meanwhile is left to it.
+ */
+export async function supersedeDeliveries(db: Kysely<Database>, runId: string, reasons: ReadonlyMap<number, string>, completedAt: string): Promise<void> {
+  const byReason = new Map<string, number[]>();
+  for (const [id, reason] of reasons) byReason.set(reason, [...(byReason.get(reason) ?? []), id]);
+  await retryOnDeadlock(() =>
+    inTransaction(db, async (trx) => {
+      for (const [reason, ids] of byReason) {
+        for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
+          await trx
+            .updateTable('webhook_deliveries')
+            .set({ status: 'superseded', status_reason: reason, completed_at: completedAt, next_attempt_at: null, claimed_by: null, lease_until: null })
+            .where('id', 'in', ids.slice(index, index + IDS_PER_STATEMENT))
+            .where('claimed_by', '=', runId)
+            .where('status', '=', 'delivering')
+            .execute();
+        }
+      }
+    }),
+  );
+}
+
 /** Ends a claimed delivery that makes no (further) attempt in this run: deferred by an open circuit, parked for a gone endpoint, or abandoned. */
 export async function endClaimed(db: Kysely<Database>, deliveryId: number, runId: string, end: DeliveryEnd): Promise<void> {
   await db
@@ -833,6 +861,12 @@ export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ 
   if (!delivery) return undefined;
   const attempts = await db.selectFrom('webhook_attempts').selectAll().where('delivery_id', '=', id).orderBy('attempt').execute();
   return { delivery, attempts };
+}
+
+/** The largest delivery id so far (0 for none): rows after it were recorded later. */
+export async function maxDeliveryId(db: Kysely<Database>): Promise<number> {
+  const row = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.max<number | null>('id').as('id')).executeTakeFirst();
+  return Number(row?.id ?? 0);
 }
 
 /** Row counts per status. */

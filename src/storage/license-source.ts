@@ -6,6 +6,7 @@ import {
   expireBotbleLongPast,
   findBotbleDueCandidates,
   findBotbleLicenseByCode,
+  findBotbleLicensesByIds,
   findBotbleUnreadable,
   hasBotbleLicenses,
   listBotbleLicenses,
@@ -17,6 +18,7 @@ import {
   expireLongPast,
   findDueCandidates,
   findLicenseByCode,
+  findLicensesByIds,
   findUnreadableDates,
   hasLicenses,
   licenseCodesOf,
@@ -47,6 +49,8 @@ export interface LicenseSource {
   setStatuses: StatusWriter;
   list(db: Kysely<Database>, filter?: LicenseFilter): Promise<LicenseRow[]>;
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
+  /** At most IDS_PER_STATEMENT of these licenses, whole (absent ones are left out): how a waiting delivery's license is read again. */
+  findByIds(db: Kysely<Database>, ids: readonly number[]): Promise<LicenseRow[]>;
   /** The ids of the licenses with this code (none or one): how the delivery log filters by a code. */
   idsOfCode(db: Kysely<Database>, code: string): Promise<number[]>;
   /** Id and code of at most IDS_PER_STATEMENT of these licenses (absent ones are left out): how the delivery log names licenses. */
@@ -66,6 +70,7 @@ const ownLicenses: LicenseSource = {
   setStatuses: writeStatusChanges,
   list: listLicenses,
   findByCode: findLicenseByCode,
+  findByIds: findLicensesByIds,
   idsOfCode: licenseIdsOfCode,
   codesOf: licenseCodesOf,
   counts: licenseCounts,
@@ -82,6 +87,7 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
     setStatuses: setBotbleStatuses,
     list: (db, filter) => listBotbleLicenses(db, tablePrefix, filter),
     findByCode: (db, code) => findBotbleLicenseByCode(db, tablePrefix, code),
+    findByIds: (db, ids) => findBotbleLicensesByIds(db, tablePrefix, ids),
     idsOfCode: (db, code) => botbleLicenseIdsOfCode(db, tablePrefix, code),
     codesOf: (db, ids) => botbleLicenseCodesOf(db, tablePrefix, ids),
     counts: (db) => countBotbleLicenses(db, tablePrefix),

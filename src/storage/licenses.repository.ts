@@ -246,6 +246,11 @@ export async function licenseCodesOf(db: Kysely<Database>, ids: readonly number[
   return db.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', [...ids]).execute();
 }
 
+/** These licenses, whole (at most a bounded IN list of ids; ids with no license are absent). */
+export async function findLicensesByIds(db: Kysely<Database>, ids: readonly number[]): Promise<LicenseRow[]> {
+  return ids.length === 0 ? [] : db.selectFrom('licenses').selectAll().where('id', 'in', [...ids]).execute();
+}
+
 /** The ids of the licenses with this code: none or one (license_code is unique). */
 export async function licenseIdsOfCode(db: Kysely<Database>, code: string): Promise<number[]> {
   return (await db.selectFrom('licenses').select('id').where('license_code', '=', code).execute()).map((row) => row.id);

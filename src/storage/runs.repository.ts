@@ -54,6 +54,8 @@ export interface RunEnd {
   /** Deliveries the run deferred to a later run, and parked (410 Gone). */
   deferred?: number;
   parked?: number;
+  /** Deliveries that waited and were not sent, their license having changed since. */
+  superseded?: number;
   /** Licenses marked `expired` with no event, and the --announce-since date that would announce them. */
   expiredWithoutEvent?: number;
   announceSince?: string | null;
@@ -72,6 +74,7 @@ export async function finishRun(db: Kysely<Database>, id: string, end: RunEnd): 
       abandoned: end.abandoned,
       deferred: end.deferred ?? 0,
       parked: end.parked ?? 0,
+      superseded: end.superseded ?? 0,
       expired_without_event: end.expiredWithoutEvent ?? 0,
       announce_since: end.announceSince ?? null,
       // Read back by `status` and its --json: never a password.

@@ -214,7 +214,17 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       const dryRun = await runCli(['deliveries', 'retry', '--abandoned', '--dry-run'], { cwd: dir, env });
       expect(dryRun.code).toBe(0);
       expect(dryRun.stdout).toContain(`#${abandonedId} license.expiring L-7\n`);
-      const retried = await runCli(['deliveries', 'retry', '--abandoned', '--json'], { cwd: dir, env });
+      // A re-send reads Botble's license again: on the real clock L-7's expiry has passed, so its warning is superseded.
+      const checked = await runCli(['deliveries', 'retry', '--abandoned', '--json'], { cwd: dir, env });
+      expect(checked.code).toBe(0);
+      expect(JSON.parse(checked.stdout)).toMatchObject({
+        delivered: 0,
+        abandoned: 0,
+        superseded: 1,
+        outcomes: [{ id: abandonedId, status: 'superseded', reason: expect.stringMatching(/^the license expired at 2025-01-\d\dT\d\d:00:00Z, before this warning could be sent$/) }],
+      });
+      // --force sends it as recorded, without the check.
+      const retried = await runCli(['deliveries', 'retry', String(abandonedId), '--force', '--json'], { cwd: dir, env });
       expect(retried.code).toBe(3);
       const again = JSON.parse(retried.stdout) as { selected: Array<{ licenseCode: string }>; abandonedDeliveries: Array<{ licenseCode: string }> };
       expect(again.selected).toEqual([expect.objectContaining({ id: abandonedId, licenseCode: 'L-7' })]);

@@ -128,10 +128,18 @@ describe('the built CLI', () => {
     const firstBodies = receiver.requests.map((request) => `${String(request.headers['x-webhook-id'])} ${request.body.toString()}`);
     const retried = await cli('deliveries', 'retry', '--abandoned', '--json');
     expect(retried.code).toBe(0);
-    expect(JSON.parse(retried.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
-    const resent = receiver.requests.slice(-5).map((request) => `${String(request.headers['x-webhook-id'])} ${request.body.toString()}`);
-    expect(new Set(resent)).toEqual(new Set(firstBodies));
-    const shown = JSON.parse((await cli('deliveries', 'show', String(abandoned[0].id), '--json')).stdout);
+    // A re-send reads each license again: on the real clock the sample's two warnings are about expiries that have
+    // passed, so they are superseded, not sent ("expires in 1 day" after the license expired); the other three go out.
+    const result = JSON.parse(retried.stdout) as { outcomes: Array<{ status: string; eventType: string; reason?: string }> };
+    expect(result).toMatchObject({ delivered: 3, abandoned: 0, superseded: 2 });
+    const superseded = result.outcomes.filter((outcome) => outcome.status === 'superseded');
+    expect(superseded.map((outcome) => outcome.eventType)).toEqual(['license.expiring', 'license.expiring']);
+    for (const outcome of superseded) expect(outcome.reason).toMatch(/^the license expired at 2025-01-\d\dT\d\d:00:00Z, before this warning could be sent$/);
+    const resent = receiver.requests.slice(-3).map((request) => `${String(request.headers['x-webhook-id'])} ${request.body.toString()}`);
+    expect(receiver.requests).toHaveLength(firstBodies.length + 3);
+    for (const request of resent) expect(firstBodies).toContain(request);
+    const sentAgain = abandoned.find((row: { event_type: string }) => row.event_type !== 'license.expiring');
+    const shown = JSON.parse((await cli('deliveries', 'show', String(sentAgain.id), '--json')).stdout);
     expect(shown.delivery).toMatchObject({ status: 'delivered', attempts: 3 });
     expect(shown.attempts.map((attempt: { attempt: number; status_code: number }) => [attempt.attempt, attempt.status_code])).toEqual([
       [1, 500],

@@ -1,0 +1,59 @@
+// The check before a waiting delivery is sent: its license read again, a claimed window at a time, and judged by expirations/stale-notice.ts.
+import type { Kysely } from 'kysely';
+import { readDates } from '../expirations/license-events.js';
+import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
+import { recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
+import type { Database } from '../storage/database.table.js';
+import { IDS_PER_STATEMENT, recordedEventKeys, type DeliveryRow } from '../storage/deliveries.repository.js';
+import type { LicenseSource } from '../storage/license-source.js';
+import type { LicenseRow } from '../storage/licenses.repository.js';
+
+/** The reason each superseded delivery of a claimed window must not be sent, by delivery id (absent: send it). */
+export type StaleCheck = (rows: readonly DeliveryRow[], now: Date) => Promise<Map<number, string>>;
+
+export interface StaleNoticeCheckOptions {
+  /** Where the licenses are read (our tables or Botble's). */
+  licenses: LicenseSource;
+  /** The business zone the rules count dates in. */
+  timeZone: string;
+  /** The largest delivery id before this run read the licenses: newer rows never attempted were recorded by it and are not checked. */
+  freshAfterId?: number;
+}
+
+/**
+ * The check a run makes before sending the deliveries it claimed: those that waited (every row but the ones
+ * it recorded itself) have their licenses read again, in one query per claimed window (and one more for the
+ * events recorded for the licenses of waiting warnings), never one per delivery.
+ */
+export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheckOptions): StaleCheck {
+  return async (rows, now) => {
+    const reasons = new Map<number, string>();
+    const waiting = rows.filter((row) => row.license_id !== null && !recordedByThisRun(row, options.freshAfterId));
+    if (waiting.length === 0) return reasons;
+    const ids = [...new Set(waiting.map((row) => row.license_id!))];
+    const licenses = new Map<number, LicenseRow>();
+    for (let start = 0; start < ids.length; start += IDS_PER_STATEMENT) {
+      for (const license of await options.licenses.findByIds(db, ids.slice(start, start + IDS_PER_STATEMENT))) licenses.set(license.id, license);
+    }
+    // Only a warning is judged against what else was recorded (the expired, or a later warning, of its expiry).
+    const warned = [...new Set(waiting.filter((row) => row.event_type === 'license.expiring').map((row) => row.license_id!))];
+    const recorded = new Map<number, RecordedEvent[]>();
+    for (const row of warned.length === 0 ? [] : await recordedEventKeys(db, warned)) {
+      const event = parseEventKey(row.event_key, options.timeZone, row.event_instant);
+      if (event) recorded.set(event.licenseId, [...(recorded.get(event.licenseId) ?? []), event]);
+    }
+    for (const row of waiting) {
+      const notice = { eventType: row.event_type, licenseId: row.license_id, eventKey: row.event_key, eventInstant: row.event_instant };
+      const verdict = staleNotice(notice, licenseNow(licenses.get(row.license_id!), options.timeZone), recorded.get(row.license_id!) ?? [], now, options.timeZone);
+      if (!verdict.send) reasons.set(row.id, verdict.reason);
+    }
+    return reasons;
+  };
+}
+
+/** A license row as the rule takes it: status and dates in the zone, why its dates cannot be read, or undefined when it is gone. */
+function licenseNow(license: LicenseRow | undefined, timeZone: string): LicenseNow {
+  if (!license) return undefined;
+  const dates = readDates(license, timeZone);
+  return 'problem' in dates ? dates : { status: license.status, ...dates };
+}

@@ -1,0 +1,264 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from '@jest/globals';
+import type { Clock } from '../../src/clock.js';
+import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
+import { addDays } from '../../src/expirations/calendar.js';
+import { botbleInserts, botbleSettingInserts, createBotbleDatabase } from '../helpers/botble.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import type { Receiver } from '../helpers/receiver.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+
+// A delivery that waited is checked against its license just before it is sent (issue 19 part 5). The engine's
+// clock is the real one here, so the dates are relative to today: a warning is for an expiry still ahead.
+const TODAY = new Date().toISOString().slice(0, 10);
+const day = (offset: number) => addDays(TODAY, offset);
+const SECRET = 'default-secret';
+
+const { receiver } = receiversPerTest();
+
+/** What a receiver got: "event_type license_code", sorted. */
+const got = (r: Receiver) =>
+  r.requests
+    .map((request) => JSON.parse(request.body.toString('utf8')) as { event_type: string; payload: { license_code: string } })
+    .map((body) => `${body.event_type} ${body.payload.license_code}`)
+    .sort();
+
+function configure(ws: Workspace, main: Receiver, crm: Receiver, crmEnabled: boolean): void {
+  ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] } });
+  fs.chmodSync(ws.configFile, 0o600);
+}
+
+interface Row {
+  id: number;
+  license_id: number | null;
+  event_type: string;
+  license_code: string | null;
+  status: string;
+  status_reason: string | null;
+  endpoint: string;
+}
+
+forEachDialect('superseded deliveries', ({ workspace }) => {
+  test('parked deliveries of changed licenses are superseded with the reason when their endpoint comes back; the rest go out once', async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const ws = workspace();
+    configure(ws, main, crm, false);
+    await ws.ready();
+    const soon = `${day(5)}T12:00:00Z`;
+    await ws.seed([
+      aLicense({ license_code: 'RENEWED', expires_at: soon }),
+      aLicense({ license_code: 'SUSPENDED', expires_at: soon }),
+      aLicense({ license_code: 'REVOKED', expires_at: soon }),
+      aLicense({ license_code: 'DELETED', expires_at: `${day(-3)}T12:00:00Z` }),
+      aLicense({ license_code: 'RETIMED', expires_at: soon }),
+      aLicense({ license_code: 'UNCHANGED', expires_at: soon }),
+      aLicense({ license_code: 'SUPPORT', updates_until: `${day(-3)}T00:00:00Z` }),
+      // Expires at 00:00 today: the catch-up run two days back warns about it, and by now it has expired.
+      aLicense({ license_code: 'PASSED', expires_at: `${TODAY}T00:00:00Z` }),
+    ]);
+
+    // Day 1 (a catch-up run two days back): everything is recorded and sent to default; crm's deliveries are parked.
+    const first = await ws.cli(['process-expirations', '--now', `${day(-2)}T00:00:01Z`, '--json']);
+    expect(first.stderr).toBe('');
+    expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 8, delivered: 8, superseded: 0 });
+    // Recorded by this very run: sent as recorded, even the warning whose expiry has passed on the real clock since.
+    expect(got(main)).toEqual([
+      'license.expired DELETED',
+      'license.expiring PASSED',
+      'license.expiring RENEWED',
+      'license.expiring RETIMED',
+      'license.expiring REVOKED',
+      'license.expiring SUSPENDED',
+      'license.expiring UNCHANGED',
+      'license.update_support_expired SUPPORT',
+    ]);
+    expect(crm.requests).toHaveLength(0);
+
+    // Meanwhile: a renewal, a suspension, a revocation, a deletion, a time-of-day edit, update support moved.
+    await ws.rows(`update licenses set expires_at = '${day(400)}T12:00:00Z' where license_code = 'RENEWED'`);
+    await ws.rows(`update licenses set status = 'suspended' where license_code = 'SUSPENDED'`);
+    await ws.rows(`update licenses set status = 'revoked' where license_code = 'REVOKED'`);
+    await ws.rows(`delete from licenses where license_code = 'DELETED'`);
+    await ws.rows(`update licenses set expires_at = '${day(5)}T18:30:00Z' where license_code = 'RETIMED'`);
+    await ws.rows(`update licenses set updates_until = '${day(365)}T00:00:00Z' where license_code = 'SUPPORT'`);
+
+    // Day 2, crm enabled again: its parked deliveries waited, so each license is read again before sending.
+    configure(ws, main, crm, true);
+    const second = await ws.cli(['process-expirations', '--json']);
+    expect(second.stderr).toBe('');
+    const result = JSON.parse(second.stdout);
+    // PASSED's license.expired is new (recorded now, to both endpoints); its parked warning is superseded.
+    expect(result).toMatchObject({ recorded: 1, delivered: 4, superseded: 6, abandoned: 0 });
+    expect(got(crm)).toEqual(['license.expired PASSED', 'license.expiring RETIMED', 'license.expiring UNCHANGED']);
+    expect(got(main).filter((line) => line.endsWith('PASSED'))).toEqual(['license.expired PASSED', 'license.expiring PASSED']);
+    // The run's outcomes carry the reasons.
+    const outcomes = (result.deliveries as Array<{ status: string; reason?: string }>).filter((outcome) => outcome.status === 'superseded');
+    expect(outcomes).toHaveLength(6);
+    // The run records how many it superseded (runs.superseded).
+    expect((await ws.rows<{ superseded: number }>('select superseded from runs order by started_at')).map((row) => Number(row.superseded))).toEqual([0, 6]);
+
+    const superseded = JSON.parse((await ws.cli(['deliveries', 'list', '--status', 'superseded', '--json'])).stdout) as Row[];
+    const byCode = Object.fromEntries(superseded.map((row) => [row.license_code ?? `deleted ${row.event_type}`, row]));
+    expect(superseded.every((row) => row.endpoint === 'crm' && row.status === 'superseded')).toBe(true);
+    expect(byCode.RENEWED!.status_reason).toBe(`license renewed: it now expires on ${day(400)} (this notice is about ${day(5)})`);
+    expect(byCode.SUSPENDED!.status_reason).toBe('license suspended');
+    expect(byCode.REVOKED!.status_reason).toBe('license revoked');
+    expect(byCode['deleted license.expired']!.status_reason).toMatch(/^license \d+ no longer exists \(deleted\)$/);
+    expect(byCode.SUPPORT!.status_reason).toBe(`update support changed: it now ends on ${day(365)} (this notice is about ${day(-3)})`);
+    expect(byCode.PASSED!.status_reason).toBe(`the license expired at ${TODAY}T00:00:00Z, before this warning could be sent`);
+    // Nothing is sent on the next run, and nothing superseded twice.
+    const third = JSON.parse((await ws.cli(['process-expirations', '--json'])).stdout);
+    expect(third).toMatchObject({ recorded: 0, delivered: 0, superseded: 0 });
+    expect([main.requests.length, crm.requests.length]).toEqual([9, 3]);
+
+    // show and its --json carry the reason; status counts superseded deliveries.
+    const shown = await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id)]);
+    expect(shown.stdout).toMatch(/status: +superseded at \S+\n +reason: +license suspended\n/);
+    expect(JSON.parse((await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id), '--json'])).stdout).delivery).toMatchObject({ status: 'superseded', status_reason: 'license suspended' });
+    const status = JSON.parse((await ws.cli(['status', '--json'])).stdout);
+    expect(status.deliveries.byStatus.superseded).toBe(6);
+
+    // deliveries retry of a superseded one says why (exit 2, nothing sent); --force sends it as recorded.
+    const refused = await ws.cli(['deliveries', 'retry', String(byCode.RENEWED!.id)]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`Delivery ${byCode.RENEWED!.id} was superseded at`);
+    expect(refused.stderr).toContain(`license renewed: it now expires on ${day(400)}`);
+    expect(refused.stderr).toContain(`deliveries retry ${byCode.RENEWED!.id} --force`);
+    expect(crm.requests).toHaveLength(3);
+    const forced = await ws.cli(['deliveries', 'retry', String(byCode.RENEWED!.id), '--force']);
+    expect([forced.code, forced.stderr]).toEqual([0, '']);
+    expect(forced.stdout).toContain('1 superseded, sent anyway because of --force');
+    expect(got(crm)).toContain('license.expiring RENEWED');
+    expect(await ws.rows(`select status, status_reason from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([{ status: 'delivered', status_reason: null }]);
+
+    // send-test-event records nothing and is never checked: a suspended license's sample still goes out, marked as a test.
+    const sample = await ws.cli(['send-test-event', '--license', 'SUSPENDED']);
+    expect([sample.code, sample.stderr]).toEqual([0, '']);
+    expect(main.requests).toHaveLength(10);
+    expect(main.requests.at(-1)!.headers['x-webhook-test']).toBe('true');
+    expect(JSON.parse(main.requests.at(-1)!.body.toString('utf8')).payload.license_code).toBe('SUSPENDED');
+  }, 90_000);
+
+  test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
+    // The receiver refuses the first two requests for good (400), then takes everything.
+    const main = await receiver((_request, index) => (index < 2 ? 400 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    await ws.seed([aLicense({ license_code: 'LATER-SUSPENDED', expires_at: `${day(5)}T12:00:00Z` }), aLicense({ license_code: 'STILL-ACTIVE', expires_at: `${day(5)}T12:00:00Z` })]);
+    const run = await ws.cli(['process-expirations', '--json']);
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 2, abandoned: 2 });
+    await ws.rows(`update licenses set status = 'suspended' where license_code = 'LATER-SUSPENDED'`);
+
+    const retried = await ws.cli(['deliveries', 'retry', '--abandoned']);
+    expect([retried.code, retried.stderr]).toEqual([0, '']);
+    expect(retried.stdout).toContain('delivered 1, abandoned 0, superseded 1');
+    expect(retried.stdout).toMatch(/#\d+ license\.expiring: license suspended/);
+    expect(got(main).slice(-1)).toEqual(['license.expiring STILL-ACTIVE']);
+    expect(main.requests).toHaveLength(3);
+    expect(
+      await ws.rows("select d.status, d.status_reason from webhook_deliveries d join licenses l on l.id = d.license_id where l.license_code = 'LATER-SUSPENDED'"),
+    ).toEqual([{ status: 'superseded', status_reason: 'license suspended' }]);
+    // The text list shows the reason where an abandoned delivery shows its error.
+    const list = await ws.cli(['deliveries', 'list', '--status', 'superseded']);
+    expect(list.stdout).toMatch(/superseded .*license suspended/);
+  }, 60_000);
+});
+
+describe('superseded deliveries in Botble mode [sqlite]', () => {
+  test("Botble's own licenses are read again: renewed, blocked (is_valid = 0) and deleted rows supersede parked notices; Botble's tables stay unwritten", async () => {
+    const [main, crm] = [await receiver(), await receiver()];
+    const botble = await createBotbleDatabase('sqlite');
+    try {
+      const soon = day(5);
+      await botble.exec(
+        ...botbleInserts('sqlite', [{ reference: 'PROD-001', name: 'Product' }], [
+          { id: 1, product: 'PROD-001', code: 'B-RENEWED', customer: '1', email: null, expires: soon, updates: null },
+          { id: 2, product: 'PROD-001', code: 'B-BLOCKED', customer: '2', email: null, expires: soon, updates: null },
+          { id: 3, product: 'PROD-001', code: 'B-DELETED', customer: '3', email: null, expires: soon, updates: null },
+          { id: 4, product: 'PROD-001', code: 'B-KEPT', customer: '4', email: null, expires: soon, updates: null },
+        ]),
+        ...botbleSettingInserts('sqlite', { lm_enable_webhooks: '1', lm_webhook_url: main.url, lm_webhook_secret: SECRET, lm_expiration_warning_days: '7,1' }),
+      );
+      const dir = tempDir();
+      const config = (crmEnabled: boolean) => {
+        const file = path.join(dir, 'license-manager.config.json');
+        fs.writeFileSync(file, JSON.stringify({ database: { ...botble.database, tablePrefix: 'lm_ours_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10], endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] } }));
+        fs.chmodSync(file, 0o600);
+      };
+      config(false);
+      const cli = (...args: string[]) => runCli(args, { cwd: dir });
+      expect((await cli('migrate')).code).toBe(0);
+      const first = await cli('process-expirations', '--json');
+      expect(first.stderr).toBe('');
+      expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 4, delivered: 4 });
+
+      await botble.exec(`update lm_licenses set expires_at = '${day(400)}' where id = 1`, 'update lm_licenses set is_valid = 0 where id = 2', 'delete from lm_licenses where id = 3');
+      const checksum = await botble.checksum();
+      config(true);
+      // The text summary counts them and says why for each.
+      const second = await cli('process-expirations');
+      expect([second.code, second.stderr]).toEqual([0, '']);
+      expect(second.stdout).toContain('  delivered 1, abandoned 0, superseded 3\n');
+      expect(second.stdout).toContain('  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):\n');
+      expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license suspended$/m);
+      expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license 3 no longer exists \(deleted\)$/m);
+      expect(got(crm)).toEqual(['license.expiring B-KEPT']);
+      const rows = JSON.parse((await cli('deliveries', 'list', '--status', 'superseded', '--json')).stdout) as Row[];
+      expect(rows.map((row) => [row.license_id, row.status_reason]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
+        [1, `license renewed: it now expires on ${day(400)} (this notice is about ${soon})`],
+        [2, 'license suspended'],
+        [3, 'license 3 no longer exists (deleted)'],
+      ]);
+      expect(await botble.checksum()).toBe(checksum);
+    } finally {
+      await botble.drop();
+    }
+  }, 60_000);
+});
+// Deferred deliveries (a receiver down): the engine's clock is injected, as in retries-across-runs.test.ts.
+const T0 = new Date('2025-01-23T10:00:00Z');
+function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsResult> {
+  const clock: Clock = { now: () => when };
+  return ws.run((context) => processExpirations(context, { now: T0, clock }));
+}
+
+forEachDialect('superseded deferred deliveries', ({ workspace }) => {
+  test('deferred while the receiver was down; renewed, suspended or expired meanwhile: superseded when due, the rest delivered once', async () => {
+    let down = true;
+    const target = await receiver(() => (down ? 503 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, secret: SECRET, retryWindowHours: 72 } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    await ws.seed([
+      aLicense({ license_code: 'D-RENEWED', expires_at: '2025-01-30T10:00:00Z' }),
+      aLicense({ license_code: 'D-SUSPENDED', expires_at: '2025-01-30T10:00:00Z' }),
+      aLicense({ license_code: 'D-KEPT', expires_at: '2025-01-30T10:00:00Z' }),
+      // Expires five minutes after the run: warned about at T0, expired by the time the warning is due again.
+      aLicense({ license_code: 'D-PASSED', expires_at: '2025-01-23T10:05:00Z' }),
+    ]);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ recorded: 4, delivered: 0, abandoned: 0, superseded: 0, deferred: 4 });
+
+    await ws.rows(`update licenses set expires_at = '2026-01-30T10:00:00Z' where license_code = 'D-RENEWED'`);
+    await ws.rows(`update licenses set status = 'suspended' where license_code = 'D-SUSPENDED'`);
+    down = false;
+    const sentBefore = target.requests.length;
+    const back = await runAt(ws, new Date(T0.getTime() + 10 * 60_000));
+    expect(back).toMatchObject({ delivered: 1, abandoned: 0, deferred: 0, superseded: 3 });
+    expect(got({ ...target, requests: target.requests.slice(sentBefore) })).toEqual(['license.expiring D-KEPT']);
+    const rows = await ws.rows<{ license_code: string; status: string; status_reason: string | null; next_attempt_at: string | null }>(
+      'select l.license_code, d.status, d.status_reason, d.next_attempt_at from webhook_deliveries d join licenses l on l.id = d.license_id order by l.license_code',
+    );
+    expect(rows).toEqual([
+      { license_code: 'D-KEPT', status: 'delivered', status_reason: null, next_attempt_at: null },
+      { license_code: 'D-PASSED', status: 'superseded', status_reason: 'the license expired at 2025-01-23T10:05:00Z, before this warning could be sent', next_attempt_at: null },
+      { license_code: 'D-RENEWED', status: 'superseded', status_reason: 'license renewed: it now expires on 2026-01-30 (this notice is about 2025-01-30)', next_attempt_at: null },
+      { license_code: 'D-SUSPENDED', status: 'superseded', status_reason: 'license suspended', next_attempt_at: null },
+    ]);
+  }, 60_000);
+});

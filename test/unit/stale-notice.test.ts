@@ -1,0 +1,164 @@
+import { describe, expect, test } from '@jest/globals';
+import { parseInZone } from '../../src/expirations/calendar.js';
+import { parseEventKey, type RecordedEvent } from '../../src/expirations/rules.js';
+import { recordedByThisRun, staleNotice, type LicenseNow, type WaitingNotice } from '../../src/expirations/stale-notice.js';
+
+const ZONE = 'UTC';
+const now = new Date('2026-12-08T10:00:00Z');
+const at = (text: string) => new Date(text);
+
+/** A license as the run reads it now: active, expiring on the 10th at noon, update support to the 1st. */
+function license(overrides: Partial<Exclude<LicenseNow, undefined | { problem: string }>> = {}): LicenseNow {
+  return { status: 'active', expiresAt: at('2026-12-10T12:00:00Z'), updatesUntil: at('2026-12-01T00:00:00Z'), ...overrides };
+}
+
+const expiring7: WaitingNotice = { eventType: 'license.expiring', licenseId: 42, eventKey: 'license.expiring:42:2026-12-10:7d', eventInstant: '2026-12-10T12:00:00Z' };
+const expiring1: WaitingNotice = { ...expiring7, eventKey: 'license.expiring:42:2026-12-10:1d' };
+const expired: WaitingNotice = { eventType: 'license.expired', licenseId: 42, eventKey: 'license.expired:42:2026-12-10', eventInstant: '2026-12-10T12:00:00Z' };
+const reminder: WaitingNotice = { eventType: 'license.expired_reminder', licenseId: 42, eventKey: 'license.expired_reminder:42:2026-12-10:3d', eventInstant: '2026-12-10T12:00:00Z' };
+const support: WaitingNotice = { eventType: 'license.update_support_expired', licenseId: 42, eventKey: 'license.update_support_expired:42:2026-12-01', eventInstant: '2026-12-01T00:00:00Z' };
+
+/** Records as the loader parses them from webhook_deliveries (the notice's own row among them). */
+const records = (...notices: WaitingNotice[]): RecordedEvent[] => notices.map((notice) => parseEventKey(notice.eventKey, ZONE, notice.eventInstant)!);
+
+// A deleted license is `undefined` to the rule; here it is named, since a default parameter would take undefined for "not given".
+const verdict = (notice: WaitingNotice, current: LicenseNow | 'unchanged' | 'deleted' = 'unchanged', recorded = records(notice), when = now, zone = ZONE) =>
+  staleNotice(notice, current === 'unchanged' ? license() : current === 'deleted' ? undefined : current, recorded, when, zone);
+
+describe('superseded: each reason', () => {
+  test('the license was deleted', () => {
+    for (const notice of [expiring7, expired, reminder, support]) {
+      expect(verdict(notice, 'deleted')).toEqual({ send: false, code: 'deleted', reason: 'license 42 no longer exists (deleted)' });
+    }
+  });
+
+  test('the license can no longer be read (its dates became garbage)', () => {
+    expect(verdict(expired, { problem: 'expires_at "soon" is not a date' })).toEqual({ send: false, code: 'unreadable', reason: 'license 42 can no longer be read: expires_at "soon" is not a date' });
+    // A long stored value is cut: the reason fits status_reason.
+    const long = verdict(expired, { problem: `expires_at "${'x'.repeat(5000)}" is not a date` });
+    expect(long).toMatchObject({ send: false, code: 'unreadable' });
+    expect(long.send === false && long.reason.length).toBe('license 42 can no longer be read: '.length + 500);
+  });
+
+  test('suspended or revoked: no notice of any kind', () => {
+    for (const notice of [expiring7, expired, reminder, support]) {
+      expect(verdict(notice, license({ status: 'suspended' }))).toEqual({ send: false, code: 'suspended', reason: 'license suspended' });
+      expect(verdict(notice, license({ status: 'revoked' }))).toEqual({ send: false, code: 'revoked', reason: 'license revoked' });
+    }
+  });
+
+  test('renewed to another expiry date: the expiring, expired and reminder notices of the old date', () => {
+    const renewed = license({ expiresAt: at('2027-12-10T12:00:00Z') });
+    for (const notice of [expiring7, expired, reminder]) {
+      expect(verdict(notice, renewed)).toEqual({ send: false, code: 'renewed', reason: 'license renewed: it now expires on 2027-12-10 (this notice is about 2026-12-10)' });
+    }
+    // A day earlier is another date too (a correction), and so is a date moved by a few hours across midnight.
+    expect(verdict(expiring7, license({ expiresAt: at('2026-12-09T23:59:59Z') }))).toMatchObject({ send: false, code: 'renewed' });
+    expect(verdict(expiring7, license({ expiresAt: at('2026-12-11T00:00:00Z') }))).toMatchObject({ send: false, code: 'renewed' });
+  });
+
+  test('made lifetime (expires_at emptied)', () => {
+    expect(verdict(expired, license({ expiresAt: null }))).toEqual({ send: false, code: 'renewed', reason: 'license renewed: no expiry date any more (lifetime) (this notice is about 2026-12-10)' });
+  });
+
+  test('update support moved or removed: update_support_expired of the old date', () => {
+    expect(verdict(support, license({ updatesUntil: at('2027-06-01T00:00:00Z') }))).toEqual({
+      send: false,
+      code: 'update-support-changed',
+      reason: 'update support changed: it now ends on 2027-06-01 (this notice is about 2026-12-01)',
+    });
+    expect(verdict(support, license({ updatesUntil: null }))).toMatchObject({ send: false, code: 'update-support-changed', reason: expect.stringContaining('no end date any more') });
+  });
+
+  test('a warning whose expiry instant has passed on the real clock is never sent ("expires in 1 day" after it expired)', () => {
+    expect(verdict(expiring1, 'unchanged', records(expiring1), at('2026-12-10T12:00:00Z'))).toEqual({
+      send: false,
+      code: 'expiry-passed',
+      reason: 'the license expired at 2026-12-10T12:00:00Z, before this warning could be sent',
+    });
+    // One second earlier it still goes out.
+    expect(verdict(expiring1, 'unchanged', records(expiring1), at('2026-12-10T11:59:59Z'))).toEqual({ send: true });
+  });
+
+  test('a warning is never sent after the license.expired of the same license and expiry date is recorded', () => {
+    // The expiry has not passed on this clock (a catch-up run recorded the expired): the recorded expired alone decides.
+    expect(verdict(expiring1, 'unchanged', records(expiring1, expired))).toEqual({
+      send: false,
+      code: 'expired-recorded',
+      reason: 'the license.expired of the same expiry date (2026-12-10) is recorded already',
+    });
+  });
+
+  test('a warning is never sent after a later (smaller) warning of the same expiry date is recorded', () => {
+    expect(verdict(expiring7, 'unchanged', records(expiring7, expiring1))).toEqual({
+      send: false,
+      code: 'later-warning-recorded',
+      reason: 'a later warning of the same expiry date (1 day before it) is recorded already',
+    });
+  });
+
+  test('the expired recorded under the first release key (the UTC instant) matches by instant', () => {
+    const firstRelease: WaitingNotice = { ...expired, eventKey: 'license.expired:42:2026-12-10T12:00:00Z', eventInstant: null };
+    expect(verdict(expiring1, 'unchanged', records(expiring1, firstRelease))).toMatchObject({ send: false, code: 'expired-recorded' });
+  });
+});
+
+describe('still sent', () => {
+  test('nothing changed', () => {
+    for (const notice of [expiring7, expired, reminder, support]) expect(verdict(notice)).toEqual({ send: true });
+  });
+
+  test('a time-of-day edit that keeps the date changes nothing (expiry and update support)', () => {
+    const edited = license({ expiresAt: at('2026-12-10T18:30:00Z'), updatesUntil: at('2026-12-01T23:00:00Z') });
+    for (const notice of [expiring7, expired, reminder, support]) expect(verdict(notice, edited)).toEqual({ send: true });
+  });
+
+  test('the dates compare in the business zone: a date-only expiry in Berlin is 23:00Z the day before', () => {
+    const zone = 'Europe/Berlin';
+    const expiresAt = parseInZone('2026-12-10', zone)!.instant;
+    const notice: WaitingNotice = { ...expired, eventInstant: '2026-12-09T23:00:00Z' };
+    expect(staleNotice(notice, license({ expiresAt }), [], at('2026-12-11T09:00:00Z'), zone)).toEqual({ send: true });
+    // The same license moved to 10:00 Berlin time of the same date: the same date there.
+    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-10T10:00:00', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toEqual({ send: true });
+    // Moved to the next date there: renewed.
+    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-11', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toMatchObject({ send: false, code: 'renewed' });
+  });
+
+  test('a license derived expired (status expired) still gets its expired notice and reminder', () => {
+    for (const notice of [expired, reminder]) expect(verdict(notice, license({ status: 'expired' }), records(notice), at('2026-12-13T10:00:00Z'))).toEqual({ send: true });
+  });
+
+  test('a smaller warning sent after a larger one, and an expired of another (older) expiry date, do not supersede a warning', () => {
+    expect(verdict(expiring1, 'unchanged', records(expiring1, expiring7))).toEqual({ send: true });
+    const oldExpired: WaitingNotice = { ...expired, eventKey: 'license.expired:42:2025-12-10', eventInstant: '2025-12-10T12:00:00Z' };
+    expect(verdict(expiring1, 'unchanged', records(expiring1, oldExpired))).toEqual({ send: true });
+    // Another license's expired of the same date is no business of this one.
+    const other: WaitingNotice = { ...expired, licenseId: 43, eventKey: 'license.expired:43:2026-12-10' };
+    expect(verdict(expiring1, 'unchanged', records(expiring1, other))).toEqual({ send: true });
+  });
+
+  test('a delivery recorded by this very run is sent as recorded, whatever the check would say', () => {
+    // A catch-up run (--now in the past) records a warning whose expiry has passed on the real clock.
+    const fresh = { ...expiring1, recordedByThisRun: true };
+    expect(verdict(fresh, 'unchanged', records(fresh, expired), at('2026-12-11T00:00:00Z'))).toEqual({ send: true });
+    expect(verdict(fresh, 'deleted')).toEqual({ send: true });
+  });
+
+  test('deliveries about no license (license_id null), and event types or keys this tool does not know, are sent', () => {
+    expect(verdict({ ...expired, licenseId: null }, 'deleted')).toEqual({ send: true });
+    // send-test-event's sample has no delivery row; a row of another writer with a key this tool never makes is not judged.
+    expect(verdict({ eventType: 'license.test', licenseId: 42, eventKey: 'test:42', eventInstant: null }, 'deleted')).toEqual({ send: true });
+    expect(verdict({ ...expired, eventKey: 'license.expired:7:2026-12-10' }, 'deleted')).toEqual({ send: true });
+  });
+});
+
+describe('recordedByThisRun: which deliveries waited', () => {
+  test('after the watermark and never attempted: recorded by this run', () => {
+    expect(recordedByThisRun({ id: 11, attempts: 0 }, 10)).toBe(true);
+  });
+  test('at or below the watermark (an earlier run), attempted before (deferred, released, re-sent), or no watermark (deliveries retry): waited', () => {
+    expect(recordedByThisRun({ id: 10, attempts: 0 }, 10)).toBe(false);
+    expect(recordedByThisRun({ id: 11, attempts: 1 }, 10)).toBe(false);
+    expect(recordedByThisRun({ id: 11, attempts: 0 }, undefined)).toBe(false);
+  });
+});
