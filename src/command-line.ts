@@ -1,6 +1,6 @@
 /** What a hint needs to know about the command line that is running: the config file it was given (-c), absolute. */
 interface Invocation {
-  configFile?: string;
+  configFile?: string | undefined;
 }
 
 /**

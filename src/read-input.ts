@@ -8,7 +8,7 @@ export interface ReadCappedOptions {
   /** What to do when the input is too large, ending the message. */
   tooLarge: string;
   /** A first SIGINT/SIGTERM ends the read (exit 1) instead of waiting for an end that may never come. */
-  stop?: AbortSignal;
+  stop?: AbortSignal | undefined;
 }
 
 /** Reads a stream to its end, at most `maxBytes`; the stream is destroyed when the read is cut short. */

@@ -23,7 +23,7 @@ import { dbTimeoutFromEnv } from '../storage/server-pool.js';
 
 /** What every command gets from the global options. */
 export interface GlobalOptions {
-  config?: string;
+  config?: string | undefined;
   cwd: string;
   env: NodeJS.ProcessEnv;
 }

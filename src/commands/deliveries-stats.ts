@@ -9,8 +9,8 @@ import { commandLine } from '../command-line.js';
 
 export interface DeliveriesStatsOptions {
   /** Attempts that started at or after this instant count towards rates, response times and errors. */
-  since?: Date;
-  endpoint?: string;
+  since?: Date | undefined;
+  endpoint?: string | undefined;
   now: Date;
 }
 

@@ -27,14 +27,14 @@ import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { commandLine } from '../command-line.js';
 
 export interface ListDeliveriesOptions {
-  status?: DeliveryStatus;
-  eventType?: EventType | typeof EXPIRED_REMINDER;
-  licenseCode?: string;
+  status?: DeliveryStatus | undefined;
+  eventType?: EventType | typeof EXPIRED_REMINDER | undefined;
+  licenseCode?: string | undefined;
   /** Only deliveries to this endpoint. */
-  endpoint?: string;
-  since?: Date;
+  endpoint?: string | undefined;
+  since?: Date | undefined;
   /** At most this many rows; undefined for all of them. */
-  limit?: number;
+  limit?: number | undefined;
 }
 
 export interface DeliveriesListResult {
@@ -93,7 +93,7 @@ export interface RetryOptions {
   onProgress?: DeliverPendingOptions['onProgress'];
   onWarning?: (message: string) => void;
   /** See DeliverPendingOptions.leaseMs. */
-  leaseMs?: number;
+  leaseMs?: number | undefined;
 }
 
 export interface RetryResult extends DeliverPendingResult {

@@ -97,14 +97,14 @@ function unknownEndpoint(name: string): Error {
 
 /** What `add` and `update` are given; undefined leaves a field as it is (update) or at its default (add). */
 export interface EndpointInput {
-  url?: string;
+  url?: string | undefined;
   /** null removes the secret. */
-  secret?: string | null;
+  secret?: string | null | undefined;
   /** null takes every type again. */
-  events?: readonly string[] | null;
-  headers?: Readonly<Record<string, string>>;
-  maxInFlight?: number | null;
-  signing?: string;
+  events?: readonly string[] | null | undefined;
+  headers?: Readonly<Record<string, string>> | undefined;
+  maxInFlight?: number | null | undefined;
+  signing?: string | undefined;
   enabled?: boolean;
 }
 
@@ -257,7 +257,7 @@ export interface RotateSecretResult {
   revoked: number;
 }
 
-export async function endpointsRotateSecret(context: CommandContext, name: string, now: Date, options: { secret?: string; keepPreviousMs?: number } = {}): Promise<RotateSecretResult> {
+export async function endpointsRotateSecret(context: CommandContext, name: string, now: Date, options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {}): Promise<RotateSecretResult> {
   const stored = await editable(context, name, now);
   if (stored.secret === null) {
     throw usageError(`The endpoint "${name}" has no secret to rotate: give it one with "license-manager endpoints update ${name} --secret <secret>". Nothing was changed.`);

@@ -188,13 +188,13 @@ function activatedFrom(input: LicenseInput, valid: boolean, timeZone: string, no
 }
 
 export interface ListLicensesOptions {
-  status?: LicenseStatus;
+  status?: LicenseStatus | undefined;
   /**
    * Only licenses whose expiry is still ahead of `now` and at most this many calendar days after today in the
    * business zone (0: later today): `days_until_expiry` as process-expirations counts it.
    */
-  expiringWithinDays?: number;
-  limit?: number;
+  expiringWithinDays?: number | undefined;
+  limit?: number | undefined;
   now: Date;
 }
 

@@ -22,8 +22,8 @@ import { deliveriesFor, dueEventReport, findNewEvents, FUTURE_NOW_TOLERANCE_MS, 
 export interface MarkSentOptions {
   /** The last day (in the business time zone) Botble's job ran: 'YYYY-MM-DD'. */
   through: string;
-  now?: Date;
-  dryRun?: boolean;
+  now?: Date | undefined;
+  dryRun?: boolean | undefined;
   clock?: Clock;
   onWarning?: (message: string) => void;
 }

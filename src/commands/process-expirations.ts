@@ -45,8 +45,8 @@ const LISTED_WITHOUT_EVENT = 20;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
-  now?: Date;
-  dryRun?: boolean;
+  now?: Date | undefined;
+  dryRun?: boolean | undefined;
   /** Real time for leases and attempts, and the limit for `now`. */
   clock?: Clock;
   stop?: AbortSignal;
@@ -56,13 +56,13 @@ export interface ProcessExpirationsOptions {
   onPlan?: (plan: PlanLine[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
   /** See DeliverPendingOptions.leaseMs. */
-  leaseMs?: number;
+  leaseMs?: number | undefined;
   /** 'YYYY-MM-DD': this run announces expiries (and update-support ends) from this date on, if that reaches further back than lookbackDays. */
-  announceSince?: string;
+  announceSince?: string | undefined;
   /** Heartbeat pings and the metrics file of a real run (./monitoring.ts); a dry run uses none. */
   monitor?: RunMonitor;
   /** The command's span: recording and each attempt get a child span (./monitoring.ts). */
-  tracing?: RunTracing;
+  tracing?: RunTracing | undefined;
 }
 
 /** The rules' three event types and the after-expiry reminder. */

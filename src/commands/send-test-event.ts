@@ -22,7 +22,7 @@ import { commandLine } from '../command-line.js';
 
 export interface SendTestEventOptions {
   url?: string;
-  secret?: string;
+  secret?: string | undefined;
   event?: EventType | typeof EXPIRED_REMINDER;
   license?: string;
   /** Send with this endpoint's URL, secrets, headers and signing. */

@@ -39,7 +39,7 @@ export interface SettingChange {
   /** What is stored now (masked for the secret), or null after unset. */
   stored: string | null;
   /** Set when an environment variable overrides the stored value, so the change has no effect yet. */
-  shadowedBy?: string;
+  shadowedBy?: string | undefined;
   removed?: boolean;
   /** What the operator should know about the value now in force (an unknown product, a reminder sharing a run with license.expired). */
   warnings?: string[];

@@ -8,7 +8,7 @@ import { commandLine } from '../command-line.js';
 
 export interface VerifyOptions {
   /** Given with --secret (repeatable) or --secret-env; otherwise `configuredSecret` is asked. Each is tried; the result names the one that matched. */
-  secrets?: readonly string[];
+  secrets?: readonly string[] | undefined;
   /** X-Webhook-Signature's hex value, or webhook-signature's `v1,<base64>` list (then --id and --timestamp are needed). */
   signature?: string;
   /** Standard Webhooks: the webhook-id and webhook-timestamp headers the receiver got. */

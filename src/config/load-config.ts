@@ -55,7 +55,7 @@ export interface LoadedConfig {
  * Finds and validates the config file: the one given with `-c`, else the first of SEARCH_PLACES in `cwd`.
  * Throws an exit-2 error naming the file, the key and the reason.
  */
-export async function loadConfig(options: { file?: string; cwd: string }): Promise<LoadedConfig> {
+export async function loadConfig(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
   const explorer = cosmiconfig(MODULE_NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', loaders: LOADERS });
   let result: { config: unknown; filepath: string; isEmpty?: boolean } | null;
   const target = options.file ? path.resolve(options.cwd, options.file) : undefined;

@@ -24,14 +24,14 @@ type SettingSource = 'env' | 'settings' | 'botble' | 'config' | 'default';
 
 interface SettingDefinition<T> {
   configKey: string;
-  envVar?: string;
+  envVar?: string | undefined;
   description: string;
   /** Turns the stored or typed text into a value, or says what is wrong with it. */
   parse(text: string): { value: T } | { problem: string };
   format(value: T): string;
   fromConfig(config: Config): T;
   apply(config: Config, value: T): Config;
-  secret?: boolean;
+  secret?: boolean | undefined;
   /** The value "none" a layer may set explicitly (Botble's empty URL or secret); absent when the key always has a value. */
   none?: T;
 }
@@ -340,7 +340,7 @@ function formatProductField(schedule: keyof ProductSchedule, value: ProductSched
  * rows laid over them field by field (the settings table ranks above the file), one effective setting per
  * field set anywhere, and the warnings about after-expiry days that share a run with license.expired as notes.
  */
-function resolveProducts(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, config: Config): ResolvedConfig & { globalNote?: string } {
+function resolveProducts(loaded: LoadedConfig, stored: ReadonlyMap<string, string>, config: Config): ResolvedConfig & { globalNote?: string | undefined } {
   const rows = [...stored].filter(([key]) => key.startsWith('product:'));
   const fromFile = loaded.config.expirations.products;
   const merged = applyProductSettings(fromFile, rows);

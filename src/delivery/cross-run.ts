@@ -46,7 +46,7 @@ export interface CrossRunOptions {
   random: () => number;
   /** Whether each endpoint is claimed on its own, so that its waiting deliveries can be deferred or parked in one statement. */
   perEndpointClaims: boolean;
-  onWarning?: (message: string) => void;
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 /** What the run's send loop gives once it exists. */

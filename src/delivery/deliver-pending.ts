@@ -65,10 +65,10 @@ export interface DeliverPendingOptions {
    * Real time, for attempt times and leases (never the `--now` of the expiry rules). With the system clock,
    * leases on a server database are on the database server's clock (see databaseLeaseClock).
    */
-  clock?: Clock;
-  stop?: AbortSignal;
+  clock?: Clock | undefined;
+  stop?: AbortSignal | undefined;
   /** How long a claim holds without renewal (tests shorten it); DEFAULT_LEASE_MS otherwise. */
-  leaseMs?: number;
+  leaseMs?: number | undefined;
   /**
    * Asked about each claimed window before any of it is sent (see staleNoticeCheck): the deliveries it names
    * are `superseded` with that reason and not sent. Left out, everything claimed is sent (`deliveries retry --force`).
@@ -76,11 +76,11 @@ export interface DeliverPendingOptions {
   recheck?: StaleCheck;
   /** Re-send these abandoned deliveries (`deliveries retry`), each with a new schedule; otherwise every pending or lapsed one. */
   resend?: ResendSelection;
-  fetch?: $Fetch;
+  fetch?: $Fetch | undefined;
   /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
-  onWarning?: (message: string) => void;
+  onWarning?: ((message: string) => void) | undefined;
   /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
-  onProgress?: (progress: DeliveryProgress) => void;
+  onProgress?: ((progress: DeliveryProgress) => void) | undefined;
   /**
    * `webhooks.retryWindowHours`: a delivery whose last outcome was retryable is deferred to a later run until this
    * long after its event was recorded (Retry-After, 410 Gone and a circuit per endpoint with it). 0 (the default
@@ -90,7 +90,7 @@ export interface DeliverPendingOptions {
   /** 0 to 1: the jitter of cross-run backoffs (Math.random unless a test fixes it). */
   random?: () => number;
   /** Tracing: told as each attempt starts (its span), with headers to add to the request; see AttemptTrace. */
-  traceAttempt?: (attempt: TracedAttempt) => AttemptTrace;
+  traceAttempt?: ((attempt: TracedAttempt) => AttemptTrace) | undefined;
 }
 
 /** What a trace of one attempt may name: never the secret, the body or the license. */

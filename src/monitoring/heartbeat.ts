@@ -151,9 +151,9 @@ export interface PingResult {
 export interface PingOptions {
   clock: Clock;
   /** The whole ping, retry included, ends within this. */
-  totalMs?: number;
+  totalMs?: number | undefined;
   /** The ofetch instance (the run's transport); the global one when absent. */
-  fetch?: $Fetch;
+  fetch?: $Fetch | undefined;
   /** Sent as User-Agent, e.g. `license-manager/0.1.0`; a service shows it beside each ping. */
   userAgent?: string;
 }

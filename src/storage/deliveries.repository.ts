@@ -309,12 +309,12 @@ async function claimRows(db: Kysely<Database>, limit: number, filter: RowFilter,
 
 /** Which abandoned deliveries `deliveries retry` re-sends: all (optionally recorded since a time), or these ids. */
 export interface ResendSelection {
-  since?: string;
+  since?: string | undefined;
   ids?: readonly number[];
   /** Delivered and superseded ones too (`--force`, with ids): for a receiver that answered 2xx and lost the event, or a notice to send whatever its license says now. */
-  delivered?: boolean;
+  delivered?: boolean | undefined;
   /** Only deliveries to these endpoints (the enabled ones); all when left out. */
-  endpoints?: readonly string[];
+  endpoints?: readonly string[] | undefined;
 }
 
 function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly number[]): RowFilter {
@@ -336,7 +336,7 @@ function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly
  */
 export async function claimAbandoned(
   db: Kysely<Database>,
-  options: ClaimOptions & { selection: ResendSelection; afterId: number; ids?: readonly number[] },
+  options: ClaimOptions & { selection: ResendSelection; afterId: number; ids?: readonly number[] | undefined },
 ): Promise<DeliveryRow[]> {
   if (options.ids?.length === 0) return [];
   return claimRows(db, options.limit, abandonedIn(options.selection, options.afterId, options.ids), (eb) => ({
@@ -539,7 +539,7 @@ export interface AttemptWrite {
   deliveryId: number;
   attempt: AttemptInput;
   /** How the delivery ended (or what it waits for), when this was its last attempt in this run. */
-  final?: DeliveryEnd;
+  final?: DeliveryEnd | undefined;
 }
 
 /** How a claimed delivery leaves this run: delivered or abandoned (completed), or deferred to `nextAttemptAt`, or parked. */
@@ -804,14 +804,14 @@ export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, 
 }
 
 export interface DeliveryFilter {
-  status?: DeliveryStatus;
+  status?: DeliveryStatus | undefined;
   /** Only deliveries to this endpoint. */
-  endpoint?: string;
-  eventType?: string;
+  endpoint?: string | undefined;
+  eventType?: string | undefined;
   /** Only deliveries for these licenses (the ids of one code, as the license source gives them); never empty. */
-  licenseIds?: readonly number[];
-  since?: string;
-  limit?: number;
+  licenseIds?: readonly number[] | undefined;
+  since?: string | undefined;
+  limit?: number | undefined;
 }
 
 /** A delivery with the code of its license, which the license source gives (our licenses table, or Botble's). */

@@ -220,11 +220,11 @@ export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusC
 }
 
 export interface LicenseFilter {
-  status?: LicenseStatus;
+  status?: LicenseStatus | undefined;
   /** Only licenses whose expires_at text lies in [expiringAfter, expiringBefore] (text bounds; the caller applies the rules). */
   expiringBefore?: string;
   expiringAfter?: string;
-  limit?: number;
+  limit?: number | undefined;
 }
 
 export async function listLicenses(db: Kysely<Database>, filter: LicenseFilter = {}): Promise<LicenseRow[]> {

@@ -158,7 +158,7 @@ export interface AttemptGroup {
  * and duration (an exact histogram: durations are whole milliseconds below the timeout), failures without a
  * response by endpoint and error text. A few thousand rows, whatever the number of attempts.
  */
-export async function attemptGroups(db: Kysely<Database>, filter: { since?: string; endpoint?: string }): Promise<AttemptGroup[]> {
+export async function attemptGroups(db: Kysely<Database>, filter: { since?: string | undefined; endpoint?: string | undefined }): Promise<AttemptGroup[]> {
   const base = () => {
     let query = db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id');
     if (filter.since !== undefined) query = query.where('a.started_at', '>=', filter.since);

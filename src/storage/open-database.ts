@@ -33,13 +33,13 @@ export interface OpenOptions {
    * Bring a server database's schema up to date (the `migrate` command). Without it a server database with
    * pending migrations is refused; SQLite always migrates itself.
    */
-  migrate?: boolean;
+  migrate?: boolean | undefined;
   /** Leave the schema unchecked: for a read of what is there (`listen` reading stored settings). */
   schemaCheck?: boolean;
   /** Told which migrations were applied (none when the schema was up to date). */
   onMigrated?: (applied: string[]) => void;
   /** Bounds every wait on a server database (LICENSE_MANAGER_DB_TIMEOUT_MS); DEFAULT_DB_TIMEOUT_MS otherwise. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** Opens the database the target names, with our tables under its prefix, and checks or updates the schema. */

@@ -32,7 +32,7 @@ export interface DatabaseTimeouts {
 }
 
 /** The bounds for one timeout (LICENSE_MANAGER_DB_TIMEOUT_MS): `migrate` may run long statements, and is not limited by it. */
-export function databaseTimeouts(timeoutMs = DEFAULT_DB_TIMEOUT_MS, options: { migrate?: boolean } = {}): DatabaseTimeouts {
+export function databaseTimeouts(timeoutMs = DEFAULT_DB_TIMEOUT_MS, options: { migrate?: boolean | undefined } = {}): DatabaseTimeouts {
   // Whole seconds on MySQL; a third of the timeout leaves room for retries after a lock wait times out.
   const lockMs = Math.max(1000, Math.round(timeoutMs / 3000) * 1000);
   const answerMs = timeoutMs + Math.min(timeoutMs, 5000);

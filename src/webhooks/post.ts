@@ -14,7 +14,7 @@ export const RESPONSE_BODY_MS = 1000;
 export interface PostOptions {
   timeoutMs: number;
   /** The ofetch instance; a parameter so a faster transport can be plugged in. */
-  fetch?: $Fetch;
+  fetch?: $Fetch | undefined;
 }
 
 export interface PostOutcome {

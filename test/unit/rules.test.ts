@@ -93,7 +93,7 @@ describe('license.expiring thresholds', () => {
     expect(new RecordedEvents([one]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 3 }]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 7 }]).covers(event!)).toBe(false);
-    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { ...one, type: 'license.update_support_expired', threshold: undefined }]).covers(event!)).toBe(false);
+    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { type: 'license.update_support_expired', licenseId: 1, day: '2024-01-17' }]).covers(event!)).toBe(false);
   });
 
   test('a recorded license.expired of the same license and expiry covers every warning about it (a warning after it would contradict it)', () => {
