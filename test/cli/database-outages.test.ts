@@ -225,7 +225,8 @@ describe.each(servers)('%s that freezes, drops connections, or has another sessi
     const prefix = 'noinsert_';
     const cwd = await project(server.url, prefix, 3, { url: receiver.url });
     const user = `lm_noinsert_${process.pid}`;
-    const tables = ['licenses', 'settings', 'webhook_deliveries', 'runs', 'botble_license_states', 'kysely_migration', 'kysely_migration_lock'].map((table) => prefix + table);
+    // Every table the job uses (README, "Using PostgreSQL or MySQL"), with INSERT on webhook_attempts the one thing missing.
+    const tables = ['licenses', 'settings', 'webhook_deliveries', 'runs', 'botble_license_states', 'endpoints', 'endpoint_headers', 'endpoint_secrets', 'endpoint_states', 'kysely_migration', 'kysely_migration_lock'].map((table) => prefix + table);
     if (dialect === 'postgres') {
       await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${user}') then create role ${user} login; end if; end $$`);
       await adminQuery(dialect, `grant select, insert, update, delete on ${tables.join(', ')} to ${user}`, server.name);

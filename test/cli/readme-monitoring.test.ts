@@ -27,7 +27,7 @@ test('every license_manager_ metric the section names (table, alert rules, examp
       lastRun: { startedAt: new Date('2026-01-01T08:00:00Z'), finishedAt: new Date('2026-01-01T08:00:05Z'), exitCode: 0 },
       eventsRecorded: [{ eventType: 'license.expired', count: 1 }],
       deliveries: [{ eventType: 'license.expired', status: 'delivered', count: 1 }],
-      endpoints: [{ name: 'default', deferred: 0, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null }],
+      endpoints: [{ name: 'default', deferred: 0, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null, circuitOpen: false }],
     },
     new Date('2026-01-01T09:00:00Z'),
   );
