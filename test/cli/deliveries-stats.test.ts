@@ -1,20 +1,13 @@
 // `deliveries stats`: per endpoint success rate, response-time percentiles, error classes, last success, failure streak and what waits, from real runs against real receivers, on every dialect.
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
-import { closedPortUrl, startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { expect, test } from '@jest/globals';
+import { closedPortUrl } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 async function seeded(ws: Workspace, count: number): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);

@@ -1,25 +1,18 @@
 import fs from 'node:fs';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
 import { verifySignature } from '../../src/webhooks/verify.js';
 import { botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 // `endpoints …`, `deliveries … --endpoint`, `send-test-event --endpoint`: the receivers an operator adds and manages.
 const NOW = '2025-01-23T10:00:00Z';
 const SECRET = 'default-secret';
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 async function ready(config: Record<string, unknown>): Promise<Workspace> {
   const ws = workspace(config);

@@ -1,22 +1,15 @@
 // The heartbeat wired into the cron job: start and end pings around a real run, the exit status in the URL, the summary as the body, bounded failures that change nothing, and `status` showing the last ping.
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
-import { closedPortUrl, startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { expect, test } from '@jest/globals';
+import { closedPortUrl, type Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const CHECK = '5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 async function seeded(ws: Workspace): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);

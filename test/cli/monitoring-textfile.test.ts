@@ -2,23 +2,16 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 /** name{labels} -> value, from the real parser. */
 function samples(text: string): Map<string, number> {

@@ -3,11 +3,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { BIN, childEnv } from '../helpers/cli.js';
-import { closedPortUrl, startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { closedPortUrl } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const SECRET = 'webhook-secret-never-in-a-span';
@@ -34,15 +35,7 @@ interface OtlpExport {
   resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: OtlpValue }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }>;
 }
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 /** The OTLP/HTTP receiver: the collector's JSON path, every body kept. */
 async function collector(): Promise<{ env: Record<string, string>; bodies: string[]; spans(): OtlpSpan[]; resource(): Record<string, unknown> }> {

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
-import { afterEach, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
 import { verifySignature } from '../../src/webhooks/verify.js';
-import { startReceiver, type Receiver, type ReceivedRequest, type Reply } from '../helpers/receiver.js';
+import { type Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { receiversPerTest } from '../helpers/receivers-per-test.js';
 
 // Fan-out: one event, recorded once, delivered once to each endpoint that takes its type.
 const NOW = '2025-01-23T10:00:00Z';
@@ -11,15 +12,7 @@ const SECRET = 'default-secret';
 const CRM_SECRET = 'crm-secret-value';
 const CHAT_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
 
-const receivers: Receiver[] = [];
-async function receiver(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
-  const started = await startReceiver(reply);
-  receivers.push(started);
-  return started;
-}
-afterEach(async () => {
-  await Promise.all(receivers.splice(0).map((entry) => entry.close()));
-});
+const { receiver } = receiversPerTest();
 
 const idsOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-id']));
 const typesOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-event'])).sort();
