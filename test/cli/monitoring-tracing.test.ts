@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
 import { BIN, childEnv } from '../helpers/cli.js';
+import { attributes, spansOf, type OtlpExport, type OtlpSpan } from '../helpers/otlp.js';
 import { closedPortUrl } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
@@ -15,25 +16,6 @@ const SECRET = 'webhook-secret-never-in-a-span';
 const EMAIL = 'alice.secret@example.com';
 const PARENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_SPAN = '00f067aa0ba902b7';
-
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: number | string;
-  boolValue?: boolean;
-  doubleValue?: number;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: Array<{ key: string; value: OtlpValue }>;
-  status: { code?: number; message?: string };
-}
-interface OtlpExport {
-  resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: OtlpValue }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }>;
-}
 
 const { receiver } = receiversPerTest();
 
@@ -46,13 +28,9 @@ async function collector(): Promise<{ env: Record<string, string>; bodies: strin
     get bodies() {
       return started.requests.map((request) => request.body.toString('utf8'));
     },
-    spans: () => exports().flatMap((one) => one.resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans))),
+    spans: () => spansOf(exports()),
     resource: () => attributes(exports()[0]?.resourceSpans[0]?.resource.attributes ?? []),
   };
-}
-
-function attributes(list: Array<{ key: string; value: OtlpValue }>): Record<string, unknown> {
-  return Object.fromEntries(list.map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue))]));
 }
 
 async function seeded(ws: Workspace, count = 2): Promise<void> {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { parseTraceparent, planTracing, redactUrl, startTracing } from '../../src/monitoring/tracing.js';
+import { attributes, spansOf, type OtlpExport, type OtlpSpan } from '../helpers/otlp.js';
 import { closedPortUrl } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -14,25 +15,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const TRACING_JS = path.join(ROOT, 'dist/src/monitoring/tracing.js');
 const PARENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_SPAN = '00f067aa0ba902b7';
-
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: number | string;
-  boolValue?: boolean;
-  doubleValue?: number;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: Array<{ key: string; value: OtlpValue }>;
-  status: { code?: number; message?: string };
-}
-interface OtlpExport {
-  resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: OtlpValue }> }; scopeSpans: Array<{ spans: OtlpSpan[] }> }>;
-}
 
 interface Collector {
   url: string;
@@ -67,16 +49,12 @@ async function startCollector(mode: 'ok' | 'hang' = 'ok'): Promise<Collector> {
     get exports() {
       return exports();
     },
-    spans: () => exports().flatMap((one) => one.resourceSpans.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans))),
+    spans: () => spansOf(exports()),
     close: () => {
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function attributes(list: Array<{ key: string; value: OtlpValue }>): Record<string, unknown> {
-  return Object.fromEntries(list.map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue))]));
 }
 
 let collector: Collector | undefined;
