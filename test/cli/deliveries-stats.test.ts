@@ -78,11 +78,13 @@ forEachDialect('deliveries stats', ({ workspace: dialectWorkspace }) => {
     expect(byName.chat!.errors.connection_refused).toBe(chatAttempts);
 
     // Attempts before the window do not count towards rates and errors; the streak and the last success stay.
-    await ws.rows("update webhook_attempts set started_at = '2020-01-01T00:00:00Z'");
+    // Every crm attempt but the last moves to 2020: only that one is inside --since 24h.
+    const crmIds = (await ws.rows<{ id: number }>("select a.id from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm' order by a.id")).map((row) => Number(row.id));
+    await ws.rows(`update webhook_attempts set started_at = '2020-01-01T00:00:00Z' where id in (${crmIds.slice(0, -1).join(', ')})`);
     const recent = JSON.parse((await ws.cli(['deliveries', 'stats', '--since', '24h', '--endpoint', 'crm', '--json'])).stdout) as Stats;
     expect(recent.since).toMatch(/Z$/);
     expect(recent.endpoints).toHaveLength(1);
-    expect(recent.endpoints[0]).toMatchObject({ endpoint: 'crm', attempts: 0, successRate: null, consecutiveFailures: codes.length });
+    expect(recent.endpoints[0]).toMatchObject({ endpoint: 'crm', attempts: 1, succeeded: 0, successRate: 0, consecutiveFailures: codes.length });
     expect(recent.endpoints[0]!.deliveries.abandoned).toBe(3);
 
     const text = await ws.cli(['deliveries', 'stats']);

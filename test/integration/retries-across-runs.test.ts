@@ -62,8 +62,11 @@ forEachDialect('retries across runs', ({ workspace }) => {
       expect(row.status_reason).toMatch(/HTTP 503|circuit open/);
     }
     // The circuit opened at 5 consecutive failures: the rest of the schedules were not spent.
-    expect(target.requests.length).toBeLessThan(12);
-    expect(first.circuits.default).toMatchObject({ state: 'open', consecutiveFailures: expect.any(Number) });
+    // The fifth failure opens it; at most the two other deliveries' attempts were already on the wire then.
+    expect(target.requests.length).toBeGreaterThanOrEqual(5);
+    expect(target.requests.length).toBeLessThanOrEqual(7);
+    expect(first.circuits.default).toMatchObject({ state: 'open' });
+    expect(first.circuits.default!.consecutiveFailures).toBeGreaterThanOrEqual(5);
 
     // Not due yet: nothing is sent.
     const sentBefore = target.requests.length;

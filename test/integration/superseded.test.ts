@@ -103,6 +103,8 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     const superseded = JSON.parse((await ws.cli(['deliveries', 'list', '--status', 'superseded', '--json'])).stdout) as Row[];
     const byCode = Object.fromEntries(superseded.map((row) => [row.license_code ?? `deleted ${row.event_type}`, row]));
     expect(superseded.every((row) => row.endpoint === 'crm' && row.status === 'superseded')).toBe(true);
+    // The run's own outcomes named the same reasons the rows keep.
+    expect(outcomes.map((outcome) => outcome.reason).sort()).toEqual(superseded.map((row) => row.status_reason).sort());
     expect(byCode.RENEWED!.status_reason).toBe(`license renewed: it now expires on ${day(400)} (this notice is about ${day(5)})`);
     expect(byCode.SUSPENDED!.status_reason).toBe('license suspended');
     expect(byCode.REVOKED!.status_reason).toBe('license revoked');
