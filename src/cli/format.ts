@@ -98,7 +98,7 @@ export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], tota
  */
 export function printWaiting(out: Output, result: { waiting: readonly WaitingDeliveries[]; gone: ReadonlyArray<{ endpoint: string; reason: string }>; deferred: number; parked: number }): void {
   for (const gone of result.gone) {
-    out.warn(`endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "license-manager endpoints enable ${gone.endpoint}".`);
+    out.warn(`endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "${commandLine(`endpoints enable ${gone.endpoint}`)}".`);
   }
   for (const endpoint of result.waiting) {
     const parts = [endpoint.deferred > 0 ? `${plural(endpoint.deferred, 'delivery')} deferred (next attempt ${endpoint.nextAttemptAt ?? 'with the next run'})` : '', endpoint.parked > 0 ? `${plural(endpoint.parked, 'delivery')} parked` : '']
@@ -550,7 +550,7 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
     [
       'state',
       endpoint.gone
-        ? `disabled: ${clean(endpoint.gone.reason)}; its deliveries are parked until "license-manager endpoints enable ${endpoint.name}"`
+        ? `disabled: ${clean(endpoint.gone.reason)}; its deliveries are parked until "${commandLine(`endpoints enable ${endpoint.name}`)}"`
         : endpoint.enabled
           ? 'enabled'
           : 'disabled (its deliveries are parked)',

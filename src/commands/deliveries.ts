@@ -74,7 +74,7 @@ export async function deliveriesShow(context: CommandContext, id: number): Promi
 async function knownEndpoint(context: CommandContext, name: string): Promise<void> {
   const endpoints = await resolveEndpoints(context.db, context.config.webhooks, new Date());
   if (!endpoints.some((endpoint) => endpoint.name === name)) {
-    throw usageError(`No endpoint named "${name}" (known: ${endpoints.map((endpoint) => endpoint.name).join(', ')}). See "license-manager endpoints list".`);
+    throw usageError(`No endpoint named "${name}" (known: ${endpoints.map((endpoint) => endpoint.name).join(', ')}). See "${commandLine('endpoints list')}".`);
   }
 }
 
@@ -147,7 +147,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred' && delivery.status !== 'superseded') {
         const why =
           delivery.status === 'parked'
-            ? `its endpoint is disabled${delivery.status_reason ? ` (${delivery.status_reason})` : ''}: "license-manager endpoints enable ${delivery.endpoint}" sends it with the next process-expirations`
+            ? `its endpoint is disabled${delivery.status_reason ? ` (${delivery.status_reason})` : ''}: "${commandLine(`endpoints enable ${delivery.endpoint}`)}" sends it with the next process-expirations`
             : 'pending ones go out with the next process-expirations';
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}: only abandoned and deferred deliveries are re-sent (${why}).`);
       }
@@ -155,7 +155,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
         const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
         if (!endpoint?.enabled) {
           throw usageError(
-            `Delivery ${delivery.id} goes to the endpoint "${delivery.endpoint}", which is ${endpoint ? 'disabled' : 'no longer defined'}: ${endpoint ? `enable it first ("license-manager endpoints enable ${delivery.endpoint}")` : 'it has nowhere to go'}. Nothing was sent.`,
+            `Delivery ${delivery.id} goes to the endpoint "${delivery.endpoint}", which is ${endpoint ? 'disabled' : 'no longer defined'}: ${endpoint ? `enable it first ("${commandLine(`endpoints enable ${delivery.endpoint}`)}")` : 'it has nowhere to go'}. Nothing was sent.`,
           );
         }
       }

@@ -30,6 +30,7 @@ import { DEFAULT_KEEP_PREVIOUS_MS, generateSecret, rotate } from '../webhooks/se
 import { webhookUrlProblem } from '../webhooks/target.js';
 import { maskCredentials } from '../credentials.js';
 import type { CommandContext } from './context.js';
+import { commandLine } from '../command-line.js';
 
 /** An endpoint as the commands show it: secrets and header values masked, never printed. */
 export interface EndpointView {
@@ -92,7 +93,7 @@ export async function endpointsShow(context: CommandContext, name: string, now: 
 
 function unknownEndpoint(name: string): Error {
   const problem = endpointNameProblem(name, { allowDefault: true });
-  return usageError(problem ? `${problem}.` : `No endpoint named "${name}". See "license-manager endpoints list".`);
+  return usageError(problem ? `${problem}.` : `No endpoint named "${name}". See "${commandLine('endpoints list')}".`);
 }
 
 /** What `add` and `update` are given; undefined leaves a field as it is (update) or at its default (add). */
@@ -117,7 +118,7 @@ async function editable(context: CommandContext, name: string, now: Date): Promi
     throw usageError(
       context.licenses.kind === 'botble'
         ? 'The endpoint "default" is the webhook URL and secret of Botble\'s own settings, which this tool never writes: change them in the Botble admin (Settings → License Manager), or add another endpoint.'
-        : 'The endpoint "default" is webhooks.url / webhooks.secret: change it with "license-manager settings set webhook-url <url>" and "settings set webhook-secret <secret>" (or the config file).',
+        : `The endpoint "default" is webhooks.url / webhooks.secret: change it with "${commandLine('settings set webhook-url <url>')}" and "settings set webhook-secret <secret>" (or the config file).`,
     );
   }
   const endpoints = await resolveEndpoints(context.db, context.config.webhooks, now);
@@ -158,7 +159,7 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
   const existing = (await resolveEndpoints(context.db, context.config.webhooks, now)).find((endpoint) => endpoint.name === name);
   if (existing) {
     throw usageError(
-      `An endpoint named "${name}" exists already (${existing.source === 'config' ? 'in the config file' : 'in the database'}): names are unique. Change it with "license-manager endpoints update ${name}", or choose another name.`,
+      `An endpoint named "${name}" exists already (${existing.source === 'config' ? 'in the config file' : 'in the database'}): names are unique. Change it with "${commandLine(`endpoints update ${name}`)}", or choose another name.`,
     );
   }
   const fields = checked({
@@ -238,7 +239,7 @@ export async function endpointsRemove(context: CommandContext, name: string, now
   const undelivered = await countUndelivered(context.db, name);
   if (undelivered > 0 && !options.force) {
     throw usageError(
-      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("license-manager endpoints disable ${name}" keeps them parked). Nothing was changed.`,
+      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,
     );
   }
   const dropped = await deleteEndpoint(context.db, name);
@@ -260,7 +261,7 @@ export interface RotateSecretResult {
 export async function endpointsRotateSecret(context: CommandContext, name: string, now: Date, options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {}): Promise<RotateSecretResult> {
   const stored = await editable(context, name, now);
   if (stored.secret === null) {
-    throw usageError(`The endpoint "${name}" has no secret to rotate: give it one with "license-manager endpoints update ${name} --secret <secret>". Nothing was changed.`);
+    throw usageError(`The endpoint "${name}" has no secret to rotate: give it one with "${commandLine(`endpoints update ${name} --secret <secret>`)}". Nothing was changed.`);
   }
   const newSecret = options.secret ?? generateSecret(stored.secret.startsWith('whsec_') ? 'whsec' : 'hex');
   const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, options.keepPreviousMs ?? DEFAULT_KEEP_PREVIOUS_MS);

@@ -8,6 +8,7 @@ import { disableGoneEndpoint, endpointStates, saveCircuit } from '../storage/end
 import { formatUtc, parseUtc } from '../time.js';
 import { admit, cancelAttempt, circuitForRun, parseStoredCircuit, recordAttempt, storedCircuit, type Circuit, type StoredCircuit } from './circuit.js';
 import { BACKOFF_MS, classifyOutcome, deferralsAt, JITTER_RATIO, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
+import { commandLine } from '../command-line.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 /**
@@ -309,7 +310,7 @@ export class CrossRunRetries {
     this.wake(endpoint);
     const reason = `endpoint gone: its receiver answered 410 Gone at ${formatUtc(now)}`;
     this.gone.push({ endpoint: name, reason });
-    this.options.onWarning?.(`endpoint ${name} answered 410 Gone: it is disabled and its deliveries are parked until "license-manager endpoints enable ${name}".`);
+    this.options.onWarning?.(`endpoint ${name} answered 410 Gone: it is disabled and its deliveries are parked until "${commandLine(`endpoints enable ${name}`)}".`);
     this.track(
       (async () => {
         await disableGoneEndpoint(this.db, name, reason, formatUtc(now));

@@ -210,6 +210,9 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://a.example.com/'])).code).toBe(0);
     const again = await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://b.example.com/']);
     expect([again.code, again.stderr]).toEqual([2, expect.stringContaining('An endpoint named "crm" exists already (in the database)')]);
+    // Given -c, the hint carries it, so the command it suggests reaches the same database.
+    const withConfig = await ws.cli(['-c', ws.configFile, 'endpoints', 'add', 'crm', '--url', 'https://b.example.com/']);
+    expect(withConfig.stderr).toContain(`Change it with "license-manager -c ${ws.configFile} endpoints update crm"`);
     const file = await ws.cli(['endpoints', 'add', 'from-file', '--url', 'https://b.example.com/']);
     expect([file.code, file.stderr]).toEqual([2, expect.stringContaining('exists already (in the config file)')]);
     expect(await ws.rows('select url from endpoints')).toEqual([{ url: 'https://a.example.com/' }]);
