@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
-import { columnTypes, createIndexIfMissing } from './column-types.js';
+import { columnTypes, createIndex } from './column-types.js';
 import { rebuildSqliteTable } from './sqlite-rebuild.js';
 
 // Several receivers. `endpoints` holds the endpoints an operator adds (the configured webhooks.url/secret, or
@@ -65,7 +65,7 @@ export const endpoints: Migration = {
         break;
     }
     // Each endpoint is claimed on its own: pending rows of one endpoint in id order, past any parked ones.
-    await createIndexIfMissing(db, STATUS_ENDPOINT_INDEX, DELIVERIES, ['status', 'endpoint', 'id']);
+    await createIndex(db, STATUS_ENDPOINT_INDEX, DELIVERIES, ['status', 'endpoint', 'id']);
   },
 
   async down(db: Kysely<any>) {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
 import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
-import { columnTypes, createIndexIfMissing, hasColumn } from './column-types.js';
+import { columnTypes, createIndex, hasColumn } from './column-types.js';
 import { rebuildSqliteTable } from './sqlite-rebuild.js';
 
 // Retries that outlive a run (issue 19). A delivery may now wait between runs: `deferred` until `next_attempt_at`
@@ -29,7 +29,7 @@ export const retries: Migration = {
     // Bounded on every dialect, as 0008's columns (no TEXT on MySQL, whose TEXT is cut at 64 KiB): the engine keeps a reason under 2,000 characters.
     if (!(await hasColumn(db, DELIVERIES, 'status_reason'))) await db.schema.alterTable(DELIVERIES).addColumn('status_reason', t.key(2048)).execute();
     await allowStatuses(db, STATUSES);
-    await createIndexIfMissing(db, DUE_INDEX, DELIVERIES, ['status', 'endpoint', 'next_attempt_at', 'id']);
+    await createIndex(db, DUE_INDEX, DELIVERIES, ['status', 'endpoint', 'next_attempt_at', 'id']);
     await t
       .table(db.schema.createTable('endpoint_states').ifNotExists())
       .addColumn('endpoint', t.key(64), (col) => col.primaryKey())

@@ -9,8 +9,7 @@ const INDEX = 'webhook_attempts_started_at';
 export const monitoring: Migration = {
   async up(db: Kysely<any>) {
     // A database put back to an older migration by hand may still have it: created unless it exists.
-    if (dialectOf(db) === 'mysql') await createIndex(db, INDEX, 'webhook_attempts', ['started_at']);
-    else await db.schema.createIndex(INDEX).ifNotExists().on('webhook_attempts').columns(['started_at']).execute();
+    await createIndex(db, INDEX, 'webhook_attempts', ['started_at']);
   },
   async down(db: Kysely<any>) {
     const drop = db.schema.dropIndex(INDEX);

@@ -79,27 +79,17 @@ export async function hasColumn(db: Kysely<any>, table: string, column: string):
   }
 }
 
-/** Creates the index unless it exists, on any dialect (MySQL 8 has no CREATE INDEX IF NOT EXISTS: information_schema is asked). */
-export async function createIndexIfMissing(db: Kysely<any>, name: string, table: string, columns: string[]): Promise<void> {
-  const index = db.schema.createIndex(name).on(table).columns(columns);
-  if (dialectOf(db) !== 'mysql') await index.ifNotExists().execute();
-  else if (!(await mysqlHas(db, table, { index: name }))) await index.execute();
-}
-
 /** On MySQL CREATE TABLE IF NOT EXISTS: a table an interrupted migrate created is left as it is (elsewhere the DDL of the first release). */
 export function createTable(db: Kysely<any>, table: string): CreateTableBuilder<string, never> {
   const builder = db.schema.createTable(table);
   return dialectOf(db) === 'mysql' ? builder.ifNotExists() : builder;
 }
 
-/** Creates the index; on MySQL unless it exists (MySQL 8 has no CREATE INDEX IF NOT EXISTS: information_schema is asked). */
+/** Creates the index unless it exists: IF NOT EXISTS, or on MySQL (whose CREATE INDEX has none) by asking information_schema. */
 export async function createIndex(db: Kysely<any>, name: string, table: string, columns: string[]): Promise<void> {
-  if (dialectOf(db) === 'mysql') {
-    if (await mysqlHas(db, table, { index: name })) return;
-    await db.schema.createIndex(name).on(table).columns(columns).execute();
-    return;
-  }
-  await db.schema.createIndex(name).on(table).columns(columns).execute();
+  const index = db.schema.createIndex(name).on(table).columns(columns);
+  if (dialectOf(db) !== 'mysql') await index.ifNotExists().execute();
+  else if (!(await mysqlHas(db, table, { index: name }))) await index.execute();
 }
 
 /** Adds the column unless it exists (on MySQL, where an interrupted migrate may have added it already). */
