@@ -82,10 +82,10 @@ export interface StandardVerifyResult {
   explanation: string;
 }
 
-type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
+export type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** Header names are case-insensitive; a repeated header (Node gives an array) is joined the way HTTP joins list values. */
-function header(headers: HeaderBag, name: string): string | undefined {
+export function header(headers: HeaderBag, name: string): string | undefined {
   for (const [key, value] of Object.entries(headers)) {
     if (key.toLowerCase() !== name || value === undefined) continue;
     return typeof value === 'string' ? value : value.join(' ');

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { signBody } from './sign.js';
-import { verifyStandardSignature } from './standard-signature.js';
+import { header, verifyStandardSignature, type HeaderBag } from './standard-signature.js';
 
 /** Bodies beyond this are refused unread by `listen` and `verify`: an event is well under 1 KiB, and `listen` may face the internet. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -87,23 +87,14 @@ export interface RequestVerifyResult extends VerifyResult {
   secret: number | null;
 }
 
-type HeaderBag = Readonly<Record<string, string | readonly string[] | undefined>>;
-
-function headerValue(headers: HeaderBag, name: string): string | undefined {
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() === name && value !== undefined) return typeof value === 'string' ? value : value.join(' ');
-  }
-  return undefined;
-}
-
 /**
  * Checks a request as a receiver of a rotated endpoint would: X-Webhook-Signature against each secret, and the
  * Standard Webhooks headers (when present) against all of them. Valid when either scheme matches with any
  * secret; the result names the scheme and the secret. Without any signature header, Botble's "missing" verdict.
  */
 export function verifyRequest(body: Buffer, headers: HeaderBag, secrets: readonly string[], nowSeconds: number): RequestVerifyResult {
-  const botble = headerValue(headers, 'x-webhook-signature');
-  const standard = headerValue(headers, 'webhook-signature');
+  const botble = header(headers, 'x-webhook-signature');
+  const standard = header(headers, 'webhook-signature');
   const results: RequestVerifyResult[] = [];
   if (botble !== undefined || standard === undefined) {
     const each = secrets.map((secret) => verifySignature(body, botble ?? '', secret));
