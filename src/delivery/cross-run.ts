@@ -7,10 +7,10 @@ import { deferEndpoint, parkEndpoint, type DeliveryEnd, type DeliveryRow } from 
 import { disableGoneEndpoint, endpointStates, saveCircuit } from '../storage/endpoint-states.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { admit, cancelAttempt, circuitForRun, parseStoredCircuit, recordAttempt, storedCircuit, type Circuit, type StoredCircuit } from './circuit.js';
-import { BACKOFF_MS, classifyOutcome, deferralsAt, JITTER_RATIO, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
+import { BACKOFF_MS, classifyOutcome, deferralsAt, HOUR_MS, JITTER_RATIO, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
+import { clip } from '../clip.js';
 import { commandLine } from '../command-line.js';
 
-const HOUR_MS = 60 * 60 * 1000;
 /**
  * The longest Retry-After of a 429 a run waits out before its next attempt to that endpoint. A longer one ends
  * the run's sending to it: its deliveries are deferred to that time, as an open circuit defers them.
@@ -180,7 +180,7 @@ export class CrossRunRetries {
   afterAttempt(row: DeliveryRow, attempt: AttemptSeen, last: boolean): DeliveryEnd | undefined {
     const now = this.options.clock.now();
     const endpoint = this.endpoint(row.endpoint);
-    const outcome = { statusCode: attempt.statusCode, transportError: attempt.statusCode === null && attempt.error !== null ? bounded(attempt.error, 1000) : null };
+    const outcome = { statusCode: attempt.statusCode, transportError: attempt.statusCode === null && attempt.error !== null ? clip(attempt.error, 1000) : null };
     const wasOpen = endpoint.circuit.state === 'open';
     endpoint.circuit = recordAttempt(endpoint.circuit, outcome, now);
     endpoint.touched = true;
@@ -250,7 +250,7 @@ export class CrossRunRetries {
   /** The end of a delivery that waits on a failing receiver: deferred to the backoff (or Retry-After), or abandoned when its window has ended. */
   private waitFor(row: DeliveryRow, now: Date, cause: string, after: { retryAfterMs?: number; retryAfter?: string | null; until?: Date }): DeliveryEnd {
     // The reason fits status_reason (2,048 characters) whatever the error text.
-    const why = bounded(cause, 1200);
+    const why = clip(cause, 1200);
     const recordedAt = parseUtc(row.created_at) ?? now;
     const retryAfterMs = after.until ? Math.max(0, after.until.getTime() - now.getTime()) : after.retryAfterMs;
     const next = nextAttemptAt({
@@ -262,7 +262,7 @@ export class CrossRunRetries {
       jitter: this.options.random(),
     });
     if ('abandon' in next) return { status: 'abandoned', completedAt: formatUtc(now), reason: `${why}; ${next.reason}` };
-    const asked = after.retryAfter ? `, Retry-After ${bounded(after.retryAfter.trim(), 100)}` : '';
+    const asked = after.retryAfter ? `, Retry-After ${clip(after.retryAfter.trim(), 100)}` : '';
     return { status: 'deferred', completedAt: null, nextAttemptAt: formatUtc(next.at), reason: `${why}${asked}${next.last ? ' (the last attempt: its retry window ends then)' : ''}` };
   }
 
@@ -347,9 +347,6 @@ export class CrossRunRetries {
 
 /** What went wrong, at most 1,000 characters (a TLS error can be long): reasons and circuits are stored in bounded columns. */
 function describe(attempt: AttemptSeen): string {
-  return bounded(attempt.error ?? (attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`), 1000);
+  return clip(attempt.error ?? (attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`), 1000);
 }
 
-function bounded(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}

@@ -1,7 +1,7 @@
 // The cross-run retry policy, pure: what an attempt's outcome means, what Retry-After asks for, and when a deferred delivery goes next or is abandoned.
 
 const MINUTE_MS = 60 * 1000;
-const HOUR_MS = 60 * MINUTE_MS;
+export const HOUR_MS = 60 * MINUTE_MS;
 /** Waits between runs' attempts of one delivery, then BACKOFF_REPEAT_MS for as long as the window lasts (close to the Standard Webhooks example schedule). */
 export const BACKOFF_MS: readonly number[] = [5 * MINUTE_MS, 30 * MINUTE_MS, 2 * HOUR_MS, 6 * HOUR_MS];
 const BACKOFF_REPEAT_MS = 12 * HOUR_MS;

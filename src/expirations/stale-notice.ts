@@ -1,4 +1,6 @@
 // Whether a notice that waited (deferred, parked, released, re-sent) still says what is true of its license; pure, `now` passed in.
+import { clip } from '../clip.js';
+import { plural } from '../plural.js';
 import { formatUtc } from '../time.js';
 import { EXPIRED_REMINDER } from './after-expiry.js';
 import { dateInZone } from './calendar.js';
@@ -77,13 +79,9 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
   const later = recorded.filter((event) => event.type === 'license.expiring' && sameExpiry(event) && event.threshold !== undefined && about.threshold !== undefined && event.threshold < about.threshold);
   if (later.length > 0) {
     const nearest = Math.min(...later.map((event) => event.threshold!));
-    return superseded('later-warning-recorded', `a later warning of the same expiry date (${nearest} ${nearest === 1 ? 'day' : 'days'} before it) is recorded already`);
+    return superseded('later-warning-recorded', `a later warning of the same expiry date (${plural(nearest, 'day')} before it) is recorded already`);
   }
   return SEND;
-}
-
-function clip(text: string, length: number): string {
-  return text.length <= length ? text : `${text.slice(0, length - 1)}…`;
 }
 
 function superseded(code: SupersededCode, reason: string): NoticeVerdict {
