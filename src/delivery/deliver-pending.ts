@@ -5,7 +5,6 @@ import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
 import {
-  abandonSpent,
   checkSendingPrivileges,
   claimAbandoned,
   claimDeliveries,
@@ -373,10 +372,10 @@ async function workThrough(
       attempt.attempt === rowMax || (attempt.statusCode !== null && attempt.statusCode >= 200 && attempt.statusCode <= 499);
     if (spent >= rowMax) {
       // The schedule ended without a final status being written (retryDelaysMs was shortened since, or a run died after its one attempt).
-      if (crossRun) {
-        end = crossRun.held(row, `${row.last_error ?? 'no outcome recorded'} (its attempts in an earlier run were spent)`);
-        await endClaimed(db, row.id, options.runId, end);
-      } else await abandonSpent(db, row.id, options.runId, formatUtc(clock.now()));
+      end = crossRun
+        ? crossRun.held(row, `${row.last_error ?? 'no outcome recorded'} (its attempts in an earlier run were spent)`)
+        : { status: 'abandoned', completedAt: formatUtc(clock.now()) };
+      await endClaimed(db, row.id, options.runId, end);
       outcome = { status: 'abandoned', attempts: [], lastStatusCode: row.last_status_code, lastError: row.last_error };
     } else {
       outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, policy, {

@@ -98,10 +98,9 @@ export async function recordEvents(
 }
 
 async function insertRows(trx: Kysely<Database>, dialect: SqlDialect, slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  // The caller's slice is within DELIVERY_ROWS_PER_INSERT already; long bodies may split it further.
   let inserted = 0;
-  for (let row = 0; row < slice.length; row += DELIVERY_ROWS_PER_INSERT) {
-    for (const rows of byBodyBytes(slice.slice(row, row + DELIVERY_ROWS_PER_INSERT))) inserted += await insertNew(trx, dialect, rows);
-  }
+  for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, dialect, rows);
   return inserted;
 }
 
@@ -631,16 +630,6 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
   },
 };
 
-/** Ends a delivery that has no attempt left in its schedule (a shorter `retryDelaysMs` since it began). */
-export async function abandonSpent(db: Kysely<Database>, deliveryId: number, runId: string, completedAt: string): Promise<void> {
-  await db
-    .updateTable('webhook_deliveries')
-    .set({ status: 'abandoned', completed_at: completedAt, claimed_by: null, lease_until: null })
-    .where('id', '=', deliveryId)
-    .where('claimed_by', '=', runId)
-    .execute();
-}
-
 /**
  * Ends deliveries this run claimed without sending them: what they say is no longer true of their license.
  * One UPDATE per distinct reason (a window's reasons repeat: "license suspended"), in one transaction; a row
@@ -785,12 +774,11 @@ export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDe
     entry.latest = Math.max(entry.latest, Number(row.latest));
     byEndpoint.set(row.endpoint, entry);
   }
-  const result: WaitingDeliveries[] = [];
-  for (const { latest, ...entry } of [...byEndpoint.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0))) {
-    const last = await db.selectFrom('webhook_deliveries').select(['last_error', 'status_reason']).where('id', '=', latest).executeTakeFirst();
-    result.push({ ...entry, lastError: last?.last_error ?? null, reason: last?.status_reason ?? null });
-  }
-  return result;
+  // The latest waiting delivery of each endpoint says its last error and why it waits: one read for all of them.
+  const entries = [...byEndpoint.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+  const latest = entries.length === 0 ? [] : await db.selectFrom('webhook_deliveries').select(['id', 'last_error', 'status_reason']).where('id', 'in', entries.map((entry) => entry.latest)).execute();
+  const byId = new Map(latest.map((row) => [Number(row.id), row]));
+  return entries.map(({ latest: id, ...entry }) => ({ ...entry, lastError: byId.get(id)?.last_error ?? null, reason: byId.get(id)?.status_reason ?? null }));
 }
 
 /** Hands a claim back: the run is stopping before this delivery's next attempt. A deferred one claimed when due goes back to deferred (still due), any other to pending. */
