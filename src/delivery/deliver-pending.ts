@@ -243,7 +243,9 @@ async function deliverWith(
   if (crossRun && options.endpoints) await crossRun.parkDisabled(options.endpoints.filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name));
   const endpoints = options.endpoints?.filter((endpoint) => !disabled.has(endpoint.name));
   options = { ...options, ...(endpoints ? { endpoints } : {}) };
-  const dueAt = crossRun ? () => formatUtc(options.clock.now()) : undefined;
+  // Deferred deliveries are claimed once due even when retries across runs are off now (retryWindowHours set to 0
+  // after they were deferred): then they get the reference's schedule and end delivered or abandoned, never stuck.
+  const dueAt = () => formatUtc(options.clock.now());
   const names = options.endpoints?.map((endpoint) => endpoint.name);
   // A re-send goes to enabled endpoints only (and to the one it names, `deliveries retry --endpoint`).
   const resendTo = names && options.resend ? (options.resend.endpoints ?? names).filter((name) => names.includes(name)) : options.resend?.endpoints;

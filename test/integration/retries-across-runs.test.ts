@@ -181,6 +181,26 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(target.requests.length - from).toBe(4);
   }, 60_000);
 
+  test('retryWindowHours set to 0 while deliveries are deferred: they are still sent once due (the reference\'s schedule), or abandoned, never left waiting', async () => {
+    const target = await receiver(() => 503);
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
+    await seeded(ws, 2);
+    expect(await runAt(ws, T0)).toMatchObject({ deferred: 2, abandoned: 0 });
+    ws.configure({ webhooks: { enabled: true, url: target.url, retryWindowHours: 0 } });
+    // Not due yet: left as they are.
+    expect(await runAt(ws, at(MINUTE))).toMatchObject({ delivered: 0, abandoned: 0, deferred: 0 });
+    expect((await rowsOf(ws)).map((row) => row.status)).toEqual(['deferred', 'deferred']);
+    // Due, the receiver back for one of them: one delivered, the other abandoned after the reference's four attempts.
+    let answered = 0;
+    const from = target.requests.length;
+    const back = await receiver(() => (answered++ === 0 ? 200 : 503));
+    ws.configure({ webhooks: { enabled: true, url: back.url, retryWindowHours: 0 } });
+    expect(await runAt(ws, at(HOUR))).toMatchObject({ delivered: 1, abandoned: 1, deferred: 0 });
+    expect(target.requests.length).toBe(from);
+    expect(back.requests).toHaveLength(5);
+    expect((await rowsOf(ws)).map((row) => row.status).sort()).toEqual(['abandoned', 'delivered']);
+  }, 60_000);
+
   test('due deferred deliveries picked up by a run stopped half-way and then by two workers at once: each is sent once', async () => {
     let phase: 'down' | 'slow' = 'down';
     const stopFirst = new AbortController();
