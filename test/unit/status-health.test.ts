@@ -37,7 +37,14 @@ describe('status: the exit code a monitor acts on', () => {
 
   test('4: an endpoint whose deliveries have waited (deferred or parked) more than 24 hours; a run that exited 4 is no failure; 1 and 3 win', () => {
     const waiting = aRun({ status: 'waiting', exitCode: 4 });
-    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [] }).exitCode).toBe(0);
+    // Exit 0 (the receiver has not failed long enough), but never "succeeded": it says what waits, or that it went since.
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [] })).toEqual({
+      exitCode: 0,
+      reason: 'the last run finished at 2025-01-15T08:00:05Z (exit 4); what it left waiting on a failing receiver has been sent since',
+    });
+    const recent = judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ name: 'crm', since: '2025-01-15T08:00:00Z', waiting: 2 }] });
+    expect(recent.exitCode).toBe(0);
+    expect(recent.reason).toMatch(/^the last run finished at 2025-01-15T08:00:05Z \(exit 4\); 2 deliveries wait on a failing receiver .*deliveries list --status deferred/);
     const failing = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing })).toEqual({
       exitCode: 4,
