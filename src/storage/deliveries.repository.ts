@@ -857,8 +857,3 @@ export async function maxDeliveryId(db: Kysely<Database>): Promise<number> {
   return Number(row?.id ?? 0);
 }
 
-/** Row counts per status. */
-export async function deliveryCounts(db: Kysely<Database>): Promise<Partial<Record<DeliveryStatus, number>>> {
-  const rows = await db.selectFrom('webhook_deliveries').select(['status', db.fn.countAll<number>().as('count')]).groupBy('status').execute();
-  return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
-}
