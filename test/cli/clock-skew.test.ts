@@ -1,17 +1,15 @@
 // Workers whose clocks disagree by two minutes (libfaketime: one 60 s ahead, one 60 s behind) share one
 // server database: leases on the database server's clock keep each event sent once.
-import { spawnSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { projectWithEvents, startCli } from '../helpers/project.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { createServerDatabase, testDialects, type ServerDatabase, type ServerDialect } from '../helpers/servers.js';
 import { workspace } from '../helpers/workspace.js';
+import { faketimeWorks } from '../helpers/faketime.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 const EVENTS = 200;
 const servers = testDialects().filter((dialect): dialect is ServerDialect => dialect !== 'sqlite');
-const faketime = spawnSync('faketime', ['-f', '+60s', process.execPath, '-e', 'process.stdout.write(String(Date.now()))'], { encoding: 'utf8' });
-const faketimeWorks = faketime.status === 0 && Number(faketime.stdout) - Date.now() > 50_000;
 
 const receivers: Receiver[] = [];
 const children: Array<ReturnType<typeof startCli>> = [];

@@ -1,16 +1,13 @@
 // Retries across runs as an operator and cron see them: exit 4, the loud stderr under --quiet, deliveries list/retry
 // of deferred ones, status per endpoint, endpoints after a 410; and a whole bad night through the built CLI.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { BIN, runCommand } from '../helpers/cli.js';
 import { startCli, until } from '../helpers/project.js';
 import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { aLicense, workspace, type Workspace } from '../helpers/workspace.js';
+import { faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
 
-const faketime = spawnSync('faketime', ['-f', '+60s', process.execPath, '-e', 'process.stdout.write(String(Date.now()))'], { encoding: 'utf8' });
-const faketimeWorks = faketime.status === 0 && Number(faketime.stdout) - Date.now() > 50_000;
-const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1', '/usr/local/lib/faketime/libfaketime.so.1'].find((file) => fs.existsSync(file));
 
 const { receiver, proxyFor } = receiversPerTest();
 
