@@ -1,4 +1,4 @@
-// The pure part of `deliveries stats`: per endpoint the success rate, response-time percentiles, error classes, last success and failure streak, from attempt rows streamed out of the database.
+// The pure part of `deliveries stats`: per endpoint the success rate, response-time percentiles, error classes, last success and failure streak, from the grouped attempts and the recent history the database returns.
 import { formatUtc, parseUtc } from '../time.js';
 
 /**
@@ -68,16 +68,6 @@ export function classifyAttempt(attempt: { statusCode: number | null; error: str
   const text = attempt.error ?? '';
   for (const [name, pattern] of TRANSPORT_CLASSES) if (pattern.test(text)) return name;
   return 'other';
-}
-
-/** One row of `webhook_attempts` joined to its delivery's endpoint. */
-export interface AttemptRow {
-  endpoint: string;
-  /** `started_at`: a Date, or the stored UTC text. */
-  startedAt: Date | string;
-  durationMs: number;
-  statusCode: number | null;
-  error: string | null;
 }
 
 /** Per-delivery counts of one endpoint, by status: one `GROUP BY endpoint, status` and one `MIN(created_at)` in the database. */
@@ -152,11 +142,11 @@ function percentile(durations: Map<number, number>, total: number, p: number): n
 }
 
 /**
- * Accumulates attempt rows one at a time, so a query can stream a million of them without holding them:
- * each endpoint keeps counters and a histogram of whole-millisecond durations (as many entries as there are
- * distinct durations, at most the timeout in ms), which gives exact percentiles. Rows of one endpoint must
- * come in `started_at` order (`ORDER BY started_at, id`), which the failure streak needs; the endpoints may
- * be interleaved. The database does the rest: filtering by time and endpoint, and the per-delivery counts.
+ * Builds the statistics from what the database groups and orders: attempts grouped by endpoint, status code,
+ * duration and error (addAttemptGroup), so a million of them arrive as a few thousand groups; each endpoint's
+ * last success and failure streak, read from its newest attempts (setRecent); and its delivery counts. Each
+ * endpoint keeps a histogram of whole-millisecond durations (at most the timeout in ms entries), which gives
+ * exact percentiles.
  */
 export class DeliveryStatsAccumulator {
   private readonly endpoints = new Map<string, Running>();
@@ -168,30 +158,6 @@ export class DeliveryStatsAccumulator {
       this.endpoints.set(endpoint, running);
     }
     return running;
-  }
-
-  addAttempt(row: AttemptRow): void {
-    const running = this.entry(row.endpoint);
-    const startedAt = toTime(row.startedAt, `started_at of an attempt to endpoint "${row.endpoint}"`);
-    if (running.lastAttemptAt !== null && startedAt < running.lastAttemptAt) {
-      throw new RangeError(`attempts to endpoint "${row.endpoint}" must come in started_at order: ${formatUtc(new Date(startedAt))} came after ${formatUtc(new Date(running.lastAttemptAt))}`);
-    }
-    running.lastAttemptAt = startedAt;
-    running.attempts += 1;
-    const kind = classifyAttempt(row);
-    if (row.statusCode !== null) {
-      const ms = Math.max(0, Math.round(row.durationMs));
-      running.durations.set(ms, (running.durations.get(ms) ?? 0) + 1);
-      running.responses += 1;
-    }
-    if (kind === 'success') {
-      running.succeeded += 1;
-      running.lastSuccessAt = startedAt;
-      running.consecutiveFailures = 0;
-    } else {
-      running.errors[kind] += 1;
-      running.consecutiveFailures += 1;
-    }
   }
 
   /**
@@ -257,12 +223,4 @@ export class DeliveryStatsAccumulator {
         };
       });
   }
-}
-
-/** The statistics of `rows` (in started_at order per endpoint) and `counts`, at `now`. */
-export function deliveryStats(rows: Iterable<AttemptRow>, counts: Iterable<EndpointDeliveryCounts>, now: Date): EndpointStats[] {
-  const accumulator = new DeliveryStatsAccumulator();
-  for (const row of rows) accumulator.addAttempt(row);
-  for (const count of counts) accumulator.addCounts(count);
-  return accumulator.result(now);
 }

@@ -1,13 +1,31 @@
 // deliveries stats, the pure part: classes, percentiles, streaks and counts from hand-built attempt rows.
 import { describe, expect, test } from '@jest/globals';
-import { classifyAttempt, deliveryStats, DeliveryStatsAccumulator, ERROR_CLASSES, type AttemptRow } from '../../src/monitoring/delivery-stats.js';
+import { classifyAttempt, DeliveryStatsAccumulator, ERROR_CLASSES, type EndpointDeliveryCounts, type EndpointStats } from '../../src/monitoring/delivery-stats.js';
 
 const t0 = Date.parse('2026-03-01T02:00:00Z');
 const at = (seconds: number) => new Date(t0 + seconds * 1000);
 const now = at(3600);
 
-function row(endpoint: string, second: number, statusCode: number | null, durationMs = 100, error: string | null = null): AttemptRow {
-  return { endpoint, startedAt: at(second), durationMs, statusCode, error };
+interface Group {
+  endpoint: string;
+  statusCode: number | null;
+  error: string | null;
+  durationMs: number;
+  count: number;
+}
+type Recent = Parameters<DeliveryStatsAccumulator['setRecent']>[0];
+
+function group(endpoint: string, statusCode: number | null, durationMs = 100, error: string | null = null, count = 1): Group {
+  return { endpoint, statusCode, error, durationMs, count };
+}
+
+/** What `deliveries stats` does with what the database gives it: grouped attempts, each endpoint's recent history, delivery counts. */
+function stats(groups: readonly Group[], recent: readonly Recent[] = [], counts: readonly EndpointDeliveryCounts[] = []): EndpointStats[] {
+  const accumulator = new DeliveryStatsAccumulator();
+  for (const entry of groups) accumulator.addAttemptGroup(entry);
+  for (const entry of recent) accumulator.setRecent(entry);
+  for (const entry of counts) accumulator.addCounts(entry);
+  return accumulator.result(now);
 }
 
 describe('classifying an attempt', () => {
@@ -57,16 +75,16 @@ describe('classifying an attempt', () => {
 });
 
 describe('per endpoint statistics', () => {
-  test('success rate, classes, last success and the failure streak since it', () => {
-    const rows = [
-      row('billing', 0, 200, 120),
-      row('billing', 10, 500, 80, 'HTTP 500: oops'),
-      row('billing', 20, 200, 140),
-      row('billing', 30, null, 10_000, 'timed out after 10000 ms'),
-      row('billing', 40, null, 3, 'connect ECONNREFUSED 10.0.0.5:443'),
-      row('billing', 50, 429, 20, 'HTTP 429'),
+  test('success rate and classes from the groups; last success, last attempt and the failure streak as the database read them', () => {
+    const groups = [
+      group('billing', 200, 120),
+      group('billing', 500, 80, 'HTTP 500: oops'),
+      group('billing', 200, 140),
+      group('billing', null, 10_000, 'timed out after 10000 ms'),
+      group('billing', null, 3, 'connect ECONNREFUSED 10.0.0.5:443'),
+      group('billing', 429, 20, 'HTTP 429'),
     ];
-    const [billing] = deliveryStats(rows, [], now);
+    const [billing] = stats(groups, [{ endpoint: 'billing', lastSuccessAt: at(20), lastAttemptAt: at(50), consecutiveFailures: 3 }]);
     expect(billing).toMatchObject({
       endpoint: 'billing',
       attempts: 6,
@@ -82,70 +100,53 @@ describe('per endpoint statistics', () => {
   });
 
   test('nearest-rank percentiles on 1..100 ms and on one value; none without a response', () => {
-    const rows = Array.from({ length: 100 }, (_, index) => row('a', index, 200, 100 - index));
-    rows.push(row('b', 0, 200, 7), row('c', 0, null, 10_000, 'timed out after 10000 ms'));
-    const stats = deliveryStats(rows, [], now);
-    expect(stats.map((entry) => [entry.endpoint, entry.responseMs])).toEqual([
+    const groups = Array.from({ length: 100 }, (_, index) => group('a', 200, 100 - index));
+    groups.push(group('b', 200, 7), group('c', null, 10_000, 'timed out after 10000 ms'));
+    expect(stats(groups).map((entry) => [entry.endpoint, entry.responseMs])).toEqual([
       ['a', { median: 50, p95: 95 }],
       ['b', { median: 7, p95: 7 }],
       ['c', { median: null, p95: null }],
     ]);
   });
 
-  test('a million-attempt shape stays exact: durations are whole ms in a histogram, rounded and never negative', () => {
-    const accumulator = new DeliveryStatsAccumulator();
-    for (let index = 0; index < 200_000; index += 1) {
-      accumulator.addAttempt({ endpoint: 'default', startedAt: at(Math.floor(index / 100)), durationMs: (index % 1000) + 0.4, statusCode: 200, error: null });
-    }
-    accumulator.addAttempt({ endpoint: 'default', startedAt: at(3000), durationMs: -5, statusCode: 204, error: null });
-    const [stats] = accumulator.result(now);
-    expect(stats!.attempts).toBe(200_001);
+  test('a million-attempt shape stays exact: a group counts as many attempts as it holds; durations are whole ms, rounded and never negative', () => {
+    const groups = Array.from({ length: 1000 }, (_, ms) => group('default', 200, ms + 0.4, null, 200));
+    groups.push(group('default', 204, -5));
+    const [result] = stats(groups);
+    expect(result!.attempts).toBe(200_001);
     // 200 of each of 0..999 ms plus one 0: the 100,001st value is 499 ms, the 190,001st is 949 ms.
-    expect(stats!.responseMs).toEqual({ median: 499, p95: 949 });
+    expect(result!.responseMs).toEqual({ median: 499, p95: 949 });
   });
 
-  test('no success at all: every attempt is in the streak, and the rate is 0', () => {
-    const [stats] = deliveryStats([row('x', 0, 404, 5, 'HTTP 404'), row('x', 1, 404, 5, 'HTTP 404')], [], now);
-    expect(stats).toMatchObject({ successRate: 0, consecutiveFailures: 2, lastSuccessAt: null });
-    expect(stats!.errors.http_4xx).toBe(2);
+  test('no success at all: the rate is 0 and the streak is what the database counted', () => {
+    const [result] = stats([group('x', 404, 5, 'HTTP 404', 2)], [{ endpoint: 'x', lastSuccessAt: null, lastAttemptAt: at(1), consecutiveFailures: 2 }]);
+    expect(result).toMatchObject({ successRate: 0, consecutiveFailures: 2, lastSuccessAt: null });
+    expect(result!.errors.http_4xx).toBe(2);
   });
 
   test('delivery counts and the oldest undelivered age; an endpoint with counts and no attempt is listed', () => {
-    const stats = deliveryStats(
-      [row('default', 0, 200)],
+    const result = stats(
+      [group('default', 200)],
+      [],
       [
         { endpoint: 'default', delivered: 10, abandoned: 1, oldestUndeliveredAt: null },
         { endpoint: 'crm', deferred: 3, parked: 2, pending: 1, oldestUndeliveredAt: '2026-03-01T01:00:00Z' },
       ],
-      now,
     );
-    expect(stats.map((entry) => entry.endpoint)).toEqual(['crm', 'default']);
-    expect(stats[0]).toMatchObject({
+    expect(result.map((entry) => entry.endpoint)).toEqual(['crm', 'default']);
+    expect(result[0]).toMatchObject({
       attempts: 0,
       successRate: null,
       consecutiveFailures: 0,
       deliveries: { delivered: 0, pending: 1, deferred: 3, parked: 2, abandoned: 0, superseded: 0 },
       oldestUndeliveredAgeSeconds: 2 * 3600,
     });
-    expect(stats[1]).toMatchObject({ deliveries: { delivered: 10, abandoned: 1, pending: 0 }, oldestUndeliveredAgeSeconds: null });
-  });
-
-  test('endpoints may interleave; rows of one endpoint must come in started_at order, equal times allowed', () => {
-    const stats = deliveryStats([row('a', 0, 500, 1, 'HTTP 500'), row('b', 0, 200), row('a', 0, 200), row('b', 5, 503, 1, 'HTTP 503'), row('a', 9, 502, 1, 'HTTP 502')], [], now);
-    expect(stats.map((entry) => [entry.endpoint, entry.consecutiveFailures])).toEqual([
-      ['a', 1],
-      ['b', 1],
-    ]);
-    expect(() => deliveryStats([row('a', 10, 200), row('a', 9, 200)], [], now)).toThrow(
-      'attempts to endpoint "a" must come in started_at order: 2026-03-01T02:00:09Z came after 2026-03-01T02:00:10Z',
-    );
+    expect(result[1]).toMatchObject({ deliveries: { delivered: 10, abandoned: 1, pending: 0 }, oldestUndeliveredAgeSeconds: null });
   });
 
   test('stored UTC text is read as the database gives it; an unreadable time is refused by name', () => {
-    const [stats] = deliveryStats([{ endpoint: 'a', startedAt: '2026-03-01 02:00:05', durationMs: 1, statusCode: 200, error: null }], [], now);
-    expect(stats!.lastSuccessAt).toBe('2026-03-01T02:00:05Z');
-    expect(() => deliveryStats([{ endpoint: 'a', startedAt: 'yesterday', durationMs: 1, statusCode: 200, error: null }], [], now)).toThrow(
-      'started_at of an attempt to endpoint "a" is not a time: yesterday',
-    );
+    const [result] = stats([group('a', 200, 1)], [{ endpoint: 'a', lastSuccessAt: '2026-03-01 02:00:05', lastAttemptAt: '2026-03-01 02:00:05', consecutiveFailures: 0 }]);
+    expect(result!.lastSuccessAt).toBe('2026-03-01T02:00:05Z');
+    expect(() => stats([], [{ endpoint: 'a', lastSuccessAt: 'yesterday', lastAttemptAt: null, consecutiveFailures: 0 }])).toThrow('the last success of endpoint "a" is not a time: yesterday');
   });
 });
