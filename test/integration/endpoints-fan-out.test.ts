@@ -27,7 +27,7 @@ async function seeded(ws: Workspace, expired: number, expiring = 0): Promise<voi
   ]);
 }
 
-forEachDialect('endpoints: fan-out', ({ workspace, dialect }) => {
+forEachDialect('endpoints: fan-out', ({ workspace }) => {
   test('each event goes once to each endpoint taking its type, with one id; signing, filters and headers per endpoint', async () => {
     const [main, crm, chat] = [await receiver(), await receiver(), await receiver()];
     const ws = workspace({

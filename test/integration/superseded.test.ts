@@ -104,7 +104,8 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     const byCode = Object.fromEntries(superseded.map((row) => [row.license_code ?? `deleted ${row.event_type}`, row]));
     expect(superseded.every((row) => row.endpoint === 'crm' && row.status === 'superseded')).toBe(true);
     // The run's own outcomes named the same reasons the rows keep.
-    expect(outcomes.map((outcome) => outcome.reason).sort()).toEqual(superseded.map((row) => row.status_reason).sort());
+    const byText = (a: string | null | undefined, b: string | null | undefined) => String(a).localeCompare(String(b));
+    expect(outcomes.map((outcome) => outcome.reason).sort(byText)).toEqual(superseded.map((row) => row.status_reason).sort(byText));
     expect(byCode.RENEWED!.status_reason).toBe(`license renewed: it now expires on ${day(400)} (this notice is about ${day(5)})`);
     expect(byCode.SUSPENDED!.status_reason).toBe('license suspended');
     expect(byCode.REVOKED!.status_reason).toBe('license revoked');
