@@ -9,7 +9,13 @@ const anyOf = (...names) => `^src/(${names.join('|')})/`;
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    { name: 'no-cycles', severity: 'error', comment: 'A module cycle: two modules that cannot be read one without the other.', from: {}, to: { circular: true } },
+    {
+      name: 'no-cycles',
+      severity: 'error',
+      comment: 'A module cycle: two modules that cannot be read one without the other.',
+      from: {},
+      to: { circular: true },
+    },
     {
       name: 'shared-is-a-leaf',
       severity: 'error',

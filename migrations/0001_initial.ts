@@ -17,7 +17,10 @@ export const initial: Migration = {
       .addColumn('customer_id', t.text)
       .addColumn('email', t.text)
       .addColumn('status', t.key(16), (col) =>
-        col.notNull().defaultTo('active').check(sql`status in ('active', 'suspended', 'revoked', 'expired')`),
+        col
+          .notNull()
+          .defaultTo('active')
+          .check(sql`status in ('active', 'suspended', 'revoked', 'expired')`),
       )
       .addColumn('expires_at', time)
       .addColumn('updates_until', time)
@@ -43,9 +46,7 @@ export const initial: Migration = {
       .addColumn('event_type', t.key(64), (col) => col.notNull())
       .addColumn('license_id', 'integer')
       .addColumn('body', t.text, (col) => col.notNull())
-      .addColumn('status', t.key(16), (col) =>
-        col.notNull().check(sql`status in ('pending', 'delivering', 'delivered', 'abandoned')`),
-      )
+      .addColumn('status', t.key(16), (col) => col.notNull().check(sql`status in ('pending', 'delivering', 'delivered', 'abandoned')`))
       .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
       .addColumn('last_status_code', 'integer')
       .addColumn('last_error', t.text)

@@ -30,7 +30,11 @@ export const eventInstants: Migration = {
     }
     await addColumn(db, 'runs', 'now_at', t.key(40));
     // Earlier runs did not keep their --now: the time they started stands in for it.
-    await db.updateTable('runs').set({ now_at: sql.ref('started_at') }).where('now_at', 'is', null).execute();
+    await db
+      .updateTable('runs')
+      .set({ now_at: sql.ref('started_at') })
+      .where('now_at', 'is', null)
+      .execute();
     await addColumn(db, 'runs', 'expired_without_event', 'integer', (col) => col.notNull().defaultTo(0));
     await addColumn(db, 'runs', 'announce_since', t.key(10));
   },

@@ -21,17 +21,26 @@ async function widen(db: Kysely<any>, type: 'bigint' | 'integer'): Promise<void>
     case 'sqlite':
       return;
     case 'postgres': {
-      await db.schema.alterTable('licenses').alterColumn('id', (column) => column.setDataType(type)).execute();
+      await db.schema
+        .alterTable('licenses')
+        .alterColumn('id', (column) => column.setDataType(type))
+        .execute();
       // The serial's sequence is typed too: an integer sequence stops at 2^31 - 1, and setval() above it fails.
       // Quoted: the name is read as SQL, and a prefix with capitals would otherwise be folded to lower case.
       const { rows } = await sql<{ name: string | null }>`select pg_get_serial_sequence(${`"${tablePrefixOf(db)}licenses"`}, 'id') as name`.execute(db);
       if (rows[0]?.name) await sql`alter sequence ${sql.raw(rows[0].name)} as ${sql.raw(type)}`.execute(db);
-      await db.schema.alterTable('webhook_deliveries').alterColumn('license_id', (column) => column.setDataType(type)).execute();
+      await db.schema
+        .alterTable('webhook_deliveries')
+        .alterColumn('license_id', (column) => column.setDataType(type))
+        .execute();
       return;
     }
     case 'mysql':
       // MODIFY restates the whole column: the primary key (an index) stays, auto_increment and NOT NULL are repeated.
-      await db.schema.alterTable('licenses').modifyColumn('id', type, (column) => column.notNull().autoIncrement()).execute();
+      await db.schema
+        .alterTable('licenses')
+        .modifyColumn('id', type, (column) => column.notNull().autoIncrement())
+        .execute();
       await db.schema.alterTable('webhook_deliveries').modifyColumn('license_id', type).execute();
       return;
   }

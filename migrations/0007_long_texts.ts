@@ -31,6 +31,9 @@ export const longTexts: Migration = {
 async function retype(db: Kysely<any>, type: 'longtext' | 'text'): Promise<void> {
   if (dialectOf(db) !== 'mysql') return;
   for (const [table, column, notNull] of LONG_COLUMNS) {
-    await db.schema.alterTable(table).modifyColumn(column, sql.raw(type), (col) => (notNull ? col.notNull() : col)).execute();
+    await db.schema
+      .alterTable(table)
+      .modifyColumn(column, sql.raw(type), (col) => (notNull ? col.notNull() : col))
+      .execute();
   }
 }

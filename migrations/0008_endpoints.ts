@@ -76,9 +76,17 @@ export const endpoints: Migration = {
     if (dialectOf(db) === 'sqlite') {
       await rebuildSqlite(db, 'down');
     } else {
-      for (const column of OLD_UNIQUE) await db.schema.alterTable(DELIVERIES).addUniqueConstraint(`${tablePrefixOf(db)}${DELIVERIES}_${column}_key`, [column]).execute();
+      for (const column of OLD_UNIQUE)
+        await db.schema
+          .alterTable(DELIVERIES)
+          .addUniqueConstraint(`${tablePrefixOf(db)}${DELIVERIES}_${column}_key`, [column])
+          .execute();
       for (const [name] of NEW_UNIQUE) {
-        if (dialectOf(db) === 'postgres') await db.schema.alterTable(DELIVERIES).dropConstraint(`${tablePrefixOf(db)}${name}`).execute();
+        if (dialectOf(db) === 'postgres')
+          await db.schema
+            .alterTable(DELIVERIES)
+            .dropConstraint(`${tablePrefixOf(db)}${name}`)
+            .execute();
         else await db.schema.dropIndex(name).on(DELIVERIES).execute();
       }
       await db.schema.alterTable(DELIVERIES).dropColumn('endpoint').execute();
@@ -95,7 +103,11 @@ async function upPostgres(db: Kysely<any>): Promise<void> {
   // Constraint (and index) names share one namespace per schema: the prefix keeps two installations apart.
   for (const [name, columns] of NEW_UNIQUE) {
     const { rows } = await sql<{ found: number }>`select 1 as found from pg_constraint where conname = ${prefix + name}`.execute(db);
-    if (rows.length === 0) await db.schema.alterTable(DELIVERIES).addUniqueConstraint(`${prefix}${name}`, [...columns]).execute();
+    if (rows.length === 0)
+      await db.schema
+        .alterTable(DELIVERIES)
+        .addUniqueConstraint(`${prefix}${name}`, [...columns])
+        .execute();
   }
   // The single-column unique constraints of 0001, whatever the server named them.
   const { rows } = await sql<{ name: string; definition: string }>`
@@ -111,7 +123,10 @@ async function upMysql(db: Kysely<any>): Promise<void> {
   const { rows: columns } = await sql<{ found: number }>`
     select 1 as found from information_schema.columns where table_schema = database() and table_name = ${table} and column_name = 'endpoint'`.execute(db);
   if (columns.length === 0) {
-    await db.schema.alterTable(DELIVERIES).addColumn('endpoint', sql`varchar(64)`, (col) => col.notNull().defaultTo('default')).execute();
+    await db.schema
+      .alterTable(DELIVERIES)
+      .addColumn('endpoint', sql`varchar(64)`, (col) => col.notNull().defaultTo('default'))
+      .execute();
   }
   const indexes = async () =>
     (
@@ -122,7 +137,13 @@ async function upMysql(db: Kysely<any>): Promise<void> {
   const before = await indexes();
   for (const [name, wanted] of NEW_UNIQUE) {
     // The table prefix plugin prefixes index names too.
-    if (!before.some((index) => index.name === `${tablePrefixOf(db)}${name}`)) await db.schema.createIndex(name).on(DELIVERIES).columns([...wanted]).unique().execute();
+    if (!before.some((index) => index.name === `${tablePrefixOf(db)}${name}`))
+      await db.schema
+        .createIndex(name)
+        .on(DELIVERIES)
+        .columns([...wanted])
+        .unique()
+        .execute();
   }
   // Added first, dropped after: the event stays unique at every moment, and lookups by event id keep an index.
   for (const index of before) {
@@ -142,7 +163,10 @@ async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): 
         return definition.replace(/\)\s*$/, `, "endpoint" text default 'default' not null, unique ("event_id", "endpoint"), unique ("event_key", "endpoint"))`);
       }
       for (const column of OLD_UNIQUE) definition = definition.replace(new RegExp(`("${column}" text not null)`), '$1 unique');
-      return definition.replace(/, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/, ')');
+      return definition.replace(
+        /, "endpoint" text default 'default' not null, unique \("event_id", "endpoint"\), unique \("event_key", "endpoint"\)\)\s*$/,
+        ')',
+      );
     },
   });
 }

@@ -41,7 +41,11 @@ export const retries: Migration = {
       .addColumn('updated_at', t.key(40), (col) => col.notNull())
       .execute();
     for (const column of RUN_COUNTS) {
-      if (!(await hasColumn(db, 'runs', column))) await db.schema.alterTable('runs').addColumn(column, 'integer', (col) => col.notNull().defaultTo(0)).execute();
+      if (!(await hasColumn(db, 'runs', column)))
+        await db.schema
+          .alterTable('runs')
+          .addColumn(column, 'integer', (col) => col.notNull().defaultTo(0))
+          .execute();
     }
   },
 
@@ -61,7 +65,8 @@ export const retries: Migration = {
 
 /** Replaces the CHECK on `webhook_deliveries.status` with one that takes exactly `statuses`, unless it already does. */
 async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Promise<void> {
-  const wanted = (clause: string) => statuses.every((status) => clause.includes(`'${status}'`)) && !STATUSES.some((status) => !statuses.includes(status) && clause.includes(`'${status}'`));
+  const wanted = (clause: string) =>
+    statuses.every((status) => clause.includes(`'${status}'`)) && !STATUSES.some((status) => !statuses.includes(status) && clause.includes(`'${status}'`));
   switch (dialectOf(db)) {
     case 'sqlite':
       return rebuildSqliteTable(db, DELIVERIES, {
@@ -81,7 +86,10 @@ async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Prom
       const before = await checks();
       if (before.some((row) => wanted(row.definition))) return;
       for (const row of before) await db.schema.alterTable(DELIVERIES).dropConstraint(row.name).execute();
-      await db.schema.alterTable(DELIVERIES).addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`).execute();
+      await db.schema
+        .alterTable(DELIVERIES)
+        .addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`)
+        .execute();
       return;
     }
     case 'mysql': {
@@ -97,11 +105,17 @@ async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Prom
       let before = await checks();
       if (before.some((row) => wanted(row.clause))) return;
       if (before.length > 0) {
-        await db.schema.alterTable(DELIVERIES).modifyColumn('status', sql`varchar(16)`, (col) => col.notNull()).execute();
+        await db.schema
+          .alterTable(DELIVERIES)
+          .modifyColumn('status', sql`varchar(16)`, (col) => col.notNull())
+          .execute();
         before = await checks();
       }
       for (const row of before) await sql`alter table ${sql.table(DELIVERIES)} drop constraint ${sql.id(row.name)}`.execute(db);
-      await db.schema.alterTable(DELIVERIES).addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`).execute();
+      await db.schema
+        .alterTable(DELIVERIES)
+        .addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`)
+        .execute();
       return;
     }
   }

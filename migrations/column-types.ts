@@ -28,9 +28,25 @@ export function columnTypes(db: Kysely<any>): ColumnTypes {
   const dialect = dialectOf(db);
   switch (dialect) {
     case 'sqlite':
-      return { dialect, text: 'text', key: () => 'text', epochMs: 'integer', idType: 'integer', id: (column) => column.primaryKey(), table: (builder) => builder };
+      return {
+        dialect,
+        text: 'text',
+        key: () => 'text',
+        epochMs: 'integer',
+        idType: 'integer',
+        id: (column) => column.primaryKey(),
+        table: (builder) => builder,
+      };
     case 'postgres':
-      return { dialect, text: 'text', key: () => sql`text collate "C"`, epochMs: 'bigint', idType: 'serial', id: (column) => column.primaryKey(), table: (builder) => builder };
+      return {
+        dialect,
+        text: 'text',
+        key: () => sql`text collate "C"`,
+        epochMs: 'bigint',
+        idType: 'serial',
+        id: (column) => column.primaryKey(),
+        table: (builder) => builder,
+      };
     case 'mysql':
       return {
         dialect,
@@ -56,8 +72,12 @@ async function mysqlHas(db: Kysely<any>, table: string, what: { column: string }
   const prefix = tablePrefixOf(db);
   const query =
     'column' in what
-      ? sql<{ found: number }>`select count(*) as found from information_schema.columns where table_schema = database() and table_name = ${prefix + table} and column_name = ${what.column}`
-      : sql<{ found: number }>`select count(*) as found from information_schema.statistics where table_schema = database() and table_name = ${prefix + table} and index_name in (${what.index}, ${prefix + what.index})`;
+      ? sql<{
+          found: number;
+        }>`select count(*) as found from information_schema.columns where table_schema = database() and table_name = ${prefix + table} and column_name = ${what.column}`
+      : sql<{
+          found: number;
+        }>`select count(*) as found from information_schema.statistics where table_schema = database() and table_name = ${prefix + table} and index_name in (${what.index}, ${prefix + what.index})`;
   const { rows } = await query.execute(db);
   return Number(rows[0]?.found ?? 0) > 0;
 }
@@ -69,7 +89,11 @@ export async function hasColumn(db: Kysely<any>, table: string, column: string):
     case 'mysql':
       return mysqlHas(db, table, { column });
     case 'postgres': {
-      const { rows } = await sql<{ found: number }>`select 1 as found from information_schema.columns where table_schema = current_schema() and table_name = ${name} and column_name = ${column}`.execute(db);
+      const { rows } = await sql<{
+        found: number;
+      }>`select 1 as found from information_schema.columns where table_schema = current_schema() and table_name = ${name} and column_name = ${column}`.execute(
+        db,
+      );
       return rows.length > 0;
     }
     case 'sqlite': {

@@ -24,13 +24,17 @@ export async function rebuildSqliteTable(db: Kysely<any>, name: string, change: 
   if (!db.isTransaction) return db.transaction().execute((trx) => rebuildSqliteTable(trx, name, change));
   const table = `${tablePrefixOf(db)}${name}`;
   const copy = `${table}_rows_during_rebuild`;
-  const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(db);
+  const { rows } = await sql<{ type: string; name: string; sql: string | null }>`select type, name, sql from sqlite_master where tbl_name = ${table}`.execute(
+    db,
+  );
   const create = rows.find((row) => row.type === 'table')?.sql;
   if (!create) throw new Error(`${table} has no CREATE statement in sqlite_master`);
   const definition = change.rewrite(create);
   if (definition === undefined) return;
   const dropped = new Set(change.dropColumns ?? []);
-  const columns = (await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db)).rows.map((row) => row.name).filter((column) => !dropped.has(column));
+  const columns = (await sql<{ name: string }>`select name from pragma_table_info(${table})`.execute(db)).rows
+    .map((row) => row.name)
+    .filter((column) => !dropped.has(column));
   const list = sql.join(columns.map((column) => sql.id(column)));
   await sql`pragma defer_foreign_keys = on`.execute(db);
   await sql`create temp table ${sql.id(copy)} as select ${list} from ${sql.id(table)}`.execute(db);

@@ -42,7 +42,11 @@ try {
     path.join(dir, 'license-manager.config.json'),
     JSON.stringify({
       database: { filename: './bench.sqlite' },
-      expirations: { warningDays: [30, 7, 1], afterExpiryDays: [3, 14], products: { 'PROD-1': { warningDays: [60, 14, 3], afterExpiryDays: [30] }, 'PROD-2': { enabled: false } } },
+      expirations: {
+        warningDays: [30, 7, 1],
+        afterExpiryDays: [3, 14],
+        products: { 'PROD-1': { warningDays: [60, 14, 3], afterExpiryDays: [30] }, 'PROD-2': { enabled: false } },
+      },
     }),
   );
   const migrate = spawnSync(process.execPath, [bin, 'migrate'], { cwd: dir, encoding: 'utf8' });
@@ -65,7 +69,15 @@ try {
       const expires = index % 10 === 0 ? null : start + ((index * 7919) % 730) * DAY + (index % 24) * 3_600_000;
       const updates = index % 4 === 0 && expires !== null ? expires - 90 * DAY : null;
       const status = index % 20 === 1 ? 'suspended' : expires !== null && expires < Date.parse(NOW) ? 'expired' : 'active';
-      const info = insert.run(`LIC-${index}`, `PROD-${index % 10}`, `CUST-${index}`, `c${index}@example.com`, status, expires === null ? null : iso(expires), updates === null ? null : iso(updates));
+      const info = insert.run(
+        `LIC-${index}`,
+        `PROD-${index % 10}`,
+        `CUST-${index}`,
+        `c${index}@example.com`,
+        status,
+        expires === null ? null : iso(expires),
+        updates === null ? null : iso(updates),
+      );
       // A 30-day warning already recorded for some of those expiring in the coming month.
       if (expires !== null && expires > Date.parse(NOW) && expires < Date.parse(NOW) + 30 * DAY && index % 3 === 0) {
         const day = iso(expires).slice(0, 10);
@@ -81,7 +93,12 @@ try {
   // CPU time (user + system) beside wall time: on a shared machine the wall time also counts waiting for a core.
   const timeBin = fs.existsSync('/usr/bin/time') ? '/usr/bin/time' : undefined;
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  console.log(`load average before the timed runs: ${os.loadavg().map((load) => load.toFixed(2)).join(', ')} on ${os.cpus().length} cores`);
+  console.log(
+    `load average before the timed runs: ${os
+      .loadavg()
+      .map((load) => load.toFixed(2))
+      .join(', ')} on ${os.cpus().length} cores`,
+  );
   for (const days of ranges) {
     const times: number[] = [];
     const cpu: number[] = [];
@@ -91,7 +108,12 @@ try {
       const args = [bin, 'licenses', 'forecast', '--now', NOW, '--days', String(days), '--json'];
       const before = process.hrtime.bigint();
       const child = timeBin
-        ? spawnSync(timeBin, ['-f', 'TIME %U %S %M', process.execPath, ...args], { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: CHILD_TIME_LIMIT_MS })
+        ? spawnSync(timeBin, ['-f', 'TIME %U %S %M', process.execPath, ...args], {
+            cwd: dir,
+            encoding: 'utf8',
+            maxBuffer: 64 * 1024 * 1024,
+            timeout: CHILD_TIME_LIMIT_MS,
+          })
         : spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: CHILD_TIME_LIMIT_MS });
       times.push(Number(process.hrtime.bigint() - before) / 1e6);
       if (child.status !== 0) throw new Error(`forecast failed (${child.status}): ${child.stderr}`);

@@ -89,7 +89,15 @@ async function migrated(dir: string): Promise<string> {
 }
 
 async function statsPart(): Promise<Record<string, unknown>> {
-  const dir = workspace({ webhooks: { enabled: false, endpoints: [{ name: 'crm', url: 'https://crm.example/hook' }, { name: 'chat', url: 'https://chat.example/hook' }] } });
+  const dir = workspace({
+    webhooks: {
+      enabled: false,
+      endpoints: [
+        { name: 'crm', url: 'https://crm.example/hook' },
+        { name: 'chat', url: 'https://chat.example/hook' },
+      ],
+    },
+  });
   const file = await migrated(dir);
   const sqlite = new SQLite(file);
   const endpoints = ['default', 'crm', 'chat'];
@@ -99,7 +107,9 @@ async function statsPart(): Promise<Record<string, unknown>> {
   const insertDelivery = sqlite.prepare(
     "insert into webhook_deliveries (id, event_id, event_key, event_type, license_id, body, status, attempts, created_at, endpoint) values (?, ?, ?, 'license.expiring', ?, '{}', ?, ?, ?, ?)",
   );
-  const insertAttempt = sqlite.prepare('insert into webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error) values (?, ?, ?, ?, ?, ?)');
+  const insertAttempt = sqlite.prepare(
+    'insert into webhook_attempts (delivery_id, attempt, started_at, duration_ms, status_code, error) values (?, ?, ?, ?, ?, ?)',
+  );
   const generated = performance.now();
   sqlite.transaction(() => {
     let written = 0;
@@ -110,7 +120,20 @@ async function statsPart(): Promise<Record<string, unknown>> {
       insertDelivery.run(id, `evt-${id}`, `key-${id}`, id, status, perDelivery, iso(at), endpoint);
       for (let attempt = 1; attempt <= perDelivery && written < attempts; attempt += 1, written += 1) {
         const kind = (id * 7 + attempt) % 20;
-        const [code, error] = attempt === perDelivery && status === 'delivered' ? [200, null] : kind < 6 ? [500, null] : kind < 8 ? [429, null] : kind < 10 ? [404, null] : kind < 13 ? [null, 'timed out after 10000 ms'] : kind < 15 ? [null, 'connect ECONNREFUSED 10.0.0.7:443'] : [503, null];
+        const [code, error] =
+          attempt === perDelivery && status === 'delivered'
+            ? [200, null]
+            : kind < 6
+              ? [500, null]
+              : kind < 8
+                ? [429, null]
+                : kind < 10
+                  ? [404, null]
+                  : kind < 13
+                    ? [null, 'timed out after 10000 ms']
+                    : kind < 15
+                      ? [null, 'connect ECONNREFUSED 10.0.0.7:443']
+                      : [503, null];
         insertAttempt.run(id, attempt, iso(at + attempt * 1000), code === null ? 10_000 : 20 + ((id * 31 + attempt * 17) % 900), code, error);
       }
     }
@@ -168,7 +191,12 @@ async function startupPart(): Promise<Record<string, unknown>> {
         times.get(name)!.push(run.ms);
       }
     }
-    return { repeat, medianMs: Object.fromEntries([...times].map(([name, list]) => [name, Math.round(median(list))])), pings: pings.count(), otlpRequests: otlp.count() };
+    return {
+      repeat,
+      medianMs: Object.fromEntries([...times].map(([name, list]) => [name, Math.round(median(list))])),
+      pings: pings.count(),
+      otlpRequests: otlp.count(),
+    };
   } finally {
     await pings.close();
     await otlp.close();
@@ -201,7 +229,14 @@ async function tracingPart(): Promise<Record<string, unknown>> {
     }
     const off = median(times.off);
     const on = median(times.on);
-    return { events, offMedianMs: Math.round(off), onMedianMs: Math.round(on), overheadPercent: Math.round(((on - off) / off) * 1000) / 10, webhooks: hooks.count(), otlpRequests: otlp.count() };
+    return {
+      events,
+      offMedianMs: Math.round(off),
+      onMedianMs: Math.round(on),
+      overheadPercent: Math.round(((on - off) / off) * 1000) / 10,
+      webhooks: hooks.count(),
+      otlpRequests: otlp.count(),
+    };
   } finally {
     await hooks.close();
     await otlp.close();

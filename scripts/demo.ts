@@ -75,15 +75,20 @@ async function main(): Promise<void> {
 
     console.log('\nWhat the receiver got:');
     for (const arrival of arrivals) {
-      console.log(`  ${arrival.event.padEnd(31)} ${arrival.license}  id ${arrival.id}  signature ${arrival.signatureValid ? 'valid' : 'INVALID'}  answered ${arrival.answered}`);
+      console.log(
+        `  ${arrival.event.padEnd(31)} ${arrival.license}  id ${arrival.id}  signature ${arrival.signatureValid ? 'valid' : 'INVALID'}  answered ${arrival.answered}`,
+      );
     }
     await cli('deliveries', 'list');
     console.log('\nA second run at the same instant finds nothing new:');
     await cli('process-expirations', '--now', NOW);
 
     const allValid = arrivals.length > 0 && arrivals.every((arrival) => arrival.signatureValid);
-    console.log(`\nDemo ${code === 0 && allValid ? 'finished' : 'FAILED'}: ${arrivals.length} requests, all signatures ${allValid ? 'valid' : 'NOT valid'}, exit code ${code}.`);
-    if (keep) console.log(`The database stays at ${env.LICENSE_MANAGER_DB}; try: LICENSE_MANAGER_DB=${env.LICENSE_MANAGER_DB} npx license-manager deliveries show 1`);
+    console.log(
+      `\nDemo ${code === 0 && allValid ? 'finished' : 'FAILED'}: ${arrivals.length} requests, all signatures ${allValid ? 'valid' : 'NOT valid'}, exit code ${code}.`,
+    );
+    if (keep)
+      console.log(`The database stays at ${env.LICENSE_MANAGER_DB}; try: LICENSE_MANAGER_DB=${env.LICENSE_MANAGER_DB} npx license-manager deliveries show 1`);
     else console.log('The demo database was removed; "npm run demo -- --keep" keeps it to look around.');
     process.exitCode = code === 0 && allValid ? 0 : 1;
   } finally {

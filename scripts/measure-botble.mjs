@@ -41,7 +41,9 @@ async function run(label, now) {
   if (result.status !== 0) throw new Error(`${label}: exit ${result.status}\n${result.stderr}`);
   const summary = JSON.parse(result.stdout);
   const rssMb = Number(result.stderr.trim().split('\n').at(-1)) / 1024;
-  console.log(`${label.padEnd(44)} ${seconds.toFixed(2)} s  peak RSS ${rssMb.toFixed(0)} MB  recorded ${summary.recorded}  delivered ${summary.delivered}  marked expired ${summary.markedExpired}`);
+  console.log(
+    `${label.padEnd(44)} ${seconds.toFixed(2)} s  peak RSS ${rssMb.toFixed(0)} MB  recorded ${summary.recorded}  delivered ${summary.delivered}  marked expired ${summary.markedExpired}`,
+  );
 }
 
 try {
@@ -63,7 +65,9 @@ try {
   console.log(`${rows} Botble licenses on MariaDB`);
   await run('first run (records every old expiry)', '2025-01-23T10:00:00Z');
   await run('next day, no index on expires_at', '2025-01-24T10:00:00Z');
-  sql(`${db} create index lm_licenses_expires_at_index on lm_licenses (expires_at); create index lm_licenses_updates_until_index on lm_licenses (updates_until);`);
+  sql(
+    `${db} create index lm_licenses_expires_at_index on lm_licenses (expires_at); create index lm_licenses_updates_until_index on lm_licenses (updates_until);`,
+  );
   await run('day after, with the two indexes', '2025-01-25T10:00:00Z');
 } finally {
   sql(`drop database if exists ${database}`);

@@ -70,7 +70,11 @@ async function freePort(): Promise<number> {
 function project(port: number): { dir: string; config: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lm-retries-'));
   const config = path.join(dir, 'license-manager.config.json');
-  fs.writeFileSync(config, JSON.stringify({ database: { filename: './m.sqlite' }, webhooks: { enabled: true, url: `http://127.0.0.1:${port}/hook`, retryWindowHours: 72 } }), { mode: 0o600 });
+  fs.writeFileSync(
+    config,
+    JSON.stringify({ database: { filename: './m.sqlite' }, webhooks: { enabled: true, url: `http://127.0.0.1:${port}/hook`, retryWindowHours: 72 } }),
+    { mode: 0o600 },
+  );
   return { dir, config };
 }
 
@@ -81,7 +85,16 @@ async function seed(where: { dir: string; config: string }, count: number, now: 
     async (context) =>
       void (await upsertLicenses(
         context.db,
-        Array.from({ length: count }, (_, index) => ({ license_code: `M-${index}`, product_id: null, product_name: null, customer_id: null, email: null, status: 'active', expires_at: yesterday, updates_until: null })),
+        Array.from({ length: count }, (_, index) => ({
+          license_code: `M-${index}`,
+          product_id: null,
+          product_name: null,
+          customer_id: null,
+          email: null,
+          status: 'active',
+          expires_at: yesterday,
+          updates_until: null,
+        })),
         now.toISOString().slice(0, 19) + 'Z',
       )),
     { migrate: true },
@@ -131,9 +144,30 @@ async function main(): Promise<void> {
   process.stdout.write(
     `${JSON.stringify(
       {
-        refused: { events: EVENTS, runMs: down.ms, attempts: down.attempts, deferred: down.result.deferred, abandoned: down.result.abandoned, exitCircuit: down.result.circuits.default?.state },
-        back: { runMs: back.ms, delivered: back.result.delivered, abandoned: back.result.abandoned, requests: receiver.requests, acknowledged: receiver.acknowledged.length, duplicates: duplicates(receiver.acknowledged) },
-        throttled: { events: THROTTLED, runs, requests: throttled.requests, acknowledged: throttled.acknowledged.length, uniqueAcknowledged: new Set(throttled.acknowledged).size, duplicates: duplicates(throttled.acknowledged) },
+        refused: {
+          events: EVENTS,
+          runMs: down.ms,
+          attempts: down.attempts,
+          deferred: down.result.deferred,
+          abandoned: down.result.abandoned,
+          exitCircuit: down.result.circuits.default?.state,
+        },
+        back: {
+          runMs: back.ms,
+          delivered: back.result.delivered,
+          abandoned: back.result.abandoned,
+          requests: receiver.requests,
+          acknowledged: receiver.acknowledged.length,
+          duplicates: duplicates(receiver.acknowledged),
+        },
+        throttled: {
+          events: THROTTLED,
+          runs,
+          requests: throttled.requests,
+          acknowledged: throttled.acknowledged.length,
+          uniqueAcknowledged: new Set(throttled.acknowledged).size,
+          duplicates: duplicates(throttled.acknowledged),
+        },
       },
       null,
       2,

@@ -11,7 +11,8 @@
 const USERINFO = /(\/\/[^\s/?#@:"'<>]*):[^\s"'<>]+@/g;
 
 // Query parameters whose value is a credential (a password, a token, a signature).
-const SECRET_PARAMETER = /([?&;](?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|apikey|api_key|api-key|auth|sig|signature|credential)[a-z0-9_.-]*|key)=)[^&#\s"'<>]*/gi;
+const SECRET_PARAMETER =
+  /([?&;](?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|apikey|api_key|api-key|auth|sig|signature|credential)[a-z0-9_.-]*|key)=)[^&#\s"'<>]*/gi;
 
 /** `text` (a URL, a message, a JSON document) with every credential in it replaced by `****`. */
 export function maskCredentials(text: string): string {

@@ -136,8 +136,16 @@ export function drawBarChart(days: readonly ChartDay[], options: BarChartOptions
   });
 
   // The legend carries each type's total, so it wraps to the width with everything else.
-  const legend = types.map((type, index) => `${coloured(index, styles[index]!.character)} ${type} ${grouped(rows.reduce((total, row) => total + row.counts[index]!, 0))}`);
-  lines.push(...wrap(legend, legend.map((entry) => stripVTControlCharacters(entry).length), Math.max(options.width, 1)));
+  const legend = types.map(
+    (type, index) => `${coloured(index, styles[index]!.character)} ${type} ${grouped(rows.reduce((total, row) => total + row.counts[index]!, 0))}`,
+  );
+  lines.push(
+    ...wrap(
+      legend,
+      legend.map((entry) => stripVTControlCharacters(entry).length),
+      Math.max(options.width, 1),
+    ),
+  );
 
   const sum = rows.reduce((total, row) => total + row.total, 0);
   lines.push(`total: ${notices(sum)} in ${days.length} ${days.length === 1 ? 'day' : 'days'}`);

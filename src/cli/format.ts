@@ -69,14 +69,19 @@ export function printExpiredWithoutEvent(out: Output, result: ProcessExpirations
   );
   const lines = result.expiredWithoutEventLicenses.map((license) => `  ${clean(license.licenseCode)} (id ${license.licenseId}) expired ${license.expiresAt}`);
   if (count > lines.length) lines.push(`  ... and ${count - lines.length} more`);
-  if (result.announceSince) lines.push(`  To announce them after all: ${commandLine(`process-expirations --announce-since ${result.announceSince}`)} (add --dry-run first to see what it sends).`);
+  if (result.announceSince)
+    lines.push(
+      `  To announce them after all: ${commandLine(`process-expirations --announce-since ${result.announceSince}`)} (add --dry-run first to see what it sends).`,
+    );
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
 
 /** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
 export function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
   if (result.hasLicenses) return;
-  out.warn(`the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`);
+  out.warn(
+    `the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`,
+  );
 }
 
 /** Abandoned deliveries, reported the same way by every run (with or without --quiet): on stderr, with the fix. */
@@ -96,16 +101,26 @@ export function printAbandoned(out: Output, abandoned: AbandonedDelivery[], tota
  * Deliveries that wait on a failing receiver, on stderr even under --quiet (cron mails it): per endpoint the count
  * deferred and parked, the last error and the next attempt; and each endpoint a 410 Gone disabled, loudly.
  */
-export function printWaiting(out: Output, result: { waiting: readonly WaitingDeliveries[]; gone: ReadonlyArray<{ endpoint: string; reason: string }>; deferred: number; parked: number }): void {
+export function printWaiting(
+  out: Output,
+  result: { waiting: readonly WaitingDeliveries[]; gone: ReadonlyArray<{ endpoint: string; reason: string }>; deferred: number; parked: number },
+): void {
   for (const gone of result.gone) {
-    out.warn(`endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "${commandLine(`endpoints enable ${gone.endpoint}`)}".`);
+    out.warn(
+      `endpoint ${gone.endpoint} is DISABLED: ${gone.reason}. Its deliveries are parked (kept, not sent). Once the receiver is back, run "${commandLine(`endpoints enable ${gone.endpoint}`)}".`,
+    );
   }
   for (const endpoint of result.waiting) {
-    const parts = [endpoint.deferred > 0 ? `${plural(endpoint.deferred, 'delivery')} deferred (next attempt ${endpoint.nextAttemptAt ?? 'with the next run'})` : '', endpoint.parked > 0 ? `${plural(endpoint.parked, 'delivery')} parked` : '']
+    const parts = [
+      endpoint.deferred > 0 ? `${plural(endpoint.deferred, 'delivery')} deferred (next attempt ${endpoint.nextAttemptAt ?? 'with the next run'})` : '',
+      endpoint.parked > 0 ? `${plural(endpoint.parked, 'delivery')} parked` : '',
+    ]
       .filter(Boolean)
       .join(', ');
     const why = endpoint.reason ?? endpoint.lastError;
-    out.warn(`endpoint ${endpoint.endpoint}: ${parts}${why ? `; last error: ${clean(why)}` : ''}. See "${commandLine(`deliveries list --endpoint ${endpoint.endpoint} --status ${endpoint.deferred > 0 ? 'deferred' : 'parked'}`)}".`);
+    out.warn(
+      `endpoint ${endpoint.endpoint}: ${parts}${why ? `; last error: ${clean(why)}` : ''}. See "${commandLine(`deliveries list --endpoint ${endpoint.endpoint} --status ${endpoint.deferred > 0 ? 'deferred' : 'parked'}`)}".`,
+    );
   }
 }
 
@@ -122,8 +137,14 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {
       const days =
-        event.daysUntilExpiry !== undefined ? ` (${plural(event.daysUntilExpiry, 'day')} left)` : event.daysSinceExpiry !== undefined ? ` (${plural(event.daysSinceExpiry, 'day')} since the expiry date)` : '';
-      out.info(`  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`);
+        event.daysUntilExpiry !== undefined
+          ? ` (${plural(event.daysUntilExpiry, 'day')} left)`
+          : event.daysSinceExpiry !== undefined
+            ? ` (${plural(event.daysSinceExpiry, 'day')} since the expiry date)`
+            : '';
+      out.info(
+        `  ${result.dryRun ? 'would send' : 'due'} ${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${clean(String(event.date))}${days}`,
+      );
     }
   }
   // With events due the warning on stderr says it (printDisabledButDue); this line is for the quiet days.
@@ -131,7 +152,8 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     out.info(`  webhooks are disabled: nothing was recorded or sent. To enable them, ${settingAdvice(result.licenseSource, 'webhooks-enabled', 'true')}.`);
   }
   const recorded = !result.dryRun && result.webhooksEnabled;
-  if (result.expiredWithoutEvent > 0 && !recorded) out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and would be marked expired with no event`);
+  if (result.expiredWithoutEvent > 0 && !recorded)
+    out.info(`  ${plural(result.expiredWithoutEvent, 'license')} expired longer ago than lookbackDays and would be marked expired with no event`);
   if (result.reactivated > 0) out.info(`  ${plural(result.reactivated, 'renewed license')} set back to active`);
   if (result.skipped > 0) out.info(`  skipped ${plural(result.skipped, 'license')} with bad data (see the warnings above)`);
   if (recorded) {
@@ -140,12 +162,15 @@ export function printProcessExpirations(out: Output, result: ProcessExpirationsR
     out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired${silent}`);
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
-      out.info(`  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`);
+      out.info(
+        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`,
+      );
     }
     out.info(
       `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, taken over by another run ${result.dropped}` : ''}`,
     );
-    for (const [name, counts] of Object.entries(result.byEndpoint ?? {})) out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
+    for (const [name, counts] of Object.entries(result.byEndpoint ?? {}))
+      out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
     printSuperseded(out, result.deliveries, result.superseded);
   }
 }
@@ -165,7 +190,9 @@ function printSuperseded(out: Output, outcomes: readonly DeliveryOutcome[], tota
 /** `process-expirations --mark-sent-through`: what was recorded as sent (nothing was sent), and what the next run sends. */
 export function printMarkSent(out: Output, result: MarkSentResult): void {
   const verb = result.dryRun ? 'would mark' : 'marked';
-  out.info(`process-expirations --mark-sent-through ${result.through} at ${result.now} (today is ${result.today} in ${result.timeZone})${result.dryRun ? ' (dry run: nothing recorded)' : ''}: nothing is sent`);
+  out.info(
+    `process-expirations --mark-sent-through ${result.through} at ${result.now} (today is ${result.today} in ${result.timeZone})${result.dryRun ? ' (dry run: nothing recorded)' : ''}: nothing is sent`,
+  );
   out.info(`  ${verb} as sent ${plural(result.marked.length, 'event')} Botble's own cron job sent by ${result.through}:`);
   const line = (event: MarkSentResult['marked'][number]) =>
     `${event.type} for ${clean(event.licenseCode)} (id ${event.licenseId}): ${event.date}${event.daysUntilExpiry === undefined ? '' : ` (${plural(event.daysUntilExpiry, 'day')} left)`}`;
@@ -217,7 +244,8 @@ function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSe
 export function typedSetting(setting: EffectiveSetting): Omit<EffectiveSetting, 'value'> & { value: unknown } {
   if (setting.value === null || setting.invalid) return setting;
   if (setting.key === 'webhooks-enabled') return { ...setting, value: setting.value === 'true' };
-  if (setting.key === 'warning-days' || setting.key.endsWith('days')) return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
+  if (setting.key === 'warning-days' || setting.key.endsWith('days'))
+    return { ...setting, value: setting.value === 'none' ? [] : setting.value.split(',').map(Number) };
   if (setting.key.startsWith('product:') && setting.key.endsWith(':enabled')) return { ...setting, value: setting.value === 'true' };
   return setting;
 }
@@ -232,9 +260,15 @@ export function printLicenses(out: Output, rows: LicenseListItem[], whenNone: st
     table([
       ['ID', 'CODE', 'STATUS', 'EXPIRES', 'UPDATES UNTIL', 'PRODUCT', 'EMAIL'],
       ...rows.map((row) =>
-        [String(row.id), row.license_code, row.status, row.expires_at ?? 'lifetime', row.updates_until ?? '-', row.product_name ?? row.product_id ?? '-', row.email ?? '-'].map(
-          (cell) => clean(cell),
-        ),
+        [
+          String(row.id),
+          row.license_code,
+          row.status,
+          row.expires_at ?? 'lifetime',
+          row.updates_until ?? '-',
+          row.product_name ?? row.product_id ?? '-',
+          row.email ?? '-',
+        ].map((cell) => clean(cell)),
       ),
     ]),
   );
@@ -243,7 +277,9 @@ export function printLicenses(out: Output, rows: LicenseListItem[], whenNone: st
 export function printImport(out: Output, result: ImportResult): void {
   // An empty export is usually a mistake upstream: cron should mail it.
   if (result.rows === 0) out.warn(`${result.file} holds no license rows (an empty file, or a header only): nothing was imported.`);
-  out.info(`Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged.`);
+  out.info(
+    `Imported ${plural(result.rows, 'license')} from ${clean(result.file)} (${result.format}): ${result.inserted} new, ${result.updated} updated, ${result.unchanged} unchanged.`,
+  );
 }
 
 export function printDeliveries(out: Output, list: DeliveriesListResult): void {
@@ -378,16 +414,18 @@ export function printReceivedWebhook(out: Output, request: ReceivedWebhook): voi
   const verdict = request.refused
     ? out.paint.red(`refused: ${request.refused}`)
     : !request.verification
-    ? out.paint.yellow('signature not checked (no secret: pass --secret)')
-    : request.verification.valid
-      ? out.paint.green(
-          request.secrets !== undefined || request.verification.scheme === 'standard'
-            ? `signature valid (${request.verification.scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${request.verification.secret})`
-            : 'signature valid',
-        )
-      : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
+      ? out.paint.yellow('signature not checked (no secret: pass --secret)')
+      : request.verification.valid
+        ? out.paint.green(
+            request.secrets !== undefined || request.verification.scheme === 'standard'
+              ? `signature valid (${request.verification.scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${request.verification.secret})`
+              : 'signature valid',
+          )
+        : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
   const test = request.headers['x-webhook-test'] === 'true' ? '  (test event)' : '';
-  stdout.write(`\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`);
+  stdout.write(
+    `\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`,
+  );
   for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
   let pretty = request.body.toString('utf8');
   try {
@@ -409,7 +447,11 @@ function ageText(seconds: number): string {
 
 export function printStatus(out: Output, result: StatusResult): void {
   const counts = (byStatus: Record<string, number>, total: number) =>
-    total === 0 ? 'none' : `${total} (${Object.entries(byStatus).map(([status, count]) => `${status} ${count}`).join(', ')})`;
+    total === 0
+      ? 'none'
+      : `${total} (${Object.entries(byStatus)
+          .map(([status, count]) => `${status} ${count}`)
+          .join(', ')})`;
   const { webhooks } = result;
   out.info(
     table([
@@ -422,7 +464,10 @@ export function printStatus(out: Output, result: StatusResult): void {
       ['deliveries', counts(result.deliveries.byStatus, result.deliveries.total)],
       ...Object.entries(result.deliveries.byEndpoint ?? {}).map(([name, byStatus]): [string, string] => [
         `  to ${name}`,
-        counts(byStatus, Object.values(byStatus).reduce((total, count) => total + count, 0)),
+        counts(
+          byStatus,
+          Object.values(byStatus).reduce((total, count) => total + count, 0),
+        ),
       ]),
     ]),
   );
@@ -465,7 +510,9 @@ export function printStatus(out: Output, result: StatusResult): void {
         ]),
       ]),
     );
-    for (const endpoint of result.endpoints) if (endpoint.lastError && (endpoint.consecutiveFailures > 0 || endpoint.deferred + endpoint.parked > 0)) out.info(`  ${endpoint.name}: last error ${clean(endpoint.lastError)}`);
+    for (const endpoint of result.endpoints)
+      if (endpoint.lastError && (endpoint.consecutiveFailures > 0 || endpoint.deferred + endpoint.parked > 0))
+        out.info(`  ${endpoint.name}: last error ${clean(endpoint.lastError)}`);
   }
   if (result.expiredWithoutEvent) {
     out.info('');
@@ -495,7 +542,9 @@ function printMonitoring(out: Output, monitoring: StatusResult['monitoring']): v
   out.info(
     table([
       ['heartbeat', ping ? `${ping.target} (${ping.kind})` : '(not set)'],
-      ...(lastPing ? [['  last start ping', described(lastPing.start)] as [string, string], ['  last end ping', described(lastPing.end)] as [string, string]] : []),
+      ...(lastPing
+        ? [['  last start ping', described(lastPing.start)] as [string, string], ['  last end ping', described(lastPing.end)] as [string, string]]
+        : []),
       ['metrics file', textfile ?? '(not set)'],
     ]),
   );
@@ -560,7 +609,7 @@ export function printEndpoint(out: Output, endpoint: EndpointView): void {
     ['secret', endpoint.secret ?? '(none: requests are unsigned)'],
     ...endpoint.previousSecrets.map((entry): [string, string] => ['old secret', `******** valid until ${entry.validUntil}`]),
     ...Object.entries(endpoint.headers).map(([name, value]): [string, string] => ['header', `${clean(name)}: ${value}`]),
-    ['max in flight', endpoint.maxInFlight === null ? '(the run\'s concurrency)' : String(endpoint.maxInFlight)],
+    ['max in flight', endpoint.maxInFlight === null ? "(the run's concurrency)" : String(endpoint.maxInFlight)],
     ['source', SOURCE_NAMES[endpoint.source]],
     ['deliveries', deliveryCounts(endpoint.deliveries)],
   ];
@@ -572,7 +621,16 @@ export function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult):
   out.info(`Deliveries by endpoint, attempts ${stats.since ? `since ${stats.since}` : 'of all time'} (state as of ${stats.now}):`);
   if (stats.endpoints.length === 0) out.info('  no endpoint and no delivery yet');
   const ms = (value: number | null) => (value === null ? '-' : `${value} ms`);
-  const age = (seconds: number | null) => (seconds === null ? 'none' : seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.floor(seconds / 60)} min` : seconds < 172_800 ? `${Math.floor(seconds / 3600)} h` : `${Math.floor(seconds / 86_400)} days`);
+  const age = (seconds: number | null) =>
+    seconds === null
+      ? 'none'
+      : seconds < 120
+        ? `${seconds} s`
+        : seconds < 7200
+          ? `${Math.floor(seconds / 60)} min`
+          : seconds < 172_800
+            ? `${Math.floor(seconds / 3600)} h`
+            : `${Math.floor(seconds / 86_400)} days`;
   for (const endpoint of stats.endpoints) {
     const errors = Object.entries(endpoint.errors)
       .filter(([, count]) => count > 0)
@@ -587,8 +645,18 @@ export function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult):
         ['    attempts', `${endpoint.attempts} (${endpoint.succeeded} succeeded, ${rate})`],
         ['    response time', `median ${ms(endpoint.responseMs.median)}, 95th percentile ${ms(endpoint.responseMs.p95)}`],
         ['    errors', errors.length === 0 ? 'none' : errors.join(', ')],
-        ['    last success', endpoint.lastSuccessAt === null ? (endpoint.attempts > 0 || endpoint.consecutiveFailures > 0 ? out.paint.red('never') : 'never (no attempt yet)') : `${endpoint.lastSuccessAt}, ${failing}`],
-        ['    deliveries', `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned`],
+        [
+          '    last success',
+          endpoint.lastSuccessAt === null
+            ? endpoint.attempts > 0 || endpoint.consecutiveFailures > 0
+              ? out.paint.red('never')
+              : 'never (no attempt yet)'
+            : `${endpoint.lastSuccessAt}, ${failing}`,
+        ],
+        [
+          '    deliveries',
+          `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned`,
+        ],
         ['    oldest waiting', age(endpoint.oldestUndeliveredAgeSeconds)],
       ]),
     );

@@ -38,7 +38,8 @@ const requireBuiltin = createRequire(import.meta.url);
 export function listenHost(text: string): string {
   const host = text.trim();
   if ((requireBuiltin('node:net') as typeof import('node:net')).isIP(host)) return host;
-  if (/^[\d.]+$/.test(host)) throw new InvalidArgumentError('Not an IPv4 address: four numbers from 0 to 255, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).');
+  if (/^[\d.]+$/.test(host))
+    throw new InvalidArgumentError('Not an IPv4 address: four numbers from 0 to 255, such as 127.0.0.1 (this machine only) or 0.0.0.0 (every interface).');
   if (!/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host) || host.length > 253) {
     throw new InvalidArgumentError('Expected an IP address (127.0.0.1, 0.0.0.0, ::1) or a host name of this machine (localhost).');
   }
@@ -72,7 +73,8 @@ export function givenSecret(options: { secret?: string; secretEnv?: string }, en
   const name = options.secretEnv;
   if (name === undefined) return options.secret;
   const value = env[name];
-  if (value === undefined || value === '') throw usageError(`--secret-env ${name}: the environment variable ${name} is not set or empty. Export it first, or leave out --secret-env.`);
+  if (value === undefined || value === '')
+    throw usageError(`--secret-env ${name}: the environment variable ${name} is not set or empty. Export it first, or leave out --secret-env.`);
   const problem = secretProblem(value);
   if (problem) throw usageError(`--secret-env ${name}: the secret in ${name} ${problem}.`);
   return value;
@@ -82,7 +84,8 @@ export function givenSecret(options: { secret?: string; secretEnv?: string }, en
 export function calendarDate(text: string): string {
   const trimmed = text.trim();
   const date = /^\d{4}-\d{2}-\d{2}$/.test(trimmed) ? new Date(`${trimmed}T00:00:00Z`) : undefined;
-  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed) throw new InvalidArgumentError('Expected a date such as 2025-01-08 (YYYY-MM-DD, a day in the business time zone).');
+  if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== trimmed)
+    throw new InvalidArgumentError('Expected a date such as 2025-01-08 (YYYY-MM-DD, a day in the business time zone).');
   return trimmed;
 }
 
@@ -142,6 +145,7 @@ const DURATION_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 
 export function pastDuration(text: string): number {
   const match = /^(\d{1,6})\s*([mhdw])$/i.exec(text.trim());
   const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2]!.toLowerCase()]! : Number.NaN;
-  if (!match || ms <= 0 || ms > 3650 * DURATION_UNITS_MS.d!) throw new InvalidArgumentError('Expected a duration such as 30m, 24h, 7d or 4w (minutes, hours, days, weeks; more than 0, at most 10 years).');
+  if (!match || ms <= 0 || ms > 3650 * DURATION_UNITS_MS.d!)
+    throw new InvalidArgumentError('Expected a duration such as 30m, 24h, 7d or 4w (minutes, hours, days, weeks; more than 0, at most 10 years).');
   return ms;
 }

@@ -131,7 +131,8 @@ export function buildProgram(session: Session): Command {
 
   /** While a delivery run works, a first signal says what happens next (bin/ exits on a second one). */
   const announceStop = (out: Output) => {
-    const onAbort = () => out.warn(`${String(stop.reason ?? 'signal')} received: finishing the attempts in flight, then stopping (send it again to quit at once).`);
+    const onAbort = () =>
+      out.warn(`${String(stop.reason ?? 'signal')} received: finishing the attempts in flight, then stopping (send it again to quit at once).`);
     stop.addEventListener('abort', onAbort, { once: true });
     return () => stop.removeEventListener('abort', onAbort);
   };
@@ -157,7 +158,10 @@ export function buildProgram(session: Session): Command {
     .addOption(new Option('--now <iso>', 'apply the rules at this instant instead of the current time (UTC)').argParser(runInstant))
     .option('--dry-run', 'print the events that would be sent; change nothing')
     .addOption(
-      new Option('--mark-sent-through <date>', "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)")
+      new Option(
+        '--mark-sent-through <date>',
+        "send nothing: record as sent what Botble's own cron job sent when it last ran on this day (once, when switching from it)",
+      )
         .argParser(calendarDate)
         .conflicts('announceSince'),
     )
@@ -185,14 +189,20 @@ export function buildProgram(session: Session): Command {
         if (options.markSentThrough !== undefined) {
           const { markSent } = await import('../commands/mark-sent.js');
           const { printMarkSent } = await import('./format.js');
-          const result = await markSent(context, { through: options.markSentThrough, now: options.now, dryRun: options.dryRun, onWarning: (text) => out.warn(text) });
+          const result = await markSent(context, {
+            through: options.markSentThrough,
+            now: options.now,
+            dryRun: options.dryRun,
+            onWarning: (text) => out.warn(text),
+          });
           if (out.options.json) out.json({ database: context.databaseFile, ...result });
           else printMarkSent(out, result);
           return EXIT.ok;
         }
         const { lockedMessage, processExpirations, waitingCount } = await import('../commands/process-expirations.js');
         const { webhookTarget } = await import('../commands/context.js');
-        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan, printWaiting } = await import('./format.js');
+        const { printProcessExpirations, printAbandoned, printDisabledButDue, printExpiredWithoutEvent, printNoLicenses, printPlan, printWaiting } =
+          await import('./format.js');
         const { runMonitor } = await import('../commands/monitoring.js');
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
@@ -232,7 +242,7 @@ export function buildProgram(session: Session): Command {
     .addOption(secretEnvOption('sign with the secret in this environment variable instead'))
     .addOption(new Option('--event <type>', 'event type').choices(NOTICE_TYPES).default('license.expiring'))
     .option('--license <code>', 'use this license from the database instead of the sample payload')
-    .option('--endpoint <name>', "send to this endpoint, with its URL, secret, headers and signing (see \"endpoints list\")")
+    .option('--endpoint <name>', 'send to this endpoint, with its URL, secret, headers and signing (see "endpoints list")')
     .addHelpText(
       'after',
       examples(
@@ -242,26 +252,31 @@ export function buildProgram(session: Session): Command {
         'license-manager send-test-event --event license.expired_reminder --license LIC-0001',
       ),
     )
-    .action((options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string; endpoint?: string }, command: Command) => {
-      const send = async (context: TestEventContext, out: Output) => {
-        const { sendTestEvent } = await import('../commands/send-test-event.js');
-        const { printTestEvent } = await import('./format.js');
-        const result = await sendTestEvent(context, { ...options, secret: givenSecret(options, io.env) });
-        if (out.options.json) out.json(result);
-        else printTestEvent(out, result);
-        const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
-        if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
-        return runExitCode({ abandoned });
-      };
-      // The sample event to a given --url needs no database: none is created, an existing one is only read (its settings).
-      if (options.url === undefined || options.license !== undefined || options.endpoint !== undefined) return withDatabase(command, send);
-      return act(command, async (out, flags) => {
-        const { readConfigOnly } = await import('../commands/context.js');
-        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
-        for (const warning of context.warnings) out.warn(warning);
-        return send(context, out);
-      });
-    });
+    .action(
+      (
+        options: { url?: string; secret?: string; secretEnv?: string; event: (typeof NOTICE_TYPES)[number]; license?: string; endpoint?: string },
+        command: Command,
+      ) => {
+        const send = async (context: TestEventContext, out: Output) => {
+          const { sendTestEvent } = await import('../commands/send-test-event.js');
+          const { printTestEvent } = await import('./format.js');
+          const result = await sendTestEvent(context, { ...options, secret: givenSecret(options, io.env) });
+          if (out.options.json) out.json(result);
+          else printTestEvent(out, result);
+          const abandoned = result.delivery.status === 'delivered' ? 0 : 1;
+          if (abandoned && out.options.quiet && !out.options.json) out.warn(`test event not delivered: ${result.delivery.lastError ?? 'unknown error'}`);
+          return runExitCode({ abandoned });
+        };
+        // The sample event to a given --url needs no database: none is created, an existing one is only read (its settings).
+        if (options.url === undefined || options.license !== undefined || options.endpoint !== undefined) return withDatabase(command, send);
+        return act(command, async (out, flags) => {
+          const { readConfigOnly } = await import('../commands/context.js');
+          const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+          for (const warning of context.warnings) out.warn(warning);
+          return send(context, out);
+        });
+      },
+    );
 
   const settings = program.command('settings').description('view and change operator settings (stored in the database)').addHelpText('after', SETTINGS_HELP);
   settings
@@ -269,29 +284,43 @@ export function buildProgram(session: Session): Command {
     .description("each setting's effective value and where it came from")
     .addHelpText('after', examples('license-manager settings list', 'license-manager settings list --json'))
     .action((_options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { settingsList, unknownProducts } = await import('../commands/settings.js');
-        const { printSettings, typedSetting } = await import('./format.js');
-        const list = settingsList(context);
-        for (const warning of await unknownProducts(context)) out.warn(warning);
-        if (out.options.json) out.json(list.map(typedSetting));
-        else printSettings(out, list);
-      }, tolerant),
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { settingsList, unknownProducts } = await import('../commands/settings.js');
+          const { printSettings, typedSetting } = await import('./format.js');
+          const list = settingsList(context);
+          for (const warning of await unknownProducts(context)) out.warn(warning);
+          if (out.options.json) out.json(list.map(typedSetting));
+          else printSettings(out, list);
+        },
+        tolerant,
+      ),
     );
   settings
     .command('get <key>')
     .description("print one setting's effective value")
     .option('--reveal', 'print the webhook secret itself instead of ******** (to copy it into your receiver)')
-    .addHelpText('after', examples('license-manager settings get webhook-url', 'license-manager settings get warning-days', 'license-manager settings get webhook-secret --reveal'))
+    .addHelpText(
+      'after',
+      examples('license-manager settings get webhook-url', 'license-manager settings get warning-days', 'license-manager settings get webhook-secret --reveal'),
+    )
     .action((key: string, options: { reveal?: boolean }, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { settingsGet } = await import('../commands/settings.js');
-        const { typedSetting } = await import('./format.js');
-        const setting = settingsGet(context, key, options);
-        if (out.options.json) out.json(typedSetting(setting));
-        else out.result(setting.value ?? '');
-        if (setting.invalid) out.warn(`the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "${commandLine(`settings set ${setting.key} <value>`)}".`);
-      }, tolerant),
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { settingsGet } = await import('../commands/settings.js');
+          const { typedSetting } = await import('./format.js');
+          const setting = settingsGet(context, key, options);
+          if (out.options.json) out.json(typedSetting(setting));
+          else out.result(setting.value ?? '');
+          if (setting.invalid)
+            out.warn(
+              `the stored ${setting.key} is invalid and not used (${setting.invalid}); fix it with "${commandLine(`settings set ${setting.key} <value>`)}".`,
+            );
+        },
+        tolerant,
+      ),
     );
   settings
     .command('set <key> <value>')
@@ -308,27 +337,35 @@ export function buildProgram(session: Session): Command {
       ),
     )
     .action((key: string, value: string, _options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { settingsSet } = await import('../commands/settings.js');
-        const given = value === '-' ? await valueFromStdin(io, key, stop) : value;
-        const change = await settingsSet(context, key, given, new Date());
-        if (out.options.json) out.json(change);
-        else out.info(`${change.key} = ${change.stored}`);
-        if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
-        for (const warning of change.warnings ?? []) out.warn(warning);
-      }, tolerant),
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { settingsSet } = await import('../commands/settings.js');
+          const given = value === '-' ? await valueFromStdin(io, key, stop) : value;
+          const change = await settingsSet(context, key, given, new Date());
+          if (out.options.json) out.json(change);
+          else out.info(`${change.key} = ${change.stored}`);
+          if (change.shadowedBy) out.warn(`${change.shadowedBy} is set and overrides the stored ${change.key} until it is unset.`);
+          for (const warning of change.warnings ?? []) out.warn(warning);
+        },
+        tolerant,
+      ),
     );
   settings
     .command('unset <key>')
     .description('remove a stored setting (the config file or default applies again)')
     .addHelpText('after', examples('license-manager settings unset webhook-url'))
     .action((key: string, _options: unknown, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { settingsUnset } = await import('../commands/settings.js');
-        const change = await settingsUnset(context, key);
-        if (out.options.json) out.json(change);
-        else out.info(change.removed ? `${change.key} unset` : `${change.key} was not set in the database; nothing changed`);
-      }, tolerant),
+      withDatabase(
+        command,
+        async (context, out) => {
+          const { settingsUnset } = await import('../commands/settings.js');
+          const change = await settingsUnset(context, key);
+          if (out.options.json) out.json(change);
+          else out.info(change.removed ? `${change.key} unset` : `${change.key} was not set in the database; nothing changed`);
+        },
+        tolerant,
+      ),
     );
 
   const licenses = program
@@ -346,7 +383,10 @@ export function buildProgram(session: Session): Command {
   licenses
     .command('import <file>')
     .description('upsert licenses by license_code from a JSON array, NDJSON or CSV file: all rows or none (creates the SQLite database when missing)')
-    .addHelpText('after', `${examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson')}\n${IMPORT_HELP}`)
+    .addHelpText(
+      'after',
+      `${examples('license-manager licenses import examples/licenses.csv', 'license-manager licenses import export.ndjson')}\n${IMPORT_HELP}`,
+    )
     .action(async (file: string, _options: unknown, command: Command) => {
       // An unreadable file is said before the database is opened, so a failed import creates no database.
       const { checkImportFile } = await import('../import/import-file.js');
@@ -373,9 +413,10 @@ export function buildProgram(session: Session): Command {
     .addHelpText('after', examples('license-manager licenses list --status active', 'license-manager licenses list --expiring-within 30 --json'))
     .addOption(new Option('--status <status>', 'only this status').choices(LICENSE_STATUSES))
     .addOption(
-      new Option('--expiring-within <days>', 'only licenses whose expiry is still ahead and at most this many calendar days after today in the business time zone, as process-expirations counts them (0: later today)').argParser(
-        wholeNumber(0, MAX_DAYS),
-      ),
+      new Option(
+        '--expiring-within <days>',
+        'only licenses whose expiry is still ahead and at most this many calendar days after today in the business time zone, as process-expirations counts them (0: later today)',
+      ).argParser(wholeNumber(0, MAX_DAYS)),
     )
     .addOption(new Option('--limit <n>', 'at most this many').argParser(wholeNumber(1, MAX_LIMIT)))
     .addOption(new Option('--now <iso>', 'measure --expiring-within from this instant (and its date in the business time zone)').argParser(runInstant))
@@ -383,7 +424,12 @@ export function buildProgram(session: Session): Command {
       withDatabase(command, async (context, out) => {
         const { listLicenses } = await import('../commands/licenses.js');
         const { printLicenses } = await import('./format.js');
-        const rows = await listLicenses(context, { status: options.status, expiringWithinDays: options.expiringWithin, limit: options.limit, now: options.now ?? new Date() });
+        const rows = await listLicenses(context, {
+          status: options.status,
+          expiringWithinDays: options.expiringWithin,
+          limit: options.limit,
+          now: options.now ?? new Date(),
+        });
         if (out.options.json) return out.json(rows);
         // Importing is the advice only when there is nothing at all, and only where licenses are imported.
         const empty = rows.length === 0 && !(await context.licenses.hasAny(context.db));
@@ -398,7 +444,7 @@ export function buildProgram(session: Session): Command {
 
   licenses
     .command('show <code>')
-    .description("one license: its dates, status, product schedule, the notices sent (when, outcome) and those still to come with their dates")
+    .description('one license: its dates, status, product schedule, the notices sent (when, outcome) and those still to come with their dates')
     .addOption(new Option('--now <iso>', 'list the notices to come from this instant instead of the current time').argParser(runInstant))
     .addHelpText('after', examples('license-manager licenses show LIC-0001', 'license-manager licenses show LIC-0001 --json'))
     .action((code: string, options: { now?: Date }, command: Command) =>
@@ -412,7 +458,9 @@ export function buildProgram(session: Session): Command {
     );
   licenses
     .command('forecast')
-    .description('how many notices of each type the daily runs would send on each coming day, as a bar chart (the same rules as process-expirations; changes nothing)')
+    .description(
+      'how many notices of each type the daily runs would send on each coming day, as a bar chart (the same rules as process-expirations; changes nothing)',
+    )
     .addOption(new Option('--days <n>', 'how many days (default 30)').argParser(wholeNumber(1, 366)))
     .addOption(new Option('--from <date>', 'the first day, in the business time zone (default: today there)').argParser(calendarDate))
     .option('--product <id>', "only this product's licenses (Botble mode: the product's reference id)")
@@ -441,7 +489,13 @@ export function buildProgram(session: Session): Command {
   const endpoints = program
     .command('endpoints')
     .description('the receivers beside default (webhooks.url/secret): list, add, change, enable, disable, remove, rotate their secret')
-    .addHelpText('after', examples('license-manager endpoints list', 'license-manager endpoints add crm --url https://crm.example.com/hooks --secret s3cret --events license.expired'));
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager endpoints list',
+        'license-manager endpoints add crm --url https://crm.example.com/hooks --secret s3cret --events license.expired',
+      ),
+    );
   endpoints
     .command('list')
     .description('every endpoint, where it is defined (default, config file or database) and its deliveries by status')
@@ -492,7 +546,11 @@ export function buildProgram(session: Session): Command {
     command
       .option('--url <url>', 'where its events are POSTed (http: or https:)')
       .option('--secret <secret>', 'its HMAC key; a whsec_<base64> secret is decoded for Standard Webhooks')
-      .addOption(new Option('--events <types>', `the event types it takes, comma-separated (${EVENT_TYPES.join(', ')}); every type when left out`).argParser(endpointEvents))
+      .addOption(
+        new Option('--events <types>', `the event types it takes, comma-separated (${EVENT_TYPES.join(', ')}); every type when left out`).argParser(
+          endpointEvents,
+        ),
+      )
       .addOption(new Option('--header <"Name: value">', 'an extra request header (repeatable), e.g. a gateway API key').argParser(endpointHeader))
       .addOption(new Option('--max-in-flight <n>', "attempts in flight at once to it (the run's concurrency when left out)").argParser(endpointMaxInFlight))
       .addOption(new Option('--signing <scheme>', 'botble (X-Webhook-Signature, default), standard (Standard Webhooks) or both').argParser(endpointSigning));
@@ -517,11 +575,21 @@ export function buildProgram(session: Session): Command {
         }
       }),
     );
-  endpointFields(endpoints.command('update <name>').description('change a stored endpoint (the fields given; a new --secret replaces the old one at once, see rotate-secret)'))
+  endpointFields(
+    endpoints
+      .command('update <name>')
+      .description('change a stored endpoint (the fields given; a new --secret replaces the old one at once, see rotate-secret)'),
+  )
     .option('--no-secret', 'remove its secret (requests go unsigned)')
     .option('--all-events', 'take every event type again')
     .option('--no-headers', 'remove its extra headers (--header replaces them all)')
-    .addHelpText('after', examples('license-manager endpoints update crm --events license.expired,license.expiring', 'license-manager endpoints update crm --header "X-Api-Key: new-key"'))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager endpoints update crm --events license.expired,license.expiring',
+        'license-manager endpoints update crm --header "X-Api-Key: new-key"',
+      ),
+    )
     .action((name: string, flags: EndpointFlags, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { endpointsUpdate } = await import('../commands/endpoints.js');
@@ -549,7 +617,10 @@ export function buildProgram(session: Session): Command {
         else {
           out.info(`Enabled endpoint ${name}.`);
           if (result.discarded > 0) out.info(`Dropped ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}.`);
-          if (result.parked > 0) out.info(`${result.parked} parked ${result.parked === 1 ? 'delivery' : 'deliveries'} go${result.parked === 1 ? 'es' : ''} out with the next process-expirations.`);
+          if (result.parked > 0)
+            out.info(
+              `${result.parked} parked ${result.parked === 1 ? 'delivery' : 'deliveries'} go${result.parked === 1 ? 'es' : ''} out with the next process-expirations.`,
+            );
         }
       }),
     );
@@ -562,7 +633,10 @@ export function buildProgram(session: Session): Command {
         const { endpointsSetEnabled } = await import('../commands/endpoints.js');
         const result = await endpointsSetEnabled(context, name, false, new Date());
         if (out.options.json) out.json(result);
-        else out.info(`Disabled endpoint ${name}${result.parked > 0 ? `; ${result.parked} undelivered ${result.parked === 1 ? 'delivery' : 'deliveries'} parked` : ''}.`);
+        else
+          out.info(
+            `Disabled endpoint ${name}${result.parked > 0 ? `; ${result.parked} undelivered ${result.parked === 1 ? 'delivery' : 'deliveries'} parked` : ''}.`,
+          );
       }),
     );
   endpoints
@@ -575,15 +649,26 @@ export function buildProgram(session: Session): Command {
         const { endpointsRemove } = await import('../commands/endpoints.js');
         const result = await endpointsRemove(context, name, new Date(), flags);
         if (out.options.json) out.json(result);
-        else out.info(`Removed endpoint ${name}${result.dropped > 0 ? `; dropped ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'}` : ''}.`);
+        else
+          out.info(
+            `Removed endpoint ${name}${result.dropped > 0 ? `; dropped ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'}` : ''}.`,
+          );
       }),
     );
   endpoints
     .command('rotate-secret <name>')
     .description('make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid for --keep-previous')
     .option('--secret <secret>', 'the new secret (generated when left out)')
-    .addOption(new Option('--keep-previous <duration>', 'how long the old secret stays valid: 24h (default), 90m, 7d, 3600s; 0 revokes every earlier secret at once').argParser(keepPrevious))
-    .addHelpText('after', examples('license-manager endpoints rotate-secret crm', 'license-manager endpoints rotate-secret crm --keep-previous 0   # a leaked secret'))
+    .addOption(
+      new Option(
+        '--keep-previous <duration>',
+        'how long the old secret stays valid: 24h (default), 90m, 7d, 3600s; 0 revokes every earlier secret at once',
+      ).argParser(keepPrevious),
+    )
+    .addHelpText(
+      'after',
+      examples('license-manager endpoints rotate-secret crm', 'license-manager endpoints rotate-secret crm --keep-previous 0   # a leaked secret'),
+    )
     .action((name: string, flags: { secret?: string; keepPrevious?: number }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { endpointsRotateSecret } = await import('../commands/endpoints.js');
@@ -623,16 +708,28 @@ export function buildProgram(session: Session): Command {
         'license-manager deliveries list --license LIC-0003 --since 2025-01-01',
       ),
     )
-    .addOption(new Option('--status <status>', 'only this status (deferred: waits for a later run; parked: its endpoint is disabled)').choices(DELIVERY_STATUSES))
+    .addOption(
+      new Option('--status <status>', 'only this status (deferred: waits for a later run; parked: its endpoint is disabled)').choices(DELIVERY_STATUSES),
+    )
     .addOption(new Option('--event <type>', 'only this event type').choices(NOTICE_TYPES))
     .option('--license <code>', 'only this license')
     .option('--endpoint <name>', 'only deliveries to this endpoint (see "endpoints list")')
     .addOption(new Option('--since <iso>', 'only deliveries recorded at or after this time').argParser(isoDate))
-    .addOption(new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)))
+    .addOption(
+      new Option('--limit <n>', `at most this many (default ${DEFAULT_LIST_LIMIT} in text; every row with --json)`).argParser(wholeNumber(1, MAX_LIMIT)),
+    )
     .addOption(new Option('--all', 'every matching row').conflicts('limit'))
     .action(
       (
-        options: { status?: DeliveryStatus; event?: (typeof NOTICE_TYPES)[number]; license?: string; endpoint?: string; since?: Date; limit?: number; all?: boolean },
+        options: {
+          status?: DeliveryStatus;
+          event?: (typeof NOTICE_TYPES)[number];
+          license?: string;
+          endpoint?: string;
+          since?: Date;
+          limit?: number;
+          all?: boolean;
+        },
         command: Command,
       ) =>
         withDatabase(command, async (context, out) => {
@@ -674,7 +771,10 @@ export function buildProgram(session: Session): Command {
     .argument('[ids...]', 'delivery ids', deliveryIds)
     .option('--abandoned', 'every abandoned delivery')
     .option('--endpoint <name>', 'with --abandoned: only those to this endpoint')
-    .option('--force', 'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event), and superseded ones, without reading their licenses again')
+    .option(
+      '--force',
+      'with ids: re-send delivered ones too (a receiver that answered 2xx and lost the event), and superseded ones, without reading their licenses again',
+    )
     .addOption(new Option('--since <iso>', 'with --abandoned: only those recorded at or after this time').argParser(isoDate))
     .option('--dry-run', 'show what would be re-sent')
     .addHelpText(
@@ -687,45 +787,66 @@ export function buildProgram(session: Session): Command {
         'license-manager deliveries retry 23 --force   # superseded (see "deliveries show 23"), to be sent anyway',
       ),
     )
-    .action((ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        const { deliveriesRetry } = await import('../commands/deliveries.js');
-        const { printRetry, printAbandoned, printWaiting } = await import('./format.js');
-        const progress = deliveryProgress(out, 're-sending');
-        const stopAnnounced = announceStop(out);
-        const result = await deliveriesRetry(context, {
-          ids: ids ?? [],
-          ...options,
-          leaseMs: leaseFromEnv(io.env),
-          stop,
-          onProgress: progress.onProgress,
-          onWarning: (text) => out.warn(text),
-        }).finally(() => {
-          progress.end();
-          stopAnnounced();
-        });
-        if (out.options.json) out.json(result);
-        else printRetry(out, result);
-        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
-        // What this re-send deferred or parked (its receiver still fails), said as a run says it.
-        if (result.deferred + result.parked > 0) printWaiting(out, result);
-        if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`);
-        return runExitCode({ abandoned: result.abandoned, waiting: result.deferred + result.parked, stopped: stop.aborted });
-      }),
+    .action(
+      (ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
+        withDatabase(command, async (context, out) => {
+          const { deliveriesRetry } = await import('../commands/deliveries.js');
+          const { printRetry, printAbandoned, printWaiting } = await import('./format.js');
+          const progress = deliveryProgress(out, 're-sending');
+          const stopAnnounced = announceStop(out);
+          const result = await deliveriesRetry(context, {
+            ids: ids ?? [],
+            ...options,
+            leaseMs: leaseFromEnv(io.env),
+            stop,
+            onProgress: progress.onProgress,
+            onWarning: (text) => out.warn(text),
+          }).finally(() => {
+            progress.end();
+            stopAnnounced();
+          });
+          if (out.options.json) out.json(result);
+          else printRetry(out, result);
+          printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+          // What this re-send deferred or parked (its receiver still fails), said as a run says it.
+          if (result.deferred + result.parked > 0) printWaiting(out, result);
+          if (stop.aborted)
+            out.warn(
+              `stopped early: left ${plural(result.left, 'delivery')} to re-send (run the same retry again; released ones go out with the next process-expirations).`,
+            );
+          return runExitCode({ abandoned: result.abandoned, waiting: result.deferred + result.parked, stopped: stop.aborted });
+        }),
     );
 
   deliveries
     .command('stats')
-    .description('per endpoint: success rate, attempts, median and 95th percentile response time, error classes, last success, consecutive failures, what still waits')
-    .addOption(new Option('--since <duration>', 'only attempts of the last 30m, 24h, 7d or 4w count towards rates, times and errors (default: all)').argParser(pastDuration))
+    .description(
+      'per endpoint: success rate, attempts, median and 95th percentile response time, error classes, last success, consecutive failures, what still waits',
+    )
+    .addOption(
+      new Option('--since <duration>', 'only attempts of the last 30m, 24h, 7d or 4w count towards rates, times and errors (default: all)').argParser(
+        pastDuration,
+      ),
+    )
     .option('--endpoint <name>', 'only this endpoint (see "endpoints list")')
-    .addHelpText('after', examples('license-manager deliveries stats', 'license-manager deliveries stats --since 24h --endpoint crm', 'license-manager deliveries stats --since 7d --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'license-manager deliveries stats',
+        'license-manager deliveries stats --since 24h --endpoint crm',
+        'license-manager deliveries stats --since 7d --json',
+      ),
+    )
     .action((options: { since?: number; endpoint?: string }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { deliveriesStats } = await import('../commands/deliveries-stats.js');
         const { printDeliveriesStats } = await import('./format.js');
         const now = new Date();
-        const stats = await deliveriesStats(context, { now, endpoint: options.endpoint, since: options.since === undefined ? undefined : new Date(now.getTime() - options.since) });
+        const stats = await deliveriesStats(context, {
+          now,
+          endpoint: options.endpoint,
+          since: options.since === undefined ? undefined : new Date(now.getTime() - options.since),
+        });
         if (out.options.json) out.json(stats);
         else printDeliveriesStats(out, stats);
       }),
@@ -736,7 +857,11 @@ export function buildProgram(session: Session): Command {
     .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
     .addOption(new Option('--port <port>', 'port to listen on (0 picks a free one)').argParser(wholeNumber(0, 65535)).default(8000))
     .addOption(new Option('--host <host>', 'address to listen on').argParser(listenHost).default('127.0.0.1'))
-    .option('--secret <secret>', 'check signatures with this secret (default: the configured one); repeat it to accept several (a rotation: new and old)', collectSecret)
+    .option(
+      '--secret <secret>',
+      'check signatures with this secret (default: the configured one); repeat it to accept several (a rotation: new and old)',
+      collectSecret,
+    )
     .addOption(secretEnvOption('check signatures with the secret in this environment variable'))
     .addOption(
       new Option('--respond <status>', 'answer every request with this HTTP status, e.g. 500 to rehearse retries (with a secret, a bad signature gets 401)')
@@ -745,7 +870,9 @@ export function buildProgram(session: Session): Command {
     )
     .addOption(new Option('--max-body <bytes>', 'answer 413 to bodies larger than this (default 1048576)').argParser(wholeNumber(1, 2 ** 31)))
     .addOption(
-      new Option('--max-connections <n>', 'open connections at most; at the limit the oldest is closed for each new one (default 100)').argParser(wholeNumber(1, 10_000)),
+      new Option('--max-connections <n>', 'open connections at most; at the limit the oldest is closed for each new one (default 100)').argParser(
+        wholeNumber(1, 10_000),
+      ),
     )
     .addHelpText(
       'after',
@@ -758,31 +885,42 @@ export function buildProgram(session: Session): Command {
         'license-manager listen --port 0 --json                  # first line: {"listening":"http://127.0.0.1:<port>/",...}',
       )}\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
     )
-    .action((options: { port: number; host: string; secret?: string[]; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number }, command: Command) =>
-      act(command, async (out, flags) => {
-        // The config, and an existing database read-only: a receiver creates no files.
-        const { readConfigOnly } = await import('../commands/context.js');
-        const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
-        for (const warning of context.warnings) out.warn(warning);
-        const { listen } = await import('../commands/listen.js');
-        const { printReceivedWebhook } = await import('./format.js');
-        const [secret = null, ...moreSecrets] = givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
-        const listener = await listen({ ...options, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) => printReceivedWebhook(out, request)).catch((error: unknown) => {
-          throw unusableHost(options.host, error);
-        });
-        // A script learns the address (with --port 0, the port) from the first line, before any request.
-        if (out.options.json) io.stdout.write(`${JSON.stringify({ listening: listener.url, signaturesChecked: Boolean(secret) })}\n`);
-        else out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
-        // Ctrl-C is how `listen` is meant to end: exit 0, no warning.
-        await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
-        await listener.close();
-      }),
+    .action(
+      (
+        options: { port: number; host: string; secret?: string[]; secretEnv?: string; respond: number; maxBody?: number; maxConnections?: number },
+        command: Command,
+      ) =>
+        act(command, async (out, flags) => {
+          // The config, and an existing database read-only: a receiver creates no files.
+          const { readConfigOnly } = await import('../commands/context.js');
+          const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+          for (const warning of context.warnings) out.warn(warning);
+          const { listen } = await import('../commands/listen.js');
+          const { printReceivedWebhook } = await import('./format.js');
+          const [secret = null, ...moreSecrets] =
+            givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
+          const listener = await listen({ ...options, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) =>
+            printReceivedWebhook(out, request),
+          ).catch((error: unknown) => {
+            throw unusableHost(options.host, error);
+          });
+          // A script learns the address (with --port 0, the port) from the first line, before any request.
+          if (out.options.json) io.stdout.write(`${JSON.stringify({ listening: listener.url, signaturesChecked: Boolean(secret) })}\n`);
+          else out.result(`listening on ${listener.url} (Ctrl-C to stop)${secret ? '' : ' - no secret set, signatures are not checked'}`);
+          // Ctrl-C is how `listen` is meant to end: exit 0, no warning.
+          await new Promise<void>((resolve) => (stop.aborted ? resolve() : stop.addEventListener('abort', () => resolve(), { once: true })));
+          await listener.close();
+        }),
     );
 
   program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
-    .option('--secret <secret>', 'the webhook secret (default: the configured one, as listen uses); repeat it to try several (says which matched)', collectSecret)
+    .option(
+      '--secret <secret>',
+      'the webhook secret (default: the configured one, as listen uses); repeat it to try several (says which matched)',
+      collectSecret,
+    )
     .addOption(secretEnvOption('the webhook secret is in this environment variable'))
     .option('--signature <value>', 'the X-Webhook-Signature value the receiver got, or the webhook-signature one (v1,<base64>, with --id and --timestamp)')
     .option('--id <webhook-id>', 'Standard Webhooks: the webhook-id header')
@@ -797,35 +935,45 @@ export function buildProgram(session: Session): Command {
         'license-manager -c /etc/license-manager/config.json verify --signature 5d41402a... --file body.json   # the configured secret',
       ),
     )
-    .action((options: { secret?: string[]; secretEnv?: string; signature?: string; id?: string; timestamp?: string; file?: string; maxBody?: number }, command: Command) =>
-      act(command, async (out, flags) => {
-        const { verifyCommand } = await import('../commands/verify.js');
-        const configuredSecret = async () => {
-          // The secret listen would use: env, settings (an existing database, read-only), config file.
-          const { readConfigOnly } = await import('../commands/context.js');
-          const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
-          for (const warning of context.warnings) out.warn(warning);
-          return context.config.webhooks.secret;
-        };
-        const secrets = givenSecrets(options, io.env);
-        const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
-        // One secret and Botble's header: what verify always said; otherwise which scheme and which secret matched.
-        const named = (secrets?.length ?? 1) > 1 || result.scheme === 'standard';
-        const { scheme, secret, ...plain } = result;
-        if (out.options.json) out.json(named ? result : plain);
-        else if (result.valid) out.info(out.paint.green(named ? `valid (${scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${secret})` : 'valid'));
-        else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
-        // Like grep: 1 means "checked, and it does not match".
-        return result.valid ? EXIT.ok : EXIT.failure;
-      }),
+    .action(
+      (
+        options: { secret?: string[]; secretEnv?: string; signature?: string; id?: string; timestamp?: string; file?: string; maxBody?: number },
+        command: Command,
+      ) =>
+        act(command, async (out, flags) => {
+          const { verifyCommand } = await import('../commands/verify.js');
+          const configuredSecret = async () => {
+            // The secret listen would use: env, settings (an existing database, read-only), config file.
+            const { readConfigOnly } = await import('../commands/context.js');
+            const context = await readConfigOnly({ config: flags.config, cwd: io.cwd, env: io.env });
+            for (const warning of context.warnings) out.warn(warning);
+            return context.config.webhooks.secret;
+          };
+          const secrets = givenSecrets(options, io.env);
+          const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
+          // One secret and Botble's header: what verify always said; otherwise which scheme and which secret matched.
+          const named = (secrets?.length ?? 1) > 1 || result.scheme === 'standard';
+          const { scheme, secret, ...plain } = result;
+          if (out.options.json) out.json(named ? result : plain);
+          else if (result.valid)
+            out.info(out.paint.green(named ? `valid (${scheme === 'standard' ? 'Standard Webhooks' : 'X-Webhook-Signature'}, secret ${secret})` : 'valid'));
+          else out.io.stderr.write(`${out.errPaint.red('invalid')}: ${result.explanation}\n`);
+          // Like grep: 1 means "checked, and it does not match".
+          return result.valid ? EXIT.ok : EXIT.failure;
+        }),
     );
 
   program
     .command('status')
-    .description('is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)')
+    .description(
+      'is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)',
+    )
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addOption(
-      new Option('--format <format>', 'text (the default), json (as --json) or prometheus (the metrics monitoring.textfile holds, in the Prometheus text format)').choices(['text', 'json', 'prometheus']),
+      new Option(
+        '--format <format>',
+        'text (the default), json (as --json) or prometheus (the metrics monitoring.textfile holds, in the Prometheus text format)',
+      ).choices(['text', 'json', 'prometheus']),
     )
     .addHelpText(
       'after',
@@ -840,7 +988,8 @@ export function buildProgram(session: Session): Command {
       withDatabase(
         command,
         async (context, out) => {
-          if (options.format === 'prometheus' && out.options.json) throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
+          if (options.format === 'prometheus' && out.options.json)
+            throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
           const { status } = await import('../commands/status.js');
           const { expiredWithoutEventText, heldByGoneRunsText, printStatus } = await import('./format.js');
           const now = options.now ?? new Date();
@@ -893,15 +1042,22 @@ export function buildProgram(session: Session): Command {
 
 /** `error.type` of a command that failed by throwing: the exit code's name for ours (usage, failure), the class name otherwise. */
 function errorTypeOf(error: unknown): string | undefined {
-  if (error instanceof ExitError) return (Object.entries(EXIT).find(([, code]) => code === error.code)?.[0] ?? String(error.code));
+  if (error instanceof ExitError) return Object.entries(EXIT).find(([, code]) => code === error.code)?.[0] ?? String(error.code);
   return error instanceof Error ? error.name : typeof error;
 }
 
 /** A --host that names no address of this machine is bad usage (exit 2), not an unexpected failure. */
 function unusableHost(host: string, error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return usageError(`--host ${host}: no such host name. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of this machine's addresses.`, { cause: error });
-  if (code === 'EADDRNOTAVAIL') return usageError(`--host ${host} is not an address of this machine. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of its own addresses.`, { cause: error });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return usageError(`--host ${host}: no such host name. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of this machine's addresses.`, {
+      cause: error,
+    });
+  if (code === 'EADDRNOTAVAIL')
+    return usageError(
+      `--host ${host} is not an address of this machine. Use 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or one of its own addresses.`,
+      { cause: error },
+    );
   return error;
 }
 

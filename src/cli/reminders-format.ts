@@ -17,21 +17,34 @@ function columns(out: Output): number {
 
 export function printForecast(out: Output, result: ForecastCommandResult, dryRunWarningDays: string | undefined): void {
   const change = dryRunWarningDays === undefined ? '' : ` with warning days ${dryRunWarningDays} (this forecast only: nothing is changed)`;
-  out.info(`Notices due per day from ${result.from}, ${plural(result.days.length, 'day')} in ${result.timeZone}, under the current data and settings${change}:`);
-  for (const line of drawBarChart(result.days, { width: columns(out), color: out.paint.level > 0, paint: out.paint, types: FORECAST_EVENT_TYPES })) out.info(line);
+  out.info(
+    `Notices due per day from ${result.from}, ${plural(result.days.length, 'day')} in ${result.timeZone}, under the current data and settings${change}:`,
+  );
+  for (const line of drawBarChart(result.days, { width: columns(out), color: out.paint.level > 0, paint: out.paint, types: FORECAST_EVENT_TYPES }))
+    out.info(line);
 }
 
 const daysText = (notice: { type: string; days?: number }) =>
-  notice.days === undefined ? '' : notice.type === 'license.expiring' ? ` (${plural(notice.days, 'day')} before the expiry date)` : ` (${plural(notice.days, 'day')} after the expiry date)`;
+  notice.days === undefined
+    ? ''
+    : notice.type === 'license.expiring'
+      ? ` (${plural(notice.days, 'day')} before the expiry date)`
+      : ` (${plural(notice.days, 'day')} after the expiry date)`;
 
 export function printLicenseShow(out: Output, result: LicenseShowResult): void {
   const { license, schedule } = result;
   out.info(`License ${clean(license.license_code)} (id ${license.id})`);
-  out.info(`  product: ${license.product_id === null ? '(none)' : clean(license.product_id)}${license.product_name ? ` (${clean(license.product_name)})` : ''}`);
+  out.info(
+    `  product: ${license.product_id === null ? '(none)' : clean(license.product_id)}${license.product_name ? ` (${clean(license.product_name)})` : ''}`,
+  );
   out.info(`  customer: ${clean(license.customer_id ?? '-')}, email ${clean(license.email ?? '-')}`);
   out.info(`  status: ${license.status}`);
-  out.info(`  expires: ${license.expires_at === null ? 'never (lifetime)' : `${clean(license.expires_at)} (expiry date ${result.expiryDate} in ${result.timeZone})`}`);
-  out.info(`  update support until: ${license.updates_until === null ? '-' : `${clean(license.updates_until)} (${result.updatesUntilDate} in ${result.timeZone})`}`);
+  out.info(
+    `  expires: ${license.expires_at === null ? 'never (lifetime)' : `${clean(license.expires_at)} (expiry date ${result.expiryDate} in ${result.timeZone})`}`,
+  );
+  out.info(
+    `  update support until: ${license.updates_until === null ? '-' : `${clean(license.updates_until)} (${result.updatesUntilDate} in ${result.timeZone})`}`,
+  );
   const days = (list: readonly number[]) => (list.length === 0 ? 'none' : list.join(','));
   const source = schedule.source === 'product' ? `product ${clean(license.product_id ?? '')}'s own schedule` : 'the global schedule';
   out.info(

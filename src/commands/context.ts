@@ -162,7 +162,8 @@ function fileSecrets(loaded: LoadedConfig, database: DatabaseTarget, settings?: 
   if (!settings && loaded.config.webhooks.secret) held.push([loaded.filepath, 'the webhook secret']);
   if (urlHasPassword(loaded.config.database.url)) held.push([loaded.filepath, 'the database password (database.url)']);
   const fileUrl = loaded.config.webhooks.url;
-  if (fileUrl && hasCredentials(fileUrl) && (!settings || setting('webhook-url')?.source === 'config')) held.push([loaded.filepath, 'credentials in webhooks.url']);
+  if (fileUrl && hasCredentials(fileUrl) && (!settings || setting('webhook-url')?.source === 'config'))
+    held.push([loaded.filepath, 'credentials in webhooks.url']);
   return held;
 }
 
@@ -182,7 +183,9 @@ function exposedSecretWarnings(holds: Array<[string | undefined, string]>): stri
       return [];
     }
     if ((mode & 0o044) === 0) return [];
-    return [`${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}" (and chown it to the user the job runs as).`];
+    return [
+      `${file} holds ${what.join(' and ')} and other users can read it (mode ${(mode & 0o777).toString(8)}): run "chmod 600 ${file}" (and chown it to the user the job runs as).`,
+    ];
   });
 }
 
@@ -191,7 +194,9 @@ function exposedSecretWarnings(holds: Array<[string | undefined, string]>): stri
  * needs the secret. A SQLite file that exists is opened read-only for its stored settings; one without a
  * settings table (not migrated yet) has none. A server database is only read.
  */
-export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
+export async function readConfigOnly(
+  globals: GlobalOptions,
+): Promise<Pick<CommandContext, 'config' | 'settings' | 'databaseFile' | 'configFile' | 'warnings'>> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const database = databaseTarget(loaded, globals.env, globals.cwd);
   // Opening a FIFO would block the main thread for good: what a migrating command refuses, refuse unopened here too.
@@ -218,7 +223,13 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<Pick<Comma
     }
   }
   const { config, settings } = resolved ?? resolveConfig(loaded, new Map(), globals.env);
-  return { config, settings, databaseFile: database.label, configFile: loaded.filepath, warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))] };
+  return {
+    config,
+    settings,
+    databaseFile: database.label,
+    configFile: loaded.filepath,
+    warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))],
+  };
 }
 
 /** Where deliveries go and whether they go at all, with the layer that set each (env, settings, config, default). */
@@ -240,5 +251,10 @@ export function layerOf(setting: EffectiveSetting): string {
 export function webhookTarget(context: Pick<CommandContext, 'config' | 'settings'>): WebhookTarget {
   const setting = (key: string) => context.settings.find((candidate) => candidate.key === key)!;
   const { url, enabled } = context.config.webhooks;
-  return { url: url === null ? null : maskCredentials(url), urlSource: layerOf(setting('webhook-url')), enabled, enabledSource: layerOf(setting('webhooks-enabled')) };
+  return {
+    url: url === null ? null : maskCredentials(url),
+    urlSource: layerOf(setting('webhook-url')),
+    enabled,
+    enabledSource: layerOf(setting('webhooks-enabled')),
+  };
 }

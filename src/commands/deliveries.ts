@@ -116,10 +116,14 @@ export interface RetryResult extends DeliverPendingResult {
 export async function deliveriesRetry(context: CommandContext, options: RetryOptions): Promise<RetryResult> {
   const { webhooks } = context.config;
   if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
-  if (options.ids.length === 0 && !options.abandoned) throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
+  if (options.ids.length === 0 && !options.abandoned)
+    throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
   if (options.endpoint !== undefined && !options.abandoned) throw usageError('--endpoint goes with --abandoned: delivery ids name their deliveries already.');
   if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint);
-  if (options.force && options.abandoned) throw usageError('--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").');
+  if (options.force && options.abandoned)
+    throw usageError(
+      '--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").',
+    );
   const since = options.since && formatUtc(options.since);
   const endpoints = options.endpoint === undefined ? undefined : [options.endpoint];
   let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
@@ -167,7 +171,15 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   selected.sort((a, b) => a.id - b.id);
   selectedCount ??= selected.length;
   const summary = selected.map((row) => ({ id: row.id, eventId: row.event_id, eventType: row.event_type, licenseCode: row.license_code }));
-  const empty: RetryResult = { dryRun: Boolean(options.dryRun), selected: summary, selectedCount, forced, forcedSuperseded, ...nothingSent(), abandonedDeliveries: [] };
+  const empty: RetryResult = {
+    dryRun: Boolean(options.dryRun),
+    selected: summary,
+    selectedCount,
+    forced,
+    forcedSuperseded,
+    ...nothingSent(),
+    abandonedDeliveries: [],
+  };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 

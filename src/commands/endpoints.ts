@@ -53,7 +53,13 @@ export interface EndpointView {
   gone: { at: string; reason: string } | null;
 }
 
-function view(endpoint: ResolvedEndpoint, stored: StoredEndpoint | undefined, counts: Record<string, number> | undefined, state: EndpointState | undefined, now: Date): EndpointView {
+function view(
+  endpoint: ResolvedEndpoint,
+  stored: StoredEndpoint | undefined,
+  counts: Record<string, number> | undefined,
+  state: EndpointState | undefined,
+  now: Date,
+): EndpointView {
   const deliveries = { ...counts };
   const gone = state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? 'endpoint gone (410)' } : null;
   const enabled = endpoint.enabled && gone === null;
@@ -70,7 +76,9 @@ function view(endpoint: ResolvedEndpoint, stored: StoredEndpoint | undefined, co
     signing: endpoint.signing,
     source: endpoint.source,
     secret: endpoint.secrets[0] === undefined ? null : maskSecret(endpoint.secrets[0]),
-    previousSecrets: (stored?.previousSecrets ?? []).filter((entry) => Date.parse(entry.validUntil) > now.getTime()).map((entry) => ({ validUntil: entry.validUntil })),
+    previousSecrets: (stored?.previousSecrets ?? [])
+      .filter((entry) => Date.parse(entry.validUntil) > now.getTime())
+      .map((entry) => ({ validUntil: entry.validUntil })),
     headers: Object.fromEntries(Object.keys(endpoint.headers).map((name) => [name, maskSecret(endpoint.headers[name]!)])),
     maxInFlight: endpoint.maxInFlight ?? null,
     deliveries,
@@ -82,7 +90,15 @@ export async function endpointsList(context: CommandContext, now: Date): Promise
   const stored = await listStoredEndpoints(context.db);
   const counts = await deliveryCountsByEndpoint(context.db);
   const states = await endpointStates(context.db);
-  return endpoints.map((endpoint) => view(endpoint, stored.find((entry) => entry.name === endpoint.name && endpoint.source === 'database'), counts[endpoint.name], states.get(endpoint.name), now));
+  return endpoints.map((endpoint) =>
+    view(
+      endpoint,
+      stored.find((entry) => entry.name === endpoint.name && endpoint.source === 'database'),
+      counts[endpoint.name],
+      states.get(endpoint.name),
+      now,
+    ),
+  );
 }
 
 export async function endpointsShow(context: CommandContext, name: string, now: Date): Promise<EndpointView> {
@@ -140,7 +156,9 @@ function checked(fields: EndpointWrite): EndpointWrite {
     endpointHeadersProblem(fields.headers) && `--header: ${endpointHeadersProblem(fields.headers)}`,
     fields.maxInFlight === null ? undefined : maxInFlightProblem(fields.maxInFlight) && `--max-in-flight: ${maxInFlightProblem(fields.maxInFlight)}`,
     signingProblem(fields.signing) && `--signing: ${signingProblem(fields.signing)}`,
-    fields.signing !== 'botble' && fields.secret === null ? `--signing ${fields.signing} needs a secret (--secret): Standard Webhooks receivers reject unsigned requests` : undefined,
+    fields.signing !== 'botble' && fields.secret === null
+      ? `--signing ${fields.signing} needs a secret (--secret): Standard Webhooks receivers reject unsigned requests`
+      : undefined,
   ].filter((problem): problem is string => typeof problem === 'string' && problem !== '');
   if (problems.length > 0) throw usageError(`${problems[0]}. Nothing was changed.`);
   return fields;
@@ -175,7 +193,8 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
     await insertEndpoint(context.db, name, fields, formatUtc(now));
   } catch (error) {
     // Another command added the same name in between: the unique name refused it, nothing was written.
-    if ((await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name)) throw usageError(`An endpoint named "${name}" was just added by another command: names are unique.`);
+    if ((await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name))
+      throw usageError(`An endpoint named "${name}" was just added by another command: names are unique.`);
     throw error;
   }
   return { name, endpoint: await endpointsShow(context, name, now) };
@@ -210,7 +229,13 @@ export interface EnableResult {
   discarded: number;
 }
 
-export async function endpointsSetEnabled(context: CommandContext, name: string, enabled: boolean, now: Date, options: { discardParked?: boolean } = {}): Promise<EnableResult> {
+export async function endpointsSetEnabled(
+  context: CommandContext,
+  name: string,
+  enabled: boolean,
+  now: Date,
+  options: { discardParked?: boolean } = {},
+): Promise<EnableResult> {
   if (options.discardParked && !enabled) throw usageError('--discard-parked goes with "endpoints enable": a disabled endpoint keeps its deliveries parked.');
   const gone = (await endpointStates(context.db)).get(name)?.disabledAt != null;
   // A 410 Gone disabled it: enabling clears that for any endpoint, `default` and the config file's included (their other fields are not ours to change).
@@ -258,10 +283,17 @@ export interface RotateSecretResult {
   revoked: number;
 }
 
-export async function endpointsRotateSecret(context: CommandContext, name: string, now: Date, options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {}): Promise<RotateSecretResult> {
+export async function endpointsRotateSecret(
+  context: CommandContext,
+  name: string,
+  now: Date,
+  options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {},
+): Promise<RotateSecretResult> {
   const stored = await editable(context, name, now);
   if (stored.secret === null) {
-    throw usageError(`The endpoint "${name}" has no secret to rotate: give it one with "${commandLine(`endpoints update ${name} --secret <secret>`)}". Nothing was changed.`);
+    throw usageError(
+      `The endpoint "${name}" has no secret to rotate: give it one with "${commandLine(`endpoints update ${name} --secret <secret>`)}". Nothing was changed.`,
+    );
   }
   const newSecret = options.secret ?? generateSecret(stored.secret.startsWith('whsec_') ? 'whsec' : 'hex');
   const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, options.keepPreviousMs ?? DEFAULT_KEEP_PREVIOUS_MS);

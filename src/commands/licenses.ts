@@ -17,7 +17,6 @@ import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
 import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
-
 // A value the database would refuse (or cut) is a bad input, named with its row and field like any other.
 const NUL_PROBLEM = "holds the NUL character (U+0000), which the database's text columns cannot store";
 
@@ -65,7 +64,9 @@ const validFlag = z
   .union([z.boolean(), z.literal(0), z.literal(1), z.enum(['true', 'false', '0', '1', 'TRUE', 'FALSE'])], 'must be true, false, 1 or 0')
   .nullable()
   .optional()
-  .transform((value) => (value === undefined || value === null ? undefined : value === true || value === 1 || String(value).toLowerCase() === 'true' || value === '1'));
+  .transform((value) =>
+    value === undefined || value === null ? undefined : value === true || value === 1 || String(value).toLowerCase() === 'true' || value === '1',
+  );
 
 const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = LICENSE_COLUMN_LIMITS.sqlite) =>
   z
@@ -160,12 +161,16 @@ export async function importLicenses(context: CommandContext, file: string, now:
     }
   }
   try {
-    const { inserted, updated, unchanged } = await upsertLicenses(context.db, inputs(), formatUtc(now), (input) => activatedFrom(input, unblocked.has(input), timeZone, now));
+    const { inserted, updated, unchanged } = await upsertLicenses(context.db, inputs(), formatUtc(now), (input) =>
+      activatedFrom(input, unblocked.has(input), timeZone, now),
+    );
     return { file, format, rows, inserted, updated, unchanged };
   } catch (error) {
     // Every reader numbers its records 1, 2, 3... in order, so a position in the inputs is the row.
     if (error instanceof RepeatedLicenseCode) {
-      throw usageError(`${file}: row ${error.repeat}: field license_code "${error.licenseCode}" repeats row ${error.first}. Nothing was imported.`, { cause: error });
+      throw usageError(`${file}: row ${error.repeat}: field license_code "${error.licenseCode}" repeats row ${error.first}. Nothing was imported.`, {
+        cause: error,
+      });
     }
     if (isConstraintViolation(error)) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
@@ -182,7 +187,8 @@ export async function importLicenses(context: CommandContext, file: string, now:
 function activatedFrom(input: LicenseInput, valid: boolean, timeZone: string, now: Date): LicenseStatus[] {
   if (input.status !== undefined) return [];
   const from: LicenseStatus[] = [];
-  if (input.expires_at === null || (input.expires_at !== undefined && parseInZone(input.expires_at, timeZone)!.instant.getTime() > now.getTime())) from.push('expired');
+  if (input.expires_at === null || (input.expires_at !== undefined && parseInZone(input.expires_at, timeZone)!.instant.getTime() > now.getTime()))
+    from.push('expired');
   if (valid) from.push('suspended');
   return from;
 }

@@ -90,7 +90,9 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
   const policy: ExpirationPolicy = { ...context.config.expirations };
   const today = dateInZone(now, policy.timeZone);
   if (!options.dryRun && now.getTime() > realNow.getTime() + FUTURE_NOW_TOLERANCE_MS) {
-    throw usageError(`--now ${formatUtc(now)} is ahead of the clock (${formatUtc(realNow)}): marking would record as sent events that are not due yet. Add --dry-run to preview it.`);
+    throw usageError(
+      `--now ${formatUtc(now)} is ahead of the clock (${formatUtc(realNow)}): marking would record as sent events that are not due yet. Add --dry-run to preview it.`,
+    );
   }
   if (options.through > today) {
     throw usageError(
@@ -101,7 +103,14 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
 
   // The same rules as a run: an expiry a later run saw pass is not warned about again.
   const latest = await latestRunNow(context.db);
-  const findings = await findNewEvents(context.db, context.licenses, now, policy, latest === undefined ? undefined : parseUtc(latest), options.onWarning ?? (() => undefined));
+  const findings = await findNewEvents(
+    context.db,
+    context.licenses,
+    now,
+    policy,
+    latest === undefined ? undefined : parseUtc(latest),
+    options.onWarning ?? (() => undefined),
+  );
   const marked: LicenseEvent[] = [];
   const left: LeftEvent[] = [];
   for (const due of findings.events) {
@@ -138,7 +147,10 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
     context.db,
     asSent(deliveriesFor(marked, now, policy.timeZone), recordedAt, reason),
     // A marked expiry makes the license `expired`, as recording it does; renewals are left to the next run.
-    { expired: marked.filter(({ event }) => event.type === 'license.expired').map(({ license }) => ({ id: license.id, expires_at: license.expires_at })), reactivated: [] },
+    {
+      expired: marked.filter(({ event }) => event.type === 'license.expired').map(({ license }) => ({ id: license.id, expires_at: license.expires_at })),
+      reactivated: [],
+    },
     recordedAt,
     context.licenses.setStatuses,
   );
@@ -151,7 +163,8 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
 function asSent(deliveries: NewDeliveries, completedAt: string, reason: string): NewDeliveries {
   return {
     count: deliveries.count,
-    slice: (start, end) => deliveries.slice(start, end).map((delivery) => ({ ...delivery, status: 'delivered', completed_at: completedAt, last_error: reason })),
+    slice: (start, end) =>
+      deliveries.slice(start, end).map((delivery) => ({ ...delivery, status: 'delivered', completed_at: completedAt, last_error: reason })),
     ...(deliveries.stillNew ? { stillNew: async (trx) => asSent(await deliveries.stillNew!(trx), completedAt, reason) } : {}),
   };
 }

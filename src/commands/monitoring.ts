@@ -61,7 +61,10 @@ export interface RunTracing {
  * The per-attempt tracer of a run: a child span per attempt, and the traceparent header on the webhooks of the
  * endpoints monitoring.traceparent names. Undefined when there is nothing to do, so an untraced run pays nothing.
  */
-export function attemptTracer(tracing: RunTracing | undefined, traceparentEndpoints: readonly string[]): ((attempt: TracedAttempt) => AttemptTrace) | undefined {
+export function attemptTracer(
+  tracing: RunTracing | undefined,
+  traceparentEndpoints: readonly string[],
+): ((attempt: TracedAttempt) => AttemptTrace) | undefined {
   if (!tracing || (!tracing.enabled && traceparentEndpoints.length === 0)) return undefined;
   const carriers = new Set(traceparentEndpoints);
   return (attempt) => {
@@ -92,7 +95,13 @@ function toDate(value: string | Date | null): Date | null {
 /** Everything the textfile shows, read from the database (never from one run's memory alone). */
 async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
   const { db } = context;
-  const [runs, totals, deliveries, streaks, states] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStreaks(db), endpointStates(db)]);
+  const [runs, totals, deliveries, streaks, states] = await Promise.all([
+    runsForMetrics(db),
+    deliveryTotals(db),
+    endpointDeliveries(db),
+    endpointStreaks(db),
+    endpointStates(db),
+  ]);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
   // The circuit as the last run stored it: open (or half-open, waiting for the next run's probe) is 1, closed or none stored is 0,
   // one that cannot be read is left out. A 410 disablement is not an open circuit: it shows in the parked deliveries.
@@ -102,7 +111,10 @@ async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: str
     const circuit = parseStoredCircuit(stored);
     return circuit === undefined ? {} : { circuitOpen: circuit.state !== 'closed' };
   };
-  const lastRun = runs.lastRun && toDate(runs.lastRun.startedAt) && toDate(runs.lastRun.finishedAt) ? { startedAt: toDate(runs.lastRun.startedAt)!, finishedAt: toDate(runs.lastRun.finishedAt)!, exitCode: runs.lastRun.exitCode } : null;
+  const lastRun =
+    runs.lastRun && toDate(runs.lastRun.startedAt) && toDate(runs.lastRun.finishedAt)
+      ? { startedAt: toDate(runs.lastRun.startedAt)!, finishedAt: toDate(runs.lastRun.finishedAt)!, exitCode: runs.lastRun.exitCode }
+      : null;
   return {
     version,
     lastSuccessAt: toDate(runs.lastSuccessAt),
@@ -162,7 +174,9 @@ export function runMonitor(context: CommandContext, options: RunMonitorOptions):
         const known = (await resolveEndpoints(context.db, context.config.webhooks, clock.now())).map((endpoint) => endpoint.name);
         const unknown = carriers.filter((name) => !known.includes(name));
         if (unknown.length > 0) {
-          throw usageError(`monitoring.traceparent names ${unknown.map((name) => `"${name}"`).join(', ')}, which ${unknown.length === 1 ? 'is no endpoint' : 'are no endpoints'} (known: ${known.join(', ')}).`);
+          throw usageError(
+            `monitoring.traceparent names ${unknown.map((name) => `"${name}"`).join(', ')}, which ${unknown.length === 1 ? 'is no endpoint' : 'are no endpoints'} (known: ${known.join(', ')}).`,
+          );
         }
       }
       const problem = textfile === null ? undefined : await textfileProblem(textfile);
@@ -184,7 +198,9 @@ export function runMonitor(context: CommandContext, options: RunMonitorOptions):
           const written = await writeTextfileAtomically(textfile, await metricsText(context, options.version, clock.now()));
           if (!written.ok) warn(`${written.error} The run's exit status does not change.`);
         } catch (error) {
-          warn(`the metrics file ${textfile} was not written: ${error instanceof Error ? error.message : String(error)}. The run's exit status does not change.`);
+          warn(
+            `the metrics file ${textfile} was not written: ${error instanceof Error ? error.message : String(error)}. The run's exit status does not change.`,
+          );
         }
       }
       if (!ping) return;

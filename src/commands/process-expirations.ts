@@ -18,7 +18,14 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import { followEndpointSwitches, maxDeliveryId, recordedEventKeys, recordEvents, type NewDeliveries, type WaitingDeliveries } from '../storage/deliveries.repository.js';
+import {
+  followEndpointSwitches,
+  maxDeliveryId,
+  recordedEventKeys,
+  recordEvents,
+  type NewDeliveries,
+  type WaitingDeliveries,
+} from '../storage/deliveries.repository.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
@@ -198,7 +205,11 @@ export async function findNewEvents(
     // A product with enabled false gets no notice of any kind; its statuses still change.
     if (!schedule.enabled) continue;
     for (const event of decision.events) due.push({ event, license });
-    const reminder = dueReminder({ id: license.id, status: license.status, ...dates }, now, { afterExpiryDays: schedule.afterExpiryDays, lookbackDays: policy.lookbackDays, timeZone: policy.timeZone });
+    const reminder = dueReminder({ id: license.id, status: license.status, ...dates }, now, {
+      afterExpiryDays: schedule.afterExpiryDays,
+      lookbackDays: policy.lookbackDays,
+      timeZone: policy.timeZone,
+    });
     if (reminder) due.push({ event: reminder, license });
     if (decision.beyondLookback) findings.beyondLookback.push(license);
   }
@@ -208,12 +219,16 @@ export async function findNewEvents(
     if (warned.has(bad.id)) continue;
     warned.add(bad.id);
     findings.skipped += 1;
-    onWarning(`Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`);
+    onWarning(
+      `Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`,
+    );
   }
   const earlier = await recordedEvents(db, [...due.map(({ license }) => license.id), ...reactivating.map(({ id }) => id)], policy.timeZone);
   findings.events = due.filter(({ event }) => !earlier.covers(event));
   // An expiry announced as expired stays passed whatever --now a later run gives: only another date (or none) renews.
-  findings.reactivate = reactivating.filter(({ id, expiresAt }) => expiresAt === null || !earlier.announcedExpired(id, expiresAt, policy.timeZone)).map(({ id }) => id);
+  findings.reactivate = reactivating
+    .filter(({ id, expiresAt }) => expiresAt === null || !earlier.announcedExpired(id, expiresAt, policy.timeZone))
+    .map(({ id }) => id);
   return findings;
 }
 
@@ -228,7 +243,11 @@ export interface Schedules {
 }
 
 /** The schedules the config and settings give: expirations.products over the global values. */
-export function schedulesOf(expirations: { warningDays: readonly number[]; afterExpiryDays: readonly number[]; products: Parameters<typeof policyFor>[2] }): Schedules {
+export function schedulesOf(expirations: {
+  warningDays: readonly number[];
+  afterExpiryDays: readonly number[];
+  products: Parameters<typeof policyFor>[2];
+}): Schedules {
   const of = (productId: string | null) => policyFor(productId, expirations, expirations.products);
   const all = [of(null), ...Object.keys(expirations.products).map(of)].filter((schedule) => schedule.enabled);
   return {
@@ -280,7 +299,11 @@ async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZo
 
 /** The events no earlier record covers. */
 async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
-  const earlier = await recordedEvents(db, events.map(({ license }) => license.id), timeZone);
+  const earlier = await recordedEvents(
+    db,
+    events.map(({ license }) => license.id),
+    timeZone,
+  );
   return events.filter(({ event }) => !earlier.covers(event));
 }
 
@@ -346,8 +369,17 @@ export async function processExpirations(context: CommandContext, options: Proce
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
     const id = newRunId(clock.now().getTime());
-    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(() => undefined);
-    await monitor?.finished({ runId: id, exitCode: error instanceof ExitError ? error.code : EXIT.usage, status: 'refused', recorded: 0, delivered: 0, abandoned: 0 });
+    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(
+      () => undefined,
+    );
+    await monitor?.finished({
+      runId: id,
+      exitCode: error instanceof ExitError ? error.code : EXIT.usage,
+      status: 'refused',
+      recorded: 0,
+      delivered: 0,
+      abandoned: 0,
+    });
     throw error;
   }
   const latest = await latestRunNow(context.db);
@@ -375,9 +407,15 @@ export async function processExpirations(context: CommandContext, options: Proce
   } finally {
     const stopped = Boolean(options.stop?.aborted);
     const waiting = result ? waitingCount(result) : 0;
-    const exitCode = result ? runExitCode({ abandoned: result.abandoned, waiting, stopped, locked: result.locked }) : failure instanceof ExitError ? failure.code : EXIT.failure;
-    const status: Exclude<RunStatus, 'running'> = !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : waiting > 0 ? 'waiting' : 'succeeded';
-    const message = failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
+    const exitCode = result
+      ? runExitCode({ abandoned: result.abandoned, waiting, stopped, locked: result.locked })
+      : failure instanceof ExitError
+        ? failure.code
+        : EXIT.failure;
+    const status: Exclude<RunStatus, 'running'> =
+      !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : waiting > 0 ? 'waiting' : 'succeeded';
+    const message =
+      failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.
     const finished = finishRun(context.db, runId, {
       finishedAt: formatUtc(clock.now()),
@@ -398,7 +436,14 @@ export async function processExpirations(context: CommandContext, options: Proce
     try {
       await finished;
     } finally {
-      await monitor?.finished({ runId, exitCode, status, recorded: result?.recorded ?? 0, delivered: result?.delivered ?? 0, abandoned: result?.abandoned ?? 0 });
+      await monitor?.finished({
+        runId,
+        exitCode,
+        status,
+        recorded: result?.recorded ?? 0,
+        delivered: result?.delivered ?? 0,
+        abandoned: result?.abandoned ?? 0,
+      });
     }
   }
 }
@@ -428,7 +473,13 @@ function checkTarget(context: CommandContext, options: ProcessExpirationsOptions
   }
 }
 
-async function findAndDeliver(context: CommandContext, now: Date, latestRun: Date | undefined, clock: Clock, options: ProcessExpirationsOptions): Promise<ProcessExpirationsResult> {
+async function findAndDeliver(
+  context: CommandContext,
+  now: Date,
+  latestRun: Date | undefined,
+  clock: Clock,
+  options: ProcessExpirationsOptions,
+): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const webhooks = config.webhooks;
   // Disabled webhooks or a dry run: report only. Nothing is recorded, so enabling them later still announces what is due.
@@ -507,7 +558,12 @@ async function findAndRecord(
   const { events } = findings;
 
   // The reminder's count only where reminders are on: without after-expiry days the output is Botble's three events, as before.
-  const dueCounts: ProcessExpirationsResult['dueCounts'] = { 'license.expiring': 0, 'license.expired': 0, 'license.update_support_expired': 0, ...(schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}) };
+  const dueCounts: ProcessExpirationsResult['dueCounts'] = {
+    'license.expiring': 0,
+    'license.expired': 0,
+    'license.update_support_expired': 0,
+    ...(schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}),
+  };
   for (const { event } of events) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
   const bounds = scanBounds(now, scanPolicy(policy, schedules));
   const result: ProcessExpirationsResult = {
@@ -552,7 +608,13 @@ async function findAndRecord(
   Object.assign(result, withoutEvent([...findings.beyondLookback, ...longPast.licenses], policy.timeZone));
   if (!record) return result;
 
-  const recorded = await recordEvents(db, deliveriesFor(events, now, policy.timeZone, fanOut), { expired: findings.expire, reactivated: findings.reactivate }, recordedAt, context.licenses.setStatuses);
+  const recorded = await recordEvents(
+    db,
+    deliveriesFor(events, now, policy.timeZone, fanOut),
+    { expired: findings.expire, reactivated: findings.reactivate },
+    recordedAt,
+    context.licenses.setStatuses,
+  );
   result.recorded = recorded.inserted;
   result.markedExpired = recorded.expired + longPast.count;
   result.reactivated = recorded.reactivated;
@@ -560,14 +622,19 @@ async function findAndRecord(
 }
 
 /** The licenses expired with no event that a run names, oldest expiry first, and the --announce-since date that would announce them. */
-function withoutEvent(licenses: ReadonlyArray<{ id: number; license_code: string; expires_at: string | null }>, timeZone: string): Pick<ProcessExpirationsResult, 'expiredWithoutEventLicenses' | 'announceSince'> {
+function withoutEvent(
+  licenses: ReadonlyArray<{ id: number; license_code: string; expires_at: string | null }>,
+  timeZone: string,
+): Pick<ProcessExpirationsResult, 'expiredWithoutEventLicenses' | 'announceSince'> {
   const named = licenses.flatMap((license) => {
     const instant = license.expires_at === null ? undefined : parseInZone(license.expires_at, timeZone)?.instant;
     return instant ? [{ licenseId: license.id, licenseCode: license.license_code, instant }] : [];
   });
   named.sort((a, b) => a.instant.getTime() - b.instant.getTime() || a.licenseId - b.licenseId);
   return {
-    expiredWithoutEventLicenses: named.slice(0, LISTED_WITHOUT_EVENT).map(({ licenseId, licenseCode, instant }) => ({ licenseId, licenseCode, expiresAt: formatUtc(instant) })),
+    expiredWithoutEventLicenses: named
+      .slice(0, LISTED_WITHOUT_EVENT)
+      .map(({ licenseId, licenseCode, instant }) => ({ licenseId, licenseCode, expiresAt: formatUtc(instant) })),
     announceSince: named.length === 0 ? null : dateInZone(named[0]!.instant, timeZone),
   };
 }

@@ -53,8 +53,11 @@ function coverage(recorded: RecordedEvent[]): (event: ForecastEvent) => boolean 
   const licenses = new Set(recorded.map((event) => event.licenseId));
   // Reminders by license: reminderCovered scans what it is given, and at 1M licenses that must not be every record.
   const reminders = new Map<number, RecordedEvent[]>();
-  for (const event of recorded) if (event.type === 'license.expired_reminder') reminders.set(event.licenseId, [...(reminders.get(event.licenseId) ?? []), event]);
-  return (event) => licenses.has(event.licenseId) && (event.type === 'license.expired_reminder' ? reminderCovered(event, reminders.get(event.licenseId) ?? []) : rules.covers(event));
+  for (const event of recorded)
+    if (event.type === 'license.expired_reminder') reminders.set(event.licenseId, [...(reminders.get(event.licenseId) ?? []), event]);
+  return (event) =>
+    licenses.has(event.licenseId) &&
+    (event.type === 'license.expired_reminder' ? reminderCovered(event, reminders.get(event.licenseId) ?? []) : rules.covers(event));
 }
 
 async function recordedFor(context: CommandContext, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
@@ -95,18 +98,29 @@ export async function licensesForecast(context: CommandContext, options: Forecas
     supportBeforeDay: addDays(from, days + 3),
   };
   // Our own table is read column by column (a million rows); Botble's through its source, which derives the status.
-  const rows: ForecastRow[] = context.licenses.kind === 'own' ? await forecastCandidates(context.db, window) : await context.licenses.findDueCandidates(context.db, window);
+  const rows: ForecastRow[] =
+    context.licenses.kind === 'own' ? await forecastCandidates(context.db, window) : await context.licenses.findDueCandidates(context.db, window);
   const licenses: ForecastLicense[] = [];
   for (const row of rows) {
     if (options.product !== undefined && row.product_id !== options.product) continue;
     const license = forecastLicense(row, timeZone);
     if (license) licenses.push(license);
   }
-  const covers = coverage(await recordedFor(context, licenses.map((license) => license.id), timeZone));
+  const covers = coverage(
+    await recordedFor(
+      context,
+      licenses.map((license) => license.id),
+      timeZone,
+    ),
+  );
   const result = forecast(licenses, { from, days, lookbackDays, timeZone, schedule: schedules.of, covers, decide });
   const warnings = [
     ...lookbackOverlapWarnings(expirations, expirations.products, lookbackDays).map((warning) => warning.message),
-    ...(options.product === undefined ? [] : unknownProductWarnings({ [options.product]: {} }, await productIdsInUse(context.db, context.config)).map((warning) => `--product ${options.product}: ${warning.message}.`)),
+    ...(options.product === undefined
+      ? []
+      : unknownProductWarnings({ [options.product]: {} }, await productIdsInUse(context.db, context.config)).map(
+          (warning) => `--product ${options.product}: ${warning.message}.`,
+        )),
   ];
   return { days: result.days, from, timeZone, warnings };
 }
@@ -125,7 +139,17 @@ export interface LicenseShowResult {
   expiryDate: string | null;
   updatesUntilDate: string | null;
   schedule: ReminderSchedule & { source: 'product' | 'global' };
-  sent: Array<{ id: number; type: string; endpoint: string; status: string; recordedAt: string; completedAt: string | null; attempts: number; lastStatusCode: number | null; lastError: string | null }>;
+  sent: Array<{
+    id: number;
+    type: string;
+    endpoint: string;
+    status: string;
+    recordedAt: string;
+    completedAt: string | null;
+    attempts: number;
+    lastStatusCode: number | null;
+    lastError: string | null;
+  }>;
   toCome: NoticeToCome[];
 }
 
@@ -159,17 +183,32 @@ export async function licensesShow(context: CommandContext, code: string, now: D
   const license: ForecastLicense = { id: row.id, productId: row.product_id, status: row.status, ...dates };
   const expiryDate = dates.expiresAt && dateInZone(dates.expiresAt, timeZone);
   const supportDate = dates.updatesUntil && dateInZone(dates.updatesUntil, timeZone);
-  const ends = [expiryDate && addDays(expiryDate, lookbackDays + Math.max(0, ...schedule.afterExpiryDays)), supportDate && addDays(supportDate, lookbackDays)].filter((date): date is string => Boolean(date));
+  const ends = [
+    expiryDate && addDays(expiryDate, lookbackDays + Math.max(0, ...schedule.afterExpiryDays)),
+    supportDate && addDays(supportDate, lookbackDays),
+  ].filter((date): date is string => Boolean(date));
   const horizon = Math.min(SHOW_HORIZON_DAYS, Math.max(0, ...ends.map((end) => daysBetween(today, end) + 1)));
   const toCome: NoticeToCome[] = [];
   if (horizon > 0) {
     const covers = coverage(await recordedFor(context, [row.id], timeZone));
-    const result = forecast([license], { from: today, days: horizon, lookbackDays, timeZone, schedule: (productId) => policyFor(productId, expirations, expirations.products), covers, decide });
+    const result = forecast([license], {
+      from: today,
+      days: horizon,
+      lookbackDays,
+      timeZone,
+      schedule: (productId) => policyFor(productId, expirations, expirations.products),
+      covers,
+      decide,
+    });
     for (const day of result.days) {
       for (const [type, count] of Object.entries(day.counts)) {
         if (count === 0) continue;
         const days =
-          type === 'license.expiring' && expiryDate ? daysBetween(day.date, expiryDate) : type === 'license.expired_reminder' && expiryDate ? daysBetween(expiryDate, day.date) : undefined;
+          type === 'license.expiring' && expiryDate
+            ? daysBetween(day.date, expiryDate)
+            : type === 'license.expired_reminder' && expiryDate
+              ? daysBetween(expiryDate, day.date)
+              : undefined;
         toCome.push({ date: day.date, type, ...(days === undefined ? {} : { days }) });
       }
     }

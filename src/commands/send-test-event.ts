@@ -89,13 +89,19 @@ export async function sendTestEvent(context: TestEventContext, options: SendTest
 
 /** `send-test-event --endpoint NAME`: the endpoint's URL, secrets, extra headers and signing, as a run sends to it. */
 async function sendToEndpoint(context: TestEventContext, name: string, options: SendTestEventOptions & { clock: Clock }): Promise<SendTestEventResult> {
-  if (options.url !== undefined || options.secret !== undefined) throw usageError(`--endpoint sends with the URL and secret of "${name}": leave out --url and --secret.`);
+  if (options.url !== undefined || options.secret !== undefined)
+    throw usageError(`--endpoint sends with the URL and secret of "${name}": leave out --url and --secret.`);
   if (!context.db) throw new Error('send-test-event --endpoint needs the database');
   const endpoints = await resolveEndpoints(context.db, context.config.webhooks, options.clock.now());
   const endpoint = endpoints.find((candidate) => candidate.name === name);
   if (!endpoint?.url) throw usageError(`No endpoint named "${name}". See "${commandLine('endpoints list')}".`);
   const [current = null, ...previous] = endpoint.secrets;
-  const policy = { ...deliveryPolicy(context.config.webhooks, endpoint.url, current), headers: endpoint.headers, signing: endpoint.signing, previousSecrets: previous };
+  const policy = {
+    ...deliveryPolicy(context.config.webhooks, endpoint.url, current),
+    headers: endpoint.headers,
+    signing: endpoint.signing,
+    previousSecrets: previous,
+  };
   const { event, delivery } = await sendSample(context, options, options.clock, policy);
   // The headers of the last attempt as sent; extra header values are secrets as far as output goes.
   const sent = { ...(delivery.attempts.at(-1)?.headers ?? webhookHeaders(event, endpoint.signing === 'standard' ? null : current)) };
@@ -125,17 +131,27 @@ async function sendSample(
     if (!license) throw usageError(`No license with code "${options.license}". See "${commandLine('licenses list')}".`);
     subject = eventSubject(license);
     const dates = readDates(license, context.config.expirations.timeZone);
-    if ('problem' in dates) throw usageError(`License ${options.license}: ${dates.problem}. Fix it ${context.config.licenses.source === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`);
+    if ('problem' in dates)
+      throw usageError(
+        `License ${options.license}: ${dates.problem}. Fix it ${context.config.licenses.source === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`,
+      );
     if (eventType === EXPIRED_REMINDER) reminder = licenseReminder(now, dates, options.license, license.product_id, context.config.expirations);
     else details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }
-  const body = details === undefined ? expiredReminderPayload(subject, reminder.expiresAt, reminder.daysSinceExpiry, now) : buildEventBody(details, subject, now);
+  const body =
+    details === undefined ? expiredReminderPayload(subject, reminder.expiresAt, reminder.daysSinceExpiry, now) : buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body, test: true as const };
   const delivery = await withTransport(options.fetch, (fetch) => deliver(event, policy, { clock, fetch }));
   return { event, delivery };
 }
 
-function licenseDetails(type: EventType, now: Date, dates: { expiresAt: Date | null; updatesUntil: Date | null }, code: string, timeZone: string): EventDetails {
+function licenseDetails(
+  type: EventType,
+  now: Date,
+  dates: { expiresAt: Date | null; updatesUntil: Date | null },
+  code: string,
+  timeZone: string,
+): EventDetails {
   if (type === 'license.update_support_expired') {
     if (!dates.updatesUntil) throw usageError(`License ${code} has no updates_until date, so it has no ${type} event.`);
     return { type, updatesUntil: dates.updatesUntil };

@@ -1,5 +1,14 @@
 import { BOTBLE_ADMIN_PAGE, botbleKeyOf } from '../config/botble-settings.js';
-import { assertSettingKey, maskSecret, parseSetting, PRODUCT_DESCRIPTIONS, revealSetting, SETTINGS, type EffectiveSetting, type SettingKey } from '../config/settings.js';
+import {
+  assertSettingKey,
+  maskSecret,
+  parseSetting,
+  PRODUCT_DESCRIPTIONS,
+  revealSetting,
+  SETTINGS,
+  type EffectiveSetting,
+  type SettingKey,
+} from '../config/settings.js';
 import { usageError } from '../errors.js';
 import { lookbackOverlapWarnings, parseProductSetting, readProductSettingKey, unknownProductWarnings } from '../expirations/reminder-policy.js';
 import { productIdsInUse } from '../storage/reminders.repository.js';
@@ -26,7 +35,13 @@ export function settingsGet(context: CommandContext, key: string, options: { rev
     if (found) return found;
     // Not set for this product: the global value it inherits.
     if (product.field === 'enabled') return { key, value: 'true', source: 'default', description: PRODUCT_DESCRIPTIONS.enabled };
-    return { key, value: SETTINGS[product.field].current(context.config), source: 'default', origin: `inherits ${product.field}`, description: PRODUCT_DESCRIPTIONS[product.field] };
+    return {
+      key,
+      value: SETTINGS[product.field].current(context.config),
+      source: 'default',
+      origin: `inherits ${product.field}`,
+      description: PRODUCT_DESCRIPTIONS[product.field],
+    };
   }
   const known = assertSettingKey(key);
   const setting = context.settings.find((candidate) => candidate.key === known)!;
@@ -73,10 +88,17 @@ export async function settingsSet(context: CommandContext, key: string, value: s
     const parsed = parseProductSetting(key, value);
     if ('problem' in parsed) throw usageError(`Invalid value for setting ${parsed.problem}`);
     await writeSetting(context.db, key, parsed.text, formatUtc(now));
-    const products = { ...context.config.expirations.products, [parsed.productId]: { ...context.config.expirations.products[parsed.productId], [parsed.field]: parsed.value } };
+    const products = {
+      ...context.config.expirations.products,
+      [parsed.productId]: { ...context.config.expirations.products[parsed.productId], [parsed.field]: parsed.value },
+    };
     const warnings = [
-      ...unknownProductWarnings({ [parsed.productId]: products[parsed.productId]! }, await productIdsInUse(context.db, context.config)).map((warning) => `${key}: ${warning.message}.`),
-      ...lookbackOverlapWarnings(context.config.expirations, { [parsed.productId]: products[parsed.productId]! }, context.config.expirations.lookbackDays).map((warning) => warning.message),
+      ...unknownProductWarnings({ [parsed.productId]: products[parsed.productId]! }, await productIdsInUse(context.db, context.config)).map(
+        (warning) => `${key}: ${warning.message}.`,
+      ),
+      ...lookbackOverlapWarnings(context.config.expirations, { [parsed.productId]: products[parsed.productId]! }, context.config.expirations.lookbackDays).map(
+        (warning) => warning.message,
+      ),
     ];
     return { key, stored: parsed.text, ...(warnings.length > 0 ? { warnings } : {}) };
   }
@@ -87,7 +109,11 @@ export async function settingsSet(context: CommandContext, key: string, value: s
   const stored = SETTINGS[known].secret ? maskSecret(text) : text;
   const warnings =
     known === 'after-expiry-days'
-      ? lookbackOverlapWarnings({ ...context.config.expirations, afterExpiryDays: text === 'none' ? [] : text.split(',').map(Number) }, {}, context.config.expirations.lookbackDays).map((warning) => warning.message)
+      ? lookbackOverlapWarnings(
+          { ...context.config.expirations, afterExpiryDays: text === 'none' ? [] : text.split(',').map(Number) },
+          {},
+          context.config.expirations.lookbackDays,
+        ).map((warning) => warning.message)
       : [];
   return { key: known, stored, shadowedBy: shadow(context, known), ...(warnings.length > 0 ? { warnings } : {}) };
 }

@@ -134,29 +134,47 @@ export function judgeHealth(input: {
 }): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
   const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
-  if (settingProblems.length > 0) return { exitCode: EXIT.failure, reason: `the next run will refuse to start: ${settingProblems.map(settingProblemMessage).join(' ')}` };
+  if (settingProblems.length > 0)
+    return { exitCode: EXIT.failure, reason: `the next run will refuse to start: ${settingProblems.map(settingProblemMessage).join(' ')}` };
   const finishedAt = lastFinished?.finishedAt ? parseUtc(lastFinished.finishedAt) : undefined;
   const stale = !finishedAt || now.getTime() - finishedAt.getTime() > STALE_AFTER_HOURS * 3_600_000;
   if (licenses > 0 && stale) {
     const last = lastFinished?.finishedAt ? `the last one finished at ${lastFinished.finishedAt}` : 'none has ever finished';
-    return { exitCode: EXIT.failure, reason: `no process-expirations run finished in the last ${STALE_AFTER_HOURS} hours (${last}): check the cron job or timer` };
+    return {
+      exitCode: EXIT.failure,
+      reason: `no process-expirations run finished in the last ${STALE_AFTER_HOURS} hours (${last}): check the cron job or timer`,
+    };
   }
-  if (!lastFinished) return { exitCode: EXIT.ok, reason: 'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)' };
+  if (!lastFinished)
+    return {
+      exitCode: EXIT.ok,
+      reason:
+        'no licenses in this database and no run so far: if this is not a new installation, check the database path (database.filename or LICENSE_MANAGER_DB)',
+    };
   if (lastFinished.status === 'refused') {
-    return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) refused to start${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
+    return {
+      exitCode: EXIT.failure,
+      reason: `the last run (${lastFinished.finishedAt}) refused to start${lastFinished.error ? `: ${lastFinished.error}` : ''}`,
+    };
   }
   if (lastFinished.exitCode !== EXIT.ok && lastFinished.exitCode !== EXIT.abandoned && lastFinished.exitCode !== EXIT.waiting) {
-    return { exitCode: EXIT.failure, reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}` };
+    return {
+      exitCode: EXIT.failure,
+      reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}`,
+    };
   }
   // What is undelivered now, not what the last run left: abandoned deliveries re-sent since are done with.
   if (abandonedNow > 0) {
-    const which = lastFinished.exitCode === EXIT.abandoned ? ` (the last run, ${lastFinished.finishedAt}, abandoned ${plural(lastFinished.abandoned, 'delivery')})` : '';
+    const which =
+      lastFinished.exitCode === EXIT.abandoned ? ` (the last run, ${lastFinished.finishedAt}, abandoned ${plural(lastFinished.abandoned, 'delivery')})` : '';
     return {
       exitCode: EXIT.abandoned,
       reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}", re-send with "${commandLine('deliveries retry --abandoned')}"`,
     };
   }
-  const overdue = (input.failing ?? []).filter((endpoint) => now.getTime() - (parseUtc(endpoint.since)?.getTime() ?? now.getTime()) > FAILING_ENDPOINT_HOURS * 3_600_000);
+  const overdue = (input.failing ?? []).filter(
+    (endpoint) => now.getTime() - (parseUtc(endpoint.since)?.getTime() ?? now.getTime()) > FAILING_ENDPOINT_HOURS * 3_600_000,
+  );
   if (overdue.length > 0) {
     return {
       exitCode: EXIT.waiting,
@@ -164,7 +182,10 @@ export function judgeHealth(input: {
     };
   }
   if (lastFinished.exitCode === EXIT.abandoned) {
-    return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt}; the ${plural(lastFinished.abandoned, 'delivery')} it abandoned ${lastFinished.abandoned === 1 ? 'has' : 'have'} been re-sent since` };
+    return {
+      exitCode: EXIT.ok,
+      reason: `the last run finished at ${lastFinished.finishedAt}; the ${plural(lastFinished.abandoned, 'delivery')} it abandoned ${lastFinished.abandoned === 1 ? 'has' : 'have'} been re-sent since`,
+    };
   }
   if (lastFinished.exitCode === EXIT.waiting) {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
@@ -180,7 +201,12 @@ export function judgeHealth(input: {
 /** `status`: where this installation stands, read-only. */
 export async function status(context: CommandContext, options: { now: Date }): Promise<StatusResult> {
   const { db } = context;
-  const [licenses, byEndpoint, runs, lastFinished] = await Promise.all([context.licenses.counts(db), deliveryCountsByEndpoint(db), lastRuns(db, SHOWN_RUNS), lastFinishedRun(db)]);
+  const [licenses, byEndpoint, runs, lastFinished] = await Promise.all([
+    context.licenses.counts(db),
+    deliveryCountsByEndpoint(db),
+    lastRuns(db, SHOWN_RUNS),
+    lastFinishedRun(db),
+  ]);
   // By status: the per-endpoint counts added up (one grouped read of the deliveries, not two), statuses in name order.
   const deliveries: Partial<Record<string, number>> = {};
   for (const counts of Object.values(byEndpoint)) for (const [state, count] of Object.entries(counts)) deliveries[state] = (deliveries[state] ?? 0) + count;
@@ -191,7 +217,8 @@ export async function status(context: CommandContext, options: { now: Date }): P
   const endpoints = await endpointHealth(context, options.now);
   const failing = endpoints.flatMap((endpoint) => {
     const waiting = endpoint.deferred + endpoint.parked;
-    const oldest = endpoint.oldestUndeliveredAgeSeconds === null ? null : formatUtc(new Date(options.now.getTime() - endpoint.oldestUndeliveredAgeSeconds * 1000));
+    const oldest =
+      endpoint.oldestUndeliveredAgeSeconds === null ? null : formatUtc(new Date(options.now.getTime() - endpoint.oldestUndeliveredAgeSeconds * 1000));
     const since = [endpoint.failingSince, endpoint.disabled?.at ?? null, oldest].filter((value): value is string => value !== null).sort()[0];
     return waiting > 0 && since ? [{ name: endpoint.name, since, waiting }] : [];
   });
@@ -202,11 +229,20 @@ export async function status(context: CommandContext, options: { now: Date }): P
     webhooks: webhookTarget(context),
     timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
     settingProblems: context.problems,
-    settingNotes: context.settings.filter((setting) => setting.warning || setting.note).map(({ key, warning, note }) => ({ key, ...(warning ? { warning } : {}), ...(note ? { note } : {}) })),
+    settingNotes: context.settings
+      .filter((setting) => setting.warning || setting.note)
+      .map(({ key, warning, note }) => ({ key, ...(warning ? { warning } : {}), ...(note ? { note } : {}) })),
     licenses: { total: licenseTotal, byStatus: licenses },
     deliveries: { total: sum(byStatus), byStatus, ...(Object.keys(byEndpoint).some((name) => name !== 'default') ? { byEndpoint } : {}) },
     runs: runs.map(summary),
-    health: judgeHealth({ now: options.now, lastFinished: lastFinished && summary(lastFinished), licenses: licenseTotal, settingProblems: context.problems, abandonedNow: byStatus.abandoned ?? 0, failing }),
+    health: judgeHealth({
+      now: options.now,
+      lastFinished: lastFinished && summary(lastFinished),
+      licenses: licenseTotal,
+      settingProblems: context.problems,
+      abandonedNow: byStatus.abandoned ?? 0,
+      failing,
+    }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's, on a server).
     heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),

@@ -33,7 +33,9 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   if (options.signature === undefined) throw usageError('verify needs --signature <hex> (the X-Webhook-Signature header the receiver got).');
   const standard = options.signature.includes('v1,');
   if (standard && (options.id === undefined || options.timestamp === undefined)) {
-    throw usageError('A Standard Webhooks signature (v1,...) is checked with the webhook-id and webhook-timestamp headers the receiver got: add --id <webhook-id> --timestamp <seconds>.');
+    throw usageError(
+      'A Standard Webhooks signature (v1,...) is checked with the webhook-id and webhook-timestamp headers the receiver got: add --id <webhook-id> --timestamp <seconds>.',
+    );
   }
   if (!standard && (options.id !== undefined || options.timestamp !== undefined)) {
     throw usageError('--id and --timestamp go with a Standard Webhooks signature (the webhook-signature header, "v1,<base64>").');
@@ -41,7 +43,9 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   const configured = options.secrets && options.secrets.length > 0 ? null : await input.configuredSecret();
   const secrets = options.secrets && options.secrets.length > 0 ? options.secrets : configured === null ? [] : [configured];
   if (secrets.length === 0) {
-    throw usageError(`verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("${commandLine('settings set webhook-secret -')}").`);
+    throw usageError(
+      `verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("${commandLine('settings set webhook-secret -')}").`,
+    );
   }
   const maxBytes = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
   const tooLarge = 'a webhook body is well under 1 KiB; is this the request body? (--max-body raises the limit)';
@@ -49,7 +53,10 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   if (options.file !== undefined) {
     const file = path.resolve(input.cwd, options.file);
     const kind = notRegularFile(file);
-    if (kind) throw usageError(`Body file ${options.file} is ${kind}, not a regular file. Pipe it to standard input instead: ... | license-manager verify --signature <hex>`);
+    if (kind)
+      throw usageError(
+        `Body file ${options.file} is ${kind}, not a regular file. Pipe it to standard input instead: ... | license-manager verify --signature <hex>`,
+      );
     const size = fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
     if (size > maxBytes) throw usageError(`Body file ${options.file} is ${size} bytes, over the limit of ${maxBytes} bytes: ${tooLarge}`);
     body = await readCapped(fs.createReadStream(file), { maxBytes, what: `body file ${options.file}`, tooLarge, stop: input.stop });

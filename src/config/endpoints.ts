@@ -52,7 +52,12 @@ async function storedEndpoints(db: Kysely<Database>, onWarning?: (text: string) 
   }
 }
 
-export async function resolveEndpoints(db: Kysely<Database>, webhooks: Config['webhooks'], now: Date, onWarning?: (text: string) => void): Promise<ResolvedEndpoint[]> {
+export async function resolveEndpoints(
+  db: Kysely<Database>,
+  webhooks: Config['webhooks'],
+  now: Date,
+  onWarning?: (text: string) => void,
+): Promise<ResolvedEndpoint[]> {
   const fromConfig = (webhooks.endpoints ?? []).map((entry: EndpointEntry): ResolvedEndpoint => ({
     name: entry.name,
     url: entry.url,

@@ -32,7 +32,12 @@ const LOADERS = Object.fromEntries(
     (filepath, content) =>
       new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(usageError(`Config file ${filepath} did not finish loading within ${LOAD_TIME_LIMIT_MS / 1000} s (a JS config whose export never resolves?). Make its export a plain object, or a promise that settles.`)),
+          () =>
+            reject(
+              usageError(
+                `Config file ${filepath} did not finish loading within ${LOAD_TIME_LIMIT_MS / 1000} s (a JS config whose export never resolves?). Make its export a plain object, or a promise that settles.`,
+              ),
+            ),
           LOAD_TIME_LIMIT_MS,
         );
         Promise.resolve()
@@ -69,7 +74,8 @@ export async function loadConfig(options: { file?: string | undefined; cwd: stri
       throw usageError(`Config file ${target} does not exist. Check the path given to --config.`, { cause: error });
     }
     const json = jsonErrorText(error);
-    if (json) throw usageError(`Config file ${(error as { filepath?: string }).filepath ?? target ?? options.cwd} is not valid JSON: ${json}`, { cause: error });
+    if (json)
+      throw usageError(`Config file ${(error as { filepath?: string }).filepath ?? target ?? options.cwd} is not valid JSON: ${json}`, { cause: error });
     throw usageError(`Could not read config file ${target ?? `in ${options.cwd}`}: ${reason}`, { cause: error });
   }
   if (!result) return { config: configSchema.parse({}), filepath: undefined, explicitKeys: new Set() };

@@ -29,11 +29,14 @@ export const pingSchema = z.preprocess(
   z.strictObject(
     {
       url: pingUrlSchema,
-      kind: z
-        .enum(PING_KINDS, { error: `must be one of ${PING_KINDS.join(', ')} (the service the URL belongs to)` })
-        .default('healthchecks'),
+      kind: z.enum(PING_KINDS, { error: `must be one of ${PING_KINDS.join(', ')} (the service the URL belongs to)` }).default('healthchecks'),
     },
-    { error: (issue) => (issue.code === 'invalid_type' ? 'must be a URL string (Healthchecks) or { "url": "https://…", "kind": "healthchecks" | "cronitor" | "sentry" }' : undefined) },
+    {
+      error: (issue) =>
+        issue.code === 'invalid_type'
+          ? 'must be a URL string (Healthchecks) or { "url": "https://…", "kind": "healthchecks" | "cronitor" | "sentry" }'
+          : undefined,
+    },
   ),
 );
 
@@ -48,7 +51,8 @@ export function parsePingText(text: string): { value: PingTarget | null } | { pr
   const shown = trimmed.length > 80 ? `${trimmed.slice(0, 80)}...` : trimmed;
   if (!match) return { problem: `"${shown}" is not "<url>", "cronitor <url>", "sentry <url>" or none` };
   const kind = (match[1]?.toLowerCase() ?? 'healthchecks') as PingKind;
-  if (!(PING_KINDS as readonly string[]).includes(kind)) return { problem: `"${match[1]}" is not a ping service: write ${PING_KINDS.join(', ')} before the URL (or the URL alone for Healthchecks)` };
+  if (!(PING_KINDS as readonly string[]).includes(kind))
+    return { problem: `"${match[1]}" is not a ping service: write ${PING_KINDS.join(', ')} before the URL (or the URL alone for Healthchecks)` };
   const problem = pingUrlProblem(match[2]!);
   // The URL is a secret (it reports the job healthy): its problem is named, the URL not echoed back.
   if (problem) return { problem: `the ping URL ${problem}` };

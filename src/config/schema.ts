@@ -67,110 +67,129 @@ const tablePrefixSchema = z
   .max(32, 'a table prefix is at most 32 characters')
   .regex(/^[A-Za-z0-9_]*$/, 'a table prefix may use only letters, digits and _ (e.g. "lm_")');
 
-export const configSchema = z.strictObject({
-  database: z
-    .strictObject({
-      filename: z.string().min(1).max(MAX_PATH_LENGTH).optional().describe(`SQLite file; a relative path is relative to the config file (default ${DEFAULT_DATABASE_FILENAME})`),
-      url: z
-        .string()
-        .min(1)
-        .max(MAX_URL_LENGTH)
-        .superRefine((value, ctx) => {
-          const parsed = parseDatabaseUrl(value, '');
-          if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
-        })
-        .optional()
-        .describe('postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db or sqlite:<file>'),
-      tablePrefix: tablePrefixSchema
-        .default('')
-        .describe("put in front of this tool's table names, so they can share another application's database"),
-    })
-    .refine((database) => database.filename === undefined || database.url === undefined, {
-      message: 'give database.filename (a SQLite file) or database.url (a server), not both',
-    })
-    .prefault({}),
-  webhooks: z
-    .strictObject({
-      enabled: z.boolean().default(false).describe('send webhooks at all'),
-      url: webhookUrlSchema.nullable().default(null).describe('where events are POSTed'),
-      secret: z
-        .string()
-        .superRefine((value, ctx) => {
-          const problem = secretProblem(value);
-          if (problem) ctx.addIssue({ code: 'custom', message: value.length === 0 ? 'an empty secret signs nothing: use null' : problem });
-        })
-        .nullable()
-        .default(null).describe('HMAC-SHA256 key for X-Webhook-Signature'),
-      timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS).describe('per-attempt timeout'),
-      retryDelaysMs: z
-        .array(z.int().min(0).max(3_600_000))
-        .max(20)
-        .default(DEFAULT_RETRY_DELAYS_MS)
-        .describe('waits before each retry; its length is the number of retries'),
-      concurrency: z.int().min(1).max(256).default(DEFAULT_CONCURRENCY).describe('HTTP attempts in flight at once'),
-      retryWindowHours: z
-        .int()
-        .min(0)
-        .max(8760)
-        .default(DEFAULT_RETRY_WINDOW_HOURS)
-        .describe('how long after an event was recorded a failing delivery is retried in later runs (deferred); 0: abandoned after the in-run retries, as the reference'),
-      endpoints: endpointsSchema.optional().describe('more receivers beside url/secret (the endpoint "default"); see "Several receivers" in the README'),
-    })
-    .prefault({}),
-  expirations: z
-    .strictObject({
-      warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring; [] turns it off'),
-      lookbackDays: z.int().min(1, 'must be at least 1 (an expiry of today must still be announced)').max(3650).default(DEFAULT_LOOKBACK_DAYS).describe('how many calendar days old an expiry may be and still be announced'),
-      timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
-      ...reminderPolicyConfigShape,
-    })
-    .prefault({}),
-  licenses: z
-    .strictObject({
-      source: z
-        .enum(['own', 'botble'], { error: 'must be "own" (licenses imported into this tool) or "botble" (read a Botble License Manager database)' })
-        .default('own')
-        .describe('where licenses and webhook settings are read: our own tables, or a Botble License Manager database as it is'),
-    })
-    .prefault({}),
-  monitoring: z
-    .strictObject({
-      ping: pingSchema
-        .nullable()
-        .default(null)
-        .describe('heartbeat URL pinged when a run starts and ends: "https://hc-ping.com/<uuid>" (Healthchecks) or { "url": …, "kind": "cronitor" | "sentry" }'),
-      textfile: z
-        .string()
-        .min(1)
-        .max(MAX_PATH_LENGTH)
-        .nullable()
-        .default(null)
-        .describe("Prometheus textfile written after each run, e.g. in node_exporter's --collector.textfile.directory; a relative path is relative to the config file"),
-      traceparent: z
-        .array(z.string().min(1).max(64), { error: 'must be a list of endpoint names, e.g. ["default", "crm"]' })
-        .max(100)
-        .refine((names) => new Set(names).size === names.length, 'each endpoint may appear only once')
-        .default([])
-        .describe('endpoints ("default" for webhooks.url) whose webhooks carry a W3C traceparent header: the trace of the attempt, or TRACEPARENT passed on'),
-    })
-    .prefault({}),
-  botble: z
-    .strictObject({
-      tablePrefix: tablePrefixSchema.default(DEFAULT_BOTBLE_TABLE_PREFIX).describe("the prefix of Botble's License Manager tables (lm_licenses, lm_products)"),
-    })
-    .prefault({}),
-}).superRefine((config, ctx) => {
-  if (config.licenses.source !== 'botble') return;
-  // Botble's `settings` has no prefix and its tables use botble.tablePrefix: ours need a prefix of their own.
-  const prefix = config.database.tablePrefix;
-  if (prefix === '' || prefix === config.botble.tablePrefix) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['database', 'tablePrefix'],
-      message: `licenses.source "botble" keeps this tool's tables (settings, webhook_deliveries, ...) in Botble's database: give them a prefix of their own, e.g. "lmw_"${prefix ? `, not botble.tablePrefix "${prefix}"` : ''}`,
-    });
-  }
-});
+export const configSchema = z
+  .strictObject({
+    database: z
+      .strictObject({
+        filename: z
+          .string()
+          .min(1)
+          .max(MAX_PATH_LENGTH)
+          .optional()
+          .describe(`SQLite file; a relative path is relative to the config file (default ${DEFAULT_DATABASE_FILENAME})`),
+        url: z
+          .string()
+          .min(1)
+          .max(MAX_URL_LENGTH)
+          .superRefine((value, ctx) => {
+            const parsed = parseDatabaseUrl(value, '');
+            if ('problem' in parsed) ctx.addIssue({ code: 'custom', message: parsed.problem });
+          })
+          .optional()
+          .describe('postgres://user:pass@host:5432/db, mysql://user:pass@host:3306/db or sqlite:<file>'),
+        tablePrefix: tablePrefixSchema.default('').describe("put in front of this tool's table names, so they can share another application's database"),
+      })
+      .refine((database) => database.filename === undefined || database.url === undefined, {
+        message: 'give database.filename (a SQLite file) or database.url (a server), not both',
+      })
+      .prefault({}),
+    webhooks: z
+      .strictObject({
+        enabled: z.boolean().default(false).describe('send webhooks at all'),
+        url: webhookUrlSchema.nullable().default(null).describe('where events are POSTed'),
+        secret: z
+          .string()
+          .superRefine((value, ctx) => {
+            const problem = secretProblem(value);
+            if (problem) ctx.addIssue({ code: 'custom', message: value.length === 0 ? 'an empty secret signs nothing: use null' : problem });
+          })
+          .nullable()
+          .default(null)
+          .describe('HMAC-SHA256 key for X-Webhook-Signature'),
+        timeoutMs: z.int().min(1).max(600_000).default(DEFAULT_TIMEOUT_MS).describe('per-attempt timeout'),
+        retryDelaysMs: z
+          .array(z.int().min(0).max(3_600_000))
+          .max(20)
+          .default(DEFAULT_RETRY_DELAYS_MS)
+          .describe('waits before each retry; its length is the number of retries'),
+        concurrency: z.int().min(1).max(256).default(DEFAULT_CONCURRENCY).describe('HTTP attempts in flight at once'),
+        retryWindowHours: z
+          .int()
+          .min(0)
+          .max(8760)
+          .default(DEFAULT_RETRY_WINDOW_HOURS)
+          .describe(
+            'how long after an event was recorded a failing delivery is retried in later runs (deferred); 0: abandoned after the in-run retries, as the reference',
+          ),
+        endpoints: endpointsSchema.optional().describe('more receivers beside url/secret (the endpoint "default"); see "Several receivers" in the README'),
+      })
+      .prefault({}),
+    expirations: z
+      .strictObject({
+        warningDays: warningDaysSchema.default(DEFAULT_WARNING_DAYS).describe('days before expiry to send license.expiring; [] turns it off'),
+        lookbackDays: z
+          .int()
+          .min(1, 'must be at least 1 (an expiry of today must still be announced)')
+          .max(3650)
+          .default(DEFAULT_LOOKBACK_DAYS)
+          .describe('how many calendar days old an expiry may be and still be announced'),
+        timeZone: timeZoneSchema.default(DEFAULT_TIME_ZONE).describe('IANA zone whose calendar days count (Laravel app.timezone)'),
+        ...reminderPolicyConfigShape,
+      })
+      .prefault({}),
+    licenses: z
+      .strictObject({
+        source: z
+          .enum(['own', 'botble'], { error: 'must be "own" (licenses imported into this tool) or "botble" (read a Botble License Manager database)' })
+          .default('own')
+          .describe('where licenses and webhook settings are read: our own tables, or a Botble License Manager database as it is'),
+      })
+      .prefault({}),
+    monitoring: z
+      .strictObject({
+        ping: pingSchema
+          .nullable()
+          .default(null)
+          .describe(
+            'heartbeat URL pinged when a run starts and ends: "https://hc-ping.com/<uuid>" (Healthchecks) or { "url": …, "kind": "cronitor" | "sentry" }',
+          ),
+        textfile: z
+          .string()
+          .min(1)
+          .max(MAX_PATH_LENGTH)
+          .nullable()
+          .default(null)
+          .describe(
+            "Prometheus textfile written after each run, e.g. in node_exporter's --collector.textfile.directory; a relative path is relative to the config file",
+          ),
+        traceparent: z
+          .array(z.string().min(1).max(64), { error: 'must be a list of endpoint names, e.g. ["default", "crm"]' })
+          .max(100)
+          .refine((names) => new Set(names).size === names.length, 'each endpoint may appear only once')
+          .default([])
+          .describe('endpoints ("default" for webhooks.url) whose webhooks carry a W3C traceparent header: the trace of the attempt, or TRACEPARENT passed on'),
+      })
+      .prefault({}),
+    botble: z
+      .strictObject({
+        tablePrefix: tablePrefixSchema
+          .default(DEFAULT_BOTBLE_TABLE_PREFIX)
+          .describe("the prefix of Botble's License Manager tables (lm_licenses, lm_products)"),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (config.licenses.source !== 'botble') return;
+    // Botble's `settings` has no prefix and its tables use botble.tablePrefix: ours need a prefix of their own.
+    const prefix = config.database.tablePrefix;
+    if (prefix === '' || prefix === config.botble.tablePrefix) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['database', 'tablePrefix'],
+        message: `licenses.source "botble" keeps this tool's tables (settings, webhook_deliveries, ...) in Botble's database: give them a prefix of their own, e.g. "lmw_"${prefix ? `, not botble.tablePrefix "${prefix}"` : ''}`,
+      });
+    }
+  });
 
 export type Config = z.output<typeof configSchema>;
 
@@ -194,7 +213,14 @@ function unknownKeyLine(path: readonly PropertyKey[], key: string): string {
   const known = knownKeys(path);
   const nearest = closest(key, known);
   // A key at the top level that belongs to a section: "timeZone" is expirations.timeZone.
-  const misplaced = path.length === 0 ? known.flatMap((section) => knownKeys([section]).filter((name) => name.toLowerCase() === key.toLowerCase()).map((name) => `${section}.${name}`)) : [];
+  const misplaced =
+    path.length === 0
+      ? known.flatMap((section) =>
+          knownKeys([section])
+            .filter((name) => name.toLowerCase() === key.toLowerCase())
+            .map((name) => `${section}.${name}`),
+        )
+      : [];
   const suggestion = nearest ? dotted(nearest) : misplaced[0];
   if (suggestion) return `${dotted(key)}: unknown key; did you mean "${suggestion}"?`;
   return `${dotted(key)}: unknown key (known ${path.length === 0 ? 'sections' : `keys of ${path.map(String).join('.')}`}: ${known.join(', ')})`;

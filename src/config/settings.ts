@@ -177,7 +177,9 @@ export const SETTINGS: Record<SettingKey, Setting> = {
 
 export function assertSettingKey(key: string): SettingKey {
   if ((SETTING_KEYS as readonly string[]).includes(key)) return key as SettingKey;
-  throw usageError(`Unknown setting "${key}". Known settings: ${SETTING_KEYS.join(', ')}, and per product product:<product id>:warning-days|after-expiry-days|enabled.`);
+  throw usageError(
+    `Unknown setting "${key}". Known settings: ${SETTING_KEYS.join(', ')}, and per product product:<product id>:warning-days|after-expiry-days|enabled.`,
+  );
 }
 
 /** Validates a value for `settings set`; throws exit 2 naming the key and the problem. */
@@ -350,7 +352,12 @@ function resolveProducts(loaded: LoadedConfig, stored: ReadonlyMap<string, strin
   for (const warning of lookbackOverlapWarnings(resolved.expirations, merged.products, resolved.expirations.lookbackDays)) {
     notes.set(warning.productId === undefined ? AFTER_EXPIRY_DAYS_SETTING : productSettingKey(warning.productId, 'after-expiry-days'), warning.message);
   }
-  return { config: resolved, settings: productRows(loaded, stored, merged.products, problems, notes), problems, globalNote: notes.get(AFTER_EXPIRY_DAYS_SETTING) };
+  return {
+    config: resolved,
+    settings: productRows(loaded, stored, merged.products, problems, notes),
+    problems,
+    globalNote: notes.get(AFTER_EXPIRY_DAYS_SETTING),
+  };
 }
 
 function productRows(

@@ -75,7 +75,11 @@ export class AttemptWriter {
     // Batches commit one after another, in the order they were queued.
     this.chain = this.chain.then(async () => {
       try {
-        await recordAttempts(this.db, this.runId, batch.map((item) => item.write));
+        await recordAttempts(
+          this.db,
+          this.runId,
+          batch.map((item) => item.write),
+        );
         for (const item of batch) item.resolve();
       } catch (error) {
         for (const item of batch) item.reject(error);

@@ -87,7 +87,8 @@ export class CrossRunRetries {
     const stored = new Map<string, { circuit: StoredCircuit | undefined; disabledReason: string | null }>();
     for (const [name, state] of await endpointStates(db)) {
       const circuit = state.circuit === undefined ? undefined : parseStoredCircuit(state.circuit);
-      if (state.circuit !== undefined && circuit === undefined) options.onWarning?.(`the stored circuit of endpoint ${name} could not be read; it starts closed.`);
+      if (state.circuit !== undefined && circuit === undefined)
+        options.onWarning?.(`the stored circuit of endpoint ${name} could not be read; it starts closed.`);
       stored.set(name, { circuit, disabledReason: state.disabledAt === null ? null : (state.disabledReason ?? 'disabled after 410 Gone') });
     }
     return new CrossRunRetries(db, options, stored);
@@ -105,13 +106,23 @@ export class CrossRunRetries {
 
   /** Parks the waiting deliveries of endpoints a 410 disabled (new events were recorded for them since). */
   async parkDisabled(names: Iterable<string>): Promise<void> {
-    for (const name of names) this.counts.parked += await parkEndpoint(this.db, name, this.stored.get(name)?.disabledReason ?? 'endpoint disabled after 410 Gone');
+    for (const name of names)
+      this.counts.parked += await parkEndpoint(this.db, name, this.stored.get(name)?.disabledReason ?? 'endpoint disabled after 410 Gone');
   }
 
   private endpoint(name: string): EndpointRun {
     let run = this.endpoints.get(name);
     if (!run) {
-      run = { circuit: circuitForRun(this.stored.get(name)?.circuit), touched: false, gone: false, pausedUntil: 0, throttled: false, waiters: [], closed: false, probe: undefined };
+      run = {
+        circuit: circuitForRun(this.stored.get(name)?.circuit),
+        touched: false,
+        gone: false,
+        pausedUntil: 0,
+        throttled: false,
+        waiters: [],
+        closed: false,
+        probe: undefined,
+      };
       this.endpoints.set(name, run);
     }
     return run;
@@ -180,7 +191,10 @@ export class CrossRunRetries {
   afterAttempt(row: DeliveryRow, attempt: AttemptSeen, last: boolean): DeliveryEnd | undefined {
     const now = this.options.clock.now();
     const endpoint = this.endpoint(row.endpoint);
-    const outcome = { statusCode: attempt.statusCode, transportError: attempt.statusCode === null && attempt.error !== null ? clip(attempt.error, 1000) : null };
+    const outcome = {
+      statusCode: attempt.statusCode,
+      transportError: attempt.statusCode === null && attempt.error !== null ? clip(attempt.error, 1000) : null,
+    };
     const wasOpen = endpoint.circuit.state === 'open';
     endpoint.circuit = recordAttempt(endpoint.circuit, outcome, now);
     endpoint.touched = true;
@@ -212,7 +226,10 @@ export class CrossRunRetries {
       if (pause > MAX_IN_RUN_PAUSE_MS) this.close(row.endpoint, endpoint, 'throttled', new Date(now.getTime() + pause));
       else endpoint.pausedUntil = Math.max(endpoint.pausedUntil, performance.now() + pause);
     }
-    if (kind === 'final') return last ? { status: 'abandoned', completedAt: formatUtc(now), reason: `${describe(attempt)}: a final answer (only 408, 429 and 5xx are retried)` } : undefined;
+    if (kind === 'final')
+      return last
+        ? { status: 'abandoned', completedAt: formatUtc(now), reason: `${describe(attempt)}: a final answer (only 408, 429 and 5xx are retried)` }
+        : undefined;
     if (!last) return undefined;
     return this.waitFor(row, now, describe(attempt), retryAfterMs === undefined ? {} : { retryAfterMs, retryAfter: attempt.retryAfter });
   }
@@ -263,7 +280,12 @@ export class CrossRunRetries {
     });
     if ('abandon' in next) return { status: 'abandoned', completedAt: formatUtc(now), reason: `${why}; ${next.reason}` };
     const asked = after.retryAfter ? `, Retry-After ${clip(after.retryAfter.trim(), 100)}` : '';
-    return { status: 'deferred', completedAt: null, nextAttemptAt: formatUtc(next.at), reason: `${why}${asked}${next.last ? ' (the last attempt: its retry window ends then)' : ''}` };
+    return {
+      status: 'deferred',
+      completedAt: null,
+      nextAttemptAt: formatUtc(next.at),
+      reason: `${why}${asked}${next.last ? ' (the last attempt: its retry window ends then)' : ''}`,
+    };
   }
 
   private readonly closedUntil = new Map<string, Date>();
@@ -310,7 +332,9 @@ export class CrossRunRetries {
     this.wake(endpoint);
     const reason = `endpoint gone: its receiver answered 410 Gone at ${formatUtc(now)}`;
     this.gone.push({ endpoint: name, reason });
-    this.options.onWarning?.(`endpoint ${name} answered 410 Gone: it is disabled and its deliveries are parked until "${commandLine(`endpoints enable ${name}`)}".`);
+    this.options.onWarning?.(
+      `endpoint ${name} answered 410 Gone: it is disabled and its deliveries are parked until "${commandLine(`endpoints enable ${name}`)}".`,
+    );
     this.track(
       (async () => {
         await disableGoneEndpoint(this.db, name, reason, formatUtc(now));
@@ -335,7 +359,9 @@ export class CrossRunRetries {
 
   /** Each endpoint's circuit as the run leaves it (those it sent to or probed). */
   circuits(): Record<string, StoredCircuit> {
-    return Object.fromEntries([...this.endpoints].filter(([, endpoint]) => endpoint.touched).map(([name, endpoint]) => [name, storedCircuit(endpoint.circuit)]));
+    return Object.fromEntries(
+      [...this.endpoints].filter(([, endpoint]) => endpoint.touched).map(([name, endpoint]) => [name, storedCircuit(endpoint.circuit)]),
+    );
   }
 
   /** Keeps the circuits the run changed for the next run. */
@@ -349,4 +375,3 @@ export class CrossRunRetries {
 function describe(attempt: AttemptSeen): string {
   return clip(attempt.error ?? (attempt.statusCode === null ? 'no response' : `HTTP ${attempt.statusCode}`), 1000);
 }
-

@@ -102,7 +102,11 @@ export interface TracedAttempt {
 }
 
 /** The per-attempt tracer of one delivery row. */
-function traceOf(trace: (attempt: TracedAttempt) => AttemptTrace, row: Pick<DeliveryRow, 'endpoint' | 'event_type' | 'schedule_base'>, policy: DeliveryPolicy): (attempt: number) => AttemptTrace {
+function traceOf(
+  trace: (attempt: TracedAttempt) => AttemptTrace,
+  row: Pick<DeliveryRow, 'endpoint' | 'event_type' | 'schedule_base'>,
+  policy: DeliveryPolicy,
+): (attempt: number) => AttemptTrace {
   return (attempt) => trace({ endpoint: row.endpoint, eventType: row.event_type, attempt: row.schedule_base + attempt, url: policy.url });
 }
 
@@ -162,7 +166,22 @@ export interface DeliverPendingResult {
 
 /** The result of a run that sent nothing (yet). */
 export function nothingSent(): DeliverPendingResult {
-  return { delivered: 0, abandoned: 0, superseded: 0, released: 0, dropped: 0, left: 0, locked: 0, outcomes: [], unlisted: 0, deferred: 0, parked: 0, waiting: [], circuits: {}, gone: [] };
+  return {
+    delivered: 0,
+    abandoned: 0,
+    superseded: 0,
+    released: 0,
+    dropped: 0,
+    left: 0,
+    locked: 0,
+    outcomes: [],
+    unlisted: 0,
+    deferred: 0,
+    parked: 0,
+    waiting: [],
+    circuits: {},
+    gone: [],
+  };
 }
 
 /** Where a run's deliveries come from: one claim of up to `limit` rows, and how many it has not claimed yet. */
@@ -174,7 +193,8 @@ interface ClaimSource {
 /** Lapsed claims, due deferred deliveries (when `dueAt` is given: retries across runs) and pending ones of some endpoints (all when `endpoints` is left out). */
 function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined, dueAt?: () => string): ClaimSource {
   return {
-    next: (limit, nowMs, leaseUntil) => claimDeliveries(db, { runId, limit, nowMs, leaseUntil, ...(endpoints ? { endpoints } : {}), ...(dueAt ? { dueAt: dueAt() } : {}) }),
+    next: (limit, nowMs, leaseUntil) =>
+      claimDeliveries(db, { runId, limit, nowMs, leaseUntil, ...(endpoints ? { endpoints } : {}), ...(dueAt ? { dueAt: dueAt() } : {}) }),
     remaining: (nowMs) => countClaimable(db, nowMs, runId, endpoints, dueAt?.()),
   };
 }
@@ -236,11 +256,18 @@ async function deliverWith(
   const windowHours = options.retryWindowHours ?? 0;
   const crossRun =
     windowHours > 0
-      ? await CrossRunRetries.load(db, { windowHours, clock: options.clock, random: options.random ?? Math.random, perEndpointClaims: !options.resend && options.endpoints !== undefined, onWarning: options.onWarning })
+      ? await CrossRunRetries.load(db, {
+          windowHours,
+          clock: options.clock,
+          random: options.random ?? Math.random,
+          perEndpointClaims: !options.resend && options.endpoints !== undefined,
+          onWarning: options.onWarning,
+        })
       : undefined;
   // Endpoints a 410 Gone disabled are sent nothing until `endpoints enable`: what waits for them is parked.
   const disabled = crossRun?.disabled() ?? new Map<string, string>();
-  if (crossRun && options.endpoints) await crossRun.parkDisabled(options.endpoints.filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name));
+  if (crossRun && options.endpoints)
+    await crossRun.parkDisabled(options.endpoints.filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name));
   const endpoints = options.endpoints?.filter((endpoint) => !disabled.has(endpoint.name));
   options = { ...options, ...(endpoints ? { endpoints } : {}) };
   // Deferred deliveries are claimed once due even when retries across runs are off now (retryWindowHours set to 0
@@ -256,7 +283,11 @@ async function deliverWith(
   const streams: ClaimStream[] =
     options.resend || !options.endpoints
       ? [{ name: undefined, source, maxInFlight: undefined }]
-      : options.endpoints.map((endpoint) => ({ name: endpoint.name, source: pendingSource(db, runId, [endpoint.name], dueAt), maxInFlight: endpoint.maxInFlight }));
+      : options.endpoints.map((endpoint) => ({
+          name: endpoint.name,
+          source: pendingSource(db, runId, [endpoint.name], dueAt),
+          maxInFlight: endpoint.maxInFlight,
+        }));
   const total = options.onProgress ? await overall.remaining(leaseClock.now().getTime()) : 0;
   let heartbeatFailed = false;
   // Half the lease, or more when an attempt may take longer: an attempt starts with at least that much left.
@@ -269,7 +300,9 @@ async function deliverWith(
       if (heartbeatFailed) return;
       heartbeatFailed = true;
       // A lease that lapses lets another run take these deliveries over: a duplicate becomes possible.
-      options.onWarning?.(`could not renew this run's delivery leases (${error instanceof Error ? error.message : String(error)}); if it stays lapsed, another run may send the same events again.`);
+      options.onWarning?.(
+        `could not renew this run's delivery leases (${error instanceof Error ? error.message : String(error)}); if it stays lapsed, another run may send the same events again.`,
+      );
     },
   });
   const gate = new DatabaseGate(db);
@@ -305,7 +338,16 @@ interface StreamState {
 /** The claim-and-send loop of one run, with its transport and heartbeat already in place. */
 async function workThrough(
   db: Kysely<Database>,
-  options: DeliverPendingOptions & { runId: string; clock: Clock; leaseClock: Clock; leaseMs: number; transport: LazyTransport; keeper: ClaimKeeper; gate: DatabaseGate; crossRun: CrossRunRetries | undefined },
+  options: DeliverPendingOptions & {
+    runId: string;
+    clock: Clock;
+    leaseClock: Clock;
+    leaseMs: number;
+    transport: LazyTransport;
+    keeper: ClaimKeeper;
+    gate: DatabaseGate;
+    crossRun: CrossRunRetries | undefined;
+  },
   source: ClaimSource,
   streams: readonly ClaimStream[],
   total: number,
@@ -442,7 +484,10 @@ async function workThrough(
     }
     // Stopped before an attempt or before a retry: the claim goes back (pending, or deferred and due) for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
-    const status: DeliveryOutcome['status'] = outcome.status === 'released' || outcome.status === 'dropped' ? outcome.status : (end?.status ?? (outcome.status === 'held' ? 'deferred' : outcome.status));
+    const status: DeliveryOutcome['status'] =
+      outcome.status === 'released' || outcome.status === 'dropped'
+        ? outcome.status
+        : (end?.status ?? (outcome.status === 'held' ? 'deferred' : outcome.status));
     result[status] += 1;
     if (status === 'delivered' || status === 'abandoned') {
       const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
@@ -476,7 +521,16 @@ async function workThrough(
       if (reason === undefined) continue;
       result.superseded += 1;
       ended += 1;
-      list({ id: row.id, eventId: row.event_id, eventType: row.event_type, status: 'superseded', reason, attempts: row.attempts, lastStatusCode: row.last_status_code, lastError: row.last_error });
+      list({
+        id: row.id,
+        eventId: row.event_id,
+        eventType: row.event_type,
+        status: 'superseded',
+        reason,
+        attempts: row.attempts,
+        lastStatusCode: row.last_status_code,
+        lastError: row.last_error,
+      });
     }
     report();
     return claimed.filter((row) => !reasons.has(row.id));

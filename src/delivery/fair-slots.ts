@@ -33,7 +33,8 @@ export class FairSlots {
 
   /** Changes an endpoint's own limit during a run (e.g. lowered to 1 after a 429); undefined removes it. */
   setEndpointLimit(endpoint: string, limit: number | undefined): void {
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new RangeError(`maxInFlight of "${endpoint}" must be a whole number >= 1, not ${limit}`);
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1))
+      throw new RangeError(`maxInFlight of "${endpoint}" must be a whole number >= 1, not ${limit}`);
     this.endpoint(endpoint).limit = limit;
     // A raised limit may let waiters go now; a lowered one lets attempts in flight finish and starts no more.
     this.dispatch();

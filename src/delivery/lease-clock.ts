@@ -32,7 +32,10 @@ export async function databaseLeaseClock(db: Kysely<any>, host: Clock): Promise<
   let offset = first;
   const timer = setInterval(() => {
     // A database lost for a moment keeps the last offset: the lease checks fail on their own then.
-    measure().then((measured) => void (offset = measured ?? offset), () => undefined);
+    measure().then(
+      (measured) => void (offset = measured ?? offset),
+      () => undefined,
+    );
   }, RESYNC_MS);
   timer.unref();
   return { now: () => new Date(host.now().getTime() + offset), skewMs: -first, close: () => clearInterval(timer) };

@@ -209,7 +209,13 @@ export class ClaimKeeper {
     const nowMs = this.options.clock.now().getTime();
     const untilMs = nowMs + this.options.leaseMs;
     try {
-      const held = await confirmClaims(this.db, this.options.runId, batch.map((item) => item.id), nowMs, untilMs);
+      const held = await confirmClaims(
+        this.db,
+        this.options.runId,
+        batch.map((item) => item.id),
+        nowMs,
+        untilMs,
+      );
       for (const item of batch) {
         if (held.has(item.id)) this.leases.set(item.id, untilMs);
         else this.leases.delete(item.id);

@@ -44,7 +44,13 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
     }
     for (const row of waiting) {
       const notice = { eventType: row.event_type, licenseId: row.license_id, eventKey: row.event_key, eventInstant: row.event_instant };
-      const verdict = staleNotice(notice, licenseNow(licenses.get(row.license_id!), options.timeZone), recorded.get(row.license_id!) ?? [], now, options.timeZone);
+      const verdict = staleNotice(
+        notice,
+        licenseNow(licenses.get(row.license_id!), options.timeZone),
+        recorded.get(row.license_id!) ?? [],
+        now,
+        options.timeZone,
+      );
       if (!verdict.send) reasons.set(row.id, verdict.reason);
     }
     return reasons;

@@ -113,7 +113,9 @@ class PlainHeaders {
   }
 
   entries(): IterableIterator<[string, string]> {
-    return Object.entries(this.record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))[Symbol.iterator]();
+    return Object.entries(this.record)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      [Symbol.iterator]();
   }
 
   [Symbol.iterator](): IterableIterator<[string, string]> {

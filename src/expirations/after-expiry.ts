@@ -49,7 +49,15 @@ export function dueReminder(license: LicenseDates, now: Date, policy: AfterExpir
     if (days >= 1 && lateBy >= 0 && lateBy <= policy.lookbackDays && (threshold === undefined || days > threshold)) threshold = days;
   }
   if (threshold === undefined) return undefined;
-  return { type: EXPIRED_REMINDER, licenseId: license.id, key: `${EXPIRED_REMINDER}:${license.id}:${day}:${threshold}d`, date: expiresAt, day, threshold, daysSinceExpiry };
+  return {
+    type: EXPIRED_REMINDER,
+    licenseId: license.id,
+    key: `${EXPIRED_REMINDER}:${license.id}:${day}:${threshold}d`,
+    date: expiresAt,
+    day,
+    threshold,
+    daysSinceExpiry,
+  };
 }
 
 /**
@@ -73,7 +81,10 @@ export function reminderCovered(reminder: Pick<DueReminder, 'licenseId' | 'day' 
  * that body so the two can never drift apart.
  */
 export function expiredReminderPayload(subject: EventSubject, expiresAt: Date, daysSinceExpiry: number, timestamp: Date): string {
-  const expired = JSON.parse(buildEventBody({ type: 'license.expired', expiresAt }, subject, timestamp)) as { timestamp: string; payload: Record<string, unknown> };
+  const expired = JSON.parse(buildEventBody({ type: 'license.expired', expiresAt }, subject, timestamp)) as {
+    timestamp: string;
+    payload: Record<string, unknown>;
+  };
   const payload: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(expired.payload)) {
     payload[key] = value;

@@ -5,9 +5,12 @@ import type { ReminderSchedule } from './reminder-policy.js';
 import { RecordedEvents, type DueEvent, type EventType, type ExpirationPolicy, type LicenseDates, type RecordedEvent } from './rules.js';
 
 /** The types a forecast counts, in the order a license meets them (the chart's stack and legend order). */
-export const FORECAST_EVENT_TYPES = ['license.expiring', 'license.expired', EXPIRED_REMINDER, 'license.update_support_expired'] as const satisfies ReadonlyArray<
-  EventType | typeof EXPIRED_REMINDER
->;
+export const FORECAST_EVENT_TYPES = [
+  'license.expiring',
+  'license.expired',
+  EXPIRED_REMINDER,
+  'license.update_support_expired',
+] as const satisfies ReadonlyArray<EventType | typeof EXPIRED_REMINDER>;
 type ForecastEventType = (typeof FORECAST_EVENT_TYPES)[number];
 export type ForecastEvent = DueEvent | DueReminder;
 
@@ -66,7 +69,8 @@ export function forecastOptionsProblem(options: Pick<ForecastOptions, 'from' | '
   if (!Number.isInteger(options.days) || options.days < 1) return `the number of days must be a whole number of at least 1, not ${options.days}`;
   const parsed = parseInZone(options.from, 'UTC');
   if (!/^\d{4}-\d{2}-\d{2}$/.test(options.from) || parsed === undefined) return `"${options.from}" is not a date (YYYY-MM-DD)`;
-  if (!Number.isInteger(options.lookbackDays) || options.lookbackDays < 1) return `lookbackDays must be a whole number of at least 1, not ${options.lookbackDays}`;
+  if (!Number.isInteger(options.lookbackDays) || options.lookbackDays < 1)
+    return `lookbackDays must be a whole number of at least 1, not ${options.lookbackDays}`;
   return undefined;
 }
 

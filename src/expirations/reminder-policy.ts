@@ -75,7 +75,8 @@ const afterExpiryDayListSchema = dayListSchema('after-expiry');
 /** Why a product id cannot name a product schedule, or undefined when it can. */
 export function productIdProblem(id: string): string | undefined {
   if (id === '') return 'a product id must not be empty';
-  if (id.length > MAX_PRODUCT_ID_LENGTH) return `the product id "${id.slice(0, 40)}..." is ${id.length} characters long; at most ${MAX_PRODUCT_ID_LENGTH} are accepted`;
+  if (id.length > MAX_PRODUCT_ID_LENGTH)
+    return `the product id "${id.slice(0, 40)}..." is ${id.length} characters long; at most ${MAX_PRODUCT_ID_LENGTH} are accepted`;
   if (id.trim() !== id) return `the product id "${id}" starts or ends with a space: product ids are matched exactly`;
   // C0/C1 controls: an id that rewrites the terminal when printed, or holds a pasted line break.
   for (const char of id) {
@@ -86,17 +87,26 @@ export function productIdProblem(id: string): string | undefined {
 }
 
 /** One product's schedule: whatever it leaves out comes from the global values. */
-const productScheduleSchema = z.strictObject({
-  warningDays: warningDayListSchema.optional().describe('days before expiry to send license.expiring for this product; [] turns it off'),
-  afterExpiryDays: afterExpiryDayListSchema.optional().describe('days after the expiry date to send license.expired_reminder for this product; [] turns it off'),
-  enabled: z.boolean({ error: 'must be true or false' }).optional().describe('false: no notices of any kind for this product (its licenses still change status)'),
-}, {
-  error: (issue) => {
-    if (issue.code === 'invalid_type') return 'expected a product schedule such as { "warningDays": [30, 7, 1], "afterExpiryDays": [1], "enabled": true }';
-    if (issue.code === 'unrecognized_keys') return `unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((key) => `"${key}"`).join(', ')}: a product schedule has warningDays, afterExpiryDays and enabled`;
-    return undefined;
+const productScheduleSchema = z.strictObject(
+  {
+    warningDays: warningDayListSchema.optional().describe('days before expiry to send license.expiring for this product; [] turns it off'),
+    afterExpiryDays: afterExpiryDayListSchema
+      .optional()
+      .describe('days after the expiry date to send license.expired_reminder for this product; [] turns it off'),
+    enabled: z
+      .boolean({ error: 'must be true or false' })
+      .optional()
+      .describe('false: no notices of any kind for this product (its licenses still change status)'),
   },
-});
+  {
+    error: (issue) => {
+      if (issue.code === 'invalid_type') return 'expected a product schedule such as { "warningDays": [30, 7, 1], "afterExpiryDays": [1], "enabled": true }';
+      if (issue.code === 'unrecognized_keys')
+        return `unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((key) => `"${key}"`).join(', ')}: a product schedule has warningDays, afterExpiryDays and enabled`;
+      return undefined;
+    },
+  },
+);
 
 export type ProductSchedule = z.output<typeof productScheduleSchema>;
 /** Schedules by product id (Botble mode: the product's reference id). */
@@ -130,7 +140,9 @@ const productSchedulesSchema = z
 
 /** The keys to add to the config's `expirations` object (the defaults leave today's behaviour unchanged). */
 export const reminderPolicyConfigShape = {
-  afterExpiryDays: afterExpiryDayListSchema.default([]).describe('days after the expiry date to send license.expired_reminder, e.g. [1, 7]; [] (the default) sends none'),
+  afterExpiryDays: afterExpiryDayListSchema
+    .default([])
+    .describe('days after the expiry date to send license.expired_reminder, e.g. [1, 7]; [] (the default) sends none'),
   products: productSchedulesSchema
     .default({})
     .describe('per product id (Botble: the reference id) its own warningDays, afterExpiryDays and enabled; products not named use the global values'),
@@ -210,7 +222,8 @@ export function parseDayList(text: string, kind: DayListKind): { value: number[]
   if (trimmed === '') return { problem: `is empty: give comma-separated whole days such as ${example}, or none` };
   const parts = trimmed.split(',');
   // Counted before reading: a pasted million-entry list gets one line back, not a million.
-  if (parts.length > MAX_DAY_LIST_LENGTH) return { problem: `"${trimmed.slice(0, 40)}..." has ${parts.length} days; at most ${MAX_DAY_LIST_LENGTH} are accepted (one notice a day for a year)` };
+  if (parts.length > MAX_DAY_LIST_LENGTH)
+    return { problem: `"${trimmed.slice(0, 40)}..." has ${parts.length} days; at most ${MAX_DAY_LIST_LENGTH} are accepted (one notice a day for a year)` };
   const days: number[] = [];
   for (const [index, raw] of parts.entries()) {
     const part = raw.trim();
@@ -306,7 +319,8 @@ export function lookbackOverlapWarnings(global: GlobalSchedule, products: Produc
       `for an expiry date set ${smallest === 1 ? '1 day' : `${smallest} days`} or more in the past`,
       ...(smallest === 1 ? ['and every day for expires_at values with a time of day later than the daily run (their expiry is first seen the next day)'] : []),
     ];
-    const fix = smallest === 1 ? `use after-expiry days above ${lookbackDays}` : `use after-expiry days above ${lookbackDays}, or lookbackDays below ${smallest}`;
+    const fix =
+      smallest === 1 ? `use after-expiry days above ${lookbackDays}` : `use after-expiry days above ${lookbackDays}, or lookbackDays below ${smallest}`;
     warnings.push({
       kind: 'after-expiry-within-lookback',
       where,
@@ -322,7 +336,11 @@ export function lookbackOverlapWarnings(global: GlobalSchedule, products: Produc
   for (const [productId, schedule] of Object.entries(products)) {
     // A product that inherits the global list is covered by the global warning; a disabled one sends nothing.
     if (schedule.afterExpiryDays === undefined || schedule.enabled === false) continue;
-    check(schedule.afterExpiryDays, `expirations.products.${productId}.afterExpiryDays (setting ${productSettingKey(productId, 'after-expiry-days')})`, productId);
+    check(
+      schedule.afterExpiryDays,
+      `expirations.products.${productId}.afterExpiryDays (setting ${productSettingKey(productId, 'after-expiry-days')})`,
+      productId,
+    );
   }
   return warnings;
 }

@@ -92,7 +92,15 @@ export function decide(license: LicenseDates, now: Date, policy: ExpirationPolic
       const days = daysBetween(today, day);
       const threshold = warningThreshold(days, policy.warningDays);
       if (threshold !== undefined) {
-        decision.events.push({ type: 'license.expiring', licenseId: license.id, key: eventKey('license.expiring', license.id, day, threshold), date: expiresAt, day, daysUntilExpiry: days, threshold });
+        decision.events.push({
+          type: 'license.expiring',
+          licenseId: license.id,
+          key: eventKey('license.expiring', license.id, day, threshold),
+          date: expiresAt,
+          day,
+          daysUntilExpiry: days,
+          threshold,
+        });
       }
     } else if (expiresAt.getTime() <= now.getTime()) {
       if (status === 'active') decision.status = 'expired';
@@ -108,7 +116,13 @@ export function decide(license: LicenseDates, now: Date, policy: ExpirationPolic
   if ((status === 'active' || status === 'expired') && updatesUntil && updatesUntil.getTime() <= now.getTime()) {
     const day = dateInZone(updatesUntil, policy.timeZone);
     if (daysBetween(day, today) <= policy.lookbackDays) {
-      decision.events.push({ type: 'license.update_support_expired', licenseId: license.id, key: eventKey('license.update_support_expired', license.id, day), date: updatesUntil, day });
+      decision.events.push({
+        type: 'license.update_support_expired',
+        licenseId: license.id,
+        key: eventKey('license.update_support_expired', license.id, day),
+        date: updatesUntil,
+        day,
+      });
     }
   }
   return decision;
@@ -177,7 +191,10 @@ export class RecordedEvents {
 
   /** Thresholds recorded for this type, license and expiry: the same date, or the same instant (recorded in another zone). */
   private thresholds(type: string, event: Pick<DueEvent, 'licenseId' | 'day' | 'date'>): Array<number | undefined> {
-    return [...(this.byDate.get(`${type}:${event.licenseId}:${event.day}`) ?? []), ...(this.byInstant.get(`${type}:${event.licenseId}:${formatUtc(event.date)}`) ?? [])];
+    return [
+      ...(this.byDate.get(`${type}:${event.licenseId}:${event.day}`) ?? []),
+      ...(this.byInstant.get(`${type}:${event.licenseId}:${formatUtc(event.date)}`) ?? []),
+    ];
   }
 
   /**

@@ -31,7 +31,8 @@ export function recordedByThisRun(row: { id: number; attempts: number }, freshAf
 export type LicenseNow = { status: string; expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } | undefined;
 
 /** Why a notice is superseded; `reason` is what the delivery row and the operator are told. */
-type SupersededCode = 'deleted' | 'unreadable' | 'suspended' | 'revoked' | 'renewed' | 'update-support-changed' | 'expiry-passed' | 'expired-recorded' | 'later-warning-recorded';
+type SupersededCode =
+  'deleted' | 'unreadable' | 'suspended' | 'revoked' | 'renewed' | 'update-support-changed' | 'expiry-passed' | 'expired-recorded' | 'later-warning-recorded';
 
 export type NoticeVerdict = { send: true } | { send: false; code: SupersededCode; reason: string };
 
@@ -64,19 +65,36 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
   const day = about.instant ? dateInZone(new Date(about.instant), timeZone) : about.day;
   if (type === 'license.update_support_expired') {
     const ends = license.updatesUntil === null ? null : dateInZone(license.updatesUntil, timeZone);
-    if (ends !== day) return superseded('update-support-changed', `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${day})`);
+    if (ends !== day)
+      return superseded(
+        'update-support-changed',
+        `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${day})`,
+      );
     return SEND;
   }
   const expiry = license.expiresAt === null ? null : dateInZone(license.expiresAt, timeZone);
-  if (expiry !== day) return superseded('renewed', `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${day})`);
+  if (expiry !== day)
+    return superseded(
+      'renewed',
+      `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${day})`,
+    );
   if (type !== 'license.expiring' || license.expiresAt === null) return SEND;
 
-  if (license.expiresAt.getTime() <= now.getTime()) return superseded('expiry-passed', `the license expired at ${formatUtc(license.expiresAt)}, before this warning could be sent`);
-  const sameExpiry = (event: RecordedEvent) => event.licenseId === notice.licenseId && (event.day === about.day || (about.instant !== undefined && event.instant === about.instant));
+  if (license.expiresAt.getTime() <= now.getTime())
+    return superseded('expiry-passed', `the license expired at ${formatUtc(license.expiresAt)}, before this warning could be sent`);
+  const sameExpiry = (event: RecordedEvent) =>
+    event.licenseId === notice.licenseId && (event.day === about.day || (about.instant !== undefined && event.instant === about.instant));
   if (recorded.some((event) => event.type === 'license.expired' && sameExpiry(event))) {
     return superseded('expired-recorded', `the license.expired of the same expiry date (${day}) is recorded already`);
   }
-  const later = recorded.filter((event) => event.type === 'license.expiring' && sameExpiry(event) && event.threshold !== undefined && about.threshold !== undefined && event.threshold < about.threshold);
+  const later = recorded.filter(
+    (event) =>
+      event.type === 'license.expiring' &&
+      sameExpiry(event) &&
+      event.threshold !== undefined &&
+      about.threshold !== undefined &&
+      event.threshold < about.threshold,
+  );
   if (later.length > 0) {
     const nearest = Math.min(...later.map((event) => event.threshold!));
     return superseded('later-warning-recorded', `a later warning of the same expiry date (${plural(nearest, 'day')} before it) is recorded already`);

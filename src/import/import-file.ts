@@ -31,7 +31,8 @@ export interface ImportFile {
 const CHUNK_BYTES = 256 * 1024;
 // A license row is a few hundred bytes; a "row" of megabytes is a broken file, and holding it is unbounded memory.
 const MAX_RECORD_CHARS = 1024 * 1024;
-const tooLong = (file: string, at: string) => usageError(`${file}: ${at} is longer than ${MAX_RECORD_CHARS} characters: not a license row (is this the right file?). Nothing was imported.`);
+const tooLong = (file: string, at: string) =>
+  usageError(`${file}: ${at} is longer than ${MAX_RECORD_CHARS} characters: not a license row (is this the right file?). Nothing was imported.`);
 
 /** `file: row 3 (line 4)`: the prefix of every message about one record. */
 export function where(file: string, record: { row: number; line?: number }): string {
@@ -63,7 +64,8 @@ export interface ImportFileOrigin {
 function unreadableImportFile(file: string, origin: ImportFileOrigin | undefined, error: unknown): ExitError {
   const code = (error as { code?: unknown } | null)?.code;
   const relative = origin && !path.isAbsolute(origin.given) ? ` ("${origin.given}": a relative path is relative to the current folder, ${origin.cwd})` : '';
-  if (code === 'ENOENT') return usageError(`Cannot read import file ${file}: it does not exist${relative}. Check the path, or give an absolute one.`, { cause: error });
+  if (code === 'ENOENT')
+    return usageError(`Cannot read import file ${file}: it does not exist${relative}. Check the path, or give an absolute one.`, { cause: error });
   if (code === 'EACCES' || code === 'EPERM') {
     const user = currentUser();
     const blocked = firstUnreadable(file);
@@ -325,7 +327,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
     }
   } catch (error) {
     const code = (error as CsvError).code;
-    if (typeof code !== 'string' || !code.startsWith('CSV_') && code !== 'INVALID_OPENING_QUOTE') throw error;
+    if (typeof code !== 'string' || (!code.startsWith('CSV_') && code !== 'INVALID_OPENING_QUOTE')) throw error;
     // The parser fails on a whole chunk at once, before the records before it reach this loop: its error
     // says how many records (the header included) came before, and the header is read again.
     const csv = error as CsvError & { lines?: number; index?: number; records?: number };
@@ -378,7 +380,9 @@ function throwIfOtherSeparator(file: string, header: string, line: number): void
   const separator = [';', '\t', '|'].find((candidate) => header.includes(candidate));
   if (!separator) return;
   const shown = separator === '\t' ? 'tabs' : `"${separator}"`;
-  throw usageError(`${file}: the header (line ${line}) "${header.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`);
+  throw usageError(
+    `${file}: the header (line ${line}) "${header.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`,
+  );
 }
 
 /** One line of the file, for an error message (cut at 200 characters). */

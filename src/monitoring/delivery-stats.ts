@@ -154,7 +154,17 @@ export class DeliveryStatsAccumulator {
   private entry(endpoint: string): Running {
     let running = this.endpoints.get(endpoint);
     if (!running) {
-      running = { attempts: 0, succeeded: 0, durations: new Map(), responses: 0, errors: emptyErrors(), lastSuccessAt: null, lastAttemptAt: null, consecutiveFailures: 0, counts: null };
+      running = {
+        attempts: 0,
+        succeeded: 0,
+        durations: new Map(),
+        responses: 0,
+        errors: emptyErrors(),
+        lastSuccessAt: null,
+        lastAttemptAt: null,
+        consecutiveFailures: 0,
+        counts: null,
+      };
       this.endpoints.set(endpoint, running);
     }
     return running;

@@ -178,7 +178,9 @@ export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
       name: 'license_manager_endpoint_circuit_open',
       type: 'gauge',
       help: '1 while the circuit of an endpoint is open (runs start no attempt to it until a probe succeeds), else 0.',
-      samples: endpoints.flatMap((endpoint) => (endpoint.circuitOpen === undefined ? [] : [{ labels: { endpoint: endpoint.name }, value: endpoint.circuitOpen ? 1 : 0 }])),
+      samples: endpoints.flatMap((endpoint) =>
+        endpoint.circuitOpen === undefined ? [] : [{ labels: { endpoint: endpoint.name }, value: endpoint.circuitOpen ? 1 : 0 }],
+      ),
     },
   ];
   const lines: string[] = [];

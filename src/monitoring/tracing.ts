@@ -63,7 +63,8 @@ function parseKeyValueList(text: string | undefined, variable: string, warnings:
     }
   }
   // The values may be credentials (an API key header): only the keys or the shape are named.
-  if (bad.length > 0) warnings.push(`${variable} has ${bad.length === 1 ? 'an entry' : `${bad.length} entries`} that is not key=value (URL-encoded): ignored. Check its syntax.`);
+  if (bad.length > 0)
+    warnings.push(`${variable} has ${bad.length === 1 ? 'an entry' : `${bad.length} entries`} that is not key=value (URL-encoded): ignored. Check its syntax.`);
   return result;
 }
 
@@ -71,7 +72,11 @@ function tracesEndpoint(env: Env, warnings: string[]): string | null {
   const signal = value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const base = value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   // The signal's own variable is the full URL; the general one gets /v1/traces appended (OTLP exporter specification).
-  const [variable, endpoint] = signal ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal] : base ? ['OTEL_EXPORTER_OTLP_ENDPOINT', `${base.replace(/\/+$/, '')}/v1/traces`] : ['', DEFAULT_TRACES_ENDPOINT];
+  const [variable, endpoint] = signal
+    ? ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal]
+    : base
+      ? ['OTEL_EXPORTER_OTLP_ENDPOINT', `${base.replace(/\/+$/, '')}/v1/traces`]
+      : ['', DEFAULT_TRACES_ENDPOINT];
   let url: URL;
   try {
     url = new URL(endpoint);
@@ -101,7 +106,9 @@ export function planTracing(env: Env): TracingPlan {
     .filter(Boolean);
   const unknown = listed.filter((name) => !(EXPORTERS as readonly string[]).includes(name));
   if (unknown.length > 0) {
-    warnings.push(`OTEL_TRACES_EXPORTER names ${unknown.map((name) => `"${name}"`).join(', ')}, which license-manager does not support (it takes otlp, console or none): no traces are sent.`);
+    warnings.push(
+      `OTEL_TRACES_EXPORTER names ${unknown.map((name) => `"${name}"`).join(', ')}, which license-manager does not support (it takes otlp, console or none): no traces are sent.`,
+    );
     return { enabled: false, warnings };
   }
   const endpointSet = Boolean(value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') ?? value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'));
@@ -262,7 +269,10 @@ export async function startTracing(env: Env, options: TracingOptions = {}): Prom
   try {
     return await startSdk(plan, parent, options);
   } catch (error) {
-    return noopTracing([...plan.warnings, `OpenTelemetry could not be started (${error instanceof Error ? error.message : String(error)}): no traces are sent.`], parent);
+    return noopTracing(
+      [...plan.warnings, `OpenTelemetry could not be started (${error instanceof Error ? error.message : String(error)}): no traces are sent.`],
+      parent,
+    );
   }
 }
 
@@ -294,7 +304,9 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
       forceFlush: () => otlp.forceFlush(),
     };
     // A large queue: a 10,000-event run makes that many attempt spans before the first flush can drain them.
-    processors.push(new sdk.BatchSpanProcessor(exporter, { maxQueueSize: 16_384, maxExportBatchSize: 1024, scheduledDelayMillis: 1000, exportTimeoutMillis: bound }));
+    processors.push(
+      new sdk.BatchSpanProcessor(exporter, { maxQueueSize: 16_384, maxExportBatchSize: 1024, scheduledDelayMillis: 1000, exportTimeoutMillis: bound }),
+    );
   }
   if (plan.console) processors.push(new sdk.SimpleSpanProcessor(consoleExporter(options.consoleStream ?? process.stderr)));
   const provider = new sdk.BasicTracerProvider({
@@ -351,7 +363,9 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
             attributes: {
               [semconv.ATTR_HTTP_REQUEST_METHOD]: 'POST',
               [semconv.ATTR_URL_FULL]: redactUrl(input.url),
-              ...(url ? { [semconv.ATTR_SERVER_ADDRESS]: url.hostname, [semconv.ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) } : {}),
+              ...(url
+                ? { [semconv.ATTR_SERVER_ADDRESS]: url.hostname, [semconv.ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) }
+                : {}),
               ...(input.attempt > 1 ? { [semconv.ATTR_HTTP_REQUEST_RESEND_COUNT]: input.attempt - 1 } : {}),
               [ATTR_ENDPOINT]: input.endpoint,
               [ATTR_EVENT_TYPE]: input.eventType,
@@ -397,7 +411,8 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
       });
       try {
         const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]);
-        if (outcome === 'late') failures.push(`traces were not all sent to ${plan.endpoint ? maskCredentials(plan.endpoint) : 'the console'} within ${bound} ms`);
+        if (outcome === 'late')
+          failures.push(`traces were not all sent to ${plan.endpoint ? maskCredentials(plan.endpoint) : 'the console'} within ${bound} ms`);
       } catch (error) {
         // An export that failed has said why already; the flush rejects with the same reason.
         if (failures.length === 0) failures.push(`traces could not be flushed: ${error instanceof Error ? error.message : String(error)}`);

@@ -100,7 +100,9 @@ function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
 function dateText(value: Scalar, column: string): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value;
-  throw new Error(`${column} came back as ${value instanceof Date ? 'a Date' : typeof value}, not as the text of a date: the driver is not set to return DATE as text`);
+  throw new Error(
+    `${column} came back as ${value instanceof Date ? 'a Date' : typeof value}, not as the text of a date: the driver is not set to return DATE as text`,
+  );
 }
 
 /** A timestamp as text: Botble's created_at/updated_at only show in listings. */
@@ -145,7 +147,10 @@ export async function findBotbleDueCandidates(
   const expiring: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
     selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute(),
   );
-  const support: BotbleLicenseRow[] = await selectLicenses(raw, tables).where('l.updates_until', '>=', window.fromDay).where('l.updates_until', '<', window.supportBeforeDay).execute();
+  const support: BotbleLicenseRow[] = await selectLicenses(raw, tables)
+    .where('l.updates_until', '>=', window.fromDay)
+    .where('l.updates_until', '<', window.supportBeforeDay)
+    .execute();
   const byId = new Map<number, LicenseRow>();
   for (const row of [...expiring, ...support]) {
     const license = toLicenseRow(row);
@@ -172,7 +177,9 @@ export async function listBotbleLicenses(db: Kysely<Database>, botblePrefix: str
 
 export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix: string, code: string): Promise<LicenseRow | undefined> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const row: BotbleLicenseRow | undefined = await readBotble([tables.licenses, tables.products], () => selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst());
+  const row: BotbleLicenseRow | undefined = await readBotble([tables.licenses, tables.products], () =>
+    selectLicenses(raw, tables).where('l.license_code', '=', code).executeTakeFirst(),
+  );
   return row ? toLicenseRow(row) : undefined;
 }
 
@@ -180,7 +187,11 @@ export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix
 export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<LicenseRow[]> {
   if (ids.length === 0) return [];
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const rows: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () => selectLicenses(raw, tables).where('l.id', 'in', [...ids]).execute());
+  const rows: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
+    selectLicenses(raw, tables)
+      .where('l.id', 'in', [...ids])
+      .execute(),
+  );
   return rows.map(toLicenseRow);
 }
 
@@ -200,10 +211,18 @@ export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: s
 }
 
 /** The id and code of these Botble licenses (at most a bounded IN list of ids; ids with no license are absent). */
-export async function botbleLicenseCodesOf(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<Array<{ id: number; license_code: string | null }>> {
+export async function botbleLicenseCodesOf(
+  db: Kysely<Database>,
+  botblePrefix: string,
+  ids: readonly number[],
+): Promise<Array<{ id: number; license_code: string | null }>> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const rows: Array<{ id: number | string | bigint; license_code: string | null }> = await readBotble([tables.licenses], () =>
-    raw.selectFrom(tables.licenses).select(['id', 'license_code']).where('id', 'in', [...ids]).execute(),
+    raw
+      .selectFrom(tables.licenses)
+      .select(['id', 'license_code'])
+      .where('id', 'in', [...ids])
+      .execute(),
   );
   return rows.map((row) => ({ id: Number(row.id), license_code: row.license_code }));
 }
@@ -234,7 +253,9 @@ function sameDate(db: Kysely<Database>): RawBuilder<boolean> {
 
 /** Botble's DATE as text in an INSERT ... SELECT. */
 function dateAsText(db: Kysely<Database>): RawBuilder<string> {
-  return dialectOf(db) === 'sqlite' ? sql<string>`l.expires_at` : sql<string>`cast(l.expires_at as ${sql.raw(dialectOf(db) === 'mysql' ? 'char(10)' : 'text')})`;
+  return dialectOf(db) === 'sqlite'
+    ? sql<string>`l.expires_at`
+    : sql<string>`cast(l.expires_at as ${sql.raw(dialectOf(db) === 'mysql' ? 'char(10)' : 'text')})`;
 }
 
 /**
@@ -242,7 +263,14 @@ function dateAsText(db: Kysely<Database>): RawBuilder<string> {
  * `expired` for that date: expired longer ago than the lookback. Records them as `expired` in our table
  * (Botble's rows are not touched), or only counts them when `write` is false; the first `list` are named.
  */
-export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: string, beforeDay: string, now: string, write: boolean, list = 0): Promise<LongPastExpiries> {
+export async function expireBotbleLongPast(
+  db: Kysely<Database>,
+  botblePrefix: string,
+  beforeDay: string,
+  now: string,
+  write: boolean,
+  list = 0,
+): Promise<LongPastExpiries> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const dialect = dialectOf(db);
   const licenses = sql.table(tables.licenses);
@@ -257,15 +285,25 @@ export async function expireBotbleLongPast(db: Kysely<Database>, botblePrefix: s
   const named =
     list === 0 || count === 0
       ? []
-      : (await sql<{ id: number | string; license_code: string | null; expires_at: string }>`select l.id, l.license_code, ${dateAsText(db)} as expires_at ${from} order by l.expires_at, l.id limit ${sql.lit(list)}`.execute(raw)).rows;
+      : (
+          await sql<{
+            id: number | string;
+            license_code: string | null;
+            expires_at: string;
+          }>`select l.id, l.license_code, ${dateAsText(db)} as expires_at ${from} order by l.expires_at, l.id limit ${sql.lit(list)}`.execute(raw)
+        ).rows;
   const listed = named.map((row) => ({ id: Number(row.id), license_code: row.license_code ?? '', expires_at: row.expires_at }));
   if (!write || count === 0) return { count, licenses: listed };
   const select = sql`select l.id, 'expired', ${dateAsText(db)}, ${now} ${from}`;
   const columns = sql`(license_id, status, expires_at, updated_at)`;
   if (dialect === 'mysql') {
-    await sql`insert into ${states} ${columns} ${select} on duplicate key update status = values(status), expires_at = values(expires_at), updated_at = values(updated_at)`.execute(raw);
+    await sql`insert into ${states} ${columns} ${select} on duplicate key update status = values(status), expires_at = values(expires_at), updated_at = values(updated_at)`.execute(
+      raw,
+    );
   } else {
-    await sql`insert into ${states} ${columns} ${select} on conflict (license_id) do update set status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`.execute(raw);
+    await sql`insert into ${states} ${columns} ${select} on conflict (license_id) do update set status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`.execute(
+      raw,
+    );
   }
   return { count, licenses: listed };
 }
@@ -285,19 +323,35 @@ export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusCh
     if (chunk.length === 0) continue;
     const ids = chunk.map((license) => license.id);
     const current = await trx.selectFrom('botble_license_states').select(['license_id', 'status', 'expires_at']).where('license_id', 'in', ids).execute();
-    const already = new Set(current.filter((state) => state.status === 'expired' && chunk.some((license) => license.id === Number(state.license_id) && license.expires_at === state.expires_at)).map((state) => Number(state.license_id)));
-    const rows = chunk.filter((license) => !already.has(license.id)).map((license) => ({ license_id: license.id, status: 'expired', expires_at: license.expires_at!, updated_at: now }));
+    const already = new Set(
+      current
+        .filter(
+          (state) => state.status === 'expired' && chunk.some((license) => license.id === Number(state.license_id) && license.expires_at === state.expires_at),
+        )
+        .map((state) => Number(state.license_id)),
+    );
+    const rows = chunk
+      .filter((license) => !already.has(license.id))
+      .map((license) => ({ license_id: license.id, status: 'expired', expires_at: license.expires_at!, updated_at: now }));
     if (rows.length === 0) continue;
     const insert = trx.insertInto('botble_license_states').values(rows);
-    await (dialect === 'mysql'
-      ? insert.onDuplicateKeyUpdate({ status: sql`values(status)`, expires_at: sql`values(expires_at)`, updated_at: now })
-      : insert.onConflict((conflict) => conflict.column('license_id').doUpdateSet((eb) => ({ status: eb.ref('excluded.status'), expires_at: eb.ref('excluded.expires_at'), updated_at: now })))
+    await (
+      dialect === 'mysql'
+        ? insert.onDuplicateKeyUpdate({ status: sql`values(status)`, expires_at: sql`values(expires_at)`, updated_at: now })
+        : insert.onConflict((conflict) =>
+            conflict
+              .column('license_id')
+              .doUpdateSet((eb) => ({ status: eb.ref('excluded.status'), expires_at: eb.ref('excluded.expires_at'), updated_at: now })),
+          )
     ).execute();
     expired += rows.length;
   }
   let reactivated = 0;
   for (let index = 0; index < changes.reactivated.length; index += CHUNK) {
-    const result = await trx.deleteFrom('botble_license_states').where('license_id', 'in', changes.reactivated.slice(index, index + CHUNK)).executeTakeFirst();
+    const result = await trx
+      .deleteFrom('botble_license_states')
+      .where('license_id', 'in', changes.reactivated.slice(index, index + CHUNK))
+      .executeTakeFirst();
     reactivated += Number(result.numDeletedRows);
   }
   return { expired, reactivated };
@@ -314,7 +368,11 @@ export type BotbleSettingKey = (typeof BOTBLE_SETTING_KEYS)[number];
 export async function readBotbleSettings(db: Kysely<Database>): Promise<Map<BotbleSettingKey, string>> {
   const raw = db.withoutPlugins() as unknown as Kysely<any>;
   const rows: Array<{ key: string; value: string | null }> = await readBotble(['settings'], () =>
-    raw.selectFrom('settings').select(['key', 'value']).where('key', 'in', [...BOTBLE_SETTING_KEYS]).execute(),
+    raw
+      .selectFrom('settings')
+      .select(['key', 'value'])
+      .where('key', 'in', [...BOTBLE_SETTING_KEYS])
+      .execute(),
   );
   return new Map(rows.map((row) => [row.key as BotbleSettingKey, row.value ?? '']));
 }

@@ -66,14 +66,23 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   } catch {
     // Never quoted whole: the part that breaks it is named, the password masked.
     const password = passwordProblem(value);
-    return { problem: `${maskDatabaseUrl(value)} is not a valid URL${password ? `: ${password}` : ''} (expected ${dialect}://user:<password>@host:port/database)` };
+    return {
+      problem: `${maskDatabaseUrl(value)} is not a valid URL${password ? `: ${password}` : ''} (expected ${dialect}://user:<password>@host:port/database)`,
+    };
   }
   // Drivers decode the user, password and name too: a bad escape there is this URL's fault, said before connecting.
-  const badPart = ([['user name', url.username], ['password', url.password], ['database name', url.pathname]] as const).find(([, part]) => decoded(part) === undefined)?.[0];
+  const badPart = (
+    [
+      ['user name', url.username],
+      ['password', url.password],
+      ['database name', url.pathname],
+    ] as const
+  ).find(([, part]) => decoded(part) === undefined)?.[0];
   if (badPart) return { problem: `${maskDatabaseUrl(value)}: the ${badPart} ${BAD_ESCAPE}` };
   const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (!url.hostname) return { problem: `${maskDatabaseUrl(value)} has no host name` };
-  if (!database || database.includes('/')) return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:<password>@${url.host}/database)` };
+  if (!database || database.includes('/'))
+    return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:<password>@${url.host}/database)` };
   const label = maskDatabaseUrl(value);
   return { dialect, url: value, host: url.hostname, port: url.port ? Number(url.port) : DEFAULT_PORTS[dialect], database, tablePrefix, label };
 }

@@ -38,7 +38,10 @@ const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 11);
 const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 8);
 
 /** The event keys already recorded for these licenses (sent, pending or abandoned), with their instants, by the license_id index. */
-export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<Array<{ event_key: string; event_instant: string | null }>> {
+export async function recordedEventKeys(
+  db: Kysely<Database>,
+  licenseIds: readonly number[],
+): Promise<Array<{ event_key: string; event_instant: string | null }>> {
   const keys: Array<{ event_key: string; event_instant: string | null }> = [];
   const ids = [...new Set(licenseIds)];
   for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
@@ -75,7 +78,8 @@ export async function recordEvents(
   now: string,
   setStatuses: StatusWriter = writeStatusChanges,
 ): Promise<{ inserted: number; fannedOut: number; expired: number; reactivated: number }> {
-  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0) return { inserted: 0, fannedOut: 0, expired: 0, reactivated: 0 };
+  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0)
+    return { inserted: 0, fannedOut: 0, expired: 0, reactivated: 0 };
   const dialect = dialectOf(db);
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
@@ -87,8 +91,16 @@ export async function recordEvents(
         const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
         // `default`'s rows (one per event: what a run reports as recorded) and the other endpoints' rows go in
         // INSERTs of their own, each within the parameter limit.
-        inserted += await insertRows(trx, dialect, slice.filter((row) => row.endpoint === undefined));
-        fannedOut += await insertRows(trx, dialect, slice.filter((row) => row.endpoint !== undefined));
+        inserted += await insertRows(
+          trx,
+          dialect,
+          slice.filter((row) => row.endpoint === undefined),
+        );
+        fannedOut += await insertRows(
+          trx,
+          dialect,
+          slice.filter((row) => row.endpoint !== undefined),
+        );
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
@@ -97,7 +109,11 @@ export async function recordEvents(
   );
 }
 
-async function insertRows(trx: Kysely<Database>, dialect: SqlDialect, slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+async function insertRows(
+  trx: Kysely<Database>,
+  dialect: SqlDialect,
+  slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>,
+): Promise<number> {
   // The caller's slice is within DELIVERY_ROWS_PER_INSERT already; long bodies may split it further.
   let inserted = 0;
   for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, dialect, rows);
@@ -131,7 +147,11 @@ function byBodyBytes<T extends { body: string }>(rows: T[]): T[][] {
  * leaves every other error an error (a value too long for its column is refused, never cut). Its row count
  * cannot tell an insert from a skip, so the event ids (new for every event) are counted back.
  */
-async function insertNew(trx: Kysely<Database>, dialect: SqlDialect, rows: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+async function insertNew(
+  trx: Kysely<Database>,
+  dialect: SqlDialect,
+  rows: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>,
+): Promise<number> {
   const insert = trx.insertInto('webhook_deliveries').values(rows);
   try {
     if (dialect !== 'mysql') {
@@ -320,7 +340,9 @@ function abandonedIn(selection: ResendSelection, afterId: number, ids?: readonly
   return (eb) =>
     eb.and([
       // Named by id, a deferred one is sent now too (`deliveries retry <id>`); with --force a delivered or superseded one too.
-      ids !== undefined ? eb('status', 'in', selection.delivered ? ['abandoned', 'deferred', 'delivered', 'superseded'] : ['abandoned', 'deferred']) : eb('status', '=', 'abandoned'),
+      ids !== undefined
+        ? eb('status', 'in', selection.delivered ? ['abandoned', 'deferred', 'delivered', 'superseded'] : ['abandoned', 'deferred'])
+        : eb('status', '=', 'abandoned'),
       eb('id', '>', afterId),
       ...(selection.since === undefined ? [] : [eb('created_at', '>=', selection.since)]),
       ...(ids === undefined ? [] : [eb('id', 'in', [...ids])]),
@@ -472,7 +494,13 @@ export async function renewLeases(db: Kysely<Database>, runId: string, nowMs: nu
 export async function confirmClaims(db: Kysely<Database>, runId: string, ids: readonly number[], nowMs: number, leaseUntil: number): Promise<Set<number>> {
   const held = new Set<number>();
   const mine = (on: Kysely<Database>, chunk: readonly number[]) =>
-    on.updateTable('webhook_deliveries').set({ lease_until: leaseUntil }).where('id', 'in', chunk).where('claimed_by', '=', runId).where('status', '=', 'delivering').where('lease_until', '>=', nowMs);
+    on
+      .updateTable('webhook_deliveries')
+      .set({ lease_until: leaseUntil })
+      .where('id', 'in', chunk)
+      .where('claimed_by', '=', runId)
+      .where('status', '=', 'delivering')
+      .where('lease_until', '>=', nowMs);
   for (let index = 0; index < ids.length; index += IDS_PER_STATEMENT) {
     const chunk = ids.slice(index, index + IDS_PER_STATEMENT);
     if (dialectOf(db) !== 'mysql') {
@@ -491,7 +519,11 @@ export async function confirmClaims(db: Kysely<Database>, runId: string, ids: re
           .where('lease_until', '>=', nowMs)
           .forUpdate()
           .execute();
-        if (locked.length > 0) await mine(trx, locked.map((row) => row.id)).execute();
+        if (locked.length > 0)
+          await mine(
+            trx,
+            locked.map((row) => row.id),
+          ).execute();
         return locked;
       }),
     );
@@ -515,7 +547,10 @@ export async function checkSendingPrivileges(db: Kysely<Database>): Promise<void
       needed: `INSERT on ${prefix}webhook_attempts, to record each attempt`,
       statement: sql`insert into ${sql.table('webhook_attempts')} (delivery_id, attempt, started_at, duration_ms, status_code, error) select id, attempts, created_at, attempts, last_status_code, last_error from ${deliveries} where 1 = 0`,
     },
-    { needed: `UPDATE on ${prefix}webhook_deliveries, to claim deliveries and record how they end`, statement: sql`update ${deliveries} set status = status where 1 = 0` },
+    {
+      needed: `UPDATE on ${prefix}webhook_deliveries, to claim deliveries and record how they end`,
+      statement: sql`update ${deliveries} set status = status where 1 = 0`,
+    },
   ];
   for (const { needed, statement } of checks) {
     await statement.execute(db).catch((error: unknown) => {
@@ -609,7 +644,10 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
     // right-hand side reads only its own column or a constant, so MySQL's left-to-right SET is safe.
     const sorted = [...chunk].sort((a, b) => a.deliveryId - b.deliveryId);
     const caseOf = <T>(value: (write: AttemptWrite) => T) =>
-      sql<T>`case id ${sql.join(sorted.map((write) => sql`when ${write.deliveryId} then ${value(write)}`), sql` `)} end`;
+      sql<T>`case id ${sql.join(
+        sorted.map((write) => sql`when ${write.deliveryId} then ${value(write)}`),
+        sql` `,
+      )} end`;
     const final = caseOf((write) => write.final?.status ?? null);
     await trx
       .updateTable('webhook_deliveries')
@@ -619,12 +657,18 @@ const UPDATE_ATTEMPT_SUMMARIES: Record<SqlDialect, (trx: Kysely<Database>, runId
         last_error: caseOf((write) => write.attempt.error),
         status: sql<DeliveryStatus>`coalesce(${final}, status)`,
         completed_at: sql<string | null>`coalesce(${caseOf((write) => write.final?.completedAt ?? null)}, completed_at)`,
-        next_attempt_at: sql<string | null>`case when ${final} is not null then ${caseOf((write) => write.final?.nextAttemptAt ?? null)} else next_attempt_at end`,
+        next_attempt_at: sql<
+          string | null
+        >`case when ${final} is not null then ${caseOf((write) => write.final?.nextAttemptAt ?? null)} else next_attempt_at end`,
         status_reason: sql<string | null>`case when ${final} is not null then ${caseOf((write) => write.final?.reason ?? null)} else status_reason end`,
         lease_until: sql<number | null>`case when ${final} is not null then null else lease_until end`,
         claimed_by: sql<string | null>`case when ${final} is not null then null else claimed_by end`,
       })
-      .where('id', 'in', sorted.map((write) => write.deliveryId))
+      .where(
+        'id',
+        'in',
+        sorted.map((write) => write.deliveryId),
+      )
       .where('claimed_by', '=', runId)
       .execute();
   },
@@ -659,7 +703,14 @@ export async function supersedeDeliveries(db: Kysely<Database>, runId: string, r
 export async function endClaimed(db: Kysely<Database>, deliveryId: number, runId: string, end: DeliveryEnd): Promise<void> {
   await db
     .updateTable('webhook_deliveries')
-    .set({ status: end.status, completed_at: end.completedAt, next_attempt_at: end.nextAttemptAt ?? null, status_reason: end.reason ?? null, claimed_by: null, lease_until: null })
+    .set({
+      status: end.status,
+      completed_at: end.completedAt,
+      next_attempt_at: end.nextAttemptAt ?? null,
+      status_reason: end.reason ?? null,
+      claimed_by: null,
+      lease_until: null,
+    })
     .where('id', '=', deliveryId)
     .where('claimed_by', '=', runId)
     .execute();
@@ -676,7 +727,10 @@ export async function deferEndpoint(
   change: { dueAt: string; nextAttemptAt: string; reason: string; windowStart: string; completedAt: string; abandonReason: string },
 ): Promise<{ deferred: number; abandoned: number }> {
   const waiting = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) =>
-    eb.and([eb('endpoint', '=', endpoint), eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'deferred'), eb('next_attempt_at', '<=', change.dueAt)])])]);
+    eb.and([
+      eb('endpoint', '=', endpoint),
+      eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'deferred'), eb('next_attempt_at', '<=', change.dueAt)])]),
+    ]);
   const abandoned = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'abandoned', completed_at: change.completedAt, next_attempt_at: null, status_reason: change.abandonReason })
@@ -757,7 +811,14 @@ export interface WaitingDeliveries {
 export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDeliveries[]> {
   const rows = await db
     .selectFrom('webhook_deliveries')
-    .select((eb) => ['endpoint', 'status', eb.fn.countAll<number>().as('count'), eb.fn.min('next_attempt_at').as('next_at'), eb.fn.min('created_at').as('oldest'), eb.fn.max('id').as('latest')])
+    .select((eb) => [
+      'endpoint',
+      'status',
+      eb.fn.countAll<number>().as('count'),
+      eb.fn.min('next_attempt_at').as('next_at'),
+      eb.fn.min('created_at').as('oldest'),
+      eb.fn.max('id').as('latest'),
+    ])
     .where('status', 'in', ['deferred', 'parked'])
     // Parked by the operator's switch, not by a failing receiver: not waiting on one.
     .where((eb) => eb.or([eb('status', '=', 'deferred'), eb('status_reason', 'is', null), eb('status_reason', '<>', OPERATOR_DISABLED_REASON)]))
@@ -765,7 +826,16 @@ export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDe
     .execute();
   const byEndpoint = new Map<string, WaitingDeliveries & { latest: number }>();
   for (const row of rows) {
-    const entry = byEndpoint.get(row.endpoint) ?? { endpoint: row.endpoint, deferred: 0, parked: 0, nextAttemptAt: null, oldestCreatedAt: null, lastError: null, reason: null, latest: 0 };
+    const entry = byEndpoint.get(row.endpoint) ?? {
+      endpoint: row.endpoint,
+      deferred: 0,
+      parked: 0,
+      nextAttemptAt: null,
+      oldestCreatedAt: null,
+      lastError: null,
+      reason: null,
+      latest: 0,
+    };
     if (row.status === 'deferred') {
       entry.deferred = Number(row.count);
       entry.nextAttemptAt = row.next_at ?? null;
@@ -776,7 +846,18 @@ export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDe
   }
   // The latest waiting delivery of each endpoint says its last error and why it waits: one read for all of them.
   const entries = [...byEndpoint.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
-  const latest = entries.length === 0 ? [] : await db.selectFrom('webhook_deliveries').select(['id', 'last_error', 'status_reason']).where('id', 'in', entries.map((entry) => entry.latest)).execute();
+  const latest =
+    entries.length === 0
+      ? []
+      : await db
+          .selectFrom('webhook_deliveries')
+          .select(['id', 'last_error', 'status_reason'])
+          .where(
+            'id',
+            'in',
+            entries.map((entry) => entry.latest),
+          )
+          .execute();
   const byId = new Map(latest.map((row) => [Number(row.id), row]));
   return entries.map(({ latest: id, ...entry }) => ({ ...entry, lastError: byId.get(id)?.last_error ?? null, reason: byId.get(id)?.status_reason ?? null }));
 }
@@ -853,7 +934,9 @@ export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ 
 
 /** The largest delivery id so far (0 for none): rows after it were recorded later. */
 export async function maxDeliveryId(db: Kysely<Database>): Promise<number> {
-  const row = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.max<number | null>('id').as('id')).executeTakeFirst();
+  const row = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => eb.fn.max<number | null>('id').as('id'))
+    .executeTakeFirst();
   return Number(row?.id ?? 0);
 }
-

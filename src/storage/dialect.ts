@@ -26,7 +26,18 @@ export function dialectOf(db: Kysely<any>): SqlDialect {
 }
 
 /** The tables the migrations create: only these are renamed, so another application's tables and our aliases are left alone. */
-const OWN_TABLES: ReadonlySet<string> = new Set(['licenses', 'settings', 'webhook_deliveries', 'webhook_attempts', 'runs', 'botble_license_states', 'endpoints', 'endpoint_secrets', 'endpoint_headers', 'endpoint_states']);
+const OWN_TABLES: ReadonlySet<string> = new Set([
+  'licenses',
+  'settings',
+  'webhook_deliveries',
+  'webhook_attempts',
+  'runs',
+  'botble_license_states',
+  'endpoints',
+  'endpoint_secrets',
+  'endpoint_headers',
+  'endpoint_states',
+]);
 
 class PrefixTransformer extends OperationNodeTransformer {
   constructor(private readonly prefix: string) {
@@ -100,7 +111,11 @@ export function messageOf(error: unknown): string {
 /** A unique, check or foreign-key constraint refused the write, in any dialect's words. */
 export function isConstraintViolation(error: unknown): boolean {
   const code = errorCode(error);
-  return code.startsWith('SQLITE_CONSTRAINT') || /^23[0-9A-Z]{3}$/.test(code) || ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code);
+  return (
+    code.startsWith('SQLITE_CONSTRAINT') ||
+    /^23[0-9A-Z]{3}$/.test(code) ||
+    ['ER_DUP_ENTRY', 'ER_CONSTRAINT_FAILED', 'ER_CHECK_CONSTRAINT_VIOLATED', 'ER_NO_REFERENCED_ROW_2'].includes(code)
+  );
 }
 
 // InnoDB picks a victim when concurrent INSERT IGNOREs meet on the same unique keys; PostgreSQL may too. A lock

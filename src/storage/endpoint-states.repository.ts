@@ -33,7 +33,9 @@ type StateChange = { circuit: string | null } | { disabled_at: string | null; di
 async function upsert(db: Kysely<Database>, endpoint: string, change: StateChange, now: string): Promise<void> {
   const insert = db.insertInto('endpoint_states').values({ endpoint, circuit: null, disabled_at: null, disabled_reason: null, ...change, updated_at: now });
   const update = { ...change, updated_at: now };
-  await (dialectOf(db) === 'mysql' ? insert.onDuplicateKeyUpdate(update) : insert.onConflict((conflict) => conflict.column('endpoint').doUpdateSet(update))).execute();
+  await (
+    dialectOf(db) === 'mysql' ? insert.onDuplicateKeyUpdate(update) : insert.onConflict((conflict) => conflict.column('endpoint').doUpdateSet(update))
+  ).execute();
 }
 
 /** Keeps an endpoint's circuit (StoredCircuit as JSON) for the next run. */

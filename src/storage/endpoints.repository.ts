@@ -72,7 +72,10 @@ const rowOf = (endpoint: EndpointWrite) => ({
 /** A new endpoint with its headers, in one transaction (the unique name refuses a second one). */
 export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string): Promise<void> {
   await inTransaction(db, async (trx) => {
-    await trx.insertInto('endpoints').values({ name, ...rowOf(endpoint), created_at: now, updated_at: now }).execute();
+    await trx
+      .insertInto('endpoints')
+      .values({ name, ...rowOf(endpoint), created_at: now, updated_at: now })
+      .execute();
     await writeHeaders(trx, (await idOf(trx, name))!, endpoint.headers);
   });
 }
@@ -88,12 +91,19 @@ export async function updateEndpoint(
   await inTransaction(db, async (trx) => {
     const id = await idOf(trx, name);
     if (id === undefined) throw new Error(`endpoint ${name} is gone`);
-    await trx.updateTable('endpoints').set({ ...rowOf(endpoint), updated_at: now }).where('id', '=', id).execute();
+    await trx
+      .updateTable('endpoints')
+      .set({ ...rowOf(endpoint), updated_at: now })
+      .where('id', '=', id)
+      .execute();
     await writeHeaders(trx, id, endpoint.headers);
     if (previousSecrets) {
       await trx.deleteFrom('endpoint_secrets').where('endpoint_id', '=', id).execute();
       if (previousSecrets.length > 0) {
-        await trx.insertInto('endpoint_secrets').values(previousSecrets.map((entry) => ({ endpoint_id: id, secret: entry.secret, valid_until: entry.validUntil }))).execute();
+        await trx
+          .insertInto('endpoint_secrets')
+          .values(previousSecrets.map((entry) => ({ endpoint_id: id, secret: entry.secret, valid_until: entry.validUntil })))
+          .execute();
       }
     }
   });
@@ -115,7 +125,8 @@ export async function countUndelivered(db: Kysely<Database>, name: string): Prom
 
 /** Drops an endpoint's undelivered deliveries (and their attempts); returns how many. */
 async function dropUndelivered(trx: Kysely<Database>, name: string): Promise<number> {
-  const undelivered = (eb: Kysely<Database>) => eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', UNDELIVERED);
+  const undelivered = (eb: Kysely<Database>) =>
+    eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', UNDELIVERED);
   await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', undelivered(trx)).execute();
   const result = await trx.deleteFrom('webhook_deliveries').where('endpoint', '=', name).where('status', 'in', UNDELIVERED).executeTakeFirst();
   return Number(result.numDeletedRows);
@@ -125,7 +136,11 @@ async function dropUndelivered(trx: Kysely<Database>, name: string): Promise<num
 export async function setEndpointEnabled(db: Kysely<Database>, name: string, enabled: boolean, now: string, discardParked = false): Promise<number> {
   return inTransaction(db, async (trx) => {
     const dropped = discardParked ? await dropUndelivered(trx, name) : 0;
-    await trx.updateTable('endpoints').set({ enabled: enabled ? 1 : 0, updated_at: now }).where('name', '=', name).execute();
+    await trx
+      .updateTable('endpoints')
+      .set({ enabled: enabled ? 1 : 0, updated_at: now })
+      .where('name', '=', name)
+      .execute();
     return dropped;
   });
 }

@@ -111,7 +111,11 @@ export async function licenseCodes(source: LicenseSource, db: Kysely<Database>, 
 }
 
 /** Rows of the delivery log with the code of the license each names (null: no license, or one since deleted). */
-export async function withLicenseCodes<T extends { license_id: number | null }>(source: LicenseSource, db: Kysely<Database>, rows: readonly T[]): Promise<Array<T & { license_code: string | null }>> {
+export async function withLicenseCodes<T extends { license_id: number | null }>(
+  source: LicenseSource,
+  db: Kysely<Database>,
+  rows: readonly T[],
+): Promise<Array<T & { license_code: string | null }>> {
   const codes = await licenseCodes(
     source,
     db,

@@ -126,16 +126,21 @@ export async function upsertLicenses(
       const status = sql.ref('licenses.status');
       const renewed = activating.length > 0 ? { status: sql<string>`case when ${status} in (${sql.join(activating)}) then 'active' else ${status} end` } : {};
       const insert = trx.insertInto('licenses').values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })));
-      await (dialect === 'mysql'
-        ? // MySQL has no ON CONFLICT; VALUES(column) is the row that was refused (MariaDB and MySQL 8).
-          insert.onDuplicateKeyUpdate({ ...Object.fromEntries(columns.map((column) => [column, sql`values(${sql.ref(column)})`])), ...renewed, updated_at: now })
-        : insert.onConflict((conflict) =>
-            conflict.column('license_code').doUpdateSet((eb) => ({
-              ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
+      await (
+        dialect === 'mysql'
+          ? // MySQL has no ON CONFLICT; VALUES(column) is the row that was refused (MariaDB and MySQL 8).
+            insert.onDuplicateKeyUpdate({
+              ...Object.fromEntries(columns.map((column) => [column, sql`values(${sql.ref(column)})`])),
               ...renewed,
               updated_at: now,
-            })),
-          )
+            })
+          : insert.onConflict((conflict) =>
+              conflict.column('license_code').doUpdateSet((eb) => ({
+                ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
+                ...renewed,
+                updated_at: now,
+              })),
+            )
       ).execute();
       // PostgreSQL's serial does not move past ids given explicitly: move it, as SQLite and MySQL do on their own.
       if (dialect === 'postgres' && batch[0]!.id !== undefined) {
@@ -149,7 +154,10 @@ export async function upsertLicenses(
       if (first !== undefined) throw new RepeatedLicenseCode(input.license_code, first, position);
       pending.set(input.license_code, position);
       const activating = activates(input);
-      const shape = `${Object.keys(input).filter((key) => input[key as keyof LicenseInput] !== undefined).sort().join(',')}:${activating.join(',')}`;
+      const shape = `${Object.keys(input)
+        .filter((key) => input[key as keyof LicenseInput] !== undefined)
+        .sort()
+        .join(',')}:${activating.join(',')}`;
       const batch = batches.get(shape) ?? { inputs: [], activating };
       batches.set(shape, batch);
       batch.inputs.push(input);
@@ -162,7 +170,12 @@ export async function upsertLicenses(
 }
 
 /** Whether writing `input` over the stored row would change nothing (an id given must be the row's own). */
-function unchanged(input: LicenseInput, row: LicenseRow | undefined, columns: readonly (typeof UPDATABLE)[number][], activating: readonly LicenseStatus[]): boolean {
+function unchanged(
+  input: LicenseInput,
+  row: LicenseRow | undefined,
+  columns: readonly (typeof UPDATABLE)[number][],
+  activating: readonly LicenseStatus[],
+): boolean {
   if (!row || (input.id !== undefined && input.id !== row.id)) return false;
   if (columns.some((column) => column !== 'status' && (input[column] ?? null) !== row[column])) return false;
   const status = input.status ?? (activating.includes(row.status as LicenseStatus) ? 'active' : row.status);
@@ -175,7 +188,11 @@ function unchanged(input: LicenseInput, row: LicenseRow | undefined, columns: re
  */
 async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInput[]): Promise<void> {
   const wanted = new Map(batch.map((input) => [input.id!, input.license_code]));
-  const taken = await trx.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', [...wanted.keys()]).execute();
+  const taken = await trx
+    .selectFrom('licenses')
+    .select(['id', 'license_code'])
+    .where('id', 'in', [...wanted.keys()])
+    .execute();
   const clash = taken.find((row) => wanted.get(row.id) !== row.license_code);
   if (clash) {
     throw Object.assign(new Error(`id ${clash.id} belongs to license_code "${clash.license_code}", not "${wanted.get(clash.id)}"`), { code: 'ER_DUP_ENTRY' });
@@ -216,7 +233,14 @@ export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusC
     }
     return changed;
   };
-  return { expired: await setStatus(changes.expired.map((license) => license.id), 'active', 'expired'), reactivated: await setStatus(changes.reactivated, 'expired', 'active') };
+  return {
+    expired: await setStatus(
+      changes.expired.map((license) => license.id),
+      'active',
+      'expired',
+    ),
+    reactivated: await setStatus(changes.reactivated, 'expired', 'active'),
+  };
 }
 
 export interface LicenseFilter {
@@ -243,12 +267,22 @@ export async function findLicenseByCode(db: Kysely<Database>, code: string): Pro
 
 /** The id and code of these licenses (at most a bounded IN list of ids; ids with no license are absent). */
 export async function licenseCodesOf(db: Kysely<Database>, ids: readonly number[]): Promise<Array<{ id: number; license_code: string }>> {
-  return db.selectFrom('licenses').select(['id', 'license_code']).where('id', 'in', [...ids]).execute();
+  return db
+    .selectFrom('licenses')
+    .select(['id', 'license_code'])
+    .where('id', 'in', [...ids])
+    .execute();
 }
 
 /** These licenses, whole (at most a bounded IN list of ids; ids with no license are absent). */
 export async function findLicensesByIds(db: Kysely<Database>, ids: readonly number[]): Promise<LicenseRow[]> {
-  return ids.length === 0 ? [] : db.selectFrom('licenses').selectAll().where('id', 'in', [...ids]).execute();
+  return ids.length === 0
+    ? []
+    : db
+        .selectFrom('licenses')
+        .selectAll()
+        .where('id', 'in', [...ids])
+        .execute();
 }
 
 /** The ids of the licenses with this code: none or one (license_code is unique). */
@@ -274,12 +308,7 @@ export async function findDueCandidates(
     .where('expires_at', '>=', window.fromDay)
     .where('expires_at', '<', window.expiresBeforeDay)
     .execute();
-  const expiredOrRenewed = await db
-    .selectFrom('licenses')
-    .selectAll()
-    .where('status', '=', 'expired')
-    .where('expires_at', '>=', window.fromDay)
-    .execute();
+  const expiredOrRenewed = await db.selectFrom('licenses').selectAll().where('status', '=', 'expired').where('expires_at', '>=', window.fromDay).execute();
   // Its own seek on the same index: an OR with the range could scan every expired license.
   const madeLifetime = await db.selectFrom('licenses').selectAll().where('status', '=', 'expired').where('expires_at', 'is', null).execute();
   const support = await db
@@ -310,7 +339,14 @@ export async function expireLongPast(db: Kysely<Database>, beforeDay: string, no
   const longPast = (eb: ExpressionBuilder<Database, 'licenses'>) =>
     eb.and([eb('status', '=', 'active'), eb('expires_at', '>=', '0'), eb('expires_at', '<', beforeDay), eb('expires_at', 'like', '____-__-__%')]);
   // The first few by expiry, at least one: none found (every day but the first after an outage) is the only query.
-  const named = await db.selectFrom('licenses').select(['id', 'license_code', 'expires_at']).where(longPast).orderBy('expires_at').orderBy('id').limit(Math.max(list, 1)).execute();
+  const named = await db
+    .selectFrom('licenses')
+    .select(['id', 'license_code', 'expires_at'])
+    .where(longPast)
+    .orderBy('expires_at')
+    .orderBy('id')
+    .limit(Math.max(list, 1))
+    .execute();
   if (named.length === 0) return { count: 0, licenses: [] };
   const licenses = named.slice(0, list).map((row) => ({ id: row.id, license_code: row.license_code, expires_at: row.expires_at! }));
   if (!write) {
@@ -346,7 +382,10 @@ export interface UnreadableDate {
 export async function findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]> {
   const found: UnreadableDate[] = [];
   for (const column of ['expires_at', 'updates_until'] as const) {
-    for (const [operator, bound] of [['<', '0'], ['>=', ':']] as const) {
+    for (const [operator, bound] of [
+      ['<', '0'],
+      ['>=', ':'],
+    ] as const) {
       const rows = await db
         .selectFrom('licenses')
         .select(['id', 'license_code', column])
@@ -362,7 +401,11 @@ export async function findUnreadableDates(db: Kysely<Database>, limit: number): 
 
 /** Row counts per status, e.g. `{ active: 3, expired: 1 }`. */
 export async function licenseCounts(db: Kysely<Database>): Promise<Record<string, number>> {
-  const rows = await db.selectFrom('licenses').select(['status', db.fn.countAll<number>().as('count')]).groupBy('status').execute();
+  const rows = await db
+    .selectFrom('licenses')
+    .select(['status', db.fn.countAll<number>().as('count')])
+    .groupBy('status')
+    .execute();
   return Object.fromEntries(rows.map((row) => [row.status, Number(row.count)]));
 }
 

@@ -123,7 +123,8 @@ export interface EndpointStreak {
 export async function endpointStreaks(db: Kysely<Database>, endpoint?: string): Promise<EndpointStreak[]> {
   const names =
     endpoint === undefined ? (await db.selectFrom('webhook_deliveries').select('endpoint').distinct().execute()).map((row) => row.endpoint) : [endpoint];
-  const attempts = (name: string) => db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
+  const attempts = (name: string) =>
+    db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
   const streaks: EndpointStreak[] = [];
   for (const name of names) {
     const last = await attempts(name).select(['a.id as id', 'a.started_at as started_at']).orderBy('a.id', 'desc').limit(1).executeTakeFirst();
@@ -138,7 +139,12 @@ export async function endpointStreaks(db: Kysely<Database>, endpoint?: string): 
     let failures = attempts(name).select((eb) => eb.fn.countAll<number>().as('count'));
     if (ok) failures = failures.where('a.id', '>', ok.id);
     const counted = await failures.executeTakeFirstOrThrow();
-    streaks.push({ endpoint: name, lastSuccessAt: (ok?.started_at as TimeValue | undefined) ?? null, lastAttemptAt: last.started_at as TimeValue, consecutiveFailures: Number(counted.count) });
+    streaks.push({
+      endpoint: name,
+      lastSuccessAt: (ok?.started_at as TimeValue | undefined) ?? null,
+      lastAttemptAt: last.started_at as TimeValue,
+      consecutiveFailures: Number(counted.count),
+    });
   }
   return streaks;
 }
@@ -176,7 +182,13 @@ export async function attemptGroups(db: Kysely<Database>, filter: { since?: stri
     .groupBy(['d.endpoint', 'a.error'])
     .execute();
   return [
-    ...responses.map((row) => ({ endpoint: row.endpoint, statusCode: Number(row.status_code), error: null, durationMs: Number(row.duration_ms), count: Number(row.count) })),
+    ...responses.map((row) => ({
+      endpoint: row.endpoint,
+      statusCode: Number(row.status_code),
+      error: null,
+      durationMs: Number(row.duration_ms),
+      count: Number(row.count),
+    })),
     ...failures.map((row) => ({ endpoint: row.endpoint, statusCode: null, error: row.error, durationMs: 0, count: Number(row.count) })),
   ];
 }

@@ -27,7 +27,9 @@ function privilegesFor(pending: readonly string[], firstMigrate: boolean): Map<s
   const needed = new Map<string, string>();
   if (firstMigrate) needed.set('CREATE', 'the migration bookkeeping tables');
   for (const privilege of BOOKKEEPING) needed.set(privilege, needed.get(privilege) ?? 'the migration bookkeeping tables');
-  for (const name of pending) for (const privilege of MIGRATION_PRIVILEGES[name] ?? UNLISTED) if (!needed.has(privilege) || needed.get(privilege)!.startsWith('the ')) needed.set(privilege, `migration ${name}`);
+  for (const name of pending)
+    for (const privilege of MIGRATION_PRIVILEGES[name] ?? UNLISTED)
+      if (!needed.has(privilege) || needed.get(privilege)!.startsWith('the ')) needed.set(privilege, `migration ${name}`);
   return needed;
 }
 
@@ -53,7 +55,8 @@ function grantedPrivileges(grants: readonly string[], database: string): Set<str
     for (const privilege of list.split(/,(?![^(]*\))/).map((part) => part.trim().toUpperCase())) {
       if (privilege.includes('(')) continue; // column grants
       if (privilege === 'ALL' || privilege === 'ALL PRIVILEGES') {
-        for (const any of ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'ALTER', 'INDEX', 'REFERENCES', 'DROP', 'CREATE TEMPORARY TABLES']) granted.add(any);
+        for (const any of ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'ALTER', 'INDEX', 'REFERENCES', 'DROP', 'CREATE TEMPORARY TABLES'])
+          granted.add(any);
       } else {
         granted.add(privilege);
       }
@@ -69,8 +72,10 @@ function unquote(name: string): string {
 /** A database name in a grant may be a LIKE pattern (`lm\_%`); `\_` and `\%` are the characters themselves. */
 function schemaMatches(pattern: string, database: string): boolean {
   if (!/(?<!\\)[%_]/.test(pattern)) return pattern.replace(/\\([%_])/g, '$1') === database;
-  const regex = pattern.replace(/\\([%_])|([%_])|([.*+?^${}()|[\]\\])/g, (_all, escaped: string | undefined, wild: string | undefined, special: string | undefined) =>
-    escaped ? `\\${escaped}` : wild === '%' ? '.*' : wild === '_' ? '.' : `\\${special}`,
+  const regex = pattern.replace(
+    /\\([%_])|([%_])|([.*+?^${}()|[\]\\])/g,
+    (_all, escaped: string | undefined, wild: string | undefined, special: string | undefined) =>
+      escaped ? `\\${escaped}` : wild === '%' ? '.*' : wild === '_' ? '.' : `\\${special}`,
   );
   return new RegExp(`^${regex}$`).test(database);
 }

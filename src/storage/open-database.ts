@@ -1,7 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, Migrator, MysqlDialect, PostgresDialect, sql, SqliteAdapter, SqliteDialect, type Dialect, type MigrationProvider, type SqliteDatabase } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  Migrator,
+  MysqlDialect,
+  PostgresDialect,
+  sql,
+  SqliteAdapter,
+  SqliteDialect,
+  type Dialect,
+  type MigrationProvider,
+  type SqliteDatabase,
+} from 'kysely';
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import { ExitError, EXIT, usageError } from '../errors.js';
@@ -199,7 +211,9 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
     throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
   }
   if (fs.existsSync(filename) && !fs.statSync(filename).isFile()) {
-    throw usageError(`Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`);
+    throw usageError(
+      `Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`,
+    );
   }
   if (!fs.existsSync(filename)) {
     try {
@@ -238,9 +252,9 @@ async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (a
  * log is refused before anything (even the journal mode) is written. Empty files and ours are fine.
  */
 function refuseForeignDatabase(sqlite: SQLite.Database, filename: string): void {
-  const names = (sqlite.prepare("select name from sqlite_master where type in ('table', 'view') and name not like 'sqlite_%'").all() as Array<{ name: string }>).map(
-    (row) => row.name,
-  );
+  const names = (
+    sqlite.prepare("select name from sqlite_master where type in ('table', 'view') and name not like 'sqlite_%'").all() as Array<{ name: string }>
+  ).map((row) => row.name);
   if (names.length === 0 || names.includes('kysely_migration')) return;
   const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length} in all)` : '');
   throw usageError(
@@ -262,7 +276,8 @@ async function migrateToLatest(db: Kysely<Database>, tablePrefix: string): Promi
     const { error, results } = await migrator.migrateToLatest();
     if (!error) return { applied: (results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName) };
     const { code } = error as { code?: unknown };
-    const lostTheRace = (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists|duplicate column name/.test(String((error as Error).message));
+    const lostTheRace =
+      (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) || /already exists|duplicate column name/.test(String((error as Error).message));
     if (!lostTheRace || attempt === 5) throw error;
     await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
   }
@@ -271,18 +286,35 @@ async function migrateToLatest(db: Kysely<Database>, tablePrefix: string): Promi
 // PostgreSQL SQLSTATEs and MySQL/MariaDB error names, grouped by what the operator has to do.
 const LOGIN_FAILED = new Set(['28P01', '28000', 'ER_ACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE']);
 const NO_DATABASE = new Set(['3D000', 'ER_BAD_DB_ERROR']);
-const NO_PRIVILEGE = new Set(['42501', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
+const NO_PRIVILEGE = new Set([
+  '42501',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_TABLEACCESS_DENIED_ERROR',
+  'ER_COLUMNACCESS_DENIED_ERROR',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+]);
 const NO_TABLE = new Set(['42P01', '42703', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR']);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', NO_ANSWER]);
 // A row lock another session held past the lock timeout (lock_timeout, innodb_lock_wait_timeout).
 const LOCK_NOT_RELEASED = new Set(['55P03', 'ER_LOCK_WAIT_TIMEOUT']);
 const CONNECTION_LOST = new Set([
-  '57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'EPIPE',
-  'PROTOCOL_CONNECTION_LOST', 'ER_CONNECTION_KILLED', 'ER_SERVER_SHUTDOWN', 'ER_QUERY_INTERRUPTED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08003',
+  '08006',
+  'ECONNRESET',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CONNECTION_KILLED',
+  'ER_SERVER_SHUTDOWN',
+  'ER_QUERY_INTERRUPTED',
 ]);
 
 // How pg and mysql2 report a socket closed under them when they give no code.
-const LOST_WITHOUT_CODE = /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost|timeout exceeded when trying to connect/i;
+const LOST_WITHOUT_CODE =
+  /Connection terminated|Client has encountered a connection error|connection is in closed state|Connection lost|timeout exceeded when trying to connect/i;
 
 /**
  * The server cancelled a statement for running too long: PostgreSQL's statement_timeout (57014 "due to statement
@@ -300,7 +332,8 @@ export function isDatabaseError(error: unknown): boolean {
   if (error instanceof ExitError || typeof error !== 'object' || error === null) return false;
   if (isStatementTimeout(error)) return true;
   const code = errorCode(error);
-  if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code) || code === NO_ANSWER) return true;
+  if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code) || code === NO_ANSWER)
+    return true;
   const { message } = error as { message?: unknown };
   return typeof message === 'string' && LOST_WITHOUT_CODE.test(message);
 }
@@ -331,9 +364,14 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   const detail = messageOf(error).replaceAll(target.url, target.label);
   const fix = 'Check database.url or LICENSE_MANAGER_DB.';
   if (LOGIN_FAILED.has(code)) return usageError(`Cannot log in to ${where}: ${detail}. Check the user name and password in the URL. ${fix}`, { cause: error });
-  if (NO_DATABASE.has(code)) return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
-  if (NO_PRIVILEGE.has(code)) return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, { cause: error });
-  if (NO_TABLE.has(code)) return usageError(`The schema of ${where} is older than this version (${detail}). Run "${commandLine('migrate')}".`, { cause: error });
+  if (NO_DATABASE.has(code))
+    return usageError(`${where} does not exist (${detail}). Create it (CREATE DATABASE ${target.database}) or fix the name in the URL.`, { cause: error });
+  if (NO_PRIVILEGE.has(code))
+    return usageError(`The database user lacks a privilege on ${where}: ${detail}. Grant it (see README, "Using PostgreSQL or MySQL") or use another user.`, {
+      cause: error,
+    });
+  if (NO_TABLE.has(code))
+    return usageError(`The schema of ${where} is older than this version (${detail}). Run "${commandLine('migrate')}".`, { cause: error });
   if (LOCK_NOT_RELEASED.has(code)) {
     return new ExitError(
       EXIT.failure,
@@ -343,14 +381,25 @@ export function databaseError(target: DatabaseTarget, error: unknown): ExitError
   }
   if (code === 'ENOTFOUND') return usageError(`Cannot find host ${target.host} of ${where}: ${detail}. ${fix}`, { cause: error });
   if (isStatementTimeout(error)) {
-    const setting = target.dialect === 'postgres' ? 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)' : 'max_statement_time (MariaDB) or max_execution_time (MySQL)';
-    return new ExitError(EXIT.failure, `A query on ${where} ran longer than the server's statement time limit and was cancelled (${detail}). The server answers; raise ${setting} for this user or database, then run the command again.`, { cause: error });
+    const setting =
+      target.dialect === 'postgres'
+        ? 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)'
+        : 'max_statement_time (MariaDB) or max_execution_time (MySQL)';
+    return new ExitError(
+      EXIT.failure,
+      `A query on ${where} ran longer than the server's statement time limit and was cancelled (${detail}). The server answers; raise ${setting} for this user or database, then run the command again.`,
+      { cause: error },
+    );
   }
   if (UNREACHABLE.has(code) || /timeout/i.test(detail)) {
     return new ExitError(EXIT.failure, `Cannot reach ${where}: ${detail || code}. Is the server running and reachable from here? ${fix}`, { cause: error });
   }
   if (CONNECTION_LOST.has(code) || LOST_WITHOUT_CODE.test(detail)) {
-    return new ExitError(EXIT.failure, `Lost the connection to ${where}: ${detail || code}. Nothing is lost: deliveries in flight are taken over by the next run. Run the command again.`, { cause: error });
+    return new ExitError(
+      EXIT.failure,
+      `Lost the connection to ${where}: ${detail || code}. Nothing is lost: deliveries in flight are taken over by the next run. Run the command again.`,
+      { cause: error },
+    );
   }
   return new ExitError(EXIT.failure, `${where}: ${detail || code}`, { cause: error });
 }
@@ -388,14 +437,18 @@ function permissionProblem(filename: string): string | undefined {
   if (!may(filename, fs.constants.W_OK)) {
     return `Cannot write database ${filename}: user ${user} may not ${facts}, and SQLite must, even for a command that only reads such as status (it keeps a shared-memory file beside the database). ${fix}`;
   }
-  if (!may(directory, fs.constants.W_OK)) return `Cannot write database ${filename}: user ${user} may not write in ${directory}, where SQLite keeps its journal files ${facts}. ${fix}`;
+  if (!may(directory, fs.constants.W_OK))
+    return `Cannot write database ${filename}: user ${user} may not write in ${directory}, where SQLite keeps its journal files ${facts}. ${fix}`;
   return undefined;
 }
 
 /** A user's name from /etc/passwd, or `uid N` when it has none. */
 function accountName(uid: number): string {
   try {
-    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.split(':')[2] === String(uid));
+    const line = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((entry) => entry.split(':')[2] === String(uid));
     if (line) return line.split(':')[0]!;
   } catch {
     // no passwd file (a container, Windows): the number says it
@@ -411,7 +464,9 @@ function sqliteError(filename: string, error: unknown): ExitError {
     return usageError(`${filename} is not a SQLite database. Point database.filename or LICENSE_MANAGER_DB at a license-manager database.`, { cause: error });
   }
   if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_CANTOPEN')) {
-    return usageError(permissionProblem(filename) ?? `Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, { cause: error });
+    return usageError(permissionProblem(filename) ?? `Cannot write database ${filename} (${detail}). Check the file's and its directory's permissions.`, {
+      cause: error,
+    });
   }
   if (code === 'SQLITE_FULL') {
     return new ExitError(
@@ -421,7 +476,11 @@ function sqliteError(filename: string, error: unknown): ExitError {
     );
   }
   if (code === 'SQLITE_BUSY' || code.startsWith('SQLITE_BUSY')) {
-    return new ExitError(EXIT.failure, `Database ${filename} stayed locked by another process for more than ${BUSY_TIMEOUT_MS / 1000} s. Try again when the other run has finished.`, { cause: error });
+    return new ExitError(
+      EXIT.failure,
+      `Database ${filename} stayed locked by another process for more than ${BUSY_TIMEOUT_MS / 1000} s. Try again when the other run has finished.`,
+      { cause: error },
+    );
   }
   return new ExitError(EXIT.failure, `Database ${filename}: ${detail}`, { cause: error });
 }

@@ -10,7 +10,10 @@ const FORECAST_MMAP_BYTES = 1024 * 1024 * 1024;
  * The product ids licenses carry (Botble mode: the reference ids in `<prefix>licenses`), for the warning about
  * a product schedule that names no product. A separate file so the license sources stay as they are.
  */
-export async function productIdsInUse(db: Kysely<Database>, source: { licenses: { source: 'own' | 'botble' }; botble: { tablePrefix: string } }): Promise<string[]> {
+export async function productIdsInUse(
+  db: Kysely<Database>,
+  source: { licenses: { source: 'own' | 'botble' }; botble: { tablePrefix: string } },
+): Promise<string[]> {
   if (source.licenses.source === 'botble') {
     // Botble's tables carry no prefix of ours: queried by their full names, as botble.repository does.
     const raw = db.withoutPlugins() as unknown as Kysely<Record<string, { product_reference_id: string | null }>>;
@@ -42,7 +45,13 @@ export async function forecastCandidates(
   const columns = ['id', 'product_id', 'status', 'expires_at', 'updates_until'] as const;
   if (dialectOf(db) === 'sqlite') await sql`pragma mmap_size = ${sql.raw(String(FORECAST_MMAP_BYTES))}`.execute(db);
   const scan = (column: 'expires_at' | 'updates_until', before: string) =>
-    db.selectFrom('licenses').select(columns).where('status', 'in', ['active', 'expired']).where(column, '>=', window.fromDay).where(column, '<', before).execute();
+    db
+      .selectFrom('licenses')
+      .select(columns)
+      .where('status', 'in', ['active', 'expired'])
+      .where(column, '>=', window.fromDay)
+      .where(column, '<', before)
+      .execute();
   const byExpiry = await scan('expires_at', window.expiresBeforeDay);
   const bySupport = await scan('updates_until', window.supportBeforeDay);
   if (bySupport.length === 0) return byExpiry;

@@ -28,14 +28,30 @@ export function newRunId(nowMs = Date.now()): string {
 
 /** `nowAt`: the instant the run applies the rules at (its --now), when that is not its start. */
 export async function startRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt?: string }): Promise<void> {
-  await db.insertInto('runs').values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt ?? run.startedAt, status: 'running' }).execute();
+  await db
+    .insertInto('runs')
+    .values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt ?? run.startedAt, status: 'running' })
+    .execute();
 }
 
 /** A run that refused to start (exit 2): started and finished at once, with the reason `status` shows. */
-export async function recordRefusedRun(db: Kysely<Database>, run: { id: string; command: string; startedAt: string; nowAt: string }, reason: string): Promise<void> {
+export async function recordRefusedRun(
+  db: Kysely<Database>,
+  run: { id: string; command: string; startedAt: string; nowAt: string },
+  reason: string,
+): Promise<void> {
   await db
     .insertInto('runs')
-    .values({ id: run.id, command: run.command, started_at: run.startedAt, now_at: run.nowAt, finished_at: run.startedAt, status: 'refused', exit_code: 2, error: maskCredentials(reason) })
+    .values({
+      id: run.id,
+      command: run.command,
+      started_at: run.startedAt,
+      now_at: run.nowAt,
+      finished_at: run.startedAt,
+      status: 'refused',
+      exit_code: 2,
+      error: maskCredentials(reason),
+    })
     .execute();
 }
 
@@ -91,7 +107,14 @@ export async function lastRuns(db: Kysely<Database>, limit: number): Promise<Run
 
 /** The newest run that has finished (a run still going, or killed outright, has no finished_at). */
 export async function lastFinishedRun(db: Kysely<Database>): Promise<RunRow | undefined> {
-  return db.selectFrom('runs').selectAll().where('finished_at', 'is not', null).orderBy('finished_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return db
+    .selectFrom('runs')
+    .selectAll()
+    .where('finished_at', 'is not', null)
+    .orderBy('finished_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
 /**

@@ -51,7 +51,9 @@ export function dbTimeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   const text = env.LICENSE_MANAGER_DB_TIMEOUT_MS;
   if (text === undefined || text === '') return undefined;
   if (!/^\d+$/.test(text) || Number(text) < 500 || Number(text) > 3_600_000) {
-    throw usageError(`LICENSE_MANAGER_DB_TIMEOUT_MS is "${text}": expected a whole number of milliseconds from 500 to 3600000 (or leave it unset for ${DEFAULT_DB_TIMEOUT_MS}).`);
+    throw usageError(
+      `LICENSE_MANAGER_DB_TIMEOUT_MS is "${text}": expected a whole number of milliseconds from 500 to 3600000 (or leave it unset for ${DEFAULT_DB_TIMEOUT_MS}).`,
+    );
   }
   return Number(text);
 }
@@ -276,7 +278,8 @@ export function boundedPgPool(pool: pg.Pool, watch: ConnectionWatch): PostgresPo
     client.on('end', () => clients.delete(client));
   });
   pool.on('error', () => undefined);
-  const ask = (client: pg.PoolClient, text: string, values: unknown[] = []) => watch.answered(client.query(text, values), () => destroySocket(socketOf(client)));
+  const ask = (client: pg.PoolClient, text: string, values: unknown[] = []) =>
+    watch.answered(client.query(text, values), () => destroySocket(socketOf(client)));
   const wrap = (client: pg.PoolClient): PostgresPoolClient => {
     let wrapper = wrappers.get(client);
     if (!wrapper) {
@@ -294,7 +297,10 @@ export function boundedPgPool(pool: pg.Pool, watch: ConnectionWatch): PostgresPo
   return {
     async connect() {
       for (let tries = 1; ; tries += 1) {
-        const client = await watch.connection(() => pool.connect(), (late) => late.release(true));
+        const client = await watch.connection(
+          () => pool.connect(),
+          (late) => late.release(true),
+        );
         if (!idleTooLong(releasedAt, client)) return wrap(client);
         try {
           await ask(client, 'select 1');

@@ -9,9 +9,10 @@ export async function readSettings(db: Kysely<Database>): Promise<Map<string, st
 
 export async function writeSetting(db: Kysely<Database>, key: string, value: string, now: string): Promise<void> {
   const insert = db.insertInto('settings').values({ key, value, updated_at: now });
-  await (dialectOf(db) === 'mysql'
-    ? insert.onDuplicateKeyUpdate({ value, updated_at: now })
-    : insert.onConflict((conflict) => conflict.column('key').doUpdateSet({ value, updated_at: now }))
+  await (
+    dialectOf(db) === 'mysql'
+      ? insert.onDuplicateKeyUpdate({ value, updated_at: now })
+      : insert.onConflict((conflict) => conflict.column('key').doUpdateSet({ value, updated_at: now }))
   ).execute();
 }
 

@@ -31,8 +31,11 @@ function refined<T>(problem: (value: T) => string | undefined) {
 /** One entry of `webhooks.endpoints` in the config file. */
 export const endpointEntrySchema = z
   .strictObject({
-    name: z.string().superRefine(refined((value: string) => endpointNameProblem(value))).describe('lower-case letters, digits and -; unique; "default" is reserved'),
-    url: z.string().superRefine(refined(webhookUrlProblem)).describe('where this endpoint\'s events are POSTed'),
+    name: z
+      .string()
+      .superRefine(refined((value: string) => endpointNameProblem(value)))
+      .describe('lower-case letters, digits and -; unique; "default" is reserved'),
+    url: z.string().superRefine(refined(webhookUrlProblem)).describe("where this endpoint's events are POSTed"),
     secret: z
       .string()
       .superRefine(refined(endpointSecretProblem))
@@ -41,14 +44,29 @@ export const endpointEntrySchema = z
       .describe('HMAC-SHA256 key; a whsec_<base64> secret is decoded for Standard Webhooks signatures'),
     events: z.array(z.string()).superRefine(refined(endpointEventsProblem)).optional().describe('the event types it takes; every type when left out'),
     enabled: z.boolean().default(true).describe('a disabled endpoint keeps its deliveries parked'),
-    headers: z.record(z.string(), z.string()).superRefine(refined(endpointHeadersProblem)).default({}).describe('extra request headers, e.g. a gateway API key'),
-    maxInFlight: z.number().superRefine(refined(maxInFlightProblem)).optional().describe('attempts in flight at once to this endpoint; the global concurrency when left out'),
-    signing: z.enum(SIGNING_SCHEMES, { error: (issue) => signingProblem(String(issue.input)) }).default('botble').describe('botble (X-Webhook-Signature), standard (Standard Webhooks) or both'),
+    headers: z
+      .record(z.string(), z.string())
+      .superRefine(refined(endpointHeadersProblem))
+      .default({})
+      .describe('extra request headers, e.g. a gateway API key'),
+    maxInFlight: z
+      .number()
+      .superRefine(refined(maxInFlightProblem))
+      .optional()
+      .describe('attempts in flight at once to this endpoint; the global concurrency when left out'),
+    signing: z
+      .enum(SIGNING_SCHEMES, { error: (issue) => signingProblem(String(issue.input)) })
+      .default('botble')
+      .describe('botble (X-Webhook-Signature), standard (Standard Webhooks) or both'),
   })
   .superRefine((entry, ctx) => {
     // A Standard Webhooks receiver must verify, and cannot without a key; Botble's headers simply omit the signature.
     if (entry.signing !== 'botble' && entry.secret === null) {
-      ctx.addIssue({ code: 'custom', path: ['secret'], message: `signing "${entry.signing}" needs a secret: Standard Webhooks receivers reject unsigned requests` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: `signing "${entry.signing}" needs a secret: Standard Webhooks receivers reject unsigned requests`,
+      });
     }
     // postOnce turns URL credentials into Authorization: two sources for one header would send one silently.
     if (Object.keys(entry.headers).some((name) => name.toLowerCase() === 'authorization') && hasCredentials(entry.url)) {

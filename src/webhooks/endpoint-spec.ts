@@ -64,7 +64,8 @@ export function endpointEventsProblem(values: readonly string[]): string | undef
 /** `--events license.expired,license.expiring`: comma-separated, spaces around items allowed. */
 export function parseEventsOption(text: string): { events: string[] } | { problem: string } {
   const events = text.split(',').map((item) => item.trim());
-  if (events.some((item) => item === '') && text.trim() !== '') return { problem: `--events "${text}" has an empty item; separate event types with single commas` };
+  if (events.some((item) => item === '') && text.trim() !== '')
+    return { problem: `--events "${text}" has an empty item; separate event types with single commas` };
   const list = text.trim() === '' ? [] : events;
   const problem = endpointEventsProblem(list);
   return problem ? { problem: `--events: ${problem}` } : { events: list };
@@ -112,7 +113,8 @@ function headerValueProblem(name: string, value: string): string | undefined {
   if (value.trim() === '') return `header "${name}" has an empty value (an unset shell variable?); give a value or leave the header out`;
   if (value.length > MAX_HEADER_VALUE_LENGTH) return `header "${name}" has a value of ${value.length} characters; at most ${MAX_HEADER_VALUE_LENGTH}`;
   if (/[\r\n\0]/.test(value)) return `header "${name}" has a line break or NUL in its value; a header value is one line`;
-  if (!/^[\t\x20-\x7e]*$/.test(value)) return `header "${name}" has a character outside printable ASCII in its value; encode it (percent- or base64-encoding) first`;
+  if (!/^[\t\x20-\x7e]*$/.test(value))
+    return `header "${name}" has a character outside printable ASCII in its value; encode it (percent- or base64-encoding) first`;
   return undefined;
 }
 

@@ -145,7 +145,9 @@ function describeTransportError(error: unknown): string {
     // Duck-typed: errors from Node's internals may come from another realm (vm contexts), failing instanceof.
     if (typeof current === 'object' && 'message' in current) {
       const { code, message: raw } = current as { code?: unknown; message: unknown };
-      const message = String(raw).replace(/^\[POST\] "[^"]*": /, '').replace(/^<no response> /, '');
+      const message = String(raw)
+        .replace(/^\[POST\] "[^"]*": /, '')
+        .replace(/^<no response> /, '');
       const text = typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
       if (text && !messages.includes(text)) messages.push(text);
       current = (current as { cause?: unknown }).cause;

@@ -126,9 +126,16 @@ export function verifyStandardSignature(
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signature = header(headers, 'webhook-signature');
-  const missing = [id === undefined ? 'webhook-id' : '', timestamp === undefined ? 'webhook-timestamp' : '', signature === undefined ? 'webhook-signature' : ''].filter(Boolean);
+  const missing = [
+    id === undefined ? 'webhook-id' : '',
+    timestamp === undefined ? 'webhook-timestamp' : '',
+    signature === undefined ? 'webhook-signature' : '',
+  ].filter(Boolean);
   if (id === undefined || timestamp === undefined || signature === undefined) {
-    return result('missing-headers', `The request has no ${missing.join(', ')} header: is the endpoint's signing "standard" or "both", and does it have a secret?`);
+    return result(
+      'missing-headers',
+      `The request has no ${missing.join(', ')} header: is the endpoint's signing "standard" or "both", and does it have a secret?`,
+    );
   }
   if (secrets.length === 0) return result('bad-secret', 'No secret to check with: give at least one --secret.');
   for (const [index, secret] of secrets.entries()) {
@@ -141,9 +148,15 @@ export function verifyStandardSignature(
   }
   const sentAt = Number(trimmedTimestamp);
   // Other schemes (v1a is the spec's asymmetric one) are skipped, as the official libraries do.
-  const given = signature.split(' ').filter((part) => part.startsWith('v1,')).map((part) => part.slice(3));
+  const given = signature
+    .split(' ')
+    .filter((part) => part.startsWith('v1,'))
+    .map((part) => part.slice(3));
   if (given.length === 0) {
-    return result('no-v1-signature', `webhook-signature has no "v1,<base64>" entry (got ${JSON.stringify(signature.slice(0, 120))}); only HMAC-SHA256 (v1) signatures are checked.`);
+    return result(
+      'no-v1-signature',
+      `webhook-signature has no "v1,<base64>" entry (got ${JSON.stringify(signature.slice(0, 120))}); only HMAC-SHA256 (v1) signatures are checked.`,
+    );
   }
   const matches = (key: Buffer) => {
     const expected = signWithKey(key, id, sentAt, body).slice(3);
@@ -164,13 +177,24 @@ export function verifyStandardSignature(
           : `The signature was made with secret ${misread + 1} base64-decoded, but this tool signs with a secret's UTF-8 bytes unless it starts with "${STANDARD_SECRET_PREFIX}": verify with the library's raw-key option (new Webhook(secret, { format: "raw" })).`,
       );
     }
-    return result('no-match', `No signature in webhook-signature matches any of the ${secrets.length} secret(s) for this id, timestamp and body: check the secret, and verify the raw request bytes before parsing them.`);
+    return result(
+      'no-match',
+      `No signature in webhook-signature matches any of the ${secrets.length} secret(s) for this id, timestamp and body: check the secret, and verify the raw request bytes before parsing them.`,
+    );
   }
   if (nowSeconds - sentAt > toleranceSeconds) {
-    return result('too-old', `The signature matches secret ${matched + 1}, but webhook-timestamp is ${nowSeconds - sentAt} s old (tolerance ${toleranceSeconds} s): a replayed request, or a clock that is off.`, matched);
+    return result(
+      'too-old',
+      `The signature matches secret ${matched + 1}, but webhook-timestamp is ${nowSeconds - sentAt} s old (tolerance ${toleranceSeconds} s): a replayed request, or a clock that is off.`,
+      matched,
+    );
   }
   if (sentAt - nowSeconds > toleranceSeconds) {
-    return result('too-new', `The signature matches secret ${matched + 1}, but webhook-timestamp is ${sentAt - nowSeconds} s in the future (tolerance ${toleranceSeconds} s): one of the two clocks is off.`, matched);
+    return result(
+      'too-new',
+      `The signature matches secret ${matched + 1}, but webhook-timestamp is ${sentAt - nowSeconds} s in the future (tolerance ${toleranceSeconds} s): one of the two clocks is off.`,
+      matched,
+    );
   }
   return result('valid', `The signature is valid (secret ${matched + 1} of ${secrets.length}).`, matched);
 }

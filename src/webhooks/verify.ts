@@ -6,14 +6,7 @@ import { header, verifyStandardSignature, type HeaderBag } from './standard-sign
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 type VerifyVerdict =
-  | 'valid'
-  | 'empty-secret'
-  | 'missing-signature'
-  | 'sha256-prefix'
-  | 'uppercase-hex'
-  | 'trailing-newline'
-  | 're-serialised'
-  | 'wrong-secret-or-body';
+  'valid' | 'empty-secret' | 'missing-signature' | 'sha256-prefix' | 'uppercase-hex' | 'trailing-newline' | 're-serialised' | 'wrong-secret-or-body';
 
 export interface VerifyResult {
   valid: boolean;
@@ -25,7 +18,19 @@ export interface VerifyResult {
 }
 
 const REFERENCE_ORDER = ['event_type', 'timestamp', 'payload'];
-const PAYLOAD_ORDER = ['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expires_at', 'days_until_expiry', 'expired_at', 'days_since_expiry', 'updates_until'];
+const PAYLOAD_ORDER = [
+  'license_id',
+  'license_code',
+  'product_id',
+  'product_reference_id',
+  'customer_id',
+  'email',
+  'expires_at',
+  'days_until_expiry',
+  'expired_at',
+  'days_since_expiry',
+  'updates_until',
+];
 
 /** Constant-time; the lengths compared are in bytes, as timingSafeEqual's are (a non-ASCII header differs). */
 function same(a: string, b: string): boolean {
@@ -60,23 +65,31 @@ function reserialisations(body: Buffer): string[] {
 export function verifySignature(body: Buffer, signature: string, secret: string): VerifyResult {
   const expected = secret ? signBody(body, secret) : '';
   const result = (verdict: VerifyVerdict, explanation: string): VerifyResult => ({ valid: verdict === 'valid', verdict, explanation, expected });
-  if (!secret) return result('empty-secret', 'The secret is empty. Use the value of "license-manager settings" webhook-secret (or LICENSE_MANAGER_WEBHOOK_SECRET).');
+  if (!secret)
+    return result('empty-secret', 'The secret is empty. Use the value of "license-manager settings" webhook-secret (or LICENSE_MANAGER_WEBHOOK_SECRET).');
   const given = signature.trim();
   if (!given) return result('missing-signature', 'No signature: the request had no X-Webhook-Signature header (is a secret set on the sending side?).');
   if (same(given, expected)) return result('valid', 'The signature is valid.');
   if (/^sha256=/i.test(given) && same(given.slice(7).toLowerCase(), expected)) {
     return result('sha256-prefix', 'The signature carries a "sha256=" prefix; X-Webhook-Signature is the bare hex digest. Compare without the prefix.');
   }
-  if (same(given.toLowerCase(), expected)) return result('uppercase-hex', 'The signature is upper-case hex; the tool sends lower-case. Compare lower-case hex.');
+  if (same(given.toLowerCase(), expected))
+    return result('uppercase-hex', 'The signature is upper-case hex; the tool sends lower-case. Compare lower-case hex.');
   const text = body.toString('utf8');
   const trimmed = text.replace(/\r?\n+$/, '');
   if (trimmed !== text && same(given, signBody(trimmed, secret))) {
     return result('trailing-newline', 'The body has a trailing newline the tool did not send (an editor or echo added it). Sign the raw request bytes.');
   }
   if (reserialisations(body).some((form) => same(given, signBody(form, secret)))) {
-    return result('re-serialised', 'The body was re-serialised (whitespace or key order changed, e.g. JSON.parse then JSON.stringify, or a framework body parser). Verify the raw request bytes before parsing.');
+    return result(
+      're-serialised',
+      'The body was re-serialised (whitespace or key order changed, e.g. JSON.parse then JSON.stringify, or a framework body parser). Verify the raw request bytes before parsing.',
+    );
   }
-  return result('wrong-secret-or-body', 'No match: most likely the wrong secret, or the body was changed in a way that cannot be undone. Check the secret on both sides.');
+  return result(
+    'wrong-secret-or-body',
+    'No match: most likely the wrong secret, or the body was changed in a way that cannot be undone. Check the secret on both sides.',
+  );
 }
 
 /** A request checked against several secrets and both schemes: which secret (1-based) and which scheme matched. */
@@ -104,7 +117,14 @@ export function verifyRequest(body: Buffer, headers: HeaderBag, secrets: readonl
   if (standard !== undefined) {
     const result = verifyStandardSignature(headers, body, secrets, nowSeconds);
     const verdict = result.valid ? 'valid' : 'wrong-secret-or-body';
-    results.push({ valid: result.valid, verdict, explanation: result.explanation, expected: '', scheme: 'standard', secret: result.valid && result.matched !== undefined ? result.matched + 1 : null });
+    results.push({
+      valid: result.valid,
+      verdict,
+      explanation: result.explanation,
+      expected: '',
+      scheme: 'standard',
+      secret: result.valid && result.matched !== undefined ? result.matched + 1 : null,
+    });
   }
   return results.find((result) => result.valid) ?? results[0]!;
 }

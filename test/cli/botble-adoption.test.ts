@@ -23,7 +23,13 @@ const LICENSES: BotbleLicense[] = [
   { id: 8, product: 'P', code: 'SUPPORT-SENT', customer: null, email: null, expires: null, updates: '2025-01-20' },
 ];
 const MARKED = ['license.expired EXPIRED-SENT', 'license.expiring SEVEN-SENT', 'license.update_support_expired SUPPORT-SENT'];
-const LEFT = ['license.expired EXPIRED-ON-LAST', 'license.expired EXPIRED-TODAY', 'license.expiring NO-EMAIL', 'license.expiring ONE-TODAY', 'license.expiring SEVEN-TODAY'];
+const LEFT = [
+  'license.expired EXPIRED-ON-LAST',
+  'license.expired EXPIRED-TODAY',
+  'license.expiring NO-EMAIL',
+  'license.expiring ONE-TODAY',
+  'license.expiring SEVEN-TODAY',
+];
 
 interface Report {
   type: string;
@@ -75,7 +81,13 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
     expect(suite.receiver().requests.length).toBe(from);
 
     // In the log as delivered, with no attempt, saying who sent them; EXPIRED-SENT reads as expired.
-    const log = JSON.parse((await cli('deliveries', 'list', '--json')).stdout) as Array<{ event_type: string; license_code: string; status: string; attempts: number; last_error: string }>;
+    const log = JSON.parse((await cli('deliveries', 'list', '--json')).stdout) as Array<{
+      event_type: string;
+      license_code: string;
+      status: string;
+      attempts: number;
+      last_error: string;
+    }>;
     expect(log.map((row) => `${row.event_type} ${row.license_code}`).sort()).toEqual(MARKED);
     for (const row of log) {
       expect(row).toMatchObject({ status: 'delivered', attempts: 0 });
@@ -100,7 +112,10 @@ describe.each(testDialects())("process-expirations --mark-sent-through: what Bot
     const { cli } = await freshDir();
     const refusals: Array<[string[], RegExp]> = [
       [['--mark-sent-through', '2025-01-24'], /--mark-sent-through 2025-01-24 is after today \(2025-01-23 in UTC\)/],
-      [['--mark-sent-through', '2025-02-30'], /argument '2025-02-30' is invalid\. Expected a date such as 2025-01-08 \(YYYY-MM-DD, a day in the business time zone\)/],
+      [
+        ['--mark-sent-through', '2025-02-30'],
+        /argument '2025-02-30' is invalid\. Expected a date such as 2025-01-08 \(YYYY-MM-DD, a day in the business time zone\)/,
+      ],
       [['--mark-sent-through', 'yesterday'], /argument 'yesterday' is invalid/],
     ];
     for (const [args, message] of refusals) {
@@ -133,7 +148,13 @@ describe('--mark-sent-through in own mode (licenses exported from Botble)', () =
   test('the same rules mark the same events; no Botble switch is asked for', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: false } }));
-    const rows = LICENSES.map((license) => ({ id: license.id, license_code: license.code, email: license.email, expires_at: license.expires, updates_until: license.updates }));
+    const rows = LICENSES.map((license) => ({
+      id: license.id,
+      license_code: license.code,
+      email: license.email,
+      expires_at: license.expires,
+      updates_until: license.updates,
+    }));
     fs.writeFileSync(path.join(dir, 'licenses.json'), JSON.stringify(rows));
     expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd: dir })).code).toBe(0);
     const marked = await runCli(['process-expirations', '--now', NOW, '--mark-sent-through', LAST_BOTBLE_RUN, '--json'], { cwd: dir });

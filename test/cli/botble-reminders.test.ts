@@ -24,7 +24,10 @@ describe.each(testDialects())('Botble mode: per-product schedules by reference i
   test('REF-PRO warned 14 days ahead and reminded 3 days after; REF-FREE switched off by a setting; forecast and show agree', async () => {
     const dir = await suite.freshDir();
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'license-manager.config.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ ...config, expirations: { products: { 'REF-PRO': { warningDays: [14], afterExpiryDays: [3] } } } }));
+    fs.writeFileSync(
+      path.join(dir, 'license-manager.config.json'),
+      JSON.stringify({ ...config, expirations: { products: { 'REF-PRO': { warningDays: [14], afterExpiryDays: [3] } } } }),
+    );
     const cli = (...args: string[]) => runCli(args, { cwd: dir });
     // Botble has no such setting: ours are used, and an unknown reference id is a warning.
     expect((await cli('settings', 'set', 'product:REF-FREE:enabled', 'false')).code).toBe(0);
@@ -32,7 +35,9 @@ describe.each(testDialects())('Botble mode: per-product schedules by reference i
     expect(unknown.stderr).toMatch(/no license has product "ref-pro".*did you mean "REF-PRO"\?/);
     expect((await cli('settings', 'unset', 'product:ref-pro:warning-days')).code).toBe(0);
 
-    const forecast = JSON.parse((await cli('licenses', 'forecast', '--from', '2025-01-13', '--days', '2', '--json')).stdout) as { days: Array<{ date: string; counts: Record<string, number> }> };
+    const forecast = JSON.parse((await cli('licenses', 'forecast', '--from', '2025-01-13', '--days', '2', '--json')).stdout) as {
+      days: Array<{ date: string; counts: Record<string, number> }>;
+    };
     expect(forecast.days.map((day) => [day.date, day.counts['license.expiring'], day.counts['license.expired_reminder']])).toEqual([
       ['2025-01-13', 1, 1],
       ['2025-01-14', 0, 0],
@@ -43,7 +48,13 @@ describe.each(testDialects())('Botble mode: per-product schedules by reference i
     const sent = suite
       .receiver()
       .requests.slice(before)
-      .map((request) => JSON.parse(request.body.toString('utf8')) as { event_type: string; payload: { license_code: string; days_until_expiry?: number; days_since_expiry?: number } })
+      .map(
+        (request) =>
+          JSON.parse(request.body.toString('utf8')) as {
+            event_type: string;
+            payload: { license_code: string; days_until_expiry?: number; days_since_expiry?: number };
+          },
+      )
       .map((body) => `${body.event_type} ${body.payload.license_code} ${body.payload.days_until_expiry ?? body.payload.days_since_expiry ?? '-'}`)
       .sort();
     // P-1 (14 days out), F-1 nothing (switched off; 7 days out), P-OLD on this first run: its license.expired

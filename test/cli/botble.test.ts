@@ -65,7 +65,10 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
   function botbleDir(prefix: string, extra: Record<string, unknown> = {}): string {
     const dir = tempDir();
     const database = { ...botble.database, tablePrefix: prefix };
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10], timeoutMs: 5000 }, ...extra }));
+    fs.writeFileSync(
+      path.join(dir, 'license-manager.config.json'),
+      JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10], timeoutMs: 5000 }, ...extra }),
+    );
     return dir;
   }
 
@@ -74,7 +77,10 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       const from = receiver.requests.length;
       const result = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir, env: { TZ: tz } });
       expect(result.code).toBe(0);
-      return { summary: json<{ recorded: number; delivered: number; markedExpired: number; expiredWithoutEvent: number; skipped: number }>(result), events: received(receiver, from) };
+      return {
+        summary: json<{ recorded: number; delivered: number; markedExpired: number; expiredWithoutEvent: number; skipped: number }>(result),
+        events: received(receiver, from),
+      };
     };
 
     // Botble, twice, each with its own tables (a first run for both), on machines west and east of UTC.
@@ -126,14 +132,25 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       expires_at: '2025-01-30T00:00:00Z',
       days_until_expiry: 7,
     });
-    expect(payload('license.expiring:17')).toMatchObject({ product_id: 'PROD-GONE', product_reference_id: null, expires_at: '2025-01-26T00:00:00Z', days_until_expiry: 3 });
+    expect(payload('license.expiring:17')).toMatchObject({
+      product_id: 'PROD-GONE',
+      product_reference_id: null,
+      expires_at: '2025-01-26T00:00:00Z',
+      days_until_expiry: 3,
+    });
     expect(payload('license.expired:13')).toMatchObject({ expired_at: '2025-01-23T00:00:00Z' });
     expect(payload('license.update_support_expired:15')).toMatchObject({ updates_until: '2025-01-22T00:00:00Z' });
 
     // Byte-identical bodies (the timestamp is the run's now in all three) and signatures.
     expect(botbleEast.events).toEqual(botbleWest.events);
     expect(sqlite.events).toEqual(botbleWest.events);
-    const counts = ({ recorded, delivered, markedExpired, expiredWithoutEvent, skipped }: typeof sqlite.summary) => ({ recorded, delivered, markedExpired, expiredWithoutEvent, skipped });
+    const counts = ({ recorded, delivered, markedExpired, expiredWithoutEvent, skipped }: typeof sqlite.summary) => ({
+      recorded,
+      delivered,
+      markedExpired,
+      expiredWithoutEvent,
+      skipped,
+    });
     expect(counts(botbleWest.summary)).toEqual(counts(sqlite.summary));
     expect(counts(botbleEast.summary)).toEqual(counts(sqlite.summary));
     expect(botbleWest.summary).toMatchObject({ recorded: 5, delivered: 5, markedExpired: 2, expiredWithoutEvent: 1, skipped: 0 });
@@ -158,7 +175,9 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
 
   test('the delivery log names Botble licenses by code: deliveries list and --license (text and --json), show, retry and the abandoned list of a run', async () => {
     // L-7's receiver keeps failing, so its delivery is abandoned; every other license's is delivered.
-    const failing = await startReceiver((request) => ((JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code === 'L-7' ? 500 : 200));
+    const failing = await startReceiver((request) =>
+      (JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code === 'L-7' ? 500 : 200,
+    );
     try {
       const dir = botbleDir('lmz_');
       const env = { LICENSE_MANAGER_WEBHOOK_URL: failing.url };
@@ -172,7 +191,9 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       expect(run.stderr).toContain(`#${abandonedId} L-7 license.expiring after 2 attempts: HTTP 500`);
 
       // Every delivery of the run, each with its Botble license's code.
-      const all = json<Array<{ id: number; license_id: number; license_code: string | null; status: string }>>(await runCli(['deliveries', 'list', '--json'], { cwd: dir }));
+      const all = json<Array<{ id: number; license_id: number; license_code: string | null; status: string }>>(
+        await runCli(['deliveries', 'list', '--json'], { cwd: dir }),
+      );
       expect(all.map((row) => [row.license_id, row.license_code]).sort((a, b) => Number(a[0]) - Number(b[0]))).toEqual([
         [11, 'L-7'],
         [12, 'L-1'],
@@ -186,11 +207,16 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       expect(text.stdout).not.toMatch(/\bid \d/);
 
       // --license filters by the Botble code, in text and in --json.
-      const l7 = json<Array<{ id: number; license_code: string; status: string }>>(await runCli(['deliveries', 'list', '--license', 'L-7', '--json'], { cwd: dir }));
+      const l7 = json<Array<{ id: number; license_code: string; status: string }>>(
+        await runCli(['deliveries', 'list', '--license', 'L-7', '--json'], { cwd: dir }),
+      );
       expect(l7).toEqual([expect.objectContaining({ id: abandonedId, license_id: 11, license_code: 'L-7', status: 'abandoned' })]);
       const l1Text = await runCli(['deliveries', 'list', '--license', 'L-1'], { cwd: dir });
       expect(l1Text.code).toBe(0);
-      expect(l1Text.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^ID\s+EVENT\s+LICENSE/), expect.stringMatching(/^\d+\s+license\.expiring\s+L-1\s+delivered\s/)]);
+      expect(l1Text.stdout.trim().split('\n')).toEqual([
+        expect.stringMatching(/^ID\s+EVENT\s+LICENSE/),
+        expect.stringMatching(/^\d+\s+license\.expiring\s+L-1\s+delivered\s/),
+      ]);
       const l1Abandoned = json<unknown[]>(await runCli(['deliveries', 'list', '--license', 'L-1', '--status', 'abandoned', '--json'], { cwd: dir }));
       expect(l1Abandoned).toEqual([]);
 
@@ -206,7 +232,9 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       const shown = await runCli(['deliveries', 'show', String(abandonedId)], { cwd: dir });
       expect(shown.code).toBe(0);
       expect(shown.stdout).toContain(`Delivery ${abandonedId}: license.expiring for L-7\n`);
-      const shownJson = json<{ delivery: { license_code: string; license_id: number }; attempts: unknown[] }>(await runCli(['deliveries', 'show', String(abandonedId), '--json'], { cwd: dir }));
+      const shownJson = json<{ delivery: { license_code: string; license_id: number }; attempts: unknown[] }>(
+        await runCli(['deliveries', 'show', String(abandonedId), '--json'], { cwd: dir }),
+      );
       expect(shownJson.delivery).toMatchObject({ license_id: 11, license_code: 'L-7' });
       expect(shownJson.attempts).toHaveLength(2);
 
@@ -221,7 +249,13 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
         delivered: 0,
         abandoned: 0,
         superseded: 1,
-        outcomes: [{ id: abandonedId, status: 'superseded', reason: expect.stringMatching(/^the license expired at 2025-01-\d\dT\d\d:00:00Z, before this warning could be sent$/) }],
+        outcomes: [
+          {
+            id: abandonedId,
+            status: 'superseded',
+            reason: expect.stringMatching(/^the license expired at 2025-01-\d\dT\d\d:00:00Z, before this warning could be sent$/),
+          },
+        ],
       });
       // --force sends it as recorded, without the check.
       const retried = await runCli(['deliveries', 'retry', String(abandonedId), '--force', '--json'], { cwd: dir, env });
@@ -252,7 +286,9 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     const dryRun = await runCli(['process-expirations', '--dry-run', '--now', NOW], { cwd: dir });
     expect(dryRun.stdout).toContain(`target: ${receiver.url} (from Botble setting lm_webhook_url)`);
     // The environment still outranks Botble.
-    const env = json<Array<{ key: string; source: string }>>(await runCli(['settings', 'list', '--json'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_URL: 'https://env.example/hooks' } }));
+    const env = json<Array<{ key: string; source: string }>>(
+      await runCli(['settings', 'list', '--json'], { cwd: dir, env: { LICENSE_MANAGER_WEBHOOK_URL: 'https://env.example/hooks' } }),
+    );
     expect(env.find((setting) => setting.key === 'webhook-url')).toMatchObject({ source: 'env' });
 
     for (const args of [
@@ -277,14 +313,21 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     const from = receiver.requests.length;
     const sample = await runCli(['send-test-event', '--license', 'L-FAR', '--event', 'license.expired', '--json'], { cwd: dir });
     expect(sample.code).toBe(0);
-    expect(JSON.parse(receiver.requests[from]!.body.toString()).payload).toMatchObject({ license_id: 19, license_code: 'L-FAR', product_reference_id: 'Plain Product', customer_id: '12' });
+    expect(JSON.parse(receiver.requests[from]!.body.toString()).payload).toMatchObject({
+      license_id: 19,
+      license_code: 'L-FAR',
+      product_reference_id: 'Plain Product',
+      customer_id: '12',
+    });
 
     expect(await botble.checksum()).toBe(before);
 
     // The run marks L-EXP expired (in our table); an admin then renews it in Botble: it reads as active again.
     expect((await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir })).code).toBe(0);
     const status = async () =>
-      json<Array<{ license_code: string; status: string }>>(await runCli(['licenses', 'list', '--json'], { cwd: dir })).find((row) => row.license_code === 'L-EXP')?.status;
+      json<Array<{ license_code: string; status: string }>>(await runCli(['licenses', 'list', '--json'], { cwd: dir })).find(
+        (row) => row.license_code === 'L-EXP',
+      )?.status;
     expect(await status()).toBe('expired');
     await botble.exec("update lm_licenses set expires_at = '2026-01-23' where license_code = 'L-EXP'");
     expect(await status()).toBe('active');

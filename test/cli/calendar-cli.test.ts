@@ -28,7 +28,11 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
       const ws = await project();
       const cli = (...args: string[]) => ws.cli(args, { env: { TZ: machineZone } });
       expect(await cli('licenses', 'import', 'licenses.csv')).toMatchObject({ code: 0, stderr: '' });
-      for (const [key, value] of [['webhook-url', receiver.url], ['webhooks-enabled', 'true'], ['time-zone', 'Europe/Berlin']]) {
+      for (const [key, value] of [
+        ['webhook-url', receiver.url],
+        ['webhooks-enabled', 'true'],
+        ['time-zone', 'Europe/Berlin'],
+      ]) {
         expect((await cli('settings', 'set', key!, value!)).code).toBe(0);
       }
       // 2025-03-30 00:00 in Berlin, the night the clocks go forward; the 24-hour count said 6 days.
@@ -48,7 +52,9 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
       expect(real.stdout).toContain('recorded 1 new event; marked 1 license expired (1 of them with no event: expired longer ago than lookbackDays)');
       expect(real.stdout).not.toMatch(/^\s+1 license expired longer ago/m);
       // The first run: the history before it is expected to be silent (no warning), and it says how to announce it anyway.
-      expect(real.stdout).toContain('this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --dry-run');
+      expect(real.stdout).toContain(
+        'this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --dry-run',
+      );
       expect(await ws.rows('select license_code, status from licenses order by id')).toEqual([
         { license_code: 'BERLIN-7', status: 'active' },
         { license_code: 'OLD', status: 'expired' },
@@ -58,8 +64,16 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
       const json = await cli('process-expirations', '--now', '2025-04-05T06:00:00Z', '--json');
       expect(json.code).toBe(0);
       const result = JSON.parse(json.stdout);
-      expect(result).toMatchObject({ today: '2025-04-05', timeZone: 'Europe/Berlin', plan: [{ type: 'license.expiring', threshold: 1, count: 1 }], expiredWithoutEvent: 0, recorded: 1 });
-      expect(result.due).toEqual([{ type: 'license.expiring', licenseId: 1, licenseCode: 'BERLIN-7', date: '2025-04-05T22:00:00Z', daysUntilExpiry: 1, threshold: 1 }]);
+      expect(result).toMatchObject({
+        today: '2025-04-05',
+        timeZone: 'Europe/Berlin',
+        plan: [{ type: 'license.expiring', threshold: 1, count: 1 }],
+        expiredWithoutEvent: 0,
+        recorded: 1,
+      });
+      expect(result.due).toEqual([
+        { type: 'license.expiring', licenseId: 1, licenseCode: 'BERLIN-7', date: '2025-04-05T22:00:00Z', daysUntilExpiry: 1, threshold: 1 },
+      ]);
     }
     const days = receiver.requests.map((request) => JSON.parse(request.body.toString('utf8')).payload.days_until_expiry);
     expect(days).toEqual([7, 1, 7, 1]);
@@ -70,7 +84,10 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, retryDelaysMs: [10], timeoutMs: 2000 } });
     await ws.ready();
     const cli = (...args: string[]) => ws.cli(args);
-    fs.writeFileSync(path.join(ws.dir, 'licenses.csv'), 'license_code,expires_at\nHISTORY,2024-06-01\nGAP-1,2025-01-12\nGAP-2,2025-01-14T10:00:00Z\nFRESH,2025-01-22\n');
+    fs.writeFileSync(
+      path.join(ws.dir, 'licenses.csv'),
+      'license_code,expires_at\nHISTORY,2024-06-01\nGAP-1,2025-01-12\nGAP-2,2025-01-14T10:00:00Z\nFRESH,2025-01-22\n',
+    );
     expect((await cli('licenses', 'import', 'licenses.csv')).code).toBe(0);
     expect((await cli('licenses', 'import', 'licenses.csv')).stdout).toContain('Imported 4 licenses from licenses.csv (csv): 0 new, 0 updated, 4 unchanged.');
     // The first run over old licenses: HISTORY's silence is expected, so --quiet prints nothing, nor does status.
@@ -80,7 +97,9 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
     // Down from 01-11 to 01-23: GAP-1 and GAP-2 expired more than 7 days before the next run.
     const late = await cli('process-expirations', '--now', '2025-01-24T08:00:00Z', '--quiet');
     expect(late).toMatchObject({ code: 0, stdout: '' });
-    expect(late.stderr).toContain('warning: 2 licenses expired longer ago than lookbackDays and were marked expired with no license.expired event: their customers were never told');
+    expect(late.stderr).toContain(
+      'warning: 2 licenses expired longer ago than lookbackDays and were marked expired with no license.expired event: their customers were never told',
+    );
     expect(late.stderr).toContain('  GAP-1 (id 2) expired 2025-01-12T00:00:00Z\n  GAP-2 (id 3) expired 2025-01-14T10:00:00Z\n');
     expect(late.stderr).toContain('To announce them after all: license-manager process-expirations --announce-since 2025-01-12 (add --dry-run first');
     expect(late.stderr).not.toContain('HISTORY');
@@ -88,7 +107,9 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
     // status: a warning that leaves the exit code alone, on stderr under --quiet, in --json.
     const warned = await cli('status', '--quiet');
     expect(warned.code).toBe(0);
-    expect(warned.stderr).toMatch(/^warning: the last run \(started \S+\) marked 2 licenses expired with no license\.expired event .*"license-manager process-expirations --announce-since 2025-01-12"/);
+    expect(warned.stderr).toMatch(
+      /^warning: the last run \(started \S+\) marked 2 licenses expired with no license\.expired event .*"license-manager process-expirations --announce-since 2025-01-12"/,
+    );
     const status = JSON.parse((await cli('status', '--json')).stdout);
     expect(status.expiredWithoutEvent).toMatchObject({ licenses: 2, announceSince: '2025-01-12' });
     expect(status.runs[0]).toMatchObject({ expiredWithoutEvent: 2 });
@@ -110,16 +131,26 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
     expect(dry.stdout).not.toContain('HISTORY');
     const announced = JSON.parse((await cli('process-expirations', '--now', '2025-01-24T09:00:00Z', '--announce-since', '2025-01-12', '--json')).stdout);
     expect(announced).toMatchObject({ recorded: 2, delivered: 2, expiredWithoutEvent: 0 });
-    expect(JSON.parse((await cli('process-expirations', '--now', '2025-01-25T08:00:00Z', '--announce-since', '2025-01-12', '--json')).stdout)).toMatchObject({ recorded: 0 });
+    expect(JSON.parse((await cli('process-expirations', '--now', '2025-01-25T08:00:00Z', '--announce-since', '2025-01-12', '--json')).stdout)).toMatchObject({
+      recorded: 0,
+    });
     expect((await cli('status', '--quiet')).stderr).toBe('');
     const sent = receiver.requests.map((request) => JSON.parse(request.body.toString('utf8'))).map((body) => `${body.payload.license_code} ${body.event_type}`);
     // The first run had warned GAP-1 and GAP-2; their expiries are announced only now.
-    expect(sent.sort()).toEqual(['FRESH license.expired', 'GAP-1 license.expired', 'GAP-1 license.expiring', 'GAP-2 license.expired', 'GAP-2 license.expiring']);
+    expect(sent.sort()).toEqual([
+      'FRESH license.expired',
+      'GAP-1 license.expired',
+      'GAP-1 license.expiring',
+      'GAP-2 license.expired',
+      'GAP-2 license.expiring',
+    ]);
 
     // A catch-up with an earlier --now says it comes after the fact, even with --quiet.
     const earlier = await cli('process-expirations', '--now', '2025-01-20T08:00:00Z', '--quiet');
     expect(earlier.code).toBe(0);
-    expect(earlier.stderr).toMatch(/^warning: --now 2025-01-20T08:00:00Z is earlier than the instant an earlier run applied the rules at \(2025-01-25T08:00:00Z\)/);
+    expect(earlier.stderr).toMatch(
+      /^warning: --now 2025-01-20T08:00:00Z is earlier than the instant an earlier run applied the rules at \(2025-01-25T08:00:00Z\)/,
+    );
     expect(receiver.requests).toHaveLength(5);
   }, 180_000);
 

@@ -34,7 +34,10 @@ describe('the built CLI', () => {
   test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {
     const cwd = project({}, { database: false });
     const cases: Array<[string[], RegExp]> = [
-      [['licenses', 'list', '--status', 'paused'], /'--status <status>' argument 'paused' is invalid\. Allowed choices are active, suspended, revoked, expired/],
+      [
+        ['licenses', 'list', '--status', 'paused'],
+        /'--status <status>' argument 'paused' is invalid\. Allowed choices are active, suspended, revoked, expired/,
+      ],
       [['licenses', 'list', '--expiring-within', '99999999999'], /'--expiring-within <days>' argument '99999999999' is invalid/],
       [['deliveries', 'list', '--limit', '99999999999999999999'], /'--limit <n>' argument '99999999999999999999' is invalid/],
       [['deliveries', 'list', '--event', 'license.renewed'], /Allowed choices are license\.expiring, license\.expired, license\.update_support_expired/],
@@ -43,7 +46,10 @@ describe('the built CLI', () => {
       [['process-expirations', '--now', 'yesterday'], /'--now <iso>' argument 'yesterday' is invalid\. Expected an ISO-8601 date/],
       [['listen', '--port', '70000'], /'--port <port>' argument '70000' is invalid/],
       [['listen', '--host', '256.1.1.1'], /'--host <host>' argument '256\.1\.1\.1' is invalid\. Not an IPv4 address/],
-      [['process-expirations', '--now', '0001-01-01', '--dry-run'], /'--now <iso>' argument '0001-01-01' is invalid\. Expected an instant from 1970-01-01 to 2999-12-31/],
+      [
+        ['process-expirations', '--now', '0001-01-01', '--dry-run'],
+        /'--now <iso>' argument '0001-01-01' is invalid\. Expected an instant from 1970-01-01 to 2999-12-31/,
+      ],
       [['status', '--now', '9999-12-31'], /'--now <iso>' argument '9999-12-31' is invalid/],
     ];
     for (const [args, message] of cases) {
@@ -70,7 +76,9 @@ describe('the built CLI', () => {
     expect((await cli('settings', 'set', 'webhook-url', receiver.url)).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-secret', SECRET)).code).toBe(0);
     const disabled = await cli('process-expirations', '--now', NOW, '--dry-run');
-    expect(disabled.stdout).toContain(`would send 5 events to ${receiver.url} (from settings) if webhooks were enabled (webhooks-enabled is false, from default): `);
+    expect(disabled.stdout).toContain(
+      `would send 5 events to ${receiver.url} (from settings) if webhooks were enabled (webhooks-enabled is false, from default): `,
+    );
     expect((await cli('settings', 'set', 'webhooks-enabled', 'true')).code).toBe(0);
 
     const dry = await cli('process-expirations', '--now', NOW, '--dry-run', '--json');
@@ -266,7 +274,12 @@ describe('the built CLI', () => {
     const cwd = project();
     const listener = await startListen(['--json', '--secret', SECRET], cwd);
     try {
-      const lines = () => listener.stdout().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const lines = () =>
+        listener
+          .stdout()
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
       expect(lines()).toEqual([{ listening: listener.url, signaturesChecked: true }]);
       expect(listener.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       expect((await runCli(['send-test-event', '--url', listener.url, '--secret', SECRET], { cwd })).code).toBe(0);
@@ -290,7 +303,10 @@ describe('the built CLI', () => {
       const { body, headers } = JSON.parse(sent.stdout) as { body: string; headers: Record<string, string> };
       expect(headers['X-Webhook-Signature']).toBe(createHmac('sha256', SECRET).update(body).digest('hex'));
       fs.writeFileSync(path.join(cwd, 'body.json'), body);
-      const verified = await runCli(['verify', '--secret-env', 'RECEIVER_SECRET', '--signature', headers['X-Webhook-Signature']!, '--file', 'body.json'], { cwd, env });
+      const verified = await runCli(['verify', '--secret-env', 'RECEIVER_SECRET', '--signature', headers['X-Webhook-Signature']!, '--file', 'body.json'], {
+        cwd,
+        env,
+      });
       expect(verified).toMatchObject({ code: 0, stdout: 'valid\n' });
       const wrong = await runCli(['send-test-event', '--url', listener.url, '--secret-env', 'OTHER'], { cwd, env: { OTHER: 'not-the-secret' } });
       expect(wrong.code).toBe(3);
@@ -299,7 +315,11 @@ describe('the built CLI', () => {
       expect(await listener.stop()).toBe(0);
     }
     // A variable that is not set, or both forms at once: exit 2, naming it.
-    for (const command of [['listen', '--port', '0'], ['verify', '--signature', 'ab', '--file', 'body.json'], ['send-test-event', '--url', 'http://127.0.0.1:9/']]) {
+    for (const command of [
+      ['listen', '--port', '0'],
+      ['verify', '--signature', 'ab', '--file', 'body.json'],
+      ['send-test-event', '--url', 'http://127.0.0.1:9/'],
+    ]) {
       const missing = await runCli([...command, '--secret-env', 'NOT_SET_ANYWHERE'], { cwd });
       expect({ command, code: missing.code }).toEqual({ command, code: 2 });
       expect(missing.stderr).toContain('--secret-env NOT_SET_ANYWHERE: the environment variable NOT_SET_ANYWHERE is not set or empty');
@@ -343,7 +363,10 @@ describe('the built CLI', () => {
     receiver = await startReceiver(() => 410);
     // retryWindowHours 0: a 410 is a 4xx like any other, abandoned at once (with retries across runs it disables the endpoint).
     const cwd = project({ webhooks: { enabled: true, url: receiver.url, retryWindowHours: 0 } });
-    fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
+    fs.writeFileSync(
+      path.join(cwd, 'l.json'),
+      JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
+    );
     await runCli(['licenses', 'import', 'l.json'], { cwd });
     const result = await runCli(['process-expirations', '--now', NOW, '--quiet'], { cwd });
     expect(result.code).toBe(3);
@@ -395,7 +418,11 @@ describe('the built CLI', () => {
     const received = receiver.requests[0]!.headers;
     // What HTTP itself adds is not the sender's choice: everything else that arrived was printed, with its value.
     const sent = Object.keys(received).filter((name) => !['host', 'connection', 'content-length'].includes(name));
-    expect(Object.keys(printed).map((name) => name.toLowerCase()).sort()).toEqual(sent.sort());
+    expect(
+      Object.keys(printed)
+        .map((name) => name.toLowerCase())
+        .sort(),
+    ).toEqual(sent.sort());
     for (const [name, value] of Object.entries(printed)) {
       if (name === 'Authorization') expect(value).toBe('Basic ****');
       else expect([name, value]).toEqual([name, received[name.toLowerCase()]]);
@@ -410,7 +437,10 @@ describe('the built CLI', () => {
   test('licenses list: importing is suggested only when there are no licenses at all', async () => {
     const cwd = project();
     const empty = await runCli(['licenses', 'list'], { cwd });
-    expect(empty).toMatchObject({ code: 0, stdout: `No licenses in ${path.join(cwd, 'license-manager.sqlite')} yet. Load some with "license-manager licenses import <file>".\n` });
+    expect(empty).toMatchObject({
+      code: 0,
+      stdout: `No licenses in ${path.join(cwd, 'license-manager.sqlite')} yet. Load some with "license-manager licenses import <file>".\n`,
+    });
     await runCli(['licenses', 'import', SAMPLE], { cwd });
     const none = await runCli(['licenses', 'list', '--status', 'expired'], { cwd });
     expect(none).toMatchObject({ code: 0, stdout: 'No licenses match.\n' });
@@ -427,7 +457,9 @@ describe('the built CLI', () => {
 
     const refused = await runCli(['deliveries', 'retry', '1'], { cwd });
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/^error: Delivery 1 was delivered at \S+ \(HTTP 200\), so it is not re-sent\. .*"license-manager deliveries retry 1 --force"/);
+    expect(refused.stderr).toMatch(
+      /^error: Delivery 1 was delivered at \S+ \(HTTP 200\), so it is not re-sent\. .*"license-manager deliveries retry 1 --force"/,
+    );
     expect(receiver.requests).toHaveLength(1);
     const withAbandoned = await runCli(['deliveries', 'retry', '--abandoned', '--force'], { cwd });
     expect(withAbandoned.code).toBe(2);
@@ -450,6 +482,8 @@ describe('the built CLI', () => {
 
   test('status --help lists every exit code, 2 included', async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
-    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/);
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
+      /exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/,
+    );
   });
 });

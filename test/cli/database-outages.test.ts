@@ -226,7 +226,19 @@ describe.each(servers)('%s that freezes, drops connections, or has another sessi
     const cwd = await project(server.url, prefix, 3, { url: receiver.url });
     const user = `lm_noinsert_${process.pid}`;
     // Every table the job uses (README, "Using PostgreSQL or MySQL"), with INSERT on webhook_attempts the one thing missing.
-    const tables = ['licenses', 'settings', 'webhook_deliveries', 'runs', 'botble_license_states', 'endpoints', 'endpoint_headers', 'endpoint_secrets', 'endpoint_states', 'kysely_migration', 'kysely_migration_lock'].map((table) => prefix + table);
+    const tables = [
+      'licenses',
+      'settings',
+      'webhook_deliveries',
+      'runs',
+      'botble_license_states',
+      'endpoints',
+      'endpoint_headers',
+      'endpoint_secrets',
+      'endpoint_states',
+      'kysely_migration',
+      'kysely_migration_lock',
+    ].map((table) => prefix + table);
     if (dialect === 'postgres') {
       await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${user}') then create role ${user} login; end if; end $$`);
       await adminQuery(dialect, `grant select, insert, update, delete on ${tables.join(', ')} to ${user}`, server.name);
@@ -251,7 +263,9 @@ describe.each(servers)('%s that freezes, drops connections, or has another sessi
     for (let run = 0; run < 2; run += 1) {
       const result = await runCli(['process-expirations', '--now', NOW], { cwd });
       expect(result.code).toBe(2);
-      expect(result.stderr).toMatch(new RegExp(`lacks a privilege on .*"${server.name}".*INSERT on ${prefix}webhook_attempts, to record each attempt; nothing was sent`));
+      expect(result.stderr).toMatch(
+        new RegExp(`lacks a privilege on .*"${server.name}".*INSERT on ${prefix}webhook_attempts, to record each attempt; nothing was sent`),
+      );
     }
     expect(receiver.requests).toHaveLength(0);
   }, 60_000);
@@ -265,7 +279,9 @@ describe.each(servers)('%s that freezes, drops connections, or has another sessi
         server.name,
       );
     }
-    return ((await adminQuery(dialect, `select id from ${prefix}webhook_deliveries order by id`, server.name)) as Array<{ id: number }>).map((row) => Number(row.id));
+    return ((await adminQuery(dialect, `select id from ${prefix}webhook_deliveries order by id`, server.name)) as Array<{ id: number }>).map((row) =>
+      Number(row.id),
+    );
   }
 
   test('deliveries row-locked by another session before the run: sent later, counted, reported, and status says so', async () => {

@@ -60,7 +60,9 @@ forEachDialect('deliveries stats', ({ workspace: dialectWorkspace }) => {
     expect(byName.default!.responseMs.median).toBeGreaterThanOrEqual(0);
     expect(byName.default!.responseMs.p95).toBeGreaterThanOrEqual(byName.default!.responseMs.median!);
     // crm: what the attempts table holds, counted in SQL beside the command's numbers.
-    const crmRows = await ws.rows<{ status_code: number | string }>("select a.status_code from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm'");
+    const crmRows = await ws.rows<{ status_code: number | string }>(
+      "select a.status_code from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm'",
+    );
     const codes = crmRows.map((row) => Number(row.status_code));
     expect(new Set(codes)).toEqual(new Set([429, 404, 503]));
     expect(byName.crm).toMatchObject({ attempts: codes.length, succeeded: 0, successRate: 0, lastSuccessAt: null, consecutiveFailures: codes.length });
@@ -72,14 +74,19 @@ forEachDialect('deliveries stats', ({ workspace: dialectWorkspace }) => {
     });
     expect(byName.crm!.deliveries).toMatchObject({ abandoned: 3, delivered: 0 });
     // chat: refused connections, no response time at all.
-    const chatAttempts = (await ws.rows("select a.id from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'chat'")).length;
+    const chatAttempts = (await ws.rows("select a.id from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'chat'"))
+      .length;
     expect(chatAttempts).toBeGreaterThanOrEqual(3);
     expect(byName.chat).toMatchObject({ attempts: chatAttempts, succeeded: 0, consecutiveFailures: chatAttempts, responseMs: { median: null, p95: null } });
     expect(byName.chat!.errors.connection_refused).toBe(chatAttempts);
 
     // Attempts before the window do not count towards rates and errors; the streak and the last success stay.
     // Every crm attempt but the last moves to 2020: only that one is inside --since 24h.
-    const crmIds = (await ws.rows<{ id: number }>("select a.id from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm' order by a.id")).map((row) => Number(row.id));
+    const crmIds = (
+      await ws.rows<{ id: number }>(
+        "select a.id from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm' order by a.id",
+      )
+    ).map((row) => Number(row.id));
     await ws.rows(`update webhook_attempts set started_at = '2020-01-01T00:00:00Z' where id in (${crmIds.slice(0, -1).join(', ')})`);
     const recent = JSON.parse((await ws.cli(['deliveries', 'stats', '--since', '24h', '--endpoint', 'crm', '--json'])).stdout) as Stats;
     expect(recent.since).toMatch(/Z$/);

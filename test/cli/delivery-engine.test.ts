@@ -22,7 +22,8 @@ async function receiverFor(reply: (request: { body: Buffer }, index: number) => 
   return receiver;
 }
 
-const idsOf = (receiver: Receiver, from = 0, to = receiver.requests.length) => receiver.requests.slice(from, to).map((request) => String(request.headers['x-webhook-id']));
+const idsOf = (receiver: Receiver, from = 0, to = receiver.requests.length) =>
+  receiver.requests.slice(from, to).map((request) => String(request.headers['x-webhook-id']));
 const duplicatesIn = (ids: string[]) => ids.filter((id, index) => ids.indexOf(id) !== index);
 const count = async (ws: Workspace, where: string) => (await ws.rows<{ n: number }>(`select count(*) n from webhook_deliveries where ${where}`))[0]!.n;
 
@@ -52,7 +53,10 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
         });
         // 1,000 rows of 9 values per statement: within every dialect's limit.
         for (let from = 0; from < total; from += 1000) {
-          await db.insertInto('webhook_deliveries').values(Array.from({ length: Math.min(1000, total - from) }, (_, index) => row(from + index))).execute();
+          await db
+            .insertInto('webhook_deliveries')
+            .values(Array.from({ length: Math.min(1000, total - from) }, (_, index) => row(from + index)))
+            .execute();
         }
       });
 
@@ -62,7 +66,9 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
       const result = await run.done;
       expect(result.stderr).not.toMatch(/too many SQL variables|bind message|placeholders/);
       expect(result.code).toBe(1);
-      const counts = Object.fromEntries((await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [row.status, row.n]));
+      const counts = Object.fromEntries(
+        (await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [row.status, row.n]),
+      );
       expect(counts.delivering).toBeUndefined(); // nothing left claimed
       const delivered = counts.delivered ?? 0;
       expect(delivered).toBeGreaterThanOrEqual(500);
@@ -70,7 +76,9 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
       expect(result.stderr).toContain(`left ${total - delivered} deliveries to re-send`);
       expect((counts.pending ?? 0) + (counts.abandoned ?? 0)).toBe(total - delivered);
       // A re-send starts a new schedule after the four attempts each had.
-      expect(await ws.rows("select min(attempts) lo, max(attempts) hi, min(schedule_base) base from webhook_deliveries where status = 'delivered'")).toEqual([{ lo: 5, hi: 5, base: 4 }]);
+      expect(await ws.rows("select min(attempts) lo, max(attempts) hi, min(schedule_base) base from webhook_deliveries where status = 'delivered'")).toEqual([
+        { lo: 5, hi: 5, base: 4 },
+      ]);
     }, 90_000);
   });
 
@@ -124,22 +132,26 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
   });
 
   describe('runs in different PID namespaces', () => {
-    (unshareWorks ? test : test.skip)("B, in another PID namespace, cannot see A's pid: it waits out A's lease instead of taking A's live claims", async () => {
-      // Slow enough that A still holds most of its claims when B starts (about 4 s of work).
-      const receiver = await receiverFor(() => ({ delayMs: 250, status: 200 }));
-      const total = 30;
-      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2 });
-      const a = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir);
-      await until(() => receiver.requests.length >= 2);
-      const inNamespace = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { command: ['unshare', '--pid', '--fork'] });
-      const resultB = await inNamespace.done;
-      const resultA = await a.done;
-      expect([resultA.code, resultB.code]).toEqual([0, 0]);
-      expect(JSON.parse(resultB.stdout).delivered).toBe(0);
-      const ids = idsOf(receiver);
-      expect(ids).toHaveLength(total);
-      expect(new Set(ids).size).toBe(total);
-    }, 40_000);
+    (unshareWorks ? test : test.skip)(
+      "B, in another PID namespace, cannot see A's pid: it waits out A's lease instead of taking A's live claims",
+      async () => {
+        // Slow enough that A still holds most of its claims when B starts (about 4 s of work).
+        const receiver = await receiverFor(() => ({ delayMs: 250, status: 200 }));
+        const total = 30;
+        const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2 });
+        const a = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir);
+        await until(() => receiver.requests.length >= 2);
+        const inNamespace = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { command: ['unshare', '--pid', '--fork'] });
+        const resultB = await inNamespace.done;
+        const resultA = await a.done;
+        expect([resultA.code, resultB.code]).toEqual([0, 0]);
+        expect(JSON.parse(resultB.stdout).delivered).toBe(0);
+        const ids = idsOf(receiver);
+        expect(ids).toHaveLength(total);
+        expect(new Set(ids).size).toBe(total);
+      },
+      40_000,
+    );
   });
 
   describe('signals and the retry budget', () => {
@@ -209,7 +221,9 @@ describe('a full disk through the CLI', () => {
       const first = await runCli(['process-expirations', '--now', NOW], { env });
       expect(first.code).toBe(3);
       // Abandoned deliveries are reported on stderr (the same block with or without --quiet), and nothing else is.
-      expect(first.stderr.split('\n')[0]).toBe('warning: 400 deliveries abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:');
+      expect(first.stderr.split('\n')[0]).toBe(
+        'warning: 400 deliveries abandoned; re-send with "license-manager deliveries retry --abandoned" once the receiver is fixed:',
+      );
       expect(first.stderr).not.toMatch(/error:|Disk full/);
       healthy = true;
       const sentBefore = receiver.requests.length;
@@ -251,6 +265,8 @@ describe('an unsolicited 100 Continue', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });
     expect(server.ids).toHaveLength(5);
     expect(new Set(server.ids).size).toBe(5);
-    expect(await ws.rows('select distinct status, attempts, last_status_code from webhook_deliveries')).toEqual([{ status: 'delivered', attempts: 1, last_status_code: 200 }]);
+    expect(await ws.rows('select distinct status, attempts, last_status_code from webhook_deliveries')).toEqual([
+      { status: 'delivered', attempts: 1, last_status_code: 200 },
+    ]);
   });
 });

@@ -26,10 +26,36 @@ const json = <T = Record<string, unknown>>(stdout: string) => JSON.parse(stdout)
 describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   test('list says where each came from; secrets and header values never shown', async () => {
     const main = await receiver();
-    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'from-file', url: 'https://file.example.com/hook' }] } });
-    const added = await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://crm.example.com/hook', '--secret', 'crm-secret-1', '--events', 'license.expired', '--header', 'X-Api-Key: key-123', '--max-in-flight', '2', '--json']);
+    const ws = await ready({
+      webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'from-file', url: 'https://file.example.com/hook' }] },
+    });
+    const added = await ws.cli([
+      'endpoints',
+      'add',
+      'crm',
+      '--url',
+      'https://crm.example.com/hook',
+      '--secret',
+      'crm-secret-1',
+      '--events',
+      'license.expired',
+      '--header',
+      'X-Api-Key: key-123',
+      '--max-in-flight',
+      '2',
+      '--json',
+    ]);
     expect([added.code, added.stderr]).toEqual([0, '']);
-    expect(json(added.stdout)).toMatchObject({ name: 'crm', source: 'database', secret: '********', headers: { 'X-Api-Key': '********' }, events: ['license.expired'], maxInFlight: 2, enabled: true, signing: 'botble' });
+    expect(json(added.stdout)).toMatchObject({
+      name: 'crm',
+      source: 'database',
+      secret: '********',
+      headers: { 'X-Api-Key': '********' },
+      events: ['license.expired'],
+      maxInFlight: 2,
+      enabled: true,
+      signing: 'botble',
+    });
     const list = await ws.cli(['endpoints', 'list', '--json']);
     expect(list.code).toBe(0);
     expect(json<Array<{ name: string; source: string }>>(list.stdout).map((endpoint) => [endpoint.name, endpoint.source])).toEqual([
@@ -61,9 +87,11 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-22T11:00:00Z' })]);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     expect([main.requests.length, crm.requests.length]).toEqual([2, 0]);
-    expect(json(( await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout)).toMatchObject({ enabled: false, deliveries: { parked: 2 } });
+    expect(json((await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout)).toMatchObject({ enabled: false, deliveries: { parked: 2 } });
     const parkedList = await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json']);
-    expect(json<Array<{ endpoint: string; status: string; status_reason: string }>>(parkedList.stdout).map((row) => [row.endpoint, row.status, row.status_reason])).toEqual([
+    expect(
+      json<Array<{ endpoint: string; status: string; status_reason: string }>>(parkedList.stdout).map((row) => [row.endpoint, row.status, row.status_reason]),
+    ).toEqual([
       ['crm', 'parked', 'endpoint disabled'],
       ['crm', 'parked', 'endpoint disabled'],
     ]);
@@ -72,7 +100,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('2 undelivered deliveries');
     expect(refused.stderr).toContain('--force');
-    expect(await ws.rows("select name from endpoints")).toEqual([{ name: 'crm' }]);
+    expect(await ws.rows('select name from endpoints')).toEqual([{ name: 'crm' }]);
 
     const enabled = await ws.cli(['endpoints', 'enable', 'crm', '--discard-parked', '--json']);
     expect(json(enabled.stdout)).toEqual({ name: 'crm', enabled: true, parked: 0, discarded: 2 });
@@ -95,7 +123,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'delivered' }]);
   });
 
-  test('deliveries retry --abandoned --endpoint re-sends only that endpoint\'s; send-test-event --endpoint uses its URL, headers and signing', async () => {
+  test("deliveries retry --abandoned --endpoint re-sends only that endpoint's; send-test-event --endpoint uses its URL, headers and signing", async () => {
     let up = false;
     const main = await receiver();
     const crm = await receiver(() => (up ? 200 : 503));
@@ -103,7 +131,9 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [5] } });
     const whsec = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-    expect((await ws.cli(['endpoints', 'add', 'chat', '--url', chat.url, '--secret', whsec, '--signing', 'standard', '--header', 'X-Tenant: t-9'])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'add', 'chat', '--url', chat.url, '--secret', whsec, '--signing', 'standard', '--header', 'X-Tenant: t-9'])).code).toBe(
+      0,
+    );
     await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' })]);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
     up = true;
@@ -245,9 +275,14 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
 
 describe('Botble mode', () => {
   const suite = botbleSuite('sqlite', () => botbleSettingInserts('sqlite', {}));
-  test('default is Botble\'s and read-only; added endpoints live in our tables', async () => {
+  test("default is Botble's and read-only; added endpoints live in our tables", async () => {
     const cwd = await suite.freshDir();
-    for (const verb of [['update', 'default', '--url', 'https://a.example.com/'], ['disable', 'default'], ['remove', 'default'], ['rotate-secret', 'default']]) {
+    for (const verb of [
+      ['update', 'default', '--url', 'https://a.example.com/'],
+      ['disable', 'default'],
+      ['remove', 'default'],
+      ['rotate-secret', 'default'],
+    ]) {
       const result = await runCli(['endpoints', ...verb], { cwd });
       expect([result.code, result.stderr]).toEqual([2, expect.stringContaining("Botble's own settings")]);
     }
@@ -261,11 +296,35 @@ forEachDialect('endpoints commands on each database', ({ workspace: dialectWorks
   test('add, rotate, disable, remove write and read back the same', async () => {
     const ws = dialectWorkspace({});
     await ws.ready();
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://crm.example.com/', '--secret', 's-1', '--header', 'X-A: 1', '--header', 'X-B: 2', '--events', 'license.expired,license.expiring'])).code).toBe(0);
+    expect(
+      (
+        await ws.cli([
+          'endpoints',
+          'add',
+          'crm',
+          '--url',
+          'https://crm.example.com/',
+          '--secret',
+          's-1',
+          '--header',
+          'X-A: 1',
+          '--header',
+          'X-B: 2',
+          '--events',
+          'license.expired,license.expiring',
+        ])
+      ).code,
+    ).toBe(0);
     expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 's-2'])).code).toBe(0);
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
-    const shown = json(( await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout);
-    expect(shown).toMatchObject({ name: 'crm', enabled: false, events: ['license.expired', 'license.expiring'], headers: { 'X-A': '********', 'X-B': '********' }, previousSecrets: [{ validUntil: expect.any(String) }] });
+    const shown = json((await ws.cli(['endpoints', 'show', 'crm', '--json'])).stdout);
+    expect(shown).toMatchObject({
+      name: 'crm',
+      enabled: false,
+      events: ['license.expired', 'license.expiring'],
+      headers: { 'X-A': '********', 'X-B': '********' },
+      previousSecrets: [{ validUntil: expect.any(String) }],
+    });
     expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: 's-2' }]);
     const removed = await ws.cli(['endpoints', 'remove', 'crm']);
     expect(removed.code).toBe(0);

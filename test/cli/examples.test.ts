@@ -73,10 +73,13 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s and test
     const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd, env: { ...env, LICENSE_MANAGER_LEASE_MS: '300' } });
     expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 2, abandoned: 3 });
     await printed(receiver, 5);
-    expect(receiver.lines().slice(3).map((line) => `${String(line.license_code)} ${String(line.action)}`).sort((a, b) => a.localeCompare(b))).toEqual([
-      'LIC-0001 remind',
-      'LIC-0002 remind',
-    ]);
+    expect(
+      receiver
+        .lines()
+        .slice(3)
+        .map((line) => `${String(line.license_code)} ${String(line.action)}`)
+        .sort((a, b) => a.localeCompare(b)),
+    ).toEqual(['LIC-0001 remind', 'LIC-0002 remind']);
   }, 30_000);
 });
 
@@ -87,7 +90,12 @@ async function printed(receiver: { lines: () => unknown[] }, count: number): Pro
 }
 
 /** POSTs `body` to an example receiver, signed with SECRET unless `signature` is given; resolves with the status. */
-async function postTo(url: string, body: string, headers: Record<string, string>, signature = createHmac('sha256', SECRET).update(body).digest('hex')): Promise<number> {
+async function postTo(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  signature = createHmac('sha256', SECRET).update(body).digest('hex'),
+): Promise<number> {
   const response = await fetch(url, { method: 'POST', body, headers: { 'x-webhook-signature': signature, ...headers } });
   await response.text();
   return response.status;
@@ -97,7 +105,11 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s facing w
   test('a repeated X-Webhook-Id is answered 200 and not acted on again; a body that is not JSON gets 415, not a 500 or a crash', async () => {
     const receiver = await startExample(file, SECRET, running);
     const json = { 'content-type': 'application/json' };
-    const body = JSON.stringify({ event_type: 'license.expired', timestamp: '2025-01-15T08:00:00Z', payload: { license_code: 'LIC-9', expired_at: '2025-01-15' } });
+    const body = JSON.stringify({
+      event_type: 'license.expired',
+      timestamp: '2025-01-15T08:00:00Z',
+      payload: { license_code: 'LIC-9', expired_at: '2025-01-15' },
+    });
     const id = { ...json, 'x-webhook-id': '7d4a53b4-0d3a-4e4f-9bb4-3f2d0a1c9e11' };
     expect(await postTo(receiver.url, body, id)).toBe(200);
     // The sender's retry after a lost answer: same id, same body.

@@ -52,7 +52,8 @@ run('the README grants on MariaDB', () => {
   });
 
   const as = (user: string) => ({ LICENSE_MANAGER_DB: urlFor(server.url, server.name, { user, password: PASSWORD }) });
-  const tables = async () => ((await adminQuery('mysql', `select table_name from information_schema.tables where table_schema = '${server.name}'`)) as unknown[]).length;
+  const tables = async () =>
+    ((await adminQuery('mysql', `select table_name from information_schema.tables where table_schema = '${server.name}'`)) as unknown[]).length;
 
   test('the grants parsed from README.md are the two users and their lines', () => {
     const lines = readmeGrants('licenses', { job: 'J', migrate: 'M' });
@@ -130,7 +131,11 @@ run('the README grants on MariaDB', () => {
       await runCli(['settings', 'set', 'webhook-url', 'https://example.com/hook'], { cwd, env: as(migrator) });
       const refused = await runCli(['settings', 'unset', 'webhook-url'], { cwd, env: as(job) });
       expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(new RegExp(`^error: The database user lacks a privilege on MySQL database "${server.name}" .*DELETE command denied to user '${job}'@'[^']+' for table .*settings`));
+      expect(refused.stderr).toMatch(
+        new RegExp(
+          `^error: The database user lacks a privilege on MySQL database "${server.name}" .*DELETE command denied to user '${job}'@'[^']+' for table .*settings`,
+        ),
+      );
       expect(refused.stderr).not.toContain(PASSWORD);
     } finally {
       await adminQuery('mysql', `grant delete on ${server.name}.* to '${job}'@'%'`);

@@ -78,7 +78,9 @@ test('a ping that fails is one warning per ping on stderr, retried once, and the
   expect(run.code).toBe(0);
   const warnings = run.stderr.trim().split('\n');
   expect(warnings).toEqual([
-    expect.stringMatching(/^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start failed after 2 attempts \(HTTP 503: status 503\); the run's exit status does not change\. Check monitoring\.ping\.$/),
+    expect.stringMatching(
+      /^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start failed after 2 attempts \(HTTP 503: status 503\); the run's exit status does not change\. Check monitoring\.ping\.$/,
+    ),
     expect.stringMatching(/^warning: the end ping to .* failed after 2 attempts \(HTTP 503: status 503\)/),
   ]);
   expect(pings.requests).toHaveLength(4);
@@ -108,7 +110,7 @@ test('a ping receiver that is down or hangs does not hold the run long (bounded)
   expect(hooks.requests).toHaveLength(2);
 }, 30_000);
 
-test('Cronitor and Sentry through the ping setting; none turns the file\'s ping off', async () => {
+test("Cronitor and Sentry through the ping setting; none turns the file's ping off", async () => {
   const [hooks, pings] = [await receiver(), await receiver()];
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}file-check` } });
   await seeded(ws);

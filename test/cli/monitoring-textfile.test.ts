@@ -37,7 +37,10 @@ function checkWithPromtool(file: string): void {
   expect([checked.status, checked.stdout, checked.stderr]).toEqual([0, '', '']);
 }
 
-async function seeded(ws: Workspace, licenses = [aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-30T10:00:00Z' })]): Promise<void> {
+async function seeded(
+  ws: Workspace,
+  licenses = [aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-30T10:00:00Z' })],
+): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);
   await ws.ready();
   await ws.seed(licenses);
@@ -95,11 +98,17 @@ forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWo
 
   test('a refusing receiver opens the circuit after 5 failures: the textfile shows it open, and closed again once a run delivers', async () => {
     // Port 1 on 127.0.0.1 refuses every connection; one attempt per delivery, 6 deliveries: the fifth failure opens the circuit.
-    const refusing = { webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [], retryWindowHours: 72 }, monitoring: { textfile: 'license_manager.prom' } };
+    const refusing = {
+      webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [], retryWindowHours: 72 },
+      monitoring: { textfile: 'license_manager.prom' },
+    };
     const ws = dialectWorkspace(refusing);
     // Retries across runs count their window from when an event was recorded, by the real clock: no --now here.
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19) + 'Z';
-    await seeded(ws, Array.from({ length: 6 }, (_, index) => aLicense({ license_code: `REFUSED-${index}`, expires_at: yesterday })));
+    await seeded(
+      ws,
+      Array.from({ length: 6 }, (_, index) => aLicense({ license_code: `REFUSED-${index}`, expires_at: yesterday })),
+    );
     const file = path.join(ws.dir, 'license_manager.prom');
 
     const down = await ws.cli(['process-expirations']);
@@ -149,7 +158,9 @@ test('bad textfile paths: a missing folder, a folder for a file, and a folder th
   ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'missing/license_manager.prom' } });
   const missing = await ws.cli(['process-expirations', '--now', NOW]);
   expect(missing.code).toBe(2);
-  expect(missing.stderr).toContain(`error: monitoring.textfile ${path.join(ws.dir, 'missing', 'license_manager.prom')}: its folder ${path.join(ws.dir, 'missing')} does not exist.`);
+  expect(missing.stderr).toContain(
+    `error: monitoring.textfile ${path.join(ws.dir, 'missing', 'license_manager.prom')}: its folder ${path.join(ws.dir, 'missing')} does not exist.`,
+  );
   expect(hooks.requests).toEqual([]);
   expect((await ws.rows<{ status: string }>('select status from runs')).map((row) => row.status)).toEqual(['refused']);
 
@@ -185,9 +196,12 @@ test('status --format prometheus with --json is bad usage', async () => {
   expect(run.stderr).toContain('Give --json or --format prometheus, not both');
 });
 
-(promtool ? test : test.skip)(`promtool check metrics on a run's textfile${promtool ? '' : ' (skipped: promtool is not installed here; parse-prometheus-text-format checks every file above)'}`, async () => {
-  const ws = workspace({ monitoring: { textfile: 'license_manager.prom' } });
-  await seeded(ws);
-  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
-  checkWithPromtool(path.join(ws.dir, 'license_manager.prom'));
-});
+(promtool ? test : test.skip)(
+  `promtool check metrics on a run's textfile${promtool ? '' : ' (skipped: promtool is not installed here; parse-prometheus-text-format checks every file above)'}`,
+  async () => {
+    const ws = workspace({ monitoring: { textfile: 'license_manager.prom' } });
+    await seeded(ws);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    checkWithPromtool(path.join(ws.dir, 'license_manager.prom'));
+  },
+);

@@ -22,7 +22,8 @@ const { receiver } = receiversPerTest();
 /** The OTLP/HTTP receiver: the collector's JSON path, every body kept. */
 async function collector(): Promise<{ env: Record<string, string>; bodies: string[]; spans(): OtlpSpan[]; resource(): Record<string, unknown> }> {
   const started = await receiver();
-  const exports = () => started.requests.filter((request) => request.url === '/v1/traces').map((request) => JSON.parse(request.body.toString('utf8')) as OtlpExport);
+  const exports = () =>
+    started.requests.filter((request) => request.url === '/v1/traces').map((request) => JSON.parse(request.body.toString('utf8')) as OtlpExport);
   return {
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: new URL(started.url).origin, OTEL_SERVICE_NAME: 'license-job' },
     get bodies() {
@@ -36,7 +37,9 @@ async function collector(): Promise<{ env: Record<string, string>; bodies: strin
 async function seeded(ws: Workspace, count = 2): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);
   await ws.ready();
-  await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ email: index === 0 ? EMAIL : `c${index}@example.com`, expires_at: '2025-01-22T10:00:00Z' })));
+  await ws.seed(
+    Array.from({ length: count }, (_, index) => aLicense({ email: index === 0 ? EMAIL : `c${index}@example.com`, expires_at: '2025-01-22T10:00:00Z' })),
+  );
 }
 
 forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace }) => {
@@ -56,7 +59,11 @@ forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace })
     const root = spans.filter((span) => span.name === 'license-manager');
     expect(root).toHaveLength(1);
     expect(root[0]).toMatchObject({ traceId: PARENT_TRACE, parentSpanId: PARENT_SPAN, kind: 1 });
-    expect(attributes(root[0]!.attributes)).toMatchObject({ 'process.executable.name': 'license-manager', 'process.exit.code': 0, 'license_manager.command': 'process-expirations' });
+    expect(attributes(root[0]!.attributes)).toMatchObject({
+      'process.executable.name': 'license-manager',
+      'process.exit.code': 0,
+      'license_manager.command': 'process-expirations',
+    });
     expect(otlp.resource()).toMatchObject({ 'service.name': 'license-job', 'service.version': '0.1.0' });
 
     const recording = spans.filter((span) => span.name === 'record events');
@@ -73,14 +80,20 @@ forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace })
       expect(span.kind).toBe(3);
     }
     const attempts = posts.map((span) => attributes(span.attributes));
-    expect(attempts.filter((a) => a['license_manager.endpoint'] === 'default').map((a) => [a['license_manager.event.type'], a['http.response.status_code'], a['license_manager.delivery.attempt']])).toEqual([
+    expect(
+      attempts
+        .filter((a) => a['license_manager.endpoint'] === 'default')
+        .map((a) => [a['license_manager.event.type'], a['http.response.status_code'], a['license_manager.delivery.attempt']]),
+    ).toEqual([
       ['license.expired', 200, 1],
       ['license.expired', 200, 1],
     ]);
     const failed = posts.find((span) => attributes(span.attributes)['http.response.status_code'] === 503)!;
     expect(attributes(failed.attributes)).toMatchObject({ 'license_manager.endpoint': 'crm', 'error.type': '503', 'license_manager.delivery.attempt': 1 });
     expect(failed.status.code).toBe(2);
-    expect(attempts.some((a) => a['license_manager.endpoint'] === 'crm' && a['license_manager.delivery.attempt'] === 2 && a['http.request.resend_count'] === 1)).toBe(true);
+    expect(
+      attempts.some((a) => a['license_manager.endpoint'] === 'crm' && a['license_manager.delivery.attempt'] === 2 && a['http.request.resend_count'] === 1),
+    ).toBe(true);
     // The query of an endpoint's URL (a token) is redacted.
     expect(attempts.find((a) => a['license_manager.endpoint'] === 'crm')!['url.full']).toContain('token=REDACTED');
     for (const body of otlp.bodies) expect(body).not.toMatch(new RegExp(`${SECRET}|${EMAIL.replace('.', '\\.')}|crm-query-token`));
@@ -88,7 +101,9 @@ forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace })
     // traceparent on crm's webhooks (it asks for it): the attempt span's own context; none on default's.
     for (const request of main.requests) expect(request.headers.traceparent).toBeUndefined();
     const sentParents = crm.requests.map((request) => String(request.headers.traceparent));
-    const crmSpanIds = posts.filter((span) => attributes(span.attributes)['license_manager.endpoint'] === 'crm').map((span) => `00-${PARENT_TRACE}-${span.spanId}-01`);
+    const crmSpanIds = posts
+      .filter((span) => attributes(span.attributes)['license_manager.endpoint'] === 'crm')
+      .map((span) => `00-${PARENT_TRACE}-${span.spanId}-01`);
     expect(sentParents.sort()).toEqual(crmSpanIds.sort());
   });
 });
@@ -123,16 +138,24 @@ test('bad OTEL_* variables are one clear warning and the job runs; a collector t
   const main = await receiver();
   const ws = workspace({ webhooks: { enabled: true, url: main.url } });
   await seeded(ws, 1);
-  const unknown = await ws.cli(['process-expirations', '--now', NOW], { env: { OTEL_TRACES_EXPORTER: 'zipkin', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' } });
+  const unknown = await ws.cli(['process-expirations', '--now', NOW], {
+    env: { OTEL_TRACES_EXPORTER: 'zipkin', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' },
+  });
   expect(unknown.code).toBe(0);
-  expect(unknown.stderr).toBe('warning: OTEL_TRACES_EXPORTER names "zipkin", which license-manager does not support (it takes otlp, console or none): no traces are sent.\n');
+  expect(unknown.stderr).toBe(
+    'warning: OTEL_TRACES_EXPORTER names "zipkin", which license-manager does not support (it takes otlp, console or none): no traces are sent.\n',
+  );
   expect(main.requests).toHaveLength(1);
 
   await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
   const started = performance.now();
-  const down = await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z'], { env: { OTEL_EXPORTER_OTLP_ENDPOINT: new URL(await closedPortUrl()).origin } });
+  const down = await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z'], {
+    env: { OTEL_EXPORTER_OTLP_ENDPOINT: new URL(await closedPortUrl()).origin },
+  });
   expect(down.code).toBe(0);
-  expect(down.stderr).toMatch(/^warning: traces (could not be sent|were not all sent) to http:\/\/127\.0\.0\.1:\d+\/v1\/traces.*The run itself is not affected\.\n$/);
+  expect(down.stderr).toMatch(
+    /^warning: traces (could not be sent|were not all sent) to http:\/\/127\.0\.0\.1:\d+\/v1\/traces.*The run itself is not affected\.\n$/,
+  );
   expect(performance.now() - started).toBeLessThan(8000);
   expect(main.requests).toHaveLength(2);
 });
@@ -166,7 +189,11 @@ describe('no OpenTelemetry module is loaded by the CLI unless OTEL_* asks', () =
     const childEnvironment = childEnv({ RESOLVE_LOG: log, ...env });
     for (const name of Object.keys(childEnvironment)) if (name.startsWith('OTEL_') && !(name in env)) delete childEnvironment[name];
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', pathToFileURL(path.join(dir, 'register.mjs')).href, BIN, ...args], { cwd, env: childEnvironment, stdio: 'ignore' });
+      const child = spawn(process.execPath, ['--import', pathToFileURL(path.join(dir, 'register.mjs')).href, BIN, ...args], {
+        cwd,
+        env: childEnvironment,
+        stdio: 'ignore',
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
       child.on('error', reject);
       child.on('close', (exit) => {

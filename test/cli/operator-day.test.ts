@@ -38,7 +38,11 @@ function installation(webhooks: Record<string, unknown> = {}) {
   fs.mkdirSync(path.join(root, 'release'));
   const config = path.join(root, 'etc', 'config.json');
   const database = path.join(root, 'var', 'db.sqlite');
-  fs.writeFileSync(config, JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, retryWindowHours: 0, ...webhooks } }), { mode: 0o600 });
+  fs.writeFileSync(
+    config,
+    JSON.stringify({ database: { filename: database }, webhooks: { retryDelaysMs: [10, 10], timeoutMs: 2000, retryWindowHours: 0, ...webhooks } }),
+    { mode: 0o600 },
+  );
   return { root, config, database, release: path.join(root, 'release') };
 }
 
@@ -65,7 +69,10 @@ describe('hints name the database the run used (item 11)', () => {
 
     // Without -c (the config found in the folder): short hints.
     const local = tempDir();
-    fs.writeFileSync(path.join(local, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500, retryWindowHours: 0 } }));
+    fs.writeFileSync(
+      path.join(local, 'license-manager.config.json'),
+      JSON.stringify({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryDelaysMs: [10], timeoutMs: 500, retryWindowHours: 0 } }),
+    );
     await runCli(['licenses', 'import', dueCsv(local)], { cwd: local });
     const short = await runCli(['process-expirations', '--quiet'], { cwd: local });
     expect(short.code).toBe(3);
@@ -148,8 +155,13 @@ describe('status after a refused run and after a retry (item 10)', () => {
     expect(refused.stderr).toContain('Webhooks are enabled but no webhook URL is set');
     const status = await runCli([...c, 'status', '--quiet'], { cwd });
     expect(status.code).toBe(1);
-    expect(status.stderr).toMatch(/^warning: the last run \(\S+\) refused to start: Webhooks are enabled but no webhook URL is set: run "license-manager -c \S+ settings set webhook-url <url>"/);
-    const json = JSON.parse((await runCli([...c, 'status', '--json'], { cwd })).stdout) as { runs: Array<Record<string, unknown>>; health: { exitCode: number } };
+    expect(status.stderr).toMatch(
+      /^warning: the last run \(\S+\) refused to start: Webhooks are enabled but no webhook URL is set: run "license-manager -c \S+ settings set webhook-url <url>"/,
+    );
+    const json = JSON.parse((await runCli([...c, 'status', '--json'], { cwd })).stdout) as {
+      runs: Array<Record<string, unknown>>;
+      health: { exitCode: number };
+    };
     expect(json.health.exitCode).toBe(1);
     expect(json.runs[0]).toMatchObject({ status: 'refused', exitCode: 2, error: expect.stringContaining('no webhook URL is set') });
     // A dry run is not the job: it records nothing.
@@ -213,7 +225,9 @@ describe('test events are marked (item 13)', () => {
     // The test event of a license and its real event carry the same payload fields.
     const testPayload = (JSON.parse(receiver.requests[2]!.body.toString()) as { payload: object }).payload;
     const realPayload = (JSON.parse(real.body.toString()) as { payload: object }).payload;
-    expect(Object.keys(testPayload).filter((key) => key !== 'expired_at')).toEqual(Object.keys(realPayload).filter((key) => key !== 'days_until_expiry' && key !== 'expires_at'));
+    expect(Object.keys(testPayload).filter((key) => key !== 'expired_at')).toEqual(
+      Object.keys(realPayload).filter((key) => key !== 'days_until_expiry' && key !== 'expires_at'),
+    );
   });
 
   test('listen says a request is a test event', async () => {
@@ -246,7 +260,9 @@ describe('credentials are never printed (item 21)', () => {
       expect({ args, code: result.code }).toEqual({ args, code: 1 });
       expect(result.stdout + result.stderr).not.toContain(SECRET);
       expect(result.stderr).toContain('postgres://app@127.0.0.1:1/licenses?sslmode=disable&password=****');
-      expect(result.stderr).toContain(`warning: ${config} holds the database password (database.url) and other users can read it (mode 644): run "chmod 600 ${config}"`);
+      expect(result.stderr).toContain(
+        `warning: ${config} holds the database password (database.url) and other users can read it (mode 644): run "chmod 600 ${config}"`,
+      );
     }
     fs.chmodSync(config, 0o600);
     expect((await runCli(['status'], { cwd })).stderr).not.toContain('other users can read it');
@@ -260,7 +276,9 @@ describe('credentials are never printed (item 21)', () => {
     expect(fromEnv.stderr).toBe(
       'error: LICENSE_MANAGER_DB: mysql://app:****@127.0.0.1:3306/licenses is not a valid URL: the password contains "/", which ends the user and password part of a URL: write it as %2F (expected mysql://user:<password>@host:port/database).\n',
     );
-    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { url: `postgres://app:${SECRET}@x/y@db.example/licenses` } }), { mode: 0o600 });
+    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { url: `postgres://app:${SECRET}@x/y@db.example/licenses` } }), {
+      mode: 0o600,
+    });
     const fromFile = await runCli(['migrate', '--json'], { cwd });
     expect(fromFile.code).toBe(2);
     expect(fromFile.stdout + fromFile.stderr).not.toContain(SECRET);
@@ -279,7 +297,17 @@ describe('credentials are never printed (item 21)', () => {
     expect(set.code).toBe(0);
     const masked = `${receiver.url.replace('http://', 'http://ops:****@')}?token=****&tenant=acme`;
     expect(set.stdout).toBe(`webhook-url = ${masked}\n`);
-    for (const args of [['settings', 'list'], ['settings', 'list', '--json'], ['settings', 'get', 'webhook-url'], ['status'], ['status', '--json'], ['process-expirations'], ['process-expirations', '--json'], ['deliveries', 'list', '--json'], ['send-test-event', '--json']]) {
+    for (const args of [
+      ['settings', 'list'],
+      ['settings', 'list', '--json'],
+      ['settings', 'get', 'webhook-url'],
+      ['status'],
+      ['status', '--json'],
+      ['process-expirations'],
+      ['process-expirations', '--json'],
+      ['deliveries', 'list', '--json'],
+      ['send-test-event', '--json'],
+    ]) {
       const result = await runCli([...c, ...args], { cwd });
       expect({ args, leaked: (result.stdout + result.stderr).includes(SECRET) }).toEqual({ args, leaked: false });
     }
@@ -292,7 +320,11 @@ describe('credentials are never printed (item 21)', () => {
     const botble = await createBotbleDatabase('sqlite');
     try {
       const cwd = tempDir();
-      fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { ...botble.database, tablePrefix: 'lm_tool_' }, licenses: { source: 'botble' } }), { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(cwd, 'license-manager.config.json'),
+        JSON.stringify({ database: { ...botble.database, tablePrefix: 'lm_tool_' }, licenses: { source: 'botble' } }),
+        { mode: 0o600 },
+      );
       expect((await runCli(['migrate'], { cwd })).code).toBe(0);
       for (const value of [`https://hooks.example/lm?sig=${SECRET}`, `https://ops:${SECRET}@hooks.example/lm`, `https://ops:${SECRET}/x@hooks.example/lm`]) {
         await botble.exec('delete from settings', `insert into settings ("key", value) values ('lm_webhook_url', '${value}'), ('lm_webhooks_enabled', '1')`);
@@ -327,7 +359,21 @@ describe('credentials are never printed (item 21)', () => {
 });
 
 describe('import columns and files (item 12)', () => {
-  const COLUMNS = ['license_code', 'email', 'customer_id', 'product_id', 'product_name', 'status', 'expires_at', 'updates_until', 'is_valid', 'id', 'support_until', 'created_at', 'updated_at'];
+  const COLUMNS = [
+    'license_code',
+    'email',
+    'customer_id',
+    'product_id',
+    'product_name',
+    'status',
+    'expires_at',
+    'updates_until',
+    'is_valid',
+    'id',
+    'support_until',
+    'created_at',
+    'updated_at',
+  ];
 
   test('licenses import --help and the README name every column and the rules', async () => {
     const help = await runCli(['licenses', 'import', '--help'], { cwd: tempDir() });
@@ -338,7 +384,8 @@ describe('import columns and files (item 12)', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const section = readme.slice(readme.indexOf('### Importing licenses'), readme.indexOf('\n## ', readme.indexOf('### Importing licenses')));
     for (const column of COLUMNS) expect(section).toContain(`\`${column}\``);
-    for (const phrase of ['lower case', 'unknown column', 'empty cell', 'missing', 'active', 'suspended', 'revoked', 'expired', 'current folder', 'EACCES']) expect(section).toContain(phrase);
+    for (const phrase of ['lower case', 'unknown column', 'empty cell', 'missing', 'active', 'suspended', 'revoked', 'expired', 'current folder', 'EACCES'])
+      expect(section).toContain(phrase);
   });
 
   test('the rules as documented: header case, unknown columns, status values, empty cell vs missing column, is_valid, support_until', async () => {
@@ -352,7 +399,9 @@ describe('import columns and files (item 12)', () => {
     write('extra.csv', 'license_code,plan\nA-1,gold\n');
     expect((await runCli(['licenses', 'import', 'extra.csv'], { cwd })).stderr).toContain('unknown field "plan"');
     write('status.csv', 'license_code,status\nA-1,paused\n');
-    expect((await runCli(['licenses', 'import', 'status.csv'], { cwd })).stderr).toContain('field status must be one of active, suspended, revoked, expired, not "paused"');
+    expect((await runCli(['licenses', 'import', 'status.csv'], { cwd })).stderr).toContain(
+      'field status must be one of active, suspended, revoked, expired, not "paused"',
+    );
     write('support.csv', 'license_code,support_until\nA-1,soon\n');
     expect((await runCli(['licenses', 'import', 'support.csv'], { cwd })).stderr).toContain('field support_until "soon" is not an ISO-8601 date');
     // Nothing above was imported.
@@ -360,7 +409,9 @@ describe('import columns and files (item 12)', () => {
 
     write('full.csv', 'license_code,email,customer_id,expires_at,support_until\nA-1,a@example.com,C-1,2099-01-31,2099-01-31\n');
     expect((await runCli(['licenses', 'import', 'full.csv'], { cwd })).code).toBe(0);
-    expect(await list()).toEqual([expect.objectContaining({ license_code: 'A-1', email: 'a@example.com', customer_id: 'C-1', status: 'active', expires_at: '2099-01-31' })]);
+    expect(await list()).toEqual([
+      expect.objectContaining({ license_code: 'A-1', email: 'a@example.com', customer_id: 'C-1', status: 'active', expires_at: '2099-01-31' }),
+    ]);
     // A missing column leaves the value; an empty cell clears it.
     write('partial.csv', 'license_code,email\nA-1,\n');
     expect((await runCli(['licenses', 'import', 'partial.csv'], { cwd })).code).toBe(0);
@@ -390,25 +441,35 @@ describe('import columns and files (item 12)', () => {
   });
 
   const asRoot = process.getuid?.() === 0 && fs.existsSync('/usr/sbin/runuser') ? test : test.skip;
-  asRoot('EACCES: the job user cannot read a file in a private folder (like /root): the folder and the user named, with a hint; no database created', async () => {
-    const cwd = tempDir();
-    fs.chmodSync(cwd, 0o777);
-    const privateDir = path.join(cwd, 'root-home');
-    fs.mkdirSync(privateDir, { mode: 0o700 });
-    fs.writeFileSync(path.join(privateDir, 'licenses.csv'), 'license_code\nA-1\n');
-    const { runCommand, BIN } = await import('../helpers/cli.js');
-    const result = await runCommand('/usr/sbin/runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'licenses', 'import', 'root-home/licenses.csv'], { cwd, timeoutMs: 20_000 });
-    expect(result.code).toBe(2);
-    expect(result.stderr).toBe(
-      `error: Cannot read import file ${path.join(privateDir, 'licenses.csv')}: permission denied ("root-home/licenses.csv": a relative path is relative to the current folder, ${cwd}); the folder ${privateDir} is not open to user nobody. Run the import as a user who may read it, or copy the file where user nobody can read it (e.g. the database folder) and make it readable (chmod, chown): a file under /root or another user's home is not readable by the job's user.\n`,
-    );
-    expect(fs.readdirSync(cwd)).toEqual(['root-home']);
-    // A file that is itself unreadable names the file.
-    fs.chmodSync(privateDir, 0o755);
-    fs.chmodSync(path.join(privateDir, 'licenses.csv'), 0o600);
-    const file = await runCommand('/usr/sbin/runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'licenses', 'import', path.join(privateDir, 'licenses.csv')], { cwd, timeoutMs: 20_000 });
-    expect(file.stderr).toContain('permission denied; the file is not readable by user nobody.');
-  });
+  asRoot(
+    'EACCES: the job user cannot read a file in a private folder (like /root): the folder and the user named, with a hint; no database created',
+    async () => {
+      const cwd = tempDir();
+      fs.chmodSync(cwd, 0o777);
+      const privateDir = path.join(cwd, 'root-home');
+      fs.mkdirSync(privateDir, { mode: 0o700 });
+      fs.writeFileSync(path.join(privateDir, 'licenses.csv'), 'license_code\nA-1\n');
+      const { runCommand, BIN } = await import('../helpers/cli.js');
+      const result = await runCommand('/usr/sbin/runuser', ['-u', 'nobody', '--', process.execPath, BIN, 'licenses', 'import', 'root-home/licenses.csv'], {
+        cwd,
+        timeoutMs: 20_000,
+      });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `error: Cannot read import file ${path.join(privateDir, 'licenses.csv')}: permission denied ("root-home/licenses.csv": a relative path is relative to the current folder, ${cwd}); the folder ${privateDir} is not open to user nobody. Run the import as a user who may read it, or copy the file where user nobody can read it (e.g. the database folder) and make it readable (chmod, chown): a file under /root or another user's home is not readable by the job's user.\n`,
+      );
+      expect(fs.readdirSync(cwd)).toEqual(['root-home']);
+      // A file that is itself unreadable names the file.
+      fs.chmodSync(privateDir, 0o755);
+      fs.chmodSync(path.join(privateDir, 'licenses.csv'), 0o600);
+      const file = await runCommand(
+        '/usr/sbin/runuser',
+        ['-u', 'nobody', '--', process.execPath, BIN, 'licenses', 'import', path.join(privateDir, 'licenses.csv')],
+        { cwd, timeoutMs: 20_000 },
+      );
+      expect(file.stderr).toContain('permission denied; the file is not readable by user nobody.');
+    },
+  );
 });
 
 describe('a migrate is all or nothing where the database allows it (item 9)', () => {
@@ -420,13 +481,17 @@ describe('a migrate is all or nothing where the database allows it (item 9)', ()
     const other = new SQLite(file);
     other.exec('create table lm_runs (id integer primary key, note text)');
     other.close();
-    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { filename: './shared.sqlite', tablePrefix: 'lm_' } }), { mode: 0o600 });
+    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database: { filename: './shared.sqlite', tablePrefix: 'lm_' } }), {
+      mode: 0o600,
+    });
     const refused = await runCli(['migrate'], { cwd });
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('lm_runs');
     const check = new SQLite(file, { readonly: true });
     try {
-      const tables = (check.prepare("select name from sqlite_master where type = 'table' order by name").all() as Array<{ name: string }>).map((row) => row.name);
+      const tables = (check.prepare("select name from sqlite_master where type = 'table' order by name").all() as Array<{ name: string }>).map(
+        (row) => row.name,
+      );
       // 0001 and 0002 ran before 0003 failed: rolled back with it. Only Kysely's bookkeeping (created before the transaction) stays, empty.
       expect(tables.filter((name) => !name.startsWith('lm_kysely_'))).toEqual(['lm_runs']);
       expect(tables.includes('lm_kysely_migration') ? check.prepare('select count(*) as n from lm_kysely_migration').get() : { n: 0 }).toEqual({ n: 0 });

@@ -22,8 +22,26 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 async function dueProject(config: Record<string, unknown> = {}) {
   const ws = workspace(config);
   await ws.seed([
-    { license_code: 'DUE-1', product_id: 'P', product_name: 'Product', customer_id: 'C', email: 'a@example.com', status: 'active', expires_at: iso(Date.now() + 30 * HOUR), updates_until: null },
-    { license_code: 'LIFETIME-1', product_id: 'P', product_name: 'Product', customer_id: 'C', email: 'b@example.com', status: 'active', expires_at: null, updates_until: null },
+    {
+      license_code: 'DUE-1',
+      product_id: 'P',
+      product_name: 'Product',
+      customer_id: 'C',
+      email: 'a@example.com',
+      status: 'active',
+      expires_at: iso(Date.now() + 30 * HOUR),
+      updates_until: null,
+    },
+    {
+      license_code: 'LIFETIME-1',
+      product_id: 'P',
+      product_name: 'Product',
+      customer_id: 'C',
+      email: 'b@example.com',
+      status: 'active',
+      expires_at: null,
+      updates_until: null,
+    },
   ]);
   return ws;
 }
@@ -41,7 +59,18 @@ describe('process-expirations for the operator', () => {
     expect(JSON.parse(list.stdout)).toEqual([]);
     // Nothing due: nothing to say.
     const lifetime = workspace();
-    await lifetime.seed([{ license_code: 'FOREVER', product_id: null, product_name: null, customer_id: null, email: null, status: 'active', expires_at: null, updates_until: null }]);
+    await lifetime.seed([
+      {
+        license_code: 'FOREVER',
+        product_id: null,
+        product_name: null,
+        customer_id: null,
+        email: null,
+        status: 'active',
+        expires_at: null,
+        updates_until: null,
+      },
+    ]);
     expect(await runCli(['process-expirations', '--quiet'], { cwd: lifetime.dir })).toMatchObject({ code: 0, stdout: '', stderr: '' });
     // No licenses at all (the job pointed at a new, empty database): that is said too.
     const empty = workspace();
@@ -60,7 +89,9 @@ describe('process-expirations for the operator', () => {
     const masked = receiver.url.replace('http://', 'http://ops:****@');
     const text = await runCli(['process-expirations'], { cwd: ws.dir });
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(new RegExp(`^sending 1 event to ${masked.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(from settings\\): license\\.expiring at \\d days?: 1$`, 'm'));
+    expect(text.stdout).toMatch(
+      new RegExp(`^sending 1 event to ${masked.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(from settings\\): license\\.expiring at \\d days?: 1$`, 'm'),
+    );
     expect(text.stdout).toContain(`  webhooks: enabled (from config ${ws.configFile}); target: ${masked} (from settings)`);
     expect(text.stdout + text.stderr).not.toContain('hunter2');
     const json = await runCli(['process-expirations', '--json'], { cwd: ws.dir });
@@ -116,14 +147,18 @@ describe('status', () => {
     const ws = await dueProject();
     const never = await runCli(['status'], { cwd: ws.dir });
     expect(never.code).toBe(1);
-    expect(never.stdout).toContain('FAILING: no process-expirations run finished in the last 26 hours (none has ever finished): check the cron job or timer (exit 1)');
+    expect(never.stdout).toContain(
+      'FAILING: no process-expirations run finished in the last 26 hours (none has ever finished): check the cron job or timer (exit 1)',
+    );
     await runCli(['process-expirations', '--quiet'], { cwd: ws.dir });
     expect((await runCli(['status'], { cwd: ws.dir })).code).toBe(0);
     expect((await runCli(['status', '--now', iso(Date.now() + 25 * HOUR)], { cwd: ws.dir })).code).toBe(0);
     const stale = await runCli(['status', '--quiet', '--now', iso(Date.now() + 27 * HOUR)], { cwd: ws.dir });
     expect(stale.code).toBe(1);
     expect(stale.stdout).toBe('');
-    expect(stale.stderr).toMatch(/^warning: no process-expirations run finished in the last 26 hours \(the last one finished at \S+Z\): check the cron job or timer\n$/);
+    expect(stale.stderr).toMatch(
+      /^warning: no process-expirations run finished in the last 26 hours \(the last one finished at \S+Z\): check the cron job or timer\n$/,
+    );
     // No licenses, no runs: a new installation is not failing.
     const fresh = workspace();
     await runCli(['migrate'], { cwd: fresh.dir });
@@ -190,9 +225,15 @@ describe('settings for the operator', () => {
     const list = await runCli(['settings', 'list'], { cwd: ws.dir });
     expect(list.code).toBe(0);
     expect(list.stdout).toMatch(/^warning-days +seven +settings; INVALID, not used: "seven" is not a comma-separated list/m);
-    expect(list.stdout).toContain('Fix warning-days with "license-manager settings set warning-days <value>" or "license-manager settings unset warning-days".');
+    expect(list.stdout).toContain(
+      'Fix warning-days with "license-manager settings set warning-days <value>" or "license-manager settings unset warning-days".',
+    );
     const listJson = JSON.parse((await runCli(['settings', 'list', '--json'], { cwd: ws.dir })).stdout);
-    expect(listJson.find((setting: { key: string }) => setting.key === 'warning-days')).toMatchObject({ value: 'seven', source: 'settings', invalid: expect.stringContaining('"seven"') });
+    expect(listJson.find((setting: { key: string }) => setting.key === 'warning-days')).toMatchObject({
+      value: 'seven',
+      source: 'settings',
+      invalid: expect.stringContaining('"seven"'),
+    });
     const get = await runCli(['settings', 'get', 'warning-days'], { cwd: ws.dir });
     expect(get).toMatchObject({ code: 0, stdout: 'seven\n' });
     expect(get.stderr).toContain('warning: the stored warning-days is invalid and not used');
@@ -209,7 +250,11 @@ describe('settings for the operator', () => {
     const ws = workspace({ webhooks: { url: 'https://file.example/hook', enabled: false } });
     await runCli(['settings', 'set', 'webhook-secret', 'the-real-secret'], { cwd: ws.dir });
     await runCli(['settings', 'set', 'webhook-url', 'https://stored.example/hook'], { cwd: ws.dir });
-    expect(await runCli(['settings', 'get', 'webhook-secret', '--reveal'], { cwd: ws.dir })).toMatchObject({ code: 0, stdout: 'the-real-secret\n', stderr: '' });
+    expect(await runCli(['settings', 'get', 'webhook-secret', '--reveal'], { cwd: ws.dir })).toMatchObject({
+      code: 0,
+      stdout: 'the-real-secret\n',
+      stderr: '',
+    });
     expect(await runCli(['settings', 'get', 'webhook-secret', '--reveal', '--quiet'], { cwd: ws.dir })).toMatchObject({ code: 0, stdout: 'the-real-secret\n' });
     expect(await runCli(['settings', 'get', 'webhook-secret'], { cwd: ws.dir })).toMatchObject({ code: 0, stdout: '********\n' });
     const revealedJson = JSON.parse((await runCli(['settings', 'get', 'webhook-secret', '--reveal', '--json'], { cwd: ws.dir })).stdout);
@@ -220,7 +265,12 @@ describe('settings for the operator', () => {
 
     const list = await runCli(['settings', 'list'], { cwd: ws.dir });
     expect(list.stdout).not.toContain('the-real-secret');
-    expect(list.stdout).toMatch(new RegExp(`^webhook-url +https://stored\\.example/hook +settings; overrides webhooks\\.url in ${ws.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^webhook-url +https://stored\\.example/hook +settings; overrides webhooks\\.url in ${ws.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`,
+        'm',
+      ),
+    );
     const json = await runCli(['settings', 'list', '--json'], { cwd: ws.dir });
     expect(json.stdout).not.toContain('the-real-secret');
     const settings = Object.fromEntries((JSON.parse(json.stdout) as Array<{ key: string }>).map((setting) => [setting.key, setting]));
@@ -266,7 +316,10 @@ describe('deliveries list and migrate', () => {
   test('migrate names the migrations it applied, then says the schema was already up to date', async () => {
     const ws = workspace();
     const first = await runCli(['migrate'], { cwd: ws.dir });
-    expect(first).toMatchObject({ code: 0, stdout: `Database ${ws.databaseFile}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n` });
+    expect(first).toMatchObject({
+      code: 0,
+      stdout: `Database ${ws.databaseFile}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n`,
+    });
     const again = await runCli(['migrate', '--json'], { cwd: ws.dir });
     expect(JSON.parse(again.stdout)).toEqual({ database: ws.databaseFile, applied: [], upToDate: true });
     expect((await runCli(['migrate'], { cwd: ws.dir })).stdout).toBe(`Database ${ws.databaseFile} was already up to date.\n`);

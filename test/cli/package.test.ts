@@ -17,7 +17,9 @@ describe('the published package', () => {
     const out = tempDir();
     const [packed] = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', out], ROOT)) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = packed!.files.map((file) => file.path);
-    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/license-manager.js', 'dist/src/cli/main.js', 'dist/migrations/index.js']));
+    expect(files).toEqual(
+      expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'bin/license-manager.js', 'dist/src/cli/main.js', 'dist/migrations/index.js']),
+    );
     // No bench or demo scripts, no source maps, no TypeScript sources, no tests.
     expect(files.filter((file) => /^(scripts|src|test)\/|\.map$|^dist\/scripts\//.test(file))).toEqual([]);
 
@@ -33,7 +35,9 @@ describe('the published package', () => {
     expect(run(bin, ['--version'], app).trim()).toBe(manifest.version);
     fs.writeFileSync(path.join(app, 'licenses.csv'), 'license_code,expires_at\nPKG-1,2025-01-20T00:00:00Z\n');
     run(bin, ['licenses', 'import', 'licenses.csv'], app);
-    const dryRun = JSON.parse(run(bin, ['process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as { dueCounts: Record<string, number> };
+    const dryRun = JSON.parse(run(bin, ['process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as {
+      dueCounts: Record<string, number>;
+    };
     expect(dryRun.dueCounts['license.expiring']).toBe(1);
   }, 180_000);
 
@@ -50,10 +54,15 @@ describe('the published package', () => {
 
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
     // What a runtime dependency needs stays (mysql2 depends on @types/node); every tool of the build goes.
-    const runtime = new Set(run('npm', ['ls', '--omit=dev', '--all', '--parseable'], ROOT).split('\n').map((line) => line.split('/node_modules/').pop()!));
+    const runtime = new Set(
+      run('npm', ['ls', '--omit=dev', '--all', '--parseable'], ROOT)
+        .split('\n')
+        .map((line) => line.split('/node_modules/').pop()!),
+    );
     const left = Object.keys(manifest.devDependencies).filter((name) => fs.existsSync(path.join(release, 'node_modules', name)) && !runtime.has(name));
     expect(left).toEqual([]);
-    for (const tool of ['typescript', 'jest', 'oxlint', 'knip', '@swc/core']) expect([tool, fs.existsSync(path.join(release, 'node_modules', tool))]).toEqual([tool, false]);
+    for (const tool of ['typescript', 'jest', 'oxlint', 'knip', '@swc/core'])
+      expect([tool, fs.existsSync(path.join(release, 'node_modules', tool))]).toEqual([tool, false]);
     expect(fs.existsSync(path.join(ROOT, 'node_modules/typescript/package.json'))).toBe(true);
 
     const bin = path.join(release, 'bin/license-manager.js');
@@ -61,7 +70,9 @@ describe('the published package', () => {
     const app = tempDir();
     fs.writeFileSync(path.join(app, 'licenses.csv'), 'license_code,expires_at\nPKG-1,2025-01-20T00:00:00Z\n');
     run(process.execPath, [bin, 'licenses', 'import', 'licenses.csv'], app);
-    const dryRun = JSON.parse(run(process.execPath, [bin, 'process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as { dueCounts: Record<string, number> };
+    const dryRun = JSON.parse(run(process.execPath, [bin, 'process-expirations', '--now', '2025-01-15T08:00:00Z', '--dry-run', '--json'], app)) as {
+      dueCounts: Record<string, number>;
+    };
     expect(dryRun.dueCounts['license.expiring']).toBe(1);
   }, 180_000);
 });

@@ -7,7 +7,9 @@ import { workspace } from '../helpers/workspace.js';
 const section = 'When events are sent';
 
 test("README's forecast block is what the command prints for the walkthrough's licenses and the settings it names", async () => {
-  const block = readmeBlocks().find((candidate) => candidate.section === section && candidate.language === 'text' && candidate.lines[0]?.startsWith('$ license-manager licenses forecast'));
+  const block = readmeBlocks().find(
+    (candidate) => candidate.section === section && candidate.language === 'text' && candidate.lines[0]?.startsWith('$ license-manager licenses forecast'),
+  );
   expect(block).toBeDefined();
   const [command, ...expected] = block!.lines;
   const ws = workspace({ expirations: { warningDays: [7, 1], lookbackDays: 7, afterExpiryDays: [10], products: { 'PROD-002': { warningDays: [30, 7] } } } });
@@ -20,7 +22,9 @@ test("README's forecast block is what the command prints for the walkthrough's l
 
 test("README's reminder body is the one the job sends (test/integration/reminders-job.test.ts checks those bytes)", () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const body = readmeBlocks().find((candidate) => candidate.section === section && candidate.language === 'json' && candidate.lines[0]?.includes('license.expired_reminder'));
+  const body = readmeBlocks().find(
+    (candidate) => candidate.section === section && candidate.language === 'json' && candidate.lines[0]?.includes('license.expired_reminder'),
+  );
   const job = fs.readFileSync(path.join(ROOT, 'test', 'integration', 'reminders-job.test.ts'), 'utf8');
   expect(job).toContain(`'${body!.lines[0]!}'`);
   expect(readme).toContain('### Per-product schedules and after-expiry reminders');

@@ -34,7 +34,10 @@ afterEach(async () => {
 });
 
 function dropSudo(line: string): string {
-  return line.replace(/^sudo (-u \S+ )?/, '').replace(/ && sudo /g, ' && ').replace(/ \| sudo (-u \S+ )?/g, ' | ');
+  return line
+    .replace(/^sudo (-u \S+ )?/, '')
+    .replace(/ && sudo /g, ' && ')
+    .replace(/ \| sudo (-u \S+ )?/g, ' | ');
 }
 
 describe('README.md', () => {
@@ -105,13 +108,19 @@ describe('README.md', () => {
     fs.copyFileSync(path.join(ROOT, 'license-manager.config.json'), path.join(dir, 'license-manager.config.json'));
     fs.cpSync(path.join(ROOT, 'examples'), path.join(dir, 'examples'), { recursive: true });
     const rewrite = (line: string) =>
-      line.replaceAll('npx license-manager', `node ${BIN}`).replaceAll('http://127.0.0.1:8000/webhook', receiver.url).replaceAll('http://127.0.0.1:8000/', receiver.url);
+      line
+        .replaceAll('npx license-manager', `node ${BIN}`)
+        .replaceAll('http://127.0.0.1:8000/webhook', receiver.url)
+        .replaceAll('http://127.0.0.1:8000/', receiver.url);
     const lines = blocks.filter((block) => block.language === 'sh' && block.section !== 'Production set-up').flatMap((block) => block.lines);
     const sh = scriptOf(lines, SKIP, rewrite);
     const ran = sh.script.split('\n').filter((line) => !line.startsWith('echo ')).length;
     expect(ran).toBeGreaterThan(15);
     const run = await runScript(sh.script, { cwd: dir, timeoutMs: 120_000 });
-    const failed = run.stderr.split('\n').filter((line) => line.startsWith('+ ')).pop();
+    const failed = run.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('+ '))
+      .pop();
     expect({ code: run.code, lastCommand: failed, stderr: run.code === 0 ? '' : run.stderr }).toEqual({ code: 0, lastCommand: failed, stderr: '' });
     // The walkthrough's receiver got the test events and the due ones, at the path the examples serve.
     expect(receiver.requests.length).toBeGreaterThan(5);
@@ -154,7 +163,12 @@ function systemdUnits(): Map<string, string[]> {
   const timer = blocks.find((block) => block.lines.includes('[Timer]'));
   const onFailure = service?.lines.find((line) => line.startsWith('OnFailure='))?.slice('OnFailure='.length);
   const failed = blocks.find((block) => block !== service && block.lines.includes('[Service]'));
-  expect({ service: Boolean(service), timer: Boolean(timer), onFailure, failed: Boolean(failed) }).toEqual({ service: true, timer: true, onFailure: expect.stringMatching(/\.service$/), failed: true });
+  expect({ service: Boolean(service), timer: Boolean(timer), onFailure, failed: Boolean(failed) }).toEqual({
+    service: true,
+    timer: true,
+    onFailure: expect.stringMatching(/\.service$/),
+    failed: true,
+  });
   const units = new Map([
     ['license-manager.service', service!.lines],
     ['license-manager.timer', timer!.lines],
@@ -168,12 +182,16 @@ function systemdUnits(): Map<string, string[]> {
 
 /** `Key=value` lines of a unit, the last one winning as in systemd (comments and sections left out). */
 function directives(lines: string[]): Map<string, string> {
-  return new Map(lines.filter((line) => /^[A-Za-z]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as [string, string]));
+  return new Map(
+    lines.filter((line) => /^[A-Za-z]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as [string, string]),
+  );
 }
 
 /** The JSON of the config file that "Production set-up" writes with tee. */
 function productionConfig(): { database: { filename: string } } {
-  const lines = readmeBlocks().find((block) => block.section === 'Production set-up' && block.lines.some((line) => line.includes('tee /etc/license-manager/config.json')))!.lines;
+  const lines = readmeBlocks().find(
+    (block) => block.section === 'Production set-up' && block.lines.some((line) => line.includes('tee /etc/license-manager/config.json')),
+  )!.lines;
   const start = lines.findIndex((line) => line.includes("<<'EOF'"));
   return JSON.parse(lines.slice(start + 1, lines.indexOf('EOF', start)).join('\n')) as { database: { filename: string } };
 }
@@ -222,36 +240,45 @@ describe('README.md "Production set-up": the systemd units and the container', (
 
   const unshare = process.platform === 'linux' && spawnSync('unshare', ['--mount', '--propagation', 'private', 'mount', '--bind', '/', '/']).status === 0;
   const confinedName = "the unit's job runs with only its ReadWritePaths writable (ProtectSystem=strict, emulated with a mount namespace)";
-  (unshare ? test : test.skip)(unshare ? confinedName : `${confinedName}: skipped, making a mount namespace needs root here`, async () => {
-    const receiver = await startReceiver();
-    servers.push(receiver);
-    const root = tempDir();
-    fs.mkdirSync(path.join(root, 'opt'));
-    fs.symlinkSync(ROOT, path.join(root, 'opt', 'license-manager'));
-    const under = (text: string) => text.replace(/(^|[\s"'=:])\/(opt|etc|var)\//g, `$1${root}/$2/`);
-    const service = directives(systemdUnits().get('license-manager.service')!);
-    const writable = service.get('ReadWritePaths')!.split(/\s+/).map(under);
-    for (const folder of [...writable, `${root}/etc/license-manager`, path.dirname(under(productionConfig().database.filename))]) fs.mkdirSync(folder, { recursive: true });
-    const config = `${root}/etc/license-manager/config.json`;
-    fs.writeFileSync(config, under(JSON.stringify(productionConfig())));
-    const expiresAt = new Date(Date.now() + 30 * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    fs.writeFileSync(path.join(root, 'licenses.csv'), `license_code,expires_at\nUNIT-0001,${expiresAt}\n`);
-    for (const args of [['licenses', 'import', 'licenses.csv'], ['settings', 'set', 'webhook-url', receiver.url], ['settings', 'set', 'webhooks-enabled', 'true']]) {
-      expect((await runCli(['-c', config, ...args], { cwd: root })).code).toBe(0);
-    }
-    // Everything the job reads read-only (its release folder, its config), the ReadWritePaths writable; run from /, as systemd does.
-    const confine = [
-      'set -e',
-      ...writable.map((folder) => `mount --bind '${folder}' '${folder}'`),
-      `mount --rbind '${root}' '${root}' && mount -o remount,bind,ro '${root}'`,
-      `mount --rbind '${ROOT}' '${ROOT}' && mount -o remount,bind,ro '${ROOT}'`,
-      `touch '${root}/etc/license-manager/probe' 2>/dev/null && { echo 'the config folder is writable: the emulation failed' >&2; exit 99; }`,
-      `exec ${under(service.get('ExecStart')!)}`,
-    ].join('\n');
-    const run = await runCommand('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', confine], { cwd: '/', timeoutMs: 60_000 });
-    expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
-    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code)).toEqual(['UNIT-0001']);
-  }, 90_000);
+  (unshare ? test : test.skip)(
+    unshare ? confinedName : `${confinedName}: skipped, making a mount namespace needs root here`,
+    async () => {
+      const receiver = await startReceiver();
+      servers.push(receiver);
+      const root = tempDir();
+      fs.mkdirSync(path.join(root, 'opt'));
+      fs.symlinkSync(ROOT, path.join(root, 'opt', 'license-manager'));
+      const under = (text: string) => text.replace(/(^|[\s"'=:])\/(opt|etc|var)\//g, `$1${root}/$2/`);
+      const service = directives(systemdUnits().get('license-manager.service')!);
+      const writable = service.get('ReadWritePaths')!.split(/\s+/).map(under);
+      for (const folder of [...writable, `${root}/etc/license-manager`, path.dirname(under(productionConfig().database.filename))])
+        fs.mkdirSync(folder, { recursive: true });
+      const config = `${root}/etc/license-manager/config.json`;
+      fs.writeFileSync(config, under(JSON.stringify(productionConfig())));
+      const expiresAt = new Date(Date.now() + 30 * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+      fs.writeFileSync(path.join(root, 'licenses.csv'), `license_code,expires_at\nUNIT-0001,${expiresAt}\n`);
+      for (const args of [
+        ['licenses', 'import', 'licenses.csv'],
+        ['settings', 'set', 'webhook-url', receiver.url],
+        ['settings', 'set', 'webhooks-enabled', 'true'],
+      ]) {
+        expect((await runCli(['-c', config, ...args], { cwd: root })).code).toBe(0);
+      }
+      // Everything the job reads read-only (its release folder, its config), the ReadWritePaths writable; run from /, as systemd does.
+      const confine = [
+        'set -e',
+        ...writable.map((folder) => `mount --bind '${folder}' '${folder}'`),
+        `mount --rbind '${root}' '${root}' && mount -o remount,bind,ro '${root}'`,
+        `mount --rbind '${ROOT}' '${ROOT}' && mount -o remount,bind,ro '${ROOT}'`,
+        `touch '${root}/etc/license-manager/probe' 2>/dev/null && { echo 'the config folder is writable: the emulation failed' >&2; exit 99; }`,
+        `exec ${under(service.get('ExecStart')!)}`,
+      ].join('\n');
+      const run = await runCommand('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', confine], { cwd: '/', timeoutMs: 60_000 });
+      expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
+      expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code)).toEqual(['UNIT-0001']);
+    },
+    90_000,
+  );
 
   test('the container recipe builds its native module in the image, its COPY list builds the tool, and 127.0.0.1 is explained (docker itself cannot run here)', async () => {
     const dockerfile = fs.readFileSync(path.join(ROOT, 'examples', 'Dockerfile'), 'utf8').split('\n');
@@ -285,7 +312,9 @@ describe('README.md "Production set-up": the systemd units and the container', (
     expect(version.stdout.trim()).toBe(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
 
     // The README's commands build that image and never mount the release folder into a container.
-    const docker = readmeBlocks().filter((block) => block.section === 'Production set-up').flatMap((block) => block.lines.filter((line) => line.startsWith('docker ')));
+    const docker = readmeBlocks()
+      .filter((block) => block.section === 'Production set-up')
+      .flatMap((block) => block.lines.filter((line) => line.startsWith('docker ')));
     expect(docker[0]).toBe('docker build -f /opt/license-manager/examples/Dockerfile -t license-manager /opt/license-manager');
     expect(docker.filter((line) => line.includes('-v /opt/license-manager'))).toEqual([]);
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -297,7 +326,9 @@ describe('README.md "Production set-up": the systemd units and the container', (
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     expect(readme).toContain('`listen` is a development tool, not a production receiver');
     expect(readme).toMatch(/`--secret-env NAME` takes the secret from the\s+environment variable NAME/);
-    expect(readme).toContain('| sudo -u license-manager /opt/license-manager/bin/license-manager.js -c /etc/license-manager/config.json settings set webhook-secret -');
+    expect(readme).toContain(
+      '| sudo -u license-manager /opt/license-manager/bin/license-manager.js -c /etc/license-manager/config.json settings set webhook-secret -',
+    );
     expect(readme).toContain('{"listening":"http://127.0.0.1:8000/","signaturesChecked":true}');
   });
 });

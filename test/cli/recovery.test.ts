@@ -33,49 +33,65 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
     ['mid-attempt (receiver holding the request)', 'hang-first', 1],
     ['between retries (waiting 3 s after a 500)', 'fail-first', 4],
     ['after some deliveries, the rest recorded but unsent', 'slow', 6],
-  ])('SIGKILL %s, then a rerun delivers every event; duplicates only for what was in flight', async (_label, mode, killAfter) => {
-    const total = 12;
-    const receiver = await receiverFor((_request, index) => {
-      if (mode === 'hang-first') return index === 0 ? 'hang' : 200;
-      if (mode === 'fail-first') return index < 2 ? 500 : 200;
-      return { delayMs: 100, status: 200 };
-    });
-    const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
-    const run = start(['process-expirations', '--now', NOW], ws.dir);
-    await until(() => receiver.requests.length >= killAfter);
-    run.child.kill('SIGKILL');
-    const killed = await run.done;
-    expect(killed.signal).toBe('SIGKILL');
-    // What the database said was done at the moment of the kill.
-    const doneAtKill = new Set(
-      (await ws.rows<{ code: string }>("select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'")).map((row) => row.code),
-    );
-    const requestsBeforeRerun = receiver.requests.length;
-    // The killed run never finished: its row says so, and it is not taken for a finished run.
-    expect(await ws.rows('select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
+  ])(
+    'SIGKILL %s, then a rerun delivers every event; duplicates only for what was in flight',
+    async (_label, mode, killAfter) => {
+      const total = 12;
+      const receiver = await receiverFor((_request, index) => {
+        if (mode === 'hang-first') return index === 0 ? 'hang' : 200;
+        if (mode === 'fail-first') return index < 2 ? 500 : 200;
+        return { delayMs: 100, status: 200 };
+      });
+      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
+      const run = start(['process-expirations', '--now', NOW], ws.dir);
+      await until(() => receiver.requests.length >= killAfter);
+      run.child.kill('SIGKILL');
+      const killed = await run.done;
+      expect(killed.signal).toBe('SIGKILL');
+      // What the database said was done at the moment of the kill.
+      const doneAtKill = new Set(
+        (
+          await ws.rows<{ code: string }>(
+            "select l.license_code code from webhook_deliveries d join licenses l on l.id = d.license_id where d.status = 'delivered'",
+          )
+        ).map((row) => row.code),
+      );
+      const requestsBeforeRerun = receiver.requests.length;
+      // The killed run never finished: its row says so, and it is not taken for a finished run.
+      expect(await ws.rows('select status, finished_at, exit_code from runs')).toEqual([{ status: 'running', finished_at: null, exit_code: null }]);
 
-    const rerun = await ws.cli(['process-expirations', '--now', NOW, '--json']);
-    expect(rerun.code).toBe(0);
-    expect(await ws.rows('select status, exit_code from runs order by status')).toEqual([
-      { status: 'running', exit_code: null },
-      { status: 'succeeded', exit_code: 0 },
-    ]);
-    const received = new Set(receiver.requests.map(licenseOf));
-    expect(received.size).toBe(total); // every event arrived at least once
-    expect(await ws.rows('select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
-    // Nothing recorded as delivered is sent again: a second copy is only possible for an event whose
-    // request was out (or answered but not yet written down) when the process died.
-    const resent = receiver.requests.slice(requestsBeforeRerun).map(licenseOf);
-    expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
-    const okBeforeKill = receiver.requests.slice(0, requestsBeforeRerun).filter((_request, index) => !(mode === 'fail-first' && index < 2)).map(licenseOf);
-    const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
-    measure(`kill ${mode} [${dialect}]: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`);
-  }, 40_000);
+      const rerun = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+      expect(rerun.code).toBe(0);
+      expect(await ws.rows('select status, exit_code from runs order by status')).toEqual([
+        { status: 'running', exit_code: null },
+        { status: 'succeeded', exit_code: 0 },
+      ]);
+      const received = new Set(receiver.requests.map(licenseOf));
+      expect(received.size).toBe(total); // every event arrived at least once
+      expect(await ws.rows('select status, count(*) n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: total }]);
+      // Nothing recorded as delivered is sent again: a second copy is only possible for an event whose
+      // request was out (or answered but not yet written down) when the process died.
+      const resent = receiver.requests.slice(requestsBeforeRerun).map(licenseOf);
+      expect(resent.filter((code) => doneAtKill.has(code))).toEqual([]);
+      const okBeforeKill = receiver.requests
+        .slice(0, requestsBeforeRerun)
+        .filter((_request, index) => !(mode === 'fail-first' && index < 2))
+        .map(licenseOf);
+      const duplicates = resent.filter((code) => okBeforeKill.includes(code)).length;
+      measure(
+        `kill ${mode} [${dialect}]: ${receiver.requests.length} requests for ${total} events; ${doneAtKill.size} recorded delivered at the kill; ${duplicates} duplicate(s) after the rerun`,
+      );
+    },
+    40_000,
+  );
 
   test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
     const receiver = await receiverFor(() => ({ delayMs: 150, status: 200 }));
     const ws = await projectWithEvents(workspace, 30, { url: receiver.url, concurrency: 4 });
-    const [first, second] = await Promise.all([start(['process-expirations', '--now', NOW, '--json'], ws.dir).done, start(['process-expirations', '--now', NOW, '--json'], ws.dir).done]);
+    const [first, second] = await Promise.all([
+      start(['process-expirations', '--now', NOW, '--json'], ws.dir).done,
+      start(['process-expirations', '--now', NOW, '--json'], ws.dir).done,
+    ]);
     expect([first.code, second.code]).toEqual([0, 0]);
     const ids = receiver.requests.map((request) => request.headers['x-webhook-id']);
     expect(ids).toHaveLength(30);
@@ -88,7 +104,16 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
 
   test('two commands started together on a brand-new database both create and use it', async () => {
     // Any command creates a SQLite file's tables; on a server only migrate does (the others refuse before it).
-    const commands = dialect === 'sqlite' ? [['settings', 'list', '--json'], ['licenses', 'list', '--json']] : [['migrate', '--json'], ['migrate', '--json']];
+    const commands =
+      dialect === 'sqlite'
+        ? [
+            ['settings', 'list', '--json'],
+            ['licenses', 'list', '--json'],
+          ]
+        : [
+            ['migrate', '--json'],
+            ['migrate', '--json'],
+          ];
     for (let round = 0; round < 4; round += 1) {
       const ws = workspace();
       const results = await Promise.all(commands.map((args) => ws.cli(args)));
@@ -114,10 +139,14 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
     expect(result.stderr).toContain('SIGTERM received');
     expect(result.stderr).not.toContain('MaxListenersExceededWarning'); // 12 deliveries waited on one stop signal
     expect(result.stderr).toMatch(/left 12 deliveries pending/);
-    expect(await ws.rows('select distinct status, attempts, claimed_by from webhook_deliveries')).toEqual([{ status: 'pending', attempts: 1, claimed_by: null }]);
+    expect(await ws.rows('select distinct status, attempts, claimed_by from webhook_deliveries')).toEqual([
+      { status: 'pending', attempts: 1, claimed_by: null },
+    ]);
     expect(await ws.rows('select count(*) n from webhook_attempts')).toEqual([{ n: 12 }]);
     // The run is recorded as stopped (its row finished in a finally), and status exits 1 on it.
-    expect(await ws.rows('select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([{ status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 }]);
+    expect(await ws.rows('select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([
+      { status: 'stopped', exit_code: 1, recorded: 12, delivered: 0, abandoned: 0 },
+    ]);
     const status = await ws.cli(['status', '--quiet']);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/^warning: the last run \(\S+\) was stopped with exit code 1\n$/);
@@ -130,20 +159,28 @@ describe('hostile receivers through the CLI', () => {
     ['never answers', 'hang' as Reply, /timed out after 300 ms/],
     ['resets the connection', 'drop' as Reply, /socket|closed|reset|terminated/i],
     ['sends 5 MiB', 'huge-body' as Reply, /^HTTP 500: x+$/],
-    ['redirects', { status: 302, headers: { location: 'https://elsewhere.example/' } } as Reply, /HTTP 302 redirect to https:\/\/elsewhere\.example\/ \(redirects are not followed/],
+    [
+      'redirects',
+      { status: 302, headers: { location: 'https://elsewhere.example/' } } as Reply,
+      /HTTP 302 redirect to https:\/\/elsewhere\.example\/ \(redirects are not followed/,
+    ],
     ['speaks broken HTTP', 'malformed' as Reply, /^Response does not match the HTTP\/1\.1 protocol \(Invalid status code\)$/],
-  ])('a receiver that %s ends as a clear last_error, and the run exits 3', async (_label, reply, pattern) => {
-    const receiver = await receiverFor(() => reply);
-    const ws = await projectWithEvents(sqliteWorkspace, 1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
-    const started = Date.now();
-    const result = await ws.cli(['process-expirations', '--now', NOW]);
-    expect(result.code).toBe(3);
-    expect(Date.now() - started).toBeLessThan(10_000);
-    const [row] = await ws.rows<{ status: string; last_error: string }>('select status, last_error from webhook_deliveries');
-    expect(row!.status).toBe('abandoned');
-    expect(row!.last_error).toMatch(pattern);
-    expect(row!.last_error.length).toBeLessThan(400);
-  }, 20_000);
+  ])(
+    'a receiver that %s ends as a clear last_error, and the run exits 3',
+    async (_label, reply, pattern) => {
+      const receiver = await receiverFor(() => reply);
+      const ws = await projectWithEvents(sqliteWorkspace, 1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
+      const started = Date.now();
+      const result = await ws.cli(['process-expirations', '--now', NOW]);
+      expect(result.code).toBe(3);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      const [row] = await ws.rows<{ status: string; last_error: string }>('select status, last_error from webhook_deliveries');
+      expect(row!.status).toBe('abandoned');
+      expect(row!.last_error).toMatch(pattern);
+      expect(row!.last_error.length).toBeLessThan(400);
+    },
+    20_000,
+  );
 
   test('a port that does not speak HTTP', async () => {
     const garbage = await startGarbageServer();
@@ -218,7 +255,9 @@ describe('a database the tool cannot use', () => {
     expect(result.stderr).toContain('Database directory /nonexistent-dir does not exist');
     const list = await runCli(['settings', 'list'], { cwd: cwd(), env: { LICENSE_MANAGER_DB: '/nonexistent-dir/lm.sqlite' } });
     expect(list.code).toBe(2);
-    expect(list.stderr).toContain('Database /nonexistent-dir/lm.sqlite does not exist (LICENSE_MANAGER_DB names it; its folder /nonexistent-dir does not exist either); nothing was created.');
+    expect(list.stderr).toContain(
+      'Database /nonexistent-dir/lm.sqlite does not exist (LICENSE_MANAGER_DB names it; its folder /nonexistent-dir does not exist either); nothing was created.',
+    );
   });
 
   test('a file that is not SQLite: exit 2 naming it', async () => {

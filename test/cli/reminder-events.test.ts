@@ -25,7 +25,16 @@ describe('license.expired_reminder outside the job', () => {
     expect(sample.code).toBe(0);
     const body = JSON.parse(receiver.requests[0]!.body.toString('utf8'));
     expect(body.event_type).toBe('license.expired_reminder');
-    expect(Object.keys(body.payload)).toEqual(['license_id', 'license_code', 'product_id', 'product_reference_id', 'customer_id', 'email', 'expired_at', 'days_since_expiry']);
+    expect(Object.keys(body.payload)).toEqual([
+      'license_id',
+      'license_code',
+      'product_id',
+      'product_reference_id',
+      'customer_id',
+      'email',
+      'expired_at',
+      'days_since_expiry',
+    ]);
     expect(body.payload.days_since_expiry).toBe(1);
     expect(receiver.requests[0]!.headers['x-webhook-event']).toBe('license.expired_reminder');
 
@@ -56,28 +65,43 @@ describe('license.expired_reminder outside the job', () => {
   });
 
   test('verify: a reminder body a receiver re-ordered is diagnosed as re-serialised, days_since_expiry in its place', () => {
-    const body = '{"event_type":"license.expired_reminder","timestamp":"2025-01-13T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"P","product_reference_id":"Product","customer_id":"C","email":"c@example.com","expired_at":"2025-01-10T00:00:00Z","days_since_expiry":3}}';
+    const body =
+      '{"event_type":"license.expired_reminder","timestamp":"2025-01-13T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"P","product_reference_id":"Product","customer_id":"C","email":"c@example.com","expired_at":"2025-01-10T00:00:00Z","days_since_expiry":3}}';
     const parsed = JSON.parse(body);
-    const shuffled = JSON.stringify({ payload: Object.fromEntries(Object.entries(parsed.payload).reverse()), timestamp: parsed.timestamp, event_type: parsed.event_type });
+    const shuffled = JSON.stringify({
+      payload: Object.fromEntries(Object.entries(parsed.payload).reverse()),
+      timestamp: parsed.timestamp,
+      event_type: parsed.event_type,
+    });
     expect(verifySignature(Buffer.from(shuffled), signBody(body, SECRET), SECRET).verdict).toBe('re-serialised');
   });
 
-  test.each(['receiver-node.js', 'receiver-express.js'])('examples/%s dispatch the reminder as a win-back, and a test reminder not at all', async (file) => {
-    const example = await startExample(file, SECRET, running);
-    const cwd = tempDir();
-    // A reminder as the job sends it (send-test-event marks its events, which the examples answer without acting).
-    const body = '{"event_type":"license.expired_reminder","timestamp":"2025-01-11T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"P","product_reference_id":"Product","customer_id":"C","email":"c@example.com","expired_at":"2025-01-10T00:00:00Z","days_since_expiry":1}}';
-    const response = await fetch(example.url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'X-Webhook-Event': 'license.expired_reminder', 'X-Webhook-Id': 'reminder-1', 'X-Webhook-Signature': signBody(body, SECRET) },
-      body,
-    });
-    expect(response.status).toBe(200);
-    const sent = await runCli(['send-test-event', '--url', example.url, '--secret', SECRET, '--event', 'license.expired_reminder'], { cwd });
-    expect(sent.code).toBe(0);
-    expect(example.lines()).toEqual([
-      expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-7', action: 'win-back', days: 1 }),
-      expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-ABC-123', test: true, action: 'none' }),
-    ]);
-  }, 30_000);
+  test.each(['receiver-node.js', 'receiver-express.js'])(
+    'examples/%s dispatch the reminder as a win-back, and a test reminder not at all',
+    async (file) => {
+      const example = await startExample(file, SECRET, running);
+      const cwd = tempDir();
+      // A reminder as the job sends it (send-test-event marks its events, which the examples answer without acting).
+      const body =
+        '{"event_type":"license.expired_reminder","timestamp":"2025-01-11T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"P","product_reference_id":"Product","customer_id":"C","email":"c@example.com","expired_at":"2025-01-10T00:00:00Z","days_since_expiry":1}}';
+      const response = await fetch(example.url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          'X-Webhook-Event': 'license.expired_reminder',
+          'X-Webhook-Id': 'reminder-1',
+          'X-Webhook-Signature': signBody(body, SECRET),
+        },
+        body,
+      });
+      expect(response.status).toBe(200);
+      const sent = await runCli(['send-test-event', '--url', example.url, '--secret', SECRET, '--event', 'license.expired_reminder'], { cwd });
+      expect(sent.code).toBe(0);
+      expect(example.lines()).toEqual([
+        expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-7', action: 'win-back', days: 1 }),
+        expect.objectContaining({ event_type: 'license.expired_reminder', license_code: 'LIC-ABC-123', test: true, action: 'none' }),
+      ]);
+    },
+    30_000,
+  );
 });

@@ -8,7 +8,6 @@ import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { aLicense, workspace, type Workspace } from '../helpers/workspace.js';
 import { faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
 
-
 const { receiver, proxyFor } = receiversPerTest();
 
 const DAY = 86_400_000;
@@ -29,12 +28,15 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
   const run = await ws.cli(['process-expirations', '--quiet']);
   expect(run.code).toBe(4);
   expect(run.stdout).toBe('');
-  expect(run.stderr).toMatch(/^warning: endpoint default: 2 deliveries deferred \(next attempt \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); last error: (HTTP 503|circuit open)/m);
+  expect(run.stderr).toMatch(
+    /^warning: endpoint default: 2 deliveries deferred \(next attempt \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\); last error: (HTTP 503|circuit open)/m,
+  );
   expect(await ws.rows('select status, exit_code, deferred, abandoned from runs')).toEqual([{ status: 'waiting', exit_code: 4, deferred: 2, abandoned: 0 }]);
 
   const listed = JSON.parse((await ws.cli(['deliveries', 'list', '--status', 'deferred', '--json'])).stdout) as Array<Record<string, unknown>>;
   expect(listed).toHaveLength(2);
-  for (const row of listed) expect(row).toMatchObject({ status: 'deferred', next_attempt_at: expect.stringMatching(/Z$/), status_reason: expect.any(String), endpoint: 'default' });
+  for (const row of listed)
+    expect(row).toMatchObject({ status: 'deferred', next_attempt_at: expect.stringMatching(/Z$/), status_reason: expect.any(String), endpoint: 'default' });
   const text = await ws.cli(['deliveries', 'list', '--status', 'deferred']);
   expect(text.stdout).toMatch(/NEXT ATTEMPT +REASON/);
   expect((await ws.cli(['deliveries', 'list', '--status', 'parked'])).stdout).toBe('No deliveries match.\n');
@@ -50,11 +52,15 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
   // This re-send delivered what it took: 0 (the other one still waits; the next run says so).
   expect([retried.code, retried.stderr]).toEqual([0, '']);
   expect(target.requests.length).toBe(from + 1);
-  expect(await ws.rows(`select status, next_attempt_at, status_reason from webhook_deliveries where id = ${id}`)).toEqual([{ status: 'delivered', next_attempt_at: null, status_reason: null }]);
+  expect(await ws.rows(`select status, next_attempt_at, status_reason from webhook_deliveries where id = ${id}`)).toEqual([
+    { status: 'delivered', next_attempt_at: null, status_reason: null },
+  ]);
 
   const status = await ws.cli(['status', '--json']);
   const health = JSON.parse(status.stdout) as { endpoints: Array<Record<string, unknown>>; health: { exitCode: number } };
-  expect(health.endpoints).toEqual([expect.objectContaining({ name: 'default', deferred: 1, parked: 0, circuit: expect.any(String), oldestUndeliveredAgeSeconds: expect.any(Number) })]);
+  expect(health.endpoints).toEqual([
+    expect.objectContaining({ name: 'default', deferred: 1, parked: 0, circuit: expect.any(String), oldestUndeliveredAgeSeconds: expect.any(Number) }),
+  ]);
   // Waiting for less than a day: not yet a reason for status to fail.
   expect(health.health.exitCode).toBe(0);
   const later = await ws.cli(['status', '--now', new Date(Date.now() + 25 * 3_600_000).toISOString()]);
@@ -74,7 +80,14 @@ test('410 Gone: stderr says the endpoint is disabled, endpoints list and show sa
   expect(run.stderr).toMatch(/endpoint default: 2 deliveries parked/);
 
   const list = JSON.parse((await ws.cli(['endpoints', 'list', '--json'])).stdout) as Array<Record<string, unknown>>;
-  expect(list).toEqual([expect.objectContaining({ name: 'default', enabled: false, gone: { at: expect.any(String), reason: expect.stringMatching(/410 Gone/) }, deliveries: { parked: 2 } })]);
+  expect(list).toEqual([
+    expect.objectContaining({
+      name: 'default',
+      enabled: false,
+      gone: { at: expect.any(String), reason: expect.stringMatching(/410 Gone/) },
+      deliveries: { parked: 2 },
+    }),
+  ]);
   expect((await ws.cli(['endpoints', 'show', 'default'])).stdout).toMatch(/state: +disabled: endpoint gone: its receiver answered 410 Gone/);
   const parkedId = (await ws.rows<{ id: number }>("select id from webhook_deliveries where status = 'parked' order by id"))[0]!.id;
   const refused = await ws.cli(['deliveries', 'retry', String(parkedId)]);
@@ -101,85 +114,103 @@ test('webhooks.retryWindowHours that is no whole number of hours from 0 to 8760 
 });
 
 const night = faketimeWorks ? test : test.skip;
-night('a bad night through the built CLI: receiver down for the 02:00 run, back at 03:00, hourly runs: each event delivered once, none abandoned', async () => {
-  const behind = await receiver();
-  const proxy = await proxyFor(behind);
-  const ws = workspace({ webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, retryDelaysMs: [1000, 2000, 4000] }, expirations: { warningDays: [7, 1] } });
-  fs.chmodSync(ws.configFile, 0o600);
-  await ws.ready();
-  // At 02:00 on the 23rd: 3 expired the day before, 2 expire in 7 days, 2 tomorrow.
-  await ws.seed([
-    ...Array.from({ length: 3 }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: '2025-01-22T10:00:00Z' })),
-    ...Array.from({ length: 2 }, (_, index) => aLicense({ license_code: `WEEK-${index}`, expires_at: '2025-01-30T10:00:00Z' })),
-    ...Array.from({ length: 2 }, (_, index) => aLicense({ license_code: `DAY-${index}`, expires_at: '2025-01-24T10:00:00Z' })),
-  ]);
-  const runAt = (hour: string) =>
-    runCommand('faketime', ['-f', `@2025-01-23 ${hour}:00:00`, process.execPath, BIN, 'process-expirations', '--quiet'], { cwd: ws.dir, env: { TZ: 'UTC' }, timeoutMs: 30_000 });
+night(
+  'a bad night through the built CLI: receiver down for the 02:00 run, back at 03:00, hourly runs: each event delivered once, none abandoned',
+  async () => {
+    const behind = await receiver();
+    const proxy = await proxyFor(behind);
+    const ws = workspace({
+      webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, retryDelaysMs: [1000, 2000, 4000] },
+      expirations: { warningDays: [7, 1] },
+    });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    // At 02:00 on the 23rd: 3 expired the day before, 2 expire in 7 days, 2 tomorrow.
+    await ws.seed([
+      ...Array.from({ length: 3 }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: '2025-01-22T10:00:00Z' })),
+      ...Array.from({ length: 2 }, (_, index) => aLicense({ license_code: `WEEK-${index}`, expires_at: '2025-01-30T10:00:00Z' })),
+      ...Array.from({ length: 2 }, (_, index) => aLicense({ license_code: `DAY-${index}`, expires_at: '2025-01-24T10:00:00Z' })),
+    ]);
+    const runAt = (hour: string) =>
+      runCommand('faketime', ['-f', `@2025-01-23 ${hour}:00:00`, process.execPath, BIN, 'process-expirations', '--quiet'], {
+        cwd: ws.dir,
+        env: { TZ: 'UTC' },
+        timeoutMs: 30_000,
+      });
 
-  await proxy.refuse();
-  const down = await runAt('02');
-  expect(down.code).toBe(4);
-  expect(down.stderr).toMatch(/endpoint default: 7 deliveries deferred \(next attempt 2025-01-23T02:0\d:\d\dZ\); last error: .*ECONNREFUSED/);
-  // The circuit saved the schedules: a handful of attempts, not 7 x 4.
-  expect(Number((await ws.rows<{ n: number }>('select count(*) as n from webhook_attempts'))[0]!.n)).toBeLessThanOrEqual(7);
+    await proxy.refuse();
+    const down = await runAt('02');
+    expect(down.code).toBe(4);
+    expect(down.stderr).toMatch(/endpoint default: 7 deliveries deferred \(next attempt 2025-01-23T02:0\d:\d\dZ\); last error: .*ECONNREFUSED/);
+    // The circuit saved the schedules: a handful of attempts, not 7 x 4.
+    expect(Number((await ws.rows<{ n: number }>('select count(*) as n from webhook_attempts'))[0]!.n)).toBeLessThanOrEqual(7);
 
-  await proxy.accept();
-  const back = await runAt('03');
-  expect([back.code, back.stderr]).toEqual([0, '']);
-  for (const hour of ['04', '05']) expect(await runAt(hour)).toMatchObject({ code: 0, stderr: '' });
+    await proxy.accept();
+    const back = await runAt('03');
+    expect([back.code, back.stderr]).toEqual([0, '']);
+    for (const hour of ['04', '05']) expect(await runAt(hour)).toMatchObject({ code: 0, stderr: '' });
 
-  const ids = behind.requests.map((request) => String(request.headers['x-webhook-id']));
-  expect(ids).toHaveLength(7);
-  expect(new Set(ids).size).toBe(7);
-  expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 7 }]);
-  // Each notice as recorded by the 02:00 run (the seconds its start took under faketime), days counted then: none sent twice.
-  const bodies = behind.requests.map((request) => JSON.parse(request.body.toString('utf8')) as { timestamp: string; event_type: string; payload: { license_code: string; days_until_expiry?: number } });
-  expect(new Set(bodies.map((body) => body.timestamp)).size).toBe(1);
-  expect(bodies[0]!.timestamp).toMatch(/^2025-01-23T02:00:\d\dZ$/);
-  expect(bodies.map((body) => `${body.payload.license_code} ${body.event_type} ${body.payload.days_until_expiry ?? '-'}`).sort()).toEqual([
-    'DAY-0 license.expiring 1',
-    'DAY-1 license.expiring 1',
-    'EXP-0 license.expired -',
-    'EXP-1 license.expired -',
-    'EXP-2 license.expired -',
-    'WEEK-0 license.expiring 7',
-    'WEEK-1 license.expiring 7',
-  ]);
-  expect(await ws.rows('select exit_code, deferred, abandoned from runs order by started_at')).toEqual([
-    { exit_code: 4, deferred: 7, abandoned: 0 },
-    { exit_code: 0, deferred: 0, abandoned: 0 },
-    { exit_code: 0, deferred: 0, abandoned: 0 },
-    { exit_code: 0, deferred: 0, abandoned: 0 },
-  ]);
-}, 120_000);
-(faketimeWorks && LIBFAKETIME ? test : test.skip)('a run killed (SIGKILL) while it sends due deferred deliveries: the next run takes them over; each is sent once, but for those in flight at the kill', async () => {
-  let down = true;
-  const target = await receiver(() => (down ? 503 : { delayMs: 30, status: 200 }));
-  const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 2 } });
-  await expiredYesterday(ws, 30);
-  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
-  expect(await ws.rows("select count(*) as n from webhook_deliveries where status = 'deferred'")).toEqual([{ n: 30 }]);
+    const ids = behind.requests.map((request) => String(request.headers['x-webhook-id']));
+    expect(ids).toHaveLength(7);
+    expect(new Set(ids).size).toBe(7);
+    expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 7 }]);
+    // Each notice as recorded by the 02:00 run (the seconds its start took under faketime), days counted then: none sent twice.
+    const bodies = behind.requests.map(
+      (request) =>
+        JSON.parse(request.body.toString('utf8')) as { timestamp: string; event_type: string; payload: { license_code: string; days_until_expiry?: number } },
+    );
+    expect(new Set(bodies.map((body) => body.timestamp)).size).toBe(1);
+    expect(bodies[0]!.timestamp).toMatch(/^2025-01-23T02:00:\d\dZ$/);
+    expect(bodies.map((body) => `${body.payload.license_code} ${body.event_type} ${body.payload.days_until_expiry ?? '-'}`).sort()).toEqual([
+      'DAY-0 license.expiring 1',
+      'DAY-1 license.expiring 1',
+      'EXP-0 license.expired -',
+      'EXP-1 license.expired -',
+      'EXP-2 license.expired -',
+      'WEEK-0 license.expiring 7',
+      'WEEK-1 license.expiring 7',
+    ]);
+    expect(await ws.rows('select exit_code, deferred, abandoned from runs order by started_at')).toEqual([
+      { exit_code: 4, deferred: 7, abandoned: 0 },
+      { exit_code: 0, deferred: 0, abandoned: 0 },
+      { exit_code: 0, deferred: 0, abandoned: 0 },
+      { exit_code: 0, deferred: 0, abandoned: 0 },
+    ]);
+  },
+  120_000,
+);
+(faketimeWorks && LIBFAKETIME ? test : test.skip)(
+  'a run killed (SIGKILL) while it sends due deferred deliveries: the next run takes them over; each is sent once, but for those in flight at the kill',
+  async () => {
+    let down = true;
+    const target = await receiver(() => (down ? 503 : { delayMs: 30, status: 200 }));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 2 } });
+    await expiredYesterday(ws, 30);
+    expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+    expect(await ws.rows("select count(*) as n from webhook_deliveries where status = 'deferred'")).toEqual([{ n: 30 }]);
 
-  // Ten minutes later (faketime), when they are due: killed after a few deliveries.
-  down = false;
-  const from = target.requests.length;
-  // libfaketime preloaded into the CLI's own process (the faketime wrapper would take the signal instead of it).
-  const killed = startCli(['process-expirations', '--quiet'], ws.dir, { env: { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+10m' } });
-  await until(() => target.requests.length - from >= 6);
-  killed.child.kill('SIGKILL');
-  expect((await killed.done).signal).toBe('SIGKILL');
-  const atKill = target.requests.length;
+    // Ten minutes later (faketime), when they are due: killed after a few deliveries.
+    down = false;
+    const from = target.requests.length;
+    // libfaketime preloaded into the CLI's own process (the faketime wrapper would take the signal instead of it).
+    const killed = startCli(['process-expirations', '--quiet'], ws.dir, { env: { LD_PRELOAD: LIBFAKETIME, FAKETIME: '+10m' } });
+    await until(() => target.requests.length - from >= 6);
+    killed.child.kill('SIGKILL');
+    expect((await killed.done).signal).toBe('SIGKILL');
+    const atKill = target.requests.length;
 
-  const next = await runCommand('faketime', ['-f', '+11m', process.execPath, BIN, 'process-expirations', '--quiet'], { cwd: ws.dir, timeoutMs: 30_000 });
-  expect([next.code, next.stderr]).toEqual([0, '']);
-  const ids = target.requests.slice(from).map((request) => String(request.headers['x-webhook-id']));
-  expect(new Set(ids).size).toBe(30);
-  // A duplicate only of a request the killed run had on the wire, or answered with its attempt not yet written (as
-  // README "Failure and recovery" promises): at most twice the concurrency (2), each one it sent before the kill.
-  expect(ids.length - 30).toBeLessThanOrEqual(4);
-  const beforeKill = ids.slice(0, atKill - from);
-  for (const [index, id] of ids.entries()) if (ids.indexOf(id) !== index) expect(beforeKill).toContain(id);
-  expect(atKill - from).toBeLessThan(30);
-  expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 30 }]);
-}, 120_000);
+    const next = await runCommand('faketime', ['-f', '+11m', process.execPath, BIN, 'process-expirations', '--quiet'], { cwd: ws.dir, timeoutMs: 30_000 });
+    expect([next.code, next.stderr]).toEqual([0, '']);
+    const ids = target.requests.slice(from).map((request) => String(request.headers['x-webhook-id']));
+    expect(new Set(ids).size).toBe(30);
+    // A duplicate only of a request the killed run had on the wire, or answered with its attempt not yet written (as
+    // README "Failure and recovery" promises): at most twice the concurrency (2), each one it sent before the kill.
+    expect(ids.length - 30).toBeLessThanOrEqual(4);
+    const beforeKill = ids.slice(0, atKill - from);
+    for (const [index, id] of ids.entries()) if (ids.indexOf(id) !== index) expect(beforeKill).toContain(id);
+    expect(atKill - from).toBeLessThan(30);
+    expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 30 }]);
+  },
+  120_000,
+);
 if (!faketimeWorks) test.skip('(bad night skipped: libfaketime is not installed or does not work here)', () => undefined);

@@ -26,8 +26,15 @@ function project(url: string, options: { tablePrefix?: string; webhooks?: object
   const cwd = tempDir();
   const database = { url, ...(options.tablePrefix ? { tablePrefix: options.tablePrefix } : {}) };
   // Owner-only, as a config file holding a password should be.
-  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ database, webhooks: { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...options.webhooks } }), { mode: 0o600 });
-  const rows = Array.from({ length: options.count ?? 3 }, (_, index) => ({ license_code: `K-${String(index).padStart(4, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
+  fs.writeFileSync(
+    path.join(cwd, 'license-manager.config.json'),
+    JSON.stringify({ database, webhooks: { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, ...options.webhooks } }),
+    { mode: 0o600 },
+  );
+  const rows = Array.from({ length: options.count ?? 3 }, (_, index) => ({
+    license_code: `K-${String(index).padStart(4, '0')}`,
+    expires_at: '2025-01-14T08:00:00Z',
+  }));
   fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
   return cwd;
 }
@@ -71,7 +78,11 @@ describe.each(servers)('server database [%s]', (dialect) => {
 
     const migrated = await runCli(['migrate', '--json'], { cwd });
     expect(migrated.code).toBe(0);
-    expect(JSON.parse(migrated.stdout)).toEqual({ database: expect.stringContaining(':****@127.0.0.1'), applied: expect.arrayContaining(['0001_initial']), upToDate: true });
+    expect(JSON.parse(migrated.stdout)).toEqual({
+      database: expect.stringContaining(':****@127.0.0.1'),
+      applied: expect.arrayContaining(['0001_initial']),
+      upToDate: true,
+    });
     expect(migrated.stdout).not.toContain(password);
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     const imported = await runCli(['licenses', 'import', 'licenses.json'], { cwd });
@@ -91,12 +102,15 @@ describe.each(servers)('server database [%s]', (dialect) => {
     await adminQuery(dialect, 'alter table older_webhook_deliveries drop column schedule_base', server.name);
     await adminQuery(dialect, 'alter table older_webhook_deliveries drop column event_instant', server.name);
     const refused = await runCli(['process-expirations', '--now', NOW], { cwd });
-    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/is not up to date \(\d+ migrations? to apply: 0002_delivery_schedule[,)].*Run "license-manager migrate"/)]);
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      expect.stringMatching(/is not up to date \(\d+ migrations? to apply: 0002_delivery_schedule[,)].*Run "license-manager migrate"/),
+    ]);
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['licenses', 'list', '--json'], { cwd })).code).toBe(0);
   });
 
-  test('the whole job through the CLI, with our tables under a prefix beside another application\'s tables of the same names', async () => {
+  test("the whole job through the CLI, with our tables under a prefix beside another application's tables of the same names", async () => {
     // Another application's own "licenses" and "settings" tables, which must stay as they are.
     await adminQuery(dialect, 'create table licenses (id integer primary key, license_code varchar(50))', server.name);
     await adminQuery(dialect, "insert into licenses values (1, 'THEIRS')", server.name);
@@ -108,7 +122,11 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 3, delivered: 3, markedExpired: 3 });
     expect(run.stdout).not.toContain(password);
-    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string).sort((a, b) => a.localeCompare(b))).toEqual(['K-0000', 'K-0001', 'K-0002']);
+    expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code as string).sort((a, b) => a.localeCompare(b))).toEqual([
+      'K-0000',
+      'K-0001',
+      'K-0002',
+    ]);
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
     // status reads the runs table on the server: the last run succeeded, the password stays masked.
@@ -132,11 +150,18 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(await adminQuery(dialect, 'select id, license_code from licenses', server.name)).toEqual([{ id: 1, license_code: 'THEIRS' }]);
     const tables = (await adminQuery(
       dialect,
-      dialect === 'postgres' ? "select tablename as name from pg_tables where schemaname = 'public' order by 1" : 'select table_name as name from information_schema.tables where table_schema = database() order by 1',
+      dialect === 'postgres'
+        ? "select tablename as name from pg_tables where schemaname = 'public' order by 1"
+        : 'select table_name as name from information_schema.tables where table_schema = database() order by 1',
       server.name,
     )) as Array<{ name: string }>;
     // Sorted here: the servers' collations order "_" and letters differently.
-    expect(tables.map((table) => table.name).filter((name) => name.startsWith('lm_')).sort()).toEqual([
+    expect(
+      tables
+        .map((table) => table.name)
+        .filter((name) => name.startsWith('lm_'))
+        .sort(),
+    ).toEqual([
       'lm_botble_license_states',
       'lm_endpoint_headers',
       'lm_endpoint_secrets',
@@ -167,7 +192,9 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(JSON.parse(retried.stdout)).toMatchObject({ delivered: 2, abandoned: 0 });
     const [first, second, third, fourth] = receiver.requests;
     expect(receiver.requests).toHaveLength(4);
-    expect(new Set([first, second].map((request) => request!.headers['x-webhook-id']))).toEqual(new Set([third, fourth].map((request) => request!.headers['x-webhook-id'])));
+    expect(new Set([first, second].map((request) => request!.headers['x-webhook-id']))).toEqual(
+      new Set([third, fourth].map((request) => request!.headers['x-webhook-id'])),
+    );
     expect(new Set([first, second].map((request) => request!.body.toString()))).toEqual(new Set([third, fourth].map((request) => request!.body.toString())));
     const shown = JSON.parse((await runCli(['deliveries', 'list', '--status', 'delivered', '--json'], { cwd })).stdout) as Array<{ attempts: number }>;
     expect(shown.map((delivery) => delivery.attempts)).toEqual([2, 2]);
@@ -180,7 +207,10 @@ describe.each(servers)('server database [%s]', (dialect) => {
     expect(missing.stderr).toMatch(/CREATE DATABASE lm_test_no_such_db/);
 
     const wrongLogin = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, 'lm_nobody', password)) });
-    expect([wrongLogin.code, wrongLogin.stderr]).toEqual([2, expect.stringMatching(new RegExp(`Cannot log in to .*"${server.name}" on 127\\.0\\.0\\.1.*Check the user name and password`))]);
+    expect([wrongLogin.code, wrongLogin.stderr]).toEqual([
+      2,
+      expect.stringMatching(new RegExp(`Cannot log in to .*"${server.name}" on 127\\.0\\.0\\.1.*Check the user name and password`)),
+    ]);
 
     if (dialect === 'mysql') {
       const wrongPassword = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, user, 'not-the-password')) });
@@ -206,14 +236,20 @@ describe.each(servers)('server database [%s]', (dialect) => {
       await adminQuery(dialect, `create user if not exists '${reader}'@'%' identified by '${password}'`);
       await adminQuery(dialect, `grant select on ${server.name}.* to '${reader}'@'%'`);
     } else {
-      await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`);
+      await adminQuery(
+        dialect,
+        `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`,
+      );
       await adminQuery(dialect, `revoke create on schema public from public`, server.name);
     }
     try {
       const result = await runCli(['migrate'], { cwd: project(withPassword(server.url, reader, password), { tablePrefix: 'denied_' }) });
       expect(result.code).toBe(2);
       // MySQL / MariaDB: checked before any change (DDL commits at once there), naming what is missing and the GRANT line.
-      if (dialect === 'mysql') expect(result.stderr).toContain(`The database user '${reader}'@'%' lacks CREATE, INSERT, UPDATE, DELETE, INDEX, REFERENCES, ALTER on database ${server.name}, which migrate needs`);
+      if (dialect === 'mysql')
+        expect(result.stderr).toContain(
+          `The database user '${reader}'@'%' lacks CREATE, INSERT, UPDATE, DELETE, INDEX, REFERENCES, ALTER on database ${server.name}, which migrate needs`,
+        );
       else expect(result.stderr).toMatch(new RegExp(`The database user lacks a privilege on .*"${server.name}" on 127\\.0\\.0\\.1`));
       expect(result.stderr).not.toContain(password);
     } finally {
@@ -229,7 +265,11 @@ describe.each(servers)('server database [%s]', (dialect) => {
       const port = (closer.address() as net.AddressInfo).port;
       const result = await runCli(['status'], { cwd: project(`${dialect}://someone@127.0.0.1:${port}/licenses`) });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(new RegExp(`Cannot connect to .*"licenses" on 127\\.0\\.0\\.1:${port}.* Is a (PostgreSQL|MySQL or MariaDB) server listening at 127\\.0\\.0\\.1:${port}\\?`));
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `Cannot connect to .*"licenses" on 127\\.0\\.0\\.1:${port}.* Is a (PostgreSQL|MySQL or MariaDB) server listening at 127\\.0\\.0\\.1:${port}\\?`,
+        ),
+      );
       expect(result.stderr).not.toContain('Lost the connection');
     } finally {
       closer.close();
@@ -245,7 +285,10 @@ describe.each(servers)('server database [%s]', (dialect) => {
       await adminQuery(dialect, `create user if not exists '${reader}'@'%' identified by '${password}'`);
       await adminQuery(dialect, `grant select on ${server.name}.hidden_licenses to '${reader}'@'%'`);
     } else {
-      await adminQuery(dialect, `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`);
+      await adminQuery(
+        dialect,
+        `do $$ begin if not exists (select from pg_roles where rolname = '${reader}') then create role ${reader} login; end if; end $$`,
+      );
     }
     try {
       const result = await runCli(['licenses', 'list'], { cwd: project(withPassword(server.url, reader, password), { tablePrefix: 'hidden_' }) });

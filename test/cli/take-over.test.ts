@@ -38,62 +38,77 @@ describe.each(servers)('%s: a worker SIGKILLed while sending', (dialect) => {
     ['on this host (its pid proves it dead)', {}],
     ['in another PID namespace (only its lapsed lease tells)', { leaseMs: 3000, command: ['unshare', '--pid', '--fork', '--kill-child'] }],
   ];
-  test.each(variants)('%s: the others deliver its events before they exit', async (label, variant) => {
-    if (variant.command && !unshareWorks) {
-      console.warn(`skipped "${label}": unshare --pid is not permitted here`);
-      return;
-    }
-    // The first request (the victim's, it starts alone) hangs; the rest are answered after 20 ms.
-    const receiver = await startReceiver((_request, index) => (index === 0 ? 'hang' : { delayMs: 20, status: 200 }));
-    receivers.push(receiver);
-    const ws = await projectWithEvents((config) => workspace(config, {}, server), EVENTS, { url: receiver.url, concurrency: CONCURRENCY, timeoutMs: 120_000 });
-    const env = variant.leaseMs ? { LICENSE_MANAGER_LEASE_MS: String(variant.leaseMs) } : {};
-    const leaseMs = variant.leaseMs ?? 60_000;
-    const run = (command?: string[]) => {
-      const child = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env, command });
-      children.push(child);
-      return child;
-    };
+  test.each(variants)(
+    '%s: the others deliver its events before they exit',
+    async (label, variant) => {
+      if (variant.command && !unshareWorks) {
+        console.warn(`skipped "${label}": unshare --pid is not permitted here`);
+        return;
+      }
+      // The first request (the victim's, it starts alone) hangs; the rest are answered after 20 ms.
+      const receiver = await startReceiver((_request, index) => (index === 0 ? 'hang' : { delayMs: 20, status: 200 }));
+      receivers.push(receiver);
+      const ws = await projectWithEvents((config) => workspace(config, {}, server), EVENTS, {
+        url: receiver.url,
+        concurrency: CONCURRENCY,
+        timeoutMs: 120_000,
+      });
+      const env = variant.leaseMs ? { LICENSE_MANAGER_LEASE_MS: String(variant.leaseMs) } : {};
+      const leaseMs = variant.leaseMs ?? 60_000;
+      const run = (command?: string[]) => {
+        const child = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env, command });
+        children.push(child);
+        return child;
+      };
 
-    const victim = run(variant.command);
-    await until(() => receiver.requests.length >= 1, 30_000);
-    const hungId = idOf(receiver.requests[0]!);
-    const others = [run(), run()];
-    const sentBefore = receiver.requests.length;
-    await until(() => receiver.requests.length >= sentBefore + 10, 30_000);
-    const killedAt = Date.now();
-    victim.child.kill('SIGKILL');
-    const results = await Promise.all(others.map((other) => other.done));
-    const exitedAfterMs = Date.now() - killedAt;
-    expect((await victim.done).signal).toBe('SIGKILL');
-    for (const result of results) expect([result.code, result.stderr]).toEqual([0, '']);
+      const victim = run(variant.command);
+      await until(() => receiver.requests.length >= 1, 30_000);
+      const hungId = idOf(receiver.requests[0]!);
+      const others = [run(), run()];
+      const sentBefore = receiver.requests.length;
+      await until(() => receiver.requests.length >= sentBefore + 10, 30_000);
+      const killedAt = Date.now();
+      victim.child.kill('SIGKILL');
+      const results = await Promise.all(others.map((other) => other.done));
+      const exitedAfterMs = Date.now() - killedAt;
+      expect((await victim.done).signal).toBe('SIGKILL');
+      for (const result of results) expect([result.code, result.stderr]).toEqual([0, '']);
 
-    // Every event delivered by the workers that ran, without another run: none waits for tomorrow.
-    const ids = receiver.requests.map(idOf);
-    expect(new Set(ids).size).toBe(EVENTS);
-    const counts = Object.fromEntries((await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [row.status, Number(row.n)]));
-    expect(counts).toEqual({ delivered: EVENTS });
-    // Sent twice: only what the victim had in flight (its hung request among them) or answered but not yet
-    // recorded (at most `concurrency` answers wait for their write), each once more.
-    const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
-    expect(repeated).toContain(hungId);
-    // In another PID namespace the SIGKILL reaches unshare; the worker itself dies a moment later by unshare's
-    // death signal (--kill-child), and on a busy machine may start one more window of requests in between.
-    expect(repeated.length).toBeLessThanOrEqual((variant.command ? 3 : 2) * CONCURRENCY);
-    expect(new Set(repeated).size).toBe(repeated.length);
+      // Every event delivered by the workers that ran, without another run: none waits for tomorrow.
+      const ids = receiver.requests.map(idOf);
+      expect(new Set(ids).size).toBe(EVENTS);
+      const counts = Object.fromEntries(
+        (await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [
+          row.status,
+          Number(row.n),
+        ]),
+      );
+      expect(counts).toEqual({ delivered: EVENTS });
+      // Sent twice: only what the victim had in flight (its hung request among them) or answered but not yet
+      // recorded (at most `concurrency` answers wait for their write), each once more.
+      const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
+      expect(repeated).toContain(hungId);
+      // In another PID namespace the SIGKILL reaches unshare; the worker itself dies a moment later by unshare's
+      // death signal (--kill-child), and on a busy machine may start one more window of requests in between.
+      expect(repeated.length).toBeLessThanOrEqual((variant.command ? 3 : 2) * CONCURRENCY);
+      expect(new Set(repeated).size).toBe(repeated.length);
 
-    // Take-over time: from the kill to the victim's hung event arriving again.
-    const resent = receiver.requests.find((request, index) => index > 0 && idOf(request) === hungId)!;
-    const takeOverMs = resent.at - killedAt;
-    console.log(`${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms); the other workers exited ${exitedAfterMs} ms after it`);
-    // On this host as soon as the others are through their own work (seconds on a loaded machine), not after the
-    // 60 s lease; elsewhere when the lease lapses. Generous bounds: the machine running the tests may be busy.
-    expect(takeOverMs).toBeLessThan(variant.leaseMs ? variant.leaseMs + 10_000 : 30_000);
-    expect(exitedAfterMs).toBeLessThan(leaseMs + 20_000);
+      // Take-over time: from the kill to the victim's hung event arriving again.
+      const resent = receiver.requests.find((request, index) => index > 0 && idOf(request) === hungId)!;
+      const takeOverMs = resent.at - killedAt;
+      console.log(
+        `${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms); the other workers exited ${exitedAfterMs} ms after it`,
+      );
+      // On this host as soon as the others are through their own work (seconds on a loaded machine), not after the
+      // 60 s lease; elsewhere when the lease lapses. Generous bounds: the machine running the tests may be busy.
+      expect(takeOverMs).toBeLessThan(variant.leaseMs ? variant.leaseMs + 10_000 : 30_000);
+      expect(exitedAfterMs).toBeLessThan(leaseMs + 20_000);
 
-    const status = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { heldByGoneRuns: number };
-    expect(status.heldByGoneRuns).toBe(0);
-  }, 120_000);
+      const status = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { heldByGoneRuns: number };
+      expect(status.heldByGoneRuns).toBe(0);
+    },
+    120_000,
+  );
 });
 
 // `status` shows what a gone run holds, whatever the dialect: seeded claims, one lapsed, one of a live run.
@@ -109,8 +124,12 @@ forEachDialect('status and deliveries held by a run that is gone', ({ workspace:
     expect(ids).toHaveLength(3);
     const now = Date.now();
     // Two claims of a run on another host whose lease lapsed a minute ago, one of a live run (lease ahead).
-    await ws.rows(`update webhook_deliveries set status = 'delivering', attempts = 0, claimed_by = 'elsewhere:4242:boot:ns:gone0001', lease_until = ${now - 60_000} where id in (${ids[0]}, ${ids[1]})`);
-    await ws.rows(`update webhook_deliveries set status = 'delivering', claimed_by = 'elsewhere:4243:boot:ns:live0001', lease_until = ${now + 600_000} where id = ${ids[2]}`);
+    await ws.rows(
+      `update webhook_deliveries set status = 'delivering', attempts = 0, claimed_by = 'elsewhere:4242:boot:ns:gone0001', lease_until = ${now - 60_000} where id in (${ids[0]}, ${ids[1]})`,
+    );
+    await ws.rows(
+      `update webhook_deliveries set status = 'delivering', claimed_by = 'elsewhere:4243:boot:ns:live0001', lease_until = ${now + 600_000} where id = ${ids[2]}`,
+    );
 
     const json = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { heldByGoneRuns: number };
     expect(json.heldByGoneRuns).toBe(2);

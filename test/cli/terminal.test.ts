@@ -29,7 +29,10 @@ async function projectWithDueEvents(count: number): Promise<string> {
   receiver = await startReceiver(() => ({ delayMs: 40, status: 200 }));
   const cwd = tempDir();
   fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2 } }));
-  fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: count }, (_, i) => ({ license_code: `T-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
+  fs.writeFileSync(
+    path.join(cwd, 'l.json'),
+    JSON.stringify(Array.from({ length: count }, (_, i) => ({ license_code: `T-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
+  );
   expect((await runCli(['licenses', 'import', 'l.json'], { cwd })).code).toBe(0);
   return cwd;
 }
@@ -38,7 +41,13 @@ describe('terminal and pipe output', () => {
   test('through a pipe: no escape codes anywhere, and --quiet prints nothing on success', async () => {
     const cwd = await projectWithDueEvents(20);
     const outputs: string[] = [];
-    for (const args of [['settings', 'list'], ['licenses', 'list'], ['process-expirations', '--now', '2025-01-15T00:00:00Z'], ['deliveries', 'list'], ['--help']]) {
+    for (const args of [
+      ['settings', 'list'],
+      ['licenses', 'list'],
+      ['process-expirations', '--now', '2025-01-15T00:00:00Z'],
+      ['deliveries', 'list'],
+      ['--help'],
+    ]) {
       const result = await runCli(args, { cwd });
       expect(result.code).toBe(0);
       outputs.push(result.stdout, result.stderr);
@@ -49,37 +58,51 @@ describe('terminal and pipe output', () => {
     expect(quiet).toMatchObject({ code: 0, stdout: '', stderr: '' });
   }, 30_000);
 
-  (hasScript ? test : test.skip)('on a terminal: colour, and a progress bar on stderr while delivering', async () => {
-    const cwd = await projectWithDueEvents(30);
-    const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z'], cwd);
-    expect(run).toMatch(new RegExp(String.raw`\r${ESC}\[2Kdelivering \[[#-]{24}\] \d+/30`));
-    expect(run).toContain('delivered 30, abandoned 0');
-    const list = await runInTerminal(['settings', 'list'], cwd);
-    expect(list).toContain(`${ESC}[2m(not set)`);
-  }, 30_000);
+  (hasScript ? test : test.skip)(
+    'on a terminal: colour, and a progress bar on stderr while delivering',
+    async () => {
+      const cwd = await projectWithDueEvents(30);
+      const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z'], cwd);
+      expect(run).toMatch(new RegExp(String.raw`\r${ESC}\[2Kdelivering \[[#-]{24}\] \d+/30`));
+      expect(run).toContain('delivered 30, abandoned 0');
+      const list = await runInTerminal(['settings', 'list'], cwd);
+      expect(list).toContain(`${ESC}[2m(not set)`);
+    },
+    30_000,
+  );
 
-  (hasScript ? test : test.skip)('on a terminal: the plan first, then a bar that shows deliveries waiting to retry while they wait', async () => {
-    const seen = new Set<string>();
-    // Every event fails its first attempt, then is delivered after a 300 ms wait.
-    receiver = await startReceiver((request) => {
-      const id = String(request.headers['x-webhook-id']);
-      if (seen.has(id)) return 200;
-      seen.add(id);
-      return 503;
-    });
-    const cwd = tempDir();
-    // retryWindowHours 0: this is about the bar while in-run retries wait. With retries across runs, five first attempts
-    // failing in a row would open the endpoint's circuit and defer the rest to a later run instead.
-    fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2, retryDelaysMs: [300], retryWindowHours: 0 } }));
-    fs.writeFileSync(path.join(cwd, 'l.json'), JSON.stringify(Array.from({ length: 6 }, (_, i) => ({ license_code: `W-${i}`, expires_at: '2025-01-14T00:00:00Z' }))));
-    await runCli(['licenses', 'import', 'l.json'], { cwd });
-    const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z', '--no-color'], cwd);
-    expect(run.indexOf(`sending 6 events to ${receiver.url} (from config `)).toBe(0);
-    // Drawn while nothing had finished yet: the waits are visible, not only the end of each delivery.
-    expect(run).toMatch(/delivering \[-{24}\] 0\/6 0 delivered, [1-6] waiting to retry, 0 abandoned/);
-    expect(run).toMatch(/delivering \[#{24}\] 6\/6 6 delivered, 0 waiting to retry, 0 abandoned/);
-    expect(run).toContain('delivered 6, abandoned 0');
-  }, 30_000);
+  (hasScript ? test : test.skip)(
+    'on a terminal: the plan first, then a bar that shows deliveries waiting to retry while they wait',
+    async () => {
+      const seen = new Set<string>();
+      // Every event fails its first attempt, then is delivered after a 300 ms wait.
+      receiver = await startReceiver((request) => {
+        const id = String(request.headers['x-webhook-id']);
+        if (seen.has(id)) return 200;
+        seen.add(id);
+        return 503;
+      });
+      const cwd = tempDir();
+      // retryWindowHours 0: this is about the bar while in-run retries wait. With retries across runs, five first attempts
+      // failing in a row would open the endpoint's circuit and defer the rest to a later run instead.
+      fs.writeFileSync(
+        path.join(cwd, 'license-manager.config.json'),
+        JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2, retryDelaysMs: [300], retryWindowHours: 0 } }),
+      );
+      fs.writeFileSync(
+        path.join(cwd, 'l.json'),
+        JSON.stringify(Array.from({ length: 6 }, (_, i) => ({ license_code: `W-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
+      );
+      await runCli(['licenses', 'import', 'l.json'], { cwd });
+      const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z', '--no-color'], cwd);
+      expect(run.indexOf(`sending 6 events to ${receiver.url} (from config `)).toBe(0);
+      // Drawn while nothing had finished yet: the waits are visible, not only the end of each delivery.
+      expect(run).toMatch(/delivering \[-{24}\] 0\/6 0 delivered, [1-6] waiting to retry, 0 abandoned/);
+      expect(run).toMatch(/delivering \[#{24}\] 6\/6 6 delivered, 0 waiting to retry, 0 abandoned/);
+      expect(run).toContain('delivered 6, abandoned 0');
+    },
+    30_000,
+  );
 
   (hasScript ? test : test.skip)('on a terminal, NO_COLOR and --no-color turn colour off', async () => {
     const cwd = tempDir();
@@ -130,13 +153,32 @@ describe('terminal and pipe output', () => {
   test('every command has help with an example', async () => {
     const cwd = tempDir();
     const commands = [
-      ['process-expirations'], ['send-test-event'], ['settings'], ['settings', 'list'], ['settings', 'get'], ['settings', 'set'], ['settings', 'unset'],
-      ['licenses'], ['licenses', 'import'], ['licenses', 'list'], ['deliveries'], ['deliveries', 'list'], ['deliveries', 'show'], ['deliveries', 'retry'],
-      ['listen'], ['verify'], ['status'], ['migrate'],
+      ['process-expirations'],
+      ['send-test-event'],
+      ['settings'],
+      ['settings', 'list'],
+      ['settings', 'get'],
+      ['settings', 'set'],
+      ['settings', 'unset'],
+      ['licenses'],
+      ['licenses', 'import'],
+      ['licenses', 'list'],
+      ['deliveries'],
+      ['deliveries', 'list'],
+      ['deliveries', 'show'],
+      ['deliveries', 'retry'],
+      ['listen'],
+      ['verify'],
+      ['status'],
+      ['migrate'],
     ];
     for (const args of commands) {
       const help = await runCli([...args, '--help'], { cwd });
-      expect({ args, code: help.code, hasExample: /Examples?:\n\s+\$ license-manager|Examples?:\n\s+\$ \S+=\S+ license-manager|Examples?:\n\s+\$ pbpaste/.test(help.stdout) }).toEqual({ args, code: 0, hasExample: true });
+      expect({
+        args,
+        code: help.code,
+        hasExample: /Examples?:\n\s+\$ license-manager|Examples?:\n\s+\$ \S+=\S+ license-manager|Examples?:\n\s+\$ pbpaste/.test(help.stdout),
+      }).toEqual({ args, code: 0, hasExample: true });
     }
   }, 60_000);
 });

@@ -61,7 +61,12 @@ describe('listen with several secrets', () => {
     await ws.ready();
     const listener = await startListen(['--json', '--secret', NEW, '--secret', OLD], ws.dir);
     try {
-      const lines = () => listener.stdout().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const lines = () =>
+        listener
+          .stdout()
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
       expect((await ws.cli(['send-test-event', '--url', listener.url, '--secret', OLD])).code).toBe(0);
       const whsec = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
       expect((await ws.cli(['endpoints', 'add', 'std', '--url', listener.url, '--secret', OLD, '--signing', 'standard'])).code).toBe(0);
@@ -71,7 +76,11 @@ describe('listen with several secrets', () => {
       expect((await ws.cli(['send-test-event', '--endpoint', 'std'])).code).toBe(3);
       const started = Date.now();
       while (lines().length < 4 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(lines().slice(1).map((line) => [line.status, line.scheme, line.secret])).toEqual([
+      expect(
+        lines()
+          .slice(1)
+          .map((line) => [line.status, line.scheme, line.secret]),
+      ).toEqual([
         [200, 'botble', 2],
         [200, 'standard', 2],
         [401, undefined, undefined],

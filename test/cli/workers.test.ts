@@ -24,7 +24,10 @@ afterEach(async () => {
  */
 async function project(server: ServerDatabase, tablePrefix: string, url: string, endpoints: object[] = [], events = EVENTS): Promise<string> {
   const cwd = tempDir();
-  const config = { database: { url: server.url, tablePrefix }, webhooks: { enabled: true, url, concurrency: 8, retryDelaysMs: [10, 20, 40], retryWindowHours: 0, endpoints } };
+  const config = {
+    database: { url: server.url, tablePrefix },
+    webhooks: { enabled: true, url, concurrency: 8, retryDelaysMs: [10, 20, 40], retryWindowHours: 0, endpoints },
+  };
   fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify(config));
   const rows = Array.from({ length: events }, (_, index) => ({ license_code: `W-${String(index).padStart(5, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
   fs.writeFileSync(path.join(cwd, 'licenses.json'), JSON.stringify(rows));
@@ -83,7 +86,16 @@ describe.each(servers)('%s: several workers on one database', (dialect) => {
     const crm = await startReceiver(() => ({ delayMs: 2, status: 200 }));
     const failing = await startReceiver(() => 503);
     try {
-      const cwd = await project(server, 'three_', receiver.url, [{ name: 'crm', url: crm.url }, { name: 'failing', url: failing.url }], events);
+      const cwd = await project(
+        server,
+        'three_',
+        receiver.url,
+        [
+          { name: 'crm', url: crm.url },
+          { name: 'failing', url: failing.url },
+        ],
+        events,
+      );
       const results = await Promise.all(Array.from({ length: WORKERS }, () => worker(cwd).done));
       // The failing endpoint's deliveries are abandoned: exit 3 for the workers that held some.
       for (const result of results) expect([[0, 3].includes(result.code ?? -1), result.stderr.includes('Error')]).toEqual([true, false]);
@@ -134,7 +146,9 @@ describe.each(servers)('%s: several workers on one database', (dialect) => {
     for (const id of received) counts.set(id, (counts.get(id) ?? 0) + 1);
     expect(Math.max(...counts.values())).toBeLessThanOrEqual(2);
     expect(received.length - EVENTS).toBeLessThanOrEqual(128);
-    const log = JSON.parse((await runCli(['deliveries', 'list', '--status', 'delivered', '--limit', String(EVENTS + 1), '--json'], { cwd })).stdout) as unknown[];
+    const log = JSON.parse(
+      (await runCli(['deliveries', 'list', '--status', 'delivered', '--limit', String(EVENTS + 1), '--json'], { cwd })).stdout,
+    ) as unknown[];
     expect(log).toHaveLength(EVENTS);
   }, 180_000);
 
@@ -143,7 +157,16 @@ describe.each(servers)('%s: several workers on one database', (dialect) => {
     receiver = await startReceiver(() => ({ delayMs: 3, status: 200 }));
     const others = [await startReceiver(() => ({ delayMs: 3, status: 200 })), await startReceiver(() => ({ delayMs: 3, status: 200 }))];
     try {
-      const cwd = await project(server, 'killed3_', receiver.url, [{ name: 'crm', url: others[0]!.url }, { name: 'chat', url: others[1]!.url }], events);
+      const cwd = await project(
+        server,
+        'killed3_',
+        receiver.url,
+        [
+          { name: 'crm', url: others[0]!.url },
+          { name: 'chat', url: others[1]!.url },
+        ],
+        events,
+      );
       const workers = Array.from({ length: WORKERS }, () => worker(cwd));
       const all = () => receiver!.requests.length + others[0]!.requests.length + others[1]!.requests.length;
       const started = Date.now();

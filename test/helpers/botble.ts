@@ -115,7 +115,10 @@ function literal(value: string | number | boolean | null): string {
 export function botbleInserts(dialect: TestDialect, products: Array<{ reference: string; name: string }>, licenses: BotbleLicense[]): string[] {
   const flag = (value: boolean) => (dialect === 'postgres' ? String(value) : value ? '1' : '0');
   return [
-    ...products.map((product, index) => `insert into lm_products (id, reference_id, name, version, created_at) values (${index + 1}, ${literal(product.reference)}, ${literal(product.name)}, '1.0', '2024-01-01 00:00:00')`),
+    ...products.map(
+      (product, index) =>
+        `insert into lm_products (id, reference_id, name, version, created_at) values (${index + 1}, ${literal(product.reference)}, ${literal(product.name)}, '1.0', '2024-01-01 00:00:00')`,
+    ),
     ...licenses.map(
       (license) =>
         `insert into lm_licenses (id, product_reference_id, license_code, type, customer_id, email, max_activations, expires_at, updates_until, support_until, is_valid, created_at, updated_at) values (${license.id}, ${literal(license.product)}, ${literal(license.code)}, 'subscription', ${literal(license.customer)}, ${literal(license.email)}, 3, ${literal(license.expires)}, ${literal(license.updates)}, ${literal(license.expires)}, ${flag(license.valid ?? true)}, '2024-01-01 00:00:00', '2024-01-01 00:00:00')`,
@@ -156,12 +159,16 @@ export function botbleSuite(dialect: TestDialect, seed: (receiverUrl: string) =>
   return {
     botble: () => botble,
     receiver: () => receiver,
-    setSetting: (name, value) => botble.exec(`delete from settings where ${key} = ${literal(name)}`, ...(value === undefined ? [] : botbleSettingInserts(dialect, { [name]: value }))),
+    setSetting: (name, value) =>
+      botble.exec(`delete from settings where ${key} = ${literal(name)}`, ...(value === undefined ? [] : botbleSettingInserts(dialect, { [name]: value }))),
     freshDir: async () => {
       prefixes += 1;
       const dir = tempDir();
       const database = { ...botble.database, tablePrefix: `lmt${prefixes}_` };
-      fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
+      fs.writeFileSync(
+        path.join(dir, 'license-manager.config.json'),
+        JSON.stringify({ database, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }),
+      );
       expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
       return dir;
     },

@@ -85,7 +85,13 @@ export function simLicenses(zone: string, firstDay: string): SimLicense[] {
   for (let k = 0; k <= 40; k += 1) {
     const day = plusDays(firstDay, k);
     const updates = k % 4 === 0 ? plusDays(day, 2) : null;
-    licenses.push({ code: `D${k}`, expiresAt: day, expiresInstant: midnight(zone, day), updatesUntil: updates, updatesInstant: updates ? midnight(zone, updates) : null });
+    licenses.push({
+      code: `D${k}`,
+      expiresAt: day,
+      expiresInstant: midnight(zone, day),
+      updatesUntil: updates,
+      updatesInstant: updates ? midnight(zone, updates) : null,
+    });
     const utc = `${day}T${String((k * 5) % 24).padStart(2, '0')}:30:00Z`;
     licenses.push({ code: `U${k}`, expiresAt: utc, expiresInstant: Date.parse(utc), updatesUntil: null, updatesInstant: null });
     const offset = `${day}T${String((k * 7 + 3) % 24).padStart(2, '0')}:45:00${OFFSETS[k % OFFSETS.length]}`;

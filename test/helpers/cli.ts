@@ -71,7 +71,11 @@ async function runInProcess(args: string[], options: CliOptions): Promise<CliRes
 }
 
 /** Runs any command with the test's child environment, collecting its output; killed after `timeoutMs`. `input` is its stdin. */
-export function runCommand(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string }): Promise<CliResult> {
+export function runCommand(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
     // Without input, an empty stdin that ends at once (as 'ignore' gave before).

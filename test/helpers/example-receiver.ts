@@ -29,7 +29,12 @@ export async function startExample(file: string, secret: string, running: Array<
   }
   return {
     url: /listening on (\S+)/.exec(stderr)![1]!,
-    lines: () => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>),
+    lines: () =>
+      stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
     stderr: () => stderr,
   };
 }

@@ -8,4 +8,8 @@ const probe = spawnSync('faketime', ['-f', '+60s', process.execPath, '-e', 'proc
 export const faketimeWorks = probe.status === 0 && Number(probe.stdout) - Date.now() > 50_000;
 
 /** The library itself, for a child started with LD_PRELOAD and FAKETIME (a process signalled by its own pid). */
-export const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1', '/usr/local/lib/faketime/libfaketime.so.1'].find((file) => fs.existsSync(file));
+export const LIBFAKETIME = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/faketime/libfaketime.so.1',
+  '/usr/local/lib/faketime/libfaketime.so.1',
+].find((file) => fs.existsSync(file));

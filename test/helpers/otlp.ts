@@ -33,5 +33,7 @@ export function spansOf(exports: readonly OtlpExport[]): OtlpSpan[] {
 
 /** Attributes as plain values: OTLP JSON carries 64-bit integers as strings. */
 export function attributes(list: readonly OtlpAttribute[]): Record<string, unknown> {
-  return Object.fromEntries(list.map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue))]));
+  return Object.fromEntries(
+    list.map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : (value.boolValue ?? value.doubleValue))]),
+  );
 }

@@ -22,7 +22,11 @@ export async function projectWithEvents(make: (config: Record<string, unknown>) 
 /** The built CLI as a child process that the test can signal while it runs; `command` wraps it (e.g. unshare). */
 export function startCli(args: string[], cwd: string, options: { env?: NodeJS.ProcessEnv; command?: string[] | undefined } = {}) {
   const [program, ...prefix] = options.command ?? [process.execPath];
-  const child = spawn(program!, [...prefix, ...(options.command ? [process.execPath] : []), BIN, ...args], { cwd, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(program!, [...prefix, ...(options.command ? [process.execPath] : []), BIN, ...args], {
+    cwd,
+    env: childEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -26,11 +26,21 @@ export async function simulate(
   const receiver = await startReceiver();
   try {
     const zoneAt = typeof zone === 'string' ? () => zone : zone;
-    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'sim' }, expirations: { warningDays, lookbackDays, timeZone: zoneAt(runs[0] ?? 0), ...policy } });
-    await ws.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil, ...(license.product === undefined ? {} : { product_id: license.product }) })));
+    const ws = workspace({
+      webhooks: { enabled: true, url: receiver.url, secret: 'sim' },
+      expirations: { warningDays, lookbackDays, timeZone: zoneAt(runs[0] ?? 0), ...policy },
+    });
+    await ws.seed(
+      licenses.map((license) => ({
+        license_code: license.code,
+        expires_at: license.expiresAt,
+        updates_until: license.updatesUntil,
+        ...(license.product === undefined ? {} : { product_id: license.product }),
+      })),
+    );
     let abandoned = 0;
     // Runs in stretches of one zone; a context reads its settings once, so each stretch gets its own.
-    for (let start = 0; start < runs.length; ) {
+    for (let start = 0; start < runs.length;) {
       const runZone = zoneAt(runs[start]!);
       let end = start;
       while (end < runs.length && zoneAt(runs[end]!) === runZone) end += 1;

@@ -33,7 +33,8 @@ export interface Workspace {
   configure(config: Record<string, unknown>): void;
 }
 
-const OWN_TABLES = /\b(from|join|into|update)\s+(licenses|settings|webhook_deliveries|webhook_attempts|runs|endpoints|endpoint_secrets|endpoint_headers|endpoint_states)\b/gi;
+const OWN_TABLES =
+  /\b(from|join|into|update)\s+(licenses|settings|webhook_deliveries|webhook_attempts|runs|endpoints|endpoint_secrets|endpoint_headers|endpoint_states)\b/gi;
 
 /** Where a workspace keeps its data: a SQLite file of its own, or its own table prefix in a test's server database. */
 export interface DialectUnderTest {
@@ -82,7 +83,10 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
     ready: () => ws.run(async () => undefined),
     cli: (args, options = {}) => runCli(args, { cwd: dir, ...options, env: { ...env, ...options.env } }),
     rows: <T>(statement: string) =>
-      ws.run(async ({ db }) => (await sql.raw<T>(statement.replace(OWN_TABLES, (_match, keyword: string, table: string) => `${keyword} ${tablePrefix}${table}`)).execute(db)).rows),
+      ws.run(
+        async ({ db }) =>
+          (await sql.raw<T>(statement.replace(OWN_TABLES, (_match, keyword: string, table: string) => `${keyword} ${tablePrefix}${table}`)).execute(db)).rows,
+      ),
     configure: writeConfig,
   };
   return ws;

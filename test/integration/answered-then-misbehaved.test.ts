@@ -99,23 +99,31 @@ describe('a 2xx is delivered whatever the body does after it', () => {
     ['sends a body that never ends', 'endless-body', 202],
     ['sends a 200 MB body', 'huge-body', 200],
     ['stalls in the body past the attempt timeout', 'stalled-body', 201],
-  ])('a receiver that answers 2xx and %s: one request, delivered, exit 0', async (_, mode, status) => {
-    const { run, ms, delivery } = await sendTo(mode);
-    expect([run.code, run.stderr]).toEqual([0, '']);
-    expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 1, abandoned: 0 });
-    expect(delivery).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: status, last_error: null });
-    expect(requests.get(mode)).toBe(1);
-    // The body costs at most its own short deadline, not the attempt's timeout.
-    expect(ms).toBeLessThan(RESPONSE_BODY_MS + 2500);
-  }, 60_000);
+  ])(
+    'a receiver that answers 2xx and %s: one request, delivered, exit 0',
+    async (_, mode, status) => {
+      const { run, ms, delivery } = await sendTo(mode);
+      expect([run.code, run.stderr]).toEqual([0, '']);
+      expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 1, abandoned: 0 });
+      expect(delivery).toMatchObject({ status: 'delivered', attempts: 1, last_status_code: status, last_error: null });
+      expect(requests.get(mode)).toBe(1);
+      // The body costs at most its own short deadline, not the attempt's timeout.
+      expect(ms).toBeLessThan(RESPONSE_BODY_MS + 2500);
+    },
+    60_000,
+  );
 });
 
 describe('a status code outside 100–599 is a clear error', () => {
-  test.each(['999', '600', '099', '1000'])('status %s: each attempt says which status came, the delivery is abandoned after its retries (exit 3)', async (code) => {
-    const { run, delivery } = await sendTo(`status-${code}`);
-    expect(run.code).toBe(3);
-    expect(delivery).toMatchObject({ status: 'abandoned', attempts: 4, last_status_code: null });
-    expect(delivery.last_error).toBe(`the receiver answered with status ${code}, which is not an HTTP status (RFC 9110 §15: 100 to 599): fix the receiver`);
-    expect(classifyAttempt({ statusCode: null, error: delivery.last_error })).toBe('protocol');
-  }, 60_000);
+  test.each(['999', '600', '099', '1000'])(
+    'status %s: each attempt says which status came, the delivery is abandoned after its retries (exit 3)',
+    async (code) => {
+      const { run, delivery } = await sendTo(`status-${code}`);
+      expect(run.code).toBe(3);
+      expect(delivery).toMatchObject({ status: 'abandoned', attempts: 4, last_status_code: null });
+      expect(delivery.last_error).toBe(`the receiver answered with status ${code}, which is not an HTTP status (RFC 9110 §15: 100 to 599): fix the receiver`);
+      expect(classifyAttempt({ statusCode: null, error: delivery.last_error })).toBe('protocol');
+    },
+    60_000,
+  );
 });

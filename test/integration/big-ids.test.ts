@@ -61,7 +61,9 @@ forEachDialect('license ids above 2,147,483,647 (own licenses table)', ({ worksp
     const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(sentEvents(receiver, from)).toEqual([`license.expired ${BIGGER} BIGGER`, `license.expiring ${BIG} BIG`, `license.expiring ${INT_MAX} AT-MAX`].sort());
+    expect(sentEvents(receiver, from)).toEqual(
+      [`license.expired ${BIGGER} BIGGER`, `license.expiring ${BIG} BIG`, `license.expiring ${INT_MAX} AT-MAX`].sort(),
+    );
     const log = JSON.parse((await ws.cli(['deliveries', 'list', '--license', 'BIG', '--json'])).stdout) as Array<{ license_id: number; license_code: string }>;
     expect(log).toEqual([expect.objectContaining({ license_id: BIG, license_code: 'BIG' })]);
     const expired = JSON.parse((await ws.cli(['licenses', 'list', '--status', 'expired', '--json'])).stdout) as Array<{ id: number }>;
@@ -102,21 +104,33 @@ describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%
 
   test('every license gets its events under its own id, the log names it, and a second run sends nothing', async () => {
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database: { ...botble.database, tablePrefix: 'lmw_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
+    fs.writeFileSync(
+      path.join(dir, 'license-manager.config.json'),
+      JSON.stringify({ database: { ...botble.database, tablePrefix: 'lmw_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }),
+    );
     expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
     const from = receiver.requests.length;
     const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(sentEvents(receiver, from)).toEqual([
-      `license.expired ${BIGGER} L-BIGGER`,
-      `license.expiring ${BIG} L-BIG`,
-      `license.expiring ${INT_MAX} L-MAX`,
-      `license.update_support_expired ${BIGGER} L-BIGGER`,
-    ].sort());
-    const log = JSON.parse((await runCli(['deliveries', 'list', '--json'], { cwd: dir })).stdout) as Array<{ license_id: number; license_code: string; event_type: string }>;
+    expect(sentEvents(receiver, from)).toEqual(
+      [
+        `license.expired ${BIGGER} L-BIGGER`,
+        `license.expiring ${BIG} L-BIG`,
+        `license.expiring ${INT_MAX} L-MAX`,
+        `license.update_support_expired ${BIGGER} L-BIGGER`,
+      ].sort(),
+    );
+    const log = JSON.parse((await runCli(['deliveries', 'list', '--json'], { cwd: dir })).stdout) as Array<{
+      license_id: number;
+      license_code: string;
+      event_type: string;
+    }>;
     expect(log.map((row) => `${row.event_type} ${row.license_id} ${row.license_code}`).sort()).toEqual(sentEvents(receiver, from));
-    const expired = JSON.parse((await runCli(['licenses', 'list', '--status', 'expired', '--json'], { cwd: dir })).stdout) as Array<{ id: number; license_code: string }>;
+    const expired = JSON.parse((await runCli(['licenses', 'list', '--status', 'expired', '--json'], { cwd: dir })).stdout) as Array<{
+      id: number;
+      license_code: string;
+    }>;
     expect(expired).toEqual([expect.objectContaining({ id: BIGGER, license_code: 'L-BIGGER' })]);
     const again = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
     expect(JSON.parse(again.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
@@ -130,13 +144,18 @@ describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%
     );
     try {
       const dir = tempDir();
-      fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database: { ...botble.database, tablePrefix: 'lmh_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }));
+      fs.writeFileSync(
+        path.join(dir, 'license-manager.config.json'),
+        JSON.stringify({ database: { ...botble.database, tablePrefix: 'lmh_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10] } }),
+      );
       expect((await runCli(['migrate'], { cwd: dir })).code).toBe(0);
       const from = receiver.requests.length;
       const run = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir });
       expect(run.code).toBe(0);
       // SQLite's driver has already rounded the id it reads; the servers' keep every digit.
-      expect(run.stderr).toMatch(new RegExp(`Skipped license id ${dialect === 'sqlite' ? '\\d+' : beyond} \\(L-HUGE\\): its id is larger than 9007199254740991`));
+      expect(run.stderr).toMatch(
+        new RegExp(`Skipped license id ${dialect === 'sqlite' ? '\\d+' : beyond} \\(L-HUGE\\): its id is larger than 9007199254740991`),
+      );
       expect(JSON.parse(run.stdout)).toMatchObject({ skipped: 1 });
       expect(sentEvents(receiver, from).filter((line) => line.includes('L-HUGE') || line.includes('9007199254740992'))).toEqual([]);
       const listed = JSON.parse((await runCli(['licenses', 'list', '--json'], { cwd: dir })).stdout) as Array<{ license_code: string }>;
@@ -179,12 +198,23 @@ forEachDialect('upgrading to 64-bit license ids (migration 0006)', ({ workspace 
     });
     const { error } = await migrator.migrateToLatest();
     expect(error).toBeUndefined();
-    await db.insertInto('licenses').values({ license_code: 'OLD', expires_at: '2025-01-30', created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' }).execute();
+    await db
+      .insertInto('licenses')
+      .values({ license_code: 'OLD', expires_at: '2025-01-30', created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' })
+      .execute();
     const old = await db.selectFrom('licenses').select('id').executeTakeFirstOrThrow();
     // OLD's 7-day warning went out before the upgrade.
     await db
       .insertInto('webhook_deliveries')
-      .values({ event_id: 'e-old', event_key: `license.expiring:${old.id}:2025-01-30:7d`, event_type: 'license.expiring', license_id: old.id, body: '{}', status: 'delivered', created_at: '2025-01-23T08:00:00Z' })
+      .values({
+        event_id: 'e-old',
+        event_key: `license.expiring:${old.id}:2025-01-30:7d`,
+        event_type: 'license.expiring',
+        license_id: old.id,
+        body: '{}',
+        status: 'delivered',
+        created_at: '2025-01-23T08:00:00Z',
+      })
       .execute();
     await db.destroy();
     db = undefined;

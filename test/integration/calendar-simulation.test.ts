@@ -8,7 +8,10 @@ const licenses = simLicenses('UTC', FIRST_DAY);
 
 const SCHEDULES: Array<[string, number[]]> = [
   ['one run a day at 08:00 for 45 days', schedule(FIRST_DAY, 45, ['08:00'])],
-  ['missed days (two of every five, then a nine-day outage)', schedule(FIRST_DAY, 45, ['08:00'], (index) => index % 5 === 2 || index % 5 === 3 || (index >= 20 && index < 29))],
+  [
+    'missed days (two of every five, then a nine-day outage)',
+    schedule(FIRST_DAY, 45, ['08:00'], (index) => index % 5 === 2 || index % 5 === 3 || (index >= 20 && index < 29)),
+  ],
   ['two runs a day, 00:05 and 23:55', schedule(FIRST_DAY, 45, ['00:05', '23:55'])],
   ['every five hours', everyHours(FIRST_DAY, 45, 5, 1)],
 ];
@@ -29,7 +32,10 @@ describe('the calendar oracle', () => {
 // runs on SQLite; on the servers, where only the storage differs, the schedule with missed days and an
 // outage (the one that leans on the recorded events most) runs for each set of warning days.
 forEachDialect('day by day, UTC: each notice on the Botble day, nothing twice, nothing missed within lookbackDays', ({ workspace, dialect }) => {
-  for (const warningDays of [[7, 1], [30, 14, 7, 3, 1]]) {
+  for (const warningDays of [
+    [7, 1],
+    [30, 14, 7, 3, 1],
+  ]) {
     for (const [name, runs] of dialect === 'sqlite' ? SCHEDULES : SCHEDULES.slice(1, 2)) {
       test(`warning days ${warningDays.join(',')}, ${name}`, async () => {
         const expected = sortEvents(expectedEvents('UTC', licenses, runs, warningDays, 7));
@@ -65,7 +71,13 @@ describe('the calendar oracle, for zone changes and late catch-ups', () => {
       '2025-01-20 license.expired -',
     ]);
     const lines = (code: string) =>
-      expectedEvents('UTC', withTimes.filter((license) => license.code === code), replayed, [7, 1], 7).map((event) => `${event.at.slice(0, 10)} ${event.type} ${event.days ?? '-'}`);
+      expectedEvents(
+        'UTC',
+        withTimes.filter((license) => license.code === code),
+        replayed,
+        [7, 1],
+        7,
+      ).map((event) => `${event.at.slice(0, 10)} ${event.type} ${event.days ?? '-'}`);
     // U15 (2025-01-25T03:30:00Z) is announced expired by the run of 01-30: the catch-up of 01-24 sends no 1-day warning after it.
     expect(lines('U15')).toEqual(['2025-01-18 license.expiring 7', '2025-01-30 license.expired -']);
     // U10 (01-20) was 10 days past on 01-30, beyond lookbackDays: the catch-up of 01-20 announces it.
@@ -74,7 +86,10 @@ describe('the calendar oracle, for zone changes and late catch-ups', () => {
 });
 
 forEachDialect('time zone changed between runs, and catch-up runs after the fact: nothing twice, nothing contradicting', ({ workspace }) => {
-  for (const warningDays of [[7, 1], [30, 14, 7, 3, 1]]) {
+  for (const warningDays of [
+    [7, 1],
+    [30, 14, 7, 3, 1],
+  ]) {
     test(`warning days ${warningDays.join(',')}: UTC, Berlin, Los Angeles, UTC`, async () => {
       const expected = sortEvents(expectedEvents(zoneOf, withTimes, daily, warningDays, 7));
       expect(expected.length).toBeGreaterThan(100);

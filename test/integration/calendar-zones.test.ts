@@ -34,7 +34,13 @@ for (const zone of ['Europe/Berlin', 'America/Los_Angeles']) {
   for (const firstDay of ['2025-03-01', '2025-10-15']) {
     // 07:30 UTC is 23:30 the day before in Los Angeles in winter and 00:30 the same day in summer.
     CASES.push({ name: `${zone} from ${firstDay}, daily 07:30 UTC, 7,1`, zone, firstDay, runs: schedule(firstDay, 45, ['07:30']), warningDays: [7, 1] });
-    CASES.push({ name: `${zone} from ${firstDay}, every 11 hours, 30,14,7,3,1`, zone, firstDay, runs: everyHours(firstDay, 45, 11, 2), warningDays: [30, 14, 7, 3, 1] });
+    CASES.push({
+      name: `${zone} from ${firstDay}, every 11 hours, 30,14,7,3,1`,
+      zone,
+      firstDay,
+      runs: everyHours(firstDay, 45, 11, 2),
+      warningDays: [30, 14, 7, 3, 1],
+    });
   }
 }
 const expected = (c: Case) => sortEvents(expectedEvents(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays, 7));
@@ -52,13 +58,17 @@ if (RESULTS) {
     `calendar days in a business zone (machine TZ ${process.env.TZ})`,
     ({ dialect, workspace }) => {
       for (const c of CASES) {
-        test(c.name, async () => {
-          const { events, abandoned } = await simulate(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays, 7, workspace);
-          expect(abandoned).toBe(0);
-          expect(events).toEqual(expected(c));
-          seen[dialect] = { ...seen[dialect], [c.name]: events };
-          fs.writeFileSync(RESULTS, JSON.stringify({ offset: new Date(2025, 0, 1).getTimezoneOffset(), seen }));
-        }, 60_000);
+        test(
+          c.name,
+          async () => {
+            const { events, abandoned } = await simulate(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays, 7, workspace);
+            expect(abandoned).toBe(0);
+            expect(events).toEqual(expected(c));
+            seen[dialect] = { ...seen[dialect], [c.name]: events };
+            fs.writeFileSync(RESULTS, JSON.stringify({ offset: new Date(2025, 0, 1).getTimezoneOffset(), seen }));
+          },
+          60_000,
+        );
       }
     },
     process.env.CALENDAR_SIM_SERVERS === 'yes' ? testDialects() : ['sqlite'],

@@ -48,20 +48,36 @@ describe('config discovery and validation', () => {
       tablePrefix: 'lm_',
       label: 'postgres://app:****@db.example/licenses',
     });
-    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'mariadb://root:pw@127.0.0.1:3307/app' }, dir)).toMatchObject({ dialect: 'mysql', port: 3307, database: 'app', label: 'mariadb://root:****@127.0.0.1:3307/app' });
-    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'sqlite:./here.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'here.sqlite') });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'mariadb://root:pw@127.0.0.1:3307/app' }, dir)).toMatchObject({
+      dialect: 'mysql',
+      port: 3307,
+      database: 'app',
+      label: 'mariadb://root:****@127.0.0.1:3307/app',
+    });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'sqlite:./here.sqlite' }, dir)).toMatchObject({
+      dialect: 'sqlite',
+      filename: path.join(dir, 'here.sqlite'),
+    });
     expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'there.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'there.sqlite') });
-    expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres://app:s3cret@db.example/' }, dir)).toThrow(/^LICENSE_MANAGER_DB: postgres:\/\/app:\*\*\*\*@db\.example\/ names no database/);
+    expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres://app:s3cret@db.example/' }, dir)).toThrow(
+      /^LICENSE_MANAGER_DB: postgres:\/\/app:\*\*\*\*@db\.example\/ names no database/,
+    );
     expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'oracle://app:s3cret@db.example/x' }, dir)).toThrow(/unknown scheme "oracle:"/);
     // A URL missing its ":" is not read as a relative SQLite path.
     expect(() => databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres//app:s3cret@db.example/licenses' }, dir)).toThrow(
       /^LICENSE_MANAGER_DB: postgres\/\/app:\*\*\*\*@db\.example\/licenses looks like a database URL without the ":" after "postgres"/,
     );
-    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres-data/db.sqlite' }, dir)).toMatchObject({ dialect: 'sqlite', filename: path.join(dir, 'postgres-data/db.sqlite') });
+    expect(databaseTarget(loaded, { LICENSE_MANAGER_DB: 'postgres-data/db.sqlite' }, dir)).toMatchObject({
+      dialect: 'sqlite',
+      filename: path.join(dir, 'postgres-data/db.sqlite'),
+    });
   });
 
   test.each([
-    ['{"database":{"filename":"a.sqlite","url":"postgres://h/db"}}', /database: give database.filename \(a SQLite file\) or database.url \(a server\), not both/],
+    [
+      '{"database":{"filename":"a.sqlite","url":"postgres://h/db"}}',
+      /database: give database.filename \(a SQLite file\) or database.url \(a server\), not both/,
+    ],
     ['{"database":{"url":"mysql://root:hunter2@h"}}', /database.url: mysql:\/\/root:\*\*\*\*@h names no database/],
     ['{"database":{"url":"postgres://h/db","tablePrefix":"lm-"}}', /database.tablePrefix: a table prefix may use only letters, digits and _/],
   ])('a bad database section %s is exit 2 naming the key, password masked', async (content, pattern) => {
@@ -117,10 +133,19 @@ describe('config discovery and validation', () => {
   test('an unknown key, at the top or in a section, names the nearest known key (or the known ones)', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'license-manager.config.json');
-    fs.writeFileSync(file, JSON.stringify({ webhook: {}, timeZone: 'UTC', webhooks: { enabeld: true, urll: null, colour: 'blue' }, expirations: { timezone: 'UTC' } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ webhook: {}, timeZone: 'UTC', webhooks: { enabeld: true, urll: null, colour: 'blue' }, expirations: { timezone: 'UTC' } }),
+    );
     const error = (await loadConfig({ cwd: dir }).catch((caught: unknown) => caught)) as ExitError;
     expect(error.code).toBe(2);
-    expect(error.message.split('\n').slice(1).map((line) => line.trim()).sort()).toEqual([
+    expect(
+      error.message
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim())
+        .sort(),
+    ).toEqual([
       'expirations.timezone: unknown key; did you mean "expirations.timeZone"?',
       'timeZone: unknown key; did you mean "expirations.timeZone"?',
       'webhook: unknown key; did you mean "webhooks"?',
@@ -147,7 +172,10 @@ describe('config discovery and validation', () => {
     const file = path.join(dir, 'license-manager.config.js');
     fs.writeFileSync(file, 'export default new Promise(() => {});\n');
     const started = Date.now();
-    await expectUsageError(loadConfig({ cwd: dir }), new RegExp(`Config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} did not finish loading within 10 s`));
+    await expectUsageError(
+      loadConfig({ cwd: dir }),
+      new RegExp(`Config file ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} did not finish loading within 10 s`),
+    );
     expect(Date.now() - started).toBeLessThan(20_000);
   }, 30_000);
 
@@ -217,7 +245,10 @@ forEachDialect('settings', ({ workspace }) => {
     const ws = workspace();
     await ws.run((context) => settingsSet(context, 'warning-days', '3', new Date()));
     await ws.run((context) => settingsSet(context, 'webhook-url', 'https://old.example/', new Date()));
-    await expectUsageError(ws.run((context) => settingsSet(context, key, value, new Date())), pattern);
+    await expectUsageError(
+      ws.run((context) => settingsSet(context, key, value, new Date())),
+      pattern,
+    );
     const rows = await ws.run((context) => context.db.selectFrom('settings').select(['key', 'value']).orderBy('key').execute());
     expect(rows).toEqual([
       { key: 'warning-days', value: '3' },
@@ -232,7 +263,10 @@ forEachDialect('settings', ({ workspace }) => {
     expect(stored).toEqual([{ value: 'Europe/Berlin' }]);
     // A row stored in another case (by an earlier version, or by hand) reads canonically as well.
     await ws.run(({ db }) => db.updateTable('settings').set({ value: 'america/new_york' }).where('key', '=', 'time-zone').execute());
-    const shown = await ws.run(async (context) => ({ zone: context.config.expirations.timeZone, setting: settingsList(context).find((setting) => setting.key === 'time-zone')?.value }));
+    const shown = await ws.run(async (context) => ({
+      zone: context.config.expirations.timeZone,
+      setting: settingsList(context).find((setting) => setting.key === 'time-zone')?.value,
+    }));
     expect(shown).toEqual({ zone: 'America/New_York', setting: 'America/New_York' });
   });
 
@@ -247,10 +281,18 @@ forEachDialect('settings', ({ workspace }) => {
 
   test('time-zone and warning-days none: set, read back, and what the run uses', async () => {
     const ws = workspace({ expirations: { timeZone: 'America/Los_Angeles', warningDays: [] } });
-    const fromFile = await ws.run(async (context) => ({ zone: context.config.expirations.timeZone, days: context.config.expirations.warningDays, list: settingsList(context) }));
+    const fromFile = await ws.run(async (context) => ({
+      zone: context.config.expirations.timeZone,
+      days: context.config.expirations.warningDays,
+      list: settingsList(context),
+    }));
     expect(fromFile.zone).toBe('America/Los_Angeles');
     expect(fromFile.days).toEqual([]);
-    expect(fromFile.list.filter((setting) => setting.key === 'time-zone' || setting.key === 'warning-days').map(({ key, value, source }) => ({ key, value, source }))).toEqual([
+    expect(
+      fromFile.list
+        .filter((setting) => setting.key === 'time-zone' || setting.key === 'warning-days')
+        .map(({ key, value, source }) => ({ key, value, source })),
+    ).toEqual([
       { key: 'warning-days', value: 'none', source: 'config' },
       { key: 'time-zone', value: 'America/Los_Angeles', source: 'config' },
     ]);
@@ -265,18 +307,27 @@ forEachDialect('settings', ({ workspace }) => {
     [{ lookbackDays: 0 }, /expirations\.lookbackDays: must be at least 1/],
   ])('config expirations %j is exit 2 naming the key', async (expirations, pattern) => {
     const ws = workspace({ expirations });
-    await expectUsageError(ws.run(async () => undefined), pattern);
+    await expectUsageError(
+      ws.run(async () => undefined),
+      pattern,
+    );
   });
 
   test('a bad environment variable is exit 2 naming it', async () => {
     const ws = workspace({}, { LICENSE_MANAGER_WEBHOOK_URL: 'localhost:8000' });
-    await expectUsageError(ws.run(async () => undefined), /LICENSE_MANAGER_WEBHOOK_URL/);
+    await expectUsageError(
+      ws.run(async () => undefined),
+      /LICENSE_MANAGER_WEBHOOK_URL/,
+    );
   });
 
   test('webhooks enabled without a URL: exit 2 and nothing written', async () => {
     const ws = workspace({ webhooks: { enabled: true } });
     await ws.seed([{ license_code: 'X', expires_at: '2024-01-14T00:00:00Z' }]);
-    await expectUsageError(ws.run((context) => processExpirations(context, { now: new Date('2024-01-15T00:00:00Z') })), /no webhook URL is set/);
+    await expectUsageError(
+      ws.run((context) => processExpirations(context, { now: new Date('2024-01-15T00:00:00Z') })),
+      /no webhook URL is set/,
+    );
     const state = await ws.run(async (context) => ({
       deliveries: await context.db.selectFrom('webhook_deliveries').selectAll().execute(),
       status: (await context.db.selectFrom('licenses').select('status').executeTakeFirstOrThrow()).status,

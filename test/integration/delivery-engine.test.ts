@@ -90,7 +90,10 @@ forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
 forEachDialect('a run whose own leases lapsed (paused, or its database frozen, past the lease)', ({ workspace }) => {
   test('it never claims its own lapsed deliveries back: what it holds is not sent twice, and the next run sends it', async () => {
     const ws = workspace({ webhooks: { enabled: true, concurrency: 4, retryDelaysMs: [1500] } });
-    await ws.seed([aLicense({ license_code: 'WAITS', expires_at: '2024-01-14T00:00:00Z' }), aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' })]);
+    await ws.seed([
+      aLicense({ license_code: 'WAITS', expires_at: '2024-01-14T00:00:00Z' }),
+      aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' }),
+    ]);
     // WAITS fails once and waits 1.5 s for its retry; SLOW answers after 600 ms, and its end makes the run claim again.
     receiver = await startReceiver((request, index) => (licenseOf(request.body) === 'SLOW' ? { delayMs: 600, status: 200 } : index < 2 ? 500 : 200));
     ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 4, retryDelaysMs: [1500] } });

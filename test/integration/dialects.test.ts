@@ -27,7 +27,9 @@ describe('the table prefix plugin', () => {
     expect(raw).toBe('update "lm_settings" set value = 1');
     const other = (db as unknown as Kysely<Record<string, { id: number }>>).selectFrom('lm_licenses').select('id').compile().sql;
     expect(other).toBe('select "id" from "lm_licenses"');
-    expect(db.schema.createIndex('licenses_status').on('licenses').column('status').compile().sql).toBe('create index "lm_licenses_status" on "lm_licenses" ("status")');
+    expect(db.schema.createIndex('licenses_status').on('licenses').column('status').compile().sql).toBe(
+      'create index "lm_licenses_status" on "lm_licenses" ("status")',
+    );
   });
 });
 
@@ -60,7 +62,12 @@ forEachDialect('storage', ({ workspace, dialect }) => {
     const ws = workspace();
     await ws.seed([{ license_code: 'TWICE' }]);
     const delivery = (id: string) => ({ event_id: id, event_key: 'license.expired:1:2025-01-14', event_type: 'license.expired', license_id: 1, body: '{}' });
-    const results = await ws.run(({ db }) => Promise.all([recordEvents(db, newDeliveries([delivery('a')]), { expired: [], reactivated: [] }, 'T'), recordEvents(db, newDeliveries([delivery('b')]), { expired: [], reactivated: [] }, 'T')]));
+    const results = await ws.run(({ db }) =>
+      Promise.all([
+        recordEvents(db, newDeliveries([delivery('a')]), { expired: [], reactivated: [] }, 'T'),
+        recordEvents(db, newDeliveries([delivery('b')]), { expired: [], reactivated: [] }, 'T'),
+      ]),
+    );
     expect(results.map((result) => result.inserted).sort((a, b) => a - b)).toEqual([0, 1]);
     const rows = await ws.run(({ db }) => db.selectFrom('webhook_deliveries').select(['event_key', 'status']).execute());
     expect(rows).toEqual([{ event_key: 'license.expired:1:2025-01-14', status: 'pending' }]);
@@ -165,7 +172,9 @@ forEachDialect(
       const error = (await ws.run(({ db }) => slow(db)).catch((caught: unknown) => caught)) as ExitError;
       expect(error).toBeInstanceOf(ExitError);
       expect(error.code).toBe(1);
-      expect(error.message).toMatch(/^A query on (PostgreSQL|MySQL) database "lm_test_\w+" on 127\.0\.0\.1:\d+ \(.*\) ran longer than the server's statement time limit and was cancelled \(.*\)\. The server answers; raise (statement_timeout|max_statement_time)/);
+      expect(error.message).toMatch(
+        /^A query on (PostgreSQL|MySQL) database "lm_test_\w+" on 127\.0\.0\.1:\d+ \(.*\) ran longer than the server's statement time limit and was cancelled \(.*\)\. The server answers; raise (statement_timeout|max_statement_time)/,
+      );
       expect(error.message).not.toMatch(/Cannot reach|Lost the connection/);
     });
   },

@@ -72,7 +72,9 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
       const headers = Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, String(value)]));
       expect(new Webhook(CHAT_SECRET).verify(request.body.toString('utf8'), headers)).toEqual(JSON.parse(request.body.toString('utf8')));
     }
-    const delivered = await ws.rows<{ endpoint: string; n: unknown }>("select endpoint, count(*) as n from webhook_deliveries where status = 'delivered' group by endpoint order by endpoint");
+    const delivered = await ws.rows<{ endpoint: string; n: unknown }>(
+      "select endpoint, count(*) as n from webhook_deliveries where status = 'delivered' group by endpoint order by endpoint",
+    );
     expect(delivered.map((row) => ({ endpoint: row.endpoint, n: Number(row.n) }))).toEqual([
       { endpoint: 'chat', n: 5 },
       { endpoint: 'crm', n: 3 },
@@ -95,7 +97,9 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 4, delivered: 4, locked: 0 });
     // Not counted as left over or locked: parked.
     expect([main.requests.length, crm.requests.length]).toEqual([4, 0]);
-    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual(Array(4).fill({ status: 'parked', status_reason: 'endpoint disabled' }));
+    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual(
+      Array(4).fill({ status: 'parked', status_reason: 'endpoint disabled' }),
+    );
 
     ws.configure({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [crmEntry] } });
     fs.chmodSync(ws.configFile, 0o600);
@@ -130,7 +134,10 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     // Retries across runs count their window from when an event was recorded, by the real clock: no --now here.
     const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19) + 'Z';
     await ws.seed(Array.from({ length: 3 }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: yesterday })));
-    const crmRows = () => ws.rows<{ status: string; status_reason: string | null; next_attempt_at: string | null }>("select status, status_reason, next_attempt_at from webhook_deliveries where endpoint = 'crm' order by id");
+    const crmRows = () =>
+      ws.rows<{ status: string; status_reason: string | null; next_attempt_at: string | null }>(
+        "select status, status_reason, next_attempt_at from webhook_deliveries where endpoint = 'crm' order by id",
+      );
     const parkedByOperator = Array(3).fill({ status: 'parked', status_reason: 'endpoint disabled', next_attempt_at: null });
 
     // Recorded while disabled: parked at once, nothing sent, exit 0 (no receiver failed).

@@ -42,11 +42,20 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
     fs.chmodSync(ws.configFile, 0o600);
     db = await openAtOldSchema(ws);
     expect((await migratorFor(db, ws, BEFORE_ENDPOINTS).migrateToLatest()).error).toBeUndefined();
-    await db.insertInto('licenses').values({ license_code: 'OLD', expires_at: '2025-06-30', created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' }).execute();
+    await db
+      .insertInto('licenses')
+      .values({ license_code: 'OLD', expires_at: '2025-06-30', created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' })
+      .execute();
     const { id } = await db.selectFrom('licenses').select('id').executeTakeFirstOrThrow();
-    await db.insertInto('webhook_deliveries').values([row('sent', 'delivered', id), row('waiting', 'pending', id)]).execute();
+    await db
+      .insertInto('webhook_deliveries')
+      .values([row('sent', 'delivered', id), row('waiting', 'pending', id)])
+      .execute();
     const sent = await db.selectFrom('webhook_deliveries').select('id').where('event_id', '=', 'id-sent').executeTakeFirstOrThrow();
-    await db.insertInto('webhook_attempts').values({ delivery_id: sent.id, attempt: 1, started_at: '2025-01-23T08:00:01Z', duration_ms: 5, status_code: 200, error: null }).execute();
+    await db
+      .insertInto('webhook_attempts')
+      .values({ delivery_id: sent.id, attempt: 1, started_at: '2025-01-23T08:00:01Z', duration_ms: 5, status_code: 200, error: null })
+      .execute();
     await db.destroy();
     db = undefined;
 
@@ -77,10 +86,34 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
     await ws.run(async (context) => {
       const base = { ...row('x', 'pending', 1), license_id: null };
       await context.db.insertInto('webhook_deliveries').values(base).execute();
-      await context.db.insertInto('webhook_deliveries').values({ ...base, endpoint: 'crm' }).execute();
-      expect(await failure(context.db.insertInto('webhook_deliveries').values({ ...base, endpoint: 'crm' }).execute())).toMatch(/unique|duplicate/i);
-      expect(await failure(context.db.insertInto('webhook_deliveries').values({ ...base, event_id: 'another-id' }).execute())).toMatch(/unique|duplicate/i);
-      expect(await failure(context.db.insertInto('webhook_deliveries').values({ ...base, event_key: 'another-key' }).execute())).toMatch(/unique|duplicate/i);
+      await context.db
+        .insertInto('webhook_deliveries')
+        .values({ ...base, endpoint: 'crm' })
+        .execute();
+      expect(
+        await failure(
+          context.db
+            .insertInto('webhook_deliveries')
+            .values({ ...base, endpoint: 'crm' })
+            .execute(),
+        ),
+      ).toMatch(/unique|duplicate/i);
+      expect(
+        await failure(
+          context.db
+            .insertInto('webhook_deliveries')
+            .values({ ...base, event_id: 'another-id' })
+            .execute(),
+        ),
+      ).toMatch(/unique|duplicate/i);
+      expect(
+        await failure(
+          context.db
+            .insertInto('webhook_deliveries')
+            .values({ ...base, event_key: 'another-key' })
+            .execute(),
+        ),
+      ).toMatch(/unique|duplicate/i);
     });
     expect(await ws.rows('select endpoint from webhook_deliveries order by endpoint')).toEqual([{ endpoint: 'crm' }, { endpoint: 'default' }]);
   });
@@ -93,9 +126,17 @@ forEachDialect('migration 0008: endpoints', ({ workspace }) => {
       await context.db.insertInto('endpoints').values(endpoint).execute();
       const { id } = await context.db.selectFrom('endpoints').select('id').where('name', '=', 'crm').executeTakeFirstOrThrow();
       expect(await failure(context.db.insertInto('endpoints').values(endpoint).execute())).toMatch(/unique|duplicate/i);
-      await context.db.insertInto('endpoint_headers').values({ endpoint_id: id, name: 'X-Api-Key', value: 'k'.repeat(4096) }).execute();
-      expect(await failure(context.db.insertInto('endpoint_headers').values({ endpoint_id: id, name: 'X-Api-Key', value: 'again' }).execute())).toMatch(/unique|duplicate/i);
-      await context.db.insertInto('endpoint_secrets').values({ endpoint_id: id, secret: 's'.repeat(1024), valid_until: '2025-01-24T10:00:00Z' }).execute();
+      await context.db
+        .insertInto('endpoint_headers')
+        .values({ endpoint_id: id, name: 'X-Api-Key', value: 'k'.repeat(4096) })
+        .execute();
+      expect(await failure(context.db.insertInto('endpoint_headers').values({ endpoint_id: id, name: 'X-Api-Key', value: 'again' }).execute())).toMatch(
+        /unique|duplicate/i,
+      );
+      await context.db
+        .insertInto('endpoint_secrets')
+        .values({ endpoint_id: id, secret: 's'.repeat(1024), valid_until: '2025-01-24T10:00:00Z' })
+        .execute();
       await context.db.deleteFrom('endpoints').where('id', '=', id).execute();
     });
     expect(await ws.rows('select name from endpoints')).toEqual([]);
@@ -110,11 +151,23 @@ test('SQLite: after the rebuild, foreign keys are checked again and the indexes 
   await ws.ready();
   const indexes = await ws.run(async (context) => {
     expect(
-      await failure(context.db.insertInto('webhook_attempts').values({ delivery_id: 987_654, attempt: 1, started_at: NOW, duration_ms: 1, status_code: null, error: null }).execute()),
+      await failure(
+        context.db
+          .insertInto('webhook_attempts')
+          .values({ delivery_id: 987_654, attempt: 1, started_at: NOW, duration_ms: 1, status_code: null, error: null })
+          .execute(),
+      ),
     ).toMatch(/FOREIGN KEY/);
-    const { rows } = await sql<{ name: string }>`select name from sqlite_master where type = 'index' and tbl_name = 'webhook_deliveries' and sql is not null order by name`.execute(context.db);
+    const { rows } = await sql<{
+      name: string;
+    }>`select name from sqlite_master where type = 'index' and tbl_name = 'webhook_deliveries' and sql is not null order by name`.execute(context.db);
     return rows.map((index) => index.name);
   });
   // 0009's rebuild (the status check) keeps them too, and adds the due-deferred one.
-  expect(indexes).toEqual(['webhook_deliveries_license_id', 'webhook_deliveries_status', 'webhook_deliveries_status_endpoint', 'webhook_deliveries_status_endpoint_next_attempt']);
+  expect(indexes).toEqual([
+    'webhook_deliveries_license_id',
+    'webhook_deliveries_status',
+    'webhook_deliveries_status_endpoint',
+    'webhook_deliveries_status_endpoint_next_attempt',
+  ]);
 });

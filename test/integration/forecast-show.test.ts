@@ -33,7 +33,11 @@ describe('licenses forecast', () => {
     expect(parsed.days).toHaveLength(21);
     expect(parsed.days[0]!.date).toBe('2025-01-10');
     for (const day of parsed.days) expect(Object.keys(day)).toEqual(['date', 'counts']);
-    const busy = parsed.days.flatMap((day) => Object.entries(day.counts).filter(([, n]) => n > 0).map(([type, n]) => `${day.date} ${type} ${n}`));
+    const busy = parsed.days.flatMap((day) =>
+      Object.entries(day.counts)
+        .filter(([, n]) => n > 0)
+        .map(([type, n]) => `${day.date} ${type} ${n}`),
+    );
     expect(busy).toEqual([
       // D expired last evening, not announced yet: due on the first day. A is 7 days out. B (PRO, 14) is 14 days out.
       '2025-01-10 license.expiring 2',
@@ -65,7 +69,10 @@ describe('licenses forecast', () => {
   test('--warning-days is a dry run of a settings change: other counts, nothing stored; --product narrows', async () => {
     const ws = await project();
     const dry = await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '21', '--warning-days', '10,3', '--json']);
-    const counts = (stdout: string) => (JSON.parse(stdout) as { days: Array<{ date: string; counts: Record<string, number> }> }).days.filter((day) => day.counts['license.expiring']! > 0).map((day) => `${day.date} ${day.counts['license.expiring']}`);
+    const counts = (stdout: string) =>
+      (JSON.parse(stdout) as { days: Array<{ date: string; counts: Record<string, number> }> }).days
+        .filter((day) => day.counts['license.expiring']! > 0)
+        .map((day) => `${day.date} ${day.counts['license.expiring']}`);
     // A (BASIC) now 3 days before; B keeps its product's 14.
     expect(counts(dry.stdout)).toEqual(['2025-01-10 2', '2025-01-14 1']);
     expect(await ws.rows('select key from settings')).toEqual([]);
@@ -78,10 +85,12 @@ describe('licenses forecast', () => {
     expect(unknown.stderr).toMatch(/--product NOPE: no license has product "NOPE"/);
   });
 
-  test('what the job records is not forecast again: after the day\'s run, the first day counts nothing of it', async () => {
+  test("what the job records is not forecast again: after the day's run, the first day counts nothing of it", async () => {
     const ws = await project();
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
-    const after = JSON.parse((await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '1', '--json'])).stdout) as { days: Array<{ counts: Record<string, number> }> };
+    const after = JSON.parse((await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '1', '--json'])).stdout) as {
+      days: Array<{ counts: Record<string, number> }>;
+    };
     expect(Object.values(after.days[0]!.counts)).toEqual([0, 0, 0, 0]);
   });
 

@@ -23,15 +23,21 @@ afterEach(async () => {
 });
 
 describe('the URLs each service expects', () => {
-  test('Healthchecks: /start, then the URL itself on exit 0 or /<exit status>, with the run id; the operator\'s query stays', () => {
+  test("Healthchecks: /start, then the URL itself on exit 0 or /<exit status>, with the run id; the operator's query stays", () => {
     const target = hc('https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11?create=1');
-    expect(startPing(target, RUN)).toEqual({ phase: 'start', url: `https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/start?create=1&rid=${RUN}`, body: '' });
+    expect(startPing(target, RUN)).toEqual({
+      phase: 'start',
+      url: `https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/start?create=1&rid=${RUN}`,
+      body: '',
+    });
     expect(endPing(target, { runId: RUN, exitCode: 0, summary: '3 events recorded, 3 delivered' })).toEqual({
       phase: 'end',
       url: `https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11?create=1&rid=${RUN}`,
       body: '3 events recorded, 3 delivered',
     });
-    expect(endPing(target, { runId: RUN, exitCode: 3, summary: 'x' }).url).toBe(`https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/3?create=1&rid=${RUN}`);
+    expect(endPing(target, { runId: RUN, exitCode: 3, summary: 'x' }).url).toBe(
+      `https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/3?create=1&rid=${RUN}`,
+    );
     expect(endPing(target, { runId: RUN, exitCode: 4, summary: 'x' }).url).toContain('/4?');
     // Healthchecks takes exit statuses 0 to 255; anything else is still a failure.
     expect(endPing(target, { runId: RUN, exitCode: 300, summary: 'x' }).url).toContain('/fail?');
@@ -47,9 +53,17 @@ describe('the URLs each service expects', () => {
 
   test('Cronitor: state=run|complete|fail with the series, the exit status and the summary as message (at most 2000 characters)', () => {
     const target: PingTarget = { url: 'https://cronitor.link/p/0123456789abcdef0123456789abcdef/license-expirations?env=production', kind: 'cronitor' };
-    expect(startPing(target, RUN).url).toBe(`https://cronitor.link/p/0123456789abcdef0123456789abcdef/license-expirations?env=production&state=run&series=${RUN}`);
+    expect(startPing(target, RUN).url).toBe(
+      `https://cronitor.link/p/0123456789abcdef0123456789abcdef/license-expirations?env=production&state=run&series=${RUN}`,
+    );
     const ok = new URL(endPing(target, { runId: RUN, exitCode: 0, summary: '2 recorded,\n2 delivered' }).url);
-    expect(Object.fromEntries(ok.searchParams)).toEqual({ env: 'production', state: 'complete', series: RUN, status_code: '0', message: '2 recorded, 2 delivered' });
+    expect(Object.fromEntries(ok.searchParams)).toEqual({
+      env: 'production',
+      state: 'complete',
+      series: RUN,
+      status_code: '0',
+      message: '2 recorded, 2 delivered',
+    });
     const failed = endPing(target, { runId: RUN, exitCode: 3, summary: 'é'.repeat(5000) });
     const params = new URL(failed.url).searchParams;
     expect(params.get('state')).toBe('fail');
@@ -60,7 +74,9 @@ describe('the URLs each service expects', () => {
 
   test('Sentry Crons: status=in_progress|ok|error with our run id as check_in_id, and the duration in seconds', () => {
     const target: PingTarget = { url: 'https://o0.ingest.sentry.io/api/0/cron/license-expirations/examplePublicKey/?environment=prod', kind: 'sentry' };
-    expect(startPing(target, RUN).url).toBe(`https://o0.ingest.sentry.io/api/0/cron/license-expirations/examplePublicKey/?environment=prod&status=in_progress&check_in_id=${RUN}`);
+    expect(startPing(target, RUN).url).toBe(
+      `https://o0.ingest.sentry.io/api/0/cron/license-expirations/examplePublicKey/?environment=prod&status=in_progress&check_in_id=${RUN}`,
+    );
     const ok = new URL(endPing(target, { runId: RUN, exitCode: 0, summary: 'fine', durationMs: 12_345 }).url);
     expect(Object.fromEntries(ok.searchParams)).toEqual({ environment: 'prod', status: 'ok', check_in_id: RUN, duration: '12.345' });
     const failed = endPing(target, { runId: RUN, exitCode: 1, summary: 'broke' });
@@ -123,12 +139,21 @@ describe('the ping URL as printed', () => {
 });
 
 describe('pinging a real receiver', () => {
-  test('start and end pings arrive as POSTs with the run id, and the summary as the end ping\'s body', async () => {
+  test("start and end pings arrive as POSTs with the run id, and the summary as the end ping's body", async () => {
     receiver = await startReceiver();
     const target = hc(`http://127.0.0.1:${receiver.port}/ping/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11?create=1`);
     const start = await sendPing(startPing(target, RUN), { clock, userAgent: 'license-manager/9.9.9' });
     const end = await sendPing(endPing(target, { runId: RUN, exitCode: 3, summary: '5 recorded, 4 delivered, 1 abandoned' }), { clock });
-    expect(start).toEqual({ phase: 'start', ok: true, target: `http://127.0.0.1:${receiver.port}/ping/****/start`, at: '2026-03-01T02:00:00.000Z', attempts: 1, statusCode: 200, error: null, durationMs: expect.any(Number) });
+    expect(start).toEqual({
+      phase: 'start',
+      ok: true,
+      target: `http://127.0.0.1:${receiver.port}/ping/****/start`,
+      at: '2026-03-01T02:00:00.000Z',
+      attempts: 1,
+      statusCode: 200,
+      error: null,
+      durationMs: expect.any(Number),
+    });
     expect(end.ok).toBe(true);
     const [first, second] = receiver.requests;
     expect(first).toMatchObject({ method: 'POST', url: `/ping/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/start?create=1&rid=${RUN}` });
@@ -206,7 +231,9 @@ describe('pinging a real receiver', () => {
     const result = await sendPing(startPing(hc(url), RUN), { clock });
     expect(result).toMatchObject({ ok: false, attempts: 2, statusCode: null });
     expect(result.error).toMatch(/ECONNREFUSED/);
-    expect(pingWarning(result)).toMatch(/^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/webhook\/start failed after 2 attempts \(.*ECONNREFUSED.*\); the run's exit status does not change/);
+    expect(pingWarning(result)).toMatch(
+      /^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/webhook\/start failed after 2 attempts \(.*ECONNREFUSED.*\); the run's exit status does not change/,
+    );
   });
 
   test('a ping never throws, even for a URL no client can send', async () => {
@@ -217,8 +244,20 @@ describe('pinging a real receiver', () => {
 
   test('Cronitor and Sentry pings reach the receiver with their own parameters and no body', async () => {
     receiver = await startReceiver(() => ({ status: 202 }));
-    await sendPing(endPing({ url: `http://127.0.0.1:${receiver.port}/p/0123456789abcdef0123456789abcdef/nightly`, kind: 'cronitor' }, { runId: RUN, exitCode: 4, summary: '1 deferred' }), { clock });
-    await sendPing(endPing({ url: `http://127.0.0.1:${receiver.port}/api/0/cron/nightly/key/`, kind: 'sentry' }, { runId: RUN, exitCode: 0, summary: 'fine', durationMs: 1500 }), { clock });
+    await sendPing(
+      endPing(
+        { url: `http://127.0.0.1:${receiver.port}/p/0123456789abcdef0123456789abcdef/nightly`, kind: 'cronitor' },
+        { runId: RUN, exitCode: 4, summary: '1 deferred' },
+      ),
+      { clock },
+    );
+    await sendPing(
+      endPing(
+        { url: `http://127.0.0.1:${receiver.port}/api/0/cron/nightly/key/`, kind: 'sentry' },
+        { runId: RUN, exitCode: 0, summary: 'fine', durationMs: 1500 },
+      ),
+      { clock },
+    );
     expect(receiver.requests.map((request) => [request.method, request.url, request.body.length])).toEqual([
       ['POST', `/p/0123456789abcdef0123456789abcdef/nightly?state=fail&series=${RUN}&status_code=4&message=1+deferred`, 0],
       ['POST', `/api/0/cron/nightly/key/?status=ok&check_in_id=${RUN}&duration=1.500`, 0],

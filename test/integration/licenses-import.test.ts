@@ -22,12 +22,20 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     const result = await ws.run((context) => importLicenses(context, SAMPLE, now));
     expect(result).toMatchObject({ format: 'csv', rows: 10, inserted: 10, updated: 0 });
     const rows = await ws.run((context) => listLicenses(context, { now }));
-    expect(rows.find((row) => row.license_code === 'LIC-0005')).toMatchObject({ product_name: 'Plugin, Lifetime', expires_at: null, updates_until: '2025-01-10T00:00:00Z' });
+    expect(rows.find((row) => row.license_code === 'LIC-0005')).toMatchObject({
+      product_name: 'Plugin, Lifetime',
+      expires_at: null,
+      updates_until: '2025-01-10T00:00:00Z',
+    });
   });
 
   test('JSON array and NDJSON, offsets normalised to UTC seconds, a date alone kept as a date; upsert by license_code keeps columns the file leaves out', async () => {
     const ws = workspace();
-    const json = write(ws.dir, 'a.json', JSON.stringify([{ id: 7, license_code: 'A', email: 'a@example.com', expires_at: '2025-01-20T10:00:00.123+02:00' }, { license_code: 'B' }]));
+    const json = write(
+      ws.dir,
+      'a.json',
+      JSON.stringify([{ id: 7, license_code: 'A', email: 'a@example.com', expires_at: '2025-01-20T10:00:00.123+02:00' }, { license_code: 'B' }]),
+    );
     expect(await ws.run((context) => importLicenses(context, json, now))).toMatchObject({ format: 'json', inserted: 2, updated: 0 });
     const ndjson = write(ws.dir, 'b.ndjson', '{"license_code":"A","expires_at":"2026-01-20"}\n\n{"license_code":"C","status":"suspended"}\n');
     expect(await ws.run((context) => importLicenses(context, ndjson, now))).toMatchObject({ format: 'ndjson', inserted: 1, updated: 1 });
@@ -47,16 +55,32 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
   });
 
   test.each([
-    ['bad-date.csv', 'license_code,expires_at\nOK-1,2025-01-01\nBAD-1,31/12/2025\n', /row 2 \(line 3\): field expires_at "31\/12\/2025" is not an ISO-8601 date/],
+    [
+      'bad-date.csv',
+      'license_code,expires_at\nOK-1,2025-01-01\nBAD-1,31/12/2025\n',
+      /row 2 \(line 3\): field expires_at "31\/12\/2025" is not an ISO-8601 date/,
+    ],
     ['no-code.json', '[{"license_code":"OK"},{"email":"x@example.com"}]', /row 2: field license_code is required/],
-    ['status.ndjson', '{"license_code":"OK"}\n{"license_code":"S","status":"paused"}\n', /row 2 \(line 2\): field status must be one of active, suspended, revoked, expired/],
+    [
+      'status.ndjson',
+      '{"license_code":"OK"}\n{"license_code":"S","status":"paused"}\n',
+      /row 2 \(line 2\): field status must be one of active, suspended, revoked, expired/,
+    ],
     ['unknown.csv', 'license_code,colour\nA,blue\n', /row 1 \(line 2\): unknown field "colour"/],
     ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
     ['broken.json', '[{"license_code":', /is not valid JSON/],
     ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 field, the header has 2\./],
     // An Excel export with ";": a quoted cell must not turn the clear message into a quote error.
-    ['excel.csv', 'license_code;expires_at;product_name\nLIC-1;2025-01-30;"Big; Pro"\n', /excel\.csv: the header \(line 1\) "license_code;expires_at;product_name" is separated by ";"; CSV files must be comma-separated/],
-    ['excel-quoted.csv', '\uFEFF"license_code";"email"\n"LIC-1";"a@example.com"\n', /excel-quoted\.csv: the header \(line 1\) ""license_code";"email"" is separated by ";"/],
+    [
+      'excel.csv',
+      'license_code;expires_at;product_name\nLIC-1;2025-01-30;"Big; Pro"\n',
+      /excel\.csv: the header \(line 1\) "license_code;expires_at;product_name" is separated by ";"; CSV files must be comma-separated/,
+    ],
+    [
+      'excel-quoted.csv',
+      '\uFEFF"license_code";"email"\n"LIC-1";"a@example.com"\n',
+      /excel-quoted\.csv: the header \(line 1\) ""license_code";"email"" is separated by ";"/,
+    ],
   ])('%s: exit 2 naming the row and field, nothing imported', async (name, content, pattern) => {
     const ws = workspace();
     const file = write(ws.dir, name, content);
@@ -85,17 +109,24 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
       { license_code: 'W', status: 'suspended', expires_at: '2025-07-01' },
     ]);
     const bad = write(ws.dir, 'bad.csv', 'license_code,support_until\nY,someday\n');
-    await expect(ws.run((context) => importLicenses(context, bad, now))).rejects.toMatchObject({ code: 2, message: expect.stringMatching(/row 1.*field support_until "someday" is not an ISO-8601 date/) });
+    await expect(ws.run((context) => importLicenses(context, bad, now))).rejects.toMatchObject({
+      code: 2,
+      message: expect.stringMatching(/row 1.*field support_until "someday" is not an ISO-8601 date/),
+    });
   });
 
   test('a file that moves expires_at into the future and names no status renews an expired license; a past date or a status does not', async () => {
     const ws = workspace();
     await ws.seed(['R', 'P', 'S'].map((license_code) => ({ license_code, status: 'expired' as const, expires_at: '2025-01-10' })));
-    const file = write(ws.dir, 'renew.json', JSON.stringify([
-      { license_code: 'R', expires_at: '2025-02-10' },
-      { license_code: 'P', expires_at: '2025-01-12' },
-      { license_code: 'S', expires_at: '2025-02-10', status: 'suspended' },
-    ]));
+    const file = write(
+      ws.dir,
+      'renew.json',
+      JSON.stringify([
+        { license_code: 'R', expires_at: '2025-02-10' },
+        { license_code: 'P', expires_at: '2025-01-12' },
+        { license_code: 'S', expires_at: '2025-02-10', status: 'suspended' },
+      ]),
+    );
     await ws.run((context) => importLicenses(context, file, now));
     const rows = await ws.run((context) => listLicenses(context, { now }));
     expect(rows.map(({ license_code, status }) => `${license_code}:${status}`)).toEqual(['R:active', 'P:expired', 'S:suspended']);
@@ -118,10 +149,25 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     const stamps = async () => (await ws.run((context) => listLicenses(context, { now }))).map((row) => row.updated_at);
     const first = await stamps();
     const later = new Date('2025-01-16T08:00:00Z');
-    expect(await ws.run((context) => importLicenses(context, SAMPLE, later))).toEqual({ file: SAMPLE, format: 'csv', rows: 10, inserted: 0, updated: 0, unchanged: 10 });
+    expect(await ws.run((context) => importLicenses(context, SAMPLE, later))).toEqual({
+      file: SAMPLE,
+      format: 'csv',
+      rows: 10,
+      inserted: 0,
+      updated: 0,
+      unchanged: 10,
+    });
     expect(await stamps()).toEqual(first);
     // One e-mail changed, one status left out (kept), one id given that is the row's own: one update.
-    const file = write(ws.dir, 'again.json', JSON.stringify([{ license_code: 'LIC-0001', email: 'new@example.com' }, { license_code: 'LIC-0002', expires_at: '2025-01-16T02:00:00Z' }, { id: 3, license_code: 'LIC-0003' }]));
+    const file = write(
+      ws.dir,
+      'again.json',
+      JSON.stringify([
+        { license_code: 'LIC-0001', email: 'new@example.com' },
+        { license_code: 'LIC-0002', expires_at: '2025-01-16T02:00:00Z' },
+        { id: 3, license_code: 'LIC-0003' },
+      ]),
+    );
     expect(await ws.run((context) => importLicenses(context, file, later))).toMatchObject({ inserted: 0, updated: 1, unchanged: 2 });
   });
 
@@ -148,7 +194,8 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     ];
     await ws.run((context) => importLicenses(context, write(ws.dir, 'own.json', JSON.stringify(own)), at));
     const codes = (rows: Array<{ license_code: string }>) => rows.map((row) => row.license_code);
-    const list = (days: number, extra: { status?: 'suspended'; limit?: number } = {}) => ws.run(async (context) => codes(await listLicenses(context, { now: at, expiringWithinDays: days, ...extra })));
+    const list = (days: number, extra: { status?: 'suspended'; limit?: number } = {}) =>
+      ws.run(async (context) => codes(await listLicenses(context, { now: at, expiringWithinDays: days, ...extra })));
     expect(await list(0)).toEqual(['LATER-TODAY']);
     expect(await list(1)).toEqual(['LATER-TODAY', 'IN-1']);
     expect(await list(6)).toEqual(['LATER-TODAY', 'IN-1', 'BLOCKED-2']);
@@ -161,7 +208,8 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
       await botble.exec(...botbleInserts(dialect, [{ reference: 'P', name: 'Product' }], dates));
       const inBotble = workspace({ database: { tablePrefix: 'lmw_', ...botble.database }, licenses: { source: 'botble' }, expirations: { timeZone } });
       const botbleList = (days: number) => inBotble.run(async (context) => codes(await listLicenses(context, { now: at, expiringWithinDays: days })));
-      for (const days of [0, 1, 6, 7]) expect(await botbleList(days)).toEqual((await list(days)).filter((code) => dates.some((license) => license.code === code)));
+      for (const days of [0, 1, 6, 7])
+        expect(await botbleList(days)).toEqual((await list(days)).filter((code) => dates.some((license) => license.code === code)));
       expect(await botbleList(7)).toEqual(['IN-1', 'BLOCKED-2', 'IN-7']);
     } finally {
       await botble.drop();

@@ -26,7 +26,10 @@ async function longNamed(workspace: (config?: Record<string, unknown>) => Worksp
   const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: SECRET } });
   fs.chmodSync(ws.configFile, 0o600);
   await ws.ready();
-  fs.writeFileSync(path.join(ws.dir, 'long.json'), JSON.stringify([{ license_code: code, customer_id: LONG_NAME, product_name: 'P'.repeat(30_000), expires_at: '2025-01-22' }]));
+  fs.writeFileSync(
+    path.join(ws.dir, 'long.json'),
+    JSON.stringify([{ license_code: code, customer_id: LONG_NAME, product_name: 'P'.repeat(30_000), expires_at: '2025-01-22' }]),
+  );
   const imported = await ws.cli(['licenses', 'import', 'long.json']);
   expect([imported.code, imported.stderr]).toEqual([0, '']);
   return ws;
@@ -72,7 +75,17 @@ forEachDialect('event bodies over 65,535 bytes', ({ workspace, dialect }) => {
       ).rows.map((column) => `${column.name.slice(ws.tablePrefix.length)} ${column.type}`),
     );
     expect(types.sort()).toEqual(
-      ['licenses.customer_id', 'licenses.email', 'licenses.product_id', 'licenses.product_name', 'runs.error', 'settings.value', 'webhook_attempts.error', 'webhook_deliveries.body', 'webhook_deliveries.last_error']
+      [
+        'licenses.customer_id',
+        'licenses.email',
+        'licenses.product_id',
+        'licenses.product_name',
+        'runs.error',
+        'settings.value',
+        'webhook_attempts.error',
+        'webhook_deliveries.body',
+        'webhook_deliveries.last_error',
+      ]
         .map((name) => `${name} longtext`)
         .sort(),
     );

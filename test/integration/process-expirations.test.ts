@@ -27,7 +27,15 @@ forEachDialect('process-expirations end to end', ({ workspace }) => {
   test('the reference fixture arrives byte for byte, signed over the raw bytes, with its headers', async () => {
     const { ws, receiver } = await setup();
     await ws.seed([
-      aLicense({ id: 123, license_code: 'LIC-ABC-123', product_id: 'PROD-001', product_name: 'My Product', customer_id: 'CUST-001', email: 'customer@example.com', expires_at: '2024-01-22T10:30:00Z' }),
+      aLicense({
+        id: 123,
+        license_code: 'LIC-ABC-123',
+        product_id: 'PROD-001',
+        product_name: 'My Product',
+        customer_id: 'CUST-001',
+        email: 'customer@example.com',
+        expires_at: '2024-01-22T10:30:00Z',
+      }),
     ]);
     const result = await ws.run((context) => processExpirations(context, { now }));
     expect(result).toMatchObject({ recorded: 1, delivered: 1, abandoned: 0 });
@@ -167,7 +175,15 @@ forEachDialect('process-expirations end to end', ({ workspace }) => {
     await ws.run(async (context) => {
       await context.db
         .insertInto('webhook_deliveries')
-        .values({ event_id: 'left-over', event_key: 'manual:1', event_type: 'license.expired', license_id: null, body: '{"left":"over"}', status: 'pending', created_at: '2024-01-14T00:00:00Z' })
+        .values({
+          event_id: 'left-over',
+          event_key: 'manual:1',
+          event_type: 'license.expired',
+          license_id: null,
+          body: '{"left":"over"}',
+          status: 'pending',
+          created_at: '2024-01-14T00:00:00Z',
+        })
         .execute();
     });
     const result = await ws.run((context) => processExpirations(context, { now }));

@@ -196,9 +196,15 @@ describe('rendering', () => {
   });
 
   (promtool ? test : test.skip)(
-    promtool ? 'promtool check metrics accepts the file, hostile labels included' : 'promtool check metrics (skipped: promtool is not installed; `apt-get install prometheus` brings it, about 96 MB)',
+    promtool
+      ? 'promtool check metrics accepts the file, hostile labels included'
+      : 'promtool check metrics (skipped: promtool is not installed; `apt-get install prometheus` brings it, about 96 MB)',
     () => {
-      for (const snapshot of [aSnapshot(), aSnapshot({ lastRun: null, lastSuccessAt: null }), aSnapshot({ endpoints: [{ name: 'we"ird\\\nname', deferred: 1, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null }] })]) {
+      for (const snapshot of [
+        aSnapshot(),
+        aSnapshot({ lastRun: null, lastSuccessAt: null }),
+        aSnapshot({ endpoints: [{ name: 'we"ird\\\nname', deferred: 1, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null }] }),
+      ]) {
         const result = spawnSync('promtool', ['check', 'metrics'], { input: renderMetrics(snapshot, now), encoding: 'utf8' });
         expect({ status: result.status, output: `${result.stdout}${result.stderr}` }).toEqual({ status: 0, output: '' });
       }
@@ -237,7 +243,11 @@ describe('writing the textfile', () => {
     const target = path.join(dir, 'textfiles');
     fs.mkdirSync(target);
     const result = await writeTextfileAtomically(target, 'x\n');
-    expect(result).toEqual({ ok: false, path: target, error: `Cannot write the metrics file ${target}: it is a folder; give the path of a file, such as ${path.join(target, 'license_manager.prom')}.` });
+    expect(result).toEqual({
+      ok: false,
+      path: target,
+      error: `Cannot write the metrics file ${target}: it is a folder; give the path of a file, such as ${path.join(target, 'license_manager.prom')}.`,
+    });
     expect(await textfileProblem(target)).toBe(`${target} is a folder; give the path of a file, such as ${path.join(target, 'license_manager.prom')}`);
     expect(fs.readdirSync(dir)).toEqual(['textfiles']);
     expect(await textfileProblem(path.join(dir, 'fine.prom'))).toBeUndefined();
@@ -277,7 +287,14 @@ describe('writing the textfile', () => {
       renderMetrics(
         aSnapshot({
           version: `v${index}`,
-          endpoints: Array.from({ length: 10 + index * index * 80 }, (__, n) => ({ name: `endpoint-${index}-${n}`, deferred: n, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null })),
+          endpoints: Array.from({ length: 10 + index * index * 80 }, (__, n) => ({
+            name: `endpoint-${index}-${n}`,
+            deferred: n,
+            parked: 0,
+            abandoned: 0,
+            consecutiveFailures: 0,
+            oldestUndeliveredAt: null,
+          })),
         }),
         now,
       ),

@@ -39,7 +39,9 @@ describe('reminder policy: config and settings', () => {
     const ws = workspace({ expirations: { lookbackDays: 7 } });
     const set = await ws.cli(['settings', 'set', 'after-expiry-days', '1,30']);
     expect(set.code).toBe(0);
-    expect(set.stderr).toMatch(/expirations\.afterExpiryDays 1 is within lookbackDays 7: .*license\.expired and license\.expired_reminder in the same run.*use after-expiry days above 7/s);
+    expect(set.stderr).toMatch(
+      /expirations\.afterExpiryDays 1 is within lookbackDays 7: .*license\.expired and license\.expired_reminder in the same run.*use after-expiry days above 7/s,
+    );
     const listed = await ws.cli(['settings', 'list']);
     expect(listed.stdout).toMatch(/after-expiry-days: .*1 is within lookbackDays 7/);
   });
@@ -67,7 +69,10 @@ describe('reminder policy: config and settings', () => {
       [{ afterExpiryDays: [-1] }, /expirations\.afterExpiryDays\.0: -1 is negative/],
       [{ afterExpiryDays: [2, 2] }, /expirations\.afterExpiryDays\.1: 2 appears more than once/],
       [{ products: { P: { warningDays: [1.5] } } }, /expirations\.products\.P\.warningDays\.0: 1\.5 is not a whole number/],
-      [{ products: { P: { warningDay: [1] } } }, /expirations\.products\.P: unknown key "warningDay": a product schedule has warningDays, afterExpiryDays and enabled/],
+      [
+        { products: { P: { warningDay: [1] } } },
+        /expirations\.products\.P: unknown key "warningDay": a product schedule has warningDays, afterExpiryDays and enabled/,
+      ],
       [{ products: { P: { enabled: 'no' } } }, /expirations\.products\.P\.enabled: must be true or false/],
     ])('config file %j', async (expirations, message) => {
       const ws = workspace({ expirations });

@@ -28,9 +28,14 @@ const LA_FIRST = '2025-03-01';
 describe('the oracle, for per-product schedules and after-expiry reminders', () => {
   test('stated by hand from the contract: PRO 14,3 and 1,10; the global 7,1 and 3; LITE 5 and none; OFF nothing', () => {
     const lines = (code: string) =>
-      expectedEvents('Europe/Berlin', withProducts(simLicenses('Europe/Berlin', '2025-03-31')).filter((license) => license.code === code), schedule('2025-03-10', 35, ['07:00']), [7, 1], 7, POLICY).map(
-        (event) => `${event.at.slice(0, 10)} ${event.type} ${event.days ?? '-'}`,
-      );
+      expectedEvents(
+        'Europe/Berlin',
+        withProducts(simLicenses('Europe/Berlin', '2025-03-31')).filter((license) => license.code === code),
+        schedule('2025-03-10', 35, ['07:00']),
+        [7, 1],
+        7,
+        POLICY,
+      ).map((event) => `${event.at.slice(0, 10)} ${event.type} ${event.days ?? '-'}`);
     // D0 (PRO) expires on 2025-03-31 (a date alone, Berlin; summer time from the 30th), its update support on 04-02.
     expect(lines('D0')).toEqual([
       '2025-03-17 license.expiring 14',
@@ -43,7 +48,12 @@ describe('the oracle, for per-product schedules and after-expiry reminders', () 
     // D1 (LITE) on 04-01: one warning at 5 days, no reminder.
     expect(lines('D1')).toEqual(['2025-03-27 license.expiring 5', '2025-04-01 license.expired -']);
     // D2 (global) on 04-02: 7 and 1 days, then 3 days after.
-    expect(lines('D2')).toEqual(['2025-03-26 license.expiring 7', '2025-04-01 license.expiring 1', '2025-04-02 license.expired -', '2025-04-05 license.expired_reminder 3']);
+    expect(lines('D2')).toEqual([
+      '2025-03-26 license.expiring 7',
+      '2025-04-01 license.expiring 1',
+      '2025-04-02 license.expired -',
+      '2025-04-05 license.expired_reminder 3',
+    ]);
     // D3 (OFF): nothing at all.
     expect(lines('D3')).toEqual([]);
   });
@@ -51,7 +61,12 @@ describe('the oracle, for per-product schedules and after-expiry reminders', () 
 
 forEachDialect('day by day with two products on their own schedules and after-expiry reminders, across DST', ({ workspace, dialect }) => {
   const cases: Array<[string, string, SimLicense[], number[]]> = [
-    ['Europe/Berlin, one run a day at 07:00 UTC', 'Europe/Berlin', withProducts(simLicenses('Europe/Berlin', BERLIN_FIRST)), schedule(BERLIN_FIRST, 50, ['07:00'])],
+    [
+      'Europe/Berlin, one run a day at 07:00 UTC',
+      'Europe/Berlin',
+      withProducts(simLicenses('Europe/Berlin', BERLIN_FIRST)),
+      schedule(BERLIN_FIRST, 50, ['07:00']),
+    ],
     [
       'America/Los_Angeles, missed days (two of every five, then a nine-day outage), runs at 15:00 UTC',
       'America/Los_Angeles',
@@ -60,13 +75,17 @@ forEachDialect('day by day with two products on their own schedules and after-ex
     ],
   ];
   for (const [name, zone, licenses, runs] of dialect === 'sqlite' ? cases : cases.slice(1)) {
-    test(name, async () => {
-      const expected = sortEvents(expectedEvents(zone, licenses, runs, [7, 1], 7, POLICY));
-      expect(expected.filter((event) => event.type === 'license.expired_reminder').length).toBeGreaterThan(20);
-      const { events, abandoned } = await simulate(zone, licenses, runs, [7, 1], 7, workspace, POLICY);
-      expect(abandoned).toBe(0);
-      expect(events).toEqual(expected);
-    }, 180_000);
+    test(
+      name,
+      async () => {
+        const expected = sortEvents(expectedEvents(zone, licenses, runs, [7, 1], 7, POLICY));
+        expect(expected.filter((event) => event.type === 'license.expired_reminder').length).toBeGreaterThan(20);
+        const { events, abandoned } = await simulate(zone, licenses, runs, [7, 1], 7, workspace, POLICY);
+        expect(abandoned).toBe(0);
+        expect(events).toEqual(expected);
+      },
+      180_000,
+    );
   }
 });
 
@@ -77,7 +96,14 @@ describe('licenses forecast against the runs it forecasts', () => {
     const config = { expirations: { warningDays: [7, 1], lookbackDays: 7, timeZone: zone, ...POLICY } };
     // The forecast first, from the data alone (nothing recorded yet), in a workspace of its own with the same licenses.
     const forecastWs = sqliteWorkspace(config);
-    await forecastWs.seed(licenses.map((license) => ({ license_code: license.code, expires_at: license.expiresAt, updates_until: license.updatesUntil, ...(license.product ? { product_id: license.product } : {}) })));
+    await forecastWs.seed(
+      licenses.map((license) => ({
+        license_code: license.code,
+        expires_at: license.expiresAt,
+        updates_until: license.updatesUntil,
+        ...(license.product ? { product_id: license.product } : {}),
+      })),
+    );
     const forecast = await forecastWs.cli(['licenses', 'forecast', '--from', BERLIN_FIRST, '--days', '30', '--json']);
     expect(forecast.code).toBe(0);
     const forecastLines = (JSON.parse(forecast.stdout) as { days: Array<{ date: string; counts: Record<string, number> }> }).days.flatMap((day) =>
@@ -106,6 +132,6 @@ describe('licenses forecast against the runs it forecasts', () => {
       .sort(([a], [b]) => a.slice(0, 10).localeCompare(b.slice(0, 10)) || order.indexOf(a.slice(11)) - order.indexOf(b.slice(11)))
       .map(([key, count]) => `${key} ${count}`);
     expect(sentLines.length).toBeGreaterThan(40);
-    expect(forecastLines.join("\n")).toEqual(sentLines.join("\n"));
+    expect(forecastLines.join('\n')).toEqual(sentLines.join('\n'));
   }, 180_000);
 });

@@ -19,11 +19,13 @@ function days(first: string, last: string): Date[] {
 
 /** What the receiver got, one `date type code [days]` line per request, sorted (one run delivers concurrently). */
 function received(): string[] {
-  return receiver!.requests.map((request) => {
-    const body = JSON.parse(request.body.toString('utf8'));
-    const days = body.payload.days_until_expiry ?? body.payload.days_since_expiry;
-    return `${String(body.timestamp).slice(0, 10)} ${body.event_type} ${body.payload.license_code}${days === undefined ? '' : ` ${days}`}`;
-  }).sort();
+  return receiver!.requests
+    .map((request) => {
+      const body = JSON.parse(request.body.toString('utf8'));
+      const days = body.payload.days_until_expiry ?? body.payload.days_since_expiry;
+      return `${String(body.timestamp).slice(0, 10)} ${body.event_type} ${body.payload.license_code}${days === undefined ? '' : ` ${days}`}`;
+    })
+    .sort();
 }
 
 forEachDialect('the job with per-product schedules and after-expiry reminders', ({ workspace }) => {
@@ -37,7 +39,11 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
   }
 
   test('each product its own warning days; enabled false sends nothing of any kind and the status still changes; reminders N days after', async () => {
-    const ws = await setup({ warningDays: [7, 1], afterExpiryDays: [3], products: { PRO: { warningDays: [14], afterExpiryDays: [5, 10] }, OFF: { enabled: false } } });
+    const ws = await setup({
+      warningDays: [7, 1],
+      afterExpiryDays: [3],
+      products: { PRO: { warningDays: [14], afterExpiryDays: [5, 10] }, OFF: { enabled: false } },
+    });
     await ws.seed([
       aLicense({ license_code: 'GLOBAL', product_id: 'BASIC', expires_at: '2025-01-20' }),
       aLicense({ license_code: 'PRO-1', product_id: 'PRO', expires_at: '2025-01-20' }),
@@ -64,7 +70,17 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
 
   test("the reminder's body: license.expired's, with days_since_expiry right after expired_at", async () => {
     const ws = await setup({ afterExpiryDays: [3] });
-    await ws.seed([aLicense({ id: 7, license_code: 'LIC-7', product_id: 'PROD-001', product_name: 'My Product', customer_id: 'CUST-001', email: 'c@example.com', expires_at: '2025-01-10T10:30:00Z' })]);
+    await ws.seed([
+      aLicense({
+        id: 7,
+        license_code: 'LIC-7',
+        product_id: 'PROD-001',
+        product_name: 'My Product',
+        customer_id: 'CUST-001',
+        email: 'c@example.com',
+        expires_at: '2025-01-10T10:30:00Z',
+      }),
+    ]);
     await runDaily(ws, days('2025-01-13', '2025-01-13'));
     expect(receiver!.requests.map((request) => request.body.toString('utf8'))).toEqual([
       '{"event_type":"license.expired_reminder","timestamp":"2025-01-13T08:00:00Z","payload":{"license_id":7,"license_code":"LIC-7","product_id":"PROD-001","product_reference_id":"My Product","customer_id":"CUST-001","email":"c@example.com","expired_at":"2025-01-10T10:30:00Z","days_since_expiry":3}}',
@@ -82,11 +98,21 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
     ]);
     await runDaily(ws, days('2025-01-10', '2025-01-11'));
     await ws.run(async (context) => {
-      await upsertLicenses(context.db, [{ license_code: 'RENEWED', expires_at: '2025-02-10', status: 'active' }, { license_code: 'SUSPENDED', status: 'suspended' }], '2025-01-12T00:00:00Z');
+      await upsertLicenses(
+        context.db,
+        [
+          { license_code: 'RENEWED', expires_at: '2025-02-10', status: 'active' },
+          { license_code: 'SUSPENDED', status: 'suspended' },
+        ],
+        '2025-01-12T00:00:00Z',
+      );
     });
     await ws.rows("delete from licenses where license_code = 'DELETED'");
     await runDaily(ws, days('2025-01-12', '2025-02-14'));
-    expect(received().filter((line) => line.includes('reminder'))).toEqual(['2025-01-13 license.expired_reminder KEPT 3', '2025-02-13 license.expired_reminder RENEWED 3']);
+    expect(received().filter((line) => line.includes('reminder'))).toEqual([
+      '2025-01-13 license.expired_reminder KEPT 3',
+      '2025-02-13 license.expired_reminder RENEWED 3',
+    ]);
   }, 60_000);
 
   test('missed days: one reminder, the latest due, with the true day count; never the same N twice', async () => {
@@ -101,7 +127,10 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
 
   test("a product's schedule change is a warning-days change: never re-notifies, a smaller day not yet sent still goes out", async () => {
     const ws = await setup({ products: { PRO: { warningDays: [7] } } });
-    await ws.seed([aLicense({ license_code: 'P', product_id: 'PRO', expires_at: '2025-01-30' }), aLicense({ license_code: 'Q', product_id: 'PRO', expires_at: '2025-02-20' })]);
+    await ws.seed([
+      aLicense({ license_code: 'P', product_id: 'PRO', expires_at: '2025-01-30' }),
+      aLicense({ license_code: 'Q', product_id: 'PRO', expires_at: '2025-02-20' }),
+    ]);
     await runDaily(ws, days('2025-01-23', '2025-01-23'));
     // Now 14 and 3 for PRO, through the settings: P already had its 7-day notice, so no 14 (never re-notified), but 3.
     await ws.run(async (context) => {
@@ -109,7 +138,12 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
       await settingsSet(context, 'product:PRO:warning-days', '14,3', new Date());
     });
     await runDaily(ws, days('2025-01-24', '2025-02-10'));
-    expect(received()).toEqual(['2025-01-23 license.expiring P 7', '2025-01-27 license.expiring P 3', '2025-01-30 license.expired P', '2025-02-06 license.expiring Q 14']);
+    expect(received()).toEqual([
+      '2025-01-23 license.expiring P 7',
+      '2025-01-27 license.expiring P 3',
+      '2025-01-30 license.expired P',
+      '2025-02-06 license.expiring Q 14',
+    ]);
   }, 60_000);
 
   test('without after-expiry days: the three events as before, and no reminder count in the result', async () => {

@@ -53,7 +53,10 @@ const statusOf = (ws: Workspace, code: string) =>
 forEachDialect('renewals and notices', ({ workspace }) => {
   async function setup(expirations: object = {}): Promise<{ ws: Workspace; receiver: Receiver }> {
     receiver = await startReceiver();
-    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: 'renewals' }, expirations: { warningDays: [7, 1], lookbackDays: 7, ...expirations } });
+    const ws = workspace({
+      webhooks: { enabled: true, url: receiver.url, secret: 'renewals' },
+      expirations: { warningDays: [7, 1], lookbackDays: 7, ...expirations },
+    });
     return { ws, receiver };
   }
 
@@ -77,12 +80,11 @@ forEachDialect('renewals and notices', ({ workspace }) => {
         '2025-03-04 R license.expiring 1 2025-03-05T10:30:00Z',
         '2025-03-06 R license.expired - 2025-03-05T10:30:00Z',
       ]);
-      expect(sent(receiver).filter((line) => line.includes(' S ')).map((line) => line.split(' ').slice(0, 4).join(' '))).toEqual([
-        '2025-02-06 S license.expired -',
-        '2025-02-26 S license.expiring 7',
-        '2025-03-04 S license.expiring 1',
-        '2025-03-06 S license.expired -',
-      ]);
+      expect(
+        sent(receiver)
+          .filter((line) => line.includes(' S '))
+          .map((line) => line.split(' ').slice(0, 4).join(' ')),
+      ).toEqual(['2025-02-06 S license.expired -', '2025-02-26 S license.expiring 7', '2025-03-04 S license.expiring 1', '2025-03-06 S license.expired -']);
     });
 
     test('before expiry: the old date is never announced as expired, the new one gets its own notices', async () => {
@@ -174,12 +176,11 @@ forEachDialect('renewals and notices', ({ workspace }) => {
       expect(catchUp.map((result) => result.reactivated)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
       expect(await statusOf(ws, 'C')).toBe('expired');
       expect(warnings).toHaveLength(8);
-      expect(warnings[0]).toMatch(/^--now 2025-01-23T08:00:00Z is earlier than the instant an earlier run applied the rules at \(2025-01-31T08:00:00Z\): a catch-up after the fact/);
+      expect(warnings[0]).toMatch(
+        /^--now 2025-01-23T08:00:00Z is earlier than the instant an earlier run applied the rules at \(2025-01-31T08:00:00Z\): a catch-up after the fact/,
+      );
       // LATER's expiry is after the run of 01-31: its warning was sent then, and the catch-up does not repeat it.
-      expect(sent(receiver)).toEqual([
-        '2025-01-31 C license.expired - 2025-01-30T00:00:00Z',
-        '2025-01-31 LATER license.expiring 6 2025-02-06T00:00:00Z',
-      ]);
+      expect(sent(receiver)).toEqual(['2025-01-31 C license.expired - 2025-01-30T00:00:00Z', '2025-01-31 LATER license.expiring 6 2025-02-06T00:00:00Z']);
     });
 
     test('a license.expired already recorded stops warnings about that expiry even when the status says active, and any "renewal" to it', async () => {
@@ -268,18 +269,22 @@ forEachDialect('renewals and notices', ({ workspace }) => {
       plans.length = 0;
       await daily(ws, '2025-01-30', '2025-01-30', { onPlan });
       // C, five years out, gets a 3650-day notice (the operator's choice, counted first); A expires; B is at 2 days: 3 was sent, 3650 is larger.
-      expect(plans.map((entry) => entry.plan)).toEqual([[
-        { type: 'license.expired', count: 1 },
-        { type: 'license.expiring', threshold: 3650, count: 1 },
-      ]]);
-      expect(sent(receiver)).toEqual([
-        '2025-01-23 A license.expiring 7 2025-01-30T00:00:00Z',
-        '2025-01-25 B license.expiring 7 2025-02-01T00:00:00Z',
-        '2025-01-29 A license.expiring 1 2025-01-30T00:00:00Z',
-        '2025-01-29 B license.expiring 3 2025-02-01T00:00:00Z',
-        '2025-01-30 A license.expired - 2025-01-30T00:00:00Z',
-        '2025-01-30 C license.expiring 1797 2030-01-01T00:00:00Z',
-      ].sort());
+      expect(plans.map((entry) => entry.plan)).toEqual([
+        [
+          { type: 'license.expired', count: 1 },
+          { type: 'license.expiring', threshold: 3650, count: 1 },
+        ],
+      ]);
+      expect(sent(receiver)).toEqual(
+        [
+          '2025-01-23 A license.expiring 7 2025-01-30T00:00:00Z',
+          '2025-01-25 B license.expiring 7 2025-02-01T00:00:00Z',
+          '2025-01-29 A license.expiring 1 2025-01-30T00:00:00Z',
+          '2025-01-29 B license.expiring 3 2025-02-01T00:00:00Z',
+          '2025-01-30 A license.expired - 2025-01-30T00:00:00Z',
+          '2025-01-30 C license.expiring 1797 2030-01-01T00:00:00Z',
+        ].sort(),
+      );
     });
 
     test('warning-days none: no license.expiring at all, expiries still announced', async () => {

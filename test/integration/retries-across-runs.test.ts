@@ -116,7 +116,9 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(first.parked).toBe(3);
     expect(crm.requests.length).toBeLessThanOrEqual(3);
     expect((await rowsOf(ws, 'crm')).map((row) => row.status)).toEqual(['parked', 'parked', 'parked']);
-    expect(await ws.rows('select endpoint, disabled_reason from endpoint_states where disabled_at is not null')).toEqual([{ endpoint: 'crm', disabled_reason: expect.stringMatching(/410 Gone/) }]);
+    expect(await ws.rows('select endpoint, disabled_reason from endpoint_states where disabled_at is not null')).toEqual([
+      { endpoint: 'crm', disabled_reason: expect.stringMatching(/410 Gone/) },
+    ]);
 
     // Disabled until enabled: a later run sends it nothing, and what was recorded for it since is parked too.
     await ws.seed([aLicense({ license_code: 'LATE', expires_at: '2025-01-22T12:00:00Z' })]);
@@ -140,12 +142,16 @@ forEachDialect('retries across runs', ({ workspace }) => {
     const proxy = await proxyFor(behind);
     await proxy.refuse();
     const healthy = await receiver();
-    const ws = workspace({ webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, concurrency: 4, endpoints: [{ name: 'crm', url: healthy.url }] } });
+    const ws = workspace({
+      webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, concurrency: 4, endpoints: [{ name: 'crm', url: healthy.url }] },
+    });
     await seeded(ws, 40);
     const first = await runAt(ws, T0);
     expect(first).toMatchObject({ delivered: 40, abandoned: 0, deferred: 40 });
     expect(first.circuits.default).toMatchObject({ state: 'open', lastError: expect.stringMatching(/ECONNREFUSED/) });
-    const attempts = await ws.rows<{ n: number }>("select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'");
+    const attempts = await ws.rows<{ n: number }>(
+      "select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'",
+    );
     // The threshold (5) plus what was in flight when it opened (at most the concurrency), not 40 x 4.
     expect(Number(attempts[0]!.n)).toBeLessThanOrEqual(5 + 4 * 4);
     expect(healthy.requests).toHaveLength(40);
@@ -153,7 +159,9 @@ forEachDialect('retries across runs', ({ workspace }) => {
     // Still refusing at the next due run: one probe, and everything deferred again at once.
     const second = await runAt(ws, at(10 * MINUTE));
     expect(second).toMatchObject({ delivered: 0, abandoned: 0, deferred: 40 });
-    const afterProbe = await ws.rows<{ n: number }>("select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'");
+    const afterProbe = await ws.rows<{ n: number }>(
+      "select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'default'",
+    );
     expect(Number(afterProbe[0]!.n)).toBe(Number(attempts[0]!.n) + 1);
 
     await proxy.accept();
@@ -181,7 +189,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(target.requests.length - from).toBe(4);
   }, 60_000);
 
-  test('retryWindowHours set to 0 while deliveries are deferred: they are still sent once due (the reference\'s schedule), or abandoned, never left waiting', async () => {
+  test("retryWindowHours set to 0 while deliveries are deferred: they are still sent once due (the reference's schedule), or abandoned, never left waiting", async () => {
     const target = await receiver(() => 503);
     const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
     await seeded(ws, 2);

@@ -17,7 +17,6 @@ afterEach(async () => {
   receiver = undefined;
 });
 
-
 // Every case runs on both HTTP clients: ofetch over the global fetch, and ofetch over undici's request (what runs use).
 describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client) => {
   let transport: Transport | undefined;
@@ -159,7 +158,10 @@ forEachDialect('the delivery log', ({ workspace }) => {
   test('concurrency: a slow event does not hold up the others', async () => {
     receiver = await startReceiver((request) => (request.body.toString().includes('SLOW') ? { delayMs: 1500, status: 200 } : 200));
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 4 } });
-    await ws.seed([aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' }), ...Array.from({ length: 20 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' }))]);
+    await ws.seed([
+      aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' }),
+      ...Array.from({ length: 20 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })),
+    ]);
     const started = Date.now();
     const result = await ws.run((context) => processExpirations(context, { now }));
     expect(result.delivered).toBe(21);
@@ -170,7 +172,10 @@ forEachDialect('the delivery log', ({ workspace }) => {
   test('an event waiting for its retry holds no concurrency slot', async () => {
     receiver = await startReceiver((request) => (request.body.toString().includes('FLAKY') ? 500 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 1, retryDelaysMs: [400, 400, 400] } });
-    await ws.seed([aLicense({ license_code: 'FLAKY', expires_at: '2024-01-14T00:00:00Z' }), ...Array.from({ length: 5 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' }))]);
+    await ws.seed([
+      aLicense({ license_code: 'FLAKY', expires_at: '2024-01-14T00:00:00Z' }),
+      ...Array.from({ length: 5 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })),
+    ]);
     const result = await ws.run((context) => processExpirations(context, { now }));
     expect(result).toMatchObject({ delivered: 5, abandoned: 1 });
     const flaky = receiver.requests.filter((request) => request.body.toString().includes('FLAKY'));

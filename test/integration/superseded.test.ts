@@ -120,7 +120,10 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     // show and its --json carry the reason; status counts superseded deliveries.
     const shown = await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id)]);
     expect(shown.stdout).toMatch(/status: +superseded at \S+\n +reason: +license suspended\n/);
-    expect(JSON.parse((await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id), '--json'])).stdout).delivery).toMatchObject({ status: 'superseded', status_reason: 'license suspended' });
+    expect(JSON.parse((await ws.cli(['deliveries', 'show', String(byCode.SUSPENDED!.id), '--json'])).stdout).delivery).toMatchObject({
+      status: 'superseded',
+      status_reason: 'license suspended',
+    });
     const status = JSON.parse((await ws.cli(['status', '--json'])).stdout);
     expect(status.deliveries.byStatus.superseded).toBe(6);
 
@@ -135,7 +138,9 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect([forced.code, forced.stderr]).toEqual([0, '']);
     expect(forced.stdout).toContain('1 superseded, sent anyway because of --force');
     expect(got(crm)).toContain('license.expiring RENEWED');
-    expect(await ws.rows(`select status, status_reason from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([{ status: 'delivered', status_reason: null }]);
+    expect(await ws.rows(`select status, status_reason from webhook_deliveries where id = ${byCode.RENEWED!.id}`)).toEqual([
+      { status: 'delivered', status_reason: null },
+    ]);
 
     // send-test-event records nothing and is never checked: a suspended license's sample still goes out, marked as a test.
     const sample = await ws.cli(['send-test-event', '--license', 'SUSPENDED']);
@@ -151,7 +156,10 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
     fs.chmodSync(ws.configFile, 0o600);
     await ws.ready();
-    await ws.seed([aLicense({ license_code: 'LATER-SUSPENDED', expires_at: `${day(5)}T12:00:00Z` }), aLicense({ license_code: 'STILL-ACTIVE', expires_at: `${day(5)}T12:00:00Z` })]);
+    await ws.seed([
+      aLicense({ license_code: 'LATER-SUSPENDED', expires_at: `${day(5)}T12:00:00Z` }),
+      aLicense({ license_code: 'STILL-ACTIVE', expires_at: `${day(5)}T12:00:00Z` }),
+    ]);
     const run = await ws.cli(['process-expirations', '--json']);
     expect(run.code).toBe(3);
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 2, abandoned: 2 });
@@ -164,7 +172,9 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect(got(main).slice(-1)).toEqual(['license.expiring STILL-ACTIVE']);
     expect(main.requests).toHaveLength(3);
     expect(
-      await ws.rows("select d.status, d.status_reason from webhook_deliveries d join licenses l on l.id = d.license_id where l.license_code = 'LATER-SUSPENDED'"),
+      await ws.rows(
+        "select d.status, d.status_reason from webhook_deliveries d join licenses l on l.id = d.license_id where l.license_code = 'LATER-SUSPENDED'",
+      ),
     ).toEqual([{ status: 'superseded', status_reason: 'license suspended' }]);
     // The text list shows the reason where an abandoned delivery shows its error.
     const list = await ws.cli(['deliveries', 'list', '--status', 'superseded']);
@@ -179,18 +189,29 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
     try {
       const soon = day(5);
       await botble.exec(
-        ...botbleInserts('sqlite', [{ reference: 'PROD-001', name: 'Product' }], [
-          { id: 1, product: 'PROD-001', code: 'B-RENEWED', customer: '1', email: null, expires: soon, updates: null },
-          { id: 2, product: 'PROD-001', code: 'B-BLOCKED', customer: '2', email: null, expires: soon, updates: null },
-          { id: 3, product: 'PROD-001', code: 'B-DELETED', customer: '3', email: null, expires: soon, updates: null },
-          { id: 4, product: 'PROD-001', code: 'B-KEPT', customer: '4', email: null, expires: soon, updates: null },
-        ]),
+        ...botbleInserts(
+          'sqlite',
+          [{ reference: 'PROD-001', name: 'Product' }],
+          [
+            { id: 1, product: 'PROD-001', code: 'B-RENEWED', customer: '1', email: null, expires: soon, updates: null },
+            { id: 2, product: 'PROD-001', code: 'B-BLOCKED', customer: '2', email: null, expires: soon, updates: null },
+            { id: 3, product: 'PROD-001', code: 'B-DELETED', customer: '3', email: null, expires: soon, updates: null },
+            { id: 4, product: 'PROD-001', code: 'B-KEPT', customer: '4', email: null, expires: soon, updates: null },
+          ],
+        ),
         ...botbleSettingInserts('sqlite', { lm_enable_webhooks: '1', lm_webhook_url: main.url, lm_webhook_secret: SECRET, lm_expiration_warning_days: '7,1' }),
       );
       const dir = tempDir();
       const config = (crmEnabled: boolean) => {
         const file = path.join(dir, 'license-manager.config.json');
-        fs.writeFileSync(file, JSON.stringify({ database: { ...botble.database, tablePrefix: 'lm_ours_' }, licenses: { source: 'botble' }, webhooks: { retryDelaysMs: [10], endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] } }));
+        fs.writeFileSync(
+          file,
+          JSON.stringify({
+            database: { ...botble.database, tablePrefix: 'lm_ours_' },
+            licenses: { source: 'botble' },
+            webhooks: { retryDelaysMs: [10], endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] },
+          }),
+        );
         fs.chmodSync(file, 0o600);
       };
       config(false);
@@ -200,14 +221,20 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
       expect(first.stderr).toBe('');
       expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 4, delivered: 4 });
 
-      await botble.exec(`update lm_licenses set expires_at = '${day(400)}' where id = 1`, 'update lm_licenses set is_valid = 0 where id = 2', 'delete from lm_licenses where id = 3');
+      await botble.exec(
+        `update lm_licenses set expires_at = '${day(400)}' where id = 1`,
+        'update lm_licenses set is_valid = 0 where id = 2',
+        'delete from lm_licenses where id = 3',
+      );
       const checksum = await botble.checksum();
       config(true);
       // The text summary counts them and says why for each.
       const second = await cli('process-expirations');
       expect([second.code, second.stderr]).toEqual([0, '']);
       expect(second.stdout).toContain('  delivered 1, abandoned 0, superseded 3\n');
-      expect(second.stdout).toContain('  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):\n');
+      expect(second.stdout).toContain(
+        '  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):\n',
+      );
       expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license suspended$/m);
       expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license 3 no longer exists \(deleted\)$/m);
       expect(got(crm)).toEqual(['license.expiring B-KEPT']);
@@ -259,8 +286,18 @@ forEachDialect('superseded deferred deliveries', ({ workspace }) => {
     );
     expect(rows).toEqual([
       { license_code: 'D-KEPT', status: 'delivered', status_reason: null, next_attempt_at: null },
-      { license_code: 'D-PASSED', status: 'superseded', status_reason: 'the license expired at 2025-01-23T10:05:00Z, before this warning could be sent', next_attempt_at: null },
-      { license_code: 'D-RENEWED', status: 'superseded', status_reason: 'license renewed: it now expires on 2026-01-30 (this notice is about 2025-01-30)', next_attempt_at: null },
+      {
+        license_code: 'D-PASSED',
+        status: 'superseded',
+        status_reason: 'the license expired at 2025-01-23T10:05:00Z, before this warning could be sent',
+        next_attempt_at: null,
+      },
+      {
+        license_code: 'D-RENEWED',
+        status: 'superseded',
+        status_reason: 'license renewed: it now expires on 2026-01-30 (this notice is about 2025-01-30)',
+        next_attempt_at: null,
+      },
       { license_code: 'D-SUSPENDED', status: 'superseded', status_reason: 'license suspended', next_attempt_at: null },
     ]);
   }, 60_000);

@@ -75,13 +75,23 @@ describe('what the environment asks for', () => {
   });
 
   test('an endpoint alone turns OTLP on, with /v1/traces added; the traces endpoint is taken as it is', () => {
-    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toMatchObject({ enabled: true, endpoint: 'http://collector:4318/v1/traces', console: false, serviceName: 'license-manager', warnings: [] });
+    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toMatchObject({
+      enabled: true,
+      endpoint: 'http://collector:4318/v1/traces',
+      console: false,
+      serviceName: 'license-manager',
+      warnings: [],
+    });
     expect(
       planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://ignored:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://collector.example/custom/path' }),
     ).toMatchObject({ enabled: true, endpoint: 'https://collector.example/custom/path' });
     expect(planTracing({ OTEL_TRACES_EXPORTER: 'otlp' })).toMatchObject({ enabled: true, endpoint: 'http://localhost:4318/v1/traces' });
     expect(planTracing({ OTEL_TRACES_EXPORTER: 'console' })).toMatchObject({ enabled: true, endpoint: null, console: true });
-    expect(planTracing({ OTEL_TRACES_EXPORTER: ' OTLP , console ' })).toMatchObject({ enabled: true, endpoint: 'http://localhost:4318/v1/traces', console: true });
+    expect(planTracing({ OTEL_TRACES_EXPORTER: ' OTLP , console ' })).toMatchObject({
+      enabled: true,
+      endpoint: 'http://localhost:4318/v1/traces',
+      console: true,
+    });
   });
 
   test('an unknown exporter: one warning naming it, and no tracing', () => {
@@ -92,16 +102,27 @@ describe('what the environment asks for', () => {
   });
 
   test('the protocol: http/json as asked; http/protobuf sent as http/json with a note; grpc refused with a warning', () => {
-    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).toMatchObject({ enabled: true, warnings: [] });
+    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' })).toMatchObject({
+      enabled: true,
+      warnings: [],
+    });
     expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf' })).toMatchObject({
       enabled: true,
       endpoint: 'http://c:4318/v1/traces',
       warnings: ['OTEL_EXPORTER_OTLP_PROTOCOL is http/protobuf; license-manager sends OTLP as http/json to the same endpoint.'],
     });
-    const grpc = 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is "grpc", which license-manager cannot send (it sends OTLP over http/json; point OTEL_EXPORTER_OTLP_ENDPOINT at the collector\'s HTTP port, usually 4318): no traces are sent over OTLP.';
-    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toEqual({ enabled: false, warnings: [grpc] });
+    const grpc =
+      'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL is "grpc", which license-manager cannot send (it sends OTLP over http/json; point OTEL_EXPORTER_OTLP_ENDPOINT at the collector\'s HTTP port, usually 4318): no traces are sent over OTLP.';
+    expect(
+      planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }),
+    ).toEqual({ enabled: false, warnings: [grpc] });
     // The console exporter still runs when only OTLP cannot.
-    expect(planTracing({ OTEL_TRACES_EXPORTER: 'otlp,console', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toMatchObject({ enabled: true, endpoint: null, console: true, warnings: [grpc] });
+    expect(planTracing({ OTEL_TRACES_EXPORTER: 'otlp,console', OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' })).toMatchObject({
+      enabled: true,
+      endpoint: null,
+      console: true,
+      warnings: [grpc],
+    });
   });
 
   test('a bad endpoint is a warning without its credentials', () => {
@@ -115,7 +136,7 @@ describe('what the environment asks for', () => {
     });
   });
 
-  test('headers and resource attributes: key=value lists, URL-decoded, the signal\'s own winning; the service name from OTEL_SERVICE_NAME first', () => {
+  test("headers and resource attributes: key=value lists, URL-decoded, the signal's own winning; the service name from OTEL_SERVICE_NAME first", () => {
     const plan = planTracing({
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318',
       OTEL_EXPORTER_OTLP_HEADERS: 'api-key=general,x-team=ops%20team',
@@ -129,11 +150,18 @@ describe('what the environment asks for', () => {
       resourceAttributes: { 'deployment.environment': 'prod', 'service.name': 'from-attributes' },
       warnings: ['OTEL_EXPORTER_OTLP_TRACES_HEADERS has 2 entries that is not key=value (URL-encoded): ignored. Check its syntax.'],
     });
-    expect(planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SERVICE_NAME: 'lm-prod', OTEL_RESOURCE_ATTRIBUTES: 'service.name=other' })).toMatchObject({ serviceName: 'lm-prod' });
+    expect(
+      planTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SERVICE_NAME: 'lm-prod', OTEL_RESOURCE_ATTRIBUTES: 'service.name=other' }),
+    ).toMatchObject({ serviceName: 'lm-prod' });
   });
 
   test('TRACEPARENT is read as W3C Trace Context says', () => {
-    expect(parseTraceparent(`00-${PARENT_TRACE}-${PARENT_SPAN}-01`, ' vendor=abc ')).toEqual({ traceId: PARENT_TRACE, spanId: PARENT_SPAN, traceFlags: 1, traceState: 'vendor=abc' });
+    expect(parseTraceparent(`00-${PARENT_TRACE}-${PARENT_SPAN}-01`, ' vendor=abc ')).toEqual({
+      traceId: PARENT_TRACE,
+      spanId: PARENT_SPAN,
+      traceFlags: 1,
+      traceState: 'vendor=abc',
+    });
     expect(parseTraceparent(`01-${PARENT_TRACE}-${PARENT_SPAN}-03-future`)).toEqual({ traceId: PARENT_TRACE, spanId: PARENT_SPAN, traceFlags: 3 });
     for (const bad of [
       undefined,
@@ -150,7 +178,9 @@ describe('what the environment asks for', () => {
   });
 
   test('url.full hides credentials and query values', () => {
-    expect(redactUrl('https://alice:hunter2@hooks.example.com/in?token=abc&x=1#frag')).toBe('https://REDACTED:REDACTED@hooks.example.com/in?token=REDACTED&x=REDACTED');
+    expect(redactUrl('https://alice:hunter2@hooks.example.com/in?token=abc&x=1#frag')).toBe(
+      'https://REDACTED:REDACTED@hooks.example.com/in?token=REDACTED&x=REDACTED',
+    );
     expect(redactUrl('https://hooks.example.com/in')).toBe('https://hooks.example.com/in');
   });
 });
@@ -159,7 +189,12 @@ describe('spans at a real OTLP receiver', () => {
   test('a run span named after the executable, child spans for recording and each attempt, parented by TRACEPARENT', async () => {
     collector = await startCollector();
     const tracing = await startTracing(
-      { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_SERVICE_NAME: 'lm-test', TRACEPARENT: `00-${PARENT_TRACE}-${PARENT_SPAN}-01`, TRACESTATE: 'vendor=abc' },
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_SERVICE_NAME: 'lm-test',
+        TRACEPARENT: `00-${PARENT_TRACE}-${PARENT_SPAN}-01`,
+        TRACESTATE: 'vendor=abc',
+      },
       { version: '9.9.9', pid: 4242 },
     );
     expect(tracing.enabled).toBe(true);
@@ -196,7 +231,12 @@ describe('spans at a real OTLP receiver', () => {
     const [recordSpan] = byName('record events');
     expect(recordSpan!.parentSpanId).toBe(runSpan!.spanId);
     expect(attributes(recordSpan!.attributes)).toEqual({ 'license_manager.events.recorded': 2 });
-    const attempts = byName('POST').map((span) => ({ parent: span.parentSpanId, kind: span.kind, attributes: attributes(span.attributes), status: span.status }));
+    const attempts = byName('POST').map((span) => ({
+      parent: span.parentSpanId,
+      kind: span.kind,
+      attributes: attributes(span.attributes),
+      status: span.status,
+    }));
     expect(attempts).toEqual(
       expect.arrayContaining([
         {
@@ -282,7 +322,9 @@ describe('spans at a real OTLP receiver', () => {
   test('an unknown exporter: the warning comes back with a tracer that does nothing', async () => {
     const tracing = await startTracing({ OTEL_TRACES_EXPORTER: 'jaeger' });
     expect(tracing.enabled).toBe(false);
-    expect(tracing.warnings).toEqual(['OTEL_TRACES_EXPORTER names "jaeger", which license-manager does not support (it takes otlp, console or none): no traces are sent.']);
+    expect(tracing.warnings).toEqual([
+      'OTEL_TRACES_EXPORTER names "jaeger", which license-manager does not support (it takes otlp, console or none): no traces are sent.',
+    ]);
   });
 
   test('the console exporter writes one JSON line per span to the stream it is given (stderr), not stdout', async () => {
@@ -292,7 +334,11 @@ describe('spans at a real OTLP receiver', () => {
     run.end(1);
     await tracing.shutdown();
     expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]!)).toMatchObject({ name: 'license-manager', attributes: { 'process.exit.code': 1, 'error.type': '1', 'license_manager.command': 'status' }, status: { code: 2 } });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      name: 'license-manager',
+      attributes: { 'process.exit.code': 1, 'error.type': '1', 'license_manager.command': 'status' },
+      status: { code: 2 },
+    });
   });
 });
 
@@ -304,7 +350,9 @@ describe('a collector that is down or hangs', () => {
     const started = performance.now();
     const result = await tracing.shutdown();
     expect(performance.now() - started).toBeLessThan(2500);
-    expect(result.warning).toMatch(new RegExp(`^warning: traces (could not be sent to|were not all sent to) ${endpoint}/v1/traces.*The run itself is not affected\\.$`));
+    expect(result.warning).toMatch(
+      new RegExp(`^warning: traces (could not be sent to|were not all sent to) ${endpoint}/v1/traces.*The run itself is not affected\\.$`),
+    );
   });
 
   test('hangs: shutdown returns within its bound', async () => {
@@ -337,7 +385,9 @@ describe('a collector that is down or hangs', () => {
     const child = await runNode([script], {});
     expect(child.code).toBe(0);
     const { result, returned, exited } = JSON.parse(child.stdout) as { result: unknown; returned: number; exited: number };
-    expect(result).toEqual({ warning: expect.stringMatching(/^warning: traces (were not all sent to|could not be sent to) http:\/\/127\.0\.0\.1:\d+\/v1\/traces/) });
+    expect(result).toEqual({
+      warning: expect.stringMatching(/^warning: traces (were not all sent to|could not be sent to) http:\/\/127\.0\.0\.1:\d+\/v1\/traces/),
+    });
     expect(returned).toBeLessThan(2000 + 300);
     expect(exited).toBeLessThan(2000 + 1000);
   }, 30_000);

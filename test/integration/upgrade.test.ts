@@ -17,9 +17,12 @@ import { forEachDialect, workspace } from '../helpers/workspace.js';
  * into a file migrated by this code; then this code runs at the same instants and day by day after: nothing is
  * sent twice. SQLite only, by nature: 0.1.0 only ever had SQLite, so no server database was ever written by it.
  */
-const FIXTURE = JSON.parse(
-  fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/release-0.1.0-database.json'), 'utf8'),
-) as { licenses: object[]; webhook_deliveries: object[]; webhook_attempts: object[]; migrations: string[] };
+const FIXTURE = JSON.parse(fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/release-0.1.0-database.json'), 'utf8')) as {
+  licenses: object[];
+  webhook_deliveries: object[];
+  webhook_attempts: object[];
+  migrations: string[];
+};
 
 let receiver: Receiver | undefined;
 afterEach(async () => {
@@ -34,9 +37,18 @@ test('after the upgrade, events recorded under the first release keys are never 
     const migrations = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(context.db);
     // The release's migrations come first; later ones (0002_delivery_schedule, 0003_runs) only add columns with defaults and tables.
     expect(migrations.rows.map((row) => row.name).slice(0, FIXTURE.migrations.length)).toEqual(FIXTURE.migrations);
-    await context.db.insertInto('licenses').values(FIXTURE.licenses as never).execute();
-    await context.db.insertInto('webhook_deliveries').values(FIXTURE.webhook_deliveries as never).execute();
-    await context.db.insertInto('webhook_attempts').values(FIXTURE.webhook_attempts as never).execute();
+    await context.db
+      .insertInto('licenses')
+      .values(FIXTURE.licenses as never)
+      .execute();
+    await context.db
+      .insertInto('webhook_deliveries')
+      .values(FIXTURE.webhook_deliveries as never)
+      .execute();
+    await context.db
+      .insertInto('webhook_attempts')
+      .values(FIXTURE.webhook_attempts as never)
+      .execute();
   });
   // The old release sent 7 days early for DATE-0130 and OFFSET-0127 and the 1-day notice of TIME-0123 on 01-22.
   expect(FIXTURE.webhook_deliveries.map((row) => (row as { event_key: string }).event_key)).toEqual([
@@ -73,14 +85,33 @@ test('after the upgrade, events recorded under the first release keys are never 
 // Rows written before 0005 (no event_instant, no runs.now_at) on every dialect: the migration back-fills them
 // from the bodies and the runs' start, and rows of other writers (any body) are left without an instant.
 forEachDialect('0005_event_instants on rows written before it', ({ workspace }) => {
-  test('event instants come from the bodies, a run\'s now from its start; down and up again', async () => {
+  test("event instants come from the bodies, a run's now from its start; down and up again", async () => {
     const ws = workspace();
-    const subject = { license_id: 1, license_code: 'X","expires_at":"1999-01-01T00:00:00Z', product_id: null, product_reference_id: null, customer_id: null, email: null };
+    const subject = {
+      license_id: 1,
+      license_code: 'X","expires_at":"1999-01-01T00:00:00Z',
+      product_id: null,
+      product_reference_id: null,
+      customer_id: null,
+      email: null,
+    };
     const stamp = new Date('2025-01-23T08:00:00Z');
     const bodies: Array<[string, string, string]> = [
-      ['license.expiring:1:2025-01-30:7d', 'license.expiring', buildEventBody({ type: 'license.expiring', expiresAt: new Date('2025-01-30T23:30:00Z'), daysUntilExpiry: 7 }, subject, stamp)],
-      ['license.expired:1:2025-01-30', 'license.expired', buildEventBody({ type: 'license.expired', expiresAt: new Date('2025-01-30T23:30:00Z') }, subject, stamp)],
-      ['license.update_support_expired:1:2025-01-20', 'license.update_support_expired', buildEventBody({ type: 'license.update_support_expired', updatesUntil: new Date('2025-01-20T00:00:00Z') }, subject, stamp)],
+      [
+        'license.expiring:1:2025-01-30:7d',
+        'license.expiring',
+        buildEventBody({ type: 'license.expiring', expiresAt: new Date('2025-01-30T23:30:00Z'), daysUntilExpiry: 7 }, subject, stamp),
+      ],
+      [
+        'license.expired:1:2025-01-30',
+        'license.expired',
+        buildEventBody({ type: 'license.expired', expiresAt: new Date('2025-01-30T23:30:00Z') }, subject, stamp),
+      ],
+      [
+        'license.update_support_expired:1:2025-01-20',
+        'license.update_support_expired',
+        buildEventBody({ type: 'license.update_support_expired', updatesUntil: new Date('2025-01-20T00:00:00Z') }, subject, stamp),
+      ],
       ['manual:1', 'license.expired', '{"left":"over"}'],
       ['manual:2', 'license.expiring', 'not json at all'],
     ];
@@ -97,7 +128,17 @@ forEachDialect('0005_event_instants on rows written before it', ({ workspace }) 
       const old = db as unknown as Kysely<any>;
       await old
         .insertInto('webhook_deliveries')
-        .values(bodies.map(([key, type, body], index) => ({ event_id: `e${index}`, event_key: key, event_type: type, license_id: 1, body, status: 'delivered', created_at: '2025-01-23T08:00:00Z' })))
+        .values(
+          bodies.map(([key, type, body], index) => ({
+            event_id: `e${index}`,
+            event_key: key,
+            event_type: type,
+            license_id: 1,
+            body,
+            status: 'delivered',
+            created_at: '2025-01-23T08:00:00Z',
+          })),
+        )
         .execute();
       await old.insertInto('runs').values({ id: 'old-run', command: 'process-expirations', started_at: '2025-01-23T08:00:01Z', status: 'succeeded' }).execute();
       const up = await migrator.migrateToLatest();

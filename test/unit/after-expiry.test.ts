@@ -30,8 +30,16 @@ describe('license.expired_reminder across DST in Europe/Berlin (CET +1, CEST +2 
 
   test('7 days after counts calendar days across the spring-forward night: 04-05 00:00 CEST is 2025-04-04T22:00Z, 6 days 23 hours after the expiry', () => {
     // 23:59:59 CEST on 04-04 is 6 calendar days: still reminder 1, caught up 5 days late.
-    expect(reminder(expiresAt, '2025-04-04T21:59:59Z', policy)).toMatchObject({ threshold: 1, daysSinceExpiry: 6, key: 'license.expired_reminder:5:2025-03-29:1d' });
-    expect(reminder(expiresAt, '2025-04-04T22:00:00Z', policy)).toMatchObject({ threshold: 7, daysSinceExpiry: 7, key: 'license.expired_reminder:5:2025-03-29:7d' });
+    expect(reminder(expiresAt, '2025-04-04T21:59:59Z', policy)).toMatchObject({
+      threshold: 1,
+      daysSinceExpiry: 6,
+      key: 'license.expired_reminder:5:2025-03-29:1d',
+    });
+    expect(reminder(expiresAt, '2025-04-04T22:00:00Z', policy)).toMatchObject({
+      threshold: 7,
+      daysSinceExpiry: 7,
+      key: 'license.expired_reminder:5:2025-03-29:7d',
+    });
   });
 
   test('across the fall-back night: expires 12:00 CEST on 10-25; 7 days later is 00:00 CET on 11-01 (10-31T23:00Z)', () => {
@@ -60,7 +68,11 @@ describe('license.expired_reminder across DST in America/Los_Angeles (PST -8, PD
 
   test('after the clocks go forward, days start at 07:00Z: reminder 3 from 00:00 PDT on 03-11', () => {
     expect(reminder(expiresAt, '2025-03-11T06:59:59Z', policy)).toMatchObject({ threshold: 1, daysSinceExpiry: 2 });
-    expect(reminder(expiresAt, '2025-03-11T07:00:00Z', policy)).toMatchObject({ threshold: 3, daysSinceExpiry: 3, key: 'license.expired_reminder:5:2025-03-08:3d' });
+    expect(reminder(expiresAt, '2025-03-11T07:00:00Z', policy)).toMatchObject({
+      threshold: 3,
+      daysSinceExpiry: 3,
+      key: 'license.expired_reminder:5:2025-03-08:3d',
+    });
   });
 
   test('catch-up reaches lookbackDays past the day and no further', () => {
@@ -118,7 +130,12 @@ describe('reminderCovered', () => {
   const recorded = (key: string) => [parseEventKey(key, 'UTC')!];
 
   test('the key reads back with its N as the threshold', () => {
-    expect(parseEventKey('license.expired_reminder:5:2025-01-10:7d', 'UTC')).toEqual({ type: 'license.expired_reminder', licenseId: 5, day: '2025-01-10', threshold: 7 });
+    expect(parseEventKey('license.expired_reminder:5:2025-01-10:7d', 'UTC')).toEqual({
+      type: 'license.expired_reminder',
+      licenseId: 5,
+      day: '2025-01-10',
+      threshold: 7,
+    });
   });
 
   test('covered by the same N or a larger one for the same license and date; not by a smaller N, another date, license or type', () => {
@@ -133,11 +150,18 @@ describe('reminderCovered', () => {
 });
 
 describe('the body', () => {
-  const subject: EventSubject = { license_id: 5, license_code: 'LIC-5', product_id: 'PROD-001', product_reference_id: 'Pro Plan', customer_id: 'C-9', email: 'a@example.com' };
+  const subject: EventSubject = {
+    license_id: 5,
+    license_code: 'LIC-5',
+    product_id: 'PROD-001',
+    product_reference_id: 'Pro Plan',
+    customer_id: 'C-9',
+    email: 'a@example.com',
+  };
   const expiresAt = at('2025-03-28T23:00:00Z');
   const timestamp = at('2025-04-04T22:00:07.250Z');
 
-  test('license.expired\'s body byte for byte, with the reminder type and days_since_expiry right after expired_at', () => {
+  test("license.expired's body byte for byte, with the reminder type and days_since_expiry right after expired_at", () => {
     expect(expiredReminderPayload(subject, expiresAt, 7, timestamp)).toBe(
       '{"event_type":"license.expired_reminder","timestamp":"2025-04-04T22:00:07Z","payload":{"license_id":5,"license_code":"LIC-5","product_id":"PROD-001",' +
         '"product_reference_id":"Pro Plan","customer_id":"C-9","email":"a@example.com","expired_at":"2025-03-28T23:00:00Z","days_since_expiry":7}}',
@@ -149,6 +173,8 @@ describe('the body', () => {
     const body = expiredReminderPayload(odd, expiresAt, 12, timestamp);
     const expired = buildEventBody({ type: 'license.expired', expiresAt }, odd, timestamp);
     expect(body.replace('"license.expired_reminder"', '"license.expired"').replace(',"days_since_expiry":12', '')).toBe(expired);
-    expect(body).toContain('"product_id":null,"product_reference_id":null,"customer_id":null,"email":null,"expired_at":"2025-03-28T23:00:00Z","days_since_expiry":12}}');
+    expect(body).toContain(
+      '"product_id":null,"product_reference_id":null,"customer_id":null,"email":null,"expired_at":"2025-03-28T23:00:00Z","days_since_expiry":12}}',
+    );
   });
 });

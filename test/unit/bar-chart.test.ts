@@ -50,7 +50,9 @@ describe('the forecast chart', () => {
   test('the legend wraps to the width', () => {
     const lines = drawBarChart(small, { width: 80, color: false });
     expect(lines.slice(3, 5)).toEqual(['█ license.expiring 9   ▓ license.expired 3   ▒ license.expired_reminder 2', '░ license.update_support_expired 1']);
-    expect(drawBarChart(small, { width: 200, color: false })[3]).toBe('█ license.expiring 9   ▓ license.expired 3   ▒ license.expired_reminder 2   ░ license.update_support_expired 1');
+    expect(drawBarChart(small, { width: 200, color: false })[3]).toBe(
+      '█ license.expiring 9   ▓ license.expired 3   ▒ license.expired_reminder 2   ░ license.update_support_expired 1',
+    );
   });
 
   test('huge counts: grouped digits, the bar still fits, a single notice beside billions still gets its cell', () => {

@@ -93,7 +93,12 @@ describe('across runs', () => {
   test('a probe that fails re-opens it at once, and the rest are deferred', () => {
     const probing = admit(circuitForRun(openAtEnd)).circuit;
     const reopened = recordAttempt(probing, refused, at(3600));
-    expect(reopened).toMatchObject({ state: 'open', consecutiveFailures: CIRCUIT_FAILURE_THRESHOLD + 1, openedAt: '2026-03-01T03:00:00Z', failingSince: '2026-03-01T02:00:00Z' });
+    expect(reopened).toMatchObject({
+      state: 'open',
+      consecutiveFailures: CIRCUIT_FAILURE_THRESHOLD + 1,
+      openedAt: '2026-03-01T03:00:00Z',
+      failingSince: '2026-03-01T02:00:00Z',
+    });
     expect(admit(reopened).admission).toBe('defer');
   });
 

@@ -1,6 +1,12 @@
 // deliveries stats, the pure part: classes, percentiles, streaks and counts from hand-built attempt rows.
 import { describe, expect, test } from '@jest/globals';
-import { classifyAttempt, DeliveryStatsAccumulator, ERROR_CLASSES, type EndpointDeliveryCounts, type EndpointStats } from '../../src/monitoring/delivery-stats.js';
+import {
+  classifyAttempt,
+  DeliveryStatsAccumulator,
+  ERROR_CLASSES,
+  type EndpointDeliveryCounts,
+  type EndpointStats,
+} from '../../src/monitoring/delivery-stats.js';
 
 const t0 = Date.parse('2026-03-01T02:00:00Z');
 const at = (seconds: number) => new Date(t0 + seconds * 1000);
@@ -53,7 +59,10 @@ describe('classifying an attempt', () => {
     ['connect ECONNREFUSED 127.0.0.1:9', 'connection_refused'],
     ['getaddrinfo ENOTFOUND hooks.invalid', 'dns'],
     ['getaddrinfo EAI_AGAIN hooks.example.com', 'dns'],
-    ['800C709AC67F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350: (ERR_SSL_WRONG_VERSION_NUMBER)', 'tls'],
+    [
+      '800C709AC67F0000:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:../deps/openssl/openssl/ssl/record/ssl3_record.c:350: (ERR_SSL_WRONG_VERSION_NUMBER)',
+      'tls',
+    ],
     ['certificate has expired (CERT_HAS_EXPIRED)', 'tls'],
     ['unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)', 'tls'],
     ["Hostname/IP does not match certificate's altnames: Host: a.example. is not in the cert's altnames: DNS:b.example (ERR_TLS_CERT_ALTNAME_INVALID)", 'tls'],
@@ -94,7 +103,13 @@ describe('per endpoint statistics', () => {
       lastAttemptAt: '2026-03-01T02:00:50Z',
       consecutiveFailures: 3,
     });
-    expect(billing!.errors).toEqual({ ...Object.fromEntries(ERROR_CLASSES.map((name) => [name, 0])), http_5xx: 1, timeout: 1, connection_refused: 1, http_429: 1 });
+    expect(billing!.errors).toEqual({
+      ...Object.fromEntries(ERROR_CLASSES.map((name) => [name, 0])),
+      http_5xx: 1,
+      timeout: 1,
+      connection_refused: 1,
+      http_429: 1,
+    });
     // Response times count only attempts that got a response: 20, 80, 120, 140 ms.
     expect(billing!.responseMs).toEqual({ median: 80, p95: 140 });
   });
@@ -145,8 +160,13 @@ describe('per endpoint statistics', () => {
   });
 
   test('stored UTC text is read as the database gives it; an unreadable time is refused by name', () => {
-    const [result] = stats([group('a', 200, 1)], [{ endpoint: 'a', lastSuccessAt: '2026-03-01 02:00:05', lastAttemptAt: '2026-03-01 02:00:05', consecutiveFailures: 0 }]);
+    const [result] = stats(
+      [group('a', 200, 1)],
+      [{ endpoint: 'a', lastSuccessAt: '2026-03-01 02:00:05', lastAttemptAt: '2026-03-01 02:00:05', consecutiveFailures: 0 }],
+    );
     expect(result!.lastSuccessAt).toBe('2026-03-01T02:00:05Z');
-    expect(() => stats([], [{ endpoint: 'a', lastSuccessAt: 'yesterday', lastAttemptAt: null, consecutiveFailures: 0 }])).toThrow('the last success of endpoint "a" is not a time: yesterday');
+    expect(() => stats([], [{ endpoint: 'a', lastSuccessAt: 'yesterday', lastAttemptAt: null, consecutiveFailures: 0 }])).toThrow(
+      'the last success of endpoint "a" is not a time: yesterday',
+    );
   });
 });

@@ -83,15 +83,29 @@ describe('extra headers', () => {
     expect('problem' in result && result.problem).toContain(problem);
   });
 
-  test.each(['Content-Type', 'content-type', 'User-Agent', 'X-Webhook-Signature', 'x-webhook-id', 'X-WEBHOOK-EVENT', 'X-Webhook-Anything', 'webhook-signature', 'Webhook-Id', 'Host', 'Content-Length', 'Connection', 'Transfer-Encoding', 'Keep-Alive', 'TE', 'Upgrade'])(
-    'the tool or the HTTP client owns %s: refused, naming it',
-    (name) => {
-      const problem = headerNameProblem(name);
-      expect(problem).toContain(`header "${name}" cannot be set on an endpoint`);
-      const parsed = parseHeaderOption(`${name}: x`);
-      expect('problem' in parsed && parsed.problem).toContain(`"${name}"`);
-    },
-  );
+  test.each([
+    'Content-Type',
+    'content-type',
+    'User-Agent',
+    'X-Webhook-Signature',
+    'x-webhook-id',
+    'X-WEBHOOK-EVENT',
+    'X-Webhook-Anything',
+    'webhook-signature',
+    'Webhook-Id',
+    'Host',
+    'Content-Length',
+    'Connection',
+    'Transfer-Encoding',
+    'Keep-Alive',
+    'TE',
+    'Upgrade',
+  ])('the tool or the HTTP client owns %s: refused, naming it', (name) => {
+    const problem = headerNameProblem(name);
+    expect(problem).toContain(`header "${name}" cannot be set on an endpoint`);
+    const parsed = parseHeaderOption(`${name}: x`);
+    expect('problem' in parsed && parsed.problem).toContain(`"${name}"`);
+  });
 
   test('a header value cannot carry a line break (header injection)', () => {
     expect(endpointHeadersProblem({ 'X-Api-Key': 'abc\r\nX-Webhook-Signature: forged' })).toContain('line break');

@@ -97,7 +97,15 @@ describe('fairness', () => {
     const slots = new FairSlots(1);
     const { granted, request, release } = recorder(slots);
     void request('x', 'x1');
-    for (const [endpoint, label] of [['a', 'a1'], ['a', 'a2'], ['b', 'b1'], ['c', 'c1'], ['a', 'a3'], ['b', 'b2']] as const) void request(endpoint, label);
+    for (const [endpoint, label] of [
+      ['a', 'a1'],
+      ['a', 'a2'],
+      ['b', 'b1'],
+      ['c', 'c1'],
+      ['a', 'a3'],
+      ['b', 'b2'],
+    ] as const)
+      void request(endpoint, label);
     await settle();
     let holder = 'x1';
     for (let step = 0; step < 6; step += 1) {

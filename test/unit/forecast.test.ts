@@ -1,7 +1,14 @@
 import { describe, expect, test } from '@jest/globals';
 import { dueReminder, reminderCovered } from '../../src/expirations/after-expiry.js';
 import { addDays, dateInZone, parseInZone, startOfDayInZone } from '../../src/expirations/calendar.js';
-import { forecast, forecastOptionsProblem, FORECAST_EVENT_TYPES, type ForecastEvent, type ForecastLicense, type ForecastOptions } from '../../src/expirations/forecast.js';
+import {
+  forecast,
+  forecastOptionsProblem,
+  FORECAST_EVENT_TYPES,
+  type ForecastEvent,
+  type ForecastLicense,
+  type ForecastOptions,
+} from '../../src/expirations/forecast.js';
 import { policyFor, type ProductSchedules } from '../../src/expirations/reminder-policy.js';
 import { decide, parseEventKey, RecordedEvents, type DueEvent, type RecordedEvent } from '../../src/expirations/rules.js';
 
@@ -80,7 +87,7 @@ function simulateRuns(licenses: ForecastLicense[], opts: ForecastOptions, stepMi
     });
 }
 
-describe('licenses forecast: the day loop over today\'s rules', () => {
+describe("licenses forecast: the day loop over today's rules", () => {
   const zone = 'Europe/Berlin';
   // 30 days from 03-20 to 04-18; the clocks go forward on 03-30. Products: PRO warns 14 and 3 days ahead and
   // reminds 1 and 10 days after; OFF sends nothing; everything else takes 7,1 and no reminders.
@@ -124,9 +131,12 @@ describe('licenses forecast: the day loop over today\'s rules', () => {
     ]);
   });
 
-  test('every type is in every day\'s counts, 0 included (the --json shape)', () => {
+  test("every type is in every day's counts, 0 included (the --json shape)", () => {
     const [first] = forecast(licenses, opts).days;
-    expect(first).toEqual({ date: '2025-03-20', counts: { 'license.expiring': 0, 'license.expired': 1, 'license.expired_reminder': 0, 'license.update_support_expired': 0 } });
+    expect(first).toEqual({
+      date: '2025-03-20',
+      counts: { 'license.expiring': 0, 'license.expired': 1, 'license.expired_reminder': 0, 'license.update_support_expired': 0 },
+    });
   });
 
   test('agrees exactly with runs every 30 minutes over the same 30 days', () => {
@@ -155,8 +165,8 @@ describe('licenses forecast: the day loop over today\'s rules', () => {
     ['America/Los_Angeles', '2025-10-20'],
   ])('agrees with the simulated runs on 120 generated licenses in %s from %s (a DST change inside)', (timeZone, from) => {
     let seed = 21;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const pick = <T,>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
     const instant = () => {
       // -40 to +50 days around the start, on the hour (the simulated runs' grid); half are dates alone.
       const day = addDays(from, Math.floor(random() * 90) - 40);
@@ -165,7 +175,14 @@ describe('licenses forecast: the day loop over today\'s rules', () => {
     const generated: ForecastLicense[] = [];
     const keys: string[] = [];
     for (let id = 1; id <= 120; id += 1) {
-      const license = aLicense(id, pick(['PRO', 'OFF', null, 'BASIC']), pick(['active', 'active', 'expired', 'suspended', 'revoked']), random() < 0.9 ? instant() : null, random() < 0.4 ? instant() : null, timeZone);
+      const license = aLicense(
+        id,
+        pick(['PRO', 'OFF', null, 'BASIC']),
+        pick(['active', 'active', 'expired', 'suspended', 'revoked']),
+        random() < 0.9 ? instant() : null,
+        random() < 0.4 ? instant() : null,
+        timeZone,
+      );
       generated.push(license);
       if (license.expiresAt && random() < 0.2) keys.push(`license.expiring:${id}:${dateInZone(license.expiresAt, timeZone)}:7d`);
     }
@@ -173,7 +190,14 @@ describe('licenses forecast: the day loop over today\'s rules', () => {
     const result = busyDays(forecast(generated, opts));
     expect(result).toEqual(simulateRuns(generated, opts, 60));
     // The generated set does reach every type, so the agreement covers them all.
-    const types = new Set(result.flatMap((line) => line.split(' ').slice(1).map((token) => token.split('=')[0]!)));
+    const types = new Set(
+      result.flatMap((line) =>
+        line
+          .split(' ')
+          .slice(1)
+          .map((token) => token.split('=')[0]!),
+      ),
+    );
     expect([...types].sort((a, b) => a.localeCompare(b))).toEqual(['expired', 'expired_reminder', 'expiring', 'update_support_expired']);
   });
 

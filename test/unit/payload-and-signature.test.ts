@@ -13,7 +13,8 @@ const subject: EventSubject = {
   email: 'customer@example.com',
 };
 const timestamp = new Date('2024-01-15T10:30:00Z');
-const head = '{"event_type":"%TYPE%","timestamp":"2024-01-15T10:30:00Z","payload":{"license_id":123,"license_code":"LIC-ABC-123","product_id":"PROD-001","product_reference_id":"My Product","customer_id":"CUST-001","email":"customer@example.com",';
+const head =
+  '{"event_type":"%TYPE%","timestamp":"2024-01-15T10:30:00Z","payload":{"license_id":123,"license_code":"LIC-ABC-123","product_id":"PROD-001","product_reference_id":"My Product","customer_id":"CUST-001","email":"customer@example.com",';
 
 describe('event bodies', () => {
   test('license.expiring has the reference keys, order and formats', () => {

@@ -32,7 +32,10 @@ describe('expirations.products and expirations.afterExpiryDays in the config', (
   });
 
   test('a valid schedule per product, each field optional', () => {
-    const input = { afterExpiryDays: [1, 7], products: { 'PROD-001': { warningDays: [30, 7, 1], afterExpiryDays: [1], enabled: true }, 'PROD-002': { enabled: false }, 'PROD-003': {} } };
+    const input = {
+      afterExpiryDays: [1, 7],
+      products: { 'PROD-001': { warningDays: [30, 7, 1], afterExpiryDays: [1], enabled: true }, 'PROD-002': { enabled: false }, 'PROD-003': {} },
+    };
     expect(expirations.parse(input)).toEqual({ lookbackDays: 7, ...input });
   });
 
@@ -110,9 +113,12 @@ describe('the settings text form', () => {
     expect(readProductSettingKey('product:urn:x:1:after-expiry-days')).toEqual({ productId: 'urn:x:1', field: 'after-expiry-days' });
     expect(readProductSettingKey('warning-days')).toBeUndefined();
     expect(readProductSettingKey('product:PROD-001')).toEqual({
-      problem: '"product:PROD-001" names no field: write it as product:<product id>:<field> with the field one of warning-days, after-expiry-days, enabled (e.g. product:PROD-001:warning-days)',
+      problem:
+        '"product:PROD-001" names no field: write it as product:<product id>:<field> with the field one of warning-days, after-expiry-days, enabled (e.g. product:PROD-001:warning-days)',
     });
-    expect(readProductSettingKey('product:PROD-001:warningDays')).toMatchObject({ problem: expect.stringContaining('"warningDays" in "product:PROD-001:warningDays" is not a product setting') });
+    expect(readProductSettingKey('product:PROD-001:warningDays')).toMatchObject({
+      problem: expect.stringContaining('"warningDays" in "product:PROD-001:warningDays" is not a product setting'),
+    });
     expect(readProductSettingKey('product::enabled')).toEqual({ problem: 'a product id must not be empty (in "product::enabled")' });
   });
 
@@ -134,7 +140,9 @@ describe('the settings text form', () => {
     expect(problem('product:P:warning-days', '7,-1,1.5,7')).toBe(
       'product:P:warning-days "7,-1,1.5,7": -1 is negative: warning days count days before the expiry date (0 is the expiry date itself); 1.5 is not a whole number of days; 7 appears more than once',
     );
-    expect(problem('product:P:after-expiry-days', '0,1')).toBe('product:P:after-expiry-days "0,1": 0 is the expiry date itself, the day of license.expired: after-expiry days start at 1');
+    expect(problem('product:P:after-expiry-days', '0,1')).toBe(
+      'product:P:after-expiry-days "0,1": 0 is the expiry date itself, the day of license.expired: after-expiry days start at 1',
+    );
     expect(problem('product:P:after-expiry-days', '4000')).toBe('product:P:after-expiry-days "4000": 4000 is more than 3650 days (ten years)');
     expect(problem('product:P:after-expiry-days', Array.from({ length: 400 }, (_, index) => index + 1).join(','))).toBe(
       'product:P:after-expiry-days "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,1..." has 400 days; at most 365 are accepted (one notice a day for a year)',
@@ -175,10 +183,19 @@ describe('warnings', () => {
   });
 
   test('per product: only products with their own enabled list; the fix names the lookback when it can help', () => {
-    const products = { PRO: { afterExpiryDays: [3, 14] }, OFF: { afterExpiryDays: [1], enabled: false }, INHERITS: { warningDays: [1] }, LATE: { afterExpiryDays: [8] } };
+    const products = {
+      PRO: { afterExpiryDays: [3, 14] },
+      OFF: { afterExpiryDays: [1], enabled: false },
+      INHERITS: { warningDays: [1] },
+      LATE: { afterExpiryDays: [8] },
+    };
     const warnings = lookbackOverlapWarnings({ warningDays: [7, 1], afterExpiryDays: [] }, products, 7);
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ productId: 'PRO', days: [3], where: 'expirations.products.PRO.afterExpiryDays (setting product:PRO:after-expiry-days)' });
+    expect(warnings[0]).toMatchObject({
+      productId: 'PRO',
+      days: [3],
+      where: 'expirations.products.PRO.afterExpiryDays (setting product:PRO:after-expiry-days)',
+    });
     expect(warnings[0]!.message).toContain('use after-expiry days above 7, or lookbackDays below 3.');
     expect(warnings[0]!.message).not.toContain('time of day');
     expect(lookbackOverlapWarnings({ warningDays: [], afterExpiryDays: [8, 30] }, {}, 7)).toEqual([]);
@@ -193,7 +210,9 @@ describe('warnings', () => {
       // Daily runs for 20 days from the day before the expiry; what a run records the next one sees.
       for (let day = -1; day < 20; day += 1) {
         const now = new Date(startOfDayInZone(addDays('2025-03-25', day), zone).getTime() + hoursAfterMidnight * 3600_000);
-        const expired = decide({ id: 1, status: 'active', expiresAt, updatesUntil: null }, now, policy).events.filter((event) => !new RecordedEvents(recorded).covers(event));
+        const expired = decide({ id: 1, status: 'active', expiresAt, updatesUntil: null }, now, policy).events.filter(
+          (event) => !new RecordedEvents(recorded).covers(event),
+        );
         const reminder = dueReminder({ id: 1, status: 'active', expiresAt, updatesUntil: null }, now, { ...policy, afterExpiryDays });
         const fresh = reminder && !reminderCovered(reminder, recorded);
         if (expired.length > 0 && fresh) days.push(now.toISOString());
@@ -213,7 +232,9 @@ describe('warnings', () => {
   test('unknown products: a warning per product, with the near miss when only the case differs', () => {
     const warnings = unknownProductWarnings({ 'PROD-001': {}, 'prod-002': {}, GONE: {} }, ['PROD-001', 'PROD-002']);
     expect(warnings.map((warning) => warning.productId)).toEqual(['prod-002', 'GONE']);
-    expect(warnings[0]!.message).toBe('no license has product "prod-002" (expirations.products / product:prod-002:… settings), so its schedule applies to none; product ids match exactly: did you mean "PROD-002"?');
+    expect(warnings[0]!.message).toBe(
+      'no license has product "prod-002" (expirations.products / product:prod-002:… settings), so its schedule applies to none; product ids match exactly: did you mean "PROD-002"?',
+    );
     expect(warnings[1]!.message).toContain('check the id if it is not a product still to come');
   });
 });

@@ -82,12 +82,22 @@ describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
     expect(parseRetryAfter('Fri, 01 Jan 9999 00:00:00 GMT', now)).toBe(MAX_RETRY_AFTER_MS);
   });
 
-  test.each(['', '   ', '-5', '1.5', '1e3', '0x10', 'soon', '120 seconds', 'Sun, 31 Feb 2026 12:00:00 GMT', 'Sun, 01 Mar 2026 25:00:00 GMT', 'Sun, 01 Mar 2026 12:00:00 CET', '2026-03-01T12:05:00Z'])(
-    '%j is not a Retry-After: undefined',
-    (value) => {
-      expect(parseRetryAfter(value, now)).toBeUndefined();
-    },
-  );
+  test.each([
+    '',
+    '   ',
+    '-5',
+    '1.5',
+    '1e3',
+    '0x10',
+    'soon',
+    '120 seconds',
+    'Sun, 31 Feb 2026 12:00:00 GMT',
+    'Sun, 01 Mar 2026 25:00:00 GMT',
+    'Sun, 01 Mar 2026 12:00:00 CET',
+    '2026-03-01T12:05:00Z',
+  ])('%j is not a Retry-After: undefined', (value) => {
+    expect(parseRetryAfter(value, now)).toBeUndefined();
+  });
 
   test('no header', () => {
     expect(parseRetryAfter(null, now)).toBeUndefined();
@@ -97,7 +107,14 @@ describe('parseRetryAfter (RFC 9110 §10.2.3)', () => {
 
 describe('nextAttemptAt', () => {
   const recordedAt = new Date('2026-03-01T02:00:00Z');
-  const input = (overrides: Partial<NextAttemptInput>): NextAttemptInput => ({ recordedAt, deferrals: 0, now: recordedAt, windowHours: 72, jitter: 0, ...overrides });
+  const input = (overrides: Partial<NextAttemptInput>): NextAttemptInput => ({
+    recordedAt,
+    deferrals: 0,
+    now: recordedAt,
+    windowHours: 72,
+    jitter: 0,
+    ...overrides,
+  });
   const after = (start: Date, ms: number) => new Date(start.getTime() + ms);
 
   test('5 min, 30 min, 2 h, 6 h, then every 12 h', () => {
@@ -172,7 +189,11 @@ describe('deferralsAt: the backoff steps count from when the event was recorded'
   const recordedAt = new Date('2025-01-23T02:00:00Z');
   const after = (ms: number) => new Date(recordedAt.getTime() + ms);
   test('steps passed at 5 min, 35 min, 2 h 35 min, 8 h 35 min, then every 12 h', () => {
-    expect([0, 5 * MINUTE - 1, 5 * MINUTE, 35 * MINUTE - 1, 35 * MINUTE, 155 * MINUTE, 515 * MINUTE - 1, 515 * MINUTE].map((ms) => deferralsAt(recordedAt, after(ms)))).toEqual([0, 0, 1, 1, 2, 3, 3, 4]);
+    expect(
+      [0, 5 * MINUTE - 1, 5 * MINUTE, 35 * MINUTE - 1, 35 * MINUTE, 155 * MINUTE, 515 * MINUTE - 1, 515 * MINUTE].map((ms) =>
+        deferralsAt(recordedAt, after(ms)),
+      ),
+    ).toEqual([0, 0, 1, 1, 2, 3, 3, 4]);
     expect(deferralsAt(recordedAt, after(515 * MINUTE + 12 * HOUR - 1))).toBe(4);
     expect(deferralsAt(recordedAt, after(515 * MINUTE + 12 * HOUR))).toBe(5);
     // A clock behind the recording (another host): no step passed.
@@ -188,6 +209,12 @@ describe('deferralsAt: the backoff steps count from when the event was recorded'
       times.push(next.at.toISOString());
       now = next.at;
     }
-    expect(times).toEqual(['2025-01-23T02:05:10.000Z', '2025-01-23T02:35:10.000Z', '2025-01-23T04:35:10.000Z', '2025-01-23T10:35:10.000Z', '2025-01-23T22:35:10.000Z']);
+    expect(times).toEqual([
+      '2025-01-23T02:05:10.000Z',
+      '2025-01-23T02:35:10.000Z',
+      '2025-01-23T04:35:10.000Z',
+      '2025-01-23T10:35:10.000Z',
+      '2025-01-23T22:35:10.000Z',
+    ]);
   });
 });

@@ -93,7 +93,13 @@ describe('license.expiring thresholds', () => {
     expect(new RecordedEvents([one]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 3 }]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...one, threshold: 7 }]).covers(event!)).toBe(false);
-    expect(new RecordedEvents([{ ...one, day: '2024-01-18' }, { ...one, licenseId: 2 }, { type: 'license.update_support_expired', licenseId: 1, day: '2024-01-17' }]).covers(event!)).toBe(false);
+    expect(
+      new RecordedEvents([
+        { ...one, day: '2024-01-18' },
+        { ...one, licenseId: 2 },
+        { type: 'license.update_support_expired', licenseId: 1, day: '2024-01-17' },
+      ]).covers(event!),
+    ).toBe(false);
   });
 
   test('a recorded license.expired of the same license and expiry covers every warning about it (a warning after it would contradict it)', () => {
@@ -101,7 +107,12 @@ describe('license.expiring thresholds', () => {
     const expired = { type: 'license.expired', licenseId: 1, day: '2024-01-22' };
     expect(new RecordedEvents([expired]).covers(event!)).toBe(true);
     expect(new RecordedEvents([{ ...expired, day: '2024-01-21', instant: '2024-01-22T10:30:00Z' }]).covers(event!)).toBe(true);
-    expect(new RecordedEvents([{ ...expired, day: '2024-01-21' }, { ...expired, licenseId: 2 }]).covers(event!)).toBe(false);
+    expect(
+      new RecordedEvents([
+        { ...expired, day: '2024-01-21' },
+        { ...expired, licenseId: 2 },
+      ]).covers(event!),
+    ).toBe(false);
   });
 
   test('a record made in another time zone covers the same instant: a time-zone change never re-sends', () => {
@@ -119,13 +130,19 @@ describe('license.expiring thresholds', () => {
 
 describe('license.expired and update support', () => {
   test('expired within lookback calendar days; older is expired with no event', () => {
-    expect(decide(license({ expiresAt: utc('2024-01-08T00:00:00Z') }), now, policy)).toMatchObject({ status: 'expired', beyondLookback: false, events: [{ type: 'license.expired' }] });
+    expect(decide(license({ expiresAt: utc('2024-01-08T00:00:00Z') }), now, policy)).toMatchObject({
+      status: 'expired',
+      beyondLookback: false,
+      events: [{ type: 'license.expired' }],
+    });
     expect(decide(license({ expiresAt: utc('2024-01-07T23:59:59Z') }), now, policy)).toEqual({ status: 'expired', beyondLookback: true, events: [] });
   });
 
   test('update support: on or before now and within lookback, for active and expired licenses', () => {
     for (const status of ['active', 'expired']) {
-      expect(events({ status, expiresAt: utc('2025-01-01T00:00:00Z'), updatesUntil: now }).map((event) => event.type)).toEqual(['license.update_support_expired']);
+      expect(events({ status, expiresAt: utc('2025-01-01T00:00:00Z'), updatesUntil: now }).map((event) => event.type)).toEqual([
+        'license.update_support_expired',
+      ]);
     }
     expect(events({ updatesUntil: new Date(now.getTime() + 1000) })).toEqual([]);
     expect(events({ updatesUntil: utc('2024-01-07T12:00:00Z') })).toEqual([]);
@@ -133,7 +150,10 @@ describe('license.expired and update support', () => {
 
   test('suspended and revoked licenses get nothing; lifetime licenses get no expiry events', () => {
     for (const status of ['suspended', 'revoked']) {
-      expect(decide(license({ status, expiresAt: new Date(now.getTime() + HOUR), updatesUntil: new Date(now.getTime() - HOUR) }), now, policy)).toEqual({ events: [], beyondLookback: false });
+      expect(decide(license({ status, expiresAt: new Date(now.getTime() + HOUR), updatesUntil: new Date(now.getTime() - HOUR) }), now, policy)).toEqual({
+        events: [],
+        beyondLookback: false,
+      });
       expect(events({ status, expiresAt: new Date(now.getTime() - HOUR) })).toEqual([]);
     }
     expect(events({ expiresAt: null })).toEqual([]);
@@ -146,7 +166,9 @@ describe('license.expired and update support', () => {
 
   test('an expired license made lifetime (no expires_at) is active again, and its update support still counts', () => {
     expect(decide(license({ status: 'expired', expiresAt: null }), now, policy)).toEqual({ status: 'active', beyondLookback: false, events: [] });
-    expect(decide(license({ status: 'expired', expiresAt: null, updatesUntil: now }), now, policy).events.map((event) => event.type)).toEqual(['license.update_support_expired']);
+    expect(decide(license({ status: 'expired', expiresAt: null, updatesUntil: now }), now, policy).events.map((event) => event.type)).toEqual([
+      'license.update_support_expired',
+    ]);
   });
 
   test('a catch-up run earlier than the latest run: an expiry that run saw pass is neither warned about nor a renewal', () => {
@@ -154,24 +176,54 @@ describe('license.expired and update support', () => {
     const latestRun = utc('2025-01-31T08:00:00Z');
     const catchUp = utc('2025-01-23T08:00:00Z');
     // Without the later run it would be the 7-day warning and, for a stored `expired`, a renewal.
-    expect(decide(license({ status: 'expired', expiresAt }), catchUp, policy)).toMatchObject({ status: 'active', events: [{ type: 'license.expiring', daysUntilExpiry: 7 }] });
+    expect(decide(license({ status: 'expired', expiresAt }), catchUp, policy)).toMatchObject({
+      status: 'active',
+      events: [{ type: 'license.expiring', daysUntilExpiry: 7 }],
+    });
     expect(decide(license({ status: 'expired', expiresAt }), catchUp, policy, latestRun)).toEqual({ events: [], beyondLookback: false });
     expect(decide(license({ status: 'active', expiresAt }), catchUp, policy, latestRun)).toEqual({ events: [], beyondLookback: false });
     // An expiry after the latest run is ahead of both: warned, and a real renewal.
-    expect(decide(license({ status: 'expired', expiresAt: utc('2025-02-01T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({ status: 'active', events: [] });
-    expect(decide(license({ status: 'active', expiresAt: utc('2025-01-31T12:00:00Z') }), utc('2025-01-30T08:00:00Z'), policy, latestRun)).toMatchObject({ events: [{ type: 'license.expiring', daysUntilExpiry: 1 }] });
+    expect(decide(license({ status: 'expired', expiresAt: utc('2025-02-01T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({
+      status: 'active',
+      events: [],
+    });
+    expect(decide(license({ status: 'active', expiresAt: utc('2025-01-31T12:00:00Z') }), utc('2025-01-30T08:00:00Z'), policy, latestRun)).toMatchObject({
+      events: [{ type: 'license.expiring', daysUntilExpiry: 1 }],
+    });
     // A latest run before now changes nothing; the catch-up still announces what had expired by its own now.
     expect(decide(license({ status: 'expired', expiresAt }), latestRun, policy, catchUp)).toMatchObject({ events: [{ type: 'license.expired' }] });
-    expect(decide(license({ expiresAt: utc('2025-01-20T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({ status: 'expired', events: [{ type: 'license.expired' }] });
+    expect(decide(license({ expiresAt: utc('2025-01-20T00:00:00Z') }), catchUp, policy, latestRun)).toMatchObject({
+      status: 'expired',
+      events: [{ type: 'license.expired' }],
+    });
   });
 });
 
 describe('event keys and scan bounds', () => {
   test('keys of the first release (UTC instants) map to the date in the zone', () => {
-    expect(parseEventKey('license.expiring:5:2025-01-30T10:30:00Z:7d', 'UTC')).toEqual({ type: 'license.expiring', licenseId: 5, day: '2025-01-30', threshold: 7, instant: '2025-01-30T10:30:00Z' });
-    expect(parseEventKey('license.expired:5:2025-01-30T03:00:00Z', 'America/Los_Angeles')).toEqual({ type: 'license.expired', licenseId: 5, day: '2025-01-29', instant: '2025-01-30T03:00:00Z' });
-    expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin')).toEqual({ type: 'license.expiring', licenseId: 5, day: '2025-01-30', threshold: 1 });
-    expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin', '2025-01-29T23:00:00Z')).toMatchObject({ day: '2025-01-30', instant: '2025-01-29T23:00:00Z' });
+    expect(parseEventKey('license.expiring:5:2025-01-30T10:30:00Z:7d', 'UTC')).toEqual({
+      type: 'license.expiring',
+      licenseId: 5,
+      day: '2025-01-30',
+      threshold: 7,
+      instant: '2025-01-30T10:30:00Z',
+    });
+    expect(parseEventKey('license.expired:5:2025-01-30T03:00:00Z', 'America/Los_Angeles')).toEqual({
+      type: 'license.expired',
+      licenseId: 5,
+      day: '2025-01-29',
+      instant: '2025-01-30T03:00:00Z',
+    });
+    expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin')).toEqual({
+      type: 'license.expiring',
+      licenseId: 5,
+      day: '2025-01-30',
+      threshold: 1,
+    });
+    expect(parseEventKey('license.expiring:5:2025-01-30:1d', 'Europe/Berlin', '2025-01-29T23:00:00Z')).toMatchObject({
+      day: '2025-01-30',
+      instant: '2025-01-29T23:00:00Z',
+    });
     expect(parseEventKey('something else', 'UTC')).toBeUndefined();
   });
 

@@ -12,11 +12,26 @@ function license(overrides: Partial<Exclude<LicenseNow, undefined | { problem: s
   return { status: 'active', expiresAt: at('2026-12-10T12:00:00Z'), updatesUntil: at('2026-12-01T00:00:00Z'), ...overrides };
 }
 
-const expiring7: WaitingNotice = { eventType: 'license.expiring', licenseId: 42, eventKey: 'license.expiring:42:2026-12-10:7d', eventInstant: '2026-12-10T12:00:00Z' };
+const expiring7: WaitingNotice = {
+  eventType: 'license.expiring',
+  licenseId: 42,
+  eventKey: 'license.expiring:42:2026-12-10:7d',
+  eventInstant: '2026-12-10T12:00:00Z',
+};
 const expiring1: WaitingNotice = { ...expiring7, eventKey: 'license.expiring:42:2026-12-10:1d' };
 const expired: WaitingNotice = { eventType: 'license.expired', licenseId: 42, eventKey: 'license.expired:42:2026-12-10', eventInstant: '2026-12-10T12:00:00Z' };
-const reminder: WaitingNotice = { eventType: 'license.expired_reminder', licenseId: 42, eventKey: 'license.expired_reminder:42:2026-12-10:3d', eventInstant: '2026-12-10T12:00:00Z' };
-const support: WaitingNotice = { eventType: 'license.update_support_expired', licenseId: 42, eventKey: 'license.update_support_expired:42:2026-12-01', eventInstant: '2026-12-01T00:00:00Z' };
+const reminder: WaitingNotice = {
+  eventType: 'license.expired_reminder',
+  licenseId: 42,
+  eventKey: 'license.expired_reminder:42:2026-12-10:3d',
+  eventInstant: '2026-12-10T12:00:00Z',
+};
+const support: WaitingNotice = {
+  eventType: 'license.update_support_expired',
+  licenseId: 42,
+  eventKey: 'license.update_support_expired:42:2026-12-01',
+  eventInstant: '2026-12-01T00:00:00Z',
+};
 
 /** Records as the loader parses them from webhook_deliveries (the notice's own row among them). */
 const records = (...notices: WaitingNotice[]): RecordedEvent[] => notices.map((notice) => parseEventKey(notice.eventKey, ZONE, notice.eventInstant)!);
@@ -33,7 +48,11 @@ describe('superseded: each reason', () => {
   });
 
   test('the license can no longer be read (its dates became garbage)', () => {
-    expect(verdict(expired, { problem: 'expires_at "soon" is not a date' })).toEqual({ send: false, code: 'unreadable', reason: 'license 42 can no longer be read: expires_at "soon" is not a date' });
+    expect(verdict(expired, { problem: 'expires_at "soon" is not a date' })).toEqual({
+      send: false,
+      code: 'unreadable',
+      reason: 'license 42 can no longer be read: expires_at "soon" is not a date',
+    });
     // A long stored value is cut: the reason fits status_reason.
     const long = verdict(expired, { problem: `expires_at "${'x'.repeat(5000)}" is not a date` });
     expect(long).toMatchObject({ send: false, code: 'unreadable' });
@@ -50,7 +69,11 @@ describe('superseded: each reason', () => {
   test('renewed to another expiry date: the expiring, expired and reminder notices of the old date', () => {
     const renewed = license({ expiresAt: at('2027-12-10T12:00:00Z') });
     for (const notice of [expiring7, expired, reminder]) {
-      expect(verdict(notice, renewed)).toEqual({ send: false, code: 'renewed', reason: 'license renewed: it now expires on 2027-12-10 (this notice is about 2026-12-10)' });
+      expect(verdict(notice, renewed)).toEqual({
+        send: false,
+        code: 'renewed',
+        reason: 'license renewed: it now expires on 2027-12-10 (this notice is about 2026-12-10)',
+      });
     }
     // A day earlier is another date too (a correction), and so is a date moved by a few hours across midnight.
     expect(verdict(expiring7, license({ expiresAt: at('2026-12-09T23:59:59Z') }))).toMatchObject({ send: false, code: 'renewed' });
@@ -58,7 +81,11 @@ describe('superseded: each reason', () => {
   });
 
   test('made lifetime (expires_at emptied)', () => {
-    expect(verdict(expired, license({ expiresAt: null }))).toEqual({ send: false, code: 'renewed', reason: 'license renewed: no expiry date any more (lifetime) (this notice is about 2026-12-10)' });
+    expect(verdict(expired, license({ expiresAt: null }))).toEqual({
+      send: false,
+      code: 'renewed',
+      reason: 'license renewed: no expiry date any more (lifetime) (this notice is about 2026-12-10)',
+    });
   });
 
   test('update support moved or removed: update_support_expired of the old date', () => {
@@ -67,7 +94,11 @@ describe('superseded: each reason', () => {
       code: 'update-support-changed',
       reason: 'update support changed: it now ends on 2027-06-01 (this notice is about 2026-12-01)',
     });
-    expect(verdict(support, license({ updatesUntil: null }))).toMatchObject({ send: false, code: 'update-support-changed', reason: expect.stringContaining('no end date any more') });
+    expect(verdict(support, license({ updatesUntil: null }))).toMatchObject({
+      send: false,
+      code: 'update-support-changed',
+      reason: expect.stringContaining('no end date any more'),
+    });
   });
 
   test('a warning whose expiry instant has passed on the real clock is never sent ("expires in 1 day" after it expired)', () => {
@@ -119,13 +150,19 @@ describe('still sent', () => {
     const notice: WaitingNotice = { ...expired, eventInstant: '2026-12-09T23:00:00Z' };
     expect(staleNotice(notice, license({ expiresAt }), [], at('2026-12-11T09:00:00Z'), zone)).toEqual({ send: true });
     // The same license moved to 10:00 Berlin time of the same date: the same date there.
-    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-10T10:00:00', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toEqual({ send: true });
+    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-10T10:00:00', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toEqual({
+      send: true,
+    });
     // Moved to the next date there: renewed.
-    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-11', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toMatchObject({ send: false, code: 'renewed' });
+    expect(staleNotice(notice, license({ expiresAt: parseInZone('2026-12-11', zone)!.instant }), [], at('2026-12-11T09:00:00Z'), zone)).toMatchObject({
+      send: false,
+      code: 'renewed',
+    });
   });
 
   test('a license derived expired (status expired) still gets its expired notice and reminder', () => {
-    for (const notice of [expired, reminder]) expect(verdict(notice, license({ status: 'expired' }), records(notice), at('2026-12-13T10:00:00Z'))).toEqual({ send: true });
+    for (const notice of [expired, reminder])
+      expect(verdict(notice, license({ status: 'expired' }), records(notice), at('2026-12-13T10:00:00Z'))).toEqual({ send: true });
   });
 
   test('a smaller warning sent after a larger one, and an expired of another (older) expiry date, do not supersede a warning', () => {

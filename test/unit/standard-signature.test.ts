@@ -126,7 +126,9 @@ describe('the official standardwebhooks library verifies what we send', () => {
   });
 
   test('the library checks webhook-timestamp: an attempt stamped 10 minutes before its clock is refused', () => {
-    expect(() => new Webhook(whsec).verify(body, { ...standardHeaders(event, [whsec], timestamp - 600) } as Record<string, string>)).toThrow('Message timestamp too old');
+    expect(() => new Webhook(whsec).verify(body, { ...standardHeaders(event, [whsec], timestamp - 600) } as Record<string, string>)).toThrow(
+      'Message timestamp too old',
+    );
   });
 
   test('the library signs exactly what we sign', () => {
@@ -157,7 +159,8 @@ describe('verifyStandardSignature, against signatures the official library made'
 
   test('a rotated header: the second signature matches the only secret given', () => {
     const headers = signedBy(whsec);
-    headers['webhook-signature'] = `${new Webhook('brand-new-secret', { format: 'raw' }).sign(id, new Date(timestamp * 1000), body)} ${headers['webhook-signature']}`;
+    headers['webhook-signature'] =
+      `${new Webhook('brand-new-secret', { format: 'raw' }).sign(id, new Date(timestamp * 1000), body)} ${headers['webhook-signature']}`;
     expect(verifyStandardSignature(headers, body, [whsec], nowSeconds)).toMatchObject({ valid: true, matched: 0 });
   });
 

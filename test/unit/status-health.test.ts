@@ -4,7 +4,17 @@ import { judgeHealth, type RunSummary } from '../../src/commands/status.js';
 const NOW = new Date('2025-01-15T08:30:00Z');
 
 function aRun(overrides: Partial<RunSummary> = {}): RunSummary {
-  return { startedAt: '2025-01-15T08:00:00Z', finishedAt: '2025-01-15T08:00:05Z', status: 'succeeded', exitCode: 0, recorded: 1, delivered: 1, abandoned: 0, error: null, ...overrides };
+  return {
+    startedAt: '2025-01-15T08:00:00Z',
+    finishedAt: '2025-01-15T08:00:05Z',
+    status: 'succeeded',
+    exitCode: 0,
+    recorded: 1,
+    delivered: 1,
+    abandoned: 0,
+    error: null,
+    ...overrides,
+  };
 }
 
 describe('status: the exit code a monitor acts on', () => {
@@ -42,17 +52,30 @@ describe('status: the exit code a monitor acts on', () => {
       exitCode: 0,
       reason: 'the last run finished at 2025-01-15T08:00:05Z (exit 4); what it left waiting on a failing receiver has been sent since',
     });
-    const recent = judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ name: 'crm', since: '2025-01-15T08:00:00Z', waiting: 2 }] });
+    const recent = judgeHealth({
+      now: NOW,
+      lastFinished: waiting,
+      licenses: 5,
+      settingProblems: [],
+      failing: [{ name: 'crm', since: '2025-01-15T08:00:00Z', waiting: 2 }],
+    });
     expect(recent.exitCode).toBe(0);
-    expect(recent.reason).toMatch(/^the last run finished at 2025-01-15T08:00:05Z \(exit 4\); 2 deliveries wait on a failing receiver .*deliveries list --status deferred/);
+    expect(recent.reason).toMatch(
+      /^the last run finished at 2025-01-15T08:00:05Z \(exit 4\); 2 deliveries wait on a failing receiver .*deliveries list --status deferred/,
+    );
     const failing = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing })).toEqual({
       exitCode: 4,
       reason: expect.stringContaining('endpoint crm has been failing since 2025-01-14T08:00:00Z (3 deliveries deferred or parked): more than 24 hours'),
     });
     // 23 hours is not yet a day of failing.
-    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ name: 'crm', since: '2025-01-14T09:30:00Z', waiting: 3 }] }).exitCode).toBe(0);
-    expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(3);
+    expect(
+      judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ name: 'crm', since: '2025-01-14T09:30:00Z', waiting: 3 }] })
+        .exitCode,
+    ).toBe(0);
+    expect(
+      judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 1 }), licenses: 5, settingProblems: [], failing }).exitCode,
+    ).toBe(3);
     expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(1);
   });
 });

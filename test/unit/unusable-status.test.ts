@@ -13,16 +13,23 @@ describe('a status line whose code is no HTTP status', () => {
     expect(unusableStatusLine(head)).toBe(code);
   });
 
-  test.each(['HTTP/1.1 200 OK\r\n', 'HTTP/1.1 100 Continue\r\n', 'HTTP/1.1 599 Odd\r\n', 'HTTP/1.1 204\r\n', 'HTTP/1.1 banana\r\n', 'HTTP/1.1 20', 'SSH-2.0-OpenSSH'])(
-    '%j is left to the HTTP parser',
-    (head) => {
-      expect(unusableStatusLine(head)).toBeUndefined();
-    },
-  );
+  test.each([
+    'HTTP/1.1 200 OK\r\n',
+    'HTTP/1.1 100 Continue\r\n',
+    'HTTP/1.1 599 Odd\r\n',
+    'HTTP/1.1 204\r\n',
+    'HTTP/1.1 banana\r\n',
+    'HTTP/1.1 20',
+    'SSH-2.0-OpenSSH',
+  ])('%j is left to the HTTP parser', (head) => {
+    expect(unusableStatusLine(head)).toBeUndefined();
+  });
 
   test('found through the causes fetch wraps it in', () => {
     const error = new TypeError('fetch failed', { cause: new Error('socket', { cause: new UnusableStatus('999') }) });
-    expect(unusableStatusIn(error)?.message).toBe('the receiver answered with status 999, which is not an HTTP status (RFC 9110 §15: 100 to 599): fix the receiver');
+    expect(unusableStatusIn(error)?.message).toBe(
+      'the receiver answered with status 999, which is not an HTTP status (RFC 9110 §15: 100 to 599): fix the receiver',
+    );
     expect(unusableStatusIn(new Error('other'))).toBeUndefined();
   });
 });

@@ -20,7 +20,11 @@ describe('verify diagnoses', () => {
   test('pretty-printed body', () => expect(check(JSON.stringify(JSON.parse(body), null, 2), signature)).toBe('re-serialised'));
   test('keys re-ordered', () => {
     const data = JSON.parse(body);
-    const shuffled = JSON.stringify({ payload: Object.fromEntries(Object.entries(data.payload).reverse()), timestamp: data.timestamp, event_type: data.event_type });
+    const shuffled = JSON.stringify({
+      payload: Object.fromEntries(Object.entries(data.payload).reverse()),
+      timestamp: data.timestamp,
+      event_type: data.event_type,
+    });
     expect(check(shuffled, signature)).toBe('re-serialised');
   });
   test('empty secret', () => expect(check(body, signature, '')).toBe('empty-secret'));
