@@ -44,7 +44,8 @@ interface AttemptRecord {
   headers: Record<string, string>;
 }
 
-type DeliveryStatus = 'delivered' | 'abandoned' | 'released' | 'dropped' | 'held';
+/** How one delivery attempt loop ended, for the caller (not the stored status of a row, which is storage's DeliveryStatus). */
+type SendOutcome = 'delivered' | 'abandoned' | 'released' | 'dropped' | 'held';
 
 export interface DeliveryResult {
   /**
@@ -52,7 +53,7 @@ export interface DeliveryResult {
    * `dropped`: `beforeAttempt` said the delivery is no longer ours to send.
    * `held`: `beforeSlot` kept the next attempt back (the endpoint's circuit is open, or it is gone); the caller decides what becomes of it.
    */
-  status: DeliveryStatus;
+  status: SendOutcome;
   attempts: AttemptRecord[];
   lastStatusCode: number | null;
   lastError: string | null;
@@ -170,7 +171,7 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
   return finish('abandoned', attempts);
 }
 
-function finish(status: DeliveryStatus, attempts: AttemptRecord[]): DeliveryResult {
+function finish(status: SendOutcome, attempts: AttemptRecord[]): DeliveryResult {
   const last = attempts[attempts.length - 1];
   return { status, attempts, lastStatusCode: last?.statusCode ?? null, lastError: last?.error ?? null };
 }
