@@ -7,6 +7,7 @@ import {
   type EndpointDeliveryCounts,
   type EndpointStats,
 } from '../../src/monitoring/delivery-stats.js';
+import { endpointStatsJson } from '../helpers/json-shapes.js';
 
 const t0 = Date.parse('2026-03-01T02:00:00Z');
 const at = (seconds: number) => new Date(t0 + seconds * 1000);
@@ -25,13 +26,16 @@ function group(endpoint: string, statusCode: number | null, durationMs = 100, er
   return { endpoint, statusCode, error, durationMs, count };
 }
 
-/** What `deliveries stats` does with what the database gives it: grouped attempts, each endpoint's recent history, delivery counts. */
+/**
+ * What `deliveries stats` does with what the database gives it: grouped attempts, each endpoint's recent history, delivery
+ * counts. Each endpoint is parsed with the documented --json shape: every error class present, whole ms, UTC instants.
+ */
 function stats(groups: readonly Group[], recent: readonly Recent[] = [], counts: readonly EndpointDeliveryCounts[] = []): EndpointStats[] {
   const accumulator = new DeliveryStatsAccumulator();
   for (const entry of groups) accumulator.addAttemptGroup(entry);
   for (const entry of recent) accumulator.setRecent(entry);
   for (const entry of counts) accumulator.addCounts(entry);
-  return accumulator.result(now);
+  return accumulator.result(now).map((entry) => endpointStatsJson.parse(entry));
 }
 
 describe('classifying an attempt', () => {
