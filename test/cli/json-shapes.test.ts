@@ -47,8 +47,8 @@ const SECRET = 's3cret';
 const { receiver } = receiversPerTest();
 
 /** Runs `license-manager --json …args` and parses its stdout, one JSON document, with the command's schema. */
-async function shape<S extends z.ZodType>(ws: Workspace, schema: S, args: string[], code = 0): Promise<z.infer<S>> {
-  const result = await ws.cli(['--json', ...args]);
+async function shape<S extends z.ZodType>(ws: Workspace, schema: S, args: string[], code = 0, env: NodeJS.ProcessEnv = {}): Promise<z.infer<S>> {
+  const result = await ws.cli(['--json', ...args], { env });
   expect({ args, code: result.code, stderr: result.code === code ? '' : result.stderr }).toEqual({ args, code, stderr: '' });
   return schema.parse(JSON.parse(result.stdout));
 }
@@ -62,13 +62,17 @@ async function project(config: Record<string, unknown> = {}): Promise<{ ws: Work
   return { ws, url: sink.url };
 }
 
-/** Expired yesterday (one delivered, one refused), expiring in 5 days with support ended yesterday, expired long ago, lifetime. */
+/**
+ * Expired yesterday (one delivered, one refused), expiring in 5 days with support ended yesterday, expired long ago,
+ * expired 10 days ago (a reminder with after-expiry days 10), lifetime.
+ */
 function importLicenses(ws: Workspace) {
   const rows = [
     { license_code: 'LIC-OK', product_id: 'P1', product_name: 'Prod', email: 'ok@example.com', expires_at: at(-1) },
     { license_code: 'LIC-BAD', expires_at: at(-0.9) },
     { license_code: 'LIC-SOON', expires_at: dateOf(at(5)), updates_until: at(-1) },
     { license_code: 'LIC-OLD', expires_at: at(-75) },
+    { license_code: 'LIC-WIN', expires_at: at(-10) },
     { license_code: 'LIC-LIFE', expires_at: null },
   ];
   fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(rows));
@@ -90,8 +94,8 @@ describe('--json shapes', () => {
 
   test('licenses, settings and endpoints: import, list, get, set, unset, add, update, show, enable, disable, rotate, remove', async () => {
     const { ws } = await project();
-    expect(await importLicenses(ws)).toMatchObject({ format: 'json', rows: 5, inserted: 5 });
-    expect(await shape(ws, licensesListJson, ['licenses', 'list'])).toHaveLength(5);
+    expect(await importLicenses(ws)).toMatchObject({ format: 'json', rows: 6, inserted: 6 });
+    expect(await shape(ws, licensesListJson, ['licenses', 'list'])).toHaveLength(6);
     expect(await shape(ws, licensesListJson, ['licenses', 'list', '--expiring-within', '7', '--now', NOW])).toMatchObject([{ license_code: 'LIC-SOON' }]);
 
     const settings = await shape(ws, settingsListJson, ['settings', 'list']);
@@ -103,6 +107,11 @@ describe('--json shapes', () => {
     expect((await shape(ws, settingChangeJson, ['settings', 'set', 'after-expiry-days', '3'])).warnings).toHaveLength(1);
     expect(await shape(ws, settingChangeJson, ['settings', 'unset', 'time-zone'])).toEqual({ key: 'time-zone', stored: null, removed: true });
     expect(await shape(ws, settingChangeJson, ['settings', 'unset', 'warning-days'])).toMatchObject({ removed: false });
+    const shadowed = await shape(ws, settingChangeJson, ['settings', 'set', 'webhook-url', 'https://hooks.example.com/in'], 0, {
+      LICENSE_MANAGER_WEBHOOK_URL: 'https://env.example.com/in',
+    });
+    expect(shadowed.shadowedBy).toBe('LICENSE_MANAGER_WEBHOOK_URL');
+    expect((await shape(ws, settingsGetJson, ['settings', 'get', 'webhook-url'])).overrides).toBeDefined();
 
     expect(await shape(ws, endpointsListJson, ['endpoints', 'list'])).toMatchObject([{ name: 'default', source: 'default', events: null }]);
     const added = [
@@ -129,6 +138,10 @@ describe('--json shapes', () => {
     expect(await shape(ws, endpointRotatedJson, ['endpoints', 'rotate-secret', 'crm', '--keep-previous', '0'])).toMatchObject({ previousValidUntil: null });
     expect(await shape(ws, endpointsListJson, ['endpoints', 'list'])).toHaveLength(2);
     expect(await shape(ws, endpointRemovedJson, ['endpoints', 'remove', 'crm'])).toEqual({ name: 'crm', dropped: 0 });
+    // A stored value that fails validation: shown as stored with why, and named by status.
+    await ws.rows("insert into settings (key, value, updated_at) values ('warning-days', 'soon', '2025-01-01T00:00:00Z')");
+    expect((await shape(ws, settingsGetJson, ['settings', 'get', 'warning-days'])).invalid).toBeDefined();
+    expect((await shape(ws, statusJson, ['status', '--now', NOW], 1)).settingProblems).toMatchObject([{ key: 'warning-days' }]);
   });
 
   test('runs: mark-sent, dry run, a run that delivers, defers, parks on 410 and abandons; then the log, retry, stats, status', async () => {
@@ -159,10 +172,12 @@ describe('--json shapes', () => {
     ]);
 
     const marked = await shape(ws, markSentJson, ['process-expirations', '--mark-sent-through', dateOf(NOW), '--dry-run', '--now', NOW]);
+    // Botble's job sent no reminders: the four events of the rules.
     expect(marked.marked.length + marked.left.length).toBe(4);
     const dry = await shape(ws, processExpirationsJson, ['process-expirations', '--dry-run', '--now', NOW]);
-    expect(dry).toMatchObject({ dryRun: true, recorded: 0, expiredWithoutEvent: 1, announceSince: dateOf(at(-75)) });
-    expect(dry.dueCounts['license.expired_reminder']).toBe(0);
+    expect(dry).toMatchObject({ dryRun: true, recorded: 0, expiredWithoutEvent: 2, announceSince: dateOf(at(-75)) });
+    expect(dry.dueCounts['license.expired_reminder']).toBe(1);
+    expect(dry.due.find((event) => event.type === 'license.expired_reminder')).toMatchObject({ licenseCode: 'LIC-WIN', daysSinceExpiry: 10 });
 
     const run = await shape(ws, processExpirationsJson, ['process-expirations', '--now', NOW], 3);
     expect(run).toMatchObject({ abandoned: 1, abandonedDeliveries: [{ licenseCode: 'LIC-BAD' }], gone: [{ endpoint: 'gone' }] });
