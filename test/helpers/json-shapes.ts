@@ -1,5 +1,7 @@
 // The documented `--json` shape of every command (README "JSON output", docs/contract.md), as zod schemas.
 // Strict objects: a key that is renamed, dropped or added without being documented here fails `parse`, naming the key.
+// Where the README's "JSON output" table names fewer keys than a command prints, the schema follows what the command
+// prints (src/commands/*.ts result types) and says `beyond the README's table`: the table is the part to complete.
 import { z } from 'zod';
 import { ERROR_CLASSES, type ErrorClass } from '../../src/monitoring/delivery-stats.js';
 
@@ -26,8 +28,9 @@ const noticeType = z.enum(['license.expiring', 'license.expired', 'license.expir
 const licenseStatus = z.enum(['active', 'suspended', 'revoked', 'expired']);
 /** A stored delivery's status (contract: "Delivery statuses"). */
 const deliveryStatus = z.enum(['pending', 'delivering', 'delivered', 'deferred', 'parked', 'superseded', 'abandoned']);
-/** How a run ended for one delivery (README: "In a delivery result, `status` is …"). */
+/** How a run ended for one delivery: the README's "In a delivery result" names the first four; the rest come with retries across runs. */
 const outcomeStatus = z.enum(['delivered', 'abandoned', 'released', 'dropped', 'deferred', 'parked', 'superseded']);
+/** `waiting` (exit 4) is beyond the README's table, which lists the other six. */
 const runStatus = z.enum(['running', 'succeeded', 'abandoned', 'waiting', 'failed', 'stopped', 'refused']);
 const exitCode = z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(4)]);
 const signing = z.enum(['botble', 'standard', 'both']);
@@ -57,6 +60,7 @@ const dueEvent = z.strictObject({
   /** The instant the event is about (expires_at, updates_until) in UTC. */
   date: instant,
   daysUntilExpiry: z.number().int().optional(),
+  /** license.expired_reminder only; beyond the README's table. */
   daysSinceExpiry: count.optional(),
   threshold: count.optional(),
 });
@@ -109,6 +113,7 @@ const sendingCounts = {
   unlisted: count,
   byEndpoint: z.record(z.string(), z.strictObject({ delivered: count, abandoned: count })).optional(),
   abandonedDeliveries: z.array(abandonedDelivery),
+  // Retries across runs; beyond the README's table (byEndpoint is named under "Endpoints").
   deferred: count,
   parked: count,
   waiting: z.array(waitingDeliveries),
@@ -190,6 +195,7 @@ const endpointView = z.strictObject({
   headers: z.record(z.string(), masked),
   maxInFlight: id.nullable(),
   deliveries: countsBy(deliveryStatus),
+  /** Set after a 410 Gone; beyond the list README's "Endpoints" gives. */
   gone: z.strictObject({ at: instant, reason: z.string() }).nullable(),
 });
 
@@ -256,6 +262,7 @@ const sentAttempt = z.strictObject({
   statusCode: httpStatus.nullable(),
   error: z.string().nullable(),
   responsePrefix: z.string(),
+  // Beyond the README's table: the response's Retry-After, and the headers of this attempt.
   retryAfter: z.string().nullable(),
   headers: z.record(z.string(), z.string()),
 });
@@ -286,6 +293,7 @@ export const settingChangeJson = z.strictObject({
   stored: z.string().nullable(),
   shadowedBy: z.string().optional(),
   removed: z.boolean().optional(),
+  /** Beyond the README's table. */
   warnings: z.array(z.string()).optional(),
 });
 
@@ -302,7 +310,7 @@ export const licensesImportJson = z.strictObject({
 /** `licenses list`. */
 export const licensesListJson = z.array(licenseRow);
 
-/** `licenses show <code>`. */
+/** `licenses show <code>`: not in the README's table ("`--json` has the same as `sent` and `toCome`"). */
 export const licensesShowJson = z.strictObject({
   license: licenseRow,
   timeZone: z.string(),
@@ -332,7 +340,7 @@ export const licensesForecastJson = z.strictObject({
 
 /** `endpoints list`. */
 export const endpointsListJson = z.array(endpointView);
-/** `endpoints show|add|update <name>`. */
+/** `endpoints show|add|update <name>`: one element of `endpoints list`. The mutations' outputs below are not in the README. */
 export const endpointJson = endpointView;
 /** `endpoints enable|disable <name>`. */
 export const endpointEnabledJson = z.strictObject({ name: z.string(), enabled: z.boolean(), parked: count, discarded: count });
@@ -381,7 +389,7 @@ export const endpointStatsJson = z.strictObject({
   oldestUndeliveredAgeSeconds: count.nullable(),
 });
 
-/** `deliveries stats`. */
+/** `deliveries stats`: not in the README's table. */
 export const deliveriesStatsJson = z.strictObject({ now: instant, since: instant.nullable(), endpoints: z.array(endpointStatsJson) });
 
 const pingResult = z.strictObject({
@@ -419,6 +427,7 @@ export const statusJson = z.strictObject({
       recorded: count,
       delivered: count,
       abandoned: count,
+      // Optional in RunSummary, always printed; deferred and parked are beyond the README's table.
       deferred: count.optional(),
       parked: count.optional(),
       expiredWithoutEvent: count.optional(),
@@ -428,6 +437,7 @@ export const statusJson = z.strictObject({
   health: z.strictObject({ exitCode, reason: z.string() }),
   expiredWithoutEvent: z.strictObject({ licenses: id, runStartedAt: instant, announceSince: calendarDate.nullable() }).nullable(),
   heldByGoneRuns: count,
+  // endpoints and monitoring are beyond the README's table (named in "Retries across runs" and "Monitoring").
   endpoints: z.array(
     z.strictObject({
       name: z.string(),
@@ -450,7 +460,10 @@ export const statusJson = z.strictObject({
   }),
 });
 
-/** `verify`: with one secret and X-Webhook-Signature the four keys; with several secrets or Standard Webhooks also which matched. */
+/**
+ * `verify`: with one secret and X-Webhook-Signature the README's four keys; with several secrets or a Standard Webhooks
+ * signature also the scheme and which secret matched (beyond the README's table).
+ */
 export const verifyJson = z.union([
   z.strictObject({ valid: z.boolean(), verdict, explanation: z.string(), expected: sha256Hex }),
   z.strictObject({
@@ -466,7 +479,7 @@ export const verifyJson = z.union([
 
 /** `listen`: the first line, as soon as it listens. */
 export const listeningJson = z.strictObject({ listening: z.url(), signaturesChecked: z.boolean() });
-/** `listen`: one line per request received. */
+/** `listen`: one line per request received; not in the README's table. */
 export const receivedJson = z.strictObject({
   event: z.string().nullable(),
   id: z.string().nullable(),
