@@ -1,7 +1,7 @@
 // The documented `--json` shape of every command (README "JSON output", docs/contract.md), as zod schemas.
 // Strict objects: a key that is renamed, dropped or added without being documented here fails `parse`, naming the key.
-// Where the README's "JSON output" table names fewer keys than a command prints, the schema follows what the command
-// prints (src/commands/*.ts result types) and says `beyond the README's table`: the table is the part to complete.
+// The schemas follow what the commands print (src/commands/*.ts result types); the README's "JSON output" table lists
+// the same keys, so a key added to one and not the other shows up here.
 import { z } from 'zod';
 import { ERROR_CLASSES, type ErrorClass } from '../../src/monitoring/delivery-stats.js';
 
@@ -30,7 +30,7 @@ const licenseStatus = z.enum(['active', 'suspended', 'revoked', 'expired']);
 const deliveryStatus = z.enum(['pending', 'delivering', 'delivered', 'deferred', 'parked', 'superseded', 'abandoned']);
 /** How a run ended for one delivery: the README's "In a delivery result" names the first four; the rest come with retries across runs. */
 const outcomeStatus = z.enum(['delivered', 'abandoned', 'released', 'dropped', 'deferred', 'parked', 'superseded']);
-/** `waiting` (exit 4) is beyond the README's table, which lists the other six. */
+/** `waiting` is a run that exited 4. */
 const runStatus = z.enum(['running', 'succeeded', 'abandoned', 'waiting', 'failed', 'stopped', 'refused']);
 const exitCode = z.union([z.literal(0), z.literal(1), z.literal(2), z.literal(3), z.literal(4)]);
 const signing = z.enum(['botble', 'standard', 'both']);
@@ -60,7 +60,7 @@ const dueEvent = z.strictObject({
   /** The instant the event is about (expires_at, updates_until) in UTC. */
   date: instant,
   daysUntilExpiry: z.number().int().optional(),
-  /** license.expired_reminder only; beyond the README's table. */
+  /** license.expired_reminder only. */
   daysSinceExpiry: count.optional(),
   threshold: count.optional(),
 });
@@ -113,7 +113,7 @@ const sendingCounts = {
   unlisted: count,
   byEndpoint: z.record(z.string(), z.strictObject({ delivered: count, abandoned: count })).optional(),
   abandonedDeliveries: z.array(abandonedDelivery),
-  // Retries across runs; beyond the README's table (byEndpoint is named under "Endpoints").
+  // Retries across runs.
   deferred: count,
   parked: count,
   waiting: z.array(waitingDeliveries),
@@ -195,7 +195,7 @@ const endpointView = z.strictObject({
   headers: z.record(z.string(), masked),
   maxInFlight: id.nullable(),
   deliveries: countsBy(deliveryStatus),
-  /** Set after a 410 Gone; beyond the list README's "Endpoints" gives. */
+  /** Set after a 410 Gone. */
   gone: z.strictObject({ at: instant, reason: z.string() }).nullable(),
 });
 
@@ -310,7 +310,7 @@ export const licensesImportJson = z.strictObject({
 /** `licenses list`. */
 export const licensesListJson = z.array(licenseRow);
 
-/** `licenses show <code>`: not in the README's table ("`--json` has the same as `sent` and `toCome`"). */
+/** `licenses show <code>`. */
 export const licensesShowJson = z.strictObject({
   license: licenseRow,
   timeZone: z.string(),
@@ -340,7 +340,7 @@ export const licensesForecastJson = z.strictObject({
 
 /** `endpoints list`. */
 export const endpointsListJson = z.array(endpointView);
-/** `endpoints show|add|update <name>`: one element of `endpoints list`. The mutations' outputs below are not in the README. */
+/** `endpoints show|add|update <name>`: one element of `endpoints list`. */
 export const endpointJson = endpointView;
 /** `endpoints enable|disable <name>`. */
 export const endpointEnabledJson = z.strictObject({ name: z.string(), enabled: z.boolean(), parked: count, discarded: count });
@@ -389,7 +389,7 @@ export const endpointStatsJson = z.strictObject({
   oldestUndeliveredAgeSeconds: count.nullable(),
 });
 
-/** `deliveries stats`: not in the README's table. */
+/** `deliveries stats`. */
 export const deliveriesStatsJson = z.strictObject({ now: instant, since: instant.nullable(), endpoints: z.array(endpointStatsJson) });
 
 const pingResult = z.strictObject({
@@ -427,7 +427,7 @@ export const statusJson = z.strictObject({
       recorded: count,
       delivered: count,
       abandoned: count,
-      // Optional in RunSummary, always printed; deferred and parked are beyond the README's table.
+      // Optional in RunSummary (runs recorded before migration 0009 have none), always printed.
       deferred: count.optional(),
       parked: count.optional(),
       expiredWithoutEvent: count.optional(),
@@ -437,7 +437,6 @@ export const statusJson = z.strictObject({
   health: z.strictObject({ exitCode, reason: z.string() }),
   expiredWithoutEvent: z.strictObject({ licenses: id, runStartedAt: instant, announceSince: calendarDate.nullable() }).nullable(),
   heldByGoneRuns: count,
-  // endpoints and monitoring are beyond the README's table (named in "Retries across runs" and "Monitoring").
   endpoints: z.array(
     z.strictObject({
       name: z.string(),
@@ -462,7 +461,7 @@ export const statusJson = z.strictObject({
 
 /**
  * `verify`: with one secret and X-Webhook-Signature the README's four keys; with several secrets or a Standard Webhooks
- * signature also the scheme and which secret matched (beyond the README's table).
+ * signature also the scheme and which secret matched.
  */
 export const verifyJson = z.union([
   z.strictObject({ valid: z.boolean(), verdict, explanation: z.string(), expected: sha256Hex }),
@@ -479,7 +478,7 @@ export const verifyJson = z.union([
 
 /** `listen`: the first line, as soon as it listens. */
 export const listeningJson = z.strictObject({ listening: z.url(), signaturesChecked: z.boolean() });
-/** `listen`: one line per request received; not in the README's table. */
+/** `listen`: one line per request received. */
 export const receivedJson = z.strictObject({
   event: z.string().nullable(),
   id: z.string().nullable(),
