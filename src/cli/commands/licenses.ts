@@ -4,10 +4,8 @@ import { Option, type Command } from 'commander';
 import { commandLine } from '../../command-line.js';
 import type { ImportResult, LicenseListItem } from '../../commands/licenses.js';
 import type { ForecastCommandResult, LicenseShowResult } from '../../commands/reminders.js';
-import { FORECAST_EVENT_TYPES } from '../../expirations/forecast.js';
 import { LICENSE_STATUSES } from '../../expirations/license-status.js';
 import { plural } from '../../plural.js';
-import { drawBarChart } from '../bar-chart.js';
 import type { CommandKit } from '../command-kit.js';
 import { examples, IMPORT_HELP } from '../help.js';
 import { calendarDate, runInstant, wholeNumber } from '../options.js';
@@ -129,7 +127,7 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
         const result = await licensesForecast(context, { ...options, now: options.now ?? clock.now() });
         for (const warning of result.warnings) out.warn(warning);
         if (out.options.json) out.json({ days: result.days });
-        else printForecast(out, result, options.warningDays);
+        else await printForecast(out, result, options.warningDays);
       }),
     );
 }
@@ -176,7 +174,9 @@ function columns(out: Output): number {
   return measured && measured > 0 ? measured : Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : DEFAULT_COLUMNS;
 }
 
-function printForecast(out: Output, result: ForecastCommandResult, dryRunWarningDays: string | undefined): void {
+/** The chart's code and the forecast's event types are loaded here, when it prints: declaring the program needs neither. */
+async function printForecast(out: Output, result: ForecastCommandResult, dryRunWarningDays: string | undefined): Promise<void> {
+  const [{ drawBarChart }, { FORECAST_EVENT_TYPES }] = await Promise.all([import('../bar-chart.js'), import('../../expirations/forecast.js')]);
   const change = dryRunWarningDays === undefined ? '' : ` with warning days ${dryRunWarningDays} (this forecast only: nothing is changed)`;
   out.info(
     `Notices due per day from ${result.from}, ${plural(result.days.length, 'day')} in ${result.timeZone}, under the current data and settings${change}:`,
