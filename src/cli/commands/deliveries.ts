@@ -76,6 +76,7 @@ export function registerDeliveries(program: Command, kit: CommandKit): void {
             endpoint: options.endpoint,
             since: options.since,
             limit,
+            clock,
           });
           if (out.options.json) out.json(list.rows);
           else printDeliveries(out, list);

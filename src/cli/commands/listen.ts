@@ -9,7 +9,7 @@ import type { Output } from '../output.js';
 import { clean } from '../text.js';
 
 export function registerListen(program: Command, kit: CommandKit): void {
-  const { io, stop, act, readConfig } = kit;
+  const { io, stop, clock, act, readConfig } = kit;
   program
     .command('listen')
     .description('a local receiver that prints each webhook and whether its signature verifies (pair with ngrok or send-test-event --url)')
@@ -54,7 +54,7 @@ export function registerListen(program: Command, kit: CommandKit): void {
           const { listen } = await import('../../commands/listen.js');
           const [secret = null, ...moreSecrets] =
             givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
-          const listener = await listen({ ...options, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) =>
+          const listener = await listen({ ...options, clock, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) =>
             printReceivedWebhook(out, request),
           ).catch((error: unknown) => {
             throw unusableHost(options.host, error);

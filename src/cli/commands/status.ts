@@ -65,7 +65,6 @@ export function registerStatus(program: Command, kit: CommandKit): void {
     );
 }
 
-/** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
 /** A wait in whole units: 45 s, 12 min, 5 h 3 min, 2 d 4 h. */
 function ageText(seconds: number): string {
   if (seconds < 60) return `${seconds} s`;
@@ -74,6 +73,7 @@ function ageText(seconds: number): string {
   return `${Math.floor(seconds / 86_400)} d ${Math.floor((seconds % 86_400) / 3600)} h`;
 }
 
+/** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
 function printStatus(out: Output, result: StatusResult): void {
   const counts = (byStatus: Record<string, number>, total: number) =>
     total === 0

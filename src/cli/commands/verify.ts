@@ -6,7 +6,7 @@ import { examples } from '../help.js';
 import { collectSecret, givenSecrets, wholeNumber } from '../options.js';
 
 export function registerVerify(program: Command, kit: CommandKit): void {
-  const { io, stop, act, readConfig } = kit;
+  const { io, stop, clock, act, readConfig } = kit;
   program
     .command('verify')
     .description('check a webhook signature, and say why it fails (re-serialised body, sha256= prefix, ...)')
@@ -41,7 +41,7 @@ export function registerVerify(program: Command, kit: CommandKit): void {
             return (await readConfig(out, flags)).config.webhooks.secret;
           };
           const secrets = givenSecrets(options, io.env);
-          const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd });
+          const result = await verifyCommand({ ...options, secrets }, { stdin: () => io.stdin ?? process.stdin, configuredSecret, stop, cwd: io.cwd, clock });
           // One secret and Botble's header: what verify always said; otherwise which scheme and which secret matched.
           const named = (secrets?.length ?? 1) > 1 || result.scheme === 'standard';
           const { scheme, secret, ...plain } = result;
