@@ -24,7 +24,7 @@ const onSignal = (signal) => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
-process.exitCode = await main(process.argv, undefined, stop.signal);
+process.exitCode = await main(process.argv, undefined, undefined, stop.signal);
 process.off('SIGINT', onSignal);
 process.off('SIGTERM', onSignal);
 // The command is done: whatever it could not close (the timer or socket of a JS config that never settled)

@@ -25,13 +25,3 @@ export class ExitError extends Error {
 export function usageError(message: string, options?: { cause?: unknown }): ExitError {
   return new ExitError(EXIT.usage, message, options);
 }
-
-/**
- * The contract's rule for any run that sends: stopped early (or due deliveries left locked) is 1, anything
- * abandoned is 3, deliveries waiting on a failing receiver (deferred or parked) 4; 3 wins over 4.
- */
-export function runExitCode(outcome: { abandoned: number; waiting?: number; stopped?: boolean; locked?: number }): ExitCode {
-  if (outcome.stopped || (outcome.locked ?? 0) > 0) return EXIT.failure;
-  if (outcome.abandoned > 0) return EXIT.abandoned;
-  return (outcome.waiting ?? 0) > 0 ? EXIT.waiting : EXIT.ok;
-}

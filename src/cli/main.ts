@@ -1,4 +1,5 @@
 // src/cli: the commander program, flag parsing, printing and exit codes (the only place that prints); imported only by bin/.
+import { systemClock, type Clock } from '../clock.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import type { Io, OutputOptions } from './output.js';
 import { packageVersion } from './version.js';
@@ -7,11 +8,13 @@ const DEFAULT_OUTPUT: OutputOptions = { json: false, quiet: false, color: true, 
 
 /**
  * Runs the CLI and returns its exit code. bin/ owns the process: it turns signals into `stop` and the
- * returned code into the exit status.
+ * returned code into the exit status. `clock` is where "now" comes from when no --now is given: the
+ * system's, or a test's.
  */
 export async function main(
   argv: string[],
   io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() },
+  clock: Clock = systemClock,
   stop: AbortSignal = new AbortController().signal,
 ): Promise<ExitCode> {
   const invocation = { exitCode: EXIT.ok as ExitCode };
@@ -28,7 +31,7 @@ export async function main(
   }
   try {
     const { buildProgram } = await import('./program.js');
-    const program = buildProgram({ io, stop, invocation });
+    const program = buildProgram({ io, clock, stop, invocation });
     await program.parseAsync(argv);
     return invocation.exitCode;
   } catch (error) {

@@ -1,6 +1,6 @@
-import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { maskCredentials } from '../credentials.js';
+import { clean } from './text.js';
 
 /** Where a command's words go. The CLI is the only place that prints; tests pass their own streams. */
 export interface Io {
@@ -85,21 +85,6 @@ export class Output {
 }
 
 /**
- * Data shown to a person (license codes, e-mails, receiver answers, errors): C0 and C1 control characters
- * and DEL become visible `\x1b`-style text, so an escape sequence in a license code cannot rewrite the
- * terminal; `keepNewlines` keeps tabs and line breaks (multi-line messages).
- */
-export function clean(text: string, keepNewlines = false): string {
-  let shown = '';
-  for (const char of text) {
-    const code = char.charCodeAt(0);
-    const control = code < 0x20 || (code >= 0x7f && code <= 0x9f);
-    shown += control && !(keepNewlines && (code === 0x09 || code === 0x0a)) ? `\\x${code.toString(16).padStart(2, '0')}` : char;
-  }
-  return shown;
-}
-
-/**
  * Colour on a terminal unless --no-color or a non-empty NO_COLOR (no-color.org: an empty value does not
  * count); FORCE_COLOR (non-empty, not 0/false, as chalk reads it) turns it on off a terminal too.
  */
@@ -108,17 +93,4 @@ function colorLevel(flag: boolean, env: NodeJS.ProcessEnv, stream: { isTTY?: boo
   const force = env.FORCE_COLOR ?? '';
   if (force !== '') return force === '0' || force === 'false' ? 0 : 1;
   return stream.isTTY ? 1 : 0;
-}
-
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, visibleLength(cell))));
-  return rows
-    .map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell + ' '.repeat(widths[index]! - visibleLength(cell)))).join('  '))
-    .join('\n');
-}
-
-function visibleLength(text: string): number {
-  return stripVTControlCharacters(text).length;
 }

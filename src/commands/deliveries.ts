@@ -1,5 +1,5 @@
 import type { $Fetch } from 'ofetch';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
@@ -35,6 +35,8 @@ export interface ListDeliveriesOptions {
   since?: Date | undefined;
   /** At most this many rows; undefined for all of them. */
   limit?: number | undefined;
+  /** Where the endpoints are resolved from (a rotated secret's validity); the system clock when not given. */
+  clock?: Clock;
 }
 
 export interface DeliveriesListResult {
@@ -45,8 +47,8 @@ export interface DeliveriesListResult {
 
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
   const { db, licenses } = context;
-  const { licenseCode, ...rest } = options;
-  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint);
+  const { licenseCode, clock, ...rest } = options;
+  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint, clock);
   // A code is looked up where the licenses are (ours or Botble's); one that names no license matches no delivery.
   const licenseIds = licenseCode === undefined ? undefined : await licenses.idsOfCode(db, licenseCode);
   if (licenseIds?.length === 0) return { rows: [], total: 0 };
@@ -71,8 +73,8 @@ export async function deliveriesShow(context: CommandContext, id: number): Promi
 }
 
 /** Refuses a name that is no endpoint (exit 2), so a typo in --endpoint never reads as "nothing to do". */
-async function knownEndpoint(context: CommandContext, name: string): Promise<void> {
-  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, new Date());
+async function knownEndpoint(context: CommandContext, name: string, clock: Clock = systemClock): Promise<void> {
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, clock.now());
   if (!endpoints.some((endpoint) => endpoint.name === name)) {
     throw usageError(`No endpoint named "${name}" (known: ${endpoints.map((endpoint) => endpoint.name).join(', ')}). See "${commandLine('endpoints list')}".`);
   }
@@ -119,7 +121,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   if (options.ids.length === 0 && !options.abandoned)
     throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
   if (options.endpoint !== undefined && !options.abandoned) throw usageError('--endpoint goes with --abandoned: delivery ids name their deliveries already.');
-  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint);
+  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint, options.clock);
   if (options.force && options.abandoned)
     throw usageError(
       '--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").',
@@ -156,7 +158,9 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
         throw usageError(`Delivery ${delivery.id} is ${delivery.status}: only abandoned and deferred deliveries are re-sent (${why}).`);
       }
       if (delivery.endpoint !== DEFAULT_ENDPOINT_NAME) {
-        const endpoint = (await resolveEndpoints(context.db, webhooks, new Date())).find((candidate) => candidate.name === delivery.endpoint);
+        const endpoint = (await resolveEndpoints(context.db, webhooks, (options.clock ?? systemClock).now())).find(
+          (candidate) => candidate.name === delivery.endpoint,
+        );
         if (!endpoint?.enabled) {
           throw usageError(
             `Delivery ${delivery.id} goes to the endpoint "${delivery.endpoint}", which is ${endpoint ? 'disabled' : 'no longer defined'}: ${endpoint ? `enable it first ("${commandLine(`endpoints enable ${delivery.endpoint}`)}")` : 'it has nowhere to go'}. Nothing was sent.`,
@@ -185,7 +189,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
 
   const policy = deliveryPolicy(webhooks, webhooks.url);
   // Each to its own endpoint's URL and secret; those of a disabled endpoint stay as they are.
-  const resolved = await resolveEndpoints(context.db, webhooks, options.clock?.now() ?? new Date());
+  const resolved = await resolveEndpoints(context.db, webhooks, (options.clock ?? systemClock).now());
   const sent = await deliverPending(context.db, {
     policy,
     endpoints: engineEndpoints(webhooks, resolved, policy),

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
 import { DEFAULT_MAX_BODY_BYTES, verifyRequest, type RequestVerifyResult } from '../webhooks/verify.js';
 
@@ -10,6 +11,8 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 
 export interface ListenOptions {
+  /** Judges a Standard Webhooks timestamp; the system clock when not given. */
+  clock?: Clock;
   /** 0 picks a free port. */
   port: number;
   host: string;
@@ -93,7 +96,8 @@ export async function listen(options: ListenOptions, onRequest: (request: Receiv
       const body = Buffer.concat(chunks);
       // X-Webhook-Signature, and the Standard Webhooks headers when the request has them, against every secret given.
       const secrets = [...(options.secret ? [options.secret] : []), ...(options.moreSecrets ?? [])];
-      const verification = secrets.length > 0 ? verifyRequest(body, req.headers, secrets, Math.floor(Date.now() / 1000)) : null;
+      const verification =
+        secrets.length > 0 ? verifyRequest(body, req.headers, secrets, Math.floor((options.clock ?? systemClock).now().getTime() / 1000)) : null;
       const status = verification && !verification.valid ? 401 : respond;
       const text = status === 401 ? 'invalid or missing X-Webhook-Signature' : status < 300 ? 'OK' : `answering ${status} as asked (--respond)`;
       res.writeHead(status, { 'content-type': 'text/plain' }).end(text);

@@ -3,7 +3,8 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
-import { EXIT, ExitError, runExitCode, usageError } from '../errors.js';
+import { EXIT, ExitError, usageError } from '../errors.js';
+import { failedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
 import { dueReminder, EXPIRED_REMINDER, reminderCovered, type DueReminder } from '../expirations/after-expiry.js';
 import { eventBody, eventSubject, readDates } from '../expirations/license-events.js';
 import { policyFor, type ReminderSchedule } from '../expirations/reminder-policy.js';
@@ -36,7 +37,6 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
-import type { RunStatus } from '../storage/database.table.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
@@ -161,8 +161,20 @@ export interface ProcessExpirationsResult {
 
 export type { WaitingDeliveries };
 
+/** A run's result and how it ended: the exit status and the `runs` row's status, decided once (src/run-outcome.ts). Not part of --json. */
+export interface ProcessExpirationsRun extends ProcessExpirationsResult {
+  outcome: RunOutcome;
+}
+
+function withOutcome(result: ProcessExpirationsResult, stop: AbortSignal | undefined): ProcessExpirationsRun {
+  return {
+    ...result,
+    outcome: runOutcome({ abandoned: result.abandoned, waiting: waitingCount(result), stopped: Boolean(stop?.aborted), locked: result.locked }),
+  };
+}
+
 /** How many deliveries wait on a failing receiver (deferred or parked) after a run. */
-export function waitingCount(result: Pick<ProcessExpirationsResult, 'waiting'>): number {
+function waitingCount(result: Pick<ProcessExpirationsResult, 'waiting'>): number {
   return result.waiting.reduce((total, endpoint) => total + endpoint.deferred + endpoint.parked, 0);
 }
 
@@ -357,7 +369,7 @@ function planOf(events: readonly JobEvent[]): PlanLine[] {
  * The cron job: record every due event once, then deliver everything pending. A real run (not a dry run) is
  * written to `runs` when it starts and finished however it ends, so `status` can tell a stopped job from a quiet one.
  */
-export async function processExpirations(context: CommandContext, options: ProcessExpirationsOptions = {}): Promise<ProcessExpirationsResult> {
+export async function processExpirations(context: CommandContext, options: ProcessExpirationsOptions = {}): Promise<ProcessExpirationsRun> {
   const clock = options.clock ?? systemClock;
   const now = options.now ?? clock.now();
   checkNow(now, clock.now(), options);
@@ -391,29 +403,21 @@ export async function processExpirations(context: CommandContext, options: Proce
         'Expiries that run saw pass get no warning and are not taken for renewals; events it recorded are not sent again.',
     );
   }
-  if (options.dryRun) return findAndDeliver(context, now, latestRun, clock, options);
+  if (options.dryRun) return withOutcome(await findAndDeliver(context, now, latestRun, clock, options), options.stop);
   const runId = newRunId(clock.now().getTime());
   await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
   monitor?.started(runId);
-  let result: ProcessExpirationsResult | undefined;
+  let result: ProcessExpirationsRun | undefined;
   let failure: unknown;
   try {
     await checkFinishRun(context.db);
-    result = await findAndDeliver(context, now, latestRun, clock, options);
+    result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options), options.stop);
     return result;
   } catch (error) {
     failure = error;
     throw error;
   } finally {
-    const stopped = Boolean(options.stop?.aborted);
-    const waiting = result ? waitingCount(result) : 0;
-    const exitCode = result
-      ? runExitCode({ abandoned: result.abandoned, waiting, stopped, locked: result.locked })
-      : failure instanceof ExitError
-        ? failure.code
-        : EXIT.failure;
-    const status: Exclude<RunStatus, 'running'> =
-      !result || result.locked > 0 ? 'failed' : stopped ? 'stopped' : result.abandoned > 0 ? 'abandoned' : waiting > 0 ? 'waiting' : 'succeeded';
+    const { status, exitCode } = result?.outcome ?? failedRunOutcome(failure);
     const message =
       failure === undefined ? (result?.locked ? lockedMessage(result.locked) : null) : failure instanceof Error ? failure.message : JSON.stringify(failure);
     // A run whose database has gone away cannot record its end; the original failure is what matters then.

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { systemClock, type Clock } from '../clock.js';
 import { usageError } from '../errors.js';
 import { notRegularFile } from '../file-kind.js';
 import { readCapped } from '../read-input.js';
@@ -26,6 +27,8 @@ export interface VerifyInput {
   stop?: AbortSignal;
   /** A relative --file is relative to this directory (main() takes it as a parameter). */
   cwd: string;
+  /** Judges a Standard Webhooks timestamp; the system clock when not given. */
+  clock?: Clock;
 }
 
 /** `verify`: reads the body from --file or from standard input, never more than --max-body, and stops on a signal. */
@@ -66,5 +69,5 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   const headers = standard
     ? { 'webhook-id': options.id, 'webhook-timestamp': options.timestamp, 'webhook-signature': options.signature }
     : { 'x-webhook-signature': options.signature };
-  return verifyRequest(body, headers, secrets, Math.floor(Date.now() / 1000));
+  return verifyRequest(body, headers, secrets, Math.floor((input.clock ?? systemClock).now().getTime() / 1000));
 }

@@ -1,0 +1,26 @@
+import { EXIT, ExitError, type ExitCode } from './errors.js';
+
+/** How a run that sends ended: the status its `runs` row keeps, beside its exit code. */
+type RunEnd = 'succeeded' | 'waiting' | 'abandoned' | 'stopped' | 'failed';
+
+export interface RunOutcome {
+  status: RunEnd;
+  exitCode: ExitCode;
+}
+
+/**
+ * The contract's rule for any run that sends, the one place it is decided (the CLI's exit status and the
+ * `runs` row take it from here): due deliveries left locked is 1 (failed), stopped early 1, anything
+ * abandoned 3, deliveries waiting on a failing receiver (deferred or parked) 4; 3 wins over 4.
+ */
+export function runOutcome(counts: { abandoned: number; waiting?: number; stopped?: boolean; locked?: number }): RunOutcome {
+  if ((counts.locked ?? 0) > 0) return { status: 'failed', exitCode: EXIT.failure };
+  if (counts.stopped) return { status: 'stopped', exitCode: EXIT.failure };
+  if (counts.abandoned > 0) return { status: 'abandoned', exitCode: EXIT.abandoned };
+  return (counts.waiting ?? 0) > 0 ? { status: 'waiting', exitCode: EXIT.waiting } : { status: 'succeeded', exitCode: EXIT.ok };
+}
+
+/** A run that threw: the code its error carries (a usage or configuration problem is 2), any other failure 1. */
+export function failedRunOutcome(failure: unknown): RunOutcome {
+  return { status: 'failed', exitCode: failure instanceof ExitError ? failure.code : EXIT.failure };
+}
