@@ -44,6 +44,12 @@ function json<T>(result: CliResult): T {
   return JSON.parse(result.stdout) as T;
 }
 
+type Run = {
+  summary: { recorded: number; delivered: number; markedExpired: number; expiredWithoutEvent: number; skipped: number };
+  events: ReturnType<typeof received>;
+};
+let sqliteReference: Promise<Run> | undefined;
+
 describe.each(testDialects())('Botble mode [%s]', (dialect) => {
   let botble: BotbleDatabase;
   let receiver: Receiver;
@@ -91,27 +97,31 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
     expect((await runCli(['migrate'], { cwd: east })).code).toBe(0);
     const botbleEast = await run(east, 'Asia/Ho_Chi_Minh');
 
-    // The same licenses exported from Botble and imported into a SQLite file of our own.
-    const own = tempDir();
-    const byReference = new Map(PRODUCTS.map((product) => [product.reference, product.name]));
-    const rows = LICENSES.map((license) => ({
-      id: license.id,
-      license_code: license.code,
-      product_id: license.product,
-      product_name: byReference.get(license.product) ?? null,
-      customer_id: license.customer,
-      email: license.email,
-      expires_at: license.expires,
-      updates_until: license.updates,
-      is_valid: license.valid ?? true,
-    }));
-    fs.writeFileSync(path.join(own, 'licenses.json'), JSON.stringify(rows));
-    fs.writeFileSync(
-      path.join(own, 'license-manager.config.json'),
-      JSON.stringify({ webhooks: { enabled: true, url: receiver.url, secret: SECRET, retryDelaysMs: [10] }, expirations: { warningDays: [7, 1] } }),
-    );
-    expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd: own, env: { TZ: 'Asia/Ho_Chi_Minh' } })).code).toBe(0);
-    const sqlite = await run(own, 'UTC');
+    // The same licenses exported from Botble and imported into a SQLite file of our own: the same whatever the
+    // dialect under test, so made once (two processes under TZ), by the first suite, and compared by each.
+    sqliteReference ??= (async () => {
+      const own = tempDir();
+      const byReference = new Map(PRODUCTS.map((product) => [product.reference, product.name]));
+      const rows = LICENSES.map((license) => ({
+        id: license.id,
+        license_code: license.code,
+        product_id: license.product,
+        product_name: byReference.get(license.product) ?? null,
+        customer_id: license.customer,
+        email: license.email,
+        expires_at: license.expires,
+        updates_until: license.updates,
+        is_valid: license.valid ?? true,
+      }));
+      fs.writeFileSync(path.join(own, 'licenses.json'), JSON.stringify(rows));
+      fs.writeFileSync(
+        path.join(own, 'license-manager.config.json'),
+        JSON.stringify({ webhooks: { enabled: true, url: receiver.url, secret: SECRET, retryDelaysMs: [10] }, expirations: { warningDays: [7, 1] } }),
+      );
+      expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd: own, env: { TZ: 'Asia/Ho_Chi_Minh' } })).code).toBe(0);
+      return run(own, 'UTC');
+    })();
+    const sqlite = await sqliteReference;
 
     // What Botble's rules give on 2025-01-23: warnings at 7, 1 and (at the 7-day threshold) 3 days, one expiry today, one update-support end.
     expect([...botbleWest.events.keys()].sort()).toEqual([

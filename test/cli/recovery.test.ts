@@ -31,7 +31,7 @@ const licenseOf = (request: { body: Buffer }) => (JSON.parse(request.body.toStri
 forEachDialect('crash safety', ({ workspace, dialect }) => {
   test.each([
     ['mid-attempt (receiver holding the request)', 'hang-first', 1],
-    ['between retries (waiting 3 s after a 500)', 'fail-first', 4],
+    ['between retries (waiting 1 s after a 500)', 'fail-first', 4],
     ['after some deliveries, the rest recorded but unsent', 'slow', 6],
   ])(
     'SIGKILL %s, then a rerun delivers every event; duplicates only for what was in flight',
@@ -42,7 +42,9 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
         if (mode === 'fail-first') return index < 2 ? 500 : 200;
         return { delayMs: 100, status: 200 };
       });
-      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [3000, 3000, 3000], timeoutMs: 5000 });
+      // A second between retries: the kill comes a few milliseconds after the fourth request, well inside the wait; the
+      // rerun then waits out what is left of it.
+      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [1000, 1000, 1000], timeoutMs: 5000 });
       const run = start(['process-expirations', '--now', NOW], ws.dir);
       await until(() => receiver.requests.length >= killAfter);
       run.child.kill('SIGKILL');
