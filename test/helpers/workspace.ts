@@ -1,11 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe } from '@jest/globals';
 import { sql } from 'kysely';
 import { withContext, type CommandContext } from '../../src/commands/context.js';
+import { parseDatabaseUrl, type DatabaseTarget } from '../../src/storage/database-target.js';
 import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.repository.js';
+import { openDatabase } from '../../src/storage/open-database.js';
 import { runCli, type CliOptions, type CliResult } from './cli.js';
-import { createServerDatabase, testDialects, type ServerDatabase, type TestDialect } from './servers.js';
+import { createServerDatabase, serverTables, testDialects, type ServerTables, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
 export interface Workspace {
@@ -44,6 +46,25 @@ export interface DialectUnderTest {
   server: () => ServerDatabase | undefined;
 }
 
+/** The tables workspaces share in each server database (see serverTables). */
+const tablesOf = new WeakMap<ServerDatabase, ServerTables>();
+
+function tablesIn(server: ServerDatabase): ServerTables {
+  let tables = tablesOf.get(server);
+  if (!tables) {
+    tables = serverTables(server, async (prefix) => {
+      // The tool's own migrate of the tables under `prefix`.
+      const db = await openDatabase(parseDatabaseUrl(server.url, prefix) as DatabaseTarget, { migrate: true });
+      await db.destroy();
+    });
+    tablesOf.set(server, tables);
+  }
+  return tables;
+}
+
+/** What hands a workspace's tables back once its test is over (only workspaces that took shared tables have one). */
+const releases = new WeakMap<Workspace, () => Promise<void>>();
+
 let prefixes = 0;
 
 /**
@@ -56,9 +77,15 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   const configFile = path.join(dir, 'license-manager.config.json');
   prefixes += 1;
   // Each workspace gets its own tables in the suite's server database: tests never see each other's rows.
-  const tablePrefix = server ? `w${prefixes}_` : '';
-  const database = server ? { url: server.url, tablePrefix } : { filename: './test.sqlite' };
-  const writeConfig = (settings: Record<string, unknown>) => {
+  // Until the first run, when it may take emptied tables another workspace left (under their prefix).
+  let tablePrefix = server ? `w${prefixes}_` : '';
+  // Whether the config names the workspace's own tables (a test may point it at a Botble database or another prefix).
+  let ownTables = true;
+  let settings: Record<string, unknown> = config;
+  const writeConfig = (next: Record<string, unknown>) => {
+    settings = next;
+    ownTables = settings.database === undefined;
+    const database = server ? { url: server.url, tablePrefix } : { filename: './test.sqlite' };
     const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, retryWindowHours: 0, ...(settings.webhooks as object | undefined) };
     fs.writeFileSync(configFile, JSON.stringify({ ...settings, database: { ...database, ...(settings.database as object | undefined) }, webhooks }, null, 2));
   };
@@ -71,11 +98,24 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
     configFile,
     databaseFile: server ? server.url : path.join(dir, 'test.sqlite'),
     dialect: server?.dialect ?? 'sqlite',
-    tablePrefix,
+    get tablePrefix() {
+      return tablePrefix;
+    },
     env,
     run: async (fn) => {
-      const migrate = !migrated;
-      const result = await withContext({ config: configFile, cwd: dir, env }, fn, { migrate });
+      // The first run brings the tables up to date, as `license-manager migrate` would: the workspace takes migrated,
+      // empty tables from the suite database's pool (the same schema, a fraction of the time).
+      const shared = !migrated && server !== undefined && ownTables && env.LICENSE_MANAGER_DB === undefined;
+      if (shared) {
+        const tables = tablesIn(server);
+        const taken = await tables.acquire(tablePrefix);
+        if (taken !== tablePrefix) {
+          tablePrefix = taken;
+          writeConfig(settings);
+        }
+        releases.set(ws, () => tables.release(taken));
+      }
+      const result = await withContext({ config: configFile, cwd: dir, env }, fn, { migrate: !migrated && !shared });
       migrated = true;
       return result;
     },
@@ -107,7 +147,22 @@ export function forEachDialect(name: string, fn: (under: DialectUnderTest) => vo
         await server?.drop();
       });
     }
-    fn({ dialect, workspace: (config, env) => workspace(config, env, server), server: () => server });
+    // The workspaces a test made (not those of a beforeAll, which outlive it) hand their tables back after it.
+    let made: Workspace[] | undefined;
+    beforeEach(() => {
+      made = [];
+    });
+    const make = (config?: Record<string, unknown>, env?: NodeJS.ProcessEnv) => {
+      const ws = workspace(config, env, server);
+      made?.push(ws);
+      return ws;
+    };
+    fn({ dialect, workspace: make, server: () => server });
+    afterEach(async () => {
+      const done = made ?? [];
+      made = undefined;
+      for (const ws of done) await releases.get(ws)?.();
+    });
   });
 }
 
