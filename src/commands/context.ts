@@ -16,7 +16,7 @@ import { licenseSourceFor, type LicenseSource } from '../storage/license-source.
 import { hasCredentials, maskCredentials } from '../credentials.js';
 import { looksLikeUrl, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
-import { TablePrefixPlugin } from '../storage/dialect.js';
+import { TablePrefixPlugin } from '../sql/table-prefix.js';
 import { databaseError, isDatabaseError, openDatabase } from '../storage/open-database.js';
 import { readSettings } from '../storage/settings.repository.js';
 import { dbTimeoutFromEnv } from '../storage/server-pool.js';

@@ -4,7 +4,9 @@ import { readDates } from '../expirations/license-events.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
 import type { Database } from '../storage/database.table.js';
-import { IDS_PER_STATEMENT, recordedEventKeys, type DeliveryRow } from '../storage/deliveries.repository.js';
+import { IDS_PER_STATEMENT } from '../sql/chunks.js';
+import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
+import { type DeliveryRow } from '../storage/deliveries/log.repository.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 

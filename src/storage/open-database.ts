@@ -20,7 +20,8 @@ import { ExitError, EXIT, usageError } from '../errors.js';
 import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
 import { describeTarget, type DatabaseTarget } from './database-target.js';
-import { errorCode, messageOf, TablePrefixPlugin } from './dialect.js';
+import { errorCode, messageOf } from '../sql/db-errors.js';
+import { TablePrefixPlugin } from '../sql/table-prefix.js';
 import { checkMigratePrivileges } from './mysql-privileges.js';
 import {
   boundedMysqlPool,
