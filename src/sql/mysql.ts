@@ -12,6 +12,7 @@ export const mysqlDialect: SqlDialect = {
   name: 'mysql',
   serverName: 'MySQL',
   serverSoftware: 'MySQL or MariaDB',
+  statementTimeoutSetting: 'max_statement_time (MariaDB) or max_execution_time (MySQL)',
   columnTypes: {
     text: 'text',
     key: (length) => sql`varchar(${sql.raw(String(length))})`,

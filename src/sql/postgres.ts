@@ -9,6 +9,7 @@ export const postgresDialect: SqlDialect = {
   name: 'postgres',
   serverName: 'PostgreSQL',
   serverSoftware: 'PostgreSQL',
+  statementTimeoutSetting: 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)',
   columnTypes: {
     text: 'text',
     key: () => sql`text collate "C"`,

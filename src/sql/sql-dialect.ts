@@ -37,7 +37,7 @@ export interface ColumnTypes {
 }
 
 /** What a text value must fit, where the dialect's columns are narrower than the others'. */
-export interface TextLimits {
+interface TextLimits {
   /** Indexed text (a key such as license_code) is VARCHAR(255) on MySQL, counted in characters. */
   keyCharacters?: number;
   /** PostgreSQL's text cannot hold the NUL character (U+0000). */
@@ -79,6 +79,8 @@ export interface SqlDialect {
   readonly name: DialectName;
   /** How messages name the server software ('SQLite' for a file). */
   readonly serverName: string;
+  /** The server setting that cancels a statement that runs too long, and how to raise it. */
+  readonly statementTimeoutSetting: string;
   /** What may be listening at a server's address, in a message that asks whether one is ('MySQL or MariaDB'). */
   readonly serverSoftware: string;
   readonly columnTypes: ColumnTypes;

@@ -9,6 +9,7 @@ export const sqliteDialect: SqlDialect = {
   name: 'sqlite',
   serverName: 'SQLite',
   serverSoftware: 'SQLite',
+  statementTimeoutSetting: '',
   // Exactly the types of the first release.
   columnTypes: {
     text: 'text',

@@ -17,7 +17,6 @@ const SERVER_PROTOCOLS: Record<string, Exclude<DialectName, 'sqlite'>> = {
 const DEFAULT_PORTS = { postgres: 5432, mysql: 3306 } as const;
 
 export type ServerTarget = Exclude<DatabaseTarget, { filename: string }>;
-export type FileTarget = Extract<DatabaseTarget, { filename: string }>;
 
 /** Whether the target is a server database (PostgreSQL, MySQL) rather than a SQLite file. */
 export function isServer(target: DatabaseTarget): target is ServerTarget {

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from './database.table.js';
 import { dialectFor } from '../sql/dialect-for.js';
 

@@ -2,6 +2,7 @@ import type { Kysely, MysqlPool, MysqlPoolConnection, MysqlQueryResult, Postgres
 import type pg from 'pg';
 import type { Pool as MysqlRawPool, PoolConnection as MysqlRawConnection } from 'mysql2';
 import { usageError } from '../errors.js';
+import { NO_ANSWER } from '../sql/db-errors.js';
 
 /** LICENSE_MANAGER_DB_TIMEOUT_MS unset: every wait on a server database is bounded by this, and the bounds below. */
 const DEFAULT_DB_TIMEOUT_MS = 30_000;
@@ -57,9 +58,6 @@ export function dbTimeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   }
   return Number(text);
 }
-
-/** The error code of a statement given up because the server did not answer (see databaseError). */
-export const NO_ANSWER = 'LM_NO_ANSWER';
 
 function noAnswerError(ms: number): Error {
   const error = new Error(`the database did not answer within ${ms / 1000} s (a frozen server or a broken network link)`);

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { EXIT, ExitError } from '../../errors.js';
 import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
 import { classifyDbError, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
