@@ -16,7 +16,7 @@ import {
   type ResendSelection,
 } from '../storage/deliveries/claims.repository.js';
 import { waitingByEndpoint, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
-import { type DeliveryRow } from '../storage/deliveries/log.repository.js';
+import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { CrossRunRetries } from './cross-run.js';

@@ -1,8 +1,9 @@
-// Bound parameters per statement stay under 999, SQLite's limit before 3.32 (the build in use allows 32,766) and far
-// below PostgreSQL's and MySQL's 65,535: any list longer than that goes in chunks.
+// Bound parameters: SQLite before 3.32 took 999; the build better-sqlite3 bundles takes 32,766, PostgreSQL and
+// MySQL 65,535. Multi-row writes of many columns (deliveries, attempts) are sized to 999, which keeps each
+// statement small; IN lists and the licenses upsert take 500 rows (at most about 5,000 parameters).
 export const MAX_PARAMETERS = 999;
 
-// Ids or keys in one `IN (…)` list, and rows of a few columns in one statement.
+// Ids or keys in one `IN (…)` list, and rows of the licenses upsert.
 export const IDS_PER_STATEMENT = 500;
 
 /** `items` cut into consecutive slices of at most `size` (IDS_PER_STATEMENT unless told). */

@@ -14,7 +14,7 @@ import {
 } from './botble.repository.js';
 import type { Database } from './database.table.js';
 import { IDS_PER_STATEMENT } from '../sql/chunks.js';
-import { type StatusWriter } from './deliveries/record.repository.js';
+import type { StatusWriter } from './deliveries/record.repository.js';
 import {
   expireLongPast,
   findDueCandidates,

@@ -24,7 +24,7 @@ export interface LicenseInput {
   updates_until?: string | null;
 }
 
-/** What a value must fit in our licenses table on each dialect (the types migrations/column-types.ts chose). */
+/** What a value must fit in our licenses table on each dialect (the column types of src/sql's dialects). */
 export interface LicenseColumnLimits {
   /** Largest id: a 64-bit integer everywhere (migration 0006), as far as a JS number is exact. */
   maxId: number;
@@ -54,9 +54,6 @@ export interface UpsertResult {
 }
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
-
-// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 (the build in use) and the servers' 65,535 bound parameters.
-const BATCH_ROWS = IDS_PER_STATEMENT;
 
 /** An import row's id belongs to another license_code: what the other dialects' primary key refuses, said by us on MySQL. */
 export class LicenseIdTaken extends Error {
@@ -164,7 +161,8 @@ export async function upsertLicenses(
       const batch = batches.get(shape) ?? { inputs: [], activating };
       batches.set(shape, batch);
       batch.inputs.push(input);
-      if (batch.inputs.length >= BATCH_ROWS) await flush(batch.inputs.splice(0), activating);
+      // IDS_PER_STATEMENT rows of at most 10 columns: within every dialect's bound parameters (src/sql/chunks.ts).
+      if (batch.inputs.length >= IDS_PER_STATEMENT) await flush(batch.inputs.splice(0), activating);
     }
     for (const batch of batches.values()) if (batch.inputs.length > 0) await flush(batch.inputs, batch.activating);
     await codesTable.deleteFrom('import_codes').execute();
