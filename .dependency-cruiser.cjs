@@ -1,7 +1,7 @@
 // The import boundaries of src/ and migrations/, checked by `npm run lint` (dependency-cruiser).
 // The direction, lowest first:
 //   src/*.ts (shared: time, clock, errors, …) ← webhooks (the wire) ← expirations (the license rules)
-//   ← storage ← config ← import, delivery, monitoring ← commands ← cli
+//   ← sql (the dialects; migrations use it too) ← storage ← config ← import, delivery, monitoring ← commands ← cli
 // A folder may import a folder to its left, never one to its right. ARCHITECTURE.md explains each folder.
 const folder = (name) => `^src/${name}/`;
 const anyOf = (...names) => `^src/(${names.join('|')})/`;
@@ -28,14 +28,14 @@ module.exports = {
       severity: 'error',
       comment: 'src/webhooks is the wire format (payloads, headers, signatures, event types): it knows nothing of licenses, storage or commands.',
       from: { path: folder('webhooks') },
-      to: { path: anyOf('expirations', 'storage', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
+      to: { path: anyOf('expirations', 'sql', 'storage', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
     },
     {
       name: 'rules-are-pure',
       severity: 'error',
       comment: 'src/expirations is the license domain: pure rules that read no database, config or command.',
       from: { path: folder('expirations') },
-      to: { path: anyOf('storage', 'config', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
+      to: { path: anyOf('sql', 'storage', 'config', 'import', 'delivery', 'monitoring', 'commands', 'cli') },
     },
     {
       name: 'storage-serves',
@@ -72,12 +72,19 @@ module.exports = {
       to: { path: folder('storage') },
     },
     {
-      name: 'migrations-only-use-the-dialect',
+      name: 'sql-dialects-are-a-leaf',
       severity: 'error',
       comment:
-        'A migration may ask which dialect it runs on (src/storage/dialect.ts) and nothing else of src/: migrations are applied by storage, so anything more would be a cycle.',
+        'src/sql holds what differs between SQLite, PostgreSQL and MySQL (one file per dialect): storage and migrations use it, it uses no other folder.',
+      from: { path: folder('sql') },
+      to: { path: '^(src/[^/]+/|migrations/)', pathNot: folder('sql') },
+    },
+    {
+      name: 'migrations-only-use-the-dialects',
+      severity: 'error',
+      comment: 'A migration asks its dialect (src/sql) and nothing else of src/: storage applies the migrations, so anything of storage would be a cycle.',
       from: { path: '^migrations/' },
-      to: { path: '^src/', pathNot: '^src/storage/dialect\\.ts$' },
+      to: { path: '^src/', pathNot: folder('sql') },
     },
     {
       name: 'no-tests-in-production',

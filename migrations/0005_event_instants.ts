@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
+import { dialectFor } from '../src/sql/dialect-for.js';
 import { addColumn, columnTypes } from './column-types.js';
 
 // The field of each event's payload that holds the instant the event is about (the reference's names).
@@ -20,7 +21,7 @@ export const eventInstants: Migration = {
     // escaped), so its first occurrence is the field, followed by the 20 characters `YYYY-MM-DDTHH:MM:SSZ`.
     for (const [type, field] of INSTANT_FIELDS) {
       const marker = `"${field}":"`;
-      const position = t.dialect === 'postgres' ? sql<number>`strpos(body, ${marker})` : sql<number>`instr(body, ${marker})`;
+      const position = dialectFor(db).position(sql.ref('body'), marker);
       await db
         .updateTable('webhook_deliveries')
         .set({ event_instant: sql`substr(body, ${position} + ${sql.lit(marker.length)}, 20)` })

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
+import { perDialect } from '../src/sql/dialect-for.js';
+import { tablePrefixOf } from '../src/sql/table-prefix.js';
 
 // Botble's lm_licenses.id is BIGINT: an id past 2,147,483,647 failed every PostgreSQL run ("out of range") and
 // was clamped on MySQL/MariaDB. Every column that holds a license id is 64-bit from here on: SQLite's
@@ -17,10 +18,9 @@ export const bigLicenseIds: Migration = {
 };
 
 async function widen(db: Kysely<any>, type: 'bigint' | 'integer'): Promise<void> {
-  switch (dialectOf(db)) {
-    case 'sqlite':
-      return;
-    case 'postgres': {
+  await perDialect(db, {
+    sqlite: async () => undefined,
+    postgres: async () => {
       await db.schema
         .alterTable('licenses')
         .alterColumn('id', (column) => column.setDataType(type))
@@ -33,15 +33,14 @@ async function widen(db: Kysely<any>, type: 'bigint' | 'integer'): Promise<void>
         .alterTable('webhook_deliveries')
         .alterColumn('license_id', (column) => column.setDataType(type))
         .execute();
-      return;
-    }
-    case 'mysql':
+    },
+    mysql: async () => {
       // MODIFY restates the whole column: the primary key (an index) stays, auto_increment and NOT NULL are repeated.
       await db.schema
         .alterTable('licenses')
         .modifyColumn('id', type, (column) => column.notNull().autoIncrement())
         .execute();
       await db.schema.alterTable('webhook_deliveries').modifyColumn('license_id', type).execute();
-      return;
-  }
+    },
+  });
 }

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { dialectOf } from '../src/storage/dialect.js';
+import { perDialect } from '../src/sql/dialect-for.js';
 
 // MySQL/MariaDB's TEXT holds 65,535 bytes: an event body with a long customer name or product name passed it,
 // and a lax server cut it (the receiver got invalid JSON under a valid signature). LONGTEXT holds 4 GiB, as
@@ -29,11 +29,16 @@ export const longTexts: Migration = {
 };
 
 async function retype(db: Kysely<any>, type: 'longtext' | 'text'): Promise<void> {
-  if (dialectOf(db) !== 'mysql') return;
-  for (const [table, column, notNull] of LONG_COLUMNS) {
-    await db.schema
-      .alterTable(table)
-      .modifyColumn(column, sql.raw(type), (col) => (notNull ? col.notNull() : col))
-      .execute();
-  }
+  await perDialect(db, {
+    sqlite: async () => undefined,
+    postgres: async () => undefined,
+    mysql: async () => {
+      for (const [table, column, notNull] of LONG_COLUMNS) {
+        await db.schema
+          .alterTable(table)
+          .modifyColumn(column, sql.raw(type), (col) => (notNull ? col.notNull() : col))
+          .execute();
+      }
+    },
+  });
 }

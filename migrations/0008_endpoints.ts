@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
-import { columnTypes, createIndex } from './column-types.js';
-import { rebuildSqliteTable } from './sqlite-rebuild.js';
+import { perDialect } from '../src/sql/dialect-for.js';
+import { rebuildSqliteTable } from '../src/sql/sqlite-rebuild.js';
+import { tablePrefixOf } from '../src/sql/table-prefix.js';
+import { columnTypes, createIndex, dropIndex } from './column-types.js';
 
 // Several receivers. `endpoints` holds the endpoints an operator adds (the configured webhooks.url/secret, or
 // Botble's settings, stay the endpoint `default` and are no row). Each delivery belongs to one endpoint: rows
@@ -53,17 +54,7 @@ export const endpoints: Migration = {
       .addColumn('value', t.key(4096), (col) => col.notNull())
       .addPrimaryKeyConstraint(`${tablePrefixOf(db)}endpoint_headers_pkey`, ['endpoint_id', 'name'])
       .execute();
-    switch (dialectOf(db)) {
-      case 'sqlite':
-        await rebuildSqlite(db);
-        break;
-      case 'postgres':
-        await upPostgres(db);
-        break;
-      case 'mysql':
-        await upMysql(db);
-        break;
-    }
+    await perDialect(db, { sqlite: () => rebuildSqlite(db), postgres: () => upPostgres(db), mysql: () => upMysql(db) });
     // Each endpoint is claimed on its own: pending rows of one endpoint in id order, past any parked ones.
     await createIndex(db, STATUS_ENDPOINT_INDEX, DELIVERIES, ['status', 'endpoint', 'id']);
   },
@@ -71,31 +62,34 @@ export const endpoints: Migration = {
   async down(db: Kysely<any>) {
     // Deliveries to the other endpoints go: the schema before has no place for them.
     await db.deleteFrom(DELIVERIES).where('endpoint', '<>', 'default').execute();
-    const drop = db.schema.dropIndex(STATUS_ENDPOINT_INDEX);
-    await (dialectOf(db) === 'mysql' ? drop.on(DELIVERIES) : drop).execute();
-    if (dialectOf(db) === 'sqlite') {
-      await rebuildSqlite(db, 'down');
-    } else {
-      for (const column of OLD_UNIQUE)
-        await db.schema
-          .alterTable(DELIVERIES)
-          .addUniqueConstraint(`${tablePrefixOf(db)}${DELIVERIES}_${column}_key`, [column])
-          .execute();
-      for (const [name] of NEW_UNIQUE) {
-        if (dialectOf(db) === 'postgres')
-          await db.schema
+    await dropIndex(db, STATUS_ENDPOINT_INDEX, DELIVERIES);
+    await perDialect(db, {
+      sqlite: () => rebuildSqlite(db, 'down'),
+      postgres: () =>
+        downServer(db, (name) =>
+          db.schema
             .alterTable(DELIVERIES)
             .dropConstraint(`${tablePrefixOf(db)}${name}`)
-            .execute();
-        else await db.schema.dropIndex(name).on(DELIVERIES).execute();
-      }
-      await db.schema.alterTable(DELIVERIES).dropColumn('endpoint').execute();
-    }
+            .execute(),
+        ),
+      mysql: () => downServer(db, (name) => db.schema.dropIndex(name).on(DELIVERIES).execute()),
+    });
     await db.schema.dropTable('endpoint_headers').execute();
     await db.schema.dropTable('endpoint_secrets').execute();
     await db.schema.dropTable('endpoints').execute();
   },
 };
+
+/** The single-column unique keys back, the per-endpoint ones (dropped by `dropUnique`) and the column gone. */
+async function downServer(db: Kysely<any>, dropUnique: (name: string) => Promise<unknown>): Promise<void> {
+  for (const column of OLD_UNIQUE)
+    await db.schema
+      .alterTable(DELIVERIES)
+      .addUniqueConstraint(`${tablePrefixOf(db)}${DELIVERIES}_${column}_key`, [column])
+      .execute();
+  for (const [name] of NEW_UNIQUE) await dropUnique(name);
+  await db.schema.alterTable(DELIVERIES).dropColumn('endpoint').execute();
+}
 
 async function upPostgres(db: Kysely<any>): Promise<void> {
   const prefix = tablePrefixOf(db);
@@ -151,7 +145,7 @@ async function upMysql(db: Kysely<any>): Promise<void> {
   }
 }
 
-/** SQLite cannot drop a column's UNIQUE: the table is rebuilt (sqlite-rebuild.ts), with or without `endpoint`. */
+/** SQLite cannot drop a column's UNIQUE: the table is rebuilt (src/sql/sqlite-rebuild.ts), with or without `endpoint`. */
 async function rebuildSqlite(db: Kysely<any>, direction: 'up' | 'down' = 'up'): Promise<void> {
   await rebuildSqliteTable(db, DELIVERIES, {
     dropColumns: ['endpoint'],

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type Migration } from 'kysely';
-import { dialectOf, tablePrefixOf } from '../src/storage/dialect.js';
-import { columnTypes, createIndex, hasColumn } from './column-types.js';
-import { rebuildSqliteTable } from './sqlite-rebuild.js';
+import { perDialect } from '../src/sql/dialect-for.js';
+import { rebuildSqliteTable } from '../src/sql/sqlite-rebuild.js';
+import { tablePrefixOf } from '../src/sql/table-prefix.js';
+import { columnTypes, createIndex, dropIndex, hasColumn } from './column-types.js';
 
 // Retries that outlive a run (issue 19). A delivery may now wait between runs: `deferred` until `next_attempt_at`
 // (a retryable failure, an open circuit, a Retry-After), `parked` while its endpoint is disabled (by an operator,
@@ -55,8 +56,7 @@ export const retries: Migration = {
     await db.updateTable(DELIVERIES).set({ status: 'abandoned' }).where('status', '=', 'superseded').execute();
     for (const column of RUN_COUNTS) await db.schema.alterTable('runs').dropColumn(column).execute();
     await db.schema.dropTable('endpoint_states').execute();
-    const drop = db.schema.dropIndex(DUE_INDEX);
-    await (dialectOf(db) === 'mysql' ? drop.on(DELIVERIES) : drop).execute();
+    await dropIndex(db, DUE_INDEX, DELIVERIES);
     await allowStatuses(db, OLD_STATUSES);
     await db.schema.alterTable(DELIVERIES).dropColumn('status_reason').execute();
     await db.schema.alterTable(DELIVERIES).dropColumn('next_attempt_at').execute();
@@ -67,16 +67,16 @@ export const retries: Migration = {
 async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Promise<void> {
   const wanted = (clause: string) =>
     statuses.every((status) => clause.includes(`'${status}'`)) && !STATUSES.some((status) => !statuses.includes(status) && clause.includes(`'${status}'`));
-  switch (dialectOf(db)) {
-    case 'sqlite':
-      return rebuildSqliteTable(db, DELIVERIES, {
+  return perDialect(db, {
+    sqlite: () =>
+      rebuildSqliteTable(db, DELIVERIES, {
         rewrite: (create) => {
           const check = /check \(status in \(([^)]*)\)\)/.exec(create);
           if (!check) throw new Error(`${tablePrefixOf(db)}${DELIVERIES} has no check on status to replace`);
           return wanted(check[1]!) ? undefined : create.replace(check[0], `check (status in (${statuses.map((status) => `'${status}'`).join(', ')}))`);
         },
-      });
-    case 'postgres': {
+      }),
+    postgres: async () => {
       const checks = async () =>
         (
           await sql<{ name: string; definition: string }>`
@@ -90,9 +90,8 @@ async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Prom
         .alterTable(DELIVERIES)
         .addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`)
         .execute();
-      return;
-    }
-    case 'mysql': {
+    },
+    mysql: async () => {
       // MariaDB keeps 0001's column-level check under the column's name (another table's may share it) and drops it
       // only with the column's definition; MySQL 8 made it a table check named <table>_chk_1, dropped by name.
       const checks = async () =>
@@ -116,7 +115,6 @@ async function allowStatuses(db: Kysely<any>, statuses: readonly string[]): Prom
         .alterTable(DELIVERIES)
         .addCheckConstraint(`${tablePrefixOf(db)}${STATUS_CHECK}`, sql`status in (${statusList(statuses)})`)
         .execute();
-      return;
-    }
-  }
+    },
+  });
 }

@@ -1,6 +1,5 @@
 import type { Kysely, Migration } from 'kysely';
-import { dialectOf } from '../src/storage/dialect.js';
-import { createIndex } from './column-types.js';
+import { createIndex, dropIndex } from './column-types.js';
 
 // `deliveries stats --since 24h` reads the attempts of a window, not the whole log: an index on when each attempt started.
 // (0009 is left to the retries work, which lands beside this one.)
@@ -12,7 +11,6 @@ export const monitoring: Migration = {
     await createIndex(db, INDEX, 'webhook_attempts', ['started_at']);
   },
   async down(db: Kysely<any>) {
-    const drop = db.schema.dropIndex(INDEX);
-    await (dialectOf(db) === 'mysql' ? drop.on('webhook_attempts') : drop).execute();
+    await dropIndex(db, INDEX, 'webhook_attempts');
   },
 };

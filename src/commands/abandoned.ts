@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { DeliveryOutcome } from '../delivery/deliver-pending.js';
 import type { Database } from '../storage/database.table.js';
-import { licenseIdsOfDeliveries } from '../storage/deliveries.repository.js';
+import { licenseIdsOfDeliveries } from '../storage/deliveries/log.repository.js';
 import { licenseCodes, type LicenseSource } from '../storage/license-source.js';
 
 /** An abandoned delivery as every run reports it: which license, which event, and why. */

@@ -5,15 +5,8 @@ import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
-import {
-  countAbandoned,
-  countDeliveries,
-  findDelivery,
-  listAbandoned,
-  listDeliveries,
-  type AttemptRow,
-  type DeliveryListItem,
-} from '../storage/deliveries.repository.js';
+import { countAbandoned, listAbandoned } from '../storage/deliveries/claims.repository.js';
+import { countDeliveries, findDelivery, listDeliveries, type AttemptRow, type DeliveryListItem } from '../storage/deliveries/log.repository.js';
 import { withLicenseCodes } from '../storage/license-source.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';

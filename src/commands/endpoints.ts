@@ -14,7 +14,7 @@ import {
   type StoredEndpoint,
 } from '../storage/endpoints.repository.js';
 import { clearEndpointState, endpointStates, type EndpointState } from '../storage/endpoint-states.repository.js';
-import { OPERATOR_DISABLED_REASON, parkEndpoint, unparkEndpoint } from '../storage/deliveries.repository.js';
+import { OPERATOR_DISABLED_REASON, parkEndpoint, unparkEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
 import { formatUtc } from '../time.js';
 import {
   DEFAULT_ENDPOINT_NAME,

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { usageError } from '../errors.js';
-import { isConstraintViolation } from '../storage/dialect.js';
+import { isConstraintViolation } from '../sql/db-errors.js';
 import {
-  LICENSE_COLUMN_LIMITS,
+  licenseColumnLimits,
+  LicenseIdTaken,
   LICENSE_STATUSES,
   RepeatedLicenseCode,
   upsertLicenses,
@@ -68,7 +69,7 @@ const validFlag = z
     value === undefined || value === null ? undefined : value === true || value === 1 || String(value).toLowerCase() === 'true' || value === '1',
   );
 
-const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = LICENSE_COLUMN_LIMITS.sqlite) =>
+const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = licenseColumnLimits()) =>
   z
     .object({
       id: z
@@ -149,7 +150,7 @@ export async function importLicenses(context: CommandContext, file: string, now:
   const at = path.resolve(cwd, file);
   const { format, records } = await openImportFile(at, { given: file, cwd });
   const timeZone = context.config.expirations.timeZone;
-  const schema = licenseRecordSchema(timeZone, LICENSE_COLUMN_LIMITS[context.database.dialect]);
+  const schema = licenseRecordSchema(timeZone, licenseColumnLimits(context.db));
   let rows = 0;
   const unblocked = new WeakSet<LicenseInput>();
   async function* inputs(): AsyncGenerator<LicenseInput> {
@@ -172,7 +173,7 @@ export async function importLicenses(context: CommandContext, file: string, now:
         cause: error,
       });
     }
-    if (isConstraintViolation(error)) {
+    if (error instanceof LicenseIdTaken || isConstraintViolation(error)) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
     }
     throw error;

@@ -4,7 +4,7 @@ import { usageError } from '../errors.js';
 import { addDays, dateInZone } from '../expirations/calendar.js';
 import type { ExpirationPolicy } from '../expirations/rules.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
-import { recordEvents, type NewDeliveries } from '../storage/deliveries.repository.js';
+import { recordEvents, type NewDeliveries } from '../storage/deliveries/record.repository.js';
 import { latestRunNow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import type { CommandContext } from './context.js';

@@ -19,14 +19,9 @@ import {
   type RecordedEvent,
 } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
-import {
-  followEndpointSwitches,
-  maxDeliveryId,
-  recordedEventKeys,
-  recordEvents,
-  type NewDeliveries,
-  type WaitingDeliveries,
-} from '../storage/deliveries.repository.js';
+import { followEndpointSwitches, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
+import { maxDeliveryId } from '../storage/deliveries/log.repository.js';
+import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries/record.repository.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';

@@ -6,7 +6,7 @@ import { forecast, forecastOptionsProblem, type ForecastEvent, type ForecastLice
 import { readDates } from '../expirations/license-events.js';
 import { lookbackOverlapWarnings, parseDayList, policyFor, unknownProductWarnings, type ReminderSchedule } from '../expirations/reminder-policy.js';
 import { decide, parseEventKey, RecordedEvents, type RecordedEvent } from '../expirations/rules.js';
-import { recordedEventKeys } from '../storage/deliveries.repository.js';
+import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { forecastCandidates, productIdsInUse, type ForecastRow } from '../storage/reminders.repository.js';
 import type { CommandContext } from './context.js';

@@ -2,7 +2,7 @@ import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { EXIT, type ExitCode } from '../errors.js';
 import { plural } from '../plural.js';
-import { waitingByEndpoint } from '../storage/deliveries.repository.js';
+import { waitingByEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
 import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';

@@ -2,7 +2,8 @@
 // of the config file's webhooks.endpoints, and those stored in the database.
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/database.table.js';
-import { errorCode, messageOf, tablePrefixOf } from '../storage/dialect.js';
+import { errorCode, messageOf } from '../sql/db-errors.js';
+import { tablePrefixOf } from '../sql/table-prefix.js';
 import { listStoredEndpoints, type StoredEndpoint } from '../storage/endpoints.repository.js';
 import type { EndpointEntry } from '../webhooks/endpoint-schema.js';
 import { DEFAULT_ENDPOINT_NAME, type SigningScheme } from '../webhooks/endpoint-spec.js';

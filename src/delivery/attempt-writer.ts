@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/database.table.js';
-import { recordAttempts, type AttemptWrite } from '../storage/deliveries.repository.js';
+import { recordAttempts, type AttemptWrite } from '../storage/deliveries/attempts.repository.js';
 
 const MAX_BATCH = 500;
 // Long enough to gather the attempts of many deliveries into one commit, short next to any HTTP exchange.

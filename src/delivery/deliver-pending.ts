@@ -4,8 +4,8 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
+import { checkSendingPrivileges, type DeliveryEnd } from '../storage/deliveries/attempts.repository.js';
 import {
-  checkSendingPrivileges,
   claimAbandoned,
   claimDeliveries,
   countAbandoned,
@@ -13,12 +13,10 @@ import {
   endClaimed,
   releaseDelivery,
   supersedeDeliveries,
-  waitingByEndpoint,
-  type DeliveryEnd,
-  type DeliveryRow,
   type ResendSelection,
-  type WaitingDeliveries,
-} from '../storage/deliveries.repository.js';
+} from '../storage/deliveries/claims.repository.js';
+import { waitingByEndpoint, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
+import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
 import { CrossRunRetries } from './cross-run.js';

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { Database } from '../storage/database.table.js';
-import { activeClaimants, claimsByRun, confirmClaims, expireClaims, renewLeases } from '../storage/deliveries.repository.js';
+import { activeClaimants, claimsByRun, confirmClaims, expireClaims, renewLeases } from '../storage/deliveries/claims.repository.js';
 
 /** How long a claim holds without renewal; a run that may still be alive elsewhere is taken over after it. */
 export const DEFAULT_LEASE_MS = 60_000;

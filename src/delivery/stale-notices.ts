@@ -4,7 +4,9 @@ import { readDates } from '../expirations/license-events.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
 import type { Database } from '../storage/database.table.js';
-import { IDS_PER_STATEMENT, recordedEventKeys, type DeliveryRow } from '../storage/deliveries.repository.js';
+import { chunksOf } from '../sql/chunks.js';
+import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
+import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 
@@ -32,9 +34,7 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
     if (waiting.length === 0) return reasons;
     const ids = [...new Set(waiting.map((row) => row.license_id!))];
     const licenses = new Map<number, LicenseRow>();
-    for (let start = 0; start < ids.length; start += IDS_PER_STATEMENT) {
-      for (const license of await options.licenses.findByIds(db, ids.slice(start, start + IDS_PER_STATEMENT))) licenses.set(license.id, license);
-    }
+    for (const chunk of chunksOf(ids)) for (const license of await options.licenses.findByIds(db, chunk)) licenses.set(license.id, license);
     // Only a warning is judged against what else was recorded (the expired, or a later warning, of its expiry).
     const warned = [...new Set(waiting.filter((row) => row.event_type === 'license.expiring').map((row) => row.license_id!))];
     const recorded = new Map<number, RecordedEvent[]>();

@@ -1,7 +1,10 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { usageError } from '../errors.js';
 import type { Database } from './database.table.js';
-import { dialectOf, tablePrefixOf } from './dialect.js';
+import { chunksOf } from '../sql/chunks.js';
+import { classifyDbError } from '../sql/db-errors.js';
+import { dialectFor } from '../sql/dialect-for.js';
+import { tablePrefixOf } from '../sql/table-prefix.js';
 import type { LicenseFilter, LicenseRow, LongPastExpiries, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
 
 /**
@@ -25,16 +28,13 @@ function tablesOf(db: Kysely<Database>, botblePrefix: string): { raw: Kysely<any
   };
 }
 
-// "No such table" in each dialect's words: a wrong botble.tablePrefix, or not a Botble database.
-const NO_TABLE_CODES = new Set(['42P01', 'ER_NO_SUCH_TABLE']);
-
 /** Runs a read of Botble's tables; a missing table is a configuration to fix (exit 2), not a schema to migrate. */
 async function readBotble<T>(names: readonly string[], read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (error) {
-    const code = (error as { code?: string } | null)?.code ?? '';
-    if (!NO_TABLE_CODES.has(code) && !/no such table/i.test(String((error as Error | null)?.message))) throw error;
+    // A wrong botble.tablePrefix, or not a Botble database.
+    if (classifyDbError(error) !== 'no-table') throw error;
     throw usageError(
       `Botble mode reads the tables ${names.join(', ')}, and this database lacks one (${(error as Error).message}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
       { cause: error },
@@ -238,24 +238,17 @@ export async function botbleLicenseIdsOfCode(db: Kysely<Database>, botblePrefix:
 
 /** `is_valid` as 0 or 1 (null as 1): Laravel's boolean is tinyint(1) on MySQL and boolean on PostgreSQL. */
 function validity(db: Kysely<Database>): RawBuilder<number> {
-  return sql<number>`coalesce(cast(l.is_valid as ${sql.raw(dialectOf(db) === 'mysql' ? 'signed' : 'integer')}), 1)`;
+  return sql<number>`coalesce(${dialectFor(db).asInteger(sql.ref('l.is_valid'))}, 1)`;
 }
 
 /** Our stored date text against Botble's DATE column, as each server compares them. */
 function sameDate(db: Kysely<Database>): RawBuilder<boolean> {
-  switch (dialectOf(db)) {
-    case 'postgres':
-      return sql<boolean>`cast(s.expires_at as date) = l.expires_at`;
-    default:
-      return sql<boolean>`s.expires_at = l.expires_at`;
-  }
+  return dialectFor(db).sameDate(sql.ref('s.expires_at'), sql.ref('l.expires_at'));
 }
 
 /** Botble's DATE as text in an INSERT ... SELECT. */
 function dateAsText(db: Kysely<Database>): RawBuilder<string> {
-  return dialectOf(db) === 'sqlite'
-    ? sql<string>`l.expires_at`
-    : sql<string>`cast(l.expires_at as ${sql.raw(dialectOf(db) === 'mysql' ? 'char(10)' : 'text')})`;
+  return dialectFor(db).dateAsText(sql.ref('l.expires_at'));
 }
 
 /**
@@ -272,13 +265,12 @@ export async function expireBotbleLongPast(
   list = 0,
 ): Promise<LongPastExpiries> {
   const { raw, tables } = tablesOf(db, botblePrefix);
-  const dialect = dialectOf(db);
+  const dialect = dialectFor(db);
   const licenses = sql.table(tables.licenses);
   const states = sql.table(tables.states);
   // Text dates (a Botble schema copied into SQLite) that are not dates, such as '', must not count as long past.
-  const isDate = dialect === 'sqlite' ? sql`and l.expires_at >= '0'` : sql``;
   const from = sql`from ${licenses} l left join ${states} s on s.license_id = l.id
-    where l.expires_at < ${beforeDay} ${isDate} and ${validity(db)} <> 0
+    where l.expires_at < ${beforeDay} and ${dialect.isDate(sql.ref('l.expires_at'))} and ${validity(db)} <> 0
     and (s.license_id is null or s.status <> 'expired' or not (${sameDate(db)}))`;
   const { rows } = await sql<{ count: number | string }>`select count(*) as count ${from}`.execute(raw);
   const count = Number(rows[0]?.count ?? 0);
@@ -296,30 +288,21 @@ export async function expireBotbleLongPast(
   if (!write || count === 0) return { count, licenses: listed };
   const select = sql`select l.id, 'expired', ${dateAsText(db)}, ${now} ${from}`;
   const columns = sql`(license_id, status, expires_at, updated_at)`;
-  if (dialect === 'mysql') {
-    await sql`insert into ${states} ${columns} ${select} on duplicate key update status = values(status), expires_at = values(expires_at), updated_at = values(updated_at)`.execute(
-      raw,
-    );
-  } else {
-    await sql`insert into ${states} ${columns} ${select} on conflict (license_id) do update set status = excluded.status, expires_at = excluded.expires_at, updated_at = excluded.updated_at`.execute(
-      raw,
-    );
-  }
+  const refused = (column: string) => dialect.refused(column);
+  const upsert = dialect.upsertClause(['license_id'], { status: refused('status'), expires_at: refused('expires_at'), updated_at: refused('updated_at') });
+  await sql`insert into ${states} ${columns} ${select} ${upsert}`.execute(raw);
   return { count, licenses: listed };
 }
-
-// Rows per statement, far below every server's bound-parameter limit.
-const CHUNK = 500;
 
 /**
  * Writes the statuses a run decided into our table, in the caller's transaction: `expired` for the date
  * Botble holds now, and a renewal removes the row. Returns how many licenses changed.
  */
 export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
-  const dialect = dialectOf(trx);
+  const dialect = dialectFor(trx);
   let expired = 0;
-  for (let index = 0; index < changes.expired.length; index += CHUNK) {
-    const chunk = changes.expired.slice(index, index + CHUNK).filter((license) => license.expires_at !== null);
+  for (const all of chunksOf(changes.expired)) {
+    const chunk = all.filter((license) => license.expires_at !== null);
     if (chunk.length === 0) continue;
     const ids = chunk.map((license) => license.id);
     const current = await trx.selectFrom('botble_license_states').select(['license_id', 'status', 'expires_at']).where('license_id', 'in', ids).execute();
@@ -334,24 +317,18 @@ export async function setBotbleStatuses(trx: Kysely<Database>, changes: StatusCh
       .filter((license) => !already.has(license.id))
       .map((license) => ({ license_id: license.id, status: 'expired', expires_at: license.expires_at!, updated_at: now }));
     if (rows.length === 0) continue;
-    const insert = trx.insertInto('botble_license_states').values(rows);
-    await (
-      dialect === 'mysql'
-        ? insert.onDuplicateKeyUpdate({ status: sql`values(status)`, expires_at: sql`values(expires_at)`, updated_at: now })
-        : insert.onConflict((conflict) =>
-            conflict
-              .column('license_id')
-              .doUpdateSet((eb) => ({ status: eb.ref('excluded.status'), expires_at: eb.ref('excluded.expires_at'), updated_at: now })),
-          )
-    ).execute();
+    await dialect
+      .upsert(trx.insertInto('botble_license_states').values(rows), ['license_id'], {
+        status: dialect.refused('status'),
+        expires_at: dialect.refused('expires_at'),
+        updated_at: now,
+      })
+      .execute();
     expired += rows.length;
   }
   let reactivated = 0;
-  for (let index = 0; index < changes.reactivated.length; index += CHUNK) {
-    const result = await trx
-      .deleteFrom('botble_license_states')
-      .where('license_id', 'in', changes.reactivated.slice(index, index + CHUNK))
-      .executeTakeFirst();
+  for (const chunk of chunksOf(changes.reactivated)) {
+    const result = await trx.deleteFrom('botble_license_states').where('license_id', 'in', chunk).executeTakeFirst();
     reactivated += Number(result.numDeletedRows);
   }
   return { expired, reactivated };

@@ -1,12 +1,13 @@
 import { maskCredentials, passwordProblem } from '../credentials.js';
-import type { SqlDialect } from './dialect.js';
+import { dialectNamed } from '../sql/dialect-for.js';
+import type { DialectName } from '../sql/sql-dialect.js';
 
 /** Where the database is: a SQLite file, or a PostgreSQL / MySQL server given by URL. */
 export type DatabaseTarget =
   | { dialect: 'sqlite'; filename: string; tablePrefix: string; label: string }
-  | { dialect: Exclude<SqlDialect, 'sqlite'>; url: string; host: string; port: number; database: string; tablePrefix: string; label: string };
+  | { dialect: Exclude<DialectName, 'sqlite'>; url: string; host: string; port: number; database: string; tablePrefix: string; label: string };
 
-const SERVER_PROTOCOLS: Record<string, Exclude<SqlDialect, 'sqlite'>> = {
+const SERVER_PROTOCOLS: Record<string, Exclude<DialectName, 'sqlite'>> = {
   'postgres:': 'postgres',
   'postgresql:': 'postgres',
   'mysql:': 'mysql',
@@ -14,6 +15,18 @@ const SERVER_PROTOCOLS: Record<string, Exclude<SqlDialect, 'sqlite'>> = {
 };
 
 const DEFAULT_PORTS = { postgres: 5432, mysql: 3306 } as const;
+
+export type ServerTarget = Exclude<DatabaseTarget, { filename: string }>;
+
+/** Whether the target is a server database (PostgreSQL, MySQL) rather than a SQLite file. */
+export function isServer(target: DatabaseTarget): target is ServerTarget {
+  return 'url' in target;
+}
+
+/** The SQLite file of a target, undefined for a server database. */
+export function databaseFileOf(target: DatabaseTarget): string | undefined {
+  return isServer(target) ? undefined : target.filename;
+}
 
 /** Whether a `database.url` / LICENSE_MANAGER_DB value is a URL (`scheme:`) rather than a file path. */
 export function looksLikeUrl(value: string): boolean {
@@ -89,7 +102,6 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
 
 /** "PostgreSQL database licenses on db.example:5432": how messages name a server database. */
 export function describeTarget(target: DatabaseTarget): string {
-  if (target.dialect === 'sqlite') return `database ${target.filename}`;
-  const kind = target.dialect === 'postgres' ? 'PostgreSQL' : 'MySQL';
-  return `${kind} database "${target.database}" on ${target.host}:${target.port} (${target.label})`;
+  if (!isServer(target)) return `database ${target.filename}`;
+  return `${dialectNamed(target.dialect).serverName} database "${target.database}" on ${target.host}:${target.port} (${target.label})`;
 }

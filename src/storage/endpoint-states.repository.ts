@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './database.table.js';
-import { dialectOf } from './dialect.js';
+import { dialectFor } from '../sql/dialect-for.js';
 
 /** What runs learned about one endpoint (by name): its circuit as stored (JSON, read back by delivery/circuit.ts), and a 410 that disabled it. */
 export interface EndpointState {
@@ -33,9 +33,7 @@ type StateChange = { circuit: string | null } | { disabled_at: string | null; di
 async function upsert(db: Kysely<Database>, endpoint: string, change: StateChange, now: string): Promise<void> {
   const insert = db.insertInto('endpoint_states').values({ endpoint, circuit: null, disabled_at: null, disabled_reason: null, ...change, updated_at: now });
   const update = { ...change, updated_at: now };
-  await (
-    dialectOf(db) === 'mysql' ? insert.onDuplicateKeyUpdate(update) : insert.onConflict((conflict) => conflict.column('endpoint').doUpdateSet(update))
-  ).execute();
+  await dialectFor(db).upsert(insert, ['endpoint'], update).execute();
 }
 
 /** Keeps an endpoint's circuit (StoredCircuit as JSON) for the next run. */

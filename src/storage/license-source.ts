@@ -13,7 +13,8 @@ import {
   setBotbleStatuses,
 } from './botble.repository.js';
 import type { Database } from './database.table.js';
-import { IDS_PER_STATEMENT, type StatusWriter } from './deliveries.repository.js';
+import { IDS_PER_STATEMENT } from '../sql/chunks.js';
+import type { StatusWriter } from './deliveries/record.repository.js';
 import {
   expireLongPast,
   findDueCandidates,

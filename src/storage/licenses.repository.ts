@@ -1,6 +1,9 @@
 import { sql, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Database, LicensesTable } from './database.table.js';
-import { dialectOf, errorCode, tablePrefixOf, type SqlDialect } from './dialect.js';
+import { chunksOf, IDS_PER_STATEMENT } from '../sql/chunks.js';
+import { errorCode } from '../sql/db-errors.js';
+import { dialectFor } from '../sql/dialect-for.js';
+import type { SqlDialect } from '../sql/sql-dialect.js';
 import type { LicenseStatus } from '../expirations/license-status.js';
 import { temporaryTableRefused } from './mysql-privileges.js';
 
@@ -21,7 +24,7 @@ export interface LicenseInput {
   updates_until?: string | null;
 }
 
-/** What a value must fit in our licenses table on each dialect (the types migrations/column-types.ts chose). */
+/** What a value must fit in our licenses table on each dialect (the column types of src/sql's dialects). */
 export interface LicenseColumnLimits {
   /** Largest id: a 64-bit integer everywhere (migration 0006), as far as a JS number is exact. */
   maxId: number;
@@ -33,11 +36,15 @@ export interface LicenseColumnLimits {
   noNul?: boolean;
 }
 
-export const LICENSE_COLUMN_LIMITS: Record<SqlDialect, LicenseColumnLimits> = {
-  sqlite: { maxId: Number.MAX_SAFE_INTEGER },
-  postgres: { maxId: Number.MAX_SAFE_INTEGER, noNul: true },
-  mysql: { maxId: Number.MAX_SAFE_INTEGER, maxCodeCharacters: 255 },
-};
+/** What a value must fit in our licenses table on `db`'s dialect; SQLite's, the widest, without one. */
+export function licenseColumnLimits(db?: Kysely<Database>): LicenseColumnLimits {
+  const { keyCharacters, noNul } = db ? dialectFor(db).textLimits : {};
+  return {
+    maxId: Number.MAX_SAFE_INTEGER,
+    ...(keyCharacters === undefined ? {} : { maxCodeCharacters: keyCharacters }),
+    ...(noNul === undefined ? {} : { noNul }),
+  };
+}
 
 export interface UpsertResult {
   inserted: number;
@@ -48,8 +55,13 @@ export interface UpsertResult {
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
 
-// Rows per INSERT: 500 rows of at most 10 columns stay far below SQLite's 32,766 and the servers' 65,535 bound parameters.
-const BATCH_ROWS = 500;
+/** An import row's id belongs to another license_code: what the other dialects' primary key refuses, said by us on MySQL. */
+export class LicenseIdTaken extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LicenseIdTaken';
+  }
+}
 
 /** The same license_code twice in one import: `first` and `repeat` are 1-based positions in the inputs. */
 export class RepeatedLicenseCode extends Error {
@@ -70,11 +82,9 @@ type ImportCodes = { import_codes: { license_code: string; position: number } };
 // A temporary table per session; codes compare byte for byte, as license_code does in each dialect.
 const MYSQL_REFUSED = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
 
-const IMPORT_CODES_TABLE: Record<SqlDialect, RawBuilder<unknown>> = {
-  sqlite: sql`create temp table if not exists import_codes (license_code text primary key, position integer not null)`,
-  postgres: sql`create temp table if not exists import_codes (license_code text collate "C" primary key, position integer not null)`,
-  mysql: sql`create temporary table if not exists import_codes (license_code varchar(255) character set utf8mb4 collate utf8mb4_bin primary key, position integer not null)`,
-};
+function importCodesTable(dialect: SqlDialect): RawBuilder<unknown> {
+  return sql`create temporary table if not exists import_codes (license_code ${dialect.binaryKeyType} primary key, position integer not null)`;
+}
 
 /**
  * Inserts or updates by `license_code`, all rows or none (one transaction), in batched
@@ -97,12 +107,14 @@ export async function upsertLicenses(
     // Codes waiting in a batch -> position; once a batch is written they move to the temp table.
     const pending = new Map<string, number>();
     const codesTable = trx.withTables<ImportCodes>();
-    const dialect = dialectOf(trx);
-    await IMPORT_CODES_TABLE[dialect].execute(trx).catch(async (error: unknown) => {
-      // MySQL: "Access denied … to database" names no privilege; this one is CREATE TEMPORARY TABLES.
-      if (dialect === 'mysql' && MYSQL_REFUSED.has(errorCode(error))) throw await temporaryTableRefused(trx, error);
-      throw error;
-    });
+    const dialect = dialectFor(trx);
+    await importCodesTable(dialect)
+      .execute(trx)
+      .catch(async (error: unknown) => {
+        // MySQL: "Access denied … to database" names no privilege; this one is CREATE TEMPORARY TABLES.
+        if (MYSQL_REFUSED.has(errorCode(error))) throw await temporaryTableRefused(trx, error);
+        throw error;
+      });
     await codesTable.deleteFrom('import_codes').execute();
     const flush = async (all: LicenseInput[], activating: readonly LicenseStatus[]) => {
       const codes = all.map((input) => input.license_code);
@@ -121,31 +133,19 @@ export async function upsertLicenses(
       totals.updated += existing;
       totals.inserted += batch.length - existing;
       if (batch.length === 0) return;
-      if (dialect === 'mysql' && batch[0]!.id !== undefined) await refuseTakenIds(trx, batch);
+      if (dialect.upsertMatchesAnyUniqueKey && batch[0]!.id !== undefined) await refuseTakenIds(trx, batch);
       // sql.ref, not the bare name: the table prefix applies to it.
       const status = sql.ref('licenses.status');
       const renewed = activating.length > 0 ? { status: sql<string>`case when ${status} in (${sql.join(activating)}) then 'active' else ${status} end` } : {};
       const insert = trx.insertInto('licenses').values(batch.map((input) => ({ ...input, created_at: now, updated_at: now })));
-      await (
-        dialect === 'mysql'
-          ? // MySQL has no ON CONFLICT; VALUES(column) is the row that was refused (MariaDB and MySQL 8).
-            insert.onDuplicateKeyUpdate({
-              ...Object.fromEntries(columns.map((column) => [column, sql`values(${sql.ref(column)})`])),
-              ...renewed,
-              updated_at: now,
-            })
-          : insert.onConflict((conflict) =>
-              conflict.column('license_code').doUpdateSet((eb) => ({
-                ...Object.fromEntries(columns.map((column) => [column, eb.ref(`excluded.${column}`)])),
-                ...renewed,
-                updated_at: now,
-              })),
-            )
-      ).execute();
-      // PostgreSQL's serial does not move past ids given explicitly: move it, as SQLite and MySQL do on their own.
-      if (dialect === 'postgres' && batch[0]!.id !== undefined) {
-        await sql`select setval(pg_get_serial_sequence(${`${tablePrefixOf(trx)}licenses`}, 'id'), (select max(id) from ${sql.table('licenses')}))`.execute(trx);
-      }
+      await dialect
+        .upsert(insert, ['license_code'], {
+          ...Object.fromEntries(columns.map((column) => [column, dialect.refused(column)])),
+          ...renewed,
+          updated_at: now,
+        })
+        .execute();
+      if (batch[0]!.id !== undefined) await dialect.afterExplicitIds(trx, 'licenses');
     };
     let position = 0;
     for await (const input of inputs) {
@@ -161,7 +161,8 @@ export async function upsertLicenses(
       const batch = batches.get(shape) ?? { inputs: [], activating };
       batches.set(shape, batch);
       batch.inputs.push(input);
-      if (batch.inputs.length >= BATCH_ROWS) await flush(batch.inputs.splice(0), activating);
+      // IDS_PER_STATEMENT rows of at most 10 columns: within every dialect's bound parameters (src/sql/chunks.ts).
+      if (batch.inputs.length >= IDS_PER_STATEMENT) await flush(batch.inputs.splice(0), activating);
     }
     for (const batch of batches.values()) if (batch.inputs.length > 0) await flush(batch.inputs, batch.activating);
     await codesTable.deleteFrom('import_codes').execute();
@@ -195,7 +196,7 @@ async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInpu
     .execute();
   const clash = taken.find((row) => wanted.get(row.id) !== row.license_code);
   if (clash) {
-    throw Object.assign(new Error(`id ${clash.id} belongs to license_code "${clash.license_code}", not "${wanted.get(clash.id)}"`), { code: 'ER_DUP_ENTRY' });
+    throw new LicenseIdTaken(`id ${clash.id} belongs to license_code "${clash.license_code}", not "${wanted.get(clash.id)}"`);
   }
 }
 
@@ -212,9 +213,6 @@ export interface StatusChangeCounts {
   reactivated: number;
 }
 
-// Ids per UPDATE: far below every dialect's limit on bound parameters.
-const STATUS_CHUNK = 500;
-
 /**
  * Writes the derived status changes (inside the caller's transaction, with the events they go with).
  * Only a row still in the expected status changes, so two runs at once change each license once.
@@ -222,11 +220,11 @@ const STATUS_CHUNK = 500;
 export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
   const setStatus = async (ids: readonly number[], from: LicenseStatus, to: LicenseStatus) => {
     let changed = 0;
-    for (let index = 0; index < ids.length; index += STATUS_CHUNK) {
+    for (const chunk of chunksOf(ids)) {
       const result = await trx
         .updateTable('licenses')
         .set({ status: to, updated_at: now })
-        .where('id', 'in', ids.slice(index, index + STATUS_CHUNK))
+        .where('id', 'in', chunk)
         .where('status', '=', from)
         .executeTakeFirst();
       changed += Number(result.numUpdatedRows);

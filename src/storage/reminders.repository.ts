@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Database } from './database.table.js';
-import { dialectOf } from './dialect.js';
+import { dialectFor } from '../sql/dialect-for.js';
 
 // The forecast reads up to a few hundred thousand rows by index, each a lookup in the table: memory-mapped
 // reads make that 2-3 times faster on SQLite (address space only; this command writes nothing).
@@ -43,7 +43,7 @@ export async function forecastCandidates(
   window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
 ): Promise<ForecastRow[]> {
   const columns = ['id', 'product_id', 'status', 'expires_at', 'updates_until'] as const;
-  if (dialectOf(db) === 'sqlite') await sql`pragma mmap_size = ${sql.raw(String(FORECAST_MMAP_BYTES))}`.execute(db);
+  await dialectFor(db).beforeLargeScan(db, FORECAST_MMAP_BYTES);
   const scan = (column: 'expires_at' | 'updates_until', before: string) =>
     db
       .selectFrom('licenses')

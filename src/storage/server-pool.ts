@@ -2,6 +2,7 @@ import type { Kysely, MysqlPool, MysqlPoolConnection, MysqlQueryResult, Postgres
 import type pg from 'pg';
 import type { Pool as MysqlRawPool, PoolConnection as MysqlRawConnection } from 'mysql2';
 import { usageError } from '../errors.js';
+import { NO_ANSWER } from '../sql/db-errors.js';
 
 /** LICENSE_MANAGER_DB_TIMEOUT_MS unset: every wait on a server database is bounded by this, and the bounds below. */
 const DEFAULT_DB_TIMEOUT_MS = 30_000;
@@ -57,9 +58,6 @@ export function dbTimeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
   }
   return Number(text);
 }
-
-/** The error code of a statement given up because the server did not answer (see databaseError). */
-export const NO_ANSWER = 'LM_NO_ANSWER';
 
 function noAnswerError(ms: number): Error {
   const error = new Error(`the database did not answer within ${ms / 1000} s (a frozen server or a broken network link)`);
@@ -215,10 +213,10 @@ const STRICT_SQL_MODE = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_IN
  * session idle in its transaction; MySQL 8 has neither (max_execution_time covers SELECT only), so there only
  * lock waits and the client-side answer bound apply.
  */
-function mysqlSessionTimeouts(timeouts: DatabaseTimeouts, flavor: 'mariadb' | 'mysql'): string {
+function mysqlSessionTimeouts(timeouts: DatabaseTimeouts, mariadb: boolean): string {
   const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
   const settings = [`innodb_lock_wait_timeout = ${seconds(timeouts.lockMs)}`];
-  if (flavor === 'mariadb') {
+  if (mariadb) {
     settings.push(`max_statement_time = ${timeouts.statementMs / 1000}`, `idle_transaction_timeout = ${seconds(timeouts.idleInTransactionMs)}`);
   } else if (timeouts.statementMs) {
     settings.push(`max_execution_time = ${timeouts.statementMs}`);
@@ -328,7 +326,8 @@ export function boundedMysqlPool(pool: MysqlRawPool, watch: ConnectionWatch): My
   const wrappers = new WeakMap<MysqlRawConnection, MysqlPoolConnection>();
   const releasedAt = new WeakMap<object, number>();
   const prepared = new WeakSet<MysqlRawConnection>();
-  let flavor: 'mariadb' | 'mysql' = 'mariadb';
+  // MariaDB until the server says otherwise (it does not know MariaDB's variables).
+  let mariadb = true;
   const socketOf = (connection: MysqlRawConnection) => connection as unknown as Socketed;
   watch.closeAll = () => {
     for (const connection of connections) destroySocket(socketOf(connection));
@@ -355,11 +354,11 @@ export function boundedMysqlPool(pool: MysqlRawPool, watch: ConnectionWatch): My
   const prepare = async (connection: MysqlRawConnection) => {
     if (prepared.has(connection)) return;
     try {
-      await ask(connection, mysqlSessionTimeouts(watch.timeouts, flavor));
+      await ask(connection, mysqlSessionTimeouts(watch.timeouts, mariadb));
     } catch (error) {
-      if ((error as { errno?: unknown }).errno !== ER_UNKNOWN_SYSTEM_VARIABLE || flavor === 'mysql') throw error;
-      flavor = 'mysql';
-      await ask(connection, mysqlSessionTimeouts(watch.timeouts, flavor));
+      if ((error as { errno?: unknown }).errno !== ER_UNKNOWN_SYSTEM_VARIABLE || !mariadb) throw error;
+      mariadb = false;
+      await ask(connection, mysqlSessionTimeouts(watch.timeouts, mariadb));
     }
     prepared.add(connection);
   };

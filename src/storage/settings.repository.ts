@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from './database.table.js';
-import { dialectOf } from './dialect.js';
+import { dialectFor } from '../sql/dialect-for.js';
 
 export async function readSettings(db: Kysely<Database>): Promise<Map<string, string>> {
   const rows = await db.selectFrom('settings').select(['key', 'value']).execute();
@@ -8,12 +8,9 @@ export async function readSettings(db: Kysely<Database>): Promise<Map<string, st
 }
 
 export async function writeSetting(db: Kysely<Database>, key: string, value: string, now: string): Promise<void> {
-  const insert = db.insertInto('settings').values({ key, value, updated_at: now });
-  await (
-    dialectOf(db) === 'mysql'
-      ? insert.onDuplicateKeyUpdate({ value, updated_at: now })
-      : insert.onConflict((conflict) => conflict.column('key').doUpdateSet({ value, updated_at: now }))
-  ).execute();
+  await dialectFor(db)
+    .upsert(db.insertInto('settings').values({ key, value, updated_at: now }), ['key'], { value, updated_at: now })
+    .execute();
 }
 
 /** Returns whether a stored value was removed. */

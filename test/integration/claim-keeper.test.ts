@@ -2,7 +2,7 @@ import { expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
 import { ClaimKeeper } from '../../src/delivery/leases.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { claimDeliveries, renewLeases } from '../../src/storage/deliveries.repository.js';
+import { claimDeliveries, renewLeases } from '../../src/storage/deliveries/claims.repository.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 const LEASE_MS = 60_000;

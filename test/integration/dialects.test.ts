@@ -3,9 +3,9 @@ import { Kysely, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import { ExitError } from '../../src/errors.js';
-import { TablePrefixPlugin, tablePrefixOf } from '../../src/storage/dialect.js';
+import { TablePrefixPlugin, tablePrefixOf } from '../../src/sql/table-prefix.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { RECORDING_TURN_WAIT_MS, recordEvents, type NewDelivery, type NewDeliveries } from '../../src/storage/deliveries.repository.js';
+import { RECORDING_TURN_WAIT_MS, recordEvents, type NewDelivery, type NewDeliveries } from '../../src/storage/deliveries/record.repository.js';
 import { createServerDatabase, testDialects, type ServerDatabase } from '../helpers/servers.js';
 import { aLicense, forEachDialect, workspace } from '../helpers/workspace.js';
 

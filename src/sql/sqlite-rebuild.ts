@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { tablePrefixOf } from '../src/storage/dialect.js';
+import { tablePrefixOf } from './table-prefix.js';
 
 /** What a rebuild changes: the new CREATE statement (undefined: already done, nothing to rebuild), and the columns whose rows come back. */
 export interface SqliteRebuild {
@@ -12,7 +12,7 @@ export interface SqliteRebuild {
 /**
  * SQLite cannot drop a column's UNIQUE or change a CHECK: the table is rebuilt (sqlite.org/lang_altertable.html,
  * "other kinds of table schema changes"), from its own CREATE statement so columns other migrations added are
- * kept. It runs inside a transaction (`migrate` runs every pending migration in one, open-database.ts), where
+ * kept. It runs inside a transaction (`migrate` runs every pending migration in one, storage/open-database.ts), where
  * foreign_keys cannot be switched off: with defer_foreign_keys on, dropping the table leaves rows of other
  * tables (webhook_attempts) pointing at nothing until the new table of the same name gets the same rows back,
  * all before the commit, where SQLite checks that nothing is left pointing at nothing

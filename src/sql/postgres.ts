@@ -1,0 +1,70 @@
+import { sql, type Kysely } from 'kysely';
+import type { SqlDialect, UpdateReturningSpec } from './sql-dialect.js';
+import { returning, standardWrites } from './standard.js';
+import { tablePrefixOf } from './table-prefix.js';
+
+/** PostgreSQL: ON CONFLICT and RETURNING as SQLite, row locks for claims, advisory locks for turns, a serial per id. */
+export const postgresDialect: SqlDialect = {
+  ...standardWrites,
+  name: 'postgres',
+  serverName: 'PostgreSQL',
+  serverSoftware: 'PostgreSQL',
+  statementTimeoutSetting: 'statement_timeout (ALTER ROLE <user> SET statement_timeout = ...)',
+  columnTypes: {
+    text: 'text',
+    key: () => sql`text collate "C"`,
+    epochMs: 'bigint',
+    idType: 'serial',
+    id: (column) => column.primaryKey(),
+    table: (builder) => builder,
+  },
+  textLimits: { noNul: true },
+  binaryKeyType: sql`text collate "C"`,
+  transactionalDdl: true,
+  upsertMatchesAnyUniqueKey: false,
+  hasPrivileges: true,
+
+  // FOR UPDATE (SKIP LOCKED) in the subquery: a worker passes over rows another is claiming at that moment.
+  async updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]> {
+    const locked = spec.select(db).forUpdate();
+    return returning<R>(spec.update(db, spec.skipLocked ? locked.skipLocked() : locked), spec.readBack);
+  },
+  /**
+   * A transaction-scoped advisory lock named `name`. The wait is bounded: a turn held by a run that was paused,
+   * or cut off without the server noticing, does not stop the others; after `waitMs` they go ahead.
+   */
+  async waitForTurn(trx, name, waitMs) {
+    const key = sql`hashtext(${name})`;
+    const deadline = Date.now() + waitMs;
+    for (let tries = 0; ; tries += 1) {
+      const { rows } = await sql<{ got: boolean }>`select pg_try_advisory_xact_lock(${key}) as got`.execute(trx);
+      if (rows[0]?.got) return tries > 0;
+      if (Date.now() >= deadline) return true;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  },
+  // The serial does not move past ids given explicitly: move it, as SQLite and MySQL do on their own.
+  async afterExplicitIds(trx, table) {
+    await sql`select setval(pg_get_serial_sequence(${`${tablePrefixOf(trx)}${table}`}, 'id'), (select max(id) from ${sql.table(table)}))`.execute(trx);
+  },
+  async serverTimeMs(db) {
+    const { rows } = await sql<{ ms: string | number }>`select extract(epoch from clock_timestamp()) * 1000 as ms`.execute(db);
+    return Math.floor(Number(rows[0]!.ms));
+  },
+  beforeLargeScan: async () => undefined,
+
+  asInteger: (expression) => sql<number>`cast(${expression} as integer)`,
+  dateAsText: (expression) => sql<string>`cast(${expression} as text)`,
+  sameDate: (text, date) => sql<boolean>`cast(${text} as date) = ${date}`,
+  isDate: () => sql<boolean>`true`,
+  position: (text, needle) => sql<number>`strpos(${text}, ${needle})`,
+
+  async hasColumn(db, table, column) {
+    const { rows } = await sql<{
+      found: number;
+    }>`select 1 as found from information_schema.columns where table_schema = current_schema() and table_name = ${tablePrefixOf(db) + table} and column_name = ${column}`.execute(
+      db,
+    );
+    return rows.length > 0;
+  },
+};

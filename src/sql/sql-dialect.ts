@@ -1,0 +1,148 @@
+import type {
+  ColumnDataType,
+  ColumnDefinitionBuilder,
+  CreateTableBuilder,
+  Expression,
+  InsertQueryBuilder,
+  Kysely,
+  RawBuilder,
+  SelectQueryBuilder,
+  SqlBool,
+  UpdateQueryBuilder,
+  UpdateResult,
+} from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres' | 'mysql';
+
+// Kysely's addColumn takes a type name or a raw `sql` type; it does not export the union's name.
+export type DataTypeExpression = ColumnDataType | Expression<unknown>;
+
+/**
+ * Column types, where they must differ. SQLite keeps exactly the types of the first release. MySQL cannot
+ * index unbounded TEXT, so indexed columns are VARCHARs there; PostgreSQL compares them byte-wise
+ * (collate "C") like SQLite does, so date prefixes and the '0' / ':' bounds sort the same.
+ */
+export interface ColumnTypes {
+  /** Free text that is never indexed or range-compared (bodies, errors, e-mail). */
+  text: DataTypeExpression;
+  /** Indexed or range-compared text of at most `length` characters: codes, keys, statuses, ISO times. */
+  key: (length: number) => DataTypeExpression;
+  /** Epoch milliseconds: beyond 32 bits. */
+  epochMs: DataTypeExpression;
+  /** `id` as an auto-increment integer primary key. */
+  id: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder;
+  idType: DataTypeExpression;
+  /** Table options: on MySQL InnoDB with utf8mb4 and a binary collation (case-sensitive codes, byte order). */
+  table<T extends string, C extends string>(builder: CreateTableBuilder<T, C>): CreateTableBuilder<T, C>;
+}
+
+/** What a text value must fit, where the dialect's columns are narrower than the others'. */
+interface TextLimits {
+  /** Indexed text (a key such as license_code) is VARCHAR(255) on MySQL, counted in characters. */
+  keyCharacters?: number;
+  /** PostgreSQL's text cannot hold the NUL character (U+0000). */
+  noNul?: boolean;
+}
+
+/** The rows whose id the `select` gives are changed by `update` and handed back (see SqlDialect.updateReturning). */
+export interface UpdateReturningSpec<DB> {
+  table: keyof DB & string;
+  /** The ids to change, in id order, with every condition. */
+  select: (on: Kysely<DB>) => SelectQueryBuilder<DB, any, { id: number }>;
+  /** The UPDATE of the rows whose id is in `ids`: a list, or the select itself as a subquery. */
+  update: (on: Kysely<DB>, ids: readonly number[] | SelectQueryBuilder<DB, any, { id: number }>) => UpdateQueryBuilder<DB, any, any, UpdateResult>;
+  /** Pass over rows another session has locked (claims), rather than wait for them. */
+  skipLocked: boolean;
+  /** Hand back whole rows, or only the ids. */
+  readBack: 'rows' | 'ids';
+}
+
+/** An UPDATE of many rows, each with its own values, in one statement (see SqlDialect.updateFromValues). */
+export interface ValuesUpdate {
+  table: string;
+  /** One object per row, with the keys of `types`; `id` names the stored row. */
+  rows: ReadonlyArray<Record<string, unknown>>;
+  /** The SQL type of each value, `id` first (PostgreSQL types a VALUES list by its first row). */
+  types: Record<string, 'integer' | 'text'>;
+  /** The assignments: `value(column)` is the row's value, `stored(column)` the column as it is. */
+  set: (value: (column: string) => Expression<unknown>, stored: (column: string) => Expression<unknown>) => Record<string, Expression<unknown>>;
+  /** A condition on the stored row besides its id. */
+  where: (stored: (column: string) => Expression<unknown>) => Expression<SqlBool>;
+}
+
+/**
+ * Everything that differs between SQLite, PostgreSQL and MySQL/MariaDB, behind one interface (one file per
+ * dialect: sqlite.ts, postgres.ts, mysql.ts). Repositories and migrations ask the dialect of their database
+ * (dialectFor) and compare no dialect names. Compare kysely's DialectAdapter, which does the same for Kysely's own needs.
+ */
+export interface SqlDialect {
+  readonly name: DialectName;
+  /** How messages name the server software ('SQLite' for a file). */
+  readonly serverName: string;
+  /** The server setting that cancels a statement that runs too long, and how to raise it. */
+  readonly statementTimeoutSetting: string;
+  /** What may be listening at a server's address, in a message that asks whether one is ('MySQL or MariaDB'). */
+  readonly serverSoftware: string;
+  readonly columnTypes: ColumnTypes;
+  readonly textLimits: TextLimits;
+  /** Text compared byte for byte, as a key of a temporary table (license codes of an import). */
+  readonly binaryKeyType: RawBuilder<unknown>;
+  /** False on MySQL/MariaDB: each schema change commits at once, so every migration step must be re-runnable. */
+  readonly transactionalDdl: boolean;
+  /** MySQL's ON DUPLICATE KEY UPDATE fires on any unique key, the primary key included, not only the one named. */
+  readonly upsertMatchesAnyUniqueKey: boolean;
+  /** Whether the database has users with privileges (servers), which a run checks before it sends. */
+  readonly hasPrivileges: boolean;
+
+  /** Inserts the rows whose `key` is not stored yet; how many it inserted, or undefined when the dialect cannot count them apart from the skipped ones. */
+  insertIgnore(insert: InsertQueryBuilder<any, any, any>, key: readonly string[]): Promise<number | undefined>;
+  /** The value the row an upsert could not insert carried for `column` (excluded.column, VALUES(column)). */
+  refused(column: string): RawBuilder<unknown>;
+  /** The insert, writing `set` over the stored row where one with the same `key` exists. */
+  upsert<Q extends InsertQueryBuilder<any, any, any>>(insert: Q, key: readonly string[], set: Record<string, unknown>): Q;
+  /** The same as a clause to end a raw INSERT … SELECT with. */
+  upsertClause(key: readonly string[], set: Record<string, Expression<unknown>>): RawBuilder<unknown>;
+  /** UPDATE … RETURNING where there is one; on MySQL lock the rows, update exactly those, read them back. */
+  updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]>;
+  /** UPDATE … FROM (VALUES …), or on MySQL one CASE per column over the ids. */
+  updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise<void>;
+  /**
+   * Takes a transaction-scoped turn named `name`, waiting at most `waitMs` (PostgreSQL's advisory locks; the others
+   * have no turns and never wait). True when it had to wait.
+   */
+  waitForTurn(trx: Kysely<any>, name: string, waitMs: number): Promise<boolean>;
+  /** After rows were inserted with explicit ids: the next generated id comes after them (PostgreSQL's serial does not move on its own). */
+  afterExplicitIds(trx: Kysely<any>, table: string): Promise<void>;
+  /** The server's clock in epoch ms; undefined for SQLite, whose clock is this host's. */
+  serverTimeMs(db: Kysely<any>): Promise<number | undefined>;
+  /** Before a large read scan: SQLite maps the file into memory. */
+  beforeLargeScan(db: Kysely<any>, bytes: number): Promise<void>;
+
+  /** `expression` as an integer (Laravel's booleans are tinyint(1) on MySQL, boolean on PostgreSQL). */
+  asInteger(expression: Expression<unknown>): RawBuilder<number>;
+  /** A DATE column's value as its `YYYY-MM-DD` text. */
+  dateAsText(expression: Expression<unknown>): RawBuilder<string>;
+  /** Whether `text` (YYYY-MM-DD) is the same day as the DATE column `date`. */
+  sameDate(text: Expression<unknown>, date: Expression<unknown>): RawBuilder<boolean>;
+  /** A condition that holds for a real date only: SQLite's DATE columns are text and may hold anything. */
+  isDate(expression: Expression<unknown>): RawBuilder<boolean>;
+  /** 1-based position of `needle` in `text`, 0 when absent. */
+  position(text: Expression<unknown>, needle: string): RawBuilder<number>;
+
+  /** Whether our table (under the prefix) has this column. */
+  hasColumn(db: Kysely<any>, table: string, column: string): Promise<boolean>;
+  /** CREATE TABLE, IF NOT EXISTS where DDL is not transactional (a table an interrupted migrate created stays as it is). */
+  createTable(db: Kysely<any>, table: string): CreateTableBuilder<string, never>;
+  /** Creates the index unless it exists. */
+  createIndex(db: Kysely<any>, name: string, table: string, columns: string[]): Promise<void>;
+  /** Adds the column unless it exists (where DDL is not transactional and an interrupted migrate may have added it). */
+  addColumn(
+    db: Kysely<any>,
+    table: string,
+    column: string,
+    type: DataTypeExpression,
+    build?: (column: ColumnDefinitionBuilder) => ColumnDefinitionBuilder,
+  ): Promise<void>;
+  /** Drops an index of `table` (MySQL names the table, the others do not). */
+  dropIndex(db: Kysely<any>, name: string, table: string): Promise<void>;
+}

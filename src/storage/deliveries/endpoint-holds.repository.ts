@@ -1,0 +1,149 @@
+import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { Database } from '../database.table.js';
+
+// Deliveries held back for their endpoint: deferred by an open circuit, parked while it is gone or disabled.
+/**
+ * What an endpoint's circuit opening does to the deliveries no run holds: pending ones and due deferred ones
+ * (at `dueAt`) are deferred to `nextAttemptAt` without an attempt, except those recorded before `windowStart`,
+ * whose retry window has ended: they are abandoned. Returns how many of each.
+ */
+export async function deferEndpoint(
+  db: Kysely<Database>,
+  endpoint: string,
+  change: { dueAt: string; nextAttemptAt: string; reason: string; windowStart: string; completedAt: string; abandonReason: string },
+): Promise<{ deferred: number; abandoned: number }> {
+  const waiting = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) =>
+    eb.and([
+      eb('endpoint', '=', endpoint),
+      eb.or([eb('status', '=', 'pending'), eb.and([eb('status', '=', 'deferred'), eb('next_attempt_at', '<=', change.dueAt)])]),
+    ]);
+  const abandoned = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'abandoned', completed_at: change.completedAt, next_attempt_at: null, status_reason: change.abandonReason })
+    .where((eb) => eb.and([waiting(eb), eb('created_at', '<', change.windowStart)]))
+    .executeTakeFirst();
+  const deferred = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'deferred', next_attempt_at: change.nextAttemptAt, status_reason: change.reason })
+    .where(waiting)
+    .executeTakeFirst();
+  return { deferred: Number(deferred.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
+}
+
+/** Parks every delivery of an endpoint that no run holds and that waits (pending or deferred): the endpoint is gone (410) or disabled. */
+export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reason: string): Promise<number> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'parked', next_attempt_at: null, status_reason: reason })
+    .where('endpoint', '=', endpoint)
+    .where('status', 'in', ['pending', 'deferred'])
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/**
+ * The status_reason of deliveries parked because the operator disabled their endpoint (`endpoints disable`, or
+ * `enabled: false` in the config file). Unlike those a 410 Gone parked, they wait on no failing receiver: exit 4
+ * and `status` health leave them out (waitingByEndpoint).
+ */
+export const OPERATOR_DISABLED_REASON = 'endpoint disabled';
+
+/**
+ * Makes the stored statuses follow each endpoint's switch: the pending and deferred deliveries of a disabled
+ * endpoint are parked (reason OPERATOR_DISABLED_REASON; a deferred one comes back pending on enable), and the
+ * parked deliveries of an enabled endpoint that no 410 disabled (`gone`) go back to pending. Claimed ones
+ * (delivering) are left to their run. Returns how many were parked and unparked.
+ */
+export async function followEndpointSwitches(
+  db: Kysely<Database>,
+  endpoints: ReadonlyArray<{ name: string; enabled: boolean }>,
+  gone: ReadonlySet<string>,
+): Promise<{ parked: number; unparked: number }> {
+  let parked = 0;
+  let unparked = 0;
+  for (const endpoint of endpoints) {
+    if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
+    else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
+  }
+  return { parked, unparked };
+}
+
+/**
+ * Parked deliveries of an enabled endpoint go back to pending (`endpoints enable`): the next run sends them, each
+ * with a full in-run schedule (schedule_base moves up to its attempts, as a re-send's), so one that was deferred
+ * before it was parked is not taken for spent.
+ */
+export async function unparkEndpoint(db: Kysely<Database>, endpoint: string): Promise<number> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set((eb) => ({ status: 'pending', status_reason: null, next_attempt_at: null, schedule_base: eb.ref('attempts') }))
+    .where('endpoint', '=', endpoint)
+    .where('status', '=', 'parked')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Per endpoint, the deliveries that wait on a failing receiver: deferred and parked (by a 410, not by the operator's switch) counts, the earliest next attempt, the oldest recorded, the latest error. */
+export interface WaitingDeliveries {
+  endpoint: string;
+  deferred: number;
+  parked: number;
+  nextAttemptAt: string | null;
+  oldestCreatedAt: string | null;
+  lastError: string | null;
+  reason: string | null;
+}
+
+export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDeliveries[]> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => [
+      'endpoint',
+      'status',
+      eb.fn.countAll<number>().as('count'),
+      eb.fn.min('next_attempt_at').as('next_at'),
+      eb.fn.min('created_at').as('oldest'),
+      eb.fn.max('id').as('latest'),
+    ])
+    .where('status', 'in', ['deferred', 'parked'])
+    // Parked by the operator's switch, not by a failing receiver: not waiting on one.
+    .where((eb) => eb.or([eb('status', '=', 'deferred'), eb('status_reason', 'is', null), eb('status_reason', '<>', OPERATOR_DISABLED_REASON)]))
+    .groupBy(['endpoint', 'status'])
+    .execute();
+  const byEndpoint = new Map<string, WaitingDeliveries & { latest: number }>();
+  for (const row of rows) {
+    const entry = byEndpoint.get(row.endpoint) ?? {
+      endpoint: row.endpoint,
+      deferred: 0,
+      parked: 0,
+      nextAttemptAt: null,
+      oldestCreatedAt: null,
+      lastError: null,
+      reason: null,
+      latest: 0,
+    };
+    if (row.status === 'deferred') {
+      entry.deferred = Number(row.count);
+      entry.nextAttemptAt = row.next_at ?? null;
+    } else entry.parked = Number(row.count);
+    if (entry.oldestCreatedAt === null || (row.oldest !== null && row.oldest < entry.oldestCreatedAt)) entry.oldestCreatedAt = row.oldest;
+    entry.latest = Math.max(entry.latest, Number(row.latest));
+    byEndpoint.set(row.endpoint, entry);
+  }
+  // The latest waiting delivery of each endpoint says its last error and why it waits: one read for all of them.
+  const entries = [...byEndpoint.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+  const latest =
+    entries.length === 0
+      ? []
+      : await db
+          .selectFrom('webhook_deliveries')
+          .select(['id', 'last_error', 'status_reason'])
+          .where(
+            'id',
+            'in',
+            entries.map((entry) => entry.latest),
+          )
+          .execute();
+  const byId = new Map(latest.map((row) => [Number(row.id), row]));
+  return entries.map(({ latest: id, ...entry }) => ({ ...entry, lastError: byId.get(id)?.last_error ?? null, reason: byId.get(id)?.status_reason ?? null }));
+}

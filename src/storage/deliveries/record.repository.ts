@@ -1,0 +1,192 @@
+import type { Kysely } from 'kysely';
+import { EXIT, ExitError } from '../../errors.js';
+import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
+import { classifyDbError, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
+import { dialectFor } from '../../sql/dialect-for.js';
+import { tablePrefixOf } from '../../sql/table-prefix.js';
+import type { Database, DeliveryStatus } from '../database.table.js';
+import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from '../licenses.repository.js';
+import { inTransaction } from '../transaction.js';
+
+// Recording the outbox: each new event once per endpoint, as pending (or delivered by another sender), with the status changes it goes with.
+/** Writes the status changes where the licenses' statuses live (ours, or the derived table beside Botble's). */
+export type StatusWriter = (trx: Kysely<Database>, changes: StatusChanges, now: string) => Promise<StatusChangeCounts>;
+
+export interface NewDelivery {
+  event_id: string;
+  event_key: string;
+  event_type: string;
+  license_id: number | null;
+  /** The instant the event is about (see WebhookDeliveriesTable). */
+  event_instant?: string | null;
+  body: string;
+  /** The endpoint it goes to; `default` when left out. */
+  endpoint?: string;
+  /** Recorded as already `delivered` by another sender (`--mark-sent-through`), with why in last_error; pending otherwise. */
+  status?: Extract<DeliveryStatus, 'delivered'>;
+  completed_at?: string;
+  last_error?: string;
+}
+
+// webhook_deliveries rows in one multi-row INSERT: at most 11 bound columns each (10 for a pending delivery).
+const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 11);
+
+/** The event keys already recorded for these licenses (sent, pending or abandoned), with their instants, by the license_id index. */
+export async function recordedEventKeys(
+  db: Kysely<Database>,
+  licenseIds: readonly number[],
+): Promise<Array<{ event_key: string; event_instant: string | null }>> {
+  const keys: Array<{ event_key: string; event_instant: string | null }> = [];
+  const ids = [...new Set(licenseIds)];
+  for (const chunk of chunksOf(ids)) {
+    const rows = await db.selectFrom('webhook_deliveries').select(['event_key', 'event_instant']).where('license_id', 'in', chunk).execute();
+    keys.push(...rows);
+  }
+  return keys;
+}
+
+/**
+ * New deliveries, made a slice at a time as they are inserted: a large run never holds all its bodies at
+ * once. A slice may be asked for again (a transaction retried after a deadlock).
+ */
+export interface NewDeliveries {
+  count: number;
+  slice(start: number, end: number): NewDelivery[];
+  /** Those of them still not recorded, asked after this run waited for another to record (see waitForRecordingTurn). */
+  stillNew?(trx: Kysely<Database>): Promise<NewDeliveries>;
+}
+
+/**
+ * Records events as `pending` (or as `delivered` by another sender, when marked so) and writes the status changes, in one transaction. An event another run
+ * recorded first is skipped (the unique event_key), so overlapping runs record each event once.
+ * Returns how many delivery rows and license status changes this call made (another run may have made the rest).
+ */
+export async function recordEvents(
+  db: Kysely<Database>,
+  deliveries: NewDeliveries,
+  changes: StatusChanges,
+  now: string,
+  setStatuses: StatusWriter = writeStatusChanges,
+): Promise<{ inserted: number; fannedOut: number; expired: number; reactivated: number }> {
+  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0)
+    return { inserted: 0, fannedOut: 0, expired: 0, reactivated: 0 };
+  return retryOnDeadlock(() =>
+    inTransaction(db, async (trx) => {
+      const waited = await waitForRecordingTurn(trx);
+      const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
+      let inserted = 0;
+      let fannedOut = 0;
+      for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
+        const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
+        // `default`'s rows (one per event: what a run reports as recorded) and the other endpoints' rows go in
+        // INSERTs of their own, each within the parameter limit.
+        inserted += await insertRows(
+          trx,
+          slice.filter((row) => row.endpoint === undefined),
+        );
+        fannedOut += await insertRows(
+          trx,
+          slice.filter((row) => row.endpoint !== undefined),
+        );
+      }
+      // Through the license source: where a license's status lives is its business, not the event log's.
+      const { expired, reactivated } = await setStatuses(trx, changes, now);
+      return { inserted, fannedOut, expired, reactivated };
+    }),
+  );
+}
+
+async function insertRows(trx: Kysely<Database>, slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  // The caller's slice is within DELIVERY_ROWS_PER_INSERT already; long bodies may split it further.
+  let inserted = 0;
+  for (const rows of byBodyBytes(slice)) inserted += await insertNew(trx, rows);
+  return inserted;
+}
+
+// Body bytes in one INSERT: far below the smallest max_allowed_packet in use (MySQL 5.7's 4 MiB), however long the bodies.
+const BODY_BYTES_PER_INSERT = 1024 * 1024;
+
+/** Rows cut into INSERTs of at most BODY_BYTES_PER_INSERT body bytes (a body longer than that goes alone). */
+function byBodyBytes<T extends { body: string }>(rows: T[]): T[][] {
+  const chunks: T[][] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    const size = Buffer.byteLength(row.body);
+    const last = chunks[chunks.length - 1];
+    if (last && bytes + size <= BODY_BYTES_PER_INSERT) {
+      last.push(row);
+      bytes += size;
+    } else {
+      chunks.push([row]);
+      bytes = size;
+    }
+  }
+  return chunks;
+}
+
+/**
+ * Inserts the rows whose (event_key, endpoint) is not recorded yet and returns how many it inserted. Where the
+ * dialect cannot tell an insert from a skip (MySQL), the event ids (new for every event) are counted back.
+ */
+async function insertNew(trx: Kysely<Database>, rows: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
+  try {
+    const inserted = await dialectFor(trx).insertIgnore(trx.insertInto('webhook_deliveries').values(rows), ['event_key', 'endpoint']);
+    if (inserted !== undefined) return inserted;
+    // One event id has a row per endpoint, possibly in another INSERT of this run: its pairs are counted.
+    const mine = new Set(rows.map((row) => `${row.endpoint ?? 'default'} ${row.event_id}`));
+    const found = await trx
+      .selectFrom('webhook_deliveries')
+      .select(['event_id', 'endpoint'])
+      .where('event_id', 'in', [...new Set(rows.map((row) => row.event_id))])
+      .execute();
+    return found.filter((row) => mine.has(`${row.endpoint} ${row.event_id}`)).length;
+  } catch (error) {
+    throw tooLongToStore(trx, error, rows) ?? error;
+  }
+}
+
+// MySQL's "Data too long for column 'body' at row 2" (ER_DATA_TOO_LONG), with strict sessions; a statement over max_allowed_packet.
+const TOO_LONG = /^Data too long for column '([^']+)' at row (\d+)/;
+
+/** A clear refusal naming the license and field when a row did not fit its column; undefined for any other error. */
+function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArray<Omit<NewDelivery, 'status'>>): ExitError | undefined {
+  if (classifyDbError(error) !== 'too-long') return undefined;
+  const match = TOO_LONG.exec((error as { sqlMessage?: string }).sqlMessage ?? messageOf(error));
+  const field = match?.[1] ?? 'body';
+  const row = match ? rows[Number(match[2]) - 1] : rows.length === 1 ? rows[0] : undefined;
+  const what = row ? `The ${row.event_type} event of ${licenseNamed(row)}` : 'An event';
+  const value = row && (field === 'body' || field === 'event_key' || field === 'event_type') ? row[field] : undefined;
+  const size = value === undefined ? '' : ` (${Buffer.byteLength(value).toLocaleString('en-US')} bytes)`;
+  return new ExitError(
+    EXIT.failure,
+    `${what} cannot be stored: its ${field}${size} is longer than the column ${tablePrefixOf(trx)}webhook_deliveries.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${messageOf(error)}).`,
+    { cause: error },
+  );
+}
+
+/** "license 42 (LIC-0042)": the code as the event's body gives it, when it does. */
+function licenseNamed(row: Omit<NewDelivery, 'status'>): string {
+  const code = /"license_code":("(?:[^"\\]|\\.)*")/.exec(row.body.slice(0, 4096))?.[1];
+  let name = '';
+  try {
+    if (code) name = ` (${String(JSON.parse(code))})`;
+  } catch {
+    // Not JSON after all: the id alone.
+  }
+  return row.license_id === null ? `an event without a license${name}` : `license ${row.license_id}${name}`;
+}
+
+// How long a run waits for its turn to record before it goes ahead without it (the holder may be paused).
+export const RECORDING_TURN_WAIT_MS = 5_000;
+
+/**
+ * Runs that share the database record their new events one at a time, under a transaction-scoped turn named
+ * after our table prefix (PostgreSQL's advisory locks; the other dialects take no turns). True when this run had to wait: the run
+ * before it may have recorded the same events, so they are looked up again instead of built and sent to
+ * the server only to be skipped. A saving, not a guarantee: the unique event key alone keeps each event
+ * recorded once, on every dialect. So the wait is bounded: a turn held by a run that was paused, or cut
+ * off without the server noticing, does not stop the others; after RECORDING_TURN_WAIT_MS they go ahead.
+ */
+function waitForRecordingTurn(trx: Kysely<Database>): Promise<boolean> {
+  return dialectFor(trx).waitForTurn(trx, `license-manager:record:${tablePrefixOf(trx)}`, RECORDING_TURN_WAIT_MS);
+}
