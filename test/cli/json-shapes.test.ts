@@ -243,7 +243,7 @@ describe('--json shapes', () => {
     let stdout = '';
     const stop = new AbortController();
     const io = { stdout: { write: (text: string) => (stdout += text) }, stderr: { write: () => true }, env: childEnv(), cwd: ws.dir };
-    const listening = main(['node', 'license-manager', 'listen', '--port', '0', '--secret', SECRET, '--json'], io, stop.signal);
+    const listening = main(['node', 'license-manager', 'listen', '--port', '0', '--secret', SECRET, '--json'], io, undefined, stop.signal);
     while (!stdout.includes('\n')) await new Promise((resolve) => setTimeout(resolve, 5));
     const first = listeningJson.parse(JSON.parse(stdout.split('\n')[0]!));
     expect(first.signaturesChecked).toBe(true);
