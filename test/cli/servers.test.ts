@@ -302,7 +302,8 @@ describe.each(servers)('server database [%s]', (dialect) => {
   });
 
   test('connections killed mid-run: exit 1 naming the database, and the next run finishes the job with nothing lost', async () => {
-    const receiver = await receiverFor(() => ({ delayMs: 40, status: 200 }));
+    const receiver = await receiverFor(() => ({ delayMs: 100, status: 200 }));
+    // 60 events at 100 ms, two at a time: about 3 s of sending, so the kills land mid-run even on a loaded machine (at 40 ms the run could end before the first kill).
     const cwd = project(url(), { tablePrefix: 'killed_', count: 60, webhooks: { enabled: true, url: receiver.url, concurrency: 2 } });
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
     expect((await runCli(['licenses', 'import', 'licenses.json'], { cwd })).code).toBe(0);
