@@ -2,6 +2,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { BOTBLE_ADMIN_PAGE, botbleSwitchOn } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { addDays, dateInZone } from '../expirations/calendar.js';
+import { globalSchedules } from '../expirations/plan-expirations.js';
 import type { ExpirationPolicy } from '../expirations/rules.js';
 import { readBotbleSettings } from '../storage/botble.repository.js';
 import { recordEvents, type NewDeliveries } from '../storage/deliveries/record.repository.js';
@@ -107,8 +108,7 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
     context.db,
     context.licenses,
     now,
-    policy,
-    latest === undefined ? undefined : parseUtc(latest),
+    { ...policy, schedules: globalSchedules(policy), latestRun: latest === undefined ? undefined : parseUtc(latest) },
     options.onWarning ?? (() => undefined),
   );
   const marked: LicenseEvent[] = [];
@@ -148,7 +148,7 @@ export async function markSent(context: CommandContext, options: MarkSentOptions
     asSent(deliveriesFor(marked, now, policy.timeZone), recordedAt, reason),
     // A marked expiry makes the license `expired`, as recording it does; renewals are left to the next run.
     {
-      expired: marked.filter(({ event }) => event.type === 'license.expired').map(({ license }) => ({ id: license.id, expires_at: license.expires_at })),
+      expired: findings.expire.filter(({ id }) => marked.some(({ event, license }) => event.type === 'license.expired' && license.id === id)),
       reactivated: [],
     },
     recordedAt,

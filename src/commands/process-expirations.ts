@@ -5,19 +5,23 @@ import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { EXIT, ExitError, usageError } from '../errors.js';
 import { failedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
-import { dueReminder, EXPIRED_REMINDER, reminderCovered, type DueReminder } from '../expirations/after-expiry.js';
-import { eventBody, eventSubject, readDates } from '../expirations/license-events.js';
-import { policyFor, type ReminderSchedule } from '../expirations/reminder-policy.js';
+import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
+import { eventBody, eventSubject } from '../expirations/license-events.js';
 import {
-  decide,
-  parseEventKey,
-  scanBounds,
-  type DueEvent,
-  type EventType,
-  type ExpirationPolicy,
-  RecordedEvents,
-  type RecordedEvent,
-} from '../expirations/rules.js';
+  expiredWithoutEvent,
+  LISTED_WITHOUT_EVENT,
+  planExpirations,
+  RecordedNotices,
+  scanWindow,
+  schedulesOf,
+  type ExpirationPlan,
+  type LicenseEvent,
+  type NoticeType,
+  type PlanLine,
+  type PlanPolicy,
+  type SkippedLicense,
+} from '../expirations/plan-expirations.js';
+import { parseEventKey, type EventType, type RecordedEvent } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { followEndpointSwitches, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
 import { maxDeliveryId } from '../storage/deliveries/log.repository.js';
@@ -25,9 +29,9 @@ import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
-import type { LicenseRow } from '../storage/licenses.repository.js';
+import type { LongPastExpiries } from '../storage/licenses.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
-import { dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
+import { dateInZone, daysBetween } from '../expirations/calendar.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
@@ -42,8 +46,6 @@ import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
 /** How far behind the latest earlier run a run may apply the rules before it is told it is a catch-up after the fact (workers' clock skew). */
 const EARLIER_NOW_TOLERANCE_MS = 60_000;
-/** Licenses marked expired with no event that a run names (the rest are counted). */
-const LISTED_WITHOUT_EVENT = 20;
 
 export interface ProcessExpirationsOptions {
   /** The instant the rules are applied at; defaults to the clock's. */
@@ -67,17 +69,7 @@ export interface ProcessExpirationsOptions {
   tracing?: RunTracing | undefined;
 }
 
-/** The rules' three event types and the after-expiry reminder. */
-type NoticeType = EventType | typeof EXPIRED_REMINDER;
-/** What a run may record: an event of the rules, or an after-expiry reminder. */
-type JobEvent = DueEvent | DueReminder;
-
-/** How many new events of one type (and, for warnings and reminders, one threshold) this run sends. */
-export interface PlanLine {
-  type: NoticeType;
-  threshold?: number;
-  count: number;
-}
+export type { LicenseEvent, PlanLine } from '../expirations/plan-expirations.js';
 
 export interface DueEventReport {
   type: NoticeType;
@@ -173,143 +165,48 @@ function waitingCount(result: Pick<ProcessExpirationsResult, 'waiting'>): number
   return result.waiting.reduce((total, endpoint) => total + endpoint.deferred + endpoint.parked, 0);
 }
 
-export type LicenseEvent = { event: JobEvent; license: LicenseRow };
-
-interface Findings {
-  events: LicenseEvent[];
-  expire: Array<Pick<LicenseRow, 'id' | 'expires_at'>>;
-  reactivate: number[];
-  beyondLookback: LicenseRow[];
-  skipped: number;
-}
-
-/** Reads the candidates, applies the rules, and keeps only events no earlier record covers. */
+/** Reads the candidates and the records of their licenses, and plans the run (../expirations/plan-expirations.ts); names each license it skips. */
 export async function findNewEvents(
   db: Kysely<Database>,
   licenses: LicenseSource,
   now: Date,
-  policy: ExpirationPolicy,
-  latestRun: Date | undefined,
+  policy: PlanPolicy,
   onWarning: (message: string) => void,
-  schedules: Schedules = globalSchedules(policy),
-): Promise<Findings> {
-  const candidates = await licenses.findDueCandidates(db, scanBounds(now, scanPolicy(policy, schedules)));
-  const due: LicenseEvent[] = [];
-  const reactivating: Array<{ id: number; expiresAt: Date | null }> = [];
-  const findings: Findings = { events: [], expire: [], reactivate: [], beyondLookback: [], skipped: 0 };
-  for (const license of candidates) {
-    const dates = readDates(license, policy.timeZone);
-    if ('problem' in dates) {
-      findings.skipped += 1;
-      onWarning(`Skipped license id ${license.id}${license.license_code ? ` (${license.license_code})` : ''}: ${dates.problem}.`);
-      continue;
-    }
-    const schedule = schedules.of(license.product_id);
-    const rules: ExpirationPolicy = { ...policy, warningDays: schedule.warningDays };
-    const decision = decide({ id: license.id, status: license.status, ...dates }, now, rules, latestRun);
-    if (decision.status === 'expired') findings.expire.push({ id: license.id, expires_at: license.expires_at });
-    if (decision.status === 'active') reactivating.push({ id: license.id, expiresAt: dates.expiresAt });
-    // A product with enabled false gets no notice of any kind; its statuses still change.
-    if (!schedule.enabled) continue;
-    for (const event of decision.events) due.push({ event, license });
-    const reminder = dueReminder({ id: license.id, status: license.status, ...dates }, now, {
-      afterExpiryDays: schedule.afterExpiryDays,
-      lookbackDays: policy.lookbackDays,
-      timeZone: policy.timeZone,
-    });
-    if (reminder) due.push({ event: reminder, license });
-    if (decision.beyondLookback) findings.beyondLookback.push(license);
-  }
-  // Dates that do not look like dates sit outside every window; name them so they can be fixed.
-  const warned = new Set<number | string>(candidates.map((license) => license.id));
-  for (const bad of await licenses.findUnreadableDates(db, 100)) {
-    if (warned.has(bad.id)) continue;
-    warned.add(bad.id);
-    findings.skipped += 1;
-    onWarning(
-      `Skipped license id ${bad.id}${bad.license_code ? ` (${bad.license_code})` : ''}: ${bad.problem ?? `${bad.column} "${bad.value}" is not a date`}.`,
-    );
-  }
-  const earlier = await recordedEvents(db, [...due.map(({ license }) => license.id), ...reactivating.map(({ id }) => id)], policy.timeZone);
-  findings.events = due.filter(({ event }) => !earlier.covers(event));
-  // An expiry announced as expired stays passed whatever --now a later run gives: only another date (or none) renews.
-  findings.reactivate = reactivating
-    .filter(({ id, expiresAt }) => expiresAt === null || !earlier.announcedExpired(id, expiresAt, policy.timeZone))
-    .map(({ id }) => id);
-  return findings;
-}
-
-/** The per-product schedules of a run: the schedule of a license's product, and the widest of them all (for the scans). */
-export interface Schedules {
-  of: (productId: string | null) => ReminderSchedule;
-  /** The largest warning day and after-expiry day any enabled schedule has. */
-  largestWarning: number;
-  largestAfterExpiry: number;
-  /** Whether any enabled schedule has after-expiry days (license.expired_reminder can be due at all). */
-  reminders: boolean;
-}
-
-/** The schedules the config and settings give: expirations.products over the global values. */
-export function schedulesOf(expirations: {
-  warningDays: readonly number[];
-  afterExpiryDays: readonly number[];
-  products: Parameters<typeof policyFor>[2];
-}): Schedules {
-  const of = (productId: string | null) => policyFor(productId, expirations, expirations.products);
-  const all = [of(null), ...Object.keys(expirations.products).map(of)].filter((schedule) => schedule.enabled);
-  return {
-    of,
-    largestWarning: Math.max(0, ...all.flatMap((schedule) => schedule.warningDays)),
-    largestAfterExpiry: Math.max(0, ...all.flatMap((schedule) => schedule.afterExpiryDays)),
-    reminders: all.some((schedule) => schedule.afterExpiryDays.length > 0),
-  };
-}
-
-function globalSchedules(policy: ExpirationPolicy): Schedules {
-  return schedulesOf({ warningDays: policy.warningDays, afterExpiryDays: [], products: {} });
-}
-
-/** The policy the candidate scans use: the largest warning day of any product, and far enough back for the latest reminder. */
-function scanPolicy(policy: ExpirationPolicy, schedules: Schedules): ExpirationPolicy {
-  return { ...policy, warningDays: [schedules.largestWarning], lookbackDays: policy.lookbackDays + schedules.largestAfterExpiry };
-}
-
-/** Earlier records, with the reminders' own rule beside the rules' (an N at least as large covers a reminder). */
-class EarlierRecords {
-  private readonly rules: RecordedEvents;
-  /** Reminders by license: reminderCovered scans what it is given, which must not be every record of a large run. */
-  private readonly reminders = new Map<number, RecordedEvent[]>();
-
-  constructor(list: RecordedEvent[]) {
-    this.rules = new RecordedEvents(list);
-    for (const event of list) if (event.type === EXPIRED_REMINDER) this.reminders.set(event.licenseId, [...(this.reminders.get(event.licenseId) ?? []), event]);
-  }
-
-  covers(event: JobEvent): boolean {
-    return event.type === EXPIRED_REMINDER ? reminderCovered(event, this.reminders.get(event.licenseId) ?? []) : this.rules.covers(event);
-  }
-
-  announcedExpired(licenseId: number, expiresAt: Date, timeZone: string): boolean {
-    return this.rules.announcedExpired(licenseId, expiresAt, timeZone);
-  }
+): Promise<ExpirationPlan> {
+  const candidates = await licenses.findDueCandidates(db, scanWindow(now, policy));
+  const unreadable: SkippedLicense[] = (await licenses.findUnreadableDates(db, 100)).map((bad) => ({
+    id: bad.id,
+    code: bad.license_code,
+    problem: bad.problem ?? `${bad.column} "${bad.value}" is not a date`,
+  }));
+  const recorded = await recordedEvents(
+    db,
+    candidates.map((license) => license.id),
+    policy.timeZone,
+  );
+  const plan = planExpirations({ candidates, unreadable }, recorded, now, policy);
+  for (const skipped of plan.skipped) onWarning(`Skipped license id ${skipped.id}${skipped.code ? ` (${skipped.code})` : ''}: ${skipped.problem}.`);
+  return plan;
 }
 
 /** The earlier records of these licenses, under today's keys or the first release's. */
-async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<EarlierRecords> {
+async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
   const recorded: RecordedEvent[] = [];
   for (const row of await recordedEventKeys(db, licenseIds)) {
     const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
     if (parsed) recorded.push(parsed);
   }
-  return new EarlierRecords(recorded);
+  return recorded;
 }
 
 /** The events no earlier record covers. */
 async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
-  const earlier = await recordedEvents(
-    db,
-    events.map(({ license }) => license.id),
-    timeZone,
+  const earlier = new RecordedNotices(
+    await recordedEvents(
+      db,
+      events.map(({ license }) => license.id),
+      timeZone,
+    ),
   );
   return events.filter(({ event }) => !earlier.covers(event));
 }
@@ -341,23 +238,11 @@ export function dueEventReport({ event, license }: LicenseEvent): DueEventReport
   return {
     type: event.type,
     licenseId: license.id,
-    licenseCode: license.license_code,
+    licenseCode: license.code,
     date: formatUtc(event.date),
     ...(event.type === EXPIRED_REMINDER ? { daysSinceExpiry: event.daysSinceExpiry, threshold: event.threshold } : {}),
     ...(event.type !== EXPIRED_REMINDER && event.daysUntilExpiry !== undefined ? { daysUntilExpiry: event.daysUntilExpiry, threshold: event.threshold } : {}),
   };
-}
-
-/** Counts by type and threshold, largest threshold first. */
-function planOf(events: readonly JobEvent[]): PlanLine[] {
-  const lines = new Map<string, PlanLine>();
-  for (const event of events) {
-    const key = `${event.type}:${event.threshold ?? ''}`;
-    const line = lines.get(key) ?? { type: event.type, ...(event.threshold === undefined ? {} : { threshold: event.threshold }), count: 0 };
-    line.count += 1;
-    lines.set(key, line);
-  }
-  return [...lines.values()].sort((a, b) => a.type.localeCompare(b.type) || (b.threshold ?? 0) - (a.threshold ?? 0));
 }
 
 /**
@@ -472,6 +357,24 @@ function checkTarget(context: CommandContext, options: ProcessExpirationsOptions
   }
 }
 
+/** What a run read, decided and (unless a dry run or webhooks are off) recorded. */
+interface Planned {
+  policy: PlanPolicy;
+  plan: ExpirationPlan;
+  hasLicenses: boolean;
+  /** Active licenses expired before the scan window: marked `expired` with no event (only counted when nothing is recorded). */
+  longPast: LongPastExpiries;
+  /** What recording wrote; absent when nothing is recorded. */
+  written?: { inserted: number; expired: number; reactivated: number };
+}
+
+/** What the delivery engine did with everything pending, and the abandoned deliveries with their license codes. */
+interface Delivered {
+  sent: DeliverPendingResult;
+  abandoned: AbandonedDelivery[];
+}
+
+/** Read → plan → record → deliver → report. */
 async function findAndDeliver(
   context: CommandContext,
   now: Date,
@@ -489,24 +392,24 @@ async function findAndDeliver(
   // Deliveries recorded after this point come from the licenses this run reads now: the others waited, and are checked before they go.
   const freshAfterId = url === null ? 0 : await maxDeliveryId(db);
   const recording = options.tracing?.run.startRecording();
-  const result = await findAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
+  const planned = await planAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
     recording?.end({ recorded: 0, error: error instanceof Error ? error.message : String(error) });
     throw error;
   });
-  recording?.end({ recorded: result.recorded });
+  recording?.end({ recorded: planned.written?.inserted ?? 0 });
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
-    if (options.dryRun) options.onPlan?.(result.plan);
-    return result;
+    if (options.dryRun) options.onPlan?.(planned.plan.planLines);
+    return report(context, now, latestRun, options, planned);
   }
-  options.onPlan?.(result.plan);
+  options.onPlan?.(planned.plan.planLines);
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
   const gone = new Set([...(await endpointStates(db))].flatMap(([name, state]) => (state.disabledAt === null ? [] : [name])));
   await followEndpointSwitches(db, endpoints, gone);
   const policy = deliveryPolicy(webhooks, url);
-  const sent: DeliverPendingResult = await deliverPending(db, {
+  const sent = await deliverPending(db, {
     policy,
     endpoints: engineEndpoints(webhooks, endpoints, policy),
     concurrency: webhooks.concurrency,
@@ -520,120 +423,109 @@ async function findAndDeliver(
     recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
-  result.delivered = sent.delivered;
-  result.abandoned = sent.abandoned;
-  result.superseded = sent.superseded;
-  result.released = sent.released;
-  result.dropped = sent.dropped;
-  result.left = sent.left;
-  result.locked = sent.locked;
-  result.deliveries = sent.outcomes;
-  result.unlisted = sent.unlisted;
-  if (sent.byEndpoint) result.byEndpoint = sent.byEndpoint;
-  result.deferred = sent.deferred;
-  result.parked = sent.parked;
-  result.waiting = sent.waiting;
-  result.gone = sent.gone;
-  result.circuits = sent.circuits;
-  result.abandonedDeliveries = await abandonedDeliveries(db, context.licenses, sent.outcomes);
-  return result;
+  return report(context, now, latestRun, options, planned, { sent, abandoned: await abandonedDeliveries(db, context.licenses, sent.outcomes) });
 }
 
-/** Finds the new events and, when `record` is set (webhooks on, not a dry run), records them and the status changes. */
-async function findAndRecord(
+/** Reads and plans and, when `record` is set (webhooks on, not a dry run), records the new events and the status changes. */
+async function planAndRecord(
   context: CommandContext,
   now: Date,
   latestRun: Date | undefined,
   record: boolean,
   options: ProcessExpirationsOptions,
   fanOut: (type: string) => readonly string[],
-): Promise<ProcessExpirationsResult> {
+): Promise<Planned> {
   const { db, config } = context;
-  const policy: ExpirationPolicy = { ...config.expirations };
+  const policy: PlanPolicy = { ...config.expirations, schedules: schedulesOf(config.expirations), latestRun };
   // --announce-since reaches back further than lookbackDays for this run only (never less far).
   if (options.announceSince) policy.lookbackDays = Math.max(policy.lookbackDays, daysBetween(options.announceSince, dateInZone(now, policy.timeZone)));
-  const schedules = schedulesOf(config.expirations);
-  const findings = await findNewEvents(db, context.licenses, now, policy, latestRun, options.onWarning ?? (() => undefined), schedules);
-  const { events } = findings;
+  const plan = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
+  const hasLicenses = plan.events.length > 0 || (await context.licenses.hasAny(db));
+  const recordedAt = formatUtc(now);
+  const longPast = await context.licenses.expireLongPast(db, scanWindow(now, policy).fromDay, recordedAt, record, LISTED_WITHOUT_EVENT);
+  if (!record) return { policy, plan, hasLicenses, longPast };
+  const recorded = await recordEvents(
+    db,
+    deliveriesFor(plan.events, now, policy.timeZone, fanOut),
+    { expired: plan.expire, reactivated: plan.reactivate },
+    recordedAt,
+    context.licenses.setStatuses,
+  );
+  return { policy, plan, hasLicenses, longPast, written: { inserted: recorded.inserted, expired: recorded.expired, reactivated: recorded.reactivated } };
+}
 
+/** The run's result, built once from the plan, what was recorded and what was delivered. */
+function report(
+  context: CommandContext,
+  now: Date,
+  latestRun: Date | undefined,
+  options: ProcessExpirationsOptions,
+  { policy, plan, hasLicenses, longPast, written }: Planned,
+  delivery?: Delivered,
+): ProcessExpirationsResult {
+  // Nothing sent (a dry run, webhooks off): every count zero.
+  const {
+    delivered = 0,
+    abandoned = 0,
+    superseded = 0,
+    released = 0,
+    dropped = 0,
+    left = 0,
+    locked = 0,
+    outcomes = [],
+    unlisted = 0,
+    deferred = 0,
+    parked = 0,
+    waiting = [],
+    gone = [],
+    circuits = {},
+    byEndpoint,
+  }: Partial<DeliverPendingResult> = delivery?.sent ?? {};
+  const withoutEvent = expiredWithoutEvent(plan.beyondLookback, longPast.licenses, policy.timeZone);
   // The reminder's count only where reminders are on: without after-expiry days the output is Botble's three events, as before.
   const dueCounts: ProcessExpirationsResult['dueCounts'] = {
     'license.expiring': 0,
     'license.expired': 0,
     'license.update_support_expired': 0,
-    ...(schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}),
+    ...(policy.schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}),
   };
-  for (const { event } of events) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
-  const bounds = scanBounds(now, scanPolicy(policy, schedules));
-  const result: ProcessExpirationsResult = {
+  for (const { event } of plan.events) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
+  return {
     now: formatUtc(now),
     timeZone: policy.timeZone,
-    today: bounds.today,
+    today: plan.today,
     dryRun: Boolean(options.dryRun),
-    webhooksEnabled: config.webhooks.enabled,
+    webhooksEnabled: context.config.webhooks.enabled,
     target: webhookTarget(context),
-    hasLicenses: events.length > 0 || (await context.licenses.hasAny(db)),
+    hasLicenses,
     licenseSource: context.licenses.kind,
-    due: events.map(dueEventReport),
+    due: plan.events.map(dueEventReport),
     dueCounts,
-    plan: planOf(events.map(({ event }) => event)),
-    recorded: 0,
-    markedExpired: 0,
-    expiredWithoutEvent: 0,
-    expiredWithoutEventLicenses: [],
-    announceSince: null,
+    plan: plan.planLines,
+    recorded: written?.inserted ?? 0,
+    // Those the rules expired and those expired before the scan window.
+    markedExpired: written ? written.expired + longPast.count : 0,
+    expiredWithoutEvent: plan.beyondLookback.length + longPast.count,
+    expiredWithoutEventLicenses: withoutEvent.licenses,
+    announceSince: withoutEvent.announceSince,
     lastRunNow: latestRun ? formatUtc(latestRun) : null,
-    reactivated: 0,
-    skipped: findings.skipped,
-    delivered: 0,
-    abandoned: 0,
-    superseded: 0,
-    released: 0,
-    dropped: 0,
-    left: 0,
-    locked: 0,
-    deliveries: [],
-    unlisted: 0,
-    abandonedDeliveries: [],
-    deferred: 0,
-    parked: 0,
-    waiting: [],
-    gone: [],
-    circuits: {},
-  };
-  const recordedAt = formatUtc(now);
-  const longPast = await context.licenses.expireLongPast(db, bounds.fromDay, recordedAt, record, LISTED_WITHOUT_EVENT);
-  result.expiredWithoutEvent = findings.beyondLookback.length + longPast.count;
-  Object.assign(result, withoutEvent([...findings.beyondLookback, ...longPast.licenses], policy.timeZone));
-  if (!record) return result;
-
-  const recorded = await recordEvents(
-    db,
-    deliveriesFor(events, now, policy.timeZone, fanOut),
-    { expired: findings.expire, reactivated: findings.reactivate },
-    recordedAt,
-    context.licenses.setStatuses,
-  );
-  result.recorded = recorded.inserted;
-  result.markedExpired = recorded.expired + longPast.count;
-  result.reactivated = recorded.reactivated;
-  return result;
-}
-
-/** The licenses expired with no event that a run names, oldest expiry first, and the --announce-since date that would announce them. */
-function withoutEvent(
-  licenses: ReadonlyArray<{ id: number; license_code: string; expires_at: string | null }>,
-  timeZone: string,
-): Pick<ProcessExpirationsResult, 'expiredWithoutEventLicenses' | 'announceSince'> {
-  const named = licenses.flatMap((license) => {
-    const instant = license.expires_at === null ? undefined : parseInZone(license.expires_at, timeZone)?.instant;
-    return instant ? [{ licenseId: license.id, licenseCode: license.license_code, instant }] : [];
-  });
-  named.sort((a, b) => a.instant.getTime() - b.instant.getTime() || a.licenseId - b.licenseId);
-  return {
-    expiredWithoutEventLicenses: named
-      .slice(0, LISTED_WITHOUT_EVENT)
-      .map(({ licenseId, licenseCode, instant }) => ({ licenseId, licenseCode, expiresAt: formatUtc(instant) })),
-    announceSince: named.length === 0 ? null : dateInZone(named[0]!.instant, timeZone),
+    reactivated: written?.reactivated ?? 0,
+    skipped: plan.skipped.length,
+    delivered,
+    abandoned,
+    superseded,
+    released,
+    dropped,
+    left,
+    locked,
+    deliveries: outcomes,
+    unlisted,
+    abandonedDeliveries: delivery?.abandoned ?? [],
+    deferred,
+    parked,
+    waiting,
+    gone,
+    circuits,
+    ...(byEndpoint ? { byEndpoint } : {}),
   };
 }

@@ -1,17 +1,16 @@
 // `licenses forecast` and `licenses show`: what the job will send, from the current data and settings, by the same rules; read-only.
 import { usageError } from '../errors.js';
-import { reminderCovered } from '../expirations/after-expiry.js';
 import { addDays, dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
 import { forecast, forecastOptionsProblem, type ForecastEvent, type ForecastLicense, type ForecastResult } from '../expirations/forecast.js';
-import { readDates } from '../expirations/license-events.js';
+import { readLicense } from '../expirations/license.js';
 import { lookbackOverlapWarnings, parseDayList, policyFor, unknownProductWarnings, type ReminderSchedule } from '../expirations/reminder-policy.js';
-import { decide, parseEventKey, RecordedEvents, type RecordedEvent } from '../expirations/rules.js';
+import { RecordedNotices, schedulesOf } from '../expirations/plan-expirations.js';
+import { decide, parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { forecastCandidates, productIdsInUse, type ForecastRow } from '../storage/reminders.repository.js';
 import type { CommandContext } from './context.js';
 import { deliveriesList } from './deliveries.js';
-import { schedulesOf } from './process-expirations.js';
 
 // A forecast longer than a year says nothing a year does not; longer ranges cost time for nothing.
 const MAX_FORECAST_DAYS = 366;
@@ -48,16 +47,10 @@ function effectiveExpirations(context: CommandContext, warningDays: string | und
 
 /** The records that cover an event: the job's two checks (the rules' and the reminders'), over earlier records. */
 function coverage(recorded: RecordedEvent[]): (event: ForecastEvent) => boolean {
-  const rules = new RecordedEvents(recorded);
+  const notices = new RecordedNotices(recorded);
   // Most licenses have nothing recorded: one set lookup answers for them.
   const licenses = new Set(recorded.map((event) => event.licenseId));
-  // Reminders by license: reminderCovered scans what it is given, and at 1M licenses that must not be every record.
-  const reminders = new Map<number, RecordedEvent[]>();
-  for (const event of recorded)
-    if (event.type === 'license.expired_reminder') reminders.set(event.licenseId, [...(reminders.get(event.licenseId) ?? []), event]);
-  return (event) =>
-    licenses.has(event.licenseId) &&
-    (event.type === 'license.expired_reminder' ? reminderCovered(event, reminders.get(event.licenseId) ?? []) : rules.covers(event));
+  return (event) => licenses.has(event.licenseId) && notices.covers(event);
 }
 
 async function recordedFor(context: CommandContext, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
@@ -159,7 +152,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
   if (!row) throw usageError(`No license with code "${code}". See "license-manager licenses list".`);
   const expirations = context.config.expirations;
   const { timeZone, lookbackDays } = expirations;
-  const dates = readDates(row, timeZone);
+  const dates = readLicense(row, timeZone);
   if ('problem' in dates) throw usageError(`License ${code}: ${dates.problem}.`);
   const schedule = policyFor(row.product_id, expirations, expirations.products);
   const own = row.product_id !== null && Object.hasOwn(expirations.products, row.product_id);
@@ -180,7 +173,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
 
   // Still to come: the forecast day loop for this one license, from today to past its last possible notice.
   const today = dateInZone(now, timeZone);
-  const license: ForecastLicense = { id: row.id, productId: row.product_id, status: row.status, ...dates };
+  const license: ForecastLicense = { id: row.id, productId: row.product_id, status: row.status, expiresAt: dates.expiresAt, updatesUntil: dates.updatesUntil };
   const expiryDate = dates.expiresAt && dateInZone(dates.expiresAt, timeZone);
   const supportDate = dates.updatesUntil && dateInZone(dates.updatesUntil, timeZone);
   const ends = [

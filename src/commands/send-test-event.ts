@@ -4,7 +4,8 @@ import { systemClock, type Clock } from '../clock.js';
 import { secretProblem, webhookUrlProblem } from '../webhooks/target.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
-import { eventSubject, readDates } from '../expirations/license-events.js';
+import { eventSubject } from '../expirations/license-events.js';
+import { readLicense } from '../expirations/license.js';
 import { daysUntilExpiry, type EventType } from '../expirations/rules.js';
 import { EXPIRED_REMINDER, expiredReminderPayload } from '../expirations/after-expiry.js';
 import { dateInZone, daysBetween } from '../expirations/calendar.js';
@@ -129,12 +130,12 @@ async function sendSample(
     if (!context.db || !context.licenses) throw new Error('send-test-event --license needs the database');
     const license = await context.licenses.findByCode(context.db, options.license);
     if (!license) throw usageError(`No license with code "${options.license}". See "${commandLine('licenses list')}".`);
-    subject = eventSubject(license);
-    const dates = readDates(license, context.config.expirations.timeZone);
+    const dates = readLicense(license, context.config.expirations.timeZone);
     if ('problem' in dates)
       throw usageError(
         `License ${options.license}: ${dates.problem}. Fix it ${context.config.licenses.source === 'botble' ? 'in the Botble admin' : `with "${commandLine('licenses import')}"`}.`,
       );
+    subject = eventSubject(dates);
     if (eventType === EXPIRED_REMINDER) reminder = licenseReminder(now, dates, options.license, license.product_id, context.config.expirations);
     else details = licenseDetails(eventType, now, dates, options.license, context.config.expirations.timeZone);
   }

@@ -1,6 +1,6 @@
 // The check before a waiting delivery is sent: its license read again, a claimed window at a time, and judged by expirations/stale-notice.ts.
 import type { Kysely } from 'kysely';
-import { readDates } from '../expirations/license-events.js';
+import { readLicense, type RawLicense } from '../expirations/license.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
 import type { Database } from '../storage/database.table.js';
@@ -8,7 +8,6 @@ import { chunksOf } from '../sql/chunks.js';
 import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
 import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import type { LicenseSource } from '../storage/license-source.js';
-import type { LicenseRow } from '../storage/licenses.repository.js';
 
 /** The reason each superseded delivery of a claimed window must not be sent, by delivery id (absent: send it). */
 export type StaleCheck = (rows: readonly DeliveryRow[], now: Date) => Promise<Map<number, string>>;
@@ -33,7 +32,7 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
     const waiting = rows.filter((row) => row.license_id !== null && !recordedByThisRun(row, options.freshAfterId));
     if (waiting.length === 0) return reasons;
     const ids = [...new Set(waiting.map((row) => row.license_id!))];
-    const licenses = new Map<number, LicenseRow>();
+    const licenses = new Map<number, RawLicense>();
     for (const chunk of chunksOf(ids)) for (const license of await options.licenses.findByIds(db, chunk)) licenses.set(license.id, license);
     // Only a warning is judged against what else was recorded (the expired, or a later warning, of its expiry).
     const warned = [...new Set(waiting.filter((row) => row.event_type === 'license.expiring').map((row) => row.license_id!))];
@@ -58,8 +57,8 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
 }
 
 /** A license row as the rule takes it: status and dates in the zone, why its dates cannot be read, or undefined when it is gone. */
-function licenseNow(license: LicenseRow | undefined, timeZone: string): LicenseNow {
-  if (!license) return undefined;
-  const dates = readDates(license, timeZone);
-  return 'problem' in dates ? dates : { status: license.status, ...dates };
+function licenseNow(raw: RawLicense | undefined, timeZone: string): LicenseNow {
+  if (!raw) return undefined;
+  const license = readLicense(raw, timeZone);
+  return 'problem' in license ? license : { status: license.status, expiresAt: license.expiresAt, updatesUntil: license.updatesUntil };
 }

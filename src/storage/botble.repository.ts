@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import { usageError } from '../errors.js';
+import type { RawLicense } from '../expirations/license.js';
 import type { Database } from './database.table.js';
 import { chunksOf } from '../sql/chunks.js';
 import { classifyDbError } from '../sql/db-errors.js';
@@ -115,13 +116,13 @@ function isBlocked(value: Scalar): boolean {
   return value === false || (value !== null && value !== undefined && Number(value) === 0);
 }
 
-/** One Botble row as the license row every command reads; `expired` holds while Botble's date is the one it was derived from. */
-function toLicenseRow(row: BotbleLicenseRow): LicenseRow {
+/** One Botble row as the raw license the domain reads (a missing code stays missing); `expired` holds while Botble's date is the one it was derived from. */
+function toRawLicense(row: BotbleLicenseRow): RawLicense {
   const expiresAt = dateText(row.expires_at, 'expires_at');
   const derivedExpired = row.derived_status === 'expired' && expiresAt !== null && row.derived_expires_at === expiresAt;
   return {
     id: Number(row.id),
-    license_code: row.license_code ?? '',
+    license_code: row.license_code,
     product_id: row.product_reference_id,
     product_name: row.product_name,
     customer_id: text(row.customer_id),
@@ -129,9 +130,13 @@ function toLicenseRow(row: BotbleLicenseRow): LicenseRow {
     status: isBlocked(row.is_valid) ? 'suspended' : derivedExpired ? 'expired' : 'active',
     expires_at: expiresAt,
     updates_until: dateText(row.updates_until, 'updates_until'),
-    created_at: timeText(row.created_at),
-    updated_at: timeText(row.updated_at),
   };
+}
+
+/** One Botble row in the shape of our own table, for the listings (`licenses list`, `licenses show`), which print that shape. */
+function toLicenseRow(row: BotbleLicenseRow): LicenseRow {
+  const license = toRawLicense(row);
+  return { ...license, license_code: license.license_code ?? '', created_at: timeText(row.created_at), updated_at: timeText(row.updated_at) };
 }
 
 /**
@@ -142,7 +147,7 @@ export async function findBotbleDueCandidates(
   db: Kysely<Database>,
   botblePrefix: string,
   window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string },
-): Promise<LicenseRow[]> {
+): Promise<RawLicense[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const expiring: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
     selectLicenses(raw, tables).where('l.expires_at', '>=', window.fromDay).where('l.expires_at', '<', window.expiresBeforeDay).execute(),
@@ -151,9 +156,9 @@ export async function findBotbleDueCandidates(
     .where('l.updates_until', '>=', window.fromDay)
     .where('l.updates_until', '<', window.supportBeforeDay)
     .execute();
-  const byId = new Map<number, LicenseRow>();
+  const byId = new Map<number, RawLicense>();
   for (const row of [...expiring, ...support]) {
-    const license = toLicenseRow(row);
+    const license = toRawLicense(row);
     byId.set(license.id, license);
   }
   return [...byId.values()].sort((a, b) => a.id - b.id);
@@ -184,7 +189,7 @@ export async function findBotbleLicenseByCode(db: Kysely<Database>, botblePrefix
 }
 
 /** These Botble licenses, read as every command reads them (at most a bounded IN list of ids; ids with no license are absent). */
-export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<LicenseRow[]> {
+export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix: string, ids: readonly number[]): Promise<RawLicense[]> {
   if (ids.length === 0) return [];
   const { raw, tables } = tablesOf(db, botblePrefix);
   const rows: BotbleLicenseRow[] = await readBotble([tables.licenses, tables.products], () =>
@@ -192,7 +197,7 @@ export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix
       .where('l.id', 'in', [...ids])
       .execute(),
   );
-  return rows.map(toLicenseRow);
+  return rows.map(toRawLicense);
 }
 
 /** Botble licenses whose id is beyond what this tool carries exactly: each run names them (they get no events). */

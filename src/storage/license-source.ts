@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { RawLicense } from '../expirations/license.js';
 import {
   botbleLicenseCodesOf,
   botbleLicenseIdsOfCode,
@@ -42,7 +43,8 @@ export interface LicenseSource {
   kind: 'own' | 'botble';
   /** How messages name where the licenses are: "the licenses table", "Botble's lm_licenses". */
   description: string;
-  findDueCandidates(db: Kysely<Database>, window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string }): Promise<LicenseRow[]>;
+  /** The licenses that may have an event due or a status to change: raw rows, read by the domain (readLicense). */
+  findDueCandidates(db: Kysely<Database>, window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string }): Promise<RawLicense[]>;
   /** Rows whose dates are text that is not a date (a DATE column holds none), or whose id a number cannot hold. */
   findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]>;
   /** Marks (or counts, `write` false) active licenses expired before `beforeDay` as `expired`, naming the first `list`. */
@@ -51,7 +53,7 @@ export interface LicenseSource {
   list(db: Kysely<Database>, filter?: LicenseFilter): Promise<LicenseRow[]>;
   findByCode(db: Kysely<Database>, code: string): Promise<LicenseRow | undefined>;
   /** At most IDS_PER_STATEMENT of these licenses, whole (absent ones are left out): how a waiting delivery's license is read again. */
-  findByIds(db: Kysely<Database>, ids: readonly number[]): Promise<LicenseRow[]>;
+  findByIds(db: Kysely<Database>, ids: readonly number[]): Promise<RawLicense[]>;
   /** The ids of the licenses with this code (none or one): how the delivery log filters by a code. */
   idsOfCode(db: Kysely<Database>, code: string): Promise<number[]>;
   /** Id and code of at most IDS_PER_STATEMENT of these licenses (absent ones are left out): how the delivery log names licenses. */

@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 // The right day on every dialect: dates go into the database as text and must come back as they went in.
-forEachDialect('calendar days through the built CLI', ({ workspace }) => {
+forEachDialect('calendar days through the built CLI', ({ dialect, workspace }) => {
   async function project(): Promise<Workspace> {
     const ws = workspace({ webhooks: { retryDelaysMs: [10], timeoutMs: 2000 } });
     await ws.ready();
@@ -24,7 +24,8 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
 
   test('Berlin midnight on the DST day: 7 days, the plan before sending, --json counts; any machine TZ', async () => {
     receiver = await startReceiver();
-    for (const machineZone of ['Pacific/Kiritimati', 'America/St_Johns']) {
+    // Two machine zones on SQLite; one on the servers, whose DATE columns read back the same under any machine TZ (dialects.test.ts).
+    for (const machineZone of dialect === 'sqlite' ? ['Pacific/Kiritimati', 'America/St_Johns'] : ['America/St_Johns']) {
       const ws = await project();
       const cli = (...args: string[]) => ws.cli(args, { env: { TZ: machineZone } });
       expect(await cli('licenses', 'import', 'licenses.csv')).toMatchObject({ code: 0, stderr: '' });
@@ -76,7 +77,7 @@ forEachDialect('calendar days through the built CLI', ({ workspace }) => {
       ]);
     }
     const days = receiver.requests.map((request) => JSON.parse(request.body.toString('utf8')).payload.days_until_expiry);
-    expect(days).toEqual([7, 1, 7, 1]);
+    expect(days).toEqual(dialect === 'sqlite' ? [7, 1, 7, 1] : [7, 1]);
   }, 120_000);
 
   test('expiries that slid past lookbackDays in an outage: the --quiet run warns naming them, status shows it, --announce-since sends them', async () => {

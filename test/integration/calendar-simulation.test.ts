@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { everyHours, expectedEvents, schedule, simLicenses } from '../helpers/calendar-oracle.js';
-import { simulate, sortEvents } from '../helpers/simulate.js';
+import { simulate, simulatePlan, sortEvents } from '../helpers/simulate.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 const FIRST_DAY = '2025-01-10';
@@ -28,24 +28,39 @@ describe('the calendar oracle', () => {
   });
 });
 
-// Dates and times go into the database as text and come back for each run: every dialect. The whole grid
-// runs on SQLite; on the servers, where only the storage differs, the schedule with missed days and an
-// outage (the one that leans on the recorded events most) runs for each set of warning days.
-forEachDialect('day by day, UTC: each notice on the Botble day, nothing twice, nothing missed within lookbackDays', ({ workspace, dialect }) => {
+// The whole grid through the pure planner: every schedule's calendar days, thresholds and catch-ups, with what
+// each run recorded carried to the next (test/helpers/simulate.ts simulatePlan).
+describe('day by day, UTC, the planner: each notice on the Botble day, nothing twice, nothing missed within lookbackDays', () => {
   for (const warningDays of [
     [7, 1],
     [30, 14, 7, 3, 1],
   ]) {
-    for (const [name, runs] of dialect === 'sqlite' ? SCHEDULES : SCHEDULES.slice(1, 2)) {
-      test(`warning days ${warningDays.join(',')}, ${name}`, async () => {
+    for (const [name, runs] of SCHEDULES) {
+      test(`warning days ${warningDays.join(',')}, ${name}`, () => {
         const expected = sortEvents(expectedEvents('UTC', licenses, runs, warningDays, 7));
         // Every license is announced (123 expired, 11 update support, at least one notice each) unless the outage hid it.
         expect(expected.length).toBeGreaterThan(200);
-        const { events, abandoned } = await simulate('UTC', licenses, runs, warningDays, 7, workspace);
-        expect(abandoned).toBe(0);
-        expect(events).toEqual(expected);
-      }, 60_000);
+        expect(simulatePlan('UTC', licenses, runs, warningDays, 7)).toEqual(expected);
+      });
     }
+  }
+});
+
+// Dates and times go into the database as text and come back for each run, and the job records, sends and
+// reads back what it recorded: every dialect, SQLite included, runs the schedule with missed days and an outage
+// (the one that leans on the recorded events most) for each set of warning days.
+forEachDialect('day by day, UTC, the job: the same notices with the database and a receiver', ({ workspace }) => {
+  for (const warningDays of [
+    [7, 1],
+    [30, 14, 7, 3, 1],
+  ]) {
+    const [name, runs] = SCHEDULES[1]!;
+    test(`warning days ${warningDays.join(',')}, ${name}`, async () => {
+      const expected = sortEvents(expectedEvents('UTC', licenses, runs, warningDays, 7));
+      const { events, abandoned } = await simulate('UTC', licenses, runs, warningDays, 7, workspace);
+      expect(abandoned).toBe(0);
+      expect(events).toEqual(expected);
+    }, 60_000);
   }
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { expectedEvents, plusDays, schedule, simLicenses, type OraclePolicy, type SimLicense } from '../helpers/calendar-oracle.js';
-import { simulate, sortEvents } from '../helpers/simulate.js';
+import { simulate, simulatePlan, sortEvents } from '../helpers/simulate.js';
 import { workspace as sqliteWorkspace, forEachDialect } from '../helpers/workspace.js';
 
 /**
@@ -59,22 +59,32 @@ describe('the oracle, for per-product schedules and after-expiry reminders', () 
   });
 });
 
+const CASES: Array<[string, string, SimLicense[], number[]]> = [
+  [
+    'Europe/Berlin, one run a day at 07:00 UTC',
+    'Europe/Berlin',
+    withProducts(simLicenses('Europe/Berlin', BERLIN_FIRST)),
+    schedule(BERLIN_FIRST, 50, ['07:00']),
+  ],
+  [
+    'America/Los_Angeles, missed days (two of every five, then a nine-day outage), runs at 15:00 UTC',
+    'America/Los_Angeles',
+    withProducts(simLicenses('America/Los_Angeles', LA_FIRST)),
+    schedule(LA_FIRST, 50, ['15:00'], (index) => index % 5 === 2 || index % 5 === 3 || (index >= 20 && index < 29)),
+  ],
+];
+
+// The planner alone (no database): every case, the product schedules and reminders included.
+describe('day by day with two products on their own schedules and after-expiry reminders, the planner', () => {
+  for (const [name, zone, licenses, runs] of CASES) {
+    test(name, () => {
+      expect(simulatePlan(zone, licenses, runs, [7, 1], 7, POLICY)).toEqual(sortEvents(expectedEvents(zone, licenses, runs, [7, 1], 7, POLICY)));
+    });
+  }
+});
+
 forEachDialect('day by day with two products on their own schedules and after-expiry reminders, across DST', ({ workspace, dialect }) => {
-  const cases: Array<[string, string, SimLicense[], number[]]> = [
-    [
-      'Europe/Berlin, one run a day at 07:00 UTC',
-      'Europe/Berlin',
-      withProducts(simLicenses('Europe/Berlin', BERLIN_FIRST)),
-      schedule(BERLIN_FIRST, 50, ['07:00']),
-    ],
-    [
-      'America/Los_Angeles, missed days (two of every five, then a nine-day outage), runs at 15:00 UTC',
-      'America/Los_Angeles',
-      withProducts(simLicenses('America/Los_Angeles', LA_FIRST)),
-      schedule(LA_FIRST, 50, ['15:00'], (index) => index % 5 === 2 || index % 5 === 3 || (index >= 20 && index < 29)),
-    ],
-  ];
-  for (const [name, zone, licenses, runs] of dialect === 'sqlite' ? cases : cases.slice(1)) {
+  for (const [name, zone, licenses, runs] of dialect === 'sqlite' ? CASES : CASES.slice(1)) {
     test(
       name,
       async () => {
