@@ -209,7 +209,13 @@ async function emptyingStatements(dialect: ServerDialect, query: Query, tablePre
     const tables = (await query([`show tables like '${pattern}'`]))
       .map((row) => String(Object.values(row)[0]))
       .filter((name) => !name.includes('kysely_migration'));
-    return [...tables.map((name) => `delete from \`${name}\``), ...tables.map((name) => `alter table \`${name}\` auto_increment = 1`)];
+    // Only the counters that moved are set back (an ALTER each, where SHOW CREATE TABLE is a read).
+    const moved = [];
+    for (const name of tables) {
+      const [created] = await query([`show create table \`${name}\``]);
+      if (/ AUTO_INCREMENT=\d+/.test(String(created?.['Create Table']))) moved.push(name);
+    }
+    return [...tables.map((name) => `delete from \`${name}\``), ...moved.map((name) => `alter table \`${name}\` auto_increment = 1`)];
   }
   const tables = await query([
     `select tablename as name from pg_tables where schemaname = 'public' and tablename like '${pattern}' and tablename not like '%kysely\\_migration%'`,

@@ -16,7 +16,10 @@ export interface Workspace {
   /** The SQLite file, or the server URL for a server dialect. */
   databaseFile: string;
   dialect: TestDialect;
-  /** Our tables' prefix: '' on SQLite, the workspace's own on a server database. */
+  /**
+   * Our tables' prefix: '' on SQLite, the workspace's own on a server database; the first run may change it to that of
+   * emptied tables another test left (read it after the first run, or before it only for a schema the test builds itself).
+   */
   tablePrefix: string;
   env: NodeJS.ProcessEnv;
   /** Opens the real context (config file, migrated database) for one call, as a command does. */
@@ -93,6 +96,17 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   // An empty database file, as "license-manager migrate" would leave: only migrate and import create a missing one.
   if (!server) fs.writeFileSync(path.join(dir, 'test.sqlite'), '', { mode: 0o600 });
   let migrated = !server;
+  // Once, even when the first runs start together.
+  let acquired: Promise<void> | undefined;
+  const acquire = async (on: ServerDatabase) => {
+    const tables = tablesIn(on);
+    const taken = await tables.acquire(tablePrefix);
+    if (taken !== tablePrefix) {
+      tablePrefix = taken;
+      writeConfig(settings);
+    }
+    releases.set(ws, () => tables.release(taken));
+  };
   const ws: Workspace = {
     dir,
     configFile,
@@ -106,15 +120,7 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
       // The first run brings the tables up to date, as `license-manager migrate` would: the workspace takes migrated,
       // empty tables from the suite database's pool (the same schema, a fraction of the time).
       const shared = !migrated && server !== undefined && ownTables && env.LICENSE_MANAGER_DB === undefined;
-      if (shared) {
-        const tables = tablesIn(server);
-        const taken = await tables.acquire(tablePrefix);
-        if (taken !== tablePrefix) {
-          tablePrefix = taken;
-          writeConfig(settings);
-        }
-        releases.set(ws, () => tables.release(taken));
-      }
+      if (shared) await (acquired ??= acquire(server));
       const result = await withContext({ config: configFile, cwd: dir, env }, fn, { migrate: !migrated && !shared });
       migrated = true;
       return result;

@@ -212,13 +212,14 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
       },
     });
     await seeded(ws, 20);
-    const started = Date.now();
     const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     // The slow endpoint's deliveries are abandoned (503 twice each): exit 3, as for any abandoned delivery.
     expect(run.code).toBe(3);
     expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 20, delivered: 40, abandoned: 20 });
     expect([main.requests.length, crm.requests.length, slow.requests.length]).toEqual([20, 20, 40]);
-    // 40 attempts one at a time at 150 ms take 6 s; the others were all done within the first part of it.
+    // 40 attempts one at a time at 150 ms take 6 s; the others were all done within the first part of it (counted
+    // from the run's first request: the CLI's start-up on a loaded machine is not the engine's doing).
+    const started = Math.min(...[...main.requests, ...crm.requests, ...slow.requests].map((request) => request.at));
     const lastFast = Math.max(...[...main.requests, ...crm.requests].map((request) => request.at));
     expect(lastFast - started).toBeLessThan(3000);
     expect(Math.max(...slow.requests.map((request) => request.at)) - lastFast).toBeGreaterThan(2000);

@@ -121,16 +121,19 @@ describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client
     }
   });
 
-  test('the real default schedule: retries 1 s, 2 s and 4 s apart', async () => {
-    const result = await deliverAgainst([503], { retryDelaysMs: [1000, 2000, 4000] });
-    expect(result.attempts).toHaveLength(4);
-    const times = receiver!.requests.map((request) => request.at);
-    const gaps = times.slice(1).map((time, index) => time - times[index]!);
-    [1000, 2000, 4000].forEach((expected, index) => {
-      expect(gaps[index]).toBeGreaterThanOrEqual(expected - 5);
-      expect(gaps[index]).toBeLessThan(expected + 500);
-    });
-  }, 20_000);
+  // The waits are deliver()'s own, whichever client sends: their 7 s are spent once, on the client runs use.
+  if (client === 'undici transport') {
+    test('the real default schedule: retries 1 s, 2 s and 4 s apart', async () => {
+      const result = await deliverAgainst([503], { retryDelaysMs: [1000, 2000, 4000] });
+      expect(result.attempts).toHaveLength(4);
+      const times = receiver!.requests.map((request) => request.at);
+      const gaps = times.slice(1).map((time, index) => time - times[index]!);
+      [1000, 2000, 4000].forEach((expected, index) => {
+        expect(gaps[index]).toBeGreaterThanOrEqual(expected - 5);
+        expect(gaps[index]).toBeLessThan(expected + 500);
+      });
+    }, 20_000);
+  }
 });
 
 forEachDialect('the delivery log', ({ workspace }) => {
