@@ -165,11 +165,13 @@ forEachDialect('the delivery log', ({ workspace }) => {
       aLicense({ license_code: 'SLOW', expires_at: '2024-01-14T00:00:00Z' }),
       ...Array.from({ length: 20 }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })),
     ]);
-    const started = Date.now();
     const result = await ws.run((context) => processExpirations(context, { now }));
     expect(result.delivered).toBe(21);
     const fastOnes = receiver.requests.filter((request) => !request.body.toString().includes('SLOW'));
-    expect(Math.max(...fastOnes.map((request) => request.at)) - started).toBeLessThan(1500);
+    const slow = receiver.requests.find((request) => request.body.toString().includes('SLOW'))!;
+    // Every other event reached the receiver while the slow one was still unanswered (counted from the slow request,
+    // not from before the context opened, so a loaded machine's start-up does not count against the claim).
+    expect(Math.max(...fastOnes.map((request) => request.at))).toBeLessThan(slow.at + 1500);
   });
 
   test('an event waiting for its retry holds no concurrency slot', async () => {
