@@ -111,12 +111,14 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
       expect(receiver.requests.length).toBe(afterB);
       const ids = idsOf(receiver);
       expect(new Set(ids).size).toBe(total);
-      // A duplicate is possible only for a request A had in flight at the pause, never one A had recorded: on the
-      // wire, or answered with its attempt not yet written (a server's write takes longer than SQLite's), so at
-      // most twice concurrency 2.
+      // A duplicate is possible only for a request A had sent before the pause and not recorded (checked id by id
+      // below): on the wire (at most concurrency 2), or answered with its attempt not yet committed: in the batch
+      // being written when A stopped (a session the server then ends rolls it back) or the one gathering behind it.
+      // At 50 ms per answer that is a few more, so at most four times concurrency 2; 3 to 6 were seen on PostgreSQL
+      // under load, where a bound of twice concurrency failed CI without anything sent twice that A had recorded.
       const duplicates = duplicatesIn(ids);
       measure(`pause past lease [${dialect}]: ${duplicates.length} duplicate(s) of ${total} events`);
-      expect(duplicates.length).toBeLessThanOrEqual(4);
+      expect(duplicates.length).toBeLessThanOrEqual(8);
       const beforePause = idsOf(receiver, 0, pausedAt);
       for (const id of duplicates) {
         expect(beforePause).toContain(id);
