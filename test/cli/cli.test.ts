@@ -274,12 +274,7 @@ describe('the built CLI', () => {
     const cwd = project();
     const listener = await startListen(['--json', '--secret', SECRET], cwd);
     try {
-      const lines = () =>
-        listener
-          .stdout()
-          .trim()
-          .split('\n')
-          .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const lines = listener.jsonLines;
       expect(lines()).toEqual([{ listening: listener.url, signaturesChecked: true }]);
       expect(listener.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       expect((await runCli(['send-test-event', '--url', listener.url, '--secret', SECRET], { cwd })).code).toBe(0);

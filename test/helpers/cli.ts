@@ -99,6 +99,8 @@ export interface Listening {
   url: string;
   pid: number;
   stdout(): string;
+  /** With --json: every line it has printed, parsed. */
+  jsonLines(): Array<Record<string, unknown>>;
   stderr(): string;
   /** Still running (it must survive whatever a test sends it). */
   running(): boolean;
@@ -137,6 +139,11 @@ export async function startListen(args: string[], cwd: string, options: { env?: 
     url,
     pid: child.pid!,
     stdout: () => stdout,
+    jsonLines: () =>
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
     stderr: () => stderr,
     running: () => child.exitCode === null,
     stop: () => {
