@@ -274,7 +274,7 @@ describe('the built CLI', () => {
     const cwd = project();
     const listener = await startListen(['--json', '--secret', SECRET], cwd);
     try {
-      const lines = listener.jsonLines;
+      const lines = () => listener.jsonLines();
       expect(lines()).toEqual([{ listening: listener.url, signaturesChecked: true }]);
       expect(listener.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
       expect((await runCli(['send-test-event', '--url', listener.url, '--secret', SECRET], { cwd })).code).toBe(0);

@@ -61,7 +61,7 @@ describe('listen with several secrets', () => {
     await ws.ready();
     const listener = await startListen(['--json', '--secret', NEW, '--secret', OLD], ws.dir);
     try {
-      const lines = listener.jsonLines;
+      const lines = () => listener.jsonLines();
       expect((await ws.cli(['send-test-event', '--url', listener.url, '--secret', OLD])).code).toBe(0);
       const whsec = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
       expect((await ws.cli(['endpoints', 'add', 'std', '--url', listener.url, '--secret', OLD, '--signing', 'standard'])).code).toBe(0);
