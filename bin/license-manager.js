@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The process's edge: signals, the exit status and the heap policy live here, everything else in dist/src/cli.
+// The process's edge: signals, the exit status and the heap policy live here, everything else in dist/cli (the
+// bundle of dist/src/cli/main.js that `npm run build` makes: see scripts/bundle.ts).
 import v8 from 'node:v8';
 
 // V8 lets the old generation grow to up to four times what survived the last full collection before it
@@ -12,7 +13,7 @@ if (!process.execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg))
   v8.setFlagsFromString('--heap-growing-percent=50');
 }
 
-const { main } = await import('../dist/src/cli/main.js');
+const { main } = await import('../dist/cli/main.js');
 
 const stop = new AbortController();
 // First SIGINT/SIGTERM: stop claiming, let attempts in flight end and be recorded. A second one quits at

@@ -204,7 +204,7 @@ describe('no OpenTelemetry module is loaded by the CLI unless OTEL_* asks', () =
     expect(code).toBe(0);
     const resolved = fs.readFileSync(log, 'utf8').split('\n').filter(Boolean);
     // The hook saw the CLI's own modules, so an @opentelemetry import would have been seen too.
-    expect(resolved.some((url) => url.endsWith('/dist/src/cli/program.js'))).toBe(true);
+    expect(resolved.some((url) => url.endsWith('/dist/cli/main.js'))).toBe(true);
     return resolved.filter((url) => url.includes('@opentelemetry'));
   }
 
