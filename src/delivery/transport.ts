@@ -124,6 +124,22 @@ class PlainHeaders {
 }
 
 /**
+ * A response's headers as undici hands them over (names in lower case, a value or a list of them), read
+ * only when asked: postOnce asks for two (Location and Retry-After) and ofetch none (postOnce names the
+ * response type), so the rest of a response's headers are never copied. Values come back as the WHATWG Headers return them (a list joined with ", ", outer whitespace
+ * removed).
+ */
+class ResponseHeaders {
+  constructor(private readonly raw: Record<string, string | string[] | undefined>) {}
+
+  get(name: string): string | null {
+    const value = this.raw[name.toLowerCase()];
+    if (value === undefined) return null;
+    return (Array.isArray(value) ? value.map((one) => one.replace(OUTER_WHITESPACE, '')).join(', ') : value).replace(OUTER_WHITESPACE, '');
+  }
+}
+
+/**
  * The part of a fetch Response that ofetch and postOnce read: the status, the headers, and the body as
  * undici's Node stream (postOnce reads its first bytes and drops the rest). No WHATWG Response or web
  * stream is made for an answer whose body is two bytes of "OK".
@@ -137,7 +153,7 @@ class PlainResponse {
   constructor(
     readonly url: string,
     readonly status: number,
-    readonly headers: PlainHeaders,
+    readonly headers: ResponseHeaders,
     readonly body: Readable | null,
   ) {}
 
@@ -191,12 +207,7 @@ export function createTransport(): Transport {
       body: (init.body ?? null) as string | null,
       signal: init.signal ?? undefined,
     });
-    const responseHeaders = new PlainHeaders();
-    for (const name in response.headers) {
-      const value = response.headers[name];
-      if (Array.isArray(value)) for (const one of value) responseHeaders.append(name, one);
-      else if (value !== undefined) responseHeaders.append(name, value);
-    }
+    const responseHeaders = new ResponseHeaders(response.headers);
     // An interim status as the final answer (a Response cannot carry one, nor anything past 599).
     if (response.statusCode < 200 || response.statusCode > 599) {
       response.body.destroy();
