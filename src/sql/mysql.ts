@@ -1,6 +1,6 @@
 import { sql, type InsertQueryBuilder, type Kysely } from 'kysely';
 import { retryOnDeadlock } from './db-errors.js';
-import type { SqlDialect, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
+import type { SqlDialect, Statement, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
 import { assignments } from './standard.js';
 import { tablePrefixOf } from './table-prefix.js';
 
@@ -110,7 +110,7 @@ async function updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<
  * CASE over the ids, with `id in (…)` so only these rows are locked, in id order. Each right-hand side should
  * read only its own column or a constant, so MySQL's left-to-right SET is safe.
  */
-async function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise<void> {
+function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Statement {
   const sorted = [...update.rows].sort((a, b) => Number(a.id) - Number(b.id));
   const value = (column: string) =>
     sql`case id ${sql.join(
@@ -118,7 +118,6 @@ async function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise
       sql` `,
     )} end`;
   const stored = (column: string) => sql.ref(column);
-  await sql`update ${sql.table(update.table)} set ${assignments(update.set(value, stored))} where id in (${sql.join(sorted.map((row) => row.id))}) and ${update.where(stored)}`.execute(
-    trx,
-  );
+  const statement = sql`update ${sql.table(update.table)} set ${assignments(update.set(value, stored))} where id in (${sql.join(sorted.map((row) => row.id))}) and ${update.where(stored)}`;
+  return { compile: () => statement.compile(trx) };
 }

@@ -1,5 +1,6 @@
 import type {
   ColumnDataType,
+  CompiledQuery,
   ColumnDefinitionBuilder,
   CreateTableBuilder,
   Expression,
@@ -57,6 +58,11 @@ export interface UpdateReturningSpec<DB> {
   readBack: 'rows' | 'ids';
 }
 
+/** A statement to compile and run: a query builder, or raw SQL bound to its database. */
+export interface Statement {
+  compile(): CompiledQuery;
+}
+
 /** An UPDATE of many rows, each with its own values, in one statement (see SqlDialect.updateFromValues). */
 export interface ValuesUpdate {
   table: string;
@@ -104,8 +110,8 @@ export interface SqlDialect {
   upsertClause(key: readonly string[], set: Record<string, Expression<unknown>>): RawBuilder<unknown>;
   /** UPDATE … RETURNING where there is one; on MySQL lock the rows, update exactly those, read them back. */
   updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]>;
-  /** UPDATE … FROM (VALUES …), or on MySQL one CASE per column over the ids. */
-  updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise<void>;
+  /** UPDATE … FROM (VALUES …), or on MySQL one CASE per column over the ids: the statement, to compile and run (see executeShaped). */
+  updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Statement;
   /**
    * Takes a transaction-scoped turn named `name`, waiting at most `waitMs` (PostgreSQL's advisory locks; the others
    * have no turns and never wait). True when it had to wait.

@@ -1,5 +1,5 @@
 import { sql, type Expression, type InsertQueryBuilder, type Kysely, type RawBuilder, type UpdateQueryBuilder } from 'kysely';
-import type { SqlDialect, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
+import type { SqlDialect, Statement, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
 
 /**
  * What SQLite and PostgreSQL write alike (ON CONFLICT, RETURNING, UPDATE … FROM): sqlite.ts and postgres.ts
@@ -44,7 +44,7 @@ export function assignments(set: Record<string, Expression<unknown>>): RawBuilde
  * One `UPDATE … FROM` a named list of values, instead of one statement per row. PostgreSQL receives the
  * parameters in VALUES as text: the first row's casts type each column (SQLite takes the same casts as no-ops).
  */
-async function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise<void> {
+function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Statement {
   const columns = Object.keys(update.types);
   const rows = update.rows.map(
     (row, index) =>
@@ -52,9 +52,10 @@ async function updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Promise
   );
   const value = (column: string) => sql.ref(`v.${column}`);
   const stored = (column: string) => sql.ref(`d.${column}`);
-  await sql`
+  const statement = sql`
     with v (${sql.join(columns.map((column) => sql.id(column)))}) as (values ${sql.join(rows)})
     update ${sql.table(update.table)} as d set ${assignments(update.set(value, stored))}
     from v
-    where d.id = v.id and ${update.where(stored)}`.execute(trx);
+    where d.id = v.id and ${update.where(stored)}`;
+  return { compile: () => statement.compile(trx) };
 }

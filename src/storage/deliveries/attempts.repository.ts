@@ -1,7 +1,9 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
-import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
+import { MAX_PARAMETERS, powerOfTwoChunksOf } from '../../sql/chunks.js';
+import { executeShaped } from '../../sql/compiled-shapes.js';
 import { errorCode, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
 import { dialectFor } from '../../sql/dialect-for.js';
+import type { Statement } from '../../sql/sql-dialect.js';
 import { tablePrefixOf } from '../../sql/table-prefix.js';
 import type { Database, DeliveryStatus } from '../database.table.js';
 import { inTransaction } from '../transaction.js';
@@ -73,12 +75,16 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
   if (writes.length === 0) return;
   await retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
-      for (const chunk of chunksOf(writes, ATTEMPTS_PER_STATEMENT)) {
-        await trx
-          .insertInto('webhook_attempts')
-          .values(chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })))
-          .execute();
-        await updateSummaries(trx, runId, chunk);
+      // Batch sizes vary: cut into a few fixed sizes, each statement is compiled (and prepared) once per run.
+      for (const chunk of powerOfTwoChunksOf(writes, ATTEMPTS_PER_STATEMENT)) {
+        await executeShaped(
+          trx,
+          'attempts',
+          chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })),
+          [],
+          (rows) => trx.insertInto('webhook_attempts').values(rows),
+        );
+        await executeShaped(trx, 'attempt summaries', chunk.map(summaryRow), [runId], (rows, [run]) => summaries(trx, run, rows));
       }
     }),
   );
@@ -96,21 +102,26 @@ const SUMMARY_TYPES = {
   reason: 'text',
 } as const;
 
+/** What a delivery's summary is written from (see SUMMARY_TYPES). */
+function summaryRow(write: AttemptWrite): Record<keyof typeof SUMMARY_TYPES, unknown> {
+  return {
+    id: write.deliveryId,
+    attempts: write.attempt.attempt,
+    status_code: write.attempt.status_code,
+    error: write.attempt.error,
+    final: write.final?.status ?? null,
+    completed_at: write.final?.completedAt ?? null,
+    next_attempt_at: write.final?.nextAttemptAt ?? null,
+    reason: write.final?.reason ?? null,
+  };
+}
+
 /** One statement per chunk of deliveries, in the dialect's form of "update from a list of values". */
-async function updateSummaries(trx: Kysely<Database>, runId: string, chunk: readonly AttemptWrite[]): Promise<void> {
-  await dialectFor(trx).updateFromValues(trx, {
+function summaries(trx: Kysely<Database>, runId: unknown, rows: ReadonlyArray<Record<string, unknown>>): Statement {
+  return dialectFor(trx).updateFromValues(trx, {
     table: 'webhook_deliveries',
     types: SUMMARY_TYPES,
-    rows: chunk.map((write) => ({
-      id: write.deliveryId,
-      attempts: write.attempt.attempt,
-      status_code: write.attempt.status_code,
-      error: write.attempt.error,
-      final: write.final?.status ?? null,
-      completed_at: write.final?.completedAt ?? null,
-      next_attempt_at: write.final?.nextAttemptAt ?? null,
-      reason: write.final?.reason ?? null,
-    })),
+    rows,
     // Each right-hand side reads only its own column or a row's values (MySQL's SET runs left to right).
     set: (value, stored) => {
       const ended = sql`${value('final')} is not null`;
