@@ -3,8 +3,14 @@ import type { Database } from '../storage/database.table.js';
 import { recordAttempts, type AttemptWrite } from '../storage/deliveries/attempts.repository.js';
 
 const MAX_BATCH = 500;
-// Long enough to gather the attempts of many deliveries into one commit, short next to any HTTP exchange.
-const FLUSH_DELAY_MS = 2;
+/**
+ * How long the first attempt of a batch waits for others to join it. A write costs per statement and per page it
+ * touches, so its cost per attempt falls steeply with the batch: on SQLite, 103 us of CPU per attempt in batches
+ * of 12 (what 2 ms gathered at 4,000 attempts/s), 45 us in batches of 50, 35 us in batches of 200. 20 ms gathers
+ * about 100 at that rate; it is short next to the write-lag bound below (what a crash may cost in re-sends),
+ * and a delivery's slot is free while its attempt waits to be written.
+ */
+const FLUSH_DELAY_MS = 20;
 /**
  * How old an answer may get while it waits for its write before new attempts wait for the writer: what a lost
  * database costs in re-sends is the answers not yet written, so their age is kept in bounds.
