@@ -88,7 +88,14 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         // The run decided its exit status once (src/run-outcome.ts), as its `runs` row has it; not part of --json.
         const { outcome, ...shown } = result;
         if (out.options.json) out.json({ database: context.databaseFile, ...shown });
-        else printProcessExpirations(out, result, context.databaseFile, settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'));
+        else
+          printProcessExpirations(
+            out,
+            result,
+            context.databaseFile,
+            settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'),
+            options.now !== undefined,
+          );
         printNoLicenses(out, result, context.databaseFile);
         printDisabledButDue(out, result);
         printExpiredWithoutEvent(out, result);
@@ -158,8 +165,11 @@ function printNoLicenses(out: Output, result: ProcessExpirationsResult, database
   );
 }
 
-/** `enableAdvice`: how to turn webhooks on where this installation keeps its settings (loaded with the action: it needs the config schema). */
-function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string, enableAdvice: string): void {
+/**
+ * `enableAdvice`: how to turn webhooks on where this installation keeps its settings (loaded with the action: it needs the config schema).
+ * `nowGiven`: the run was given --now, which a run it suggests repeats, so that it sees the same day.
+ */
+function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string, enableAdvice: string, nowGiven: boolean): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
@@ -198,7 +208,7 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
       out.info(
-        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`,
+        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince}${nowGiven ? ` --now ${result.now}` : ''} --dry-run`)}`,
       );
     }
     out.info(
