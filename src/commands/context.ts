@@ -33,7 +33,7 @@ export interface CommandContext {
   /** Where the database is. */
   database: DatabaseTarget;
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
-  databaseFile: string;
+  databaseLabel: string;
   configFile: string | undefined;
   /** Stored settings that fail validation (only seen by commands that tolerate them: `settings`, `status`). */
   problems: SettingProblem[];
@@ -82,7 +82,7 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       settings,
       licenses: licenseSourceFor(config),
       database,
-      databaseFile: database.label,
+      databaseLabel: database.label,
       configFile: loaded.filepath,
       problems,
       migrationsApplied,

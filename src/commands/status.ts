@@ -225,7 +225,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
   return {
     now: formatUtc(options.now),
     configFile: context.configFile ?? null,
-    database: maskCredentials(context.databaseFile),
+    database: maskCredentials(context.databaseLabel),
     webhooks: webhookTarget(context),
     timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
     settingProblems: context.problems,

@@ -59,7 +59,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
             clock,
             onWarning: (text) => out.warn(text),
           });
-          if (out.options.json) out.json({ database: context.databaseFile, ...result });
+          if (out.options.json) out.json({ database: context.databaseLabel, ...result });
           else printMarkSent(out, result);
           return EXIT.ok;
         }
@@ -87,16 +87,16 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         });
         // The run decided its exit status once (src/run-outcome.ts), as its `runs` row has it; not part of --json.
         const { outcome, ...shown } = result;
-        if (out.options.json) out.json({ database: context.databaseFile, ...shown });
+        if (out.options.json) out.json({ database: context.databaseLabel, ...shown });
         else
           printProcessExpirations(
             out,
             result,
-            context.databaseFile,
+            context.databaseLabel,
             settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'),
             options.now !== undefined,
           );
-        printNoLicenses(out, result, context.databaseFile);
+        printNoLicenses(out, result, context.databaseLabel);
         printDisabledButDue(out, result);
         printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
@@ -158,10 +158,10 @@ function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult)
 }
 
 /** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
-function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
+function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseLabel: string): void {
   if (result.hasLicenses) return;
   out.warn(
-    `the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`,
+    `the database ${databaseLabel} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`,
   );
 }
 
@@ -169,11 +169,11 @@ function printNoLicenses(out: Output, result: ProcessExpirationsResult, database
  * `enableAdvice`: how to turn webhooks on where this installation keeps its settings (loaded with the action: it needs the config schema).
  * `nowGiven`: the run was given --now, which a run it suggests repeats, so that it sees the same day.
  */
-function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string, enableAdvice: string, nowGiven: boolean): void {
+function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseLabel: string, enableAdvice: string, nowGiven: boolean): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
-  out.info(`  database: ${databaseFile}`);
+  out.info(`  database: ${databaseLabel}`);
   out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended` +
