@@ -20,6 +20,14 @@ export function runOutcome(counts: { abandoned: number; waiting?: number; stoppe
   return (counts.waiting ?? 0) > 0 ? { status: 'waiting', exitCode: EXIT.waiting } : { status: 'succeeded', exitCode: EXIT.ok };
 }
 
+/**
+ * Whether a run with this exit code got to its end, as runOutcome decides: succeeded (0), abandoned deliveries (3) or
+ * left some waiting (4). Any other code, or none, is a run that failed, stopped early or refused to start.
+ */
+export function ranToTheEnd(exitCode: number | null): boolean {
+  return exitCode === EXIT.ok || exitCode === EXIT.abandoned || exitCode === EXIT.waiting;
+}
+
 /** A run that threw: the code its error carries (a usage or configuration problem is 2), any other failure 1. */
 export function failedRunOutcome(failure: unknown): RunOutcome {
   return { status: 'failed', exitCode: failure instanceof ExitError ? failure.code : EXIT.failure };

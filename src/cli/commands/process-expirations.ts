@@ -70,7 +70,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
-          monitor: runMonitor(context, { version: packageVersion(), onWarning: (text) => out.warn(text) }),
+          monitor: runMonitor(context, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }),
           tracing: kit.tracing(),
           clock,
           now: options.now,
