@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
-import { EXIT, ExitError, usageError } from '../errors.js';
-import { failedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
+import { usageError } from '../errors.js';
+import { failedRunOutcome, refusedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
 import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { eventBody, eventSubject } from '../expirations/license-events.js';
 import {
@@ -261,13 +261,14 @@ export async function processExpirations(context: CommandContext, options: Proce
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
     const id = newRunId(clock.now().getTime());
-    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(
+    const { status, exitCode } = refusedRunOutcome(error);
+    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now), exitCode }, (error as Error).message).catch(
       () => undefined,
     );
     await monitor?.finished({
       runId: id,
-      exitCode: error instanceof ExitError ? error.code : EXIT.usage,
-      status: 'refused',
+      exitCode,
+      status,
       recorded: 0,
       delivered: 0,
       abandoned: 0,
