@@ -87,6 +87,14 @@ module.exports = {
       to: { path: '^src/', pathNot: folder('sql') },
     },
     {
+      name: 'exit-codes-at-the-edge',
+      severity: 'error',
+      comment:
+        'Exit codes and the errors that carry them (src/errors.ts) are decided by commands and the CLI: the layers below throw typed errors that name what is wrong (storage: storage-refusal.ts; the driver errors: sql/db-errors.ts), and commands/database-messages.ts words them. The runs table reads its codes from src/run-outcome.ts.',
+      from: { path: anyOf('webhooks', 'expirations', 'sql', 'storage', 'delivery') },
+      to: { path: '^src/errors\\.ts$' },
+    },
+    {
       name: 'no-tests-in-production',
       severity: 'error',
       from: { path: '^(src|migrations|bin)/' },

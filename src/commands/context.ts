@@ -8,13 +8,12 @@ import type { Config } from '../config/schema.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { ExitError, usageError } from '../errors.js';
 import { commandLine } from '../command-line.js';
-import { isDatabaseError } from '../sql/db-errors.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { databaseFileOf, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
 import { openDatabase } from '../storage/open-database.js';
 import { resolveFromDatabase, settingWarnings } from './context-settings.js';
-import { databaseError } from './database-messages.js';
+import { databaseError, isStorageError } from './database-messages.js';
 import { databaseEnv, type GlobalOptions } from './runtime-env.js';
 import { exposedSecretWarnings, fileSecrets } from './secret-file-warnings.js';
 
@@ -33,7 +32,7 @@ export interface CommandContext {
   /** Where the database is. */
   database: DatabaseTarget;
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
-  databaseFile: string;
+  databaseLabel: string;
   configFile: string | undefined;
   /** Stored settings that fail validation (only seen by commands that tolerate them: `settings`, `status`). */
   problems: SettingProblem[];
@@ -82,15 +81,15 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
       settings,
       licenses: licenseSourceFor(config),
       database,
-      databaseFile: database.label,
+      databaseLabel: database.label,
       configFile: loaded.filepath,
       problems,
       migrationsApplied,
       warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))],
     });
   } catch (error) {
-    // A read-only file, a lock held too long, a lost server connection: say which database, not just the driver's words.
-    throw isDatabaseError(error) ? databaseError(database, error) : error;
+    // A read-only file, a lock held too long, a lost server connection, a refusal of storage: say which database, in the operator's words.
+    throw isStorageError(error) ? databaseError(database, error) : error;
   } finally {
     await db.destroy().catch(() => undefined);
   }

@@ -2,20 +2,33 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { commandLine } from '../command-line.js';
 import { EXIT, ExitError, usageError } from '../errors.js';
-import { classifyDbError, errorCode, messageOf } from '../sql/db-errors.js';
+import { plural } from '../plural.js';
+import { classifyDbError, errorCode, isDatabaseError, messageOf } from '../sql/db-errors.js';
 import { dialectNamed } from '../sql/dialect-for.js';
 import { describeTarget, isServer, type DatabaseTarget, type ServerTarget } from '../storage/database-target.js';
 import { FirstConnectionFailed, SQLITE_BUSY_TIMEOUT_MS } from '../storage/open-database.js';
+import { StorageRefusal, type Refusal } from '../storage/storage-refusal.js';
 
 /**
- * Driver errors, as storage classified them (src/sql/db-errors.ts), in words for the operator, with the exit
- * code they end the command with: 2 for what the operator must fix first (a login, a name, a privilege, a
- * schema, a file), 1 for a run that could not finish.
+ * Driver errors, as storage classified them (src/sql/db-errors.ts), and storage's own refusals
+ * (src/storage/storage-refusal.ts), in words for the operator, with the exit code they end the command with: 2 for
+ * what the operator must fix first (a login, a name, a privilege, a schema, a file), 1 for a run that could not finish.
  */
+
+/** Whether the command edge turns this error into the operator's words: a driver's error, or a refusal of storage. */
+export function isStorageError(error: unknown): boolean {
+  return !(error instanceof ExitError) && (error instanceof StorageRefusal || isDatabaseError(error));
+}
+
+/** A refusal of storage as the operator reads it; any other error as it is. */
+export function withRefusalWords(target: DatabaseTarget, error: unknown): unknown {
+  return error instanceof StorageRefusal ? refusalError(target, error) : error;
+}
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
 export function databaseError(target: DatabaseTarget, error: unknown): ExitError {
   if (error instanceof ExitError) return error;
+  if (error instanceof StorageRefusal) return refusalError(target, error);
   if (!isServer(target)) return sqliteError(target.filename, error);
   if (error instanceof FirstConnectionFailed) return firstConnectionError(target, error.cause);
   const where = describeTarget(target);
@@ -156,4 +169,76 @@ function sqliteError(filename: string, error: unknown): ExitError {
     default:
       return new ExitError(EXIT.failure, `Database ${filename}: ${detail}`, { cause: error });
   }
+}
+
+/** What storage refused, in the operator's words: what is wrong, where, and what to do. */
+function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError {
+  const options = { cause: error.cause };
+  const refusal: Refusal = error.refusal;
+  switch (refusal.kind) {
+    case 'no-directory':
+      return usageError(
+        `Database directory ${refusal.directory} does not exist (database file ${refusal.filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`,
+        options,
+      );
+    case 'not-a-file':
+      return usageError(
+        `Database ${refusal.filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`,
+        options,
+      );
+    case 'cannot-create':
+      return usageError(`Cannot create database file ${refusal.filename}: ${refusal.detail}`, options);
+    case 'foreign-database': {
+      const { tables } = refusal;
+      const shown = tables.slice(0, 5).join(', ') + (tables.length > 5 ? `, ... (${tables.length} in all)` : '');
+      return usageError(
+        `Database ${refusal.filename} belongs to something else: it has tables (${shown}) but no license-manager schema, and was left unchanged. Point database.filename or LICENSE_MANAGER_DB at a new or license-manager file.`,
+        options,
+      );
+    }
+    case 'schema-behind': {
+      const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
+      return usageError(
+        `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(refusal.pending.length, 'migration')} to apply: ${refusal.pending.join(', ')}). Run "${commandLine('migrate')}" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
+        options,
+      );
+    }
+    case 'botble-table-missing':
+      return usageError(
+        `Botble mode reads the tables ${refusal.tables.join(', ')}, and this database lacks one (${refusal.detail}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
+        options,
+      );
+    case 'event-too-long': {
+      const { event, field } = refusal;
+      const license = event && (event.licenseCode === undefined ? '' : ` (${event.licenseCode})`);
+      const what = event
+        ? `The ${event.type} event of ${event.licenseId === null ? `an event without a license${license}` : `license ${event.licenseId}${license}`}`
+        : 'An event';
+      const size = refusal.bytes === undefined ? '' : ` (${refusal.bytes.toLocaleString('en-US')} bytes)`;
+      return new ExitError(
+        EXIT.failure,
+        `${what} cannot be stored: its ${field}${size} is longer than the column ${refusal.table}.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${refusal.detail}).`,
+        options,
+      );
+    }
+    case 'missing-privileges': {
+      const names = refusal.missing.map(([privilege]) => privilege);
+      const why = refusal.missing.map(([privilege, what]) => `${privilege} (${what})`).join(', ');
+      return usageError(
+        `The database user ${account(refusal.user)} lacks ${names.join(', ')} on database ${refusal.database}, which ${refusal.command} needs: ${why}. Nothing was changed (MySQL and MariaDB commit each schema change at once, so migrate checks first). As an administrator, run:\n  GRANT ${names.join(', ')} ON \`${refusal.database}\`.* TO ${account(refusal.user)};\nthen run migrate again (see README, "Using PostgreSQL or MySQL").`,
+        options,
+      );
+    }
+    case 'no-temporary-tables':
+      return usageError(
+        `The database user ${account(refusal.user)} lacks CREATE TEMPORARY TABLES on database ${refusal.database}, which licenses import needs (it checks repeated license codes in a temporary table); nothing was imported. As an administrator, run:\n  GRANT CREATE TEMPORARY TABLES ON \`${refusal.database}\`.* TO ${account(refusal.user)};`,
+        options,
+      );
+  }
+}
+
+/** A MySQL account as a GRANT names it: 'user'@'host'. */
+function account(user: string): string {
+  const at = user.lastIndexOf('@');
+  return at < 0 ? `'${user}'` : `'${user.slice(0, at)}'@'${user.slice(at + 1)}'`;
 }

@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { settingAdvice } from '../config/botble-settings.js';
-import { EXIT, ExitError, usageError } from '../errors.js';
-import { failedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
+import { usageError } from '../errors.js';
+import { failedRunOutcome, refusedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
 import { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { eventBody, eventSubject } from '../expirations/license-events.js';
 import {
@@ -35,6 +35,7 @@ import { dateInZone, daysBetween } from '../expirations/calendar.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
+import { withRefusalWords } from './database-messages.js';
 import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
@@ -261,13 +262,14 @@ export async function processExpirations(context: CommandContext, options: Proce
     // The scheduled job hits the same refusal every day: recorded, so that `status` is not OK meanwhile.
     const at = formatUtc(clock.now());
     const id = newRunId(clock.now().getTime());
-    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now) }, (error as Error).message).catch(
+    const { status, exitCode } = refusedRunOutcome(error);
+    await recordRefusedRun(context.db, { id, command: 'process-expirations', startedAt: at, nowAt: formatUtc(now), exitCode }, (error as Error).message).catch(
       () => undefined,
     );
     await monitor?.finished({
       runId: id,
-      exitCode: error instanceof ExitError ? error.code : EXIT.usage,
-      status: 'refused',
+      exitCode,
+      status,
       recorded: 0,
       delivered: 0,
       abandoned: 0,
@@ -294,8 +296,9 @@ export async function processExpirations(context: CommandContext, options: Proce
     result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options), options.stop);
     return result;
   } catch (error) {
-    failure = error;
-    throw error;
+    // A refusal of storage (a Botble table missing, an event too long to store) is kept in the operator's words, with its exit code.
+    failure = withRefusalWords(context.database, error);
+    throw failure;
   } finally {
     const { status, exitCode } = result?.outcome ?? failedRunOutcome(failure);
     const message =
@@ -393,8 +396,10 @@ async function findAndDeliver(
   const freshAfterId = url === null ? 0 : await maxDeliveryId(db);
   const recording = options.tracing?.run.startRecording();
   const planned = await planAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
-    recording?.end({ recorded: 0, error: error instanceof Error ? error.message : String(error) });
-    throw error;
+    // The span, the runs row and the CLI say it in the same words.
+    const failure = withRefusalWords(context.database, error);
+    recording?.end({ recorded: 0, error: failure instanceof Error ? failure.message : String(failure) });
+    throw failure;
   });
   recording?.end({ recorded: planned.written?.inserted ?? 0 });
   if (url === null) {

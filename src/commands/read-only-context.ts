@@ -17,7 +17,7 @@ export interface ReadOnlyContext {
   config: Config;
   settings: EffectiveSetting[];
   /** How output names the database: the SQLite file, or the server URL with its password masked. */
-  databaseFile: string;
+  databaseLabel: string;
   configFile: string | undefined;
   warnings: string[];
 }
@@ -48,7 +48,7 @@ export async function readConfigOnly(globals: GlobalOptions): Promise<ReadOnlyCo
   return {
     config,
     settings,
-    databaseFile: database.label,
+    databaseLabel: database.label,
     configFile: loaded.filepath,
     warnings: [...settingWarnings(settings), ...exposedSecretWarnings(fileSecrets(loaded, database, settings))],
   };

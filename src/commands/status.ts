@@ -1,6 +1,8 @@
 import { heldByGoneRuns } from '../delivery/leases.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
+import type { Clock } from '../clock.js';
 import { EXIT, type ExitCode } from '../errors.js';
+import { ranToTheEnd } from '../run-outcome.js';
 import { plural } from '../plural.js';
 import { waitingByEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
@@ -157,7 +159,7 @@ export function judgeHealth(input: {
       reason: `the last run (${lastFinished.finishedAt}) refused to start${lastFinished.error ? `: ${lastFinished.error}` : ''}`,
     };
   }
-  if (lastFinished.exitCode !== EXIT.ok && lastFinished.exitCode !== EXIT.abandoned && lastFinished.exitCode !== EXIT.waiting) {
+  if (!ranToTheEnd(lastFinished.exitCode)) {
     return {
       exitCode: EXIT.failure,
       reason: `the last run (${lastFinished.finishedAt}) ${lastFinished.status === 'stopped' ? 'was stopped' : 'failed'} with exit code ${String(lastFinished.exitCode)}${lastFinished.error ? `: ${lastFinished.error}` : ''}`,
@@ -198,8 +200,8 @@ export function judgeHealth(input: {
   return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} and succeeded` };
 }
 
-/** `status`: where this installation stands, read-only. */
-export async function status(context: CommandContext, options: { now: Date }): Promise<StatusResult> {
+/** `status`: where this installation stands, read-only. `now` judges the runs (--now); `clock` is the real time leases are compared in. */
+export async function status(context: CommandContext, options: { now: Date; clock: Clock }): Promise<StatusResult> {
   const { db } = context;
   const [licenses, byEndpoint, runs, lastFinished] = await Promise.all([
     context.licenses.counts(db),
@@ -225,7 +227,7 @@ export async function status(context: CommandContext, options: { now: Date }): P
   return {
     now: formatUtc(options.now),
     configFile: context.configFile ?? null,
-    database: maskCredentials(context.databaseFile),
+    database: maskCredentials(context.databaseLabel),
     webhooks: webhookTarget(context),
     timeZone: { value: context.config.expirations.timeZone, source: layerOf(timeZone) },
     settingProblems: context.problems,
@@ -244,8 +246,8 @@ export async function status(context: CommandContext, options: { now: Date }): P
       failing,
     }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
-    // Real time, not --now: leases are written in real time (the database server's, on a server).
-    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? Date.now()),
+    // Real time, not --now: leases are written in real time (the database server's on a server, the run's clock on SQLite).
+    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? options.clock.now().getTime()),
     endpoints,
     monitoring: {
       ping: context.config.monitoring.ping && { target: displayPingUrl(context.config.monitoring.ping.url), kind: context.config.monitoring.ping.kind },

@@ -1,5 +1,3 @@
-import { ExitError } from '../errors.js';
-
 /**
  * Driver errors of the three dialects, read once: what kind of failure each is. The words for the operator and
  * the exit code belong to the command edge (src/commands/database-messages.ts); this file only names the kind.
@@ -119,7 +117,7 @@ export function classifyDbError(error: unknown): DbErrorKind {
 /** Whether an error came from the database (its driver or server) rather than from our own code. */
 export function isDatabaseError(error: unknown): boolean {
   // Duck-typed, not instanceof Error: a native driver's errors may come from another realm (jest's VM contexts).
-  if (typeof error !== 'object' || error === null || error instanceof ExitError) return false;
+  if (typeof error !== 'object' || error === null) return false;
   if (isStatementTimeout(error)) return true;
   const code = errorCode(error);
   if (code.startsWith('SQLITE_') || code.startsWith('ER_') || /^([0-9][0-9A-Z]{4}|XX000)$/.test(code) || CONNECTION_LOST.has(code) || code === NO_ANSWER)

@@ -1,11 +1,11 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import { usageError } from '../errors.js';
 import type { RawLicense } from '../expirations/license.js';
 import type { Database } from './database.table.js';
 import { chunksOf } from '../sql/chunks.js';
 import { classifyDbError } from '../sql/db-errors.js';
 import { dialectFor } from '../sql/dialect-for.js';
 import { tablePrefixOf } from '../sql/table-prefix.js';
+import { StorageRefusal } from './storage-refusal.js';
 import type { LicenseFilter, LicenseRow, LongPastExpiries, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
 
 /**
@@ -29,17 +29,14 @@ function tablesOf(db: Kysely<Database>, botblePrefix: string): { raw: Kysely<any
   };
 }
 
-/** Runs a read of Botble's tables; a missing table is a configuration to fix (exit 2), not a schema to migrate. */
+/** Runs a read of Botble's tables; a missing table is a configuration to fix, not a schema to migrate. */
 async function readBotble<T>(names: readonly string[], read: () => Promise<T>): Promise<T> {
   try {
     return await read();
   } catch (error) {
     // A wrong botble.tablePrefix, or not a Botble database.
     if (classifyDbError(error) !== 'no-table') throw error;
-    throw usageError(
-      `Botble mode reads the tables ${names.join(', ')}, and this database lacks one (${(error as Error).message}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
-      { cause: error },
-    );
+    throw new StorageRefusal({ kind: 'botble-table-missing', tables: [...names], detail: (error as Error).message }, { cause: error });
   }
 }
 

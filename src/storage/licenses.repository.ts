@@ -249,7 +249,8 @@ export interface LicenseFilter {
   limit?: number | undefined;
 }
 
-export async function listLicenses(db: Kysely<Database>, filter: LicenseFilter = {}): Promise<LicenseRow[]> {
+/** Our licenses table's rows that pass the filter, as stored (the command that lists them is commands/licenses.ts). */
+export async function readLicenseRows(db: Kysely<Database>, filter: LicenseFilter = {}): Promise<LicenseRow[]> {
   let query = db.selectFrom('licenses').selectAll();
   if (filter.status) query = query.where('status', '=', filter.status);
   if (filter.expiringAfter) query = query.where('expires_at', '>=', filter.expiringAfter);

@@ -1,5 +1,6 @@
 // What monitoring reads: the Prometheus snapshot (runs, deliveries by type and status, per endpoint state), the attempt aggregates of `deliveries stats`, and the last heartbeat ping's result.
 import type { Kysely } from 'kysely';
+import { SUCCEEDED_EXIT_CODE } from '../run-outcome.js';
 import type { Database } from './database.table.js';
 import { readSettings, writeSetting } from './settings.repository.js';
 
@@ -31,7 +32,7 @@ export async function runsForMetrics(db: Kysely<Database>): Promise<RunRowsForMe
     .selectFrom('runs')
     .select((eb) => eb.fn.max('finished_at').as('at'))
     .where('command', '=', 'process-expirations')
-    .where('exit_code', '=', 0)
+    .where('exit_code', '=', SUCCEEDED_EXIT_CODE)
     .where('finished_at', 'is not', null)
     .executeTakeFirst();
   const last = await db

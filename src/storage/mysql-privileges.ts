@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { usageError, type ExitError } from '../errors.js';
+import { StorageRefusal } from './storage-refusal.js';
 
 /**
  * MySQL and MariaDB commit each schema change at once: a migrate refused half-way leaves a migration half
@@ -80,7 +80,7 @@ function schemaMatches(pattern: string, database: string): boolean {
   return new RegExp(`^${regex}$`).test(database);
 }
 
-/** Refuses (exit 2, nothing changed) when the user lacks a privilege these migrations need; undefined when all are there or unknown. */
+/** Refuses (nothing changed) when the user lacks a privilege these migrations need; undefined when all are there or unknown. */
 export async function checkMigratePrivileges(db: Kysely<any>, pending: readonly string[], firstMigrate: boolean): Promise<void> {
   const { rows } = await sql<{ user: string; database: string }>`select current_user() as user, database() as ${sql.ref('database')}`.execute(db);
   const { user, database } = rows[0]!;
@@ -92,29 +92,12 @@ export async function checkMigratePrivileges(db: Kysely<any>, pending: readonly 
   if (!granted) return;
   const missing = [...privilegesFor(pending, firstMigrate)].filter(([privilege]) => !granted.has(privilege));
   if (missing.length === 0) return;
-  throw missingPrivilegeError(user, database, missing, 'migrate');
+  throw new StorageRefusal({ kind: 'missing-privileges', user, database, missing, command: 'migrate' });
 }
 
-/** The account as a GRANT names it: 'user'@'host'. */
-function account(user: string): string {
-  const at = user.lastIndexOf('@');
-  return at < 0 ? `'${user}'` : `'${user.slice(0, at)}'@'${user.slice(at + 1)}'`;
-}
-
-function missingPrivilegeError(user: string, database: string, missing: ReadonlyArray<[string, string]>, command: string): ExitError {
-  const names = missing.map(([privilege]) => privilege);
-  const why = missing.map(([privilege, what]) => `${privilege} (${what})`).join(', ');
-  return usageError(
-    `The database user ${account(user)} lacks ${names.join(', ')} on database ${database}, which ${command} needs: ${why}. Nothing was changed (MySQL and MariaDB commit each schema change at once, so migrate checks first). As an administrator, run:\n  GRANT ${names.join(', ')} ON \`${database}\`.* TO ${account(user)};\nthen run migrate again (see README, "Using PostgreSQL or MySQL").`,
-  );
-}
-
-/** `licenses import` on MySQL uses a temporary table: a refusal there names CREATE TEMPORARY TABLES and the GRANT line. */
-export async function temporaryTableRefused(db: Kysely<any>, error: unknown): Promise<ExitError> {
+/** `licenses import` on MySQL uses a temporary table: a refusal there, with the user and database a GRANT names. */
+export async function temporaryTableRefused(db: Kysely<any>, error: unknown): Promise<StorageRefusal> {
   const { rows } = await sql<{ user: string; database: string }>`select current_user() as user, database() as ${sql.ref('database')}`.execute(db);
   const { user, database } = rows[0]!;
-  return usageError(
-    `The database user ${account(user)} lacks CREATE TEMPORARY TABLES on database ${database}, which licenses import needs (it checks repeated license codes in a temporary table); nothing was imported. As an administrator, run:\n  GRANT CREATE TEMPORARY TABLES ON \`${database}\`.* TO ${account(user)};`,
-    { cause: error },
-  );
+  return new StorageRefusal({ kind: 'no-temporary-tables', user, database }, { cause: error });
 }

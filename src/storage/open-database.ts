@@ -16,16 +16,14 @@ import {
 } from 'kysely';
 import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
-import { usageError } from '../errors.js';
-import { plural } from '../plural.js';
 import type { Database } from './database.table.js';
-import { describeTarget, isServer, type DatabaseTarget, type ServerTarget } from './database-target.js';
+import { isServer, type DatabaseTarget, type ServerTarget } from './database-target.js';
 import { classifyDbError } from '../sql/db-errors.js';
 import { dialectNamed } from '../sql/dialect-for.js';
 import { TablePrefixPlugin, tablePrefixOf } from '../sql/table-prefix.js';
 import { checkMigratePrivileges } from './mysql-privileges.js';
 import { boundedMysqlPool, boundedPgPool, ConnectionWatch, databaseTimeouts, mysqlTimeoutOptions, pgTimeoutOptions, watchDatabase } from './server-pool.js';
-import { commandLine } from '../command-line.js';
+import { StorageRefusal } from './storage-refusal.js';
 
 // How long SQLite waits for another process's write lock before SQLITE_BUSY.
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
@@ -89,10 +87,7 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
             if (classifyDbError(error) !== 'no-table') throw error;
           });
         }
-        const tables = target.tablePrefix ? `tables prefixed "${target.tablePrefix}"` : 'tables without a prefix';
-        throw usageError(
-          `The schema of ${describeTarget(target)} (${tables}) is not up to date (${plural(pending.length, 'migration')} to apply: ${pending.map((migration) => migration.name).join(', ')}). Run "${commandLine('migrate')}" first (with the same config or LICENSE_MANAGER_DB), or check database.tablePrefix.`,
-        );
+        throw new StorageRefusal({ kind: 'schema-behind', pending: pending.map((migration) => migration.name) });
       }
     }
   } catch (error) {
@@ -235,18 +230,16 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
 async function openSqlite(filename: string, tablePrefix: string, onMigrated?: (applied: string[]) => void): Promise<Kysely<Database>> {
   const directory = path.dirname(filename);
   if (!fs.existsSync(directory)) {
-    throw usageError(`Database directory ${directory} does not exist (database file ${filename}). Create it, or set database.filename / LICENSE_MANAGER_DB.`);
+    throw new StorageRefusal({ kind: 'no-directory', directory, filename });
   }
   if (fs.existsSync(filename) && !fs.statSync(filename).isFile()) {
-    throw usageError(
-      `Database ${filename} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).`,
-    );
+    throw new StorageRefusal({ kind: 'not-a-file', filename });
   }
   if (!fs.existsSync(filename)) {
     try {
       fs.closeSync(fs.openSync(filename, 'a', 0o600));
     } catch (error) {
-      throw usageError(`Cannot create database file ${filename}: ${(error as Error).message}`, { cause: error });
+      throw new StorageRefusal({ kind: 'cannot-create', filename, detail: (error as Error).message }, { cause: error });
     }
   }
   let sqlite: SQLite.Database | undefined;
@@ -283,10 +276,7 @@ function refuseForeignDatabase(sqlite: SQLite.Database, filename: string): void 
     sqlite.prepare("select name from sqlite_master where type in ('table', 'view') and name not like 'sqlite_%'").all() as Array<{ name: string }>
   ).map((row) => row.name);
   if (names.length === 0 || names.includes('kysely_migration')) return;
-  const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? `, ... (${names.length} in all)` : '');
-  throw usageError(
-    `Database ${filename} belongs to something else: it has tables (${shown}) but no license-manager schema, and was left unchanged. Point database.filename or LICENSE_MANAGER_DB at a new or license-manager file.`,
-  );
+  throw new StorageRefusal({ kind: 'foreign-database', filename, tables: names });
 }
 
 interface MigrationReport {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { maskCredentials } from '../credentials.js';
 import { sql, type Kysely, type Selectable } from 'kysely';
+import { NOTHING_WRITTEN_EXIT_CODE } from '../run-outcome.js';
 import type { Database, RunsTable, RunStatus } from './database.table.js';
 
 export type RunRow = Selectable<RunsTable>;
@@ -34,10 +35,10 @@ export async function startRun(db: Kysely<Database>, run: { id: string; command:
     .execute();
 }
 
-/** A run that refused to start (exit 2): started and finished at once, with the reason `status` shows. */
+/** A run that refused to start (its exit code from run-outcome.ts): started and finished at once, with the reason `status` shows. */
 export async function recordRefusedRun(
   db: Kysely<Database>,
-  run: { id: string; command: string; startedAt: string; nowAt: string },
+  run: { id: string; command: string; startedAt: string; nowAt: string; exitCode: number },
   reason: string,
 ): Promise<void> {
   await db
@@ -49,7 +50,7 @@ export async function recordRefusedRun(
       now_at: run.nowAt,
       finished_at: run.startedAt,
       status: 'refused',
-      exit_code: 2,
+      exit_code: run.exitCode,
       error: maskCredentials(reason),
     })
     .execute();
@@ -119,14 +120,14 @@ export async function lastFinishedRun(db: Kysely<Database>): Promise<RunRow | un
 
 /**
  * The latest instant a real process-expirations run applied the rules at (its --now), if any: running ones
- * count (they may have recorded), refused ones (exit 2: nothing written) do not.
+ * count (they may have recorded), refused ones (NOTHING_WRITTEN_EXIT_CODE, 2) do not.
  */
 export async function latestRunNow(db: Kysely<Database>): Promise<string | undefined> {
   const row = await db
     .selectFrom('runs')
     .select((eb) => eb.fn.max('now_at').as('latest'))
     .where('command', '=', 'process-expirations')
-    .where((eb) => eb.or([eb('exit_code', 'is', null), eb('exit_code', '<>', 2)]))
+    .where((eb) => eb.or([eb('exit_code', 'is', null), eb('exit_code', '<>', NOTHING_WRITTEN_EXIT_CODE)]))
     .executeTakeFirst();
   return row?.latest ?? undefined;
 }

@@ -1,11 +1,10 @@
 import type { Kysely, MysqlPool, MysqlPoolConnection, MysqlQueryResult, PostgresPool, PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
 import type { Pool as MysqlRawPool, PoolConnection as MysqlRawConnection } from 'mysql2';
-import { usageError } from '../errors.js';
 import { NO_ANSWER } from '../sql/db-errors.js';
 
 /** LICENSE_MANAGER_DB_TIMEOUT_MS unset: every wait on a server database is bounded by this, and the bounds below. */
-const DEFAULT_DB_TIMEOUT_MS = 30_000;
+export const DEFAULT_DB_TIMEOUT_MS = 30_000;
 // A pooled connection unused for this long (no longer part of a burst of statements) is asked a `select 1` before it is handed out: the server may have
 // restarted, or a failover moved its address, while it sat in the pool.
 const CHECK_AFTER_IDLE_MS = 250;
@@ -45,18 +44,6 @@ export function databaseTimeouts(timeoutMs = DEFAULT_DB_TIMEOUT_MS, options: { m
     connectMs: Math.min(10_000, timeoutMs),
     reconnectMs: answerMs,
   };
-}
-
-/** LICENSE_MANAGER_DB_TIMEOUT_MS, checked: a whole number of milliseconds from 500 to 3,600,000 (undefined when unset). */
-export function dbTimeoutFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const text = env.LICENSE_MANAGER_DB_TIMEOUT_MS;
-  if (text === undefined || text === '') return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 500 || Number(text) > 3_600_000) {
-    throw usageError(
-      `LICENSE_MANAGER_DB_TIMEOUT_MS is "${text}": expected a whole number of milliseconds from 500 to 3600000 (or leave it unset for ${DEFAULT_DB_TIMEOUT_MS}).`,
-    );
-  }
-  return Number(text);
 }
 
 function noAnswerError(ms: number): Error {

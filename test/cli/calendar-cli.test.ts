@@ -52,9 +52,10 @@ forEachDialect('calendar days through the built CLI', ({ dialect, workspace }) =
       // One count of licenses marked expired and, within it, those with no event: never two counts that read as a sum.
       expect(real.stdout).toContain('recorded 1 new event; marked 1 license expired (1 of them with no event: expired longer ago than lookbackDays)');
       expect(real.stdout).not.toMatch(/^\s+1 license expired longer ago/m);
-      // The first run: the history before it is expected to be silent (no warning), and it says how to announce it anyway.
+      // The first run: the history before it is expected to be silent (no warning), and it says how to announce it anyway,
+      // at the run's own --now: without it the suggested dry run would apply the rules at another instant.
       expect(real.stdout).toContain(
-        'this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --dry-run',
+        `this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --now ${now} --dry-run`,
       );
       expect(await ws.rows('select license_code, status from licenses order by id')).toEqual([
         { license_code: 'BERLIN-7', status: 'active' },

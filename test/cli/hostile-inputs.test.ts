@@ -379,7 +379,9 @@ describe('databases that are not ours', () => {
     for (const target of ['/dev/null', dir]) {
       const result = await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: target } });
       expect(result.code).toBe(2);
-      expect(result.stderr).toContain(`Database ${target} is not a regular file`);
+      expect(result.stderr).toBe(
+        `error: Database ${target} is not a regular file. Point database.filename or LICENSE_MANAGER_DB at a SQLite file (license-manager migrate creates one when missing).\n`,
+      );
     }
   });
 });

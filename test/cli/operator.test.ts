@@ -77,7 +77,7 @@ describe('process-expirations for the operator', () => {
     const none = await runCli(['process-expirations', '--quiet'], { cwd: empty.dir });
     expect(none).toMatchObject({ code: 0, stdout: '' });
     expect(none.stderr).toBe(
-      `warning: the database ${empty.databaseFile} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.\n`,
+      `warning: the database ${empty.databaseLocation} holds no licenses, so there is nothing to check. Load them with "license-manager licenses import <file>", or point database.filename / LICENSE_MANAGER_DB at the database that has them.\n`,
     );
   });
 
@@ -113,7 +113,7 @@ describe('status', () => {
     const lines = text.stdout.split('\n');
     expect(lines.slice(0, 7)).toEqual([
       `config file  ${ws.configFile}`,
-      `database     ${ws.databaseFile}`,
+      `database     ${ws.databaseLocation}`,
       `webhooks     enabled (from config ${ws.configFile})`,
       `webhook URL  ${receiver.url} (from config ${ws.configFile})`,
       'time zone    UTC (from default)',
@@ -128,7 +128,7 @@ describe('status', () => {
     const status = JSON.parse(json.stdout);
     expect(status).toMatchObject({
       configFile: ws.configFile,
-      database: ws.databaseFile,
+      database: ws.databaseLocation,
       webhooks: { url: receiver.url, enabled: true },
       timeZone: { value: 'UTC', source: 'default' },
       licenses: { total: 2, byStatus: { active: 2 } },
@@ -165,13 +165,13 @@ describe('status', () => {
     expect((await runCli(['status'], { cwd: fresh.dir })).code).toBe(0);
     // No database at all (a config pointing elsewhere): exit 2, and status creates none.
     const nowhere = workspace();
-    fs.rmSync(nowhere.databaseFile);
+    fs.rmSync(nowhere.databaseLocation);
     const missing = await runCli(['status'], { cwd: nowhere.dir });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toBe(
-      `error: Database ${nowhere.databaseFile} does not exist (database.filename in ${nowhere.configFile} names it); nothing was created. Create it with "license-manager migrate" (or "license-manager licenses import <file>"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.\n`,
+      `error: Database ${nowhere.databaseLocation} does not exist (database.filename in ${nowhere.configFile} names it); nothing was created. Create it with "license-manager migrate" (or "license-manager licenses import <file>"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.\n`,
     );
-    expect(fs.existsSync(nowhere.databaseFile)).toBe(false);
+    expect(fs.existsSync(nowhere.databaseLocation)).toBe(false);
   });
 
   test('exit 3 when the last run abandoned deliveries, 1 when it failed', async () => {
@@ -213,14 +213,14 @@ describe('settings for the operator', () => {
   test('a bad stored row locks nothing out: list shows it as invalid, get shows it, set and unset fix it; other commands exit 2 with the key and the fix', async () => {
     const ws = await dueProject();
     await ws.run(({ db }) => writeSetting(db, 'warning-days', 'seven', '2025-01-01T00:00:00Z'));
-    const before = fs.readFileSync(ws.databaseFile);
+    const before = fs.readFileSync(ws.databaseLocation);
 
     const run = await runCli(['process-expirations'], { cwd: ws.dir });
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
       'error: Invalid stored setting warning-days: "seven" is not a comma-separated list of whole days (e.g. 7,1): "seven" is not a whole number. Fix it with "license-manager settings set warning-days <value>" or remove it with "license-manager settings unset warning-days".\n',
     );
-    expect(fs.readFileSync(ws.databaseFile).equals(before)).toBe(true);
+    expect(fs.readFileSync(ws.databaseLocation).equals(before)).toBe(true);
 
     const list = await runCli(['settings', 'list'], { cwd: ws.dir });
     expect(list.code).toBe(0);
@@ -318,12 +318,12 @@ describe('deliveries list and migrate', () => {
     const first = await runCli(['migrate'], { cwd: ws.dir });
     expect(first).toMatchObject({
       code: 0,
-      stdout: `Database ${ws.databaseFile}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n`,
+      stdout: `Database ${ws.databaseLocation}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n`,
     });
     const again = await runCli(['migrate', '--json'], { cwd: ws.dir });
-    expect(JSON.parse(again.stdout)).toEqual({ database: ws.databaseFile, applied: [], upToDate: true });
-    expect((await runCli(['migrate'], { cwd: ws.dir })).stdout).toBe(`Database ${ws.databaseFile} was already up to date.\n`);
-    expect(fs.readdirSync(path.dirname(ws.databaseFile)).filter((name) => name.endsWith('.sqlite'))).toEqual(['test.sqlite']);
+    expect(JSON.parse(again.stdout)).toEqual({ database: ws.databaseLocation, applied: [], upToDate: true });
+    expect((await runCli(['migrate'], { cwd: ws.dir })).stdout).toBe(`Database ${ws.databaseLocation} was already up to date.\n`);
+    expect(fs.readdirSync(path.dirname(ws.databaseLocation)).filter((name) => name.endsWith('.sqlite'))).toEqual(['test.sqlite']);
   });
 });
 

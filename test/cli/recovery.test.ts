@@ -243,7 +243,7 @@ forEachDialect('what the database holds', ({ workspace, dialect }) => {
       expect(request.headers['x-webhook-signature']).toBe(createHmac('sha256', canary).update(request.body).digest('hex'));
     }
     // A server database's permissions are the server's business.
-    if (dialect === 'sqlite') expect(fs.statSync(ws.databaseFile).mode & 0o777).toBe(0o600);
+    if (dialect === 'sqlite') expect(fs.statSync(ws.databaseLocation).mode & 0o777).toBe(0o600);
   }, 60_000);
 });
 

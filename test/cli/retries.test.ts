@@ -109,7 +109,7 @@ test('webhooks.retryWindowHours that is no whole number of hours from 0 to 8760 
     const run = await ws.cli(['process-expirations']);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/webhooks\.retryWindowHours/);
-    expect(fs.statSync(ws.databaseFile).size).toBe(0);
+    expect(fs.statSync(ws.databaseLocation).size).toBe(0);
   }
 });
 

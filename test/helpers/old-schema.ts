@@ -13,8 +13,8 @@ export function migrationsBefore(name: string): Record<string, Migration> {
 
 /** The workspace's database opened without migrating, with the prefix and pg/mysql settings the tool uses. */
 export async function openAtOldSchema(ws: Workspace): Promise<Kysely<Database>> {
-  if (ws.dialect === 'sqlite') return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(ws.databaseFile) }) });
-  return openDatabase(parseDatabaseUrl(ws.databaseFile, ws.tablePrefix) as DatabaseTarget, { migrate: false, schemaCheck: false });
+  if (ws.dialect === 'sqlite') return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(ws.databaseLocation) }) });
+  return openDatabase(parseDatabaseUrl(ws.databaseLocation, ws.tablePrefix) as DatabaseTarget, { migrate: false, schemaCheck: false });
 }
 
 /** A migrator over `list` with the workspace's bookkeeping tables, as the tool's own. */

@@ -14,7 +14,7 @@ export interface Workspace {
   dir: string;
   configFile: string;
   /** The SQLite file, or the server URL for a server dialect. */
-  databaseFile: string;
+  databaseLocation: string;
   dialect: TestDialect;
   /**
    * Our tables' prefix: '' on SQLite, the workspace's own on a server database; the first run may change it to that of
@@ -110,7 +110,7 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   const ws: Workspace = {
     dir,
     configFile,
-    databaseFile: server ? server.url : path.join(dir, 'test.sqlite'),
+    databaseLocation: server ? server.url : path.join(dir, 'test.sqlite'),
     dialect: server?.dialect ?? 'sqlite',
     get tablePrefix() {
       return tablePrefix;

@@ -174,8 +174,8 @@ const BEFORE_BIG_IDS: Record<string, Migration> = Object.fromEntries(Object.entr
 
 /** The workspace's database at the schema of the release before 0006, with the prefix and pg/mysql settings the tool uses. */
 async function openAtOldSchema(ws: Workspace): Promise<Kysely<Database>> {
-  if (ws.dialect === 'sqlite') return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(ws.databaseFile) }) });
-  const target = parseDatabaseUrl(ws.databaseFile, ws.tablePrefix) as DatabaseTarget;
+  if (ws.dialect === 'sqlite') return new Kysely<Database>({ dialect: new SqliteDialect({ database: new SQLite(ws.databaseLocation) }) });
+  const target = parseDatabaseUrl(ws.databaseLocation, ws.tablePrefix) as DatabaseTarget;
   return openDatabase(target, { migrate: false, schemaCheck: false });
 }
 

@@ -185,7 +185,7 @@ describe('config discovery and validation', () => {
     fs.mkdirSync(path.join(dir, 'etc'));
     const file = path.join(dir, 'etc', 'lm.json');
     fs.writeFileSync(file, '{"database":{"filename":"data.sqlite"}}');
-    const databaseFile = await withContext({ config: file, cwd: tempDir(), env: {} }, async (context) => context.databaseFile, { migrate: true });
+    const databaseFile = await withContext({ config: file, cwd: tempDir(), env: {} }, async (context) => context.databaseLabel, { migrate: true });
     expect(databaseFile).toBe(path.join(dir, 'etc', 'data.sqlite'));
     expect(fs.statSync(databaseFile).mode & 0o777).toBe(0o600);
   });

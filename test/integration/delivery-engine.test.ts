@@ -42,10 +42,10 @@ describe('a full disk', () => {
         () => undefined,
         (error: unknown) => error as Error,
       );
-    expect(failure?.message).toContain(`Disk full: cannot write database ${ws.databaseFile}`);
+    expect(failure?.message).toContain(`Disk full: cannot write database ${ws.databaseLocation}`);
     expect(failure?.message).not.toContain('cannot rollback');
 
-    const recorded = query<{ n: number }>(ws.databaseFile, 'select count(*) n from webhook_attempts')[0]!.n - total;
+    const recorded = query<{ n: number }>(ws.databaseLocation, 'select count(*) n from webhook_attempts')[0]!.n - total;
     const sent = receiver.requests.length - sentBefore;
     // Attempts on the wire, or waiting for their write, when the write failed may be unrecorded; no
     // attempt started after it (a run that went on would send the rest of its 64-delivery window).
@@ -57,8 +57,10 @@ describe('a full disk', () => {
     const beforeRecovery = receiver.requests.length;
     const recovery = await ws.run((context) => processExpirations(context, { now, clock: later }));
     expect(recovery.abandoned).toBe(0);
-    const stillAbandoned = query<{ n: number }>(ws.databaseFile, "select count(*) n from webhook_deliveries where status = 'abandoned'")[0]!.n;
-    expect(stillAbandoned + query<{ n: number }>(ws.databaseFile, "select count(*) n from webhook_deliveries where status = 'delivered'")[0]!.n).toBe(total);
+    const stillAbandoned = query<{ n: number }>(ws.databaseLocation, "select count(*) n from webhook_deliveries where status = 'abandoned'")[0]!.n;
+    expect(stillAbandoned + query<{ n: number }>(ws.databaseLocation, "select count(*) n from webhook_deliveries where status = 'delivered'")[0]!.n).toBe(
+      total,
+    );
     // Duplicates: only events whose request went out but whose attempt was never written.
     const firstRound = receiver.requests.slice(sentBefore, beforeRecovery).map((request) => licenseOf(request.body));
     const resent = receiver.requests.slice(beforeRecovery).map((request) => licenseOf(request.body));

@@ -84,7 +84,7 @@ export function registerLicenses(program: Command, kit: CommandKit): void {
           ? 'No licenses match.'
           : context.licenses.kind === 'botble'
             ? `No licenses in ${context.licenses.description}.`
-            : `No licenses in ${context.databaseFile} yet. Load some with "${commandLine('licenses import <file>')}".`;
+            : `No licenses in ${context.databaseLabel} yet. Load some with "${commandLine('licenses import <file>')}".`;
         printLicenses(out, rows, none);
       }),
     );

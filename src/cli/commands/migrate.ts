@@ -21,9 +21,9 @@ export function registerMigrate(program: Command, kit: CommandKit): void {
         command,
         async (context, out) => {
           const applied = context.migrationsApplied;
-          if (out.options.json) out.json({ database: context.databaseFile, applied, upToDate: true });
-          else if (applied.length === 0) out.info(`Database ${context.databaseFile} was already up to date.`);
-          else out.info(`Database ${context.databaseFile}: applied ${applied.join(', ')}; it is up to date.`);
+          if (out.options.json) out.json({ database: context.databaseLabel, applied, upToDate: true });
+          else if (applied.length === 0) out.info(`Database ${context.databaseLabel} was already up to date.`);
+          else out.info(`Database ${context.databaseLabel}: applied ${applied.join(', ')}; it is up to date.`);
         },
         { migrate: true },
       ),

@@ -59,7 +59,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
             clock,
             onWarning: (text) => out.warn(text),
           });
-          if (out.options.json) out.json({ database: context.databaseFile, ...result });
+          if (out.options.json) out.json({ database: context.databaseLabel, ...result });
           else printMarkSent(out, result);
           return EXIT.ok;
         }
@@ -70,7 +70,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         const progress = deliveryProgress(out, 'delivering');
         const stopAnnounced = announceStop(out);
         const result = await processExpirations(context, {
-          monitor: runMonitor(context, { version: packageVersion(), onWarning: (text) => out.warn(text) }),
+          monitor: runMonitor(context, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }),
           tracing: kit.tracing(),
           clock,
           now: options.now,
@@ -87,9 +87,16 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         });
         // The run decided its exit status once (src/run-outcome.ts), as its `runs` row has it; not part of --json.
         const { outcome, ...shown } = result;
-        if (out.options.json) out.json({ database: context.databaseFile, ...shown });
-        else printProcessExpirations(out, result, context.databaseFile, settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'));
-        printNoLicenses(out, result, context.databaseFile);
+        if (out.options.json) out.json({ database: context.databaseLabel, ...shown });
+        else
+          printProcessExpirations(
+            out,
+            result,
+            context.databaseLabel,
+            settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'),
+            options.now !== undefined,
+          );
+        printNoLicenses(out, result, context.databaseLabel);
         printDisabledButDue(out, result);
         printExpiredWithoutEvent(out, result);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
@@ -151,19 +158,22 @@ function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult)
 }
 
 /** No licenses at all: on stderr even under --quiet, since a daily job on an empty database does nothing for ever. */
-function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseFile: string): void {
+function printNoLicenses(out: Output, result: ProcessExpirationsResult, databaseLabel: string): void {
   if (result.hasLicenses) return;
   out.warn(
-    `the database ${databaseFile} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`,
+    `the database ${databaseLabel} holds no licenses, so there is nothing to check. Load them with "${commandLine('licenses import <file>')}", or point database.filename / LICENSE_MANAGER_DB at the database that has them.`,
   );
 }
 
-/** `enableAdvice`: how to turn webhooks on where this installation keeps its settings (loaded with the action: it needs the config schema). */
-function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseFile: string, enableAdvice: string): void {
+/**
+ * `enableAdvice`: how to turn webhooks on where this installation keeps its settings (loaded with the action: it needs the config schema).
+ * `nowGiven`: the run was given --now, which a run it suggests repeats, so that it sees the same day.
+ */
+function printProcessExpirations(out: Output, result: ProcessExpirationsResult, databaseLabel: string, enableAdvice: string, nowGiven: boolean): void {
   const counts = result.dueCounts;
   const mode = result.dryRun ? ' (dry run: nothing recorded or sent)' : '';
   out.info(`process-expirations at ${result.now} (today is ${result.today} in ${result.timeZone})${mode}`);
-  out.info(`  database: ${databaseFile}`);
+  out.info(`  database: ${databaseLabel}`);
   out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended` +
@@ -198,7 +208,7 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
       out.info(
-        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince} --dry-run`)}`,
+        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince}${nowGiven ? ` --now ${result.now}` : ''} --dry-run`)}`,
       );
     }
     out.info(

@@ -44,7 +44,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
             throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
           const { status } = await import('../../commands/status.js');
           const now = options.now ?? clock.now();
-          const result = await status(context, { now });
+          const result = await status(context, { now, clock });
           if (options.format === 'prometheus') {
             const { metricsText } = await import('../../commands/monitoring.js');
             // The same text as the textfile; the reason for a non-zero exit still reaches stderr.
@@ -154,7 +154,8 @@ function printStatus(out: Output, result: StatusResult): void {
   printMonitoring(out, result.monitoring);
   out.info('');
   const { health } = result;
-  const verdict = health.exitCode === 0 ? out.paint.green('OK') : health.exitCode === 3 ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
+  const verdict =
+    health.exitCode === EXIT.ok ? out.paint.green('OK') : health.exitCode === EXIT.abandoned ? out.paint.yellow('ATTENTION') : out.paint.red('FAILING');
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
 }
 

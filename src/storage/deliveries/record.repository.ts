@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
-import { EXIT, ExitError } from '../../errors.js';
 import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
 import { classifyDbError, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
 import { dialectFor } from '../../sql/dialect-for.js';
 import { tablePrefixOf } from '../../sql/table-prefix.js';
 import type { Database, DeliveryStatus } from '../database.table.js';
 import { writeStatusChanges, type StatusChangeCounts, type StatusChanges } from '../licenses.repository.js';
+import { StorageRefusal } from '../storage-refusal.js';
 import { inTransaction } from '../transaction.js';
 
 // Recording the outbox: each new event once per endpoint, as pending (or delivered by another sender), with the status changes it goes with.
@@ -148,32 +148,35 @@ async function insertNew(trx: Kysely<Database>, rows: Array<Omit<NewDelivery, 's
 // MySQL's "Data too long for column 'body' at row 2" (ER_DATA_TOO_LONG), with strict sessions; a statement over max_allowed_packet.
 const TOO_LONG = /^Data too long for column '([^']+)' at row (\d+)/;
 
-/** A clear refusal naming the license and field when a row did not fit its column; undefined for any other error. */
-function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArray<Omit<NewDelivery, 'status'>>): ExitError | undefined {
+/** A refusal naming the event, its license and the field when a row did not fit its column; undefined for any other error. */
+function tooLongToStore(trx: Kysely<Database>, error: unknown, rows: ReadonlyArray<Omit<NewDelivery, 'status'>>): StorageRefusal | undefined {
   if (classifyDbError(error) !== 'too-long') return undefined;
   const match = TOO_LONG.exec((error as { sqlMessage?: string }).sqlMessage ?? messageOf(error));
   const field = match?.[1] ?? 'body';
   const row = match ? rows[Number(match[2]) - 1] : rows.length === 1 ? rows[0] : undefined;
-  const what = row ? `The ${row.event_type} event of ${licenseNamed(row)}` : 'An event';
   const value = row && (field === 'body' || field === 'event_key' || field === 'event_type') ? row[field] : undefined;
-  const size = value === undefined ? '' : ` (${Buffer.byteLength(value).toLocaleString('en-US')} bytes)`;
-  return new ExitError(
-    EXIT.failure,
-    `${what} cannot be stored: its ${field}${size} is longer than the column ${tablePrefixOf(trx)}webhook_deliveries.${field} (or the server's max_allowed_packet) holds. Nothing of this run was recorded or sent, and nothing was cut; run "license-manager migrate" (migration 0007 makes the column LONGTEXT) or raise max_allowed_packet (${messageOf(error)}).`,
+  return new StorageRefusal(
+    {
+      kind: 'event-too-long',
+      event: row && { type: row.event_type, licenseId: row.license_id, licenseCode: licenseCodeIn(row.body) },
+      field,
+      bytes: value === undefined ? undefined : Buffer.byteLength(value),
+      table: `${tablePrefixOf(trx)}webhook_deliveries`,
+      detail: messageOf(error),
+    },
     { cause: error },
   );
 }
 
-/** "license 42 (LIC-0042)": the code as the event's body gives it, when it does. */
-function licenseNamed(row: Omit<NewDelivery, 'status'>): string {
-  const code = /"license_code":("(?:[^"\\]|\\.)*")/.exec(row.body.slice(0, 4096))?.[1];
-  let name = '';
+/** The license code as the event's body gives it, when it does. */
+function licenseCodeIn(body: string): string | undefined {
+  const code = /"license_code":("(?:[^"\\]|\\.)*")/.exec(body.slice(0, 4096))?.[1];
   try {
-    if (code) name = ` (${String(JSON.parse(code))})`;
+    return code ? String(JSON.parse(code)) : undefined;
   } catch {
     // Not JSON after all: the id alone.
+    return undefined;
   }
-  return row.license_id === null ? `an event without a license${name}` : `license ${row.license_id}${name}`;
 }
 
 // How long a run waits for its turn to record before it goes ahead without it (the holder may be paused).
