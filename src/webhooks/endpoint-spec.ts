@@ -1,7 +1,7 @@
 // What a valid endpoint definition is (name, URL, secret, events, headers, limits, signing): one set of rules for the config file's zod schema (endpoint-schema.ts) and the `endpoints` CLI. No zod here: the CLI's flag parsers load this module for every command, `--help` included.
 import { secretProblem } from './target.js';
 import { EVENT_TYPES } from './event-types.js';
-import { standardSecretProblem } from './standard-signature.js';
+import { standardSecretProblem } from './standard-secret.js';
 
 /** The endpoint the configured `webhooks.url` / `webhooks.secret` (or Botble's settings) stand for; never defined by hand. */
 export const DEFAULT_ENDPOINT_NAME = 'default';

@@ -1,8 +1,7 @@
 // An endpoint's signing secrets over time: the current one plus earlier ones that stay valid for a window, so a receiver can switch without failed deliveries.
-import { randomBytes } from 'node:crypto';
 import { secretProblem } from './target.js';
 import { formatUtc } from '../time.js';
-import { STANDARD_SECRET_PREFIX, standardSecretProblem } from './standard-signature.js';
+import { STANDARD_SECRET_PREFIX, standardSecretProblem } from './standard-secret.js';
 
 /** Svix keeps at most 10 earlier keys (MAX_OLD_KEYS); more would make every request carry a long signature list. */
 export const MAX_PREVIOUS_SECRETS = 10;
@@ -96,6 +95,8 @@ export function parseDuration(text: string): { ms: number } | { problem: string 
  * endpoint, which the official libraries take without any option.
  */
 export function generateSecret(format: 'hex' | 'whsec' = 'hex'): string {
-  const bytes = randomBytes(32);
+  // Web Crypto's generator (the same CSPRNG as node:crypto's randomBytes), so that checking a secret on the
+  // command line does not load node:crypto.
+  const bytes = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32)));
   return format === 'hex' ? bytes.toString('hex') : `${STANDARD_SECRET_PREFIX}${bytes.toString('base64')}`;
 }

@@ -1,12 +1,8 @@
 // Standard Webhooks signing and verification (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md), beside Botble's X-Webhook-Signature.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { OutgoingEvent } from './headers.js';
+import { STANDARD_SECRET_PREFIX, standardSecretProblem } from './standard-secret.js';
 
-/** The spec's serialisation of a symmetric secret: `whsec_` then the key bytes in base64 (spec, "Signature scheme"). */
-export const STANDARD_SECRET_PREFIX = 'whsec_';
-// The spec: "At least 24 bytes (192 bits, 512 maximum)" for a whsec_ key.
-const MIN_WHSEC_KEY_BYTES = 24;
-const MAX_WHSEC_KEY_BYTES = 64;
 /** The official libraries' default tolerance for webhook-timestamp: 5 minutes either way. */
 const DEFAULT_TOLERANCE_SECONDS = 5 * 60;
 
@@ -15,22 +11,6 @@ export interface StandardHeaders {
   'webhook-timestamp': string;
   /** Absent when the endpoint has no secret: there is nothing to sign with. */
   'webhook-signature'?: string;
-}
-
-/** Why a secret cannot be a Standard Webhooks key; undefined when it can. Only `whsec_` secrets have a format to get wrong. */
-export function standardSecretProblem(secret: string): string | undefined {
-  if (secret.length === 0) return 'must not be empty';
-  if (!secret.startsWith(STANDARD_SECRET_PREFIX)) return undefined;
-  const encoded = secret.slice(STANDARD_SECRET_PREFIX.length);
-  // Canonical standard base64 only: the official library's decoder refuses URL-safe letters and bad padding, and Buffer would quietly skip them.
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded) || encoded.length % 4 !== 0 || Buffer.from(encoded, 'base64').toString('base64') !== encoded) {
-    return `starts with "${STANDARD_SECRET_PREFIX}" but the rest is not standard base64 (A-Z, a-z, 0-9, +, / and = padding); a whsec_ secret is the key bytes in base64, e.g. whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw`;
-  }
-  const bytes = Buffer.from(encoded, 'base64').length;
-  if (bytes < MIN_WHSEC_KEY_BYTES || bytes > MAX_WHSEC_KEY_BYTES) {
-    return `decodes to ${bytes} key bytes; the Standard Webhooks spec asks for ${MIN_WHSEC_KEY_BYTES} to ${MAX_WHSEC_KEY_BYTES} (generate one with 32 random bytes)`;
-  }
-  return undefined;
 }
 
 /** The HMAC key a secret stands for: the decoded bytes of a `whsec_` secret, else the secret's UTF-8 bytes (what Botble's signature uses too). */

@@ -9,7 +9,8 @@ import {
   type RotateResult,
   type SecretState,
 } from '../../src/webhooks/secret-rotation.js';
-import { standardSecretProblem, standardSigningKey } from '../../src/webhooks/standard-signature.js';
+import { standardSecretProblem } from '../../src/webhooks/standard-secret.js';
+import { standardSigningKey } from '../../src/webhooks/standard-signature.js';
 
 const HOUR = 60 * 60 * 1000;
 const t0 = new Date('2026-03-01T12:00:00Z');

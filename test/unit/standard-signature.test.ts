@@ -1,12 +1,7 @@
 import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
-import {
-  standardHeaders,
-  standardSecretProblem,
-  standardSignature,
-  standardSigningKey,
-  verifyStandardSignature,
-} from '../../src/webhooks/standard-signature.js';
+import { standardSecretProblem } from '../../src/webhooks/standard-secret.js';
+import { standardHeaders, standardSignature, standardSigningKey, verifyStandardSignature } from '../../src/webhooks/standard-signature.js';
 
 // The spec's example id and timestamp; a body like ours.
 const id = 'msg_2KWPBgLlAfxdpx2AI54pPJ85f4W';
