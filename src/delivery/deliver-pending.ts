@@ -401,7 +401,7 @@ async function workThrough(
     })();
   };
 
-  const run = async (row: DeliveryRow) => {
+  const run = async (row: DeliveryRow, fetch: $Fetch) => {
     const spent = row.attempts - row.schedule_base;
     // With retries across runs, a deferred delivery claimed when due gets one attempt in this run (next_attempt_at marks it).
     const oneShot = crossRun !== undefined && row.next_attempt_at !== null;
@@ -572,7 +572,8 @@ async function workThrough(
         keeper.claimed(row.id, nowMs + leaseMs);
         const owner = streamOf(row);
         owner.held += 1;
-        const task: Promise<void> = run(row)
+        // The transport was opened when this window was claimed (above).
+        const task: Promise<void> = run(row, fetch!)
           .catch((error: unknown) => {
             failure ??= error;
             halt.abort();

@@ -67,7 +67,7 @@ export interface DeliverOptions {
   onAttempt?: (attempt: AttemptRecord, verdict: Verdict) => Promise<void> | void;
   /** Aborted when the run should stop: no new attempt starts after it. */
   stop?: AbortSignal;
-  fetch?: $Fetch | undefined;
+  fetch: $Fetch;
   /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
   spent?: number;
   /** Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `hold` as for beforeSlot (a plain true when known at once). */

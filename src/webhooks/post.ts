@@ -13,8 +13,8 @@ export const RESPONSE_BODY_MS = 1000;
 
 export interface PostOptions {
   timeoutMs: number;
-  /** The ofetch instance; a parameter so a faster transport can be plugged in. */
-  fetch?: $Fetch | undefined;
+  /** The ofetch instance: the run's transport (delivery/transport.ts). */
+  fetch: $Fetch;
 }
 
 export interface PostOutcome {
@@ -45,8 +45,7 @@ class AttemptTimeout extends Error {
  * status does. Redirects are not followed (`redirect: 'manual'`): a 3xx comes back as a status.
  */
 export async function postOnce(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostOutcome> {
-  // Loaded when first needed: a command that sends nothing never loads ofetch.
-  const fetcher = options.fetch ?? (await import('ofetch')).ofetch;
+  const fetcher = options.fetch;
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(new AttemptTimeout(options.timeoutMs)), options.timeoutMs);
   const target = splitUrlCredentials(url);

@@ -4,6 +4,7 @@ import { processExpirations } from '../../src/commands/process-expirations.js';
 import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } from '../../src/webhooks/deliver.js';
 import { createTransport, type Transport } from '../../src/delivery/transport.js';
 import { RESPONSE_BODY_MS } from '../../src/webhooks/post.js';
+import { ofetch } from 'ofetch';
 import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
@@ -26,7 +27,8 @@ describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client
   afterEach(async () => {
     await transport?.close();
   });
-  const deliver = (e: typeof event, policy: DeliveryPolicy, options: DeliverOptions) => deliverEvent(e, policy, { ...options, fetch: transport?.fetch });
+  const deliver = (e: typeof event, policy: DeliveryPolicy, options: Omit<DeliverOptions, 'fetch'>) =>
+    deliverEvent(e, policy, { ...options, fetch: transport?.fetch ?? ofetch });
   async function deliverAgainst(replies: Reply[], policy: Partial<typeof FAST> = {}) {
     receiver = await startReceiver((_request, index) => replies[Math.min(index, replies.length - 1)]!);
     return deliver(event, { url: receiver.url, ...FAST, ...policy }, { clock: systemClock });
