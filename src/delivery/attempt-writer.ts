@@ -2,18 +2,15 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../storage/database.table.js';
 import { recordAttempts, type AttemptWrite } from '../storage/deliveries/attempts.repository.js';
 
+const MAX_BATCH = 500;
 /**
- * A batch is written once it holds this many attempts, or once its first has waited FLUSH_DELAY_MS. A write costs
- * per statement and per page it touches, so its CPU per attempt falls steeply with the batch, and flattens past
- * about 50 (SQLite, 10,000 attempts, statements compiled once per shape: 49 us per attempt in batches of 12, 35
- * in batches of 25, 27 in batches of 50, 26 in batches of 100). Every answer not yet written is a request a
- * crash (SIGKILL, power loss) would send again: at most this many, plus those in flight, where the 2 ms delay
- * of earlier releases gathered about 12 at 4,000 attempts/s. A stop (SIGINT, SIGTERM) writes them first. It is
- * a power of two, so a full batch is one statement of each kind (see powerOfTwoChunksOf).
+ * How long the first attempt of a batch waits for others to join it. Larger batches cost less CPU per attempt
+ * (SQLite, 10,000 attempts, statements compiled once per shape: 49 us per attempt in batches of 12, 27 in
+ * batches of 50), but every answer not yet written is a request a crash (SIGKILL, power loss) sends again. 2 ms
+ * keeps those about as few as the requests in flight (about 12 at 4,000 attempts/s). 20 ms was tried: a worker
+ * SIGKILLed mid-run then left 10 repeats where the bound is twice its concurrency, 8 (test/cli/take-over.test.ts).
  */
-const FLUSH_AT = 64;
-/** How long the first attempt of a batch waits for others to join it; a delivery's slot is free meanwhile. */
-const FLUSH_DELAY_MS = 10;
+const FLUSH_DELAY_MS = 2;
 /**
  * How old an answer may get while it waits for its write before new attempts wait for the writer: what a lost
  * database costs in re-sends is the answers not yet written, so their age is kept in bounds.
@@ -21,8 +18,8 @@ const FLUSH_DELAY_MS = 10;
 const MAX_WRITE_LAG_MS = 100;
 
 /**
- * Coalesces attempt writes into batches, one transaction each (see FLUSH_AT). Each `write` resolves once its
- * batch is committed, so a delivery never moves on (to its retry wait, or to done) before its attempt is on
+ * Coalesces attempt writes into batches, one transaction each (see FLUSH_DELAY_MS). Each `write` resolves once
+ * its batch is committed, so a delivery never moves on (to its retry wait, or to done) before its attempt is on
  * disk; a crash loses at most the attempts not yet written: a batch gathering, or what gathered behind a write
  * while a slow database took it (bounded by MAX_WRITE_LAG_MS).
  */
@@ -43,7 +40,7 @@ export class AttemptWriter {
     return new Promise((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
       this.unwritten.push(performance.now());
-      if (this.queue.length >= FLUSH_AT) this.flush();
+      if (this.queue.length >= MAX_BATCH) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
         setTimeout(() => this.flush(), FLUSH_DELAY_MS);
