@@ -1,5 +1,5 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
-import { MAX_PARAMETERS, powerOfTwoChunksOf } from '../../sql/chunks.js';
+import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
 import { executeShaped } from '../../sql/compiled-shapes.js';
 import { errorCode, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
 import { dialectFor } from '../../sql/dialect-for.js';
@@ -75,8 +75,9 @@ export async function recordAttempts(db: Kysely<Database>, runId: string, writes
   if (writes.length === 0) return;
   await retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
-      // Batch sizes vary: cut into a few fixed sizes, each statement is compiled (and prepared) once per run.
-      for (const chunk of powerOfTwoChunksOf(writes, ATTEMPTS_PER_STATEMENT)) {
+      // Each batch size is compiled once (a run sees a few dozen); one statement of each kind per batch, as a
+      // server database answers each statement in a round trip.
+      for (const chunk of chunksOf(writes, ATTEMPTS_PER_STATEMENT)) {
         await executeShaped(
           trx,
           'attempts',
