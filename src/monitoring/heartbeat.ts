@@ -152,7 +152,7 @@ export interface PingOptions {
   clock: Clock;
   /** The whole ping, retry included, ends within this. */
   totalMs?: number | undefined;
-  /** The ofetch instance (the run's transport); one made for the ping when absent. */
+  /** The ofetch instance; when absent, ofetch over Node's global fetch (what pings always used). */
   fetch?: $Fetch | undefined;
   /** Sent as User-Agent, e.g. `license-manager/0.1.0`; a service shows it beside each ping. */
   userAgent?: string;
@@ -195,30 +195,30 @@ export async function sendPing(request: PingRequest, options: PingOptions): Prom
   });
   let statusCode: number | null = null;
   let error: string | null = null;
-  // Loaded here, not at the top: status and a run without a ping never load the HTTP client for it. Without the
-  // run's transport (a ping before any delivery), one of its own, closed after the ping.
-  const [{ postOnce }, { withTransport }] = await Promise.all([import('../webhooks/post.js'), import('../delivery/transport.js')]);
-  return withTransport(options.fetch, async (fetch) => {
-    for (let attempt = 1; attempt <= 2; attempt += 1) {
-      const remaining = totalMs - (performance.now() - started);
-      const timeoutMs = Math.floor(attempt === 1 ? totalMs / 2 : remaining);
-      if (timeoutMs < 1) return result(false, attempt - 1, statusCode, error);
-      try {
-        const outcome = await postOnce(request.url, request.body, headers, { timeoutMs, fetch });
-        statusCode = outcome.statusCode;
-        if (statusCode !== null && statusCode >= 200 && statusCode <= 299) return result(true, attempt, statusCode, null);
-        error = describeFailure(statusCode, outcome.transportError, outcome.location, outcome.responsePrefix);
-      } catch (thrown) {
-        // postOnce reports transport failures as values; anything else is a bug that must still not fail the run.
-        statusCode = null;
-        error = thrown instanceof Error ? thrown.message : String(thrown);
-      }
-      if (attempt === 2 || !worthRetrying(statusCode)) return result(false, attempt, statusCode, error);
-      if (totalMs - (performance.now() - started) <= RETRY_PAUSE_MS) return result(false, attempt, statusCode, error);
-      await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+  // Loaded here, not at the top: status and a run without a ping never load the HTTP client for it. Without a
+  // client given, ofetch over Node's global fetch, as ofetch's own default client is made (its headers, and the
+  // proxy settings a newer Node's fetch honours), made here so that a run that pings nothing never loads it.
+  const [{ postOnce }, { createFetch }] = await Promise.all([import('../webhooks/post.js'), import('ofetch')]);
+  const fetch = options.fetch ?? createFetch({ fetch: globalThis.fetch, Headers: globalThis.Headers, AbortController: globalThis.AbortController });
+  for (let attempt = 1; attempt <= 2; attempt += 1) {
+    const remaining = totalMs - (performance.now() - started);
+    const timeoutMs = Math.floor(attempt === 1 ? totalMs / 2 : remaining);
+    if (timeoutMs < 1) return result(false, attempt - 1, statusCode, error);
+    try {
+      const outcome = await postOnce(request.url, request.body, headers, { timeoutMs, fetch });
+      statusCode = outcome.statusCode;
+      if (statusCode !== null && statusCode >= 200 && statusCode <= 299) return result(true, attempt, statusCode, null);
+      error = describeFailure(statusCode, outcome.transportError, outcome.location, outcome.responsePrefix);
+    } catch (thrown) {
+      // postOnce reports transport failures as values; anything else is a bug that must still not fail the run.
+      statusCode = null;
+      error = thrown instanceof Error ? thrown.message : String(thrown);
     }
-    return result(false, 2, statusCode, error);
-  });
+    if (attempt === 2 || !worthRetrying(statusCode)) return result(false, attempt, statusCode, error);
+    if (totalMs - (performance.now() - started) <= RETRY_PAUSE_MS) return result(false, attempt, statusCode, error);
+    await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+  }
+  return result(false, 2, statusCode, error);
 }
 
 /** The warning line for a failed ping (null when it succeeded): what, where, why, and that the run's exit status stands. */
