@@ -10,11 +10,12 @@ interface Shape {
   sources: Source[];
 }
 
-// Shapes kept: a run uses a handful (two statements, a few batch sizes); tests use many table prefixes.
+// Shapes kept: a run uses a few dozen (two statements, each batch size it meets); tests use many table prefixes.
 const MAX_SHAPES = 256;
 const shapes = new Map<string, Shape | null>();
 
-// Marker values: numbers far above any id or count a statement carries, one per input, made anew per compilation.
+// Marker values, one per input, made anew per compilation: numbers no builder writes into a statement as a
+// constant of its own (a constant equal to a marker would be taken for that input).
 const FIRST_MARKERS = 1e15;
 const SECOND_MARKERS = 3e15;
 
@@ -23,7 +24,8 @@ type Build<R extends Rows> = (rows: R, args: readonly unknown[]) => Compilable;
 
 /**
  * Runs a statement built from `rows` and `args`, compiling it only the first time its shape is seen (its name,
- * its row count, the database's dialect and table prefix) and then putting the new values in its parameters.
+ * the keys of its rows, their count, the database's dialect and table prefix) and then putting the new values
+ * in its parameters.
  *
  * Why: Kysely builds and compiles a statement from its builder on every call. For the attempt log's writes,
  * which a run repeats for every batch, that cost nearly as much CPU as SQLite's work (17 against 21 us per
@@ -35,7 +37,14 @@ type Build<R extends Rows> = (rows: R, args: readonly unknown[]) => Compilable;
  * and no marker is a constant of the statement. A statement whose SQL differs between the two, or with a
  * parameter computed from an input, or whose builder reorders the rows (MySQL's update sorts them by id) is
  * not cached: it is compiled on every call, as Kysely does. So is a call with an undefined value (Kysely leaves
- * its column out). A builder must not change its SQL with the values it is given, only with their count.
+ * its column out), or with rows whose keys differ.
+ *
+ * What the markers cannot see, and a builder must therefore not do:
+ * - read a value that changes between calls from anywhere but `rows` and `args` (a run id from its closure
+ *   would be learnt as a constant and sent with every later call);
+ * - change its SQL or its values with what it is given (`value ?? default`, a branch on null or on a type):
+ *   markers are never null and always numbers; only the count of rows may change the SQL.
+ * `name` names one statement: two builders must not share it.
  */
 export async function executeShaped<R extends Rows>(db: Kysely<any>, name: string, rows: R, args: readonly unknown[], build: Build<R>): Promise<void> {
   await db.executeQuery(shapedQuery(db, name, rows, args, build));
@@ -43,11 +52,16 @@ export async function executeShaped<R extends Rows>(db: Kysely<any>, name: strin
 
 /** The statement executeShaped runs: the same SQL and parameters as `build(rows, args).compile()`. */
 export function shapedQuery<R extends Rows>(db: Kysely<any>, name: string, rows: R, args: readonly unknown[], build: Build<R>): CompiledQuery {
-  if (rows.some((row) => Object.values(row).includes(undefined)) || args.includes(undefined)) return build(rows, args).compile();
-  const key = `${dialectFor(db).name}\u0000${tablePrefixOf(db)}\u0000${name}\u0000${rows.length}`;
+  const keys = rows.length > 0 ? Object.keys(rows[0]!) : [];
+  const uniform = rows.every((row) => {
+    const own = Object.keys(row);
+    return own.length === keys.length && own.every((key, index) => key === keys[index] && row[key] !== undefined);
+  });
+  if (!uniform || args.includes(undefined)) return build(rows, args).compile();
+  const key = `${dialectFor(db).name}\u0000${tablePrefixOf(db)}\u0000${name}\u0000${keys.join(',')}\u0000${rows.length}`;
   let shape = shapes.get(key);
   if (shape === undefined) {
-    shape = learnShape(rows, args, build);
+    shape = learnShape(rows, keys, args, build);
     if (shapes.size >= MAX_SHAPES) shapes.clear();
     shapes.set(key, shape);
   }
@@ -58,9 +72,9 @@ export function shapedQuery<R extends Rows>(db: Kysely<any>, name: string, rows:
   return CompiledQuery.raw(shape.sql, parameters);
 }
 
-function learnShape<R extends Rows>(rows: R, args: readonly unknown[], build: Build<R>): Shape | null {
-  const keys = rows.length > 0 ? Object.keys(rows[0]!) : [];
-  if (rows.some((row) => Object.keys(row).length !== keys.length || keys.some((key) => !(key in row)))) return null;
+/** `keys`: every row's, in order (shapedQuery checked). */
+function learnShape<R extends Rows>(rows: R, keys: readonly string[], args: readonly unknown[], build: Build<R>): Shape | null {
+  // A marker index per cell: row by row, one more than the keys so that no two rows' ranges touch.
   const width = keys.length + 1;
   const compileWith = (marker: (index: number) => number) => {
     const sources = new Map<unknown, Source>();

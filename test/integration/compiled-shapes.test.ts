@@ -75,7 +75,7 @@ forEachDialect('statements compiled once per shape', ({ dialect, workspace }) =>
     });
   });
 
-  test('a parameter computed from a value, or a value left undefined, is compiled every time instead', async () => {
+  test("a parameter computed from a value, a value left undefined, or rows with other keys are not given another shape's SQL", async () => {
     const ws = workspace();
     await ws.run(async ({ db }) => {
       for (const count of [3, 3]) {
@@ -85,6 +85,16 @@ forEachDialect('statements compiled once per shape', ({ dialect, workspace }) =>
         expect(shapedQuery(db, 'test computed', rows, [], computed)).toMatchObject({
           sql: computed(rows).compile().sql,
           parameters: computed(rows).compile().parameters,
+        });
+        // Rows with other keys under a name and a count seen before are a shape of their own, never the old one's SQL.
+        const narrower = rows.map(({ key, updated_at }) => ({ key, updated_at }));
+        const insertNarrower = (shaped: typeof narrower) => db.insertInto('settings').values(shaped as typeof rows);
+        expect(shapedQuery(db, 'test settings', rows, [], (shaped) => db.insertInto('settings').values(shaped))).toMatchObject({
+          parameters: db.insertInto('settings').values(rows).compile().parameters,
+        });
+        expect(shapedQuery(db, 'test settings', narrower, [], insertNarrower)).toMatchObject({
+          sql: insertNarrower(narrower).compile().sql,
+          parameters: insertNarrower(narrower).compile().parameters,
         });
         // Kysely leaves an undefined value out of the statement (its column gets the default): another SQL.
         const partial = rows.map((row, index) => (index === 1 ? { key: row.key, value: undefined, updated_at: row.updated_at } : row));
