@@ -103,7 +103,10 @@ forEachDialect('calendar days through the built CLI', ({ dialect, workspace }) =
       'warning: 2 licenses expired longer ago than lookbackDays and were marked expired with no license.expired event: their customers were never told',
     );
     expect(late.stderr).toContain('  GAP-1 (id 2) expired 2025-01-12T00:00:00Z\n  GAP-2 (id 3) expired 2025-01-14T10:00:00Z\n');
-    expect(late.stderr).toContain('To announce them after all: license-manager process-expirations --announce-since 2025-01-12 (add --dry-run first');
+    // The run was given --now: the command it suggests applies the rules at the same instant.
+    expect(late.stderr).toContain(
+      'To announce them after all: license-manager process-expirations --announce-since 2025-01-12 --now 2025-01-24T08:00:00Z (add --dry-run first',
+    );
     expect(late.stderr).not.toContain('HISTORY');
 
     // status: a warning that leaves the exit code alone, on stderr under --quiet, in --json.

@@ -98,7 +98,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
           );
         printNoLicenses(out, result, context.databaseLabel);
         printDisabledButDue(out, result);
-        printExpiredWithoutEvent(out, result);
+        printExpiredWithoutEvent(out, result, options.now !== undefined);
         printAbandoned(out, result.abandonedDeliveries, result.abandoned);
         printWaiting(out, result);
         if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
@@ -141,7 +141,7 @@ function printDisabledButDue(out: Output, result: ProcessExpirationsResult): voi
  * Licenses a run marked expired with no event although an earlier run existed: their customers lost a notice
  * (the job stopped for longer than lookbackDays). On stderr even under --quiet and --json, so cron mails it.
  */
-function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult): void {
+function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult, nowGiven: boolean): void {
   const count = result.expiredWithoutEvent;
   if (result.dryRun || !result.webhooksEnabled || count === 0 || result.lastRunNow === null) return;
   out.warn(
@@ -152,7 +152,7 @@ function printExpiredWithoutEvent(out: Output, result: ProcessExpirationsResult)
   if (count > lines.length) lines.push(`  ... and ${count - lines.length} more`);
   if (result.announceSince)
     lines.push(
-      `  To announce them after all: ${commandLine(`process-expirations --announce-since ${result.announceSince}`)} (add --dry-run first to see what it sends).`,
+      `  To announce them after all: ${commandLine(`process-expirations --announce-since ${result.announceSince}${nowGiven ? ` --now ${result.now}` : ''}`)} (add --dry-run first to see what it sends).`,
     );
   for (const line of lines) out.io.stderr.write(`${line}\n`);
 }
