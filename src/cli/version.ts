@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 
-/** The version in package.json, found from src/cli (tests) or dist/src/cli (built) alike. */
+/** The version in package.json, found from src/cli (tests), dist/src/cli (built) or dist/cli (the bundle) alike. */
 export function packageVersion(): string {
   const require = createRequire(import.meta.url);
   for (const candidate of ['../../package.json', '../../../package.json']) {

@@ -130,9 +130,10 @@ class PlainHeaders {
 
 /**
  * A response's headers as undici hands them over (names in lower case, a value or a list of them), read
- * only when asked: postOnce asks for two (Location and Retry-After) and ofetch none (postOnce names the
- * response type), so the rest of a response's headers are never copied. Values come back as the WHATWG Headers return them (a list joined with ", ", outer whitespace
- * removed).
+ * only when asked: postOnce asks for two (Location and Retry-After), and ofetch none, since postOnce asks for
+ * `responseType: 'stream'` (ofetch reads Content-Type only to guess a type). The rest are never copied. Values
+ * come back as the WHATWG Headers return them (a list joined with ", ", outer whitespace removed). Only `get`
+ * exists: a caller that needs more of the Headers API must add it here.
  */
 class ResponseHeaders {
   constructor(private readonly raw: Record<string, string | string[] | undefined>) {}

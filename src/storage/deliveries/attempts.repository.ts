@@ -9,7 +9,8 @@ import type { Database, DeliveryStatus } from '../database.table.js';
 import { inTransaction } from '../transaction.js';
 
 // The attempt log: each request a run made, and the summary and final status of its delivery.
-// Attempts per write: 6 bound columns in the INSERT, 6 more in the UPDATE's VALUES list.
+// Attempts per write: 6 bound columns in the INSERT, 8 in the UPDATE's VALUES list (the larger of the two
+// statements), with room for the UPDATE's own parameters.
 const ATTEMPTS_PER_STATEMENT = Math.floor((MAX_PARAMETERS - 10) / 8);
 
 /**
