@@ -356,12 +356,10 @@ async function workThrough(
   const limits = Object.fromEntries(streams.map((stream) => [stream.name ?? '', stream.maxInFlight]));
   const slots = new FairSlots(options.concurrency, limits);
   const policies = new Map((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.policy]));
-  // 32 deliveries per slot: a claim (three statements, one per kind of claimable row) takes half a window, so
-  // a run claims once per 16 deliveries per slot; an endpoint with its own limit needs no larger window. Every
-  // delivery of a window keeps its body in memory (a few hundred bytes each).
+  // One endpoint alone has the window a run always had; an endpoint with its own limit needs no larger one.
   const states: StreamState[] = streams.map((stream) => ({
     stream,
-    windowSize: Math.max(Math.min(stream.maxInFlight ?? options.concurrency, options.concurrency) * 32, 64),
+    windowSize: Math.max(Math.min(stream.maxInFlight ?? options.concurrency, options.concurrency) * 16, 64),
     held: 0,
     waiting: 0,
     drained: false,

@@ -72,7 +72,7 @@ describe('a full disk', () => {
 forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
   test('with more events than one claim window, every first attempt goes out before the first event has used its retries', async () => {
     receiver = await startReceiver(() => 503);
-    // concurrency 8: a claim window of 256, so 400 events need two windows; sending them all takes far less than a schedule (7.5 s: room for a loaded machine).
+    // concurrency 8: a claim window of 128, so 400 events need four windows; sending them all takes far less than a schedule (7.5 s: room for a loaded machine).
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, concurrency: 8, retryDelaysMs: [2500, 2500, 2500] } });
     const total = 400;
     await ws.seed(Array.from({ length: total }, () => aLicense({ expires_at: '2024-01-14T00:00:00Z' })));
