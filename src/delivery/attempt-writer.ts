@@ -8,7 +8,7 @@ const MAX_BATCH = 500;
  * (SQLite, 10,000 attempts, statements compiled once per shape: 49 us per attempt in batches of 12, 27 in
  * batches of 50), but every answer not yet written is a request a crash (SIGKILL, power loss) sends again. 2 ms
  * keeps those about as few as the requests in flight (about 12 at 4,000 attempts/s). 20 ms was tried: a worker
- * SIGKILLed mid-run then left 10 repeats where the bound is twice its concurrency, 8 (test/cli/take-over.test.ts).
+ * SIGKILLed mid-run then left 10 repeats, more than the 2 ms delay's 5 to 10 in 17 runs (test/cli/take-over.test.ts).
  */
 const FLUSH_DELAY_MS = 2;
 /**
