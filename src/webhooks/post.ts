@@ -13,7 +13,7 @@ export const RESPONSE_BODY_MS = 1000;
 
 export interface PostOptions {
   timeoutMs: number;
-  /** The ofetch instance: the run's transport (delivery/transport.ts). */
+  /** The ofetch instance to send with: a run's transport (delivery/transport.ts), or a ping's client over the global fetch. */
   fetch: $Fetch;
 }
 
