@@ -273,7 +273,7 @@ describe('README.md "Production set-up": the systemd units and the container', (
         `touch '${root}/etc/license-manager/probe' 2>/dev/null && { echo 'the config folder is writable: the emulation failed' >&2; exit 99; }`,
         `exec ${under(service.get('ExecStart')!)}`,
       ].join('\n');
-      const run = await runCommand('unshare', ['--mount', '--propagation', 'private', 'bash', '-c', confine], { cwd: '/', timeoutMs: 60_000 });
+      const run = await runCommand('unshare', ['--mount', '--propagation', 'private', 'bash', '--norc', '-c', confine], { cwd: '/', timeoutMs: 60_000 });
       expect({ code: run.code, stdout: run.stdout, stderr: run.stderr }).toEqual({ code: 0, stdout: '', stderr: '' });
       expect(receiver.requests.map((request) => JSON.parse(request.body.toString()).payload.license_code)).toEqual(['UNIT-0001']);
     },

@@ -81,7 +81,11 @@ export interface ScriptResult {
   stderr: string;
 }
 
-/** Runs a script with `bash -euo pipefail`: the first failing command ends it. */
+/**
+ * Runs a script with `bash -euo pipefail`: the first failing command ends it. `--norc`: bash reads
+ * /etc/bash.bashrc when its stdin is a socket and it looks like a top-level shell (as under rshd), which
+ * Node's piped stdin is; Debian's bashrc then fails under `-u` (PS1 unset) whenever SHLVL was not set.
+ */
 export function runScript(script: string, options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<ScriptResult> {
-  return runCommand('bash', ['-euo', 'pipefail', '-c', script], options).then(({ code, stdout, stderr }) => ({ code, stdout, stderr }));
+  return runCommand('bash', ['--norc', '-euo', 'pipefail', '-c', script], options).then(({ code, stdout, stderr }) => ({ code, stdout, stderr }));
 }
