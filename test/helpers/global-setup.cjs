@@ -1,5 +1,8 @@
 // Decides once per jest run which server suites run: those whose server answers. Plain CommonJS because
 // jest loads global setup outside its ESM module mapping. test/helpers/servers.ts reads what this sets.
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
 const pg = require('pg');
 const mysql = require('mysql2/promise');
 
@@ -24,6 +27,9 @@ async function probe(dialect, url) {
 }
 
 module.exports = async function globalSetup() {
+  // A folder for this run that the workers share (test/helpers/servers.ts keeps the schema the tool's migrate made
+  // there, once per server); global-teardown.cjs removes it.
+  process.env.LICENSE_MANAGER_TEST_RUN_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'license-manager-test-run-'));
   const available = [];
   const missing = [];
   for (const server of SERVERS) {

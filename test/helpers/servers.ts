@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import pg from 'pg';
 
@@ -89,28 +91,36 @@ export interface ServerTables {
   release(tablePrefix: string): Promise<void>;
 }
 
+/** What the tool's migrate makes under the template prefix: the DDL, and the statements that copy its migration bookkeeping. */
+interface Schema {
+  ddl: string[];
+  bookkeeping: string[];
+}
+
 /**
  * Gives workspaces fresh, migrated tables in a server database for a fraction of a migrate (ten migrations with their
  * checks: 0.6 s on an idle machine, 3 to 6 s on MariaDB under load, and each open of the database slows down as the
- * tables add up). The first acquire migrates a template prefix with the tool's own code and reads its DDL back (SHOW
- * CREATE TABLE on MySQL, pg_dump on PostgreSQL). A workspace that is done hands its tables back emptied (rows deleted,
- * sequences restarted), if their schema is still the template's; a new workspace takes those, or replays the DDL under
- * its own prefix with the migration bookkeeping rows, so the tool finds the schema up to date either way.
- * `migrate` is the tool's migrate of a prefix; without pg_dump every workspace is migrated.
+ * tables add up). The tool's own migrate runs once per jest run and server (sharedSchema), and its DDL is read back
+ * (SHOW CREATE TABLE on MySQL, pg_dump on PostgreSQL); each suite database replays it under a template prefix. A
+ * workspace that is done hands its tables back emptied (rows deleted, sequences restarted), if their schema is still the
+ * template's; a new workspace takes those, or replays the DDL under its own prefix with the migration bookkeeping rows,
+ * so the tool finds the schema up to date either way. `migrate` is the tool's migrate of a prefix in a server database;
+ * without pg_dump every workspace is migrated.
  */
-export function serverTables(server: ServerDatabase, migrate: (tablePrefix: string) => Promise<void>): ServerTables {
+export function serverTables(server: ServerDatabase, migrate: (on: ServerDatabase, tablePrefix: string) => Promise<void>): ServerTables {
   let template: Promise<{ ddl: string[]; fingerprint: string } | undefined> | undefined;
   const free: string[] = [];
   const ready = () =>
-    (template ??= migrate(TEMPLATE_PREFIX).then(async () => {
-      const ddl = await templateDdl(server);
-      return ddl && { ddl, fingerprint: await withSession(server, (query) => fingerprint(server.dialect, query, TEMPLATE_PREFIX)) };
+    (template ??= sharedSchema(server.dialect, migrate).then(async (schema) => {
+      if (!schema) return undefined;
+      await withSession(server, (query) => query([...schema.ddl, ...schema.bookkeeping]));
+      return { ddl: schema.ddl, fingerprint: await withSession(server, (query) => fingerprint(server.dialect, query, TEMPLATE_PREFIX)) };
     }));
   return {
     acquire: async (fresh) => {
       const made = await ready();
       if (!made || (await tablesUnder(server, fresh)) > 0) {
-        await migrate(fresh);
+        await migrate(server, fresh);
         return fresh;
       }
       const reused = free.pop();
@@ -133,6 +143,72 @@ export function serverTables(server: ServerDatabase, migrate: (tablePrefix: stri
       if (emptied) free.push(tablePrefix);
     },
   };
+}
+
+/** Per dialect, this jest worker's promise of the run's schema. */
+const schemas = new Map<ServerDialect, Promise<Schema | undefined>>();
+
+/**
+ * The schema the tool's migrate makes, made once per jest run and server: a migrate in every suite database cost each
+ * suite 0.6 s to several seconds of DDL (about fifty suites per server). The first worker to need it (an exclusive
+ * create of a lock file in the run's folder, LICENSE_MANAGER_TEST_RUN_DIR, set by global-setup.cjs) migrates a
+ * database of its own with the tool's code, writes the DDL and the bookkeeping to a file and drops the database; the
+ * others wait for the file. Undefined without pg_dump; outside a jest run (no run folder), each call migrates.
+ */
+function sharedSchema(dialect: ServerDialect, migrate: (on: ServerDatabase, tablePrefix: string) => Promise<void>): Promise<Schema | undefined> {
+  let schema = schemas.get(dialect);
+  if (!schema) {
+    schema = readOrMakeSchema(dialect, migrate);
+    schemas.set(dialect, schema);
+  }
+  return schema;
+}
+
+async function readOrMakeSchema(dialect: ServerDialect, migrate: (on: ServerDatabase, tablePrefix: string) => Promise<void>): Promise<Schema | undefined> {
+  const runDir = process.env.LICENSE_MANAGER_TEST_RUN_DIR;
+  if (!runDir) return makeSchema(dialect, migrate);
+  const file = path.join(runDir, `schema-${dialect}.json`);
+  try {
+    fs.writeFileSync(`${file}.lock`, String(process.pid), { flag: 'wx' });
+  } catch {
+    // Another worker makes it: wait for its file (it writes one even when there is no schema to share).
+    const started = Date.now();
+    while (!fs.existsSync(file)) {
+      if (Date.now() - started > 120_000) throw new Error(`the shared ${dialect} schema (${file}) was not written within 120 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { schema?: Schema }).schema;
+  }
+  const schema = await makeSchema(dialect, migrate);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ schema }));
+  fs.renameSync(`${file}.tmp`, file);
+  return schema;
+}
+
+/** Migrates the template prefix in a database of its own, reads its DDL and bookkeeping, and drops the database. */
+async function makeSchema(dialect: ServerDialect, migrate: (on: ServerDatabase, tablePrefix: string) => Promise<void>): Promise<Schema | undefined> {
+  const database = await createServerDatabase(dialect);
+  try {
+    await migrate(database, TEMPLATE_PREFIX);
+    const ddl = await templateDdl(database);
+    if (!ddl) return undefined;
+    const bookkeeping: string[] = [];
+    for (const table of ['kysely_migration', 'kysely_migration_lock']) {
+      const rows = (await adminQuery(dialect, `select * from ${TEMPLATE_PREFIX}${table}`, database.name)) as Record<string, unknown>[];
+      for (const row of rows) {
+        const values = Object.values(row).map((value) => {
+          if (value === null) return 'null';
+          if (typeof value === 'number') return String(value);
+          if (typeof value !== 'string') throw new Error(`${TEMPLATE_PREFIX}${table}: a ${typeof value} value, where the bookkeeping holds text and numbers`);
+          return `'${value.replaceAll("'", "''")}'`;
+        });
+        bookkeeping.push(`insert into ${TEMPLATE_PREFIX}${table} (${Object.keys(row).join(', ')}) values (${values.join(', ')})`);
+      }
+    }
+    return { ddl, bookkeeping };
+  } finally {
+    await database.drop();
+  }
 }
 
 type Query = (statements: string[]) => Promise<Record<string, unknown>[]>;

@@ -55,9 +55,9 @@ const tablesOf = new WeakMap<ServerDatabase, ServerTables>();
 function tablesIn(server: ServerDatabase): ServerTables {
   let tables = tablesOf.get(server);
   if (!tables) {
-    tables = serverTables(server, async (prefix) => {
+    tables = serverTables(server, async (on, prefix) => {
       // The tool's own migrate of the tables under `prefix`.
-      const db = await openDatabase(parseDatabaseUrl(server.url, prefix) as DatabaseTarget, { migrate: true });
+      const db = await openDatabase(parseDatabaseUrl(on.url, prefix) as DatabaseTarget, { migrate: true });
       await db.destroy();
     });
     tablesOf.set(server, tables);
