@@ -57,6 +57,29 @@ const zodEnglishOnly: Plugin = {
   },
 };
 
+/**
+ * commander requires node:child_process when it loads, for subcommands that are executables of their own (`git
+ * foo` style), which the CLI does not have: loading it brings in net, streams and dgram, about 4 ms of every start-up,
+ * `--help` and `--version` included. In the bundle, commander's `childProcess` loads the module the first time
+ * `spawn` is called. A commander that uses any other member of it is bundled as it is.
+ */
+const commanderLazyChildProcess: Plugin = {
+  name: 'commander-lazy-child-process',
+  setup(context) {
+    context.onLoad({ filter: /[\\/]node_modules[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+      const source = fs.readFileSync(args.path, 'utf8');
+      const line = "const childProcess = require('node:child_process');";
+      const uses = source.match(/\bchildProcess\.\w+/g) ?? [];
+      if (!source.includes(line) || uses.some((use) => use !== 'childProcess.spawn')) {
+        console.warn(`scripts/bundle.ts: ${args.path} has changed shape; commander is bundled as it is (node:child_process loads at start-up)`);
+        return undefined;
+      }
+      const lazy = "const childProcess = { spawn: (...spawnArgs) => require('node:child_process').spawn(...spawnArgs) };";
+      return { contents: source.replace(line, lazy), loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 // Chunk names carry a content hash: the last build's files go first, or they would pile up (and ship).
 fs.rmSync(path.join(root, 'dist/cli'), { recursive: true, force: true });
 await build({
@@ -72,7 +95,7 @@ await build({
   // CommonJS packages in the bundle (commander, undici) call require() for Node's built-in modules: an ES
   // module has no require of its own, so each output file gets one.
   banner: { js: "import { createRequire as createRequireForBundle } from 'node:module'; const require = createRequireForBundle(import.meta.url);" },
-  plugins: [ofetchCreateFetchOnly, zodEnglishOnly],
+  plugins: [ofetchCreateFetchOnly, zodEnglishOnly, commanderLazyChildProcess],
   // Less for Node to read and parse at every start-up (a nothing-due run parses about 1.5 MB). Identifiers are not
   // minified, so stack traces still name the functions (a few that collide across modules get a suffix, _Command,
   // updateFromValues2); they point into dist/cli's chunks, not the sources. CommonJS modules in the bundle run in
