@@ -177,12 +177,23 @@ async function readOrMakeSchema(dialect: ServerDialect, migrate: (on: ServerData
       if (Date.now() - started > 120_000) throw new Error(`the shared ${dialect} schema (${file}) was not written within 120 s`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as { schema?: Schema }).schema;
+    const written = JSON.parse(fs.readFileSync(file, 'utf8')) as { schema?: Schema; failed?: string };
+    if (written.failed !== undefined) throw new Error(`the shared ${dialect} schema could not be made in another worker: ${written.failed}`);
+    return written.schema;
   }
-  const schema = await makeSchema(dialect, migrate);
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify({ schema }));
-  fs.renameSync(`${file}.tmp`, file);
-  return schema;
+  const write = (content: object) => {
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(content));
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  try {
+    const schema = await makeSchema(dialect, migrate);
+    write({ schema });
+    return schema;
+  } catch (error) {
+    // The waiting workers fail at once with the reason, not after their 120 s.
+    write({ failed: error instanceof Error ? error.message : String(error) });
+    throw error;
+  }
 }
 
 /** Migrates the template prefix in a database of its own, reads its DDL and bookkeeping, and drops the database. */
