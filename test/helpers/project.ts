@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from '@jest/globals';
 import { BIN, childEnv } from './cli.js';
-import type { Workspace } from './workspace.js';
+import { cleanUp, type Workspace } from './workspace.js';
 
 /**
  * A workspace (from `forEachDialect`, or the SQLite one) with `count` licenses that expired yesterday (for a
@@ -19,7 +19,7 @@ export async function projectWithEvents(make: (config: Record<string, unknown>) 
   return ws;
 }
 
-/** The built CLI as a child process that the test can signal while it runs; `command` wraps it (e.g. unshare). */
+/** The built CLI as a child process that the test can signal while it runs, killed after it; `command` wraps it (e.g. unshare). */
 export function startCli(args: string[], cwd: string, options: { env?: NodeJS.ProcessEnv; command?: string[] | undefined } = {}) {
   const [program, ...prefix] = options.command ?? [process.execPath];
   const child = spawn(program!, [...prefix, ...(options.command ? [process.execPath] : []), BIN, ...args], {
@@ -34,6 +34,11 @@ export function startCli(args: string[], cwd: string, options: { env?: NodeJS.Pr
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
+  // One still running when its test is over is killed.
+  cleanUp(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await done;
+  });
   return { child, done, stderr: () => stderr };
 }
 
