@@ -160,17 +160,27 @@ export function forEachDialect(name: string, fn: (under: DialectUnderTest) => vo
         server = await createServerDatabase(dialect);
       });
       afterAll(async () => {
+        const failed = (await Promise.all(releasing.splice(0))).find((error) => error !== undefined);
         await server?.drop();
+        if (failed) throw failed;
       });
     }
-    // The workspaces a test made (not those of a beforeAll, which outlive it) hand their tables back after it.
-    let made: Workspace[] | undefined;
-    beforeEach(() => {
-      made = [];
-    });
+    // The workspaces a test made (not those of a beforeAll, which outlive it) hand their tables back once the test
+    // is over and what it started has stopped: in the background, the next test need not wait; before the drop.
+    const releasing: Array<Promise<unknown>> = [];
     const make = (config?: Record<string, unknown>, env?: NodeJS.ProcessEnv) => {
       const ws = workspace(config, env, server);
-      made?.push(ws);
+      if (inTest)
+        cleanUp(() => {
+          const release = releases.get(ws);
+          if (release)
+            releasing.push(
+              release().then(
+                () => undefined,
+                (error: unknown) => error,
+              ),
+            );
+        });
       return ws;
     };
     const serverOf = () => {
@@ -178,11 +188,6 @@ export function forEachDialect(name: string, fn: (under: DialectUnderTest) => vo
       return server;
     };
     fn({ dialect, workspace: make, project: (options) => makeProject(make, options), server: () => server, serverDatabase: serverOf });
-    afterEach(async () => {
-      const done = made ?? [];
-      made = undefined;
-      for (const ws of done) await releases.get(ws)?.();
-    });
   });
 }
 
