@@ -228,8 +228,8 @@ interface ProjectOptions {
   /** The config file (see workspace: the database and fast retries are added unless `plain`). */
   config?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
-  /** Its URL becomes webhooks.url. */
-  receiver?: Receiver;
+  /** Its URL becomes webhooks.url (a receiverFor's, or any server's). */
+  receiver?: { url: string };
   /** Rows written to licenses.json and imported as an operator does, `licenses import licenses.json` (code 0). */
   licenses?: Array<Record<string, unknown>>;
   /** Licenses written straight through the repository. */
