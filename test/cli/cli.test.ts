@@ -17,7 +17,7 @@ const SECRET = 'cli-secret-value';
  * beside it), and the empty database file `license-manager migrate` would leave (other commands create none).
  */
 const operatorProject = async (config: object = {}, database = true) =>
-  (await project({ plain: true, migrate: false, database, config: { webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...config } })).dir;
+  (await project({ plain: true, database, config: { webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...config } })).dir;
 
 describe('the built CLI', () => {
   test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {

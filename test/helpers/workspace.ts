@@ -234,9 +234,12 @@ interface ProjectOptions {
   licenses?: Array<Record<string, unknown>>;
   /** Licenses written straight through the repository. */
   seed?: LicenseInput[];
-  /** Migrated (the default), or left as before `license-manager migrate` (no licenses then). */
+  /** Migrated (the default unless `plain`), or left as before `license-manager migrate` (an import creates the tables). */
   migrate?: boolean;
-  /** The config exactly as given: no database entry (license-manager.sqlite beside it), the tool's own retry settings. */
+  /**
+   * An operator's project before `license-manager migrate`: the config exactly as given (no database entry, so
+   * license-manager.sqlite beside it; the tool's own retry settings).
+   */
   plain?: boolean;
   /** With `plain`: the empty license-manager.sqlite that `migrate` would leave (the default), or none. */
   database?: boolean;
@@ -251,9 +254,9 @@ async function makeProject(make: (config: Record<string, unknown>, env: NodeJS.P
   if (options.receiver) config = { ...config, webhooks: { ...(config.webhooks as object | undefined), url: options.receiver.url } };
   const ws = make(config, options.env ?? {});
   if (options.plain && options.database !== false) fs.writeFileSync(ws.databaseLocation, '', { mode: 0o600 });
-  if (options.migrate === false) return ws;
   // Seeding opens the database as a command does, migrating it: one open less.
-  await (options.seed ? ws.seed(options.seed) : ws.ready());
+  if (options.seed) await ws.seed(options.seed);
+  else if (options.migrate ?? !options.plain) await ws.ready();
   if (options.licenses) {
     fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(options.licenses));
     const imported = await ws.cli(['licenses', 'import', 'licenses.json'], { timeoutMs: 60_000 });
