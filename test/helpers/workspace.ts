@@ -232,6 +232,10 @@ interface ProjectOptions {
   receiver?: { url: string };
   /** Rows written to licenses.json and imported as an operator does, `licenses import licenses.json` (code 0). */
   licenses?: Array<Record<string, unknown>>;
+  /** Whether the licenses are imported (the default), or only written to licenses.json for the test to import. */
+  importLicenses?: boolean;
+  /** The config file readable by its owner only, as one holding a password should be. */
+  ownerOnly?: boolean;
   /** Licenses written straight through the repository. */
   seed?: LicenseInput[];
   /** Migrated (the default unless `plain`), or left as before `license-manager migrate` (an import creates the tables). */
@@ -253,12 +257,13 @@ async function makeProject(make: (config: Record<string, unknown>, env: NodeJS.P
   let config = options.config ?? {};
   if (options.receiver) config = { ...config, webhooks: { ...(config.webhooks as object | undefined), url: options.receiver.url } };
   const ws = make(config, options.env ?? {});
+  if (options.ownerOnly) fs.chmodSync(ws.configFile, 0o600);
   if (options.plain && options.database !== false) fs.writeFileSync(ws.databaseLocation, '', { mode: 0o600 });
   // Seeding opens the database as a command does, migrating it: one open less.
   if (options.seed) await ws.seed(options.seed);
   else if (options.migrate ?? !options.plain) await ws.ready();
-  if (options.licenses) {
-    fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(options.licenses));
+  if (options.licenses) fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(options.licenses));
+  if (options.licenses && options.importLicenses !== false) {
     const imported = await ws.cli(['licenses', 'import', 'licenses.json'], { timeoutMs: 60_000 });
     expect({ code: imported.code, stderr: imported.code === 0 ? '' : imported.stderr }).toEqual({ code: 0, stderr: '' });
   }
