@@ -8,6 +8,7 @@ import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.re
 import { openDatabase } from '../../src/storage/open-database.js';
 import { runCli, type CliOptions, type CliResult } from './cli.js';
 import { startReceiver, type ReceivedRequest, type Receiver, type Reply } from './receiver.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { createServerDatabase, serverTables, testDialects, type ServerTables, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
@@ -217,6 +218,13 @@ export async function receiverFor(reply?: (request: ReceivedRequest, index: numb
   const receiver = await startReceiver(reply);
   cleanUp(() => receiver.close());
   return receiver;
+}
+
+/** A TCP proxy in front of `target` (to refuse its connections and accept them again), closed after the test. */
+export async function proxyFor(target: { port: number }): Promise<TcpProxy> {
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: target.port });
+  cleanUp(() => proxy.close());
+  return proxy;
 }
 
 /** `count` rows for `licenses import`: codes `prefix` and a zero-padded index, each expired at `expiresAt`. */
