@@ -54,9 +54,9 @@ async function shape<S extends z.ZodType>(ws: Workspace, schema: S, args: string
 async function sinkProject(config: Record<string, unknown> = {}): Promise<{ ws: Workspace; url: string }> {
   const sink = await receiverFor((request) => (request.body.toString().includes('LIC-BAD') ? 400 : 200));
   const ws = await project({
+    ownerOnly: true,
     config: { ...config, webhooks: { enabled: true, url: sink.url, secret: SECRET, ...(config.webhooks as object | undefined) } },
   });
-  fs.chmodSync(ws.configFile, 0o600);
   return { ws, url: sink.url };
 }
 
