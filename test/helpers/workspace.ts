@@ -200,13 +200,20 @@ let inTest = false;
 beforeEach(() => {
   inTest = true;
 });
+/** Runs every clean-up, last registered first, even when one fails; then fails with the first error. */
+async function closeAll(closes: Array<() => unknown>): Promise<void> {
+  const errors: unknown[] = [];
+  for (const close of closes.reverse())
+    await Promise.resolve()
+      .then(close)
+      .catch((error: unknown) => errors.push(error));
+  if (errors.length > 0) throw errors[0];
+}
 afterEach(async () => {
   inTest = false;
-  for (const close of perTest.splice(0).reverse()) await close();
+  await closeAll(perTest.splice(0));
 });
-afterAll(async () => {
-  for (const close of perFile.splice(0).reverse()) await close();
-});
+afterAll(() => closeAll(perFile.splice(0)));
 
 /** Registers `close` to run after the current test (or, from a beforeAll, after the file's tests). */
 export function cleanUp(close: () => unknown): void {
