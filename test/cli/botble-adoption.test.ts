@@ -3,8 +3,8 @@ import path from 'node:path';
 import { describe, expect, test } from '@jest/globals';
 import { botbleInserts, botbleSettingInserts, botbleSuite, type BotbleLicense } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
+import { forEachDialect } from '../helpers/workspace.js';
 import type { Receiver } from '../helpers/receiver.js';
-import { testDialects } from '../helpers/servers.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 // The first run after Botble's own job stopped: it last ran on the 22nd, this tool takes over on the 23rd.
@@ -47,8 +47,9 @@ function sent(receiver: Receiver, from: number): string[] {
     .sort();
 }
 
-describe.each(testDialects())("process-expirations --mark-sent-through: what Botble's own job sent is recorded, not sent again [%s]", (dialect) => {
-  const suite = botbleSuite(dialect, (url) => [
+forEachDialect("process-expirations --mark-sent-through: what Botble's own job sent is recorded, not sent again", (under) => {
+  const { dialect } = under;
+  const suite = botbleSuite(under, (url) => [
     ...botbleInserts(dialect, [{ reference: 'P', name: 'Product' }], LICENSES),
     ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: url, lm_send_expiration_warnings: '1', lm_expiration_warning_days: '7,1' }),
   ]);

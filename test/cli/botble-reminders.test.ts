@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { describe, expect, test } from '@jest/globals';
+import { expect, test } from '@jest/globals';
 import { botbleInserts, botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
-import { testDialects } from '../helpers/servers.js';
+import { forEachDialect } from '../helpers/workspace.js';
 
 /** In Botble mode a product schedule is keyed by the product's reference id (lm_licenses.product_reference_id). */
 const PRODUCTS = [
@@ -11,8 +11,9 @@ const PRODUCTS = [
   { reference: 'REF-FREE', name: 'Free' },
 ];
 
-describe.each(testDialects())('Botble mode: per-product schedules by reference id [%s]', (dialect) => {
-  const suite = botbleSuite(dialect, (url) => [
+forEachDialect('Botble mode: per-product schedules by reference id', (under) => {
+  const { dialect } = under;
+  const suite = botbleSuite(under, (url) => [
     ...botbleInserts(dialect, PRODUCTS, [
       { id: 1, product: 'REF-PRO', code: 'P-1', customer: '1', email: 'p@example.com', expires: '2025-01-27', updates: null },
       { id: 2, product: 'REF-FREE', code: 'F-1', customer: '2', email: 'f@example.com', expires: '2025-01-20', updates: null },

@@ -2,37 +2,26 @@ import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { runCli, startListen } from '../helpers/cli.js';
-import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { startCli, until } from '../helpers/project.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { workspace } from '../helpers/workspace.js';
+import { expiredLicenses, project, receiverFor } from '../helpers/workspace.js';
 
 const SAMPLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../examples/licenses.csv');
 const NOW = '2025-01-15T08:00:00Z';
 const SECRET = 'cli-secret-value';
 
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await receiver?.close();
-  receiver = undefined;
-});
-
 /**
- * A directory with a config that uses fast retries, as an operator's would with its own values, and an empty
- * database file (as `license-manager migrate` would leave; other commands create none).
+ * An operator's project: its config as written (fast retries unless it sets its own webhooks; the database file
+ * beside it), and the empty database file `license-manager migrate` would leave (other commands create none).
  */
-function project(extra: object = {}, options: { database?: boolean } = {}): string {
-  const dir = tempDir();
-  fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...extra }));
-  if (options.database !== false) fs.writeFileSync(path.join(dir, 'license-manager.sqlite'), '', { mode: 0o600 });
-  return dir;
-}
+const operatorProject = async (config: object = {}, database = true) =>
+  (await project({ plain: true, database, config: { webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...config } })).dir;
 
 describe('the built CLI', () => {
   test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {
-    const cwd = project({}, { database: false });
+    const cwd = await operatorProject({}, false);
     const cases: Array<[string[], RegExp]> = [
       [
         ['licenses', 'list', '--status', 'paused'],
@@ -62,8 +51,8 @@ describe('the built CLI', () => {
   }, 60_000);
 
   test('walkthrough: import, settings, dry run, real run, idempotent rerun, delivery log', async () => {
-    receiver = await startReceiver();
-    const cwd = project();
+    const receiver = await receiverFor();
+    const cwd = await operatorProject();
     const cli = (...args: string[]) => runCli(args, { cwd });
 
     const imported = await cli('licenses', 'import', SAMPLE);
@@ -118,9 +107,11 @@ describe('the built CLI', () => {
 
   test('an abandoned delivery is exit 3 and visible, and deliveries retry re-sends it with the same id and body', async () => {
     let failing = true;
-    receiver = await startReceiver(() => (failing ? 500 : 200));
+    const receiver = await receiverFor(() => (failing ? 500 : 200));
     // The reference's behaviour (retryWindowHours 0): abandoned after the in-run retries, not deferred to a later run.
-    const cwd = project({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/unused', retryDelaysMs: [10], timeoutMs: 2000, retryWindowHours: 0 } });
+    const cwd = await operatorProject({
+      webhooks: { enabled: true, url: 'http://127.0.0.1:1/unused', retryDelaysMs: [10], timeoutMs: 2000, retryWindowHours: 0 },
+    });
     const env = { LICENSE_MANAGER_WEBHOOK_URL: receiver.url };
     const cli = (...args: string[]) => runCli(args, { cwd, env });
     await cli('licenses', 'import', SAMPLE);
@@ -157,8 +148,8 @@ describe('the built CLI', () => {
   }, 60_000);
 
   test('send-test-event: prints headers, body, status and time; exit 0 on 2xx, 3 otherwise, 2 without a URL', async () => {
-    receiver = await startReceiver((request) => (request.url.includes('fail') ? 400 : 200));
-    const cwd = project();
+    const receiver = await receiverFor((request) => (request.url.includes('fail') ? 400 : 200));
+    const cwd = await operatorProject();
     const ok = await runCli(['send-test-event', '--url', receiver.url, '--secret', SECRET, '--event', 'license.expired'], { cwd });
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('X-Webhook-Event: license.expired');
@@ -186,7 +177,7 @@ describe('the built CLI', () => {
     [['frobnicate'], /unknown command 'frobnicate'/],
     [['send-test-event', '--event', 'license.renewed', '--url', 'http://127.0.0.1:1/'], /Allowed choices are license\.expiring/],
   ])('bad input %j: exit 2, a message naming the problem, no stack trace', async (args, pattern) => {
-    const result = await runCli(args, { cwd: project() });
+    const result = await runCli(args, { cwd: await operatorProject() });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(pattern);
     expect(result.stderr).not.toMatch(/\n\s+at /);
@@ -211,7 +202,7 @@ describe('the built CLI', () => {
   });
 
   test('enabled without a URL: exit 2 and nothing recorded', async () => {
-    const cwd = project({ webhooks: { enabled: true } });
+    const cwd = await operatorProject({ webhooks: { enabled: true } });
     await runCli(['licenses', 'import', SAMPLE], { cwd });
     const result = await runCli(['process-expirations', '--now', NOW], { cwd });
     expect(result.code).toBe(2);
@@ -252,7 +243,7 @@ describe('the built CLI', () => {
   });
 
   test('listen receives send-test-event and says whether the signature verifies; Ctrl-C stops it cleanly', async () => {
-    const cwd = project();
+    const cwd = await operatorProject();
     const listener = await startListen(['--secret', SECRET], cwd);
     const { url } = listener;
     try {
@@ -271,7 +262,7 @@ describe('the built CLI', () => {
   });
 
   test('listen --json prints its address as its first line, before any request, then one line per request', async () => {
-    const cwd = project();
+    const cwd = await operatorProject();
     const listener = await startListen(['--json', '--secret', SECRET], cwd);
     try {
       const lines = () => listener.jsonLines();
@@ -287,7 +278,7 @@ describe('the built CLI', () => {
   });
 
   test('secrets kept out of ps: --secret-env for listen, verify and send-test-event, settings set webhook-secret - from stdin', async () => {
-    const cwd = project();
+    const cwd = await operatorProject();
     const env = { RECEIVER_SECRET: SECRET };
     const listener = await startListen(['--secret-env', 'RECEIVER_SECRET'], cwd, { env });
     try {
@@ -338,7 +329,7 @@ describe('the built CLI', () => {
   }, 90_000);
 
   test('verify falls back to the configured secret as listen does: env, then settings, then the config file', async () => {
-    const cwd = project({ webhooks: { secret: 'file-secret', retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    const cwd = await operatorProject({ webhooks: { secret: 'file-secret', retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
     fs.chmodSync(path.join(cwd, 'license-manager.config.json'), 0o600);
     const body = '{"event_type":"license.expired"}';
     fs.writeFileSync(path.join(cwd, 'body.json'), body);
@@ -355,9 +346,9 @@ describe('the built CLI', () => {
   });
 
   test('many abandoned deliveries: listed the same way with and without --quiet, 20 on stderr with license codes, the rest counted', async () => {
-    receiver = await startReceiver(() => 410);
+    const receiver = await receiverFor(() => 410);
     // retryWindowHours 0: a 410 is a 4xx like any other, abandoned at once (with retries across runs it disables the endpoint).
-    const cwd = project({ webhooks: { enabled: true, url: receiver.url, retryWindowHours: 0 } });
+    const cwd = await operatorProject({ webhooks: { enabled: true, url: receiver.url, retryWindowHours: 0 } });
     fs.writeFileSync(
       path.join(cwd, 'l.json'),
       JSON.stringify(Array.from({ length: 25 }, (_, i) => ({ license_code: `G-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
@@ -379,7 +370,7 @@ describe('the built CLI', () => {
   });
 
   test('listen on a host name or address that is not this machine: exit 2 naming --host, not an unexpected failure', async () => {
-    const cwd = project();
+    const cwd = await operatorProject();
     // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine.
     const result = await runCli(['listen', '--port', '0', '--host', '192.0.2.1'], { cwd });
     expect(result.code).toBe(2);
@@ -387,25 +378,25 @@ describe('the built CLI', () => {
   });
 
   test('counts read as English: a run stopped with one delivery left says "left 1 delivery"', async () => {
-    const receiver500 = await startReceiver(() => 500);
-    try {
-      const ws = await projectWithEvents(workspace, 1, { url: receiver500.url, retryDelaysMs: [10_000, 10_000, 10_000] });
-      const run = startCli(['process-expirations', '--now', NOW], ws.dir);
-      // The first attempt is answered and written; the delivery then waits 10 s for its retry.
-      await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 1);
-      run.child.kill('SIGTERM');
-      const result = await run.done;
-      expect(result.code).toBe(1);
-      expect(result.stderr).toContain('stopped early: left 1 delivery pending for the next run');
-      expect(result.stderr).not.toMatch(/\b1 deliveries\b/);
-    } finally {
-      await receiver500.close();
-    }
+    const receiver500 = await receiverFor(() => 500);
+    const ws = await project({
+      receiver: receiver500,
+      config: { webhooks: { enabled: true, retryDelaysMs: [10_000, 10_000, 10_000] } },
+      licenses: expiredLicenses(1),
+    });
+    const run = startCli(['process-expirations', '--now', NOW], ws.dir);
+    // The first attempt is answered and written; the delivery then waits 10 s for its retry.
+    await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 1);
+    run.child.kill('SIGTERM');
+    const result = await run.done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('stopped early: left 1 delivery pending for the next run');
+    expect(result.stderr).not.toMatch(/\b1 deliveries\b/);
   }, 60_000);
 
   test('send-test-event prints every header it sends, Accept included, and credentials masked', async () => {
-    receiver = await startReceiver();
-    const cwd = project();
+    const receiver = await receiverFor();
+    const cwd = await operatorProject();
     const url = receiver.url.replace('http://', 'http://alice:hunter2@');
     const result = await runCli(['send-test-event', '--url', url, '--secret', SECRET, '--json'], { cwd });
     expect(result.code).toBe(0);
@@ -430,7 +421,7 @@ describe('the built CLI', () => {
   }, 60_000);
 
   test('licenses list: importing is suggested only when there are no licenses at all', async () => {
-    const cwd = project();
+    const cwd = await operatorProject();
     const empty = await runCli(['licenses', 'list'], { cwd });
     expect(empty).toMatchObject({
       code: 0,
@@ -443,8 +434,8 @@ describe('the built CLI', () => {
   }, 60_000);
 
   test('deliveries retry refuses a delivered event and says why; --force re-sends it: same id and body, a new schedule', async () => {
-    receiver = await startReceiver((_request, index) => (index === 1 ? 503 : 200));
-    const cwd = project({ webhooks: { enabled: true, url: receiver.url, retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    const receiver = await receiverFor((_request, index) => (index === 1 ? 503 : 200));
+    const cwd = await operatorProject({ webhooks: { enabled: true, url: receiver.url, retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
     fs.writeFileSync(path.join(cwd, 'one.json'), JSON.stringify([{ license_code: 'LOST-1', expires_at: '2025-01-14T08:00:00Z' }]));
     await runCli(['licenses', 'import', 'one.json'], { cwd });
     expect((await runCli(['process-expirations', '--now', NOW], { cwd })).code).toBe(0);

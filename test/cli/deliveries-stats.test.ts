@@ -2,12 +2,9 @@
 import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { closedPortUrl } from '../helpers/receiver.js';
-import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
-
-const { receiver } = receiversPerTest();
 
 async function seeded(ws: Workspace, count: number): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);
@@ -34,8 +31,8 @@ interface Stats {
 forEachDialect('deliveries stats', ({ workspace: dialectWorkspace }) => {
   test('per endpoint: attempts, success rate, percentiles, error classes, last success, streak and what is abandoned; --since and --endpoint narrow it', async () => {
     // default answers 200 at once; crm 429, then 404, then 503s; chat is down.
-    const main = await receiver();
-    const crm = await receiver((_request, index) => (index === 0 ? 429 : index === 1 ? 404 : 503));
+    const main = await receiverFor();
+    const crm = await receiverFor((_request, index) => (index === 0 ? 429 : index === 1 ? 404 : 503));
     const ws = dialectWorkspace({
       webhooks: {
         enabled: true,

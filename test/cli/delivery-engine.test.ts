@@ -2,29 +2,18 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { query } from '../helpers/inspect.js';
 import { measure } from '../helpers/measure.js';
-import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { startContinueServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
-import { forEachDialect, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
+import { startCli, until } from '../helpers/project.js';
+import { startContinueServer, type Receiver } from '../helpers/receiver.js';
+import { cleanUp, expiredLicenses, forEachDialect, project as sqliteProject, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 // A short lease (test-only variable) so a paused run's claims lapse in about a second, and short database bounds: a
 // run paused inside its transaction holds row locks until the server ends its session (a third of the timeout, 10 s
 // by default), which B waits out.
 const SHORT_LEASE = { LICENSE_MANAGER_LEASE_MS: '1000', LICENSE_MANAGER_DB_TIMEOUT_MS: '3000' };
-const receivers: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const receiver of receivers.splice(0)) await receiver.close();
-});
-
-async function receiverFor(reply: (request: { body: Buffer }, index: number) => Reply = () => 200): Promise<Receiver> {
-  const receiver = await startReceiver(reply);
-  receivers.push(receiver);
-  return receiver;
-}
-
 const idsOf = (receiver: Receiver, from = 0, to = receiver.requests.length) =>
   receiver.requests.slice(from, to).map((request) => String(request.headers['x-webhook-id']));
 const duplicatesIn = (ids: string[]) => ids.filter((id, index) => ids.indexOf(id) !== index);
@@ -34,14 +23,14 @@ const count = async (ws: Workspace, where: string) => (await ws.rows<{ n: number
 const unshareWorks = process.platform === 'linux' && spawnSync('unshare', ['--pid', '--fork', 'true']).status === 0;
 
 // The engine's SQL differs per dialect (FOR UPDATE SKIP LOCKED, MySQL's lock-update-read-back): each case runs on each.
-forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) => {
+forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => {
   describe('recovery at scale', () => {
     // SQLite: 33,000 > 32,766, its limit of bound variables in one statement. PostgreSQL and MySQL allow
     // 65,535: 66,000 is past that.
     const total = dialect === 'sqlite' ? 33_000 : 66_000;
     test(`deliveries retry --abandoned with ${total} abandoned deliveries, more than the database takes variables, starts sending at once; a stop says how many are left`, async () => {
       const receiver = await receiverFor();
-      const ws = await projectWithEvents(workspace, 0, { url: receiver.url, concurrency: 8 });
+      const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 8 } }, licenses: expiredLicenses(0) });
       // Made by the database itself in one statement (SQL all three accept): 66 statements of 1,000 rows took longer
       // than the run under test. The numbers 0 to 99,999 are five digits' cross product.
       const digit = `(select 0 n ${[1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => `union all select ${n}`).join(' ')})`;
@@ -81,7 +70,7 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
     test('run A stopped (SIGSTOP), run B takes its claims over and finishes, A continued: A sends nothing B took over', async () => {
       const receiver = await receiverFor(() => ({ delayMs: 50, status: 200 }));
       const total = 40;
-      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2 });
+      const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 2 } }, licenses: expiredLicenses(total) });
       const a = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env: SHORT_LEASE });
       await until(() => receiver.requests.length >= 6);
       a.child.kill('SIGSTOP');
@@ -135,7 +124,7 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
         // Slow enough that A still holds most of its claims when B starts (about 4 s of work).
         const receiver = await receiverFor(() => ({ delayMs: 250, status: 200 }));
         const total = 30;
-        const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2 });
+        const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 2 } }, licenses: expiredLicenses(total) });
         const a = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir);
         await until(() => receiver.requests.length >= 2);
         const inNamespace = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { command: ['unshare', '--pid', '--fork'] });
@@ -154,7 +143,7 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
   describe('signals and the retry budget', () => {
     test('SIGTERM counts every delivery left, claimed or not; a second signal exits 130', async () => {
       const receiver = await receiverFor(() => ({ delayMs: 100, status: 200 }));
-      const ws = await projectWithEvents(workspace, 200, { url: receiver.url, concurrency: 1 });
+      const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 1 } }, licenses: expiredLicenses(200) });
       const run = startCli(['process-expirations', '--now', NOW], ws.dir);
       await until(() => receiver.requests.length >= 3);
       run.child.kill('SIGTERM');
@@ -175,7 +164,7 @@ forEachDialect('the delivery engine through the CLI', ({ workspace, dialect }) =
 
     test('a delivery released mid-schedule keeps its budget: the next run makes only the attempts left, 4 in all', async () => {
       const receiver = await receiverFor(() => 500);
-      const ws = await projectWithEvents(workspace, 1, { url: receiver.url, retryDelaysMs: [50, 30_000, 30_000] });
+      const ws = await project({ receiver, config: { webhooks: { enabled: true, retryDelaysMs: [50, 30_000, 30_000] } }, licenses: expiredLicenses(1) });
       const run = startCli(['process-expirations', '--now', NOW], ws.dir);
       await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 2);
       run.child.kill('SIGTERM');
@@ -215,7 +204,11 @@ describe('a full disk through the CLI', () => {
       // 20 ms per answer: at most a few attempts end between two writes, so the run's own bound shows.
       const receiver = await receiverFor(() => (healthy ? { delayMs: 20, status: 200 } : 503));
       const total = 400;
-      const ws = await projectWithEvents(sqliteWorkspace, total, { url: receiver.url, concurrency: 4, retryDelaysMs: [] });
+      const ws = await sqliteProject({
+        receiver,
+        config: { webhooks: { enabled: true, concurrency: 4, retryDelaysMs: [] } },
+        licenses: expiredLicenses(total),
+      });
       const disk = path.join(ws.dir, 'disk');
       fs.mkdirSync(disk);
       expect(mountSmallTmpfs(disk)).toBe(true);
@@ -265,8 +258,8 @@ describe('a full disk through the CLI', () => {
 describe('an unsolicited 100 Continue', () => {
   test('before the real response: delivered on the real status, one request per event', async () => {
     const server = await startContinueServer();
-    receivers.push(server);
-    const ws = await projectWithEvents(sqliteWorkspace, 5, { url: server.url, concurrency: 2 });
+    cleanUp(() => server.close());
+    const ws = await sqliteProject({ receiver: server, config: { webhooks: { enabled: true, concurrency: 2 } }, licenses: expiredLicenses(5) });
     const result = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ delivered: 5, abandoned: 0 });

@@ -5,14 +5,11 @@ import { verifySignature } from '../../src/webhooks/verify.js';
 import { botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
 
-import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 
 // `endpoints …`, `deliveries … --endpoint`, `send-test-event --endpoint`: the receivers an operator adds and manages.
 const NOW = '2025-01-23T10:00:00Z';
 const SECRET = 'default-secret';
-
-const { receiver } = receiversPerTest();
 
 async function ready(config: Record<string, unknown>): Promise<Workspace> {
   const ws = workspace(config);
@@ -25,7 +22,7 @@ const json = <T = Record<string, unknown>>(stdout: string) => JSON.parse(stdout)
 
 describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   test('list says where each came from; secrets and header values never shown', async () => {
-    const main = await receiver();
+    const main = await receiverFor();
     const ws = await ready({
       webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'from-file', url: 'https://file.example.com/hook' }] },
     });
@@ -81,7 +78,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   });
 
   test('a disabled endpoint parks; remove needs --force with undelivered ones and says how many; enable --discard-parked drops them', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--disabled'])).code).toBe(0);
     await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' }), aLicense({ expires_at: '2025-01-22T11:00:00Z' })]);
@@ -125,9 +122,9 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
 
   test("deliveries retry --abandoned --endpoint re-sends only that endpoint's; send-test-event --endpoint uses its URL, headers and signing", async () => {
     let up = false;
-    const main = await receiver();
-    const crm = await receiver(() => (up ? 200 : 503));
-    const chat = await receiver();
+    const main = await receiverFor();
+    const crm = await receiverFor(() => (up ? 200 : 503));
+    const chat = await receiverFor();
     const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [5] } });
     const whsec = `whsec_${Buffer.alloc(32, 3).toString('base64')}`;
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
@@ -165,7 +162,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
 
 describe('counts per endpoint', () => {
   test('the run summary and status count each endpoint; without endpoints they say what they said before', async () => {
-    const [main, crm] = [await receiver(), await receiver(() => 503)];
+    const [main, crm] = [await receiverFor(), await receiverFor(() => 503)];
     const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [] } });
     await ws.seed([aLicense({ expires_at: '2025-01-22T10:00:00Z' })]);
     const alone = await ws.cli(['process-expirations', '--now', NOW, '--json']);
@@ -187,7 +184,7 @@ describe('counts per endpoint', () => {
 
 describe('endpoints rotate-secret', () => {
   test('the new secret is printed once; during the window webhook-signature carries both (new first), X-Webhook-Signature the new one only', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--secret', 'old-secret-value', '--signing', 'both'])).code).toBe(0);
     const rotated = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--json']);

@@ -4,25 +4,19 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import SQLite from 'better-sqlite3';
 import { BIN, childEnv, runCli, runCommand, startListen } from '../helpers/cli.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { forEachDialect, project as sqliteProject, receiverFor, type Workspace } from '../helpers/workspace.js';
 
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await receiver?.close();
-  receiver = undefined;
-});
+const FAST_RETRIES = { webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } };
 
-/** A folder with a config (fast retries) and its database file beside it. */
-function project(extra: object = {}): { dir: string; cli: (...args: string[]) => ReturnType<typeof runCli> } {
-  const dir = tempDir();
-  fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...extra }));
-  return { dir, cli: (...args: string[]) => runCli(args, { cwd: dir }) };
-}
+/** A project with `cli('licenses', 'list')` run in its directory. */
+const withCli = (ws: Workspace) => ({ dir: ws.dir, ws, cli: (...args: string[]) => ws.cli(args) });
+
+/** An operator's folder: a config (fast retries) and no database yet (the database file would be beside it). */
+const operatorProject = async () => withCli(await sqliteProject({ plain: true, database: false, config: FAST_RETRIES }));
 
 async function codes(cli: (...args: string[]) => ReturnType<typeof runCli>): Promise<string[]> {
   const listed = await cli('licenses', 'list', '--json');
@@ -31,19 +25,13 @@ async function codes(cli: (...args: string[]) => ReturnType<typeof runCli>): Pro
 }
 
 // Bad inputs on every dialect: refused with a clear message, and nothing half-written in the database.
-forEachDialect('bad inputs', ({ workspace, dialect }) => {
+forEachDialect('bad inputs', ({ project, dialect }) => {
   // The largest id the licenses table takes: a 64-bit integer on every dialect, as far as a number is exact.
   const maxId = Number.MAX_SAFE_INTEGER;
-  /** A workspace on the dialect's database, migrated, with `cli` run in it. */
-  async function onDialect(): Promise<{ dir: string; ws: Workspace; cli: (...args: string[]) => ReturnType<typeof runCli> }> {
-    const ws = workspace({ webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
-    await ws.ready();
-    return { dir: ws.dir, ws, cli: (...args: string[]) => ws.cli(args) };
-  }
 
   describe('import files that are not what they claim', () => {
     test('bytes that are not UTF-8 are refused naming row and field; no replacement character reaches the database', async () => {
-      const { dir, cli } = await onDialect();
+      const { dir, cli } = withCli(await project({ config: FAST_RETRIES }));
       fs.writeFileSync(path.join(dir, 'utf8.csv'), 'license_code,email\nLIC-café,a@example.com\n');
       expect((await cli('licenses', 'import', 'utf8.csv')).code).toBe(0);
       // The same code written in Latin-1: é is the single byte 0xE9.
@@ -69,7 +57,7 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
 
   describe('small hostile inputs', () => {
     test('numbers too large for a number, a huge config string and a whitespace-only secret are exit 2 with a clear message', async () => {
-      const { dir, ws, cli } = await onDialect();
+      const { dir, ws, cli } = withCli(await project({ config: FAST_RETRIES }));
       fs.writeFileSync(path.join(dir, 'ids.json'), '[{"license_code":"OK"},{"id":9007199254740993,"license_code":"BIG"}]');
       const bigId = await cli('licenses', 'import', 'ids.json');
       expect(bigId.code).toBe(2);
@@ -113,7 +101,7 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
     });
 
     test('the widest values the columns hold are imported as they are; one wider is exit 2 naming row and field, nothing imported', async () => {
-      const { dir, cli } = await onDialect();
+      const { dir, cli } = withCli(await project({ config: FAST_RETRIES }));
       // On MySQL license_code is VARCHAR(255) (characters); the other text columns hold 4 GiB everywhere (LONGTEXT on MySQL).
       const codeCharacters = dialect === 'mysql' ? 255 : undefined;
       // "é" is one character and two bytes in UTF-8.
@@ -143,7 +131,7 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
     });
 
     test('escape sequences in license data are shown as text in human output, kept as data in --json', async () => {
-      const { dir, cli } = await onDialect();
+      const { dir, cli } = withCli(await project({ config: FAST_RETRIES }));
       const code = 'LIC-\u001b[2J\u001b]0;owned\u0007-1';
       fs.writeFileSync(path.join(dir, 'evil.json'), JSON.stringify([{ license_code: code, email: 'a\rb@example.com', status: 'active' }]));
       expect((await cli('licenses', 'import', 'evil.json')).code).toBe(0);
@@ -165,7 +153,7 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
 
   describe('streamed import', () => {
     test('an empty CSV imports nothing, exit 0, and says so on stderr', async () => {
-      const { dir, cli } = await onDialect();
+      const { dir, cli } = withCli(await project({ config: FAST_RETRIES }));
       for (const [name, content] of [
         ['empty.csv', ''],
         ['header.csv', 'license_code,email\n'],
@@ -180,7 +168,7 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
     });
 
     test('thousands of rows in batches of mixed columns: columns left out keep their values, and one bad row at the end rolls back all', async () => {
-      const { dir, cli } = await onDialect();
+      const { dir, cli } = withCli(await project({ config: FAST_RETRIES }));
       // Over 256 KiB, so elements straddle the chunks the file is read in.
       const first = Array.from({ length: 1200 }, (_, index) => ({
         license_code: `B-${index}`,
@@ -222,8 +210,8 @@ forEachDialect('bad inputs', ({ workspace, dialect }) => {
 
 describe('credentials in the webhook URL', () => {
   test('are sent as Authorization: Basic, never in the URL, and no output shows the password', async () => {
-    receiver = await startReceiver((request) => (request.headers.authorization === `Basic ${Buffer.from('alice:hunter2').toString('base64')}` ? 200 : 401));
-    const { dir, cli } = project();
+    const receiver = await receiverFor((request) => (request.headers.authorization === `Basic ${Buffer.from('alice:hunter2').toString('base64')}` ? 200 : 401));
+    const { dir, cli } = await operatorProject();
     fs.writeFileSync(path.join(dir, 'due.csv'), 'license_code,expires_at\nLIC-1,2025-01-10\n');
     const secretUrl = receiver.url.replace('http://', 'http://alice:hunter2@');
     const outputs: string[] = [];
@@ -326,7 +314,7 @@ describe('listen facing hostile requests', () => {
   });
 
   test('listen reads a configured secret from an existing database without changing it, and answers 401 without a signature', async () => {
-    const { dir, cli } = project();
+    const { dir, cli } = await operatorProject();
     expect((await cli('migrate')).code).toBe(0);
     expect((await cli('settings', 'set', 'webhook-secret', 'stored-secret')).code).toBe(0);
     const database = path.join(dir, 'license-manager.sqlite');
@@ -352,7 +340,7 @@ describe('listen facing hostile requests', () => {
 
 describe('databases that are not ours', () => {
   test('a SQLite file of another application is refused, naming it, and left byte for byte unchanged', async () => {
-    const { dir, cli } = project();
+    const { dir, cli } = await operatorProject();
     const foreign = path.join(dir, 'shop.sqlite');
     const shop = new SQLite(foreign);
     shop.exec("create table customers (id integer primary key, name text); insert into customers (name) values ('Ann');");
@@ -375,7 +363,7 @@ describe('databases that are not ours', () => {
   });
 
   test('a database path that is not a regular file is exit 2', async () => {
-    const { dir } = project();
+    const { dir } = await operatorProject();
     for (const target of ['/dev/null', dir]) {
       const result = await runCli(['licenses', 'list'], { cwd: dir, env: { LICENSE_MANAGER_DB: target } });
       expect(result.code).toBe(2);
@@ -397,7 +385,7 @@ describe('exit codes and messages that say what is wrong', () => {
   ])(
     'a bad %%-escape in %s is exit 2 naming the %s, password masked',
     async (url, part, masked) => {
-      const { dir } = project();
+      const { dir } = await operatorProject();
       const fromEnv = await runCli(['status'], { cwd: dir, env: { LICENSE_MANAGER_DB: url } });
       fs.writeFileSync(path.join(dir, 'license-manager.config.json'), JSON.stringify({ database: { url } }), { mode: 0o600 });
       const fromFile = await runCli(['licenses', 'list'], { cwd: dir });
@@ -420,7 +408,10 @@ describe('exit codes and messages that say what is wrong', () => {
     await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = impostor.address() as net.AddressInfo;
-      const result = await runCli(['status'], { cwd: project().dir, env: { LICENSE_MANAGER_DB: `postgres://someone@127.0.0.1:${port}/licenses` } });
+      const result = await runCli(['status'], {
+        cwd: (await operatorProject()).dir,
+        env: { LICENSE_MANAGER_DB: `postgres://someone@127.0.0.1:${port}/licenses` },
+      });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/Received unexpected copyData message from backend\. Is a PostgreSQL server listening at 127\.0\.0\.1:\d+\?/);
       expect(result.stderr).not.toMatch(/[^.]\.\.(?!\.)/);
@@ -446,7 +437,7 @@ describe('exit codes and messages that say what is wrong', () => {
   (canSwitchUser ? test : test.skip)(
     'status run by a user who may not use the database file says so, and whose it is (test.skip when not root: needs runuser)',
     async () => {
-      const { dir, cli } = project();
+      const { dir, cli } = await operatorProject();
       expect((await cli('migrate')).code).toBe(0);
       fs.chmodSync(dir, 0o755);
       const file = path.join(dir, 'license-manager.sqlite');
@@ -478,7 +469,7 @@ function runAs(user: string, args: string[], cwd: string): ReturnType<typeof run
 // About files and output, not what the database holds: SQLite only.
 describe('small hostile inputs about files', () => {
   test('a secret in a file others can read gets one warning; chmod 600 silences it', async () => {
-    const { dir, cli } = project();
+    const { dir, cli } = await operatorProject();
     const config = path.join(dir, 'license-manager.config.json');
     expect((await cli('migrate')).code).toBe(0);
     fs.writeFileSync(config, JSON.stringify({ webhooks: { secret: 'file-secret' } }));
@@ -534,8 +525,8 @@ describe('small hostile inputs about files', () => {
   });
 
   test("a TLS error's last_error is one line", async () => {
-    receiver = await startReceiver();
-    const { cli } = project();
+    const receiver = await receiverFor();
+    const { cli } = await operatorProject();
     const result = await cli('send-test-event', '--url', receiver.url.replace('http:', 'https:'), '--json');
     expect(result.code).toBe(3);
     const { delivery } = JSON.parse(result.stdout) as { delivery: { lastError: string } };
@@ -576,7 +567,7 @@ describe('streamed import of files that break off', () => {
     ['long.json', `[{"license_code":"A"},\n{"license_code":"${'x'.repeat(1_100_000)}"}]`, /long\.json: row 2 \(line 2\) is longer than 1048576 characters/],
     ['long.csv', `license_code,email\nA,${'x'.repeat(1_100_000)}\n`, /long\.csv: row 1 \(line 2\): field email: Max Record Size/],
   ])('%s: exit 2 naming where, nothing imported', async (name, content, message) => {
-    const { dir, cli } = project();
+    const { dir, cli } = await operatorProject();
     fs.writeFileSync(path.join(dir, name), content);
     const result = await cli('licenses', 'import', name);
     expect(result.stderr).toMatch(message);

@@ -31,9 +31,8 @@ import {
   verifyJson,
   versionJson,
 } from '../helpers/json-shapes.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
 import { formatUtc } from '../../src/time.js';
-import { workspace, type Workspace } from '../helpers/workspace.js';
+import { project, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // The documented --json shape of every command (test/helpers/json-shapes.ts), asserted on real output: each command
 // runs in this process on a SQLite project whose receivers deliver, defer (503), go away (410) and refuse (400).
@@ -44,8 +43,6 @@ const NOW = at(0);
 const dateOf = (instant: string) => instant.slice(0, 10);
 const SECRET = 's3cret';
 
-const { receiver } = receiversPerTest();
-
 /** Runs `license-manager --json …args` and parses its stdout, one JSON document, with the command's schema. */
 async function shape<S extends z.ZodType>(ws: Workspace, schema: S, args: string[], code = 0, env: NodeJS.ProcessEnv = {}): Promise<z.infer<S>> {
   const result = await ws.cli(['--json', ...args], { env });
@@ -53,12 +50,13 @@ async function shape<S extends z.ZodType>(ws: Workspace, schema: S, args: string
   return schema.parse(JSON.parse(result.stdout));
 }
 
-/** A project whose default endpoint answers 200, and 400 to the events of LIC-BAD (abandoned at once). */
-async function project(config: Record<string, unknown> = {}): Promise<{ ws: Workspace; url: string }> {
-  const sink = await receiver((request) => (request.body.toString().includes('LIC-BAD') ? 400 : 200));
-  const ws = workspace({ ...config, webhooks: { enabled: true, url: sink.url, secret: SECRET, ...(config.webhooks as object | undefined) } });
-  fs.chmodSync(ws.configFile, 0o600);
-  await ws.ready();
+/** A project (config owner-only) whose default endpoint answers 200, and 400 to the events of LIC-BAD (abandoned at once). */
+async function sinkProject(config: Record<string, unknown> = {}): Promise<{ ws: Workspace; url: string }> {
+  const sink = await receiverFor((request) => (request.body.toString().includes('LIC-BAD') ? 400 : 200));
+  const ws = await project({
+    ownerOnly: true,
+    config: { ...config, webhooks: { enabled: true, url: sink.url, secret: SECRET, ...(config.webhooks as object | undefined) } },
+  });
   return { ws, url: sink.url };
 }
 
@@ -81,7 +79,7 @@ function importLicenses(ws: Workspace) {
 
 describe('--json shapes', () => {
   test('an empty project: --version, migrate, empty lists, status, stats and a run with nothing to do', async () => {
-    const { ws } = await project();
+    const { ws } = await sinkProject();
     await shape(ws, versionJson, ['--version']);
     expect((await shape(ws, migrateJson, ['migrate'])).applied).toEqual([]);
     expect(await shape(ws, licensesListJson, ['licenses', 'list'])).toEqual([]);
@@ -93,7 +91,7 @@ describe('--json shapes', () => {
   });
 
   test('licenses, settings and endpoints: import, list, get, set, unset, add, update, show, enable, disable, rotate, remove', async () => {
-    const { ws } = await project();
+    const { ws } = await sinkProject();
     expect(await importLicenses(ws)).toMatchObject({ format: 'json', rows: 6, inserted: 6 });
     expect(await shape(ws, licensesListJson, ['licenses', 'list'])).toHaveLength(6);
     expect(await shape(ws, licensesListJson, ['licenses', 'list', '--expiring-within', '7', '--now', NOW])).toMatchObject([{ license_code: 'LIC-SOON' }]);
@@ -145,9 +143,9 @@ describe('--json shapes', () => {
   });
 
   test('runs: mark-sent, dry run, a run that delivers, defers, parks on 410 and abandons; then the log, retry, stats, status', async () => {
-    const failing = await receiver((request) => (request.url === '/gone' ? 410 : 503));
-    const ping = await receiver();
-    const { ws, url } = await project({
+    const failing = await receiverFor((request) => (request.url === '/gone' ? 410 : 503));
+    const ping = await receiverFor();
+    const { ws, url } = await sinkProject({
       webhooks: { retryWindowHours: 72 },
       expirations: { afterExpiryDays: [10] },
       monitoring: { ping: `${ping.url.replace('/webhook', '')}/ping`, textfile: './metrics.prom' },
@@ -218,7 +216,7 @@ describe('--json shapes', () => {
   });
 
   test('send-test-event, verify and listen', async () => {
-    const { ws, url } = await project();
+    const { ws, url } = await sinkProject();
     await importLicenses(ws);
     const sent = await shape(ws, sendTestEventJson, ['send-test-event']);
     expect(sent).toMatchObject({ signed: true, delivery: { status: 'delivered' } });

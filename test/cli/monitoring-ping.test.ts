@@ -2,14 +2,11 @@
 import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { closedPortUrl, type Receiver } from '../helpers/receiver.js';
-import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, type Workspace, workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const CHECK = '5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-const { receiver } = receiversPerTest();
 
 async function seeded(ws: Workspace): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);
@@ -23,7 +20,7 @@ const rids = (r: Receiver) => r.requests.map((request) => new URL(request.url, '
 
 forEachDialect('heartbeat pings around a run', ({ workspace: dialectWorkspace }) => {
   test('Healthchecks: /start, then the URL itself on exit 0 with the same run id and the summary as the body; status shows it', async () => {
-    const [hooks, pings] = [await receiver(), await receiver()];
+    const [hooks, pings] = [await receiverFor(), await receiverFor()];
     const ws = dialectWorkspace({ webhooks: { enabled: true, url: hooks.url, secret: 's3cret' }, monitoring: { ping: `${base(pings)}ping/${CHECK}` } });
     await seeded(ws);
     const run = await ws.cli(['process-expirations', '--now', NOW]);
@@ -53,7 +50,7 @@ forEachDialect('heartbeat pings around a run', ({ workspace: dialectWorkspace })
 });
 
 test('an abandoned delivery: the end ping carries the exit status (/3); a refused run pings /2', async () => {
-  const [hooks, pings] = [await receiver(() => 500), await receiver()];
+  const [hooks, pings] = [await receiverFor(() => 500), await receiverFor()];
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] }, monitoring: { ping: `${base(pings)}${CHECK}` } });
   await seeded(ws);
   const run = await ws.cli(['process-expirations', '--now', NOW]);
@@ -70,8 +67,8 @@ test('an abandoned delivery: the end ping carries the exit status (/3); a refuse
 });
 
 test('a ping that fails is one warning per ping on stderr, retried once, and the exit status stands', async () => {
-  const hooks = await receiver();
-  const pings = await receiver(() => 503);
+  const hooks = await receiverFor();
+  const pings = await receiverFor(() => 503);
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}${CHECK}` } });
   await seeded(ws);
   const run = await ws.cli(['process-expirations', '--now', NOW, '--quiet']);
@@ -89,7 +86,7 @@ test('a ping that fails is one warning per ping on stderr, retried once, and the
 });
 
 test('a ping receiver that is down or hangs does not hold the run long (bounded), and nothing else changes', async () => {
-  const hooks = await receiver();
+  const hooks = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${await closedPortUrl()}${CHECK}` } });
   await seeded(ws);
   const down = await ws.cli(['process-expirations', '--now', NOW]);
@@ -97,7 +94,7 @@ test('a ping receiver that is down or hangs does not hold the run long (bounded)
   expect(down.stderr.match(/^warning: the (start|end) ping/gm)).toHaveLength(2);
   expect(down.stderr).toContain('ECONNREFUSED');
 
-  const hanging = await receiver(() => 'hang');
+  const hanging = await receiverFor(() => 'hang');
   ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(hanging)}${CHECK}` } });
   await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
   const started = performance.now();
@@ -111,7 +108,7 @@ test('a ping receiver that is down or hangs does not hold the run long (bounded)
 }, 30_000);
 
 test("Cronitor and Sentry through the ping setting; none turns the file's ping off", async () => {
-  const [hooks, pings] = [await receiver(), await receiver()];
+  const [hooks, pings] = [await receiverFor(), await receiverFor()];
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}file-check` } });
   await seeded(ws);
   const set = await ws.cli(['settings', 'set', 'ping', `cronitor ${base(pings)}p/0123456789abcdef0123456789abcdef/license-job`]);
@@ -163,7 +160,7 @@ test('bad ping URLs: exit 2 naming monitoring.ping or the setting, nothing run o
 });
 
 test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit 2 naming the variable', async () => {
-  const [hooks, pings] = [await receiver(), await receiver()];
+  const [hooks, pings] = [await receiverFor(), await receiverFor()];
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}from-file` } });
   await seeded(ws);
   expect((await ws.cli(['settings', 'set', 'ping', `${base(pings)}from-setting`])).code).toBe(0);

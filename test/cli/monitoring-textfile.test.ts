@@ -5,13 +5,10 @@ import path from 'node:path';
 import { expect, test } from '@jest/globals';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
-import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, type Workspace, workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
-
-const { receiver } = receiversPerTest();
 
 /** name{labels} -> value, from the real parser. */
 function samples(text: string): Map<string, number> {
@@ -49,7 +46,7 @@ async function seeded(
 forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWorkspace }) => {
   test('written after a run, success then failure: the last success stays, the exit status and counts follow; status --format prometheus prints the same', async () => {
     let failing = false;
-    const hooks = await receiver(() => (failing ? 500 : 200));
+    const hooks = await receiverFor(() => (failing ? 500 : 200));
     const ws = dialectWorkspace({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] }, monitoring: { textfile: 'metrics/license_manager.prom' } });
     fs.mkdirSync(path.join(ws.dir, 'metrics'));
     await seeded(ws);
@@ -124,7 +121,7 @@ forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWo
     expect(samples((await ws.cli(['status', '--format', 'prometheus'])).stdout).get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(1);
 
     // The receiver is back: retry re-sends the deferred ones now (the probe succeeds) and the circuit closes.
-    const hooks = await receiver();
+    const hooks = await receiverFor();
     ws.configure({ ...refusing, webhooks: { ...refusing.webhooks, url: hooks.url } });
     const ids = (await ws.rows<{ id: number }>("select id from webhook_deliveries where status = 'deferred' order by id")).map((row) => String(row.id));
     const retried = await ws.cli(['deliveries', 'retry', ...ids]);
@@ -152,7 +149,7 @@ test('a run that fails outright writes the file too; a dry run writes nothing', 
 });
 
 test('bad textfile paths: a missing folder, a folder for a file, and a folder this user may not write: exit 2 naming monitoring.textfile, nothing sent', async () => {
-  const hooks = await receiver();
+  const hooks = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url } });
   await seeded(ws);
   ws.configure({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'missing/license_manager.prom' } });

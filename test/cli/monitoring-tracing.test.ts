@@ -8,8 +8,7 @@ import { BIN, childEnv } from '../helpers/cli.js';
 import { attributes, spansOf, type OtlpExport, type OtlpSpan } from '../helpers/otlp.js';
 import { closedPortUrl } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { aLicense, forEachDialect, workspace, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
 const SECRET = 'webhook-secret-never-in-a-span';
@@ -17,11 +16,9 @@ const EMAIL = 'alice.secret@example.com';
 const PARENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT_SPAN = '00f067aa0ba902b7';
 
-const { receiver } = receiversPerTest();
-
 /** The OTLP/HTTP receiver: the collector's JSON path, every body kept. */
 async function collector(): Promise<{ env: Record<string, string>; bodies: string[]; spans(): OtlpSpan[]; resource(): Record<string, unknown> }> {
-  const started = await receiver();
+  const started = await receiverFor();
   const exports = () =>
     started.requests.filter((request) => request.url === '/v1/traces').map((request) => JSON.parse(request.body.toString('utf8')) as OtlpExport);
   return {
@@ -45,8 +42,8 @@ async function seeded(ws: Workspace, count = 2): Promise<void> {
 forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace }) => {
   test('one run span (CLI conventions) with recording and attempt spans under it, parented by TRACEPARENT; no secret or e-mail anywhere', async () => {
     const otlp = await collector();
-    const main = await receiver();
-    const crm = await receiver((_request, index) => (index === 0 ? 503 : 200));
+    const main = await receiverFor();
+    const crm = await receiverFor((_request, index) => (index === 0 ? 503 : 200));
     const ws = dialectWorkspace({
       webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'crm', url: `${crm.url}?token=crm-query-token`, secret: SECRET }] },
       monitoring: { traceparent: ['crm'] },
@@ -110,7 +107,7 @@ forEachDialect('OpenTelemetry spans of a run', ({ workspace: dialectWorkspace })
 
 test('a failing run: the run span carries the exit status as error; without an SDK, TRACEPARENT is passed on as it came', async () => {
   const otlp = await collector();
-  const main = await receiver(() => 404);
+  const main = await receiverFor(() => 404);
   const ws = workspace({ webhooks: { enabled: true, url: main.url }, monitoring: { traceparent: ['default'] } });
   await seeded(ws, 1);
   const run = await ws.cli(['process-expirations', '--now', NOW], { env: otlp.env });
@@ -135,7 +132,7 @@ test('a failing run: the run span carries the exit status as error; without an S
 });
 
 test('bad OTEL_* variables are one clear warning and the job runs; a collector that is down costs a bounded warning, not the exit status', async () => {
-  const main = await receiver();
+  const main = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: main.url } });
   await seeded(ws, 1);
   const unknown = await ws.cli(['process-expirations', '--now', NOW], {
@@ -161,7 +158,7 @@ test('bad OTEL_* variables are one clear warning and the job runs; a collector t
 });
 
 test('monitoring.traceparent naming no endpoint is exit 2 naming it', async () => {
-  const main = await receiver();
+  const main = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: main.url } });
   await seeded(ws, 1);
   ws.configure({ webhooks: { enabled: true, url: main.url }, monitoring: { traceparent: ['default', 'crn'] } });

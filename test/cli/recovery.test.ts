@@ -3,32 +3,21 @@ import { spawnSync as runSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { runCli } from '../helpers/cli.js';
 import { measure } from '../helpers/measure.js';
-import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { startCli, until } from '../helpers/project.js';
+import { startGarbageServer, type Reply } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { forEachDialect, workspace as sqliteWorkspace } from '../helpers/workspace.js';
+import { cleanUp, expiredLicenses, forEachDialect, project as sqliteProject, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
-const receivers: Array<{ close(): Promise<void> }> = [];
-afterEach(async () => {
-  for (const receiver of receivers.splice(0)) await receiver.close();
-});
-
-async function receiverFor(reply: (request: { body: Buffer; headers: Record<string, unknown> }, index: number) => Reply): Promise<Receiver> {
-  const receiver = await startReceiver(reply);
-  receivers.push(receiver);
-  return receiver;
-}
-
 const start = (args: string[], cwd: string) => startCli(args, cwd);
 
 const licenseOf = (request: { body: Buffer }) => (JSON.parse(request.body.toString()) as { payload: { license_code: string } }).payload.license_code;
 
 // Crashes, overlapping runs and stops leave the database consistent on every dialect.
-forEachDialect('crash safety', ({ workspace, dialect }) => {
+forEachDialect('crash safety', ({ workspace, project, dialect }) => {
   test.each([
     ['mid-attempt (receiver holding the request)', 'hang-first', 1],
     ['between retries (waiting 1 s after a 500)', 'fail-first', 4],
@@ -44,7 +33,11 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
       });
       // A second between retries: the kill comes a few milliseconds after the fourth request, well inside the wait; the
       // rerun then waits out what is left of it.
-      const ws = await projectWithEvents(workspace, total, { url: receiver.url, concurrency: 2, retryDelaysMs: [1000, 1000, 1000], timeoutMs: 5000 });
+      const ws = await project({
+        receiver,
+        config: { webhooks: { enabled: true, concurrency: 2, retryDelaysMs: [1000, 1000, 1000], timeoutMs: 5000 } },
+        licenses: expiredLicenses(total),
+      });
       const run = start(['process-expirations', '--now', NOW], ws.dir);
       await until(() => receiver.requests.length >= killAfter);
       run.child.kill('SIGKILL');
@@ -89,7 +82,7 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
 
   test('two runs started together against one database and a slow receiver: each event received exactly once', async () => {
     const receiver = await receiverFor(() => ({ delayMs: 150, status: 200 }));
-    const ws = await projectWithEvents(workspace, 30, { url: receiver.url, concurrency: 4 });
+    const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 4 } }, licenses: expiredLicenses(30) });
     const [first, second] = await Promise.all([
       start(['process-expirations', '--now', NOW, '--json'], ws.dir).done,
       start(['process-expirations', '--now', NOW, '--json'], ws.dir).done,
@@ -129,7 +122,11 @@ forEachDialect('crash safety', ({ workspace, dialect }) => {
 
   test('SIGTERM: stops claiming, records the attempts in flight, leaves waiting retries pending, exits promptly', async () => {
     const receiver = await receiverFor(() => 500);
-    const ws = await projectWithEvents(workspace, 12, { url: receiver.url, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] });
+    const ws = await project({
+      receiver,
+      config: { webhooks: { enabled: true, concurrency: 2, retryDelaysMs: [10_000, 10_000, 10_000] } },
+      licenses: expiredLicenses(12),
+    });
     const run = start(['process-expirations', '--now', NOW], ws.dir);
     // Every first attempt recorded: all 12 deliveries are now waiting for their retry.
     await until(async () => (await ws.rows<{ n: number }>('select count(*) n from webhook_attempts'))[0]!.n >= 12);
@@ -171,7 +168,7 @@ describe('hostile receivers through the CLI', () => {
     'a receiver that %s ends as a clear last_error, and the run exits 3',
     async (_label, reply, pattern) => {
       const receiver = await receiverFor(() => reply);
-      const ws = await projectWithEvents(sqliteWorkspace, 1, { url: receiver.url, timeoutMs: 300, retryDelaysMs: [10] });
+      const ws = await sqliteProject({ receiver, config: { webhooks: { enabled: true, timeoutMs: 300, retryDelaysMs: [10] } }, licenses: expiredLicenses(1) });
       const started = Date.now();
       const result = await ws.cli(['process-expirations', '--now', NOW]);
       expect(result.code).toBe(3);
@@ -186,8 +183,12 @@ describe('hostile receivers through the CLI', () => {
 
   test('a port that does not speak HTTP', async () => {
     const garbage = await startGarbageServer();
-    receivers.push(garbage);
-    const ws = await projectWithEvents(sqliteWorkspace, 1, { url: garbage.url, timeoutMs: 1000, retryDelaysMs: [] });
+    cleanUp(() => garbage.close());
+    const ws = await sqliteProject({
+      receiver: garbage,
+      config: { webhooks: { enabled: true, timeoutMs: 1000, retryDelaysMs: [] } },
+      licenses: expiredLicenses(1),
+    });
     const result = await ws.cli(['process-expirations', '--now', NOW]);
     expect(result.code).toBe(3);
     const [row] = await ws.rows<{ last_error: string }>('select last_error from webhook_deliveries');
@@ -195,10 +196,10 @@ describe('hostile receivers through the CLI', () => {
   });
 });
 
-forEachDialect('what the database holds', ({ workspace, dialect }) => {
+forEachDialect('what the database holds', ({ project, dialect }) => {
   test('rows with an unreadable date or an empty code are skipped with a warning naming their id; the rest is sent', async () => {
     const receiver = await receiverFor(() => 200);
-    const ws = await projectWithEvents(workspace, 3, { url: receiver.url });
+    const ws = await project({ receiver, config: { webhooks: { enabled: true } }, licenses: expiredLicenses(3) });
     // As another program (or a hand-made UPDATE) may leave them.
     await ws.rows("update licenses set expires_at = 'soon-ish' where license_code = 'K-000'");
     await ws.rows("update licenses set license_code = '' where license_code = 'K-001'");
@@ -216,7 +217,7 @@ forEachDialect('what the database holds', ({ workspace, dialect }) => {
   test('the secret appears in no output of any command, and a SQLite database file is owner-only', async () => {
     const canary = 'CANARY-s3cr3t-7f1e2d';
     const receiver = await receiverFor((_request, index) => (index === 0 ? 500 : 200));
-    const ws = await projectWithEvents(workspace, 2, { url: receiver.url, retryDelaysMs: [] });
+    const ws = await project({ receiver, config: { webhooks: { enabled: true, retryDelaysMs: [] } }, licenses: expiredLicenses(2) });
     const outputs: string[] = [];
     const run = async (...args: string[]) => {
       const result = await ws.cli(args);

@@ -4,11 +4,8 @@ import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { BIN, runCommand } from '../helpers/cli.js';
 import { startCli, until } from '../helpers/project.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
-import { aLicense, workspace, type Workspace } from '../helpers/workspace.js';
+import { aLicense, proxyFor, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 import { faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
-
-const { receiver, proxyFor } = receiversPerTest();
 
 const DAY = 86_400_000;
 /** Licenses that expired yesterday by the real clock: the CLI runs without --now (the backoff runs on the real clock). */
@@ -21,7 +18,7 @@ async function expiredYesterday(ws: Workspace, count: number): Promise<void> {
 
 test('a run that defers says so on stderr under --quiet and exits 4; deliveries list shows when and why; retry <id> sends a deferred one now', async () => {
   let down = true;
-  const target = await receiver(() => (down ? 503 : 200));
+  const target = await receiverFor(() => (down ? 503 : 200));
   const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
   await expiredYesterday(ws, 2);
 
@@ -70,7 +67,7 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
 
 test('410 Gone: stderr says the endpoint is disabled, endpoints list and show say why, enable re-enables default; retry refuses a parked one', async () => {
   let gone = true;
-  const target = await receiver(() => (gone ? 410 : 200));
+  const target = await receiverFor(() => (gone ? 410 : 200));
   const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
   await expiredYesterday(ws, 2);
   const run = await ws.cli(['process-expirations', '--quiet']);
@@ -117,7 +114,7 @@ const night = faketimeWorks ? test : test.skip;
 night(
   'a bad night through the built CLI: receiver down for the 02:00 run, back at 03:00, hourly runs: each event delivered once, none abandoned',
   async () => {
-    const behind = await receiver();
+    const behind = await receiverFor();
     const proxy = await proxyFor(behind);
     const ws = workspace({
       webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, retryDelaysMs: [1000, 2000, 4000] },
@@ -183,7 +180,7 @@ night(
   'a run killed (SIGKILL) while it sends due deferred deliveries: the next run takes them over; each is sent once, but for those in flight at the kill',
   async () => {
     let down = true;
-    const target = await receiver(() => (down ? 503 : { delayMs: 30, status: 200 }));
+    const target = await receiverFor(() => (down ? 503 : { delayMs: 30, status: 200 }));
     const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 2 } });
     await expiredYesterday(ws, 30);
     expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);

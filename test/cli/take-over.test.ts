@@ -1,148 +1,126 @@
 // Several workers on one server database, one SIGKILLed while sending: the workers still running take its
 // claims over before they exit (issue: they used to exit at once, and its events waited a day for the next run).
 import { spawnSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
-import { projectWithEvents, startCli, until } from '../helpers/project.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { createServerDatabase, testDialects, type ServerDatabase, type ServerDialect } from '../helpers/servers.js';
-import { forEachDialect, workspace } from '../helpers/workspace.js';
+import { expect, test } from '@jest/globals';
+import { startCli, until } from '../helpers/project.js';
+import type { Receiver } from '../helpers/receiver.js';
+import { expiredLicenses, forEachDialect, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 const EVENTS = 200;
 const CONCURRENCY = 4;
-const servers = testDialects().filter((dialect): dialect is ServerDialect => dialect !== 'sqlite');
 // The victim in its own PID namespace: its pid proves nothing to the others (another host, a container), so they wait out its lease.
 const unshareWorks = process.platform === 'linux' && spawnSync('unshare', ['--pid', '--fork', '--kill-child', 'true']).status === 0;
 
-const receivers: Receiver[] = [];
-const children: Array<ReturnType<typeof startCli>> = [];
-afterEach(async () => {
-  for (const child of children.splice(0)) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL');
-  for (const receiver of receivers.splice(0)) await receiver.close();
-});
-
 const idOf = (request: Receiver['requests'][number]) => String(request.headers['x-webhook-id']);
 
-if (servers.length === 0) test.skip('take-over by the workers still running (no server answered)', () => undefined);
+forEachDialect(
+  'a worker SIGKILLed while sending',
+  ({ dialect, project }) => {
+    // On this host the lease is the longest there is (an hour): a take-over within the test can only come from
+    // the victim's pid, seen dead, however slow the machine is. In another PID namespace a short lease lapses.
+    const onThisHost: [string, { leaseMs: number; command?: string[] }] = ['on this host (its pid proves it dead)', { leaseMs: 3_600_000 }];
+    const inNamespace: [string, { leaseMs: number; command?: string[] }] = [
+      'in another PID namespace (only its lapsed lease tells)',
+      { leaseMs: 3000, command: ['unshare', '--pid', '--fork', '--kill-child'] },
+    ];
+    if (!unshareWorks) test.skip(`${inNamespace[0]}: skipped, unshare --pid is not permitted here`, () => undefined);
+    test.each(unshareWorks ? [onThisHost, inNamespace] : [onThisHost])(
+      '%s: the others deliver its events before they exit',
+      async (label, variant) => {
+        // The first request (the victim's, it starts alone) hangs; the rest are answered after 20 ms.
+        const receiver = await receiverFor((_request, index) => (index === 0 ? 'hang' : { delayMs: 20, status: 200 }));
+        const ws = await project({
+          receiver,
+          config: { webhooks: { enabled: true, concurrency: CONCURRENCY, timeoutMs: 120_000 } },
+          licenses: expiredLicenses(EVENTS),
+        });
+        const env = { LICENSE_MANAGER_LEASE_MS: String(variant.leaseMs) };
+        const leaseMs = variant.leaseMs;
+        const run = (command?: string[]) => startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env, command });
 
-describe.each(servers)('%s: a worker SIGKILLed while sending', (dialect) => {
-  let server: ServerDatabase;
-  beforeAll(async () => {
-    server = await createServerDatabase(dialect);
-  });
-  afterAll(async () => {
-    await server.drop();
-  });
+        const victim = run(variant.command);
+        await until(() => receiver.requests.length >= 1, 30_000);
+        const hungId = idOf(receiver.requests[0]!);
+        const others = [run(), run()];
+        const sentBefore = receiver.requests.length;
+        await until(() => receiver.requests.length >= sentBefore + 10, 30_000);
+        const killedAt = Date.now();
+        victim.child.kill('SIGKILL');
+        expect((await victim.done).signal).toBe('SIGKILL');
+        // What the victim held when it died (its hung delivery among them): the others send those only by taking them over.
+        const victimRun = (await ws.rows<{ claimed_by: string }>(`select claimed_by from webhook_deliveries where event_id = '${hungId}'`))[0]!.claimed_by;
+        const held = new Set(
+          (await ws.rows<{ event_id: string }>(`select event_id from webhook_deliveries where claimed_by = '${victimRun}'`)).map((row) => row.event_id),
+        );
+        expect(held).toContain(hungId);
+        const results = await Promise.all(others.map((other) => other.done));
+        const exitedAfterMs = Date.now() - killedAt;
+        for (const result of results) expect([result.code, result.stderr]).toEqual([0, '']);
 
-  // On this host the lease is the longest there is (an hour): a take-over within the test can only come from
-  // the victim's pid, seen dead, however slow the machine is. In another PID namespace a short lease lapses.
-  const onThisHost: [string, { leaseMs: number; command?: string[] }] = ['on this host (its pid proves it dead)', { leaseMs: 3_600_000 }];
-  const inNamespace: [string, { leaseMs: number; command?: string[] }] = [
-    'in another PID namespace (only its lapsed lease tells)',
-    { leaseMs: 3000, command: ['unshare', '--pid', '--fork', '--kill-child'] },
-  ];
-  if (!unshareWorks) test.skip(`${inNamespace[0]}: skipped, unshare --pid is not permitted here`, () => undefined);
-  test.each(unshareWorks ? [onThisHost, inNamespace] : [onThisHost])(
-    '%s: the others deliver its events before they exit',
-    async (label, variant) => {
-      // The first request (the victim's, it starts alone) hangs; the rest are answered after 20 ms.
-      const receiver = await startReceiver((_request, index) => (index === 0 ? 'hang' : { delayMs: 20, status: 200 }));
-      receivers.push(receiver);
-      const ws = await projectWithEvents((config) => workspace(config, {}, server), EVENTS, {
-        url: receiver.url,
-        concurrency: CONCURRENCY,
-        timeoutMs: 120_000,
-      });
-      const env = { LICENSE_MANAGER_LEASE_MS: String(variant.leaseMs) };
-      const leaseMs = variant.leaseMs;
-      const run = (command?: string[]) => {
-        const child = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env, command });
-        children.push(child);
-        return child;
-      };
+        // Every event delivered by the workers that ran, without another run: none waits for tomorrow.
+        const ids = receiver.requests.map(idOf);
+        expect(new Set(ids).size).toBe(EVENTS);
+        const counts = Object.fromEntries(
+          (await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [
+            row.status,
+            Number(row.n),
+          ]),
+        );
+        expect(counts).toEqual({ delivered: EVENTS });
+        // Sent twice: only what the victim had in flight (its hung request among them) or answered but not yet
+        // recorded, each once more. An answer may wait for its write while fewer than `concurrency` wait or the
+        // oldest is under 0.1 s old (MAX_WRITE_LAG_MS in attempt-writer.ts), so a few more than `concurrency` can:
+        // on PostgreSQL, 4 to 7 repeats in 8 runs of the release before 2026-12-07 and 5 to 10 in 17 runs of this
+        // one, where the bound was twice the concurrency (the cause of the shift was not found: neither the attempt
+        // statements compiled once nor a larger claim window). In another PID namespace the SIGKILL reaches unshare;
+        // the worker itself dies a moment later by unshare's death signal (--kill-child), and on a busy machine may
+        // start one more window of requests in between. A run that re-sent what it had recorded, or its whole claim
+        // window (64), would still fail here.
+        const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
+        expect(repeated).toContain(hungId);
+        expect(repeated.length).toBeLessThanOrEqual(3 * CONCURRENCY);
+        expect(new Set(repeated).size).toBe(repeated.length);
 
-      const victim = run(variant.command);
-      await until(() => receiver.requests.length >= 1, 30_000);
-      const hungId = idOf(receiver.requests[0]!);
-      const others = [run(), run()];
-      const sentBefore = receiver.requests.length;
-      await until(() => receiver.requests.length >= sentBefore + 10, 30_000);
-      const killedAt = Date.now();
-      victim.child.kill('SIGKILL');
-      expect((await victim.done).signal).toBe('SIGKILL');
-      // What the victim held when it died (its hung delivery among them): the others send those only by taking them over.
-      const victimRun = (await ws.rows<{ claimed_by: string }>(`select claimed_by from webhook_deliveries where event_id = '${hungId}'`))[0]!.claimed_by;
-      const held = new Set(
-        (await ws.rows<{ event_id: string }>(`select event_id from webhook_deliveries where claimed_by = '${victimRun}'`)).map((row) => row.event_id),
-      );
-      expect(held).toContain(hungId);
-      const results = await Promise.all(others.map((other) => other.done));
-      const exitedAfterMs = Date.now() - killedAt;
-      for (const result of results) expect([result.code, result.stderr]).toEqual([0, '']);
+        // Take-over time: from the kill to the victim's hung event arriving again.
+        const resentIndex = receiver.requests.findIndex((request, index) => index > 0 && idOf(request) === hungId);
+        const takeOverMs = receiver.requests[resentIndex]!.at - killedAt;
+        // When the others were through their own work: their last request, before the take-over, of an event the victim did not hold.
+        const ownDoneAt = Math.max(
+          ...receiver.requests
+            .slice(sentBefore, resentIndex)
+            .filter((request) => !held.has(idOf(request)))
+            .map((request) => request.at),
+        );
+        // From when the victim's claims were free to take: at once on this host (its pid), when its lease lapsed elsewhere.
+        const freeAt = variant.command ? killedAt + leaseMs : killedAt;
+        const afterOwnWorkMs = receiver.requests[resentIndex]!.at - Math.max(ownDoneAt, freeAt);
+        console.log(
+          `${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms), ${afterOwnWorkMs} ms after the others were through their own work and the claims were free; the other workers exited ${exitedAfterMs} ms after the kill`,
+        );
+        // Taken over by the workers still running, before they exited, and soon after they had nothing of their own
+        // left and the claims were free: bounds that hold however busy the machine is (the others' own work may then
+        // take tens of seconds). On this host the hour's lease never lapsed: the victim's pid told.
+        expect(takeOverMs).toBeLessThan(exitedAfterMs);
+        // The same allowances as before (30 s on this host, where the others' first look finds the pid dead; 10 s past the
+        // lease elsewhere), counted from a point a busy machine does not move.
+        expect(afterOwnWorkMs).toBeLessThan(variant.command ? 10_000 : 30_000);
+        if (!variant.command) expect(takeOverMs).toBeLessThan(leaseMs);
+        expect(exitedAfterMs - takeOverMs).toBeLessThan(20_000);
 
-      // Every event delivered by the workers that ran, without another run: none waits for tomorrow.
-      const ids = receiver.requests.map(idOf);
-      expect(new Set(ids).size).toBe(EVENTS);
-      const counts = Object.fromEntries(
-        (await ws.rows<{ status: string; n: number }>('select status, count(*) n from webhook_deliveries group by status')).map((row) => [
-          row.status,
-          Number(row.n),
-        ]),
-      );
-      expect(counts).toEqual({ delivered: EVENTS });
-      // Sent twice: only what the victim had in flight (its hung request among them) or answered but not yet
-      // recorded, each once more. An answer may wait for its write while fewer than `concurrency` wait or the
-      // oldest is under 0.1 s old (MAX_WRITE_LAG_MS in attempt-writer.ts), so a few more than `concurrency` can:
-      // on PostgreSQL, 4 to 7 repeats in 8 runs of the release before 2026-12-07 and 5 to 10 in 17 runs of this
-      // one, where the bound was twice the concurrency (the cause of the shift was not found: neither the attempt
-      // statements compiled once nor a larger claim window). In another PID namespace the SIGKILL reaches unshare;
-      // the worker itself dies a moment later by unshare's death signal (--kill-child), and on a busy machine may
-      // start one more window of requests in between. A run that re-sent what it had recorded, or its whole claim
-      // window (64), would still fail here.
-      const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
-      expect(repeated).toContain(hungId);
-      expect(repeated.length).toBeLessThanOrEqual(3 * CONCURRENCY);
-      expect(new Set(repeated).size).toBe(repeated.length);
-
-      // Take-over time: from the kill to the victim's hung event arriving again.
-      const resentIndex = receiver.requests.findIndex((request, index) => index > 0 && idOf(request) === hungId);
-      const takeOverMs = receiver.requests[resentIndex]!.at - killedAt;
-      // When the others were through their own work: their last request, before the take-over, of an event the victim did not hold.
-      const ownDoneAt = Math.max(
-        ...receiver.requests
-          .slice(sentBefore, resentIndex)
-          .filter((request) => !held.has(idOf(request)))
-          .map((request) => request.at),
-      );
-      // From when the victim's claims were free to take: at once on this host (its pid), when its lease lapsed elsewhere.
-      const freeAt = variant.command ? killedAt + leaseMs : killedAt;
-      const afterOwnWorkMs = receiver.requests[resentIndex]!.at - Math.max(ownDoneAt, freeAt);
-      console.log(
-        `${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms), ${afterOwnWorkMs} ms after the others were through their own work and the claims were free; the other workers exited ${exitedAfterMs} ms after the kill`,
-      );
-      // Taken over by the workers still running, before they exited, and soon after they had nothing of their own
-      // left and the claims were free: bounds that hold however busy the machine is (the others' own work may then
-      // take tens of seconds). On this host the hour's lease never lapsed: the victim's pid told.
-      expect(takeOverMs).toBeLessThan(exitedAfterMs);
-      // The same allowances as before (30 s on this host, where the others' first look finds the pid dead; 10 s past the
-      // lease elsewhere), counted from a point a busy machine does not move.
-      expect(afterOwnWorkMs).toBeLessThan(variant.command ? 10_000 : 30_000);
-      if (!variant.command) expect(takeOverMs).toBeLessThan(leaseMs);
-      expect(exitedAfterMs - takeOverMs).toBeLessThan(20_000);
-
-      const status = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { heldByGoneRuns: number };
-      expect(status.heldByGoneRuns).toBe(0);
-    },
-    120_000,
-  );
-});
+        const status = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { heldByGoneRuns: number };
+        expect(status.heldByGoneRuns).toBe(0);
+      },
+      120_000,
+    );
+  },
+  { servers: true },
+);
 
 // `status` shows what a gone run holds, whatever the dialect: seeded claims, one lapsed, one of a live run.
-forEachDialect('status and deliveries held by a run that is gone', ({ workspace: make }) => {
+forEachDialect('status and deliveries held by a run that is gone', ({ project }) => {
   test('status --json counts them as heldByGoneRuns, the text says so, and the next run sends them', async () => {
-    const receiver = await startReceiver();
-    receivers.push(receiver);
-    const ws = await projectWithEvents(make, 3, { url: receiver.url });
+    const ws = await project({ receiver: await receiverFor(), config: { webhooks: { enabled: true } }, licenses: expiredLicenses(3) });
     // The events recorded, as a run that was killed before sending would leave them.
     const record = await ws.cli(['process-expirations', '--now', NOW, '--json'], { env: { LICENSE_MANAGER_WEBHOOK_URL: 'http://127.0.0.1:9/never' } });
     expect(record.code).toBe(3);

@@ -1,18 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { afterEach, describe, expect, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { BIN, childEnv, runCli } from '../helpers/cli.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
+import { expiredLicenses, project, receiverFor } from '../helpers/workspace.js';
 
 const ESC = '\u001b';
 const hasScript = spawnSync('script', ['--version']).status === 0;
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await receiver?.close();
-  receiver = undefined;
-});
 
 /** Runs the CLI under a pseudo-terminal (util-linux `script`), as a person at a terminal would. */
 function runInTerminal(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
@@ -25,21 +18,17 @@ function runInTerminal(args: string[], cwd: string, env: NodeJS.ProcessEnv = {})
   });
 }
 
-async function projectWithDueEvents(count: number): Promise<string> {
-  receiver = await startReceiver(() => ({ delayMs: 40, status: 200 }));
-  const cwd = tempDir();
-  fs.writeFileSync(path.join(cwd, 'license-manager.config.json'), JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2 } }));
-  fs.writeFileSync(
-    path.join(cwd, 'l.json'),
-    JSON.stringify(Array.from({ length: count }, (_, i) => ({ license_code: `T-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
-  );
-  expect((await runCli(['licenses', 'import', 'l.json'], { cwd })).code).toBe(0);
-  return cwd;
-}
+/** A receiver that answers in 40 ms, and an operator's project before migrate with `count` licenses due on 2025-01-15 (imported). */
+const dueEvents = async (count: number) => {
+  const receiver = await receiverFor(() => ({ delayMs: 40, status: 200 }));
+  const config = { webhooks: { enabled: true, url: receiver.url, concurrency: 2 } };
+  const ws = await project({ plain: true, database: false, config, licenses: expiredLicenses(count, 'T-', 1, '2025-01-14T00:00:00Z') });
+  return { cwd: ws.dir, receiver };
+};
 
 describe('terminal and pipe output', () => {
   test('through a pipe: no escape codes anywhere, and --quiet prints nothing on success', async () => {
-    const cwd = await projectWithDueEvents(20);
+    const { cwd, receiver } = await dueEvents(20);
     const outputs: string[] = [];
     for (const args of [
       ['settings', 'list'],
@@ -53,7 +42,7 @@ describe('terminal and pipe output', () => {
       outputs.push(result.stdout, result.stderr);
     }
     expect(outputs.join('')).not.toContain(ESC);
-    expect(receiver!.requests).toHaveLength(20);
+    expect(receiver.requests).toHaveLength(20);
     const quiet = await runCli(['process-expirations', '--quiet'], { cwd });
     expect(quiet).toMatchObject({ code: 0, stdout: '', stderr: '' });
   }, 30_000);
@@ -61,7 +50,7 @@ describe('terminal and pipe output', () => {
   (hasScript ? test : test.skip)(
     'on a terminal: colour, and a progress bar on stderr while delivering',
     async () => {
-      const cwd = await projectWithDueEvents(30);
+      const { cwd } = await dueEvents(30);
       const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z'], cwd);
       expect(run).toMatch(new RegExp(String.raw`\r${ESC}\[2Kdelivering \[[#-]{24}\] \d+/30`));
       expect(run).toContain('delivered 30, abandoned 0');
@@ -76,24 +65,16 @@ describe('terminal and pipe output', () => {
     async () => {
       const seen = new Set<string>();
       // Every event fails its first attempt, then is delivered after a 300 ms wait.
-      receiver = await startReceiver((request) => {
+      const receiver = await receiverFor((request) => {
         const id = String(request.headers['x-webhook-id']);
         if (seen.has(id)) return 200;
         seen.add(id);
         return 503;
       });
-      const cwd = tempDir();
       // retryWindowHours 0: this is about the bar while in-run retries wait. With retries across runs, five first attempts
       // failing in a row would open the endpoint's circuit and defer the rest to a later run instead.
-      fs.writeFileSync(
-        path.join(cwd, 'license-manager.config.json'),
-        JSON.stringify({ webhooks: { enabled: true, url: receiver.url, concurrency: 2, retryDelaysMs: [300], retryWindowHours: 0 } }),
-      );
-      fs.writeFileSync(
-        path.join(cwd, 'l.json'),
-        JSON.stringify(Array.from({ length: 6 }, (_, i) => ({ license_code: `W-${i}`, expires_at: '2025-01-14T00:00:00Z' }))),
-      );
-      await runCli(['licenses', 'import', 'l.json'], { cwd });
+      const config = { webhooks: { enabled: true, url: receiver.url, concurrency: 2, retryDelaysMs: [300], retryWindowHours: 0 } };
+      const { dir: cwd } = await project({ plain: true, database: false, config, licenses: expiredLicenses(6, 'W-', 1, '2025-01-14T00:00:00Z') });
       const run = await runInTerminal(['process-expirations', '--now', '2025-01-15T00:00:00Z', '--no-color'], cwd);
       expect(run.indexOf(`sending 6 events to ${receiver.url} (from config `)).toBe(0);
       // Drawn while nothing had finished yet: the waits are visible, not only the end of each delivery.
@@ -125,20 +106,20 @@ describe('terminal and pipe output', () => {
   });
 
   test('--json of every command parses', async () => {
-    const cwd = await projectWithDueEvents(2);
+    const { cwd, receiver } = await dueEvents(2);
     const commands = [
       ['settings', 'list'],
       ['settings', 'get', 'warning-days'],
       ['settings', 'set', 'warning-days', '7,1'],
       ['settings', 'unset', 'warning-days'],
       ['licenses', 'list'],
-      ['licenses', 'import', 'l.json'],
+      ['licenses', 'import', 'licenses.json'],
       ['process-expirations', '--now', '2025-01-15T00:00:00Z', '--dry-run'],
       ['process-expirations', '--now', '2025-01-15T00:00:00Z'],
       ['deliveries', 'list'],
       ['deliveries', 'show', '1'],
       ['deliveries', 'retry', '--abandoned', '--dry-run'],
-      ['send-test-event', '--url', receiver!.url],
+      ['send-test-event', '--url', receiver.url],
       ['migrate'],
       ['status'],
       ['--version'],

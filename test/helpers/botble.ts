@@ -5,9 +5,10 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, expect } from '@jest/globals';
 import { runCli } from './cli.js';
-import { startReceiver, type Receiver } from './receiver.js';
+import type { Receiver } from './receiver.js';
 import { adminQuery, createServerDatabase, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
+import { receiverFor, type DialectUnderTest } from './workspace.js';
 
 /** A Botble License Manager database built from shared/reference/botble-schema.md, with a few extra columns Botble may have. */
 export interface BotbleDatabase {
@@ -40,7 +41,7 @@ function ddl(dialect: TestDialect): string[] {
 }
 
 /** Creates a database with Botble's tables: a SQLite file, or a fresh database on the server (drop() removes it). */
-export async function createBotbleDatabase(dialect: TestDialect): Promise<BotbleDatabase> {
+export async function createBotbleDatabase(dialect: TestDialect, on?: ServerDatabase): Promise<BotbleDatabase> {
   if (dialect === 'sqlite') {
     // Not tempDir(): that one is removed after each test, and this database serves a whole suite.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'license-manager-botble-'));
@@ -66,7 +67,8 @@ export async function createBotbleDatabase(dialect: TestDialect): Promise<Botble
       drop: async () => fs.rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const server: ServerDatabase = await createServerDatabase(dialect);
+  // In the suite's own server database when given (its suite drops it), or a database of its own.
+  const server: ServerDatabase = on ?? (await createServerDatabase(dialect));
   const query = async (statement: string) => (await adminQuery(dialect, statement, server.name)) as Array<Record<string, unknown>>;
   for (const statement of ddl(dialect)) await query(statement);
   return {
@@ -82,7 +84,9 @@ export async function createBotbleDatabase(dialect: TestDialect): Promise<Botble
       if (dialect === 'mysql') rows.push(await query(`checksum table ${BOTBLE_TABLES.join(', ')}`));
       return hashRows(rows);
     },
-    drop: () => server.drop(),
+    drop: async () => {
+      if (!on) await server.drop();
+    },
   };
 }
 
@@ -141,18 +145,21 @@ export interface BotbleSuite {
   freshDir: () => Promise<string>;
 }
 
-/** Registers the suite's beforeAll/afterAll: `seed` gives the INSERTs, knowing the receiver's URL. */
-export function botbleSuite(dialect: TestDialect, seed: (receiverUrl: string) => string[]): BotbleSuite {
+/**
+ * Registers the suite's beforeAll/afterAll: `seed` gives the INSERTs, knowing the receiver's URL. Under forEachDialect
+ * (`under`), Botble's tables go into the suite's server database; the receiver is closed after the file.
+ */
+export function botbleSuite(under: TestDialect | DialectUnderTest, seed: (receiverUrl: string) => string[]): BotbleSuite {
+  const dialect = typeof under === 'string' ? under : under.dialect;
   let botble: BotbleDatabase;
   let receiver: Receiver;
   let prefixes = 0;
   beforeAll(async () => {
-    receiver = await startReceiver();
-    botble = await createBotbleDatabase(dialect);
+    receiver = await receiverFor();
+    botble = await createBotbleDatabase(dialect, typeof under === 'string' ? undefined : under.server());
     await botble.exec(...seed(receiver.url));
   });
   afterAll(async () => {
-    await receiver.close();
     await botble.drop();
   });
   const key = dialect === 'mysql' ? '`key`' : '"key"';

@@ -1,25 +1,8 @@
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { expect } from '@jest/globals';
 import { BIN, childEnv } from './cli.js';
-import type { Workspace } from './workspace.js';
+import { cleanUp } from './workspace.js';
 
-/**
- * A workspace (from `forEachDialect`, or the SQLite one) with `count` licenses that expired yesterday (for a
- * run at 2025-01-15T08:00:00Z), imported through the CLI: one license.expired event each.
- */
-export async function projectWithEvents(make: (config: Record<string, unknown>) => Workspace, count: number, webhooks: object): Promise<Workspace> {
-  const ws = make({ webhooks: { enabled: true, ...webhooks } });
-  await ws.ready();
-  const rows = Array.from({ length: count }, (_, index) => ({ license_code: `K-${String(index).padStart(3, '0')}`, expires_at: '2025-01-14T08:00:00Z' }));
-  fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(rows));
-  const imported = await ws.cli(['licenses', 'import', 'licenses.json']);
-  expect(imported.code).toBe(0);
-  return ws;
-}
-
-/** The built CLI as a child process that the test can signal while it runs; `command` wraps it (e.g. unshare). */
+/** The built CLI as a child process that the test can signal while it runs, killed after it; `command` wraps it (e.g. unshare). */
 export function startCli(args: string[], cwd: string, options: { env?: NodeJS.ProcessEnv; command?: string[] | undefined } = {}) {
   const [program, ...prefix] = options.command ?? [process.execPath];
   const child = spawn(program!, [...prefix, ...(options.command ? [process.execPath] : []), BIN, ...args], {
@@ -34,6 +17,11 @@ export function startCli(args: string[], cwd: string, options: { env?: NodeJS.Pr
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
+  // One still running when its test is over is killed.
+  cleanUp(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await done;
+  });
   return { child, done, stderr: () => stderr };
 }
 

@@ -1,12 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from '@jest/globals';
 import { sql } from 'kysely';
 import { withContext, type CommandContext } from '../../src/commands/context.js';
 import { parseDatabaseUrl, type DatabaseTarget } from '../../src/storage/database-target.js';
 import { upsertLicenses, type LicenseInput } from '../../src/storage/licenses.repository.js';
 import { openDatabase } from '../../src/storage/open-database.js';
 import { runCli, type CliOptions, type CliResult } from './cli.js';
+import { startReceiver, type ReceivedRequest, type Receiver, type Reply } from './receiver.js';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.js';
 import { createServerDatabase, serverTables, testDialects, type ServerTables, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 
@@ -45,8 +47,12 @@ const OWN_TABLES =
 export interface DialectUnderTest {
   dialect: TestDialect;
   workspace: (config?: Record<string, unknown>, env?: NodeJS.ProcessEnv) => Workspace;
+  /** A project on this dialect: see ProjectOptions (`plain` is for SQLite only). */
+  project: (options?: ProjectOptions) => Promise<Workspace>;
   /** The server database of this suite (undefined on SQLite), available inside tests. */
   server: () => ServerDatabase | undefined;
+  /** The same, for a suite that runs only on the servers. */
+  serverDatabase: () => ServerDatabase;
 }
 
 /** The tables workspaces share in each server database (see serverTables). */
@@ -75,7 +81,7 @@ let prefixes = 0;
  * `retryWindowHours` is 0 unless a test sets it: the reference's behaviour (abandoned after the in-run retries),
  * which the tests written before retries across runs assert; the tests of deferral, 410 and the circuit set a window.
  */
-export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, server?: ServerDatabase): Workspace {
+export function workspace(config: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}, server?: ServerDatabase, plain = false): Workspace {
   const dir = tempDir();
   const configFile = path.join(dir, 'license-manager.config.json');
   prefixes += 1;
@@ -88,13 +94,15 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   const writeConfig = (next: Record<string, unknown>) => {
     settings = next;
     ownTables = settings.database === undefined;
+    // An operator's config as it is written: the default database file beside it, the tool's own retry settings.
+    if (plain) return fs.writeFileSync(configFile, JSON.stringify(settings));
     const database = server ? { url: server.url, tablePrefix } : { filename: './test.sqlite' };
     const webhooks = { retryDelaysMs: [10, 20, 40], timeoutMs: 2000, retryWindowHours: 0, ...(settings.webhooks as object | undefined) };
     fs.writeFileSync(configFile, JSON.stringify({ ...settings, database: { ...database, ...(settings.database as object | undefined) }, webhooks }, null, 2));
   };
   writeConfig(config);
   // An empty database file, as "license-manager migrate" would leave: only migrate and import create a missing one.
-  if (!server) fs.writeFileSync(path.join(dir, 'test.sqlite'), '', { mode: 0o600 });
+  if (!server && !plain) fs.writeFileSync(path.join(dir, 'test.sqlite'), '', { mode: 0o600 });
   let migrated = !server;
   // Once, even when the first runs start together.
   let acquired: Promise<void> | undefined;
@@ -110,7 +118,7 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
   const ws: Workspace = {
     dir,
     configFile,
-    databaseLocation: server ? server.url : path.join(dir, 'test.sqlite'),
+    databaseLocation: server ? server.url : path.join(dir, plain ? 'license-manager.sqlite' : 'test.sqlite'),
     dialect: server?.dialect ?? 'sqlite',
     get tablePrefix() {
       return tablePrefix;
@@ -140,9 +148,12 @@ export function workspace(config: Record<string, unknown> = {}, env: NodeJS.Proc
 
 /**
  * Runs a behaviour suite once per dialect that answers: SQLite always, PostgreSQL and MariaDB/MySQL when
- * their servers do (see test/helpers/global-setup.ts), or only `dialects`. Each server run gets one database for the suite.
+ * their servers do (see test/helpers/global-setup.ts); only `only`, or with `{ servers: true }` only the servers (a
+ * skipped test says so when none answers). Each server run gets one database for the suite, dropped after it.
  */
-export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void, dialects: TestDialect[] = testDialects()): void {
+export function forEachDialect(name: string, fn: (under: DialectUnderTest) => void, only: TestDialect[] | { servers: true } = testDialects()): void {
+  const dialects = Array.isArray(only) ? only : testDialects().filter((dialect) => dialect !== 'sqlite');
+  if (dialects.length === 0) test.skip(`${name} (no server answered)`, () => undefined);
   describe.each(dialects)(`${name} [%s]`, (dialect) => {
     let server: ServerDatabase | undefined;
     if (dialect !== 'sqlite') {
@@ -150,26 +161,133 @@ export function forEachDialect(name: string, fn: (under: DialectUnderTest) => vo
         server = await createServerDatabase(dialect);
       });
       afterAll(async () => {
+        const failed = (await Promise.all(releasing.splice(0))).find((error) => error !== undefined);
         await server?.drop();
+        if (failed) throw failed;
       });
     }
-    // The workspaces a test made (not those of a beforeAll, which outlive it) hand their tables back after it.
-    let made: Workspace[] | undefined;
-    beforeEach(() => {
-      made = [];
-    });
+    // The workspaces a test made (not those of a beforeAll, which outlive it) hand their tables back once the test
+    // is over and what it started has stopped: in the background, the next test need not wait; before the drop.
+    const releasing: Array<Promise<unknown>> = [];
     const make = (config?: Record<string, unknown>, env?: NodeJS.ProcessEnv) => {
       const ws = workspace(config, env, server);
-      made?.push(ws);
+      if (inTest)
+        cleanUp(() => {
+          const release = releases.get(ws);
+          if (release)
+            releasing.push(
+              release().then(
+                () => undefined,
+                (error: unknown) => error,
+              ),
+            );
+        });
       return ws;
     };
-    fn({ dialect, workspace: make, server: () => server });
-    afterEach(async () => {
-      const done = made ?? [];
-      made = undefined;
-      for (const ws of done) await releases.get(ws)?.();
-    });
+    const serverOf = () => {
+      if (!server) throw new Error(`${dialect} has no server database`);
+      return server;
+    };
+    fn({ dialect, workspace: make, project: (options) => makeProject(make, options), server: () => server, serverDatabase: serverOf });
   });
+}
+
+// What a test started (receivers, proxies, child processes) is closed after it, last started first; what a
+// beforeAll started, after the file's tests.
+const perTest: Array<() => unknown> = [];
+const perFile: Array<() => unknown> = [];
+let inTest = false;
+beforeEach(() => {
+  inTest = true;
+});
+/** Runs every clean-up, last registered first, even when one fails; then fails with the first error. */
+async function closeAll(closes: Array<() => unknown>): Promise<void> {
+  const errors: unknown[] = [];
+  for (const close of closes.reverse())
+    await Promise.resolve()
+      .then(close)
+      .catch((error: unknown) => errors.push(error));
+  if (errors.length > 0) throw errors[0];
+}
+afterEach(async () => {
+  inTest = false;
+  await closeAll(perTest.splice(0));
+});
+afterAll(() => closeAll(perFile.splice(0)));
+
+/** Registers `close` to run after the current test (or, from a beforeAll, after the file's tests). */
+export function cleanUp(close: () => unknown): void {
+  (inTest ? perTest : perFile).push(close);
+}
+
+/** A receiver (see startReceiver) closed after the test that started it; `reply` decides each answer (200 OK by default). */
+export async function receiverFor(reply?: (request: ReceivedRequest, index: number) => Reply): Promise<Receiver> {
+  const receiver = await startReceiver(reply);
+  cleanUp(() => receiver.close());
+  return receiver;
+}
+
+/** A TCP proxy in front of `target` (to refuse its connections and accept them again), closed after the test. */
+export async function proxyFor(target: { port: number }): Promise<TcpProxy> {
+  const proxy = await startTcpProxy({ host: '127.0.0.1', port: target.port });
+  cleanUp(() => proxy.close());
+  return proxy;
+}
+
+/** `count` rows for `licenses import`: codes `prefix` and a zero-padded index, each expired at `expiresAt`. */
+export function expiredLicenses(count: number, prefix = 'K-', digits = 3, expiresAt = '2025-01-14T08:00:00Z'): Array<Record<string, unknown>> {
+  return Array.from({ length: count }, (_, index) => ({ license_code: `${prefix}${String(index).padStart(digits, '0')}`, expires_at: expiresAt }));
+}
+
+interface ProjectOptions {
+  /** The config file (see workspace: the database and fast retries are added unless `plain`). */
+  config?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  /** Its URL becomes webhooks.url (a receiverFor's, or any server's). */
+  receiver?: { url: string };
+  /** Rows written to licenses.json and imported as an operator does, `licenses import licenses.json` (code 0). */
+  licenses?: Array<Record<string, unknown>>;
+  /** Whether the licenses are imported (the default), or only written to licenses.json for the test to import. */
+  importLicenses?: boolean;
+  /** The config file readable by its owner only, as one holding a password should be. */
+  ownerOnly?: boolean;
+  /** Licenses written straight through the repository. */
+  seed?: LicenseInput[];
+  /** Migrated (the default unless `plain`), or left as before `license-manager migrate` (an import creates the tables). */
+  migrate?: boolean;
+  /**
+   * An operator's project before `license-manager migrate`: the config exactly as given (no database entry, so
+   * license-manager.sqlite beside it; the tool's own retry settings).
+   */
+  plain?: boolean;
+  /** With `plain`: the empty license-manager.sqlite that `migrate` would leave (the default), or none. */
+  database?: boolean;
+}
+
+/**
+ * One project of a test: a workspace with its config, migrated, its licenses imported or seeded, its receiver the
+ * webhook URL. What it made is cleaned up after the test (temp dir, server tables; a receiverFor's receiver too).
+ */
+async function makeProject(make: (config: Record<string, unknown>, env: NodeJS.ProcessEnv) => Workspace, options: ProjectOptions = {}): Promise<Workspace> {
+  let config = options.config ?? {};
+  if (options.receiver) config = { ...config, webhooks: { ...(config.webhooks as object | undefined), url: options.receiver.url } };
+  const ws = make(config, options.env ?? {});
+  if (options.ownerOnly) fs.chmodSync(ws.configFile, 0o600);
+  if (options.plain && options.database !== false) fs.writeFileSync(ws.databaseLocation, '', { mode: 0o600 });
+  // Seeding opens the database as a command does, migrating it: one open less.
+  if (options.seed) await ws.seed(options.seed);
+  else if (options.migrate ?? !options.plain) await ws.ready();
+  if (options.licenses) fs.writeFileSync(path.join(ws.dir, 'licenses.json'), JSON.stringify(options.licenses));
+  if (options.licenses && options.importLicenses !== false) {
+    const imported = await ws.cli(['licenses', 'import', 'licenses.json'], { timeoutMs: 60_000 });
+    expect({ code: imported.code, stderr: imported.code === 0 ? '' : imported.stderr }).toEqual({ code: 0, stderr: '' });
+  }
+  return ws;
+}
+
+/** A project on SQLite (see forEachDialect's `project` for the other dialects). */
+export function project(options: ProjectOptions = {}): Promise<Workspace> {
+  return makeProject((config, env) => workspace(config, env, undefined, options.plain), options);
 }
 
 let counter = 0;

@@ -4,8 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { classifyAttempt } from '../../src/monitoring/delivery-stats.js';
 import { RESPONSE_BODY_MS } from '../../src/webhooks/post.js';
-import { projectWithEvents } from '../helpers/project.js';
-import { workspace } from '../helpers/workspace.js';
+import { expiredLicenses, project } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 const TIMEOUT_MS = 3000;
@@ -85,7 +84,11 @@ interface Listed {
 
 /** One event sent to /<mode> by `process-expirations`: the run's exit code, its duration and the delivery as the log has it. */
 async function sendTo(mode: string) {
-  const ws = await projectWithEvents((config) => workspace(config), 1, { url: `${base}/${mode}`, timeoutMs: TIMEOUT_MS, retryDelaysMs: [10, 20, 40] });
+  const ws = await project({
+    receiver: { url: `${base}/${mode}` },
+    config: { webhooks: { enabled: true, timeoutMs: TIMEOUT_MS, retryDelaysMs: [10, 20, 40] } },
+    licenses: expiredLicenses(1),
+  });
   const started = Date.now();
   const run = await ws.cli(['process-expirations', '--now', NOW, '--json'], { timeoutMs: 60_000 });
   const ms = Date.now() - started;

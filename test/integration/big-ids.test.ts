@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
 import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import type { Database } from '../../src/storage/database.table.js';
@@ -9,10 +9,9 @@ import { parseDatabaseUrl, type DatabaseTarget } from '../../src/storage/databas
 import { openDatabase } from '../../src/storage/open-database.js';
 import { botbleInserts, botbleSettingInserts, createBotbleDatabase, type BotbleDatabase } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { testDialects } from '../helpers/servers.js';
+import type { Receiver } from '../helpers/receiver.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // Botble's lm_licenses.id is BIGINT: ids past 2^31 - 1 (and past 2^32, where an unsigned INT would stop).
 const NOW = '2025-01-23T10:00:00Z';
@@ -33,12 +32,10 @@ function sentEvents(receiver: Receiver, from = 0): string[] {
     .sort();
 }
 
+// One receiver for the file (closed after it).
 let receiver: Receiver;
 beforeAll(async () => {
-  receiver = await startReceiver();
-});
-afterAll(async () => {
-  await receiver.close();
+  receiver = await receiverFor();
 });
 
 forEachDialect('license ids above 2,147,483,647 (own licenses table)', ({ workspace }) => {
@@ -81,10 +78,11 @@ forEachDialect('license ids above 2,147,483,647 (own licenses table)', ({ worksp
   }, 180_000);
 });
 
-describe.each(testDialects())('license ids above 2,147,483,647 in Botble mode [%s]', (dialect) => {
+forEachDialect('license ids above 2,147,483,647 in Botble mode', ({ dialect, server }) => {
   let botble: BotbleDatabase;
   beforeAll(async () => {
-    botble = await createBotbleDatabase(dialect);
+    // Botble's tables in the suite's server database (or a SQLite file of their own).
+    botble = await createBotbleDatabase(dialect, server());
     await botble.exec(
       ...botbleInserts(
         dialect,

@@ -3,16 +3,13 @@ import { expect, test } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
 import { verifySignature } from '../../src/webhooks/verify.js';
 import { type Receiver } from '../helpers/receiver.js';
-import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
+import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // Fan-out: one event, recorded once, delivered once to each endpoint that takes its type.
 const NOW = '2025-01-23T10:00:00Z';
 const SECRET = 'default-secret';
 const CRM_SECRET = 'crm-secret-value';
 const CHAT_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
-
-const { receiver } = receiversPerTest();
 
 const idsOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-id']));
 const typesOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-event'])).sort();
@@ -29,7 +26,7 @@ async function seeded(ws: Workspace, expired: number, expiring = 0): Promise<voi
 
 forEachDialect('endpoints: fan-out', ({ workspace }) => {
   test('each event goes once to each endpoint taking its type, with one id; signing, filters and headers per endpoint', async () => {
-    const [main, crm, chat] = [await receiver(), await receiver(), await receiver()];
+    const [main, crm, chat] = [await receiverFor(), await receiverFor(), await receiverFor()];
     const ws = workspace({
       webhooks: {
         enabled: true,
@@ -88,7 +85,7 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
   }, 60_000);
 
   test('a disabled endpoint parks its deliveries (no lock warning, exit 0) and sends them once enabled; one removed stays parked', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const crmEntry = { name: 'crm', url: crm.url, secret: CRM_SECRET };
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ ...crmEntry, enabled: false }] } });
     await seeded(ws, 4);
@@ -124,8 +121,8 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
 
   test('endpoints disable parks pending and deferred deliveries with the reason; runs send none and exit 0; enable: the next run delivers each once', async () => {
     let up = false;
-    const main = await receiver();
-    const crm = await receiver(() => (up ? 200 : 503));
+    const main = await receiverFor();
+    const crm = await receiverFor(() => (up ? 200 : 503));
     // Retries across runs on: deferred and 410-parked deliveries make exit 4, the operator's parking must not.
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [], retryWindowHours: 72 } });
     await seeded(ws, 0);
@@ -181,7 +178,7 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
   }, 60_000);
 
   test('an endpoint added later receives the events recorded after it was added, not the history', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
     await seeded(ws, 2);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
@@ -196,8 +193,8 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
   }, 60_000);
 
   test('a slow, failing endpoint does not hold up the others', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
-    const slow = await receiver(() => ({ delayMs: 150, status: 503 }));
+    const [main, crm] = [await receiverFor(), await receiverFor()];
+    const slow = await receiverFor(() => ({ delayMs: 150, status: 503 }));
     const ws = workspace({
       webhooks: {
         enabled: true,

@@ -1,31 +1,25 @@
-import { afterEach, describe, expect, test } from '@jest/globals';
-import { startReceiver, type Receiver } from '../helpers/receiver.js';
-import { aLicense, workspace } from '../helpers/workspace.js';
-
-let receiver: Receiver | undefined;
-afterEach(async () => {
-  await receiver?.close();
-  receiver = undefined;
-});
+import { describe, expect, test } from '@jest/globals';
+import { aLicense, project, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-10T08:00:00Z';
 const EXPIRATIONS = { warningDays: [7, 1], afterExpiryDays: [10], lookbackDays: 7, products: { PRO: { warningDays: [14] }, OFF: { enabled: false } } };
 
-async function project() {
-  receiver = await startReceiver();
-  const ws = workspace({ webhooks: { enabled: true, url: receiver.url }, expirations: EXPIRATIONS });
-  await ws.seed([
-    aLicense({ license_code: 'A', product_id: 'BASIC', expires_at: '2025-01-17' }),
-    aLicense({ license_code: 'B', product_id: 'PRO', expires_at: '2025-01-24', updates_until: '2025-01-12' }),
-    aLicense({ license_code: 'C', product_id: 'OFF', expires_at: '2025-01-12' }),
-    aLicense({ license_code: 'D', product_id: 'BASIC', expires_at: '2025-01-09T20:00:00Z' }),
-  ]);
-  return ws;
-}
+/** Four licenses of three product schedules, webhooks on to a receiver that answers 200. */
+const forecastProject = async () =>
+  project({
+    receiver: await receiverFor(),
+    config: { webhooks: { enabled: true }, expirations: EXPIRATIONS },
+    seed: [
+      aLicense({ license_code: 'A', product_id: 'BASIC', expires_at: '2025-01-17' }),
+      aLicense({ license_code: 'B', product_id: 'PRO', expires_at: '2025-01-24', updates_until: '2025-01-12' }),
+      aLicense({ license_code: 'C', product_id: 'OFF', expires_at: '2025-01-12' }),
+      aLicense({ license_code: 'D', product_id: 'BASIC', expires_at: '2025-01-09T20:00:00Z' }),
+    ],
+  });
 
 describe('licenses forecast', () => {
   test('--json is exactly { days: [ { date, counts } ] }, every type counted every day', async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     const result = await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '21', '--json']);
     expect(result.code).toBe(0);
     const parsed = JSON.parse(result.stdout) as { days: Array<{ date: string; counts: Record<string, number> }> };
@@ -52,7 +46,7 @@ describe('licenses forecast', () => {
   });
 
   test('text: a bar per day, the legend with totals, the total and the busiest day; no colour off a terminal', async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     const result = await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '7'], { env: { COLUMNS: '60' } });
     expect(result.code).toBe(0);
     const lines = result.stdout.trimEnd().split('\n');
@@ -67,7 +61,7 @@ describe('licenses forecast', () => {
   });
 
   test('--warning-days is a dry run of a settings change: other counts, nothing stored; --product narrows', async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     const dry = await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '21', '--warning-days', '10,3', '--json']);
     const counts = (stdout: string) =>
       (JSON.parse(stdout) as { days: Array<{ date: string; counts: Record<string, number> }> }).days
@@ -86,7 +80,7 @@ describe('licenses forecast', () => {
   });
 
   test("what the job records is not forecast again: after the day's run, the first day counts nothing of it", async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     const after = JSON.parse((await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '1', '--json'])).stdout) as {
       days: Array<{ counts: Record<string, number> }>;
@@ -102,7 +96,7 @@ describe('licenses forecast', () => {
     [['--warning-days', '7,-1'], /--warning-days "7,-1": -1 is negative/],
     [['--warning-days', 'soon'], /--warning-days "soon": "soon" is not a number of days/],
   ])('bad input %j: exit 2, named', async (args, message) => {
-    const ws = await project();
+    const ws = await forecastProject();
     const result = await ws.cli(['licenses', 'forecast', ...args]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
@@ -111,7 +105,7 @@ describe('licenses forecast', () => {
 
 describe('licenses show', () => {
   test('dates, status, the product schedule, notices sent with their outcome, notices to come with their dates', async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     const shown = await ws.cli(['licenses', 'show', 'B', '--now', NOW, '--json']);
     expect(shown.code).toBe(0);
@@ -139,7 +133,7 @@ describe('licenses show', () => {
   });
 
   test('an unknown code: exit 2, named', async () => {
-    const ws = await project();
+    const ws = await forecastProject();
     const result = await ws.cli(['licenses', 'show', 'NOPE']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/No license with code "NOPE"/);

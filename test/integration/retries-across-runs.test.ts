@@ -3,16 +3,13 @@ import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
 import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
-import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect, proxyFor, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // Retries across runs (issue 19): deferred deliveries, Retry-After and 429, 410 Gone, a circuit per endpoint.
 const T0 = new Date('2025-01-23T10:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms);
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-
-const { receiver, proxyFor } = receiversPerTest();
 
 /** Licenses that expired the day before T0: one license.expired each at T0. */
 async function seeded(ws: Workspace, count: number): Promise<void> {
@@ -47,7 +44,7 @@ const rowsOf = (ws: Workspace, endpoint = 'default') =>
 forEachDialect('retries across runs', ({ workspace }) => {
   test('a receiver down for the first run: deferred (none abandoned), not sent before its time, then delivered once when due', async () => {
     let down = true;
-    const target = await receiver(() => (down ? 503 : 200));
+    const target = await receiverFor(() => (down ? 503 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
     await seeded(ws, 3);
 
@@ -85,7 +82,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
   }, 60_000);
 
   test('429 with Retry-After: 2 defers that delivery to 2 s later and slows this run to the endpoint; a final 4xx is abandoned at once', async () => {
-    const target = await receiver((request, index) => {
+    const target = await receiverFor((request, index) => {
       if (index === 0) return { status: 429, headers: { 'retry-after': '2' } };
       return request.body.toString('utf8').includes('EXP-2') ? 400 : 200;
     });
@@ -107,8 +104,8 @@ forEachDialect('retries across runs', ({ workspace }) => {
 
   test('410 Gone disables the endpoint (a config-file one) and parks its deliveries; the others go on; enable sends them', async () => {
     let gone = true;
-    const main = await receiver();
-    const crm = await receiver(() => (gone ? 410 : 200));
+    const main = await receiverFor();
+    const crm = await receiverFor(() => (gone ? 410 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: main.url, retryWindowHours: 72, endpoints: [{ name: 'crm', url: crm.url }] } });
     await seeded(ws, 3);
     const first = await runAt(ws, T0);
@@ -138,10 +135,10 @@ forEachDialect('retries across runs', ({ workspace }) => {
   }, 60_000);
 
   test('a circuit per endpoint: a receiver that refuses connections costs a few attempts, its deliveries are deferred; the other endpoint goes on', async () => {
-    const behind = await receiver();
+    const behind = await receiverFor();
     const proxy = await proxyFor(behind);
     await proxy.refuse();
-    const healthy = await receiver();
+    const healthy = await receiverFor();
     const ws = workspace({
       webhooks: { enabled: true, url: proxy.via(behind.url), retryWindowHours: 72, concurrency: 4, endpoints: [{ name: 'crm', url: healthy.url }] },
     });
@@ -174,7 +171,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
   }, 90_000);
 
   test('past its retry window a deferred delivery is abandoned with the reason; retryWindowHours 0 abandons after the in-run schedule', async () => {
-    const target = await receiver(() => 500);
+    const target = await receiverFor(() => 500);
     const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 1 } });
     await seeded(ws, 1);
     expect(await runAt(ws, T0)).toMatchObject({ deferred: 1, abandoned: 0 });
@@ -190,7 +187,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
   }, 60_000);
 
   test("retryWindowHours set to 0 while deliveries are deferred: they are still sent once due (the reference's schedule), or abandoned, never left waiting", async () => {
-    const target = await receiver(() => 503);
+    const target = await receiverFor(() => 503);
     const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
     await seeded(ws, 2);
     expect(await runAt(ws, T0)).toMatchObject({ deferred: 2, abandoned: 0 });
@@ -201,7 +198,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
     // Due, the receiver back for one of them: one delivered, the other abandoned after the reference's four attempts.
     let answered = 0;
     const from = target.requests.length;
-    const back = await receiver(() => (answered++ === 0 ? 200 : 503));
+    const back = await receiverFor(() => (answered++ === 0 ? 200 : 503));
     ws.configure({ webhooks: { enabled: true, url: back.url, retryWindowHours: 0 } });
     expect(await runAt(ws, at(HOUR))).toMatchObject({ delivered: 1, abandoned: 1, deferred: 0 });
     expect(target.requests.length).toBe(from);
@@ -213,7 +210,7 @@ forEachDialect('retries across runs', ({ workspace }) => {
     let phase: 'down' | 'slow' = 'down';
     const stopFirst = new AbortController();
     let slowAnswers = 0;
-    const target = await receiver(() => {
+    const target = await receiverFor(() => {
       if (phase === 'down') return 503;
       slowAnswers += 1;
       if (slowAnswers === 5) stopFirst.abort();

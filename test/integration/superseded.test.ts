@@ -8,16 +8,13 @@ import { botbleInserts, botbleSettingInserts, createBotbleDatabase } from '../he
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import type { Receiver } from '../helpers/receiver.js';
-import { receiversPerTest } from '../helpers/receivers-per-test.js';
-import { aLicense, forEachDialect, type Workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // A delivery that waited is checked against its license just before it is sent (issue 19 part 5). The engine's
 // clock is the real one here, so the dates are relative to today: a warning is for an expiry still ahead.
 const TODAY = new Date().toISOString().slice(0, 10);
 const day = (offset: number) => addDays(TODAY, offset);
 const SECRET = 'default-secret';
-
-const { receiver } = receiversPerTest();
 
 /** What a receiver got: "event_type license_code", sorted. */
 const got = (r: Receiver) =>
@@ -43,7 +40,7 @@ interface Row {
 
 forEachDialect('superseded deliveries', ({ workspace }) => {
   test('parked deliveries of changed licenses are superseded with the reason when their endpoint comes back; the rest go out once', async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const ws = workspace();
     configure(ws, main, crm, false);
     await ws.ready();
@@ -152,7 +149,7 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
 
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
     // The receiver refuses the first two requests for good (400), then takes everything.
-    const main = await receiver((_request, index) => (index < 2 ? 400 : 200));
+    const main = await receiverFor((_request, index) => (index < 2 ? 400 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
     fs.chmodSync(ws.configFile, 0o600);
     await ws.ready();
@@ -184,7 +181,7 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
 
 describe('superseded deliveries in Botble mode [sqlite]', () => {
   test("Botble's own licenses are read again: renewed, blocked (is_valid = 0) and deleted rows supersede parked notices; Botble's tables stay unwritten", async () => {
-    const [main, crm] = [await receiver(), await receiver()];
+    const [main, crm] = [await receiverFor(), await receiverFor()];
     const botble = await createBotbleDatabase('sqlite');
     try {
       const soon = day(5);
@@ -260,7 +257,7 @@ function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsResult> {
 forEachDialect('superseded deferred deliveries', ({ workspace }) => {
   test('deferred while the receiver was down; renewed, suspended or expired meanwhile: superseded when due, the rest delivered once', async () => {
     let down = true;
-    const target = await receiver(() => (down ? 503 : 200));
+    const target = await receiverFor(() => (down ? 503 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: target.url, secret: SECRET, retryWindowHours: 72 } });
     fs.chmodSync(ws.configFile, 0o600);
     await ws.ready();
