@@ -231,12 +231,12 @@ export async function claimsByRun(db: Kysely<Database>, nowMs: number): Promise<
 
 /** Ends the leases of a run known to be dead, so its deliveries are claimed at once instead of after the lease. */
 export async function expireClaims(db: Kysely<Database>, runId: string): Promise<number> {
-  const result = await db
-    .updateTable('webhook_deliveries')
-    .set({ lease_until: 0 })
-    .where('claimed_by', '=', runId)
-    .where('status', '=', 'delivering')
-    .executeTakeFirst();
+  // Like renewLeases, it scans the delivering rows while other workers claim and finish theirs, and the workers that
+  // outlive a killed one all free its claims at once: on MariaDB it was seen chosen as a deadlock victim (a worker
+  // then ended with exit 1). Setting a lease to 0 twice is the same as once, so it is tried again.
+  const result = await retryOnDeadlock(() =>
+    db.updateTable('webhook_deliveries').set({ lease_until: 0 }).where('claimed_by', '=', runId).where('status', '=', 'delivering').executeTakeFirst(),
+  );
   return Number(result.numUpdatedRows);
 }
 
@@ -308,27 +308,34 @@ export async function supersedeDeliveries(db: Kysely<Database>, runId: string, r
 
 /** Ends a claimed delivery that makes no (further) attempt in this run: deferred by an open circuit, parked for a gone endpoint, or abandoned. */
 export async function endClaimed(db: Kysely<Database>, deliveryId: number, runId: string, end: DeliveryEnd): Promise<void> {
-  await db
-    .updateTable('webhook_deliveries')
-    .set({
-      status: end.status,
-      completed_at: end.completedAt,
-      next_attempt_at: end.nextAttemptAt ?? null,
-      status_reason: end.reason ?? null,
-      claimed_by: null,
-      lease_until: null,
-    })
-    .where('id', '=', deliveryId)
-    .where('claimed_by', '=', runId)
-    .execute();
+  // One row, but its status index changes while other workers claim: a deadlock victim is tried again (the same
+  // end written twice is the same end).
+  await retryOnDeadlock(() =>
+    db
+      .updateTable('webhook_deliveries')
+      .set({
+        status: end.status,
+        completed_at: end.completedAt,
+        next_attempt_at: end.nextAttemptAt ?? null,
+        status_reason: end.reason ?? null,
+        claimed_by: null,
+        lease_until: null,
+      })
+      .where('id', '=', deliveryId)
+      .where('claimed_by', '=', runId)
+      .execute(),
+  );
 }
 
 /** Hands a claim back: the run is stopping before this delivery's next attempt. A deferred one claimed when due goes back to deferred (still due), any other to pending. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
-  await db
-    .updateTable('webhook_deliveries')
-    .set({ status: sql<DeliveryStatus>`case when next_attempt_at is null then 'pending' else 'deferred' end`, claimed_by: null, lease_until: null })
-    .where('id', '=', deliveryId)
-    .where('claimed_by', '=', runId)
-    .execute();
+  // As endClaimed: a deadlock victim is tried again, and handing a claim back twice is handing it back once.
+  await retryOnDeadlock(() =>
+    db
+      .updateTable('webhook_deliveries')
+      .set({ status: sql<DeliveryStatus>`case when next_attempt_at is null then 'pending' else 'deferred' end`, claimed_by: null, lease_until: null })
+      .where('id', '=', deliveryId)
+      .where('claimed_by', '=', runId)
+      .execute(),
+  );
 }
