@@ -153,7 +153,7 @@ const schemas = new Map<ServerDialect, Promise<Schema | undefined>>();
  * suite 0.6 s to several seconds of DDL (about fifty suites per server). The first worker to need it (an exclusive
  * create of a lock file in the run's folder, LICENSE_MANAGER_TEST_RUN_DIR, set by global-setup.cjs) migrates a
  * database of its own with the tool's code, writes the DDL and the bookkeeping to a file and drops the database; the
- * others wait for the file. Undefined without pg_dump; outside a jest run (no run folder), each call migrates.
+ * others wait for the file. Undefined without pg_dump; outside a jest run (no run folder), each process makes its own.
  */
 function sharedSchema(dialect: ServerDialect, migrate: (on: ServerDatabase, tablePrefix: string) => Promise<void>): Promise<Schema | undefined> {
   let schema = schemas.get(dialect);
