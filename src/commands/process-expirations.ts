@@ -425,7 +425,7 @@ async function findAndDeliver(
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
     retryWindowHours: webhooks.retryWindowHours,
-    recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId }),
+    recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId, rulesNow: now }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
   return report(context, now, latestRun, options, planned, { sent, abandoned: await abandonedDeliveries(db, context.licenses, sent.outcomes) });

@@ -2,8 +2,9 @@
 import type { Kysely } from 'kysely';
 import { readLicense, type RawLicense } from '../expirations/license.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
-import { recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
+import { recordedAtRunInstant, recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
 import type { Database } from '../storage/database.table.js';
+import { formatUtc } from '../time.js';
 import { chunksOf } from '../sql/chunks.js';
 import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
 import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
@@ -19,6 +20,8 @@ export interface StaleNoticeCheckOptions {
   timeZone: string;
   /** The largest delivery id before this run read the licenses: newer rows never attempted were recorded by it and are not checked. */
   freshAfterId?: number;
+  /** The instant the run applied the rules at: a warning another worker recorded at this same instant is judged at it (see recordedAtRunInstant). */
+  rulesNow?: Date;
 }
 
 /**
@@ -27,6 +30,7 @@ export interface StaleNoticeCheckOptions {
  * events recorded for the licenses of waiting warnings), never one per delivery.
  */
 export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheckOptions): StaleCheck {
+  const rulesInstant = options.rulesNow && formatUtc(options.rulesNow);
   return async (rows, now) => {
     const reasons = new Map<number, string>();
     const waiting = rows.filter((row) => row.license_id !== null && !recordedByThisRun(row, options.freshAfterId));
@@ -47,7 +51,7 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
         notice,
         licenseNow(licenses.get(row.license_id!), options.timeZone),
         recorded.get(row.license_id!) ?? [],
-        now,
+        recordedAtRunInstant(row, rulesInstant) ? options.rulesNow! : now,
         options.timeZone,
       );
       if (!verdict.send) reasons.set(row.id, verdict.reason);

@@ -27,6 +27,17 @@ export function recordedByThisRun(row: { id: number; attempts: number }, freshAf
   return freshAfterId !== undefined && row.id > freshAfterId && row.attempts === 0;
 }
 
+/**
+ * Whether a delivery that waited was recorded at the run's own rules instant (`--now`, or the clock when the run
+ * began) and never attempted: another worker of the same run recorded it moments ago, from the licenses it had just
+ * read (several `process-expirations` started together). A warning's expiry is then judged at that instant, as the
+ * worker that recorded it judged it, so a catch-up run sends what it records whichever of its workers sends it;
+ * the license is still read again (renewed, suspended, deleted).
+ */
+export function recordedAtRunInstant(row: { created_at: string; attempts: number }, rulesInstant: string | undefined): boolean {
+  return rulesInstant !== undefined && row.attempts === 0 && row.created_at === rulesInstant;
+}
+
 /** The license as it is now: its status and dates (read in the business zone), a reason they cannot be read, or undefined when it was deleted. */
 export type LicenseNow = { status: string; expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } | undefined;
 

@@ -147,6 +147,33 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect(JSON.parse(main.requests.at(-1)!.body.toString('utf8')).payload.license_code).toBe('SUSPENDED');
   }, 90_000);
 
+  test('workers of one catch-up run (one --now): a warning one recorded goes out whichever claims it, though its expiry has passed on the real clock', async () => {
+    const receiver = await receiverFor();
+    const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: SECRET } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    // Both expire at 00:00 today: a catch-up run two days back warns about them, and by now they have expired.
+    await ws.seed([
+      aLicense({ license_code: 'PASSED', expires_at: `${TODAY}T00:00:00Z` }),
+      aLicense({ license_code: 'RENEWED', expires_at: `${TODAY}T00:00:00Z` }),
+    ]);
+    const now = new Date(`${day(-2)}T00:00:01Z`);
+    // The worker that records is stopped before it claims anything, as if a sibling started a moment later claimed first.
+    const stop = new AbortController();
+    const recorder = await ws.run((context) => processExpirations(context, { now, stop: stop.signal, onPlan: () => stop.abort() }));
+    expect(recorder).toMatchObject({ recorded: 2, delivered: 0, superseded: 0 });
+    expect(receiver.requests).toHaveLength(0);
+    // The license is still read again: a renewal in between supersedes its warning.
+    await ws.rows(`update licenses set expires_at = '${day(400)}T12:00:00Z' where license_code = 'RENEWED'`);
+    const sibling = await ws.run((context) => processExpirations(context, { now }));
+    expect(sibling).toMatchObject({ recorded: 0, delivered: 1, superseded: 1 });
+    expect(got(receiver)).toEqual(['license.expiring PASSED']);
+    expect(await ws.rows(`select status, status_reason from webhook_deliveries order by id`)).toEqual([
+      { status: 'delivered', status_reason: null },
+      { status: 'superseded', status_reason: `license renewed: it now expires on ${day(400)} (this notice is about ${TODAY})` },
+    ]);
+  }, 60_000);
+
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
     // The receiver refuses the first two requests for good (400), then takes everything.
     const main = await receiverFor((_request, index) => (index < 2 ? 400 : 200));

@@ -1,7 +1,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { parseInZone } from '../../src/expirations/calendar.js';
 import { parseEventKey, type RecordedEvent } from '../../src/expirations/rules.js';
-import { recordedByThisRun, staleNotice, type LicenseNow, type WaitingNotice } from '../../src/expirations/stale-notice.js';
+import { recordedAtRunInstant, recordedByThisRun, staleNotice, type LicenseNow, type WaitingNotice } from '../../src/expirations/stale-notice.js';
 
 const ZONE = 'UTC';
 const now = new Date('2026-12-08T10:00:00Z');
@@ -197,5 +197,17 @@ describe('recordedByThisRun: which deliveries waited', () => {
     expect(recordedByThisRun({ id: 10, attempts: 0 }, 10)).toBe(false);
     expect(recordedByThisRun({ id: 11, attempts: 1 }, 10)).toBe(false);
     expect(recordedByThisRun({ id: 11, attempts: 0 }, undefined)).toBe(false);
+  });
+});
+
+describe('recordedAtRunInstant: a warning another worker of the same run recorded', () => {
+  const instant = '2025-01-15T08:00:00Z';
+  test("recorded at the run's own rules instant and never attempted: judged at that instant", () => {
+    expect(recordedAtRunInstant({ created_at: instant, attempts: 0 }, instant)).toBe(true);
+  });
+  test('another instant (an earlier run), attempted before (deferred, released), or no instant given (deliveries retry): judged now', () => {
+    expect(recordedAtRunInstant({ created_at: '2025-01-15T07:59:59Z', attempts: 0 }, instant)).toBe(false);
+    expect(recordedAtRunInstant({ created_at: instant, attempts: 1 }, instant)).toBe(false);
+    expect(recordedAtRunInstant({ created_at: instant, attempts: 0 }, undefined)).toBe(false);
   });
 });
