@@ -5,7 +5,8 @@ import type { Receiver } from '../helpers/receiver.js';
 import { expiredLicenses, forEachDialect, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
-const EVENTS = 2000;
+// Enough that every worker claims several windows (concurrency 8 x 16 = 128 deliveries each) while the others do.
+const EVENTS = 1000;
 const WORKERS = 4;
 
 /** One worker: `process-expirations` as its own process. */
@@ -44,7 +45,7 @@ forEachDialect(
     }, 120_000);
 
     test(`${WORKERS} workers, three endpoints, one answering 503: exactly one delivery per event and endpoint`, async () => {
-      const events = 500;
+      const events = 300;
       const receiver = await receiverFor();
       const crm = await receiverFor(() => ({ delayMs: 2, status: 200 }));
       const failing = await receiverFor(() => 503);
