@@ -23,9 +23,9 @@ type Rows = ReadonlyArray<Record<string, unknown>>;
 type Build<R extends Rows> = (rows: R, args: readonly unknown[]) => Compilable;
 
 /**
- * Runs a statement built from `rows` and `args`, compiling it only the first time its shape is seen (its name,
- * the keys of its rows, their count, the database's dialect and table prefix) and then putting the new values
- * in its parameters.
+ * A statement built from `rows` and `args`, to run: the same SQL and parameters as `build(rows, args).compile()`,
+ * compiled only the first time its shape is seen (its name, the keys of its rows, their count, the database's
+ * dialect and table prefix) and then given the new values as its parameters.
  *
  * Why: Kysely builds and compiles a statement from its builder on every call. For the attempt log's writes,
  * which a run repeats for every batch, that cost nearly as much CPU as SQLite's work (17 against 21 us per
@@ -46,11 +46,6 @@ type Build<R extends Rows> = (rows: R, args: readonly unknown[]) => Compilable;
  *   markers are never null and always numbers; only the count of rows may change the SQL.
  * `name` names one statement: two builders must not share it.
  */
-export async function executeShaped<R extends Rows>(db: Kysely<any>, name: string, rows: R, args: readonly unknown[], build: Build<R>): Promise<void> {
-  await db.executeQuery(shapedQuery(db, name, rows, args, build));
-}
-
-/** The statement executeShaped runs: the same SQL and parameters as `build(rows, args).compile()`. */
 export function shapedQuery<R extends Rows>(db: Kysely<any>, name: string, rows: R, args: readonly unknown[], build: Build<R>): CompiledQuery {
   const keys = rows.length > 0 ? Object.keys(rows[0]!) : [];
   const uniform = rows.every((row) => {

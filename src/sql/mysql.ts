@@ -26,6 +26,8 @@ export const mysqlDialect: SqlDialect = {
   transactionalDdl: false,
   upsertMatchesAnyUniqueKey: true,
   hasPrivileges: true,
+  // No statement holds several writes (the driver sends one statement per query): the caller's transaction.
+  oneStatement: () => undefined,
 
   /**
    * ON DUPLICATE KEY UPDATE with a no-op assignment skips an existing key and, unlike INSERT IGNORE, leaves every

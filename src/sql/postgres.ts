@@ -1,7 +1,10 @@
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { SqlDialect, UpdateReturningSpec } from './sql-dialect.js';
 import { returning, standardWrites } from './standard.js';
 import { tablePrefixOf } from './table-prefix.js';
+
+// The most bound parameters one statement may have (the protocol counts them in 16 bits).
+const MAX_SERVER_PARAMETERS = 65_535;
 
 /** PostgreSQL: ON CONFLICT and RETURNING as SQLite, row locks for claims, advisory locks for turns, a serial per id. */
 export const postgresDialect: SqlDialect = {
@@ -42,6 +45,22 @@ export const postgresDialect: SqlDialect = {
       if (Date.now() >= deadline) return true;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  },
+  /**
+   * `with w0 as (…), w1 as (…) select 1`: PostgreSQL runs every data-modifying WITH query to the end, referenced or
+   * not, in one statement. Each statement's placeholders move past the ones before it ($1 of the second becomes $n+1:
+   * nothing else in a compiled statement reads `$` and digits, as values are always parameters and table prefixes
+   * are letters, digits and _). Over PostgreSQL's 65,535 parameters, undefined: a transaction then.
+   */
+  oneStatement(statements) {
+    const parameters: unknown[] = [];
+    const queries = statements.map((statement, index) => {
+      const offset = parameters.length;
+      parameters.push(...statement.parameters);
+      return `w${index} as (${statement.sql.replace(/\$(\d+)/g, (_, number: string) => `$${Number(number) + offset}`)})`;
+    });
+    if (parameters.length > MAX_SERVER_PARAMETERS) return undefined;
+    return CompiledQuery.raw(`with ${queries.join(', ')} select 1`, parameters);
   },
   // The serial does not move past ids given explicitly: move it, as SQLite and MySQL do on their own.
   async afterExplicitIds(trx, table) {

@@ -110,8 +110,14 @@ export interface SqlDialect {
   upsertClause(key: readonly string[], set: Record<string, Expression<unknown>>): RawBuilder<unknown>;
   /** UPDATE … RETURNING where there is one; on MySQL lock the rows, update exactly those, read them back. */
   updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]>;
-  /** UPDATE … FROM (VALUES …), or on MySQL one CASE per column over the ids: the statement, to compile and run (see executeShaped). */
+  /** UPDATE … FROM (VALUES …), or on MySQL one CASE per column over the ids: the statement, to compile and run (see shapedQuery). */
   updateFromValues(trx: Kysely<any>, update: ValuesUpdate): Statement;
+  /**
+   * Data-modifying statements as one statement, all or none, where the dialect has one (PostgreSQL: each a WITH
+   * query): one round trip to the server instead of four for BEGIN, two statements and COMMIT. Undefined where it has
+   * none (SQLite, in this process, and MySQL): the caller runs them in a transaction.
+   */
+  oneStatement(statements: readonly CompiledQuery[]): CompiledQuery | undefined;
   /**
    * Takes a transaction-scoped turn named `name`, waiting at most `waitMs` (PostgreSQL's advisory locks; the others
    * have no turns and never wait). True when it had to wait.

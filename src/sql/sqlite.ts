@@ -24,6 +24,8 @@ export const sqliteDialect: SqlDialect = {
   transactionalDdl: true,
   upsertMatchesAnyUniqueKey: false,
   hasPrivileges: false,
+  // In this process: no round trips to save; the caller's transaction.
+  oneStatement: () => undefined,
 
   async updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]> {
     return returning<R>(spec.update(db, spec.select(db)), spec.readBack);

@@ -3,9 +3,9 @@ import { sql, type Kysely } from 'kysely';
 import { shapedQuery } from '../../src/sql/compiled-shapes.js';
 import { dialectFor } from '../../src/sql/dialect-for.js';
 import type { Database } from '../../src/storage/database.table.js';
-import { forEachDialect } from '../helpers/workspace.js';
+import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
-// executeShaped compiles a statement once per shape and fills in the parameters after that: what it runs must
+// shapedQuery compiles a statement once per shape and fills in the parameters after that: what it runs must
 // be what Kysely would have compiled, value for value, on each dialect (the SQL differs, and so does the order
 // of the parameters: MySQL's update lists them per column, and sorts the rows by id).
 forEachDialect('statements compiled once per shape', ({ dialect, workspace }) => {
@@ -72,6 +72,36 @@ forEachDialect('statements compiled once per shape', ({ dialect, workspace }) =>
       await db.executeQuery(shapedQuery(db, 'test settings', written, [], (shaped) => db.insertInto('settings').values(shaped)));
       const stored = await db.selectFrom('settings').select(['key', 'value', 'updated_at']).where('key', 'like', 'run-%').orderBy('key').execute();
       expect(stored).toEqual(written);
+    });
+  });
+
+  test('writes as one statement where the dialect has one (PostgreSQL): each written with its own parameters, and none when one fails', async () => {
+    const ws = workspace();
+    await ws.seed([aLicense({ license_code: 'TOGETHER' })]);
+    await ws.run(async ({ db }) => {
+      const [{ id }] = (await db.selectFrom('licenses').select('id').where('license_code', '=', 'TOGETHER').execute()) as [{ id: number }];
+      const setStatus = (status: string) =>
+        dialectFor(db)
+          .updateFromValues(db, {
+            table: 'licenses',
+            types: { id: 'integer', status: 'text' },
+            rows: [{ id, status }],
+            set: (value) => ({ status: value('status') }),
+            where: () => sql`1 = 1`,
+          })
+          .compile();
+      const insert = db.insertInto('settings').values(settingRows(3, 'together')).compile();
+      const together = dialectFor(db).oneStatement([insert, setStatus('expired')]);
+      // SQLite (in this process) and MySQL have no such statement: recordAttempts runs the two in a transaction there.
+      expect(together === undefined).toBe(dialect !== 'postgres');
+      if (together === undefined) return;
+      await db.executeQuery(together);
+      const written = await db.selectFrom('settings').select(['key', 'value', 'updated_at']).where('key', 'like', 'together-%').orderBy('key').execute();
+      expect(written).toEqual(settingRows(3, 'together'));
+      expect(await db.selectFrom('licenses').select('status').where('id', '=', id).execute()).toEqual([{ status: 'expired' }]);
+      // The same keys again break the unique key: the update in the same statement is not applied either.
+      await expect(db.executeQuery(dialectFor(db).oneStatement([setStatus('revoked'), insert])!)).rejects.toThrow(/duplicate key/);
+      expect(await db.selectFrom('licenses').select('status').where('id', '=', id).execute()).toEqual([{ status: 'expired' }]);
     });
   });
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
-import { executeShaped } from '../../sql/compiled-shapes.js';
+import { shapedQuery } from '../../sql/compiled-shapes.js';
 import { errorCode, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
 import { dialectFor } from '../../sql/dialect-for.js';
 import type { Statement } from '../../sql/sql-dialect.js';
@@ -68,28 +68,32 @@ export interface DeliveryEnd {
 }
 
 /**
- * Writes a batch of attempts in one transaction: the attempt rows (every request that went out is history),
+ * Writes a batch of attempts all or none (a transaction, or on PostgreSQL one statement): the attempt rows (every request that went out is history),
  * then each delivery's summary columns (`attempts`, `last_status_code`, `last_error`) and, for final
  * attempts, its status. The summary and status are written only while this run still holds the claim.
  */
 export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
   if (writes.length === 0) return;
-  await retryOnDeadlock(() =>
-    inTransaction(db, async (trx) => {
-      // Each batch size is compiled once (a run sees a few dozen); one statement of each kind per batch, as a
-      // server database answers each statement in a round trip.
-      for (const chunk of chunksOf(writes, ATTEMPTS_PER_STATEMENT)) {
-        await executeShaped(
-          trx,
-          'attempts',
-          chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })),
-          [],
-          (rows) => trx.insertInto('webhook_attempts').values(rows),
-        );
-        await executeShaped(trx, 'attempt summaries', chunk.map(summaryRow), [runId], (rows, [run]) => summaries(trx, run, rows));
-      }
-    }),
-  );
+  // Each batch size is compiled once (a run sees a few dozen); one statement of each kind per chunk, as a server
+  // database answers each statement in a round trip (on PostgreSQL the whole batch is one statement).
+  const statements = [...chunksOf(writes, ATTEMPTS_PER_STATEMENT)].flatMap((chunk) => [
+    shapedQuery(
+      db,
+      'attempts',
+      chunk.map((write) => ({ delivery_id: write.deliveryId, ...write.attempt })),
+      [],
+      (rows) => db.insertInto('webhook_attempts').values(rows),
+    ),
+    shapedQuery(db, 'attempt summaries', chunk.map(summaryRow), [runId], (rows, [run]) => summaries(db, run, rows)),
+  ]);
+  const together = dialectFor(db).oneStatement(statements);
+  await retryOnDeadlock(async () => {
+    if (together) await db.executeQuery(together);
+    else
+      await inTransaction(db, async (trx) => {
+        for (const statement of statements) await trx.executeQuery(statement);
+      });
+  });
 }
 
 // The values each delivery's summary is written from, typed for PostgreSQL's VALUES list.
