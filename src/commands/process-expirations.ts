@@ -36,7 +36,7 @@ import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import { webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { withRefusalWords } from './database-messages.js';
-import { checkFinishRun, finishRun, latestRunNow, newRunId, recordRefusedRun, startRun } from '../storage/runs.repository.js';
+import { checkFinishRun, finishRun, latestRunNow, newRunId, otherRunStartedTogether, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
@@ -286,14 +286,15 @@ export async function processExpirations(context: CommandContext, options: Proce
     );
   }
   if (options.dryRun) return withOutcome(await findAndDeliver(context, now, latestRun, clock, options), options.stop);
-  const runId = newRunId(clock.now().getTime());
-  await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(clock.now()), nowAt: formatUtc(now) });
+  const startedAt = clock.now();
+  const runId = newRunId(startedAt.getTime());
+  await startRun(context.db, { id: runId, command: 'process-expirations', startedAt: formatUtc(startedAt), nowAt: formatUtc(now) });
   monitor?.started(runId);
   let result: ProcessExpirationsRun | undefined;
   let failure: unknown;
   try {
     await checkFinishRun(context.db);
-    result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options), options.stop);
+    result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options, { id: runId, startedAt }), options.stop);
     return result;
   } catch (error) {
     // A refusal of storage (a Botble table missing, an event too long to store) is kept in the operator's words, with its exit code.
@@ -377,13 +378,17 @@ interface Delivered {
   abandoned: AbandonedDelivery[];
 }
 
-/** Read → plan → record → deliver → report. */
+// Workers of one run are started together: another run at the same --now that started this close to this one is one of them.
+const STARTED_TOGETHER_MS = 60_000;
+
+/** Read → plan → record → deliver → report. `run`: the runs row of this run (none for a dry run). */
 async function findAndDeliver(
   context: CommandContext,
   now: Date,
   latestRun: Date | undefined,
   clock: Clock,
   options: ProcessExpirationsOptions,
+  run?: { id: string; startedAt: Date },
 ): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const webhooks = config.webhooks;
@@ -425,7 +430,23 @@ async function findAndDeliver(
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
     retryWindowHours: webhooks.retryWindowHours,
-    recheck: staleNoticeCheck(db, { licenses: context.licenses, timeZone: config.expirations.timeZone, freshAfterId, rulesNow: now }),
+    recheck: staleNoticeCheck(db, {
+      licenses: context.licenses,
+      timeZone: config.expirations.timeZone,
+      freshAfterId,
+      ...(run && {
+        workers: {
+          rulesNow: now,
+          startedTogether: () =>
+            otherRunStartedTogether(db, {
+              id: run.id,
+              nowAt: formatUtc(now),
+              from: formatUtc(new Date(run.startedAt.getTime() - STARTED_TOGETHER_MS)),
+              to: formatUtc(new Date(run.startedAt.getTime() + STARTED_TOGETHER_MS)),
+            }),
+        },
+      }),
+    }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
   return report(context, now, latestRun, options, planned, { sent, abandoned: await abandonedDeliveries(db, context.licenses, sent.outcomes) });

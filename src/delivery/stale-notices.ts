@@ -20,8 +20,12 @@ export interface StaleNoticeCheckOptions {
   timeZone: string;
   /** The largest delivery id before this run read the licenses: newer rows never attempted were recorded by it and are not checked. */
   freshAfterId?: number;
-  /** The instant the run applied the rules at: a warning another worker recorded at this same instant is judged at it (see recordedAtRunInstant). */
-  rulesNow?: Date;
+  /**
+   * The instant the run applied the rules at, and whether a worker of the same run started together with it: a
+   * warning such a worker recorded at this same instant is judged at it (see recordedAtRunInstant). Asked only when
+   * a claimed window holds a row recorded at that instant and never attempted.
+   */
+  workers?: { rulesNow: Date; startedTogether: () => Promise<boolean> };
 }
 
 /**
@@ -30,11 +34,14 @@ export interface StaleNoticeCheckOptions {
  * events recorded for the licenses of waiting warnings), never one per delivery.
  */
 export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheckOptions): StaleCheck {
-  const rulesInstant = options.rulesNow && formatUtc(options.rulesNow);
+  const workers = options.workers;
+  const rulesInstant = workers && formatUtc(workers.rulesNow);
   return async (rows, now) => {
     const reasons = new Map<number, string>();
     const waiting = rows.filter((row) => row.license_id !== null && !recordedByThisRun(row, options.freshAfterId));
     if (waiting.length === 0) return reasons;
+    const sameRunAt =
+      workers && waiting.some((row) => recordedAtRunInstant(row, rulesInstant)) && (await workers.startedTogether()) ? workers.rulesNow : undefined;
     const ids = [...new Set(waiting.map((row) => row.license_id!))];
     const licenses = new Map<number, RawLicense>();
     for (const chunk of chunksOf(ids)) for (const license of await options.licenses.findByIds(db, chunk)) licenses.set(license.id, license);
@@ -51,7 +58,7 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
         notice,
         licenseNow(licenses.get(row.license_id!), options.timeZone),
         recorded.get(row.license_id!) ?? [],
-        recordedAtRunInstant(row, rulesInstant) ? options.rulesNow! : now,
+        sameRunAt && recordedAtRunInstant(row, rulesInstant) ? sameRunAt : now,
         options.timeZone,
       );
       if (!verdict.send) reasons.set(row.id, verdict.reason);

@@ -29,10 +29,11 @@ export function recordedByThisRun(row: { id: number; attempts: number }, freshAf
 
 /**
  * Whether a delivery that waited was recorded at the run's own rules instant (`--now`, or the clock when the run
- * began) and never attempted: another worker of the same run recorded it moments ago, from the licenses it had just
- * read (several `process-expirations` started together). A warning's expiry is then judged at that instant, as the
- * worker that recorded it judged it, so a catch-up run sends what it records whichever of its workers sends it;
- * the license is still read again (renewed, suspended, deleted).
+ * began) and never attempted, while another worker of the same run was at work (several `process-expirations`
+ * started together: see otherRunStartedTogether): that worker recorded it moments ago, from the licenses it had just
+ * read. A warning's expiry is then judged at that instant, as the worker that recorded it judged it, so a catch-up
+ * run sends what it records whichever of its workers sends it; the license is still read again (renewed, suspended,
+ * deleted). A run alone judges every delivery that waited on the real clock.
  */
 export function recordedAtRunInstant(row: { created_at: string; attempts: number }, rulesInstant: string | undefined): boolean {
   return rulesInstant !== undefined && row.attempts === 0 && row.created_at === rulesInstant;

@@ -146,3 +146,21 @@ export async function anyRunBefore(db: Kysely<Database>, run: Pick<RunRow, 'id' 
     .executeTakeFirst();
   return earlier !== undefined;
 }
+
+/**
+ * Whether another process-expirations run that applies the rules at `nowAt` started between `from` and `to` (real
+ * time, `YYYY-MM-DDTHH:MM:SSZ`): a worker of the same run, when several are started together.
+ */
+export async function otherRunStartedTogether(db: Kysely<Database>, run: { id: string; nowAt: string; from: string; to: string }): Promise<boolean> {
+  const other = await db
+    .selectFrom('runs')
+    .select('id')
+    .where('command', '=', 'process-expirations')
+    .where('now_at', '=', run.nowAt)
+    .where('id', '<>', run.id)
+    .where('started_at', '>=', run.from)
+    .where('started_at', '<=', run.to)
+    .limit(1)
+    .executeTakeFirst();
+  return other !== undefined;
+}

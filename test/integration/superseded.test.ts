@@ -147,7 +147,8 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     expect(JSON.parse(main.requests.at(-1)!.body.toString('utf8')).payload.license_code).toBe('SUSPENDED');
   }, 90_000);
 
-  test('workers of one catch-up run (one --now): a warning one recorded goes out whichever claims it, though its expiry has passed on the real clock', async () => {
+  /** A catch-up run two days back whose worker records two warnings and is stopped before it claims any: they wait, never attempted. */
+  async function recordedNotSent(): Promise<{ ws: Workspace; receiver: Receiver; now: Date }> {
     const receiver = await receiverFor();
     const ws = workspace({ webhooks: { enabled: true, url: receiver.url, secret: SECRET } });
     fs.chmodSync(ws.configFile, 0o600);
@@ -158,13 +159,18 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
       aLicense({ license_code: 'RENEWED', expires_at: `${TODAY}T00:00:00Z` }),
     ]);
     const now = new Date(`${day(-2)}T00:00:01Z`);
-    // The worker that records is stopped before it claims anything, as if a sibling started a moment later claimed first.
     const stop = new AbortController();
     const recorder = await ws.run((context) => processExpirations(context, { now, stop: stop.signal, onPlan: () => stop.abort() }));
     expect(recorder).toMatchObject({ recorded: 2, delivered: 0, superseded: 0 });
     expect(receiver.requests).toHaveLength(0);
+    return { ws, receiver, now };
+  }
+
+  test('workers of one catch-up run (one --now, started together): a warning one recorded goes out whichever claims it, though its expiry has passed on the real clock', async () => {
+    const { ws, receiver, now } = await recordedNotSent();
     // The license is still read again: a renewal in between supersedes its warning.
     await ws.rows(`update licenses set expires_at = '${day(400)}T12:00:00Z' where license_code = 'RENEWED'`);
+    // Another worker of the same run, started a moment after the first: it claims what the first recorded.
     const sibling = await ws.run((context) => processExpirations(context, { now }));
     expect(sibling).toMatchObject({ recorded: 0, delivered: 1, superseded: 1 });
     expect(got(receiver)).toEqual(['license.expiring PASSED']);
@@ -172,6 +178,21 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
       { status: 'delivered', status_reason: null },
       { status: 'superseded', status_reason: `license renewed: it now expires on ${day(400)} (this notice is about ${TODAY})` },
     ]);
+  }, 60_000);
+
+  test('the same catch-up run again, alone and minutes later: the warnings that waited are judged on the real clock', async () => {
+    const { ws, receiver, now } = await recordedNotSent();
+    // Five minutes on: no run at the same --now started together with this one.
+    const later: Clock = { now: () => new Date(Date.now() + 5 * 60_000) };
+    const rerun = await ws.run((context) => processExpirations(context, { now, clock: later }));
+    expect(rerun).toMatchObject({ recorded: 0, delivered: 0, superseded: 2 });
+    expect(receiver.requests).toHaveLength(0);
+    expect(await ws.rows(`select status, status_reason from webhook_deliveries order by id`)).toEqual(
+      Array.from({ length: 2 }, () => ({
+        status: 'superseded',
+        status_reason: `the license expired at ${TODAY}T00:00:00Z, before this warning could be sent`,
+      })),
+    );
   }, 60_000);
 
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {

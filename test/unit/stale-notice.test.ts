@@ -205,7 +205,7 @@ describe('recordedAtRunInstant: a warning another worker of the same run recorde
   test("recorded at the run's own rules instant and never attempted: judged at that instant", () => {
     expect(recordedAtRunInstant({ created_at: instant, attempts: 0 }, instant)).toBe(true);
   });
-  test('another instant (an earlier run), attempted before (deferred, released), or no instant given (deliveries retry): judged now', () => {
+  test('another instant (an earlier run), attempted before, or no instant given (a run with no worker started with it, deliveries retry): judged now', () => {
     expect(recordedAtRunInstant({ created_at: '2025-01-15T07:59:59Z', attempts: 0 }, instant)).toBe(false);
     expect(recordedAtRunInstant({ created_at: instant, attempts: 1 }, instant)).toBe(false);
     expect(recordedAtRunInstant({ created_at: instant, attempts: 0 }, undefined)).toBe(false);
