@@ -13,6 +13,15 @@ if (!process.execArgv.some((arg) => /^--heap[-_]growing[-_]percent\b/.test(arg))
   v8.setFlagsFromString('--heap-growing-percent=50');
 }
 
+// A reader that goes away (`license-manager … | head -1`) takes the output with it, not the command: what nobody
+// reads any more is dropped, and a run still records and sends what it must and exits with its own code. Node would
+// end the process at the first write after the reader left, halfway through a run, with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  });
+}
+
 const { main } = await import('../dist/cli/main.js');
 
 const stop = new AbortController();
@@ -32,6 +41,7 @@ process.off('SIGTERM', onSignal);
 // must not keep a cron job alive. Unref'd, so a process that ends on its own ends at once; output still
 // being written to a slow pipe is let through first.
 setTimeout(function exitWhenFlushed() {
-  if (process.stdout.writableLength > 0 || process.stderr.writableLength > 0) setTimeout(exitWhenFlushed, 100).unref();
+  const unflushed = (stream) => stream.writableLength > 0 && !stream.destroyed;
+  if (unflushed(process.stdout) || unflushed(process.stderr)) setTimeout(exitWhenFlushed, 100).unref();
   else process.exit();
 }, 1000).unref();

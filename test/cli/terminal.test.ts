@@ -94,6 +94,24 @@ describe('terminal and pipe output', () => {
     expect(await runInTerminal(['settings', 'list'], cwd, { NO_COLOR: '' })).toContain(`${ESC}[2m(not set)`);
   });
 
+  test('a reader that goes away (| head -1) ends the output, not the run: it records and sends everything, exit 0, no stack trace', async () => {
+    const { cwd, receiver } = await dueEvents(5);
+    // The pipe's reading end is closed before the CLI has started: its first write meets EPIPE.
+    const child = spawn(process.execPath, [BIN, 'process-expirations', '--now', '2025-01-15T00:00:00Z'], {
+      cwd,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(receiver.requests).toHaveLength(5);
+    const delivered = await runCli(['deliveries', 'list', '--status', 'delivered', '--json'], { cwd });
+    expect(JSON.parse(delivered.stdout)).toHaveLength(5);
+  });
+
   test('FORCE_COLOR colours a pipe; FORCE_COLOR=0, NO_COLOR and --no-color do not', async () => {
     const cwd = tempDir();
     expect((await runCli(['migrate'], { cwd })).code).toBe(0);
