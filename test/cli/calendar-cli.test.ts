@@ -55,7 +55,7 @@ forEachDialect('calendar days through the built CLI', ({ dialect, workspace }) =
       // The first run: the history before it is expected to be silent (no warning), and it says how to announce it anyway,
       // at the run's own --now: without it the suggested dry run would apply the rules at another instant.
       expect(real.stdout).toContain(
-        `this is the first run: expiries before it are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --now ${now} --dry-run`,
+        `this is the first run: expiries longer ago than lookbackDays are not announced. To announce those from a date on: license-manager process-expirations --announce-since 2024-01-01 --now ${now} --dry-run`,
       );
       expect(await ws.rows('select license_code, status from licenses order by id')).toEqual([
         { license_code: 'BERLIN-7', status: 'active' },

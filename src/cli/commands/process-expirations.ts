@@ -208,7 +208,7 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
       out.info(
-        `  this is the first run: expiries before it are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince}${nowGiven ? ` --now ${result.now}` : ''} --dry-run`)}`,
+        `  this is the first run: expiries longer ago than lookbackDays are not announced. To announce those from a date on: ${commandLine(`process-expirations --announce-since ${result.announceSince}${nowGiven ? ` --now ${result.now}` : ''} --dry-run`)}`,
       );
     }
     out.info(
