@@ -115,7 +115,9 @@ export interface SqlDialect {
   /**
    * Data-modifying statements as one statement, all or none, where the dialect has one (PostgreSQL: each a WITH
    * query): one round trip to the server instead of four for BEGIN, two statements and COMMIT. Undefined where it has
-   * none (SQLite, in this process, and MySQL): the caller runs them in a transaction.
+   * none (SQLite, in this process, and MySQL): the caller runs them in a transaction. The statements must not write
+   * the same row twice: PostgreSQL applies one of two such writes in one statement, where a transaction applies both.
+   * Their SQL must hold `$` and digits only as placeholders (values always bound, as Kysely compiles them).
    */
   oneStatement(statements: readonly CompiledQuery[]): CompiledQuery | undefined;
   /**

@@ -68,9 +68,11 @@ export interface DeliveryEnd {
 }
 
 /**
- * Writes a batch of attempts all or none (a transaction, or on PostgreSQL one statement): the attempt rows (every request that went out is history),
- * then each delivery's summary columns (`attempts`, `last_status_code`, `last_error`) and, for final
- * attempts, its status. The summary and status are written only while this run still holds the claim.
+ * Writes a batch of attempts all or none (a transaction, or on PostgreSQL one statement): the attempt rows (every
+ * request that went out is history), then each delivery's summary columns (`attempts`, `last_status_code`,
+ * `last_error`) and, for final attempts, its status. The summary and status are written only while this run still
+ * holds the claim. A batch holds at most one attempt of a delivery: deliver() waits for an attempt's write before
+ * the next attempt starts.
  */
 export async function recordAttempts(db: Kysely<Database>, runId: string, writes: readonly AttemptWrite[]): Promise<void> {
   if (writes.length === 0) return;
