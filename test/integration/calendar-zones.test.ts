@@ -14,8 +14,8 @@ import { forEachDialect } from '../helpers/workspace.js';
  * same file under three machine TZ values; each child checks the oracle and writes what it saw. Each child runs
  * every case through the pure planner (planExpirations, the calendar, the event keys and bodies: everything that
  * does date arithmetic). Two cases, one per business zone and DST change, also go through the whole job on SQLite
- * (the licenses' dates and the event keys go into the database as text and come back for each run), each under a
- * machine zone of its own: one east of UTC, one west of it with DST of its own. The server
+ * (the licenses' dates and the event keys go into the database as text and come back for each run): both under a
+ * machine zone west of UTC whose own DST changes during them, one of them under the farthest zone east of it. The server
  * dialects store the same text whatever the machine's TZ: calendar-simulation.test.ts runs the job on each of
  * them (the zone setting changing between runs included), and dialects.test.ts proves their drivers' DATE
  * handling under two machine zones.
@@ -52,11 +52,12 @@ const LOS_ANGELES_AUTUMN = 'America/Los_Angeles from 2025-10-15, every 11 hours,
 const expected = (c: Case) => sortEvents(expectedEvents(c.zone, simLicenses(c.zone, c.firstDay), c.runs, c.warningDays, 7));
 
 // Machine zones far from the business zones and from each other: +14:00, -03:30 with DST, +05:45. Each with its
-// offset on 2025-01-01 (getTimezoneOffset), and the cases it also runs through the job on SQLite: each stored case once
-// (a run of the job costs as much as all the planner's cases together; the planner is where the date arithmetic is).
+// offset on 2025-01-01 (getTimezoneOffset), and the cases it also runs through the job on SQLite (a run of the job
+// costs as much as all the planner's cases together; the planner is where the date arithmetic is): St John's both,
+// as its own DST changes (03-09, 11-02) fall within both; Kiritimati, the farthest offset from UTC, the spring one.
 const MACHINE_ZONES: Array<[string, number, string[]]> = [
   ['Pacific/Kiritimati', -840, [BERLIN_SPRING]],
-  ['America/St_Johns', 210, [LOS_ANGELES_AUTUMN]],
+  ['America/St_Johns', 210, [BERLIN_SPRING, LOS_ANGELES_AUTUMN]],
   ['Asia/Kathmandu', -345, []],
 ];
 const STORED = new Set(MACHINE_ZONES.find(([zone]) => zone === process.env.TZ)?.[2] ?? []);
