@@ -36,12 +36,15 @@ export interface StaleNoticeCheckOptions {
 export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheckOptions): StaleCheck {
   const workers = options.workers;
   const rulesInstant = workers && formatUtc(workers.rulesNow);
+  // A worker that started together stays so: once one is found, later windows do not ask again (until then each
+  // window that holds such a row asks, as a worker may start after this run's first window).
+  let together = false;
   return async (rows, now) => {
     const reasons = new Map<number, string>();
     const waiting = rows.filter((row) => row.license_id !== null && !recordedByThisRun(row, options.freshAfterId));
     if (waiting.length === 0) return reasons;
-    const sameRunAt =
-      workers && waiting.some((row) => recordedAtRunInstant(row, rulesInstant)) && (await workers.startedTogether()) ? workers.rulesNow : undefined;
+    if (workers && !together && waiting.some((row) => recordedAtRunInstant(row, rulesInstant))) together = await workers.startedTogether();
+    const sameRunAt = together ? workers?.rulesNow : undefined;
     const ids = [...new Set(waiting.map((row) => row.license_id!))];
     const licenses = new Map<number, RawLicense>();
     for (const chunk of chunksOf(ids)) for (const license of await options.licenses.findByIds(db, chunk)) licenses.set(license.id, license);
