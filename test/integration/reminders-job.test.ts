@@ -35,7 +35,10 @@ forEachDialect('the job with per-product schedules and after-expiry reminders', 
   }
 
   async function runDaily(ws: Awaited<ReturnType<typeof setup>>, runs: Date[]) {
-    for (const now of runs) await ws.run((context) => processExpirations(context, { now, clock: { now: () => now } }));
+    // One context for the stretch, as daily runs in renewals.test.ts: nothing changes the settings between them.
+    await ws.run(async (context) => {
+      for (const now of runs) await processExpirations(context, { now, clock: { now: () => now } });
+    });
   }
 
   test('each product its own warning days; enabled false sends nothing of any kind and the status still changes; reminders N days after', async () => {

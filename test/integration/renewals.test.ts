@@ -19,14 +19,20 @@ afterEach(async () => {
 
 const at = (date: string, time = '08:00') => new Date(`${date}T${time}:00Z`);
 
-/** One run a day at 08:00 UTC from `first` to `last` inclusive, the clock at the run's instant. */
+/**
+ * One run a day at 08:00 UTC from `first` to `last` inclusive, the clock at the run's instant. The runs of a stretch
+ * share one opened context, as the calendar simulation's do (test/helpers/simulate.ts): nothing changes the settings
+ * within a stretch, and on PostgreSQL each context is a new server process (about 20 ms of the server's CPU here).
+ */
 async function daily(ws: Workspace, first: string, last: string, options: { onPlan?: (plan: PlanLine[]) => void; onWarning?: (text: string) => void } = {}) {
-  const results = [];
-  for (let date = first; date <= last; date = plusDays(date, 1)) {
-    const now = at(date);
-    results.push(await ws.run((context) => processExpirations(context, { now, clock: { now: () => now }, ...options })));
-  }
-  return results;
+  return ws.run(async (context) => {
+    const results = [];
+    for (let date = first; date <= last; date = plusDays(date, 1)) {
+      const now = at(date);
+      results.push(await processExpirations(context, { now, clock: { now: () => now }, ...options }));
+    }
+    return results;
+  });
 }
 
 async function importCsv(ws: Workspace, name: string, csv: string, now: Date) {
