@@ -6,7 +6,7 @@ import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, expect } from '@jest/globals';
 import { runCli } from './cli.js';
 import type { Receiver } from './receiver.js';
-import { adminQuery, createServerDatabase, type ServerDatabase, type TestDialect } from './servers.js';
+import { createServerDatabase, sessionQuery, type ServerDatabase, type TestDialect } from './servers.js';
 import { tempDir } from './temp-dir.js';
 import { receiverFor, type DialectUnderTest } from './workspace.js';
 
@@ -69,7 +69,7 @@ export async function createBotbleDatabase(dialect: TestDialect, on?: ServerData
   }
   // In the suite's own server database when given (its suite drops it), or a database of its own.
   const server: ServerDatabase = on ?? (await createServerDatabase(dialect));
-  const query = async (statement: string) => (await adminQuery(dialect, statement, server.name)) as Array<Record<string, unknown>>;
+  const query = (statement: string) => sessionQuery(server, statement);
   for (const statement of ddl(dialect)) await query(statement);
   return {
     dialect,

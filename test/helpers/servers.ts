@@ -251,6 +251,11 @@ async function withSession<T>(server: ServerDatabase, fn: (query: Query) => Prom
   return fn(session.query);
 }
 
+/** One statement on the server database's kept admin session (see withSession): its rows. */
+export function sessionQuery(server: ServerDatabase, statement: string): Promise<Record<string, unknown>[]> {
+  return withSession(server, (query) => query([statement]));
+}
+
 async function openSession(server: ServerDatabase, broken: () => void): Promise<Session> {
   if (server.dialect === 'postgres') {
     const client = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 5000 });
