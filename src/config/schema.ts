@@ -35,6 +35,8 @@ export const warningDaysSchema = z
 
 /** An IANA zone name Intl knows, e.g. Europe/Berlin; returns a reason when it is not one. */
 export function timeZoneProblem(value: string): string | undefined {
+  // UTC, the default, is one without asking Intl (whose first use loads ICU's zone data: see calendar.ts wallMs).
+  if (value === DEFAULT_TIME_ZONE) return undefined;
   const problem = `"${value}" is not an IANA time zone (e.g. UTC, Europe/Berlin, America/Los_Angeles)`;
   if (value.trim() === '') return problem;
   try {
@@ -50,6 +52,7 @@ export function timeZoneProblem(value: string): string | undefined {
  * its own name (`Asia/Kolkata` stays, though ICU would call it `Asia/Calcutta`).
  */
 export function canonicalTimeZone(value: string): string {
+  if (value === DEFAULT_TIME_ZONE) return value;
   const resolved = new Intl.DateTimeFormat('en-US', { timeZone: value }).resolvedOptions().timeZone;
   return resolved.toLowerCase() === value.toLowerCase() ? resolved : value;
 }

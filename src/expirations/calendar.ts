@@ -5,6 +5,9 @@ import { DAY_MS } from '../time.js';
  * A calendar date is 'YYYY-MM-DD' text; arithmetic on it is UTC arithmetic on the Y-M-D, so DST never shifts it.
  */
 
+/** The zone whose wall time is the instant's own (spelt as canonicalTimeZone keeps it). */
+const UTC = 'UTC';
+
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function formatter(zone: string): Intl.DateTimeFormat {
@@ -34,8 +37,13 @@ const QUARTER_HOUR_MS = 15 * 60_000;
 const MAX_CACHED_OFFSETS = 200_000;
 const offsets = new Map<string, Map<number, number | null>>();
 
-/** The wall-clock time in `zone` at `instant`, as if it were UTC (epoch ms). */
+/**
+ * The wall-clock time in `zone` at `instant`, as if it were UTC (epoch ms). UTC, the default zone, is the instant
+ * itself, without Intl: the first Intl.DateTimeFormat of a process loads ICU's zone data, 20 to 40 ms of CPU here,
+ * about a tenth of a run with nothing due.
+ */
 function wallMs(instant: number, zone: string): number {
+  if (zone === UTC) return instant;
   const quarter = Math.floor(instant / QUARTER_HOUR_MS);
   let cache = offsets.get(zone);
   if (!cache) offsets.set(zone, (cache = new Map()));

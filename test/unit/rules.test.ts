@@ -14,6 +14,21 @@ const events = (overrides: Partial<LicenseDates>, at = now, rules = policy) => d
 const expiring = (expiresAt: Date, at = now, rules = policy) => events({ expiresAt }, at, rules).filter((event) => event.type === 'license.expiring');
 
 describe('calendar days in the business zone', () => {
+  test('UTC, answered without Intl, gives the dates and day starts Intl gives for Etc/UTC', () => {
+    // Every hour of a leap year and the days around it, and the instants either side of each.
+    const from = Date.parse('2023-12-30T00:00:00Z');
+    const differ: string[] = [];
+    for (let instant = from; instant < from + 370 * 86_400_000; instant += 3_600_000) {
+      for (const at of [instant - 1, instant, instant + 1]) {
+        if (dateInZone(new Date(at), 'UTC') !== dateInZone(new Date(at), 'Etc/UTC')) differ.push(new Date(at).toISOString());
+      }
+    }
+    expect(differ).toEqual([]);
+    for (const date of ['2024-02-29', '2024-03-31', '2024-10-27', '2025-01-01'])
+      expect(startOfDayInZone(date, 'UTC').toISOString()).toBe(startOfDayInZone(date, 'Etc/UTC').toISOString());
+    expect(parseInZone('2024-03-10 02:30', 'UTC')?.instant.toISOString()).toBe('2024-03-10T02:30:00.000Z');
+  });
+
   test('the reference fixture: expiring 2024-01-22T10:30:00Z at 2024-01-15T10:30:00Z is 7 days, keyed on the date', () => {
     const [event] = expiring(utc('2024-01-22T10:30:00Z'));
     expect(event).toMatchObject({ daysUntilExpiry: 7, threshold: 7, key: 'license.expiring:1:2024-01-22:7d' });
