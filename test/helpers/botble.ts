@@ -70,7 +70,13 @@ export async function createBotbleDatabase(dialect: TestDialect, on?: ServerData
   // In the suite's own server database when given (its suite drops it), or a database of its own.
   const server: ServerDatabase = on ?? (await createServerDatabase(dialect));
   const query = (statement: string) => sessionQuery(server, statement);
-  for (const statement of ddl(dialect)) await query(statement);
+  try {
+    for (const statement of ddl(dialect)) await query(statement);
+  } catch (error) {
+    // A database of its own that could not be set up is not left behind (nor its admin session).
+    if (!on) await server.drop();
+    throw error;
+  }
   return {
     dialect,
     database: { url: server.url },

@@ -72,7 +72,12 @@ export async function createServerDatabase(dialect: ServerDialect): Promise<Serv
     name,
     url: urlFor(adminUrl(dialect), name),
     drop: async () => {
-      await sessions.get(database)?.close();
+      const session = sessions.get(database);
+      sessions.delete(database);
+      await session?.then(
+        (open) => open.close(),
+        () => undefined,
+      );
       await adminQuery(dialect, dialect === 'postgres' ? `drop database if exists ${name} with (force)` : `drop database if exists ${name}`);
     },
   };
@@ -232,23 +237,39 @@ interface Session {
   close(): Promise<void>;
 }
 
-const sessions = new WeakMap<ServerDatabase, Session>();
+/** Per server database, its kept session (a promise, so that callers arriving while it opens share it). */
+const sessions = new WeakMap<ServerDatabase, Promise<Session>>();
 
 /**
  * Runs `fn` with the admin connection to the server database; a query runs its statements as one batch, and answers
  * the last one's rows. The connection is opened once per database and kept until drop(), not once per workspace: on
  * PostgreSQL every connection is a new server process, about 20 ms of the server's CPU on this machine, and the
  * helpers make two or three per workspace. The driver sends one batch at a time, in order, so batches of callers that
- * run side by side never interleave. A connection that breaks (a test that ends every session on the database) is
- * replaced at the next call.
+ * run side by side never interleave. A session is dropped, and the next call opens another, when it breaks (a test
+ * that ends every session on the database) or when a batch fails: that may leave it in an aborted transaction
+ * (PostgreSQL) or with foreign-key checks off (MySQL).
  */
 async function withSession<T>(server: ServerDatabase, fn: (query: Query) => Promise<T>): Promise<T> {
-  let session = sessions.get(server);
-  if (!session) {
-    session = await openSession(server, () => sessions.delete(server));
-    sessions.set(server, session);
+  let opening = sessions.get(server);
+  if (!opening) {
+    const opened: Promise<Session> = openSession(server, () => forget(server, opened));
+    opening = opened;
+    sessions.set(server, opened);
+    opened.catch(() => forget(server, opened));
   }
-  return fn(session.query);
+  const session = await opening;
+  try {
+    return await fn(session.query);
+  } catch (error) {
+    forget(server, opening);
+    await session.close();
+    throw error;
+  }
+}
+
+/** Stops using `session` for the database, unless another one has replaced it already. */
+function forget(server: ServerDatabase, session: Promise<Session>): void {
+  if (sessions.get(server) === session) sessions.delete(server);
 }
 
 /** One statement on the server database's kept admin session (see withSession): its rows. */

@@ -6,7 +6,7 @@ import { ExitError } from '../../src/errors.js';
 import { TablePrefixPlugin, tablePrefixOf } from '../../src/sql/table-prefix.js';
 import type { Database } from '../../src/storage/database.table.js';
 import { RECORDING_TURN_WAIT_MS, recordEvents, type NewDelivery, type NewDeliveries } from '../../src/storage/deliveries/record.repository.js';
-import { createServerDatabase, testDialects, type ServerDatabase } from '../helpers/servers.js';
+import { adminQuery, createServerDatabase, sessionQuery, testDialects, type ServerDatabase } from '../helpers/servers.js';
 import { aLicense, forEachDialect, workspace } from '../helpers/workspace.js';
 
 describe('the table prefix plugin', () => {
@@ -156,7 +156,24 @@ if (serverDialects.length === 0) test.skip('a statement cancelled by the server 
 
 forEachDialect(
   'errors a server gives',
-  ({ workspace, dialect }) => {
+  ({ workspace, dialect, serverDatabase }) => {
+    test("the test helpers' kept admin session is replaced when the server ends it, and after a failed batch", async () => {
+      const server = serverDatabase();
+      expect(await sessionQuery(server, 'select 1 as one')).toEqual([{ one: 1 }]);
+      // The server ends every session on the database, as test/cli/servers.test.ts does in the middle of a run.
+      if (dialect === 'postgres') await adminQuery(dialect, `select pg_terminate_backend(pid) from pg_stat_activity where datname = '${server.name}'`);
+      else
+        for (const row of (await adminQuery('mysql', `select id from information_schema.processlist where db = '${server.name}'`)) as Array<{ id: number }>)
+          await adminQuery('mysql', `kill ${row.id}`);
+      // A statement sent before the session's end is known may fail; the next one gets a new session.
+      await sessionQuery(server, 'select 1').catch(() => undefined);
+      expect(await sessionQuery(server, 'select 2 as two')).toEqual([{ two: 2 }]);
+      // A batch that fails inside a transaction does not leave the next one in it (PostgreSQL would refuse every
+      // statement of an aborted transaction until a rollback).
+      await expect(sessionQuery(server, 'begin; select no_such_column')).rejects.toThrow(/no_such_column/);
+      expect(await sessionQuery(server, 'select 3 as three')).toEqual([{ three: 3 }]);
+    });
+
     test("a statement cancelled by the server's time limit is named as such, not as an unreachable server", async () => {
       const ws = workspace();
       // One connection, so the session setting and the slow statement meet.
