@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
+import { canonicalTimeZone, timeZoneProblem } from '../../src/config/schema.js';
 import { addDays, dateInZone, daysBetween, parseInZone, startOfDayInZone } from '../../src/expirations/calendar.js';
 import { decide, RecordedEvents, parseEventKey, scanBounds, type ExpirationPolicy, type LicenseDates } from '../../src/expirations/rules.js';
 
@@ -27,6 +28,9 @@ describe('calendar days in the business zone', () => {
     for (const date of ['2024-02-29', '2024-03-31', '2024-10-27', '2025-01-01'])
       expect(startOfDayInZone(date, 'UTC').toISOString()).toBe(startOfDayInZone(date, 'Etc/UTC').toISOString());
     expect(parseInZone('2024-03-10 02:30', 'UTC')?.instant.toISOString()).toBe('2024-03-10T02:30:00.000Z');
+    // The settings still spell it as Intl does, and still refuse what is not a zone.
+    expect([canonicalTimeZone('UTC'), canonicalTimeZone('utc'), timeZoneProblem('UTC'), timeZoneProblem('utc')]).toEqual(['UTC', 'UTC', undefined, undefined]);
+    expect(timeZoneProblem('UTC+1')).toMatch(/not an IANA time zone/);
   });
 
   test('the reference fixture: expiring 2024-01-22T10:30:00Z at 2024-01-15T10:30:00Z is 7 days, keyed on the date', () => {
