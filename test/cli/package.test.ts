@@ -56,7 +56,9 @@ describe('the published package', () => {
     // (hard links: pruning the copy unlinks files there and leaves this checkout's alone).
     const release = tempDir();
     fs.cpSync(ROOT, release, { recursive: true, filter: (source) => !/\/(node_modules|\.git)$/.test(source) });
-    run('cp', ['-al', path.join(ROOT, 'node_modules'), path.join(release, 'node_modules')], ROOT);
+    // The folder itself, where node_modules is a link to it (a worktree sharing a checkout's packages): cp -a would copy
+    // the link, and the prune below would then remove the development packages of the folder the link points at.
+    run('cp', ['-al', fs.realpathSync(path.join(ROOT, 'node_modules')), path.join(release, 'node_modules')], ROOT);
     run('sh', ['-c', `${prune!} --no-audit --no-fund --offline`], release);
 
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string; devDependencies: Record<string, string> };
