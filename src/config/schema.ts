@@ -1,5 +1,6 @@
 // src/config: the zod schema, config-file discovery and the env > settings > file > default precedence; imports nothing above storage.
 import { z } from 'zod';
+import { UTC } from '../expirations/calendar.js';
 import { reminderPolicyConfigShape } from '../expirations/reminder-policy.js';
 import { parseDatabaseUrl } from '../storage/database-target.js';
 import { endpointsSchema } from '../webhooks/endpoint-schema.js';
@@ -14,7 +15,7 @@ const DEFAULT_CONCURRENCY = 8;
 const DEFAULT_RETRY_WINDOW_HOURS = 72;
 const DEFAULT_WARNING_DAYS = [7, 1];
 const DEFAULT_LOOKBACK_DAYS = 7;
-const DEFAULT_TIME_ZONE = 'UTC';
+const DEFAULT_TIME_ZONE = UTC;
 export const DEFAULT_DATABASE_FILENAME = './license-manager.sqlite';
 const DEFAULT_BOTBLE_TABLE_PREFIX = 'lm_';
 

@@ -5,8 +5,8 @@ import { DAY_MS } from '../time.js';
  * A calendar date is 'YYYY-MM-DD' text; arithmetic on it is UTC arithmetic on the Y-M-D, so DST never shifts it.
  */
 
-/** The zone whose wall time is the instant's own (spelt as canonicalTimeZone keeps it). */
-const UTC = 'UTC';
+/** The zone whose wall time is the instant's own, and the default business zone (spelt as canonicalTimeZone keeps it). */
+export const UTC = 'UTC';
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
