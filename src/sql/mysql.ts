@@ -60,6 +60,7 @@ export const mysqlDialect: SqlDialect = {
   sameDate: (text, date) => sql<boolean>`${text} = ${date}`,
   isDate: () => sql<boolean>`true`,
   position: (text, needle) => sql<number>`instr(${text}, ${needle})`,
+  unindexed: (column) => sql.ref(column),
 
   hasColumn: (db, table, column) => has(db, table, { column }),
   // CREATE TABLE IF NOT EXISTS: a table an interrupted migrate created is left as it is.

@@ -77,6 +77,7 @@ export const postgresDialect: SqlDialect = {
   sameDate: (text, date) => sql<boolean>`cast(${text} as date) = ${date}`,
   isDate: () => sql<boolean>`true`,
   position: (text, needle) => sql<number>`strpos(${text}, ${needle})`,
+  unindexed: (column) => sql.ref(column),
 
   async hasColumn(db, table, column) {
     const { rows } = await sql<{

@@ -142,6 +142,13 @@ export interface SqlDialect {
   isDate(expression: Expression<unknown>): RawBuilder<boolean>;
   /** 1-based position of `needle` in `text`, 0 when absent. */
   position(text: Expression<unknown>, needle: string): RawBuilder<number>;
+  /**
+   * The column, in a form no index is chosen for: a condition on it only filters the rows another condition found
+   * (a list of ids). SQLite, which keeps no statistics here, takes an equality on an indexed column for selective
+   * and would scan all of that index's matching rows (every active license) instead of looking up the ids: SQLite's
+   * unary `+`. The servers weigh both by their statistics: the column as it is.
+   */
+  unindexed(column: string): RawBuilder<unknown>;
 
   /** Whether our table (under the prefix) has this column. */
   hasColumn(db: Kysely<any>, table: string, column: string): Promise<boolean>;

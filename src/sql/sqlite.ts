@@ -43,6 +43,8 @@ export const sqliteDialect: SqlDialect = {
   // Text dates that are not dates, such as '', sort before '0'.
   isDate: (expression) => sql<boolean>`${expression} >= '0'`,
   position: (text, needle) => sql<number>`instr(${text}, ${needle})`,
+  // "Disqualifying WHERE clause terms using unary-+" (SQLite's query planner documentation).
+  unindexed: (column) => sql`+${sql.ref(column)}`,
 
   async hasColumn(db, table, column) {
     const { rows } = await sql<{ found: number }>`select 1 as found from pragma_table_info(${tablePrefixOf(db) + table}) where name = ${column}`.execute(db);

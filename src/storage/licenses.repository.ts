@@ -220,15 +220,7 @@ export interface StatusChangeCounts {
 export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusChanges, now: string): Promise<StatusChangeCounts> {
   const setStatus = async (ids: readonly number[], from: LicenseStatus, to: LicenseStatus) => {
     let changed = 0;
-    for (const chunk of chunksOf(ids)) {
-      const result = await trx
-        .updateTable('licenses')
-        .set({ status: to, updated_at: now })
-        .where('id', 'in', chunk)
-        .where('status', '=', from)
-        .executeTakeFirst();
-      changed += Number(result.numUpdatedRows);
-    }
+    for (const chunk of chunksOf(ids)) changed += Number((await statusChange(trx, chunk, from, to, now).executeTakeFirst()).numUpdatedRows);
     return changed;
   };
   return {
@@ -239,6 +231,20 @@ export async function writeStatusChanges(trx: Kysely<Database>, changes: StatusC
     ),
     reactivated: await setStatus(changes.reactivated, 'expired', 'active'),
   };
+}
+
+/**
+ * The UPDATE that moves these licenses (a bounded IN list of ids) from `from` to `to`, where they still are in `from`.
+ * The rows are found by their ids: the status only filters them (see SqlDialect.unindexed). With the status as a
+ * plain condition SQLite scanned the (status, date) index's every active license for each chunk of ids, which made
+ * a run at 1M licenses with 3,300 expiries spend about a second on it.
+ */
+export function statusChange(trx: Kysely<Database>, ids: readonly number[], from: LicenseStatus, to: LicenseStatus, now: string) {
+  return trx
+    .updateTable('licenses')
+    .set({ status: to, updated_at: now })
+    .where('id', 'in', [...ids])
+    .where(dialectFor(trx).unindexed('status'), '=', from);
 }
 
 export interface LicenseFilter {
