@@ -244,8 +244,8 @@ const sessions = new WeakMap<ServerDatabase, Promise<Session>>();
  * Runs `fn` with the admin connection to the server database; a query runs its statements as one batch, and answers
  * the last one's rows. The connection is opened once per database and kept until drop(), not once per workspace: on
  * PostgreSQL every connection is a new server process, about 20 ms of the server's CPU on this machine, and the
- * helpers make two or three per workspace. The driver sends one batch at a time, in order, so batches of callers that
- * run side by side never interleave. A session is dropped, and the next call opens another, when it breaks (a test
+ * helpers make two or three per workspace. The session gives its driver one batch at a time, in order (see oneAtATime),
+ * so batches of callers that run side by side never interleave. A session is dropped, and the next call opens another, when it breaks (a test
  * that ends every session on the database) or when a batch fails: that may leave it in an aborted transaction
  * (PostgreSQL) or with foreign-key checks off (MySQL).
  */
@@ -277,6 +277,19 @@ export function sessionQuery(server: ServerDatabase, statement: string): Promise
   return withSession(server, (query) => query([statement]));
 }
 
+/**
+ * The batches of `query` one after another, each once the one before has settled. The drivers would queue them too,
+ * but pg deprecates a query on a client that is still running one (pg 9 will refuse it), and says so on the test's output.
+ */
+function oneAtATime(query: Query): Query {
+  let last: Promise<unknown> = Promise.resolve();
+  return (statements) => {
+    const next = last.then(() => query(statements));
+    last = next.catch(() => undefined);
+    return next;
+  };
+}
+
 async function openSession(server: ServerDatabase, broken: () => void): Promise<Session> {
   if (server.dialect === 'postgres') {
     const client = new pg.Client({ connectionString: server.url, connectionTimeoutMillis: 5000 });
@@ -284,11 +297,11 @@ async function openSession(server: ServerDatabase, broken: () => void): Promise<
     client.on('end', broken);
     await client.connect();
     return {
-      query: async (statements) => {
+      query: oneAtATime(async (statements) => {
         const results = await client.query(statements.join(';\n'));
         const last = Array.isArray(results) ? results.at(-1) : results;
         return last?.rows ?? [];
-      },
+      }),
       close: () => client.end().catch(() => undefined),
     };
   }
@@ -296,12 +309,12 @@ async function openSession(server: ServerDatabase, broken: () => void): Promise<
   connection.on('error', broken);
   connection.on('end', broken);
   return {
-    query: async (statements) => {
+    query: oneAtATime(async (statements) => {
       // Foreign keys are checked once every table exists (the DDL comes in name order), and not when rows go.
       const [results] = await connection.query(['set foreign_key_checks = 0', ...statements, 'set foreign_key_checks = 1'].join(';\n'));
       const rows = (results as unknown[]).at(-2);
       return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
-    },
+    }),
     close: () => connection.end().catch(() => undefined),
   };
 }
