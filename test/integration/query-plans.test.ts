@@ -1,5 +1,5 @@
 import SQLite from 'better-sqlite3';
-import { afterEach, expect, test } from '@jest/globals';
+import { afterEach, expect, jest, test } from '@jest/globals';
 import { aLicense, forEachDialect, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
@@ -12,21 +12,16 @@ const STATUS_SCAN = /USING (?:COVERING )?INDEX \S+ \(status=\?\)$/;
 // A list of ids bound as parameters: the statements that look rows up by id.
 const ID_LIST = /"id" in \(\?, \?/;
 
-const prepare = SQLite.prototype.prepare;
 afterEach(() => {
-  SQLite.prototype.prepare = prepare;
+  jest.restoreAllMocks();
 });
 
 forEachDialect(
   'the statements of a run that take a list of ids, on SQLite',
   ({ project }) => {
     test('look the ids up: none scans a status index for every row in that status', async () => {
-      const seen = new Set<string>();
-      // Every statement the commands below prepare, through the binding the in-process CLI uses.
-      SQLite.prototype.prepare = function (this: SQLite.Database, source: string) {
-        seen.add(source);
-        return prepare.call(this, source);
-      } as typeof prepare;
+      // Every statement the commands below prepare, through the binding the in-process CLI uses (called through as it is).
+      const prepared = jest.spyOn(SQLite.prototype, 'prepare');
       const receiver = await receiverFor();
       const ws = await project({
         receiver,
@@ -42,7 +37,7 @@ forEachDialect(
         expect((await ws.cli([...args, '--json'])).code).toBe(0);
       }
       expect(receiver.requests).toHaveLength(18);
-      const byIds = [...seen].filter((source) => ID_LIST.test(source));
+      const byIds = [...new Set(prepared.mock.calls.map(([source]) => source))].filter((source) => ID_LIST.test(source));
       const sqlite = new SQLite(ws.databaseLocation, { readonly: true });
       try {
         const plans = byIds.map((source) => {
