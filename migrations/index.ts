@@ -9,6 +9,7 @@ import { longTexts } from './0007_long_texts.js';
 import { endpoints } from './0008_endpoints.js';
 import { retries } from './0009_retries.js';
 import { monitoring } from './0010_monitoring.js';
+import { deliveryTotals } from './0011_delivery_totals.js';
 
 /** Every migration, by name in the order they apply. A static list: no stale file in dist/ is ever picked up. */
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_endpoints': endpoints,
   '0009_retries': retries,
   '0010_monitoring': monitoring,
+  '0011_delivery_totals': deliveryTotals,
 };

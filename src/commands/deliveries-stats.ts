@@ -37,7 +37,8 @@ export async function deliveriesStats(context: CommandContext, options: Deliveri
   for (const name of options.endpoint === undefined ? configured : [options.endpoint]) accumulator.addEndpoint(name);
   const since = options.since === undefined ? undefined : formatUtc(options.since);
   for (const group of await attemptGroups(db, { since, endpoint: options.endpoint })) accumulator.addAttemptGroup(group);
-  for (const streak of await endpointStreaks(db, options.endpoint)) accumulator.setRecent(streak);
+  const withDeliveries = options.endpoint === undefined ? deliveries.map((row) => row.endpoint) : [options.endpoint];
+  for (const streak of await endpointStreaks(db, withDeliveries)) accumulator.setRecent(streak);
   for (const row of deliveries) {
     const count = (status: string) => row.byStatus[status] ?? 0;
     accumulator.addCounts({

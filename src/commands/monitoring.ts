@@ -95,13 +95,11 @@ function toDate(value: string | Date | null): Date | null {
 /** Everything the textfile shows, read from the database (never from one run's memory alone). */
 async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
   const { db } = context;
-  const [runs, totals, deliveries, streaks, states] = await Promise.all([
-    runsForMetrics(db),
-    deliveryTotals(db),
-    endpointDeliveries(db),
-    endpointStreaks(db),
-    endpointStates(db),
-  ]);
+  const [runs, totals, deliveries, states] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStates(db)]);
+  const streaks = await endpointStreaks(
+    db,
+    deliveries.map((row) => row.endpoint),
+  );
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
   // The circuit as the last run stored it: open (or half-open, waiting for the next run's probe) is 1, closed or none stored is 0,
   // one that cannot be read is left out. A 410 disablement is not an open circuit: it shows in the parked deliveries.

@@ -1,7 +1,7 @@
 // What monitoring reads: the Prometheus snapshot (runs, deliveries by type and status, per endpoint state), the attempt aggregates of `deliveries stats`, and the last heartbeat ping's result.
 import type { Kysely } from 'kysely';
 import { SUCCEEDED_EXIT_CODE } from '../run-outcome.js';
-import type { Database } from './database.table.js';
+import type { Database, DeliveryStatus } from './database.table.js';
 import { readSettings, writeSetting } from './settings.repository.js';
 
 /** Kept in the settings table under a key no `settings` command accepts: the result of the last run's pings, as JSON. */
@@ -16,7 +16,21 @@ export async function readLastPing(db: Kysely<Database>): Promise<string | undef
 }
 
 /** Deliveries still to be delivered: everything but these (a status added later counts as waiting until it is listed here). */
-const DONE_STATUSES = ['delivered', 'abandoned', 'superseded'];
+/**
+ * Every status a delivery can have, done or still to be delivered (a status added to DeliveryStatus must be placed
+ * here). The oldest one still to be delivered is looked up by the status index among the waiting statuses: `not in`
+ * the done ones read every delivery's row (0.3 s at 1,000,000 deliveries on SQLite, on every run with a textfile).
+ */
+const DONE: Record<DeliveryStatus, boolean> = {
+  delivered: true,
+  abandoned: true,
+  superseded: true,
+  pending: false,
+  delivering: false,
+  deferred: false,
+  parked: false,
+};
+const WAITING_STATUSES = (Object.keys(DONE) as DeliveryStatus[]).filter((status) => !DONE[status]);
 
 /** A time column as the drivers return it (UTC text, or a Date on some server drivers). */
 type TimeValue = string | Date | null;
@@ -91,7 +105,7 @@ export async function endpointDeliveries(db: Kysely<Database>, endpoint?: string
   let oldest = db
     .selectFrom('webhook_deliveries')
     .select((eb) => ['endpoint', eb.fn.min('created_at').as('oldest')])
-    .where('status', 'not in', DONE_STATUSES as never[]);
+    .where('status', 'in', WAITING_STATUSES);
   if (endpoint !== undefined) {
     counts = counts.where('endpoint', '=', endpoint);
     oldest = oldest.where('endpoint', '=', endpoint);
@@ -119,11 +133,11 @@ export interface EndpointStreak {
 /**
  * Per endpoint, over its whole history: the last success, the last attempt, and the failed attempts since the last
  * success, in the order the attempts were written (their ids). Each is read backwards from the newest attempt and
- * stops at the first match, so a healthy endpoint costs a few index reads however long its log.
+ * stops at the first match, so a healthy endpoint costs a few index reads however long its log. `names`: the endpoints
+ * to read (those with deliveries: endpointDeliveries names them; asking the deliveries for their distinct endpoints
+ * read a whole index).
  */
-export async function endpointStreaks(db: Kysely<Database>, endpoint?: string): Promise<EndpointStreak[]> {
-  const names =
-    endpoint === undefined ? (await db.selectFrom('webhook_deliveries').select('endpoint').distinct().execute()).map((row) => row.endpoint) : [endpoint];
+export async function endpointStreaks(db: Kysely<Database>, names: readonly string[]): Promise<EndpointStreak[]> {
   const attempts = (name: string) =>
     db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
   const streaks: EndpointStreak[] = [];

@@ -318,7 +318,7 @@ describe('deliveries list and migrate', () => {
     const first = await runCli(['migrate'], { cwd: ws.dir });
     expect(first).toMatchObject({
       code: 0,
-      stdout: `Database ${ws.databaseLocation}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring; it is up to date.\n`,
+      stdout: `Database ${ws.databaseLocation}: applied 0001_initial, 0002_delivery_schedule, 0003_runs, 0004_botble_license_states, 0005_event_instants, 0006_big_license_ids, 0007_long_texts, 0008_endpoints, 0009_retries, 0010_monitoring, 0011_delivery_totals; it is up to date.\n`,
     });
     const again = await runCli(['migrate', '--json'], { cwd: ws.dir });
     expect(JSON.parse(again.stdout)).toEqual({ database: ws.databaseLocation, applied: [], upToDate: true });

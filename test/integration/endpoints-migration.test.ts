@@ -156,5 +156,7 @@ test('SQLite: after the rebuild, foreign keys are checked again and the indexes 
     'webhook_deliveries_status',
     'webhook_deliveries_status_endpoint',
     'webhook_deliveries_status_endpoint_next_attempt',
+    // 0011: the textfile's counts by event type and status.
+    'webhook_deliveries_type_status_endpoint',
   ]);
 });
