@@ -37,7 +37,8 @@ export async function deliveriesStats(context: CommandContext, options: Deliveri
   for (const name of options.endpoint === undefined ? configured : [options.endpoint]) accumulator.addEndpoint(name);
   const since = options.since === undefined ? undefined : formatUtc(options.since);
   for (const group of await attemptGroups(db, { since, endpoint: options.endpoint })) accumulator.addAttemptGroup(group);
-  const withDeliveries = options.endpoint === undefined ? deliveries.map((row) => row.endpoint) : [options.endpoint];
+  // The endpoints with deliveries (narrowed by --endpoint): one without any has no attempts either.
+  const withDeliveries = deliveries.map((row) => row.endpoint);
   for (const streak of await endpointStreaks(db, withDeliveries)) accumulator.setRecent(streak);
   for (const row of deliveries) {
     const count = (status: string) => row.byStatus[status] ?? 0;

@@ -96,10 +96,8 @@ function toDate(value: string | Date | null): Date | null {
 async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
   const { db } = context;
   const [runs, totals, deliveries, states] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStates(db)]);
-  const streaks = await endpointStreaks(
-    db,
-    deliveries.map((row) => row.endpoint),
-  );
+  const withDeliveries = deliveries.map((row) => row.endpoint);
+  const streaks = await endpointStreaks(db, withDeliveries);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
   // The circuit as the last run stored it: open (or half-open, waiting for the next run's probe) is 1, closed or none stored is 0,
   // one that cannot be read is left out. A 410 disablement is not an open circuit: it shows in the parked deliveries.

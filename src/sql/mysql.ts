@@ -73,8 +73,9 @@ export const mysqlDialect: SqlDialect = {
     if (await has(db, table, { column })) return;
     await db.schema.alterTable(table).addColumn(column, type, build).execute();
   },
+  // DROP INDEX has no IF EXISTS here either: a `down` cut off after it can be run again.
   async dropIndex(db, name, table) {
-    await db.schema.dropIndex(name).on(table).execute();
+    if (await has(db, table, { index: name })) await db.schema.dropIndex(name).on(table).execute();
   },
 };
 

@@ -146,7 +146,8 @@ export interface SqlDialect {
    * The column, in a form no index is chosen for: a condition on it only filters the rows another condition found
    * (a list of ids). SQLite, which keeps no statistics here, takes an equality on an indexed column for selective
    * and would scan all of that index's matching rows (every active license) instead of looking up the ids: SQLite's
-   * unary `+`. The servers weigh both by their statistics: the column as it is.
+   * unary `+`. The servers weigh both by their statistics: the column as it is. On SQLite `+column` also drops the
+   * column's type affinity: compare it only with values of the column's own type (text with text).
    */
   unindexed(column: string): RawBuilder<unknown>;
 

@@ -15,7 +15,6 @@ export async function readLastPing(db: Kysely<Database>): Promise<string | undef
   return (await readSettings(db)).get(LAST_PING_KEY);
 }
 
-/** Deliveries still to be delivered: everything but these (a status added later counts as waiting until it is listed here). */
 /**
  * Every status a delivery can have, done or still to be delivered (a status added to DeliveryStatus must be placed
  * here). The oldest one still to be delivered is looked up by the status index among the waiting statuses: `not in`

@@ -62,7 +62,7 @@ forEachDialect(
             .all(...(statement.parameters as unknown[]))
             .map((row) => (row as { detail: string }).detail);
           // Before: "SEARCH licenses USING INDEX licenses_status_updates_until (status=?)".
-          expect(plan).toEqual(['SEARCH licenses USING INTEGER PRIMARY KEY (rowid=?)']);
+          expect(plan).toEqual([expect.stringMatching(/^SEARCH licenses USING INTEGER PRIMARY KEY/)]);
         }
       } finally {
         sqlite.close();
