@@ -2,7 +2,7 @@ import { sql, type InsertQueryBuilder, type Kysely } from 'kysely';
 import { retryOnDeadlock } from './db-errors.js';
 import type { SqlDialect, Statement, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
 import { assignments } from './standard.js';
-import { tablePrefixOf } from './table-prefix.js';
+import { LONGEST_INDEX_NAME, tablePrefixOf } from './table-prefix.js';
 
 /**
  * MySQL and MariaDB: no ON CONFLICT (ON DUPLICATE KEY UPDATE, on any unique key), no UPDATE … RETURNING, no
@@ -22,6 +22,8 @@ export const mysqlDialect: SqlDialect = {
     table: (builder) => builder.modifyEnd(sql`engine = InnoDB default charset = utf8mb4 collate = utf8mb4_bin`),
   },
   textLimits: { keyCharacters: 255 },
+  // Identifiers are at most 64 characters; a longer index name is refused (ER_TOO_LONG_IDENT), half-way through a migrate.
+  maxTablePrefix: 64 - LONGEST_INDEX_NAME,
   binaryKeyType: sql`varchar(255) character set utf8mb4 collate utf8mb4_bin`,
   transactionalDdl: false,
   upsertMatchesAnyUniqueKey: true,

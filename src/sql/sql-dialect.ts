@@ -91,6 +91,12 @@ export interface SqlDialect {
   readonly serverSoftware: string;
   readonly columnTypes: ColumnTypes;
   readonly textLimits: TextLimits;
+  /**
+   * The longest table prefix the server takes, where it refuses a longer identifier: the index names carry the prefix
+   * (MySQL and MariaDB: 64 characters, less the longest index name). PostgreSQL cuts a longer name at 63 characters
+   * instead, which is left to it (the README says what a prefix of 29 or more costs there); SQLite has no limit.
+   */
+  readonly maxTablePrefix?: number;
   /** Text compared byte for byte, as a key of a temporary table (license codes of an import). */
   readonly binaryKeyType: RawBuilder<unknown>;
   /** False on MySQL/MariaDB: each schema change commits at once, so every migration step must be re-runnable. */

@@ -27,6 +27,12 @@ const OWN_TABLES: ReadonlySet<string> = new Set([
   'endpoint_states',
 ]);
 
+/**
+ * The longest index name the migrations create, `webhook_deliveries_status_endpoint_next_attempt` (0009): index names
+ * carry the table prefix too, so a server's limit on identifiers bounds the prefix (SqlDialect.maxTablePrefix).
+ */
+export const LONGEST_INDEX_NAME = 47;
+
 class PrefixTransformer extends OperationNodeTransformer {
   constructor(private readonly prefix: string) {
     super();

@@ -1,5 +1,6 @@
 import { maskCredentials, passwordProblem } from '../credentials.js';
 import { dialectNamed } from '../sql/dialect-for.js';
+import { LONGEST_INDEX_NAME } from '../sql/table-prefix.js';
 import type { DialectName } from '../sql/sql-dialect.js';
 
 /** Where the database is: a SQLite file, or a PostgreSQL / MySQL server given by URL. */
@@ -96,6 +97,12 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   if (!url.hostname) return { problem: `${maskDatabaseUrl(value)} has no host name` };
   if (!database || database.includes('/'))
     return { problem: `${maskDatabaseUrl(value)} names no database (expected ${dialect}://user:<password>@${url.host}/database)` };
+  const { maxTablePrefix, serverSoftware } = dialectNamed(dialect);
+  if (maxTablePrefix !== undefined && tablePrefix.length > maxTablePrefix) {
+    return {
+      problem: `the table prefix "${tablePrefix}" (database.tablePrefix) is ${tablePrefix.length} characters, and ${serverSoftware} takes at most ${maxTablePrefix}: the names of this tool's indexes carry the prefix and may be at most 64 characters long (the longest is the prefix and ${LONGEST_INDEX_NAME} more)`,
+    };
+  }
   const label = maskDatabaseUrl(value);
   return { dialect, url: value, host: url.hostname, port: url.port ? Number(url.port) : DEFAULT_PORTS[dialect], database, tablePrefix, label };
 }
