@@ -100,7 +100,7 @@ export function parseDatabaseUrl(value: string, tablePrefix: string): DatabaseTa
   const { maxTablePrefix, serverSoftware } = dialectNamed(dialect);
   if (maxTablePrefix !== undefined && tablePrefix.length > maxTablePrefix) {
     return {
-      problem: `the table prefix "${tablePrefix}" (database.tablePrefix) is ${tablePrefix.length} characters, and ${serverSoftware} takes at most ${maxTablePrefix}: the names of this tool's indexes carry the prefix and may be at most 64 characters long (the longest is the prefix and ${LONGEST_INDEX_NAME} more)`,
+      problem: `the table prefix "${tablePrefix}" (database.tablePrefix) is ${tablePrefix.length} characters, and ${serverSoftware} takes at most ${maxTablePrefix}: the names of this tool's indexes carry the prefix and may be at most ${maxTablePrefix + LONGEST_INDEX_NAME} characters long (the longest is the prefix and ${LONGEST_INDEX_NAME} more)`,
     };
   }
   const label = maskDatabaseUrl(value);

@@ -43,7 +43,7 @@ forEachDialect(
       (
         await sessionQuery(
           serverDatabase(),
-          `select table_name from information_schema.tables where table_schema = database() and table_name like '${prefix}%'`,
+          `select table_name from information_schema.tables where table_schema = database() and table_name like '${prefix.replaceAll('_', '\\_')}%'`,
         )
       ).length;
 
@@ -53,15 +53,19 @@ forEachDialect(
       expect([migrated.code, migrated.stderr]).toEqual([0, '']);
       const [longest] = await sessionQuery(
         serverDatabase(),
-        `select max(length(index_name)) as n from information_schema.statistics where table_schema = database() and index_name like '${prefix}%'`,
+        `select max(length(index_name)) as n from information_schema.statistics where table_schema = database() and index_name like '${prefix.replaceAll('_', '\\_')}%'`,
       );
       expect(Number(longest!.n)).toBe(64);
     });
 
     test('one character more is refused before anything is created, naming the limit', async () => {
       const prefix = `${'q'.repeat(64 - LONGEST_INDEX_NAME)}_`;
-      for (const args of [['migrate'], ['process-expirations'], ['status']]) {
-        const refused = await runCli(args, { cwd: project(prefix) });
+      const cwd = project(prefix);
+      // The URL from the config file, and from LICENSE_MANAGER_DB with the prefix still from the config file.
+      const runs = [['migrate'], ['process-expirations'], ['status']].map((args) => () => runCli(args, { cwd }));
+      runs.push(() => runCli(['migrate'], { cwd, env: { LICENSE_MANAGER_DB: serverDatabase().url } }));
+      for (const run of runs) {
+        const refused = await run();
         expect(refused.code).toBe(2);
         expect(refused.stderr).toContain(
           `the table prefix "${prefix}" (database.tablePrefix) is ${prefix.length} characters, and MySQL or MariaDB takes at most ${64 - LONGEST_INDEX_NAME}`,
