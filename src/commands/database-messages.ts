@@ -229,6 +229,11 @@ function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError 
         options,
       );
     }
+    case 'index-name-cut':
+      return usageError(
+        `The table prefix "${refusal.tablePrefix}" (database.tablePrefix) is too long for PostgreSQL: it cuts index names to 63 characters, and ${refusal.index} cut so is ${refusal.cutTo}, the name of another index. The migrate was rolled back and nothing changed. Use a prefix of at most 28 characters.`,
+        options,
+      );
     case 'no-temporary-tables':
       return usageError(
         `The database user ${account(refusal.user)} lacks CREATE TEMPORARY TABLES on database ${refusal.database}, which licenses import needs (it checks repeated license codes in a temporary table); nothing was imported. As an administrator, run:\n  GRANT CREATE TEMPORARY TABLES ON \`${refusal.database}\`.* TO ${account(refusal.user)};`,

@@ -149,3 +149,21 @@ export async function retryOnDeadlock<T>(fn: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/**
+ * An index whose name, with the table prefix, is longer than PostgreSQL takes, and cut to that length is the name of
+ * another index: CREATE INDEX IF NOT EXISTS would take that one for it and create nothing. With a table prefix of 29
+ * characters or more, 0009's webhook_deliveries_status_endpoint_next_attempt is cut to 0008's
+ * webhook_deliveries_status_endpoint.
+ */
+export class IndexNameCut extends Error {
+  constructor(
+    readonly index: string,
+    readonly cutTo: string,
+    length: number,
+    existing: string,
+  ) {
+    super(`index ${index} cut to ${length} characters is ${cutTo}, the name of another index (${existing})`);
+    this.name = 'IndexNameCut';
+  }
+}

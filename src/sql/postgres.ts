@@ -1,10 +1,13 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { SqlDialect, UpdateReturningSpec } from './sql-dialect.js';
+import { IndexNameCut } from './db-errors.js';
 import { returning, standardWrites } from './standard.js';
 import { tablePrefixOf } from './table-prefix.js';
 
 // The most bound parameters one statement may have (the protocol counts them in 16 bits).
 const MAX_SERVER_PARAMETERS = 65_535;
+// PostgreSQL cuts a longer identifier to this many bytes (NAMEDATALEN - 1); our names are ASCII.
+const IDENTIFIER_LENGTH = 63;
 
 /** PostgreSQL: ON CONFLICT and RETURNING as SQLite, row locks for claims, advisory locks for turns, a serial per id. */
 export const postgresDialect: SqlDialect = {
@@ -26,6 +29,22 @@ export const postgresDialect: SqlDialect = {
   transactionalDdl: true,
   upsertMatchesAnyUniqueKey: false,
   hasPrivileges: true,
+
+  async createIndex(db, name, table, columns) {
+    const prefix = tablePrefixOf(db);
+    const full = prefix + name;
+    if (full.length > IDENTIFIER_LENGTH) {
+      const cutTo = full.slice(0, IDENTIFIER_LENGTH);
+      const { rows } = await sql<{ tablename: string; indexdef: string }>`
+        select tablename, indexdef from pg_indexes where schemaname = current_schema() and indexname = ${cutTo}`.execute(db);
+      const found = rows[0];
+      // The same index made before (a database put back to an older migration by hand) is left as it is.
+      if (found && !(found.tablename === prefix + table && found.indexdef.endsWith(`(${columns.join(', ')})`))) {
+        throw new IndexNameCut(full, cutTo, IDENTIFIER_LENGTH, found.indexdef);
+      }
+    }
+    await standardWrites.createIndex(db, name, table, columns);
+  },
 
   // FOR UPDATE (SKIP LOCKED) in the subquery: a worker passes over rows another is claiming at that moment.
   async updateReturning<DB, R>(db: Kysely<DB>, spec: UpdateReturningSpec<DB>): Promise<R[]> {

@@ -94,7 +94,7 @@ export interface SqlDialect {
   /**
    * The longest table prefix the server takes, where it refuses a longer identifier: the index names carry the prefix
    * (MySQL and MariaDB: 64 characters, less the longest index name). PostgreSQL cuts a longer name at 63 characters
-   * instead, which is left to it (the README says what a prefix of 29 or more costs there); SQLite has no limit.
+   * instead, and its createIndex refuses a name cut to another index's (IndexNameCut); SQLite has no limit.
    */
   readonly maxTablePrefix?: number;
   /** Text compared byte for byte, as a key of a temporary table (license codes of an import). */

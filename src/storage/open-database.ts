@@ -18,7 +18,7 @@ import type pg from 'pg';
 import { migrations } from '../../migrations/index.js';
 import type { Database } from './database.table.js';
 import { isServer, type DatabaseTarget, type ServerTarget } from './database-target.js';
-import { classifyDbError } from '../sql/db-errors.js';
+import { classifyDbError, IndexNameCut } from '../sql/db-errors.js';
 import { dialectNamed } from '../sql/dialect-for.js';
 import { TablePrefixPlugin, tablePrefixOf } from '../sql/table-prefix.js';
 import { checkMigratePrivileges } from './mysql-privileges.js';
@@ -74,6 +74,9 @@ export async function openDatabase(target: DatabaseTarget, options: OpenOptions 
         if (pending.length > 0) await checkMigratePrivileges(db, pending, pending.length === known.length);
       }
       const { error, results } = await migrator.migrateToLatest();
+      if (error instanceof IndexNameCut) {
+        throw new StorageRefusal({ kind: 'index-name-cut', index: error.index, cutTo: error.cutTo, tablePrefix: target.tablePrefix }, { cause: error });
+      }
       if (error) throw error;
       options.onMigrated?.((results ?? []).filter((result) => result.status === 'Success').map((result) => result.migrationName));
     } else if (options.schemaCheck !== false && !(await schemaIsCurrent(db, target.tablePrefix))) {

@@ -30,7 +30,9 @@ export type Refusal =
   /** MySQL/MariaDB: the user lacks privileges a command needs (each with what it is needed for); nothing was changed. */
   | { kind: 'missing-privileges'; user: string; database: string; missing: ReadonlyArray<[string, string]>; command: string }
   /** MySQL/MariaDB: `licenses import` was refused its temporary table; nothing was imported. */
-  | { kind: 'no-temporary-tables'; user: string; database: string };
+  | { kind: 'no-temporary-tables'; user: string; database: string }
+  /** PostgreSQL: with the table prefix, an index name cut to 63 characters is another index's; the migrate was rolled back. */
+  | { kind: 'index-name-cut'; index: string; cutTo: string; tablePrefix: string };
 
 /** A refusal storage throws; `cause` is the driver's or the system's error, when there is one. */
 export class StorageRefusal extends Error {
