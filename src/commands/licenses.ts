@@ -111,7 +111,7 @@ const COLUMNS = Object.keys(licenseRecordSchema('UTC').shape);
 /** One validated row, and whether it carried `is_valid` true (Botble's "not blocked"). */
 function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof licenseRecordSchema>): { input: LicenseInput; valid: boolean } {
   const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
-  if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}.`);
+  if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}. Nothing was imported.`);
   const parsed = schema.safeParse(record.fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

@@ -466,10 +466,10 @@ describe('the built CLI', () => {
     expect(JSON.parse((await runCli(['deliveries', 'retry', '1', '--force', '--json'], { cwd })).stdout)).toMatchObject({ forced: 1, delivered: 1 });
   }, 120_000);
 
-  test('status --help lists every exit code, 2 included', async () => {
+  test('status --help lists every exit code, 2 and 4 included', async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
-      /exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/,
+      /exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours \(deliveries wait on it\), 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/,
     );
   });
 });

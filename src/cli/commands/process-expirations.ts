@@ -45,7 +45,8 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         'license-manager process-expirations --announce-since 2025-01-02 --dry-run   # expiries a long outage left unannounced',
       ) +
         '\n\nExit status: 0 all sent; 3 a delivery was abandoned; 4 nothing abandoned, but deliveries wait on a failing receiver' +
-        '\n(deferred to a later run until webhooks.retryWindowHours, or parked after a 410 Gone); 1 failed or stopped early.' +
+        '\n(deferred to a later run until webhooks.retryWindowHours, or parked after a 410 Gone); 1 failed or stopped early;' +
+        '\n2 the config, the database or an option cannot be used (the message says which).' +
         '\nDeferred deliveries that are due go first, one attempt each per run (see "Retries across runs" in the README).',
     )
     .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string; announceSince?: string }, command: Command) =>

@@ -18,7 +18,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
   program
     .command('status')
     .description(
-      'is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)',
+      'is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours (deliveries wait on it), 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)',
     )
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addOption(
