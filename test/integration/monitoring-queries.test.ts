@@ -1,6 +1,7 @@
 import SQLite from 'better-sqlite3';
 import { afterEach, expect, jest, test } from '@jest/globals';
 import { deliveryTotals, endpointDeliveries, endpointStreaks } from '../../src/storage/monitoring.repository.js';
+import { sqlitePlans } from '../helpers/query-plan.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 // What the Prometheus textfile (written after every run) and `deliveries stats` read of the deliveries: counted by
@@ -100,26 +101,15 @@ forEachDialect(
       });
       const statements = [...new Set(prepared.mock.calls.map(([source]) => source))].filter((source) => source.includes('"webhook_deliveries"'));
       jest.restoreAllMocks();
-      const sqlite = new SQLite(ws.databaseLocation, { readonly: true });
-      try {
-        const plans = statements.map((source) => ({
-          source,
-          plan: sqlite
-            .prepare<unknown[]>(`explain query plan ${source}`)
-            .all(...Array.from({ length: (source.match(/\?/g) ?? []).length }, () => 'x'))
-            .map((row) => (row as { detail: string }).detail),
-        }));
-        // The counts by type and status (the textfile's), by endpoint and status, the oldest waiting, the streaks.
-        expect(plans.length).toBeGreaterThanOrEqual(4);
-        // A table read row by row, or a distinct list of endpoints made from a whole index.
-        expect(plans.filter(({ plan }) => plan.some((line) => /^SCAN (webhook_deliveries|d)$|TEMP B-TREE FOR DISTINCT/.test(line)))).toEqual([]);
-        const oldest = plans.find(({ source }) => source.includes('min("created_at")'));
-        expect(oldest?.plan[0]).toMatch(/^SEARCH .*INDEX webhook_deliveries_status/);
-        const totals = plans.find(({ source }) => source.includes('"event_type", "status", "endpoint"'));
-        expect(totals?.plan[0]).toMatch(/COVERING INDEX webhook_deliveries_type_status_endpoint/);
-      } finally {
-        sqlite.close();
-      }
+      const plans = sqlitePlans(ws.databaseLocation, statements);
+      // The counts by type and status (the textfile's), by endpoint and status, the oldest waiting, the streaks.
+      expect(plans.length).toBeGreaterThanOrEqual(4);
+      // A table read row by row, or a distinct list of endpoints made from a whole index.
+      expect(plans.filter(({ plan }) => plan.some((line) => /^SCAN (webhook_deliveries|d)$|TEMP B-TREE FOR DISTINCT/.test(line)))).toEqual([]);
+      const oldest = plans.find(({ sql }) => sql.includes('min("created_at")'));
+      expect(oldest?.plan[0]).toMatch(/^SEARCH .*INDEX webhook_deliveries_status/);
+      const totals = plans.find(({ sql }) => sql.includes('"event_type", "status", "endpoint"'));
+      expect(totals?.plan[0]).toMatch(/COVERING INDEX webhook_deliveries_type_status_endpoint/);
     });
   },
   ['sqlite'],

@@ -1,5 +1,6 @@
 import SQLite from 'better-sqlite3';
 import { afterEach, expect, jest, test } from '@jest/globals';
+import { sqlitePlans } from '../helpers/query-plan.js';
 import { aLicense, forEachDialect, receiverFor } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15T08:00:00Z';
@@ -38,21 +39,11 @@ forEachDialect(
       }
       expect(receiver.requests).toHaveLength(18);
       const byIds = [...new Set(prepared.mock.calls.map(([source]) => source))].filter((source) => ID_LIST.test(source));
-      const sqlite = new SQLite(ws.databaseLocation, { readonly: true });
-      try {
-        const plans = byIds.map((source) => {
-          // Any values do for a plan: it depends on the statement alone.
-          const values = Array.from({ length: (source.match(/\?/g) ?? []).length }, () => 1);
-          const plan = sqlite.prepare<unknown[]>(`explain query plan ${source}`).all(...values);
-          return { source, plan: plan.map((row) => (row as { detail: string }).detail) };
-        });
-        // The status changes of the run are among them, and so are the reads of the delivery log.
-        expect(plans.some(({ source }) => source.startsWith('update "licenses" set "status"'))).toBe(true);
-        expect(plans.length).toBeGreaterThanOrEqual(3);
-        expect(plans.filter(({ plan }) => plan.some((line) => STATUS_SCAN.test(line)))).toEqual([]);
-      } finally {
-        sqlite.close();
-      }
+      const plans = sqlitePlans(ws.databaseLocation, byIds);
+      // The status changes of the run are among them, and so are the reads of the delivery log.
+      expect(plans.some(({ sql }) => sql.startsWith('update "licenses" set "status"'))).toBe(true);
+      expect(plans.length).toBeGreaterThanOrEqual(3);
+      expect(plans.filter(({ plan }) => plan.some((line) => STATUS_SCAN.test(line)))).toEqual([]);
     });
   },
   ['sqlite'],

@@ -1,6 +1,6 @@
-import SQLite from 'better-sqlite3';
 import { expect, test } from '@jest/globals';
 import { statusChange, writeStatusChanges } from '../../src/storage/licenses.repository.js';
+import { sqlitePlans } from '../helpers/query-plan.js';
 import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
 const NOW = '2025-01-15 08:00:00';
@@ -54,18 +54,9 @@ forEachDialect(
         statusChange(db, ids, 'active', 'expired', NOW).compile(),
         statusChange(db, ids, 'expired', 'active', NOW).compile(),
       ]);
-      const sqlite = new SQLite(ws.databaseLocation, { readonly: true });
-      try {
-        for (const statement of [expire, reactivate]) {
-          const plan = sqlite
-            .prepare(`explain query plan ${statement.sql}`)
-            .all(...(statement.parameters as unknown[]))
-            .map((row) => (row as { detail: string }).detail);
-          // Before: "SEARCH licenses USING INDEX licenses_status_updates_until (status=?)".
-          expect(plan).toEqual([expect.stringMatching(/^SEARCH licenses USING INTEGER PRIMARY KEY/)]);
-        }
-      } finally {
-        sqlite.close();
+      for (const { plan } of sqlitePlans(ws.databaseLocation, [expire, reactivate])) {
+        // Before: "SEARCH licenses USING INDEX licenses_status_updates_until (status=?)".
+        expect(plan).toEqual([expect.stringMatching(/^SEARCH licenses USING INTEGER PRIMARY KEY/)]);
       }
     });
   },
