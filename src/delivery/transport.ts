@@ -7,6 +7,7 @@ import { createFetch, type $Fetch } from 'ofetch';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import buildConnector from 'undici/lib/core/connect.js';
 import { request } from 'undici/lib/api/index.js';
+import { takesPlainSignals } from '../webhooks/post.js';
 import { UnusableStatus, unusableStatusLine } from '../webhooks/status.js';
 
 /** ofetch, and the connection pool under it; close it when the run is done so no socket keeps the process alive. */
@@ -74,6 +75,15 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 /** HTTP whitespace around a header value, which the WHATWG Headers strip too. */
 const OUTER_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g;
 
+/** Tab, line feed, carriage return and space: HTTP whitespace. */
+const isHttpWhitespace = (code: number) => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+
+/** `value` without outer HTTP whitespace; the regular expression runs only when there is some (seldom). */
+function withoutOuterWhitespace(value: string): string {
+  if (value.length === 0 || (!isHttpWhitespace(value.charCodeAt(0)) && !isHttpWhitespace(value.charCodeAt(value.length - 1)))) return value;
+  return value.replace(OUTER_WHITESPACE, '');
+}
+
 /**
  * The part of the WHATWG Headers that ofetch uses (it builds one for every request), over a plain object
  * keyed by lower-case name, as the WHATWG class keys them: the same names and values go on the wire, while
@@ -99,12 +109,12 @@ class PlainHeaders {
   }
 
   set(name: string, value: string): void {
-    this.record[name.toLowerCase()] = String(value).replace(OUTER_WHITESPACE, '');
+    this.record[name.toLowerCase()] = withoutOuterWhitespace(String(value));
   }
 
   append(name: string, value: string): void {
     const key = name.toLowerCase();
-    const normalized = String(value).replace(OUTER_WHITESPACE, '');
+    const normalized = withoutOuterWhitespace(String(value));
     const before = this.record[key];
     this.record[key] = before === undefined ? normalized : `${before}, ${normalized}`;
   }
@@ -141,7 +151,7 @@ class ResponseHeaders {
   get(name: string): string | null {
     const value = this.raw[name.toLowerCase()];
     if (value === undefined) return null;
-    return (Array.isArray(value) ? value.map((one) => one.replace(OUTER_WHITESPACE, '')).join(', ') : value).replace(OUTER_WHITESPACE, '');
+    return withoutOuterWhitespace(Array.isArray(value) ? value.map(withoutOuterWhitespace).join(', ') : value);
   }
 }
 
@@ -226,7 +236,10 @@ export function createTransport(): Transport {
     return new PlainResponse(url, response.statusCode, responseHeaders, response.body);
   };
   return {
-    fetch: createFetch({ fetch: fetch as unknown as typeof globalThis.fetch, Headers: PlainHeaders as unknown as typeof Headers, AbortController }),
+    // Its fetch hands the signal to undici's request as it is: postOnce may abort through a plain EventEmitter.
+    fetch: takesPlainSignals(
+      createFetch({ fetch: fetch as unknown as typeof globalThis.fetch, Headers: PlainHeaders as unknown as typeof Headers, AbortController }),
+    ),
     close: () => agent.close(),
   };
 }
