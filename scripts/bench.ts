@@ -2,8 +2,10 @@
  * `npm run bench`: builds a SQLite database of N licenses (about 1% due), starts a receiver on 127.0.0.1,
  * runs the built CLI's process-expirations against it, and compares with two bare loops posting the same
  * bodies, each signed with HMAC-SHA256, at the same concurrency to the same receiver: one through ofetch
- * (the CLI's client) and one straight through an undici `Pool` (what the transport allows at best). Not a
- * test: it asserts nothing, it measures.
+ * (the CLI's client) and one straight through an undici `Pool` (what the transport allows at best). The Pool loop
+ * runs twice: warm, in the receiver's process, and cold, in a process of its own beside the receiver, as the CLI
+ * runs (bench-pool-child.ts); the CPU per event of that process and of the CLI's send phase (read from /proc, with
+ * one worker) tell what a run adds to a bare client. Not a test: it asserts nothing, it measures.
  *
  *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
  *                    [--db postgres://…|mysql://…] [--workers 1] [--endpoints 1] [--startup-runs 10]
@@ -12,7 +14,8 @@
  * `--workers N` starts N `process-expirations` processes at once for the timed run. `--endpoints N` adds N - 1
  * endpoints beside `default` (the same receiver, another path): every due event becomes N deliveries.
  * `--startup-runs N` times `--help`, `--version` and a nothing-due run N times each and reports the medians.
- * `--keep` leaves the SQLite database and its config in their directory (printed) for profiling runs by hand.
+ * `--keep` leaves the SQLite database and its config in their directory (printed) for profiling runs by hand, with
+ * `pristine.sqlite` beside them: the database as built, before any run (copy it over `bench.sqlite` to run again).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,14 +25,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import SQLite from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
 import { ofetch } from 'ofetch';
-import { Pool } from 'undici';
 import { parseDatabaseUrl, type DatabaseTarget } from '../src/storage/database-target.js';
 import type { Database } from '../src/storage/database.table.js';
 import { openDatabase } from '../src/storage/open-database.js';
+import { barePool, cpuTimes, loop, SECRET, signedHeaders, type CpuTimes } from './bench-loops.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = path.join(root, 'bin', 'license-manager.js');
@@ -37,8 +40,6 @@ const NOW = new Date('2025-01-15T08:00:00Z');
 const DAY = 24 * 3600 * 1000;
 // Every loop here is bounded: by the row count, and each child process by this time limit.
 const CHILD_TIME_LIMIT_MS = 10 * 60 * 1000;
-// The CLI signs every body with it (X-Webhook-Signature), and so do both bare loops.
-const SECRET = 'bench-secret';
 
 const { values } = parseArgs({
   options: {
@@ -171,7 +172,34 @@ async function dropServerTables(target: DatabaseTarget): Promise<void> {
 }
 
 /** The receiver counts requests and keeps the times of the first and the last one (the sending span). */
-function startReceiver(): Promise<{ url: string; count: () => number; span: () => { firstMs: number; lastMs: number } | null; close(): void }> {
+/**
+ * The CLI process whose CPU the receiver reads (from /proc) as the first of `expected` requests comes in and as the
+ * last does: its CPU in the send phase. Only with one worker.
+ */
+interface CpuWatch {
+  pid: number;
+  expected: number;
+  first?: CpuTimes | null;
+  last?: CpuTimes | null;
+  /** The bench's own process (the receiver, and the sampling of peak RSS) over the same span, µs. */
+  receiverFirstUs?: number;
+  receiverLastUs?: number;
+}
+
+/** This process's CPU time so far (all threads), µs. */
+const ownCpuUs = () => {
+  const usage = process.cpuUsage();
+  return usage.user + usage.system;
+};
+
+function startReceiver(): Promise<{
+  url: string;
+  count: () => number;
+  span: () => { firstMs: number; lastMs: number } | null;
+  watch: (watch: CpuWatch | undefined) => void;
+  close(): void;
+}> {
+  let watched: CpuWatch | undefined;
   let received = 0;
   let firstMs = 0;
   let lastMs = 0;
@@ -181,6 +209,14 @@ function startReceiver(): Promise<{ url: string; count: () => number; span: () =
       received += 1;
       lastMs = performance.now();
       if (received === 1) firstMs = lastMs;
+      if (watched && received === 1) {
+        watched.first = cpuTimes(watched.pid);
+        watched.receiverFirstUs = ownCpuUs();
+      }
+      if (watched && received === watched.expected) {
+        watched.last = cpuTimes(watched.pid);
+        watched.receiverLastUs = ownCpuUs();
+      }
       if (latencyMs > 0) setTimeout(() => res.end('OK'), latencyMs);
       else res.end('OK');
     });
@@ -192,6 +228,7 @@ function startReceiver(): Promise<{ url: string; count: () => number; span: () =
         url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhook`,
         count: () => received,
         span: () => (received === 0 ? null : { firstMs, lastMs }),
+        watch: (watch) => (watched = watch),
         close: () => {
           server.closeAllConnections();
           server.close();
@@ -208,13 +245,14 @@ interface Timed {
   stdout: string;
 }
 
-/** Runs the CLI; peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
-function timeCli(args: string[], cwd: string): Promise<Timed> {
+/** Runs the CLI (or another script); peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
+function timeCli(args: string[], cwd: string, script = bin, onStart?: (pid: number) => void): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the CLI runs.
     const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    const child = spawn(process.execPath, [...nodeArgs, bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...(script === bin ? nodeArgs : []), script, ...args], { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+    if (child.pid !== undefined) onStart?.(child.pid);
     let stdout = '';
     let peakKb: number | null = null;
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -239,51 +277,26 @@ function timeCli(args: string[], cwd: string): Promise<Timed> {
   });
 }
 
-/** The headers the CLI sends with a body (botble signing): the bare loops send the same, signed per body. */
-function signedHeaders(body: string, index: number): Record<string, string> {
-  return {
-    'Content-Type': 'application/json',
-    Accept: 'application/json',
-    'X-Webhook-Event': 'license.expiring',
-    'X-Webhook-Id': `bench-${index}`,
-    'User-Agent': 'LicenseManager-Webhook/1.0',
-    'X-Webhook-Signature': createHmac('sha256', SECRET).update(body).digest('hex'),
-  };
-}
-
-/** `concurrency` workers taking the next body until none is left; the wall time of the whole loop. */
-async function loop(bodies: string[], post: (body: string, index: number) => Promise<void>): Promise<number> {
-  let next = 0;
-  const started = performance.now();
-  const worker = async () => {
-    while (next < bodies.length) {
-      const index = next;
-      next += 1;
-      await post(bodies[index]!, index);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return performance.now() - started;
-}
-
 /** The same bodies and headers, posted by a bare ofetch loop at the same concurrency: what the CLI's client allows. */
 function bareOfetch(url: string, bodies: string[]): Promise<number> {
-  return loop(bodies, async (body, index) => {
+  return loop(bodies, concurrency, async (body, index) => {
     await ofetch.raw(url, { method: 'POST', body, headers: signedHeaders(body, index), retry: 0, redirect: 'manual', responseType: 'text' });
   });
 }
 
-/** The same bodies and headers through an undici Pool of `concurrency` connections: what the transport allows. */
-async function barePool(url: string, bodies: string[]): Promise<number> {
-  const target = new URL(url);
-  const pool = new Pool(target.origin, { connections: concurrency, keepAliveTimeout: 10_000 });
+/**
+ * The bare Pool loop again, in a process of its own (bench-pool-child.ts): cold, and beside the receiver as the CLI
+ * is, where the loop above runs warm in the receiver's own process. Its CPU per event is what a bare client costs.
+ */
+async function barePoolOwnProcess(url: string, bodies: readonly string[], dir: string): Promise<{ wallMs: number; cpu: CpuTimes | null }> {
+  const file = path.join(dir, 'bodies.json');
+  fs.writeFileSync(file, JSON.stringify(bodies));
   try {
-    return await loop(bodies, async (body, index) => {
-      const response = await pool.request({ path: target.pathname, method: 'POST', body, headers: signedHeaders(body, index) });
-      await response.body.text();
-    });
+    const child = await timeCli([url, file, String(concurrency)], dir, path.join(root, 'dist', 'scripts', 'bench-pool-child.js'));
+    if (child.code !== 0) throw new Error(`the bare Pool loop's process exited with ${child.code}`);
+    return JSON.parse(child.stdout) as { wallMs: number; cpu: CpuTimes | null };
   } finally {
-    await pool.close();
+    fs.rmSync(file, { force: true });
   }
 }
 
@@ -308,9 +321,9 @@ function benchTarget(dir: string): DatabaseTarget {
 }
 
 /** N workers at once; the run's wall time is the slowest one's, its peak RSS the largest. */
-async function timeWorkers(args: string[], cwd: string): Promise<Timed & { delivered: number; abandoned: number }> {
+async function timeWorkers(args: string[], cwd: string, onStart?: (pid: number) => void): Promise<Timed & { delivered: number; abandoned: number }> {
   const started = performance.now();
-  const runs = await Promise.all(Array.from({ length: workers }, () => timeCli(args, cwd)));
+  const runs = await Promise.all(Array.from({ length: workers }, () => timeCli(args, cwd, bin, workers === 1 ? onStart : undefined)));
   const summaries = runs.map((run) => JSON.parse(run.stdout) as { delivered: number; abandoned: number });
   return {
     wallMs: performance.now() - started,
@@ -336,13 +349,20 @@ async function main(): Promise<void> {
     const buildStarted = performance.now();
     const due = await buildDatabase(target);
     const buildMs = performance.now() - buildStarted;
+    // A copy as built, before any run: `--keep`'s profiling runs by hand start again from it (see the header).
+    if (values.keep && target.dialect === 'sqlite') fs.copyFileSync(target.filename, path.join(dir, 'pristine.sqlite'));
 
     const help = await medianCli(['--help'], dir);
     const version = await medianCli(['--version'], dir);
     const nothingDueArgs = ['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'];
     const nothingDue = await timeCli(nothingDueArgs, dir);
     const nothingDueMedian = await medianCli(nothingDueArgs, dir);
-    const run = await timeWorkers(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
+    const cpuWatch: CpuWatch = { pid: 0, expected: due * endpointCount };
+    const run = await timeWorkers(['process-expirations', '--now', NOW.toISOString(), '--json'], dir, (pid) => {
+      cpuWatch.pid = pid;
+      receiver.watch(cpuWatch);
+    });
+    receiver.watch(undefined);
     const summary = { delivered: run.delivered, abandoned: run.abandoned };
     // The receiver's view of the timed run alone: from its first request to its last (start-up and finding the events excluded).
     const span = receiver.span();
@@ -353,12 +373,27 @@ async function main(): Promise<void> {
     const bodies = (await db.selectFrom('webhook_deliveries').select('body').orderBy('id').execute()).map((row) => row.body);
     await db.destroy();
     const bareMs = bodies.length > 0 ? await bareOfetch(receiver.url, bodies) : 0;
-    const poolMs = bodies.length > 0 ? await barePool(receiver.url, bodies) : 0;
+    const poolMs = bodies.length > 0 ? await barePool(receiver.url, bodies, concurrency) : 0;
+    const own = bodies.length > 0 ? await barePoolOwnProcess(receiver.url, bodies, dir) : null;
 
     const eventsPerSecond = summary.delivered / (run.wallMs / 1000);
     const sendingEventsPerSecond = sendingMs > 0 ? summary.delivered / (sendingMs / 1000) : 0;
     const bareEventsPerSecond = bodies.length > 0 ? bodies.length / (bareMs / 1000) : 0;
     const poolEventsPerSecond = bodies.length > 0 ? bodies.length / (poolMs / 1000) : 0;
+    const ownEventsPerSecond = own ? bodies.length / (own.wallMs / 1000) : 0;
+    // CPU per event in µs: of the CLI between the receiver's first and last request, of the bare loop in its process.
+    const perEvent = (ms: number | undefined, count: number) => (ms === undefined || count === 0 ? null : Math.round((ms * 1000) / count));
+    const sendCpu =
+      cpuWatch.first && cpuWatch.last ? { allMs: cpuWatch.last.allMs - cpuWatch.first.allMs, mainMs: cpuWatch.last.mainMs - cpuWatch.first.mainMs } : undefined;
+    const receiverCpuUsPerEvent =
+      cpuWatch.receiverFirstUs !== undefined && cpuWatch.receiverLastUs !== undefined && summary.delivered > 0
+        ? Math.round((cpuWatch.receiverLastUs - cpuWatch.receiverFirstUs) / summary.delivered)
+        : null;
+    const sendCpuUsPerEvent = perEvent(sendCpu?.allMs, summary.delivered);
+    // The most events/s this machine's cores could run with the CLI and the receiver each costing what they did, were
+    // the work spread over the cores perfectly: a bound on the send phase, whatever the client.
+    const cpuBound =
+      sendCpuUsPerEvent !== null && receiverCpuUsPerEvent !== null ? Math.round((os.cpus().length * 1e6) / (sendCpuUsPerEvent + receiverCpuUsPerEvent)) : null;
     const ratio = (value: number, to: number) => (to > 0 && value > 0 ? +(value / to).toFixed(2) : null);
     const idealMs = latencyMs > 0 ? (summary.delivered * latencyMs) / concurrency : null;
     const results = {
@@ -371,13 +406,28 @@ async function main(): Promise<void> {
       abandoned: summary.abandoned,
       receiverGot: receiver.count(),
       run: { wallSeconds: +(run.wallMs / 1000).toFixed(2), eventsPerSecond: Math.round(eventsPerSecond), peakRssMb: run.peakRssMb },
-      sending: { seconds: +(sendingMs / 1000).toFixed(2), eventsPerSecond: sendingMs > 0 ? Math.round(sendingEventsPerSecond) : null },
+      sending: {
+        seconds: +(sendingMs / 1000).toFixed(2),
+        eventsPerSecond: sendingMs > 0 ? Math.round(sendingEventsPerSecond) : null,
+        cpuUsPerEvent: sendCpuUsPerEvent,
+        mainThreadCpuUsPerEvent: perEvent(sendCpu?.mainMs, summary.delivered),
+        receiverCpuUsPerEvent,
+        cpuBoundEventsPerSecond: cpuBound,
+      },
       bareOfetch: { wallSeconds: +(bareMs / 1000).toFixed(2), eventsPerSecond: Math.round(bareEventsPerSecond) },
       barePool: { wallSeconds: +(poolMs / 1000).toFixed(2), eventsPerSecond: Math.round(poolEventsPerSecond) },
+      barePoolOwnProcess: own && {
+        wallSeconds: +(own.wallMs / 1000).toFixed(2),
+        eventsPerSecond: Math.round(ownEventsPerSecond),
+        cpuUsPerEvent: perEvent(own.cpu?.allMs, bodies.length),
+        mainThreadCpuUsPerEvent: perEvent(own.cpu?.mainMs, bodies.length),
+      },
       ratioToBareOfetch: ratio(eventsPerSecond, bareEventsPerSecond),
       sendingRatioToBareOfetch: ratio(sendingEventsPerSecond, bareEventsPerSecond),
       ratioToBarePool: ratio(eventsPerSecond, poolEventsPerSecond),
       sendingRatioToBarePool: ratio(sendingEventsPerSecond, poolEventsPerSecond),
+      ratioToBarePoolOwnProcess: ratio(eventsPerSecond, ownEventsPerSecond),
+      sendingRatioToBarePoolOwnProcess: ratio(sendingEventsPerSecond, ownEventsPerSecond),
       ratioToIdealLatency: idealMs ? +(idealMs / run.wallMs).toFixed(2) : null,
       nothingDue: { wallSeconds: +(nothingDue.wallMs / 1000).toFixed(2), peakRssMb: nothingDue.peakRssMb, ...nothingDueMedian },
       rerunNothingNew: { wallSeconds: +(rerun.wallMs / 1000).toFixed(2) },
@@ -386,6 +436,8 @@ async function main(): Promise<void> {
       version,
       loadAverage: os.loadavg().map((load) => +load.toFixed(2)),
     };
+    const cpuPerEvent = (measured: { cpuUsPerEvent: number | null; mainThreadCpuUsPerEvent: number | null } | null) =>
+      measured?.cpuUsPerEvent == null ? '-' : `${measured.cpuUsPerEvent} µs (main thread ${measured.mainThreadCpuUsPerEvent})`;
     const spread = (timed: { medianMs: number; minMs: number; maxMs: number }) =>
       `${timed.medianMs} ms${startupRuns > 1 ? ` (median of ${startupRuns}, ${timed.minMs} to ${timed.maxMs})` : ''}`;
     const rows: Array<[string, string]> = [
@@ -399,6 +451,13 @@ async function main(): Promise<void> {
       ['bare undici Pool loop events/s', String(results.barePool.eventsPerSecond)],
       ['whole run / bare ofetch, / bare Pool', `${results.ratioToBareOfetch}, ${results.ratioToBarePool}`],
       ['send phase / bare ofetch, / bare Pool', `${results.sendingRatioToBareOfetch}, ${results.sendingRatioToBarePool}`],
+      ['bare Pool loop in its own process events/s', String(results.barePoolOwnProcess?.eventsPerSecond ?? '-')],
+      ['whole run, send phase / that loop', `${results.ratioToBarePoolOwnProcess}, ${results.sendingRatioToBarePoolOwnProcess}`],
+      ['CPU per event: send phase, that loop', `${cpuPerEvent(results.sending)}; ${cpuPerEvent(results.barePoolOwnProcess)}`],
+      [
+        'receiver CPU per event; cores / (CLI + receiver)',
+        `${results.sending.receiverCpuUsPerEvent ?? '-'} µs; ${results.sending.cpuBoundEventsPerSecond ?? '-'} events/s`,
+      ],
       ...(idealMs ? ([['ratio to ideal N x latency / concurrency', String(results.ratioToIdealLatency)]] as Array<[string, string]>) : []),
       ['peak RSS', `${results.run.peakRssMb} MB`],
       ['nothing due', spread(nothingDueMedian)],
