@@ -93,10 +93,17 @@ function circuitOutcome(outcome: Pick<AttemptOutcome, 'statusCode'>): 'success' 
   return 'answered';
 }
 
+/** A closed circuit's failure fields as a success leaves them. */
+function isAtRest(circuit: Circuit): boolean {
+  return circuit.consecutiveFailures === 0 && circuit.failingSince === null && circuit.openedAt === null;
+}
+
 /** The circuit after one attempt's outcome, at `now` (when the attempt ended). */
 export function recordAttempt(circuit: Circuit, outcome: AttemptOutcome, now: Date, threshold: number = CIRCUIT_FAILURE_THRESHOLD): Circuit {
   const kind = circuitOutcome(outcome);
   const at = formatUtc(now);
+  // The usual case, a success on a closed circuit within the second of the last one: nothing changes (no copy per attempt).
+  if (kind === 'success' && circuit.state === 'closed' && !circuit.probeInFlight && circuit.lastSuccessAt === at && isAtRest(circuit)) return circuit;
   if (kind !== 'failure') {
     return {
       ...circuit,

@@ -25,6 +25,16 @@ function fail(circuit: Circuit, n: number, start = 0): Circuit {
 }
 
 describe('within a run', () => {
+  test('successes within one second leave a closed circuit as it is; the next second, or a failure before, moves it', () => {
+    const first = recordAttempt(circuitForRun(undefined), ok, at(0));
+    expect(first.lastSuccessAt).toBe('2026-03-01T02:00:00Z');
+    // The same second: the very same circuit (a run of thousands of successes copies nothing).
+    expect(recordAttempt(first, ok, new Date(t0.getTime() + 999))).toBe(first);
+    expect(recordAttempt(first, ok, at(1))).toEqual({ ...first, lastSuccessAt: '2026-03-01T02:00:01Z' });
+    const failedOnce = recordAttempt(first, refused, at(0));
+    expect(recordAttempt(failedOnce, ok, at(0))).toEqual({ ...failedOnce, consecutiveFailures: 0, failingSince: null });
+  });
+
   test(`closed until ${CIRCUIT_FAILURE_THRESHOLD} consecutive failures, then open: no new attempt starts`, () => {
     const almost = fail(circuitForRun(undefined), CIRCUIT_FAILURE_THRESHOLD - 1);
     expect(almost.state).toBe('closed');
