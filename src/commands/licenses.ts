@@ -110,8 +110,13 @@ const COLUMNS = Object.keys(licenseRecordSchema('UTC').shape);
 
 /** One validated row, and whether it carried `is_valid` true (Botble's "not blocked"). */
 function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof licenseRecordSchema>): { input: LicenseInput; valid: boolean } {
-  const unknownColumn = Object.keys(record.fields).find((key) => !COLUMNS.includes(key));
-  if (unknownColumn) throw usageError(`${where(file, record)}: unknown field "${unknownColumn}". Known fields: ${COLUMNS.join(', ')}. Nothing was imported.`);
+  const unknown = Object.keys(record.fields).filter((key) => !COLUMNS.includes(key));
+  if (unknown.length > 0) {
+    const names = unknown.map((name) => JSON.stringify(name)).join(', ');
+    // A CSV file's field names are its header's: that is where to mend them, whichever row is read first.
+    const at = record.headerLine === undefined ? where(file, record) : `${file}: the header (line ${record.headerLine})`;
+    throw usageError(`${at}: unknown ${unknown.length === 1 ? 'field' : 'fields'} ${names}. Known fields: ${COLUMNS.join(', ')}. Nothing was imported.`);
+  }
   const parsed = schema.safeParse(record.fields);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

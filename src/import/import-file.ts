@@ -18,6 +18,8 @@ export interface ImportRecord {
   row: number;
   /** The file line it starts on, where that is known. */
   line?: number;
+  /** CSV: the line of the header that named its fields (a field name's problem is the header's, whatever the row). */
+  headerLine?: number;
   fields: Record<string, unknown>;
 }
 
@@ -304,6 +306,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
   const feeding = pipeline(Readable.from(checkedChunks(file, check)), parser);
   feeding.catch(() => undefined); // the same error reaches the loop below
   let columns: string[] | undefined;
+  let headerLine = 1;
   let row = 0;
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
@@ -312,6 +315,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
       if (record.length === 1 && record[0]!.trim() === '') continue;
       if (!columns) {
         columns = header(file, record, line);
+        headerLine = line;
         continue;
       }
       row += 1;
@@ -323,7 +327,7 @@ async function* csvRecords(file: string, check: Utf8LineCheck): AsyncGenerator<I
         const value = record[position]!.trim();
         fields[column] = value === '' ? null : value;
       });
-      yield { row, line, fields };
+      yield { row, line, headerLine, fields };
     }
   } catch (error) {
     const code = (error as CsvError).code;

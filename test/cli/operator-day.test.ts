@@ -395,7 +395,7 @@ describe('import columns and files (item 12)', () => {
     write('upper.csv', 'License_Code,email\nA-1,a@example.com\n');
     const upper = await runCli(['licenses', 'import', 'upper.csv'], { cwd });
     expect(upper.code).toBe(2);
-    expect(upper.stderr).toContain(`${path.join(cwd, 'upper.csv')}: row 1 (line 2): unknown field "License_Code". Known fields: id, license_code,`);
+    expect(upper.stderr).toContain(`${path.join(cwd, 'upper.csv')}: the header (line 1): unknown field "License_Code". Known fields: id, license_code,`);
     write('extra.csv', 'license_code,plan\nA-1,gold\n');
     expect((await runCli(['licenses', 'import', 'extra.csv'], { cwd })).stderr).toContain('unknown field "plan"');
     write('status.csv', 'license_code,status\nA-1,paused\n');

@@ -68,7 +68,10 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
         '{"license_code":"OK"}\n{"license_code":"S","status":"paused"}\n',
         /row 2 \(line 2\): field status must be one of active, suspended, revoked, expired/,
       ],
-      ['unknown.csv', 'license_code,colour\nA,blue\n', /row 1 \(line 2\): unknown field "colour"/],
+      // A CSV file's field names are its header's: every unknown one named, at the header's line (blank lines before it skipped).
+      ['unknown.csv', 'license_code,colour\nA,blue\n', /unknown\.csv: the header \(line 1\): unknown field "colour"\. Known fields: id, license_code,/],
+      ['unknowns.csv', '\nlicense_code,colour,size\nA,blue,L\n', /unknowns\.csv: the header \(line 2\): unknown fields "colour", "size"\. Known/],
+      ['unknown.ndjson', '{"license_code":"A"}\n{"license_code":"B","colour":"blue"}\n', /unknown\.ndjson: row 2 \(line 2\): unknown field "colour"\./],
       ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
       ['broken.json', '[{"license_code":', /is not valid JSON/],
       ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 field, the header has 2\./],
