@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -160,6 +161,38 @@ export async function startContinueServer(): Promise<{ url: string; ids: string[
     close: () => {
       for (const socket of sockets) socket.destroy();
       return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * A port on 127.0.0.1 that drops connection attempts, as a host behind a firewall that drops packets does: a
+ * child process listens with the shortest accept queue and never accepts (its event loop is blocked), and the
+ * queue is filled first, so the kernel drops every further SYN and the client waits for its connect timeout.
+ */
+export async function startDroppingPort(): Promise<{ url: string; close(): Promise<void> }> {
+  const script = `
+    const server = require('node:net').createServer();
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(String(server.address().port) + '\\n');
+      // Never accept: block the event loop until killed (bounded, in case the test dies first).
+      setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000), 20);
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout.once('data', (chunk: Buffer) => resolve(Number(String(chunk).trim())));
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // The queue takes backlog + 1 completed handshakes (Node reads a backlog of 0 as its default, 511); a few more make sure it is full.
+  const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => undefined));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return {
+    url: `http://127.0.0.1:${port}/webhook`,
+    close: async () => {
+      for (const filler of fillers) filler.destroy();
+      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
     },
   };
 }

@@ -5,7 +5,7 @@ import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } fro
 import { createTransport, type Transport } from '../../src/delivery/transport.js';
 import { RESPONSE_BODY_MS } from '../../src/webhooks/post.js';
 import { ofetch } from 'ofetch';
-import { closedPortUrl, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
+import { closedPortUrl, startDroppingPort, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { aLicense, forEachDialect } from '../helpers/workspace.js';
 
 const now = new Date('2024-01-15T10:30:00Z');
@@ -73,6 +73,28 @@ describe.each(['global fetch', 'undici transport'])('retry policy (%s)', (client
       expect(attempt.durationMs).toBeGreaterThanOrEqual(190);
     }
     expect(receiver!.requests).toHaveLength(4); // the retries reached the server, not a stale aborted signal
+  });
+
+  test('a host that drops connection attempts: each attempt ends at its own timeout, not the connect timeout (10 s)', async () => {
+    const dropping = await startDroppingPort();
+    try {
+      const started = Date.now();
+      const result = await deliver(event, { url: dropping.url, ...FAST, timeoutMs: 300, retryDelaysMs: [10] }, { clock: systemClock });
+      expect(result.status).toBe('abandoned');
+      expect(result.attempts).toHaveLength(2);
+      for (const attempt of result.attempts) {
+        expect(attempt).toMatchObject({ statusCode: null, error: 'timed out after 300 ms' });
+        expect(attempt.durationMs).toBeLessThan(2000);
+      }
+      expect(Date.now() - started).toBeLessThan(4000);
+      // Closing drops what undici still holds of those attempts instead of waiting out its connect timeout.
+      const closing = Date.now();
+      await transport?.close();
+      transport = undefined;
+      expect(Date.now() - closing).toBeLessThan(1000);
+    } finally {
+      await dropping.close();
+    }
   });
 
   test('hang then 200: the timeout is retried and delivered', async () => {
