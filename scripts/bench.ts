@@ -5,7 +5,11 @@
  * (the CLI's client) and one straight through an undici `Pool` (what the transport allows at best). The Pool loop
  * runs twice: warm, in the receiver's process, and cold, in a process of its own beside the receiver, as the CLI
  * runs (bench-pool-child.ts); the CPU per event of that process and of the CLI's send phase (read from /proc, with
- * one worker) tell what a run adds to a bare client. Not a test: it asserts nothing, it measures.
+ * one worker) tell what a run adds to a bare client. The CLI's is read by the receiver at its first request and its
+ * last, so it leaves out finding the events and the run's last writes; the loop's covers its whole loop; the
+ * receiver's (this process, its RSS sampling included) covers the CLI's send phase, the receiver's own warm-up
+ * with it. /proc counts in the kernel's ticks (10 ms), so a run of a few hundred events reads coarsely. Not a test:
+ * it asserts nothing, it measures.
  *
  *   npm run bench -- [--licenses 1000000] [--due-percent 1] [--latency-ms 0] [--concurrency 8] [--out bench-results.json]
  *                    [--db postgres://…|mysql://…] [--workers 1] [--endpoints 1] [--startup-runs 10]
@@ -394,6 +398,10 @@ async function main(): Promise<void> {
     // the work spread over the cores perfectly: a bound on the send phase, whatever the client.
     const cpuBound =
       sendCpuUsPerEvent !== null && receiverCpuUsPerEvent !== null ? Math.round((os.cpus().length * 1e6) / (sendCpuUsPerEvent + receiverCpuUsPerEvent)) : null;
+    // And the most one JavaScript thread can do at the main thread's CPU per event, where a run's own work of an
+    // event (the engine, the HTTP client, the database driver) all runs: a bound whatever the cores.
+    const mainThreadCpuUsPerEvent = perEvent(sendCpu?.mainMs, summary.delivered);
+    const mainThreadBound = mainThreadCpuUsPerEvent ? Math.round(1e6 / mainThreadCpuUsPerEvent) : null;
     const ratio = (value: number, to: number) => (to > 0 && value > 0 ? +(value / to).toFixed(2) : null);
     const idealMs = latencyMs > 0 ? (summary.delivered * latencyMs) / concurrency : null;
     const results = {
@@ -410,9 +418,10 @@ async function main(): Promise<void> {
         seconds: +(sendingMs / 1000).toFixed(2),
         eventsPerSecond: sendingMs > 0 ? Math.round(sendingEventsPerSecond) : null,
         cpuUsPerEvent: sendCpuUsPerEvent,
-        mainThreadCpuUsPerEvent: perEvent(sendCpu?.mainMs, summary.delivered),
+        mainThreadCpuUsPerEvent,
         receiverCpuUsPerEvent,
         cpuBoundEventsPerSecond: cpuBound,
+        mainThreadBoundEventsPerSecond: mainThreadBound,
       },
       bareOfetch: { wallSeconds: +(bareMs / 1000).toFixed(2), eventsPerSecond: Math.round(bareEventsPerSecond) },
       barePool: { wallSeconds: +(poolMs / 1000).toFixed(2), eventsPerSecond: Math.round(poolEventsPerSecond) },
@@ -454,9 +463,10 @@ async function main(): Promise<void> {
       ['bare Pool loop in its own process events/s', String(results.barePoolOwnProcess?.eventsPerSecond ?? '-')],
       ['whole run, send phase / that loop', `${results.ratioToBarePoolOwnProcess}, ${results.sendingRatioToBarePoolOwnProcess}`],
       ['CPU per event: send phase, that loop', `${cpuPerEvent(results.sending)}; ${cpuPerEvent(results.barePoolOwnProcess)}`],
+      ['receiver CPU per event', `${results.sending.receiverCpuUsPerEvent ?? '-'} µs (the receiver warms up during the run)`],
       [
-        'receiver CPU per event; cores / (CLI + receiver)',
-        `${results.sending.receiverCpuUsPerEvent ?? '-'} µs; ${results.sending.cpuBoundEventsPerSecond ?? '-'} events/s`,
+        'bounds: cores / (CLI + receiver), 1 / main thread',
+        `${results.sending.cpuBoundEventsPerSecond ?? '-'}, ${results.sending.mainThreadBoundEventsPerSecond ?? '-'} events/s`,
       ],
       ...(idealMs ? ([['ratio to ideal N x latency / concurrency', String(results.ratioToIdealLatency)]] as Array<[string, string]>) : []),
       ['peak RSS', `${results.run.peakRssMb} MB`],
