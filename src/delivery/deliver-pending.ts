@@ -304,7 +304,10 @@ async function deliverWith(
     },
   });
   const gate = new DatabaseGate(db);
-  const transport = new LazyTransport(options.fetch);
+  const transport = new LazyTransport(
+    options.fetch,
+    Math.max(options.policy.timeoutMs, ...(options.endpoints ?? []).map((endpoint) => endpoint.policy.timeoutMs)),
+  );
   try {
     return await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
   } finally {

@@ -199,6 +199,9 @@ function parsedUrl(url: string): { origin: string; path: string } {
   return parsed;
 }
 
+/** undici's own connect timeout, and the most a run's transport waits for a connection. */
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
 /** An AbortSignal, or the EventEmitter signal postOnce gives the run's transport (webhooks/post.ts). */
 type AnySignal = AbortSignal | (NodeJS.EventEmitter & { aborted: boolean; reason: unknown });
 
@@ -212,7 +215,7 @@ type AnySignal = AbortSignal | (NodeJS.EventEmitter & { aborted: boolean; reason
 function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySignal): Promise<Dispatcher.ResponseData> {
   if (signal.aborted) {
     pending.then(
-      (late) => late.body.destroy(),
+      (late) => late.body.on('error', () => undefined).destroy(),
       () => undefined,
     );
     return Promise.reject(signal.reason);
@@ -231,7 +234,8 @@ function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySign
     pending.then(
       (response) => {
         stopListening();
-        if (settled) response.body.destroy();
+        // Dropped unread: undici reports that as an error on the body, which nobody waits for.
+        if (settled) response.body.on('error', () => undefined).destroy();
         else {
           settled = true;
           resolve(response);
@@ -254,8 +258,11 @@ function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySign
  * instead of the WHATWG classes (a webhook POST uses none of what they add). `request` never follows
  * redirects, which is what the contract wants.
  */
-export function createTransport(): Transport {
-  const connect = buildConnector({});
+export function createTransport(options: { connectTimeoutMs?: number } = {}): Transport {
+  // An attempt given up on while connecting (see untilAborted) frees its slot at once; its socket goes on connecting
+  // until this timeout. At the run's longest attempt timeout, those sockets end with their attempts instead of 10 s
+  // later (undici's default), so a host that drops connection attempts cannot pile up sockets past the concurrency.
+  const connect = buildConnector({ timeout: Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS) });
   const agent = new Agent({
     keepAliveTimeout: 10_000,
     connect: (options, callback) =>
@@ -300,10 +307,10 @@ export function createTransport(): Transport {
   };
 }
 
-/** Runs `fn` with the given fetch (tests), or with a fresh transport that is closed when `fn` ends. */
-export async function withTransport<T>(fetch: $Fetch | undefined, fn: (fetch: $Fetch) => Promise<T>): Promise<T> {
+/** Runs `fn` with the given fetch (tests), or with a fresh transport (see createTransport) that is closed when `fn` ends. */
+export async function withTransport<T>(fetch: $Fetch | undefined, fn: (fetch: $Fetch) => Promise<T>, connectTimeoutMs?: number): Promise<T> {
   if (fetch) return fn(fetch);
-  const transport = createTransport();
+  const transport = createTransport(connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
   try {
     return await fn(transport.fetch);
   } finally {

@@ -167,32 +167,46 @@ export async function startContinueServer(): Promise<{ url: string; ids: string[
 
 /**
  * A port on 127.0.0.1 that drops connection attempts, as a host behind a firewall that drops packets does: a
- * child process listens with the shortest accept queue and never accepts (its event loop is blocked), and the
- * queue is filled first, so the kernel drops every further SYN and the client waits for its connect timeout.
+ * child process listens with the shortest accept queue and never accepts (its event loop blocks as soon as it
+ * has said its port), and the queue is filled first, so the kernel drops every further SYN and a client waits
+ * for its connect timeout. Checked before it is handed out: one more connection must not get through.
  */
 export async function startDroppingPort(): Promise<{ url: string; close(): Promise<void> }> {
   const script = `
     const server = require('node:net').createServer();
+    // A backlog of 1: Node reads 0 as its default, 511. The queue then holds two completed handshakes.
     server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write(String(server.address().port) + '\\n');
-      // Never accept: block the event loop until killed (bounded, in case the test dies first).
-      setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000), 20);
+      require('node:fs').writeSync(1, String(server.address().port) + '\\n');
+      // Never accept: block at once, before the event loop can (bounded, in case the test dies first).
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
     });`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('error', reject);
-    child.stdout.once('data', (chunk: Buffer) => resolve(Number(String(chunk).trim())));
-  });
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  // The queue takes backlog + 1 completed handshakes (Node reads a backlog of 0 as its default, 511); a few more make sure it is full.
-  const fillers = Array.from({ length: 4 }, () => net.connect(port, '127.0.0.1').on('error', () => undefined));
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  return {
-    url: `http://127.0.0.1:${port}/webhook`,
-    close: async () => {
-      for (const filler of fillers) filler.destroy();
-      child.kill('SIGKILL');
-      if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    },
+  const fillers: net.Socket[] = [];
+  const close = async () => {
+    for (const socket of fillers) socket.destroy();
+    child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve));
   };
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.once('error', reject);
+      child.stdout.once('data', (chunk: Buffer) => resolve(Number(String(chunk).trim())));
+    });
+    for (let index = 0; index < 4; index += 1) fillers.push(net.connect(port, '127.0.0.1').on('error', () => undefined));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const probe = net.connect(port, '127.0.0.1').on('error', () => undefined);
+    fillers.push(probe);
+    const connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      probe.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (connected) throw new Error('startDroppingPort: a connection got through the full accept queue; the port does not drop connection attempts');
+    return { url: `http://127.0.0.1:${port}/webhook`, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }

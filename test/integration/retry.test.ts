@@ -1,9 +1,10 @@
+import fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
 import { systemClock } from '../../src/clock.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
 import { deliver as deliverEvent, type DeliverOptions, type DeliveryPolicy } from '../../src/webhooks/deliver.js';
 import { createTransport, type Transport } from '../../src/delivery/transport.js';
-import { RESPONSE_BODY_MS } from '../../src/webhooks/post.js';
+import { postOnce, RESPONSE_BODY_MS } from '../../src/webhooks/post.js';
 import { ofetch } from 'ofetch';
 import { closedPortUrl, startDroppingPort, startGarbageServer, startReceiver, type Receiver, type Reply } from '../helpers/receiver.js';
 import { aLicense, forEachDialect } from '../helpers/workspace.js';
@@ -214,3 +215,44 @@ forEachDialect('the delivery log', ({ workspace }) => {
     expect(Math.max(...others.map((request) => request.at))).toBeLessThan(flaky[1]!.at);
   });
 });
+
+// The kernel's table of sockets is Linux's; elsewhere the count cannot be read, and the case says so.
+const kernelSockets = fs.existsSync('/proc/net/tcp');
+(kernelSockets ? describe : describe.skip)(
+  `the run's transport against a host that drops connection attempts${kernelSockets ? '' : ' (no /proc/net/tcp)'}`,
+  () => {
+    /** Sockets of this machine still connecting (SYN sent, no answer) to a port on 127.0.0.1, from the kernel's table. */
+    const connectingTo = (url: string) => {
+      const port = Number(new URL(url).port).toString(16).toUpperCase().padStart(4, '0');
+      return fs
+        .readFileSync('/proc/net/tcp', 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => fields[2] === `0100007F:${port}` && fields[3] === '02').length;
+    };
+
+    // An attempt given up on while connecting frees its slot at once; its socket must not outlive the run's longest
+    // attempt timeout (the connect timeout a run gives its transport), or a dropping host piles sockets past the concurrency.
+    test.each([
+      ['the run’s longest attempt timeout (300 ms)', 0, 300],
+      ['undici’s default (10 s), as before', 8, undefined],
+    ])('connect timeout %s: %i of 8 timed-out attempts still connecting a second later', async (_, left, connectTimeoutMs) => {
+      const dropping = await startDroppingPort();
+      const transport = createTransport(connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
+      try {
+        const before = connectingTo(dropping.url);
+        const outcomes = await Promise.all(
+          Array.from({ length: 8 }, () => postOnce(dropping.url, '{}', { 'Content-Type': 'application/json' }, { timeoutMs: 300, fetch: transport.fetch })),
+        );
+        expect(outcomes.map((outcome) => outcome.transportError)).toEqual(Array.from({ length: 8 }, () => 'timed out after 300 ms'));
+        // undici checks connect timeouts on its own coarse timer: give it a second.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect(connectingTo(dropping.url) - before).toBe(left);
+      } finally {
+        await transport.close();
+        await dropping.close();
+      }
+    });
+  },
+);
