@@ -460,9 +460,9 @@ async function main(): Promise<void> {
       ['bare undici Pool loop events/s', String(results.barePool.eventsPerSecond)],
       ['whole run / bare ofetch, / bare Pool', `${results.ratioToBareOfetch}, ${results.ratioToBarePool}`],
       ['send phase / bare ofetch, / bare Pool', `${results.sendingRatioToBareOfetch}, ${results.sendingRatioToBarePool}`],
-      ['bare Pool loop in its own process events/s', String(results.barePoolOwnProcess?.eventsPerSecond ?? '-')],
-      ['whole run, send phase / that loop', `${results.ratioToBarePoolOwnProcess}, ${results.sendingRatioToBarePoolOwnProcess}`],
-      ['CPU per event: send phase, that loop', `${cpuPerEvent(results.sending)}; ${cpuPerEvent(results.barePoolOwnProcess)}`],
+      ['bare Pool loop, own process (cold) events/s', String(results.barePoolOwnProcess?.eventsPerSecond ?? '-')],
+      ['whole run, send phase / cold Pool loop', `${results.ratioToBarePoolOwnProcess}, ${results.sendingRatioToBarePoolOwnProcess}`],
+      ['CPU per event: send phase; cold Pool loop', `${cpuPerEvent(results.sending)}; ${cpuPerEvent(results.barePoolOwnProcess)}`],
       ['receiver CPU per event', `${results.sending.receiverCpuUsPerEvent ?? '-'} µs (the receiver warms up during the run)`],
       [
         'bounds: cores / (CLI + receiver), 1 / main thread',
