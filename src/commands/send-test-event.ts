@@ -142,7 +142,7 @@ async function sendSample(
   const body =
     details === undefined ? expiredReminderPayload(subject, reminder.expiresAt, reminder.daysSinceExpiry, now) : buildEventBody(details, subject, now);
   const event = { eventId: randomUUID(), eventType, body, test: true as const };
-  const delivery = await withTransport(options.fetch, (fetch) => deliver(event, policy, { clock, fetch }), policy.timeoutMs);
+  const delivery = await withTransport(options.fetch, policy.timeoutMs, (fetch) => deliver(event, policy, { clock, fetch }));
   return { event, delivery };
 }
 

@@ -304,10 +304,8 @@ async function deliverWith(
     },
   });
   const gate = new DatabaseGate(db);
-  const transport = new LazyTransport(
-    options.fetch,
-    Math.max(options.policy.timeoutMs, ...(options.endpoints ?? []).map((endpoint) => endpoint.policy.timeoutMs)),
-  );
+  // Every endpoint's attempts have the default policy's timeout (the `policy` option): connecting is bounded by it too.
+  const transport = new LazyTransport(options.fetch, options.policy.timeoutMs);
   try {
     return await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
   } finally {

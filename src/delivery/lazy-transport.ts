@@ -8,17 +8,15 @@ import type { Transport } from './transport.js';
 export class LazyTransport {
   private opened: Promise<Transport> | undefined;
 
-  /** `connectTimeoutMs`: the longest attempt timeout of the run (see createTransport). */
+  /** `connectTimeoutMs`: the run's attempt timeout (see createTransport). */
   constructor(
     private readonly given: $Fetch | undefined,
-    private readonly connectTimeoutMs?: number,
+    private readonly connectTimeoutMs: number,
   ) {}
 
   async fetch(): Promise<$Fetch> {
     if (this.given) return this.given;
-    this.opened ??= import('./transport.js').then((transport) =>
-      transport.createTransport(this.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: this.connectTimeoutMs }),
-    );
+    this.opened ??= import('./transport.js').then((transport) => transport.createTransport({ connectTimeoutMs: this.connectTimeoutMs }));
     return (await this.opened).fetch;
   }
 

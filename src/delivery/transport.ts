@@ -202,7 +202,10 @@ function parsedUrl(url: string): { origin: string; path: string } {
 /** undici's own connect timeout, and the most a run's transport waits for a connection. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** An AbortSignal, or the EventEmitter signal postOnce gives the run's transport (webhooks/post.ts). */
+/**
+ * The EventEmitter signal postOnce gives the run's transport (webhooks/post.ts), or an AbortSignal from any other
+ * caller of its fetch.
+ */
 type AnySignal = AbortSignal | (NodeJS.EventEmitter & { aborted: boolean; reason: unknown });
 
 /**
@@ -213,13 +216,6 @@ type AnySignal = AbortSignal | (NodeJS.EventEmitter & { aborted: boolean; reason
  * answer that comes after all is dropped unread.
  */
 function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySignal): Promise<Dispatcher.ResponseData> {
-  if (signal.aborted) {
-    pending.then(
-      (late) => late.body.on('error', () => undefined).destroy(),
-      () => undefined,
-    );
-    return Promise.reject(signal.reason);
-  }
   return new Promise((resolve, reject) => {
     let settled = false;
     const onAbort = () => {
@@ -231,6 +227,8 @@ function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySign
       'addEventListener' in signal
         ? (signal.addEventListener('abort', onAbort, { once: true }), () => signal.removeEventListener('abort', onAbort))
         : (signal.once('abort', onAbort), () => signal.removeListener('abort', onAbort));
+    // Aborted before it was asked: undici rejects it too, and sends nothing.
+    if (signal.aborted) onAbort();
     pending.then(
       (response) => {
         stopListening();
@@ -260,8 +258,9 @@ function untilAborted(pending: Promise<Dispatcher.ResponseData>, signal: AnySign
  */
 export function createTransport(options: { connectTimeoutMs?: number } = {}): Transport {
   // An attempt given up on while connecting (see untilAborted) frees its slot at once; its socket goes on connecting
-  // until this timeout. At the run's longest attempt timeout, those sockets end with their attempts instead of 10 s
-  // later (undici's default), so a host that drops connection attempts cannot pile up sockets past the concurrency.
+  // until this timeout. At the run's attempt timeout, those sockets end within about a second of their attempts
+  // (undici checks on a coarse timer) instead of 10 s later (its default), so a host that drops connection attempts
+  // cannot pile up sockets far past the concurrency.
   const connect = buildConnector({ timeout: Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS) });
   const agent = new Agent({
     keepAliveTimeout: 10_000,
@@ -308,9 +307,9 @@ export function createTransport(options: { connectTimeoutMs?: number } = {}): Tr
 }
 
 /** Runs `fn` with the given fetch (tests), or with a fresh transport (see createTransport) that is closed when `fn` ends. */
-export async function withTransport<T>(fetch: $Fetch | undefined, fn: (fetch: $Fetch) => Promise<T>, connectTimeoutMs?: number): Promise<T> {
+export async function withTransport<T>(fetch: $Fetch | undefined, connectTimeoutMs: number, fn: (fetch: $Fetch) => Promise<T>): Promise<T> {
   if (fetch) return fn(fetch);
-  const transport = createTransport(connectTimeoutMs === undefined ? {} : { connectTimeoutMs });
+  const transport = createTransport({ connectTimeoutMs });
   try {
     return await fn(transport.fetch);
   } finally {
