@@ -16,7 +16,7 @@ import {
 import { addDays, dateInZone, daysBetween, parseInZone } from '../expirations/calendar.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
-import { openImportFile, where, type ImportFormat, type ImportRecord } from '../import/import-file.js';
+import { openImportFile, where, whereHeader, type ImportFormat, type ImportRecord } from '../import/import-file.js';
 
 // A value the database would refuse (or cut) is a bad input, named with its row and field like any other.
 const NUL_PROBLEM = "holds the NUL character (U+0000), which the database's text columns cannot store";
@@ -114,7 +114,7 @@ function toInput(record: ImportRecord, file: string, schema: ReturnType<typeof l
   if (unknown.length > 0) {
     const names = unknown.map((name) => JSON.stringify(name)).join(', ');
     // A CSV file's field names are its header's: that is where to mend them, whichever row is read first.
-    const at = record.headerLine === undefined ? where(file, record) : `${file}: the header (line ${record.headerLine})`;
+    const at = record.headerLine === undefined ? where(file, record) : whereHeader(file, record.headerLine);
     throw usageError(`${at}: unknown ${unknown.length === 1 ? 'field' : 'fields'} ${names}. Known fields: ${COLUMNS.join(', ')}. Nothing was imported.`);
   }
   const parsed = schema.safeParse(record.fields);

@@ -41,6 +41,11 @@ export function where(file: string, record: { row: number; line?: number }): str
   return `${file}: row ${record.row}${record.line ? ` (line ${record.line})` : ''}`;
 }
 
+/** `file: the header (line 1)`: the prefix of every message about a CSV file's header. */
+export function whereHeader(file: string, line: number): string {
+  return `${file}: the header (line ${line})`;
+}
+
 function detectFormat(file: string, start: string): ImportFormat {
   const extension = path.extname(file).toLowerCase();
   if (extension === '.csv') return 'csv';
@@ -385,7 +390,7 @@ function throwIfOtherSeparator(file: string, header: string, line: number): void
   if (!separator) return;
   const shown = separator === '\t' ? 'tabs' : `"${separator}"`;
   throw usageError(
-    `${file}: the header (line ${line}) "${header.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`,
+    `${whereHeader(file, line)} "${header.slice(0, 200)}" is separated by ${shown}; CSV files must be comma-separated. Save it with commas (or export it as JSON). Nothing was imported.`,
   );
 }
 
