@@ -158,6 +158,9 @@ export function startHeartbeat(
   return () => clearInterval(timer);
 }
 
+/** How often a claim is checked again when each answer came back with under half its lease left (see ClaimKeeper). */
+const MAX_CONFIRMATIONS = 3;
+
 /**
  * Confirms, just before each attempt, that this run still holds the delivery with a running lease: a run
  * that was paused past its lease (SIGSTOP, a frozen VM) finds the deliveries another run took over and does
@@ -169,6 +172,11 @@ export function startHeartbeat(
  * ahead without asking the database. Otherwise (the run was paused, or has held the delivery for a while)
  * the claim is checked and renewed in the database; the checks of one event-loop turn share one UPDATE.
  * Heartbeat renewals are not trusted here: they do not say which rows they renewed.
+ *
+ * The database's "still yours" is trusted only while at least half the lease it wrote is left when the answer
+ * is read: a run paused after the database renewed the lease and before it read the answer may wake up after
+ * that lease lapsed and another run took the delivery over. It then asks again (at most
+ * MAX_CONFIRMATIONS times: a database that cannot answer within half a lease cannot keep a claim safely).
  */
 export class ClaimKeeper {
   private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];
@@ -198,6 +206,20 @@ export class ClaimKeeper {
 
   confirm(deliveryId: number): Promise<boolean> {
     if (this.heldLongEnough(deliveryId)) return Promise.resolve(true);
+    return this.confirmFresh(deliveryId);
+  }
+
+  private async confirmFresh(deliveryId: number): Promise<boolean> {
+    for (let asked = 0; asked < MAX_CONFIRMATIONS; asked += 1) {
+      if (!(await this.ask(deliveryId))) return false;
+      const until = this.leases.get(deliveryId);
+      if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.leaseMs / 2) return true;
+    }
+    return false;
+  }
+
+  /** Checks and renews the claim in the database, in the UPDATE shared by this event-loop turn's checks. */
+  private ask(deliveryId: number): Promise<boolean> {
     return new Promise((resolve, reject) => {
       if (this.queue.length === 0) setImmediate(() => void this.flush());
       this.queue.push({ id: deliveryId, resolve, reject });

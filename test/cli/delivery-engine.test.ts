@@ -68,13 +68,22 @@ forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => 
 
   describe('a run paused past its lease', () => {
     test('run A stopped (SIGSTOP), run B takes its claims over and finishes, A continued: A sends nothing B took over', async () => {
-      const receiver = await receiverFor(() => ({ delayMs: 50, status: 200 }));
+      // A stops as its seventh request arrives, and its sixth and seventh are answered late: both its attempts
+      // (concurrency 2) are then on the wire, none between its last claim check and its write. A pause inside that
+      // window (microseconds, between a check and a socket write) is one no sender can close; a pause anywhere
+      // else must not make A send what B took over.
+      let pauseA: () => void = () => undefined;
+      const receiver = await receiverFor((_request, index) => {
+        if (index === 6) pauseA();
+        return { delayMs: index === 5 || index === 6 ? 1000 : 50, status: 200 };
+      });
       const total = 40;
       const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 2 } }, licenses: expiredLicenses(total) });
       const a = startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env: SHORT_LEASE });
-      await until(() => receiver.requests.length >= 6);
-      a.child.kill('SIGSTOP');
+      pauseA = () => a.child.kill('SIGSTOP');
+      await until(() => receiver.requests.length >= 7);
       const pausedAt = receiver.requests.length;
+      expect(pausedAt).toBe(7);
       let doneAtPause: string[] = [];
       try {
         doneAtPause = (await ws.rows<{ event_id: string }>("select event_id from webhook_deliveries where status = 'delivered'")).map((row) => row.event_id);

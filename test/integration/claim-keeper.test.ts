@@ -11,7 +11,27 @@ const T0 = Date.parse('2025-01-15T08:00:00Z');
 /** A clock the test moves by hand. */
 function handClock(startMs: number) {
   let nowMs = startMs;
-  return { now: () => new Date(nowMs), set: (ms: number) => (nowMs = ms) };
+  return { now: () => new Date(nowMs), set: (ms: number) => (nowMs = ms), advance: (ms: number) => (nowMs += ms) };
+}
+
+/**
+ * `db` as a run sees it that pauses (SIGSTOP, a frozen VM) for `pauseMs(n)` after its n-th UPDATE ran in the
+ * database and before it reads the answer: the hand clock jumps between the two.
+ */
+function pausingAfterUpdates(db: Kysely<Database>, clock: ReturnType<typeof handClock>, pauseMs: (update: number) => number) {
+  const updates = new WeakSet<object>();
+  let count = 0;
+  const paused = db.withPlugin({
+    transformQuery: ({ node, queryId }) => {
+      if (node.kind === 'UpdateQueryNode') updates.add(queryId);
+      return node;
+    },
+    transformResult: ({ result, queryId }) => {
+      if (updates.has(queryId)) clock.advance(pauseMs((count += 1)));
+      return Promise.resolve(result);
+    },
+  });
+  return { db: paused, updates: () => count };
 }
 
 async function onePendingDelivery(db: Kysely<Database>): Promise<void> {
@@ -26,11 +46,11 @@ async function takeOver(db: Kysely<Database>, untilMs: number): Promise<void> {
   await db.updateTable('webhook_deliveries').set({ claimed_by: 'run-b', lease_until: untilMs }).execute();
 }
 
-/** One delivery, claimed by run A at T0 with a lease of LEASE_MS, and run A's keeper on a hand clock. */
-async function claimedByRunA(db: Kysely<Database>, minLeftMs: number) {
+/** One delivery, claimed by run A at T0 with a lease of LEASE_MS, and run A's keeper on a hand clock (and `keeperDb`). */
+async function claimedByRunA(db: Kysely<Database>, minLeftMs: number, keeperDb?: (clock: ReturnType<typeof handClock>) => Kysely<Database>) {
   await onePendingDelivery(db);
   const clock = handClock(T0);
-  const keeper = new ClaimKeeper(db, { runId: 'run-a', leaseMs: LEASE_MS, clock, minLeftMs });
+  const keeper = new ClaimKeeper(keeperDb?.(clock) ?? db, { runId: 'run-a', leaseMs: LEASE_MS, clock, minLeftMs });
   const [row] = await claimDeliveries(db, { runId: 'run-a', limit: 10, nowMs: T0, leaseUntil: T0 + LEASE_MS });
   keeper.claimed(row!.id, T0 + LEASE_MS);
   return { clock, keeper, row: row! };
@@ -91,6 +111,35 @@ forEachDialect('the claim keeper', ({ workspace }) => {
       // The keeper trusts what it wrote itself (100 s), not the heartbeat's 110 s: at 65 s it trusts the 35 s
       // left; at 71 s it asks the database.
       await expectTrustedThenChecked(db, claim, T0 + 65_000, T0 + 71_000);
+    });
+  });
+
+  test('an answer read with under half its lease left (the run paused after the database renewed it) is not trusted: the keeper asks again', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      let spy: ReturnType<typeof pausingAfterUpdates> | undefined;
+      // Paused 40 s after the first confirmation's UPDATE only.
+      const { clock, keeper, row } = await claimedByRunA(db, LEASE_MS / 2, (clock) => (spy = pausingAfterUpdates(db, clock, (n) => (n === 1 ? 40_000 : 0))).db);
+      const leaseInDatabase = async () => Number((await db.selectFrom('webhook_deliveries').select('lease_until').executeTakeFirstOrThrow()).lease_until);
+      // 40 s in: asked; the database renews to 100 s, but the answer is read at 80 s, 20 s before that lease
+      // lapses, when another run may already be waiting for it. Asked again at 80 s: renewed to 140 s.
+      clock.set(T0 + 40_000);
+      await expect(keeper.confirm(row.id)).resolves.toBe(true);
+      expect(spy!.updates()).toBe(2);
+      expect(await leaseInDatabase()).toBe(T0 + 140_000);
+    });
+  });
+
+  test('a claim whose every answer comes back with under half its lease left is given up after three asks, not sent', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      let spy: ReturnType<typeof pausingAfterUpdates> | undefined;
+      const { clock, keeper, row } = await claimedByRunA(db, LEASE_MS / 2, (clock) => (spy = pausingAfterUpdates(db, clock, () => 40_000)).db);
+      clock.set(T0 + 40_000);
+      await expect(keeper.confirm(row.id)).resolves.toBe(false);
+      expect(spy!.updates()).toBe(3);
+      // Still this run's claim, with the lease of the last ask: another run takes it over once that lapses.
+      expect(await db.selectFrom('webhook_deliveries').select(['claimed_by', 'lease_until']).executeTakeFirstOrThrow()).toMatchObject({ claimed_by: 'run-a' });
     });
   });
 
