@@ -45,20 +45,49 @@ const DAY = 24 * 3600 * 1000;
 // Every loop here is bounded: by the row count, and each child process by this time limit.
 const CHILD_TIME_LIMIT_MS = 10 * 60 * 1000;
 
-const { values } = parseArgs({
-  options: {
-    licenses: { type: 'string', default: '1000000' },
-    'due-percent': { type: 'string', default: '1' },
-    'latency-ms': { type: 'string', default: '0' },
-    concurrency: { type: 'string', default: '8' },
-    out: { type: 'string', default: 'bench-results.json' },
-    db: { type: 'string' },
-    workers: { type: 'string', default: '1' },
-    endpoints: { type: 'string', default: '1' },
-    'startup-runs': { type: 'string', default: '10' },
-    keep: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `npm run bench -- [options]   (or: node dist/scripts/bench.js [options], after npm run build)
+
+  --licenses <n>        licenses in the database (default 1000000)
+  --due-percent <p>     share of them with an event due (default 1)
+  --latency-ms <ms>     how long the receiver takes to answer (default 0)
+  --concurrency <n>     webhooks.concurrency, and the bare loops' (default 8)
+  --db <url>            postgres://… or mysql://… instead of SQLite, under a fresh table prefix dropped afterwards
+  --workers <n>         process-expirations processes started at once for the timed run (default 1)
+  --endpoints <n>       endpoints in all, on the same receiver: every due event becomes n deliveries (default 1)
+  --startup-runs <n>    runs of --help, --version and a nothing-due run, for their medians (default 10)
+  --out <file>          where the results go as JSON (default bench-results.json)
+  --keep                leave the SQLite database, pristine.sqlite and the config in their directory
+  -h, --help            this text
+
+The README's "Performance" section says what each row of the table means.`;
+
+function parsedArguments() {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message.split('\n')[0]}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = {
+  licenses: { type: 'string', default: '1000000' },
+  'due-percent': { type: 'string', default: '1' },
+  'latency-ms': { type: 'string', default: '0' },
+  concurrency: { type: 'string', default: '8' },
+  out: { type: 'string', default: 'bench-results.json' },
+  db: { type: 'string' },
+  workers: { type: 'string', default: '1' },
+  endpoints: { type: 'string', default: '1' },
+  'startup-runs': { type: 'string', default: '10' },
+  keep: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+const { values } = parsedArguments();
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const startupRuns = Math.min(100, Math.max(1, Math.floor(Number(values['startup-runs']))));
 const workers = Math.max(1, Math.floor(Number(values.workers)));
 const endpointCount = Math.max(1, Math.floor(Number(values.endpoints)));
@@ -66,8 +95,11 @@ const licenses = Number(values.licenses);
 const duePercent = Number(values['due-percent']);
 const latencyMs = Number(values['latency-ms']);
 const concurrency = Number(values.concurrency);
-for (const [name, value] of Object.entries({ licenses, duePercent, latencyMs, concurrency })) {
-  if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} must be a non-negative number`);
+for (const [name, value] of Object.entries({ licenses, 'due-percent': duePercent, 'latency-ms': latencyMs, concurrency })) {
+  if (!Number.isFinite(value) || value < 0) {
+    process.stderr.write(`bench: --${name} must be a non-negative number, not "${values[name as keyof typeof values] as string}"\n`);
+    process.exit(2);
+  }
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
