@@ -281,8 +281,8 @@ interface Timed {
   stdout: string;
 }
 
-/** Runs the CLI (or another script); peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
-function timeCli(args: string[], cwd: string, script = bin, onStart?: (pid: number) => void): Promise<Timed> {
+/** Runs the CLI (or another script, as the cold Pool loop); peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
+function timeScript(args: string[], cwd: string, script = bin, onStart?: (pid: number) => void): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the CLI runs.
@@ -328,7 +328,7 @@ async function barePoolOwnProcess(url: string, bodies: readonly string[], dir: s
   const file = path.join(dir, 'bodies.json');
   fs.writeFileSync(file, JSON.stringify(bodies));
   try {
-    const child = await timeCli([url, file, String(concurrency)], dir, path.join(root, 'dist', 'scripts', 'bench-pool-child.js'));
+    const child = await timeScript([url, file, String(concurrency)], dir, path.join(root, 'dist', 'scripts', 'bench-pool-child.js'));
     if (child.code !== 0) throw new Error(`the bare Pool loop's process exited with ${child.code}`);
     return JSON.parse(child.stdout) as { wallMs: number; cpu: CpuTimes | null };
   } finally {
@@ -339,7 +339,7 @@ async function barePoolOwnProcess(url: string, bodies: readonly string[], dir: s
 /** The median wall time of `startupRuns` runs of the CLI with these arguments, in ms. */
 async function medianCli(args: string[], cwd: string): Promise<{ medianMs: number; minMs: number; maxMs: number }> {
   const times: number[] = [];
-  for (let run = 0; run < startupRuns; run += 1) times.push((await timeCli(args, cwd)).wallMs);
+  for (let run = 0; run < startupRuns; run += 1) times.push((await timeScript(args, cwd)).wallMs);
   times.sort((a, b) => a - b);
   const middle = Math.floor(times.length / 2);
   const medianMs = times.length % 2 === 1 ? times[middle]! : (times[middle - 1]! + times[middle]!) / 2;
@@ -359,7 +359,7 @@ function benchTarget(dir: string): DatabaseTarget {
 /** N workers at once; the run's wall time is the slowest one's, its peak RSS the largest. */
 async function timeWorkers(args: string[], cwd: string, onStart?: (pid: number) => void): Promise<Timed & { delivered: number; abandoned: number }> {
   const started = performance.now();
-  const runs = await Promise.all(Array.from({ length: workers }, () => timeCli(args, cwd, bin, workers === 1 ? onStart : undefined)));
+  const runs = await Promise.all(Array.from({ length: workers }, () => timeScript(args, cwd, bin, workers === 1 ? onStart : undefined)));
   const summaries = runs.map((run) => JSON.parse(run.stdout) as { delivered: number; abandoned: number });
   return {
     wallMs: performance.now() - started,
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
     const help = await medianCli(['--help'], dir);
     const version = await medianCli(['--version'], dir);
     const nothingDueArgs = ['process-expirations', '--now', '2020-01-01T00:00:00Z', '--json'];
-    const nothingDue = await timeCli(nothingDueArgs, dir);
+    const nothingDue = await timeScript(nothingDueArgs, dir);
     const nothingDueMedian = await medianCli(nothingDueArgs, dir);
     const cpuWatch: CpuWatch = { pid: 0, expected: due * endpointCount };
     const run = await timeWorkers(['process-expirations', '--now', NOW.toISOString(), '--json'], dir, (pid) => {
@@ -403,7 +403,7 @@ async function main(): Promise<void> {
     // The receiver's view of the timed run alone: from its first request to its last (start-up and finding the events excluded).
     const span = receiver.span();
     const sendingMs = span ? span.lastMs - span.firstMs : 0;
-    const rerun = await timeCli(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
+    const rerun = await timeScript(['process-expirations', '--now', NOW.toISOString(), '--json'], dir);
 
     const db: Kysely<Database> = await openDatabase(target);
     const bodies = (await db.selectFrom('webhook_deliveries').select('body').orderBy('id').execute()).map((row) => row.body);
