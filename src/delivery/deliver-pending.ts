@@ -134,7 +134,7 @@ export interface DeliverPendingResult {
   abandoned: number;
   /** Not sent: what they said is no longer true of their license (see `recheck`). */
   superseded: number;
-  /** Handed back as pending because the run was stopped before their next attempt. */
+  /** Handed back as pending: the run was stopped before their next attempt, or could not confirm its claim in time (see ClaimKeeper). */
   released: number;
   /** Not sent by this run because another run took them over (this one was paused past its lease). */
   dropped: number;
@@ -391,12 +391,14 @@ async function workThrough(
 
   // Before each attempt: the database reachable, the writer caught up, the claim still this run's. Known at
   // once (no promise) in the usual case, where all three hold without asking the database.
-  const readyToSend = (id: number): boolean | Promise<boolean> => {
+  const readyToSend = (id: number): boolean | Promise<boolean | 'release'> => {
     if (gate.isOpen() && writer.isCaughtUp(options.concurrency) && keeper.heldLongEnough(id)) return true;
     return (async () => {
       await gate.open();
       await writer.caughtUp(options.concurrency);
-      return keeper.confirm(id);
+      const held = await keeper.confirm(id);
+      // Not confirmed in time (see ClaimKeeper): handed back unsent, so that the heartbeat does not keep it claimed.
+      return held === 'unconfirmed' ? 'release' : held;
     })();
   };
 

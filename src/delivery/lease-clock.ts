@@ -6,6 +6,16 @@ import { databaseTimeMs } from '../storage/database-time.js';
 const SKEW_WARNING_MS = 10_000;
 // How often the offset to the database's clock is measured again (the host's clock may be stepped by NTP).
 const RESYNC_MS = 10_000;
+/**
+ * A later measurement whose round trip took longer than this is not used: the offset's error is up to half the
+ * round trip, and a run paused mid-measurement (SIGSTOP) would otherwise move its lease clock by half the pause.
+ */
+export const MAX_RESYNC_ROUND_TRIP_MS = 1000;
+
+/** The database's clock minus this host's from one measurement, or undefined when its round trip was too long to trust. */
+export function resyncedOffset(beforeMs: number, databaseMs: number, afterMs: number): number | undefined {
+  return afterMs - beforeMs > MAX_RESYNC_ROUND_TRIP_MS ? undefined : databaseMs - (beforeMs + afterMs) / 2;
+}
 
 /** The clock leases are written and compared in, and how far this host's clock is from it. */
 export interface LeaseClock extends Clock {
@@ -21,19 +31,22 @@ export interface LeaseClock extends Clock {
  * RESYNC_MS; reading the time stays local. On SQLite every run shares the host's clock already.
  */
 export async function databaseLeaseClock(db: Kysely<any>, host: Clock): Promise<LeaseClock> {
-  const measure = async (): Promise<number | undefined> => {
-    const before = host.now().getTime();
+  const measure = async (): Promise<{ beforeMs: number; databaseMs: number; afterMs: number } | undefined> => {
+    const beforeMs = host.now().getTime();
     const databaseMs = await databaseTimeMs(db);
-    const after = host.now().getTime();
-    return databaseMs === undefined ? undefined : databaseMs - (before + after) / 2;
+    const afterMs = host.now().getTime();
+    return databaseMs === undefined ? undefined : { beforeMs, databaseMs, afterMs };
   };
-  const first = await measure();
-  if (first === undefined) return { now: () => host.now(), skewMs: 0, close: () => undefined };
+  const start = await measure();
+  if (start === undefined) return { now: () => host.now(), skewMs: 0, close: () => undefined };
+  // The first measurement is used however long it took: there is no other yet.
+  const first = start.databaseMs - (start.beforeMs + start.afterMs) / 2;
   let offset = first;
   const timer = setInterval(() => {
-    // A database lost for a moment keeps the last offset: the lease checks fail on their own then.
+    // A database lost for a moment, or a measurement too slow to trust, keeps the last offset: the lease checks
+    // fail on their own when the database is gone.
     measure().then(
-      (measured) => void (offset = measured ?? offset),
+      (measured) => void (offset = (measured && resyncedOffset(measured.beforeMs, measured.databaseMs, measured.afterMs)) ?? offset),
       () => undefined,
     );
   }, RESYNC_MS);

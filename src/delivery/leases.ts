@@ -158,7 +158,7 @@ export function startHeartbeat(
   return () => clearInterval(timer);
 }
 
-/** How often a claim is checked again when each answer came back with under half its lease left (see ClaimKeeper). */
+/** How often a claim is asked about again when each answer came back too late to trust (see ClaimKeeper). */
 const MAX_CONFIRMATIONS = 3;
 
 /**
@@ -173,10 +173,11 @@ const MAX_CONFIRMATIONS = 3;
  * the claim is checked and renewed in the database; the checks of one event-loop turn share one UPDATE.
  * Heartbeat renewals are not trusted here: they do not say which rows they renewed.
  *
- * The database's "still yours" is trusted only while at least half the lease it wrote is left when the answer
- * is read: a run paused after the database renewed the lease and before it read the answer may wake up after
- * that lease lapsed and another run took the delivery over. It then asks again (at most
- * MAX_CONFIRMATIONS times: a database that cannot answer within half a lease cannot keep a claim safely).
+ * The database's "still yours" is trusted only when the answer is read within half a lease of asking, on the
+ * lease clock and on the monotonic clock both: a run paused after the database renewed the lease and before it
+ * read the answer may wake up after that lease lapsed and another run took the delivery over. It then asks
+ * again, at most MAX_CONFIRMATIONS times; a claim no answer confirmed in time is `unconfirmed`, and the caller
+ * hands it back (a database that cannot answer within half a lease cannot keep a claim safely).
  */
 export class ClaimKeeper {
   private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];
@@ -204,18 +205,22 @@ export class ClaimKeeper {
     return until !== undefined && until - this.options.clock.now().getTime() >= this.options.minLeftMs;
   }
 
-  confirm(deliveryId: number): Promise<boolean> {
+  /** true: still this run's; false: another run's now; `unconfirmed`: no answer came back in time (see above). */
+  confirm(deliveryId: number): Promise<boolean | 'unconfirmed'> {
     if (this.heldLongEnough(deliveryId)) return Promise.resolve(true);
     return this.confirmFresh(deliveryId);
   }
 
-  private async confirmFresh(deliveryId: number): Promise<boolean> {
+  private async confirmFresh(deliveryId: number): Promise<boolean | 'unconfirmed'> {
+    const halfLease = this.options.leaseMs / 2;
     for (let asked = 0; asked < MAX_CONFIRMATIONS; asked += 1) {
+      const askedAt = performance.now();
       if (!(await this.ask(deliveryId))) return false;
       const until = this.leases.get(deliveryId);
-      if (until !== undefined && until - this.options.clock.now().getTime() >= this.options.leaseMs / 2) return true;
+      const inTime = performance.now() - askedAt <= halfLease && until !== undefined && until - this.options.clock.now().getTime() >= halfLease;
+      if (inTime) return true;
     }
-    return false;
+    return 'unconfirmed';
   }
 
   /** Checks and renews the claim in the database, in the UPDATE shared by this event-loop turn's checks. */

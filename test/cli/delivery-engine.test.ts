@@ -69,9 +69,9 @@ forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => 
   describe('a run paused past its lease', () => {
     test('run A stopped (SIGSTOP), run B takes its claims over and finishes, A continued: A sends nothing B took over', async () => {
       // A stops as its seventh request arrives, and its sixth and seventh are answered late: both its attempts
-      // (concurrency 2) are then on the wire, none between its last claim check and its write. A pause inside that
-      // window (microseconds, between a check and a socket write) is one no sender can close; a pause anywhere
-      // else must not make A send what B took over.
+      // (concurrency 2) are then on the wire, none between its last claim check and its write (a window no sender
+      // can close), nor any confirmation on its way back (a pause there is claim-keeper.test.ts's). What this
+      // shows: after it continues, A confirms each claim before its next attempt and sends nothing B took over.
       let pauseA: () => void = () => undefined;
       const receiver = await receiverFor((_request, index) => {
         if (index === 6) pauseA();

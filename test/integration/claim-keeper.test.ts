@@ -130,13 +130,25 @@ forEachDialect('the claim keeper', ({ workspace }) => {
     });
   });
 
-  test('a claim whose every answer comes back with under half its lease left is given up after three asks, not sent', async () => {
+  test('an answer read after the lease it wrote had lapsed is not trusted: asked again, the claim is no longer held', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      // Paused 70 s after the first confirmation's UPDATE: its lease (to 100 s) had lapsed at the reading (110 s),
+      // when another run may have taken the delivery over and sent it.
+      const { clock, keeper, row } = await claimedByRunA(db, LEASE_MS / 2, (clock) => pausingAfterUpdates(db, clock, (n) => (n === 1 ? 70_000 : 0)).db);
+      clock.set(T0 + 40_000);
+      await expect(keeper.confirm(row.id)).resolves.toBe(false);
+    });
+  });
+
+  test('a claim whose every answer comes back with under half its lease left is unconfirmed after three asks', async () => {
     const ws = workspace();
     await ws.run(async ({ db }) => {
       let spy: ReturnType<typeof pausingAfterUpdates> | undefined;
       const { clock, keeper, row } = await claimedByRunA(db, LEASE_MS / 2, (clock) => (spy = pausingAfterUpdates(db, clock, () => 40_000)).db);
       clock.set(T0 + 40_000);
-      await expect(keeper.confirm(row.id)).resolves.toBe(false);
+      // The caller hands it back (see the delivery engine's tests): the keeper only says so.
+      await expect(keeper.confirm(row.id)).resolves.toBe('unconfirmed');
       expect(spy!.updates()).toBe(3);
       // Still this run's claim, with the lease of the last ask: another run takes it over once that lapses.
       expect(await db.selectFrom('webhook_deliveries').select(['claimed_by', 'lease_until']).executeTakeFirstOrThrow()).toMatchObject({ claimed_by: 'run-a' });

@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { ColumnNode, sql } from 'kysely';
 import { afterEach, describe, expect, test } from '@jest/globals';
 import { deliveriesRetry } from '../../src/commands/deliveries.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
@@ -85,6 +85,47 @@ forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
     const earliestLastAttempt = Math.min(...[...byLicense.values()].map((times) => times[3]!));
     // A batch that waited out its retries before the next was claimed would put some first attempts after that.
     expect(lastFirstAttempt).toBeLessThan(earliestLastAttempt);
+  }, 30_000);
+});
+
+describe('a claim the database cannot confirm in time', () => {
+  test('it is handed back unsent, not kept claimed nor counted as taken over; the same run claims it again and sends it once', async () => {
+    const ws = workspace({ webhooks: { enabled: true, concurrency: 1 } });
+    await ws.seed([aLicense({ license_code: 'SLOW-DB', expires_at: '2024-01-14T00:00:00Z' })]);
+    receiver = await startReceiver(() => 200);
+    ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 1 } });
+    // The run's clock jumps 31 s (over half its 60 s lease) after its first claim and after each of the next three
+    // updates that renew a lease alone (the confirmations): the claim needs confirming, and no answer comes back in
+    // time to trust. After those four jumps the database answers at once.
+    let skewMs = 0;
+    let jumps = 0;
+    const jumpAfter = new WeakSet<object>();
+    const clock = { now: () => new Date(Date.now() + skewMs) };
+    const result = await ws.run((context) => {
+      const db = context.db.withPlugin({
+        transformQuery: ({ node, queryId }) => {
+          if (node.kind === 'UpdateQueryNode') {
+            const columns = (node.updates ?? []).map((update) => (ColumnNode.is(update.column) ? update.column.column.name : ''));
+            const claim = columns.includes('claimed_by');
+            const confirmation = columns.length === 1 && columns[0] === 'lease_until';
+            if ((jumps === 0 && claim) || (jumps > 0 && jumps < 4 && confirmation)) jumpAfter.add(queryId);
+          }
+          return node;
+        },
+        transformResult: ({ result, queryId }) => {
+          if (jumpAfter.has(queryId)) {
+            jumps += 1;
+            skewMs += 31_000;
+          }
+          return Promise.resolve(result);
+        },
+      });
+      return processExpirations({ ...context, db }, { now, clock });
+    });
+    expect(jumps).toBe(4);
+    expect(result).toMatchObject({ delivered: 1, released: 1, dropped: 0 });
+    expect(receiver.requests.map((request) => licenseOf(request.body))).toEqual(['SLOW-DB']);
+    expect(await ws.rows('select status, claimed_by from webhook_deliveries')).toEqual([{ status: 'delivered', claimed_by: null }]);
   }, 30_000);
 });
 

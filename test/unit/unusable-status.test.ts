@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { skewWarning } from '../../src/delivery/lease-clock.js';
+import { MAX_RESYNC_ROUND_TRIP_MS, resyncedOffset, skewWarning } from '../../src/delivery/lease-clock.js';
 import { UnusableStatus, unusableStatusIn, unusableStatusLine } from '../../src/webhooks/status.js';
 
 describe('a status line whose code is no HTTP status', () => {
@@ -40,5 +40,16 @@ describe('the clock skew warning', () => {
     expect(skewWarning(-9_999)).toBeUndefined();
     expect(skewWarning(60_040)).toMatch(/^this host's clock is 60\.0 s ahead of the database server's/);
     expect(skewWarning(-12_500)).toMatch(/^this host's clock is 12\.5 s behind the database server's/);
+  });
+});
+
+describe("the lease clock's later measurements of the database's clock", () => {
+  test('a quick one gives the offset at the middle of its round trip; one slower than MAX_RESYNC_ROUND_TRIP_MS is not used', () => {
+    // The database read 1,000,050 when this host read 1,000,000 before asking and 1,000,040 after: 30 ms ahead.
+    expect(resyncedOffset(1_000_000, 1_000_050, 1_000_040)).toBe(30);
+    expect(resyncedOffset(1_000_000, 1_000_500, 1_000_000 + MAX_RESYNC_ROUND_TRIP_MS)).toBe(0);
+    // A run paused for 60 s between asking and reading would have moved its lease clock by 30 s.
+    expect(resyncedOffset(1_000_000, 1_000_020, 1_060_000)).toBeUndefined();
+    expect(resyncedOffset(1_000_000, 1_000_020, 1_000_001 + MAX_RESYNC_ROUND_TRIP_MS)).toBeUndefined();
   });
 });
