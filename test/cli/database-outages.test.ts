@@ -61,9 +61,11 @@ forEachDialect(
     test('a database that stops answering mid-run: the run ends within the bound, exit 1 naming the database; nothing is lost', async () => {
       const receiver = await receiverFor(() => ({ delayMs: 20, status: 200 }));
       const proxy = await proxyTo(server);
-      const cwd = await project(proxy.via(server.url), 'frozen_', 40, { url: receiver.url, concurrency: 2 });
+      // About two seconds of sending before the freeze (20 ms answers, two at a time), so that the check below
+      // that repeats are only of events first sent just before it has earlier events to tell apart.
+      const cwd = await project(proxy.via(server.url), 'frozen_', 300, { url: receiver.url, concurrency: 2 });
       const run = background(cwd, { LICENSE_MANAGER_DB_TIMEOUT_MS: '2000' });
-      await until(() => receiver.requests.length >= 6, 25_000);
+      await until(() => receiver.requests.length >= 200, 25_000);
       proxy.pause();
       const frozenAt = Date.now();
       const result = await run.done;
@@ -78,12 +80,13 @@ forEachDialect(
       proxy.resume();
       const rerun = await runCli(['process-expirations', '--now', NOW, '--json'], { cwd, timeoutMs: 30_000 });
       expect(rerun.code).toBe(0);
-      expect(new Set(receiver.requests.map(licenseOf)).size).toBe(40);
+      expect(new Set(receiver.requests.map(licenseOf)).size).toBe(300);
       // Only requests on the wire, or answered and not yet written, when the database froze can come twice:
       // each at most once more, and only events first sent in the moment before the freeze or just after it.
       const firstSent = new Map<string, number>();
       for (const request of receiver.requests) if (!firstSent.has(licenseOf(request))) firstSent.set(licenseOf(request), request.at);
       expect([...repeats(receiver).values()].every((count) => count === 2)).toBe(true);
+      expect(firstSent.get(licenseOf(receiver.requests[0]!))).toBeLessThan(frozenAt - 1000);
       expect([...repeats(receiver).keys()].filter((code) => firstSent.get(code)! < frozenAt - 1000)).toEqual([]);
       measure(`frozen database [${dialect}]: ${repeats(receiver).size} events sent twice (receiver answering in 20 ms, concurrency 2)`);
     }, 60_000);

@@ -151,7 +151,10 @@ forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => 
 
   describe('signals and the retry budget', () => {
     test('SIGTERM counts every delivery left, claimed or not; a second signal exits 130', async () => {
-      const receiver = await receiverFor(() => ({ delayMs: 100, status: 200 }));
+      // From `hangFrom` on, requests are never answered: the second run's graceful stop then cannot end before its
+      // second signal, whatever the machine's load.
+      let hangFrom = Infinity;
+      const receiver = await receiverFor((_request, index) => (index >= hangFrom ? 'hang' : { delayMs: 100, status: 200 }));
       const ws = await project({ receiver, config: { webhooks: { enabled: true, concurrency: 1 } }, licenses: expiredLicenses(200) });
       const run = startCli(['process-expirations', '--now', NOW], ws.dir);
       await until(() => receiver.requests.length >= 3);
@@ -163,6 +166,7 @@ forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => 
       expect(result.stderr).toContain(`left ${pending} deliveries pending`);
 
       const before = receiver.requests.length;
+      hangFrom = before + 1;
       const again = startCli(['process-expirations', '--now', NOW], ws.dir);
       await until(() => receiver.requests.length >= before + 2);
       again.child.kill('SIGTERM');

@@ -96,7 +96,7 @@ forEachDialect(
         const freeAt = variant.command ? killedAt + leaseMs : killedAt;
         const afterOwnWorkMs = receiver.requests[resentIndex]!.at - Math.max(ownDoneAt, freeAt);
         console.log(
-          `${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms), ${afterOwnWorkMs} ms after the others were through their own work and the claims were free; the other workers exited ${exitedAfterMs} ms after the kill`,
+          `${dialect}, ${label}: taken over ${takeOverMs} ms after the kill (lease ${leaseMs} ms), ${afterOwnWorkMs} ms after the others were through their own work and the claims were free; the other workers exited ${exitedAfterMs} ms after the kill; ${repeated.length} event(s) sent twice (bound ${3 * CONCURRENCY})`,
         );
         // Taken over by the workers still running, before they exited, and soon after they had nothing of their own
         // left and the claims were free: bounds that hold however busy the machine is (the others' own work may then
