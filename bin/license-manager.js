@@ -22,7 +22,14 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-const { main } = await import('../dist/cli/main.js');
+// A checkout that was never built (npm install builds it) has no dist/: say so in one line, not a loader stack trace.
+const { main } = await import('../dist/cli/main.js').catch((error) => {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/main.js')) throw error;
+  process.stderr.write(
+    `license-manager: ${new URL('../dist/cli/main.js', import.meta.url).pathname} is missing: build it first with "npm run build" (npm run demo, npm test and npm run bench build it too).\n`,
+  );
+  process.exit(1);
+});
 
 const stop = new AbortController();
 // First SIGINT/SIGTERM: stop claiming, let attempts in flight end and be recorded. A second one quits at

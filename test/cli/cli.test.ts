@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,19 @@ const operatorProject = async (config: object = {}, database = true) =>
   (await project({ plain: true, database, config: { webhooks: { retryDelaysMs: [10, 10, 10], timeoutMs: 2000 }, ...config } })).dir;
 
 describe('the built CLI', () => {
+  test('a checkout never built: one line saying which file is missing and how to build it, exit 1', () => {
+    // bin/ as it is in the checkout, beside no dist/.
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.copyFileSync(path.resolve(path.dirname(SAMPLE), '../bin/license-manager.js'), path.join(dir, 'bin/license-manager.js'));
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
+    const result = spawnSync(process.execPath, [path.join(dir, 'bin/license-manager.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    expect([result.status, result.stdout]).toEqual([1, '']);
+    expect(result.stderr).toBe(
+      `license-manager: ${path.join(dir, 'dist/cli/main.js')} is missing: build it first with "npm run build" (npm run demo, npm test and npm run bench build it too).\n`,
+    );
+  });
+
   test('flag values are checked before anything runs: exit 2 naming the flag and the allowed values', async () => {
     const cwd = await operatorProject({}, false);
     const cases: Array<[string[], RegExp]> = [
