@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The process's edge: signals, the exit status and the heap policy live here, everything else in dist/cli (the
 // bundle of dist/src/cli/main.js that `npm run build` makes: see scripts/bundle.ts).
+import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 
 // V8 lets the old generation grow to up to four times what survived the last full collection before it
@@ -22,11 +23,13 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-// A checkout that was never built (npm install builds it) has no dist/: say so in one line, not a loader stack trace.
-const { main } = await import('../dist/cli/main.js').catch((error) => {
-  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/main.js')) throw error;
+// A checkout that was never built has no dist/: say so in one line, not a loader stack trace. Only the entry itself
+// missing is that case (a part of the build missing beside it is not).
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+const { main } = await import(entry.href).catch((error) => {
+  if (error?.code !== 'ERR_MODULE_NOT_FOUND' || error.url !== entry.href) throw error;
   process.stderr.write(
-    `license-manager: ${new URL('../dist/cli/main.js', import.meta.url).pathname} is missing: build it first with "npm run build" (npm run demo, npm test and npm run bench build it too).\n`,
+    `license-manager: ${fileURLToPath(entry)} is missing: build it first with "npm run build" (npm run demo, npm test and npm run bench build it too).\n`,
   );
   process.exit(1);
 });

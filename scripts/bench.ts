@@ -88,9 +88,15 @@ if (values.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
 }
-const startupRuns = Math.min(100, Math.max(1, Math.floor(Number(values['startup-runs']))));
-const workers = Math.max(1, Math.floor(Number(values.workers)));
-const endpointCount = Math.max(1, Math.floor(Number(values.endpoints)));
+for (const name of ['startup-runs', 'workers', 'endpoints'] as const) {
+  if (!/^[1-9]\d*$/.test(values[name])) {
+    process.stderr.write(`bench: --${name} must be a whole number from 1, not "${values[name]}"\n`);
+    process.exit(2);
+  }
+}
+const startupRuns = Math.min(100, Number(values['startup-runs']));
+const workers = Number(values.workers);
+const endpointCount = Number(values.endpoints);
 const licenses = Number(values.licenses);
 const duePercent = Number(values['due-percent']);
 const latencyMs = Number(values['latency-ms']);

@@ -234,6 +234,12 @@ function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError 
         `The table prefix "${refusal.tablePrefix}" (database.tablePrefix) is too long for PostgreSQL: it cuts index names to 63 characters, and ${refusal.index} cut so is ${refusal.cutTo}, the name of another index. The migrate was rolled back and nothing changed. Use a prefix of at most 28 characters.`,
         options,
       );
+    case 'claims-unconfirmed':
+      return new ExitError(
+        EXIT.failure,
+        `${describeTarget(target)} did not confirm this run's claim on delivery ${refusal.deliveryId} within half its ${refusal.leaseMs} ms lease, twice: it answers too slowly to keep claims safely, so the run stopped (delivery ${refusal.deliveryId} was handed back, unsent). What the run left is sent by the next run.`,
+        options,
+      );
     case 'no-temporary-tables':
       return usageError(
         `The database user ${account(refusal.user)} lacks CREATE TEMPORARY TABLES on database ${refusal.database}, which licenses import needs (it checks repeated license codes in a temporary table); nothing was imported. As an administrator, run:\n  GRANT CREATE TEMPORARY TABLES ON \`${refusal.database}\`.* TO ${account(refusal.user)};`,

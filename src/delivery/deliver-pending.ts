@@ -25,6 +25,7 @@ import { AttemptWriter } from './attempt-writer.js';
 import { FairSlots } from './fair-slots.js';
 import { DatabaseGate } from './database-gate.js';
 import { ClaimKeeper, DEFAULT_LEASE_MS, freeClaimsOfDeadRuns, newRunId, startHeartbeat, TakeOver } from './leases.js';
+import { StorageRefusal } from '../storage/storage-refusal.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
 import { LazyTransport } from './lazy-transport.js';
 import type { StaleCheck } from './stale-notices.js';
@@ -134,7 +135,7 @@ export interface DeliverPendingResult {
   abandoned: number;
   /** Not sent: what they said is no longer true of their license (see `recheck`). */
   superseded: number;
-  /** Handed back as pending: the run was stopped before their next attempt, or could not confirm its claim in time (see ClaimKeeper). */
+  /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
   /** Not sent by this run because another run took them over (this one was paused past its lease). */
   dropped: number;
@@ -371,6 +372,8 @@ async function workThrough(
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
+  // Deliveries handed back once because their claim was not confirmed in time (see run's `requeued`).
+  const requeued = new Set<number>();
   let waiting = 0;
   const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
   let failure: unknown;
@@ -391,14 +394,14 @@ async function workThrough(
 
   // Before each attempt: the database reachable, the writer caught up, the claim still this run's. Known at
   // once (no promise) in the usual case, where all three hold without asking the database.
-  const readyToSend = (id: number): boolean | Promise<boolean | 'release'> => {
+  const readyToSend = (id: number): boolean | Promise<boolean | 'requeue'> => {
     if (gate.isOpen() && writer.isCaughtUp(options.concurrency) && keeper.heldLongEnough(id)) return true;
     return (async () => {
       await gate.open();
       await writer.caughtUp(options.concurrency);
       const held = await keeper.confirm(id);
       // Not confirmed in time (see ClaimKeeper): handed back unsent, so that the heartbeat does not keep it claimed.
-      return held === 'unconfirmed' ? 'release' : held;
+      return held === 'unconfirmed' ? 'requeue' : held;
     })();
   };
 
@@ -481,7 +484,17 @@ async function workThrough(
         // Kept back before an attempt (open circuit, gone endpoint, long Retry-After): deferred or parked without one.
         end = crossRun.held(row);
         await endClaimed(db, row.id, options.runId, end);
-      } else if (outcome.status === 'released' || outcome.status === 'dropped') crossRun?.notSent(row);
+      } else if (outcome.status === 'released' || outcome.status === 'requeued' || outcome.status === 'dropped') crossRun?.notSent(row);
+    }
+    if (outcome.status === 'requeued') {
+      // Its claim was not confirmed in time (see ClaimKeeper): handed back unsent, and claimed anew by this run; not
+      // counted or listed until then. A second time, the database answers too slowly to keep claims safely.
+      await releaseDelivery(db, row.id, options.runId);
+      if (requeued.has(row.id)) {
+        throw new StorageRefusal({ kind: 'claims-unconfirmed', deliveryId: row.id, leaseMs });
+      }
+      requeued.add(row.id);
+      return;
     }
     // Stopped before an attempt or before a retry: the claim goes back (pending, or deferred and due) for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);

@@ -12,9 +12,14 @@ const RESYNC_MS = 10_000;
  */
 export const MAX_RESYNC_ROUND_TRIP_MS = 1000;
 
-/** The database's clock minus this host's from one measurement, or undefined when its round trip was too long to trust. */
+/** The database's clock minus this host's, from a reading of it between two of this host's. */
+function offsetOf(beforeMs: number, databaseMs: number, afterMs: number): number {
+  return databaseMs - (beforeMs + afterMs) / 2;
+}
+
+/** The offset from a later measurement, or undefined when its round trip was too long to trust. */
 export function resyncedOffset(beforeMs: number, databaseMs: number, afterMs: number): number | undefined {
-  return afterMs - beforeMs > MAX_RESYNC_ROUND_TRIP_MS ? undefined : databaseMs - (beforeMs + afterMs) / 2;
+  return afterMs - beforeMs > MAX_RESYNC_ROUND_TRIP_MS ? undefined : offsetOf(beforeMs, databaseMs, afterMs);
 }
 
 /** The clock leases are written and compared in, and how far this host's clock is from it. */
@@ -40,7 +45,7 @@ export async function databaseLeaseClock(db: Kysely<any>, host: Clock): Promise<
   const start = await measure();
   if (start === undefined) return { now: () => host.now(), skewMs: 0, close: () => undefined };
   // The first measurement is used however long it took: there is no other yet.
-  const first = start.databaseMs - (start.beforeMs + start.afterMs) / 2;
+  const first = offsetOf(start.beforeMs, start.databaseMs, start.afterMs);
   let offset = first;
   const timer = setInterval(() => {
     // A database lost for a moment, or a measurement too slow to trust, keeps the last offset: the lease checks

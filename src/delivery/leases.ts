@@ -158,8 +158,8 @@ export function startHeartbeat(
   return () => clearInterval(timer);
 }
 
-/** How often a claim is asked about again when each answer came back too late to trust (see ClaimKeeper). */
-const MAX_CONFIRMATIONS = 3;
+/** How many times in all a claim is asked about while each answer comes back too late to trust (see ClaimKeeper). */
+const MAX_ASKS = 3;
 
 /**
  * Confirms, just before each attempt, that this run still holds the delivery with a running lease: a run
@@ -176,7 +176,7 @@ const MAX_CONFIRMATIONS = 3;
  * The database's "still yours" is trusted only when the answer is read within half a lease of asking, on the
  * lease clock and on the monotonic clock both: a run paused after the database renewed the lease and before it
  * read the answer may wake up after that lease lapsed and another run took the delivery over. It then asks
- * again, at most MAX_CONFIRMATIONS times; a claim no answer confirmed in time is `unconfirmed`, and the caller
+ * again, MAX_ASKS times in all; a claim no answer confirmed in time is `unconfirmed`, and the caller
  * hands it back (a database that cannot answer within half a lease cannot keep a claim safely).
  */
 export class ClaimKeeper {
@@ -201,8 +201,13 @@ export class ClaimKeeper {
 
   /** Whether this run's own lease on the delivery has enough left that no database check is needed (see above). */
   heldLongEnough(deliveryId: number): boolean {
+    return this.leftMs(deliveryId) >= this.options.minLeftMs;
+  }
+
+  /** How much of the lease this run last wrote and checked is left by its clock; -Infinity when it holds none. */
+  private leftMs(deliveryId: number): number {
     const until = this.leases.get(deliveryId);
-    return until !== undefined && until - this.options.clock.now().getTime() >= this.options.minLeftMs;
+    return until === undefined ? -Infinity : until - this.options.clock.now().getTime();
   }
 
   /** true: still this run's; false: another run's now; `unconfirmed`: no answer came back in time (see above). */
@@ -213,12 +218,10 @@ export class ClaimKeeper {
 
   private async confirmFresh(deliveryId: number): Promise<boolean | 'unconfirmed'> {
     const halfLease = this.options.leaseMs / 2;
-    for (let asked = 0; asked < MAX_CONFIRMATIONS; asked += 1) {
+    for (let asked = 0; asked < MAX_ASKS; asked += 1) {
       const askedAt = performance.now();
       if (!(await this.ask(deliveryId))) return false;
-      const until = this.leases.get(deliveryId);
-      const inTime = performance.now() - askedAt <= halfLease && until !== undefined && until - this.options.clock.now().getTime() >= halfLease;
-      if (inTime) return true;
+      if (performance.now() - askedAt <= halfLease && this.leftMs(deliveryId) >= halfLease) return true;
     }
     return 'unconfirmed';
   }

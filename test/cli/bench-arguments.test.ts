@@ -1,10 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
 import { childEnv } from '../helpers/cli.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+import { ROOT } from '../helpers/readme.js';
 const BENCH = path.join(ROOT, 'dist/scripts/bench.js');
 
 /** The built bench with `args`; every case here stops before it builds a database. */
@@ -44,5 +42,10 @@ describe('npm run bench: its arguments', () => {
   test('a number that is not one is named as it is spelt on the command line, and exit 2', () => {
     const result = bench(['--due-percent', 'many']);
     expect([result.code, result.stderr]).toEqual([2, 'bench: --due-percent must be a non-negative number, not "many"\n']);
+    for (const name of ['--workers', '--endpoints', '--startup-runs']) {
+      for (const value of ['many', '0', '1.5']) {
+        expect(bench([name, value])).toMatchObject({ code: 2, stderr: `bench: ${name} must be a whole number from 1, not "${value}"\n` });
+      }
+    }
   });
 });

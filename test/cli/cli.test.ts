@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
-import { runCli, startListen } from '../helpers/cli.js';
+import { BIN, runCli, startListen } from '../helpers/cli.js';
 import { startCli, until } from '../helpers/project.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { expiredLicenses, project, receiverFor } from '../helpers/workspace.js';
@@ -25,7 +25,7 @@ describe('the built CLI', () => {
     // bin/ as it is in the checkout, beside no dist/.
     const dir = tempDir();
     fs.mkdirSync(path.join(dir, 'bin'));
-    fs.copyFileSync(path.resolve(path.dirname(SAMPLE), '../bin/license-manager.js'), path.join(dir, 'bin/license-manager.js'));
+    fs.copyFileSync(BIN, path.join(dir, 'bin/license-manager.js'));
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
     const result = spawnSync(process.execPath, [path.join(dir, 'bin/license-manager.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
     expect([result.status, result.stdout]).toEqual([1, '']);

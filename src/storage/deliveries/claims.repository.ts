@@ -327,7 +327,7 @@ export async function endClaimed(db: Kysely<Database>, deliveryId: number, runId
   );
 }
 
-/** Hands a claim back: the run is stopping before this delivery's next attempt. A deferred one claimed when due goes back to deferred (still due), any other to pending. */
+/** Hands a claim back: the run is stopping before this delivery's next attempt, or could not confirm its claim in time. A deferred one claimed when due goes back to deferred (still due), any other to pending. */
 export async function releaseDelivery(db: Kysely<Database>, deliveryId: number, runId: string): Promise<void> {
   // As endClaimed: a deadlock victim is tried again, and handing a claim back twice is handing it back once.
   await retryOnDeadlock(() =>
