@@ -372,8 +372,6 @@ async function workThrough(
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
-  // Deliveries handed back once because their claim was not confirmed in time (see run's `requeued`).
-  const requeued = new Set<number>();
   let waiting = 0;
   const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
   let failure: unknown;
@@ -394,14 +392,19 @@ async function workThrough(
 
   // Before each attempt: the database reachable, the writer caught up, the claim still this run's. Known at
   // once (no promise) in the usual case, where all three hold without asking the database.
-  const readyToSend = (id: number): boolean | Promise<boolean | 'requeue'> => {
+  const readyToSend = (id: number): boolean | Promise<boolean | 'release'> => {
     if (gate.isOpen() && writer.isCaughtUp(options.concurrency) && keeper.heldLongEnough(id)) return true;
     return (async () => {
       await gate.open();
       await writer.caughtUp(options.concurrency);
       const held = await keeper.confirm(id);
-      // Not confirmed in time (see ClaimKeeper): handed back unsent, so that the heartbeat does not keep it claimed.
-      return held === 'unconfirmed' ? 'requeue' : held;
+      if (held !== 'unconfirmed') return held;
+      // Not confirmed in time, three asks running (see ClaimKeeper): the database answers too slowly to keep claims
+      // safely. The run stops as on a lost database: this delivery and the others not started are handed back
+      // unsent (released), the attempts in flight end and are recorded, and the next run sends what is left.
+      failure ??= new StorageRefusal({ kind: 'claims-unconfirmed', deliveryId: id, leaseMs });
+      halt.abort();
+      return 'release';
     })();
   };
 
@@ -484,19 +487,10 @@ async function workThrough(
         // Kept back before an attempt (open circuit, gone endpoint, long Retry-After): deferred or parked without one.
         end = crossRun.held(row);
         await endClaimed(db, row.id, options.runId, end);
-      } else if (outcome.status === 'released' || outcome.status === 'requeued' || outcome.status === 'dropped') crossRun?.notSent(row);
+      } else if (outcome.status === 'released' || outcome.status === 'dropped') crossRun?.notSent(row);
     }
-    if (outcome.status === 'requeued') {
-      // Its claim was not confirmed in time (see ClaimKeeper): handed back unsent, and claimed anew by this run; not
-      // counted or listed until then. A second time, the database answers too slowly to keep claims safely.
-      await releaseDelivery(db, row.id, options.runId);
-      if (requeued.has(row.id)) {
-        throw new StorageRefusal({ kind: 'claims-unconfirmed', deliveryId: row.id, leaseMs });
-      }
-      requeued.add(row.id);
-      return;
-    }
-    // Stopped before an attempt or before a retry: the claim goes back (pending, or deferred and due) for the next run.
+    // Stopped before an attempt or before a retry (or its claim not confirmed in time, which stops the run): the claim
+    // goes back (pending, or deferred and due) for the next run.
     if (outcome.status === 'released') await releaseDelivery(db, row.id, options.runId);
     const status: DeliveryOutcome['status'] =
       outcome.status === 'released' || outcome.status === 'dropped'

@@ -33,7 +33,7 @@ export type Refusal =
   | { kind: 'no-temporary-tables'; user: string; database: string }
   /** PostgreSQL: with the table prefix, an index name cut to 63 characters is another index's; the migrate was rolled back. */
   | { kind: 'index-name-cut'; index: string; cutTo: string; tablePrefix: string }
-  /** A delivery run: twice, no answer confirmed the run's claim on a delivery within half its lease; the delivery was handed back. */
+  /** A delivery run: three asks running, no answer confirmed the run's claim on a delivery within half its lease. */
   | { kind: 'claims-unconfirmed'; deliveryId: number; leaseMs: number };
 
 /** A refusal storage throws; `cause` is the driver's or the system's error, when there is one. */

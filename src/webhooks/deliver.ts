@@ -45,12 +45,12 @@ interface AttemptRecord {
 }
 
 /** How one delivery attempt loop ended, for the caller (not the stored status of a row, which is storage's DeliveryStatus). */
-type SendOutcome = 'delivered' | 'abandoned' | 'released' | 'requeued' | 'dropped' | 'held';
+type SendOutcome = 'delivered' | 'abandoned' | 'released' | 'dropped' | 'held';
 
 export interface DeliveryResult {
   /**
-   * `released`: the run was asked to stop before the next attempt; the event goes back to pending.
-   * `requeued`: `beforeAttempt` could not confirm in time that the event is still ours (`requeue`): the caller hands it back.
+   * `released`: the run was asked to stop before the next attempt, or `beforeAttempt` said to hand the event back
+   *   (`release`); it goes back to pending.
    * `dropped`: `beforeAttempt` said the delivery is no longer ours to send.
    * `held`: `beforeSlot` kept the next attempt back (the endpoint's circuit is open, or it is gone); the caller decides what becomes of it.
    */
@@ -72,11 +72,11 @@ export interface DeliverOptions {
   /** Attempts of this schedule made earlier (by a run that stopped): the budget carries over, the next one goes at once. */
   spent?: number;
   /**
-   * Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `requeue`
-   * that it could not be confirmed ours in time (it goes back, unsent); `hold` as for beforeSlot (a plain true when
+   * Asked with the slot held, just before each attempt: false means the event is no longer ours to send; `release`
+   * that it goes back unsent (it could not be confirmed ours in time); `hold` as for beforeSlot (a plain true when
    * known at once).
    */
-  beforeAttempt?: () => boolean | 'hold' | 'requeue' | Promise<boolean | 'hold' | 'requeue'>;
+  beforeAttempt?: () => boolean | 'hold' | 'release' | Promise<boolean | 'hold' | 'release'>;
   /** Told when the event starts (true) and stops (false) waiting for a retry. */
   onWaiting?: (waiting: boolean) => void;
   /** Told each attempt's outcome as soon as it is known, before its slot is given back (so that a 429 can pause the next one). */
@@ -143,7 +143,7 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
         const check = options.beforeAttempt();
         const allowed = check === true ? true : await check;
         if (allowed === 'hold') return finish('held', attempts);
-        if (allowed === 'requeue') return finish('requeued', attempts);
+        if (allowed === 'release') return finish('released', attempts);
         if (!allowed) return finish('dropped', attempts);
       }
       if (options.stop?.aborted) return finish('released', attempts);

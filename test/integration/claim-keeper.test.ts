@@ -155,6 +155,28 @@ forEachDialect('the claim keeper', ({ workspace }) => {
     });
   });
 
+  test('an answer that took longer than half the lease by the monotonic clock is not trusted, whatever the lease clock says', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      await onePendingDelivery(db);
+      // A 200 ms lease on a clock that never moves, and a database that takes 150 ms to answer: only the
+      // monotonic clock sees each answer come back too late.
+      const leaseMs = 200;
+      const clock = handClock(T0);
+      const slow = db.withPlugin({
+        transformQuery: ({ node }) => node,
+        transformResult: async ({ result }) => {
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          return result;
+        },
+      });
+      const keeper = new ClaimKeeper(slow, { runId: 'run-a', leaseMs, clock, minLeftMs: 10_000 });
+      const [row] = await claimDeliveries(db, { runId: 'run-a', limit: 10, nowMs: T0, leaseUntil: T0 + leaseMs });
+      keeper.claimed(row!.id, T0 + leaseMs);
+      await expect(keeper.confirm(row!.id)).resolves.toBe('unconfirmed');
+    });
+  });
+
   test('an attempt that may outlast half the lease starts only with its timeout left, or after asking the database', async () => {
     const ws = workspace();
     await ws.run(async ({ db }) => {
