@@ -142,20 +142,29 @@ export class TakeOver {
   }
 }
 
-/** Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed. */
+/**
+ * Renews a run's leases every third of the lease until stopped; a failed renewal is reported, not swallowed. One
+ * still on its way when the heartbeat stops is not: the run's deliveries have ended, and its database is closing.
+ */
 export function startHeartbeat(
   db: Kysely<Database>,
   options: { runId: string; leaseMs: number; clock: Clock; onError?: (error: unknown) => void },
 ): () => void {
+  let stopped = false;
   const timer = setInterval(
     () => {
       const nowMs = options.clock.now().getTime();
-      renewLeases(db, options.runId, nowMs, nowMs + options.leaseMs).catch((error: unknown) => options.onError?.(error));
+      renewLeases(db, options.runId, nowMs, nowMs + options.leaseMs).catch((error: unknown) => {
+        if (!stopped) options.onError?.(error);
+      });
     },
     Math.max(100, Math.floor(options.leaseMs / 3)),
   );
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }
 
 /** How many times in all a claim is asked about while each answer comes back too late to trust (see ClaimKeeper). */

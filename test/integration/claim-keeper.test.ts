@@ -1,6 +1,6 @@
 import { expect, test } from '@jest/globals';
 import type { Kysely } from 'kysely';
-import { ClaimKeeper } from '../../src/delivery/leases.js';
+import { ClaimKeeper, startHeartbeat } from '../../src/delivery/leases.js';
 import type { Database } from '../../src/storage/database.table.js';
 import { claimDeliveries, renewLeases } from '../../src/storage/deliveries/claims.repository.js';
 import { forEachDialect } from '../helpers/workspace.js';
@@ -176,6 +176,39 @@ forEachDialect('the claim keeper', ({ workspace }) => {
       await expect(keeper.confirm(row!.id)).resolves.toBe('unconfirmed');
     });
   });
+
+  test('a heartbeat renewal that fails after the heartbeat stopped is not reported; one that fails before is', async () => {
+    const ws = workspace();
+    await ws.run(async ({ db }) => {
+      // Renewals every second (a third of a 3 s lease), each failing: the first at once, the second only when the
+      // test lets it, after the heartbeat has stopped.
+      let started = 0;
+      let letSecondFail = () => undefined as void;
+      const secondMayFail = new Promise<void>((resolve) => (letSecondFail = resolve));
+      const failing = db.withPlugin({
+        transformQuery: ({ node }) => {
+          if (node.kind === 'UpdateQueryNode') started += 1;
+          return node;
+        },
+        transformResult: async () => {
+          if (started > 1) await secondMayFail;
+          throw new Error('driver has already been destroyed');
+        },
+      });
+      const reported: string[] = [];
+      const until = async (done: () => boolean) => {
+        for (let waited = 0; !done() && waited < 10_000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+      const stop = startHeartbeat(failing, { runId: 'run-a', leaseMs: 3000, clock: handClock(T0), onError: (error) => reported.push(String(error)) });
+      await until(() => reported.length > 0);
+      expect(reported).toEqual(['Error: driver has already been destroyed']);
+      await until(() => started > 1);
+      stop();
+      letSecondFail();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(reported).toHaveLength(1);
+    });
+  }, 15_000);
 
   test('an attempt that may outlast half the lease starts only with its timeout left, or after asking the database', async () => {
     const ws = workspace();
