@@ -123,7 +123,7 @@ export interface ProcessExpirationsResult {
   /** Deliveries that waited and were not sent: their license changed since (renewed, suspended, deleted, …); each outcome says why. */
   superseded: number;
   released: number;
-  /** Taken over by another run while this one was paused. */
+  /** Left to another run: this run's lease on them lapsed (it was paused, or its database answered too late). */
   dropped: number;
   /** When stopped early: deliveries still to send (released ones and those never claimed). */
   left: number;

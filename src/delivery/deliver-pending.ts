@@ -137,7 +137,7 @@ export interface DeliverPendingResult {
   superseded: number;
   /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
-  /** Not sent by this run because another run took them over (this one was paused past its lease). */
+  /** Not sent by this run: its lease on them lapsed (the run was paused, or its database answered too late), so another run sends them. */
   dropped: number;
   /** When stopped early: every delivery of the run's scope still to send (released, and never claimed). */
   left: number;
