@@ -237,7 +237,7 @@ function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError 
     case 'claims-unconfirmed':
       return new ExitError(
         EXIT.failure,
-        `${describeTarget(target)} did not confirm this run's claim on delivery ${refusal.deliveryId} within half its ${refusal.leaseMs} ms lease, three times running: it answers too slowly to keep claims safely, so the run stopped, handing back unsent what it had not started. The next run sends what is left.`,
+        `${describeTarget(target)} did not confirm this run's claim on delivery ${refusal.deliveryId} within half its ${refusal.leaseMs} ms lease, three times running: it answers too slowly to keep claims safely, so the run stopped. What it had not sent is still to send (deliveries list shows it).`,
         options,
       );
     case 'no-temporary-tables':

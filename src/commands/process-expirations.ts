@@ -123,7 +123,7 @@ export interface ProcessExpirationsResult {
   /** Deliveries that waited and were not sent: their license changed since (renewed, suspended, deleted, …); each outcome says why. */
   superseded: number;
   released: number;
-  /** Left to another run: this run's lease on them lapsed (it was paused, or its database answered too late). */
+  /** Not sent: no longer this run's when it checked (its lease lapsed, as when paused, and another run sends them; or the delivery was removed). */
   dropped: number;
   /** When stopped early: deliveries still to send (released ones and those never claimed). */
   left: number;

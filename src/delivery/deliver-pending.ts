@@ -137,7 +137,7 @@ export interface DeliverPendingResult {
   superseded: number;
   /** Handed back as pending because the run was stopped before their next attempt. */
   released: number;
-  /** Not sent by this run: its lease on them lapsed (the run was paused, or its database answered too late), so another run sends them. */
+  /** Not sent by this run: no longer its own when it checked (its lease lapsed, as when paused, and another run sends them; or the delivery was removed). */
   dropped: number;
   /** When stopped early: every delivery of the run's scope still to send (released, and never claimed). */
   left: number;
@@ -558,6 +558,8 @@ async function workThrough(
     let claimedAny = false;
     let claimFailed = false;
     for (const state of states) {
+      // Stopped (or halted) while an earlier endpoint's window was claimed: claim no more.
+      if (stop.aborted) break;
       const active = state.held - state.waiting;
       // Claim when half the window is free: one UPDATE per batch, not per event.
       if (state.drained || closed(state) || active > state.windowSize / 2 || inFlight.size >= MAX_HELD) continue;

@@ -185,8 +185,8 @@ const MAX_ASKS = 3;
  * The database's "still yours" is trusted only when the answer is read within half a lease of asking, on the
  * lease clock and on the monotonic clock both: a run paused after the database renewed the lease and before it
  * read the answer may wake up after that lease lapsed and another run took the delivery over. It then asks
- * again, MAX_ASKS times in all; a claim no answer confirmed in time is `unconfirmed`, and the caller
- * hands it back (a database that cannot answer within half a lease cannot keep a claim safely).
+ * again, MAX_ASKS times in all; a claim no answer confirmed in time is `unconfirmed`, and the run stops (a
+ * database that cannot answer within half a lease cannot keep a claim safely).
  */
 export class ClaimKeeper {
   private queue: Array<{ id: number; resolve: (held: boolean) => void; reject: (error: unknown) => void }> = [];

@@ -99,7 +99,7 @@ forEachDialect('the delivery engine through the CLI', ({ project, dialect }) => 
       const afterB = receiver.requests.length;
       const resultA = await a.done;
       if (resultA.code === 0) {
-        expect(resultA.stdout).toMatch(/, left to another run \(this run's lease lapsed\) [1-9]\d*\n/);
+        expect(resultA.stdout).toMatch(/, not sent as no longer this run's \(its lease lapsed, or the delivery was removed\) [1-9]\d*\n/);
       } else {
         // Paused inside its attempt-writing transaction, A held row locks: a server ends such a session after
         // its idle-in-transaction bound so that B is not held up. A then stops with exit 1, naming why.

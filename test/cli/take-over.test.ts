@@ -28,10 +28,12 @@ forEachDialect(
     test.each(unshareWorks ? [onThisHost, inNamespace] : [onThisHost])(
       '%s: the others deliver its events before they exit',
       async (label, variant) => {
-        // The first CONCURRENCY requests (the victim's, it starts alone) hang; the rest are answered after 20 ms. The
-        // victim then has all its slots on the wire and nothing answered: when it is killed, what it had sent and
-        // not recorded is exactly those.
-        const receiver = await receiverFor((_request, index) => (index < CONCURRENCY ? 'hang' : { delayMs: 20, status: 200 }));
+        // The victim starts alone: its first ANSWERED requests are answered, the next CONCURRENCY hang, and all later
+        // ones (the others') are answered after 20 ms. Killed once the answered ones are recorded, it has all its
+        // slots on the wire: what it sent and did not record is exactly the hung ones.
+        const ANSWERED = 8;
+        const hangs = (index: number) => index >= ANSWERED && index < ANSWERED + CONCURRENCY;
+        const receiver = await receiverFor((_request, index) => (hangs(index) ? 'hang' : { delayMs: 20, status: 200 }));
         const ws = await project({
           receiver,
           config: { webhooks: { enabled: true, concurrency: CONCURRENCY, timeoutMs: 120_000 } },
@@ -42,8 +44,12 @@ forEachDialect(
         const run = (command?: string[]) => startCli(['process-expirations', '--now', NOW, '--json'], ws.dir, { env, command });
 
         const victim = run(variant.command);
-        await until(() => receiver.requests.length >= CONCURRENCY, 30_000);
-        const hungIds = receiver.requests.slice(0, CONCURRENCY).map(idOf);
+        await until(() => receiver.requests.length >= ANSWERED + CONCURRENCY, 30_000);
+        const delivered = async () => (await ws.rows<{ n: number }>("select count(*) n from webhook_deliveries where status = 'delivered'"))[0]!.n;
+        await until(async () => Number(await delivered()) >= ANSWERED, 30_000);
+        expect(Number(await delivered())).toBe(ANSWERED);
+        const answeredIds = receiver.requests.slice(0, ANSWERED).map(idOf);
+        const hungIds = receiver.requests.slice(ANSWERED, ANSWERED + CONCURRENCY).map(idOf);
         const hungId = hungIds[0]!;
         const others = [run(), run()];
         const sentBefore = receiver.requests.length;
@@ -72,13 +78,15 @@ forEachDialect(
         );
         expect(counts).toEqual({ delivered: EVENTS });
         // Sent twice: only what the victim had sent and not recorded when it died, each once more: here its hung
-        // requests, all of them. A run that re-sent what it had recorded, or its whole claim window (64), would fail.
+        // requests, all of them, and none of the ones it had recorded. A run that re-sent what it had recorded, or
+        // its whole claim window (64), would fail.
         const repeated = ids.filter((id, index) => ids.indexOf(id) !== index);
         expect([...repeated].sort()).toEqual([...hungIds].sort());
+        expect(repeated.filter((id) => answeredIds.includes(id))).toEqual([]);
         expect(new Set(repeated).size).toBe(repeated.length);
 
         // Take-over time: from the kill to the victim's hung event arriving again.
-        const resentIndex = receiver.requests.findIndex((request, index) => index > 0 && idOf(request) === hungId);
+        const resentIndex = receiver.requests.findIndex((request, index) => index > ANSWERED && idOf(request) === hungId);
         const takeOverMs = receiver.requests[resentIndex]!.at - killedAt;
         // When the others were through their own work: their last request, before the take-over, of an event the victim did not hold.
         const ownDoneAt = Math.max(

@@ -213,7 +213,7 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
       );
     }
     out.info(
-      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, left to another run (this run's lease lapsed) ${result.dropped}` : ''}`,
+      `  delivered ${result.delivered}, abandoned ${result.abandoned}${result.deferred ? `, deferred ${result.deferred}` : ''}${result.parked ? `, parked ${result.parked}` : ''}${result.superseded ? `, superseded ${result.superseded}` : ''}${result.released ? `, left pending ${result.released}` : ''}${result.dropped ? `, not sent as no longer this run's (its lease lapsed, or the delivery was removed) ${result.dropped}` : ''}`,
     );
     for (const [name, counts] of Object.entries(result.byEndpoint ?? {}))
       out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
