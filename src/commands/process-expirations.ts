@@ -292,9 +292,11 @@ export async function processExpirations(context: CommandContext, options: Proce
   monitor?.started(runId);
   let result: ProcessExpirationsRun | undefined;
   let failure: unknown;
+  // What a run that fails got done first, for its runs row and its monitoring: the result goes with the failure.
+  const soFar: RunSoFar = { recorded: 0, delivered: 0, abandoned: 0 };
   try {
     await checkFinishRun(context.db);
-    result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options, { id: runId, startedAt }), options.stop);
+    result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options, { id: runId, startedAt, soFar }), options.stop);
     return result;
   } catch (error) {
     // A refusal of storage (a Botble table missing, an event too long to store) is kept in the operator's words, with its exit code.
@@ -309,9 +311,9 @@ export async function processExpirations(context: CommandContext, options: Proce
       finishedAt: formatUtc(clock.now()),
       status,
       exitCode,
-      recorded: result?.recorded ?? 0,
-      delivered: result?.delivered ?? 0,
-      abandoned: result?.abandoned ?? 0,
+      recorded: result?.recorded ?? soFar.recorded,
+      delivered: result?.delivered ?? soFar.delivered,
+      abandoned: result?.abandoned ?? soFar.abandoned,
       deferred: result?.deferred ?? 0,
       parked: result?.parked ?? 0,
       superseded: result?.superseded ?? 0,
@@ -328,9 +330,9 @@ export async function processExpirations(context: CommandContext, options: Proce
         runId,
         exitCode,
         status,
-        recorded: result?.recorded ?? 0,
-        delivered: result?.delivered ?? 0,
-        abandoned: result?.abandoned ?? 0,
+        recorded: result?.recorded ?? soFar.recorded,
+        delivered: result?.delivered ?? soFar.delivered,
+        abandoned: result?.abandoned ?? soFar.abandoned,
       });
     }
   }
@@ -361,6 +363,13 @@ function checkTarget(context: CommandContext, options: ProcessExpirationsOptions
   }
 }
 
+/** The counts of a run so far, kept as it goes (see processExpirations). */
+interface RunSoFar {
+  recorded: number;
+  delivered: number;
+  abandoned: number;
+}
+
 /** What a run read, decided and (unless a dry run or webhooks are off) recorded. */
 interface Planned {
   policy: PlanPolicy;
@@ -388,7 +397,7 @@ async function findAndDeliver(
   latestRun: Date | undefined,
   clock: Clock,
   options: ProcessExpirationsOptions,
-  run?: { id: string; startedAt: Date },
+  run?: { id: string; startedAt: Date; soFar?: RunSoFar },
 ): Promise<ProcessExpirationsResult> {
   const { db, config } = context;
   const webhooks = config.webhooks;
@@ -407,6 +416,8 @@ async function findAndDeliver(
     throw failure;
   });
   recording?.end({ recorded: planned.written?.inserted ?? 0 });
+  const soFar = run?.soFar;
+  if (soFar) soFar.recorded = planned.written?.inserted ?? 0;
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) options.onPlan?.(planned.plan.planLines);
@@ -427,6 +438,12 @@ async function findAndDeliver(
     stop: options.stop,
     fetch: options.fetch,
     onProgress: options.onProgress,
+    ...(soFar && {
+      onCounts: (counts: { delivered: number; abandoned: number }) => {
+        soFar.delivered = counts.delivered;
+        soFar.abandoned = counts.abandoned;
+      },
+    }),
     leaseMs: options.leaseMs,
     onWarning: options.onWarning,
     retryWindowHours: webhooks.retryWindowHours,

@@ -79,6 +79,8 @@ export interface DeliverPendingOptions {
   onWarning?: ((message: string) => void) | undefined;
   /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
   onProgress?: ((progress: DeliveryProgress) => void) | undefined;
+  /** Told the counts so far as deliveries end, without onProgress's count of the claimable (a run that fails keeps them). */
+  onCounts?: ((counts: { readonly delivered: number; readonly abandoned: number }) => void) | undefined;
   /**
    * `webhooks.retryWindowHours`: a delivery whose last outcome was retryable is deferred to a later run until this
    * long after its event was recorded (Retry-After, 410 Gone and a circuit per endpoint with it). 0 (the default
@@ -373,7 +375,10 @@ async function workThrough(
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
   let waiting = 0;
-  const report = () => options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
+  const report = () => {
+    options.onCounts?.(result);
+    options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
+  };
   let failure: unknown;
   // A failed write (a full disk) halts the run: no attempt starts whose outcome could not be recorded.
   const halt = new AbortController();

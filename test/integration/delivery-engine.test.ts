@@ -89,35 +89,32 @@ forEachDialect('retries overlap the rest of the work', ({ workspace }) => {
 });
 
 describe('a claim the database cannot confirm in time', () => {
-  test('three late answers running: the run stops (exit 1) saying the database answers too slowly; nothing sent, the delivery handed back', async () => {
-    const ws = workspace({ webhooks: { enabled: true, concurrency: 1 } });
-    await ws.seed([aLicense({ license_code: 'SLOW-DB', expires_at: '2024-01-14T00:00:00Z' })]);
-    receiver = await startReceiver(() => 200);
-    ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 1 } });
-    // The run's clock jumps 31 s (over half its 60 s lease) after its claim and after each of the three updates that
-    // renew a lease alone (the confirmations) that follow: the claim needs confirming, and no answer comes back in
-    // time to trust.
-    let skewMs = 0;
+  /**
+   * processExpirations on `ws` with a clock `skew.ms` ahead that jumps 31 s (over half the 60 s lease) after the
+   * claim (with `afterClaim`) and after each of the first three updates that renew a lease alone (the
+   * confirmations): no confirmation comes back in time to trust. Resolves with the run's failure, if any.
+   */
+  async function runWithLateConfirmations(ws: ReturnType<typeof workspace>, skew: { ms: number }, afterClaim: boolean) {
     let jumps = 0;
     const jumpAfter = new WeakSet<object>();
-    const clock = { now: () => new Date(Date.now() + skewMs) };
+    const clock = { now: () => new Date(Date.now() + skew.ms) };
     const failure = await ws
       .run((context) => {
         const db = context.db.withPlugin({
           transformQuery: ({ node, queryId }) => {
-            if (node.kind === 'UpdateQueryNode' && jumps < 4) {
+            if (node.kind === 'UpdateQueryNode' && jumps < (afterClaim ? 4 : 3)) {
               const columns = (node.updates ?? []).map((update) => (ColumnNode.is(update.column) ? update.column.column.name : ''));
               // A claim returns its rows (SQLite's UPDATE … RETURNING); handing a claim back returns nothing.
               const claim = node.returning !== undefined && columns.includes('claimed_by');
               const confirmation = columns.length === 1 && columns[0] === 'lease_until';
-              if (jumps === 0 ? claim : confirmation) jumpAfter.add(queryId);
+              if (afterClaim && jumps === 0 ? claim : confirmation) jumpAfter.add(queryId);
             }
             return node;
           },
           transformResult: ({ result, queryId }) => {
             if (jumpAfter.has(queryId)) {
               jumps += 1;
-              skewMs += 31_000;
+              skew.ms += 31_000;
             }
             return Promise.resolve(result);
           },
@@ -128,17 +125,43 @@ describe('a claim the database cannot confirm in time', () => {
         () => undefined,
         (error: unknown) => error,
       );
+    return { failure, jumps };
+  }
+
+  const tooSlow =
+    /did not confirm this run's claim on delivery \d+ within half its 60000 ms lease, three times running: it answers too slowly to keep claims safely, so the run stopped/;
+
+  test('three late answers running: the run stops (exit 1) saying the database answers too slowly; nothing sent, the delivery handed back', async () => {
+    const ws = workspace({ webhooks: { enabled: true, concurrency: 1 } });
+    await ws.seed([aLicense({ license_code: 'SLOW-DB', expires_at: '2024-01-14T00:00:00Z' })]);
+    receiver = await startReceiver(() => 200);
+    ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 1 } });
+    const { failure, jumps } = await runWithLateConfirmations(ws, { ms: 0 }, true);
     expect(jumps).toBe(4);
-    expect(failure).toMatchObject({
-      code: 1,
-      message: expect.stringMatching(
-        /did not confirm this run's claim on delivery 1 within half its 60000 ms lease, three times running: it answers too slowly to keep claims safely, so the run stopped/,
-      ),
-    });
+    expect(failure).toMatchObject({ code: 1, message: expect.stringMatching(tooSlow) });
     expect(receiver.requests).toHaveLength(0);
     // Handed back, not left claimed (the run's heartbeat would have kept it so until the run ended).
     expect(await ws.rows('select status, claimed_by from webhook_deliveries')).toEqual([{ status: 'pending', claimed_by: null }]);
     expect(await ws.rows('select status, exit_code from runs')).toEqual([{ status: 'failed', exit_code: 1 }]);
+  }, 30_000);
+
+  test('a run stopped so after sending some: its runs row counts what it recorded and delivered before it stopped', async () => {
+    const ws = workspace({ webhooks: { enabled: true, concurrency: 1 } });
+    await ws.seed(['A', 'B', 'C'].map((code) => aLicense({ license_code: code, expires_at: '2024-01-14T00:00:00Z' })));
+    // 31 s pass as the second request arrives: the third delivery's claim then needs confirming, and no answer comes in time.
+    const skew = { ms: 0 };
+    receiver = await startReceiver((_request, index) => {
+      if (index === 1) skew.ms += 31_000;
+      return 200;
+    });
+    ws.configure({ webhooks: { enabled: true, url: receiver.url, concurrency: 1 } });
+    const { failure, jumps } = await runWithLateConfirmations(ws, skew, false);
+    expect(jumps).toBe(3);
+    expect(failure).toMatchObject({ code: 1, message: expect.stringMatching(tooSlow) });
+    expect(receiver.requests).toHaveLength(2);
+    expect(await ws.rows('select status, exit_code, recorded, delivered, abandoned from runs')).toEqual([
+      { status: 'failed', exit_code: 1, recorded: 3, delivered: 2, abandoned: 0 },
+    ]);
   }, 30_000);
 });
 
