@@ -3,7 +3,7 @@
 import { expect, test } from '@jest/globals';
 import { startCli } from '../helpers/project.js';
 import { expiredLicenses, forEachDialect, receiverFor } from '../helpers/workspace.js';
-import { faketimeWorks } from '../helpers/faketime.js';
+import { faketimeProblem, faketimeWorks } from '../helpers/faketime.js';
 
 const NOW = '2025-01-15T08:00:00Z';
 const EVENTS = 200;
@@ -12,7 +12,8 @@ forEachDialect(
   'two workers, one clock 60 s ahead and one 60 s behind',
   ({ dialect, project }) => {
     const skewed = faketimeWorks ? test : test.skip;
-    if (!faketimeWorks) test.skip('(skipped: libfaketime is not installed or does not work here: apt-get install faketime)', () => undefined);
+    if (!faketimeWorks)
+      test.skip(`(skipped: libfaketime is not installed or does not work here: apt-get install faketime; ${faketimeProblem})`, () => undefined);
     skewed(
       'each event is sent once, and each worker warns that its clock is off',
       async () => {

@@ -5,7 +5,7 @@ import { expect, test } from '@jest/globals';
 import { BIN, runCommand } from '../helpers/cli.js';
 import { startCli, until } from '../helpers/project.js';
 import { aLicense, proxyFor, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
-import { faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
+import { faketimeProblem, faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
 
 const DAY = 86_400_000;
 /** Licenses that expired yesterday by the real clock: the CLI runs without --now (the backoff runs on the real clock). */
@@ -219,4 +219,4 @@ const idsOf = (requests: Array<{ headers: Record<string, unknown> }>) => request
   },
   120_000,
 );
-if (!faketimeWorks) test.skip('(bad night skipped: libfaketime is not installed or does not work here)', () => undefined);
+if (!faketimeWorks) test.skip(`(bad night skipped: libfaketime is not installed or does not work here: ${faketimeProblem})`, () => undefined);
