@@ -35,7 +35,7 @@ export interface LeaseClock extends Clock {
  * are still running. The offset is measured (half the round trip either side) at the start and every
  * RESYNC_MS; reading the time stays local. On SQLite every run shares the host's clock already.
  */
-export async function databaseLeaseClock(db: Kysely<any>, host: Clock): Promise<LeaseClock> {
+export async function databaseLeaseClock(db: Kysely<any>, host: Clock, resyncMs = RESYNC_MS): Promise<LeaseClock> {
   const measure = async (): Promise<{ beforeMs: number; databaseMs: number; afterMs: number } | undefined> => {
     const beforeMs = host.now().getTime();
     const databaseMs = await databaseTimeMs(db);
@@ -54,7 +54,7 @@ export async function databaseLeaseClock(db: Kysely<any>, host: Clock): Promise<
       (measured) => void (offset = (measured && resyncedOffset(measured.beforeMs, measured.databaseMs, measured.afterMs)) ?? offset),
       () => undefined,
     );
-  }, RESYNC_MS);
+  }, resyncMs);
   timer.unref();
   return { now: () => new Date(host.now().getTime() + offset), skewMs: -first, close: () => clearInterval(timer) };
 }
