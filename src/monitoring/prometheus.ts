@@ -130,7 +130,7 @@ export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
     {
       name: 'license_manager_last_run_duration_seconds',
       type: 'gauge',
-      help: 'How long the last process-expirations run took.',
+      help: 'How long the last process-expirations run took, to the second (runs record whole seconds).',
       samples: run ? [{ labels: {}, value: Math.max(0, seconds(run.finishedAt) - seconds(run.startedAt)) }] : [],
     },
     {

@@ -47,7 +47,7 @@ describe('rendering', () => {
         '# HELP license_manager_last_run_timestamp_seconds When the last process-expirations run finished, whatever its exit status, in Unix seconds.',
         '# TYPE license_manager_last_run_timestamp_seconds gauge',
         'license_manager_last_run_timestamp_seconds 1772330407.25',
-        '# HELP license_manager_last_run_duration_seconds How long the last process-expirations run took.',
+        '# HELP license_manager_last_run_duration_seconds How long the last process-expirations run took, to the second (runs record whole seconds).',
         '# TYPE license_manager_last_run_duration_seconds gauge',
         'license_manager_last_run_duration_seconds 7.25',
         '# HELP license_manager_last_run_exit_code The exit status of the last process-expirations run: 0 done, 1 failed, 2 bad usage or configuration, 3 deliveries abandoned, 4 deliveries waiting on a failing receiver.',
