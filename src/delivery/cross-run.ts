@@ -9,7 +9,7 @@ import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import { disableGoneEndpoint, endpointStates, saveCircuit } from '../storage/endpoint-states.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { admit, cancelAttempt, circuitForRun, parseStoredCircuit, recordAttempt, storedCircuit, type Circuit, type StoredCircuit } from './circuit.js';
-import { BACKOFF_MS, classifyOutcome, deferralsAt, HOUR_MS, JITTER_RATIO, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
+import { BACKOFF_MS, classifyOutcome, deferralsAt, HOUR_MS, JITTER_RATIO, MIN_DEFERRAL_MS, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
 import { clip } from '../clip.js';
 import { commandLine } from '../command-line.js';
 
@@ -219,8 +219,8 @@ export class CrossRunRetries {
     }
     const retryAfterMs = kind === 'throttle' ? parseRetryAfter(attempt.retryAfter, now) : undefined;
     if (attempt.statusCode === 429) {
-      // Slow down, not hammer: one attempt in flight, and none before Retry-After (1 s when it names none).
-      const pause = retryAfterMs ?? 1000;
+      // Slow down, not hammer: one attempt in flight, and none before Retry-After (1 s when it names none, or less).
+      const pause = Math.max(MIN_DEFERRAL_MS, retryAfterMs ?? 0);
       if (!endpoint.throttled) {
         endpoint.throttled = true;
         this.hooks.setLimit(row.endpoint, 1);
@@ -266,12 +266,22 @@ export class CrossRunRetries {
     if (pause > 0) await sleep(pause, undefined, { signal: this.hooks.stop }).catch(() => undefined);
   }
 
-  /** The end of a delivery that waits on a failing receiver: deferred to the backoff (or Retry-After), or abandoned when its window has ended. */
+  /** Deliveries this run deferred: one that comes due again while the run works is claimed again, once. */
+  private readonly deferredHere = new Set<number>();
+
+  /**
+   * The end of a delivery that waits on a failing receiver: deferred to the backoff (or Retry-After), or abandoned
+   * when its window has ended. A short Retry-After (a second at the least) can make it due again while this run
+   * still works, which then claims it again; deferred a second time by the same run it waits at least the first
+   * backoff step, so a receiver that keeps answering 429 with `Retry-After: 0` gets two attempts per delivery and
+   * run, and the run ends.
+   */
   private waitFor(row: DeliveryRow, now: Date, cause: string, after: { retryAfterMs?: number; retryAfter?: string | null; until?: Date }): DeliveryEnd {
     // The reason fits status_reason (2,048 characters) whatever the error text.
     const why = clip(cause, 1200);
     const recordedAt = parseUtc(row.created_at) ?? now;
-    const retryAfterMs = after.until ? Math.max(0, after.until.getTime() - now.getTime()) : after.retryAfterMs;
+    let retryAfterMs = after.until ? Math.max(0, after.until.getTime() - now.getTime()) : after.retryAfterMs;
+    if (retryAfterMs !== undefined && this.deferredHere.has(row.id)) retryAfterMs = Math.max(retryAfterMs, BACKOFF_MS[0]!);
     const next = nextAttemptAt({
       recordedAt,
       deferrals: deferralsAt(recordedAt, now),
@@ -281,6 +291,7 @@ export class CrossRunRetries {
       jitter: this.options.random(),
     });
     if ('abandon' in next) return { status: 'abandoned', completedAt: formatUtc(now), reason: `${why}; ${next.reason}` };
+    this.deferredHere.add(row.id);
     const asked = after.retryAfter ? `, Retry-After ${clip(after.retryAfter.trim(), 100)}` : '';
     return {
       status: 'deferred',

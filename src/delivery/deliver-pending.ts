@@ -80,7 +80,15 @@ export interface DeliverPendingOptions {
   /** Called as deliveries finish and as they start or stop waiting for a retry; `total` is what was claimable when the run began. */
   onProgress?: ((progress: DeliveryProgress) => void) | undefined;
   /** Told the counts so far as deliveries end, without onProgress's count of the claimable (a run that fails keeps them). */
-  onCounts?: ((counts: { readonly delivered: number; readonly abandoned: number }) => void) | undefined;
+  onCounts?:
+    | ((counts: {
+        readonly delivered: number;
+        readonly abandoned: number;
+        readonly deferred: number;
+        readonly parked: number;
+        readonly superseded: number;
+      }) => void)
+    | undefined;
   /**
    * `webhooks.retryWindowHours`: a delivery whose last outcome was retryable is deferred to a later run until this
    * long after its event was recorded (Retry-After, 410 Gone and a circuit per endpoint with it). 0 (the default
@@ -273,6 +281,7 @@ async function deliverWith(
   options = { ...options, ...(endpoints ? { endpoints } : {}) };
   // Deferred deliveries are claimed once due even when retries across runs are off now (retryWindowHours set to 0
   // after they were deferred): then they get the reference's schedule and end delivered or abandoned, never stuck.
+  // One that comes due while the run works (a short Retry-After) is claimed again by it, once (see CrossRunRetries.waitFor).
   const dueAt = () => formatUtc(options.clock.now());
   const names = options.endpoints?.map((endpoint) => endpoint.name);
   // A re-send goes to enabled endpoints only (and to the one it names, `deliveries retry --endpoint`).
@@ -501,7 +510,9 @@ async function workThrough(
       outcome.status === 'released' || outcome.status === 'dropped'
         ? outcome.status
         : (end?.status ?? (outcome.status === 'held' ? 'deferred' : outcome.status));
+    forgetEarlierEnd(row.id);
     result[status] += 1;
+    if (status === 'deferred') deferredEarlier.add(row.id);
     if (status === 'delivered' || status === 'abandoned') {
       const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
       counts[status] += 1;
@@ -522,6 +533,16 @@ async function workThrough(
     if (result.outcomes.length >= MAX_LISTED) result.unlisted += 1;
     else result.outcomes.push(outcome);
   };
+  // Deferred by this run and claimed again once due (a short Retry-After): counted and listed by how it ends last.
+  const deferredEarlier = new Set<number>();
+  const forgetEarlierEnd = (id: number) => {
+    if (!deferredEarlier.delete(id)) return;
+    result.deferred -= 1;
+    ended -= 1;
+    const index = result.outcomes.findIndex((outcome) => outcome.id === id);
+    if (index >= 0) result.outcomes.splice(index, 1);
+    else result.unlisted -= 1;
+  };
 
   // A delivery that waited is checked against its license before it is sent: one read per claimed window.
   const supersedeStale = async (claimed: DeliveryRow[]): Promise<DeliveryRow[]> => {
@@ -532,6 +553,7 @@ async function workThrough(
     for (const row of claimed) {
       const reason = reasons.get(row.id);
       if (reason === undefined) continue;
+      forgetEarlierEnd(row.id);
       result.superseded += 1;
       ended += 1;
       list({

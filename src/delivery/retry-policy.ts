@@ -9,6 +9,12 @@ const BACKOFF_REPEAT_MS = 12 * HOUR_MS;
 export const JITTER_RATIO = 0.1;
 /** A Retry-After longer than this is treated as this: a receiver's typo (milliseconds for seconds) must not park a delivery for years. */
 export const MAX_RETRY_AFTER_MS = 30 * 24 * HOUR_MS;
+/**
+ * The soonest a deferred delivery is due again: a second after it was deferred, whatever the receiver asked
+ * (`Retry-After: 0`, a date in the past). Times are stored to the second, so this puts it past the second of the
+ * run that deferred it, which claims only what was due when it started: never what it deferred itself.
+ */
+export const MIN_DEFERRAL_MS = 1000;
 
 /**
  * `delivered` 2xx. `gone` 410: the receiver wants no more (disable the endpoint, park its deliveries).
@@ -157,12 +163,12 @@ export function nextAttemptAt(input: NextAttemptInput): NextAttempt {
   let delay: number;
   if (retryAfterMs !== undefined) {
     // The receiver named a time: go then, without jitter, and no later than the window allows.
-    delay = Math.min(retryAfterMs, MAX_RETRY_AFTER_MS);
+    delay = Math.max(MIN_DEFERRAL_MS, Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
   } else {
     const backoff = BACKOFF_MS[deferrals] ?? BACKOFF_REPEAT_MS;
     delay = Math.round(backoff * (1 + JITTER_RATIO * jitter));
   }
   const at = now.getTime() + delay;
   // Past the window, one last attempt at its end rather than none: the window is how long we keep trying.
-  return at >= deadline ? { at: new Date(deadline), last: true } : { at: new Date(at), last: false };
+  return at >= deadline ? { at: new Date(Math.max(deadline, now.getTime() + MIN_DEFERRAL_MS)), last: true } : { at: new Date(at), last: false };
 }

@@ -102,6 +102,43 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(target.requests).toHaveLength(4);
   }, 60_000);
 
+  test('a receiver that keeps answering 429 with Retry-After: 0 or 1: each delivery is tried at most twice in the run, which ends by itself', async () => {
+    // On a clock that moves, a short Retry-After makes the run's own deferrals due while it works: it claims each
+    // again once; deferred a second time, it waits the first backoff step. Without that bound this run never ended.
+    const target = await receiverFor((_request, index) => ({ status: 429, headers: { 'retry-after': index % 2 === 0 ? '0' : '1' } }));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1 } });
+    await seeded(ws, 3);
+    const stop = new AbortController();
+    const guard = setTimeout(() => stop.abort(), 20_000);
+    const started = Date.now();
+    const clock: Clock = { now: () => new Date(T0.getTime() + Date.now() - started) };
+    const result = await ws.run((context) => processExpirations(context, { now: T0, clock, stop: stop.signal }));
+    clearTimeout(guard);
+    expect(stop.signal.aborted).toBe(false);
+    const perEvent = new Map<string, number>();
+    for (const request of target.requests) perEvent.set(ok(request), (perEvent.get(ok(request)) ?? 0) + 1);
+    expect(perEvent.size).toBe(3);
+    for (const count of perEvent.values()) expect(count).toBeLessThanOrEqual(2);
+    // Counted once each, by how the run left them.
+    expect(result).toMatchObject({ delivered: 0, abandoned: 0, deferred: 3 });
+    expect(result.deliveries.map((outcome) => outcome.status)).toEqual(['deferred', 'deferred', 'deferred']);
+    // Throttled: a second at the least between attempts to the endpoint, even after Retry-After: 0.
+    for (let index = 1; index < target.requests.length; index += 1)
+      expect(target.requests[index]!.at - target.requests[index - 1]!.at).toBeGreaterThanOrEqual(900);
+    const rows = await ws.rows<{ event_id: string; status: string; next_attempt_at: string }>(
+      'select event_id, status, next_attempt_at from webhook_deliveries order by id',
+    );
+    expect(rows.map((row) => row.status)).toEqual(['deferred', 'deferred', 'deferred']);
+    const endedAt = T0.getTime() + Date.now() - started;
+    // Tried twice: not due before the first backoff step (5 min); tried once: at least a second on.
+    for (const row of rows) {
+      const twice = perEvent.get(row.event_id) === 2;
+      expect(Date.parse(row.next_attempt_at!)).toBeGreaterThanOrEqual(twice ? endedAt + 4 * MINUTE : T0.getTime() + 1000);
+    }
+    const counted = await ws.rows<{ deferred: number }>('select deferred from runs');
+    expect(counted.map((row) => Number(row.deferred))).toEqual([3]);
+  }, 60_000);
+
   test('410 Gone disables the endpoint (a config-file one) and parks its deliveries; the others go on; enable sends them', async () => {
     let gone = true;
     const main = await receiverFor();
@@ -237,3 +274,4 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status')).toEqual([{ status: 'delivered', n: 20 }]);
   }, 90_000);
 });
+

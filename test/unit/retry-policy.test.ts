@@ -158,7 +158,9 @@ describe('nextAttemptAt', () => {
   test('Retry-After replaces the backoff, without jitter, capped by the window', () => {
     const now = after(recordedAt, HOUR);
     expect(nextAttemptAt(input({ now, deferrals: 3, retryAfterMs: 2000, jitter: 1 }))).toEqual({ at: after(now, 2000), last: false });
-    expect(nextAttemptAt(input({ now, retryAfterMs: 0 }))).toEqual({ at: now, last: false });
+    // A second at the least (Retry-After: 0, a date gone by): past the second of the run that deferred it.
+    expect(nextAttemptAt(input({ now, retryAfterMs: 0 }))).toEqual({ at: after(now, 1000), last: false });
+    expect(nextAttemptAt(input({ now, retryAfterMs: 999 }))).toEqual({ at: after(now, 1000), last: false });
     expect(nextAttemptAt(input({ now, retryAfterMs: 100 * HOUR }))).toEqual({ at: after(recordedAt, 72 * HOUR), last: true });
   });
 
@@ -166,6 +168,7 @@ describe('nextAttemptAt', () => {
     const now = after(recordedAt, 71 * HOUR);
     expect(nextAttemptAt(input({ now }))).toEqual({ at: after(now, 5 * MINUTE), last: false });
     expect(nextAttemptAt(input({ now: after(recordedAt, 71 * HOUR + 58 * MINUTE) }))).toEqual({ at: after(recordedAt, 72 * HOUR), last: true });
+    expect(nextAttemptAt(input({ now: after(recordedAt, 72 * HOUR - 400) }))).toEqual({ at: after(recordedAt, 72 * HOUR + 600), last: true });
     expect(nextAttemptAt(input({ now: after(recordedAt, 72 * HOUR) }))).toMatchObject({ abandon: true });
     expect(nextAttemptAt(input({ windowHours: 1, now: after(recordedAt, HOUR + 1) }))).toMatchObject({ abandon: true });
   });
