@@ -293,7 +293,7 @@ export async function processExpirations(context: CommandContext, options: Proce
   let result: ProcessExpirationsRun | undefined;
   let failure: unknown;
   // What a run that fails got done first, for its runs row and its monitoring: the result goes with the failure.
-  const soFar: RunSoFar = { recorded: 0, delivered: 0, abandoned: 0 };
+  const soFar: RunSoFar = { recorded: 0, delivered: 0, abandoned: 0, deferred: 0, parked: 0, superseded: 0 };
   try {
     await checkFinishRun(context.db);
     result = withOutcome(await findAndDeliver(context, now, latestRun, clock, options, { id: runId, startedAt, soFar }), options.stop);
@@ -314,9 +314,9 @@ export async function processExpirations(context: CommandContext, options: Proce
       recorded: result?.recorded ?? soFar.recorded,
       delivered: result?.delivered ?? soFar.delivered,
       abandoned: result?.abandoned ?? soFar.abandoned,
-      deferred: result?.deferred ?? 0,
-      parked: result?.parked ?? 0,
-      superseded: result?.superseded ?? 0,
+      deferred: result?.deferred ?? soFar.deferred,
+      parked: result?.parked ?? soFar.parked,
+      superseded: result?.superseded ?? soFar.superseded,
       expiredWithoutEvent: result?.webhooksEnabled ? result.expiredWithoutEvent : 0,
       announceSince: result?.webhooksEnabled ? result.announceSince : null,
       error: message,
@@ -368,6 +368,9 @@ interface RunSoFar {
   recorded: number;
   delivered: number;
   abandoned: number;
+  deferred: number;
+  parked: number;
+  superseded: number;
 }
 
 /** What a run read, decided and (unless a dry run or webhooks are off) recorded. */
@@ -439,9 +442,12 @@ async function findAndDeliver(
     fetch: options.fetch,
     onProgress: options.onProgress,
     ...(soFar && {
-      onCounts: (counts: { delivered: number; abandoned: number }) => {
+      onCounts: (counts: Pick<RunSoFar, 'delivered' | 'abandoned' | 'deferred' | 'parked' | 'superseded'>) => {
         soFar.delivered = counts.delivered;
         soFar.abandoned = counts.abandoned;
+        soFar.deferred = counts.deferred;
+        soFar.parked = counts.parked;
+        soFar.superseded = counts.superseded;
       },
     }),
     leaseMs: options.leaseMs,

@@ -654,6 +654,20 @@ async function workThrough(
     if (!changed) await new Promise<void>((resolve) => (wake = resolve));
   }
   await Promise.all(inFlight);
+  if (crossRun && failure) {
+    // What the run learned outlives its failure: the statements it started (deferring or parking an endpoint's
+    // deliveries) end first, and the circuits are saved when the database still answers (a failed write, a slow
+    // confirmation; not a lost connection), so the next run probes a dead receiver once instead of learning again.
+    await crossRun.settle().catch(() => undefined);
+    result.deferred += crossRun.counts.deferred;
+    result.parked += crossRun.counts.parked;
+    result.abandoned += crossRun.counts.abandoned;
+    report();
+    if (gate.isOpen())
+      await crossRun.save().catch((error: unknown) => {
+        options.onWarning?.(`the receivers' circuits learned in this run could not be saved: ${error instanceof Error ? error.message : String(error)}`);
+      });
+  }
   if (crossRun && !failure) {
     try {
       await crossRun.settle();

@@ -3,7 +3,7 @@ import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
 import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
-import { aLicense, forEachDialect, proxyFor, receiverFor, type Workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect, proxyFor, receiverFor, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
 
 // Retries across runs (issue 19): deferred deliveries, Retry-After and 429, 410 Gone, a circuit per endpoint.
 const T0 = new Date('2025-01-23T10:00:00Z');
@@ -275,3 +275,28 @@ forEachDialect('retries across runs', ({ workspace }) => {
   }, 90_000);
 });
 
+// SQLite: a trigger stands in for a write that fails (a full disk) once the circuit has opened.
+test('a run that fails after the circuit opened still saves the circuit and counts what it deferred: the next run probes once', async () => {
+  const target = await receiverFor(() => 503);
+  // One attempt each in this run: each failure defers its delivery until the circuit opens (five in a row).
+  const ws = sqliteWorkspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1, retryDelaysMs: [] } });
+  await seeded(ws, 8);
+  await ws.rows(
+    "create trigger fail_circuit_deferral before update on webhook_deliveries when new.status = 'deferred' and new.status_reason like 'circuit open%' begin select raise(abort, 'simulated write failure'); end",
+  );
+  await expect(runAt(ws, T0)).rejects.toThrow(/simulated write failure/);
+  const firstRun = target.requests.length;
+  expect(firstRun).toBeGreaterThanOrEqual(5);
+  const stored = await ws.rows<{ endpoint: string; circuit: string }>('select endpoint, circuit from endpoint_states');
+  expect(stored).toEqual([{ endpoint: 'default', circuit: expect.stringContaining('"state":"open"') }]);
+  // The failed run's row counts the deliveries it deferred before the failure (each failing one, on its backoff).
+  const [run] = await ws.rows<{ status: string; deferred: number }>('select status, deferred from runs');
+  const deferredRows = await ws.rows<{ n: number }>("select count(*) as n from webhook_deliveries where status = 'deferred'");
+  expect(run!.status).toBe('failed');
+  expect(Number(run!.deferred)).toBe(Number(deferredRows[0]!.n));
+  expect(Number(run!.deferred)).toBeGreaterThan(0);
+  await ws.rows('drop trigger fail_circuit_deferral');
+  // Ten minutes on: the stored open circuit lets one probe through (without it, five more failures to learn again).
+  await runAt(ws, at(10 * MINUTE));
+  expect(target.requests.length - firstRun).toBe(1);
+}, 60_000);
