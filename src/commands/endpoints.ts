@@ -225,7 +225,7 @@ export interface EnableResult {
   enabled: boolean;
   /** Undelivered deliveries that will now go out (enable) or wait (disable). */
   parked: number;
-  /** Dropped by --discard-parked. */
+  /** Ended unsent (superseded) by --discard-parked. */
   discarded: number;
 }
 
@@ -255,7 +255,7 @@ export async function endpointsSetEnabled(
 
 export interface RemoveResult {
   name: string;
-  /** Undelivered deliveries dropped with it. */
+  /** Undelivered deliveries it ended unsent (superseded, with the reason). */
   dropped: number;
 }
 
@@ -264,10 +264,10 @@ export async function endpointsRemove(context: CommandContext, name: string, now
   const undelivered = await countUndelivered(context.db, name);
   if (undelivered > 0 && !options.force) {
     throw usageError(
-      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it drops. Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,
+      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,
     );
   }
-  const dropped = await deleteEndpoint(context.db, name);
+  const dropped = await deleteEndpoint(context.db, name, formatUtc(now));
   // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
   await clearEndpointState(context.db, name);
   return { name, dropped };

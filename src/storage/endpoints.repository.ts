@@ -123,19 +123,25 @@ export async function countUndelivered(db: Kysely<Database>, name: string): Prom
   return Number(row.count);
 }
 
-/** Drops an endpoint's undelivered deliveries (and their attempts); returns how many. */
-async function dropUndelivered(trx: Kysely<Database>, name: string): Promise<number> {
-  const undelivered = (eb: Kysely<Database>) =>
-    eb.selectFrom('webhook_deliveries').select('id').where('endpoint', '=', name).where('status', 'in', UNDELIVERED);
-  await trx.deleteFrom('webhook_attempts').where('delivery_id', 'in', undelivered(trx)).execute();
-  const result = await trx.deleteFrom('webhook_deliveries').where('endpoint', '=', name).where('status', 'in', UNDELIVERED).executeTakeFirst();
-  return Number(result.numDeletedRows);
+/**
+ * Ends an endpoint's undelivered deliveries unsent: `superseded`, with the reason, attempts kept; returns how many.
+ * Never deleted: a delivery row is also the record that its event was found (default's is the only one), and a
+ * later run would record the event again and send it.
+ */
+async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string): Promise<number> {
+  const result = await trx
+    .updateTable('webhook_deliveries')
+    .set({ status: 'superseded', status_reason: reason, completed_at: now, next_attempt_at: null, claimed_by: null, lease_until: null })
+    .where('endpoint', '=', name)
+    .where('status', 'in', UNDELIVERED)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
-/** Enables or disables an endpoint; `discardParked` first drops its undelivered deliveries. Returns how many were dropped. */
+/** Enables or disables an endpoint; `discardParked` first ends its undelivered deliveries unsent. Returns how many it ended. */
 export async function setEndpointEnabled(db: Kysely<Database>, name: string, enabled: boolean, now: string, discardParked = false): Promise<number> {
   return inTransaction(db, async (trx) => {
-    const dropped = discardParked ? await dropUndelivered(trx, name) : 0;
+    const dropped = discardParked ? await discardUndelivered(trx, name, `discarded by "endpoints enable ${name} --discard-parked" at ${now}`, now) : 0;
     await trx
       .updateTable('endpoints')
       .set({ enabled: enabled ? 1 : 0, updated_at: now })
@@ -145,10 +151,10 @@ export async function setEndpointEnabled(db: Kysely<Database>, name: string, ena
   });
 }
 
-/** Removes an endpoint, its headers and earlier secrets, and its undelivered deliveries (the delivered ones stay as history). */
-export async function deleteEndpoint(db: Kysely<Database>, name: string): Promise<number> {
+/** Removes an endpoint, its headers and earlier secrets; its undelivered deliveries end unsent (superseded), all its deliveries stay as history. */
+export async function deleteEndpoint(db: Kysely<Database>, name: string, now: string): Promise<number> {
   return inTransaction(db, async (trx) => {
-    const dropped = await dropUndelivered(trx, name);
+    const dropped = await discardUndelivered(trx, name, `endpoint ${name} removed with "endpoints remove ${name} --force" at ${now}`, now);
     const id = await idOf(trx, name);
     if (id !== undefined) {
       await trx.deleteFrom('endpoint_headers').where('endpoint_id', '=', id).execute();

@@ -101,6 +101,11 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
 
     const enabled = await ws.cli(['endpoints', 'enable', 'crm', '--discard-parked', '--json']);
     expect(json(enabled.stdout)).toEqual({ name: 'crm', enabled: true, parked: 0, discarded: 2 });
+    // Ended unsent, with the reason, never deleted: the rows are also the record that the events were found.
+    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual([
+      { status: 'superseded', status_reason: expect.stringMatching(/^discarded by "endpoints enable crm --discard-parked" at 2\d{3}-/) },
+      { status: 'superseded', status_reason: expect.stringMatching(/^discarded by "endpoints enable crm --discard-parked" at 2\d{3}-/) },
+    ]);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     expect(crm.requests).toHaveLength(0);
 
@@ -116,8 +121,35 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
-    expect([removed.code, removed.stdout]).toEqual([0, 'Removed endpoint crm; dropped 1 undelivered delivery.\n']);
-    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'delivered' }]);
+    expect([removed.code, removed.stdout]).toEqual([0, 'Removed endpoint crm; 1 undelivered delivery superseded, never sent.\n']);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([
+      { status: 'superseded' },
+      { status: 'superseded' },
+      { status: 'delivered' },
+      { status: 'superseded' },
+    ]);
+  });
+
+  test('enable default --discard-parked after a 410: the parked notices end unsent and the next run neither records nor sends them again', async () => {
+    let gone = true;
+    const main = await receiverFor(() => (gone ? 410 : 200));
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryWindowHours: 72 } });
+    await ws.seed([
+      aLicense({ license_code: 'GONE-1', expires_at: '2025-01-22T09:00:00Z' }),
+      aLicense({ license_code: 'GONE-2', expires_at: '2025-01-22T09:00:00Z' }),
+    ]);
+    const first = await ws.cli(['process-expirations', '--now', NOW]);
+    expect(first.stderr).toContain('410 Gone');
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'default'")).toEqual([{ status: 'parked' }, { status: 'parked' }]);
+    const before = main.requests.length;
+    const enabled = await ws.cli(['endpoints', 'enable', 'default', '--discard-parked']);
+    expect([enabled.code, enabled.stdout]).toEqual([0, expect.stringContaining('Discarded 2 parked deliveries: superseded, never sent.')]);
+    gone = false;
+    const next = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(next.code).toBe(0);
+    expect(json(next.stdout)).toMatchObject({ recorded: 0, delivered: 0 });
+    expect(main.requests.length).toBe(before);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'default'")).toEqual([{ status: 'superseded' }, { status: 'superseded' }]);
   });
 
   test("deliveries retry --abandoned --endpoint re-sends only that endpoint's; send-test-event --endpoint uses its URL, headers and signing", async () => {

@@ -129,7 +129,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
   endpoints
     .command('enable <name>')
     .description('enable an endpoint: its parked deliveries go out with the next run')
-    .option('--discard-parked', 'drop its parked deliveries instead (says how many)')
+    .option('--discard-parked', 'end its parked deliveries unsent instead (superseded, with the reason; says how many)')
     .addHelpText('after', examples('license-manager endpoints enable crm', 'license-manager endpoints enable crm --discard-parked'))
     .action((name: string, flags: { discardParked?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
@@ -138,7 +138,8 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else {
           out.info(`Enabled endpoint ${name}.`);
-          if (result.discarded > 0) out.info(`Dropped ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}.`);
+          if (result.discarded > 0)
+            out.info(`Discarded ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}: superseded, never sent.`);
           if (result.parked > 0)
             out.info(
               `${result.parked} parked ${result.parked === 1 ? 'delivery' : 'deliveries'} go${result.parked === 1 ? 'es' : ''} out with the next process-expirations.`,
@@ -163,8 +164,8 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
     );
   endpoints
     .command('remove <name>')
-    .description('remove a stored endpoint; with undelivered deliveries only with --force (they are dropped; delivered ones stay in the log)')
-    .option('--force', 'remove it even though undelivered deliveries are dropped')
+    .description('remove a stored endpoint; with undelivered deliveries only with --force (they end unsent, as superseded; every delivery stays in the log)')
+    .option('--force', 'remove it even though its undelivered deliveries then end unsent')
     .addHelpText('after', examples('license-manager endpoints remove crm', 'license-manager endpoints remove crm --force'))
     .action((name: string, flags: { force?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
@@ -173,7 +174,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Removed endpoint ${name}${result.dropped > 0 ? `; dropped ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'}` : ''}.`,
+            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}.`,
           );
       }),
     );
