@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
+import { status } from '../../src/commands/status.js';
 import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, proxyFor, receiverFor, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -137,6 +138,32 @@ forEachDialect('retries across runs', ({ workspace }) => {
     }
     const counted = await ws.rows<{ deferred: number }>('select deferred from runs');
     expect(counted.map((row) => Number(row.deferred))).toEqual([3]);
+  }, 60_000);
+
+  test('an endpoint taken out of the config file while its deliveries wait: parked as the operator did it, no exit 4; put back, it sends them once', async () => {
+    const main = await receiverFor();
+    let crmUp = false;
+    const crm = await receiverFor(() => (crmUp ? 200 : 503));
+    const base = { enabled: true, url: main.url, retryWindowHours: 72 };
+    const withCrm = { webhooks: { ...base, endpoints: [{ name: 'crm', url: crm.url }] } };
+    const ws = workspace(withCrm);
+    await seeded(ws, 1);
+    expect(await runAt(ws, T0)).toMatchObject({ delivered: 1, deferred: 1 });
+    ws.configure({ webhooks: base });
+    const later = await runAt(ws, at(10 * 24 * HOUR));
+    expect(later.outcome.exitCode).toBe(0);
+    expect(later.waiting).toEqual([]);
+    expect(await rowsOf(ws, 'crm')).toEqual([
+      expect.objectContaining({ status: 'parked', next_attempt_at: null, status_reason: expect.stringMatching(/^endpoint no longer defined/) }),
+    ]);
+    const health = await ws.run((context) => status(context, { now: at(10 * 24 * HOUR), clock: { now: () => at(10 * 24 * HOUR) } }));
+    expect(health.health.exitCode).toBe(0);
+    const crmRequests = crm.requests.length;
+    crmUp = true;
+    ws.configure(withCrm);
+    expect(await runAt(ws, at(10 * 24 * HOUR + MINUTE))).toMatchObject({ delivered: 1 });
+    expect(crm.requests.length).toBe(crmRequests + 1);
+    expect((await rowsOf(ws, 'crm')).map((row) => row.status)).toEqual(['delivered']);
   }, 60_000);
 
   test('410 Gone disables the endpoint (a config-file one) and parks its deliveries; the others go on; enable sends them', async () => {

@@ -47,6 +47,13 @@ export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reaso
  * and `status` health leave them out (waitingByEndpoint).
  */
 export const OPERATOR_DISABLED_REASON = 'endpoint disabled';
+/**
+ * The status_reason of deliveries parked because their endpoint is no longer defined (taken out of the config
+ * file): kept unsent, never sent elsewhere, and waiting on no receiver; defined again, it sends them.
+ */
+export const UNDEFINED_ENDPOINT_REASON = 'endpoint no longer defined (taken out of the config file or removed); defined again, it sends them';
+/** Parked by the operator's hand, not by a failing receiver. */
+const OPERATOR_REASONS = [OPERATOR_DISABLED_REASON, UNDEFINED_ENDPOINT_REASON];
 
 /**
  * Makes the stored statuses follow each endpoint's switch: the pending and deferred deliveries of a disabled
@@ -65,6 +72,23 @@ export async function followEndpointSwitches(
     if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
     else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
   }
+  // An endpoint no longer defined: what waits for it (a 410's parking too) is parked as the operator's doing, so
+  // it never keeps runs at exit 4; no run claims it (runs claim the defined endpoints' deliveries only). Stored
+  // endpoints this user may not read (the run was warned) count as defined.
+  let stored: string[];
+  try {
+    stored = (await db.selectFrom('endpoints').select('name').execute()).map((row) => row.name);
+  } catch {
+    return { parked, unparked };
+  }
+  const undefinedOnes = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'parked', next_attempt_at: null, status_reason: UNDEFINED_ENDPOINT_REASON })
+    .where('endpoint', 'not in', [...endpoints.map((endpoint) => endpoint.name), ...stored])
+    .where('status', 'in', ['pending', 'deferred', 'parked'])
+    .where((eb) => eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)]))
+    .executeTakeFirst();
+  parked += Number(undefinedOnes.numUpdatedRows);
   return { parked, unparked };
 }
 
@@ -107,7 +131,7 @@ export async function waitingByEndpoint(db: Kysely<Database>): Promise<WaitingDe
     ])
     .where('status', 'in', ['deferred', 'parked'])
     // Parked by the operator's switch, not by a failing receiver: not waiting on one.
-    .where((eb) => eb.or([eb('status', '=', 'deferred'), eb('status_reason', 'is', null), eb('status_reason', '<>', OPERATOR_DISABLED_REASON)]))
+    .where((eb) => eb.or([eb('status', '=', 'deferred'), eb('status_reason', 'is', null), eb('status_reason', 'not in', OPERATOR_REASONS)]))
     .groupBy(['endpoint', 'status'])
     .execute();
   const byEndpoint = new Map<string, WaitingDeliveries & { latest: number }>();
