@@ -51,7 +51,7 @@ export const OPERATOR_DISABLED_REASON = 'endpoint disabled';
  * The status_reason of deliveries parked because their endpoint is no longer defined (taken out of the config
  * file): kept unsent, never sent elsewhere, and waiting on no receiver; defined again, it sends them.
  */
-export const UNDEFINED_ENDPOINT_REASON = 'endpoint no longer defined (taken out of the config file or removed); defined again, it sends them';
+const UNDEFINED_ENDPOINT_REASON = 'endpoint no longer defined (taken out of the config file or removed); defined again, it sends them';
 /** Parked by the operator's hand, not by a failing receiver. */
 const OPERATOR_REASONS = [OPERATOR_DISABLED_REASON, UNDEFINED_ENDPOINT_REASON];
 
