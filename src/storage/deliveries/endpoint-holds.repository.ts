@@ -1,4 +1,5 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
+import { retryOnDeadlock } from '../../sql/db-errors.js';
 import type { Database } from '../database.table.js';
 
 // Deliveries held back for their endpoint: deferred by an open circuit, parked while it is gone or disabled.
@@ -81,14 +82,23 @@ export async function followEndpointSwitches(
   } catch {
     return { parked, unparked };
   }
-  const undefinedOnes = await db
-    .updateTable('webhook_deliveries')
-    .set({ status: 'parked', next_attempt_at: null, status_reason: UNDEFINED_ENDPOINT_REASON })
-    .where('endpoint', 'not in', [...endpoints.map((endpoint) => endpoint.name), ...stored])
-    .where('status', 'in', ['pending', 'deferred', 'parked'])
-    .where((eb) => eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)]))
-    .executeTakeFirst();
-  parked += Number(undefinedOnes.numUpdatedRows);
+  const defined = new Set([...endpoints.map((endpoint) => endpoint.name), ...stored]);
+  // Read first (no locks), written only for a name that is gone: most runs write nothing here, and a write that
+  // scanned every waiting row would deadlock with other workers' claims (MariaDB's gap locks).
+  const waitingFor = await db.selectFrom('webhook_deliveries').select('endpoint').distinct().where('status', 'in', ['pending', 'deferred', 'parked']).execute();
+  for (const { endpoint } of waitingFor) {
+    if (defined.has(endpoint)) continue;
+    const result = await retryOnDeadlock(() =>
+      db
+        .updateTable('webhook_deliveries')
+        .set({ status: 'parked', next_attempt_at: null, status_reason: UNDEFINED_ENDPOINT_REASON })
+        .where('endpoint', '=', endpoint)
+        .where('status', 'in', ['pending', 'deferred', 'parked'])
+        .where((eb) => eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)]))
+        .executeTakeFirst(),
+    );
+    parked += Number(result.numUpdatedRows);
+  }
   return { parked, unparked };
 }
 
