@@ -366,7 +366,9 @@ async function workThrough(
   const { clock, leaseClock, leaseMs, keeper, gate, crossRun } = options;
   // Set when the first deliveries are claimed (see LazyTransport).
   let fetch: $Fetch | undefined;
-  const limits = Object.fromEntries(streams.map((stream) => [stream.name ?? '', stream.maxInFlight]));
+  // Slots are shared fairly by endpoint, each within its own limit, whatever the claiming: a re-send claims every
+  // endpoint's deliveries in one stream, and its attempts keep to maxInFlight and to a 429's one in flight too.
+  const limits = Object.fromEntries((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.maxInFlight]));
   const slots = new FairSlots(options.concurrency, limits);
   const policies = new Map((options.endpoints ?? []).map((endpoint) => [endpoint.name, endpoint.policy]));
   // One endpoint alone has the window a run always had; an endpoint with its own limit needs no larger one.
@@ -445,7 +447,7 @@ async function workThrough(
     } else {
       outcome = await deliver({ eventId: row.event_id, eventType: row.event_type, body: row.body }, policy, {
         clock,
-        slots: slots.forEndpoint(streamOf(row).stream.name ?? ''),
+        slots: slots.forEndpoint(row.endpoint),
         stop,
         fetch,
         spent,

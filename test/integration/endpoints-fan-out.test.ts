@@ -177,6 +177,29 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(crm.requests).toHaveLength(6);
   }, 60_000);
 
+  test("deliveries retry keeps to an endpoint's maxInFlight, as a run does", async () => {
+    let refuse = true;
+    let inFlight = 0;
+    let most = 0;
+    const main = await receiverFor();
+    const slow = await receiverFor(() => {
+      if (refuse) return 400;
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      setTimeout(() => (inFlight -= 1), 250);
+      return { delayMs: 250, status: 200 };
+    });
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'slow', url: slow.url, maxInFlight: 1 }] } });
+    await seeded(ws, 4);
+    const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 4, abandoned: 4 });
+    refuse = false;
+    const retried = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'slow', '--json']);
+    expect([retried.code, JSON.parse(retried.stdout).delivered]).toEqual([0, 4]);
+    // Without the endpoint's limit the four went at once (concurrency 8).
+    expect(most).toBe(1);
+  }, 60_000);
+
   test('an endpoint added later receives the events recorded after it was added, not the history', async () => {
     const [main, crm] = [await receiverFor(), await receiverFor()];
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
