@@ -195,7 +195,15 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     leaseMs: options.leaseMs,
     retryWindowHours: webhooks.retryWindowHours,
     // A re-sent delivery waited: its license is read again first, unless --force says to send it as it is.
-    ...(options.force ? {} : { recheck: staleNoticeCheck(context.db, { licenses: context.licenses, timeZone: context.config.expirations.timeZone }) }),
+    ...(options.force
+      ? {}
+      : {
+          recheck: staleNoticeCheck(context.db, {
+            licenses: context.licenses,
+            timeZone: context.config.expirations.timeZone,
+            products: context.config.expirations.products,
+          }),
+        }),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids: options.ids, delivered: options.force },
   });

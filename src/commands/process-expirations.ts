@@ -456,6 +456,7 @@ async function findAndDeliver(
     recheck: staleNoticeCheck(db, {
       licenses: context.licenses,
       timeZone: config.expirations.timeZone,
+      products: config.expirations.products,
       freshAfterId,
       ...(run && {
         workers: {

@@ -1,6 +1,7 @@
 // The check before a waiting delivery is sent: its license read again, a claimed window at a time, and judged by expirations/stale-notice.ts.
 import type { Kysely } from 'kysely';
 import { readLicense, type RawLicense } from '../expirations/license.js';
+import { policyFor, type ProductSchedules } from '../expirations/reminder-policy.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { recordedAtRunInstant, recordedByThisRun, staleNotice, type LicenseNow } from '../expirations/stale-notice.js';
 import type { Database } from '../storage/database.table.js';
@@ -18,6 +19,8 @@ export interface StaleNoticeCheckOptions {
   licenses: LicenseSource;
   /** The business zone the rules count dates in. */
   timeZone: string;
+  /** Per product its schedule (`expirations.products`): a notice of a product whose notices are turned off since is not sent. */
+  products?: ProductSchedules;
   /** The largest delivery id before this run read the licenses: newer rows never attempted were recorded by it and are not checked. */
   freshAfterId?: number;
   /**
@@ -56,6 +59,11 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
       if (event) recorded.set(event.licenseId, [...(recorded.get(event.licenseId) ?? []), event]);
     }
     for (const row of waiting) {
+      const raw = licenses.get(row.license_id!);
+      if (raw && options.products && !policyFor(raw.product_id, NO_DAYS, options.products).enabled) {
+        reasons.set(row.id, `notices for product ${raw.product_id} are turned off (expirations.products.${raw.product_id}.enabled is false)`);
+        continue;
+      }
       const notice = { eventType: row.event_type, licenseId: row.license_id, eventKey: row.event_key, eventInstant: row.event_instant };
       const verdict = staleNotice(
         notice,
@@ -69,6 +77,9 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
     return reasons;
   };
 }
+
+/** Only a product's `enabled` is asked of its schedule here. */
+const NO_DAYS = { warningDays: [], afterExpiryDays: [] };
 
 /** A license row as the rule takes it: status and dates in the zone, why its dates cannot be read, or undefined when it is gone. */
 function licenseNow(raw: RawLicense | undefined, timeZone: string): LicenseNow {

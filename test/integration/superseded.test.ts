@@ -195,6 +195,38 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     );
   }, 60_000);
 
+  test("a product's notices turned off while one waits: superseded with the reason when due, not sent; the other product's goes out", async () => {
+    let up = false;
+    const main = await receiverFor(() => (up ? 200 : 500));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryWindowHours: 72 } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    await ws.seed([
+      aLicense({ license_code: 'OFF-1', product_id: 'P-OFF', expires_at: `${day(-1)}T12:00:00Z` }),
+      aLicense({ license_code: 'ON-1', product_id: 'P-ON', expires_at: `${day(-1)}T12:00:00Z` }),
+    ]);
+    const first = await ws.cli(['process-expirations', '--json']);
+    expect(first.code).toBe(4);
+    expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 2, deferred: 2 });
+    expect((await ws.cli(['settings', 'set', 'product:P-OFF:enabled', 'false'])).code).toBe(0);
+    // Due now (as if the backoff had passed), the receiver back.
+    await ws.rows("update webhook_deliveries set next_attempt_at = '2000-01-01T00:00:00Z'");
+    up = true;
+    const requestsBefore = main.requests.length;
+    const next = await ws.cli(['process-expirations', '--json']);
+    expect(next.code).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ delivered: 1, superseded: 1 });
+    expect(got(main).slice(requestsBefore)).toEqual(['license.expired ON-1']);
+    expect(
+      await ws.rows(
+        'select l.license_code, d.status, d.status_reason from webhook_deliveries d join licenses l on l.id = d.license_id order by l.license_code',
+      ),
+    ).toEqual([
+      { license_code: 'OFF-1', status: 'superseded', status_reason: 'notices for product P-OFF are turned off (expirations.products.P-OFF.enabled is false)' },
+      { license_code: 'ON-1', status: 'delivered', status_reason: null },
+    ]);
+  }, 60_000);
+
   test('deliveries retry reads the license again: an abandoned notice of a license suspended since is superseded, not sent', async () => {
     // The receiver refuses the first two requests for good (400), then takes everything.
     const main = await receiverFor((_request, index) => (index < 2 ? 400 : 200));
