@@ -86,7 +86,11 @@ export async function settingsSet(context: CommandContext, key: string, value: s
   const product = productKey(key);
   if (product) {
     const parsed = parseProductSetting(key, value);
-    if ('problem' in parsed) throw usageError(`Invalid value for setting ${parsed.problem}`);
+    if ('problem' in parsed) {
+      // Most problems start with the key itself: said once, before the colon, as for every other setting.
+      const reason = parsed.problem.startsWith(`${key} `) ? parsed.problem.slice(key.length + 1) : parsed.problem;
+      throw usageError(`Invalid value for setting ${key}: ${reason}`);
+    }
     await writeSetting(context.db, key, parsed.text, formatUtc(now));
     const products = {
       ...context.config.expirations.products,

@@ -193,7 +193,7 @@ export function judgeHealth(input: {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
     const left =
       waiting > 0
-        ? `${plural(waiting, 'delivery')} wait on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): see "${commandLine('deliveries list --status deferred')}"`
+        ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): see "${commandLine('deliveries list --status deferred')}"`
         : 'what it left waiting on a failing receiver has been sent since';
     return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} (exit ${EXIT.waiting}); ${left}` };
   }

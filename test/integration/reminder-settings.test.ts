@@ -52,9 +52,9 @@ describe('reminder policy: config and settings', () => {
       ['after-expiry-days', '1.5', /1\.5 is not a whole number/],
       ['after-expiry-days', '0', /0 is the expiry date itself/],
       ['after-expiry-days', Array.from({ length: 366 }, (_, index) => index + 1).join(','), /has 366 days; at most 365/],
-      ['product:PROD-A:warning-days', '7,x', /"x" is not a number of days/],
+      ['product:PROD-A:warning-days', '7,x', /Invalid value for setting product:PROD-A:warning-days: .*"x" is not a number of days/],
       ['product:PROD-A:warning-days', '7,7', /7 appears more than once/],
-      ['product:PROD-A:enabled', 'maybe', /product:PROD-A:enabled must be true or false, not "maybe"/],
+      ['product:PROD-A:enabled', 'maybe', /Invalid value for setting product:PROD-A:enabled: must be true or false, not "maybe"/],
       ['product:PROD-A:colour', '1', /"colour" in "product:PROD-A:colour" is not a product setting/],
       ['product:PROD-A', '1', /names no field/],
     ])('settings set %s %s', async (key, value, message) => {

@@ -63,6 +63,14 @@ describe('status: the exit code a monitor acts on', () => {
     expect(recent.reason).toMatch(
       /^the last run finished at 2025-01-15T08:00:05Z \(exit 4\); 2 deliveries wait on a failing receiver .*deliveries list --status deferred/,
     );
+    const one = judgeHealth({
+      now: NOW,
+      lastFinished: waiting,
+      licenses: 5,
+      settingProblems: [],
+      failing: [{ name: 'crm', since: '2025-01-15T08:00:00Z', waiting: 1 }],
+    });
+    expect(one.reason).toMatch(/; 1 delivery waits on a failing receiver \(/);
     const failing = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing })).toEqual({
       exitCode: 4,
