@@ -110,10 +110,13 @@ export interface RetryResult extends DeliverPendingResult {
  */
 export async function deliveriesRetry(context: CommandContext, options: RetryOptions): Promise<RetryResult> {
   const { webhooks } = context.config;
-  if (options.ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
-  if (options.ids.length === 0 && !options.abandoned)
+  // `retry 3 3` is one delivery: counted, checked and sent once.
+  const ids = [...new Set(options.ids)];
+  if (ids.length > 0 && options.abandoned) throw usageError('Give delivery ids or --abandoned, not both.');
+  if (ids.length === 0 && !options.abandoned)
     throw usageError('Say which deliveries to re-send: ids (see "deliveries list --status abandoned") or --abandoned.');
   if (options.endpoint !== undefined && !options.abandoned) throw usageError('--endpoint goes with --abandoned: delivery ids name their deliveries already.');
+  if (options.since !== undefined && !options.abandoned) throw usageError('--since goes with --abandoned: delivery ids name their deliveries already.');
   if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint, options.clock);
   if (options.force && options.abandoned)
     throw usageError(
@@ -131,7 +134,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since, endpoints });
   } else {
     selected = [];
-    for (const id of options.ids) {
+    for (const id of ids) {
       const { delivery } = await deliveriesShow(context, id);
       if (delivery.status === 'delivered' && !options.force) {
         throw usageError(
@@ -205,7 +208,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
           }),
         }),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
-    resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids: options.ids, delivered: options.force },
+    resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids, delivered: options.force },
   });
   return { ...empty, ...sent, abandonedDeliveries: await abandonedDeliveries(context.db, context.licenses, sent.outcomes) };
 }

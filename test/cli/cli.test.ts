@@ -480,6 +480,34 @@ describe('the built CLI', () => {
     expect(JSON.parse((await runCli(['deliveries', 'retry', '1', '--force', '--json'], { cwd })).stdout)).toMatchObject({ forced: 1, delivered: 1 });
   }, 120_000);
 
+  test('deliveries retry with ids refuses --since as it refuses --endpoint (nothing sent); a repeated id is one delivery, sent once', async () => {
+    const receiver = await receiverFor(() => 200);
+    const cwd = await operatorProject({ webhooks: { enabled: true, url: receiver.url, retryDelaysMs: [10, 10, 10], timeoutMs: 2000 } });
+    fs.writeFileSync(path.join(cwd, 'one.json'), JSON.stringify([{ license_code: 'LOST-1', expires_at: '2025-01-14T08:00:00Z' }]));
+    await runCli(['licenses', 'import', 'one.json'], { cwd });
+    expect((await runCli(['process-expirations', '--now', NOW], { cwd })).code).toBe(0);
+    expect(receiver.requests).toHaveLength(1);
+
+    for (const extra of [
+      ['--since', '2030-01-01'],
+      ['--endpoint', 'default'],
+    ]) {
+      const refused = await runCli(['deliveries', 'retry', '1', '--force', ...extra], { cwd });
+      expect({ extra, code: refused.code, stderr: refused.stderr }).toEqual({
+        extra,
+        code: 2,
+        stderr: `error: ${extra[0]} goes with --abandoned: delivery ids name their deliveries already.\n`,
+      });
+    }
+    expect(receiver.requests).toHaveLength(1);
+
+    const dryRun = await runCli(['deliveries', 'retry', '1', '1', '--force', '--dry-run', '--json'], { cwd });
+    expect(JSON.parse(dryRun.stdout)).toMatchObject({ selectedCount: 1, forced: 1, selected: [{ id: 1 }] });
+    const twice = await runCli(['deliveries', 'retry', '1', '1', '--force'], { cwd });
+    expect(twice).toMatchObject({ code: 0, stdout: 'Re-sent 1 delivery (1 already delivered, sent again because of --force): delivered 1, abandoned 0.\n' });
+    expect(receiver.requests).toHaveLength(2);
+  }, 120_000);
+
   test('status --help lists every exit code, 2 and 4 included', async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
