@@ -7,6 +7,7 @@ import {
   LicenseIdTaken,
   LICENSE_STATUSES,
   RepeatedLicenseCode,
+  RepeatedLicenseId,
   upsertLicenses,
   type LicenseColumnLimits,
   type LicenseInput,
@@ -73,8 +74,19 @@ const licenseRecordSchema = (timeZone: string, limits: LicenseColumnLimits = lic
   z
     .object({
       id: z
-        .union([z.number(), z.string().regex(/^\d+$/, 'must be a positive whole number').transform(Number)])
-        .pipe(z.number().refine((id) => Number.isSafeInteger(id) && id > 0 && id <= limits.maxId, `must be a positive whole number up to ${limits.maxId}`))
+        .union([z.number(), z.string()], { error: (issue) => `must be a positive whole number, not ${JSON.stringify(issue.input)}` })
+        .transform((value, ctx) => {
+          if (typeof value === 'string' && !/^\d+$/.test(value)) {
+            ctx.addIssue({ code: 'custom', message: `must be a positive whole number, not ${JSON.stringify(value)}` });
+            return z.NEVER;
+          }
+          const id = Number(value);
+          if (!(Number.isSafeInteger(id) && id > 0 && id <= limits.maxId)) {
+            ctx.addIssue({ code: 'custom', message: `must be a positive whole number up to ${limits.maxId}, not ${JSON.stringify(value)}` });
+            return z.NEVER;
+          }
+          return id;
+        })
         .nullable()
         .optional(),
       license_code: z
@@ -143,7 +155,7 @@ export interface ImportResult {
 
 /**
  * `licenses import <file>`: rows are read, validated and upserted as the file streams, all inside one
- * transaction, so a bad row anywhere (or a repeated license_code) leaves the database as it was.
+ * transaction, so a bad row anywhere (or a repeated license_code or id) leaves the database as it was.
  */
 export async function importLicenses(context: CommandContext, file: string, now: Date, cwd = process.cwd()): Promise<ImportResult> {
   if (context.licenses.kind === 'botble') {
@@ -178,7 +190,16 @@ export async function importLicenses(context: CommandContext, file: string, now:
         cause: error,
       });
     }
-    if (error instanceof LicenseIdTaken || isConstraintViolation(error)) {
+    if (error instanceof RepeatedLicenseId) {
+      throw usageError(`${file}: row ${error.repeat}: field id ${error.id} repeats row ${error.first}. Nothing was imported.`, { cause: error });
+    }
+    if (error instanceof LicenseIdTaken) {
+      throw usageError(
+        `${file}: row ${error.position}: field id ${error.id} already belongs to license_code "${error.owner}", not "${error.licenseCode}". Nothing was imported.`,
+        { cause: error },
+      );
+    }
+    if (isConstraintViolation(error)) {
       throw usageError(`${file}: ${(error as Error).message} (an id already belongs to another license_code?). Nothing was imported.`, { cause: error });
     }
     throw error;

@@ -26,7 +26,6 @@ export const mysqlDialect: SqlDialect = {
   maxTablePrefix: 64 - LONGEST_INDEX_NAME,
   binaryKeyType: sql`varchar(255) character set utf8mb4 collate utf8mb4_bin`,
   transactionalDdl: false,
-  upsertMatchesAnyUniqueKey: true,
   hasPrivileges: true,
   // No statement holds several writes (the driver sends one statement per query): the caller's transaction.
   oneStatement: () => undefined,

@@ -27,7 +27,6 @@ export const postgresDialect: SqlDialect = {
   textLimits: { noNul: true },
   binaryKeyType: sql`text collate "C"`,
   transactionalDdl: true,
-  upsertMatchesAnyUniqueKey: false,
   hasPrivileges: true,
 
   async createIndex(db, name, table, columns) {

@@ -101,8 +101,6 @@ export interface SqlDialect {
   readonly binaryKeyType: RawBuilder<unknown>;
   /** False on MySQL/MariaDB: each schema change commits at once, so every migration step must be re-runnable. */
   readonly transactionalDdl: boolean;
-  /** MySQL's ON DUPLICATE KEY UPDATE fires on any unique key, the primary key included, not only the one named. */
-  readonly upsertMatchesAnyUniqueKey: boolean;
   /** Whether the database has users with privileges (servers), which a run checks before it sends. */
   readonly hasPrivileges: boolean;
 

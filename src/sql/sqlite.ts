@@ -22,7 +22,6 @@ export const sqliteDialect: SqlDialect = {
   textLimits: {},
   binaryKeyType: sql`text`,
   transactionalDdl: true,
-  upsertMatchesAnyUniqueKey: false,
   hasPrivileges: false,
   // In this process: no round trips to save; the caller's transaction.
   oneStatement: () => undefined,

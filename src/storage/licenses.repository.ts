@@ -55,11 +55,32 @@ export interface UpsertResult {
 
 const UPDATABLE = ['product_id', 'product_name', 'customer_id', 'email', 'status', 'expires_at', 'updates_until'] as const;
 
-/** An import row's id belongs to another license_code: what the other dialects' primary key refuses, said by us on MySQL. */
+/**
+ * An import row's id belongs to another license_code: said by us on every dialect, with the row (`position`, 1-based
+ * in the inputs) and both codes. The primary key of SQLite and PostgreSQL would refuse it too, but naming neither;
+ * MySQL's upsert would silently update the other license.
+ */
 export class LicenseIdTaken extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(
+    readonly id: number,
+    readonly owner: string,
+    readonly licenseCode: string,
+    readonly position: number,
+  ) {
+    super(`id ${id} belongs to license_code "${owner}", not "${licenseCode}"`);
     this.name = 'LicenseIdTaken';
+  }
+}
+
+/** The same id twice in one import (for two license_codes): `first` and `repeat` are 1-based positions in the inputs. */
+export class RepeatedLicenseId extends Error {
+  constructor(
+    readonly id: number,
+    readonly first: number,
+    readonly repeat: number,
+  ) {
+    super(`id ${id} at position ${repeat} repeats position ${first}`);
+    this.name = 'RepeatedLicenseId';
   }
 }
 
@@ -77,13 +98,17 @@ export class RepeatedLicenseCode extends Error {
 
 // Codes already written by this import, kept by the database (a temp table spills to disk) rather than in a
 // Map: a million codes in the heap made the process's memory double the file's size.
-type ImportCodes = { import_codes: { license_code: string; position: number } };
+type ImportCodes = { import_codes: { license_code: string; position: number }; import_ids: { id: number; position: number } };
 
 // A temporary table per session; codes compare byte for byte, as license_code does in each dialect.
 const MYSQL_REFUSED = new Set(['ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_SPECIFIC_ACCESS_DENIED_ERROR']);
 
-function importCodesTable(dialect: SqlDialect): RawBuilder<unknown> {
-  return sql`create temporary table if not exists import_codes (license_code ${dialect.binaryKeyType} primary key, position integer not null)`;
+function importCodesTables(dialect: SqlDialect): Array<RawBuilder<unknown>> {
+  return [
+    sql`create temporary table if not exists import_codes (license_code ${dialect.binaryKeyType} primary key, position integer not null)`,
+    // The ids the file gives, so that one id given to two codes is refused naming both rows.
+    sql`create temporary table if not exists import_ids (id bigint primary key, position integer not null)`,
+  ];
 }
 
 /**
@@ -107,17 +132,21 @@ export async function upsertLicenses(
     // Codes waiting in a batch -> position; once a batch is written they move to the temp table.
     const pending = new Map<string, number>();
     const codesTable = trx.withTables<ImportCodes>();
+    // Ids waiting in a batch -> position, as `pending` for codes.
+    const pendingIds = new Map<number, number>();
     const dialect = dialectFor(trx);
-    await importCodesTable(dialect)
-      .execute(trx)
-      .catch(async (error: unknown) => {
+    for (const create of importCodesTables(dialect)) {
+      await create.execute(trx).catch(async (error: unknown) => {
         // MySQL: "Access denied … to database" names no privilege; this one is CREATE TEMPORARY TABLES.
         if (MYSQL_REFUSED.has(errorCode(error))) throw await temporaryTableRefused(trx, error);
         throw error;
       });
+    }
     await codesTable.deleteFrom('import_codes').execute();
+    await codesTable.deleteFrom('import_ids').execute();
     const flush = async (all: LicenseInput[], activating: readonly LicenseStatus[]) => {
       const codes = all.map((input) => input.license_code);
+      const positions = new Map(codes.map((code) => [code, pending.get(code)!]));
       const earlier = await codesTable.selectFrom('import_codes').select(['license_code', 'position']).where('license_code', 'in', codes).executeTakeFirst();
       if (earlier) throw new RepeatedLicenseCode(earlier.license_code, earlier.position, pending.get(earlier.license_code)!);
       await codesTable
@@ -125,6 +154,16 @@ export async function upsertLicenses(
         .values(codes.map((code) => ({ license_code: code, position: pending.get(code)! })))
         .execute();
       for (const code of codes) pending.delete(code);
+      const ids = all.flatMap((input) => (input.id === undefined ? [] : [input.id]));
+      if (ids.length > 0) {
+        const earlierId = await codesTable.selectFrom('import_ids').select(['id', 'position']).where('id', 'in', ids).executeTakeFirst();
+        if (earlierId) throw new RepeatedLicenseId(Number(earlierId.id), earlierId.position, pendingIds.get(Number(earlierId.id))!);
+        await codesTable
+          .insertInto('import_ids')
+          .values(ids.map((id) => ({ id, position: pendingIds.get(id)! })))
+          .execute();
+        for (const id of ids) pendingIds.delete(id);
+      }
       const columns = UPDATABLE.filter((column) => all[0]![column] !== undefined);
       const stored = new Map((await trx.selectFrom('licenses').selectAll().where('license_code', 'in', codes).execute()).map((row) => [row.license_code, row]));
       const batch = all.filter((input) => !unchanged(input, stored.get(input.license_code), columns, activating));
@@ -133,7 +172,7 @@ export async function upsertLicenses(
       totals.updated += existing;
       totals.inserted += batch.length - existing;
       if (batch.length === 0) return;
-      if (dialect.upsertMatchesAnyUniqueKey && batch[0]!.id !== undefined) await refuseTakenIds(trx, batch);
+      if (batch[0]!.id !== undefined) await refuseTakenIds(trx, batch, positions);
       // sql.ref, not the bare name: the table prefix applies to it.
       const status = sql.ref('licenses.status');
       const renewed = activating.length > 0 ? { status: sql<string>`case when ${status} in (${sql.join(activating)}) then 'active' else ${status} end` } : {};
@@ -153,6 +192,11 @@ export async function upsertLicenses(
       const first = pending.get(input.license_code);
       if (first !== undefined) throw new RepeatedLicenseCode(input.license_code, first, position);
       pending.set(input.license_code, position);
+      if (input.id !== undefined) {
+        const firstWithId = pendingIds.get(input.id);
+        if (firstWithId !== undefined) throw new RepeatedLicenseId(input.id, firstWithId, position);
+        pendingIds.set(input.id, position);
+      }
       const activating = activates(input);
       const shape = `${Object.keys(input)
         .filter((key) => input[key as keyof LicenseInput] !== undefined)
@@ -166,6 +210,7 @@ export async function upsertLicenses(
     }
     for (const batch of batches.values()) if (batch.inputs.length > 0) await flush(batch.inputs, batch.activating);
     await codesTable.deleteFrom('import_codes').execute();
+    await codesTable.deleteFrom('import_ids').execute();
     return totals;
   });
 }
@@ -184,10 +229,11 @@ function unchanged(
 }
 
 /**
- * MySQL's ON DUPLICATE KEY UPDATE fires on any unique key, the primary key included: an id that belongs to
- * another license_code would silently update that license. Refuse it as the other dialects do.
+ * An id that belongs to another license_code, refused naming the row and both codes, before the upsert. MySQL's
+ * ON DUPLICATE KEY UPDATE fires on any unique key, the primary key included, so it would silently update that
+ * license; SQLite's and PostgreSQL's primary key would refuse it, but in words that name no row or value.
  */
-async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInput[]): Promise<void> {
+async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInput[], positions: ReadonlyMap<string, number>): Promise<void> {
   const wanted = new Map(batch.map((input) => [input.id!, input.license_code]));
   const taken = await trx
     .selectFrom('licenses')
@@ -196,7 +242,8 @@ async function refuseTakenIds(trx: Kysely<Database>, batch: readonly LicenseInpu
     .execute();
   const clash = taken.find((row) => wanted.get(row.id) !== row.license_code);
   if (clash) {
-    throw new LicenseIdTaken(`id ${clash.id} belongs to license_code "${clash.license_code}", not "${wanted.get(clash.id)}"`);
+    const code = wanted.get(clash.id)!;
+    throw new LicenseIdTaken(Number(clash.id), clash.license_code, code, positions.get(code)!);
   }
 }
 

@@ -73,6 +73,20 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
       ['unknowns.csv', '\nlicense_code,colour,size\nA,blue,L\n', /unknowns\.csv: the header \(line 2\): unknown fields "colour", "size"\. Known/],
       ['unknown.ndjson', '{"license_code":"A"}\n{"license_code":"B","colour":"blue"}\n', /unknown\.ndjson: row 2 \(line 2\): unknown field "colour"\./],
       ['dupe.csv', 'license_code\nA\nA\n', /row 2: field license_code "A" repeats row 1/],
+      [
+        'abc-id.csv',
+        'id,license_code\nabc,A\n',
+        /abc-id\.csv: row 1 \(line 2\): field id must be a positive whole number, not "abc"\. Nothing was imported\.$/,
+      ],
+      ['true-id.json', '[{"id":true,"license_code":"A"}]', /row 1: field id must be a positive whole number, not true\./],
+      ['half-id.json', '[{"id":1.5,"license_code":"A"}]', /row 1: field id must be a positive whole number up to \d+, not 1\.5\./],
+      // The same id for two codes: named, not the database's raw primary-key error, in one batch or across batches.
+      ['dupe-id.json', '[{"id":5,"license_code":"A"},{"id":5,"license_code":"B"}]', /dupe-id\.json: row 2: field id 5 repeats row 1\. Nothing was imported\.$/],
+      [
+        'late-dupe-id.ndjson',
+        Array.from({ length: 501 }, (_, index) => JSON.stringify({ id: (index % 500) + 1, license_code: `L-${index}` })).join('\n'),
+        /late-dupe-id\.ndjson: row 501: field id 1 repeats row 1\. Nothing was imported\.$/,
+      ],
       ['broken.json', '[{"license_code":', /is not valid JSON/],
       ['short.csv', 'license_code,email\nA\n', /row 1 \(line 2\) has 1 field, the header has 2\./],
       // An Excel export with ";": a quoted cell must not turn the clear message into a quote error.
@@ -148,7 +162,8 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     const file = write(ws.dir, 'two.json', '[{"license_code":"NEW-1"},{"id":1,"license_code":"SECOND"}]');
     const error = (await ws.run((context) => importLicenses(context, file, now)).catch((caught: unknown) => caught)) as ExitError;
     expect(error.code).toBe(2);
-    expect(error.message).toMatch(/Nothing was imported/);
+    // Named with its row and both codes on every dialect, not as the database's primary-key error.
+    expect(error.message).toBe(`${file}: row 2: field id 1 already belongs to license_code "FIRST", not "SECOND". Nothing was imported.`);
     const codes = (await ws.run((context) => listLicenses(context, { now }))).map((row) => row.license_code);
     expect(codes).toEqual(['FIRST']);
   });
