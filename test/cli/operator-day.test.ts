@@ -440,6 +440,28 @@ describe('import columns and files (item 12)', () => {
     expect((await runCli(['licenses', 'import', 'exports/licenses.csv'], { cwd })).code).toBe(0);
   });
 
+  test('an import refused for a bad row leaves no database it created (no -wal or -shm either); one that existed stays', async () => {
+    const cwd = tempDir();
+    fs.writeFileSync(path.join(cwd, 'bad.csv'), 'license_code,expires_at\nA-1,2025-01-01\nA-2,someday\n');
+    fs.writeFileSync(path.join(cwd, 'bad.json'), JSON.stringify([{ license_code: 'A-1' }, { license_code: 'A-1' }]));
+    for (const file of ['bad.csv', 'bad.json']) {
+      const refused = await runCli(['licenses', 'import', file], { cwd });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/Nothing was imported\.\n$/);
+      expect(fs.readdirSync(cwd).sort()).toEqual(['bad.csv', 'bad.json']);
+    }
+    // So the next command says there is no database, rather than working on an empty one.
+    const listed = await runCli(['licenses', 'list'], { cwd });
+    expect(listed.code).toBe(2);
+    expect(listed.stderr).toContain(`Database ${path.join(cwd, 'license-manager.sqlite')} does not exist`);
+
+    fs.writeFileSync(path.join(cwd, 'good.csv'), 'license_code\nA-1\n');
+    expect((await runCli(['licenses', 'import', 'good.csv'], { cwd })).code).toBe(0);
+    expect((await runCli(['licenses', 'import', 'bad.csv'], { cwd })).code).toBe(2);
+    expect(fs.readdirSync(cwd)).toContain('license-manager.sqlite');
+    expect(JSON.parse((await runCli(['licenses', 'list', '--json'], { cwd })).stdout)).toEqual([expect.objectContaining({ license_code: 'A-1' })]);
+  });
+
   const asRoot = process.getuid?.() === 0 && fs.existsSync('/usr/sbin/runuser') ? test : test.skip;
   asRoot(
     'EACCES: the job user cannot read a file in a private folder (like /root): the folder and the user named, with a hint; no database created',
