@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { cosmiconfig, defaultLoaders, type Loader } from 'cosmiconfig';
@@ -61,12 +62,19 @@ export interface LoadedConfig {
  * Throws an exit-2 error naming the file, the key and the reason.
  */
 export async function loadConfig(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
-  const explorer = cosmiconfig(MODULE_NAME, { searchPlaces: SEARCH_PLACES, searchStrategy: 'none', loaders: LOADERS });
+  // An empty file found by the search is the config, {} (as with -c), not passed over for the next place or the defaults.
+  const explorer = (searchPlaces: string[]) =>
+    cosmiconfig(MODULE_NAME, { searchPlaces, searchStrategy: 'none', loaders: LOADERS, ignoreEmptySearchPlaces: false });
   let result: { config: unknown; filepath: string; isEmpty?: boolean } | null;
   const target = options.file ? path.resolve(options.cwd, options.file) : undefined;
   assertConfigFilesRegular(target, options.cwd);
+  if (!target) assertSearchPlacesReadable(options.cwd);
   try {
-    result = target ? await explorer.load(target) : await explorer.search(options.cwd);
+    result = target ? await explorer(SEARCH_PLACES).load(target) : await explorer(SEARCH_PLACES).search(options.cwd);
+    // An empty package.json is a project's, not our config: the search goes on past it.
+    if (!target && result?.isEmpty && path.basename(result.filepath) === 'package.json') {
+      result = await explorer(SEARCH_PLACES.filter((place) => place !== 'package.json')).search(options.cwd);
+    }
   } catch (error) {
     if (error instanceof ExitError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
@@ -101,6 +109,33 @@ function assertConfigFilesRegular(target: string | undefined, cwd: string): void
     const kind = notRegularFile(file);
     // A directory by that name is passed over by the search, as before.
     if (kind && kind !== 'a directory') throw usageError(`${file} is ${kind}, not a regular file. Remove or rename it, or name the config file with --config.`);
+  }
+}
+
+/**
+ * cosmiconfig's search passes over a file it may not read (EACCES) as if it were not there: the command would then
+ * run on the defaults, with the default database in the current folder (`licenses import` would even create it).
+ * A config file that is there and cannot be read is refused as `-c` refuses it: exit 2, naming it and why. A
+ * symbolic link to nothing is there too (its target is missing). Regular files only: a FIFO never reaches this.
+ */
+function assertSearchPlacesReadable(cwd: string): void {
+  for (const place of SEARCH_PLACES) {
+    const file = path.join(cwd, place);
+    try {
+      fs.lstatSync(file);
+    } catch {
+      continue; // not there (or the folder cannot be listed: the search cannot find it either)
+    }
+    if (notRegularFile(file) === 'a directory') continue;
+    try {
+      fs.closeSync(fs.openSync(file, 'r'));
+    } catch (error) {
+      // An fs error: not `instanceof Error` where it comes from another realm (a test's VM context).
+      const reason = (error as NodeJS.ErrnoException).message ?? String(error);
+      throw usageError(`Could not read config file ${file}: ${reason}. Make it readable by this user, remove it, or name the config file with --config.`, {
+        cause: error,
+      });
+    }
   }
 }
 

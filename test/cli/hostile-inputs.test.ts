@@ -461,6 +461,67 @@ describe('exit codes and messages that say what is wrong', () => {
   );
 });
 
+describe('config files found by the search that cannot be used', () => {
+  (canSwitchUser ? test : test.skip)(
+    'one the user may not read is exit 2 naming it and why, as with -c; licenses import creates no default database (test.skip when not root: needs runuser)',
+    async () => {
+      const dir = tempDir();
+      // Open to all, so that nobody could create the default database here.
+      fs.chmodSync(dir, 0o777);
+      const config = path.join(dir, 'license-manager.config.json');
+      fs.writeFileSync(config, JSON.stringify({ database: { filename: 'elsewhere.sqlite' } }), { mode: 0o600 });
+      fs.writeFileSync(path.join(dir, 'licenses.csv'), 'license_code\nA-1\n', { mode: 0o644 });
+      const expected = `error: Could not read config file ${config}: EACCES: permission denied, open '${config}'`;
+      const named = await runAs('nobody', ['-c', 'license-manager.config.json', 'status'], dir);
+      expect([named.code, named.stderr]).toEqual([2, `${expected}\n`]);
+      for (const args of [['status'], ['licenses', 'import', 'licenses.csv'], ['settings', 'list']]) {
+        const found = await runAs('nobody', args, dir);
+        expect({ args, code: found.code, stderr: found.stderr }).toEqual({
+          args,
+          code: 2,
+          stderr: `${expected}. Make it readable by this user, remove it, or name the config file with --config.\n`,
+        });
+      }
+      expect(fs.readdirSync(dir).sort()).toEqual(['license-manager.config.json', 'licenses.csv']);
+    },
+    60_000,
+  );
+
+  test('a symbolic link to a missing file is refused the same way, for root too (the search passed over it as absent)', async () => {
+    const dir = tempDir();
+    const config = path.join(dir, '.license-managerrc.json');
+    fs.symlinkSync(path.join(dir, 'moved-away.json'), config);
+    fs.writeFileSync(path.join(dir, 'licenses.csv'), 'license_code\nA-1\n');
+    const result = await runCli(['licenses', 'import', 'licenses.csv'], { cwd: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `error: Could not read config file ${config}: ENOENT: no such file or directory, open '${config}'. Make it readable by this user, remove it, or name the config file with --config.\n`,
+    );
+    expect(fs.readdirSync(dir).sort()).toEqual(['.license-managerrc.json', 'licenses.csv']);
+  });
+
+  test('an empty one is the config, {}, as with -c: not "no config file was found"; an empty package.json is passed over', async () => {
+    const dir = tempDir();
+    const config = path.join(dir, 'license-manager.config.json');
+    fs.writeFileSync(config, '');
+    for (const args of [['status'], ['-c', 'license-manager.config.json', 'status']]) {
+      const result = await runCli(args, { cwd: dir });
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({
+        args,
+        code: 2,
+        stderr: expect.stringContaining(`(the default database file next to ${config})`),
+      });
+    }
+    fs.rmSync(config);
+    fs.writeFileSync(path.join(dir, 'package.json'), '\n');
+    fs.writeFileSync(path.join(dir, '.license-managerrc.json'), JSON.stringify({ database: { filename: 'rc.sqlite' } }));
+    const past = await runCli(['status'], { cwd: dir });
+    expect(past.stderr).toContain(
+      `Database ${path.join(dir, 'rc.sqlite')} does not exist (database.filename in ${path.join(dir, '.license-managerrc.json')} names it`,
+    );
+  });
+});
+
 /** The built CLI run as another user, as `sudo -u <user>` would. */
 function runAs(user: string, args: string[], cwd: string): ReturnType<typeof runCli> {
   return runCommand('/usr/sbin/runuser', ['-u', user, '--', process.execPath, BIN, ...args], { cwd, timeoutMs: 20_000 });
