@@ -383,7 +383,10 @@ async function startSdk(plan: Extract<TracingPlan, { enabled: true }>, parent: R
             if (kind !== 'success') {
               // HTTP semantic conventions: the status code as text for an HTTP failure, a low-cardinality class otherwise.
               span.setAttribute(semconv.ATTR_ERROR_TYPE, outcome.statusCode !== null ? String(outcome.statusCode) : kind);
-              span.setStatus({ code: SpanStatusCode.ERROR, message: maskCredentials(outcome.error ?? `HTTP ${outcome.statusCode}`) });
+              // An HTTP failure is its status code only: the response body (or a redirect's Location) may echo the
+              // license's code or e-mail, and never goes into a span. A transport error is its own text.
+              const message = outcome.statusCode !== null ? `HTTP ${outcome.statusCode}` : maskCredentials(outcome.error ?? kind);
+              span.setStatus({ code: SpanStatusCode.ERROR, message });
             }
             span.end();
           },

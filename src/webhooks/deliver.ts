@@ -89,6 +89,7 @@ export interface DeliverOptions {
 
 export interface AttemptTrace {
   headers?: Record<string, string>;
+  /** `error` is the transport error (timeout, refused, …) when no response came, never text from a response. */
   end(outcome: { statusCode: number | null; error: string | null }): void;
 }
 
@@ -152,7 +153,8 @@ export async function deliver(event: OutgoingEvent, policy: DeliveryPolicy, opti
       const headers = trace?.headers ? { ...headersAt(startedAt), ...trace.headers } : headersAt(startedAt);
       const started = performance.now();
       const outcome = await postOnce(policy.url, event.body, headers, { timeoutMs: policy.timeoutMs, fetch: options.fetch });
-      trace?.end({ statusCode: outcome.statusCode, error: describeOutcome(outcome) });
+      // The span gets the transport error alone: describeOutcome quotes the response body, which may echo the license.
+      trace?.end({ statusCode: outcome.statusCode, error: outcome.transportError });
       record = {
         attempt,
         startedAt,

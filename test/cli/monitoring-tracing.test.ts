@@ -131,6 +131,37 @@ test('a failing run: the run span carries the exit status as error; without an S
   expect(main.requests.at(-1)!.headers.traceparent).toBe(`00-${PARENT_TRACE}-${PARENT_SPAN}-01`);
 });
 
+test("a receiver's answer never reaches a span: a 500 echoing the license is `HTTP 500`, a redirect is `HTTP 302`", async () => {
+  const otlp = await collector();
+  // The receiver echoes what it was sent (the license's code and e-mail) in its error body and in a redirect's Location.
+  const main = await receiverFor((request, index) => {
+    const echo = request.body.toString('utf8');
+    return index === 0
+      ? { status: 500, body: `could not store ${echo}` }
+      : { status: 302, body: echo, headers: { location: `https://elsewhere.example.com/?e=${encodeURIComponent(EMAIL)}&code=A-DATE` } };
+  });
+  const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [10] } });
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed([aLicense({ license_code: 'A-DATE', email: EMAIL, expires_at: '2025-01-22T10:00:00Z' })]);
+  const run = await ws.cli(['process-expirations', '--now', NOW], { env: { ...otlp.env, OTEL_TRACES_EXPORTER: 'otlp,console' } });
+  expect(run.code).toBe(3);
+  expect(main.requests).toHaveLength(2);
+  expect(main.requests[0]!.body.toString('utf8')).toContain('A-DATE');
+
+  const posts = otlp.spans().filter((span) => span.name === 'POST');
+  expect(
+    posts.map((span) => [attributes(span.attributes)['http.response.status_code'], span.status] as const).sort((a, b) => Number(a[0]) - Number(b[0])),
+  ).toEqual([
+    [302, { code: 2, message: 'HTTP 302' }],
+    [500, { code: 2, message: 'HTTP 500' }],
+  ]);
+  // Nothing of it in any export, nor in the console exporter's span lines on stderr.
+  const consoleSpans = run.stderr.split('\n').filter((line) => line.startsWith('{'));
+  expect(consoleSpans.length).toBeGreaterThanOrEqual(3);
+  for (const text of [...otlp.bodies, ...consoleSpans]) expect(text).not.toMatch(new RegExp(`A-DATE|${EMAIL.replace('.', '\\.')}|${SECRET}|elsewhere`));
+});
+
 test('bad OTEL_* variables are one clear warning and the job runs; a collector that is down costs a bounded warning, not the exit status', async () => {
   const main = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: main.url } });
