@@ -110,9 +110,26 @@ function keyLike(segment: string): boolean {
 }
 
 /**
+ * A URL's path with every segment that is a key replaced by `mask`: a Healthchecks UUID or ping key, Cronitor's API
+ * key after `/p/`, Sentry's public key, a Slack or Discord webhook token. Shared by the ping URL as printed and a
+ * webhook's URL in a trace span (url.full).
+ */
+export function maskKeyPath(pathname: string, mask = '****'): string {
+  const segments = pathname.split('/');
+  return segments
+    .map((segment, index) => {
+      const previous = segments[index - 1];
+      // Cronitor: /p/<api key>/<monitor>; Sentry: /api/<project>/cron/<monitor>/<public key>/.
+      if (previous === 'p' || segments[index - 2] === 'cron') return segment ? mask : segment;
+      return keyLike(segment) ? mask : segment;
+    })
+    .join('/');
+}
+
+/**
  * The ping URL as it may be printed (warnings, `status`): the password of any credentials, the path segments that
- * are keys (a Healthchecks UUID or ping key, Cronitor's API key after `/p/`, Sentry's public key) and the query are
- * dropped. Anyone holding a ping URL can report the job as healthy, so it is treated as a secret.
+ * are keys (maskKeyPath) and the query are dropped. Anyone holding a ping URL can report the job as healthy, so it
+ * is treated as a secret.
  */
 export function displayPingUrl(value: string): string {
   let url: URL;
@@ -121,15 +138,8 @@ export function displayPingUrl(value: string): string {
   } catch {
     return '(an invalid URL)';
   }
-  const segments = url.pathname.split('/');
-  const shown = segments.map((segment, index) => {
-    const previous = segments[index - 1];
-    // Cronitor: /p/<api key>/<monitor>; Sentry: /api/<project>/cron/<monitor>/<public key>/.
-    if (previous === 'p' || segments[index - 2] === 'cron') return segment ? '****' : segment;
-    return keyLike(segment) ? '****' : segment;
-  });
   const credentials = url.username ? `${decodeURIComponent(url.username)}${url.password ? ':****' : ''}@` : '';
-  return `${url.protocol}//${credentials}${url.host}${shown.join('/')}`;
+  return `${url.protocol}//${credentials}${url.host}${maskKeyPath(url.pathname)}`;
 }
 
 /** What became of one ping: a value for a warning on stderr and for `status`; a ping never throws. */

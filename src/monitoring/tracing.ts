@@ -3,6 +3,7 @@ import type { Context, Span, SpanContext, Tracer } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { maskCredentials } from '../credentials.js';
 import { classifyAttempt } from './delivery-stats.js';
+import { maskKeyPath } from './heartbeat.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -167,8 +168,9 @@ function formatTraceparent(context: { traceId: string; spanId: string; traceFlag
 }
 
 /**
- * A URL as a trace may show it (semantic conventions, url.full): user name and password become REDACTED, and
- * every query value too (a receiver's token often travels there).
+ * A URL as a trace may show it (semantic conventions, url.full): user name and password become REDACTED, every
+ * query value too (a receiver's token often travels there), and every path segment that looks like a key (Slack's
+ * and Discord's /webhooks/<id>/<token>), as the ping URL is shown (maskKeyPath).
  */
 export function redactUrl(target: string): string {
   let url: URL;
@@ -185,6 +187,7 @@ export function redactUrl(target: string): string {
     const names = [...url.searchParams.keys()];
     url.search = names.map((name) => `${encodeURIComponent(name)}=REDACTED`).join('&');
   }
+  url.pathname = maskKeyPath(url.pathname, 'REDACTED');
   url.hash = '';
   return url.toString();
 }

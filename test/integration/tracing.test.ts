@@ -183,6 +183,19 @@ describe('what the environment asks for', () => {
     );
     expect(redactUrl('https://hooks.example.com/in')).toBe('https://hooks.example.com/in');
   });
+
+  test('url.full hides key-like path segments as the ping URL does (Slack, Discord, a UUID), and keeps slugs', () => {
+    expect(redactUrl('https://hooks.slack.com/services/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')).toBe(
+      'https://hooks.slack.com/services/T0A1B2C3D/B0A1B2C3D/REDACTED',
+    );
+    expect(redactUrl('https://discord.com/api/webhooks/1234567890123456789/aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE1fG3hI5jK7lM9nO1pQ3rS5t')).toBe(
+      'https://discord.com/api/webhooks/1234567890123456789/REDACTED',
+    );
+    expect(redactUrl('https://crm.example.com/hooks/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/license-expired?x=1')).toBe(
+      'https://crm.example.com/hooks/REDACTED/license-expired?x=REDACTED',
+    );
+    expect(redactUrl('https://crm.example.com/api/v2/license-manager-webhooks')).toBe('https://crm.example.com/api/v2/license-manager-webhooks');
+  });
 });
 
 describe('spans at a real OTLP receiver', () => {
