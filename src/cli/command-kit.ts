@@ -4,13 +4,13 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Clock } from '../clock.js';
 import { withInvocation } from '../command-line.js';
-import type { CommandContext, ContextOptions, readConfigOnly } from '../commands/context.js';
+import type { CommandContext, ContextOptions, GlobalOptions, readConfigOnly } from '../commands/context.js';
 import type { RunTracing } from '../commands/monitoring.js';
 import { EXIT, ExitError, usageError, type ExitCode } from '../errors.js';
 import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import { EVENT_TYPES } from '../webhooks/event-types.js';
 import type { Io, Output } from './output.js';
-import { reportError } from './report-error.js';
+import { exitCodeOf, reportError } from './report-error.js';
 import { packageVersion } from './version.js';
 
 // The after-expiry reminder, written out so that declaring the program loads none of the rules (its type says it is the same).
@@ -46,7 +46,16 @@ export interface CommandKit extends Omit<Session, 'invocation'> {
   /** Runs one action with its own Output; its errors are reported with that Output's --json/--quiet. */
   act: (command: Command, fn: (out: Output, flags: GlobalFlags) => Promise<ExitCode | void>) => Promise<void>;
   /** An action that needs the config and the database. */
-  withDatabase: (command: Command, fn: ActionBody<CommandContext>, contextOptions?: ContextOptions) => Promise<void>;
+  /**
+   * `unopened`: told the exit status (before the error is printed) when the command fails before its body runs (the
+   * config, the database, or its stored settings could not be used), with the options the context was opened with.
+   */
+  withDatabase: (
+    command: Command,
+    fn: ActionBody<CommandContext>,
+    contextOptions?: ContextOptions,
+    unopened?: (exitCode: ExitCode, globals: GlobalOptions, out: Output) => Promise<void>,
+  ) => Promise<void>;
   /** The config, and an existing database read-only for its settings (creates no file); its warnings printed. */
   readConfig: (out: Output, flags: GlobalFlags) => ReturnType<typeof readConfigOnly>;
   /** The running command's span (OpenTelemetry, when OTEL_* asks for it): process-expirations hangs its child spans on it. */
@@ -98,17 +107,25 @@ export function commandKit(session: Session): CommandKit {
     stop,
     clock,
     act,
-    withDatabase: (command, fn, contextOptions = {}) =>
+    withDatabase: (command, fn, contextOptions = {}, unopened) =>
       act(command, async (out, flags) => {
         const { withContext } = await import('../commands/context.js');
-        return withContext(
-          { config: flags.config, cwd: io.cwd, env: io.env },
-          (context) => {
-            for (const warning of context.warnings) out.warn(warning);
-            return fn(context, out);
-          },
-          { ...contextOptions, onWarning: (warning) => out.warn(warning) },
-        );
+        const globals = { config: flags.config, cwd: io.cwd, env: io.env };
+        let opened = false;
+        try {
+          return await withContext(
+            globals,
+            (context) => {
+              opened = true;
+              for (const warning of context.warnings) out.warn(warning);
+              return fn(context, out);
+            },
+            { ...contextOptions, onWarning: (warning) => out.warn(warning) },
+          );
+        } catch (error) {
+          if (!opened && unopened) await unopened(exitCodeOf(error), globals, out);
+          throw error;
+        }
       }),
     readConfig: async (out, flags) => {
       const { readConfigOnly } = await import('../commands/context.js');

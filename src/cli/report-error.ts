@@ -10,6 +10,11 @@ export function commanderExitCode(error: unknown): ExitCode | undefined {
   return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
 }
 
+/** The exit status reportError gives an error a command's body throws (ours carry theirs; anything else is a failure). */
+export function exitCodeOf(error: unknown): ExitCode {
+  return error instanceof ExitError ? error.code : EXIT.failure;
+}
+
 /** Errors that escape a command: usage errors from commander, or failures before a command's own output existed. */
 export function reportError(out: Output, error: unknown): ExitCode {
   const commanderCode = commanderExitCode(error);

@@ -1,8 +1,11 @@
 // Monitoring of the cron job: the heartbeat pings around a real run, the Prometheus textfile after it, the snapshot `status --format prometheus` prints, and the last ping's result that `status` shows.
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { usageError } from '../errors.js';
+import { EXIT, usageError } from '../errors.js';
+import { loadConfig } from '../config/load-config.js';
+import { parsePingText, type PingTarget } from '../config/ping.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
 import type { TracedAttempt } from '../delivery/deliver-pending.js';
@@ -13,7 +16,7 @@ import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSn
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
-import type { CommandContext } from './context.js';
+import type { CommandContext, GlobalOptions } from './context.js';
 
 /** What a real process-expirations run tells its monitor; a dry run has none. */
 export interface RunMonitor {
@@ -149,6 +152,40 @@ export async function lastPing(context: Pick<CommandContext, 'db'>): Promise<Las
 /** The one-line summary the end ping carries: counts and the outcome, never license data. */
 function runSummary(end: MonitoredRunEnd, durationMs: number): string {
   return `license-manager process-expirations ${end.status} (exit ${end.exitCode}) in ${(durationMs / 1000).toFixed(1)} s: ${end.recorded} events recorded, ${end.delivered} delivered, ${end.abandoned} abandoned`;
+}
+
+/**
+ * A real run that failed before its database was open (the server is down, the schema is not migrated, the config
+ * or a stored setting cannot be used): no run is recorded and no start ping went out, but the heartbeat still hears
+ * of it, as the end ping with the exit status under a fresh run id. The ping is what LICENSE_MANAGER_PING or the
+ * config file names (a stored setting cannot be read without the database). Bounded as every ping; never throws.
+ */
+export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, options: RunMonitorOptions): Promise<void> {
+  let ping: PingTarget | null = null;
+  try {
+    const fromEnv = globals.env.LICENSE_MANAGER_PING;
+    if (fromEnv !== undefined && fromEnv !== '') {
+      const parsed = parsePingText(fromEnv);
+      if ('problem' in parsed) return;
+      ping = parsed.value;
+    } else {
+      ping = (await loadConfig({ file: globals.config, cwd: globals.cwd })).config.monitoring.ping;
+    }
+  } catch {
+    // A config that cannot be read names no ping: the error already says what is wrong with it.
+    return;
+  }
+  if (ping === null) return;
+  const status = exitCode === EXIT.usage ? 'refused' : 'failed';
+  const summary = `license-manager process-expirations ${status} (exit ${exitCode}) before its database was open: nothing recorded or sent`;
+  const result = await sendPing(endPing(ping, { runId: randomUUID(), exitCode, summary }), {
+    clock: options.clock ?? systemClock,
+    fetch: options.fetch,
+    userAgent: `license-manager/${options.version}`,
+    totalMs: options.pingTotalMs,
+  });
+  const warning = pingWarning(result);
+  if (warning) options.onWarning?.(warning.replace(/^warning: /, ''));
 }
 
 /** The monitor of one run, as the config and settings ask; a monitor that does nothing when neither ping nor textfile is set. */

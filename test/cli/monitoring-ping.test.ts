@@ -172,3 +172,45 @@ test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit
   expect(bad.stderr).toContain('Invalid environment variable LICENSE_MANAGER_PING: the ping URL must use http: or https:, not file:');
   expect(pings.requests).toHaveLength(2);
 });
+
+test('a run that cannot open its database still sends the end ping with its exit status: server down /1, no database file or schema /2', async () => {
+  const pings = await receiverFor();
+  const down = `postgres://postgres@${new URL(await closedPortUrl()).host}/licenses`;
+  const ws = workspace({ database: { url: down }, monitoring: { ping: `${base(pings)}${CHECK}` } }, {}, undefined, true);
+  const started = performance.now();
+  const run = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(run.code).toBe(1);
+  expect(performance.now() - started).toBeLessThan(8000);
+  // No start ping (no run began), and the end ping under a run id of its own.
+  expect(paths(pings)).toEqual([`/${CHECK}/1`]);
+  expect(rids(pings)[0]).toMatch(UUID);
+  expect(pings.requests[0]!.body.toString('utf8')).toBe(
+    'license-manager process-expirations failed (exit 1) before its database was open: nothing recorded or sent',
+  );
+
+  // LICENSE_MANAGER_PING names it as well; a missing SQLite file is a refusal (exit 2).
+  ws.configure({ database: { filename: './missing.sqlite' } });
+  const refused = await ws.cli(['process-expirations', '--now', NOW], {
+    env: { LICENSE_MANAGER_PING: `cronitor ${base(pings)}p/0123456789abcdef0123456789abcdef/job` },
+  });
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('does not exist');
+  expect(Object.fromEntries(new URL(pings.requests[1]!.url, 'http://x').searchParams)).toMatchObject({ state: 'fail', status_code: '2' });
+  expect(fs.existsSync(`${ws.dir}/missing.sqlite`)).toBe(false);
+
+  // A server database whose schema was never migrated (tables under a prefix nobody made): refused, /2.
+  ws.configure({
+    database: { url: 'postgres://postgres@127.0.0.1:5432/postgres', tablePrefix: 'lm_never_migrated_' },
+    monitoring: { ping: `${base(pings)}${CHECK}` },
+  });
+  const unmigrated = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(unmigrated.code).toBe(2);
+  expect(unmigrated.stderr).toContain('migrate');
+  expect(paths(pings)[2]).toBe(`/${CHECK}/2`);
+  ws.configure({ database: { filename: './missing.sqlite' } });
+
+  // A dry run is not a run: no ping; neither is a run with no ping configured.
+  expect((await ws.cli(['process-expirations', '--now', NOW, '--dry-run'], { env: { LICENSE_MANAGER_PING: `${base(pings)}${CHECK}` } })).code).toBe(2);
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  expect(pings.requests).toHaveLength(3);
+});

@@ -50,62 +50,73 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         '\nDeferred deliveries that are due go first, one attempt each per run (see "Retries across runs" in the README).',
     )
     .action((options: { now?: Date; dryRun?: boolean; markSentThrough?: string; announceSince?: string }, command: Command) =>
-      withDatabase(command, async (context, out) => {
-        if (options.markSentThrough !== undefined) {
-          const { markSent } = await import('../../commands/mark-sent.js');
-          const result = await markSent(context, {
-            through: options.markSentThrough,
+      withDatabase(
+        command,
+        async (context, out) => {
+          if (options.markSentThrough !== undefined) {
+            const { markSent } = await import('../../commands/mark-sent.js');
+            const result = await markSent(context, {
+              through: options.markSentThrough,
+              now: options.now,
+              dryRun: options.dryRun,
+              clock,
+              onWarning: (text) => out.warn(text),
+            });
+            if (out.options.json) out.json({ database: context.databaseLabel, ...result });
+            else printMarkSent(out, result);
+            return EXIT.ok;
+          }
+          const { lockedMessage, processExpirations } = await import('../../commands/process-expirations.js');
+          const { webhookTarget } = await import('../../commands/context.js');
+          const { settingAdvice } = await import('../../config/botble-settings.js');
+          const { runMonitor } = await import('../../commands/monitoring.js');
+          const progress = deliveryProgress(out, 'delivering');
+          const stopAnnounced = announceStop(out);
+          const result = await processExpirations(context, {
+            monitor: runMonitor(context, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }),
+            tracing: kit.tracing(),
+            clock,
             now: options.now,
             dryRun: options.dryRun,
-            clock,
+            announceSince: options.announceSince,
+            leaseMs: leaseFromEnv(io.env),
+            stop,
             onWarning: (text) => out.warn(text),
+            onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
+            onProgress: progress.onProgress,
+          }).finally(() => {
+            progress.end();
+            stopAnnounced();
           });
-          if (out.options.json) out.json({ database: context.databaseLabel, ...result });
-          else printMarkSent(out, result);
-          return EXIT.ok;
-        }
-        const { lockedMessage, processExpirations } = await import('../../commands/process-expirations.js');
-        const { webhookTarget } = await import('../../commands/context.js');
-        const { settingAdvice } = await import('../../config/botble-settings.js');
-        const { runMonitor } = await import('../../commands/monitoring.js');
-        const progress = deliveryProgress(out, 'delivering');
-        const stopAnnounced = announceStop(out);
-        const result = await processExpirations(context, {
-          monitor: runMonitor(context, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }),
-          tracing: kit.tracing(),
-          clock,
-          now: options.now,
-          dryRun: options.dryRun,
-          announceSince: options.announceSince,
-          leaseMs: leaseFromEnv(io.env),
-          stop,
-          onWarning: (text) => out.warn(text),
-          onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
-          onProgress: progress.onProgress,
-        }).finally(() => {
-          progress.end();
-          stopAnnounced();
-        });
-        // The run decided its exit status once (src/run-outcome.ts), as its `runs` row has it; not part of --json.
-        const { outcome, ...shown } = result;
-        if (out.options.json) out.json({ database: context.databaseLabel, ...shown });
-        else
-          printProcessExpirations(
-            out,
-            result,
-            context.databaseLabel,
-            settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'),
-            options.now !== undefined,
-          );
-        printNoLicenses(out, result, context.databaseLabel);
-        printDisabledButDue(out, result);
-        printExpiredWithoutEvent(out, result, options.now !== undefined);
-        printAbandoned(out, result.abandonedDeliveries, result.abandoned);
-        printWaiting(out, result);
-        if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
-        if (result.locked > 0) out.warn(lockedMessage(result.locked));
-        return outcome.exitCode;
-      }),
+          // The run decided its exit status once (src/run-outcome.ts), as its `runs` row has it; not part of --json.
+          const { outcome, ...shown } = result;
+          if (out.options.json) out.json({ database: context.databaseLabel, ...shown });
+          else
+            printProcessExpirations(
+              out,
+              result,
+              context.databaseLabel,
+              settingAdvice(result.licenseSource, 'webhooks-enabled', 'true'),
+              options.now !== undefined,
+            );
+          printNoLicenses(out, result, context.databaseLabel);
+          printDisabledButDue(out, result);
+          printExpiredWithoutEvent(out, result, options.now !== undefined);
+          printAbandoned(out, result.abandonedDeliveries, result.abandoned);
+          printWaiting(out, result);
+          if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
+          if (result.locked > 0) out.warn(lockedMessage(result.locked));
+          return outcome.exitCode;
+        },
+        {},
+        // A real run that cannot open its database still ends with an end ping carrying its exit status.
+        options.dryRun || options.markSentThrough !== undefined
+          ? undefined
+          : async (exitCode, globals, out) => {
+              const { pingUnopenedRun } = await import('../../commands/monitoring.js');
+              await pingUnopenedRun(globals, exitCode, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) });
+            },
+      ),
     );
 }
 
