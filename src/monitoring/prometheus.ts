@@ -2,6 +2,14 @@
 import { randomBytes } from 'node:crypto';
 import { access, constants, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
+import { DELIVERY_STATUSES } from '../storage/database.table.js';
+import { EVENT_TYPES } from '../webhooks/event-types.js';
+
+// Copied, not imported: loading the reminder rule (and the payload builder behind it) only for its name costs a status call.
+const REMINDER_TYPE: typeof EXPIRED_REMINDER = 'license.expired_reminder';
+/** Every event type a run may record: each has its series from the start, at 0 until one is recorded. */
+const KNOWN_EVENT_TYPES: readonly string[] = [...EVENT_TYPES, REMINDER_TYPE];
 
 /**
  * One endpoint's state, from the deliveries and circuit of that endpoint.
@@ -143,13 +151,21 @@ export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
       name: 'license_manager_events_recorded_total',
       type: 'counter',
       help: 'Events recorded for delivery since the database began, by event type.',
-      samples: merged(snapshot.eventsRecorded.map((row) => ({ labels: { event_type: row.eventType }, value: row.count }))),
+      // Every known type at 0 first: a counter that appears only with its first event hides that event from rate() and increase().
+      samples: merged([
+        ...KNOWN_EVENT_TYPES.map((eventType) => ({ labels: { event_type: eventType }, value: 0 })),
+        ...snapshot.eventsRecorded.map((row) => ({ labels: { event_type: row.eventType }, value: row.count })),
+      ]),
     },
     {
       name: 'license_manager_deliveries',
       type: 'gauge',
       help: 'Deliveries (one per event and endpoint) by event type and current status.',
-      samples: merged(snapshot.deliveries.map((row) => ({ labels: { event_type: row.eventType, status: row.status }, value: row.count }))),
+      // Every known type and status at 0 first, so an alert on a status (abandoned > 0) has a series before the first one.
+      samples: merged([
+        ...KNOWN_EVENT_TYPES.flatMap((eventType) => DELIVERY_STATUSES.map((status) => ({ labels: { event_type: eventType, status }, value: 0 }))),
+        ...snapshot.deliveries.map((row) => ({ labels: { event_type: row.eventType, status: row.status }, value: row.count })),
+      ]),
     },
     {
       name: 'license_manager_endpoint_deliveries',

@@ -27,7 +27,8 @@ interface SettingsTable {
  * `parked`: its endpoint is disabled (by an operator or a 410 Gone); sent once it is enabled. `superseded`: the license
  * changed while it waited, so it is not sent. `status_reason` says why for these three and for `abandoned`.
  */
-export type DeliveryStatus = 'pending' | 'delivering' | 'delivered' | 'deferred' | 'parked' | 'superseded' | 'abandoned';
+export const DELIVERY_STATUSES = ['pending', 'delivering', 'delivered', 'deferred', 'parked', 'superseded', 'abandoned'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 export interface WebhookDeliveriesTable {
   id: Generated<number>;

@@ -32,6 +32,19 @@ function aSnapshot(overrides: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
   };
 }
 
+// Written out here, not imported: the test names what an operator's alert rules may rely on.
+const EVENT_TYPES = ['license.expired', 'license.expired_reminder', 'license.expiring', 'license.update_support_expired'];
+const STATUSES = ['abandoned', 'deferred', 'delivered', 'delivering', 'parked', 'pending', 'superseded'];
+
+/** license_manager_events_recorded_total, every known type (0 unless `counts` has it), in the file's order. */
+const eventLines = (counts: Record<string, number> = {}) =>
+  EVENT_TYPES.map((type) => `license_manager_events_recorded_total{event_type="${type}"} ${counts[type] ?? 0}`);
+/** license_manager_deliveries, every known type and status (0 unless `counts` has `<type> <status>`), in the file's order. */
+const deliveryLines = (counts: Record<string, number> = {}) =>
+  EVENT_TYPES.flatMap((type) =>
+    STATUSES.map((status) => `license_manager_deliveries{event_type="${type}",status="${status}"} ${counts[`${type} ${status}`] ?? 0}`),
+  );
+
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
 
 describe('rendering', () => {
@@ -55,13 +68,10 @@ describe('rendering', () => {
         'license_manager_last_run_exit_code 0',
         '# HELP license_manager_events_recorded_total Events recorded for delivery since the database began, by event type.',
         '# TYPE license_manager_events_recorded_total counter',
-        'license_manager_events_recorded_total{event_type="license.expired"} 12',
-        'license_manager_events_recorded_total{event_type="license.expiring"} 40',
+        ...eventLines({ 'license.expired': 12, 'license.expiring': 40 }),
         '# HELP license_manager_deliveries Deliveries (one per event and endpoint) by event type and current status.',
         '# TYPE license_manager_deliveries gauge',
-        'license_manager_deliveries{event_type="license.expired",status="deferred"} 1',
-        'license_manager_deliveries{event_type="license.expired",status="delivered"} 11',
-        'license_manager_deliveries{event_type="license.expiring",status="delivered"} 40',
+        ...deliveryLines({ 'license.expired deferred': 1, 'license.expired delivered': 11, 'license.expiring delivered': 40 }),
         '# HELP license_manager_endpoint_deliveries Deliveries to an endpoint that are deferred to a later run, parked while it is disabled, or abandoned.',
         '# TYPE license_manager_endpoint_deliveries gauge',
         'license_manager_endpoint_deliveries{endpoint="crm",status="abandoned"} 2',
@@ -135,7 +145,7 @@ describe('rendering', () => {
     expect(new Set(types.map(([name]) => name)).size).toBe(types.length);
   });
 
-  test('before the first run: last success is 0 (so an alert on its age fires), the last-run families are left out', () => {
+  test('before the first run: last success is 0 (so an alert on its age fires), every event type and delivery status at 0, the last-run families left out', () => {
     const text = renderMetrics(aSnapshot({ lastSuccessAt: null, lastRun: null, eventsRecorded: [], deliveries: [], endpoints: [] }), now);
     expect(text).toBe(
       [
@@ -145,6 +155,12 @@ describe('rendering', () => {
         '# HELP license_manager_last_success_timestamp_seconds When the last process-expirations run that exited 0 finished, in Unix seconds; 0 before the first. Alert on time() minus this.',
         '# TYPE license_manager_last_success_timestamp_seconds gauge',
         'license_manager_last_success_timestamp_seconds 0',
+        '# HELP license_manager_events_recorded_total Events recorded for delivery since the database began, by event type.',
+        '# TYPE license_manager_events_recorded_total counter',
+        ...eventLines(),
+        '# HELP license_manager_deliveries Deliveries (one per event and endpoint) by event type and current status.',
+        '# TYPE license_manager_deliveries gauge',
+        ...deliveryLines(),
         '',
       ].join('\n'),
     );
@@ -185,11 +201,13 @@ describe('rendering', () => {
       now,
     );
     // One line per sample: no raw newline escaped into the file.
-    expect(text.split('\n').filter((line) => line.startsWith('license_manager_events_recorded_total'))).toHaveLength(hostile.length);
+    expect(text.split('\n').filter((line) => line.startsWith('license_manager_events_recorded_total'))).toHaveLength(hostile.length + EVENT_TYPES.length);
     const families = Object.fromEntries(parsePrometheusTextFormat(text).map((family) => [family.name, family]));
     expect(families.license_manager_build_info!.metrics[0]!.labels).toEqual({ version: 'say "hi"' });
     const events = families.license_manager_events_recorded_total!.metrics.map((sample) => [sample.labels!.event_type!, Number(sample.value)] as const);
-    expect(new Map(events)).toEqual(new Map(hostile.map((eventType, index) => [eventType, index + 1])));
+    expect(new Map(events)).toEqual(
+      new Map([...EVENT_TYPES.map((eventType) => [eventType, 0] as const), ...hostile.map((eventType, index) => [eventType, index + 1] as const)]),
+    );
     const failures = families.license_manager_endpoint_consecutive_failures!.metrics.map((sample) => sample.labels!.endpoint);
     expect(failures).toHaveLength(hostile.length);
     expect(new Set(failures)).toEqual(new Set(hostile));
@@ -203,6 +221,7 @@ describe('rendering', () => {
       for (const snapshot of [
         aSnapshot(),
         aSnapshot({ lastRun: null, lastSuccessAt: null }),
+        aSnapshot({ lastRun: null, lastSuccessAt: null, eventsRecorded: [], deliveries: [], endpoints: [] }),
         aSnapshot({ endpoints: [{ name: 'we"ird\\\nname', deferred: 1, parked: 0, abandoned: 0, consecutiveFailures: 0, oldestUndeliveredAt: null }] }),
       ]) {
         const result = spawnSync('promtool', ['check', 'metrics'], { input: renderMetrics(snapshot, now), encoding: 'utf8' });
