@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
-import { processExpirations, type ProcessExpirationsResult } from '../../src/commands/process-expirations.js';
+import { processExpirations, type ProcessExpirationsRun } from '../../src/commands/process-expirations.js';
 import { status } from '../../src/commands/status.js';
 import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, proxyFor, receiverFor, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
@@ -20,7 +20,7 @@ async function seeded(ws: Workspace, count: number): Promise<void> {
 }
 
 /** One process-expirations run with the rules at T0 and the engine's clock at `when` (the cross-run backoff reads it). */
-function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsResult> {
+function runAt(ws: Workspace, when: Date): Promise<ProcessExpirationsRun> {
   const clock: Clock = { now: () => when };
   return ws.run((context) => processExpirations(context, { now: T0, clock }));
 }
