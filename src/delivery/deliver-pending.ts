@@ -15,7 +15,8 @@ import {
   supersedeDeliveries,
   type ResendSelection,
 } from '../storage/deliveries/claims.repository.js';
-import { waitingByEndpoint, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
+import { parkEndpoint, waitingByEndpoint, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
+import { endpointStates } from '../storage/endpoint-states.repository.js';
 import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
@@ -199,6 +200,14 @@ interface ClaimSource {
   remaining(nowMs: number): Promise<number>;
 }
 
+/** Endpoints a 410 Gone disabled (until `endpoints enable`), by name, with the reason. */
+async function goneEndpoints(db: Kysely<Database>): Promise<Map<string, string>> {
+  const states = await endpointStates(db);
+  return new Map(
+    [...states].flatMap(([name, state]) => (state.disabledAt === null ? [] : [[name, state.disabledReason ?? 'disabled after 410 Gone'] as const])),
+  );
+}
+
 /** Lapsed claims, due deferred deliveries (when `dueAt` is given: retries across runs) and pending ones of some endpoints (all when `endpoints` is left out). */
 function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined, dueAt?: () => string): ClaimSource {
   return {
@@ -273,10 +282,13 @@ async function deliverWith(
           onWarning: options.onWarning,
         })
       : undefined;
-  // Endpoints a 410 Gone disabled are sent nothing until `endpoints enable`: what waits for them is parked.
-  const disabled = crossRun?.disabled() ?? new Map<string, string>();
-  if (crossRun && options.endpoints)
-    await crossRun.parkDisabled(options.endpoints.filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name));
+  // Endpoints a 410 Gone disabled are sent nothing until `endpoints enable`: what waits for them is parked. So
+  // too with retries across runs off since (retryWindowHours 0), while the disablement stands.
+  const disabled = crossRun?.disabled() ?? (await goneEndpoints(db));
+  const goneNames = (options.endpoints ?? []).filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name);
+  let parkedFirst = 0;
+  if (crossRun) await crossRun.parkDisabled(goneNames);
+  else for (const name of goneNames) parkedFirst += await parkEndpoint(db, name, disabled.get(name)!);
   const endpoints = options.endpoints?.filter((endpoint) => !disabled.has(endpoint.name));
   options = { ...options, ...(endpoints ? { endpoints } : {}) };
   // Deferred deliveries are claimed once due even when retries across runs are off now (retryWindowHours set to 0
@@ -319,7 +331,9 @@ async function deliverWith(
   // Every endpoint's attempts have the default policy's timeout (the `policy` option): connecting is bounded by it too.
   const transport = new LazyTransport(options.fetch, options.policy.timeoutMs);
   try {
-    return await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
+    const result = await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
+    result.parked += parkedFirst;
+    return result;
   } finally {
     await transport.close().finally(() => {
       stopHeartbeat();

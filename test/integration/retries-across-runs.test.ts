@@ -198,6 +198,25 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(new Set(crm.requests.slice(sentToCrm).map(ok)).size).toBe(4);
   }, 60_000);
 
+  test('an endpoint a 410 disabled stays disabled when retries across runs are turned off since: what it gets is parked, not sent', async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor(() => 410);
+    const endpoints = [{ name: 'crm', url: crm.url }];
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, retryWindowHours: 72, endpoints } });
+    await seeded(ws, 1);
+    expect(await runAt(ws, T0)).toMatchObject({ delivered: 1, parked: 1 });
+    expect(crm.requests).toHaveLength(1);
+    ws.configure({ webhooks: { enabled: true, url: main.url, retryWindowHours: 0, endpoints } });
+    await ws.seed([aLicense({ license_code: 'LATER', expires_at: '2025-01-22T11:00:00Z' })]);
+    const later = await runAt(ws, at(MINUTE));
+    expect(later).toMatchObject({ delivered: 1, parked: 1, abandoned: 0 });
+    expect([main.requests.length, crm.requests.length]).toEqual([2, 1]);
+    expect((await rowsOf(ws, 'crm')).map((row) => [row.status, row.status_reason])).toEqual([
+      ['parked', expect.stringMatching(/^endpoint gone: its receiver answered 410 Gone/)],
+      ['parked', expect.stringMatching(/^endpoint gone: its receiver answered 410 Gone/)],
+    ]);
+  }, 60_000);
+
   test('a circuit per endpoint: a receiver that refuses connections costs a few attempts, its deliveries are deferred; the other endpoint goes on', async () => {
     const behind = await receiverFor();
     const proxy = await proxyFor(behind);
