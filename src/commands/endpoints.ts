@@ -257,6 +257,8 @@ export interface RemoveResult {
   name: string;
   /** Undelivered deliveries it ended unsent (superseded, with the reason). */
   dropped: number;
+  /** Undelivered deliveries a running run holds: left to it (it may send them). */
+  sending: number;
 }
 
 export async function endpointsRemove(context: CommandContext, name: string, now: Date, options: { force?: boolean } = {}): Promise<RemoveResult> {
@@ -270,7 +272,7 @@ export async function endpointsRemove(context: CommandContext, name: string, now
   const dropped = await deleteEndpoint(context.db, name, formatUtc(now));
   // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
   await clearEndpointState(context.db, name);
-  return { name, dropped };
+  return { name, dropped, sending: Math.max(0, undelivered - dropped) };
 }
 
 export interface RotateSecretResult {

@@ -126,14 +126,16 @@ export async function countUndelivered(db: Kysely<Database>, name: string): Prom
 /**
  * Ends an endpoint's undelivered deliveries unsent: `superseded`, with the reason, attempts kept; returns how many.
  * Never deleted: a delivery row is also the record that its event was found (default's is the only one), and a
- * later run would record the event again and send it.
+ * later run would record the event again and send it. One a running run holds (its lease not run out) is left
+ * to that run, which may be about to retry it: marking it would not stop the retry, only hide it.
  */
 async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string): Promise<number> {
+  const nowMs = Date.parse(now);
   const result = await trx
     .updateTable('webhook_deliveries')
     .set({ status: 'superseded', status_reason: reason, completed_at: now, next_attempt_at: null, claimed_by: null, lease_until: null })
     .where('endpoint', '=', name)
-    .where('status', 'in', UNDELIVERED)
+    .where((eb) => eb.or([eb('status', 'in', ['pending', 'deferred', 'parked']), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]))
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

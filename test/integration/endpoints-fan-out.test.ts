@@ -177,6 +177,25 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(crm.requests).toHaveLength(6);
   }, 60_000);
 
+  test('endpoints remove --force while a run waits to retry one of its deliveries: that one is left to the run, which sends it and records it', async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor((_request, index) => (index === 0 ? 503 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [3000] } });
+    await ws.ready();
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    await seeded(ws, 1);
+    const running = ws.cli(['process-expirations', '--now', NOW, '--json']);
+    const deadline = Date.now() + 20_000;
+    while (crm.requests.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force', '--json']);
+    expect(JSON.parse(removed.stdout)).toEqual({ name: 'crm', dropped: 0, sending: 1 });
+    const run = await running;
+    expect(run.code).toBe(0);
+    // Marking it superseded would not have stopped the retry, only hidden it: the row says what happened.
+    expect(crm.requests).toHaveLength(2);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'delivered' }]);
+  }, 60_000);
+
   test("deliveries retry keeps to an endpoint's maxInFlight, as a run does", async () => {
     let refuse = true;
     let inFlight = 0;

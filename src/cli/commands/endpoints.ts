@@ -174,7 +174,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}.`,
+            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}${result.sending > 0 ? `; ${result.sending} being sent by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} left to it` : ''}.`,
           );
       }),
     );
