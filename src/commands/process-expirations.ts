@@ -430,7 +430,11 @@ async function findAndDeliver(
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
-  const gone = new Set([...(await endpointStates(db))].flatMap(([name, state]) => (state.disabledAt === null ? [] : [name])));
+  const gone = new Map(
+    [...(await endpointStates(db))].flatMap(([name, state]) =>
+      state.disabledAt === null ? [] : [[name, state.disabledReason ?? 'endpoint disabled after 410 Gone'] as const],
+    ),
+  );
   await followEndpointSwitches(db, endpoints, gone);
   const policy = deliveryPolicy(webhooks, url);
   const sent = await deliverPending(db, {

@@ -57,6 +57,12 @@ interface RunHooks {
   /** Lowers (1) or restores ('own': the endpoint's own limit) an endpoint's attempts in flight. */
   setLimit: (endpoint: string, limit: number | 'own') => void;
   stop: AbortSignal;
+  /**
+   * An endpoint's waiting deliveries were just parked in one statement (410 Gone), with no delivery in the run's
+   * hands: those this run had ended as deferred are now counted as parked by the run; returns how many, which the
+   * statement's own count leaves out.
+   */
+  ownDeferredParked: (endpoint: string) => number;
 }
 
 /** What a run did across runs, for its result. */
@@ -76,13 +82,17 @@ export class CrossRunRetries {
   private failure: unknown;
   readonly counts: CrossRunCounts = { deferred: 0, parked: 0, abandoned: 0 };
   readonly gone: Array<{ endpoint: string; reason: string }> = [];
-  private hooks: RunHooks = { setLimit: () => undefined, stop: new AbortController().signal };
+  private hooks: RunHooks = { setLimit: () => undefined, stop: new AbortController().signal, ownDeferredParked: () => 0 };
+  /** When the run started: an endpoint closed by it defers the deliveries due then, not those this run deferred itself since. */
+  private readonly startedAt: string;
 
   private constructor(
     private readonly db: Kysely<Database>,
     private readonly options: CrossRunOptions,
     private readonly stored: Map<string, { circuit: StoredCircuit | undefined; disabledReason: string | null }>,
-  ) {}
+  ) {
+    this.startedAt = formatUtc(options.clock.now());
+  }
 
   /** Reads the stored endpoint states; a stored circuit that cannot be read is warned about and starts closed. */
   static async load(db: Kysely<Database>, options: CrossRunOptions): Promise<CrossRunRetries> {
@@ -325,7 +335,7 @@ export class CrossRunRetries {
     const reason = why === 'circuit' ? this.closedReason(name, endpoint) : `endpoint throttled (429, Retry-After until ${formatUtc(until!)})`;
     this.track(
       deferEndpoint(this.db, name, {
-        dueAt: formatUtc(now),
+        dueAt: this.startedAt,
         nextAttemptAt: formatUtc(nextAt),
         reason,
         windowStart: formatUtc(new Date(now.getTime() - this.options.windowHours * HOUR_MS)),
@@ -348,12 +358,13 @@ export class CrossRunRetries {
     this.options.onWarning?.(
       `endpoint ${name} answered 410 Gone: it is disabled and its deliveries are parked until "${commandLine(`endpoints enable ${name}`)}".`,
     );
-    this.track(
-      (async () => {
-        await disableGoneEndpoint(this.db, name, reason, formatUtc(now));
-        this.counts.parked += await parkEndpoint(this.db, name, reason);
-      })(),
-    );
+    this.track(disableGoneEndpoint(this.db, name, reason, formatUtc(now)));
+    // What waits for it is parked once the run's deliveries in hand have ended (see settle): those this run deferred
+    // are then written and counted, so the run counts each once, as parked.
+    this.whenSettled.push(async () => {
+      const parked = await parkEndpoint(this.db, name, reason);
+      this.counts.parked += Math.max(0, parked - this.hooks.ownDeferredParked(name));
+    });
   }
 
   private track(work: Promise<void>): void {
@@ -367,8 +378,15 @@ export class CrossRunRetries {
   /** Waits for the statements the run started (deferring or parking an endpoint's deliveries); rethrows the first failure. */
   async settle(): Promise<void> {
     while (this.pending.size > 0) await Promise.all(this.pending);
+    for (let work = this.whenSettled.shift(); work; work = this.whenSettled.shift()) {
+      this.track(work());
+      while (this.pending.size > 0) await Promise.all(this.pending);
+    }
     if (this.failure) throw this.failure;
   }
+
+  /** Statements that wait until no delivery is in the run's hands (settle is called then). */
+  private readonly whenSettled: Array<() => Promise<void>> = [];
 
   /** Each endpoint's circuit as the run leaves it (those it sent to or probed). */
   circuits(): Record<string, StoredCircuit> {

@@ -331,9 +331,7 @@ async function deliverWith(
   // Every endpoint's attempts have the default policy's timeout (the `policy` option): connecting is bounded by it too.
   const transport = new LazyTransport(options.fetch, options.policy.timeoutMs);
   try {
-    const result = await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun }, overall, streams, total);
-    result.parked += parkedFirst;
-    return result;
+    return await workThrough(db, { ...options, leaseClock, transport, keeper, gate, crossRun, parkedFirst }, overall, streams, total);
   } finally {
     await transport.close().finally(() => {
       stopHeartbeat();
@@ -372,6 +370,8 @@ async function workThrough(
     keeper: ClaimKeeper;
     gate: DatabaseGate;
     crossRun: CrossRunRetries | undefined;
+    /** Parked before the work began (a 410's disablement read without retries across runs): counted from the start, a failed run's too. */
+    parkedFirst: number;
   },
   source: ClaimSource,
   streams: readonly ClaimStream[],
@@ -396,6 +396,7 @@ async function workThrough(
   const stateOf = new Map(states.map((state) => [state.stream.name, state]));
   const streamOf = (row: DeliveryRow) => stateOf.get(row.endpoint) ?? states[0]!;
   const result = nothingSent();
+  result.parked = options.parkedFirst;
   let ended = 0;
   const perEndpoint: Record<string, { delivered: number; abandoned: number }> = {};
   const inFlight = new Set<Promise<void>>();
@@ -404,6 +405,7 @@ async function workThrough(
     options.onCounts?.(result);
     options.onProgress?.({ done: ended, total: Math.max(total, ended), delivered: result.delivered, abandoned: result.abandoned, waiting });
   };
+  options.onCounts?.(result);
   let failure: unknown;
   // A failed write (a full disk) halts the run: no attempt starts whose outcome could not be recorded.
   const halt = new AbortController();
@@ -411,7 +413,11 @@ async function workThrough(
   const stop = options.stop ? AbortSignal.any([options.stop, halt.signal]) : halt.signal;
   setMaxListeners(0, stop);
   const writer = new AttemptWriter(db, options.runId);
-  crossRun?.attach({ setLimit: (endpoint, limit) => slots.setEndpointLimit(endpoint, limit === 'own' ? limits[endpoint] : limit), stop });
+  crossRun?.attach({
+    setLimit: (endpoint, limit) => slots.setEndpointLimit(endpoint, limit === 'own' ? limits[endpoint] : limit),
+    stop,
+    ownDeferredParked: (endpoint) => ownDeferredParked(endpoint),
+  });
   // The loop sleeps until a delivery ends or starts/stops waiting for a retry.
   let changed = false;
   let wake: () => void = () => undefined;
@@ -528,7 +534,7 @@ async function workThrough(
         : (end?.status ?? (outcome.status === 'held' ? 'deferred' : outcome.status));
     forgetEarlierEnd(row.id);
     result[status] += 1;
-    if (status === 'deferred') deferredEarlier.add(row.id);
+    if (status === 'deferred') deferredEarlier.set(row.id, row.endpoint);
     if (status === 'delivered' || status === 'abandoned') {
       const counts = (perEndpoint[row.endpoint] ??= { delivered: 0, abandoned: 0 });
       counts[status] += 1;
@@ -550,14 +556,32 @@ async function workThrough(
     else result.outcomes.push(outcome);
   };
   // Deferred by this run and claimed again once due (a short Retry-After): counted and listed by how it ends last.
-  const deferredEarlier = new Set<number>();
+  const deferredEarlier = new Map<number, string>();
+  // Of those, the ones claimed again and not ended yet: in this run's hands, not deferred in the table.
+  const reclaimed = new Set<number>();
   const forgetEarlierEnd = (id: number) => {
+    reclaimed.delete(id);
     if (!deferredEarlier.delete(id)) return;
     result.deferred -= 1;
     ended -= 1;
     const index = result.outcomes.findIndex((outcome) => outcome.id === id);
     if (index >= 0) result.outcomes.splice(index, 1);
     else result.unlisted -= 1;
+  };
+  // Deferred by this run, then parked with the rest of its endpoint's (410 Gone): counted and listed as parked.
+  const ownDeferredParked = (endpoint: string): number => {
+    let moved = 0;
+    for (const [id, of] of deferredEarlier) {
+      if (of !== endpoint || reclaimed.has(id)) continue;
+      deferredEarlier.delete(id);
+      result.deferred -= 1;
+      result.parked += 1;
+      const listed = result.outcomes.find((outcome) => outcome.id === id);
+      if (listed) listed.status = 'parked';
+      moved += 1;
+    }
+    if (moved > 0) report();
+    return moved;
   };
 
   // A delivery that waited is checked against its license before it is sent: one read per claimed window.
@@ -623,6 +647,7 @@ async function workThrough(
       }
       for (const row of claimed) {
         keeper.claimed(row.id, nowMs + leaseMs);
+        if (deferredEarlier.has(row.id)) reclaimed.add(row.id);
         const owner = streamOf(row);
         owner.held += 1;
         // The transport was opened when this window was claimed (above).

@@ -198,6 +198,50 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(new Set(crm.requests.slice(sentToCrm).map(ok)).size).toBe(4);
   }, 60_000);
 
+  test('an endpoint a 410 disabled, taken out of the config file and put back: its deliveries wait for endpoints enable again, and say so', async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor(() => 410);
+    const endpoints = [{ name: 'crm', url: crm.url }];
+    const base = { enabled: true, url: main.url, retryWindowHours: 72 };
+    const ws = workspace({ webhooks: { ...base, endpoints } });
+    await seeded(ws, 1);
+    expect((await runAt(ws, T0)).outcome.exitCode).toBe(4);
+    ws.configure({ webhooks: base });
+    const out = await runAt(ws, at(MINUTE));
+    expect(out.outcome.exitCode).toBe(0);
+    expect((await rowsOf(ws, 'crm')).map((row) => row.status_reason)).toEqual([expect.stringMatching(/^endpoint no longer defined/)]);
+    ws.configure({ webhooks: { ...base, endpoints } });
+    const back = await runAt(ws, at(2 * MINUTE));
+    expect(back.outcome.exitCode).toBe(4);
+    expect(crm.requests).toHaveLength(1);
+    expect((await rowsOf(ws, 'crm')).map((row) => [row.status, row.status_reason])).toEqual([['parked', expect.stringMatching(/410 Gone/)]]);
+  }, 60_000);
+
+  test('a 410 after this run deferred another delivery of the endpoint: both parked, each counted once, as parked', async () => {
+    const target = await receiverFor((_request, index) => (index === 0 ? 503 : 410));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1, retryDelaysMs: [] } });
+    await seeded(ws, 2);
+    const run = await runAt(ws, T0);
+    expect((await rowsOf(ws)).map((row) => row.status)).toEqual(['parked', 'parked']);
+    expect(run).toMatchObject({ deferred: 0, parked: 2 });
+    expect(run.deliveries.map((outcome) => outcome.status)).toEqual(['parked', 'parked']);
+    const [counted] = await ws.rows<{ deferred: number; parked: number }>('select deferred, parked from runs');
+    expect([Number(counted!.deferred), Number(counted!.parked)]).toEqual([0, 2]);
+  }, 60_000);
+
+  test('a short Retry-After deferral comes due, then a long Retry-After closes the endpoint: each delivery counted once', async () => {
+    const target = await receiverFor((_request, index) => ({ status: 429, headers: { 'retry-after': index === 0 ? '0' : '30' } }));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1, retryDelaysMs: [] } });
+    await seeded(ws, 2);
+    const started = Date.now();
+    const clock: Clock = { now: () => new Date(T0.getTime() + Date.now() - started) };
+    const run = await ws.run((context) => processExpirations(context, { now: T0, clock }));
+    expect((await rowsOf(ws)).map((row) => row.status)).toEqual(['deferred', 'deferred']);
+    expect(run.deferred).toBe(2);
+    const [counted] = await ws.rows<{ deferred: number }>('select deferred from runs');
+    expect(Number(counted!.deferred)).toBe(2);
+  }, 60_000);
+
   test('an endpoint a 410 disabled stays disabled when retries across runs are turned off since: what it gets is parked, not sent', async () => {
     const main = await receiverFor();
     const crm = await receiverFor(() => 410);
@@ -345,4 +389,24 @@ test('a run that fails after the circuit opened still saves the circuit and coun
   // Ten minutes on: the stored open circuit lets one probe through (without it, five more failures to learn again).
   await runAt(ws, at(10 * MINUTE));
   expect(target.requests.length - firstRun).toBe(1);
+}, 60_000);
+
+test('a run with retries across runs off parks a 410-disabled endpoint at its start, then fails: its runs row counts the parked', async () => {
+  const main = await receiverFor();
+  const crm = await receiverFor(() => 410);
+  const endpoints = [{ name: 'crm', url: crm.url }];
+  const ws = sqliteWorkspace({ webhooks: { enabled: true, url: main.url, retryWindowHours: 72, endpoints } });
+  await seeded(ws, 1);
+  expect(await runAt(ws, T0)).toMatchObject({ delivered: 1, parked: 1 });
+  ws.configure({ webhooks: { enabled: true, url: main.url, retryWindowHours: 0, endpoints } });
+  await ws.seed([aLicense({ license_code: 'LATER', expires_at: '2025-01-22T11:00:00Z' })]);
+  await ws.rows(
+    "create trigger fail_delivered before update on webhook_deliveries when new.status = 'delivered' begin select raise(abort, 'simulated write failure'); end",
+  );
+  await expect(runAt(ws, at(MINUTE))).rejects.toThrow(/simulated write failure/);
+  const runs = await ws.rows<{ status: string; parked: number }>('select status, parked from runs order by started_at, id');
+  expect(runs.map((run) => [run.status, Number(run.parked)])).toEqual([
+    [expect.any(String), 1],
+    ['failed', 1],
+  ]);
 }, 60_000);

@@ -1,6 +1,6 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { retryOnDeadlock } from '../../sql/db-errors.js';
-import type { Database } from '../database.table.js';
+import type { Database, DeliveryStatus } from '../database.table.js';
 
 // Deliveries held back for their endpoint: deferred by an open circuit, parked while it is gone or disabled.
 /**
@@ -59,13 +59,14 @@ const OPERATOR_REASONS = [OPERATOR_DISABLED_REASON, UNDEFINED_ENDPOINT_REASON];
 /**
  * Makes the stored statuses follow each endpoint's switch: the pending and deferred deliveries of a disabled
  * endpoint are parked (reason OPERATOR_DISABLED_REASON; a deferred one comes back pending on enable), and the
- * parked deliveries of an enabled endpoint that no 410 disabled (`gone`) go back to pending. Claimed ones
- * (delivering) are left to their run. Returns how many were parked and unparked.
+ * parked deliveries of an enabled endpoint that no 410 disabled (`gone`, by name with its reason) go back to
+ * pending. What waits for an endpoint no longer defined is parked (UNDEFINED_ENDPOINT_REASON); defined again,
+ * it follows its switch. Claimed ones (delivering) are left to their run. Returns how many were parked and unparked.
  */
 export async function followEndpointSwitches(
   db: Kysely<Database>,
   endpoints: ReadonlyArray<{ name: string; enabled: boolean }>,
-  gone: ReadonlySet<string>,
+  gone: ReadonlyMap<string, string>,
 ): Promise<{ parked: number; unparked: number }> {
   let parked = 0;
   let unparked = 0;
@@ -73,33 +74,64 @@ export async function followEndpointSwitches(
     if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
     else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
   }
-  // An endpoint no longer defined: what waits for it (a 410's parking too) is parked as the operator's doing, so
-  // it never keeps runs at exit 4; no run claims it (runs claim the defined endpoints' deliveries only). Stored
-  // endpoints this user may not read (the run was warned) count as defined.
+  // Stored endpoints this user may not read (the run was warned) count as defined.
   let stored: string[];
   try {
     stored = (await db.selectFrom('endpoints').select('name').execute()).map((row) => row.name);
   } catch {
     return { parked, unparked };
   }
-  const defined = new Set([...endpoints.map((endpoint) => endpoint.name), ...stored]);
-  // Read first (no locks), written only for a name that is gone: most runs write nothing here, and a write that
-  // scanned every waiting row would deadlock with other workers' claims (MariaDB's gap locks).
-  const waitingFor = await db.selectFrom('webhook_deliveries').select('endpoint').distinct().where('status', 'in', ['pending', 'deferred', 'parked']).execute();
+  const defined = new Map<string, { name: string; enabled: boolean }>(endpoints.map((endpoint) => [endpoint.name, endpoint] as const));
+  const isDefined = (name: string) => defined.has(name) || stored.includes(name);
+  // Each is read first (no locks) and written only for the names it finds: most runs write nothing here, and a
+  // write that scanned every waiting row would deadlock with other workers' claims (MariaDB's gap locks).
+  // An endpoint no longer defined: what waits for it (a 410's parking too) is parked as the operator's doing, so it
+  // never keeps runs at exit 4; no run claims it (runs claim the defined endpoints' deliveries only).
+  const waitingFor = await db
+    .selectFrom('webhook_deliveries')
+    .select('endpoint')
+    .distinct()
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', ['pending', 'deferred']),
+        eb.and([eb('status', '=', 'parked'), eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)])]),
+      ]),
+    )
+    .execute();
   for (const { endpoint } of waitingFor) {
-    if (defined.has(endpoint)) continue;
-    const result = await retryOnDeadlock(() =>
-      db
-        .updateTable('webhook_deliveries')
-        .set({ status: 'parked', next_attempt_at: null, status_reason: UNDEFINED_ENDPOINT_REASON })
-        .where('endpoint', '=', endpoint)
-        .where('status', 'in', ['pending', 'deferred', 'parked'])
-        .where((eb) => eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)]))
-        .executeTakeFirst(),
-    );
-    parked += Number(result.numUpdatedRows);
+    if (isDefined(endpoint)) continue;
+    parked += await setParked(db, endpoint, UNDEFINED_ENDPOINT_REASON, ['pending', 'deferred', 'parked']);
+  }
+  // Defined again: an enabled one's came back above; a disabled one's wait for its switch, a 410's for `endpoints enable`.
+  const undefinedBefore = await db
+    .selectFrom('webhook_deliveries')
+    .select('endpoint')
+    .distinct()
+    .where('status', '=', 'parked')
+    .where('status_reason', '=', UNDEFINED_ENDPOINT_REASON)
+    .execute();
+  for (const { endpoint } of undefinedBefore) {
+    if (!isDefined(endpoint)) continue;
+    const reason = gone.get(endpoint) ?? (defined.get(endpoint)?.enabled === false ? OPERATOR_DISABLED_REASON : undefined);
+    if (reason !== undefined) await setParked(db, endpoint, reason, ['parked'], UNDEFINED_ENDPOINT_REASON);
   }
   return { parked, unparked };
+}
+
+/** Parks an endpoint's deliveries of these statuses with this reason (only those parked with `onlyReason`, when given); retried on a deadlock. */
+async function setParked(db: Kysely<Database>, endpoint: string, reason: string, statuses: DeliveryStatus[], onlyReason?: string): Promise<number> {
+  const result = await retryOnDeadlock(() =>
+    db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'parked', next_attempt_at: null, status_reason: reason })
+      .where('endpoint', '=', endpoint)
+      .where('status', 'in', statuses)
+      .where((eb) =>
+        onlyReason === undefined ? eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', reason)]) : eb('status_reason', '=', onlyReason),
+      )
+      .executeTakeFirst(),
+  );
+  return Number(result.numUpdatedRows);
 }
 
 /**
