@@ -295,6 +295,24 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
     expect([retry.code, retry.stderr]).toEqual([2, expect.stringContaining('No endpoint named "nope"')]);
   });
 
+  test('--secret with --no-secret is refused in either order (they share one option: the last would win), the secret kept', async () => {
+    const ws = await ready({});
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://a.example.com/', '--secret', 'kept-secret'])).code).toBe(0);
+    for (const pair of [
+      ['--secret', 'new-secret', '--no-secret'],
+      ['--no-secret', '--secret', 'new-secret'],
+    ]) {
+      const result = await ws.cli(['endpoints', 'update', 'crm', ...pair]);
+      expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('Give --secret or --no-secret, not both.')]);
+    }
+    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: 'kept-secret' }]);
+    // Either alone still works; a header value that reads "--no-secret" is a value, not the flag.
+    const header = await ws.cli(['endpoints', 'update', 'crm', '--header', 'X-Note: --no-secret', '--secret', 'next-secret']);
+    expect([header.code, header.stderr]).toEqual([0, '']);
+    expect((await ws.cli(['endpoints', 'update', 'crm', '--no-secret'])).code).toBe(0);
+    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: null }]);
+  });
+
   test('editing default points to the settings', async () => {
     const ws = await ready({});
     const result = await ws.cli(['endpoints', 'update', 'default', '--url', 'https://a.example.com/']);

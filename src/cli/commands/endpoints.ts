@@ -98,12 +98,16 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         }
       }),
     );
+  // --secret and --no-secret share one attribute (the last one given wins), so which were given is told by their events.
+  const secretFlags = new Set<string>();
   endpointFields(
     endpoints
       .command('update <name>')
       .description('change a stored endpoint (the fields given; a new --secret replaces the old one at once, see rotate-secret)'),
   )
     .option('--no-secret', 'remove its secret (requests go unsigned)')
+    .on('option:secret', () => secretFlags.add('--secret'))
+    .on('option:no-secret', () => secretFlags.add('--no-secret'))
     .option('--all-events', 'take every event type again')
     .option('--no-headers', 'remove its extra headers (--header replaces them all)')
     .addHelpText(
@@ -118,6 +122,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         const { endpointsUpdate } = await import('../../commands/endpoints.js');
         if (flags.events && flags.allEvents) throw usageError('Give --events or --all-events, not both.');
         if (flags.header && flags.headers === false) throw usageError('Give --header or --no-headers, not both.');
+        if (secretFlags.size === 2) throw usageError('Give --secret or --no-secret, not both.');
         const change = await endpointsUpdate(context, name, endpointInput(flags), clock.now());
         if (out.options.json) out.json(change.endpoint);
         else {
