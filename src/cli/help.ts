@@ -38,7 +38,8 @@ Columns (CSV header names, JSON keys; lower case, exactly as written here):
   updates_until     the same; empty: no update-support end
   is_valid          Botble's flag: false/0 makes the license suspended; true/1 without a status column
                     lifts a suspension
-  id                Botble's license id, a positive whole number (kept as the license id)
+  id                Botble's license id, a positive whole number (kept as the license id; an import never
+                    changes one: an id not the stored license's own is an error)
   support_until     Botble's column: checked to be a date, not stored
   created_at, updated_at
                     accepted and ignored

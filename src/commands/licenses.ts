@@ -4,6 +4,7 @@ import { usageError } from '../errors.js';
 import { isConstraintViolation } from '../sql/db-errors.js';
 import {
   licenseColumnLimits,
+  LicenseIdMismatch,
   LicenseIdTaken,
   LICENSE_STATUSES,
   RepeatedLicenseCode,
@@ -170,11 +171,14 @@ export async function importLicenses(context: CommandContext, file: string, now:
   const schema = licenseRecordSchema(timeZone, licenseColumnLimits(context.db));
   let rows = 0;
   const unblocked = new WeakSet<LicenseInput>();
+  // Each row's line, while the row is held (a batch waiting to be written): an error found when it is written names it.
+  const lines = new WeakMap<LicenseInput, number>();
   async function* inputs(): AsyncGenerator<LicenseInput> {
     for await (const record of records) {
       rows += 1;
       const { input, valid } = toInput(record, at, schema);
       if (valid) unblocked.add(input);
+      if (record.line !== undefined) lines.set(input, record.line);
       yield input;
     }
   }
@@ -192,6 +196,13 @@ export async function importLicenses(context: CommandContext, file: string, now:
     }
     if (error instanceof RepeatedLicenseId) {
       throw usageError(`${file}: row ${error.repeat}: field id ${error.id} repeats row ${error.first}. Nothing was imported.`, { cause: error });
+    }
+    if (error instanceof LicenseIdMismatch) {
+      const line = lines.get(error.input);
+      throw usageError(
+        `${where(file, { row: error.position, ...(line === undefined ? {} : { line }) })}: field id ${error.id} does not match license_code "${error.licenseCode}"'s id ${error.storedId} (an import never changes a license's id: give ${error.storedId} or leave id out). Nothing was imported.`,
+        { cause: error },
+      );
     }
     if (error instanceof LicenseIdTaken) {
       throw usageError(

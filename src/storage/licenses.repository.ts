@@ -72,6 +72,24 @@ export class LicenseIdTaken extends Error {
   }
 }
 
+/**
+ * An import row gives an id that is not the id of the stored license with its license_code: an import never
+ * changes a license's id (deliveries and Botble refer to it), and silently keeping the stored one hid the mistake.
+ * `input` is the row as given, so the caller can name its line.
+ */
+export class LicenseIdMismatch extends Error {
+  constructor(
+    readonly id: number,
+    readonly storedId: number,
+    readonly licenseCode: string,
+    readonly position: number,
+    readonly input: LicenseInput,
+  ) {
+    super(`id ${id} does not match license_code "${licenseCode}"'s id ${storedId}`);
+    this.name = 'LicenseIdMismatch';
+  }
+}
+
 /** The same id twice in one import (for two license_codes): `first` and `repeat` are 1-based positions in the inputs. */
 export class RepeatedLicenseId extends Error {
   constructor(
@@ -166,6 +184,9 @@ export async function upsertLicenses(
       }
       const columns = UPDATABLE.filter((column) => all[0]![column] !== undefined);
       const stored = new Map((await trx.selectFrom('licenses').selectAll().where('license_code', 'in', codes).execute()).map((row) => [row.license_code, row]));
+      const moved = all.find((input) => input.id !== undefined && stored.has(input.license_code) && Number(stored.get(input.license_code)!.id) !== input.id);
+      if (moved)
+        throw new LicenseIdMismatch(moved.id!, Number(stored.get(moved.license_code)!.id), moved.license_code, positions.get(moved.license_code)!, moved);
       const batch = all.filter((input) => !unchanged(input, stored.get(input.license_code), columns, activating));
       const existing = batch.filter((input) => stored.has(input.license_code)).length;
       totals.unchanged += all.length - batch.length;
@@ -215,14 +236,14 @@ export async function upsertLicenses(
   });
 }
 
-/** Whether writing `input` over the stored row would change nothing (an id given must be the row's own). */
+/** Whether writing `input` over the stored row would change nothing (an id given is the row's own: flush refuses any other). */
 function unchanged(
   input: LicenseInput,
   row: LicenseRow | undefined,
   columns: readonly (typeof UPDATABLE)[number][],
   activating: readonly LicenseStatus[],
 ): boolean {
-  if (!row || (input.id !== undefined && input.id !== row.id)) return false;
+  if (!row) return false;
   if (columns.some((column) => column !== 'status' && (input[column] ?? null) !== row[column])) return false;
   const status = input.status ?? (activating.includes(row.status as LicenseStatus) ? 'active' : row.status);
   return status === row.status;

@@ -168,6 +168,27 @@ forEachDialect('licenses import', ({ workspace, dialect }) => {
     expect(codes).toEqual(['FIRST']);
   });
 
+  test("an id that is not the stored license's own is refused (exit 2, its row and line), not ignored as an update", async () => {
+    const ws = workspace();
+    await ws.ready();
+    write(ws.dir, 'first.csv', 'license_code,id,email\nLIC-0001,1,a@example.com\nLIC-0002,2,b@example.com\n');
+    expect((await ws.cli(['licenses', 'import', 'first.csv'])).code).toBe(0);
+    write(ws.dir, 'moved.csv', 'license_code,id,email\nLIC-0003,3,c@example.com\nLIC-0001,99,new@example.com\n');
+    const refused = await ws.cli(['licenses', 'import', 'moved.csv']);
+    expect([refused.code, refused.stdout]).toEqual([2, '']);
+    expect(refused.stderr).toContain(
+      `moved.csv: row 2 (line 3): field id 99 does not match license_code "LIC-0001"'s id 1 (an import never changes a license's id: give 1 or leave id out). Nothing was imported.`,
+    );
+    const rows = await ws.run((context) => listLicenses(context, { now }));
+    expect(rows.map(({ id, license_code, email }) => ({ id, license_code, email }))).toEqual([
+      { id: 1, license_code: 'LIC-0001', email: 'a@example.com' },
+      { id: 2, license_code: 'LIC-0002', email: 'b@example.com' },
+    ]);
+    // The row's own id is fine, as is leaving id out.
+    write(ws.dir, 'own.csv', 'license_code,id,email\nLIC-0001,1,new@example.com\n');
+    expect((await ws.cli(['licenses', 'import', 'own.csv'])).stdout).toContain('0 new, 1 updated, 0 unchanged');
+  });
+
   test('importing the same file again: every row unchanged and not written; a changed row is updated', async () => {
     const ws = workspace();
     expect(await ws.run((context) => importLicenses(context, SAMPLE, now))).toMatchObject({ rows: 10, inserted: 10, updated: 0, unchanged: 0 });
