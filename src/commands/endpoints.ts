@@ -175,9 +175,15 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
   const problem = endpointNameProblem(name);
   if (problem) throw usageError(`${problem}. Nothing was changed.`);
   const existing = (await resolveEndpoints(context.db, context.config.webhooks, now)).find((endpoint) => endpoint.name === name);
+  if (existing?.source === 'config') {
+    // `endpoints update` refuses a config file's endpoint: the advice is where it can be changed.
+    throw usageError(
+      `An endpoint named "${name}" exists already (in the config file${context.configFile ? ` ${context.configFile}` : ''}, webhooks.endpoints): names are unique. Change it in the config file, or choose another name.`,
+    );
+  }
   if (existing) {
     throw usageError(
-      `An endpoint named "${name}" exists already (${existing.source === 'config' ? 'in the config file' : 'in the database'}): names are unique. Change it with "${commandLine(`endpoints update ${name}`)}", or choose another name.`,
+      `An endpoint named "${name}" exists already (in the database): names are unique. Change it with "${commandLine(`endpoints update ${name}`)}", or choose another name.`,
     );
   }
   const fields = checked({

@@ -273,7 +273,10 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
     const withConfig = await ws.cli(['-c', ws.configFile, 'endpoints', 'add', 'crm', '--url', 'https://b.example.com/']);
     expect(withConfig.stderr).toContain(`Change it with "license-manager -c ${ws.configFile} endpoints update crm"`);
     const file = await ws.cli(['endpoints', 'add', 'from-file', '--url', 'https://b.example.com/']);
-    expect([file.code, file.stderr]).toEqual([2, expect.stringContaining('exists already (in the config file)')]);
+    expect([file.code, file.stderr]).toEqual([2, expect.stringContaining(`exists already (in the config file ${ws.configFile}, webhooks.endpoints)`)]);
+    // Not "endpoints update", which refuses a config file's endpoint: it is changed in the file.
+    expect(file.stderr).toContain('Change it in the config file, or choose another name.');
+    expect(file.stderr).not.toContain('endpoints update');
     expect(await ws.rows('select url from endpoints')).toEqual([{ url: 'https://a.example.com/' }]);
     const edit = await ws.cli(['endpoints', 'update', 'from-file', '--url', 'https://c.example.com/']);
     expect([edit.code, edit.stderr]).toEqual([2, expect.stringContaining('declared in the config file')]);
