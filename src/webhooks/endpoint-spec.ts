@@ -13,8 +13,8 @@ const MAX_HEADERS = 20;
 const MAX_HEADER_NAME_LENGTH = 256;
 const MAX_HEADER_VALUE_LENGTH = 4096;
 
-/** `license.expired_reminder` is being added to the rules; listed here so a filter may name it already. */
-const ENDPOINT_EVENT_TYPES: readonly string[] = [...new Set<string>([...EVENT_TYPES, 'license.expired_reminder'])];
+/** The event types an endpoint's filter may name: the reference's three and `license.expired_reminder` (after-expiry reminders); `endpoints --help` lists these. */
+export const ENDPOINT_EVENT_TYPES: readonly string[] = [...new Set<string>([...EVENT_TYPES, 'license.expired_reminder'])];
 
 export const SIGNING_SCHEMES = ['botble', 'standard', 'both'] as const;
 export type SigningScheme = (typeof SIGNING_SCHEMES)[number];

@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { verifySignature } from '../../src/webhooks/verify.js';
 import { botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 import { aLicense, forEachDialect, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 
@@ -314,6 +315,17 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
     expect([header.code, header.stderr]).toEqual([0, '']);
     expect((await ws.cli(['endpoints', 'update', 'crm', '--no-secret'])).code).toBe(0);
     expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: null }]);
+  });
+
+  test('--help of add and update lists every event type --events takes, license.expired_reminder included', async () => {
+    const cwd = tempDir();
+    for (const verb of ['add', 'update']) {
+      const help = await runCli(['endpoints', verb, '--help'], { cwd });
+      expect(help.stdout.replace(/\s+/g, ' ')).toContain('(license.expiring, license.expired, license.update_support_expired, license.expired_reminder)');
+    }
+    const ws = await ready({});
+    const reminders = await ws.cli(['endpoints', 'add', 'crm', '--url', 'https://a.example.com/', '--events', 'license.expired_reminder', '--json']);
+    expect([reminders.code, json(reminders.stdout).events]).toEqual([0, ['license.expired_reminder']]);
   });
 
   test('editing default points to the settings', async () => {

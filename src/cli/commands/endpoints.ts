@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { commandLine } from '../../command-line.js';
 import type { EndpointView } from '../../commands/endpoints.js';
 import { usageError } from '../../errors.js';
-import { EVENT_TYPES } from '../../webhooks/event-types.js';
+import { ENDPOINT_EVENT_TYPES } from '../../webhooks/endpoint-spec.js';
 import type { CommandKit } from '../command-kit.js';
 import { examples } from '../help.js';
 import { endpointEvents, endpointHeader, endpointMaxInFlight, endpointSigning, keepPrevious } from '../options.js';
@@ -71,7 +71,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
       .option('--url <url>', 'where its events are POSTed (http: or https:)')
       .option('--secret <secret>', 'its HMAC key; a whsec_<base64> secret is decoded for Standard Webhooks')
       .addOption(
-        new Option('--events <types>', `the event types it takes, comma-separated (${EVENT_TYPES.join(', ')}); every type when left out`).argParser(
+        new Option('--events <types>', `the event types it takes, comma-separated (${ENDPOINT_EVENT_TYPES.join(', ')}); every type when left out`).argParser(
           endpointEvents,
         ),
       )
