@@ -508,10 +508,10 @@ describe('the built CLI', () => {
     expect(receiver.requests).toHaveLength(2);
   }, 120_000);
 
-  test('status --help lists every exit code, 2 and 4 included', async () => {
+  test("status --help lists every exit code, 2 and 4 included, and every cause of 1 the README's table gives", async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
-      /exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours \(deliveries wait on it\), 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used \(or does not exist\)/,
+      /exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours \(deliveries wait on it\), 1 the last run failed, stopped or refused to start, no run finished in the last 26 hours while licenses exist, or a stored setting is invalid, 2 the config or database cannot be used \(or does not exist\)/,
     );
   });
 });

@@ -18,7 +18,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
   program
     .command('status')
     .description(
-      'is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours (deliveries wait on it), 1 the last run failed, stopped or refused to start, 2 the config or database cannot be used (or does not exist)',
+      'is this installation working? config, database, webhook target, counts, the last runs; exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours (deliveries wait on it), 1 the last run failed, stopped or refused to start, no run finished in the last 26 hours while licenses exist, or a stored setting is invalid, 2 the config or database cannot be used (or does not exist)',
     )
     .addOption(new Option('--now <iso>', 'judge the last run as of this instant instead of the current time').argParser(runInstant))
     .addOption(
@@ -33,7 +33,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
         'license-manager status --format prometheus   # the license_manager_* metrics on stdout; the exit status as ever',
-        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped or refused, 3 while deliveries are abandoned, 2 when the config or database is unusable',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped, refused or has not run for 26 hours, 3 while deliveries are abandoned, 2 when the config or database is unusable',
       ),
     )
     .action((options: { now?: Date; format?: 'text' | 'json' | 'prometheus' }, command: Command) =>
