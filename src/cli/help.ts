@@ -21,7 +21,7 @@ Settings:
 Precedence, highest first: environment variable, settings table, config file, default.
 ${examples(
   'license-manager settings set webhook-url https://example.com/webhooks/licenses',
-  'license-manager settings set webhook-secret "$(openssl rand -hex 32)"',
+  'openssl rand -hex 32 | license-manager settings set webhook-secret -   # from standard input: out of ps and the shell history',
   'license-manager settings set webhooks-enabled true',
   'license-manager settings list',
 )}`;

@@ -508,6 +508,12 @@ describe('the built CLI', () => {
     expect(receiver.requests).toHaveLength(2);
   }, 120_000);
 
+  test('settings --help sets the secret from standard input, never as an argument that ps shows', async () => {
+    const help = await runCli(['settings', '--help'], { cwd: tempDir() });
+    expect(help.stdout).toContain('$ openssl rand -hex 32 | license-manager settings set webhook-secret -');
+    expect(help.stdout).not.toContain('$(openssl');
+  });
+
   test("status --help lists every exit code, 2 and 4 included, and every cause of 1 the README's table gives", async () => {
     const help = await runCli(['status', '--help'], { cwd: tempDir() });
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
