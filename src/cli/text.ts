@@ -1,5 +1,6 @@
 // Plain-text helpers of the printers, without chalk: a command's module imports them when the program is declared (--help).
 import { stripVTControlCharacters } from 'node:util';
+import { maskCredentials } from '../credentials.js';
 
 /**
  * Data shown to a person (license codes, e-mails, receiver answers, errors): C0 and C1 control characters
@@ -16,8 +17,12 @@ export function clean(text: string, keepNewlines = false): string {
   return shown;
 }
 
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(rows: string[][]): string {
+/**
+ * Columns padded to their widest cell; the last column is not padded. Each cell is masked first (the printer masks
+ * every line again): a URL's password masked after measuring would leave its row out of line.
+ */
+export function table(cells: string[][]): string {
+  const rows = cells.map((row) => row.map((cell) => maskCredentials(cell)));
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, visibleLength(cell))));
   return rows

@@ -249,6 +249,19 @@ describe('credentials in the webhook URL', () => {
     for (const text of outputs) expect(text).not.toContain('hunter2');
     expect(outputs.join('')).not.toContain(Buffer.from('alice:hunter2').toString('base64'));
   });
+
+  test('a table stays in line: a cell is measured as it is shown (password masked), not as stored', async () => {
+    const { cli } = await operatorProject();
+    expect((await cli('migrate')).code).toBe(0);
+    expect((await cli('settings', 'set', 'webhook-url', 'https://alice:a-long-password-1234567890@example.com/hook')).code).toBe(0);
+    const listed = await cli('settings', 'list');
+    expect(listed.code).toBe(0);
+    const [header, ...rows] = listed.stdout.trimEnd().split('\n');
+    const source = header!.indexOf('SOURCE');
+    expect(rows.find((row) => row.startsWith('webhook-url'))).toContain('https://alice:****@example.com/hook  settings');
+    // Every row's SOURCE starts under the header's: two spaces before it, none at it.
+    expect(rows.map((row) => [row.slice(source - 2, source), row[source] === ' '])).toEqual(rows.map(() => ['  ', false]));
+  });
 });
 
 /** One POST with raw control over headers; resolves with the status (or the error code when the socket fails). */
