@@ -60,28 +60,9 @@ export interface ContextOptions {
 export async function withContext<T>(globals: GlobalOptions, fn: (context: CommandContext) => Promise<T>, options: ContextOptions = {}): Promise<T> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
   const { database, timeoutMs, namedByEnv } = databaseEnv(loaded, globals);
+  const migrationsApplied: string[] = [];
   const file = databaseFileOf(database);
   if (file !== undefined && !options.migrate && !options.createDatabase && !fs.existsSync(file)) throw missingDatabase(file, loaded, namedByEnv);
-  // A failed `licenses import` leaves no database it created: the next command says there is none, as before it.
-  const creating = options.createDatabase === true && file !== undefined && !fs.existsSync(file);
-  try {
-    return await openAndRun(database, loaded, globals, fn, options, timeoutMs);
-  } catch (error) {
-    if (creating) removeDatabaseFiles(file);
-    throw error;
-  }
-}
-
-/** withContext once the config is read: opens the database, runs `fn`, closes it whatever happens. */
-async function openAndRun<T>(
-  database: DatabaseTarget,
-  loaded: LoadedConfig,
-  globals: GlobalOptions,
-  fn: (context: CommandContext) => Promise<T>,
-  options: ContextOptions,
-  timeoutMs: number | undefined,
-): Promise<T> {
-  const migrationsApplied: string[] = [];
   const db = await openDatabase(database, {
     migrate: options.migrate,
     onMigrated: (applied) => migrationsApplied.push(...applied),
@@ -112,11 +93,6 @@ async function openAndRun<T>(
   } finally {
     await db.destroy().catch(() => undefined);
   }
-}
-
-/** The SQLite file this command created, with the journal files SQLite keeps beside it; what is already gone is no error. */
-function removeDatabaseFiles(file: string): void {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) fs.rmSync(`${file}${suffix}`, { force: true });
 }
 
 /** A SQLite file that is not there: which path was looked at, why there, and how to create it. Nothing is created. */
