@@ -61,7 +61,27 @@ export interface LoadedConfig {
  * Finds and validates the config file: the one given with `-c`, else the first of SEARCH_PLACES in `cwd`.
  * Throws an exit-2 error naming the file, the key and the reason.
  */
-export async function loadConfig(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
+export function loadConfig(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
+  const loading = loadConfigNow(options);
+  lastLoad = { key: loadKey(options), loading };
+  // Kept for lastConfigLoad; whoever awaits it sees the failure.
+  loading.catch(() => undefined);
+  return loading;
+}
+
+let lastLoad: { key: string; loading: Promise<LoadedConfig> } | undefined;
+const loadKey = (options: { file?: string | undefined; cwd: string }) => JSON.stringify([options.file ?? null, options.cwd]);
+
+/**
+ * The config as this process last loaded it from this file and folder (a failed load's failure too), else loaded
+ * now: what reports a command's failure reads it again without running a JS config twice or waiting twice on one
+ * that never finishes.
+ */
+export function lastConfigLoad(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
+  return lastLoad?.key === loadKey(options) ? lastLoad.loading : loadConfig(options);
+}
+
+async function loadConfigNow(options: { file?: string | undefined; cwd: string }): Promise<LoadedConfig> {
   // An empty file found by the search is the config, {} (as with -c), not passed over for the next place or the defaults.
   const explorer = (searchPlaces: string[]) =>
     cosmiconfig(MODULE_NAME, { searchPlaces, searchStrategy: 'none', loaders: LOADERS, ignoreEmptySearchPlaces: false });
@@ -136,6 +156,9 @@ function assertSearchPlacesReadable(cwd: string): void {
         cause: error,
       });
     }
+    // The search stops at the first file it can read (package.json only when it holds our key): the places after
+    // it are never read, whatever they are.
+    if (place !== 'package.json') return;
   }
 }
 

@@ -513,6 +513,16 @@ describe('config files found by the search that cannot be used', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['.license-managerrc.json', 'licenses.csv']);
   });
 
+  test('a place the search never reaches (after the file it reads) is not checked: a dangling link there refuses nothing', async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, '.license-managerrc.json'), JSON.stringify({ database: { filename: 'from-rc.sqlite' } }));
+    fs.symlinkSync(path.join(dir, 'moved-away.js'), path.join(dir, 'license-manager.config.js'));
+    fs.writeFileSync(path.join(dir, 'licenses.csv'), 'license_code\nA-1\n');
+    const result = await runCli(['licenses', 'import', 'licenses.csv'], { cwd: dir });
+    expect([result.code, result.stderr]).toEqual([0, '']);
+    expect(fs.existsSync(path.join(dir, 'from-rc.sqlite'))).toBe(true);
+  });
+
   test('an empty one is the config, {}, as with -c: not "no config file was found"; an empty package.json is passed over', async () => {
     const dir = tempDir();
     const config = path.join(dir, 'license-manager.config.json');
