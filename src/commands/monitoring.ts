@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { EXIT, usageError } from '../errors.js';
-import { loadConfig } from '../config/load-config.js';
+import { lastConfigLoad } from '../config/load-config.js';
 import { parsePingText, type PingTarget } from '../config/ping.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
@@ -169,7 +169,8 @@ export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, 
       if ('problem' in parsed) return;
       ping = parsed.value;
     } else {
-      ping = (await loadConfig({ file: globals.config, cwd: globals.cwd })).config.monitoring.ping;
+      // As the command loaded it: a JS config is not run twice, nor one that never finishes waited on twice.
+      ping = (await lastConfigLoad({ file: globals.config, cwd: globals.cwd })).config.monitoring.ping;
     }
   } catch {
     // A config that cannot be read names no ping: the error already says what is wrong with it.

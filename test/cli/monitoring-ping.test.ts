@@ -1,7 +1,10 @@
 // The heartbeat wired into the cron job: start and end pings around a real run, the exit status in the URL, the summary as the body, bounded failures that change nothing, and `status` showing the last ping.
 import fs from 'node:fs';
+import path from 'node:path';
 import { expect, test } from '@jest/globals';
+import { runCli } from '../helpers/cli.js';
 import { closedPortUrl, type Receiver } from '../helpers/receiver.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace, workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
@@ -214,3 +217,15 @@ test('a run that cannot open its database still sends the end ping with its exit
   expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
   expect(pings.requests).toHaveLength(3);
 });
+
+test('a JS config that never finishes loading: refused once its 10 s bound passes, not waited on again for the end ping', async () => {
+  const cwd = tempDir();
+  fs.writeFileSync(path.join(cwd, 'license-manager.config.js'), 'module.exports = new Promise(() => {});\n');
+  const started = performance.now();
+  const run = await runCli(['process-expirations', '--now', NOW], { cwd, process: true, timeoutMs: 40_000 });
+  const tookMs = performance.now() - started;
+  expect(run.code).toBe(2);
+  expect(run.stderr).toContain('did not finish loading within 10 s');
+  // One bound, not two (21 s when the end ping loaded the config again).
+  expect(tookMs).toBeLessThan(17_000);
+}, 45_000);
