@@ -333,6 +333,15 @@ describe('bad input: exit 2 naming what is wrong, nothing written', () => {
     const result = await ws.cli(['endpoints', 'update', 'default', '--url', 'https://a.example.com/']);
     expect([result.code, result.stderr]).toEqual([2, expect.stringContaining('settings set webhook-url')]);
   });
+
+  test("list and show say where default's URL comes from, as status does", async () => {
+    const ws = await ready({ webhooks: { url: 'https://file.example.com/hook' } });
+    const fromFile = await ws.cli(['endpoints', 'show', 'default']);
+    expect(fromFile.stdout).toMatch(new RegExp(`source: +default \\(webhook-url from config ${ws.configFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));
+    expect((await ws.cli(['settings', 'set', 'webhook-url', 'https://settings.example.com/hook'])).code).toBe(0);
+    const list = await ws.cli(['endpoints', 'list']);
+    expect(list.stdout).toMatch(/^default +https:\/\/settings\.example\.com\/hook .* default \(webhook-url from settings\) /m);
+  });
 });
 
 describe('Botble mode', () => {

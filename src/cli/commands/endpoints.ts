@@ -31,7 +31,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         const { endpointsList } = await import('../../commands/endpoints.js');
         const list = await endpointsList(context, clock.now());
         if (out.options.json) out.json(list);
-        else printEndpoints(out, list);
+        else printEndpoints(out, list, await defaultSource(context));
       }),
     );
   endpoints
@@ -43,7 +43,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         const { endpointsShow } = await import('../../commands/endpoints.js');
         const endpoint = await endpointsShow(context, name, clock.now());
         if (out.options.json) out.json(endpoint);
-        else printEndpoint(out, endpoint);
+        else printEndpoint(out, endpoint, await defaultSource(context));
       }),
     );
   interface EndpointFlags {
@@ -216,6 +216,12 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
 
 const SOURCE_NAMES: Record<EndpointView['source'], string> = { default: 'default (webhooks.url)', config: 'config file', database: 'database' };
 
+/** Where default's URL comes from, as `status` and `settings list` say it: `default (settings)`, `default (config <file>)`, … */
+async function defaultSource(context: Parameters<typeof import('../../commands/webhook-target.js').webhookTarget>[0]): Promise<string> {
+  const { webhookTarget } = await import('../../commands/webhook-target.js');
+  return `default (webhook-url from ${webhookTarget(context).urlSource})`;
+}
+
 function deliveryCounts(counts: Record<string, number>): string {
   const parts = Object.entries(counts)
     .sort(([a], [b]) => a.localeCompare(b))
@@ -224,7 +230,7 @@ function deliveryCounts(counts: Record<string, number>): string {
 }
 
 /** `endpoints list`: one row each, where it came from, and its deliveries by status. */
-function printEndpoints(out: Output, endpoints: readonly EndpointView[]): void {
+function printEndpoints(out: Output, endpoints: readonly EndpointView[], defaultFrom = SOURCE_NAMES.default): void {
   out.info(
     table([
       ['NAME', 'URL', 'STATE', 'EVENTS', 'SIGNING', 'SOURCE', 'DELIVERIES'],
@@ -234,7 +240,7 @@ function printEndpoints(out: Output, endpoints: readonly EndpointView[]): void {
         endpoint.enabled ? 'enabled' : out.paint.yellow(endpoint.gone ? 'disabled (410 Gone)' : 'disabled'),
         endpoint.events === null ? 'all' : endpoint.events.join(','),
         endpoint.signing,
-        SOURCE_NAMES[endpoint.source],
+        endpoint.source === 'default' ? defaultFrom : SOURCE_NAMES[endpoint.source],
         deliveryCounts(endpoint.deliveries),
       ]),
     ]),
@@ -242,7 +248,7 @@ function printEndpoints(out: Output, endpoints: readonly EndpointView[]): void {
 }
 
 /** `endpoints show` and the result of `add` / `update`: every field, secrets and header values masked. */
-function printEndpoint(out: Output, endpoint: EndpointView): void {
+function printEndpoint(out: Output, endpoint: EndpointView, defaultFrom = SOURCE_NAMES.default): void {
   const lines: Array<[string, string]> = [
     ['name', endpoint.name],
     ['url', endpoint.url === null ? '(not set)' : clean(endpoint.url)],
@@ -260,7 +266,7 @@ function printEndpoint(out: Output, endpoint: EndpointView): void {
     ...endpoint.previousSecrets.map((entry): [string, string] => ['old secret', `******** valid until ${entry.validUntil}`]),
     ...Object.entries(endpoint.headers).map(([name, value]): [string, string] => ['header', `${clean(name)}: ${value}`]),
     ['max in flight', endpoint.maxInFlight === null ? "(the run's concurrency)" : String(endpoint.maxInFlight)],
-    ['source', SOURCE_NAMES[endpoint.source]],
+    ['source', endpoint.source === 'default' ? defaultFrom : SOURCE_NAMES[endpoint.source]],
     ['deliveries', deliveryCounts(endpoint.deliveries)],
   ];
   for (const [label, value] of lines) out.info(`${`${label}:`.padEnd(15)}${value}`);
