@@ -57,8 +57,11 @@ export interface ProcessExpirationsOptions {
   stop?: AbortSignal;
   fetch?: $Fetch;
   onWarning?: (message: string) => void;
-  /** Called once the new events are known (recorded, unless a dry run) and before any is sent. */
-  onPlan?: (plan: PlanLine[]) => void;
+  /**
+   * Called once the new events are known (recorded, unless a dry run) and before any is sent; `alsoTo` names the
+   * enabled endpoints beside default that take some of them.
+   */
+  onPlan?: (plan: PlanLine[], alsoTo: string[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
   /** See DeliverPendingOptions.leaseMs. */
   leaseMs?: number | undefined;
@@ -423,10 +426,16 @@ async function findAndDeliver(
   if (soFar) soFar.recorded = planned.written?.inserted ?? 0;
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
-    if (options.dryRun) options.onPlan?.(planned.plan.planLines);
+    if (options.dryRun) options.onPlan?.(planned.plan.planLines, []);
     return report(context, now, latestRun, options, planned);
   }
-  options.onPlan?.(planned.plan.planLines);
+  const types = new Set(planned.plan.planLines.map((line) => line.type as string));
+  options.onPlan?.(
+    planned.plan.planLines,
+    endpoints
+      .filter((endpoint) => endpoint.name !== 'default' && endpoint.enabled && (endpoint.events === null || endpoint.events.some((type) => types.has(type))))
+      .map((endpoint) => endpoint.name),
+  );
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).

@@ -206,6 +206,13 @@ describe('counts per endpoint', () => {
     await ws.seed([aLicense({ expires_at: '2025-01-23T09:00:00Z' })]);
     const run = await ws.cli(['process-expirations', '--now', NOW]);
     expect(run.code).toBe(3);
+    // The plan names the other endpoints that take the events, not default's URL alone.
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^sending 1 event to ${main.url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(from config [^)]+\\) and to endpoint crm: license\\.expired: 1$`,
+        'm',
+      ),
+    );
     expect(run.stdout).toContain('    to default: delivered 1, abandoned 0\n    to crm: delivered 0, abandoned 1\n');
     const status = json<{ deliveries: object }>((await ws.cli(['status', '--json'])).stdout);
     expect(status.deliveries).toEqual({ total: 3, byStatus: { delivered: 2, abandoned: 1 }, byEndpoint: { default: { delivered: 2 }, crm: { abandoned: 1 } } });

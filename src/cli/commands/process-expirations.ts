@@ -82,7 +82,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
             leaseMs: leaseFromEnv(io.env),
             stop,
             onWarning: (text) => out.warn(text),
-            onPlan: (plan) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context)),
+            onPlan: (plan, alsoTo) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context), alsoTo),
             onProgress: progress.onProgress,
           }).finally(() => {
             progress.end();
@@ -124,11 +124,15 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
  * Before anything is sent: how many notices of each kind and where they go, so a settings change that produces
  * thousands, or a URL left over from a test, is seen before the first request.
  */
-function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target: WebhookTarget): void {
+function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target: WebhookTarget, alsoTo: readonly string[] = []): void {
   if (out.options.json || out.options.quiet || plan.length === 0) return;
   const total = plan.reduce((sum, line) => sum + line.count, 0);
   const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
-  out.info(`${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} ${dryRun ? wouldSendTo(target) : `to ${targetText(target)}`}: ${lines.join(', ')}`);
+  // The other endpoints that take some of them (each by its own event types).
+  const also = alsoTo.length === 0 ? '' : ` and to endpoint${alsoTo.length === 1 ? '' : 's'} ${alsoTo.join(', ')}`;
+  out.info(
+    `${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} ${dryRun ? wouldSendTo(target) : `to ${targetText(target)}`}${also}: ${lines.join(', ')}`,
+  );
 }
 
 /** Where a dry run's events would go, and what a real run still lacks to send them. */
