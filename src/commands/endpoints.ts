@@ -13,7 +13,7 @@ import {
   type EndpointWrite,
   type StoredEndpoint,
 } from '../storage/endpoints.repository.js';
-import { clearEndpointState, endpointStates, type EndpointState } from '../storage/endpoint-states.repository.js';
+import { clearEndpointState, endpointStates, GONE_REASON, type EndpointState } from '../storage/endpoint-states.repository.js';
 import { OPERATOR_DISABLED_REASON, parkEndpoint, unparkEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
 import { formatUtc } from '../time.js';
 import {
@@ -61,7 +61,7 @@ function view(
   now: Date,
 ): EndpointView {
   const deliveries = { ...counts };
-  const gone = state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? 'endpoint gone (410)' } : null;
+  const gone = state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? GONE_REASON } : null;
   const enabled = endpoint.enabled && gone === null;
   if (!enabled && deliveries.pending) {
     deliveries.parked = (deliveries.parked ?? 0) + deliveries.pending;

@@ -26,7 +26,7 @@ import type { Database } from '../storage/database.table.js';
 import { followEndpointSwitches, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
 import { maxDeliveryId } from '../storage/deliveries/log.repository.js';
 import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries/record.repository.js';
-import { endpointStates } from '../storage/endpoint-states.repository.js';
+import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LongPastExpiries } from '../storage/licenses.repository.js';
@@ -439,11 +439,7 @@ async function findAndDeliver(
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
-  const gone = new Map(
-    [...(await endpointStates(db))].flatMap(([name, state]) =>
-      state.disabledAt === null ? [] : [[name, state.disabledReason ?? 'endpoint disabled after 410 Gone'] as const],
-    ),
-  );
+  const gone = goneEndpoints(await endpointStates(db));
   await followEndpointSwitches(db, endpoints, gone);
   const policy = deliveryPolicy(webhooks, url);
   const sent = await deliverPending(db, {

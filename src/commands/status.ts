@@ -5,7 +5,7 @@ import { EXIT, type ExitCode } from '../errors.js';
 import { ranToTheEnd } from '../run-outcome.js';
 import { plural } from '../plural.js';
 import { waitingByEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
-import { endpointStates } from '../storage/endpoint-states.repository.js';
+import { endpointStates, GONE_REASON } from '../storage/endpoint-states.repository.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
 import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';
 import { databaseTimeMs } from '../storage/database-time.js';
@@ -278,7 +278,7 @@ async function endpointHealth(context: CommandContext, now: Date): Promise<Endpo
       parked: wait?.parked ?? 0,
       nextAttemptAt: wait?.nextAttemptAt ?? null,
       oldestUndeliveredAgeSeconds: oldest ? Math.max(0, Math.floor((now.getTime() - oldest.getTime()) / 1000)) : null,
-      disabled: state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? 'endpoint gone (410)' } : null,
+      disabled: state?.disabledAt ? { at: state.disabledAt, reason: state.disabledReason ?? GONE_REASON } : null,
     };
   });
 }

@@ -6,7 +6,7 @@ import type { Database } from '../storage/database.table.js';
 import { deferEndpoint, parkEndpoint } from '../storage/deliveries/endpoint-holds.repository.js';
 import type { DeliveryEnd } from '../storage/deliveries/attempts.repository.js';
 import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
-import { disableGoneEndpoint, endpointStates, saveCircuit } from '../storage/endpoint-states.repository.js';
+import { disableGoneEndpoint, endpointStates, GONE_REASON, saveCircuit } from '../storage/endpoint-states.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { admit, cancelAttempt, circuitForRun, parseStoredCircuit, recordAttempt, storedCircuit, type Circuit, type StoredCircuit } from './circuit.js';
 import { BACKOFF_MS, classifyOutcome, deferralsAt, HOUR_MS, JITTER_RATIO, MIN_DEFERRAL_MS, nextAttemptAt, parseRetryAfter } from './retry-policy.js';
@@ -101,7 +101,7 @@ export class CrossRunRetries {
       const circuit = state.circuit === undefined ? undefined : parseStoredCircuit(state.circuit);
       if (state.circuit !== undefined && circuit === undefined)
         options.onWarning?.(`the stored circuit of endpoint ${name} could not be read; it starts closed.`);
-      stored.set(name, { circuit, disabledReason: state.disabledAt === null ? null : (state.disabledReason ?? 'disabled after 410 Gone') });
+      stored.set(name, { circuit, disabledReason: state.disabledAt === null ? null : (state.disabledReason ?? GONE_REASON) });
     }
     return new CrossRunRetries(db, options, stored);
   }
@@ -118,8 +118,7 @@ export class CrossRunRetries {
 
   /** Parks the waiting deliveries of endpoints a 410 disabled (new events were recorded for them since). */
   async parkDisabled(names: Iterable<string>): Promise<void> {
-    for (const name of names)
-      this.counts.parked += await parkEndpoint(this.db, name, this.stored.get(name)?.disabledReason ?? 'endpoint disabled after 410 Gone');
+    for (const name of names) this.counts.parked += await parkEndpoint(this.db, name, this.stored.get(name)?.disabledReason ?? GONE_REASON);
   }
 
   private endpoint(name: string): EndpointRun {
@@ -319,7 +318,7 @@ export class CrossRunRetries {
   }
 
   private goneReason(name: string): string {
-    return this.gone.find((entry) => entry.endpoint === name)?.reason ?? this.stored.get(name)?.disabledReason ?? 'endpoint gone (410)';
+    return this.gone.find((entry) => entry.endpoint === name)?.reason ?? this.stored.get(name)?.disabledReason ?? GONE_REASON;
   }
 
   /** The run sends no more to this endpoint: what waits for it (pending, due deferred) is deferred in one statement, when claims are per endpoint. */

@@ -16,7 +16,7 @@ import {
   type ResendSelection,
 } from '../storage/deliveries/claims.repository.js';
 import { parkEndpoint, waitingByEndpoint, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
-import { endpointStates } from '../storage/endpoint-states.repository.js';
+import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import type { DeliveryRow } from '../storage/deliveries/log.repository.js';
 import { formatUtc } from '../time.js';
 import { deliver, type AttemptTrace, type DeliveryPolicy, type DeliveryResult } from '../webhooks/deliver.js';
@@ -200,14 +200,6 @@ interface ClaimSource {
   remaining(nowMs: number): Promise<number>;
 }
 
-/** Endpoints a 410 Gone disabled (until `endpoints enable`), by name, with the reason. */
-async function goneEndpoints(db: Kysely<Database>): Promise<Map<string, string>> {
-  const states = await endpointStates(db);
-  return new Map(
-    [...states].flatMap(([name, state]) => (state.disabledAt === null ? [] : [[name, state.disabledReason ?? 'disabled after 410 Gone'] as const])),
-  );
-}
-
 /** Lapsed claims, due deferred deliveries (when `dueAt` is given: retries across runs) and pending ones of some endpoints (all when `endpoints` is left out). */
 function pendingSource(db: Kysely<Database>, runId: string, endpoints: readonly string[] | undefined, dueAt?: () => string): ClaimSource {
   return {
@@ -284,7 +276,7 @@ async function deliverWith(
       : undefined;
   // Endpoints a 410 Gone disabled are sent nothing until `endpoints enable`: what waits for them is parked. So
   // too with retries across runs off since (retryWindowHours 0), while the disablement stands.
-  const disabled = crossRun?.disabled() ?? (await goneEndpoints(db));
+  const disabled = crossRun?.disabled() ?? goneEndpoints(await endpointStates(db));
   const goneNames = (options.endpoints ?? []).filter((endpoint) => disabled.has(endpoint.name)).map((endpoint) => endpoint.name);
   let parkedFirst = 0;
   if (crossRun) await crossRun.parkDisabled(goneNames);

@@ -27,6 +27,14 @@ export async function endpointStates(db: Kysely<Database>): Promise<Map<string, 
   );
 }
 
+/** What a 410 disablement stored without a reason is said to be. */
+export const GONE_REASON = 'endpoint gone (410)';
+
+/** Endpoints a 410 Gone disabled (until `endpoints enable`), by name, with the reason. */
+export function goneEndpoints(states: ReadonlyMap<string, EndpointState>): Map<string, string> {
+  return new Map([...states].flatMap(([name, state]) => (state.disabledAt === null ? [] : [[name, state.disabledReason ?? GONE_REASON] as const])));
+}
+
 type StateChange = { circuit: string | null } | { disabled_at: string | null; disabled_reason: string | null };
 
 /** Writes part of an endpoint's state (its circuit, or its disablement), creating the row when there is none. */
