@@ -376,6 +376,14 @@ interface RunSoFar {
   superseded: number;
 }
 
+/** The enabled endpoints beside default that take some of the planned events, by name. */
+function alsoTo(endpoints: ReadonlyArray<{ name: string; enabled: boolean; events: readonly string[] | null }>, plan: readonly PlanLine[]): string[] {
+  const types = new Set<string>(plan.map((line) => line.type));
+  return endpoints
+    .filter((endpoint) => endpoint.name !== 'default' && endpoint.enabled && (endpoint.events === null || endpoint.events.some((type) => types.has(type))))
+    .map((endpoint) => endpoint.name);
+}
+
 /** What a run read, decided and (unless a dry run or webhooks are off) recorded. */
 interface Planned {
   policy: PlanPolicy;
@@ -426,16 +434,14 @@ async function findAndDeliver(
   if (soFar) soFar.recorded = planned.written?.inserted ?? 0;
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
-    if (options.dryRun) options.onPlan?.(planned.plan.planLines, []);
+    if (options.dryRun) {
+      // The endpoints the events would also go to, as a real run's plan names them (read, never written).
+      const wouldGo = webhooks.enabled && webhooks.url !== null ? await resolveEndpoints(db, webhooks, clock.now(), options.onWarning) : [];
+      options.onPlan?.(planned.plan.planLines, alsoTo(wouldGo, planned.plan.planLines));
+    }
     return report(context, now, latestRun, options, planned);
   }
-  const types = new Set(planned.plan.planLines.map((line) => line.type as string));
-  options.onPlan?.(
-    planned.plan.planLines,
-    endpoints
-      .filter((endpoint) => endpoint.name !== 'default' && endpoint.enabled && (endpoint.events === null || endpoint.events.some((type) => types.has(type))))
-      .map((endpoint) => endpoint.name),
-  );
+  options.onPlan?.(planned.plan.planLines, alsoTo(endpoints, planned.plan.planLines));
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).

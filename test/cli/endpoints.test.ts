@@ -204,6 +204,10 @@ describe('counts per endpoint', () => {
 
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
     await ws.seed([aLicense({ expires_at: '2025-01-23T09:00:00Z' })]);
+    // A dry run's plan names them too, and sends nothing.
+    const dry = await ws.cli(['process-expirations', '--now', NOW, '--dry-run']);
+    expect(dry.stdout).toMatch(/^would send 1 event to \S+ \(from config [^)]+\) and to endpoint crm: license\.expired: 1$/m);
+    expect(crm.requests).toHaveLength(0);
     const run = await ws.cli(['process-expirations', '--now', NOW]);
     expect(run.code).toBe(3);
     // The plan names the other endpoints that take the events, not default's URL alone.
