@@ -269,7 +269,7 @@ export interface RemoveResult {
 
 export async function endpointsRemove(context: CommandContext, name: string, now: Date, options: { force?: boolean } = {}): Promise<RemoveResult> {
   await editable(context, name, now);
-  const undelivered = await countUndelivered(context.db, name);
+  const undelivered = await countUndelivered(context.db, name, true);
   if (undelivered > 0 && !options.force) {
     throw usageError(
       `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,

@@ -112,13 +112,13 @@ export async function updateEndpoint(
 /** What an endpoint has not delivered yet: pending (also while it is disabled), being sent, deferred to a later run, or parked after a 410. */
 const UNDELIVERED = ['pending', 'delivering', 'deferred', 'parked'] as const;
 
-/** Deliveries of an endpoint not delivered yet (UNDELIVERED). */
-export async function countUndelivered(db: Kysely<Database>, name: string): Promise<number> {
+/** Deliveries of an endpoint not delivered yet (UNDELIVERED; with `abandoned`, those too: what removing it ends). */
+export async function countUndelivered(db: Kysely<Database>, name: string, abandoned = false): Promise<number> {
   const row = await db
     .selectFrom('webhook_deliveries')
     .select(db.fn.countAll<number>().as('count'))
     .where('endpoint', '=', name)
-    .where('status', 'in', UNDELIVERED)
+    .where('status', 'in', abandoned ? [...UNDELIVERED, 'abandoned'] : [...UNDELIVERED])
     .executeTakeFirstOrThrow();
   return Number(row.count);
 }
@@ -129,13 +129,18 @@ export async function countUndelivered(db: Kysely<Database>, name: string): Prom
  * later run would record the event again and send it. One a running run holds (its lease not run out) is left
  * to that run, which may be about to retry it: marking it would not stop the retry, only hide it.
  */
-async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string): Promise<number> {
+async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string, abandoned = false): Promise<number> {
   const nowMs = Date.parse(now);
   const result = await trx
     .updateTable('webhook_deliveries')
     .set({ status: 'superseded', status_reason: reason, completed_at: now, next_attempt_at: null, claimed_by: null, lease_until: null })
     .where('endpoint', '=', name)
-    .where((eb) => eb.or([eb('status', 'in', ['pending', 'deferred', 'parked']), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)])]))
+    .where((eb) =>
+      eb.or([
+        eb('status', 'in', abandoned ? ['pending', 'deferred', 'parked', 'abandoned'] : ['pending', 'deferred', 'parked']),
+        eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', nowMs)]),
+      ]),
+    )
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
@@ -156,7 +161,8 @@ export async function setEndpointEnabled(db: Kysely<Database>, name: string, ena
 /** Removes an endpoint, its headers and earlier secrets; its undelivered deliveries end unsent (superseded), all its deliveries stay as history. */
 export async function deleteEndpoint(db: Kysely<Database>, name: string, now: string): Promise<number> {
   return inTransaction(db, async (trx) => {
-    const dropped = await discardUndelivered(trx, name, `endpoint ${name} removed with "endpoints remove ${name} --force" at ${now}`, now);
+    // Its abandoned ones too: with the endpoint gone they could never be re-sent, and would keep status at exit 3.
+    const dropped = await discardUndelivered(trx, name, `endpoint ${name} removed with "endpoints remove ${name} --force" at ${now}`, now, true);
     const id = await idOf(trx, name);
     if (id !== undefined) {
       await trx.deleteFrom('endpoint_headers').where('endpoint_id', '=', id).execute();

@@ -131,6 +131,22 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     ]);
   });
 
+  test('remove --force ends its abandoned deliveries too: status no longer exits 3 for deliveries nothing can re-send', async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor(() => 400);
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    expect((await ws.cli(['status', '--now', NOW])).code).toBe(3);
+    const refused = await ws.cli(['endpoints', 'remove', 'crm']);
+    expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('1 undelivered delivery')]);
+    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force', '--json']);
+    expect(json(removed.stdout)).toEqual({ name: 'crm', dropped: 1, sending: 0 });
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'superseded' }]);
+    expect((await ws.cli(['status', '--now', NOW])).code).toBe(0);
+  });
+
   test('enable default --discard-parked after a 410: the parked notices end unsent and the next run neither records nor sends them again', async () => {
     let gone = true;
     const main = await receiverFor(() => (gone ? 410 : 200));
