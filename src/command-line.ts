@@ -33,6 +33,6 @@ export function commandLine(args: string): string {
 }
 
 /** A path as one shell word: quoted only when it needs it. */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }

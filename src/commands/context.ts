@@ -7,7 +7,7 @@ import { loadConfig, type LoadedConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
 import { ExitError, usageError } from '../errors.js';
-import { commandLine } from '../command-line.js';
+import { commandLine, shellWord } from '../command-line.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { databaseFileOf, type DatabaseTarget } from '../storage/database-target.js';
 import type { Database } from '../storage/database.table.js';
@@ -106,7 +106,10 @@ function missingDatabase(filename: string, loaded: LoadedConfig, namedByEnv: boo
         : 'no config file was found here, so the default database file in the current folder applies';
   const folder = path.dirname(filename);
   const alsoFolder = fs.existsSync(folder) ? '' : `; its folder ${folder} does not exist either`;
+  // Named by the environment, the commands that create it name it the same way: without it they would create (or
+  // find) the config's database instead.
+  const create = (args: string) => (namedByEnv ? `LICENSE_MANAGER_DB=${shellWord(filename)} ${commandLine(args)}` : commandLine(args));
   return usageError(
-    `Database ${filename} does not exist (${why}${alsoFolder}); nothing was created. Create it with "${commandLine('migrate')}" (or "${commandLine('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
+    `Database ${filename} does not exist (${why}${alsoFolder}); nothing was created. Create it with "${create('migrate')}" (or "${create('licenses import <file>')}"), or, if the licenses are in another database, run this command with the -c or LICENSE_MANAGER_DB that points at it.`,
   );
 }

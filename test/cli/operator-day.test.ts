@@ -111,8 +111,14 @@ describe('hints name the database the run used (item 11)', () => {
     expect(fs.readdirSync(cwd)).toEqual([]);
     const fromEnv = await runCli(['status'], { cwd, env: { LICENSE_MANAGER_DB: 'elsewhere.sqlite' } });
     expect(fromEnv.code).toBe(2);
-    expect(fromEnv.stderr).toContain(`Database ${path.join(cwd, 'elsewhere.sqlite')} does not exist (LICENSE_MANAGER_DB names it)`);
+    const elsewhere = path.join(cwd, 'elsewhere.sqlite');
+    expect(fromEnv.stderr).toContain(
+      `Database ${elsewhere} does not exist (LICENSE_MANAGER_DB names it); nothing was created. Create it with "LICENSE_MANAGER_DB=${elsewhere} license-manager migrate" (or "LICENSE_MANAGER_DB=${elsewhere} license-manager licenses import <file>")`,
+    );
     expect(fs.readdirSync(cwd)).toEqual([]);
+    // The hint, followed as printed, creates the database the failed command looked for.
+    expect(await runCli(['migrate'], { cwd, env: { LICENSE_MANAGER_DB: elsewhere } })).toMatchObject({ code: 0 });
+    expect(fs.readdirSync(cwd)).toEqual(['elsewhere.sqlite']);
   });
 
   test('migrate and licenses import create the database; send-test-event --url needs none and creates none', async () => {
