@@ -106,7 +106,7 @@ export async function licensesForecast(context: CommandContext, options: Forecas
       timeZone,
     ),
   );
-  const result = forecast(licenses, { from, days, lookbackDays, timeZone, schedule: schedules.of, covers, decide });
+  const result = forecast(licenses, { from, days, lookbackDays, timeZone, schedule: schedules.of, covers, decide, now: options.now });
   const warnings = [
     ...lookbackOverlapWarnings(expirations, expirations.products, lookbackDays).map((warning) => warning.message),
     ...(options.product === undefined
@@ -192,6 +192,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
       schedule: (productId) => policyFor(productId, expirations, expirations.products),
       covers,
       decide,
+      now,
     });
     for (const day of result.days) {
       for (const [type, count] of Object.entries(day.counts)) {

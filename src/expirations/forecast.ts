@@ -38,6 +38,11 @@ export interface ForecastOptions {
    */
   covers(event: ForecastEvent): boolean;
   decide: DecideRule;
+  /**
+   * The current instant. The day that holds it is simulated from it, not from its 00:00: a run now cannot send
+   * what stopped being due earlier today (a warning for an expiry that has passed since is a license.expired).
+   */
+  now?: Date;
 }
 
 interface ForecastDay {
@@ -84,7 +89,8 @@ export function forecastOptionsProblem(options: Pick<ForecastOptions, 'from' | '
  * are `covers`. The rules are evaluated only where their answer can change (contract, "process-expirations"):
  * at 00:00 of the first day when something may already be due then, at 00:00 of the day each warning
  * threshold is reached and of each after-expiry day, and at the last instant of the expiry date and of the
- * update-support date (those become due at their instant, any time that day). Licenses whose dates lie too
+ * update-support date (those become due at their instant, any time that day); on the day that holds
+ * `options.now`, a run before it is made at it (the 00:00 of today is past). Licenses whose dates lie too
  * far from the range to have any notice in it are skipped on a comparison of instants, with no time-zone
  * lookup: at 1M licenses the time goes into the rules' Intl date lookups for the few near the range.
  */
@@ -92,6 +98,7 @@ export function forecast(licenses: Iterable<ForecastLicense>, options: ForecastO
   const problem = forecastOptionsProblem(options);
   if (problem) throw new RangeError(`forecast: ${problem}`);
   const { from, days: count, lookbackDays, timeZone } = options;
+  const current = options.now?.getTime();
   const dayStart = new Map<string, number>();
   const startOf = (date: string) => {
     let start = dayStart.get(date);
@@ -168,7 +175,9 @@ export function forecast(licenses: Iterable<ForecastLicense>, options: ForecastO
     };
     for (const moment of [...moments].sort((a, b) => a - b)) {
       const day = moment >> 1;
-      const now = new Date(moment % 2 === 0 ? starts[day]! : starts[day + 1]! - 1);
+      const at = moment % 2 === 0 ? starts[day]! : starts[day + 1]! - 1;
+      // Today's 00:00 is past: its run is the one at the current instant.
+      const now = new Date(current !== undefined && current >= starts[day]! && current < starts[day + 1]! ? Math.max(at, current) : at);
       const decision = options.decide(simulated, now, bounds.policy);
       for (const event of decision.events) {
         if (options.covers(event) || (recorded.length > 0 && (index ??= new RecordedEvents(recorded)).covers(event))) continue;

@@ -132,6 +132,29 @@ describe('licenses show', () => {
     expect(off.stdout).toMatch(/Notices to come: none/);
   });
 
+  test('an expiry earlier today, before --now: show and forecast say what the run at --now sends (license.expired, no "expiring today")', async () => {
+    const ws = await project({
+      receiver: await receiverFor(),
+      config: { webhooks: { enabled: true }, expirations: { warningDays: [7, 1], lookbackDays: 7 } },
+      seed: [aLicense({ license_code: 'E', product_id: 'BASIC', expires_at: '2025-01-10T06:00:00Z' })],
+    });
+    const shown = JSON.parse((await ws.cli(['licenses', 'show', 'E', '--now', NOW, '--json'])).stdout) as { toCome: unknown[] };
+    expect(shown.toCome).toEqual([{ date: '2025-01-10', type: 'license.expired' }]);
+    const forecasted = JSON.parse((await ws.cli(['licenses', 'forecast', '--now', NOW, '--days', '1', '--json'])).stdout) as {
+      days: Array<{ counts: Record<string, number> }>;
+    };
+    expect(forecasted.days[0]!.counts).toMatchObject({ 'license.expiring': 0, 'license.expired': 1 });
+    // A forecast from an earlier day keeps that day's 00:00 run: on 01-09 the 1-day warning was due.
+    const earlier = JSON.parse((await ws.cli(['licenses', 'forecast', '--now', NOW, '--from', '2025-01-09', '--days', '1', '--json'])).stdout) as {
+      days: Array<{ counts: Record<string, number> }>;
+    };
+    expect(earlier.days[0]!.counts['license.expiring']).toBe(1);
+    // The run at --now agrees: it records exactly that, and nothing is left to come.
+    const run = JSON.parse((await ws.cli(['process-expirations', '--now', NOW, '--json'])).stdout) as { dueCounts: Record<string, number> };
+    expect(run.dueCounts).toMatchObject({ 'license.expiring': 0, 'license.expired': 1 });
+    expect(JSON.parse((await ws.cli(['licenses', 'show', 'E', '--now', NOW, '--json'])).stdout).toCome).toEqual([]);
+  });
+
   test('an unknown code: exit 2, named', async () => {
     const ws = await forecastProject();
     const result = await ws.cli(['licenses', 'show', 'NOPE']);
