@@ -5,7 +5,8 @@ import { usageError } from '../errors.js';
 import type { EventType } from '../expirations/rules.js';
 import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
-import { countAbandoned, listAbandoned } from '../storage/deliveries/claims.repository.js';
+import { abandonedByEndpoint, countAbandoned, listAbandoned } from '../storage/deliveries/claims.repository.js';
+import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import { countDeliveries, findDelivery, listDeliveries, type AttemptRow, type DeliveryListItem } from '../storage/deliveries/log.repository.js';
 import { withLicenseCodes } from '../storage/license-source.js';
 import { formatUtc } from '../time.js';
@@ -102,6 +103,55 @@ export interface RetryResult extends DeliverPendingResult {
   forcedSuperseded: number;
   /** The ones abandoned again (of those listed in outcomes), with license codes. */
   abandonedDeliveries: AbandonedDelivery[];
+  /**
+   * `--abandoned`: abandoned deliveries left out because their endpoint cannot be sent to now (taken out of the
+   * config file or removed; disabled, by the operator or a 410 Gone), by endpoint. Never counted as selected.
+   */
+  skippedEndpoints: SkippedEndpoint[];
+}
+
+export interface SkippedEndpoint {
+  endpoint: string;
+  deliveries: number;
+  reason: 'no longer defined' | 'disabled';
+  /** Why it is disabled, when a 410 Gone did it. */
+  detail?: string;
+}
+
+/** What `deliveries retry --abandoned` says about the deliveries it left out, and what would let it send them. */
+export function skippedEndpointMessage(skipped: SkippedEndpoint): string {
+  const them = skipped.deliveries === 1 ? 'it' : 'them';
+  const what = `skipped ${skipped.deliveries} abandoned ${skipped.deliveries === 1 ? 'delivery' : 'deliveries'} to the endpoint "${skipped.endpoint}"`;
+  if (skipped.reason === 'no longer defined') {
+    return `${what}, which is no longer defined: nothing can send ${them}. Define "${skipped.endpoint}" again (the config file's webhooks.endpoints, or "${commandLine(`endpoints add ${skipped.endpoint} --url <url>`)}") and retry to re-send ${them}.`;
+  }
+  return `${what}, which is disabled${skipped.detail ? ` (${skipped.detail})` : ''}: "${commandLine(`endpoints enable ${skipped.endpoint}`)}" first, then retry to re-send ${them}.`;
+}
+
+/**
+ * Which endpoints' abandoned deliveries `--abandoned` leaves out, and which it takes: the engine re-sends to an
+ * enabled endpoint only (the same reading: defined, enabled, with a URL, not disabled by a 410).
+ */
+async function abandonedBySendability(
+  context: CommandContext,
+  selection: { since?: string | undefined; endpoints?: readonly string[] | undefined },
+  now: Date,
+): Promise<{ sendable: string[]; skipped: SkippedEndpoint[] }> {
+  const counts = await abandonedByEndpoint(context.db, selection);
+  if (counts.size === 0) return { sendable: [], skipped: [] };
+  const resolved = await resolveEndpoints(context.db, context.config.webhooks, now);
+  const gone = goneEndpoints(await endpointStates(context.db));
+  const sendable: string[] = [];
+  const skipped: SkippedEndpoint[] = [];
+  for (const [name, deliveries] of [...counts].sort(([a], [b]) => a.localeCompare(b))) {
+    const endpoint = resolved.find((candidate) => candidate.name === name);
+    const goneReason = gone.get(name);
+    if (!endpoint) skipped.push({ endpoint: name, deliveries, reason: 'no longer defined' });
+    else if (goneReason !== undefined) skipped.push({ endpoint: name, deliveries, reason: 'disabled', detail: goneReason });
+    else if (name !== DEFAULT_ENDPOINT_NAME && (!endpoint.enabled || endpoint.url === null)) skipped.push({ endpoint: name, deliveries, reason: 'disabled' });
+    else sendable.push(name);
+  }
+  return { sendable, skipped };
 }
 
 /**
@@ -123,12 +173,17 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       '--force re-sends delivered deliveries named by id; --abandoned takes abandoned ones only. Give the ids instead (see "deliveries list --status delivered").',
     );
   const since = options.since && formatUtc(options.since);
-  const endpoints = options.endpoint === undefined ? undefined : [options.endpoint];
+  let endpoints = options.endpoint === undefined ? undefined : [options.endpoint];
+  let skippedEndpoints: SkippedEndpoint[] = [];
   let selected: Array<Pick<DeliveryListItem, 'id' | 'event_id' | 'event_type' | 'license_code'>>;
   let selectedCount: number;
   let forced = 0;
   let forcedSuperseded = 0;
   if (options.abandoned) {
+    // Only what can be sent is selected: an endpoint no longer defined or disabled keeps its abandoned ones, said by name.
+    const sendability = await abandonedBySendability(context, { since, endpoints }, (options.clock ?? systemClock).now());
+    skippedEndpoints = sendability.skipped;
+    if (skippedEndpoints.length > 0) endpoints = sendability.sendable;
     // Listed up to MAX_LISTED and counted: the re-send itself walks the ids, so any number can go.
     selected = await withLicenseCodes(context.licenses, context.db, await listAbandoned(context.db, { since, endpoints }, MAX_LISTED));
     selectedCount = selected.length < MAX_LISTED ? selected.length : await countAbandoned(context.db, { since, endpoints });
@@ -179,6 +234,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     forcedSuperseded,
     ...nothingSent(),
     abandonedDeliveries: [],
+    skippedEndpoints,
   };
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);

@@ -147,6 +147,50 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect((await ws.cli(['status', '--now', NOW])).code).toBe(0);
   });
 
+  test('deliveries retry --abandoned skips, and names, deliveries of an endpoint no longer defined or disabled: never counted as re-sent', async () => {
+    let up = false;
+    const main = await receiverFor(() => (up ? 200 : 400));
+    const crm = await receiverFor(() => 400);
+    const chat = await receiverFor(() => 400);
+    const base = { enabled: true, url: main.url, secret: SECRET };
+    const ws = await ready({ webhooks: { ...base, endpoints: [{ name: 'crm', url: crm.url }] } });
+    expect((await ws.cli(['endpoints', 'add', 'chat', '--url', chat.url])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    // crm taken out of the config file, chat disabled: their abandoned deliveries have nowhere to go now.
+    ws.configure({ webhooks: base });
+    expect((await ws.cli(['endpoints', 'disable', 'chat'])).code).toBe(0);
+    up = true;
+    const sentBefore = [crm.requests.length, chat.requests.length];
+
+    const dry = await ws.cli(['deliveries', 'retry', '--abandoned', '--dry-run']);
+    expect(dry.stdout).toMatch(/^Would re-send 1 delivery:\n {2}#1 license\.expired/);
+    expect(dry.stderr).toContain('skipped 1 abandoned delivery to the endpoint "crm", which is no longer defined');
+    expect(dry.stderr).toContain('skipped 1 abandoned delivery to the endpoint "chat", which is disabled');
+
+    const retried = await ws.cli(['deliveries', 'retry', '--abandoned', '--json']);
+    expect(retried.code).toBe(0);
+    const result = json<{ selectedCount: number; selected: Array<{ id: number }>; delivered: number; skippedEndpoints: unknown[] }>(retried.stdout);
+    expect(result).toMatchObject({ selectedCount: 1, selected: [{ id: 1 }], delivered: 1 });
+    expect(result.skippedEndpoints).toEqual([
+      { endpoint: 'chat', deliveries: 1, reason: 'disabled' },
+      { endpoint: 'crm', deliveries: 1, reason: 'no longer defined' },
+    ]);
+    expect(retried.stderr).toMatch(/skipped 1 abandoned delivery to the endpoint "crm", which is no longer defined: nothing can send it\./);
+    expect(retried.stderr).toMatch(/"chat", which is disabled: "license-manager endpoints enable chat" first/);
+    expect([crm.requests.length, chat.requests.length]).toEqual(sentBefore);
+    expect(await ws.rows("select endpoint, status from webhook_deliveries where endpoint <> 'default' order by endpoint")).toEqual([
+      { endpoint: 'chat', status: 'abandoned' },
+      { endpoint: 'crm', status: 'abandoned' },
+    ]);
+
+    const text = await ws.cli(['deliveries', 'retry', '--abandoned']);
+    expect(text.stdout).toBe('Nothing to re-send: no abandoned deliveries match.\n');
+    expect(text.stderr).toContain('"crm", which is no longer defined');
+    const onlyChat = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'chat', '--json']);
+    expect(json(onlyChat.stdout)).toMatchObject({ selectedCount: 0, skippedEndpoints: [{ endpoint: 'chat', deliveries: 1, reason: 'disabled' }] });
+  });
+
   test('enable default --discard-parked after a 410: the parked notices end unsent and the next run neither records nor sends them again', async () => {
     let gone = true;
     const main = await receiverFor(() => (gone ? 410 : 200));

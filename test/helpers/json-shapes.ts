@@ -368,6 +368,9 @@ export const deliveriesRetryJson = z.strictObject({
   forcedSuperseded: count,
   outcomes: z.array(deliveryOutcome),
   ...sendingCounts,
+  skippedEndpoints: z.array(
+    z.strictObject({ endpoint: z.string(), deliveries: count, reason: z.enum(['no longer defined', 'disabled']), detail: z.string().optional() }),
+  ),
 });
 
 /** Every class is present in `errors`, 0 when none. */

@@ -101,7 +101,10 @@ export function registerDeliveries(program: Command, kit: CommandKit): void {
       're-send abandoned deliveries, deferred ones now (by id), or delivered and superseded ones with --force (same event id and body, current URL and secret, full retry policy); each license is read again first, and a notice it contradicts now is superseded, not sent',
     )
     .argument('[ids...]', 'delivery ids', deliveryIds)
-    .option('--abandoned', 'every abandoned delivery')
+    .option(
+      '--abandoned',
+      'every abandoned delivery whose endpoint can be sent to (those of an endpoint no longer defined or disabled are skipped, each endpoint named)',
+    )
     .option('--endpoint <name>', 'with --abandoned: only those to this endpoint')
     .option(
       '--force',
@@ -122,7 +125,7 @@ export function registerDeliveries(program: Command, kit: CommandKit): void {
     .action(
       (ids: number[] | undefined, options: { abandoned?: boolean; endpoint?: string; force?: boolean; since?: Date; dryRun?: boolean }, command: Command) =>
         withDatabase(command, async (context, out) => {
-          const { deliveriesRetry } = await import('../../commands/deliveries.js');
+          const { deliveriesRetry, skippedEndpointMessage } = await import('../../commands/deliveries.js');
           const progress = deliveryProgress(out, 're-sending');
           const stopAnnounced = announceStop(out);
           const result = await deliveriesRetry(context, {
@@ -139,6 +142,7 @@ export function registerDeliveries(program: Command, kit: CommandKit): void {
           });
           if (out.options.json) out.json(result);
           else printRetry(out, result);
+          for (const skipped of result.skippedEndpoints) out.warn(skippedEndpointMessage(skipped));
           printAbandoned(out, result.abandonedDeliveries, result.abandoned);
           // What this re-send deferred or parked (its receiver still fails), said as a run says it.
           if (result.deferred + result.parked > 0) printWaiting(out, result);

@@ -36,8 +36,8 @@ function lapsedClaimOf(runId: string | undefined, nowMs: number, endpoints?: rea
 /** `endpoint in (…)` when a list is given: nothing (every endpoint) otherwise, so a run without endpoints claims as before. */
 function endpointIn(eb: ExpressionBuilder<Database, 'webhook_deliveries'>, endpoints: readonly string[] | undefined): Array<Expression<SqlBool>> {
   if (endpoints === undefined) return [];
-  // An empty list matches nothing (`in ()` is not SQL).
-  return [endpoints.length === 0 ? eb.val(false) : eb('endpoint', 'in', [...endpoints])];
+  // An empty list matches nothing (`in ()` is not SQL; nor is a bound boolean to SQLite).
+  return [endpoints.length === 0 ? sql<SqlBool>`1 = 0` : eb('endpoint', 'in', [...endpoints])];
 }
 
 /**
@@ -156,6 +156,17 @@ export async function listAbandoned(
   if (selection.since !== undefined) query = query.where('created_at', '>=', selection.since);
   if (selection.endpoints !== undefined) query = query.where((eb) => eb.and(endpointIn(eb, selection.endpoints)));
   return query.orderBy('id').limit(limit).execute();
+}
+
+/** Abandoned deliveries by endpoint (recorded at or after `since`, of `endpoints` when given): what `--abandoned` could take. */
+export async function abandonedByEndpoint(db: Kysely<Database>, selection: Pick<ResendSelection, 'since' | 'endpoints'>): Promise<Map<string, number>> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .select(['endpoint', sql<number>`count(*)`.as('count')])
+    .where(abandonedIn(selection, 0))
+    .groupBy('endpoint')
+    .execute();
+  return new Map(rows.map((row) => [row.endpoint, Number(row.count)]));
 }
 
 /** How many abandoned deliveries a re-send would still take after `afterId` (for progress, and what a stop leaves). */
