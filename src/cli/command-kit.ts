@@ -54,7 +54,7 @@ export interface CommandKit extends Omit<Session, 'invocation'> {
     command: Command,
     fn: ActionBody<CommandContext>,
     contextOptions?: ContextOptions,
-    unopened?: (exitCode: ExitCode, globals: GlobalOptions, out: Output) => Promise<void>,
+    unopened?: (exitCode: ExitCode, globals: GlobalOptions, out: Output, error: unknown) => Promise<void>,
   ) => Promise<void>;
   /** The config, and an existing database read-only for its settings (creates no file); its warnings printed. */
   readConfig: (out: Output, flags: GlobalFlags) => ReturnType<typeof readConfigOnly>;
@@ -123,7 +123,7 @@ export function commandKit(session: Session): CommandKit {
             { ...contextOptions, onWarning: (warning) => out.warn(warning) },
           );
         } catch (error) {
-          if (!opened && unopened) await unopened(exitCodeOf(error), globals, out);
+          if (!opened && unopened) await unopened(exitCodeOf(error), globals, out, error);
           throw error;
         }
       }),

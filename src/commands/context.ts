@@ -5,8 +5,9 @@ import path from 'node:path';
 import type { Kysely } from 'kysely';
 import { loadConfig, type LoadedConfig } from '../config/load-config.js';
 import type { Config } from '../config/schema.js';
+import type { PingTarget } from '../config/ping.js';
 import { settingProblemMessage, type EffectiveSetting, type SettingProblem } from '../config/settings.js';
-import { ExitError, usageError } from '../errors.js';
+import { EXIT, ExitError, usageError } from '../errors.js';
 import { commandLine, shellWord } from '../command-line.js';
 import { licenseSourceFor, type LicenseSource } from '../storage/license-source.js';
 import { databaseFileOf, type DatabaseTarget } from '../storage/database-target.js';
@@ -56,6 +57,20 @@ export interface ContextOptions {
   onWarning?: (message: string) => void;
 }
 
+/**
+ * A command refused because stored settings fail validation (exit 2). The database was read: `ping` is the heartbeat
+ * the run would have pinged, the valid stored `ping` setting applied (null: turned off), for the refused run's end ping.
+ */
+export class InvalidSettingsError extends ExitError {
+  readonly ping: PingTarget | null;
+
+  constructor(message: string, ping: PingTarget | null) {
+    super(EXIT.usage, message);
+    this.name = 'ExitError';
+    this.ping = ping;
+  }
+}
+
 /** Loads the config, opens (and on SQLite migrates) the database, applies stored settings; always closes the database. */
 export async function withContext<T>(globals: GlobalOptions, fn: (context: CommandContext) => Promise<T>, options: ContextOptions = {}): Promise<T> {
   const loaded = await loadConfig({ file: globals.config, cwd: globals.cwd });
@@ -74,7 +89,8 @@ export async function withContext<T>(globals: GlobalOptions, fn: (context: Comma
   });
   try {
     const { config, settings, problems } = await resolveFromDatabase(db, loaded, globals.env);
-    if (problems.length > 0 && !options.tolerateInvalidSettings) throw usageError(problems.map(settingProblemMessage).join('\n'));
+    if (problems.length > 0 && !options.tolerateInvalidSettings)
+      throw new InvalidSettingsError(problems.map(settingProblemMessage).join('\n'), config.monitoring.ping);
     return await fn({
       db,
       config,

@@ -16,7 +16,7 @@ import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSn
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
-import type { CommandContext, GlobalOptions } from './context.js';
+import { InvalidSettingsError, type CommandContext, type GlobalOptions } from './context.js';
 
 /** What a real process-expirations run tells its monitor; a dry run has none. */
 export interface RunMonitor {
@@ -158,13 +158,17 @@ function runSummary(end: MonitoredRunEnd, durationMs: number): string {
  * A real run that failed before its database was open (the server is down, the schema is not migrated, the config
  * or a stored setting cannot be used): no run is recorded and no start ping went out, but the heartbeat still hears
  * of it, as the end ping with the exit status under a fresh run id. The ping is what LICENSE_MANAGER_PING or the
- * config file names (a stored setting cannot be read without the database). Bounded as every ping; never throws.
+ * config file names (a stored setting cannot be read without the database); for a run refused by an invalid stored
+ * setting (`error`), the database was read: the ping is the one the run would have used, the stored `ping` setting
+ * applied when it is valid. Bounded as every ping; never throws.
  */
-export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, options: RunMonitorOptions): Promise<void> {
+export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, options: RunMonitorOptions, error?: unknown): Promise<void> {
   let ping: PingTarget | null = null;
+  const settingsRefusal = error instanceof InvalidSettingsError;
   try {
     const fromEnv = globals.env.LICENSE_MANAGER_PING;
-    if (fromEnv !== undefined && fromEnv !== '') {
+    if (settingsRefusal) ping = error.ping;
+    else if (fromEnv !== undefined && fromEnv !== '') {
       const parsed = parsePingText(fromEnv);
       if ('problem' in parsed) return;
       ping = parsed.value;
@@ -178,7 +182,8 @@ export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, 
   }
   if (ping === null) return;
   const status = exitCode === EXIT.usage ? 'refused' : 'failed';
-  const summary = `license-manager process-expirations ${status} (exit ${exitCode}) before its database was open: nothing recorded or sent`;
+  const when = settingsRefusal ? 'before it started (a stored setting is invalid)' : 'before its database was open';
+  const summary = `license-manager process-expirations ${status} (exit ${exitCode}) ${when}: nothing recorded or sent`;
   const result = await sendPing(endPing(ping, { runId: randomUUID(), exitCode, summary }), {
     clock: options.clock ?? systemClock,
     fetch: options.fetch,

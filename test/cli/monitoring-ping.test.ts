@@ -176,6 +176,33 @@ test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit
   expect(pings.requests).toHaveLength(2);
 });
 
+test('a run refused by an invalid stored setting pings where the stored ping setting says (or nowhere, for none), not the file', async () => {
+  const [hooks, pings] = [await receiverFor(), await receiverFor()];
+  const ws = workspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { ping: `${base(pings)}from-file` } });
+  await seeded(ws);
+  expect((await ws.cli(['settings', 'set', 'ping', `${base(pings)}from-setting`])).code).toBe(0);
+  await ws.rows("insert into settings (key, value, updated_at) values ('warning-days', 'soon', '2025-01-01T00:00:00Z')");
+  const refused = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('warning-days');
+  expect(paths(pings)).toEqual(['/from-setting/2']);
+  expect(rids(pings)[0]).toMatch(UUID);
+  expect(pings.requests[0]!.body.toString('utf8')).toBe(
+    'license-manager process-expirations refused (exit 2) before it started (a stored setting is invalid): nothing recorded or sent',
+  );
+
+  // The operator turned the file's ping off in the database: nothing is pinged.
+  expect((await ws.cli(['settings', 'set', 'ping', 'none'])).code).toBe(0);
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  expect(pings.requests).toHaveLength(1);
+
+  // The stored ping is the invalid setting itself: the file's ping hears of the refusal.
+  expect((await ws.cli(['settings', 'unset', 'warning-days'])).code).toBe(0);
+  await ws.rows("update settings set value = 'gopher://x.example/abc' where key = 'ping'");
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  expect(paths(pings).slice(1)).toEqual(['/from-file/2']);
+});
+
 test('a run that cannot open its database still sends the end ping with its exit status: server down /1, no database file or schema /2', async () => {
   const pings = await receiverFor();
   const down = `postgres://postgres@${new URL(await closedPortUrl()).host}/licenses`;

@@ -112,9 +112,9 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
         // A real run that cannot open its database still ends with an end ping carrying its exit status.
         options.dryRun || options.markSentThrough !== undefined
           ? undefined
-          : async (exitCode, globals, out) => {
+          : async (exitCode, globals, out, error) => {
               const { pingUnopenedRun } = await import('../../commands/monitoring.js');
-              await pingUnopenedRun(globals, exitCode, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) });
+              await pingUnopenedRun(globals, exitCode, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }, error);
             },
       ),
     );
