@@ -107,8 +107,9 @@ export function parseRetryAfter(headerValue: string | null | undefined, now: Dat
 
 /**
  * How many backoff steps lie between when the event was recorded and `now`: the steps count from the recording,
- * so a delivery's attempts fall near recorded + 5 min, + 35 min, + 2 h 35 min, + 8 h 35 min, then every 12 h,
- * whichever run makes them, and no counter has to be kept. The next wait is BACKOFF_MS[this] (or the repeat).
+ * so a delivery tried at each due time goes near recorded + 5 min, + 35 min, + 2 h 35 min, + 8 h 35 min, then
+ * every 12 h, whichever run makes the attempts, and no counter has to be kept. The next wait is BACKOFF_MS[this]
+ * (or the repeat), counted from the failure: a run that came late makes the next attempt later too.
  */
 export function deferralsAt(recordedAt: Date, now: Date): number {
   const elapsed = now.getTime() - recordedAt.getTime();

@@ -220,4 +220,14 @@ describe('deferralsAt: the backoff steps count from when the event was recorded'
       '2025-01-23T22:35:10.000Z',
     ]);
   });
+
+  test("a run that came late: the step's whole wait from that failure, as the README's example says", () => {
+    // Recorded at 19:06, failing again at 20:06 (an hourly cron): past 35 min, so the 2 h step, due at 22:06 (not 21:41).
+    const recorded = new Date('2026-12-07T19:06:00Z');
+    const failedAt = new Date('2026-12-07T20:06:00Z');
+    expect(nextAttemptAt({ recordedAt: recorded, deferrals: deferralsAt(recorded, failedAt), now: failedAt, windowHours: 72, jitter: 0 })).toEqual({
+      at: new Date('2026-12-07T22:06:00Z'),
+      last: false,
+    });
+  });
 });
