@@ -616,16 +616,22 @@ async function workThrough(
     if (stop.aborted) break;
     let claimedAny = false;
     let claimFailed = false;
+    // Each endpoint's window, claimed before any of them starts: started in turns across endpoints, their first
+    // attempts share the free slots, where started endpoint by endpoint the first would take them all (and a
+    // receiver that hangs would hold the others up for a whole timeout).
+    const windows: Array<{ rows: DeliveryRow[]; nowMs: number }> = [];
     for (const state of states) {
       // Stopped (or halted) while an earlier endpoint's window was claimed: claim no more.
       if (stop.aborted) break;
       const active = state.held - state.waiting;
-      // Claim when half the window is free: one UPDATE per batch, not per event.
-      if (state.drained || closed(state) || active > state.windowSize / 2 || inFlight.size >= MAX_HELD) continue;
+      // Claim when half the window is free: one UPDATE per batch, not per event. Held: what runs, and what this
+      // pass claimed and has not started yet.
+      const held = inFlight.size + windows.reduce((sum, window) => sum + window.rows.length, 0);
+      if (state.drained || closed(state) || active > state.windowSize / 2 || held >= MAX_HELD) continue;
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {
-        const window = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - inFlight.size), nowMs, nowMs + leaseMs);
+        const window = await state.stream.source.next(Math.min(state.windowSize - active, MAX_HELD - held), nowMs, nowMs + leaseMs);
         state.drained = window.length === 0;
         claimedAny ||= window.length > 0;
         claimed = await supersedeStale(window);
@@ -637,8 +643,16 @@ async function workThrough(
         claimFailed = true;
         break;
       }
-      for (const row of claimed) {
-        keeper.claimed(row.id, nowMs + leaseMs);
+      if (claimed.length > 0) windows.push({ rows: claimed, nowMs });
+    }
+    // What was claimed starts even when a later claim failed: those deliveries end as a halted run's do (released).
+    for (let index = 0, started = true; started; index += 1) {
+      started = false;
+      for (const window of windows) {
+        const row = window.rows[index];
+        if (row === undefined) continue;
+        started = true;
+        keeper.claimed(row.id, window.nowMs + leaseMs);
         if (deferredEarlier.has(row.id)) reclaimed.add(row.id);
         const owner = streamOf(row);
         owner.held += 1;

@@ -264,4 +264,30 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(Math.max(...slow.requests.map((request) => request.at)) - lastFast).toBeGreaterThan(2000);
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'slow' and status <> 'abandoned'")).toEqual([]);
   }, 60_000);
+
+  test('a receiver that hangs from the first request holds up no other endpoint, not even for one timeout', async () => {
+    // default hangs past its timeout; crm answers at once. Claimed endpoint by endpoint, default's first window took
+    // every slot before crm's was claimed, and crm's first request waited for default's first timeouts.
+    const hanging = await receiverFor(() => ({ delayMs: 5000, status: 200 }));
+    const crm = await receiverFor();
+    const ws = workspace({
+      webhooks: {
+        enabled: true,
+        url: hanging.url,
+        secret: SECRET,
+        concurrency: 4,
+        timeoutMs: 2000,
+        retryDelaysMs: [],
+        endpoints: [{ name: 'crm', url: crm.url }],
+      },
+    });
+    await seeded(ws, 12);
+    const run = await ws.cli(['process-expirations', '--now', NOW, '--json']);
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stdout)).toMatchObject({ recorded: 12, delivered: 12, abandoned: 12 });
+    expect(crm.requests).toHaveLength(12);
+    const firstHung = Math.min(...hanging.requests.map((request) => request.at));
+    // Every crm delivery was done before default's first attempts timed out (2 s after they started).
+    expect(Math.max(...crm.requests.map((request) => request.at)) - firstHung).toBeLessThan(1500);
+  }, 60_000);
 });
