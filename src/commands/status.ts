@@ -133,6 +133,8 @@ export function judgeHealth(input: {
   abandonedNow?: number;
   /** Per endpoint, since when deliveries have waited on it (deferred or parked): exit 4 past FAILING_ENDPOINT_HOURS. */
   failing?: ReadonlyArray<{ name: string; since: string; waiting: number }>;
+  /** Per endpoint that answered its last attempt, the deliveries it still has deferred (waiting for their next attempt, not on a failure). */
+  recovered?: ReadonlyArray<{ name: string; waiting: number }>;
 }): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
   const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
@@ -189,14 +191,20 @@ export function judgeHealth(input: {
       reason: `the last run finished at ${lastFinished.finishedAt}; the ${plural(lastFinished.abandoned, 'delivery')} it abandoned ${lastFinished.abandoned === 1 ? 'has' : 'have'} been re-sent since`,
     };
   }
+  const recovered = input.recovered ?? [];
+  const recoveredWaiting = recovered.reduce((total, endpoint) => total + endpoint.waiting, 0);
+  const stillDeferred = `${plural(recoveredWaiting, 'delivery')} to ${recovered.map((endpoint) => endpoint.name).join(', ')} ${recoveredWaiting === 1 ? 'waits' : 'wait'} for ${recoveredWaiting === 1 ? 'its' : 'their'} next attempt, the endpoint having answered since: the next run sends ${recoveredWaiting === 1 ? 'it' : 'them'} (see "${commandLine('deliveries list --status deferred')}")`;
   if (lastFinished.exitCode === EXIT.waiting) {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
     const left =
       waiting > 0
         ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): see "${commandLine('deliveries list --status deferred')}"`
-        : 'what it left waiting on a failing receiver has been sent since';
+        : recoveredWaiting > 0
+          ? stillDeferred
+          : 'what it left waiting on a failing receiver has been sent since';
     return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} (exit ${EXIT.waiting}); ${left}` };
   }
+  if (recoveredWaiting > 0) return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt}; ${stillDeferred}` };
   return { exitCode: EXIT.ok, reason: `the last run finished at ${lastFinished.finishedAt} and succeeded` };
 }
 
@@ -217,7 +225,14 @@ export async function status(context: CommandContext, options: { now: Date; cloc
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
   const endpoints = await endpointHealth(context, options.now);
+  // An endpoint that answered its last attempt is not failing: what it still has deferred waits for its next
+  // attempt (a delivery deferred before the receiver came back), which the next run makes.
+  const answered = (endpoint: EndpointHealth) => !endpoint.disabled && endpoint.failingSince === null && endpoint.lastSuccessAt !== null;
+  const recovered = endpoints.flatMap((endpoint) =>
+    answered(endpoint) && endpoint.deferred + endpoint.parked > 0 ? [{ name: endpoint.name, waiting: endpoint.deferred + endpoint.parked }] : [],
+  );
   const failing = endpoints.flatMap((endpoint) => {
+    if (answered(endpoint)) return [];
     const waiting = endpoint.deferred + endpoint.parked;
     const oldest =
       endpoint.oldestUndeliveredAgeSeconds === null ? null : formatUtc(new Date(options.now.getTime() - endpoint.oldestUndeliveredAgeSeconds * 1000));
@@ -244,6 +259,7 @@ export async function status(context: CommandContext, options: { now: Date; cloc
       settingProblems: context.problems,
       abandonedNow: byStatus.abandoned ?? 0,
       failing,
+      recovered,
     }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's on a server, the run's clock on SQLite).

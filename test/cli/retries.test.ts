@@ -43,6 +43,12 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
   expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
   expect(target.requests.length).toBe(from);
 
+  // A day on with the receiver still down: it has been failing for more than 24 hours.
+  const dayOn = new Date(Date.now() + 25 * 3_600_000).toISOString();
+  const failing = await ws.cli(['status', '--now', dayOn]);
+  expect(failing.code).toBe(4);
+  expect(failing.stderr + failing.stdout).toMatch(/endpoint default has been failing since .* more than 24 hours/);
+
   down = false;
   const id = Number(listed[0]!.id);
   const retried = await ws.cli(['deliveries', 'retry', String(id)]);
@@ -60,9 +66,11 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
   ]);
   // Waiting for less than a day: not yet a reason for status to fail.
   expect(health.health.exitCode).toBe(0);
-  const later = await ws.cli(['status', '--now', new Date(Date.now() + 25 * 3_600_000).toISOString()]);
-  expect(later.code).toBe(4);
-  expect(later.stderr + later.stdout).toMatch(/endpoint default has been failing since .* more than 24 hours/);
+  // The receiver answered the re-send: the delivery still deferred waits for its next attempt, not on a failure.
+  const later = await ws.cli(['status', '--now', dayOn]);
+  expect(later.code).toBe(0);
+  expect(later.stderr + later.stdout).not.toMatch(/failing/);
+  expect(later.stdout).toMatch(/1 delivery to default waits for its next attempt, the endpoint having answered since: the next run sends it/);
 }, 60_000);
 
 test('410 Gone: stderr says the endpoint is disabled, endpoints list and show say why, enable re-enables default; retry refuses a parked one', async () => {

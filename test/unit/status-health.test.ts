@@ -85,5 +85,15 @@ describe('status: the exit code a monitor acts on', () => {
       judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 1 }), licenses: 5, settingProblems: [], failing }).exitCode,
     ).toBe(3);
     expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(1);
+    // An endpoint that answered since: its deferred ones wait for their next attempt, and nothing is failing.
+    const recovered = [{ name: 'crm', waiting: 2 }];
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], recovered })).toEqual({
+      exitCode: 0,
+      reason: expect.stringContaining('(exit 4); 2 deliveries to crm wait for their next attempt, the endpoint having answered since: the next run sends them'),
+    });
+    expect(judgeHealth({ now: NOW, lastFinished: aRun({}), licenses: 5, settingProblems: [], recovered: [{ name: 'crm', waiting: 1 }] })).toEqual({
+      exitCode: 0,
+      reason: expect.stringMatching(/^the last run finished at 2025-01-15T08:00:05Z; 1 delivery to crm waits for its next attempt, .* the next run sends it/),
+    });
   });
 });
