@@ -24,6 +24,7 @@ import {
   endpointSecretProblem,
   maxInFlightProblem,
   signingProblem,
+  SIGNING_SCHEMES,
   type SigningScheme,
 } from '../webhooks/endpoint-spec.js';
 import { DEFAULT_KEEP_PREVIOUS_MS, generateSecret, rotate } from '../webhooks/secret-rotation.js';
@@ -283,10 +284,18 @@ export async function endpointsRemove(context: CommandContext, name: string, now
 
 export interface RotateSecretResult {
   name: string;
+  signing: SigningScheme;
+  /** False when disabled (by hand or after a 410): its deliveries stay parked until it is enabled. */
+  enabled: boolean;
   /** The new secret, shown once. */
   secret: string;
   /** When the old secret stops being valid (null: revoked at once). */
   previousValidUntil: string | null;
+  /**
+   * The headers that still carry a signature made with the old secret until previousValidUntil: `webhook-signature`
+   * for standard and both signing; none for botble, whose X-Webhook-Signature is one value, made with the new secret.
+   */
+  previousValidIn: string[];
   /** Earlier secrets no longer valid after this rotation. */
   revoked: number;
 }
@@ -295,7 +304,7 @@ export async function endpointsRotateSecret(
   context: CommandContext,
   name: string,
   now: Date,
-  options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {},
+  options: { secret?: string | undefined; keepPreviousMs?: number | undefined; force?: boolean | undefined } = {},
 ): Promise<RotateSecretResult> {
   const stored = await editable(context, name, now);
   if (stored.secret === null) {
@@ -303,14 +312,30 @@ export async function endpointsRotateSecret(
       `The endpoint "${name}" has no secret to rotate: give it one with "${commandLine(`endpoints update ${name} --secret <secret>`)}". Nothing was changed.`,
     );
   }
+  const keepPreviousMs = options.keepPreviousMs ?? DEFAULT_KEEP_PREVIOUS_MS;
+  const gone = (await endpointStates(context.db)).get(name)?.disabledAt != null;
+  const enabled = stored.enabled && !gone;
+  // As the sender reads it (config/endpoints.ts): an unknown stored value signs as botble.
+  const signing: SigningScheme = (SIGNING_SCHEMES as readonly string[]).includes(stored.signing) ? (stored.signing as SigningScheme) : 'botble';
+  // X-Webhook-Signature carries one value, made with the current secret: a secret generated now is one the receiver
+  // cannot have, so every delivery until it does is rejected (a 401 abandons it). --keep-previous 0 asks for that.
+  if (signing === 'botble' && enabled && options.secret === undefined && keepPreviousMs !== 0 && !options.force) {
+    throw usageError(
+      `The endpoint "${name}" signs with X-Webhook-Signature only (signing: botble), one value made with the current secret: there is no overlap, and a receiver still on the old secret rejects every delivery from the next one on. Either put a new secret on the receiver first (beside the old one if it can check two; otherwise it fails until this command runs) and give it: "${commandLine(`endpoints rotate-secret ${name} --secret <that secret>`)}"; or park its deliveries meanwhile: "${commandLine(`endpoints disable ${name}`)}", rotate, put the new secret on the receiver, "endpoints enable ${name}". --force generates one now anyway (deliveries fail until the receiver has it). Nothing was changed.`,
+    );
+  }
   const newSecret = options.secret ?? generateSecret(stored.secret.startsWith('whsec_') ? 'whsec' : 'hex');
-  const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, options.keepPreviousMs ?? DEFAULT_KEEP_PREVIOUS_MS);
+  const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, keepPreviousMs);
   if ('problem' in rotated) throw usageError(`${rotated.problem} Nothing was changed.`);
   await updateEndpoint(context.db, name, { ...stored, secret: rotated.state.current }, formatUtc(now), rotated.state.previous);
+  const previousValidUntil = rotated.state.previous.find((entry) => entry.secret === stored.secret)?.validUntil ?? null;
   return {
     name,
+    signing,
+    enabled,
     secret: rotated.state.current,
-    previousValidUntil: rotated.state.previous.find((entry) => entry.secret === stored.secret)?.validUntil ?? null,
+    previousValidUntil,
+    previousValidIn: previousValidUntil !== null && signing !== 'botble' ? ['webhook-signature'] : [],
     revoked: rotated.revoked,
   };
 }

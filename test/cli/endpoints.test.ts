@@ -307,9 +307,80 @@ describe('endpoints rotate-secret', () => {
     expect(verifySignature(request.body, String(request.headers['x-webhook-signature']), 'old-secret-value').verdict).not.toBe('valid');
 
     const revoked = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 'third-secret-value', '--keep-previous', '0', '--json']);
-    expect(json(revoked.stdout)).toEqual({ name: 'crm', secret: 'third-secret-value', previousValidUntil: null, revoked: 2 });
+    expect(json(revoked.stdout)).toEqual({
+      name: 'crm',
+      signing: 'both',
+      enabled: true,
+      secret: 'third-secret-value',
+      previousValidUntil: null,
+      previousValidIn: [],
+      revoked: 2,
+    });
     expect((await ws.cli(['send-test-event', '--endpoint', 'crm'])).code).toBe(0);
     expect(String(crm.requests.at(-1)!.headers['webhook-signature']).split(' ')).toHaveLength(1);
+  });
+
+  test('what the old secret still signs, per signing scheme: webhook-signature during the window, X-Webhook-Signature never', async () => {
+    const ws = await ready({});
+    for (const signing of ['standard', 'both', 'botble']) {
+      const added = await ws.cli(['endpoints', 'add', signing, '--url', 'https://a.example.com/', '--secret', `${signing}-old-secret`, '--signing', signing]);
+      expect(added.code).toBe(0);
+    }
+    const standard = await ws.cli(['endpoints', 'rotate-secret', 'standard', '--json']);
+    expect(json(standard.stdout)).toMatchObject({ signing: 'standard', previousValidUntil: expect.any(String), previousValidIn: ['webhook-signature'] });
+    const both = await ws.cli(['endpoints', 'rotate-secret', 'both', '--json']);
+    expect(json(both.stdout)).toMatchObject({ signing: 'both', previousValidUntil: expect.any(String), previousValidIn: ['webhook-signature'] });
+    const botble = await ws.cli(['endpoints', 'rotate-secret', 'botble', '--secret', 'botble-new-secret', '--json']);
+    expect(json(botble.stdout)).toMatchObject({ signing: 'botble', previousValidIn: [] });
+
+    const text = async (name: string, ...args: string[]) => {
+      const result = await ws.cli(['endpoints', 'rotate-secret', name, ...args]);
+      expect([result.code, result.stderr]).toEqual([0, '']);
+      return result.stdout;
+    };
+    const standardText = await text('standard');
+    expect(standardText).toMatch(/webhook-signature carries a signature made with the old one too until \d{4}-\d\d-\d\dT[\d:]+Z/);
+    expect(standardText).not.toContain('X-Webhook-Signature');
+    const bothText = await text('both');
+    expect(bothText).toMatch(/webhook-signature carries a signature made with the old one too until \d{4}-/);
+    expect(bothText).toContain('X-Webhook-Signature is made with the new one only, from the next delivery on');
+    const botbleText = await text('botble', '--secret', 'botble-third-secret');
+    expect(botbleText).toContain('X-Webhook-Signature is made with the new one only, from the next delivery on');
+    expect(botbleText).toContain('no overlap');
+    expect(botbleText).not.toMatch(/stays valid|webhook-signature carries/);
+  });
+
+  test('botble signing has no overlap: a generated secret is refused while the endpoint is enabled, unless --force, --keep-previous 0 or disabled', async () => {
+    const crm = await receiverFor();
+    const ws = await ready({ webhooks: { enabled: true, url: crm.url, secret: SECRET } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--secret', 'old-secret-value'])).code).toBe(0);
+    const refused = await ws.cli(['endpoints', 'rotate-secret', 'crm']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('X-Webhook-Signature');
+    expect(refused.stderr).toContain('rotate-secret crm --secret <');
+    expect(refused.stderr).toContain('endpoints disable crm');
+    expect(refused.stderr).toContain('--force');
+    expect(refused.stderr).toContain('Nothing was changed.');
+    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: 'old-secret-value' }]);
+    expect(await ws.rows('select secret from endpoint_secrets')).toEqual([]);
+
+    // A secret the receiver already has: the next delivery is signed with it, and only with it.
+    expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 'receiver-has-this'])).code).toBe(0);
+    expect((await ws.cli(['send-test-event', '--endpoint', 'crm'])).code).toBe(0);
+    const signature = String(crm.requests.at(-1)!.headers['x-webhook-signature']);
+    expect(verifySignature(crm.requests.at(-1)!.body, signature, 'receiver-has-this').verdict).toBe('valid');
+    expect(verifySignature(crm.requests.at(-1)!.body, signature, 'old-secret-value').verdict).not.toBe('valid');
+
+    const forced = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--force']);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain('until the receiver has it, it rejects every delivery');
+    expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--keep-previous', '0'])).code).toBe(0);
+    // Disabled, its deliveries are parked: rotate, update the receiver, enable.
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    const disabled = await ws.cli(['endpoints', 'rotate-secret', 'crm']);
+    expect([disabled.code, disabled.stderr]).toEqual([0, '']);
+    expect(disabled.stdout).toContain('crm is disabled, so its deliveries stay parked');
+    expect(disabled.stdout).toContain('endpoints enable crm');
   });
 });
 

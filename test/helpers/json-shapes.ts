@@ -349,8 +349,11 @@ export const endpointRemovedJson = z.strictObject({ name: z.string(), dropped: c
 /** `endpoints rotate-secret <name>`: the new secret, shown once. */
 export const endpointRotatedJson = z.strictObject({
   name: z.string(),
+  signing,
+  enabled: z.boolean(),
   secret: z.string().min(1),
   previousValidUntil: instant.nullable(),
+  previousValidIn: z.array(z.literal('webhook-signature')),
   revoked: count,
 });
 

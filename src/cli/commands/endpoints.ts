@@ -1,7 +1,7 @@
 // `endpoints list|show|add|update|enable|disable|remove|rotate-secret`: the receivers beside default.
 import { Option, type Command } from 'commander';
 import { commandLine } from '../../command-line.js';
-import type { EndpointView } from '../../commands/endpoints.js';
+import type { EndpointView, RotateSecretResult } from '../../commands/endpoints.js';
 import { usageError } from '../../errors.js';
 import { ENDPOINT_EVENT_TYPES } from '../../webhooks/endpoint-spec.js';
 import type { CommandKit } from '../command-kit.js';
@@ -185,7 +185,9 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
     );
   endpoints
     .command('rotate-secret <name>')
-    .description('make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid for --keep-previous')
+    .description(
+      'make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid in webhook-signature for --keep-previous. X-Webhook-Signature is made with the new one at once: with botble signing a generated secret needs --force',
+    )
     .option('--secret <secret>', 'the new secret (generated when left out)')
     .addOption(
       new Option(
@@ -193,25 +195,57 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         'how long the old secret stays valid: 24h (default), 90m, 7d, 3600s; 0 revokes every earlier secret at once',
       ).argParser(keepPrevious),
     )
+    .option('--force', 'with botble signing, generate a secret although the receiver rejects deliveries until it has it (no overlap)')
     .addHelpText(
       'after',
-      examples('license-manager endpoints rotate-secret crm', 'license-manager endpoints rotate-secret crm --keep-previous 0   # a leaked secret'),
+      examples(
+        'license-manager endpoints rotate-secret crm',
+        'license-manager endpoints rotate-secret crm --keep-previous 0   # a leaked secret',
+        'license-manager endpoints rotate-secret crm --secret "$NEW"     # botble signing: a secret the receiver has already',
+      ),
     )
-    .action((name: string, flags: { secret?: string; keepPrevious?: number }, command: Command) =>
+    .action((name: string, flags: { secret?: string; keepPrevious?: number; force?: boolean }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { endpointsRotateSecret } = await import('../../commands/endpoints.js');
-        const result = await endpointsRotateSecret(context, name, clock.now(), { secret: flags.secret, keepPreviousMs: flags.keepPrevious });
+        const result = await endpointsRotateSecret(context, name, clock.now(), {
+          secret: flags.secret,
+          keepPreviousMs: flags.keepPrevious,
+          force: flags.force,
+        });
         if (out.options.json) out.json(result);
         else {
           out.result(result.secret);
-          out.info(
-            result.previousValidUntil
-              ? `This is the new secret of ${name}, shown once. The old one stays valid until ${result.previousValidUntil}: update the receiver before then.`
-              : `This is the new secret of ${name}, shown once. Every earlier secret is revoked now.`,
-          );
+          out.info(rotatedMessage(result));
         }
       }),
     );
+}
+
+/** What the old secret still signs after `rotate-secret`, per signing scheme: the contract keeps X-Webhook-Signature to one value, made with the new secret. */
+function rotatedMessage(result: RotateSecretResult): string {
+  const { name, signing, previousValidUntil } = result;
+  const lines = [`This is the new secret of ${name}, shown once.`];
+  if (previousValidUntil === null) {
+    lines.push(
+      'Every earlier secret is revoked now: from the next delivery on every signature is made with the new one only, and the receiver rejects deliveries until it has it.',
+    );
+  } else {
+    if (signing !== 'botble')
+      lines.push(`webhook-signature carries a signature made with the old one too until ${previousValidUntil}: update the receiver before then.`);
+    if (signing === 'both') {
+      lines.push(
+        'X-Webhook-Signature is made with the new one only, from the next delivery on: a receiver that checks it rejects every delivery until it has the new secret.',
+      );
+    }
+    if (signing === 'botble') {
+      lines.push(
+        'X-Webhook-Signature is made with the new one only, from the next delivery on (signing: botble, no overlap): until the receiver has it, it rejects every delivery.',
+      );
+    }
+  }
+  if (!result.enabled)
+    lines.push(`${name} is disabled, so its deliveries stay parked: put the new secret on the receiver, then "${commandLine(`endpoints enable ${name}`)}".`);
+  return lines.join('\n');
 }
 
 const SOURCE_NAMES: Record<EndpointView['source'], string> = { default: 'default (webhooks.url)', config: 'config file', database: 'database' };
