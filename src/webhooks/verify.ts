@@ -6,7 +6,15 @@ import { header, verifyStandardSignature, type HeaderBag } from './standard-sign
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 type VerifyVerdict =
-  'valid' | 'empty-secret' | 'missing-signature' | 'sha256-prefix' | 'uppercase-hex' | 'trailing-newline' | 're-serialised' | 'wrong-secret-or-body';
+  | 'valid'
+  | 'empty-secret'
+  | 'missing-signature'
+  | 'sha256-prefix'
+  | 'uppercase-hex'
+  | 'malformed-signature'
+  | 'trailing-newline'
+  | 're-serialised'
+  | 'wrong-secret-or-body';
 
 export interface VerifyResult {
   valid: boolean;
@@ -75,6 +83,15 @@ export function verifySignature(body: Buffer, signature: string, secret: string)
   }
   if (same(given.toLowerCase(), expected))
     return result('uppercase-hex', 'The signature is upper-case hex; the tool sends lower-case. Compare lower-case hex.');
+  // Anything but 64 hex characters (after the sha256= some senders add) was cut short or mangled on its way here: no secret makes it match.
+  const hex = given.replace(/^sha256=/i, '');
+  if (!/^[0-9a-f]{64}$/i.test(hex)) {
+    const shape = /^[0-9a-f]*$/i.test(hex) ? `${hex.length} characters, not 64` : 'not hexadecimal';
+    return result(
+      'malformed-signature',
+      `The signature is ${shape}: it looks truncated or malformed. X-Webhook-Signature is the HMAC-SHA256 of the raw body as 64 lower-case hex characters (0-9, a-f); copy the whole header value.`,
+    );
+  }
   const text = body.toString('utf8');
   const trimmed = text.replace(/\r?\n+$/, '');
   if (trimmed !== text && same(given, signBody(trimmed, secret))) {

@@ -250,6 +250,11 @@ describe('the built CLI', () => {
     const pretty = await runCli(['verify', '--secret', SECRET, '--signature', signature, '--file', 'pretty.json'], { cwd });
     expect(pretty.code).toBe(1);
     expect(pretty.stderr).toContain('re-serialised');
+    // Cut short when copied (the trial's value): not 64 hex characters, so not blamed on the secret.
+    const truncated = await runCli(['verify', '--secret', 's3cret', '--signature', '4666e538bda63ae78e6d', '--file', 'body.json'], { cwd });
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toContain('20 characters, not 64: it looks truncated or malformed');
+    expect(truncated.stderr).not.toContain('wrong secret');
     const noSecret = await runCli(['verify', '--signature', signature, '--file', 'body.json'], { cwd });
     expect(noSecret.code).toBe(2);
     expect(noSecret.stderr).toContain('verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one');

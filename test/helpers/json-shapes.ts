@@ -41,6 +41,7 @@ const verdict = z.enum([
   'missing-signature',
   'sha256-prefix',
   'uppercase-hex',
+  'malformed-signature',
   'trailing-newline',
   're-serialised',
   'wrong-secret-or-body',

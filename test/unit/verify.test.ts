@@ -35,5 +35,19 @@ describe('verify diagnoses', () => {
     expect(result.valid).toBe(false);
     expect(result.explanation).toMatch(/wrong secret/);
   });
+  test('a truncated signature is named as one, not blamed on the secret', () => {
+    const result = verifySignature(Buffer.from(body), signature.slice(0, 20), secret);
+    expect(result.verdict).toBe('malformed-signature');
+    expect(result.explanation).toContain('20 characters, not 64');
+    expect(result.explanation).toMatch(/truncated or malformed/);
+    expect(result.explanation).not.toMatch(/wrong secret/);
+  });
+  test('a value that is not hex, with or without the sha256= prefix, is malformed', () => {
+    expect(check(body, `${signature.slice(0, 63)}g`)).toBe('malformed-signature');
+    expect(check(body, `sha256=${signature.slice(0, 40)}`)).toBe('malformed-signature');
+    expect(verifySignature(Buffer.from(body), `${signature.slice(0, 63)}g`, secret).explanation).toContain('not hexadecimal');
+    // 64 hex characters made with another secret: still the wrong secret, as before.
+    expect(check(body, signature, 'another-secret')).toBe('wrong-secret-or-body');
+  });
   test('a changed value is not excused as re-serialisation', () => expect(check(body.replace('LIC-1', 'LIC-2'), signature)).toBe('wrong-secret-or-body'));
 });
