@@ -33,6 +33,8 @@ app.post('/webhook', (req, res) => {
   } catch {
     return res.status(415).send('The body is not JSON');
   }
+  // Signed JSON is not always an event ([], null, "x", no payload): 422, never a 500 on a missing field.
+  if (!isObject(event) || !isObject(event.payload)) return res.status(422).send('The body is not an event: an object with a payload object');
   const { event_type, payload } = event;
   // The same event may arrive twice (a retry after a lost answer): answer 200 again, act once.
   const id = req.headers['x-webhook-id'];
@@ -64,6 +66,10 @@ app.post('/webhook', (req, res) => {
   }
   res.status(200).send('OK');
 });
+
+function isObject(value) {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 function handle(req, eventType, payload, result) {
   // Send a notification, update the CRM, ...

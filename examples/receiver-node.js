@@ -20,6 +20,8 @@ function verify(rawBody, signature) {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+const isObject = (value) => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 const handlers = {
   'license.expiring': (payload) => ({ action: 'remind', days: payload.days_until_expiry }),
   'license.expired': (payload) => ({ action: 'deactivate', at: payload.expired_at }),
@@ -45,6 +47,8 @@ const server = http.createServer((req, res) => {
     } catch {
       return res.writeHead(415).end('The body is not JSON');
     }
+    // Signed JSON is not always an event ([], null, "x", no payload): 422, never a crash on a missing field.
+    if (!isObject(event) || !isObject(event.payload)) return res.writeHead(422).end('The body is not an event: an object with a payload object');
     const { event_type, payload } = event;
     if (id !== undefined && seen.has(id)) {
       console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, duplicate: true }));
@@ -58,7 +62,7 @@ const server = http.createServer((req, res) => {
     }
     if (known && !known.has(payload?.license_code)) return res.writeHead(422).end('Unknown license');
     if (id !== undefined) seen.add(id); // a sender without X-Webhook-Id (the reference) is never taken for a duplicate
-    const handler = handlers[event_type];
+    const handler = Object.hasOwn(handlers, event_type) ? handlers[event_type] : undefined; // not "__proto__" or "toString"
     const result = handler ? handler(payload) : { action: 'ignored' };
     console.log(JSON.stringify({ id, event_type, license_code: payload.license_code, ...result }));
     res.writeHead(200).end('OK');

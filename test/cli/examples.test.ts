@@ -133,6 +133,36 @@ describe.each(['receiver-node.js', 'receiver-express.js'])('examples/%s facing w
     expect(receiver.stderr()).not.toMatch(/TypeError|SyntaxError|    at /);
     expect(receiver.lines().filter((line) => line.action === 'deactivate')).toHaveLength(4);
   }, 30_000);
+
+  test('a signed body that is JSON but not an event (not an object, or no payload object) gets 422, not a 500 or a crash', async () => {
+    const receiver = await startExample(file, SECRET, running);
+    const json = { 'content-type': 'application/json' };
+    const notEvents = ['[]', 'null', '"x"', '42', 'true', '{"event_type":"license.expired"}', '{"event_type":"license.expired","payload":null}'];
+    for (const [index, body] of notEvents.entries()) {
+      expect({ body, status: await postTo(receiver.url, body, { ...json, 'x-webhook-id': `not-an-event-${index}` }) }).toEqual({ body, status: 422 });
+      expect({ body, status: await postTo(receiver.url, body, { ...json, 'x-webhook-test': 'true' }) }).toEqual({ body, status: 422 });
+    }
+    // An event type that names a property every object has is an unknown type, not a handler.
+    const inherited = JSON.stringify({ event_type: '__proto__', timestamp: '2025-01-15T08:00:00Z', payload: { license_code: 'LIC-9' } });
+    expect(await postTo(receiver.url, inherited, json)).toBe(200);
+    const body = JSON.stringify({
+      event_type: 'license.expired',
+      timestamp: '2025-01-15T08:00:00Z',
+      payload: { license_code: 'LIC-9', expired_at: '2025-01-15' },
+    });
+    expect(await postTo(receiver.url, body, json)).toBe(200);
+    // receiver-node.js prints an unknown type as ignored; the Express handler's switch passes over it.
+    const expected =
+      file === 'receiver-node.js'
+        ? [
+            ['__proto__', 'ignored'],
+            ['license.expired', 'deactivate'],
+          ]
+        : [['license.expired', 'deactivate']];
+    await printed(receiver, expected.length);
+    expect(receiver.stderr()).not.toMatch(/TypeError|SyntaxError|    at /);
+    expect(receiver.lines().map((line) => [line.event_type ?? null, line.action])).toEqual(expected);
+  }, 30_000);
 });
 
 describe('the reference PHP verifier', () => {
