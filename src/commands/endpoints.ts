@@ -304,7 +304,7 @@ export async function endpointsRotateSecret(
   context: CommandContext,
   name: string,
   now: Date,
-  options: { secret?: string | undefined; keepPreviousMs?: number | undefined; force?: boolean | undefined } = {},
+  options: { secret?: string | undefined; keepPreviousMs?: number | undefined } = {},
 ): Promise<RotateSecretResult> {
   const stored = await editable(context, name, now);
   if (stored.secret === null) {
@@ -317,13 +317,6 @@ export async function endpointsRotateSecret(
   const enabled = stored.enabled && !gone;
   // As the sender reads it (config/endpoints.ts): an unknown stored value signs as botble.
   const signing: SigningScheme = (SIGNING_SCHEMES as readonly string[]).includes(stored.signing) ? (stored.signing as SigningScheme) : 'botble';
-  // X-Webhook-Signature carries one value, made with the current secret: a secret generated now is one the receiver
-  // cannot have, so every delivery until it does is rejected (a 401 abandons it). --keep-previous 0 asks for that.
-  if (signing === 'botble' && enabled && options.secret === undefined && keepPreviousMs !== 0 && !options.force) {
-    throw usageError(
-      `The endpoint "${name}" signs with X-Webhook-Signature only (signing: botble), one value made with the current secret: there is no overlap, and a receiver still on the old secret rejects every delivery from the next one on. Either put a new secret on the receiver first (beside the old one if it can check two; otherwise it fails until this command runs) and give it: "${commandLine(`endpoints rotate-secret ${name} --secret <that secret>`)}"; or park its deliveries meanwhile: "${commandLine(`endpoints disable ${name}`)}", rotate, put the new secret on the receiver, "endpoints enable ${name}". --force generates one now anyway (deliveries fail until the receiver has it). Nothing was changed.`,
-    );
-  }
   const newSecret = options.secret ?? generateSecret(stored.secret.startsWith('whsec_') ? 'whsec' : 'hex');
   const rotated = rotate({ current: stored.secret, previous: stored.previousSecrets }, newSecret, now, keepPreviousMs);
   if ('problem' in rotated) throw usageError(`${rotated.problem} Nothing was changed.`);

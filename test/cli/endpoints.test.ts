@@ -350,19 +350,19 @@ describe('endpoints rotate-secret', () => {
     expect(botbleText).not.toMatch(/stays valid|webhook-signature carries/);
   });
 
-  test('botble signing has no overlap: a generated secret is refused while the endpoint is enabled, unless --force, --keep-previous 0 or disabled', async () => {
+  test('botble signing has no overlap: a generated secret is made current (as the contract says) with a warning on stderr naming the ways without a gap', async () => {
     const crm = await receiverFor();
     const ws = await ready({ webhooks: { enabled: true, url: crm.url, secret: SECRET } });
     expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--secret', 'old-secret-value'])).code).toBe(0);
-    const refused = await ws.cli(['endpoints', 'rotate-secret', 'crm']);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('X-Webhook-Signature');
-    expect(refused.stderr).toContain('rotate-secret crm --secret <');
-    expect(refused.stderr).toContain('endpoints disable crm');
-    expect(refused.stderr).toContain('--force');
-    expect(refused.stderr).toContain('Nothing was changed.');
-    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: 'old-secret-value' }]);
-    expect(await ws.rows('select secret from endpoint_secrets')).toEqual([]);
+    const generated = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--json']);
+    expect(generated.code).toBe(0);
+    const made = JSON.parse(generated.stdout) as { secret: string };
+    expect(await ws.rows("select secret from endpoints where name = 'crm'")).toEqual([{ secret: made.secret }]);
+    // Said on stderr even with --json: the receiver rejects deliveries until it has the new secret.
+    expect(generated.stderr).toContain('warning: crm signs with X-Webhook-Signature only (signing: botble)');
+    expect(generated.stderr).toContain('deliveries retry --abandoned --endpoint crm');
+    expect(generated.stderr).toContain('rotate-secret crm --secret <that secret>');
+    expect(generated.stderr).toContain('endpoints disable crm');
 
     // A secret the receiver already has: the next delivery is signed with it, and only with it.
     expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 'receiver-has-this'])).code).toBe(0);
@@ -371,9 +371,11 @@ describe('endpoints rotate-secret', () => {
     expect(verifySignature(crm.requests.at(-1)!.body, signature, 'receiver-has-this').verdict).toBe('valid');
     expect(verifySignature(crm.requests.at(-1)!.body, signature, 'old-secret-value').verdict).not.toBe('valid');
 
-    const forced = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--force']);
-    expect(forced.code).toBe(0);
-    expect(forced.stdout).toContain('until the receiver has it, it rejects every delivery');
+    const given = await ws.cli(['endpoints', 'rotate-secret', 'crm', '--secret', 'receiver-has-this-too']);
+    expect([given.code, given.stderr]).toEqual([0, '']);
+    const again = await ws.cli(['endpoints', 'rotate-secret', 'crm']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('until the receiver has it, it rejects every delivery');
     expect((await ws.cli(['endpoints', 'rotate-secret', 'crm', '--keep-previous', '0'])).code).toBe(0);
     // Disabled, its deliveries are parked: rotate, update the receiver, enable.
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);

@@ -186,7 +186,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
   endpoints
     .command('rotate-secret <name>')
     .description(
-      'make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid in webhook-signature for --keep-previous. X-Webhook-Signature is made with the new one at once: with botble signing a generated secret needs --force',
+      'make a new secret current (generated from 32 random bytes unless given; printed once); the old one stays valid in webhook-signature for --keep-previous. X-Webhook-Signature is made with the new one at once: with botble signing, put the secret on the receiver first and give it with --secret, or disable the endpoint while you switch',
     )
     .option('--secret <secret>', 'the new secret (generated when left out)')
     .addOption(
@@ -195,7 +195,6 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         'how long the old secret stays valid: 24h (default), 90m, 7d, 3600s; 0 revokes every earlier secret at once',
       ).argParser(keepPrevious),
     )
-    .option('--force', 'with botble signing, generate a secret although the receiver rejects deliveries until it has it (no overlap)')
     .addHelpText(
       'after',
       examples(
@@ -204,19 +203,24 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         'license-manager endpoints rotate-secret crm --secret "$NEW"     # botble signing: a secret the receiver has already',
       ),
     )
-    .action((name: string, flags: { secret?: string; keepPrevious?: number; force?: boolean }, command: Command) =>
+    .action((name: string, flags: { secret?: string; keepPrevious?: number }, command: Command) =>
       withDatabase(command, async (context, out) => {
         const { endpointsRotateSecret } = await import('../../commands/endpoints.js');
         const result = await endpointsRotateSecret(context, name, clock.now(), {
           secret: flags.secret,
           keepPreviousMs: flags.keepPrevious,
-          force: flags.force,
         });
         if (out.options.json) out.json(result);
         else {
           out.result(result.secret);
           out.info(rotatedMessage(result));
         }
+        // Deliveries are rejected (a 401 abandons them) until the receiver has a secret it could not have had: said
+        // on stderr, even with --json or --quiet, with the ways that lose nothing.
+        if (result.signing === 'botble' && result.enabled && !flags.secret && result.previousValidUntil !== null)
+          out.warn(
+            `${name} signs with X-Webhook-Signature only (signing: botble): from the next delivery on it carries the new secret alone, and the receiver rejects every delivery until it has it (abandoned: re-send them with "${commandLine(`deliveries retry --abandoned --endpoint ${name}`)}" once it has). Without that gap: put a new secret on the receiver first and give it with "${commandLine(`endpoints rotate-secret ${name} --secret <that secret>`)}", or "${commandLine(`endpoints disable ${name}`)}" while you switch (its deliveries wait, parked) and enable it after.`,
+          );
       }),
     );
 }
