@@ -9,6 +9,7 @@ import { abandonedByEndpoint, countAbandoned, listAbandoned } from '../storage/d
 import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import { countDeliveries, findDelivery, listDeliveries, type AttemptRow, type DeliveryListItem } from '../storage/deliveries/log.repository.js';
 import { withLicenseCodes } from '../storage/license-source.js';
+import { endpointDeliveries } from '../storage/monitoring.repository.js';
 import { formatUtc } from '../time.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
@@ -42,7 +43,7 @@ export interface DeliveriesListResult {
 export async function deliveriesList(context: CommandContext, options: ListDeliveriesOptions): Promise<DeliveriesListResult> {
   const { db, licenses } = context;
   const { licenseCode, clock, ...rest } = options;
-  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint, clock);
+  if (options.endpoint !== undefined) await knownEndpoint(context, options.endpoint, clock, { orInLog: true });
   // A code is looked up where the licenses are (ours or Botble's); one that names no license matches no delivery.
   const licenseIds = licenseCode === undefined ? undefined : await licenses.idsOfCode(db, licenseCode);
   if (licenseIds?.length === 0) return { rows: [], total: 0 };
@@ -66,12 +67,17 @@ export async function deliveriesShow(context: CommandContext, id: number): Promi
   return { delivery: delivery!, attempts: found.attempts };
 }
 
-/** Refuses a name that is no endpoint (exit 2), so a typo in --endpoint never reads as "nothing to do". */
-async function knownEndpoint(context: CommandContext, name: string, clock: Clock = systemClock): Promise<void> {
-  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, clock.now());
-  if (!endpoints.some((endpoint) => endpoint.name === name)) {
-    throw usageError(`No endpoint named "${name}" (known: ${endpoints.map((endpoint) => endpoint.name).join(', ')}). See "${commandLine('endpoints list')}".`);
-  }
+/**
+ * Refuses a name that is no endpoint (exit 2), so a typo in --endpoint never reads as "nothing to do". With `orInLog`
+ * (listing), a name the log still has deliveries of is known too: an endpoint removed, or taken out of the config file.
+ */
+async function knownEndpoint(context: CommandContext, name: string, clock: Clock = systemClock, options: { orInLog?: boolean } = {}): Promise<void> {
+  const endpoints = (await resolveEndpoints(context.db, context.config.webhooks, clock.now())).map((endpoint) => endpoint.name);
+  if (endpoints.includes(name)) return;
+  if (options.orInLog && (await endpointDeliveries(context.db, name)).length > 0) return;
+  const inLog = options.orInLog ? (await endpointDeliveries(context.db)).map((row) => row.endpoint) : [];
+  const known = [...new Set([...endpoints, ...inLog.sort()])];
+  throw usageError(`No endpoint named "${name}" (known: ${known.join(', ')}). See "${commandLine('endpoints list')}".`);
 }
 
 export interface RetryOptions {

@@ -145,6 +145,14 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(json(removed.stdout)).toEqual({ name: 'crm', dropped: 1, sending: 0 });
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'superseded' }]);
     expect((await ws.cli(['status', '--now', NOW])).code).toBe(0);
+    // Removed, its deliveries stay in the log, and listing them by its name still works; a name in neither is refused.
+    const listed = await ws.cli(['deliveries', 'list', '--endpoint', 'crm', '--json']);
+    expect([listed.code, (JSON.parse(listed.stdout) as Array<{ endpoint: string; status: string }>).map((row) => [row.endpoint, row.status])]).toEqual([
+      0,
+      [['crm', 'superseded']],
+    ]);
+    const typo = await ws.cli(['deliveries', 'list', '--endpoint', 'crn']);
+    expect([typo.code, typo.stderr]).toEqual([2, expect.stringContaining('No endpoint named "crn" (known: default, crm)')]);
   });
 
   test('deliveries retry --abandoned skips, and names, deliveries of an endpoint no longer defined or disabled: never counted as re-sent', async () => {
