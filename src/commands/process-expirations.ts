@@ -21,11 +21,13 @@ import {
   type PlanPolicy,
   type SkippedLicense,
 } from '../expirations/plan-expirations.js';
-import { parseEventKey, type EventType, type RecordedEvent } from '../expirations/rules.js';
+import type { EventType } from '../expirations/rules.js';
 import type { Database } from '../storage/database.table.js';
 import { followEndpointSwitches, type WaitingDeliveries } from '../storage/deliveries/endpoint-holds.repository.js';
 import { maxDeliveryId } from '../storage/deliveries/log.repository.js';
-import { recordedEventKeys, recordEvents, type NewDeliveries } from '../storage/deliveries/record.repository.js';
+import { recordEvents, type NewDeliveries, type Rearming } from '../storage/deliveries/record.repository.js';
+import { supersededByLicense } from '../expirations/stale-notice.js';
+import { endpointTakes, recordedNotices, type EndpointTakes } from './recorded-notices.js';
 import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
@@ -99,14 +101,19 @@ export interface ProcessExpirationsResult {
   hasLicenses: boolean;
   /** Where the licenses and webhook settings were read: our own tables, or a Botble database. */
   licenseSource: 'own' | 'botble';
-  /** Events due at `now` that no earlier run recorded. */
+  /** Events due at `now` that no earlier run recorded, and those re-armed (see `rearmed`). */
   due: DueEventReport[];
   /** By type: the three of the rules always; license.expired_reminder too when after-expiry days are set anywhere. */
   dueCounts: Partial<Record<NoticeType, number>> & Record<EventType, number>;
   /** The same events counted by type and threshold (what `onPlan` got). */
   plan: PlanLine[];
-  /** Rows this run added to webhook_deliveries. */
+  /** Events this run recorded: rows it added to webhook_deliveries (one per event: default's), and the events it re-armed. */
   recorded: number;
+  /**
+   * Earlier events whose deliveries ended superseded because of a license change that was undone (the rules call for
+   * them again): set pending again, same event id, a new body. Part of `recorded`.
+   */
+  rearmed: number;
   /** Licenses whose status this run set to `expired` (with or without an event). */
   markedExpired: number;
   /** Licenses that expired longer ago than lookbackDays, never announced: `expired` with no event (counted, not written, on a dry run). Part of markedExpired. */
@@ -176,6 +183,7 @@ export async function findNewEvents(
   now: Date,
   policy: PlanPolicy,
   onWarning: (message: string) => void,
+  takes?: EndpointTakes,
 ): Promise<ExpirationPlan> {
   const candidates = await licenses.findDueCandidates(db, scanWindow(now, policy));
   const unreadable: SkippedLicense[] = (await licenses.findUnreadableDates(db, 100)).map((bad) => ({
@@ -183,30 +191,21 @@ export async function findNewEvents(
     code: bad.license_code,
     problem: bad.problem ?? `${bad.column} "${bad.value}" is not a date`,
   }));
-  const recorded = await recordedEvents(
+  const recorded = await recordedNotices(
     db,
     candidates.map((license) => license.id),
     policy.timeZone,
+    takes,
   );
   const plan = planExpirations({ candidates, unreadable }, recorded, now, policy);
   for (const skipped of plan.skipped) onWarning(`Skipped license id ${skipped.id}${skipped.code ? ` (${skipped.code})` : ''}: ${skipped.problem}.`);
   return plan;
 }
 
-/** The earlier records of these licenses, under today's keys or the first release's. */
-async function recordedEvents(db: Kysely<Database>, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
-  const recorded: RecordedEvent[] = [];
-  for (const row of await recordedEventKeys(db, licenseIds)) {
-    const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
-    if (parsed) recorded.push(parsed);
-  }
-  return recorded;
-}
-
 /** The events no earlier record covers. */
 async function notYetRecorded(db: Kysely<Database>, events: LicenseEvent[], timeZone: string): Promise<LicenseEvent[]> {
   const earlier = new RecordedNotices(
-    await recordedEvents(
+    await recordedNotices(
       db,
       events.map(({ license }) => license.id),
       timeZone,
@@ -234,6 +233,24 @@ export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: strin
       }),
     // Another run recorded while this one waited its turn: most of these events are likely recorded now.
     stillNew: async (trx) => deliveriesFor(await notYetRecorded(trx, events, timeZone), now, timeZone, fanOut),
+  };
+}
+
+/**
+ * The re-arming of earlier events the rules call for again (ExpirationPlan.rearm): each body built as a new
+ * recording's at `now` (so its `timestamp` is when it was recorded again, like its created_at, and it says what the
+ * license says now), for the superseded rows of its endpoints that a license change ended.
+ */
+function rearmingFor(events: LicenseEvent[], now: Date, takes: EndpointTakes): Rearming {
+  return {
+    count: events.length,
+    slice: (start, end) =>
+      events.slice(start, end).map(({ event, license }) => ({
+        event_key: event.key,
+        event_instant: formatUtc(event.date),
+        body: eventBody(event, eventSubject(license), now),
+        mayRearm: (row: { endpoint: string; status_reason: string | null }) => supersededByLicense(row.status_reason) && takes(row.endpoint, event.type),
+      })),
   };
 }
 
@@ -392,7 +409,7 @@ interface Planned {
   /** Active licenses expired before the scan window: marked `expired` with no event (only counted when nothing is recorded). */
   longPast: LongPastExpiries;
   /** What recording wrote; absent when nothing is recorded. */
-  written?: { inserted: number; expired: number; reactivated: number };
+  written?: { inserted: number; rearmed: number; expired: number; reactivated: number };
 }
 
 /** What the delivery engine did with everything pending, and the abandoned deliveries with their license codes. */
@@ -420,23 +437,28 @@ async function findAndDeliver(
   // The licenses read and the bodies recorded end with this call: a long delivery does not keep them in memory.
   // The endpoints as they are when the events are recorded: one added later receives the events recorded after it.
   const endpoints = url === null ? [] : await resolveEndpoints(db, webhooks, clock.now(), options.onWarning);
+  // The endpoints the events would also go to, as a real run's plan names them (read, never written).
+  const wouldGo =
+    url === null && options.dryRun && webhooks.enabled && webhooks.url !== null
+      ? await resolveEndpoints(db, webhooks, clock.now(), options.onWarning)
+      : endpoints;
   // Deliveries recorded after this point come from the licenses this run reads now: the others waited, and are checked before they go.
   const freshAfterId = url === null ? 0 : await maxDeliveryId(db);
   const recording = options.tracing?.run.startRecording();
-  const planned = await planAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints)).catch((error: unknown) => {
-    // The span, the runs row and the CLI say it in the same words.
-    const failure = withRefusalWords(context.database, error);
-    recording?.end({ recorded: 0, error: failure instanceof Error ? failure.message : String(failure) });
-    throw failure;
-  });
-  recording?.end({ recorded: planned.written?.inserted ?? 0 });
+  const planned = await planAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints), endpointTakes(wouldGo), clock.now()).catch(
+    (error: unknown) => {
+      // The span, the runs row and the CLI say it in the same words.
+      const failure = withRefusalWords(context.database, error);
+      recording?.end({ recorded: 0, error: failure instanceof Error ? failure.message : String(failure) });
+      throw failure;
+    },
+  );
+  recording?.end({ recorded: (planned.written?.inserted ?? 0) + (planned.written?.rearmed ?? 0) });
   const soFar = run?.soFar;
-  if (soFar) soFar.recorded = planned.written?.inserted ?? 0;
+  if (soFar) soFar.recorded = (planned.written?.inserted ?? 0) + (planned.written?.rearmed ?? 0);
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) {
-      // The endpoints the events would also go to, as a real run's plan names them (read, never written).
-      const wouldGo = webhooks.enabled && webhooks.url !== null ? await resolveEndpoints(db, webhooks, clock.now(), options.onWarning) : [];
       options.onPlan?.(planned.plan.planLines, alsoTo(wouldGo, planned.plan.planLines));
     }
     return report(context, now, latestRun, options, planned);
@@ -499,13 +521,15 @@ async function planAndRecord(
   record: boolean,
   options: ProcessExpirationsOptions,
   fanOut: (type: string) => readonly string[],
+  takes: EndpointTakes,
+  clockNow: Date,
 ): Promise<Planned> {
   const { db, config } = context;
-  const policy: PlanPolicy = { ...config.expirations, schedules: schedulesOf(config.expirations), latestRun };
+  const policy: PlanPolicy = { ...config.expirations, schedules: schedulesOf(config.expirations), latestRun, clockNow };
   // --announce-since reaches back further than lookbackDays for this run only (never less far).
   if (options.announceSince) policy.lookbackDays = Math.max(policy.lookbackDays, daysBetween(options.announceSince, dateInZone(now, policy.timeZone)));
-  const plan = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined));
-  const hasLicenses = plan.events.length > 0 || (await context.licenses.hasAny(db));
+  const plan = await findNewEvents(db, context.licenses, now, policy, options.onWarning ?? (() => undefined), takes);
+  const hasLicenses = plan.events.length > 0 || plan.rearm.length > 0 || (await context.licenses.hasAny(db));
   const recordedAt = formatUtc(now);
   const longPast = await context.licenses.expireLongPast(db, scanWindow(now, policy).fromDay, recordedAt, record, LISTED_WITHOUT_EVENT);
   if (!record) return { policy, plan, hasLicenses, longPast };
@@ -515,8 +539,15 @@ async function planAndRecord(
     { expired: plan.expire, reactivated: plan.reactivate },
     recordedAt,
     context.licenses.setStatuses,
+    rearmingFor(plan.rearm, now, takes),
   );
-  return { policy, plan, hasLicenses, longPast, written: { inserted: recorded.inserted, expired: recorded.expired, reactivated: recorded.reactivated } };
+  return {
+    policy,
+    plan,
+    hasLicenses,
+    longPast,
+    written: { inserted: recorded.inserted, rearmed: recorded.rearmed, expired: recorded.expired, reactivated: recorded.reactivated },
+  };
 }
 
 /** The run's result, built once from the plan, what was recorded and what was delivered. */
@@ -554,7 +585,8 @@ function report(
     'license.update_support_expired': 0,
     ...(policy.schedules.reminders ? { [EXPIRED_REMINDER]: 0 } : {}),
   };
-  for (const { event } of plan.events) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
+  const due = [...plan.events, ...plan.rearm];
+  for (const { event } of due) dueCounts[event.type] = (dueCounts[event.type] ?? 0) + 1;
   return {
     now: formatUtc(now),
     timeZone: policy.timeZone,
@@ -564,10 +596,11 @@ function report(
     target: webhookTarget(context),
     hasLicenses,
     licenseSource: context.licenses.kind,
-    due: plan.events.map(dueEventReport),
+    due: due.map(dueEventReport),
     dueCounts,
     plan: plan.planLines,
-    recorded: written?.inserted ?? 0,
+    recorded: (written?.inserted ?? 0) + (written?.rearmed ?? 0),
+    rearmed: written?.rearmed ?? 0,
     // Those the rules expired and those expired before the scan window.
     markedExpired: written ? written.expired + longPast.count : 0,
     expiredWithoutEvent: plan.beyondLookback.length + longPast.count,

@@ -5,8 +5,9 @@ import { forecast, forecastOptionsProblem, type ForecastEvent, type ForecastLice
 import { readLicense } from '../expirations/license.js';
 import { lookbackOverlapWarnings, parseDayList, policyFor, unknownProductWarnings, type ReminderSchedule } from '../expirations/reminder-policy.js';
 import { RecordedNotices, schedulesOf } from '../expirations/plan-expirations.js';
-import { decide, parseEventKey, type RecordedEvent } from '../expirations/rules.js';
-import { recordedEventKeys } from '../storage/deliveries/record.repository.js';
+import { decide, type RecordedEvent } from '../expirations/rules.js';
+import { resolveEndpoints } from '../config/endpoints.js';
+import { endpointTakes, recordedNotices } from './recorded-notices.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
 import { forecastCandidates, productIdsInUse, type ForecastRow } from '../storage/reminders.repository.js';
 import type { CommandContext } from './context.js';
@@ -45,21 +46,21 @@ function effectiveExpirations(context: CommandContext, warningDays: string | und
   return { ...expirations, warningDays: parsed.value };
 }
 
-/** The records that cover an event: the job's two checks (the rules' and the reminders'), over earlier records. */
+/**
+ * The records that cover an event: the job's two checks (the rules' and the reminders'), over earlier records. One
+ * the job would re-arm (superseded by a license change since undone) is not covered: it is still to come.
+ */
 function coverage(recorded: RecordedEvent[]): (event: ForecastEvent) => boolean {
   const notices = new RecordedNotices(recorded);
   // Most licenses have nothing recorded: one set lookup answers for them.
   const licenses = new Set(recorded.map((event) => event.licenseId));
-  return (event) => licenses.has(event.licenseId) && notices.covers(event);
+  return (event) => licenses.has(event.licenseId) && notices.covers(event) && !notices.rearms(event);
 }
 
-async function recordedFor(context: CommandContext, licenseIds: number[], timeZone: string): Promise<RecordedEvent[]> {
-  const recorded: RecordedEvent[] = [];
-  for (const row of await recordedEventKeys(context.db, licenseIds)) {
-    const parsed = parseEventKey(row.event_key, timeZone, row.event_instant);
-    if (parsed) recorded.push(parsed);
-  }
-  return recorded;
+/** The records of these licenses, as the job reads them (its endpoints say which superseded deliveries it would re-arm). */
+async function recordedFor(context: CommandContext, licenseIds: number[], timeZone: string, now: Date): Promise<RecordedEvent[]> {
+  const endpoints = await resolveEndpoints(context.db, context.config.webhooks, now, () => undefined);
+  return recordedNotices(context.db, licenseIds, timeZone, endpointTakes(endpoints));
 }
 
 /** A row's dates read in the zone; a row whose dates are not dates is left out (the job names it on every run). */
@@ -104,6 +105,7 @@ export async function licensesForecast(context: CommandContext, options: Forecas
       context,
       licenses.map((license) => license.id),
       timeZone,
+      options.now,
     ),
   );
   const result = forecast(licenses, { from, days, lookbackDays, timeZone, schedule: schedules.of, covers, decide, now: options.now });
@@ -183,7 +185,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
   const horizon = Math.min(SHOW_HORIZON_DAYS, Math.max(0, ...ends.map((end) => daysBetween(today, end) + 1)));
   const toCome: NoticeToCome[] = [];
   if (horizon > 0) {
-    const covers = coverage(await recordedFor(context, [row.id], timeZone));
+    const covers = coverage(await recordedFor(context, [row.id], timeZone, now));
     const result = forecast([license], {
       from: today,
       days: horizon,

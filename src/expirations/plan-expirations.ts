@@ -57,6 +57,8 @@ export function globalSchedules(policy: Pick<ExpirationPolicy, 'warningDays'>): 
 export interface PlanPolicy extends ExpirationPolicy {
   schedules: Schedules;
   latestRun?: Date | undefined;
+  /** The real clock, when `now` is a catch-up run's --now: a warning is re-armed only while its expiry is ahead of it. */
+  clockNow?: Date | undefined;
 }
 
 /** The text bounds of the candidate scans: the largest warning day of any product, and far enough back for the latest reminder. */
@@ -71,10 +73,28 @@ export class RecordedNotices {
   /** Reminders by license: reminderCovered scans what it is given, which must not be every record of a large run. */
   private readonly reminders = new Map<number, RecordedEvent[]>();
 
+  /** Every record of the licenses that have a re-armable one (few): what rearms reads. */
+  private readonly withRearmable = new Map<number, RecordedEvent[]>();
+
   constructor(recorded: readonly RecordedEvent[]) {
     this.rules = new RecordedEvents(recorded);
     for (const event of recorded)
       if (event.type === EXPIRED_REMINDER) this.reminders.set(event.licenseId, [...(this.reminders.get(event.licenseId) ?? []), event]);
+    const rearmable = new Set(recorded.filter((event) => event.rearmable).map((event) => event.licenseId));
+    for (const event of recorded)
+      if (rearmable.has(event.licenseId)) this.withRearmable.set(event.licenseId, [...(this.withRearmable.get(event.licenseId) ?? []), event]);
+  }
+
+  /**
+   * Whether a covered event is covered only by its own key's records, one of which is re-armable (superseded because
+   * of its license, never delivered): the change that superseded it was undone, and the rules call for it again. Any
+   * other record that covers it (the expired of the same date for a warning, a smaller warning, a record under the
+   * first release's keys) still does.
+   */
+  rearms(event: JobEvent): boolean {
+    const records = this.withRearmable.get(event.licenseId);
+    if (!records?.some((record) => record.rearmable && record.key === event.key)) return false;
+    return !new RecordedNotices(records.filter((record) => record.key !== event.key)).covers(event);
   }
 
   covers(event: JobEvent): boolean {
@@ -104,6 +124,8 @@ export interface ExpirationPlan {
   today: string;
   /** Events due at `now` that no earlier record covers. */
   events: LicenseEvent[];
+  /** Events due at `now` recorded earlier whose deliveries were superseded by a change of the license since undone (RecordedNotices.rearms): sent after all. */
+  rearm: LicenseEvent[];
   /** Licenses that passed their expiry: `active` -> `expired`, with the stored expiry (Botble keeps the date it derived the status from). */
   expire: Array<{ id: number; expires_at: string | null }>;
   /** Renewed licenses: `expired` -> `active`. */
@@ -111,7 +133,7 @@ export interface ExpirationPlan {
   /** Expired longer ago than lookbackDays, never announced: `expired` with no event. */
   beyondLookback: License[];
   skipped: SkippedLicense[];
-  /** The new events counted by type and threshold, largest threshold first. */
+  /** The new and re-armed events counted by type and threshold, largest threshold first. */
   planLines: PlanLine[];
 }
 
@@ -125,6 +147,7 @@ export function planExpirations(licenses: PlanInput, recorded: readonly Recorded
   const plan: ExpirationPlan = {
     today: dateInZone(now, policy.timeZone),
     events: [],
+    rearm: [],
     expire: [],
     reactivate: [],
     beyondLookback: [],
@@ -156,12 +179,17 @@ export function planExpirations(licenses: PlanInput, recorded: readonly Recorded
     plan.skipped.push(bad);
   }
   const earlier = new RecordedNotices(recorded);
-  plan.events = due.filter(({ event }) => !earlier.covers(event));
+  // A warning is re-armed only while its expiry is ahead of the real clock too: the check before sending would supersede it again at once.
+  const clock = policy.clockNow ?? now;
+  for (const item of due) {
+    if (!earlier.covers(item.event)) plan.events.push(item);
+    else if (earlier.rearms(item.event) && (item.event.type !== 'license.expiring' || item.event.date.getTime() > clock.getTime())) plan.rearm.push(item);
+  }
   // An expiry announced as expired stays passed whatever --now a later run gives: only another date (or none) renews.
   plan.reactivate = reactivating
     .filter((license) => license.expiresAt === null || !earlier.announcedExpired(license.id, license.expiresAt, policy.timeZone))
     .map((license) => license.id);
-  plan.planLines = planLines(plan.events.map(({ event }) => event));
+  plan.planLines = planLines([...plan.events, ...plan.rearm].map(({ event }) => event));
   return plan;
 }
 

@@ -153,6 +153,13 @@ export interface RecordedEvent {
   threshold?: number;
   /** The instant it was about (`YYYY-MM-DDTHH:MM:SSZ`), when known: the same expiry whatever zone recorded it. */
   instant?: string;
+  /** The key it was recorded under, as stored (when the loader gives it). */
+  key?: string;
+  /**
+   * This delivery of it (one endpoint's) ended superseded because of its license, was never delivered, and goes to an
+   * endpoint that takes it: the rules calling for the event again re-arm it (see RecordedNotices.rearms).
+   */
+  rearmable?: boolean;
 }
 
 const KEY = /^(license\.[a-z_]+):(\d+):(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}:\d{2}Z)?(?::(\d+)d)?$/;

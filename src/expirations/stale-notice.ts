@@ -117,3 +117,28 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
 function superseded(code: SupersededCode, reason: string): NoticeVerdict {
   return { send: false, code, reason };
 }
+
+/**
+ * The reasons staleNotice gives when the LICENSE no longer matched its notice (deleted, unreadable, suspended or
+ * revoked, renewed, update support moved, expired before the warning could go), as the delivery row keeps them.
+ * Not these: a notice made pointless by another one (the expired, a later warning: they stay recorded, and the rules
+ * never call for it again), and what an operator ended (`endpoints enable --discard-parked`, `endpoints remove
+ * --force`, a product's notices turned off): any text but these.
+ */
+const LICENSE_REASONS: readonly RegExp[] = [
+  /^license \d+ no longer exists \(deleted\)$/,
+  /^license \d+ can no longer be read: /,
+  /^license (suspended|revoked)$/,
+  /^license renewed: /,
+  /^update support changed: /,
+  /^the license expired at \S+, before this warning could be sent$/,
+];
+
+/**
+ * Whether a superseded delivery was ended because of its license (see LICENSE_REASONS): such a notice is re-armed
+ * when the rules call for its event again (the change was undone), since nothing was sent. What an operator ended
+ * is never re-armed.
+ */
+export function supersededByLicense(reason: string | null): boolean {
+  return reason !== null && LICENSE_REASONS.some((pattern) => pattern.test(reason));
+}

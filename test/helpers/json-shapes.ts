@@ -229,6 +229,7 @@ export const processExpirationsJson = z.strictObject({
   }),
   plan: z.array(z.strictObject({ type: noticeType, threshold: count.optional(), count: id })),
   recorded: count,
+  rearmed: count,
   markedExpired: count,
   expiredWithoutEvent: count,
   expiredWithoutEventLicenses: z.array(z.strictObject({ licenseId: id, licenseCode: z.string(), expiresAt: storedDate })).max(20),

@@ -35,6 +35,47 @@ const recorded = (...keys: string[]) => keys.map((key) => parseEventKey(key, 'UT
 const plan = (candidates: RawLicense[], keys: string[] = [], rules = policy(), now = NOW) => planExpirations({ candidates }, recorded(...keys), now, rules);
 const notices = (result: ReturnType<typeof plan>) => result.events.map(({ event, license }) => `${license.code} ${event.key}`);
 
+describe('planExpirations: re-arming what a license change superseded, since undone', () => {
+  // Records as the loader marks them: `rearmable` when superseded because of the license, never delivered.
+  const mark = (key: string, rearmable = true) => ({ ...parseEventKey(key, 'UTC')!, key, ...(rearmable ? { rearmable: true } : {}) });
+  const planWith = (candidates: RawLicense[], records: ReturnType<typeof mark>[], rules = policy(), now = NOW) =>
+    planExpirations({ candidates }, records, now, rules);
+  const rearmed = (result: ReturnType<typeof planWith>) => result.rearm.map(({ event, license }) => `${license.code} ${event.key}`);
+
+  test('an event the rules call for again, recorded only under its own key and re-armable: re-armed, due, counted in the plan', () => {
+    const expired = aLicense({ id: 50, expires_at: '2025-01-23T06:00:00Z' });
+    const result = planWith([expired], [mark('license.expired:50:2025-01-23')]);
+    expect(notices(result)).toEqual([]);
+    expect(rearmed(result)).toEqual(['L50 license.expired:50:2025-01-23']);
+    expect(result.planLines).toEqual([{ type: 'license.expired', count: 1 }]);
+    expect(result.expire).toEqual([{ id: 50, expires_at: '2025-01-23T06:00:00Z' }]);
+    // One delivery of it delivered (another endpoint), the other re-armable: re-armed (only the latter is touched).
+    expect(rearmed(planWith([expired], [mark('license.expired:50:2025-01-23', false), mark('license.expired:50:2025-01-23')]))).toEqual([
+      'L50 license.expired:50:2025-01-23',
+    ]);
+    // Not re-armable (delivered, or ended by an operator): covered, as before.
+    expect(rearmed(planWith([expired], [mark('license.expired:50:2025-01-23', false)]))).toEqual([]);
+  });
+
+  test('a warning: re-armed while its threshold holds, never once the expired of that date is recorded, nor after its expiry on the real clock', () => {
+    const soon = aLicense({ id: 51, expires_at: '2025-01-24T06:00:00Z' });
+    expect(rearmed(planWith([soon], [mark('license.expiring:51:2025-01-24:1d')]))).toEqual(['L51 license.expiring:51:2025-01-24:1d']);
+    // The expired of the same date recorded (a catch-up run's --now before the expiry): the warning stays covered.
+    expect(rearmed(planWith([soon], [mark('license.expiring:51:2025-01-24:1d'), mark('license.expired:51:2025-01-24', false)]))).toEqual([]);
+    expect(rearmed(planWith([soon], [mark('license.expiring:51:2025-01-24:1d'), mark('license.expired:51:2025-01-24')]))).toEqual([]);
+    // A smaller warning recorded covers it too; a larger one superseded does not make the 1-day one re-armed.
+    const week = aLicense({ id: 52, expires_at: '2025-01-30T06:00:00Z' });
+    expect(rearmed(planWith([week], [mark('license.expiring:52:2025-01-30:7d'), mark('license.expiring:52:2025-01-30:1d', false)]))).toEqual([]);
+    // A catch-up run: the rules at --now call for it, but the expiry has passed on the real clock (the check would supersede it again).
+    expect(rearmed(planWith([soon], [mark('license.expiring:51:2025-01-24:1d')], { ...policy(), clockNow: new Date('2025-01-24T07:00:00Z') }))).toEqual([]);
+  });
+
+  test("under the first release's key (the UTC instant) it is never sent again", () => {
+    const expired = aLicense({ id: 53, expires_at: '2025-01-23T06:00:00Z' });
+    expect(rearmed(planWith([expired], [mark('license.expired:53:2025-01-23T06:00:00Z')]))).toEqual([]);
+  });
+});
+
 describe('planExpirations', () => {
   test('warning days: the smallest threshold reached, once per expiry; a later threshold is still due', () => {
     const week = aLicense({ id: 1, expires_at: '2025-01-30' });

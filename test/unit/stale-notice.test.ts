@@ -1,7 +1,14 @@
 import { describe, expect, test } from '@jest/globals';
 import { parseInZone } from '../../src/expirations/calendar.js';
 import { parseEventKey, type RecordedEvent } from '../../src/expirations/rules.js';
-import { recordedAtRunInstant, recordedByThisRun, staleNotice, type LicenseNow, type WaitingNotice } from '../../src/expirations/stale-notice.js';
+import {
+  recordedAtRunInstant,
+  recordedByThisRun,
+  staleNotice,
+  supersededByLicense,
+  type LicenseNow,
+  type WaitingNotice,
+} from '../../src/expirations/stale-notice.js';
 
 const ZONE = 'UTC';
 const now = new Date('2026-12-08T10:00:00Z');
@@ -209,5 +216,36 @@ describe('recordedAtRunInstant: a warning another worker of the same run recorde
     expect(recordedAtRunInstant({ created_at: '2025-01-15T07:59:59Z', attempts: 0 }, instant)).toBe(false);
     expect(recordedAtRunInstant({ created_at: instant, attempts: 1 }, instant)).toBe(false);
     expect(recordedAtRunInstant({ created_at: instant, attempts: 0 }, undefined)).toBe(false);
+  });
+});
+
+describe('supersededByLicense: which superseded notices a rules run may re-arm', () => {
+  const reasonOf = (result: ReturnType<typeof verdict>) => (result.send ? undefined : result.reason);
+  test('every reason of the license itself (deleted, unreadable, suspended, revoked, renewed, made lifetime, update support moved, expired first)', () => {
+    const reasons = [
+      verdict(expired, 'deleted'),
+      verdict(expired, { problem: 'expires_at "soon" is not a date' }),
+      verdict(expired, license({ status: 'suspended' })),
+      verdict(expired, license({ status: 'revoked' })),
+      verdict(expired, license({ expiresAt: at('2027-12-10T12:00:00Z') })),
+      verdict(expired, license({ expiresAt: null })),
+      verdict(support, license({ updatesUntil: at('2027-06-01T00:00:00Z') })),
+      verdict(expiring1, 'unchanged', records(expiring1), at('2026-12-10T12:00:00Z')),
+    ].map(reasonOf);
+    expect(reasons.every((reason) => reason !== undefined)).toBe(true);
+    for (const reason of reasons) expect([reason, supersededByLicense(reason!)]).toEqual([reason, true]);
+  });
+
+  test('not another notice that made it pointless, nor what an operator ended, nor no reason', () => {
+    for (const reason of [
+      reasonOf(verdict(expiring1, 'unchanged', records(expiring1, expired))),
+      reasonOf(verdict(expiring7, 'unchanged', records(expiring7, expiring1))),
+      'notices for product PROD-001 are turned off (expirations.products.PROD-001.enabled is false)',
+      'discarded by "endpoints enable crm --discard-parked" at 2026-12-08T10:00:00Z',
+      'endpoint crm removed with "endpoints remove crm --force" at 2026-12-08T10:00:00Z',
+    ]) {
+      expect([reason, supersededByLicense(reason!)]).toEqual([reason, false]);
+    }
+    expect(supersededByLicense(null)).toBe(false);
   });
 });

@@ -220,7 +220,9 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
   if (recorded) {
     // One count of licenses marked expired, and how many of those got no event: never two counts that read as a sum.
     const silent = result.expiredWithoutEvent > 0 ? ` (${result.expiredWithoutEvent} of them with no event: expired longer ago than lookbackDays)` : '';
-    out.info(`  recorded ${plural(result.recorded, 'new event')}; marked ${plural(result.markedExpired, 'license')} expired${silent}`);
+    // Re-armed ones are part of recorded: said so, as they are not new rows.
+    const rearmed = result.rearmed > 0 ? ` (${result.rearmed} of them re-armed: superseded by a license change since undone)` : '';
+    out.info(`  recorded ${plural(result.recorded, 'new event')}${rearmed}; marked ${plural(result.markedExpired, 'license')} expired${silent}`);
     // The first run finds the history before it: expected, so not a warning (later runs warn, printExpiredWithoutEvent).
     if (result.expiredWithoutEvent > 0 && result.lastRunNow === null && result.announceSince) {
       out.info(

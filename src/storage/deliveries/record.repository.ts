@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { chunksOf, MAX_PARAMETERS } from '../../sql/chunks.js';
+import { chunksOf, IDS_PER_STATEMENT, MAX_PARAMETERS } from '../../sql/chunks.js';
 import { classifyDbError, messageOf, retryOnDeadlock } from '../../sql/db-errors.js';
 import { dialectFor } from '../../sql/dialect-for.js';
 import { tablePrefixOf } from '../../sql/table-prefix.js';
@@ -31,18 +31,65 @@ export interface NewDelivery {
 // webhook_deliveries rows in one multi-row INSERT: at most 11 bound columns each (10 for a pending delivery).
 const DELIVERY_ROWS_PER_INSERT = Math.floor(MAX_PARAMETERS / 11);
 
-/** The event keys already recorded for these licenses (sent, pending or abandoned), with their instants, by the license_id index. */
-export async function recordedEventKeys(
-  db: Kysely<Database>,
-  licenseIds: readonly number[],
-): Promise<Array<{ event_key: string; event_instant: string | null }>> {
-  const keys: Array<{ event_key: string; event_instant: string | null }> = [];
+/** A delivery row as the rules read it: its event key and instant, and what re-arming it asks (see ../../commands/recorded-notices.ts). */
+export interface RecordedKey {
+  id: number;
+  event_key: string;
+  event_instant: string | null;
+  event_type: string;
+  endpoint: string;
+  status: DeliveryStatus;
+  status_reason: string | null;
+}
+
+/** The deliveries already recorded for these licenses (any status: sent, pending, abandoned, superseded), by the license_id index. */
+export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readonly number[]): Promise<RecordedKey[]> {
+  const keys: RecordedKey[] = [];
   const ids = [...new Set(licenseIds)];
   for (const chunk of chunksOf(ids)) {
-    const rows = await db.selectFrom('webhook_deliveries').select(['event_key', 'event_instant']).where('license_id', 'in', chunk).execute();
+    const rows = await db
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'event_key', 'event_instant', 'event_type', 'endpoint', 'status', 'status_reason'])
+      .where('license_id', 'in', chunk)
+      .execute();
     keys.push(...rows);
   }
   return keys;
+}
+
+/** Of these deliveries, those a receiver ever answered 2xx (delivered once, whatever their status says now). */
+export async function answeredDeliveries(db: Kysely<Database>, deliveryIds: readonly number[]): Promise<Set<number>> {
+  const answered = new Set<number>();
+  for (const chunk of chunksOf([...new Set(deliveryIds)])) {
+    const rows = await db
+      .selectFrom('webhook_attempts')
+      .select('delivery_id')
+      .distinct()
+      .where('delivery_id', 'in', chunk)
+      .where('status_code', '>=', 200)
+      .where('status_code', '<', 300)
+      .execute();
+    for (const row of rows) answered.add(Number(row.delivery_id));
+  }
+  return answered;
+}
+
+/**
+ * Earlier events the rules call for again, whose deliveries ended superseded (see ../../commands/recorded-notices.ts),
+ * made a slice at a time. `mayRearm` says which of an event's superseded rows may go again (its endpoint takes the
+ * event, and the license, not an operator, ended it).
+ */
+export interface Rearming {
+  count: number;
+  slice(
+    start: number,
+    end: number,
+  ): Array<{
+    event_key: string;
+    event_instant: string;
+    body: string;
+    mayRearm(row: { endpoint: string; status_reason: string | null }): boolean;
+  }>;
 }
 
 /**
@@ -67,12 +114,15 @@ export async function recordEvents(
   changes: StatusChanges,
   now: string,
   setStatuses: StatusWriter = writeStatusChanges,
-): Promise<{ inserted: number; fannedOut: number; expired: number; reactivated: number }> {
-  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0)
-    return { inserted: 0, fannedOut: 0, expired: 0, reactivated: 0 };
+  rearming?: Rearming,
+): Promise<{ inserted: number; fannedOut: number; rearmed: number; expired: number; reactivated: number }> {
+  if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0 && !rearming?.count)
+    return { inserted: 0, fannedOut: 0, rearmed: 0, expired: 0, reactivated: 0 };
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
       const waited = await waitForRecordingTurn(trx);
+      // Under the same turn as new events: of two runs, the one that re-arms a delivery first has it (see rearm).
+      const rearmed = rearming ? await rearm(trx, rearming, now) : 0;
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
       let fannedOut = 0;
@@ -91,9 +141,64 @@ export async function recordEvents(
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
-      return { inserted, fannedOut, expired, reactivated };
+      return { inserted, fannedOut, rearmed, expired, reactivated };
     }),
   );
+}
+
+/**
+ * Re-arms the superseded deliveries of these events that `mayRearm` allows and no receiver ever answered 2xx: each
+ * keeps its row and event id (a receiver that saw a timed-out attempt can drop the duplicate) and becomes pending
+ * as if recorded at `now`: the body given (built as a new recording's), created_at `now` (its retry window and
+ * backoff count from here), a new retry schedule, the reason cleared. The UPDATE takes a row only while it is
+ * still the superseded row this run read: of two runs at once, the second finds it pending (PostgreSQL re-reads a
+ * row another transaction changed; InnoDB's UPDATE reads the latest committed version; SQLite writes one at a
+ * time) and leaves it. Returns how many events had a delivery re-armed by this call.
+ */
+async function rearm(trx: Kysely<Database>, rearming: Rearming, now: string): Promise<number> {
+  let events = 0;
+  for (let index = 0; index < rearming.count; index += IDS_PER_STATEMENT) {
+    const byKey = new Map(rearming.slice(index, index + IDS_PER_STATEMENT).map((event) => [event.event_key, event]));
+    const rows = await trx
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'event_key', 'endpoint', 'status_reason', 'attempts', 'created_at'])
+      .where('event_key', 'in', [...byKey.keys()])
+      .where('status', '=', 'superseded')
+      .orderBy('id')
+      .execute();
+    const candidates = rows.filter((row) => byKey.get(row.event_key)?.mayRearm(row));
+    const answered = await answeredDeliveries(
+      trx,
+      candidates.map((row) => row.id),
+    );
+    const done = new Set<string>();
+    for (const row of candidates) {
+      if (answered.has(row.id)) continue;
+      const event = byKey.get(row.event_key)!;
+      const result = await trx
+        .updateTable('webhook_deliveries')
+        .set((eb) => ({
+          status: 'pending',
+          body: event.body,
+          event_instant: event.event_instant,
+          created_at: now,
+          completed_at: null,
+          status_reason: null,
+          next_attempt_at: null,
+          claimed_by: null,
+          lease_until: null,
+          schedule_base: eb.ref('attempts'),
+        }))
+        .where('id', '=', row.id)
+        .where('status', '=', 'superseded')
+        .where('attempts', '=', row.attempts)
+        .where('created_at', '=', row.created_at)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) > 0) done.add(row.event_key);
+    }
+    events += done.size;
+  }
+  return events;
 }
 
 async function insertRows(trx: Kysely<Database>, slice: Array<Omit<NewDelivery, 'status'> & { status: DeliveryStatus; created_at: string }>): Promise<number> {
