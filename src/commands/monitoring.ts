@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { EXIT, usageError } from '../errors.js';
+import { commandLine } from '../command-line.js';
 import { lastConfigLoad } from '../config/load-config.js';
 import { parsePingText, type PingTarget } from '../config/ping.js';
 import { resolveEndpoints } from '../config/endpoints.js';
@@ -190,8 +191,19 @@ export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, 
     userAgent: `license-manager/${options.version}`,
     totalMs: options.pingTotalMs,
   });
-  const warning = pingWarning(result);
+  const setIn = settingsRefusal ? 'the ping setting or monitoring.ping' : fromEnvSet(globals) ? 'LICENSE_MANAGER_PING' : 'monitoring.ping';
+  const warning = pingWarning(result, setIn);
   if (warning) options.onWarning?.(warning.replace(/^warning: /, ''));
+}
+
+const fromEnvSet = (globals: GlobalOptions) => globals.env.LICENSE_MANAGER_PING !== undefined && globals.env.LICENSE_MANAGER_PING !== '';
+
+/** Where the run's ping was set, as a failed ping's warning names it. */
+function pingSetIn(context: CommandContext): string {
+  const source = context.settings.find((setting) => setting.key === 'ping')?.source;
+  if (source === 'env') return 'LICENSE_MANAGER_PING';
+  if (source === 'settings') return `the ping setting ("${commandLine('settings get ping')}")`;
+  return context.configFile ? `monitoring.ping in ${context.configFile}` : 'monitoring.ping';
 }
 
 /** The monitor of one run, as the config and settings ask; a monitor that does nothing when neither ping nor textfile is set. */
@@ -246,7 +258,7 @@ export function runMonitor(context: CommandContext, options: RunMonitorOptions):
       const start = startPinged ? await startPinged : null;
       const finish = await sendPing(endPing(ping, { runId: end.runId, exitCode: end.exitCode, summary: runSummary(end, durationMs), durationMs }), pingOptions);
       for (const result of [start, finish]) {
-        const warning = result && pingWarning(result);
+        const warning = result && pingWarning(result, pingSetIn(context));
         if (warning) warn(warning.replace(/^warning: /, ''));
       }
       await saveLastPing(context.db, JSON.stringify({ start, end: finish } satisfies LastPing), formatUtc(clock.now())).catch(() => undefined);

@@ -231,9 +231,12 @@ export async function sendPing(request: PingRequest, options: PingOptions): Prom
   return result(false, 2, statusCode, error);
 }
 
-/** The warning line for a failed ping (null when it succeeded): what, where, why, and that the run's exit status stands. */
-export function pingWarning(result: PingResult): string | null {
+/**
+ * The warning line for a failed ping (null when it succeeded): what, where, why, that the run's exit status stands,
+ * and where the ping was set (`setIn`: the config key, the setting or the environment variable it came from).
+ */
+export function pingWarning(result: PingResult, setIn = 'monitoring.ping'): string | null {
   if (result.ok) return null;
   const tries = result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`;
-  return `warning: the ${result.phase} ping to ${result.target} failed after ${tries} (${result.error ?? 'no answer'}); the run's exit status does not change. Check monitoring.ping.`;
+  return `warning: the ${result.phase} ping to ${result.target} failed after ${tries} (${result.error ?? 'no answer'}); the run's exit status does not change. Check ${setIn}.`;
 }

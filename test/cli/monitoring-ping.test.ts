@@ -79,7 +79,7 @@ test('a ping that fails is one warning per ping on stderr, retried once, and the
   const warnings = run.stderr.trim().split('\n');
   expect(warnings).toEqual([
     expect.stringMatching(
-      /^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start failed after 2 attempts \(HTTP 503: status 503\); the run's exit status does not change\. Check monitoring\.ping\.$/,
+      /^warning: the start ping to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start failed after 2 attempts \(HTTP 503: status 503\); the run's exit status does not change\. Check monitoring\.ping in \/\S+\/license-manager\.config\.json\.$/,
     ),
     expect.stringMatching(/^warning: the end ping to .* failed after 2 attempts \(HTTP 503: status 503\)/),
   ]);
@@ -170,10 +170,20 @@ test('LICENSE_MANAGER_PING overrides the file and the setting; a bad one is exit
   const run = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: `${base(pings)}from-env` } });
   expect([run.code, run.stderr]).toEqual([0, '']);
   expect(paths(pings)).toEqual(['/from-env/start', '/from-env']);
+  // A failing ping names where it was set: here the environment, not the file's monitoring.ping.
+  const failing = await receiverFor(() => 500);
+  const failed = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: `${base(failing)}env-check` } });
+  expect(failed.code).toBe(0);
+  expect(failed.stderr).toContain("the run's exit status does not change. Check LICENSE_MANAGER_PING.");
+  expect(failed.stderr).not.toContain('Check monitoring.ping');
+  // status, run without the variable, reads the setting's ping: the last pings say where they went.
+  const shown = await ws.cli(['status', '--now', NOW]);
+  expect(shown.stdout).toMatch(new RegExp(`last end ping +failed: .* \\(to ${base(failing).replace(/[.]/g, '\\.')}env-check\\) at `));
   const bad = await ws.cli(['process-expirations', '--now', NOW], { env: { LICENSE_MANAGER_PING: 'file:///tmp/x' } });
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain('Invalid environment variable LICENSE_MANAGER_PING: the ping URL must use http: or https:, not file:');
   expect(pings.requests).toHaveLength(2);
+  expect(failing.requests).toHaveLength(4);
 });
 
 test('a run refused by an invalid stored setting pings where the stored ping setting says (or nowhere, for none), not the file', async () => {

@@ -166,7 +166,9 @@ function printMonitoring(out: Output, monitoring: StatusResult['monitoring']): v
   const described = (result: LastPing['start']) => {
     if (!result) return '-';
     const how = result.ok ? out.paint.green(`ok (HTTP ${result.statusCode})`) : out.paint.red(`failed: ${result.error ?? 'no answer'}`);
-    return `${how} at ${result.at}, ${result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`}, ${result.durationMs} ms`;
+    // A run with LICENSE_MANAGER_PING set pinged elsewhere than this command reads: say where it went.
+    const where = result.target !== ping?.target ? ` (to ${result.target})` : '';
+    return `${how}${where} at ${result.at}, ${result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`}, ${result.durationMs} ms`;
   };
   out.info('');
   out.info(
