@@ -16,7 +16,7 @@ import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
 import type { CommandContext } from './context.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
-import { engineEndpoints } from '../delivery/endpoint-policies.js';
+import { endpointSwitches, engineEndpoints } from '../delivery/endpoint-policies.js';
 import { deliverPending, MAX_LISTED, nothingSent, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { commandLine } from '../command-line.js';
@@ -251,6 +251,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   const sent = await deliverPending(context.db, {
     policy,
     endpoints: engineEndpoints(webhooks, resolved, policy),
+    switches: endpointSwitches(context.db, resolved),
     concurrency: webhooks.concurrency,
     clock: options.clock,
     stop: options.stop,

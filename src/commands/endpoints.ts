@@ -3,6 +3,7 @@ import { resolveEndpoints, type ResolvedEndpoint } from '../config/endpoints.js'
 import { maskSecret } from '../config/settings.js';
 import { usageError } from '../errors.js';
 import {
+  countHeld,
   countUndelivered,
   deleteEndpoint,
   deliveryCountsByEndpoint,
@@ -230,8 +231,13 @@ export async function endpointsUpdate(context: CommandContext, name: string, inp
 export interface EnableResult {
   name: string;
   enabled: boolean;
-  /** Undelivered deliveries that will now go out (enable) or wait (disable). */
+  /** Undelivered deliveries that will now go out (enable), or that are parked now (disable). */
   parked: number;
+  /**
+   * Disable: deliveries a running run holds (being sent). Attempts in flight end and are recorded; the run parks
+   * the rest before its next attempt to the endpoint (it reads the switch again about once a second). 0 for enable.
+   */
+  held: number;
   /** Ended unsent (superseded) by --discard-parked. */
   discarded: number;
 }
@@ -252,12 +258,17 @@ export async function endpointsSetEnabled(
   if (enabled) {
     await clearEndpointState(context.db, name);
     await unparkEndpoint(context.db, name);
+    const undelivered = await countUndelivered(context.db, name);
+    const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked);
+    return { name, enabled, parked: undelivered - discarded, held: 0, discarded };
   }
-  const parked = await countUndelivered(context.db, name);
-  const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked);
-  // What waits for a disabled endpoint is parked now, so `deliveries list --status parked` shows it at once.
-  if (!enabled) await parkEndpoint(context.db, name, OPERATOR_DISABLED_REASON);
-  return { name, enabled, parked: parked - discarded, discarded };
+  // Switched off first: a running run that reads it stops claiming and sending to it.
+  await setEndpointEnabled(context.db, name, false, formatUtc(now));
+  // What waits for a disabled endpoint is parked now, so `deliveries list --status parked` shows it at once. What a
+  // run holds is not: the run parks it itself, before its next attempt to the endpoint.
+  await parkEndpoint(context.db, name, OPERATOR_DISABLED_REASON, now.getTime());
+  const held = await countHeld(context.db, name);
+  return { name, enabled, parked: Math.max(0, (await countUndelivered(context.db, name)) - held), held, discarded: 0 };
 }
 
 export interface RemoveResult {

@@ -40,7 +40,7 @@ import { webhookTarget, type CommandContext, type WebhookTarget } from './contex
 import { withRefusalWords } from './database-messages.js';
 import { checkFinishRun, finishRun, latestRunNow, newRunId, otherRunStartedTogether, recordRefusedRun, startRun } from '../storage/runs.repository.js';
 import { resolveEndpoints } from '../config/endpoints.js';
-import { engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
+import { endpointSwitches, engineEndpoints, fanOutOf } from '../delivery/endpoint-policies.js';
 import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, type DeliveryOutcome } from '../delivery/deliver-pending.js';
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js';
@@ -473,6 +473,7 @@ async function findAndDeliver(
   const sent = await deliverPending(db, {
     policy,
     endpoints: engineEndpoints(webhooks, endpoints, policy),
+    switches: endpointSwitches(db, endpoints),
     concurrency: webhooks.concurrency,
     clock,
     stop: options.stop,

@@ -30,6 +30,7 @@ import { StorageRefusal } from '../storage/storage-refusal.js';
 import { databaseLeaseClock, hostLeaseClock, skewWarning, type LeaseClock } from './lease-clock.js';
 import { LazyTransport } from './lazy-transport.js';
 import type { StaleCheck } from './stale-notices.js';
+import type { EndpointSwitches } from './endpoint-switches.js';
 
 // Deliveries one run holds at once, those waiting for a retry included: a receiver that is down makes every
 // delivery wait out its whole schedule, and each held delivery keeps its body in memory.
@@ -75,6 +76,12 @@ export interface DeliverPendingOptions {
   recheck?: StaleCheck;
   /** Re-send these abandoned deliveries (`deliveries retry`), each with a new schedule; otherwise every pending or lapsed one. */
   resend?: ResendSelection;
+  /**
+   * The switches of the endpoints that can be disabled or removed while the run sends (those stored in the
+   * database), read again about once a second (see EndpointSwitches): no attempt to one found disabled starts,
+   * nor any claim for it. What the run holds of it is parked.
+   */
+  switches?: EndpointSwitches | undefined;
   fetch?: $Fetch | undefined;
   /** Trouble worth telling the operator that does not stop the run (a lease that could not be renewed). */
   onWarning?: ((message: string) => void) | undefined;
@@ -164,7 +171,7 @@ export interface DeliverPendingResult {
   byEndpoint?: Record<string, { delivered: number; abandoned: number }>;
   /** Deferred to a later run by this run (after their in-run schedule, by Retry-After, or at once by an open circuit). */
   deferred: number;
-  /** Parked by this run: their endpoint answered 410 Gone. */
+  /** Parked by this run: their endpoint answered 410 Gone, or was disabled while the run held them. */
   parked: number;
   /** With retries across runs: per endpoint, what waits on a failing receiver once the run is over (deferred and parked, all runs'). */
   waiting: WaitingDeliveries[];
@@ -369,7 +376,7 @@ async function workThrough(
   streams: readonly ClaimStream[],
   total: number,
 ): Promise<DeliverPendingResult> {
-  const { clock, leaseClock, leaseMs, keeper, gate, crossRun } = options;
+  const { clock, leaseClock, leaseMs, keeper, gate, crossRun, switches } = options;
   // Set when the first deliveries are claimed (see LazyTransport).
   let fetch: $Fetch | undefined;
   // Slots are shared fairly by endpoint, each within its own limit, whatever the claiming: a re-send claims every
@@ -446,6 +453,19 @@ async function workThrough(
     let outcome: Pick<DeliveryResult, 'status' | 'lastStatusCode' | 'lastError'> & { attempts: unknown[] };
     // How the delivery leaves this run, when the cross-run policy decided it (deferred, parked, or abandoned with a reason).
     let end: DeliveryEnd | undefined;
+    // Set when its endpoint was found disabled before an attempt: how it ends unsent (parked).
+    let switchedEnd: DeliveryEnd | undefined;
+    // The attempt's own end, or, when it leaves the delivery waiting and its endpoint was disabled meanwhile,
+    // parked instead of deferred: the attempt in flight is recorded, no other follows.
+    const endAfterAttempt = (final: DeliveryEnd | undefined): DeliveryEnd | undefined | Promise<DeliveryEnd | undefined> => {
+      if (!switches || !final || (final.status !== 'deferred' && final.status !== 'parked')) return final;
+      const decide = () => {
+        // A 410's parking stays a 410's.
+        return final.status === 'deferred' ? (switches.endOf(row.endpoint) ?? final) : final;
+      };
+      const reading = switches.fresh();
+      return reading ? reading.then(decide) : decide();
+    };
     // deliver()'s own rule: a 2xx, 3xx or 4xx ends the schedule; so does its last attempt.
     const attemptIsLast = (attempt: { attempt: number; statusCode: number | null }) =>
       attempt.attempt === rowMax || (attempt.statusCode !== null && attempt.statusCode >= 200 && attempt.statusCode <= 499);
@@ -467,15 +487,22 @@ async function workThrough(
         // No request starts while the database may be gone, nor while answers wait too long for their write:
         // what a lost database costs in re-sends is the answers it could not record.
         beforeAttempt: () => {
-          // The circuit may have opened, or a 429 paused the endpoint, while this one waited for its slot.
-          if (crossRun && (crossRun.pauseMs(row) > 0 || !crossRun.stillAdmitted(row))) {
-            return (async () => {
-              await crossRun.waitOutPause(row);
-              if (!crossRun.stillAdmitted(row)) return 'hold' as const;
-              return readyToSend(row.id);
-            })();
-          }
-          return readyToSend(row.id);
+          const check = () => {
+            // Disabled since the run began (read again about once a second): no attempt starts.
+            switchedEnd = switches?.endOf(row.endpoint);
+            if (switchedEnd) return 'hold' as const;
+            // The circuit may have opened, or a 429 paused the endpoint, while this one waited for its slot.
+            if (crossRun && (crossRun.pauseMs(row) > 0 || !crossRun.stillAdmitted(row))) {
+              return (async () => {
+                await crossRun.waitOutPause(row);
+                if (!crossRun.stillAdmitted(row)) return 'hold' as const;
+                return readyToSend(row.id);
+              })();
+            }
+            return readyToSend(row.id);
+          };
+          const reading = switches?.fresh();
+          return reading ? reading.then(check) : check();
         },
         ...(options.traceAttempt && { traceAttempt: traceOf(options.traceAttempt, row, policies.get(row.endpoint) ?? options.policy) }),
         onWaiting: (isWaiting) => {
@@ -491,27 +518,39 @@ async function workThrough(
         },
         onAttempt: (attempt, verdict) => {
           const last = verdict !== 'retry' || attempt.attempt === rowMax;
-          return writer.write({
-            deliveryId: row.id,
-            attempt: {
-              attempt: row.schedule_base + attempt.attempt,
-              started_at: formatUtc(attempt.startedAt),
-              duration_ms: attempt.durationMs,
-              status_code: attempt.statusCode,
-              error: attempt.error,
-            },
-            // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
-            final: crossRun
+          const write = (final: DeliveryEnd | undefined) => {
+            if (crossRun) end = final;
+            return writer.write({
+              deliveryId: row.id,
+              attempt: {
+                attempt: row.schedule_base + attempt.attempt,
+                started_at: formatUtc(attempt.startedAt),
+                duration_ms: attempt.durationMs,
+                status_code: attempt.statusCode,
+                error: attempt.error,
+              },
+              // The last attempt ends the delivery in the same write, so "delivered" is never a second step.
+              final,
+            });
+          };
+          const final = endAfterAttempt(
+            crossRun
               ? end
               : verdict === 'delivered'
                 ? { status: 'delivered', completedAt: formatUtc(clock.now()) }
                 : last
                   ? { status: 'abandoned', completedAt: formatUtc(clock.now()) }
                   : undefined,
-          });
+          );
+          return final instanceof Promise ? final.then(write) : write(final);
         },
       });
-      if (outcome.status === 'held' && crossRun) {
+      if (switchedEnd) {
+        // Its endpoint was disabled while the run held it: parked, sent once it is enabled again.
+        end = switchedEnd;
+        crossRun?.notSent(row);
+        await endClaimed(db, row.id, options.runId, end);
+      } else if (outcome.status === 'held' && crossRun) {
         // Kept back before an attempt (open circuit, gone endpoint, long Retry-After): deferred or parked without one.
         end = crossRun.held(row);
         await endClaimed(db, row.id, options.runId, end);
@@ -537,6 +576,7 @@ async function workThrough(
       eventId: row.event_id,
       eventType: row.event_type,
       status,
+      ...(status === 'superseded' && end?.reason ? { reason: end.reason } : {}),
       attempts: row.attempts + outcome.attempts.length,
       lastStatusCode: outcome.attempts.length > 0 ? outcome.lastStatusCode : row.last_status_code,
       lastError: outcome.attempts.length > 0 ? outcome.lastError : row.last_error,
@@ -605,8 +645,11 @@ async function workThrough(
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
   let lockChecks = 0;
-  // An endpoint the run sends no more to (open circuit, 410, a long Retry-After) claims nothing more: its deliveries were deferred or parked.
-  const closed = (state: StreamState) => state.stream.name !== undefined && (crossRun?.isClosed(state.stream.name) ?? false);
+  // An endpoint the run sends no more to (open circuit, 410, a long Retry-After; disabled since the run began)
+  // claims nothing more: its deliveries were deferred or parked.
+  const closed = (state: StreamState) =>
+    state.stream.name !== undefined &&
+    ((crossRun?.isClosed(state.stream.name) ?? false) || (switches !== undefined && switches.stateOf(state.stream.name) !== 'on'));
   const drainedAll = () => states.every((state) => state.drained || closed(state));
   const undrain = () => {
     for (const state of states) state.drained = false;
@@ -628,6 +671,12 @@ async function workThrough(
       // pass claimed and has not started yet.
       const held = inFlight.size + windows.reduce((sum, window) => sum + window.rows.length, 0);
       if (state.drained || closed(state) || active > state.windowSize / 2 || held >= MAX_HELD) continue;
+      // Each claim knows the endpoint's switch as of the last second at most.
+      const reading = switches?.fresh();
+      if (reading) {
+        await reading;
+        if (closed(state)) continue;
+      }
       const nowMs = leaseClock.now().getTime();
       let claimed: DeliveryRow[];
       try {

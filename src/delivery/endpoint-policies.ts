@@ -3,6 +3,10 @@ import type { ResolvedEndpoint } from '../config/endpoints.js';
 import { deliveryPolicy, type DeliveryPolicy } from '../webhooks/deliver.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 import type { EngineEndpoint } from './deliver-pending.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/database.table.js';
+import { endpointSwitchRows } from '../storage/endpoints.repository.js';
+import { EndpointSwitches, type EndpointSwitch } from './endpoint-switches.js';
 
 type WebhookTimings = Parameters<typeof deliveryPolicy>[0];
 
@@ -27,6 +31,19 @@ export function engineEndpoints(webhooks: WebhookTimings, endpoints: readonly Re
     });
   }
   return engine;
+}
+
+/**
+ * The switches a run looks at again while it sends: those of the enabled endpoints stored in the database (the
+ * config file's and `default` change only between runs). undefined when the run sends to none of them: nothing is read.
+ */
+export function endpointSwitches(db: Kysely<Database>, endpoints: readonly ResolvedEndpoint[]): EndpointSwitches | undefined {
+  const watched = endpoints.filter((endpoint) => endpoint.source === 'database' && endpoint.enabled && endpoint.url !== null).map((endpoint) => endpoint.name);
+  if (watched.length === 0) return undefined;
+  return new EndpointSwitches(async () => {
+    const rows = await endpointSwitchRows(db, watched);
+    return new Map<string, EndpointSwitch>(rows.map((row) => [row.name, row.enabled ? 'on' : 'off']));
+  });
 }
 
 /** The other endpoints that take events of a type (disabled ones too: theirs are parked until enabled). */

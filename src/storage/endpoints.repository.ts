@@ -39,6 +39,13 @@ export async function listStoredEndpoints(db: Kysely<Database>): Promise<StoredE
   }));
 }
 
+/** The switch of the stored endpoints of these names (one small read: what a running run looks at again). */
+export async function endpointSwitchRows(db: Kysely<Database>, names: readonly string[]): Promise<Array<{ name: string; enabled: boolean }>> {
+  if (names.length === 0) return [];
+  const rows = await db.selectFrom('endpoints').select(['name', 'enabled']).where('name', 'in', names).execute();
+  return rows.map((row) => ({ name: row.name, enabled: Number(row.enabled) === 1 }));
+}
+
 /** What `endpoints add` and `update` write: every field of the endpoint, validated by the caller. */
 export interface EndpointWrite {
   url: string;
@@ -119,6 +126,17 @@ export async function countUndelivered(db: Kysely<Database>, name: string, aband
     .select(db.fn.countAll<number>().as('count'))
     .where('endpoint', '=', name)
     .where('status', 'in', abandoned ? [...UNDELIVERED, 'abandoned'] : [...UNDELIVERED])
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Deliveries of an endpoint a run holds (being sent): a running run's, or a gone run's whose lease lapsed. */
+export async function countHeld(db: Kysely<Database>, name: string): Promise<number> {
+  const row = await db
+    .selectFrom('webhook_deliveries')
+    .select(db.fn.countAll<number>().as('count'))
+    .where('endpoint', '=', name)
+    .where('status', '=', 'delivering')
     .executeTakeFirstOrThrow();
   return Number(row.count);
 }

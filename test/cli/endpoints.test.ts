@@ -101,7 +101,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(await ws.rows('select name from endpoints')).toEqual([{ name: 'crm' }]);
 
     const enabled = await ws.cli(['endpoints', 'enable', 'crm', '--discard-parked', '--json']);
-    expect(json(enabled.stdout)).toEqual({ name: 'crm', enabled: true, parked: 0, discarded: 2 });
+    expect(json(enabled.stdout)).toEqual({ name: 'crm', enabled: true, parked: 0, held: 0, discarded: 2 });
     // Ended unsent, with the reason, never deleted: the rows are also the record that the events were found.
     expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual([
       { status: 'superseded', status_reason: expect.stringMatching(/^discarded by "endpoints enable crm --discard-parked" at 2\d{3}-/) },

@@ -345,7 +345,7 @@ export const endpointsListJson = z.array(endpointView);
 /** `endpoints show|add|update <name>`: one element of `endpoints list`. */
 export const endpointJson = endpointView;
 /** `endpoints enable|disable <name>`. */
-export const endpointEnabledJson = z.strictObject({ name: z.string(), enabled: z.boolean(), parked: count, discarded: count });
+export const endpointEnabledJson = z.strictObject({ name: z.string(), enabled: z.boolean(), parked: count, held: count, discarded: count });
 /** `endpoints remove <name>`. */
 export const endpointRemovedJson = z.strictObject({ name: z.string(), dropped: count, sending: count });
 /** `endpoints rotate-secret <name>`: the new secret, shown once. */

@@ -163,7 +163,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Disabled endpoint ${name}${result.parked > 0 ? `; ${result.parked} undelivered ${result.parked === 1 ? 'delivery' : 'deliveries'} parked` : ''}.`,
+            `Disabled endpoint ${name}${result.parked > 0 ? `; ${result.parked} undelivered ${result.parked === 1 ? 'delivery' : 'deliveries'} parked` : ''}${result.held > 0 ? `; ${result.held} held by a running process-expirations ${result.held === 1 ? 'is' : 'are'} parked by it before its next attempt (attempts in flight end)` : ''}.`,
           );
       }),
     );

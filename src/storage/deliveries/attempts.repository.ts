@@ -57,10 +57,10 @@ export interface AttemptWrite {
   final?: DeliveryEnd | undefined;
 }
 
-/** How a claimed delivery leaves this run: delivered or abandoned (completed), or deferred to `nextAttemptAt`, or parked. */
+/** How a claimed delivery leaves this run: delivered, abandoned or superseded (completed), or deferred to `nextAttemptAt`, or parked. */
 export interface DeliveryEnd {
-  status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'deferred' | 'parked'>;
-  /** Set for delivered and abandoned; null for the waiting states. */
+  status: Extract<DeliveryStatus, 'delivered' | 'abandoned' | 'deferred' | 'parked' | 'superseded'>;
+  /** Set for delivered, abandoned and superseded; null for the waiting states. */
   completedAt: string | null;
   /** For deferred ones. */
   nextAttemptAt?: string | null;

@@ -31,13 +31,21 @@ export async function deferEndpoint(
   return { deferred: Number(deferred.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
 }
 
-/** Parks every delivery of an endpoint that no run holds and that waits (pending or deferred): the endpoint is gone (410) or disabled. */
-export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reason: string): Promise<number> {
+/**
+ * Parks every delivery of an endpoint that no run holds and that waits (pending or deferred): the endpoint is gone
+ * (410) or disabled. With `lapsedBefore` (epoch ms), also those a run claimed whose lease ran out before then (a run
+ * that is gone, which no run takes over while the endpoint is disabled).
+ */
+export async function parkEndpoint(db: Kysely<Database>, endpoint: string, reason: string, lapsedBefore?: number): Promise<number> {
   const result = await db
     .updateTable('webhook_deliveries')
-    .set({ status: 'parked', next_attempt_at: null, status_reason: reason })
+    .set({ status: 'parked', next_attempt_at: null, status_reason: reason, claimed_by: null, lease_until: null })
     .where('endpoint', '=', endpoint)
-    .where('status', 'in', ['pending', 'deferred'])
+    .where((eb) =>
+      lapsedBefore === undefined
+        ? eb('status', 'in', ['pending', 'deferred'])
+        : eb.or([eb('status', 'in', ['pending', 'deferred']), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', lapsedBefore)])]),
+    )
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }

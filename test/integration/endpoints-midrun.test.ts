@@ -1,0 +1,108 @@
+import fs from 'node:fs';
+import { expect, test } from '@jest/globals';
+import { endpointsSetEnabled } from '../../src/commands/endpoints.js';
+import { processExpirations } from '../../src/commands/process-expirations.js';
+import type { Receiver } from '../helpers/receiver.js';
+import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
+
+// `endpoints disable` while a run is sending to that endpoint: the run reads the switches again (about once a
+// second) and starts no new attempt to it; what it holds is parked.
+const T0 = new Date('2025-01-23T10:00:00Z');
+const EVENTS = 20;
+// How many attempts may start after the command returns: the one in flight, and those of the second the run may
+// take to read the switch again (one at a time, 300 ms each).
+const LATE = 5;
+
+const idsOf = (r: Receiver) => r.requests.map((request) => String(request.headers['x-webhook-id']));
+
+async function seeded(ws: Workspace, count: number, prefix = 'EXP'): Promise<void> {
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ license_code: `${prefix}-${index}`, expires_at: '2025-01-22T10:00:00Z' })));
+}
+
+/** crm answers each request after 300 ms, one at a time: a run holds most of its deliveries for seconds. */
+async function slowCrm(ws: Workspace): Promise<Receiver> {
+  const crm = await receiverFor(() => ({ delayMs: 300, status: 200 }));
+  fs.chmodSync(ws.configFile, 0o600);
+  const added = await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--max-in-flight', '1']);
+  expect([added.code, added.stderr]).toEqual([0, '']);
+  return crm;
+}
+
+async function whenReceived(target: Receiver, count: number): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (target.requests.length < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(target.requests.length).toBeGreaterThanOrEqual(count);
+}
+
+const crmRows = (ws: Workspace) =>
+  ws.rows<{ status: string; status_reason: string | null }>("select status, status_reason from webhook_deliveries where endpoint = 'crm' order by id");
+
+forEachDialect('endpoints changed while a run sends to them', ({ workspace }) => {
+  test('endpoints disable mid-run: the run starts no new attempt to it, parks what it held; the message counts them; enabled, they go out once', async () => {
+    const main = await receiverFor();
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+    await ws.ready();
+    const crm = await slowCrm(ws);
+    await seeded(ws, EVENTS);
+    const running = ws.run((context) => processExpirations(context, { now: T0 }));
+    await whenReceived(crm, 2);
+
+    const disabled = await ws.cli(['endpoints', 'disable', 'crm']);
+    const atDisable = crm.requests.length;
+    expect([disabled.code, disabled.stderr]).toEqual([0, '']);
+    // The run claimed all of crm's: none is parked by the command, each is counted as held by the run.
+    const held =
+      /^Disabled endpoint crm; (\d+) held by a running process-expirations are parked by it before its next attempt \(attempts in flight end\)\.\n$/.exec(
+        disabled.stdout,
+      );
+    expect(held).not.toBeNull();
+    expect(Number(held![1])).toBeGreaterThanOrEqual(EVENTS - atDisable - 1);
+
+    const run = await running;
+    // Before: every delivery it had claimed went out (20 requests); now at most those started within a second.
+    expect(crm.requests.length).toBeLessThanOrEqual(atDisable + LATE);
+    const sent = crm.requests.length;
+    const rows = await crmRows(ws);
+    expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(sent);
+    expect(rows.filter((row) => row.status !== 'delivered')).toEqual(Array(EVENTS - sent).fill({ status: 'parked', status_reason: 'endpoint disabled' }));
+    expect(run.parked).toBe(EVENTS - sent);
+    expect(run.locked).toBe(0);
+    expect(main.requests).toHaveLength(EVENTS);
+
+    // Parked, never dropped: enabled again, the next run sends each of them once.
+    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    expect(crm.requests).toHaveLength(EVENTS);
+    expect(new Set(idsOf(crm))).toEqual(new Set(idsOf(main)));
+    expect((await crmRows(ws)).map((row) => row.status)).toEqual(Array(EVENTS).fill('delivered'));
+  }, 90_000);
+
+  test('endpoints disable mid-run with retries across runs: an attempt in flight is recorded, and what it leaves waiting is parked, not deferred', async () => {
+    const main = await receiverFor();
+    // Each answer takes longer than the run's second between reads of the switches.
+    const crm = await receiverFor(() => ({ delayMs: 1200, status: 503 }));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's', retryDelaysMs: [], retryWindowHours: 72 } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--max-in-flight', '1'])).code).toBe(0);
+    // Retries across runs count from when an event was recorded, by the real clock: expired yesterday, recorded now.
+    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 19) + 'Z';
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.seed(Array.from({ length: 3 }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: yesterday })));
+    const running = ws.run((context) => processExpirations(context));
+    await whenReceived(crm, 1);
+    // In-process: disabled well within the first attempt.
+    expect(await ws.run((context) => endpointsSetEnabled(context, 'crm', false, new Date()))).toMatchObject({ parked: 0, held: 3 });
+    const run = await running;
+    // Before, the run went on (3 attempts) and deferred each (exit 4, for the operator's switch).
+    expect(crm.requests).toHaveLength(1);
+    expect(run.deferred).toBe(0);
+    expect((await crmRows(ws)).map((row) => row.status)).toEqual(Array(3).fill('parked'));
+    const attempts = await ws.rows<{ n: unknown }>(
+      "select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm'",
+    );
+    expect(Number(attempts[0]!.n)).toBe(crm.requests.length);
+  }, 90_000);
+});
