@@ -169,6 +169,8 @@ function checked(fields: EndpointWrite): EndpointWrite {
 export interface EndpointChange {
   name: string;
   endpoint: EndpointView;
+  /** `add`: undelivered deliveries an earlier endpoint of the name left, ended unsent (superseded). */
+  superseded?: number;
   /** Printed once when the tool generated the secret (`add` without --secret takes none). */
   secret?: string;
 }
@@ -197,15 +199,16 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
     signing: input.signing ?? 'botble',
     enabled: input.enabled ?? true,
   });
+  let superseded: number;
   try {
-    await insertEndpoint(context.db, name, fields, formatUtc(now));
+    superseded = await insertEndpoint(context.db, name, fields, formatUtc(now));
   } catch (error) {
     // Another command added the same name in between: the unique name refused it, nothing was written.
     if ((await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name))
       throw usageError(`An endpoint named "${name}" was just added by another command: names are unique.`);
     throw error;
   }
-  return { name, endpoint: await endpointsShow(context, name, now) };
+  return { name, endpoint: await endpointsShow(context, name, now), superseded };
 }
 
 export async function endpointsUpdate(context: CommandContext, name: string, input: EndpointInput, now: Date): Promise<EndpointChange> {
@@ -275,7 +278,10 @@ export interface RemoveResult {
   name: string;
   /** Undelivered deliveries it ended unsent (superseded, with the reason). */
   dropped: number;
-  /** Undelivered deliveries a running run holds: left to it (it may send them). */
+  /**
+   * Undelivered deliveries a running run holds: attempts in flight end and are recorded; the run ends the rest
+   * unsent (superseded) before its next attempt to the endpoint (it reads the switches again about once a second).
+   */
   sending: number;
 }
 

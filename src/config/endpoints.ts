@@ -24,6 +24,8 @@ export interface ResolvedEndpoint {
   maxInFlight: number | undefined;
   signing: SigningScheme;
   source: EndpointSource;
+  /** A database endpoint's row id (see StoredEndpoint.id). */
+  id?: number;
 }
 
 const SCHEMES: readonly string[] = ['botble', 'standard', 'both'];
@@ -86,6 +88,7 @@ export async function resolveEndpoints(
       maxInFlight: endpoint.maxInFlight ?? undefined,
       signing: SCHEMES.includes(endpoint.signing) ? (endpoint.signing as SigningScheme) : 'botble',
       source: 'database',
+      id: endpoint.id,
     }));
   const fallback: ResolvedEndpoint = {
     name: DEFAULT_ENDPOINT_NAME,

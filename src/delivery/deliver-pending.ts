@@ -78,8 +78,8 @@ export interface DeliverPendingOptions {
   resend?: ResendSelection;
   /**
    * The switches of the endpoints that can be disabled or removed while the run sends (those stored in the
-   * database), read again about once a second (see EndpointSwitches): no attempt to one found disabled starts,
-   * nor any claim for it. What the run holds of it is parked.
+   * database), read again about once a second (see EndpointSwitches): no attempt to one found disabled or removed
+   * starts, nor any claim for it. What the run holds of a disabled one is parked, of a removed one superseded.
    */
   switches?: EndpointSwitches | undefined;
   fetch?: $Fetch | undefined;
@@ -453,15 +453,17 @@ async function workThrough(
     let outcome: Pick<DeliveryResult, 'status' | 'lastStatusCode' | 'lastError'> & { attempts: unknown[] };
     // How the delivery leaves this run, when the cross-run policy decided it (deferred, parked, or abandoned with a reason).
     let end: DeliveryEnd | undefined;
-    // Set when its endpoint was found disabled before an attempt: how it ends unsent (parked).
+    const completedNow = () => formatUtc(clock.now());
+    // Set when its endpoint was found disabled or removed before an attempt: how it ends unsent (parked, superseded).
     let switchedEnd: DeliveryEnd | undefined;
-    // The attempt's own end, or, when it leaves the delivery waiting and its endpoint was disabled meanwhile,
-    // parked instead of deferred: the attempt in flight is recorded, no other follows.
+    // The attempt's own end, or, when it leaves the delivery waiting and its endpoint was disabled or removed
+    // meanwhile, parked or superseded instead of deferred: the attempt in flight is recorded, no other follows.
     const endAfterAttempt = (final: DeliveryEnd | undefined): DeliveryEnd | undefined | Promise<DeliveryEnd | undefined> => {
       if (!switches || !final || (final.status !== 'deferred' && final.status !== 'parked')) return final;
       const decide = () => {
-        // A 410's parking stays a 410's.
-        return final.status === 'deferred' ? (switches.endOf(row.endpoint) ?? final) : final;
+        const switched = switches.endOf(row.endpoint, completedNow);
+        // A 410's parking stays a 410's while the endpoint is only disabled.
+        return switched && (final.status === 'deferred' || switched.status === 'superseded') ? switched : final;
       };
       const reading = switches.fresh();
       return reading ? reading.then(decide) : decide();
@@ -488,8 +490,8 @@ async function workThrough(
         // what a lost database costs in re-sends is the answers it could not record.
         beforeAttempt: () => {
           const check = () => {
-            // Disabled since the run began (read again about once a second): no attempt starts.
-            switchedEnd = switches?.endOf(row.endpoint);
+            // Disabled or removed since the run began (read again about once a second): no attempt starts.
+            switchedEnd = switches?.endOf(row.endpoint, completedNow);
             if (switchedEnd) return 'hold' as const;
             // The circuit may have opened, or a 429 paused the endpoint, while this one waited for its slot.
             if (crossRun && (crossRun.pauseMs(row) > 0 || !crossRun.stillAdmitted(row))) {
@@ -546,7 +548,7 @@ async function workThrough(
         },
       });
       if (switchedEnd) {
-        // Its endpoint was disabled while the run held it: parked, sent once it is enabled again.
+        // Its endpoint was disabled (parked: sent once enabled again) or removed (superseded) while the run held it.
         end = switchedEnd;
         crossRun?.notSent(row);
         await endClaimed(db, row.id, options.runId, end);
@@ -645,8 +647,8 @@ async function workThrough(
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
   let lockChecks = 0;
-  // An endpoint the run sends no more to (open circuit, 410, a long Retry-After; disabled since the run began)
-  // claims nothing more: its deliveries were deferred or parked.
+  // An endpoint the run sends no more to (open circuit, 410, a long Retry-After; disabled or removed since the run
+  // began) claims nothing more: its deliveries were deferred or parked (or superseded).
   const closed = (state: StreamState) =>
     state.stream.name !== undefined &&
     ((crossRun?.isClosed(state.stream.name) ?? false) || (switches !== undefined && switches.stateOf(state.stream.name) !== 'on'));

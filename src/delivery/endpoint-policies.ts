@@ -35,14 +35,24 @@ export function engineEndpoints(webhooks: WebhookTimings, endpoints: readonly Re
 
 /**
  * The switches a run looks at again while it sends: those of the enabled endpoints stored in the database (the
- * config file's and `default` change only between runs). undefined when the run sends to none of them: nothing is read.
+ * config file's and `default` change only between runs). Removed, or removed and added again (another row id),
+ * is `gone`. undefined when the run sends to none of them: nothing is read.
  */
 export function endpointSwitches(db: Kysely<Database>, endpoints: readonly ResolvedEndpoint[]): EndpointSwitches | undefined {
-  const watched = endpoints.filter((endpoint) => endpoint.source === 'database' && endpoint.enabled && endpoint.url !== null).map((endpoint) => endpoint.name);
-  if (watched.length === 0) return undefined;
+  const watched = new Map(
+    endpoints
+      .filter((endpoint) => endpoint.source === 'database' && endpoint.enabled && endpoint.url !== null && endpoint.id !== undefined)
+      .map((endpoint) => [endpoint.name, endpoint.id!] as const),
+  );
+  if (watched.size === 0) return undefined;
   return new EndpointSwitches(async () => {
-    const rows = await endpointSwitchRows(db, watched);
-    return new Map<string, EndpointSwitch>(rows.map((row) => [row.name, row.enabled ? 'on' : 'off']));
+    const rows = new Map((await endpointSwitchRows(db, [...watched.keys()])).map((row) => [row.name, row] as const));
+    const states = new Map<string, EndpointSwitch>();
+    for (const [name, id] of watched) {
+      const row = rows.get(name);
+      states.set(name, row === undefined || row.id !== id ? 'gone' : row.enabled ? 'on' : 'off');
+    }
+    return states;
   });
 }
 

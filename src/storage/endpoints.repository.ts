@@ -4,6 +4,8 @@ import { inTransaction } from './transaction.js';
 
 /** An endpoint as stored: its row, its extra headers and the earlier secrets still on record (valid or not). */
 export interface StoredEndpoint {
+  /** Its row's id: an endpoint removed and added again under the same name has another. */
+  id: number;
   name: string;
   url: string;
   secret: string | null;
@@ -25,6 +27,7 @@ export async function listStoredEndpoints(db: Kysely<Database>): Promise<StoredE
   const headers = await db.selectFrom('endpoint_headers').selectAll().orderBy('name').execute();
   const secrets = await db.selectFrom('endpoint_secrets').selectAll().orderBy('valid_until', 'desc').orderBy('id', 'desc').execute();
   return rows.map((row) => ({
+    id: Number(row.id),
     name: row.name,
     url: row.url,
     secret: row.secret,
@@ -39,11 +42,11 @@ export async function listStoredEndpoints(db: Kysely<Database>): Promise<StoredE
   }));
 }
 
-/** The switch of the stored endpoints of these names (one small read: what a running run looks at again). */
-export async function endpointSwitchRows(db: Kysely<Database>, names: readonly string[]): Promise<Array<{ name: string; enabled: boolean }>> {
+/** The id and switch of the stored endpoints of these names (one small read: what a running run looks at again). */
+export async function endpointSwitchRows(db: Kysely<Database>, names: readonly string[]): Promise<Array<{ id: number; name: string; enabled: boolean }>> {
   if (names.length === 0) return [];
-  const rows = await db.selectFrom('endpoints').select(['name', 'enabled']).where('name', 'in', names).execute();
-  return rows.map((row) => ({ name: row.name, enabled: Number(row.enabled) === 1 }));
+  const rows = await db.selectFrom('endpoints').select(['id', 'name', 'enabled']).where('name', 'in', names).execute();
+  return rows.map((row) => ({ id: Number(row.id), name: row.name, enabled: Number(row.enabled) === 1 }));
 }
 
 /** What `endpoints add` and `update` write: every field of the endpoint, validated by the caller. */
@@ -76,14 +79,27 @@ const rowOf = (endpoint: EndpointWrite) => ({
   signing: endpoint.signing,
 });
 
-/** A new endpoint with its headers, in one transaction (the unique name refuses a second one). */
-export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string): Promise<void> {
-  await inTransaction(db, async (trx) => {
+/**
+ * A new endpoint with its headers, in one transaction (the unique name refuses a second one). Deliveries left
+ * under its name undelivered (abandoned ones too) were recorded for an earlier endpoint of that name (removed
+ * while a run held them, or taken out of the config file): an endpoint added later receives only the events
+ * recorded after it, so they end unsent (superseded) in the same transaction, before any run can claim them for
+ * it. Returns how many. Those a running run holds are left to it: it finds their endpoint gone and ends them so.
+ */
+export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string): Promise<number> {
+  return inTransaction(db, async (trx) => {
     await trx
       .insertInto('endpoints')
       .values({ name, ...rowOf(endpoint), created_at: now, updated_at: now })
       .execute();
     await writeHeaders(trx, (await idOf(trx, name))!, endpoint.headers);
+    return discardUndelivered(
+      trx,
+      name,
+      `recorded for an earlier endpoint named ${name}, before "endpoints add ${name}" at ${now}: an endpoint added later receives only the events recorded after it`,
+      now,
+      true,
+    );
   });
 }
 

@@ -177,7 +177,7 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(crm.requests).toHaveLength(6);
   }, 60_000);
 
-  test('endpoints remove --force while a run waits to retry one of its deliveries: that one is left to the run, which sends it and records it', async () => {
+  test('endpoints remove --force while a run waits to retry one of its deliveries: the run makes no further attempt and ends it unsent', async () => {
     const main = await receiverFor();
     const crm = await receiverFor((_request, index) => (index === 0 ? 503 : 200));
     const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [3000] } });
@@ -191,9 +191,11 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     expect(JSON.parse(removed.stdout)).toEqual({ name: 'crm', dropped: 0, sending: 1 });
     const run = await running;
     expect(run.code).toBe(0);
-    // Marking it superseded would not have stopped the retry, only hidden it: the row says what happened.
-    expect(crm.requests).toHaveLength(2);
-    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'delivered' }]);
+    // The run reads the switches again before the retry: removed, the delivery ends unsent, by the run that held it.
+    expect(crm.requests).toHaveLength(1);
+    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm'")).toEqual([
+      { status: 'superseded', status_reason: expect.stringMatching(/^endpoint crm removed while a run held this delivery/) },
+    ]);
   }, 60_000);
 
   test("deliveries retry keeps to an endpoint's maxInFlight, as a run does", async () => {

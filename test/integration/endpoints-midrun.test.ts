@@ -5,8 +5,8 @@ import { processExpirations } from '../../src/commands/process-expirations.js';
 import type { Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
-// `endpoints disable` while a run is sending to that endpoint: the run reads the switches again (about once a
-// second) and starts no new attempt to it; what it holds is parked.
+// `endpoints disable` and `endpoints remove --force` while a run is sending to that endpoint: the run reads the
+// switches again (about once a second) and starts no new attempt to it; what it holds is parked or superseded.
 const T0 = new Date('2025-01-23T10:00:00Z');
 const EVENTS = 20;
 // How many attempts may start after the command returns: the one in flight, and those of the second the run may
@@ -104,5 +104,89 @@ forEachDialect('endpoints changed while a run sends to them', ({ workspace }) =>
       "select count(*) as n from webhook_attempts a join webhook_deliveries d on d.id = a.delivery_id where d.endpoint = 'crm'",
     );
     expect(Number(attempts[0]!.n)).toBe(crm.requests.length);
+  }, 90_000);
+
+  test('endpoints remove --force mid-run: the run starts no new attempt to it and ends what it held unsent; an endpoint added later under the name gets none of them', async () => {
+    const main = await receiverFor();
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+    await ws.ready();
+    const crm = await slowCrm(ws);
+    await seeded(ws, EVENTS);
+    const running = ws.run((context) => processExpirations(context, { now: T0 }));
+    await whenReceived(crm, 2);
+
+    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
+    const atRemove = crm.requests.length;
+    expect([removed.code, removed.stderr]).toEqual([0, '']);
+    const held =
+      /^Removed endpoint crm; (\d+) held by a running process-expirations are ended unsent by it before its next attempt \(attempts in flight end\)\.\n$/.exec(
+        removed.stdout,
+      );
+    expect(held).not.toBeNull();
+    expect(Number(held![1])).toBeGreaterThanOrEqual(EVENTS - atRemove - 1);
+
+    const run = await running;
+    // Before: the run went on sending to the removed endpoint's URL.
+    expect(crm.requests.length).toBeLessThanOrEqual(atRemove + LATE);
+    const sent = crm.requests.length;
+    const rows = await crmRows(ws);
+    expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(sent);
+    const ended = rows.filter((row) => row.status !== 'delivered');
+    expect(ended).toHaveLength(EVENTS - sent);
+    for (const row of ended) {
+      expect(row.status).toBe('superseded');
+      expect(row.status_reason).toMatch(/^endpoint crm removed while a run held this delivery: ended unsent/);
+    }
+    expect(run.superseded).toBe(EVENTS - sent);
+    expect(run.locked).toBe(0);
+
+    // A new endpoint of the name gets the events recorded after it, never the old ones.
+    const newCrm = await receiverFor();
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', newCrm.url])).code).toBe(0);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    await seeded(ws, 1, 'LATER');
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    expect(newCrm.requests.map((request) => JSON.parse(request.body.toString('utf8')).payload.license_code)).toEqual(['LATER-0']);
+  }, 90_000);
+
+  test('endpoints add supersedes what an earlier endpoint of the name left undelivered; putting a config-file endpoint back still sends its own', async () => {
+    const [main, old, added] = [await receiverFor(), await receiverFor(), await receiverFor()];
+    const base = { enabled: true, url: main.url, secret: 's' };
+    // A config-file crm, disabled: its deliveries are parked.
+    const ws = workspace({ webhooks: { ...base, endpoints: [{ name: 'crm', url: old.url, enabled: false }] } });
+    await seeded(ws, 3);
+    expect((await ws.run((context) => processExpirations(context, { now: T0 }))).delivered).toBe(3);
+    // Taken out of the config file, then put back: its own waiting deliveries are sent (as documented).
+    ws.configure({ webhooks: base });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    ws.configure({ webhooks: { ...base, endpoints: [{ name: 'crm', url: old.url }] } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    expect(old.requests).toHaveLength(3);
+
+    // Again left undelivered (disabled, then taken out), and now a database endpoint of that name is added.
+    await seeded(ws, 2, 'MORE');
+    ws.configure({ webhooks: { ...base, endpoints: [{ name: 'crm', url: old.url, enabled: false }] } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    ws.configure({ webhooks: base });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.run((context) => processExpirations(context, { now: T0 }));
+    const add = await ws.cli(['endpoints', 'add', 'crm', '--url', added.url]);
+    expect([add.code, add.stderr]).toEqual([0, '']);
+    expect(add.stdout).toContain('2 undelivered deliveries recorded for an earlier endpoint named crm superseded, never sent to this one.');
+    const left = await ws.rows<{ status: string; status_reason: string }>(
+      "select status, status_reason from webhook_deliveries where endpoint = 'crm' and status <> 'delivered'",
+    );
+    expect(left).toHaveLength(2);
+    for (const row of left) {
+      expect(row.status).toBe('superseded');
+      expect(row.status_reason).toMatch(
+        /^recorded for an earlier endpoint named crm, before "endpoints add crm" at .*: an endpoint added later receives only the events recorded after it$/,
+      );
+    }
+    const run = await ws.run((context) => processExpirations(context, { now: T0 }));
+    expect([run.delivered, added.requests.length, old.requests.length]).toEqual([0, 0, 3]);
   }, 90_000);
 });

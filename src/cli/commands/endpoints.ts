@@ -94,6 +94,10 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(change.endpoint);
         else {
           out.info(`Added endpoint ${name}; it receives the events recorded from now on.`);
+          if (change.superseded)
+            out.info(
+              `${change.superseded} undelivered ${change.superseded === 1 ? 'delivery' : 'deliveries'} recorded for an earlier endpoint named ${name} superseded, never sent to this one.`,
+            );
           printEndpoint(out, change.endpoint);
         }
       }),
@@ -179,7 +183,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}${result.sending > 0 ? `; ${result.sending} being sent by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} left to it` : ''}.`,
+            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}${result.sending > 0 ? `; ${result.sending} held by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} ended unsent by it before its next attempt (attempts in flight end)` : ''}.`,
           );
       }),
     );
