@@ -237,19 +237,18 @@ export function deliveriesFor(events: LicenseEvent[], now: Date, timeZone: strin
 }
 
 /**
- * The re-arming of earlier events the rules call for again (ExpirationPlan.rearm): each body built as a new
- * recording's at `now` (so its `timestamp` is when it was recorded again, like its created_at, and it says what the
- * license says now), for the superseded rows of its endpoints that a license change ended.
+ * The re-arming of earlier events the rules call for again (ExpirationPlan.rearm), for the superseded rows of its
+ * endpoints that a license change ended: each keeps the body it was recorded with (one event id, the same bytes at
+ * every receiver).
  */
-function rearmingFor(events: LicenseEvent[], now: Date, takes: EndpointTakes): Rearming {
+function rearmingFor(events: LicenseEvent[], takes: EndpointTakes): Rearming {
   return {
     count: events.length,
     slice: (start, end) =>
-      events.slice(start, end).map(({ event, license }) => ({
+      events.slice(start, end).map(({ event }) => ({
         event_key: event.key,
-        event_instant: formatUtc(event.date),
-        body: eventBody(event, eventSubject(license), now),
-        mayRearm: (row: { endpoint: string; status_reason: string | null }) => supersededByLicense(row.status_reason) && takes(row.endpoint, event.type),
+        mayRearm: (row: { endpoint: string; status_reason: string | null; created_at: string }) =>
+          supersededByLicense(row.status_reason) && takes(row.endpoint, event.type, row.created_at),
       })),
   };
 }
@@ -540,7 +539,7 @@ async function planAndRecord(
     { expired: plan.expire, reactivated: plan.reactivate },
     recordedAt,
     context.licenses.setStatuses,
-    rearmingFor(plan.rearm, now, takes),
+    rearmingFor(plan.rearm, takes),
   );
   return {
     policy,

@@ -83,7 +83,7 @@ async function renewedWhileDeferred(workspace: (config?: Record<string, unknown>
 }
 
 forEachDialect('re-armed notices', ({ workspace }) => {
-  test('a renewal undone: the superseded expired and warning go out once (same event id, body as recorded now), to the endpoints whose were superseded by the license', async () => {
+  test('a renewal undone: the superseded expired and warning go out once (same event id and body as recorded), to the endpoints whose were superseded by the license', async () => {
     const { ws, main, ops, crm, attempted } = await renewedWhileDeferred(workspace);
     const before = main.requests.length;
 
@@ -103,9 +103,13 @@ forEachDialect('re-armed notices', ({ workspace }) => {
     expect(sent).toHaveLength(2);
     const sentBodies = sent.map((request) => JSON.parse(request.body.toString('utf8')) as Body);
     expect(sentBodies.map((body) => `${body.event_type} ${body.payload.license_code}`).sort()).toEqual(['license.expired EXP', 'license.expiring WARN']);
-    // Same event ids as the attempts the receiver may have seen; the body as a recording now makes it.
+    // Same event ids as the attempts the receiver may have seen, and the same bytes ops got for each: one event, one body.
     expect(sent.map((request) => String(request.headers['x-webhook-id'])).sort()).toEqual([...new Set(attempted)].sort());
-    for (const body of sentBodies) expect(body.timestamp).toBe('2026-12-07T12:30:00Z');
+    for (const request of sent) {
+      const atOps = ops.requests.find((other) => other.headers['x-webhook-id'] === request.headers['x-webhook-id']);
+      expect(request.body.toString('utf8')).toBe(atOps!.body.toString('utf8'));
+    }
+    for (const body of sentBodies) expect(body.timestamp).not.toBe('2026-12-07T12:30:00Z');
     expect(sentBodies.find((body) => body.event_type === 'license.expiring')!.payload.days_until_expiry).toBe(1);
     // ops had them (delivered: never again); crm's were discarded by the operator (never re-armed).
     expect(got(ops)).toHaveLength(2);
@@ -139,6 +143,32 @@ forEachDialect('re-armed notices', ({ workspace }) => {
     expect(main.requests.length - before).toBe(2);
     expect(new Set(ids(main).slice(before)).size).toBe(2);
   }, 90_000);
+
+  test('an endpoint removed and added again under its name is another endpoint: what the earlier one had superseded is not re-armed for it', async () => {
+    const main = await receiverFor();
+    const first = await receiverFor(() => 500);
+    const second = await receiverFor();
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, retryDelaysMs: [10], retryWindowHours: 72 }, expirations: { warningDays: [1] } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    // On the real clock, as `endpoints add` stamps the endpoint: expired an hour ago.
+    const expiredAt = new Date(Date.now() - HOUR).toISOString().slice(0, 19) + 'Z';
+    await ws.seed([aLicense({ license_code: 'EXP', expires_at: expiredAt })]);
+    expect((await ws.cli(['endpoints', 'add', 'hooks', '--url', first.url])).code).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await runAt(ws, new Date())).toMatchObject({ recorded: 1, delivered: 1, deferred: 1 });
+    await ws.rows(`update licenses set expires_at = '2099-12-07T10:00:00Z', status = 'active' where license_code = 'EXP'`);
+    expect(await runAt(ws, new Date(Date.now() + HOUR))).toMatchObject({ superseded: 1 });
+    // A second later on the real clock (times are kept to the second): removed, and a new endpoint of that name added.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await ws.cli(['endpoints', 'remove', 'hooks', '--force'])).code).toBe(0);
+    expect((await ws.cli(['endpoints', 'add', 'hooks', '--url', second.url])).code).toBe(0);
+    // The renewal undone: default had the notice; the new hooks never had it and gets none of the earlier one's.
+    await ws.rows(`update licenses set expires_at = '${expiredAt}', status = 'active' where license_code = 'EXP'`);
+    expect(await runAt(ws, new Date(Date.now() + 2 * HOUR))).toMatchObject({ rearmed: 0, delivered: 0 });
+    expect(second.requests).toHaveLength(0);
+    expect(main.requests).toHaveLength(1);
+  }, 60_000);
 
   test("a notice the operator ended (its product's notices turned off while it waited) is not re-armed when they are turned on again", async () => {
     const main = await receiverFor(() => 500);

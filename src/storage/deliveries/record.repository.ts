@@ -40,6 +40,7 @@ export interface RecordedKey {
   endpoint: string;
   status: DeliveryStatus;
   status_reason: string | null;
+  created_at: string;
 }
 
 /** The deliveries already recorded for these licenses (any status: sent, pending, abandoned, superseded), by the license_id index. */
@@ -49,7 +50,7 @@ export async function recordedEventKeys(db: Kysely<Database>, licenseIds: readon
   for (const chunk of chunksOf(ids)) {
     const rows = await db
       .selectFrom('webhook_deliveries')
-      .select(['id', 'event_key', 'event_instant', 'event_type', 'endpoint', 'status', 'status_reason'])
+      .select(['id', 'event_key', 'event_instant', 'event_type', 'endpoint', 'status', 'status_reason', 'created_at'])
       .where('license_id', 'in', chunk)
       .execute();
     keys.push(...rows);
@@ -86,9 +87,7 @@ export interface Rearming {
     end: number,
   ): Array<{
     event_key: string;
-    event_instant: string;
-    body: string;
-    mayRearm(row: { endpoint: string; status_reason: string | null }): boolean;
+    mayRearm(row: { endpoint: string; status_reason: string | null; created_at: string }): boolean;
   }>;
 }
 
@@ -148,9 +147,9 @@ export async function recordEvents(
 
 /**
  * Re-arms the superseded deliveries of these events that `mayRearm` allows and no receiver ever answered 2xx: each
- * keeps its row and event id (a receiver that saw a timed-out attempt can drop the duplicate) and becomes pending
- * as if recorded at `now`: the body given (built as a new recording's), created_at `now` (its retry window and
- * backoff count from here), a new retry schedule, the reason cleared. The UPDATE takes a row only while it is
+ * keeps its row, event id and body (every receiver of one event id gets the same bytes; a receiver that saw a
+ * timed-out attempt can drop the duplicate) and becomes pending: created_at `now` (its retry window and backoff
+ * count from here), a new retry schedule, the reason cleared. The UPDATE takes a row only while it is
  * still the superseded row this run read: of two runs at once, the second finds it pending (PostgreSQL re-reads a
  * row another transaction changed; InnoDB's UPDATE reads the latest committed version; SQLite writes one at a
  * time) and leaves it. Returns how many events had a delivery re-armed by this call.
@@ -174,13 +173,10 @@ async function rearm(trx: Kysely<Database>, rearming: Rearming, now: string): Pr
     const done = new Set<string>();
     for (const row of candidates) {
       if (answered.has(row.id)) continue;
-      const event = byKey.get(row.event_key)!;
       const result = await trx
         .updateTable('webhook_deliveries')
         .set((eb) => ({
           status: 'pending',
-          body: event.body,
-          event_instant: event.event_instant,
           created_at: now,
           completed_at: null,
           status_reason: null,
