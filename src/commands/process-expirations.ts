@@ -61,9 +61,10 @@ export interface ProcessExpirationsOptions {
   onWarning?: (message: string) => void;
   /**
    * Called once the new events are known (recorded, unless a dry run) and before any is sent; `alsoTo` names the
-   * enabled endpoints beside default that take some of them.
+   * enabled endpoints beside default that take some of them, `parkedFor` the disabled ones that take some, with how
+   * many of this run's deliveries are parked there for them (a dry run: would be).
    */
-  onPlan?: (plan: PlanLine[], alsoTo: string[]) => void;
+  onPlan?: (plan: PlanLine[], alsoTo: string[], parkedFor: ParkedForDisabled[]) => void;
   onProgress?: DeliverPendingOptions['onProgress'];
   /** See DeliverPendingOptions.leaseMs. */
   leaseMs?: number | undefined;
@@ -76,6 +77,12 @@ export interface ProcessExpirationsOptions {
 }
 
 export type { LicenseEvent, PlanLine } from '../expirations/plan-expirations.js';
+
+/** A disabled endpoint and how many deliveries of this run's events are parked for it (the operator's switch: never exit 4). */
+export interface ParkedForDisabled {
+  endpoint: string;
+  parked: number;
+}
 
 export interface DueEventReport {
   type: NoticeType;
@@ -149,6 +156,13 @@ export interface ProcessExpirationsResult {
   /** Deferred to a later run by this run, and parked by it (410 Gone). */
   deferred: number;
   parked: number;
+  /**
+   * Deliveries of the events this run recorded that went straight to `parked` because their endpoint is disabled
+   * (`endpoints disable`, `enabled: false`): kept, sent once it is enabled; never exit 4. By endpoint in
+   * parkedDisabledByEndpoint. Not part of `parked`, which counts parking by a 410.
+   */
+  parkedDisabled: number;
+  parkedDisabledByEndpoint: Record<string, number>;
   /** Per endpoint, what waits on a failing receiver once the run is over (deferred and parked, every run's): exit 4 when any and nothing abandoned. */
   waiting: WaitingDeliveries[];
   /** Endpoints this run disabled because they answered 410 Gone. */
@@ -392,6 +406,32 @@ interface RunSoFar {
   superseded: number;
 }
 
+/** The disabled endpoints beside default, by name. */
+function disabledEndpoints(endpoints: ReadonlyArray<{ name: string; enabled: boolean }>): string[] {
+  return endpoints.filter((endpoint) => endpoint.name !== 'default' && !endpoint.enabled).map((endpoint) => endpoint.name);
+}
+
+/** What this run recorded for each disabled endpoint: parked at once (followEndpointSwitches), by the operator's switch. */
+function parkedForDisabled(endpoints: ReadonlyArray<{ name: string; enabled: boolean }>, fannedOutTo: Readonly<Record<string, number>>): ParkedForDisabled[] {
+  return disabledEndpoints(endpoints)
+    .map((endpoint) => ({ endpoint, parked: fannedOutTo[endpoint] ?? 0 }))
+    .filter((entry) => entry.parked > 0);
+}
+
+/** A dry run: how many of the planned events each disabled endpoint takes (they would be parked for it). */
+function wouldParkForDisabled(
+  endpoints: ReadonlyArray<{ name: string; enabled: boolean; events: readonly string[] | null }>,
+  plan: readonly PlanLine[],
+): ParkedForDisabled[] {
+  return endpoints
+    .filter((endpoint) => endpoint.name !== 'default' && !endpoint.enabled)
+    .map((endpoint) => ({
+      endpoint: endpoint.name,
+      parked: plan.filter((line) => endpoint.events === null || endpoint.events.includes(line.type)).reduce((sum, line) => sum + line.count, 0),
+    }))
+    .filter((entry) => entry.parked > 0);
+}
+
 /** The enabled endpoints beside default that take some of the planned events, by name. */
 function alsoTo(endpoints: ReadonlyArray<{ name: string; enabled: boolean; events: readonly string[] | null }>, plan: readonly PlanLine[]): string[] {
   const types = new Set<string>(plan.map((line) => line.type));
@@ -408,13 +448,15 @@ interface Planned {
   /** Active licenses expired before the scan window: marked `expired` with no event (only counted when nothing is recorded). */
   longPast: LongPastExpiries;
   /** What recording wrote; absent when nothing is recorded. */
-  written?: { inserted: number; rearmed: number; expired: number; reactivated: number };
+  written?: { inserted: number; fannedOutTo: Record<string, number>; rearmed: number; expired: number; reactivated: number };
 }
 
 /** What the delivery engine did with everything pending, and the abandoned deliveries with their license codes. */
 interface Delivered {
   sent: DeliverPendingResult;
   abandoned: AbandonedDelivery[];
+  /** What this run recorded for disabled endpoints (parked at once). */
+  parkedFor: ParkedForDisabled[];
 }
 
 // Workers of one run are started together: another run at the same --now that started this close to this one is one of them.
@@ -458,11 +500,12 @@ async function findAndDeliver(
   if (url === null) {
     // A dry run shows what it would send; with webhooks disabled nothing is about to be sent.
     if (options.dryRun) {
-      options.onPlan?.(planned.plan.planLines, alsoTo(wouldGo, planned.plan.planLines));
+      options.onPlan?.(planned.plan.planLines, alsoTo(wouldGo, planned.plan.planLines), wouldParkForDisabled(wouldGo, planned.plan.planLines));
     }
     return report(context, now, latestRun, options, planned);
   }
-  options.onPlan?.(planned.plan.planLines, alsoTo(endpoints, planned.plan.planLines));
+  const parkedFor = parkedForDisabled(endpoints, planned.written?.fannedOutTo ?? {});
+  options.onPlan?.(planned.plan.planLines, alsoTo(endpoints, planned.plan.planLines), parkedFor);
 
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
@@ -510,7 +553,7 @@ async function findAndDeliver(
     }),
     traceAttempt: attemptTracer(options.tracing, config.monitoring.traceparent),
   });
-  return report(context, now, latestRun, options, planned, { sent, abandoned: await abandonedDeliveries(db, context.licenses, sent.outcomes) });
+  return report(context, now, latestRun, options, planned, { sent, abandoned: await abandonedDeliveries(db, context.licenses, sent.outcomes), parkedFor });
 }
 
 /** Reads and plans and, when `record` is set (webhooks on, not a dry run), records the new events and the status changes. */
@@ -546,7 +589,13 @@ async function planAndRecord(
     plan,
     hasLicenses,
     longPast,
-    written: { inserted: recorded.inserted, rearmed: recorded.rearmed, expired: recorded.expired, reactivated: recorded.reactivated },
+    written: {
+      inserted: recorded.inserted,
+      fannedOutTo: recorded.fannedOutTo,
+      rearmed: recorded.rearmed,
+      expired: recorded.expired,
+      reactivated: recorded.reactivated,
+    },
   };
 }
 
@@ -621,6 +670,8 @@ function report(
     abandonedDeliveries: delivery?.abandoned ?? [],
     deferred,
     parked,
+    parkedDisabled: (delivery?.parkedFor ?? []).reduce((sum, entry) => sum + entry.parked, 0),
+    parkedDisabledByEndpoint: Object.fromEntries((delivery?.parkedFor ?? []).map((entry) => [entry.endpoint, entry.parked])),
     waiting,
     gone,
     circuits,

@@ -239,6 +239,9 @@ export const processExpirationsJson = z.strictObject({
   skipped: count,
   deliveries: z.array(deliveryOutcome),
   ...sendingCounts,
+  // Parked at once for endpoints the operator disabled (never exit 4).
+  parkedDisabled: count,
+  parkedDisabledByEndpoint: z.record(z.string(), id),
 });
 
 /** `process-expirations --mark-sent-through <date>`. */

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { commandLine } from '../../command-line.js';
 import type { WebhookTarget } from '../../commands/context.js';
 import type { MarkSentResult } from '../../commands/mark-sent.js';
-import type { PlanLine, ProcessExpirationsResult } from '../../commands/process-expirations.js';
+import type { ParkedForDisabled, PlanLine, ProcessExpirationsResult } from '../../commands/process-expirations.js';
 import { EXIT } from '../../errors.js';
 import { plural } from '../../plural.js';
 import { deliveryProgress, leaseFromEnv, type CommandKit } from '../command-kit.js';
@@ -82,7 +82,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
             leaseMs: leaseFromEnv(io.env),
             stop,
             onWarning: (text) => out.warn(text),
-            onPlan: (plan, alsoTo) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context), alsoTo),
+            onPlan: (plan, alsoTo, parkedFor) => printPlan(out, plan, Boolean(options.dryRun), webhookTarget(context), alsoTo, parkedFor),
             onProgress: progress.onProgress,
           }).finally(() => {
             progress.end();
@@ -124,14 +124,23 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
  * Before anything is sent: how many notices of each kind and where they go, so a settings change that produces
  * thousands, or a URL left over from a test, is seen before the first request.
  */
-function printPlan(out: Output, plan: PlanLine[], dryRun: boolean, target: WebhookTarget, alsoTo: readonly string[] = []): void {
+function printPlan(
+  out: Output,
+  plan: PlanLine[],
+  dryRun: boolean,
+  target: WebhookTarget,
+  alsoTo: readonly string[] = [],
+  parkedFor: readonly ParkedForDisabled[] = [],
+): void {
   if (out.options.json || out.options.quiet || plan.length === 0) return;
   const total = plan.reduce((sum, line) => sum + line.count, 0);
   const lines = plan.map((line) => `${line.type}${line.threshold === undefined ? '' : ` at ${plural(line.threshold, 'day')}`}: ${line.count}`);
   // The other endpoints that take some of them (each by its own event types).
   const also = alsoTo.length === 0 ? '' : ` and to endpoint${alsoTo.length === 1 ? '' : 's'} ${alsoTo.join(', ')}`;
+  // The disabled endpoints that take some of them: what waits there for the operator's switch.
+  const parked = parkedFor.map((entry) => `${entry.parked} ${dryRun ? 'would be ' : ''}parked for ${entry.endpoint} (disabled)`);
   out.info(
-    `${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} ${dryRun ? wouldSendTo(target) : `to ${targetText(target)}`}${also}: ${lines.join(', ')}`,
+    `${dryRun ? 'would send' : 'sending'} ${plural(total, 'event')} ${dryRun ? wouldSendTo(target) : `to ${targetText(target)}`}${also}: ${lines.join(', ')}${parked.length === 0 ? '' : `; ${parked.join(', ')}`}`,
   );
 }
 
@@ -234,6 +243,11 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
     );
     for (const [name, counts] of Object.entries(result.byEndpoint ?? {}))
       out.info(`    to ${name}: delivered ${counts.delivered}, abandoned ${counts.abandoned}`);
+    // Parked by the operator's own switch: no failure (never exit 4), but nothing reaches that receiver until it is enabled.
+    for (const [name, parked] of Object.entries(result.parkedDisabledByEndpoint))
+      out.info(
+        `    for ${name}: ${plural(parked, 'delivery')} parked, as the endpoint is disabled ("${commandLine(`endpoints enable ${name}`)}" sends them with the next run)`,
+      );
     printSuperseded(out, result.deliveries, result.superseded);
   }
 }

@@ -114,9 +114,9 @@ export async function recordEvents(
   now: string,
   setStatuses: StatusWriter = writeStatusChanges,
   rearming?: Rearming,
-): Promise<{ inserted: number; fannedOut: number; rearmed: number; expired: number; reactivated: number }> {
+): Promise<{ inserted: number; fannedOut: number; fannedOutTo: Record<string, number>; rearmed: number; expired: number; reactivated: number }> {
   if (deliveries.count === 0 && changes.expired.length === 0 && changes.reactivated.length === 0 && !rearming?.count)
-    return { inserted: 0, fannedOut: 0, rearmed: 0, expired: 0, reactivated: 0 };
+    return { inserted: 0, fannedOut: 0, fannedOutTo: {}, rearmed: 0, expired: 0, reactivated: 0 };
   return retryOnDeadlock(() =>
     inTransaction(db, async (trx) => {
       const waited = await waitForRecordingTurn(trx);
@@ -125,6 +125,8 @@ export async function recordEvents(
       const todo = waited && deliveries.stillNew ? await deliveries.stillNew(trx) : deliveries;
       let inserted = 0;
       let fannedOut = 0;
+      // Per endpoint other than default: a run names those it parks for a disabled endpoint.
+      const fannedOutTo: Record<string, number> = {};
       for (let index = 0; index < todo.count; index += DELIVERY_ROWS_PER_INSERT) {
         const slice = todo.slice(index, index + DELIVERY_ROWS_PER_INSERT).map((delivery) => ({ status: 'pending' as const, ...delivery, created_at: now }));
         // `default`'s rows (one per event: what a run reports as recorded) and the other endpoints' rows go in
@@ -133,14 +135,19 @@ export async function recordEvents(
           trx,
           slice.filter((row) => row.endpoint === undefined),
         );
-        fannedOut += await insertRows(
-          trx,
-          slice.filter((row) => row.endpoint !== undefined),
-        );
+        // One INSERT per endpoint (endpoints are few), so each one's count is known.
+        for (const endpoint of new Set(slice.map((row) => row.endpoint).filter((name) => name !== undefined))) {
+          const count = await insertRows(
+            trx,
+            slice.filter((row) => row.endpoint === endpoint),
+          );
+          fannedOut += count;
+          if (count > 0) fannedOutTo[endpoint] = (fannedOutTo[endpoint] ?? 0) + count;
+        }
       }
       // Through the license source: where a license's status lives is its business, not the event log's.
       const { expired, reactivated } = await setStatuses(trx, changes, now);
-      return { inserted, fannedOut, rearmed, expired, reactivated };
+      return { inserted, fannedOut, fannedOutTo, rearmed, expired, reactivated };
     }),
   );
 }

@@ -1,0 +1,45 @@
+// What a run says of what it did not send: deliveries parked for a disabled endpoint, the heartbeat's one-line summary,
+// notices superseded after waiting on a failing receiver.
+import fs from 'node:fs';
+import { expect, test } from '@jest/globals';
+import { aLicense, forEachDialect, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
+
+async function ready(config: Record<string, unknown>, make: typeof workspace = workspace): Promise<Workspace> {
+  const ws = make(config);
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  return ws;
+}
+
+forEachDialect('deliveries parked for a disabled endpoint', ({ workspace: dialectWorkspace }) => {
+  test('the plan line, the summary and --json name the endpoint and count them; the run still exits 0', async () => {
+    const [main, crm] = [await receiverFor(), await receiverFor()];
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: 's3cret' } }, dialectWorkspace);
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--disabled'])).code).toBe(0);
+    await ws.seed([aLicense({ license_code: 'A-1', expires_at: '2025-01-15T10:00:00Z' })]);
+
+    const dry = await ws.cli(['process-expirations', '--now', '2025-01-16T08:00:00Z', '--dry-run']);
+    expect(dry.stdout).toMatch(/^would send 1 event to .*: license\.expired: 1; 1 would be parked for crm \(disabled\)$/m);
+
+    const run = await ws.cli(['process-expirations', '--now', '2025-01-16T08:00:00Z', '--json']);
+    expect([run.code, run.stderr]).toEqual([0, '']);
+    expect(JSON.parse(run.stdout)).toMatchObject({ parked: 0, waiting: [], parkedDisabled: 1, parkedDisabledByEndpoint: { crm: 1 } });
+
+    await ws.seed([
+      aLicense({ license_code: 'A-2', expires_at: '2025-01-16T10:00:00Z' }),
+      aLicense({ license_code: 'A-3', expires_at: '2025-01-16T11:00:00Z' }),
+    ]);
+    const text = await ws.cli(['process-expirations', '--now', '2025-01-17T08:00:00Z']);
+    expect([text.code, text.stderr]).toEqual([0, '']);
+    expect(text.stdout).toMatch(/^sending 2 events to .*: license\.expired: 2; 2 parked for crm \(disabled\)$/m);
+    expect(text.stdout).toContain(
+      '    for crm: 2 deliveries parked, as the endpoint is disabled ("license-manager endpoints enable crm" sends them with the next run)',
+    );
+    expect([main.requests.length, crm.requests.length]).toEqual([3, 0]);
+    expect(await ws.rows("select id from webhook_deliveries where endpoint = 'crm' and status = 'parked'")).toHaveLength(3);
+
+    // Nothing new: no line about the disabled endpoint (its earlier deliveries are not this run's).
+    const quiet = await ws.cli(['process-expirations', '--now', '2025-01-17T09:00:00Z', '--json']);
+    expect(JSON.parse(quiet.stdout)).toMatchObject({ parkedDisabled: 0, parkedDisabledByEndpoint: {} });
+  });
+});
