@@ -16,6 +16,7 @@ import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../m
 import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
+import { plural } from '../plural.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { InvalidSettingsError, type CommandContext, type GlobalOptions } from './context.js';
 
@@ -37,6 +38,11 @@ interface MonitoredRunEnd {
   recorded: number;
   delivered: number;
   abandoned: number;
+  /** What waits on a failing receiver as the run ends (deferred; parked by a 410): what makes exit 4. */
+  deferred?: number;
+  parked?: number;
+  /** Not sent: their license changed or expired while they waited. */
+  superseded?: number;
 }
 
 export interface RunMonitorOptions {
@@ -152,7 +158,13 @@ export async function lastPing(context: Pick<CommandContext, 'db'>): Promise<Las
 
 /** The one-line summary the end ping carries: counts and the outcome, never license data. */
 function runSummary(end: MonitoredRunEnd, durationMs: number): string {
-  return `license-manager process-expirations ${end.status} (exit ${end.exitCode}) in ${(durationMs / 1000).toFixed(1)} s: ${end.recorded} events recorded, ${end.delivered} delivered, ${end.abandoned} abandoned`;
+  // The counts that explain an exit 4 (and a notice not sent) only when there are any: a good day's line stays short.
+  const more = [
+    end.deferred ? `${end.deferred} deferred` : '',
+    end.parked ? `${end.parked} parked` : '',
+    end.superseded ? `${end.superseded} superseded` : '',
+  ].filter(Boolean);
+  return `license-manager process-expirations ${end.status} (exit ${end.exitCode}) in ${(durationMs / 1000).toFixed(1)} s: ${plural(end.recorded, 'event')} recorded, ${end.delivered} delivered, ${end.abandoned} abandoned${more.map((part) => `, ${part}`).join('')}`;
 }
 
 /**

@@ -359,6 +359,8 @@ export async function processExpirations(context: CommandContext, options: Proce
     try {
       await finished;
     } finally {
+      // What waits once the run is over (every run's, as exit 4 is decided); a run that failed, what it deferred and parked.
+      const waiting = result?.waiting;
       await monitor?.finished({
         runId,
         exitCode,
@@ -366,6 +368,9 @@ export async function processExpirations(context: CommandContext, options: Proce
         recorded: result?.recorded ?? soFar.recorded,
         delivered: result?.delivered ?? soFar.delivered,
         abandoned: result?.abandoned ?? soFar.abandoned,
+        deferred: waiting ? waiting.reduce((total, endpoint) => total + endpoint.deferred, 0) : soFar.deferred,
+        parked: waiting ? waiting.reduce((total, endpoint) => total + endpoint.parked, 0) : soFar.parked,
+        superseded: result?.superseded ?? soFar.superseded,
       });
     }
   }

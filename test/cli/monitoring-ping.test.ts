@@ -36,7 +36,7 @@ forEachDialect('heartbeat pings around a run', ({ workspace: dialectWorkspace })
     // The run id is the run's own, as `runs` has it.
     expect((await ws.rows<{ id: string }>('select id from runs')).map((row) => row.id)).toEqual([rid]);
     const body = pings.requests[1]!.body.toString('utf8');
-    expect(body).toMatch(/^license-manager process-expirations succeeded \(exit 0\) in \d+\.\d s: 1 events recorded, 1 delivered, 0 abandoned$/);
+    expect(body).toMatch(/^license-manager process-expirations succeeded \(exit 0\) in \d+\.\d s: 1 event recorded, 1 delivered, 0 abandoned$/);
     // No license data in any ping.
     for (const request of pings.requests) expect(`${request.url} ${request.body.toString('utf8')}`).not.toMatch(/EXP-SECRET-CODE|alice@example\.com/);
 
@@ -123,7 +123,7 @@ test("Cronitor and Sentry through the ping setting; none turns the file's ping o
   const params = pings.requests.map((request) => Object.fromEntries(new URL(request.url, 'http://x').searchParams));
   expect(params).toEqual([
     { state: 'run', series: expect.stringMatching(UUID) },
-    { state: 'complete', series: params[0]!.series, status_code: '0', message: expect.stringMatching(/succeeded \(exit 0\).*1 events recorded/) },
+    { state: 'complete', series: params[0]!.series, status_code: '0', message: expect.stringMatching(/succeeded \(exit 0\).*1 event recorded/) },
   ]);
 
   await ws.cli(['settings', 'set', 'ping', `sentry ${base(pings)}api/1/cron/license-job/examplePublicKey/`]);

@@ -43,3 +43,24 @@ forEachDialect('deliveries parked for a disabled endpoint', ({ workspace: dialec
     expect(JSON.parse(quiet.stdout)).toMatchObject({ parkedDisabled: 0, parkedDisabledByEndpoint: {} });
   });
 });
+
+const DAY = 86_400_000;
+
+test("the heartbeat's end ping of an exit 4 counts what waits (deferred), with a singular for one event", async () => {
+  const [hooks, pings] = [await receiverFor(() => 503), await receiverFor()];
+  const ws = await ready({
+    webhooks: { enabled: true, url: hooks.url, retryWindowHours: 72, retryDelaysMs: [] },
+    monitoring: { ping: `${new URL(pings.url).origin}/check` },
+  });
+  // Expired yesterday by the real clock: the run defers it (the retry window is open) instead of abandoning it.
+  await ws.seed([aLicense({ expires_at: new Date(Date.now() - DAY).toISOString().slice(0, 19) + 'Z' })]);
+  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+  const end = pings.requests.at(-1)!;
+  expect(new URL(end.url, 'http://x').pathname).toBe('/check/4');
+  expect(end.body.toString('utf8')).toMatch(
+    /^license-manager process-expirations waiting \(exit 4\) in \d+\.\d s: 1 event recorded, 0 delivered, 0 abandoned, 1 deferred$/,
+  );
+  // A later run with nothing due still says why it exits 4.
+  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+  expect(pings.requests.at(-1)!.body.toString('utf8')).toMatch(/: 0 events recorded, 0 delivered, 0 abandoned, 1 deferred$/);
+});
