@@ -64,3 +64,17 @@ test("the heartbeat's end ping of an exit 4 counts what waits (deferred), with a
   expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
   expect(pings.requests.at(-1)!.body.toString('utf8')).toMatch(/: 0 events recorded, 0 delivered, 0 abandoned, 1 deferred$/);
 });
+
+test('deliveries stats in text: "1 failed attempt since", and the superseded count its --json has', async () => {
+  const [main, crm] = [await receiverFor((_request, index) => (index === 0 ? 200 : 400)), await receiverFor()];
+  const ws = await ready({ webhooks: { enabled: true, url: main.url, retryDelaysMs: [], concurrency: 1 } });
+  expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url, '--disabled'])).code).toBe(0);
+  await ws.seed([aLicense({ expires_at: '2025-01-15T10:00:00Z' }), aLicense({ expires_at: '2025-01-15T11:00:00Z' })]);
+  expect((await ws.cli(['process-expirations', '--now', '2025-01-16T08:00:00Z', '--quiet'])).code).toBe(3);
+  expect((await ws.cli(['endpoints', 'enable', 'crm', '--discard-parked'])).code).toBe(0);
+
+  const stats = await ws.cli(['deliveries', 'stats']);
+  expect(stats.stdout).toMatch(/last success\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, 1 failed attempt since$/m);
+  expect(stats.stdout).toMatch(/deliveries\s+0 delivered, 0 pending, 0 deferred, 0 parked, 0 abandoned, 2 superseded$/m);
+  expect(stats.stdout).toMatch(/deliveries\s+1 delivered, 0 pending, 0 deferred, 0 parked, 1 abandoned, 0 superseded$/m);
+});

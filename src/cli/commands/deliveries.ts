@@ -292,7 +292,7 @@ function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult): void {
       .filter(([, count]) => count > 0)
       .map(([name, count]) => `${name.replace(/_/g, ' ')} ${count}`);
     const rate = endpoint.successRate === null ? '-' : `${(endpoint.successRate * 100).toFixed(1)}%`;
-    const failing = endpoint.consecutiveFailures > 0 ? out.paint.red(`${endpoint.consecutiveFailures} failed attempts since`) : 'no failure since';
+    const failing = endpoint.consecutiveFailures > 0 ? out.paint.red(`${plural(endpoint.consecutiveFailures, 'failed attempt')} since`) : 'no failure since';
     const waiting = endpoint.deliveries;
     out.info('');
     out.info(
@@ -311,7 +311,7 @@ function printDeliveriesStats(out: Output, stats: DeliveriesStatsResult): void {
         ],
         [
           '    deliveries',
-          `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned`,
+          `${waiting.delivered} delivered, ${waiting.pending} pending, ${waiting.deferred} deferred, ${waiting.parked} parked, ${waiting.abandoned} abandoned, ${waiting.superseded} superseded`,
         ],
         ['    oldest waiting', age(endpoint.oldestUndeliveredAgeSeconds)],
       ]),
