@@ -1,10 +1,12 @@
 // The README's "Monitoring the job" recipes hold: its config blocks are valid config, and every metric its alert rules and table name is one the textfile really has.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, test } from '@jest/globals';
 import { configSchema, describeZodError } from '../../src/config/schema.js';
 import { renderMetrics } from '../../src/monitoring/prometheus.js';
 import { readmeBlocks, ROOT } from '../helpers/readme.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const SECTION = 'Monitoring the job: heartbeats, Prometheus, OpenTelemetry';
 
@@ -39,3 +41,65 @@ test('every license_manager_ metric the section names (table, alert rules, examp
   expect(named.length).toBeGreaterThan(8);
   for (const name of new Set(named)) expect([name, families.has(name)]).toEqual([name, true]);
 });
+
+const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
+
+(promtool ? test : test.skip)(
+  `the alert rules as promtool runs them: one deferred delivery (exit 4) fires LicenseManagerNoRecentSuccess, not LicenseManagerRunFailed${promtool ? '' : ' (skipped: promtool is not installed here)'}`,
+  () => {
+    const dir = tempDir();
+    const rules = readmeBlocks()
+      .filter((block) => block.section === SECTION && block.language === 'yaml' && block.lines.some((line) => line.includes('- alert:')))
+      .map((block, index) => {
+        const file = path.join(dir, `rules-${index}.yml`);
+        fs.writeFileSync(file, `${block.lines.join('\n')}\n`);
+        return file;
+      });
+    expect(rules).toHaveLength(2);
+    const checked = spawnSync('promtool', ['check', 'rules', ...rules], { encoding: 'utf8' });
+    expect([checked.status, checked.stderr]).toEqual([0, '']);
+    // A daily job; its last run finished at 0 (time() starts there), the run before it, which exited 0, a day earlier.
+    const scenario = (exitCode: number, lastRunAt: number, alerts: Record<string, boolean>) => `
+  - interval: 1m
+    input_series:
+      - { series: 'license_manager_last_run_exit_code{job="lm"}', values: '${exitCode}x200' }
+      - { series: 'license_manager_last_run_timestamp_seconds{job="lm"}', values: '${lastRunAt}x200' }
+      - { series: 'license_manager_last_success_timestamp_seconds{job="lm"}', values: '-86400x200' }
+    alert_rule_test:
+${Object.entries(alerts)
+  .map(
+    ([alert, fires]) => `      - eval_time: 150m
+        alertname: ${alert}
+        exp_alerts: ${fires ? `[{ exp_labels: { job: lm, severity: page }, exp_annotations: ${JSON.stringify(annotations(alert, exitCode))} }]` : '[]'}`,
+  )
+  .join('\n')}`;
+    const annotations = (alert: string, exitCode: number) =>
+      alert === 'LicenseManagerNoRecentSuccess'
+        ? {
+            summary: 'license-manager has not finished a run with exit 0 for over 26 hours',
+            description: `Last run exit code ${exitCode}; see license-manager status.`,
+          }
+        : {
+            summary: 'license-manager: the last run failed, was refused or abandoned deliveries, or none finished for over 26 hours',
+            description: 'Exit 4 (deliveries waiting on a receiver) does not page here; see license-manager status.',
+          };
+    const tests = path.join(dir, 'tests.yml');
+    fs.writeFileSync(
+      tests,
+      [
+        `rule_files: ${JSON.stringify(rules)}`,
+        'evaluation_interval: 1m',
+        'tests:',
+        // Exit 4: 2.5 hours after the run, 26.5 hours after the last exit 0.
+        scenario(4, 0, { LicenseManagerNoRecentSuccess: true, LicenseManagerRunFailed: false }),
+        // Abandoned deliveries, a refused run: both page.
+        scenario(3, 0, { LicenseManagerNoRecentSuccess: true, LicenseManagerRunFailed: true }),
+        scenario(2, 0, { LicenseManagerRunFailed: true }),
+        // No run finished for 26 hours, the last one with exit 4: the job has stopped.
+        scenario(4, -86400, { LicenseManagerRunFailed: true }),
+      ].join('\n'),
+    );
+    const run = spawnSync('promtool', ['test', 'rules', tests], { encoding: 'utf8' });
+    expect([run.status, run.stdout + run.stderr]).toEqual([0, expect.stringContaining('SUCCESS')]);
+  },
+);
