@@ -71,6 +71,33 @@ export function printSuperseded(out: Output, outcomes: readonly DeliveryOutcome[
   for (const line of lines) out.info(line);
 }
 
+/** A reason without what differs from one delivery to the next (dates, instants, license ids): its kind. */
+function reasonKind(reason: string): string {
+  return reason.replace(/\d{4}-\d\d-\d\d(T\d\d:\d\d:\d\dZ)?/g, '…').replace(/\blicense \d+\b/g, 'license …');
+}
+
+/**
+ * Notices a run did not send because their license changed or expired while they waited (on a failing receiver,
+ * or for a run that stopped): a customer may have missed one, so one warning on stderr, with or without --quiet
+ * (cron mails it): how many, the commonest reason, and where to see them all.
+ */
+export function warnSuperseded(out: Output, outcomes: readonly DeliveryOutcome[], total: number): void {
+  if (total === 0) return;
+  const reasons = outcomes.filter((outcome) => outcome.status === 'superseded' && outcome.reason).map((outcome) => outcome.reason!);
+  let why = '';
+  if (total === 1 && reasons.length === 1) why = ` (${clean(reasons[0]!)})`;
+  else if (reasons.length > 0) {
+    const byKind = new Map<string, number>();
+    for (const reason of reasons) byKind.set(reasonKind(reason), (byKind.get(reasonKind(reason)) ?? 0) + 1);
+    const [kind, count] = [...byKind.entries()].reduce((most, entry) => (entry[1] > most[1] ? entry : most));
+    // No reason more common than another (each once): one of them stands for the rest.
+    why = ` (${count === total ? 'all of them' : count > 1 ? `${count} of them` : 'for example'}: ${clean(kind)})`;
+  }
+  out.warn(
+    `${plural(total, 'notice')} ${total === 1 ? 'was' : 'were'} not sent: superseded after waiting${why}. See "${commandLine('deliveries list --status superseded')}".`,
+  );
+}
+
 /** Under `settings list` and `status`: what was made of a value used in part, and what a value does here. */
 export function printSettingNotes(out: Output, settings: ReadonlyArray<Pick<EffectiveSetting, 'key' | 'warning' | 'note'>>): void {
   for (const setting of settings) {

@@ -78,3 +78,31 @@ test('deliveries stats in text: "1 failed attempt since", and the superseded cou
   expect(stats.stdout).toMatch(/deliveries\s+0 delivered, 0 pending, 0 deferred, 0 parked, 0 abandoned, 2 superseded$/m);
   expect(stats.stdout).toMatch(/deliveries\s+1 delivered, 0 pending, 0 deferred, 0 parked, 1 abandoned, 0 superseded$/m);
 });
+
+test('a notice superseded after waiting on a failing receiver is one warning on stderr, with --quiet too: count, commonest reason, the command', async () => {
+  let down = true;
+  const hooks = await receiverFor(() => (down ? 503 : 200));
+  const ws = await ready({ webhooks: { enabled: true, url: hooks.url, retryWindowHours: 72, retryDelaysMs: [] } });
+  // Three warnings due now by the real clock (the backoff runs on it); the receiver is down, so they are deferred.
+  const soon = (hours: number) => new Date(Date.now() + hours * 3_600_000).toISOString().slice(0, 19) + 'Z';
+  await ws.seed([
+    aLicense({ license_code: 'W-1', expires_at: soon(30) }),
+    aLicense({ license_code: 'W-2', expires_at: soon(31) }),
+    aLicense({ license_code: 'W-3', expires_at: soon(32) }),
+  ]);
+  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+  const tried = hooks.requests.length;
+  // Meanwhile two customers renewed and one license was suspended; the receiver is back and the deferred ones are due.
+  await ws.rows(`update licenses set expires_at = '2030-01-01T00:00:00Z' where license_code in ('W-1', 'W-2')`);
+  await ws.rows(`update licenses set status = 'suspended' where license_code = 'W-3'`);
+  await ws.rows("update webhook_deliveries set next_attempt_at = '2000-01-01T00:00:00Z'");
+  down = false;
+
+  const run = await ws.cli(['process-expirations', '--quiet']);
+  expect([run.code, run.stdout]).toEqual([0, '']);
+  expect(run.stderr).toBe(
+    'warning: 3 notices were not sent: superseded after waiting (2 of them: license renewed: it now expires on … (this notice is about …)). ' +
+      'See "license-manager deliveries list --status superseded".\n',
+  );
+  expect(hooks.requests).toHaveLength(tried);
+});

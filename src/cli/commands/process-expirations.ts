@@ -7,7 +7,7 @@ import type { ParkedForDisabled, PlanLine, ProcessExpirationsResult } from '../.
 import { EXIT } from '../../errors.js';
 import { plural } from '../../plural.js';
 import { deliveryProgress, leaseFromEnv, type CommandKit } from '../command-kit.js';
-import { LISTED_OUTCOMES, printAbandoned, printSuperseded, printWaiting, targetText } from '../format.js';
+import { LISTED_OUTCOMES, printAbandoned, printSuperseded, printWaiting, targetText, warnSuperseded } from '../format.js';
 import { examples } from '../help.js';
 import { calendarDate, runInstant } from '../options.js';
 import type { Output } from '../output.js';
@@ -104,6 +104,7 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
           printExpiredWithoutEvent(out, result, options.now !== undefined);
           printAbandoned(out, result.abandonedDeliveries, result.abandoned);
           printWaiting(out, result);
+          warnSuperseded(out, result.deliveries, result.superseded);
           if (stop.aborted) out.warn(`stopped early: left ${plural(result.left, 'delivery')} pending for the next run (nothing is lost).`);
           if (result.locked > 0) out.warn(lockedMessage(result.locked));
           return outcome.exitCode;
