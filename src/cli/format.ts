@@ -59,7 +59,7 @@ export function printWaiting(
   }
 }
 
-/** The deliveries a run or a re-send did not send because their license changed since they were recorded, each with why. */
+/** The deliveries a run or a re-send did not send because their license changed or expired since they were recorded, each with why. */
 export function printSuperseded(out: Output, outcomes: readonly DeliveryOutcome[], total: number): void {
   if (total === 0) return;
   const lines = outcomes
@@ -67,7 +67,9 @@ export function printSuperseded(out: Output, outcomes: readonly DeliveryOutcome[
     .slice(0, LISTED_OUTCOMES)
     .map((outcome) => `    #${outcome.id} ${outcome.eventType}: ${clean(outcome.reason ?? '')}`);
   if (total > lines.length) lines.push(`    ... and ${total - lines.length} more (${commandLine('deliveries list --status superseded')})`);
-  out.info(`  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):`);
+  out.info(
+    `  not sent, superseded (the license changed or expired since the notice was recorded, or a later notice replaced it; "deliveries retry <id> --force" sends one anyway):`,
+  );
   for (const line of lines) out.info(line);
 }
 

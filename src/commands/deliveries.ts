@@ -204,7 +204,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
       }
       if (delivery.status === 'superseded' && !options.force) {
         throw usageError(
-          `Delivery ${delivery.id} was superseded${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}: ${delivery.status_reason ?? 'its license changed since it was recorded'}. It is not re-sent, so the receiver never gets a notice its license contradicts. To send it anyway, exactly as recorded: "${commandLine(`deliveries retry ${delivery.id} --force`)}". Nothing was sent.`,
+          `Delivery ${delivery.id} was superseded${delivery.completed_at ? ` at ${delivery.completed_at}` : ''}: ${delivery.status_reason ?? 'its license changed or expired since it was recorded'}. It is not re-sent, so the receiver never gets a notice its license contradicts. To send it anyway, exactly as recorded: "${commandLine(`deliveries retry ${delivery.id} --force`)}". Nothing was sent.`,
         );
       }
       if (delivery.status !== 'abandoned' && delivery.status !== 'delivered' && delivery.status !== 'deferred' && delivery.status !== 'superseded') {

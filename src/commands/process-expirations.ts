@@ -137,7 +137,7 @@ export interface ProcessExpirationsResult {
   skipped: number;
   delivered: number;
   abandoned: number;
-  /** Deliveries that waited and were not sent: their license changed since (renewed, suspended, deleted, …); each outcome says why. */
+  /** Deliveries that waited and were not sent: their license changed or expired since (renewed, suspended, deleted, expired, …); each outcome says why. */
   superseded: number;
   released: number;
   /** Not sent: no longer this run's when it checked (its lease lapsed, as when paused, and another run sends them; or the delivery was removed). */

@@ -106,3 +106,16 @@ test('a notice superseded after waiting on a failing receiver is one warning on 
   );
   expect(hooks.requests).toHaveLength(tried);
 });
+
+test('deliveries retry: the hint over superseded ones covers a license that expired, not only one that changed', async () => {
+  const hooks = await receiverFor(() => 400);
+  const ws = await ready({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] } });
+  await ws.seed([aLicense({ license_code: 'LATE-1', expires_at: '2025-01-15T10:00:00Z' })]);
+  // A warning the receiver refused (abandoned), re-sent long after the license expired.
+  expect((await ws.cli(['process-expirations', '--now', '2025-01-14T12:00:00Z', '--quiet'])).code).toBe(3);
+  const retried = await ws.cli(['deliveries', 'retry', '--abandoned']);
+  expect(retried.stdout).toContain(
+    '  not sent, superseded (the license changed or expired since the notice was recorded, or a later notice replaced it; "deliveries retry <id> --force" sends one anyway):\n',
+  );
+  expect(retried.stdout).toMatch(/^ {4}#\d+ license\.expiring: the license expired at 2025-01-15T10:00:00Z, before this warning could be sent$/m);
+});

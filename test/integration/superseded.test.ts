@@ -313,7 +313,7 @@ describe('superseded deliveries in Botble mode [sqlite]', () => {
       expect([second.code, second.stderr]).toEqual([0, expect.stringMatching(/^warning: 3 notices were not sent: superseded after waiting \(for example: /)]);
       expect(second.stdout).toContain('  delivered 1, abandoned 0, superseded 3\n');
       expect(second.stdout).toContain(
-        '  not sent, superseded (the license changed since the notice was recorded; "deliveries retry <id> --force" sends one anyway):\n',
+        '  not sent, superseded (the license changed or expired since the notice was recorded, or a later notice replaced it; "deliveries retry <id> --force" sends one anyway):\n',
       );
       expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license suspended$/m);
       expect(second.stdout).toMatch(/^ {4}#\d+ license\.expiring: license 3 no longer exists \(deleted\)$/m);
