@@ -20,6 +20,7 @@ import { endpointSwitches, engineEndpoints } from '../delivery/endpoint-policies
 import { deliverPending, MAX_LISTED, nothingSent, type DeliverPendingOptions, type DeliverPendingResult } from '../delivery/deliver-pending.js';
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { commandLine } from '../command-line.js';
+import { endpointNarrowed } from './recorded-notices.js';
 
 export interface ListDeliveriesOptions {
   status?: DeliveryStatus | undefined;
@@ -268,6 +269,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
             licenses: context.licenses,
             timeZone: context.config.expirations.timeZone,
             products: context.config.expirations.products,
+            narrowed: endpointNarrowed(resolved),
           }),
         }),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.

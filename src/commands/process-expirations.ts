@@ -27,7 +27,7 @@ import { followEndpointSwitches, type WaitingDeliveries } from '../storage/deliv
 import { maxDeliveryId } from '../storage/deliveries/log.repository.js';
 import { recordEvents, type NewDeliveries, type Rearming } from '../storage/deliveries/record.repository.js';
 import { supersededByLicense } from '../expirations/stale-notice.js';
-import { endpointTakes, recordedNotices, type EndpointTakes } from './recorded-notices.js';
+import { endpointNarrowed, endpointTakes, recordedNotices, type EndpointTakes } from './recorded-notices.js';
 import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
 import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
@@ -542,6 +542,7 @@ async function findAndDeliver(
       licenses: context.licenses,
       timeZone: config.expirations.timeZone,
       products: config.expirations.products,
+      narrowed: endpointNarrowed(endpoints),
       freshAfterId,
       ...(run && {
         workers: {

@@ -26,6 +26,20 @@ export function endpointTakes(endpoints: readonly ResolvedEndpoint[]): EndpointT
 }
 
 /**
+ * Why an endpoint defined now no longer takes events of a type (its `events` list was narrowed since a delivery was
+ * recorded for it), or undefined when it takes them (default, an endpoint taking every type, or one no longer
+ * defined: what waits for that is parked, not judged here).
+ */
+export function endpointNarrowed(endpoints: readonly ResolvedEndpoint[]): (endpoint: string, type: string) => string | undefined {
+  const byName = new Map(endpoints.map((endpoint) => [endpoint.name, endpoint]));
+  return (name, type) => {
+    const events = byName.get(name)?.events;
+    if (name === DEFAULT_ENDPOINT_NAME || !events || events.includes(type)) return undefined;
+    return `endpoint ${name} no longer takes ${type} events (it takes ${events.join(', ')} since its events were changed)`;
+  };
+}
+
+/**
  * The earlier records of these licenses, under today's keys or the first release's, one per delivery row. A row is
  * `rearmable` when it ended superseded because of its license (renewed, suspended, deleted, … : supersededByLicense,
  * never what an operator ended), no receiver ever answered it 2xx, and its endpoint takes it (`takes`; default

@@ -29,6 +29,11 @@ export interface StaleNoticeCheckOptions {
    * a claimed window holds a row recorded at that instant and never attempted.
    */
   workers?: { rulesNow: Date; startedTogether: () => Promise<boolean> };
+  /**
+   * Why an endpoint no longer takes a delivery's event type (its `events` narrowed since it was recorded), or
+   * undefined when it does: such a delivery is not sent.
+   */
+  narrowed?: (endpoint: string, eventType: string) => string | undefined;
 }
 
 /**
@@ -59,6 +64,11 @@ export function staleNoticeCheck(db: Kysely<Database>, options: StaleNoticeCheck
       if (event) recorded.set(event.licenseId, [...(recorded.get(event.licenseId) ?? []), event]);
     }
     for (const row of waiting) {
+      const narrowed = options.narrowed?.(row.endpoint, row.event_type);
+      if (narrowed !== undefined) {
+        reasons.set(row.id, narrowed);
+        continue;
+      }
       const raw = licenses.get(row.license_id!);
       if (raw && options.products && !policyFor(raw.product_id, NO_DAYS, options.products).enabled) {
         reasons.set(row.id, `notices for product ${raw.product_id} are turned off (expirations.products.${raw.product_id}.enabled is false)`);

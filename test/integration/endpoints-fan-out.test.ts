@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { Webhook } from 'standardwebhooks';
 import { verifySignature } from '../../src/webhooks/verify.js';
+import { processExpirations } from '../../src/commands/process-expirations.js';
 import { type Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
@@ -291,5 +292,35 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     const firstHung = Math.min(...hanging.requests.map((request) => request.at));
     // Every crm delivery was done before default's first attempts timed out (2 s after they started).
     expect(Math.max(...crm.requests.map((request) => request.at)) - firstHung).toBeLessThan(1500);
+  }, 60_000);
+});
+
+forEachDialect('endpoints: events narrowed while deliveries wait', ({ workspace }) => {
+  test('a waiting delivery of a type its endpoint no longer takes is superseded with the reason, not sent; the others go', async () => {
+    let down = true;
+    const main = await receiverFor();
+    const crm = await receiverFor(() => (down ? 503 : 200));
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: SECRET, retryDelaysMs: [10], retryWindowHours: 72 } });
+    await seeded(ws, 1, 1);
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    const at = (minutes: number) => new Date(Date.parse(NOW) + minutes * 60_000);
+    const run = (minutes: number) => ws.run((context) => processExpirations(context, { now: at(minutes), clock: { now: () => at(minutes) } }));
+    expect(await run(0)).toMatchObject({ recorded: 2, deferred: 2 });
+    // crm now takes only license.expired; it is back.
+    expect((await ws.cli(['endpoints', 'update', 'crm', '--events', 'license.expired'])).code).toBe(0);
+    down = false;
+    const before = crm.requests.length;
+    const later = await run(60);
+    expect(later).toMatchObject({ delivered: 1, superseded: 1 });
+    expect(typesOf(crm).length - before).toBe(1);
+    expect(String(crm.requests.at(-1)!.headers['x-webhook-event'])).toBe('license.expired');
+    expect(await ws.rows("select event_type, status, status_reason from webhook_deliveries where endpoint = 'crm' order by event_type")).toEqual([
+      { event_type: 'license.expired', status: 'delivered', status_reason: null },
+      {
+        event_type: 'license.expiring',
+        status: 'superseded',
+        status_reason: 'endpoint crm no longer takes license.expiring events (it takes license.expired since its events were changed)',
+      },
+    ]);
   }, 60_000);
 });
