@@ -33,6 +33,8 @@ import type { StoredCircuit } from '../delivery/circuit.js';
 import type { LicenseSource } from '../storage/license-source.js';
 import type { LongPastExpiries } from '../storage/licenses.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
+import { plural } from '../plural.js';
+import { commandLine } from '../command-line.js';
 import { dateInZone, daysBetween } from '../expirations/calendar.js';
 import { deliveryPolicy } from '../webhooks/deliver.js';
 import { abandonedDeliveries, type AbandonedDelivery } from './abandoned.js';
@@ -515,7 +517,14 @@ async function findAndDeliver(
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
   const gone = goneEndpoints(await endpointStates(db));
-  await followEndpointSwitches(db, endpoints, gone);
+  const switched = await followEndpointSwitches(db, endpoints, gone);
+  // Said once, by the run that parks them (later runs find them parked): an endpoint taken out of the config file by
+  // mistake keeps its notices from going out, and nothing else would say so.
+  for (const { endpoint, parked } of switched.undefinedParked) {
+    options.onWarning?.(
+      `${plural(parked, 'delivery')} to ${endpoint} parked: the endpoint is no longer defined (taken out of the config file, or removed). Defined again, it sends ${parked === 1 ? 'it' : 'them'} with the next run; "${commandLine(`deliveries list --endpoint ${endpoint} --status parked`)}" lists ${parked === 1 ? 'it' : 'them'}.`,
+    );
+  }
   const policy = deliveryPolicy(webhooks, url);
   const sent = await deliverPending(db, {
     policy,

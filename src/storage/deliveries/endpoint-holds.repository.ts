@@ -75,9 +75,10 @@ export async function followEndpointSwitches(
   db: Kysely<Database>,
   endpoints: ReadonlyArray<{ name: string; enabled: boolean }>,
   gone: ReadonlyMap<string, string>,
-): Promise<{ parked: number; unparked: number }> {
+): Promise<{ parked: number; unparked: number; undefinedParked: Array<{ endpoint: string; parked: number }> }> {
   let parked = 0;
   let unparked = 0;
+  const undefinedParked: Array<{ endpoint: string; parked: number }> = [];
   for (const endpoint of endpoints) {
     if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
     else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
@@ -87,7 +88,7 @@ export async function followEndpointSwitches(
   try {
     stored = (await db.selectFrom('endpoints').select('name').execute()).map((row) => row.name);
   } catch {
-    return { parked, unparked };
+    return { parked, unparked, undefinedParked };
   }
   const defined = new Map<string, { name: string; enabled: boolean }>(endpoints.map((endpoint) => [endpoint.name, endpoint] as const));
   const isDefined = (name: string) => defined.has(name) || stored.includes(name);
@@ -108,7 +109,9 @@ export async function followEndpointSwitches(
     .execute();
   for (const { endpoint } of waitingFor) {
     if (isDefined(endpoint)) continue;
-    parked += await setParked(db, endpoint, UNDEFINED_ENDPOINT_REASON, ['pending', 'deferred', 'parked']);
+    const count = await setParked(db, endpoint, UNDEFINED_ENDPOINT_REASON, ['pending', 'deferred', 'parked']);
+    parked += count;
+    if (count > 0) undefinedParked.push({ endpoint, parked: count });
   }
   // Defined again: an enabled one's came back above; a disabled one's wait for its switch, a 410's for `endpoints enable`.
   const undefinedBefore = await db
@@ -123,7 +126,7 @@ export async function followEndpointSwitches(
     const reason = gone.get(endpoint) ?? (defined.get(endpoint)?.enabled === false ? OPERATOR_DISABLED_REASON : undefined);
     if (reason !== undefined) await setParked(db, endpoint, reason, ['parked'], UNDEFINED_ENDPOINT_REASON);
   }
-  return { parked, unparked };
+  return { parked, unparked, undefinedParked };
 }
 
 /** Parks an endpoint's deliveries of these statuses with this reason (only those parked with `onlyReason`, when given); retried on a deadlock. */
