@@ -7,7 +7,14 @@ import type { EXPIRED_REMINDER } from '../expirations/after-expiry.js';
 import type { DeliveryStatus } from '../storage/database.table.js';
 import { abandonedByEndpoint, countAbandoned, listAbandoned } from '../storage/deliveries/claims.repository.js';
 import { endpointStates, goneEndpoints } from '../storage/endpoint-states.repository.js';
-import { countDeliveries, findDelivery, listDeliveries, type AttemptRow, type DeliveryListItem } from '../storage/deliveries/log.repository.js';
+import {
+  countDeliveries,
+  deliveriesByIds,
+  findDelivery,
+  listDeliveries,
+  type AttemptRow,
+  type DeliveryListItem,
+} from '../storage/deliveries/log.repository.js';
 import { withLicenseCodes } from '../storage/license-source.js';
 import { endpointDeliveries } from '../storage/monitoring.repository.js';
 import { formatUtc } from '../time.js';
@@ -108,6 +115,11 @@ export interface RetryResult extends DeliverPendingResult {
   forced: number;
   /** How many of the selected had been superseded and are sent anyway (`--force`). */
   forcedSuperseded: number;
+  /**
+   * A dry run without --force: those of the listed ones a re-send would supersede instead of sending (their license
+   * read again now, as the re-send reads it), with the reason; empty otherwise.
+   */
+  wouldSupersede: Array<{ id: number; reason: string }>;
   /** The ones abandoned again (of those listed in outcomes), with license codes. */
   abandonedDeliveries: AbandonedDelivery[];
   /**
@@ -239,10 +251,28 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     selectedCount,
     forced,
     forcedSuperseded,
+    wouldSupersede: [],
     ...nothingSent(),
     abandonedDeliveries: [],
     skippedEndpoints,
   };
+  if (options.dryRun && !options.force && selected.length > 0) {
+    // What the re-send's check would say, read now and written nowhere: a dry run promises no more than it sends.
+    const check = staleNoticeCheck(context.db, {
+      licenses: context.licenses,
+      timeZone: context.config.expirations.timeZone,
+      products: context.config.expirations.products,
+      narrowed: endpointNarrowed(await resolveEndpoints(context.db, webhooks, (options.clock ?? systemClock).now())),
+    });
+    const reasons = await check(
+      await deliveriesByIds(
+        context.db,
+        selected.map((row) => row.id),
+      ),
+      (options.clock ?? systemClock).now(),
+    );
+    empty.wouldSupersede = [...reasons].sort(([a], [b]) => a - b).map(([id, reason]) => ({ id, reason }));
+  }
   if (options.dryRun || selectedCount === 0) return empty;
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 

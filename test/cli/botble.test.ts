@@ -248,10 +248,10 @@ describe.each(testDialects())('Botble mode [%s]', (dialect) => {
       expect(shownJson.delivery).toMatchObject({ license_id: 11, license_code: 'L-7' });
       expect(shownJson.attempts).toHaveLength(2);
 
-      // retry names it too: what a dry run would re-send, and the abandoned list when it fails again.
+      // retry names it too: what a dry run would re-send (and that it would be superseded, as the re-send below finds).
       const dryRun = await runCli(['deliveries', 'retry', '--abandoned', '--dry-run'], { cwd: dir, env });
       expect(dryRun.code).toBe(0);
-      expect(dryRun.stdout).toContain(`#${abandonedId} license.expiring L-7\n`);
+      expect(dryRun.stdout).toContain(`#${abandonedId} license.expiring L-7 (would be superseded: the license expired at `);
       // A re-send reads Botble's license again: on the real clock L-7's expiry has passed, so its warning is superseded.
       const checked = await runCli(['deliveries', 'retry', '--abandoned', '--json'], { cwd: dir, env });
       expect(checked.code).toBe(0);

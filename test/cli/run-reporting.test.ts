@@ -113,6 +113,15 @@ test('deliveries retry: the hint over superseded ones covers a license that expi
   await ws.seed([aLicense({ license_code: 'LATE-1', expires_at: '2025-01-15T10:00:00Z' })]);
   // A warning the receiver refused (abandoned), re-sent long after the license expired.
   expect((await ws.cli(['process-expirations', '--now', '2025-01-14T12:00:00Z', '--quiet'])).code).toBe(3);
+  // The dry run says what the re-send will do: this one would be superseded, not sent; it changes nothing.
+  const dry = await ws.cli(['deliveries', 'retry', '--abandoned', '--dry-run']);
+  expect(dry.stdout).toContain('Would re-send 1 delivery (1 of them would be superseded instead, not sent: their license now contradicts them):\n');
+  expect(dry.stdout).toMatch(
+    /^ {2}#\d+ license\.expiring LATE-1 \(would be superseded: the license expired at 2025-01-15T10:00:00Z, before this warning could be sent\)$/m,
+  );
+  const dryJson = JSON.parse((await ws.cli(['deliveries', 'retry', '--abandoned', '--dry-run', '--json'])).stdout) as { wouldSupersede: unknown[] };
+  expect(dryJson.wouldSupersede).toEqual([{ id: expect.any(Number), reason: expect.stringMatching(/^the license expired at/) }]);
+  expect(await ws.rows('select status from webhook_deliveries')).toEqual([{ status: 'abandoned' }]);
   const retried = await ws.cli(['deliveries', 'retry', '--abandoned']);
   expect(retried.stdout).toContain(
     '  not sent, superseded (the license changed or expired since the notice was recorded, or a later notice replaced it; "deliveries retry <id> --force" sends one anyway):\n',

@@ -374,6 +374,7 @@ export const deliveriesRetryJson = z.strictObject({
   selectedCount: count,
   forced: count,
   forcedSuperseded: count,
+  wouldSupersede: z.array(z.strictObject({ id, reason: z.string().min(1) })),
   outcomes: z.array(deliveryOutcome),
   ...sendingCounts,
   skippedEndpoints: z.array(

@@ -261,8 +261,13 @@ function printRetry(out: Output, result: RetryResult): void {
     (result.forced > 0 ? ` (${result.forced} already delivered, sent again because of --force)` : '') +
     (result.forcedSuperseded > 0 ? ` (${result.forcedSuperseded} superseded, sent anyway because of --force)` : '');
   if (result.dryRun) {
-    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}${forced}:`);
-    for (const item of result.selected) out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}`);
+    const superseding = new Map(result.wouldSupersede.map((entry) => [entry.id, entry.reason]));
+    const sent = superseding.size > 0 ? ` (${superseding.size} of them would be superseded instead, not sent: their license now contradicts them)` : '';
+    out.info(`Would re-send ${plural(result.selectedCount, 'delivery')}${forced}${sent}:`);
+    for (const item of result.selected) {
+      const reason = superseding.get(item.id);
+      out.info(`  #${item.id} ${item.eventType} ${clean(item.licenseCode ?? '')}${reason === undefined ? '' : ` (would be superseded: ${clean(reason)})`}`);
+    }
     if (result.selectedCount > result.selected.length) out.info(`  ... and ${result.selectedCount - result.selected.length} more`);
     return;
   }

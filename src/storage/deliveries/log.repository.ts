@@ -61,6 +61,13 @@ export async function findDelivery(db: Kysely<Database>, id: number): Promise<{ 
   return { delivery, attempts };
 }
 
+/** These deliveries (their rows, in id order), read a chunk of ids at a time. */
+export async function deliveriesByIds(db: Kysely<Database>, ids: readonly number[]): Promise<DeliveryRow[]> {
+  const rows: DeliveryRow[] = [];
+  for (const chunk of chunksOf([...ids])) rows.push(...(await db.selectFrom('webhook_deliveries').selectAll().where('id', 'in', chunk).execute()));
+  return rows.sort((a, b) => a.id - b.id);
+}
+
 /** The largest delivery id so far (0 for none): rows after it were recorded later. */
 export async function maxDeliveryId(db: Kysely<Database>): Promise<number> {
   const row = await db
