@@ -1,4 +1,5 @@
 // The cross-run retry policy, pure: what an attempt's outcome means, what Retry-After asks for, and when a deferred delivery goes next or is abandoned.
+import { formatUtc } from '../time.js';
 
 const MINUTE_MS = 60 * 1000;
 export const HOUR_MS = 60 * MINUTE_MS;
@@ -158,7 +159,7 @@ export function nextAttemptAt(input: NextAttemptInput): NextAttempt {
   if (now.getTime() >= deadline) {
     return {
       abandon: true,
-      reason: `its retry window ended at ${new Date(deadline).toISOString()} (webhooks.retryWindowHours ${windowHours} after it was recorded at ${recordedAt.toISOString()})`,
+      reason: `its retry window ended at ${formatUtc(new Date(deadline))} (webhooks.retryWindowHours ${windowHours} after it was recorded at ${formatUtc(recordedAt)})`,
     };
   }
   let delay: number;

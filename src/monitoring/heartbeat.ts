@@ -3,6 +3,7 @@ import type { $Fetch } from 'ofetch';
 import type { Clock } from '../clock.js';
 import type { PingTarget } from '../config/ping.js';
 import { maskCredentials } from '../credentials.js';
+import { formatUtc } from '../time.js';
 
 /** The whole ping, both attempts and the pause between them, ends within this (the job waits for the end ping). */
 const DEFAULT_PING_TOTAL_MS = 5000;
@@ -190,7 +191,7 @@ function describeFailure(statusCode: number | null, transportError: string | nul
 export async function sendPing(request: PingRequest, options: PingOptions): Promise<PingResult> {
   const totalMs = options.totalMs ?? DEFAULT_PING_TOTAL_MS;
   const started = performance.now();
-  const at = options.clock.now().toISOString();
+  const at = formatUtc(options.clock.now());
   const headers: Record<string, string> = { 'User-Agent': options.userAgent ?? 'license-manager' };
   if (request.body) headers['Content-Type'] = 'text/plain; charset=utf-8';
   const result = (ok: boolean, attempts: number, statusCode: number | null, error: string | null): PingResult => ({

@@ -524,5 +524,9 @@ describe('the built CLI', () => {
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
       /exit 0 ok, 3 deliveries abandoned and not re-sent, 4 an endpoint failing for more than 24 hours \(deliveries wait on it\), 1 the last run failed, stopped or refused to start, no run finished in the last 26 hours while licenses exist, or a stored setting is invalid, 2 the config or database cannot be used \(or does not exist\)/,
     );
+    // The monitoring example's comment names every exit status it can alert on, 4 included.
+    expect(help.stdout.replace(/\s+/g, ' ')).toMatch(
+      /status --quiet \|\| alert # monitoring: 1 when .*, 3 while .*, 4 when an endpoint has been failing for more than 24 hours, 2 when /,
+    );
   });
 });

@@ -122,7 +122,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
     expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
     const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
-    expect([removed.code, removed.stdout]).toEqual([0, 'Removed endpoint crm; 1 undelivered delivery superseded, never sent.\n']);
+    expect([removed.code, removed.stdout]).toEqual([0, 'Removed endpoint crm; 1 undelivered delivery superseded, not sent again.\n']);
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([
       { status: 'superseded' },
       { status: 'superseded' },
@@ -212,7 +212,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'default'")).toEqual([{ status: 'parked' }, { status: 'parked' }]);
     const before = main.requests.length;
     const enabled = await ws.cli(['endpoints', 'enable', 'default', '--discard-parked']);
-    expect([enabled.code, enabled.stdout]).toEqual([0, expect.stringContaining('Discarded 2 parked deliveries: superseded, never sent.')]);
+    expect([enabled.code, enabled.stdout]).toEqual([0, expect.stringContaining('Discarded 2 parked deliveries: superseded, not sent again.')]);
     gone = false;
     const next = await ws.cli(['process-expirations', '--now', NOW, '--json']);
     expect(next.code).toBe(0);

@@ -148,7 +148,7 @@ describe('pinging a real receiver', () => {
       phase: 'start',
       ok: true,
       target: `http://127.0.0.1:${receiver.port}/ping/****/start`,
-      at: '2026-03-01T02:00:00.000Z',
+      at: '2026-03-01T02:00:00Z',
       attempts: 1,
       statusCode: 200,
       error: null,

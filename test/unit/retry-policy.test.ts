@@ -130,7 +130,7 @@ describe('nextAttemptAt', () => {
     for (let deferrals = 0; deferrals < 20; deferrals += 1) {
       const next = nextAttemptAt(input({ deferrals, now }));
       if ('abandon' in next) {
-        expect(next.reason).toContain('retry window ended at 2026-03-04T02:00:00.000Z');
+        expect(next.reason).toContain('retry window ended at 2026-03-04T02:00:00Z');
         break;
       }
       attempts.push(next.at.toISOString() + (next.last ? ' last' : ''));

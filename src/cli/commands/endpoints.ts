@@ -148,7 +148,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         else {
           out.info(`Enabled endpoint ${name}.`);
           if (result.discarded > 0)
-            out.info(`Discarded ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}: superseded, never sent.`);
+            out.info(`Discarded ${result.discarded} parked ${result.discarded === 1 ? 'delivery' : 'deliveries'}: superseded, not sent again.`);
           if (result.parked > 0)
             out.info(
               `${result.parked} parked ${result.parked === 1 ? 'delivery' : 'deliveries'} go${result.parked === 1 ? 'es' : ''} out with the next process-expirations.`,
@@ -183,7 +183,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, never sent` : ''}${result.sending > 0 ? `; ${result.sending} held by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} ended unsent by it before its next attempt (attempts in flight end)` : ''}.`,
+            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, not sent again` : ''}${result.sending > 0 ? `; ${result.sending} held by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} ended unsent by it before its next attempt (attempts in flight end)` : ''}.`,
           );
       }),
     );

@@ -33,7 +33,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         'license-manager -c /etc/license-manager/config.json status',
         'license-manager status --json',
         'license-manager status --format prometheus   # the license_manager_* metrics on stdout; the exit status as ever',
-        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped, refused or has not run for 26 hours, 3 while deliveries are abandoned, 2 when the config or database is unusable',
+        'license-manager status --quiet || alert   # monitoring: 1 when the cron job failed, stopped, refused or has not run for 26 hours, 3 while deliveries are abandoned, 4 when an endpoint has been failing for more than 24 hours, 2 when the config or database is unusable',
       ),
     )
     .action((options: { now?: Date; format?: 'text' | 'json' | 'prometheus' }, command: Command) =>
