@@ -5,7 +5,7 @@ import { forecast, forecastOptionsProblem, type ForecastEvent, type ForecastLice
 import { readLicense } from '../expirations/license.js';
 import { lookbackOverlapWarnings, parseDayList, policyFor, unknownProductWarnings, type ReminderSchedule } from '../expirations/reminder-policy.js';
 import { RecordedNotices, schedulesOf } from '../expirations/plan-expirations.js';
-import { decide, type RecordedEvent } from '../expirations/rules.js';
+import { decide, parseEventKey, type RecordedEvent } from '../expirations/rules.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { endpointTakes, recordedNotices } from './recorded-notices.js';
 import type { LicenseRow } from '../storage/licenses.repository.js';
@@ -144,6 +144,8 @@ export interface LicenseShowResult {
     attempts: number;
     lastStatusCode: number | null;
     lastError: string | null;
+    /** A warning's days before the expiry date, an after-expiry reminder's days after it (its threshold, from the event key). */
+    days?: number;
   }>;
   toCome: NoticeToCome[];
 }
@@ -161,6 +163,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
   const { rows } = await deliveriesList(context, { licenseCode: code });
   const sent = rows
     .map((delivery) => ({
+      ...thresholdOf(delivery.event_key, timeZone),
       id: delivery.id,
       type: delivery.event_type,
       endpoint: delivery.endpoint,
@@ -218,4 +221,10 @@ export async function licensesShow(context: CommandContext, code: string, now: D
     sent,
     toCome,
   };
+}
+
+/** `{ days }` for a notice recorded with a threshold (a warning, an after-expiry reminder); nothing otherwise. */
+function thresholdOf(eventKey: string, timeZone: string): { days?: number } {
+  const threshold = parseEventKey(eventKey, timeZone)?.threshold;
+  return threshold === undefined ? {} : { days: threshold };
 }

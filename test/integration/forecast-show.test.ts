@@ -115,7 +115,7 @@ describe('licenses show', () => {
       timeZone: 'UTC',
       expiryDate: '2025-01-24',
       schedule: { warningDays: [14], afterExpiryDays: [10], enabled: true, source: 'product' },
-      sent: [{ type: 'license.expiring', endpoint: 'default', status: 'delivered', recordedAt: NOW, attempts: 1, lastStatusCode: 200 }],
+      sent: [{ type: 'license.expiring', days: 14, endpoint: 'default', status: 'delivered', recordedAt: NOW, attempts: 1, lastStatusCode: 200 }],
       toCome: [
         { date: '2025-01-12', type: 'license.update_support_expired' },
         { date: '2025-01-24', type: 'license.expired' },
@@ -124,7 +124,8 @@ describe('licenses show', () => {
     });
     const text = await ws.cli(['licenses', 'show', 'B', '--now', NOW]);
     expect(text.stdout).toMatch(/schedule \(product PRO's own schedule\): warning days 14; after-expiry days 10/);
-    expect(text.stdout).toMatch(/2025-01-10T08:00:00Z\s+license\.expiring\s+default\s+delivered after 1 attempt, HTTP 200/);
+    // Which warning it was: its days before the expiry date, as the notices to come say theirs.
+    expect(text.stdout).toMatch(/2025-01-10T08:00:00Z\s+license\.expiring \(14 days before the expiry date\)\s+default\s+delivered after 1 attempt, HTTP 200/);
     expect(text.stdout).toMatch(/ {2}2025-02-03 {2}license\.expired_reminder \(10 days after the expiry date\)/);
 
     const off = await ws.cli(['licenses', 'show', 'C', '--now', NOW]);

@@ -223,7 +223,7 @@ function printLicenseShow(out: Output, result: LicenseShowResult): void {
         ['RECORDED', 'EVENT', 'ENDPOINT', 'OUTCOME', 'DELIVERY'],
         ...result.sent.map((notice) => [
           notice.recordedAt,
-          notice.type,
+          `${notice.type}${daysText(notice)}`,
           notice.endpoint,
           `${notice.status} after ${plural(notice.attempts, 'attempt')}${notice.lastStatusCode === null ? '' : `, HTTP ${notice.lastStatusCode}`}${notice.completedAt ? ` at ${notice.completedAt}` : ''}${notice.lastError ? `: ${clean(notice.lastError)}` : ''}`,
           String(notice.id),
