@@ -2,11 +2,13 @@
 import { resolveEndpoints, type ResolvedEndpoint } from '../config/endpoints.js';
 import { maskSecret } from '../config/settings.js';
 import { usageError } from '../errors.js';
+import { plural } from '../plural.js';
 import {
   countHeld,
   countUndelivered,
   deleteEndpoint,
   deliveryCountsByEndpoint,
+  heldUnder,
   insertEndpoint,
   listStoredEndpoints,
   setEndpointEnabled,
@@ -199,6 +201,15 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
     signing: input.signing ?? 'botble',
     enabled: input.enabled ?? true,
   });
+  // Deliveries of an earlier endpoint of the name that a run still holds: that run ends them unsent when it reads
+  // its switches, unless it died first, when the next run would take them over as the new endpoint's. Added once
+  // their lease has run out, they are ended with the rest (below).
+  const held = await heldUnder(context.db, name, now.getTime());
+  if (held > 0) {
+    throw usageError(
+      `${plural(held, 'delivery')} of an earlier endpoint named "${name}" ${held === 1 ? 'is' : 'are'} held by a running process-expirations: add "${name}" again once that run has ended (or its lease of a minute has run out), so that none of ${held === 1 ? 'it' : 'them'} goes to the new endpoint. Nothing was changed.`,
+    );
+  }
   let superseded: number;
   try {
     superseded = await insertEndpoint(context.db, name, fields, formatUtc(now));

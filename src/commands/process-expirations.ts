@@ -47,6 +47,8 @@ import { deliverPending, type DeliverPendingOptions, type DeliverPendingResult, 
 import { staleNoticeCheck } from '../delivery/stale-notices.js';
 import { attemptTracer, type RunMonitor, type RunTracing } from './monitoring.js';
 
+// How long ago a claim's lease must have run out before a run parks it for an endpoint no run claims (see followEndpointSwitches).
+const LAPSED_SLACK_MS = 60_000;
 /** How far ahead of the real clock `--now` may be without --dry-run (clock skew between machines). */
 export const FUTURE_NOW_TOLERANCE_MS = 60_000;
 /** How far behind the latest earlier run a run may apply the rules before it is told it is a catch-up after the fact (workers' clock skew). */
@@ -264,7 +266,7 @@ function rearmingFor(events: LicenseEvent[], takes: EndpointTakes): Rearming {
       events.slice(start, end).map(({ event }) => ({
         event_key: event.key,
         mayRearm: (row: { endpoint: string; status_reason: string | null; created_at: string }) =>
-          supersededByLicense(row.status_reason) && takes(row.endpoint, event.type, row.created_at),
+          supersededByLicense(row.status_reason) && takes(row.endpoint, event.type),
       })),
   };
 }
@@ -517,7 +519,8 @@ async function findAndDeliver(
   // The stored statuses follow each endpoint's switch before anything is claimed: a disabled endpoint's deliveries
   // (those just recorded included) are parked, an enabled one's come back pending (unless a 410 disabled it).
   const gone = goneEndpoints(await endpointStates(db));
-  const switched = await followEndpointSwitches(db, endpoints, gone);
+  // Claims lapsed a minute ago or more (room for a skew between this host's clock and the leases'): a gone run's.
+  const switched = await followEndpointSwitches(db, endpoints, gone, clock.now().getTime() - LAPSED_SLACK_MS);
   // Said once, by the run that parks them (later runs find them parked): an endpoint taken out of the config file by
   // mistake keeps its notices from going out, and nothing else would say so.
   for (const { endpoint, parked } of switched.undefinedParked) {

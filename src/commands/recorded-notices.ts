@@ -8,20 +8,16 @@ import type { Database } from '../storage/database.table.js';
 import { answeredDeliveries, recordedEventKeys } from '../storage/deliveries/record.repository.js';
 import { DEFAULT_ENDPOINT_NAME } from '../webhooks/endpoint-spec.js';
 
-/**
- * Whether an endpoint (by name) takes events of a type; with `recordedAt`, whether it took them then too: a database
- * endpoint added after that time is another endpoint than the one of that name the event was recorded for.
- */
-export type EndpointTakes = (endpoint: string, type: string, recordedAt?: string) => boolean;
+/** Whether an endpoint (by name) takes events of a type. */
+export type EndpointTakes = (endpoint: string, type: string) => boolean;
 
 /** What the endpoints take: default every type; another endpoint defined now, its types (disabled ones too: theirs are parked). */
 export function endpointTakes(endpoints: readonly ResolvedEndpoint[]): EndpointTakes {
   const byName = new Map(endpoints.map((endpoint) => [endpoint.name, endpoint]));
-  return (name, type, recordedAt) => {
+  return (name, type) => {
     if (name === DEFAULT_ENDPOINT_NAME) return true;
     const endpoint = byName.get(name);
-    if (endpoint === undefined || (endpoint.events !== null && !endpoint.events.includes(type))) return false;
-    return recordedAt === undefined || endpoint.addedAt === undefined || recordedAt >= endpoint.addedAt;
+    return endpoint !== undefined && (endpoint.events === null || endpoint.events.includes(type));
   };
 }
 
@@ -52,9 +48,7 @@ export async function recordedNotices(
   takes: EndpointTakes = (endpoint) => endpoint === DEFAULT_ENDPOINT_NAME,
 ): Promise<RecordedEvent[]> {
   const rows = await recordedEventKeys(db, licenseIds);
-  const candidates = rows.filter(
-    (row) => row.status === 'superseded' && supersededByLicense(row.status_reason) && takes(row.endpoint, row.event_type, row.created_at),
-  );
+  const candidates = rows.filter((row) => row.status === 'superseded' && supersededByLicense(row.status_reason) && takes(row.endpoint, row.event_type));
   const answered =
     candidates.length === 0
       ? new Set<number>()

@@ -26,8 +26,6 @@ export interface ResolvedEndpoint {
   source: EndpointSource;
   /** A database endpoint's row id (see StoredEndpoint.id). */
   id?: number;
-  /** When a database endpoint was added (`endpoints add`): what was recorded before then was an earlier endpoint's of that name. */
-  addedAt?: string;
 }
 
 const SCHEMES: readonly string[] = ['botble', 'standard', 'both'];
@@ -91,7 +89,6 @@ export async function resolveEndpoints(
       signing: SCHEMES.includes(endpoint.signing) ? (endpoint.signing as SigningScheme) : 'botble',
       source: 'database',
       id: endpoint.id,
-      addedAt: endpoint.createdAt,
     }));
   const fallback: ResolvedEndpoint = {
     name: DEFAULT_ENDPOINT_NAME,

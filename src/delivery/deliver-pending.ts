@@ -646,6 +646,8 @@ async function workThrough(
   };
 
   const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
+  // Whether taking over may be asked (again): not after a take-over that claimed nothing.
+  let takeOverClaims = true;
   let lockChecks = 0;
   // An endpoint the run sends no more to (open circuit, 410, a long Retry-After; disabled or removed since the run
   // began) claims nothing more: its deliveries were deferred or parked (or superseded).
@@ -724,7 +726,10 @@ async function workThrough(
       }
     }
     if (claimFailed) break;
-    if (claimedAny) continue;
+    if (claimedAny) {
+      takeOverClaims = true;
+      continue;
+    }
     if (inFlight.size === 0 && drainedAll()) {
       // What closing an endpoint deferred or parked is written before anything is counted as left or locked.
       try {
@@ -735,8 +740,11 @@ async function workThrough(
       }
       if (options.resend || stop.aborted) break;
       // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
-      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
-      if (await takeOver.next()) {
+      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver). A take-over that then
+      // claims nothing ends it: the lapsed claims are of an endpoint this run does not claim (disabled, removed), and
+      // asking again would find them again, forever.
+      if (takeOverClaims && (await takeOver.next())) {
+        takeOverClaims = false;
         undrain();
         continue;
       }

@@ -1,6 +1,10 @@
 import type { Kysely } from 'kysely';
+import { clip } from '../clip.js';
 import type { Database } from './database.table.js';
 import { inTransaction } from './transaction.js';
+
+// status_reason holds at most this many characters (2,048 in the schema).
+const MAX_REASON_LENGTH = 2000;
 
 /** An endpoint as stored: its row, its extra headers and the earlier secrets still on record (valid or not). */
 export interface StoredEndpoint {
@@ -93,6 +97,24 @@ export async function insertEndpoint(db: Kysely<Database>, name: string, endpoin
       .values({ name, ...rowOf(endpoint), created_at: now, updated_at: now })
       .execute();
     await writeHeaders(trx, (await idOf(trx, name))!, endpoint.headers);
+    // Those ended earlier (superseded) keep their reason behind a prefix that says whose they were: a reason of the
+    // license no longer reads as one, so undoing the license change never re-arms them for the new endpoint.
+    const earlier = await trx
+      .selectFrom('webhook_deliveries')
+      .select(['id', 'status_reason'])
+      .where('endpoint', '=', name)
+      .where('status', '=', 'superseded')
+      .where('status_reason', 'is not', null)
+      .where('status_reason', 'not like', 'of an earlier endpoint named %')
+      .execute();
+    const prefix = `of an earlier endpoint named ${name} (before "endpoints add ${name}" at ${now}): `;
+    for (const row of earlier) {
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({ status_reason: clip(prefix + row.status_reason!, MAX_REASON_LENGTH) })
+        .where('id', '=', row.id)
+        .execute();
+    }
     return discardUndelivered(
       trx,
       name,
@@ -101,6 +123,18 @@ export async function insertEndpoint(db: Kysely<Database>, name: string, endpoin
       true,
     );
   });
+}
+
+/** How many deliveries under this name a run holds with a lease still running at `nowMs` (epoch ms). */
+export async function heldUnder(db: Kysely<Database>, name: string, nowMs: number): Promise<number> {
+  const row = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .where('endpoint', '=', name)
+    .where('status', '=', 'delivering')
+    .where('lease_until', '>=', nowMs)
+    .executeTakeFirst();
+  return Number(row?.count ?? 0);
 }
 
 /** Replaces an endpoint's fields and headers; its earlier secrets are replaced when `previousSecrets` is given. */

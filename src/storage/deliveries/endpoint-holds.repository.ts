@@ -75,12 +75,17 @@ export async function followEndpointSwitches(
   db: Kysely<Database>,
   endpoints: ReadonlyArray<{ name: string; enabled: boolean }>,
   gone: ReadonlyMap<string, string>,
+  /**
+   * Epoch ms (on the leases' clock, with room for skew): claims whose lease ran out before then are of a run that is
+   * gone; of an endpoint no run claims (disabled, or no longer defined) they are parked too, as no run takes them over.
+   */
+  lapsedBefore?: number,
 ): Promise<{ parked: number; unparked: number; undefinedParked: Array<{ endpoint: string; parked: number }> }> {
   let parked = 0;
   let unparked = 0;
   const undefinedParked: Array<{ endpoint: string; parked: number }> = [];
   for (const endpoint of endpoints) {
-    if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON);
+    if (!endpoint.enabled) parked += await parkEndpoint(db, endpoint.name, OPERATOR_DISABLED_REASON, lapsedBefore);
     else if (!gone.has(endpoint.name)) unparked += await unparkEndpoint(db, endpoint.name);
   }
   // Stored endpoints this user may not read (the run was warned) count as defined.
@@ -104,12 +109,13 @@ export async function followEndpointSwitches(
       eb.or([
         eb('status', 'in', ['pending', 'deferred']),
         eb.and([eb('status', '=', 'parked'), eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', UNDEFINED_ENDPOINT_REASON)])]),
+        ...(lapsedBefore === undefined ? [] : [eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', lapsedBefore)])]),
       ]),
     )
     .execute();
   for (const { endpoint } of waitingFor) {
     if (isDefined(endpoint)) continue;
-    const count = await setParked(db, endpoint, UNDEFINED_ENDPOINT_REASON, ['pending', 'deferred', 'parked']);
+    const count = await setParked(db, endpoint, UNDEFINED_ENDPOINT_REASON, ['pending', 'deferred', 'parked'], undefined, lapsedBefore);
     parked += count;
     if (count > 0) undefinedParked.push({ endpoint, parked: count });
   }
@@ -129,14 +135,28 @@ export async function followEndpointSwitches(
   return { parked, unparked, undefinedParked };
 }
 
-/** Parks an endpoint's deliveries of these statuses with this reason (only those parked with `onlyReason`, when given); retried on a deadlock. */
-async function setParked(db: Kysely<Database>, endpoint: string, reason: string, statuses: DeliveryStatus[], onlyReason?: string): Promise<number> {
+/**
+ * Parks an endpoint's deliveries of these statuses with this reason (only those parked with `onlyReason`, when given;
+ * with `lapsedBefore`, claims whose lease ran out before then too); retried on a deadlock.
+ */
+async function setParked(
+  db: Kysely<Database>,
+  endpoint: string,
+  reason: string,
+  statuses: DeliveryStatus[],
+  onlyReason?: string,
+  lapsedBefore?: number,
+): Promise<number> {
   const result = await retryOnDeadlock(() =>
     db
       .updateTable('webhook_deliveries')
-      .set({ status: 'parked', next_attempt_at: null, status_reason: reason })
+      .set({ status: 'parked', next_attempt_at: null, status_reason: reason, claimed_by: null, lease_until: null })
       .where('endpoint', '=', endpoint)
-      .where('status', 'in', statuses)
+      .where((eb) =>
+        lapsedBefore === undefined
+          ? eb('status', 'in', statuses)
+          : eb.or([eb('status', 'in', statuses), eb.and([eb('status', '=', 'delivering'), eb('lease_until', '<', lapsedBefore)])]),
+      )
       .where((eb) =>
         onlyReason === undefined ? eb.or([eb('status_reason', 'is', null), eb('status_reason', '<>', reason)]) : eb('status_reason', '=', onlyReason),
       )
