@@ -40,6 +40,8 @@ export const MAX_LISTED = 10_000;
 // How often, and how far apart, a run that claims nothing while deliveries are due looks again before it
 // reports them as locked: another worker's claim holds its rows for milliseconds.
 const LOCK_CHECKS = 3;
+// Take-overs in a row that claimed nothing before a run stops asking (see the loop's backstop).
+const MAX_FRUITLESS_TAKE_OVERS = 3;
 const LOCK_CHECK_MS = 200;
 
 /** One receiver as the engine sees it: where and how its deliveries are sent, and its own limit of attempts in flight. */
@@ -645,9 +647,14 @@ async function workThrough(
     return claimed.filter((row) => !reasons.has(row.id));
   };
 
-  const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop });
-  // Whether taking over may be asked (again): not after a take-over that claimed nothing.
-  let takeOverClaims = true;
+  // Only claims of the endpoints this run still claims are its to take over: a gone run's of an endpoint disabled,
+  // removed or with its circuit open here would be found lapsed again and again, and never claimed.
+  const claimedEndpoints = () => (options.endpoints ? states.filter((state) => !closed(state)).map((state) => state.stream.name!) : undefined);
+  const takeOver = new TakeOver(db, { runId: options.runId, leaseMs, clock: leaseClock, stop, endpoints: claimedEndpoints });
+  // A backstop: take-overs that claim nothing several times in a row (another worker was faster, or a claim this
+  // run cannot make) end the taking over, so a run never asks forever.
+  let fruitlessTakeOvers = 0;
+  let tookOver = false;
   let lockChecks = 0;
   // An endpoint the run sends no more to (open circuit, 410, a long Retry-After; disabled or removed since the run
   // began) claims nothing more: its deliveries were deferred or parked (or superseded).
@@ -727,9 +734,12 @@ async function workThrough(
     }
     if (claimFailed) break;
     if (claimedAny) {
-      takeOverClaims = true;
+      fruitlessTakeOvers = 0;
+      tookOver = false;
       continue;
     }
+    if (tookOver) fruitlessTakeOvers += 1;
+    tookOver = false;
     if (inFlight.size === 0 && drainedAll()) {
       // What closing an endpoint deferred or parked is written before anything is counted as left or locked.
       try {
@@ -740,11 +750,9 @@ async function workThrough(
       }
       if (options.resend || stop.aborted) break;
       // Before exiting: claims of another run that is gone (killed while sending) are taken over now, not by
-      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver). A take-over that then
-      // claims nothing ends it: the lapsed claims are of an endpoint this run does not claim (disabled, removed), and
-      // asking again would find them again, forever.
-      if (takeOverClaims && (await takeOver.next())) {
-        takeOverClaims = false;
+      // the next run a day later. Waiting for them is bounded by the lease (see TakeOver).
+      if (fruitlessTakeOvers < MAX_FRUITLESS_TAKE_OVERS && (await takeOver.next())) {
+        tookOver = true;
         undrain();
         continue;
       }

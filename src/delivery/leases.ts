@@ -113,7 +113,15 @@ export class TakeOver {
 
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly options: { runId: string; leaseMs: number; clock: Clock; stop: AbortSignal; here?: ProcessPlace },
+    private readonly options: {
+      runId: string;
+      leaseMs: number;
+      clock: Clock;
+      stop: AbortSignal;
+      here?: ProcessPlace;
+      /** The endpoints this run claims now (all when left out): another run's claims of others are not its to take over. */
+      endpoints?: () => readonly string[] | undefined;
+    },
   ) {}
 
   async next(): Promise<boolean> {
@@ -132,7 +140,7 @@ export class TakeOver {
       const nowMs = clock.now().getTime();
       this.startedMs ??= nowMs;
       await freeClaimsOfDeadRuns(this.db, nowMs, this.options.here);
-      const others = (await claimsByRun(this.db, nowMs)).filter((run) => run.runId !== runId);
+      const others = (await claimsByRun(this.db, nowMs, this.options.endpoints?.())).filter((run) => run.runId !== runId);
       if (others.length === 0) return false;
       if (others.some((run) => run.lapsed > 0)) return true;
       // A live run renews every third of the lease: one whose newest lease has under half left has stopped.

@@ -90,7 +90,7 @@ const rowOf = (endpoint: EndpointWrite) => ({
  * recorded after it, so they end unsent (superseded) in the same transaction, before any run can claim them for
  * it. Returns how many. Those a running run holds are left to it: it finds their endpoint gone and ends them so.
  */
-export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string): Promise<number> {
+export async function insertEndpoint(db: Kysely<Database>, name: string, endpoint: EndpointWrite, now: string, leaseNowMs?: number): Promise<number> {
   return inTransaction(db, async (trx) => {
     await trx
       .insertInto('endpoints')
@@ -121,6 +121,7 @@ export async function insertEndpoint(db: Kysely<Database>, name: string, endpoin
       `recorded for an earlier endpoint named ${name}, before "endpoints add ${name}" at ${now}: an endpoint added later receives only the events recorded after it`,
       now,
       true,
+      leaseNowMs,
     );
   });
 }
@@ -197,8 +198,9 @@ export async function countHeld(db: Kysely<Database>, name: string): Promise<num
  * later run would record the event again and send it. One a running run holds (its lease not run out) is left
  * to that run, which may be about to retry it: marking it would not stop the retry, only hide it.
  */
-async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string, abandoned = false): Promise<number> {
-  const nowMs = Date.parse(now);
+/** `leaseNowMs`: now on the leases' clock (the database server's on a server), this host's `now` when not given. */
+async function discardUndelivered(trx: Kysely<Database>, name: string, reason: string, now: string, abandoned = false, leaseNowMs?: number): Promise<number> {
+  const nowMs = leaseNowMs ?? Date.parse(now);
   const result = await trx
     .updateTable('webhook_deliveries')
     .set({ status: 'superseded', status_reason: reason, completed_at: now, next_attempt_at: null, claimed_by: null, lease_until: null })
@@ -214,9 +216,18 @@ async function discardUndelivered(trx: Kysely<Database>, name: string, reason: s
 }
 
 /** Enables or disables an endpoint; `discardParked` first ends its undelivered deliveries unsent. Returns how many it ended. */
-export async function setEndpointEnabled(db: Kysely<Database>, name: string, enabled: boolean, now: string, discardParked = false): Promise<number> {
+export async function setEndpointEnabled(
+  db: Kysely<Database>,
+  name: string,
+  enabled: boolean,
+  now: string,
+  discardParked = false,
+  leaseNowMs?: number,
+): Promise<number> {
   return inTransaction(db, async (trx) => {
-    const dropped = discardParked ? await discardUndelivered(trx, name, `discarded by "endpoints enable ${name} --discard-parked" at ${now}`, now) : 0;
+    const dropped = discardParked
+      ? await discardUndelivered(trx, name, `discarded by "endpoints enable ${name} --discard-parked" at ${now}`, now, false, leaseNowMs)
+      : 0;
     await trx
       .updateTable('endpoints')
       .set({ enabled: enabled ? 1 : 0, updated_at: now })
@@ -227,10 +238,10 @@ export async function setEndpointEnabled(db: Kysely<Database>, name: string, ena
 }
 
 /** Removes an endpoint, its headers and earlier secrets; its undelivered deliveries end unsent (superseded), all its deliveries stay as history. */
-export async function deleteEndpoint(db: Kysely<Database>, name: string, now: string): Promise<number> {
+export async function deleteEndpoint(db: Kysely<Database>, name: string, now: string, leaseNowMs?: number): Promise<number> {
   return inTransaction(db, async (trx) => {
     // Its abandoned ones too: with the endpoint gone they could never be re-sent, and would keep status at exit 3.
-    const dropped = await discardUndelivered(trx, name, `endpoint ${name} removed with "endpoints remove ${name} --force" at ${now}`, now, true);
+    const dropped = await discardUndelivered(trx, name, `endpoint ${name} removed with "endpoints remove ${name} --force" at ${now}`, now, true, leaseNowMs);
     const id = await idOf(trx, name);
     if (id !== undefined) {
       await trx.deleteFrom('endpoint_headers').where('endpoint_id', '=', id).execute();

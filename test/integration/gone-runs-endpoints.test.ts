@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations } from '../../src/commands/process-expirations.js';
+import { faketimeProblem, faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
 // Deliveries a run held when it died, of an endpoint no run claims any more (removed, disabled, removed and added
@@ -56,6 +57,31 @@ forEachDialect('claims of a gone run, of an endpoint no run claims', ({ workspac
       { status: 'parked', claimed_by: null },
     ]);
     expect(crm.requests).toHaveLength(0);
+  }, 90_000);
+
+  test("a gone run's lapsed claims of a disabled endpoint do not end the taking over: its claims of default that lapse later are still sent", async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor();
+    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+    fs.chmodSync(ws.configFile, 0o600);
+    await ws.ready();
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    await expiredYesterday(ws, 2);
+    expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 2, delivered: 4 });
+    const sentBefore = main.requests.length;
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    // The gone run's claims: crm's lapsed already, default's lapse in 4 s.
+    await ws.rows(`update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() - 1000} where endpoint = 'crm'`);
+    await ws.rows(
+      `update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() + 4000} where endpoint = 'default'`,
+    );
+    const run = await boundedRun(ws);
+    expect(run.stopped).toBe(false);
+    expect((await ws.rows<{ status: string }>("select status from webhook_deliveries where endpoint = 'default'")).map((row) => row.status)).toEqual([
+      'delivered',
+      'delivered',
+    ]);
+    expect(main.requests.length - sentBefore).toBe(2);
   }, 90_000);
 
   test('a config-file endpoint set enabled: false after a run holding its deliveries died: the next run ends and parks them', async () => {
@@ -143,3 +169,43 @@ forEachDialect('claims of a gone run, of an endpoint no run claims', ({ workspac
     ]);
   }, 90_000);
 });
+
+forEachDialect(
+  'claims of a live run on a server database, seen from a host whose clock is ahead',
+  ({ workspace }) => {
+    const skewed = faketimeWorks && LIBFAKETIME ? test : test.skip;
+    if (!faketimeWorks || !LIBFAKETIME)
+      test.skip(`(skipped: libfaketime is not installed or does not work here: ${faketimeProblem ?? 'no library'})`, () => undefined);
+    skewed(
+      'a run 2 minutes ahead leaves them alone; endpoints add 60 s ahead still refuses: leases are on the server clock',
+      async () => {
+        const main = await receiverFor();
+        const crm = await receiverFor();
+        const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+        fs.chmodSync(ws.configFile, 0o600);
+        await ws.ready();
+        expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+        await expiredYesterday(ws, 1);
+        expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 1, delivered: 2 });
+        const LIVE_RUN = 'otherhost:4242:boot:ns:abcdef12';
+        await ws.rows(
+          `update webhook_deliveries set status = 'delivering', claimed_by = '${LIVE_RUN}', lease_until = ${Date.now() + 50_000} where endpoint = 'crm'`,
+        );
+        expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+        const ahead = (offset: string) => ({ env: { LD_PRELOAD: LIBFAKETIME!, FAKETIME: offset } });
+        expect((await ws.cli(['process-expirations'], ahead('+120s'))).code).toBe(0);
+        expect(await ws.rows("select status, claimed_by from webhook_deliveries where endpoint = 'crm'")).toEqual([
+          { status: 'delivering', claimed_by: LIVE_RUN },
+        ]);
+        expect((await ws.cli(['endpoints', 'remove', 'crm', '--force'])).code).toBe(0);
+        const added = await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url], ahead('+60s'));
+        expect([added.code, added.stderr]).toEqual([2, expect.stringContaining('held by a running process-expirations')]);
+        expect(await ws.rows("select status, claimed_by from webhook_deliveries where endpoint = 'crm'")).toEqual([
+          { status: 'delivering', claimed_by: LIVE_RUN },
+        ]);
+      },
+      90_000,
+    );
+  },
+  { servers: true },
+);

@@ -222,8 +222,8 @@ export interface RunClaims {
   leaseUntil: number;
 }
 
-/** Every run holding deliveries now, with its claims: a finished worker waits for these, `status` reports the gone ones. */
-export async function claimsByRun(db: Kysely<Database>, nowMs: number): Promise<RunClaims[]> {
+/** Every run holding deliveries now (of these endpoints, when given), with its claims: a finished worker waits for these, `status` reports the gone ones. */
+export async function claimsByRun(db: Kysely<Database>, nowMs: number, endpoints?: readonly string[]): Promise<RunClaims[]> {
   const rows = await db
     .selectFrom('webhook_deliveries')
     .select((eb) => [
@@ -233,6 +233,7 @@ export async function claimsByRun(db: Kysely<Database>, nowMs: number): Promise<
       eb.fn.max<number>('lease_until').as('lease_until'),
     ])
     .where('status', '=', 'delivering')
+    .$if(endpoints !== undefined, (query) => query.where((eb) => eb.and(endpointIn(eb, endpoints))))
     .groupBy('claimed_by')
     .execute();
   return rows
