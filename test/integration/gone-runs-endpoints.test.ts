@@ -16,6 +16,29 @@ async function expiredYesterday(ws: Workspace, count: number): Promise<void> {
   await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ license_code: `EXP-${index}`, expires_at: yesterday })));
 }
 
+/**
+ * `default` and a stored endpoint `crm`, each with a receiver of its own, and `count` licenses expired yesterday, after a
+ * first run. With `crmWaits`, crm was disabled for that run and enabled again: its deliveries wait (undelivered).
+ */
+async function installation(workspace: (config?: Record<string, unknown>) => Workspace, count: number, crmWaits: boolean) {
+  const main = await receiverFor();
+  const crm = await receiverFor();
+  const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+  fs.chmodSync(ws.configFile, 0o600);
+  await ws.ready();
+  expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+  if (crmWaits) expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+  await expiredYesterday(ws, count);
+  expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: count, delivered: crmWaits ? count : 2 * count });
+  if (crmWaits) expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
+  return { ws, main, crm };
+}
+
+/** An endpoint's deliveries, claimed by another run (on another host) with its lease running until `leaseUntil`. */
+function claimedBy(ws: Workspace, endpoint: string, runId: string, leaseUntil: number) {
+  return ws.rows(`update webhook_deliveries set status = 'delivering', claimed_by = '${runId}', lease_until = ${leaseUntil} where endpoint = '${endpoint}'`);
+}
+
 /** A run with a stop after 15 s: how long it took and whether it had to be stopped. */
 async function boundedRun(ws: Workspace) {
   const stop = new AbortController();
@@ -28,20 +51,9 @@ async function boundedRun(ws: Workspace) {
 
 forEachDialect('claims of a gone run, of an endpoint no run claims', ({ workspace }) => {
   test('removed while a run held its deliveries, that run gone: the next runs end, and park what it held', async () => {
-    const main = await receiverFor();
-    const crm = await receiverFor();
-    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-    fs.chmodSync(ws.configFile, 0o600);
-    await ws.ready();
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
-    await expiredYesterday(ws, 2);
-    expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 2, delivered: 2 });
-    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
+    const { ws, crm } = await installation(workspace, 2, true);
     // A run on another host holds crm's two; crm is removed (left to that run), which then dies.
-    await ws.rows(
-      `update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() + 60_000} where endpoint = 'crm'`,
-    );
+    await claimedBy(ws, 'crm', GONE_RUN, Date.now() + 60_000);
     expect((await ws.cli(['endpoints', 'remove', 'crm', '--force'])).code).toBe(0);
     // Lapsed a moment ago: the next run ends (it asked for take-overs forever, every half second).
     await ws.rows(`update webhook_deliveries set lease_until = ${Date.now() - 1000} where endpoint = 'crm'`);
@@ -60,21 +72,12 @@ forEachDialect('claims of a gone run, of an endpoint no run claims', ({ workspac
   }, 90_000);
 
   test("a gone run's lapsed claims of a disabled endpoint do not end the taking over: its claims of default that lapse later are still sent", async () => {
-    const main = await receiverFor();
-    const crm = await receiverFor();
-    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-    fs.chmodSync(ws.configFile, 0o600);
-    await ws.ready();
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-    await expiredYesterday(ws, 2);
-    expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 2, delivered: 4 });
+    const { ws, main } = await installation(workspace, 2, false);
     const sentBefore = main.requests.length;
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
     // The gone run's claims: crm's lapsed already, default's lapse in 4 s.
-    await ws.rows(`update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() - 1000} where endpoint = 'crm'`);
-    await ws.rows(
-      `update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() + 4000} where endpoint = 'default'`,
-    );
+    await claimedBy(ws, 'crm', GONE_RUN, Date.now() - 1000);
+    await claimedBy(ws, 'default', GONE_RUN, Date.now() + 4000);
     const run = await boundedRun(ws);
     expect(run.stopped).toBe(false);
     expect((await ws.rows<{ status: string }>("select status from webhook_deliveries where endpoint = 'default'")).map((row) => row.status)).toEqual([
@@ -106,20 +109,9 @@ forEachDialect('claims of a gone run, of an endpoint no run claims', ({ workspac
   }, 90_000);
 
   test('endpoints add under the name of a removed endpoint whose deliveries a run still holds is refused until that run is gone; then none of them goes to the new one', async () => {
-    const main = await receiverFor();
-    const oldCrm = await receiverFor();
+    const { ws } = await installation(workspace, 3, true);
     const newCrm = await receiverFor();
-    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-    fs.chmodSync(ws.configFile, 0o600);
-    await ws.ready();
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', oldCrm.url])).code).toBe(0);
-    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
-    await expiredYesterday(ws, 3);
-    expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 3, delivered: 3 });
-    expect((await ws.cli(['endpoints', 'enable', 'crm'])).code).toBe(0);
-    await ws.rows(
-      `update webhook_deliveries set status = 'delivering', claimed_by = '${GONE_RUN}', lease_until = ${Date.now() + 60_000} where endpoint = 'crm'`,
-    );
+    await claimedBy(ws, 'crm', GONE_RUN, Date.now() + 60_000);
     expect((await ws.cli(['endpoints', 'remove', 'crm', '--force'])).code).toBe(0);
     const refused = await ws.cli(['endpoints', 'add', 'crm', '--url', newCrm.url]);
     expect([refused.code, refused.stderr]).toEqual([
@@ -179,18 +171,9 @@ forEachDialect(
     skewed(
       'a run 2 minutes ahead leaves them alone; endpoints add 60 s ahead still refuses: leases are on the server clock',
       async () => {
-        const main = await receiverFor();
-        const crm = await receiverFor();
-        const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-        fs.chmodSync(ws.configFile, 0o600);
-        await ws.ready();
-        expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-        await expiredYesterday(ws, 1);
-        expect(await ws.run((context) => processExpirations(context))).toMatchObject({ recorded: 1, delivered: 2 });
+        const { ws, crm } = await installation(workspace, 1, false);
         const LIVE_RUN = 'otherhost:4242:boot:ns:abcdef12';
-        await ws.rows(
-          `update webhook_deliveries set status = 'delivering', claimed_by = '${LIVE_RUN}', lease_until = ${Date.now() + 50_000} where endpoint = 'crm'`,
-        );
+        await claimedBy(ws, 'crm', LIVE_RUN, Date.now() + 50_000);
         expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
         const ahead = (offset: string) => ({ env: { LD_PRELOAD: LIBFAKETIME!, FAKETIME: offset } });
         expect((await ws.cli(['process-expirations'], ahead('+120s'))).code).toBe(0);
