@@ -256,20 +256,26 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     abandonedDeliveries: [],
     skippedEndpoints,
   };
-  if (options.dryRun && !options.force && selected.length > 0) {
-    // What the re-send's check would say, read now and written nowhere: a dry run promises no more than it sends.
-    const check = staleNoticeCheck(context.db, {
-      licenses: context.licenses,
-      timeZone: context.config.expirations.timeZone,
-      products: context.config.expirations.products,
-      narrowed: endpointNarrowed(await resolveEndpoints(context.db, webhooks, (options.clock ?? systemClock).now())),
-    });
-    const reasons = await check(
+  const now = () => (options.clock ?? systemClock).now();
+  // Each to its own endpoint's URL and secret; those of a disabled endpoint stay as they are.
+  const resolved = await resolveEndpoints(context.db, webhooks, now());
+  // A re-sent delivery waited: its license is read again first, unless --force says to send it as it is. A dry run
+  // asks the same check, written nowhere: it promises no more than the re-send sends.
+  const recheck = options.force
+    ? undefined
+    : staleNoticeCheck(context.db, {
+        licenses: context.licenses,
+        timeZone: context.config.expirations.timeZone,
+        products: context.config.expirations.products,
+        narrowed: endpointNarrowed(resolved),
+      });
+  if (options.dryRun && recheck && selected.length > 0) {
+    const reasons = await recheck(
       await deliveriesByIds(
         context.db,
         selected.map((row) => row.id),
       ),
-      (options.clock ?? systemClock).now(),
+      now(),
     );
     empty.wouldSupersede = [...reasons].sort(([a], [b]) => a - b).map(([id, reason]) => ({ id, reason }));
   }
@@ -277,8 +283,6 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
   if (!webhooks.url) throw usageError(`No webhook URL is set: ${settingAdvice(context.licenses.kind, 'webhook-url', '<url>')} first.`);
 
   const policy = deliveryPolicy(webhooks, webhooks.url);
-  // Each to its own endpoint's URL and secret; those of a disabled endpoint stay as they are.
-  const resolved = await resolveEndpoints(context.db, webhooks, (options.clock ?? systemClock).now());
   const sent = await deliverPending(context.db, {
     policy,
     endpoints: engineEndpoints(webhooks, resolved, policy),
@@ -291,17 +295,7 @@ export async function deliveriesRetry(context: CommandContext, options: RetryOpt
     onWarning: options.onWarning,
     leaseMs: options.leaseMs,
     retryWindowHours: webhooks.retryWindowHours,
-    // A re-sent delivery waited: its license is read again first, unless --force says to send it as it is.
-    ...(options.force
-      ? {}
-      : {
-          recheck: staleNoticeCheck(context.db, {
-            licenses: context.licenses,
-            timeZone: context.config.expirations.timeZone,
-            products: context.config.expirations.products,
-            narrowed: endpointNarrowed(resolved),
-          }),
-        }),
+    ...(recheck ? { recheck } : {}),
     // The same selection, claimed a window at a time in id order: no id list of any length in one statement.
     resend: options.abandoned ? { since, ...(endpoints ? { endpoints } : {}) } : { ids, delivered: options.force },
   });

@@ -3,7 +3,7 @@ import { resolveEndpoints, type ResolvedEndpoint } from '../config/endpoints.js'
 import { maskSecret } from '../config/settings.js';
 import { usageError } from '../errors.js';
 import { plural } from '../plural.js';
-import { databaseTimeMs } from '../storage/database-time.js';
+import { leaseNowMs } from '../storage/database-time.js';
 import {
   countHeld,
   countUndelivered,
@@ -206,8 +206,8 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
   // its switches, unless it died first, when the next run would take them over as the new endpoint's. Added once
   // their lease has run out, they are ended with the rest (below).
   // On the leases' clock: the database server's (what a run on another host wrote them with), or this host's for SQLite.
-  const leaseNowMs = (await databaseTimeMs(context.db)) ?? now.getTime();
-  const held = await heldUnder(context.db, name, leaseNowMs);
+  const leaseNow = await leaseNowMs(context.db, now.getTime());
+  const held = await heldUnder(context.db, name, leaseNow);
   if (held > 0) {
     throw usageError(
       `${plural(held, 'delivery')} of an earlier endpoint named "${name}" ${held === 1 ? 'is' : 'are'} held by a running process-expirations: add "${name}" again once that run has ended (or its lease of a minute has run out), so that none of ${held === 1 ? 'it' : 'them'} goes to the new endpoint. Nothing was changed.`,
@@ -215,7 +215,7 @@ export async function endpointsAdd(context: CommandContext, name: string, input:
   }
   let superseded: number;
   try {
-    superseded = await insertEndpoint(context.db, name, fields, formatUtc(now), leaseNowMs);
+    superseded = await insertEndpoint(context.db, name, fields, formatUtc(now), leaseNow);
   } catch (error) {
     // Another command added the same name in between: the unique name refused it, nothing was written.
     if ((await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name))
@@ -276,21 +276,14 @@ export async function endpointsSetEnabled(
     await clearEndpointState(context.db, name);
     await unparkEndpoint(context.db, name);
     const undelivered = await countUndelivered(context.db, name);
-    const discarded = await setEndpointEnabled(
-      context.db,
-      name,
-      enabled,
-      formatUtc(now),
-      options.discardParked,
-      (await databaseTimeMs(context.db)) ?? now.getTime(),
-    );
+    const discarded = await setEndpointEnabled(context.db, name, enabled, formatUtc(now), options.discardParked, await leaseNowMs(context.db, now.getTime()));
     return { name, enabled, parked: undelivered - discarded, held: 0, discarded };
   }
   // Switched off first: a running run that reads it stops claiming and sending to it.
   await setEndpointEnabled(context.db, name, false, formatUtc(now));
   // What waits for a disabled endpoint is parked now, so `deliveries list --status parked` shows it at once. What a
   // run holds is not: the run parks it itself, before its next attempt to the endpoint.
-  await parkEndpoint(context.db, name, OPERATOR_DISABLED_REASON, (await databaseTimeMs(context.db)) ?? now.getTime());
+  await parkEndpoint(context.db, name, OPERATOR_DISABLED_REASON, await leaseNowMs(context.db, now.getTime()));
   const held = await countHeld(context.db, name);
   return { name, enabled, parked: Math.max(0, (await countUndelivered(context.db, name)) - held), held, discarded: 0 };
 }
@@ -314,7 +307,7 @@ export async function endpointsRemove(context: CommandContext, name: string, now
       `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,
     );
   }
-  const dropped = await deleteEndpoint(context.db, name, formatUtc(now), (await databaseTimeMs(context.db)) ?? now.getTime());
+  const dropped = await deleteEndpoint(context.db, name, formatUtc(now), await leaseNowMs(context.db, now.getTime()));
   // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
   await clearEndpointState(context.db, name);
   return { name, dropped, sending: Math.max(0, undelivered - dropped) };

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
-import { databaseTimeMs } from '../storage/database-time.js';
+import { leaseNowMs } from '../storage/database-time.js';
 import { settingAdvice } from '../config/botble-settings.js';
 import { usageError } from '../errors.js';
 import { failedRunOutcome, refusedRunOutcome, runOutcome, type RunOutcome } from '../run-outcome.js';
@@ -522,8 +522,8 @@ async function findAndDeliver(
   const gone = goneEndpoints(await endpointStates(db));
   // Claims lapsed a minute ago or more (room for a skew between this host's clock and the leases'): a gone run's.
   // Leases are on the database server's clock when the run's is the system's (see databaseLeaseClock).
-  const leaseNowMs = clock === systemClock ? ((await databaseTimeMs(db)) ?? clock.now().getTime()) : clock.now().getTime();
-  const switched = await followEndpointSwitches(db, endpoints, gone, leaseNowMs - LAPSED_SLACK_MS);
+  const leaseNow = clock === systemClock ? await leaseNowMs(db, clock.now().getTime()) : clock.now().getTime();
+  const switched = await followEndpointSwitches(db, endpoints, gone, leaseNow - LAPSED_SLACK_MS);
   // Said once, by the run that parks them (later runs find them parked): an endpoint taken out of the config file by
   // mistake keeps its notices from going out, and nothing else would say so.
   for (const { endpoint, parked } of switched.undefinedParked) {

@@ -8,7 +8,7 @@ import { waitingByEndpoint } from '../storage/deliveries/endpoint-holds.reposito
 import { endpointStates, GONE_REASON } from '../storage/endpoint-states.repository.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
 import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';
-import { databaseTimeMs } from '../storage/database-time.js';
+import { leaseNowMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
 import { maskCredentials } from '../credentials.js';
@@ -263,7 +263,7 @@ export async function status(context: CommandContext, options: { now: Date; cloc
     }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's on a server, the run's clock on SQLite).
-    heldByGoneRuns: await heldByGoneRuns(db, (await databaseTimeMs(db)) ?? options.clock.now().getTime()),
+    heldByGoneRuns: await heldByGoneRuns(db, await leaseNowMs(db, options.clock.now().getTime())),
     endpoints,
     monitoring: {
       ping: context.config.monitoring.ping && { target: displayPingUrl(context.config.monitoring.ping.url), kind: context.config.monitoring.ping.kind },

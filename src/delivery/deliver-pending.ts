@@ -40,9 +40,9 @@ export const MAX_LISTED = 10_000;
 // How often, and how far apart, a run that claims nothing while deliveries are due looks again before it
 // reports them as locked: another worker's claim holds its rows for milliseconds.
 const LOCK_CHECKS = 3;
+const LOCK_CHECK_MS = 200;
 // Take-overs in a row that claimed nothing before a run stops asking (see the loop's backstop).
 const MAX_FRUITLESS_TAKE_OVERS = 3;
-const LOCK_CHECK_MS = 200;
 
 /** One receiver as the engine sees it: where and how its deliveries are sent, and its own limit of attempts in flight. */
 export interface EngineEndpoint {

@@ -8,3 +8,8 @@ import { dialectFor } from '../sql/dialect-for.js';
 export async function databaseTimeMs(db: Kysely<any>): Promise<number | undefined> {
   return dialectFor(db).serverTimeMs(db);
 }
+
+/** Now on the leases' clock, in epoch ms: the database server's, or `hostNowMs` (this host's) on SQLite. */
+export async function leaseNowMs(db: Kysely<any>, hostNowMs: number): Promise<number> {
+  return (await databaseTimeMs(db)) ?? hostNowMs;
+}
