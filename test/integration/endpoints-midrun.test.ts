@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { endpointsSetEnabled } from '../../src/commands/endpoints.js';
-import { processExpirations } from '../../src/commands/process-expirations.js';
+import { processExpirations, type ProcessExpirationsRun } from '../../src/commands/process-expirations.js';
 import type { Receiver } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace } from '../helpers/workspace.js';
 
@@ -39,34 +39,52 @@ async function whenReceived(target: Receiver, count: number): Promise<void> {
 const crmRows = (ws: Workspace) =>
   ws.rows<{ status: string; status_reason: string | null }>("select status, status_reason from webhook_deliveries where endpoint = 'crm' order by id");
 
+/**
+ * Runs `args` (endpoints disable/remove crm) while a run sends to crm, checks the command's count of what the run
+ * holds (`message`, with one number) and that the run then started at most LATE more attempts to crm; returns the
+ * run, how many crm got, and crm's rows: one delivered per request, the rest for the caller to judge.
+ */
+async function switchedMidRun(ws: Workspace, crm: Receiver, running: Promise<ProcessExpirationsRun>, args: string[], message: RegExp) {
+  const switched = await ws.cli(args);
+  const atSwitch = crm.requests.length;
+  expect([switched.code, switched.stderr]).toEqual([0, '']);
+  const held = message.exec(switched.stdout);
+  expect(held).not.toBeNull();
+  expect(Number(held![1])).toBeGreaterThanOrEqual(EVENTS - atSwitch - 1);
+  const run = await running;
+  // Before: every delivery the run had claimed went out to crm.
+  expect(crm.requests.length).toBeLessThanOrEqual(atSwitch + LATE);
+  const sent = crm.requests.length;
+  const rows = await crmRows(ws);
+  expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(sent);
+  return { run, sent, rest: rows.filter((row) => row.status !== 'delivered') };
+}
+
+/** A run under way with EVENTS deliveries to a slow crm (beside default), crm's first two requests received. */
+async function sendingToSlowCrm(workspace: (config?: Record<string, unknown>) => Workspace) {
+  const main = await receiverFor();
+  const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
+  await ws.ready();
+  const crm = await slowCrm(ws);
+  await seeded(ws, EVENTS);
+  const running = ws.run((context) => processExpirations(context, { now: T0 }));
+  await whenReceived(crm, 2);
+  return { ws, main, crm, running };
+}
+
 forEachDialect('endpoints changed while a run sends to them', ({ workspace }) => {
   test('endpoints disable mid-run: the run starts no new attempt to it, parks what it held; the message counts them; enabled, they go out once', async () => {
-    const main = await receiverFor();
-    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-    await ws.ready();
-    const crm = await slowCrm(ws);
-    await seeded(ws, EVENTS);
-    const running = ws.run((context) => processExpirations(context, { now: T0 }));
-    await whenReceived(crm, 2);
+    const { ws, main, crm, running } = await sendingToSlowCrm(workspace);
 
-    const disabled = await ws.cli(['endpoints', 'disable', 'crm']);
-    const atDisable = crm.requests.length;
-    expect([disabled.code, disabled.stderr]).toEqual([0, '']);
     // The run claimed all of crm's: none is parked by the command, each is counted as held by the run.
-    const held =
-      /^Disabled endpoint crm; (\d+) held by a running process-expirations are parked by it before its next attempt \(attempts in flight end\)\.\n$/.exec(
-        disabled.stdout,
-      );
-    expect(held).not.toBeNull();
-    expect(Number(held![1])).toBeGreaterThanOrEqual(EVENTS - atDisable - 1);
-
-    const run = await running;
-    // Before: every delivery it had claimed went out (20 requests); now at most those started within a second.
-    expect(crm.requests.length).toBeLessThanOrEqual(atDisable + LATE);
-    const sent = crm.requests.length;
-    const rows = await crmRows(ws);
-    expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(sent);
-    expect(rows.filter((row) => row.status !== 'delivered')).toEqual(Array(EVENTS - sent).fill({ status: 'parked', status_reason: 'endpoint disabled' }));
+    const { run, sent, rest } = await switchedMidRun(
+      ws,
+      crm,
+      running,
+      ['endpoints', 'disable', 'crm'],
+      /^Disabled endpoint crm; (\d+) held by a running process-expirations are parked by it before its next attempt \(attempts in flight end\)\.\n$/,
+    );
+    expect(rest).toEqual(Array(EVENTS - sent).fill({ status: 'parked', status_reason: 'endpoint disabled' }));
     expect(run.parked).toBe(EVENTS - sent);
     expect(run.locked).toBe(0);
     expect(main.requests).toHaveLength(EVENTS);
@@ -107,31 +125,19 @@ forEachDialect('endpoints changed while a run sends to them', ({ workspace }) =>
   }, 90_000);
 
   test('endpoints remove --force mid-run: the run starts no new attempt to it and ends what it held unsent; an endpoint added later under the name gets none of them', async () => {
-    const main = await receiverFor();
-    const ws = workspace({ webhooks: { enabled: true, url: main.url, secret: 's' } });
-    await ws.ready();
-    const crm = await slowCrm(ws);
-    await seeded(ws, EVENTS);
-    const running = ws.run((context) => processExpirations(context, { now: T0 }));
-    await whenReceived(crm, 2);
+    const { ws, crm, running } = await sendingToSlowCrm(workspace);
 
-    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
-    const atRemove = crm.requests.length;
-    expect([removed.code, removed.stderr]).toEqual([0, '']);
-    const held =
-      /^Removed endpoint crm; (\d+) held by a running process-expirations are ended unsent by it before its next attempt \(attempts in flight end\)\.\n$/.exec(
-        removed.stdout,
-      );
-    expect(held).not.toBeNull();
-    expect(Number(held![1])).toBeGreaterThanOrEqual(EVENTS - atRemove - 1);
-
-    const run = await running;
-    // Before: the run went on sending to the removed endpoint's URL.
-    expect(crm.requests.length).toBeLessThanOrEqual(atRemove + LATE);
-    const sent = crm.requests.length;
-    const rows = await crmRows(ws);
-    expect(rows.filter((row) => row.status === 'delivered')).toHaveLength(sent);
-    const ended = rows.filter((row) => row.status !== 'delivered');
+    const {
+      run,
+      sent,
+      rest: ended,
+    } = await switchedMidRun(
+      ws,
+      crm,
+      running,
+      ['endpoints', 'remove', 'crm', '--force'],
+      /^Removed endpoint crm; (\d+) held by a running process-expirations are ended unsent by it before its next attempt \(attempts in flight end\)\.\n$/,
+    );
     expect(ended).toHaveLength(EVENTS - sent);
     for (const row of ended) {
       expect(row.status).toBe('superseded');
