@@ -142,7 +142,8 @@ export function skippedEndpointMessage(skipped: SkippedEndpoint): string {
   const them = skipped.deliveries === 1 ? 'it' : 'them';
   const what = `skipped ${skipped.deliveries} abandoned ${skipped.deliveries === 1 ? 'delivery' : 'deliveries'} to the endpoint "${skipped.endpoint}"`;
   if (skipped.reason === 'no longer defined') {
-    return `${what}, which is no longer defined: nothing can send ${them}. Define "${skipped.endpoint}" again (the config file's webhooks.endpoints, or "${commandLine(`endpoints add ${skipped.endpoint} --url <url>`)}") and retry to re-send ${them}.`;
+    // Not `endpoints add`: an endpoint added under the name is a new one, which ends what an earlier one left unsent.
+    return `${what}, which is no longer defined: nothing can send ${them}. Put "${skipped.endpoint}" back in the config file's webhooks.endpoints and retry to re-send ${them}, or end ${them} unsent with "${commandLine(`endpoints remove ${skipped.endpoint} --force`)}".`;
   }
   return `${what}, which is disabled${skipped.detail ? ` (${skipped.detail})` : ''}: "${commandLine(`endpoints enable ${skipped.endpoint}`)}" first, then retry to re-send ${them}.`;
 }

@@ -290,6 +290,11 @@ export async function endpointsSetEnabled(
 
 export interface RemoveResult {
   name: string;
+  /**
+   * False for a name no longer defined anywhere (an endpoint taken out of the config file) whose parked and abandoned
+   * deliveries are still in the log: removing it ends them, as for a stored endpoint.
+   */
+  defined: boolean;
   /** Undelivered deliveries it ended unsent (superseded, with the reason). */
   dropped: number;
   /**
@@ -300,17 +305,30 @@ export interface RemoveResult {
 }
 
 export async function endpointsRemove(context: CommandContext, name: string, now: Date, options: { force?: boolean } = {}): Promise<RemoveResult> {
-  await editable(context, name, now);
   const undelivered = await countUndelivered(context.db, name, true);
+  // An endpoint taken out of the config file leaves its parked and abandoned deliveries under its name, and
+  // abandoned ones keep `status` at exit 3: removing the name is how they are ended, as for a stored endpoint.
+  const defined = !(undelivered > 0 && (await noLongerDefined(context, name, now)));
+  if (defined) await editable(context, name, now);
+  const them = `${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}`;
   if (undelivered > 0 && !options.force) {
     throw usageError(
-      `The endpoint "${name}" has ${undelivered} undelivered ${undelivered === 1 ? 'delivery' : 'deliveries'}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`,
+      defined
+        ? `The endpoint "${name}" has ${them}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`
+        : `The endpoint "${name}" is no longer defined (taken out of the config file) and has ${them} (parked or abandoned), which removing it ends unsent (superseded). Add --force to end them, or put it back in the config file's webhooks.endpoints to send them. Nothing was changed.`,
     );
   }
   const dropped = await deleteEndpoint(context.db, name, formatUtc(now), await leaseNowMs(context.db, now.getTime()));
   // Its circuit and any 410 disablement go with it: an endpoint added later under the name starts afresh.
   await clearEndpointState(context.db, name);
-  return { name, dropped, sending: Math.max(0, undelivered - dropped) };
+  return { name, defined, dropped, sending: Math.max(0, undelivered - dropped) };
+}
+
+/** Neither `default`, nor in the config file, nor stored: only deliveries in the log still carry the name. */
+async function noLongerDefined(context: CommandContext, name: string, now: Date): Promise<boolean> {
+  if (name === DEFAULT_ENDPOINT_NAME) return false;
+  if ((await resolveEndpoints(context.db, context.config.webhooks, now)).some((endpoint) => endpoint.name === name)) return false;
+  return !(await listStoredEndpoints(context.db)).some((endpoint) => endpoint.name === name);
 }
 
 export interface RotateSecretResult {

@@ -528,7 +528,7 @@ async function findAndDeliver(
   // mistake keeps its notices from going out, and nothing else would say so.
   for (const { endpoint, parked } of switched.undefinedParked) {
     options.onWarning?.(
-      `${plural(parked, 'delivery')} to ${endpoint} parked: the endpoint is no longer defined (taken out of the config file, or removed). Defined again, it sends ${parked === 1 ? 'it' : 'them'} with the next run; "${commandLine(`deliveries list --endpoint ${endpoint} --status parked`)}" lists ${parked === 1 ? 'it' : 'them'}.`,
+      `${plural(parked, 'delivery')} to ${endpoint} parked: the endpoint is no longer defined (taken out of the config file, or removed). Put back in the config file, it sends ${parked === 1 ? 'it' : 'them'} with the next run; "${commandLine(`deliveries list --endpoint ${endpoint} --status parked`)}" lists ${parked === 1 ? 'it' : 'them'}, "${commandLine(`endpoints remove ${endpoint} --force`)}" ends ${parked === 1 ? 'it' : 'them'} unsent.`,
     );
   }
   const policy = deliveryPolicy(webhooks, url);

@@ -142,7 +142,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     const refused = await ws.cli(['endpoints', 'remove', 'crm']);
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('1 undelivered delivery')]);
     const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force', '--json']);
-    expect(json(removed.stdout)).toEqual({ name: 'crm', dropped: 1, sending: 0 });
+    expect(json(removed.stdout)).toEqual({ name: 'crm', defined: true, dropped: 1, sending: 0 });
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm'")).toEqual([{ status: 'superseded' }]);
     expect((await ws.cli(['status', '--now', NOW])).code).toBe(0);
     // Removed, its deliveries stay in the log, and listing them by its name still works; a name in neither is refused.
@@ -197,6 +197,63 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect(text.stderr).toContain('"crm", which is no longer defined');
     const onlyChat = await ws.cli(['deliveries', 'retry', '--abandoned', '--endpoint', 'chat', '--json']);
     expect(json(onlyChat.stdout)).toMatchObject({ selectedCount: 0, skippedEndpoints: [{ endpoint: 'chat', deliveries: 1, reason: 'disabled' }] });
+  });
+
+  test('an endpoint taken out of the config file: remove --force ends what it left parked or abandoned, so status stops exiting 3; no advice sends them to a new endpoint', async () => {
+    // The engine's clock is the system's: deferred deliveries need a --now near it, or their retry window is spent.
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const NOW = now.toISOString();
+    const expiredAt = new Date(now.getTime() - 25 * 3600 * 1000).toISOString();
+    const main = await receiverFor();
+    // OLD-1's is refused for good (abandoned), OLD-2's waits on a 503 (deferred) when crm is taken out of the file.
+    const crm = await receiverFor((request) => (request.body.includes('OLD-1') ? 400 : 503));
+    const base = { enabled: true, url: main.url, secret: SECRET, retryWindowHours: 72 };
+    const ws = await ready({ webhooks: { ...base, endpoints: [{ name: 'crm', url: crm.url }] } });
+    await ws.seed([aLicense({ license_code: 'OLD-1', expires_at: expiredAt }), aLicense({ license_code: 'OLD-2', expires_at: expiredAt })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([
+      { status: 'abandoned' },
+      { status: 'deferred' },
+    ]);
+    ws.configure({ webhooks: base });
+    crm.requests.length = 0;
+    const parking = await ws.cli(['process-expirations', '--now', NOW]);
+    expect(parking.code).toBe(0);
+    expect(parking.stderr).toContain(
+      'warning: 1 delivery to crm parked: the endpoint is no longer defined (taken out of the config file, or removed). Put back in the config file, it sends it with the next run;',
+    );
+    expect(parking.stderr).toContain('"license-manager endpoints remove crm --force" ends it unsent.');
+    expect((await ws.cli(['status', '--now', NOW])).code).toBe(3);
+    // The retry's advice is the config file or remove --force: `endpoints add crm` would end them (a new endpoint).
+    const retried = await ws.cli(['deliveries', 'retry', '--abandoned']);
+    expect(retried.stderr).toContain(
+      `which is no longer defined: nothing can send it. Put "crm" back in the config file's webhooks.endpoints and retry to re-send it, or end it unsent with "license-manager endpoints remove crm --force".`,
+    );
+    expect(retried.stderr).not.toContain('endpoints add');
+
+    const refused = await ws.cli(['endpoints', 'remove', 'crm']);
+    expect([refused.code, refused.stdout, refused.stderr]).toEqual([
+      2,
+      '',
+      expect.stringContaining(
+        'The endpoint "crm" is no longer defined (taken out of the config file) and has 2 undelivered deliveries (parked or abandoned), which removing it ends unsent (superseded). Add --force to end them',
+      ),
+    ]);
+    expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([{ status: 'abandoned' }, { status: 'parked' }]);
+    const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force']);
+    expect([removed.code, removed.stdout]).toEqual([0, 'Endpoint crm is no longer defined; 2 undelivered deliveries superseded, not sent again.\n']);
+    expect(await ws.rows("select status, status_reason from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([
+      { status: 'superseded', status_reason: expect.stringMatching(/^endpoint crm removed with "endpoints remove crm --force"/) },
+      { status: 'superseded', status_reason: expect.stringMatching(/^endpoint crm removed with "endpoints remove crm --force"/) },
+    ]);
+    expect((await ws.cli(['status', '--now', NOW])).code).toBe(0);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    expect(crm.requests).toHaveLength(0);
+    // Nothing left under the name: a name in neither place, with nothing in the log, is unknown as before.
+    const again = await ws.cli(['endpoints', 'remove', 'crm', '--force', '--json']);
+    expect([again.code, again.stderr]).toEqual([2, expect.stringContaining('No endpoint named "crm"')]);
+    const json2 = await ws.cli(['endpoints', 'remove', 'nothing-here']);
+    expect([json2.code, json2.stderr]).toEqual([2, expect.stringContaining('No endpoint named "nothing-here"')]);
   });
 
   test('enable default --discard-parked after a 410: the parked notices end unsent and the next run neither records nor sends them again', async () => {

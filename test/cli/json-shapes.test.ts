@@ -135,7 +135,7 @@ describe('--json shapes', () => {
     expect((await shape(ws, endpointJson, ['endpoints', 'show', 'crm'])).previousSecrets).toHaveLength(1);
     expect(await shape(ws, endpointRotatedJson, ['endpoints', 'rotate-secret', 'crm', '--keep-previous', '0'])).toMatchObject({ previousValidUntil: null });
     expect(await shape(ws, endpointsListJson, ['endpoints', 'list'])).toHaveLength(2);
-    expect(await shape(ws, endpointRemovedJson, ['endpoints', 'remove', 'crm'])).toEqual({ name: 'crm', dropped: 0, sending: 0 });
+    expect(await shape(ws, endpointRemovedJson, ['endpoints', 'remove', 'crm'])).toEqual({ name: 'crm', defined: true, dropped: 0, sending: 0 });
     // A stored value that fails validation: shown as stored with why, and named by status.
     await ws.rows("insert into settings (key, value, updated_at) values ('warning-days', 'soon', '2025-01-01T00:00:00Z')");
     expect((await shape(ws, settingsGetJson, ['settings', 'get', 'warning-days'])).invalid).toBeDefined();

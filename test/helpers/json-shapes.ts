@@ -351,7 +351,7 @@ export const endpointJson = endpointView;
 /** `endpoints enable|disable <name>`. */
 export const endpointEnabledJson = z.strictObject({ name: z.string(), enabled: z.boolean(), parked: count, held: count, discarded: count });
 /** `endpoints remove <name>`. */
-export const endpointRemovedJson = z.strictObject({ name: z.string(), dropped: count, sending: count });
+export const endpointRemovedJson = z.strictObject({ name: z.string(), defined: z.boolean(), dropped: count, sending: count });
 /** `endpoints rotate-secret <name>`: the new secret, shown once. */
 export const endpointRotatedJson = z.strictObject({
   name: z.string(),

@@ -190,7 +190,7 @@ forEachDialect('endpoints: fan-out', ({ workspace }) => {
     const deadline = Date.now() + 20_000;
     while (crm.requests.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     const removed = await ws.cli(['endpoints', 'remove', 'crm', '--force', '--json']);
-    expect(JSON.parse(removed.stdout)).toEqual({ name: 'crm', dropped: 0, sending: 1 });
+    expect(JSON.parse(removed.stdout)).toEqual({ name: 'crm', defined: true, dropped: 0, sending: 1 });
     const run = await running;
     expect(run.code).toBe(0);
     // The run reads the switches again before the retry: removed, the delivery ends unsent, by the run that held it.

@@ -173,7 +173,9 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
     );
   endpoints
     .command('remove <name>')
-    .description('remove a stored endpoint; with undelivered deliveries only with --force (they end unsent, as superseded; every delivery stays in the log)')
+    .description(
+      'remove a stored endpoint; with undelivered deliveries only with --force (they end unsent, as superseded; every delivery stays in the log). For an endpoint taken out of the config file, --force ends what it left parked or abandoned',
+    )
     .option('--force', 'remove it even though its undelivered deliveries then end unsent')
     .addHelpText('after', examples('license-manager endpoints remove crm', 'license-manager endpoints remove crm --force'))
     .action((name: string, flags: { force?: boolean }, command: Command) =>
@@ -183,7 +185,7 @@ export function registerEndpoints(program: Command, kit: CommandKit): void {
         if (out.options.json) out.json(result);
         else
           out.info(
-            `Removed endpoint ${name}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, not sent again` : ''}${result.sending > 0 ? `; ${result.sending} held by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} ended unsent by it before its next attempt (attempts in flight end)` : ''}.`,
+            `${result.defined ? `Removed endpoint ${name}` : `Endpoint ${name} is no longer defined`}${result.dropped > 0 ? `; ${result.dropped} undelivered ${result.dropped === 1 ? 'delivery' : 'deliveries'} superseded, not sent again` : ''}${result.sending > 0 ? `; ${result.sending} held by a running process-expirations ${result.sending === 1 ? 'is' : 'are'} ended unsent by it before its next attempt (attempts in flight end)` : ''}.`,
           );
       }),
     );
