@@ -18,6 +18,8 @@ import { commandLine } from '../command-line.js';
  * the run's sending to it: its deliveries are deferred to that time, as an open circuit defers them.
  */
 const MAX_IN_RUN_PAUSE_MS = 10_000;
+/** Added to the reason of a delivery deferred to the end of its retry window: the attempt then is its last. */
+const LAST_ATTEMPT_NOTE = ' (the last attempt: its retry window ends then)';
 
 /** One attempt as the engine saw it (deliver.ts's AttemptRecord, the part that matters here). */
 export interface AttemptSeen {
@@ -306,7 +308,7 @@ export class CrossRunRetries {
       status: 'deferred',
       completedAt: null,
       nextAttemptAt: formatUtc(next.at),
-      reason: `${why}${asked}${next.last ? ' (the last attempt: its retry window ends then)' : ''}`,
+      reason: `${why}${asked}${next.last ? LAST_ATTEMPT_NOTE : ''}`,
     };
   }
 
@@ -338,6 +340,8 @@ export class CrossRunRetries {
         nextAttemptAt: formatUtc(nextAt),
         reason,
         windowStart: formatUtc(new Date(now.getTime() - this.options.windowHours * HOUR_MS)),
+        windowHours: this.options.windowHours,
+        lastReason: LAST_ATTEMPT_NOTE,
         completedAt: formatUtc(now),
         abandonReason: `${reason}; its retry window (webhooks.retryWindowHours ${this.options.windowHours}) has ended`,
       }).then(({ deferred, abandoned }) => {

@@ -251,6 +251,35 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect(Number(counted!.deferred)).toBe(2);
   }, 60_000);
 
+  test("a Retry-After beyond the retry window: what waits is deferred to its own window's end at the latest, never past it (more than one claim window)", async () => {
+    let answer: 'down' | 'throttled' = 'down';
+    const target = await receiverFor(() => (answer === 'down' ? 503 : { status: 429, headers: { 'retry-after': String(5 * 24 * 3600) } }));
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, retryDelaysMs: [] } });
+    await seeded(ws, 150);
+    // Recorded at T0, deferred by the open circuit.
+    expect(await runAt(ws, T0)).toMatchObject({ recorded: 150, delivered: 0, abandoned: 0 });
+    // 150 more recorded an hour later; the receiver now asks for 5 days, longer than either group's window.
+    await ws.seed(Array.from({ length: 150 }, (_, index) => aLicense({ license_code: `LATER-${index}`, expires_at: '2025-01-22T11:00:00Z' })));
+    answer = 'throttled';
+    const laterAt = at(HOUR);
+    const later = await ws.run((context) => processExpirations(context, { now: laterAt, clock: { now: () => laterAt } }));
+    expect(later).toMatchObject({ delivered: 0, abandoned: 0 });
+    const rows = await ws.rows<{ status: string; created_at: string; next_attempt_at: string | null; status_reason: string | null }>(
+      "select status, created_at, next_attempt_at, status_reason from webhook_deliveries where endpoint = 'default' order by id",
+    );
+    expect(rows).toHaveLength(300);
+    const byGroup = new Map<string, Set<string>>();
+    for (const row of rows) {
+      expect(row.status).toBe('deferred');
+      const windowEnd = new Date(Date.parse(row.created_at) + 72 * HOUR).toISOString().replace('.000Z', 'Z');
+      // Each at its own window's end: one last attempt there, never after it (5 days would be past it).
+      expect([row.created_at, row.next_attempt_at]).toEqual([row.created_at, windowEnd]);
+      expect(row.status_reason).toMatch(/\(the last attempt: its retry window ends then\)$/);
+      byGroup.set(row.created_at, (byGroup.get(row.created_at) ?? new Set()).add(row.next_attempt_at!));
+    }
+    expect([...byGroup.keys()].sort()).toEqual(['2025-01-23T10:00:00Z', '2025-01-23T11:00:00Z']);
+  }, 60_000);
+
   test('an endpoint a 410 disabled stays disabled when retries across runs are turned off since: what it gets is parked, not sent', async () => {
     const main = await receiverFor();
     const crm = await receiverFor(() => 410);

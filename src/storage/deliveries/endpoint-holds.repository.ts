@@ -1,17 +1,31 @@
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { retryOnDeadlock } from '../../sql/db-errors.js';
+import { formatUtc, parseUtc } from '../../time.js';
 import type { Database, DeliveryStatus } from '../database.table.js';
+
+const HOUR_MS = 3_600_000;
 
 // Deliveries held back for their endpoint: deferred by an open circuit, parked while it is gone or disabled.
 /**
  * What an endpoint's circuit opening does to the deliveries no run holds: pending ones and due deferred ones
  * (at `dueAt`) are deferred to `nextAttemptAt` without an attempt, except those recorded before `windowStart`,
- * whose retry window has ended: they are abandoned. Returns how many of each.
+ * whose retry window has ended: they are abandoned. One whose window ends before `nextAttemptAt` (a long
+ * Retry-After) goes at its window's end instead, `lastReason` added: its last attempt, as a deferral after an
+ * attempt would be. Returns how many of each.
  */
 export async function deferEndpoint(
   db: Kysely<Database>,
   endpoint: string,
-  change: { dueAt: string; nextAttemptAt: string; reason: string; windowStart: string; completedAt: string; abandonReason: string },
+  change: {
+    dueAt: string;
+    nextAttemptAt: string;
+    reason: string;
+    windowStart: string;
+    windowHours: number;
+    lastReason: string;
+    completedAt: string;
+    abandonReason: string;
+  },
 ): Promise<{ deferred: number; abandoned: number }> {
   const waiting = (eb: ExpressionBuilder<Database, 'webhook_deliveries'>) =>
     eb.and([
@@ -23,12 +37,28 @@ export async function deferEndpoint(
     .set({ status: 'abandoned', completed_at: change.completedAt, next_attempt_at: null, status_reason: change.abandonReason })
     .where((eb) => eb.and([waiting(eb), eb('created_at', '<', change.windowStart)]))
     .executeTakeFirst();
-  const deferred = await db
+  // Recorded before this, a delivery's window ends before nextAttemptAt. Timestamps are stored as UTC text, so the
+  // window's end is worked out here, once per recording time (a run records all its events at one), not in SQL.
+  const windowMs = change.windowHours * HOUR_MS;
+  const endsSooner = formatUtc(new Date(Date.parse(change.nextAttemptAt) - windowMs));
+  const recordings = await db.selectFrom('webhook_deliveries').select('created_at').distinct().where(waiting).where('created_at', '<', endsSooner).execute();
+  let deferred = 0;
+  for (const { created_at } of recordings) {
+    const recordedAt = parseUtc(created_at);
+    if (!recordedAt) continue;
+    const capped = await db
+      .updateTable('webhook_deliveries')
+      .set({ status: 'deferred', next_attempt_at: formatUtc(new Date(recordedAt.getTime() + windowMs)), status_reason: `${change.reason}${change.lastReason}` })
+      .where((eb) => eb.and([waiting(eb), eb('created_at', '=', created_at)]))
+      .executeTakeFirst();
+    deferred += Number(capped.numUpdatedRows);
+  }
+  const rest = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'deferred', next_attempt_at: change.nextAttemptAt, status_reason: change.reason })
     .where(waiting)
     .executeTakeFirst();
-  return { deferred: Number(deferred.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
+  return { deferred: deferred + Number(rest.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
 }
 
 /**
