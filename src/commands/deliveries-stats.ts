@@ -2,6 +2,7 @@
 import { resolveEndpoints } from '../config/endpoints.js';
 import { usageError } from '../errors.js';
 import { DeliveryStatsAccumulator, type EndpointStats } from '../monitoring/delivery-stats.js';
+import { storedEndpointsAddedAt } from '../storage/endpoints.repository.js';
 import { attemptGroups, endpointDeliveries, endpointStreaks } from '../storage/monitoring.repository.js';
 import { formatUtc } from '../time.js';
 import type { CommandContext } from './context.js';
@@ -39,7 +40,7 @@ export async function deliveriesStats(context: CommandContext, options: Deliveri
   for (const group of await attemptGroups(db, { since, endpoint: options.endpoint })) accumulator.addAttemptGroup(group);
   // The endpoints with deliveries (narrowed by --endpoint): one without any has no attempts either.
   const withDeliveries = deliveries.map((row) => row.endpoint);
-  for (const streak of await endpointStreaks(db, withDeliveries)) accumulator.setRecent(streak);
+  for (const streak of await endpointStreaks(db, withDeliveries, await storedEndpointsAddedAt(db))) accumulator.setRecent(streak);
   for (const row of deliveries) {
     const count = (status: string) => row.byStatus[status] ?? 0;
     accumulator.addCounts({

@@ -15,6 +15,7 @@ import type { AttemptTrace } from '../webhooks/deliver.js';
 import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../monitoring/heartbeat.js';
 import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
+import { storedEndpointsAddedAt } from '../storage/endpoints.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
 import { plural } from '../plural.js';
 import { formatUtc, parseUtc } from '../time.js';
@@ -103,11 +104,24 @@ function toDate(value: string | Date | null): Date | null {
 }
 
 /** Everything the textfile shows, read from the database (never from one run's memory alone). */
-async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: string): Promise<MetricsSnapshot> {
+async function metricsSnapshot(context: Pick<CommandContext, 'db' | 'config'>, version: string, now: Date): Promise<MetricsSnapshot> {
   const { db } = context;
-  const [runs, totals, deliveries, states] = await Promise.all([runsForMetrics(db), deliveryTotals(db), endpointDeliveries(db), endpointStates(db)]);
+  const [runs, totals, allDeliveries, states, defined, addedAt] = await Promise.all([
+    runsForMetrics(db),
+    deliveryTotals(db),
+    endpointDeliveries(db),
+    endpointStates(db),
+    resolveEndpoints(db, context.config.webhooks, now),
+    storedEndpointsAddedAt(db),
+  ]);
+  // An endpoint no longer defined stays only while deliveries still wait on it (or were abandoned): one removed, its
+  // undelivered ones ended, leaves the metrics, or an alert on its failures would fire for ever.
+  const names = new Set(defined.map((endpoint) => endpoint.name));
+  const deliveries = allDeliveries.filter(
+    (row) => names.has(row.endpoint) || (row.byStatus.deferred ?? 0) + (row.byStatus.parked ?? 0) + (row.byStatus.abandoned ?? 0) > 0,
+  );
   const withDeliveries = deliveries.map((row) => row.endpoint);
-  const streaks = await endpointStreaks(db, withDeliveries);
+  const streaks = await endpointStreaks(db, withDeliveries, addedAt);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));
   // The circuit as the last run stored it: open (or half-open, waiting for the next run's probe) is 1, closed or none stored is 0,
   // one that cannot be read is left out. A 410 disablement is not an open circuit: it shows in the parked deliveries.
@@ -140,8 +154,8 @@ async function metricsSnapshot(context: Pick<CommandContext, 'db'>, version: str
 }
 
 /** The metrics text at `now`: what the textfile holds and `status --format prometheus` prints. */
-export async function metricsText(context: Pick<CommandContext, 'db'>, version: string, now: Date): Promise<string> {
-  return renderMetrics(await metricsSnapshot(context, version), now);
+export async function metricsText(context: Pick<CommandContext, 'db' | 'config'>, version: string, now: Date): Promise<string> {
+  return renderMetrics(await metricsSnapshot(context, version, now), now);
 }
 
 /** The last run's pings as stored; null before the first, or when what is stored cannot be read. */

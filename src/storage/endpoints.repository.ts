@@ -24,6 +24,15 @@ export interface StoredEndpoint {
   updatedAt: string;
 }
 
+/**
+ * When each endpoint stored in the database now was added, by name: its failure streak counts from then, not an
+ * earlier endpoint's of the same name (removed, or taken out of the config file).
+ */
+export async function storedEndpointsAddedAt(db: Kysely<Database>): Promise<Map<string, string>> {
+  const rows = await db.selectFrom('endpoints').select(['name', 'created_at']).execute();
+  return new Map(rows.map((row) => [row.name, row.created_at]));
+}
+
 /** Every endpoint in the database, by name. */
 export async function listStoredEndpoints(db: Kysely<Database>): Promise<StoredEndpoint[]> {
   const rows = await db.selectFrom('endpoints').selectAll().orderBy('name').execute();

@@ -136,9 +136,18 @@ export interface EndpointStreak {
  * to read (those with deliveries: endpointDeliveries names them; asking the deliveries for their distinct endpoints
  * read a whole index).
  */
-export async function endpointStreaks(db: Kysely<Database>, names: readonly string[]): Promise<EndpointStreak[]> {
-  const attempts = (name: string) =>
-    db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
+export async function endpointStreaks(
+  db: Kysely<Database>,
+  names: readonly string[],
+  /** By name, when the endpoint now under that name was added: an earlier one's attempts (made before) are not its own. */
+  addedAt: ReadonlyMap<string, string> = new Map(),
+): Promise<EndpointStreak[]> {
+  const attempts = (name: string) => {
+    const query = db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
+    // From the second it was added (times are whole seconds): its own first attempts can fall in that second.
+    const since = addedAt.get(name);
+    return since === undefined ? query : query.where('a.started_at', '>=', since);
+  };
   const streaks: EndpointStreak[] = [];
   for (const name of names) {
     const last = await attempts(name).select(['a.id as id', 'a.started_at as started_at']).orderBy('a.id', 'desc').limit(1).executeTakeFirst();

@@ -130,6 +130,36 @@ forEachDialect('the Prometheus textfile after each run', ({ workspace: dialectWo
     const closedAgain = samples((await ws.cli(['status', '--format', 'prometheus'])).stdout);
     expect(closedAgain.get('license_manager_endpoint_circuit_open{endpoint="default"}')).toBe(0);
   });
+
+  test('a removed endpoint leaves the metrics (an alert on its failures would fire for ever); one added again under its name starts with no failures', async () => {
+    const hooks = await receiverFor();
+    const ws = dialectWorkspace({ webhooks: { enabled: true, url: hooks.url }, monitoring: { textfile: 'license_manager.prom' } });
+    await seeded(ws);
+    // 127.0.0.1:1 refuses every connection: the run's attempts to crm fail and are abandoned (no retries across runs here).
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', 'http://127.0.0.1:1/hook'])).code).toBe(0);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    const failing = samples((await ws.cli(['status', '--format', 'prometheus'])).stdout);
+    expect(failing.get('license_manager_endpoint_consecutive_failures{endpoint="crm"}')).toBeGreaterThan(0);
+    expect(failing.get('license_manager_endpoint_deliveries{endpoint="crm",status="abandoned"}')).toBe(2);
+
+    expect((await ws.cli(['endpoints', 'remove', 'crm', '--force'])).code).toBe(0);
+    const removed = (await ws.cli(['status', '--format', 'prometheus'])).stdout;
+    expect(removed).not.toContain('endpoint="crm"');
+    expect(samples(removed).get('license_manager_endpoint_consecutive_failures{endpoint="default"}')).toBe(0);
+    // The run writes the same into the textfile.
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+    const file = path.join(ws.dir, 'license_manager.prom');
+    checkWithPromtool(file);
+    expect(fs.readFileSync(file, 'utf8')).not.toContain('endpoint="crm"');
+
+    // A new crm, a second later at least: the earlier one's failures are not its own.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', hooks.url])).code).toBe(0);
+    const added = samples((await ws.cli(['status', '--format', 'prometheus'])).stdout);
+    expect(added.get('license_manager_endpoint_consecutive_failures{endpoint="crm"}')).toBe(0);
+    const stats = await ws.cli(['deliveries', 'stats', '--endpoint', 'crm', '--json']);
+    expect(JSON.stringify(JSON.parse(stats.stdout))).toMatch(/"consecutiveFailures":0/);
+  });
 });
 
 test('a run that fails outright writes the file too; a dry run writes nothing', async () => {
