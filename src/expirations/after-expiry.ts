@@ -1,5 +1,6 @@
 // The rule and the body of license.expired_reminder, the notice N calendar days after the expiry date; pure, `now` passed in.
 import { buildEventBody, type EventSubject } from '../webhooks/payload.js';
+import { formatUtc } from '../time.js';
 import { dateInZone, daysBetween } from './calendar.js';
 import type { ExpirationPolicy, LicenseDates, RecordedEvent } from './rules.js';
 
@@ -67,9 +68,12 @@ export function dueReminder(license: LicenseDates, now: Date, policy: AfterExpir
  * Records come from `parseEventKey` (the key's `:<N>d` is its threshold). Note that `RecordedEvents.covers`
  * applies the warnings' direction (at most as large) and must not be used for reminders.
  */
-export function reminderCovered(reminder: Pick<DueReminder, 'licenseId' | 'day' | 'threshold'>, recorded: Iterable<RecordedEvent>): boolean {
+export function reminderCovered(reminder: Pick<DueReminder, 'licenseId' | 'day' | 'threshold' | 'date'>, recorded: Iterable<RecordedEvent>): boolean {
+  // The same expiry: the same date in the zone, or the same instant (recorded while the business zone was another).
+  const instant = formatUtc(reminder.date);
   for (const event of recorded) {
-    if (event.type !== EXPIRED_REMINDER || event.licenseId !== reminder.licenseId || event.day !== reminder.day) continue;
+    if (event.type !== EXPIRED_REMINDER || event.licenseId !== reminder.licenseId) continue;
+    if (event.day !== reminder.day && event.instant !== instant) continue;
     if (event.threshold !== undefined && event.threshold >= reminder.threshold) return true;
   }
   return false;

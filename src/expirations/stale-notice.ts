@@ -3,7 +3,7 @@ import { clip } from '../clip.js';
 import { plural } from '../plural.js';
 import { formatUtc } from '../time.js';
 import { EXPIRED_REMINDER } from './after-expiry.js';
-import { dateInZone } from './calendar.js';
+import { dateInZone, startOfDayInZone } from './calendar.js';
 import { parseEventKey, type RecordedEvent } from './rules.js';
 
 /** What a delivery row says about the notice it carries. */
@@ -75,9 +75,13 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
 
   // The date the notice is about: its instant's date here when known (the same expiry whatever zone recorded it), else the key's.
   const day = about.instant ? dateInZone(new Date(about.instant), timeZone) : about.day;
+  // A date-only value is midnight in the zone that reads it: its stored instant was midnight in the zone of the
+  // recording. Read now, midnight of the key's date here is the same value, whatever the zone was then.
+  const sameDate = (value: Date, date: string | null) =>
+    date === day || (date === about.day && value.getTime() === startOfDayInZone(about.day, timeZone).getTime());
   if (type === 'license.update_support_expired') {
     const ends = license.updatesUntil === null ? null : dateInZone(license.updatesUntil, timeZone);
-    if (ends !== day)
+    if (license.updatesUntil === null || !sameDate(license.updatesUntil, ends))
       return superseded(
         'update-support-changed',
         `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${day})`,
@@ -85,7 +89,7 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
     return SEND;
   }
   const expiry = license.expiresAt === null ? null : dateInZone(license.expiresAt, timeZone);
-  if (expiry !== day)
+  if (license.expiresAt === null || !sameDate(license.expiresAt, expiry))
     return superseded(
       'renewed',
       `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${day})`,

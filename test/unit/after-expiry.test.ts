@@ -126,7 +126,7 @@ describe('which reminder, and for whom', () => {
 });
 
 describe('reminderCovered', () => {
-  const due = { licenseId: 5, day: '2025-01-10', threshold: 7 };
+  const due = { licenseId: 5, day: '2025-01-10', threshold: 7, date: new Date('2025-01-10T12:00:00Z') };
   const recorded = (key: string) => [parseEventKey(key, 'UTC')!];
 
   test('the key reads back with its N as the threshold', () => {
@@ -146,6 +146,16 @@ describe('reminderCovered', () => {
     expect(reminderCovered(due, recorded('license.expired_reminder:6:2025-01-10:7d'))).toBe(false);
     expect(reminderCovered(due, recorded('license.expiring:5:2025-01-10:7d'))).toBe(false);
     expect(reminderCovered(due, recorded('license.expired:5:2025-01-10'))).toBe(false);
+  });
+
+  test('covered by a record of the same expiry instant under another date: the business zone changed since (a value with a time of day)', () => {
+    // Sent while the zone was UTC: 23:30Z on the 30th. In Berlin now, the same instant is the 31st: the same expiry.
+    const late = reminder(new Date('2025-01-30T23:30:00Z'), '2025-02-03T08:00:00Z', { afterExpiryDays: [3, 14], lookbackDays: 7, timeZone: 'Europe/Berlin' })!;
+    expect([late.day, late.threshold]).toEqual(['2025-01-31', 3]);
+    const sentInUtc = [parseEventKey('license.expired_reminder:5:2025-01-30:3d', 'Europe/Berlin', '2025-01-30T23:30:00Z')!];
+    expect(reminderCovered(late, sentInUtc)).toBe(true);
+    // Another instant on that date is another expiry (renewed): not covered by it.
+    expect(reminderCovered(late, [parseEventKey('license.expired_reminder:5:2025-01-30:3d', 'Europe/Berlin', '2025-01-30T10:00:00Z')!])).toBe(false);
   });
 });
 

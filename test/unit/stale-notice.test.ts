@@ -167,6 +167,39 @@ describe('still sent', () => {
     });
   });
 
+  test('a date-only value after the business zone moved west: the same date, so the same expiry (its instant was midnight in the old zone)', () => {
+    // Recorded in Tokyo: the stored instant is midnight there, 15:00Z the day before; read in UTC now, the license is
+    // midnight UTC of the same date. Before, the instant's date in UTC (the 9th) said "renewed", and the notice was
+    // superseded, re-armed and superseded again by every run.
+    const when = at('2026-12-09T10:00:00Z');
+    const fromTokyo = (notice: WaitingNotice, instant: string): WaitingNotice => ({ ...notice, eventInstant: instant });
+    const dateOnly = license({ expiresAt: parseInZone('2026-12-10', 'UTC')!.instant, updatesUntil: parseInZone('2026-12-01', 'UTC')!.instant });
+    for (const notice of [
+      fromTokyo(expiring7, '2026-12-09T15:00:00Z'),
+      fromTokyo(expired, '2026-12-09T15:00:00Z'),
+      fromTokyo(reminder, '2026-12-09T15:00:00Z'),
+    ]) {
+      expect([notice.eventType, staleNotice(notice, dateOnly, [], notice.eventType === 'license.expiring' ? when : at('2026-12-13T10:00:00Z'), 'UTC')]).toEqual(
+        [notice.eventType, { send: true }],
+      );
+    }
+    expect(staleNotice(fromTokyo(support, '2026-11-30T15:00:00Z'), dateOnly, [], when, 'UTC')).toEqual({ send: true });
+    // A renewal is still one: another date in the zone now.
+    const renewed = license({ expiresAt: parseInZone('2026-12-11', 'UTC')!.instant, updatesUntil: parseInZone('2026-12-02', 'UTC')!.instant });
+    expect(staleNotice(fromTokyo(expired, '2026-12-09T15:00:00Z'), renewed, [], at('2026-12-13T10:00:00Z'), 'UTC')).toMatchObject({
+      send: false,
+      code: 'renewed',
+    });
+    expect(staleNotice(fromTokyo(support, '2026-11-30T15:00:00Z'), renewed, [], when, 'UTC')).toMatchObject({ send: false, code: 'update-support-changed' });
+    // A value with a time of day is judged by its instant, as before: moved to 10:00 UTC of the 10th, it is another expiry
+    // than the 9th 15:00Z the notice is about (the 9th in UTC).
+    const timed = license({ expiresAt: at('2026-12-10T10:00:00Z') });
+    expect(staleNotice(fromTokyo(expired, '2026-12-09T15:00:00Z'), timed, [], at('2026-12-13T10:00:00Z'), 'UTC')).toMatchObject({
+      send: false,
+      code: 'renewed',
+    });
+  });
+
   test('a license derived expired (status expired) still gets its expired notice and reminder', () => {
     for (const notice of [expired, reminder])
       expect(verdict(notice, license({ status: 'expired' }), records(notice), at('2026-12-13T10:00:00Z'))).toEqual({ send: true });
