@@ -51,7 +51,8 @@ export function standardHeaders(event: Pick<OutgoingEvent, 'eventId' | 'body'>, 
   return headers;
 }
 
-type StandardVerdict = 'valid' | 'missing-headers' | 'bad-secret' | 'bad-timestamp' | 'too-old' | 'too-new' | 'no-v1-signature' | 'key-format' | 'no-match';
+export type StandardVerdict =
+  'valid' | 'missing-headers' | 'bad-secret' | 'bad-timestamp' | 'too-old' | 'too-new' | 'no-v1-signature' | 'key-format' | 'no-match';
 
 export interface StandardVerifyResult {
   valid: boolean;

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { signBody } from './sign.js';
-import { header, verifyStandardSignature, type HeaderBag } from './standard-signature.js';
+import { header, verifyStandardSignature, type HeaderBag, type StandardVerdict } from './standard-signature.js';
 
 /** Bodies beyond this are refused unread by `listen` and `verify`: an event is well under 1 KiB, and `listen` may face the internet. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -110,10 +110,12 @@ export function verifySignature(body: Buffer, signature: string, secret: string)
 }
 
 /** A request checked against several secrets and both schemes: which secret (1-based) and which scheme matched. */
-export interface RequestVerifyResult extends VerifyResult {
+export interface RequestVerifyResult extends Omit<VerifyResult, 'verdict'> {
+  /** Botble's verdicts for X-Webhook-Signature, the Standard Webhooks ones (too-old, no-match, ...) for webhook-signature. */
+  verdict: VerifyVerdict | StandardVerdict;
   /** The scheme whose result this is: the one that matched, or the first one the request carries. */
   scheme: 'botble' | 'standard';
-  /** 1-based position of the secret that matched; null when none did. */
+  /** 1-based position of the secret whose signature matched, also when only the timestamp failed; null when none did. */
   secret: number | null;
 }
 
@@ -132,15 +134,15 @@ export function verifyRequest(body: Buffer, headers: HeaderBag, secrets: readonl
     results.push({ ...(each[matched] ?? each[0] ?? verifySignature(body, botble ?? '', '')), scheme: 'botble', secret: matched === -1 ? null : matched + 1 });
   }
   if (standard !== undefined) {
+    // Its own verdict (too-old, no-match, ...), not Botble's: "wrong secret" beside "the signature matches secret 1" misleads.
     const result = verifyStandardSignature(headers, body, secrets, nowSeconds);
-    const verdict = result.valid ? 'valid' : 'wrong-secret-or-body';
     results.push({
       valid: result.valid,
-      verdict,
+      verdict: result.verdict,
       explanation: result.explanation,
       expected: '',
       scheme: 'standard',
-      secret: result.valid && result.matched !== undefined ? result.matched + 1 : null,
+      secret: result.matched === undefined ? null : result.matched + 1,
     });
   }
   return results.find((result) => result.valid) ?? results[0]!;

@@ -4,6 +4,7 @@ import { describe, expect, test } from '@jest/globals';
 import { signBody } from '../../src/webhooks/sign.js';
 import { standardHeaders } from '../../src/webhooks/standard-signature.js';
 import { runCli, startListen } from '../helpers/cli.js';
+import { verifyJson } from '../helpers/json-shapes.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { workspace } from '../helpers/workspace.js';
 
@@ -44,6 +45,20 @@ describe('verify with several secrets', () => {
     expect(JSON.parse(both.stdout)).toMatchObject({ valid: true, scheme: 'standard', secret: 2 });
     const wrong = await runCli([...args, '--secret', 'another-secret'], { cwd });
     expect([wrong.code, wrong.stderr]).toEqual([1, expect.stringContaining('No signature in webhook-signature matches')]);
+  });
+
+  test('Standard Webhooks verdicts as they are: too-old names the secret that matched, no-match names none', async () => {
+    const cwd = bodyFile();
+    const hourAgo = Math.floor(Date.now() / 1000) - 3601;
+    const headers = standardHeaders({ eventId: 'evt-1', body: BODY }, [OLD], hourAgo);
+    const args = ['verify', '--signature', headers['webhook-signature']!, '--id', 'evt-1', '--timestamp', String(hourAgo), '--file', 'body.json', '--json'];
+    const stale = await runCli([...args, '--secret', OLD], { cwd });
+    expect(stale.code).toBe(1);
+    expect(verifyJson.parse(JSON.parse(stale.stdout))).toMatchObject({ valid: false, verdict: 'too-old', scheme: 'standard', secret: 1 });
+    const second = await runCli([...args, '--secret', NEW, '--secret', OLD], { cwd });
+    expect(JSON.parse(second.stdout)).toMatchObject({ valid: false, verdict: 'too-old', secret: 2 });
+    const wrong = await runCli([...args, '--secret', NEW], { cwd });
+    expect([wrong.code, JSON.parse(wrong.stdout)]).toEqual([1, expect.objectContaining({ valid: false, verdict: 'no-match', secret: null })]);
   });
 
   test('a v1 signature without --id or --timestamp, or --id with a hex signature: exit 2 saying what is needed', async () => {

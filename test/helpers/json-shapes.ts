@@ -46,6 +46,8 @@ const verdict = z.enum([
   're-serialised',
   'wrong-secret-or-body',
 ]);
+/** A Standard Webhooks signature's verdicts (webhook-signature), passed through as they are. */
+const standardVerdict = z.enum(['valid', 'missing-headers', 'bad-secret', 'bad-timestamp', 'too-old', 'too-new', 'no-v1-signature', 'key-format', 'no-match']);
 /** Counts by a status, only the statuses that occur. */
 const countsBy = <K extends z.core.util.EnumLike>(keys: z.ZodEnum<K>) => z.partialRecord(keys, count);
 
@@ -480,11 +482,11 @@ export const verifyJson = z.union([
   z.strictObject({ valid: z.boolean(), verdict, explanation: z.string(), expected: sha256Hex }),
   z.strictObject({
     valid: z.boolean(),
-    verdict,
+    verdict: z.union([verdict, standardVerdict]),
     explanation: z.string(),
     expected: z.string(),
     scheme: z.enum(['botble', 'standard']),
-    /** The 1-based position of the secret that matched (never the secret); null when none did. */
+    /** The 1-based position of the secret whose signature matched (never the secret), also when only the timestamp failed; null when none did. */
     secret: id.nullable(),
   }),
 ]);
@@ -497,7 +499,7 @@ export const receivedJson = z.strictObject({
   id: z.string().nullable(),
   headers: z.record(z.string(), z.union([z.string(), z.array(z.string())])),
   body: z.string(),
-  signature: z.union([verdict, z.literal('not checked')]),
+  signature: z.union([verdict, standardVerdict, z.literal('not checked')]),
   scheme: z.enum(['botble', 'standard']).optional(),
   secret: id.nullable().optional(),
   status: httpStatus,
