@@ -71,6 +71,32 @@ describe('verify with several secrets', () => {
 });
 
 describe('listen with several secrets', () => {
+  test('a request signed only the Standard Webhooks way: its id from webhook-id, and its own verdict (too-old names the secret)', async () => {
+    const listener = await startListen(['--json', '--secret', NEW, '--secret', OLD], tempDir());
+    try {
+      const post = async (eventId: string, timestamp: number) => {
+        const headers = standardHeaders({ eventId, body: BODY }, [OLD], timestamp);
+        return (await fetch(listener.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: BODY })).status;
+      };
+      const now = Math.floor(Date.now() / 1000);
+      expect(await post('evt-fresh', now)).toBe(200);
+      expect(await post('evt-stale', now - 3601)).toBe(401);
+      const started = Date.now();
+      while (listener.jsonLines().length < 3 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(
+        listener
+          .jsonLines()
+          .slice(1)
+          .map((line) => [line.id, line.signature, line.status]),
+      ).toEqual([
+        ['evt-fresh', 'valid', 200],
+        ['evt-stale', 'too-old', 401],
+      ]);
+    } finally {
+      expect(await listener.stop()).toBe(0);
+    }
+  });
+
   test('accepts either secret and Standard headers, and says which scheme and secret matched', async () => {
     const ws = workspace({});
     await ws.ready();

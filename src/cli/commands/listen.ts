@@ -75,7 +75,7 @@ function printReceivedWebhook(out: Output, request: ReceivedWebhook): void {
   if (out.options.json) {
     const line = {
       event: request.headers['x-webhook-event'] ?? null,
-      id: request.headers['x-webhook-id'] ?? null,
+      id: webhookId(request) ?? null,
       headers: request.headers,
       body: request.body.toString('utf8'),
       signature: request.verification?.verdict ?? 'not checked',
@@ -101,7 +101,7 @@ function printReceivedWebhook(out: Output, request: ReceivedWebhook): void {
         : out.paint.red(`signature INVALID: ${request.verification.explanation}`);
   const test = request.headers['x-webhook-test'] === 'true' ? '  (test event)' : '';
   stdout.write(
-    `\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(request.headers['x-webhook-id'] ?? '-'))}  answered ${request.status}\n`,
+    `\n${out.paint.bold(clean(`${request.method} ${request.url}`))}  ${event}${test}  id ${clean(String(webhookId(request) ?? '-'))}  answered ${request.status}\n`,
   );
   for (const [name, value] of Object.entries(request.headers)) stdout.write(`  ${name}: ${clean(String(value))}\n`);
   let pretty = request.body.toString('utf8');
@@ -111,6 +111,11 @@ function printReceivedWebhook(out: Output, request: ReceivedWebhook): void {
     // not JSON: show it as it came
   }
   stdout.write(`${clean(pretty, true)}\n${verdict}\n`);
+}
+
+/** The event's id: X-Webhook-Id, else Standard Webhooks' webhook-id (the same value; a request signed only the standard way has just the second). */
+function webhookId(request: ReceivedWebhook): string | string[] | undefined {
+  return request.headers['x-webhook-id'] ?? request.headers['webhook-id'];
 }
 
 /** A --host that names no address of this machine is bad usage (exit 2), not an unexpected failure. */
