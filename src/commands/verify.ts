@@ -6,10 +6,14 @@ import { notRegularFile } from '../file-kind.js';
 import { readCapped } from '../read-input.js';
 import { DEFAULT_MAX_BODY_BYTES, verifyRequest, type RequestVerifyResult } from '../webhooks/verify.js';
 import { commandLine } from '../command-line.js';
+import { standardSecretProblem } from '../webhooks/standard-secret.js';
+import { secretProblem } from '../webhooks/target.js';
 
 export interface VerifyOptions {
   /** Given with --secret (repeatable) or --secret-env; otherwise `configuredSecret` is asked. Each is tried; the result names the one that matched. */
   secrets?: readonly string[] | undefined;
+  /** The --secret-env variable (never given with --secret), named when its secret is refused. */
+  secretEnv?: string;
   /** X-Webhook-Signature's hex value, or webhook-signature's `v1,<base64>` list (then --id and --timestamp are needed). */
   signature?: string;
   /** Standard Webhooks: the webhook-id and webhook-timestamp headers the receiver got. */
@@ -43,12 +47,23 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   if (!standard && (options.id !== undefined || options.timestamp !== undefined)) {
     throw usageError('--id and --timestamp go with a Standard Webhooks signature (the webhook-signature header, "v1,<base64>").');
   }
+  // Bad input is bad usage (exit 2), said before any checking: exit 1 is for "checked, and it does not verify".
+  if (standard && !/^\d{1,15}$/.test(options.timestamp!.trim())) {
+    throw usageError(
+      `--timestamp ${JSON.stringify(options.timestamp)} is not whole Unix seconds: give the webhook-timestamp header the receiver got, e.g. 1674087231.`,
+    );
+  }
   const configured = options.secrets && options.secrets.length > 0 ? null : await input.configuredSecret();
   const secrets = options.secrets && options.secrets.length > 0 ? options.secrets : configured === null ? [] : [configured];
   if (secrets.length === 0) {
     throw usageError(
       `verify needs a secret: pass --secret <secret> or --secret-env <name>, or configure one ("${commandLine('settings set webhook-secret -')}").`,
     );
+  }
+  for (const [index, secret] of secrets.entries()) {
+    // A whsec_ secret is a base64 key only to Standard Webhooks; X-Webhook-Signature signs with any secret's text.
+    const problem = secretProblem(secret) ?? (standard ? standardSecretProblem(secret) : undefined);
+    if (problem) throw usageError(`${secretName(index, secrets.length, configured !== null, options.secretEnv)} ${problem}.`);
   }
   const maxBytes = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
   const tooLarge = 'a webhook body is well under 1 KiB; is this the request body? (--max-body raises the limit)';
@@ -70,4 +85,16 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
     ? { 'webhook-id': options.id, 'webhook-timestamp': options.timestamp, 'webhook-signature': options.signature }
     : { 'x-webhook-signature': options.signature };
   return verifyRequest(body, headers, secrets, Math.floor((input.clock ?? systemClock).now().getTime() / 1000));
+}
+
+/** Which secret was refused: the configured one, --secret-env's (given alone), or the nth --secret. */
+function secretName(index: number, count: number, configured: boolean, secretEnv: string | undefined): string {
+  if (configured) return 'The configured webhook secret';
+  if (secretEnv !== undefined) return `--secret-env ${secretEnv}: the secret`;
+  return count === 1 ? '--secret' : `--secret (the ${ordinal(index + 1)} of ${count})`;
+}
+
+function ordinal(n: number): string {
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
 }

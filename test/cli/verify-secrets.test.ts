@@ -70,6 +70,47 @@ describe('verify with several secrets', () => {
   });
 });
 
+describe('verify with bad input', () => {
+  test('an empty secret, a --timestamp that is not seconds, a malformed whsec_ secret: exit 2 up front, naming it', async () => {
+    const cwd = bodyFile();
+    const timestamp = Math.floor(Date.now() / 1000);
+    const v1 = standardHeaders({ eventId: 'evt-1', body: BODY }, [OLD], timestamp)['webhook-signature']!;
+    const standard = ['verify', '--signature', v1, '--id', 'evt-1', '--file', 'body.json'];
+    const bad = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const result = await runCli(args, { cwd, env });
+      return [result.code, result.stdout, result.stderr];
+    };
+    expect(await bad(['verify', '--secret', '', '--signature', signBody(BODY, OLD), '--file', 'body.json'])).toEqual([
+      2,
+      '',
+      expect.stringContaining('--secret must not be empty.'),
+    ]);
+    expect(await bad([...standard, '--secret', OLD, '--timestamp', 'abc'])).toEqual([
+      2,
+      '',
+      expect.stringContaining('--timestamp "abc" is not whole Unix seconds'),
+    ]);
+    // Secret 1 matches; the second cannot be a Standard Webhooks key, which is a mistake to say, not a signature that fails.
+    const whsec = ['--secret', OLD, '--secret', 'whsec_!!!', '--timestamp', String(timestamp)];
+    expect(await bad([...standard, ...whsec])).toEqual([
+      2,
+      '',
+      expect.stringContaining('--secret (the 2nd of 2) starts with "whsec_" but the rest is not standard base64'),
+    ]);
+    expect(await bad([...standard, '--secret-env', 'RECEIVER_SECRET', '--timestamp', String(timestamp)], { RECEIVER_SECRET: 'whsec_!!!' })).toEqual([
+      2,
+      '',
+      expect.stringContaining('--secret-env RECEIVER_SECRET: the secret starts with "whsec_"'),
+    ]);
+    // X-Webhook-Signature signs with any secret's text: there the same secret is one more to try.
+    expect(await bad(['verify', '--secret', 'whsec_!!!', '--secret', OLD, '--signature', signBody(BODY, OLD), '--file', 'body.json'])).toEqual([
+      0,
+      'valid (X-Webhook-Signature, secret 2)\n',
+      '',
+    ]);
+  });
+});
+
 describe('listen with several secrets', () => {
   test('a request signed only the Standard Webhooks way: its id from webhook-id, and its own verdict (too-old names the secret)', async () => {
     const listener = await startListen(['--json', '--secret', NEW, '--secret', OLD], tempDir());
