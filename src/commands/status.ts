@@ -8,6 +8,7 @@ import { waitingByEndpoint } from '../storage/deliveries/endpoint-holds.reposito
 import { endpointStates, GONE_REASON } from '../storage/endpoint-states.repository.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
 import { deliveryCountsByEndpoint } from '../storage/endpoints.repository.js';
+import { unansweredSince } from '../storage/monitoring.repository.js';
 import { leaseNowMs } from '../storage/database-time.js';
 import { anyRunBefore, lastFinishedRun, lastRuns, type RunRow } from '../storage/runs.repository.js';
 import { formatUtc, parseUtc } from '../time.js';
@@ -30,7 +31,10 @@ interface EndpointHealth {
   consecutiveFailures: number;
   /** `closed`, `open` (the next run probes it with one attempt) or `half-open`. */
   circuit: 'closed' | 'open' | 'half-open';
-  /** When its current run of failures began; null when it is not failing. */
+  /**
+   * When its current run of failures began; null when it is not failing. For a receiver that throttles (429, 408:
+   * the circuit stays closed, the receiver being up) while deliveries wait on it, when its answers since its last 2xx began.
+   */
   failingSince: string | null;
   lastError: string | null;
   deferred: number;
@@ -225,8 +229,9 @@ export async function status(context: CommandContext, options: { now: Date; cloc
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
   const endpoints = await endpointHealth(context, options.now);
-  // An endpoint that answered its last attempt is not failing: what it still has deferred waits for its next
-  // attempt (a delivery deferred before the receiver came back), which the next run makes.
+  // An endpoint that answered its last attempt with a 2xx is not failing: what it still has deferred waits for its
+  // next attempt (a delivery deferred before the receiver came back), which the next run makes. One that throttles
+  // since (429, 408) has a failingSince here (endpointHealth), and fails as any other.
   const answered = (endpoint: EndpointHealth) => !endpoint.disabled && endpoint.failingSince === null && endpoint.lastSuccessAt !== null;
   const recovered = endpoints.flatMap((endpoint) =>
     answered(endpoint) && endpoint.deferred + endpoint.parked > 0 ? [{ name: endpoint.name, waiting: endpoint.deferred + endpoint.parked }] : [],
@@ -278,18 +283,28 @@ async function endpointHealth(context: CommandContext, now: Date): Promise<Endpo
   const states = await endpointStates(context.db);
   const waiting = new Map((await waitingByEndpoint(context.db)).map((entry) => [entry.endpoint, entry]));
   const names = [...new Set([...states.keys(), ...waiting.keys()])].sort();
+  const circuits = new Map(names.map((name) => [name, parseStoredCircuit(states.get(name)?.circuit)]));
+  // A circuit that answered since its last success (failingSince null) also follows a 429 or 408, which must not open
+  // it: for those with deliveries waiting, the attempt log says whether the last answer was a 2xx, or since when none was.
+  const answeredByCircuit = names.filter((name) => {
+    const circuit = circuits.get(name);
+    return !states.get(name)?.disabledAt && waiting.has(name) && circuit?.failingSince === null && circuit.lastSuccessAt !== null;
+  });
+  const throttled = answeredByCircuit.length === 0 ? new Map<string, string>() : await unansweredSince(context.db, answeredByCircuit);
   return names.map((name) => {
     const state = states.get(name);
-    const circuit = state?.circuit === undefined ? undefined : parseStoredCircuit(state.circuit);
+    const circuit = circuits.get(name);
     const wait = waiting.get(name);
     const oldest = wait?.oldestCreatedAt ? parseUtc(wait.oldestCreatedAt) : undefined;
+    const throttledSince = throttled.get(name) ?? null;
     return {
       name,
       lastSuccessAt: circuit?.lastSuccessAt ?? null,
       consecutiveFailures: circuit?.consecutiveFailures ?? 0,
       circuit: circuit?.state ?? 'closed',
-      failingSince: circuit?.failingSince ?? null,
-      lastError: circuit?.lastError ?? wait?.lastError ?? null,
+      failingSince: circuit?.failingSince ?? throttledSince,
+      // The circuit's last error predates the throttling (it records no 429): the latest waiting delivery's says it.
+      lastError: (throttledSince === null ? circuit?.lastError : undefined) ?? wait?.lastError ?? circuit?.lastError ?? null,
       deferred: wait?.deferred ?? 0,
       parked: wait?.parked ?? 0,
       nextAttemptAt: wait?.nextAttemptAt ?? null,

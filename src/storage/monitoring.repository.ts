@@ -172,6 +172,33 @@ export async function endpointStreaks(
   return streaks;
 }
 
+/**
+ * Per endpoint whose newest attempt was not a 2xx: when the attempts since its newest 2xx began (the first written
+ * after it, by id: attempts are written in the order they end), as UTC text. An endpoint whose newest attempt was a
+ * 2xx, or that has no attempt, is left out. A 429 or 408 leaves the circuit closed (the receiver is up), so only the
+ * attempt log tells a receiver that answered 2xx since from one that throttles everything after one old 2xx.
+ */
+export async function unansweredSince(db: Kysely<Database>, names: readonly string[]): Promise<Map<string, string>> {
+  const attempts = (name: string) =>
+    db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
+  const since = new Map<string, string>();
+  for (const name of names) {
+    const ok = await attempts(name)
+      .select('a.id as id')
+      .where('a.status_code', '>=', 200)
+      .where('a.status_code', '<=', 299)
+      .orderBy('a.id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let after = attempts(name).select('a.started_at as started_at');
+    if (ok) after = after.where('a.id', '>', ok.id);
+    const first = await after.orderBy('a.id', 'asc').limit(1).executeTakeFirst();
+    const at = first?.started_at as TimeValue | undefined;
+    if (at) since.set(name, at instanceof Date ? at.toISOString().replace(/\.\d{3}Z$/, 'Z') : at);
+  }
+  return since;
+}
+
 export interface AttemptGroup {
   endpoint: string;
   statusCode: number | null;

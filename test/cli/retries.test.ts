@@ -4,16 +4,16 @@ import fs from 'node:fs';
 import { expect, test } from '@jest/globals';
 import { BIN, runCommand } from '../helpers/cli.js';
 import { startCli, until } from '../helpers/project.js';
-import { aLicense, proxyFor, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
+import { aLicense, forEachDialect, proxyFor, receiverFor, workspace, type Workspace } from '../helpers/workspace.js';
 import { faketimeProblem, faketimeWorks, LIBFAKETIME } from '../helpers/faketime.js';
 
 const DAY = 86_400_000;
 /** Licenses that expired yesterday by the real clock: the CLI runs without --now (the backoff runs on the real clock). */
-async function expiredYesterday(ws: Workspace, count: number): Promise<void> {
+async function expiredYesterday(ws: Workspace, count: number, prefix = 'GONE-'): Promise<void> {
   fs.chmodSync(ws.configFile, 0o600);
   await ws.ready();
   const yesterday = new Date(Date.now() - DAY).toISOString().slice(0, 19) + 'Z';
-  await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ license_code: `GONE-${index}`, expires_at: yesterday })));
+  await ws.seed(Array.from({ length: count }, (_, index) => aLicense({ license_code: `${prefix}${index}`, expires_at: yesterday })));
 }
 
 test('a run that defers says so on stderr under --quiet and exits 4; deliveries list shows when and why; retry <id> sends a deferred one now', async () => {
@@ -72,6 +72,42 @@ test('a run that defers says so on stderr under --quiet and exits 4; deliveries 
   expect(later.stderr + later.stdout).not.toMatch(/failing/);
   expect(later.stdout).toMatch(/1 delivery to default waits for its next attempt, the endpoint having answered since: the next run sends it/);
 }, 60_000);
+
+// A 429 (or 408) keeps the circuit closed (the receiver is up), so the circuit records no failure: status must
+// still see that the endpoint's last answer was no 2xx, and not take one old 2xx for a recovery.
+forEachDialect('status for a receiver that answered 2xx once, then throttles', ({ workspace: dialectWorkspace }) => {
+  test('a day of 429s after a 2xx is a day of failing: status exits 4 from when the throttling began; a 2xx since makes it 0 again', async () => {
+    let answer = 200;
+    const target = await receiverFor(() => answer);
+    const ws = dialectWorkspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72 } });
+    await expiredYesterday(ws, 1, 'FIRST-');
+    expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(0);
+
+    answer = 429;
+    await expiredYesterday(ws, 2, 'THROTTLED-');
+    const throttled = await ws.cli(['process-expirations', '--quiet']);
+    expect(throttled.code).toBe(4);
+    expect(await ws.rows('select status, count(*) as n from webhook_deliveries group by status order by status')).toEqual([
+      { status: 'deferred', n: 2 },
+      { status: 'delivered', n: 1 },
+    ]);
+    // Less than a day: retries are for that.
+    expect((await ws.cli(['status'])).code).toBe(0);
+    const dayOn = new Date(Date.now() + 25 * 3_600_000).toISOString();
+    const failing = await ws.cli(['status', '--now', dayOn]);
+    expect(failing.code).toBe(4);
+    expect(failing.stdout).toMatch(/endpoint default has been failing since .* \(2 deliveries deferred or parked\): more than 24 hours/);
+    expect(failing.stdout).not.toMatch(/having answered since/);
+
+    // The receiver answers 2xx again (a re-send): what is still deferred waits for its next attempt, status 0.
+    answer = 200;
+    const [first] = await ws.rows<{ id: number }>("select id from webhook_deliveries where status = 'deferred' order by id");
+    expect((await ws.cli(['deliveries', 'retry', String(first!.id)])).code).toBe(0);
+    const back = await ws.cli(['status', '--now', dayOn]);
+    expect(back.code).toBe(0);
+    expect(back.stdout).toMatch(/1 delivery to default waits for its next attempt, the endpoint having answered since/);
+  }, 60_000);
+});
 
 test('410 Gone: stderr says the endpoint is disabled, endpoints list and show say why, enable re-enables default; retry refuses a parked one', async () => {
   let gone = true;
