@@ -135,8 +135,8 @@ export function judgeHealth(input: {
   settingProblems: readonly SettingProblem[];
   /** Deliveries abandoned now (any run's, not yet re-sent); the last run's own count when not given. */
   abandonedNow?: number;
-  /** Per endpoint, since when deliveries have waited on it (deferred or parked): exit 4 past FAILING_ENDPOINT_HOURS. */
-  failing?: ReadonlyArray<{ name: string; since: string; waiting: number }>;
+  /** Per endpoint, since when deliveries have waited on it (deferred or parked; `parked` of them, 0 when not given): exit 4 past FAILING_ENDPOINT_HOURS. */
+  failing?: ReadonlyArray<{ name: string; since: string; waiting: number; parked?: number }>;
   /** Per endpoint that answered its last attempt, the deliveries it still has deferred (waiting for their next attempt, not on a failure). */
   recovered?: ReadonlyArray<{ name: string; waiting: number }>;
 }): StatusResult['health'] {
@@ -180,13 +180,20 @@ export function judgeHealth(input: {
       reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}", re-send with "${commandLine('deliveries retry --abandoned')}"`,
     };
   }
+  // Where to look: deferred ones, parked ones (a 410), or both, as they are.
+  const listWaiting = (endpoints: ReadonlyArray<{ waiting: number; parked?: number }>) => {
+    const parked = endpoints.reduce((total, endpoint) => total + (endpoint.parked ?? 0), 0);
+    const deferred = endpoints.reduce((total, endpoint) => total + endpoint.waiting, 0) - parked;
+    const statuses = [...(deferred > 0 || parked === 0 ? ['deferred'] : []), ...(parked > 0 ? ['parked'] : [])];
+    return `see ${statuses.map((state) => `"${commandLine(`deliveries list --status ${state}`)}"`).join(' and ')}`;
+  };
   const overdue = (input.failing ?? []).filter(
     (endpoint) => now.getTime() - (parseUtc(endpoint.since)?.getTime() ?? now.getTime()) > FAILING_ENDPOINT_HOURS * 3_600_000,
   );
   if (overdue.length > 0) {
     return {
       exitCode: EXIT.waiting,
-      reason: `${overdue.map((endpoint) => `endpoint ${endpoint.name} has been failing since ${endpoint.since} (${plural(endpoint.waiting, 'delivery')} deferred or parked)`).join('; ')}: more than ${FAILING_ENDPOINT_HOURS} hours. Check the receiver; see "${commandLine('deliveries list --status deferred')}"`,
+      reason: `${overdue.map((endpoint) => `endpoint ${endpoint.name} has been failing since ${endpoint.since} (${plural(endpoint.waiting, 'delivery')} deferred or parked)`).join('; ')}: more than ${FAILING_ENDPOINT_HOURS} hours. Check the receiver; ${listWaiting(overdue)}`,
     };
   }
   if (lastFinished.exitCode === EXIT.abandoned) {
@@ -202,7 +209,7 @@ export function judgeHealth(input: {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
     const left =
       waiting > 0
-        ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): see "${commandLine('deliveries list --status deferred')}"`
+        ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): ${listWaiting(input.failing ?? [])}`
         : recoveredWaiting > 0
           ? stillDeferred
           : 'what it left waiting on a failing receiver has been sent since';
@@ -242,7 +249,7 @@ export async function status(context: CommandContext, options: { now: Date; cloc
     const oldest =
       endpoint.oldestUndeliveredAgeSeconds === null ? null : formatUtc(new Date(options.now.getTime() - endpoint.oldestUndeliveredAgeSeconds * 1000));
     const since = [endpoint.failingSince, endpoint.disabled?.at ?? null, oldest].filter((value): value is string => value !== null).sort()[0];
-    return waiting > 0 && since ? [{ name: endpoint.name, since, waiting }] : [];
+    return waiting > 0 && since ? [{ name: endpoint.name, since, waiting, parked: endpoint.parked }] : [];
   });
   return {
     now: formatUtc(options.now),

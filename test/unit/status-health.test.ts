@@ -85,6 +85,17 @@ describe('status: the exit code a monitor acts on', () => {
       judgeHealth({ now: NOW, lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 1 }), licenses: 5, settingProblems: [], failing }).exitCode,
     ).toBe(3);
     expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1 }), licenses: 5, settingProblems: [], failing }).exitCode).toBe(1);
+    // The list to look at names what waits: deferred ones, parked ones (a 410), or both.
+    const gone = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3, parked: 3 }];
+    const parkedOnly = judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: gone }).reason;
+    expect(parkedOnly).toMatch(/Check the receiver; see "license-manager deliveries list --status parked"$/);
+    const both = [...gone, { name: 'erp', since: '2025-01-14T08:00:00Z', waiting: 1 }];
+    expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: both }).reason).toMatch(
+      /see "license-manager deliveries list --status deferred" and "license-manager deliveries list --status parked"$/,
+    );
+    expect(
+      judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ ...gone[0]!, since: '2025-01-15T08:00:00Z' }] }).reason,
+    ).toMatch(/; 3 deliveries wait on a failing receiver .*: see "license-manager deliveries list --status parked"$/);
     // An endpoint that answered since: its deferred ones wait for their next attempt, and nothing is failing.
     const recovered = [{ name: 'crm', waiting: 2 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], recovered })).toEqual({
