@@ -7,7 +7,7 @@ import { readCapped } from '../read-input.js';
 import { DEFAULT_MAX_BODY_BYTES, verifyRequest, type RequestVerifyResult } from '../webhooks/verify.js';
 import { commandLine } from '../command-line.js';
 import { standardSecretProblem } from '../webhooks/standard-secret.js';
-import { secretProblem } from '../webhooks/target.js';
+import { secretLabel, secretProblem } from '../webhooks/target.js';
 
 export interface VerifyOptions {
   /** Given with --secret (repeatable) or --secret-env; otherwise `configuredSecret` is asked. Each is tried; the result names the one that matched. */
@@ -63,7 +63,8 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
   for (const [index, secret] of secrets.entries()) {
     // A whsec_ secret is a base64 key only to Standard Webhooks; X-Webhook-Signature signs with any secret's text.
     const problem = secretProblem(secret) ?? (standard ? standardSecretProblem(secret) : undefined);
-    if (problem) throw usageError(`${secretName(index, secrets.length, configured !== null, options.secretEnv)} ${problem}.`);
+    if (problem)
+      throw usageError(`${configured !== null ? 'The configured webhook secret' : secretLabel(index, secrets.length, options.secretEnv)} ${problem}.`);
   }
   const maxBytes = options.maxBody ?? DEFAULT_MAX_BODY_BYTES;
   const tooLarge = 'a webhook body is well under 1 KiB; is this the request body? (--max-body raises the limit)';
@@ -85,16 +86,4 @@ export async function verifyCommand(options: VerifyOptions, input: VerifyInput):
     ? { 'webhook-id': options.id, 'webhook-timestamp': options.timestamp, 'webhook-signature': options.signature }
     : { 'x-webhook-signature': options.signature };
   return verifyRequest(body, headers, secrets, Math.floor((input.clock ?? systemClock).now().getTime() / 1000));
-}
-
-/** Which secret was refused: the configured one, --secret-env's (given alone), or the nth --secret. */
-function secretName(index: number, count: number, configured: boolean, secretEnv: string | undefined): string {
-  if (configured) return 'The configured webhook secret';
-  if (secretEnv !== undefined) return `--secret-env ${secretEnv}: the secret`;
-  return count === 1 ? '--secret' : `--secret (the ${ordinal(index + 1)} of ${count})`;
-}
-
-function ordinal(n: number): string {
-  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
-  return `${n}${suffix}`;
 }

@@ -24,6 +24,20 @@ export function httpUrlProblem(value: string, rules: { what: string; maxLength: 
 }
 
 /** A secret that signs: not empty, not only spaces (a copy-paste slip), not absurdly long; a reason when it fails. */
+/**
+ * Which of the secrets given on the command line is refused: --secret-env's (the last, when given), or the nth
+ * --secret; `count` is how many were given in all.
+ */
+export function secretLabel(index: number, count: number, secretEnv: string | undefined): string {
+  if (secretEnv !== undefined && index === count - 1) return `--secret-env ${secretEnv}: the secret`;
+  return count === 1 ? '--secret' : `--secret (the ${ordinal(index + 1)} of ${count})`;
+}
+
+function ordinal(n: number): string {
+  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
+  return `${n}${suffix}`;
+}
+
 export function secretProblem(value: string): string | undefined {
   if (value.length === 0) return 'must not be empty';
   if (value.trim().length === 0) return 'must not be only whitespace';

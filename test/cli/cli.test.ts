@@ -396,6 +396,14 @@ describe('the built CLI', () => {
     expect(result.stderr).toMatch(/^error: --host 192\.0\.2\.1 is not an address of this machine/);
   });
 
+  test('listen with an empty or blank --secret: exit 2 naming it, not a receiver that checks no signature', async () => {
+    const cwd = await operatorProject();
+    const empty = await runCli(['listen', '--port', '0', '--secret', ''], { cwd });
+    expect([empty.code, empty.stdout, empty.stderr]).toEqual([2, '', expect.stringMatching(/^error: --secret must not be empty\./)]);
+    const blank = await runCli(['listen', '--port', '0', '--secret', 'k1', '--secret', '   '], { cwd });
+    expect([blank.code, blank.stdout, blank.stderr]).toEqual([2, '', expect.stringMatching(/^error: --secret \(the 2nd of 2\) must not be only whitespace\./)]);
+  });
+
   test('counts read as English: a run stopped with one delivery left says "left 1 delivery"', async () => {
     const receiver500 = await receiverFor(() => 500);
     const ws = await project({

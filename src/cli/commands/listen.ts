@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { ReceivedWebhook } from '../../commands/listen.js';
 import { usageError } from '../../errors.js';
+import { secretLabel, secretProblem } from '../../webhooks/target.js';
 import { secretEnvOption, type CommandKit } from '../command-kit.js';
 import { examples } from '../help.js';
 import { collectSecret, givenSecrets, listenHost, wholeNumber } from '../options.js';
@@ -52,8 +53,13 @@ export function registerListen(program: Command, kit: CommandKit): void {
           // The config, and an existing database read-only: a receiver creates no files.
           const context = await readConfig(out, flags);
           const { listen } = await import('../../commands/listen.js');
-          const [secret = null, ...moreSecrets] =
-            givenSecrets(options, io.env) ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
+          const given = givenSecrets(options, io.env);
+          // An empty or blank secret given here would start a receiver that checks nothing, or 401s everything.
+          for (const [index, value] of (given ?? []).entries()) {
+            const problem = secretProblem(value);
+            if (problem) throw usageError(`${secretLabel(index, given!.length, options.secretEnv)} ${problem}.`);
+          }
+          const [secret = null, ...moreSecrets] = given ?? (context.config.webhooks.secret === null ? [] : [context.config.webhooks.secret]);
           const listener = await listen({ ...options, clock, secret, moreSecrets, onNotice: (text) => out.warn(text) }, (request) =>
             printReceivedWebhook(out, request),
           ).catch((error: unknown) => {
