@@ -24,8 +24,17 @@ const SEARCH_PLACES = [
 const LOAD_TIME_LIMIT_MS = 10_000;
 
 /**
- * cosmiconfig's loaders, with two fixes: a UTF-8 byte-order mark (Windows editors save one) is dropped before
- * parsing, since JSON.parse refuses it; and a file that takes longer than LOAD_TIME_LIMIT_MS is named and refused.
+ * What a loader hands cosmiconfig for a file whose content is null (JSON `null`, YAML `~`, a JS `export default
+ * null`): cosmiconfig takes a null content for "no config here" (-c or not), and the command would run on the
+ * defaults with the database in the current folder. Read back as null, and validated (refused) like any content.
+ */
+const NULL_CONTENT: object = Object.freeze({});
+
+/**
+ * cosmiconfig's loaders, with three fixes: a UTF-8 byte-order mark (Windows editors save one) is dropped before
+ * parsing, since JSON.parse refuses it; a file that takes longer than LOAD_TIME_LIMIT_MS is named and refused; and
+ * a null content is NULL_CONTENT, not taken for no file (package.json is left out: cosmiconfig picks our key from
+ * what its loader returns, and a package.json without our key is still passed over).
  */
 const LOADERS = Object.fromEntries(
   Object.entries(defaultLoaders).map(([extension, loader]): [string, Loader] => [
@@ -43,6 +52,7 @@ const LOADERS = Object.fromEntries(
         );
         Promise.resolve()
           .then(() => loader(filepath, content.replace(/^\uFEFF/, '')))
+          .then((loaded: unknown) => (loaded === null && path.basename(filepath) !== 'package.json' ? NULL_CONTENT : loaded))
           .then(resolve, reject)
           .finally(() => clearTimeout(timer));
       }),
@@ -108,7 +118,7 @@ async function loadConfigNow(options: { file?: string | undefined; cwd: string }
   }
   if (!result) return { config: configSchema.parse({}), filepath: undefined, explicitKeys: new Set() };
 
-  const raw = result.isEmpty || result.config === undefined ? {} : result.config;
+  const raw = result.isEmpty || result.config === undefined ? {} : result.config === NULL_CONTENT ? null : result.config;
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = describeZodError(parsed.error).map((line) => `  ${line}`);

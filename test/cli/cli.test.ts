@@ -207,6 +207,24 @@ describe('the built CLI', () => {
     expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
   });
 
+  test.each([
+    ['-c', 'etc/lm.json', 'null\n'],
+    ['-c', 'etc/lm.yaml', '~\n'],
+    ['-c', 'etc/lm.mjs', 'export default null;\n'],
+    ['found', 'license-manager.config.json', 'null'],
+    ['found', '.license-managerrc.yaml', '~\n'],
+  ])('a config file whose content is null (%s %s) is refused like [1,2], not run as no config file', async (how, file, content) => {
+    const cwd = tempDir();
+    fs.mkdirSync(path.join(cwd, 'etc'));
+    fs.writeFileSync(path.join(cwd, file), content);
+    const result = await runCli(how === '-c' ? ['-c', file, 'process-expirations'] : ['process-expirations'], { cwd });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({
+      code: 2,
+      stderr: `error: Invalid config file ${path.join(cwd, file)}:\n  (top level): Invalid input: expected object, received null\n`,
+    });
+    expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
+  });
+
   test.each(['soon', '100', '3600001'])('LICENSE_MANAGER_DB_TIMEOUT_MS=%s: exit 2 naming the variable and its range, no database written', async (value) => {
     const cwd = tempDir();
     const result = await runCli(['process-expirations'], { cwd, env: { LICENSE_MANAGER_DB_TIMEOUT_MS: value } });
