@@ -143,6 +143,24 @@ export function displayPingUrl(value: string): string {
   return `${url.protocol}//${credentials}${url.host}${maskKeyPath(url.pathname)}`;
 }
 
+/**
+ * Whether a ping shown as `shown.target` (a PingResult's, the URL displayPingUrl printed) went to the check
+ * `configured` names (its URL as displayPingUrl prints it, and its kind): what `status` asks before it says
+ * "(to <url>)". The bases are compared, not the URLs: Cronitor's and Sentry's pings only add query parameters,
+ * which the printed URL drops, but a Healthchecks ping adds a path segment, `/start` to the start ping and the
+ * exit status (`/1` to `/255`, else `/fail`) to the end ping of a failed run. Keys are masked on both sides: two
+ * checks on one host whose URLs differ only in a key look the same.
+ */
+export function pingWentTo(configured: { target: string; kind: string }, shown: Pick<PingResult, 'phase' | 'target'>): boolean {
+  if (shown.target === configured.target) return true;
+  if (configured.kind !== 'healthchecks') return false;
+  // withPathAndQuery's segment goes after the path with its trailing slashes dropped.
+  const stem = `${configured.target.replace(/\/+$/, '')}/`;
+  if (!shown.target.startsWith(stem)) return false;
+  const segment = shown.target.slice(stem.length);
+  return shown.phase === 'start' ? segment === 'start' : segment === 'fail' || (/^[1-9]\d{0,2}$/.test(segment) && Number(segment) <= 255);
+}
+
 /** What became of one ping: a value for a warning on stderr and for `status`; a ping never throws. */
 export interface PingResult {
   phase: 'start' | 'end';

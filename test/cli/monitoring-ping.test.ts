@@ -49,6 +49,9 @@ forEachDialect('heartbeat pings around a run', ({ workspace: dialectWorkspace })
     expect(text.stdout).toMatch(/heartbeat\s+http:\/\/127\.0\.0\.1:\d+\/ping\/\*\*\*\* \(healthchecks\)/);
     expect(text.stdout).toMatch(/last end ping\s+ok \(HTTP 200\)/);
     expect(text.stdout).not.toContain(CHECK);
+    // Both pings went to the configured check (the start one with /start added): no "(to <url>)".
+    expect(text.stdout).toMatch(/last start ping\s+ok \(HTTP 200\) at /);
+    expect(text.stdout).not.toContain('(to ');
   });
 });
 
@@ -67,6 +70,31 @@ test('an abandoned delivery: the end ping carries the exit status (/3); a refuse
   expect(refused.code).toBe(2);
   expect(paths(pings).slice(2)).toEqual([`/${CHECK}/2`]);
   expect(pings.requests[2]!.body.toString('utf8')).toContain('refused (exit 2)');
+});
+
+test('status says "(to <url>)" only for a ping to another check: not for /start or the exit status added to the one it reads', async () => {
+  const [hooks, pings] = [await receiverFor(() => 500), await receiverFor()];
+  const config = (ping: string) => ({ webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] }, monitoring: { ping } });
+  const ws = workspace(config(`${base(pings)}${CHECK}`));
+  await seeded(ws);
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+  expect(paths(pings)).toEqual([`/${CHECK}/start`, `/${CHECK}/3`]);
+  const shown = await ws.cli(['status', '--now', NOW]);
+  expect(shown.stdout).toMatch(/last start ping\s+ok \(HTTP 200\) at /);
+  expect(shown.stdout).toMatch(/last end ping\s+ok \(HTTP 200\) at /);
+
+  // A ping URL written with a trailing slash: the segment goes after the path, the slash dropped.
+  ws.configure(config(`${base(pings)}${CHECK}/`));
+  await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
+  expect((await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z'])).code).toBe(3);
+  expect(paths(pings).slice(2)).toEqual([`/${CHECK}/start`, `/${CHECK}/3`]);
+  expect((await ws.cli(['status', '--now', NOW])).stdout).not.toContain('(to ');
+
+  // Another check on the same host (status reading another config than the run's): said, on both lines.
+  ws.configure(config(`${base(pings)}other-check`));
+  const elsewhere = (await ws.cli(['status', '--now', NOW])).stdout;
+  expect(elsewhere).toMatch(/last start ping\s+ok \(HTTP 200\) \(to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/start\) at /);
+  expect(elsewhere).toMatch(/last end ping\s+ok \(HTTP 200\) \(to http:\/\/127\.0\.0\.1:\d+\/\*\*\*\*\/3\) at /);
 });
 
 test('a ping that fails is one warning per ping on stderr, retried once, and the exit status stands', async () => {
@@ -130,6 +158,15 @@ test("Cronitor and Sentry through the ping setting; none turns the file's ping o
   await ws.seed([aLicense({ expires_at: '2025-01-22T12:00:00Z' })]);
   expect((await ws.cli(['process-expirations', '--now', '2025-01-23T12:00:00Z'])).code).toBe(0);
   expect(pings.requests.slice(2).map((request) => new URL(request.url, 'http://x').searchParams.get('status'))).toEqual(['in_progress', 'ok']);
+  // Their pings add only query parameters: the same check, no "(to <url>)"; a Cronitor check read instead is another.
+  const shown = await ws.cli(['status', '--now', '2025-01-23T12:00:00Z']);
+  expect(shown.stdout).toMatch(/last start ping\s+ok \(HTTP 200\) at /);
+  expect(shown.stdout).toMatch(/last end ping\s+ok \(HTTP 200\) at /);
+  const cronitor = await ws.cli(['settings', 'set', 'ping', `cronitor ${base(pings)}p/0123456789abcdef0123456789abcdef/license-job`]);
+  expect(cronitor.code).toBe(0);
+  expect((await ws.cli(['status', '--now', '2025-01-23T12:00:00Z'])).stdout).toMatch(
+    /last end ping\s+ok \(HTTP 200\) \(to http:\/\/127\.0\.0\.1:\d+\/api\/1\/cron\/license-job\/\*\*\*\*\/\) at /,
+  );
 
   expect((await ws.cli(['settings', 'set', 'ping', 'none'])).code).toBe(0);
   expect((await ws.cli(['process-expirations', '--now', '2025-01-23T13:00:00Z'])).code).toBe(0);

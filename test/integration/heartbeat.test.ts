@@ -6,6 +6,7 @@ import {
   endPing,
   HEALTHCHECKS_BODY_LIMIT_BYTES,
   pingWarning,
+  pingWentTo,
   sendPing,
   startPing,
 } from '../../src/monitoring/heartbeat.js';
@@ -135,6 +136,37 @@ describe('the ping URL as printed', () => {
     ['https://ops:s3cret@hc.example.com/ping/abc', 'https://ops:****@hc.example.com/ping/abc'],
   ])('%s → %s', (url, shown) => {
     expect(displayPingUrl(url)).toBe(shown);
+  });
+});
+
+describe('whether a ping went to the check status reads (its "(to <url>)")', () => {
+  const shownOf = (target: PingTarget) => ({ target: displayPingUrl(target.url), kind: target.kind });
+  const sent = (target: PingTarget) => [
+    startPing(target, RUN),
+    ...[0, 1, 3, 255, 256, -1].map((exitCode) => endPing(target, { runId: RUN, exitCode, summary: 's' })),
+  ];
+  test.each([
+    hc('https://hc-ping.com/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11?create=1'),
+    hc('https://hc-ping.com/fqOOd6-F4MMNuCEnzTU01w/nightly-license-job'),
+    hc('https://hc.example.com/ping/5e1d0a4c-93a2-4e55-9e5f-0d6a2f1b7c11/'),
+    hc('https://ops:s3cret@hc.example.com/ping/abc'),
+    { url: 'https://cronitor.link/p/0123456789abcdef0123456789abcdef/nightly', kind: 'cronitor' as const },
+    { url: 'https://o0.ingest.sentry.io/api/0/cron/nightly/examplePublicKey/', kind: 'sentry' as const },
+  ])('every ping to %j went there: /start and /<exit status> are its own', (target) => {
+    for (const request of sent(target))
+      expect([request.url, pingWentTo(shownOf(target), { phase: request.phase, target: displayPingUrl(request.url) })]).toEqual([request.url, true]);
+  });
+
+  test('a ping to another base did not: another path, host or service, or a path below the check that no ping adds', () => {
+    const reads = shownOf(hc('https://hc.example.com/ping/nightly'));
+    for (const other of [hc('https://hc.example.com/ping/weekly'), hc('https://hc2.example.com/ping/nightly'), hc('https://hc.example.com/ping/nightly/start')])
+      for (const request of sent(other)) expect(pingWentTo(reads, { phase: request.phase, target: displayPingUrl(request.url) })).toBe(false);
+    expect(pingWentTo(reads, { phase: 'end', target: 'https://hc.example.com/ping/nightly/start' })).toBe(false);
+    expect(pingWentTo(reads, { phase: 'start', target: 'https://hc.example.com/ping/nightly/1' })).toBe(false);
+    expect(pingWentTo(reads, { phase: 'end', target: 'https://hc.example.com/ping/nightly/256' })).toBe(false);
+    // Cronitor's and Sentry's pings add no path: a segment after their URL is another monitor.
+    const cronitor = shownOf({ url: 'https://cronitor.link/p/0123456789abcdef0123456789abcdef/nightly', kind: 'cronitor' });
+    expect(pingWentTo(cronitor, { phase: 'start', target: `${cronitor.target}/start` })).toBe(false);
   });
 });
 

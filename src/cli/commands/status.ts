@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import { commandLine } from '../../command-line.js';
 import type { LastPing } from '../../commands/monitoring.js';
+import type { pingWentTo } from '../../monitoring/heartbeat.js';
 import type { ExpiredWithoutEvent, StatusResult } from '../../commands/status.js';
 import { EXIT, usageError } from '../../errors.js';
 import { plural } from '../../plural.js';
@@ -42,7 +43,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
         async (context, out) => {
           if (options.format === 'prometheus' && out.options.json)
             throw usageError('Give --json or --format prometheus, not both: they are two formats of stdout.');
-          const { status } = await import('../../commands/status.js');
+          const [{ status }, { pingWentTo }] = await Promise.all([import('../../commands/status.js'), import('../../monitoring/heartbeat.js')]);
           const now = options.now ?? clock.now();
           const result = await status(context, { now, clock });
           if (options.format === 'prometheus') {
@@ -53,7 +54,7 @@ export function registerStatus(program: Command, kit: CommandKit): void {
             return result.health.exitCode;
           }
           if (out.options.json || options.format === 'json') out.json(result);
-          else printStatus(out, result);
+          else printStatus(out, result, pingWentTo);
           if (result.health.exitCode !== EXIT.ok && out.options.quiet) out.warn(result.health.reason);
           // Lost notices leave the exit code alone (the job works) but reach cron's mail under --quiet.
           if (result.expiredWithoutEvent && out.options.quiet) out.warn(expiredWithoutEventText(result.expiredWithoutEvent));
@@ -74,7 +75,7 @@ function ageText(seconds: number): string {
 }
 
 /** `status`: one screen an operator reads top to bottom; the verdict last, coloured, with what to do. */
-function printStatus(out: Output, result: StatusResult): void {
+function printStatus(out: Output, result: StatusResult, pingWentTo: PingWentTo): void {
   const counts = (byStatus: Record<string, number>, total: number) =>
     total === 0
       ? 'none'
@@ -151,7 +152,7 @@ function printStatus(out: Output, result: StatusResult): void {
     out.info('');
     out.info(out.paint.yellow(`HELD BY A GONE RUN: ${heldByGoneRunsText(result.heldByGoneRuns)}`));
   }
-  printMonitoring(out, result.monitoring);
+  printMonitoring(out, result.monitoring, pingWentTo);
   out.info('');
   const { health } = result;
   const verdict =
@@ -159,15 +160,18 @@ function printStatus(out: Output, result: StatusResult): void {
   out.info(`${verdict}: ${health.reason} (exit ${health.exitCode})`);
 }
 
+type PingWentTo = typeof pingWentTo;
+
 /** The heartbeat and the metrics file, when either is set or a ping was sent: what the last run's pings came to. */
-function printMonitoring(out: Output, monitoring: StatusResult['monitoring']): void {
+function printMonitoring(out: Output, monitoring: StatusResult['monitoring'], pingWentTo: PingWentTo): void {
   const { ping, lastPing, textfile } = monitoring;
   if (!ping && !lastPing && !textfile) return;
   const described = (result: LastPing['start']) => {
     if (!result) return '-';
     const how = result.ok ? out.paint.green(`ok (HTTP ${result.statusCode})`) : out.paint.red(`failed: ${result.error ?? 'no answer'}`);
-    // A run with LICENSE_MANAGER_PING set pinged elsewhere than this command reads: say where it went.
-    const where = result.target !== ping?.target ? ` (to ${result.target})` : '';
+    // A run with LICENSE_MANAGER_PING set pinged elsewhere than this command reads: say where it went (not when
+    // the ping went to this check with its /start or exit status added).
+    const where = ping && pingWentTo(ping, result) ? '' : ` (to ${result.target})`;
     return `${how}${where} at ${result.at}, ${result.attempts === 1 ? '1 attempt' : `${result.attempts} attempts`}, ${result.durationMs} ms`;
   };
   out.info('');
