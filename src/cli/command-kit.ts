@@ -48,13 +48,14 @@ export interface CommandKit extends Omit<Session, 'invocation'> {
   /** An action that needs the config and the database. */
   /**
    * `unopened`: told the exit status (before the error is printed) when the command fails before its body runs (the
-   * config, the database, or its stored settings could not be used), with the options the context was opened with.
+   * config, the database, or its stored settings could not be used), with the options the context was opened with
+   * and how long the attempt took (a server that does not answer takes up to its connect timeout).
    */
   withDatabase: (
     command: Command,
     fn: ActionBody<CommandContext>,
     contextOptions?: ContextOptions,
-    unopened?: (exitCode: ExitCode, globals: GlobalOptions, out: Output, error: unknown) => Promise<void>,
+    unopened?: (exitCode: ExitCode, globals: GlobalOptions, out: Output, error: unknown, durationMs: number) => Promise<void>,
   ) => Promise<void>;
   /** The config, and an existing database read-only for its settings (creates no file); its warnings printed. */
   readConfig: (out: Output, flags: GlobalFlags) => ReturnType<typeof readConfigOnly>;
@@ -112,6 +113,7 @@ export function commandKit(session: Session): CommandKit {
         const { withContext } = await import('../commands/context.js');
         const globals = { config: flags.config, cwd: io.cwd, env: io.env };
         let opened = false;
+        const started = performance.now();
         try {
           return await withContext(
             globals,
@@ -123,7 +125,7 @@ export function commandKit(session: Session): CommandKit {
             { ...contextOptions, onWarning: (warning) => out.warn(warning) },
           );
         } catch (error) {
-          if (!opened && unopened) await unopened(exitCodeOf(error), globals, out, error);
+          if (!opened && unopened) await unopened(exitCodeOf(error), globals, out, error, performance.now() - started);
           throw error;
         }
       }),

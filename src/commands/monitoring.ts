@@ -1,11 +1,13 @@
 // Monitoring of the cron job: the heartbeat pings around a real run, the Prometheus textfile after it, the snapshot `status --format prometheus` prints, and the last ping's result that `status` shows.
 import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { $Fetch } from 'ofetch';
 import { systemClock, type Clock } from '../clock.js';
 import { EXIT, usageError } from '../errors.js';
 import { commandLine } from '../command-line.js';
-import { lastConfigLoad } from '../config/load-config.js';
+import { lastConfigLoad, type LoadedConfig } from '../config/load-config.js';
+import { notRegularFile } from '../file-kind.js';
 import { parsePingText, type PingTarget } from '../config/ping.js';
 import { resolveEndpoints } from '../config/endpoints.js';
 import { parseStoredCircuit } from '../delivery/circuit.js';
@@ -13,7 +15,7 @@ import type { TracedAttempt } from '../delivery/deliver-pending.js';
 import type { RunSpan } from '../monitoring/tracing.js';
 import type { AttemptTrace } from '../webhooks/deliver.js';
 import { endPing, pingWarning, sendPing, startPing, type PingResult } from '../monitoring/heartbeat.js';
-import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
+import { renderMetrics, textfileProblem, withUnopenedRun, writeTextfileAtomically, type MetricsSnapshot } from '../monitoring/prometheus.js';
 import { endpointStates } from '../storage/endpoint-states.repository.js';
 import { storedEndpointsAddedAt } from '../storage/endpoints.repository.js';
 import { deliveryTotals, endpointDeliveries, endpointStreaks, readLastPing, runsForMetrics, saveLastPing } from '../storage/monitoring.repository.js';
@@ -183,30 +185,78 @@ function runSummary(end: MonitoredRunEnd, durationMs: number): string {
 
 /**
  * A real run that failed before its database was open (the server is down, the schema is not migrated, the config
- * or a stored setting cannot be used): no run is recorded and no start ping went out, but the heartbeat still hears
- * of it, as the end ping with the exit status under a fresh run id. The ping is what LICENSE_MANAGER_PING or the
- * config file names (a stored setting cannot be read without the database); for a run refused by an invalid stored
- * setting (`error`), the database was read: the ping is the one the run would have used, the stored `ping` setting
- * applied when it is valid. Bounded as every ping; never throws.
+ * or a stored setting cannot be used): no run is recorded and no start ping went out, but its monitors still hear
+ * of it, as a run's do when it ends: the textfile, then the end ping. Never throws.
  */
-export async function pingUnopenedRun(globals: GlobalOptions, exitCode: number, options: RunMonitorOptions, error?: unknown): Promise<void> {
+export async function monitorUnopenedRun(
+  globals: GlobalOptions,
+  exitCode: number,
+  durationMs: number,
+  options: RunMonitorOptions,
+  error?: unknown,
+): Promise<void> {
+  // As the command loaded it: a JS config is not run twice, nor one that never finishes waited on twice. A config
+  // that cannot be read names no textfile and no ping: the error already says what is wrong with it.
+  const loaded = await lastConfigLoad({ file: globals.config, cwd: globals.cwd }).catch(() => undefined);
+  if (loaded) {
+    await writeUnopenedTextfile(loaded, exitCode, durationMs, options).catch((error: unknown) =>
+      options.onWarning?.(
+        `the metrics file was not updated: ${error instanceof Error ? error.message : String(error)}. The run's exit status does not change.`,
+      ),
+    );
+  }
+  await pingUnopenedRun(globals, loaded, exitCode, options, error);
+}
+
+/**
+ * The textfile of a run that could not open its database: the last run's exit status, time and duration (and the
+ * build info) are this run's, every other line is left as the file had it (counts from a database this run could
+ * not read), so an alert on the exit status sees the failure instead of the run before it. Written atomically.
+ */
+async function writeUnopenedTextfile(loaded: LoadedConfig, exitCode: number, durationMs: number, options: RunMonitorOptions): Promise<void> {
+  const textfile = textfilePath({ config: loaded.config, configFile: loaded.filepath });
+  if (textfile === null) return;
+  const warn = (message: string) => options.onWarning?.(`${message} The run's exit status does not change.`);
+  let existing: string | null = null;
+  try {
+    // Not opened unless a regular file (a FIFO would block the read): the rename replaces anything else, or says why not.
+    if (!notRegularFile(textfile)) existing = await readFile(textfile, 'utf8');
+  } catch (error) {
+    // No file yet (or no folder: the write names that). Any other error: rewriting the file without its counts would lose them.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      warn(`the metrics file ${textfile} was not updated: ${(error as NodeJS.ErrnoException).message ?? String(error)}.`);
+      return;
+    }
+  }
+  // To the second, as a recorded run's times are.
+  const finishedAt = new Date(Math.floor((options.clock ?? systemClock).now().getTime() / 1000) * 1000);
+  const startedAt = new Date(finishedAt.getTime() - Math.max(0, Math.round(durationMs / 1000)) * 1000);
+  const written = await writeTextfileAtomically(textfile, withUnopenedRun(existing, { version: options.version, startedAt, finishedAt, exitCode }));
+  if (!written.ok) warn(written.error);
+}
+
+/**
+ * The end ping of a run that could not open its database, with the exit status under a fresh run id. The ping is
+ * what LICENSE_MANAGER_PING or the config file names (a stored setting cannot be read without the database); for a
+ * run refused by an invalid stored setting (`error`), the database was read: the ping is the one the run would have
+ * used, the stored `ping` setting applied when it is valid. Bounded as every ping; never throws.
+ */
+async function pingUnopenedRun(
+  globals: GlobalOptions,
+  loaded: LoadedConfig | undefined,
+  exitCode: number,
+  options: RunMonitorOptions,
+  error?: unknown,
+): Promise<void> {
   let ping: PingTarget | null = null;
   const settingsRefusal = error instanceof InvalidSettingsError;
-  try {
-    const fromEnv = globals.env.LICENSE_MANAGER_PING;
-    if (settingsRefusal) ping = error.ping;
-    else if (fromEnv !== undefined && fromEnv !== '') {
-      const parsed = parsePingText(fromEnv);
-      if ('problem' in parsed) return;
-      ping = parsed.value;
-    } else {
-      // As the command loaded it: a JS config is not run twice, nor one that never finishes waited on twice.
-      ping = (await lastConfigLoad({ file: globals.config, cwd: globals.cwd })).config.monitoring.ping;
-    }
-  } catch {
-    // A config that cannot be read names no ping: the error already says what is wrong with it.
-    return;
-  }
+  const fromEnv = globals.env.LICENSE_MANAGER_PING;
+  if (settingsRefusal) ping = error.ping;
+  else if (fromEnv !== undefined && fromEnv !== '') {
+    const parsed = parsePingText(fromEnv);
+    if ('problem' in parsed) return;
+    ping = parsed.value;
+  } else if (loaded) ping = loaded.config.monitoring.ping;
   if (ping === null) return;
   const status = exitCode === EXIT.usage ? 'refused' : 'failed';
   const when = settingsRefusal ? 'before it started (a stored setting is invalid)' : 'before its database was open';

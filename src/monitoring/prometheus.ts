@@ -104,11 +104,8 @@ function merged(samples: Sample[]): Sample[] {
   return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, sample]) => sample);
 }
 
-/**
- * The metrics in the Prometheus text exposition format (https://prometheus.io/docs/instrumenting/exposition_formats/),
- * each family with HELP and TYPE, no timestamps (node_exporter's textfile collector refuses them). `now` gives the ages.
- */
-export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
+/** Every family of the file, in the file's order (a family with no samples is left out of the text). */
+function metricFamilies(snapshot: MetricsSnapshot, now: Date): Family[] {
   const names = new Set<string>();
   for (const endpoint of snapshot.endpoints) {
     if (names.has(endpoint.name)) throw new RangeError(`endpoint "${endpoint.name}" appears twice in the metrics snapshot`);
@@ -199,13 +196,81 @@ export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
       ),
     },
   ];
-  const lines: string[] = [];
-  for (const family of families) {
-    if (family.samples.length === 0) continue;
-    lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
-    for (const sample of family.samples) lines.push(`${family.name}${labelsText(sample.labels)} ${formatValue(sample.value)}`);
+  return families;
+}
+
+/** A family's lines: HELP, TYPE, then its samples; none when it has no samples. */
+function familyLines(family: Family): string[] {
+  if (family.samples.length === 0) return [];
+  return [
+    `# HELP ${family.name} ${escapeHelp(family.help)}`,
+    `# TYPE ${family.name} ${family.type}`,
+    ...family.samples.map((sample) => `${family.name}${labelsText(sample.labels)} ${formatValue(sample.value)}`),
+  ];
+}
+
+/**
+ * The metrics in the Prometheus text exposition format (https://prometheus.io/docs/instrumenting/exposition_formats/),
+ * each family with HELP and TYPE, no timestamps (node_exporter's textfile collector refuses them). `now` gives the ages.
+ */
+export function renderMetrics(snapshot: MetricsSnapshot, now: Date): string {
+  return `${metricFamilies(snapshot, now).flatMap(familyLines).join('\n')}\n`;
+}
+
+/** What a run that could not open its database (nothing recorded) knows of itself for the textfile. */
+export interface UnopenedRun {
+  /** This tool's version, for `license_manager_build_info`. */
+  version: string;
+  startedAt: Date;
+  finishedAt: Date;
+  exitCode: number;
+}
+
+/** The families a run that could not open its database knows: the rest are counts and times it could not read. */
+const UNOPENED_RUN_FAMILIES = new Set([
+  'license_manager_build_info',
+  'license_manager_last_run_timestamp_seconds',
+  'license_manager_last_run_duration_seconds',
+  'license_manager_last_run_exit_code',
+]);
+
+/** The metric name a line of the text format is about (a sample's, or the one its HELP or TYPE names); undefined for another comment. */
+function lineFamily(line: string): string | undefined {
+  return /^(?:# (?:HELP|TYPE) +)?([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line)?.[1];
+}
+
+/**
+ * The textfile after a real run that could not open its database (server down, SQLite file missing, schema not
+ * migrated) or was refused by an invalid stored setting: `existing` (the file as the last run left it; null when
+ * there is none) with the last run's time, duration and exit status, and the build info, set for this run. Every
+ * other line stays as it was: the counts, the endpoints and the last success come from the database, which this
+ * run could not read (and a failed run never moves the last success). Without a file, just this run's lines.
+ */
+export function withUnopenedRun(existing: string | null, run: UnopenedRun): string {
+  const ours = metricFamilies({ version: run.version, lastSuccessAt: null, lastRun: run, eventsRecorded: [], deliveries: [], endpoints: [] }, run.finishedAt);
+  // The file in blocks, one per family (a comment of no family stays with the block before it).
+  const blocks: Array<{ family: string | undefined; lines: string[] }> = [];
+  for (const line of (existing ?? '').split('\n')) {
+    if (line.trim() === '') continue;
+    const family = lineFamily(line);
+    const last = blocks.at(-1);
+    if (last && (family === undefined || family === last.family)) last.lines.push(line);
+    else blocks.push({ family, lines: [line] });
   }
-  return `${lines.join('\n')}\n`;
+  // Each of ours in place of the file's block, or after the block of the family before it in the file's order.
+  const order = ours.map((family) => family.name);
+  for (const family of ours.filter((candidate) => UNOPENED_RUN_FAMILIES.has(candidate.name))) {
+    const replacement = { family: family.name, lines: familyLines(family) };
+    const at = blocks.findIndex((block) => block.family === family.name);
+    if (at >= 0) {
+      blocks[at] = replacement;
+      continue;
+    }
+    const before = order.slice(0, order.indexOf(family.name));
+    const after = blocks.findLastIndex((block) => block.family !== undefined && before.includes(block.family));
+    blocks.splice(after + 1, 0, replacement);
+  }
+  return `${blocks.flatMap((block) => block.lines).join('\n')}\n`;
 }
 
 export type TextfileWriteResult = { ok: true; path: string } | { ok: false; path: string; error: string };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { expect, test } from '@jest/globals';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
+import { closedPortUrl } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, receiverFor, type Workspace, workspace } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
@@ -176,6 +177,79 @@ test('a run that fails outright writes the file too; a dry run writes nothing', 
   const metrics = samples(fs.readFileSync(file, 'utf8'));
   expect(metrics.get('license_manager_last_run_exit_code')).toBe(2);
   expect(metrics.get('license_manager_last_success_timestamp_seconds')).toBe(0);
+});
+
+test('a run that cannot open its database rewrites the last run (exit status, time, duration) and keeps the other lines; with no file yet, just those', async () => {
+  const hooks = await receiverFor();
+  const config = (database?: object) => ({
+    webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] },
+    monitoring: { textfile: 'metrics/license_manager.prom' },
+    ...(database ? { database } : {}),
+  });
+  const ws = workspace(config());
+  fs.mkdirSync(path.join(ws.dir, 'metrics'));
+  await seeded(ws);
+  const file = path.join(ws.dir, 'metrics', 'license_manager.prom');
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+  const before = samples(fs.readFileSync(file, 'utf8'));
+  expect(before.get('license_manager_last_run_exit_code')).toBe(0);
+  expect(before.get('license_manager_events_recorded_total{event_type="license.expired"}')).toBe(1);
+  const RUN_SERIES = ['license_manager_last_run_exit_code', 'license_manager_last_run_timestamp_seconds', 'license_manager_last_run_duration_seconds'];
+  const others = (metrics: Map<string, number>) => [...metrics].filter(([name]) => !RUN_SERIES.includes(name));
+
+  // The SQLite file is gone: refused (exit 2), nothing recorded; the file says exit 2 now, the counts as they were.
+  ws.configure(config({ filename: './missing.sqlite' }));
+  const from = Math.floor(Date.now() / 1000);
+  const missing = await ws.cli(['process-expirations', '--now', NOW]);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain('does not exist');
+  const refused = samples(fs.readFileSync(file, 'utf8'));
+  checkWithPromtool(file);
+  expect(refused.get('license_manager_last_run_exit_code')).toBe(2);
+  expect(refused.get('license_manager_last_run_timestamp_seconds')).toBeGreaterThanOrEqual(from);
+  expect(refused.get('license_manager_last_run_timestamp_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
+  expect(refused.get('license_manager_last_run_duration_seconds')).toBeGreaterThanOrEqual(0);
+  expect(others(refused)).toEqual(others(before));
+  expect(fs.existsSync(path.join(ws.dir, 'missing.sqlite'))).toBe(false);
+  // Only the last run's lines changed, in place: the file reads as one a run writes.
+  const changed = (text: string) => text.split('\n').filter((line) => !RUN_SERIES.some((name) => line.startsWith(`${name} `)));
+  const text = fs.readFileSync(file, 'utf8');
+  expect(changed(text)).toEqual(
+    changed((await ws.cli(['status', '--format', 'prometheus'], { env: { LICENSE_MANAGER_DB: path.join(ws.dir, 'test.sqlite') } })).stdout),
+  );
+
+  // A server that does not answer: failed (exit 1).
+  ws.configure(config({ filename: undefined, url: `postgres://postgres@${new URL(await closedPortUrl()).host}/licenses` }));
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(1);
+  const down = samples(fs.readFileSync(file, 'utf8'));
+  checkWithPromtool(file);
+  expect(down.get('license_manager_last_run_exit_code')).toBe(1);
+  expect(others(down)).toEqual(others(before));
+  // No temporary file left beside it (node_exporter reads every *.prom).
+  expect(fs.readdirSync(path.join(ws.dir, 'metrics'))).toEqual(['license_manager.prom']);
+
+  // Refused by an invalid stored setting (no run recorded either): exit 2.
+  ws.configure(config());
+  await ws.rows("insert into settings (key, value, updated_at) values ('warning-days', 'soon', '2025-01-01T00:00:00Z')");
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  const invalidSetting = samples(fs.readFileSync(file, 'utf8'));
+  expect(invalidSetting.get('license_manager_last_run_exit_code')).toBe(2);
+  expect(others(invalidSetting)).toEqual(others(before));
+
+  // No file yet: the last run's lines and the build info, nothing this run could not read.
+  fs.rmSync(file);
+  ws.configure(config({ filename: './missing.sqlite' }));
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  const fresh = samples(fs.readFileSync(file, 'utf8'));
+  checkWithPromtool(file);
+  expect([...fresh.keys()].sort()).toEqual(['license_manager_build_info{version="0.1.0"}', ...RUN_SERIES].sort());
+  expect(fresh.get('license_manager_last_run_exit_code')).toBe(2);
+
+  // A dry run is not a run: the file stays as it is.
+  const kept = fs.readFileSync(file, 'utf8');
+  ws.configure(config({ filename: undefined, url: `postgres://postgres@${new URL(await closedPortUrl()).host}/licenses` }));
+  expect((await ws.cli(['process-expirations', '--now', NOW, '--dry-run'])).code).toBe(1);
+  expect(fs.readFileSync(file, 'utf8')).toBe(kept);
 });
 
 test('bad textfile paths: a missing folder, a folder for a file, and a folder this user may not write: exit 2 naming monitoring.textfile, nothing sent', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, test } from '@jest/globals';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { renderMetrics, textfileProblem, writeTextfileAtomically, type MetricsSnapshot } from '../../src/monitoring/prometheus.js';
+import { renderMetrics, textfileProblem, withUnopenedRun, writeTextfileAtomically, type MetricsSnapshot } from '../../src/monitoring/prometheus.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const now = new Date('2026-03-01T02:10:00Z');
@@ -232,6 +232,59 @@ describe('rendering', () => {
       expect(broken.status).not.toBe(0);
     },
   );
+});
+
+describe('after a run that could not open its database', () => {
+  const run = { version: '0.2.0', startedAt: new Date('2026-03-02T02:00:00Z'), finishedAt: new Date('2026-03-02T02:00:03Z'), exitCode: 1 };
+  const RUN_LINES = [
+    'license_manager_build_info{version="0.2.0"} 1',
+    'license_manager_last_run_timestamp_seconds 1772416803',
+    'license_manager_last_run_duration_seconds 3',
+    'license_manager_last_run_exit_code 1',
+  ];
+  const samplesOf = (text: string) => text.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+
+  test("the last run's lines (and the build info) become this run's, in place; every other line stays as it was", () => {
+    const before = renderMetrics(aSnapshot(), now);
+    const after = withUnopenedRun(before, run);
+    const changed = new Set([
+      'license_manager_build_info',
+      'license_manager_last_run_timestamp_seconds',
+      'license_manager_last_run_duration_seconds',
+      'license_manager_last_run_exit_code',
+    ]);
+    const kept = (text: string) => text.split('\n').filter((line) => !changed.has(/^[a-z_]+/.exec(line)?.[0] ?? ''));
+    expect(kept(after)).toEqual(kept(before));
+    expect(samplesOf(after).filter((line) => changed.has(/^[a-z_]+/.exec(line)![0]))).toEqual(RUN_LINES);
+    // HELP and TYPE as a run writes them: the same file as a snapshot with this run would render, but for its counts.
+    expect(after.split('\n').filter((line) => line.startsWith('#'))).toEqual(before.split('\n').filter((line) => line.startsWith('#')));
+    expect(parsePrometheusTextFormat(after).map((family) => family.name)).toEqual(parsePrometheusTextFormat(before).map((family) => family.name));
+    // Twice is the same as once.
+    expect(withUnopenedRun(after, run)).toBe(after);
+  });
+
+  test('no file yet: just those lines with their HELP and TYPE; a file without the last-run families gets them in their place', () => {
+    const fresh = withUnopenedRun(null, run);
+    expect(samplesOf(fresh)).toEqual(RUN_LINES);
+    expect(fresh).toBe(
+      renderMetrics({ version: '0.2.0', lastSuccessAt: null, lastRun: run, eventsRecorded: [], deliveries: [], endpoints: [] }, now)
+        .split('\n')
+        .filter((line) => !/(last_success|events_recorded|_deliveries)/.test(line))
+        .join('\n'),
+    );
+    expect(withUnopenedRun('', run)).toBe(fresh);
+    // Before any run (no last-run families): they go after the last success, as a run's file has them.
+    const beforeAnyRun = renderMetrics(aSnapshot({ lastRun: null, lastSuccessAt: null }), now);
+    const after = withUnopenedRun(beforeAnyRun, run);
+    expect(after).toBe(renderMetrics(aSnapshot({ version: '0.2.0', lastRun: run, lastSuccessAt: null }), now));
+  });
+
+  (promtool ? test : test.skip)('promtool check metrics passes on both', () => {
+    for (const text of [withUnopenedRun(renderMetrics(aSnapshot(), now), run), withUnopenedRun(null, run)]) {
+      const checked = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect([checked.status, checked.stdout, checked.stderr]).toEqual([0, '', '']);
+    }
+  });
 });
 
 describe('writing the textfile', () => {

@@ -110,12 +110,12 @@ export function registerProcessExpirations(program: Command, kit: CommandKit): v
           return outcome.exitCode;
         },
         {},
-        // A real run that cannot open its database still ends with an end ping carrying its exit status.
+        // A real run that cannot open its database still writes the textfile and ends with an end ping, with its exit status.
         options.dryRun || options.markSentThrough !== undefined
           ? undefined
-          : async (exitCode, globals, out, error) => {
-              const { pingUnopenedRun } = await import('../../commands/monitoring.js');
-              await pingUnopenedRun(globals, exitCode, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }, error);
+          : async (exitCode, globals, out, error, durationMs) => {
+              const { monitorUnopenedRun } = await import('../../commands/monitoring.js');
+              await monitorUnopenedRun(globals, exitCode, durationMs, { version: packageVersion(), clock, onWarning: (text) => out.warn(text) }, error);
             },
       ),
     );
