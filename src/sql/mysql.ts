@@ -1,7 +1,7 @@
 import { sql, type InsertQueryBuilder, type Kysely } from 'kysely';
 import { retryOnDeadlock } from './db-errors.js';
 import type { SqlDialect, Statement, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
-import { assignments } from './standard.js';
+import { assignments, inDateRange } from './standard.js';
 import { LONGEST_INDEX_NAME, tablePrefixOf } from './table-prefix.js';
 
 /**
@@ -59,7 +59,9 @@ export const mysqlDialect: SqlDialect = {
   asInteger: (expression) => sql<number>`cast(${expression} as signed)`,
   dateAsText: (expression) => sql<string>`cast(${expression} as char(10))`,
   sameDate: (text, date) => sql<boolean>`${text} = ${date}`,
-  isDate: () => sql<boolean>`true`,
+  // '0000-00-00' sorts before the range; a zero month or day ('2025-00-10', '2025-01-00', the default sql_mode takes
+  // both) or a day past the month's end (ALLOW_INVALID_DATES) is not between 1 and the month's last day (null for month 0).
+  isDate: (expression) => sql<boolean>`${inDateRange(expression)} and dayofmonth(${expression}) between 1 and dayofmonth(last_day(${expression}))`,
   position: (text, needle) => sql<number>`instr(${text}, ${needle})`,
   unindexed: (column) => sql.ref(column),
 

@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { SqlDialect, UpdateReturningSpec } from './sql-dialect.js';
 import { IndexNameCut } from './db-errors.js';
-import { returning, standardWrites } from './standard.js';
+import { inDateRange, returning, standardWrites } from './standard.js';
 import { tablePrefixOf } from './table-prefix.js';
 
 // The most bound parameters one statement may have (the protocol counts them in 16 bits).
@@ -93,7 +93,8 @@ export const postgresDialect: SqlDialect = {
   asInteger: (expression) => sql<number>`cast(${expression} as integer)`,
   dateAsText: (expression) => sql<string>`cast(${expression} as text)`,
   sameDate: (text, date) => sql<boolean>`cast(${text} as date) = ${date}`,
-  isDate: () => sql<boolean>`true`,
+  // 'infinity', '-infinity' and years BC sort outside the range.
+  isDate: inDateRange,
   position: (text, needle) => sql<number>`strpos(${text}, ${needle})`,
   unindexed: (column) => sql.ref(column),
 

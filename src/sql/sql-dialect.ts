@@ -15,6 +15,13 @@ import type {
 
 export type DialectName = 'sqlite' | 'postgres' | 'mysql';
 
+/**
+ * The first and last date this tool reads (SqlDialect.isDate): parseInZone takes YYYY-MM-DD only, and no year before
+ * 0100 (JavaScript's Date.UTC takes years 0 to 99 for 1900 to 1999).
+ */
+export const FIRST_DATE = '0100-01-01';
+export const LAST_DATE = '9999-12-31';
+
 // Kysely's addColumn takes a type name or a raw `sql` type; it does not export the union's name.
 export type DataTypeExpression = ColumnDataType | Expression<unknown>;
 
@@ -142,7 +149,12 @@ export interface SqlDialect {
   dateAsText(expression: Expression<unknown>): RawBuilder<string>;
   /** Whether `text` (YYYY-MM-DD) is the same day as the DATE column `date`. */
   sameDate(text: Expression<unknown>, date: Expression<unknown>): RawBuilder<boolean>;
-  /** A condition that holds for a real date only: SQLite's DATE columns are text and may hold anything. */
+  /**
+   * A condition that holds for a date this tool reads (YYYY-MM-DD from 0100-01-01 to 9999-12-31, as parseInZone
+   * takes them) and for nothing else a DATE column may hold: SQLite's are text and may hold anything, MariaDB's take
+   * '0000-00-00' and zero months and days in its default sql_mode, PostgreSQL's take 'infinity', '-infinity' and
+   * years BC. Not true (false or null) for the rest.
+   */
   isDate(expression: Expression<unknown>): RawBuilder<boolean>;
   /** 1-based position of `needle` in `text`, 0 when absent. */
   position(text: Expression<unknown>, needle: string): RawBuilder<number>;

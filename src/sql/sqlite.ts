@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import type { SqlDialect, UpdateReturningSpec } from './sql-dialect.js';
-import { returning, standardWrites } from './standard.js';
+import { inDateRange, returning, standardWrites } from './standard.js';
 import { tablePrefixOf } from './table-prefix.js';
 
 /** SQLite: one writer at a time (its write lock makes an UPDATE … RETURNING a claim), no server, no privileges. */
@@ -39,8 +39,8 @@ export const sqliteDialect: SqlDialect = {
   asInteger: (expression) => sql<number>`cast(${expression} as integer)`,
   dateAsText: (expression) => sql<string>`${expression}`,
   sameDate: (text, date) => sql<boolean>`${text} = ${date}`,
-  // Text dates that are not dates, such as '', sort before '0'.
-  isDate: (expression) => sql<boolean>`${expression} >= '0'`,
+  // Text dates that are not dates, such as '' or 'N/A', sort outside the range.
+  isDate: inDateRange,
   position: (text, needle) => sql<number>`instr(${text}, ${needle})`,
   // "Disqualifying WHERE clause terms using unary-+" (SQLite's query planner documentation).
   unindexed: (column) => sql`+${sql.ref(column)}`,

@@ -1,5 +1,10 @@
 import { sql, type Expression, type InsertQueryBuilder, type Kysely, type RawBuilder, type UpdateQueryBuilder } from 'kysely';
-import type { SqlDialect, Statement, UpdateReturningSpec, ValuesUpdate } from './sql-dialect.js';
+import { FIRST_DATE, LAST_DATE, type SqlDialect, type Statement, type UpdateReturningSpec, type ValuesUpdate } from './sql-dialect.js';
+
+/** Whether a date (or its text) lies from FIRST_DATE to LAST_DATE: the start of SqlDialect.isDate. */
+export function inDateRange(expression: Expression<unknown>): RawBuilder<boolean> {
+  return sql<boolean>`${expression} between ${sql.lit(FIRST_DATE)} and ${sql.lit(LAST_DATE)}`;
+}
 
 /**
  * What SQLite and PostgreSQL write alike (ON CONFLICT, RETURNING, UPDATE … FROM): sqlite.ts and postgres.ts

@@ -4,6 +4,7 @@ import type { Database } from './database.table.js';
 import { chunksOf } from '../sql/chunks.js';
 import { classifyDbError } from '../sql/db-errors.js';
 import { dialectFor } from '../sql/dialect-for.js';
+import { FIRST_DATE, LAST_DATE } from '../sql/sql-dialect.js';
 import { tablePrefixOf } from '../sql/table-prefix.js';
 import { StorageRefusal } from './storage-refusal.js';
 import type { LicenseFilter, LicenseRow, LongPastExpiries, StatusChangeCounts, StatusChanges, UnreadableDate } from './licenses.repository.js';
@@ -88,7 +89,8 @@ function selectLicenses(raw: Kysely<any>, tables: BotbleTables) {
       'l.is_valid',
       'l.created_at',
       'l.updated_at',
-      's.status as derived_status',
+      // A state recorded for a date that is none (an earlier release marked '0000-00-00' expired) is not read.
+      sql<string | null>`case when ${readable(raw)} then s.status end`.as('derived_status'),
       's.expires_at as derived_expires_at',
     ])
     .where('l.id', '<=', MAX_EXACT_ID);
@@ -197,19 +199,56 @@ export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix
   return rows.map(toRawLicense);
 }
 
-/** Botble licenses whose id is beyond what this tool carries exactly: each run names them (they get no events). */
+/**
+ * Botble licenses each run names, as they get no events: an id beyond what this tool carries exactly, or, unless an
+ * admin blocked the license, a date column holding a value that is no date (MariaDB's '0000-00-00', PostgreSQL's
+ * '-infinity' and 'infinity'): they sort outside the dates this tool reads, found by range seeks on both columns
+ * (with the README's indexes). A zero month or day within the range ('2025-00-10') is named when it falls in a
+ * due window; the long-past scan passes over it (SqlDialect.isDate).
+ */
 export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: string, limit: number): Promise<UnreadableDate[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const rows: Array<{ id: number | string | bigint; license_code: string | null }> = await readBotble([tables.licenses], () =>
     raw.selectFrom(tables.licenses).select(['id', 'license_code']).where('id', '>', MAX_EXACT_ID).orderBy('id').limit(limit).execute(),
   );
-  return rows.map((row) => ({
+  const found: UnreadableDate[] = rows.map((row) => ({
     id: String(row.id),
     license_code: row.license_code ?? '',
     column: 'id',
     value: String(row.id),
     problem: `its id is larger than ${MAX_EXACT_ID}, the largest this tool carries exactly, so it gets no events (give it a smaller id in Botble)`,
   }));
+  // One statement for both columns: without the README's indexes, one scan of the table rather than two.
+  const outside = (column: string) => sql<boolean>`(${sql.ref(column)} < ${FIRST_DATE} or ${sql.ref(column)} > ${LAST_DATE})`;
+  const dates: Array<{
+    id: number | string | bigint;
+    license_code: string | null;
+    expires_at: Scalar;
+    updates_until: Scalar;
+    bad_expires: number | string | boolean;
+    bad_updates: number | string | boolean;
+  }> = await raw
+    .selectFrom(`${tables.licenses} as l`)
+    .select([
+      'l.id',
+      'l.license_code',
+      'l.expires_at',
+      'l.updates_until',
+      sql<number>`case when ${outside('l.expires_at')} then 1 else 0 end`.as('bad_expires'),
+      sql<number>`case when ${outside('l.updates_until')} then 1 else 0 end`.as('bad_updates'),
+    ])
+    .where((where) => where.or([outside('l.expires_at'), outside('l.updates_until')]))
+    .where(validity(db), '<>', 0)
+    .where('l.id', '<=', MAX_EXACT_ID)
+    .orderBy('l.id')
+    .limit(limit)
+    .execute();
+  for (const row of dates) {
+    const license = { id: Number(row.id), license_code: row.license_code ?? '' };
+    if (Number(row.bad_expires) === 1) found.push({ ...license, column: 'expires_at', value: text(row.expires_at) ?? '' });
+    if (Number(row.bad_updates) === 1) found.push({ ...license, column: 'updates_until', value: text(row.updates_until) ?? '' });
+  }
+  return found;
 }
 
 /** The id and code of these Botble licenses (at most a bounded IN list of ids; ids with no license are absent). */
@@ -243,9 +282,14 @@ function validity(db: Kysely<Database>): RawBuilder<number> {
   return sql<number>`coalesce(${dialectFor(db).asInteger(sql.ref('l.is_valid'))}, 1)`;
 }
 
-/** Our stored date text against Botble's DATE column, as each server compares them. */
+/** Whether Botble's expires_at holds a date this tool reads (MariaDB's '0000-00-00' is none). */
+function readable(db: Kysely<any>): RawBuilder<boolean> {
+  return dialectFor(db).isDate(sql.ref('l.expires_at'));
+}
+
+/** Our stored date text against Botble's DATE column, as each server compares them, for a date this tool reads. */
 function sameDate(db: Kysely<Database>): RawBuilder<boolean> {
-  return dialectFor(db).sameDate(sql.ref('s.expires_at'), sql.ref('l.expires_at'));
+  return sql<boolean>`${dialectFor(db).sameDate(sql.ref('s.expires_at'), sql.ref('l.expires_at'))} and ${readable(db)}`;
 }
 
 /** Botble's DATE as text in an INSERT ... SELECT. */
@@ -272,7 +316,7 @@ export async function expireBotbleLongPast(
   const states = sql.table(tables.states);
   // Text dates (a Botble schema copied into SQLite) that are not dates, such as '', must not count as long past.
   const from = sql`from ${licenses} l left join ${states} s on s.license_id = l.id
-    where l.expires_at < ${beforeDay} and ${dialect.isDate(sql.ref('l.expires_at'))} and ${validity(db)} <> 0
+    where l.expires_at < ${beforeDay} and ${readable(db)} and ${validity(db)} <> 0
     and (s.license_id is null or s.status <> 'expired' or not (${sameDate(db)}))`;
   const { rows } = await sql<{ count: number | string }>`select count(*) as count ${from}`.execute(raw);
   const count = Number(rows[0]?.count ?? 0);

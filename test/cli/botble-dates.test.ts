@@ -1,0 +1,90 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, test } from '@jest/globals';
+import { botbleInserts, botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
+import { runCli } from '../helpers/cli.js';
+import { forEachDialect } from '../helpers/workspace.js';
+
+const NOW = '2025-01-23T10:00:00Z';
+
+/**
+ * A DATE column can hold values that are no date this tool reads: MariaDB takes '0000-00-00' in its default
+ * sql_mode, PostgreSQL takes '-infinity' and 'infinity', and a Botble schema copied into SQLite holds any text.
+ */
+const NOT_A_DATE = { sqlite: '0000-00-00', mysql: '0000-00-00', postgres: '-infinity' } as const;
+
+forEachDialect('Botble mode: a date column holding no date', (under) => {
+  const { dialect } = under;
+  const bad = NOT_A_DATE[dialect];
+  const suite = botbleSuite(under, (url) => [
+    ...botbleInserts(
+      dialect,
+      [{ reference: 'PROD-001', name: 'Product' }],
+      [
+        { id: 1, product: 'PROD-001', code: 'OLD', customer: null, email: null, expires: '2024-02-29', updates: null },
+        { id: 2, product: 'PROD-001', code: 'ZERO', customer: null, email: null, expires: bad, updates: null },
+        { id: 3, product: 'PROD-001', code: 'UZERO', customer: null, email: null, expires: null, updates: bad },
+        { id: 4, product: 'PROD-001', code: 'BLOCKED', customer: null, email: null, expires: bad, updates: null, valid: false },
+        // MariaDB's default sql_mode also takes a zero month or day: long past, but no date either.
+        ...(dialect === 'mysql' ? [{ id: 5, product: 'PROD-001', code: 'MONTH0', customer: null, email: null, expires: '2024-00-10', updates: null }] : []),
+      ],
+    ),
+    ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: url }),
+  ]);
+
+  test('is never marked expired: each run names it as not a date, and listings show it active', async () => {
+    const dir = await suite.freshDir();
+    const cli = (...args: string[]) => runCli(args, { cwd: dir });
+    const named = [`Skipped license id 2 (ZERO): expires_at "${bad}" is not a date.`, `Skipped license id 3 (UZERO): updates_until "${bad}" is not a date.`];
+
+    const dryRun = await cli('process-expirations', '--now', NOW, '--dry-run', '--json');
+    expect(dryRun.code).toBe(0);
+    expect(JSON.parse(dryRun.stdout)).toMatchObject({ expiredWithoutEvent: 1, skipped: 2 });
+    for (const line of named) expect(dryRun.stderr).toContain(line);
+
+    const run = await cli('process-expirations', '--now', NOW, '--json');
+    expect(run.code).toBe(0);
+    // Marked with no event: OLD alone, counted and named.
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      recorded: 0,
+      markedExpired: 1,
+      expiredWithoutEvent: 1,
+      expiredWithoutEventLicenses: [{ licenseId: 1, licenseCode: 'OLD', expiresAt: '2024-02-29T00:00:00Z' }],
+      skipped: 2,
+    });
+    for (const line of named) expect(run.stderr).toContain(line);
+    // A blocked license gets no events, so it is not named.
+    expect(run.stderr).not.toContain('BLOCKED');
+
+    const listed = JSON.parse((await cli('licenses', 'list', '--json')).stdout) as Array<{ license_code: string; status: string }>;
+    expect(Object.fromEntries(listed.map((row) => [row.license_code, row.status]))).toEqual({
+      OLD: 'expired',
+      ZERO: 'active',
+      UZERO: 'active',
+      BLOCKED: 'suspended',
+      ...(dialect === 'mysql' ? { MONTH0: 'active' } : {}),
+    });
+    const status = JSON.parse((await cli('status', '--json')).stdout) as { licenses: { byStatus: Record<string, number> } };
+    expect(status.licenses.byStatus).toEqual({ active: dialect === 'mysql' ? 3 : 2, expired: 1, suspended: 1 });
+
+    // The next run names them again, and marks nothing more.
+    const again = await cli('process-expirations', '--now', NOW, '--json');
+    expect(JSON.parse(again.stdout)).toMatchObject({ markedExpired: 0, skipped: 2 });
+    for (const line of named) expect(again.stderr).toContain(line);
+  }, 60_000);
+
+  test('marked expired by an earlier release, it reads as active', async () => {
+    const dir = await suite.freshDir();
+    const config = JSON.parse(fs.readFileSync(path.join(dir, 'license-manager.config.json'), 'utf8')) as { database: { tablePrefix: string } };
+    // What an earlier release wrote for ZERO, whose date it took for long past.
+    await suite
+      .botble()
+      .exec(
+        `insert into ${config.database.tablePrefix}botble_license_states (license_id, status, expires_at, updated_at) values (2, 'expired', '${bad}', '2025-01-22T10:00:00.000Z')`,
+      );
+    const listed = JSON.parse((await runCli(['licenses', 'list', '--json'], { cwd: dir })).stdout) as Array<{ license_code: string; status: string }>;
+    expect(listed.find((row) => row.license_code === 'ZERO')?.status).toBe('active');
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: dir })).stdout) as { licenses: { byStatus: Record<string, number> } };
+    expect(status.licenses.byStatus).toEqual({ active: dialect === 'mysql' ? 4 : 3, suspended: 1 });
+  }, 60_000);
+});
