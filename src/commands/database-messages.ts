@@ -208,6 +208,13 @@ function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError 
         `Botble mode reads the tables ${refusal.tables.join(', ')}, and this database lacks one (${refusal.detail}). Point database.url at the Botble database, or set botble.tablePrefix to the prefix its License Manager tables have.`,
         options,
       );
+    case 'botble-column-type': {
+      const found = refusal.columns.map(({ column, type }) => `${refusal.table}.${column} is ${type}`).join(' and ');
+      return usageError(
+        `Botble mode reads ${refusal.table}.expires_at and updates_until as DATE columns, as Botble's License Manager schema has them (a date alone, no time of day), and no other type: here ${found}. No license was read, and nothing was sent or marked. Point database.url at a Botble License Manager database whose columns are DATE.`,
+        options,
+      );
+    }
     case 'event-too-long': {
       const { event, field } = refusal;
       const license = event && (event.licenseCode === undefined ? '' : ` (${event.licenseCode})`);

@@ -66,6 +66,15 @@ export const mysqlDialect: SqlDialect = {
   unindexed: (column) => sql.ref(column),
 
   hasColumn: (db, table, column) => has(db, table, { column }),
+  async declaredTypes(db, table, columns) {
+    const { rows } = await sql<{
+      name: string;
+      type: string;
+    }>`select column_name as name, column_type as type from information_schema.columns where table_schema = database() and table_name = ${table} and column_name in (${sql.join(columns)})`.execute(
+      db,
+    );
+    return new Map(rows.map((row) => [row.name, String(row.type).toLowerCase()]));
+  },
   // CREATE TABLE IF NOT EXISTS: a table an interrupted migrate created is left as it is.
   createTable: (db, table) => db.schema.createTable(table).ifNotExists(),
   // CREATE INDEX has no IF NOT EXISTS here: information_schema is asked.

@@ -98,6 +98,16 @@ export const postgresDialect: SqlDialect = {
   position: (text, needle) => sql<number>`strpos(${text}, ${needle})`,
   unindexed: (column) => sql.ref(column),
 
+  // data_type: a domain's base type, `timestamp with time zone` spelled out.
+  async declaredTypes(db, table, columns) {
+    const { rows } = await sql<{
+      name: string;
+      type: string;
+    }>`select column_name as name, data_type as type from information_schema.columns where table_schema = current_schema() and table_name = ${table} and column_name in (${sql.join(columns)})`.execute(
+      db,
+    );
+    return new Map(rows.map((row) => [row.name, row.type.toLowerCase()]));
+  },
   async hasColumn(db, table, column) {
     const { rows } = await sql<{
       found: number;

@@ -169,6 +169,12 @@ export interface SqlDialect {
 
   /** Whether our table (under the prefix) has this column. */
   hasColumn(db: Kysely<any>, table: string, column: string): Promise<boolean>;
+  /**
+   * The type each of these columns of another application's table (its full name, no prefix added) is declared with,
+   * lower case, where the server holds a column to its type (`date`, `datetime(6)`, `timestamp with time zone`):
+   * none on SQLite, whose declared types do not bind what a column holds. A column or table not there is left out.
+   */
+  declaredTypes(db: Kysely<any>, table: string, columns: readonly string[]): Promise<Map<string, string>>;
   /** CREATE TABLE, IF NOT EXISTS where DDL is not transactional (a table an interrupted migrate created stays as it is). */
   createTable(db: Kysely<any>, table: string): CreateTableBuilder<string, never>;
   /** Creates the index unless it exists. */

@@ -45,6 +45,7 @@ export const sqliteDialect: SqlDialect = {
   // "Disqualifying WHERE clause terms using unary-+" (SQLite's query planner documentation).
   unindexed: (column) => sql`+${sql.ref(column)}`,
 
+  declaredTypes: async () => new Map(),
   async hasColumn(db, table, column) {
     const { rows } = await sql<{ found: number }>`select 1 as found from pragma_table_info(${tablePrefixOf(db) + table}) where name = ${column}`.execute(db);
     return rows.length > 0;

@@ -41,6 +41,24 @@ async function readBotble<T>(names: readonly string[], read: () => Promise<T>): 
   }
 }
 
+/** Botble's date columns that this tool reads: DATE in Botble's schema. */
+const DATE_COLUMNS = ['expires_at', 'updates_until'] as const;
+
+/**
+ * Refuses a licenses table whose date columns are not DATE, as Botble's schema has them (a DATETIME or timestamp,
+ * on the servers; SQLite declares no binding types): every read here takes them for dates alone, compared and
+ * stored as their YYYY-MM-DD text. A missing table or column is left to the reads, which name it.
+ */
+export async function checkBotbleDateColumns(db: Kysely<Database>, botblePrefix: string): Promise<void> {
+  const { raw, tables } = tablesOf(db, botblePrefix);
+  const types = await dialectFor(db).declaredTypes(raw, tables.licenses, DATE_COLUMNS);
+  const columns = DATE_COLUMNS.flatMap((column) => {
+    const type = types.get(column);
+    return type === undefined || type === 'date' ? [] : [{ column, type }];
+  });
+  if (columns.length > 0) throw new StorageRefusal({ kind: 'botble-column-type', table: tables.licenses, columns });
+}
+
 /** A scalar as a driver returns it for a VARCHAR, DATE, TIMESTAMP, TINYINT or BOOLEAN column. */
 type Scalar = string | number | bigint | boolean | Date | null;
 

@@ -3,6 +3,7 @@ import type { RawLicense } from '../expirations/license.js';
 import {
   botbleLicenseCodesOf,
   botbleLicenseIdsOfCode,
+  checkBotbleDateColumns,
   countBotbleLicenses,
   expireBotbleLongPast,
   findBotbleDueCandidates,
@@ -81,19 +82,35 @@ const ownLicenses: LicenseSource = {
 };
 
 function botbleLicenses(tablePrefix: string): LicenseSource {
+  // Every read of Botble's dates first checks, once per command, that they are DATE columns (a StorageRefusal
+  // before any license is read); reading ids and codes does not need them.
+  let checked: Promise<void> | undefined;
+  const datesChecked = (db: Kysely<Database>): Promise<void> =>
+    (checked ??= checkBotbleDateColumns(db, tablePrefix).catch((error: unknown) => {
+      checked = undefined;
+      throw error;
+    }));
+  const readingDates =
+    <A extends unknown[], R>(read: (db: Kysely<Database>, ...args: A) => Promise<R>) =>
+    async (db: Kysely<Database>, ...args: A): Promise<R> => {
+      await datesChecked(db);
+      return read(db, ...args);
+    };
   return {
     kind: 'botble',
     description: `Botble's ${tablePrefix}licenses`,
-    findDueCandidates: (db, window) => findBotbleDueCandidates(db, tablePrefix, window),
-    findUnreadableDates: (db, limit) => findBotbleUnreadable(db, tablePrefix, limit),
-    expireLongPast: (db, beforeDay, now, write, list) => expireBotbleLongPast(db, tablePrefix, beforeDay, now, write, list),
+    findDueCandidates: readingDates((db, window) => findBotbleDueCandidates(db, tablePrefix, window)),
+    findUnreadableDates: readingDates((db, limit: number) => findBotbleUnreadable(db, tablePrefix, limit)),
+    expireLongPast: readingDates((db, beforeDay: string, now: string, write: boolean, list?: number) =>
+      expireBotbleLongPast(db, tablePrefix, beforeDay, now, write, list),
+    ),
     setStatuses: setBotbleStatuses,
-    list: (db, filter) => listBotbleLicenses(db, tablePrefix, filter),
-    findByCode: (db, code) => findBotbleLicenseByCode(db, tablePrefix, code),
-    findByIds: (db, ids) => findBotbleLicensesByIds(db, tablePrefix, ids),
+    list: readingDates((db, filter?: LicenseFilter) => listBotbleLicenses(db, tablePrefix, filter)),
+    findByCode: readingDates((db, code: string) => findBotbleLicenseByCode(db, tablePrefix, code)),
+    findByIds: readingDates((db, ids: readonly number[]) => findBotbleLicensesByIds(db, tablePrefix, ids)),
     idsOfCode: (db, code) => botbleLicenseIdsOfCode(db, tablePrefix, code),
     codesOf: (db, ids) => botbleLicenseCodesOf(db, tablePrefix, ids),
-    counts: (db) => countBotbleLicenses(db, tablePrefix),
+    counts: readingDates((db) => countBotbleLicenses(db, tablePrefix)),
     hasAny: (db) => hasBotbleLicenses(db, tablePrefix),
   };
 }

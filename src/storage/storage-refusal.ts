@@ -15,6 +15,8 @@ export type Refusal =
   | { kind: 'schema-behind'; pending: string[] }
   /** Botble mode: a table it reads is missing (a wrong botble.tablePrefix, or not a Botble database). */
   | { kind: 'botble-table-missing'; tables: string[]; detail: string }
+  /** Botble mode: a date column Botble's schema has as DATE is of another type here (DATETIME, timestamp): nothing was read. */
+  | { kind: 'botble-column-type'; table: string; columns: Array<{ column: string; type: string }> }
   /**
    * A row for the outbox did not fit its column (MySQL's strict sessions) or the server's max_allowed_packet:
    * `event` when the row is known, `bytes` when the field is one whose size is known, `table` with its prefix.

@@ -88,3 +88,70 @@ forEachDialect('Botble mode: a date column holding no date', (under) => {
     expect(status.licenses.byStatus).toEqual({ active: dialect === 'mysql' ? 4 : 3, suspended: 1 });
   }, 60_000);
 });
+
+/** Botble's schema has DATE; a copy with DATETIME (MySQL) or timestamp (PostgreSQL) columns is refused, not misread. */
+const OTHER_TYPES = {
+  mysql: {
+    alter: ['alter table lm_licenses modify expires_at datetime null'],
+    restore: ['alter table lm_licenses modify expires_at date null'],
+    named: 'lm_licenses.expires_at is datetime',
+  },
+  postgres: {
+    alter: ['alter table lm_licenses alter column expires_at type timestamp, alter column updates_until type timestamptz'],
+    restore: ['alter table lm_licenses alter column expires_at type date, alter column updates_until type date'],
+    named: 'lm_licenses.expires_at is timestamp without time zone and lm_licenses.updates_until is timestamp with time zone',
+  },
+} as const;
+
+forEachDialect(
+  'Botble mode: date columns that are not DATE',
+  (under) => {
+    const { dialect } = under;
+    const suite = botbleSuite(under, (url) => [
+      ...botbleInserts(
+        dialect,
+        [{ reference: 'PROD-001', name: 'Product' }],
+        [
+          { id: 1, product: 'PROD-001', code: 'OLD', customer: null, email: null, expires: '2024-02-29', updates: null },
+          { id: 2, product: 'PROD-001', code: 'SOON', customer: null, email: 'soon@example.com', expires: '2025-01-24', updates: '2025-01-22' },
+        ],
+      ),
+      ...botbleSettingInserts(dialect, { lm_enable_webhooks: '1', lm_webhook_url: url }),
+    ]);
+
+    test('every command that reads the dates refuses with exit 2, naming the column and its type; nothing is sent or marked', async () => {
+      const types = OTHER_TYPES[dialect as 'mysql' | 'postgres'];
+      const dir = await suite.freshDir();
+      const config = JSON.parse(fs.readFileSync(path.join(dir, 'license-manager.config.json'), 'utf8')) as { database: { tablePrefix: string } };
+      await suite.botble().exec(...types.alter);
+      try {
+        const from = suite.receiver().requests.length;
+        for (const args of [
+          ['process-expirations', '--now', NOW, '--dry-run'],
+          ['process-expirations', '--now', NOW],
+          ['licenses', 'list'],
+          ['licenses', 'show', 'SOON'],
+          ['status', '--json'],
+        ]) {
+          const refused = await runCli(args, { cwd: dir });
+          expect({ args, code: refused.code }).toEqual({ args, code: 2 });
+          expect(refused.stderr).toContain(`${types.named}. No license was read, and nothing was sent or marked.`);
+          expect(refused.stderr).toContain(
+            "Botble mode reads lm_licenses.expires_at and updates_until as DATE columns, as Botble's License Manager schema has them",
+          );
+        }
+        expect(suite.receiver().requests.length).toBe(from);
+        const prefix = config.database.tablePrefix;
+        expect(await suite.botble().query(`select * from ${prefix}botble_license_states`)).toEqual([]);
+        expect(await suite.botble().query(`select * from ${prefix}webhook_deliveries`)).toEqual([]);
+        // Reading codes needs no dates: the delivery log still opens.
+        expect(await runCli(['deliveries', 'list'], { cwd: dir })).toMatchObject({ code: 0, stdout: 'No deliveries match.\n' });
+      } finally {
+        await suite.botble().exec(...types.restore);
+      }
+      // With DATE columns again, the same directory runs.
+      expect((await runCli(['process-expirations', '--now', NOW, '--json'], { cwd: dir })).code).toBe(0);
+    }, 60_000);
+  },
+  { servers: true },
+);
