@@ -315,7 +315,7 @@ export async function endpointsRemove(context: CommandContext, name: string, now
     throw usageError(
       defined
         ? `The endpoint "${name}" has ${them}, which removing it ends unsent (superseded). Add --force to remove it anyway, or disable it instead ("${commandLine(`endpoints disable ${name}`)}" keeps them parked). Nothing was changed.`
-        : `The endpoint "${name}" is no longer defined (taken out of the config file) and has ${them} (parked or abandoned), which removing it ends unsent (superseded). Add --force to end them, or put it back in the config file's webhooks.endpoints to send them. Nothing was changed.`,
+        : `The endpoint "${name}" is no longer defined (taken out of the config file) and has ${them} (waiting, parked or abandoned), which removing it ends unsent (superseded). Add --force to end them, or put it back in the config file's webhooks.endpoints to send them. Nothing was changed.`,
     );
   }
   const dropped = await deleteEndpoint(context.db, name, formatUtc(now), await leaseNowMs(context.db, now.getTime()));

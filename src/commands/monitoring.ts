@@ -119,9 +119,9 @@ async function metricsSnapshot(context: Pick<CommandContext, 'db' | 'config'>, v
   // An endpoint no longer defined stays only while deliveries still wait on it (or were abandoned): one removed, its
   // undelivered ones ended, leaves the metrics, or an alert on its failures would fire for ever.
   const names = new Set(defined.map((endpoint) => endpoint.name));
-  const deliveries = allDeliveries.filter(
-    (row) => names.has(row.endpoint) || (row.byStatus.deferred ?? 0) + (row.byStatus.parked ?? 0) + (row.byStatus.abandoned ?? 0) > 0,
-  );
+  const left = (row: (typeof allDeliveries)[number]) =>
+    (['pending', 'delivering', 'deferred', 'parked', 'abandoned'] as const).some((status) => (row.byStatus[status] ?? 0) > 0);
+  const deliveries = allDeliveries.filter((row) => names.has(row.endpoint) || left(row));
   const withDeliveries = deliveries.map((row) => row.endpoint);
   const streaks = await endpointStreaks(db, withDeliveries, addedAt);
   const streakOf = new Map(streaks.map((streak) => [streak.endpoint, streak]));

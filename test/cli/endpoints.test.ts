@@ -236,7 +236,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
       2,
       '',
       expect.stringContaining(
-        'The endpoint "crm" is no longer defined (taken out of the config file) and has 2 undelivered deliveries (parked or abandoned), which removing it ends unsent (superseded). Add --force to end them',
+        'The endpoint "crm" is no longer defined (taken out of the config file) and has 2 undelivered deliveries (waiting, parked or abandoned), which removing it ends unsent (superseded). Add --force to end them',
       ),
     ]);
     expect(await ws.rows("select status from webhook_deliveries where endpoint = 'crm' order by id")).toEqual([{ status: 'abandoned' }, { status: 'parked' }]);

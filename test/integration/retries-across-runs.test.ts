@@ -3,6 +3,8 @@ import { expect, test } from '@jest/globals';
 import type { Clock } from '../../src/clock.js';
 import { processExpirations, type ProcessExpirationsRun } from '../../src/commands/process-expirations.js';
 import { status } from '../../src/commands/status.js';
+import { deferEndpoint } from '../../src/storage/deliveries/endpoint-holds.repository.js';
+import { formatUtc } from '../../src/time.js';
 import type { Receiver, ReceivedRequest } from '../helpers/receiver.js';
 import { aLicense, forEachDialect, proxyFor, receiverFor, workspace as sqliteWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -263,7 +265,8 @@ forEachDialect('retries across runs', ({ workspace }) => {
     answer = 'throttled';
     const laterAt = at(HOUR);
     const later = await ws.run((context) => processExpirations(context, { now: laterAt, clock: { now: () => laterAt } }));
-    expect(later).toMatchObject({ delivered: 0, abandoned: 0 });
+    // Each delivery counted once: those the run held and those it deferred in one statement.
+    expect(later).toMatchObject({ delivered: 0, abandoned: 0, deferred: 300 });
     const rows = await ws.rows<{ status: string; created_at: string; next_attempt_at: string | null; status_reason: string | null }>(
       "select status, created_at, next_attempt_at, status_reason from webhook_deliveries where endpoint = 'default' order by id",
     );
@@ -278,6 +281,31 @@ forEachDialect('retries across runs', ({ workspace }) => {
       byGroup.set(row.created_at, (byGroup.get(row.created_at) ?? new Set()).add(row.next_attempt_at!));
     }
     expect([...byGroup.keys()].sort()).toEqual(['2025-01-23T10:00:00Z', '2025-01-23T11:00:00Z']);
+  }, 60_000);
+
+  test('what waits when the endpoint closes: a window that ends on that second is abandoned, one that ends a second later goes then, each counted once', async () => {
+    const target = await receiverFor(() => 503);
+    const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, retryDelaysMs: [] } });
+    await seeded(ws, 3);
+    await runAt(ws, T0);
+    const change = (windowStart: Date) => ({
+      dueAt: '2030-01-01T00:00:00Z',
+      nextAttemptAt: formatUtc(at(80 * HOUR)),
+      reason: 'endpoint throttled',
+      windowStart: formatUtc(windowStart),
+      windowHours: 72,
+      lastReason: ' (the last attempt)',
+      completedAt: formatUtc(at(72 * HOUR)),
+      abandonReason: 'window ended',
+    });
+    // Now is a second before the window's end (T0 + 72 h): capped there, once.
+    expect(await ws.run((context) => deferEndpoint(context.db, 'default', change(at(-1000))))).toEqual({ deferred: 3, abandoned: 0 });
+    expect((await rowsOf(ws)).map((row) => [row.status, row.next_attempt_at, row.status_reason])).toEqual(
+      Array.from({ length: 3 }, () => ['deferred', '2025-01-26T10:00:00Z', 'endpoint throttled (the last attempt)']),
+    );
+    // Now is the window's end: nothing is left of it.
+    expect(await ws.run((context) => deferEndpoint(context.db, 'default', change(T0)))).toEqual({ deferred: 0, abandoned: 3 });
+    expect((await rowsOf(ws)).map((row) => row.status)).toEqual(['abandoned', 'abandoned', 'abandoned']);
   }, 60_000);
 
   test('an endpoint a 410 disabled stays disabled when retries across runs are turned off since: what it gets is parked, not sent', async () => {

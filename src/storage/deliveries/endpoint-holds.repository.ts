@@ -8,8 +8,8 @@ const HOUR_MS = 3_600_000;
 // Deliveries held back for their endpoint: deferred by an open circuit, parked while it is gone or disabled.
 /**
  * What an endpoint's circuit opening does to the deliveries no run holds: pending ones and due deferred ones
- * (at `dueAt`) are deferred to `nextAttemptAt` without an attempt, except those recorded before `windowStart`,
- * whose retry window has ended: they are abandoned. One whose window ends before `nextAttemptAt` (a long
+ * (at `dueAt`) are deferred to `nextAttemptAt` without an attempt, except those recorded at `windowStart` or
+ * before, whose retry window has ended: they are abandoned. One whose window ends before `nextAttemptAt` (a long
  * Retry-After) goes at its window's end instead, `lastReason` added: its last attempt, as a deferral after an
  * attempt would be. Returns how many of each.
  */
@@ -35,7 +35,8 @@ export async function deferEndpoint(
   const abandoned = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'abandoned', completed_at: change.completedAt, next_attempt_at: null, status_reason: change.abandonReason })
-    .where((eb) => eb.and([waiting(eb), eb('created_at', '<', change.windowStart)]))
+    // Its window ended at windowStart or before (recorded windowHours before now, or earlier): no attempt is left.
+    .where((eb) => eb.and([waiting(eb), eb('created_at', '<=', change.windowStart)]))
     .executeTakeFirst();
   // Recorded before this, a delivery's window ends before nextAttemptAt. Timestamps are stored as UTC text, so the
   // window's end is worked out here, once per recording time (a run records all its events at one), not in SQL.
@@ -53,10 +54,11 @@ export async function deferEndpoint(
       .executeTakeFirst();
     deferred += Number(capped.numUpdatedRows);
   }
+  // The rest, not those just capped: one capped to a time at or before dueAt would still be waiting here.
   const rest = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'deferred', next_attempt_at: change.nextAttemptAt, status_reason: change.reason })
-    .where(waiting)
+    .where((eb) => eb.and([waiting(eb), eb('created_at', '>=', endsSooner)]))
     .executeTakeFirst();
   return { deferred: deferred + Number(rest.numUpdatedRows), abandoned: Number(abandoned.numUpdatedRows) };
 }
