@@ -207,9 +207,14 @@ export function judgeHealth(input: {
   const stillDeferred = `${plural(recoveredWaiting, 'delivery')} to ${recovered.map((endpoint) => endpoint.name).join(', ')} ${recoveredWaiting === 1 ? 'waits' : 'wait'} for ${recoveredWaiting === 1 ? 'its' : 'their'} next attempt, the endpoint having answered since: the next run sends ${recoveredWaiting === 1 ? 'it' : 'them'} (see "${commandLine('deliveries list --status deferred')}")`;
   if (lastFinished.exitCode === EXIT.waiting) {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
+    const parked = (input.failing ?? []).reduce((total, endpoint) => total + (endpoint.parked ?? 0), 0);
+    // Parked ones (a 410) wait for the operator, not for a later run.
+    const enable = `"${commandLine('endpoints enable <name>')}" sends the parked ones again`;
+    const then =
+      parked === 0 ? `later runs retry ${waiting === 1 ? 'it' : 'them'}` : parked === waiting ? enable : `later runs retry the deferred ones, ${enable}`;
     const left =
       waiting > 0
-        ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (later runs retry them; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): ${listWaiting(input.failing ?? [])}`
+        ? `${plural(waiting, 'delivery')} ${waiting === 1 ? 'waits' : 'wait'} on a failing receiver (${then}; status exits ${EXIT.waiting} once an endpoint has failed for ${FAILING_ENDPOINT_HOURS} hours): ${listWaiting(input.failing ?? [])}`
         : recoveredWaiting > 0
           ? stillDeferred
           : 'what it left waiting on a failing receiver has been sent since';

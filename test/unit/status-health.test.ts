@@ -95,7 +95,20 @@ describe('status: the exit code a monitor acts on', () => {
     );
     expect(
       judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ ...gone[0]!, since: '2025-01-15T08:00:00Z' }] }).reason,
-    ).toMatch(/; 3 deliveries wait on a failing receiver .*: see "license-manager deliveries list --status parked"$/);
+    ).toMatch(
+      /; 3 deliveries wait on a failing receiver \("license-manager endpoints enable <name>" sends the parked ones again; status exits 4 once .*: see "license-manager deliveries list --status parked"$/,
+    );
+    // Deferred and parked: later runs retry the deferred ones; one deferred alone is "it".
+    const under = (failing: Array<{ name: string; since: string; waiting: number; parked?: number }>) =>
+      judgeHealth({
+        now: NOW,
+        lastFinished: waiting,
+        licenses: 5,
+        settingProblems: [],
+        failing: failing.map((entry) => ({ ...entry, since: '2025-01-15T08:00:00Z' })),
+      }).reason;
+    expect(under(both)).toContain('(later runs retry the deferred ones, "license-manager endpoints enable <name>" sends the parked ones again;');
+    expect(under([{ name: 'erp', since: '', waiting: 1 }])).toContain('1 delivery waits on a failing receiver (later runs retry it;');
     // An endpoint that answered since: its deferred ones wait for their next attempt, and nothing is failing.
     const recovered = [{ name: 'crm', waiting: 2 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], recovered })).toEqual({
