@@ -1,5 +1,6 @@
 // The check before a waiting delivery is sent: its license read again, a claimed window at a time, and judged by expirations/stale-notice.ts.
 import type { Kysely } from 'kysely';
+import { parseInZone } from '../expirations/calendar.js';
 import { readLicense, type RawLicense } from '../expirations/license.js';
 import { policyFor, type ProductSchedules } from '../expirations/reminder-policy.js';
 import { parseEventKey, type RecordedEvent } from '../expirations/rules.js';
@@ -95,5 +96,12 @@ const NO_DAYS = { warningDays: [], afterExpiryDays: [] };
 function licenseNow(raw: RawLicense | undefined, timeZone: string): LicenseNow {
   if (!raw) return undefined;
   const license = readLicense(raw, timeZone);
-  return 'problem' in license ? license : { status: license.status, expiresAt: license.expiresAt, updatesUntil: license.updatesUntil };
+  if ('problem' in license) return license;
+  const dateOnly = (text: string | null) => text !== null && parseInZone(text, timeZone)?.kind === 'date';
+  return {
+    status: license.status,
+    expiresAt: license.expiresAt,
+    updatesUntil: license.updatesUntil,
+    dateOnly: { expiresAt: dateOnly(raw.expires_at), updatesUntil: dateOnly(raw.updates_until) },
+  };
 }

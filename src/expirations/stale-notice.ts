@@ -40,7 +40,16 @@ export function recordedAtRunInstant(row: { created_at: string; attempts: number
 }
 
 /** The license as it is now: its status and dates (read in the business zone), a reason they cannot be read, or undefined when it was deleted. */
-export type LicenseNow = { status: string; expiresAt: Date | null; updatesUntil: Date | null } | { problem: string } | undefined;
+export type LicenseNow =
+  | {
+      status: string;
+      expiresAt: Date | null;
+      updatesUntil: Date | null;
+      /** Which of its dates are a date alone, no time of day (midnight in the zone that reads it); unknown when left out. */
+      dateOnly?: { expiresAt: boolean; updatesUntil: boolean };
+    }
+  | { problem: string }
+  | undefined;
 
 /** Why a notice is superseded; `reason` is what the delivery row and the operator are told. */
 type SupersededCode =
@@ -76,12 +85,17 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
   // The date the notice is about: its instant's date here when known (the same expiry whatever zone recorded it), else the key's.
   const day = about.instant ? dateInZone(new Date(about.instant), timeZone) : about.day;
   // A date-only value is midnight in the zone that reads it: its stored instant was midnight in the zone of the
-  // recording. Read now, midnight of the key's date here is the same value, whatever the zone was then.
-  const sameDate = (value: Date, date: string | null) =>
-    date === day || (date === about.day && value.getTime() === startOfDayInZone(about.day, timeZone).getTime());
+  // recording, which can fall on another date here after the business zone changed. So a date alone compares with the
+  // key's date, a value with a time of day with its instant's date here (unknown: midnight of the key's date is a date alone).
+  const sameDate = (value: Date, date: string | null, dateOnly: boolean | undefined) =>
+    dateOnly === true
+      ? date === about.day
+      : dateOnly === false
+        ? date === day
+        : date === day || (date === about.day && value.getTime() === startOfDayInZone(about.day, timeZone).getTime());
   if (type === 'license.update_support_expired') {
     const ends = license.updatesUntil === null ? null : dateInZone(license.updatesUntil, timeZone);
-    if (license.updatesUntil === null || !sameDate(license.updatesUntil, ends))
+    if (license.updatesUntil === null || !sameDate(license.updatesUntil, ends, license.dateOnly?.updatesUntil))
       return superseded(
         'update-support-changed',
         `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${day})`,
@@ -89,7 +103,7 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
     return SEND;
   }
   const expiry = license.expiresAt === null ? null : dateInZone(license.expiresAt, timeZone);
-  if (license.expiresAt === null || !sameDate(license.expiresAt, expiry))
+  if (license.expiresAt === null || !sameDate(license.expiresAt, expiry, license.dateOnly?.expiresAt))
     return superseded(
       'renewed',
       `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${day})`,

@@ -174,6 +174,7 @@ describe('still sent', () => {
     const when = at('2026-12-09T10:00:00Z');
     const fromTokyo = (notice: WaitingNotice, instant: string): WaitingNotice => ({ ...notice, eventInstant: instant });
     const dateOnly = license({ expiresAt: parseInZone('2026-12-10', 'UTC')!.instant, updatesUntil: parseInZone('2026-12-01', 'UTC')!.instant });
+    const known = { dateOnly: { expiresAt: true, updatesUntil: true } };
     for (const notice of [
       fromTokyo(expiring7, '2026-12-09T15:00:00Z'),
       fromTokyo(expired, '2026-12-09T15:00:00Z'),
@@ -191,6 +192,21 @@ describe('still sent', () => {
       code: 'renewed',
     });
     expect(staleNotice(fromTokyo(support, '2026-11-30T15:00:00Z'), renewed, [], when, 'UTC')).toMatchObject({ send: false, code: 'update-support-changed' });
+    // The same with the kind of each value known (as a run reads it): a date alone compares with the notice's date, so a
+    // date moved back a day across the zone change is a renewal, though that date is the old instant's date here.
+    for (const notice of [fromTokyo(expired, '2026-12-09T15:00:00Z'), fromTokyo(reminder, '2026-12-09T15:00:00Z')])
+      expect(staleNotice(notice, { ...(dateOnly as object), ...known } as LicenseNow, [], at('2026-12-13T10:00:00Z'), 'UTC')).toEqual({ send: true });
+    const movedBack = license({ expiresAt: parseInZone('2026-12-09', 'UTC')!.instant, updatesUntil: parseInZone('2026-11-30', 'UTC')!.instant });
+    expect(
+      staleNotice(fromTokyo(expired, '2026-12-09T15:00:00Z'), { ...(movedBack as object), ...known } as LicenseNow, [], at('2026-12-13T10:00:00Z'), 'UTC'),
+    ).toMatchObject({
+      send: false,
+      code: 'renewed',
+    });
+    expect(staleNotice(fromTokyo(support, '2026-11-30T15:00:00Z'), { ...(movedBack as object), ...known } as LicenseNow, [], when, 'UTC')).toMatchObject({
+      send: false,
+      code: 'update-support-changed',
+    });
     // A value with a time of day is judged by its instant, as before: moved to 10:00 UTC of the 10th, it is another expiry
     // than the 9th 15:00Z the notice is about (the 9th in UTC).
     const timed = license({ expiresAt: at('2026-12-10T10:00:00Z') });
