@@ -15,6 +15,7 @@ import { formatUtc, parseUtc } from '../time.js';
 import { maskCredentials } from '../credentials.js';
 import { layerOf, webhookTarget, type CommandContext, type WebhookTarget } from './context.js';
 import { commandLine } from '../command-line.js';
+import { resolveEndpoints } from '../config/endpoints.js';
 import { displayPingUrl } from '../monitoring/heartbeat.js';
 import { lastPing, textfilePath, type LastPing } from './monitoring.js';
 
@@ -139,6 +140,8 @@ export function judgeHealth(input: {
   failing?: ReadonlyArray<{ name: string; since: string; waiting: number; parked?: number }>;
   /** Per endpoint that answered its last attempt, the deliveries it still has deferred (waiting for their next attempt, not on a failure). */
   recovered?: ReadonlyArray<{ name: string; waiting: number }>;
+  /** Abandoned deliveries of endpoints no longer defined (taken out of the config file), by endpoint: nothing can re-send them. */
+  abandonedUndefined?: ReadonlyArray<{ name: string; abandoned: number }>;
 }): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
   const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
@@ -175,9 +178,19 @@ export function judgeHealth(input: {
   if (abandonedNow > 0) {
     const which =
       lastFinished.exitCode === EXIT.abandoned ? ` (the last run, ${lastFinished.finishedAt}, abandoned ${plural(lastFinished.abandoned, 'delivery')})` : '';
+    // Those of an endpoint no longer defined cannot be re-sent: ended with `endpoints remove <name> --force`.
+    const undefinedOnes = input.abandonedUndefined ?? [];
+    const stuck = undefinedOnes.reduce((total, endpoint) => total + endpoint.abandoned, 0);
+    const retry = stuck < abandonedNow ? `, re-send with "${commandLine('deliveries retry --abandoned')}"` : '';
+    const remove = undefinedOnes
+      .map(
+        (endpoint) =>
+          `; ${plural(endpoint.abandoned, 'delivery')} to ${endpoint.name}, which is no longer defined: put it back in the config file to re-send ${endpoint.abandoned === 1 ? 'it' : 'them'}, or end ${endpoint.abandoned === 1 ? 'it' : 'them'} with "${commandLine(`endpoints remove ${endpoint.name} --force`)}"`,
+      )
+      .join('');
     return {
       exitCode: EXIT.abandoned,
-      reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}", re-send with "${commandLine('deliveries retry --abandoned')}"`,
+      reason: `${plural(abandonedNow, 'delivery')} abandoned and not re-sent${which}: see "${commandLine('deliveries list --status abandoned')}"${retry}${remove}`,
     };
   }
   // Where to look: deferred ones, parked ones (a 410), or both, as they are.
@@ -187,13 +200,27 @@ export function judgeHealth(input: {
     const statuses = [...(deferred > 0 || parked === 0 ? ['deferred'] : []), ...(parked > 0 ? ['parked'] : [])];
     return `see ${statuses.map((state) => `"${commandLine(`deliveries list --status ${state}`)}"`).join(' and ')}`;
   };
+  // How many wait, as what: deferred ones go with a later run, parked ones (a 410) wait for `endpoints enable`.
+  const waitingCounts = (endpoint: { waiting: number; parked?: number }) => {
+    const parked = endpoint.parked ?? 0;
+    const deferred = endpoint.waiting - parked;
+    return [deferred > 0 ? `${plural(deferred, 'delivery')} deferred` : '', parked > 0 ? `${plural(parked, 'delivery')} parked` : '']
+      .filter(Boolean)
+      .join(', ');
+  };
+  const enableHint = (endpoints: ReadonlyArray<{ name: string; parked?: number }>) => {
+    const gone = endpoints.filter((endpoint) => (endpoint.parked ?? 0) > 0);
+    if (gone.length === 0) return '';
+    const them = gone.reduce((total, endpoint) => total + (endpoint.parked ?? 0), 0) === 1 ? 'it' : 'them';
+    return `; ${gone.map((endpoint) => `"${commandLine(`endpoints enable ${endpoint.name}`)}"`).join(', ')} sends ${them} again once the receiver is back`;
+  };
   const overdue = (input.failing ?? []).filter(
     (endpoint) => now.getTime() - (parseUtc(endpoint.since)?.getTime() ?? now.getTime()) > FAILING_ENDPOINT_HOURS * 3_600_000,
   );
   if (overdue.length > 0) {
     return {
       exitCode: EXIT.waiting,
-      reason: `${overdue.map((endpoint) => `endpoint ${endpoint.name} has been failing since ${endpoint.since} (${plural(endpoint.waiting, 'delivery')} deferred or parked)`).join('; ')}: more than ${FAILING_ENDPOINT_HOURS} hours. Check the receiver; ${listWaiting(overdue)}`,
+      reason: `${overdue.map((endpoint) => `endpoint ${endpoint.name} has been failing since ${endpoint.since} (${waitingCounts(endpoint)})`).join('; ')}: more than ${FAILING_ENDPOINT_HOURS} hours. Check the receiver; ${listWaiting(overdue)}${enableHint(overdue)}`,
     };
   }
   if (lastFinished.exitCode === EXIT.abandoned) {
@@ -207,9 +234,10 @@ export function judgeHealth(input: {
   const stillDeferred = `${plural(recoveredWaiting, 'delivery')} to ${recovered.map((endpoint) => endpoint.name).join(', ')} ${recoveredWaiting === 1 ? 'waits' : 'wait'} for ${recoveredWaiting === 1 ? 'its' : 'their'} next attempt, the endpoint having answered since: the next run sends ${recoveredWaiting === 1 ? 'it' : 'them'} (see "${commandLine('deliveries list --status deferred')}")`;
   if (lastFinished.exitCode === EXIT.waiting) {
     const waiting = (input.failing ?? []).reduce((total, endpoint) => total + endpoint.waiting, 0);
-    const parked = (input.failing ?? []).reduce((total, endpoint) => total + (endpoint.parked ?? 0), 0);
+    const gone = (input.failing ?? []).filter((endpoint) => (endpoint.parked ?? 0) > 0);
+    const parked = gone.reduce((total, endpoint) => total + (endpoint.parked ?? 0), 0);
     // Parked ones (a 410) wait for the operator, not for a later run.
-    const enable = `"${commandLine('endpoints enable <name>')}" sends the parked ones again`;
+    const enable = `${gone.map((endpoint) => `"${commandLine(`endpoints enable ${endpoint.name}`)}"`).join(', ')} sends the parked ${parked === 1 ? 'one' : 'ones'} again`;
     const then =
       parked === 0 ? `later runs retry ${waiting === 1 ? 'it' : 'them'}` : parked === waiting ? enable : `later runs retry the deferred ones, ${enable}`;
     const left =
@@ -241,6 +269,7 @@ export async function status(context: CommandContext, options: { now: Date; cloc
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
   const endpoints = await endpointHealth(context, options.now);
+  const defined = new Set((await resolveEndpoints(db, context.config.webhooks, options.now)).map((endpoint) => endpoint.name));
   // An endpoint that answered its last attempt with a 2xx is not failing: what it still has deferred waits for its
   // next attempt (a delivery deferred before the receiver came back), which the next run makes. One that throttles
   // since (429, 408) has a failingSince here (endpointHealth), and fails as any other.
@@ -277,6 +306,9 @@ export async function status(context: CommandContext, options: { now: Date; cloc
       abandonedNow: byStatus.abandoned ?? 0,
       failing,
       recovered,
+      abandonedUndefined: Object.entries(byEndpoint)
+        .filter(([name, counts]) => (counts.abandoned ?? 0) > 0 && !defined.has(name))
+        .map(([name, counts]) => ({ name, abandoned: counts.abandoned! })),
     }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's on a server, the run's clock on SQLite).
@@ -309,14 +341,20 @@ async function endpointHealth(context: CommandContext, now: Date): Promise<Endpo
     const wait = waiting.get(name);
     const oldest = wait?.oldestCreatedAt ? parseUtc(wait.oldestCreatedAt) : undefined;
     const throttledSince = throttled.get(name) ?? null;
+    // The circuit's last error, unless an answer came after it (a success, or a 429/408 it does not record; times are
+    // to the second, and a failure in the success's second is taken as before it): then
+    // the latest waiting delivery's says what went wrong last (a 410's, say), or the 410 that disabled it.
+    const circuitError =
+      circuit?.lastError != null && throttledSince === null && (circuit.lastSuccessAt === null || (circuit.lastFailureAt ?? '') > circuit.lastSuccessAt)
+        ? circuit.lastError
+        : undefined;
     return {
       name,
       lastSuccessAt: circuit?.lastSuccessAt ?? null,
       consecutiveFailures: circuit?.consecutiveFailures ?? 0,
       circuit: circuit?.state ?? 'closed',
       failingSince: circuit?.failingSince ?? throttledSince,
-      // The circuit's last error predates the throttling (it records no 429): the latest waiting delivery's says it.
-      lastError: (throttledSince === null ? circuit?.lastError : undefined) ?? wait?.lastError ?? circuit?.lastError ?? null,
+      lastError: circuitError ?? wait?.lastError ?? (state?.disabledAt ? (state.disabledReason ?? GONE_REASON) : null) ?? circuit?.lastError ?? null,
       deferred: wait?.deferred ?? 0,
       parked: wait?.parked ?? 0,
       nextAttemptAt: wait?.nextAttemptAt ?? null,

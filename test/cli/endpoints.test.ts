@@ -223,7 +223,12 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
       'warning: 1 delivery to crm parked: the endpoint is no longer defined (taken out of the config file, or removed). Put back in the config file, it sends it with the next run;',
     );
     expect(parking.stderr).toContain('"license-manager endpoints remove crm --force" ends it unsent.');
-    expect((await ws.cli(['status', '--now', NOW])).code).toBe(3);
+    // status says what ends them: nothing can re-send them, so no retry is offered for them.
+    const stuck = await ws.cli(['status', '--now', NOW]);
+    expect(stuck.code).toBe(3);
+    expect(stuck.stdout).toContain(
+      'ATTENTION: 1 delivery abandoned and not re-sent: see "license-manager deliveries list --status abandoned"; 1 delivery to crm, which is no longer defined: put it back in the config file to re-send it, or end it with "license-manager endpoints remove crm --force"',
+    );
     // The retry's advice is the config file or remove --force: `endpoints add crm` would end them (a new endpoint).
     const retried = await ws.cli(['deliveries', 'retry', '--abandoned']);
     expect(retried.stderr).toContain(

@@ -96,7 +96,7 @@ forEachDialect('status for a receiver that answered 2xx once, then throttles', (
     const dayOn = new Date(Date.now() + 25 * 3_600_000).toISOString();
     const failing = await ws.cli(['status', '--now', dayOn]);
     expect(failing.code).toBe(4);
-    expect(failing.stdout).toMatch(/endpoint default has been failing since .* \(2 deliveries deferred or parked\): more than 24 hours/);
+    expect(failing.stdout).toMatch(/endpoint default has been failing since .* \(2 deliveries deferred\): more than 24 hours/);
     expect(failing.stdout).not.toMatch(/having answered since/);
 
     // The receiver answers 2xx again (a re-send): what is still deferred waits for its next attempt, status 0.
@@ -142,6 +142,29 @@ test('410 Gone: stderr says the endpoint is disabled, endpoints list and show sa
   const next = await ws.cli(['process-expirations', '--quiet']);
   expect([next.code, next.stderr]).toEqual([0, '']);
   expect(await ws.rows("select count(*) as n from webhook_deliveries where status = 'delivered'")).toEqual([{ n: 2 }]);
+}, 60_000);
+
+test('status after a 410 that followed a success: the last error is the 410, not a failure from before the success; past a day it names endpoints enable with the endpoint', async () => {
+  let answer = 503;
+  const target = await receiverFor(() => answer);
+  const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, retryDelaysMs: [] } });
+  await expiredYesterday(ws, 1, 'FIRST-');
+  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+  answer = 200;
+  const [deferred] = await ws.rows<{ id: number }>("select id from webhook_deliveries where status = 'deferred'");
+  expect((await ws.cli(['deliveries', 'retry', String(deferred!.id)])).code).toBe(0);
+  answer = 410;
+  await expiredYesterday(ws, 2, 'GONE-');
+  expect((await ws.cli(['process-expirations', '--quiet'])).code).toBe(4);
+
+  const now = JSON.parse((await ws.cli(['status', '--json'])).stdout) as { endpoints: Array<{ name: string; lastError: string | null }> };
+  expect(now.endpoints).toEqual([expect.objectContaining({ name: 'default', lastError: expect.stringMatching(/^HTTP 410/) })]);
+  const dayOn = await ws.cli(['status', '--now', new Date(Date.now() + 25 * 3_600_000).toISOString()]);
+  expect(dayOn.code).toBe(4);
+  expect(dayOn.stdout).not.toMatch(/503/);
+  expect(dayOn.stdout).toContain('endpoint default has been failing since');
+  expect(dayOn.stdout).toContain('(2 deliveries parked)');
+  expect(dayOn.stdout).toContain('"license-manager endpoints enable default" sends them again once the receiver is back');
 }, 60_000);
 
 test('webhooks.retryWindowHours that is no whole number of hours from 0 to 8760 is exit 2 naming the key; nothing is written', async () => {

@@ -74,7 +74,7 @@ describe('status: the exit code a monitor acts on', () => {
     const failing = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing })).toEqual({
       exitCode: 4,
-      reason: expect.stringContaining('endpoint crm has been failing since 2025-01-14T08:00:00Z (3 deliveries deferred or parked): more than 24 hours'),
+      reason: expect.stringContaining('endpoint crm has been failing since 2025-01-14T08:00:00Z (3 deliveries deferred): more than 24 hours'),
     });
     // 23 hours is not yet a day of failing.
     expect(
@@ -88,15 +88,17 @@ describe('status: the exit code a monitor acts on', () => {
     // The list to look at names what waits: deferred ones, parked ones (a 410), or both.
     const gone = [{ name: 'crm', since: '2025-01-14T08:00:00Z', waiting: 3, parked: 3 }];
     const parkedOnly = judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: gone }).reason;
-    expect(parkedOnly).toMatch(/Check the receiver; see "license-manager deliveries list --status parked"$/);
+    expect(parkedOnly).toMatch(
+      /\(3 deliveries parked\): more than 24 hours\. Check the receiver; see "license-manager deliveries list --status parked"; "license-manager endpoints enable crm" sends them again once the receiver is back$/,
+    );
     const both = [...gone, { name: 'erp', since: '2025-01-14T08:00:00Z', waiting: 1 }];
     expect(judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: both }).reason).toMatch(
-      /see "license-manager deliveries list --status deferred" and "license-manager deliveries list --status parked"$/,
+      /see "license-manager deliveries list --status deferred" and "license-manager deliveries list --status parked"; "license-manager endpoints enable crm" sends them again once the receiver is back$/,
     );
     expect(
       judgeHealth({ now: NOW, lastFinished: waiting, licenses: 5, settingProblems: [], failing: [{ ...gone[0]!, since: '2025-01-15T08:00:00Z' }] }).reason,
     ).toMatch(
-      /; 3 deliveries wait on a failing receiver \("license-manager endpoints enable <name>" sends the parked ones again; status exits 4 once .*: see "license-manager deliveries list --status parked"$/,
+      /; 3 deliveries wait on a failing receiver \("license-manager endpoints enable crm" sends the parked ones again; status exits 4 once .*: see "license-manager deliveries list --status parked"$/,
     );
     // Deferred and parked: later runs retry the deferred ones; one deferred alone is "it".
     const under = (failing: Array<{ name: string; since: string; waiting: number; parked?: number }>) =>
@@ -107,7 +109,7 @@ describe('status: the exit code a monitor acts on', () => {
         settingProblems: [],
         failing: failing.map((entry) => ({ ...entry, since: '2025-01-15T08:00:00Z' })),
       }).reason;
-    expect(under(both)).toContain('(later runs retry the deferred ones, "license-manager endpoints enable <name>" sends the parked ones again;');
+    expect(under(both)).toContain('(later runs retry the deferred ones, "license-manager endpoints enable crm" sends the parked ones again;');
     expect(under([{ name: 'erp', since: '', waiting: 1 }])).toContain('1 delivery waits on a failing receiver (later runs retry it;');
     // An endpoint that answered since: its deferred ones wait for their next attempt, and nothing is failing.
     const recovered = [{ name: 'crm', waiting: 2 }];
