@@ -52,12 +52,24 @@ const LOADERS = Object.fromEntries(
         );
         Promise.resolve()
           .then(() => loader(filepath, content.replace(/^\uFEFF/, '')))
-          .then((loaded: unknown) => (loaded === null && path.basename(filepath) !== 'package.json' ? NULL_CONTENT : loaded))
+          .then((loaded: unknown) => {
+            // A JS config that exports nothing (no default export, `module.exports = undefined`) is a mistake, not an
+            // empty file: the command would run on the defaults, with the database in the wrong folder.
+            if (loaded === undefined && JS_CONFIG.test(filepath)) {
+              throw usageError(
+                `Config file ${filepath} exports no config: give it a default export ("export default { … }", or "module.exports = { … }" in CommonJS).`,
+              );
+            }
+            return loaded === null && path.basename(filepath) !== 'package.json' ? NULL_CONTENT : loaded;
+          })
           .then(resolve, reject)
           .finally(() => clearTimeout(timer));
       }),
   ]),
 );
+
+/** The config files cosmiconfig runs as code, whose export is the config. */
+const JS_CONFIG = /\.[mc]?[jt]s$/;
 
 export interface LoadedConfig {
   config: Config;

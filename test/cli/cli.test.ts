@@ -225,6 +225,22 @@ describe('the built CLI', () => {
     expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
   });
 
+  test.each([
+    ['-c', 'etc/lm.mjs', 'export const config = { database: { filename: "./mine.sqlite" } };\n'],
+    ['-c', 'etc/lm.cjs', 'module.exports = undefined;\n'],
+    ['found', 'license-manager.config.js', 'export const webhooks = {};\n'],
+  ])('a JS config file that exports no config (%s %s) is refused, not run on the defaults', async (how, file, content) => {
+    const cwd = tempDir();
+    fs.mkdirSync(path.join(cwd, 'etc'));
+    fs.writeFileSync(path.join(cwd, file), content);
+    const result = await runCli(how === '-c' ? ['-c', file, 'process-expirations'] : ['process-expirations'], { cwd });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({
+      code: 2,
+      stderr: `error: Config file ${path.join(cwd, file)} exports no config: give it a default export ("export default { … }", or "module.exports = { … }" in CommonJS).\n`,
+    });
+    expect(fs.readdirSync(cwd).filter((name) => name.endsWith('.sqlite'))).toEqual([]);
+  });
+
   test.each(['soon', '100', '3600001'])('LICENSE_MANAGER_DB_TIMEOUT_MS=%s: exit 2 naming the variable and its range, no database written', async (value) => {
     const cwd = tempDir();
     const result = await runCli(['process-expirations'], { cwd, env: { LICENSE_MANAGER_DB_TIMEOUT_MS: value } });
