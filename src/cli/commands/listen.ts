@@ -42,7 +42,7 @@ export function registerListen(program: Command, kit: CommandKit): void {
         'ngrok http 8000                                         # to receive from another machine',
         'license-manager listen --respond 503                    # rehearse retries',
         'license-manager listen --port 0 --json                  # first line: {"listening":"http://127.0.0.1:<port>/",...}',
-      )}\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
+      )}\nWith --json (a global option), the address as the first line, then one JSON line per request.\nA development tool, not a production receiver: a client that takes over 10 s to send its headers or 30 s for the\nwhole request is cut off, and at most --max-connections are open at once.\n`,
     )
     .action(
       (

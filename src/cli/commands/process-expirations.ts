@@ -203,7 +203,7 @@ function printProcessExpirations(out: Output, result: ProcessExpirationsResult, 
   out.info(`  webhooks: ${result.target.enabled ? 'enabled' : 'disabled'} (from ${result.target.enabledSource}); target: ${targetText(result.target)}`);
   out.info(
     `  due: ${counts['license.expiring']} expiring, ${counts['license.expired']} expired, ${counts['license.update_support_expired']} update support ended` +
-      (counts['license.expired_reminder'] === undefined ? '' : `, ${counts['license.expired_reminder']} after-expiry reminders`),
+      (counts['license.expired_reminder'] === undefined ? '' : `, ${plural(counts['license.expired_reminder'], 'after-expiry reminder')}`),
   );
   if (result.dryRun || !result.webhooksEnabled) {
     for (const event of result.due) {

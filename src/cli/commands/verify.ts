@@ -27,7 +27,8 @@ export function registerVerify(program: Command, kit: CommandKit): void {
         'license-manager verify --secret s3cret --signature 5d41402a... --file body.json',
         'pbpaste | license-manager verify --secret s3cret --signature 5d41402a...',
         'license-manager -c /etc/license-manager/config.json verify --signature 5d41402a... --file body.json   # the configured secret',
-      ),
+      ) +
+        '\n\nExit status: 0 the signature verifies, 1 it does not (the reason says why), 2 it cannot be checked (bad usage: no secret, an empty one, a --timestamp that is no Unix seconds).\nWith --json (a global option), one object with valid, verdict, explanation, scheme and secret.\n',
     )
     .action(
       (
