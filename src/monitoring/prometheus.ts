@@ -239,38 +239,55 @@ function lineFamily(line: string): string | undefined {
   return /^(?:# (?:HELP|TYPE) +)?([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line)?.[1];
 }
 
+const LABEL = /[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"/.source;
+const VALUE = /(?:[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN)/.source;
+/** A sample line as a run writes one: `name{labels} value`, no timestamp (node_exporter refuses one); [1] is its series. */
+const SAMPLE_LINE = new RegExp(`^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\\{(?:${LABEL}(?:,${LABEL})*,?)?\\})?) ${VALUE}$`);
+
 /**
  * The textfile after a real run that could not open its database (server down, SQLite file missing, schema not
- * migrated) or was refused by an invalid stored setting: `existing` (the file as the last run left it; null when
- * there is none) with the last run's time, duration and exit status, and the build info, set for this run. Every
- * other line stays as it was: the counts, the endpoints and the last success come from the database, which this
- * run could not read (and a failed run never moves the last success). Without a file, just this run's lines.
+ * migrated) or was refused by an invalid stored setting. `existing` is the file as the last run left it: null when
+ * there is none, or when there is one this run may not read (`unreadable`).
+ *
+ * The last run's time, duration and exit status, and the build info, are this run's. Every other family (the
+ * counts, the endpoints, the last success: they come from the database, which this run could not read, and a
+ * failed run never moves the last success) keeps the file's samples, under the HELP and TYPE a run writes, in a
+ * run's order. Only what a run writes is kept, so the file stays one that node_exporter (which drops a whole file
+ * it cannot parse) and promtool accept: CR LF line ends are read as LF; comments, families no run writes, lines
+ * that are not samples, a family's second block and a series' second sample are dropped.
+ * With no file, the last success is 0, as a run writes it before the first success, so an alert on its age fires;
+ * with an unreadable one it is left out: this run cannot know it.
  */
-export function withUnopenedRun(existing: string | null, run: UnopenedRun): string {
+export function withUnopenedRun(existing: string | null, run: UnopenedRun, { unreadable = false }: { unreadable?: boolean } = {}): string {
   const ours = metricFamilies({ version: run.version, lastSuccessAt: null, lastRun: run, eventsRecorded: [], deliveries: [], endpoints: [] }, run.finishedAt);
-  // The file in blocks, one per family (a comment of no family stays with the block before it).
-  const blocks: Array<{ family: string | undefined; lines: string[] }> = [];
-  for (const line of (existing ?? '').split('\n')) {
-    if (line.trim() === '') continue;
+  // The file's samples by family (series -> line), from each family's first block only.
+  const kept = new Map<string, Map<string, string>>();
+  const ended = new Set<string>();
+  let current: string | undefined;
+  for (const line of existing === null || unreadable ? [] : existing.split(/\r?\n/)) {
     const family = lineFamily(line);
-    const last = blocks.at(-1);
-    if (last && (family === undefined || family === last.family)) last.lines.push(line);
-    else blocks.push({ family, lines: [line] });
-  }
-  // Each of ours in place of the file's block, or after the block of the family before it in the file's order.
-  const order = ours.map((family) => family.name);
-  for (const family of ours.filter((candidate) => UNOPENED_RUN_FAMILIES.has(candidate.name))) {
-    const replacement = { family: family.name, lines: familyLines(family) };
-    const at = blocks.findIndex((block) => block.family === family.name);
-    if (at >= 0) {
-      blocks[at] = replacement;
-      continue;
+    // A comment of no family (or a blank line) is dropped, and does not end the block it is in.
+    if (family === undefined) continue;
+    if (family !== current) {
+      if (current !== undefined) ended.add(current);
+      current = family;
     }
-    const before = order.slice(0, order.indexOf(family.name));
-    const after = blocks.findLastIndex((block) => block.family !== undefined && before.includes(block.family));
-    blocks.splice(after + 1, 0, replacement);
+    if (ended.has(family) || line.startsWith('#')) continue;
+    const series = SAMPLE_LINE.exec(line)?.[1];
+    if (series === undefined || lineFamily(series) !== family) continue;
+    const samples = kept.get(family) ?? new Map<string, string>();
+    kept.set(family, samples);
+    if (!samples.has(series)) samples.set(series, line);
   }
-  return `${blocks.flatMap((block) => block.lines).join('\n')}\n`;
+  const lines = ours.flatMap((family): string[] => {
+    if (UNOPENED_RUN_FAMILIES.has(family.name)) return familyLines(family);
+    const samples = kept.get(family.name);
+    if (samples) return [`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`, ...samples.values()];
+    // Before the first success a run writes 0 (the family always has its sample); unknown when the file could not be read.
+    if (family.name === 'license_manager_last_success_timestamp_seconds' && !unreadable) return familyLines(family);
+    return [];
+  });
+  return `${lines.join('\n')}\n`;
 }
 
 export type TextfileWriteResult = { ok: true; path: string } | { ok: false; path: string; error: string };

@@ -179,7 +179,7 @@ test('a run that fails outright writes the file too; a dry run writes nothing', 
   expect(metrics.get('license_manager_last_success_timestamp_seconds')).toBe(0);
 });
 
-test('a run that cannot open its database rewrites the last run (exit status, time, duration) and keeps the other lines; with no file yet, just those', async () => {
+test('a run that cannot open its database rewrites the last run (exit status, time, duration) and keeps the other lines; with no file yet, those and the last success at 0', async () => {
   const hooks = await receiverFor();
   const config = (database?: object) => ({
     webhooks: { enabled: true, url: hooks.url, retryDelaysMs: [] },
@@ -236,14 +236,25 @@ test('a run that cannot open its database rewrites the last run (exit status, ti
   expect(invalidSetting.get('license_manager_last_run_exit_code')).toBe(2);
   expect(others(invalidSetting)).toEqual(others(before));
 
-  // No file yet: the last run's lines and the build info, nothing this run could not read.
+  // No file yet: the last run's lines and the build info, and the last success at 0 (no run has succeeded that this
+  // file knows of: an alert on its age fires on a new install whose runs all fail to open the database).
   fs.rmSync(file);
   ws.configure(config({ filename: './missing.sqlite' }));
   expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
   const fresh = samples(fs.readFileSync(file, 'utf8'));
   checkWithPromtool(file);
-  expect([...fresh.keys()].sort()).toEqual(['license_manager_build_info{version="0.1.0"}', ...RUN_SERIES].sort());
+  expect([...fresh.keys()].sort()).toEqual(
+    ['license_manager_build_info{version="0.1.0"}', 'license_manager_last_success_timestamp_seconds', ...RUN_SERIES].sort(),
+  );
   expect(fresh.get('license_manager_last_run_exit_code')).toBe(2);
+  expect(fresh.get('license_manager_last_success_timestamp_seconds')).toBe(0);
+
+  // A file with CR LF line ends (edited on Windows, say): rewritten with LF, every line still there.
+  fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/\n/g, '\r\n'));
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(2);
+  expect(fs.readFileSync(file, 'utf8')).not.toContain('\r');
+  checkWithPromtool(file);
+  expect([...samples(fs.readFileSync(file, 'utf8')).keys()].sort()).toEqual([...fresh.keys()].sort());
 
   // A dry run is not a run: the file stays as it is.
   const kept = fs.readFileSync(file, 'utf8');

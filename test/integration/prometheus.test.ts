@@ -263,15 +263,27 @@ describe('after a run that could not open its database', () => {
     expect(withUnopenedRun(after, run)).toBe(after);
   });
 
-  test('no file yet: just those lines with their HELP and TYPE; a file without the last-run families gets them in their place', () => {
+  test('no file yet: those lines and the last success at 0 (as before a first success, so an alert on its age fires); a file without the last-run families gets them in their place', () => {
     const fresh = withUnopenedRun(null, run);
-    expect(samplesOf(fresh)).toEqual(RUN_LINES);
+    expect(samplesOf(fresh)).toEqual([RUN_LINES[0], 'license_manager_last_success_timestamp_seconds 0', ...RUN_LINES.slice(1)]);
     expect(fresh).toBe(
       renderMetrics({ version: '0.2.0', lastSuccessAt: null, lastRun: run, eventsRecorded: [], deliveries: [], endpoints: [] }, now)
         .split('\n')
-        .filter((line) => !/(last_success|events_recorded|_deliveries)/.test(line))
+        .filter((line) => !/(events_recorded|_deliveries)/.test(line))
         .join('\n'),
     );
+    // A file with no last success (an older one, or one cut short) gets it at 0 too: the alert needs its series.
+    expect(
+      samplesOf(
+        withUnopenedRun(
+          fresh
+            .split('\n')
+            .filter((line) => !line.includes('last_success'))
+            .join('\n'),
+          run,
+        ),
+      ),
+    ).toEqual(samplesOf(fresh));
     expect(withUnopenedRun('', run)).toBe(fresh);
     // Before any run (no last-run families): they go after the last success, as a run's file has them.
     const beforeAnyRun = renderMetrics(aSnapshot({ lastRun: null, lastSuccessAt: null }), now);
@@ -279,8 +291,46 @@ describe('after a run that could not open its database', () => {
     expect(after).toBe(renderMetrics(aSnapshot({ version: '0.2.0', lastRun: run, lastSuccessAt: null }), now));
   });
 
+  test('an odd file keeps only what a run writes: CR LF ends read as LF, comments and garbage dropped, a family or series given twice kept once', () => {
+    const good = renderMetrics(aSnapshot(), now);
+    const expected = withUnopenedRun(good, run);
+    // CR LF line ends: no line keeps its \r (promtool: unknown metric type "gauge\r").
+    expect(withUnopenedRun(good.replace(/\n/g, '\r\n'), run)).toBe(expected);
+    // A comment, a garbage line, a sample with a timestamp or of another family, and a half-written last line.
+    const noisy = good
+      .replace('# HELP license_manager_deliveries', '# written by hand\nnot a metric at all\n# HELP license_manager_deliveries')
+      .replace(
+        '# HELP license_manager_endpoint_deliveries',
+        'some_other_metric 1\nlicense_manager_deliveries{event_type="x",status="y"} 1 1700000000000\n# HELP license_manager_endpoint_deliveries',
+      )
+      .concat('license_manager_endpoint_circuit_open{endpoint="crm"');
+    expect(withUnopenedRun(noisy, run)).toBe(expected);
+    // Every block of a replaced family is replaced, a second block of a kept one dropped, a series given twice kept once.
+    const lastRun = good.split('\n').filter((line) => line.includes('license_manager_last_run_exit_code'));
+    const failures = good.split('\n').filter((line) => line.includes('license_manager_endpoint_consecutive_failures'));
+    const twice = `${good}${lastRun.join('\n')}\n${failures.join('\n')}\n`.replace(
+      'license_manager_endpoint_consecutive_failures{endpoint="crm"} 6',
+      'license_manager_endpoint_consecutive_failures{endpoint="crm"} 6\nlicense_manager_endpoint_consecutive_failures{endpoint="crm"} 7',
+    );
+    expect(withUnopenedRun(twice, run)).toBe(expected);
+    // A comment after a replaced block is dropped, not the block after it.
+    expect(withUnopenedRun(good.replace('# HELP license_manager_events', '# note\n# HELP license_manager_events'), run)).toBe(expected);
+    // Nothing usable: as with no file.
+    expect(withUnopenedRun('\u0000garbage\r\n{}\n', run)).toBe(withUnopenedRun(null, run));
+    if (promtool) {
+      for (const text of [noisy, twice, good.replace(/\n/g, '\r\n')]) {
+        const checked = spawnSync('promtool', ['check', 'metrics'], { input: withUnopenedRun(text, run), encoding: 'utf8' });
+        expect([checked.status, checked.stdout, checked.stderr]).toEqual([0, '', '']);
+      }
+    }
+  });
+
+  test("a file that cannot be read: only this run's lines and the build info, no last success (this run cannot know it)", () => {
+    expect(samplesOf(withUnopenedRun(null, run, { unreadable: true }))).toEqual(RUN_LINES);
+  });
+
   (promtool ? test : test.skip)('promtool check metrics passes on both', () => {
-    for (const text of [withUnopenedRun(renderMetrics(aSnapshot(), now), run), withUnopenedRun(null, run)]) {
+    for (const text of [withUnopenedRun(renderMetrics(aSnapshot(), now), run), withUnopenedRun(null, run), withUnopenedRun(null, run, { unreadable: true })]) {
       const checked = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
       expect([checked.status, checked.stdout, checked.stderr]).toEqual([0, '', '']);
     }
