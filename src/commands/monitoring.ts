@@ -218,21 +218,27 @@ async function writeUnopenedTextfile(loaded: LoadedConfig, exitCode: number, dur
   if (textfile === null) return;
   const warn = (message: string) => options.onWarning?.(`${message} The run's exit status does not change.`);
   let existing: string | null = null;
+  let unreadable: string | undefined;
   try {
     // Not opened unless a regular file (a FIFO would block the read): the rename replaces anything else, or says why not.
     if (!notRegularFile(textfile)) existing = await readFile(textfile, 'utf8');
   } catch (error) {
-    // No file yet (or no folder: the write names that). Any other error: rewriting the file without its counts would lose them.
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      warn(`the metrics file ${textfile} was not updated: ${(error as NodeJS.ErrnoException).message ?? String(error)}.`);
-      return;
-    }
+    // No file yet (or no folder: the write names that). Any other error (a file of another user this one may not
+    // read, say): the file is replaced all the same, as a run's is (the rename needs only the folder), else it would
+    // keep the previous run's exit status and the failure would not show; its counts and last success are lost.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') unreadable = (error as NodeJS.ErrnoException).message ?? String(error);
   }
   // To the second, as a recorded run's times are.
   const finishedAt = new Date(Math.floor((options.clock ?? systemClock).now().getTime() / 1000) * 1000);
   const startedAt = new Date(finishedAt.getTime() - Math.max(0, Math.round(durationMs / 1000)) * 1000);
-  const written = await writeTextfileAtomically(textfile, withUnopenedRun(existing, { version: options.version, startedAt, finishedAt, exitCode }));
+  const text = withUnopenedRun(existing, { version: options.version, startedAt, finishedAt, exitCode }, { unreadable: unreadable !== undefined });
+  const written = await writeTextfileAtomically(textfile, text);
   if (!written.ok) warn(written.error);
+  else if (unreadable !== undefined) {
+    warn(
+      `the metrics file ${textfile} could not be read (${unreadable}): it was replaced with this run's exit status, time and duration and the build info only; the counts and the last success come back with the next run that opens the database.`,
+    );
+  }
 }
 
 /**

@@ -263,6 +263,43 @@ test('a run that cannot open its database rewrites the last run (exit status, ti
   expect(fs.readFileSync(file, 'utf8')).toBe(kept);
 });
 
+test('a run that cannot open its database and cannot read the old file replaces it all the same, with its own lines only, and says so', async () => {
+  const config = (database?: object) => ({ monitoring: { textfile: 'metrics/license_manager.prom' }, ...(database ? { database } : {}) });
+  const ws = workspace(config());
+  fs.mkdirSync(path.join(ws.dir, 'metrics'));
+  await seeded(ws);
+  const file = path.join(ws.dir, 'metrics', 'license_manager.prom');
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(0);
+  ws.configure(config({ filename: './missing.sqlite' }));
+  // A file this user may not read (mode 600, another user's: root reads any, so a symlink to itself for root, which
+  // no one can read either); the folder is writable, so a run that opens its database replaces it.
+  const unreadable = [
+    () => fs.symlinkSync('license_manager.prom', file),
+    ...(process.getuid?.() === 0 ? [] : [() => (fs.writeFileSync(file, 'license_manager_last_run_exit_code 0\n'), fs.chmodSync(file, 0o000))]),
+  ];
+  for (const make of unreadable) {
+    fs.rmSync(file);
+    make();
+    const run = await ws.cli(['process-expirations', '--now', NOW]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`the metrics file ${file} could not be read (`);
+    expect(run.stderr).toContain("it was replaced with this run's exit status, time and duration and the build info only");
+    expect(fs.lstatSync(file).isFile()).toBe(true);
+    checkWithPromtool(file);
+    const metrics = samples(fs.readFileSync(file, 'utf8'));
+    expect([...metrics.keys()].sort()).toEqual(
+      [
+        'license_manager_build_info{version="0.1.0"}',
+        'license_manager_last_run_duration_seconds',
+        'license_manager_last_run_exit_code',
+        'license_manager_last_run_timestamp_seconds',
+      ].sort(),
+    );
+    expect(metrics.get('license_manager_last_run_exit_code')).toBe(2);
+    expect(fs.readdirSync(path.join(ws.dir, 'metrics'))).toEqual(['license_manager.prom']);
+  }
+});
+
 test('bad textfile paths: a missing folder, a folder for a file, and a folder this user may not write: exit 2 naming monitoring.textfile, nothing sent', async () => {
   const hooks = await receiverFor();
   const ws = workspace({ webhooks: { enabled: true, url: hooks.url } });
