@@ -42,6 +42,15 @@ test('every license_manager_ metric the section names (table, alert rules, examp
   for (const name of new Set(named)) expect([name, families.has(name)]).toEqual([name, true]);
 });
 
+test('the paragraph on a run that cannot open its database says what it writes with no file and that a kept endpoint age is not counted on', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').replace(/\s+/g, ' ');
+  const paragraph = readme.slice(readme.indexOf('A run that cannot open its database'), readme.indexOf('Only `process-expirations` writes it'));
+  expect(paragraph).toContain('With no file yet it writes those lines and `license_manager_last_success_timestamp_seconds` at 0');
+  expect(paragraph).toContain(
+    'A kept `license_manager_endpoint_oldest_undelivered_age_seconds` is the age when the last run that opened the database ended, not counted on since',
+  );
+});
+
 const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
 
 (promtool ? test : test.skip)(
