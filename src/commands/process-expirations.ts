@@ -204,8 +204,10 @@ export async function findNewEvents(
   onWarning: (message: string) => void,
   takes?: EndpointTakes,
 ): Promise<ExpirationPlan> {
-  const candidates = await licenses.findDueCandidates(db, scanWindow(now, policy));
-  const unreadable: SkippedLicense[] = (await licenses.findUnreadableDates(db, 100)).map((bad) => ({
+  const window = scanWindow(now, policy);
+  const candidates = await licenses.findDueCandidates(db, window);
+  // Before fromDay is the long-past scan's range (expireLongPast), which passes over what is no date.
+  const unreadable: SkippedLicense[] = (await licenses.findUnreadableDates(db, 100, window.fromDay)).map((bad) => ({
     id: bad.id,
     code: bad.license_code,
     problem: bad.problem ?? `${bad.column} "${bad.value}" is not a date`,

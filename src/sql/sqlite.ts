@@ -39,8 +39,9 @@ export const sqliteDialect: SqlDialect = {
   asInteger: (expression) => sql<number>`cast(${expression} as integer)`,
   dateAsText: (expression) => sql<string>`${expression}`,
   sameDate: (text, date) => sql<boolean>`${text} = ${date}`,
-  // Text dates that are not dates, such as '' or 'N/A', sort outside the range.
-  isDate: inDateRange,
+  // Text dates that are not dates, such as '' or 'N/A', sort outside the range; date() takes no zero month or day
+  // ('2025-00-10' is null) and carries a day past the month's end into the next ('2026-02-30' is 2026-03-02).
+  isDate: (expression) => sql<boolean>`(${inDateRange(expression)} and date(substr(${expression}, 1, 10)) = substr(${expression}, 1, 10))`,
   position: (text, needle) => sql<number>`instr(${text}, ${needle})`,
   // "Disqualifying WHERE clause terms using unary-+" (SQLite's query planner documentation).
   unindexed: (column) => sql`+${sql.ref(column)}`,

@@ -221,10 +221,12 @@ export async function findBotbleLicensesByIds(db: Kysely<Database>, botblePrefix
  * Botble licenses each run names, as they get no events: an id beyond what this tool carries exactly, or, unless an
  * admin blocked the license, a date column holding a value that is no date (MariaDB's '0000-00-00', PostgreSQL's
  * '-infinity' and 'infinity'): they sort outside the dates this tool reads, found by range seeks on both columns
- * (with the README's indexes). A zero month or day within the range ('2025-00-10') is named when it falls in a
- * due window; the long-past scan passes over it (SqlDialect.isDate).
+ * (with the README's indexes). A zero month or day within the range ('2025-00-10'), or a day past the month's end
+ * (ALLOW_INVALID_DATES; any text in a SQLite copy), is named when it falls in a due window (the run reads it), or in
+ * expires_at before `beforeDay`, the long-past scan's range, which passes over it (SqlDialect.isDate): the same
+ * range seek. A later one waits for its window, as a later date does.
  */
-export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: string, limit: number): Promise<UnreadableDate[]> {
+export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: string, limit: number, beforeDay: string): Promise<UnreadableDate[]> {
   const { raw, tables } = tablesOf(db, botblePrefix);
   const rows: Array<{ id: number | string | bigint; license_code: string | null }> = await readBotble([tables.licenses], () =>
     raw.selectFrom(tables.licenses).select(['id', 'license_code']).where('id', '>', MAX_EXACT_ID).orderBy('id').limit(limit).execute(),
@@ -238,6 +240,9 @@ export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: s
   }));
   // One statement for both columns: without the README's indexes, one scan of the table rather than two.
   const outside = (column: string) => sql<boolean>`(${sql.ref(column)} < ${FIRST_DATE} or ${sql.ref(column)} > ${LAST_DATE})`;
+  // isDate is null, not false, for some of these on MariaDB (last_day of a zero month).
+  const longPastNoDate = sql<boolean>`(l.expires_at >= ${FIRST_DATE} and l.expires_at < ${beforeDay} and not coalesce(${readable(raw)}, false))`;
+  const badExpires = sql<boolean>`(${outside('l.expires_at')} or ${longPastNoDate})`;
   const dates: Array<{
     id: number | string | bigint;
     license_code: string | null;
@@ -252,10 +257,10 @@ export async function findBotbleUnreadable(db: Kysely<Database>, botblePrefix: s
       'l.license_code',
       'l.expires_at',
       'l.updates_until',
-      sql<number>`case when ${outside('l.expires_at')} then 1 else 0 end`.as('bad_expires'),
+      sql<number>`case when ${badExpires} then 1 else 0 end`.as('bad_expires'),
       sql<number>`case when ${outside('l.updates_until')} then 1 else 0 end`.as('bad_updates'),
     ])
-    .where((where) => where.or([outside('l.expires_at'), outside('l.updates_until')]))
+    .where((where) => where.or([badExpires, outside('l.updates_until')]))
     .where(validity(db), '<>', 0)
     .where('l.id', '<=', MAX_EXACT_ID)
     .orderBy('l.id')

@@ -46,8 +46,11 @@ export interface LicenseSource {
   description: string;
   /** The licenses that may have an event due or a status to change: raw rows, read by the domain (readLicense). */
   findDueCandidates(db: Kysely<Database>, window: { fromDay: string; expiresBeforeDay: string; supportBeforeDay: string }): Promise<RawLicense[]>;
-  /** Rows whose dates are text that is not a date (a DATE column holds none), or whose id a number cannot hold. */
-  findUnreadableDates(db: Kysely<Database>, limit: number): Promise<UnreadableDate[]>;
+  /**
+   * Rows whose dates are text that is not a date (a DATE column holds none), or whose id a number cannot hold;
+   * `beforeDay` is where the due scans start, the long-past scan's bound: what lies before it no due scan reads.
+   */
+  findUnreadableDates(db: Kysely<Database>, limit: number, beforeDay: string): Promise<UnreadableDate[]>;
   /** Marks (or counts, `write` false) active licenses expired before `beforeDay` as `expired`, naming the first `list`. */
   expireLongPast(db: Kysely<Database>, beforeDay: string, now: string, write: boolean, list?: number): Promise<LongPastExpiries>;
   setStatuses: StatusWriter;
@@ -100,7 +103,7 @@ function botbleLicenses(tablePrefix: string): LicenseSource {
     kind: 'botble',
     description: `Botble's ${tablePrefix}licenses`,
     findDueCandidates: readingDates((db, window) => findBotbleDueCandidates(db, tablePrefix, window)),
-    findUnreadableDates: readingDates((db, limit: number) => findBotbleUnreadable(db, tablePrefix, limit)),
+    findUnreadableDates: readingDates((db, limit: number, beforeDay: string) => findBotbleUnreadable(db, tablePrefix, limit, beforeDay)),
     expireLongPast: readingDates((db, beforeDay: string, now: string, write: boolean, list?: number) =>
       expireBotbleLongPast(db, tablePrefix, beforeDay, now, write, list),
     ),
