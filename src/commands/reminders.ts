@@ -130,9 +130,14 @@ interface NoticeToCome {
 export interface LicenseShowResult {
   license: LicenseRow;
   timeZone: string;
-  /** The expiry date and the update-support end date in the business zone. */
+  /** The expiry date and the update-support end date in the business zone (null as well for one that is no date). */
   expiryDate: string | null;
   updatesUntilDate: string | null;
+  /**
+   * Why the runs skip this license, as their warning says it (`expires_at "0000-00-00" is not a date`): it gets no
+   * notices, so none are to come. Only when there is one.
+   */
+  problem?: string;
   schedule: ReminderSchedule & { source: 'product' | 'global' };
   sent: Array<{
     id: number;
@@ -156,8 +161,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
   if (!row) throw usageError(`No license with code "${code}". See "license-manager licenses list".`);
   const expirations = context.config.expirations;
   const { timeZone, lookbackDays } = expirations;
-  const dates = readLicense(row, timeZone);
-  if ('problem' in dates) throw usageError(`License ${code}: ${dates.problem}.`);
+  const read = readLicense(row, timeZone);
   const schedule = policyFor(row.product_id, expirations, expirations.products);
   const own = row.product_id !== null && Object.hasOwn(expirations.products, row.product_id);
   const { rows } = await deliveriesList(context, { licenseCode: code });
@@ -175,12 +179,29 @@ export async function licensesShow(context: CommandContext, code: string, now: D
       lastError: delivery.last_error,
     }))
     .sort((a, b) => a.recordedAt.localeCompare(b.recordedAt) || a.id - b.id);
+  const shown = (expiryDate: string | null, updatesUntilDate: string | null, toCome: NoticeToCome[]): LicenseShowResult => ({
+    license: row,
+    timeZone,
+    expiryDate,
+    updatesUntilDate,
+    schedule: { ...schedule, source: own ? 'product' : 'global' },
+    sent,
+    toCome,
+  });
+  if ('problem' in read) {
+    // The license the runs name as skipped: shown as stored, with their reason, and no notices to come.
+    const dateOf = (text: string | null) => {
+      const instant = text === null ? undefined : parseInZone(text, timeZone)?.instant;
+      return instant ? dateInZone(instant, timeZone) : null;
+    };
+    return { ...shown(dateOf(row.expires_at), dateOf(row.updates_until), []), problem: read.problem };
+  }
 
   // Still to come: the forecast day loop for this one license, from today to past its last possible notice.
   const today = dateInZone(now, timeZone);
-  const license: ForecastLicense = { id: row.id, productId: row.product_id, status: row.status, expiresAt: dates.expiresAt, updatesUntil: dates.updatesUntil };
-  const expiryDate = dates.expiresAt && dateInZone(dates.expiresAt, timeZone);
-  const supportDate = dates.updatesUntil && dateInZone(dates.updatesUntil, timeZone);
+  const license: ForecastLicense = { id: row.id, productId: row.product_id, status: row.status, expiresAt: read.expiresAt, updatesUntil: read.updatesUntil };
+  const expiryDate = read.expiresAt && dateInZone(read.expiresAt, timeZone);
+  const supportDate = read.updatesUntil && dateInZone(read.updatesUntil, timeZone);
   const ends = [
     expiryDate && addDays(expiryDate, lookbackDays + Math.max(0, ...schedule.afterExpiryDays)),
     supportDate && addDays(supportDate, lookbackDays),
@@ -212,15 +233,7 @@ export async function licensesShow(context: CommandContext, code: string, now: D
       }
     }
   }
-  return {
-    license: row,
-    timeZone,
-    expiryDate,
-    updatesUntilDate: supportDate,
-    schedule: { ...schedule, source: own ? 'product' : 'global' },
-    sent,
-    toCome,
-  };
+  return shown(expiryDate, supportDate, toCome);
 }
 
 /** `{ days }` for a notice recorded with a threshold (a warning, an after-expiry reminder); nothing otherwise. */

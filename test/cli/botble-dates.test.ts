@@ -3,6 +3,7 @@ import path from 'node:path';
 import { expect, test } from '@jest/globals';
 import { botbleInserts, botbleSettingInserts, botbleSuite } from '../helpers/botble.js';
 import { runCli } from '../helpers/cli.js';
+import { licensesShowJson } from '../helpers/json-shapes.js';
 import { forEachDialect } from '../helpers/workspace.js';
 
 const NOW = '2025-01-23T10:00:00Z';
@@ -87,6 +88,37 @@ forEachDialect('Botble mode: a date column holding no date', (under) => {
     const again = await cli('process-expirations', '--now', NOW, '--json');
     expect(JSON.parse(again.stdout)).toMatchObject({ markedExpired: 0, skipped });
     for (const line of named) expect(again.stderr).toContain(line);
+  }, 60_000);
+
+  test('licenses show shows a license every run skips: its value as stored and the reason, exit 0', async () => {
+    const dir = await suite.freshDir();
+    const show = (code: string, ...json: string[]) => runCli(['licenses', 'show', code, '--now', NOW, ...json], { cwd: dir });
+    const cases = [
+      { code: 'ZERO', column: 'expires_at', value: bad },
+      { code: 'UZERO', column: 'updates_until', value: bad },
+      ...(WITHIN_RANGE ? [{ code: 'FEB30', column: 'expires_at', value: '2024-02-30' }] : []),
+    ];
+    for (const { code, column, value } of cases) {
+      const problem = `${column} "${value}" is not a date`;
+      const text = await show(code);
+      expect({ code, exit: text.code, stderr: text.stderr }).toEqual({ code, exit: 0, stderr: '' });
+      expect(text.stdout).toContain(column === 'expires_at' ? `  expires: ${value} (not a date)\n` : `  update support until: ${value} (not a date)\n`);
+      expect(text.stdout).toContain(`  skipped by every run: ${problem}; it gets no notices, and each run names it, until that is fixed\n`);
+      expect(text.stdout).toContain('Notices to come: none (every run skips this license)\n');
+      const json = await show(code, '--json');
+      expect({ code, exit: json.code }).toEqual({ code, exit: 0 });
+      // Botble's created_at and updated_at are its own timestamps, as its driver gives them: the shape is checked without them.
+      const output = JSON.parse(json.stdout) as { license: Record<string, unknown> };
+      const shown = licensesShowJson.parse({
+        ...output,
+        license: { ...output.license, created_at: '2024-01-01T00:00:00Z', updated_at: '2024-01-01T00:00:00Z' },
+      });
+      expect(output.license).toMatchObject({ license_code: code });
+      expect(shown).toMatchObject({ license: { license_code: code, status: 'active', [column]: value }, problem, toCome: [] });
+      expect(column === 'expires_at' ? shown.expiryDate : shown.updatesUntilDate).toBeNull();
+    }
+    // A license the runs read has no problem.
+    expect(JSON.parse((await show('OLD', '--json')).stdout)).not.toHaveProperty('problem');
   }, 60_000);
 
   test('marked expired by an earlier release, it reads as active', async () => {

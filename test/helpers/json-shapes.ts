@@ -317,8 +317,8 @@ export const licensesImportJson = z.strictObject({
 /** `licenses list`. */
 export const licensesListJson = z.array(licenseRow);
 
-/** `licenses show <code>`. */
-export const licensesShowJson = z.strictObject({
+/** `licenses show <code>`, and one every run skips: its dates as stored (no date, for one), with `problem` and nothing to come. */
+const licenseShow = z.strictObject({
   license: licenseRow,
   timeZone: z.string(),
   expiryDate: calendarDate.nullable(),
@@ -340,6 +340,14 @@ export const licensesShowJson = z.strictObject({
   ),
   toCome: z.array(z.strictObject({ date: calendarDate, type: noticeType, days: count.optional() })),
 });
+export const licensesShowJson = z.union([
+  licenseShow,
+  licenseShow.extend({
+    license: licenseRow.extend({ expires_at: z.string().nullable(), updates_until: z.string().nullable() }),
+    toCome: z.tuple([]),
+    problem: z.string(),
+  }),
+]);
 
 /** `licenses forecast`: every type on every day. */
 export const licensesForecastJson = z.strictObject({

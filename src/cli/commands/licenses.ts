@@ -200,12 +200,12 @@ function printLicenseShow(out: Output, result: LicenseShowResult): void {
   );
   out.info(`  customer: ${clean(license.customer_id ?? '-')}, email ${clean(license.email ?? '-')}`);
   out.info(`  status: ${license.status}`);
-  out.info(
-    `  expires: ${license.expires_at === null ? 'never (lifetime)' : `${clean(license.expires_at)} (expiry date ${result.expiryDate} in ${result.timeZone})`}`,
-  );
-  out.info(
-    `  update support until: ${license.updates_until === null ? '-' : `${clean(license.updates_until)} (${result.updatesUntilDate} in ${result.timeZone})`}`,
-  );
+  // A date the runs cannot read is shown as stored (result.problem says why they skip the license).
+  const inZone = (date: string | null, label: string) => (date === null ? 'not a date' : `${label}${date} in ${result.timeZone}`);
+  out.info(`  expires: ${license.expires_at === null ? 'never (lifetime)' : `${clean(license.expires_at)} (${inZone(result.expiryDate, 'expiry date ')})`}`);
+  out.info(`  update support until: ${license.updates_until === null ? '-' : `${clean(license.updates_until)} (${inZone(result.updatesUntilDate, '')})`}`);
+  if (result.problem !== undefined)
+    out.info(`  skipped by every run: ${clean(result.problem)}; it gets no notices, and each run names it, until that is fixed`);
   const days = (list: readonly number[]) => (list.length === 0 ? 'none' : list.join(','));
   const source = schedule.source === 'product' ? `product ${clean(license.product_id ?? '')}'s own schedule` : 'the global schedule';
   out.info(
@@ -231,7 +231,9 @@ function printLicenseShow(out: Output, result: LicenseShowResult): void {
       ]).replace(/^/gm, '  '),
     );
   }
-  if (result.toCome.length === 0) {
+  if (result.problem !== undefined) {
+    out.info('Notices to come: none (every run skips this license)');
+  } else if (result.toCome.length === 0) {
     out.info(`Notices to come: none (under the current settings, in ${result.timeZone})`);
   } else {
     out.info(`Notices to come (under the current settings, in ${result.timeZone}; a notice due at a time of day goes out with the first run after it):`);
