@@ -20,9 +20,12 @@ export function isStorageError(error: unknown): boolean {
   return !(error instanceof ExitError) && (error instanceof StorageRefusal || isDatabaseError(error));
 }
 
-/** A refusal of storage as the operator reads it; any other error as it is. */
-export function withRefusalWords(target: DatabaseTarget, error: unknown): unknown {
-  return error instanceof StorageRefusal ? refusalError(target, error) : error;
+/**
+ * A refusal of storage as the operator reads it; any other error as it is. `run`: a process-expirations run refused
+ * before it sent or marked anything, which its words say (other commands send and mark nothing).
+ */
+export function withRefusalWords(target: DatabaseTarget, error: unknown, run = false): unknown {
+  return error instanceof StorageRefusal ? refusalError(target, error, run) : error;
 }
 
 /** Turns a driver's error into a message that names the database (host and name, password masked) and says what to do. */
@@ -172,7 +175,7 @@ function sqliteError(filename: string, error: unknown): ExitError {
 }
 
 /** What storage refused, in the operator's words: what is wrong, where, and what to do. */
-function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError {
+function refusalError(target: DatabaseTarget, error: StorageRefusal, run = false): ExitError {
   const options = { cause: error.cause };
   const refusal: Refusal = error.refusal;
   switch (refusal.kind) {
@@ -211,7 +214,7 @@ function refusalError(target: DatabaseTarget, error: StorageRefusal): ExitError 
     case 'botble-column-type': {
       const found = refusal.columns.map(({ column, type }) => `${refusal.table}.${column} is ${type}`).join(' and ');
       return usageError(
-        `Botble mode reads ${refusal.table}.expires_at and updates_until as DATE columns, as Botble's License Manager schema has them (a date alone, no time of day), and no other type: here ${found}. No license was read, and nothing was sent or marked. Point database.url at a Botble License Manager database whose columns are DATE.`,
+        `Botble mode reads ${refusal.table}.expires_at and updates_until as DATE columns, as Botble's License Manager schema has them (a date alone, no time of day), and no other type: here ${found}. No license was read${run ? ', and nothing was sent or marked' : ''}. Point database.url at a Botble License Manager database whose columns are DATE.`,
         options,
       );
     }

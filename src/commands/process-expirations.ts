@@ -340,7 +340,7 @@ export async function processExpirations(context: CommandContext, options: Proce
     return result;
   } catch (error) {
     // A refusal of storage (a Botble table missing, an event too long to store) is kept in the operator's words, with its exit code.
-    failure = withRefusalWords(context.database, error);
+    failure = withRefusalWords(context.database, error, true);
     throw failure;
   } finally {
     const { status, exitCode } = result?.outcome ?? failedRunOutcome(failure);
@@ -501,7 +501,7 @@ async function findAndDeliver(
   const planned = await planAndRecord(context, now, latestRun, url !== null, options, fanOutOf(endpoints), endpointTakes(wouldGo), clock.now()).catch(
     (error: unknown) => {
       // The span, the runs row and the CLI say it in the same words.
-      const failure = withRefusalWords(context.database, error);
+      const failure = withRefusalWords(context.database, error, true);
       recording?.end({ recorded: 0, error: failure instanceof Error ? failure.message : String(failure) });
       throw failure;
     },

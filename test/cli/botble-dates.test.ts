@@ -180,10 +180,13 @@ forEachDialect(
           ['licenses', 'list'],
           ['licenses', 'show', 'SOON'],
           ['status', '--json'],
+          ['send-test-event', '--license', 'SOON'],
         ]) {
           const refused = await runCli(args, { cwd: dir });
           expect({ args, code: refused.code }).toEqual({ args, code: 2 });
-          expect(refused.stderr).toContain(`${types.named}. No license was read, and nothing was sent or marked.`);
+          // A run says it sent and marked nothing; the other commands do neither.
+          const run = args[0] === 'process-expirations';
+          expect(refused.stderr).toContain(`${types.named}. No license was read${run ? ', and nothing was sent or marked' : ''}. Point database.url`);
           expect(refused.stderr).toContain(
             "Botble mode reads lm_licenses.expires_at and updates_until as DATE columns, as Botble's License Manager schema has them",
           );
