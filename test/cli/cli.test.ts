@@ -207,37 +207,24 @@ describe('the built CLI', () => {
     expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
   });
 
+  const isNull = (file: string) => `Invalid config file ${file}:\n  (top level): Invalid input: expected object, received null`;
+  const exportsNothing = (file: string) =>
+    `Config file ${file} exports no config: give it a default export ("export default { … }", or "module.exports = { … }" in CommonJS).`;
   test.each([
-    ['-c', 'etc/lm.json', 'null\n'],
-    ['-c', 'etc/lm.yaml', '~\n'],
-    ['-c', 'etc/lm.mjs', 'export default null;\n'],
-    ['found', 'license-manager.config.json', 'null'],
-    ['found', '.license-managerrc.yaml', '~\n'],
-  ])('a config file whose content is null (%s %s) is refused like [1,2], not run as no config file', async (how, file, content) => {
+    ['-c', 'etc/lm.json', 'null\n', isNull],
+    ['-c', 'etc/lm.yaml', '~\n', isNull],
+    ['-c', 'etc/lm.mjs', 'export default null;\n', isNull],
+    ['found', 'license-manager.config.json', 'null', isNull],
+    ['found', '.license-managerrc.yaml', '~\n', isNull],
+    ['-c', 'etc/lm.mjs', 'export const config = { database: { filename: "./mine.sqlite" } };\n', exportsNothing],
+    ['-c', 'etc/lm.cjs', 'module.exports = undefined;\n', exportsNothing],
+    ['found', 'license-manager.config.js', 'export const webhooks = {};\n', exportsNothing],
+  ])('a config file that is null or exports nothing (%s %s: %s) is refused naming it, not run on the defaults', async (how, file, content, message) => {
     const cwd = tempDir();
     fs.mkdirSync(path.join(cwd, 'etc'));
     fs.writeFileSync(path.join(cwd, file), content);
     const result = await runCli(how === '-c' ? ['-c', file, 'process-expirations'] : ['process-expirations'], { cwd });
-    expect({ code: result.code, stderr: result.stderr }).toEqual({
-      code: 2,
-      stderr: `error: Invalid config file ${path.join(cwd, file)}:\n  (top level): Invalid input: expected object, received null\n`,
-    });
-    expect(fs.existsSync(path.join(cwd, 'license-manager.sqlite'))).toBe(false);
-  });
-
-  test.each([
-    ['-c', 'etc/lm.mjs', 'export const config = { database: { filename: "./mine.sqlite" } };\n'],
-    ['-c', 'etc/lm.cjs', 'module.exports = undefined;\n'],
-    ['found', 'license-manager.config.js', 'export const webhooks = {};\n'],
-  ])('a JS config file that exports no config (%s %s) is refused, not run on the defaults', async (how, file, content) => {
-    const cwd = tempDir();
-    fs.mkdirSync(path.join(cwd, 'etc'));
-    fs.writeFileSync(path.join(cwd, file), content);
-    const result = await runCli(how === '-c' ? ['-c', file, 'process-expirations'] : ['process-expirations'], { cwd });
-    expect({ code: result.code, stderr: result.stderr }).toEqual({
-      code: 2,
-      stderr: `error: Config file ${path.join(cwd, file)} exports no config: give it a default export ("export default { … }", or "module.exports = { … }" in CommonJS).\n`,
-    });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 2, stderr: `error: ${message(path.join(cwd, file))}\n` });
     expect(fs.readdirSync(cwd).filter((name) => name.endsWith('.sqlite'))).toEqual([]);
   });
 
