@@ -97,11 +97,12 @@ function licenseNow(raw: RawLicense | undefined, timeZone: string): LicenseNow {
   if (!raw) return undefined;
   const license = readLicense(raw, timeZone);
   if ('problem' in license) return license;
-  const dateOnly = (text: string | null) => text !== null && parseInZone(text, timeZone)?.kind === 'date';
+  // A date alone or a time with no offset is read in the zone (kind date or local); one with Z or an offset is an instant.
+  const wallTime = (text: string | null) => text !== null && parseInZone(text, timeZone)?.kind !== 'instant';
   return {
     status: license.status,
     expiresAt: license.expiresAt,
     updatesUntil: license.updatesUntil,
-    dateOnly: { expiresAt: dateOnly(raw.expires_at), updatesUntil: dateOnly(raw.updates_until) },
+    wallTime: { expiresAt: wallTime(raw.expires_at), updatesUntil: wallTime(raw.updates_until) },
   };
 }

@@ -45,8 +45,11 @@ export type LicenseNow =
       status: string;
       expiresAt: Date | null;
       updatesUntil: Date | null;
-      /** Which of its dates are a date alone, no time of day (midnight in the zone that reads it); unknown when left out. */
-      dateOnly?: { expiresAt: boolean; updatesUntil: boolean };
+      /**
+       * Which of its dates are wall times, read in the business zone (a date alone, or a time with no offset), rather
+       * than instants (a time with Z or an offset); unknown when left out.
+       */
+      wallTime?: { expiresAt: boolean; updatesUntil: boolean };
     }
   | { problem: string }
   | undefined;
@@ -84,29 +87,30 @@ export function staleNotice(notice: WaitingNotice, license: LicenseNow, recorded
 
   // The date the notice is about: its instant's date here when known (the same expiry whatever zone recorded it), else the key's.
   const day = about.instant ? dateInZone(new Date(about.instant), timeZone) : about.day;
-  // A date-only value is midnight in the zone that reads it: its stored instant was midnight in the zone of the
-  // recording, which can fall on another date here after the business zone changed. So a date alone compares with the
-  // key's date, a value with a time of day with its instant's date here (unknown: midnight of the key's date is a date alone).
-  const sameDate = (value: Date, date: string | null, dateOnly: boolean | undefined) =>
-    dateOnly === true
+  // A wall time (a date alone, or a time with no offset) is read in the zone that reads it: its stored instant was
+  // read in the zone of the recording, which can fall on another date here after the business zone changed, while
+  // its date here is still the key's. So a wall time compares with the key's date, an instant with its instant's
+  // date here (unknown: midnight of the key's date is taken for a date alone).
+  const sameDate = (value: Date, date: string | null, wallTime: boolean | undefined) =>
+    wallTime === true
       ? date === about.day
-      : dateOnly === false
+      : wallTime === false
         ? date === day
         : date === day || (date === about.day && value.getTime() === startOfDayInZone(about.day, timeZone).getTime());
   if (type === 'license.update_support_expired') {
     const ends = license.updatesUntil === null ? null : dateInZone(license.updatesUntil, timeZone);
-    if (license.updatesUntil === null || !sameDate(license.updatesUntil, ends, license.dateOnly?.updatesUntil))
+    if (license.updatesUntil === null || !sameDate(license.updatesUntil, ends, license.wallTime?.updatesUntil))
       return superseded(
         'update-support-changed',
-        `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${day})`,
+        `update support changed: ${ends === null ? 'no end date any more' : `it now ends on ${ends}`} (this notice is about ${license.wallTime?.updatesUntil ? about.day : day})`,
       );
     return SEND;
   }
   const expiry = license.expiresAt === null ? null : dateInZone(license.expiresAt, timeZone);
-  if (license.expiresAt === null || !sameDate(license.expiresAt, expiry, license.dateOnly?.expiresAt))
+  if (license.expiresAt === null || !sameDate(license.expiresAt, expiry, license.wallTime?.expiresAt))
     return superseded(
       'renewed',
-      `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${day})`,
+      `license renewed: ${expiry === null ? 'no expiry date any more (lifetime)' : `it now expires on ${expiry}`} (this notice is about ${license.wallTime?.expiresAt ? about.day : day})`,
     );
   if (type !== 'license.expiring' || license.expiresAt === null) return SEND;
 

@@ -169,6 +169,33 @@ forEachDialect('superseded deliveries', ({ workspace }) => {
     return { ws, receiver, now };
   }
 
+  test('the business zone moved west while notices waited: wall-time expiries (a date alone, a local time) are the same expiry, and go out; an instant too', async () => {
+    const [main, crm] = [await receiverFor(), await receiverFor()];
+    const ws = workspace();
+    const settings = (timeZone: string, crmEnabled: boolean) => {
+      ws.configure({
+        expirations: { timeZone, warningDays: [7] },
+        webhooks: { enabled: true, url: main.url, secret: SECRET, endpoints: [{ name: 'crm', url: crm.url, enabled: crmEnabled }] },
+      });
+      fs.chmodSync(ws.configFile, 0o600);
+    };
+    settings('Asia/Tokyo', false);
+    await ws.ready();
+    await ws.seed([
+      aLicense({ license_code: 'DATE', expires_at: day(5) }),
+      aLicense({ license_code: 'MIDNIGHT', expires_at: `${day(5)}T00:00:00` }),
+      aLicense({ license_code: 'HALF-PAST', expires_at: `${day(5)}T00:30:00` }),
+      aLicense({ license_code: 'INSTANT', expires_at: `${day(5)}T12:00:00Z` }),
+    ]);
+    const first = await ws.cli(['process-expirations', '--json']);
+    expect(JSON.parse(first.stdout)).toMatchObject({ recorded: 4, delivered: 4 });
+    // Tokyo's midnight and 00:30 are the day before in UTC: their stored instants fall on that date there.
+    settings('UTC', true);
+    const later = await ws.cli(['process-expirations', '--json']);
+    expect([later.stderr, JSON.parse(later.stdout)]).toEqual(['', expect.objectContaining({ recorded: 0, delivered: 4, superseded: 0 })]);
+    expect(got(crm)).toEqual(['license.expiring DATE', 'license.expiring HALF-PAST', 'license.expiring INSTANT', 'license.expiring MIDNIGHT']);
+  });
+
   test('workers of one catch-up run (one --now, started together): a warning one recorded goes out whichever claims it, though its expiry has passed on the real clock', async () => {
     const { ws, receiver, now } = await recordedNotSent();
     // The license is still read again: a renewal in between supersedes its warning.

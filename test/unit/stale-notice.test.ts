@@ -174,7 +174,7 @@ describe('still sent', () => {
     const when = at('2026-12-09T10:00:00Z');
     const fromTokyo = (notice: WaitingNotice, instant: string): WaitingNotice => ({ ...notice, eventInstant: instant });
     const dateOnly = license({ expiresAt: parseInZone('2026-12-10', 'UTC')!.instant, updatesUntil: parseInZone('2026-12-01', 'UTC')!.instant });
-    const known = { dateOnly: { expiresAt: true, updatesUntil: true } };
+    const known = { wallTime: { expiresAt: true, updatesUntil: true } };
     for (const notice of [
       fromTokyo(expiring7, '2026-12-09T15:00:00Z'),
       fromTokyo(expired, '2026-12-09T15:00:00Z'),
@@ -199,13 +199,22 @@ describe('still sent', () => {
     const movedBack = license({ expiresAt: parseInZone('2026-12-09', 'UTC')!.instant, updatesUntil: parseInZone('2026-11-30', 'UTC')!.instant });
     expect(
       staleNotice(fromTokyo(expired, '2026-12-09T15:00:00Z'), { ...(movedBack as object), ...known } as LicenseNow, [], at('2026-12-13T10:00:00Z'), 'UTC'),
-    ).toMatchObject({
+    ).toEqual({
       send: false,
       code: 'renewed',
+      reason: 'license renewed: it now expires on 2026-12-09 (this notice is about 2026-12-10)',
     });
     expect(staleNotice(fromTokyo(support, '2026-11-30T15:00:00Z'), { ...(movedBack as object), ...known } as LicenseNow, [], when, 'UTC')).toMatchObject({
       send: false,
       code: 'update-support-changed',
+    });
+    // A time with no offset is a wall time too: 00:30 on the 10th in Tokyo is 15:30Z on the 9th; read in UTC now it
+    // is 00:30 on the 10th, the notice's date (its instant's date here, the 9th, said "renewed").
+    const localHalfPast = license({ expiresAt: parseInZone('2026-12-10T00:30:00', 'UTC')!.instant });
+    expect(
+      staleNotice(fromTokyo(expired, '2026-12-09T15:30:00Z'), { ...(localHalfPast as object), ...known } as LicenseNow, [], at('2026-12-13T10:00:00Z'), 'UTC'),
+    ).toEqual({
+      send: true,
     });
     // A value with a time of day is judged by its instant, as before: moved to 10:00 UTC of the 10th, it is another expiry
     // than the 9th 15:00Z the notice is about (the 9th in UTC).
