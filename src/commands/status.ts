@@ -140,8 +140,11 @@ export function judgeHealth(input: {
   failing?: ReadonlyArray<{ name: string; since: string; waiting: number; parked?: number }>;
   /** Per endpoint that answered its last attempt, the deliveries it still has deferred (waiting for their next attempt, not on a failure). */
   recovered?: ReadonlyArray<{ name: string; waiting: number }>;
-  /** Abandoned deliveries of endpoints no longer defined (taken out of the config file), by endpoint: nothing can re-send them. */
-  abandonedUndefined?: ReadonlyArray<{ name: string; abandoned: number }>;
+  /**
+   * Abandoned deliveries `deliveries retry --abandoned` skips, by endpoint: those of an endpoint no longer defined
+   * (taken out of the config file) or disabled (by the operator, or after a 410).
+   */
+  abandonedUnsendable?: ReadonlyArray<{ name: string; abandoned: number; reason: 'no longer defined' | 'disabled' }>;
 }): StatusResult['health'] {
   const { now, lastFinished, licenses, settingProblems } = input;
   const abandonedNow = input.abandonedNow ?? (lastFinished?.exitCode === EXIT.abandoned ? lastFinished.abandoned : 0);
@@ -178,15 +181,23 @@ export function judgeHealth(input: {
   if (abandonedNow > 0) {
     const which =
       lastFinished.exitCode === EXIT.abandoned ? ` (the last run, ${lastFinished.finishedAt}, abandoned ${plural(lastFinished.abandoned, 'delivery')})` : '';
-    // Those of an endpoint no longer defined cannot be re-sent: ended with `endpoints remove <name> --force`.
-    const undefinedOnes = input.abandonedUndefined ?? [];
-    const stuck = undefinedOnes.reduce((total, endpoint) => total + endpoint.abandoned, 0);
-    const retry = stuck < abandonedNow ? `, re-send with "${commandLine('deliveries retry --abandoned')}"` : '';
-    const remove = undefinedOnes
-      .map(
-        (endpoint) =>
-          `; ${plural(endpoint.abandoned, 'delivery')} to ${endpoint.name}, which is no longer defined: put it back in the config file to re-send ${endpoint.abandoned === 1 ? 'it' : 'them'}, or end ${endpoint.abandoned === 1 ? 'it' : 'them'} with "${commandLine(`endpoints remove ${endpoint.name} --force`)}"`,
-      )
+    // `deliveries retry --abandoned` skips those of an endpoint no longer defined or disabled: each is named with what lets them go.
+    const unsendable = input.abandonedUnsendable ?? [];
+    const stuck = unsendable.reduce((total, endpoint) => total + endpoint.abandoned, 0);
+    const retry =
+      stuck === 0
+        ? `, re-send with "${commandLine('deliveries retry --abandoned')}"`
+        : stuck < abandonedNow
+          ? `, re-send the other ${abandonedNow - stuck} with "${commandLine('deliveries retry --abandoned')}"`
+          : '';
+    const remove = unsendable
+      .map((endpoint) => {
+        const them = endpoint.abandoned === 1 ? 'it' : 'them';
+        const what = `; ${plural(endpoint.abandoned, 'delivery')} to ${endpoint.name}, which is ${endpoint.reason}`;
+        return endpoint.reason === 'disabled'
+          ? `${what}: "${commandLine(`endpoints enable ${endpoint.name}`)}" first, then retry to re-send ${them}`
+          : `${what}: put it back in the config file to re-send ${them}, or end ${them} with "${commandLine(`endpoints remove ${endpoint.name} --force`)}"`;
+      })
       .join('');
     return {
       exitCode: EXIT.abandoned,
@@ -269,7 +280,8 @@ export async function status(context: CommandContext, options: { now: Date; cloc
   const timeZone = context.settings.find((setting) => setting.key === 'time-zone')!;
   const licenseTotal = sum(licenses);
   const endpoints = await endpointHealth(context, options.now);
-  const defined = new Set((await resolveEndpoints(db, context.config.webhooks, options.now)).map((endpoint) => endpoint.name));
+  const defined = new Map((await resolveEndpoints(db, context.config.webhooks, options.now)).map((endpoint) => [endpoint.name, endpoint]));
+  const gone = new Set(endpoints.filter((endpoint) => endpoint.disabled !== null).map((endpoint) => endpoint.name));
   // An endpoint that answered its last attempt with a 2xx is not failing: what it still has deferred waits for its
   // next attempt (a delivery deferred before the receiver came back), which the next run makes. One that throttles
   // since (429, 408) has a failingSince here (endpointHealth), and fails as any other.
@@ -306,9 +318,11 @@ export async function status(context: CommandContext, options: { now: Date; cloc
       abandonedNow: byStatus.abandoned ?? 0,
       failing,
       recovered,
-      abandonedUndefined: Object.entries(byEndpoint)
-        .filter(([name, counts]) => (counts.abandoned ?? 0) > 0 && !defined.has(name))
-        .map(([name, counts]) => ({ name, abandoned: counts.abandoned! })),
+      abandonedUnsendable: Object.entries(byEndpoint).flatMap(([name, counts]) => {
+        const endpoint = defined.get(name);
+        const reason = !endpoint ? 'no longer defined' : !endpoint.enabled || gone.has(name) ? 'disabled' : undefined;
+        return (counts.abandoned ?? 0) > 0 && reason ? [{ name, abandoned: counts.abandoned!, reason }] : [];
+      }),
     }),
     expiredWithoutEvent: await expiredWithoutEvent(context, lastFinished),
     // Real time, not --now: leases are written in real time (the database server's on a server, the run's clock on SQLite).

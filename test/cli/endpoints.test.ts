@@ -261,6 +261,22 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
     expect([json2.code, json2.stderr]).toEqual([2, expect.stringContaining('No endpoint named "nothing-here"')]);
   });
 
+  test("status names a disabled endpoint's abandoned deliveries with endpoints enable, not the retry that skips them", async () => {
+    const main = await receiverFor();
+    const crm = await receiverFor(() => 400);
+    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+    await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
+    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
+    const status = await ws.cli(['status', '--now', NOW]);
+    expect(status.code).toBe(3);
+    expect(status.stdout).toContain(
+      'see "license-manager deliveries list --status abandoned"; 1 delivery to crm, which is disabled: "license-manager endpoints enable crm" first, then retry to re-send it',
+    );
+    expect(status.stdout).not.toContain('deliveries retry --abandoned"');
+  });
+
   test('enable default --discard-parked after a 410: the parked notices end unsent and the next run neither records nor sends them again', async () => {
     let gone = true;
     const main = await receiverFor(() => (gone ? 410 : 200));
