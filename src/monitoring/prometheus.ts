@@ -283,8 +283,10 @@ export function withUnopenedRun(existing: string | null, run: UnopenedRun, { unr
     if (UNOPENED_RUN_FAMILIES.has(family.name)) return familyLines(family);
     const samples = kept.get(family.name);
     if (samples) return [`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`, ...samples.values()];
-    // Before the first success a run writes 0 (the family always has its sample); unknown when the file could not be read.
-    if (family.name === 'license_manager_last_success_timestamp_seconds' && !unreadable) return familyLines(family);
+    // With no file of ours yet (none, empty, or nothing a run writes: a new installation), 0 as a run writes before
+    // the first success, so the age alert has a series.
+    // A file without it (written by an earlier run that could not read the file before it) leaves it unknown, not "never".
+    if (family.name === 'license_manager_last_success_timestamp_seconds' && kept.size === 0 && !unreadable) return familyLines(family);
     return [];
   });
   return `${lines.join('\n')}\n`;
