@@ -55,7 +55,9 @@ const LOADERS = Object.fromEntries(
           .then((loaded: unknown) => {
             // A JS config that exports nothing (no default export, `module.exports = undefined`) is a mistake, not an
             // empty file: the command would run on the defaults, with the database in the wrong folder.
-            if (loaded === undefined && JS_CONFIG.test(filepath)) {
+            // CommonJS that never sets module.exports exports {}: as empty as an ES module with no default export.
+            const nothing = loaded === undefined || (isPlainObject(loaded) && Object.keys(loaded).length === 0);
+            if (nothing && JS_CONFIG.test(filepath)) {
               throw usageError(
                 `Config file ${filepath} exports no config: give it a default export ("export default { … }", or "module.exports = { … }" in CommonJS).`,
               );
@@ -70,6 +72,13 @@ const LOADERS = Object.fromEntries(
 
 /** The config files cosmiconfig runs as code, whose export is the config. */
 const JS_CONFIG = /\.[mc]?[jt]s$/;
+
+/** An object literal's: its prototype is an Object.prototype, of whichever realm loaded the file. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value) as object | null;
+  return prototype !== null && Object.getPrototypeOf(prototype) === null;
+}
 
 export interface LoadedConfig {
   config: Config;

@@ -218,6 +218,7 @@ describe('the built CLI', () => {
     ['found', '.license-managerrc.yaml', '~\n', isNull],
     ['-c', 'etc/lm.mjs', 'export const config = { database: { filename: "./mine.sqlite" } };\n', exportsNothing],
     ['-c', 'etc/lm.cjs', 'module.exports = undefined;\n', exportsNothing],
+    ['-c', 'etc/lm.cjs', 'const config = { database: { filename: "./mine.sqlite" } };\n', exportsNothing],
     ['found', 'license-manager.config.js', 'export const webhooks = {};\n', exportsNothing],
   ])('a config file that is null or exports nothing (%s %s: %s) is refused naming it, not run on the defaults', async (how, file, content, message) => {
     const cwd = tempDir();
