@@ -757,8 +757,12 @@ async function workThrough(
         continue;
       }
       // Due deliveries that no claim returned are row-locked by another session (SKIP LOCKED passed over
-      // them): another worker's claim for a moment, or an open transaction. Look again, then count them.
-      result.locked = await source.remaining(leaseClock.now().getTime());
+      // them): another worker's claim for a moment, or an open transaction. Look again, then count them. Only
+      // those of endpoints the run still claims: one it closed (an open circuit, a Retry-After) claims nothing
+      // more, and what it deferred by a second can come due before the run ends.
+      const lockNow = leaseClock.now().getTime();
+      const counted = await Promise.all(states.filter((state) => !closed(state)).map((state) => state.stream.source.remaining(lockNow)));
+      result.locked = counted.reduce((total, count) => total + count, 0);
       if (result.locked === 0 || lockChecks >= LOCK_CHECKS) break;
       lockChecks += 1;
       await new Promise((resolve) => setTimeout(resolve, LOCK_CHECK_MS));

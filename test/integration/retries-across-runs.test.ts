@@ -308,6 +308,25 @@ forEachDialect('retries across runs', ({ workspace }) => {
     expect((await rowsOf(ws)).map((row) => row.status)).toEqual(['abandoned', 'abandoned', 'abandoned']);
   }, 60_000);
 
+  test('a probe deferred by a second (503, Retry-After: 0) to an endpoint the run closed is not "locked" when it comes due before the run ends', async () => {
+    const main = await receiverFor(() => ({ status: 503, headers: { 'retry-after': '0' } }));
+    // The other endpoint keeps the run busy past that second: each attempt waits out the timeout.
+    const slow = await receiverFor(() => 'hang');
+    const ws = workspace({
+      webhooks: { enabled: true, url: main.url, retryWindowHours: 72, retryDelaysMs: [], timeoutMs: 1500, endpoints: [{ name: 'slow', url: slow.url }] },
+    });
+    await seeded(ws, 8);
+    const first = await runAt(ws, T0);
+    expect(first).toMatchObject({ delivered: 0, abandoned: 0, locked: 0 });
+    // A day on, each circuit lets one probe through: both fail, and the run ends with nothing of theirs claimable.
+    const started = Date.now();
+    const dayOn = T0.getTime() + 24 * HOUR;
+    const clock: Clock = { now: () => new Date(dayOn + Date.now() - started) };
+    const later = await ws.run((context) => processExpirations(context, { now: T0, clock }));
+    expect(later.locked).toBe(0);
+    expect(later.outcome.exitCode).toBe(4);
+  }, 60_000);
+
   test('an endpoint a 410 disabled stays disabled when retries across runs are turned off since: what it gets is parked, not sent', async () => {
     const main = await receiverFor();
     const crm = await receiverFor(() => 410);
