@@ -18,6 +18,8 @@ import { commandLine } from '../command-line.js';
  * the run's sending to it: its deliveries are deferred to that time, as an open circuit defers them.
  */
 const MAX_IN_RUN_PAUSE_MS = 10_000;
+/** The pauses a run waits out for one endpoint's 429s with no 2xx between, in all. */
+const MAX_THROTTLED_PAUSE_MS = 30_000;
 /** Added to the reason of a delivery deferred to the end of its retry window: the attempt then is its last. */
 const LAST_ATTEMPT_NOTE = ' (the last attempt: its retry window ends then)';
 
@@ -37,6 +39,8 @@ interface EndpointRun {
   /** Epoch ms (performance clock) before which no attempt to it starts (a 429's Retry-After). */
   pausedUntil: number;
   throttled: boolean;
+  /** The pauses its 429s asked for since its last 2xx, in ms: past MAX_THROTTLED_PAUSE_MS the run sends it no more. */
+  pausedTotalMs: number;
   /** Deliveries waiting for the probe's outcome. */
   waiters: Array<() => void>;
   /** The run sends no more to it (open circuit, gone, a long Retry-After): its stream claims nothing more. */
@@ -132,6 +136,7 @@ export class CrossRunRetries {
         gone: false,
         pausedUntil: 0,
         throttled: false,
+        pausedTotalMs: 0,
         waiters: [],
         closed: false,
         probe: undefined,
@@ -218,6 +223,7 @@ export class CrossRunRetries {
     if (!wasOpen && endpoint.circuit.state === 'open') this.close(row.endpoint, endpoint, 'circuit');
     const kind = classifyOutcome(outcome);
     if (kind === 'delivered') {
+      endpoint.pausedTotalMs = 0;
       if (endpoint.throttled) {
         endpoint.throttled = false;
         this.hooks.setLimit(row.endpoint, 'own');
@@ -236,7 +242,11 @@ export class CrossRunRetries {
         endpoint.throttled = true;
         this.hooks.setLimit(row.endpoint, 1);
       }
-      if (pause > MAX_IN_RUN_PAUSE_MS) this.close(row.endpoint, endpoint, 'throttled', new Date(now.getTime() + pause));
+      endpoint.pausedTotalMs += pause;
+      // One long pause, or short ones that add up (a receiver answering every attempt 429, Retry-After: 5, held a
+      // run for 2 × deliveries × 5 s): the run sends it no more, and what waits goes with a later run.
+      if (pause > MAX_IN_RUN_PAUSE_MS || endpoint.pausedTotalMs > MAX_THROTTLED_PAUSE_MS)
+        this.close(row.endpoint, endpoint, 'throttled', new Date(now.getTime() + pause));
       else endpoint.pausedUntil = Math.max(endpoint.pausedUntil, performance.now() + pause);
     }
     if (kind === 'final')

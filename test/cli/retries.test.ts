@@ -167,6 +167,22 @@ test('status after a 410 that followed a success: the last error is the 410, not
   expect(dayOn.stdout).toContain('"license-manager endpoints enable default" sends them again once the receiver is back');
 }, 60_000);
 
+test('a receiver that answers every attempt 429 with a short Retry-After: the run stops sending to it once the pauses add up past 30 s, and defers the rest', async () => {
+  const target = await receiverFor(() => ({ status: 429, headers: { 'retry-after': '10' } }));
+  // One at a time, so each 429's pause is waited out before the next attempt.
+  const ws = workspace({ webhooks: { enabled: true, url: target.url, retryWindowHours: 72, concurrency: 1 } });
+  await expiredYesterday(ws, 8, 'THROTTLED-');
+  const started = Date.now();
+  const run = await ws.cli(['process-expirations', '--json'], { timeoutMs: 120_000 });
+  const took = Date.now() - started;
+  // Before: each delivery waited out two 10 s pauses, 160 s in all; now the fourth pause (past 30 s in all) ends it.
+  expect(took).toBeLessThan(60_000);
+  expect(run.code).toBe(4);
+  expect(JSON.parse(run.stdout)).toMatchObject({ delivered: 0, abandoned: 0, deferred: 8 });
+  expect(target.requests.length).toBe(4);
+  expect(await ws.rows("select count(*) as n from webhook_deliveries where status = 'deferred'")).toEqual([{ n: 8 }]);
+}, 150_000);
+
 test('webhooks.retryWindowHours that is no whole number of hours from 0 to 8760 is exit 2 naming the key; nothing is written', async () => {
   for (const bad of [-1, 1.5, 8761, '72']) {
     const ws = workspace({ webhooks: { enabled: true, url: 'http://127.0.0.1:1/hook', retryWindowHours: bad } });
