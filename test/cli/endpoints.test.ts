@@ -21,6 +21,17 @@ async function ready(config: Record<string, unknown>): Promise<Workspace> {
 
 const json = <T = Record<string, unknown>>(stdout: string) => JSON.parse(stdout) as T;
 
+/** A stored endpoint crm that answers 400: the run abandons its one delivery (exit 3). */
+async function crmAbandonedOne(): Promise<Workspace> {
+  const main = await receiverFor();
+  const crm = await receiverFor(() => 400);
+  const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
+  expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
+  await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
+  expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+  return ws;
+}
+
 describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   test('list says where each came from; secrets and header values never shown', async () => {
     const main = await receiverFor();
@@ -132,12 +143,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   });
 
   test('remove --force ends its abandoned deliveries too: status no longer exits 3 for deliveries nothing can re-send', async () => {
-    const main = await receiverFor();
-    const crm = await receiverFor(() => 400);
-    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-    await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
-    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    const ws = await crmAbandonedOne();
     expect((await ws.cli(['status', '--now', NOW])).code).toBe(3);
     const refused = await ws.cli(['endpoints', 'remove', 'crm']);
     expect([refused.code, refused.stderr]).toEqual([2, expect.stringContaining('1 undelivered delivery')]);
@@ -262,12 +268,7 @@ describe('endpoints: add, list, show, update, disable, enable, remove', () => {
   });
 
   test("status names a disabled endpoint's abandoned deliveries with endpoints enable, not the retry that skips them", async () => {
-    const main = await receiverFor();
-    const crm = await receiverFor(() => 400);
-    const ws = await ready({ webhooks: { enabled: true, url: main.url, secret: SECRET } });
-    expect((await ws.cli(['endpoints', 'add', 'crm', '--url', crm.url])).code).toBe(0);
-    await ws.seed([aLicense({ expires_at: '2025-01-22T09:00:00Z' })]);
-    expect((await ws.cli(['process-expirations', '--now', NOW])).code).toBe(3);
+    const ws = await crmAbandonedOne();
     expect((await ws.cli(['endpoints', 'disable', 'crm'])).code).toBe(0);
     const status = await ws.cli(['status', '--now', NOW]);
     expect(status.code).toBe(3);
