@@ -129,6 +129,23 @@ export interface EndpointStreak {
   consecutiveFailures: number;
 }
 
+/** An endpoint's attempts (joined to their deliveries), from `since` (UTC text, whole seconds) when given. */
+function endpointAttempts(db: Kysely<Database>, name: string, since?: string) {
+  const query = db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
+  return since === undefined ? query : query.where('a.started_at', '>=', since);
+}
+
+/** The newest 2xx of those attempts: read backwards by id, stopping at the first. */
+function newestSuccess(attempts: ReturnType<typeof endpointAttempts>) {
+  return attempts
+    .select(['a.id as id', 'a.started_at as started_at'])
+    .where('a.status_code', '>=', 200)
+    .where('a.status_code', '<=', 299)
+    .orderBy('a.id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
 /**
  * Per endpoint, over its whole history: the last success, the last attempt, and the failed attempts since the last
  * success, in the order the attempts were written (their ids). Each is read backwards from the newest attempt and
@@ -142,24 +159,13 @@ export async function endpointStreaks(
   /** By name, when the endpoint now under that name was added: an earlier one's attempts (made before) are not its own. */
   addedAt: ReadonlyMap<string, string> = new Map(),
 ): Promise<EndpointStreak[]> {
-  const attempts = (name: string) => {
-    const query = db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
-    // From the second it was added (times are whole seconds): its own first attempts can fall in that second.
-    const since = addedAt.get(name);
-    return since === undefined ? query : query.where('a.started_at', '>=', since);
-  };
   const streaks: EndpointStreak[] = [];
   for (const name of names) {
-    const last = await attempts(name).select(['a.id as id', 'a.started_at as started_at']).orderBy('a.id', 'desc').limit(1).executeTakeFirst();
+    const attempts = () => endpointAttempts(db, name, addedAt.get(name));
+    const last = await attempts().select(['a.id as id', 'a.started_at as started_at']).orderBy('a.id', 'desc').limit(1).executeTakeFirst();
     if (!last) continue;
-    const ok = await attempts(name)
-      .select(['a.id as id', 'a.started_at as started_at'])
-      .where('a.status_code', '>=', 200)
-      .where('a.status_code', '<=', 299)
-      .orderBy('a.id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    let failures = attempts(name).select((eb) => eb.fn.countAll<number>().as('count'));
+    const ok = await newestSuccess(attempts());
+    let failures = attempts().select((eb) => eb.fn.countAll<number>().as('count'));
     if (ok) failures = failures.where('a.id', '>', ok.id);
     const counted = await failures.executeTakeFirstOrThrow();
     streaks.push({
@@ -179,18 +185,10 @@ export async function endpointStreaks(
  * attempt log tells a receiver that answered 2xx since from one that throttles everything after one old 2xx.
  */
 export async function unansweredSince(db: Kysely<Database>, names: readonly string[]): Promise<Map<string, string>> {
-  const attempts = (name: string) =>
-    db.selectFrom('webhook_attempts as a').innerJoin('webhook_deliveries as d', 'd.id', 'a.delivery_id').where('d.endpoint', '=', name);
   const since = new Map<string, string>();
   for (const name of names) {
-    const ok = await attempts(name)
-      .select('a.id as id')
-      .where('a.status_code', '>=', 200)
-      .where('a.status_code', '<=', 299)
-      .orderBy('a.id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    let after = attempts(name).select('a.started_at as started_at');
+    const ok = await newestSuccess(endpointAttempts(db, name));
+    let after = endpointAttempts(db, name).select('a.started_at as started_at');
     if (ok) after = after.where('a.id', '>', ok.id);
     const first = await after.orderBy('a.id', 'asc').limit(1).executeTakeFirst();
     const at = first?.started_at as TimeValue | undefined;
