@@ -25,34 +25,26 @@ describe('status: the exit code a monitor acts on', () => {
       reason: expect.stringContaining('abandoned 2 deliveries'),
     });
     // What deliveries retry --abandoned skips is named with what lets it go; the retry hint counts only the rest.
-    const abandoned = aRun({ status: 'abandoned', exitCode: 3, abandoned: 4 });
-    expect(
+    const abandoned = (abandonedNow: number, abandonedUnsendable: NonNullable<Parameters<typeof judgeHealth>[0]['abandonedUnsendable']>) =>
       judgeHealth({
         now: NOW,
-        lastFinished: abandoned,
+        lastFinished: aRun({ status: 'abandoned', exitCode: 3, abandoned: 4 }),
         licenses: 5,
         settingProblems: [],
-        abandonedNow: 4,
-        abandonedUnsendable: [
-          { name: 'ops', abandoned: 1, reason: 'disabled' },
-          { name: 'crm', abandoned: 1, reason: 'no longer defined' },
-        ],
-      }).reason,
+        abandonedNow,
+        abandonedUnsendable,
+      }).reason;
+    expect(
+      abandoned(4, [
+        { name: 'ops', abandoned: 1, reason: 'disabled' },
+        { name: 'crm', abandoned: 1, reason: 'no longer defined' },
+      ]),
     ).toBe(
       '4 deliveries abandoned and not re-sent (the last run, 2025-01-15T08:00:05Z, abandoned 4 deliveries): see "license-manager deliveries list --status abandoned", ' +
         're-send the other 2 with "license-manager deliveries retry --abandoned"; 1 delivery to ops, which is disabled: "license-manager endpoints enable ops" first, then retry to re-send it; ' +
         '1 delivery to crm, which is no longer defined: put it back in the config file to re-send it, or end it with "license-manager endpoints remove crm --force"',
     );
-    expect(
-      judgeHealth({
-        now: NOW,
-        lastFinished: abandoned,
-        licenses: 5,
-        settingProblems: [],
-        abandonedNow: 2,
-        abandonedUnsendable: [{ name: 'ops', abandoned: 2, reason: 'disabled' }],
-      }).reason,
-    ).not.toContain('deliveries retry --abandoned"');
+    expect(abandoned(2, [{ name: 'ops', abandoned: 2, reason: 'disabled' }])).not.toContain('deliveries retry --abandoned"');
     expect(judgeHealth({ now: NOW, lastFinished: aRun({ status: 'failed', exitCode: 1, error: 'boom' }), licenses: 5, settingProblems: [] }).reason).toBe(
       'the last run (2025-01-15T08:00:05Z) failed with exit code 1: boom',
     );
